@@ -1,0 +1,59 @@
+/**
+ * The kernel contract. Ops (src/ops) own the semantics: shapes, broadcasting, what backward
+ * needs. Backends own only these kernels, which work on contiguous tensors (read `t.data()` in
+ * TypeScript or `t.ptr` in wasm) and write into preallocated outputs. The reference backend
+ * implements every kernel and is the oracle; a faster backend implements any subset for float32
+ * and falls back to the reference for the rest (and for float64, used by gradient checks).
+ */
+import type { Tensor } from '../core/tensor.js';
+
+/**
+ * Batched GEMM: for each b < batch,
+ *   C_b = op(A_b) * op(B_b) + (accumulate ? C_b : 0)
+ * with op(X) = X or X^T; op(A_b) is m x k and op(B_b) is k x n, row-major, densely packed
+ * (A_b is m x k when !transA, k x m when transA). Element offsets of batch b: b*aStride (0 = the
+ * same matrix for every b, i.e. broadcasting), b*bStride, b*m*n for C.
+ */
+export interface GemmArgs {
+  batch: number;
+  m: number;
+  n: number;
+  k: number;
+  transA: boolean;
+  transB: boolean;
+  aStride: number;
+  bStride: number;
+  accumulate: boolean;
+}
+
+/** Geometry of a 2-D convolution / pooling window over NCHW input. */
+export interface Conv2dGeometry {
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+  kh: number;
+  kw: number;
+  strideH: number;
+  strideW: number;
+  padH: number;
+  padW: number;
+  dilationH: number;
+  dilationW: number;
+  outH: number;
+  outW: number;
+}
+
+export interface Kernels {
+  /** C = op(A) op(B) (+ C). See GemmArgs. */
+  gemm(a: Tensor, b: Tensor, c: Tensor, args: GemmArgs): void;
+  /**
+   * Unfolds channels [c0, c0+cg) of image `img` of x (NCHW) into cols, a (cg*kh*kw) x (outH*outW)
+   * row-major matrix; padding reads as 0.
+   */
+  im2col(x: Tensor, cols: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number): void;
+  /** The adjoint of im2col: adds cols back into channels [c0, c0+cg) of image `img` of dx. */
+  col2im(cols: Tensor, dx: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number): void;
+}
+
+export type KernelName = keyof Kernels;

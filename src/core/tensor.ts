@@ -1,0 +1,164 @@
+import { DTYPES, type AnyTypedArray, type DType } from './dtype.js';
+import type { Category } from './ledger.js';
+import { contiguousStrides, fmt, numel, type Shape } from './shape.js';
+import { trackTensor } from './scope.js';
+import { Storage } from './storage.js';
+
+let nextTensorId = 1;
+
+/** Where a non-leaf tensor came from: output `index` of autograd node `node`. */
+export interface GradEdge {
+  node: { readonly id: number; readonly opName: string };
+  index: number;
+}
+
+/**
+ * An n-dimensional view (shape, strides, offset, dtype) over a Storage, plus autograd metadata.
+ * Views (reshape, transpose, slice) share the storage; `dispose()` drops this view's reference.
+ * Ops are attached as methods in ops/methods.ts so that the core does not depend on them.
+ */
+export class Tensor {
+  readonly isTensor = true;
+  readonly id = nextTensorId++;
+  readonly shape: readonly number[];
+  readonly strides: readonly number[];
+  readonly size: number;
+  requiresGrad = false;
+  grad: Tensor | null = null;
+  gradFn: GradEdge | null = null;
+  /** Optional name (parameters get their state-dict path): appears in error messages and reports. */
+  name = '';
+  private _disposed = false;
+
+  constructor(
+    readonly storage: Storage,
+    shape: Shape,
+    strides?: Shape,
+    readonly offset = 0,
+  ) {
+    this.shape = Object.freeze([...shape]);
+    this.strides = Object.freeze(strides ? [...strides] : contiguousStrides(shape));
+    this.size = numel(shape);
+    trackTensor(this);
+  }
+
+  /** A new tensor with a fresh, zero-filled storage. */
+  static empty(shape: Shape, dtype: DType = 'float32', category: Category = 'activation'): Tensor {
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0) throw new RangeError(`invalid shape ${fmt(shape)}: dimensions must be non-negative integers`);
+    }
+    return new Tensor(new Storage(dtype, numel(shape), category), shape);
+  }
+
+  get dtype(): DType {
+    return this.storage.dtype;
+  }
+  get rank(): number {
+    return this.shape.length;
+  }
+  get disposed(): boolean {
+    return this._disposed;
+  }
+  get isLeaf(): boolean {
+    return this.gradFn === null;
+  }
+  /** Byte offset in the arena of element [0, 0, ...] (for wasm kernels). */
+  get ptr(): number {
+    return this.storage.ptr + this.offset * DTYPES[this.dtype].bytes;
+  }
+  get byteLength(): number {
+    return this.size * DTYPES[this.dtype].bytes;
+  }
+
+  isContiguous(): boolean {
+    let expect = 1;
+    for (let i = this.shape.length - 1; i >= 0; i--) {
+      if (this.shape[i] !== 1 && this.strides[i] !== expect) return false;
+      expect *= this.shape[i]!;
+    }
+    return true;
+  }
+
+  /**
+   * The elements as a typed array over arena memory, without a copy. Only for contiguous tensors;
+   * valid until the next allocation (memory may grow), so use it immediately.
+   */
+  data(): AnyTypedArray {
+    this.assertAlive('data');
+    if (!this.isContiguous()) throw new Error(`tensor #${this.id} ${fmt(this.shape)} is a strided view: call contiguous() first`);
+    return new DTYPES[this.dtype].ctor(this.storage.view().buffer, this.ptr, this.size);
+  }
+
+  /** A copy of the elements in row-major order, as a plain array of numbers. */
+  toArray(): number[] {
+    return Array.from(this.values());
+  }
+
+  /** A copy of the elements in row-major order, as a typed array that outlives the tensor. */
+  values(): AnyTypedArray {
+    this.assertAlive('values');
+    if (this.isContiguous()) return this.data().slice();
+    const out = new DTYPES[this.dtype].ctor(new ArrayBuffer(this.size * DTYPES[this.dtype].bytes), 0, this.size);
+    const src = this.storage.view();
+    const idx = new Array<number>(this.rank).fill(0);
+    for (let i = 0; i < this.size; i++) {
+      let off = this.offset;
+      for (let d = 0; d < this.rank; d++) off += idx[d]! * this.strides[d]!;
+      out[i] = src[off]!;
+      for (let d = this.rank - 1; d >= 0; d--) {
+        if (++idx[d]! < this.shape[d]!) break;
+        idx[d] = 0;
+      }
+    }
+    return out;
+  }
+
+  /** The single element of a one-element tensor. */
+  item(): number {
+    if (this.size !== 1) throw new Error(`item(): tensor has ${this.size} elements, shape ${fmt(this.shape)}`);
+    return this.values()[0]!;
+  }
+
+  /** A new view over the same storage (shares memory; retains the storage). */
+  view(shape: Shape, strides: Shape, offset: number): Tensor {
+    this.assertAlive('view');
+    this.storage.retain();
+    return new Tensor(this.storage, shape, strides, offset);
+  }
+
+  /** Marks an in-place write: autograd uses it to detect modified saved values. */
+  bumpVersion(): void {
+    this.storage.version++;
+  }
+
+  /** Drops this view's reference to its storage (and to its gradient). Idempotent. */
+  dispose(): void {
+    if (this._disposed) return;
+    this._disposed = true;
+    this.storage.release();
+    if (this.grad) {
+      this.grad.dispose();
+      this.grad = null;
+    }
+    this.gradFn = null;
+  }
+
+  assertAlive(what: string): void {
+    if (this._disposed) throw new Error(`${what}: tensor #${this.id}${this.name ? ` '${this.name}'` : ''} ${fmt(this.shape)} was disposed`);
+  }
+
+  toString(): string {
+    const head = this.values().slice(0, 8);
+    return `Tensor(${fmt(this.shape)}, ${this.dtype}, [${Array.from(head).map((v) => +v.toFixed(4)).join(', ')}${this.size > 8 ? ', ...' : ''}])`;
+  }
+}
+
+/** Allocates a contiguous tensor and fills it from `values` (copied). */
+export function fromValues(values: ArrayLike<number>, shape: Shape, dtype: DType = 'float32', category: Category = 'activation'): Tensor {
+  if (values.length !== numel(shape)) {
+    throw new RangeError(`tensor: ${values.length} values do not fill shape ${fmt(shape)} (${numel(shape)} elements)`);
+  }
+  const t = Tensor.empty(shape, dtype, category);
+  (t.data() as AnyTypedArray).set(values as ArrayLike<number>);
+  return t;
+}
