@@ -328,29 +328,40 @@ export function finiteDifferenceEta(game: CooperativeGame): Float64Array {
 }
 
 /**
- * Hessian cross-contribution (spec §2.3 step 1): η_ij = max over columns a ∈ block i, b ∈ block j of
- * |∂²f/∂x_a∂x_b|·|x_a − r_a|·|x_b − r_b|. `hessian` is width×width row-major at x.
+ * SHEAR's second-order directions: row i is x − r on player i's columns and 0 elsewhere (M × width).
+ * Hessian-vector products with these rows give every cross-contribution in M products.
  */
-export function hessianEta(hessian: ArrayLike<number>, x: Float64Array, r: Float64Array, groups: readonly { start: number; end: number }[]): Float64Array {
+export function playerDirections(x: Float64Array, r: Float64Array, groups: readonly { start: number; end: number }[]): Float64Array {
+  const width = x.length;
+  const dirs = new Float64Array(groups.length * width);
+  groups.forEach((g, i) => {
+    for (let c = g.start; c < g.end; c++) dirs[i * width + c] = x[c]! - r[c]!;
+  });
+  return dirs;
+}
+
+/**
+ * Hessian cross-contribution (spec §2.3 step 1): η_ij = |Δ_iᵀ H Δ_j|, the second-order Taylor term
+ * of moving players i and j together from r to x, from `hv` (row i = H·Δ_i, see
+ * {@link playerDirections}); symmetrised. For single-column players this is |H_ab|·|x_a − r_a|·|x_b − r_b|
+ * exactly as in the paper; for one-hot blocks it is the block's directional second derivative
+ * (the SHEAR repository takes the max over block entries instead, which needs the full Hessian).
+ */
+export function hessianEta(hv: ArrayLike<number>, x: Float64Array, r: Float64Array, groups: readonly { start: number; end: number }[]): Float64Array {
   const width = x.length, m = groups.length;
-  if (hessian.length !== width * width) throw new RangeError(`shear: Hessian has ${hessian.length} entries, expected ${width}×${width}`);
+  if (hv.length !== m * width) throw new RangeError(`shear: ${hv.length} Hessian-vector product values, expected ${m} players × ${width} columns`);
+  const cross = new Float64Array(m * m); // Δ_jᵀ (H Δ_i)
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < m; j++) {
+      const g = groups[j]!;
+      let s = 0;
+      for (let c = g.start; c < g.end; c++) s += (x[c]! - r[c]!) * hv[i * width + c]!;
+      cross[i * m + j] = s;
+    }
+  }
   const eta = new Float64Array(m * m);
   for (let i = 0; i < m; i++) {
-    const gi = groups[i]!;
-    for (let j = 0; j < m; j++) {
-      if (i === j) continue;
-      const gj = groups[j]!;
-      let best = 0;
-      for (let a = gi.start; a < gi.end; a++) {
-        const da = Math.abs(x[a]! - r[a]!);
-        if (da === 0) continue;
-        for (let b = gj.start; b < gj.end; b++) {
-          const e = Math.abs(hessian[a * width + b]!) * da * Math.abs(x[b]! - r[b]!);
-          if (e > best) best = e;
-        }
-      }
-      eta[i * m + j] = best;
-    }
+    for (let j = 0; j < m; j++) if (i !== j) eta[i * m + j] = Math.abs((cross[i * m + j]! + cross[j * m + i]!) / 2);
   }
   return eta;
 }

@@ -4,7 +4,7 @@
  */
 import { Rng } from '../util/rng.js';
 import {
-  BudgetError, exactShapley, finiteDifferenceEta, hessianEta, kernelShapley, permutationShapley,
+  BudgetError, exactShapley, finiteDifferenceEta, hessianEta, kernelShapley, permutationShapley, playerDirections,
   randomCooperators, selectCooperators, shearCooperators, shearShapley, MAX_EXACT_PLAYERS,
 } from './estimators.js';
 import { ModelGame, type BatchedModel, type ModelGameOptions } from './game.js';
@@ -18,9 +18,12 @@ export interface ExplainableModel {
   /** Encoded input width. */
   inputSize: number;
   predict: BatchedModel;
-  /** Hessian of the scalar output w.r.t. the input at x (inputSize × inputSize, row-major); smooth models only. */
-  hessian?(x: Float64Array): Float64Array;
-  /** How `hessian` is computed (reported in explanations), e.g. 'autograd double backward'. */
+  /**
+   * Hessian-vector products of the scalar output at x: `directions` holds `count` vectors
+   * (count × inputSize, row-major); returns H(x)·v for each, same layout. Smooth models only.
+   */
+  hessianVectorProducts?(x: Float64Array, directions: Float64Array, count: number): Float64Array;
+  /** How the products are computed (reported in explanations), e.g. 'autograd double backward'. */
   hessianSource?: string;
 }
 
@@ -34,8 +37,8 @@ export interface ExplainOptions {
   /** RNG stream (default 0); explainMany uses the row index. */
   stream?: number;
   /**
-   * SHEAR cross-contribution: 'hessian' (needs model.hessian), 'finite-difference' (any model), or
-   * 'auto' (default): Hessian when the model has one, else finite differences.
+   * SHEAR cross-contribution: 'hessian' (needs model.hessianVectorProducts), 'finite-difference'
+   * (any model), or 'auto' (default): Hessian when the model has one, else finite differences.
    */
   crossContribution?: 'auto' | 'hessian' | 'finite-difference';
 }
@@ -112,7 +115,9 @@ export class Explainer {
           const source = this.crossContributionSource(opts.crossContribution ?? 'auto');
           let eta: Float64Array;
           if (source === 'hessian') {
-            eta = hessianEta(this.model.hessian!(x), x, game.referenceRow(), game.groups);
+            const r = game.referenceRow();
+            const hv = this.model.hessianVectorProducts!(x, playerDirections(x, r, game.groups), game.players);
+            eta = hessianEta(hv, x, r, game.groups);
             crossContribution = `hessian (${this.model.hessianSource ?? 'model-supplied'})`;
           } else {
             eta = finiteDifferenceEta(game);
@@ -142,8 +147,8 @@ export class Explainer {
   }
 
   private crossContributionSource(choice: 'auto' | 'hessian' | 'finite-difference'): 'hessian' | 'finite-difference' {
-    if (choice === 'hessian' && !this.model.hessian) throw new RangeError('shear: crossContribution "hessian" needs a model with a hessian(x) method (use "finite-difference" for black-box or ReLU models)');
+    if (choice === 'hessian' && !this.model.hessianVectorProducts) throw new RangeError('shear: crossContribution "hessian" needs a model with hessianVectorProducts (use "finite-difference" for black-box or ReLU models)');
     if (choice !== 'auto' && choice !== 'hessian' && choice !== 'finite-difference') throw new RangeError(`shear: unknown crossContribution '${choice}' (auto, hessian, finite-difference)`);
-    return choice === 'auto' ? (this.model.hessian ? 'hessian' : 'finite-difference') : choice;
+    return choice === 'auto' ? (this.model.hessianVectorProducts ? 'hessian' : 'finite-difference') : choice;
   }
 }

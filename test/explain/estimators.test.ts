@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Rng } from '../../src/util/rng.js';
 import {
   BudgetError, Explainer, FunctionGame, METHODS, ModelGame, absError, exactShapley, faithfulnessCurve, finiteDifferenceEta,
-  hessianEta, kernelShapley, permutationShapley, rankAccuracy, selectCooperators, shearShapley, type BatchedModel,
+  hessianEta, kernelShapley, permutationShapley, playerDirections, rankAccuracy, selectCooperators, shearShapley, type BatchedModel,
 } from '../../src/explain/index.js';
 
 const maskKey = (mask: Uint8Array): number => mask.reduce((k, b, p) => k | (b << p), 0);
@@ -214,21 +214,27 @@ test('SHEAR: exact on pairwise games (antithetic non-cooperators); selects inter
   assert.ok(randomErr > 1, `random cooperators error ${randomErr}`);
 });
 
-test('Hessian cross-contribution equals the finite-difference one on quadratic models (single columns)', () => {
-  const m = 5, rng = new Rng(8);
-  const q = new Float64Array(m * m);
-  for (let i = 0; i < m; i++) for (let j = 0; j <= i; j++) q[i * m + j] = q[j * m + i] = rng.normal();
+test('Hessian cross-contribution (from Hessian-vector products) equals the finite-difference one on quadratic models, one-hot blocks included', () => {
+  const w = 7, rng = new Rng(8);
+  const q = new Float64Array(w * w);
+  for (let i = 0; i < w; i++) for (let j = 0; j <= i; j++) q[i * w + j] = q[j * w + i] = rng.normal();
   const quad: BatchedModel = (batch, rows) => Float64Array.from({ length: rows }, (_, r) => {
     let s = 0;
-    for (let i = 0; i < m; i++) for (let j = 0; j < m; j++) s += 0.5 * q[i * m + j]! * batch[r * m + i]! * batch[r * m + j]!;
+    for (let i = 0; i < w; i++) for (let j = 0; j < w; j++) s += 0.5 * q[i * w + j]! * batch[r * w + i]! * batch[r * w + j]!;
     return s;
   });
-  const xq = Float64Array.from({ length: m }, () => rng.normal()), rq = Float64Array.from({ length: m }, () => rng.normal());
-  const fd = finiteDifferenceEta(new ModelGame(quad, xq, { reference: rq }));
-  const h = hessianEta(q, xq, rq, Array.from({ length: m }, (_, c) => ({ start: c, end: c + 1 })));
-  for (let k = 0; k < m * m; k++) assert.ok(Math.abs(fd[k]! - h[k]!) < 1e-9);
+  const hvp = (_x: Float64Array, dirs: Float64Array, count: number) => {
+    const out = new Float64Array(count * w);
+    for (let k = 0; k < count; k++) for (let a = 0; a < w; a++) for (let b = 0; b < w; b++) out[k * w + a]! += q[a * w + b]! * dirs[k * w + b]!;
+    return out;
+  };
+  const xq = Float64Array.from({ length: w }, () => rng.normal()), rq = Float64Array.from({ length: w }, () => rng.normal());
+  // Exact for quadratics: v({i,j}) − v({i}) − v({j}) + v(∅) = Δ_iᵀ Q Δ_j.
+  const fd = finiteDifferenceEta(new ModelGame(quad, xq, { reference: rq, groups }));
+  const h = hessianEta(hvp(xq, playerDirections(xq, rq, groups), 4), xq, rq, groups);
+  for (let k = 0; k < 16; k++) assert.ok(Math.abs(fd[k]! - h[k]!) < 1e-9, `entry ${k}: ${fd[k]} vs ${h[k]}`);
   // Through the explainer: 'auto' picks the Hessian and says so; no selection evaluations.
-  const explainer = new Explainer({ inputSize: m, predict: quad, hessian: () => q, hessianSource: 'analytic' }, { reference: rq });
+  const explainer = new Explainer({ inputSize: w, predict: quad, hessianVectorProducts: hvp, hessianSource: 'analytic' }, { reference: rq, groups });
   const e = explainer.explain(xq, { method: 'shear', budget: 4 });
   assert.equal(e.crossContribution, 'hessian (analytic)');
   assert.equal(e.selectionEvaluations, 0);
@@ -267,7 +273,7 @@ test('bad input: clear errors', () => {
   assert.throws(() => explainer.explain(Float64Array.from(x, (v, i) => (i === 2 ? NaN : v)), { method: 'exact' }), /explained row has a non-finite value at index 2/);
   assert.throws(() => explainer.explain(x, { method: 'shear', budget: 1 }), /shear: budget must be an integer ≥ 2/);
   assert.throws(() => explainer.explain(x, { method: 'permutation', budget: 0 }), /permutation: budget must be a positive integer/);
-  assert.throws(() => explainer.explain(x, { method: 'shear', crossContribution: 'hessian' }), /needs a model with a hessian/);
+  assert.throws(() => explainer.explain(x, { method: 'shear', crossContribution: 'hessian' }), /needs a model with hessianVectorProducts/);
   assert.throws(() => new Explainer(linear, { reference: ref, groups: [{ name: 'a', start: 0, end: 3 }, { name: 'b', start: 2, end: 7 }] }).explain(x, { method: 'exact' }), /column 2 belongs to more than one group/);
   assert.throws(() => new Explainer(linear, { reference: ref, groups: [{ name: 'a', start: 0, end: 3 }] }).explain(x, { method: 'exact' }), /column 3 belongs to no group/);
   assert.throws(() => new ModelGame(linear, x, { reference: ref, background: ref }), /exactly one of reference/);

@@ -1,0 +1,133 @@
+/**
+ * The SHEAR-paper tabular classifier on the slimgrad engine: Linear → softplus → Linear → softplus →
+ * Linear(2), explained through its class-1 logit. Softplus keeps second derivatives non-zero, so
+ * SHEAR's cross-contribution can come from the exact Hessian (autograd double backward).
+ */
+import { grad } from '../autograd/backward.js';
+import { noGrad } from '../autograd/mode.js';
+import { scope } from '../core/scope.js';
+import { fromValues, type Tensor } from '../core/tensor.js';
+import { Lambda, Linear, Sequential } from '../nn/layers.js';
+import { matmul, softplus, sum } from '../ops/index.js';
+import { Rng } from '../util/rng.js';
+import type { ExplainableModel } from './explainer.js';
+
+/** Options of {@link createTabularMlp}. */
+export interface TabularMlpOptions {
+  /** Hidden width (default 64, as in the SHEAR repository). */
+  hidden?: number;
+  /** Initialisation seed (default 0). */
+  seed?: number;
+}
+
+/** A softplus MLP with two logits; `network` is the engine module. */
+export interface TabularMlp {
+  inputSize: number;
+  network: Sequential;
+}
+
+/**
+ * Builds the 3-layer softplus MLP.
+ * @example const mlp = createTabularMlp(dataset.columns.length);
+ */
+export function createTabularMlp(inputSize: number, options: TabularMlpOptions = {}): TabularMlp {
+  const hidden = options.hidden ?? 64;
+  if (!Number.isInteger(inputSize) || inputSize < 1) throw new RangeError(`createTabularMlp: inputSize must be a positive integer, got ${inputSize}`);
+  const rng = new Rng(options.seed ?? 0, 0x3e1);
+  const network = new Sequential(
+    new Linear(inputSize, hidden, { rng }),
+    new Lambda('softplus', softplus),
+    new Linear(hidden, hidden, { rng }),
+    new Lambda('softplus', softplus),
+    new Linear(hidden, 2, { rng }),
+  );
+  return { inputSize, network };
+}
+
+/** Class-1 column selector [2, 1]: logits @ e1 keeps the explained logit differentiable. */
+function classOneSelector(): Tensor {
+  return fromValues([0, 1], [2, 1], 'float32');
+}
+
+/** Class-1 logits of `rows` rows (float64 in, float64 out; the network computes in float32). */
+export function classOneLogits(mlp: TabularMlp, batch: Float64Array, rows: number): Float64Array {
+  const width = mlp.inputSize;
+  if (batch.length < rows * width) throw new RangeError(`tabular MLP: ${rows} rows need ${rows * width} values, got ${batch.length}`);
+  return noGrad(() => scope(() => {
+    const x = fromValues(batch.subarray(0, rows * width), [rows, width], 'float32');
+    const logits = mlp.network.call(x);
+    const data = logits.data();
+    const out = new Float64Array(rows);
+    for (let r = 0; r < rows; r++) out[r] = data[r * 2 + 1]!;
+    return out;
+  }));
+}
+
+/** Step (in input units, along the normalised direction) of the central differences of gradients. */
+const HVP_STEP = 1e-2;
+
+/** How {@link classOneHvp} computed its products (reported in SHEAR explanations). */
+export type HvpSource = 'autograd double backward' | 'central differences of autograd gradients';
+
+/**
+ * Hessian-vector products H(x)·v_k of the class-1 logit for `count` directions (count × width),
+ * batched over `count` replicas of x. Preferred: double backward — g = ∇ Σ_k f(X_k) with the graph
+ * kept, then ∇ Σ_k v_k·g_k puts H v_k in row k. When the engine's first backward does not record a
+ * differentiable graph (g does not require grad), falls back to central differences of autograd
+ * gradients, H v ≈ (∇f(x + h v̂) − ∇f(x − h v̂))·|v| / 2h with v̂ = v/|v|, in one backward over 2·count rows.
+ */
+export function classOneHvp(mlp: TabularMlp, x: Float64Array, directions: Float64Array, count: number): { products: Float64Array; source: HvpSource } {
+  const width = mlp.inputSize;
+  if (x.length !== width) throw new RangeError(`tabular MLP: Hessian point has ${x.length} values, the model takes ${width}`);
+  if (directions.length !== count * width) throw new RangeError(`tabular MLP: ${count} directions need ${count * width} values, got ${directions.length}`);
+  return scope(() => {
+    const rep = new Float32Array(count * width);
+    for (let k = 0; k < count; k++) rep.set(x, k * width);
+    const X = fromValues(rep, [count, width], 'float32');
+    X.requiresGrad = true;
+    const [g] = grad(sum(matmul(mlp.network.call(X), classOneSelector())), [X], { createGraph: true });
+    if (g!.requiresGrad) {
+      const [h] = grad(g!, [X], { gradOutputs: [fromValues(directions, [count, width], 'float32')] });
+      return { products: Float64Array.from(h!.data()), source: 'autograd double backward' as const };
+    }
+    const norms = new Float64Array(count);
+    const shifted = new Float32Array(2 * count * width);
+    for (let k = 0; k < count; k++) {
+      let n2 = 0;
+      for (let c = 0; c < width; c++) n2 += directions[k * width + c]! ** 2;
+      norms[k] = Math.sqrt(n2);
+      const scale = norms[k]! > 0 ? HVP_STEP / norms[k]! : 0;
+      for (let c = 0; c < width; c++) {
+        const step = scale * directions[k * width + c]!;
+        shifted[k * width + c] = x[c]! + step;
+        shifted[(count + k) * width + c] = x[c]! - step;
+      }
+    }
+    const S = fromValues(shifted, [2 * count, width], 'float32');
+    S.requiresGrad = true;
+    const [gs] = grad(sum(matmul(mlp.network.call(S), classOneSelector())), [S]);
+    const d = gs!.data();
+    const products = new Float64Array(count * width);
+    for (let k = 0; k < count; k++) {
+      const f = norms[k]! / (2 * HVP_STEP);
+      for (let c = 0; c < width; c++) products[k * width + c] = (d[k * width + c]! - d[(count + k) * width + c]!) * f;
+    }
+    return { products, source: 'central differences of autograd gradients' as const };
+  });
+}
+
+/**
+ * Wraps the MLP for the explainers: batched class-1 logits plus Hessian-vector products.
+ * @example new Explainer(explainableMlp(mlp), { reference, groups: dataset.groups })
+ */
+export function explainableMlp(mlp: TabularMlp): ExplainableModel {
+  return {
+    inputSize: mlp.inputSize,
+    predict: (batch, rows) => classOneLogits(mlp, batch, rows),
+    hessianVectorProducts(x, directions, count) {
+      const { products, source } = classOneHvp(mlp, x, directions, count);
+      this.hessianSource = source;
+      return products;
+    },
+  };
+}
