@@ -63,8 +63,9 @@ export function parseNpy(bytes: Uint8Array, fileName: string): NpyArray {
   if (bytes.length < dataEnd) {
     throw new DataFormatError(fileName, `truncated .npy data: shape (${shape.join(', ')}) of '${descr}' needs ${dataEnd - dataStart} bytes, the file has ${bytes.length - dataStart}`);
   }
-  // slice() copies into a fresh, aligned buffer: .npy data inside a zip is rarely aligned.
-  const raw = bytes.slice(dataStart, dataEnd);
+  // Copy into a fresh, aligned buffer: .npy data inside a zip is rarely aligned. (Not slice():
+  // on a Node Buffer it is a view into a shared pool.)
+  const raw = new Uint8Array(bytes.subarray(dataStart, dataEnd));
   return { dtype: kind.dtype, shape, data: decodeLittleEndian(raw, code, count, fileName) };
 }
 
