@@ -119,8 +119,8 @@ export class Tensor {
     return this.values()[0]!;
   }
 
-  /** A new view over the same storage (shares memory; retains the storage). */
-  view(shape: Shape, strides: Shape, offset: number): Tensor {
+  /** A new view over the same storage (shares memory; retains the storage). Default: contiguous strides, same offset. */
+  view(shape: Shape = this.shape, strides?: Shape, offset = this.offset): Tensor {
     this.assertAlive('view');
     this.storage.retain();
     return new Tensor(this.storage, shape, strides, offset);

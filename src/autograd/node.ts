@@ -1,0 +1,34 @@
+import type { Tensor } from '../core/tensor.js';
+import type { OpDef, TensorMeta } from '../ops/registry.js';
+import type { SavedSlot } from './saved.js';
+
+/** Where an input's gradient goes: another node's output, or a leaf tensor's `.grad`. */
+export type InputEdge = { node: AutogradNode; index: number } | { leaf: Tensor };
+
+let nextNodeId = 1;
+
+/** One recorded op call on the tape. Holds its saved slots until its backward has run. */
+export class AutogradNode {
+  static nextId(): number {
+    return nextNodeId++;
+  }
+
+  constructor(
+    readonly id: number,
+    readonly op: OpDef,
+    readonly attrs: unknown,
+    readonly inputs: readonly (InputEdge | null)[],
+    readonly inputMeta: readonly (TensorMeta | null)[],
+    readonly slots: Map<string, SavedSlot>,
+    readonly state: Record<string, unknown>,
+    readonly outputMeta: readonly TensorMeta[],
+  ) {}
+
+  get opName(): string {
+    return this.op.name;
+  }
+
+  releaseSaved(): void {
+    for (const s of this.slots.values()) s.release();
+  }
+}
