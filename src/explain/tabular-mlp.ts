@@ -68,52 +68,81 @@ export function classOneLogits(mlp: TabularMlp, batch: Float64Array, rows: numbe
 const HVP_STEP = 1e-2;
 
 /** How {@link classOneHvp} computed its products (reported in SHEAR explanations). */
-export type HvpSource = 'autograd double backward' | 'central differences of autograd gradients';
+export type HvpSource = 'autograd double backward' | 'forward differences of autograd gradients';
 
 /**
  * Hessian-vector products H(x)·v_k of the class-1 logit for `count` directions (count × width),
  * batched over `count` replicas of x. Preferred: double backward — g = ∇ Σ_k f(X_k) with the graph
  * kept, then ∇ Σ_k v_k·g_k puts H v_k in row k. When the engine's first backward does not record a
- * differentiable graph (g does not require grad), falls back to central differences of autograd
- * gradients, H v ≈ (∇f(x + h v̂) − ∇f(x − h v̂))·|v| / 2h with v̂ = v/|v|, in one backward over 2·count rows.
+ * differentiable graph (probed once per model: g does not require grad), uses forward differences of
+ * autograd gradients, H v ≈ (∇f(x + h v̂) − ∇f(x))·|v| / h with v̂ = v/|v|, in one backward over count + 1
+ * rows (O(h) error is harmless: only the ranking of cross-contributions is used).
  */
 export function classOneHvp(mlp: TabularMlp, x: Float64Array, directions: Float64Array, count: number): { products: Float64Array; source: HvpSource } {
   const width = mlp.inputSize;
   if (x.length !== width) throw new RangeError(`tabular MLP: Hessian point has ${x.length} values, the model takes ${width}`);
   if (directions.length !== count * width) throw new RangeError(`tabular MLP: ${count} directions need ${count * width} values, got ${directions.length}`);
+  return engineHasDoubleBackward(mlp) ? doubleBackwardHvp(mlp, x, directions, count) : gradientDifferenceHvp(mlp, x, directions, count);
+}
+
+/** Σ_k class-1 logit of rows X (a differentiable scalar). */
+function summedClassOneLogit(mlp: TabularMlp, X: Tensor): Tensor {
+  return sum(matmul(mlp.network.call(X), classOneSelector()));
+}
+
+const doubleBackwardSupport = new WeakMap<TabularMlp, boolean>();
+
+/** Whether a createGraph backward through this network yields a differentiable gradient (probed once). */
+function engineHasDoubleBackward(mlp: TabularMlp): boolean {
+  let ok = doubleBackwardSupport.get(mlp);
+  if (ok === undefined) {
+    ok = scope(() => {
+      const X = fromValues(new Float32Array(mlp.inputSize), [1, mlp.inputSize], 'float32');
+      X.requiresGrad = true;
+      return grad(summedClassOneLogit(mlp, X), [X], { createGraph: true })[0]!.requiresGrad;
+    });
+    doubleBackwardSupport.set(mlp, ok);
+  }
+  return ok;
+}
+
+function doubleBackwardHvp(mlp: TabularMlp, x: Float64Array, directions: Float64Array, count: number): { products: Float64Array; source: HvpSource } {
+  const width = mlp.inputSize;
   return scope(() => {
     const rep = new Float32Array(count * width);
     for (let k = 0; k < count; k++) rep.set(x, k * width);
     const X = fromValues(rep, [count, width], 'float32');
     X.requiresGrad = true;
-    const [g] = grad(sum(matmul(mlp.network.call(X), classOneSelector())), [X], { createGraph: true });
-    if (g!.requiresGrad) {
-      const [h] = grad(g!, [X], { gradOutputs: [fromValues(directions, [count, width], 'float32')] });
-      return { products: Float64Array.from(h!.data()), source: 'autograd double backward' as const };
-    }
+    const [g] = grad(summedClassOneLogit(mlp, X), [X], { createGraph: true });
+    const [h] = grad(g!, [X], { gradOutputs: [fromValues(directions, [count, width], 'float32')] });
+    return { products: Float64Array.from(h!.data()), source: 'autograd double backward' as const };
+  });
+}
+
+function gradientDifferenceHvp(mlp: TabularMlp, x: Float64Array, directions: Float64Array, count: number): { products: Float64Array; source: HvpSource } {
+  const width = mlp.inputSize;
+  return scope(() => {
+    // Rows 0..count−1: x + h·v̂_k; row count: x itself (forward differences: one backward over count + 1 rows).
     const norms = new Float64Array(count);
-    const shifted = new Float32Array(2 * count * width);
+    const shifted = new Float32Array((count + 1) * width);
+    shifted.set(x, count * width);
     for (let k = 0; k < count; k++) {
       let n2 = 0;
       for (let c = 0; c < width; c++) n2 += directions[k * width + c]! ** 2;
       norms[k] = Math.sqrt(n2);
       const scale = norms[k]! > 0 ? HVP_STEP / norms[k]! : 0;
-      for (let c = 0; c < width; c++) {
-        const step = scale * directions[k * width + c]!;
-        shifted[k * width + c] = x[c]! + step;
-        shifted[(count + k) * width + c] = x[c]! - step;
-      }
+      for (let c = 0; c < width; c++) shifted[k * width + c] = x[c]! + scale * directions[k * width + c]!;
     }
-    const S = fromValues(shifted, [2 * count, width], 'float32');
+    const S = fromValues(shifted, [count + 1, width], 'float32');
     S.requiresGrad = true;
-    const [gs] = grad(sum(matmul(mlp.network.call(S), classOneSelector())), [S]);
+    const [gs] = grad(summedClassOneLogit(mlp, S), [S]);
     const d = gs!.data();
     const products = new Float64Array(count * width);
     for (let k = 0; k < count; k++) {
-      const f = norms[k]! / (2 * HVP_STEP);
-      for (let c = 0; c < width; c++) products[k * width + c] = (d[k * width + c]! - d[(count + k) * width + c]!) * f;
+      const f = norms[k]! / HVP_STEP;
+      for (let c = 0; c < width; c++) products[k * width + c] = (d[k * width + c]! - d[count * width + c]!) * f;
     }
-    return { products, source: 'central differences of autograd gradients' as const };
+    return { products, source: 'forward differences of autograd gradients' as const };
   });
 }
 

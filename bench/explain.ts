@@ -1,0 +1,79 @@
+/**
+ * `slimgrad bench explain [--json] [--rows N] [--budgets 8,16,...] [--datasets adult,bank] [--epochs E]
+ *   [--seed S] [--data-dir DIR] [--model-dir DIR]` (--model-dir caches the trained models between runs)
+ *
+ * SHEAR protocol (spec §2.2) on Adult and Bank: train the softplus MLP with the engine, explain the
+ * class-1 logit of the first N test rows against the test-mean reference, with every method at every
+ * budget (coalition evaluations per feature) on the same model and rows, scored against exact
+ * Shapley values. Throughput includes SHEAR's cooperator selection.
+ */
+import { join } from 'node:path';
+import { printJson, printTable } from '../src/cli/command.js';
+import { DEFAULT_TABULAR_DIR, Flags, loadTabularData, meanRow, prepareModel } from '../src/cli/tabular-setup.js';
+import { Explainer, METHODS, evaluateMethod, exactValues, type Method, type MethodScore } from '../src/explain/index.js';
+import { explainableMlp } from '../src/explain/tabular-mlp.js';
+
+export async function run(args: string[]): Promise<number> {
+  const flags = new Flags(args, 'bench explain', ['json']);
+  const json = flags.bool('json');
+  const rowsWanted = flags.int('rows', 60);
+  const epochs = flags.int('epochs', 20);
+  const seed = flags.int('seed', 0, 0);
+  const budgets = (flags.list('budgets') ?? ['8', '16', '32', '64', '128']).map(Number);
+  const datasets = flags.list('datasets') ?? ['adult', 'bank'];
+  const dataDir = flags.string('data-dir') ?? DEFAULT_TABULAR_DIR;
+  const modelDir = flags.string('model-dir');
+  flags.checkUnused();
+  // Every sampling method, plus SHEAR with finite-difference selection (the black-box variant).
+  const variants: [string, Method, 'auto' | 'finite-difference'][] = [
+    ...METHODS.filter((m) => m !== 'exact').map((m): [string, Method, 'auto'] => [m, m, 'auto']),
+    ['shear-fd', 'shear', 'finite-difference'],
+  ];
+  const rows: (MethodScore & { dataset: string })[] = [];
+  const summary: Record<string, unknown>[] = [];
+  for (const name of datasets) {
+    const dataset = loadTabularData('bench explain', name, undefined, undefined, dataDir);
+    const width = dataset.columns.length;
+    const model = prepareModel(dataset, epochs, seed, modelDir && join(modelDir, `explain-${name}-e${epochs}-s${seed}.safetensors`));
+    const n = Math.min(rowsWanted, dataset.test.rows);
+    const xs = dataset.test.x.subarray(0, n * width);
+    const explainer = new Explainer(explainableMlp(model.mlp), { reference: meanRow(dataset.test, width), groups: dataset.groups });
+    const exact = exactValues(explainer, xs, n);
+    let meanAbs = 0;
+    for (const v of exact.values) meanAbs += Math.abs(v);
+    const info = {
+      dataset: name, players: dataset.groups.length, columns: width, trainRows: dataset.train.rows, explainedRows: n,
+      epochs, trainSeconds: +model.trainSeconds.toFixed(1), testAccuracy: +model.testAccuracy.toFixed(4),
+      exactSeconds: +exact.seconds.toFixed(1), meanSumAbsPhi: +(meanAbs / n).toFixed(4),
+    };
+    summary.push(info);
+    if (!json) console.log(`\n${name}: ${info.players} players (${width} columns), MLP test accuracy ${info.testAccuracy} after ${epochs} epochs (${info.trainSeconds}s); explaining the first ${n} test rows; exact values in ${info.exactSeconds}s; mean Σ|φ| ${info.meanSumAbsPhi}`);
+    const table: Record<string, unknown>[] = [];
+    for (const budget of budgets) {
+      for (const [label, method, crossContribution] of variants) {
+        const opts = { method, budget, seed, crossContribution };
+        // Untimed warm-up on two rows so that JIT compilation is not billed to the first method.
+        evaluateMethod(explainer, xs.subarray(0, Math.min(2, n) * width), Math.min(2, n), null, opts);
+        const score = { ...evaluateMethod(explainer, xs, n, exact.values, opts), method: label };
+        rows.push({ dataset: name, ...score });
+        table.push({
+          method: label, budget, absError: score.absError, rankAcc: score.rankAccuracy, 'inst/s': score.instancesPerSec,
+          'evals/row': score.evaluationsPerRow, note: score.error ? 'budget too small' : (score.crossContribution ?? ''),
+        });
+      }
+    }
+    if (!json) printTable(table);
+  }
+  if (json) printTable(summary);
+  printJson({
+    explainedRows: summary.map((s) => ({ dataset: s['dataset'], rows: s['explainedRows'] })),
+    models: summary,
+    rows: rows.map((r) => ({
+      dataset: r.dataset, method: r.method, budget: r.budget,
+      absError: r.absError, rankAccuracy: r.rankAccuracy, instancesPerSec: r.instancesPerSec,
+      evaluationsPerRow: r.evaluationsPerRow, ...(r.crossContribution ? { crossContribution: r.crossContribution } : {}),
+      ...(r.error ? { error: r.error } : {}),
+    })),
+  });
+  return 0;
+}
