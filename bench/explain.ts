@@ -16,7 +16,7 @@ import { explainableMlp } from '../src/explain/tabular-mlp.js';
 export async function run(args: string[]): Promise<number> {
   const flags = new Flags(args, 'bench explain', ['json']);
   const json = flags.bool('json');
-  const rowsWanted = flags.int('rows', 60);
+  const rowsWanted = flags.int('rows', 50);
   const epochs = flags.int('epochs', 20);
   const seed = flags.int('seed', 0, 0);
   const budgets = (flags.list('budgets') ?? ['8', '16', '32', '64', '128']).map(Number);
