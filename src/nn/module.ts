@@ -49,9 +49,14 @@ export abstract class Module {
 
   abstract forward(...inputs: Tensor[]): Tensor;
 
+  /** Observers of every module call (used by summaries and tracers); see `traceCalls`. */
+  static callObservers: ((m: Module, out: Tensor) => void)[] = [];
+
   /** Runs forward with this module's path recorded on every saved value. */
   call(...inputs: Tensor[]): Tensor {
-    return withModulePath(this.path, () => this.forward(...inputs));
+    const out = withModulePath(this.path, () => this.forward(...inputs));
+    for (const o of Module.callObservers) o(this, out);
+    return out;
   }
 
   protected registerParameter(name: string, t: Tensor): Tensor {
