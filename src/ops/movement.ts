@@ -188,7 +188,7 @@ export function concat(tensors: Tensor[], axis = 0): Tensor {
     if (i > 1) acc.dispose();
     acc = next;
   }
-  return tensors.length === 1 ? acc.view(acc.shape, acc.strides, acc.offset) : acc;
+  return tensors.length === 1 ? acc.alias() : acc;
 }
 
 /** Splits `x` along `axis` into pieces of the given sizes (views). */

@@ -168,13 +168,18 @@ export function runOp<A>(op: OpDef<A>, inputs: readonly (Tensor | null)[], attrs
   if (record) {
     const edges: (InputEdge | null)[] = inputs.map((t, i) => {
       if (!t || !gradInputs[i]) return null;
-      return t.gradFn ? { node: t.gradFn.node as AutogradNode, index: t.gradFn.index } : { leaf: t };
+      if (!t.gradFn) return { leaf: t.autogradLeaf ?? t };
+      const node = t.gradFn.node as AutogradNode;
+      node.ref();
+      return { node, index: t.gradFn.index };
     });
     const node = new AutogradNode(nodeId, op as OpDef, attrs, edges, metas, ctx.slots, ctx.state, outputs.map(metaOf) as TensorMeta[]);
     outputs.forEach((o, i) => {
       if (o.dtype === 'float32' || o.dtype === 'float64') {
         o.requiresGrad = true;
         o.gradFn = { node, index: i };
+        node.ref();
+        for (const slot of ctx.slots.values()) if (slot.tensorId === o.id) slot.bindOutput(o.gradFn);
       }
     });
   }
