@@ -1,0 +1,40 @@
+/**
+ * CIFAR-10 binary batches (data_batch_1..5.bin, test_batch.bin): records of 1 label byte followed
+ * by 3072 pixel bytes (1024 red, 1024 green, 1024 blue, each 32x32 row-major), i.e. CHW already.
+ * Pure parsing: no Node APIs.
+ */
+import { Dataset } from './dataset.js';
+import { DataFormatError } from './errors.js';
+
+export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'] as const;
+
+const PIXELS = 3 * 32 * 32;
+const RECORD = 1 + PIXELS;
+
+/**
+ * Parses one CIFAR-10 binary batch into a Dataset of [3, 32, 32] items with pixels in [0, 1].
+ *
+ * @example
+ * const test = parseCifarBatch(bytes, 'test_batch.bin'); // 10,000 items
+ */
+export function parseCifarBatch(bytes: Uint8Array, fileName: string): Dataset {
+  if (bytes.length === 0) throw new DataFormatError(fileName, 'empty CIFAR-10 batch');
+  if (bytes.length % RECORD !== 0) {
+    throw new DataFormatError(
+      fileName,
+      `truncated or not a CIFAR-10 binary batch: ${bytes.length} bytes is not a whole number of ${RECORD}-byte records (${Math.floor(bytes.length / RECORD)} full records + ${bytes.length % RECORD} bytes)`,
+    );
+  }
+  const n = bytes.length / RECORD;
+  const x = new Float32Array(n * PIXELS);
+  const y = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const label = bytes[i * RECORD]!;
+    if (label >= CIFAR10_CLASSES.length) throw new DataFormatError(fileName, `label ${label} of record ${i} is outside [0, 10): not a CIFAR-10 batch`);
+    y[i] = label;
+    const src = i * RECORD + 1;
+    const dst = i * PIXELS;
+    for (let k = 0; k < PIXELS; k++) x[dst + k] = bytes[src + k]! / 255;
+  }
+  return new Dataset(x, [3, 32, 32], y, CIFAR10_CLASSES.length, fileName);
+}

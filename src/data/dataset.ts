@@ -1,0 +1,145 @@
+/**
+ * In-memory classification datasets: N items of one shape (e.g. [1, 28, 28] for MNIST, [3, 32, 32]
+ * for CIFAR, [d] for feature vectors) stored back to back in one Float32Array, with int32 labels.
+ */
+
+/** Row-major element count of one item. */
+export function itemSizeOf(itemShape: readonly number[]): number {
+  let n = 1;
+  for (const d of itemShape) {
+    if (!Number.isInteger(d) || d <= 0) throw new RangeError(`dataset: item shape [${itemShape.join(', ')}] must have positive integer dimensions`);
+    n *= d;
+  }
+  return n;
+}
+
+/**
+ * A labelled dataset held in memory.
+ *
+ * @example
+ * const all = await loadMnist('../shared/data/mnist-t10k', { split: 'all' });
+ * const [train, test] = all.split(8000);       // first 8,000 / last 2,000
+ * train.item(0);                               // { x: Float32Array(784), y: 7 }
+ */
+export class Dataset {
+  /** Number of items. */
+  readonly length: number;
+  /** Elements per item (product of itemShape). */
+  readonly itemSize: number;
+  readonly itemShape: readonly number[];
+
+  constructor(
+    /** All items back to back, row-major: item i is x[i*itemSize, (i+1)*itemSize). */
+    readonly x: Float32Array,
+    itemShape: readonly number[],
+    /** Label of each item, in [0, numClasses). */
+    readonly y: Int32Array,
+    readonly numClasses: number,
+    readonly name: string,
+  ) {
+    this.itemShape = Object.freeze([...itemShape]);
+    this.itemSize = itemSizeOf(itemShape);
+    this.length = y.length;
+    if (x.length !== this.length * this.itemSize) {
+      throw new RangeError(
+        `dataset '${name}': ${x.length} values do not hold ${this.length} items of shape [${itemShape.join(', ')}] (${this.length * this.itemSize} values)`,
+      );
+    }
+    if (!Number.isInteger(numClasses) || numClasses < 1) throw new RangeError(`dataset '${name}': numClasses must be a positive integer, got ${numClasses}`);
+    for (let i = 0; i < y.length; i++) {
+      const label = y[i]!;
+      if (label < 0 || label >= numClasses) throw new RangeError(`dataset '${name}': label ${label} of item ${i} is outside [0, ${numClasses})`);
+    }
+  }
+
+  /** Items [start, end) as a new Dataset sharing this one's memory (no copy). */
+  subset(start: number, end: number = this.length, name = `${this.name}[${start}:${end}]`): Dataset {
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > this.length || start > end) {
+      throw new RangeError(`dataset '${this.name}': subset(${start}, ${end}) is outside [0, ${this.length}]`);
+    }
+    return new Dataset(this.x.subarray(start * this.itemSize, end * this.itemSize), this.itemShape, this.y.subarray(start, end), this.numClasses, name);
+  }
+
+  /** The first `at` items and the rest, in order (no copy). */
+  split(at: number): [Dataset, Dataset] {
+    return [this.subset(0, at), this.subset(at, this.length)];
+  }
+
+  /** The items at `indices`, copied, in that order. */
+  select(indices: ArrayLike<number>, name = `${this.name}[selection]`): Dataset {
+    const x = new Float32Array(indices.length * this.itemSize);
+    const y = new Int32Array(indices.length);
+    for (let j = 0; j < indices.length; j++) {
+      const i = indices[j]!;
+      if (!Number.isInteger(i) || i < 0 || i >= this.length) throw new RangeError(`dataset '${this.name}': index ${i} is outside [0, ${this.length})`);
+      x.set(this.x.subarray(i * this.itemSize, (i + 1) * this.itemSize), j * this.itemSize);
+      y[j] = this.y[i]!;
+    }
+    return new Dataset(x, this.itemShape, y, this.numClasses, name);
+  }
+
+  /** Item i: a view of its values and its label. */
+  item(i: number): { x: Float32Array; y: number } {
+    if (!Number.isInteger(i) || i < 0 || i >= this.length) throw new RangeError(`dataset '${this.name}': item ${i} is outside [0, ${this.length})`);
+    return { x: this.x.subarray(i * this.itemSize, (i + 1) * this.itemSize), y: this.y[i]! };
+  }
+
+  /** How many items carry each label. */
+  classCounts(): Int32Array {
+    const counts = new Int32Array(this.numClasses);
+    for (let i = 0; i < this.length; i++) counts[this.y[i]!]!++;
+    return counts;
+  }
+
+  /**
+   * Per-channel mean and standard deviation over all items (population std). Channels are the
+   * first axis of CHW image items; an item of rank 1 (a feature vector) is one channel. Feeds
+   * `normalize`.
+   */
+  channelStats(): { mean: number[]; std: number[] } {
+    const channels = this.itemShape.length > 1 ? this.itemShape[0]! : 1;
+    const plane = this.itemSize / channels;
+    const sum = new Float64Array(channels);
+    const sumSq = new Float64Array(channels);
+    for (let i = 0; i < this.length; i++) {
+      for (let c = 0; c < channels; c++) {
+        const base = i * this.itemSize + c * plane;
+        let s = 0, s2 = 0;
+        for (let k = 0; k < plane; k++) {
+          const v = this.x[base + k]!;
+          s += v;
+          s2 += v * v;
+        }
+        sum[c]! += s;
+        sumSq[c]! += s2;
+      }
+    }
+    const count = this.length * plane;
+    const mean = Array.from(sum, (s) => s / count);
+    const std = Array.from(sumSq, (s2, c) => Math.sqrt(Math.max(0, s2 / count - mean[c]! ** 2)));
+    return { mean, std };
+  }
+}
+
+/** The items of several datasets of the same item shape and class count, one after another (copied). */
+export function concatDatasets(parts: readonly Dataset[], name: string): Dataset {
+  if (parts.length === 0) throw new RangeError(`concatDatasets('${name}'): no datasets given`);
+  const first = parts[0]!;
+  for (const d of parts) {
+    if (d.itemShape.join(',') !== first.itemShape.join(',') || d.numClasses !== first.numClasses) {
+      throw new RangeError(
+        `concatDatasets('${name}'): '${d.name}' has items [${d.itemShape.join(', ')}] / ${d.numClasses} classes, '${first.name}' has [${first.itemShape.join(', ')}] / ${first.numClasses}`,
+      );
+    }
+  }
+  const total = parts.reduce((n, d) => n + d.length, 0);
+  const x = new Float32Array(total * first.itemSize);
+  const y = new Int32Array(total);
+  let at = 0;
+  for (const d of parts) {
+    x.set(d.x, at * first.itemSize);
+    y.set(d.y, at);
+    at += d.length;
+  }
+  return new Dataset(x, first.itemShape, y, first.numClasses, name);
+}

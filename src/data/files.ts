@@ -1,0 +1,166 @@
+/**
+ * File loaders: read files (gzip detected by its magic bytes and inflated) and hand the bytes to
+ * the pure parsers. Node modules are imported lazily inside the functions, so importing
+ * `src/data` in a browser works; only calling these loaders needs Node.
+ */
+import { concatDatasets, type Dataset } from './dataset.js';
+import { DataFormatError } from './errors.js';
+import { datasetFromIdx, parseIdx, type IdxArray } from './idx.js';
+import { datasetFromArrays, parseNpz, type ArrayDatasetOptions } from './npz.js';
+import type { NpyArray } from './npy.js';
+import { parseCifarBatch } from './cifar.js';
+
+export type Split = 'train' | 'test' | 'all';
+
+async function node() {
+  const [fs, zlib, path] = await Promise.all([import('node:fs/promises'), import('node:zlib'), import('node:path')]);
+  return { fs, zlib, path };
+}
+
+/** gzip streams start with 1f 8b. */
+export function isGzip(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+}
+
+/** The bytes of a file, gunzipped when it is gzip data (whatever its name). */
+export async function readDataFile(file: string): Promise<Uint8Array> {
+  const { fs, zlib } = await node();
+  let bytes: Uint8Array;
+  try {
+    bytes = await fs.readFile(file);
+  } catch (e) {
+    throw new DataFormatError(file, `cannot read: ${(e as Error).message}`);
+  }
+  if (!isGzip(bytes)) return bytes;
+  try {
+    return zlib.gunzipSync(bytes);
+  } catch (e) {
+    throw new DataFormatError(file, `bad gzip data (${(e as Error).message})`);
+  }
+}
+
+/** Reads an IDX file, raw or gzipped. */
+export async function loadIdx(file: string): Promise<IdxArray> {
+  return parseIdx(await readDataFile(file), file);
+}
+
+/** `dir/base` or `dir/base.gz`, whichever exists; null if neither. */
+async function findFile(dir: string, base: string): Promise<string | null> {
+  const { fs, path } = await node();
+  for (const candidate of [base, `${base}.gz`]) {
+    const p = path.join(dir, candidate);
+    try {
+      await fs.access(p);
+      return p;
+    } catch {
+      // try the next name
+    }
+  }
+  return null;
+}
+
+async function loadIdxPair(dir: string, prefix: string, name: string): Promise<Dataset | null> {
+  const imagesFile = await findFile(dir, `${prefix}-images-idx3-ubyte`);
+  const labelsFile = await findFile(dir, `${prefix}-labels-idx1-ubyte`);
+  if (!imagesFile && !labelsFile) return null;
+  if (!imagesFile || !labelsFile) {
+    throw new DataFormatError(imagesFile ?? labelsFile!, `found without its ${imagesFile ? 'labels' : 'images'} file (${prefix}-${imagesFile ? 'labels-idx1' : 'images-idx3'}-ubyte[.gz]) in ${dir}`);
+  }
+  const [images, labels] = await Promise.all([loadIdx(imagesFile), loadIdx(labelsFile)]);
+  return datasetFromIdx(images, labels, { images: imagesFile, labels: labelsFile, dataset: name });
+}
+
+/** Items of the t10k file that form the training set when only t10k is available. */
+export const MNIST_T10K_TRAIN_COUNT = 8000;
+
+/**
+ * MNIST (or Fashion-MNIST, same file names) from a directory of IDX files, raw or gzipped.
+ * With train-* and t10k-* files: the standard 60,000 / 10,000 split. With only t10k-* files (as
+ * in ../shared/data/mnist-t10k): train = the first 8,000, test = the last 2,000, in file order.
+ * 'all' is train followed by test. Items are [1, 28, 28] in [0, 1].
+ *
+ * @example
+ * const train = await loadMnist('../shared/data/mnist-t10k', { split: 'train' }); // 8,000 items
+ */
+export async function loadMnist(dir: string, options: { split: Split }): Promise<Dataset> {
+  const hasTrainFiles = (await findFile(dir, 'train-images-idx3-ubyte')) !== null || (await findFile(dir, 'train-labels-idx1-ubyte')) !== null;
+  const pair = async (prefix: 'train' | 't10k', name: string): Promise<Dataset> => {
+    const d = await loadIdxPair(dir, prefix, name);
+    if (!d) throw new DataFormatError(dir, `no MNIST ${prefix} files: expected ${prefix}-images-idx3-ubyte[.gz] and ${prefix}-labels-idx1-ubyte[.gz]`);
+    return d;
+  };
+  if (hasTrainFiles) {
+    if (options.split === 'train') return pair('train', 'mnist-train');
+    if (options.split === 'test') return pair('t10k', 'mnist-test');
+    return concatDatasets([await pair('train', 'mnist-train'), await pair('t10k', 'mnist-test')], 'mnist');
+  }
+  const t10k = await pair('t10k', 'mnist-t10k');
+  if (t10k.length <= MNIST_T10K_TRAIN_COUNT) {
+    throw new DataFormatError(dir, `the t10k files hold ${t10k.length} images; the t10k-only split needs more than ${MNIST_T10K_TRAIN_COUNT}`);
+  }
+  if (options.split === 'train') return t10k.subset(0, MNIST_T10K_TRAIN_COUNT, 'mnist-t10k-train');
+  if (options.split === 'test') return t10k.subset(MNIST_T10K_TRAIN_COUNT, t10k.length, 'mnist-t10k-test');
+  return t10k;
+}
+
+/**
+ * The arrays of an .npz file, keyed by name.
+ *
+ * @example
+ * const arrays = await loadNpz('mnist.npz'); // Map { 'x_train' => ..., 'y_train' => ..., ... }
+ */
+export async function loadNpz(file: string): Promise<Map<string, NpyArray>> {
+  const { fs, zlib } = await node();
+  let bytes: Uint8Array;
+  try {
+    bytes = await fs.readFile(file);
+  } catch (e) {
+    throw new DataFormatError(file, `cannot read: ${(e as Error).message}`);
+  }
+  return parseNpz(bytes, file, (b) => zlib.inflateRawSync(b));
+}
+
+/**
+ * A dataset from two arrays of an .npz file (default keys 'x' and 'y').
+ *
+ * @example
+ * const train = await loadNpzDataset('mnist.npz', { x: 'x_train', y: 'y_train' });
+ */
+export async function loadNpzDataset(
+  file: string,
+  options: { x?: string; y?: string } & Partial<ArrayDatasetOptions> = {},
+): Promise<Dataset> {
+  const arrays = await loadNpz(file);
+  const xKey = options.x ?? 'x';
+  const yKey = options.y ?? 'y';
+  const available = [...arrays.keys()].join(', ') || 'none';
+  const x = arrays.get(xKey);
+  const y = arrays.get(yKey);
+  if (!x) throw new DataFormatError(file, `no array '${xKey}' (arrays: ${available})`);
+  if (!y) throw new DataFormatError(file, `no array '${yKey}' (arrays: ${available})`);
+  return datasetFromArrays(x, y, { ...options, name: options.name ?? `${file}:${xKey}`, xSource: `${file}:${xKey}.npy`, ySource: `${file}:${yKey}.npy` });
+}
+
+/**
+ * CIFAR-10 from a directory of binary batches (cifar-10-batches-bin): 'train' = data_batch_*.bin
+ * in order, 'test' = test_batch.bin, 'all' = both. Items are [3, 32, 32] in [0, 1].
+ *
+ * @example
+ * const test = await loadCifar10('data/cifar-10-batches-bin', { split: 'test' });
+ */
+export async function loadCifar10(dir: string, options: { split: Split }): Promise<Dataset> {
+  const { fs, path } = await node();
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch (e) {
+    throw new DataFormatError(dir, `cannot list CIFAR-10 directory: ${(e as Error).message}`);
+  }
+  const batchNumber = (f: string) => Number(/^data_batch_(\d+)\.bin$/.exec(f)![1]);
+  const trainFiles = names.filter((f) => /^data_batch_\d+\.bin$/.test(f)).sort((a, b) => batchNumber(a) - batchNumber(b));
+  const testFiles = names.filter((f) => f === 'test_batch.bin');
+  const files = options.split === 'train' ? trainFiles : options.split === 'test' ? testFiles : [...trainFiles, ...testFiles];
+  if (files.length === 0) throw new DataFormatError(dir, `no CIFAR-10 ${options.split} batches (expected data_batch_N.bin / test_batch.bin)`);
+  const parts = await Promise.all(files.map(async (f) => parseCifarBatch(await readDataFile(path.join(dir, f)), path.join(dir, f))));
+  return parts.length === 1 ? parts[0]! : concatDatasets(parts, `cifar10-${options.split}`);
+}

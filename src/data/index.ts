@@ -1,0 +1,33 @@
+/**
+ * Data: in-memory classification datasets, file loaders (IDX/MNIST, .npz, CIFAR-10), a built-in
+ * synthetic image dataset, transforms and a seeded mini-batch loader producing engine tensors.
+ */
+export { Dataset, concatDatasets, itemSizeOf } from './dataset.js';
+export { DataFormatError } from './errors.js';
+export { parseIdx, datasetFromIdx, type IdxArray, type IdxDType } from './idx.js';
+export { parseNpy, type NpyArray, type NpyDType } from './npy.js';
+export { listZip, readZip, extractEntry, crc32, type ZipEntry, type InflateRaw } from './zip.js';
+export { parseNpz, datasetFromArrays, type ArrayDatasetOptions } from './npz.js';
+export { parseCifarBatch, CIFAR10_CLASSES } from './cifar.js';
+export { syntheticShapes, SYNTHETIC_CLASSES, type SyntheticOptions } from './synthetic.js';
+export {
+  ItemRandom,
+  flipHorizontal,
+  shiftImage,
+  normalize,
+  randomCrop,
+  randomHorizontalFlip,
+  type Transform,
+} from './transforms.js';
+export { DataLoader, type DataLoaderOptions, type ArrayBatch, type TensorBatch } from './loader.js';
+export {
+  isGzip,
+  readDataFile,
+  loadIdx,
+  loadMnist,
+  loadNpz,
+  loadNpzDataset,
+  loadCifar10,
+  MNIST_T10K_TRAIN_COUNT,
+  type Split,
+} from './files.js';

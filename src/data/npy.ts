@@ -1,0 +1,115 @@
+/**
+ * NumPy .npy arrays: magic "\x93NUMPY", version (1.0: uint16 header length; 2.0/3.0: uint32),
+ * then a Python dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } padded
+ * with spaces, then the raw elements. Pure parsing: no Node APIs.
+ */
+import { DataFormatError } from './errors.js';
+
+export type NpyDType = 'float32' | 'float64' | 'int8' | 'uint8' | 'int32';
+
+/** A parsed .npy array. int64 data arrive as int32 (checked to fit): labels and indices. */
+export interface NpyArray {
+  dtype: NpyDType;
+  shape: number[];
+  data: Float32Array | Float64Array | Int8Array | Uint8Array | Int32Array;
+}
+
+const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
+
+/** descr (without byte order) -> element bytes and how to decode. */
+const DESCRS: Record<string, { bytes: number; dtype: NpyDType }> = {
+  f4: { bytes: 4, dtype: 'float32' },
+  f8: { bytes: 8, dtype: 'float64' },
+  i1: { bytes: 1, dtype: 'int8' },
+  u1: { bytes: 1, dtype: 'uint8' },
+  b1: { bytes: 1, dtype: 'uint8' },
+  i4: { bytes: 4, dtype: 'int32' },
+  i8: { bytes: 8, dtype: 'int32' },
+};
+
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * Parses a .npy file. `fileName` names it in errors.
+ *
+ * @example
+ * const { dtype, shape, data } = parseNpy(bytes, 'x_train.npy'); // 'uint8', [60000, 28, 28], Uint8Array
+ */
+export function parseNpy(bytes: Uint8Array, fileName: string): NpyArray {
+  if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw new DataFormatError(fileName, 'bad .npy magic: expected "\\x93NUMPY"');
+  const major = bytes[6]!;
+  if (major < 1 || major > 3) throw new DataFormatError(fileName, `unsupported .npy format version ${major}.${bytes[7]} (expected 1.0, 2.0 or 3.0)`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const lengthBytes = major === 1 ? 2 : 4;
+  if (bytes.length < 8 + lengthBytes) throw new DataFormatError(fileName, 'truncated .npy header');
+  const headerLength = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  const dataStart = 8 + lengthBytes + headerLength;
+  if (bytes.length < dataStart) throw new DataFormatError(fileName, `truncated .npy header: needs ${dataStart} bytes, the file has ${bytes.length}`);
+  const header = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(8 + lengthBytes, dataStart));
+  const { descr, fortranOrder, shape } = parseHeader(header, fileName);
+
+  const order = descr[0]!;
+  const code = descr.slice(1);
+  const kind = DESCRS[code];
+  if (!kind || !'<>|='.includes(order)) {
+    throw new DataFormatError(fileName, `unsupported .npy dtype '${descr}' (supported: <f4, <f8, |i1, |u1, |b1, <i4, <i8)`);
+  }
+  const littleEndian = order === '<' || order === '|' || (order === '=' && HOST_LITTLE_ENDIAN);
+  if (!littleEndian && kind.bytes > 1) throw new DataFormatError(fileName, `big-endian .npy dtype '${descr}' is not supported: save with '<${code}'`);
+  if (fortranOrder && shape.length > 1) throw new DataFormatError(fileName, 'fortran_order arrays are not supported: save a C-ordered array (np.ascontiguousarray)');
+
+  const count = shape.reduce((a, b) => a * b, 1);
+  const dataEnd = dataStart + count * kind.bytes;
+  if (bytes.length < dataEnd) {
+    throw new DataFormatError(fileName, `truncated .npy data: shape (${shape.join(', ')}) of '${descr}' needs ${dataEnd - dataStart} bytes, the file has ${bytes.length - dataStart}`);
+  }
+  // Copy into a fresh, aligned buffer: .npy data inside a zip is rarely aligned. (Not slice():
+  // on a Node Buffer it is a view into a shared pool.)
+  const raw = new Uint8Array(bytes.subarray(dataStart, dataEnd));
+  return { dtype: kind.dtype, shape, data: decodeLittleEndian(raw, code, count, fileName) };
+}
+
+function decodeLittleEndian(raw: Uint8Array, code: string, count: number, fileName: string): NpyArray['data'] {
+  if (!HOST_LITTLE_ENDIAN) throw new DataFormatError(fileName, 'reading .npy data needs a little-endian host');
+  switch (code) {
+    case 'f4':
+      return new Float32Array(raw.buffer, 0, count);
+    case 'f8':
+      return new Float64Array(raw.buffer, 0, count);
+    case 'i1':
+      return new Int8Array(raw.buffer, 0, count);
+    case 'i4':
+      return new Int32Array(raw.buffer, 0, count);
+    case 'i8': {
+      const wide = new BigInt64Array(raw.buffer, 0, count);
+      const out = new Int32Array(count);
+      for (let i = 0; i < count; i++) {
+        const v = wide[i]!;
+        if (v > 2147483647n || v < -2147483648n) throw new DataFormatError(fileName, `int64 value ${v} at index ${i} does not fit in int32`);
+        out[i] = Number(v);
+      }
+      return out;
+    }
+    default: // u1, b1
+      return raw;
+  }
+}
+
+function parseHeader(header: string, fileName: string): { descr: string; fortranOrder: boolean; shape: number[] } {
+  const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
+  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
+  const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
+  if (descr === undefined || fortran === undefined || shapeText === undefined) {
+    throw new DataFormatError(fileName, `malformed .npy header ${JSON.stringify(header.trim())}: expected 'descr', 'fortran_order' and 'shape'`);
+  }
+  const shape = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((s) => {
+      const d = Number(s.replace(/L$/, ''));
+      if (!Number.isInteger(d) || d < 0) throw new DataFormatError(fileName, `malformed .npy shape (${shapeText})`);
+      return d;
+    });
+  return { descr, fortranOrder: fortran === 'True', shape };
+}

@@ -1,0 +1,201 @@
+/**
+ * 2-D convolution (NCHW, OIHW weights) with stride, padding, dilation and groups, by
+ * im2col + GEMM per image and group. Backward recomputes the columns from the saved input, so
+ * the op saves only its input (and its weight, a parameter), as the ACT save policy requires.
+ */
+import type { FloatArray } from '../core/dtype.js';
+import { fmt, ShapeError } from '../core/shape.js';
+import { Tensor } from '../core/tensor.js';
+import { kernels } from '../backends/index.js';
+import type { Conv2dGeometry } from '../backends/kernels.js';
+import { contiguous } from './elementwise.js';
+import { defineOp, runOp, type TensorMeta } from './registry.js';
+
+export interface Conv2dOptions {
+  stride?: number | [number, number];
+  padding?: number | [number, number];
+  dilation?: number | [number, number];
+  groups?: number;
+}
+
+const pair = (v: number | [number, number] | undefined, d: number): [number, number] =>
+  v === undefined ? [d, d] : typeof v === 'number' ? [v, v] : v;
+
+export function convGeometry(op: string, x: readonly number[], kh: number, kw: number, o: Conv2dOptions): Conv2dGeometry {
+  if (x.length !== 4) throw new ShapeError(op, `input must be NCHW (rank 4), got ${fmt(x)}`);
+  const [strideH, strideW] = pair(o.stride, 1), [padH, padW] = pair(o.padding, 0), [dilationH, dilationW] = pair(o.dilation, 1);
+  const [n, c, h, w] = x as [number, number, number, number];
+  const outH = Math.floor((h + 2 * padH - dilationH * (kh - 1) - 1) / strideH) + 1;
+  const outW = Math.floor((w + 2 * padW - dilationW * (kw - 1) - 1) / strideW) + 1;
+  if (outH <= 0 || outW <= 0 || strideH < 1 || strideW < 1 || dilationH < 1 || dilationW < 1 || padH < 0 || padW < 0) {
+    throw new ShapeError(op, `window ${kh}x${kw} (stride ${strideH},${strideW}, padding ${padH},${padW}, dilation ${dilationH},${dilationW}) does not fit input ${fmt(x)}`);
+  }
+  return { n, c, h, w, kh, kw, strideH, strideW, padH, padW, dilationH, dilationW, outH, outW };
+}
+
+function inferConv(x: TensorMeta, w: TensorMeta, b: TensorMeta | null, o: Conv2dOptions): Conv2dGeometry & { o: number } {
+  if (w.shape.length !== 4) throw new ShapeError('conv2d', `weight must be OIHW (rank 4), got ${fmt(w.shape)}`);
+  const groups = o.groups ?? 1;
+  const g = convGeometry('conv2d', x.shape, w.shape[2]!, w.shape[3]!, o);
+  const out = w.shape[0]!;
+  if (g.c % groups !== 0 || out % groups !== 0 || w.shape[1] !== g.c / groups) {
+    throw new ShapeError('conv2d', `input ${fmt(x.shape)} and weight ${fmt(w.shape)} do not agree for groups=${groups} (weight must be [O, C/groups, kh, kw], C and O divisible by groups)`);
+  }
+  if (b && (b.shape.length !== 1 || b.shape[0] !== out)) throw new ShapeError('conv2d', `bias must be [${out}], got ${fmt(b.shape)}`);
+  if (x.dtype !== w.dtype || (x.dtype !== 'float32' && x.dtype !== 'float64')) throw new ShapeError('conv2d', `expects float input and weight of one dtype, got ${x.dtype} and ${w.dtype}`);
+  return { ...g, o: out };
+}
+
+/** Runs `body(img, group, cols)` with the im2col columns of every image and group. */
+function withColumns(x: Tensor, g: Conv2dGeometry, groups: number, body: (img: number, grp: number, cols: Tensor) => void): void {
+  const cg = g.c / groups;
+  const cols = Tensor.empty([cg * g.kh * g.kw, g.outH * g.outW], x.dtype, 'workspace');
+  const k = kernels(x.dtype);
+  for (let img = 0; img < g.n; img++) {
+    for (let grp = 0; grp < groups; grp++) {
+      k.im2col(x, cols, g, img, grp * cg, cg);
+      body(img, grp, cols);
+    }
+  }
+  cols.dispose();
+}
+
+/** A [rows, cols] view at element `offset` of contiguous `t` (a GEMM operand). */
+const block = (t: Tensor, offset: number, rows: number, cols: number): Tensor => t.view([rows, cols], undefined, t.offset + offset);
+
+function addBias(out: Tensor, b: Tensor): void {
+  const o = out.data() as FloatArray, bv = contiguous(b).data() as FloatArray;
+  const [n, c, h, w] = out.shape as [number, number, number, number];
+  const plane = h * w;
+  for (let i = 0; i < n; i++) for (let j = 0; j < c; j++) {
+    const base = (i * c + j) * plane, v = bv[j]!;
+    for (let p = 0; p < plane; p++) o[base + p]! += v;
+  }
+}
+
+const conv2dOp = defineOp<Conv2dOptions>({
+  name: 'conv2d',
+  inputs: ['x', 'w', 'b?'],
+  saves: { x: 'input', w: 'input' },
+  infer: ([x, w, b], o) => {
+    const g = inferConv(x!, w!, b, o);
+    return [{ shape: [g.n, g.o, g.outH, g.outW], dtype: x!.dtype }];
+  },
+  forward(ctx, [x, w, b], o) {
+    const g = inferConv(x!, w!, b, o);
+    const groups = o.groups ?? 1;
+    ctx.save('x', x!);
+    ctx.save('w', w!);
+    const xc = contiguous(x!), wc = contiguous(w!);
+    const out = Tensor.empty([g.n, g.o, g.outH, g.outW], x!.dtype);
+    const og = g.o / groups, kk = (g.c / groups) * g.kh * g.kw, hw = g.outH * g.outW;
+    const gemm = kernels(x!.dtype).gemm;
+    withColumns(xc, g, groups, (img, grp, cols) => {
+      const wv = block(wc, grp * og * kk, og, kk);
+      const ov = block(out, (img * g.o + grp * og) * hw, og, hw);
+      gemm(wv, cols, ov, { batch: 1, m: og, n: hw, k: kk, transA: false, transB: false, aStride: 0, bStride: 0, accumulate: false });
+      wv.dispose();
+      ov.dispose();
+    });
+    if (b) addBias(out, b);
+    if (xc !== x) xc.dispose();
+    if (wc !== w) wc.dispose();
+    return [out];
+  },
+  backward(ctx, [gy], o) {
+    const x = ctx.saved('x'), w = ctx.saved('w');
+    const needX = ctx.needsInputGrad[0], needW = ctx.needsInputGrad[1], needB = ctx.needsInputGrad[2];
+    const dx = needX ? runOp(conv2dGradInputOp, [gy!, w], { ...o, inputShape: [...x.shape] })[0]! : null;
+    const dw = needW ? runOp(conv2dGradWeightOp, [gy!, x], { ...o, weightShape: [...w.shape] })[0]! : null;
+    const db = needB ? sumChannels(gy!) : null;
+    return [dx, dw, db];
+  },
+  samples: () => [
+    { inputs: [{ shape: [2, 3, 5, 5] }, { shape: [4, 3, 3, 3] }, { shape: [4] }], attrs: {}, label: 'plain' },
+    { inputs: [{ shape: [1, 2, 7, 6] }, { shape: [3, 2, 3, 2] }, null], attrs: { stride: [2, 1], padding: [1, 2] }, label: 'stride+padding' },
+    { inputs: [{ shape: [1, 2, 7, 7] }, { shape: [2, 2, 3, 3] }, null], attrs: { dilation: 2, padding: 1 }, label: 'dilation' },
+    { inputs: [{ shape: [2, 4, 5, 5] }, { shape: [6, 2, 3, 3] }, { shape: [6] }], attrs: { groups: 2, padding: 1 }, label: 'groups' },
+  ],
+});
+
+/** Sum of gy over N, H, W: the bias gradient. */
+function sumChannels(gy: Tensor): Tensor {
+  const [n, c, h, w] = gy.shape as [number, number, number, number];
+  const gc = contiguous(gy);
+  const out = Tensor.empty([c], gy.dtype);
+  const o = out.data() as FloatArray, v = gc.data() as FloatArray;
+  for (let i = 0; i < n; i++) for (let j = 0; j < c; j++) {
+    let s = 0;
+    const base = (i * c + j) * h * w;
+    for (let p = 0; p < h * w; p++) s += v[base + p]!;
+    o[j]! += s;
+  }
+  if (gc !== gy) gc.dispose();
+  return out;
+}
+
+type GradInputAttrs = Conv2dOptions & { inputShape: number[] };
+type GradWeightAttrs = Conv2dOptions & { weightShape: number[] };
+
+/** dx = col2im(Wᵀ gy), per image and group. Not itself differentiable. */
+const conv2dGradInputOp = defineOp<GradInputAttrs>({
+  name: 'conv2d_grad_input',
+  inputs: ['gy', 'w'],
+  saves: {},
+  infer: ([gy], a) => [{ shape: a.inputShape, dtype: gy!.dtype }],
+  forward(_ctx, [gy, w], a) {
+    const groups = a.groups ?? 1;
+    const g = convGeometry('conv2d_grad_input', a.inputShape, w!.shape[2]!, w!.shape[3]!, a);
+    const o = w!.shape[0]!, og = o / groups, cg = g.c / groups, kk = cg * g.kh * g.kw, hw = g.outH * g.outW;
+    const gc = contiguous(gy!), wc = contiguous(w!);
+    const dx = Tensor.empty(a.inputShape, gy!.dtype);
+    const cols = Tensor.empty([kk, hw], gy!.dtype, 'workspace');
+    const k = kernels(gy!.dtype);
+    for (let img = 0; img < g.n; img++) {
+      for (let grp = 0; grp < groups; grp++) {
+        const wv = block(wc, grp * og * kk, og, kk);
+        const gv = block(gc, (img * o + grp * og) * hw, og, hw);
+        k.gemm(wv, gv, cols, { batch: 1, m: kk, n: hw, k: og, transA: true, transB: false, aStride: 0, bStride: 0, accumulate: false });
+        k.col2im(cols, dx, g, img, grp * cg, cg);
+        wv.dispose();
+        gv.dispose();
+      }
+    }
+    cols.dispose();
+    if (gc !== gy) gc.dispose();
+    if (wc !== w) wc.dispose();
+    return [dx];
+  },
+});
+
+/** dW = sum over images of gy colsᵀ. Not itself differentiable. */
+const conv2dGradWeightOp = defineOp<GradWeightAttrs>({
+  name: 'conv2d_grad_weight',
+  inputs: ['gy', 'x'],
+  saves: {},
+  infer: ([gy], a) => [{ shape: a.weightShape, dtype: gy!.dtype }],
+  forward(_ctx, [gy, x], a) {
+    const groups = a.groups ?? 1;
+    const [o, , kh, kw] = a.weightShape as [number, number, number, number];
+    const g = convGeometry('conv2d_grad_weight', x!.shape, kh, kw, a);
+    const og = o / groups, kk = (g.c / groups) * kh * kw, hw = g.outH * g.outW;
+    const gc = contiguous(gy!), xc = contiguous(x!);
+    const dw = Tensor.empty(a.weightShape, gy!.dtype);
+    const gemm = kernels(gy!.dtype).gemm;
+    withColumns(xc, g, groups, (img, grp, cols) => {
+      const gv = block(gc, (img * o + grp * og) * hw, og, hw);
+      const dv = block(dw, grp * og * kk, og, kk);
+      gemm(gv, cols, dv, { batch: 1, m: og, n: kk, k: hw, transA: false, transB: true, aStride: 0, bStride: 0, accumulate: img > 0 });
+      gv.dispose();
+      dv.dispose();
+    });
+    if (gc !== gy) gc.dispose();
+    if (xc !== x) xc.dispose();
+    return [dw];
+  },
+});
+
+/** 2-D convolution of x [N, C, H, W] with w [O, C/groups, kh, kw] (+ bias [O]). */
+export function conv2d(x: Tensor, w: Tensor, b: Tensor | null = null, o: Conv2dOptions = {}): Tensor {
+  return runOp(conv2dOp, [x, w, b], o)[0]!;
+}

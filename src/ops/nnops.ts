@@ -1,0 +1,244 @@
+/**
+ * Neural-network ops: softmax / log-softmax (save their output only), cross-entropy (saves the
+ * probabilities and the labels), MSE, dropout (saves nothing: the mask is regenerated from its
+ * seed in backward) and embedding (saves the ids).
+ */
+import type { FloatArray } from '../core/dtype.js';
+import { fmt, normAxis, ShapeError } from '../core/shape.js';
+import { Tensor } from '../core/tensor.js';
+import { uniformAt } from '../util/rng.js';
+import { contiguous, exp, mul, sub } from './elementwise.js';
+import { mean, sum } from './reduce.js';
+import { defineOp, runOp } from './registry.js';
+
+/** Applies f to each row along the last axis of a contiguous copy (softmax-style ops). */
+function rowwise(x: Tensor, f: (src: FloatArray, dst: FloatArray, off: number, n: number) => void): Tensor {
+  const xc = contiguous(x);
+  const y = Tensor.empty(x.shape, x.dtype);
+  const n = x.shape[x.rank - 1]!;
+  const xv = xc.data() as FloatArray, yv = y.data() as FloatArray;
+  for (let off = 0; off < xv.length; off += n) f(xv, yv, off, n);
+  if (xc !== x) xc.dispose();
+  return y;
+}
+
+function logSumExp(src: FloatArray, off: number, n: number): number {
+  let m = -Infinity;
+  for (let i = 0; i < n; i++) m = Math.max(m, src[off + i]!);
+  let s = 0;
+  for (let i = 0; i < n; i++) s += Math.exp(src[off + i]! - m);
+  return m + Math.log(s);
+}
+
+const lastAxisOnly = (op: string, rank: number, axis: number): void => {
+  if (normAxis(op, axis, rank) !== rank - 1) throw new ShapeError(op, `only the last axis is supported (got axis ${axis} for rank ${rank}); permute first`);
+};
+
+const softmaxOp = defineOp<{ axis: number }>({
+  name: 'softmax',
+  inputs: ['x'],
+  saves: { y: 'output' },
+  infer: ([x], a) => {
+    lastAxisOnly('softmax', x!.shape.length, a.axis);
+    return [{ shape: x!.shape, dtype: x!.dtype }];
+  },
+  forward(ctx, [x]) {
+    const y = rowwise(x!, (s, d, off, n) => {
+      const l = logSumExp(s, off, n);
+      for (let i = 0; i < n; i++) d[off + i] = Math.exp(s[off + i]! - l);
+    });
+    ctx.save('y', y);
+    return [y];
+  },
+  backward(ctx, [g], a) {
+    // dx = y * (g - sum(g * y)) along the axis.
+    const y = ctx.saved('y');
+    return [mul(y, sub(g!, sum(mul(g!, y), [a.axis], true)))];
+  },
+  samples: () => [{ inputs: [{ shape: [3, 5] }], attrs: { axis: -1 } }],
+});
+
+const logSoftmaxOp = defineOp<{ axis: number }>({
+  name: 'log_softmax',
+  inputs: ['x'],
+  saves: { y: 'output' },
+  infer: ([x], a) => {
+    lastAxisOnly('log_softmax', x!.shape.length, a.axis);
+    return [{ shape: x!.shape, dtype: x!.dtype }];
+  },
+  forward(ctx, [x]) {
+    const y = rowwise(x!, (s, d, off, n) => {
+      const l = logSumExp(s, off, n);
+      for (let i = 0; i < n; i++) d[off + i] = s[off + i]! - l;
+    });
+    ctx.save('y', y);
+    return [y];
+  },
+  backward(ctx, [g], a) {
+    // dx = g - softmax * sum(g) along the axis.
+    return [sub(g!, mul(exp(ctx.saved('y')), sum(g!, [a.axis], true)))];
+  },
+  samples: () => [{ inputs: [{ shape: [3, 5] }], attrs: { axis: -1 } }],
+});
+
+export const softmax = (x: Tensor, axis = -1): Tensor => runOp(softmaxOp, [x], { axis })[0]!;
+export const logSoftmax = (x: Tensor, axis = -1): Tensor => runOp(logSoftmaxOp, [x], { axis })[0]!;
+
+const labelSample = (n: number, c: number) => ({ shape: [n], dtype: 'int32' as const, values: (r: { int(n: number): number }) => Array.from({ length: n }, () => r.int(c)) });
+
+/** Mean cross-entropy of logits [N, C] against int32 class labels [N]. */
+const crossEntropyOp = defineOp<Record<string, never>>({
+  name: 'cross_entropy',
+  inputs: ['logits', 'labels'],
+  saves: { probs: 'output', labels: 'index' },
+  differentiable: [true, false],
+  infer: ([x, y]) => {
+    if (x!.shape.length !== 2 || y!.shape.length !== 1 || y!.shape[0] !== x!.shape[0]) {
+      throw new ShapeError('cross_entropy', `expects logits [N, C] and labels [N], got ${fmt(x!.shape)} and ${fmt(y!.shape)}`);
+    }
+    if (y!.dtype !== 'int32') throw new ShapeError('cross_entropy', `labels must be int32, got ${y!.dtype}`);
+    return [{ shape: [], dtype: x!.dtype }];
+  },
+  forward(ctx, [x, y]) {
+    const [n, c] = x!.shape as [number, number];
+    const labels = y!.data() as Int32Array;
+    let total = 0;
+    const probs = rowwise(x!, (s, d, off) => {
+      const row = off / c;
+      const label = labels[row]!;
+      if (!(label >= 0 && label < c)) throw new RangeError(`cross_entropy: label ${label} at row ${row} is outside [0, ${c})`);
+      const l = logSumExp(s, off, c);
+      total += l - s[off + label]!;
+      for (let i = 0; i < c; i++) d[off + i] = Math.exp(s[off + i]! - l);
+    });
+    ctx.save('probs', probs);
+    ctx.save('labels', y!);
+    probs.dispose();
+    const out = Tensor.empty([], x!.dtype);
+    out.data()[0] = total / n;
+    return [out];
+  },
+  backward(ctx, [g]) {
+    return [runOp(crossEntropyGradOp, [g!, ctx.saved('probs'), ctx.saved('labels')], {})[0]!, null];
+  },
+  samples: () => [{ inputs: [{ shape: [4, 5] }, labelSample(4, 5)], attrs: {} }],
+});
+
+/** (probs - onehot(labels)) * g / N. */
+const crossEntropyGradOp = defineOp<Record<string, never>>({
+  name: 'cross_entropy_grad',
+  inputs: ['g', 'probs', 'labels'],
+  saves: {},
+  infer: ([, p]) => [{ shape: p!.shape, dtype: p!.dtype }],
+  forward(_ctx, [g, p, y]) {
+    const [n, c] = p!.shape as [number, number];
+    const scale = g!.values()[0]! / n;
+    const out = Tensor.empty(p!.shape, p!.dtype);
+    const o = out.data() as FloatArray, pv = p!.data() as FloatArray, labels = y!.data() as Int32Array;
+    for (let i = 0; i < n * c; i++) o[i] = pv[i]! * scale;
+    for (let r = 0; r < n; r++) o[r * c + labels[r]!]! -= scale;
+    return [out];
+  },
+});
+
+/** Mean cross-entropy of logits [N, C] with int32 labels [N]. */
+export const crossEntropy = (logits: Tensor, labels: Tensor): Tensor => runOp(crossEntropyOp, [logits, labels], {})[0]!;
+
+/** Mean squared error. */
+export function mse(pred: Tensor, target: Tensor): Tensor {
+  const d = sub(pred, target);
+  const sq = mul(d, d);
+  const m = mean(sq);
+  d.dispose();
+  sq.dispose();
+  return m;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export interface DropoutAttrs {
+  p: number;
+  /** Key of the counter-based mask: the same seed gives the same mask, in forward and backward. */
+  seed: number;
+}
+
+function dropoutApply(x: Tensor, a: DropoutAttrs): Tensor {
+  if (!(a.p >= 0 && a.p < 1)) throw new RangeError(`dropout: p must be in [0, 1), got ${a.p}`);
+  const xc = contiguous(x);
+  const out = Tensor.empty(x.shape, x.dtype);
+  const o = out.data() as FloatArray, xv = xc.data() as FloatArray;
+  const u = new Float64Array(o.length);
+  uniformAt(a.seed, 0x0d0d, 0, o.length, u);
+  const keep = 1 / (1 - a.p);
+  for (let i = 0; i < o.length; i++) o[i] = u[i]! >= a.p ? xv[i]! * keep : 0;
+  if (xc !== x) xc.dispose();
+  return out;
+}
+
+const dropoutOp = defineOp<DropoutAttrs>({
+  name: 'dropout',
+  inputs: ['x'],
+  saves: {},
+  infer: ([x]) => [{ shape: x!.shape, dtype: x!.dtype }],
+  forward: (_ctx, [x], a) => [dropoutApply(x!, a)],
+  // The mask is a function of the seed alone, so backward is the same masking applied to g.
+  backward: (_ctx, [g], a) => [dropout(g!, a.p, a.seed)],
+  samples: () => [{ inputs: [{ shape: [4, 5] }], attrs: { p: 0.3, seed: 7 } }],
+});
+
+/** Inverted dropout with a reproducible mask keyed by `seed`. */
+export const dropout = (x: Tensor, p: number, seed: number): Tensor => runOp(dropoutOp, [x], { p, seed })[0]!;
+
+// ---------------------------------------------------------------------------------------------
+
+const embeddingOp = defineOp<Record<string, never>>({
+  name: 'embedding',
+  inputs: ['ids', 'table'],
+  saves: { ids: 'index' },
+  differentiable: [false, true],
+  infer: ([ids, table]) => {
+    if (ids!.dtype !== 'int32') throw new ShapeError('embedding', `ids must be int32, got ${ids!.dtype}`);
+    if (table!.shape.length !== 2) throw new ShapeError('embedding', `table must be [V, D], got ${fmt(table!.shape)}`);
+    return [{ shape: [...ids!.shape, table!.shape[1]!], dtype: table!.dtype }];
+  },
+  forward(ctx, [ids, table]) {
+    const [V, D] = table!.shape as [number, number];
+    const ic = contiguous(ids!), tc = contiguous(table!);
+    const iv = ic.data() as Int32Array, tv = tc.data() as FloatArray;
+    const out = Tensor.empty([...ids!.shape, D], table!.dtype);
+    const o = out.data() as FloatArray;
+    for (let i = 0; i < iv.length; i++) {
+      const id = iv[i]!;
+      if (!(id >= 0 && id < V)) throw new RangeError(`embedding: id ${id} at position ${i} is outside the table's ${V} rows`);
+      o.set(tv.subarray(id * D, (id + 1) * D), i * D);
+    }
+    ctx.save('ids', ic);
+    if (ic !== ids) ic.dispose();
+    if (tc !== table) tc.dispose();
+    return [out];
+  },
+  backward(ctx, [g]) {
+    return [null, runOp(embeddingGradOp, [g!, ctx.saved('ids')], { rows: ctx.inputShape(1)[0]! })[0]!];
+  },
+  samples: () => [{ inputs: [{ shape: [2, 3], dtype: 'int32', values: (r) => Array.from({ length: 6 }, () => r.int(4)) }, { shape: [4, 3] }], attrs: {} }],
+});
+
+/** Scatter-adds g rows into a [rows, D] table gradient. */
+const embeddingGradOp = defineOp<{ rows: number }>({
+  name: 'embedding_grad',
+  inputs: ['g', 'ids'],
+  saves: {},
+  infer: ([g], a) => [{ shape: [a.rows, g!.shape[g!.shape.length - 1]!], dtype: g!.dtype }],
+  forward(_ctx, [g, ids], a) {
+    const D = g!.shape[g!.rank - 1]!;
+    const gc = contiguous(g!);
+    const out = Tensor.empty([a.rows, D], g!.dtype);
+    const o = out.data() as FloatArray, gv = gc.data() as FloatArray, iv = ids!.data() as Int32Array;
+    for (let i = 0; i < iv.length; i++) for (let d = 0; d < D; d++) o[iv[i]! * D + d]! += gv[i * D + d]!;
+    if (gc !== g) gc.dispose();
+    return [out];
+  },
+});
+
+/** Looks up rows of `table` [V, D] for int32 `ids`: output [...ids.shape, D]. */
+export const embedding = (ids: Tensor, table: Tensor): Tensor => runOp(embeddingOp, [ids, table], {})[0]!;
