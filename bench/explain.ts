@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { printJson, printTable } from '../src/cli/command.js';
 import { DEFAULT_TABULAR_DIR, Flags, loadTabularData, meanRow, prepareModel } from '../src/cli/tabular-setup.js';
 import { Explainer, METHODS, evaluateMethod, exactValues, type Method, type MethodScore } from '../src/explain/index.js';
-import { explainableMlp } from '../src/explain/tabular-mlp.js';
+import { explainableMlp, type HvpMethod } from '../src/explain/tabular-mlp.js';
 
 export async function run(args: string[]): Promise<number> {
   const flags = new Flags(args, 'bench explain', ['json']);
@@ -24,10 +24,12 @@ export async function run(args: string[]): Promise<number> {
   const dataDir = flags.string('data-dir') ?? DEFAULT_TABULAR_DIR;
   const modelDir = flags.string('model-dir');
   flags.checkUnused();
-  // Every sampling method, plus SHEAR with finite-difference selection (the black-box variant).
-  const variants: [string, Method, 'auto' | 'finite-difference'][] = [
-    ...METHODS.filter((m) => m !== 'exact').map((m): [string, Method, 'auto'] => [m, m, 'auto']),
-    ['shear-fd', 'shear', 'finite-difference'],
+  // Every sampling method (SHEAR's Hessian-vector products by double backward), plus SHEAR with
+  // gradient-difference HVPs ('shear-gd') and with black-box finite-difference selection ('shear-fd').
+  const variants: [string, Method, 'auto' | 'finite-difference', HvpMethod][] = [
+    ...METHODS.filter((m) => m !== 'exact').map((m): [string, Method, 'auto', HvpMethod] => [m, m, 'auto', 'auto']),
+    ['shear-gd', 'shear', 'auto', 'gradient-difference'],
+    ['shear-fd', 'shear', 'finite-difference', 'auto'],
   ];
   const rows: (MethodScore & { dataset: string })[] = [];
   const summary: Record<string, unknown>[] = [];
@@ -37,7 +39,9 @@ export async function run(args: string[]): Promise<number> {
     const model = prepareModel(dataset, epochs, seed, modelDir && join(modelDir, `explain-${name}-e${epochs}-s${seed}.safetensors`));
     const n = Math.min(rowsWanted, dataset.test.rows);
     const xs = dataset.test.x.subarray(0, n * width);
-    const explainer = new Explainer(explainableMlp(model.mlp), { reference: meanRow(dataset.test, width), groups: dataset.groups });
+    const setup = { reference: meanRow(dataset.test, width), groups: dataset.groups };
+    const explainer = new Explainer(explainableMlp(model.mlp), setup);
+    const gradientDifference = new Explainer(explainableMlp(model.mlp, 'gradient-difference'), setup);
     const exact = exactValues(explainer, xs, n);
     let meanAbs = 0;
     for (const v of exact.values) meanAbs += Math.abs(v);
@@ -50,11 +54,12 @@ export async function run(args: string[]): Promise<number> {
     if (!json) console.log(`\n${name}: ${info.players} players (${width} columns), MLP test accuracy ${info.testAccuracy} after ${epochs} epochs (${info.trainSeconds}s); explaining the first ${n} test rows; exact values in ${info.exactSeconds}s; mean Σ|φ| ${info.meanSumAbsPhi}`);
     const table: Record<string, unknown>[] = [];
     for (const budget of budgets) {
-      for (const [label, method, crossContribution] of variants) {
+      for (const [label, method, crossContribution, hvp] of variants) {
         const opts = { method, budget, seed, crossContribution };
+        const chosen = hvp === 'gradient-difference' ? gradientDifference : explainer;
         // Untimed warm-up on two rows so that JIT compilation is not billed to the first method.
-        evaluateMethod(explainer, xs.subarray(0, Math.min(2, n) * width), Math.min(2, n), null, opts);
-        const score = { ...evaluateMethod(explainer, xs, n, exact.values, opts), method: label };
+        evaluateMethod(chosen, xs.subarray(0, Math.min(2, n) * width), Math.min(2, n), null, opts);
+        const score = { ...evaluateMethod(chosen, xs, n, exact.values, opts), method: label };
         rows.push({ dataset: name, ...score });
         table.push({
           method: label, budget, absError: score.absError, rankAcc: score.rankAccuracy, 'inst/s': score.instancesPerSec,

@@ -67,6 +67,13 @@ export function classOneLogits(mlp: TabularMlp, batch: Float64Array, rows: numbe
 /** Step (in input units, along the normalised direction) of the central differences of gradients. */
 const HVP_STEP = 1e-2;
 
+/**
+ * How to compute Hessian-vector products: 'double-backward' (exact, autograd twice), 'gradient-difference'
+ * (forward differences of autograd gradients: one ordinary backward, several times cheaper), or
+ * 'auto' (double backward when the engine supports it).
+ */
+export type HvpMethod = 'auto' | 'double-backward' | 'gradient-difference';
+
 /** How {@link classOneHvp} computed its products (reported in SHEAR explanations). */
 export type HvpSource = 'autograd double backward' | 'forward differences of autograd gradients';
 
@@ -78,11 +85,13 @@ export type HvpSource = 'autograd double backward' | 'forward differences of aut
  * autograd gradients, H v ≈ (∇f(x + h v̂) − ∇f(x))·|v| / h with v̂ = v/|v|, in one backward over count + 1
  * rows (O(h) error is harmless: only the ranking of cross-contributions is used).
  */
-export function classOneHvp(mlp: TabularMlp, x: Float64Array, directions: Float64Array, count: number): { products: Float64Array; source: HvpSource } {
+export function classOneHvp(mlp: TabularMlp, x: Float64Array, directions: Float64Array, count: number, method: HvpMethod = 'auto'): { products: Float64Array; source: HvpSource } {
   const width = mlp.inputSize;
   if (x.length !== width) throw new RangeError(`tabular MLP: Hessian point has ${x.length} values, the model takes ${width}`);
   if (directions.length !== count * width) throw new RangeError(`tabular MLP: ${count} directions need ${count * width} values, got ${directions.length}`);
-  return engineHasDoubleBackward(mlp) ? doubleBackwardHvp(mlp, x, directions, count) : gradientDifferenceHvp(mlp, x, directions, count);
+  if (method === 'double-backward' && !engineHasDoubleBackward(mlp)) throw new Error('tabular MLP: the engine does not differentiate this network twice (use hvp: gradient-difference)');
+  const useDouble = method === 'double-backward' || (method === 'auto' && engineHasDoubleBackward(mlp));
+  return useDouble ? doubleBackwardHvp(mlp, x, directions, count) : gradientDifferenceHvp(mlp, x, directions, count);
 }
 
 /** Σ_k class-1 logit of rows X (a differentiable scalar). */
@@ -150,12 +159,12 @@ function gradientDifferenceHvp(mlp: TabularMlp, x: Float64Array, directions: Flo
  * Wraps the MLP for the explainers: batched class-1 logits plus Hessian-vector products.
  * @example new Explainer(explainableMlp(mlp), { reference, groups: dataset.groups })
  */
-export function explainableMlp(mlp: TabularMlp): ExplainableModel {
+export function explainableMlp(mlp: TabularMlp, hvp: HvpMethod = 'auto'): ExplainableModel {
   return {
     inputSize: mlp.inputSize,
     predict: (batch, rows) => classOneLogits(mlp, batch, rows),
     hessianVectorProducts(x, directions, count) {
-      const { products, source } = classOneHvp(mlp, x, directions, count);
+      const { products, source } = classOneHvp(mlp, x, directions, count, hvp);
       this.hessianSource = source;
       return products;
     },

@@ -13,8 +13,7 @@ export function saveModule(m: Module, path: string, metadata: Record<string, str
 export function loadModule(m: Module, path: string): Record<string, string> {
   let bytes: Uint8Array;
   try {
-    // A plain Uint8Array copy: a Node Buffer's slice() is a view into a shared pool, which decode would misread.
-    bytes = new Uint8Array(readFileSync(path));
+    bytes = readFileSync(path);
   } catch (e) {
     throw new Error(`cannot read model file ${path}: ${(e as Error).message}`);
   }
