@@ -9,6 +9,8 @@ import { readTabularFile } from '../data/tabular-file.js';
 import type { TabularDataset, TabularSplit } from '../data/tabular.js';
 import { createTabularMlp, mlpAccuracy, trainTabularMlp, type TabularMlp } from '../explain/tabular-mlp.js';
 import { loadModule, saveModule } from '../io/checkpoint.js';
+import { getBackend, setBackend } from '../backends/index.js';
+import { registerWasmBackend, useFastestBackend } from '../backends/wasm/index.js';
 import { UsageError } from './command.js';
 
 /** Parsed `--name value` / `--flag` arguments. */
@@ -112,4 +114,17 @@ export function meanRow(split: TabularSplit, width: number): Float64Array {
   for (let i = 0; i < split.rows; i++) for (let c = 0; c < width; c++) r[c]! += split.x[i * width + c]!;
   for (let c = 0; c < width; c++) r[c]! /= split.rows;
   return r;
+}
+
+/** Applies `--backend fastest|wasm|reference` (default fastest: wasm kernels when built) and returns the active one. */
+export function chooseBackend(flags: Flags): string {
+  const wanted = flags.string('backend') ?? 'fastest';
+  if (wanted === 'fastest') return useFastestBackend();
+  if (wanted === 'wasm' && !registerWasmBackend()) throw new UsageError(`${flags.command}: --backend wasm: no kernel build this engine can run (npm run build:kernels)`);
+  try {
+    setBackend(wanted);
+  } catch (e) {
+    throw new UsageError(`${flags.command}: --backend ${wanted}: ${(e as Error).message}`);
+  }
+  return getBackend();
 }

@@ -15,6 +15,7 @@
  *   rejected with an error naming the column and line when `missing: 'error'`.
  * - Constant columns (a single distinct value, missing cells ignored) carry no information and are
  *   dropped; they are listed in `dropped` with the reason.
+ * - An infinite number ('Infinity', '-1e999') is an error naming the column and row.
  * - A missing label value is always an error. Labels must take exactly two values; class 1 is
  *   `positive` if given, else the lexicographically larger value ('>50K' for Adult, 'yes' for Bank).
  */
@@ -203,12 +204,14 @@ export function encodeTabular(table: CsvTable, options: TabularOptions): Tabular
     const distinct = new Set<string>();
     let missingCells = 0;
     let numeric = !forcedCategorical.has(name);
-    for (const r of rows) {
+    rows.forEach((r, i) => {
       const v = r[c]!;
-      if (markers.has(v)) { missingCells++; continue; }
+      if (markers.has(v)) { missingCells++; return; }
       distinct.add(v);
-      if (numeric && !Number.isFinite(Number(v))) numeric = false;
-    }
+      const num = Number(v);
+      if (num === Infinity || num === -Infinity) throw new RangeError(`encodeTabular: infinite value '${v}' in column '${name}' on data row ${i + 1}`);
+      if (numeric && Number.isNaN(num)) numeric = false;
+    });
     if (distinct.size <= 1) { dropped.push({ name, reason: 'constant' }); return; }
     const start = columns.length;
     if (numeric) {

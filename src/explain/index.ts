@@ -7,3 +7,7 @@ export {
 export { absError, rankAccuracy, argsort, pearson, faithfulnessCurve, type FaithfulnessCurve } from './metrics.js';
 export { Explainer, METHODS, type Method, type ExplainableModel, type ExplainOptions, type Explanation } from './explainer.js';
 export { evaluateMethod, exactValues, type MethodScore } from './evaluate.js';
+export {
+  createTabularMlp, trainTabularMlp, explainableMlp, classOneLogits, classOneHvp, mlpAccuracy,
+  type TabularMlp, type TabularMlpOptions, type TrainOptions, type LabelledRows, type HvpMethod, type HvpSource,
+} from './tabular-mlp.js';

@@ -62,6 +62,7 @@ test('encodeTabular: bad input gets clear errors', () => {
   assert.throws(() => loadTabular(small, { label: 'label', drop: ['nope'] }), /unknown column 'nope'/);
   assert.throws(() => loadTabular(small, { label: 'label', positive: 'maybe' }), /positive class 'maybe' does not occur/);
   assert.throws(() => loadTabular('a,y\n1,no\n1,yes\n', { label: 'y' }), /no feature columns left/);
+  assert.throws(() => loadTabular('a,y\n1,no\nInfinity,yes\n', { label: 'y' }), /infinite value 'Infinity' in column 'a' on data row 2/);
   assert.throws(() => encodeTabular(parseCsv(small), { label: 'label', testFraction: 1 }), /testFraction/);
 });
 

@@ -1,14 +1,14 @@
 /**
  * `slimgrad explain --data adult|bank|FILE.csv [--label NAME] [--drop a,b] [--method M] [--budget N]
  *   [--rows R] [--background B] [--cross-contribution auto|hessian|finite-difference] [--epochs E]
- *   [--seed S] [--model FILE.safetensors] [--data-dir DIR] [--no-exact] [--json]`
+ *   [--seed S] [--model FILE.safetensors] [--data-dir DIR] [--backend fastest|wasm|reference] [--no-exact] [--json]`
  *
  * Trains (or loads, with --model) the softplus MLP, explains the class-1 logit of the first R test
  * rows, draws a per-feature bar chart for the first row, and reports aggregate metrics (error and
  * ranking accuracy against exact values when M ≤ 16, monotonicity, faithfulness, throughput).
  */
 import { printJson, printTable, UsageError, type Command } from '../command.js';
-import { DEFAULT_TABULAR_DIR, Flags, loadTabularData, meanRow, prepareModel } from '../tabular-setup.js';
+import { chooseBackend, DEFAULT_TABULAR_DIR, Flags, loadTabularData, meanRow, prepareModel } from '../tabular-setup.js';
 import { BudgetError, Explainer, METHODS, evaluateMethod, exactValues, type Method } from '../../explain/index.js';
 import { classOneLogits, explainableMlp } from '../../explain/tabular-mlp.js';
 
@@ -47,10 +47,12 @@ export const explain: Command = {
     const noExact = flags.bool('no-exact');
     const dataset = loadTabularData('explain', data, flags.string('label'), flags.list('drop'), flags.string('data-dir') ?? DEFAULT_TABULAR_DIR);
     const modelPath = flags.string('model');
+    const backend = chooseBackend(flags);
     flags.checkUnused();
 
     const log = json ? () => {} : (line: string) => console.log(line);
     const width = dataset.columns.length;
+    log(`backend: ${backend}`);
     log(`data: ${data}, ${dataset.train.rows} train / ${dataset.test.rows} test rows, ${dataset.groups.length} players over ${width} columns; classes ${dataset.classes.join(' / ')} (class 1 = ${dataset.classes[1]})`);
     for (const d of dataset.dropped) log(`  dropped column '${d.name}' (${d.reason})`);
     for (const m of dataset.missing) log(`  ${m.cells} missing cells in '${m.name}' (${m.handling === 'level' ? 'own category' : 'imputed with the train mean'})`);
