@@ -91,7 +91,21 @@ export function classOneHvp(mlp: TabularMlp, x: Float64Array, directions: Float6
   if (directions.length !== count * width) throw new RangeError(`tabular MLP: ${count} directions need ${count * width} values, got ${directions.length}`);
   if (method === 'double-backward' && !engineHasDoubleBackward(mlp)) throw new Error('tabular MLP: the engine does not differentiate this network twice (use hvp: gradient-difference)');
   const useDouble = method === 'double-backward' || (method === 'auto' && engineHasDoubleBackward(mlp));
-  return useDouble ? doubleBackwardHvp(mlp, x, directions, count) : gradientDifferenceHvp(mlp, x, directions, count);
+  return withInputGradientsOnly(mlp, () => (useDouble ? doubleBackwardHvp(mlp, x, directions, count) : gradientDifferenceHvp(mlp, x, directions, count)));
+}
+
+/**
+ * Runs `fn` with the parameters frozen, so that backward passes differentiate with respect to the
+ * input rows only (no weight gradients: a third of the double-backward work).
+ */
+function withInputGradientsOnly<T>(mlp: TabularMlp, fn: () => T): T {
+  const params = mlp.network.parameters().filter((p) => p.requiresGrad);
+  for (const p of params) p.requiresGrad = false;
+  try {
+    return fn();
+  } finally {
+    for (const p of params) p.requiresGrad = true;
+  }
 }
 
 /** Σ_k class-1 logit of rows X (a differentiable scalar). */
