@@ -15,8 +15,10 @@ export interface MethodScore {
   /** Mean monotonicity / faithfulness of the estimate (curves evaluated outside the timed region). */
   monotonicity: number;
   faithfulness: number;
-  /** Rows explained per second, selection (Hessian / finite differences) included. */
+  /** Rows explained per second over the whole run, selection (Hessian / finite differences) included. */
   instancesPerSec: number;
+  /** 1 / median per-row wall time: the same throughput, robust to bursts of load from other processes. */
+  medianInstancesPerSec: number;
   /** Mean coalition evaluations per row, selection included. */
   evaluationsPerRow: number;
   crossContribution?: string;
@@ -40,7 +42,7 @@ export function evaluateMethod(
     explanations = explainer.explainMany(xs, rows, opts);
   } catch (e) {
     if (!(e instanceof BudgetError)) throw e;
-    return { ...base, absError: NaN, rankAccuracy: NaN, monotonicity: NaN, faithfulness: NaN, instancesPerSec: NaN, evaluationsPerRow: NaN, error: e.message };
+    return { ...base, absError: NaN, rankAccuracy: NaN, monotonicity: NaN, faithfulness: NaN, instancesPerSec: NaN, medianInstancesPerSec: NaN, evaluationsPerRow: NaN, error: e.message };
   }
   const seconds = (performance.now() - start) / 1000;
   const players = explanations[0]!.values.length;
@@ -60,6 +62,8 @@ export function evaluateMethod(
     }
   });
   const cross = explanations[0]!.crossContribution;
+  const perRow = explanations.map((e) => e.seconds).sort((a, b) => a - b);
+  const median = rows % 2 ? perRow[(rows - 1) / 2]! : (perRow[rows / 2 - 1]! + perRow[rows / 2]!) / 2;
   return {
     ...base,
     absError: exact ? err / rows : NaN,
@@ -67,6 +71,7 @@ export function evaluateMethod(
     monotonicity: curves ? mono / rows : NaN,
     faithfulness: curves ? faith / rows : NaN,
     instancesPerSec: rows / seconds,
+    medianInstancesPerSec: 1 / median,
     evaluationsPerRow: evals / rows,
     ...(cross !== undefined ? { crossContribution: cross } : {}),
   };
