@@ -1,3 +1,5 @@
+import { setBackend } from '../backends/index.js';
+import { useFastestBackend } from '../backends/wasm/index.js';
 import { UsageError, type Command } from './command.js';
 import { bench } from './commands/bench.js';
 import { summary } from './commands/summary.js';
@@ -15,6 +17,9 @@ export async function main(argv: string[]): Promise<number> {
     console.log(usage());
     return name ? 0 : 2;
   }
+  useFastestBackend();
+  // SLIMGRAD_BACKEND=reference runs everything on the plain-TypeScript kernels (the oracle).
+  if (process.env.SLIMGRAD_BACKEND) setBackend(process.env.SLIMGRAD_BACKEND);
   const cmd = commands.find((c) => c.name === name);
   if (!cmd) {
     console.error(`slimgrad: unknown command '${name}'\n${usage()}`);
