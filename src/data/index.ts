@@ -31,3 +31,4 @@ export {
   MNIST_T10K_TRAIN_COUNT,
   type Split,
 } from './files.js';
+export { loadDataset, DATASET_NAMES, type LoadDatasetOptions } from './catalog.js';
