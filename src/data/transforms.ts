@@ -90,7 +90,7 @@ export function shiftImage(item: Float32Array, shape: readonly number[], dx: num
     for (let y = y0; y < y1; y++) {
       const dst = (ch * h + y) * w;
       const src = (ch * h + y - dy) * w - dx;
-      item.set(scratch.subarray(src + x0, src + x1), dst + x0);
+      for (let x = x0; x < x1; x++) item[dst + x] = scratch[src + x]!;
     }
   }
 }
