@@ -5,8 +5,8 @@
  * uniform pixel noise. Item i depends only on (seed, i), so a larger dataset extends a smaller
  * one, and labels cycle 0..9 so every prefix of a multiple of ten items is exactly balanced.
  */
-import { Rng } from '../util/rng.js';
 import { Dataset } from './dataset.js';
+import { KeyedRandom, RANDOM_DOMAINS } from './random.js';
 
 export const SYNTHETIC_CLASSES = ['disk', 'ring', 'hbar', 'vbar', 'diagonal', 'antidiagonal', 'plus', 'cross', 'square', 'doublebar'] as const;
 
@@ -64,10 +64,11 @@ export function syntheticShapes(options: SyntheticOptions = {}): Dataset {
   const x = new Float32Array(n * channels * plane);
   const y = new Int32Array(n);
   const coverage = new Float32Array(plane);
+  const rng = new KeyedRandom(seed, RANDOM_DOMAINS.synthetic);
   for (let i = 0; i < n; i++) {
     const label = i % numClasses;
     y[i] = label;
-    const rng = new Rng(seed, i);
+    rng.reset(i, 0);
     const r = size * (0.22 + 0.12 * rng.uniform());
     const t = size * (0.04 + 0.03 * rng.uniform());
     const cx = (size - 1) / 2 + size * 0.12 * (2 * rng.uniform() - 1);
