@@ -109,6 +109,7 @@ export class DataLoader {
     }
     for (let j = 0; j < indices.length; j++) {
       const i = indices[j]!;
+      if (!(i >= 0 && i < this.dataset.length)) throw new RangeError(`DataLoader.fillBatch: index ${i} is outside dataset '${this.dataset.name}' [0, ${this.dataset.length})`);
       const item = x.subarray(j * size, (j + 1) * size);
       item.set(this.dataset.x.subarray(i * size, (i + 1) * size));
       y[j] = this.dataset.y[i]!;
