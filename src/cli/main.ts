@@ -1,7 +1,9 @@
 import { UsageError, type Command } from './command.js';
 import { bench } from './commands/bench.js';
+import { summary } from './commands/summary.js';
+import { train } from './commands/train.js';
 
-const commands: Command[] = [bench];
+const commands: Command[] = [train, summary, bench];
 
 function usage(): string {
   return ['usage: slimgrad <command> [options]', '', ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`)].join('\n');
@@ -21,10 +23,14 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await cmd.run(rest);
   } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`slimgrad ${name}: ${e.message}`);
+    const err = e as Error & { code?: string };
+    if (e instanceof UsageError || err.code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`slimgrad ${name}: ${err.message}`);
       return 2;
     }
-    throw e;
+    // Errors from the library name the op, file or shape at fault: print them without a stack.
+    console.error(`slimgrad ${name}: ${err.message ?? String(e)}`);
+    if (process.env.SLIMGRAD_DEBUG) console.error(err.stack);
+    return 1;
   }
 }

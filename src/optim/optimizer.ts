@@ -1,0 +1,166 @@
+/**
+ * Optimizers update parameters in place from their `.grad`. State (momentum, moments) lives in
+ * 'optimizer' memory, allocated lazily on the first step so the ledger shows what each costs.
+ */
+import type { FloatArray } from '../core/dtype.js';
+import { keep } from '../core/scope.js';
+import { Tensor } from '../core/tensor.js';
+
+export abstract class Optimizer {
+  /** Learning rate used by the next step (schedules write it). */
+  lr: number;
+  protected stepCount = 0;
+  private readonly state = new Map<Tensor, Tensor[]>();
+
+  constructor(readonly params: Tensor[], lr: number) {
+    if (!(lr > 0)) throw new RangeError(`optimizer: learning rate must be > 0, got ${lr}`);
+    for (const p of params) if (!p.requiresGrad) throw new Error(`optimizer: parameter '${p.name || p.id}' does not require grad`);
+    this.lr = lr;
+  }
+
+  get steps(): number {
+    return this.stepCount;
+  }
+
+  /** Per-parameter state tensors, created zero-filled on first use. */
+  protected stateOf(p: Tensor, count: number): FloatArray[] {
+    let s = this.state.get(p);
+    if (!s) {
+      s = Array.from({ length: count }, () => keep(Tensor.empty(p.shape, p.dtype, 'optimizer')));
+      this.state.set(p, s);
+    }
+    return s.map((t) => t.data() as FloatArray);
+  }
+
+  /** Applies one update to every parameter that has a gradient. */
+  step(): void {
+    this.stepCount++;
+    for (const p of this.params) {
+      if (!p.grad) continue;
+      this.update(p.data() as FloatArray, p.grad.data() as FloatArray, p);
+      p.bumpVersion();
+    }
+  }
+
+  protected abstract update(w: FloatArray, g: FloatArray, p: Tensor): void;
+
+  /** Drops every parameter's gradient. */
+  zeroGrad(): void {
+    for (const p of this.params) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  }
+
+  /** Frees the optimizer state. */
+  dispose(): void {
+    for (const s of this.state.values()) for (const t of s) t.dispose();
+    this.state.clear();
+  }
+}
+
+export interface SGDOptions {
+  lr: number;
+  momentum?: number;
+  nesterov?: boolean;
+  weightDecay?: number;
+}
+
+/** SGD with optional (Nesterov) momentum and L2 weight decay, as in PyTorch. */
+export class SGD extends Optimizer {
+  readonly momentum: number;
+  readonly nesterov: boolean;
+  readonly weightDecay: number;
+  constructor(params: Tensor[], o: SGDOptions) {
+    super(params, o.lr);
+    this.momentum = o.momentum ?? 0;
+    this.nesterov = o.nesterov ?? false;
+    this.weightDecay = o.weightDecay ?? 0;
+    if (this.nesterov && this.momentum <= 0) throw new RangeError('SGD: nesterov needs momentum > 0');
+  }
+  protected update(w: FloatArray, g: FloatArray, p: Tensor): void {
+    const { lr, momentum: mu, weightDecay: wd } = this;
+    if (mu === 0) {
+      for (let i = 0; i < w.length; i++) w[i]! -= lr * (g[i]! + wd * w[i]!);
+      return;
+    }
+    const [buf] = this.stateOf(p, 1) as [FloatArray];
+    const first = this.stepCount === 1;
+    for (let i = 0; i < w.length; i++) {
+      const d = g[i]! + wd * w[i]!;
+      const b = (buf[i] = first ? d : mu * buf[i]! + d);
+      w[i]! -= lr * (this.nesterov ? d + mu * b : b);
+    }
+  }
+}
+
+export interface AdamOptions {
+  lr?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+}
+
+/** Adam (Kingma & Ba) with L2 weight decay added to the gradient. */
+export class Adam extends Optimizer {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  protected readonly decoupled: boolean = false;
+  constructor(params: Tensor[], o: AdamOptions = {}) {
+    super(params, o.lr ?? 1e-3);
+    this.beta1 = o.beta1 ?? 0.9;
+    this.beta2 = o.beta2 ?? 0.999;
+    this.eps = o.eps ?? 1e-8;
+    this.weightDecay = o.weightDecay ?? 0;
+  }
+  protected update(w: FloatArray, g: FloatArray, p: Tensor): void {
+    const [m, v] = this.stateOf(p, 2) as [FloatArray, FloatArray];
+    const { beta1: b1, beta2: b2, eps, lr, weightDecay: wd } = this;
+    const c1 = 1 - b1 ** this.stepCount, c2 = 1 - b2 ** this.stepCount;
+    const stepSize = lr / c1, invC2 = 1 / Math.sqrt(c2);
+    for (let i = 0; i < w.length; i++) {
+      let gi = g[i]!;
+      if (wd && !this.decoupled) gi += wd * w[i]!;
+      if (wd && this.decoupled) w[i]! -= lr * wd * w[i]!;
+      const mi = (m[i] = b1 * m[i]! + (1 - b1) * gi);
+      const vi = (v[i] = b2 * v[i]! + (1 - b2) * gi * gi);
+      w[i]! -= (stepSize * mi) / (Math.sqrt(vi) * invC2 + eps);
+    }
+  }
+}
+
+/** AdamW (Loshchilov & Hutter): weight decay decoupled from the gradient (default 0.01). */
+export class AdamW extends Adam {
+  protected override readonly decoupled = true;
+  constructor(params: Tensor[], o: AdamOptions = {}) {
+    super(params, { weightDecay: 0.01, ...o });
+  }
+}
+
+/** Scales gradients so that their global L2 norm is at most `maxNorm`; returns the norm before clipping. */
+export function clipGradNorm(params: Tensor[], maxNorm: number): number {
+  let sq = 0;
+  for (const p of params) if (p.grad) for (const v of p.grad.data() as FloatArray) sq += v * v;
+  const norm = Math.sqrt(sq);
+  if (norm > maxNorm) {
+    const s = maxNorm / (norm + 1e-6);
+    for (const p of params) if (p.grad) {
+      const g = p.grad.data() as FloatArray;
+      for (let i = 0; i < g.length; i++) g[i]! *= s;
+      p.grad.bumpVersion();
+    }
+  }
+  return norm;
+}
+
+/** Clamps every gradient element to [-value, value]. */
+export function clipGradValue(params: Tensor[], value: number): void {
+  for (const p of params) if (p.grad) {
+    const g = p.grad.data() as FloatArray;
+    for (let i = 0; i < g.length; i++) g[i] = Math.max(-value, Math.min(value, g[i]!));
+    p.grad.bumpVersion();
+  }
+}
