@@ -2,10 +2,11 @@ import { setBackend } from '../backends/index.js';
 import { useFastestBackend } from '../backends/wasm/index.js';
 import { UsageError, type Command } from './command.js';
 import { bench } from './commands/bench.js';
+import { data } from './commands/data.js';
 import { summary } from './commands/summary.js';
 import { train } from './commands/train.js';
 
-const commands: Command[] = [train, summary, bench];
+const commands: Command[] = [train, summary, data, bench];
 
 function usage(): string {
   return ['usage: slimgrad <command> [options]', '', ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`)].join('\n');
