@@ -1,6 +1,6 @@
 /**
  * `slimgrad bench explain [--json] [--rows N] [--budgets 8,16,...] [--datasets adult,bank] [--epochs E]
- *   [--seed S] [--data-dir DIR] [--model-dir DIR] [--backend fastest|wasm|reference]`
+ *   [--seed S] [--data-dir DIR] [--model-dir DIR] [--backend wasm|reference]`
  *   (--model-dir caches the trained models between runs)
  *
  * SHEAR protocol (spec §2.2) on Adult and Bank: train the softplus MLP with the engine, explain the

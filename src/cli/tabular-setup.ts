@@ -10,7 +10,7 @@ import type { TabularDataset, TabularSplit } from '../data/tabular.js';
 import { createTabularMlp, mlpAccuracy, trainTabularMlp, type TabularMlp } from '../explain/tabular-mlp.js';
 import { loadModule, saveModule } from '../io/checkpoint.js';
 import { getBackend, setBackend } from '../backends/index.js';
-import { registerWasmBackend, useFastestBackend } from '../backends/wasm/index.js';
+import { registerWasmBackend } from '../backends/wasm/index.js';
 import { UsageError } from './command.js';
 
 /** Parsed `--name value` / `--flag` arguments. */
@@ -116,10 +116,13 @@ export function meanRow(split: TabularSplit, width: number): Float64Array {
   return r;
 }
 
-/** Applies `--backend fastest|wasm|reference` (default fastest: wasm kernels when built) and returns the active one. */
+/**
+ * Applies `--backend wasm|reference` when given (the CLI entry has already picked the fastest backend,
+ * or SLIMGRAD_BACKEND) and returns the active one.
+ */
 export function chooseBackend(flags: Flags): string {
-  const wanted = flags.string('backend') ?? 'fastest';
-  if (wanted === 'fastest') return useFastestBackend();
+  const wanted = flags.string('backend');
+  if (wanted === undefined) return getBackend();
   if (wanted === 'wasm' && !registerWasmBackend()) throw new UsageError(`${flags.command}: --backend wasm: no kernel build this engine can run (npm run build:kernels)`);
   try {
     setBackend(wanted);

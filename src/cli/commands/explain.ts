@@ -1,7 +1,7 @@
 /**
  * `slimgrad explain --data adult|bank|FILE.csv [--label NAME] [--drop a,b] [--method M] [--budget N]
  *   [--rows R] [--background B] [--cross-contribution auto|hessian|finite-difference] [--epochs E]
- *   [--seed S] [--model FILE.safetensors] [--data-dir DIR] [--backend fastest|wasm|reference] [--no-exact] [--json]`
+ *   [--seed S] [--model FILE.safetensors] [--data-dir DIR] [--backend wasm|reference] [--no-exact] [--json]`
  *
  * Trains (or loads, with --model) the softplus MLP, explains the class-1 logit of the first R test
  * rows, draws a per-feature bar chart for the first row, and reports aggregate metrics (error and
