@@ -1,0 +1,206 @@
+/**
+ * Tensor compressors, independent of autograd: `packTensor` turns a tensor into a compact
+ * payload (one uint8 storage booked as 'saved' memory), `unpackTensor` rebuilds a tensor of the
+ * same shape and dtype (booked as 'workspace', the dequantized temporary), `packedByteLength`
+ * gives the payload size from the shape alone (the planner uses it), `releasePacked` frees it.
+ *
+ * @example
+ * const p = packTensor(x, { kind: 'quant', bits: 4, groupSize: 256 }, { seed: 1, stream: 0, step: 0 });
+ * const xHat = unpackTensor(p); // E[xHat] = x
+ * releasePacked(p);
+ */
+import { arena } from '../core/arena.js';
+import { isFloat, type DType } from '../core/dtype.js';
+import { keep } from '../core/scope.js';
+import { fmt, numel } from '../core/shape.js';
+import { Tensor } from '../core/tensor.js';
+import { divisionDecode, divisionEncode, hfcLayout, lfcLength, type DivisionGeometry } from './division.js';
+import { decodeFloat16, encodeFloat16 } from './float16.js';
+import {
+  assertCodeBits, bitsFor, codeBytes, dequantizeGroups, groupCount, packInts, quantizeGroups, unpackInts,
+  type CodeBits, type FloatArray, type GroupLayout, type NoiseKey,
+} from './quantize.js';
+
+/** How one saved tensor is stored. */
+export type Encoding =
+  /** The tensor itself (a reference; no copy). */
+  | { kind: 'keep' }
+  /** IEEE half precision, round to nearest even. */
+  | { kind: 'fp16' }
+  /** Per-group min-max quantization (quantize.ts); `stochastic: false` rounds to nearest. */
+  | { kind: 'quant'; bits: CodeBits; groupSize: number; stochastic?: boolean }
+  /** A 0/1 uint8 mask at 1 bit per element. */
+  | { kind: 'mask' }
+  /** Non-negative integers at ceil(log2(max + 1)) bits each (max-pool window positions, labels, ids). */
+  | { kind: 'index' }
+  /** DIVISION: bf16 block-average LFC + per-(sample, channel) quantized HFC, for [N, C, H, W] maps. */
+  | { kind: 'division'; block: number; hfcBits: CodeBits };
+
+/** A stable name for an encoding (the dedup key and reports use it). */
+export function encodingName(e: Encoding): string {
+  switch (e.kind) {
+    case 'quant': return `int${e.bits}/g${e.groupSize}${e.stochastic === false ? '/nearest' : ''}`;
+    case 'division': return `division/p${e.block}/hfc${e.hfcBits}`;
+    default: return e.kind;
+  }
+}
+
+export interface PackedTensor {
+  readonly encoding: Encoding;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** The compressed bytes ('saved' memory); null for 'keep'. */
+  readonly payload: Tensor | null;
+  /** The kept view for 'keep'. */
+  readonly kept: Tensor | null;
+  /** Bits per value of an 'index' encoding. */
+  readonly indexBits: number;
+  /** Payload bytes (0 for 'keep'; its bytes belong to the original storage). */
+  readonly bytes: number;
+}
+
+interface Layout {
+  metaFloats: number;
+  lfcValues: number;
+  codeBytes: number;
+  /** Byte offsets inside the payload (4-byte aligned sections: meta, lfc, codes). */
+  lfcOffset: number;
+  codeOffset: number;
+  total: number;
+}
+
+const align4 = (n: number) => (n + 3) & ~3;
+
+function quantLayout(shape: readonly number[], groupSize: number): GroupLayout {
+  const n = numel(shape);
+  const rows = shape.length >= 2 ? shape[0]! : 1;
+  return { rows, rowLength: rows === 0 ? 0 : n / rows, groupSize };
+}
+
+function divisionGeometry(shape: readonly number[], block: number): DivisionGeometry {
+  if (shape.length !== 4) throw new RangeError(`division encoding needs an [N, C, H, W] tensor, got ${fmt(shape)}`);
+  const [n, c, h, w] = shape as [number, number, number, number];
+  return { n, c, h, w, block: Math.min(block, h, w) || 1 };
+}
+
+function layoutOf(e: Encoding, shape: readonly number[], indexBits: number): Layout {
+  const n = numel(shape);
+  let metaFloats = 0, lfcValues = 0, codes = 0;
+  switch (e.kind) {
+    case 'keep': break;
+    case 'fp16': lfcValues = n; break;
+    case 'quant': metaFloats = 2 * groupCount(quantLayout(shape, e.groupSize)); codes = codeBytes(n, e.bits); break;
+    case 'mask': codes = codeBytes(n, 1); break;
+    case 'index': codes = codeBytes(n, indexBits); break;
+    case 'division': {
+      const g = divisionGeometry(shape, e.block);
+      lfcValues = lfcLength(g);
+      metaFloats = 2 * groupCount(hfcLayout(g));
+      codes = codeBytes(n, e.hfcBits);
+      break;
+    }
+  }
+  const lfcOffset = metaFloats * 4;
+  const codeOffset = align4(lfcOffset + lfcValues * 2);
+  return { metaFloats, lfcValues, codeBytes: codes, lfcOffset, codeOffset, total: e.kind === 'keep' ? 0 : codeOffset + codes };
+}
+
+/** Payload bytes `packTensor` allocates for this shape (for 'index', pass the bits per value). */
+export function packedByteLength(e: Encoding, shape: readonly number[], indexBits = 0): number {
+  return layoutOf(e, shape, indexBits).total;
+}
+
+/** Checks an encoding's parameters; throws a RangeError naming the bad field. */
+export function validateEncoding(e: Encoding, where: string): void {
+  switch (e.kind) {
+    case 'keep': case 'fp16': case 'mask': case 'index': return;
+    case 'quant':
+      assertCodeBits(e.bits, where);
+      if (!Number.isInteger(e.groupSize) || e.groupSize < 1) throw new RangeError(`${where}: groupSize must be a positive integer, got ${e.groupSize}`);
+      return;
+    case 'division':
+      assertCodeBits(e.hfcBits, where);
+      if (!Number.isInteger(e.block) || e.block < 1) throw new RangeError(`${where}: division block must be a positive integer, got ${e.block}`);
+      return;
+    default:
+      throw new RangeError(`${where}: unknown encoding kind '${(e as { kind: string }).kind}' (expected keep, fp16, quant, mask, index, division)`);
+  }
+}
+
+function sourceValues(t: Tensor): ArrayLike<number> {
+  return t.isContiguous() ? t.data() : t.values();
+}
+
+function views(payload: Tensor, l: Layout) {
+  const buf = arena().buffer, p = payload.ptr;
+  return {
+    meta: new Float32Array(buf, p, l.metaFloats),
+    lfc: new Uint16Array(buf, p + l.lfcOffset, l.lfcValues),
+    codes: new Uint8Array(buf, p + l.codeOffset, l.codeBytes),
+  };
+}
+
+function requireFloat(t: Tensor, e: Encoding): void {
+  if (!isFloat(t.dtype)) throw new TypeError(`${encodingName(e)} encoding needs a float tensor, got ${t.dtype} ${fmt(t.shape)}`);
+}
+
+/** Compresses `t`. `noise` keys stochastic rounding (null: round to nearest). */
+export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): PackedTensor {
+  t.assertAlive(`pack ${encodingName(e)}`);
+  if (e.kind === 'keep') {
+    return { encoding: e, shape: t.shape, dtype: t.dtype, payload: null, kept: keep(t.view(t.shape, t.strides, t.offset)), indexBits: 0, bytes: 0 };
+  }
+  let indexBits = 0;
+  if (e.kind === 'index' || e.kind === 'mask') {
+    if (isFloat(t.dtype)) throw new TypeError(`${e.kind} encoding needs an integer tensor, got ${t.dtype} ${fmt(t.shape)}`);
+    const v = sourceValues(t);
+    let max = 0;
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i]!;
+      if (x < 0) throw new RangeError(`${e.kind} encoding: value ${x} at ${i} is negative (tensor ${fmt(t.shape)})`);
+      if (x > max) max = x;
+    }
+    if (e.kind === 'mask' && max > 1) throw new RangeError(`mask encoding: value ${max} is not 0 or 1 (tensor ${fmt(t.shape)})`);
+    indexBits = bitsFor(max);
+  } else requireFloat(t, e);
+  const l = layoutOf(e, t.shape, indexBits);
+  const payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
+  const scratch = e.kind === 'division' ? Tensor.empty(t.shape, t.dtype, 'workspace') : null;
+  // Views of arena memory are taken after the last allocation (memory growth detaches them).
+  const src = sourceValues(t);
+  const { meta, lfc, codes } = views(payload, l);
+  switch (e.kind) {
+    case 'fp16': encodeFloat16(src, lfc); break;
+    case 'quant': quantizeGroups(src as FloatArray, quantLayout(t.shape, e.groupSize), e.bits, e.stochastic === false ? null : noise, codes, meta); break;
+    case 'mask': case 'index': packInts(src, indexBits, codes); break;
+    case 'division':
+      divisionEncode(src as FloatArray, divisionGeometry(t.shape, e.block), e.hfcBits, noise, lfc, codes, meta, scratch!.data() as FloatArray);
+      scratch!.dispose();
+      break;
+  }
+  return { encoding: e, shape: t.shape, dtype: t.dtype, payload, kept: null, indexBits, bytes: l.total };
+}
+
+/** Rebuilds the tensor (a new contiguous 'workspace' tensor owned by the caller; a view for 'keep'). */
+export function unpackTensor(p: PackedTensor): Tensor {
+  if (p.kept) return p.kept.view(p.kept.shape, p.kept.strides, p.kept.offset);
+  if (!p.payload) throw new Error('unpack: the packed tensor was released');
+  const out = Tensor.empty(p.shape, p.dtype, 'workspace');
+  const e = p.encoding;
+  const { meta, lfc, codes } = views(p.payload, layoutOf(e, p.shape, p.indexBits));
+  const dst = out.data();
+  switch (e.kind) {
+    case 'fp16': decodeFloat16(lfc, dst as FloatArray); break;
+    case 'quant': dequantizeGroups(codes, meta, quantLayout(p.shape, e.groupSize), e.bits, dst as FloatArray); break;
+    case 'mask': case 'index': unpackInts(codes, p.indexBits, dst); break;
+    case 'division': divisionDecode(lfc, codes, meta, divisionGeometry(p.shape, e.block), e.hfcBits, dst as FloatArray); break;
+    case 'keep': break;
+  }
+  return out;
+}
+
+/** Frees the payload (or the kept view). Idempotent. */
+export function releasePacked(p: PackedTensor): void {
+  p.payload?.dispose();
+  p.kept?.dispose();
+}

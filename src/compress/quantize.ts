@@ -1,0 +1,200 @@
+/**
+ * Per-group min-max quantization with stochastic rounding (act.md §2), on plain typed arrays so
+ * that it is independent of tensors and autograd.
+ *
+ * Layout: `rows` samples of `rowLength` elements; every row is cut into groups of `groupSize`
+ * consecutive elements (the last one may be shorter), so a group never spans two samples.
+ * Group g keeps (min, step) as float32 in `meta[2g], meta[2g+1]`; element codes q ∈ [0, 2^b − 1]
+ * are packed LSB-first, b ∈ {1, 2, 4, 8}, into one byte stream for the whole array.
+ *
+ * Encode: q = clamp(floor((x − min)/step + u), 0, 2^b − 1), u ~ U(0,1) (stochastic, unbiased:
+ * E[min + q·step] = x) or u = ½ (nearest). Decode: x̂ = min + q·step. A constant group has
+ * step 0, codes 0 and decodes to its value exactly. Metadata costs 64/groupSize bits per element.
+ *
+ * Noise: counter-based, so reproducible and independent of how the work is split. Element e of
+ * a call keyed by (seed, stream, step) takes its chunk key from Philox4x32-10 (counter =
+ * (e/256, step, stream, 0), key = seed) and 16 bits of a SplitMix-style finalizer of
+ * (chunk key, e mod 256 / 2): u = (r + ½)/65536. One Philox block per 256 elements keeps the
+ * cost near one multiply per element; the 16-bit grid moves E[q] by at most 2^-17 steps.
+ */
+import { philox } from '../util/rng.js';
+
+export type FloatArray = Float32Array | Float64Array;
+export type CodeBits = 1 | 2 | 4 | 8;
+
+/** Where the rounding noise comes from; equal keys give bit-identical codes. */
+export interface NoiseKey {
+  seed: number;
+  /** Distinguishes tensors saved within one step (e.g. the save's ordinal). */
+  stream: number;
+  /** Training step. */
+  step: number;
+}
+
+export interface GroupLayout {
+  rows: number;
+  rowLength: number;
+  groupSize: number;
+}
+
+export function assertCodeBits(bits: number, where: string): asserts bits is CodeBits {
+  if (bits !== 1 && bits !== 2 && bits !== 4 && bits !== 8) throw new RangeError(`${where}: bits must be 1, 2, 4 or 8, got ${bits}`);
+}
+
+export function groupsPerRow(l: GroupLayout): number {
+  return l.rowLength === 0 ? 0 : Math.ceil(l.rowLength / l.groupSize);
+}
+
+export function groupCount(l: GroupLayout): number {
+  return l.rows * groupsPerRow(l);
+}
+
+/** Bytes of packed codes for n elements at b bits. */
+export function codeBytes(n: number, bits: number): number {
+  return Math.ceil((n * bits) / 8);
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+/** The smallest float32 above a non-negative float32 x. */
+function nextUpF32(x: number): number {
+  f32[0] = x;
+  u32[0]! += 1;
+  return f32[0]!;
+}
+/** The largest float32 at or below x. */
+function floorF32(x: number): number {
+  const r = Math.fround(x);
+  if (r <= x) return r;
+  f32[0] = r;
+  if (r > 0) u32[0]! -= 1;
+  else if (r === 0) return -1.401298464324817e-45;
+  else u32[0]! += 1;
+  return f32[0]!;
+}
+
+const block = new Uint32Array(4);
+
+/**
+ * Quantizes `x` into `codes` (zero-filled, codeBytes(n, bits) long) and `meta` (2 floats per group).
+ * With `noise` null, rounds to nearest.
+ */
+export function quantizeGroups(x: FloatArray, layout: GroupLayout, bits: CodeBits, noise: NoiseKey | null, codes: Uint8Array, meta: Float32Array): void {
+  const { rows, rowLength, groupSize } = layout;
+  if (x.length !== rows * rowLength) throw new RangeError(`quantizeGroups: ${x.length} values do not match ${rows} rows x ${rowLength}`);
+  const Q = (1 << bits) - 1;
+  const logBits = Math.log2(bits), shift = 3 - logBits, lane = (8 >> logBits) - 1;
+  let chunkKey = 0;
+  const k0 = noise ? noise.seed >>> 0 : 0, k1 = noise ? Math.floor(noise.seed / 4294967296) >>> 0 : 0;
+  const c1 = noise ? noise.step >>> 0 : 0, c2 = noise ? noise.stream >>> 0 : 0;
+  let g = 0;
+  for (let r = 0; r < rows; r++) {
+    const rowStart = r * rowLength;
+    for (let start = rowStart; start < rowStart + rowLength; start += groupSize, g++) {
+      const end = Math.min(start + groupSize, rowStart + rowLength);
+      let mn = Infinity, mx = -Infinity;
+      for (let i = start; i < end; i++) {
+        const v = x[i]!;
+        if (v < mn) mn = v;
+        if (v > mx) mx = v;
+      }
+      // float32 metadata chosen so that every x lies in [min, min + Q·step]: no clipping bias.
+      const m32 = floorF32(mn);
+      let step = 0;
+      if (mx > m32) {
+        step = Math.fround((mx - m32) / Q);
+        if (m32 + step * Q < mx) step = nextUpF32(step);
+      }
+      meta[2 * g] = m32;
+      meta[2 * g + 1] = step;
+      const inv = step > 0 ? 1 / step : 0;
+      for (let i = start; i < end; i++) {
+        let u = 0.5;
+        if (noise) {
+          if ((i & 255) === 0 || i === start) {
+            philox(i >>> 8, c1, c2, 0, k0, k1, block);
+            chunkKey = block[0]!;
+          }
+          const h = mix32((chunkKey + Math.imul((i & 255) >>> 1, 0x9e3779b9)) | 0);
+          u = (((i & 1 ? h : h >>> 16) & 0xffff) + 0.5) * (1 / 65536);
+        }
+        let q = ((x[i]! - m32) * inv + u) | 0; // >= 0 (x >= min, u > 0); NaN -> 0
+        if (q > Q) q = Q;
+        codes[i >>> shift]! |= q << ((i & lane) << logBits);
+      }
+    }
+  }
+}
+
+/** SplitMix/murmur3 32-bit finalizer: a bijective mix of a counter. */
+function mix32(x: number): number {
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x85ebca6b);
+  x ^= x >>> 13;
+  x = Math.imul(x, 0xc2b2ae35);
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
+/** Inverse of `quantizeGroups`: out[i] = min_g + q_i·step_g. */
+export function dequantizeGroups(codes: Uint8Array, meta: Float32Array, layout: GroupLayout, bits: CodeBits, out: FloatArray): void {
+  const { rows, rowLength, groupSize } = layout;
+  const Q = (1 << bits) - 1;
+  const logBits = Math.log2(bits), shift = 3 - logBits, lane = (8 >> logBits) - 1;
+  let g = 0;
+  for (let r = 0; r < rows; r++) {
+    const rowStart = r * rowLength;
+    for (let start = rowStart; start < rowStart + rowLength; start += groupSize, g++) {
+      const end = Math.min(start + groupSize, rowStart + rowLength);
+      const mn = meta[2 * g]!, step = meta[2 * g + 1]!;
+      for (let i = start; i < end; i++) out[i] = mn + ((codes[i >>> shift]! >>> ((i & lane) << logBits)) & Q) * step;
+    }
+  }
+}
+
+/** Bits needed for the non-negative integers up to `max` (at least 1). */
+export function bitsFor(max: number): number {
+  return max <= 1 ? 1 : Math.ceil(Math.log2(max + 1));
+}
+
+/** Packs non-negative integers < 2^bits (bits 1..32) LSB-first into `out` (zero-filled, codeBytes long). */
+export function packInts(values: ArrayLike<number>, bits: number, out: Uint8Array): void {
+  let pos = 0, acc = 0, accBits = 0;
+  for (let i = 0; i < values.length; i++) {
+    let v = values[i]!;
+    let left = bits;
+    // Emit in chunks of at most 16 bits so that the accumulator never exceeds 31 bits.
+    while (left > 0) {
+      const take = Math.min(left, 16);
+      acc |= (v & ((1 << take) - 1)) << accBits;
+      accBits += take;
+      v = Math.floor(v / (1 << take));
+      left -= take;
+      while (accBits >= 8) {
+        out[pos++] = acc & 0xff;
+        acc >>>= 8;
+        accBits -= 8;
+      }
+    }
+  }
+  if (accBits > 0) out[pos] = acc & 0xff;
+}
+
+/** Inverse of `packInts`. */
+export function unpackInts(src: Uint8Array, bits: number, out: { length: number; [i: number]: number }): void {
+  let pos = 0, acc = 0, accBits = 0;
+  for (let i = 0; i < out.length; i++) {
+    let v = 0, got = 0;
+    while (got < bits) {
+      if (accBits === 0) {
+        acc = src[pos++]!;
+        accBits = 8;
+      }
+      const take = Math.min(bits - got, accBits);
+      v += (acc & ((1 << take) - 1)) * 2 ** got;
+      acc >>>= take;
+      accBits -= take;
+      got += take;
+    }
+    out[i] = v;
+  }
+}
