@@ -14,11 +14,11 @@ import { isFloat, type DType } from '../core/dtype.js';
 import { keep } from '../core/scope.js';
 import { fmt, numel } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
-import { divisionDecode, divisionEncode, hfcLayout, lfcLength, type DivisionGeometry } from './division.js';
+import { divisionDecode, divisionSplit, hfcLayout, lfcLength, type DivisionGeometry } from './division.js';
 import { decodeFloat16, encodeFloat16 } from './float16.js';
 import {
-  assertCodeBits, bitsFor, codeBytes, dequantizeGroups, groupCount, packInts, quantizeGroups, unpackInts,
-  type CodeBits, type FloatArray, type GroupLayout, type NoiseKey,
+  assertCodeBits, bitsFor, codeBytes, dequantizeGroups, groupCount, groupMeta, metaBytes, packInts, quantizeGroups, unpackInts,
+  type CodeBits, type FloatArray, type GroupLayout, type MetaPrecision, type NoiseKey,
 } from './quantize.js';
 
 /** How one saved tensor is stored. */
@@ -27,20 +27,20 @@ export type Encoding =
   | { kind: 'keep' }
   /** IEEE half precision, round to nearest even. */
   | { kind: 'fp16' }
-  /** Per-group min-max quantization (quantize.ts); `stochastic: false` rounds to nearest. */
-  | { kind: 'quant'; bits: CodeBits; groupSize: number; stochastic?: boolean }
+  /** Per-group min-max quantization (quantize.ts); `stochastic: false` rounds to nearest; metadata fp16 by default. */
+  | { kind: 'quant'; bits: CodeBits; groupSize: number; stochastic?: boolean; metadata?: MetaPrecision }
   /** A 0/1 uint8 mask at 1 bit per element. */
   | { kind: 'mask' }
   /** Non-negative integers at ceil(log2(max + 1)) bits each (max-pool window positions, labels, ids). */
   | { kind: 'index' }
   /** DIVISION: bf16 block-average LFC + per-(sample, channel) quantized HFC, for [N, C, H, W] maps. */
-  | { kind: 'division'; block: number; hfcBits: CodeBits };
+  | { kind: 'division'; block: number; hfcBits: CodeBits; metadata?: MetaPrecision };
 
 /** A stable name for an encoding (the dedup key and reports use it). */
 export function encodingName(e: Encoding): string {
   switch (e.kind) {
-    case 'quant': return `int${e.bits}/g${e.groupSize}${e.stochastic === false ? '/nearest' : ''}`;
-    case 'division': return `division/p${e.block}/hfc${e.hfcBits}`;
+    case 'quant': return `int${e.bits}/g${e.groupSize}${e.stochastic === false ? '/nearest' : ''}${e.metadata === 'fp32' ? '/m32' : ''}`;
+    case 'division': return `division/p${e.block}/hfc${e.hfcBits}${e.metadata === 'fp32' ? '/m32' : ''}`;
     default: return e.kind;
   }
 }
@@ -55,12 +55,15 @@ export interface PackedTensor {
   readonly kept: Tensor | null;
   /** Bits per value of an 'index' encoding. */
   readonly indexBits: number;
+  /** Precision the group metadata was stored in (fp16 falls back to fp32 per tensor). */
+  readonly metaPrecision: MetaPrecision;
   /** Payload bytes (0 for 'keep'; its bytes belong to the original storage). */
   readonly bytes: number;
 }
 
 interface Layout {
   metaFloats: number;
+  metaPrecision: MetaPrecision;
   lfcValues: number;
   codeBytes: number;
   /** Byte offsets inside the payload (4-byte aligned sections: meta, lfc, codes). */
@@ -83,7 +86,7 @@ function divisionGeometry(shape: readonly number[], block: number): DivisionGeom
   return { n, c, h, w, block: Math.min(block, h, w) || 1 };
 }
 
-function layoutOf(e: Encoding, shape: readonly number[], indexBits: number): Layout {
+function layoutOf(e: Encoding, shape: readonly number[], indexBits: number, metaPrecision: MetaPrecision = requestedMeta(e)): Layout {
   const n = numel(shape);
   let metaFloats = 0, lfcValues = 0, codes = 0;
   switch (e.kind) {
@@ -100,12 +103,20 @@ function layoutOf(e: Encoding, shape: readonly number[], indexBits: number): Lay
       break;
     }
   }
-  const lfcOffset = metaFloats * 4;
+  const lfcOffset = align4(metaFloats * metaBytes(metaPrecision));
   const codeOffset = align4(lfcOffset + lfcValues * 2);
-  return { metaFloats, lfcValues, codeBytes: codes, lfcOffset, codeOffset, total: e.kind === 'keep' ? 0 : codeOffset + codes };
+  return { metaFloats, metaPrecision, lfcValues, codeBytes: codes, lfcOffset, codeOffset, total: e.kind === 'keep' ? 0 : codeOffset + codes };
 }
 
-/** Payload bytes `packTensor` allocates for this shape (for 'index', pass the bits per value). */
+function requestedMeta(e: Encoding): MetaPrecision {
+  return (e.kind === 'quant' || e.kind === 'division') && e.metadata === 'fp32' ? 'fp32' : 'fp16';
+}
+
+/**
+ * Payload bytes `packTensor` allocates for this shape (for 'index', pass the bits per value).
+ * Exact unless fp16 metadata falls back to fp32 (values beyond ±65504, or a constant group whose
+ * value is not an fp16 number): then 4 more bytes per group.
+ */
 export function packedByteLength(e: Encoding, shape: readonly number[], indexBits = 0): number {
   return layoutOf(e, shape, indexBits).total;
 }
@@ -116,6 +127,7 @@ export function validateEncoding(e: Encoding, where: string): void {
     case 'keep': case 'fp16': case 'mask': case 'index': return;
     case 'quant':
       assertCodeBits(e.bits, where);
+      if (e.metadata !== undefined && e.metadata !== 'fp16' && e.metadata !== 'fp32') throw new RangeError(`${where}: metadata must be 'fp16' or 'fp32', got ${JSON.stringify(e.metadata)}`);
       if (!Number.isInteger(e.groupSize) || e.groupSize < 1) throw new RangeError(`${where}: groupSize must be a positive integer, got ${e.groupSize}`);
       return;
     case 'division':
@@ -127,14 +139,10 @@ export function validateEncoding(e: Encoding, where: string): void {
   }
 }
 
-function sourceValues(t: Tensor): ArrayLike<number> {
-  return t.isContiguous() ? t.data() : t.values();
-}
-
 function views(payload: Tensor, l: Layout) {
   const buf = arena().buffer, p = payload.ptr;
   return {
-    meta: new Float32Array(buf, p, l.metaFloats),
+    meta: l.metaPrecision === 'fp16' ? new Uint16Array(buf, p, l.metaFloats) : new Float32Array(buf, p, l.metaFloats),
     lfc: new Uint16Array(buf, p + l.lfcOffset, l.lfcValues),
     codes: new Uint8Array(buf, p + l.codeOffset, l.codeBytes),
   };
@@ -147,13 +155,15 @@ function requireFloat(t: Tensor, e: Encoding): void {
 /** Compresses `t`. `noise` keys stochastic rounding (null: round to nearest). */
 export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): PackedTensor {
   t.assertAlive(`pack ${encodingName(e)}`);
-  if (e.kind === 'keep') {
-    return { encoding: e, shape: t.shape, dtype: t.dtype, payload: null, kept: keep(t.view(t.shape, t.strides, t.offset)), indexBits: 0, bytes: 0 };
-  }
-  let indexBits = 0;
+  const base = { encoding: e, shape: t.shape, dtype: t.dtype, indexBits: 0, metaPrecision: 'fp32' as MetaPrecision };
+  if (e.kind === 'keep') return { ...base, payload: null, kept: keep(t.view(t.shape, t.strides, t.offset)), bytes: 0 };
+  // Arena views are re-taken after every allocation (memory growth detaches them); strided
+  // tensors are copied once to the JS heap.
+  const copy = t.isContiguous() ? null : t.values();
+  const source = () => copy ?? t.data();
   if (e.kind === 'index' || e.kind === 'mask') {
     if (isFloat(t.dtype)) throw new TypeError(`${e.kind} encoding needs an integer tensor, got ${t.dtype} ${fmt(t.shape)}`);
-    const v = sourceValues(t);
+    const v = source();
     let max = 0;
     for (let i = 0; i < v.length; i++) {
       const x = v[i]!;
@@ -161,24 +171,45 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
       if (x > max) max = x;
     }
     if (e.kind === 'mask' && max > 1) throw new RangeError(`mask encoding: value ${max} is not 0 or 1 (tensor ${fmt(t.shape)})`);
-    indexBits = bitsFor(max);
-  } else requireFloat(t, e);
-  const l = layoutOf(e, t.shape, indexBits);
-  const payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
-  const scratch = e.kind === 'division' ? Tensor.empty(t.shape, t.dtype, 'workspace') : null;
-  // Views of arena memory are taken after the last allocation (memory growth detaches them).
-  const src = sourceValues(t);
-  const { meta, lfc, codes } = views(payload, l);
-  switch (e.kind) {
-    case 'fp16': encodeFloat16(src, lfc); break;
-    case 'quant': quantizeGroups(src as FloatArray, quantLayout(t.shape, e.groupSize), e.bits, e.stochastic === false ? null : noise, codes, meta); break;
-    case 'mask': case 'index': packInts(src, indexBits, codes); break;
-    case 'division':
-      divisionEncode(src as FloatArray, divisionGeometry(t.shape, e.block), e.hfcBits, noise, lfc, codes, meta, scratch!.data() as FloatArray);
-      scratch!.dispose();
-      break;
+    const indexBits = bitsFor(max);
+    const l = layoutOf(e, t.shape, indexBits);
+    const payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
+    packInts(source(), indexBits, views(payload, l).codes);
+    return { ...base, indexBits, payload, kept: null, bytes: l.total };
   }
-  return { encoding: e, shape: t.shape, dtype: t.dtype, payload, kept: null, indexBits, bytes: l.total };
+  requireFloat(t, e);
+  if (e.kind === 'fp16') {
+    const l = layoutOf(e, t.shape, 0);
+    const payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
+    encodeFloat16(source(), views(payload, l).lfc);
+    return { ...base, payload, kept: null, bytes: l.total };
+  }
+  // Group quantization, of x itself or of DIVISION's high-frequency residual.
+  let bits: CodeBits, groups: GroupLayout, residual: Tensor | null = null, lfc: Uint16Array | null = null;
+  if (e.kind === 'division') {
+    const g = divisionGeometry(t.shape, e.block);
+    bits = e.hfcBits;
+    groups = hfcLayout(g);
+    residual = Tensor.empty(t.shape, t.dtype, 'workspace');
+    lfc = new Uint16Array(lfcLength(g));
+    divisionSplit(source() as FloatArray, g, lfc, residual.data() as FloatArray);
+  } else {
+    bits = e.bits;
+    groups = quantLayout(t.shape, e.groupSize);
+  }
+  const target = () => (residual ? residual.data() : source()) as FloatArray;
+  const meta = new Float64Array(2 * groupCount(groups));
+  const precision = groupMeta(target(), groups, bits, requestedMeta(e), meta);
+  const l = layoutOf(e, t.shape, 0, precision);
+  const payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
+  const v = views(payload, l);
+  if (precision === 'fp16') encodeFloat16(meta, v.meta as Uint16Array);
+  else (v.meta as Float32Array).set(meta);
+  if (lfc) v.lfc.set(lfc);
+  const stochastic = e.kind === 'division' || e.stochastic !== false;
+  quantizeGroups(target(), groups, bits, stochastic ? noise : null, meta, v.codes);
+  residual?.dispose();
+  return { ...base, metaPrecision: precision, payload, kept: null, bytes: l.total };
 }
 
 /** Rebuilds the tensor (a new contiguous 'workspace' tensor owned by the caller; a view for 'keep'). */
@@ -187,7 +218,13 @@ export function unpackTensor(p: PackedTensor): Tensor {
   if (!p.payload) throw new Error('unpack: the packed tensor was released');
   const out = Tensor.empty(p.shape, p.dtype, 'workspace');
   const e = p.encoding;
-  const { meta, lfc, codes } = views(p.payload, layoutOf(e, p.shape, p.indexBits));
+  const { meta: rawMeta, lfc, codes } = views(p.payload, layoutOf(e, p.shape, p.indexBits, p.metaPrecision));
+  let meta: ArrayLike<number> = rawMeta;
+  if (rawMeta instanceof Uint16Array) {
+    const m = new Float32Array(rawMeta.length);
+    decodeFloat16(rawMeta, m);
+    meta = m;
+  }
   const dst = out.data();
   switch (e.kind) {
     case 'fp16': decodeFloat16(lfc, dst as FloatArray); break;

@@ -1,12 +1,12 @@
 /**
  * DIVISION frequency split (act.md §5) on typed arrays. For x [N, C, H, W]:
  * LFC L = P×P block averages (border blocks average the elements present), kept as bfloat16;
- * HFC R = x − upsample(bf16(L)), quantized per (sample, channel) map at `hfcBits` with stochastic
- * rounding. R is taken against the same rounded L the decoder rebuilds, so the only error is R's
- * quantization. Bits per element ≈ 16/P² + hfcBits + 64/(H·W).
+ * HFC R = x − upsample(bf16(L)), quantized (by the caller, quantize.ts) per (sample, channel) map
+ * at `hfcBits` with stochastic rounding. R is taken against the same rounded L the decoder rebuilds, so the only error is R's
+ * quantization. Bits per element ≈ 16/P² + hfcBits + 32/(H·W) (fp16 metadata).
  */
 import { fromBFloat16Bits, toBFloat16Bits } from './float16.js';
-import { dequantizeGroups, quantizeGroups, type CodeBits, type FloatArray, type GroupLayout, type NoiseKey } from './quantize.js';
+import { dequantizeGroups, type CodeBits, type FloatArray, type GroupLayout } from './quantize.js';
 
 export interface DivisionGeometry {
   n: number;
@@ -58,15 +58,14 @@ function lowFrequency(x: FloatArray | null, g: DivisionGeometry, lfc: Uint16Arra
   }
 }
 
-/** Encodes x: `lfc` gets lfcLength values, `codes`/`meta` the HFC (see quantizeGroups); `scratch` has x's length. */
-export function divisionEncode(x: FloatArray, g: DivisionGeometry, hfcBits: CodeBits, noise: NoiseKey | null, lfc: Uint16Array, codes: Uint8Array, meta: Float32Array, scratch: FloatArray): void {
-  lowFrequency(x, g, lfc, scratch, false);
-  for (let i = 0; i < x.length; i++) scratch[i] = x[i]! - scratch[i]!;
-  quantizeGroups(scratch, hfcLayout(g), hfcBits, noise, codes, meta);
+/** Writes bf16(L) to `lfc` (lfcLength values) and the residual x − upsample(bf16(L)) to `residual`. */
+export function divisionSplit(x: FloatArray, g: DivisionGeometry, lfc: Uint16Array, residual: FloatArray): void {
+  lowFrequency(x, g, lfc, residual, false);
+  for (let i = 0; i < x.length; i++) residual[i] = x[i]! - residual[i]!;
 }
 
-/** Decodes into `out`: dequantized HFC plus the upsampled LFC. */
-export function divisionDecode(lfc: Uint16Array, codes: Uint8Array, meta: Float32Array, g: DivisionGeometry, hfcBits: CodeBits, out: FloatArray): void {
+/** Decodes into `out`: the dequantized residual (see quantizeGroups, hfcLayout) plus the upsampled LFC. */
+export function divisionDecode(lfc: Uint16Array, codes: Uint8Array, meta: ArrayLike<number>, g: DivisionGeometry, hfcBits: CodeBits, out: FloatArray): void {
   dequantizeGroups(codes, meta, hfcLayout(g), hfcBits, out);
   lowFrequency(null, g, lfc, out, true);
 }

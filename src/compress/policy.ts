@@ -24,6 +24,8 @@ export interface ActConfig {
   mode: ActMode;
   /** Elements per quantization group, within one sample (default 256). */
   groupSize?: number;
+  /** Precision of per-group (min, step) metadata (default 'fp16': 32/groupSize bits per element). */
+  metadata?: 'fp16' | 'fp32';
   /** Stochastic rounding (default) or round to nearest. */
   stochastic?: boolean;
   /** Seed of the rounding noise (default 0). */
@@ -49,7 +51,7 @@ export interface ActConfig {
   dedup?: boolean;
 }
 
-const CONFIG_KEYS = new Set(['mode', 'groupSize', 'stochastic', 'seed', 'divisionBlock', 'hfcBits', 'divisionFallbackBits', 'minElements', 'edgeBits', 'lastLayer', 'model', 'layers', 'ops', 'dedup']);
+const CONFIG_KEYS = new Set(['mode', 'groupSize', 'metadata', 'stochastic', 'seed', 'divisionBlock', 'hfcBits', 'divisionFallbackBits', 'minElements', 'edgeBits', 'lastLayer', 'model', 'layers', 'ops', 'dedup']);
 
 /** What the policy looks at for one save. */
 export interface SaveContext {
@@ -66,7 +68,9 @@ export interface SaveContext {
 export function contextOf(info: SaveInfo, t: { shape: readonly number[]; dtype: DType; gradFn: unknown; requiresGrad: boolean }): SaveContext {
   return {
     op: info.op, role: info.role, module: info.module, isParameter: info.isParameter,
-    shape: t.shape, dtype: t.dtype, isNetworkInput: !info.isParameter && t.gradFn === null && !t.requiresGrad,
+    shape: t.shape, dtype: t.dtype,
+    // An op's own outputs are saved before autograd marks them, so only 'input' roles qualify.
+    isNetworkInput: info.role === 'input' && !info.isParameter && t.gradFn === null && !t.requiresGrad,
   };
 }
 
@@ -105,6 +109,7 @@ export class ActPolicy {
   readonly seed: number;
   private readonly groupSize: number;
   private readonly stochastic: boolean;
+  private readonly metadata: 'fp16' | 'fp32';
   private readonly minElements: number;
   private readonly edgeBits: 1 | 2 | 4 | 8;
   private readonly division: Encoding;
@@ -120,12 +125,14 @@ export class ActPolicy {
     this.mode = parseMode(c.mode);
     this.groupSize = positiveInt(c.groupSize ?? 256, 'groupSize');
     this.minElements = c.minElements === 0 ? 0 : positiveInt(c.minElements ?? 1024, 'minElements');
+    this.metadata = c.metadata ?? 'fp16';
+    if (this.metadata !== 'fp16' && this.metadata !== 'fp32') throw new RangeError(`withCompression: metadata must be 'fp16' or 'fp32', got ${JSON.stringify(c.metadata)}`);
     this.stochastic = c.stochastic ?? true;
     if (typeof this.stochastic !== 'boolean') throw new TypeError(`withCompression: stochastic must be true or false`);
     this.seed = c.seed ?? 0;
     if (!Number.isInteger(this.seed)) throw new RangeError(`withCompression: seed must be an integer, got ${c.seed}`);
     this.edgeBits = bitsOption(c.edgeBits ?? 8, 'edgeBits');
-    this.division = { kind: 'division', block: positiveInt(c.divisionBlock ?? 8, 'divisionBlock'), hfcBits: bitsOption(c.hfcBits ?? 2, 'hfcBits') };
+    this.division = { kind: 'division', block: positiveInt(c.divisionBlock ?? 8, 'divisionBlock'), hfcBits: bitsOption(c.hfcBits ?? 2, 'hfcBits'), metadata: this.metadata };
     this.divisionFallback = this.quant(bitsOption(c.divisionFallbackBits ?? 8, 'divisionFallbackBits'));
     this.lastLayer = c.lastLayer ?? (c.model ? lastLinearPath(c.model) : '');
     this.dedup = c.dedup ?? true;
@@ -145,7 +152,7 @@ export class ActPolicy {
   }
 
   private quant(bits: 1 | 2 | 4 | 8): Encoding {
-    return { kind: 'quant', bits, groupSize: this.groupSize, stochastic: this.stochastic };
+    return { kind: 'quant', bits, groupSize: this.groupSize, stochastic: this.stochastic, metadata: this.metadata };
   }
 
   /** The encoding a mode gives an ordinary float save (DIVISION: for 4-D maps). */

@@ -4,12 +4,13 @@
  *
  * Layout: `rows` samples of `rowLength` elements; every row is cut into groups of `groupSize`
  * consecutive elements (the last one may be shorter), so a group never spans two samples.
- * Group g keeps (min, step) as float32 in `meta[2g], meta[2g+1]`; element codes q ∈ [0, 2^b − 1]
- * are packed LSB-first, b ∈ {1, 2, 4, 8}, into one byte stream for the whole array.
+ * Group g keeps (min, step) in `meta[2g], meta[2g+1]`, as fp16 (default) or fp32 numbers; element
+ * codes q ∈ [0, 2^b − 1] are packed LSB-first, b ∈ {1, 2, 4, 8}, into one byte stream for the
+ * whole array. Metadata costs 32/groupSize (fp16) or 64/groupSize (fp32) bits per element.
  *
  * Encode: q = clamp(floor((x − min)/step + u), 0, 2^b − 1), u ~ U(0,1) (stochastic, unbiased:
  * E[min + q·step] = x) or u = ½ (nearest). Decode: x̂ = min + q·step. A constant group has
- * step 0, codes 0 and decodes to its value exactly. Metadata costs 64/groupSize bits per element.
+ * step 0, codes 0 and decodes to its value exactly.
  *
  * Noise: counter-based, so reproducible and independent of how the work is split. Element e of
  * a call keyed by (seed, stream, step) takes its chunk key from Philox4x32-10 (counter =
@@ -18,6 +19,7 @@
  * cost near one multiply per element; the 16-bit grid moves E[q] by at most 2^-17 steps.
  */
 import { philox } from '../util/rng.js';
+import { fromFloat16Bits, toFloat16Bits } from './float16.js';
 
 export type FloatArray = Float32Array | Float64Array;
 export type CodeBits = 1 | 2 | 4 | 8;
@@ -54,14 +56,11 @@ export function codeBytes(n: number, bits: number): number {
   return Math.ceil((n * bits) / 8);
 }
 
+/** Precision of the per-group (min, step) metadata: 32 (exact) or 16 bits per value. */
+export type MetaPrecision = 'fp32' | 'fp16';
+
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
-/** The smallest float32 above a non-negative float32 x. */
-function nextUpF32(x: number): number {
-  f32[0] = x;
-  u32[0]! += 1;
-  return f32[0]!;
-}
 /** The largest float32 at or below x. */
 function floorF32(x: number): number {
   const r = Math.fround(x);
@@ -72,21 +71,48 @@ function floorF32(x: number): number {
   else u32[0]! += 1;
   return f32[0]!;
 }
+/** The smallest float32 at or above a non-negative x. */
+function ceilF32(x: number): number {
+  const r = Math.fround(x);
+  if (r >= x) return r;
+  f32[0] = r;
+  u32[0]! += 1;
+  return f32[0]!;
+}
+/** The largest fp16 value at or below x (-Infinity when below the fp16 range). */
+function floorF16(x: number): number {
+  let h = toFloat16Bits(x);
+  const v = fromFloat16Bits(h);
+  if (v <= x) return v;
+  if (h === 0) h = 0x8001; // +0 -> the negative subnormal nearest to 0
+  else h = h & 0x8000 ? h + 1 : h - 1;
+  return fromFloat16Bits(h);
+}
+/** The smallest fp16 value at or above a non-negative x (Infinity when above the fp16 range). */
+function ceilF16(x: number): number {
+  const h = toFloat16Bits(x);
+  const v = fromFloat16Bits(h);
+  return v >= x ? v : fromFloat16Bits(h + 1);
+}
 
-const block = new Uint32Array(4);
+/** Size in bytes of one metadata value. */
+export function metaBytes(p: MetaPrecision): number {
+  return p === 'fp16' ? 2 : 4;
+}
 
 /**
- * Quantizes `x` into `codes` (zero-filled, codeBytes(n, bits) long) and `meta` (2 floats per group).
- * With `noise` null, rounds to nearest.
+ * Chooses every group's (min, step) — written to `meta[2g], meta[2g+1]` — representable in
+ * `precision` and such that each x of the group lies in [min, min + Q·step] (no clipping, so the
+ * rounding stays unbiased). A constant group gets step 0 and its value as min (exact decode).
+ * fp16 falls back to fp32 for the whole array when a value is out of fp16 range or a constant
+ * group's value is not an fp16 number; the precision used is returned.
  */
-export function quantizeGroups(x: FloatArray, layout: GroupLayout, bits: CodeBits, noise: NoiseKey | null, codes: Uint8Array, meta: Float32Array): void {
+export function groupMeta(x: FloatArray, layout: GroupLayout, bits: CodeBits, precision: MetaPrecision, meta: Float64Array): MetaPrecision {
   const { rows, rowLength, groupSize } = layout;
-  if (x.length !== rows * rowLength) throw new RangeError(`quantizeGroups: ${x.length} values do not match ${rows} rows x ${rowLength}`);
+  if (x.length !== rows * rowLength) throw new RangeError(`groupMeta: ${x.length} values do not match ${rows} rows x ${rowLength}`);
   const Q = (1 << bits) - 1;
-  const logBits = Math.log2(bits), shift = 3 - logBits, lane = (8 >> logBits) - 1;
-  let chunkKey = 0;
-  const k0 = noise ? noise.seed >>> 0 : 0, k1 = noise ? Math.floor(noise.seed / 4294967296) >>> 0 : 0;
-  const c1 = noise ? noise.step >>> 0 : 0, c2 = noise ? noise.stream >>> 0 : 0;
+  const half = precision === 'fp16';
+  const floor = half ? floorF16 : floorF32, ceil = half ? ceilF16 : ceilF32;
   let g = 0;
   for (let r = 0; r < rows; r++) {
     const rowStart = r * rowLength;
@@ -98,15 +124,41 @@ export function quantizeGroups(x: FloatArray, layout: GroupLayout, bits: CodeBit
         if (v < mn) mn = v;
         if (v > mx) mx = v;
       }
-      // float32 metadata chosen so that every x lies in [min, min + Q·step]: no clipping bias.
-      const m32 = floorF32(mn);
+      const m = floor(mn);
       let step = 0;
-      if (mx > m32) {
-        step = Math.fround((mx - m32) / Q);
-        if (m32 + step * Q < mx) step = nextUpF32(step);
+      if (mx > m) {
+        step = ceil((mx - m) / Q);
+        if (m + step * Q < mx) step = ceil(step * (1 + 2 ** -10));
       }
-      meta[2 * g] = m32;
+      if (half && (!Number.isFinite(m) || !Number.isFinite(step) || (mx === mn && m !== mn))) {
+        if (Number.isFinite(mn) && Number.isFinite(mx)) return groupMeta(x, layout, bits, 'fp32', meta);
+      }
+      meta[2 * g] = m;
       meta[2 * g + 1] = step;
+    }
+  }
+  return precision;
+}
+
+const block = new Uint32Array(4);
+
+/**
+ * Quantizes `x` into `codes` (zero-filled, codeBytes(n, bits) long) with the metadata from
+ * `groupMeta`. With `noise` null, rounds to nearest.
+ */
+export function quantizeGroups(x: FloatArray, layout: GroupLayout, bits: CodeBits, noise: NoiseKey | null, meta: ArrayLike<number>, codes: Uint8Array): void {
+  const { rows, rowLength, groupSize } = layout;
+  const Q = (1 << bits) - 1;
+  const logBits = Math.log2(bits), shift = 3 - logBits, lane = (8 >> logBits) - 1;
+  let chunkKey = 0;
+  const k0 = noise ? noise.seed >>> 0 : 0, k1 = noise ? Math.floor(noise.seed / 4294967296) >>> 0 : 0;
+  const c1 = noise ? noise.step >>> 0 : 0, c2 = noise ? noise.stream >>> 0 : 0;
+  let g = 0;
+  for (let r = 0; r < rows; r++) {
+    const rowStart = r * rowLength;
+    for (let start = rowStart; start < rowStart + rowLength; start += groupSize, g++) {
+      const end = Math.min(start + groupSize, rowStart + rowLength);
+      const m = meta[2 * g]!, step = meta[2 * g + 1]!;
       const inv = step > 0 ? 1 / step : 0;
       for (let i = start; i < end; i++) {
         let u = 0.5;
@@ -118,7 +170,7 @@ export function quantizeGroups(x: FloatArray, layout: GroupLayout, bits: CodeBit
           const h = mix32((chunkKey + Math.imul((i & 255) >>> 1, 0x9e3779b9)) | 0);
           u = (((i & 1 ? h : h >>> 16) & 0xffff) + 0.5) * (1 / 65536);
         }
-        let q = ((x[i]! - m32) * inv + u) | 0; // >= 0 (x >= min, u > 0); NaN -> 0
+        let q = ((x[i]! - m) * inv + u) | 0; // >= 0 (x >= min, u > 0); NaN -> 0
         if (q > Q) q = Q;
         codes[i >>> shift]! |= q << ((i & lane) << logBits);
       }
@@ -136,7 +188,7 @@ function mix32(x: number): number {
 }
 
 /** Inverse of `quantizeGroups`: out[i] = min_g + q_i·step_g. */
-export function dequantizeGroups(codes: Uint8Array, meta: Float32Array, layout: GroupLayout, bits: CodeBits, out: FloatArray): void {
+export function dequantizeGroups(codes: Uint8Array, meta: ArrayLike<number>, layout: GroupLayout, bits: CodeBits, out: FloatArray): void {
   const { rows, rowLength, groupSize } = layout;
   const Q = (1 << bits) - 1;
   const logBits = Math.log2(bits), shift = 3 - logBits, lane = (8 >> logBits) - 1;
