@@ -52,7 +52,8 @@ export class Compression {
   private ordinal = 0;
   private readonly cache = new Map<string, Entry>();
   private stats: CompressionStats = { saves: 0, dedupHits: 0, byEncoding: {} };
-  private readonly hooks: SavedTensorHooks<Handle>;
+  /** The saved-tensor hooks this session installs (for composing with other hooks). */
+  readonly hooks: SavedTensorHooks<Handle>;
 
   constructor(config: ActMode | ActConfig, step = 0) {
     this.policy = new ActPolicy(config);
