@@ -9,7 +9,8 @@
  * - the network input (a saved tensor that no op produced and that needs no gradient: the first
  *   conv/linear input) and the last linear layer's input get at least 8 bits;
  * - every other float value gets the mode's encoding; `layers` (module path, exact or prefix) and
- *   `ops` (op name) override it.
+ *   `ops` (op name) override it;
+ * - LayerNorm inputs are grouped per row when rows are shorter than the group size.
  */
 import type { SaveInfo, SaveRole } from '../autograd/saved.js';
 import { isFloat, type DType } from '../core/dtype.js';
@@ -193,6 +194,9 @@ export class ActPolicy {
     if (size < this.minElements) return KEEP;
     if (e.kind === 'division' && !(s.shape.length === 4 && s.shape[2]! > 1)) e = this.divisionFallback;
     if (s.isNetworkInput || (this.lastLayer !== '' && s.module === this.lastLayer && s.op === 'matmul')) e = this.atLeast(e, this.edgeBits);
+    // LayerNorm normalizes rows: per-row groups keep one row's range from widening another's.
+    const row = s.shape[s.shape.length - 1] ?? 1;
+    if (s.op === 'layernorm' && e.kind === 'quant' && row < e.groupSize) e = { ...e, groupSize: row };
     return e;
   }
 }

@@ -90,7 +90,8 @@ export class Dropout extends Module {
     this.rng = new Rng(seed, 0xd0);
   }
   forward(x: Tensor): Tensor {
-    if (!this.training || this.p === 0) return x.view();
+    // A reshape, not x.view(): a bare view would cut the autograd graph.
+    if (!this.training || this.p === 0) return reshape(x, [...x.shape]);
     return dropout(x, this.p, this.rng.nextU32());
   }
 }
