@@ -152,6 +152,8 @@ export interface StepMeasurement {
   savedBytes: number;
   /** Peak of all ledger bytes during the step (forward, backward, `after`). */
   peakBytes: number;
+  /** The peak minus the bytes already alive when the step started (what the step itself adds). */
+  stepPeakBytes: number;
   stepMs: number;
 }
 
@@ -161,7 +163,8 @@ export interface StepMeasurement {
  */
 export function measureStep(forward: ForwardFn, batch: number, session: Compression, after?: () => void): StepMeasurement {
   resetPeakMemory();
-  const savedBefore = memory().current.saved;
+  const start = memory();
+  const savedBefore = start.current.saved;
   let savedBytes = 0;
   const t0 = performance.now();
   scope(() => {
@@ -171,7 +174,8 @@ export function measureStep(forward: ForwardFn, batch: number, session: Compress
   });
   after?.();
   const stepMs = performance.now() - t0;
-  return { savedBytes, peakBytes: memory().peakTotalBytes, stepMs };
+  const peakBytes = memory().peakTotalBytes;
+  return { savedBytes, peakBytes, stepPeakBytes: peakBytes - start.totalBytes, stepMs };
 }
 
 /** Peak bytes of a step at a batch size (from a real step or a model of it). */
