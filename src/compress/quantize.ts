@@ -160,16 +160,23 @@ export function quantizeGroups(x: FloatArray, layout: GroupLayout, bits: CodeBit
       const end = Math.min(start + groupSize, rowStart + rowLength);
       const m = meta[2 * g]!, step = meta[2 * g + 1]!;
       const inv = step > 0 ? 1 / step : 0;
-      for (let i = start; i < end; i++) {
-        let u = 0.5;
-        if (noise) {
-          if ((i & 255) === 0 || i === start) {
-            philox(i >>> 8, c1, c2, 0, k0, k1, block);
-            chunkKey = block[0]!;
-          }
-          const h = mix32((chunkKey + Math.imul((i & 255) >>> 1, 0x9e3779b9)) | 0);
-          u = (((i & 1 ? h : h >>> 16) & 0xffff) + 0.5) * (1 / 65536);
+      if (!noise) {
+        for (let i = start; i < end; i++) {
+          let q = ((x[i]! - m) * inv + 0.5) | 0; // >= 0 (x >= min); NaN -> 0
+          if (q > Q) q = Q;
+          codes[i >>> shift]! |= q << ((i & lane) << logBits);
         }
+        continue;
+      }
+      let h = 0;
+      for (let i = start; i < end; i++) {
+        if ((i & 255) === 0 || i === start) {
+          philox(i >>> 8, c1, c2, 0, k0, k1, block);
+          chunkKey = block[0]!;
+        }
+        // One 32-bit mix serves an even/odd pair of elements (16 bits each).
+        if ((i & 1) === 0 || i === start) h = mix32((chunkKey + Math.imul((i & 255) >>> 1, 0x9e3779b9)) | 0);
+        const u = (((i & 1 ? h : h >>> 16) & 0xffff) + 0.5) * (1 / 65536);
         let q = ((x[i]! - m) * inv + u) | 0; // >= 0 (x >= min, u > 0); NaN -> 0
         if (q > Q) q = Q;
         codes[i >>> shift]! |= q << ((i & lane) << logBits);
@@ -210,6 +217,10 @@ export function bitsFor(max: number): number {
 
 /** Packs non-negative integers < 2^bits (bits 1..32) LSB-first into `out` (zero-filled, codeBytes long). */
 export function packInts(values: ArrayLike<number>, bits: number, out: Uint8Array): void {
+  if (bits === 1) {
+    for (let i = 0; i < values.length; i++) if (values[i]) out[i >>> 3]! |= 1 << (i & 7);
+    return;
+  }
   let pos = 0, acc = 0, accBits = 0;
   for (let i = 0; i < values.length; i++) {
     let v = values[i]!;
@@ -233,6 +244,10 @@ export function packInts(values: ArrayLike<number>, bits: number, out: Uint8Arra
 
 /** Inverse of `packInts`. */
 export function unpackInts(src: Uint8Array, bits: number, out: { length: number; [i: number]: number }): void {
+  if (bits === 1) {
+    for (let i = 0; i < out.length; i++) out[i] = (src[i >>> 3]! >>> (i & 7)) & 1;
+    return;
+  }
   let pos = 0, acc = 0, accBits = 0;
   for (let i = 0; i < out.length; i++) {
     let v = 0, got = 0;
