@@ -33,7 +33,7 @@ import { fit } from '../src/train/trainer.js';
 import { Rng } from '../src/util/rng.js';
 import { Compression } from '../src/compress/act.js';
 import { ACT_MODES, parseMode, type ActMode } from '../src/compress/policy.js';
-import { findMaxBatch, fitPeakModel, measureStep, planSavedBytes, type ForwardFn } from '../src/compress/planner.js';
+import { findMaxBatch, fitPeakModel, measureStep, planSavedBytes, recordSaves, type ForwardFn } from '../src/compress/planner.js';
 import { codeBytes, dequantizeGroups, groupMeta, quantizeGroups } from '../src/compress/quantize.js';
 
 const MiB = 2 ** 20;
@@ -133,10 +133,11 @@ function memoryRows(spec: ModelSpec, modes: ActMode[], batch: number, repeat: nu
   }
   const order = ['off' as const, ...modes.filter((m) => m !== 'off')];
   const rows: MemoryRow[] = [];
+  const recording = recordSaves(forward);
   let ref: { grads: Float32Array[]; saved: number; ms: number } | null = null;
   for (const mode of order) {
     model.zeroGrad();
-    const predicted = planSavedBytes(forward, batch, { mode, model }).savedBytes;
+    const predicted = planSavedBytes(recording, batch, { mode, model }).savedBytes;
     const step = measureStep(forward, batch, new Compression({ mode, model, seed: 1 }));
     const g = grads(model);
     model.zeroGrad();

@@ -96,20 +96,35 @@ export interface SavedBytesPlan {
   saves: PlannedSave[];
 }
 
+/** The saves of a forward recorded at two probe batches (reusable across modes and batches). */
+export interface SaveRecording {
+  readonly probeBatches: readonly [number, number];
+  readonly saves: readonly [SaveRecord[], SaveRecord[]];
+}
+
+/** Runs `forward` at two tiny batches with recording hooks (nothing is compressed or kept). */
+export function recordSaves(forward: ForwardFn, probeBatches: [number, number] = [2, 3]): SaveRecording {
+  const [b0, b1] = probeBatches;
+  if (!(Number.isInteger(b0) && Number.isInteger(b1) && b0 >= 1 && b1 > b0)) throw new RangeError(`planSavedBytes: probe batches must be integers 1 <= b0 < b1, got ${probeBatches}`);
+  const r0 = record(forward, b0), r1 = record(forward, b1);
+  if (r0.length !== r1.length) throw new Error(`planSavedBytes: the forward saved ${r0.length} values at batch ${b0} but ${r1.length} at batch ${b1}; its structure must not depend on the batch`);
+  return { probeBatches: [b0, b1], saves: [r0, r1] };
+}
+
 /**
- * Predicts the saved-for-backward bytes of `forward(batch)` under `config`.
+ * Predicts the saved-for-backward bytes of `forward(batch)` under `config` (pass a
+ * `recordSaves` result instead of `forward` to price several modes or batches from one recording).
  *
  * @example
  * const plan = planSavedBytes((b) => crossEntropy(model.call(images(b)), labels(b)), 128, { mode: 'int4', model });
  * console.log(plan.savedBytes / 2 ** 20, 'MiB');
  */
-export function planSavedBytes(forward: ForwardFn, batch: number, config: ActMode | ActConfig, probeBatches: [number, number] = [2, 3]): SavedBytesPlan {
-  const [b0, b1] = probeBatches;
+export function planSavedBytes(forward: ForwardFn | SaveRecording, batch: number, config: ActMode | ActConfig): SavedBytesPlan {
   if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`planSavedBytes: batch must be a positive integer, got ${batch}`);
-  if (!(Number.isInteger(b0) && Number.isInteger(b1) && b0 >= 1 && b1 > b0)) throw new RangeError(`planSavedBytes: probe batches must be integers 1 <= b0 < b1, got ${probeBatches}`);
   const policy = new ActPolicy(config);
-  const r0 = record(forward, b0), r1 = record(forward, b1);
-  if (r0.length !== r1.length) throw new Error(`planSavedBytes: the forward saved ${r0.length} values at batch ${b0} but ${r1.length} at batch ${b1}; its structure must not depend on the batch`);
+  const recording = typeof forward === 'function' ? recordSaves(forward) : forward;
+  const [b0, b1] = recording.probeBatches;
+  const [r0, r1] = recording.saves;
   const at = (v0: number, v1: number) => v0 + ((v1 - v0) * (batch - b0)) / (b1 - b0);
   const counted = new Set<string>();
   const byOp: Record<string, number> = {};

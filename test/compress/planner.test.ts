@@ -2,8 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { lenet5, mlp, resnet20 } from '../../src/nn/models.js';
+import { BatchNorm, Conv2d, GlobalAvgPool2d, Linear, ReLU, Sequential } from '../../src/nn/layers.js';
+import type { Module } from '../../src/nn/module.js';
 import { Compression } from '../../src/compress/act.js';
-import { findMaxBatch, fitPeakModel, measureStep, planSavedBytes } from '../../src/compress/planner.js';
+import { findMaxBatch, fitPeakModel, measureStep, planSavedBytes, recordSaves } from '../../src/compress/planner.js';
 import { classifierForward } from './helpers.js';
 
 const MiB = 2 ** 20;
@@ -16,8 +18,9 @@ test('planner predictions match the runtime ledger within 2 % (MLP, LeNet, ResNe
   ];
   for (const { name, model, shape, batch, modes } of cases) {
     const forward = classifierForward(model, shape);
+    const recording = recordSaves(forward);
     for (const mode of modes) {
-      const plan = planSavedBytes(forward, batch, { mode, model });
+      const plan = planSavedBytes(recording, batch, { mode, model });
       const real = measureStep(forward, batch, new Compression({ mode, model }));
       model.zeroGrad();
       const gap = Math.abs(plan.savedBytes / real.savedBytes - 1);
@@ -30,7 +33,8 @@ test('planner predictions match the runtime ledger within 2 % (MLP, LeNet, ResNe
 test('ResNet-20 at batch 128 (planned): ratios against fp32 as in act.md §12', () => {
   const model = resnet20();
   const forward = classifierForward(model, [3, 32, 32]);
-  const plan = (mode: 'off' | 'int8' | 'int4' | 'int2' | 'division') => planSavedBytes(forward, 128, { mode, model }).savedBytes;
+  const recording = recordSaves(forward);
+  const plan = (mode: 'off' | 'int8' | 'int4' | 'int2' | 'division') => planSavedBytes(recording, 128, { mode, model }).savedBytes;
   const fp32 = plan('off');
   // act.md's 185.5 MiB counts the ReLU output shared with the next conv; the engine also keeps a
   // uint8 ReLU mask (1 byte/element), which adds ~27 MiB.
@@ -48,8 +52,11 @@ test('findMaxBatch: exact on a synthetic probe, and with real training steps und
   assert.equal(findMaxBatch(() => 1, 10, 64), 64);
   assert.throws(() => findMaxBatch(() => 1, 0), /capBytes must be positive/);
 
-  const model = lenet5();
-  const forward = classifierForward(model, [1, 28, 28]);
+  // A narrow, deep CNN: saved activations dominate its step peak, as in ResNets.
+  const layers: Module[] = [];
+  for (let i = 0; i < 6; i++) layers.push(new Conv2d(i === 0 ? 1 : 8, 8, 3, { padding: 1, bias: false }), new BatchNorm(8), ReLU());
+  const model = new Sequential(...layers, GlobalAvgPool2d(), new Linear(8, 10));
+  const forward = classifierForward(model, [1, 16, 16]);
   // Peak of a step = the model's parameters + what the step adds (other tests' tensors excluded).
   const paramBytes = model.parameters().reduce((a, p) => a + p.byteLength, 0);
   const probeFor = (mode: 'off' | 'int2') => (b: number) => {
@@ -58,16 +65,16 @@ test('findMaxBatch: exact on a synthetic probe, and with real training steps und
     model.zeroGrad();
     return peak;
   };
-  const cap = 3 * MiB;
+  const cap = 2 * MiB;
   const found: Record<string, number> = {};
   for (const mode of ['off', 'int2'] as const) {
     const probe = probeFor(mode);
-    const b = findMaxBatch(probe, cap, 256);
+    const b = findMaxBatch(probe, cap, 512);
     assert.ok(b > 0 && probe(b) <= cap && probe(b + 1) > cap, `${mode}: ${b}`);
     found[mode] = b;
-    // The affine fit of two real steps predicts the same answer.
-    const fitted = findMaxBatch(fitPeakModel(probe, 4, 8).probe, cap, 256);
-    assert.ok(Math.abs(fitted - b) <= Math.max(1, b * 0.02), `${mode}: fitted ${fitted} vs ${b}`);
+    // The affine fit of two real steps (the bench's method for large batches) lands close.
+    const fitted = findMaxBatch(fitPeakModel(probe, 8, 16).probe, cap, 512);
+    assert.ok(Math.abs(fitted - b) <= Math.max(1, b * 0.1), `${mode}: fitted ${fitted} vs ${b}`);
   }
   assert.ok(found.int2! > 2 * found.off!, `int2 ${found.int2} vs fp32 ${found.off}`);
 });
