@@ -39,7 +39,7 @@ export function releaseGraph(root: Tensor): void {
   }
 }
 
-interface SaveRecord {
+export interface SaveRecord {
   info: SaveInfo;
   shape: readonly number[];
   dtype: DType;
