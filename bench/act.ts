@@ -9,7 +9,7 @@
  * - maxBatch: ResNet-20's largest batch whose step peak (parameters + gradients + everything the
  *   step allocates, from the ledger) fits the cap (default 512 MiB), per mode, by binary search
  *   on an affine fit of two real steps (`--fit-batches`).
- * - kernels: quantize+pack and unpack throughput of the TypeScript quantizer (GB/s of fp32).
+ * - kernels: quantize+pack and unpack throughput (GB/s of fp32), TypeScript and wasm kernel.
  * - accuracy (`--accuracy`): MLP on MNIST (../shared/data/mnist-t10k: first 8,000 train, last
  *   2,000 test) for fp32/int4/int2/division, `--epochs` (1), `--seeds` (1).
  *
@@ -34,7 +34,8 @@ import { Rng } from '../src/util/rng.js';
 import { Compression } from '../src/compress/act.js';
 import { ACT_MODES, parseMode, type ActMode } from '../src/compress/policy.js';
 import { findMaxBatch, fitPeakModel, measureStep, planSavedBytes, recordSaves, type ForwardFn } from '../src/compress/planner.js';
-import { codeBytes, dequantizeGroups, groupMeta, quantizeGroups } from '../src/compress/quantize.js';
+import { packTensor, releasePacked, unpackTensor } from '../src/compress/codecs.js';
+import { getBackend, setBackend } from '../src/backends/index.js';
 
 const MiB = 2 ** 20;
 
@@ -176,29 +177,37 @@ function maxBatchRows(modes: ActMode[], capBytes: number, fitBatches: [number, n
   return rows;
 }
 
-/** Quantize+pack and unpack throughput of the TypeScript kernels, GB/s of float32. */
-function kernelRows(): { bits: number; packGBps: number; unpackGBps: number }[] {
+/**
+ * Tensor-level quantize+pack (`packTensor`: min/max pass, metadata, codes) and unpack throughput,
+ * GB/s of float32, on the reference backend (TypeScript quantizer) and the wasm backend (wasm
+ * quantize kernel; metadata and unpack stay in TypeScript).
+ */
+function kernelRows(backends: string[]): { backend: string; bits: number; packGBps: number; unpackGBps: number }[] {
   const n = 1 << 22;
   const r = new Rng(3);
-  const x = Float32Array.from({ length: n }, () => r.normal());
-  const layout = { rows: 64, rowLength: n / 64, groupSize: 256 };
-  return ([2, 4, 8] as const).map((bits) => {
-    const meta = new Float64Array(2 * (n / 256));
-    const codes = new Uint8Array(codeBytes(n, bits));
-    const out = new Float32Array(n);
-    let pack = Infinity, unpack = Infinity;
-    for (let rep = 0; rep < 5; rep++) {
-      codes.fill(0);
-      let t0 = performance.now();
-      groupMeta(x, layout, bits, 'fp16', meta);
-      quantizeGroups(x, layout, bits, { seed: 1, stream: 0, step: rep }, meta, codes);
-      pack = Math.min(pack, performance.now() - t0);
-      t0 = performance.now();
-      dequantizeGroups(codes, meta, layout, bits, out);
-      unpack = Math.min(unpack, performance.now() - t0);
+  const x = fromValues(Float32Array.from({ length: n }, () => r.normal()), [64, n / 64]);
+  const rows = [];
+  const previous = getBackend();
+  for (const backend of backends) {
+    setBackend(backend);
+    for (const bits of [2, 4, 8] as const) {
+      let pack = Infinity, unpack = Infinity;
+      for (let rep = 0; rep < 5; rep++) {
+        let t0 = performance.now();
+        const p = packTensor(x, { kind: 'quant', bits, groupSize: 256 }, { seed: 1, stream: 0, step: rep });
+        pack = Math.min(pack, performance.now() - t0);
+        t0 = performance.now();
+        const y = unpackTensor(p);
+        unpack = Math.min(unpack, performance.now() - t0);
+        y.dispose();
+        releasePacked(p);
+      }
+      rows.push({ backend, bits, packGBps: (4 * n) / pack / 1e6, unpackGBps: (4 * n) / unpack / 1e6 });
     }
-    return { bits, packGBps: (4 * n) / pack / 1e6, unpackGBps: (4 * n) / unpack / 1e6 };
-  });
+  }
+  setBackend(previous);
+  x.dispose();
+  return rows;
 }
 
 async function accuracyRows(modes: ActMode[], epochs: number, seeds: number, dataDir: string): Promise<AccuracyRow[]> {
@@ -284,7 +293,7 @@ export async function run(args: string[]): Promise<number> {
     printTable(maxBatch.map((r) => ({ ...r, capMiB: r.capBytes / MiB, perSampleKiB: r.perSampleBytes / 1024, fixedMiB: r.fixedBytes / MiB })), ['model', 'mode', 'capMiB', 'maxBatch', 'perSampleKiB', 'fixedMiB']);
   }
 
-  const kernels = kernelRows();
+  const kernels = kernelRows(backend === 'wasm' ? ['reference', 'wasm'] : ['reference']);
   console.log('');
   printTable(kernels);
 
@@ -312,7 +321,7 @@ export async function run(args: string[]): Promise<number> {
     check('resnet20 max batch int4 / fp32 >= 3.5', maxOf('int4') !== undefined && maxOf('off') ? maxOf('int4')! / maxOf('off')! : undefined, (v) => v >= 3.5),
     check('resnet20 int4 step overhead <= 15 %', row('resnet20', 'int4')?.overhead, (v) => v <= 0.15),
     check('planner within 2 % of the ledger (all rows)', memory.length ? Math.max(...memory.map((r) => Math.abs(r.predictedSavedBytes / r.savedBytes - 1))) : undefined, (v) => v <= 0.02),
-    check('quantize+pack >= 1 GB/s (4-bit, TypeScript)', kernels.find((k) => k.bits === 4)!.packGBps, (v) => v >= 1),
+    check(`quantize+pack >= 1 GB/s (4-bit, ${backend})`, kernels.find((k) => k.bits === 4 && k.backend === backend)!.packGBps, (v) => v >= 1),
   ];
   console.log('');
   printTable(targets.map((t) => ({ ...t, holds: t.holds === null ? 'not run' : t.holds ? 'yes' : 'NO' })));

@@ -9,6 +9,9 @@
  * const xHat = unpackTensor(p); // E[xHat] = x
  * releasePacked(p);
  */
+import { getBackend } from '../backends/index.js';
+import { registerWasmBackend } from '../backends/wasm/index.js';
+import type { KernelExports } from '../backends/wasm/loader.js';
 import { arena } from '../core/arena.js';
 import { isFloat, type DType } from '../core/dtype.js';
 import { keep } from '../core/scope.js';
@@ -17,7 +20,7 @@ import { Tensor } from '../core/tensor.js';
 import { divisionDecode, divisionSplit, hfcLayout, lfcLength, type DivisionGeometry } from './division.js';
 import { decodeFloat16, encodeFloat16 } from './float16.js';
 import {
-  assertCodeBits, bitsFor, codeBytes, dequantizeGroups, groupCount, groupMeta, metaBytes, packInts, quantizeGroups, unpackInts,
+  assertCodeBits, bitsFor, codeBytes, dequantizeGroups, groupCount, groupMeta, metaBytes, metaFromRanges, packInts, quantizeGroups, unpackInts,
   type CodeBits, type FloatArray, type GroupLayout, type MetaPrecision, type NoiseKey,
 } from './quantize.js';
 
@@ -148,6 +151,14 @@ function views(payload: Tensor, l: Layout) {
   };
 }
 
+/** The wasm min/max and quantize kernels (bit-identical to the TypeScript ones) when the wasm backend is active. */
+function wasmQuantizer(): Pick<KernelExports, 'groupRanges' | 'quantizeGroups'> | undefined {
+  if (getBackend() !== 'wasm') return undefined;
+  // An older kernel build may lack them: then the TypeScript path runs.
+  const exports = registerWasmBackend()?.module.exports as Partial<KernelExports> | undefined;
+  return exports?.groupRanges && exports.quantizeGroups ? (exports as KernelExports) : undefined;
+}
+
 function requireFloat(t: Tensor, e: Encoding): void {
   if (!isFloat(t.dtype)) throw new TypeError(`${encodingName(e)} encoding needs a float tensor, got ${t.dtype} ${fmt(t.shape)}`);
 }
@@ -198,18 +209,37 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
     groups = quantLayout(t.shape, e.groupSize);
   }
   const target = () => (residual ? residual.data() : source()) as FloatArray;
+  const stochastic = e.kind === 'division' || e.stochastic !== false;
+  const key = stochastic ? noise : null;
+  const inArena = residual ?? (copy === null ? t : null);
+  const kernels = inArena && inArena.dtype === 'float32' ? wasmQuantizer() : undefined;
   const meta = new Float64Array(2 * groupCount(groups));
-  const precision = groupMeta(target(), groups, bits, requestedMeta(e), meta);
-  const l = layoutOf(e, t.shape, 0, precision);
-  const payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
-  const v = views(payload, l);
+  let precision: MetaPrecision;
+  let payload: Tensor;
+  const l = (p: MetaPrecision) => layoutOf(e, t.shape, 0, p);
+  if (kernels && inArena) {
+    // The wasm kernels read x in place and need the metadata in arena memory too.
+    const metaInArena = Tensor.empty([meta.length], 'float64', 'workspace');
+    kernels.groupRanges(inArena.ptr, groups.rows, groups.rowLength, groups.groupSize, metaInArena.ptr);
+    meta.set(metaInArena.data());
+    precision = metaFromRanges(meta, bits, requestedMeta(e));
+    payload = keep(Tensor.empty([l(precision).total], 'uint8', 'saved'));
+    metaInArena.data().set(meta);
+    kernels.quantizeGroups(inArena.ptr, groups.rows, groups.rowLength, groups.groupSize, bits, key ? 1 : 0,
+      key ? key.seed >>> 0 : 0, key ? Math.floor(key.seed / 4294967296) >>> 0 : 0, key ? key.step >>> 0 : 0, key ? key.stream >>> 0 : 0,
+      metaInArena.ptr, payload.ptr + l(precision).codeOffset);
+    metaInArena.dispose();
+  } else {
+    precision = groupMeta(target(), groups, bits, requestedMeta(e), meta);
+    payload = keep(Tensor.empty([l(precision).total], 'uint8', 'saved'));
+    quantizeGroups(target(), groups, bits, key, meta, views(payload, l(precision)).codes);
+  }
+  const v = views(payload, l(precision));
   if (precision === 'fp16') encodeFloat16(meta, v.meta as Uint16Array);
   else (v.meta as Float32Array).set(meta);
   if (lfc) v.lfc.set(lfc);
-  const stochastic = e.kind === 'division' || e.stochastic !== false;
-  quantizeGroups(target(), groups, bits, stochastic ? noise : null, meta, v.codes);
   residual?.dispose();
-  return { ...base, metaPrecision: precision, payload, kept: null, bytes: l.total };
+  return { ...base, metaPrecision: precision, payload, kept: null, bytes: l(precision).total };
 }
 
 /** Rebuilds the tensor (a new contiguous 'workspace' tensor owned by the caller; a view for 'keep'). */

@@ -100,19 +100,10 @@ export function metaBytes(p: MetaPrecision): number {
   return p === 'fp16' ? 2 : 4;
 }
 
-/**
- * Chooses every group's (min, step) — written to `meta[2g], meta[2g+1]` — representable in
- * `precision` and such that each x of the group lies in [min, min + Q·step] (no clipping, so the
- * rounding stays unbiased). A constant group gets step 0 and its value as min (exact decode).
- * fp16 falls back to fp32 for the whole array when a value is out of fp16 range or a constant
- * group's value is not an fp16 number; the precision used is returned.
- */
-export function groupMeta(x: FloatArray, layout: GroupLayout, bits: CodeBits, precision: MetaPrecision, meta: Float64Array): MetaPrecision {
+/** Writes every group's (min, max) to `ranges[2g], ranges[2g+1]` (the min/max pass). */
+export function groupRanges(x: FloatArray, layout: GroupLayout, ranges: Float64Array): void {
   const { rows, rowLength, groupSize } = layout;
-  if (x.length !== rows * rowLength) throw new RangeError(`groupMeta: ${x.length} values do not match ${rows} rows x ${rowLength}`);
-  const Q = (1 << bits) - 1;
-  const half = precision === 'fp16';
-  const floor = half ? floorF16 : floorF32, ceil = half ? ceilF16 : ceilF32;
+  if (x.length !== rows * rowLength) throw new RangeError(`groupRanges: ${x.length} values do not match ${rows} rows x ${rowLength}`);
   let g = 0;
   for (let r = 0; r < rows; r++) {
     const rowStart = r * rowLength;
@@ -124,20 +115,51 @@ export function groupMeta(x: FloatArray, layout: GroupLayout, bits: CodeBits, pr
         if (v < mn) mn = v;
         if (v > mx) mx = v;
       }
-      const m = floor(mn);
-      let step = 0;
-      if (mx > m) {
-        step = ceil((mx - m) / Q);
-        if (m + step * Q < mx) step = ceil(step * (1 + 2 ** -10));
-      }
-      if (half && (!Number.isFinite(m) || !Number.isFinite(step) || (mx === mn && m !== mn))) {
-        if (Number.isFinite(mn) && Number.isFinite(mx)) return groupMeta(x, layout, bits, 'fp32', meta);
-      }
-      meta[2 * g] = m;
-      meta[2 * g + 1] = step;
+      ranges[2 * g] = mn;
+      ranges[2 * g + 1] = mx;
     }
   }
-  return precision;
+}
+
+/**
+ * Turns group ranges (from `groupRanges`) into (min, step) in place, representable in `precision`
+ * and such that each x of the group lies in [min, min + Q·step] (no clipping, so the rounding stays
+ * unbiased). A constant group gets step 0 and its value as min (exact decode). fp16 falls back to
+ * fp32 for the whole array when a value is out of fp16 range or a constant group's value is not an
+ * fp16 number; the precision used is returned.
+ */
+export function metaFromRanges(ranges: Float64Array, bits: CodeBits, precision: MetaPrecision): MetaPrecision {
+  const Q = (1 << bits) - 1;
+  if (precision === 'fp16') {
+    const saved = ranges.slice();
+    if (fillMeta(ranges, Q, floorF16, ceilF16, true)) return 'fp16';
+    ranges.set(saved);
+  }
+  fillMeta(ranges, Q, floorF32, ceilF32, false);
+  return 'fp32';
+}
+
+/** (min, max) -> (min, step) per group; false when a half-precision group cannot be represented. */
+function fillMeta(meta: Float64Array, Q: number, floor: (x: number) => number, ceil: (x: number) => number, half: boolean): boolean {
+  for (let g = 0; g < meta.length; g += 2) {
+    const mn = meta[g]!, mx = meta[g + 1]!;
+    const m = floor(mn);
+    let step = 0;
+    if (mx > m) {
+      step = ceil((mx - m) / Q);
+      if (m + step * Q < mx) step = ceil(step * (1 + 2 ** -10));
+    }
+    if (half && Number.isFinite(mn) && Number.isFinite(mx) && (!Number.isFinite(m) || !Number.isFinite(step) || (mx === mn && m !== mn))) return false;
+    meta[g] = m;
+    meta[g + 1] = step;
+  }
+  return true;
+}
+
+/** `groupRanges` then `metaFromRanges`: every group's (min, step) in `meta`; returns the precision used. */
+export function groupMeta(x: FloatArray, layout: GroupLayout, bits: CodeBits, precision: MetaPrecision, meta: Float64Array): MetaPrecision {
+  groupRanges(x, layout, meta);
+  return metaFromRanges(meta, bits, precision);
 }
 
 const block = new Uint32Array(4);
@@ -162,8 +184,8 @@ export function quantizeGroups(x: FloatArray, layout: GroupLayout, bits: CodeBit
       const inv = step > 0 ? 1 / step : 0;
       if (!noise) {
         for (let i = start; i < end; i++) {
-          let q = ((x[i]! - m) * inv + 0.5) | 0; // >= 0 (x >= min); NaN -> 0
-          if (q > Q) q = Q;
+          const t = (x[i]! - m) * inv + 0.5;
+          const q = t >= Q ? Q : t >= 0 ? t | 0 : 0; // NaN -> 0
           codes[i >>> shift]! |= q << ((i & lane) << logBits);
         }
         continue;
@@ -177,8 +199,8 @@ export function quantizeGroups(x: FloatArray, layout: GroupLayout, bits: CodeBit
         // One 32-bit mix serves an even/odd pair of elements (16 bits each).
         if ((i & 1) === 0 || i === start) h = mix32((chunkKey + Math.imul((i & 255) >>> 1, 0x9e3779b9)) | 0);
         const u = (((i & 1 ? h : h >>> 16) & 0xffff) + 0.5) * (1 / 65536);
-        let q = ((x[i]! - m) * inv + u) | 0; // >= 0 (x >= min, u > 0); NaN -> 0
-        if (q > Q) q = Q;
+        const t = (x[i]! - m) * inv + u;
+        const q = t >= Q ? Q : t >= 0 ? t | 0 : 0; // NaN -> 0 (kernels/quantize.ts does the same)
         codes[i >>> shift]! |= q << ((i & lane) << logBits);
       }
     }
