@@ -172,16 +172,31 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
   // tensors are copied once to the JS heap.
   const copy = t.isContiguous() ? null : t.values();
   const source = () => copy ?? t.data();
-  if (e.kind === 'index' || e.kind === 'mask') {
-    if (isFloat(t.dtype)) throw new TypeError(`${e.kind} encoding needs an integer tensor, got ${t.dtype} ${fmt(t.shape)}`);
+  if ((e.kind === 'index' || e.kind === 'mask') && isFloat(t.dtype)) throw new TypeError(`${e.kind} encoding needs an integer tensor, got ${t.dtype} ${fmt(t.shape)}`);
+  if (e.kind === 'mask') {
+    // One pass: pack the bits and check that every value is 0 or 1.
+    const l = layoutOf(e, t.shape, 1);
+    const payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
+    const v = source(), codes = views(payload, l).codes;
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i]!;
+      if (x === 0) continue;
+      if (x !== 1) {
+        payload.dispose();
+        throw new RangeError(`mask encoding: value ${x} at ${i} is not 0 or 1 (tensor ${fmt(t.shape)})`);
+      }
+      codes[i >>> 3]! |= 1 << (i & 7);
+    }
+    return { ...base, indexBits: 1, payload, kept: null, bytes: l.total };
+  }
+  if (e.kind === 'index') {
     const v = source();
     let max = 0;
     for (let i = 0; i < v.length; i++) {
       const x = v[i]!;
-      if (x < 0) throw new RangeError(`${e.kind} encoding: value ${x} at ${i} is negative (tensor ${fmt(t.shape)})`);
+      if (x < 0) throw new RangeError(`index encoding: value ${x} at ${i} is negative (tensor ${fmt(t.shape)})`);
       if (x > max) max = x;
     }
-    if (e.kind === 'mask' && max > 1) throw new RangeError(`mask encoding: value ${max} is not 0 or 1 (tensor ${fmt(t.shape)})`);
     const indexBits = bitsFor(max);
     const l = layoutOf(e, t.shape, indexBits);
     const payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));

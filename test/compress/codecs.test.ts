@@ -54,7 +54,7 @@ test('masks at 1 bit and indices at ceil(log2(max + 1)) bits round-trip exactly;
     assert.equal(pi.indexBits, 4); // a 3x3 max-pool window: ceil(log2 9) = 4
     assert.equal(pi.bytes, packedByteLength({ kind: 'index' }, [999], 4));
     assert.deepEqual(unpackTensor(pi).values(), idx.values());
-    assert.throws(() => packTensor(fromValues([0, 2, 1], [3], 'uint8'), { kind: 'mask' }, null), /mask encoding: value 2 is not 0 or 1/);
+    assert.throws(() => packTensor(fromValues([0, 2, 1], [3], 'uint8'), { kind: 'mask' }, null), /mask encoding: value 2 at 1 is not 0 or 1/);
     assert.throws(() => packTensor(fromValues([0, -1], [2], 'int32'), { kind: 'index' }, null), /index encoding: value -1 at 1 is negative/);
     assert.throws(() => packTensor(mask, { kind: 'fp16' }, null), /fp16 encoding needs a float tensor, got uint8/);
     assert.throws(() => packTensor(randomTensor([4, 4], 3), { kind: 'division', block: 8, hfcBits: 2 }, null), /division encoding needs an \[N, C, H, W\] tensor/);
