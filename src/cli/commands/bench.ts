@@ -4,6 +4,7 @@ import { UsageError, type Command } from '../command.js';
 const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number> }>> = {
   data: () => import('../../../bench/data.js'),
   engine: () => import('../../../bench/engine.js'),
+  explain: () => import('../../../bench/explain.js'),
   act: () => import('../../../bench/act.js'),
 };
 
