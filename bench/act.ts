@@ -10,8 +10,9 @@
  *   step allocates, from the ledger) fits the cap (default 512 MiB), per mode, by binary search
  *   on an affine fit of two real steps (`--fit-batches`).
  * - kernels: quantize+pack and unpack throughput (GB/s of fp32), TypeScript and wasm kernel.
- * - accuracy (`--accuracy`): MLP on MNIST (../shared/data/mnist-t10k: first 8,000 train, last
- *   2,000 test) for fp32/int4/int2/division, `--epochs` (1), `--seeds` (1).
+ * - accuracy (`--accuracy`): MLP (and/or LeNet-5, `--accuracy-models mlp,lenet`) on MNIST
+ *   (../shared/data/mnist-t10k: first 8,000 train, last 2,000 test) for fp32/int4/int2/division,
+ *   SGD lr 0.05 momentum 0.9, batch 64, `--epochs` (1), `--seeds` (1).
  *
  * Options: --json, --quick (small batches), --models mlp,lenet,resnet20,transformer,
  * --modes off,fp16,int8,int4,int2,division, --repeat N (step time = fastest of N; default 1,
@@ -210,18 +211,23 @@ function kernelRows(backends: string[]): { backend: string; bits: number; packGB
   return rows;
 }
 
-async function accuracyRows(modes: ActMode[], epochs: number, seeds: number, dataDir: string): Promise<AccuracyRow[]> {
+const ACCURACY_MODELS: Record<string, (seed: number) => Module> = {
+  mlp: (seed) => mlp([784, 512, 512, 10], seed),
+  lenet: (seed) => lenet5(10, seed),
+};
+
+async function accuracyRows(models: string[], modes: ActMode[], epochs: number, seeds: number, dataDir: string): Promise<AccuracyRow[]> {
   const [train, test] = await Promise.all([loadMnist(dataDir, { split: 'train' }), loadMnist(dataDir, { split: 'test' })]);
   const rows: AccuracyRow[] = [];
-  for (const mode of modes) {
+  for (const name of models) for (const mode of modes) {
     for (let seed = 1; seed <= seeds; seed++) {
-      const model = mlp([784, 512, 512, 10], seed);
+      const model = ACCURACY_MODELS[name]!(seed);
       const act = new Compression({ mode, model, seed });
       const report = fit(model, train, test, {
         epochs, batchSize: 64, seed, optimizer: new SGD(model.parameters(), { lr: 0.05, momentum: 0.9 }),
         wrapForward: (fn) => act.run(fn),
       });
-      rows.push({ model: 'mlp', mode, seed, epochs, testAccuracy: report.testAccuracy ?? NaN });
+      rows.push({ model: name, mode, seed, epochs, testAccuracy: report.testAccuracy ?? NaN });
       model.dispose();
     }
   }
@@ -257,6 +263,7 @@ export async function run(args: string[]): Promise<number> {
         'no-max-batch': { type: 'boolean', default: false },
         repeat: { type: 'string' },
         accuracy: { type: 'boolean', default: false },
+        'accuracy-models': { type: 'string', default: 'mlp' },
         epochs: { type: 'string' },
         seeds: { type: 'string' },
         data: { type: 'string', default: '../shared/data/mnist-t10k' },
@@ -300,7 +307,8 @@ export async function run(args: string[]): Promise<number> {
   let accuracy: AccuracyRow[] = [];
   if (values.accuracy) {
     const accModes = modes.filter((m) => m === 'off' || m === 'int4' || m === 'int2' || m === 'division');
-    accuracy = await accuracyRows(accModes, positive(values.epochs, 1, '--epochs'), positive(values.seeds, 1, '--seeds'), values.data!);
+    const accModels = list(values['accuracy-models'], Object.keys(ACCURACY_MODELS), 'accuracy model');
+    accuracy = await accuracyRows(accModels, accModes, positive(values.epochs, 1, '--epochs'), positive(values.seeds, 1, '--seeds'), values.data!);
     console.log('');
     printTable(accuracy.map((r) => ({ ...r })));
   }
