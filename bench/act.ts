@@ -16,8 +16,8 @@
  *
  * Options: --json, --quick (small batches), --models mlp,lenet,resnet20,transformer,
  * --modes off,fp16,int8,int4,int2,division, --repeat N (step time = fastest of N; default 1,
- * quick 3), --cap-mib 512, --fit-batches 16,32, --no-max-batch, --accuracy, --epochs N,
- * --seeds N, --data DIR.
+ * quick 3), --cap-mib 512, --fit-batches 16,32, --no-max-batch, --accuracy,
+ * --accuracy-models mlp,lenet, --epochs N, --seeds N, --data DIR.
  */
 import { parseArgs } from 'node:util';
 import { printJson, printTable, UsageError } from '../src/cli/command.js';
