@@ -22,8 +22,6 @@
 import { parseArgs } from 'node:util';
 import { printJson, printTable, UsageError } from '../src/cli/command.js';
 import { useFastestBackend } from '../src/backends/wasm/index.js';
-import { backward } from '../src/autograd/backward.js';
-import { scope } from '../src/core/scope.js';
 import { fromValues } from '../src/core/tensor.js';
 import { loadMnist } from '../src/data/files.js';
 import { lenet5, mlp, resnet20, transformer } from '../src/nn/models.js';
