@@ -12,7 +12,7 @@
  * - kernels: quantize+pack and unpack throughput (GB/s of fp32), TypeScript and wasm kernel.
  * - accuracy (`--accuracy`): MLP (and/or LeNet-5, `--accuracy-models mlp,lenet`) on MNIST
  *   (../shared/data/mnist-t10k: first 8,000 train, last 2,000 test) for fp32/int4/int2/division,
- *   SGD lr 0.05 momentum 0.9, batch 64, `--epochs` (1), `--seeds` (1).
+ *   SGD lr 0.05 (cosine decay) momentum 0.9, batch 64, `--epochs` (1), `--seeds` (1).
  *
  * Options: --json, --quick (small batches), --models mlp,lenet,resnet20,transformer,
  * --modes off,fp16,int8,int4,int2,division, --repeat N (step time = fastest of N; default 1,
@@ -28,6 +28,7 @@ import { lenet5, mlp, resnet20, transformer } from '../src/nn/models.js';
 import type { Module } from '../src/nn/module.js';
 import { crossEntropy } from '../src/ops/index.js';
 import { SGD } from '../src/optim/optimizer.js';
+import { cosineLr } from '../src/optim/schedule.js';
 import { fit } from '../src/train/trainer.js';
 import { Rng } from '../src/util/rng.js';
 import { Compression } from '../src/compress/act.js';
@@ -221,8 +222,10 @@ async function accuracyRows(models: string[], modes: ActMode[], epochs: number, 
     for (let seed = 1; seed <= seeds; seed++) {
       const model = ACCURACY_MODELS[name]!(seed);
       const act = new Compression({ mode, model, seed });
+      // Cosine decay to 0: the final weights, not a noisy last iterate, are compared.
       const report = fit(model, train, test, {
         epochs, batchSize: 64, seed, optimizer: new SGD(model.parameters(), { lr: 0.05, momentum: 0.9 }),
+        schedule: cosineLr(0.05, epochs * Math.ceil(train.length / 64)),
         wrapForward: (fn) => act.run(fn),
       });
       rows.push({ model: name, mode, seed, epochs, testAccuracy: report.testAccuracy ?? NaN });
