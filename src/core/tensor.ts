@@ -132,7 +132,7 @@ export class Tensor {
 
   /** A view that is the same value to autograd: gradients flow through it to this tensor's source. */
   alias(): Tensor {
-    const v = this.view();
+    const v = this.view(this.shape, this.strides, this.offset); // keep the strides: a broadcast view has zeros
     v.requiresGrad = this.requiresGrad;
     if (this.gradFn) {
       this.gradFn.node.ref();

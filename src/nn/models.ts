@@ -68,7 +68,12 @@ export class BasicBlock extends Module {
   forward(x: Tensor): Tensor {
     const y = this.body.call(x);
     const s = this.shortcut ? this.shortcut.call(x) : x;
-    const out = relu(add(y, s));
+    // Free intermediates as soon as they are consumed, so peak memory is activations in flight only.
+    const sum = add(y, s);
+    y.dispose();
+    if (s !== x) s.dispose();
+    const out = relu(sum);
+    sum.dispose();
     return out;
   }
 }

@@ -30,6 +30,12 @@ export interface KernelExports {
     cols: number, dx: number, c: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number,
     ph: number, pw: number, dh: number, dw: number, outH: number, outW: number, img: number, c0: number, cg: number,
   ): void;
+  /** src/compress/quantize.ts groupRanges / quantizeGroups on float32 x and float64 meta, bit for bit (kernels/quantize.ts). */
+  groupRanges(x: number, rows: number, rowLength: number, groupSize: number, ranges: number): void;
+  quantizeGroups(
+    x: number, rows: number, rowLength: number, groupSize: number, bits: number, noise: number,
+    seedLo: number, seedHi: number, step: number, stream: number, meta: number, codes: number,
+  ): void;
 }
 
 export interface KernelModule {

@@ -5,6 +5,7 @@ const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number
   data: () => import('../../../bench/data.js'),
   engine: () => import('../../../bench/engine.js'),
   explain: () => import('../../../bench/explain.js'),
+  act: () => import('../../../bench/act.js'),
 };
 
 export const bench: Command = {

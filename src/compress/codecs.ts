@@ -1,0 +1,288 @@
+/**
+ * Tensor compressors, independent of autograd: `packTensor` turns a tensor into a compact
+ * payload (one uint8 storage booked as 'saved' memory), `unpackTensor` rebuilds a tensor of the
+ * same shape and dtype (booked as 'workspace', the dequantized temporary), `packedByteLength`
+ * gives the payload size from the shape alone (the planner uses it), `releasePacked` frees it.
+ *
+ * @example
+ * const p = packTensor(x, { kind: 'quant', bits: 4, groupSize: 256 }, { seed: 1, stream: 0, step: 0 });
+ * const xHat = unpackTensor(p); // E[xHat] = x
+ * releasePacked(p);
+ */
+import { getBackend } from '../backends/index.js';
+import { registerWasmBackend } from '../backends/wasm/index.js';
+import type { KernelExports } from '../backends/wasm/loader.js';
+import { arena } from '../core/arena.js';
+import { isFloat, type DType } from '../core/dtype.js';
+import { keep } from '../core/scope.js';
+import { fmt, numel } from '../core/shape.js';
+import { Tensor } from '../core/tensor.js';
+import { divisionDecode, divisionSplit, hfcLayout, lfcLength, type DivisionGeometry } from './division.js';
+import { decodeFloat16, encodeFloat16 } from './float16.js';
+import {
+  assertCodeBits, bitsFor, codeBytes, dequantizeGroups, groupCount, groupMeta, metaBytes, metaFromRanges, packInts, quantizeGroups, unpackInts,
+  type CodeBits, type FloatArray, type GroupLayout, type MetaPrecision, type NoiseKey,
+} from './quantize.js';
+
+/** How one saved tensor is stored. */
+export type Encoding =
+  /** The tensor itself (a reference; no copy). */
+  | { kind: 'keep' }
+  /** IEEE half precision, round to nearest even. */
+  | { kind: 'fp16' }
+  /** Per-group min-max quantization (quantize.ts); `stochastic: false` rounds to nearest; metadata fp16 by default. */
+  | { kind: 'quant'; bits: CodeBits; groupSize: number; stochastic?: boolean; metadata?: MetaPrecision }
+  /** A 0/1 uint8 mask at 1 bit per element. */
+  | { kind: 'mask' }
+  /** Non-negative integers at ceil(log2(max + 1)) bits each (max-pool window positions, labels, ids). */
+  | { kind: 'index' }
+  /** DIVISION: bf16 block-average LFC + per-(sample, channel) quantized HFC, for [N, C, H, W] maps. */
+  | { kind: 'division'; block: number; hfcBits: CodeBits; metadata?: MetaPrecision };
+
+/** A stable name for an encoding (the dedup key and reports use it). */
+export function encodingName(e: Encoding): string {
+  switch (e.kind) {
+    case 'quant': return `int${e.bits}/g${e.groupSize}${e.stochastic === false ? '/nearest' : ''}${e.metadata === 'fp32' ? '/m32' : ''}`;
+    case 'division': return `division/p${e.block}/hfc${e.hfcBits}${e.metadata === 'fp32' ? '/m32' : ''}`;
+    default: return e.kind;
+  }
+}
+
+export interface PackedTensor {
+  readonly encoding: Encoding;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** The compressed bytes ('saved' memory); null for 'keep'. */
+  readonly payload: Tensor | null;
+  /** The kept view for 'keep'. */
+  readonly kept: Tensor | null;
+  /** Bits per value of an 'index' encoding. */
+  readonly indexBits: number;
+  /** Precision the group metadata was stored in (fp16 falls back to fp32 per tensor). */
+  readonly metaPrecision: MetaPrecision;
+  /** Payload bytes (0 for 'keep'; its bytes belong to the original storage). */
+  readonly bytes: number;
+}
+
+interface Layout {
+  metaFloats: number;
+  metaPrecision: MetaPrecision;
+  lfcValues: number;
+  codeBytes: number;
+  /** Byte offsets inside the payload (4-byte aligned sections: meta, lfc, codes). */
+  lfcOffset: number;
+  codeOffset: number;
+  total: number;
+}
+
+const align4 = (n: number) => (n + 3) & ~3;
+
+function quantLayout(shape: readonly number[], groupSize: number): GroupLayout {
+  const n = numel(shape);
+  const rows = shape.length >= 2 ? shape[0]! : 1;
+  return { rows, rowLength: rows === 0 ? 0 : n / rows, groupSize };
+}
+
+function divisionGeometry(shape: readonly number[], block: number): DivisionGeometry {
+  if (shape.length !== 4) throw new RangeError(`division encoding needs an [N, C, H, W] tensor, got ${fmt(shape)}`);
+  const [n, c, h, w] = shape as [number, number, number, number];
+  return { n, c, h, w, block: Math.min(block, h, w) || 1 };
+}
+
+function layoutOf(e: Encoding, shape: readonly number[], indexBits: number, metaPrecision: MetaPrecision = requestedMeta(e)): Layout {
+  const n = numel(shape);
+  let metaFloats = 0, lfcValues = 0, codes = 0;
+  switch (e.kind) {
+    case 'keep': break;
+    case 'fp16': lfcValues = n; break;
+    case 'quant': metaFloats = 2 * groupCount(quantLayout(shape, e.groupSize)); codes = codeBytes(n, e.bits); break;
+    case 'mask': codes = codeBytes(n, 1); break;
+    case 'index': codes = codeBytes(n, indexBits); break;
+    case 'division': {
+      const g = divisionGeometry(shape, e.block);
+      lfcValues = lfcLength(g);
+      metaFloats = 2 * groupCount(hfcLayout(g));
+      codes = codeBytes(n, e.hfcBits);
+      break;
+    }
+  }
+  const lfcOffset = align4(metaFloats * metaBytes(metaPrecision));
+  const codeOffset = align4(lfcOffset + lfcValues * 2);
+  return { metaFloats, metaPrecision, lfcValues, codeBytes: codes, lfcOffset, codeOffset, total: e.kind === 'keep' ? 0 : codeOffset + codes };
+}
+
+function requestedMeta(e: Encoding): MetaPrecision {
+  return (e.kind === 'quant' || e.kind === 'division') && e.metadata === 'fp32' ? 'fp32' : 'fp16';
+}
+
+/**
+ * Payload bytes `packTensor` allocates for this shape (for 'index', pass the bits per value).
+ * Exact unless fp16 metadata falls back to fp32 (values beyond ±65504, or a constant group whose
+ * value is not an fp16 number): then 4 more bytes per group.
+ */
+export function packedByteLength(e: Encoding, shape: readonly number[], indexBits = 0): number {
+  return layoutOf(e, shape, indexBits).total;
+}
+
+/** Checks an encoding's parameters; throws a RangeError naming the bad field. */
+export function validateEncoding(e: Encoding, where: string): void {
+  switch (e.kind) {
+    case 'keep': case 'fp16': case 'mask': case 'index': return;
+    case 'quant':
+      assertCodeBits(e.bits, where);
+      if (e.metadata !== undefined && e.metadata !== 'fp16' && e.metadata !== 'fp32') throw new RangeError(`${where}: metadata must be 'fp16' or 'fp32', got ${JSON.stringify(e.metadata)}`);
+      if (!Number.isInteger(e.groupSize) || e.groupSize < 1) throw new RangeError(`${where}: groupSize must be a positive integer, got ${e.groupSize}`);
+      return;
+    case 'division':
+      assertCodeBits(e.hfcBits, where);
+      if (!Number.isInteger(e.block) || e.block < 1) throw new RangeError(`${where}: division block must be a positive integer, got ${e.block}`);
+      return;
+    default:
+      throw new RangeError(`${where}: unknown encoding kind '${(e as { kind: string }).kind}' (expected keep, fp16, quant, mask, index, division)`);
+  }
+}
+
+function views(payload: Tensor, l: Layout) {
+  const buf = arena().buffer, p = payload.ptr;
+  return {
+    meta: l.metaPrecision === 'fp16' ? new Uint16Array(buf, p, l.metaFloats) : new Float32Array(buf, p, l.metaFloats),
+    lfc: new Uint16Array(buf, p + l.lfcOffset, l.lfcValues),
+    codes: new Uint8Array(buf, p + l.codeOffset, l.codeBytes),
+  };
+}
+
+/** The wasm min/max and quantize kernels (bit-identical to the TypeScript ones) when the wasm backend is active. */
+function wasmQuantizer(): Pick<KernelExports, 'groupRanges' | 'quantizeGroups'> | undefined {
+  if (getBackend() !== 'wasm') return undefined;
+  // An older kernel build may lack them: then the TypeScript path runs.
+  const exports = registerWasmBackend()?.module.exports as Partial<KernelExports> | undefined;
+  return exports?.groupRanges && exports.quantizeGroups ? (exports as KernelExports) : undefined;
+}
+
+function requireFloat(t: Tensor, e: Encoding): void {
+  if (!isFloat(t.dtype)) throw new TypeError(`${encodingName(e)} encoding needs a float tensor, got ${t.dtype} ${fmt(t.shape)}`);
+}
+
+/** Compresses `t`. `noise` keys stochastic rounding (null: round to nearest). */
+export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): PackedTensor {
+  t.assertAlive(`pack ${encodingName(e)}`);
+  const base = { encoding: e, shape: t.shape, dtype: t.dtype, indexBits: 0, metaPrecision: 'fp32' as MetaPrecision };
+  if (e.kind === 'keep') return { ...base, payload: null, kept: keep(t.view(t.shape, t.strides, t.offset)), bytes: 0 };
+  // Arena views are re-taken after every allocation (memory growth detaches them); strided
+  // tensors are copied once to the JS heap.
+  const copy = t.isContiguous() ? null : t.values();
+  const source = () => copy ?? t.data();
+  if ((e.kind === 'index' || e.kind === 'mask') && isFloat(t.dtype)) throw new TypeError(`${e.kind} encoding needs an integer tensor, got ${t.dtype} ${fmt(t.shape)}`);
+  if (e.kind === 'mask') {
+    // One pass: pack the bits and check that every value is 0 or 1.
+    const l = layoutOf(e, t.shape, 1);
+    const payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
+    const v = source(), codes = views(payload, l).codes;
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i]!;
+      if (x === 0) continue;
+      if (x !== 1) {
+        payload.dispose();
+        throw new RangeError(`mask encoding: value ${x} at ${i} is not 0 or 1 (tensor ${fmt(t.shape)})`);
+      }
+      codes[i >>> 3]! |= 1 << (i & 7);
+    }
+    return { ...base, indexBits: 1, payload, kept: null, bytes: l.total };
+  }
+  if (e.kind === 'index') {
+    const v = source();
+    let max = 0;
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i]!;
+      if (x < 0) throw new RangeError(`index encoding: value ${x} at ${i} is negative (tensor ${fmt(t.shape)})`);
+      if (x > max) max = x;
+    }
+    const indexBits = bitsFor(max);
+    const l = layoutOf(e, t.shape, indexBits);
+    const payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
+    packInts(source(), indexBits, views(payload, l).codes);
+    return { ...base, indexBits, payload, kept: null, bytes: l.total };
+  }
+  requireFloat(t, e);
+  if (e.kind === 'fp16') {
+    const l = layoutOf(e, t.shape, 0);
+    const payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
+    encodeFloat16(source(), views(payload, l).lfc);
+    return { ...base, payload, kept: null, bytes: l.total };
+  }
+  // Group quantization, of x itself or of DIVISION's high-frequency residual.
+  let bits: CodeBits, groups: GroupLayout, residual: Tensor | null = null, lfc: Uint16Array | null = null;
+  if (e.kind === 'division') {
+    const g = divisionGeometry(t.shape, e.block);
+    bits = e.hfcBits;
+    groups = hfcLayout(g);
+    residual = Tensor.empty(t.shape, t.dtype, 'workspace');
+    lfc = new Uint16Array(lfcLength(g));
+    divisionSplit(source() as FloatArray, g, lfc, residual.data() as FloatArray);
+  } else {
+    bits = e.bits;
+    groups = quantLayout(t.shape, e.groupSize);
+  }
+  const target = () => (residual ? residual.data() : source()) as FloatArray;
+  const stochastic = e.kind === 'division' || e.stochastic !== false;
+  const key = stochastic ? noise : null;
+  const inArena = residual ?? (copy === null ? t : null);
+  const kernels = inArena && inArena.dtype === 'float32' ? wasmQuantizer() : undefined;
+  const meta = new Float64Array(2 * groupCount(groups));
+  let precision: MetaPrecision;
+  let payload: Tensor;
+  const l = (p: MetaPrecision) => layoutOf(e, t.shape, 0, p);
+  if (kernels && inArena) {
+    // The wasm kernels read x in place and need the metadata in arena memory too.
+    const metaInArena = Tensor.empty([meta.length], 'float64', 'workspace');
+    kernels.groupRanges(inArena.ptr, groups.rows, groups.rowLength, groups.groupSize, metaInArena.ptr);
+    meta.set(metaInArena.data());
+    precision = metaFromRanges(meta, bits, requestedMeta(e));
+    payload = keep(Tensor.empty([l(precision).total], 'uint8', 'saved'));
+    metaInArena.data().set(meta);
+    kernels.quantizeGroups(inArena.ptr, groups.rows, groups.rowLength, groups.groupSize, bits, key ? 1 : 0,
+      key ? key.seed >>> 0 : 0, key ? Math.floor(key.seed / 4294967296) >>> 0 : 0, key ? key.step >>> 0 : 0, key ? key.stream >>> 0 : 0,
+      metaInArena.ptr, payload.ptr + l(precision).codeOffset);
+    metaInArena.dispose();
+  } else {
+    precision = groupMeta(target(), groups, bits, requestedMeta(e), meta);
+    payload = keep(Tensor.empty([l(precision).total], 'uint8', 'saved'));
+    quantizeGroups(target(), groups, bits, key, meta, views(payload, l(precision)).codes);
+  }
+  const v = views(payload, l(precision));
+  if (precision === 'fp16') encodeFloat16(meta, v.meta as Uint16Array);
+  else (v.meta as Float32Array).set(meta);
+  if (lfc) v.lfc.set(lfc);
+  residual?.dispose();
+  return { ...base, metaPrecision: precision, payload, kept: null, bytes: l(precision).total };
+}
+
+/** Rebuilds the tensor (a new contiguous 'workspace' tensor owned by the caller; a view for 'keep'). */
+export function unpackTensor(p: PackedTensor): Tensor {
+  if (p.kept) return p.kept.view(p.kept.shape, p.kept.strides, p.kept.offset);
+  if (!p.payload) throw new Error('unpack: the packed tensor was released');
+  const out = Tensor.empty(p.shape, p.dtype, 'workspace');
+  const e = p.encoding;
+  const { meta: rawMeta, lfc, codes } = views(p.payload, layoutOf(e, p.shape, p.indexBits, p.metaPrecision));
+  let meta: ArrayLike<number> = rawMeta;
+  if (rawMeta instanceof Uint16Array) {
+    const m = new Float32Array(rawMeta.length);
+    decodeFloat16(rawMeta, m);
+    meta = m;
+  }
+  const dst = out.data();
+  switch (e.kind) {
+    case 'fp16': decodeFloat16(lfc, dst as FloatArray); break;
+    case 'quant': dequantizeGroups(codes, meta, quantLayout(p.shape, e.groupSize), e.bits, dst as FloatArray); break;
+    case 'mask': case 'index': unpackInts(codes, p.indexBits, dst); break;
+    case 'division': divisionDecode(lfc, codes, meta, divisionGeometry(p.shape, e.block), e.hfcBits, dst as FloatArray); break;
+    case 'keep': break;
+  }
+  return out;
+}
+
+/** Frees the payload (or the kept view). Idempotent. */
+export function releasePacked(p: PackedTensor): void {
+  p.payload?.dispose();
+  p.kept?.dispose();
+}
