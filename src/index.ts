@@ -39,6 +39,11 @@ export { encodeSafetensors, decodeSafetensors } from './io/safetensors.js';
 export { saveModule, loadModule } from './io/checkpoint.js';
 export * from './train/index.js';
 export * from './explain/index.js';
+export {
+  Compression, withCompression, ActPolicy, ACT_MODES, planSavedBytes, recordSaves, measureStep, findMaxBatch, fitPeakModel,
+  packTensor, unpackTensor, releasePacked, packedByteLength,
+  type ActConfig, type ActMode, type Encoding, type PackedTensor, type SavedBytesPlan, type CompressionStats,
+} from './compress/index.js';
 
 export { setBackend, getBackend, listBackends, registerBackend } from './backends/index.js';
 export { useFastestBackend, setThreads, getThreads, shutdownThreads, wasmVariant } from './backends/wasm/index.js';

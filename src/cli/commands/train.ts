@@ -8,6 +8,7 @@ import type { Module } from '../../nn/module.js';
 import { Adam, AdamW, SGD, type Optimizer } from '../../optim/optimizer.js';
 import { cosineLr, type Schedule } from '../../optim/schedule.js';
 import { fit, type Progress } from '../../train/trainer.js';
+import { Compression, parseMode, type ActMode } from '../../compress/index.js';
 import { printJson, UsageError, type Command } from '../command.js';
 
 /** Loads a named dataset as [train, test]. MNIST with only the t10k files: first 8,000 train, last 2,000 test. */
@@ -56,7 +57,7 @@ function progressLine(p: Progress): string {
 
 export const train: Command = {
   name: 'train',
-  summary: 'train a model: --model mlp|lenet|vgg-small|resnet20|transformer --data synthetic|synthetic-rgb|mnist|cifar10|FILE.npz [--json]',
+  summary: 'train a model: --model mlp|lenet|vgg-small|resnet20|transformer --data synthetic|synthetic-rgb|mnist|cifar10|FILE.npz [--act off|fp16|int8|int4|int2|division] [--json]',
   async run(args) {
     const { values } = parseArgs({
       args,
@@ -72,6 +73,7 @@ export const train: Command = {
         schedule: { type: 'string', default: 'cosine' },
         seed: { type: 'string', default: '1' },
         save: { type: 'string' },
+        act: { type: 'string', default: 'off' },
         json: { type: 'boolean', default: false },
       },
       strict: true,
@@ -82,14 +84,23 @@ export const train: Command = {
     if (epochs < 1 || batchSize < 1 || !(lr > 0)) throw new UsageError('--epochs and --batch-size must be >= 1 and --lr > 0');
     const [trainSet, testSet] = await loadData(values.data!, values['data-dir'], seed);
     const model = createModel(values.model!, trainSet.itemShape, trainSet.numClasses, seed);
+    let actMode: ActMode;
+    try {
+      actMode = parseMode(values.act, 'train --act');
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    // One compression session for the whole run: its step counter keys the stochastic rounding.
+    const act = new Compression({ mode: actMode, model, seed });
     const optimizer = makeOptimizer(values.optimizer!, model.parameters(), lr, wd);
     const steps = epochs * Math.ceil(trainSet.length / batchSize);
     const tty = process.stderr.isTTY && !values.json;
     if (!values.json) {
-      console.log(`training ${values.model} (${model.parameterCount()} parameters) on ${values.data}: ${trainSet.length} train / ${testSet.length} test items, backend ${getBackend()}`);
+      console.log(`training ${values.model} (${model.parameterCount()} parameters) on ${values.data}: ${trainSet.length} train / ${testSet.length} test items, backend ${getBackend()}, activation compression ${actMode}`);
     }
     const report = fit(model, trainSet, testSet, {
       epochs, batchSize, optimizer, seed,
+      wrapForward: (fn) => act.run(fn),
       schedule: makeSchedule(values.schedule!, lr, steps),
       onProgress: tty ? (p) => process.stderr.write(`\r${progressLine(p)}\x1b[K`) : undefined,
       onEpoch: values.json ? undefined : (e) => {
@@ -99,7 +110,7 @@ export const train: Command = {
     });
     if (values.save) saveModule(model, values.save, { model: values.model!, data: values.data! });
     const out = {
-      model: values.model, data: values.data, epochs, batchSize, lr, optimizer: values.optimizer, seed, backend: getBackend(),
+      model: values.model, data: values.data, act: actMode, epochs, batchSize, lr, optimizer: values.optimizer, seed, backend: getBackend(),
       parameters: model.parameterCount(),
       testAccuracy: report.testAccuracy, testLoss: report.testLoss, trainLoss: report.trainLoss,
       samplesPerSec: report.samplesPerSec, peakSavedBytes: report.peakSavedBytes, peakBytes: report.peakBytes,
