@@ -2,3 +2,4 @@
 // (src/backends/wasm). Compiled by scripts/build-kernels.mjs.
 export { gemm, gemmScratchBytes } from './gemm';
 export { im2col, col2im } from './im2col';
+export { maxPool2d, maxPool2dGrad } from './pool';

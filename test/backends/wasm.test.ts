@@ -136,6 +136,45 @@ for (const variant of VARIANTS) {
         { numRuns: 200 },
       );
     });
+
+    test('maxPool2d and maxPool2dGrad: random geometries, ties, -Infinity and padding', () => {
+      const geometry = fc
+        .record({
+          n: fc.integer({ min: 1, max: 2 }), c: fc.integer({ min: 1, max: 3 }),
+          h: fc.integer({ min: 1, max: 9 }), w: fc.integer({ min: 1, max: 9 }),
+          kh: fc.integer({ min: 1, max: 4 }), kw: fc.integer({ min: 1, max: 4 }),
+          strideH: fc.integer({ min: 1, max: 3 }), strideW: fc.integer({ min: 1, max: 3 }),
+          padH: fc.integer({ min: 0, max: 2 }), padW: fc.integer({ min: 0, max: 2 }),
+        })
+        .filter((g) => g.padH < g.kh && g.padW < g.kw && g.h + 2 * g.padH >= g.kh && g.w + 2 * g.padW >= g.kw)
+        .map((g): Conv2dGeometry => ({
+          ...g, dilationH: 1, dilationW: 1,
+          outH: Math.floor((g.h + 2 * g.padH - g.kh) / g.strideH) + 1,
+          outW: Math.floor((g.w + 2 * g.padW - g.kw) / g.strideW) + 1,
+        }));
+      fc.assert(
+        fc.property(geometry, fc.nat(), (g, seed) => {
+          // Values from a small set so that windows have ties; some -Infinity.
+          const rng = new Rng(seed);
+          const xv = Float32Array.from({ length: g.n * g.c * g.h * g.w }, () => [-Infinity, -1, 0, 0.5, 2][rng.int(5)]!);
+          const x = fromValues(xv, [xv.length]);
+          const outLen = g.n * g.c * g.outH * g.outW;
+          const got = Tensor.empty([outLen]), want = Tensor.empty([outLen]);
+          const gotIdx = Tensor.empty([outLen], 'uint8'), wantIdx = Tensor.empty([outLen], 'uint8');
+          k1.maxPool2d(x, got, gotIdx, g);
+          referenceKernels.maxPool2d(x, want, wantIdx, g);
+          assert.deepEqual(got.values(), want.values());
+          assert.deepEqual(gotIdx.values(), wantIdx.values());
+
+          const gy = random(outLen, seed + 1);
+          const dxGot = random(x.size, seed + 2), dxWant = fromValues(dxGot.values(), dxGot.shape);
+          k1.maxPool2dGrad(gy, gotIdx, dxGot, g);
+          referenceKernels.maxPool2dGrad(gy, wantIdx, dxWant, g);
+          assert.deepEqual(dxGot.values(), dxWant.values());
+        }),
+        { numRuns: 200 },
+      );
+    });
   });
 }
 
@@ -175,6 +214,22 @@ describe('wasm kernels: threads', () => {
     single.col2im(a, dx1, g, 0, 0, 16);
     multi.col2im(a, dx2, g, 0, 0, 16);
     assert.deepEqual(dx2.values(), dx1.values());
+  });
+
+  test('multi-threaded max pooling equals single-threaded', () => {
+    const g: Conv2dGeometry = { n: 8, c: 16, h: 32, w: 32, kh: 3, kw: 3, strideH: 2, strideW: 2, padH: 1, padW: 1, dilationH: 1, dilationW: 1, outH: 16, outW: 16 };
+    const x = random(8 * 16 * 32 * 32, 5);
+    const outLen = 8 * 16 * 16 * 16;
+    const o1 = Tensor.empty([outLen]), o2 = Tensor.empty([outLen]);
+    const i1 = Tensor.empty([outLen], 'uint8'), i2 = Tensor.empty([outLen], 'uint8');
+    single.maxPool2d(x, o1, i1, g);
+    multi.maxPool2d(x, o2, i2, g);
+    assert.deepEqual(o2.values(), o1.values());
+    assert.deepEqual(i2.values(), i1.values());
+    const d1 = Tensor.empty([x.size]), d2 = Tensor.empty([x.size]);
+    single.maxPool2dGrad(o1, i1, d1, g);
+    multi.maxPool2dGrad(o1, i1, d2, g);
+    assert.deepEqual(d2.values(), d1.values());
   });
 
   test('shutdown stops the pool and the next large job restarts it', () => {

@@ -30,6 +30,14 @@ export interface KernelExports {
     cols: number, dx: number, c: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number,
     ph: number, pw: number, dh: number, dw: number, outH: number, outW: number, img: number, c0: number, cg: number,
   ): void;
+  maxPool2d(
+    x: number, out: number, index: number, planes: number, h: number, w: number, kh: number, kw: number,
+    sh: number, sw: number, ph: number, pw: number, outH: number, outW: number,
+  ): void;
+  maxPool2dGrad(
+    gy: number, index: number, dx: number, planes: number, h: number, w: number, kw: number,
+    sh: number, sw: number, ph: number, pw: number, outH: number, outW: number,
+  ): void;
 }
 
 export interface KernelModule {
