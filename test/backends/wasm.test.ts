@@ -8,7 +8,8 @@ import { Rng } from '../../src/util/rng.js';
 import { getBackend, kernels, setBackend } from '../../src/backends/index.js';
 import type { Conv2dGeometry, GemmArgs } from '../../src/backends/kernels.js';
 import { referenceKernels } from '../../src/backends/reference/index.js';
-import { loadKernelModule, useFastestBackend, WasmKernels, type KernelVariant } from '../../src/backends/wasm/index.js';
+import { loadKernelModule, useFastestBackend, wasmVariant, WasmKernels, type KernelVariant } from '../../src/backends/wasm/index.js';
+import { kernelBinary, kernelImports, type KernelExports } from '../../src/backends/wasm/loader.js';
 import { splitRange } from '../../src/backends/wasm/kernels.js';
 
 const VARIANTS: KernelVariant[] = ['simd', 'scalar'];
@@ -274,6 +275,7 @@ describe('wasm backend: checks and selection', () => {
     const before = getBackend();
     try {
       assert.equal(useFastestBackend(), 'wasm');
+      assert.equal(wasmVariant(), 'simd', 'this engine validates wasm SIMD, so the SIMD build should be chosen');
       assert.notEqual(kernels('float32').gemm, referenceKernels.gemm);
       assert.equal(kernels('float64').gemm, referenceKernels.gemm);
       const p: GemmArgs = { batch: 1, m: 5, n: 6, k: 7, transA: false, transB: true, accumulate: false, aStride: 0, bStride: 0 };
@@ -285,4 +287,19 @@ describe('wasm backend: checks and selection', () => {
       setBackend(before);
     }
   });
+});
+
+test('the unshared-memory build (browsers without cross-origin isolation) runs on a plain memory', () => {
+  const binary = kernelBinary('simd-unshared');
+  assert.ok(binary, 'build/kernels-unshared.wasm missing: run npm run build:kernels');
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536 });
+  assert.ok(!(memory.buffer instanceof SharedArrayBuffer));
+  const e = new WebAssembly.Instance(new WebAssembly.Module(binary), kernelImports(memory)).exports as unknown as KernelExports;
+  memory.grow(Math.ceil(e.gemmScratchBytes() / 65536) + 1);
+  const f = new Float32Array(memory.buffer);
+  // A (2x3) = [[1,2,3],[4,5,6]], B (3x2) = [[1,0],[0,1],[1,1]] at float offsets 0, 8; C at 16; scratch at 64 KiB.
+  f.set([1, 2, 3, 4, 5, 6], 0);
+  f.set([1, 0, 0, 1, 1, 1], 8);
+  e.gemm(0, 32, 64, 2, 2, 3, 0, 0, 0, 0, 1, 0, 2, 0, 2, 65536);
+  assert.deepEqual([...f.subarray(16, 20)], [4, 5, 10, 11]);
 });

@@ -59,9 +59,13 @@ export function kernelImports(memory: WebAssembly.Memory): WebAssembly.Imports {
   };
 }
 
-/** Reads build/<file> next to the package root (src/backends/wasm under tsx, dist/src/backends/wasm when built). */
-function readBuild(file: string): Uint8Array<ArrayBuffer> | undefined {
+/**
+ * The binary of a build, read from build/ next to the package root (src/backends/wasm under tsx,
+ * dist/src/backends/wasm when compiled); undefined without a file system or when not built.
+ */
+export function kernelBinary(variant: KernelVariant): Uint8Array<ArrayBuffer> | undefined {
   if (!node) return undefined;
+  const file = FILES[variant];
   for (const up of ['../../../', '../../../../']) {
     const url = new URL(`${up}build/${file}`, import.meta.url);
     if (node.fs.existsSync(url)) return node.fs.readFileSync(url);
@@ -81,7 +85,7 @@ export function loadKernelModule(variant: KernelVariant, bytes?: Uint8Array<Arra
   const memory = arena().memory;
   const wantShared = variant !== 'simd-unshared';
   let result: KernelModule | undefined;
-  const binary = bytes ?? readBuild(FILES[variant]);
+  const binary = bytes ?? kernelBinary(variant);
   if (binary && wantShared === arena().shared && WebAssembly.validate(binary)) {
     const module = new WebAssembly.Module(binary);
     const instance = new WebAssembly.Instance(module, kernelImports(memory));
