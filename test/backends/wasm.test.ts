@@ -1,5 +1,7 @@
 // The wasm kernels against the reference backend (the oracle), for every build this engine runs,
 // single- and multi-threaded. Run `npm run build:kernels` first (npm test does).
+// Every assert.ok has a message: without one, a failing assert.ok makes Node re-parse the
+// (tsx-transformed) source to print the expression, which can spin for minutes.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
@@ -191,7 +193,7 @@ describe('wasm kernels: threads', () => {
     ];
     for (const p of cases) {
       const { got, want } = gemmBoth(multi, p, 7);
-      assert.ok(maxDiff(got, want) <= gemmTolerance(p.k));
+      assert.ok(maxDiff(got, want) <= gemmTolerance(p.k), `threads vs reference: ${JSON.stringify(p)}`);
       const again = fromValues(new Float32Array(got.size), got.shape);
       const a = random((p.batch - 1) * p.aStride + p.m * p.k, 7), b = random((p.batch - 1) * p.bStride + p.k * p.n, 8);
       const seq = random(got.size, 9), par = fromValues(seq.values(), seq.shape);
@@ -238,15 +240,15 @@ describe('wasm kernels: threads', () => {
     assert.equal(multi.poolRunning, false);
     const p: GemmArgs = { batch: 1, m: 128, n: 128, k: 128, transA: false, transB: false, accumulate: false, aStride: 0, bStride: 0 };
     const { got, want } = gemmBoth(multi, p, 11);
-    assert.ok(maxDiff(got, want) <= gemmTolerance(p.k));
-    assert.ok(multi.poolRunning);
+    assert.ok(maxDiff(got, want) <= gemmTolerance(p.k), 'GEMM after a pool restart differs from the reference');
+    assert.ok(multi.poolRunning, 'the pool should have restarted');
   });
 
   test('splitRange covers the range once with aligned inner boundaries', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 1, max: 16 }), fc.constantFrom(1, 4, 8), (total, parts, align) => {
         const r = splitRange(total, parts, align);
-        assert.ok(r.length >= 1 && r.length <= parts);
+        assert.ok(r.length >= 1 && r.length <= parts, `${r.length} ranges for ${parts} parts`);
         assert.equal(r[0]![0], 0);
         assert.equal(r.at(-1)![1], total);
         for (let i = 1; i < r.length; i++) {
@@ -282,7 +284,7 @@ describe('wasm backend: checks and selection', () => {
       const a = random(35, 1), b = random(42, 2), got = Tensor.empty([30]), want = Tensor.empty([30]);
       kernels('float32').gemm(a, b, got, p);
       referenceKernels.gemm(a, b, want, p);
-      assert.ok(maxDiff(got, want) <= gemmTolerance(7));
+      assert.ok(maxDiff(got, want) <= gemmTolerance(7), 'wasm backend GEMM differs from the reference');
     } finally {
       setBackend(before);
     }
@@ -293,7 +295,7 @@ test('the unshared-memory build (browsers without cross-origin isolation) runs o
   const binary = kernelBinary('simd-unshared');
   assert.ok(binary, 'build/kernels-unshared.wasm missing: run npm run build:kernels');
   const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536 });
-  assert.ok(!(memory.buffer instanceof SharedArrayBuffer));
+  assert.ok(!(memory.buffer instanceof SharedArrayBuffer), 'expected an unshared memory');
   const e = new WebAssembly.Instance(new WebAssembly.Module(binary), kernelImports(memory)).exports as unknown as KernelExports;
   memory.grow(Math.ceil(e.gemmScratchBytes() / 65536) + 1);
   const f = new Float32Array(memory.buffer);
