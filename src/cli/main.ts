@@ -1,9 +1,13 @@
+import { setBackend } from '../backends/index.js';
+import { useFastestBackend } from '../backends/wasm/index.js';
 import { UsageError, type Command } from './command.js';
 import { bench } from './commands/bench.js';
+import { data } from './commands/data.js';
+import { explain } from './commands/explain.js';
 import { summary } from './commands/summary.js';
 import { train } from './commands/train.js';
 
-const commands: Command[] = [train, summary, bench];
+const commands: Command[] = [train, summary, data, explain, bench];
 
 function usage(): string {
   return ['usage: slimgrad <command> [options]', '', ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`)].join('\n');
@@ -15,6 +19,9 @@ export async function main(argv: string[]): Promise<number> {
     console.log(usage());
     return name ? 0 : 2;
   }
+  useFastestBackend();
+  // SLIMGRAD_BACKEND=reference runs everything on the plain-TypeScript kernels (the oracle).
+  if (process.env.SLIMGRAD_BACKEND) setBackend(process.env.SLIMGRAD_BACKEND);
   const cmd = commands.find((c) => c.name === name);
   if (!cmd) {
     console.error(`slimgrad: unknown command '${name}'\n${usage()}`);

@@ -10,7 +10,7 @@ import type { FloatArray } from '../core/dtype.js';
 import { fmt, ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { contiguous } from './elementwise.js';
-import { defineOp, runOp, type TensorMeta } from './registry.js';
+import { defineOp, runOp, type ForwardContext, type TensorMeta } from './registry.js';
 
 export interface BatchNormAttrs {
   training: boolean;
@@ -41,6 +41,16 @@ function normalize(x: FloatArray, y: FloatArray, mean: FloatArray, invStd: Float
       for (let i = 0, b = (o * C + c) * inner; i < inner; i++) y[b + i] = x[b + i]! * scale + shift;
     }
   }
+}
+
+/** Saves what norm_grad reads; the statistics tensors then belong to their slots. */
+function saveForNormGrad(ctx: ForwardContext, x: Tensor, gamma: Tensor | null, mean: Tensor, invStd: Tensor): void {
+  ctx.save('x', x);
+  if (gamma) ctx.save('gamma', gamma);
+  ctx.save('mean', mean);
+  ctx.save('invStd', invStd);
+  mean.dispose();
+  invStd.dispose();
 }
 
 const batchNormOp = defineOp<BatchNormAttrs>({
@@ -88,12 +98,7 @@ const batchNormOp = defineOp<BatchNormAttrs>({
     }
     const y = Tensor.empty(x!.shape, x!.dtype);
     normalize(xv, y.data() as FloatArray, mv, iv, floats(gamma), floats(beta), outer, C, inner, false);
-    ctx.save('x', x!);
-    if (gamma) ctx.save('gamma', gamma);
-    ctx.save('mean', mean);
-    ctx.save('invStd', invStd);
-    mean.dispose();
-    invStd.dispose();
+    saveForNormGrad(ctx, x!, gamma, mean, invStd);
     if (xc !== x) xc.dispose();
     return [y];
   },
@@ -135,12 +140,7 @@ const layerNormOp = defineOp<LayerNormAttrs>({
     }
     const y = Tensor.empty(x!.shape, x!.dtype);
     normalize(xv, y.data() as FloatArray, mv, iv, floats(gamma), floats(beta), rows, D, 1, true);
-    ctx.save('x', x!);
-    if (gamma) ctx.save('gamma', gamma);
-    ctx.save('mean', mean);
-    ctx.save('invStd', invStd);
-    mean.dispose();
-    invStd.dispose();
+    saveForNormGrad(ctx, x!, gamma, mean, invStd);
     if (xc !== x) xc.dispose();
     return [y];
   },

@@ -8,7 +8,7 @@
 import type { DType } from '../core/dtype.js';
 import { fmt, ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
-import { isGradEnabled } from '../autograd/mode.js';
+import { isGradEnabled, withGradMode } from '../autograd/mode.js';
 import { AutogradNode, type InputEdge } from '../autograd/node.js';
 import { SavedSlot, type SaveRole } from '../autograd/saved.js';
 import type { Rng } from '../util/rng.js';
@@ -155,7 +155,8 @@ export function runOp<A>(op: OpDef<A>, inputs: readonly (Tensor | null)[], attrs
   const record = !op.inPlace && op.backward !== undefined && isGradEnabled() && gradInputs.some(Boolean);
   const nodeId = record ? AutogradNode.nextId() : 0;
   const ctx = new ForwardContext(op as OpDef, record, nodeId);
-  const outputs = op.forward(ctx, inputs, attrs);
+  // Ops an op's forward calls internally (copies, helpers) are part of it, never recorded.
+  const outputs = withGradMode(false, () => op.forward(ctx, inputs, attrs));
   if (outputs.length !== expected.length) {
     throw new Error(`${op.name}: forward returned ${outputs.length} outputs, shape inference says ${expected.length}`);
   }

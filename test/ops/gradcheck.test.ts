@@ -1,23 +1,12 @@
 // Gradient checks generated from the op registry: every differentiable op, every sample.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allOps, runOp, type InputSpec } from '../../src/ops/index.js';
+import { allOps, runOp } from '../../src/ops/index.js';
+import { makeInput } from '../helpers.js';
 import { gradcheck } from '../../src/autograd/gradcheck.js';
-import { fromValues, Tensor } from '../../src/core/tensor.js';
+import type { Tensor } from '../../src/core/tensor.js';
 import { scope } from '../../src/core/scope.js';
 import { Rng } from '../../src/util/rng.js';
-
-export function makeInput(spec: InputSpec, rng: Rng, dtype: 'float32' | 'float64'): Tensor {
-  const n = spec.shape.reduce((a, b) => a * b, 1);
-  if (spec.values) return fromValues(spec.values(rng), spec.shape, spec.dtype ?? dtype);
-  const vals = Array.from({ length: n }, () => {
-    let v = rng.normal();
-    if (spec.positive) v = Math.abs(v) + 0.5;
-    if (spec.awayFromZero && Math.abs(v) < spec.awayFromZero) v = v < 0 ? v - spec.awayFromZero : v + spec.awayFromZero;
-    return v;
-  });
-  return fromValues(vals, spec.shape, spec.dtype ?? dtype);
-}
 
 const differentiable = allOps().filter((op) => op.backward && op.samples);
 

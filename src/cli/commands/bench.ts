@@ -2,7 +2,9 @@ import { UsageError, type Command } from '../command.js';
 
 /** `slimgrad bench <suite> [--json]`: each suite lives in bench/<suite>.ts and exports `run`. */
 const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number> }>> = {
+  data: () => import('../../../bench/data.js'),
   engine: () => import('../../../bench/engine.js'),
+  explain: () => import('../../../bench/explain.js'),
 };
 
 export const bench: Command = {

@@ -1,31 +1,23 @@
 import { parseArgs } from 'node:util';
 import { getBackend } from '../../backends/index.js';
 import type { Dataset } from '../../data/dataset.js';
-import { loadCifar10, loadMnist } from '../../data/files.js';
-import { syntheticShapes } from '../../data/synthetic.js';
+import { loadDataset } from '../../data/catalog.js';
 import { saveModule } from '../../io/checkpoint.js';
 import { createModel, MODEL_NAMES } from '../../nn/models.js';
 import type { Module } from '../../nn/module.js';
 import { Adam, AdamW, SGD, type Optimizer } from '../../optim/optimizer.js';
-import { cosineLr } from '../../optim/schedule.js';
+import { cosineLr, type Schedule } from '../../optim/schedule.js';
 import { fit, type Progress } from '../../train/trainer.js';
 import { printJson, UsageError, type Command } from '../command.js';
 
-export const DATA_NAMES = ['synthetic', 'mnist', 'cifar10'] as const;
-
 /** Loads a named dataset as [train, test]. MNIST with only the t10k files: first 8,000 train, last 2,000 test. */
 export async function loadData(name: string, dir: string | undefined, seed: number): Promise<[Dataset, Dataset]> {
-  switch (name) {
-    case 'synthetic':
-      return syntheticShapes({ n: 10000, seed }).split(8000);
-    case 'mnist':
-    case 'cifar10': {
-      if (!dir) throw new UsageError(`--data ${name} needs --data-dir DIR`);
-      const load = name === 'mnist' ? loadMnist : loadCifar10;
-      return [await load(dir, { split: 'train' }), await load(dir, { split: 'test' })];
-    }
-    default:
-      throw new UsageError(`unknown --data '${name}' (available: ${DATA_NAMES.join(', ')})`);
+  try {
+    const [trainSet, testSet] = await Promise.all((['train', 'test'] as const).map((split) => loadDataset(name, { split, dataDir: dir, seed })));
+    return [trainSet!, testSet!];
+  } catch (e) {
+    if (e instanceof RangeError) throw new UsageError(e.message);
+    throw e;
   }
 }
 
@@ -40,6 +32,12 @@ export function makeOptimizer(name: string, params: ReturnType<Module['parameter
     default:
       throw new UsageError(`unknown --optimizer '${name}' (available: adam, adamw, sgd)`);
   }
+}
+
+function makeSchedule(name: string, lr: number, steps: number): Schedule | undefined {
+  if (name === 'cosine') return cosineLr(lr, steps);
+  if (name === 'constant') return undefined;
+  throw new UsageError(`unknown --schedule '${name}' (available: cosine, constant)`);
 }
 
 function number(flag: string, v: string, integer = false): number {
@@ -58,7 +56,7 @@ function progressLine(p: Progress): string {
 
 export const train: Command = {
   name: 'train',
-  summary: 'train a model: --model mlp|lenet|vgg-small|resnet20|transformer --data synthetic|mnist|cifar10 [--json]',
+  summary: 'train a model: --model mlp|lenet|vgg-small|resnet20|transformer --data synthetic|synthetic-rgb|mnist|cifar10|FILE.npz [--json]',
   async run(args) {
     const { values } = parseArgs({
       args,
@@ -71,7 +69,7 @@ export const train: Command = {
         lr: { type: 'string', default: '1e-3' },
         optimizer: { type: 'string', default: 'adam' },
         'weight-decay': { type: 'string', default: '0' },
-        cosine: { type: 'boolean', default: false },
+        schedule: { type: 'string', default: 'cosine' },
         seed: { type: 'string', default: '1' },
         save: { type: 'string' },
         json: { type: 'boolean', default: false },
@@ -92,7 +90,7 @@ export const train: Command = {
     }
     const report = fit(model, trainSet, testSet, {
       epochs, batchSize, optimizer, seed,
-      schedule: values.cosine ? cosineLr(lr, steps) : undefined,
+      schedule: makeSchedule(values.schedule!, lr, steps),
       onProgress: tty ? (p) => process.stderr.write(`\r${progressLine(p)}\x1b[K`) : undefined,
       onEpoch: values.json ? undefined : (e) => {
         if (tty) process.stderr.write('\n');
