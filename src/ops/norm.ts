@@ -55,6 +55,7 @@ function saveForNormGrad(ctx: ForwardContext, x: Tensor, gamma: Tensor | null, m
 
 const batchNormOp = defineOp<BatchNormAttrs>({
   name: 'batchnorm',
+  secondOrder: false,
   inputs: ['x', 'gamma?', 'beta?'],
   saves: { x: 'input', gamma: 'input', mean: 'stats', invStd: 'stats' },
   infer: ([x, gamma, beta]) => {
@@ -114,6 +115,7 @@ const batchNormOp = defineOp<BatchNormAttrs>({
 
 const layerNormOp = defineOp<LayerNormAttrs>({
   name: 'layernorm',
+  secondOrder: false,
   inputs: ['x', 'gamma?', 'beta?'],
   saves: { x: 'input', gamma: 'input', mean: 'stats', invStd: 'stats' },
   infer: ([x, gamma, beta]) => {
