@@ -6,7 +6,7 @@
  *
  * Options: --json, --part gemm|train|all (default all), --sizes 256,512,1024, --threads N (the
  * multi-thread count; default: the wasm default), --models mlp,cnn,resnet20, --seconds S (time per
- * case), --no-tfjs.
+ * case), --case-timeout S (kill a training case after S seconds; default 180), --no-tfjs.
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -103,8 +103,8 @@ async function gemmTfjs(sizes: number[], ms: number): Promise<GemmRow[]> {
   return rows;
 }
 
-/** Runs one training case in a child process (this file with SLIMGRAD_BENCH_CASE set). */
-function trainInChild(c: TrainCase): Promise<TrainRow> {
+/** Runs one training case in a child process (engine-train with SLIMGRAD_BENCH_CASE set), killed after timeoutSec. */
+function trainInChild(c: TrainCase, timeoutSec: number): Promise<TrainRow> {
   return new Promise((resolve) => {
     const fail = (error: string): void =>
       resolve({ model: c.model, engine: c.engine, threads: c.threads, batch: TRAIN_SPECS[c.model].batch, samplesPerSec: null, peakRssBytes: null, error });
@@ -116,9 +116,14 @@ function trainInChild(c: TrainCase): Promise<TrainRow> {
     });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => {
+      child.kill();
+      fail(`timed out after ${timeoutSec} s (warm-up plus one training step take longer)`);
+    }, timeoutSec * 1000);
     child.on('message', (row: TrainRow) => resolve(row));
-    child.on('exit', (code) => {
-      if (code !== 0) fail(`exited with code ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      if (code !== 0 && !signal) fail(`exited with code ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
     });
   });
 }
@@ -133,6 +138,7 @@ export async function run(args: string[]): Promise<number> {
       threads: { type: 'string' },
       models: { type: 'string', default: TRAIN_MODELS.join(',') },
       seconds: { type: 'string', default: '2' },
+      'case-timeout': { type: 'string', default: '180' },
       'no-tfjs': { type: 'boolean', default: false },
     },
   });
@@ -144,6 +150,8 @@ export async function run(args: string[]): Promise<number> {
   if (unknown.length) throw new UsageError(`bench engine: unknown model(s) ${unknown.join(', ')} (available: ${TRAIN_MODELS.join(', ')})`);
   const seconds = Number(values.seconds);
   if (!(seconds > 0)) throw new UsageError(`bench engine: --seconds must be positive, got '${values.seconds}'`);
+  const caseTimeout = Number(values['case-timeout']);
+  if (!(caseTimeout > 0)) throw new UsageError(`bench engine: --case-timeout must be positive, got '${values['case-timeout']}'`);
   const many = values.threads !== undefined ? Number(values.threads) : defaultThreads();
   if (!Number.isInteger(many) || many < 1) throw new UsageError(`bench engine: --threads must be a positive integer, got '${values.threads}'`);
   const threadCounts = many > 1 ? [1, many] : [1];
@@ -160,7 +168,7 @@ export async function run(args: string[]): Promise<number> {
     for (const model of models as TrainCase['model'][]) {
       for (const engine of engines) {
         for (const threads of engine === 'slimgrad' ? threadCounts : [1]) {
-          report.train.push(await trainInChild({ model, engine, threads, seconds }));
+          report.train.push(await trainInChild({ model, engine, threads, seconds }, caseTimeout));
         }
       }
     }

@@ -25,6 +25,21 @@ const TRANS_A: i32 = 1;
 const TRANS_B: i32 = 2;
 const ACCUMULATE: i32 = 4;
 
+/**
+ * Reads a 4x4 block (4 rows of 4 floats, rows `ld` bytes apart, at src) and writes its transpose
+ * (4 rows of 4 floats, `dstStride` bytes apart, at dst): packs operands stored along k.
+ */
+// @ts-ignore: decorator
+@inline function transpose4x4(src: usize, ld: usize, dst: usize, dstStride: usize): void {
+  const r0 = v128.load(src), r1 = v128.load(src + ld), r2 = v128.load(src + 2 * ld), r3 = v128.load(src + 3 * ld);
+  const t0 = i32x4.shuffle(r0, r1, 0, 4, 1, 5), t1 = i32x4.shuffle(r2, r3, 0, 4, 1, 5);
+  const t2 = i32x4.shuffle(r0, r1, 2, 6, 3, 7), t3 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
+  v128.store(dst, i32x4.shuffle(t0, t1, 0, 1, 4, 5));
+  v128.store(dst + dstStride, i32x4.shuffle(t0, t1, 2, 3, 6, 7));
+  v128.store(dst + 2 * dstStride, i32x4.shuffle(t2, t3, 0, 1, 4, 5));
+  v128.store(dst + 3 * dstStride, i32x4.shuffle(t2, t3, 2, 3, 6, 7));
+}
+
 // @ts-ignore: decorator
 @inline function packB(b: usize, transB: bool, k: i32, n: i32, pc: i32, kc: i32, jc: i32, nc: i32, dst: usize): void {
   for (let jr = 0; jr < nc; jr += NR) {
@@ -44,6 +59,20 @@ const ACCUMULATE: i32 = 4;
         src += step;
         dst += NR << 2;
       }
+    } else if (ASC_FEATURE_SIMD && transB && cols == NR) {
+      // Columns of op(B) are rows of B, contiguous along k: transpose 4x4 blocks.
+      const ld = <usize>k << 2;
+      const src = b + ((<usize>col * k + pc) << 2);
+      let p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        const d = dst + (<usize>p * NR << 2);
+        transpose4x4(src + (<usize>p << 2), ld, d, NR << 2);
+        transpose4x4(src + 4 * ld + (<usize>p << 2), ld, d + 16, NR << 2);
+      }
+      for (; p < kc; p++) {
+        for (let t = 0; t < NR; t++) store<f32>(dst + ((<usize>p * NR + t) << 2), load<f32>(src + <usize>t * ld + (<usize>p << 2)));
+      }
+      dst += <usize>kc * NR << 2;
     } else {
       for (let p = 0; p < kc; p++) {
         for (let t = 0; t < NR; t++) {
@@ -75,6 +104,16 @@ const ACCUMULATE: i32 = 4;
         src += step;
         dst += MR << 2;
       }
+    } else if (ASC_FEATURE_SIMD && !transA && rows == MR) {
+      // Rows of A are contiguous along k: transpose 4x4 blocks.
+      const ld = <usize>k << 2;
+      const src = a + ((<usize>row * k + pc) << 2);
+      let p = 0;
+      for (; p + 4 <= kc; p += 4) transpose4x4(src + (<usize>p << 2), ld, dst + (<usize>p * MR << 2), MR << 2);
+      for (; p < kc; p++) {
+        for (let r = 0; r < MR; r++) store<f32>(dst + ((<usize>p * MR + r) << 2), load<f32>(src + <usize>r * ld + (<usize>p << 2)));
+      }
+      dst += <usize>kc * MR << 2;
     } else {
       for (let r = 0; r < MR; r++) {
         let d = dst + (r << 2);

@@ -54,6 +54,14 @@ export interface Kernels {
   im2col(x: Tensor, cols: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number): void;
   /** The adjoint of im2col: adds cols back into channels [c0, c0+cg) of image `img` of dx. */
   col2im(cols: Tensor, dx: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number): void;
+  /**
+   * Max pooling of x (NCHW, n*c planes; dilation ignored) into out ([n, c, outH, outW]); index (uint8,
+   * same shape) gets the window position i*kw+j of the first maximum (padding reads as -Infinity;
+   * 0 when no element beats -Infinity).
+   */
+  maxPool2d(x: Tensor, out: Tensor, index: Tensor, g: Conv2dGeometry): void;
+  /** Adjoint of maxPool2d: adds each gy element into dx at its window's recorded position (if not padding). */
+  maxPool2dGrad(gy: Tensor, index: Tensor, dx: Tensor, g: Conv2dGeometry): void;
 }
 
 export type KernelName = keyof Kernels;

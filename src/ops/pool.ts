@@ -5,6 +5,7 @@
 import type { FloatArray } from '../core/dtype.js';
 import { ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
+import { kernels } from '../backends/index.js';
 import type { Conv2dGeometry } from '../backends/kernels.js';
 import { convGeometry } from './conv.js';
 import { contiguous } from './elementwise.js';
@@ -23,8 +24,8 @@ function geometry(op: string, shape: readonly number[], o: Pool2dOptions): Conv2
   return convGeometry(op, shape, kh, kw, { stride: o.stride ?? o.kernel, padding: o.padding });
 }
 
-/** Calls visit(outIndex, inIndex or -1 for padding, windowPosition) for every window element. */
-function forEachWindow(g: Conv2dGeometry, visit: (oi: number, xi: number, pos: number) => void): void {
+/** Calls visit(outIndex, inIndex or -1 for padding) for every window element (average pooling). */
+function forEachWindow(g: Conv2dGeometry, visit: (oi: number, xi: number) => void): void {
   let oi = 0;
   for (let nc = 0; nc < g.n * g.c; nc++) {
     const base = nc * g.h * g.w;
@@ -34,7 +35,7 @@ function forEachWindow(g: Conv2dGeometry, visit: (oi: number, xi: number, pos: n
           const y = oy * g.strideH - g.padH + i;
           for (let j = 0; j < g.kw; j++) {
             const x = ox * g.strideW - g.padW + j;
-            visit(oi, y >= 0 && y < g.h && x >= 0 && x < g.w ? base + y * g.w + x : -1, i * g.kw + j);
+            visit(oi, y >= 0 && y < g.h && x >= 0 && x < g.w ? base + y * g.w + x : -1);
           }
         }
       }
@@ -61,15 +62,7 @@ const maxPoolOp = defineOp<Pool2dOptions>({
     const xc = contiguous(x!);
     const out = Tensor.empty([g.n, g.c, g.outH, g.outW], x!.dtype);
     const idx = Tensor.empty(out.shape, 'uint8');
-    const ov = out.data() as FloatArray, xv = xc.data() as FloatArray, iv = idx.data();
-    ov.fill(-Infinity);
-    forEachWindow(g, (oi, xi, pos) => {
-      const v = xi < 0 ? -Infinity : xv[xi]!;
-      if (v > ov[oi]!) {
-        ov[oi] = v;
-        iv[oi] = pos;
-      }
-    });
+    kernels(x!.dtype).maxPool2d(xc, out, idx, g);
     ctx.save('index', idx);
     idx.dispose();
     if (xc !== x) xc.dispose();
@@ -90,10 +83,7 @@ const maxPoolGradOp = defineOp<Pool2dOptions & { inputShape: number[] }>({
     const g = geometry('maxpool2d_grad', a.inputShape, a);
     const gc = contiguous(gy!);
     const dx = Tensor.empty(a.inputShape, gy!.dtype);
-    const dv = dx.data() as FloatArray, gv = gc.data() as FloatArray, iv = index!.data();
-    forEachWindow(g, (oi, xi, pos) => {
-      if (xi >= 0 && iv[oi] === pos) dv[xi]! += gv[oi]!;
-    });
+    kernels(gy!.dtype).maxPool2dGrad(gc, index!, dx, g);
     if (gc !== gy) gc.dispose();
     return [dx];
   },

@@ -1,5 +1,7 @@
 // The wasm kernels against the reference backend (the oracle), for every build this engine runs,
 // single- and multi-threaded. Run `npm run build:kernels` first (npm test does).
+// Every assert.ok has a message: without one, a failing assert.ok makes Node re-parse the
+// (tsx-transformed) source to print the expression, which can spin for minutes.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
@@ -8,7 +10,8 @@ import { Rng } from '../../src/util/rng.js';
 import { getBackend, kernels, setBackend } from '../../src/backends/index.js';
 import type { Conv2dGeometry, GemmArgs } from '../../src/backends/kernels.js';
 import { referenceKernels } from '../../src/backends/reference/index.js';
-import { loadKernelModule, useFastestBackend, WasmKernels, type KernelVariant } from '../../src/backends/wasm/index.js';
+import { loadKernelModule, useFastestBackend, wasmVariant, WasmKernels, type KernelVariant } from '../../src/backends/wasm/index.js';
+import { kernelBinary, kernelImports, type KernelExports } from '../../src/backends/wasm/loader.js';
 import { splitRange } from '../../src/backends/wasm/kernels.js';
 
 const VARIANTS: KernelVariant[] = ['simd', 'scalar'];
@@ -136,6 +139,45 @@ for (const variant of VARIANTS) {
         { numRuns: 200 },
       );
     });
+
+    test('maxPool2d and maxPool2dGrad: random geometries, ties, -Infinity and padding', () => {
+      const geometry = fc
+        .record({
+          n: fc.integer({ min: 1, max: 2 }), c: fc.integer({ min: 1, max: 3 }),
+          h: fc.integer({ min: 1, max: 9 }), w: fc.integer({ min: 1, max: 9 }),
+          kh: fc.integer({ min: 1, max: 4 }), kw: fc.integer({ min: 1, max: 4 }),
+          strideH: fc.integer({ min: 1, max: 3 }), strideW: fc.integer({ min: 1, max: 3 }),
+          padH: fc.integer({ min: 0, max: 2 }), padW: fc.integer({ min: 0, max: 2 }),
+        })
+        .filter((g) => g.padH < g.kh && g.padW < g.kw && g.h + 2 * g.padH >= g.kh && g.w + 2 * g.padW >= g.kw)
+        .map((g): Conv2dGeometry => ({
+          ...g, dilationH: 1, dilationW: 1,
+          outH: Math.floor((g.h + 2 * g.padH - g.kh) / g.strideH) + 1,
+          outW: Math.floor((g.w + 2 * g.padW - g.kw) / g.strideW) + 1,
+        }));
+      fc.assert(
+        fc.property(geometry, fc.nat(), (g, seed) => {
+          // Values from a small set so that windows have ties; some -Infinity.
+          const rng = new Rng(seed);
+          const xv = Float32Array.from({ length: g.n * g.c * g.h * g.w }, () => [-Infinity, -1, 0, 0.5, 2][rng.int(5)]!);
+          const x = fromValues(xv, [xv.length]);
+          const outLen = g.n * g.c * g.outH * g.outW;
+          const got = Tensor.empty([outLen]), want = Tensor.empty([outLen]);
+          const gotIdx = Tensor.empty([outLen], 'uint8'), wantIdx = Tensor.empty([outLen], 'uint8');
+          k1.maxPool2d(x, got, gotIdx, g);
+          referenceKernels.maxPool2d(x, want, wantIdx, g);
+          assert.deepEqual(got.values(), want.values());
+          assert.deepEqual(gotIdx.values(), wantIdx.values());
+
+          const gy = random(outLen, seed + 1);
+          const dxGot = random(x.size, seed + 2), dxWant = fromValues(dxGot.values(), dxGot.shape);
+          k1.maxPool2dGrad(gy, gotIdx, dxGot, g);
+          referenceKernels.maxPool2dGrad(gy, wantIdx, dxWant, g);
+          assert.deepEqual(dxGot.values(), dxWant.values());
+        }),
+        { numRuns: 200 },
+      );
+    });
   });
 }
 
@@ -151,7 +193,7 @@ describe('wasm kernels: threads', () => {
     ];
     for (const p of cases) {
       const { got, want } = gemmBoth(multi, p, 7);
-      assert.ok(maxDiff(got, want) <= gemmTolerance(p.k));
+      assert.ok(maxDiff(got, want) <= gemmTolerance(p.k), `threads vs reference: ${JSON.stringify(p)}`);
       const again = fromValues(new Float32Array(got.size), got.shape);
       const a = random((p.batch - 1) * p.aStride + p.m * p.k, 7), b = random((p.batch - 1) * p.bStride + p.k * p.n, 8);
       const seq = random(got.size, 9), par = fromValues(seq.values(), seq.shape);
@@ -177,20 +219,36 @@ describe('wasm kernels: threads', () => {
     assert.deepEqual(dx2.values(), dx1.values());
   });
 
+  test('multi-threaded max pooling equals single-threaded', () => {
+    const g: Conv2dGeometry = { n: 8, c: 16, h: 32, w: 32, kh: 3, kw: 3, strideH: 2, strideW: 2, padH: 1, padW: 1, dilationH: 1, dilationW: 1, outH: 16, outW: 16 };
+    const x = random(8 * 16 * 32 * 32, 5);
+    const outLen = 8 * 16 * 16 * 16;
+    const o1 = Tensor.empty([outLen]), o2 = Tensor.empty([outLen]);
+    const i1 = Tensor.empty([outLen], 'uint8'), i2 = Tensor.empty([outLen], 'uint8');
+    single.maxPool2d(x, o1, i1, g);
+    multi.maxPool2d(x, o2, i2, g);
+    assert.deepEqual(o2.values(), o1.values());
+    assert.deepEqual(i2.values(), i1.values());
+    const d1 = Tensor.empty([x.size]), d2 = Tensor.empty([x.size]);
+    single.maxPool2dGrad(o1, i1, d1, g);
+    multi.maxPool2dGrad(o1, i1, d2, g);
+    assert.deepEqual(d2.values(), d1.values());
+  });
+
   test('shutdown stops the pool and the next large job restarts it', () => {
     multi.shutdown();
     assert.equal(multi.poolRunning, false);
     const p: GemmArgs = { batch: 1, m: 128, n: 128, k: 128, transA: false, transB: false, accumulate: false, aStride: 0, bStride: 0 };
     const { got, want } = gemmBoth(multi, p, 11);
-    assert.ok(maxDiff(got, want) <= gemmTolerance(p.k));
-    assert.ok(multi.poolRunning);
+    assert.ok(maxDiff(got, want) <= gemmTolerance(p.k), 'GEMM after a pool restart differs from the reference');
+    assert.ok(multi.poolRunning, 'the pool should have restarted');
   });
 
   test('splitRange covers the range once with aligned inner boundaries', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 5000 }), fc.integer({ min: 1, max: 16 }), fc.constantFrom(1, 4, 8), (total, parts, align) => {
         const r = splitRange(total, parts, align);
-        assert.ok(r.length >= 1 && r.length <= parts);
+        assert.ok(r.length >= 1 && r.length <= parts, `${r.length} ranges for ${parts} parts`);
         assert.equal(r[0]![0], 0);
         assert.equal(r.at(-1)![1], total);
         for (let i = 1; i < r.length; i++) {
@@ -219,15 +277,31 @@ describe('wasm backend: checks and selection', () => {
     const before = getBackend();
     try {
       assert.equal(useFastestBackend(), 'wasm');
+      assert.equal(wasmVariant(), 'simd', 'this engine validates wasm SIMD, so the SIMD build should be chosen');
       assert.notEqual(kernels('float32').gemm, referenceKernels.gemm);
       assert.equal(kernels('float64').gemm, referenceKernels.gemm);
       const p: GemmArgs = { batch: 1, m: 5, n: 6, k: 7, transA: false, transB: true, accumulate: false, aStride: 0, bStride: 0 };
       const a = random(35, 1), b = random(42, 2), got = Tensor.empty([30]), want = Tensor.empty([30]);
       kernels('float32').gemm(a, b, got, p);
       referenceKernels.gemm(a, b, want, p);
-      assert.ok(maxDiff(got, want) <= gemmTolerance(7));
+      assert.ok(maxDiff(got, want) <= gemmTolerance(7), 'wasm backend GEMM differs from the reference');
     } finally {
       setBackend(before);
     }
   });
+});
+
+test('the unshared-memory build (browsers without cross-origin isolation) runs on a plain memory', () => {
+  const binary = kernelBinary('simd-unshared');
+  assert.ok(binary, 'build/kernels-unshared.wasm missing: run npm run build:kernels');
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536 });
+  assert.ok(!(memory.buffer instanceof SharedArrayBuffer), 'expected an unshared memory');
+  const e = new WebAssembly.Instance(new WebAssembly.Module(binary), kernelImports(memory)).exports as unknown as KernelExports;
+  memory.grow(Math.ceil(e.gemmScratchBytes() / 65536) + 1);
+  const f = new Float32Array(memory.buffer);
+  // A (2x3) = [[1,2,3],[4,5,6]], B (3x2) = [[1,0],[0,1],[1,1]] at float offsets 0, 8; C at 16; scratch at 64 KiB.
+  f.set([1, 2, 3, 4, 5, 6], 0);
+  f.set([1, 0, 0, 1, 1, 1], 8);
+  e.gemm(0, 32, 64, 2, 2, 3, 0, 0, 0, 0, 1, 0, 2, 0, 2, 65536);
+  assert.deepEqual([...f.subarray(16, 20)], [4, 5, 10, 11]);
 });

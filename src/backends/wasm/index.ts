@@ -61,6 +61,8 @@ export function registerWasmBackend(options: { variant?: KernelVariant; bytes?: 
         gemm: (a, b, c, args) => k.gemm(a, b, c, args),
         im2col: (x, cols, g, img, c0, cg) => k.im2col(x, cols, g, img, c0, cg),
         col2im: (cols, dx, g, img, c0, cg) => k.col2im(cols, dx, g, img, c0, cg),
+        maxPool2d: (x, out, index, g) => k.maxPool2d(x, out, index, g),
+        maxPool2dGrad: (gy, index, dx, g) => k.maxPool2dGrad(gy, index, dx, g),
       },
     });
     if (getBackend() === 'wasm') setBackend('wasm'); // pick up a replaced build

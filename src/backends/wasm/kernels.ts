@@ -15,7 +15,7 @@ const MR = 4;
 const NR = 8;
 /** Multiply-adds below which a GEMM stays on one thread (a dispatch costs ~10-20 us). */
 const GEMM_PARALLEL_MACS = 1 << 20;
-/** Elements of cols below which im2col/col2im stay on one thread. */
+/** Elements of cols (window reads for pooling) below which im2col/col2im/pooling stay on one thread. */
 const IM2COL_PARALLEL_ELEMENTS = 1 << 18;
 
 function checkTensor(op: string, role: string, t: Tensor, minSize: number): void {
@@ -25,8 +25,10 @@ function checkTensor(op: string, role: string, t: Tensor, minSize: number): void
   if (t.size < minSize) throw new RangeError(`${op}: ${role} ${fmt(t.shape)} has ${t.size} elements, needs at least ${minSize}`);
 }
 
+/** Throws unless every value is an int32-sized non-negative integer (they become wasm i32 arguments). */
 function checkCounts(op: string, values: Record<string, number>): void {
-  for (const [name, v] of Object.entries(values)) {
+  for (const name in values) {
+    const v = values[name]!;
     if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) throw new RangeError(`${op}: ${name} must be a non-negative integer, got ${v}`);
   }
 }
@@ -143,7 +145,8 @@ export class WasmKernels implements Kernels {
 
   /** im2col and col2im: the same checks and the same split over channels (disjoint rows of cols and planes of the image). */
   private unfold(op: 'im2col' | 'col2im', image: Tensor, cols: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number): void {
-    checkCounts(op, { ...g, img, c0, cg });
+    checkCounts(op, g as unknown as Record<string, number>);
+    checkCounts(op, { img, c0, cg });
     if (g.strideH < 1 || g.strideW < 1 || g.dilationH < 1 || g.dilationW < 1) {
       throw new RangeError(`${op}: strides and dilations must be >= 1, got stride ${g.strideH}x${g.strideW}, dilation ${g.dilationH}x${g.dilationW}`);
     }
@@ -158,6 +161,39 @@ export class WasmKernels implements Kernels {
       return op === 'im2col'
         ? [image.ptr, colsPtr, ...geometry, img, c0 + lo, hi - lo]
         : [colsPtr, image.ptr, ...geometry, img, c0 + lo, hi - lo];
+    });
+    this.run(op, parts);
+  }
+
+  maxPool2d(x: Tensor, out: Tensor, index: Tensor, g: Conv2dGeometry): void {
+    this.pool2d('maxPool2d', x, out, index, g);
+  }
+
+  maxPool2dGrad(gy: Tensor, index: Tensor, dx: Tensor, g: Conv2dGeometry): void {
+    this.pool2d('maxPool2dGrad', dx, gy, index, g);
+  }
+
+  /** maxPool2d and its gradient: the same checks and the same split over planes. */
+  private pool2d(op: 'maxPool2d' | 'maxPool2dGrad', image: Tensor, pooled: Tensor, index: Tensor, g: Conv2dGeometry): void {
+    checkCounts(op, g as unknown as Record<string, number>);
+    if (g.strideH < 1 || g.strideW < 1 || g.kh * g.kw > 256) {
+      throw new RangeError(`${op}: needs strides >= 1 and a window of at most 256 elements, got stride ${g.strideH}x${g.strideW}, window ${g.kh}x${g.kw}`);
+    }
+    const planes = g.n * g.c, outPlane = g.outH * g.outW;
+    checkTensor(op, op === 'maxPool2d' ? 'x' : 'dx', image, planes * g.h * g.w);
+    checkTensor(op, op === 'maxPool2d' ? 'out' : 'gy', pooled, planes * outPlane);
+    if (index.dtype !== 'uint8' || !index.isContiguous() || index.size < planes * outPlane) {
+      throw new TypeError(`${op}: index must be a contiguous uint8 tensor of ${planes * outPlane} elements, got ${index.dtype} ${fmt(index.shape)}`);
+    }
+    index.assertAlive(op);
+    if (planes === 0 || outPlane === 0) return;
+    const spatial = [g.h, g.w];
+    const window = [g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW];
+    const parts = splitRange(planes, this.partsFor(planes * outPlane * g.kh * g.kw, IM2COL_PARALLEL_ELEMENTS), 1).map(([lo, hi]) => {
+      const imagePtr = image.ptr + lo * g.h * g.w * 4, pooledPtr = pooled.ptr + lo * outPlane * 4, indexPtr = index.ptr + lo * outPlane;
+      return op === 'maxPool2d'
+        ? [imagePtr, pooledPtr, indexPtr, hi - lo, ...spatial, g.kh, g.kw, ...window]
+        : [pooledPtr, indexPtr, imagePtr, hi - lo, ...spatial, g.kw, ...window];
     });
     this.run(op, parts);
   }

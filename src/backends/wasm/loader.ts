@@ -30,11 +30,21 @@ export interface KernelExports {
     cols: number, dx: number, c: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number,
     ph: number, pw: number, dh: number, dw: number, outH: number, outW: number, img: number, c0: number, cg: number,
   ): void;
+<<<<<<< HEAD
   /** src/compress/quantize.ts groupRanges / quantizeGroups on float32 x and float64 meta, bit for bit (kernels/quantize.ts). */
   groupRanges(x: number, rows: number, rowLength: number, groupSize: number, ranges: number): void;
   quantizeGroups(
     x: number, rows: number, rowLength: number, groupSize: number, bits: number, noise: number,
     seedLo: number, seedHi: number, step: number, stream: number, meta: number, codes: number,
+=======
+  maxPool2d(
+    x: number, out: number, index: number, planes: number, h: number, w: number, kh: number, kw: number,
+    sh: number, sw: number, ph: number, pw: number, outH: number, outW: number,
+  ): void;
+  maxPool2dGrad(
+    gy: number, index: number, dx: number, planes: number, h: number, w: number, kw: number,
+    sh: number, sw: number, ph: number, pw: number, outH: number, outW: number,
+>>>>>>> wasm
   ): void;
 }
 
@@ -57,9 +67,13 @@ export function kernelImports(memory: WebAssembly.Memory): WebAssembly.Imports {
   };
 }
 
-/** Reads build/<file> next to the package root (src/backends/wasm under tsx, dist/src/backends/wasm when built). */
-function readBuild(file: string): Uint8Array<ArrayBuffer> | undefined {
+/**
+ * The binary of a build, read from build/ next to the package root (src/backends/wasm under tsx,
+ * dist/src/backends/wasm when compiled); undefined without a file system or when not built.
+ */
+export function kernelBinary(variant: KernelVariant): Uint8Array<ArrayBuffer> | undefined {
   if (!node) return undefined;
+  const file = FILES[variant];
   for (const up of ['../../../', '../../../../']) {
     const url = new URL(`${up}build/${file}`, import.meta.url);
     if (node.fs.existsSync(url)) return node.fs.readFileSync(url);
@@ -79,7 +93,7 @@ export function loadKernelModule(variant: KernelVariant, bytes?: Uint8Array<Arra
   const memory = arena().memory;
   const wantShared = variant !== 'simd-unshared';
   let result: KernelModule | undefined;
-  const binary = bytes ?? readBuild(FILES[variant]);
+  const binary = bytes ?? kernelBinary(variant);
   if (binary && wantShared === arena().shared && WebAssembly.validate(binary)) {
     const module = new WebAssembly.Module(binary);
     const instance = new WebAssembly.Instance(module, kernelImports(memory));
