@@ -2,8 +2,5 @@
 // (src/backends/wasm). Compiled by scripts/build-kernels.mjs.
 export { gemm, gemmScratchBytes } from './gemm';
 export { im2col, col2im } from './im2col';
-<<<<<<< HEAD
 export { groupRanges, quantizeGroups } from './quantize';
-=======
 export { maxPool2d, maxPool2dGrad } from './pool';
->>>>>>> wasm

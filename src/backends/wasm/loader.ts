@@ -30,13 +30,12 @@ export interface KernelExports {
     cols: number, dx: number, c: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number,
     ph: number, pw: number, dh: number, dw: number, outH: number, outW: number, img: number, c0: number, cg: number,
   ): void;
-<<<<<<< HEAD
   /** src/compress/quantize.ts groupRanges / quantizeGroups on float32 x and float64 meta, bit for bit (kernels/quantize.ts). */
   groupRanges(x: number, rows: number, rowLength: number, groupSize: number, ranges: number): void;
   quantizeGroups(
     x: number, rows: number, rowLength: number, groupSize: number, bits: number, noise: number,
     seedLo: number, seedHi: number, step: number, stream: number, meta: number, codes: number,
-=======
+  ): void;
   maxPool2d(
     x: number, out: number, index: number, planes: number, h: number, w: number, kh: number, kw: number,
     sh: number, sw: number, ph: number, pw: number, outH: number, outW: number,
@@ -44,7 +43,6 @@ export interface KernelExports {
   maxPool2dGrad(
     gy: number, index: number, dx: number, planes: number, h: number, w: number, kw: number,
     sh: number, sw: number, ph: number, pw: number, outH: number, outW: number,
->>>>>>> wasm
   ): void;
 }
 
