@@ -44,6 +44,25 @@ export interface Conv2dGeometry {
   outW: number;
 }
 
+/** A tensor viewed as [outer, channels, inner] (e.g. NCHW as [N, C, H*W]); per-channel vectors are [channels]. */
+export interface ChannelLayout {
+  outer: number;
+  channels: number;
+  inner: number;
+}
+
+/**
+ * Per-channel coefficients of channelAffine: out = (x - mean[c]) * scale[c] + shift[c]
+ * (+ u * uScale[c] when `u` is given). All [channels].
+ */
+export interface ChannelAffineArgs {
+  mean: Tensor;
+  scale: Tensor;
+  shift: Tensor;
+  u?: Tensor | null;
+  uScale?: Tensor | null;
+}
+
 export interface Kernels {
   /** C = op(A) op(B) (+ C). See GemmArgs. */
   gemm(a: Tensor, b: Tensor, c: Tensor, args: GemmArgs): void;
@@ -62,6 +81,19 @@ export interface Kernels {
   maxPool2d(x: Tensor, out: Tensor, index: Tensor, g: Conv2dGeometry): void;
   /** Adjoint of maxPool2d: adds each gy element into dx at its window's recorded position (if not padding). */
   maxPool2dGrad(gy: Tensor, index: Tensor, dx: Tensor, g: Conv2dGeometry): void;
+  /** Per-channel mean and biased variance of x over (outer, inner) into mean/variance ([channels]). */
+  channelMoments(x: Tensor, mean: Tensor, variance: Tensor, layout: ChannelLayout): void;
+  /** out = (x - mean[c]) * scale[c] + shift[c] (+ u * uScale[c]): batch-norm forward and input gradient. */
+  channelAffine(x: Tensor, out: Tensor, args: ChannelAffineArgs, layout: ChannelLayout): void;
+  /**
+   * Per-channel sums of batch-norm backward: sumG[c] = sum of g, sumGXhat[c] = sum of
+   * g * (x - mean[c]) * invStd[c], over (outer, inner).
+   */
+  channelGradSums(g: Tensor, x: Tensor, mean: Tensor, invStd: Tensor, sumG: Tensor, sumGXhat: Tensor, layout: ChannelLayout): void;
+  /** y = x > 0 ? x : x * slope (0 when slope is 0: ReLU; else leaky ReLU); mask (uint8, when given) = x > 0. x, y, mask contiguous, same size. */
+  reluMask(x: Tensor, y: Tensor, mask: Tensor | null, slope: number): void;
+  /** out = mask ? g : g * scaleOff (mask uint8): the backward of masked activations. */
+  maskMul(g: Tensor, mask: Tensor, out: Tensor, scaleOff: number): void;
 }
 
 export type KernelName = keyof Kernels;

@@ -5,6 +5,7 @@
 import type { DType, FloatArray } from '../core/dtype.js';
 import { broadcastShapes, fmt, ShapeError, type Shape } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
+import { kernels } from '../backends/index.js';
 import { defineOp, runOp, type OpDef, type OpSample, type TensorMeta } from './registry.js';
 import { sumTo } from './reduce.js';
 
@@ -301,8 +302,7 @@ const maskMulOp: OpDef<{ scaleOff: number }> = defineOp({
     ctx.save('mask', m!);
     const gc = contiguous(g!), mc = contiguous(m!);
     const out = Tensor.empty(g!.shape, g!.dtype);
-    const o = out.data() as FloatArray, gv = gc.data() as FloatArray, mv = mc.data();
-    for (let i = 0; i < o.length; i++) o[i] = mv[i] ? gv[i]! : gv[i]! * scaleOff;
+    kernels(g!.dtype).maskMul(gc, mc, out, scaleOff);
     if (gc !== g) gc.dispose();
     if (mc !== m) mc.dispose();
     return [out];
@@ -324,13 +324,29 @@ interface MaskedAttrs {
   max?: number;
 }
 
-function defineMasked(name: string, f: (x: number, a: MaskedAttrs) => number, pass: (x: number, a: MaskedAttrs) => boolean, slopeOff: (a: MaskedAttrs) => number, attrs: MaskedAttrs[]): OpDef<MaskedAttrs> {
+/**
+ * A masked activation. `slopeOff` gives the slope where the mask is 0; with `reluLike` the op is
+ * x > 0 ? x : x * slopeOff and runs on the backend's reluMask kernel (value and mask in one pass).
+ */
+function defineMasked(name: string, f: (x: number, a: MaskedAttrs) => number, pass: (x: number, a: MaskedAttrs) => boolean, slopeOff: (a: MaskedAttrs) => number, attrs: MaskedAttrs[], reluLike = false): OpDef<MaskedAttrs> {
   return defineOp<MaskedAttrs>({
     name,
     inputs: ['x'],
     saves: { mask: 'mask' },
     infer: ([x]) => [{ shape: x!.shape, dtype: floatDType(name, x!) }],
     forward(ctx, [x], a) {
+      if (reluLike) {
+        const xc = contiguous(x!);
+        const y = Tensor.empty(x!.shape, x!.dtype);
+        const mask = ctx.needsGrad ? Tensor.empty(x!.shape, 'uint8') : null;
+        kernels(x!.dtype).reluMask(xc, y, mask, slopeOff(a));
+        if (xc !== x) xc.dispose();
+        if (mask) {
+          ctx.save('mask', mask);
+          mask.dispose();
+        }
+        return [y];
+      }
       const y = mapUnary(x!, f, a);
       if (ctx.needsGrad) {
         const xc = contiguous(x!);
@@ -348,13 +364,14 @@ function defineMasked(name: string, f: (x: number, a: MaskedAttrs) => number, pa
   });
 }
 
-const reluOp = defineMasked('relu', (x) => (x > 0 ? x : 0), (x) => x > 0, () => 0, [{}]);
+const reluOp = defineMasked('relu', (x) => (x > 0 ? x : 0), (x) => x > 0, () => 0, [{}], true);
 const leakyReluOp = defineMasked(
   'leaky_relu',
   (x, a) => (x > 0 ? x : x * a.slope!),
   (x) => x > 0,
   (a) => a.slope!,
   [{ slope: 0.01 }, { slope: 0.2 }],
+  true,
 );
 const hardtanhOp = defineMasked(
   'hardtanh',

@@ -9,6 +9,8 @@
 import type { FloatArray } from '../core/dtype.js';
 import { fmt, ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
+import { kernels } from '../backends/index.js';
+import type { ChannelLayout } from '../backends/kernels.js';
 import { contiguous } from './elementwise.js';
 import { defineOp, runOp, type ForwardContext, type TensorMeta } from './registry.js';
 
@@ -30,6 +32,13 @@ function checkAffine(op: string, x: TensorMeta, p: TensorMeta | null, n: number,
 }
 
 const floats = (t: Tensor | null): FloatArray | null => (t ? (t.data() as FloatArray) : null);
+
+/** Batch norm's view of x: [N, C, rest]. */
+function channelLayout(x: TensorMeta): ChannelLayout {
+  const outer = x.shape[0]!, channels = x.shape[1]!;
+  return { outer, channels, inner: outer * channels === 0 ? 0 : x.shape.reduce((p, d) => p * d, 1) / (outer * channels) };
+}
+
 
 /** y = (x - mean) * invStd * gamma + beta over the [outer, C, inner] layout; stats per channel (bn) or per row (ln). */
 function normalize(x: FloatArray, y: FloatArray, mean: FloatArray, invStd: FloatArray, gamma: FloatArray | null, beta: FloatArray | null, outer: number, C: number, inner: number, perRow: boolean): void {
@@ -65,40 +74,47 @@ const batchNormOp = defineOp<BatchNormAttrs>({
     return [{ shape: x!.shape, dtype: x!.dtype }];
   },
   forward(ctx, [x, gamma, beta], a) {
-    const outer = x!.shape[0]!, C = x!.shape[1]!, inner = x!.size / Math.max(1, outer * C);
+    const layout = channelLayout(x!);
+    const C = layout.channels, count = layout.outer * layout.inner;
+    const k = kernels(x!.dtype);
     const xc = contiguous(x!);
-    const xv = xc.data() as FloatArray;
     const mean = Tensor.empty([C], x!.dtype), invStd = Tensor.empty([C], x!.dtype);
-    const mv = mean.data() as FloatArray, iv = invStd.data() as FloatArray;
-    const count = outer * inner;
     if (a.training) {
       if (count < 2) throw new ShapeError('batchnorm', `training needs more than one value per channel, got input ${fmt(x!.shape)}`);
+      const variance = Tensor.empty([C], x!.dtype, 'workspace');
+      k.channelMoments(xc, mean, variance, layout);
+      const mv = mean.data() as FloatArray, vv = variance.data() as FloatArray, iv = invStd.data() as FloatArray;
       const rm = floats(a.runningMean ?? null), rv = floats(a.runningVar ?? null);
       for (let c = 0; c < C; c++) {
-        let s = 0;
-        for (let o = 0; o < outer; o++) for (let i = 0, b = (o * C + c) * inner; i < inner; i++) s += xv[b + i]!;
-        const m = s / count;
-        let q = 0;
-        for (let o = 0; o < outer; o++) for (let i = 0, b = (o * C + c) * inner; i < inner; i++) q += (xv[b + i]! - m) ** 2;
-        mv[c] = m;
-        iv[c] = 1 / Math.sqrt(q / count + a.eps);
+        iv[c] = 1 / Math.sqrt(vv[c]! + a.eps);
         if (rm && rv) {
-          rm[c] = (1 - a.momentum) * rm[c]! + a.momentum * m;
-          rv[c] = (1 - a.momentum) * rv[c]! + a.momentum * (q / (count - 1));
+          rm[c] = (1 - a.momentum) * rm[c]! + a.momentum * mv[c]!;
+          rv[c] = (1 - a.momentum) * rv[c]! + a.momentum * ((vv[c]! * count) / (count - 1));
         }
       }
+      variance.dispose();
       a.runningMean?.bumpVersion();
       a.runningVar?.bumpVersion();
     } else {
       const rm = floats(a.runningMean ?? null), rv = floats(a.runningVar ?? null);
       if (!rm || !rv) throw new Error('batchnorm: evaluation mode needs running statistics');
+      const mv = mean.data() as FloatArray, iv = invStd.data() as FloatArray;
       for (let c = 0; c < C; c++) {
         mv[c] = rm[c]!;
         iv[c] = 1 / Math.sqrt(rv[c]! + a.eps);
       }
     }
+    // y = (x - mean) * (invStd * gamma) + beta
+    const scale = Tensor.empty([C], x!.dtype, 'workspace'), shift = Tensor.empty([C], x!.dtype, 'workspace');
+    const iv = invStd.data() as FloatArray, gv = floats(gamma), bv = floats(beta), sv = scale.data() as FloatArray, hv = shift.data() as FloatArray;
+    for (let c = 0; c < C; c++) {
+      sv[c] = iv[c]! * (gv ? gv[c]! : 1);
+      hv[c] = bv ? bv[c]! : 0;
+    }
     const y = Tensor.empty(x!.shape, x!.dtype);
-    normalize(xv, y.data() as FloatArray, mv, iv, floats(gamma), floats(beta), outer, C, inner, false);
+    k.channelAffine(xc, y, { mean, scale, shift }, layout);
+    scale.dispose();
+    shift.dispose();
     saveForNormGrad(ctx, x!, gamma, mean, invStd);
     if (xc !== x) xc.dispose();
     return [y];
@@ -174,49 +190,70 @@ const normGradOp = defineOp<{ kind: 'batch' | 'layer'; training: boolean }>({
     ];
   },
   forward(_ctx, [gy, x, mean, invStd, gamma], a) {
-    const perRow = a.kind === 'layer';
-    const C = perRow ? x!.shape[x!.rank - 1]! : x!.shape[1]!;
-    const outer = perRow ? x!.size / C : x!.shape[0]!;
-    const inner = perRow ? 1 : x!.size / (outer * C);
-    const gc = contiguous(gy!), xc = contiguous(x!);
-    const g = gc.data() as FloatArray, xv = xc.data() as FloatArray;
-    const mv = mean!.data() as FloatArray, iv = invStd!.data() as FloatArray, gam = floats(gamma ?? null);
-    const dx = Tensor.empty(x!.shape, gy!.dtype), dgamma = Tensor.empty([C], gy!.dtype), dbeta = Tensor.empty([C], gy!.dtype);
-    const dxv = dx.data() as FloatArray;
-    const groups = perRow ? outer : C;
-    // Per statistics group: sums of gy*gamma and gy*gamma*xhat.
-    const s1 = new Float64Array(groups), s2 = new Float64Array(groups);
-    const dgv = new Float64Array(C), dbv = new Float64Array(C);
-    for (let o = 0; o < outer; o++) for (let c = 0; c < C; c++) {
-      const s = perRow ? o : c, gm = gam ? gam[c]! : 1;
-      for (let i = 0, b = (o * C + c) * inner; i < inner; i++) {
-        const xhat = (xv[b + i]! - mv[s]!) * iv[s]!;
-        const gi = g[b + i]!;
-        s1[s]! += gi * gm;
-        s2[s]! += gi * gm * xhat;
-        dgv[c]! += gi * xhat;
-        dbv[c]! += gi;
-      }
-    }
-    const M = perRow ? C : outer * inner;
-    for (let o = 0; o < outer; o++) for (let c = 0; c < C; c++) {
-      const s = perRow ? o : c, gm = gam ? gam[c]! : 1;
-      for (let i = 0, b = (o * C + c) * inner; i < inner; i++) {
-        const gi = g[b + i]! * gm;
-        if (!a.training) dxv[b + i] = gi * iv[s]!;
-        else {
-          const xhat = (xv[b + i]! - mv[s]!) * iv[s]!;
-          dxv[b + i] = iv[s]! * (gi - s1[s]! / M - (xhat * s2[s]!) / M);
-        }
-      }
-    }
-    (dgamma.data() as FloatArray).set(dgv);
-    (dbeta.data() as FloatArray).set(dbv);
-    if (gc !== gy) gc.dispose();
-    if (xc !== x) xc.dispose();
-    return [dx, dgamma, dbeta];
+    if (a.kind === 'batch') return batchNormGrad(gy!, x!, mean!, invStd!, gamma ?? null, a.training);
+    return layerNormGrad(gy!, x!, mean!, invStd!, gamma ?? null);
   },
 });
+
+/** [dx, dgamma, dbeta] of layer norm: statistics per row of D = last-axis values. */
+function layerNormGrad(gy: Tensor, x: Tensor, mean: Tensor, invStd: Tensor, gamma: Tensor | null): Tensor[] {
+  const D = x.shape[x.rank - 1]!, rows = x.size / D;
+  const gc = contiguous(gy), xc = contiguous(x);
+  const dx = Tensor.empty(x.shape, gy.dtype), dgamma = Tensor.empty([D], gy.dtype), dbeta = Tensor.empty([D], gy.dtype);
+  const g = gc.data() as FloatArray, xv = xc.data() as FloatArray, dxv = dx.data() as FloatArray;
+  const mv = mean.data() as FloatArray, iv = invStd.data() as FloatArray, gam = floats(gamma);
+  const dgv = new Float64Array(D), dbv = new Float64Array(D);
+  for (let r = 0; r < rows; r++) {
+    // Sums of gy*gamma and gy*gamma*xhat over the row.
+    let s1 = 0, s2 = 0;
+    for (let d = 0, b = r * D; d < D; d++) {
+      const xhat = (xv[b + d]! - mv[r]!) * iv[r]!;
+      const gi = g[b + d]!, gm = gam ? gam[d]! : 1;
+      s1 += gi * gm;
+      s2 += gi * gm * xhat;
+      dgv[d]! += gi * xhat;
+      dbv[d]! += gi;
+    }
+    for (let d = 0, b = r * D; d < D; d++) {
+      const xhat = (xv[b + d]! - mv[r]!) * iv[r]!;
+      dxv[b + d] = iv[r]! * (g[b + d]! * (gam ? gam[d]! : 1) - s1 / D - (xhat * s2) / D);
+    }
+  }
+  (dgamma.data() as FloatArray).set(dgv);
+  (dbeta.data() as FloatArray).set(dbv);
+  if (gc !== gy) gc.dispose();
+  if (xc !== x) xc.dispose();
+  return [dx, dgamma, dbeta];
+}
+
+/**
+ * [dx, dgamma, dbeta] of batch norm on the backend's kernels: per-channel sums, then dx as one
+ * per-channel affine map of (gy, x): dx = gy * (invStd*gamma) + (x - mean) * (-invStd^2 * gamma * S2 / M) - invStd * gamma * S1 / M
+ * with S1 = sum gy, S2 = sum gy * xhat over the M = N*H*W values of a channel (training; else only the first term).
+ */
+function batchNormGrad(gy: Tensor, x: Tensor, mean: Tensor, invStd: Tensor, gamma: Tensor | null, training: boolean): Tensor[] {
+  const layout = channelLayout(x);
+  const C = layout.channels, M = layout.outer * layout.inner, dtype = gy.dtype;
+  const k = kernels(dtype);
+  const gc = contiguous(gy), xc = contiguous(x);
+  const dgamma = Tensor.empty([C], dtype), dbeta = Tensor.empty([C], dtype);
+  k.channelGradSums(gc, xc, mean, invStd, dbeta, dgamma, layout);
+  const uScale = Tensor.empty([C], dtype, 'workspace'), scale = Tensor.empty([C], dtype, 'workspace'), shift = Tensor.empty([C], dtype, 'workspace');
+  const iv = invStd.data() as FloatArray, gm = floats(gamma), s1 = dbeta.data() as FloatArray, s2 = dgamma.data() as FloatArray;
+  const uv = uScale.data() as FloatArray, sv = scale.data() as FloatArray, hv = shift.data() as FloatArray;
+  for (let c = 0; c < C; c++) {
+    const a = iv[c]! * (gm ? gm[c]! : 1);
+    uv[c] = a;
+    sv[c] = training ? (-a * iv[c]! * s2[c]!) / M : 0;
+    hv[c] = training ? (-a * s1[c]!) / M : 0;
+  }
+  const dx = Tensor.empty(x.shape, dtype);
+  k.channelAffine(xc, dx, { mean, scale, shift, u: gc, uScale }, layout);
+  for (const t of [uScale, scale, shift]) t.dispose();
+  if (gc !== gy) gc.dispose();
+  if (xc !== x) xc.dispose();
+  return [dx, dgamma, dbeta];
+}
 
 /** Batch normalization over [N, C, ...]: statistics per channel. */
 export function batchNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, attrs: BatchNormAttrs): Tensor {

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { fromValues, Tensor } from '../../src/core/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 import { getBackend, kernels, setBackend } from '../../src/backends/index.js';
-import type { Conv2dGeometry, GemmArgs } from '../../src/backends/kernels.js';
+import type { ChannelLayout, Conv2dGeometry, GemmArgs } from '../../src/backends/kernels.js';
 import { referenceKernels } from '../../src/backends/reference/index.js';
 import { loadKernelModule, useFastestBackend, wasmVariant, WasmKernels, type KernelVariant } from '../../src/backends/wasm/index.js';
 import { kernelBinary, kernelImports, type KernelExports } from '../../src/backends/wasm/loader.js';
@@ -79,6 +79,50 @@ function args(s: GemmShape): GemmArgs {
   };
 }
 
+/** Runs every per-channel and activation kernel on `impl` and on the reference for one layout; returns both outputs by name. */
+function channelKernelsBoth(impl: WasmKernels, layout: ChannelLayout, seed: number): Record<string, { got: Tensor; want: Tensor }> {
+  const n = layout.outer * layout.channels * layout.inner, C = layout.channels;
+  const rng = new Rng(seed);
+  // An offset per channel so that the two-pass variance matters.
+  const xv = Float32Array.from({ length: n }, (_, i) => rng.uniform() * 2 - 1 + (Math.floor(i / layout.inner) % C) * 0.5);
+  const x = fromValues(xv, [n]), g = random(n, seed + 1);
+  const out: Record<string, { got: Tensor; want: Tensor }> = {};
+  const pair = (len: number, dtype: 'float32' | 'uint8' = 'float32') => ({ got: Tensor.empty([len], dtype), want: Tensor.empty([len], dtype) });
+  const mean = pair(C), variance = pair(C);
+  impl.channelMoments(x, mean.got, variance.got, layout);
+  referenceKernels.channelMoments(x, mean.want, variance.want, layout);
+  Object.assign(out, { mean, variance });
+  const scale = random(C, seed + 2), shift = random(C, seed + 3), uScale = random(C, seed + 4);
+  const plain = pair(n), withU = pair(n);
+  impl.channelAffine(x, plain.got, { mean: mean.want, scale, shift }, layout);
+  referenceKernels.channelAffine(x, plain.want, { mean: mean.want, scale, shift }, layout);
+  impl.channelAffine(x, withU.got, { mean: mean.want, scale, shift, u: g, uScale }, layout);
+  referenceKernels.channelAffine(x, withU.want, { mean: mean.want, scale, shift, u: g, uScale }, layout);
+  const sumG = pair(C), sumGXhat = pair(C);
+  impl.channelGradSums(g, x, mean.want, scale, sumG.got, sumGXhat.got, layout);
+  referenceKernels.channelGradSums(g, x, mean.want, scale, sumG.want, sumGXhat.want, layout);
+  Object.assign(out, { plain, withU, sumG, sumGXhat });
+  for (const slope of [0, 0.1]) {
+    const y = pair(n), mask = pair(n, 'uint8'), yNoMask = pair(n), masked = pair(n);
+    impl.reluMask(x, y.got, mask.got, slope);
+    referenceKernels.reluMask(x, y.want, mask.want, slope);
+    impl.reluMask(x, yNoMask.got, null, slope);
+    referenceKernels.reluMask(x, yNoMask.want, null, slope);
+    impl.maskMul(g, mask.want, masked.got, slope);
+    referenceKernels.maskMul(g, mask.want, masked.want, slope);
+    Object.assign(out, { [`relu${slope}`]: y, [`reluMask${slope}`]: mask, [`reluNoMask${slope}`]: yNoMask, [`maskMul${slope}`]: masked });
+  }
+  return out;
+}
+
+/** Max |got - want| / (1 + |want|). */
+function maxRelDiff(got: Tensor, want: Tensor): number {
+  const a = got.values(), b = want.values();
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!) / (1 + Math.abs(b[i]!)));
+  return d;
+}
+
 for (const variant of VARIANTS) {
   describe(`wasm kernels (${variant} build) vs reference`, () => {
     const k1 = make(variant, 1);
@@ -137,6 +181,18 @@ for (const variant of VARIANTS) {
           assert.ok(maxDiff(dxGot, dxWant) <= 1e-6 * g.kh * g.kw, `col2im ${JSON.stringify(g)}`);
         }),
         { numRuns: 200 },
+      );
+    });
+
+    test('per-channel (batch-norm) and ReLU/mask kernels: random layouts', () => {
+      const layout = fc.record({ outer: fc.integer({ min: 1, max: 4 }), channels: fc.integer({ min: 1, max: 5 }), inner: fc.integer({ min: 1, max: 19 }) });
+      fc.assert(
+        fc.property(layout, fc.nat(), (l, seed) => {
+          for (const [name, { got, want }] of Object.entries(channelKernelsBoth(k1, l, seed))) {
+            assert.ok(maxRelDiff(got, want) <= 1e-5, `${name} ${JSON.stringify(l)}: max relative error ${maxRelDiff(got, want)}`);
+          }
+        }),
+        { numRuns: 100 },
       );
     });
 
@@ -217,6 +273,12 @@ describe('wasm kernels: threads', () => {
     single.col2im(a, dx1, g, 0, 0, 16);
     multi.col2im(a, dx2, g, 0, 0, 16);
     assert.deepEqual(dx2.values(), dx1.values());
+  });
+
+  test('multi-threaded per-channel and ReLU/mask kernels equal single-threaded', () => {
+    const layout: ChannelLayout = { outer: 8, channels: 16, inner: 33 * 33 };
+    const a = channelKernelsBoth(single, layout, 11), b = channelKernelsBoth(multi, layout, 11);
+    for (const name of Object.keys(a)) assert.deepEqual(b[name]!.got.values(), a[name]!.got.values(), name);
   });
 
   test('multi-threaded max pooling equals single-threaded', () => {

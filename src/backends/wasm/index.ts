@@ -63,6 +63,11 @@ export function registerWasmBackend(options: { variant?: KernelVariant; bytes?: 
         col2im: (cols, dx, g, img, c0, cg) => k.col2im(cols, dx, g, img, c0, cg),
         maxPool2d: (x, out, index, g) => k.maxPool2d(x, out, index, g),
         maxPool2dGrad: (gy, index, dx, g) => k.maxPool2dGrad(gy, index, dx, g),
+        channelMoments: (x, mean, variance, layout) => k.channelMoments(x, mean, variance, layout),
+        channelAffine: (x, out, args, layout) => k.channelAffine(x, out, args, layout),
+        channelGradSums: (g, x, mean, invStd, sumG, sumGXhat, layout) => k.channelGradSums(g, x, mean, invStd, sumG, sumGXhat, layout),
+        reluMask: (x, y, mask, slope) => k.reluMask(x, y, mask, slope),
+        maskMul: (g, mask, out, scaleOff) => k.maskMul(g, mask, out, scaleOff),
       },
     });
     if (getBackend() === 'wasm') setBackend('wasm'); // pick up a replaced build

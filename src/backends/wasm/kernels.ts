@@ -6,7 +6,7 @@
 import { arena } from '../../core/arena.js';
 import { fmt } from '../../core/shape.js';
 import type { Tensor } from '../../core/tensor.js';
-import type { Conv2dGeometry, GemmArgs, Kernels } from '../kernels.js';
+import type { ChannelAffineArgs, ChannelLayout, Conv2dGeometry, GemmArgs, Kernels } from '../kernels.js';
 import type { KernelModule } from './loader.js';
 import { ThreadPool, type PoolOp } from './pool.js';
 
@@ -17,6 +17,17 @@ const NR = 8;
 const GEMM_PARALLEL_MACS = 1 << 20;
 /** Elements of cols (window reads for pooling) below which im2col/col2im/pooling stay on one thread. */
 const IM2COL_PARALLEL_ELEMENTS = 1 << 18;
+/** Elements below which elementwise and per-channel kernels stay on one thread. */
+const ELEMENTWISE_PARALLEL_ELEMENTS = 1 << 17;
+
+/** The bits of float32 `v` as an int32 (the pool passes i32 arguments only). */
+const f32Bits = (() => {
+  const f = new Float32Array(1), i = new Int32Array(f.buffer);
+  return (v: number): number => {
+    f[0] = v;
+    return i[0]!;
+  };
+})();
 
 function checkTensor(op: string, role: string, t: Tensor, minSize: number): void {
   if (t.dtype !== 'float32') throw new TypeError(`${op}: ${role} must be float32, got ${t.dtype}`);
@@ -197,4 +208,70 @@ export class WasmKernels implements Kernels {
     });
     this.run(op, parts);
   }
+
+  channelMoments(x: Tensor, mean: Tensor, variance: Tensor, layout: ChannelLayout): void {
+    const C = this.checkLayout('channelMoments', layout, { x }, { mean, variance });
+    this.runChannels('channelMoments', layout, (c0, c1) => [x.ptr, layout.outer, C, layout.inner, c0, c1, mean.ptr, variance.ptr]);
+  }
+
+  channelAffine(x: Tensor, out: Tensor, a: ChannelAffineArgs, layout: ChannelLayout): void {
+    const u = a.u ?? null, uScale = a.uScale ?? null;
+    if (!u !== !uScale) throw new Error('channelAffine: u and uScale must be given together');
+    const C = this.checkLayout('channelAffine', layout, u ? { x, out, u } : { x, out }, uScale ? { mean: a.mean, scale: a.scale, shift: a.shift, uScale } : { mean: a.mean, scale: a.scale, shift: a.shift });
+    this.runChannels('channelAffine', layout, (c0, c1) => [
+      x.ptr, out.ptr, layout.outer, C, layout.inner, c0, c1, a.mean.ptr, a.scale.ptr, a.shift.ptr, u ? u.ptr : 0, uScale ? uScale.ptr : 0, u ? 1 : 0,
+    ]);
+  }
+
+  channelGradSums(g: Tensor, x: Tensor, mean: Tensor, invStd: Tensor, sumG: Tensor, sumGXhat: Tensor, layout: ChannelLayout): void {
+    const C = this.checkLayout('channelGradSums', layout, { g, x }, { mean, invStd, sumG, sumGXhat });
+    this.runChannels('channelGradSums', layout, (c0, c1) => [g.ptr, x.ptr, layout.outer, C, layout.inner, c0, c1, mean.ptr, invStd.ptr, sumG.ptr, sumGXhat.ptr]);
+  }
+
+  reluMask(x: Tensor, y: Tensor, mask: Tensor | null, slope: number): void {
+    const n = x.size;
+    checkTensor('reluMask', 'x', x, n);
+    checkTensor('reluMask', 'y', y, n);
+    if (mask) checkBytes('reluMask', mask, n);
+    const bits = f32Bits(slope);
+    this.runElements('reluMask', n, (lo, hi) => [x.ptr + lo * 4, y.ptr + lo * 4, mask ? mask.ptr + lo : 0, hi - lo, bits, mask ? 1 : 0]);
+  }
+
+  maskMul(g: Tensor, mask: Tensor, out: Tensor, scaleOff: number): void {
+    const n = out.size;
+    checkTensor('maskMul', 'g', g, n);
+    checkTensor('maskMul', 'out', out, n);
+    checkBytes('maskMul', mask, n);
+    const bits = f32Bits(scaleOff);
+    this.runElements('maskMul', n, (lo, hi) => [g.ptr + lo * 4, mask.ptr + lo, out.ptr + lo * 4, hi - lo, bits]);
+  }
+
+  /** Checks a channel layout against its full-size tensors and [channels] vectors; returns the channel count. */
+  private checkLayout(op: string, layout: ChannelLayout, full: Record<string, Tensor>, perChannel: Record<string, Tensor>): number {
+    const { outer, channels, inner } = layout;
+    checkCounts(op, { outer, channels, inner });
+    for (const role in full) checkTensor(op, role, full[role]!, outer * channels * inner);
+    for (const role in perChannel) checkTensor(op, role, perChannel[role]!, channels);
+    return channels;
+  }
+
+  /** Splits channels across threads when the whole tensor is large enough. */
+  private runChannels(op: PoolOp, layout: ChannelLayout, args: (c0: number, c1: number) => number[]): void {
+    const total = layout.outer * layout.channels * layout.inner;
+    if (total === 0) return;
+    this.run(op, splitRange(layout.channels, this.partsFor(total, ELEMENTWISE_PARALLEL_ELEMENTS), 1).map(([c0, c1]) => args(c0, c1)));
+  }
+
+  /** Splits n elements into ranges (multiples of 16) across threads when n is large enough. */
+  private runElements(op: PoolOp, n: number, args: (lo: number, hi: number) => number[]): void {
+    if (n === 0) return;
+    this.run(op, splitRange(n, this.partsFor(n, ELEMENTWISE_PARALLEL_ELEMENTS), 16).map(([lo, hi]) => args(lo, hi)));
+  }
+}
+
+function checkBytes(op: string, mask: Tensor, n: number): void {
+  if (mask.dtype !== 'uint8' || !mask.isContiguous() || mask.size < n) {
+    throw new TypeError(`${op}: mask must be a contiguous uint8 tensor of ${n} elements, got ${mask.dtype} ${fmt(mask.shape)}`);
+  }
+  mask.assertAlive(op);
 }

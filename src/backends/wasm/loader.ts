@@ -44,6 +44,18 @@ export interface KernelExports {
     gy: number, index: number, dx: number, planes: number, h: number, w: number, kw: number,
     sh: number, sw: number, ph: number, pw: number, outH: number, outW: number,
   ): void;
+  /** kernels/elementwise.ts: per-channel kernels over channels [c0, c1); float arguments as f32 bits. */
+  channelMoments(x: number, outer: number, C: number, inner: number, c0: number, c1: number, mean: number, variance: number): void;
+  channelAffine(
+    x: number, out: number, outer: number, C: number, inner: number, c0: number, c1: number,
+    mean: number, scale: number, shift: number, u: number, uScale: number, hasU: number,
+  ): void;
+  channelGradSums(
+    g: number, x: number, outer: number, C: number, inner: number, c0: number, c1: number,
+    mean: number, invStd: number, sumG: number, sumGXhat: number,
+  ): void;
+  reluMask(x: number, y: number, mask: number, n: number, slopeBits: number, hasMask: number): void;
+  maskMul(g: number, mask: number, out: number, n: number, scaleOffBits: number): void;
 }
 
 export interface KernelModule {

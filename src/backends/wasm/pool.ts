@@ -13,7 +13,9 @@ import type { KernelExports, KernelModule } from './loader.js';
 import { node } from './node.js';
 
 /** Kernel entry points a part can run, by op code. */
-export const OPS = ['gemm', 'im2col', 'col2im', 'maxPool2d', 'maxPool2dGrad'] as const satisfies readonly (keyof KernelExports)[];
+export const OPS = [
+  'gemm', 'im2col', 'col2im', 'maxPool2d', 'maxPool2dGrad', 'channelMoments', 'channelAffine', 'channelGradSums', 'reluMask', 'maskMul',
+] as const satisfies readonly (keyof KernelExports)[];
 export type PoolOp = (typeof OPS)[number];
 
 // Control block layout, in Int32 words.

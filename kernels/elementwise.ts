@@ -1,0 +1,145 @@
+// Elementwise and per-channel kernels on float32 (mirrors src/backends/reference/elementwise.ts).
+// Tensors are viewed as [outer, C, inner] with per-channel coefficients; each part handles the
+// channels [c0, c1) over every outer row, so parts write disjoint elements.
+// Float arguments arrive as f32 bit patterns in i32 (the thread pool passes i32 words only).
+
+/** mean[c] and biased variance[c] over (outer, inner), two passes, f64 sums of f32x4 row partials. */
+export function channelMoments(x: usize, outer: i32, C: i32, inner: i32, c0: i32, c1: i32, mean: usize, variance: usize): void {
+  const count = <f64>outer * <f64>inner;
+  for (let c = c0; c < c1; c++) {
+    let s: f64 = 0;
+    for (let o = 0; o < outer; o++) s += rowSum(x + ((<usize>(o * C + c) * inner) << 2), inner);
+    const m = s / count;
+    let q: f64 = 0;
+    for (let o = 0; o < outer; o++) q += rowSquaredDeviations(x + ((<usize>(o * C + c) * inner) << 2), inner, <f32>m);
+    store<f32>(mean + (<usize>c << 2), <f32>m);
+    store<f32>(variance + (<usize>c << 2), <f32>(q / count));
+  }
+}
+
+function rowSum(p: usize, n: i32): f64 {
+  let i = 0;
+  let s: f64 = 0;
+  if (ASC_FEATURE_SIMD) {
+    let acc = f32x4.splat(0);
+    for (; i + 4 <= n; i += 4) acc = f32x4.add(acc, v128.load(p + (<usize>i << 2)));
+    s = <f64>f32x4.extract_lane(acc, 0) + <f64>f32x4.extract_lane(acc, 1) + <f64>f32x4.extract_lane(acc, 2) + <f64>f32x4.extract_lane(acc, 3);
+  }
+  for (; i < n; i++) s += <f64>load<f32>(p + (<usize>i << 2));
+  return s;
+}
+
+function rowSquaredDeviations(p: usize, n: i32, m: f32): f64 {
+  let i = 0;
+  let s: f64 = 0;
+  if (ASC_FEATURE_SIMD) {
+    let acc = f32x4.splat(0);
+    const mv = f32x4.splat(m);
+    for (; i + 4 <= n; i += 4) {
+      const d = f32x4.sub(v128.load(p + (<usize>i << 2)), mv);
+      acc = f32x4.add(acc, f32x4.mul(d, d));
+    }
+    s = <f64>f32x4.extract_lane(acc, 0) + <f64>f32x4.extract_lane(acc, 1) + <f64>f32x4.extract_lane(acc, 2) + <f64>f32x4.extract_lane(acc, 3);
+  }
+  for (; i < n; i++) {
+    const d = load<f32>(p + (<usize>i << 2)) - m;
+    s += <f64>(d * d);
+  }
+  return s;
+}
+
+/** out = (x - m[c]) * b[c] + e[c] (+ u * a[c] when u != 0 is given: hasU). */
+export function channelAffine(
+  x: usize, out: usize, outer: i32, C: i32, inner: i32, c0: i32, c1: i32, m: usize, b: usize, e: usize, u: usize, a: usize, hasU: i32,
+): void {
+  for (let o = 0; o < outer; o++) {
+    for (let c = c0; c < c1; c++) {
+      const off = (<usize>(o * C + c) * inner) << 2;
+      const mc = load<f32>(m + (<usize>c << 2)), bc = load<f32>(b + (<usize>c << 2)), ec = load<f32>(e + (<usize>c << 2));
+      const ac: f32 = hasU ? load<f32>(a + (<usize>c << 2)) : 0;
+      const xp = x + off, op = out + off, up = u + off;
+      let i = 0;
+      if (ASC_FEATURE_SIMD) {
+        const mv = f32x4.splat(mc), bv = f32x4.splat(bc), ev = f32x4.splat(ec), av = f32x4.splat(ac);
+        for (; i + 4 <= inner; i += 4) {
+          const k = <usize>i << 2;
+          let r = f32x4.add(f32x4.mul(f32x4.sub(v128.load(xp + k), mv), bv), ev);
+          if (hasU) r = f32x4.add(r, f32x4.mul(v128.load(up + k), av));
+          v128.store(op + k, r);
+        }
+      }
+      for (; i < inner; i++) {
+        const k = <usize>i << 2;
+        let r = (load<f32>(xp + k) - mc) * bc + ec;
+        if (hasU) r += load<f32>(up + k) * ac;
+        store<f32>(op + k, r);
+      }
+    }
+  }
+}
+
+/** sumG[c] = sum of g, sumGXhat[c] = sum of g * (x - m[c]) * iv[c], over (outer, inner); f64 sums. */
+export function channelGradSums(
+  g: usize, x: usize, outer: i32, C: i32, inner: i32, c0: i32, c1: i32, m: usize, iv: usize, sumG: usize, sumGXhat: usize,
+): void {
+  for (let c = c0; c < c1; c++) {
+    const mc = load<f32>(m + (<usize>c << 2));
+    let s1: f64 = 0, s2: f64 = 0;
+    for (let o = 0; o < outer; o++) {
+      const off = (<usize>(o * C + c) * inner) << 2;
+      const gp = g + off, xp = x + off;
+      let i = 0;
+      if (ASC_FEATURE_SIMD) {
+        let a1 = f32x4.splat(0), a2 = f32x4.splat(0);
+        const mv = f32x4.splat(mc);
+        for (; i + 4 <= inner; i += 4) {
+          const k = <usize>i << 2;
+          const gv = v128.load(gp + k);
+          a1 = f32x4.add(a1, gv);
+          a2 = f32x4.add(a2, f32x4.mul(gv, f32x4.sub(v128.load(xp + k), mv)));
+        }
+        s1 += <f64>f32x4.extract_lane(a1, 0) + <f64>f32x4.extract_lane(a1, 1) + <f64>f32x4.extract_lane(a1, 2) + <f64>f32x4.extract_lane(a1, 3);
+        s2 += <f64>f32x4.extract_lane(a2, 0) + <f64>f32x4.extract_lane(a2, 1) + <f64>f32x4.extract_lane(a2, 2) + <f64>f32x4.extract_lane(a2, 3);
+      }
+      for (; i < inner; i++) {
+        const k = <usize>i << 2;
+        const gi = load<f32>(gp + k);
+        s1 += <f64>gi;
+        s2 += <f64>(gi * (load<f32>(xp + k) - mc));
+      }
+    }
+    store<f32>(sumG + (<usize>c << 2), <f32>s1);
+    store<f32>(sumGXhat + (<usize>c << 2), <f32>(s2 * <f64>load<f32>(iv + (<usize>c << 2))));
+  }
+}
+
+/** y = x > 0 ? x : x * slope (0 when slope is 0) over n elements; mask (u8) = x > 0 when hasMask. */
+export function reluMask(x: usize, y: usize, mask: usize, n: i32, slopeBits: i32, hasMask: i32): void {
+  const slope = reinterpret<f32>(slopeBits);
+  let i = 0;
+  if (ASC_FEATURE_SIMD && !hasMask) {
+    const z = f32x4.splat(0), sv = f32x4.splat(slope);
+    for (; i + 4 <= n; i += 4) {
+      const k = <usize>i << 2;
+      const v = v128.load(x + k);
+      const pass = f32x4.gt(v, z);
+      // slope 0 selects zeros, not v * 0 (-Infinity * 0 would be NaN)
+      v128.store(y + k, slope == 0 ? v128.and(v, pass) : v128.bitselect(v, f32x4.mul(v, sv), pass));
+    }
+  }
+  for (; i < n; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    const pass = v > 0;
+    store<f32>(y + (<usize>i << 2), pass ? v : slope == 0 ? 0 : v * slope);
+    if (hasMask) store<u8>(mask + <usize>i, <u8>pass);
+  }
+}
+
+/** out = mask ? g : g * scaleOff over n elements (mask u8). */
+export function maskMul(g: usize, mask: usize, out: usize, n: i32, scaleOffBits: i32): void {
+  const scaleOff = reinterpret<f32>(scaleOffBits);
+  for (let i = 0; i < n; i++) {
+    const v = load<f32>(g + (<usize>i << 2));
+    store<f32>(out + (<usize>i << 2), load<u8>(mask + <usize>i) ? v : v * scaleOff);
+  }
+}
