@@ -5,7 +5,9 @@ import { ledger, type Category } from './ledger.js';
 let nextStorageId = 1;
 
 /**
- * A reference-counted block of arena memory holding `length` elements of one dtype.
+ * A reference-counted block of arena memory holding `length` elements of one dtype, zero-filled
+ * unless created with `zeroed = false` (for outputs a kernel overwrites entirely: freed blocks are
+ * reused as they are, so skipping the fill saves a pass over memory).
  * Tensors are views over a storage; saved-for-backward slots hold references too. The block is
  * returned to the arena the moment the last reference goes (deterministic, never left to GC).
  * `version` counts in-place writes so that autograd can detect a saved value that was modified.
@@ -25,9 +27,11 @@ export class Storage {
     readonly dtype: DType,
     readonly length: number,
     readonly category: Category,
+    zeroed = true,
   ) {
     this.byteLength = length * DTYPES[dtype].bytes;
     this.ptr = arena().alloc(this.byteLength);
+    if (zeroed) new Uint8Array(arena().buffer, this.ptr, this.byteLength).fill(0);
     this.booked = category;
     ledger.add(category, this.byteLength);
     ledger.storages++;
@@ -53,8 +57,6 @@ export class Storage {
     if (--this.refs === 0) {
       ledger.remove(this.booked, this.byteLength);
       ledger.storages--;
-      // Zero the block so that a later use-after-free reads zeros, not stale numbers.
-      new Uint8Array(arena().buffer, this.ptr, this.byteLength).fill(0);
       arena().free(this.ptr, this.byteLength);
     }
   }

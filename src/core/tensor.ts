@@ -48,10 +48,28 @@ export class Tensor {
 
   /** A new tensor with a fresh, zero-filled storage. */
   static empty(shape: Shape, dtype: DType = 'float32', category: Category = 'activation'): Tensor {
+    return Tensor.allocate(shape, dtype, category, true);
+  }
+
+  /**
+   * A new tensor whose elements hold whatever the reused memory held: only for outputs that the
+   * caller overwrites entirely before anyone reads them (it saves the zero-filling pass of `empty`).
+   *
+   * @example
+   * ```ts
+   * const y = Tensor.uninitialized(x.shape, x.dtype);
+   * kernels(x.dtype).reluMask(x, y, null, 0); // writes every element of y
+   * ```
+   */
+  static uninitialized(shape: Shape, dtype: DType = 'float32', category: Category = 'activation'): Tensor {
+    return Tensor.allocate(shape, dtype, category, false);
+  }
+
+  private static allocate(shape: Shape, dtype: DType, category: Category, zeroed: boolean): Tensor {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) throw new RangeError(`invalid shape ${fmt(shape)}: dimensions must be non-negative integers`);
     }
-    return new Tensor(new Storage(dtype, numel(shape), category), shape);
+    return new Tensor(new Storage(dtype, numel(shape), category, zeroed), shape);
   }
 
   get dtype(): DType {

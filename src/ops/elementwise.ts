@@ -72,7 +72,7 @@ type BinaryFn = (x: number, y: number) => number;
 function binaryForward(name: string, f: BinaryFn) {
   return (a: Tensor, b: Tensor): Tensor => {
     const shape = broadcastShapes(name, a.shape, b.shape);
-    const out = Tensor.empty(shape, a.dtype);
+    const out = Tensor.uninitialized(shape, a.dtype);
     const o = out.data() as FloatArray;
     const av = a.storage.view() as FloatArray, bv = b.storage.view() as FloatArray;
     forEachRun(shape, a, b, (ao, bo, oi, n, as, bs) => {
@@ -160,7 +160,7 @@ interface UnaryDef {
 }
 
 function mapUnary(x: Tensor, f: (v: number, attrs: any) => number, attrs: any): Tensor {
-  const out = Tensor.empty(x.shape, x.dtype);
+  const out = Tensor.uninitialized(x.shape, x.dtype);
   const o = out.data() as FloatArray;
   const xv = x.storage.view() as FloatArray;
   forEachRun(x.shape, x, null, (xo, _bo, oi, n, xs) => {
@@ -301,7 +301,7 @@ const maskMulOp: OpDef<{ scaleOff: number }> = defineOp({
   forward(ctx, [g, m], { scaleOff }) {
     ctx.save('mask', m!);
     const gc = contiguous(g!), mc = contiguous(m!);
-    const out = Tensor.empty(g!.shape, g!.dtype);
+    const out = Tensor.uninitialized(g!.shape, g!.dtype);
     kernels(g!.dtype).maskMul(gc, mc, out, scaleOff);
     if (gc !== g) gc.dispose();
     if (mc !== m) mc.dispose();
@@ -337,8 +337,8 @@ function defineMasked(name: string, f: (x: number, a: MaskedAttrs) => number, pa
     forward(ctx, [x], a) {
       if (reluLike) {
         const xc = contiguous(x!);
-        const y = Tensor.empty(x!.shape, x!.dtype);
-        const mask = ctx.needsGrad ? Tensor.empty(x!.shape, 'uint8') : null;
+        const y = Tensor.uninitialized(x!.shape, x!.dtype);
+        const mask = ctx.needsGrad ? Tensor.uninitialized(x!.shape, 'uint8') : null;
         kernels(x!.dtype).reluMask(xc, y, mask, slopeOff(a));
         if (xc !== x) xc.dispose();
         if (mask) {
@@ -350,7 +350,7 @@ function defineMasked(name: string, f: (x: number, a: MaskedAttrs) => number, pa
       const y = mapUnary(x!, f, a);
       if (ctx.needsGrad) {
         const xc = contiguous(x!);
-        const mask = Tensor.empty(x!.shape, 'uint8');
+        const mask = Tensor.uninitialized(x!.shape, 'uint8');
         const mv = mask.data(), xv = xc.data() as FloatArray;
         for (let i = 0; i < mv.length; i++) mv[i] = pass(xv[i]!, a) ? 1 : 0;
         if (xc !== x) xc.dispose();
@@ -394,7 +394,7 @@ const contiguousOp = defineOp({
   saves: {},
   infer: ([x]) => [{ shape: x!.shape, dtype: x!.dtype }],
   forward(_ctx, [x]) {
-    const out = Tensor.empty(x!.shape, x!.dtype);
+    const out = Tensor.uninitialized(x!.shape, x!.dtype);
     const o = out.data(), xv = x!.storage.view();
     forEachRun(x!.shape, x!, null, (xo, _b, oi, n, xs) => {
       for (let i = 0; i < n; i++) o[oi + i] = xv[xo + i * xs]!;

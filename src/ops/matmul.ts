@@ -60,7 +60,7 @@ const matmulOp = defineOp<MatmulAttrs>({
     ctx.save('a', a!);
     ctx.save('b', b!);
     const ac = contiguous(a!), bc = contiguous(b!);
-    const out = Tensor.empty(p.out, a!.dtype);
+    const out = Tensor.uninitialized(p.out, a!.dtype);
     // A shared right operand with an untransposed left one is one tall GEMM: fold the batch into rows.
     const fold = p.batchB === 1 && p.batchA > 1 && !t.transA;
     kernels(a!.dtype).gemm(ac, bc, out, {

@@ -78,10 +78,10 @@ const batchNormOp = defineOp<BatchNormAttrs>({
     const C = layout.channels, count = layout.outer * layout.inner;
     const k = kernels(x!.dtype);
     const xc = contiguous(x!);
-    const mean = Tensor.empty([C], x!.dtype), invStd = Tensor.empty([C], x!.dtype);
+    const mean = Tensor.uninitialized([C], x!.dtype), invStd = Tensor.uninitialized([C], x!.dtype);
     if (a.training) {
       if (count < 2) throw new ShapeError('batchnorm', `training needs more than one value per channel, got input ${fmt(x!.shape)}`);
-      const variance = Tensor.empty([C], x!.dtype, 'workspace');
+      const variance = Tensor.uninitialized([C], x!.dtype, 'workspace');
       k.channelMoments(xc, mean, variance, layout);
       const mv = mean.data() as FloatArray, vv = variance.data() as FloatArray, iv = invStd.data() as FloatArray;
       const rm = floats(a.runningMean ?? null), rv = floats(a.runningVar ?? null);
@@ -105,13 +105,13 @@ const batchNormOp = defineOp<BatchNormAttrs>({
       }
     }
     // y = (x - mean) * (invStd * gamma) + beta
-    const scale = Tensor.empty([C], x!.dtype, 'workspace'), shift = Tensor.empty([C], x!.dtype, 'workspace');
+    const scale = Tensor.uninitialized([C], x!.dtype, 'workspace'), shift = Tensor.uninitialized([C], x!.dtype, 'workspace');
     const iv = invStd.data() as FloatArray, gv = floats(gamma), bv = floats(beta), sv = scale.data() as FloatArray, hv = shift.data() as FloatArray;
     for (let c = 0; c < C; c++) {
       sv[c] = iv[c]! * (gv ? gv[c]! : 1);
       hv[c] = bv ? bv[c]! : 0;
     }
-    const y = Tensor.empty(x!.shape, x!.dtype);
+    const y = Tensor.uninitialized(x!.shape, x!.dtype);
     k.channelAffine(xc, y, { mean, scale, shift }, layout);
     scale.dispose();
     shift.dispose();
@@ -236,9 +236,9 @@ function batchNormGrad(gy: Tensor, x: Tensor, mean: Tensor, invStd: Tensor, gamm
   const C = layout.channels, M = layout.outer * layout.inner, dtype = gy.dtype;
   const k = kernels(dtype);
   const gc = contiguous(gy), xc = contiguous(x);
-  const dgamma = Tensor.empty([C], dtype), dbeta = Tensor.empty([C], dtype);
+  const dgamma = Tensor.uninitialized([C], dtype), dbeta = Tensor.uninitialized([C], dtype);
   k.channelGradSums(gc, xc, mean, invStd, dbeta, dgamma, layout);
-  const uScale = Tensor.empty([C], dtype, 'workspace'), scale = Tensor.empty([C], dtype, 'workspace'), shift = Tensor.empty([C], dtype, 'workspace');
+  const uScale = Tensor.uninitialized([C], dtype, 'workspace'), scale = Tensor.uninitialized([C], dtype, 'workspace'), shift = Tensor.uninitialized([C], dtype, 'workspace');
   const iv = invStd.data() as FloatArray, gm = floats(gamma), s1 = dbeta.data() as FloatArray, s2 = dgamma.data() as FloatArray;
   const uv = uScale.data() as FloatArray, sv = scale.data() as FloatArray, hv = shift.data() as FloatArray;
   for (let c = 0; c < C; c++) {
@@ -247,7 +247,7 @@ function batchNormGrad(gy: Tensor, x: Tensor, mean: Tensor, invStd: Tensor, gamm
     sv[c] = training ? (-a * iv[c]! * s2[c]!) / M : 0;
     hv[c] = training ? (-a * s1[c]!) / M : 0;
   }
-  const dx = Tensor.empty(x.shape, dtype);
+  const dx = Tensor.uninitialized(x.shape, dtype);
   k.channelAffine(xc, dx, { mean, scale, shift, u: gc, uScale }, layout);
   for (const t of [uScale, scale, shift]) t.dispose();
   if (gc !== gy) gc.dispose();

@@ -60,8 +60,8 @@ const maxPoolOp = defineOp<Pool2dOptions>({
   forward(ctx, [x], o) {
     const g = geometry('maxpool2d', x!.shape, o);
     const xc = contiguous(x!);
-    const out = Tensor.empty([g.n, g.c, g.outH, g.outW], x!.dtype);
-    const idx = Tensor.empty(out.shape, 'uint8');
+    const out = Tensor.uninitialized([g.n, g.c, g.outH, g.outW], x!.dtype);
+    const idx = Tensor.uninitialized(out.shape, 'uint8');
     kernels(x!.dtype).maxPool2d(xc, out, idx, g);
     ctx.save('index', idx);
     idx.dispose();
