@@ -1,6 +1,6 @@
 /**
  * 2-D convolution (NCHW, OIHW weights) with stride, padding, dilation and groups, by
- * im2col + GEMM per image and group. Backward recomputes the columns from the saved input, so
+ * im2col + GEMM (batched over chunks of images when there is one group). Backward recomputes the columns from the saved input, so
  * the op saves only its input (and its weight, a parameter), as the ACT save policy requires.
  */
 import type { FloatArray } from '../core/dtype.js';
@@ -46,15 +46,37 @@ function inferConv(x: TensorMeta, w: TensorMeta, b: TensorMeta | null, o: Conv2d
   return { ...g, o: out };
 }
 
-/** Runs `body(img, group, cols)` with the im2col columns of every image and group. */
-function withColumns(x: Tensor, g: Conv2dGeometry, groups: number, body: (img: number, grp: number, cols: Tensor) => void): void {
-  const cg = g.c / groups;
-  const cols = Tensor.empty([cg * g.kh * g.kw, g.outH * g.outW], x.dtype, 'workspace');
+/** Elements of im2col columns a convolution unfolds at once (a workspace of 8 MiB in float32). */
+const COLS_BUDGET = 1 << 21;
+
+/**
+ * Images whose columns are unfolded together so that one batched GEMM covers them all (fewer,
+ * larger GEMMs: a 16-channel layer's per-image GEMM has only 16 rows). With groups a batched
+ * GEMM's outputs would not be evenly spaced in NCHW, so groups go one image at a time.
+ */
+function imagesPerChunk(g: Conv2dGeometry, groups: number): number {
+  if (groups !== 1) return 1;
+  return Math.max(1, Math.min(g.n, Math.floor(COLS_BUDGET / Math.max(1, g.c * g.kh * g.kw * g.outH * g.outW))));
+}
+
+/**
+ * Runs `body(img0, count, grp, cols)` for chunks of images and every group, with cols
+ * [count, cg*kh*kw, outH*outW] holding the im2col columns of images [img0, img0 + count).
+ */
+function withColumns(x: Tensor, g: Conv2dGeometry, groups: number, body: (img0: number, count: number, grp: number, cols: Tensor) => void): void {
+  const cg = g.c / groups, kk = cg * g.kh * g.kw, hw = g.outH * g.outW;
+  const chunk = imagesPerChunk(g, groups);
+  const cols = Tensor.uninitialized([chunk * kk, hw], x.dtype, 'workspace');
   const k = kernels(x.dtype);
-  for (let img = 0; img < g.n; img++) {
+  for (let img0 = 0; img0 < g.n; img0 += chunk) {
+    const count = Math.min(chunk, g.n - img0);
     for (let grp = 0; grp < groups; grp++) {
-      k.im2col(x, cols, g, img, grp * cg, cg);
-      body(img, grp, cols);
+      for (let i = 0; i < count; i++) {
+        const ci = block(cols, i * kk * hw, kk, hw);
+        k.im2col(x, ci, g, img0 + i, grp * cg, cg);
+        ci.dispose();
+      }
+      body(img0, count, grp, cols);
     }
   }
   cols.dispose();
@@ -88,13 +110,13 @@ const conv2dOp = defineOp<Conv2dOptions>({
     ctx.save('x', x!);
     ctx.save('w', w!);
     const xc = contiguous(x!), wc = contiguous(w!);
-    const out = Tensor.empty([g.n, g.o, g.outH, g.outW], x!.dtype);
+    const out = Tensor.uninitialized([g.n, g.o, g.outH, g.outW], x!.dtype);
     const og = g.o / groups, kk = (g.c / groups) * g.kh * g.kw, hw = g.outH * g.outW;
     const gemm = kernels(x!.dtype).gemm;
-    withColumns(xc, g, groups, (img, grp, cols) => {
+    withColumns(xc, g, groups, (img0, count, grp, cols) => {
       const wv = block(wc, grp * og * kk, og, kk);
-      const ov = block(out, (img * g.o + grp * og) * hw, og, hw);
-      gemm(wv, cols, ov, { batch: 1, m: og, n: hw, k: kk, transA: false, transB: false, aStride: 0, bStride: 0, accumulate: false });
+      const ov = block(out, (img0 * g.o + grp * og) * hw, count * og, hw);
+      gemm(wv, cols, ov, { batch: count, m: og, n: hw, k: kk, transA: false, transB: false, aStride: 0, bStride: kk * hw, accumulate: false });
       wv.dispose();
       ov.dispose();
     });
@@ -150,14 +172,20 @@ const conv2dGradInputOp = defineOp<GradInputAttrs>({
     const o = w!.shape[0]!, og = o / groups, cg = g.c / groups, kk = cg * g.kh * g.kw, hw = g.outH * g.outW;
     const gc = contiguous(gy!), wc = contiguous(w!);
     const dx = Tensor.empty(a.inputShape, gy!.dtype);
-    const cols = Tensor.empty([kk, hw], gy!.dtype, 'workspace');
+    const chunk = imagesPerChunk(g, groups);
+    const cols = Tensor.uninitialized([chunk * kk, hw], gy!.dtype, 'workspace');
     const k = kernels(gy!.dtype);
-    for (let img = 0; img < g.n; img++) {
+    for (let img0 = 0; img0 < g.n; img0 += chunk) {
+      const count = Math.min(chunk, g.n - img0);
       for (let grp = 0; grp < groups; grp++) {
         const wv = block(wc, grp * og * kk, og, kk);
-        const gv = block(gc, (img * o + grp * og) * hw, og, hw);
-        k.gemm(wv, gv, cols, { batch: 1, m: kk, n: hw, k: og, transA: true, transB: false, aStride: 0, bStride: 0, accumulate: false });
-        k.col2im(cols, dx, g, img, grp * cg, cg);
+        const gv = block(gc, (img0 * o + grp * og) * hw, count * og, hw);
+        k.gemm(wv, gv, cols, { batch: count, m: kk, n: hw, k: og, transA: true, transB: false, aStride: 0, bStride: o * hw, accumulate: false });
+        for (let i = 0; i < count; i++) {
+          const ci = block(cols, i * kk * hw, kk, hw);
+          k.col2im(ci, dx, g, img0 + i, grp * cg, cg);
+          ci.dispose();
+        }
         wv.dispose();
         gv.dispose();
       }
@@ -181,13 +209,18 @@ const conv2dGradWeightOp = defineOp<GradWeightAttrs>({
     const g = convGeometry('conv2d_grad_weight', x!.shape, kh, kw, a);
     const og = o / groups, kk = (g.c / groups) * kh * kw, hw = g.outH * g.outW;
     const gc = contiguous(gy!), xc = contiguous(x!);
-    const dw = Tensor.empty(a.weightShape, gy!.dtype);
+    // The first image's GEMM overwrites dw (later ones accumulate); with no images it stays zero.
+    const dw = g.n > 0 ? Tensor.uninitialized(a.weightShape, gy!.dtype) : Tensor.empty(a.weightShape, gy!.dtype);
     const gemm = kernels(gy!.dtype).gemm;
-    withColumns(xc, g, groups, (img, grp, cols) => {
-      const gv = block(gc, (img * o + grp * og) * hw, og, hw);
+    withColumns(xc, g, groups, (img0, count, grp, cols) => {
       const dv = block(dw, grp * og * kk, og, kk);
-      gemm(gv, cols, dv, { batch: 1, m: og, n: kk, k: hw, transA: false, transB: true, aStride: 0, bStride: 0, accumulate: img > 0 });
-      gv.dispose();
+      for (let i = 0; i < count; i++) {
+        const img = img0 + i;
+        const gv = block(gc, (img * o + grp * og) * hw, og, hw), cv = block(cols, i * kk * hw, kk, hw);
+        gemm(gv, cv, dv, { batch: 1, m: og, n: kk, k: hw, transA: false, transB: true, aStride: 0, bStride: 0, accumulate: img > 0 });
+        gv.dispose();
+        cv.dispose();
+      }
       dv.dispose();
     });
     if (gc !== gy) gc.dispose();
