@@ -143,3 +143,35 @@ export function maskMul(g: usize, mask: usize, out: usize, n: i32, scaleOffBits:
     store<f32>(out + (<usize>i << 2), load<u8>(mask + <usize>i) ? v : v * scaleOff);
   }
 }
+
+/** out[i] = a[i] op b[i % m] for i in [lo, hi); op: 0 add, 1 sub, 2 mul, 3 div. */
+export function binary(op: i32, a: usize, b: usize, out: usize, lo: i32, hi: i32, m: i32): void {
+  let i = lo, j = lo % m;
+  while (i < hi) {
+    const end = min(hi, i + (m - j));
+    binaryRun(op, a + (<usize>i << 2), b + (<usize>j << 2), out + (<usize>i << 2), end - i);
+    i = end;
+    j = 0;
+  }
+}
+
+// @ts-ignore: decorator
+@inline function applyOp(op: i32, x: f32, y: f32): f32 {
+  return op == 0 ? x + y : op == 1 ? x - y : op == 2 ? x * y : x / y;
+}
+
+/** One contiguous run: out[k] = a[k] op b[k] for k < n. */
+function binaryRun(op: i32, a: usize, b: usize, out: usize, n: i32): void {
+  let k = 0;
+  if (ASC_FEATURE_SIMD) {
+    for (; k + 4 <= n; k += 4) {
+      const o = <usize>k << 2;
+      const x = v128.load(a + o), y = v128.load(b + o);
+      v128.store(out + o, op == 0 ? f32x4.add(x, y) : op == 1 ? f32x4.sub(x, y) : op == 2 ? f32x4.mul(x, y) : f32x4.div(x, y));
+    }
+  }
+  for (; k < n; k++) {
+    const o = <usize>k << 2;
+    store<f32>(out + o, applyOp(op, load<f32>(a + o), load<f32>(b + o)));
+  }
+}

@@ -63,6 +63,10 @@ export interface ChannelAffineArgs {
   uScale?: Tensor | null;
 }
 
+/** Arithmetic of the `binary` kernel. */
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
+export const BINARY_OPS: readonly BinaryOp[] = ['add', 'sub', 'mul', 'div'];
+
 export interface Kernels {
   /** C = op(A) op(B) (+ C). See GemmArgs. */
   gemm(a: Tensor, b: Tensor, c: Tensor, args: GemmArgs): void;
@@ -94,6 +98,11 @@ export interface Kernels {
   reluMask(x: Tensor, y: Tensor, mask: Tensor | null, slope: number): void;
   /** out = mask ? g : g * scaleOff (mask uint8): the backward of masked activations. */
   maskMul(g: Tensor, mask: Tensor, out: Tensor, scaleOff: number): void;
+  /**
+   * out[i] = a[i] op b[i % b.size] (b repeats along the leading axes: same shape, or a row added
+   * to every row). a, b, out contiguous; out may be a (in place); out.size a multiple of b.size.
+   */
+  binary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor): void;
 }
 
 export type KernelName = keyof Kernels;

@@ -3,9 +3,10 @@
  * in-place helpers that optimizers and autograd accumulation use.
  */
 import type { DType, FloatArray } from '../core/dtype.js';
-import { broadcastShapes, fmt, ShapeError, type Shape } from '../core/shape.js';
+import { broadcastShapes, fmt, shapeEq, ShapeError, type Shape } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { kernels } from '../backends/index.js';
+import type { BinaryOp } from '../backends/kernels.js';
 import { defineOp, runOp, type OpDef, type OpSample, type TensorMeta } from './registry.js';
 import { sumTo } from './reduce.js';
 
@@ -69,9 +70,34 @@ function floatDType(op: string, ...metas: (TensorMeta | null)[]): DType {
 
 type BinaryFn = (x: number, y: number) => number;
 
-function binaryForward(name: string, f: BinaryFn) {
+/**
+ * Whether contiguous `b` repeats along the leading axes of `shape` (same shape, or a trailing
+ * block such as a bias row), so that the binary kernel can read it as b[i % b.size].
+ */
+function repeatsAlongLeading(b: Tensor, shape: Shape): boolean {
+  if (!b.isContiguous()) return false;
+  const off = shape.length - b.rank;
+  let leading = true;
+  for (let d = 0; d < shape.length; d++) {
+    const bd = d < off ? 1 : b.shape[d - off]!;
+    if (leading && bd === 1 && shape[d] !== 1) continue;
+    leading = false;
+    if (bd !== shape[d]) return false;
+  }
+  return true;
+}
+
+function binaryForward(name: BinaryOp, f: BinaryFn) {
+  const commutative = name === 'add' || name === 'mul';
   return (a: Tensor, b: Tensor): Tensor => {
     const shape = broadcastShapes(name, a.shape, b.shape);
+    // Fast path: one input has the output's shape, the other repeats along leading axes.
+    if (commutative && !shapeEq(a.shape, shape)) [a, b] = [b, a];
+    if (a.isContiguous() && shapeEq(a.shape, shape) && repeatsAlongLeading(b, shape)) {
+      const out = Tensor.uninitialized(shape, a.dtype);
+      kernels(a.dtype).binary(name, a, b, out);
+      return out;
+    }
     const out = Tensor.uninitialized(shape, a.dtype);
     const o = out.data() as FloatArray;
     const av = a.storage.view() as FloatArray, bv = b.storage.view() as FloatArray;
@@ -89,7 +115,7 @@ const binarySamples = (): OpSample[] => [
 ];
 
 function defineBinary(
-  name: string,
+  name: BinaryOp,
   f: BinaryFn,
   saves: Record<string, 'input'>,
   grads: (ctx: { a: () => Tensor; b: () => Tensor }, g: Tensor) => [Tensor | null, Tensor | null],
@@ -430,6 +456,11 @@ function assertInPlace(op: string, dst: Tensor, src: Tensor): void {
 /** dst += alpha * src, in place (src broadcast to dst's shape). */
 export function addInPlace(dst: Tensor, src: Tensor, alpha = 1): void {
   assertInPlace('addInPlace', dst, src);
+  if (alpha === 1 && (dst.dtype === 'float32' || dst.dtype === 'float64') && repeatsAlongLeading(src, dst.shape)) {
+    kernels(dst.dtype).binary('add', dst, src, dst);
+    dst.bumpVersion();
+    return;
+  }
   const o = dst.data() as FloatArray, s = src.storage.view() as FloatArray;
   forEachRun(dst.shape, src, null, (so, _b, oi, n, ss) => {
     for (let i = 0; i < n; i++) o[oi + i]! += alpha * s[so + i * ss]!;

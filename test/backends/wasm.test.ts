@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { fromValues, Tensor } from '../../src/core/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 import { getBackend, kernels, setBackend } from '../../src/backends/index.js';
-import type { ChannelLayout, Conv2dGeometry, GemmArgs } from '../../src/backends/kernels.js';
+import { BINARY_OPS, type ChannelLayout, type Conv2dGeometry, type GemmArgs } from '../../src/backends/kernels.js';
 import { referenceKernels } from '../../src/backends/reference/index.js';
 import { loadKernelModule, useFastestBackend, wasmVariant, WasmKernels, type KernelVariant } from '../../src/backends/wasm/index.js';
 import { kernelBinary, kernelImports, type KernelExports } from '../../src/backends/wasm/loader.js';
@@ -111,6 +111,20 @@ function channelKernelsBoth(impl: WasmKernels, layout: ChannelLayout, seed: numb
     impl.maskMul(g, mask.want, masked.got, slope);
     referenceKernels.maskMul(g, mask.want, masked.want, slope);
     Object.assign(out, { [`relu${slope}`]: y, [`reluMask${slope}`]: mask, [`reluNoMask${slope}`]: yNoMask, [`maskMul${slope}`]: masked });
+  }
+  // binary with b the same size as a and with b one repeated [channels * inner] row; then in place.
+  const row = random(C * layout.inner, seed + 5);
+  for (const op of BINARY_OPS) {
+    for (const [label, b] of [['same', g], ['row', row]] as const) {
+      const r = pair(n);
+      impl.binary(op, x, b, r.got);
+      referenceKernels.binary(op, x, b, r.want);
+      out[`${op}-${label}`] = r;
+    }
+    const inPlace = { got: fromValues(x.values(), [n]), want: fromValues(x.values(), [n]) };
+    impl.binary(op, inPlace.got, row, inPlace.got);
+    referenceKernels.binary(op, inPlace.want, row, inPlace.want);
+    out[`${op}-inplace`] = inPlace;
   }
   return out;
 }

@@ -1,7 +1,7 @@
 /** Reference per-channel and activation kernels (any float dtype); the oracle for kernels/elementwise.ts. */
 import type { FloatArray } from '../../core/dtype.js';
 import type { Tensor } from '../../core/tensor.js';
-import type { ChannelAffineArgs, ChannelLayout } from '../kernels.js';
+import type { BinaryOp, ChannelAffineArgs, ChannelLayout } from '../kernels.js';
 
 const floats = (t: Tensor): FloatArray => t.data() as FloatArray;
 
@@ -63,4 +63,15 @@ export function reluMask(x: Tensor, y: Tensor, mask: Tensor | null, slope: numbe
 export function maskMul(g: Tensor, mask: Tensor, out: Tensor, scaleOff: number): void {
   const gv = floats(g), mv = mask.data(), ov = floats(out);
   for (let i = 0; i < ov.length; i++) ov[i] = mv[i] ? gv[i]! : gv[i]! * scaleOff;
+}
+
+export function binary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor): void {
+  const av = floats(a), bv = floats(b), ov = floats(out), m = bv.length;
+  // One loop per op: a per-element switch or closure would dominate these loops.
+  for (let r = 0; r < ov.length; r += m) {
+    if (op === 'add') for (let j = 0; j < m; j++) ov[r + j] = av[r + j]! + bv[j]!;
+    else if (op === 'sub') for (let j = 0; j < m; j++) ov[r + j] = av[r + j]! - bv[j]!;
+    else if (op === 'mul') for (let j = 0; j < m; j++) ov[r + j] = av[r + j]! * bv[j]!;
+    else for (let j = 0; j < m; j++) ov[r + j] = av[r + j]! / bv[j]!;
+  }
 }

@@ -68,6 +68,7 @@ export function registerWasmBackend(options: { variant?: KernelVariant; bytes?: 
         channelGradSums: (g, x, mean, invStd, sumG, sumGXhat, layout) => k.channelGradSums(g, x, mean, invStd, sumG, sumGXhat, layout),
         reluMask: (x, y, mask, slope) => k.reluMask(x, y, mask, slope),
         maskMul: (g, mask, out, scaleOff) => k.maskMul(g, mask, out, scaleOff),
+        binary: (op, a, b, out) => k.binary(op, a, b, out),
       },
     });
     if (getBackend() === 'wasm') setBackend('wasm'); // pick up a replaced build

@@ -6,7 +6,7 @@
 import { arena } from '../../core/arena.js';
 import { fmt } from '../../core/shape.js';
 import type { Tensor } from '../../core/tensor.js';
-import type { ChannelAffineArgs, ChannelLayout, Conv2dGeometry, GemmArgs, Kernels } from '../kernels.js';
+import { BINARY_OPS, type BinaryOp, type ChannelAffineArgs, type ChannelLayout, type Conv2dGeometry, type GemmArgs, type Kernels } from '../kernels.js';
 import type { KernelModule } from './loader.js';
 import { ThreadPool, type PoolOp } from './pool.js';
 
@@ -244,6 +244,18 @@ export class WasmKernels implements Kernels {
     checkBytes('maskMul', mask, n);
     const bits = f32Bits(scaleOff);
     this.runElements('maskMul', n, (lo, hi) => [g.ptr + lo * 4, mask.ptr + lo, out.ptr + lo * 4, hi - lo, bits]);
+  }
+
+  binary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor): void {
+    const code = BINARY_OPS.indexOf(op);
+    if (code < 0) throw new RangeError(`binary: unknown op '${op}'`);
+    const n = out.size, m = b.size;
+    checkTensor('binary', 'a', a, n);
+    checkTensor('binary', 'b', b, m);
+    checkTensor('binary', 'out', out, n);
+    if (n === 0) return;
+    if (m === 0 || n % m !== 0) throw new RangeError(`binary: out has ${n} elements, not a multiple of b's ${m}`);
+    this.runElements('binary', n, (lo, hi) => [code, a.ptr, b.ptr, out.ptr, lo, hi, m]);
   }
 
   /** Checks a channel layout against its full-size tensors and [channels] vectors; returns the channel count. */

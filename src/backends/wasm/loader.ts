@@ -56,6 +56,7 @@ export interface KernelExports {
   ): void;
   reluMask(x: number, y: number, mask: number, n: number, slopeBits: number, hasMask: number): void;
   maskMul(g: number, mask: number, out: number, n: number, scaleOffBits: number): void;
+  binary(op: number, a: number, b: number, out: number, lo: number, hi: number, m: number): void;
 }
 
 export interface KernelModule {
