@@ -439,6 +439,11 @@ export function contiguous(x: Tensor): Tensor {
 /** Copies `src` (broadcast to dst's shape) into `dst` in place. */
 export function copyTo(src: Tensor, dst: Tensor): void {
   assertInPlace('copyTo', dst, src);
+  if (src.isContiguous() && shapeEq(src.shape, dst.shape)) {
+    (dst.data() as { set(values: ArrayLike<number>): void }).set(src.data() as ArrayLike<number>);
+    dst.bumpVersion();
+    return;
+  }
   const o = dst.data(), s = src.storage.view();
   forEachRun(dst.shape, src, null, (so, _b, oi, n, ss) => {
     for (let i = 0; i < n; i++) o[oi + i] = s[so + i * ss]!;

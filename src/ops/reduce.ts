@@ -53,6 +53,26 @@ function forEachReduced(shape: Shape, axes: Set<number>, visit: (oi: number, xi:
   }
 }
 
+/** x as [outer, reduced, inner] when the reduced axes are adjacent (e.g. a bias gradient's leading batch axis), else null. */
+function adjacentAxes(shape: Shape, axes: Set<number>): { outer: number; reduced: number; inner: number } | null {
+  const sorted = [...axes].sort((a, b) => a - b);
+  if (sorted.length === 0 || sorted[sorted.length - 1]! - sorted[0]! !== sorted.length - 1) return null;
+  const prod = (lo: number, hi: number) => shape.slice(lo, hi).reduce((p, d) => p * d, 1);
+  const lo = sorted[0]!, hi = sorted[sorted.length - 1]! + 1;
+  return { outer: prod(0, lo), reduced: prod(lo, hi), inner: prod(hi, shape.length) };
+}
+
+/** y[o, i] += x[o, r, i] over r, in the same order as forEachReduced (so the same float result) without a call per element. */
+function sumAdjacent(x: FloatArray, y: FloatArray, { outer, reduced, inner }: { outer: number; reduced: number; inner: number }): void {
+  for (let o = 0; o < outer; o++) {
+    const yo = o * inner;
+    for (let r = 0; r < reduced; r++) {
+      const xo = (o * reduced + r) * inner;
+      for (let i = 0; i < inner; i++) y[yo + i]! += x[xo + i]!;
+    }
+  }
+}
+
 const reduceSamples = (): OpSample[] => [
   { inputs: [{ shape: [3, 4, 5] }], attrs: {}, label: 'all' },
   { inputs: [{ shape: [3, 4, 5] }], attrs: { axes: [1] }, label: 'middle' },
@@ -72,9 +92,13 @@ const sumOp = defineOp<ReduceAttrs>({
     const xc = contiguous(x!);
     const y = Tensor.empty(out, x!.dtype);
     const yv = y.data() as FloatArray, xv = xc.data() as FloatArray;
-    forEachReduced(x!.shape, axes, (oi, xi) => {
-      yv[oi]! += xv[xi]!;
-    });
+    const range = adjacentAxes(x!.shape, axes);
+    if (range) sumAdjacent(xv, yv, range);
+    else {
+      forEachReduced(x!.shape, axes, (oi, xi) => {
+        yv[oi]! += xv[xi]!;
+      });
+    }
     if (xc !== x) xc.dispose();
     return [y];
   },
