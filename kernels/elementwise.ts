@@ -175,3 +175,50 @@ function binaryRun(op: i32, a: usize, b: usize, out: usize, n: i32): void {
     store<f32>(out + o, applyOp(op, load<f32>(a + o), load<f32>(b + o)));
   }
 }
+
+/**
+ * SGD on n elements (see src/backends/reference/optim.ts): d = g + wd*w; with momentum mu > 0,
+ * buf = first ? d : mu*buf + d and the step is nesterov ? d + mu*buf : buf; w -= lr * step.
+ */
+export function sgdUpdate(w: usize, g: usize, buf: usize, n: i32, lrBits: i32, muBits: i32, wdBits: i32, flags: i32): void {
+  const lr = reinterpret<f32>(lrBits), mu = reinterpret<f32>(muBits), wd = reinterpret<f32>(wdBits);
+  const nesterov = (flags & 1) != 0, first = (flags & 2) != 0;
+  for (let i = 0; i < n; i++) {
+    const o = <usize>i << 2;
+    const wi = load<f32>(w + o);
+    const d = load<f32>(g + o) + wd * wi;
+    if (mu == 0) {
+      store<f32>(w + o, wi - lr * d);
+      continue;
+    }
+    const b = first ? d : mu * load<f32>(buf + o) + d;
+    store<f32>(buf + o, b);
+    store<f32>(w + o, wi - lr * (nesterov ? d + mu * b : b));
+  }
+}
+
+/**
+ * Adam/AdamW on n elements (see src/backends/reference/optim.ts): gradient g (+ wd*w unless
+ * decoupled, flags & 1; decoupled decay w -= lrWd*w first), moments m, v, then
+ * w -= stepSize * m / (sqrt(v) * invC2 + eps).
+ */
+export function adamUpdate(
+  w: usize, g: usize, m: usize, v: usize, n: i32, b1Bits: i32, b2Bits: i32, epsBits: i32, stepSizeBits: i32, invC2Bits: i32, wdBits: i32, lrWdBits: i32, flags: i32,
+): void {
+  const b1 = reinterpret<f32>(b1Bits), b2 = reinterpret<f32>(b2Bits), eps = reinterpret<f32>(epsBits);
+  const stepSize = reinterpret<f32>(stepSizeBits), invC2 = reinterpret<f32>(invC2Bits), wd = reinterpret<f32>(wdBits), lrWd = reinterpret<f32>(lrWdBits);
+  const decoupled = (flags & 1) != 0;
+  for (let i = 0; i < n; i++) {
+    const o = <usize>i << 2;
+    let wi = load<f32>(w + o);
+    let gi = load<f32>(g + o);
+    if (decoupled) {
+      if (lrWd != 0) wi -= lrWd * wi;
+    } else if (wd != 0) gi += wd * wi;
+    const mi = b1 * load<f32>(m + o) + (1 - b1) * gi;
+    const vi = b2 * load<f32>(v + o) + (1 - b2) * gi * gi;
+    store<f32>(m + o, mi);
+    store<f32>(v + o, vi);
+    store<f32>(w + o, wi - (stepSize * mi) / (sqrt<f32>(vi) * invC2 + eps));
+  }
+}

@@ -4,4 +4,4 @@ export { gemm, gemmScratchBytes } from './gemm';
 export { im2col, col2im } from './im2col';
 export { groupRanges, quantizeGroups } from './quantize';
 export { maxPool2d, maxPool2dGrad } from './pool';
-export { channelMoments, channelAffine, channelGradSums, reluMask, maskMul, binary } from './elementwise';
+export { channelMoments, channelAffine, channelGradSums, reluMask, maskMul, binary, sgdUpdate, adamUpdate } from './elementwise';

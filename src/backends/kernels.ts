@@ -67,6 +67,29 @@ export interface ChannelAffineArgs {
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
 export const BINARY_OPS: readonly BinaryOp[] = ['add', 'sub', 'mul', 'div'];
 
+/** One SGD step's settings (see sgdUpdate). */
+export interface SgdStep {
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  nesterov: boolean;
+  /** The first step with momentum: the buffer starts as the gradient. */
+  first: boolean;
+}
+
+/** One Adam step's settings (see adamUpdate); stepSize = lr / (1 - beta1^t), invC2 = 1 / sqrt(1 - beta2^t). */
+export interface AdamStep {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** AdamW: decay the weights by lr * weightDecay instead of adding weightDecay * w to the gradient. */
+  decoupled: boolean;
+  stepSize: number;
+  invC2: number;
+}
+
 export interface Kernels {
   /** C = op(A) op(B) (+ C). See GemmArgs. */
   gemm(a: Tensor, b: Tensor, c: Tensor, args: GemmArgs): void;
@@ -103,6 +126,13 @@ export interface Kernels {
    * to every row). a, b, out contiguous; out may be a (in place); out.size a multiple of b.size.
    */
   binary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor): void;
+  /**
+   * In-place SGD on w from g: d = g + weightDecay * w; with momentum, buf = first ? d : momentum * buf + d
+   * and w -= lr * (nesterov ? d + momentum * buf : buf), else w -= lr * d. buf is null without momentum.
+   */
+  sgdUpdate(w: Tensor, g: Tensor, buf: Tensor | null, step: SgdStep): void;
+  /** In-place Adam/AdamW on w and its moments m, v from g: w -= stepSize * m / (sqrt(v) * invC2 + eps). */
+  adamUpdate(w: Tensor, g: Tensor, m: Tensor, v: Tensor, step: AdamStep): void;
 }
 
 export type KernelName = keyof Kernels;

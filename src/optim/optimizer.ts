@@ -5,6 +5,7 @@
 import type { FloatArray } from '../core/dtype.js';
 import { keep } from '../core/scope.js';
 import { Tensor } from '../core/tensor.js';
+import { kernels } from '../backends/index.js';
 
 export abstract class Optimizer {
   /** Learning rate used by the next step (schedules write it). */
@@ -23,13 +24,13 @@ export abstract class Optimizer {
   }
 
   /** Per-parameter state tensors, created zero-filled on first use. */
-  protected stateOf(p: Tensor, count: number): FloatArray[] {
+  protected stateOf(p: Tensor, count: number): Tensor[] {
     let s = this.state.get(p);
     if (!s) {
       s = Array.from({ length: count }, () => keep(Tensor.empty(p.shape, p.dtype, 'optimizer')));
       this.state.set(p, s);
     }
-    return s.map((t) => t.data() as FloatArray);
+    return s;
   }
 
   /** Applies one update to every parameter that has a gradient. */
@@ -37,12 +38,13 @@ export abstract class Optimizer {
     this.stepCount++;
     for (const p of this.params) {
       if (!p.grad) continue;
-      this.update(p.data() as FloatArray, p.grad.data() as FloatArray, p);
+      this.update(p, p.grad);
       p.bumpVersion();
     }
   }
 
-  protected abstract update(w: FloatArray, g: FloatArray, p: Tensor): void;
+  /** Updates parameter `p` in place from its gradient `g` (both contiguous). */
+  protected abstract update(p: Tensor, g: Tensor): void;
 
   /** Drops every parameter's gradient. */
   zeroGrad(): void {
@@ -78,19 +80,11 @@ export class SGD extends Optimizer {
     this.weightDecay = o.weightDecay ?? 0;
     if (this.nesterov && this.momentum <= 0) throw new RangeError('SGD: nesterov needs momentum > 0');
   }
-  protected update(w: FloatArray, g: FloatArray, p: Tensor): void {
-    const { lr, momentum: mu, weightDecay: wd } = this;
-    if (mu === 0) {
-      for (let i = 0; i < w.length; i++) w[i]! -= lr * (g[i]! + wd * w[i]!);
-      return;
-    }
-    const [buf] = this.stateOf(p, 1) as [FloatArray];
-    const first = this.stepCount === 1;
-    for (let i = 0; i < w.length; i++) {
-      const d = g[i]! + wd * w[i]!;
-      const b = (buf[i] = first ? d : mu * buf[i]! + d);
-      w[i]! -= lr * (this.nesterov ? d + mu * b : b);
-    }
+  protected update(p: Tensor, g: Tensor): void {
+    const buf = this.momentum === 0 ? null : this.stateOf(p, 1)[0]!;
+    const step = { lr: this.lr, momentum: this.momentum, weightDecay: this.weightDecay, nesterov: this.nesterov, first: this.stepCount === 1 };
+    kernels(p.dtype).sgdUpdate(p, g, buf, step);
+    buf?.bumpVersion();
   }
 }
 
@@ -116,19 +110,13 @@ export class Adam extends Optimizer {
     this.eps = o.eps ?? 1e-8;
     this.weightDecay = o.weightDecay ?? 0;
   }
-  protected update(w: FloatArray, g: FloatArray, p: Tensor): void {
-    const [m, v] = this.stateOf(p, 2) as [FloatArray, FloatArray];
-    const { beta1: b1, beta2: b2, eps, lr, weightDecay: wd } = this;
-    const c1 = 1 - b1 ** this.stepCount, c2 = 1 - b2 ** this.stepCount;
-    const stepSize = lr / c1, invC2 = 1 / Math.sqrt(c2);
-    for (let i = 0; i < w.length; i++) {
-      let gi = g[i]!;
-      if (wd && !this.decoupled) gi += wd * w[i]!;
-      if (wd && this.decoupled) w[i]! -= lr * wd * w[i]!;
-      const mi = (m[i] = b1 * m[i]! + (1 - b1) * gi);
-      const vi = (v[i] = b2 * v[i]! + (1 - b2) * gi * gi);
-      w[i]! -= (stepSize * mi) / (Math.sqrt(vi) * invC2 + eps);
-    }
+  protected update(p: Tensor, g: Tensor): void {
+    const [m, v] = this.stateOf(p, 2) as [Tensor, Tensor];
+    const { beta1, beta2, eps, lr, weightDecay } = this;
+    const stepSize = lr / (1 - beta1 ** this.stepCount), invC2 = 1 / Math.sqrt(1 - beta2 ** this.stepCount);
+    kernels(p.dtype).adamUpdate(p, g, m, v, { lr, beta1, beta2, eps, weightDecay, decoupled: this.decoupled, stepSize, invC2 });
+    m.bumpVersion();
+    v.bumpVersion();
   }
 }
 

@@ -79,8 +79,8 @@ function args(s: GemmShape): GemmArgs {
   };
 }
 
-/** Runs every per-channel and activation kernel on `impl` and on the reference for one layout; returns both outputs by name. */
-function channelKernelsBoth(impl: WasmKernels, layout: ChannelLayout, seed: number): Record<string, { got: Tensor; want: Tensor }> {
+/** Runs every per-channel, activation, binary and optimizer kernel on `impl` and on the reference for one layout; returns both outputs by name. */
+function elementwiseKernelsBoth(impl: WasmKernels, layout: ChannelLayout, seed: number): Record<string, { got: Tensor; want: Tensor }> {
   const n = layout.outer * layout.channels * layout.inner, C = layout.channels;
   const rng = new Rng(seed);
   // An offset per channel so that the two-pass variance matters.
@@ -125,6 +125,23 @@ function channelKernelsBoth(impl: WasmKernels, layout: ChannelLayout, seed: numb
     impl.binary(op, inPlace.got, row, inPlace.got);
     referenceKernels.binary(op, inPlace.want, row, inPlace.want);
     out[`${op}-inplace`] = inPlace;
+  }
+  // Optimizer steps update (w, state) in place: the same starting values on both sides.
+  const twin = (t: Tensor) => ({ got: fromValues(t.values(), t.shape), want: fromValues(t.values(), t.shape) });
+  for (const [label, momentum, nesterov, first] of [['plain', 0, false, false], ['first', 0.9, false, true], ['nesterov', 0.9, true, false]] as const) {
+    const w = twin(x), buf = twin(random(n, seed + 6));
+    const step = { lr: 0.05, momentum, weightDecay: 0.01, nesterov, first };
+    impl.sgdUpdate(w.got, g, momentum ? buf.got : null, step);
+    referenceKernels.sgdUpdate(w.want, g, momentum ? buf.want : null, step);
+    Object.assign(out, { [`sgd-${label}-w`]: w, [`sgd-${label}-buf`]: buf });
+  }
+  for (const decoupled of [false, true]) {
+    const w = twin(x), m = twin(random(n, seed + 7)), v = twin(random(n, seed + 8));
+    for (const t of [v.got, v.want]) (t.data() as Float32Array).forEach((e, i, a) => (a[i] = e * e));
+    const step = { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, decoupled, stepSize: 1e-3 / (1 - 0.9 ** 3), invC2: 1 / Math.sqrt(1 - 0.999 ** 3) };
+    impl.adamUpdate(w.got, g, m.got, v.got, step);
+    referenceKernels.adamUpdate(w.want, g, m.want, v.want, step);
+    Object.assign(out, { [`adam-${decoupled}-w`]: w, [`adam-${decoupled}-m`]: m, [`adam-${decoupled}-v`]: v });
   }
   return out;
 }
@@ -202,7 +219,7 @@ for (const variant of VARIANTS) {
       const layout = fc.record({ outer: fc.integer({ min: 1, max: 4 }), channels: fc.integer({ min: 1, max: 5 }), inner: fc.integer({ min: 1, max: 19 }) });
       fc.assert(
         fc.property(layout, fc.nat(), (l, seed) => {
-          for (const [name, { got, want }] of Object.entries(channelKernelsBoth(k1, l, seed))) {
+          for (const [name, { got, want }] of Object.entries(elementwiseKernelsBoth(k1, l, seed))) {
             assert.ok(maxRelDiff(got, want) <= 1e-5, `${name} ${JSON.stringify(l)}: max relative error ${maxRelDiff(got, want)}`);
           }
         }),
@@ -291,7 +308,7 @@ describe('wasm kernels: threads', () => {
 
   test('multi-threaded per-channel and ReLU/mask kernels equal single-threaded', () => {
     const layout: ChannelLayout = { outer: 8, channels: 16, inner: 33 * 33 };
-    const a = channelKernelsBoth(single, layout, 11), b = channelKernelsBoth(multi, layout, 11);
+    const a = elementwiseKernelsBoth(single, layout, 11), b = elementwiseKernelsBoth(multi, layout, 11);
     for (const name of Object.keys(a)) assert.deepEqual(b[name]!.got.values(), a[name]!.got.values(), name);
   });
 

@@ -1,7 +1,7 @@
 /** Reference per-channel and activation kernels (any float dtype); the oracle for kernels/elementwise.ts. */
 import type { FloatArray } from '../../core/dtype.js';
 import type { Tensor } from '../../core/tensor.js';
-import type { BinaryOp, ChannelAffineArgs, ChannelLayout } from '../kernels.js';
+import type { AdamStep, BinaryOp, ChannelAffineArgs, ChannelLayout, SgdStep } from '../kernels.js';
 
 const floats = (t: Tensor): FloatArray => t.data() as FloatArray;
 
@@ -73,5 +73,33 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor): void {
     else if (op === 'sub') for (let j = 0; j < m; j++) ov[r + j] = av[r + j]! - bv[j]!;
     else if (op === 'mul') for (let j = 0; j < m; j++) ov[r + j] = av[r + j]! * bv[j]!;
     else for (let j = 0; j < m; j++) ov[r + j] = av[r + j]! / bv[j]!;
+  }
+}
+
+export function sgdUpdate(wt: Tensor, gt: Tensor, buft: Tensor | null, { lr, momentum: mu, weightDecay: wd, nesterov, first }: SgdStep): void {
+  const w = floats(wt), g = floats(gt);
+  if (mu === 0) {
+    for (let i = 0; i < w.length; i++) w[i]! -= lr * (g[i]! + wd * w[i]!);
+    return;
+  }
+  if (!buft) throw new Error('sgdUpdate: momentum needs a buffer');
+  const buf = floats(buft);
+  for (let i = 0; i < w.length; i++) {
+    const d = g[i]! + wd * w[i]!;
+    const b = (buf[i] = first ? d : mu * buf[i]! + d);
+    w[i]! -= lr * (nesterov ? d + mu * b : b);
+  }
+}
+
+export function adamUpdate(wt: Tensor, gt: Tensor, mt: Tensor, vt: Tensor, s: AdamStep): void {
+  const w = floats(wt), g = floats(gt), m = floats(mt), v = floats(vt);
+  const { beta1: b1, beta2: b2, eps, lr, weightDecay: wd, decoupled, stepSize, invC2 } = s;
+  for (let i = 0; i < w.length; i++) {
+    let gi = g[i]!;
+    if (wd && !decoupled) gi += wd * w[i]!;
+    if (wd && decoupled) w[i]! -= lr * wd * w[i]!;
+    const mi = (m[i] = b1 * m[i]! + (1 - b1) * gi);
+    const vi = (v[i] = b2 * v[i]! + (1 - b2) * gi * gi);
+    w[i]! -= (stepSize * mi) / (Math.sqrt(vi) * invC2 + eps);
   }
 }

@@ -69,6 +69,8 @@ export function registerWasmBackend(options: { variant?: KernelVariant; bytes?: 
         reluMask: (x, y, mask, slope) => k.reluMask(x, y, mask, slope),
         maskMul: (g, mask, out, scaleOff) => k.maskMul(g, mask, out, scaleOff),
         binary: (op, a, b, out) => k.binary(op, a, b, out),
+        sgdUpdate: (w, g, buf, step) => k.sgdUpdate(w, g, buf, step),
+        adamUpdate: (w, g, m, v, step) => k.adamUpdate(w, g, m, v, step),
       },
     });
     if (getBackend() === 'wasm') setBackend('wasm'); // pick up a replaced build

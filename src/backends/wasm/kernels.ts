@@ -6,7 +6,7 @@
 import { arena } from '../../core/arena.js';
 import { fmt } from '../../core/shape.js';
 import type { Tensor } from '../../core/tensor.js';
-import { BINARY_OPS, type BinaryOp, type ChannelAffineArgs, type ChannelLayout, type Conv2dGeometry, type GemmArgs, type Kernels } from '../kernels.js';
+import { BINARY_OPS, type AdamStep, type BinaryOp, type SgdStep, type ChannelAffineArgs, type ChannelLayout, type Conv2dGeometry, type GemmArgs, type Kernels } from '../kernels.js';
 import type { KernelModule } from './loader.js';
 import { ThreadPool, type PoolOp } from './pool.js';
 
@@ -256,6 +256,27 @@ export class WasmKernels implements Kernels {
     if (n === 0) return;
     if (m === 0 || n % m !== 0) throw new RangeError(`binary: out has ${n} elements, not a multiple of b's ${m}`);
     this.runElements('binary', n, (lo, hi) => [code, a.ptr, b.ptr, out.ptr, lo, hi, m]);
+  }
+
+  sgdUpdate(w: Tensor, g: Tensor, buf: Tensor | null, s: SgdStep): void {
+    const n = w.size;
+    checkTensor('sgdUpdate', 'w', w, n);
+    checkTensor('sgdUpdate', 'g', g, n);
+    if (s.momentum !== 0) {
+      if (!buf) throw new Error('sgdUpdate: momentum needs a buffer');
+      checkTensor('sgdUpdate', 'buf', buf, n);
+    }
+    const flags = (s.nesterov ? 1 : 0) | (s.first ? 2 : 0);
+    const bits = [f32Bits(s.lr), f32Bits(s.momentum), f32Bits(s.weightDecay), flags];
+    const bufPtr = s.momentum !== 0 ? buf!.ptr : 0;
+    this.runElements('sgdUpdate', n, (lo, hi) => [w.ptr + lo * 4, g.ptr + lo * 4, bufPtr && bufPtr + lo * 4, hi - lo, ...bits]);
+  }
+
+  adamUpdate(w: Tensor, g: Tensor, m: Tensor, v: Tensor, s: AdamStep): void {
+    const n = w.size;
+    for (const [role, t] of [['w', w], ['g', g], ['m', m], ['v', v]] as const) checkTensor('adamUpdate', role, t, n);
+    const bits = [s.beta1, s.beta2, s.eps, s.stepSize, s.invC2, s.weightDecay, s.decoupled ? s.lr * s.weightDecay : 0].map(f32Bits);
+    this.runElements('adamUpdate', n, (lo, hi) => [w.ptr + lo * 4, g.ptr + lo * 4, m.ptr + lo * 4, v.ptr + lo * 4, hi - lo, ...bits, s.decoupled ? 1 : 0]);
   }
 
   /** Checks a channel layout against its full-size tensors and [channels] vectors; returns the channel count. */

@@ -57,6 +57,11 @@ export interface KernelExports {
   reluMask(x: number, y: number, mask: number, n: number, slopeBits: number, hasMask: number): void;
   maskMul(g: number, mask: number, out: number, n: number, scaleOffBits: number): void;
   binary(op: number, a: number, b: number, out: number, lo: number, hi: number, m: number): void;
+  sgdUpdate(w: number, g: number, buf: number, n: number, lrBits: number, muBits: number, wdBits: number, flags: number): void;
+  adamUpdate(
+    w: number, g: number, m: number, v: number, n: number, b1Bits: number, b2Bits: number, epsBits: number,
+    stepSizeBits: number, invC2Bits: number, wdBits: number, lrWdBits: number, flags: number,
+  ): void;
 }
 
 export interface KernelModule {
