@@ -134,7 +134,7 @@ export function backward(root: Tensor, opts: BackwardOptions = {}): void {
       const prev = leaf.grad;
       leaf.grad = keep(prev ? add(prev, g) : g);
     } else if (!leaf.grad) {
-      leaf.grad = keep(Tensor.empty(leaf.shape, leaf.dtype, 'gradient'));
+      leaf.grad = keep(Tensor.uninitialized(leaf.shape, leaf.dtype, 'gradient')); // copyTo writes every element
       copyTo(g, leaf.grad);
     } else {
       addInPlace(leaf.grad, g);
@@ -164,7 +164,7 @@ export function grad(outputs: Tensor | Tensor[], inputs: Tensor[], opts: GradOpt
     const prev = found.get(leaf);
     if (createGraph) found.set(leaf, keep(prev ? add(prev, g) : g));
     else if (!prev) {
-      const copy = keep(Tensor.empty(leaf.shape, leaf.dtype));
+      const copy = keep(Tensor.uninitialized(leaf.shape, leaf.dtype)); // copyTo writes every element
       copyTo(g, copy);
       found.set(leaf, copy);
     } else addInPlace(prev, g);

@@ -8,7 +8,7 @@ import { fmt, ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { kernels } from '../backends/index.js';
 import type { Conv2dGeometry } from '../backends/kernels.js';
-import { contiguous } from './elementwise.js';
+import { contiguous, full, zeros } from './elementwise.js';
 import { defineOp, runOp, type TensorMeta } from './registry.js';
 
 export interface Conv2dOptions {
@@ -85,14 +85,13 @@ function withColumns(x: Tensor, g: Conv2dGeometry, groups: number, body: (img0: 
 /** A [rows, cols] view at element `offset` of contiguous `t` (a GEMM operand). */
 const block = (t: Tensor, offset: number, rows: number, cols: number): Tensor => t.view([rows, cols], undefined, t.offset + offset);
 
+/** out += b per channel, in place: the per-channel affine kernel with mean 0 and scale 1. */
 function addBias(out: Tensor, b: Tensor): void {
-  const o = out.data() as FloatArray, bv = contiguous(b).data() as FloatArray;
   const [n, c, h, w] = out.shape as [number, number, number, number];
-  const plane = h * w;
-  for (let i = 0; i < n; i++) for (let j = 0; j < c; j++) {
-    const base = (i * c + j) * plane, v = bv[j]!;
-    for (let p = 0; p < plane; p++) o[base + p]! += v;
-  }
+  const bc = contiguous(b), mean = zeros([c], out.dtype), scale = full([c], 1, out.dtype);
+  kernels(out.dtype).channelAffine(out, out, { mean, scale, shift: bc }, { outer: n, channels: c, inner: h * w });
+  for (const t of [mean, scale]) t.dispose();
+  if (bc !== b) bc.dispose();
 }
 
 const conv2dOp = defineOp<Conv2dOptions>({
