@@ -293,7 +293,7 @@ export class Pact extends Quantizer {
   private alphaFor(x: Tensor): Tensor {
     return x.dtype === this.alpha.dtype ? this.alpha : fromValues(this.alpha.values(), [1], x.dtype);
   }
-  parameters(): Tensor[] {
+  override parameters(): Tensor[] {
     return [this.alpha];
   }
   config(): QuantizerConfig {
@@ -350,7 +350,7 @@ export class Lsq extends Quantizer {
   pseudoGradient(x: Tensor): Tensor {
     return noGrad(() => fakeQuantGrad(x, this.stepFor(x), this.attrs(x)));
   }
-  parameters(): Tensor[] {
+  override parameters(): Tensor[] {
     return [this.step];
   }
   config(): QuantizerConfig {
