@@ -313,14 +313,19 @@ export class Lsq extends Quantizer {
   readonly bits: number;
   readonly signed: boolean;
   readonly step: Tensor;
-  private initialized: boolean;
+  /** Any write to the step (initialisation, optimizer, loading a state dict) bumps its version. */
+  private readonly createdVersion: number;
   constructor(o: { bits?: number; signed?: boolean; step?: number } = {}) {
     super();
     this.bits = o.bits ?? 8;
     this.signed = o.signed ?? true;
     if (!Number.isInteger(this.bits) || this.bits < 2 || this.bits > 16) throw new RangeError(`lsq: bits must be an integer in 2..16, got ${o.bits}`);
     this.step = parameter([o.step ?? 1], [1], 'step');
-    this.initialized = o.step !== undefined;
+    this.createdVersion = o.step === undefined ? this.step.storage.version : -1;
+  }
+  /** False until the step was set (option, first batch, optimizer or loaded state). */
+  get initialized(): boolean {
+    return this.step.storage.version !== this.createdVersion;
   }
   get precision(): number {
     return this.bits;
@@ -340,7 +345,6 @@ export class Lsq extends Quantizer {
       const s = (2 * meanAbs(x)) / Math.sqrt(this.qp) || 1;
       this.step.data().set([s]);
       this.step.bumpVersion();
-      this.initialized = true;
     }
     return x.dtype === this.step.dtype ? this.step : fromValues(this.step.values(), [1], x.dtype);
   }
