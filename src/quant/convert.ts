@@ -17,13 +17,14 @@ import { BatchNorm, Conv2d, Lambda, Linear, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import {
   binaryConv, binaryGemm, convOut, floatGemm, im2col, int8Gemm, packSignRows, packSignsNHWC, packTernaryRows,
-  packWeightsOHWI, unpackRows, type ConvShape,
+  packWeightsOHWI, popcount32, unpackRows, wordsFor, type ConvShape,
 } from './kernels.js';
 import { isQuantLayer, MaxPool2dLayer } from './layers.js';
 import { roundHalfAway } from './ops.js';
 import { layerPlan, type LayerKernel } from './plan.js';
 import { channelMeanAbs, Lsq, quantizer, SteTern, type QuantizerConfig } from './quantizers.js';
 import { fromValues } from '../core/tensor.js';
+import { binaryGemmWasm, floatGemmWasm, int8GemmWasm, quantKernels, type QuantWasmExports } from './wasm.js';
 
 /** A convolution (k > 0) or dense layer (k = 0) in deployable form. */
 export interface MatStage {
@@ -260,6 +261,75 @@ function quantizeInput(s: MatStage, x: Activation): Activation {
   return { data: noGrad(() => scope(() => Float32Array.from(q.forward(fromValues(x.data, x.shape)).values()))), shape: x.shape };
 }
 
+/** GEMMs on the wasm kernels when loaded, else the TypeScript kernels (identical integers). */
+const gemm = {
+  binary: (a: Uint32Array, b: Uint32Array, m: number, n: number, k: number, w = quantKernels()) => (w ? binaryGemmWasm(w, a, b, m, n, k) : binaryGemm(a, b, m, n, k)),
+  int8: (a: Int8Array, b: Int8Array, m: number, n: number, k: number, w = quantKernels()) => (w ? int8GemmWasm(w, a, b, m, n, k) : int8Gemm(a, b, m, n, k)),
+  float: (a: Float32Array, b: Float32Array, m: number, n: number, k: number, w = quantKernels()) => (w ? floatGemmWasm(w, a, b, m, n, k) : floatGemm(a, b, m, n, k)),
+};
+
+/** Popcounts of each (output channel, tap) weight word group: the zero-padding correction. */
+const tapPopcounts = new WeakMap<MatStage, Int32Array>();
+
+/**
+ * Binary conv as packed im2col + binary GEMM: a row per output pixel holds the packed input
+ * words of every tap (zeros outside the image). A zero word XORs to the weight bits, so taps
+ * outside the image add popcount(w_tap) to the count; subtracting it and using the count of
+ * inside values gives exactly the zero-padded result (as binaryConv).
+ */
+function binaryConvGemm(w: QuantWasmExports, s: MatStage, x: Uint32Array, cs: ConvShape): Int32Array {
+  const [oh, ow] = convOut(cs);
+  const cw = wordsFor(cs.c), kk = cs.k * cs.k, rowWords = kk * cw, rows = cs.n * oh * ow;
+  const cols = new Uint32Array(rows * rowWords);
+  const weights = s.weights as Uint32Array;
+  let taps = tapPopcounts.get(s);
+  if (!taps) {
+    taps = new Int32Array(s.outC * kk);
+    for (let i = 0; i < taps.length; i++) for (let t = 0; t < cw; t++) taps[i] += popcount32(weights[i * cw + t]!);
+    tapPopcounts.set(s, taps);
+  }
+  for (let b = 0; b < cs.n; b++) {
+    for (let y = 0; y < oh; y++) {
+      for (let xo = 0; xo < ow; xo++) {
+        const row = ((b * oh + y) * ow + xo) * rowWords;
+        for (let i = 0; i < cs.k; i++) {
+          const yy = y * cs.stride - cs.pad + i;
+          if (yy < 0 || yy >= cs.h) continue;
+          for (let j = 0; j < cs.k; j++) {
+            const xx = xo * cs.stride - cs.pad + j;
+            if (xx < 0 || xx >= cs.w) continue;
+            const src = ((b * cs.h + yy) * cs.w + xx) * cw;
+            cols.set(x.subarray(src, src + cw), row + (i * cs.k + j) * cw);
+          }
+        }
+      }
+    }
+  }
+  const acc = binaryGemmWasm(w, cols, weights, rows, s.outC, rowWords * 32);
+  // The GEMM ran over rowWords·32 bits; padding bits are 0 in both operands, so only taps
+  // outside the image need correcting.
+  const bits = rowWords * 32;
+  for (let r = 0; r < rows; r++) {
+    const xo = r % ow, y = Math.floor(r / ow) % oh;
+    const y0 = y * cs.stride - cs.pad, x0 = xo * cs.stride - cs.pad;
+    const interior = y0 >= 0 && x0 >= 0 && y0 + cs.k <= cs.h && x0 + cs.k <= cs.w;
+    for (let o = 0; o < s.outC; o++) {
+      let pc = (bits - acc[r * s.outC + o]!) / 2, inside = kk;
+      if (!interior) {
+        for (let i = 0; i < cs.k; i++) for (let j = 0; j < cs.k; j++) {
+          const yy = y0 + i, xx = x0 + j;
+          if (yy < 0 || yy >= cs.h || xx < 0 || xx >= cs.w) {
+            pc -= taps[o * kk + i * cs.k + j]!;
+            inside--;
+          }
+        }
+      }
+      acc[r * s.outC + o] = inside * cs.c - 2 * pc;
+    }
+  }
+  return acc;
+}
+
 /** Accumulators [rows, outC] of a conv/dense stage on its input (rows = N·OH·OW). */
 function accumulate(s: MatStage, input: Activation): { acc: Int32Array | Float32Array; shape: number[] } {
   const x = quantizeInput(s, input);
@@ -270,11 +340,11 @@ function accumulate(s: MatStage, input: Activation): { acc: Int32Array | Float32
     const shape = [n, s.outC];
     switch (s.kernel) {
       case 'binary':
-        return { acc: binaryGemm(packSignRows(x.data, n, K), s.weights as Uint32Array, n, s.outC, K), shape };
+        return { acc: gemm.binary(packSignRows(x.data, n, K), s.weights as Uint32Array, n, s.outC, K), shape };
       case 'int8':
-        return { acc: int8Gemm(quantizeInt8(x.data, s.inputStep), s.weights as Int8Array, n, s.outC, K), shape };
+        return { acc: gemm.int8(quantizeInt8(x.data, s.inputStep), s.weights as Int8Array, n, s.outC, K), shape };
       default:
-        return { acc: floatGemm(x.data, floatWeights(s), n, s.outC, K), shape };
+        return { acc: gemm.float(x.data, floatWeights(s), n, s.outC, K), shape };
     }
   }
   if (x.shape.length !== 4 || x.shape[1] !== s.inC) throw new Error(`runDeployed: conv stage expects [N, ${s.inC}, H, W], got [${x.shape}]`);
@@ -282,13 +352,17 @@ function accumulate(s: MatStage, input: Activation): { acc: Int32Array | Float32
   const [oh, ow] = convOut(cs);
   const shape = [n, s.outC, oh, ow];
   const rows = n * oh * ow, K = rowLength(s);
-  if (s.kernel === 'binary') return { acc: binaryConv(packSignsNHWC(x.data, n, s.inC, cs.h, cs.w), s.weights as Uint32Array, cs), shape };
+  if (s.kernel === 'binary') {
+    const packed = packSignsNHWC(x.data, n, s.inC, cs.h, cs.w);
+    const w = quantKernels();
+    return { acc: w ? binaryConvGemm(w, s, packed, cs) : binaryConv(packed, s.weights as Uint32Array, cs), shape };
+  }
   if (s.kernel === 'int8') {
     const cols = im2col(quantizeInt8(x.data, s.inputStep), cs, new Int8Array(rows * K));
-    return { acc: int8Gemm(cols, s.weights as Int8Array, rows, s.outC, K), shape };
+    return { acc: gemm.int8(cols, s.weights as Int8Array, rows, s.outC, K), shape };
   }
   const cols = im2col(x.data, cs, new Float32Array(rows * K));
-  return { acc: floatGemm(cols, floatWeights(s), rows, s.outC, K), shape };
+  return { acc: gemm.float(cols, floatWeights(s), rows, s.outC, K), shape };
 }
 
 function quantizeInt8(x: Float32Array, step: number): Int8Array {

@@ -7,3 +7,4 @@ export * from './plan.js';
 export * from './summary.js';
 export * from './convert.js';
 export * from './kernels.js';
+export * from './wasm.js';
