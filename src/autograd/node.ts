@@ -7,11 +7,17 @@ export type InputEdge = { node: AutogradNode; index: number } | { leaf: Tensor }
 
 let nextNodeId = 1;
 
-/** One recorded op call on the tape. Holds its saved slots until its backward has run. */
+/**
+ * One recorded op call on the tape. Holds its saved slots until its backward has run, or until
+ * nothing can reach it any more: a node is referenced by its live output tensors and by the
+ * nodes that consume them, and releases its saved values when the last reference goes (a graph
+ * that is never differentiated frees its memory when its tensors are disposed).
+ */
 export class AutogradNode {
   static nextId(): number {
     return nextNodeId++;
   }
+  private refs = 0;
 
   constructor(
     readonly id: number,
@@ -26,6 +32,16 @@ export class AutogradNode {
 
   get opName(): string {
     return this.op.name;
+  }
+
+  ref(): void {
+    this.refs++;
+  }
+
+  unref(): void {
+    if (--this.refs > 0) return;
+    this.releaseSaved();
+    for (const e of this.inputs) if (e && 'node' in e) e.node.unref();
   }
 
   releaseSaved(): void {

@@ -89,6 +89,11 @@ export class SavedSlot {
   private packed: unknown;
   private readonly storage: Storage;
   private readonly shape: readonly number[];
+  /** The saved tensor's place in the graph, restored on unpack (for higher-order gradients). */
+  private gradFn: Tensor['gradFn'];
+  private readonly leaf: Tensor | null;
+  /** Id of the tensor that was saved (to recognise an op's own outputs). */
+  readonly tensorId: number;
   /** Bytes booked for this slot in the per-op saved ledger. */
   readonly bytes: number;
   private released = false;
@@ -97,6 +102,9 @@ export class SavedSlot {
     t.assertAlive(`${op}: save '${name}'`);
     this.storage = t.storage;
     this.shape = t.shape;
+    this.gradFn = t.gradFn;
+    this.tensorId = t.id;
+    this.leaf = t.requiresGrad && !t.gradFn ? (t.autogradLeaf ?? t) : null;
     this.info = {
       op,
       name,
@@ -139,9 +147,24 @@ export class SavedSlot {
           `was modified in place after it was saved (version ${this.storage.version}, saved at version ${this.info.version})`,
       );
     }
-    if (this.hooks) return this.hooks.unpack(this.packed, this.info);
-    const t = this.packed as Tensor;
-    return t.view(t.shape, t.strides, t.offset);
+    let out: Tensor;
+    if (this.hooks) out = this.hooks.unpack(this.packed, this.info);
+    else {
+      const t = this.packed as Tensor;
+      out = t.view(t.shape, t.strides, t.offset);
+    }
+    if (this.gradFn || this.leaf) {
+      out.requiresGrad = true;
+      out.autogradLeaf = this.leaf;
+      // A borrowed edge: the node is kept alive by the graph, not by this view.
+      out.gradFn = this.gradFn && { node: this.gradFn.node, index: this.gradFn.index, borrowed: true };
+    }
+    return out;
+  }
+
+  /** Links a saved output to the node that produced it (known only after the op's forward). */
+  bindOutput(edge: NonNullable<Tensor['gradFn']>): void {
+    this.gradFn = { node: edge.node, index: edge.index, borrowed: true };
   }
 
   release(): void {

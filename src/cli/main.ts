@@ -1,7 +1,12 @@
+import { setBackend } from '../backends/index.js';
+import { useFastestBackend } from '../backends/wasm/index.js';
 import { UsageError, type Command } from './command.js';
 import { bench } from './commands/bench.js';
+import { data } from './commands/data.js';
+import { summary } from './commands/summary.js';
+import { train } from './commands/train.js';
 
-const commands: Command[] = [bench];
+const commands: Command[] = [train, summary, data, bench];
 
 function usage(): string {
   return ['usage: slimgrad <command> [options]', '', ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`)].join('\n');
@@ -13,6 +18,9 @@ export async function main(argv: string[]): Promise<number> {
     console.log(usage());
     return name ? 0 : 2;
   }
+  useFastestBackend();
+  // SLIMGRAD_BACKEND=reference runs everything on the plain-TypeScript kernels (the oracle).
+  if (process.env.SLIMGRAD_BACKEND) setBackend(process.env.SLIMGRAD_BACKEND);
   const cmd = commands.find((c) => c.name === name);
   if (!cmd) {
     console.error(`slimgrad: unknown command '${name}'\n${usage()}`);
@@ -21,10 +29,14 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await cmd.run(rest);
   } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`slimgrad ${name}: ${e.message}`);
+    const err = e as Error & { code?: string };
+    if (e instanceof UsageError || err.code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`slimgrad ${name}: ${err.message}`);
       return 2;
     }
-    throw e;
+    // Errors from the library name the op, file or shape at fault: print them without a stack.
+    console.error(`slimgrad ${name}: ${err.message ?? String(e)}`);
+    if (process.env.SLIMGRAD_DEBUG) console.error(err.stack);
+    return 1;
   }
 }

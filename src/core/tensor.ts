@@ -8,8 +8,10 @@ let nextTensorId = 1;
 
 /** Where a non-leaf tensor came from: output `index` of autograd node `node`. */
 export interface GradEdge {
-  node: { readonly id: number; readonly opName: string };
+  node: { readonly id: number; readonly opName: string; ref(): void; unref(): void };
   index: number;
+  /** True when this tensor does not own a reference to the node (unpacked saved values). */
+  borrowed?: boolean;
 }
 
 /**
@@ -26,6 +28,8 @@ export class Tensor {
   requiresGrad = false;
   grad: Tensor | null = null;
   gradFn: GradEdge | null = null;
+  /** For a view standing in for a leaf (an unpacked saved value): the leaf that receives its gradient. */
+  autogradLeaf: Tensor | null = null;
   /** Optional name (parameters get their state-dict path): appears in error messages and reports. */
   name = '';
   private _disposed = false;
@@ -126,6 +130,17 @@ export class Tensor {
     return new Tensor(this.storage, shape, strides, offset);
   }
 
+  /** A view that is the same value to autograd: gradients flow through it to this tensor's source. */
+  alias(): Tensor {
+    const v = this.view();
+    v.requiresGrad = this.requiresGrad;
+    if (this.gradFn) {
+      this.gradFn.node.ref();
+      v.gradFn = { node: this.gradFn.node, index: this.gradFn.index };
+    } else if (this.requiresGrad) v.autogradLeaf = this.autogradLeaf ?? this;
+    return v;
+  }
+
   /** Marks an in-place write: autograd uses it to detect modified saved values. */
   bumpVersion(): void {
     this.storage.version++;
@@ -140,6 +155,7 @@ export class Tensor {
       this.grad.dispose();
       this.grad = null;
     }
+    if (this.gradFn && !this.gradFn.borrowed) this.gradFn.node.unref();
     this.gradFn = null;
   }
 

@@ -22,15 +22,19 @@ export function isGzip(bytes: Uint8Array): boolean {
   return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
 }
 
-/** The bytes of a file, gunzipped when it is gzip data (whatever its name). */
-export async function readDataFile(file: string): Promise<Uint8Array> {
-  const { fs, zlib } = await node();
-  let bytes: Uint8Array;
+async function readBytes(file: string): Promise<Uint8Array> {
+  const { fs } = await node();
   try {
-    bytes = await fs.readFile(file);
+    return await fs.readFile(file);
   } catch (e) {
     throw new DataFormatError(file, `cannot read: ${(e as Error).message}`);
   }
+}
+
+/** The bytes of a file, gunzipped when it is gzip data (whatever its name). */
+export async function readDataFile(file: string): Promise<Uint8Array> {
+  const { zlib } = await node();
+  const bytes = await readBytes(file);
   if (!isGzip(bytes)) return bytes;
   try {
     return zlib.gunzipSync(bytes);
@@ -44,10 +48,14 @@ export async function loadIdx(file: string): Promise<IdxArray> {
   return parseIdx(await readDataFile(file), file);
 }
 
-/** `dir/base` or `dir/base.gz`, whichever exists; null if neither. */
+/**
+ * The first of `dir/base`, `dir/base.gz` and the same with the last '-' as '.' (the
+ * `t10k-images.idx3-ubyte` spelling of some mirrors) that exists; null if none.
+ */
 async function findFile(dir: string, base: string): Promise<string | null> {
   const { fs, path } = await node();
-  for (const candidate of [base, `${base}.gz`]) {
+  const dotted = base.replace(/-(?=[^-]*-ubyte$)/, '.');
+  for (const candidate of [base, `${base}.gz`, dotted, `${dotted}.gz`]) {
     const p = path.join(dir, candidate);
     try {
       await fs.access(p);
@@ -110,14 +118,8 @@ export async function loadMnist(dir: string, options: { split: Split }): Promise
  * const arrays = await loadNpz('mnist.npz'); // Map { 'x_train' => ..., 'y_train' => ..., ... }
  */
 export async function loadNpz(file: string): Promise<Map<string, NpyArray>> {
-  const { fs, zlib } = await node();
-  let bytes: Uint8Array;
-  try {
-    bytes = await fs.readFile(file);
-  } catch (e) {
-    throw new DataFormatError(file, `cannot read: ${(e as Error).message}`);
-  }
-  return parseNpz(bytes, file, (b) => zlib.inflateRawSync(b));
+  const { zlib } = await node();
+  return parseNpz(await readBytes(file), file, (b) => zlib.inflateRawSync(b));
 }
 
 /**

@@ -11,7 +11,6 @@ export { parseNpz, datasetFromArrays, type ArrayDatasetOptions } from './npz.js'
 export { parseCifarBatch, CIFAR10_CLASSES } from './cifar.js';
 export { syntheticShapes, SYNTHETIC_CLASSES, type SyntheticOptions } from './synthetic.js';
 export {
-  ItemRandom,
   flipHorizontal,
   shiftImage,
   normalize,
@@ -19,6 +18,7 @@ export {
   randomHorizontalFlip,
   type Transform,
 } from './transforms.js';
+export { KeyedRandom, RANDOM_DOMAINS } from './random.js';
 export { DataLoader, type DataLoaderOptions, type ArrayBatch, type TensorBatch } from './loader.js';
 export {
   isGzip,
@@ -31,3 +31,4 @@ export {
   MNIST_T10K_TRAIN_COUNT,
   type Split,
 } from './files.js';
+export { loadDataset, DATASET_NAMES, type LoadDatasetOptions } from './catalog.js';

@@ -4,9 +4,9 @@
  * lazily one batch at a time so memory stays bounded.
  */
 import { Tensor } from '../core/tensor.js';
-import { Rng } from '../util/rng.js';
 import type { Dataset } from './dataset.js';
-import { ItemRandom, type Transform } from './transforms.js';
+import { KeyedRandom, RANDOM_DOMAINS } from './random.js';
+import type { Transform } from './transforms.js';
 
 export interface DataLoaderOptions {
   batchSize: number;
@@ -57,7 +57,8 @@ export class DataLoader {
   readonly dropLast: boolean;
   readonly flatten: boolean;
   private readonly transforms: readonly Transform[];
-  private readonly random: ItemRandom;
+  private readonly augmentRandom: KeyedRandom;
+  private readonly shuffleRandom: KeyedRandom;
 
   constructor(
     readonly dataset: Dataset,
@@ -72,7 +73,8 @@ export class DataLoader {
     this.dropLast = dropLast;
     this.flatten = flatten;
     this.transforms = [...transforms];
-    this.random = new ItemRandom(seed);
+    this.augmentRandom = new KeyedRandom(seed, RANDOM_DOMAINS.augmentation);
+    this.shuffleRandom = new KeyedRandom(seed, RANDOM_DOMAINS.shuffle);
   }
 
   /** Batches per epoch. */
@@ -90,7 +92,8 @@ export class DataLoader {
   order(epoch: number): Int32Array {
     if (!Number.isInteger(epoch) || epoch < 0) throw new RangeError(`DataLoader: epoch must be a non-negative integer, got ${epoch}`);
     if (!this.shuffle) return Int32Array.from({ length: this.dataset.length }, (_, i) => i);
-    return new Rng(this.seed, epoch).permutation(this.dataset.length);
+    this.shuffleRandom.reset(epoch, 0);
+    return this.shuffleRandom.permutation(this.dataset.length);
   }
 
   /** Shape of x for a batch of `count` items. */
@@ -106,12 +109,13 @@ export class DataLoader {
     }
     for (let j = 0; j < indices.length; j++) {
       const i = indices[j]!;
+      if (!(i >= 0 && i < this.dataset.length)) throw new RangeError(`DataLoader.fillBatch: index ${i} is outside dataset '${this.dataset.name}' [0, ${this.dataset.length})`);
       const item = x.subarray(j * size, (j + 1) * size);
       item.set(this.dataset.x.subarray(i * size, (i + 1) * size));
       y[j] = this.dataset.y[i]!;
       if (this.transforms.length === 0) continue;
-      this.random.reset(epoch, i);
-      for (const t of this.transforms) t.apply(item, this.dataset.itemShape, this.random);
+      this.augmentRandom.reset(epoch, i);
+      for (const t of this.transforms) t.apply(item, this.dataset.itemShape, this.augmentRandom);
     }
   }
 

@@ -58,7 +58,7 @@ export function datasetFromArrays(xArray: NpyArray, yArray: NpyArray, options: A
     if (y[i]! < 0) throw new DataFormatError(ySource, `negative label ${y[i]} at index ${i}`);
     maxLabel = Math.max(maxLabel, y[i]!);
   }
-  const numClasses = options.numClasses ?? maxLabel + 1;
+  const numClasses = options.numClasses ?? Math.max(1, maxLabel + 1);
   if (maxLabel >= numClasses) throw new DataFormatError(ySource, `label ${maxLabel} is outside [0, ${numClasses})`);
 
   const scale = options.scale ?? (xArray.dtype === 'uint8' ? 1 / 255 : 1);
@@ -79,5 +79,5 @@ export function datasetFromArrays(xArray: NpyArray, yArray: NpyArray, options: A
     x = new Float32Array(xArray.data.length);
     for (let i = 0; i < x.length; i++) x[i] = xArray.data[i]! * scale;
   }
-  return new Dataset(x, itemShape, y, Math.max(numClasses, 1), options.name);
+  return new Dataset(x, itemShape, y, numClasses, options.name);
 }

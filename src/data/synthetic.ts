@@ -2,11 +2,11 @@
  * A built-in, deterministic image dataset so that training runs on a fresh machine with no
  * downloads: ten classes of procedurally drawn shapes (disk, ring, bars, diagonals, plus, cross,
  * square outline, double bar) at random positions, sizes, stroke widths and brightness, with
- * Gaussian pixel noise. Item i depends only on (seed, i), so a larger dataset extends a smaller
+ * uniform pixel noise. Item i depends only on (seed, i), so a larger dataset extends a smaller
  * one, and labels cycle 0..9 so every prefix of a multiple of ten items is exactly balanced.
  */
-import { Rng } from '../util/rng.js';
 import { Dataset } from './dataset.js';
+import { KeyedRandom, RANDOM_DOMAINS } from './random.js';
 
 export const SYNTHETIC_CLASSES = ['disk', 'ring', 'hbar', 'vbar', 'diagonal', 'antidiagonal', 'plus', 'cross', 'square', 'doublebar'] as const;
 
@@ -17,7 +17,7 @@ export interface SyntheticOptions {
   size?: number;
   /** 1 (grey) or 3 (RGB with a random foreground and background colour per item); default 1. */
   channels?: 1 | 3;
-  /** Standard deviation of the Gaussian pixel noise (default 0.1). */
+  /** Standard deviation of the pixel noise, uniform in [-noise*sqrt(3), noise*sqrt(3)] (default 0.1). */
   noise?: number;
   seed?: number;
 }
@@ -26,8 +26,8 @@ export interface SyntheticOptions {
 function shapeDistance(label: number, dx: number, dy: number, r: number, t: number): number {
   const d = r * Math.SQRT1_2; // half-extent of the diagonal strokes
   switch (label) {
-    case 0: return Math.hypot(dx, dy) - r;
-    case 1: return Math.abs(Math.hypot(dx, dy) - r) - t;
+    case 0: return Math.sqrt(dx * dx + dy * dy) - r;
+    case 1: return Math.abs(Math.sqrt(dx * dx + dy * dy) - r) - t;
     case 2: return segmentDistance(dx, dy, -r, 0, r, 0) - t;
     case 3: return segmentDistance(dx, dy, 0, -r, 0, r) - t;
     case 4: return segmentDistance(dx, dy, -d, -d, d, d) - t;
@@ -42,7 +42,8 @@ function shapeDistance(label: number, dx: number, dy: number, r: number, t: numb
 function segmentDistance(px: number, py: number, ax: number, ay: number, bx: number, by: number): number {
   const vx = bx - ax, vy = by - ay;
   const h = Math.max(0, Math.min(1, ((px - ax) * vx + (py - ay) * vy) / (vx * vx + vy * vy)));
-  return Math.hypot(px - ax - h * vx, py - ay - h * vy);
+  const ex = px - ax - h * vx, ey = py - ay - h * vy;
+  return Math.sqrt(ex * ex + ey * ey);
 }
 
 /**
@@ -63,10 +64,11 @@ export function syntheticShapes(options: SyntheticOptions = {}): Dataset {
   const x = new Float32Array(n * channels * plane);
   const y = new Int32Array(n);
   const coverage = new Float32Array(plane);
+  const rng = new KeyedRandom(seed, RANDOM_DOMAINS.synthetic);
   for (let i = 0; i < n; i++) {
     const label = i % numClasses;
     y[i] = label;
-    const rng = new Rng(seed, i);
+    rng.reset(i, 0);
     const r = size * (0.22 + 0.12 * rng.uniform());
     const t = size * (0.04 + 0.03 * rng.uniform());
     const cx = (size - 1) / 2 + size * 0.12 * (2 * rng.uniform() - 1);
@@ -82,8 +84,10 @@ export function syntheticShapes(options: SyntheticOptions = {}): Dataset {
       const fg = channels === 1 ? 0.6 + 0.4 * rng.uniform() : 0.5 + 0.5 * rng.uniform();
       const bg = channels === 1 ? 0 : 0.3 * rng.uniform();
       const base = (i * channels + c) * plane;
+      // Uniform rather than Gaussian noise: one random word per pixel keeps generation fast.
+      const amplitude = 2 * Math.sqrt(3) * noise;
       for (let p = 0; p < plane; p++) {
-        const v = bg + (fg - bg) * coverage[p]! + noise * rng.normal();
+        const v = bg + (fg - bg) * coverage[p]! + (noise > 0 ? amplitude * (rng.uniform() - 0.5) : 0);
         x[base + p] = Math.max(0, Math.min(1, v));
       }
     }

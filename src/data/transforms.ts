@@ -1,57 +1,15 @@
 /**
  * Per-item transforms on typed arrays (items are CHW images or feature vectors). Random
- * transforms draw from an `ItemRandom` keyed by (seed, epoch, item index): the augmentation of an
- * item is the same whatever the batch size or shuffle order, and the same again for the same seed.
+ * transforms draw from a `KeyedRandom` that the DataLoader resets to (epoch, item index): the
+ * augmentation of an item is the same whatever the batch size or shuffle order, and the same
+ * again for the same seed.
  */
-import { philox } from '../util/rng.js';
-
-const INV_2_32 = 1 / 4294967296;
-/** Counter word that separates augmentation draws from every `Rng` stream (which keep it 0). */
-const AUGMENTATION_DOMAIN = 1;
-
-/**
- * Counter-based random numbers for one item: draw k of item `index` in epoch `epoch` is Philox
- * block (index, epoch, k/4, AUGMENTATION_DOMAIN) under the seed's key, word k%4.
- */
-export class ItemRandom {
-  private readonly k0: number;
-  private readonly k1: number;
-  private readonly block = new Uint32Array(4);
-  private index = 0;
-  private epoch = 0;
-  private draws = 0;
-
-  constructor(seed: number) {
-    if (!Number.isInteger(seed)) throw new TypeError(`ItemRandom: seed must be an integer, got ${seed}`);
-    this.k0 = seed >>> 0;
-    this.k1 = Math.floor(seed / 4294967296) >>> 0;
-  }
-
-  /** Starts the draws of item `index` in epoch `epoch`. */
-  reset(epoch: number, index: number): void {
-    this.epoch = epoch >>> 0;
-    this.index = index >>> 0;
-    this.draws = 0;
-  }
-
-  /** Uniform in [0, 1). */
-  uniform(): number {
-    const word = this.draws & 3;
-    if (word === 0) philox(this.index, this.epoch, this.draws / 4, AUGMENTATION_DOMAIN, this.k0, this.k1, this.block);
-    this.draws++;
-    return this.block[word]! * INV_2_32;
-  }
-
-  /** Integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.uniform() * n);
-  }
-}
+import type { KeyedRandom } from './random.js';
 
 /** A transform of one item, in place. `shape` is the item shape ([C, H, W] for images). */
 export interface Transform {
   readonly name: string;
-  apply(item: Float32Array, shape: readonly number[], random: ItemRandom): void;
+  apply(item: Float32Array, shape: readonly number[], random: KeyedRandom): void;
 }
 
 function imageDims(shape: readonly number[], who: string): [number, number, number] {
@@ -90,7 +48,7 @@ export function shiftImage(item: Float32Array, shape: readonly number[], dx: num
     for (let y = y0; y < y1; y++) {
       const dst = (ch * h + y) * w;
       const src = (ch * h + y - dy) * w - dx;
-      item.set(scratch.subarray(src + x0, src + x1), dst + x0);
+      for (let x = x0; x < x1; x++) item[dst + x] = scratch[src + x]!;
     }
   }
 }

@@ -67,7 +67,8 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'
     const count = (h.shape as number[]).reduce((a, d) => a * d, 1);
     if (e - b !== count * DTYPES[dtype!].bytes) fail(`tensor '${name}' has ${e - b} bytes for shape [${h.shape}] ${h.dtype}`);
     if (base + e > bytes.length) fail(`tensor '${name}' is truncated (needs bytes up to ${base + e}, file has ${bytes.length})`);
-    const copy = bytes.slice(base + b, base + e);
+    // Uint8Array's slice copies (a Node Buffer's slice would be a view into a shared pool).
+    const copy = Uint8Array.prototype.slice.call(bytes, base + b, base + e);
     tensors.set(name, { dtype: dtype!, shape: h.shape, values: new DTYPES[dtype!].ctor(copy.buffer, 0, count) });
   }
   return { tensors, metadata: header.__metadata__ ?? {} };

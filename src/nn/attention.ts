@@ -6,8 +6,8 @@ import { Dropout, GELU, LayerNorm, Linear, Sequential } from './layers.js';
 import { Module } from './module.js';
 
 /** [T, T] additive mask: 0 on and below the diagonal, -1e9 above (no attention to the future). */
-function causalMask(T: number): Tensor {
-  const m = full([T, T], 0);
+function causalMask(T: number, dtype: Tensor['dtype']): Tensor {
+  const m = full([T, T], 0, dtype);
   const v = m.data();
   for (let i = 0; i < T; i++) for (let j = i + 1; j < T; j++) v[i * T + j] = -1e9;
   return m;
@@ -30,7 +30,7 @@ export class MultiheadAttention extends Module {
     const heads = reshape(permute(reshape(this.qkv.call(x), [B, T, 3, H, hd]), [2, 0, 3, 1, 4]), [3, B * H, T, hd]);
     const part = (i: number) => reshape(slice(heads, [[i, i + 1]]), [B * H, T, hd]);
     let scores = mulScalar(matmul(part(0), part(1), { transB: true }), 1 / Math.sqrt(hd));
-    if (this.causal) scores = add(scores, causalMask(T));
+    if (this.causal) scores = add(scores, causalMask(T, x.dtype));
     const attended = matmul(softmax(scores), part(2)); // [B*H, T, hd]
     const merged = reshape(permute(reshape(attended, [B, H, T, hd]), [0, 2, 1, 3]), [B, T, D]);
     return this.proj.call(merged);

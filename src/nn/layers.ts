@@ -90,7 +90,7 @@ export class Dropout extends Module {
     this.rng = new Rng(seed, 0xd0);
   }
   forward(x: Tensor): Tensor {
-    if (!this.training || this.p === 0) return x.view();
+    if (!this.training || this.p === 0) return x.alias();
     return dropout(x, this.p, this.rng.nextU32());
   }
 }
@@ -144,6 +144,6 @@ export class Sequential extends Module {
       if (h !== x) h.dispose();
       h = next;
     }
-    return h === x ? x.view() : h;
+    return h === x ? x.alias() : h;
   }
 }

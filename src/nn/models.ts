@@ -19,14 +19,16 @@ export function mlp(sizes: number[], seed = 0): Sequential {
   return new Sequential(...layers);
 }
 
-/** LeNet-5 for 1x28x28 input (padding 2 on the first conv), ReLU and max pooling. */
-export function lenet5(classes = 10, seed = 0, inChannels = 1): Sequential {
+/** LeNet-5 (padding 2 on the first conv, ReLU, max pooling); 28x28 input by default. */
+export function lenet5(classes = 10, seed = 0, inChannels = 1, inputSize = 28): Sequential {
   const rng = new Rng(seed, 2);
+  const side = Math.floor((Math.floor(inputSize / 2) - 4) / 2);
+  if (side < 1) throw new Error(`lenet5: input size ${inputSize} is too small (needs >= 12)`);
   return new Sequential(
     new Conv2d(inChannels, 6, 5, { padding: 2, rng }), ReLU(), MaxPool2d({ kernel: 2 }),
     new Conv2d(6, 16, 5, { rng }), ReLU(), MaxPool2d({ kernel: 2 }),
     Flatten(),
-    new Linear(16 * 5 * 5, 120, { rng }), ReLU(),
+    new Linear(16 * side * side, 120, { rng }), ReLU(),
     new Linear(120, 84, { rng }), ReLU(),
     new Linear(84, classes, { rng }),
   );
@@ -96,6 +98,8 @@ export interface TransformerOptions {
   classes?: number;
   dropout?: number;
   seed?: number;
+  /** Float tokens of this many features (e.g. image rows) embedded by a linear layer, instead of ids. */
+  inputDim?: number;
 }
 
 /**
@@ -103,17 +107,17 @@ export interface TransformerOptions {
  * without, a causal character language model (logits per position over the vocabulary).
  */
 export class Transformer extends Module {
-  readonly tokenEmbedding: Embedding;
+  readonly tokenEmbedding: Embedding | Linear;
   readonly positionEmbedding: Embedding;
   readonly blocks: Sequential;
   readonly lnFinal: LayerNorm;
   readonly head: Linear;
   readonly positions: Tensor;
-  constructor(readonly opts: Required<Omit<TransformerOptions, 'classes'>> & { classes?: number }) {
+  constructor(readonly opts: Required<Omit<TransformerOptions, 'classes' | 'inputDim'>> & { classes?: number; inputDim?: number }) {
     super();
     const rng = new Rng(opts.seed, 5);
     const causal = opts.classes === undefined;
-    this.tokenEmbedding = this.registerModule('tok', new Embedding(opts.vocab, opts.dim, { rng }));
+    this.tokenEmbedding = this.registerModule('tok', opts.inputDim ? new Linear(opts.inputDim, opts.dim, { rng }) : new Embedding(opts.vocab, opts.dim, { rng }));
     this.positionEmbedding = this.registerModule('pos', new Embedding(opts.tokens, opts.dim, { rng }));
     this.blocks = this.registerModule('blocks', new Sequential(...Array.from({ length: opts.layers }, () => new TransformerBlock(opts.dim, opts.heads, causal, opts.dropout, rng))));
     this.lnFinal = this.registerModule('ln', new LayerNorm(opts.dim));
@@ -122,8 +126,12 @@ export class Transformer extends Module {
     this.positions.data().set(Int32Array.from({ length: opts.tokens }, (_, i) => i));
     this.finalize();
   }
-  /** ids: int32 [B, T] -> logits [B, classes] (classifier) or [B*T, vocab] (language model). */
-  forward(ids: Tensor): Tensor {
+  /**
+   * ids int32 [B, T] (or float tokens [B, T, inputDim], or [B, C, T, W] images read row by row)
+   * -> logits [B, classes] (classifier) or [B*T, vocab] (language model).
+   */
+  forward(input: Tensor): Tensor {
+    const ids = this.opts.inputDim && input.rank !== 3 ? reshape(input, [input.shape[0]!, this.opts.tokens, this.opts.inputDim]) : input;
     const [B, T] = ids.shape as [number, number];
     if (T !== this.opts.tokens) throw new Error(`Transformer: expected ${this.opts.tokens} tokens per sequence, got ${T}`);
     const positions = reshape(this.positions, [1, T]);
@@ -134,6 +142,34 @@ export class Transformer extends Module {
 }
 
 export function transformer(o: TransformerOptions = {}): Transformer {
-  return new Transformer({ dim: o.dim ?? 64, heads: o.heads ?? 4, layers: o.layers ?? 2, tokens: o.tokens ?? 32, vocab: o.vocab ?? 96, classes: o.classes, dropout: o.dropout ?? 0, seed: o.seed ?? 0 });
+  return new Transformer({ dim: o.dim ?? 64, heads: o.heads ?? 4, layers: o.layers ?? 2, tokens: o.tokens ?? 32, vocab: o.vocab ?? 96, classes: o.classes, dropout: o.dropout ?? 0, seed: o.seed ?? 0, inputDim: o.inputDim });
 }
 
+
+export const MODEL_NAMES = ['mlp', 'lenet', 'vgg-small', 'resnet20', 'transformer'] as const;
+export type ModelName = (typeof MODEL_NAMES)[number];
+
+/** Builds a named model for items of `inputShape` ([C, H, W]) and `classes` classes. */
+export function createModel(name: string, inputShape: readonly number[], classes: number, seed = 0): Module {
+  const [c, h, w] = inputShape.length === 3 ? (inputShape as [number, number, number]) : [1, 1, inputShape.reduce((a, b) => a * b, 1)];
+  const needImage = () => {
+    if (inputShape.length !== 3) throw new Error(`model '${name}' needs image input [C, H, W], got [${inputShape.join(', ')}]`);
+  };
+  switch (name) {
+    case 'mlp':
+      return mlp([c * h * w, 512, 512, classes], seed);
+    case 'lenet':
+      needImage();
+      return lenet5(classes, seed, c, h);
+    case 'vgg-small':
+      needImage();
+      return vggSmall(classes, seed, c);
+    case 'resnet20':
+      needImage();
+      return resnet20(classes, seed, c);
+    case 'transformer':
+      return transformer({ tokens: h, inputDim: c * w, classes, seed, dim: 64, heads: 4, layers: 2 });
+    default:
+      throw new Error(`unknown model '${name}' (available: ${MODEL_NAMES.join(', ')})`);
+  }
+}

@@ -9,9 +9,25 @@ import { withModulePath } from '../autograd/saved.js';
 import { Rng } from '../util/rng.js';
 import type { Category } from '../core/ledger.js';
 
+let parameterDType: 'float32' | 'float64' = 'float32';
+
+/**
+ * Builds modules whose parameters are `dtype` (float64 modules run on the reference backend;
+ * used for gradient checks of whole layers).
+ */
+export function withParameterDType<T>(dtype: 'float32' | 'float64', fn: () => T): T {
+  const prev = parameterDType;
+  parameterDType = dtype;
+  try {
+    return fn();
+  } finally {
+    parameterDType = prev;
+  }
+}
+
 /** A trainable tensor: stored in 'parameter' memory, requires grad, never disposed by scopes. */
 export function parameter(values: ArrayLike<number>, shape: number[], name = ''): Tensor {
-  const t = keep(fromValues(values, shape, 'float32', 'parameter'));
+  const t = keep(fromValues(values, shape, parameterDType, 'parameter'));
   t.requiresGrad = true;
   t.name = name;
   return t;
@@ -19,7 +35,7 @@ export function parameter(values: ArrayLike<number>, shape: number[], name = '')
 
 /** A non-trainable state tensor (e.g. batch-norm running statistics). */
 export function buffer(values: ArrayLike<number>, shape: number[], category: Category = 'parameter'): Tensor {
-  return keep(fromValues(values, shape, 'float32', category));
+  return keep(fromValues(values, shape, parameterDType, category));
 }
 
 /** Initializers, all from the counter-based generator so that a seed fixes every weight. */
@@ -49,9 +65,14 @@ export abstract class Module {
 
   abstract forward(...inputs: Tensor[]): Tensor;
 
+  /** Observers of every module call (used by summaries and tracers); see `traceCalls`. */
+  static callObservers: ((m: Module, out: Tensor) => void)[] = [];
+
   /** Runs forward with this module's path recorded on every saved value. */
   call(...inputs: Tensor[]): Tensor {
-    return withModulePath(this.path, () => this.forward(...inputs));
+    const out = withModulePath(this.path, () => this.forward(...inputs));
+    for (const o of Module.callObservers) o(this, out);
+    return out;
   }
 
   protected registerParameter(name: string, t: Tensor): Tensor {

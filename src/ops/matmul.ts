@@ -79,16 +79,17 @@ const matmulOp = defineOp<MatmulAttrs>({
     return [out];
   },
   backward(ctx, [g], t) {
-    const a = ctx.saved('a'), b = ctx.saved('b');
     const sa = ctx.inputShape(0), sb = ctx.inputShape(1);
     let ga: Tensor | null = null, gb: Tensor | null = null;
     if (ctx.needsInputGrad[0]) {
+      const b = ctx.saved('b');
       const r = t.transA
         ? t.transB ? matmul(b, g!, { transA: true, transB: true }) : matmul(b, g!, { transB: true })
         : matmul(g!, b, { transB: !t.transB });
       ga = sumTo(r, sa);
     }
     if (ctx.needsInputGrad[1]) {
+      const a = ctx.saved('a');
       if (sb.length === 2 && sa.length > 2 && !t.transA) {
         // Shared 2-D right operand: one GEMM over all rows instead of a batch of GEMMs plus a sum.
         const a2 = reshape(a, [-1, sa[sa.length - 1]!]);

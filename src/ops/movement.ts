@@ -94,8 +94,11 @@ const sliceOp = defineOp<SliceAttrs>({
     a.ranges.forEach((r, i) => (offset += r[0] * x!.strides[i]!));
     return [x!.view(sliceShape(x!.shape, a), x!.strides, offset)];
   },
-  backward: (ctx, [g], a) => [padTo(g!, ctx.inputShape(0), a.ranges.map((r) => r[0]))],
-  samples: () => [{ inputs: [{ shape: [4, 5] }], attrs: { ranges: [[1, 3], [0, 4]] } }],
+  backward: (ctx, [g], a) => [padTo(g!, ctx.inputShape(0), ctx.inputShape(0).map((_, i) => a.ranges[i]?.[0] ?? 0))],
+  samples: () => [
+    { inputs: [{ shape: [4, 5] }], attrs: { ranges: [[1, 3], [0, 4]] }, label: 'all axes' },
+    { inputs: [{ shape: [3, 2, 4] }], attrs: { ranges: [[1, 2]] }, label: 'leading axis only' },
+  ],
 });
 
 /** A view of `x` restricted to [start, end) along each listed axis. */
@@ -127,7 +130,7 @@ const padToOp = defineOp<{ shape: number[]; starts: number[] }>({
   inputs: ['x'],
   saves: {},
   infer: ([x], a) => {
-    if (a.shape.length !== x!.shape.length || x!.shape.some((d, i) => a.starts[i]! < 0 || a.starts[i]! + d > a.shape[i]!)) {
+    if (a.shape.length !== x!.shape.length || a.starts.length !== x!.shape.length || x!.shape.some((d, i) => a.starts[i]! < 0 || a.starts[i]! + d > a.shape[i]!)) {
       throw new ShapeError('pad', `cannot place ${fmt(x!.shape)} at ${fmt(a.starts)} inside ${fmt(a.shape)}`);
     }
     return [{ shape: a.shape, dtype: x!.dtype }];
@@ -188,7 +191,7 @@ export function concat(tensors: Tensor[], axis = 0): Tensor {
     if (i > 1) acc.dispose();
     acc = next;
   }
-  return tensors.length === 1 ? acc.view(acc.shape, acc.strides, acc.offset) : acc;
+  return tensors.length === 1 ? acc.alias() : acc;
 }
 
 /** Splits `x` along `axis` into pieces of the given sizes (views). */

@@ -172,7 +172,7 @@ export const broadcastTo = (x: Tensor, shape: Shape): Tensor => runOp(broadcastT
 
 /** Sums `g` down to `shape` (the adjoint of broadcasting); returns a view of g if shapes match. */
 export function sumTo(g: Tensor, shape: Shape): Tensor {
-  if (shapeEq(g.shape, shape)) return g.view(g.shape, g.strides, g.offset);
+  if (shapeEq(g.shape, shape)) return g.alias();
   const off = g.rank - shape.length;
   const axes: number[] = [];
   for (let i = 0; i < g.rank; i++) if (i < off || (shape[i - off] === 1 && g.shape[i] !== 1)) axes.push(i);

@@ -8,7 +8,7 @@
 import type { DType } from '../core/dtype.js';
 import { fmt, ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
-import { isGradEnabled } from '../autograd/mode.js';
+import { isGradEnabled, withGradMode } from '../autograd/mode.js';
 import { AutogradNode, type InputEdge } from '../autograd/node.js';
 import { SavedSlot, type SaveRole } from '../autograd/saved.js';
 import type { Rng } from '../util/rng.js';
@@ -162,7 +162,8 @@ export function runOp<A>(op: OpDef<A>, inputs: readonly (Tensor | null)[], attrs
   const record = !op.inPlace && op.backward !== undefined && isGradEnabled() && gradInputs.some(Boolean);
   const nodeId = record ? AutogradNode.nextId() : 0;
   const ctx = new ForwardContext(op as OpDef, record, nodeId);
-  const outputs = op.forward(ctx, inputs, attrs);
+  // Ops an op's forward calls internally (copies, helpers) are part of it, never recorded.
+  const outputs = withGradMode(false, () => op.forward(ctx, inputs, attrs));
   if (outputs.length !== expected.length) {
     throw new Error(`${op.name}: forward returned ${outputs.length} outputs, shape inference says ${expected.length}`);
   }
@@ -175,13 +176,18 @@ export function runOp<A>(op: OpDef<A>, inputs: readonly (Tensor | null)[], attrs
   if (record) {
     const edges: (InputEdge | null)[] = inputs.map((t, i) => {
       if (!t || !gradInputs[i]) return null;
-      return t.gradFn ? { node: t.gradFn.node as AutogradNode, index: t.gradFn.index } : { leaf: t };
+      if (!t.gradFn) return { leaf: t.autogradLeaf ?? t };
+      const node = t.gradFn.node as AutogradNode;
+      node.ref();
+      return { node, index: t.gradFn.index };
     });
     const node = new AutogradNode(nodeId, op as OpDef, attrs, edges, metas, ctx.slots, ctx.state, outputs.map(metaOf) as TensorMeta[]);
     outputs.forEach((o, i) => {
       if (o.dtype === 'float32' || o.dtype === 'float64') {
         o.requiresGrad = true;
         o.gradFn = { node, index: i };
+        node.ref();
+        for (const slot of ctx.slots.values()) if (slot.tensorId === o.id) slot.bindOutput(o.gradFn);
       }
     });
   }

@@ -69,12 +69,12 @@ test('loadIdx reads raw and gzipped files alike; a corrupt gzip names the file',
 });
 
 /** Writes MNIST-named files of 2x2 images whose first pixel encodes the item index. */
-function writeMnistLike(dir: string, prefix: string, n: number, gzip: boolean, firstPixel: (i: number) => number): number[] {
+function writeMnistLike(dir: string, prefix: string, n: number, gzip: boolean, firstPixel: (i: number) => number, sep = '-'): number[] {
   const pixels = new Uint8Array(n * 4);
   const labels = Array.from({ length: n }, (_, i) => (i * 7) % 10);
   for (let i = 0; i < n; i++) pixels[i * 4] = firstPixel(i);
-  writeFile(dir, `${prefix}-images-idx3-ubyte`, encodeIdx('uint8', [n, 2, 2], pixels), gzip);
-  writeFile(dir, `${prefix}-labels-idx1-ubyte`, encodeIdx('uint8', [n], labels), gzip);
+  writeFile(dir, `${prefix}-images${sep}idx3-ubyte`, encodeIdx('uint8', [n, 2, 2], pixels), gzip);
+  writeFile(dir, `${prefix}-labels${sep}idx1-ubyte`, encodeIdx('uint8', [n], labels), gzip);
   return labels;
 }
 
@@ -100,7 +100,7 @@ test('loadMnist with only t10k files: first 8,000 train, last 2,000 test, in fil
 test('loadMnist with train and t10k files: the standard split; a missing half names the file', async () => {
   const { dir, cleanup } = tempDir();
   try {
-    writeMnistLike(dir, 'train', 30, false, () => 10);
+    writeMnistLike(dir, 'train', 30, false, () => 10, '.'); // the train-images.idx3-ubyte spelling of some mirrors
     writeMnistLike(dir, 't10k', 20, true, () => 200);
     const train = await loadMnist(dir, { split: 'train' });
     const test = await loadMnist(dir, { split: 'test' });

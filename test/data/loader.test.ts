@@ -44,6 +44,8 @@ test('batches hold the items of the order, labels alongside; last partial batch 
   assert.deepEqual(dropped.map((b) => Array.from(b.indices)), batches.slice(0, 4).map((b) => Array.from(b.indices)));
   assert.equal(new DataLoader(numbered(3), { batchSize: 5, dropLast: true }).numBatches, 0);
   assert.throws(() => new DataLoader(data, { batchSize: 0 }), /batchSize must be a positive integer, got 0/);
+  assert.throws(() => keep.fillBatch([23], 0, new Float32Array(6), new Int32Array(1)), /index 23 is outside dataset 'numbered' \[0, 23\)/);
+  assert.throws(() => keep.order(-1), /epoch must be a non-negative integer, got -1/);
 });
 
 test('augmentation depends on (seed, epoch, item), not on batch size; the dataset is never modified', () => {

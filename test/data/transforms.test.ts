@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { ItemRandom, flipHorizontal, normalize, randomCrop, randomHorizontalFlip, shiftImage, syntheticShapes } from '../../src/data/index.js';
+import { KeyedRandom, RANDOM_DOMAINS, flipHorizontal, normalize, randomCrop, randomHorizontalFlip, shiftImage, syntheticShapes } from '../../src/data/index.js';
+
+const augmentation = (seed: number) => new KeyedRandom(seed, RANDOM_DOMAINS.augmentation);
 
 const imageArb = fc
   .record({ c: fc.integer({ min: 1, max: 3 }), h: fc.integer({ min: 1, max: 6 }), w: fc.integer({ min: 1, max: 6 }) })
@@ -50,7 +52,7 @@ test('normalize gives zero mean and unit std per channel with the dataset statis
   const { mean, std } = d.channelStats();
   const t = normalize(mean, std);
   const x = d.x.slice();
-  const random = new ItemRandom(0);
+  const random = augmentation(0);
   for (let i = 0; i < d.length; i++) t.apply(x.subarray(i * d.itemSize, (i + 1) * d.itemSize), d.itemShape, random);
   for (let c = 0; c < 3; c++) {
     let s = 0, s2 = 0;
@@ -70,30 +72,6 @@ test('normalize gives zero mean and unit std per channel with the dataset statis
   assert.throws(() => normalize([0, 0], [1, 1]).apply(new Float32Array(3), [3, 1, 1], random), /2 channel statistics for items \[3, 1, 1\] with 3 channels/);
 });
 
-test('ItemRandom depends only on (seed, epoch, index) and is uniform enough', () => {
-  const draw = (seed: number, epoch: number, index: number) => {
-    const r = new ItemRandom(seed);
-    r.reset(epoch, index);
-    return Array.from({ length: 6 }, () => r.uniform());
-  };
-  assert.deepEqual(draw(5, 2, 9), draw(5, 2, 9));
-  const shared = new ItemRandom(5);
-  shared.reset(0, 0);
-  shared.uniform();
-  shared.reset(2, 9);
-  assert.deepEqual(Array.from({ length: 6 }, () => shared.uniform()), draw(5, 2, 9));
-  assert.notDeepEqual(draw(5, 2, 9), draw(5, 3, 9));
-  assert.notDeepEqual(draw(5, 2, 9), draw(5, 2, 10));
-  assert.notDeepEqual(draw(5, 2, 9), draw(6, 2, 9));
-  const r = new ItemRandom(1);
-  const counts = new Array(8).fill(0);
-  for (let i = 0; i < 8000; i++) {
-    r.reset(0, i);
-    counts[r.int(8)]++;
-  }
-  for (const c of counts) assert.ok(c > 850 && c < 1150, `bucket ${c} of 1000 expected`);
-});
-
 test('randomCrop and randomHorizontalFlip are deterministic for (seed, epoch, index) and pick every offset', () => {
   const item = Float32Array.from({ length: 16 }, (_, i) => i + 1);
   const crop = randomCrop(1);
@@ -102,7 +80,7 @@ test('randomCrop and randomHorizontalFlip are deterministic for (seed, epoch, in
   let flips = 0;
   for (let i = 0; i < 400; i++) {
     const run = () => {
-      const r = new ItemRandom(7);
+      const r = augmentation(7);
       r.reset(0, i);
       const x = item.slice();
       crop.apply(x, [1, 4, 4], r);
@@ -113,7 +91,7 @@ test('randomCrop and randomHorizontalFlip are deterministic for (seed, epoch, in
     // Locate pixel value 6 (originally at row 1, col 1) to recover the shift.
     const at = x.indexOf(6);
     seen.add(`${(at % 4) - 1},${Math.floor(at / 4) - 1}`);
-    const r = new ItemRandom(7);
+    const r = augmentation(7);
     r.reset(1, i);
     const f = item.slice();
     flip.apply(f, [1, 4, 4], r);
@@ -123,5 +101,5 @@ test('randomCrop and randomHorizontalFlip are deterministic for (seed, epoch, in
   assert.ok(flips > 150 && flips < 250, `flipped ${flips} of 400`);
   assert.throws(() => randomCrop(-1), /padding must be a non-negative integer/);
   assert.throws(() => randomHorizontalFlip(2), /p must be in \[0, 1\]/);
-  assert.throws(() => flip.apply(new Float32Array(4), [4], new ItemRandom(0)), /flipHorizontal: needs image items \[C, H, W\], got \[4\]/);
+  assert.throws(() => flip.apply(new Float32Array(4), [4], augmentation(0)), /flipHorizontal: needs image items \[C, H, W\], got \[4\]/);
 });

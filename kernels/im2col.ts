@@ -1,0 +1,95 @@
+// im2col / col2im over NCHW float32 images. For each (channel, ky, kx) row of cols and each output
+// row oy, the output columns ox whose input x falls inside the image form one interval
+// [oxLo, oxHi): padding outside it is filled with zeros (im2col) or skipped (col2im), and the
+// inside is a contiguous copy when strideW == 1.
+
+/** First ox with ox*stride - pad + off >= 0. */
+// @ts-ignore: decorator
+@inline function firstInside(pad: i32, off: i32, stride: i32): i32 {
+  const need = pad - off; // ox*stride >= need
+  return need <= 0 ? 0 : (need + stride - 1) / stride;
+}
+
+/** One past the last ox with ox*stride - pad + off < size. */
+// @ts-ignore: decorator
+@inline function endInside(size: i32, pad: i32, off: i32, stride: i32): i32 {
+  const lim = size + pad - off; // ox*stride < lim
+  return lim <= 0 ? 0 : (lim + stride - 1) / stride;
+}
+
+// @ts-ignore: decorator
+@inline function forEachRow(
+  x: usize, cols: usize, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32,
+  dh: i32, dw: i32, outH: i32, outW: i32, img: i32, c0: i32, cg: i32, scatter: bool,
+): void {
+  let col = cols;
+  for (let ch = c0; ch < c0 + cg; ch++) {
+    const plane = x + ((<usize>(img * c + ch) * h * w) << 2);
+    for (let i = 0; i < kh; i++) {
+      for (let j = 0; j < kw; j++) {
+        const offX = j * dw;
+        const lo = min(outW, firstInside(pw, offX, sw));
+        const hi = max(lo, min(outW, endInside(w, pw, offX, sw)));
+        for (let oy = 0; oy < outH; oy++) {
+          const y = oy * sh - ph + i * dh;
+          if (y < 0 || y >= h) {
+            if (!scatter) memory.fill(col, 0, <usize>outW << 2);
+          } else if (hi == lo) {
+            if (!scatter) memory.fill(col, 0, <usize>outW << 2);
+          } else {
+            // The image element under output column lo.
+            const pixel = plane + ((<usize>y * w + lo * sw - pw + offX) << 2);
+            if (scatter) {
+              addStrided(pixel, col + (<usize>lo << 2), hi - lo, sw);
+            } else {
+              memory.fill(col, 0, <usize>lo << 2);
+              if (sw == 1) memory.copy(col + (<usize>lo << 2), pixel, <usize>(hi - lo) << 2);
+              else {
+                let s = pixel, d = col + (<usize>lo << 2);
+                for (let ox = lo; ox < hi; ox++) {
+                  store<f32>(d, load<f32>(s));
+                  s += <usize>sw << 2;
+                  d += 4;
+                }
+              }
+              memory.fill(col + (<usize>hi << 2), 0, <usize>(outW - hi) << 2);
+            }
+          }
+          col += <usize>outW << 2;
+        }
+      }
+    }
+  }
+}
+
+/** dst[t*stride] += src[t] for t < count. */
+// @ts-ignore: decorator
+@inline function addStrided(dst: usize, src: usize, count: i32, stride: i32): void {
+  let t = 0;
+  if (ASC_FEATURE_SIMD && stride == 1) {
+    for (; t + 4 <= count; t += 4) {
+      const o = <usize>t << 2;
+      v128.store(dst + o, f32x4.add(v128.load(dst + o), v128.load(src + o)));
+    }
+  }
+  for (; t < count; t++) {
+    const d = dst + (<usize>t * stride << 2);
+    store<f32>(d, load<f32>(d) + load<f32>(src + (<usize>t << 2)));
+  }
+}
+
+/** Unfolds channels [c0, c0+cg) of image `img` of x into cols ((cg*kh*kw) x (outH*outW)). */
+export function im2col(
+  x: usize, cols: usize, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32,
+  dh: i32, dw: i32, outH: i32, outW: i32, img: i32, c0: i32, cg: i32,
+): void {
+  forEachRow(x, cols, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, outH, outW, img, c0, cg, false);
+}
+
+/** The adjoint of im2col: adds cols into channels [c0, c0+cg) of image `img` of dx. */
+export function col2im(
+  cols: usize, dx: usize, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32,
+  dh: i32, dw: i32, outH: i32, outW: i32, img: i32, c0: i32, cg: i32,
+): void {
+  forEachRow(dx, cols, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, outH, outW, img, c0, cg, true);
+}

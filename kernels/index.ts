@@ -1,0 +1,4 @@
+// Entry point of the kernel module: every export here is callable from TypeScript
+// (src/backends/wasm). Compiled by scripts/build-kernels.mjs.
+export { gemm, gemmScratchBytes } from './gemm';
+export { im2col, col2im } from './im2col';

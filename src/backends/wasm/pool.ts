@@ -1,0 +1,170 @@
+/**
+ * A persistent pool of worker threads running the kernel module on the arena's shared memory.
+ *
+ * The module is compiled once and sent with the memory to every worker, which instantiates it.
+ * Work is described in a control block in the arena (one 64-byte line per hot word): the caller
+ * writes an op code and one argument row per part, bumps the generation word and notifies; each
+ * worker runs part (its index + 1) if there is one, adds to the done counter and notifies; the
+ * calling thread runs part 0 itself and then waits on the done counter (Node lets the main thread
+ * Atomics.wait). Workers are unref'd, so a parked pool never keeps the process alive.
+ */
+import { arena } from '../../core/arena.js';
+import type { KernelExports, KernelModule } from './loader.js';
+import { node } from './node.js';
+
+/** Kernel entry points a part can run, by op code. */
+export const OPS = ['gemm', 'im2col', 'col2im'] as const satisfies readonly (keyof KernelExports)[];
+export type PoolOp = (typeof OPS)[number];
+
+// Control block layout, in Int32 words.
+const GEN = 0; // generation: bumped once per job
+const DONE = 16; // workers finished with the current job
+const READY = 32; // workers instantiated (startup handshake)
+const OP = 48; // op code of the current job, -1 = exit
+const NPARTS = 49;
+const FAILED = 50; // workers whose part threw
+const ARGS = 64; // part p's arguments at ARGS + p * ARG_WORDS
+const ARG_WORDS = 32;
+
+/** Body of each worker (CommonJS, evaluated from a string so that no file needs resolving). */
+const WORKER_SOURCE = `
+const { workerData } = require('node:worker_threads');
+const { module, memory, ctl, index, ops, words } = workerData;
+const w = new Int32Array(memory.buffer, ctl, words);
+let fns;
+try {
+  const instance = new WebAssembly.Instance(module, {
+    env: { memory, abort() { throw new Error('wasm kernel aborted'); } },
+  });
+  fns = ops.map((name) => instance.exports[name]);
+} catch {
+  Atomics.add(w, ${FAILED}, 1);
+}
+Atomics.add(w, ${READY}, 1);
+Atomics.notify(w, ${READY});
+if (!fns) process.exit(1);
+let seen = 0;
+for (;;) {
+  Atomics.wait(w, ${GEN}, seen);
+  const gen = Atomics.load(w, ${GEN});
+  if (gen === seen) continue;
+  seen = gen;
+  const op = w[${OP}];
+  if (op < 0) break;
+  const part = index + 1;
+  if (part < w[${NPARTS}]) {
+    try {
+      const base = ${ARGS} + part * ${ARG_WORDS};
+      fns[op].apply(null, w.subarray(base, base + ${ARG_WORDS}));
+    } catch {
+      Atomics.add(w, ${FAILED}, 1);
+    }
+  }
+  Atomics.add(w, ${DONE}, 1);
+  Atomics.notify(w, ${DONE});
+}
+`;
+
+/** How long startup may take before the pool gives up and the backend stays single-threaded. */
+const STARTUP_TIMEOUT_MS = 10_000;
+
+export class ThreadPool {
+  /** Threads a job can use: the workers plus the calling thread. */
+  readonly threads: number;
+  private readonly workers: import('node:worker_threads').Worker[] = [];
+  private readonly ctl: number;
+  private readonly words: number;
+  private closed = false;
+
+  private constructor(
+    private readonly kernels: KernelModule,
+    workerCount: number,
+  ) {
+    this.threads = workerCount + 1;
+    this.words = ARGS + this.threads * ARG_WORDS;
+    this.ctl = arena().alloc(this.words * 4);
+    this.view().fill(0);
+    const { Worker } = node!.workerThreads;
+    for (let index = 0; index < workerCount; index++) {
+      const worker = new Worker(WORKER_SOURCE, {
+        eval: true,
+        workerData: { module: kernels.module, memory: arena().memory, ctl: this.ctl, index, ops: OPS, words: this.words },
+      });
+      worker.unref();
+      // Failures are reported through the control block; without a listener an 'error' event
+      // would crash the process.
+      worker.on('error', () => {});
+      this.workers.push(worker);
+    }
+  }
+
+  /**
+   * A pool giving `threads` threads in all (threads - 1 workers), or undefined where there are no
+   * worker threads or shared memory, or the workers do not come up.
+   */
+  static start(kernels: KernelModule, threads: number): ThreadPool | undefined {
+    if (!node || threads < 2 || !arena().shared) return undefined;
+    const pool = new ThreadPool(kernels, threads - 1);
+    const w = pool.view();
+    const deadline = performance.now() + STARTUP_TIMEOUT_MS;
+    let ready: number;
+    while ((ready = Atomics.load(w, READY)) < threads - 1) {
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        pool.close();
+        return undefined;
+      }
+      Atomics.wait(w, READY, ready, left);
+    }
+    if (w[FAILED]! > 0) {
+      pool.close();
+      return undefined;
+    }
+    return pool;
+  }
+
+  /** A view of the control block (re-made per call: growing the memory replaces the buffer). */
+  private view(): Int32Array {
+    return new Int32Array(arena().buffer, this.ctl, this.words);
+  }
+
+  /**
+   * Runs `op` once per argument row, rows spread over the threads (row 0 on the calling thread),
+   * and returns when all are done. At most `threads` rows.
+   */
+  run(op: PoolOp, parts: readonly (readonly number[])[]): void {
+    if (this.closed) throw new Error('thread pool: run() after close()');
+    if (parts.length > this.threads) throw new RangeError(`thread pool: ${parts.length} parts for ${this.threads} threads`);
+    const w = this.view();
+    parts.forEach((args, p) => w.set(args, ARGS + p * ARG_WORDS));
+    w[OP] = OPS.indexOf(op);
+    w[NPARTS] = parts.length;
+    w[FAILED] = 0;
+    Atomics.store(w, DONE, 0);
+    Atomics.add(w, GEN, 1);
+    Atomics.notify(w, GEN);
+    let mainError: unknown;
+    try {
+      (this.kernels.exports[op] as (...args: number[]) => void)(...parts[0]!);
+    } catch (e) {
+      mainError = e;
+    }
+    const workers = this.workers.length;
+    let done: number;
+    while ((done = Atomics.load(w, DONE)) < workers) Atomics.wait(w, DONE, done);
+    if (mainError) throw mainError;
+    if (w[FAILED]! > 0) throw new Error(`thread pool: ${op} failed in ${w[FAILED]} worker thread(s)`);
+  }
+
+  /** Stops and terminates the workers and frees the control block. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const w = this.view();
+    w[OP] = -1;
+    Atomics.add(w, GEN, 1);
+    Atomics.notify(w, GEN);
+    // Free the control block only once no worker can touch it any more.
+    void Promise.all(this.workers.map((worker) => worker.terminate())).then(() => arena().free(this.ctl, this.words * 4));
+  }
+}
