@@ -298,8 +298,8 @@ function binaryConvGemm(w: QuantWasmExports, s: MatStage, x: Uint32Array, cs: Co
           for (let j = 0; j < cs.k; j++) {
             const xx = xo * cs.stride - cs.pad + j;
             if (xx < 0 || xx >= cs.w) continue;
-            const src = ((b * cs.h + yy) * cs.w + xx) * cw;
-            cols.set(x.subarray(src, src + cw), row + (i * cs.k + j) * cw);
+            const src = ((b * cs.h + yy) * cs.w + xx) * cw, dst = row + (i * cs.k + j) * cw;
+            for (let t = 0; t < cw; t++) cols[dst + t] = x[src + t]!;
           }
         }
       }
@@ -374,18 +374,16 @@ function epilogue(s: MatStage, acc: Int32Array | Float32Array, shape: number[]):
   const n = shape[0]!, o = s.outC, p = shape.length === 4 ? shape[2]! * shape[3]! : 1;
   const out = new Float32Array(n * o * p);
   for (let b = 0; b < n; b++) {
-    for (let q = 0; q < p; q++) {
-      const src = (b * p + q) * o;
-      for (let c = 0; c < o; c++) {
-        const a = acc[src + c]!;
-        let v: number;
-        if (s.threshold) {
-          const t = s.threshold[c]!, d = s.direction![c]!;
-          v = (d > 0 ? a >= t : d < 0 ? a <= t : t >= 0) ? 1 : -1;
-        } else {
-          v = a * s.mul![c]! + s.bias![c]!;
-        }
-        out[(b * o + c) * p + q] = v;
+    for (let c = 0; c < o; c++) {
+      const dst = (b * o + c) * p, src = b * p * o + c;
+      if (s.threshold) {
+        const t = s.threshold[c]!, d = s.direction![c]!;
+        if (d > 0) for (let q = 0; q < p; q++) out[dst + q] = acc[src + q * o]! >= t ? 1 : -1;
+        else if (d < 0) for (let q = 0; q < p; q++) out[dst + q] = acc[src + q * o]! <= t ? 1 : -1;
+        else out.fill(t >= 0 ? 1 : -1, dst, dst + p);
+      } else {
+        const m = s.mul![c]!, t = s.bias![c]!;
+        for (let q = 0; q < p; q++) out[dst + q] = acc[src + q * o]! * m + t;
       }
     }
   }
@@ -395,17 +393,39 @@ function epilogue(s: MatStage, acc: Int32Array | Float32Array, shape: number[]):
 function maxPool(x: Activation, k: number): Activation {
   const [n, c, h, w] = x.shape as [number, number, number, number];
   const oh = Math.floor(h / k), ow = Math.floor(w / k);
-  const out = new Float32Array(n * c * oh * ow);
+  const out = new Float32Array(n * c * oh * ow), src = x.data;
   for (let pl = 0; pl < n * c; pl++) {
     for (let y = 0; y < oh; y++) {
       for (let xo = 0; xo < ow; xo++) {
-        let m = -Infinity;
-        for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) m = Math.max(m, x.data[pl * h * w + (y * k + i) * w + xo * k + j]!);
+        const base = pl * h * w + y * k * w + xo * k;
+        let m = src[base]!;
+        for (let i = 0; i < k; i++) {
+          for (let j = 0; j < k; j++) {
+            const v = src[base + i * w + j]!;
+            if (v > m) m = v;
+          }
+        }
         out[(pl * oh + y) * ow + xo] = m;
       }
     }
   }
   return { data: out, shape: [n, c, oh, ow] };
+}
+
+/** y·mul[c] + bias[c] per channel of [N, C, ...]. */
+function affine(x: Activation, mul: Float32Array, bias: Float32Array): Activation {
+  const c = x.shape[1]!, p = x.shape.slice(2).reduce((a, b) => a * b, 1), out = new Float32Array(x.data.length), src = x.data;
+  for (let plane = 0; plane < out.length / p; plane++) {
+    const m = mul[plane % c]!, t = bias[plane % c]!;
+    for (let q = plane * p, end = q + p; q < end; q++) out[q] = src[q]! * m + t;
+  }
+  return { data: out, shape: x.shape };
+}
+
+function relu(x: Activation): Activation {
+  const out = new Float32Array(x.data.length), src = x.data;
+  for (let i = 0; i < out.length; i++) out[i] = src[i]! > 0 ? src[i]! : 0;
+  return { data: out, shape: x.shape };
 }
 
 /** Runs a deployed model on a batch `x` of shape [N, ...inputShape]; returns the output and its shape. */
@@ -424,16 +444,14 @@ export function runDeployed(model: DeployedModel, x: Float32Array, shape: number
         h = maxPool(h, s.k);
         break;
       case 'relu':
-        h = { data: h.data.map((v) => (v > 0 ? v : 0)), shape: h.shape };
+        h = relu(h);
         break;
       case 'flatten':
         h = { data: h.data, shape: [h.shape[0]!, h.shape.slice(1).reduce((a, b) => a * b, 1)] };
         break;
-      case 'affine': {
-        const c = h.shape[1]!, p = h.shape.slice(2).reduce((a, b) => a * b, 1);
-        h = { data: h.data.map((v, i) => v * s.mul[Math.floor(i / p) % c]! + s.bias[Math.floor(i / p) % c]!), shape: h.shape };
+      case 'affine':
+        h = affine(h, s.mul, s.bias);
         break;
-      }
     }
   }
   return h;

@@ -3,13 +3,14 @@
  * Sequential built from a seed (same seed, same latent weights).
  *
  * @example
- * const model = applyQuantPreset('lenet5', 'twn', 0);  // ternary-weight LeNet-5
+ * const model = applyQuantPreset('lenet', 'twn', 0);  // ternary-weight LeNet-5
  * const bnn = larqMnistBnn(0);                          // 93k binary weights, ≈13 KiB packed
  */
 import { BatchNorm, Conv2d, Flatten, Linear, ReLU, Sequential } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
 import { Rng } from '../util/rng.js';
-import { MaxPool2dLayer, QuantConv2d, QuantLinear, type QuantOptions } from './layers.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import { constrainWeights, MaxPool2dLayer, QuantConv2d, QuantLinear, type QuantOptions } from './layers.js';
 import type { QuantizerConfig } from './quantizers.js';
 
 const binary: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip' };
@@ -99,8 +100,8 @@ function quantMlp(q: QuantOptions, sizes: number[], seed: number): Sequential {
 export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8'] as const;
 export type QuantPreset = (typeof quantPresets)[number];
 
-/** Default MLP sizes of the presets on 'mlp' (MNIST). */
-export const MLP_SIZES = [784, 256, 256, 10];
+/** MLP sizes of the bwn/twn/w8a8 presets on 'mlp': the float twin is createModel('mlp') on MNIST. */
+export const MLP_SIZES = [784, 512, 512, 10];
 
 const builders: Record<string, Partial<Record<QuantPreset, (seed: number) => Sequential>>> = {
   mlp: {
@@ -109,7 +110,7 @@ const builders: Record<string, Partial<Record<QuantPreset, (seed: number) => Seq
     twn: (s) => quantMlp({ kernelQuantizer: twnKernel }, MLP_SIZES, s),
     w8a8: (s) => quantMlp({ kernelQuantizer: { name: 'lsq', bits: 8 }, inputQuantizer: { name: 'lsq', bits: 8 } }, MLP_SIZES, s),
   },
-  lenet5: {
+  lenet: {
     bnn: larqMnistBnn,
     xnor: xnorNet,
     bwn: bwnLenet5,
@@ -120,16 +121,32 @@ const builders: Record<string, Partial<Record<QuantPreset, (seed: number) => Seq
 
 /**
  * The quantized model for `slimgrad train --model <modelName> --quant <preset>` (MNIST shapes).
- * 'mlp': bnn = BinaryNet MLP 784-1024-1024-10, bwn/twn/w8a8 = MLP 784-256-256-10 quantized.
- * 'lenet5': bnn = the Larq MNIST BNN, xnor = XNOR-Net CNN, bwn/twn/w8a8 = LeNet-5 quantized.
- * After each optimizer step call `constrainWeights(model)`.
+ * 'mlp': bnn = BinaryNet MLP 784-1024-1024-10, bwn/twn/w8a8 = MLP 784-512-512-10 quantized.
+ * 'lenet' (alias 'lenet5'): bnn = the Larq MNIST BNN, xnor = XNOR-Net CNN, bwn/twn/w8a8 = LeNet-5 quantized.
+ * Train it with `withConstraints(optimizer, model)` (kernel constraints after every step).
  */
 export function applyQuantPreset(modelName: string, preset: string, seed = 0): Sequential {
-  const forModel = builders[modelName];
+  const forModel = builders[modelName === 'lenet5' ? 'lenet' : modelName];
   if (!forModel) throw new Error(`--quant: no quantized presets for model '${modelName}' (available for: ${Object.keys(builders).join(', ')})`);
   const build = forModel[preset as QuantPreset];
   if (!build) {
     throw new Error(`--quant: unknown preset '${preset}' for model '${modelName}' (available: ${Object.keys(forModel).join(', ')})`);
   }
   return build(seed);
+}
+
+/**
+ * The optimizer with the model's kernel constraints (weight clip) applied after every step, so
+ * any training loop that calls `optimizer.step()` keeps binary latent weights in range.
+ *
+ * @example
+ * const opt = withConstraints(new Adam(model.parameters(), { lr: 1e-3 }), model);
+ */
+export function withConstraints<O extends Optimizer>(optimizer: O, model: Module): O {
+  const step = optimizer.step.bind(optimizer);
+  optimizer.step = () => {
+    step();
+    constrainWeights(model);
+  };
+  return optimizer;
 }

@@ -92,7 +92,7 @@ test('a binary kernel without a constraint warns; weight_clip clips latent weigh
 
 test('presets build the documented models, and float twins share latent initial weights', () => {
   assert.deepEqual(Array.from((applyQuantPreset('lenet5', 'twn', 3).layers[0] as QuantConv2d).weight.values()), Array.from((lenet5(10, 3).layers[0] as Conv2d).weight.values()));
-  assert.equal((applyQuantPreset('mlp', 'w8a8', 1).layers[1] as QuantLinear).weight.values()[5], (mlp([784, 256, 256, 10], 1).layers[1] as Linear).weight.values()[5]);
+  assert.equal((applyQuantPreset('mlp', 'w8a8', 1).layers[1] as QuantLinear).weight.values()[5], (mlp([784, 512, 512, 10], 1).layers[1] as Linear).weight.values()[5]);
   assert.throws(() => applyQuantPreset('mlp', 'xnor'), /unknown preset 'xnor' for model 'mlp'/);
   assert.throws(() => applyQuantPreset('resnet20', 'bnn'), /no quantized presets for model 'resnet20'/);
 });

@@ -3,6 +3,7 @@ import { UsageError, type Command } from '../command.js';
 /** `slimgrad bench <suite> [--json]`: each suite lives in bench/<suite>.ts and exports `run`. */
 const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number> }>> = {
   data: () => import('../../../bench/data.js'),
+  quant: () => import('../../../bench/quant.js'),
 };
 
 export const bench: Command = {
