@@ -275,7 +275,7 @@ const tapPopcounts = new WeakMap<MatStage, Int32Array>();
  * Binary conv as packed im2col + binary GEMM: a row per output pixel holds the packed input
  * words of every tap (zeros outside the image). A zero word XORs to the weight bits, so taps
  * outside the image add popcount(w_tap) to the count; subtracting it and using the count of
- * inside values gives exactly the zero-padded result (as binaryConv).
+ * inside values gives exactly the zero-padded result (as binaryConv). Output: [O, N·OH·OW].
  */
 function binaryConvGemm(w: QuantWasmExports, s: MatStage, x: Uint32Array, cs: ConvShape): Int32Array {
   const [oh, ow] = convOut(cs);
@@ -305,7 +305,8 @@ function binaryConvGemm(w: QuantWasmExports, s: MatStage, x: Uint32Array, cs: Co
       }
     }
   }
-  const acc = binaryGemmWasm(w, cols, weights, rows, s.outC, rowWords * 32);
+  // Weights as the left operand: accumulators come out channel-major [O, rows].
+  const acc = binaryGemmWasm(w, weights, cols, s.outC, rows, rowWords * 32);
   // The GEMM ran over rowWords·32 bits; padding bits are 0 in both operands, so only taps
   // outside the image need correcting.
   const bits = rowWords * 32;
@@ -314,7 +315,7 @@ function binaryConvGemm(w: QuantWasmExports, s: MatStage, x: Uint32Array, cs: Co
     const y0 = y * cs.stride - cs.pad, x0 = xo * cs.stride - cs.pad;
     const interior = y0 >= 0 && x0 >= 0 && y0 + cs.k <= cs.h && x0 + cs.k <= cs.w;
     for (let o = 0; o < s.outC; o++) {
-      let pc = (bits - acc[r * s.outC + o]!) / 2, inside = kk;
+      let pc = (bits - acc[o * rows + r]!) / 2, inside = kk;
       if (!interior) {
         for (let i = 0; i < cs.k; i++) for (let j = 0; j < cs.k; j++) {
           const yy = y0 + i, xx = x0 + j;
@@ -324,14 +325,21 @@ function binaryConvGemm(w: QuantWasmExports, s: MatStage, x: Uint32Array, cs: Co
           }
         }
       }
-      acc[r * s.outC + o] = inside * cs.c - 2 * pc;
+      acc[o * rows + r] = inside * cs.c - 2 * pc;
     }
   }
   return acc;
 }
 
-/** Accumulators [rows, outC] of a conv/dense stage on its input (rows = N·OH·OW). */
-function accumulate(s: MatStage, input: Activation): { acc: Int32Array | Float32Array; shape: number[] } {
+interface Accumulators {
+  acc: Int32Array | Float32Array;
+  shape: number[];
+  /** [outC, N·P] (GEMMs with the weights on the left) rather than [N·P, outC]. */
+  channelMajor: boolean;
+}
+
+/** Accumulators of a conv/dense stage on its input (P = OH·OW output pixels, 1 for dense). */
+function accumulate(s: MatStage, input: Activation): Accumulators {
   const x = quantizeInput(s, input);
   const n = x.shape[0]!;
   if (s.op === 'dense') {
@@ -340,11 +348,11 @@ function accumulate(s: MatStage, input: Activation): { acc: Int32Array | Float32
     const shape = [n, s.outC];
     switch (s.kernel) {
       case 'binary':
-        return { acc: gemm.binary(packSignRows(x.data, n, K), s.weights as Uint32Array, n, s.outC, K), shape };
+        return { acc: gemm.binary(packSignRows(x.data, n, K), s.weights as Uint32Array, n, s.outC, K), shape, channelMajor: false };
       case 'int8':
-        return { acc: gemm.int8(quantizeInt8(x.data, s.inputStep), s.weights as Int8Array, n, s.outC, K), shape };
+        return { acc: gemm.int8(quantizeInt8(x.data, s.inputStep), s.weights as Int8Array, n, s.outC, K), shape, channelMajor: false };
       default:
-        return { acc: gemm.float(x.data, floatWeights(s), n, s.outC, K), shape };
+        return { acc: gemm.float(x.data, floatWeights(s), n, s.outC, K), shape, channelMajor: false };
     }
   }
   if (x.shape.length !== 4 || x.shape[1] !== s.inC) throw new Error(`runDeployed: conv stage expects [N, ${s.inC}, H, W], got [${x.shape}]`);
@@ -355,35 +363,37 @@ function accumulate(s: MatStage, input: Activation): { acc: Int32Array | Float32
   if (s.kernel === 'binary') {
     const packed = packSignsNHWC(x.data, n, s.inC, cs.h, cs.w);
     const w = quantKernels();
-    return { acc: w ? binaryConvGemm(w, s, packed, cs) : binaryConv(packed, s.weights as Uint32Array, cs), shape };
+    return w ? { acc: binaryConvGemm(w, s, packed, cs), shape, channelMajor: true } : { acc: binaryConv(packed, s.weights as Uint32Array, cs), shape, channelMajor: false };
   }
   if (s.kernel === 'int8') {
     const cols = im2col(quantizeInt8(x.data, s.inputStep), cs, new Int8Array(rows * K));
-    return { acc: gemm.int8(cols, s.weights as Int8Array, rows, s.outC, K), shape };
+    return { acc: gemm.int8(s.weights as Int8Array, cols, s.outC, rows, K), shape, channelMajor: true };
   }
   const cols = im2col(x.data, cs, new Float32Array(rows * K));
-  return { acc: gemm.float(cols, floatWeights(s), rows, s.outC, K), shape };
+  return { acc: gemm.float(floatWeights(s), cols, s.outC, rows, K), shape, channelMajor: true };
 }
 
 function quantizeInt8(x: Float32Array, step: number): Int8Array {
   return Int8Array.from(x, (v) => Math.min(127, Math.max(-128, roundHalfAway(v / step))));
 }
 
-/** Applies the epilogue and transposes [N, P, O] accumulators to NCHW (or [N, O]). */
-function epilogue(s: MatStage, acc: Int32Array | Float32Array, shape: number[]): Activation {
+/** Applies the epilogue, writing NCHW (or [N, O]) from channel-major or pixel-major accumulators. */
+function epilogue(s: MatStage, { acc, shape, channelMajor }: Accumulators): Activation {
   const n = shape[0]!, o = s.outC, p = shape.length === 4 ? shape[2]! * shape[3]! : 1;
   const out = new Float32Array(n * o * p);
+  // Element q of (image b, channel c) is acc[src + q·step].
+  const step = channelMajor ? 1 : o;
   for (let b = 0; b < n; b++) {
     for (let c = 0; c < o; c++) {
-      const dst = (b * o + c) * p, src = b * p * o + c;
+      const dst = (b * o + c) * p, src = channelMajor ? c * n * p + b * p : b * p * o + c;
       if (s.threshold) {
         const t = s.threshold[c]!, d = s.direction![c]!;
-        if (d > 0) for (let q = 0; q < p; q++) out[dst + q] = acc[src + q * o]! >= t ? 1 : -1;
-        else if (d < 0) for (let q = 0; q < p; q++) out[dst + q] = acc[src + q * o]! <= t ? 1 : -1;
+        if (d > 0) for (let q = 0; q < p; q++) out[dst + q] = acc[src + q * step]! >= t ? 1 : -1;
+        else if (d < 0) for (let q = 0; q < p; q++) out[dst + q] = acc[src + q * step]! <= t ? 1 : -1;
         else out.fill(t >= 0 ? 1 : -1, dst, dst + p);
       } else {
         const m = s.mul![c]!, t = s.bias![c]!;
-        for (let q = 0; q < p; q++) out[dst + q] = acc[src + q * o]! * m + t;
+        for (let q = 0; q < p; q++) out[dst + q] = acc[src + q * step]! * m + t;
       }
     }
   }
@@ -398,6 +408,11 @@ function maxPool(x: Activation, k: number): Activation {
     for (let y = 0; y < oh; y++) {
       for (let xo = 0; xo < ow; xo++) {
         const base = pl * h * w + y * k * w + xo * k;
+        if (k === 2) {
+          const a = Math.max(src[base]!, src[base + 1]!), b = Math.max(src[base + w]!, src[base + w + 1]!);
+          out[(pl * oh + y) * ow + xo] = a > b ? a : b;
+          continue;
+        }
         let m = src[base]!;
         for (let i = 0; i < k; i++) {
           for (let j = 0; j < k; j++) {
@@ -436,8 +451,7 @@ export function runDeployed(model: DeployedModel, x: Float32Array, shape: number
     switch (s.op) {
       case 'conv':
       case 'dense': {
-        const { acc, shape: outShape } = accumulate(s, h);
-        h = epilogue(s, acc, outShape);
+        h = epilogue(s, accumulate(s, h));
         break;
       }
       case 'maxpool':
