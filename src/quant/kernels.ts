@@ -3,6 +3,10 @@
  * kernels/quant/ are used when built). Conventions: ±1 packed with bit 1 = −1 (value < 0), bit 0
  * = +1, 32 values per Uint32 word, padding bits 0 in both operands; a ±1 dot product over K
  * values is K − 2·popcount(a XOR b).
+ *
+ * @example
+ * const a = packSignRows([1, -1, -1, 1], 1, 4), b = packSignRows([1, 1, -1, -1], 1, 4);
+ * binaryGemm(a, b, 1, 1, 4)[0]; // 0 = 1·1 + (−1)·1 + (−1)(−1) + 1·(−1)
  */
 
 /** Bits set in a 32-bit word (SWAR). */

@@ -1,6 +1,10 @@
 /**
  * How each layer is deployed: which kernel runs it and how many bits its weights take once
  * converted. summary() and convert() both read this, so the report and the file agree.
+ *
+ * @example
+ * layerPlan(new QuantLinear(64, 10, { inputQuantizer: 'ste_sign', kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip' }));
+ * // { kernel: 'binary', weightBits: 1, inputBits: 1, packedCompute: true, channelScale: false }
  */
 import { Conv2d, Linear } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
