@@ -38,6 +38,7 @@ export * from './data/index.js';
 export { encodeSafetensors, decodeSafetensors } from './io/safetensors.js';
 export { saveModule, loadModule } from './io/checkpoint.js';
 export * from './train/index.js';
+export * from './explain/index.js';
 
 export { setBackend, getBackend, listBackends, registerBackend } from './backends/index.js';
 export { useFastestBackend, setThreads, getThreads, shutdownThreads, wasmVariant } from './backends/wasm/index.js';

@@ -8,7 +8,7 @@ import { fmt } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { add, addInPlace, copyTo, onesLike } from '../ops/elementwise.js';
 import { BackwardContext } from '../ops/registry.js';
-import { withGradMode } from './mode.js';
+import { withGradMode, withRecordedBackward } from './mode.js';
 import type { AutogradNode } from './node.js';
 
 export interface BackwardOptions {
@@ -83,12 +83,15 @@ function traverse(roots: Tensor[], seeds: Tensor[], retain: boolean, createGraph
     const grads = pending.get(node) ?? node.outputMeta.map(() => null);
     pending.delete(node);
     const needs = node.inputs.map((e) => e !== null);
-    const inputGrads = withGradMode(createGraph, () =>
+    const run = () =>
       scope(() => {
         const ctx = new BackwardContext(node, needs);
         return grads.some(Boolean) ? node.op.backward!(ctx, grads, node.attrs) : node.inputs.map(() => null);
-      }),
-    );
+      });
+    if (createGraph && node.op.secondOrder === false) {
+      throw new Error(`${node.opName}: its backward uses kernels that are not differentiable, so createGraph (higher-order gradients) through '${node.opName}' is not supported`);
+    }
+    const inputGrads = createGraph ? withRecordedBackward(node.opName, run) : withGradMode(false, run);
     if (!retain) node.releaseSaved();
     if (!createGraph) for (const g of grads) g?.dispose();
     node.inputs.forEach((e, i) => {

@@ -9,7 +9,6 @@ import { Tensor } from '../core/tensor.js';
 import { mul, sum, add } from '../ops/index.js';
 import { Rng } from '../util/rng.js';
 import { grad } from './backward.js';
-import { noGrad } from './mode.js';
 
 export interface GradcheckResult {
   ok: boolean;
@@ -59,7 +58,8 @@ export function gradcheck(fn: (...inputs: Tensor[]) => Tensor | Tensor[], inputs
       return w;
     });
     const analytic = grad(project(first, weights), wrt, { allowUnused: true });
-    const evalAt = (): number => noGrad(() => scope(() => project(call(), weights).item()));
+    // Recording stays on: the function may itself take gradients (second-order checks).
+    const evalAt = (): number => scope(() => project(call(), weights).item());
     let worst = 0, detail = 'no elements';
     wrt.forEach((t, ti) => {
       const a = analytic[ti] ? (analytic[ti]!.values() as FloatArray) : new Float64Array(t.size);

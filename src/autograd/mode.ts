@@ -19,3 +19,21 @@ export function withGradMode<T>(on: boolean, fn: () => T): T {
     enabled = prev;
   }
 }
+
+/** The op whose backward is being recorded for higher-order gradients (createGraph), if any. */
+let recordingBackwardOf: string | null = null;
+
+export function recordingBackward(): string | null {
+  return recordingBackwardOf;
+}
+
+/** Runs an op's backward formula while its ops are recorded (createGraph). */
+export function withRecordedBackward<T>(op: string, fn: () => T): T {
+  const prev = recordingBackwardOf;
+  recordingBackwardOf = op;
+  try {
+    return withGradMode(true, fn);
+  } finally {
+    recordingBackwardOf = prev;
+  }
+}

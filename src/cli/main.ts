@@ -3,10 +3,11 @@ import { useFastestBackend } from '../backends/wasm/index.js';
 import { UsageError, type Command } from './command.js';
 import { bench } from './commands/bench.js';
 import { data } from './commands/data.js';
+import { explain } from './commands/explain.js';
 import { summary } from './commands/summary.js';
 import { train } from './commands/train.js';
 
-const commands: Command[] = [train, summary, data, bench];
+const commands: Command[] = [train, summary, data, explain, bench];
 
 function usage(): string {
   return ['usage: slimgrad <command> [options]', '', ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`)].join('\n');

@@ -4,14 +4,14 @@
  * seed's key. `Rng` keeps counter words 2 and 3 at zero, so a nonzero domain never repeats its
  * numbers: shuffling with seed 1 is not correlated with weights initialised from seed 1.
  */
-import { philox } from '../util/rng.js';
+import { philox, UniformSource } from '../util/rng.js';
 
 const INV_2_32 = 1 / 4294967296;
 
 /** Counter word 3 of each use of KeyedRandom in the data layer. */
 export const RANDOM_DOMAINS = { augmentation: 1, shuffle: 2, synthetic: 3 } as const;
 
-export class KeyedRandom {
+export class KeyedRandom extends UniformSource {
   private readonly k0: number;
   private readonly k1: number;
   private readonly block = new Uint32Array(4);
@@ -23,6 +23,7 @@ export class KeyedRandom {
     seed: number,
     readonly domain: number,
   ) {
+    super();
     if (!Number.isInteger(seed)) throw new TypeError(`KeyedRandom: seed must be an integer, got ${seed}`);
     this.k0 = seed >>> 0;
     this.k1 = Math.floor(seed / 4294967296) >>> 0;
@@ -35,29 +36,10 @@ export class KeyedRandom {
     this.draws = 0;
   }
 
-  /** Uniform in [0, 1). */
   uniform(): number {
     const word = this.draws & 3;
     if (word === 0) philox(this.a, this.b, this.draws / 4, this.domain, this.k0, this.k1, this.block);
     this.draws++;
     return this.block[word]! * INV_2_32;
-  }
-
-  /** Integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.uniform() * n);
-  }
-
-  /** Fisher-Yates permutation of 0..n-1 from the current draws. */
-  permutation(n: number): Int32Array {
-    const p = new Int32Array(n);
-    for (let i = 0; i < n; i++) p[i] = i;
-    for (let i = n - 1; i > 0; i--) {
-      const j = this.int(i + 1);
-      const t = p[i]!;
-      p[i] = p[j]!;
-      p[j] = t;
-    }
-    return p;
   }
 }

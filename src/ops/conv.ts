@@ -75,6 +75,7 @@ function addBias(out: Tensor, b: Tensor): void {
 
 const conv2dOp = defineOp<Conv2dOptions>({
   name: 'conv2d',
+  secondOrder: false,
   inputs: ['x', 'w', 'b?'],
   saves: { x: 'input', w: 'input' },
   infer: ([x, w, b], o) => {

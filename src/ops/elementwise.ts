@@ -155,6 +155,7 @@ interface UnaryDef {
   sampleSpec?: Partial<OpSample['inputs'][number]>;
   attrs?: any[];
   tolerance?: number;
+  secondOrder?: boolean;
 }
 
 function mapUnary(x: Tensor, f: (v: number, attrs: any) => number, attrs: any): Tensor {
@@ -183,6 +184,7 @@ function defineUnary(d: UnaryDef): OpDef {
     samples: () =>
       (d.attrs ?? [{}]).map((attrs) => ({ inputs: [{ shape: [3, 5], ...d.sampleSpec }], attrs, label: JSON.stringify(attrs) })),
     gradcheckTolerance: d.tolerance,
+    secondOrder: d.secondOrder,
   });
 }
 
@@ -264,6 +266,7 @@ const geluOp = defineUnary({
   f: geluFn,
   saves: { x: 'input' },
   backward: (c, g) => mul(g, runOp(geluGradOp, [c.saved('x')], {})[0]!),
+  secondOrder: false,
 });
 
 export const neg = (x: Tensor): Tensor => runOp(negOp, [x], {})[0]!;

@@ -89,6 +89,7 @@ const labelSample = (n: number, c: number) => ({ shape: [n], dtype: 'int32' as c
 /** Mean cross-entropy of logits [N, C] against int32 class labels [N]. */
 const crossEntropyOp = defineOp<Record<string, never>>({
   name: 'cross_entropy',
+  secondOrder: false,
   inputs: ['logits', 'labels'],
   saves: { probs: 'output', labels: 'index' },
   differentiable: [true, false],
@@ -193,6 +194,7 @@ export const dropout = (x: Tensor, p: number, seed: number): Tensor => runOp(dro
 
 const embeddingOp = defineOp<Record<string, never>>({
   name: 'embedding',
+  secondOrder: false,
   inputs: ['ids', 'table'],
   saves: { ids: 'index' },
   differentiable: [false, true],

@@ -10,7 +10,7 @@ import type { FloatArray } from '../core/dtype.js';
 import { fmt, ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { contiguous } from './elementwise.js';
-import { defineOp, runOp, type TensorMeta } from './registry.js';
+import { defineOp, runOp, type ForwardContext, type TensorMeta } from './registry.js';
 
 export interface BatchNormAttrs {
   training: boolean;
@@ -43,8 +43,19 @@ function normalize(x: FloatArray, y: FloatArray, mean: FloatArray, invStd: Float
   }
 }
 
+/** Saves what norm_grad reads; the statistics tensors then belong to their slots. */
+function saveForNormGrad(ctx: ForwardContext, x: Tensor, gamma: Tensor | null, mean: Tensor, invStd: Tensor): void {
+  ctx.save('x', x);
+  if (gamma) ctx.save('gamma', gamma);
+  ctx.save('mean', mean);
+  ctx.save('invStd', invStd);
+  mean.dispose();
+  invStd.dispose();
+}
+
 const batchNormOp = defineOp<BatchNormAttrs>({
   name: 'batchnorm',
+  secondOrder: false,
   inputs: ['x', 'gamma?', 'beta?'],
   saves: { x: 'input', gamma: 'input', mean: 'stats', invStd: 'stats' },
   infer: ([x, gamma, beta]) => {
@@ -88,12 +99,7 @@ const batchNormOp = defineOp<BatchNormAttrs>({
     }
     const y = Tensor.empty(x!.shape, x!.dtype);
     normalize(xv, y.data() as FloatArray, mv, iv, floats(gamma), floats(beta), outer, C, inner, false);
-    ctx.save('x', x!);
-    if (gamma) ctx.save('gamma', gamma);
-    ctx.save('mean', mean);
-    ctx.save('invStd', invStd);
-    mean.dispose();
-    invStd.dispose();
+    saveForNormGrad(ctx, x!, gamma, mean, invStd);
     if (xc !== x) xc.dispose();
     return [y];
   },
@@ -109,6 +115,7 @@ const batchNormOp = defineOp<BatchNormAttrs>({
 
 const layerNormOp = defineOp<LayerNormAttrs>({
   name: 'layernorm',
+  secondOrder: false,
   inputs: ['x', 'gamma?', 'beta?'],
   saves: { x: 'input', gamma: 'input', mean: 'stats', invStd: 'stats' },
   infer: ([x, gamma, beta]) => {
@@ -135,12 +142,7 @@ const layerNormOp = defineOp<LayerNormAttrs>({
     }
     const y = Tensor.empty(x!.shape, x!.dtype);
     normalize(xv, y.data() as FloatArray, mv, iv, floats(gamma), floats(beta), rows, D, 1, true);
-    ctx.save('x', x!);
-    if (gamma) ctx.save('gamma', gamma);
-    ctx.save('mean', mean);
-    ctx.save('invStd', invStd);
-    mean.dispose();
-    invStd.dispose();
+    saveForNormGrad(ctx, x!, gamma, mean, invStd);
     if (xc !== x) xc.dispose();
     return [y];
   },

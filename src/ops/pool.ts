@@ -49,6 +49,7 @@ const poolSamples = () => [
 
 const maxPoolOp = defineOp<Pool2dOptions>({
   name: 'maxpool2d',
+  secondOrder: false,
   inputs: ['x'],
   saves: { index: 'index' },
   infer: ([x], o) => {

@@ -8,7 +8,7 @@
 import type { DType } from '../core/dtype.js';
 import { fmt, ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
-import { isGradEnabled, withGradMode } from '../autograd/mode.js';
+import { isGradEnabled, recordingBackward, withGradMode } from '../autograd/mode.js';
 import { AutogradNode, type InputEdge } from '../autograd/node.js';
 import { SavedSlot, type SaveRole } from '../autograd/saved.js';
 import type { Rng } from '../util/rng.js';
@@ -52,6 +52,11 @@ export interface OpDef<A = any> {
   readonly differentiable?: readonly boolean[];
   /** Sample inputs for generated gradient checks and backend parity tests. */
   readonly samples?: () => OpSample[];
+  /**
+   * False when backward uses kernels that are not themselves differentiable (conv, norms, ...):
+   * higher-order gradients (createGraph) through this op are then an error, never silently zero.
+   */
+  readonly secondOrder?: boolean;
   /** Finite-difference tolerance override (e.g. ops with kinks). */
   readonly gradcheckTolerance?: number;
   /**
@@ -160,6 +165,11 @@ export function runOp<A>(op: OpDef<A>, inputs: readonly (Tensor | null)[], attrs
     (t, i) => !!t && t.requiresGrad && (diff ? diff[i] === true : t.dtype === 'float32' || t.dtype === 'float64'),
   );
   const record = !op.inPlace && op.backward !== undefined && isGradEnabled() && gradInputs.some(Boolean);
+  const recordingFor = recordingBackward();
+  if (recordingFor && !op.backward && isGradEnabled() && gradInputs.some(Boolean)) {
+    // Silently cutting the graph here would give zero higher-order derivatives.
+    throw new Error(`${recordingFor}: its backward uses '${op.name}', which is not differentiable, so createGraph (higher-order gradients) through '${recordingFor}' is not supported`);
+  }
   const nodeId = record ? AutogradNode.nextId() : 0;
   const ctx = new ForwardContext(op as OpDef, record, nodeId);
   // Ops an op's forward calls internally (copies, helpers) are part of it, never recorded.

@@ -131,6 +131,8 @@ const fakeQuantOp = defineOp<FakeQuantAttrs>({
   saves: { x: 'input', p: 'input' },
   differentiable: [true, true],
   straightThrough: true,
+  // A pseudo-gradient has no defined derivative of its own: createGraph through it is an error.
+  secondOrder: false,
   infer: (metas, a) => [inferFakeQuant('fake_quant', metas, a)],
   forward(ctx, [x, p], a) {
     ctx.save('x', x!);

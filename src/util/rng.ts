@@ -32,43 +32,10 @@ export function philox(c0: number, c1: number, c2: number, c3: number, k0: numbe
 
 const INV_2_32 = 1 / 4294967296;
 
-/**
- * A stream of random numbers for one seed. `stream` separates independent uses of the same seed
- * (e.g. weight init vs dropout vs data shuffling).
- */
-export class Rng {
-  private counter = 0;
-  private readonly block = new Uint32Array(4);
-  private used = 4;
-  private readonly k0: number;
-  private readonly k1: number;
-
-  constructor(seed: number, stream = 0) {
-    if (!Number.isInteger(seed)) throw new TypeError(`Rng: seed must be an integer, got ${seed}`);
-    this.k0 = seed >>> 0;
-    this.k1 = (Math.floor(seed / 4294967296) ^ Math.imul(stream, 0x85ebca6b)) >>> 0;
-  }
-
-  nextU32(): number {
-    if (this.used === 4) {
-      philox(this.counter >>> 0, Math.floor(this.counter / 4294967296) >>> 0, 0, 0, this.k0, this.k1, this.block);
-      this.counter++;
-      this.used = 0;
-    }
-    return this.block[this.used++]!;
-  }
-
+/** Derived draws (integers, permutations) shared by every uniform source. */
+export abstract class UniformSource {
   /** Uniform in [0, 1). */
-  uniform(): number {
-    return this.nextU32() * INV_2_32;
-  }
-
-  /** Standard normal (Box-Muller; uses two uniforms per call for simplicity and determinism). */
-  normal(): number {
-    const u1 = (this.nextU32() + 1) * INV_2_32; // (0, 1]
-    const u2 = this.uniform();
-    return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
-  }
+  abstract uniform(): number;
 
   /** Integer in [0, n). */
   int(n: number): number {
@@ -85,6 +52,46 @@ export class Rng {
     }
     return p;
   }
+}
+
+/**
+ * A stream of random numbers for one seed. `stream` separates independent uses of the same seed
+ * (e.g. weight init vs dropout vs data shuffling).
+ */
+export class Rng extends UniformSource {
+  private counter = 0;
+  private readonly block = new Uint32Array(4);
+  private used = 4;
+  private readonly k0: number;
+  private readonly k1: number;
+
+  constructor(seed: number, stream = 0) {
+    super();
+    if (!Number.isInteger(seed)) throw new TypeError(`Rng: seed must be an integer, got ${seed}`);
+    this.k0 = seed >>> 0;
+    this.k1 = (Math.floor(seed / 4294967296) ^ Math.imul(stream, 0x85ebca6b)) >>> 0;
+  }
+
+  nextU32(): number {
+    if (this.used === 4) {
+      philox(this.counter >>> 0, Math.floor(this.counter / 4294967296) >>> 0, 0, 0, this.k0, this.k1, this.block);
+      this.counter++;
+      this.used = 0;
+    }
+    return this.block[this.used++]!;
+  }
+
+  uniform(): number {
+    return this.nextU32() * INV_2_32;
+  }
+
+  /** Standard normal (Box-Muller; uses two uniforms per call for simplicity and determinism). */
+  normal(): number {
+    const u1 = (this.nextU32() + 1) * INV_2_32; // (0, 1]
+    const u2 = this.uniform();
+    return Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+  }
+
 }
 
 /** Uniform [0,1) values for elements [start, start+n) of the stream keyed by (seed, salt). */

@@ -67,7 +67,9 @@ const gemmShape = fc.record({
   broadcastB: fc.boolean(),
 });
 
-function args(s: fc.infer<typeof gemmShape>): GemmArgs {
+type GemmShape = typeof gemmShape extends fc.Arbitrary<infer T> ? T : never;
+
+function args(s: GemmShape): GemmArgs {
   return {
     batch: s.batch, m: s.m, n: s.n, k: s.k, transA: s.transA, transB: s.transB, accumulate: s.accumulate,
     aStride: s.broadcastA ? 0 : s.m * s.k, bStride: s.broadcastB ? 0 : s.k * s.n,

@@ -1,24 +1,14 @@
 // Gradient checks generated from the op registry: every differentiable op, every sample.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allOps, runOp, type InputSpec } from '../../src/ops/index.js';
+import { allOps, mul, mulScalar, runOp, sum } from '../../src/ops/index.js';
+import { grad } from '../../src/autograd/backward.js';
+import { makeInput } from '../helpers.js';
 import { gradcheck } from '../../src/autograd/gradcheck.js';
-import { fromValues, Tensor } from '../../src/core/tensor.js';
+import type { Tensor } from '../../src/core/tensor.js';
 import { scope } from '../../src/core/scope.js';
 import { Rng } from '../../src/util/rng.js';
 import '../../src/quant/ops.js'; // registers the straight-through quantizer ops
-
-export function makeInput(spec: InputSpec, rng: Rng, dtype: 'float32' | 'float64'): Tensor {
-  const n = spec.shape.reduce((a, b) => a * b, 1);
-  if (spec.values) return fromValues(spec.values(rng), spec.shape, spec.dtype ?? dtype);
-  const vals = Array.from({ length: n }, () => {
-    let v = rng.normal();
-    if (spec.positive) v = Math.abs(v) + 0.5;
-    if (spec.awayFromZero && Math.abs(v) < spec.awayFromZero) v = v < 0 ? v - spec.awayFromZero : v + spec.awayFromZero;
-    return v;
-  });
-  return fromValues(vals, spec.shape, spec.dtype ?? dtype);
-}
 
 // Straight-through (pseudo-gradient) ops are excluded explicitly, never silently: see OpDef.straightThrough.
 const differentiable = allOps().filter((op) => op.backward && op.samples && !op.straightThrough);
@@ -58,6 +48,38 @@ for (const op of differentiable) {
         assert.ok(r.ok, `${op.name}: worst ${r.worst.toFixed(3)} at ${r.detail}`);
         assert.ok(wrt.length > 0);
       });
+    });
+  });
+}
+
+// Second order: the gradient of (first-order gradients · random weights) against finite
+// differences of the first-order gradients. Ops marked `secondOrder: false` must refuse instead.
+for (const op of differentiable) {
+  const sample = op.samples!()[0]!;
+  test(`second-order ${op.name}`, () => {
+    scope(() => {
+      const rng = new Rng(41, 5);
+      const inputs = sample.inputs.map((spec) => (spec ? makeInput(spec, rng, 'float64') : null));
+      const wrt = inputs.filter((t, i): t is Tensor => !!t && (op.differentiable ? op.differentiable[i] === true : t.dtype === 'float64'));
+      for (const t of wrt) t.requiresGrad = true;
+      const present = inputs.filter((t): t is Tensor => t !== null);
+      const firstOrder = (...xs: Tensor[]) => {
+        let k = 0;
+        const args = inputs.map((t) => (t ? xs[k++]! : null));
+        const outs = runOp(op, args, sample.attrs);
+        const w = makeInput({ shape: [...outs[0]!.shape] }, new Rng(43, 5), 'float64');
+        const xsWrt = xs.filter((x) => wrt.includes(x));
+        return grad(sum(mul(outs[0]!, w)), xsWrt, { createGraph: true, allowUnused: true }).filter((g): g is Tensor => g !== null && g.requiresGrad);
+      };
+      if (op.secondOrder === false) {
+        assert.throws(() => firstOrder(...present), new RegExp(`${op.name}: its backward uses .*not differentiable`));
+        return;
+      }
+      const r = gradcheck((...xs) => {
+        const gs = firstOrder(...xs);
+        return gs.length ? gs : [sum(mul(xs[0]!, xs[0]!))].map((t) => mulScalar(t, 0));
+      }, present, { rtol: op.gradcheckTolerance ?? 1e-4 });
+      assert.ok(r.ok, `${op.name}: worst ${r.worst.toFixed(3)} at ${r.detail}`);
     });
   });
 }

@@ -3,6 +3,8 @@ import { UsageError, type Command } from '../command.js';
 /** `slimgrad bench <suite> [--json]`: each suite lives in bench/<suite>.ts and exports `run`. */
 const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number> }>> = {
   data: () => import('../../../bench/data.js'),
+  engine: () => import('../../../bench/engine.js'),
+  explain: () => import('../../../bench/explain.js'),
   quant: () => import('../../../bench/quant.js'),
 };
 

@@ -1,0 +1,172 @@
+/**
+ * `slimgrad bench engine [--json]`: (a) f32 GEMM GFLOP/s of the wasm kernels per size, transpose
+ * variant and thread count, with tfjs-wasm and tfjs-cpu matMul for comparison; (b) training
+ * throughput (samples/s, peak RSS) of an MLP, a CNN (LeNet-5) and ResNet-20 on slimgrad, tfjs-cpu
+ * and tfjs-wasm, each case in its own process so that peak RSS belongs to that case alone.
+ *
+ * Options: --json, --part gemm|train|all (default all), --sizes 256,512,1024, --threads N (the
+ * multi-thread count; default: the wasm default), --models mlp,cnn,resnet20, --seconds S (time per
+ * case), --no-tfjs.
+ */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { printJson, printTable, UsageError } from '../src/cli/command.js';
+import { Tensor } from '../src/core/tensor.js';
+import { kernels } from '../src/backends/index.js';
+import type { GemmArgs } from '../src/backends/kernels.js';
+import { defaultThreads, setThreads, useFastestBackend, wasmVariant } from '../src/backends/wasm/index.js';
+import { Rng } from '../src/util/rng.js';
+import { TRAIN_MODELS, TRAIN_SPECS, type TrainCase, type TrainRow } from './engine-train.js';
+
+export interface GemmRow {
+  engine: 'slimgrad' | 'tfjs-wasm' | 'tfjs-cpu';
+  size: number;
+  variant: 'NN' | 'NT' | 'TN' | 'TT';
+  threads: number;
+  gflops: number;
+}
+
+const VARIANTS = { NN: [false, false], NT: [false, true], TN: [true, false], TT: [true, true] } as const;
+
+/**
+ * Seconds per call of fn: one warm-up call, then WINDOWS timing windows of at least `ms / WINDOWS`
+ * (and 2 calls) each; the fastest window counts, which filters out other load on a shared machine.
+ */
+export function timeIt(fn: () => void, ms: number): number {
+  const WINDOWS = 5;
+  fn();
+  let best = Infinity;
+  for (let w = 0; w < WINDOWS; w++) {
+    let reps = 0, elapsed = 0;
+    const t0 = performance.now();
+    while (reps < 2 || elapsed < ms / WINDOWS) {
+      fn();
+      reps++;
+      elapsed = performance.now() - t0;
+    }
+    best = Math.min(best, elapsed / 1000 / reps);
+  }
+  return best;
+}
+
+function randomTensor(n: number, seed: number): Tensor {
+  const t = Tensor.empty([n], 'float32', 'workspace');
+  const d = t.data() as Float32Array, rng = new Rng(seed);
+  for (let i = 0; i < n; i++) d[i] = rng.uniform() - 0.5;
+  return t;
+}
+
+function gemmSlimgrad(sizes: number[], threadCounts: number[], ms: number): GemmRow[] {
+  const rows: GemmRow[] = [];
+  for (const size of sizes) {
+    const a = randomTensor(size * size, 1), b = randomTensor(size * size, 2), c = Tensor.empty([size * size], 'float32', 'workspace');
+    for (const threads of threadCounts) {
+      setThreads(threads);
+      for (const [variant, [transA, transB]] of Object.entries(VARIANTS)) {
+        const p: GemmArgs = { batch: 1, m: size, n: size, k: size, transA, transB, accumulate: false, aStride: 0, bStride: 0 };
+        const sec = timeIt(() => kernels('float32').gemm(a, b, c, p), ms);
+        rows.push({ engine: 'slimgrad', size, variant: variant as GemmRow['variant'], threads, gflops: (2 * size ** 3) / sec / 1e9 });
+      }
+    }
+    a.dispose();
+    b.dispose();
+    c.dispose();
+  }
+  return rows;
+}
+
+async function gemmTfjs(sizes: number[], ms: number): Promise<GemmRow[]> {
+  const tf = await import('@tensorflow/tfjs');
+  await import('@tensorflow/tfjs-backend-wasm');
+  const rows: GemmRow[] = [];
+  for (const engine of ['tfjs-wasm', 'tfjs-cpu'] as const) {
+    const name = engine === 'tfjs-wasm' ? 'wasm' : 'cpu';
+    if (!(await tf.setBackend(name))) throw new Error(`bench engine: tfjs backend '${name}' failed to initialize`);
+    await tf.ready();
+    // tfjs-cpu runs ~1 GFLOP/s: skip the sizes where one call takes seconds.
+    for (const size of sizes.filter((s) => engine === 'tfjs-wasm' || s <= 512)) {
+      const a = tf.randomUniform([size, size]), b = tf.randomUniform([size, size]);
+      for (const [variant, [transA, transB]] of Object.entries(VARIANTS)) {
+        // No tf.tidy here: tidy returning a typed array costs tens of ms (engine.md §2.1).
+        const sec = timeIt(() => {
+          const c = tf.matMul(a, b, transA, transB);
+          c.dataSync();
+          c.dispose();
+        }, ms);
+        rows.push({ engine, size, variant: variant as GemmRow['variant'], threads: 1, gflops: (2 * size ** 3) / sec / 1e9 });
+      }
+      a.dispose();
+      b.dispose();
+    }
+  }
+  return rows;
+}
+
+/** Runs one training case in a child process (this file with SLIMGRAD_BENCH_CASE set). */
+function trainInChild(c: TrainCase): Promise<TrainRow> {
+  return new Promise((resolve) => {
+    const fail = (error: string): void =>
+      resolve({ model: c.model, engine: c.engine, threads: c.threads, batch: TRAIN_SPECS[c.model].batch, samplesPerSec: null, peakRssBytes: null, error });
+    // engine-train.ts under tsx, engine-train.js when compiled: the same extension as this file.
+    const entry = new URL(`./engine-train${import.meta.url.slice(import.meta.url.lastIndexOf('.'))}`, import.meta.url);
+    const child = fork(fileURLToPath(entry), [], {
+      env: { ...process.env, SLIMGRAD_BENCH_CASE: JSON.stringify(c), SLIMGRAD_THREADS: String(c.threads) },
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('message', (row: TrainRow) => resolve(row));
+    child.on('exit', (code) => {
+      if (code !== 0) fail(`exited with code ${code}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    });
+  });
+}
+
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      json: { type: 'boolean', default: false },
+      part: { type: 'string', default: 'all' },
+      sizes: { type: 'string', default: '256,512,1024' },
+      threads: { type: 'string' },
+      models: { type: 'string', default: TRAIN_MODELS.join(',') },
+      seconds: { type: 'string', default: '2' },
+      'no-tfjs': { type: 'boolean', default: false },
+    },
+  });
+  if (!['gemm', 'train', 'all'].includes(values.part!)) throw new UsageError(`bench engine: --part must be gemm, train or all, got '${values.part}'`);
+  const sizes = values.sizes!.split(',').map(Number);
+  if (sizes.some((s) => !Number.isInteger(s) || s < 1)) throw new UsageError(`bench engine: --sizes must be positive integers, got '${values.sizes}'`);
+  const models = values.models!.split(',');
+  const unknown = models.filter((m) => !(TRAIN_MODELS as readonly string[]).includes(m));
+  if (unknown.length) throw new UsageError(`bench engine: unknown model(s) ${unknown.join(', ')} (available: ${TRAIN_MODELS.join(', ')})`);
+  const seconds = Number(values.seconds);
+  if (!(seconds > 0)) throw new UsageError(`bench engine: --seconds must be positive, got '${values.seconds}'`);
+  const many = values.threads !== undefined ? Number(values.threads) : defaultThreads();
+  if (!Number.isInteger(many) || many < 1) throw new UsageError(`bench engine: --threads must be a positive integer, got '${values.threads}'`);
+  const threadCounts = many > 1 ? [1, many] : [1];
+  const backend = useFastestBackend();
+
+  const report: { backend: string; kernels: string | null; gemm: GemmRow[]; train: TrainRow[] } = { backend, kernels: wasmVariant() ?? null, gemm: [], train: [] };
+  if (values.part !== 'train') {
+    report.gemm = gemmSlimgrad(sizes, threadCounts, seconds * 150);
+    if (!values['no-tfjs']) report.gemm.push(...(await gemmTfjs(sizes, seconds * 150)));
+    printTable(report.gemm.map((r) => ({ ...r, gflops: Number(r.gflops.toFixed(2)) })));
+  }
+  if (values.part !== 'gemm') {
+    const engines = values['no-tfjs'] ? (['slimgrad'] as const) : (['slimgrad', 'tfjs-cpu', 'tfjs-wasm'] as const);
+    for (const model of models as TrainCase['model'][]) {
+      for (const engine of engines) {
+        for (const threads of engine === 'slimgrad' ? threadCounts : [1]) {
+          report.train.push(await trainInChild({ model, engine, threads, seconds }));
+        }
+      }
+    }
+    console.log();
+    printTable(report.train.map((r) => ({ ...r, samplesPerSec: r.samplesPerSec === null ? null : Number(r.samplesPerSec.toFixed(1)) })));
+  }
+  if (values.json) printJson(report);
+  return 0;
+}

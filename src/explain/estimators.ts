@@ -1,0 +1,367 @@
+/**
+ * Shapley value estimators over a {@link CooperativeGame}. Every sampling estimator takes a budget
+ * N = coalition evaluations PER PLAYER (the "Eval. number" of the SHEAR paper), i.e. at most N·M
+ * evaluations for M players, so all methods are compared at the same cost. See
+ * /work/shared/spec/explain.md §2–3 for the definitions.
+ */
+import type { Rng } from '../util/rng.js';
+import type { CooperativeGame } from './game.js';
+
+/** Thrown when a budget is too small (or too large) for a method; the message says the minimum. */
+export class BudgetError extends RangeError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BudgetError';
+  }
+}
+
+/** Largest player count for exact enumeration by default (M·2^M work, 2^M coalition evaluations). */
+export const MAX_EXACT_PLAYERS = 20;
+
+function checkBudget(method: string, budget: number): void {
+  if (!Number.isInteger(budget) || budget < 1) throw new BudgetError(`${method}: budget must be a positive integer (evaluations per feature), got ${budget}`);
+}
+
+/** Shapley weight w_M(s) = s!(M−s−1)!/M! = 1/(M·C(M−1, s)), for s = 0..M−1. */
+export function shapleyWeights(m: number): Float64Array {
+  const w = new Float64Array(m);
+  let binom = 1; // C(m-1, s)
+  for (let s = 0; s < m; s++) {
+    w[s] = 1 / (m * binom);
+    binom = (binom * (m - 1 - s)) / (s + 1);
+  }
+  return w;
+}
+
+function popcount(v: number): number {
+  let c = 0;
+  while (v) { v &= v - 1; c++; }
+  return c;
+}
+
+/** Values of the empty and the full coalition (2 evaluations). */
+function endpoints(game: CooperativeGame): [number, number] {
+  const m = game.players;
+  const masks = new Uint8Array(2 * m);
+  masks.fill(1, m);
+  const v = game.values(masks, 2);
+  return [v[0]!, v[1]!];
+}
+
+/**
+ * Exact Shapley values by enumerating all 2^M coalitions (evaluated in batches of `chunk`), then
+ * φ_i = Σ_{S∌i} w_M(|S|)·[v(S∪{i}) − v(S)]. Satisfies efficiency up to rounding.
+ * @example const phi = exactShapley(game); // game.players ≤ 20
+ */
+export function exactShapley(game: CooperativeGame, maxPlayers = MAX_EXACT_PLAYERS, chunk = 4096): Float64Array {
+  const m = game.players;
+  if (m > maxPlayers) throw new BudgetError(`exact: ${m} players need 2^${m} coalition evaluations; limit is ${maxPlayers} players (use a sampling method)`);
+  const total = 2 ** m;
+  const v = new Float64Array(total);
+  const n = Math.min(chunk, total);
+  const masks = new Uint8Array(n * m);
+  for (let s0 = 0; s0 < total; s0 += n) {
+    const count = Math.min(n, total - s0);
+    for (let k = 0; k < count; k++) {
+      const s = s0 + k;
+      for (let p = 0; p < m; p++) masks[k * m + p] = (s >>> p) & 1;
+    }
+    v.set(game.values(masks, count), s0);
+  }
+  const w = shapleyWeights(m);
+  const phi = new Float64Array(m);
+  for (let s = 0; s < total; s++) {
+    const ws = w[popcount(s)] ?? 0;
+    for (let p = 0; p < m; p++) {
+      if (!((s >>> p) & 1)) phi[p]! += ws * (v[s | (1 << p)]! - v[s]!);
+    }
+  }
+  return phi;
+}
+
+/** Number of permutations a budget buys: v(∅), v(F) shared, M−1 interior evaluations each. */
+export function permutationsForBudget(players: number, budget: number): number {
+  return players === 1 ? 1 : Math.floor((budget * players - 2) / (players - 1));
+}
+
+/**
+ * Permutation sampling (PS): φ̂_i = mean over permutations π of v(Pre_i(π) ∪ {i}) − v(Pre_i(π)).
+ * Unbiased. `antithetic` pairs every permutation with its reverse (APS), also unbiased and exact
+ * for games with at most pairwise interactions. Budget N buys ⌊(N·M − 2)/(M − 1)⌋ permutations
+ * (rounded down to even when antithetic).
+ */
+export function permutationShapley(game: CooperativeGame, budget: number, rng: Rng, antithetic = false): Float64Array {
+  const method = antithetic ? 'antithetic' : 'permutation';
+  checkBudget(method, budget);
+  const m = game.players;
+  const [v0, v1] = endpoints(game);
+  if (m === 1) return Float64Array.of(v1 - v0);
+  let perms = permutationsForBudget(m, budget);
+  if (antithetic) perms -= perms % 2;
+  const minimum = antithetic ? 2 : 1;
+  if (perms < minimum) {
+    throw new BudgetError(`${method}: budget ${budget} per feature buys ${perms} permutation(s) of ${m} players; need ${minimum} (budget ≥ ${Math.ceil((minimum * (m - 1) + 2) / m)})`);
+  }
+  const orders: Int32Array[] = [];
+  for (let p = 0; p < perms; p++) {
+    if (antithetic && p % 2 === 1) orders.push(orders[p - 1]!.slice().reverse());
+    else orders.push(rng.permutation(m));
+  }
+  // Interior prefixes: prefix k (k = 1..M−1) of each permutation.
+  const inner = m - 1;
+  const masks = new Uint8Array(perms * inner * m);
+  for (let p = 0; p < perms; p++) {
+    const order = orders[p]!;
+    for (let k = 1; k <= inner; k++) {
+      const row = (p * inner + k - 1) * m;
+      for (let q = 0; q < k; q++) masks[row + order[q]!] = 1;
+    }
+  }
+  const v = game.values(masks, perms * inner);
+  const phi = new Float64Array(m);
+  for (let p = 0; p < perms; p++) {
+    const order = orders[p]!;
+    let prev = v0;
+    for (let k = 1; k <= m; k++) {
+      const cur = k === m ? v1 : v[p * inner + k - 1]!;
+      phi[order[k - 1]!]! += cur - prev;
+      prev = cur;
+    }
+  }
+  for (let i = 0; i < m; i++) phi[i]! /= perms;
+  return phi;
+}
+
+/** Solves A x = b (n×n, row-major, copied) by Gaussian elimination with partial pivoting; null if singular. */
+export function solveLinear(a: Float64Array, b: Float64Array, n: number): Float64Array | null {
+  const A = a.slice(), x = b.slice();
+  let scale = 0;
+  for (const v of A) scale = Math.max(scale, Math.abs(v));
+  const tol = scale * n * 1e-12;
+  for (let col = 0; col < n; col++) {
+    let piv = col;
+    for (let r = col + 1; r < n; r++) if (Math.abs(A[r * n + col]!) > Math.abs(A[piv * n + col]!)) piv = r;
+    if (!(Math.abs(A[piv * n + col]!) > tol)) return null;
+    if (piv !== col) {
+      for (let c = 0; c < n; c++) { const t = A[col * n + c]!; A[col * n + c] = A[piv * n + c]!; A[piv * n + c] = t; }
+      const t = x[col]!; x[col] = x[piv]!; x[piv] = t;
+    }
+    for (let r = col + 1; r < n; r++) {
+      const f = A[r * n + col]! / A[col * n + col]!;
+      if (f === 0) continue;
+      for (let c = col; c < n; c++) A[r * n + c]! -= f * A[col * n + c]!;
+      x[r]! -= f * x[col]!;
+    }
+  }
+  for (let r = n - 1; r >= 0; r--) {
+    let s = x[r]!;
+    for (let c = r + 1; c < n; c++) s -= A[r * n + c]! * x[c]!;
+    x[r] = s / A[r * n + r]!;
+  }
+  return x;
+}
+
+/**
+ * KernelSHAP (Lundberg & Lee 2017; Covert & Lee 2021 formulation): sample coalitions from the
+ * Shapley kernel (size s with probability ∝ (M−1)/(s(M−s)), members uniform), then solve the
+ * efficiency-constrained least squares φ = A⁻¹(b − 1·λ) with A = mean zzᵀ, b = mean z(v(z) − v(∅)).
+ * `paired` adds the complement of every sample (Covert & Lee's paired sampling). Consistent, not
+ * unbiased. Budget N: N·M − 2 samples after v(∅), v(F); at least M needed for A to be invertible.
+ */
+export function kernelShapley(game: CooperativeGame, budget: number, rng: Rng, paired = false): Float64Array {
+  const method = paired ? 'kernel-paired' : 'kernel';
+  checkBudget(method, budget);
+  const m = game.players;
+  const [v0, v1] = endpoints(game);
+  if (m === 1) return Float64Array.of(v1 - v0);
+  let samples = budget * m - 2;
+  if (paired) samples -= samples % 2;
+  if (samples < m) throw new BudgetError(`${method}: budget ${budget} per feature gives ${samples} sampled coalitions for ${m} players; the regression needs at least ${m} (budget ≥ 2)`);
+  // Size distribution of the Shapley kernel: p(s) ∝ 1/(s(M−s)).
+  const sizeCdf = new Float64Array(m - 1);
+  let acc = 0;
+  for (let s = 1; s < m; s++) { acc += 1 / (s * (m - s)); sizeCdf[s - 1] = acc; }
+  const masks = new Uint8Array(samples * m);
+  for (let k = 0; k < samples; k++) {
+    const row = k * m;
+    if (paired && k % 2 === 1) {
+      for (let p = 0; p < m; p++) masks[row + p] = 1 - masks[row - m + p]!;
+      continue;
+    }
+    const u = rng.uniform() * acc;
+    let s = 1;
+    while (s < m - 1 && sizeCdf[s - 1]! <= u) s++;
+    const order = rng.permutation(m);
+    for (let q = 0; q < s; q++) masks[row + order[q]!] = 1;
+  }
+  const v = game.values(masks, samples);
+  const A = new Float64Array(m * m), b = new Float64Array(m);
+  for (let k = 0; k < samples; k++) {
+    const row = k * m, dv = v[k]! - v0;
+    for (let i = 0; i < m; i++) {
+      if (!masks[row + i]) continue;
+      b[i]! += dv;
+      for (let j = 0; j < m; j++) if (masks[row + j]) A[i * m + j]! += 1;
+    }
+  }
+  for (let i = 0; i < m * m; i++) A[i]! /= samples;
+  for (let i = 0; i < m; i++) b[i]! /= samples;
+  const ones = new Float64Array(m).fill(1);
+  const aInvB = solveLinear(A, b, m), aInv1 = solveLinear(A, ones, m);
+  if (!aInvB || !aInv1) {
+    throw new BudgetError(`${method}: the ${samples} sampled coalitions do not determine ${m} values (singular regression); increase the budget above ${budget}`);
+  }
+  let sumB = 0, sum1 = 0;
+  for (let i = 0; i < m; i++) { sumB += aInvB[i]!; sum1 += aInv1[i]!; }
+  const lambda = (sumB - (v1 - v0)) / sum1;
+  const phi = new Float64Array(m);
+  for (let i = 0; i < m; i++) phi[i] = aInvB[i]! - lambda * aInv1[i]!;
+  return phi;
+}
+
+/** SHEAR's cooperator count for a budget: K = ⌊log2 N⌋ − 1, capped at M − 1. */
+export function shearCooperators(players: number, budget: number): number {
+  return Math.min(Math.floor(Math.log2(budget)) - 1, players - 1);
+}
+
+/**
+ * Cooperators of every player: the K others with the largest cross-contribution η_i· (ties to the
+ * lower index). `eta` is M×M row-major; the diagonal is ignored.
+ */
+export function selectCooperators(eta: Float64Array, players: number, k: number): Int32Array[] {
+  const out: Int32Array[] = [];
+  for (let i = 0; i < players; i++) {
+    const others = Array.from({ length: players }, (_, j) => j).filter((j) => j !== i);
+    others.sort((a, b) => eta[i * players + b]! - eta[i * players + a]! || a - b);
+    out.push(Int32Array.from(others.slice(0, k)));
+  }
+  return out;
+}
+
+/** K cooperators per player chosen uniformly at random (the `efs_ablation` baseline). */
+export function randomCooperators(players: number, k: number, rng: Rng): Int32Array[] {
+  const out: Int32Array[] = [];
+  for (let i = 0; i < players; i++) {
+    const others = Array.from(rng.permutation(players)).filter((j) => j !== i);
+    out.push(Int32Array.from(others.slice(0, k)));
+  }
+  return out;
+}
+
+/**
+ * SHEAR contribution estimate (Wang et al., ICML 2022; spec §2.3 step 3): for each player i with
+ * cooperators C_i (|C_i| = K), enumerate all 2^K subsets S ⊆ C_i and evaluate v with and without i;
+ * every other player is present with probability ½, the masks of S and of its complement C_i∖S
+ * being complementary (antithetic). φ̂_i = Σ_S w_{K+1}(|S|)·[v(S∪R∪{i}) − v(S∪R)]. With K = 0 the
+ * other players are all present. Uses M·2^{K+1} ≤ M·N evaluations in one batch.
+ */
+export function shearShapley(game: CooperativeGame, cooperators: readonly Int32Array[], rng: Rng): Float64Array {
+  const m = game.players;
+  if (cooperators.length !== m) throw new RangeError(`shear: need cooperators for ${m} players, got ${cooperators.length}`);
+  const k = cooperators[0]!.length;
+  if (cooperators.some((c) => c.length !== k)) throw new RangeError('shear: every player needs the same number of cooperators');
+  const subsets = 2 ** k;
+  const half = subsets / 2;
+  const rows = 2 * subsets; // with and without i per subset
+  const masks = new Uint8Array(m * rows * m);
+  const isCooperator = new Uint8Array(m);
+  for (let i = 0; i < m; i++) {
+    const coop = cooperators[i]!;
+    isCooperator.fill(0);
+    for (const c of coop) {
+      if (c === i || c < 0 || c >= m) throw new RangeError(`shear: invalid cooperator ${c} for player ${i}`);
+      isCooperator[c] = 1;
+    }
+    for (let s = 0; s < subsets; s++) {
+      const without = (i * rows + 2 * s) * m, withI = without + m;
+      for (let j = 0; j < m; j++) {
+        if (j === i || isCooperator[j]) continue;
+        // Others: random for the first half of subsets, complement of the mirrored subset after.
+        let present: number;
+        if (k === 0) present = 1;
+        else if (s < half) present = rng.uniform() < 0.5 ? 1 : 0;
+        else present = 1 - masks[(i * rows + 2 * (subsets - 1 - s)) * m + j]!;
+        masks[without + j] = present;
+      }
+      for (let b = 0; b < k; b++) if ((s >>> b) & 1) masks[without + coop[b]!] = 1;
+      masks.copyWithin(withI, without, without + m);
+      masks[withI + i] = 1;
+    }
+  }
+  const v = game.values(masks, m * rows);
+  const w = shapleyWeights(k + 1);
+  const phi = new Float64Array(m);
+  for (let i = 0; i < m; i++) {
+    let sum = 0;
+    for (let s = 0; s < subsets; s++) sum += w[popcount(s)]! * (v[i * rows + 2 * s + 1]! - v[i * rows + 2 * s]!);
+    phi[i] = sum;
+  }
+  return phi;
+}
+
+/**
+ * Finite-difference cross-contribution η_ij = |v({i,j}) − v({i}) − v({j}) + v(∅)|: the interaction
+ * of i and j with every other player at the reference (spec §2.4, the "others at r" choice).
+ * Costs 1 + M + M(M−1)/2 evaluations. Returns M×M, zero diagonal.
+ */
+export function finiteDifferenceEta(game: CooperativeGame): Float64Array {
+  const m = game.players;
+  const pairs = (m * (m - 1)) / 2;
+  const count = 1 + m + pairs;
+  const masks = new Uint8Array(count * m);
+  for (let i = 0; i < m; i++) masks[(1 + i) * m + i] = 1;
+  let row = 1 + m;
+  for (let i = 0; i < m; i++) {
+    for (let j = i + 1; j < m; j++, row++) { masks[row * m + i] = 1; masks[row * m + j] = 1; }
+  }
+  const v = game.values(masks, count);
+  const eta = new Float64Array(m * m);
+  row = 1 + m;
+  for (let i = 0; i < m; i++) {
+    for (let j = i + 1; j < m; j++, row++) {
+      const e = Math.abs(v[row]! - v[1 + i]! - v[1 + j]! + v[0]!);
+      eta[i * m + j] = e;
+      eta[j * m + i] = e;
+    }
+  }
+  return eta;
+}
+
+/**
+ * SHEAR's second-order directions: row i is x − r on player i's columns and 0 elsewhere (M × width).
+ * Hessian-vector products with these rows give every cross-contribution in M products.
+ */
+export function playerDirections(x: Float64Array, r: Float64Array, groups: readonly { start: number; end: number }[]): Float64Array {
+  const width = x.length;
+  const dirs = new Float64Array(groups.length * width);
+  groups.forEach((g, i) => {
+    for (let c = g.start; c < g.end; c++) dirs[i * width + c] = x[c]! - r[c]!;
+  });
+  return dirs;
+}
+
+/**
+ * Hessian cross-contribution (spec §2.3 step 1): η_ij = |Δ_iᵀ H Δ_j|, the second-order Taylor term
+ * of moving players i and j together from r to x, from `hv` (row i = H·Δ_i, see
+ * {@link playerDirections}); symmetrised. For single-column players this is |H_ab|·|x_a − r_a|·|x_b − r_b|
+ * exactly as in the paper; for one-hot blocks it is the block's directional second derivative
+ * (the SHEAR repository takes the max over block entries instead, which needs the full Hessian).
+ */
+export function hessianEta(hv: ArrayLike<number>, x: Float64Array, r: Float64Array, groups: readonly { start: number; end: number }[]): Float64Array {
+  const width = x.length, m = groups.length;
+  if (hv.length !== m * width) throw new RangeError(`shear: ${hv.length} Hessian-vector product values, expected ${m} players × ${width} columns`);
+  const cross = new Float64Array(m * m); // Δ_jᵀ (H Δ_i)
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < m; j++) {
+      const g = groups[j]!;
+      let s = 0;
+      for (let c = g.start; c < g.end; c++) s += (x[c]! - r[c]!) * hv[i * width + c]!;
+      cross[i * m + j] = s;
+    }
+  }
+  const eta = new Float64Array(m * m);
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < m; j++) if (i !== j) eta[i * m + j] = Math.abs((cross[i * m + j]! + cross[j * m + i]!) / 2);
+  }
+  return eta;
+}

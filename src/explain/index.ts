@@ -1,0 +1,13 @@
+/** Shapley explanations: games, estimators (exact, permutation, antithetic, KernelSHAP, SHEAR), metrics. */
+export { ModelGame, FunctionGame, normalizeGroups, type BatchedModel, type CooperativeGame, type ModelGameOptions, type PlayerGroup } from './game.js';
+export {
+  BudgetError, MAX_EXACT_PLAYERS, exactShapley, permutationShapley, permutationsForBudget, kernelShapley, shearShapley,
+  shearCooperators, selectCooperators, randomCooperators, finiteDifferenceEta, hessianEta, playerDirections, shapleyWeights, solveLinear,
+} from './estimators.js';
+export { absError, rankAccuracy, argsort, pearson, faithfulnessCurve, type FaithfulnessCurve } from './metrics.js';
+export { Explainer, METHODS, type Method, type ExplainableModel, type ExplainOptions, type Explanation } from './explainer.js';
+export { evaluateMethod, exactValues, type MethodScore } from './evaluate.js';
+export {
+  createTabularMlp, trainTabularMlp, explainableMlp, classOneLogits, classOneHvp, mlpAccuracy,
+  type TabularMlp, type TabularMlpOptions, type TrainOptions, type LabelledRows, type HvpMethod, type HvpSource,
+} from './tabular-mlp.js';

@@ -1,0 +1,64 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { explain } from '../../src/cli/commands/explain.js';
+import { UsageError } from '../../src/cli/command.js';
+import { Rng } from '../../src/util/rng.js';
+
+/** Runs the command with stdout captured; returns the exit code and the parsed last JSON line. */
+async function runCaptured(args: string[]): Promise<{ code: number; json: Record<string, any> }> {
+  const lines: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  const log = console.log;
+  process.stdout.write = ((chunk: string) => { lines.push(String(chunk)); return true; }) as typeof process.stdout.write;
+  console.log = (...a: unknown[]) => { lines.push(a.join(' ') + '\n'); };
+  try {
+    const code = await explain.run(args);
+    const last = lines.join('').trim().split('\n').at(-1)!;
+    return { code, json: JSON.parse(last) };
+  } finally {
+    process.stdout.write = write;
+    console.log = log;
+  }
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'slimgrad-explain-'));
+const csv = join(dir, 'toy.csv');
+{
+  const rng = new Rng(3);
+  const lines = ['a,b,color,const,target'];
+  for (let i = 0; i < 300; i++) {
+    const a = rng.normal(), b = rng.normal(), color = ['red', 'green', 'blue'][rng.int(3)]!;
+    lines.push(`${a.toFixed(3)},${b.toFixed(3)},${i % 17 === 0 ? '?' : color},k,${a + (color === 'red' ? 1 : 0) > 0.5 ? 'hi' : 'lo'}`);
+  }
+  writeFileSync(csv, lines.join('\n'));
+}
+
+test('slimgrad explain on a CSV: trains, saves, reloads the same model, scores against exact values, JSON last line', async () => {
+  const model = join(dir, 'toy.safetensors');
+  const args = ['--data', csv, '--label', 'target', '--method', 'shear', '--budget', '4', '--rows', '4', '--epochs', '3', '--model', model, '--json'];
+  const first = await runCaptured(args);
+  assert.equal(first.code, 0);
+  assert.ok(existsSync(model));
+  assert.deepEqual(first.json['players'], ['a', 'b', 'color']);
+  assert.equal(first.json['rows'], 4);
+  assert.ok(first.json['absError'] >= 0 && first.json['rankAccuracy'] >= 0 && first.json['rankAccuracy'] <= 1);
+  assert.match(first.json['crossContribution'], /^hessian/);
+  const second = await runCaptured(args);
+  assert.deepEqual(second.json['row0'], first.json['row0'], 'reloaded model explains identically');
+  const fd = await runCaptured([...args, '--cross-contribution', 'finite-difference', '--background', '10']);
+  assert.match(fd.json['crossContribution'], /^finite-difference/);
+});
+
+test('slimgrad explain: bad options are usage errors', async () => {
+  await assert.rejects(explain.run([]), (e: Error) => e instanceof UsageError && /--data .* is required/.test(e.message));
+  await assert.rejects(explain.run(['--data', csv]), /--label NAME is required for a CSV file/);
+  await assert.rejects(explain.run(['--data', csv, '--label', 'target', '--method', 'magic']), /unknown --method 'magic'/);
+  await assert.rejects(explain.run(['--data', csv, '--label', 'target', '--budget', '0']), /--budget must be an integer ≥ 1/);
+  await assert.rejects(explain.run(['--data', csv, '--label', 'target', '--bogus', '1']), /unknown option --bogus/);
+  await assert.rejects(explain.run(['--data', join(dir, 'nope.csv'), '--label', 'y']), /neither a preset .* nor an existing file/);
+  await assert.rejects(explain.run(['--data', csv, '--label', 'nope', '--epochs', '1']), /unknown label column 'nope'/);
+  await assert.rejects(explain.run(['--data', csv, '--label', 'target', '--method', 'antithetic', '--budget', '1', '--epochs', '1', '--rows', '2', '--no-exact']), (e: Error) => e instanceof UsageError && /antithetic: budget 1 per feature/.test(e.message));
+});

@@ -1,0 +1,17 @@
+// Shared test helpers (not a test file: the runner only picks up *.test.ts).
+import { fromValues, type Tensor } from '../src/core/tensor.js';
+import type { InputSpec } from '../src/ops/index.js';
+import type { Rng } from '../src/util/rng.js';
+
+/** A tensor for an op sample's input spec: given values, or normals shaped by the spec. */
+export function makeInput(spec: InputSpec, rng: Rng, dtype: 'float32' | 'float64'): Tensor {
+  const n = spec.shape.reduce((a, b) => a * b, 1);
+  if (spec.values) return fromValues(spec.values(rng), spec.shape, spec.dtype ?? dtype);
+  const vals = Array.from({ length: n }, () => {
+    let v = rng.normal();
+    if (spec.positive) v = Math.abs(v) + 0.5;
+    if (spec.awayFromZero && Math.abs(v) < spec.awayFromZero) v = v < 0 ? v - spec.awayFromZero : v + spec.awayFromZero;
+    return v;
+  });
+  return fromValues(vals, spec.shape, spec.dtype ?? dtype);
+}
