@@ -75,10 +75,10 @@ export async function run(args: string[]): Promise<number> {
         });
       }
     }
-    if (!json) printTable(table);
+    printTable(table);
   }
-  if (json) printTable(summary);
-  printJson({
+  printTable(summary);
+  if (json) printJson({
     explainedRows: summary.map((s) => ({ dataset: s['dataset'], rows: s['explainedRows'] })),
     models: summary,
     rows: rows.map((r) => ({

@@ -53,3 +53,6 @@ for (const b of stale) {
   }
   console.log(`build-kernels: ${b.file} (${statSync(out).size} bytes, ${Math.round(performance.now() - started)} ms)`);
 }
+
+// Quantized-inference kernels (kernels/quant/) build to their own modules.
+await import('./build-quant-kernels.mjs');

@@ -44,6 +44,8 @@ export {
   packTensor, unpackTensor, releasePacked, packedByteLength,
   type ActConfig, type ActMode, type Encoding, type PackedTensor, type SavedBytesPlan, type CompressionStats,
 } from './compress/index.js';
+export * as quant from './quant/index.js';
+export { saveDeployed, loadDeployed, loadQuantKernelsFromBuild } from './io/quant.js';
 
 export { setBackend, getBackend, listBackends, registerBackend } from './backends/index.js';
 export { useFastestBackend, setThreads, getThreads, shutdownThreads, wasmVariant } from './backends/wasm/index.js';

@@ -2,12 +2,14 @@ import { setBackend } from '../backends/index.js';
 import { useFastestBackend } from '../backends/wasm/index.js';
 import { UsageError, type Command } from './command.js';
 import { bench } from './commands/bench.js';
+import { convert } from './commands/convert.js';
 import { data } from './commands/data.js';
 import { explain } from './commands/explain.js';
+import { infer } from './commands/infer.js';
 import { summary } from './commands/summary.js';
 import { train } from './commands/train.js';
 
-const commands: Command[] = [train, summary, data, explain, bench];
+const commands: Command[] = [train, summary, convert, infer, data, explain, bench];
 
 function usage(): string {
   return ['usage: slimgrad <command> [options]', '', ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`)].join('\n');

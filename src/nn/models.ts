@@ -34,6 +34,20 @@ export function lenet5(classes = 10, seed = 0, inChannels = 1, inputSize = 28): 
   );
 }
 
+/** The small CNN of the TensorFlow.js tutorials: conv32-pool-conv64-pool-fc128-fc10 (3x3 valid convs, ReLU). */
+export function smallCnn(classes = 10, seed = 0, inChannels = 1, inputSize = 28): Sequential {
+  const rng = new Rng(seed, 6);
+  const side = Math.floor((Math.floor((inputSize - 2) / 2) - 2) / 2);
+  if (side < 1) throw new Error(`smallCnn: input size ${inputSize} is too small (needs >= 10)`);
+  return new Sequential(
+    new Conv2d(inChannels, 32, 3, { rng }), ReLU(), MaxPool2d({ kernel: 2 }),
+    new Conv2d(32, 64, 3, { rng }), ReLU(), MaxPool2d({ kernel: 2 }),
+    Flatten(),
+    new Linear(64 * side * side, 128, { rng }), ReLU(),
+    new Linear(128, classes, { rng }),
+  );
+}
+
 /** A small VGG: [conv-bn-relu x2, maxpool] x 3 stages (32, 64, 128 channels), global pool, linear. */
 export function vggSmall(classes = 10, seed = 0, inChannels = 3): Sequential {
   const rng = new Rng(seed, 3);
@@ -151,7 +165,7 @@ export function transformer(o: TransformerOptions = {}): Transformer {
 }
 
 
-export const MODEL_NAMES = ['mlp', 'lenet', 'vgg-small', 'resnet20', 'transformer'] as const;
+export const MODEL_NAMES = ['mlp', 'lenet', 'cnn', 'vgg-small', 'resnet20', 'transformer'] as const;
 export type ModelName = (typeof MODEL_NAMES)[number];
 
 /** Builds a named model for items of `inputShape` ([C, H, W]) and `classes` classes. */
@@ -166,6 +180,9 @@ export function createModel(name: string, inputShape: readonly number[], classes
     case 'lenet':
       needImage();
       return lenet5(classes, seed, c, h);
+    case 'cnn':
+      needImage();
+      return smallCnn(classes, seed, c, h);
     case 'vgg-small':
       needImage();
       return vggSmall(classes, seed, c);

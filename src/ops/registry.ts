@@ -59,6 +59,13 @@ export interface OpDef<A = any> {
   readonly secondOrder?: boolean;
   /** Finite-difference tolerance override (e.g. ops with kinks). */
   readonly gradcheckTolerance?: number;
+  /**
+   * True for quantizers whose backward is a pseudo-gradient (straight-through estimator or a
+   * smooth surrogate): by design not the derivative of forward, so finite differences cannot
+   * check it. The generated gradcheck skips these ops by name; their backward is tested against
+   * its closed form (test/quant/quantizers.test.ts).
+   */
+  readonly straightThrough?: boolean;
   /** True if forward writes into its first input (in-place ops; never recorded by autograd). */
   readonly inPlace?: boolean;
 }

@@ -42,7 +42,7 @@ test('batch norm keeps running statistics and switches to them in eval mode', ()
 });
 
 test('every named model builds, runs forward, and summary() reports its layers and saved bytes', () => {
-  for (const [name, shape] of [['mlp', [1, 28, 28]], ['lenet', [1, 28, 28]], ['vgg-small', [3, 32, 32]], ['resnet20', [3, 32, 32]], ['transformer', [1, 28, 28]]] as const) {
+  for (const [name, shape] of [['mlp', [1, 28, 28]], ['lenet', [1, 28, 28]], ['cnn', [1, 28, 28]], ['vgg-small', [3, 32, 32]], ['resnet20', [3, 32, 32]], ['transformer', [1, 28, 28]]] as const) {
     const m = createModel(name, shape, 10, 0);
     const s = describe(m, [2, ...shape]);
     assert.deepEqual(s.layers[s.layers.length - 1]!.outputShape, [2, 10], name);

@@ -8,8 +8,16 @@ import { gradcheck } from '../../src/autograd/gradcheck.js';
 import type { Tensor } from '../../src/core/tensor.js';
 import { scope } from '../../src/core/scope.js';
 import { Rng } from '../../src/util/rng.js';
+import '../../src/quant/ops.js'; // registers the straight-through quantizer ops
 
-const differentiable = allOps().filter((op) => op.backward && op.samples);
+// Straight-through (pseudo-gradient) ops are excluded explicitly, never silently: see OpDef.straightThrough.
+const differentiable = allOps().filter((op) => op.backward && op.samples && !op.straightThrough);
+
+test('straight-through ops are excluded from finite differences by their flag only', () => {
+  for (const op of allOps().filter((o) => o.straightThrough)) {
+    assert.ok(op.backward, `${op.name} is straight-through but has no backward`);
+  }
+});
 
 test('every differentiable op in the registry has gradcheck samples', () => {
   const missing = allOps().filter((op) => op.backward && !op.samples).map((op) => op.name);

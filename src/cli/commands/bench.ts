@@ -6,6 +6,7 @@ const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number
   engine: () => import('../../../bench/engine.js'),
   explain: () => import('../../../bench/explain.js'),
   act: () => import('../../../bench/act.js'),
+  quant: () => import('../../../bench/quant.js'),
 };
 
 export const bench: Command = {

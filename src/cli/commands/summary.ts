@@ -1,13 +1,15 @@
 import { parseArgs } from 'node:util';
 import { createModel, MODEL_NAMES } from '../../nn/models.js';
 import { describe } from '../../nn/summary.js';
+import { applyQuantPreset } from '../../quant/models.js';
+import { formatSummary, summary as quantSummary } from '../../quant/summary.js';
 import { printJson, printTable, UsageError, type Command } from '../command.js';
 
 const INPUTS: Record<string, number[]> = { synthetic: [1, 28, 28], mnist: [1, 28, 28], cifar10: [3, 32, 32] };
 
 export const summary: Command = {
   name: 'summary',
-  summary: 'describe a model: layers, output shapes, parameters, saved-for-backward memory [--json]',
+  summary: 'describe a model: layers, output shapes, parameters, saved-for-backward memory; with --quant PRESET: bits, packed size, MACs by precision [--json]',
   async run(args) {
     const { values } = parseArgs({
       args,
@@ -15,6 +17,7 @@ export const summary: Command = {
         model: { type: 'string', default: 'lenet' },
         data: { type: 'string', default: 'synthetic' },
         'batch-size': { type: 'string', default: '64' },
+        quant: { type: 'string' },
         json: { type: 'boolean', default: false },
       },
       strict: true,
@@ -24,6 +27,19 @@ export const summary: Command = {
     if (!item) throw new UsageError(`unknown --data '${values.data}' (available: ${Object.keys(INPUTS).join(', ')})`);
     const batch = Number(values['batch-size']);
     if (!Number.isInteger(batch) || batch < 1) throw new UsageError(`--batch-size must be a positive integer, got '${values['batch-size']}'`);
+    if (values.quant) {
+      let qmodel;
+      try {
+        qmodel = applyQuantPreset(values.model!, values.quant, 0);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      const qs = quantSummary(qmodel, item);
+      if (values.json) printJson({ model: values.model, quant: values.quant, ...qs });
+      else console.log(formatSummary(qs));
+      qmodel.dispose();
+      return 0;
+    }
     const model = createModel(values.model!, item, 10, 0);
     const s = describe(model, [batch, ...item]);
     if (values.json) printJson({ model: values.model, batch, ...s });

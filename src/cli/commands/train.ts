@@ -9,6 +9,7 @@ import { Adam, AdamW, SGD, type Optimizer } from '../../optim/optimizer.js';
 import { cosineLr, type Schedule } from '../../optim/schedule.js';
 import { fit, type Progress } from '../../train/trainer.js';
 import { Compression, parseMode, type ActMode } from '../../compress/index.js';
+import { applyQuantPreset, withConstraints } from '../../quant/models.js';
 import { printJson, UsageError, type Command } from '../command.js';
 
 /** Loads a named dataset as [train, test]. MNIST with only the t10k files: first 8,000 train, last 2,000 test. */
@@ -57,7 +58,7 @@ function progressLine(p: Progress): string {
 
 export const train: Command = {
   name: 'train',
-  summary: 'train a model: --model mlp|lenet|vgg-small|resnet20|transformer --data synthetic|synthetic-rgb|mnist|cifar10|FILE.npz [--act off|fp16|int8|int4|int2|division] [--json]',
+  summary: 'train a model: --model mlp|lenet|vgg-small|resnet20|transformer --data synthetic|synthetic-rgb|mnist|cifar10|FILE.npz [--act off|fp16|int8|int4|int2|division] [--quant bnn|xnor|bwn|twn|w8a8] [--json]',
   async run(args) {
     const { values } = parseArgs({
       args,
@@ -74,6 +75,7 @@ export const train: Command = {
         seed: { type: 'string', default: '1' },
         save: { type: 'string' },
         act: { type: 'string', default: 'off' },
+        quant: { type: 'string' },
         json: { type: 'boolean', default: false },
       },
       strict: true,
@@ -83,7 +85,12 @@ export const train: Command = {
     const lr = number('lr', values.lr!), seed = number('seed', values.seed!, true), wd = number('weight-decay', values['weight-decay']!);
     if (epochs < 1 || batchSize < 1 || !(lr > 0)) throw new UsageError('--epochs and --batch-size must be >= 1 and --lr > 0');
     const [trainSet, testSet] = await loadData(values.data!, values['data-dir'], seed);
-    const model = createModel(values.model!, trainSet.itemShape, trainSet.numClasses, seed);
+    let model: Module;
+    try {
+      model = values.quant ? applyQuantPreset(values.model!, values.quant, seed) : createModel(values.model!, trainSet.itemShape, trainSet.numClasses, seed);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
     let actMode: ActMode;
     try {
       actMode = parseMode(values.act, 'train --act');
@@ -93,6 +100,8 @@ export const train: Command = {
     // One compression session for the whole run: its step counter keys the stochastic rounding.
     const act = new Compression({ mode: actMode, model, seed });
     const optimizer = makeOptimizer(values.optimizer!, model.parameters(), lr, wd);
+    // Binary/ternary presets clip their latent weights after every step (the kernel constraint).
+    if (values.quant) withConstraints(optimizer, model);
     const steps = epochs * Math.ceil(trainSet.length / batchSize);
     const tty = process.stderr.isTTY && !values.json;
     if (!values.json) {
@@ -110,7 +119,7 @@ export const train: Command = {
     });
     if (values.save) saveModule(model, values.save, { model: values.model!, data: values.data! });
     const out = {
-      model: values.model, data: values.data, act: actMode, epochs, batchSize, lr, optimizer: values.optimizer, seed, backend: getBackend(),
+      model: values.model, data: values.data, act: actMode, quant: values.quant ?? null, epochs, batchSize, lr, optimizer: values.optimizer, seed, backend: getBackend(),
       parameters: model.parameterCount(),
       testAccuracy: report.testAccuracy, testLoss: report.testLoss, trainLoss: report.trainLoss,
       samplesPerSec: report.samplesPerSec, peakSavedBytes: report.peakSavedBytes, peakBytes: report.peakBytes,

@@ -1,0 +1,37 @@
+// Compiles the quantized-inference kernels (kernels/quant/index.ts, AssemblyScript) to
+// build/quant.wasm (SIMD, shared memory: Node and cross-origin-isolated browsers) and
+// build/quant-unshared.wasm (SIMD, unshared memory), both importing the arena's memory and never
+// allocating. Engines without wasm SIMD use the TypeScript kernels (src/quant/kernels.ts).
+// Same flags as scripts/build-kernels.mjs; kept separate so the two kernel sets build independently.
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import asc from 'assemblyscript/asc';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const source = join(root, 'kernels', 'quant', 'index.ts');
+const outDir = join(root, 'build');
+const common = ['-O3', '--noAssert', '--runtime', 'stub', '--importMemory', '--maximumMemory', '65536', '--enable', 'simd'];
+const builds = [
+  { file: 'quant.wasm', flags: ['--enable', 'threads', '--sharedMemory'] },
+  { file: 'quant-unshared.wasm', flags: [] },
+];
+const mtime = (p) => {
+  try {
+    return statSync(p).mtimeMs;
+  } catch {
+    return -Infinity;
+  }
+};
+const newest = Math.max(mtime(source), mtime(fileURLToPath(import.meta.url)));
+mkdirSync(outDir, { recursive: true });
+for (const b of builds) {
+  const out = join(outDir, b.file);
+  if (!process.argv.includes('--force') && mtime(out) >= newest) continue;
+  const { error, stderr } = await asc.main([source, ...common, ...b.flags, '--outFile', out], { stdout: process.stdout, stderr: process.stderr });
+  if (error) {
+    console.error(`build-quant-kernels: ${b.file} failed: ${error.message}\n${stderr.toString()}`);
+    process.exit(1);
+  }
+  console.log(`build-quant-kernels: ${b.file} (${statSync(out).size} bytes)`);
+}

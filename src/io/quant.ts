@@ -1,0 +1,36 @@
+/** Node file I/O for quantized deployment: deployed-model files and the quant wasm kernels. */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { decodeDeployed, encodeDeployed, type DeployedModel } from '../quant/convert.js';
+import { loadQuantKernels, quantWasmFile, type QuantWasmExports } from '../quant/wasm.js';
+
+/** Writes a deployed model (SGQM format); returns the bytes written. */
+export function saveDeployed(model: DeployedModel, path: string): number {
+  const bytes = encodeDeployed(model);
+  writeFileSync(path, bytes);
+  return bytes.length;
+}
+
+export function loadDeployed(path: string): DeployedModel {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (e) {
+    throw new Error(`cannot read deployed model ${path}: ${(e as Error).message}`);
+  }
+  return decodeDeployed(bytes, path);
+}
+
+/**
+ * Loads build/quant.wasm (or the unshared build) from the package root and activates it for
+ * deployed models; null when it is not built or this engine cannot run it (TypeScript kernels stay).
+ */
+export async function loadQuantKernelsFromBuild(): Promise<QuantWasmExports | null> {
+  for (const up of ['../../', '../../../']) {
+    const url = new URL(`${up}build/${quantWasmFile()}`, import.meta.url);
+    if (!existsSync(url)) continue;
+    const bytes = readFileSync(url);
+    if (!WebAssembly.validate(bytes)) return null;
+    return loadQuantKernels(bytes);
+  }
+  return null;
+}

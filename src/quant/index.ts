@@ -1,0 +1,10 @@
+/** Quantized, binary and ternary networks: quantizers, layers, models, summary, conversion, packed kernels. */
+export * from './quantizers.js';
+export { fakeQuant, fakeQuantGrad, roundHalfAway, type FakeQuantAttrs } from './ops.js';
+export * from './layers.js';
+export * from './models.js';
+export * from './plan.js';
+export * from './summary.js';
+export * from './convert.js';
+export * from './kernels.js';
+export * from './wasm.js';

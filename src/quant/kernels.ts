@@ -1,0 +1,226 @@
+/**
+ * Low-bit inference kernels in plain TypeScript (the portable path; wasm versions in
+ * kernels/quant/ are used when built). Conventions: ±1 packed with bit 1 = −1 (value < 0), bit 0
+ * = +1, 32 values per Uint32 word, padding bits 0 in both operands; a ±1 dot product over K
+ * values is K − 2·popcount(a XOR b).
+ *
+ * @example
+ * const a = packSignRows([1, -1, -1, 1], 1, 4), b = packSignRows([1, 1, -1, -1], 1, 4);
+ * binaryGemm(a, b, 1, 1, 4)[0]; // 0 = 1·1 + (−1)·1 + (−1)(−1) + 1·(−1)
+ */
+
+/** Bits set in a 32-bit word (SWAR). */
+export function popcount32(v: number): number {
+  v = v - ((v >>> 1) & 0x55555555);
+  v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
+  return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+}
+
+/** Words per row of `bits` bits. */
+export const wordsFor = (bits: number): number => (bits + 31) >>> 5;
+
+/** Sign bits of each row of a [rows, k] matrix: bit 1 where value < 0. Returns [rows, wordsFor(k)]. */
+export function packSignRows(x: ArrayLike<number>, rows: number, k: number, out = new Uint32Array(rows * wordsFor(k))): Uint32Array {
+  const kw = wordsFor(k);
+  out.fill(0, 0, rows * kw);
+  for (let r = 0; r < rows; r++) {
+    const src = r * k, dst = r * kw;
+    for (let i = 0; i < k; i++) if (x[src + i]! < 0) out[dst + (i >>> 5)] |= 1 << (i & 31);
+  }
+  return out;
+}
+
+/**
+ * NCHW floats -> packed NHWC sign bits: for every pixel, wordsFor(C) words over its channels.
+ * Returns [N, H, W, wordsFor(C)].
+ */
+export function packSignsNHWC(x: ArrayLike<number>, n: number, c: number, h: number, w: number, out = new Uint32Array(n * h * w * wordsFor(c))): Uint32Array {
+  const cw = wordsFor(c), hw = h * w;
+  out.fill(0, 0, n * hw * cw);
+  for (let b = 0; b < n; b++) {
+    for (let ch = 0; ch < c; ch++) {
+      const src = (b * c + ch) * hw, word = ch >>> 5, bit = 1 << (ch & 31);
+      for (let p = 0; p < hw; p++) if (x[src + p]! < 0) out[(b * hw + p) * cw + word] |= bit;
+    }
+  }
+  return out;
+}
+
+/**
+ * Binary GEMM: out[i, j] = k − 2·popcount(a_i XOR b_j) for packed rows a [m, kw] and b [n, kw]
+ * (kw = wordsFor(k)), i.e. the ±1 dot product of rows of length k.
+ */
+export function binaryGemm(a: Uint32Array, b: Uint32Array, m: number, n: number, k: number, out = new Int32Array(m * n)): Int32Array {
+  const kw = wordsFor(k);
+  for (let i = 0; i < m; i++) {
+    const ai = i * kw;
+    for (let j = 0; j < n; j++) {
+      const bj = j * kw;
+      let pc = 0;
+      for (let t = 0; t < kw; t++) pc += popcount32(a[ai + t]! ^ b[bj + t]!);
+      out[i * n + j] = k - 2 * pc;
+    }
+  }
+  return out;
+}
+
+/** Geometry of a square-kernel convolution (no dilation, no groups). */
+export interface ConvShape {
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+  o: number;
+  k: number;
+  stride: number;
+  pad: number;
+}
+
+export const convOut = (s: ConvShape): [number, number] => [
+  Math.floor((s.h + 2 * s.pad - s.k) / s.stride) + 1,
+  Math.floor((s.w + 2 * s.pad - s.k) / s.stride) + 1,
+];
+
+/**
+ * Binary convolution on packed NHWC input x [N, H, W, cw] and packed OHWI weights
+ * [O, k, k, cw] (cw = wordsFor(C)). Zero padding is not ±1: taps outside the image are skipped,
+ * so each output is (C · inside taps) − 2·popcount over inside taps, exactly the float conv of
+ * zero-padded ±1 input. Output: integer accumulators [N, OH, OW, O].
+ */
+export function binaryConv(x: Uint32Array, wts: Uint32Array, s: ConvShape, out?: Int32Array): Int32Array {
+  const [oh, ow] = convOut(s);
+  const cw = wordsFor(s.c), rowWords = s.k * s.k * cw;
+  const acc = out ?? new Int32Array(s.n * oh * ow * s.o);
+  for (let b = 0; b < s.n; b++) {
+    for (let y = 0; y < oh; y++) {
+      for (let xo = 0; xo < ow; xo++) {
+        const base = ((b * oh + y) * ow + xo) * s.o;
+        const y0 = y * s.stride - s.pad, x0 = xo * s.stride - s.pad;
+        const i0 = Math.max(0, -y0), i1 = Math.min(s.k, s.h - y0), j0 = Math.max(0, -x0), j1 = Math.min(s.k, s.w - x0);
+        const valid = (i1 - i0) * (j1 - j0) * s.c;
+        for (let o = 0; o < s.o; o++) {
+          let pc = 0;
+          for (let i = i0; i < i1; i++) {
+            for (let j = j0; j < j1; j++) {
+              const xi = ((b * s.h + y0 + i) * s.w + x0 + j) * cw;
+              const wi = o * rowWords + (i * s.k + j) * cw;
+              for (let t = 0; t < cw; t++) pc += popcount32(x[xi + t]! ^ wts[wi + t]!);
+            }
+          }
+          acc[base + o] = valid - 2 * pc;
+        }
+      }
+    }
+  }
+  return acc;
+}
+
+/** OIHW ±1 weights (signs of `w`) packed OHWI per tap: [O, k, k, wordsFor(C)]. */
+export function packWeightsOHWI(w: ArrayLike<number>, o: number, c: number, k: number): Uint32Array {
+  const cw = wordsFor(c);
+  const out = new Uint32Array(o * k * k * cw);
+  for (let oc = 0; oc < o; oc++) {
+    for (let ch = 0; ch < c; ch++) {
+      for (let t = 0; t < k * k; t++) {
+        if (w[(oc * c + ch) * k * k + t]! < 0) out[(oc * k * k + t) * cw + (ch >>> 5)] |= 1 << (ch & 31);
+      }
+    }
+  }
+  return out;
+}
+
+/** Ternary codes {−1, 0, +1} per row as two bit planes: [rows, 2, wordsFor(k)] (nonzero mask, then sign bit 1 = −1). */
+export function packTernaryRows(t: ArrayLike<number>, rows: number, k: number): Uint32Array {
+  const kw = wordsFor(k);
+  const out = new Uint32Array(rows * 2 * kw);
+  for (let r = 0; r < rows; r++) {
+    for (let i = 0; i < k; i++) {
+      const v = t[r * k + i]!;
+      if (v === 0) continue;
+      out[r * 2 * kw + (i >>> 5)] |= 1 << (i & 31);
+      if (v < 0) out[r * 2 * kw + kw + (i >>> 5)] |= 1 << (i & 31);
+    }
+  }
+  return out;
+}
+
+/** The inverse of packTernaryRows (and, with `binary`, of packSignRows): values as floats. */
+export function unpackRows(packed: Uint32Array, rows: number, k: number, format: 'binary' | 'ternary'): Float32Array {
+  const kw = wordsFor(k), planes = format === 'ternary' ? 2 : 1;
+  const out = new Float32Array(rows * k);
+  for (let r = 0; r < rows; r++) {
+    const base = r * planes * kw;
+    for (let i = 0; i < k; i++) {
+      const bit = (word: number) => (packed[base + word * kw + (i >>> 5)]! >>> (i & 31)) & 1;
+      out[r * k + i] = format === 'binary' ? (bit(0) ? -1 : 1) : bit(0) ? (bit(1) ? -1 : 1) : 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * Ternary × binary-activation dot via bit planes: Σ t_i·x_i = popcount(m) − 2·popcount(m ∧ (s XOR x)),
+ * for a ternary row (mask m, sign s) and a packed ±1 row x.
+ */
+export function ternaryBinaryDot(row: Uint32Array, rowOffset: number, x: Uint32Array, xOffset: number, kw: number): number {
+  let nz = 0, neg = 0;
+  for (let t = 0; t < kw; t++) {
+    const m = row[rowOffset + t]!;
+    nz += popcount32(m);
+    neg += popcount32(m & (row[rowOffset + kw + t]! ^ x[xOffset + t]!));
+  }
+  return nz - 2 * neg;
+}
+
+/** int8 GEMM with int32 accumulation: out[i, j] = Σ a[i, t]·b[j, t] (b rows = output channels). */
+export function int8Gemm(a: Int8Array, b: Int8Array, m: number, n: number, k: number, out = new Int32Array(m * n)): Int32Array {
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let t = 0; t < k; t++) s += a[i * k + t]! * b[j * k + t]!;
+      out[i * n + j] = s;
+    }
+  }
+  return out;
+}
+
+/** f32 GEMM with B given by rows: out[i, j] = Σ a[i, t]·b[j, t]. */
+export function floatGemm(a: Float32Array, b: Float32Array, m: number, n: number, k: number, out = new Float32Array(m * n)): Float32Array {
+  for (let i = 0; i < m; i++) {
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let t = 0; t < k; t++) s += a[i * k + t]! * b[j * k + t]!;
+      out[i * n + j] = s;
+    }
+  }
+  return out;
+}
+
+/**
+ * im2col of NCHW input into rows [N·OH·OW, C·k·k] in (c, i, j) order (matching OIHW weight rows);
+ * taps outside the image are 0 (zero padding; for int8 the zero point is 0).
+ */
+export function im2col<T extends Float32Array | Int8Array>(x: T, s: ConvShape, out: T): T {
+  const [oh, ow] = convOut(s);
+  const kk = s.k * s.k, rowLen = s.c * kk;
+  out.fill(0);
+  for (let b = 0; b < s.n; b++) {
+    for (let y = 0; y < oh; y++) {
+      for (let xo = 0; xo < ow; xo++) {
+        const row = ((b * oh + y) * ow + xo) * rowLen;
+        for (let ch = 0; ch < s.c; ch++) {
+          const plane = (b * s.c + ch) * s.h * s.w;
+          for (let i = 0; i < s.k; i++) {
+            const yy = y * s.stride - s.pad + i;
+            if (yy < 0 || yy >= s.h) continue;
+            for (let j = 0; j < s.k; j++) {
+              const xx = xo * s.stride - s.pad + j;
+              if (xx >= 0 && xx < s.w) out[row + ch * kk + i * s.k + j] = x[plane + yy * s.w + xx]!;
+            }
+          }
+        }
+      }
+    }
+  }
+  return out;
+}

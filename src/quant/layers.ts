@@ -1,0 +1,161 @@
+/**
+ * Quantized layers (Larq-style): the float layer plus an input quantizer, a kernel quantizer and a
+ * kernel constraint on the latent weights. Without quantizers a layer computes exactly what its
+ * float parent does (same ops, same order, bit-identical).
+ *
+ * @example
+ * const layer = new QuantConv2d(32, 64, 3, {
+ *   inputQuantizer: 'ste_sign', kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip', bias: false,
+ * });
+ * // after every optimizer step:
+ * constrainWeights(model);
+ */
+import type { FloatArray } from '../core/dtype.js';
+import { Tensor } from '../core/tensor.js';
+import { add, conv2d, matmul, maxPool2d, type Conv2dOptions } from '../ops/index.js';
+import { Conv2d, Linear, type InitOptions } from '../nn/layers.js';
+import { Module } from '../nn/module.js';
+import { quantizer, Quantizer, type QuantizerConfig } from './quantizers.js';
+
+/** A constraint applied in place to latent weights after each optimizer step. */
+export interface KernelConstraint {
+  readonly name: string;
+  apply(w: Tensor): void;
+  config(): QuantizerConfig;
+}
+
+/** Clips latent weights to [−clipValue, clipValue] (BinaryNet): keeps binary weights able to flip. */
+export class WeightClip implements KernelConstraint {
+  readonly name = 'weight_clip';
+  constructor(readonly clipValue = 1) {
+    if (!(clipValue > 0)) throw new RangeError(`weight_clip: clipValue must be positive, got ${clipValue}`);
+  }
+  apply(w: Tensor): void {
+    const d = w.data() as FloatArray;
+    const c = this.clipValue;
+    for (let i = 0; i < d.length; i++) d[i] = Math.min(c, Math.max(-c, d[i]!));
+    w.bumpVersion();
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, clipValue: this.clipValue };
+  }
+}
+
+function constraint(spec: string | QuantizerConfig | KernelConstraint | null | undefined): KernelConstraint | null {
+  if (spec === null || spec === undefined) return null;
+  if (spec instanceof WeightClip) return spec;
+  if (typeof spec === 'object' && typeof spec.apply === 'function') return spec as KernelConstraint;
+  const { name, clipValue } = typeof spec === 'string' ? { name: spec, clipValue: undefined } : (spec as { name: string; clipValue?: number });
+  if (name !== 'weight_clip') throw new Error(`unknown kernel constraint '${name}' (known: weight_clip)`);
+  return new WeightClip(clipValue ?? 1);
+}
+
+let warningHandler: (message: string) => void = (m) => console.warn(`slimgrad: ${m}`);
+
+/** Replaces where quantization warnings go (default console.warn); returns the previous handler. */
+export function setQuantWarningHandler(handler: (message: string) => void): (message: string) => void {
+  const prev = warningHandler;
+  warningHandler = handler;
+  return prev;
+}
+
+export interface QuantOptions {
+  /** Quantizes the layer input (e.g. 'ste_sign' for binary activations); absent: float input. */
+  inputQuantizer?: string | QuantizerConfig | Quantizer | null;
+  /** Quantizes the latent kernel in forward; absent: float kernel. */
+  kernelQuantizer?: string | QuantizerConfig | Quantizer | null;
+  /** Applied to the latent kernel by `constrainWeights` (e.g. 'weight_clip'). */
+  kernelConstraint?: string | QuantizerConfig | KernelConstraint | null;
+}
+
+/** What summary and conversion need from a quantized layer. */
+export interface QuantLayer {
+  readonly inputQuantizer: Quantizer | null;
+  readonly kernelQuantizer: Quantizer | null;
+  readonly kernelConstraint: KernelConstraint | null;
+  readonly weight: Tensor;
+  readonly bias: Tensor | null;
+}
+
+/** Shared setup: resolves the quantizers, registers their learned parameters, warns on unclipped binary kernels. */
+function setupQuant(register: (name: string, t: Tensor) => void, o: QuantOptions, label: string) {
+  const inputQuantizer = quantizer(o.inputQuantizer);
+  const kernelQuantizer = quantizer(o.kernelQuantizer);
+  const kernelConstraint = constraint(o.kernelConstraint);
+  inputQuantizer?.parameters().forEach((p, i) => register(`input_quantizer_${i}`, p));
+  kernelQuantizer?.parameters().forEach((p, i) => register(`kernel_quantizer_${i}`, p));
+  if (kernelQuantizer?.precision === 1 && !kernelConstraint) {
+    warningHandler(`${label}: binary kernel quantizer '${kernelQuantizer.name}' without a kernelConstraint; latent weights grow without bound and stop flipping (pass kernelConstraint: 'weight_clip')`);
+  }
+  return { inputQuantizer, kernelQuantizer, kernelConstraint };
+}
+
+/** Runs `body` on the quantized input and kernel, disposing the quantized copies afterwards. */
+function withQuantized(layer: QuantLayer, x: Tensor, body: (x: Tensor, w: Tensor) => Tensor): Tensor {
+  const xq = layer.inputQuantizer ? layer.inputQuantizer.forward(x) : x;
+  const wq = layer.kernelQuantizer ? layer.kernelQuantizer.forward(layer.weight) : layer.weight;
+  const y = body(xq, wq);
+  if (xq !== x) xq.dispose();
+  if (wq !== layer.weight) wq.dispose();
+  return y;
+}
+
+/** Linear with quantizer slots; y = q_in(x)·q_k(W)ᵀ + b. */
+export class QuantLinear extends Linear implements QuantLayer {
+  readonly inputQuantizer: Quantizer | null;
+  readonly kernelQuantizer: Quantizer | null;
+  readonly kernelConstraint: KernelConstraint | null;
+  constructor(inFeatures: number, outFeatures: number, o: QuantOptions & InitOptions = {}) {
+    super(inFeatures, outFeatures, o);
+    ({ inputQuantizer: this.inputQuantizer, kernelQuantizer: this.kernelQuantizer, kernelConstraint: this.kernelConstraint } =
+      setupQuant((n, t) => this.registerParameter(n, t), o, `QuantLinear(${inFeatures} -> ${outFeatures})`));
+  }
+  override forward(x: Tensor): Tensor {
+    if (!this.inputQuantizer && !this.kernelQuantizer) return super.forward(x);
+    return withQuantized(this, x, (xq, wq) => {
+      const y = matmul(xq, wq, { transB: true });
+      if (!this.bias) return y;
+      const out = add(y, this.bias);
+      y.dispose();
+      return out;
+    });
+  }
+}
+
+/** Conv2d with quantizer slots. Zero padding pads the *quantized* input with 0 (not ±1). */
+export class QuantConv2d extends Conv2d implements QuantLayer {
+  readonly inputQuantizer: Quantizer | null;
+  readonly kernelQuantizer: Quantizer | null;
+  readonly kernelConstraint: KernelConstraint | null;
+  constructor(inChannels: number, outChannels: number, kernel: number, o: Conv2dOptions & QuantOptions & InitOptions = {}) {
+    const { inputQuantizer, kernelQuantizer, kernelConstraint, ...convOptions } = o;
+    super(inChannels, outChannels, kernel, convOptions);
+    ({ inputQuantizer: this.inputQuantizer, kernelQuantizer: this.kernelQuantizer, kernelConstraint: this.kernelConstraint } =
+      setupQuant((n, t) => this.registerParameter(n, t), { inputQuantizer, kernelQuantizer, kernelConstraint }, `QuantConv2d(${inChannels} -> ${outChannels}, ${kernel}x${kernel})`));
+  }
+  override forward(x: Tensor): Tensor {
+    if (!this.inputQuantizer && !this.kernelQuantizer) return super.forward(x);
+    return withQuantized(this, x, (xq, wq) => conv2d(xq, wq, this.bias, this.options));
+  }
+}
+
+/** Max pooling with inspectable options (square window, stride = window), for conversion. */
+export class MaxPool2dLayer extends Module {
+  constructor(readonly kernel: number) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    return maxPool2d(x, { kernel: this.kernel });
+  }
+}
+
+export function isQuantLayer(m: Module): m is Module & QuantLayer & (QuantLinear | QuantConv2d) {
+  return m instanceof QuantLinear || m instanceof QuantConv2d;
+}
+
+/** Applies every quantized layer's kernel constraint to its latent weights; call after each optimizer step. */
+export function constrainWeights(model: Module): void {
+  for (const [, m] of model.namedModules()) {
+    if (isQuantLayer(m) && m.kernelConstraint) m.kernelConstraint.apply(m.weight);
+  }
+}

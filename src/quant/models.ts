@@ -1,0 +1,160 @@
+/**
+ * Quantized reference models and the presets behind `slimgrad train --quant`. Every model is a
+ * Sequential built from a seed (same seed, same latent weights).
+ *
+ * @example
+ * const model = applyQuantPreset('lenet', 'twn', 0);  // ternary-weight LeNet-5
+ * const bnn = larqMnistBnn(0);                          // 93k binary weights, ≈13 KiB packed
+ */
+import { BatchNorm, Conv2d, Flatten, Linear, ReLU, Sequential } from '../nn/layers.js';
+import { Module } from '../nn/module.js';
+import { Rng } from '../util/rng.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import { constrainWeights, MaxPool2dLayer, QuantConv2d, QuantLinear, type QuantOptions } from './layers.js';
+import type { QuantizerConfig } from './quantizers.js';
+
+const binary: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip' };
+const binaryWeightsOnly: QuantOptions = { kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip' };
+const xnor: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'magnitude_aware_sign', kernelConstraint: 'weight_clip' };
+
+/**
+ * BinaryNet MLP (Courbariaux et al.): binary weights and activations, BN after every layer; the
+ * first layer reads the float input. sizes default to the paper's 784-4096-4096-4096-10.
+ */
+export function binaryNetMlp(sizes: number[] = [784, 4096, 4096, 4096, 10], seed = 0): Sequential {
+  const rng = new Rng(seed, 11);
+  const layers: Module[] = [Flatten()];
+  for (let i = 0; i + 1 < sizes.length; i++) {
+    layers.push(new QuantLinear(sizes[i]!, sizes[i + 1]!, { ...(i === 0 ? binaryWeightsOnly : binary), bias: false, rng }), new BatchNorm(sizes[i + 1]!, 0.1, 1e-4));
+  }
+  return new Sequential(...layers);
+}
+
+/**
+ * The Larq MNIST tutorial BNN: binary 3x3 convs 32-64-64 with 2x2 max-pools, binary dense 64 and
+ * 10, no biases, BN after each; first layer binary weights on float input. 93,088 binary weights.
+ */
+export function larqMnistBnn(seed = 0, classes = 10): Sequential {
+  const rng = new Rng(seed, 12);
+  return new Sequential(
+    new QuantConv2d(1, 32, 3, { ...binaryWeightsOnly, bias: false, rng }), new MaxPool2dLayer(2), new BatchNorm(32),
+    new QuantConv2d(32, 64, 3, { ...binary, bias: false, rng }), new MaxPool2dLayer(2), new BatchNorm(64),
+    new QuantConv2d(64, 64, 3, { ...binary, bias: false, rng }), new BatchNorm(64),
+    Flatten(),
+    new QuantLinear(576, 64, { ...binary, bias: false, rng }), new BatchNorm(64),
+    new QuantLinear(64, classes, { ...binary, bias: false, rng }), new BatchNorm(classes),
+  );
+}
+
+/**
+ * XNOR-Net CNN for 1x28x28 input: float first conv, then blocks BN -> binary activation ->
+ * binary conv (alpha = mean|W| per filter, zero padding 1) -> max-pool, float classifier.
+ */
+export function xnorNet(seed = 0, classes = 10): Sequential {
+  const rng = new Rng(seed, 13);
+  return new Sequential(
+    new Conv2d(1, 32, 3, { padding: 1, bias: false, rng }), new MaxPool2dLayer(2),
+    new BatchNorm(32), new QuantConv2d(32, 64, 3, { ...xnor, padding: 1, bias: false, rng }), new MaxPool2dLayer(2),
+    new BatchNorm(64), new QuantConv2d(64, 128, 3, { ...xnor, padding: 1, bias: false, rng }), new MaxPool2dLayer(2),
+    new BatchNorm(128), Flatten(), new Linear(128 * 3 * 3, classes, { rng }),
+  );
+}
+
+/**
+ * LeNet-5 (as nn.lenet5: padding 2 on conv 1, ReLU, 2x2 max-pool) with its convs/linears
+ * quantized by `q`; with `floatEnds` the first conv and the classifier stay float (the usual
+ * practice for low-bit weights: they hold 1.5 % of the weights but most of the sensitivity).
+ */
+function quantLenet5(q: QuantOptions, seed: number, classes: number, floatEnds = false): Sequential {
+  const rng = new Rng(seed, 2);
+  const ends = floatEnds ? {} : q;
+  return new Sequential(
+    new QuantConv2d(1, 6, 5, { ...ends, padding: 2, rng }), ReLU(), new MaxPool2dLayer(2),
+    new QuantConv2d(6, 16, 5, { ...q, rng }), ReLU(), new MaxPool2dLayer(2),
+    Flatten(),
+    new QuantLinear(400, 120, { ...q, rng }), ReLU(),
+    new QuantLinear(120, 84, { ...q, rng }), ReLU(),
+    new QuantLinear(84, classes, { ...ends, rng }),
+  );
+}
+
+/**
+ * Binary-weight LeNet-5 (BWN): weights alpha_c·sign(W), alpha_c = mean|W| per output channel;
+ * float activations; first conv and classifier float.
+ */
+export const bwnLenet5 = (seed = 0, classes = 10): Sequential =>
+  quantLenet5({ kernelQuantizer: 'magnitude_aware_sign', kernelConstraint: 'weight_clip' }, seed, classes, true);
+
+const twnKernel: QuantizerConfig = { name: 'ste_tern', ternaryWeightNetworks: true, scaled: true };
+/** Ternary-weight LeNet-5 (TWN): Δ = 0.7·mean|W|, alpha_c = mean of |W| above Δ per output channel; first conv and classifier float. */
+export const twnLenet5 = (seed = 0, classes = 10): Sequential => quantLenet5({ kernelQuantizer: twnKernel }, seed, classes, true);
+
+/** LeNet-5 with 8-bit LSQ weights and inputs on every layer (W8A8). */
+export const w8a8Lenet5 = (seed = 0, classes = 10): Sequential =>
+  quantLenet5({ kernelQuantizer: { name: 'lsq', bits: 8 }, inputQuantizer: { name: 'lsq', bits: 8 } }, seed, classes);
+
+/** MLP with ReLU whose linear layers are all quantized by `q` (float twin: nn.mlp with the same sizes). */
+function quantMlp(q: QuantOptions, sizes: number[], seed: number): Sequential {
+  const rng = new Rng(seed, 1);
+  const layers: Module[] = [Flatten()];
+  for (let i = 0; i + 1 < sizes.length; i++) {
+    layers.push(new QuantLinear(sizes[i]!, sizes[i + 1]!, { ...q, rng }));
+    if (i + 2 < sizes.length) layers.push(ReLU());
+  }
+  return new Sequential(...layers);
+}
+
+/** Presets of `slimgrad train --quant`. */
+export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8'] as const;
+export type QuantPreset = (typeof quantPresets)[number];
+
+/** MLP sizes of the bwn/twn/w8a8 presets on 'mlp': the float twin is createModel('mlp') on MNIST. */
+export const MLP_SIZES = [784, 512, 512, 10];
+
+const builders: Record<string, Partial<Record<QuantPreset, (seed: number) => Sequential>>> = {
+  mlp: {
+    bnn: (s) => binaryNetMlp([784, 1024, 1024, 10], s),
+    bwn: (s) => quantMlp({ kernelQuantizer: 'magnitude_aware_sign', kernelConstraint: 'weight_clip' }, MLP_SIZES, s),
+    twn: (s) => quantMlp({ kernelQuantizer: twnKernel }, MLP_SIZES, s),
+    w8a8: (s) => quantMlp({ kernelQuantizer: { name: 'lsq', bits: 8 }, inputQuantizer: { name: 'lsq', bits: 8 } }, MLP_SIZES, s),
+  },
+  lenet: {
+    bnn: larqMnistBnn,
+    xnor: xnorNet,
+    bwn: bwnLenet5,
+    twn: twnLenet5,
+    w8a8: w8a8Lenet5,
+  },
+};
+
+/**
+ * The quantized model for `slimgrad train --model <modelName> --quant <preset>` (MNIST shapes).
+ * 'mlp': bnn = BinaryNet MLP 784-1024-1024-10, bwn/twn/w8a8 = MLP 784-512-512-10 quantized.
+ * 'lenet' (alias 'lenet5'): bnn = the Larq MNIST BNN, xnor = XNOR-Net CNN, bwn/twn/w8a8 = LeNet-5 quantized.
+ * Train it with `withConstraints(optimizer, model)` (kernel constraints after every step).
+ */
+export function applyQuantPreset(modelName: string, preset: string, seed = 0): Sequential {
+  const forModel = builders[modelName === 'lenet5' ? 'lenet' : modelName];
+  if (!forModel) throw new Error(`--quant: no quantized presets for model '${modelName}' (available for: ${Object.keys(builders).join(', ')})`);
+  const build = forModel[preset as QuantPreset];
+  if (!build) {
+    throw new Error(`--quant: unknown preset '${preset}' for model '${modelName}' (available: ${Object.keys(forModel).join(', ')})`);
+  }
+  return build(seed);
+}
+
+/**
+ * The optimizer with the model's kernel constraints (weight clip) applied after every step, so
+ * any training loop that calls `optimizer.step()` keeps binary latent weights in range.
+ *
+ * @example
+ * const opt = withConstraints(new Adam(model.parameters(), { lr: 1e-3 }), model);
+ */
+export function withConstraints<O extends Optimizer>(optimizer: O, model: Module): O {
+  const step = optimizer.step.bind(optimizer);
+  optimizer.step = () => {
+    step();
+    constrainWeights(model);
+  };
+  return optimizer;
+}

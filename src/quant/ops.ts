@@ -1,0 +1,161 @@
+/**
+ * The quantizer ops: one elementwise "fake quantization" op whose forward maps floats to a small
+ * discrete set (still stored as floats) and whose backward is a pseudo-gradient (STE or a smooth
+ * surrogate), plus the non-differentiable op that evaluates that pseudo-gradient. Per-channel
+ * scales (mean|W|, TWN alpha) are stop-gradient constants applied outside, by the quantizers.
+ */
+import type { FloatArray } from '../core/dtype.js';
+import { fmt, ShapeError } from '../core/shape.js';
+import { Tensor } from '../core/tensor.js';
+import { contiguous, mul } from '../ops/elementwise.js';
+import { reshape } from '../ops/movement.js';
+import { sum } from '../ops/reduce.js';
+import { defineOp, runOp, type OpSample, type TensorMeta } from '../ops/registry.js';
+
+/**
+ * Rounding used by every integer quantizer and by the integer kernels that must reproduce them:
+ * half away from zero (symmetric, unlike Math.round's half up).
+ */
+export function roundHalfAway(x: number): number {
+  return x < 0 ? -Math.round(-x) : Math.round(x);
+}
+
+/** The elementwise maps; `p` is the learned scalar (PACT alpha, LSQ step) where there is one. */
+export type FakeQuantAttrs =
+  | { kind: 'sign'; clip: number | null }
+  | { kind: 'approx_sign' }
+  | { kind: 'swish_sign'; beta: number }
+  | { kind: 'heaviside'; clip: number | null }
+  | { kind: 'tern'; threshold: number; clip: number | null }
+  | { kind: 'dorefa_act'; levels: number }
+  | { kind: 'dorefa_weight'; levels: number; maxTanh: number }
+  | { kind: 'pact'; levels: number }
+  | { kind: 'lsq'; qn: number; qp: number; gradScale: number };
+
+interface Elementwise {
+  forward(x: number, a: any, p: number): number;
+  /** ∂q/∂x (the pseudo-gradient). */
+  dx(x: number, a: any, p: number): number;
+  /** ∂q/∂p for the learned scalar. */
+  dp?(x: number, a: any, p: number): number;
+}
+
+const inClip = (x: number, clip: number | null): number => (clip === null || Math.abs(x) <= clip ? 1 : 0);
+const sign = (x: number): number => (x >= 0 ? 1 : -1);
+
+const maps: Record<FakeQuantAttrs['kind'], Elementwise> = {
+  sign: { forward: sign, dx: (x, a) => inClip(x, a.clip) },
+  approx_sign: { forward: sign, dx: (x) => (Math.abs(x) <= 1 ? 2 - 2 * Math.abs(x) : 0) },
+  swish_sign: {
+    forward: sign,
+    dx: (x, a) => {
+      const bx = a.beta * x;
+      // cosh overflows to Infinity for |bx| > ~710, where the surrogate is 0 anyway.
+      return (a.beta * (2 - bx * Math.tanh(bx / 2))) / (1 + Math.cosh(bx));
+    },
+  },
+  heaviside: { forward: (x) => (x > 0 ? 1 : 0), dx: (x, a) => inClip(x, a.clip) },
+  tern: { forward: (x, a) => (x >= a.threshold ? 1 : x <= -a.threshold ? -1 : 0), dx: (x, a) => inClip(x, a.clip) },
+  dorefa_act: {
+    forward: (x, a) => roundHalfAway(Math.min(1, Math.max(0, x)) * a.levels) / a.levels,
+    dx: (x) => (x >= 0 && x <= 1 ? 1 : 0),
+  },
+  dorefa_weight: {
+    forward: (x, a) => (2 * roundHalfAway((Math.tanh(x) / (2 * a.maxTanh) + 0.5) * a.levels)) / a.levels - 1,
+    dx: (x, a) => (1 - Math.tanh(x) ** 2) / a.maxTanh,
+  },
+  pact: {
+    forward: (x, a, alpha) => (roundHalfAway((Math.min(alpha, Math.max(0, x)) * a.levels) / alpha) * alpha) / a.levels,
+    dx: (x, _a, alpha) => (x >= 0 && x < alpha ? 1 : 0),
+    dp: (x, _a, alpha) => (x >= alpha ? 1 : 0),
+  },
+  lsq: {
+    forward: (v, a, s) => roundHalfAway(Math.min(a.qp, Math.max(-a.qn, v / s))) * s,
+    dx: (v, a, s) => (v / s > -a.qn && v / s < a.qp ? 1 : 0),
+    dp: (v, a, s) => {
+      const r = v / s;
+      return (r <= -a.qn ? -a.qn : r >= a.qp ? a.qp : roundHalfAway(r) - r) * a.gradScale;
+    },
+  },
+};
+
+const learned = (a: FakeQuantAttrs): boolean => maps[a.kind].dp !== undefined;
+
+function inferFakeQuant(op: string, [x, p]: readonly (TensorMeta | null)[], a: FakeQuantAttrs): TensorMeta {
+  if (!(a.kind in maps)) throw new ShapeError(op, `unknown quantizer kind '${(a as { kind: string }).kind}'`);
+  if (x!.dtype !== 'float32' && x!.dtype !== 'float64') throw new ShapeError(op, `expects a float tensor, got ${x!.dtype}`);
+  if (learned(a) !== (p !== null)) {
+    throw new ShapeError(op, `'${a.kind}' ${learned(a) ? 'needs' : 'takes no'} learned parameter input`);
+  }
+  if (p && (p.shape.length !== 1 || p.shape[0] !== 1 || p.dtype !== x!.dtype)) {
+    throw new ShapeError(op, `parameter of '${a.kind}' must be a [1] ${x!.dtype} tensor, got ${fmt(p.shape)} ${p.dtype}`);
+  }
+  return { shape: x!.shape, dtype: x!.dtype };
+}
+
+function mapElements(x: Tensor, p: Tensor | null, f: (x: number, a: any, p: number) => number, a: FakeQuantAttrs): Tensor {
+  const xc = contiguous(x);
+  const out = Tensor.empty(x.shape, x.dtype);
+  const param = p ? p.values()[0]! : 0;
+  const o = out.data() as FloatArray, xv = xc.data() as FloatArray;
+  for (let i = 0; i < o.length; i++) o[i] = f(xv[i]!, a, param);
+  if (xc !== x) xc.dispose();
+  return out;
+}
+
+const quantGradOp = defineOp<FakeQuantAttrs & { wrt: 'x' | 'p' }>({
+  name: 'fake_quant_grad',
+  inputs: ['x', 'p?'],
+  saves: {},
+  infer: (metas, a) => [inferFakeQuant('fake_quant_grad', metas, a)],
+  forward(_ctx, [x, p], a) {
+    const m = maps[a.kind];
+    return [mapElements(x!, p, a.wrt === 'x' ? m.dx : m.dp!, a)];
+  },
+});
+
+/** The pseudo-gradient ∂q/∂x (wrt 'x') or ∂q/∂p (wrt 'p'), elementwise; not differentiable. */
+export function fakeQuantGrad(x: Tensor, p: Tensor | null, attrs: FakeQuantAttrs, wrt: 'x' | 'p' = 'x'): Tensor {
+  return runOp(quantGradOp, [x, p], { ...attrs, wrt })[0]!;
+}
+
+const sample = (attrs: FakeQuantAttrs, param?: number): OpSample => ({
+  inputs: [{ shape: [3, 4], awayFromZero: 0.05 }, param === undefined ? null : { shape: [1], values: () => [param] }],
+  attrs,
+  label: attrs.kind,
+});
+
+const fakeQuantOp = defineOp<FakeQuantAttrs>({
+  name: 'fake_quant',
+  inputs: ['x', 'p?'],
+  saves: { x: 'input', p: 'input' },
+  differentiable: [true, true],
+  straightThrough: true,
+  // A pseudo-gradient has no defined derivative of its own: createGraph through it is an error.
+  secondOrder: false,
+  infer: (metas, a) => [inferFakeQuant('fake_quant', metas, a)],
+  forward(ctx, [x, p], a) {
+    ctx.save('x', x!);
+    if (p) ctx.save('p', p);
+    return [mapElements(x!, p, maps[a.kind].forward, a)];
+  },
+  backward(ctx, [g], a) {
+    const x = ctx.saved('x');
+    const p = learned(a) ? ctx.saved('p') : null;
+    const gx = ctx.needsInputGrad[0] ? mul(g!, fakeQuantGrad(x, p, a, 'x')) : null;
+    const gp = p && ctx.needsInputGrad[1] ? reshape(sum(mul(g!, fakeQuantGrad(x, p, a, 'p'))), [1]) : null;
+    return [gx, gp];
+  },
+  // Used by the registry-wide "every op with a backward has samples" test; finite differences
+  // skip this op (straightThrough), test/quant/quantizers.test.ts checks the closed forms.
+  samples: () => [
+    sample({ kind: 'sign', clip: 1 }),
+    sample({ kind: 'pact', levels: 15 }, 2),
+    sample({ kind: 'lsq', qn: 128, qp: 127, gradScale: 1 }, 0.05),
+  ],
+});
+
+/** Fake quantization with its pseudo-gradient: `p` is the learned scalar for 'pact' and 'lsq'. */
+export function fakeQuant(x: Tensor, attrs: FakeQuantAttrs, p: Tensor | null = null): Tensor {
+  return runOp(fakeQuantOp, [x, p], attrs)[0]!;
+}

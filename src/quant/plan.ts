@@ -1,0 +1,66 @@
+/**
+ * How each layer is deployed: which kernel runs it and how many bits its weights take once
+ * converted. summary() and convert() both read this, so the report and the file agree.
+ *
+ * @example
+ * layerPlan(new QuantLinear(64, 10, { inputQuantizer: 'ste_sign', kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip' }));
+ * // { kernel: 'binary', weightBits: 1, inputBits: 1, packedCompute: true, channelScale: false }
+ */
+import { Conv2d, Linear } from '../nn/layers.js';
+import type { Module } from '../nn/module.js';
+import { isQuantLayer } from './layers.js';
+import type { Quantizer } from './quantizers.js';
+
+/**
+ * - binary: ±1 weights × ±1 inputs, XOR + popcount on packed words
+ * - binary_weights: ±1 weights (packed, 1 bit) × float input, float accumulation
+ * - ternary_weights: {−1, 0, +1} weights (2 bits) × float input, float accumulation
+ * - int8: int8 weights × int8 inputs, int32 accumulation
+ * - float: float32 weights (plain layers, and quantizers the converter cannot pack: fake-quantized
+ *   weights are stored dequantized in float32)
+ */
+export type LayerKernel = 'binary' | 'binary_weights' | 'ternary_weights' | 'int8' | 'float';
+
+/** Sign-valued quantizers: forward ±1 (magnitude_aware_sign adds a per-channel scale). */
+const SIGN = new Set(['ste_sign', 'approx_sign', 'swish_sign']);
+
+export interface LayerPlan {
+  kernel: LayerKernel;
+  /** Bits per stored weight. */
+  weightBits: number;
+  /** Input precision as the layer sees it (32 = float). */
+  inputBits: number;
+  /** True when the packed/integer kernel does the arithmetic; false = float fallback. */
+  packedCompute: boolean;
+  /** Per-output-channel float scale stored with the weights (alpha of XNOR/BWN/TWN). */
+  channelScale: boolean;
+  /** Why a quantized layer falls back to float (for the deployment report). */
+  note?: string;
+}
+
+const isSign = (q: Quantizer | null): boolean => !!q && SIGN.has(q.name);
+const isInt8 = (q: Quantizer | null): boolean => !!q && q.name === 'lsq' && q.precision === 8 && (q.config().signed as boolean);
+
+export function layerPlan(m: Module): LayerPlan | null {
+  if (isQuantLayer(m)) {
+    const { inputQuantizer: iq, kernelQuantizer: kq } = m;
+    const inputBits = iq ? iq.precision : 32;
+    const signKernel = isSign(kq) || kq?.name === 'magnitude_aware_sign';
+    const channelScale = kq?.name === 'magnitude_aware_sign' || (kq?.name === 'ste_tern' && !!kq.config().scaled);
+    if (signKernel && isSign(iq)) return { kernel: 'binary', weightBits: 1, inputBits, packedCompute: true, channelScale };
+    if (signKernel && !iq) {
+      return { kernel: 'binary_weights', weightBits: 1, inputBits, packedCompute: false, channelScale, note: 'float input: 1-bit weights, float accumulation (BWN-style, no XNOR speed-up)' };
+    }
+    if (kq?.name === 'ste_tern' && !iq) {
+      return { kernel: 'ternary_weights', weightBits: 2, inputBits, packedCompute: false, channelScale, note: 'float input: 2-bit weights, float accumulation' };
+    }
+    if (isInt8(kq) && isInt8(iq)) return { kernel: 'int8', weightBits: 8, inputBits: 8, packedCompute: true, channelScale: false };
+    if (!iq && !kq) return { kernel: 'float', weightBits: 32, inputBits, packedCompute: false, channelScale: false };
+    return {
+      kernel: 'float', weightBits: 32, inputBits, packedCompute: false, channelScale: false,
+      note: `no packed kernel for input '${iq?.name ?? 'float'}' x kernel '${kq?.name ?? 'float'}': weights stored dequantized in float32`,
+    };
+  }
+  if (m instanceof Linear || m instanceof Conv2d) return { kernel: 'float', weightBits: 32, inputBits: 32, packedCompute: false, channelScale: false };
+  return null;
+}

@@ -1,0 +1,390 @@
+/**
+ * Quantizers: forward map + pseudo-gradient + precision + JSON config, addressable by name
+ * (Larq aliases). Training keeps latent float weights; `forward` returns fake-quantized floats and
+ * records the pseudo-gradient for autograd. sign(0) = +1 everywhere.
+ *
+ * @example
+ * const q = quantizer('ste_sign');          // or quantizer({ name: 'ste_sign', clipValue: 0.5 })
+ * const xb = q.forward(x);                   // ±1, gradient g·1[|x| ≤ 1]
+ * JSON.stringify(q.config());                // {"name":"ste_sign","clipValue":1}
+ */
+import type { FloatArray } from '../core/dtype.js';
+import { fromValues, Tensor } from '../core/tensor.js';
+import { noGrad } from '../autograd/mode.js';
+import { mul } from '../ops/elementwise.js';
+import { parameter } from '../nn/module.js';
+import { fakeQuant, fakeQuantGrad, type FakeQuantAttrs } from './ops.js';
+
+/** A quantizer's serialisable description: `name` is the alias, the rest its options. */
+export interface QuantizerConfig {
+  name: string;
+  [option: string]: unknown;
+}
+
+export abstract class Quantizer {
+  /** Alias under which `quantizer()` finds this class. */
+  abstract readonly name: string;
+  /** Bits per value at inference (summary and conversion use it). */
+  abstract readonly precision: number;
+  /** Fake-quantized x (float), differentiable through the pseudo-gradient. */
+  abstract forward(x: Tensor): Tensor;
+  /** ∂q/∂x elementwise as autograd applies it (constant per-channel scales included). */
+  abstract pseudoGradient(x: Tensor): Tensor;
+  abstract config(): QuantizerConfig;
+  /** Learned quantizer parameters (PACT alpha, LSQ step); layers register them. */
+  parameters(): Tensor[] {
+    return [];
+  }
+}
+
+/**
+ * Per-channel statistic of |x| along `axis` (the output-channel axis), as a stop-gradient
+ * constant shaped to broadcast against x: mean|x| over the elements passing `keep`.
+ */
+export function channelMeanAbs(x: Tensor, axis: number, keep: (absValue: number) => boolean = () => true): Tensor {
+  if (axis < 0 || axis >= x.rank) throw new RangeError(`channelMeanAbs: axis ${axis} out of range for rank ${x.rank}`);
+  const v = x.values() as FloatArray;
+  const channels = x.shape[axis]!;
+  const inner = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+  const sums = new Float64Array(channels), counts = new Float64Array(channels);
+  for (let i = 0; i < v.length; i++) {
+    const c = Math.floor(i / inner) % channels;
+    const a = Math.abs(v[i]!);
+    if (keep(a)) {
+      sums[c] += a;
+      counts[c]++;
+    }
+  }
+  const means = Array.from(sums, (s, c) => (counts[c] ? s / counts[c]! : 0));
+  return fromValues(means, x.shape.map((d, i) => (i === axis ? d : 1)), x.dtype);
+}
+
+function meanAbs(x: Tensor): number {
+  const v = x.values() as FloatArray;
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += Math.abs(v[i]!);
+  return v.length ? s / v.length : 0;
+}
+
+/** A quantizer that is one elementwise map (no scale, no learned parameter). */
+abstract class ElementwiseQuantizer extends Quantizer {
+  protected abstract attrs(x: Tensor): FakeQuantAttrs;
+  forward(x: Tensor): Tensor {
+    return fakeQuant(x, this.attrs(x));
+  }
+  pseudoGradient(x: Tensor): Tensor {
+    return noGrad(() => fakeQuantGrad(x, null, this.attrs(x)));
+  }
+}
+
+/** Forward: +1 if x ≥ 0 else −1. Backward: g·1[|x| ≤ clipValue] (BinaryNet hard-tanh STE); clipValue null = no clip. */
+export class SteSign extends ElementwiseQuantizer {
+  readonly name = 'ste_sign';
+  readonly precision = 1;
+  readonly clipValue: number | null;
+  constructor(o: { clipValue?: number | null } = {}) {
+    super();
+    this.clipValue = o.clipValue === undefined ? 1 : o.clipValue;
+  }
+  protected attrs(): FakeQuantAttrs {
+    return { kind: 'sign', clip: this.clipValue };
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, clipValue: this.clipValue };
+  }
+}
+
+/** Forward: sign(x). Backward: g·(2 − 2|x|) for |x| ≤ 1, else 0 (Bi-Real Net). */
+export class ApproxSign extends ElementwiseQuantizer {
+  readonly name = 'approx_sign';
+  readonly precision = 1;
+  protected attrs(): FakeQuantAttrs {
+    return { kind: 'approx_sign' };
+  }
+  config(): QuantizerConfig {
+    return { name: this.name };
+  }
+}
+
+/** Forward: sign(x). Backward: g·β(2 − βx·tanh(βx/2))/(1 + cosh(βx)) (BNN+), β = 5. */
+export class SwishSign extends ElementwiseQuantizer {
+  readonly name = 'swish_sign';
+  readonly precision = 1;
+  readonly beta: number;
+  constructor(o: { beta?: number } = {}) {
+    super();
+    this.beta = o.beta ?? 5;
+  }
+  protected attrs(): FakeQuantAttrs {
+    return { kind: 'swish_sign', beta: this.beta };
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, beta: this.beta };
+  }
+}
+
+/** Forward: 1 if x > 0 else 0. Backward: g·1[|x| ≤ clipValue]. */
+export class SteHeaviside extends ElementwiseQuantizer {
+  readonly name = 'ste_heaviside';
+  readonly precision = 1;
+  readonly clipValue: number | null;
+  constructor(o: { clipValue?: number | null } = {}) {
+    super();
+    this.clipValue = o.clipValue === undefined ? 1 : o.clipValue;
+  }
+  protected attrs(): FakeQuantAttrs {
+    return { kind: 'heaviside', clip: this.clipValue };
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, clipValue: this.clipValue };
+  }
+}
+
+/**
+ * Forward: s_c·sign(x), s_c = mean|x| over every axis but `axis` (the output channel; 0 for
+ * OIHW/[out, in] weights), a stop-gradient constant. Backward: g·s_c·1[|x| ≤ clipValue].
+ * This is the XNOR-Net/BWN weight scale alpha = mean|W| per filter.
+ */
+export class MagnitudeAwareSign extends Quantizer {
+  readonly name = 'magnitude_aware_sign';
+  readonly precision = 1;
+  readonly clipValue: number;
+  readonly axis: number;
+  constructor(o: { clipValue?: number; axis?: number } = {}) {
+    super();
+    this.clipValue = o.clipValue ?? 1;
+    this.axis = o.axis ?? 0;
+  }
+  forward(x: Tensor): Tensor {
+    const scale = channelMeanAbs(x, this.axis);
+    const out = mul(fakeQuant(x, { kind: 'sign', clip: this.clipValue }), scale);
+    scale.dispose();
+    return out;
+  }
+  pseudoGradient(x: Tensor): Tensor {
+    return noGrad(() => mul(fakeQuantGrad(x, null, { kind: 'sign', clip: this.clipValue }), channelMeanAbs(x, this.axis)));
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, clipValue: this.clipValue, axis: this.axis };
+  }
+}
+
+/**
+ * Forward: +1 if x ≥ Δ, −1 if x ≤ −Δ, else 0; Δ = thresholdValue, or 0.7·mean|x| (whole tensor)
+ * with `ternaryWeightNetworks`. With `scaled` (TWN), multiplied by alpha_c = mean of |x| over
+ * |x| ≥ Δ per output channel (stop-gradient). Backward: g·(alpha_c)·1[|x| ≤ clipValue].
+ */
+export class SteTern extends Quantizer {
+  readonly name = 'ste_tern';
+  readonly precision = 2;
+  readonly thresholdValue: number;
+  readonly ternaryWeightNetworks: boolean;
+  readonly scaled: boolean;
+  readonly clipValue: number;
+  readonly axis: number;
+  constructor(o: { thresholdValue?: number; ternaryWeightNetworks?: boolean; scaled?: boolean; clipValue?: number; axis?: number } = {}) {
+    super();
+    this.thresholdValue = o.thresholdValue ?? 0.05;
+    this.ternaryWeightNetworks = o.ternaryWeightNetworks ?? false;
+    this.scaled = o.scaled ?? false;
+    this.clipValue = o.clipValue ?? 1;
+    this.axis = o.axis ?? 0;
+  }
+  /** Δ for this tensor. */
+  threshold(x: Tensor): number {
+    return this.ternaryWeightNetworks ? 0.7 * meanAbs(x) : this.thresholdValue;
+  }
+  /** alpha_c (TWN), or null when unscaled. */
+  scale(x: Tensor): Tensor | null {
+    const delta = this.threshold(x);
+    return this.scaled ? channelMeanAbs(x, this.axis, (a) => a >= delta) : null;
+  }
+  private attrs(x: Tensor): FakeQuantAttrs {
+    return { kind: 'tern', threshold: this.threshold(x), clip: this.clipValue };
+  }
+  forward(x: Tensor): Tensor {
+    const t = fakeQuant(x, this.attrs(x));
+    const s = this.scale(x);
+    if (!s) return t;
+    const out = mul(t, s);
+    t.dispose();
+    s.dispose();
+    return out;
+  }
+  pseudoGradient(x: Tensor): Tensor {
+    return noGrad(() => {
+      const d = fakeQuantGrad(x, null, this.attrs(x));
+      const s = this.scale(x);
+      return s ? mul(d, s) : d;
+    });
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, thresholdValue: this.thresholdValue, ternaryWeightNetworks: this.ternaryWeightNetworks, scaled: this.scaled, clipValue: this.clipValue, axis: this.axis };
+  }
+}
+
+/**
+ * DoReFa, k bits, n = 2^k − 1. mode 'activations': q = round(clip(x, 0, 1)·n)/n, backward
+ * g·1[0 ≤ x ≤ 1]. mode 'weights': q = 2·round((tanh(x)/(2M) + ½)·n)/n − 1, M = sg(max|tanh x|),
+ * backward g·(1 − tanh²x)/M (straight through round).
+ */
+export class DoReFa extends Quantizer {
+  readonly name = 'dorefa';
+  readonly kBit: number;
+  readonly mode: 'activations' | 'weights';
+  constructor(o: { kBit?: number; mode?: 'activations' | 'weights' } = {}) {
+    super();
+    this.kBit = o.kBit ?? 2;
+    this.mode = o.mode ?? 'activations';
+    if (!Number.isInteger(this.kBit) || this.kBit < 1 || this.kBit > 16) throw new RangeError(`dorefa: kBit must be an integer in 1..16, got ${o.kBit}`);
+    if (this.mode !== 'activations' && this.mode !== 'weights') throw new RangeError(`dorefa: mode must be 'activations' or 'weights', got '${o.mode}'`);
+  }
+  get precision(): number {
+    return this.kBit;
+  }
+  private attrs(x: Tensor): FakeQuantAttrs {
+    const levels = 2 ** this.kBit - 1;
+    if (this.mode === 'activations') return { kind: 'dorefa_act', levels };
+    const v = x.values() as FloatArray;
+    let m = 0;
+    for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(Math.tanh(v[i]!)));
+    return { kind: 'dorefa_weight', levels, maxTanh: m || 1 };
+  }
+  forward(x: Tensor): Tensor {
+    return fakeQuant(x, this.attrs(x));
+  }
+  pseudoGradient(x: Tensor): Tensor {
+    return noGrad(() => fakeQuantGrad(x, null, this.attrs(x)));
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, kBit: this.kBit, mode: this.mode };
+  }
+}
+
+/**
+ * PACT, k bits: y = clip(x, 0, alpha), q = round(y·n/alpha)·alpha/n with a learned alpha
+ * (init 10; add its L2 penalty in the loss). Backward: ∂q/∂x = 1[0 ≤ x < alpha],
+ * ∂q/∂alpha = 1[x ≥ alpha].
+ */
+export class Pact extends Quantizer {
+  readonly name = 'pact';
+  readonly bits: number;
+  readonly alpha: Tensor;
+  constructor(o: { bits?: number; alpha?: number } = {}) {
+    super();
+    this.bits = o.bits ?? 4;
+    const a = o.alpha ?? 10;
+    if (!(a > 0)) throw new RangeError(`pact: alpha must be positive, got ${a}`);
+    this.alpha = parameter([a], [1], 'alpha');
+  }
+  get precision(): number {
+    return this.bits;
+  }
+  private attrs(): FakeQuantAttrs {
+    return { kind: 'pact', levels: 2 ** this.bits - 1 };
+  }
+  forward(x: Tensor): Tensor {
+    return fakeQuant(x, this.attrs(), this.alphaFor(x));
+  }
+  pseudoGradient(x: Tensor): Tensor {
+    return noGrad(() => fakeQuantGrad(x, this.alphaFor(x), this.attrs()));
+  }
+  /** The learned scalar in x's dtype (float64 gradient checks run the same code). */
+  private alphaFor(x: Tensor): Tensor {
+    return x.dtype === this.alpha.dtype ? this.alpha : fromValues(this.alpha.values(), [1], x.dtype);
+  }
+  override parameters(): Tensor[] {
+    return [this.alpha];
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, bits: this.bits, alpha: this.alpha.item() };
+  }
+}
+
+/**
+ * LSQ (learned step size), b bits: v̂ = round(clip(v/s, −Q_N, Q_P))·s; signed: Q_N = 2^(b−1),
+ * Q_P = 2^(b−1) − 1; unsigned: Q_N = 0, Q_P = 2^b − 1. Backward: ∂v̂/∂v = 1[−Q_N < v/s < Q_P];
+ * ∂v̂/∂s = −Q_N | Q_P | round(v/s) − v/s (below | above | inside), times the gradient scale
+ * 1/√(N·Q_P), N = elements per example. s is initialised from the first batch seen:
+ * s = 2·mean|v|/√Q_P (or the `step` option).
+ */
+export class Lsq extends Quantizer {
+  readonly name = 'lsq';
+  readonly bits: number;
+  readonly signed: boolean;
+  readonly step: Tensor;
+  /** Any write to the step (initialisation, optimizer, loading a state dict) bumps its version. */
+  private readonly createdVersion: number;
+  constructor(o: { bits?: number; signed?: boolean; step?: number } = {}) {
+    super();
+    this.bits = o.bits ?? 8;
+    this.signed = o.signed ?? true;
+    if (!Number.isInteger(this.bits) || this.bits < 2 || this.bits > 16) throw new RangeError(`lsq: bits must be an integer in 2..16, got ${o.bits}`);
+    this.step = parameter([o.step ?? 1], [1], 'step');
+    this.createdVersion = o.step === undefined ? this.step.storage.version : -1;
+  }
+  /** False until the step was set (option, first batch, optimizer or loaded state). */
+  get initialized(): boolean {
+    return this.step.storage.version !== this.createdVersion;
+  }
+  get precision(): number {
+    return this.bits;
+  }
+  get qn(): number {
+    return this.signed ? 2 ** (this.bits - 1) : 0;
+  }
+  get qp(): number {
+    return this.signed ? 2 ** (this.bits - 1) - 1 : 2 ** this.bits - 1;
+  }
+  private attrs(x: Tensor): FakeQuantAttrs {
+    const perExample = x.rank > 1 ? x.size / x.shape[0]! : x.size;
+    return { kind: 'lsq', qn: this.qn, qp: this.qp, gradScale: 1 / Math.sqrt(perExample * this.qp) };
+  }
+  private stepFor(x: Tensor): Tensor {
+    if (!this.initialized) {
+      const s = (2 * meanAbs(x)) / Math.sqrt(this.qp) || 1;
+      this.step.data().set([s]);
+      this.step.bumpVersion();
+    }
+    return x.dtype === this.step.dtype ? this.step : fromValues(this.step.values(), [1], x.dtype);
+  }
+  forward(x: Tensor): Tensor {
+    return fakeQuant(x, this.attrs(x), this.stepFor(x));
+  }
+  pseudoGradient(x: Tensor): Tensor {
+    return noGrad(() => fakeQuantGrad(x, this.stepFor(x), this.attrs(x)));
+  }
+  override parameters(): Tensor[] {
+    return [this.step];
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, bits: this.bits, signed: this.signed, step: this.initialized ? this.step.item() : undefined };
+  }
+}
+
+const constructors: Record<string, (o: any) => Quantizer> = {
+  ste_sign: (o) => new SteSign(o),
+  approx_sign: () => new ApproxSign(),
+  swish_sign: (o) => new SwishSign(o),
+  magnitude_aware_sign: (o) => new MagnitudeAwareSign(o),
+  ste_heaviside: (o) => new SteHeaviside(o),
+  ste_tern: (o) => new SteTern(o),
+  dorefa: (o) => new DoReFa(o),
+  pact: (o) => new Pact(o),
+  lsq: (o) => new Lsq(o),
+};
+
+/** Every quantizer alias. */
+export const quantizerNames = Object.keys(constructors);
+
+/** A quantizer by alias, config object, or the instance itself; `undefined`/`null` stay absent. */
+export function quantizer(spec: string | QuantizerConfig | Quantizer): Quantizer;
+export function quantizer(spec: string | QuantizerConfig | Quantizer | null | undefined): Quantizer | null;
+export function quantizer(spec: string | QuantizerConfig | Quantizer | null | undefined): Quantizer | null {
+  if (spec === null || spec === undefined) return null;
+  if (spec instanceof Quantizer) return spec;
+  const { name, ...options } = typeof spec === 'string' ? { name: spec } : spec;
+  const make = constructors[name];
+  if (!make) throw new Error(`unknown quantizer '${name}' (known: ${quantizerNames.join(', ')})`);
+  return make(options);
+}

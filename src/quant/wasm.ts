@@ -1,0 +1,110 @@
+/**
+ * The WebAssembly SIMD kernels of kernels/quant/ (built to build/quant.wasm, or
+ * build/quant-unshared.wasm when the arena memory is not shared), running over the arena memory.
+ * Until `loadQuantKernels` succeeds, deployed models use the TypeScript kernels; results are
+ * identical (integers) either way.
+ *
+ * @example
+ * await loadQuantKernels(readFileSync(`build/${quantWasmFile()}`));  // Node; fetch() in a browser
+ */
+import { arena } from '../core/arena.js';
+import { wordsFor } from './kernels.js';
+
+export interface QuantWasmExports {
+  binaryGemmScalar(a: number, b: number, out: number, m: number, n: number, words64: number, k: number): void;
+  binaryGemmSimd(a: number, b: number, out: number, m: number, n: number, words64: number, k: number): void;
+  int8Gemm(a: number, b: number, out: number, m: number, n: number, rowBytes: number): void;
+  f32Gemm(a: number, b: number, out: number, m: number, n: number, rowFloats: number): void;
+}
+
+let loaded: QuantWasmExports | null = null;
+
+/** Which build matches the arena's memory. */
+export function quantWasmFile(): string {
+  return arena().shared ? 'quant.wasm' : 'quant-unshared.wasm';
+}
+
+/** Instantiates the kernels over the arena memory and makes deployed models use them. */
+export async function loadQuantKernels(bytes: BufferSource): Promise<QuantWasmExports> {
+  const { instance } = await WebAssembly.instantiate(bytes, { env: { memory: arena().memory } });
+  loaded = instance.exports as unknown as QuantWasmExports;
+  return loaded;
+}
+
+/** The loaded kernels, or null (TypeScript kernels in use). */
+export function quantKernels(): QuantWasmExports | null {
+  return loaded;
+}
+
+/** Selects the kernels deployed models use: loaded wasm exports, or null for TypeScript (benchmarks compare both). */
+export function useQuantKernels(kernels: QuantWasmExports | null): void {
+  loaded = kernels;
+}
+
+/** Padding of every row to 128 bits, in elements of each operand type. */
+const roundUp = (n: number, m: number): number => Math.ceil(n / m) * m;
+
+/** A scratch block in the arena, freed by `release`. */
+class Scratch {
+  private blocks: [number, number][] = [];
+  alloc(bytes: number): number {
+    const ptr = arena().alloc(bytes);
+    this.blocks.push([ptr, bytes]);
+    return ptr;
+  }
+  release(): void {
+    for (const [p, b] of this.blocks) arena().free(p, b);
+    this.blocks = [];
+  }
+}
+
+/** Copies `rows` rows of `rowLen` elements into the arena at a padded stride (zero padding). */
+function stage<T extends Uint32Array | Int8Array | Float32Array>(s: Scratch, src: T, rows: number, rowLen: number, stride: number): number {
+  const bytes = src.BYTES_PER_ELEMENT;
+  const ptr = s.alloc(rows * stride * bytes);
+  const Ctor = src.constructor as new (b: ArrayBufferLike, o: number, l: number) => T;
+  const dst = new Ctor(arena().buffer, ptr, rows * stride);
+  dst.fill(0);
+  if (stride === rowLen) dst.set(src.subarray(0, rows * rowLen) as never);
+  else for (let r = 0; r < rows; r++) dst.set(src.subarray(r * rowLen, (r + 1) * rowLen) as never, r * stride);
+  return ptr;
+}
+
+/** Binary GEMM (same contract as kernels.ts binaryGemm) on the wasm kernels. */
+export function binaryGemmWasm(w: QuantWasmExports, a: Uint32Array, b: Uint32Array, m: number, n: number, k: number, simd = false): Int32Array {
+  const s = new Scratch();
+  try {
+    const kw = wordsFor(k), stride = roundUp(kw, 4);
+    const pa = stage(s, a, m, kw, stride), pb = stage(s, b, n, kw, stride), po = s.alloc(m * n * 4);
+    (simd ? w.binaryGemmSimd : w.binaryGemmScalar)(pa, pb, po, m, n, stride / 2, k);
+    return new Int32Array(arena().buffer, po, m * n).slice();
+  } finally {
+    s.release();
+  }
+}
+
+/** int8 GEMM (same contract as kernels.ts int8Gemm) on the wasm kernels. */
+export function int8GemmWasm(w: QuantWasmExports, a: Int8Array, b: Int8Array, m: number, n: number, k: number): Int32Array {
+  const s = new Scratch();
+  try {
+    const stride = roundUp(k, 16);
+    const pa = stage(s, a, m, k, stride), pb = stage(s, b, n, k, stride), po = s.alloc(m * n * 4);
+    w.int8Gemm(pa, pb, po, m, n, stride);
+    return new Int32Array(arena().buffer, po, m * n).slice();
+  } finally {
+    s.release();
+  }
+}
+
+/** f32 GEMM (same contract as kernels.ts floatGemm) on the wasm kernels. */
+export function floatGemmWasm(w: QuantWasmExports, a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
+  const s = new Scratch();
+  try {
+    const stride = roundUp(k, 4);
+    const pa = stage(s, a, m, k, stride), pb = stage(s, b, n, k, stride), po = s.alloc(m * n * 4);
+    w.f32Gemm(pa, pb, po, m, n, stride);
+    return new Float32Array(arena().buffer, po, m * n).slice();
+  } finally {
+    s.release();
+  }
+}

@@ -1,0 +1,162 @@
+// Every quantizer's forward and pseudo-gradient against closed forms written out here
+// independently of src/quant/ops.ts (the registry gradcheck skips them: straightThrough).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fromValues } from '../../src/core/tensor.js';
+import { scope } from '../../src/core/scope.js';
+import { grad } from '../../src/autograd/backward.js';
+import { mul, sum } from '../../src/ops/index.js';
+import { Rng } from '../../src/util/rng.js';
+import { getOp } from '../../src/ops/registry.js';
+import { quantizer, quantizerNames, Quantizer, Pact, Lsq } from '../../src/quant/quantizers.js';
+
+const rng = new Rng(5, 1);
+// Includes exact zeros and exact clip points, where conventions matter.
+const xs = [0, -0, 1, -1, 0.5, -0.5, 0.03, -0.03, 1.5, -2.5, ...Array.from({ length: 30 }, () => rng.normal() * 1.2)];
+const gs = xs.map(() => rng.normal());
+const sgn = (x: number) => (x >= 0 ? 1 : -1);
+const rnd = (x: number) => (x < 0 ? -Math.round(-x) : Math.round(x));
+
+/** Autograd gradient of sum(q(x)·g) wrt x, with the quantizer forward. */
+function run(q: Quantizer, values = xs, shape = [values.length], dtype: 'float32' | 'float64' = 'float64') {
+  return scope(() => {
+    const x = fromValues(values, shape, dtype);
+    x.requiresGrad = true;
+    const y = q.forward(x);
+    const [gx] = grad(sum(mul(y, fromValues(gs.slice(0, values.length), shape, dtype))), [x]);
+    return { y: Array.from(y.values()), gx: Array.from(gx!.values()), pg: Array.from(q.pseudoGradient(x).values()) };
+  });
+}
+
+function close(actual: number[], expected: number[], what: string, tol = 1e-9): void {
+  assert.equal(actual.length, expected.length);
+  actual.forEach((a, i) => assert.ok(Math.abs(a - expected[i]!) <= tol * (1 + Math.abs(expected[i]!)), `${what}[${i}] (x=${xs[i]}): ${a} vs ${expected[i]}`));
+}
+
+/** Checks forward, the pseudo-gradient, and that autograd applies exactly g·pseudo-gradient. */
+function checkElementwise(q: Quantizer, fwd: (x: number) => number, d: (x: number) => number, values = xs): void {
+  const r = run(q, values);
+  close(r.y, values.map(fwd), `${q.name} forward`);
+  close(r.pg, values.map(d), `${q.name} pseudo-gradient`);
+  close(r.gx, values.map((x, i) => gs[i]! * d(x)), `${q.name} autograd gradient`);
+}
+
+test('ste_sign: sign(0) = +1, gradient 1[|x| <= clip]', () => {
+  checkElementwise(quantizer('ste_sign'), sgn, (x) => (Math.abs(x) <= 1 ? 1 : 0));
+  checkElementwise(quantizer({ name: 'ste_sign', clipValue: 0.5 }), sgn, (x) => (Math.abs(x) <= 0.5 ? 1 : 0));
+  checkElementwise(quantizer({ name: 'ste_sign', clipValue: null }), sgn, () => 1);
+});
+
+test('approx_sign: gradient 2 - 2|x| inside [-1, 1]', () => {
+  checkElementwise(quantizer('approx_sign'), sgn, (x) => (Math.abs(x) <= 1 ? 2 - 2 * Math.abs(x) : 0));
+});
+
+test('swish_sign: gradient is the derivative of 2σ(βx)(1 + βx(1 − σ(βx))) − 1', () => {
+  const beta = 5;
+  const sig = (v: number) => 1 / (1 + Math.exp(-v));
+  const smooth = (x: number) => 2 * sig(beta * x) * (1 + beta * x * (1 - sig(beta * x))) - 1;
+  // The closed form is checked against a central difference of the smooth function it differentiates.
+  const numeric = (x: number) => (smooth(x + 1e-6) - smooth(x - 1e-6)) / 2e-6;
+  const r = run(quantizer('swish_sign'));
+  close(r.y, xs.map(sgn), 'swish_sign forward');
+  close(r.pg, xs.map(numeric), 'swish_sign pseudo-gradient', 1e-5);
+  const peak = run(quantizer('swish_sign'), [0]).pg[0]!;
+  assert.ok(Math.abs(peak - beta) < 1e-12, `peak ${peak}: β·2/(1 + cosh 0) = β`);
+});
+
+test('ste_heaviside: {0, 1}, 1 only for x > 0', () => {
+  checkElementwise(quantizer('ste_heaviside'), (x) => (x > 0 ? 1 : 0), (x) => (Math.abs(x) <= 1 ? 1 : 0));
+});
+
+test('ste_tern: fixed threshold and the TWN threshold 0.7·mean|W| with per-channel alpha', () => {
+  checkElementwise(quantizer('ste_tern'), (x) => (x >= 0.05 ? 1 : x <= -0.05 ? -1 : 0), (x) => (Math.abs(x) <= 1 ? 1 : 0));
+  const w = xs.slice(10, 30); // 20 values, shape [4, 5]: 4 output channels
+  const delta = 0.7 * w.reduce((s, v) => s + Math.abs(v), 0) / w.length;
+  const alpha = [0, 1, 2, 3].map((c) => {
+    const big = w.slice(c * 5, c * 5 + 5).filter((v) => Math.abs(v) >= delta).map(Math.abs);
+    return big.reduce((s, v) => s + v, 0) / big.length;
+  });
+  const q = quantizer({ name: 'ste_tern', ternaryWeightNetworks: true, scaled: true });
+  const r = run(q, w, [4, 5]);
+  const t = (x: number) => (x >= delta ? 1 : x <= -delta ? -1 : 0);
+  close(r.y, w.map((x, i) => alpha[Math.floor(i / 5)]! * t(x)), 'twn forward');
+  close(r.gx, w.map((x, i) => gs[i]! * alpha[Math.floor(i / 5)]! * (Math.abs(x) <= 1 ? 1 : 0)), 'twn gradient');
+  assert.equal(q.precision, 2);
+});
+
+test('magnitude_aware_sign: alpha_c·sign(W), alpha_c = mean|W| per output channel (stop-gradient)', () => {
+  const w = xs.slice(10, 34); // [3, 2, 4]: 3 channels of 8
+  const alpha = [0, 1, 2].map((c) => w.slice(c * 8, c * 8 + 8).reduce((s, v) => s + Math.abs(v), 0) / 8);
+  const r = run(quantizer('magnitude_aware_sign'), w, [3, 2, 4]);
+  close(r.y, w.map((x, i) => alpha[Math.floor(i / 8)]! * sgn(x)), 'forward');
+  close(r.gx, w.map((x, i) => gs[i]! * alpha[Math.floor(i / 8)]! * (Math.abs(x) <= 1 ? 1 : 0)), 'gradient');
+});
+
+test('dorefa: activations and weights (k = 2, 3)', () => {
+  for (const k of [2, 3]) {
+    const n = 2 ** k - 1;
+    checkElementwise(quantizer({ name: 'dorefa', kBit: k }), (x) => rnd(Math.min(1, Math.max(0, x)) * n) / n, (x) => (x >= 0 && x <= 1 ? 1 : 0));
+    const m = Math.max(...xs.map((x) => Math.abs(Math.tanh(x))));
+    checkElementwise(
+      quantizer({ name: 'dorefa', kBit: k, mode: 'weights' }),
+      (x) => (2 * rnd((Math.tanh(x) / (2 * m) + 0.5) * n)) / n - 1,
+      (x) => (1 - Math.tanh(x) ** 2) / m,
+    );
+  }
+  const levels = new Set(run(quantizer({ name: 'dorefa', kBit: 2, mode: 'weights' })).y.map((v) => v.toFixed(6)));
+  assert.ok(levels.size <= 4, `2-bit weights take at most 4 values, got ${[...levels]}`);
+});
+
+test('pact: clip to [0, alpha], k-bit levels, gradients to x and alpha', () => {
+  const q = new Pact({ bits: 3, alpha: 1.2 });
+  const a = 1.2, n = 7;
+  const r = run(q, xs, [xs.length], 'float32');
+  close(r.y, xs.map((x) => (rnd((Math.min(a, Math.max(0, x)) * n) / a) * a) / n), 'pact forward', 1e-6);
+  close(r.gx, xs.map((x, i) => gs[i]! * (x >= 0 && x < a ? 1 : 0)), 'pact dx', 1e-6);
+  const ga = scope(() => {
+    const x = fromValues(xs, [xs.length]);
+    const [g] = grad(sum(mul(q.forward(x), fromValues(gs, [xs.length]))), [q.alpha]);
+    return g!.item();
+  });
+  const expected = xs.reduce((s, x, i) => s + (x >= a ? gs[i]! : 0), 0);
+  assert.ok(Math.abs(ga - expected) < 1e-5, `dalpha ${ga} vs ${expected}`);
+});
+
+test('lsq: signed 4-bit, gradient to v and to the step with scale 1/sqrt(N·Q_P)', () => {
+  const q = new Lsq({ bits: 4, step: 0.3 });
+  const s = 0.3, qn = 8, qp = 7;
+  const r = run(q, xs, [xs.length], 'float32');
+  close(r.y, xs.map((v) => rnd(Math.min(qp, Math.max(-qn, v / s))) * s), 'lsq forward', 1e-6);
+  close(r.gx, xs.map((v, i) => gs[i]! * (v / s > -qn && v / s < qp ? 1 : 0)), 'lsq dv', 1e-6);
+  const gsStep = scope(() => {
+    const x = fromValues(xs, [xs.length]);
+    const [g] = grad(sum(mul(q.forward(x), fromValues(gs, [xs.length]))), [q.step]);
+    return g!.item();
+  });
+  const local = (v: number) => (v / s <= -qn ? -qn : v / s >= qp ? qp : rnd(v / s) - v / s);
+  const expected = xs.reduce((acc, v, i) => acc + gs[i]! * local(v), 0) / Math.sqrt(xs.length * qp);
+  assert.ok(Math.abs(gsStep - expected) < 1e-5, `dstep ${gsStep} vs ${expected}`);
+  // Unset step: initialised from the first batch as 2·mean|v|/sqrt(Q_P).
+  const fresh = new Lsq({ bits: 8 });
+  scope(() => fresh.forward(fromValues(xs, [xs.length])));
+  const init = (2 * xs.reduce((a, v) => a + Math.abs(v), 0)) / xs.length / Math.sqrt(127);
+  assert.ok(Math.abs(fresh.step.item() - init) < 1e-6);
+});
+
+test('quantizers are addressable by name and round-trip through JSON config', () => {
+  assert.deepEqual(quantizerNames.sort(), ['approx_sign', 'dorefa', 'lsq', 'magnitude_aware_sign', 'pact', 'ste_heaviside', 'ste_sign', 'ste_tern', 'swish_sign']);
+  for (const name of quantizerNames) {
+    const q = quantizer(name);
+    const again = quantizer(JSON.parse(JSON.stringify(q.config())));
+    assert.deepEqual(again.config(), q.config());
+    assert.equal(again.precision, q.precision);
+  }
+  assert.throws(() => quantizer('sign_of_the_times'), /unknown quantizer 'sign_of_the_times'/);
+  assert.throws(() => quantizer({ name: 'dorefa', kBit: 0 }), /dorefa: kBit/);
+});
+
+test('fake_quant is flagged straight-through so finite differences skip it explicitly', () => {
+  assert.equal(getOp('fake_quant').straightThrough, true);
+  assert.equal(getOp('fake_quant_grad').backward, undefined);
+});
+
