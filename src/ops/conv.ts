@@ -46,17 +46,21 @@ function inferConv(x: TensorMeta, w: TensorMeta, b: TensorMeta | null, o: Conv2d
   return { ...g, o: out };
 }
 
-/** Elements of im2col columns a convolution unfolds at once (a workspace of 8 MiB in float32). */
+/**
+ * Images whose columns are unfolded together so that one batched GEMM covers them (fewer, larger
+ * GEMMs split across threads by image: a 16-channel layer's per-image GEMM has only 16 rows).
+ * A fixed count, not a share of the batch, so the workspace does not grow with the batch size
+ * (step memory stays affine in the batch, as the activation-memory planner models it); capped
+ * at COLS_BUDGET elements for large images.
+ */
+const IMAGES_PER_CHUNK = 8;
 const COLS_BUDGET = 1 << 21;
 
-/**
- * Images whose columns are unfolded together so that one batched GEMM covers them all (fewer,
- * larger GEMMs: a 16-channel layer's per-image GEMM has only 16 rows). With groups a batched
- * GEMM's outputs would not be evenly spaced in NCHW, so groups go one image at a time.
- */
+/** Images per chunk; 1 with groups (a batched GEMM's outputs would not be evenly spaced in NCHW). */
 function imagesPerChunk(g: Conv2dGeometry, groups: number): number {
   if (groups !== 1) return 1;
-  return Math.max(1, Math.min(g.n, Math.floor(COLS_BUDGET / Math.max(1, g.c * g.kh * g.kw * g.outH * g.outW))));
+  const perImage = Math.max(1, g.c * g.kh * g.kw * g.outH * g.outW);
+  return Math.max(1, Math.min(g.n, IMAGES_PER_CHUNK, Math.floor(COLS_BUDGET / perImage)));
 }
 
 /**
