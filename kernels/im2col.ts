@@ -33,17 +33,17 @@
         for (let oy = 0; oy < outH; oy++) {
           const y = oy * sh - ph + i * dh;
           if (y < 0 || y >= h) {
-            if (!scatter) memory.fill(col, 0, <usize>outW << 2);
+            if (!scatter) zeroFloats(col, outW);
           } else if (hi == lo) {
-            if (!scatter) memory.fill(col, 0, <usize>outW << 2);
+            if (!scatter) zeroFloats(col, outW);
           } else {
             // The image element under output column lo.
             const pixel = plane + ((<usize>y * w + lo * sw - pw + offX) << 2);
             if (scatter) {
               addStrided(pixel, col + (<usize>lo << 2), hi - lo, sw);
             } else {
-              memory.fill(col, 0, <usize>lo << 2);
-              if (sw == 1) memory.copy(col + (<usize>lo << 2), pixel, <usize>(hi - lo) << 2);
+              zeroFloats(col, lo);
+              if (sw == 1) copyFloats(col + (<usize>lo << 2), pixel, hi - lo);
               else {
                 let s = pixel, d = col + (<usize>lo << 2);
                 for (let ox = lo; ox < hi; ox++) {
@@ -52,7 +52,7 @@
                   d += 4;
                 }
               }
-              memory.fill(col + (<usize>hi << 2), 0, <usize>(outW - hi) << 2);
+              zeroFloats(col + (<usize>hi << 2), outW - hi);
             }
           }
           col += <usize>outW << 2;
@@ -60,6 +60,25 @@
       }
     }
   }
+}
+
+// Rows are short (32 floats in a CIFAR layer): inline loops beat memory.copy/memory.fill, whose
+// per-call cost dominated im2col.
+
+/** dst[0..n) = src[0..n) (non-overlapping). */
+// @ts-ignore: decorator
+@inline function copyFloats(dst: usize, src: usize, n: i32): void {
+  let t = 0;
+  if (ASC_FEATURE_SIMD) for (; t + 4 <= n; t += 4) v128.store(dst + (<usize>t << 2), v128.load(src + (<usize>t << 2)));
+  for (; t < n; t++) store<f32>(dst + (<usize>t << 2), load<f32>(src + (<usize>t << 2)));
+}
+
+/** dst[0..n) = 0. */
+// @ts-ignore: decorator
+@inline function zeroFloats(dst: usize, n: i32): void {
+  let t = 0;
+  if (ASC_FEATURE_SIMD) for (; t + 4 <= n; t += 4) v128.store(dst + (<usize>t << 2), i32x4.splat(0));
+  for (; t < n; t++) store<f32>(dst + (<usize>t << 2), 0);
 }
 
 /** dst[t*stride] += src[t] for t < count. */
