@@ -97,18 +97,25 @@
   }
 }
 
-/** Unfolds channels [c0, c0+cg) of image `img` of x into cols ((cg*kh*kw) x (outH*outW)). */
+/**
+ * Unfolds channels [c0, c0+cg) of images [img, img+images) of x into cols: image k's
+ * (cg*kh*kw) x (outH*outW) block starts `imageStride` bytes after image k-1's.
+ */
 export function im2col(
   x: usize, cols: usize, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32,
-  dh: i32, dw: i32, outH: i32, outW: i32, img: i32, c0: i32, cg: i32,
+  dh: i32, dw: i32, outH: i32, outW: i32, img: i32, c0: i32, cg: i32, images: i32, imageStride: i32,
 ): void {
-  forEachRow(x, cols, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, outH, outW, img, c0, cg, false);
+  for (let k = 0; k < images; k++) {
+    forEachRow(x, cols + <usize>k * imageStride, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, outH, outW, img + k, c0, cg, false);
+  }
 }
 
-/** The adjoint of im2col: adds cols into channels [c0, c0+cg) of image `img` of dx. */
+/** The adjoint of im2col: adds cols into channels [c0, c0+cg) of images [img, img+images) of dx. */
 export function col2im(
   cols: usize, dx: usize, c: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32,
-  dh: i32, dw: i32, outH: i32, outW: i32, img: i32, c0: i32, cg: i32,
+  dh: i32, dw: i32, outH: i32, outW: i32, img: i32, c0: i32, cg: i32, images: i32, imageStride: i32,
 ): void {
-  forEachRow(dx, cols, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, outH, outW, img, c0, cg, true);
+  for (let k = 0; k < images; k++) {
+    forEachRow(dx, cols + <usize>k * imageStride, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw, outH, outW, img + k, c0, cg, true);
+  }
 }

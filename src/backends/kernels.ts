@@ -95,11 +95,12 @@ export interface Kernels {
   gemm(a: Tensor, b: Tensor, c: Tensor, args: GemmArgs): void;
   /**
    * Unfolds channels [c0, c0+cg) of image `img` of x (NCHW) into cols, a (cg*kh*kw) x (outH*outW)
-   * row-major matrix; padding reads as 0.
+   * row-major matrix; padding reads as 0. With `images` > 1, images img, img+1, ... follow one
+   * another in cols (one such matrix each), so that a backend can spread them over threads.
    */
-  im2col(x: Tensor, cols: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number): void;
-  /** The adjoint of im2col: adds cols back into channels [c0, c0+cg) of image `img` of dx. */
-  col2im(cols: Tensor, dx: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number): void;
+  im2col(x: Tensor, cols: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number, images?: number): void;
+  /** The adjoint of im2col: adds cols back into channels [c0, c0+cg) of images [img, img+images) of dx. */
+  col2im(cols: Tensor, dx: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number, images?: number): void;
   /**
    * Max pooling of x (NCHW, n*c planes; dilation ignored) into out ([n, c, outH, outW]); index (uint8,
    * same shape) gets the window position i*kw+j of the first maximum (padding reads as -Infinity;

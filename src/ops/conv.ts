@@ -75,11 +75,7 @@ function withColumns(x: Tensor, g: Conv2dGeometry, groups: number, body: (img0: 
   for (let img0 = 0; img0 < g.n; img0 += chunk) {
     const count = Math.min(chunk, g.n - img0);
     for (let grp = 0; grp < groups; grp++) {
-      for (let i = 0; i < count; i++) {
-        const ci = block(cols, i * kk * hw, kk, hw);
-        k.im2col(x, ci, g, img0 + i, grp * cg, cg);
-        ci.dispose();
-      }
+      k.im2col(x, cols, g, img0, grp * cg, cg, count);
       body(img0, count, grp, cols);
     }
   }
@@ -184,11 +180,7 @@ const conv2dGradInputOp = defineOp<GradInputAttrs>({
         const wv = block(wc, grp * og * kk, og, kk);
         const gv = block(gc, (img0 * o + grp * og) * hw, count * og, hw);
         k.gemm(wv, gv, cols, { batch: count, m: kk, n: hw, k: og, transA: true, transB: false, aStride: 0, bStride: o * hw, accumulate: false });
-        for (let i = 0; i < count; i++) {
-          const ci = block(cols, i * kk * hw, kk, hw);
-          k.col2im(ci, dx, g, img0 + i, grp * cg, cg);
-          ci.dispose();
-        }
+        k.col2im(cols, dx, g, img0, grp * cg, cg, count);
         wv.dispose();
         gv.dispose();
       }

@@ -306,6 +306,27 @@ describe('wasm kernels: threads', () => {
     assert.deepEqual(dx2.values(), dx1.values());
   });
 
+  test('im2col/col2im over several images (threads) equal one image at a time and the reference', () => {
+    // Large enough (4 images x 4 channels x 9 x 48 x 48 > 2^18 elements) to split across threads.
+    const g: Conv2dGeometry = { n: 5, c: 6, h: 48, w: 48, kh: 3, kw: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, dilationH: 1, dilationW: 1, outH: 48, outW: 48 };
+    const x = random(5 * 6 * 48 * 48, 4);
+    const block = 4 * 9 * 48 * 48; // channels [1, 5) of one image
+    const many = Tensor.empty([4 * block]), one = Tensor.empty([4 * block]), want = Tensor.empty([4 * block]);
+    multi.im2col(x, many, g, 1, 1, 4, 4);
+    referenceKernels.im2col(x, want, g, 1, 1, 4, 4);
+    for (let k = 0; k < 4; k++) {
+      const view = one.view([block], undefined, k * block);
+      single.im2col(x, view, g, 1 + k, 1, 4);
+      view.dispose();
+    }
+    assert.deepEqual(many.values(), one.values());
+    assert.deepEqual(many.values(), want.values());
+    const dxMany = Tensor.empty([x.size]), dxWant = Tensor.empty([x.size]);
+    multi.col2im(many, dxMany, g, 1, 1, 4, 4);
+    referenceKernels.col2im(many, dxWant, g, 1, 1, 4, 4);
+    assert.ok(maxDiff(dxMany, dxWant) <= 1e-5, 'col2im over several images vs reference');
+  });
+
   test('multi-threaded per-channel and ReLU/mask kernels equal single-threaded', () => {
     const layout: ChannelLayout = { outer: 8, channels: 16, inner: 33 * 33 };
     const a = elementwiseKernelsBoth(single, layout, 11), b = elementwiseKernelsBoth(multi, layout, 11);

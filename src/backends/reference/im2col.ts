@@ -25,16 +25,22 @@ function walk(g: Conv2dGeometry, img: number, c0: number, cg: number, visit: (co
   }
 }
 
-export function im2col(xt: Tensor, colsT: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number): void {
+export function im2col(xt: Tensor, colsT: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number, images = 1): void {
   const x = xt.data() as FloatArray, cols = colsT.data() as FloatArray;
-  walk(g, img, c0, cg, (ci, xi) => {
-    cols[ci] = xi < 0 ? 0 : x[xi]!;
-  });
+  const block = cg * g.kh * g.kw * g.outH * g.outW;
+  for (let k = 0; k < images; k++) {
+    walk(g, img + k, c0, cg, (ci, xi) => {
+      cols[k * block + ci] = xi < 0 ? 0 : x[xi]!;
+    });
+  }
 }
 
-export function col2im(colsT: Tensor, dxT: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number): void {
+export function col2im(colsT: Tensor, dxT: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number, images = 1): void {
   const cols = colsT.data() as FloatArray, dx = dxT.data() as FloatArray;
-  walk(g, img, c0, cg, (ci, xi) => {
-    if (xi >= 0) dx[xi]! += cols[ci]!;
-  });
+  const block = cg * g.kh * g.kw * g.outH * g.outW;
+  for (let k = 0; k < images; k++) {
+    walk(g, img + k, c0, cg, (ci, xi) => {
+      if (xi >= 0) dx[xi]! += cols[k * block + ci]!;
+    });
+  }
 }

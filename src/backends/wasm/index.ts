@@ -59,8 +59,8 @@ export function registerWasmBackend(options: { variant?: KernelVariant; bytes?: 
       name: 'wasm',
       kernels: {
         gemm: (a, b, c, args) => k.gemm(a, b, c, args),
-        im2col: (x, cols, g, img, c0, cg) => k.im2col(x, cols, g, img, c0, cg),
-        col2im: (cols, dx, g, img, c0, cg) => k.col2im(cols, dx, g, img, c0, cg),
+        im2col: (x, cols, g, img, c0, cg, images) => k.im2col(x, cols, g, img, c0, cg, images),
+        col2im: (cols, dx, g, img, c0, cg, images) => k.col2im(cols, dx, g, img, c0, cg, images),
         maxPool2d: (x, out, index, g) => k.maxPool2d(x, out, index, g),
         maxPool2dGrad: (gy, index, dx, g) => k.maxPool2dGrad(gy, index, dx, g),
         channelMoments: (x, mean, variance, layout) => k.channelMoments(x, mean, variance, layout),

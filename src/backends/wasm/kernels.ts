@@ -146,32 +146,35 @@ export class WasmKernels implements Kernels {
     this.run('gemm', parts);
   }
 
-  im2col(x: Tensor, cols: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number): void {
-    this.unfold('im2col', x, cols, g, img, c0, cg);
+  im2col(x: Tensor, cols: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number, images = 1): void {
+    this.unfold('im2col', x, cols, g, img, c0, cg, images);
   }
 
-  col2im(cols: Tensor, dx: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number): void {
-    this.unfold('col2im', dx, cols, g, img, c0, cg);
+  col2im(cols: Tensor, dx: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number, images = 1): void {
+    this.unfold('col2im', dx, cols, g, img, c0, cg, images);
   }
 
-  /** im2col and col2im: the same checks and the same split over channels (disjoint rows of cols and planes of the image). */
-  private unfold(op: 'im2col' | 'col2im', image: Tensor, cols: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number): void {
+  /**
+   * im2col and col2im: the same checks and the same split over channels (each part takes its
+   * channels of every image: disjoint rows of cols and planes of the images).
+   */
+  private unfold(op: 'im2col' | 'col2im', image: Tensor, cols: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number, images: number): void {
     checkCounts(op, g as unknown as Record<string, number>);
-    checkCounts(op, { img, c0, cg });
+    checkCounts(op, { img, c0, cg, images });
     if (g.strideH < 1 || g.strideW < 1 || g.dilationH < 1 || g.dilationW < 1) {
       throw new RangeError(`${op}: strides and dilations must be >= 1, got stride ${g.strideH}x${g.strideW}, dilation ${g.dilationH}x${g.dilationW}`);
     }
-    if (img >= g.n || c0 + cg > g.c) throw new RangeError(`${op}: image ${img} channels [${c0}, ${c0 + cg}) outside n=${g.n}, c=${g.c}`);
+    if (img + images > g.n || c0 + cg > g.c) throw new RangeError(`${op}: images [${img}, ${img + images}) channels [${c0}, ${c0 + cg}) outside n=${g.n}, c=${g.c}`);
     const rowsPerChannel = g.kh * g.kw * g.outH * g.outW;
     checkTensor(op, 'image', image, g.n * g.c * g.h * g.w);
-    checkTensor(op, 'cols', cols, cg * rowsPerChannel);
-    if (cg === 0 || rowsPerChannel === 0) return;
-    const parts = splitRange(cg, this.partsFor(cg * rowsPerChannel, IM2COL_PARALLEL_ELEMENTS), 1).map(([lo, hi]) => {
+    checkTensor(op, 'cols', cols, images * cg * rowsPerChannel);
+    if (cg === 0 || rowsPerChannel === 0 || images === 0) return;
+    const imageStride = cg * rowsPerChannel * 4;
+    const parts = splitRange(cg, this.partsFor(images * cg * rowsPerChannel, IM2COL_PARALLEL_ELEMENTS), 1).map(([lo, hi]) => {
       const colsPtr = cols.ptr + lo * rowsPerChannel * 4;
       const geometry = [g.c, g.h, g.w, g.kh, g.kw, g.strideH, g.strideW, g.padH, g.padW, g.dilationH, g.dilationW, g.outH, g.outW];
-      return op === 'im2col'
-        ? [image.ptr, colsPtr, ...geometry, img, c0 + lo, hi - lo]
-        : [colsPtr, image.ptr, ...geometry, img, c0 + lo, hi - lo];
+      const range = [img, c0 + lo, hi - lo, images, imageStride];
+      return op === 'im2col' ? [image.ptr, colsPtr, ...geometry, ...range] : [colsPtr, image.ptr, ...geometry, ...range];
     });
     this.run(op, parts);
   }

@@ -25,10 +25,12 @@ export interface KernelExports {
   im2col(
     x: number, cols: number, c: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number,
     ph: number, pw: number, dh: number, dw: number, outH: number, outW: number, img: number, c0: number, cg: number,
+    images: number, imageStride: number,
   ): void;
   col2im(
     cols: number, dx: number, c: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number,
     ph: number, pw: number, dh: number, dw: number, outH: number, outW: number, img: number, c0: number, cg: number,
+    images: number, imageStride: number,
   ): void;
   /** src/compress/quantize.ts groupRanges / quantizeGroups on float32 x and float64 meta, bit for bit (kernels/quantize.ts). */
   groupRanges(x: number, rows: number, rowLength: number, groupSize: number, ranges: number): void;
