@@ -117,14 +117,22 @@ export function channelGradSums(
 export function reluMask(x: usize, y: usize, mask: usize, n: i32, slopeBits: i32, hasMask: i32): void {
   const slope = reinterpret<f32>(slopeBits);
   let i = 0;
-  if (ASC_FEATURE_SIMD && !hasMask) {
-    const z = f32x4.splat(0), sv = f32x4.splat(slope);
-    for (; i + 4 <= n; i += 4) {
+  if (ASC_FEATURE_SIMD) {
+    // 16 elements per step so that the 16 mask bytes are one store.
+    const z = f32x4.splat(0), sv = f32x4.splat(slope), one = i32x4.splat(1);
+    for (; i + 16 <= n; i += 16) {
       const k = <usize>i << 2;
-      const v = v128.load(x + k);
-      const pass = f32x4.gt(v, z);
-      // slope 0 selects zeros, not v * 0 (-Infinity * 0 would be NaN)
-      v128.store(y + k, slope == 0 ? v128.and(v, pass) : v128.bitselect(v, f32x4.mul(v, sv), pass));
+      const v0 = v128.load(x + k), v1 = v128.load(x + k + 16), v2 = v128.load(x + k + 32), v3 = v128.load(x + k + 48);
+      const p0 = f32x4.gt(v0, z), p1 = f32x4.gt(v1, z), p2 = f32x4.gt(v2, z), p3 = f32x4.gt(v3, z);
+      v128.store(y + k, reluLanes(v0, p0, sv, slope));
+      v128.store(y + k + 16, reluLanes(v1, p1, sv, slope));
+      v128.store(y + k + 32, reluLanes(v2, p2, sv, slope));
+      v128.store(y + k + 48, reluLanes(v3, p3, sv, slope));
+      if (hasMask) {
+        const lo = i16x8.narrow_i32x4_u(v128.and(p0, one), v128.and(p1, one));
+        const hi = i16x8.narrow_i32x4_u(v128.and(p2, one), v128.and(p3, one));
+        v128.store(mask + <usize>i, i8x16.narrow_i16x8_u(lo, hi));
+      }
     }
   }
   for (; i < n; i++) {
@@ -135,10 +143,32 @@ export function reluMask(x: usize, y: usize, mask: usize, n: i32, slopeBits: i32
   }
 }
 
+/** Lanes of v where pass, else v * slope (zeros when slope is 0: -Infinity * 0 would be NaN). */
+// @ts-ignore: decorator
+@inline function reluLanes(v: v128, pass: v128, sv: v128, slope: f32): v128 {
+  return slope == 0 ? v128.and(v, pass) : v128.bitselect(v, f32x4.mul(v, sv), pass);
+}
+
 /** out = mask ? g : g * scaleOff over n elements (mask u8). */
 export function maskMul(g: usize, mask: usize, out: usize, n: i32, scaleOffBits: i32): void {
   const scaleOff = reinterpret<f32>(scaleOffBits);
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  if (ASC_FEATURE_SIMD) {
+    const sv = f32x4.splat(scaleOff), z = i32x4.splat(0);
+    for (; i + 16 <= n; i += 16) {
+      const k = <usize>i << 2;
+      const m8 = v128.load(mask + <usize>i);
+      const lo = i16x8.extend_low_i8x16_u(m8), hi = i16x8.extend_high_i8x16_u(m8);
+      const m0 = i32x4.ne(i32x4.extend_low_i16x8_u(lo), z), m1 = i32x4.ne(i32x4.extend_high_i16x8_u(lo), z);
+      const m2 = i32x4.ne(i32x4.extend_low_i16x8_u(hi), z), m3 = i32x4.ne(i32x4.extend_high_i16x8_u(hi), z);
+      const g0 = v128.load(g + k), g1 = v128.load(g + k + 16), g2 = v128.load(g + k + 32), g3 = v128.load(g + k + 48);
+      v128.store(out + k, v128.bitselect(g0, f32x4.mul(g0, sv), m0));
+      v128.store(out + k + 16, v128.bitselect(g1, f32x4.mul(g1, sv), m1));
+      v128.store(out + k + 32, v128.bitselect(g2, f32x4.mul(g2, sv), m2));
+      v128.store(out + k + 48, v128.bitselect(g3, f32x4.mul(g3, sv), m3));
+    }
+  }
+  for (; i < n; i++) {
     const v = load<f32>(g + (<usize>i << 2));
     store<f32>(out + (<usize>i << 2), load<u8>(mask + <usize>i) ? v : v * scaleOff);
   }
