@@ -3,7 +3,6 @@
  * im2col + GEMM (batched over chunks of images when there is one group). Backward recomputes the columns from the saved input, so
  * the op saves only its input (and its weight, a parameter), as the ACT save policy requires.
  */
-import type { FloatArray } from '../core/dtype.js';
 import { fmt, ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { kernels } from '../backends/index.js';
@@ -140,18 +139,14 @@ const conv2dOp = defineOp<Conv2dOptions>({
   ],
 });
 
-/** Sum of gy over N, H, W: the bias gradient. */
+/** Sum of gy over N, H, W: the bias gradient (the per-channel sums kernel of batch norm's backward). */
 function sumChannels(gy: Tensor): Tensor {
   const [n, c, h, w] = gy.shape as [number, number, number, number];
   const gc = contiguous(gy);
-  const out = Tensor.empty([c], gy.dtype);
-  const o = out.data() as FloatArray, v = gc.data() as FloatArray;
-  for (let i = 0; i < n; i++) for (let j = 0; j < c; j++) {
-    let s = 0;
-    const base = (i * c + j) * h * w;
-    for (let p = 0; p < h * w; p++) s += v[base + p]!;
-    o[j]! += s;
-  }
+  const out = Tensor.uninitialized([c], gy.dtype);
+  const origin = zeros([c], gy.dtype), unused = Tensor.uninitialized([c], gy.dtype, 'workspace');
+  kernels(gy.dtype).channelGradSums(gc, gc, origin, origin, out, unused, { outer: n, channels: c, inner: h * w });
+  for (const t of [origin, unused]) t.dispose();
   if (gc !== gy) gc.dispose();
   return out;
 }

@@ -227,6 +227,22 @@ for (const variant of VARIANTS) {
       );
     });
 
+    test('maxPool2d 2x2 stride 2 (the fast path): ties, -Infinity, NaN and odd sizes', () => {
+      for (const [h, w] of [[8, 8], [7, 9], [2, 2]] as const) {
+        const g: Conv2dGeometry = { n: 2, c: 3, h, w, kh: 2, kw: 2, strideH: 2, strideW: 2, padH: 0, padW: 0, dilationH: 1, dilationW: 1, outH: Math.floor(h / 2), outW: Math.floor(w / 2) };
+        const rng = new Rng(h * 31 + w);
+        const xv = Float32Array.from({ length: 2 * 3 * h * w }, () => [-Infinity, -1, 0, 0.5, 2, NaN][rng.int(6)]!);
+        const x = fromValues(xv, [xv.length]);
+        const outLen = 2 * 3 * g.outH * g.outW;
+        const got = Tensor.empty([outLen]), want = Tensor.empty([outLen]);
+        const gotIdx = Tensor.empty([outLen], 'uint8'), wantIdx = Tensor.empty([outLen], 'uint8');
+        k1.maxPool2d(x, got, gotIdx, g);
+        referenceKernels.maxPool2d(x, want, wantIdx, g);
+        assert.deepEqual(got.values(), want.values(), `values ${h}x${w}`);
+        assert.deepEqual(gotIdx.values(), wantIdx.values(), `indices ${h}x${w}`);
+      }
+    });
+
     test('maxPool2d and maxPool2dGrad: random geometries, ties, -Infinity and padding', () => {
       const geometry = fc
         .record({
