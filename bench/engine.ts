@@ -175,6 +175,40 @@ export async function run(args: string[]): Promise<number> {
     console.log();
     printTable(report.train.map((r) => ({ ...r, samplesPerSec: r.samplesPerSec === null ? null : Number(r.samplesPerSec.toFixed(1)) })));
   }
-  if (values.json) printJson(report);
+  const ratios = peerRatios(report.gemm, report.train);
+  if (ratios.length) {
+    console.log();
+    printTable(ratios.map((r) => ({ ...r, ratio: r.ratio === null ? null : Number(r.ratio.toFixed(2)) })));
+  }
+  if (values.json) printJson({ ...report, ratios });
   return 0;
+}
+
+export interface RatioRow {
+  kind: 'gemm' | 'train';
+  /** Model for training rows, `size variant` for GEMM rows. */
+  case: string;
+  peer: string;
+  /** slimgrad (single thread for GEMM, best thread count for training) over the peer; null when the peer could not run. */
+  ratio: number | null;
+}
+
+/** slimgrad's figure over each peer's, for every case both ran in this run. */
+export function peerRatios(gemm: GemmRow[], train: TrainRow[]): RatioRow[] {
+  const rows: RatioRow[] = [];
+  for (const g of gemm.filter((r) => r.engine === 'slimgrad' && r.threads === 1)) {
+    for (const peer of gemm.filter((r) => r.engine !== 'slimgrad' && r.size === g.size && r.variant === g.variant)) {
+      rows.push({ kind: 'gemm', case: `${g.size} ${g.variant}`, peer: peer.engine, ratio: g.gflops / peer.gflops });
+    }
+  }
+  const models = [...new Set(train.map((r) => r.model))];
+  for (const model of models) {
+    const ours = train.filter((r) => r.model === model && r.engine === 'slimgrad' && r.samplesPerSec !== null);
+    if (!ours.length) continue;
+    const best = Math.max(...ours.map((r) => r.samplesPerSec!));
+    for (const peer of train.filter((r) => r.model === model && r.engine !== 'slimgrad')) {
+      rows.push({ kind: 'train', case: model, peer: peer.engine, ratio: peer.samplesPerSec ? best / peer.samplesPerSec : null });
+    }
+  }
+  return rows;
 }
