@@ -7,7 +7,7 @@ import { fmt, ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { kernels } from '../backends/index.js';
 import type { Conv2dGeometry } from '../backends/kernels.js';
-import { contiguous, full, zeros } from './elementwise.js';
+import { contiguous, copyTo, full, zeros } from './elementwise.js';
 import { defineOp, runOp, type TensorMeta } from './registry.js';
 
 export interface Conv2dOptions {
@@ -187,7 +187,7 @@ const conv2dGradInputOp = defineOp<GradInputAttrs>({
   },
 });
 
-/** dW = sum over images of gy colsᵀ. Not itself differentiable. */
+/** dW = sum over images of gy colsᵀ (one batched GEMM per chunk of images, then a sum). Not itself differentiable. */
 const conv2dGradWeightOp = defineOp<GradWeightAttrs>({
   name: 'conv2d_grad_weight',
   inputs: ['gy', 'x'],
@@ -199,20 +199,25 @@ const conv2dGradWeightOp = defineOp<GradWeightAttrs>({
     const g = convGeometry('conv2d_grad_weight', x!.shape, kh, kw, a);
     const og = o / groups, kk = (g.c / groups) * kh * kw, hw = g.outH * g.outW;
     const gc = contiguous(gy!), xc = contiguous(x!);
-    // The first image's GEMM overwrites dw (later ones accumulate); with no images it stays zero.
+    // The first image's product overwrites dw (later ones add to it); with no images it stays zero.
     const dw = g.n > 0 ? Tensor.uninitialized(a.weightShape, gy!.dtype) : Tensor.empty(a.weightShape, gy!.dtype);
-    const gemm = kernels(gy!.dtype).gemm;
+    // One batched GEMM per chunk into per-image products, then summed into dw.
+    const k = kernels(gy!.dtype);
+    const products = Tensor.uninitialized([imagesPerChunk(g, groups) * og, kk], gy!.dtype, 'workspace');
     withColumns(xc, g, groups, (img0, count, grp, cols) => {
+      const gv = block(gc, (img0 * o + grp * og) * hw, count * og, hw);
+      k.gemm(gv, cols, products, { batch: count, m: og, n: kk, k: hw, transA: false, transB: true, aStride: o * hw, bStride: kk * hw, accumulate: false });
       const dv = block(dw, grp * og * kk, og, kk);
       for (let i = 0; i < count; i++) {
-        const img = img0 + i;
-        const gv = block(gc, (img * o + grp * og) * hw, og, hw), cv = block(cols, i * kk * hw, kk, hw);
-        gemm(gv, cv, dv, { batch: 1, m: og, n: kk, k: hw, transA: false, transB: true, aStride: 0, bStride: 0, accumulate: img > 0 });
-        gv.dispose();
-        cv.dispose();
+        const pv = block(products, i * og * kk, og, kk);
+        if (img0 + i === 0) copyTo(pv, dv);
+        else k.binary('add', dv, pv, dv);
+        pv.dispose();
       }
       dv.dispose();
+      gv.dispose();
     });
+    products.dispose();
     if (gc !== gy) gc.dispose();
     if (xc !== x) xc.dispose();
     return [dw];
