@@ -112,3 +112,77 @@ export function groupRanges(x: usize, rows: i32, rowLength: i32, groupSize: i32,
     }
   }
 }
+
+/**
+ * Inverse of quantizeGroups (dequantizeGroups in quantize.ts), bit for bit: out[i] =
+ * f32(f64(min) + f64(q) * f64(step)). meta: float32 (min, step) per group; out: float32.
+ */
+export function dequantizeGroups(codes: usize, meta: usize, rows: i32, rowLength: i32, groupSize: i32, bits: i32, out: usize): void {
+  const Q = (1 << bits) - 1;
+  const logBits = bits == 1 ? 0 : bits == 2 ? 1 : bits == 4 ? 2 : 3;
+  const shift = 3 - logBits, lane = (8 >> logBits) - 1;
+  let g = 0;
+  for (let r = 0; r < rows; r++) {
+    const rowStart = r * rowLength;
+    for (let start = rowStart; start < rowStart + rowLength; start += groupSize, g++) {
+      const end = min(start + groupSize, rowStart + rowLength);
+      const mn = <f64>load<f32>(meta + (<usize>(2 * g) << 2));
+      const stepSize = <f64>load<f32>(meta + (<usize>(2 * g + 1) << 2));
+      let i = start;
+      // Whole bytes at 4 bits (the common case): two codes per load.
+      if (bits == 4) {
+        if (i & 1) {
+          store<f32>(out + (<usize>i << 2), <f32>(mn + <f64>(load<u8>(codes + (<usize>i >>> 1)) >> 4) * stepSize));
+          i++;
+        }
+        for (; i + 1 < end; i += 2) {
+          const b = <i32>load<u8>(codes + (<usize>i >>> 1));
+          store<f32>(out + (<usize>i << 2), <f32>(mn + <f64>(b & 15) * stepSize));
+          store<f32>(out + (<usize>(i + 1) << 2), <f32>(mn + <f64>(b >> 4) * stepSize));
+        }
+      }
+      for (; i < end; i++) {
+        const q = (<i32>load<u8>(codes + (<usize>i >>> shift)) >> ((i & lane) << logBits)) & Q;
+        store<f32>(out + (<usize>i << 2), <f32>(mn + <f64>q * stepSize));
+      }
+    }
+  }
+}
+
+/** Packs a 0/1 uint8 mask into bits, LSB-first (every byte of `bits` written); returns the index of the first value that is not 0 or 1, or -1. */
+export function packMask(mask: usize, n: i32, bits: usize): i32 {
+  const whole = n & ~7;
+  for (let i = 0; i < whole; i += 8) {
+    const v = load<u64>(mask + <usize>i);
+    if (v & 0xfefefefefefefefe) return firstBad(mask, i, n);
+    // Gather bit 0 of each byte into one byte: the multiply moves byte k's bit to bit 56 + k.
+    store<u8>(bits + (<usize>i >>> 3), <u8>((v * 0x0102040810204080) >> 56));
+  }
+  if (whole < n) {
+    let b: u32 = 0;
+    for (let i = whole; i < n; i++) {
+      const v = <u32>load<u8>(mask + <usize>i);
+      if (v > 1) return i;
+      b |= v << <u32>(i & 7);
+    }
+    store<u8>(bits + (<usize>whole >>> 3), <u8>b);
+  }
+  return -1;
+}
+
+function firstBad(mask: usize, from: i32, n: i32): i32 {
+  for (let i = from; i < n; i++) if (load<u8>(mask + <usize>i) > 1) return i;
+  return -1;
+}
+
+/** Inverse of packMask: n 0/1 bytes from LSB-first bits. */
+export function unpackMask(bits: usize, n: i32, mask: usize): void {
+  const whole = n & ~7;
+  for (let i = 0; i < whole; i += 8) {
+    const b = <u64>load<u8>(bits + (<usize>i >>> 3));
+    // Spread bit k to byte k: replicate the byte into all 8 lanes, keep bit k in lane k.
+    const spread = ((b * 0x0101010101010101) & 0x8040201008040201);
+    store<u64>(mask + <usize>i, ((spread + 0x00406070787c7e7f) >> 7) & 0x0101010101010101);
+  }
+  for (let i = whole; i < n; i++) store<u8>(mask + <usize>i, <u8>((load<u8>(bits + (<usize>i >>> 3)) >> <u8>(i & 7)) & 1));
+}

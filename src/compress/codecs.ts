@@ -151,12 +151,15 @@ function views(payload: Tensor, l: Layout) {
   };
 }
 
-/** The wasm min/max and quantize kernels (bit-identical to the TypeScript ones) when the wasm backend is active. */
-function wasmQuantizer(): Pick<KernelExports, 'groupRanges' | 'quantizeGroups'> | undefined {
+type CodecKernels = Pick<KernelExports, 'groupRanges' | 'quantizeGroups' | 'dequantizeGroups' | 'packMask' | 'unpackMask'>;
+
+/** The wasm codec kernels (bit-identical to the TypeScript ones) when the wasm backend is active. */
+function wasmCodecs(): CodecKernels | undefined {
   if (getBackend() !== 'wasm') return undefined;
   // An older kernel build may lack them: then the TypeScript path runs.
   const exports = registerWasmBackend()?.module.exports as Partial<KernelExports> | undefined;
-  return exports?.groupRanges && exports.quantizeGroups ? (exports as KernelExports) : undefined;
+  return exports?.groupRanges && exports.quantizeGroups && exports.dequantizeGroups && exports.packMask && exports.unpackMask
+    ? (exports as KernelExports) : undefined;
 }
 
 function requireFloat(t: Tensor, e: Encoding): void {
@@ -176,6 +179,16 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
   if (e.kind === 'mask') {
     // One pass: pack the bits and check that every value is 0 or 1.
     const l = layoutOf(e, t.shape, 1);
+    const wasm = copy === null && t.dtype === 'uint8' ? wasmCodecs() : undefined;
+    if (wasm) {
+      const payload = keep(Tensor.uninitialized([l.total], 'uint8', 'saved')); // packMask writes every byte
+      const bad = wasm.packMask(t.ptr, t.size, payload.ptr);
+      if (bad >= 0) {
+        payload.dispose();
+        throw new RangeError(`mask encoding: value ${t.data()[bad]} at ${bad} is not 0 or 1 (tensor ${fmt(t.shape)})`);
+      }
+      return { ...base, indexBits: 1, payload, kept: null, bytes: l.total };
+    }
     const payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
     const v = source(), codes = views(payload, l).codes;
     for (let i = 0; i < v.length; i++) {
@@ -227,7 +240,7 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
   const stochastic = e.kind === 'division' || e.stochastic !== false;
   const key = stochastic ? noise : null;
   const inArena = residual ?? (copy === null ? t : null);
-  const kernels = inArena && inArena.dtype === 'float32' ? wasmQuantizer() : undefined;
+  const kernels = inArena && inArena.dtype === 'float32' ? wasmCodecs() : undefined;
   const meta = new Float64Array(2 * groupCount(groups));
   let precision: MetaPrecision;
   let payload: Tensor;
@@ -261,9 +274,25 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
 export function unpackTensor(p: PackedTensor): Tensor {
   if (p.kept) return p.kept.view(p.kept.shape, p.kept.strides, p.kept.offset);
   if (!p.payload) throw new Error('unpack: the packed tensor was released');
-  const out = Tensor.empty(p.shape, p.dtype, 'workspace');
+  // Every decoder below writes every element.
+  const out = Tensor.uninitialized(p.shape, p.dtype, 'workspace');
   const e = p.encoding;
-  const { meta: rawMeta, lfc, codes } = views(p.payload, layoutOf(e, p.shape, p.indexBits, p.metaPrecision));
+  const l = layoutOf(e, p.shape, p.indexBits, p.metaPrecision);
+  const wasm = (e.kind === 'quant' && p.dtype === 'float32') || (e.kind === 'mask' && p.dtype === 'uint8') ? wasmCodecs() : undefined;
+  if (wasm && e.kind === 'mask') {
+    wasm.unpackMask(p.payload.ptr + l.codeOffset, out.size, out.ptr);
+    return out;
+  }
+  if (wasm && e.kind === 'quant') {
+    // The kernel reads float32 (min, step) pairs from arena memory: fp32 metadata in place, fp16 decoded.
+    const decoded = p.metaPrecision === 'fp16' ? Tensor.uninitialized([l.metaFloats], 'float32', 'workspace') : null;
+    if (decoded) decodeFloat16(views(p.payload, l).meta as Uint16Array, decoded.data() as Float32Array);
+    const g = quantLayout(p.shape, e.groupSize);
+    wasm.dequantizeGroups(p.payload.ptr + l.codeOffset, decoded ? decoded.ptr : p.payload.ptr, g.rows, g.rowLength, g.groupSize, e.bits, out.ptr);
+    decoded?.dispose();
+    return out;
+  }
+  const { meta: rawMeta, lfc, codes } = views(p.payload, l);
   let meta: ArrayLike<number> = rawMeta;
   if (rawMeta instanceof Uint16Array) {
     const m = new Float32Array(rawMeta.length);

@@ -103,3 +103,52 @@ test('wasm quantize kernel is bit-identical to the TypeScript quantizer', { skip
     setBackend(previous);
   }
 });
+
+const hasCodecKernels = !!(wasm?.module.exports as { dequantizeGroups?: unknown } | undefined)?.dequantizeGroups;
+test('wasm dequantize and mask kernels are bit-identical to the TypeScript codecs', { skip: hasCodecKernels ? false : 'wasm kernels not built (npm run build:kernels)' }, () => {
+  const previous = getBackend();
+  try {
+    scope(() => {
+      const onBoth = <T>(f: () => T): [T, T] => {
+        setBackend('wasm');
+        const w = f();
+        setBackend('reference');
+        return [w, f()];
+      };
+      const quantCases: [number[], Encoding][] = [
+        [[4, 3, 17, 19], { kind: 'quant', bits: 2, groupSize: 256 }],
+        [[5, 777], { kind: 'quant', bits: 4, groupSize: 101 }], // groups start at odd elements
+        [[3, 333], { kind: 'quant', bits: 4, groupSize: 256 }],
+        [[2, 300], { kind: 'quant', bits: 8, groupSize: 64, stochastic: false }],
+        [[3, 1000], { kind: 'quant', bits: 1, groupSize: 32 }],
+        [[2, 600], { kind: 'quant', bits: 4, groupSize: 256, metadata: 'fp32' }],
+      ];
+      for (const [shape, e] of quantCases) {
+        const x = randomTensor(shape, shape.length + 7);
+        setBackend('reference');
+        const p = packTensor(x, e, noise); // one payload, decoded by both paths
+        const [w, r] = onBoth(() => unpackTensor(p).values());
+        assert.deepEqual(new Uint32Array(new Float32Array(w).buffer), new Uint32Array(new Float32Array(r).buffer), `${JSON.stringify(e)} ${shape}`);
+        releasePacked(p);
+      }
+      for (const n of [0, 1, 7, 8, 9, 64, 1003]) {
+        const r = new Rng(n);
+        const mask = fromValues(Uint8Array.from({ length: n }, () => (r.uniform() < 0.5 ? 1 : 0)), [n], 'uint8');
+        const [pw, pr] = onBoth(() => packTensor(mask, { kind: 'mask' }, null));
+        assert.deepEqual(new Uint8Array(pw.payload!.values()), new Uint8Array(pr.payload!.values()), `mask n=${n}`);
+        const [uw, ur] = onBoth(() => unpackTensor(pw).values());
+        assert.deepEqual(uw, ur);
+        assert.deepEqual(Array.from(uw), Array.from(mask.values()), `mask round trip n=${n}`);
+        releasePacked(pw);
+        releasePacked(pr);
+      }
+      for (const at of [3, 13]) { // in a whole 8-byte word and in the tail
+        const bad = fromValues(Uint8Array.from({ length: 15 }, (_, i) => (i === at ? 2 : i & 1)), [15], 'uint8');
+        setBackend('wasm');
+        assert.throws(() => packTensor(bad, { kind: 'mask' }, null), new RegExp(`value 2 at ${at} is not 0 or 1`));
+      }
+    });
+  } finally {
+    setBackend(previous);
+  }
+});

@@ -38,6 +38,12 @@ export interface KernelExports {
     x: number, rows: number, rowLength: number, groupSize: number, bits: number, noise: number,
     seedLo: number, seedHi: number, step: number, stream: number, meta: number, codes: number,
   ): void;
+  /** Inverse of quantizeGroups on float32 meta and output, bit for bit with dequantizeGroups in quantize.ts. */
+  dequantizeGroups(codes: number, meta: number, rows: number, rowLength: number, groupSize: number, bits: number, out: number): void;
+  /** 0/1 uint8 mask -> LSB-first bits (every byte written); the index of the first value not 0 or 1, or -1. */
+  packMask(mask: number, n: number, bits: number): number;
+  /** Inverse of packMask. */
+  unpackMask(bits: number, n: number, mask: number): void;
   maxPool2d(
     x: number, out: number, index: number, planes: number, h: number, w: number, kh: number, kw: number,
     sh: number, sw: number, ph: number, pw: number, outH: number, outW: number,
