@@ -1,7 +1,8 @@
 // Stochastic-rounding group quantizer (src/compress/quantize.ts `quantizeGroups`), bit for bit:
 // same Philox4x32-10 chunk keys, same SplitMix-style finalizer per element pair, same f64
 // arithmetic, same clamping. x: float32 [rows * rowLength]; meta: float64 (min, step) per group;
-// codes: zero-filled, LSB-first, bits in {1, 2, 4, 8}.
+// codes: zero-filled, LSB-first, bits in {1, 2, 4, 8}. Every kernel here covers rows [rowFrom, rowTo)
+// of the array (element indices stay global), so the pool can split the rows.
 
 const M0: u32 = 0xd2511f53;
 const M1: u32 = 0xcd9e8d57;
@@ -35,15 +36,15 @@ function philoxWord0(c0: u32, c1: u32, c2: u32, c3: u32, k0: u32, k1: u32): u32 
 }
 
 export function quantizeGroups(
-  x: usize, rows: i32, rowLength: i32, groupSize: i32, bits: i32, noise: i32,
+  x: usize, rowFrom: i32, rowTo: i32, rowLength: i32, groupSize: i32, bits: i32, noise: i32,
   seedLo: u32, seedHi: u32, step: u32, stream: u32, meta: usize, codes: usize,
 ): void {
   const Q = (1 << bits) - 1;
   const logBits = bits == 1 ? 0 : bits == 2 ? 1 : bits == 4 ? 2 : 3;
   const shift = 3 - logBits, lane = (8 >> logBits) - 1;
   const fq = <f64>Q;
-  let g = 0;
-  for (let r = 0; r < rows; r++) {
+  let g = rowFrom * ((rowLength + groupSize - 1) / groupSize);
+  for (let r = rowFrom; r < rowTo; r++) {
     const rowStart = r * rowLength;
     for (let start = rowStart; start < rowStart + rowLength; start += groupSize, g++) {
       const end = min(start + groupSize, rowStart + rowLength);
@@ -65,8 +66,15 @@ export function quantizeGroups(
       for (; i + 1 < end; i += 2) {
         if ((i & 255) == 0) chunkKey = philoxWord0(<u32>i >>> 8, step, stream, 0, seedLo, seedHi);
         const h = mix32(chunkKey + (<u32>(i & 255) >>> 1) * 0x9e3779b9);
-        put(codes, i, code(x, i, m, inv, noiseOf(h >>> 16), Q, fq), lane, shift, logBits);
-        put(codes, i + 1, code(x, i + 1, m, inv, noiseOf(h & 0xffff), Q, fq), lane, shift, logBits);
+        const q0 = code(x, i, m, inv, noiseOf(h >>> 16), Q, fq);
+        const q1 = code(x, i + 1, m, inv, noiseOf(h & 0xffff), Q, fq);
+        // At 4 and 8 bits an even-aligned pair owns its bytes: store without reading them back.
+        if (bits == 4) store<u8>(codes + (<usize>i >>> 1), <u8>(q0 | (q1 << 4)));
+        else if (bits == 8) store<u16>(codes + <usize>i, <u16>(q0 | (q1 << 8)));
+        else {
+          put(codes, i, q0, lane, shift, logBits);
+          put(codes, i + 1, q1, lane, shift, logBits);
+        }
       }
       if (i < end) {
         if ((i & 255) == 0) chunkKey = philoxWord0(<u32>i >>> 8, step, stream, 0, seedLo, seedHi);
@@ -95,9 +103,9 @@ export function quantizeGroups(
 }
 
 /** The min/max pass: (min, max) of every group as float64 pairs in `ranges` (groupRanges in quantize.ts). */
-export function groupRanges(x: usize, rows: i32, rowLength: i32, groupSize: i32, ranges: usize): void {
-  let g = 0;
-  for (let r = 0; r < rows; r++) {
+export function groupRanges(x: usize, rowFrom: i32, rowTo: i32, rowLength: i32, groupSize: i32, ranges: usize): void {
+  let g = rowFrom * ((rowLength + groupSize - 1) / groupSize);
+  for (let r = rowFrom; r < rowTo; r++) {
     const rowStart = r * rowLength;
     for (let start = rowStart; start < rowStart + rowLength; start += groupSize, g++) {
       const end = min(start + groupSize, rowStart + rowLength);
@@ -117,12 +125,12 @@ export function groupRanges(x: usize, rows: i32, rowLength: i32, groupSize: i32,
  * Inverse of quantizeGroups (dequantizeGroups in quantize.ts), bit for bit: out[i] =
  * f32(f64(min) + f64(q) * f64(step)). meta: float32 (min, step) per group; out: float32.
  */
-export function dequantizeGroups(codes: usize, meta: usize, rows: i32, rowLength: i32, groupSize: i32, bits: i32, out: usize): void {
+export function dequantizeGroups(codes: usize, meta: usize, rowFrom: i32, rowTo: i32, rowLength: i32, groupSize: i32, bits: i32, out: usize): void {
   const Q = (1 << bits) - 1;
   const logBits = bits == 1 ? 0 : bits == 2 ? 1 : bits == 4 ? 2 : 3;
   const shift = 3 - logBits, lane = (8 >> logBits) - 1;
-  let g = 0;
-  for (let r = 0; r < rows; r++) {
+  let g = rowFrom * ((rowLength + groupSize - 1) / groupSize);
+  for (let r = rowFrom; r < rowTo; r++) {
     const rowStart = r * rowLength;
     for (let start = rowStart; start < rowStart + rowLength; start += groupSize, g++) {
       const end = min(start + groupSize, rowStart + rowLength);

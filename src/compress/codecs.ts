@@ -11,6 +11,7 @@
  */
 import { getBackend } from '../backends/index.js';
 import { registerWasmBackend } from '../backends/wasm/index.js';
+import type { WasmKernels } from '../backends/wasm/kernels.js';
 import type { KernelExports } from '../backends/wasm/loader.js';
 import { arena } from '../core/arena.js';
 import { isFloat, type DType } from '../core/dtype.js';
@@ -151,15 +152,14 @@ function views(payload: Tensor, l: Layout) {
   };
 }
 
-type CodecKernels = Pick<KernelExports, 'groupRanges' | 'quantizeGroups' | 'dequantizeGroups' | 'packMask' | 'unpackMask'>;
-
-/** The wasm codec kernels (bit-identical to the TypeScript ones) when the wasm backend is active. */
-function wasmCodecs(): CodecKernels | undefined {
+/** The wasm backend (its codec kernels bit-identical to the TypeScript ones) when it is active. */
+function wasmCodecs(): { backend: WasmKernels; exports: KernelExports } | undefined {
   if (getBackend() !== 'wasm') return undefined;
+  const backend = registerWasmBackend();
   // An older kernel build may lack them: then the TypeScript path runs.
-  const exports = registerWasmBackend()?.module.exports as Partial<KernelExports> | undefined;
-  return exports?.groupRanges && exports.quantizeGroups && exports.dequantizeGroups && exports.packMask && exports.unpackMask
-    ? (exports as KernelExports) : undefined;
+  const exports = backend?.module.exports as Partial<KernelExports> | undefined;
+  return backend && exports?.groupRanges && exports.quantizeGroups && exports.dequantizeGroups && exports.packMask && exports.unpackMask
+    ? { backend, exports: exports as KernelExports } : undefined;
 }
 
 function requireFloat(t: Tensor, e: Encoding): void {
@@ -182,7 +182,7 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
     const wasm = copy === null && t.dtype === 'uint8' ? wasmCodecs() : undefined;
     if (wasm) {
       const payload = keep(Tensor.uninitialized([l.total], 'uint8', 'saved')); // packMask writes every byte
-      const bad = wasm.packMask(t.ptr, t.size, payload.ptr);
+      const bad = wasm.exports.packMask(t.ptr, t.size, payload.ptr);
       if (bad >= 0) {
         payload.dispose();
         throw new RangeError(`mask encoding: value ${t.data()[bad]} at ${bad} is not 0 or 1 (tensor ${fmt(t.shape)})`);
@@ -248,14 +248,15 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
   if (kernels && inArena) {
     // The wasm kernels read x in place and need the metadata in arena memory too.
     const metaInArena = Tensor.empty([meta.length], 'float64', 'workspace');
-    kernels.groupRanges(inArena.ptr, groups.rows, groups.rowLength, groups.groupSize, metaInArena.ptr);
+    const { rows, rowLength, groupSize } = groups;
+    kernels.backend.quantRows('groupRanges', rows, rowLength, 8, (r0, r1) => [inArena.ptr, r0, r1, rowLength, groupSize, metaInArena.ptr]);
     meta.set(metaInArena.data());
     precision = metaFromRanges(meta, bits, requestedMeta(e));
     payload = keep(Tensor.empty([l(precision).total], 'uint8', 'saved'));
     metaInArena.data().set(meta);
-    kernels.quantizeGroups(inArena.ptr, groups.rows, groups.rowLength, groups.groupSize, bits, key ? 1 : 0,
-      key ? key.seed >>> 0 : 0, key ? Math.floor(key.seed / 4294967296) >>> 0 : 0, key ? key.step >>> 0 : 0, key ? key.stream >>> 0 : 0,
-      metaInArena.ptr, payload.ptr + l(precision).codeOffset);
+    const noiseArgs = [key ? 1 : 0, key ? key.seed >>> 0 : 0, key ? Math.floor(key.seed / 4294967296) >>> 0 : 0, key ? key.step >>> 0 : 0, key ? key.stream >>> 0 : 0];
+    const codesPtr = payload.ptr + l(precision).codeOffset;
+    kernels.backend.quantRows('quantizeGroups', rows, rowLength, bits, (r0, r1) => [inArena.ptr, r0, r1, rowLength, groupSize, bits, ...noiseArgs, metaInArena.ptr, codesPtr]);
     metaInArena.dispose();
   } else {
     precision = groupMeta(target(), groups, bits, requestedMeta(e), meta);
@@ -280,7 +281,7 @@ export function unpackTensor(p: PackedTensor): Tensor {
   const l = layoutOf(e, p.shape, p.indexBits, p.metaPrecision);
   const wasm = (e.kind === 'quant' && p.dtype === 'float32') || (e.kind === 'mask' && p.dtype === 'uint8') ? wasmCodecs() : undefined;
   if (wasm && e.kind === 'mask') {
-    wasm.unpackMask(p.payload.ptr + l.codeOffset, out.size, out.ptr);
+    wasm.exports.unpackMask(p.payload.ptr + l.codeOffset, out.size, out.ptr);
     return out;
   }
   if (wasm && e.kind === 'quant') {
@@ -288,7 +289,8 @@ export function unpackTensor(p: PackedTensor): Tensor {
     const decoded = p.metaPrecision === 'fp16' ? Tensor.uninitialized([l.metaFloats], 'float32', 'workspace') : null;
     if (decoded) decodeFloat16(views(p.payload, l).meta as Uint16Array, decoded.data() as Float32Array);
     const g = quantLayout(p.shape, e.groupSize);
-    wasm.dequantizeGroups(p.payload.ptr + l.codeOffset, decoded ? decoded.ptr : p.payload.ptr, g.rows, g.rowLength, g.groupSize, e.bits, out.ptr);
+    const codesPtr = p.payload.ptr + l.codeOffset, metaPtr = decoded ? decoded.ptr : p.payload.ptr;
+    wasm.backend.quantRows('dequantizeGroups', g.rows, g.rowLength, 8, (r0, r1) => [codesPtr, metaPtr, r0, r1, g.rowLength, g.groupSize, e.bits, out.ptr]);
     decoded?.dispose();
     return out;
   }

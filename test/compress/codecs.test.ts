@@ -85,6 +85,9 @@ test('wasm quantize kernel is bit-identical to the TypeScript quantizer', { skip
         [[3, 1000], { kind: 'quant', bits: 1, groupSize: 32 }],
         [[2, 4, 14, 10], { kind: 'division', block: 8, hfcBits: 2 }],
         [[2, 600], { kind: 'quant', bits: 4, groupSize: 256, metadata: 'fp32' }],
+        // Large enough for the worker pool: split by rows, and kept whole when rows end mid-byte.
+        [[4, 40000], { kind: 'quant', bits: 4, groupSize: 256 }],
+        [[3, 50001], { kind: 'quant', bits: 2, groupSize: 100 }],
       ];
       for (const [shape, e] of cases) {
         const x = randomTensor(shape, shape.length);
@@ -122,6 +125,7 @@ test('wasm dequantize and mask kernels are bit-identical to the TypeScript codec
         [[2, 300], { kind: 'quant', bits: 8, groupSize: 64, stochastic: false }],
         [[3, 1000], { kind: 'quant', bits: 1, groupSize: 32 }],
         [[2, 600], { kind: 'quant', bits: 4, groupSize: 256, metadata: 'fp32' }],
+        [[4, 40000], { kind: 'quant', bits: 4, groupSize: 256 }], // split across the worker pool
       ];
       for (const [shape, e] of quantCases) {
         const x = randomTensor(shape, shape.length + 7);

@@ -123,6 +123,16 @@ export class WasmKernels implements Kernels {
     return work >= threshold ? this.threadCount : 1;
   }
 
+  /**
+   * Runs a group-quantization kernel (kernels/quantize.ts) over `rows` rows, split across threads
+   * by rows; `args(rowFrom, rowTo)` gives one part's arguments. With `bitsPerElement` < 8 the
+   * split happens only when every row ends on a byte boundary (parts must not share a code byte).
+   */
+  quantRows(op: 'groupRanges' | 'quantizeGroups' | 'dequantizeGroups', rows: number, rowLength: number, bitsPerElement: number, args: (rowFrom: number, rowTo: number) => number[]): void {
+    const want = (rowLength * bitsPerElement) % 8 === 0 ? this.partsFor(rows * rowLength, ELEMENTWISE_PARALLEL_ELEMENTS) : 1;
+    this.run(op, splitRange(rows, want, 1).map(([lo, hi]) => args(lo, hi)));
+  }
+
   gemm(a: Tensor, b: Tensor, c: Tensor, p: GemmArgs): void {
     const { batch, m, n, k } = p;
     checkCounts('gemm', { batch, m, n, k, aStride: p.aStride, bStride: p.bStride });

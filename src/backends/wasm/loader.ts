@@ -33,13 +33,13 @@ export interface KernelExports {
     images: number, imageStride: number,
   ): void;
   /** src/compress/quantize.ts groupRanges / quantizeGroups on float32 x and float64 meta, bit for bit (kernels/quantize.ts). */
-  groupRanges(x: number, rows: number, rowLength: number, groupSize: number, ranges: number): void;
+  groupRanges(x: number, rowFrom: number, rowTo: number, rowLength: number, groupSize: number, ranges: number): void;
   quantizeGroups(
-    x: number, rows: number, rowLength: number, groupSize: number, bits: number, noise: number,
+    x: number, rowFrom: number, rowTo: number, rowLength: number, groupSize: number, bits: number, noise: number,
     seedLo: number, seedHi: number, step: number, stream: number, meta: number, codes: number,
   ): void;
   /** Inverse of quantizeGroups on float32 meta and output, bit for bit with dequantizeGroups in quantize.ts. */
-  dequantizeGroups(codes: number, meta: number, rows: number, rowLength: number, groupSize: number, bits: number, out: number): void;
+  dequantizeGroups(codes: number, meta: number, rowFrom: number, rowTo: number, rowLength: number, groupSize: number, bits: number, out: number): void;
   /** 0/1 uint8 mask -> LSB-first bits (every byte written); the index of the first value not 0 or 1, or -1. */
   packMask(mask: number, n: number, bits: number): number;
   /** Inverse of packMask. */

@@ -15,6 +15,7 @@ import { node } from './node.js';
 /** Kernel entry points a part can run, by op code. */
 export const OPS = [
   'gemm', 'im2col', 'col2im', 'maxPool2d', 'maxPool2dGrad', 'channelMoments', 'channelAffine', 'channelGradSums', 'reluMask', 'maskMul', 'binary', 'sgdUpdate', 'adamUpdate',
+  'groupRanges', 'quantizeGroups', 'dequantizeGroups',
 ] as const satisfies readonly (keyof KernelExports)[];
 export type PoolOp = (typeof OPS)[number];
 
