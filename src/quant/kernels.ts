@@ -172,8 +172,8 @@ export function ternaryBinaryDot(row: Uint32Array, rowOffset: number, x: Uint32A
   return nz - 2 * neg;
 }
 
-/** int8 GEMM with int32 accumulation: out[i, j] = Σ a[i, t]·b[j, t] (b rows = output channels). */
-export function int8Gemm(a: Int8Array, b: Int8Array, m: number, n: number, k: number, out = new Int32Array(m * n)): Int32Array {
+/** out[i, j] = Σ a[i, t]·b[j, t] (B given by rows), accumulated in the output's element type. */
+function rowDotGemm<T extends Int32Array | Float32Array>(a: ArrayLike<number>, b: ArrayLike<number>, m: number, n: number, k: number, out: T): T {
   for (let i = 0; i < m; i++) {
     for (let j = 0; j < n; j++) {
       let s = 0;
@@ -184,16 +184,14 @@ export function int8Gemm(a: Int8Array, b: Int8Array, m: number, n: number, k: nu
   return out;
 }
 
+/** int8 GEMM with int32 accumulation: out[i, j] = Σ a[i, t]·b[j, t] (b rows = output channels). */
+export function int8Gemm(a: Int8Array, b: Int8Array, m: number, n: number, k: number, out = new Int32Array(m * n)): Int32Array {
+  return rowDotGemm(a, b, m, n, k, out);
+}
+
 /** f32 GEMM with B given by rows: out[i, j] = Σ a[i, t]·b[j, t]. */
 export function floatGemm(a: Float32Array, b: Float32Array, m: number, n: number, k: number, out = new Float32Array(m * n)): Float32Array {
-  for (let i = 0; i < m; i++) {
-    for (let j = 0; j < n; j++) {
-      let s = 0;
-      for (let t = 0; t < k; t++) s += a[i * k + t]! * b[j * k + t]!;
-      out[i * n + j] = s;
-    }
-  }
-  return out;
+  return rowDotGemm(a, b, m, n, k, out);
 }
 
 /**
