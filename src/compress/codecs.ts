@@ -247,7 +247,7 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
   const l = (p: MetaPrecision) => layoutOf(e, t.shape, 0, p);
   if (kernels && inArena) {
     // The wasm kernels read x in place and need the metadata in arena memory too.
-    const metaInArena = Tensor.empty([meta.length], 'float64', 'workspace');
+    const metaInArena = Tensor.uninitialized([meta.length], 'float64', 'workspace'); // groupRanges writes every pair
     const { rows, rowLength, groupSize } = groups;
     kernels.backend.quantRows('groupRanges', rows, rowLength, 8, (r0, r1) => [inArena.ptr, r0, r1, rowLength, groupSize, metaInArena.ptr]);
     meta.set(metaInArena.data());
