@@ -77,21 +77,27 @@ abstract class ElementwiseQuantizer extends Quantizer {
   }
 }
 
-/** Forward: +1 if x ≥ 0 else −1. Backward: g·1[|x| ≤ clipValue] (BinaryNet hard-tanh STE); clipValue null = no clip. */
-export class SteSign extends ElementwiseQuantizer {
-  readonly name = 'ste_sign';
+/** A 1-bit step whose pseudo-gradient passes g where |x| ≤ clipValue (null = everywhere). */
+abstract class ClippedStep extends ElementwiseQuantizer {
   readonly precision = 1;
   readonly clipValue: number | null;
+  protected abstract readonly kind: 'sign' | 'heaviside';
   constructor(o: { clipValue?: number | null } = {}) {
     super();
     this.clipValue = o.clipValue === undefined ? 1 : o.clipValue;
   }
   protected attrs(): FakeQuantAttrs {
-    return { kind: 'sign', clip: this.clipValue };
+    return { kind: this.kind, clip: this.clipValue };
   }
   config(): QuantizerConfig {
     return { name: this.name, clipValue: this.clipValue };
   }
+}
+
+/** Forward: +1 if x ≥ 0 else −1. Backward: g·1[|x| ≤ clipValue] (BinaryNet hard-tanh STE); clipValue null = no clip. */
+export class SteSign extends ClippedStep {
+  readonly name = 'ste_sign';
+  protected readonly kind = 'sign';
 }
 
 /** Forward: sign(x). Backward: g·(2 − 2|x|) for |x| ≤ 1, else 0 (Bi-Real Net). */
@@ -124,20 +130,9 @@ export class SwishSign extends ElementwiseQuantizer {
 }
 
 /** Forward: 1 if x > 0 else 0. Backward: g·1[|x| ≤ clipValue]. */
-export class SteHeaviside extends ElementwiseQuantizer {
+export class SteHeaviside extends ClippedStep {
   readonly name = 'ste_heaviside';
-  readonly precision = 1;
-  readonly clipValue: number | null;
-  constructor(o: { clipValue?: number | null } = {}) {
-    super();
-    this.clipValue = o.clipValue === undefined ? 1 : o.clipValue;
-  }
-  protected attrs(): FakeQuantAttrs {
-    return { kind: 'heaviside', clip: this.clipValue };
-  }
-  config(): QuantizerConfig {
-    return { name: this.name, clipValue: this.clipValue };
-  }
+  protected readonly kind = 'heaviside';
 }
 
 /**

@@ -70,41 +70,39 @@ function stage<T extends Uint32Array | Int8Array | Float32Array>(s: Scratch, src
   return ptr;
 }
 
-/** Binary GEMM (same contract as kernels.ts binaryGemm) on the wasm kernels. */
-export function binaryGemmWasm(w: QuantWasmExports, a: Uint32Array, b: Uint32Array, m: number, n: number, k: number, simd = false): Int32Array {
+/**
+ * Stages A (m rows) and B (n rows) of `rowLen` elements at `stride` in the arena, runs `kernel`
+ * on (a, b, out) pointers and copies the m x n result out as `Out`.
+ */
+function stagedGemm<T extends Uint32Array | Int8Array | Float32Array, R extends Int32Array | Float32Array>(
+  a: T, b: T, m: number, n: number, rowLen: number, stride: number,
+  Out: new (buffer: ArrayBufferLike, offset: number, length: number) => R,
+  kernel: (pa: number, pb: number, po: number) => void,
+): R {
   const s = new Scratch();
   try {
-    const kw = wordsFor(k), stride = roundUp(kw, 4);
-    const pa = stage(s, a, m, kw, stride), pb = stage(s, b, n, kw, stride), po = s.alloc(m * n * 4);
-    (simd ? w.binaryGemmSimd : w.binaryGemmScalar)(pa, pb, po, m, n, stride / 2, k);
-    return new Int32Array(arena().buffer, po, m * n).slice();
+    const pa = stage(s, a, m, rowLen, stride), pb = stage(s, b, n, rowLen, stride), po = s.alloc(m * n * 4);
+    kernel(pa, pb, po);
+    return new Out(arena().buffer, po, m * n).slice() as R;
   } finally {
     s.release();
   }
+}
+
+/** Binary GEMM (same contract as kernels.ts binaryGemm) on the wasm kernels. */
+export function binaryGemmWasm(w: QuantWasmExports, a: Uint32Array, b: Uint32Array, m: number, n: number, k: number, simd = false): Int32Array {
+  const kw = wordsFor(k), stride = roundUp(kw, 4);
+  return stagedGemm(a, b, m, n, kw, stride, Int32Array, (pa, pb, po) => (simd ? w.binaryGemmSimd : w.binaryGemmScalar)(pa, pb, po, m, n, stride / 2, k));
 }
 
 /** int8 GEMM (same contract as kernels.ts int8Gemm) on the wasm kernels. */
 export function int8GemmWasm(w: QuantWasmExports, a: Int8Array, b: Int8Array, m: number, n: number, k: number): Int32Array {
-  const s = new Scratch();
-  try {
-    const stride = roundUp(k, 16);
-    const pa = stage(s, a, m, k, stride), pb = stage(s, b, n, k, stride), po = s.alloc(m * n * 4);
-    w.int8Gemm(pa, pb, po, m, n, stride);
-    return new Int32Array(arena().buffer, po, m * n).slice();
-  } finally {
-    s.release();
-  }
+  const stride = roundUp(k, 16);
+  return stagedGemm(a, b, m, n, k, stride, Int32Array, (pa, pb, po) => w.int8Gemm(pa, pb, po, m, n, stride));
 }
 
 /** f32 GEMM (same contract as kernels.ts floatGemm) on the wasm kernels. */
 export function floatGemmWasm(w: QuantWasmExports, a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
-  const s = new Scratch();
-  try {
-    const stride = roundUp(k, 4);
-    const pa = stage(s, a, m, k, stride), pb = stage(s, b, n, k, stride), po = s.alloc(m * n * 4);
-    w.f32Gemm(pa, pb, po, m, n, stride);
-    return new Float32Array(arena().buffer, po, m * n).slice();
-  } finally {
-    s.release();
-  }
+  const stride = roundUp(k, 4);
+  return stagedGemm(a, b, m, n, k, stride, Float32Array, (pa, pb, po) => w.f32Gemm(pa, pb, po, m, n, stride));
 }
