@@ -1,6 +1,7 @@
 /** Node file I/O for quantized deployment: deployed-model files and the quant wasm kernels. */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { decodeDeployed, encodeDeployed, type DeployedModel } from '../quant/convert.js';
+import type { DeployedModel } from '../quant/convert.js';
+import { decodeDeployed, encodeDeployed } from './deployed-format.js';
 import { loadQuantKernels, quantWasmFile, type QuantWasmExports } from '../quant/wasm.js';
 
 /** Writes a deployed model (SGQM format); returns the bytes written. */

@@ -6,5 +6,6 @@ export * from './models.js';
 export * from './plan.js';
 export * from './summary.js';
 export * from './convert.js';
+export * from '../io/deployed-format.js';
 export * from './kernels.js';
 export * from './wasm.js';

@@ -2,7 +2,8 @@ import { parseArgs } from 'node:util';
 import { loadModule } from '../../io/checkpoint.js';
 import { saveDeployed } from '../../io/quant.js';
 import { applyQuantPreset, quantPresets } from '../../quant/models.js';
-import { convert as convertModel, payloadBytes } from '../../quant/convert.js';
+import { convert as convertModel } from '../../quant/convert.js';
+import { payloadBytes } from '../../io/deployed-format.js';
 import { formatSummary, summary } from '../../quant/summary.js';
 import { printJson, UsageError, type Command } from '../command.js';
 
