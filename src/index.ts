@@ -10,6 +10,7 @@
  * console.log(report.testAccuracy, report.peakSavedBytes);
  * ```
  */
+import './ops/all.js'; // registers every op (engine and quantization)
 import { useFastestBackend } from './backends/wasm/index.js';
 
 export { Tensor, fromValues } from './core/tensor.js';

@@ -7,10 +7,13 @@ import { getBackend, listBackends, setBackend } from '../../src/backends/index.j
 import { useFastestBackend } from '../../src/backends/wasm/index.js';
 import { scope } from '../../src/core/scope.js';
 import type { Tensor } from '../../src/core/tensor.js';
-import { add, allOps, mul, runOp, sum } from '../../src/ops/index.js';
+import { allOps, runOp } from '../../src/ops/all.js';
+import { add, mul, sum } from '../../src/ops/index.js';
 import { Rng } from '../../src/util/rng.js';
 import { makeInput } from '../helpers.js';
+import { registryWalk } from '../registry-walk.js';
 
+const walk = registryWalk('backend parity');
 useFastestBackend();
 const others = listBackends().filter((b) => b !== 'reference');
 
@@ -59,3 +62,5 @@ for (const backend of others) {
 test('a non-reference backend is available here (the parity tests above ran)', () => {
   assert.ok(others.length > 0, `only ${listBackends().join(', ')}`);
 });
+
+walk.done();

@@ -7,11 +7,15 @@ import { isFloat } from '../../src/core/dtype.js';
 import { scope } from '../../src/core/scope.js';
 import { fromValues, type Tensor } from '../../src/core/tensor.js';
 import { resnet20 } from '../../src/nn/models.js';
-import { allOps, runOp, sum, type InputSpec } from '../../src/ops/index.js';
+import { allOps, runOp } from '../../src/ops/all.js';
+import { sum, type InputSpec } from '../../src/ops/index.js';
 import { Compression } from '../../src/compress/act.js';
 import { encodingName } from '../../src/compress/codecs.js';
 import { ACT_MODES, ActPolicy, lastLinearPath, type SaveContext } from '../../src/compress/policy.js';
 import { Rng } from '../../src/util/rng.js';
+import { registryWalk } from '../registry-walk.js';
+
+const walk = registryWalk('save policy');
 
 const ctx = (o: Partial<SaveContext>): SaveContext => ({
   op: 'conv2d', role: 'input', module: 'layer', isParameter: false, shape: [8, 16, 32, 32], dtype: 'float32', isNetworkInput: false, ...o,
@@ -89,18 +93,24 @@ test('every op in the registry: each declared save has a policy in every mode', 
   }
 });
 
-test("every op's samples under every mode: only declared saves with their roles, and backward runs", () => {
+test("every op's samples under every mode: only declared saves with their roles, each read by backward, and backward runs", () => {
   let checked = 0;
   for (const op of allOps().filter((o) => o.backward && o.samples)) {
+    const everSaved = new Set<string>();
     op.samples!().forEach((sample, si) => {
       for (const mode of ACT_MODES) {
         const session = new Compression({ mode, minElements: 0, groupSize: 32 });
         const seen: [string, SaveRole][] = [];
+        const read = new Set<string>();
         const spy = {
           ...session.hooks,
           pack: (t: Tensor, info: Parameters<typeof session.hooks.pack>[1]) => {
             if (info.op === op.name) seen.push([info.name, info.role]);
             return session.hooks.pack(t, info);
+          },
+          unpack: (packed: unknown, info: Parameters<typeof session.hooks.unpack>[1]) => {
+            if (info.op === op.name) read.add(info.name);
+            return session.hooks.unpack(packed as never, info);
           },
         };
         scope(() => {
@@ -114,6 +124,11 @@ test("every op's samples under every mode: only declared saves with their roles,
           const floats = outs.filter((o) => o.requiresGrad);
           if (floats.length === 0) return;
           backward(sum(floats[0]!));
+          // A save backward never reads costs memory for nothing (every differentiable input needs grad here).
+          for (const [n] of seen) {
+            everSaved.add(n);
+            assert.ok(read.has(n), `${op.name} ${mode}: saves '${n}' but its backward never reads it`);
+          }
           for (const t of inputs) {
             if (t?.grad) assert.ok((t.grad.values() as Float32Array).every(Number.isFinite), `${op.name} ${mode}: non-finite gradient`);
           }
@@ -122,6 +137,8 @@ test("every op's samples under every mode: only declared saves with their roles,
         assert.equal(session.liveEntries, 0, `${op.name} ${mode}: packed copies left after backward`);
       }
     });
+    const neverSaved = Object.keys(op.saves).filter((n) => !everSaved.has(n));
+    assert.deepEqual(neverSaved, [], `${op.name}: declared saves that no sample saved and read`);
   }
   assert.ok(checked > 50, `only ${checked} op samples ran`);
 });
@@ -134,3 +151,5 @@ test('withCompression config validation names the option', () => {
   assert.ok(new ActPolicy({ mode: 'off' }).isOff);
   assert.ok(!new ActPolicy({ mode: 'off', layers: { '0': 'int8' } }).isOff);
 });
+
+walk.done();

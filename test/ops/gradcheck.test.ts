@@ -1,23 +1,43 @@
 // Gradient checks generated from the op registry: every differentiable op, every sample.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { allOps, mul, mulScalar, runOp, sum } from '../../src/ops/index.js';
+import { allOps, runOp } from '../../src/ops/all.js';
+import { mul, mulScalar, sum } from '../../src/ops/index.js';
 import { grad } from '../../src/autograd/backward.js';
 import { makeInput } from '../helpers.js';
 import { gradcheck } from '../../src/autograd/gradcheck.js';
 import type { Tensor } from '../../src/core/tensor.js';
 import { scope } from '../../src/core/scope.js';
 import { Rng } from '../../src/util/rng.js';
-import '../../src/quant/ops.js'; // registers the straight-through quantizer ops
+import { registryWalk } from '../registry-walk.js';
+
+const walk = registryWalk('gradcheck');
 
 // Straight-through (pseudo-gradient) ops are excluded explicitly, never silently: see OpDef.straightThrough.
 const differentiable = allOps().filter((op) => op.backward && op.samples && !op.straightThrough);
 
-test('straight-through ops are excluded from finite differences by their flag only', () => {
-  for (const op of allOps().filter((o) => o.straightThrough)) {
-    assert.ok(op.backward, `${op.name} is straight-through but has no backward`);
-  }
-});
+// Their pseudo-gradients are checked against closed forms in test/quant/quantizers.test.ts; here
+// they still run forward and backward (so the ops their backward uses are visited too).
+for (const op of allOps().filter((o) => o.straightThrough)) {
+  op.samples!().forEach((sample, si) => {
+    test(`straight-through ${op.name} ${sample.label ?? si}: backward gives finite gradients of the input shapes`, () => {
+      assert.ok(op.backward, `${op.name} is straight-through but has no backward`);
+      scope(() => {
+        const rng = new Rng(23 + si, 3);
+        const inputs = sample.inputs.map((spec) => (spec ? makeInput(spec, rng, 'float64') : null));
+        const wrt = inputs.filter((t): t is Tensor => t !== null && t.dtype === 'float64');
+        for (const t of wrt) t.requiresGrad = true;
+        const outs = runOp(op, inputs, sample.attrs);
+        const grads = grad(sum(outs[0]!), wrt, { allowUnused: true });
+        grads.forEach((g, i) => {
+          if (!g) return;
+          assert.deepEqual(g.shape, wrt[i]!.shape);
+          assert.ok([...g.toArray()].every(Number.isFinite), `${op.name}: non-finite pseudo-gradient`);
+        });
+      });
+    });
+  });
+}
 
 test('every differentiable op in the registry has gradcheck samples', () => {
   const missing = allOps().filter((op) => op.backward && !op.samples).map((op) => op.name);
@@ -83,3 +103,5 @@ for (const op of differentiable) {
     });
   });
 }
+
+walk.done();
