@@ -34,7 +34,15 @@ export function listBackends(): string[] {
   return [...backends.keys()];
 }
 
-/** The kernels to use for data of `dtype`. */
+/**
+ * The kernels to use for data of `dtype`: the active backend's for float32 and uint8 (masks, codes),
+ * the reference for the rest (float64 gradient checks, integer tensors).
+ */
 export function kernels(dtype: DType): Kernels {
-  return dtype === 'float32' ? merged : referenceKernels;
+  return dtype === 'float32' || dtype === 'uint8' ? merged : referenceKernels;
 }
+
+export {
+  useFastestBackend, registerWasmBackend, setThreads, getThreads, shutdownThreads, wasmVariant, defaultThreads,
+  loadQuantKernels, quantKernels, quantWasmFile, useQuantKernels, QuantWasmKernels, type QuantWasmExports,
+} from './wasm/index.js';

@@ -6,6 +6,7 @@
  * and falls back to the reference for the rest (and for float64, used by gradient checks).
  */
 import type { Tensor } from '../core/tensor.js';
+import type { CodeBits, GroupLayout, NoiseKey } from '../compress/quantize.js';
 
 /**
  * Batched GEMM: for each b < batch,
@@ -134,6 +135,32 @@ export interface Kernels {
   sgdUpdate(w: Tensor, g: Tensor, buf: Tensor | null, step: SgdStep): void;
   /** In-place Adam/AdamW on w and its moments m, v from g: w -= stepSize * m / (sqrt(v) * invC2 + eps). */
   adamUpdate(w: Tensor, g: Tensor, m: Tensor, v: Tensor, step: AdamStep): void;
+
+  // Activation-compression codecs (src/compress/codecs.ts; layout and rounding in compress/quantize.ts).
+  /** Every group's (min, max) of x (rows x rowLength, groups of groupSize within a row) into ranges (float64, 2 per group). */
+  groupRanges(x: Tensor, ranges: Tensor, layout: GroupLayout): void;
+  /**
+   * Codes of x at `bits` from per-group (min, step) pairs in meta (float64) into codes (uint8,
+   * zero-filled, LSB-first); `noise` keys stochastic rounding (null: round to nearest).
+   */
+  quantizeGroups(x: Tensor, meta: Tensor, codes: Tensor, layout: GroupLayout, bits: CodeBits, noise: NoiseKey | null): void;
+  /** Inverse of quantizeGroups with float32 (min, step) pairs: out[i] = min + code * step. */
+  dequantizeGroups(codes: Tensor, meta: Tensor, out: Tensor, layout: GroupLayout, bits: CodeBits): void;
+  /** 0/1 values of mask (integer dtype) -> LSB-first bits (every byte written); the index of the first value not 0 or 1, or -1. */
+  packMask(mask: Tensor, bits: Tensor): number;
+  /** Inverse of packMask: mask.size bits into mask. */
+  unpackMask(bits: Tensor, mask: Tensor): void;
+
+  // Packed inference kernels (the deploy runtime, src/quant/runtime.ts; on the JS heap).
+  /**
+   * out[i, j] = k - 2 popcount(a_i XOR b_j) for sign-packed rows a [m, ceil(k/32)] and b [n, ceil(k/32)]
+   * (bit 1 = -1, padding bits 0): the +-1 dot products of rows of length k.
+   */
+  binaryGemm(a: Uint32Array, b: Uint32Array, m: number, n: number, k: number): Int32Array;
+  /** out[i, j] = sum_t a[i, t] b[j, t] with int32 accumulation (b given by rows). */
+  int8Gemm(a: Int8Array, b: Int8Array, m: number, n: number, k: number): Int32Array;
+  /** out[i, j] = sum_t a[i, t] b[j, t] in float32 (b given by rows). */
+  floatGemm(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array;
 }
 
 export type KernelName = keyof Kernels;

@@ -9,10 +9,7 @@
  * const xHat = unpackTensor(p); // E[xHat] = x
  * releasePacked(p);
  */
-import { getBackend } from '../backends/index.js';
-import { registerWasmBackend } from '../backends/wasm/index.js';
-import type { WasmKernels } from '../backends/wasm/kernels.js';
-import type { KernelExports } from '../backends/wasm/loader.js';
+import { kernels } from '../backends/index.js';
 import { arena } from '../core/arena.js';
 import { isFloat, type DType } from '../core/dtype.js';
 import { keep } from '../core/scope.js';
@@ -21,7 +18,7 @@ import { Tensor } from '../core/tensor.js';
 import { divisionDecode, divisionSplit, hfcLayout, lfcLength, type DivisionGeometry } from './division.js';
 import { decodeFloat16, encodeFloat16 } from './float16.js';
 import {
-  assertCodeBits, bitsFor, codeBytes, dequantizeGroups, groupCount, groupMeta, metaBytes, metaFromRanges, packInts, quantizeGroups, unpackInts,
+  assertCodeBits, bitsFor, codeBytes, groupCount, metaBytes, metaFromRanges, packInts, unpackInts,
   type CodeBits, type FloatArray, type GroupLayout, type MetaPrecision, type NoiseKey,
 } from './quantize.js';
 
@@ -152,14 +149,11 @@ function views(payload: Tensor, l: Layout) {
   };
 }
 
-/** The wasm backend (its codec kernels bit-identical to the TypeScript ones) when it is active. */
-function wasmCodecs(): { backend: WasmKernels; exports: KernelExports } | undefined {
-  if (getBackend() !== 'wasm') return undefined;
-  const backend = registerWasmBackend();
-  // An older kernel build may lack them: then the TypeScript path runs.
-  const exports = backend?.module.exports as Partial<KernelExports> | undefined;
-  return backend && exports?.groupRanges && exports.quantizeGroups && exports.dequantizeGroups && exports.packMask && exports.unpackMask
-    ? { backend, exports: exports as KernelExports } : undefined;
+/** A contiguous arena copy of a strided tensor's values (kernels read arena memory). */
+function workspaceCopy(t: Tensor, values: ArrayLike<number>): Tensor {
+  const out = Tensor.uninitialized(t.shape, t.dtype, 'workspace');
+  (out.data() as { set(v: ArrayLike<number>): void }).set(values);
+  return out;
 }
 
 function requireFloat(t: Tensor, e: Encoding): void {
@@ -179,26 +173,13 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
   if (e.kind === 'mask') {
     // One pass: pack the bits and check that every value is 0 or 1.
     const l = layoutOf(e, t.shape, 1);
-    const wasm = copy === null && t.dtype === 'uint8' ? wasmCodecs() : undefined;
-    if (wasm) {
-      const payload = keep(Tensor.uninitialized([l.total], 'uint8', 'saved')); // packMask writes every byte
-      const bad = wasm.exports.packMask(t.ptr, t.size, payload.ptr);
-      if (bad >= 0) {
-        payload.dispose();
-        throw new RangeError(`mask encoding: value ${t.data()[bad]} at ${bad} is not 0 or 1 (tensor ${fmt(t.shape)})`);
-      }
-      return { ...base, indexBits: 1, payload, kept: null, bytes: l.total };
-    }
-    const payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
-    const v = source(), codes = views(payload, l).codes;
-    for (let i = 0; i < v.length; i++) {
-      const x = v[i]!;
-      if (x === 0) continue;
-      if (x !== 1) {
-        payload.dispose();
-        throw new RangeError(`mask encoding: value ${x} at ${i} is not 0 or 1 (tensor ${fmt(t.shape)})`);
-      }
-      codes[i >>> 3]! |= 1 << (i & 7);
+    const mask = copy === null ? t : workspaceCopy(t, copy);
+    const payload = keep(Tensor.uninitialized([l.total], 'uint8', 'saved')); // packMask writes every byte
+    const bad = kernels(mask.dtype).packMask(mask, payload);
+    if (mask !== t) mask.dispose();
+    if (bad >= 0) {
+      payload.dispose();
+      throw new RangeError(`mask encoding: value ${source()[bad]} at ${bad} is not 0 or 1 (tensor ${fmt(t.shape)})`);
     }
     return { ...base, indexBits: 1, payload, kept: null, bytes: l.total };
   }
@@ -236,33 +217,22 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
     bits = e.bits;
     groups = quantLayout(t.shape, e.groupSize);
   }
-  const target = () => (residual ? residual.data() : source()) as FloatArray;
+  // The kernels read x and the metadata in arena memory (a strided x is copied once).
+  const x = residual ?? (copy === null ? t : workspaceCopy(t, copy));
+  const k = kernels(x.dtype);
   const stochastic = e.kind === 'division' || e.stochastic !== false;
-  const key = stochastic ? noise : null;
-  const inArena = residual ?? (copy === null ? t : null);
-  const kernels = inArena && inArena.dtype === 'float32' ? wasmCodecs() : undefined;
-  const meta = new Float64Array(2 * groupCount(groups));
-  let precision: MetaPrecision;
-  let payload: Tensor;
+  const metaInArena = Tensor.uninitialized([2 * groupCount(groups)], 'float64', 'workspace'); // groupRanges writes every pair
+  k.groupRanges(x, metaInArena, groups);
+  const meta = metaInArena.data().slice() as Float64Array;
+  const precision = metaFromRanges(meta, bits, requestedMeta(e));
   const l = (p: MetaPrecision) => layoutOf(e, t.shape, 0, p);
-  if (kernels && inArena) {
-    // The wasm kernels read x in place and need the metadata in arena memory too.
-    const metaInArena = Tensor.uninitialized([meta.length], 'float64', 'workspace'); // groupRanges writes every pair
-    const { rows, rowLength, groupSize } = groups;
-    kernels.backend.quantRows('groupRanges', rows, rowLength, 8, (r0, r1) => [inArena.ptr, r0, r1, rowLength, groupSize, metaInArena.ptr]);
-    meta.set(metaInArena.data());
-    precision = metaFromRanges(meta, bits, requestedMeta(e));
-    payload = keep(Tensor.empty([l(precision).total], 'uint8', 'saved'));
-    metaInArena.data().set(meta);
-    const noiseArgs = [key ? 1 : 0, key ? key.seed >>> 0 : 0, key ? Math.floor(key.seed / 4294967296) >>> 0 : 0, key ? key.step >>> 0 : 0, key ? key.stream >>> 0 : 0];
-    const codesPtr = payload.ptr + l(precision).codeOffset;
-    kernels.backend.quantRows('quantizeGroups', rows, rowLength, bits, (r0, r1) => [inArena.ptr, r0, r1, rowLength, groupSize, bits, ...noiseArgs, metaInArena.ptr, codesPtr]);
-    metaInArena.dispose();
-  } else {
-    precision = groupMeta(target(), groups, bits, requestedMeta(e), meta);
-    payload = keep(Tensor.empty([l(precision).total], 'uint8', 'saved'));
-    quantizeGroups(target(), groups, bits, key, meta, views(payload, l(precision)).codes);
-  }
+  const payload = keep(Tensor.empty([l(precision).total], 'uint8', 'saved'));
+  metaInArena.data().set(meta);
+  const codes = payload.view([l(precision).codeBytes], [1], payload.offset + l(precision).codeOffset);
+  k.quantizeGroups(x, metaInArena, codes, groups, bits, stochastic ? noise : null);
+  codes.dispose();
+  metaInArena.dispose();
+  if (x !== t && x !== residual) x.dispose();
   const v = views(payload, l(precision));
   if (precision === 'fp16') encodeFloat16(meta, v.meta as Uint16Array);
   else (v.meta as Float32Array).set(meta);
@@ -279,19 +249,23 @@ export function unpackTensor(p: PackedTensor): Tensor {
   const out = Tensor.uninitialized(p.shape, p.dtype, 'workspace');
   const e = p.encoding;
   const l = layoutOf(e, p.shape, p.indexBits, p.metaPrecision);
-  const wasm = (e.kind === 'quant' && p.dtype === 'float32') || (e.kind === 'mask' && p.dtype === 'uint8') ? wasmCodecs() : undefined;
-  if (wasm && e.kind === 'mask') {
-    wasm.exports.unpackMask(p.payload.ptr + l.codeOffset, out.size, out.ptr);
+  const codesOf = () => p.payload!.view([l.codeBytes], [1], p.payload!.offset + l.codeOffset);
+  if (e.kind === 'mask') {
+    const codes = codesOf();
+    kernels(out.dtype).unpackMask(codes, out);
+    codes.dispose();
     return out;
   }
-  if (wasm && e.kind === 'quant') {
+  if (e.kind === 'quant') {
     // The kernel reads float32 (min, step) pairs from arena memory: fp32 metadata in place, fp16 decoded.
-    const decoded = p.metaPrecision === 'fp16' ? Tensor.uninitialized([l.metaFloats], 'float32', 'workspace') : null;
-    if (decoded) decodeFloat16(views(p.payload, l).meta as Uint16Array, decoded.data() as Float32Array);
-    const g = quantLayout(p.shape, e.groupSize);
-    const codesPtr = p.payload.ptr + l.codeOffset, metaPtr = decoded ? decoded.ptr : p.payload.ptr;
-    wasm.backend.quantRows('dequantizeGroups', g.rows, g.rowLength, 8, (r0, r1) => [codesPtr, metaPtr, r0, r1, g.rowLength, g.groupSize, e.bits, out.ptr]);
-    decoded?.dispose();
+    const meta = Tensor.uninitialized([l.metaFloats], 'float32', 'workspace');
+    const stored = views(p.payload, l).meta;
+    if (stored instanceof Uint16Array) decodeFloat16(stored, meta.data() as Float32Array);
+    else (meta.data() as Float32Array).set(stored);
+    const codes = codesOf();
+    kernels(out.dtype).dequantizeGroups(codes, meta, out, quantLayout(p.shape, e.groupSize), e.bits);
+    codes.dispose();
+    meta.dispose();
     return out;
   }
   const { meta: rawMeta, lfc, codes } = views(p.payload, l);
@@ -304,10 +278,8 @@ export function unpackTensor(p: PackedTensor): Tensor {
   const dst = out.data();
   switch (e.kind) {
     case 'fp16': decodeFloat16(lfc, dst as FloatArray); break;
-    case 'quant': dequantizeGroups(codes, meta, quantLayout(p.shape, e.groupSize), e.bits, dst as FloatArray); break;
-    case 'mask': case 'index': unpackInts(codes, p.indexBits, dst); break;
+    case 'index': unpackInts(codes, p.indexBits, dst); break;
     case 'division': divisionDecode(lfc, codes, meta, divisionGeometry(p.shape, e.block), e.hfcBits, dst as FloatArray); break;
-    case 'keep': break;
   }
   return out;
 }

@@ -2,7 +2,7 @@
  * The deployed-model file format (SGQM): a small JSON header describing the stages, then their
  * packed arrays. Pure bytes in and out (no Node APIs), so the browser and Node share it.
  */
-import type { DeployedModel, Stage } from '../quant/convert.js';
+import type { DeployedModel, Stage } from '../quant/runtime.js';
 
 // File format: "SGQM", u32 version, u32 JSON length, JSON (stages with array references), zero
 // padding to 4 bytes, then the arrays back to back (each 4-byte aligned), little-endian.

@@ -1,8 +1,8 @@
 /** Node file I/O for quantized deployment: deployed-model files and the quant wasm kernels. */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import type { DeployedModel } from '../quant/convert.js';
+import type { DeployedModel } from '../quant/runtime.js';
 import { decodeDeployed, encodeDeployed } from './deployed-format.js';
-import { loadQuantKernels, quantWasmFile, type QuantWasmExports } from '../quant/wasm.js';
+import { loadQuantKernels, quantWasmFile, type QuantWasmExports } from '../backends/index.js';
 
 /** Writes a deployed model (SGQM format); returns the bytes written. */
 export function saveDeployed(model: DeployedModel, path: string): number {

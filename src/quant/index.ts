@@ -6,6 +6,7 @@ export * from './models.js';
 export * from './plan.js';
 export * from './summary.js';
 export * from './convert.js';
+export { runDeployed } from './runtime.js';
 export * from '../io/deployed-format.js';
 export * from './kernels.js';
-export * from './wasm.js';
+export { loadQuantKernels, quantKernels, quantWasmFile, useQuantKernels, QuantWasmKernels, type QuantWasmExports } from '../backends/index.js';

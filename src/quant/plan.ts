@@ -9,7 +9,6 @@
 import { Conv2d, Linear } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { isQuantLayer } from './layers.js';
-import type { Quantizer } from './quantizers.js';
 
 /**
  * - binary: ±1 weights × ±1 inputs, XOR + popcount on packed words
@@ -20,9 +19,6 @@ import type { Quantizer } from './quantizers.js';
  *   weights are stored dequantized in float32)
  */
 export type LayerKernel = 'binary' | 'binary_weights' | 'ternary_weights' | 'int8' | 'float';
-
-/** Sign-valued quantizers: forward ±1 (magnitude_aware_sign adds a per-channel scale). */
-const SIGN = new Set(['ste_sign', 'approx_sign', 'swish_sign']);
 
 export interface LayerPlan {
   kernel: LayerKernel;
@@ -38,23 +34,23 @@ export interface LayerPlan {
   note?: string;
 }
 
-const isSign = (q: Quantizer | null): boolean => !!q && SIGN.has(q.name);
-const isInt8 = (q: Quantizer | null): boolean => !!q && q.name === 'lsq' && q.precision === 8 && (q.config().signed as boolean);
-
+/** Each quantizer says how it deploys (Quantizer.deployment); no quantizer is recognized by name. */
 export function layerPlan(m: Module): LayerPlan | null {
   if (isQuantLayer(m)) {
     const { inputQuantizer: iq, kernelQuantizer: kq } = m;
     const inputBits = iq ? iq.precision : 32;
-    const signKernel = isSign(kq) || kq?.name === 'magnitude_aware_sign';
-    const channelScale = kq?.name === 'magnitude_aware_sign' || (kq?.name === 'ste_tern' && !!kq.config().scaled);
-    if (signKernel && isSign(iq)) return { kernel: 'binary', weightBits: 1, inputBits, packedCompute: true, channelScale };
-    if (signKernel && !iq) {
+    const k = kq?.deployment(), x = iq?.deployment();
+    const channelScale = !!k?.channelScale;
+    // Packed ±1 inputs need unscaled signs.
+    const signInput = x?.values === 'sign' && !x.channelScale;
+    if (k?.values === 'sign' && signInput) return { kernel: 'binary', weightBits: 1, inputBits, packedCompute: true, channelScale };
+    if (k?.values === 'sign' && !iq) {
       return { kernel: 'binary_weights', weightBits: 1, inputBits, packedCompute: false, channelScale, note: 'float input: 1-bit weights, float accumulation (BWN-style, no XNOR speed-up)' };
     }
-    if (kq?.name === 'ste_tern' && !iq) {
+    if (k?.values === 'ternary' && !iq) {
       return { kernel: 'ternary_weights', weightBits: 2, inputBits, packedCompute: false, channelScale, note: 'float input: 2-bit weights, float accumulation' };
     }
-    if (isInt8(kq) && isInt8(iq)) return { kernel: 'int8', weightBits: 8, inputBits: 8, packedCompute: true, channelScale: false };
+    if (k?.values === 'int8' && x?.values === 'int8') return { kernel: 'int8', weightBits: 8, inputBits: 8, packedCompute: true, channelScale: false };
     if (!iq && !kq) return { kernel: 'float', weightBits: 32, inputBits, packedCompute: false, channelScale: false };
     return {
       kernel: 'float', weightBits: 32, inputBits, packedCompute: false, channelScale: false,

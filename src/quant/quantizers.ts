@@ -21,6 +21,22 @@ export interface QuantizerConfig {
   [option: string]: unknown;
 }
 
+/**
+ * How conversion (convert.ts) deploys a quantizer's values; plan.ts picks the layer's kernel from
+ * the pair (input quantizer, kernel quantizer) of these, never from quantizer names.
+ * - sign: ±1 (bit-packed); ternary: {−1, 0, +1} at |w| ≥ threshold(w) (two bit planes);
+ *   int8: round(w / step()) in int8; float: the fake-quantized values stored as float32.
+ */
+export interface QuantDeployment {
+  values: 'sign' | 'ternary' | 'int8' | 'float';
+  /** A per-output-channel float scale stored with packed weights ([outC, 1, ...]), when there is one. */
+  channelScale?(w: Tensor): Tensor | null;
+  /** ternary: the magnitude at and above which a weight is ±1. */
+  threshold?(w: Tensor): number;
+  /** int8: the quantization step (value = code · step). */
+  step?(): number;
+}
+
 export abstract class Quantizer {
   /** Alias under which `quantizer()` finds this class. */
   abstract readonly name: string;
@@ -34,6 +50,10 @@ export abstract class Quantizer {
   /** Learned quantizer parameters (PACT alpha, LSQ step); layers register them. */
   parameters(): Tensor[] {
     return [];
+  }
+  /** How conversion deploys it (default: fake-quantized values kept in float32). */
+  deployment(): QuantDeployment {
+    return { values: 'float' };
   }
 }
 
@@ -98,6 +118,9 @@ abstract class ClippedStep extends ElementwiseQuantizer {
 export class SteSign extends ClippedStep {
   readonly name = 'ste_sign';
   protected readonly kind = 'sign';
+  override deployment(): QuantDeployment {
+    return { values: 'sign' };
+  }
 }
 
 /** Forward: sign(x). Backward: g·(2 − 2|x|) for |x| ≤ 1, else 0 (Bi-Real Net). */
@@ -106,6 +129,9 @@ export class ApproxSign extends ElementwiseQuantizer {
   readonly precision = 1;
   protected attrs(): FakeQuantAttrs {
     return { kind: 'approx_sign' };
+  }
+  override deployment(): QuantDeployment {
+    return { values: 'sign' };
   }
   config(): QuantizerConfig {
     return { name: this.name };
@@ -123,6 +149,9 @@ export class SwishSign extends ElementwiseQuantizer {
   }
   protected attrs(): FakeQuantAttrs {
     return { kind: 'swish_sign', beta: this.beta };
+  }
+  override deployment(): QuantDeployment {
+    return { values: 'sign' };
   }
   config(): QuantizerConfig {
     return { name: this.name, beta: this.beta };
@@ -161,6 +190,9 @@ export class MagnitudeAwareSign extends Quantizer {
   }
   config(): QuantizerConfig {
     return { name: this.name, clipValue: this.clipValue, axis: this.axis };
+  }
+  override deployment(): QuantDeployment {
+    return { values: 'sign', channelScale: (w) => channelMeanAbs(w, 0) };
   }
 }
 
@@ -215,6 +247,11 @@ export class SteTern extends Quantizer {
   }
   config(): QuantizerConfig {
     return { name: this.name, thresholdValue: this.thresholdValue, ternaryWeightNetworks: this.ternaryWeightNetworks, scaled: this.scaled, clipValue: this.clipValue, axis: this.axis };
+  }
+  override deployment(): QuantDeployment {
+    const d: QuantDeployment = { values: 'ternary', threshold: (w) => this.threshold(w) };
+    if (this.scaled) d.channelScale = (w) => this.scale(w);
+    return d;
   }
 }
 
@@ -354,6 +391,10 @@ export class Lsq extends Quantizer {
   }
   config(): QuantizerConfig {
     return { name: this.name, bits: this.bits, signed: this.signed, step: this.initialized ? this.step.item() : undefined };
+  }
+  /** Signed 8-bit LSQ deploys as int8 (code · step); other widths keep float values. */
+  override deployment(): QuantDeployment {
+    return this.bits === 8 && this.signed ? { values: 'int8', step: () => this.step.item() } : { values: 'float' };
   }
 }
 

@@ -1,8 +1,15 @@
 import type { Kernels } from '../kernels.js';
-import { adamUpdate, binary, channelAffine, channelGradSums, channelMoments, maskMul, reluMask, sgdUpdate } from './elementwise.js';
+import * as codecs from './codecs.js';
+import * as elementwise from './elementwise.js';
 import { gemm } from './gemm.js';
 import { col2im, im2col } from './im2col.js';
 import { maxPool2d, maxPool2dGrad } from './pool.js';
 
-/** The plain-TypeScript backend: every kernel, any float dtype; the oracle for all others. */
-export const referenceKernels: Kernels = { gemm, im2col, col2im, maxPool2d, maxPool2dGrad, channelMoments, channelAffine, channelGradSums, reluMask, maskMul, binary, sgdUpdate, adamUpdate };
+/**
+ * The plain-TypeScript backend: every kernel, any dtype; the oracle for all others. Every
+ * function a reference module exports is a kernel (the contract, kernels.ts, checks the set).
+ */
+export const referenceKernels: Kernels = { gemm, im2col, col2im, maxPool2d, maxPool2dGrad, ...elementwise, ...codecs };
+
+/** Every kernel of the contract, by name (the wasm binding and the generated kernel tests walk it). */
+export const KERNEL_NAMES = Object.keys(referenceKernels).sort() as (keyof Kernels)[];

@@ -10,12 +10,16 @@
  * ```
  */
 import { getBackend, registerBackend, setBackend } from '../index.js';
+import type { Kernels } from '../kernels.js';
+import { KERNEL_NAMES } from '../reference/index.js';
 import { loadBestKernelModule, loadKernelModule, type KernelVariant } from './loader.js';
 import { node } from './node.js';
 import { WasmKernels } from './kernels.js';
+import { onQuantKernelsChange, quantWasmKernels } from './quant.js';
 
 export { WasmKernels } from './kernels.js';
 export { loadKernelModule, type KernelVariant } from './loader.js';
+export { loadQuantKernels, quantKernels, quantWasmFile, useQuantKernels, QuantWasmKernels, type QuantWasmExports } from './quant.js';
 
 let wasm: WasmKernels | undefined;
 let loaded = false;
@@ -44,6 +48,7 @@ export function registerWasmBackend(options: { variant?: KernelVariant; bytes?: 
     wasm = new WasmKernels(module);
     wasm.setThreads(defaultThreads());
     loaded = true;
+    bindWasmBackend();
   } else if (!loaded) {
     loaded = true;
     const module = loadBestKernelModule();
@@ -51,32 +56,36 @@ export function registerWasmBackend(options: { variant?: KernelVariant; bytes?: 
       wasm = new WasmKernels(module);
       wasm.setThreads(defaultThreads());
     }
-  }
-  if (wasm) {
-    // A plain object: setBackend spreads the kernels, which would drop class methods.
-    const k = wasm;
-    registerBackend({
-      name: 'wasm',
-      kernels: {
-        gemm: (a, b, c, args) => k.gemm(a, b, c, args),
-        im2col: (x, cols, g, img, c0, cg, images) => k.im2col(x, cols, g, img, c0, cg, images),
-        col2im: (cols, dx, g, img, c0, cg, images) => k.col2im(cols, dx, g, img, c0, cg, images),
-        maxPool2d: (x, out, index, g) => k.maxPool2d(x, out, index, g),
-        maxPool2dGrad: (gy, index, dx, g) => k.maxPool2dGrad(gy, index, dx, g),
-        channelMoments: (x, mean, variance, layout) => k.channelMoments(x, mean, variance, layout),
-        channelAffine: (x, out, args, layout) => k.channelAffine(x, out, args, layout),
-        channelGradSums: (g, x, mean, invStd, sumG, sumGXhat, layout) => k.channelGradSums(g, x, mean, invStd, sumG, sumGXhat, layout),
-        reluMask: (x, y, mask, slope) => k.reluMask(x, y, mask, slope),
-        maskMul: (g, mask, out, scaleOff) => k.maskMul(g, mask, out, scaleOff),
-        binary: (op, a, b, out) => k.binary(op, a, b, out),
-        sgdUpdate: (w, g, buf, step) => k.sgdUpdate(w, g, buf, step),
-        adamUpdate: (w, g, m, v, step) => k.adamUpdate(w, g, m, v, step),
-      },
-    });
-    if (getBackend() === 'wasm') setBackend('wasm'); // pick up a replaced build
+    bindWasmBackend();
   }
   return wasm;
 }
+
+/**
+ * The kernels of the implementations present (engine module, packed-inference module), bound by
+ * name: every contract kernel an implementation has as a method. Nothing is forwarded by hand, so
+ * a kernel added to the contract, the reference and an implementation is picked up here as is.
+ */
+export function bindKernels(...impls: (object | null | undefined)[]): Partial<Kernels> {
+  const bound: Record<string, unknown> = {};
+  for (const impl of impls) {
+    if (!impl) continue;
+    for (const name of KERNEL_NAMES) {
+      const f = (impl as Record<string, unknown>)[name];
+      if (typeof f === 'function') bound[name] = f.bind(impl);
+    }
+  }
+  return bound as Partial<Kernels>;
+}
+
+/** (Re)registers 'wasm' with the kernels loaded now; keeps it selected when it was. */
+function bindWasmBackend(): void {
+  const quant = quantWasmKernels();
+  if (!wasm && !quant) return;
+  registerBackend({ name: 'wasm', kernels: bindKernels(wasm, quant) });
+  if (getBackend() === 'wasm') setBackend('wasm'); // pick up a replaced build
+}
+onQuantKernelsChange(bindWasmBackend);
 
 /**
  * Selects the fastest backend this engine runs ('wasm' with SIMD or scalar kernels, else

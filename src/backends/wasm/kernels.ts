@@ -3,7 +3,9 @@
  * kernel writing past a tensor would silently corrupt other tensors in the arena), splitting work
  * into per-thread parts, and the per-thread GEMM packing scratch.
  */
+import { codeBytes, groupCount, type CodeBits, type GroupLayout, type NoiseKey } from '../../compress/quantize.js';
 import { arena } from '../../core/arena.js';
+import type { DType } from '../../core/dtype.js';
 import { fmt } from '../../core/shape.js';
 import type { Tensor } from '../../core/tensor.js';
 import { BINARY_OPS, type AdamStep, type BinaryOp, type SgdStep, type ChannelAffineArgs, type ChannelLayout, type Conv2dGeometry, type GemmArgs, type Kernels } from '../kernels.js';
@@ -57,7 +59,8 @@ export function splitRange(total: number, parts: number, align: number): [number
   return ranges;
 }
 
-export class WasmKernels implements Kernels {
+/** The engine kernels of kernels/ (the contract's subset they implement; the rest runs on the reference). */
+export class WasmKernels implements Partial<Kernels> {
   private threadCount = 1;
   private pool: ThreadPool | undefined;
   /** Set when the pool could not start: stay single-threaded rather than retry on every call. */
@@ -128,9 +131,45 @@ export class WasmKernels implements Kernels {
    * by rows; `args(rowFrom, rowTo)` gives one part's arguments. With `bitsPerElement` < 8 the
    * split happens only when every row ends on a byte boundary (parts must not share a code byte).
    */
-  quantRows(op: 'groupRanges' | 'quantizeGroups' | 'dequantizeGroups', rows: number, rowLength: number, bitsPerElement: number, args: (rowFrom: number, rowTo: number) => number[]): void {
+  private quantRows(op: 'groupRanges' | 'quantizeGroups' | 'dequantizeGroups', rows: number, rowLength: number, bitsPerElement: number, args: (rowFrom: number, rowTo: number) => number[]): void {
     const want = (rowLength * bitsPerElement) % 8 === 0 ? this.partsFor(rows * rowLength, ELEMENTWISE_PARALLEL_ELEMENTS) : 1;
     this.run(op, splitRange(rows, want, 1).map(([lo, hi]) => args(lo, hi)));
+  }
+
+  groupRanges(x: Tensor, ranges: Tensor, l: GroupLayout): void {
+    checkGroups('groupRanges', l);
+    checkTensor('groupRanges', 'x', x, l.rows * l.rowLength);
+    checkTyped('groupRanges', 'ranges', ranges, 'float64', 2 * groupCount(l));
+    this.quantRows('groupRanges', l.rows, l.rowLength, 8, (r0, r1) => [x.ptr, r0, r1, l.rowLength, l.groupSize, ranges.ptr]);
+  }
+
+  quantizeGroups(x: Tensor, meta: Tensor, codes: Tensor, l: GroupLayout, bits: CodeBits, key: NoiseKey | null): void {
+    checkGroups('quantizeGroups', l);
+    checkTensor('quantizeGroups', 'x', x, l.rows * l.rowLength);
+    checkTyped('quantizeGroups', 'meta', meta, 'float64', 2 * groupCount(l));
+    checkTyped('quantizeGroups', 'codes', codes, 'uint8', codeBytes(l.rows * l.rowLength, bits));
+    const noise = [key ? 1 : 0, key ? key.seed >>> 0 : 0, key ? Math.floor(key.seed / 4294967296) >>> 0 : 0, key ? key.step >>> 0 : 0, key ? key.stream >>> 0 : 0];
+    this.quantRows('quantizeGroups', l.rows, l.rowLength, bits, (r0, r1) => [x.ptr, r0, r1, l.rowLength, l.groupSize, bits, ...noise, meta.ptr, codes.ptr]);
+  }
+
+  dequantizeGroups(codes: Tensor, meta: Tensor, out: Tensor, l: GroupLayout, bits: CodeBits): void {
+    checkGroups('dequantizeGroups', l);
+    checkTyped('dequantizeGroups', 'codes', codes, 'uint8', codeBytes(l.rows * l.rowLength, bits));
+    checkTyped('dequantizeGroups', 'meta', meta, 'float32', 2 * groupCount(l));
+    checkTensor('dequantizeGroups', 'out', out, l.rows * l.rowLength);
+    this.quantRows('dequantizeGroups', l.rows, l.rowLength, 8, (r0, r1) => [codes.ptr, meta.ptr, r0, r1, l.rowLength, l.groupSize, bits, out.ptr]);
+  }
+
+  packMask(mask: Tensor, bits: Tensor): number {
+    checkTyped('packMask', 'mask', mask, 'uint8', mask.size);
+    checkTyped('packMask', 'bits', bits, 'uint8', codeBytes(mask.size, 1));
+    return this.module.exports.packMask(mask.ptr, mask.size, bits.ptr);
+  }
+
+  unpackMask(bits: Tensor, mask: Tensor): void {
+    checkTyped('unpackMask', 'mask', mask, 'uint8', mask.size);
+    checkTyped('unpackMask', 'bits', bits, 'uint8', codeBytes(mask.size, 1));
+    this.module.exports.unpackMask(bits.ptr, mask.size, mask.ptr);
   }
 
   gemm(a: Tensor, b: Tensor, c: Tensor, p: GemmArgs): void {
@@ -206,10 +245,7 @@ export class WasmKernels implements Kernels {
     const planes = g.n * g.c, outPlane = g.outH * g.outW;
     checkTensor(op, op === 'maxPool2d' ? 'x' : 'dx', image, planes * g.h * g.w);
     checkTensor(op, op === 'maxPool2d' ? 'out' : 'gy', pooled, planes * outPlane);
-    if (index.dtype !== 'uint8' || !index.isContiguous() || index.size < planes * outPlane) {
-      throw new TypeError(`${op}: index must be a contiguous uint8 tensor of ${planes * outPlane} elements, got ${index.dtype} ${fmt(index.shape)}`);
-    }
-    index.assertAlive(op);
+    checkTyped(op, 'index', index, 'uint8', planes * outPlane);
     if (planes === 0 || outPlane === 0) return;
     const spatial = [g.h, g.w];
     const window = [g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW];
@@ -245,7 +281,7 @@ export class WasmKernels implements Kernels {
     const n = x.size;
     checkTensor('reluMask', 'x', x, n);
     checkTensor('reluMask', 'y', y, n);
-    if (mask) checkBytes('reluMask', mask, n);
+    if (mask) checkTyped('reluMask', 'mask', mask, 'uint8', n);
     const bits = f32Bits(slope);
     this.runElements('reluMask', n, (lo, hi) => [x.ptr + lo * 4, y.ptr + lo * 4, mask ? mask.ptr + lo : 0, hi - lo, bits, mask ? 1 : 0]);
   }
@@ -254,7 +290,7 @@ export class WasmKernels implements Kernels {
     const n = out.size;
     checkTensor('maskMul', 'g', g, n);
     checkTensor('maskMul', 'out', out, n);
-    checkBytes('maskMul', mask, n);
+    checkTyped('maskMul', 'mask', mask, 'uint8', n);
     const bits = f32Bits(scaleOff);
     this.runElements('maskMul', n, (lo, hi) => [g.ptr + lo * 4, mask.ptr + lo, out.ptr + lo * 4, hi - lo, bits]);
   }
@@ -315,9 +351,15 @@ export class WasmKernels implements Kernels {
   }
 }
 
-function checkBytes(op: string, mask: Tensor, n: number): void {
-  if (mask.dtype !== 'uint8' || !mask.isContiguous() || mask.size < n) {
-    throw new TypeError(`${op}: mask must be a contiguous uint8 tensor of ${n} elements, got ${mask.dtype} ${fmt(mask.shape)}`);
+/** Throws unless t is a live contiguous tensor of `dtype` with at least n elements. */
+function checkTyped(op: string, role: string, t: Tensor, dtype: DType, n: number): void {
+  if (t.dtype !== dtype || !t.isContiguous() || t.size < n) {
+    throw new TypeError(`${op}: ${role} must be a contiguous ${dtype} tensor of ${n} elements, got ${t.dtype} ${fmt(t.shape)}`);
   }
-  mask.assertAlive(op);
+  t.assertAlive(op);
+}
+
+function checkGroups(op: string, l: GroupLayout): void {
+  checkCounts(op, { rows: l.rows, rowLength: l.rowLength, groupSize: l.groupSize });
+  if (l.groupSize < 1) throw new RangeError(`${op}: groupSize must be >= 1, got ${l.groupSize}`);
 }

@@ -12,12 +12,13 @@ import { arena } from '../../core/arena.js';
 import type { KernelExports, KernelModule } from './loader.js';
 import { node } from './node.js';
 
-/** Kernel entry points a part can run, by op code. */
-export const OPS = [
-  'gemm', 'im2col', 'col2im', 'maxPool2d', 'maxPool2dGrad', 'channelMoments', 'channelAffine', 'channelGradSums', 'reluMask', 'maskMul', 'binary', 'sgdUpdate', 'adamUpdate',
-  'groupRanges', 'quantizeGroups', 'dequantizeGroups',
-] as const satisfies readonly (keyof KernelExports)[];
-export type PoolOp = (typeof OPS)[number];
+/** A kernel entry point a part can run (op codes index the module's function exports). */
+export type PoolOp = keyof KernelExports;
+
+/** The module's function exports in export order: the op codes shared with the workers. */
+function opsOf(module: WebAssembly.Module): string[] {
+  return WebAssembly.Module.exports(module).filter((e) => e.kind === 'function').map((e) => e.name);
+}
 
 // Control block layout, in Int32 words.
 const GEN = 0; // generation: bumped once per job
@@ -77,6 +78,7 @@ export class ThreadPool {
   private readonly workers: import('node:worker_threads').Worker[] = [];
   private readonly ctl: number;
   private readonly words: number;
+  private readonly ops: string[];
   private closed = false;
 
   private constructor(
@@ -85,13 +87,14 @@ export class ThreadPool {
   ) {
     this.threads = workerCount + 1;
     this.words = ARGS + this.threads * ARG_WORDS;
+    this.ops = opsOf(kernels.module);
     this.ctl = arena().alloc(this.words * 4);
     this.view().fill(0);
     const { Worker } = node!.workerThreads;
     for (let index = 0; index < workerCount; index++) {
       const worker = new Worker(WORKER_SOURCE, {
         eval: true,
-        workerData: { module: kernels.module, memory: arena().memory, ctl: this.ctl, index, ops: OPS, words: this.words },
+        workerData: { module: kernels.module, memory: arena().memory, ctl: this.ctl, index, ops: this.ops, words: this.words },
       });
       worker.unref();
       // Failures are reported through the control block; without a listener an 'error' event
@@ -140,7 +143,7 @@ export class ThreadPool {
     if (parts.length > this.threads) throw new RangeError(`thread pool: ${parts.length} parts for ${this.threads} threads`);
     const w = this.view();
     parts.forEach((args, p) => w.set(args, ARGS + p * ARG_WORDS));
-    w[OP] = OPS.indexOf(op);
+    w[OP] = this.ops.indexOf(op);
     w[NPARTS] = parts.length;
     w[FAILED] = 0;
     Atomics.store(w, DONE, 0);

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadDeployed, loadQuantKernelsFromBuild } from '../../io/quant.js';
-import { runDeployed } from '../../quant/convert.js';
+import { runDeployed } from '../../quant/runtime.js';
 import { printJson, UsageError, type Command } from '../command.js';
 import { loadData } from './train.js';
 

@@ -1,14 +1,16 @@
 /**
- * The WebAssembly SIMD kernels of kernels/quant/ (built to build/quant.wasm, or
- * build/quant-unshared.wasm when the arena memory is not shared), running over the arena memory.
- * Until `loadQuantKernels` succeeds, deployed models use the TypeScript kernels; results are
- * identical (integers) either way.
+ * The packed-inference kernels of kernels/quant/ (built to build/quant.wasm, or
+ * build/quant-unshared.wasm when the arena memory is not shared), running over the arena memory:
+ * the contract's binaryGemm, int8Gemm and floatGemm on the 'wasm' backend. Until
+ * `loadQuantKernels` succeeds, those run on the reference backend; results are identical
+ * (integers) either way.
  *
  * @example
  * await loadQuantKernels(readFileSync(`build/${quantWasmFile()}`));  // Node; fetch() in a browser
  */
-import { arena } from '../core/arena.js';
-import { wordsFor } from './kernels.js';
+import { arena } from '../../core/arena.js';
+import { wordsFor } from '../../quant/kernels.js';
+import type { Kernels } from '../kernels.js';
 
 export interface QuantWasmExports {
   binaryGemmScalar(a: number, b: number, out: number, m: number, n: number, words64: number, k: number): void;
@@ -18,27 +20,39 @@ export interface QuantWasmExports {
 }
 
 let loaded: QuantWasmExports | null = null;
+/** Called when the loaded module changes (the wasm backend rebinds its kernels). */
+let onChange: () => void = () => {};
+
+export function onQuantKernelsChange(f: () => void): void {
+  onChange = f;
+}
 
 /** Which build matches the arena's memory. */
 export function quantWasmFile(): string {
   return arena().shared ? 'quant.wasm' : 'quant-unshared.wasm';
 }
 
-/** Instantiates the kernels over the arena memory and makes deployed models use them. */
+/** Instantiates the kernels over the arena memory and binds them to the 'wasm' backend. */
 export async function loadQuantKernels(bytes: BufferSource): Promise<QuantWasmExports> {
   const { instance } = await WebAssembly.instantiate(bytes, { env: { memory: arena().memory } });
-  loaded = instance.exports as unknown as QuantWasmExports;
-  return loaded;
+  useQuantKernels(instance.exports as unknown as QuantWasmExports);
+  return loaded!;
 }
 
-/** The loaded kernels, or null (TypeScript kernels in use). */
+/** The loaded kernels, or null (reference kernels in use). */
 export function quantKernels(): QuantWasmExports | null {
   return loaded;
 }
 
-/** Selects the kernels deployed models use: loaded wasm exports, or null for TypeScript (benchmarks compare both). */
+/** Selects the packed kernels of the 'wasm' backend: loaded wasm exports, or null for the reference (benchmarks compare both). */
 export function useQuantKernels(kernels: QuantWasmExports | null): void {
   loaded = kernels;
+  onChange();
+}
+
+/** The contract's packed GEMMs on the loaded module, or null when none is loaded. */
+export function quantWasmKernels(): QuantWasmKernels | null {
+  return loaded && new QuantWasmKernels(loaded);
 }
 
 /** Padding of every row to 128 bits, in elements of each operand type. */
@@ -89,20 +103,23 @@ function stagedGemm<T extends Uint32Array | Int8Array | Float32Array, R extends 
   }
 }
 
-/** Binary GEMM (same contract as kernels.ts binaryGemm) on the wasm kernels. */
-export function binaryGemmWasm(w: QuantWasmExports, a: Uint32Array, b: Uint32Array, m: number, n: number, k: number, simd = false): Int32Array {
-  const kw = wordsFor(k), stride = roundUp(kw, 4);
-  return stagedGemm(a, b, m, n, kw, stride, Int32Array, (pa, pb, po) => (simd ? w.binaryGemmSimd : w.binaryGemmScalar)(pa, pb, po, m, n, stride / 2, k));
-}
+/** The packed GEMMs of the contract (kernels.ts) on a loaded kernels/quant module. */
+export class QuantWasmKernels implements Partial<Kernels> {
+  /** `simdBinary`: the 128-bit binary GEMM instead of the scalar one (identical results). */
+  constructor(readonly exports: QuantWasmExports, readonly simdBinary = false) {}
 
-/** int8 GEMM (same contract as kernels.ts int8Gemm) on the wasm kernels. */
-export function int8GemmWasm(w: QuantWasmExports, a: Int8Array, b: Int8Array, m: number, n: number, k: number): Int32Array {
-  const stride = roundUp(k, 16);
-  return stagedGemm(a, b, m, n, k, stride, Int32Array, (pa, pb, po) => w.int8Gemm(pa, pb, po, m, n, stride));
-}
+  binaryGemm(a: Uint32Array, b: Uint32Array, m: number, n: number, k: number): Int32Array {
+    const w = this.exports, kw = wordsFor(k), stride = roundUp(kw, 4);
+    return stagedGemm(a, b, m, n, kw, stride, Int32Array, (pa, pb, po) => (this.simdBinary ? w.binaryGemmSimd : w.binaryGemmScalar)(pa, pb, po, m, n, stride / 2, k));
+  }
 
-/** f32 GEMM (same contract as kernels.ts floatGemm) on the wasm kernels. */
-export function floatGemmWasm(w: QuantWasmExports, a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
-  const stride = roundUp(k, 4);
-  return stagedGemm(a, b, m, n, k, stride, Float32Array, (pa, pb, po) => w.f32Gemm(pa, pb, po, m, n, stride));
+  int8Gemm(a: Int8Array, b: Int8Array, m: number, n: number, k: number): Int32Array {
+    const stride = roundUp(k, 16);
+    return stagedGemm(a, b, m, n, k, stride, Int32Array, (pa, pb, po) => this.exports.int8Gemm(pa, pb, po, m, n, stride));
+  }
+
+  floatGemm(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
+    const stride = roundUp(k, 4);
+    return stagedGemm(a, b, m, n, k, stride, Float32Array, (pa, pb, po) => this.exports.f32Gemm(pa, pb, po, m, n, stride));
+  }
 }

@@ -1,0 +1,36 @@
+/**
+ * Reference codec and packed-inference kernels: the Tensor contract over the plain-array
+ * algorithms, which live beside their formats (compress/quantize.ts, quant/kernels.ts).
+ */
+import type { FloatArray } from '../../core/dtype.js';
+import type { Tensor } from '../../core/tensor.js';
+import {
+  dequantizeGroups as dequantizeArrays, groupRanges as rangesOf, packInts, quantizeGroups as quantizeArrays, unpackInts,
+  type CodeBits, type GroupLayout, type NoiseKey,
+} from '../../compress/quantize.js';
+export { binaryGemm, floatGemm, int8Gemm } from '../../quant/kernels.js';
+
+export function groupRanges(x: Tensor, ranges: Tensor, layout: GroupLayout): void {
+  rangesOf(x.data() as FloatArray, layout, ranges.data() as Float64Array);
+}
+
+export function quantizeGroups(x: Tensor, meta: Tensor, codes: Tensor, layout: GroupLayout, bits: CodeBits, noise: NoiseKey | null): void {
+  quantizeArrays(x.data() as FloatArray, layout, bits, noise, meta.data(), codes.data() as Uint8Array);
+}
+
+export function dequantizeGroups(codes: Tensor, meta: Tensor, out: Tensor, layout: GroupLayout, bits: CodeBits): void {
+  dequantizeArrays(codes.data() as Uint8Array, meta.data(), layout, bits, out.data() as FloatArray);
+}
+
+export function packMask(mask: Tensor, bits: Tensor): number {
+  const v = mask.data();
+  for (let i = 0; i < v.length; i++) if (v[i] !== 0 && v[i] !== 1) return i;
+  const out = bits.data() as Uint8Array;
+  out.fill(0);
+  packInts(v, 1, out);
+  return -1;
+}
+
+export function unpackMask(bits: Tensor, mask: Tensor): void {
+  unpackInts(bits.data() as Uint8Array, 1, mask.data());
+}

@@ -1,0 +1,293 @@
+/**
+ * The deploy runtime: runs a DeployedModel (made by convert.ts, stored by io/deployed-format.ts)
+ * on float32 batches with the packed kernels of the backend contract (binaryGemm, int8Gemm,
+ * floatGemm: wasm when build/quant.wasm is loaded, else the reference; identical integers).
+ *
+ * @example
+ * const logits = runDeployed(convert(model, [1, 28, 28]), images, [n, 1, 28, 28]);
+ */
+import { kernels } from '../backends/index.js';
+import { scope } from '../core/scope.js';
+import { fromValues } from '../core/tensor.js';
+import { noGrad } from '../autograd/mode.js';
+import { convOut, im2col, packSignRows, packSignsNHWC, popcount32, unpackRows, wordsFor, type ConvShape } from './kernels.js';
+import { roundHalfAway } from './ops.js';
+import type { LayerKernel } from './plan.js';
+import { quantizer, type QuantizerConfig } from './quantizers.js';
+
+/** A convolution (k > 0) or dense layer (k = 0) in deployable form. */
+export interface MatStage {
+  op: 'conv' | 'dense';
+  kernel: LayerKernel;
+  outC: number;
+  inC: number;
+  /** Square kernel size, stride and zero padding (conv only). */
+  k: number;
+  stride: number;
+  pad: number;
+  /**
+   * binary: packed ±1 (conv: OHWI, wordsFor(inC) words per tap; dense: wordsFor(inC) per row);
+   * binary_weights: packed ±1 rows over OIHW order; ternary_weights: 2 planes per row;
+   * int8: Int8Array rows; float: Float32Array rows.
+   */
+  weights: Uint32Array | Int8Array | Float32Array;
+  /** int8 only: input step (q = clamp(round(x / step), −128, 127)). */
+  inputStep: number;
+  /** float fallback only: the layer's input quantizer, applied in float. */
+  inputQuantizer?: QuantizerConfig;
+  /** Epilogue per output channel: y = acc·mul + bias (scales and a following BatchNorm folded in). Absent after threshold folding. */
+  mul?: Float32Array;
+  bias?: Float32Array;
+  /**
+   * Set when the next layer binarizes this output: sign(acc·mul + bias) folded into a compare per
+   * channel, emitting ±1 directly. direction +1: +1 iff acc ≥ threshold; −1: +1 iff acc ≤ threshold;
+   * 0: constant, +1 iff threshold ≥ 0. Integer kernels (binary, int8) get Int32 thresholds.
+   */
+  threshold?: Int32Array | Float32Array;
+  direction?: Int8Array;
+}
+
+export type Stage =
+  | MatStage
+  | { op: 'maxpool'; k: number }
+  | { op: 'relu' }
+  | { op: 'flatten' }
+  | { op: 'affine'; mul: Float32Array; bias: Float32Array };
+
+export interface DeployedModel {
+  /** Input shape without the batch axis. */
+  inputShape: number[];
+  stages: Stage[];
+}
+
+/** Values per weight row: inC·k·k for conv, inC for dense. */
+export const rowLength = (s: MatStage): number => (s.op === 'conv' ? s.inC * s.k * s.k : s.inC);
+
+export interface Activation {
+  data: Float32Array;
+  shape: number[];
+}
+
+/** Decoded float weights of the fallback kernels, cached per stage. */
+const decoded = new WeakMap<MatStage, Float32Array>();
+
+function floatWeights(s: MatStage): Float32Array {
+  let w = decoded.get(s);
+  if (!w) {
+    const K = rowLength(s);
+    w = s.kernel === 'binary_weights' ? unpackRows(s.weights as Uint32Array, s.outC, K, 'binary')
+      : s.kernel === 'ternary_weights' ? unpackRows(s.weights as Uint32Array, s.outC, K, 'ternary')
+      : (s.weights as Float32Array);
+    decoded.set(s, w);
+  }
+  return w;
+}
+
+/** The float-fallback input quantizer applied to an activation. */
+function quantizeInput(s: MatStage, x: Activation): Activation {
+  if (!s.inputQuantizer) return x;
+  const q = quantizer(s.inputQuantizer);
+  return { data: noGrad(() => scope(() => Float32Array.from(q.forward(fromValues(x.data, x.shape)).values()))), shape: x.shape };
+}
+
+/** Popcounts of each (output channel, tap) weight word group: the zero-padding correction. */
+const tapPopcounts = new WeakMap<MatStage, Int32Array>();
+
+/**
+ * Binary conv as packed im2col + binary GEMM: a row per output pixel holds the packed input
+ * words of every tap (zeros outside the image). A zero word XORs to the weight bits, so taps
+ * outside the image add popcount(w_tap) to the count; subtracting it and using the count of
+ * inside values gives exactly the zero-padded result (as binaryConv). Output: [O, N·OH·OW].
+ */
+function binaryConvGemm(s: MatStage, x: Uint32Array, cs: ConvShape): Int32Array {
+  const [oh, ow] = convOut(cs);
+  const cw = wordsFor(cs.c), kk = cs.k * cs.k, rowWords = kk * cw, rows = cs.n * oh * ow;
+  const cols = new Uint32Array(rows * rowWords);
+  const weights = s.weights as Uint32Array;
+  let taps = tapPopcounts.get(s);
+  if (!taps) {
+    taps = new Int32Array(s.outC * kk);
+    for (let i = 0; i < taps.length; i++) for (let t = 0; t < cw; t++) taps[i] += popcount32(weights[i * cw + t]!);
+    tapPopcounts.set(s, taps);
+  }
+  for (let b = 0; b < cs.n; b++) {
+    for (let y = 0; y < oh; y++) {
+      for (let xo = 0; xo < ow; xo++) {
+        const row = ((b * oh + y) * ow + xo) * rowWords;
+        for (let i = 0; i < cs.k; i++) {
+          const yy = y * cs.stride - cs.pad + i;
+          if (yy < 0 || yy >= cs.h) continue;
+          for (let j = 0; j < cs.k; j++) {
+            const xx = xo * cs.stride - cs.pad + j;
+            if (xx < 0 || xx >= cs.w) continue;
+            const src = ((b * cs.h + yy) * cs.w + xx) * cw, dst = row + (i * cs.k + j) * cw;
+            for (let t = 0; t < cw; t++) cols[dst + t] = x[src + t]!;
+          }
+        }
+      }
+    }
+  }
+  // Weights as the left operand: accumulators come out channel-major [O, rows].
+  const acc = kernels('float32').binaryGemm(weights, cols, s.outC, rows, rowWords * 32);
+  // The GEMM ran over rowWords·32 bits; padding bits are 0 in both operands, so only taps
+  // outside the image need correcting.
+  const bits = rowWords * 32;
+  for (let r = 0; r < rows; r++) {
+    const xo = r % ow, y = Math.floor(r / ow) % oh;
+    const y0 = y * cs.stride - cs.pad, x0 = xo * cs.stride - cs.pad;
+    const interior = y0 >= 0 && x0 >= 0 && y0 + cs.k <= cs.h && x0 + cs.k <= cs.w;
+    for (let o = 0; o < s.outC; o++) {
+      let pc = (bits - acc[o * rows + r]!) / 2, inside = kk;
+      if (!interior) {
+        for (let i = 0; i < cs.k; i++) for (let j = 0; j < cs.k; j++) {
+          const yy = y0 + i, xx = x0 + j;
+          if (yy < 0 || yy >= cs.h || xx < 0 || xx >= cs.w) {
+            pc -= taps[o * kk + i * cs.k + j]!;
+            inside--;
+          }
+        }
+      }
+      acc[o * rows + r] = inside * cs.c - 2 * pc;
+    }
+  }
+  return acc;
+}
+
+interface Accumulators {
+  acc: Int32Array | Float32Array;
+  shape: number[];
+  /** [outC, N·P] (GEMMs with the weights on the left) rather than [N·P, outC]. */
+  channelMajor: boolean;
+}
+
+/** Accumulators of a conv/dense stage on its input (P = OH·OW output pixels, 1 for dense). */
+function accumulate(s: MatStage, input: Activation): Accumulators {
+  const x = quantizeInput(s, input);
+  const n = x.shape[0]!;
+  if (s.op === 'dense') {
+    const K = s.inC;
+    if (x.shape.length !== 2 || x.shape[1] !== K) throw new Error(`runDeployed: dense stage expects [N, ${K}], got [${x.shape}]`);
+    const shape = [n, s.outC];
+    switch (s.kernel) {
+      case 'binary':
+        return { acc: kernels('float32').binaryGemm(packSignRows(x.data, n, K), s.weights as Uint32Array, n, s.outC, K), shape, channelMajor: false };
+      case 'int8':
+        return { acc: kernels('float32').int8Gemm(quantizeInt8(x.data, s.inputStep), s.weights as Int8Array, n, s.outC, K), shape, channelMajor: false };
+      default:
+        return { acc: kernels('float32').floatGemm(x.data, floatWeights(s), n, s.outC, K), shape, channelMajor: false };
+    }
+  }
+  if (x.shape.length !== 4 || x.shape[1] !== s.inC) throw new Error(`runDeployed: conv stage expects [N, ${s.inC}, H, W], got [${x.shape}]`);
+  const cs: ConvShape = { n, c: s.inC, h: x.shape[2]!, w: x.shape[3]!, o: s.outC, k: s.k, stride: s.stride, pad: s.pad };
+  const [oh, ow] = convOut(cs);
+  const shape = [n, s.outC, oh, ow];
+  const rows = n * oh * ow, K = rowLength(s);
+  if (s.kernel === 'binary') {
+    const packed = packSignsNHWC(x.data, n, s.inC, cs.h, cs.w);
+    return { acc: binaryConvGemm(s, packed, cs), shape, channelMajor: true };
+  }
+  if (s.kernel === 'int8') {
+    const cols = im2col(quantizeInt8(x.data, s.inputStep), cs, new Int8Array(rows * K));
+    return { acc: kernels('float32').int8Gemm(s.weights as Int8Array, cols, s.outC, rows, K), shape, channelMajor: true };
+  }
+  const cols = im2col(x.data, cs, new Float32Array(rows * K));
+  return { acc: kernels('float32').floatGemm(floatWeights(s), cols, s.outC, rows, K), shape, channelMajor: true };
+}
+
+function quantizeInt8(x: Float32Array, step: number): Int8Array {
+  return Int8Array.from(x, (v) => Math.min(127, Math.max(-128, roundHalfAway(v / step))));
+}
+
+/** Applies the epilogue, writing NCHW (or [N, O]) from channel-major or pixel-major accumulators. */
+function epilogue(s: MatStage, { acc, shape, channelMajor }: Accumulators): Activation {
+  const n = shape[0]!, o = s.outC, p = shape.length === 4 ? shape[2]! * shape[3]! : 1;
+  const out = new Float32Array(n * o * p);
+  // Element q of (image b, channel c) is acc[src + q·step].
+  const step = channelMajor ? 1 : o;
+  for (let b = 0; b < n; b++) {
+    for (let c = 0; c < o; c++) {
+      const dst = (b * o + c) * p, src = channelMajor ? c * n * p + b * p : b * p * o + c;
+      if (s.threshold) {
+        const t = s.threshold[c]!, d = s.direction![c]!;
+        if (d > 0) for (let q = 0; q < p; q++) out[dst + q] = acc[src + q * step]! >= t ? 1 : -1;
+        else if (d < 0) for (let q = 0; q < p; q++) out[dst + q] = acc[src + q * step]! <= t ? 1 : -1;
+        else out.fill(t >= 0 ? 1 : -1, dst, dst + p);
+      } else {
+        const m = s.mul![c]!, t = s.bias![c]!;
+        for (let q = 0; q < p; q++) out[dst + q] = acc[src + q * step]! * m + t;
+      }
+    }
+  }
+  return { data: out, shape };
+}
+
+function maxPool(x: Activation, k: number): Activation {
+  const [n, c, h, w] = x.shape as [number, number, number, number];
+  const oh = Math.floor(h / k), ow = Math.floor(w / k);
+  const out = new Float32Array(n * c * oh * ow), src = x.data;
+  for (let pl = 0; pl < n * c; pl++) {
+    for (let y = 0; y < oh; y++) {
+      for (let xo = 0; xo < ow; xo++) {
+        const base = pl * h * w + y * k * w + xo * k;
+        if (k === 2) {
+          const a = Math.max(src[base]!, src[base + 1]!), b = Math.max(src[base + w]!, src[base + w + 1]!);
+          out[(pl * oh + y) * ow + xo] = a > b ? a : b;
+          continue;
+        }
+        let m = src[base]!;
+        for (let i = 0; i < k; i++) {
+          for (let j = 0; j < k; j++) {
+            const v = src[base + i * w + j]!;
+            if (v > m) m = v;
+          }
+        }
+        out[(pl * oh + y) * ow + xo] = m;
+      }
+    }
+  }
+  return { data: out, shape: [n, c, oh, ow] };
+}
+
+/** y·mul[c] + bias[c] per channel of [N, C, ...]. */
+function affine(x: Activation, mul: Float32Array, bias: Float32Array): Activation {
+  const c = x.shape[1]!, p = x.shape.slice(2).reduce((a, b) => a * b, 1), out = new Float32Array(x.data.length), src = x.data;
+  for (let plane = 0; plane < out.length / p; plane++) {
+    const m = mul[plane % c]!, t = bias[plane % c]!;
+    for (let q = plane * p, end = q + p; q < end; q++) out[q] = src[q]! * m + t;
+  }
+  return { data: out, shape: x.shape };
+}
+
+function relu(x: Activation): Activation {
+  const out = new Float32Array(x.data.length), src = x.data;
+  for (let i = 0; i < out.length; i++) out[i] = src[i]! > 0 ? src[i]! : 0;
+  return { data: out, shape: x.shape };
+}
+
+/** Runs a deployed model on a batch `x` of shape [N, ...inputShape]; returns the output and its shape. */
+export function runDeployed(model: DeployedModel, x: Float32Array, shape: number[]): Activation {
+  if (shape.slice(1).join() !== model.inputShape.join()) throw new Error(`runDeployed: input shape [${shape}] does not match the model's [N, ${model.inputShape}]`);
+  let h: Activation = { data: x, shape: [...shape] };
+  for (const s of model.stages) {
+    switch (s.op) {
+      case 'conv':
+      case 'dense': {
+        h = epilogue(s, accumulate(s, h));
+        break;
+      }
+      case 'maxpool':
+        h = maxPool(h, s.k);
+        break;
+      case 'relu':
+        h = relu(h);
+        break;
+      case 'flatten':
+        h = { data: h.data, shape: [h.shape[0]!, h.shape.slice(1).reduce((a, b) => a * b, 1)] };
+        break;
+      case 'affine':
+        h = affine(h, s.mul, s.bias);
+        break;
+    }
+  }
+  return h;
+}

@@ -1,0 +1,28 @@
+// The kernel contract, walked: every kernel the reference implements is bound on the wasm
+// backend when the compiled module exports it, and every exported kernel is bound (a kernel
+// compiled but not reachable through the contract fails here instead of silently never running).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { getBackend, kernels, registerWasmBackend, setBackend } from '../../src/backends/index.js';
+import { KERNEL_NAMES, referenceKernels } from '../../src/backends/reference/index.js';
+
+/** Exports of kernels/index.ts that are not kernels of the contract. */
+const HELPERS = new Set(['gemmScratchBytes']);
+
+test('the reference implements every kernel of the contract', () => {
+  for (const name of KERNEL_NAMES) assert.equal(typeof referenceKernels[name], 'function', name);
+  assert.ok(KERNEL_NAMES.length >= 21, `${KERNEL_NAMES.length} kernels`);
+});
+
+test('every kernel the wasm module exports is bound on the wasm backend', () => {
+  const wasm = registerWasmBackend();
+  assert.ok(wasm, 'wasm kernels not built (npm run build:kernels)');
+  const exported = WebAssembly.Module.exports(wasm.module.module).filter((e) => e.kind === 'function' && !HELPERS.has(e.name)).map((e) => e.name);
+  const previous = getBackend();
+  setBackend('wasm');
+  const bound = kernels('float32');
+  setBackend(previous);
+  const unbound = exported.filter((name) => (bound as unknown as Record<string, { name: string }>)[name]?.name !== `bound ${name}`);
+  assert.deepEqual(unbound, [], 'compiled kernels the contract never reaches');
+  assert.ok(exported.length >= 18);
+});
