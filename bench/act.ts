@@ -21,7 +21,7 @@
  */
 import { parseArgs } from 'node:util';
 import { printJson, printTable, UsageError } from '../src/cli/command.js';
-import { useFastestBackend } from '../src/backends/wasm/index.js';
+import { useFastestBackend } from '../src/backends/index.js';
 import { fromValues } from '../src/core/tensor.js';
 import { loadMnist } from '../src/data/files.js';
 import { lenet5, mlp, resnet20, transformer } from '../src/nn/models.js';

@@ -10,7 +10,7 @@ import { fromValues, type Tensor } from '../src/core/tensor.js';
 import { createModel } from '../src/nn/models.js';
 import { crossEntropy } from '../src/ops/nnops.js';
 import { SGD } from '../src/optim/optimizer.js';
-import { useFastestBackend } from '../src/backends/wasm/index.js';
+import { useFastestBackend } from '../src/backends/index.js';
 import { Rng } from '../src/util/rng.js';
 
 export const TRAIN_MODELS = ['mlp', 'cnn', 'resnet20'] as const;

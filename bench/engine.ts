@@ -15,7 +15,7 @@ import { printJson, printTable, UsageError } from '../src/cli/command.js';
 import { Tensor } from '../src/core/tensor.js';
 import { kernels } from '../src/backends/index.js';
 import type { GemmArgs } from '../src/backends/kernels.js';
-import { defaultThreads, setThreads, useFastestBackend, wasmVariant } from '../src/backends/wasm/index.js';
+import { defaultThreads, setThreads, useFastestBackend, wasmVariant } from '../src/backends/index.js';
 import { Rng } from '../src/util/rng.js';
 import { TRAIN_MODELS, TRAIN_SPECS, type TrainCase, type TrainRow } from './engine-train.js';
 

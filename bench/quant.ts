@@ -16,7 +16,7 @@ import { scope } from '../src/core/scope.js';
 import { fromValues } from '../src/core/tensor.js';
 import { noGrad } from '../src/autograd/mode.js';
 import { getBackend } from '../src/backends/index.js';
-import { setThreads, useFastestBackend } from '../src/backends/wasm/index.js';
+import { setThreads, useFastestBackend } from '../src/backends/index.js';
 import { matmul } from '../src/ops/index.js';
 import { createModel } from '../src/nn/models.js';
 import type { Module } from '../src/nn/module.js';

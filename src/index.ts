@@ -11,7 +11,7 @@
  * ```
  */
 import './ops/all.js'; // registers every op (engine and quantization)
-import { useFastestBackend } from './backends/wasm/index.js';
+import { useFastestBackend } from './backends/index.js';
 
 export { Tensor, fromValues } from './core/tensor.js';
 export type { DType } from './core/dtype.js';
@@ -49,7 +49,7 @@ export * as quant from './quant/index.js';
 export { saveDeployed, loadDeployed, loadQuantKernelsFromBuild } from './io/quant.js';
 
 export { setBackend, getBackend, listBackends, registerBackend } from './backends/index.js';
-export { useFastestBackend, setThreads, getThreads, shutdownThreads, wasmVariant } from './backends/wasm/index.js';
+export { useFastestBackend, setThreads, getThreads, shutdownThreads, wasmVariant } from './backends/index.js';
 
 // The fastest available kernels by default; the reference backend stays selectable (setBackend).
 useFastestBackend();

@@ -1,5 +1,5 @@
 import { setBackend } from '../backends/index.js';
-import { useFastestBackend } from '../backends/wasm/index.js';
+import { useFastestBackend } from '../backends/index.js';
 import { UsageError, type Command } from './command.js';
 import { bench } from './commands/bench.js';
 import { convert } from './commands/convert.js';

@@ -10,7 +10,7 @@ import type { TabularDataset, TabularSplit } from '../data/tabular.js';
 import { createTabularMlp, mlpAccuracy, trainTabularMlp, type TabularMlp } from '../explain/tabular-mlp.js';
 import { loadModule, saveModule } from '../io/checkpoint.js';
 import { getBackend, setBackend } from '../backends/index.js';
-import { registerWasmBackend } from '../backends/wasm/index.js';
+import { registerWasmBackend } from '../backends/index.js';
 import { UsageError } from './command.js';
 
 /** Parsed `--name value` / `--flag` arguments. */

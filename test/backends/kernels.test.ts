@@ -3,6 +3,8 @@
 // compiled but not reachable through the contract fails here instead of silently never running).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { getBackend, kernels, registerWasmBackend, setBackend } from '../../src/backends/index.js';
 import { KERNEL_NAMES, referenceKernels } from '../../src/backends/reference/index.js';
 
@@ -25,4 +27,19 @@ test('every kernel the wasm module exports is bound on the wasm backend', () => 
   const unbound = exported.filter((name) => (bound as unknown as Record<string, { name: string }>)[name]?.name !== `bound ${name}`);
   assert.deepEqual(unbound, [], 'compiled kernels the contract never reaches');
   assert.ok(exported.length >= 18);
+});
+
+test('no module outside src/backends imports a backend implementation (everything goes through kernels())', () => {
+  const offenders: string[] = [];
+  const walk = (dir: string): void => {
+    for (const f of readdirSync(dir)) {
+      const p = join(dir, f);
+      if (statSync(p).isDirectory()) {
+        if (p !== join('src', 'backends')) walk(p);
+      } else if (p.endsWith('.ts') && /from '[./]*backends\/(wasm|reference)\//.test(readFileSync(p, 'utf8'))) offenders.push(p);
+    }
+  };
+  walk('src');
+  walk('bench');
+  assert.deepEqual(offenders, []);
 });

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { grad } from '../../src/autograd/backward.js';
 import { getBackend, listBackends, setBackend } from '../../src/backends/index.js';
-import { useFastestBackend } from '../../src/backends/wasm/index.js';
+import { useFastestBackend } from '../../src/backends/index.js';
 import { scope } from '../../src/core/scope.js';
 import type { Tensor } from '../../src/core/tensor.js';
 import { allOps, runOp } from '../../src/ops/all.js';

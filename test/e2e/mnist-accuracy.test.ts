@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { loadMnist } from '../../src/data/index.js';
-import { useFastestBackend } from '../../src/backends/wasm/index.js';
+import { useFastestBackend } from '../../src/backends/index.js';
 import { createModel } from '../../src/nn/index.js';
 import { Adam, cosineLr } from '../../src/optim/index.js';
 import { fit } from '../../src/train/index.js';
