@@ -68,6 +68,16 @@ export interface ChannelAffineArgs {
 export type BinaryOp = 'add' | 'sub' | 'mul' | 'div';
 export const BINARY_OPS: readonly BinaryOp[] = ['add', 'sub', 'mul', 'div'];
 
+/** Elementwise maps of the `unary` kernel; `s` is the scalar of mul_scalar, add_scalar and pow_scalar. */
+export type UnaryOp = 'neg' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'sigmoid' | 'softplus' | 'gelu' | 'gelu_grad' | 'mul_scalar' | 'add_scalar' | 'pow_scalar';
+
+/** A tensor viewed as [outer, reduced, inner], reduced over the middle axis into [outer, inner]. */
+export interface ReduceLayout {
+  outer: number;
+  reduced: number;
+  inner: number;
+}
+
 /** One SGD step's settings (see sgdUpdate). */
 export interface SgdStep {
   lr: number;
@@ -135,6 +145,41 @@ export interface Kernels {
   sgdUpdate(w: Tensor, g: Tensor, buf: Tensor | null, step: SgdStep): void;
   /** In-place Adam/AdamW on w and its moments m, v from g: w -= stepSize * m / (sqrt(v) * invC2 + eps). */
   adamUpdate(w: Tensor, g: Tensor, m: Tensor, v: Tensor, step: AdamStep): void;
+
+  /** dst = src broadcast to dst's shape (size-1 axes and missing leading axes repeat); both may be strided views, dst not aliasing src. */
+  copy(src: Tensor, dst: Tensor): void;
+  /** Every element of dst (contiguous) set to value. */
+  fill(dst: Tensor, value: number): void;
+  /** out[i] = f(x[i], s) for the map `op` (x, out contiguous, same size; out may be x). */
+  unary(op: UnaryOp, x: Tensor, out: Tensor, s: number): void;
+  /** y = min(max(x, min), max); mask (uint8, when given) = min < x < max. */
+  hardtanhMask(x: Tensor, y: Tensor, mask: Tensor | null, min: number, max: number): void;
+  /** out = x + bias[c] over the [outer, channels, inner] layout (conv bias). */
+  channelAdd(x: Tensor, bias: Tensor, out: Tensor, layout: ChannelLayout): void;
+  /**
+   * y[o, i] = sum or max of x[o, r, i] over r. For max, mask (uint8, x's size, when given) gets 1 at
+   * the first maximum of each (o, i) and 0 elsewhere.
+   */
+  reduce(op: 'sum' | 'max', x: Tensor, y: Tensor, layout: ReduceLayout, mask: Tensor | null): void;
+  /** Softmax (or log-softmax with `log`) of each of `rows` rows of n values. */
+  softmax(x: Tensor, y: Tensor, rows: number, n: number, log: boolean): void;
+  /**
+   * Cross-entropy of logits [rows, n] against int32 labels (each in [0, n)): probs = softmax rows,
+   * returns the mean over rows of logsumexp(row) - row[label].
+   */
+  crossEntropy(logits: Tensor, labels: Tensor, probs: Tensor): number;
+  /** out = (probs - onehot(labels)) * scale, probs [rows, n]. */
+  crossEntropyGrad(probs: Tensor, labels: Tensor, out: Tensor, scale: number): void;
+  /** out = x / (1 - p) where the uniform of element i under `seed` (util/rng uniformAt, stream 0x0d0d) is >= p, else 0. */
+  dropout(x: Tensor, out: Tensor, p: number, seed: number): void;
+  /** out[i, :] = table[ids[i], :] for int32 ids (each in [0, rows of table)); table [V, D]. */
+  gatherRows(table: Tensor, ids: Tensor, out: Tensor): void;
+  /** out[ids[i], :] += g[i, :] (out zero-filled by the caller): the adjoint of gatherRows. */
+  scatterAddRows(g: Tensor, ids: Tensor, out: Tensor): void;
+  /** Average pooling (padding counts in the divisor) of x (NCHW) into out ([n, c, outH, outW]). */
+  avgPool2d(x: Tensor, out: Tensor, g: Conv2dGeometry): void;
+  /** Adjoint of avgPool2d: dx (zero-filled by the caller) += each gy spread over its window. */
+  avgPool2dGrad(gy: Tensor, dx: Tensor, g: Conv2dGeometry): void;
 
   // Activation-compression codecs (src/compress/codecs.ts; layout and rounding in compress/quantize.ts).
   /** Every group's (min, max) of x (rows x rowLength, groups of groupSize within a row) into ranges (float64, 2 per group). */

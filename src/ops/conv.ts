@@ -7,7 +7,7 @@ import { fmt, ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { kernels } from '../backends/index.js';
 import type { Conv2dGeometry } from '../backends/kernels.js';
-import { contiguous, copyTo, full, zeros } from './elementwise.js';
+import { contiguous, copyTo } from './elementwise.js';
 import { defineOp, runOp, type TensorMeta } from './registry.js';
 
 export interface Conv2dOptions {
@@ -84,12 +84,11 @@ function withColumns(x: Tensor, g: Conv2dGeometry, groups: number, body: (img0: 
 /** A [rows, cols] view at element `offset` of contiguous `t` (a GEMM operand). */
 const block = (t: Tensor, offset: number, rows: number, cols: number): Tensor => t.view([rows, cols], undefined, t.offset + offset);
 
-/** out += b per channel, in place: the per-channel affine kernel with mean 0 and scale 1. */
+/** out += b per channel, in place. */
 function addBias(out: Tensor, b: Tensor): void {
   const [n, c, h, w] = out.shape as [number, number, number, number];
-  const bc = contiguous(b), mean = zeros([c], out.dtype), scale = full([c], 1, out.dtype);
-  kernels(out.dtype).channelAffine(out, out, { mean, scale, shift: bc }, { outer: n, channels: c, inner: h * w });
-  for (const t of [mean, scale]) t.dispose();
+  const bc = contiguous(b);
+  kernels(out.dtype).channelAdd(out, bc, out, { outer: n, channels: c, inner: h * w });
   if (bc !== b) bc.dispose();
 }
 
@@ -139,14 +138,15 @@ const conv2dOp = defineOp<Conv2dOptions>({
   ],
 });
 
-/** Sum of gy over N, H, W: the bias gradient (the per-channel sums kernel of batch norm's backward). */
+/** Sum of gy over N, H, W: the bias gradient (over H·W, then over N). */
 function sumChannels(gy: Tensor): Tensor {
   const [n, c, h, w] = gy.shape as [number, number, number, number];
+  const k = kernels(gy.dtype);
   const gc = contiguous(gy);
-  const out = Tensor.uninitialized([c], gy.dtype);
-  const origin = zeros([c], gy.dtype), unused = Tensor.uninitialized([c], gy.dtype, 'workspace');
-  kernels(gy.dtype).channelGradSums(gc, gc, origin, origin, out, unused, { outer: n, channels: c, inner: h * w });
-  for (const t of [origin, unused]) t.dispose();
+  const perImage = Tensor.uninitialized([n, c], gy.dtype, 'workspace'), out = Tensor.uninitialized([c], gy.dtype);
+  k.reduce('sum', gc, perImage, { outer: n * c, reduced: h * w, inner: 1 }, null);
+  k.reduce('sum', perImage, out, { outer: 1, reduced: n, inner: c }, null);
+  perImage.dispose();
   if (gc !== gy) gc.dispose();
   return out;
 }

@@ -2,59 +2,13 @@
  * Elementwise ops: broadcasting binary arithmetic, unary math and activations, and the
  * in-place helpers that optimizers and autograd accumulation use.
  */
-import type { DType, FloatArray } from '../core/dtype.js';
+import type { DType } from '../core/dtype.js';
 import { broadcastShapes, fmt, shapeEq, ShapeError, type Shape } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { kernels } from '../backends/index.js';
-import type { BinaryOp } from '../backends/kernels.js';
+import type { BinaryOp, UnaryOp } from '../backends/kernels.js';
 import { defineOp, runOp, type OpDef, type OpSample, type TensorMeta } from './registry.js';
 import { sumTo } from './reduce.js';
-
-// ---------------------------------------------------------------------------------------------
-// Iteration helpers
-
-/** Element strides of `t` broadcast to `out` (0 along broadcast dimensions). */
-function broadcastStrides(t: Tensor, out: Shape): number[] {
-  const s = new Array<number>(out.length).fill(0);
-  const off = out.length - t.rank;
-  for (let i = 0; i < t.rank; i++) s[off + i] = t.shape[i] === 1 ? 0 : t.strides[i]!;
-  return s;
-}
-
-/**
- * Calls `body(aOffset, bOffset, outIndex, n, aStep, bStep)` for each innermost run of an
- * output of shape `out`, with element offsets into the (possibly strided, broadcast) inputs.
- */
-function forEachRun(
-  out: Shape,
-  a: Tensor,
-  b: Tensor | null,
-  body: (ao: number, bo: number, oi: number, n: number, as: number, bs: number) => void,
-): void {
-  const rank = out.length;
-  const as = broadcastStrides(a, out);
-  const bs = b ? broadcastStrides(b, out) : as;
-  if (rank === 0) {
-    body(a.offset, b ? b.offset : 0, 0, 1, 0, 0);
-    return;
-  }
-  const inner = out[rank - 1]!;
-  const outer = inner === 0 ? 0 : out.reduce((p, d) => p * d, 1) / inner;
-  const idx = new Array<number>(rank - 1).fill(0);
-  let ao = a.offset, bo = b ? b.offset : 0;
-  for (let r = 0; r < outer; r++) {
-    body(ao, bo, r * inner, inner, as[rank - 1]!, bs[rank - 1]!);
-    for (let d = rank - 2; d >= 0; d--) {
-      idx[d]!++;
-      ao += as[d]!;
-      bo += bs[d]!;
-      if (idx[d]! < out[d]!) break;
-      ao -= as[d]! * out[d]!;
-      bo -= bs[d]! * out[d]!;
-      idx[d] = 0;
-    }
-  }
-}
 
 function floatDType(op: string, ...metas: (TensorMeta | null)[]): DType {
   const d = metas[0]!.dtype;
@@ -67,8 +21,6 @@ function floatDType(op: string, ...metas: (TensorMeta | null)[]): DType {
 
 // ---------------------------------------------------------------------------------------------
 // Binary broadcasting ops
-
-type BinaryFn = (x: number, y: number) => number;
 
 /**
  * Whether contiguous `b` repeats along the leading axes of `shape` (same shape, or a trailing
@@ -87,23 +39,26 @@ function repeatsAlongLeading(b: Tensor, shape: Shape): boolean {
   return true;
 }
 
-function binaryForward(name: BinaryOp, f: BinaryFn) {
+/** `t` broadcast to `shape` as a new contiguous tensor (the caller disposes it). */
+function materialize(t: Tensor, shape: Shape): Tensor {
+  const out = Tensor.uninitialized(shape, t.dtype, 'workspace');
+  kernels(t.dtype).copy(t, out);
+  return out;
+}
+
+function binaryForward(name: BinaryOp) {
   const commutative = name === 'add' || name === 'mul';
   return (a: Tensor, b: Tensor): Tensor => {
     const shape = broadcastShapes(name, a.shape, b.shape);
-    // Fast path: one input has the output's shape, the other repeats along leading axes.
+    // The kernel takes a of the output's shape and b repeating along leading axes; anything
+    // else (strided, broadcast on both sides) is copied into that form first.
     if (commutative && !shapeEq(a.shape, shape)) [a, b] = [b, a];
-    if (a.isContiguous() && shapeEq(a.shape, shape) && repeatsAlongLeading(b, shape)) {
-      const out = Tensor.uninitialized(shape, a.dtype);
-      kernels(a.dtype).binary(name, a, b, out);
-      return out;
-    }
+    const ac = a.isContiguous() && shapeEq(a.shape, shape) ? a : materialize(a, shape);
+    const bc = repeatsAlongLeading(b, shape) ? b : materialize(b, shape);
     const out = Tensor.uninitialized(shape, a.dtype);
-    const o = out.data() as FloatArray;
-    const av = a.storage.view() as FloatArray, bv = b.storage.view() as FloatArray;
-    forEachRun(shape, a, b, (ao, bo, oi, n, as, bs) => {
-      for (let i = 0; i < n; i++) o[oi + i] = f(av[ao + i * as]!, bv[bo + i * bs]!);
-    });
+    kernels(a.dtype).binary(name, ac, bc, out);
+    if (ac !== a) ac.dispose();
+    if (bc !== b) bc.dispose();
     return out;
   };
 }
@@ -116,12 +71,11 @@ const binarySamples = (): OpSample[] => [
 
 function defineBinary(
   name: BinaryOp,
-  f: BinaryFn,
   saves: Record<string, 'input'>,
   grads: (ctx: { a: () => Tensor; b: () => Tensor }, g: Tensor) => [Tensor | null, Tensor | null],
   samples: () => OpSample[] = binarySamples,
 ): OpDef {
-  const fwd = binaryForward(name, f);
+  const fwd = binaryForward(name);
   return defineOp({
     name,
     inputs: ['a', 'b'],
@@ -142,12 +96,11 @@ function defineBinary(
   });
 }
 
-const addOp = defineBinary('add', (x, y) => x + y, {}, (_, g) => [g, g]);
-const subOp = defineBinary('sub', (x, y) => x - y, {}, (_, g) => [g, neg(g)]);
-const mulOp = defineBinary('mul', (x, y) => x * y, { a: 'input', b: 'input' }, (s, g) => [mul(g, s.b()), mul(g, s.a())]);
+const addOp = defineBinary('add', {}, (_, g) => [g, g]);
+const subOp = defineBinary('sub', {}, (_, g) => [g, neg(g)]);
+const mulOp = defineBinary('mul', { a: 'input', b: 'input' }, (s, g) => [mul(g, s.b()), mul(g, s.a())]);
 const divOp = defineBinary(
   'div',
-  (x, y) => x / y,
   { a: 'input', b: 'input' },
   (s, g) => {
     const b = s.b();
@@ -174,8 +127,9 @@ export const div = (a: Tensor, b: Tensor): Tensor => runOp(divOp, [a, b], {})[0]
 type UnaryBackward = (ctx: { saved: (n: string) => Tensor; state: Record<string, unknown> }, g: Tensor, attrs: any) => Tensor;
 
 interface UnaryDef {
-  name: string;
-  f: (x: number, attrs: any) => number;
+  name: UnaryOp;
+  /** The kernel's scalar from the attributes (mul_scalar, add_scalar, pow_scalar). */
+  scalar?: (attrs: any) => number;
   /** What backward reads: the input x or the output y. */
   saves: { x?: 'input'; y?: 'output' };
   backward?: UnaryBackward;
@@ -185,14 +139,11 @@ interface UnaryDef {
   secondOrder?: boolean;
 }
 
-function mapUnary(x: Tensor, f: (v: number, attrs: any) => number, attrs: any): Tensor {
-  const out = Tensor.uninitialized(x.shape, x.dtype);
-  const o = out.data() as FloatArray;
-  const xv = x.storage.view() as FloatArray;
-  forEachRun(x.shape, x, null, (xo, _bo, oi, n, xs) => {
-    for (let i = 0; i < n; i++) o[oi + i] = f(xv[xo + i * xs]!, attrs);
-  });
-  return out;
+/** Runs an elementwise kernel on a contiguous copy of x when x is strided. */
+function elementwise(x: Tensor, run: (xc: Tensor) => void): void {
+  const xc = contiguous(x);
+  run(xc);
+  if (xc !== x) xc.dispose();
 }
 
 function defineUnary(d: UnaryDef): OpDef {
@@ -202,7 +153,8 @@ function defineUnary(d: UnaryDef): OpDef {
     saves: d.saves,
     infer: ([x]) => [{ shape: x!.shape, dtype: floatDType(d.name, x!) }],
     forward(ctx, [x], attrs) {
-      const y = mapUnary(x!, d.f, attrs);
+      const y = Tensor.uninitialized(x!.shape, x!.dtype);
+      elementwise(x!, (xc) => kernels(x!.dtype).unary(d.name, xc, y, d.scalar ? d.scalar(attrs) : 0));
       if (d.saves.x) ctx.save('x', x!);
       if (d.saves.y) ctx.save('y', y);
       return [y];
@@ -215,35 +167,30 @@ function defineUnary(d: UnaryDef): OpDef {
   });
 }
 
-const negOp = defineUnary({ name: 'neg', f: (x) => -x, saves: {}, backward: (_, g) => neg(g) });
-const expOp = defineUnary({ name: 'exp', f: Math.exp, saves: { y: 'output' }, backward: (c, g) => mul(g, c.saved('y')) });
+const negOp = defineUnary({ name: 'neg', saves: {}, backward: (_, g) => neg(g) });
+const expOp = defineUnary({ name: 'exp', saves: { y: 'output' }, backward: (c, g) => mul(g, c.saved('y')) });
 const logOp = defineUnary({
   name: 'log',
-  f: Math.log,
   saves: { x: 'input' },
   backward: (c, g) => div(g, c.saved('x')),
   sampleSpec: { positive: true },
 });
 const sqrtOp = defineUnary({
   name: 'sqrt',
-  f: Math.sqrt,
   saves: { y: 'output' },
   backward: (c, g) => div(mulScalar(g, 0.5), c.saved('y')),
   sampleSpec: { positive: true },
 });
 const tanhOp = defineUnary({
   name: 'tanh',
-  f: Math.tanh,
   saves: { y: 'output' },
   backward: (c, g) => {
     const y = c.saved('y');
     return mul(g, addScalar(neg(mul(y, y)), 1));
   },
 });
-const sigmoidFn = (x: number): number => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x)));
 const sigmoidOp = defineUnary({
   name: 'sigmoid',
-  f: sigmoidFn,
   saves: { y: 'output' },
   backward: (c, g) => {
     const y = c.saved('y');
@@ -252,45 +199,36 @@ const sigmoidOp = defineUnary({
 });
 const softplusOp = defineUnary({
   name: 'softplus',
-  f: (x) => (x > 20 ? x : Math.log1p(Math.exp(x))),
   saves: { x: 'input' },
   backward: (c, g) => mul(g, sigmoid(c.saved('x'))),
 });
 const mulScalarOp = defineUnary({
   name: 'mul_scalar',
-  f: (x, a: { s: number }) => x * a.s,
+  scalar: (a: { s: number }) => a.s,
   saves: {},
   backward: (_, g, a) => mulScalar(g, a.s),
   attrs: [{ s: 2.5 }],
 });
 const addScalarOp = defineUnary({
   name: 'add_scalar',
-  f: (x, a: { s: number }) => x + a.s,
+  scalar: (a: { s: number }) => a.s,
   saves: {},
   backward: (_, g) => g.alias(),
   attrs: [{ s: -1.5 }],
 });
 const powScalarOp = defineUnary({
   name: 'pow_scalar',
-  f: (x, a: { p: number }) => Math.pow(x, a.p),
+  scalar: (a: { p: number }) => a.p,
   saves: { x: 'input' },
   backward: (c, g, a) => mul(g, mulScalar(powScalar(c.saved('x'), a.p - 1), a.p)),
   sampleSpec: { positive: true },
   attrs: [{ p: 2 }, { p: 3 }, { p: -0.5 }],
 });
 
-const GELU_C = Math.sqrt(2 / Math.PI);
-/** tanh-approximation GELU (as in GPT-2/BERT implementations). */
-const geluFn = (x: number): number => 0.5 * x * (1 + Math.tanh(GELU_C * (x + 0.044715 * x * x * x)));
-const geluGradFn = (x: number): number => {
-  const u = GELU_C * (x + 0.044715 * x * x * x);
-  const t = Math.tanh(u);
-  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_C * (1 + 3 * 0.044715 * x * x);
-};
-const geluGradOp = defineUnary({ name: 'gelu_grad', f: geluGradFn, saves: {} });
+/** The derivative of the tanh-approximation GELU (as in GPT-2/BERT implementations). */
+const geluGradOp = defineUnary({ name: 'gelu_grad', saves: {} });
 const geluOp = defineUnary({
   name: 'gelu',
-  f: geluFn,
   saves: { x: 'input' },
   backward: (c, g) => mul(g, runOp(geluGradOp, [c.saved('x')], {})[0]!),
   secondOrder: false,
@@ -351,35 +289,25 @@ interface MaskedAttrs {
 }
 
 /**
- * A masked activation. `slopeOff` gives the slope where the mask is 0; with `reluLike` the op is
- * x > 0 ? x : x * slopeOff and runs on the backend's reluMask kernel (value and mask in one pass).
+ * A masked activation: value and 0/1 mask in one kernel pass; where the mask is 0 the gradient is
+ * scaled by `slopeOff`.
  */
-function defineMasked(name: string, f: (x: number, a: MaskedAttrs) => number, pass: (x: number, a: MaskedAttrs) => boolean, slopeOff: (a: MaskedAttrs) => number, attrs: MaskedAttrs[], reluLike = false): OpDef<MaskedAttrs> {
+function defineMasked(
+  name: string,
+  slopeOff: (a: MaskedAttrs) => number,
+  attrs: MaskedAttrs[],
+  run: (xc: Tensor, y: Tensor, mask: Tensor | null, a: MaskedAttrs) => void,
+): OpDef<MaskedAttrs> {
   return defineOp<MaskedAttrs>({
     name,
     inputs: ['x'],
     saves: { mask: 'mask' },
     infer: ([x]) => [{ shape: x!.shape, dtype: floatDType(name, x!) }],
     forward(ctx, [x], a) {
-      if (reluLike) {
-        const xc = contiguous(x!);
-        const y = Tensor.uninitialized(x!.shape, x!.dtype);
-        const mask = ctx.needsGrad ? Tensor.uninitialized(x!.shape, 'uint8') : null;
-        kernels(x!.dtype).reluMask(xc, y, mask, slopeOff(a));
-        if (xc !== x) xc.dispose();
-        if (mask) {
-          ctx.save('mask', mask);
-          mask.dispose();
-        }
-        return [y];
-      }
-      const y = mapUnary(x!, f, a);
-      if (ctx.needsGrad) {
-        const xc = contiguous(x!);
-        const mask = Tensor.uninitialized(x!.shape, 'uint8');
-        const mv = mask.data(), xv = xc.data() as FloatArray;
-        for (let i = 0; i < mv.length; i++) mv[i] = pass(xv[i]!, a) ? 1 : 0;
-        if (xc !== x) xc.dispose();
+      const y = Tensor.uninitialized(x!.shape, x!.dtype);
+      const mask = ctx.needsGrad ? Tensor.uninitialized(x!.shape, 'uint8') : null;
+      elementwise(x!, (xc) => run(xc, y, mask, a));
+      if (mask) {
         ctx.save('mask', mask);
         mask.dispose();
       }
@@ -390,22 +318,10 @@ function defineMasked(name: string, f: (x: number, a: MaskedAttrs) => number, pa
   });
 }
 
-const reluOp = defineMasked('relu', (x) => (x > 0 ? x : 0), (x) => x > 0, () => 0, [{}], true);
-const leakyReluOp = defineMasked(
-  'leaky_relu',
-  (x, a) => (x > 0 ? x : x * a.slope!),
-  (x) => x > 0,
-  (a) => a.slope!,
-  [{ slope: 0.01 }, { slope: 0.2 }],
-  true,
-);
-const hardtanhOp = defineMasked(
-  'hardtanh',
-  (x, a) => Math.min(a.max!, Math.max(a.min!, x)),
-  (x, a) => x > a.min! && x < a.max!,
-  () => 0,
-  [{ min: -1, max: 1 }],
-);
+// x > 0 ? x : x * slope on the reluMask kernel (slope 0: ReLU).
+const reluOp = defineMasked('relu', () => 0, [{}], (xc, y, mask) => kernels(xc.dtype).reluMask(xc, y, mask, 0));
+const leakyReluOp = defineMasked('leaky_relu', (a) => a.slope!, [{ slope: 0.01 }, { slope: 0.2 }], (xc, y, mask, a) => kernels(xc.dtype).reluMask(xc, y, mask, a.slope!));
+const hardtanhOp = defineMasked('hardtanh', () => 0, [{ min: -1, max: 1 }], (xc, y, mask, a) => kernels(xc.dtype).hardtanhMask(xc, y, mask, a.min!, a.max!));
 
 export const relu = (x: Tensor): Tensor => runOp(reluOp, [x], {})[0]!;
 export const leakyRelu = (x: Tensor, slope = 0.01): Tensor => runOp(leakyReluOp, [x], { slope })[0]!;
@@ -421,10 +337,7 @@ const contiguousOp = defineOp({
   infer: ([x]) => [{ shape: x!.shape, dtype: x!.dtype }],
   forward(_ctx, [x]) {
     const out = Tensor.uninitialized(x!.shape, x!.dtype);
-    const o = out.data(), xv = x!.storage.view();
-    forEachRun(x!.shape, x!, null, (xo, _b, oi, n, xs) => {
-      for (let i = 0; i < n; i++) o[oi + i] = xv[xo + i * xs]!;
-    });
+    kernels(x!.dtype).copy(x!, out);
     return [out];
   },
   backward: (_ctx, [g]) => [g!.alias()],
@@ -439,15 +352,7 @@ export function contiguous(x: Tensor): Tensor {
 /** Copies `src` (broadcast to dst's shape) into `dst` in place. */
 export function copyTo(src: Tensor, dst: Tensor): void {
   assertInPlace('copyTo', dst, src);
-  if (src.isContiguous() && shapeEq(src.shape, dst.shape)) {
-    (dst.data() as { set(values: ArrayLike<number>): void }).set(src.data() as ArrayLike<number>);
-    dst.bumpVersion();
-    return;
-  }
-  const o = dst.data(), s = src.storage.view();
-  forEachRun(dst.shape, src, null, (so, _b, oi, n, ss) => {
-    for (let i = 0; i < n; i++) o[oi + i] = s[so + i * ss]!;
-  });
+  kernels(dst.dtype).copy(src, dst);
   dst.bumpVersion();
 }
 
@@ -461,28 +366,24 @@ function assertInPlace(op: string, dst: Tensor, src: Tensor): void {
 /** dst += alpha * src, in place (src broadcast to dst's shape). */
 export function addInPlace(dst: Tensor, src: Tensor, alpha = 1): void {
   assertInPlace('addInPlace', dst, src);
-  if (alpha === 1 && (dst.dtype === 'float32' || dst.dtype === 'float64') && repeatsAlongLeading(src, dst.shape)) {
-    kernels(dst.dtype).binary('add', dst, src, dst);
-    dst.bumpVersion();
-    return;
-  }
-  const o = dst.data() as FloatArray, s = src.storage.view() as FloatArray;
-  forEachRun(dst.shape, src, null, (so, _b, oi, n, ss) => {
-    for (let i = 0; i < n; i++) o[oi + i]! += alpha * s[so + i * ss]!;
-  });
+  const k = kernels(dst.dtype);
+  const s = alpha === 1 && repeatsAlongLeading(src, dst.shape) ? src : materialize(src, dst.shape);
+  if (alpha !== 1) k.unary('mul_scalar', s, s, alpha);
+  k.binary('add', dst, s, dst);
+  if (s !== src) s.dispose();
   dst.bumpVersion();
 }
 
 /** Fills `dst` with `value` in place. */
 export function fill(dst: Tensor, value: number): void {
   if (!dst.isContiguous()) throw new Error('fill: destination must be contiguous');
-  dst.data().fill(value);
+  kernels(dst.dtype).fill(dst, value);
   dst.bumpVersion();
 }
 
 export function full(shape: Shape, value: number, dtype: DType = 'float32'): Tensor {
   const t = Tensor.empty(shape, dtype);
-  if (value !== 0) t.data().fill(value);
+  if (value !== 0) kernels(dtype).fill(t, value);
   return t;
 }
 

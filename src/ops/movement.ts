@@ -1,5 +1,5 @@
 /** Shape and layout ops: reshape, permute/transpose, slice (views, no copy), concat, pad. */
-import type { AnyTypedArray } from '../core/dtype.js';
+import { kernels } from '../backends/index.js';
 import { fmt, normAxis, numel, ShapeError, type Shape } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { contiguous, zeros } from './elementwise.js';
@@ -106,23 +106,10 @@ export const slice = (x: Tensor, ranges: [number, number][]): Tensor => runOp(sl
 
 /** Copies `src` into the block of `dst` starting at `starts` (dst contiguous). */
 function writeBlock(dst: Tensor, src: Tensor, starts: readonly number[]): void {
-  const sc = contiguous(src);
-  const sv = sc.data(), dv = dst.data() as AnyTypedArray;
-  const rank = src.rank;
-  const inner = rank ? src.shape[rank - 1]! : 1;
-  const rows = inner ? sc.size / inner : 0;
-  const idx = new Array<number>(Math.max(0, rank - 1)).fill(0);
-  for (let r = 0; r < rows; r++) {
-    let off = 0;
-    for (let d = 0; d < rank - 1; d++) off += (idx[d]! + starts[d]!) * dst.strides[d]!;
-    off += rank ? starts[rank - 1]! : 0;
-    dv.set(sv.subarray(r * inner, (r + 1) * inner), off);
-    for (let d = rank - 2; d >= 0; d--) {
-      if (++idx[d]! < src.shape[d]!) break;
-      idx[d] = 0;
-    }
-  }
-  if (sc !== src) sc.dispose();
+  const offset = starts.reduce((o, s, d) => o + s * dst.strides[d]!, dst.offset);
+  const block = dst.view(src.shape, dst.strides, offset);
+  kernels(dst.dtype).copy(src, block);
+  block.dispose();
 }
 
 const padToOp = defineOp<{ shape: number[]; starts: number[] }>({

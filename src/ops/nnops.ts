@@ -3,31 +3,21 @@
  * probabilities and the labels), MSE, dropout (saves nothing: the mask is regenerated from its
  * seed in backward) and embedding (saves the ids).
  */
-import type { FloatArray } from '../core/dtype.js';
+import { kernels } from '../backends/index.js';
 import { fmt, normAxis, ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
-import { uniformAt } from '../util/rng.js';
-import { contiguous, exp, mul, sub } from './elementwise.js';
+import { contiguous, exp, full, mul, sub } from './elementwise.js';
 import { mean, sum } from './reduce.js';
 import { defineOp, runOp } from './registry.js';
 
-/** Applies f to each row along the last axis of a contiguous copy (softmax-style ops). */
-function rowwise(x: Tensor, f: (src: FloatArray, dst: FloatArray, off: number, n: number) => void): Tensor {
+/** Softmax or log-softmax of each row along the last axis (on a contiguous copy when x is strided). */
+function softmaxRows(x: Tensor, log: boolean): Tensor {
   const xc = contiguous(x);
-  const y = Tensor.empty(x.shape, x.dtype);
+  const y = Tensor.uninitialized(x.shape, x.dtype);
   const n = x.shape[x.rank - 1]!;
-  const xv = xc.data() as FloatArray, yv = y.data() as FloatArray;
-  for (let off = 0; off < xv.length; off += n) f(xv, yv, off, n);
+  kernels(x.dtype).softmax(xc, y, n === 0 ? 0 : x.size / n, n, log);
   if (xc !== x) xc.dispose();
   return y;
-}
-
-function logSumExp(src: FloatArray, off: number, n: number): number {
-  let m = -Infinity;
-  for (let i = 0; i < n; i++) m = Math.max(m, src[off + i]!);
-  let s = 0;
-  for (let i = 0; i < n; i++) s += Math.exp(src[off + i]! - m);
-  return m + Math.log(s);
 }
 
 const lastAxisOnly = (op: string, rank: number, axis: number): void => {
@@ -43,10 +33,7 @@ const softmaxOp = defineOp<{ axis: number }>({
     return [{ shape: x!.shape, dtype: x!.dtype }];
   },
   forward(ctx, [x]) {
-    const y = rowwise(x!, (s, d, off, n) => {
-      const l = logSumExp(s, off, n);
-      for (let i = 0; i < n; i++) d[off + i] = Math.exp(s[off + i]! - l);
-    });
+    const y = softmaxRows(x!, false);
     ctx.save('y', y);
     return [y];
   },
@@ -67,10 +54,7 @@ const logSoftmaxOp = defineOp<{ axis: number }>({
     return [{ shape: x!.shape, dtype: x!.dtype }];
   },
   forward(ctx, [x]) {
-    const y = rowwise(x!, (s, d, off, n) => {
-      const l = logSumExp(s, off, n);
-      for (let i = 0; i < n; i++) d[off + i] = s[off + i]! - l;
-    });
+    const y = softmaxRows(x!, true);
     ctx.save('y', y);
     return [y];
   },
@@ -101,23 +85,21 @@ const crossEntropyOp = defineOp<Record<string, never>>({
     return [{ shape: [], dtype: x!.dtype }];
   },
   forward(ctx, [x, y]) {
-    const [n, c] = x!.shape as [number, number];
-    const labels = y!.data() as Int32Array;
-    let total = 0;
-    const probs = rowwise(x!, (s, d, off) => {
-      const row = off / c;
+    const c = x!.shape[1]!;
+    const yc = contiguous(y!), labels = yc.data();
+    for (let row = 0; row < labels.length; row++) {
       const label = labels[row]!;
       if (!(label >= 0 && label < c)) throw new RangeError(`cross_entropy: label ${label} at row ${row} is outside [0, ${c})`);
-      const l = logSumExp(s, off, c);
-      total += l - s[off + label]!;
-      for (let i = 0; i < c; i++) d[off + i] = Math.exp(s[off + i]! - l);
-    });
+    }
+    const xc = contiguous(x!);
+    const probs = Tensor.uninitialized(x!.shape, x!.dtype);
+    const loss = kernels(x!.dtype).crossEntropy(xc, yc, probs);
+    if (xc !== x) xc.dispose();
     ctx.save('probs', probs);
-    ctx.save('labels', y!);
+    ctx.save('labels', yc);
     probs.dispose();
-    const out = Tensor.empty([], x!.dtype);
-    out.data()[0] = total / n;
-    return [out];
+    if (yc !== y) yc.dispose();
+    return [full([], loss, x!.dtype)];
   },
   backward(ctx, [g]) {
     return [runOp(crossEntropyGradOp, [g!, ctx.saved('probs'), ctx.saved('labels')], {})[0]!, null];
@@ -132,12 +114,8 @@ const crossEntropyGradOp = defineOp<Record<string, never>>({
   saves: {},
   infer: ([, p]) => [{ shape: p!.shape, dtype: p!.dtype }],
   forward(_ctx, [g, p, y]) {
-    const [n, c] = p!.shape as [number, number];
-    const scale = g!.values()[0]! / n;
-    const out = Tensor.empty(p!.shape, p!.dtype);
-    const o = out.data() as FloatArray, pv = p!.data() as FloatArray, labels = y!.data() as Int32Array;
-    for (let i = 0; i < n * c; i++) o[i] = pv[i]! * scale;
-    for (let r = 0; r < n; r++) o[r * c + labels[r]!]! -= scale;
+    const out = Tensor.uninitialized(p!.shape, p!.dtype);
+    kernels(p!.dtype).crossEntropyGrad(p!, y!, out, g!.item() / p!.shape[0]!);
     return [out];
   },
 });
@@ -166,12 +144,8 @@ export interface DropoutAttrs {
 function dropoutApply(x: Tensor, a: DropoutAttrs): Tensor {
   if (!(a.p >= 0 && a.p < 1)) throw new RangeError(`dropout: p must be in [0, 1), got ${a.p}`);
   const xc = contiguous(x);
-  const out = Tensor.empty(x.shape, x.dtype);
-  const o = out.data() as FloatArray, xv = xc.data() as FloatArray;
-  const u = new Float64Array(o.length);
-  uniformAt(a.seed, 0x0d0d, 0, o.length, u);
-  const keep = 1 / (1 - a.p);
-  for (let i = 0; i < o.length; i++) o[i] = u[i]! >= a.p ? xv[i]! * keep : 0;
+  const out = Tensor.uninitialized(x.shape, x.dtype);
+  kernels(x.dtype).dropout(xc, out, a.p, a.seed);
   if (xc !== x) xc.dispose();
   return out;
 }
@@ -206,14 +180,13 @@ const embeddingOp = defineOp<Record<string, never>>({
   forward(ctx, [ids, table]) {
     const [V, D] = table!.shape as [number, number];
     const ic = contiguous(ids!), tc = contiguous(table!);
-    const iv = ic.data() as Int32Array, tv = tc.data() as FloatArray;
-    const out = Tensor.empty([...ids!.shape, D], table!.dtype);
-    const o = out.data() as FloatArray;
+    const iv = ic.data();
     for (let i = 0; i < iv.length; i++) {
       const id = iv[i]!;
       if (!(id >= 0 && id < V)) throw new RangeError(`embedding: id ${id} at position ${i} is outside the table's ${V} rows`);
-      o.set(tv.subarray(id * D, (id + 1) * D), i * D);
     }
+    const out = Tensor.uninitialized([...ids!.shape, D], table!.dtype);
+    kernels(table!.dtype).gatherRows(tc, ic, out);
     ctx.save('ids', ic);
     if (ic !== ids) ic.dispose();
     if (tc !== table) tc.dispose();
@@ -235,8 +208,7 @@ const embeddingGradOp = defineOp<{ rows: number }>({
     const D = g!.shape[g!.rank - 1]!;
     const gc = contiguous(g!);
     const out = Tensor.empty([a.rows, D], g!.dtype);
-    const o = out.data() as FloatArray, gv = gc.data() as FloatArray, iv = ids!.data() as Int32Array;
-    for (let i = 0; i < iv.length; i++) for (let d = 0; d < D; d++) o[iv[i]! * D + d]! += gv[i * D + d]!;
+    kernels(g!.dtype).scatterAddRows(gc, ids!, out);
     if (gc !== g) gc.dispose();
     return [out];
   },

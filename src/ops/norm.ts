@@ -3,8 +3,9 @@
  * standard deviation), and gamma (a parameter: never counted or compressed); the normalized
  * value is recomputed in backward.
  *
- * Both view x as [outer, C, inner]. Batch norm: statistics per channel c over (outer, inner),
- * gamma per channel. Layer norm: statistics per outer row over (C = D, inner = 1), gamma per d.
+ * Both run on the per-channel kernels. Batch norm views x as [N, C, rest]: statistics and gamma
+ * per channel. Layer norm views x as [1, rows, D]: statistics per row (a "channel" of D values),
+ * gamma per d (applied with the binary kernel, which repeats a row).
  */
 import type { FloatArray } from '../core/dtype.js';
 import { fmt, ShapeError } from '../core/shape.js';
@@ -40,19 +41,19 @@ function channelLayout(x: TensorMeta): ChannelLayout {
 }
 
 
-/** y = (x - mean) * invStd * gamma + beta over the [outer, C, inner] layout; stats per channel (bn) or per row (ln). */
-function normalize(x: FloatArray, y: FloatArray, mean: FloatArray, invStd: FloatArray, gamma: FloatArray | null, beta: FloatArray | null, outer: number, C: number, inner: number, perRow: boolean): void {
-  for (let o = 0; o < outer; o++) {
-    for (let c = 0; c < C; c++) {
-      const s = perRow ? o : c;
-      const scale = invStd[s]! * (gamma ? gamma[c]! : 1);
-      const shift = (beta ? beta[c]! : 0) - mean[s]! * scale;
-      for (let i = 0, b = (o * C + c) * inner; i < inner; i++) y[b + i] = x[b + i]! * scale + shift;
-    }
-  }
+/** Layer norm's view of x: one "channel" per row of the last axis. */
+function rowLayout(x: TensorMeta): ChannelLayout {
+  const D = x.shape[x.shape.length - 1]!;
+  return { outer: 1, channels: D === 0 ? 0 : x.shape.reduce((p, d) => p * d, 1) / D, inner: D };
 }
 
-/** Saves what norm_grad reads; the statistics tensors then belong to their slots. */
+/** invStd = 1 / sqrt(variance + eps), per statistic. */
+function inverseStd(variance: Tensor, eps: number, invStd: Tensor): void {
+  const vv = variance.data() as FloatArray, iv = invStd.data() as FloatArray;
+  for (let c = 0; c < vv.length; c++) iv[c] = 1 / Math.sqrt(vv[c]! + eps);
+}
+
+/** Saves what the gradient op reads; the statistics tensors then belong to their slots. */
 function saveForNormGrad(ctx: ForwardContext, x: Tensor, gamma: Tensor | null, mean: Tensor, invStd: Tensor): void {
   ctx.save('x', x);
   if (gamma) ctx.save('gamma', gamma);
@@ -83,10 +84,10 @@ const batchNormOp = defineOp<BatchNormAttrs>({
       if (count < 2) throw new ShapeError('batchnorm', `training needs more than one value per channel, got input ${fmt(x!.shape)}`);
       const variance = Tensor.uninitialized([C], x!.dtype, 'workspace');
       k.channelMoments(xc, mean, variance, layout);
-      const mv = mean.data() as FloatArray, vv = variance.data() as FloatArray, iv = invStd.data() as FloatArray;
+      const mv = mean.data() as FloatArray, vv = variance.data() as FloatArray;
       const rm = floats(a.runningMean ?? null), rv = floats(a.runningVar ?? null);
+      inverseStd(variance, a.eps, invStd);
       for (let c = 0; c < C; c++) {
-        iv[c] = 1 / Math.sqrt(vv[c]! + a.eps);
         if (rm && rv) {
           rm[c] = (1 - a.momentum) * rm[c]! + a.momentum * mv[c]!;
           rv[c] = (1 - a.momentum) * rv[c]! + a.momentum * ((vv[c]! * count) / (count - 1));
@@ -121,7 +122,7 @@ const batchNormOp = defineOp<BatchNormAttrs>({
   },
   backward(ctx, [gy], a) {
     const gamma = ctx.node.slots.has('gamma') ? ctx.saved('gamma') : null;
-    return runOp(normGradOp, [gy!, ctx.saved('x'), ctx.saved('mean'), ctx.saved('invStd'), gamma], { kind: 'batch', training: a.training });
+    return runOp(batchNormGradOp, [gy!, ctx.saved('x'), ctx.saved('mean'), ctx.saved('invStd'), gamma], { training: a.training });
   },
   samples: () => [
     { inputs: [{ shape: [4, 3, 2, 2] }, { shape: [3] }, { shape: [3] }], attrs: { training: true, momentum: 0.1, eps: 1e-5 }, label: 'train NCHW' },
@@ -142,29 +143,31 @@ const layerNormOp = defineOp<LayerNormAttrs>({
     return [{ shape: x!.shape, dtype: x!.dtype }];
   },
   forward(ctx, [x, gamma, beta], a) {
-    const D = x!.shape[x!.rank - 1]!, rows = x!.size / Math.max(1, D);
+    const layout = rowLayout(x!), rows = layout.channels;
+    const k = kernels(x!.dtype);
     const xc = contiguous(x!);
-    const xv = xc.data() as FloatArray;
-    const mean = Tensor.empty([rows], x!.dtype), invStd = Tensor.empty([rows], x!.dtype);
-    const mv = mean.data() as FloatArray, iv = invStd.data() as FloatArray;
-    for (let r = 0; r < rows; r++) {
-      let s = 0;
-      for (let d = 0; d < D; d++) s += xv[r * D + d]!;
-      const m = s / D;
-      let q = 0;
-      for (let d = 0; d < D; d++) q += (xv[r * D + d]! - m) ** 2;
-      mv[r] = m;
-      iv[r] = 1 / Math.sqrt(q / D + a.eps);
+    const mean = Tensor.uninitialized([rows], x!.dtype), invStd = Tensor.uninitialized([rows], x!.dtype);
+    const variance = Tensor.uninitialized([rows], x!.dtype, 'workspace'), zero = Tensor.empty([rows], x!.dtype, 'workspace');
+    k.channelMoments(xc, mean, variance, layout);
+    inverseStd(variance, a.eps, invStd);
+    // y = (x - mean) * invStd, then * gamma + beta along the last axis.
+    const y = Tensor.uninitialized(x!.shape, x!.dtype);
+    k.channelAffine(xc, y, { mean, scale: invStd, shift: zero }, layout);
+    for (const [op, p] of [['mul', gamma], ['add', beta]] as const) {
+      if (!p) continue;
+      const pc = contiguous(p);
+      k.binary(op, y, pc, y);
+      if (pc !== p) pc.dispose();
     }
-    const y = Tensor.empty(x!.shape, x!.dtype);
-    normalize(xv, y.data() as FloatArray, mv, iv, floats(gamma), floats(beta), rows, D, 1, true);
+    variance.dispose();
+    zero.dispose();
     saveForNormGrad(ctx, x!, gamma, mean, invStd);
     if (xc !== x) xc.dispose();
     return [y];
   },
   backward(ctx, [gy]) {
     const gamma = ctx.node.slots.has('gamma') ? ctx.saved('gamma') : null;
-    return runOp(normGradOp, [gy!, ctx.saved('x'), ctx.saved('mean'), ctx.saved('invStd'), gamma], { kind: 'layer', training: true });
+    return runOp(layerNormGradOp, [gy!, ctx.saved('x'), ctx.saved('mean'), ctx.saved('invStd'), gamma], { training: true });
   },
   samples: () => [
     { inputs: [{ shape: [3, 4, 6] }, { shape: [6] }, { shape: [6] }], attrs: { eps: 1e-5 }, label: 'affine' },
@@ -173,87 +176,86 @@ const layerNormOp = defineOp<LayerNormAttrs>({
 });
 
 /**
- * Gradients of batch/layer norm: [dx, dgamma, dbeta]. With xhat = (x - mean) * invStd and
- * statistics over M elements, dx = invStd * (gy*gamma - mean(gy*gamma) - xhat * mean(gy*gamma*xhat))
- * when the statistics were computed from x (training), and dx = gy * gamma * invStd otherwise.
+ * The gradient op of a normalization: [dx, dgamma, dbeta] from (gy, x, mean, invStd, gamma?).
+ * With xhat = (x - mean) * invStd and statistics over M elements, dx = invStd * (gy*gamma -
+ * mean(gy*gamma) - xhat * mean(gy*gamma*xhat)) when the statistics were computed from x
+ * (training), and dx = gy * gamma * invStd otherwise.
  */
-const normGradOp = defineOp<{ kind: 'batch' | 'layer'; training: boolean }>({
-  name: 'norm_grad',
-  inputs: ['gy', 'x', 'mean', 'invStd', 'gamma?'],
-  saves: {},
-  infer: ([gy, x], a) => {
-    const C = a.kind === 'layer' ? x!.shape[x!.shape.length - 1]! : x!.shape[1]!;
-    return [
+function defineNormGrad(name: string, params: (x: TensorMeta) => number, grad: (gy: Tensor, x: Tensor, mean: Tensor, invStd: Tensor, gamma: Tensor | null, training: boolean) => Tensor[]) {
+  return defineOp<{ training: boolean }>({
+    name,
+    inputs: ['gy', 'x', 'mean', 'invStd', 'gamma?'],
+    saves: {},
+    infer: ([gy, x]) => [
       { shape: x!.shape, dtype: gy!.dtype },
-      { shape: [C], dtype: gy!.dtype },
-      { shape: [C], dtype: gy!.dtype },
-    ];
-  },
-  forward(_ctx, [gy, x, mean, invStd, gamma], a) {
-    if (a.kind === 'batch') return batchNormGrad(gy!, x!, mean!, invStd!, gamma ?? null, a.training);
-    return layerNormGrad(gy!, x!, mean!, invStd!, gamma ?? null);
-  },
-});
-
-/** [dx, dgamma, dbeta] of layer norm: statistics per row of D = last-axis values. */
-function layerNormGrad(gy: Tensor, x: Tensor, mean: Tensor, invStd: Tensor, gamma: Tensor | null): Tensor[] {
-  const D = x.shape[x.rank - 1]!, rows = x.size / D;
-  const gc = contiguous(gy), xc = contiguous(x);
-  const dx = Tensor.empty(x.shape, gy.dtype), dgamma = Tensor.empty([D], gy.dtype), dbeta = Tensor.empty([D], gy.dtype);
-  const g = gc.data() as FloatArray, xv = xc.data() as FloatArray, dxv = dx.data() as FloatArray;
-  const mv = mean.data() as FloatArray, iv = invStd.data() as FloatArray, gam = floats(gamma);
-  const dgv = new Float64Array(D), dbv = new Float64Array(D);
-  for (let r = 0; r < rows; r++) {
-    // Sums of gy*gamma and gy*gamma*xhat over the row.
-    let s1 = 0, s2 = 0;
-    for (let d = 0, b = r * D; d < D; d++) {
-      const xhat = (xv[b + d]! - mv[r]!) * iv[r]!;
-      const gi = g[b + d]!, gm = gam ? gam[d]! : 1;
-      s1 += gi * gm;
-      s2 += gi * gm * xhat;
-      dgv[d]! += gi * xhat;
-      dbv[d]! += gi;
-    }
-    for (let d = 0, b = r * D; d < D; d++) {
-      const xhat = (xv[b + d]! - mv[r]!) * iv[r]!;
-      dxv[b + d] = iv[r]! * (g[b + d]! * (gam ? gam[d]! : 1) - s1 / D - (xhat * s2) / D);
-    }
-  }
-  (dgamma.data() as FloatArray).set(dgv);
-  (dbeta.data() as FloatArray).set(dbv);
-  if (gc !== gy) gc.dispose();
-  if (xc !== x) xc.dispose();
-  return [dx, dgamma, dbeta];
+      { shape: [params(x!)], dtype: gy!.dtype },
+      { shape: [params(x!)], dtype: gy!.dtype },
+    ],
+    forward: (_ctx, [gy, x, mean, invStd, gamma], a) => grad(gy!, x!, mean!, invStd!, gamma ?? null, a.training),
+  });
 }
 
 /**
- * [dx, dgamma, dbeta] of batch norm on the backend's kernels: per-channel sums, then dx as one
- * per-channel affine map of (gy, x): dx = gy * (invStd*gamma) + (x - mean) * (-invStd^2 * gamma * S2 / M) - invStd * gamma * S1 / M
- * with S1 = sum gy, S2 = sum gy * xhat over the M = N*H*W values of a channel (training; else only the first term).
+ * dx as one per-statistic affine map of (g, x) from the sums S1 = sum g, S2 = sum g * xhat over
+ * the M values of each statistic, with a = invStd * gamma (gamma per statistic, or null):
+ * dx = g * a + (x - mean) * (-a * invStd * S2 / M) - a * S1 / M (training; else only the first term).
  */
-function batchNormGrad(gy: Tensor, x: Tensor, mean: Tensor, invStd: Tensor, gamma: Tensor | null, training: boolean): Tensor[] {
-  const layout = channelLayout(x);
-  const C = layout.channels, M = layout.outer * layout.inner, dtype = gy.dtype;
-  const k = kernels(dtype);
-  const gc = contiguous(gy), xc = contiguous(x);
-  const dgamma = Tensor.uninitialized([C], dtype), dbeta = Tensor.uninitialized([C], dtype);
-  k.channelGradSums(gc, xc, mean, invStd, dbeta, dgamma, layout);
+function normDx(g: Tensor, x: Tensor, mean: Tensor, invStd: Tensor, gamma: Tensor | null, s1: Tensor, s2: Tensor, layout: ChannelLayout, training: boolean): Tensor {
+  const C = layout.channels, M = layout.outer * layout.inner, dtype = g.dtype;
   const uScale = Tensor.uninitialized([C], dtype, 'workspace'), scale = Tensor.uninitialized([C], dtype, 'workspace'), shift = Tensor.uninitialized([C], dtype, 'workspace');
-  const iv = invStd.data() as FloatArray, gm = floats(gamma), s1 = dbeta.data() as FloatArray, s2 = dgamma.data() as FloatArray;
+  const iv = invStd.data() as FloatArray, gm = floats(gamma), sv1 = s1.data() as FloatArray, sv2 = s2.data() as FloatArray;
   const uv = uScale.data() as FloatArray, sv = scale.data() as FloatArray, hv = shift.data() as FloatArray;
   for (let c = 0; c < C; c++) {
     const a = iv[c]! * (gm ? gm[c]! : 1);
     uv[c] = a;
-    sv[c] = training ? (-a * iv[c]! * s2[c]!) / M : 0;
-    hv[c] = training ? (-a * s1[c]!) / M : 0;
+    sv[c] = training ? (-a * iv[c]! * sv2[c]!) / M : 0;
+    hv[c] = training ? (-a * sv1[c]!) / M : 0;
   }
   const dx = Tensor.uninitialized(x.shape, dtype);
-  k.channelAffine(xc, dx, { mean, scale, shift, u: gc, uScale }, layout);
+  kernels(dtype).channelAffine(x, dx, { mean, scale, shift, u: g, uScale }, layout);
   for (const t of [uScale, scale, shift]) t.dispose();
+  return dx;
+}
+
+/** [dx, dgamma, dbeta] of batch norm: per-channel sums (which are dbeta and dgamma), then dx. */
+const batchNormGradOp = defineNormGrad('batchnorm_grad', (x) => x.shape[1]!, (gy, x, mean, invStd, gamma, training) => {
+  const layout = channelLayout(x), C = layout.channels, dtype = gy.dtype;
+  const gc = contiguous(gy), xc = contiguous(x);
+  const dgamma = Tensor.uninitialized([C], dtype), dbeta = Tensor.uninitialized([C], dtype);
+  kernels(dtype).channelGradSums(gc, xc, mean, invStd, dbeta, dgamma, layout);
+  const dx = normDx(gc, xc, mean, invStd, gamma, dbeta, dgamma, layout, training);
   if (gc !== gy) gc.dispose();
   if (xc !== x) xc.dispose();
   return [dx, dgamma, dbeta];
-}
+});
+
+/**
+ * [dx, dgamma, dbeta] of layer norm: statistics per row, gamma per d. gy * gamma goes through the
+ * row sums and the affine map; dgamma and dbeta are column sums of gy * xhat and gy.
+ */
+const layerNormGradOp = defineNormGrad('layernorm_grad', (x) => x.shape[x.shape.length - 1]!, (gy, x, mean, invStd, gamma) => {
+  const layout = rowLayout(x), rows = layout.channels, D = layout.inner, dtype = gy.dtype;
+  const k = kernels(dtype);
+  const gc = contiguous(gy), xc = contiguous(x);
+  const gg = gamma ? Tensor.uninitialized(x.shape, dtype, 'workspace') : gc;
+  if (gamma) k.binary('mul', gc, gamma, gg);
+  const s1 = Tensor.uninitialized([rows], dtype, 'workspace'), s2 = Tensor.uninitialized([rows], dtype, 'workspace');
+  k.channelGradSums(gg, xc, mean, invStd, s1, s2, layout);
+  const dx = normDx(gg, xc, mean, invStd, null, s1, s2, layout, true);
+  // xhat * gy, summed over rows; gy summed over rows.
+  const zero = Tensor.empty([rows], dtype, 'workspace'), gxhat = Tensor.uninitialized(x.shape, dtype, 'workspace');
+  k.channelAffine(xc, gxhat, { mean, scale: invStd, shift: zero }, layout);
+  k.binary('mul', gxhat, gc, gxhat);
+  const dgamma = Tensor.uninitialized([D], dtype), dbeta = Tensor.uninitialized([D], dtype);
+  const columns = { outer: 1, reduced: rows, inner: D };
+  k.reduce('sum', gxhat, dgamma, columns, null);
+  k.reduce('sum', gc, dbeta, columns, null);
+  for (const t of [s1, s2, zero, gxhat]) t.dispose();
+  if (gg !== gc) gg.dispose();
+  if (gc !== gy) gc.dispose();
+  if (xc !== x) xc.dispose();
+  return [dx, dgamma, dbeta];
+});
 
 /** Batch normalization over [N, C, ...]: statistics per channel. */
 export function batchNorm(x: Tensor, gamma: Tensor | null, beta: Tensor | null, attrs: BatchNormAttrs): Tensor {

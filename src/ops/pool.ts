@@ -2,7 +2,6 @@
  * Pooling over NCHW. Max pooling saves, per output, the position of the maximum inside its
  * window as one uint8 (windows up to 16x16): never the input. Average pooling saves nothing.
  */
-import type { FloatArray } from '../core/dtype.js';
 import { ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { kernels } from '../backends/index.js';
@@ -22,25 +21,6 @@ function geometry(op: string, shape: readonly number[], o: Pool2dOptions): Conv2
   const [kh, kw] = typeof o.kernel === 'number' ? [o.kernel, o.kernel] : o.kernel;
   if (kh * kw > 256) throw new ShapeError(op, `window ${kh}x${kw} is larger than 256 elements`);
   return convGeometry(op, shape, kh, kw, { stride: o.stride ?? o.kernel, padding: o.padding });
-}
-
-/** Calls visit(outIndex, inIndex or -1 for padding) for every window element (average pooling). */
-function forEachWindow(g: Conv2dGeometry, visit: (oi: number, xi: number) => void): void {
-  let oi = 0;
-  for (let nc = 0; nc < g.n * g.c; nc++) {
-    const base = nc * g.h * g.w;
-    for (let oy = 0; oy < g.outH; oy++) {
-      for (let ox = 0; ox < g.outW; ox++, oi++) {
-        for (let i = 0; i < g.kh; i++) {
-          const y = oy * g.strideH - g.padH + i;
-          for (let j = 0; j < g.kw; j++) {
-            const x = ox * g.strideW - g.padW + j;
-            visit(oi, y >= 0 && y < g.h && x >= 0 && x < g.w ? base + y * g.w + x : -1);
-          }
-        }
-      }
-    }
-  }
 }
 
 const poolSamples = () => [
@@ -101,11 +81,8 @@ const avgPoolOp = defineOp<Pool2dOptions>({
     // Padding counts in the divisor (count_include_pad), so the op is linear with a fixed scale.
     const g = geometry('avgpool2d', x!.shape, o);
     const xc = contiguous(x!);
-    const out = Tensor.empty([g.n, g.c, g.outH, g.outW], x!.dtype);
-    const ov = out.data() as FloatArray, xv = xc.data() as FloatArray, scale = 1 / (g.kh * g.kw);
-    forEachWindow(g, (oi, xi) => {
-      if (xi >= 0) ov[oi]! += xv[xi]! * scale;
-    });
+    const out = Tensor.uninitialized([g.n, g.c, g.outH, g.outW], x!.dtype);
+    kernels(x!.dtype).avgPool2d(xc, out, g);
     if (xc !== x) xc.dispose();
     return [out];
   },
@@ -124,10 +101,7 @@ const avgPoolGradOp = defineOp<Pool2dOptions & { inputShape: number[] }>({
     const g = geometry('avgpool2d_grad', a.inputShape, a);
     const gc = contiguous(gy!);
     const dx = Tensor.empty(a.inputShape, gy!.dtype);
-    const dv = dx.data() as FloatArray, gv = gc.data() as FloatArray, scale = 1 / (g.kh * g.kw);
-    forEachWindow(g, (oi, xi) => {
-      if (xi >= 0) dv[xi]! += gv[oi]! * scale;
-    });
+    kernels(gy!.dtype).avgPool2dGrad(gc, dx, g);
     if (gc !== gy) gc.dispose();
     return [dx];
   },

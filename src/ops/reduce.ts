@@ -1,9 +1,10 @@
 /** Reductions over axes (sum, mean, max) and the broadcast/un-broadcast pair used by backward. */
-import type { FloatArray } from '../core/dtype.js';
 import { fmt, normAxis, numel, ShapeError, shapeEq, type Shape } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
+import { kernels } from '../backends/index.js';
+import type { ReduceLayout } from '../backends/kernels.js';
 import { contiguous, maskMul, mulScalar } from './elementwise.js';
-import { reshape } from './movement.js';
+import { permute, reshape } from './movement.js';
 import { defineOp, runOp, type OpSample, type TensorMeta } from './registry.js';
 
 export interface ReduceAttrs {
@@ -24,53 +25,27 @@ function floatOnly(op: string, m: TensorMeta): void {
 }
 
 /**
- * Visits x (contiguous) as [outer, reduced..., inner] blocks: for each output element, calls
- * `visit(outIndex, xIndex)` for every input element that reduces into it. Reduced axes need
- * not be adjacent: the index map is computed per element from strides.
+ * How the reduce kernel sees x: [outer, reduced, inner] when the reduced axes are adjacent (no
+ * copy), else x permuted to (kept axes, reduced axes) with `perm` (the op copies it first).
  */
-function forEachReduced(shape: Shape, axes: Set<number>, visit: (oi: number, xi: number) => void): void {
-  const rank = shape.length;
-  const outStrides = new Array<number>(rank).fill(0);
-  let acc = 1;
-  for (let d = rank - 1; d >= 0; d--) {
-    if (!axes.has(d)) {
-      outStrides[d] = acc;
-      acc *= shape[d]!;
-    }
-  }
-  const n = numel(shape);
-  const idx = new Array<number>(rank).fill(0);
-  let oi = 0;
-  for (let xi = 0; xi < n; xi++) {
-    visit(oi, xi);
-    for (let d = rank - 1; d >= 0; d--) {
-      idx[d]!++;
-      oi += outStrides[d]!;
-      if (idx[d]! < shape[d]!) break;
-      oi -= outStrides[d]! * shape[d]!;
-      idx[d] = 0;
-    }
-  }
-}
-
-/** x as [outer, reduced, inner] when the reduced axes are adjacent (e.g. a bias gradient's leading batch axis), else null. */
-function adjacentAxes(shape: Shape, axes: Set<number>): { outer: number; reduced: number; inner: number } | null {
+function reduceLayout(shape: Shape, axes: Set<number>): { layout: ReduceLayout; perm: number[] | null } {
+  const prod = (dims: number[]) => dims.reduce((p, d) => p * shape[d]!, 1);
   const sorted = [...axes].sort((a, b) => a - b);
-  if (sorted.length === 0 || sorted[sorted.length - 1]! - sorted[0]! !== sorted.length - 1) return null;
-  const prod = (lo: number, hi: number) => shape.slice(lo, hi).reduce((p, d) => p * d, 1);
+  const all = shape.map((_, i) => i);
+  if (sorted.length === 0) return { layout: { outer: numel(shape), reduced: 1, inner: 1 }, perm: null };
   const lo = sorted[0]!, hi = sorted[sorted.length - 1]! + 1;
-  return { outer: prod(0, lo), reduced: prod(lo, hi), inner: prod(hi, shape.length) };
+  if (hi - lo === sorted.length) return { layout: { outer: prod(all.slice(0, lo)), reduced: prod(sorted), inner: prod(all.slice(hi)) }, perm: null };
+  const kept = all.filter((d) => !axes.has(d));
+  return { layout: { outer: prod(kept), reduced: prod(sorted), inner: 1 }, perm: [...kept, ...sorted] };
 }
 
-/** y[o, i] += x[o, r, i] over r, in the same order as forEachReduced (so the same float result) without a call per element. */
-function sumAdjacent(x: FloatArray, y: FloatArray, { outer, reduced, inner }: { outer: number; reduced: number; inner: number }): void {
-  for (let o = 0; o < outer; o++) {
-    const yo = o * inner;
-    for (let r = 0; r < reduced; r++) {
-      const xo = (o * reduced + r) * inner;
-      for (let i = 0; i < inner; i++) y[yo + i]! += x[xo + i]!;
-    }
-  }
+/** x as the reduce kernel reads it: contiguous, permuted when the reduced axes are not adjacent. */
+function reduceInput(x: Tensor, perm: number[] | null): Tensor {
+  if (!perm) return contiguous(x);
+  const p = permute(x, perm);
+  const c = contiguous(p);
+  p.dispose();
+  return c;
 }
 
 const reduceSamples = (): OpSample[] => [
@@ -89,16 +64,10 @@ const sumOp = defineOp<ReduceAttrs>({
   },
   forward(_ctx, [x], a) {
     const { out, axes } = reducedShape('sum', x!.shape, a);
-    const xc = contiguous(x!);
-    const y = Tensor.empty(out, x!.dtype);
-    const yv = y.data() as FloatArray, xv = xc.data() as FloatArray;
-    const range = adjacentAxes(x!.shape, axes);
-    if (range) sumAdjacent(xv, yv, range);
-    else {
-      forEachReduced(x!.shape, axes, (oi, xi) => {
-        yv[oi]! += xv[xi]!;
-      });
-    }
+    const { layout, perm } = reduceLayout(x!.shape, axes);
+    const xc = reduceInput(x!, perm);
+    const y = Tensor.uninitialized(out, x!.dtype);
+    kernels(x!.dtype).reduce('sum', xc, y, layout, null);
     if (xc !== x) xc.dispose();
     return [y];
   },
@@ -124,20 +93,20 @@ const maxOp = defineOp<ReduceAttrs>({
   },
   forward(ctx, [x], a) {
     const { out, axes } = reducedShape('max', x!.shape, a);
-    const xc = contiguous(x!);
-    const y = Tensor.empty(out, x!.dtype);
-    const yv = y.data() as FloatArray, xv = xc.data() as FloatArray;
-    const arg = new Int32Array(y.size).fill(-1);
-    forEachReduced(x!.shape, axes, (oi, xi) => {
-      if (arg[oi] === -1 || xv[xi]! > yv[oi]!) {
-        yv[oi] = xv[xi]!;
-        arg[oi] = xi;
-      }
-    });
-    if (ctx.needsGrad) {
-      const mask = Tensor.empty(x!.shape, 'uint8');
-      const mv = mask.data();
-      for (const i of arg) if (i >= 0) mv[i] = 1;
+    const { layout, perm } = reduceLayout(x!.shape, axes);
+    const xc = reduceInput(x!, perm);
+    const y = Tensor.uninitialized(out, x!.dtype);
+    let mask = ctx.needsGrad ? Tensor.uninitialized(xc.shape, 'uint8') : null;
+    kernels(x!.dtype).reduce('max', xc, y, layout, mask);
+    if (mask && perm) {
+      // Back to x's axis order.
+      const inverse = perm.map((_, i) => perm.indexOf(i));
+      const view = permute(mask, inverse);
+      mask.dispose();
+      mask = contiguous(view);
+      view.dispose();
+    }
+    if (mask) {
       ctx.save('mask', mask);
       mask.dispose();
     }
