@@ -22,12 +22,46 @@ export type SaveRole =
   | 'index' // integer positions (max-pool argmax, embedding ids, class labels)
   | 'stats'; // small float statistics (norm mean / inverse std)
 
+/**
+ * A declared save of an op (OpDef.saves): its role plus hints the compression policy reads, so
+ * that no policy has to know op names.
+ */
+export interface SaveSpec {
+  readonly role: SaveRole;
+  /** Must be stored exactly, never lossy (a loss's probabilities: its gradient is their small difference from one-hot). */
+  readonly exact?: boolean;
+  /** Quantization groups stay within one row of the last axis (the op normalizes rows: layer norm). */
+  readonly group?: 'row';
+}
+
+/** A declared save as a SaveSpec (a bare role is a spec without hints). */
+export function saveSpec(d: SaveRole | SaveSpec): SaveSpec {
+  return typeof d === 'string' ? { role: d } : d;
+}
+
+/**
+ * Books the storage of a value kept by reference as 'saved', once however many saves share it
+ * (parameters never); returns the bytes booked by this call. `unbookSaved` is its inverse.
+ */
+export function bookSaved(t: Tensor, isParameter: boolean): number {
+  if (isParameter || t.storage.savedRefs++ !== 0) return 0;
+  t.storage.rebook('saved');
+  return t.storage.byteLength;
+}
+
+export function unbookSaved(storage: Storage, isParameter: boolean): void {
+  if (!isParameter && --storage.savedRefs === 0) storage.rebook(storage.category);
+}
+
 export interface SaveInfo {
   /** The op that saves (registry name). */
   readonly op: string;
   /** The value's name in the op's declared saves, e.g. 'x', 'mask'. */
   readonly name: string;
   readonly role: SaveRole;
+  /** The declared hints (SaveSpec). */
+  readonly exact: boolean;
+  readonly group: 'row' | undefined;
   /** The autograd node this slot belongs to. */
   readonly nodeId: number;
   /** Path of the nn.Module being called when the value was saved ('' outside modules). */
@@ -98,7 +132,7 @@ export class SavedSlot {
   readonly bytes: number;
   private released = false;
 
-  constructor(t: Tensor, op: string, name: string, role: SaveRole, nodeId: number) {
+  constructor(t: Tensor, op: string, name: string, spec: SaveSpec, nodeId: number) {
     t.assertAlive(`${op}: save '${name}'`);
     this.storage = t.storage;
     this.shape = t.shape;
@@ -108,7 +142,9 @@ export class SavedSlot {
     this.info = {
       op,
       name,
-      role,
+      role: spec.role,
+      exact: spec.exact ?? false,
+      group: spec.group,
       nodeId,
       module: currentModulePath(),
       isParameter: t.storage.category === 'parameter',
@@ -124,11 +160,7 @@ export class SavedSlot {
       // No hook: keep a view of the same storage. Its bytes become 'saved' once, however many
       // slots share the storage (dedup by storage identity); parameters are never counted.
       this.packed = keep(t.view(t.shape, t.strides, t.offset)); // owned by the slot, not by any scope
-      this.bytes = 0;
-      if (!this.info.isParameter && t.storage.savedRefs++ === 0) {
-        t.storage.rebook('saved');
-        this.bytes = t.storage.byteLength;
-      }
+      this.bytes = bookSaved(t, this.info.isParameter);
     }
     ledger.addSavedOp(op, this.bytes);
   }
@@ -176,7 +208,7 @@ export class SavedSlot {
       this.hooks.release?.(this.packed, this.info);
     } else {
       const t = this.packed as Tensor;
-      if (!this.info.isParameter && --t.storage.savedRefs === 0) t.storage.rebook(t.storage.category);
+      unbookSaved(t.storage, this.info.isParameter);
       t.dispose();
     }
     this.packed = undefined;

@@ -13,7 +13,7 @@
  * }
  * // one-off: withCompression('int2', () => ...)
  */
-import { withSavedTensorHooks, type SaveInfo, type SavedTensorHooks } from '../autograd/saved.js';
+import { bookSaved, unbookSaved, withSavedTensorHooks, type SaveInfo, type SavedTensorHooks } from '../autograd/saved.js';
 import type { Tensor } from '../core/tensor.js';
 import { encodingName, packTensor, releasePacked, unpackTensor, type Encoding, type PackedTensor } from './codecs.js';
 import { ActPolicy, contextOf, type ActConfig, type ActMode } from './policy.js';
@@ -116,20 +116,13 @@ export class Compression {
   /** Keeps a reference, booking the storage as 'saved' once however many slots share it (as without hooks). */
   private keepSave(t: Tensor, info: SaveInfo, encoding: Encoding): Handle {
     const packed = packTensor(t, encoding, null);
-    let bytes = 0;
-    if (!info.isParameter && t.storage.savedRefs++ === 0) {
-      t.storage.rebook('saved');
-      bytes = t.storage.byteLength;
-    }
+    const bytes = bookSaved(t, info.isParameter);
     return { entry: { key: '', packed, refs: 1 }, bytes, keptStorage: !info.isParameter };
   }
 
   private release(h: Handle): void {
     const { entry } = h;
-    if (h.keptStorage) {
-      const storage = entry.packed.kept!.storage;
-      if (--storage.savedRefs === 0) storage.rebook(storage.category);
-    }
+    if (h.keptStorage) unbookSaved(entry.packed.kept!.storage, false);
     if (--entry.refs > 0) return;
     releasePacked(entry.packed);
     if (entry.key) this.cache.delete(entry.key);

@@ -136,8 +136,8 @@ export function planSavedBytes(forward: ForwardFn | SaveRecording, batch: number
       throw new Error(`planSavedBytes: save #${i} is ${s0.info.op}.${s0.info.name} at batch ${b0} but ${s1.info.op}.${s1.info.name} at batch ${b1}`);
     }
     const shape = s1.shape.map((d, k) => at(s0.shape[k]!, d));
-    const { op, role, module, isParameter } = s1.info;
-    const encoding = policy.resolve({ op, role, module, isParameter, shape, dtype: s1.dtype, isNetworkInput: s1.isNetworkInput });
+    const { op, role, exact, group, module, isParameter } = s1.info;
+    const encoding = policy.resolve({ op, role, exact, group, module, isParameter, shape, dtype: s1.dtype, isNetworkInput: s1.isNetworkInput });
     const name = encodingName(encoding);
     let bytes = 0;
     if (encoding.kind === 'keep') {

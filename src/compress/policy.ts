@@ -5,12 +5,14 @@
  * - parameters are never compressed; 'stats' (norm mean / inverse std) stay float32;
  * - 'mask' roles are stored at 1 bit, 'index' roles bit-packed;
  * - tensors under `minElements` and non-float values in other roles are kept;
- * - the loss (cross_entropy) keeps its probabilities;
+ * - saves their op declares exact (SaveSpec.exact: a loss's probabilities) are kept;
  * - the network input (a saved tensor that no op produced and that needs no gradient: the first
  *   conv/linear input) and the last linear layer's input get at least 8 bits;
  * - every other float value gets the mode's encoding; `layers` (module path, exact or prefix) and
  *   `ops` (op name) override it;
- * - LayerNorm inputs are grouped per row when rows are shorter than the group size.
+ * - saves declared with row groups (SaveSpec.group: LayerNorm's input) are grouped per row when
+ *   rows are shorter than the group size.
+ * No op is recognized by name: the hints come from the ops' declared saves.
  */
 import type { SaveInfo, SaveRole } from '../autograd/saved.js';
 import { isFloat, type DType } from '../core/dtype.js';
@@ -58,6 +60,9 @@ const CONFIG_KEYS = new Set(['mode', 'groupSize', 'metadata', 'stochastic', 'see
 export interface SaveContext {
   readonly op: string;
   readonly role: SaveRole;
+  /** The op's hints for this save (SaveSpec): never lossy; groups within last-axis rows. */
+  readonly exact: boolean;
+  readonly group: 'row' | undefined;
   readonly module: string;
   readonly isParameter: boolean;
   readonly shape: readonly number[];
@@ -68,7 +73,7 @@ export interface SaveContext {
 
 export function contextOf(info: SaveInfo, t: { shape: readonly number[]; dtype: DType; gradFn: unknown; requiresGrad: boolean }): SaveContext {
   return {
-    op: info.op, role: info.role, module: info.module, isParameter: info.isParameter,
+    op: info.op, role: info.role, exact: info.exact, group: info.group, module: info.module, isParameter: info.isParameter,
     shape: t.shape, dtype: t.dtype,
     // An op's own outputs are saved before autograd marks them, so only 'input' roles qualify.
     isNetworkInput: info.role === 'input' && !info.isParameter && t.gradFn === null && !t.requiresGrad,
@@ -78,7 +83,6 @@ export function contextOf(info: SaveInfo, t: { shape: readonly number[]; dtype: 
 const KEEP: Encoding = { kind: 'keep' };
 const MASK: Encoding = { kind: 'mask' };
 const INDEX: Encoding = { kind: 'index' };
-const LOSS_OPS = new Set(['cross_entropy']);
 
 export function parseMode(mode: unknown, where = 'withCompression'): ActMode {
   if (typeof mode !== 'string' || !(ACT_MODES as readonly string[]).includes(mode)) {
@@ -188,15 +192,15 @@ export class ActPolicy {
     const size = s.shape.reduce((a, b) => a * b, 1);
     if (s.role === 'mask') return this.mode === 'off' && !this.override(s) ? KEEP : MASK;
     if (s.role === 'index') return this.mode === 'off' && !this.override(s) ? KEEP : INDEX;
-    if (!isFloat(s.dtype) || LOSS_OPS.has(s.op)) return KEEP;
+    if (!isFloat(s.dtype) || s.exact) return KEEP;
     let e = this.override(s) ?? this.modeEncoding(this.mode);
     if (e.kind === 'mask' || e.kind === 'index') return KEEP; // not meaningful for float values
     if (size < this.minElements) return KEEP;
     if (e.kind === 'division' && !(s.shape.length === 4 && s.shape[2]! > 1)) e = this.divisionFallback;
-    if (s.isNetworkInput || (this.lastLayer !== '' && s.module === this.lastLayer && s.op === 'matmul')) e = this.atLeast(e, this.edgeBits);
-    // LayerNorm normalizes rows: per-row groups keep one row's range from widening another's.
+    // The last linear layer's only non-parameter save is its input.
+    if (s.isNetworkInput || (this.lastLayer !== '' && s.module === this.lastLayer && s.role === 'input')) e = this.atLeast(e, this.edgeBits);
     const row = s.shape[s.shape.length - 1] ?? 1;
-    if (s.op === 'layernorm' && e.kind === 'quant' && row < e.groupSize) e = { ...e, groupSize: row };
+    if (s.group === 'row' && e.kind === 'quant' && row < e.groupSize) e = { ...e, groupSize: row };
     return e;
   }
 }

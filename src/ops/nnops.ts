@@ -75,7 +75,8 @@ const crossEntropyOp = defineOp<Record<string, never>>({
   name: 'cross_entropy',
   secondOrder: false,
   inputs: ['logits', 'labels'],
-  saves: { probs: 'output', labels: 'index' },
+  // The gradient is probs - onehot: small differences of the probabilities, kept exact.
+  saves: { probs: { role: 'output', exact: true }, labels: 'index' },
   differentiable: [true, false],
   infer: ([x, y]) => {
     if (x!.shape.length !== 2 || y!.shape.length !== 1 || y!.shape[0] !== x!.shape[0]) {

@@ -134,7 +134,8 @@ const layerNormOp = defineOp<LayerNormAttrs>({
   name: 'layernorm',
   secondOrder: false,
   inputs: ['x', 'gamma?', 'beta?'],
-  saves: { x: 'input', gamma: 'input', mean: 'stats', invStd: 'stats' },
+  // Statistics per row: a row's quantization range should not widen another's.
+  saves: { x: { role: 'input', group: 'row' }, gamma: 'input', mean: 'stats', invStd: 'stats' },
   infer: ([x, gamma, beta]) => {
     const D = x!.shape[x!.shape.length - 1];
     if (D === undefined) throw new ShapeError('layernorm', 'input must have rank >= 1');

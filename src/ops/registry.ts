@@ -10,7 +10,7 @@ import { fmt, ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { isGradEnabled, recordingBackward, withGradMode } from '../autograd/mode.js';
 import { AutogradNode, type InputEdge } from '../autograd/node.js';
-import { SavedSlot, type SaveRole } from '../autograd/saved.js';
+import { SavedSlot, saveSpec, type SaveRole, type SaveSpec } from '../autograd/saved.js';
 import type { Rng } from '../util/rng.js';
 
 export interface TensorMeta {
@@ -41,8 +41,12 @@ export interface OpDef<A = any> {
   readonly name: string;
   /** Names of the tensor inputs in order; a trailing '?' marks an optional input (may be null). */
   readonly inputs: readonly string[];
-  /** Every value backward reads, with its role: the op's save policy. Saving anything else is an error. */
-  readonly saves: Readonly<Record<string, SaveRole>>;
+  /**
+   * Every value backward reads, with its role (and policy hints: SaveSpec): the op's save policy.
+   * Saving anything else is an error; the generated save-policy walk fails on a declared save
+   * that backward never reads.
+   */
+  readonly saves: Readonly<Record<string, SaveRole | SaveSpec>>;
   /** Output shapes and dtypes from the inputs'; throws a ShapeError naming the op and the shapes. */
   infer(inputs: readonly (TensorMeta | null)[], attrs: A): TensorMeta[];
   forward(ctx: ForwardContext, inputs: readonly (Tensor | null)[], attrs: A): Tensor[];
@@ -74,8 +78,8 @@ const registry = new Map<string, OpDef>();
 
 export function defineOp<A>(def: OpDef<A>): OpDef<A> {
   if (registry.has(def.name)) throw new Error(`defineOp: op '${def.name}' is defined twice`);
-  for (const [name, role] of Object.entries(def.saves)) {
-    if (!role) throw new Error(`defineOp: '${def.name}' save '${name}' has no role`);
+  for (const [name, d] of Object.entries(def.saves)) {
+    if (!d || !saveSpec(d).role) throw new Error(`defineOp: '${def.name}' save '${name}' has no role`);
   }
   registry.set(def.name, def as OpDef);
   return def;
@@ -106,13 +110,13 @@ export class ForwardContext {
 
   /** Keeps `t` for backward under the declared name. A no-op when no gradient is needed. */
   save(name: string, t: Tensor): void {
-    const role = this.op.saves[name];
-    if (!role) {
+    const declared = this.op.saves[name];
+    if (!declared) {
       throw new Error(`${this.op.name}: saves undeclared value '${name}' (declared: ${Object.keys(this.op.saves).join(', ') || 'none'})`);
     }
     if (!this.needsGrad) return;
     if (this.slots.has(name)) throw new Error(`${this.op.name}: saves '${name}' twice`);
-    this.slots.set(name, new SavedSlot(t, this.op.name, name, role, this.nodeId));
+    this.slots.set(name, new SavedSlot(t, this.op.name, name, saveSpec(declared), this.nodeId));
   }
 }
 

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backward } from '../../src/autograd/backward.js';
-import { withSavedTensorHooks, type SaveRole } from '../../src/autograd/saved.js';
+import { saveSpec, withSavedTensorHooks, type SaveRole } from '../../src/autograd/saved.js';
 import { isFloat } from '../../src/core/dtype.js';
 import { scope } from '../../src/core/scope.js';
 import { fromValues, type Tensor } from '../../src/core/tensor.js';
@@ -18,7 +18,7 @@ import { registryWalk } from '../registry-walk.js';
 const walk = registryWalk('save policy');
 
 const ctx = (o: Partial<SaveContext>): SaveContext => ({
-  op: 'conv2d', role: 'input', module: 'layer', isParameter: false, shape: [8, 16, 32, 32], dtype: 'float32', isNetworkInput: false, ...o,
+  op: 'conv2d', role: 'input', exact: false, group: undefined, module: 'layer', isParameter: false, shape: [8, 16, 32, 32], dtype: 'float32', isNetworkInput: false, ...o,
 });
 const name = (p: ActPolicy, o: Partial<SaveContext>) => encodingName(p.resolve(ctx(o)));
 
@@ -30,7 +30,7 @@ test('defaults: parameters and stats kept, masks 1 bit, indices packed, small an
     assert.equal(name(p, { role: 'mask', dtype: 'uint8' }), 'mask');
     assert.equal(name(p, { role: 'index', dtype: 'uint8', op: 'maxpool2d' }), 'index');
     assert.equal(name(p, { shape: [4, 100] }), 'keep', 'below minElements');
-    assert.equal(name(p, { op: 'cross_entropy', role: 'output', shape: [4096, 10] }), 'keep');
+    assert.equal(name(p, { op: 'any', role: 'output', exact: true, shape: [4096, 10] }), 'keep', 'declared exact (the loss probabilities)');
     assert.equal(name(p, { dtype: 'int32' }), 'keep');
   }
   assert.equal(name(new ActPolicy('off'), { role: 'mask', dtype: 'uint8' }), 'keep');
@@ -64,7 +64,8 @@ test('overrides by module path (exact or prefix, most specific first) and by op;
   assert.equal(name(p, { op: 'batchnorm', module: '5' }), 'fp16');
   assert.equal(name(new ActPolicy({ mode: 'int4', stochastic: false }), {}), 'int4/g256/nearest');
   assert.equal(name(new ActPolicy({ mode: 'division', divisionBlock: 4, hfcBits: 4 }), {}), 'division/p4/hfc4');
-  assert.equal(name(new ActPolicy('int4'), { op: 'layernorm', shape: [8, 128, 64] }), 'int4/g64', 'per-row LayerNorm groups');
+  assert.equal(name(new ActPolicy('int4'), { group: 'row', shape: [8, 128, 64] }), 'int4/g64', 'per-row groups (LayerNorm input)');
+  assert.equal(name(new ActPolicy('int4'), { shape: [8, 128, 64] }), 'int4/g256');
 });
 
 function makeInput(spec: InputSpec, rng: Rng): Tensor {
@@ -82,12 +83,14 @@ test('every op in the registry: each declared save has a policy in every mode', 
   for (const mode of ACT_MODES) {
     const p = new ActPolicy({ mode, minElements: 0 });
     for (const op of allOps()) {
-      for (const [save, role] of Object.entries(op.saves)) {
+      for (const [save, declared] of Object.entries(op.saves)) {
+        const { role, exact = false, group } = saveSpec(declared);
         const dtype = role === 'mask' || role === 'index' ? 'uint8' : 'float32';
-        const e = p.resolve(ctx({ op: op.name, role, dtype, shape: [4, 8, 8, 8] }));
+        const e = p.resolve(ctx({ op: op.name, role, exact, group, dtype, shape: [4, 8, 8, 8] }));
         assert.ok(e.kind, `${op.name}.${save} (${role}) in ${mode}`);
         if (mode !== 'off' && role === 'mask') assert.equal(e.kind, 'mask');
-        if (role === 'stats') assert.equal(e.kind, 'keep');
+        if (role === 'stats' || exact) assert.equal(e.kind, 'keep', `${op.name}.${save} is declared exact`);
+        if (group === 'row' && e.kind === 'quant') assert.equal(e.groupSize, 8, `${op.name}.${save} groups per row`);
       }
     }
   }
@@ -120,7 +123,7 @@ test("every op's samples under every mode: only declared saves with their roles,
             if (t && (op.differentiable ? op.differentiable[i] : isFloat(t.dtype))) t.requiresGrad = true;
           });
           const outs = withSavedTensorHooks(spy, () => runOp(op, inputs, sample.attrs));
-          for (const [n, role] of seen) assert.equal(op.saves[n], role, `${op.name} ${mode}: '${n}' saved as ${role}`);
+          for (const [n, role] of seen) assert.equal(saveSpec(op.saves[n]!).role, role, `${op.name} ${mode}: '${n}' saved as ${role}`);
           const floats = outs.filter((o) => o.requiresGrad);
           if (floats.length === 0) return;
           backward(sum(floats[0]!));
