@@ -1,0 +1,28 @@
+// Entry of the benchmark suites: `node --import tsx bench/main.ts <suite> [args]` (what
+// `slimgrad bench` runs). Benches run from the sources of a clone (dev dependencies: tsx, the tfjs
+// baselines); they are not compiled into dist and not shipped.
+import { UsageError } from '../src/cli/command.js';
+
+/** Each suite lives in bench/<suite>.ts and exports `run`. */
+const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number> }>> = {
+  data: () => import('./data.js'),
+  engine: () => import('./engine.js'),
+  explain: () => import('./explain.js'),
+  act: () => import('./act.js'),
+  quant: () => import('./quant.js'),
+};
+
+export async function main(args: string[]): Promise<number> {
+  const [suite, ...rest] = args;
+  if (!suite || !(suite in suites)) throw new UsageError(`bench: unknown suite '${suite ?? ''}' (available: ${Object.keys(suites).join(', ')})`);
+  const mod = await suites[suite]!();
+  return mod.run(rest);
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (e) {
+  if (!(e instanceof UsageError)) throw e;
+  console.error(e.message);
+  process.exitCode = 2;
+}
