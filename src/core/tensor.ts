@@ -17,7 +17,7 @@ export interface GradEdge {
 /**
  * An n-dimensional view (shape, strides, offset, dtype) over a Storage, plus autograd metadata.
  * Views (reshape, transpose, slice) share the storage; `dispose()` drops this view's reference.
- * Ops are attached as methods in ops/methods.ts so that the core does not depend on them.
+ * Ops are functions over tensors (src/ops), not methods, so that the core does not depend on them.
  */
 export class Tensor {
   readonly isTensor = true;
