@@ -252,3 +252,13 @@ export function adamUpdate(
     store<f32>(w + o, wi - (stepSize * mi) / (sqrt<f32>(vi) * invC2 + eps));
   }
 }
+
+/** Every element of dst (n float32 values) set to value (bound by the positional convention). */
+export function fill(dst: usize, n: i32, value: f32): void {
+  let i = 0;
+  if (ASC_FEATURE_SIMD) {
+    const v = f32x4.splat(value);
+    for (; i + 4 <= n; i += 4) v128.store(dst + (<usize>i << 2), v);
+  }
+  for (; i < n; i++) store<f32>(dst + (<usize>i << 2), value);
+}

@@ -1,7 +1,9 @@
 // Entry point of the kernel module: every export here is callable from TypeScript
-// (src/backends/wasm). Compiled by scripts/build-kernels.mjs.
+// (src/backends/wasm), and every exported function must be a kernel of the contract
+// (src/backends/kernels.ts; test/backends/kernels.test.ts checks it). Compiled by
+// scripts/build-kernels.mjs. A kernel added to one of these files is exported as it is.
 export { gemm, gemmScratchBytes } from './gemm';
-export { im2col, col2im } from './im2col';
-export { groupRanges, quantizeGroups, dequantizeGroups, packMask, unpackMask } from './quantize';
-export { maxPool2d, maxPool2dGrad } from './pool';
-export { channelMoments, channelAffine, channelGradSums, reluMask, maskMul, binary, sgdUpdate, adamUpdate } from './elementwise';
+export * from './im2col';
+export * from './quantize';
+export * from './pool';
+export * from './elementwise';

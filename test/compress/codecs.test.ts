@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { getBackend, setBackend } from '../../src/backends/index.js';
 import { kernels, registerWasmBackend } from '../../src/backends/index.js';
+import { referenceKernels } from '../../src/backends/reference/index.js';
 import { memory } from '../../src/core/ledger.js';
 import { scope } from '../../src/core/scope.js';
 import { fromValues, Tensor } from '../../src/core/tensor.js';
@@ -80,7 +81,7 @@ test('the wasm backend binds every codec kernel', () => {
   const k = kernels('float32');
   setBackend(previous);
   for (const name of ['groupRanges', 'quantizeGroups', 'dequantizeGroups', 'packMask', 'unpackMask'] as const) {
-    assert.equal(k[name].name, `bound ${name}`, `${name} runs on the reference on the wasm backend`);
+    assert.notEqual(k[name], referenceKernels[name], `${name} runs on the reference on the wasm backend`);
   }
 });
 

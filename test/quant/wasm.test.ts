@@ -9,6 +9,7 @@ import {
   packSignRows, quantWasmFile, runDeployed, useQuantKernels, w8a8Lenet5, xnorNet, type QuantWasmExports,
 } from '../../src/quant/index.js';
 import { getBackend, kernels, useFastestBackend } from '../../src/backends/index.js';
+import { referenceKernels } from '../../src/backends/reference/index.js';
 import { BatchNorm, type Sequential } from '../../src/nn/index.js';
 import { fromValues } from '../../src/core/tensor.js';
 import { noGrad } from '../../src/autograd/mode.js';
@@ -63,7 +64,7 @@ function withStats(model: Sequential): Sequential {
 test('deployed models give identical outputs on wasm and reference kernels (binary conv with zero padding, int8)', () => {
   const n = 4;
   assert.equal(getBackend(), 'wasm');
-  assert.equal(kernels('float32').binaryGemm.name, 'bound binaryGemm', 'the wasm backend binds the loaded packed kernels');
+  assert.notEqual(kernels('float32').binaryGemm, referenceKernels.binaryGemm, 'the wasm backend binds the loaded packed kernels');
   const x = Float32Array.from({ length: n * 784 }, () => rng.uniform());
   for (const model of [withStats(xnorNet(1)), withStats(larqMnistBnn(1)), w8a8Lenet5(1)]) {
     noGrad(() => scope(() => model.call(fromValues(x, [n, 1, 28, 28])))); // calibrates LSQ steps

@@ -63,18 +63,21 @@ export function registerWasmBackend(options: { variant?: KernelVariant; bytes?: 
 
 /**
  * The kernels of the implementations present (engine module, packed-inference module), bound by
- * name: every contract kernel an implementation has as a method. Nothing is forwarded by hand, so
- * a kernel added to the contract, the reference and an implementation is picked up here as is.
+ * name: every contract kernel an implementation has as a method, else every one the engine module
+ * exports (WasmKernels.positional). Nothing is forwarded by hand: a kernel added to the contract,
+ * the reference and an AssemblyScript file is picked up here as it is.
  */
-export function bindKernels(...impls: (object | null | undefined)[]): Partial<Kernels> {
+export function bindKernels(engine: WasmKernels | undefined, ...impls: (object | null | undefined)[]): Partial<Kernels> {
   const bound: Record<string, unknown> = {};
-  for (const impl of impls) {
+  for (const impl of [engine, ...impls]) {
     if (!impl) continue;
     for (const name of KERNEL_NAMES) {
       const f = (impl as Record<string, unknown>)[name];
       if (typeof f === 'function') bound[name] = f.bind(impl);
     }
   }
+  for (const name of KERNEL_NAMES) if (!bound[name] && engine) bound[name] = engine.positional(name);
+  for (const name of KERNEL_NAMES) if (!bound[name]) delete bound[name];
   return bound as Partial<Kernels>;
 }
 

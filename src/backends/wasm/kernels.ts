@@ -7,7 +7,8 @@ import { codeBytes, groupCount, type CodeBits, type GroupLayout, type NoiseKey }
 import { arena } from '../../core/arena.js';
 import type { DType } from '../../core/dtype.js';
 import { fmt } from '../../core/shape.js';
-import type { Tensor } from '../../core/tensor.js';
+import { Tensor } from '../../core/tensor.js';
+import { referenceKernels } from '../reference/index.js';
 import { BINARY_OPS, type AdamStep, type BinaryOp, type SgdStep, type ChannelAffineArgs, type ChannelLayout, type Conv2dGeometry, type GemmArgs, type Kernels } from '../kernels.js';
 import type { KernelModule } from './loader.js';
 import { ThreadPool, type PoolOp } from './pool.js';
@@ -326,6 +327,33 @@ export class WasmKernels implements Partial<Kernels> {
     for (const [role, t] of [['w', w], ['g', g], ['m', m], ['v', v]] as const) checkTensor('adamUpdate', role, t, n);
     const bits = [s.beta1, s.beta2, s.eps, s.stepSize, s.invC2, s.weightDecay, s.decoupled ? s.lr * s.weightDecay : 0].map(f32Bits);
     this.runElements('adamUpdate', n, (lo, hi) => [w.ptr + lo * 4, g.ptr + lo * 4, m.ptr + lo * 4, v.ptr + lo * 4, hi - lo, ...bits, s.decoupled ? 1 : 0]);
+  }
+
+  /**
+   * A contract kernel the module exports and this class does not wrap, bound by the positional
+   * convention: each Tensor argument becomes (pointer, element count), null becomes (0, 0), a
+   * boolean 0/1, a number itself; the kernel runs on this thread. Every tensor must be float32
+   * (anything else runs the reference) and contiguous. Undefined when the module lacks `name`.
+   */
+  positional(name: keyof Kernels): ((...args: unknown[]) => unknown) | undefined {
+    const fn = (this.module.exports as unknown as Record<string, ((...a: number[]) => number) | undefined>)[name];
+    if (typeof fn !== 'function') return undefined;
+    const reference = referenceKernels[name] as (...a: unknown[]) => unknown;
+    const bound = (...args: unknown[]): unknown => {
+      const flat: number[] = [];
+      for (const a of args) {
+        if (a instanceof Tensor) {
+          if (a.dtype !== 'float32') return reference(...args);
+          checkTensor(name, 'argument', a, a.size);
+          flat.push(a.ptr, a.size);
+        } else if (a === null || a === undefined) flat.push(0, 0);
+        else if (typeof a === 'boolean') flat.push(a ? 1 : 0);
+        else if (typeof a === 'number') flat.push(a);
+        else throw new TypeError(`wasm ${name}: a ${typeof a} argument has no positional form (wrap the kernel in WasmKernels)`);
+      }
+      return fn(...flat);
+    };
+    return Object.defineProperty(bound, 'name', { value: `wasm ${name}` });
   }
 
   /** Checks a channel layout against its full-size tensors and [channels] vectors; returns the channel count. */
