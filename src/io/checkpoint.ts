@@ -1,12 +1,14 @@
 /** Saving and loading a module's state dict as a .safetensors file (Node file I/O). */
 import { readFileSync } from 'node:fs';
 import type { Module } from '../nn/module.js';
+import type { Optimizer } from '../optim/optimizer.js';
+import type { Tensor } from '../core/tensor.js';
 import { decodeSafetensors, encodeSafetensors, type StoredTensor } from './safetensors.js';
 import { writeFileAtomic, type OutputOptions } from './write.js';
 
 /**
- * Entries of a training checkpoint that are not the model's (optimizer state, see src/train/resume.ts)
- * carry this prefix; loadModule skips them, so a checkpoint loads into a model for eval or convert.
+ * Entries of a training checkpoint that are not the model's (optimizer state) carry this prefix;
+ * loadModule skips them, so a training checkpoint loads into a model for eval or convert.
  */
 export const TRAINING_STATE_PREFIX = 'optimizer/';
 
@@ -40,7 +42,7 @@ export function readCheckpoint(path: string): { tensors: Map<string, StoredTenso
  * const meta = loadModule(createModel('lenet', [1, 28, 28], 10), 'lenet.safetensors');
  */
 export function loadModule(m: Module, path: string): Record<string, string> {
-  const { tensors, metadata } = readCheckpoint(path);
+  const { tensors, metadata: { [OPTIMIZER_STEPS_KEY]: _, ...metadata } } = readCheckpoint(path);
   for (const k of [...tensors.keys()]) if (k.startsWith(TRAINING_STATE_PREFIX)) tensors.delete(k);
   try {
     m.loadStateDict(tensors);
@@ -48,6 +50,47 @@ export function loadModule(m: Module, path: string): Record<string, string> {
     throw new Error(`${path}: ${(e as Error).message}`);
   }
   return metadata;
+}
+
+/** Metadata key of a training checkpoint's optimizer step count. */
+const OPTIMIZER_STEPS_KEY = 'slimgrad.optimizer-steps';
+
+/**
+ * Writes a training checkpoint: the model's state dict, the optimizer's state (step count and
+ * moments/momentum, under `optimizer/`) and string metadata (the caller's run description and
+ * position), atomically. loadModule reads it as a plain model file.
+ *
+ * @example
+ * saveTrainingCheckpoint('run.safetensors', model, opt, { position: JSON.stringify(report.position) });
+ */
+export function saveTrainingCheckpoint(path: string, m: Module, optimizer: Optimizer, metadata: Record<string, string>, options: OutputOptions = {}): number {
+  const { steps, tensors } = optimizer.stateDict();
+  const all = new Map<string, Tensor>(m.stateDict());
+  for (const [k, t] of tensors) all.set(`${TRAINING_STATE_PREFIX}${k}`, t);
+  return writeFileAtomic(path, encodeSafetensors(all, { ...metadata, [OPTIMIZER_STEPS_KEY]: String(steps) }), options);
+}
+
+/**
+ * Restores a training checkpoint into `m` and `optimizer` (built as for the original run) and
+ * returns its metadata; a file without optimizer state is refused.
+ */
+export function loadTrainingCheckpoint(path: string, m: Module, optimizer: Optimizer): Record<string, string> {
+  const { tensors, metadata } = readCheckpoint(path);
+  const { [OPTIMIZER_STEPS_KEY]: steps, ...rest } = metadata;
+  if (steps === undefined) throw new Error(`${path}: no training state in this file (write one with train --checkpoint-every N)`);
+  const opt = new Map<string, StoredTensor>();
+  for (const [k, t] of [...tensors]) {
+    if (!k.startsWith(TRAINING_STATE_PREFIX)) continue;
+    opt.set(k.slice(TRAINING_STATE_PREFIX.length), t);
+    tensors.delete(k);
+  }
+  try {
+    m.loadStateDict(tensors);
+    optimizer.loadStateDict({ steps: Number(steps), tensors: opt });
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
+  return rest;
 }
 
 /** A file-system error in words a user acts on ("permission denied", "no such file or directory"). */
