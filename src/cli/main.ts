@@ -77,6 +77,6 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function unknownCommand(name: string): number {
-  console.error(`slimgrad: unknown command '${name}'${didYouMean(name, commands.map((c) => c.name))}\n${usage()}`);
+  console.error(`slimgrad: unknown command '${name}'${didYouMean(name, commands.map((c) => c.name))} (commands: ${commands.map((c) => c.name).join(', ')}; see slimgrad --help)`);
   return 2;
 }
