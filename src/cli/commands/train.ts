@@ -77,7 +77,7 @@ export const trainSpec: CommandSpec = {
     { name: 'save', type: 'file', help: 'write the trained model (.safetensors); checked before training starts' },
     FORCE_OPTION,
     { name: 'checkpoint-every', type: 'int', min: 1, help: 'also write the resumable training state to --save every N steps' },
-    { name: 'resume', type: 'file', help: 'continue the run saved in this checkpoint (from --checkpoint-every)' },
+    { name: 'resume', type: 'file', help: 'continue the run saved in this checkpoint (from --checkpoint-every); run flags come from the file, --save gets the training state again' },
     { name: 'max-steps', type: 'int', min: 1, help: 'stop after N optimizer steps in all, as if interrupted (resume later)' },
     THREADS_OPTION,
     JSON_OPTION,
@@ -172,7 +172,8 @@ export const train = defineCommand(trainSpec, async (o) => {
     },
   });
   if (save) {
-    if (every) saveTrainingCheckpoint(save, model, optimizer, metadata(report.position), { overwrite: true, what: '--save' });
+    // A resumable run stays resumable: its final file holds the training state too.
+    if (every || resumeFile) saveTrainingCheckpoint(save, model, optimizer, metadata(report.position), { overwrite: true, what: '--save' });
     else saveModule(model, save, metadata(), { overwrite: true, what: '--save' });
   }
   if (report.stopped) log(report.stopped === 'early-stopping' ? `stopped early: no validation improvement for ${patience} epochs` : `stopped after ${report.steps} steps (--max-steps)${every ? `; continue with --resume ${save}` : ''}`);
