@@ -113,7 +113,7 @@ export function formatHelp(spec: CommandSpec): string {
     return [`--${o.name}${placeholder(o)}`, `${o.help}${notes ? ` (${notes})` : ''}`];
   });
   rows.push(['-h, --help', 'show this help']);
-  const width = Math.min(30, Math.max(...rows.map(([f]) => f.length)));
+  const width = Math.min(30, Math.max(...rows.map(([f]) => f.length), ...(spec.positionals ?? []).map((p) => p.name.length)));
   const fmt = ([f, h]: [string, string]) => (f.length > width ? `  ${f}\n  ${' '.repeat(width)}  ${h}` : `  ${f.padEnd(width)}  ${h}`);
   return [
     `slimgrad ${spec.name}: ${spec.summary}`,
