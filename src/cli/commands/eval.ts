@@ -9,7 +9,7 @@ import { buildModel } from './train.js';
 export const evalSpec: CommandSpec = {
   name: 'eval',
   summary: 'evaluate a float checkpoint (from train --save) on a test split: loss, accuracy, confusion matrix, per-class precision/recall',
-  description: 'The model, dataset and seed come from the checkpoint\'s metadata; --data overrides the dataset (same item shape).',
+  description: 'The model, dataset (and its --data-dir) and seed come from the checkpoint\'s metadata; --data overrides the dataset (same item shape).',
   positionals: [{ name: 'FILE.safetensors', help: 'checkpoint written by `slimgrad train --save`' }],
   options: [
     { name: 'data', type: 'string', help: 'dataset (default: the one the model was trained on)' },
@@ -32,7 +32,7 @@ export const evaluateCommand = defineCommand(evalSpec, async (o) => {
   const data = o.string('data') ?? meta['data']!;
   const run = meta['slimgrad.run'] ? (JSON.parse(meta['slimgrad.run']) as { config: { seed: number } }) : null;
   const seed = run?.config.seed ?? Number(meta['seed'] ?? 1);
-  const { test } = await dataSplits(data, o.string('data-dir'), seed, o.int('limit'));
+  const { test } = await dataSplits(data, o.string('data-dir') ?? (o.given('data') ? undefined : meta['dataDir']), seed, o.int('limit'));
   const itemShape = JSON.parse(meta['itemShape']) as number[], classes = Number(meta['classes']);
   if (test.itemShape.join() !== itemShape.join() || test.numClasses !== classes) {
     throw new UsageError(`${file} was trained on items [${itemShape}] with ${classes} classes; --data ${data} has [${test.itemShape}] with ${test.numClasses}`);

@@ -104,6 +104,8 @@ interface RunConfig {
   epochs: number;
   limit: number | null;
   valSplit: number;
+  /** --data-dir as given (the default when resuming). */
+  dataDir: string | null;
   itemShape: number[];
   classes: number;
 }
@@ -124,8 +126,9 @@ export const train = defineCommand(trainSpec, async (o) => {
   const cfg: Omit<RunConfig, 'itemShape' | 'classes'> = saved?.config ?? {
     model: o.string('model')!, data: o.string('data')!, quant: o.string('quant') ?? null, act: o.string('act')!, optimizer: o.string('optimizer')!,
     lr: o.number('lr')!, weightDecay: o.number('weight-decay')!, schedule: o.string('schedule')!, seed: o.int('seed')!, batchSize: o.int('batch-size')!,
-    epochs: o.int('epochs')!, limit: o.int('limit') ?? null, valSplit: o.number('val-split')!,
+    epochs: o.int('epochs')!, limit: o.int('limit') ?? null, valSplit: o.number('val-split')!, dataDir: o.string('data-dir') ?? null,
   };
+  if (saved && o.given('data-dir')) cfg.dataDir = o.string('data-dir')!;
   if (saved && o.given('epochs')) cfg.epochs = o.int('epochs')!;
   const patience = o.int('patience');
   if (patience !== undefined && !(cfg.valSplit > 0)) throw new UsageError('--patience needs a validation split (--val-split F, e.g. 0.1)');
@@ -134,7 +137,7 @@ export const train = defineCommand(trainSpec, async (o) => {
   // Output paths first: a run must not be lost to a path that cannot be written.
   if (save) checkOutputPath(save, { overwrite: o.bool('force') || (resumeFile !== undefined && resolve(resumeFile) === resolve(save)), what: '--save' });
 
-  const { train: trainSet, val, test: testSet } = await dataSplits(cfg.data, o.string('data-dir'), cfg.seed, cfg.limit ?? undefined, cfg.valSplit);
+  const { train: trainSet, val, test: testSet } = await dataSplits(cfg.data, cfg.dataDir ?? undefined, cfg.seed, cfg.limit ?? undefined, cfg.valSplit);
   const model = buildModel(cfg.model, cfg.quant ?? undefined, trainSet.itemShape, trainSet.numClasses, cfg.seed);
   const actMode = parseMode(cfg.act, 'train --act');
   // One compression session for the whole run: its step counter keys the stochastic rounding.
@@ -150,6 +153,7 @@ export const train = defineCommand(trainSpec, async (o) => {
   const config: RunConfig = { ...cfg, itemShape: [...trainSet.itemShape], classes: trainSet.numClasses };
   const metadata = (position?: TrainPosition): Record<string, string> => ({
     model: cfg.model, data: cfg.data, ...(cfg.quant ? { quant: cfg.quant } : {}), itemShape: JSON.stringify(config.itemShape), classes: String(config.classes), seed: String(cfg.seed),
+    ...(cfg.dataDir ? { dataDir: cfg.dataDir } : {}),
     ...(position ? { 'slimgrad.run': JSON.stringify({ config, position, actStep: act.step }) } : {}),
   });
   const tty = process.stderr.isTTY && !json;
