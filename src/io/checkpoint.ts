@@ -73,6 +73,10 @@ export function saveTrainingCheckpoint(path: string, m: Module, optimizer: Optim
 /**
  * Restores a training checkpoint into `m` and `optimizer` (built as for the original run) and
  * returns its metadata; a file without optimizer state is refused.
+ *
+ * @example
+ * const meta = loadTrainingCheckpoint('run.safetensors', model, opt);
+ * fit(model, train, test, { ...options, optimizer: opt, resume: JSON.parse(meta.position) });
  */
 export function loadTrainingCheckpoint(path: string, m: Module, optimizer: Optimizer): Record<string, string> {
   const { tensors, metadata } = readCheckpoint(path);

@@ -58,6 +58,8 @@ test('bad-input table: each mistake gets its own message and exit code, no stack
       [['infer', badSgq, '--data', 'synthetic'], 1, [/bad\.sgq: checksum: stored CRC-32 [0-9a-f]{8} but the contents give/]],
       [['infer', join(dir, 'absent.sgq')], 1, [/cannot read deployed model .*absent\.sgq: no such file or directory/]],
       [['eval'], 2, [/expects one checkpoint file/]],
+      [['eval', badSgq], 2, [/bad\.sgq is a deployed model: run it with `slimgrad infer/]],
+      [['infer', existing], 2, [/model\.safetensors is a checkpoint: evaluate it with `slimgrad eval/]],
       [['eval', existing], 1, [/not a valid safetensors file/]],
       [['data', 'nosuch'], 2, [/unknown dataset 'nosuch'/]],
       [['data', 'synthetic', '--split', 'val'], 2, [/--split must be one of train, test, all, got 'val'/]],

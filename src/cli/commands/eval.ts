@@ -27,6 +27,7 @@ export const evaluateCommand = defineCommand(evalSpec, async (o) => {
   applyThreads(o);
   const [file] = o.positionals;
   if (!file) throw new UsageError('expects one checkpoint file (FILE.safetensors from `slimgrad train --save`)');
+  if (file.endsWith('.sgq')) throw new UsageError(`${file} is a deployed model: run it with \`slimgrad infer ${file}\` (eval takes the .safetensors checkpoint from train --save)`);
   const meta = readCheckpoint(file).metadata;
   if (!meta['model'] || !meta['itemShape'] || !meta['classes']) throw new UsageError(`${file} does not say which model it holds (written by an older slimgrad, or not by train --save)`);
   const data = o.string('data') ?? meta['data']!;

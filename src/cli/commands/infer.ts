@@ -33,6 +33,7 @@ export const infer = defineCommand(inferSpec, async (o) => {
   if (!file) throw new UsageError('expects exactly one model file (FILE.sgq)');
   const predictionsFile = o.string('predictions');
   if (predictionsFile) checkOutputPath(predictionsFile, { overwrite: o.bool('force'), what: '--predictions' });
+  if (file.endsWith('.safetensors')) throw new UsageError(`${file} is a checkpoint: evaluate it with \`slimgrad eval ${file}\`, or pack it with \`slimgrad convert --checkpoint ${file} --out FILE.sgq\``);
   const model = loadDeployed(file);
   const kernels = (await loadQuantKernelsFromBuild()) ? 'wasm' : 'typescript';
   const data = o.string('data')!;
