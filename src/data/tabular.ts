@@ -29,6 +29,8 @@ export const MISSING_LEVEL = '(missing)';
 export interface CsvTable {
   header: string[];
   rows: string[][];
+  /** The 1-based line each row starts on (parseCsv fills it; without it, row i is taken to be on line i + 2). */
+  lines?: number[];
 }
 
 /**
@@ -85,14 +87,16 @@ export function parseCsv(text: string, delimiter = ','): CsvTable {
   if (records.length === 0) throw new SyntaxError('parseCsv: no header row (empty input)');
   const header = records[0]!.fields;
   const rows: string[][] = [];
+  const lines: number[] = [];
   for (let r = 1; r < records.length; r++) {
     const rec = records[r]!;
     if (rec.fields.length !== header.length) {
       throw new SyntaxError(`parseCsv: line ${rec.line} has ${rec.fields.length} fields, the header has ${header.length}`);
     }
     rows.push(rec.fields);
+    lines.push(rec.line);
   }
-  return { header, rows };
+  return { header, rows, lines };
 }
 
 /** Options for {@link encodeTabular}. */
@@ -219,7 +223,7 @@ export function encodeTabular(table: CsvTable, options: TabularOptions): Tabular
     const numeric = !forcedCategorical.has(name) && textCells === 0;
     // A column of mostly numbers with a stray word is a typo, not a categorical column: say where.
     if (!forcedCategorical.has(name) && textCells > 0 && numericCells > textCells) {
-      throw new RangeError(`encodeTabular: column '${name}', line ${firstText + 2}: '${rows[firstText]![c]}' is not a number, but ${numericCells} of the column's ${numericCells + textCells} cells are (fix the cell, mark it missing, or declare the column categorical)`);
+      throw new RangeError(`encodeTabular: column '${name}', line ${table.lines?.[firstText] ?? firstText + 2}: '${rows[firstText]![c]}' is not a number, but ${numericCells} of the column's ${numericCells + textCells} cells are (fix the cell, mark it missing, or declare the column categorical)`);
     }
     if (distinct.size <= 1) { dropped.push({ name, reason: 'constant' }); return; }
     const start = columns.length;

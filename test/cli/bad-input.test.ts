@@ -6,6 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { encodeTabular, parseCsv } from '../../src/data/tabular.js';
 import { cli, cliFresh, type CliResult } from './helpers.js';
 
 function check(what: string, r: CliResult, code: number, words: RegExp[]): void {
@@ -73,6 +74,12 @@ test('bad-input table: each mistake gets its own message and exit code, no stack
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a stray word in a numeric CSV column is reported at its real line (blank lines, quoted newlines)', () => {
+  const text = 'n,note,y\n1,"two\nlines",a\n\n2,x,b\n3,y,a\nfour,z,b\n5,w,a\n';
+  assert.throws(() => encodeTabular(parseCsv(text), { label: 'y' }), /column 'n', line 7: 'four' is not a number, but 4 of the column's 5 cells are/);
+  assert.equal(encodeTabular(parseCsv(text), { label: 'y', categorical: ['n'] }).groups[0]!.kind, 'categorical');
 });
 
 test('a CSV column declared categorical may mix numbers and words', async () => {
