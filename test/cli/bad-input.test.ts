@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeTabular, parseCsv } from '../../src/data/tabular.js';
-import { cli, cliFresh, type CliResult } from './helpers.js';
+import { cli, type CliResult } from './helpers.js';
 
 function check(what: string, r: CliResult, code: number, words: RegExp[]): void {
   assert.equal(r.code, code, `${what}: exit ${r.code}, stderr: ${r.stderr}`);
@@ -95,13 +95,20 @@ test('a CSV column declared categorical may mix numbers and words', async () => 
   }
 });
 
-test('environment variables: one-line messages from the CLI; importing the library never throws over them', () => {
+test('environment variables: one-line messages from the CLI; importing the library never throws over them', async () => {
   for (const [env, words] of [
     [{ SLIMGRAD_THREADS: '0' }, /SLIMGRAD_THREADS must be a positive integer, got '0'/],
     [{ SLIMGRAD_THREADS: 'abc' }, /SLIMGRAD_THREADS must be a positive integer, got 'abc'/],
     [{ SLIMGRAD_BACKEND: 'nosuch' }, /SLIMGRAD_BACKEND must be one of .*reference.*, got 'nosuch'/],
   ] as [Record<string, string>, RegExp][]) {
-    const r = cliFresh(['summary', '--model', 'mlp'], env);
+    const saved = { ...process.env };
+    Object.assign(process.env, env);
+    let r: CliResult;
+    try {
+      r = await cli('summary', '--model', 'mlp');
+    } finally {
+      for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k];
+    }
     check(JSON.stringify(env), r, 2, [words]);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
