@@ -8,6 +8,7 @@
  * const back = decodeDeployed(bytes, 'model.sgq');   // a Buffer, a Uint8Array view or an ArrayBuffer
  */
 import type { DeployedModel, Stage } from '../quant/convert.js';
+import { asBytes } from '../util/bytes.js';
 import { crc32, crcHex } from '../util/crc32.js';
 
 // Version 2: "SGQM", u32 version, u32 JSON length, JSON (stages with array references), zero
@@ -61,11 +62,6 @@ export function encodeDeployed(model: DeployedModel): Uint8Array {
   }
   dv.setUint32(at, crc32(bytes.subarray(0, at)), true);
   return bytes;
-}
-
-/** A view of `data` (a Node Buffer, any Uint8Array view, or an ArrayBuffer) as bytes. */
-export function asBytes(data: Uint8Array | ArrayBuffer): Uint8Array {
-  return data instanceof Uint8Array ? data : new Uint8Array(data);
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };

@@ -6,6 +6,7 @@
  */
 import { DTYPES, type AnyTypedArray, type DType } from '../core/dtype.js';
 import type { Tensor } from '../core/tensor.js';
+import { asBytes } from '../util/bytes.js';
 import { crc32, crcHex } from '../util/crc32.js';
 
 const TO_ST: Record<DType, string> = { float32: 'F32', float64: 'F64', int32: 'I32', int8: 'I8', uint8: 'U8' };
@@ -65,7 +66,7 @@ export interface DecodeOptions {
  * required), must match. The returned metadata leaves the checksum out.
  */
 export function decodeSafetensors(data: Uint8Array | ArrayBuffer, source = 'safetensors data', options: DecodeOptions = {}): { tensors: Map<string, StoredTensor>; metadata: Record<string, string> } {
-  const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
+  const bytes = asBytes(data);
   const fail = (why: string): never => {
     throw new Error(`${source}: not a valid safetensors file: ${why}`);
   };

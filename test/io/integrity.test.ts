@@ -9,6 +9,9 @@ import { decodeSafetensors, encodeSafetensors } from '../../src/io/safetensors.j
 import { binaryNetMlp, convert, type DeployedModel } from '../../src/quant/index.js';
 import { mlp } from '../../src/nn/models.js';
 import { crc32 as crc } from '../../src/util/crc32.js';
+import { inflateRawSync } from 'node:zlib';
+import { parseCifarBatch, parseIdx, parseNpy, parseNpz } from '../../src/data/index.js';
+import { encodeCifarBatch, encodeIdx, encodeNpy, encodeZip } from '../data/fixtures.js';
 
 const model = binaryNetMlp([12, 8, 8, 3], 4);
 const deployed = convert(model, [12]);
@@ -110,4 +113,20 @@ test('property: a flipped or truncated .sgq file fails naming the file, or loads
 test('property: a flipped or truncated checkpoint fails naming the file, or loads bit-identical tensors', () => {
   const want = [...net.stateDict()].map(([k, t]) => [k, t.values()] as [string, ArrayBufferView]);
   flipsOrTruncations(st, 'model.safetensors', (b) => [...decodeSafetensors(b, 'model.safetensors', { requireChecksum: true }).tensors].map(([k, t]) => [k, t.values] as [string, ArrayBufferView]), want);
+});
+
+test('data parsers (IDX, .npy, .npz, CIFAR-10) read a Buffer, an offset view and an ArrayBuffer alike', () => {
+  const inflate = (b: Uint8Array) => new Uint8Array(inflateRawSync(b));
+  const npy = encodeNpy('<f4', [2, 3], [1.5, -2, 3, 4, 5.25, -6]);
+  const cases: [string, Uint8Array, (b: Uint8Array | ArrayBuffer, name: string) => ArrayBufferView[]][] = [
+    ['idx', encodeIdx('int32', [2, 3], [1, -2, 3, 400000, 5, 6]), (b, n) => [parseIdx(b, n).data]],
+    ['npy', npy, (b, n) => [parseNpy(b, n).data]],
+    ['npz', encodeZip([{ name: 'x.npy', data: npy, deflate: true }, { name: 'y.npy', data: encodeNpy('|u1', [3], [7, 8, 9]), deflate: false }]), (b, n) => [...parseNpz(b, n, inflate).values()].map((a) => a.data)],
+    ['cifar', encodeCifarBatch([3, 9], (r, k) => (r * 31 + k) & 255), (b, n) => [parseCifarBatch(b, n).x, parseCifarBatch(b, n).y]],
+  ];
+  for (const [what, bytes, parse] of cases) {
+    const want = parse(bytes, what).map(bitsOf);
+    assert.ok(want.every((w) => w.length > 0), what);
+    for (const [source, src] of sources(bytes)) assert.deepEqual(parse(src, what).map(bitsOf), want, `${what} from ${source}`);
+  }
 });
