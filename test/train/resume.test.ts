@@ -26,7 +26,7 @@ function assertSameBits(a: string, b: string, what: string): void {
 // 128 items / batch 32 = 4 steps per epoch; 2 epochs = 8 steps.
 const RUNS: [string, string[]][] = [
   ['lenet adam cosine, int8 activation compression', ['--model', 'lenet', '--act', 'int8']],
-  ['mlp sgd momentum, weight decay', ['--model', 'mlp', '--optimizer', 'sgd', '--lr', '0.05', '--weight-decay', '1e-4']],
+  ['mlp --quant w8a8 (LSQ step sizes), sgd momentum, weight decay', ['--model', 'mlp', '--quant', 'w8a8', '--optimizer', 'sgd', '--lr', '0.05', '--weight-decay', '1e-4']],
 ];
 
 for (const [what, flags] of RUNS) {
