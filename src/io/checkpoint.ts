@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import type { Tensor } from '../core/tensor.js';
+import { Rng } from '../util/rng.js';
 import { decodeSafetensors, encodeSafetensors, type StoredTensor } from './safetensors.js';
 import { writeFileAtomic, type OutputOptions } from './write.js';
 
@@ -42,7 +43,7 @@ export function readCheckpoint(path: string): { tensors: Map<string, StoredTenso
  * const meta = loadModule(createModel('lenet', [1, 28, 28], 10), 'lenet.safetensors');
  */
 export function loadModule(m: Module, path: string): Record<string, string> {
-  const { tensors, metadata: { [OPTIMIZER_STEPS_KEY]: _, ...metadata } } = readCheckpoint(path);
+  const { tensors, metadata: { [OPTIMIZER_STEPS_KEY]: _, [RNG_KEY]: __, ...metadata } } = readCheckpoint(path);
   for (const k of [...tensors.keys()]) if (k.startsWith(TRAINING_STATE_PREFIX)) tensors.delete(k);
   try {
     m.loadStateDict(tensors);
@@ -52,13 +53,24 @@ export function loadModule(m: Module, path: string): Record<string, string> {
   return metadata;
 }
 
-/** Metadata key of a training checkpoint's optimizer step count. */
+/** Metadata keys of a training checkpoint's optimizer step count and module random streams. */
 const OPTIMIZER_STEPS_KEY = 'slimgrad.optimizer-steps';
+const RNG_KEY = 'slimgrad.rng';
+
+/** Positions of the random streams modules draw from while training (Dropout masks), by module path. */
+function rngPositions(m: Module): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [path, mod] of m.namedModules()) {
+    const rng = (mod as { rng?: unknown }).rng;
+    if (rng instanceof Rng) out[path] = rng.position;
+  }
+  return out;
+}
 
 /**
  * Writes a training checkpoint: the model's state dict, the optimizer's state (step count and
- * moments/momentum, under `optimizer/`) and string metadata (the caller's run description and
- * position), atomically. loadModule reads it as a plain model file.
+ * moments/momentum, under `optimizer/`), the positions of the modules' random streams (Dropout
+ * masks) and string metadata (the caller's run description and position), atomically. loadModule reads it as a plain model file.
  *
  * @example
  * saveTrainingCheckpoint('run.safetensors', model, opt, { position: JSON.stringify(report.position) });
@@ -67,7 +79,7 @@ export function saveTrainingCheckpoint(path: string, m: Module, optimizer: Optim
   const { steps, tensors } = optimizer.stateDict();
   const all = new Map<string, Tensor>(m.stateDict());
   for (const [k, t] of tensors) all.set(`${TRAINING_STATE_PREFIX}${k}`, t);
-  return writeFileAtomic(path, encodeSafetensors(all, { ...metadata, [OPTIMIZER_STEPS_KEY]: String(steps) }), options);
+  return writeFileAtomic(path, encodeSafetensors(all, { ...metadata, [OPTIMIZER_STEPS_KEY]: String(steps), [RNG_KEY]: JSON.stringify(rngPositions(m)) }), options);
 }
 
 /**
@@ -80,7 +92,7 @@ export function saveTrainingCheckpoint(path: string, m: Module, optimizer: Optim
  */
 export function loadTrainingCheckpoint(path: string, m: Module, optimizer: Optimizer): Record<string, string> {
   const { tensors, metadata } = readCheckpoint(path);
-  const { [OPTIMIZER_STEPS_KEY]: steps, ...rest } = metadata;
+  const { [OPTIMIZER_STEPS_KEY]: steps, [RNG_KEY]: rngs, ...rest } = metadata;
   if (steps === undefined) throw new Error(`${path}: no training state in this file (write one with train --checkpoint-every N)`);
   const opt = new Map<string, StoredTensor>();
   for (const [k, t] of [...tensors]) {
@@ -91,6 +103,13 @@ export function loadTrainingCheckpoint(path: string, m: Module, optimizer: Optim
   try {
     m.loadStateDict(tensors);
     optimizer.loadStateDict({ steps: Number(steps), tensors: opt });
+    const positions = JSON.parse(rngs ?? '{}') as Record<string, number>;
+    const mine = rngPositions(m);
+    for (const [p, mod] of m.namedModules()) {
+      if (!(p in mine)) continue;
+      if (!(p in positions)) throw new Error(`no random-stream position for module '${p}' in the file`);
+      ((mod as unknown as { rng: Rng }).rng).seek(positions[p]!);
+    }
   } catch (e) {
     throw new Error(`${path}: ${(e as Error).message}`);
   }
