@@ -2,6 +2,7 @@
 // `slimgrad bench` runs). Benches run from the sources of a clone (dev dependencies: tsx, the tfjs
 // baselines); they are not compiled into dist and not shipped.
 import { UsageError } from '../src/cli/command.js';
+import { didYouMean } from '../src/cli/options.js';
 
 /** Each suite lives in bench/<suite>.ts and exports `run`. */
 const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number> }>> = {
@@ -14,7 +15,9 @@ const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number
 
 export async function main(args: string[]): Promise<number> {
   const [suite, ...rest] = args;
-  if (!suite || !(suite in suites)) throw new UsageError(`bench: unknown suite '${suite ?? ''}' (available: ${Object.keys(suites).join(', ')})`);
+  const names = Object.keys(suites);
+  if (!suite) throw new UsageError(`slimgrad bench: give a suite: ${names.join(', ')}`);
+  if (!(suite in suites)) throw new UsageError(`slimgrad bench: unknown suite '${suite}'${didYouMean(suite, names)} (available: ${names.join(', ')})`);
   const mod = await suites[suite]!();
   return mod.run(rest);
 }

@@ -25,7 +25,7 @@ import { cosineLr } from '../src/optim/schedule.js';
 import { fit } from '../src/train/trainer.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { printJson, printTable, UsageError } from '../src/cli/command.js';
-import { loadData } from '../src/cli/commands/train.js';
+import { loadSplits } from '../src/data/splits.js';
 import { loadQuantKernelsFromBuild } from '../src/io/quant.js';
 import {
   applyQuantPreset, convert, encodeDeployed, quantPresets, runDeployed, summary, unpackRows, useQuantKernels, withConstraints, wordsFor,
@@ -173,7 +173,7 @@ export async function run(args: string[]): Promise<number> {
   const machine = `${process.platform} ${process.arch}, Node ${process.versions.node}, backend ${getBackend()} (1 thread)`;
 
   const gemm = gemmRows(w);
-  const [trainSet, testSet] = await loadData('mnist', values['data-dir'], seed);
+  const { train: trainSet, test: testSet } = await loadSplits('mnist', { dataDir: values['data-dir'], seed });
   const floatTwin = createModel(MODEL, INPUT, 10, seed);
   const floatAcc = values.accuracy ? train(floatTwin, trainSet, testSet, epochs, seed, lr) : null;
 

@@ -37,7 +37,8 @@ export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './data/index.js';
 export { encodeSafetensors, decodeSafetensors } from './io/safetensors.js';
-export { saveModule, loadModule } from './io/checkpoint.js';
+export { saveModule, loadModule, saveTrainingCheckpoint, loadTrainingCheckpoint } from './io/checkpoint.js';
+export { writeFileAtomic, checkOutputPath, OutputPathError } from './io/write.js';
 export * from './train/index.js';
 export * from './explain/index.js';
 export {

@@ -1,7 +1,11 @@
+import type { CommandSpec } from './options.js';
+
 /** A CLI subcommand. `run` gets the arguments after the subcommand name and returns an exit code. */
 export interface Command {
   name: string;
   summary: string;
+  /** The option table behind its parser and its help. */
+  spec: CommandSpec;
   run(args: string[]): Promise<number>;
 }
 

@@ -67,16 +67,16 @@ export const TABULAR_PRESETS: Record<string, { file: string; label: string; drop
 export const DEFAULT_TABULAR_DIR = join('..', 'shared', 'data', 'tabular');
 
 /** Loads a preset name or a CSV path (`label` required for paths; it overrides a preset's). */
-export function loadTabularData(command: string, data: string, label?: string, drop?: string[], dataDir = DEFAULT_TABULAR_DIR): TabularDataset {
+export function loadTabularData(command: string, data: string, label?: string, drop?: string[], dataDir = DEFAULT_TABULAR_DIR, categorical?: string[]): TabularDataset {
   const preset = TABULAR_PRESETS[data];
   if (preset) {
     const path = join(dataDir, preset.file);
     if (!existsSync(path)) throw new UsageError(`${command}: ${path} not found (point --data-dir at a folder holding ${preset.file})`);
-    return readTabularFile(path, { label: label ?? preset.label, drop: drop ?? preset.drop });
+    return readTabularFile(path, { label: label ?? preset.label, drop: drop ?? preset.drop, categorical });
   }
   if (!label) throw new UsageError(`${command}: --label NAME is required for a CSV file (presets: ${Object.keys(TABULAR_PRESETS).join(', ')})`);
   if (!existsSync(data)) throw new UsageError(`${command}: --data '${data}' is neither a preset (${Object.keys(TABULAR_PRESETS).join(', ')}) nor an existing file`);
-  return readTabularFile(data, { label, drop: drop ?? [] });
+  return readTabularFile(data, { label, drop: drop ?? [], categorical });
 }
 
 /** A trained (or loaded) model and how it got there. */
@@ -120,14 +120,14 @@ export function meanRow(split: TabularSplit, width: number): Float64Array {
  * Applies `--backend wasm|reference` when given (the CLI entry has already picked the fastest backend,
  * or SLIMGRAD_BACKEND) and returns the active one.
  */
-export function chooseBackend(flags: Flags): string {
+export function chooseBackend(flags: { string(name: string): string | undefined; command?: string }): string {
   const wanted = flags.string('backend');
   if (wanted === undefined) return getBackend();
-  if (wanted === 'wasm' && !registerWasmBackend()) throw new UsageError(`${flags.command}: --backend wasm: no kernel build this engine can run (npm run build:kernels)`);
+  if (wanted === 'wasm' && !registerWasmBackend()) throw new UsageError(`--backend wasm: no kernel build this engine can run (npm run build:kernels)`);
   try {
     setBackend(wanted);
   } catch (e) {
-    throw new UsageError(`${flags.command}: --backend ${wanted}: ${(e as Error).message}`);
+    throw new UsageError(`--backend ${wanted}: ${(e as Error).message}`);
   }
   return getBackend();
 }

@@ -11,6 +11,8 @@ import { syntheticShapes } from './synthetic.js';
 const SYNTHETIC_ITEMS = 10000;
 const SYNTHETIC_TRAIN = 8000;
 
+let lastSynthetic: { key: string; all: Dataset } | null = null;
+
 export const DATASET_NAMES = ['synthetic', 'synthetic-rgb', 'mnist', 'cifar10', '<file>.npz'] as const;
 
 export interface LoadDatasetOptions {
@@ -36,7 +38,11 @@ export interface LoadDatasetOptions {
 export async function loadDataset(name: string, options: LoadDatasetOptions): Promise<Dataset> {
   const { split, dataDir, seed = 0 } = options;
   if (name === 'synthetic' || name === 'synthetic-rgb') {
-    const all = syntheticShapes(name === 'synthetic' ? { n: SYNTHETIC_ITEMS, seed } : { n: SYNTHETIC_ITEMS, seed, size: 32, channels: 3 });
+    // The last generated set is kept: train and test (and repeated runs in one process) share it.
+    if (lastSynthetic?.key !== `${name}:${seed}`) {
+      lastSynthetic = { key: `${name}:${seed}`, all: syntheticShapes(name === 'synthetic' ? { n: SYNTHETIC_ITEMS, seed } : { n: SYNTHETIC_ITEMS, seed, size: 32, channels: 3 }) };
+    }
+    const all = lastSynthetic.all;
     return split === 'train' ? all.subset(0, SYNTHETIC_TRAIN, `${all.name}-train`) : split === 'test' ? all.subset(SYNTHETIC_TRAIN, SYNTHETIC_ITEMS, `${all.name}-test`) : all;
   }
   if (name.endsWith('.npz')) {

@@ -3,6 +3,7 @@
  * by 3072 pixel bytes (1024 red, 1024 green, 1024 blue, each 32x32 row-major), i.e. CHW already.
  * Pure parsing: no Node APIs.
  */
+import { asBytes } from '../util/bytes.js';
 import { Dataset } from './dataset.js';
 import { DataFormatError } from './errors.js';
 
@@ -17,7 +18,8 @@ const RECORD = 1 + PIXELS;
  * @example
  * const test = parseCifarBatch(bytes, 'test_batch.bin'); // 10,000 items
  */
-export function parseCifarBatch(bytes: Uint8Array, fileName: string): Dataset {
+export function parseCifarBatch(data: Uint8Array | ArrayBuffer, fileName: string): Dataset {
+  const bytes = asBytes(data);
   if (bytes.length === 0) throw new DataFormatError(fileName, 'empty CIFAR-10 batch');
   if (bytes.length % RECORD !== 0) {
     throw new DataFormatError(

@@ -78,6 +78,18 @@ async function loadIdxPair(dir: string, prefix: string, name: string): Promise<D
   return datasetFromIdx(images, labels, { images: imagesFile, labels: labelsFile, dataset: name });
 }
 
+/** The names in a data directory; an unreadable or missing one is an error saying which and why. */
+async function listDirectory(dir: string, what: string): Promise<string[]> {
+  const { fs } = await node();
+  try {
+    return await fs.readdir(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOENT' ? 'no such directory' : code === 'ENOTDIR' ? 'not a directory' : (e as Error).message;
+    throw new DataFormatError(dir, `cannot read the ${what} directory: ${why}`);
+  }
+}
+
 /** Items of the t10k file that form the training set when only t10k is available. */
 export const MNIST_T10K_TRAIN_COUNT = 8000;
 
@@ -91,6 +103,7 @@ export const MNIST_T10K_TRAIN_COUNT = 8000;
  * const train = await loadMnist('../shared/data/mnist-t10k', { split: 'train' }); // 8,000 items
  */
 export async function loadMnist(dir: string, options: { split: Split }): Promise<Dataset> {
+  await listDirectory(dir, 'MNIST');
   const hasTrainFiles = (await findFile(dir, 'train-images-idx3-ubyte')) !== null || (await findFile(dir, 'train-labels-idx1-ubyte')) !== null;
   const pair = async (prefix: 'train' | 't10k', name: string): Promise<Dataset> => {
     const d = await loadIdxPair(dir, prefix, name);
@@ -151,13 +164,8 @@ export async function loadNpzDataset(
  * const test = await loadCifar10('data/cifar-10-batches-bin', { split: 'test' });
  */
 export async function loadCifar10(dir: string, options: { split: Split }): Promise<Dataset> {
-  const { fs, path } = await node();
-  let names: string[];
-  try {
-    names = await fs.readdir(dir);
-  } catch (e) {
-    throw new DataFormatError(dir, `cannot list CIFAR-10 directory: ${(e as Error).message}`);
-  }
+  const { path } = await node();
+  const names = await listDirectory(dir, 'CIFAR-10');
   const batchNumber = (f: string) => Number(/^data_batch_(\d+)\.bin$/.exec(f)![1]);
   const trainFiles = names.filter((f) => /^data_batch_\d+\.bin$/.test(f)).sort((a, b) => batchNumber(a) - batchNumber(b));
   const testFiles = names.filter((f) => f === 'test_batch.bin');

@@ -2,6 +2,7 @@
  * IDX files (the MNIST family): magic 0x00 0x00 <dtype> <rank>, then `rank` big-endian uint32
  * dimensions, then the elements big-endian in row-major order. Pure parsing: no Node APIs.
  */
+import { asBytes } from '../util/bytes.js';
 import { Dataset } from './dataset.js';
 import { DataFormatError } from './errors.js';
 
@@ -29,7 +30,8 @@ const IDX_DTYPES: Record<number, { dtype: IdxDType; bytes: number }> = {
  * @example
  * const labels = parseIdx(bytes, 't10k-labels-idx1-ubyte'); // { dtype: 'uint8', shape: [10000], data }
  */
-export function parseIdx(bytes: Uint8Array, fileName: string): IdxArray {
+export function parseIdx(data: Uint8Array | ArrayBuffer, fileName: string): IdxArray {
+  const bytes = asBytes(data);
   if (bytes.length < 4) throw new DataFormatError(fileName, `truncated IDX file: ${bytes.length} bytes, shorter than the 4-byte magic`);
   const dtypeCode = bytes[2]!;
   const rank = bytes[3]!;

@@ -32,5 +32,6 @@ export {
   type Split,
 } from './files.js';
 export { loadDataset, DATASET_NAMES, type LoadDatasetOptions } from './catalog.js';
+export { loadSplits, type SplitOptions, type Splits } from './splits.js';
 export { parseCsv, encodeTabular, loadTabular, sniffDelimiter, MISSING_LEVEL, type CsvTable, type TabularOptions, type FeatureGroup, type TabularSplit, type TabularDataset } from './tabular.js';
 export { readTabularFile } from './tabular-file.js';

@@ -132,10 +132,11 @@ export class DataLoader {
   /**
    * The batches of epoch `epoch` as tensors: x float32 [B, ...itemShape] (or [B, itemSize] with
    * `flatten`), y int32 [B]. Each batch is allocated when the iteration reaches it; the caller
-   * disposes it (or creates it inside a `scope`).
+   * disposes it (or creates it inside a `scope`). `startBatch` skips the epoch's first batches
+   * (resuming a run: the order depends only on seed and epoch).
    */
-  *epoch(epoch: number): Generator<TensorBatch> {
-    for (const indices of this.batchIndices(epoch)) {
+  *epoch(epoch: number, startBatch = 0): Generator<TensorBatch> {
+    for (const indices of this.batchIndices(epoch, startBatch)) {
       const x = Tensor.empty(this.batchShape(indices.length), 'float32');
       const y = Tensor.empty([indices.length], 'int32');
       // Views taken after both allocations: an allocation may grow (and move) arena memory.
@@ -144,9 +145,9 @@ export class DataLoader {
     }
   }
 
-  private *batchIndices(epoch: number): Generator<Int32Array> {
+  private *batchIndices(epoch: number, startBatch = 0): Generator<Int32Array> {
     const order = this.order(epoch);
-    for (let b = 0; b < this.numBatches; b++) {
+    for (let b = startBatch; b < this.numBatches; b++) {
       yield order.subarray(b * this.batchSize, Math.min(order.length, (b + 1) * this.batchSize));
     }
   }

@@ -3,6 +3,7 @@
  * then a Python dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } padded
  * with spaces, then the raw elements. Pure parsing: no Node APIs.
  */
+import { asBytes } from '../util/bytes.js';
 import { DataFormatError } from './errors.js';
 
 export type NpyDType = 'float32' | 'float64' | 'int8' | 'uint8' | 'int32';
@@ -35,7 +36,8 @@ const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
  * @example
  * const { dtype, shape, data } = parseNpy(bytes, 'x_train.npy'); // 'uint8', [60000, 28, 28], Uint8Array
  */
-export function parseNpy(bytes: Uint8Array, fileName: string): NpyArray {
+export function parseNpy(data: Uint8Array | ArrayBuffer, fileName: string): NpyArray {
+  const bytes = asBytes(data);
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw new DataFormatError(fileName, 'bad .npy magic: expected "\\x93NUMPY"');
   const major = bytes[6]!;
   if (major < 1 || major > 3) throw new DataFormatError(fileName, `unsupported .npy format version ${major}.${bytes[7]} (expected 1.0, 2.0 or 3.0)`);

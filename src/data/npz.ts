@@ -2,6 +2,7 @@
  * NumPy .npz archives (a zip of .npy files, as np.savez / np.savez_compressed write them) and
  * datasets built from their arrays. Pure: the caller supplies the raw-deflate function.
  */
+import { asBytes } from '../util/bytes.js';
 import { Dataset } from './dataset.js';
 import { DataFormatError } from './errors.js';
 import { parseNpy, type NpyArray } from './npy.js';
@@ -14,7 +15,8 @@ import { readZip, type InflateRaw } from './zip.js';
  * const arrays = parseNpz(bytes, 'mnist.npz', (b) => zlib.inflateRawSync(b));
  * arrays.get('x_train'); // { dtype: 'uint8', shape: [60000, 28, 28], data }
  */
-export function parseNpz(bytes: Uint8Array, fileName: string, inflateRaw: InflateRaw): Map<string, NpyArray> {
+export function parseNpz(data: Uint8Array | ArrayBuffer, fileName: string, inflateRaw: InflateRaw): Map<string, NpyArray> {
+  const bytes = asBytes(data);
   const arrays = new Map<string, NpyArray>();
   for (const [entryName, data] of readZip(bytes, fileName, inflateRaw)) {
     if (!entryName.endsWith('.npy')) continue; // npz archives hold only .npy files; skip stray metadata

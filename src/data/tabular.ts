@@ -3,7 +3,8 @@
  *
  * Encoding rules (documented behaviour, relied on by the explainers):
  * - A column is numeric when every non-missing cell parses as a finite number (unless listed in
- *   `categorical`); numeric columns are standardised with the mean / standard deviation of the
+ *   `categorical`); a column whose cells are mostly numbers but not all is an error naming the
+ *   column, the line (data row + 1 for the header) and the cell; numeric columns are standardised with the mean / standard deviation of the
  *   TRAIN split (a column with zero train deviation is only centred).
  * - Every other column is categorical and one-hot encoded; its levels are collected over all rows
  *   (vocabulary only, no statistics) so test rows never hit an unseen level.
@@ -28,6 +29,8 @@ export const MISSING_LEVEL = '(missing)';
 export interface CsvTable {
   header: string[];
   rows: string[][];
+  /** The 1-based line each row starts on (parseCsv fills it; without it, row i is taken to be on line i + 2). */
+  lines?: number[];
 }
 
 /**
@@ -84,14 +87,16 @@ export function parseCsv(text: string, delimiter = ','): CsvTable {
   if (records.length === 0) throw new SyntaxError('parseCsv: no header row (empty input)');
   const header = records[0]!.fields;
   const rows: string[][] = [];
+  const lines: number[] = [];
   for (let r = 1; r < records.length; r++) {
     const rec = records[r]!;
     if (rec.fields.length !== header.length) {
       throw new SyntaxError(`parseCsv: line ${rec.line} has ${rec.fields.length} fields, the header has ${header.length}`);
     }
     rows.push(rec.fields);
+    lines.push(rec.line);
   }
-  return { header, rows };
+  return { header, rows, lines };
 }
 
 /** Options for {@link encodeTabular}. */
@@ -203,15 +208,23 @@ export function encodeTabular(table: CsvTable, options: TabularOptions): Tabular
     if (droppedByOption.has(name)) { dropped.push({ name, reason: 'dropped by option' }); return; }
     const distinct = new Set<string>();
     let missingCells = 0;
-    let numeric = !forcedCategorical.has(name);
+    let numericCells = 0, textCells = 0, firstText = -1;
     rows.forEach((r, i) => {
       const v = r[c]!;
       if (markers.has(v)) { missingCells++; return; }
       distinct.add(v);
       const num = Number(v);
       if (num === Infinity || num === -Infinity) throw new RangeError(`encodeTabular: infinite value '${v}' in column '${name}' on data row ${i + 1}`);
-      if (numeric && Number.isNaN(num)) numeric = false;
+      if (Number.isNaN(num)) {
+        textCells++;
+        if (firstText < 0) firstText = i;
+      } else numericCells++;
     });
+    const numeric = !forcedCategorical.has(name) && textCells === 0;
+    // A column of mostly numbers with a stray word is a typo, not a categorical column: say where.
+    if (!forcedCategorical.has(name) && textCells > 0 && numericCells > textCells) {
+      throw new RangeError(`encodeTabular: column '${name}', line ${table.lines?.[firstText] ?? firstText + 2}: '${rows[firstText]![c]}' is not a number, but ${numericCells} of the column's ${numericCells + textCells} cells are (fix the cell, mark it missing, or declare the column categorical)`);
+    }
     if (distinct.size <= 1) { dropped.push({ name, reason: 'constant' }); return; }
     const start = columns.length;
     if (numeric) {

@@ -5,6 +5,9 @@
  * inflateRawSync in Node), so this module runs anywhere.
  */
 import { DataFormatError } from './errors.js';
+import { crc32 } from '../util/crc32.js';
+
+export { crc32 };
 
 /** Raw-deflate decompressor (RFC 1951, no zlib/gzip wrapper). */
 export type InflateRaw = (compressed: Uint8Array) => Uint8Array;
@@ -138,19 +141,3 @@ function hex(v: number): string {
   return `0x${v.toString(16).padStart(8, '0')}`;
 }
 
-let crcTable: Uint32Array | null = null;
-
-/** CRC-32 (IEEE 802.3, reflected polynomial 0xedb88320), as zip and gzip use. */
-export function crc32(data: Uint8Array): number {
-  if (!crcTable) {
-    crcTable = new Uint32Array(256);
-    for (let n = 0; n < 256; n++) {
-      let c = n;
-      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-      crcTable[n] = c >>> 0;
-    }
-  }
-  let c = 0xffffffff;
-  for (let i = 0; i < data.length; i++) c = crcTable[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}

@@ -1,14 +1,25 @@
 /**
  * The deployed-model file format (SGQM): a small JSON header describing the stages, then their
- * packed arrays. Pure bytes in and out (no Node APIs), so the browser and Node share it.
+ * packed arrays, then a CRC-32 of everything before it. Pure bytes in and out (no Node APIs), so
+ * the browser and Node share it.
+ *
+ * @example
+ * const bytes = encodeDeployed(convert(model, [1, 28, 28]));
+ * const back = decodeDeployed(bytes, 'model.sgq');   // a Buffer, a Uint8Array view or an ArrayBuffer
  */
 import type { DeployedModel, Stage } from '../quant/runtime.js';
+import { asBytes } from '../util/bytes.js';
+import { crc32, crcHex } from '../util/crc32.js';
 
-// File format: "SGQM", u32 version, u32 JSON length, JSON (stages with array references), zero
-// padding to 4 bytes, then the arrays back to back (each 4-byte aligned), little-endian.
+// Version 2: "SGQM", u32 version, u32 JSON length, JSON (stages with array references), zero
+// padding to 4 bytes, the arrays back to back (each padded to 4 bytes), u32 CRC-32 of all the
+// bytes before it; little-endian. Every array reference {$array, offset, length} must start where
+// the previous one ended, and the last must end where the checksum starts.
 
 const MAGIC = 0x4d514753; // "SGQM"
-const VERSION = 1;
+const VERSION = 2;
+const PREFIX = 12;
+const TRAILER = 4;
 type StoredArray = Uint32Array | Int32Array | Int8Array | Float32Array;
 const ctors = { u32: Uint32Array, i32: Int32Array, i8: Int8Array, f32: Float32Array } as const;
 type ArrayKind = keyof typeof ctors;
@@ -22,7 +33,7 @@ export function payloadBytes(model: DeployedModel): number {
   return n;
 }
 
-/** Serializes a deployed model; the result is header (12 bytes + JSON) + payloadBytes(model). */
+/** Serializes a deployed model; the result is header (12 bytes + JSON) + payloadBytes(model) + 4-byte checksum. */
 export function encodeDeployed(model: DeployedModel): Uint8Array {
   const arrays: StoredArray[] = [];
   let offset = 0;
@@ -37,41 +48,90 @@ export function encodeDeployed(model: DeployedModel): Uint8Array {
     })),
   );
   const json = new TextEncoder().encode(JSON.stringify({ inputShape: model.inputShape, stages }));
-  const head = 12 + pad4(json.length);
-  const bytes = new Uint8Array(head + offset);
+  const head = PREFIX + pad4(json.length);
+  const bytes = new Uint8Array(head + offset + TRAILER);
   const dv = new DataView(bytes.buffer);
   dv.setUint32(0, MAGIC, true);
   dv.setUint32(4, VERSION, true);
   dv.setUint32(8, json.length, true);
-  bytes.set(json, 12);
+  bytes.set(json, PREFIX);
   let at = head;
   for (const a of arrays) {
     bytes.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), at);
     at += pad4(a.byteLength);
   }
+  dv.setUint32(at, crc32(bytes.subarray(0, at)), true);
   return bytes;
 }
 
-/** Parses bytes written by encodeDeployed; `source` names the file in errors. */
-export function decodeDeployed(bytes: Uint8Array, source = 'deployed model'): DeployedModel {
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/**
+ * Parses bytes written by encodeDeployed; `source` names the file in errors. The sizes, the
+ * checksum and every header field are checked before any array is built; arrays are copies, so
+ * `bytes` may be a Node Buffer, a view at any offset, or an ArrayBuffer.
+ */
+export function decodeDeployed(data: Uint8Array | ArrayBuffer, source = 'deployed model'): DeployedModel {
+  const bytes = asBytes(data);
+  const fail = (field: string, why: string): never => {
+    throw new Error(`${source}: ${field}: ${why}`);
+  };
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (bytes.length < 12 || dv.getUint32(0, true) !== MAGIC) throw new Error(`${source}: not a slimgrad quantized model (missing "SGQM" magic)`);
+  if (bytes.length < PREFIX + TRAILER || dv.getUint32(0, true) !== MAGIC) throw new Error(`${source}: not a slimgrad quantized model (missing "SGQM" magic)`);
   const version = dv.getUint32(4, true);
-  if (version !== VERSION) throw new Error(`${source}: format version ${version} is not supported (expected ${VERSION})`);
+  if (version !== VERSION) fail('version', `format version ${version} is not supported (expected ${VERSION}; convert the checkpoint again with this slimgrad)`);
   const jsonLength = dv.getUint32(8, true);
-  const head = 12 + pad4(jsonLength);
-  if (head > bytes.length) throw new Error(`${source}: truncated header`);
-  const meta = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + jsonLength))) as { inputShape: number[]; stages: Record<string, unknown>[] };
-  const stages = meta.stages.map((s) =>
-    Object.fromEntries(Object.entries(s).map(([key, v]) => {
-      const ref = v as { $array?: ArrayKind; offset: number; length: number };
-      if (!ref || typeof ref !== 'object' || !ref.$array) return [key, v];
-      const C = ctors[ref.$array];
-      const start = head + ref.offset, end = start + ref.length * C.BYTES_PER_ELEMENT;
-      if (end > bytes.length) throw new Error(`${source}: array '${key}' runs past the end of the file (truncated?)`);
-      return [key, new C(bytes.slice(start, end).buffer)];
-    })),
-  ) as unknown as Stage[];
-  return { inputShape: meta.inputShape, stages };
+  const head = PREFIX + pad4(jsonLength);
+  if (head + TRAILER > bytes.length) fail('header length', `${jsonLength} bytes of header do not fit in the file's ${bytes.length} bytes (truncated?)`);
+  const end = bytes.length - TRAILER;
+  const stored = dv.getUint32(end, true), computed = crc32(bytes.subarray(0, end));
+  if (stored !== computed) fail('checksum', `stored CRC-32 ${crcHex(stored)} but the contents give ${crcHex(computed)}: the file is corrupt or truncated`);
+
+  let meta: Json;
+  try {
+    meta = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(PREFIX, PREFIX + jsonLength))) as Json;
+  } catch (e) {
+    return fail('header', `not valid JSON (${(e as Error).message})`);
+  }
+  if (!isObject(meta)) return fail('header', 'expected a JSON object');
+  const { inputShape, stages } = meta;
+  if (!Array.isArray(inputShape) || inputShape.length === 0 || !inputShape.every((d) => Number.isInteger(d) && (d as number) >= 1)) {
+    fail('inputShape', `expected a list of positive integers, got ${JSON.stringify(inputShape)}`);
+  }
+  if (!Array.isArray(stages) || stages.length === 0) fail('stages', 'expected a non-empty list');
+
+  // First pass: every array reference must lie back to back inside the payload.
+  const payload = end - head;
+  let next = 0;
+  const refs: { stage: number; key: string; kind: ArrayKind; offset: number; length: number }[] = [];
+  (stages as Json[]).forEach((s, i) => {
+    if (!isObject(s) || typeof s.op !== 'string') fail(`stages[${i}]`, 'expected an object with a string "op"');
+    for (const [key, v] of Object.entries(s as Record<string, Json>)) {
+      if (!isObject(v) || !('$array' in v)) continue;
+      const field = `stages[${i}].${key}`;
+      const kind = v.$array as ArrayKind;
+      if (typeof kind !== 'string' || !(kind in ctors)) fail(field, `unknown array type ${JSON.stringify(v.$array)} (expected ${Object.keys(ctors).join(', ')})`);
+      const { offset, length } = v;
+      if (!Number.isSafeInteger(length) || (length as number) < 0) fail(`${field}.length`, `expected a non-negative integer, got ${JSON.stringify(length)}`);
+      if (offset !== next) fail(`${field}.offset`, `expected ${next} (arrays are stored back to back), got ${JSON.stringify(offset)}`);
+      const bytesNeeded = (length as number) * ctors[kind].BYTES_PER_ELEMENT;
+      if (next + bytesNeeded > payload) fail(`${field}.length`, `${length} ${kind} values need bytes ${head + next}..${head + next + bytesNeeded}, past the payload's end at ${end}`);
+      refs.push({ stage: i, key, kind, offset: next, length: length as number });
+      next += pad4(bytesNeeded);
+    }
+  });
+  if (next !== payload) fail('payload', `the header describes ${next} bytes of arrays, the file holds ${payload}`);
+
+  const out = (stages as Record<string, Json>[]).map((s) => ({ ...s }) as Record<string, unknown>);
+  for (const r of refs) {
+    const start = head + r.offset;
+    // A copy (the Uint8Array constructor copies a view's bytes): an aligned buffer of its own.
+    const copy = new Uint8Array(bytes.subarray(start, start + r.length * ctors[r.kind].BYTES_PER_ELEMENT));
+    out[r.stage]![r.key] = new ctors[r.kind](copy.buffer, 0, r.length);
+  }
+  return { inputShape: inputShape as number[], stages: out as unknown as Stage[] };
 }
 
+function isObject(v: Json | undefined): v is { [k: string]: Json } {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}

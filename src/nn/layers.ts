@@ -84,7 +84,8 @@ export class LayerNorm extends Module {
 
 /** Inverted dropout; each call draws a fresh mask seed from the layer's own stream. */
 export class Dropout extends Module {
-  private readonly rng: Rng;
+  /** The mask stream (its position is saved in training checkpoints, so a resumed run draws the same masks). */
+  readonly rng: Rng;
   constructor(readonly p = 0.5, seed = 0) {
     super();
     this.rng = new Rng(seed, 0xd0);

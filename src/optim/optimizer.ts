@@ -7,11 +7,19 @@ import { keep } from '../core/scope.js';
 import { Tensor } from '../core/tensor.js';
 import { kernels } from '../backends/index.js';
 
+/** An optimizer's resumable state: its step count and its per-parameter tensors by `${param index}.${slot}`. */
+export interface OptimizerState {
+  steps: number;
+  tensors: Map<string, Tensor>;
+}
+
 export abstract class Optimizer {
   /** Learning rate used by the next step (schedules write it). */
   lr: number;
   protected stepCount = 0;
   private readonly state = new Map<Tensor, Tensor[]>();
+  /** State tensors per parameter (0 = stateless). */
+  protected abstract readonly slots: number;
 
   constructor(readonly params: Tensor[], lr: number) {
     if (!(lr > 0)) throw new RangeError(`optimizer: learning rate must be > 0, got ${lr}`);
@@ -31,6 +39,38 @@ export abstract class Optimizer {
       this.state.set(p, s);
     }
     return s;
+  }
+
+  /**
+   * The step count and state tensors (views, not copies: save them before the next step), e.g. for
+   * a training checkpoint; loadStateDict restores them so that training continues bit for bit.
+   *
+   * @example
+   * const { steps, tensors } = opt.stateDict();   // Adam: '0.0' = m of params[0], '0.1' = v
+   * fresh.loadStateDict({ steps, tensors });
+   */
+  stateDict(): OptimizerState {
+    const tensors = new Map<string, Tensor>();
+    this.params.forEach((p, i) => this.state.get(p)?.forEach((t, slot) => tensors.set(`${i}.${slot}`, t)));
+    return { steps: this.stepCount, tensors };
+  }
+
+  /** Restores what stateDict returned (names and shapes must match this optimizer's parameters). */
+  loadStateDict(s: { steps: number; tensors: Map<string, { shape: readonly number[]; values: ArrayLike<number> }> }): void {
+    if (!Number.isInteger(s.steps) || s.steps < 0) throw new RangeError(`optimizer.loadStateDict: steps must be a non-negative integer, got ${s.steps}`);
+    for (const [key, v] of s.tensors) {
+      const m = /^(\d+)\.(\d+)$/.exec(key);
+      const p = m ? this.params[Number(m[1])] : undefined;
+      if (!p || Number(m![2]) >= this.slots) throw new RangeError(`optimizer.loadStateDict: unexpected state '${key}' (${this.params.length} parameters, ${this.slots} state tensors each)`);
+      if (v.shape.join() !== p.shape.join()) throw new RangeError(`optimizer.loadStateDict: state '${key}' has shape [${v.shape}], parameter '${p.name || Number(m![1])}' has [${p.shape}]`);
+    }
+    this.stepCount = s.steps;
+    for (const [key, v] of s.tensors) {
+      const [i, slot] = key.split('.').map(Number) as [number, number];
+      const t = this.stateOf(this.params[i]!, this.slots)[slot]!;
+      t.data().set(v.values);
+      t.bumpVersion();
+    }
   }
 
   /** Applies one update to every parameter that has a gradient. */
@@ -70,6 +110,9 @@ export interface SGDOptions {
 
 /** SGD with optional (Nesterov) momentum and L2 weight decay, as in PyTorch. */
 export class SGD extends Optimizer {
+  protected get slots(): number {
+    return this.momentum === 0 ? 0 : 1;
+  }
   readonly momentum: number;
   readonly nesterov: boolean;
   readonly weightDecay: number;
@@ -98,6 +141,7 @@ export interface AdamOptions {
 
 /** Adam (Kingma & Ba) with L2 weight decay added to the gradient. */
 export class Adam extends Optimizer {
+  protected readonly slots = 2;
   readonly beta1: number;
   readonly beta2: number;
   readonly eps: number;

@@ -34,14 +34,15 @@ export function binaryNetMlp(sizes: number[] = [784, 4096, 4096, 4096, 10], seed
  * The Larq MNIST tutorial BNN: binary 3x3 convs 32-64-64 with 2x2 max-pools, binary dense 64 and
  * 10, no biases, BN after each; first layer binary weights on float input. 93,088 binary weights.
  */
-export function larqMnistBnn(seed = 0, classes = 10): Sequential {
+export function larqMnistBnn(seed = 0, classes = 10, inputShape: readonly number[] = [1, 28, 28]): Sequential {
   const rng = new Rng(seed, 12);
+  const [c, h, w] = imageShape('bnn', 'lenet', inputShape, (s) => Math.floor((Math.floor((s - 2) / 2) - 2) / 2) - 2, 18);
   return new Sequential(
-    new QuantConv2d(1, 32, 3, { ...binaryWeightsOnly, bias: false, rng }), new MaxPool2dLayer(2), new BatchNorm(32),
+    new QuantConv2d(c, 32, 3, { ...binaryWeightsOnly, bias: false, rng }), new MaxPool2dLayer(2), new BatchNorm(32),
     new QuantConv2d(32, 64, 3, { ...binary, bias: false, rng }), new MaxPool2dLayer(2), new BatchNorm(64),
     new QuantConv2d(64, 64, 3, { ...binary, bias: false, rng }), new BatchNorm(64),
     Flatten(),
-    new QuantLinear(576, 64, { ...binary, bias: false, rng }), new BatchNorm(64),
+    new QuantLinear(64 * h * w, 64, { ...binary, bias: false, rng }), new BatchNorm(64),
     new QuantLinear(64, classes, { ...binary, bias: false, rng }), new BatchNorm(classes),
   );
 }
@@ -50,13 +51,14 @@ export function larqMnistBnn(seed = 0, classes = 10): Sequential {
  * XNOR-Net CNN for 1x28x28 input: float first conv, then blocks BN -> binary activation ->
  * binary conv (alpha = mean|W| per filter, zero padding 1) -> max-pool, float classifier.
  */
-export function xnorNet(seed = 0, classes = 10): Sequential {
+export function xnorNet(seed = 0, classes = 10, inputShape: readonly number[] = [1, 28, 28]): Sequential {
   const rng = new Rng(seed, 13);
+  const [c, h, w] = imageShape('xnor', 'lenet', inputShape, (s) => Math.floor(Math.floor(Math.floor(s / 2) / 2) / 2), 8);
   return new Sequential(
-    new Conv2d(1, 32, 3, { padding: 1, bias: false, rng }), new MaxPool2dLayer(2),
+    new Conv2d(c, 32, 3, { padding: 1, bias: false, rng }), new MaxPool2dLayer(2),
     new BatchNorm(32), new QuantConv2d(32, 64, 3, { ...xnor, padding: 1, bias: false, rng }), new MaxPool2dLayer(2),
     new BatchNorm(64), new QuantConv2d(64, 128, 3, { ...xnor, padding: 1, bias: false, rng }), new MaxPool2dLayer(2),
-    new BatchNorm(128), Flatten(), new Linear(128 * 3 * 3, classes, { rng }),
+    new BatchNorm(128), Flatten(), new Linear(128 * h * w, classes, { rng }),
   );
 }
 
@@ -65,14 +67,15 @@ export function xnorNet(seed = 0, classes = 10): Sequential {
  * quantized by `q`; with `floatEnds` the first conv and the classifier stay float (the usual
  * practice for low-bit weights: they hold 1.5 % of the weights but most of the sensitivity).
  */
-function quantLenet5(q: QuantOptions, seed: number, classes: number, floatEnds = false): Sequential {
+function quantLenet5(preset: string, q: QuantOptions, seed: number, classes: number, inputShape: readonly number[], floatEnds = false): Sequential {
   const rng = new Rng(seed, 2);
   const ends = floatEnds ? {} : q;
+  const [c, h, w] = imageShape(preset, 'lenet', inputShape, (s) => Math.floor((Math.floor(s / 2) - 4) / 2), 12);
   return new Sequential(
-    new QuantConv2d(1, 6, 5, { ...ends, padding: 2, rng }), ReLU(), new MaxPool2dLayer(2),
+    new QuantConv2d(c, 6, 5, { ...ends, padding: 2, rng }), ReLU(), new MaxPool2dLayer(2),
     new QuantConv2d(6, 16, 5, { ...q, rng }), ReLU(), new MaxPool2dLayer(2),
     Flatten(),
-    new QuantLinear(400, 120, { ...q, rng }), ReLU(),
+    new QuantLinear(16 * h * w, 120, { ...q, rng }), ReLU(),
     new QuantLinear(120, 84, { ...q, rng }), ReLU(),
     new QuantLinear(84, classes, { ...ends, rng }),
   );
@@ -82,16 +85,29 @@ function quantLenet5(q: QuantOptions, seed: number, classes: number, floatEnds =
  * Binary-weight LeNet-5 (BWN): weights alpha_c·sign(W), alpha_c = mean|W| per output channel;
  * float activations; first conv and classifier float.
  */
-export const bwnLenet5 = (seed = 0, classes = 10): Sequential =>
-  quantLenet5({ kernelQuantizer: 'magnitude_aware_sign', kernelConstraint: 'weight_clip' }, seed, classes, true);
+export const bwnLenet5 = (seed = 0, classes = 10, inputShape: readonly number[] = [1, 28, 28]): Sequential =>
+  quantLenet5('bwn', { kernelQuantizer: 'magnitude_aware_sign', kernelConstraint: 'weight_clip' }, seed, classes, inputShape, true);
 
 const twnKernel: QuantizerConfig = { name: 'ste_tern', ternaryWeightNetworks: true, scaled: true };
 /** Ternary-weight LeNet-5 (TWN): Δ = 0.7·mean|W|, alpha_c = mean of |W| above Δ per output channel; first conv and classifier float. */
-export const twnLenet5 = (seed = 0, classes = 10): Sequential => quantLenet5({ kernelQuantizer: twnKernel }, seed, classes, true);
+export const twnLenet5 = (seed = 0, classes = 10, inputShape: readonly number[] = [1, 28, 28]): Sequential =>
+  quantLenet5('twn', { kernelQuantizer: twnKernel }, seed, classes, inputShape, true);
 
 /** LeNet-5 with 8-bit LSQ weights and inputs on every layer (W8A8). */
-export const w8a8Lenet5 = (seed = 0, classes = 10): Sequential =>
-  quantLenet5({ kernelQuantizer: { name: 'lsq', bits: 8 }, inputQuantizer: { name: 'lsq', bits: 8 } }, seed, classes);
+export const w8a8Lenet5 = (seed = 0, classes = 10, inputShape: readonly number[] = [1, 28, 28]): Sequential =>
+  quantLenet5('w8a8', { kernelQuantizer: { name: 'lsq', bits: 8 }, inputQuantizer: { name: 'lsq', bits: 8 } }, seed, classes, inputShape);
+
+/**
+ * [C, H', W'] for an image preset: H' and W' are the feature map sizes before the classifier
+ * (`final`); refuses inputs that are not images of at least `minSide` pixels, naming what fits.
+ */
+function imageShape(preset: string, model: string, inputShape: readonly number[], final: (side: number) => number, minSide: number): [number, number, number] {
+  const [c, h, w] = inputShape as [number, number, number];
+  if (inputShape.length !== 3 || Math.min(h, w) < minSide || final(h) < 1 || final(w) < 1) {
+    throw new Error(`--quant ${preset} on --model ${model} needs image input [C, H, W] with H, W >= ${minSide} (e.g. MNIST [1, 28, 28], CIFAR-10 [3, 32, 32]); this data has [${inputShape.join(', ')}] (use --model mlp for flat input)`);
+  }
+  return [c, final(h), final(w)];
+}
 
 /** MLP with ReLU whose linear layers are all quantized by `q` (float twin: nn.mlp with the same sizes). */
 function quantMlp(q: QuantOptions, sizes: number[], seed: number): Sequential {
@@ -111,36 +127,36 @@ export type QuantPreset = (typeof quantPresets)[number];
 /** MLP sizes of the bwn/twn/w8a8 presets on 'mlp': the float twin is createModel('mlp') on MNIST. */
 export const MLP_SIZES = [784, 512, 512, 10];
 
-const builders: Record<string, Partial<Record<QuantPreset, (seed: number) => Sequential>>> = {
+type Builder = (seed: number, classes: number, inputShape: readonly number[]) => Sequential;
+/** MLP_SIZES with the input and class counts of the data. */
+const mlpSizes = (inputShape: readonly number[], classes: number, hidden = MLP_SIZES.slice(1, -1)): number[] => [inputShape.reduce((a, b) => a * b, 1), ...hidden, classes];
+
+const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
   mlp: {
-    bnn: (s) => binaryNetMlp([784, 1024, 1024, 10], s),
-    bwn: (s) => quantMlp({ kernelQuantizer: 'magnitude_aware_sign', kernelConstraint: 'weight_clip' }, MLP_SIZES, s),
-    twn: (s) => quantMlp({ kernelQuantizer: twnKernel }, MLP_SIZES, s),
-    w8a8: (s) => quantMlp({ kernelQuantizer: { name: 'lsq', bits: 8 }, inputQuantizer: { name: 'lsq', bits: 8 } }, MLP_SIZES, s),
+    bnn: (s, k, shape) => binaryNetMlp(mlpSizes(shape, k, [1024, 1024]), s),
+    bwn: (s, k, shape) => quantMlp({ kernelQuantizer: 'magnitude_aware_sign', kernelConstraint: 'weight_clip' }, mlpSizes(shape, k), s),
+    twn: (s, k, shape) => quantMlp({ kernelQuantizer: twnKernel }, mlpSizes(shape, k), s),
+    w8a8: (s, k, shape) => quantMlp({ kernelQuantizer: { name: 'lsq', bits: 8 }, inputQuantizer: { name: 'lsq', bits: 8 } }, mlpSizes(shape, k), s),
   },
-  lenet: {
-    bnn: larqMnistBnn,
-    xnor: xnorNet,
-    bwn: bwnLenet5,
-    twn: twnLenet5,
-    w8a8: w8a8Lenet5,
-  },
+  lenet: { bnn: larqMnistBnn, xnor: xnorNet, bwn: bwnLenet5, twn: twnLenet5, w8a8: w8a8Lenet5 },
 };
 
 /**
- * The quantized model for `slimgrad train --model <modelName> --quant <preset>` (MNIST shapes).
- * 'mlp': bnn = BinaryNet MLP 784-1024-1024-10, bwn/twn/w8a8 = MLP 784-512-512-10 quantized.
- * 'lenet' (alias 'lenet5'): bnn = the Larq MNIST BNN, xnor = XNOR-Net CNN, bwn/twn/w8a8 = LeNet-5 quantized.
+ * The quantized model for `slimgrad train --model <modelName> --quant <preset>`, built for the
+ * data's item shape and class count (default MNIST: [1, 28, 28], 10 classes).
+ * 'mlp': bnn = BinaryNet MLP in-1024-1024-classes, bwn/twn/w8a8 = MLP in-512-512-classes quantized.
+ * 'lenet' (alias 'lenet5'): bnn = the Larq MNIST BNN, xnor = XNOR-Net CNN, bwn/twn/w8a8 = LeNet-5
+ * quantized; these need images [C, H, W] (and refuse others with a message naming the shapes they take).
  * Train it with `withConstraints(optimizer, model)` (kernel constraints after every step).
  */
-export function applyQuantPreset(modelName: string, preset: string, seed = 0): Sequential {
+export function applyQuantPreset(modelName: string, preset: string, seed = 0, inputShape: readonly number[] = [1, 28, 28], classes = 10): Sequential {
   const forModel = builders[modelName === 'lenet5' ? 'lenet' : modelName];
   if (!forModel) throw new Error(`--quant: no quantized presets for model '${modelName}' (available for: ${Object.keys(builders).join(', ')})`);
   const build = forModel[preset as QuantPreset];
   if (!build) {
     throw new Error(`--quant: unknown preset '${preset}' for model '${modelName}' (available: ${Object.keys(forModel).join(', ')})`);
   }
-  return build(seed);
+  return build(seed, classes, inputShape);
 }
 
 /**

@@ -43,12 +43,41 @@ export interface FitOptions {
   wrapForward?: <T>(fn: () => T) => T;
   onProgress?: (p: Progress) => void;
   onEpoch?: (e: EpochReport) => void;
+  /** Continue a run from where a checkpoint's TrainPosition says it stopped (optimizer state restored by the caller). */
+  resume?: TrainPosition;
+  /** Call onCheckpoint every this many steps (and after the last one). */
+  checkpointEvery?: number;
+  onCheckpoint?: (at: TrainPosition) => void;
+  /** Stop after this many steps in all (as if interrupted; resume continues the run). */
+  maxSteps?: number;
+  /** Evaluated after each epoch (a split held out of the training data); its accuracy drives `patience`. */
+  val?: Dataset | null;
+  /** Stop when validation accuracy has not improved for this many epochs. */
+  patience?: number;
+}
+
+/**
+ * Where a run stands after `steps` optimizer steps: epoch `epoch`, `batch` batches into it. The
+ * data order depends only on (seed, epoch), so this, the optimizer state and the weights resume a
+ * run bit for bit. lossSum/seen carry the partial epoch's loss for the report.
+ */
+export interface TrainPosition {
+  epoch: number;
+  batch: number;
+  steps: number;
+  lossSum: number;
+  seen: number;
+  /** Best validation accuracy so far and epochs since it improved (early stopping). */
+  bestVal: number;
+  staleEpochs: number;
 }
 
 export interface EpochReport {
   epoch: number;
   trainLoss: number;
   testAccuracy: number | null;
+  /** Accuracy on the validation split, when one is given. */
+  valAccuracy: number | null;
   seconds: number;
 }
 
@@ -65,25 +94,44 @@ export interface TrainReport {
   steps: number;
   seconds: number;
   epochs: EpochReport[];
+  /** Why training ended before its last epoch: 'max-steps' or 'early-stopping'; null when it ran to the end. */
+  stopped: 'max-steps' | 'early-stopping' | null;
+  /** Where the run ended (resume from here). */
+  position: TrainPosition;
 }
 
 /** Accuracy and mean loss of `model` on `data` (evaluation mode, no graph). */
 export function evaluate(model: Module, data: Dataset, batchSize = 256): { accuracy: number; loss: number } {
+  const { predictions, loss } = predict(model, data, batchSize);
+  let correct = 0;
+  for (let i = 0; i < predictions.length; i++) if (predictions[i] === data.y[i]) correct++;
+  return { accuracy: data.length ? correct / data.length : 0, loss };
+}
+
+/**
+ * The predicted class (arg-max logit, first on ties) of every item of `data`, in order, and the
+ * mean cross-entropy loss (evaluation mode, no graph).
+ *
+ * @example
+ * const { predictions, loss } = predict(model, test);
+ */
+export function predict(model: Module, data: Dataset, batchSize = 256): { predictions: Int32Array; loss: number } {
   const wasTraining = model.training;
   model.eval();
   const loader = new DataLoader(data, { batchSize, shuffle: false });
-  let correct = 0, lossSum = 0;
+  const predictions = new Int32Array(data.length);
+  let lossSum = 0, at = 0;
   noGrad(() => {
     for (const { x, y } of loader.epoch(0)) {
       scope(() => {
         const logits = model.call(x);
         lossSum += crossEntropy(logits, y).item() * y.size;
-        const l = logits.data() as FloatArray, labels = y.data() as Int32Array;
+        const l = logits.data() as FloatArray;
         const c = logits.shape[1]!;
-        for (let i = 0; i < labels.length; i++) {
+        for (let i = 0; i < y.size; i++) {
           let best = 0;
           for (let j = 1; j < c; j++) if (l[i * c + j]! > l[i * c + best]!) best = j;
-          if (best === labels[i]) correct++;
+          predictions[at++] = best;
         }
       });
       x.dispose();
@@ -91,7 +139,39 @@ export function evaluate(model: Module, data: Dataset, batchSize = 256): { accur
     }
   });
   model.train(wasTraining);
-  return { accuracy: data.length ? correct / data.length : 0, loss: data.length ? lossSum / data.length : 0 };
+  return { predictions, loss: data.length ? lossSum / data.length : 0 };
+}
+
+/** Per-class precision and recall and the confusion matrix (rows: true class, columns: predicted). */
+export interface ClassificationReport {
+  accuracy: number;
+  confusion: number[][];
+  precision: number[];
+  recall: number[];
+}
+
+/**
+ * Scores predictions against labels; precision/recall of a class with no predicted/true items is 0.
+ *
+ * @example
+ * classificationReport(Int32Array.of(0, 1, 1), Int32Array.of(0, 1, 0), 2).confusion; // [[1, 1], [0, 1]]
+ */
+export function classificationReport(predictions: ArrayLike<number>, labels: ArrayLike<number>, classes: number): ClassificationReport {
+  if (predictions.length !== labels.length) throw new RangeError(`classificationReport: ${predictions.length} predictions for ${labels.length} labels`);
+  const confusion = Array.from({ length: classes }, () => new Array<number>(classes).fill(0));
+  let correct = 0;
+  for (let i = 0; i < labels.length; i++) {
+    confusion[labels[i]!]![predictions[i]!]!++;
+    if (labels[i] === predictions[i]) correct++;
+  }
+  const col = (j: number) => confusion.reduce((s, r) => s + r[j]!, 0);
+  const row = (i: number) => confusion[i]!.reduce((s, v) => s + v, 0);
+  return {
+    accuracy: labels.length ? correct / labels.length : 0,
+    confusion,
+    precision: confusion.map((r, j) => (col(j) ? r[j]! / col(j) : 0)),
+    recall: confusion.map((r, i) => (row(i) ? r[i]! / row(i) : 0)),
+  };
 }
 
 /** Trains `model` on `train` and reports test accuracy on `test` after each epoch. */
@@ -101,15 +181,21 @@ export function fit(model: Module, train: Dataset, test: Dataset | null, o: FitO
   const params = model.parameters();
   model.train();
   resetPeakMemory();
-  let peakSaved = 0, steps = 0, samples = 0;
+  if (o.checkpointEvery !== undefined && !(Number.isInteger(o.checkpointEvery) && o.checkpointEvery >= 1)) throw new RangeError(`fit: checkpointEvery must be a positive integer, got ${o.checkpointEvery}`);
+  const start = o.resume ?? { epoch: 0, batch: 0, steps: 0, lossSum: 0, seen: 0, bestVal: -1, staleEpochs: 0 };
+  let peakSaved = 0, steps = start.steps, samples = 0;
+  let { bestVal, staleEpochs } = start;
+  let stopped: TrainReport['stopped'] = null;
   const epochs: EpochReport[] = [];
   const t0 = performance.now();
   let lastLoss = NaN, trainTime = 0;
   let lastEval: { accuracy: number; loss: number } | null = null;
-  for (let epoch = 0; epoch < o.epochs; epoch++) {
+  let position: TrainPosition = { ...start };
+  for (let epoch = start.epoch; epoch < o.epochs && !stopped; epoch++) {
     const te = performance.now();
-    let lossSum = 0, seen = 0, batch = 0;
-    for (const { x, y } of loader.epoch(epoch)) {
+    const resuming = epoch === start.epoch;
+    let lossSum = resuming ? start.lossSum : 0, seen = resuming ? start.seen : 0, batch = resuming ? start.batch : 0;
+    for (const { x, y } of loader.epoch(epoch, batch)) {
       if (o.schedule) applySchedule(o.schedule, o.optimizer, steps);
       const loss = scope(() => {
         const l = wrap(() => crossEntropy(model.call(x), y));
@@ -135,12 +221,33 @@ export function fit(model: Module, train: Dataset, test: Dataset | null, o: FitO
           samplesPerSec: samples / ((performance.now() - t0) / 1000), liveBytes: m.totalBytes, savedBytes: m.current.saved,
         });
       }
+      position = batch === loader.numBatches
+        ? { epoch: epoch + 1, batch: 0, steps, lossSum: 0, seen: 0, bestVal, staleEpochs }
+        : { epoch, batch, steps, lossSum, seen, bestVal, staleEpochs };
+      if (o.maxSteps !== undefined && steps >= o.maxSteps) {
+        stopped = 'max-steps';
+        break;
+      }
+      // A checkpoint at an epoch's end is written after its evaluation (below).
+      if (o.checkpointEvery && steps % o.checkpointEvery === 0 && batch < loader.numBatches) o.onCheckpoint?.(position);
+    }
+    if (stopped === 'max-steps' && batch < loader.numBatches) {
+      if (o.checkpointEvery) o.onCheckpoint?.(position);
+      break;
     }
     lastLoss = lossSum / Math.max(1, seen);
     const trainSeconds = (performance.now() - te) / 1000;
     trainTime += trainSeconds;
     lastEval = test ? evaluate(model, test) : null;
-    const rep = { epoch, trainLoss: lastLoss, testAccuracy: lastEval?.accuracy ?? null, seconds: trainSeconds };
+    const valAccuracy = o.val ? evaluate(model, o.val).accuracy : null;
+    if (valAccuracy !== null) {
+      if (valAccuracy > bestVal) [bestVal, staleEpochs] = [valAccuracy, 0];
+      else staleEpochs++;
+      if (o.patience !== undefined && staleEpochs >= o.patience && epoch + 1 < o.epochs) stopped = 'early-stopping';
+    }
+    position = { ...position, bestVal, staleEpochs };
+    if (o.checkpointEvery) o.onCheckpoint?.(position);
+    const rep = { epoch, trainLoss: lastLoss, testAccuracy: lastEval?.accuracy ?? null, valAccuracy, seconds: trainSeconds };
     epochs.push(rep);
     o.onEpoch?.(rep);
   }
@@ -155,5 +262,7 @@ export function fit(model: Module, train: Dataset, test: Dataset | null, o: FitO
     steps,
     seconds,
     epochs,
+    stopped,
+    position,
   };
 }

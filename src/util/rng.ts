@@ -85,6 +85,19 @@ export class Rng extends UniformSource {
     return this.nextU32() * INV_2_32;
   }
 
+  /** How many 32-bit words this stream has produced (its resumable state). */
+  get position(): number {
+    return this.counter * 4 - (4 - this.used);
+  }
+
+  /** Continues the stream at word `position` (a value `position` returned), e.g. when resuming training. */
+  seek(position: number): void {
+    if (!Number.isSafeInteger(position) || position < 0) throw new RangeError(`Rng.seek: position must be a non-negative integer, got ${position}`);
+    this.counter = Math.floor(position / 4);
+    this.used = 4;
+    for (let i = position % 4; i > 0; i--) this.nextU32();
+  }
+
   /** Standard normal (Box-Muller; uses two uniforms per call for simplicity and determinism). */
   normal(): number {
     const u1 = (this.nextU32() + 1) * INV_2_32; // (0, 1]

@@ -24,13 +24,26 @@ export { loadQuantKernels, quantKernels, quantWasmFile, useQuantKernels, QuantWa
 let wasm: WasmKernels | undefined;
 let loaded = false;
 
-/** Threads from SLIMGRAD_THREADS, else the cores available (1 outside Node). */
-export function defaultThreads(): number {
+/** SLIMGRAD_THREADS as a number, undefined when unset; a RangeError naming the variable when invalid. */
+export function envThreads(): number | undefined {
   const env = typeof process !== 'undefined' ? process.env?.SLIMGRAD_THREADS : undefined;
-  if (env !== undefined && env !== '') {
-    const n = Number(env);
-    if (!Number.isInteger(n) || n < 1) throw new RangeError(`SLIMGRAD_THREADS must be a positive integer, got '${env}'`);
-    return n;
+  if (env === undefined || env === '') return undefined;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`SLIMGRAD_THREADS must be a positive integer, got '${env}'`);
+  return n;
+}
+
+/**
+ * Threads from SLIMGRAD_THREADS, else the cores available (1 outside Node). An invalid
+ * SLIMGRAD_THREADS is ignored with a warning (importing the library never throws over it; the CLI
+ * refuses it with a one-line message).
+ */
+export function defaultThreads(): number {
+  try {
+    const n = envThreads();
+    if (n !== undefined) return n;
+  } catch (e) {
+    if (typeof process !== 'undefined') process.emitWarning(`${(e as Error).message}; using all cores`);
   }
   return node ? node.os.availableParallelism() : 1;
 }

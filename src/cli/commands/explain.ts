@@ -7,8 +7,10 @@
  * rows, draws a per-feature bar chart for the first row, and reports aggregate metrics (error and
  * ranking accuracy against exact values when M ≤ 16, monotonicity, faithfulness, throughput).
  */
-import { printJson, printTable, UsageError, type Command } from '../command.js';
-import { chooseBackend, DEFAULT_TABULAR_DIR, Flags, loadTabularData, meanRow, prepareModel } from '../tabular-setup.js';
+import { printJson, printTable, UsageError } from '../command.js';
+import { defineCommand, JSON_OPTION, THREADS_OPTION, type CommandSpec } from '../options.js';
+import { applyThreads } from '../shared.js';
+import { chooseBackend, DEFAULT_TABULAR_DIR, loadTabularData, meanRow, prepareModel, TABULAR_PRESETS } from '../tabular-setup.js';
 import { BudgetError, Explainer, METHODS, evaluateMethod, exactValues, type Method } from '../../explain/index.js';
 import { classOneLogits, explainableMlp } from '../../explain/tabular-mlp.js';
 
@@ -27,28 +29,46 @@ function barChart(players: string[], values: Float64Array, width = 40): string[]
   });
 }
 
-export const explain: Command = {
+export const explainSpec: CommandSpec = {
   name: 'explain',
-  summary: 'Shapley explanations of a tabular MLP: --data adult|bank|CSV --method shear|... --budget N [--json]',
-  async run(args) {
-    const flags = new Flags(args, 'explain', ['json', 'no-exact']);
-    const data = flags.string('data');
-    if (!data) throw new UsageError('explain: --data adult|bank|FILE.csv is required');
-    const method = (flags.string('method') ?? 'shear') as Method;
-    if (!METHODS.includes(method)) throw new UsageError(`explain: unknown --method '${method}' (${METHODS.join(', ')})`);
-    const budget = flags.int('budget', 8);
-    const rowsWanted = flags.int('rows', 50);
-    const epochs = flags.int('epochs', 20);
-    const seed = flags.int('seed', 0, 0);
-    const backgroundRows = flags.int('background', 0, 0);
-    const cross = flags.string('cross-contribution') ?? 'auto';
-    if (!['auto', 'hessian', 'finite-difference'].includes(cross)) throw new UsageError(`explain: --cross-contribution must be auto, hessian or finite-difference, got '${cross}'`);
+  summary: 'Shapley explanations of a tabular MLP (trained here, or loaded with --model): bar chart of row 0 and accuracy of the method',
+  options: [
+    { name: 'data', type: 'string', required: true, help: `a preset (${Object.keys(TABULAR_PRESETS).join(', ')}) or a CSV file` },
+    { name: 'label', type: 'string', help: 'label column (required for a CSV file)' },
+    { name: 'drop', type: 'list', help: 'columns to leave out' },
+    { name: 'categorical', type: 'list', help: 'columns to treat as categorical even if they hold numbers' },
+    { name: 'method', type: 'choice', choices: METHODS, default: 'shear', help: 'estimator' },
+    { name: 'budget', type: 'int', min: 1, default: 8, help: 'model evaluations per feature' },
+    { name: 'rows', type: 'int', min: 1, default: 50, help: 'test rows to explain and score' },
+    { name: 'background', type: 'int', min: 0, default: 0, help: 'train rows averaged as the background (0: the test-mean reference row)' },
+    { name: 'cross-contribution', type: 'choice', choices: ['auto', 'hessian', 'finite-difference'], default: 'auto', help: 'how cooperating features are found' },
+    { name: 'epochs', type: 'int', min: 1, default: 20, help: 'training epochs of the MLP' },
+    { name: 'seed', type: 'int', min: 0, default: 0, help: 'seed of the MLP and the estimator' },
+    { name: 'model', type: 'file', help: 'load the MLP from this file if it exists, else train and save it there' },
+    { name: 'data-dir', type: 'file', default: DEFAULT_TABULAR_DIR, help: 'folder of the preset CSV files' },
+    { name: 'backend', type: 'choice', choices: ['wasm', 'reference'], help: 'kernels (default: the fastest available)' },
+    { name: 'no-exact', type: 'boolean', default: false, help: 'skip scoring against exact Shapley values' },
+    THREADS_OPTION,
+    JSON_OPTION,
+  ],
+  examples: ['slimgrad explain --data adult --method shear --budget 8 --rows 20'],
+};
+
+export const explain = defineCommand(explainSpec, async (flags) => {
+    applyThreads(flags);
+    const data = flags.string('data')!;
+    const method = flags.string('method') as Method;
+    const budget = flags.int('budget')!;
+    const rowsWanted = flags.int('rows')!;
+    const epochs = flags.int('epochs')!;
+    const seed = flags.int('seed')!;
+    const backgroundRows = flags.int('background')!;
+    const cross = flags.string('cross-contribution')!;
     const json = flags.bool('json');
     const noExact = flags.bool('no-exact');
-    const dataset = loadTabularData('explain', data, flags.string('label'), flags.list('drop'), flags.string('data-dir') ?? DEFAULT_TABULAR_DIR);
+    const dataset = loadTabularData('explain', data, flags.string('label'), flags.list('drop'), flags.string('data-dir'), flags.list('categorical'));
     const modelPath = flags.string('model');
     const backend = chooseBackend(flags);
-    flags.checkUnused();
 
     const log = json ? () => {} : (line: string) => console.log(line);
     const width = dataset.columns.length;
@@ -96,5 +116,4 @@ export const explain: Command = {
       testAccuracy: model.testAccuracy, row0: { values: Array.from(first.values), logit: fx, base }, ...summary,
     });
     return 0;
-  },
-};
+});

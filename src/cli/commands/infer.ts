@@ -1,57 +1,67 @@
-import { parseArgs } from 'node:util';
 import { loadDeployed, loadQuantKernelsFromBuild } from '../../io/quant.js';
+import { checkOutputPath, writeFileAtomic } from '../../io/write.js';
 import { runDeployed } from '../../quant/runtime.js';
-import { printJson, UsageError, type Command } from '../command.js';
-import { loadData } from './train.js';
+import { printJson, UsageError } from '../command.js';
+import { DATA_DIR_OPTION, defineCommand, FORCE_OPTION, JSON_OPTION, THREADS_OPTION, type CommandSpec } from '../options.js';
+import { applyThreads, dataSplits } from '../shared.js';
+
+export const inferSpec: CommandSpec = {
+  name: 'infer',
+  summary: 'run a packed model (from `slimgrad convert`) on a test split: accuracy and latency',
+  positionals: [{ name: 'FILE.sgq', help: 'deployed model written by `slimgrad convert`' }],
+  options: [
+    { name: 'data', type: 'string', default: 'mnist', help: 'dataset whose test split to run: mnist, synthetic, cifar10 or FILE.npz' },
+    DATA_DIR_OPTION,
+    { name: 'seed', type: 'int', min: 0, default: 1, help: 'seed of the synthetic sets (as given to train)' },
+    { name: 'limit', type: 'int', min: 1, help: 'run only the first N test items' },
+    { name: 'batch-size', type: 'int', min: 1, default: 100, help: 'items per kernel call' },
+    { name: 'predictions', type: 'file', help: 'write the predicted class of each item, one per line' },
+    FORCE_OPTION,
+    THREADS_OPTION,
+    JSON_OPTION,
+  ],
+  examples: ['slimgrad infer bnn.sgq --data mnist --data-dir ../shared/data/mnist-t10k'],
+};
 
 /**
  * `slimgrad infer model.sgq --data mnist`: runs a deployed (packed) model on the test split with
  * the wasm kernels when built (else the TypeScript kernels) and reports accuracy and latency.
  */
-export const infer: Command = {
-  name: 'infer',
-  summary: 'run a packed model (from `slimgrad convert`) on a test set: FILE.sgq [--data mnist] [--limit N] [--batch-size N] [--json]',
-  async run(args) {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        data: { type: 'string', default: 'mnist' },
-        'data-dir': { type: 'string' },
-        limit: { type: 'string' },
-        'batch-size': { type: 'string', default: '100' },
-        json: { type: 'boolean', default: false },
-      },
-      strict: true,
-    });
-    const file = positionals[0];
-    if (!file || positionals.length > 1) throw new UsageError('expects exactly one model file (FILE.sgq)');
-    const batch = Number(values['batch-size']);
-    if (!Number.isInteger(batch) || batch < 1) throw new UsageError(`--batch-size must be a positive integer, got '${values['batch-size']}'`);
-    const model = loadDeployed(file);
-    const kernels = (await loadQuantKernelsFromBuild()) ? 'wasm' : 'typescript';
-    const [, testSet] = await loadData(values.data!, values['data-dir'], 1);
-    if (testSet.itemShape.join() !== model.inputShape.join()) {
-      throw new UsageError(`${file} expects items of shape [${model.inputShape}], --data ${values.data} has [${testSet.itemShape}]`);
+export const infer = defineCommand(inferSpec, async (o) => {
+  applyThreads(o);
+  const [file] = o.positionals;
+  if (!file) throw new UsageError('expects exactly one model file (FILE.sgq)');
+  const predictionsFile = o.string('predictions');
+  if (predictionsFile) checkOutputPath(predictionsFile, { overwrite: o.bool('force'), what: '--predictions' });
+  if (file.endsWith('.safetensors')) throw new UsageError(`${file} is a checkpoint: evaluate it with \`slimgrad eval ${file}\`, or pack it with \`slimgrad convert --checkpoint ${file} --out FILE.sgq\``);
+  const model = loadDeployed(file);
+  const kernels = (await loadQuantKernelsFromBuild()) ? 'wasm' : 'typescript';
+  const data = o.string('data')!;
+  const { test: testSet } = await dataSplits(data, o.string('data-dir'), o.int('seed')!, o.int('limit'));
+  if (testSet.itemShape.join() !== model.inputShape.join()) {
+    throw new UsageError(`${file} expects items of shape [${model.inputShape}], --data ${data} has [${testSet.itemShape}]`);
+  }
+  const n = testSet.length, batch = o.int('batch-size')!;
+  const predicted = new Int32Array(n);
+  let correct = 0, ms = 0;
+  for (let start = 0; start < n; start += batch) {
+    const count = Math.min(batch, n - start);
+    const x = testSet.x.subarray(start * testSet.itemSize, (start + count) * testSet.itemSize);
+    const t0 = performance.now();
+    const out = runDeployed(model, x, [count, ...testSet.itemShape]);
+    ms += performance.now() - t0;
+    const classes = out.shape[1]!;
+    for (let i = 0; i < count; i++) {
+      const row = out.data.subarray(i * classes, (i + 1) * classes);
+      let best = 0;
+      for (let j = 1; j < classes; j++) if (row[j]! > row[best]!) best = j;
+      predicted[start + i] = best;
+      if (best === testSet.y[start + i]) correct++;
     }
-    const limit = values.limit === undefined ? testSet.length : Math.min(testSet.length, Number(values.limit));
-    if (!Number.isInteger(limit) || limit < 1) throw new UsageError(`--limit must be a positive integer, got '${values.limit}'`);
-    let correct = 0, ms = 0;
-    for (let start = 0; start < limit; start += batch) {
-      const n = Math.min(batch, limit - start);
-      const x = testSet.x.subarray(start * testSet.itemSize, (start + n) * testSet.itemSize);
-      const t0 = performance.now();
-      const out = runDeployed(model, x, [n, ...testSet.itemShape]);
-      ms += performance.now() - t0;
-      const classes = out.shape[1]!;
-      for (let i = 0; i < n; i++) {
-        const row = out.data.subarray(i * classes, (i + 1) * classes);
-        if (row.indexOf(Math.max(...row)) === testSet.y[start + i]) correct++;
-      }
-    }
-    const result = { file, data: values.data, items: limit, kernels, testAccuracy: correct / limit, msPerItem: ms / limit };
-    if (values.json) printJson(result);
-    else console.log(`${file}: accuracy ${(100 * result.testAccuracy).toFixed(2)}% on ${limit} ${values.data} test items, ${result.msPerItem.toFixed(3)} ms/item (${kernels} kernels)`);
-    return 0;
-  },
-};
+  }
+  if (predictionsFile) writeFileAtomic(predictionsFile, new TextEncoder().encode(predicted.join('\n') + '\n'), { overwrite: o.bool('force'), what: '--predictions' });
+  const result = { file, data, items: n, kernels, testAccuracy: correct / n, msPerItem: ms / n };
+  if (o.bool('json')) printJson(result);
+  else console.log(`${file}: accuracy ${(100 * result.testAccuracy).toFixed(2)}% on ${n} ${data} test items, ${result.msPerItem.toFixed(3)} ms/item (${kernels} kernels)`);
+  return 0;
+});

@@ -1,27 +1,21 @@
-import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
 import { getBackend } from '../../backends/index.js';
-import type { Dataset } from '../../data/dataset.js';
-import { loadDataset } from '../../data/catalog.js';
-import { saveModule } from '../../io/checkpoint.js';
+import { loadSplits } from '../../data/splits.js';
+import { loadTrainingCheckpoint, readCheckpoint, saveModule, saveTrainingCheckpoint } from '../../io/checkpoint.js';
+import { checkOutputPath } from '../../io/write.js';
 import { createModel, MODEL_NAMES } from '../../nn/models.js';
 import type { Module } from '../../nn/module.js';
 import { Adam, AdamW, SGD, type Optimizer } from '../../optim/optimizer.js';
 import { cosineLr, type Schedule } from '../../optim/schedule.js';
-import { fit, type Progress } from '../../train/trainer.js';
-import { Compression, parseMode, type ActMode } from '../../compress/index.js';
-import { applyQuantPreset, withConstraints } from '../../quant/models.js';
-import { printJson, UsageError, type Command } from '../command.js';
+import { fit, type Progress, type TrainPosition } from '../../train/trainer.js';
+import { ACT_MODES, Compression, parseMode } from '../../compress/index.js';
+import { applyQuantPreset, quantPresets, withConstraints } from '../../quant/models.js';
+import { printJson, UsageError } from '../command.js';
+import { DATA_DIR_OPTION, defineCommand, FORCE_OPTION, JSON_OPTION, THREADS_OPTION, type CommandSpec } from '../options.js';
+import { applyThreads, dataSplits, DATA_OPTION } from '../shared.js';
 
-/** Loads a named dataset as [train, test]. MNIST with only the t10k files: first 8,000 train, last 2,000 test. */
-export async function loadData(name: string, dir: string | undefined, seed: number): Promise<[Dataset, Dataset]> {
-  try {
-    const [trainSet, testSet] = await Promise.all((['train', 'test'] as const).map((split) => loadDataset(name, { split, dataDir: dir, seed })));
-    return [trainSet!, testSet!];
-  } catch (e) {
-    if (e instanceof RangeError) throw new UsageError(e.message);
-    throw e;
-  }
-}
+export const OPTIMIZERS = ['adam', 'adamw', 'sgd'] as const;
+export const SCHEDULES = ['cosine', 'constant'] as const;
 
 export function makeOptimizer(name: string, params: ReturnType<Module['parameters']>, lr: number, weightDecay: number): Optimizer {
   switch (name) {
@@ -32,20 +26,21 @@ export function makeOptimizer(name: string, params: ReturnType<Module['parameter
     case 'sgd':
       return new SGD(params, { lr, momentum: 0.9, weightDecay });
     default:
-      throw new UsageError(`unknown --optimizer '${name}' (available: adam, adamw, sgd)`);
+      throw new UsageError(`unknown --optimizer '${name}' (available: ${OPTIMIZERS.join(', ')})`);
   }
 }
 
 function makeSchedule(name: string, lr: number, steps: number): Schedule | undefined {
-  if (name === 'cosine') return cosineLr(lr, steps);
-  if (name === 'constant') return undefined;
-  throw new UsageError(`unknown --schedule '${name}' (available: cosine, constant)`);
+  return name === 'cosine' ? cosineLr(lr, steps) : undefined;
 }
 
-function number(flag: string, v: string, integer = false): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || (integer && !Number.isInteger(n))) throw new UsageError(`--${flag} must be ${integer ? 'an integer' : 'a number'}, got '${v}'`);
-  return n;
+/** Builds the model a run (or a checkpoint's metadata) describes, for the data's item shape and classes. */
+export function buildModel(model: string, quant: string | undefined, itemShape: readonly number[], classes: number, seed: number): Module {
+  try {
+    return quant ? applyQuantPreset(model, quant, seed, itemShape, classes) : createModel(model, itemShape, classes, seed);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 const MiB = 1024 * 1024;
@@ -56,82 +51,150 @@ function progressLine(p: Progress): string {
   return `epoch ${p.epoch + 1}/${p.epochs} [${'#'.repeat(done)}${'.'.repeat(width - done)}] ${p.batch}/${p.batches} loss ${p.loss.toFixed(4)} ${p.samplesPerSec.toFixed(0)} samples/s mem ${(p.liveBytes / MiB).toFixed(1)} MiB saved ${(p.savedBytes / MiB).toFixed(1)} MiB`;
 }
 
-export const train: Command = {
+/** Flags that define a run: on --resume they come from the checkpoint and may not be given. */
+const RUN_FLAGS = ['model', 'data', 'seed', 'quant', 'act', 'optimizer', 'lr', 'weight-decay', 'schedule', 'batch-size', 'limit', 'val-split'] as const;
+
+export const trainSpec: CommandSpec = {
   name: 'train',
-  summary: 'train a model: --model mlp|lenet|vgg-small|resnet20|transformer --data synthetic|synthetic-rgb|mnist|cifar10|FILE.npz [--act off|fp16|int8|int4|int2|division] [--quant bnn|xnor|bwn|twn|w8a8] [--json]',
-  async run(args) {
-    const { values } = parseArgs({
-      args,
-      options: {
-        model: { type: 'string', default: 'lenet' },
-        data: { type: 'string', default: 'synthetic' },
-        'data-dir': { type: 'string' },
-        epochs: { type: 'string', default: '3' },
-        'batch-size': { type: 'string', default: '64' },
-        lr: { type: 'string', default: '1e-3' },
-        optimizer: { type: 'string', default: 'adam' },
-        'weight-decay': { type: 'string', default: '0' },
-        schedule: { type: 'string', default: 'cosine' },
-        seed: { type: 'string', default: '1' },
-        save: { type: 'string' },
-        act: { type: 'string', default: 'off' },
-        quant: { type: 'string' },
-        json: { type: 'boolean', default: false },
-      },
-      strict: true,
-    });
-    if (!MODEL_NAMES.includes(values.model as never)) throw new UsageError(`unknown --model '${values.model}' (available: ${MODEL_NAMES.join(', ')})`);
-    const epochs = number('epochs', values.epochs!, true), batchSize = number('batch-size', values['batch-size']!, true);
-    const lr = number('lr', values.lr!), seed = number('seed', values.seed!, true), wd = number('weight-decay', values['weight-decay']!);
-    if (epochs < 1 || batchSize < 1 || !(lr > 0)) throw new UsageError('--epochs and --batch-size must be >= 1 and --lr > 0');
-    const [trainSet, testSet] = await loadData(values.data!, values['data-dir'], seed);
-    let model: Module;
-    try {
-      model = values.quant ? applyQuantPreset(values.model!, values.quant, seed) : createModel(values.model!, trainSet.itemShape, trainSet.numClasses, seed);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-    let actMode: ActMode;
-    try {
-      actMode = parseMode(values.act, 'train --act');
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-    // One compression session for the whole run: its step counter keys the stochastic rounding.
-    const act = new Compression({ mode: actMode, model, seed });
-    const optimizer = makeOptimizer(values.optimizer!, model.parameters(), lr, wd);
-    // Binary/ternary presets clip their latent weights after every step (the kernel constraint).
-    if (values.quant) withConstraints(optimizer, model);
-    const steps = epochs * Math.ceil(trainSet.length / batchSize);
-    const tty = process.stderr.isTTY && !values.json;
-    if (!values.json) {
-      console.log(`training ${values.model} (${model.parameterCount()} parameters) on ${values.data}: ${trainSet.length} train / ${testSet.length} test items, backend ${getBackend()}, activation compression ${actMode}`);
-    }
-    const report = fit(model, trainSet, testSet, {
-      epochs, batchSize, optimizer, seed,
-      wrapForward: (fn) => act.run(fn),
-      schedule: makeSchedule(values.schedule!, lr, steps),
-      onProgress: tty ? (p) => process.stderr.write(`\r${progressLine(p)}\x1b[K`) : undefined,
-      onEpoch: values.json ? undefined : (e) => {
-        if (tty) process.stderr.write('\n');
-        console.log(`epoch ${e.epoch + 1}: train loss ${e.trainLoss.toFixed(4)}, test accuracy ${((e.testAccuracy ?? 0) * 100).toFixed(2)}%, ${e.seconds.toFixed(1)} s`);
-      },
-    });
-    if (values.save) saveModule(model, values.save, { model: values.model!, data: values.data! });
-    const out = {
-      model: values.model, data: values.data, act: actMode, quant: values.quant ?? null, epochs, batchSize, lr, optimizer: values.optimizer, seed, backend: getBackend(),
-      parameters: model.parameterCount(),
-      testAccuracy: report.testAccuracy, testLoss: report.testLoss, trainLoss: report.trainLoss,
-      samplesPerSec: report.samplesPerSec, peakSavedBytes: report.peakSavedBytes, peakBytes: report.peakBytes,
-      seconds: report.seconds, steps: report.steps,
-    };
-    if (values.json) printJson(out);
-    else {
-      console.log(`test accuracy ${((report.testAccuracy ?? 0) * 100).toFixed(2)}%  train loss ${report.trainLoss.toFixed(4)}  ${report.samplesPerSec.toFixed(0)} samples/s`);
-      console.log(`peak saved-for-backward ${(report.peakSavedBytes / MiB).toFixed(2)} MiB, peak tracked memory ${(report.peakBytes / MiB).toFixed(2)} MiB${values.save ? `, saved model to ${values.save}` : ''}`);
-    }
-    model.dispose();
-    optimizer.dispose();
-    return 0;
-  },
+  summary: 'train a model on a dataset, report test accuracy and memory, optionally save it',
+  description: 'With --checkpoint-every N the --save file also holds the optimizer state and the run\'s position, written every N steps; --resume FILE continues such a run bit for bit.',
+  options: [
+    { name: 'model', type: 'choice', choices: MODEL_NAMES, default: 'lenet', help: 'architecture' },
+    DATA_OPTION,
+    DATA_DIR_OPTION,
+    { name: 'epochs', type: 'int', min: 1, default: 3, help: 'passes over the training data' },
+    { name: 'batch-size', type: 'int', min: 1, default: 64, help: 'items per optimizer step' },
+    { name: 'lr', type: 'number', above: 0, default: 1e-3, help: 'learning rate' },
+    { name: 'optimizer', type: 'choice', choices: OPTIMIZERS, default: 'adam', help: 'optimizer (sgd uses momentum 0.9)' },
+    { name: 'weight-decay', type: 'number', min: 0, default: 0, help: 'L2 weight decay (decoupled for adamw)' },
+    { name: 'schedule', type: 'choice', choices: SCHEDULES, default: 'cosine', help: 'learning-rate schedule over all steps' },
+    { name: 'seed', type: 'int', min: 0, default: 1, help: 'seed of the weights, the data order and the synthetic sets' },
+    { name: 'limit', type: 'int', min: 1, help: 'use only the first N items of the train and of the test split (quick runs)' },
+    { name: 'val-split', type: 'number', min: 0, max: 1, belowMax: true, default: 0, help: 'fraction of the train split held out (from its end) for per-epoch validation; the test split is untouched' },
+    { name: 'patience', type: 'int', min: 1, help: 'stop when validation accuracy has not improved for N epochs (needs --val-split)' },
+    { name: 'act', type: 'choice', choices: ACT_MODES, default: 'off', help: 'activation compression of the values saved for backward' },
+    { name: 'quant', type: 'choice', choices: quantPresets, help: 'train a quantized preset (binary/ternary/int8) of --model mlp or lenet' },
+    { name: 'save', type: 'file', help: 'write the trained model (.safetensors); checked before training starts' },
+    FORCE_OPTION,
+    { name: 'checkpoint-every', type: 'int', min: 1, help: 'also write the resumable training state to --save every N steps' },
+    { name: 'resume', type: 'file', help: 'continue the run saved in this checkpoint (from --checkpoint-every); run flags come from the file, --save gets the training state again' },
+    { name: 'max-steps', type: 'int', min: 1, help: 'stop after N optimizer steps in all, as if interrupted (resume later)' },
+    THREADS_OPTION,
+    JSON_OPTION,
+  ],
+  examples: [
+    'slimgrad train --model lenet --data mnist --data-dir ../shared/data/mnist-t10k --epochs 1 --save lenet.safetensors',
+    'slimgrad train --model lenet --quant bnn --data mnist --data-dir ../shared/data/mnist-t10k --epochs 1 --save bnn.safetensors',
+    'slimgrad train --data synthetic --epochs 4 --val-split 0.1 --patience 2 --save run.safetensors --checkpoint-every 100',
+  ],
 };
+
+/** The run description stored in a training checkpoint's metadata. */
+interface RunConfig {
+  model: string;
+  data: string;
+  quant: string | null;
+  act: string;
+  optimizer: string;
+  lr: number;
+  weightDecay: number;
+  schedule: string;
+  seed: number;
+  batchSize: number;
+  epochs: number;
+  limit: number | null;
+  valSplit: number;
+  /** --data-dir as given (the default when resuming). */
+  dataDir: string | null;
+  itemShape: number[];
+  classes: number;
+}
+
+export const train = defineCommand(trainSpec, async (o) => {
+  applyThreads(o);
+  const resumeFile = o.string('resume');
+  const save = o.string('save');
+  const json = o.bool('json');
+  let saved: { config: RunConfig; position: TrainPosition; actStep: number } | null = null;
+  if (resumeFile) {
+    const given = RUN_FLAGS.filter((f) => o.given(f));
+    if (given.length) throw new UsageError(`--${given[0]} is taken from the checkpoint when resuming (--resume ${resumeFile}); leave it out`);
+    const meta = readCheckpoint(resumeFile).metadata;
+    if (!meta['slimgrad.run']) throw new UsageError(`--resume ${resumeFile}: no training state in this file (write one with --save FILE --checkpoint-every N)`);
+    saved = JSON.parse(meta['slimgrad.run']) as { config: RunConfig; position: TrainPosition; actStep: number };
+  }
+  const cfg: Omit<RunConfig, 'itemShape' | 'classes'> = saved?.config ?? {
+    model: o.string('model')!, data: o.string('data')!, quant: o.string('quant') ?? null, act: o.string('act')!, optimizer: o.string('optimizer')!,
+    lr: o.number('lr')!, weightDecay: o.number('weight-decay')!, schedule: o.string('schedule')!, seed: o.int('seed')!, batchSize: o.int('batch-size')!,
+    epochs: o.int('epochs')!, limit: o.int('limit') ?? null, valSplit: o.number('val-split')!, dataDir: o.string('data-dir') ?? null,
+  };
+  if (saved && o.given('data-dir')) cfg.dataDir = o.string('data-dir')!;
+  if (saved && o.given('epochs')) cfg.epochs = o.int('epochs')!;
+  const patience = o.int('patience');
+  if (patience !== undefined && !(cfg.valSplit > 0)) throw new UsageError('--patience needs a validation split (--val-split F, e.g. 0.1)');
+  const every = o.int('checkpoint-every');
+  if (every !== undefined && !save) throw new UsageError('--checkpoint-every needs --save FILE (the checkpoint is written there)');
+  // Output paths first: a run must not be lost to a path that cannot be written.
+  if (save) checkOutputPath(save, { overwrite: o.bool('force') || (resumeFile !== undefined && resolve(resumeFile) === resolve(save)), what: '--save' });
+
+  const { train: trainSet, val, test: testSet } = await dataSplits(cfg.data, cfg.dataDir ?? undefined, cfg.seed, cfg.limit ?? undefined, cfg.valSplit);
+  const model = buildModel(cfg.model, cfg.quant ?? undefined, trainSet.itemShape, trainSet.numClasses, cfg.seed);
+  const actMode = parseMode(cfg.act, 'train --act');
+  // One compression session for the whole run: its step counter keys the stochastic rounding.
+  const act = new Compression({ mode: actMode, model, seed: cfg.seed });
+  const optimizer = makeOptimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weightDecay);
+  // Binary/ternary presets clip their latent weights after every step (the kernel constraint).
+  if (cfg.quant) withConstraints(optimizer, model);
+  if (saved) {
+    loadTrainingCheckpoint(resumeFile!, model, optimizer);
+    act.step = saved.actStep;
+  }
+  const steps = cfg.epochs * Math.ceil(trainSet.length / cfg.batchSize);
+  const config: RunConfig = { ...cfg, itemShape: [...trainSet.itemShape], classes: trainSet.numClasses };
+  const metadata = (position?: TrainPosition): Record<string, string> => ({
+    model: cfg.model, data: cfg.data, ...(cfg.quant ? { quant: cfg.quant } : {}), itemShape: JSON.stringify(config.itemShape), classes: String(config.classes), seed: String(cfg.seed),
+    ...(cfg.dataDir ? { dataDir: cfg.dataDir } : {}),
+    ...(position ? { 'slimgrad.run': JSON.stringify({ config, position, actStep: act.step }) } : {}),
+  });
+  const tty = process.stderr.isTTY && !json;
+  const log = json ? () => {} : (line: string) => console.log(line);
+  log(`training ${cfg.model}${cfg.quant ? ` (--quant ${cfg.quant})` : ''} (${model.parameterCount()} parameters) on ${cfg.data}: ${trainSet.length} train${val ? ` / ${val.length} validation` : ''} / ${testSet.length} test items, backend ${getBackend()}, activation compression ${actMode}`);
+  if (saved) log(`resuming ${resumeFile} at epoch ${saved.position.epoch + 1}, batch ${saved.position.batch} (step ${saved.position.steps})`);
+  const report = fit(model, trainSet, testSet, {
+    epochs: cfg.epochs, batchSize: cfg.batchSize, optimizer, seed: cfg.seed,
+    wrapForward: (fn) => act.run(fn),
+    schedule: makeSchedule(cfg.schedule, cfg.lr, steps),
+    val, patience,
+    resume: saved?.position,
+    maxSteps: o.int('max-steps'),
+    checkpointEvery: every,
+    onCheckpoint: (at) => saveTrainingCheckpoint(save!, model, optimizer, metadata(at), { overwrite: true, what: '--save' }),
+    onProgress: tty ? (p) => process.stderr.write(`\r${progressLine(p)}\x1b[K`) : undefined,
+    onEpoch: json ? undefined : (e) => {
+      if (tty) process.stderr.write('\n');
+      console.log(`epoch ${e.epoch + 1}: train loss ${e.trainLoss.toFixed(4)}, ${e.valAccuracy !== null ? `validation accuracy ${(e.valAccuracy * 100).toFixed(2)}%, ` : ''}test accuracy ${((e.testAccuracy ?? 0) * 100).toFixed(2)}%, ${e.seconds.toFixed(1)} s`);
+    },
+  });
+  if (save) {
+    // A resumable run stays resumable: its final file holds the training state too.
+    if (every || resumeFile) saveTrainingCheckpoint(save, model, optimizer, metadata(report.position), { overwrite: true, what: '--save' });
+    else saveModule(model, save, metadata(), { overwrite: true, what: '--save' });
+  }
+  if (report.stopped) log(report.stopped === 'early-stopping' ? `stopped early: no validation improvement for ${patience} epochs` : `stopped after ${report.steps} steps (--max-steps)${every ? `; continue with --resume ${save}` : ''}`);
+  const out = {
+    model: cfg.model, data: cfg.data, act: actMode, quant: cfg.quant, epochs: cfg.epochs, batchSize: cfg.batchSize, lr: cfg.lr, optimizer: cfg.optimizer, seed: cfg.seed, backend: getBackend(),
+    parameters: model.parameterCount(), trainItems: trainSet.length, valItems: val?.length ?? 0, testItems: testSet.length,
+    testAccuracy: report.testAccuracy, testLoss: report.testLoss, trainLoss: report.trainLoss,
+    valAccuracy: report.epochs.at(-1)?.valAccuracy ?? null, stopped: report.stopped,
+    samplesPerSec: report.samplesPerSec, peakSavedBytes: report.peakSavedBytes, peakBytes: report.peakBytes,
+    seconds: report.seconds, steps: report.steps, saved: save ?? null,
+  };
+  if (json) printJson(out);
+  else {
+    console.log(`test accuracy ${((report.testAccuracy ?? 0) * 100).toFixed(2)}%  train loss ${report.trainLoss.toFixed(4)}  ${report.samplesPerSec.toFixed(0)} samples/s`);
+    console.log(`peak saved-for-backward ${(report.peakSavedBytes / MiB).toFixed(2)} MiB, peak tracked memory ${(report.peakBytes / MiB).toFixed(2)} MiB${save ? `, saved model to ${save}` : ''}`);
+  }
+  model.dispose();
+  optimizer.dispose();
+  return 0;
+});
