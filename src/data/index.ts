@@ -3,8 +3,8 @@
  * synthetic image dataset, transforms and a seeded mini-batch loader producing engine tensors.
  */
 export { Dataset, concatDatasets, itemSizeOf } from './dataset.js';
-export { DataFormatError } from './errors.js';
-export { parseIdx, datasetFromIdx, type IdxArray, type IdxDType } from './idx.js';
+export { DataFormatError, formatShape } from './errors.js';
+export { parseIdx, decodeIdx, idxDeclaredSize, datasetFromIdx, type IdxArray, type IdxDType } from './idx.js';
 export { parseNpy, type NpyArray, type NpyDType } from './npy.js';
 export { listZip, readZip, extractEntry, crc32, type ZipEntry, type InflateRaw } from './zip.js';
 export { parseNpz, datasetFromArrays, type ArrayDatasetOptions } from './npz.js';
@@ -20,8 +20,9 @@ export {
 } from './transforms.js';
 export { KeyedRandom, RANDOM_DOMAINS } from './random.js';
 export { DataLoader, type DataLoaderOptions, type ArrayBatch, type TensorBatch } from './loader.js';
+export { isGzip, gunzipBounded, DEFAULT_MAX_DATA_BYTES, INFLATE_SLACK, type DataLimits, type Decompress, type Decompressors, type DeclaredSize } from './inflate.js';
 export {
-  isGzip,
+  nodeDecompressors,
   readDataFile,
   loadIdx,
   loadMnist,

@@ -3,7 +3,7 @@
  * then a Python dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } padded
  * with spaces, then the raw elements. Pure parsing: no Node APIs.
  */
-import { DataFormatError } from './errors.js';
+import { DataFormatError, formatShape } from './errors.js';
 
 export type NpyDType = 'float32' | 'float64' | 'int8' | 'uint8' | 'int32';
 
@@ -52,16 +52,21 @@ export function parseNpy(bytes: Uint8Array, fileName: string): NpyArray {
   const code = descr.slice(1);
   const kind = DESCRS[code];
   if (!kind || !'<>|='.includes(order)) {
-    throw new DataFormatError(fileName, `unsupported .npy dtype '${descr}' (supported: <f4, <f8, |i1, |u1, |b1, <i4, <i8)`);
+    throw new DataFormatError(fileName, `unsupported .npy dtype '${clip(descr)}' (supported: <f4, <f8, |i1, |u1, |b1, <i4, <i8)`);
   }
   const littleEndian = order === '<' || order === '|' || (order === '=' && HOST_LITTLE_ENDIAN);
   if (!littleEndian && kind.bytes > 1) throw new DataFormatError(fileName, `big-endian .npy dtype '${descr}' is not supported: save with '<${code}'`);
   if (fortranOrder && shape.length > 1) throw new DataFormatError(fileName, 'fortran_order arrays are not supported: save a C-ordered array (np.ascontiguousarray)');
 
+  // Checked against the bytes present before anything is allocated (a product past 2^53 only
+  // grows, so the comparison stays right).
   const count = shape.reduce((a, b) => a * b, 1);
   const dataEnd = dataStart + count * kind.bytes;
   if (bytes.length < dataEnd) {
-    throw new DataFormatError(fileName, `truncated .npy data: shape (${shape.join(', ')}) of '${descr}' needs ${dataEnd - dataStart} bytes, the file has ${bytes.length - dataStart}`);
+    throw new DataFormatError(fileName, `truncated .npy data: shape ${formatShape(shape, '(', ')')} of '${descr}' needs ${dataEnd - dataStart} bytes, the file has ${bytes.length - dataStart}`);
+  }
+  if (bytes.length > dataEnd) {
+    throw new DataFormatError(fileName, `${bytes.length - dataEnd} unexpected bytes after the .npy data of shape ${formatShape(shape, '(', ')')} of '${descr}'`);
   }
   // Copy into a fresh, aligned buffer: .npy data inside a zip is rarely aligned. (Not slice():
   // on a Node Buffer it is a view into a shared pool.)
@@ -100,16 +105,21 @@ function parseHeader(header: string, fileName: string): { descr: string; fortran
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
   if (descr === undefined || fortran === undefined || shapeText === undefined) {
-    throw new DataFormatError(fileName, `malformed .npy header ${JSON.stringify(header.trim())}: expected 'descr', 'fortran_order' and 'shape'`);
+    throw new DataFormatError(fileName, `malformed .npy header ${JSON.stringify(clip(header.trim()))}: expected 'descr', 'fortran_order' and 'shape'`);
   }
   const shape = shapeText
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s !== '')
     .map((s) => {
-      const d = Number(s.replace(/L$/, ''));
-      if (!Number.isInteger(d) || d < 0) throw new DataFormatError(fileName, `malformed .npy shape (${shapeText})`);
+      const d = /^\d+L?$/.test(s) ? Number(s.replace(/L$/, '')) : NaN;
+      if (!Number.isSafeInteger(d)) throw new DataFormatError(fileName, `malformed .npy shape (${clip(shapeText)})`);
       return d;
     });
   return { descr, fortranOrder: fortran === 'True', shape };
+}
+
+/** A header excerpt for a message (a hostile header may be megabytes long). */
+function clip(text: string): string {
+  return text.length > 120 ? `${text.slice(0, 120)}…` : text;
 }

@@ -3,20 +3,24 @@
  * datasets built from their arrays. Pure: the caller supplies the raw-deflate function.
  */
 import { Dataset } from './dataset.js';
-import { DataFormatError } from './errors.js';
+import { DataFormatError, formatShape } from './errors.js';
 import { parseNpy, type NpyArray } from './npy.js';
+import type { DataLimits } from './inflate.js';
 import { readZip, type InflateRaw } from './zip.js';
 
 /**
- * Parses an .npz archive into its arrays, keyed by name without the '.npy' suffix.
+ * Parses an .npz archive into its arrays, keyed by name without the '.npy' suffix. Entries are
+ * inflated no further than the sizes the zip directory declares, which must fit under
+ * `limits.maxBytes` (default 1 GiB) together.
  *
  * @example
- * const arrays = parseNpz(bytes, 'mnist.npz', (b) => zlib.inflateRawSync(b));
+ * const { inflateRaw } = await nodeDecompressors();
+ * const arrays = parseNpz(bytes, 'mnist.npz', inflateRaw);
  * arrays.get('x_train'); // { dtype: 'uint8', shape: [60000, 28, 28], data }
  */
-export function parseNpz(bytes: Uint8Array, fileName: string, inflateRaw: InflateRaw): Map<string, NpyArray> {
+export function parseNpz(bytes: Uint8Array, fileName: string, inflateRaw: InflateRaw, limits?: DataLimits): Map<string, NpyArray> {
   const arrays = new Map<string, NpyArray>();
-  for (const [entryName, data] of readZip(bytes, fileName, inflateRaw)) {
+  for (const [entryName, data] of readZip(bytes, fileName, inflateRaw, limits)) {
     if (!entryName.endsWith('.npy')) continue; // npz archives hold only .npy files; skip stray metadata
     arrays.set(entryName.slice(0, -4), parseNpy(data, `${fileName}:${entryName}`));
   }
@@ -46,8 +50,8 @@ export interface ArrayDatasetOptions {
 export function datasetFromArrays(xArray: NpyArray, yArray: NpyArray, options: ArrayDatasetOptions): Dataset {
   const xSource = options.xSource ?? `${options.name} x`;
   const ySource = options.ySource ?? `${options.name} y`;
-  if (xArray.shape.length < 2 || xArray.shape.length > 4) throw new DataFormatError(xSource, `x must have rank 2 to 4 ([N, ...]), got shape (${xArray.shape.join(', ')})`);
-  if (yArray.shape.length !== 1) throw new DataFormatError(ySource, `labels must be a vector [N], got shape (${yArray.shape.join(', ')})`);
+  if (xArray.shape.length < 2 || xArray.shape.length > 4) throw new DataFormatError(xSource, `x must have rank 2 to 4 ([N, ...]), got shape ${formatShape(xArray.shape, '(', ')')}`);
+  if (yArray.shape.length !== 1) throw new DataFormatError(ySource, `labels must be a vector [N], got shape ${formatShape(yArray.shape, '(', ')')}`);
   if (yArray.dtype === 'float32' || yArray.dtype === 'float64') throw new DataFormatError(ySource, `labels must be integers, got ${yArray.dtype}`);
   const n = xArray.shape[0]!;
   if (yArray.shape[0] !== n) throw new DataFormatError(ySource, `${yArray.shape[0]} labels for ${n} items in ${xSource}: the counts must match`);
