@@ -6,10 +6,10 @@
 import { concatDatasets, type Dataset } from './dataset.js';
 import { DataFormatError } from './errors.js';
 import { datasetFromIdx, decodeIdx, type IdxArray } from './idx.js';
-import { gunzipBounded, isGzip, type DataLimits, type Decompress, type Decompressors } from './inflate.js';
+import { gunzipBounded, isGzip, maxBytesOf, type DataLimits, type Decompress, type Decompressors } from './inflate.js';
 import { datasetFromArrays, parseNpz, type ArrayDatasetOptions } from './npz.js';
 import type { NpyArray } from './npy.js';
-import { parseCifarBatch } from './cifar.js';
+import { CIFAR10_MAX_BATCH_BYTES, parseCifarBatch } from './cifar.js';
 
 export type Split = 'train' | 'test' | 'all';
 
@@ -179,6 +179,8 @@ export async function loadCifar10(dir: string, options: { split: Split } & DataL
   const testFiles = names.filter((f) => f === 'test_batch.bin');
   const files = options.split === 'train' ? trainFiles : options.split === 'test' ? testFiles : [...trainFiles, ...testFiles];
   if (files.length === 0) throw new DataFormatError(dir, `no CIFAR-10 ${options.split} batches (expected data_batch_N.bin / test_batch.bin)`);
-  const parts = await Promise.all(files.map(async (f) => parseCifarBatch(await readDataFile(path.join(dir, f), options), path.join(dir, f))));
+  // A gzipped batch has no header declaring its size: inflate it no further than all of CIFAR-10.
+  const limits = { maxBytes: Math.min(maxBytesOf(options), CIFAR10_MAX_BATCH_BYTES + 1) };
+  const parts = await Promise.all(files.map(async (f) => parseCifarBatch(await readDataFile(path.join(dir, f), limits), path.join(dir, f))));
   return parts.length === 1 ? parts[0]! : concatDatasets(parts, `cifar10-${options.split}`);
 }

@@ -3,6 +3,7 @@ import { UsageError, type Command } from '../command.js';
 /** `slimgrad bench <suite> [--json]`: each suite lives in bench/<suite>.ts and exports `run`. */
 const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number> }>> = {
   data: () => import('../../../bench/data.js'),
+  hostile: () => import('../../../bench/hostile.js'),
   engine: () => import('../../../bench/engine.js'),
   explain: () => import('../../../bench/explain.js'),
   act: () => import('../../../bench/act.js'),
