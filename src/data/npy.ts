@@ -100,23 +100,72 @@ function decodeLittleEndian(raw: Uint8Array, code: string, count: number, fileNa
   }
 }
 
+/**
+ * The header dict, parsed strictly: exactly the keys 'descr' (a string), 'fortran_order'
+ * (True/False) and 'shape' (a tuple of non-negative integers), as Python literals, then only
+ * spaces and the closing newline (anything else is corruption, not something to skip over).
+ */
 function parseHeader(header: string, fileName: string): { descr: string; fortranOrder: boolean; shape: number[] } {
-  const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
-  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
-  const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined) {
-    throw new DataFormatError(fileName, `malformed .npy header ${JSON.stringify(clip(header.trim()))}: expected 'descr', 'fortran_order' and 'shape'`);
+  const bad = (why: string): never => {
+    throw new DataFormatError(fileName, `malformed .npy header ${JSON.stringify(clip(header.trim()))}: ${why}`);
+  };
+  let p = 0;
+  const space = () => {
+    while (p < header.length && ' \t\r\n'.includes(header[p]!)) p++;
+  };
+  const expect = (c: string) => {
+    space();
+    if (header[p] !== c) bad(`expected '${c}' at character ${p}`);
+    p++;
+  };
+  const string = (): string => {
+    space();
+    const q = header[p];
+    if (q !== "'" && q !== '"') return bad(`expected a quoted string at character ${p}`);
+    const end = header.indexOf(q, p + 1);
+    if (end < 0) return bad('unterminated string');
+    const text = header.slice(p + 1, end);
+    p = end + 1;
+    return text;
+  };
+  const fields: Record<string, string | boolean | number[]> = {};
+  expect('{');
+  for (;;) {
+    space();
+    if (header[p] === '}') break;
+    const key = string();
+    if (!['descr', 'fortran_order', 'shape'].includes(key)) bad(`unexpected key '${clip(key)}' (expected 'descr', 'fortran_order' and 'shape')`);
+    if (key in fields) bad(`key '${key}' appears twice`);
+    expect(':');
+    space();
+    if (key === 'descr') fields[key] = string();
+    else if (key === 'fortran_order') {
+      const word = /^(True|False)/.exec(header.slice(p, p + 5))?.[1] ?? bad(`'fortran_order' must be True or False`);
+      fields[key] = word === 'True';
+      p += word.length;
+    } else {
+      expect('(');
+      const close = header.indexOf(')', p);
+      if (close < 0) bad("unterminated 'shape' tuple");
+      const shapeText = header.slice(p, close);
+      p = close + 1;
+      const parts = shapeText.trim() === '' ? [] : shapeText.split(',').map((t) => t.trim());
+      if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop(); // (3,) and (2, 3,)
+      fields[key] = parts.map((t) => {
+        const d = /^\d+L?$/.test(t) ? Number(t.replace(/L$/, '')) : NaN;
+        if (!Number.isSafeInteger(d)) throw new DataFormatError(fileName, `malformed .npy shape (${clip(shapeText)})`);
+        return d;
+      });
+    }
+    space();
+    if (header[p] === ',') p++;
+    else if (header[p] !== '}') bad(`expected ',' or '}' at character ${p}`);
   }
-  const shape = shapeText
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '')
-    .map((s) => {
-      const d = /^\d+L?$/.test(s) ? Number(s.replace(/L$/, '')) : NaN;
-      if (!Number.isSafeInteger(d)) throw new DataFormatError(fileName, `malformed .npy shape (${clip(shapeText)})`);
-      return d;
-    });
-  return { descr, fortranOrder: fortran === 'True', shape };
+  p++;
+  space();
+  if (p !== header.length) bad(`unexpected text after the dict at character ${p}`);
+  if (!('descr' in fields && 'fortran_order' in fields && 'shape' in fields)) bad("expected 'descr', 'fortran_order' and 'shape'");
+  return { descr: fields.descr as string, fortranOrder: fields.fortran_order as boolean, shape: fields.shape as number[] };
 }
 
 /** A header excerpt for a message (a hostile header may be megabytes long). */
