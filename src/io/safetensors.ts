@@ -43,7 +43,11 @@ export function encodeSafetensors(tensors: Map<string, Tensor>, metadata: Record
   return out;
 }
 
-/** Parses safetensors bytes; `source` names the file in errors. */
+/**
+ * Parses safetensors bytes; `source` names the file in errors. Hostile input is refused with an
+ * error naming the file: the header must be a JSON object of tensors {dtype, shape, data_offsets}
+ * (plus string metadata) whose byte ranges tile the data section exactly, as the format requires.
+ */
 export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'): { tensors: Map<string, StoredTensor>; metadata: Record<string, string> } {
   const fail = (why: string): never => {
     throw new Error(`${source}: not a valid safetensors file: ${why}`);
@@ -51,25 +55,49 @@ export function decodeSafetensors(bytes: Uint8Array, source = 'safetensors data'
   if (bytes.length < 8) fail(`only ${bytes.length} bytes`);
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
   if (8 + n > bytes.length) fail(`header length ${n} exceeds the file size ${bytes.length}`);
-  let header: Record<string, any>;
+  let header: unknown;
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + n)));
   } catch (e) {
     return fail(`header is not JSON (${(e as Error).message})`);
   }
+  if (!isObject(header)) return fail('header is not a JSON object');
   const base = 8 + n;
-  const tensors = new Map<string, StoredTensor>();
+  const metadata = header.__metadata__ ?? {};
+  if (!isObject(metadata) || !Object.values(metadata).every((v) => typeof v === 'string')) fail('__metadata__ is not an object of strings');
+  const entries: { name: string; dtype: DType; shape: number[]; begin: number; end: number }[] = [];
   for (const [name, h] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    const dtype = FROM_ST[h.dtype];
-    if (!dtype) fail(`tensor '${name}' has unsupported dtype ${h.dtype}`);
-    const [b, e] = h.data_offsets as [number, number];
-    const count = (h.shape as number[]).reduce((a, d) => a * d, 1);
-    if (e - b !== count * DTYPES[dtype!].bytes) fail(`tensor '${name}' has ${e - b} bytes for shape [${h.shape}] ${h.dtype}`);
+    if (!isObject(h)) return fail(`tensor '${name}' is not an object`);
+    const dtype = typeof h.dtype === 'string' && Object.hasOwn(FROM_ST, h.dtype) ? FROM_ST[h.dtype]! : fail(`tensor '${name}' has unsupported dtype ${JSON.stringify(h.dtype)}`);
+    const shape = h.shape;
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) return fail(`tensor '${name}' has a bad shape ${JSON.stringify(shape)}`);
+    const offsets = h.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0) || offsets[0] > offsets[1]) {
+      return fail(`tensor '${name}' has bad data_offsets ${JSON.stringify(offsets)}`);
+    }
+    const [b, e] = offsets as [number, number];
+    const count = shape.reduce((a: number, d: number) => a * d, 1);
+    if (e - b !== count * DTYPES[dtype].bytes) fail(`tensor '${name}' has ${e - b} bytes for shape [${shape.slice(0, 6)}${shape.length > 6 ? ', …' : ''}] ${h.dtype}`);
     if (base + e > bytes.length) fail(`tensor '${name}' is truncated (needs bytes up to ${base + e}, file has ${bytes.length})`);
-    // Uint8Array's slice copies (a Node Buffer's slice would be a view into a shared pool).
-    const copy = Uint8Array.prototype.slice.call(bytes, base + b, base + e);
-    tensors.set(name, { dtype: dtype!, shape: h.shape, values: new DTYPES[dtype!].ctor(copy.buffer, 0, count) });
+    entries.push({ name, dtype, shape, begin: b, end: e });
   }
-  return { tensors, metadata: header.__metadata__ ?? {} };
+  // The byte ranges must tile the data section: no overlaps, no holes, nothing after the last.
+  let at = 0;
+  for (const t of [...entries].sort((x, y) => x.begin - y.begin || x.end - y.end)) {
+    if (t.begin !== at) fail(`tensor '${t.name}' starts at data byte ${t.begin}, expected ${at} (tensors overlap or leave a hole)`);
+    at = t.end;
+  }
+  if (base + at !== bytes.length) fail(`${bytes.length - base - at} unexpected bytes after the last tensor`);
+  const tensors = new Map<string, StoredTensor>();
+  for (const { name, dtype, shape, begin, end } of entries) {
+    // Uint8Array's slice copies (a Node Buffer's slice would be a view into a shared pool).
+    const copy = Uint8Array.prototype.slice.call(bytes, base + begin, base + end);
+    tensors.set(name, { dtype, shape, values: new DTYPES[dtype].ctor(copy.buffer, 0, (end - begin) / DTYPES[dtype].bytes) });
+  }
+  return { tensors, metadata: metadata as Record<string, string> };
+}
+
+function isObject(v: unknown): v is Record<string, any> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
