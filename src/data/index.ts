@@ -34,4 +34,4 @@ export {
 } from './files.js';
 export { loadDataset, DATASET_NAMES, type LoadDatasetOptions } from './catalog.js';
 export { parseCsv, encodeTabular, loadTabular, sniffDelimiter, MISSING_LEVEL, type CsvTable, type TabularOptions, type FeatureGroup, type TabularSplit, type TabularDataset } from './tabular.js';
-export { readTabularFile } from './tabular-file.js';
+export { readTabularFile, parseTabularFile } from './tabular-file.js';

@@ -243,6 +243,10 @@ export function encodeTabular(table: CsvTable, options: TabularOptions): Tabular
   if (groups.length === 0) throw new RangeError('encodeTabular: no feature columns left after dropping label, dropped and constant columns');
 
   const width = columns.length;
+  // Checked before allocating: a hostile file can one-hot a column with a level per row.
+  if (rows.length * width * 8 > 2 ** 30) {
+    throw new RangeError(`encodeTabular: the encoded data would be ${rows.length} rows x ${width} columns of float64 (${rows.length * width * 8} bytes), over 1 GiB: does a categorical column have a level per row?`);
+  }
   const encode = (which: number[]): TabularSplit => {
     const x = new Float64Array(which.length * width);
     const y = new Uint8Array(which.length);
