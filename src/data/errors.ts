@@ -25,3 +25,14 @@ export function formatShape(shape: readonly number[], open = '[', close = ']'): 
 export function formatBytes(n: number): string {
   return `${n.toLocaleString('en-US')} bytes`;
 }
+
+/**
+ * The number of elements of a shape read from a file: exact up to 2^53, Infinity past it (so that
+ * size checks refuse it), and 0 when any dimension is 0 (a plain product would give
+ * Infinity * 0 = NaN once huge dimensions overflow, and NaN passes every comparison).
+ */
+export function elementCount(shape: readonly number[]): number {
+  if (shape.includes(0)) return 0;
+  const count = shape.reduce((a, d) => a * d, 1);
+  return count <= Number.MAX_SAFE_INTEGER ? count : Infinity;
+}

@@ -3,7 +3,7 @@
  * dimensions, then the elements big-endian in row-major order. Pure parsing: no Node APIs.
  */
 import { Dataset } from './dataset.js';
-import { DataFormatError, formatShape } from './errors.js';
+import { DataFormatError, elementCount, formatShape } from './errors.js';
 import { gunzipBounded, isGzip, type DataLimits, type DeclaredSize, type Decompress } from './inflate.js';
 
 export type IdxDType = 'uint8' | 'int8' | 'int16' | 'int32' | 'float32' | 'float64';
@@ -51,14 +51,8 @@ function readIdxHeader(bytes: Uint8Array, fileName: string): IdxHeader | null {
   const headerBytes = 4 + 4 * rank;
   if (bytes.length < headerBytes) return null;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const shape: number[] = [];
-  let count = 1;
-  for (let d = 0; d < rank; d++) {
-    const dim = view.getUint32(4 + 4 * d, false);
-    shape.push(dim);
-    count *= dim; // past 2^53 it only grows: the size checks stay right
-  }
-  return { kind, shape, headerBytes, totalBytes: headerBytes + count * kind.bytes };
+  const shape = Array.from({ length: rank }, (_, d) => view.getUint32(4 + 4 * d, false));
+  return { kind, shape, headerBytes, totalBytes: headerBytes + elementCount(shape) * kind.bytes };
 }
 
 /**

@@ -3,7 +3,7 @@
  * then a Python dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } padded
  * with spaces, then the raw elements. Pure parsing: no Node APIs.
  */
-import { DataFormatError, formatShape } from './errors.js';
+import { DataFormatError, elementCount, formatShape } from './errors.js';
 
 export type NpyDType = 'float32' | 'float64' | 'int8' | 'uint8' | 'int32';
 
@@ -58,9 +58,8 @@ export function parseNpy(bytes: Uint8Array, fileName: string): NpyArray {
   if (!littleEndian && kind.bytes > 1) throw new DataFormatError(fileName, `big-endian .npy dtype '${descr}' is not supported: save with '<${code}'`);
   if (fortranOrder && shape.length > 1) throw new DataFormatError(fileName, 'fortran_order arrays are not supported: save a C-ordered array (np.ascontiguousarray)');
 
-  // Checked against the bytes present before anything is allocated (a product past 2^53 only
-  // grows, so the comparison stays right).
-  const count = shape.reduce((a, b) => a * b, 1);
+  // Checked against the bytes present before anything is allocated.
+  const count = elementCount(shape);
   const dataEnd = dataStart + count * kind.bytes;
   if (bytes.length < dataEnd) {
     throw new DataFormatError(fileName, `truncated .npy data: shape ${formatShape(shape, '(', ')')} of '${descr}' needs ${dataEnd - dataStart} bytes, the file has ${bytes.length - dataStart}`);

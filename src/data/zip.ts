@@ -72,6 +72,7 @@ export function listZip(bytes: Uint8Array, fileName: string): ZipEntry[] {
     entries.push(entry);
     p += 46 + nameLength + extraLength + commentLength;
   }
+  if (p !== cdEnd) throw new DataFormatError(fileName, `corrupt zip: ${count} entries end at byte ${p}, the central directory at ${cdEnd}`);
   return entries;
 }
 
