@@ -43,12 +43,14 @@ export function parseCsv(text: string, delimiter = ','): CsvTable {
   let field = '';
   let quoted = false; // inside a quoted field
   let wasQuoted = false; // current field was quoted (do not trim it)
+  let blank = true; // current field is only whitespace so far (tracked: trimming it at every quote is quadratic)
   let line = 1;
   let recordLine = 1;
   const endField = () => {
     fields.push(wasQuoted ? field : field.trim());
     field = '';
     wasQuoted = false;
+    blank = true;
   };
   const endRecord = () => {
     endField();
@@ -59,14 +61,15 @@ export function parseCsv(text: string, delimiter = ','): CsvTable {
     const c = text[i]!;
     if (quoted) {
       if (c === '"') {
-        if (text[i + 1] === '"') { field += '"'; i++; } else quoted = false;
+        if (text[i + 1] === '"') { field += '"'; i++; } else { quoted = false; blank = field.trim() === ''; }
       } else {
         if (c === '\n') line++;
         field += c;
       }
-    } else if (c === '"' && field.trim() === '') {
+    } else if (c === '"' && blank) {
       quoted = true;
       wasQuoted = true;
+      blank = false;
       field = '';
     } else if (c === delimiter) {
       endField();
@@ -77,6 +80,7 @@ export function parseCsv(text: string, delimiter = ','): CsvTable {
       recordLine = line;
     } else {
       field += c;
+      if (blank && c.trim() !== '') blank = false;
     }
   }
   if (quoted) throw new SyntaxError(`parseCsv: unterminated quoted field starting on line ${recordLine}`);

@@ -464,33 +464,40 @@ function csvRecords(text: string): string[][] | undefined {
   const first = text.split('\n', 1)[0]!;
   const delimiter = first.includes(',') ? ',' : first.includes(';') ? ';' : first.includes('\t') ? '\t' : ',';
   const records: string[][] = [];
-  let field = '';
+  let chars: string[] = [];
   let fields: string[] = [];
   let quoted = false;
   let wasQuoted = false;
+  let nonBlank = 0; // non-whitespace characters in the field
   const endField = () => {
+    const field = chars.join('');
     fields.push(wasQuoted ? field : field.trim());
-    field = '';
+    chars = [];
     wasQuoted = false;
+    nonBlank = 0;
   };
   const endRecord = () => {
     endField();
     if (!(fields.length === 1 && fields[0] === '')) records.push(fields);
     fields = [];
   };
+  const add = (c: string) => {
+    chars.push(c);
+    if (/\S/.test(c)) nonBlank++;
+  };
   for (let i = 0; i < text.length; i++) {
     const c = text[i]!;
     if (quoted) {
-      if (c === '"' && text[i + 1] === '"') { field += '"'; i++; }
+      if (c === '"' && text[i + 1] === '"') { add('"'); i++; }
       else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"' && field.trim() === '') { quoted = true; wasQuoted = true; field = ''; }
+      else add(c);
+    } else if (c === '"' && nonBlank === 0) { quoted = true; wasQuoted = true; chars = []; }
     else if (c === delimiter) endField();
     else if (c === '\n' || c === '\r') { if (c === '\r' && text[i + 1] === '\n') i++; endRecord(); }
-    else field += c;
+    else add(c);
   }
   if (quoted) return undefined;
-  if (field !== '' || fields.length) endRecord();
+  if (chars.length || fields.length) endRecord();
   return records;
 }
 
@@ -543,6 +550,7 @@ const csv: FuzzFormat<CsvModel, TabularDataset> = {
     },
     { name: 'invalid UTF-8', make: (m, seed) => { const b = encodeCsv(m); const out = b.slice(); out[rng(seed)(b.length)] = 0xc0 | rng(seed + 1)(64); return out; } },
     { name: 'many columns', make: (m, seed) => new TextEncoder().encode(`${m.header.join(',')}${',c'.repeat(50 + rng(seed)(2000))}\n${m.rows.map((r) => r.join(',')).join('\n')}\n`) },
+    { name: 'quotes inside an unquoted cell', make: (m, seed) => { const rows = m.rows.map((r) => [...r]); rows[0]![0] = 'x"'.repeat(30000 + rng(seed)(30000)); return encodeCsv({ header: m.header, rows }); } },
     { name: 'long cell', make: (m, seed) => { const rows = m.rows.map((r) => [...r]); rows[0]![0] = 'z'.repeat(1000 + rng(seed)(100000)); return encodeCsv({ header: m.header, rows }); } },
   ],
 };
