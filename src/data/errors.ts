@@ -36,3 +36,9 @@ export function elementCount(shape: readonly number[]): number {
   const count = shape.reduce((a, d) => a * d, 1);
   return count <= Number.MAX_SAFE_INTEGER ? count : Infinity;
 }
+
+/** Text from a file for a message: control characters shown as '?', at most `max` characters. */
+export function clip(text: string, max = 120): string {
+  const printable = text.replace(/[\u0000-\u001f\u007f-\u009f\ufffd]/g, '?');
+  return printable.length > max ? `${printable.slice(0, max)}…` : printable;
+}

@@ -3,7 +3,7 @@
  * then a Python dict literal {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } padded
  * with spaces, then the raw elements. Pure parsing: no Node APIs.
  */
-import { DataFormatError, elementCount, formatShape } from './errors.js';
+import { clip, DataFormatError, elementCount, formatShape } from './errors.js';
 
 export type NpyDType = 'float32' | 'float64' | 'int8' | 'uint8' | 'int32';
 
@@ -165,9 +165,4 @@ function parseHeader(header: string, fileName: string): { descr: string; fortran
   if (p !== header.length) bad(`unexpected text after the dict at character ${p}`);
   if (!('descr' in fields && 'fortran_order' in fields && 'shape' in fields)) bad("expected 'descr', 'fortran_order' and 'shape'");
   return { descr: fields.descr as string, fortranOrder: fields.fortran_order as boolean, shape: fields.shape as number[] };
-}
-
-/** A header excerpt for a message (a hostile header may be megabytes long). */
-function clip(text: string): string {
-  return text.length > 120 ? `${text.slice(0, 120)}…` : text;
 }

@@ -3,7 +3,7 @@
  * datasets built from their arrays. Pure: the caller supplies the raw-deflate function.
  */
 import { Dataset } from './dataset.js';
-import { DataFormatError, formatShape } from './errors.js';
+import { clip, DataFormatError, formatShape } from './errors.js';
 import { parseNpy, type NpyArray } from './npy.js';
 import type { DataLimits } from './inflate.js';
 import { readZip, type InflateRaw } from './zip.js';
@@ -22,7 +22,7 @@ export function parseNpz(bytes: Uint8Array, fileName: string, inflateRaw: Inflat
   const arrays = new Map<string, NpyArray>();
   for (const [entryName, data] of readZip(bytes, fileName, inflateRaw, limits)) {
     if (!entryName.endsWith('.npy')) continue; // npz archives hold only .npy files; skip stray metadata
-    arrays.set(entryName.slice(0, -4), parseNpy(data, `${fileName}:${entryName}`));
+    arrays.set(entryName.slice(0, -4), parseNpy(data, `${fileName}:${clip(entryName, 80)}`));
   }
   return arrays;
 }

@@ -5,7 +5,7 @@
  * global cap, checked before inflating. Pure: inflating is delegated to a function the caller
  * provides (node:zlib's inflateRawSync in Node, see `nodeDecompressors`), so this module runs anywhere.
  */
-import { DataFormatError, formatBytes } from './errors.js';
+import { clip, DataFormatError, formatBytes } from './errors.js';
 import { decompressBounded, maxBytesOf, type DataLimits, type Decompress } from './inflate.js';
 
 /** Raw-deflate decompressor (RFC 1951, no zlib/gzip wrapper), bounded: see `Decompress`. */
@@ -59,7 +59,7 @@ export function listZip(bytes: Uint8Array, fileName: string): ZipEntry[] {
     const commentLength = view.getUint16(p + 32, true);
     if (p + 46 + nameLength + extraLength + commentLength > cdEnd) throw new DataFormatError(fileName, `corrupt zip central directory: entry ${i} runs past its end`);
     const name = new TextDecoder().decode(bytes.subarray(p + 46, p + 46 + nameLength));
-    if (flags & 1) throw new DataFormatError(fileName, `zip entry '${name}' is encrypted`);
+    if (flags & 1) throw new DataFormatError(fileName, `zip entry '${clip(name, 80)}' is encrypted`);
     const entry: ZipEntry = {
       name,
       method: view.getUint16(p + 10, true),
@@ -89,7 +89,7 @@ export function readZip(bytes: Uint8Array, fileName: string, inflateRaw: Inflate
   }
   const out = new Map<string, Uint8Array>();
   for (const entry of entries) {
-    if (out.has(entry.name)) throw new DataFormatError(fileName, `zip entry '${entry.name}' appears twice`);
+    if (out.has(entry.name)) throw new DataFormatError(fileName, `zip entry '${clip(entry.name, 80)}' appears twice`);
     out.set(entry.name, extractEntry(bytes, entry, fileName, inflateRaw, limits));
   }
   return out;
@@ -97,7 +97,7 @@ export function readZip(bytes: Uint8Array, fileName: string, inflateRaw: Inflate
 
 /** The uncompressed bytes of one entry, CRC-checked, inflated no further than its declared size. */
 export function extractEntry(bytes: Uint8Array, entry: ZipEntry, fileName: string, inflateRaw: InflateRaw, limits?: DataLimits): Uint8Array {
-  const where = `${fileName}:${entry.name}`;
+  const where = `${fileName}:${clip(entry.name, 80)}`;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const h = entry.localHeaderOffset;
   if (h + 30 > bytes.length || view.getUint32(h, true) !== SIG_LOCAL) throw new DataFormatError(where, 'bad zip local header');
@@ -106,7 +106,7 @@ export function extractEntry(bytes: Uint8Array, entry: ZipEntry, fileName: strin
   const end = start + entry.compressedSize;
   if (end > bytes.length) throw new DataFormatError(where, `truncated zip entry: needs bytes up to ${end}, the archive has ${bytes.length}`);
   const localName = new TextDecoder().decode(bytes.subarray(h + 30, h + 30 + localNameLength));
-  if (localName !== entry.name) throw new DataFormatError(where, `the local header names the entry '${localName}': the archive is corrupt`);
+  if (localName !== entry.name) throw new DataFormatError(where, `the local header names the entry '${clip(localName, 80)}': the archive is corrupt`);
   const stored = bytes.subarray(start, end);
   let data: Uint8Array;
   if (entry.method === 0) data = stored;
@@ -133,12 +133,12 @@ function applyZip64Extra(view: DataView, start: number, length: number, entry: Z
   while (p + 4 <= start + length) {
     const id = view.getUint16(p, true);
     const size = view.getUint16(p + 2, true);
-    if (p + 4 + size > start + length) throw new DataFormatError(fileName, `corrupt zip extra field in entry '${entry.name}'`);
+    if (p + 4 + size > start + length) throw new DataFormatError(fileName, `corrupt zip extra field in entry '${clip(entry.name, 80)}'`);
     if (id === 0x0001) {
       // Present in this order, and only for the fields saturated in the fixed record.
       let q = p + 4;
       const next = (): number => {
-        if (q + 8 > p + 4 + size) throw new DataFormatError(fileName, `zip64 extra field of entry '${entry.name}' is too short`);
+        if (q + 8 > p + 4 + size) throw new DataFormatError(fileName, `zip64 extra field of entry '${clip(entry.name, 80)}' is too short`);
         q += 8;
         return readU64(view, q - 8, fileName);
       };

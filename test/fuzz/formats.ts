@@ -219,6 +219,7 @@ function npyReference(b: Uint8Array): NpyModel | undefined {
       .replace(/'/g, '"')
       .replace(/\bTrue\b/g, 'true')
       .replace(/\bFalse\b/g, 'false')
+      .replace(/(\d)L\b/g, '$1') // Python 2 longs, as old NumPy wrote shapes
       .replace(/\(/g, '[')
       .replace(/\)/g, ']')
       .replace(/,\s*([\]}])/g, '$1');
