@@ -13,6 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import zlib from 'node:zlib';
 import { printJson, printTable } from '../src/cli/command.js';
+// The test writers of the formats (independent of the readers) build the bombs.
+import { deflatedZipDeclaring } from '../test/data/fixtures.js';
 import { loadCifar10, loadIdx, loadNpz, parseIdx } from '../src/data/index.js';
 
 const GIB = 2 ** 30;
@@ -49,41 +51,6 @@ function npyHeader(shape: number[]): Uint8Array {
   out.set([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0]);
   new DataView(out.buffer).setUint16(8, header.length, true);
   out.set(new TextEncoder().encode(header), 10);
-  return out;
-}
-
-/** A one-entry zip whose directory declares `declaredSize` for the deflated `body`. */
-function zipOf(name: string, body: Uint8Array, declaredSize: number): Uint8Array {
-  const n = new TextEncoder().encode(name);
-  const local = new Uint8Array(30 + n.length);
-  const lv = new DataView(local.buffer);
-  lv.setUint32(0, 0x04034b50, true);
-  lv.setUint16(4, 20, true);
-  lv.setUint16(8, 8, true);
-  lv.setUint32(18, body.length, true);
-  lv.setUint32(22, declaredSize >>> 0, true);
-  lv.setUint16(26, n.length, true);
-  local.set(n, 30);
-  const central = new Uint8Array(46 + n.length);
-  const cv = new DataView(central.buffer);
-  cv.setUint32(0, 0x02014b50, true);
-  cv.setUint16(10, 8, true);
-  cv.setUint32(20, body.length, true);
-  cv.setUint32(24, declaredSize >>> 0, true);
-  cv.setUint16(28, n.length, true);
-  central.set(n, 46);
-  const eocd = new Uint8Array(22);
-  const ev = new DataView(eocd.buffer);
-  ev.setUint32(0, 0x06054b50, true);
-  ev.setUint16(8, 1, true);
-  ev.setUint16(10, 1, true);
-  ev.setUint32(12, central.length, true);
-  ev.setUint32(16, local.length + body.length, true);
-  const out = new Uint8Array(local.length + body.length + central.length + eocd.length);
-  out.set(local);
-  out.set(body, local.length);
-  out.set(central, local.length + body.length);
-  out.set(eocd, local.length + body.length + central.length);
   return out;
 }
 
@@ -128,9 +95,9 @@ async function makeBombs(dir: string): Promise<Case[]> {
   const npy = npyHeader(IMAGES);
   const body = () => compressZeros(npy, zeros, false);
   // npz whose directory declares the npy's true size, holding 1 GiB (the CRC is never reached).
-  await put('npz: directory 7.8 MB, stream 1 GiB', 'bomb-lying.npz', 'npz', async () => zipOf('x.npy', await body(), npy.length + declared));
+  await put('npz: directory 7.8 MB, stream 1 GiB', 'bomb-lying.npz', 'npz', async () => deflatedZipDeclaring('x.npy', await body(), npy.length + declared));
   // npz whose directory honestly declares the 1 GiB.
-  await put('npz: directory 1 GiB, stream 1 GiB', 'bomb-honest.npz', 'npz', async () => zipOf('x.npy', await body(), npy.length + zeros));
+  await put('npz: directory 1 GiB, stream 1 GiB', 'bomb-honest.npz', 'npz', async () => deflatedZipDeclaring('x.npy', await body(), npy.length + zeros));
   return cases;
 }
 

@@ -25,7 +25,7 @@ import {
   type TabularDataset,
 } from '../../src/data/index.js';
 import { decodeSafetensors, type StoredTensor } from '../../src/io/safetensors.js';
-import { encodeCifarBatch, encodeIdx, encodeNpy, encodeZip } from '../data/fixtures.js';
+import { deflatedZipDeclaring, encodeCifarBatch, encodeIdx, encodeNpy, encodeZip } from '../data/fixtures.js';
 import { concat, mutateInner, rng, sameNumbers, sameShape, type Field, type FuzzFormat } from './harness.js';
 
 const { gunzip, inflateRaw } = await nodeDecompressors();
@@ -374,34 +374,8 @@ function zipFields(b: Uint8Array): Field[] {
   return fields;
 }
 
-/** A one-entry deflated zip whose directory declares `size` bytes for a bomb stream. */
-function zipBomb(npyHead: Uint8Array, size: number): Uint8Array {
-  const body = bombDeflate(npyHead);
-  const zip = encodeZip([{ name: 'x.npy', data: new Uint8Array(1), deflate: false }]);
-  // Rebuild around the bomb: local header, body, central record, end record.
-  const name = new TextEncoder().encode('x.npy');
-  const local = new Uint8Array(30 + name.length);
-  const lv = new DataView(local.buffer);
-  lv.setUint32(0, 0x04034b50, true);
-  lv.setUint16(8, 8, true);
-  lv.setUint32(18, body.length, true);
-  lv.setUint32(22, size >>> 0, true);
-  lv.setUint16(26, name.length, true);
-  local.set(name, 30);
-  const central = new Uint8Array(46 + name.length);
-  const cv = new DataView(central.buffer);
-  cv.setUint32(0, 0x02014b50, true);
-  cv.setUint16(10, 8, true);
-  cv.setUint32(20, body.length, true);
-  cv.setUint32(24, size >>> 0, true);
-  cv.setUint16(28, name.length, true);
-  central.set(name, 46);
-  const end = zip.slice(zip.length - 22);
-  const ev = new DataView(end.buffer);
-  ev.setUint32(12, central.length, true);
-  ev.setUint32(16, local.length + body.length, true);
-  return concat(local, body, central, end);
-}
+/** A one-entry zip whose directory declares `size` bytes for a bomb stream. */
+const zipBomb = (npyHead: Uint8Array, size: number) => deflatedZipDeclaring('x.npy', bombDeflate(npyHead), size);
 
 const npz: FuzzFormat<NpzModel, Map<string, NpyArray>> = {
   name: 'npz',

@@ -20,6 +20,7 @@
  */
 import fc from 'fast-check';
 import { DataFormatError } from '../../src/data/index.js';
+import { concatBytes } from '../data/fixtures.js';
 
 /** A numeric field of the valid file (a length, a dimension, a code) for the `field` mutation. */
 export interface Field {
@@ -150,15 +151,7 @@ export function setField(bytes: Uint8Array, fields: Field[], index: number, valu
   return out;
 }
 
-export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+export const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);
 
 export interface CaseResult {
   outcome: Outcome;
