@@ -525,7 +525,7 @@ const csv: FuzzFormat<CsvModel, TabularDataset> = {
     },
     { name: 'invalid UTF-8', make: (m, seed) => { const b = encodeCsv(m); const out = b.slice(); out[rng(seed)(b.length)] = 0xc0 | rng(seed + 1)(64); return out; } },
     { name: 'many columns', make: (m, seed) => new TextEncoder().encode(`${m.header.join(',')}${',c'.repeat(50 + rng(seed)(2000))}\n${m.rows.map((r) => r.join(',')).join('\n')}\n`) },
-    { name: 'quotes inside an unquoted cell', make: (m, seed) => { const rows = m.rows.map((r) => [...r]); rows[0]![0] = 'x"'.repeat(30000 + rng(seed)(30000)); return encodeCsv({ header: m.header, rows }); } },
+    { name: 'quotes inside an unquoted cell', make: (m, seed) => { const rows = m.rows.map((r) => [...r]); rows[0]![0] = 'x"'.repeat(50000 + rng(seed)(50000)); return encodeCsv({ header: m.header, rows }); } },
     { name: 'long cell', make: (m, seed) => { const rows = m.rows.map((r) => [...r]); rows[0]![0] = 'z'.repeat(1000 + rng(seed)(100000)); return encodeCsv({ header: m.header, rows }); } },
   ],
 };

@@ -84,7 +84,7 @@ async function main(): Promise<number> {
       reports.push({ format: name, cases: runs, counts: {}, byMutation: {}, examples: [], maxMs: NaN, seconds: NaN, peakRssMiB: NaN, crash: `${why}: status ${r.status} ${r.signal ?? ''} ${r.stderr?.slice(-1500)}` });
     }
   }
-  const header = ['format', 'cases', ...OUTCOMES, 'crash/hang', 'slowest ms', 'seconds', 'peak RSS MiB'];
+  const header = ['format', 'cases', ...OUTCOMES, 'crash/hang', 'slowest CPU ms', 'wall s', 'peak RSS MiB'];
   const rows = reports.map((r) => [r.format, r.cases, ...OUTCOMES.map((o) => r.counts[o] ?? 0), r.crash ? 1 : 0, r.maxMs.toFixed(1), r.seconds.toFixed(1), r.peakRssMiB.toFixed(0)].map(String));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) => '| ' + cells.map((c, i) => c.padStart(widths[i]!)).join(' | ') + ' |';
