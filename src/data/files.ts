@@ -6,7 +6,7 @@
 import { concatDatasets, type Dataset } from './dataset.js';
 import { DataFormatError } from './errors.js';
 import { datasetFromIdx, decodeIdx, type IdxArray } from './idx.js';
-import { gunzipBounded, isGzip, maxBytesOf, type DataLimits, type Decompress, type Decompressors } from './inflate.js';
+import { gunzipBounded, isGzip, type DataLimits, type Decompress, type Decompressors, type GunzipOptions } from './inflate.js';
 import { datasetFromArrays, parseNpz, type ArrayDatasetOptions } from './npz.js';
 import type { NpyArray } from './npy.js';
 import { CIFAR10_MAX_BATCH_BYTES, parseCifarBatch } from './cifar.js';
@@ -54,7 +54,7 @@ async function readBytes(file: string): Promise<Uint8Array> {
  * The bytes of a file, gunzipped when it is gzip data (whatever its name), no further than its
  * gzip trailer declares and `limits.maxBytes` (default 1 GiB).
  */
-export async function readDataFile(file: string, limits?: DataLimits): Promise<Uint8Array> {
+export async function readDataFile(file: string, limits?: GunzipOptions): Promise<Uint8Array> {
   const bytes = await readBytes(file);
   if (!isGzip(bytes)) return bytes;
   return gunzipBounded(bytes, file, (await nodeDecompressors()).gunzip, limits);
@@ -179,8 +179,8 @@ export async function loadCifar10(dir: string, options: { split: Split } & DataL
   const testFiles = names.filter((f) => f === 'test_batch.bin');
   const files = options.split === 'train' ? trainFiles : options.split === 'test' ? testFiles : [...trainFiles, ...testFiles];
   if (files.length === 0) throw new DataFormatError(dir, `no CIFAR-10 ${options.split} batches (expected data_batch_N.bin / test_batch.bin)`);
-  // A gzipped batch has no header declaring its size: inflate it no further than all of CIFAR-10.
-  const limits = { maxBytes: Math.min(maxBytesOf(options), CIFAR10_MAX_BATCH_BYTES + 1) };
+  // A gzipped batch has no header declaring its size: its trailer may claim no more than all of CIFAR-10.
+  const limits: GunzipOptions = { maxBytes: options.maxBytes, atMost: { bytes: CIFAR10_MAX_BATCH_BYTES, by: 'all 60,000 CIFAR-10 records' } };
   const parts = await Promise.all(files.map(async (f) => parseCifarBatch(await readDataFile(path.join(dir, f), limits), path.join(dir, f))));
   return parts.length === 1 ? parts[0]! : concatDatasets(parts, `cifar10-${options.split}`);
 }

@@ -20,7 +20,7 @@ export {
 } from './transforms.js';
 export { KeyedRandom, RANDOM_DOMAINS } from './random.js';
 export { DataLoader, type DataLoaderOptions, type ArrayBatch, type TensorBatch } from './loader.js';
-export { isGzip, gunzipBounded, DEFAULT_MAX_DATA_BYTES, INFLATE_SLACK, type DataLimits, type Decompress, type Decompressors, type DeclaredSize } from './inflate.js';
+export { isGzip, gunzipBounded, DEFAULT_MAX_DATA_BYTES, INFLATE_SLACK, type DataLimits, type Decompress, type Decompressors, type DeclaredSize, type GunzipOptions } from './inflate.js';
 export {
   nodeDecompressors,
   readDataFile,

@@ -78,6 +78,14 @@ export function decompressBounded(file: string, kind: string, compressed: Uint8A
   return out;
 }
 
+/** Options of `gunzipBounded`. */
+export interface GunzipOptions extends DataLimits {
+  /** Reads the size the inflated data declares from its first bytes (see `gunzipBounded`). */
+  declare?: (head: Uint8Array) => DeclaredSize | null;
+  /** The most a file of this format can hold, for formats without a header (CIFAR-10 batches). */
+  atMost?: DeclaredSize;
+}
+
 /**
  * Gunzips `bytes` bounded by the size the inflated data declares. `declare(head)` reads that size
  * from the first inflated bytes (returning null while `head` is too short, throwing a
@@ -91,13 +99,16 @@ export function gunzipBounded(
   bytes: Uint8Array,
   file: string,
   gunzip: Decompress,
-  options: DataLimits & { declare?: (head: Uint8Array) => DeclaredSize | null } = {},
+  options: GunzipOptions = {},
 ): Uint8Array {
   const cap = maxBytesOf(options);
   // 10-byte header, at least 2 bytes of deflate data, 8-byte trailer (CRC-32, ISIZE).
   if (bytes.length < 20) throw new DataFormatError(file, `corrupt gzip data: only ${bytes.length} bytes (truncated?)`);
   const isize = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(bytes.length - 4, true);
   const trailer: DeclaredSize = { bytes: isize, by: 'the gzip trailer' };
+  if (options.atMost && isize > options.atMost.bytes) {
+    throw new DataFormatError(file, `the gzip trailer declares ${formatBytes(isize)}, more than ${options.atMost.by} (${formatBytes(options.atMost.bytes)})`);
+  }
   const fromHeader = options.declare ? peekDeclared(bytes, gunzip, options.declare) : null;
   if (!fromHeader) return decompressBounded(file, 'gzip', bytes, gunzip, trailer, cap);
   return decompressBounded(file, 'gzip', bytes, gunzip, fromHeader, cap, ` (the gzip trailer says ${formatBytes(isize)})`);

@@ -47,6 +47,10 @@ test('declared sizes over maxBytes are refused before anything is inflated', () 
   assert.equal(g.maxAsked(), 0);
   // Without a header to peek at, the gzip trailer is the declaration.
   assert.throws(() => gunzipBounded(gzipSync(new Uint8Array(3 << 20)), 'blob.gz', gunzip, { maxBytes: 1 << 20 }), { message: /^blob\.gz: the gzip trailer declares 3,145,728 bytes, over the limit/ });
+  // A format without a header bounds what the trailer may claim.
+  assert.throws(() => gunzipBounded(gzipSync(new Uint8Array(40000)), 'batch.bin', gunzip, { atMost: { bytes: 30730, by: 'ten records' } }), {
+    message: /^batch\.bin: the gzip trailer declares 40,000 bytes, more than ten records \(30,730 bytes\)$/,
+  });
   const forged = gzipSync(new Uint8Array(1 << 20));
   new DataView(forged.buffer, forged.byteOffset).setUint32(forged.length - 4, 1000, true);
   assert.throws(() => gunzipBounded(forged, 'forged.gz', gunzip), { message: /^forged\.gz: gzip data inflates past 5,096 bytes although the gzip trailer declares 1,000 bytes/ });
