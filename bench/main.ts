@@ -7,6 +7,7 @@ import { didYouMean } from '../src/cli/options.js';
 /** Each suite lives in bench/<suite>.ts and exports `run`. */
 const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number> }>> = {
   data: () => import('./data.js'),
+  hostile: () => import('./hostile.js'),
   engine: () => import('./engine.js'),
   explain: () => import('./explain.js'),
   act: () => import('./act.js'),

@@ -12,6 +12,9 @@ export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer',
 const PIXELS = 3 * 32 * 32;
 const RECORD = 1 + PIXELS;
 
+/** The largest batch read: all 60,000 CIFAR-10 images in one file (the bound for inflating a gzipped batch). */
+export const CIFAR10_MAX_BATCH_BYTES = 60000 * RECORD;
+
 /**
  * Parses one CIFAR-10 binary batch into a Dataset of [3, 32, 32] items with pixels in [0, 1].
  *
@@ -21,6 +24,9 @@ const RECORD = 1 + PIXELS;
 export function parseCifarBatch(data: Uint8Array | ArrayBuffer, fileName: string): Dataset {
   const bytes = asBytes(data);
   if (bytes.length === 0) throw new DataFormatError(fileName, 'empty CIFAR-10 batch');
+  if (bytes.length > CIFAR10_MAX_BATCH_BYTES) {
+    throw new DataFormatError(fileName, `${bytes.length} bytes is more than all 60,000 CIFAR-10 records (${CIFAR10_MAX_BATCH_BYTES} bytes): not a CIFAR-10 batch`);
+  }
   if (bytes.length % RECORD !== 0) {
     throw new DataFormatError(
       fileName,

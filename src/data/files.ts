@@ -5,10 +5,11 @@
  */
 import { concatDatasets, type Dataset } from './dataset.js';
 import { DataFormatError } from './errors.js';
-import { datasetFromIdx, parseIdx, type IdxArray } from './idx.js';
+import { datasetFromIdx, decodeIdx, type IdxArray } from './idx.js';
+import { gunzipBounded, isGzip, type DataLimits, type Decompress, type Decompressors, type GunzipOptions } from './inflate.js';
 import { datasetFromArrays, parseNpz, type ArrayDatasetOptions } from './npz.js';
 import type { NpyArray } from './npy.js';
-import { parseCifarBatch } from './cifar.js';
+import { CIFAR10_MAX_BATCH_BYTES, parseCifarBatch } from './cifar.js';
 
 export type Split = 'train' | 'test' | 'all';
 
@@ -17,9 +18,27 @@ async function node() {
   return { fs, zlib, path };
 }
 
-/** gzip streams start with 1f 8b. */
-export function isGzip(bytes: Uint8Array): boolean {
-  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
+/**
+ * node:zlib's raw-deflate and gzip decompressors in the bounded form the pure parsers take: they
+ * stop at `maxOutputLength` (zlib's own limit, so the memory is never spent) and return null.
+ *
+ * @example
+ * const { inflateRaw } = await nodeDecompressors();
+ * const arrays = parseNpz(bytes, 'data.npz', inflateRaw, { maxBytes: 2 ** 28 });
+ */
+export async function nodeDecompressors(): Promise<Decompressors> {
+  const { zlib } = await node();
+  const bounded =
+    (run: (b: Uint8Array, o: import('node:zlib').ZlibOptions) => Uint8Array): Decompress =>
+    (compressed, maxOutputLength, partial) => {
+      try {
+        return run(compressed, { maxOutputLength: Math.max(1, maxOutputLength), ...(partial ? { finishFlush: zlib.constants.Z_SYNC_FLUSH } : {}) });
+      } catch (e) {
+        if ((e as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') return null;
+        throw e;
+      }
+    };
+  return { inflateRaw: bounded(zlib.inflateRawSync), gunzip: bounded(zlib.gunzipSync) };
 }
 
 async function readBytes(file: string): Promise<Uint8Array> {
@@ -31,21 +50,19 @@ async function readBytes(file: string): Promise<Uint8Array> {
   }
 }
 
-/** The bytes of a file, gunzipped when it is gzip data (whatever its name). */
-export async function readDataFile(file: string): Promise<Uint8Array> {
-  const { zlib } = await node();
+/**
+ * The bytes of a file, gunzipped when it is gzip data (whatever its name), no further than its
+ * gzip trailer declares and `limits.maxBytes` (default 1 GiB).
+ */
+export async function readDataFile(file: string, limits?: GunzipOptions): Promise<Uint8Array> {
   const bytes = await readBytes(file);
   if (!isGzip(bytes)) return bytes;
-  try {
-    return zlib.gunzipSync(bytes);
-  } catch (e) {
-    throw new DataFormatError(file, `bad gzip data (${(e as Error).message})`);
-  }
+  return gunzipBounded(bytes, file, (await nodeDecompressors()).gunzip, limits);
 }
 
-/** Reads an IDX file, raw or gzipped. */
-export async function loadIdx(file: string): Promise<IdxArray> {
-  return parseIdx(await readDataFile(file), file);
+/** Reads an IDX file, raw or gzipped (inflated no further than its header declares). */
+export async function loadIdx(file: string, limits?: DataLimits): Promise<IdxArray> {
+  return decodeIdx(await readBytes(file), file, (await nodeDecompressors()).gunzip, limits);
 }
 
 /**
@@ -67,14 +84,14 @@ async function findFile(dir: string, base: string): Promise<string | null> {
   return null;
 }
 
-async function loadIdxPair(dir: string, prefix: string, name: string): Promise<Dataset | null> {
+async function loadIdxPair(dir: string, prefix: string, name: string, limits?: DataLimits): Promise<Dataset | null> {
   const imagesFile = await findFile(dir, `${prefix}-images-idx3-ubyte`);
   const labelsFile = await findFile(dir, `${prefix}-labels-idx1-ubyte`);
   if (!imagesFile && !labelsFile) return null;
   if (!imagesFile || !labelsFile) {
     throw new DataFormatError(imagesFile ?? labelsFile!, `found without its ${imagesFile ? 'labels' : 'images'} file (${prefix}-${imagesFile ? 'labels-idx1' : 'images-idx3'}-ubyte[.gz]) in ${dir}`);
   }
-  const [images, labels] = await Promise.all([loadIdx(imagesFile), loadIdx(labelsFile)]);
+  const [images, labels] = await Promise.all([loadIdx(imagesFile, limits), loadIdx(labelsFile, limits)]);
   return datasetFromIdx(images, labels, { images: imagesFile, labels: labelsFile, dataset: name });
 }
 
@@ -102,11 +119,11 @@ export const MNIST_T10K_TRAIN_COUNT = 8000;
  * @example
  * const train = await loadMnist('../shared/data/mnist-t10k', { split: 'train' }); // 8,000 items
  */
-export async function loadMnist(dir: string, options: { split: Split }): Promise<Dataset> {
+export async function loadMnist(dir: string, options: { split: Split } & DataLimits): Promise<Dataset> {
   await listDirectory(dir, 'MNIST');
   const hasTrainFiles = (await findFile(dir, 'train-images-idx3-ubyte')) !== null || (await findFile(dir, 'train-labels-idx1-ubyte')) !== null;
   const pair = async (prefix: 'train' | 't10k', name: string): Promise<Dataset> => {
-    const d = await loadIdxPair(dir, prefix, name);
+    const d = await loadIdxPair(dir, prefix, name, options);
     if (!d) throw new DataFormatError(dir, `no MNIST ${prefix} files: expected ${prefix}-images-idx3-ubyte[.gz] and ${prefix}-labels-idx1-ubyte[.gz]`);
     return d;
   };
@@ -130,9 +147,8 @@ export async function loadMnist(dir: string, options: { split: Split }): Promise
  * @example
  * const arrays = await loadNpz('mnist.npz'); // Map { 'x_train' => ..., 'y_train' => ..., ... }
  */
-export async function loadNpz(file: string): Promise<Map<string, NpyArray>> {
-  const { zlib } = await node();
-  return parseNpz(await readBytes(file), file, (b) => zlib.inflateRawSync(b));
+export async function loadNpz(file: string, limits?: DataLimits): Promise<Map<string, NpyArray>> {
+  return parseNpz(await readBytes(file), file, (await nodeDecompressors()).inflateRaw, limits);
 }
 
 /**
@@ -143,9 +159,9 @@ export async function loadNpz(file: string): Promise<Map<string, NpyArray>> {
  */
 export async function loadNpzDataset(
   file: string,
-  options: { x?: string; y?: string } & Partial<ArrayDatasetOptions> = {},
+  options: { x?: string; y?: string } & Partial<ArrayDatasetOptions> & DataLimits = {},
 ): Promise<Dataset> {
-  const arrays = await loadNpz(file);
+  const arrays = await loadNpz(file, options);
   const xKey = options.x ?? 'x';
   const yKey = options.y ?? 'y';
   const available = [...arrays.keys()].join(', ') || 'none';
@@ -163,7 +179,7 @@ export async function loadNpzDataset(
  * @example
  * const test = await loadCifar10('data/cifar-10-batches-bin', { split: 'test' });
  */
-export async function loadCifar10(dir: string, options: { split: Split }): Promise<Dataset> {
+export async function loadCifar10(dir: string, options: { split: Split } & DataLimits): Promise<Dataset> {
   const { path } = await node();
   const names = await listDirectory(dir, 'CIFAR-10');
   const batchNumber = (f: string) => Number(/^data_batch_(\d+)\.bin$/.exec(f)![1]);
@@ -171,6 +187,8 @@ export async function loadCifar10(dir: string, options: { split: Split }): Promi
   const testFiles = names.filter((f) => f === 'test_batch.bin');
   const files = options.split === 'train' ? trainFiles : options.split === 'test' ? testFiles : [...trainFiles, ...testFiles];
   if (files.length === 0) throw new DataFormatError(dir, `no CIFAR-10 ${options.split} batches (expected data_batch_N.bin / test_batch.bin)`);
-  const parts = await Promise.all(files.map(async (f) => parseCifarBatch(await readDataFile(path.join(dir, f)), path.join(dir, f))));
+  // A gzipped batch has no header declaring its size: its trailer may claim no more than all of CIFAR-10.
+  const limits: GunzipOptions = { maxBytes: options.maxBytes, atMost: { bytes: CIFAR10_MAX_BATCH_BYTES, by: 'all 60,000 CIFAR-10 records' } };
+  const parts = await Promise.all(files.map(async (f) => parseCifarBatch(await readDataFile(path.join(dir, f), limits), path.join(dir, f))));
   return parts.length === 1 ? parts[0]! : concatDatasets(parts, `cifar10-${options.split}`);
 }

@@ -3,12 +3,12 @@
  * synthetic image dataset, transforms and a seeded mini-batch loader producing engine tensors.
  */
 export { Dataset, concatDatasets, itemSizeOf } from './dataset.js';
-export { DataFormatError } from './errors.js';
-export { parseIdx, datasetFromIdx, type IdxArray, type IdxDType } from './idx.js';
+export { DataFormatError, formatShape } from './errors.js';
+export { parseIdx, decodeIdx, idxDeclaredSize, datasetFromIdx, type IdxArray, type IdxDType } from './idx.js';
 export { parseNpy, type NpyArray, type NpyDType } from './npy.js';
 export { listZip, readZip, extractEntry, crc32, type ZipEntry, type InflateRaw } from './zip.js';
 export { parseNpz, datasetFromArrays, type ArrayDatasetOptions } from './npz.js';
-export { parseCifarBatch, CIFAR10_CLASSES } from './cifar.js';
+export { parseCifarBatch, CIFAR10_CLASSES, CIFAR10_MAX_BATCH_BYTES } from './cifar.js';
 export { syntheticShapes, SYNTHETIC_CLASSES, type SyntheticOptions } from './synthetic.js';
 export {
   flipHorizontal,
@@ -20,8 +20,9 @@ export {
 } from './transforms.js';
 export { KeyedRandom, RANDOM_DOMAINS } from './random.js';
 export { DataLoader, type DataLoaderOptions, type ArrayBatch, type TensorBatch } from './loader.js';
+export { isGzip, gunzipBounded, DEFAULT_MAX_DATA_BYTES, INFLATE_SLACK, type DataLimits, type Decompress, type Decompressors, type DeclaredSize, type GunzipOptions } from './inflate.js';
 export {
-  isGzip,
+  nodeDecompressors,
   readDataFile,
   loadIdx,
   loadMnist,
@@ -34,4 +35,4 @@ export {
 export { loadDataset, DATASET_NAMES, type LoadDatasetOptions } from './catalog.js';
 export { loadSplits, type SplitOptions, type Splits } from './splits.js';
 export { parseCsv, encodeTabular, loadTabular, sniffDelimiter, MISSING_LEVEL, type CsvTable, type TabularOptions, type FeatureGroup, type TabularSplit, type TabularDataset } from './tabular.js';
-export { readTabularFile } from './tabular-file.js';
+export { readTabularFile, parseTabularFile } from './tabular-file.js';

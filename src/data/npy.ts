@@ -4,7 +4,7 @@
  * with spaces, then the raw elements. Pure parsing: no Node APIs.
  */
 import { asBytes } from '../util/bytes.js';
-import { DataFormatError } from './errors.js';
+import { clip, DataFormatError, elementCount, formatShape } from './errors.js';
 
 export type NpyDType = 'float32' | 'float64' | 'int8' | 'uint8' | 'int32';
 
@@ -54,16 +54,20 @@ export function parseNpy(data: Uint8Array | ArrayBuffer, fileName: string): NpyA
   const code = descr.slice(1);
   const kind = DESCRS[code];
   if (!kind || !'<>|='.includes(order)) {
-    throw new DataFormatError(fileName, `unsupported .npy dtype '${descr}' (supported: <f4, <f8, |i1, |u1, |b1, <i4, <i8)`);
+    throw new DataFormatError(fileName, `unsupported .npy dtype '${clip(descr)}' (supported: <f4, <f8, |i1, |u1, |b1, <i4, <i8)`);
   }
   const littleEndian = order === '<' || order === '|' || (order === '=' && HOST_LITTLE_ENDIAN);
   if (!littleEndian && kind.bytes > 1) throw new DataFormatError(fileName, `big-endian .npy dtype '${descr}' is not supported: save with '<${code}'`);
   if (fortranOrder && shape.length > 1) throw new DataFormatError(fileName, 'fortran_order arrays are not supported: save a C-ordered array (np.ascontiguousarray)');
 
-  const count = shape.reduce((a, b) => a * b, 1);
+  // Checked against the bytes present before anything is allocated.
+  const count = elementCount(shape);
   const dataEnd = dataStart + count * kind.bytes;
   if (bytes.length < dataEnd) {
-    throw new DataFormatError(fileName, `truncated .npy data: shape (${shape.join(', ')}) of '${descr}' needs ${dataEnd - dataStart} bytes, the file has ${bytes.length - dataStart}`);
+    throw new DataFormatError(fileName, `truncated .npy data: shape ${formatShape(shape, '(', ')')} of '${descr}' needs ${dataEnd - dataStart} bytes, the file has ${bytes.length - dataStart}`);
+  }
+  if (bytes.length > dataEnd) {
+    throw new DataFormatError(fileName, `${bytes.length - dataEnd} unexpected bytes after the .npy data of shape ${formatShape(shape, '(', ')')} of '${descr}'`);
   }
   // Copy into a fresh, aligned buffer: .npy data inside a zip is rarely aligned. (Not slice():
   // on a Node Buffer it is a view into a shared pool.)
@@ -97,21 +101,70 @@ function decodeLittleEndian(raw: Uint8Array, code: string, count: number, fileNa
   }
 }
 
+/**
+ * The header dict, parsed strictly: exactly the keys 'descr' (a string), 'fortran_order'
+ * (True/False) and 'shape' (a tuple of non-negative integers), as Python literals, then only
+ * spaces and the closing newline (anything else is corruption, not something to skip over).
+ */
 function parseHeader(header: string, fileName: string): { descr: string; fortranOrder: boolean; shape: number[] } {
-  const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];
-  const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
-  const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || fortran === undefined || shapeText === undefined) {
-    throw new DataFormatError(fileName, `malformed .npy header ${JSON.stringify(header.trim())}: expected 'descr', 'fortran_order' and 'shape'`);
+  const bad = (why: string): never => {
+    throw new DataFormatError(fileName, `malformed .npy header ${JSON.stringify(clip(header.trim()))}: ${why}`);
+  };
+  let p = 0;
+  const space = () => {
+    while (p < header.length && ' \t\r\n'.includes(header[p]!)) p++;
+  };
+  const expect = (c: string) => {
+    space();
+    if (header[p] !== c) bad(`expected '${c}' at character ${p}`);
+    p++;
+  };
+  const string = (): string => {
+    space();
+    const q = header[p];
+    if (q !== "'" && q !== '"') return bad(`expected a quoted string at character ${p}`);
+    const end = header.indexOf(q, p + 1);
+    if (end < 0) return bad('unterminated string');
+    const text = header.slice(p + 1, end);
+    p = end + 1;
+    return text;
+  };
+  const fields: Record<string, string | boolean | number[]> = {};
+  expect('{');
+  for (;;) {
+    space();
+    if (header[p] === '}') break;
+    const key = string();
+    if (!['descr', 'fortran_order', 'shape'].includes(key)) bad(`unexpected key '${clip(key)}' (expected 'descr', 'fortran_order' and 'shape')`);
+    if (key in fields) bad(`key '${key}' appears twice`);
+    expect(':');
+    space();
+    if (key === 'descr') fields[key] = string();
+    else if (key === 'fortran_order') {
+      const word = /^(True|False)/.exec(header.slice(p, p + 5))?.[1] ?? bad(`'fortran_order' must be True or False`);
+      fields[key] = word === 'True';
+      p += word.length;
+    } else {
+      expect('(');
+      const close = header.indexOf(')', p);
+      if (close < 0) bad("unterminated 'shape' tuple");
+      const shapeText = header.slice(p, close);
+      p = close + 1;
+      const parts = shapeText.trim() === '' ? [] : shapeText.split(',').map((t) => t.trim());
+      if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop(); // (3,) and (2, 3,)
+      fields[key] = parts.map((t) => {
+        const d = /^\d+L?$/.test(t) ? Number(t.replace(/L$/, '')) : NaN;
+        if (!Number.isSafeInteger(d)) throw new DataFormatError(fileName, `malformed .npy shape (${clip(shapeText)})`);
+        return d;
+      });
+    }
+    space();
+    if (header[p] === ',') p++;
+    else if (header[p] !== '}') bad(`expected ',' or '}' at character ${p}`);
   }
-  const shape = shapeText
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '')
-    .map((s) => {
-      const d = Number(s.replace(/L$/, ''));
-      if (!Number.isInteger(d) || d < 0) throw new DataFormatError(fileName, `malformed .npy shape (${shapeText})`);
-      return d;
-    });
-  return { descr, fortranOrder: fortran === 'True', shape };
+  p++;
+  space();
+  if (p !== header.length) bad(`unexpected text after the dict at character ${p}`);
+  if (!('descr' in fields && 'fortran_order' in fields && 'shape' in fields)) bad("expected 'descr', 'fortran_order' and 'shape'");
+  return { descr: fields.descr as string, fortranOrder: fields.fortran_order as boolean, shape: fields.shape as number[] };
 }

@@ -4,23 +4,27 @@
  */
 import { asBytes } from '../util/bytes.js';
 import { Dataset } from './dataset.js';
-import { DataFormatError } from './errors.js';
+import { clip, DataFormatError, formatShape } from './errors.js';
 import { parseNpy, type NpyArray } from './npy.js';
+import type { DataLimits } from './inflate.js';
 import { readZip, type InflateRaw } from './zip.js';
 
 /**
- * Parses an .npz archive into its arrays, keyed by name without the '.npy' suffix.
+ * Parses an .npz archive into its arrays, keyed by name without the '.npy' suffix. Entries are
+ * inflated no further than the sizes the zip directory declares, which must fit under
+ * `limits.maxBytes` (default 1 GiB) together.
  *
  * @example
- * const arrays = parseNpz(bytes, 'mnist.npz', (b) => zlib.inflateRawSync(b));
+ * const { inflateRaw } = await nodeDecompressors();
+ * const arrays = parseNpz(bytes, 'mnist.npz', inflateRaw);
  * arrays.get('x_train'); // { dtype: 'uint8', shape: [60000, 28, 28], data }
  */
-export function parseNpz(data: Uint8Array | ArrayBuffer, fileName: string, inflateRaw: InflateRaw): Map<string, NpyArray> {
+export function parseNpz(data: Uint8Array | ArrayBuffer, fileName: string, inflateRaw: InflateRaw, limits?: DataLimits): Map<string, NpyArray> {
   const bytes = asBytes(data);
   const arrays = new Map<string, NpyArray>();
-  for (const [entryName, data] of readZip(bytes, fileName, inflateRaw)) {
+  for (const [entryName, data] of readZip(bytes, fileName, inflateRaw, limits)) {
     if (!entryName.endsWith('.npy')) continue; // npz archives hold only .npy files; skip stray metadata
-    arrays.set(entryName.slice(0, -4), parseNpy(data, `${fileName}:${entryName}`));
+    arrays.set(entryName.slice(0, -4), parseNpy(data, `${fileName}:${clip(entryName, 80)}`));
   }
   return arrays;
 }
@@ -48,8 +52,8 @@ export interface ArrayDatasetOptions {
 export function datasetFromArrays(xArray: NpyArray, yArray: NpyArray, options: ArrayDatasetOptions): Dataset {
   const xSource = options.xSource ?? `${options.name} x`;
   const ySource = options.ySource ?? `${options.name} y`;
-  if (xArray.shape.length < 2 || xArray.shape.length > 4) throw new DataFormatError(xSource, `x must have rank 2 to 4 ([N, ...]), got shape (${xArray.shape.join(', ')})`);
-  if (yArray.shape.length !== 1) throw new DataFormatError(ySource, `labels must be a vector [N], got shape (${yArray.shape.join(', ')})`);
+  if (xArray.shape.length < 2 || xArray.shape.length > 4) throw new DataFormatError(xSource, `x must have rank 2 to 4 ([N, ...]), got shape ${formatShape(xArray.shape, '(', ')')}`);
+  if (yArray.shape.length !== 1) throw new DataFormatError(ySource, `labels must be a vector [N], got shape ${formatShape(yArray.shape, '(', ')')}`);
   if (yArray.dtype === 'float32' || yArray.dtype === 'float64') throw new DataFormatError(ySource, `labels must be integers, got ${yArray.dtype}`);
   const n = xArray.shape[0]!;
   if (yArray.shape[0] !== n) throw new DataFormatError(ySource, `${yArray.shape[0]} labels for ${n} items in ${xSource}: the counts must match`);

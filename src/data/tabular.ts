@@ -20,6 +20,7 @@
  * - A missing label value is always an error. Labels must take exactly two values; class 1 is
  *   `positive` if given, else the lexicographically larger value ('>50K' for Adult, 'yes' for Bank).
  */
+import { clip } from './errors.js';
 import { Rng } from '../util/rng.js';
 
 /** The level a missing categorical cell is encoded as. */
@@ -46,12 +47,14 @@ export function parseCsv(text: string, delimiter = ','): CsvTable {
   let field = '';
   let quoted = false; // inside a quoted field
   let wasQuoted = false; // current field was quoted (do not trim it)
+  let blank = true; // current field is only whitespace so far (tracked: trimming it at every quote is quadratic)
   let line = 1;
   let recordLine = 1;
   const endField = () => {
     fields.push(wasQuoted ? field : field.trim());
     field = '';
     wasQuoted = false;
+    blank = true;
   };
   const endRecord = () => {
     endField();
@@ -62,14 +65,15 @@ export function parseCsv(text: string, delimiter = ','): CsvTable {
     const c = text[i]!;
     if (quoted) {
       if (c === '"') {
-        if (text[i + 1] === '"') { field += '"'; i++; } else quoted = false;
+        if (text[i + 1] === '"') { field += '"'; i++; } else { quoted = false; blank = field.trim() === ''; }
       } else {
         if (c === '\n') line++;
         field += c;
       }
-    } else if (c === '"' && field.trim() === '') {
+    } else if (c === '"' && blank) {
       quoted = true;
       wasQuoted = true;
+      blank = false;
       field = '';
     } else if (c === delimiter) {
       endField();
@@ -80,6 +84,7 @@ export function parseCsv(text: string, delimiter = ','): CsvTable {
       recordLine = line;
     } else {
       field += c;
+      if (blank && c.trim() !== '') blank = false;
     }
   }
   if (quoted) throw new SyntaxError(`parseCsv: unterminated quoted field starting on line ${recordLine}`);
@@ -223,7 +228,7 @@ export function encodeTabular(table: CsvTable, options: TabularOptions): Tabular
     const numeric = !forcedCategorical.has(name) && textCells === 0;
     // A column of mostly numbers with a stray word is a typo, not a categorical column: say where.
     if (!forcedCategorical.has(name) && textCells > 0 && numericCells > textCells) {
-      throw new RangeError(`encodeTabular: column '${name}', line ${table.lines?.[firstText] ?? firstText + 2}: '${rows[firstText]![c]}' is not a number, but ${numericCells} of the column's ${numericCells + textCells} cells are (fix the cell, mark it missing, or declare the column categorical)`);
+      throw new RangeError(`encodeTabular: column '${name}', line ${table.lines?.[firstText] ?? firstText + 2}: '${clip(rows[firstText]![c]!, 40)}' is not a number, but ${numericCells} of the column's ${numericCells + textCells} cells are (fix the cell, mark it missing, or declare the column categorical)`);
     }
     if (distinct.size <= 1) { dropped.push({ name, reason: 'constant' }); return; }
     const start = columns.length;
@@ -256,6 +261,10 @@ export function encodeTabular(table: CsvTable, options: TabularOptions): Tabular
   if (groups.length === 0) throw new RangeError('encodeTabular: no feature columns left after dropping label, dropped and constant columns');
 
   const width = columns.length;
+  // Checked before allocating: a hostile file can one-hot a column with a level per row.
+  if (rows.length * width * 8 > 2 ** 30) {
+    throw new RangeError(`encodeTabular: the encoded data would be ${rows.length} rows x ${width} columns of float64 (${rows.length * width * 8} bytes), over 1 GiB: does a categorical column have a level per row?`);
+  }
   const encode = (which: number[]): TabularSplit => {
     const x = new Float64Array(which.length * width);
     const y = new Uint8Array(which.length);

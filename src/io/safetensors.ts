@@ -73,23 +73,23 @@ export function decodeSafetensors(data: Uint8Array | ArrayBuffer, source = 'safe
   if (bytes.length < 8) fail(`only ${bytes.length} bytes`);
   const n = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
   if (8 + n > bytes.length) fail(`header length ${n} exceeds the file size ${bytes.length}`);
-  let header: Record<string, any>;
+  let header: unknown;
   try {
     header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, 8 + n)));
   } catch (e) {
     return fail(`header is not JSON (${(e as Error).message})`);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
-  const meta = (header as Record<string, any>).__metadata__ ?? {};
-  if (typeof meta !== 'object' || meta === null || Array.isArray(meta) || !Object.values(meta).every((v) => typeof v === 'string')) fail('__metadata__ must map names to strings');
+  if (!isObject(header)) return fail('header is not a JSON object');
+  const meta = header.__metadata__ ?? {};
+  if (!isObject(meta) || !Object.values(meta).every((v) => typeof v === 'string')) fail('__metadata__ must map names to strings');
   const { [CHECKSUM_KEY]: stored, ...metadata } = meta as Record<string, string>;
   if (stored === undefined && options.requireChecksum) fail(`no '${CHECKSUM_KEY}' checksum in __metadata__ (files written by slimgrad carry one)`);
   const base = 8 + n, dataBytes = bytes.length - base;
   const entries: { name: string; dtype: DType; shape: number[]; begin: number; end: number }[] = [];
   for (const [name, h] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    if (typeof h !== 'object' || h === null) fail(`tensor '${name}': expected {dtype, shape, data_offsets}`);
-    const dtype = FROM_ST[h.dtype];
+    if (!isObject(h)) return fail(`tensor '${name}': expected {dtype, shape, data_offsets}`);
+    const dtype = typeof h.dtype === 'string' && Object.hasOwn(FROM_ST, h.dtype) ? FROM_ST[h.dtype] : undefined;
     if (!dtype) fail(`tensor '${name}' has unsupported dtype ${JSON.stringify(h.dtype)}`);
     const shape = h.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`tensor '${name}': shape must be a list of non-negative integers, got ${JSON.stringify(shape)}`);
@@ -126,6 +126,10 @@ function verifyChecksum(bytes: Uint8Array, headerLength: number, stored: string,
   if (found < 0 || !/^[0-9a-f]{8}$/.test(stored) || new TextDecoder().decode(bytes.subarray(at, at + 8)) !== stored) fail(`field '${CHECKSUM_KEY}' is malformed`);
   const computed = crc32(bytes.subarray(at + 8), crc32(ZEROS, crc32(bytes.subarray(0, at))));
   if (crcHex(computed) !== stored) fail(`checksum: stored CRC-32 ${stored} but the contents give ${crcHex(computed)}: the file is corrupt`);
+}
+
+function isObject(v: unknown): v is Record<string, any> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** First index of `needle` in `hay`, or -1. */

@@ -144,6 +144,44 @@ export function encodeZip(entries: { name: string; data: Uint8Array; deflate: bo
   return concatBytes([...locals, ...centrals, ...tail, eocd]);
 }
 
+/**
+ * A one-entry zip of raw-deflate `body` whose headers declare `declaredSize` uncompressed bytes
+ * (CRC 0): the shape of decompression bombs and lying archives.
+ */
+export function deflatedZipDeclaring(name: string, body: Uint8Array, declaredSize: number): Uint8Array {
+  const n = new TextEncoder().encode(name);
+  const local = new Uint8Array(30 + n.length);
+  const lv = new DataView(local.buffer);
+  lv.setUint32(0, 0x04034b50, true);
+  lv.setUint16(4, 20, true);
+  lv.setUint16(8, 8, true);
+  lv.setUint32(18, body.length, true);
+  lv.setUint32(22, declaredSize >>> 0, true);
+  lv.setUint16(26, n.length, true);
+  local.set(n, 30);
+  const central = new Uint8Array(46 + n.length);
+  const cv = new DataView(central.buffer);
+  cv.setUint32(0, 0x02014b50, true);
+  cv.setUint16(10, 8, true);
+  cv.setUint32(20, body.length, true);
+  cv.setUint32(24, declaredSize >>> 0, true);
+  cv.setUint16(28, n.length, true);
+  central.set(n, 46);
+  const eocd = new Uint8Array(22);
+  const ev = new DataView(eocd.buffer);
+  ev.setUint32(0, 0x06054b50, true);
+  ev.setUint16(8, 1, true);
+  ev.setUint16(10, 1, true);
+  ev.setUint32(12, central.length, true);
+  ev.setUint32(16, local.length + body.length, true);
+  const out = new Uint8Array(local.length + body.length + central.length + eocd.length);
+  out.set(local);
+  out.set(body, local.length);
+  out.set(central, local.length + body.length);
+  out.set(eocd, local.length + body.length + central.length);
+  return out;
+}
+
 /** A CIFAR-10 binary batch: per record, the label byte then 3072 pixel bytes. */
 export function encodeCifarBatch(labels: number[], pixels: (record: number, k: number) => number): Uint8Array {
   const out = new Uint8Array(labels.length * 3073);

@@ -61,7 +61,7 @@ test('loadIdx reads raw and gzipped files alike; a corrupt gzip names the file',
     assert.deepEqual(Array.from(gz.data), [9, 8, 7, 6, 5]);
     assert.deepEqual(gz, raw);
     const broken = writeFile(dir, 'broken-idx1-ubyte.gz', Uint8Array.of(0x1f, 0x8b, 8, 0, 1, 2, 3));
-    await assert.rejects(loadIdx(broken), { name: 'DataFormatError', message: /broken-idx1-ubyte\.gz: bad gzip data/ });
+    await assert.rejects(loadIdx(broken), { name: 'DataFormatError', message: /broken-idx1-ubyte\.gz: corrupt gzip data/ });
     await assert.rejects(loadIdx(`${dir}/missing`), { message: /missing: cannot read/ });
   } finally {
     cleanup();
