@@ -12,7 +12,8 @@ const PIXELS = 3 * 32 * 32;
 const RECORD = 1 + PIXELS;
 
 /**
- * Parses one CIFAR-10 binary batch into a Dataset of [3, 32, 32] items with pixels in [0, 1].
+ * Parses one CIFAR-10 binary batch into a Dataset of [3, 32, 32] items with pixels in [0, 1]
+ * (stored as the file's bytes, divisor 255).
  *
  * @example
  * const test = parseCifarBatch(bytes, 'test_batch.bin'); // 10,000 items
@@ -26,7 +27,7 @@ export function parseCifarBatch(bytes: Uint8Array, fileName: string): Dataset {
     );
   }
   const n = bytes.length / RECORD;
-  const x = new Float32Array(n * PIXELS);
+  const x = new Uint8Array(n * PIXELS);
   const y = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const label = bytes[i * RECORD]!;
@@ -34,7 +35,7 @@ export function parseCifarBatch(bytes: Uint8Array, fileName: string): Dataset {
     y[i] = label;
     const src = i * RECORD + 1;
     const dst = i * PIXELS;
-    for (let k = 0; k < PIXELS; k++) x[dst + k] = bytes[src + k]! / 255;
+    x.set(bytes.subarray(src, src + PIXELS), dst);
   }
-  return new Dataset(x, [3, 32, 32], y, CIFAR10_CLASSES.length, fileName);
+  return new Dataset(x, [3, 32, 32], y, CIFAR10_CLASSES.length, fileName, 255);
 }

@@ -47,7 +47,8 @@ function segmentDistance(px: number, py: number, ax: number, ay: number, bx: num
 }
 
 /**
- * Generates the synthetic shapes dataset: items [channels, size, size] in [0, 1], 10 classes.
+ * Generates the synthetic shapes dataset: items [channels, size, size] in [0, 1], 10 classes,
+ * stored as 8-bit pixels (values k/255, a quarter of the float32 size).
  *
  * @example
  * const data = syntheticShapes({ n: 10000, seed: 1 });
@@ -61,7 +62,7 @@ export function syntheticShapes(options: SyntheticOptions = {}): Dataset {
   if (!(noise >= 0)) throw new RangeError(`syntheticShapes: noise must be >= 0, got ${noise}`);
   const numClasses = SYNTHETIC_CLASSES.length;
   const plane = size * size;
-  const x = new Float32Array(n * channels * plane);
+  const x = new Uint8Array(n * channels * plane); // 8-bit pixels, like an image file
   const y = new Int32Array(n);
   const coverage = new Float32Array(plane);
   const rng = new KeyedRandom(seed, RANDOM_DOMAINS.synthetic);
@@ -88,10 +89,10 @@ export function syntheticShapes(options: SyntheticOptions = {}): Dataset {
       const amplitude = 2 * Math.sqrt(3) * noise;
       for (let p = 0; p < plane; p++) {
         const v = bg + (fg - bg) * coverage[p]! + (noise > 0 ? amplitude * (rng.uniform() - 0.5) : 0);
-        x[base + p] = Math.max(0, Math.min(1, v));
+        x[base + p] = Math.round(255 * Math.max(0, Math.min(1, v)));
       }
     }
   }
   const name = `synthetic-shapes-${size}x${size}x${channels}`;
-  return new Dataset(x, [channels, size, size], y, numClasses, name);
+  return new Dataset(x, [channels, size, size], y, numClasses, name, 255);
 }

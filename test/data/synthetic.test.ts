@@ -23,7 +23,7 @@ test('syntheticShapes is class-balanced, in [0, 1], with the requested geometry'
     assert.deepEqual(Array.from(d.classCounts()), new Array(10).fill(20));
     assert.deepEqual(Array.from(d.subset(0, 100).classCounts()), new Array(10).fill(10));
     let min = Infinity, max = -Infinity;
-    for (const v of d.x) {
+    for (const v of d.values()) {
       min = Math.min(min, v);
       max = Math.max(max, v);
     }

@@ -39,7 +39,7 @@ export const infer: Command = {
     let correct = 0, ms = 0;
     for (let start = 0; start < limit; start += batch) {
       const n = Math.min(batch, limit - start);
-      const x = testSet.x.subarray(start * testSet.itemSize, (start + n) * testSet.itemSize);
+      const x = testSet.values(start, start + n);
       const t0 = performance.now();
       const out = runDeployed(model, x, [n, ...testSet.itemShape]);
       ms += performance.now() - t0;
