@@ -139,7 +139,7 @@ export function fit(model: Module, train: Dataset, test: Dataset | null, o: FitO
     lastLoss = lossSum / Math.max(1, seen);
     const trainSeconds = (performance.now() - te) / 1000;
     trainTime += trainSeconds;
-    lastEval = test ? evaluate(model, test) : null;
+    lastEval = test ? evaluate(model, test, o.batchSize) : null; // the training batch: evaluation never needs more memory than a step
     const rep = { epoch, trainLoss: lastLoss, testAccuracy: lastEval?.accuracy ?? null, seconds: trainSeconds };
     epochs.push(rep);
     o.onEpoch?.(rep);

@@ -11,6 +11,7 @@ import { fit, type Progress } from '../../train/trainer.js';
 import { Compression, parseMode, type ActMode } from '../../compress/index.js';
 import { applyQuantPreset, withConstraints } from '../../quant/models.js';
 import { printJson, UsageError, type Command } from '../command.js';
+import { arena, ArenaLimitError, parseByteSize, setMemoryLimit } from '../../core/arena.js';
 
 /** Loads a named dataset as [train, test]. MNIST with only the t10k files: first 8,000 train, last 2,000 test. */
 export async function loadData(name: string, dir: string | undefined, seed: number): Promise<[Dataset, Dataset]> {
@@ -53,12 +54,23 @@ const MiB = 1024 * 1024;
 /** One line of progress, redrawn in place on a terminal. */
 function progressLine(p: Progress): string {
   const width = 24, done = Math.round((p.batch / p.batches) * width);
-  return `epoch ${p.epoch + 1}/${p.epochs} [${'#'.repeat(done)}${'.'.repeat(width - done)}] ${p.batch}/${p.batches} loss ${p.loss.toFixed(4)} ${p.samplesPerSec.toFixed(0)} samples/s mem ${(p.liveBytes / MiB).toFixed(1)} MiB saved ${(p.savedBytes / MiB).toFixed(1)} MiB`;
+  return `epoch ${p.epoch + 1}/${p.epochs} [${'#'.repeat(done)}${'.'.repeat(width - done)}] ${p.batch}/${p.batches} loss ${p.loss.toFixed(4)} ${p.samplesPerSec.toFixed(0)} samples/s process ${(process.memoryUsage.rss() / MiB).toFixed(0)} MiB (tensors ${(p.liveBytes / MiB).toFixed(1)}, saved ${(p.savedBytes / MiB).toFixed(1)})`;
+}
+
+/** Runs training; an allocation over --memory-limit or past 4 GiB becomes one line naming the batch and mode. */
+function runFit<T>(batchSize: number, mode: ActMode, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (!(e instanceof ArenaLimitError)) throw e;
+    const smaller = mode === 'int2' ? 'a smaller --batch-size' : `a smaller --batch-size or --act ${mode === 'off' || mode === 'fp16' || mode === 'int8' ? 'int4 or int2' : 'int2'} (compressed activations)`;
+    throw new UsageError(`train: ${e.message} at --batch-size ${batchSize} with --act ${mode}; ${smaller} needs less`);
+  }
 }
 
 export const train: Command = {
   name: 'train',
-  summary: 'train a model: --model mlp|lenet|vgg-small|resnet20|transformer --data synthetic|synthetic-rgb|mnist|cifar10|FILE.npz [--act off|fp16|int8|int4|int2|division] [--quant bnn|xnor|bwn|twn|w8a8] [--json]',
+  summary: 'train a model: --model mlp|lenet|vgg-small|resnet20|transformer --data synthetic|synthetic-rgb|mnist|cifar10|FILE.npz [--act off|fp16|int8|int4|int2|division] [--quant bnn|xnor|bwn|twn|w8a8] [--memory-limit 256MiB] [--json]',
   async run(args) {
     const { values } = parseArgs({
       args,
@@ -77,6 +89,7 @@ export const train: Command = {
         act: { type: 'string', default: 'off' },
         quant: { type: 'string' },
         json: { type: 'boolean', default: false },
+        'memory-limit': { type: 'string' },
       },
       strict: true,
     });
@@ -84,6 +97,13 @@ export const train: Command = {
     const epochs = number('epochs', values.epochs!, true), batchSize = number('batch-size', values['batch-size']!, true);
     const lr = number('lr', values.lr!), seed = number('seed', values.seed!, true), wd = number('weight-decay', values['weight-decay']!);
     if (epochs < 1 || batchSize < 1 || !(lr > 0)) throw new UsageError('--epochs and --batch-size must be >= 1 and --lr > 0');
+    if (values['memory-limit'] !== undefined) {
+      try {
+        setMemoryLimit(parseByteSize(values['memory-limit'], '--memory-limit'));
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+    }
     const [trainSet, testSet] = await loadData(values.data!, values['data-dir'], seed);
     let model: Module;
     try {
@@ -107,7 +127,8 @@ export const train: Command = {
     if (!values.json) {
       console.log(`training ${values.model} (${model.parameterCount()} parameters) on ${values.data}: ${trainSet.length} train / ${testSet.length} test items, backend ${getBackend()}, activation compression ${actMode}`);
     }
-    const report = fit(model, trainSet, testSet, {
+    const baseRssBytes = process.memoryUsage.rss(); // after import, data load and model build
+    const report = runFit(batchSize, actMode, () => fit(model, trainSet, testSet, {
       epochs, batchSize, optimizer, seed,
       wrapForward: (fn) => act.run(fn),
       schedule: makeSchedule(values.schedule!, lr, steps),
@@ -116,19 +137,23 @@ export const train: Command = {
         if (tty) process.stderr.write('\n');
         console.log(`epoch ${e.epoch + 1}: train loss ${e.trainLoss.toFixed(4)}, test accuracy ${((e.testAccuracy ?? 0) * 100).toFixed(2)}%, ${e.seconds.toFixed(1)} s`);
       },
-    });
+    }));
+    // Memory as the user sees it: the process's peak resident set (what /usr/bin/time reports),
+    // its resident set before the first step, and the arena's high-water next to the ledger.
+    const peakRssBytes = process.resourceUsage().maxRSS * 1024, arenaHighWaterBytes = arena().highWaterBytes;
     if (values.save) saveModule(model, values.save, { model: values.model!, data: values.data! });
     const out = {
       model: values.model, data: values.data, act: actMode, quant: values.quant ?? null, epochs, batchSize, lr, optimizer: values.optimizer, seed, backend: getBackend(),
       parameters: model.parameterCount(),
       testAccuracy: report.testAccuracy, testLoss: report.testLoss, trainLoss: report.trainLoss,
       samplesPerSec: report.samplesPerSec, peakSavedBytes: report.peakSavedBytes, peakBytes: report.peakBytes,
+      arenaHighWaterBytes, peakRssBytes, baseRssBytes, memoryLimitBytes: Number.isFinite(arena().limitBytes) ? arena().limitBytes : null,
       seconds: report.seconds, steps: report.steps,
     };
     if (values.json) printJson(out);
     else {
       console.log(`test accuracy ${((report.testAccuracy ?? 0) * 100).toFixed(2)}%  train loss ${report.trainLoss.toFixed(4)}  ${report.samplesPerSec.toFixed(0)} samples/s`);
-      console.log(`peak saved-for-backward ${(report.peakSavedBytes / MiB).toFixed(2)} MiB, peak tracked memory ${(report.peakBytes / MiB).toFixed(2)} MiB${values.save ? `, saved model to ${values.save}` : ''}`);
+      console.log(`peak saved-for-backward ${(report.peakSavedBytes / MiB).toFixed(2)} MiB, peak tracked memory ${(report.peakBytes / MiB).toFixed(2)} MiB, arena high-water ${(arenaHighWaterBytes / MiB).toFixed(1)} MiB, process peak ${(peakRssBytes / MiB).toFixed(0)} MiB (${(baseRssBytes / MiB).toFixed(0)} MiB before training)${values.save ? `, saved model to ${values.save}` : ''}`);
     }
     model.dispose();
     optimizer.dispose();
