@@ -71,3 +71,11 @@ test('syntheticShapes is learnable: even a linear classifier beats 90 % after 3 
   const accuracy = softmaxRegressionAccuracy(train, test_, 3, 0.05);
   assert.ok(accuracy > 0.9, `accuracy ${accuracy}`);
 });
+
+test('syntheticShapes({ start }) generates items [start, start + n) of the same sequence', () => {
+  const all = syntheticShapes({ n: 30, seed: 6, size: 8, channels: 3 });
+  const tail = syntheticShapes({ n: 12, start: 18, seed: 6, size: 8, channels: 3 });
+  assert.deepEqual(tail.x, all.x.subarray(18 * 192));
+  assert.deepEqual(tail.y, all.y.subarray(18));
+  assert.throws(() => syntheticShapes({ start: -1 }), /start must be a non-negative integer/);
+});
