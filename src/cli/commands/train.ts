@@ -64,7 +64,7 @@ function runFit<T>(batchSize: number, mode: ActMode, fn: () => T): T {
   } catch (e) {
     if (!(e instanceof ArenaLimitError)) throw e;
     const smaller = mode === 'int2' ? 'a smaller --batch-size' : `a smaller --batch-size or --act ${mode === 'off' || mode === 'fp16' || mode === 'int8' ? 'int4 or int2' : 'int2'} (compressed activations)`;
-    throw new UsageError(`train: ${e.message} at --batch-size ${batchSize} with --act ${mode}; ${smaller} needs less`);
+    throw new UsageError(`${e.message} at --batch-size ${batchSize} with --act ${mode}; ${smaller} needs less`);
   }
 }
 
