@@ -131,7 +131,7 @@ function accuracy(d: DeployedModel, data: Dataset): number {
   let correct = 0;
   for (let start = 0; start < data.length; start += 200) {
     const n = Math.min(200, data.length - start);
-    const out = runDeployed(d, data.x.subarray(start * data.itemSize, (start + n) * data.itemSize), [n, ...data.itemShape]);
+    const out = runDeployed(d, data.values(start, start + n), [n, ...data.itemShape]);
     for (let i = 0; i < n; i++) {
       const row = out.data.subarray(i * 10, i * 10 + 10);
       if (row.indexOf(Math.max(...row)) === data.y[start + i]) correct++;
@@ -181,7 +181,7 @@ export async function run(args: string[]): Promise<number> {
   const sizeRows: { model: string; preset: string; packedBytes: number; floatBytes: number; summaryBytes: number; ratio: number }[] = [];
   const latencyRows: { model: string; preset: string; packedMs: number; floatMs: number; fakeQuantMs: number; speedup: number }[] = [];
   const batch = 32;
-  const x = testSet.x.subarray(0, batch * testSet.itemSize);
+  const x = testSet.values(0, batch);
   for (const preset of presets) {
     const model = applyQuantPreset(MODEL, preset, seed);
     // One forward initialises data-dependent quantizer state (LSQ steps) before conversion.

@@ -17,6 +17,7 @@ export { Tensor, fromValues } from './core/tensor.js';
 export type { DType } from './core/dtype.js';
 export { scope, scopeAsync, keep } from './core/scope.js';
 export { memory, resetPeakMemory, type MemoryReport, type Category } from './core/ledger.js';
+export { arena, setMemoryLimit, parseByteSize, ArenaLimitError, ARENA_MAX_BYTES } from './core/arena.js';
 export { ShapeError } from './core/shape.js';
 export { Rng } from './util/rng.js';
 

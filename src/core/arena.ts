@@ -3,22 +3,66 @@
  * write them in place (no copies across the JS/wasm boundary) and worker threads can share them.
  *
  * Allocation is done here, in TypeScript, never inside wasm (the AssemblyScript runtime is not
- * thread-safe). Blocks are 64-byte aligned (cache lines, SIMD loads, Float64Array views) and
- * recycled through exact-size free lists: a training loop allocates the same shapes every step,
- * so after the first step nearly every request is served from a free list.
+ * thread-safe). Blocks are 64-byte aligned (cache lines, SIMD loads, Float64Array views).
+ *
+ * Free space is one address-ordered list of blocks, coalesced with both neighbours on every free;
+ * a free block that reaches the top of the used space is given back to the top. A request takes
+ * a free block that holds it (see `alloc` for which) and splits off the rest, so space freed by
+ * one size serves any other: under activation compression
+ * a step allocates many differently sized packed blocks, and exact-size recycling fragmented
+ * them (the high-water ran ~90% above the live peak). Bytes are handed out as they are (never
+ * zero-filled here): whoever needs zeros fills them (see Storage).
+ *
+ * `limitBytes` caps the used address space (`--memory-limit`): a request that would take the top
+ * past it throws an ArenaLimitError instead of growing memory.
  */
 
 const PAGE = 65536;
 const ALIGN = 64;
 const MAX_PAGES = 65536; // 4 GiB: the wasm32 address space
+/** Bytes a wasm32 arena can ever address. */
+export const ARENA_MAX_BYTES = MAX_PAGES * PAGE;
+
+const MiB = 2 ** 20;
+const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
+
+/** An allocation the arena cannot serve: over `limitBytes`, or past the 4 GiB wasm32 address space. */
+export class ArenaLimitError extends RangeError {
+  constructor(
+    /** The block size that was requested (after alignment). */
+    readonly requestBytes: number,
+    /** Bytes in use (live blocks) when it was requested. */
+    readonly inUseBytes: number,
+    /** The cap that was hit: `limitBytes`, or 4 GiB. */
+    readonly limitBytes: number,
+    /** True when the cap is the wasm32 address space rather than a memory limit. */
+    readonly addressSpace: boolean,
+    what = `${mib(requestBytes)}`,
+  ) {
+    super(addressSpace
+      ? `out of memory: ${what} does not fit in the 4 GiB WebAssembly (wasm32) address space (${mib(inUseBytes)} in use)`
+      : `out of memory: ${what} would take the arena past the memory limit of ${mib(limitBytes)} (${mib(inUseBytes)} in use)`);
+    this.name = 'ArenaLimitError';
+  }
+
+  /** The same error with a description of what was being allocated (a tensor, a workspace). */
+  describing(what: string): ArenaLimitError {
+    return new ArenaLimitError(this.requestBytes, this.inUseBytes, this.limitBytes, this.addressSpace, what);
+  }
+}
 
 export class Arena {
   readonly memory: WebAssembly.Memory;
   readonly shared: boolean;
   private top = ALIGN; // offset 0 stays unused so that 0 can mean "null pointer"
-  private readonly freeLists = new Map<number, number[]>();
+  private highWater = ALIGN;
+  /** Start offsets of the free blocks, ascending; `freeSize[i]` is the size of block `freeStart[i]`. */
+  private freeStart: number[] = [];
+  private freeSize: number[] = [];
   /** Bytes handed out and not yet freed (block sizes, i.e. including alignment padding). */
   reservedBytes = 0;
+  /** Cap on the used address space in bytes (`Infinity`: up to the 4 GiB wasm32 limit). */
+  limitBytes = Infinity;
 
   constructor(initialPages = 256) {
     let memory: WebAssembly.Memory;
@@ -43,47 +87,119 @@ export class Arena {
     return Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
   }
 
-  /** Returns the byte offset of a block of at least `bytes` bytes, 64-byte aligned. */
-  alloc(bytes: number): number {
+  /**
+   * Returns the byte offset of a block of at least `bytes` bytes, 64-byte aligned. `lifetime` is
+   * a placement hint: 'short' blocks (activations, workspace: freed within a step) take the first
+   * free block that holds them, from its low end; 'long' blocks (parameters, saved-for-backward
+   * values, state) take the best-fitting block, from its high end. Keeping the churn of
+   * short-lived blocks low and long-lived ones apart lets freed neighbours coalesce (on the
+   * ResNet-20 int2 step trace this gives a high-water 8% lower than plain best-fit).
+   */
+  alloc(bytes: number, lifetime: 'short' | 'long' = 'long'): number {
     if (!Number.isFinite(bytes) || bytes < 0) throw new RangeError(`arena: cannot allocate ${bytes} bytes`);
     const size = Arena.blockSize(bytes);
-    const list = this.freeLists.get(size);
-    if (list && list.length > 0) {
-      this.reservedBytes += size;
-      return list.pop()!;
+    const at = lifetime === 'short' ? this.firstFit(size) : this.bestFit(size);
+    this.reservedBytes += size;
+    if (at >= 0) {
+      const start = this.freeStart[at]!, rest = this.freeSize[at]! - size;
+      if (rest === 0) {
+        this.freeStart.splice(at, 1);
+        this.freeSize.splice(at, 1);
+        return start;
+      }
+      this.freeSize[at] = rest;
+      if (lifetime === 'long') return start + rest;
+      this.freeStart[at] = start + size;
+      return start;
     }
     const ptr = this.top;
     const end = ptr + size;
+    if (end > this.limitBytes || end > ARENA_MAX_BYTES) {
+      this.reservedBytes -= size;
+      throw new ArenaLimitError(size, this.reservedBytes, Math.min(this.limitBytes, ARENA_MAX_BYTES), end > ARENA_MAX_BYTES && this.limitBytes >= ARENA_MAX_BYTES);
+    }
     if (end > this.memory.buffer.byteLength) this.grow(end);
     this.top = end;
-    this.reservedBytes += size;
+    if (end > this.highWater) this.highWater = end;
     return ptr;
   }
 
-  free(ptr: number, bytes: number): void {
-    const size = Arena.blockSize(bytes);
-    let list = this.freeLists.get(size);
-    if (!list) this.freeLists.set(size, (list = []));
-    list.push(ptr);
-    this.reservedBytes -= size;
+  private firstFit(size: number): number {
+    for (let i = 0; i < this.freeSize.length; i++) if (this.freeSize[i]! >= size) return i;
+    return -1;
   }
 
-  /** Bytes of address space in use, free-listed blocks included (the arena's high-water mark). */
+  private bestFit(size: number): number {
+    let best = -1;
+    for (let i = 0, bestSize = Infinity; i < this.freeSize.length; i++) {
+      const s = this.freeSize[i]!;
+      if (s >= size && s < bestSize) {
+        best = i;
+        bestSize = s;
+        if (s === size) break;
+      }
+    }
+    return best;
+  }
+
+  free(ptr: number, bytes: number): void {
+    let start = ptr, size = Arena.blockSize(bytes);
+    this.reservedBytes -= size;
+    // Insertion point: the first free block above ptr.
+    let lo = 0, hi = this.freeStart.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.freeStart[mid]! < ptr) lo = mid + 1;
+      else hi = mid;
+    }
+    let at = lo, remove = 0;
+    if (at > 0 && this.freeStart[at - 1]! + this.freeSize[at - 1]! === start) {
+      at--; // merge with the block below
+      start = this.freeStart[at]!;
+      size += this.freeSize[at]!;
+      remove++;
+    }
+    if (lo < this.freeStart.length && ptr + Arena.blockSize(bytes) === this.freeStart[lo]!) {
+      size += this.freeSize[lo]!; // merge with the block above
+      remove++;
+    }
+    if (start + size === this.top) {
+      this.top = start; // the top of the used space moves down
+      this.freeStart.splice(at, remove);
+      this.freeSize.splice(at, remove);
+    } else {
+      this.freeStart.splice(at, remove, start);
+      this.freeSize.splice(at, remove, size);
+    }
+  }
+
+  /** The highest end of the used address space since creation or `resetHighWater` (the arena's high-water mark). */
   get highWaterBytes(): number {
+    return this.highWater;
+  }
+
+  /** End of the address space in use now (live blocks and the free holes between them). */
+  get usedBytes(): number {
     return this.top;
+  }
+
+  /** Free blocks below the top: `[offset, size]` pairs in address order (for tests and reports). */
+  freeBlocks(): [number, number][] {
+    return this.freeStart.map((s, i) => [s, this.freeSize[i]!]);
+  }
+
+  /** Starts a new high-water window at the current top. */
+  resetHighWater(): void {
+    this.highWater = this.top;
   }
 
   private grow(end: number): void {
     const have = this.memory.buffer.byteLength;
-    // Double (amortized O(1) growth) but never past the wasm32 limit.
-    const wantBytes = Math.max(end, Math.min(have * 2, MAX_PAGES * PAGE));
-    const pages = Math.ceil((wantBytes - have) / PAGE);
-    if (have / PAGE + pages > MAX_PAGES) {
-      throw new RangeError(
-        `arena: out of memory: need ${end} bytes but the WebAssembly address space ends at 4 GiB`,
-      );
-    }
-    this.memory.grow(pages);
+    // Double (amortized O(1) growth) but never past the wasm32 limit or the memory limit
+    // (pages that are reserved but never touched cost no process memory, but a cap is a cap).
+    const cap = Math.min(ARENA_MAX_BYTES, Number.isFinite(this.limitBytes) ? Math.ceil(this.limitBytes / PAGE) * PAGE : ARENA_MAX_BYTES);
+    const wantBytes = Math.max(end, Math.min(have * 2, cap));
+    this.memory.grow(Math.ceil((wantBytes - have) / PAGE));
   }
 }
 
@@ -92,4 +208,41 @@ let defaultArena: Arena | undefined;
 /** The process-wide arena every tensor is allocated from. */
 export function arena(): Arena {
   return (defaultArena ??= new Arena());
+}
+
+/**
+ * Caps the process-wide arena at `bytes` (`Infinity` removes the cap): an allocation that would
+ * take its used address space past the cap throws an ArenaLimitError naming the tensor.
+ *
+ * @example
+ * ```ts
+ * import { setMemoryLimit, parseByteSize } from 'slimgrad';
+ * setMemoryLimit(parseByteSize('256MiB'));
+ * ```
+ */
+export function setMemoryLimit(bytes: number): void {
+  if (!(bytes > 0)) throw new RangeError(`setMemoryLimit: expected a positive number of bytes, got ${bytes}`);
+  const a = arena();
+  if (a.usedBytes > bytes) throw new RangeError(`setMemoryLimit: ${mib(a.usedBytes)} of the arena is already in use, more than the limit of ${mib(bytes)}`);
+  a.limitBytes = bytes;
+}
+
+const UNITS: Record<string, number> = { '': 1, b: 1, k: 1e3, kb: 1e3, kib: 2 ** 10, m: 1e6, mb: 1e6, mib: 2 ** 20, g: 1e9, gb: 1e9, gib: 2 ** 30 };
+
+/**
+ * Parses a byte size: a plain number of bytes or a number with a unit (`256MiB`, `1.5GiB`,
+ * `500MB`, `64k`); binary units (KiB/MiB/GiB) are powers of 1024, decimal ones powers of 1000.
+ *
+ * @example
+ * ```ts
+ * parseByteSize('256MiB'); // 268435456
+ * ```
+ */
+export function parseByteSize(text: string, what = 'size'): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(text);
+  const unit = m ? UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined || !(Number(m[1]) > 0)) {
+    throw new RangeError(`${what}: expected a positive size in bytes such as 268435456, 256MiB or 1GiB, got '${text}'`);
+  }
+  return Math.floor(Number(m[1]) * unit);
 }

@@ -30,7 +30,7 @@ export class Storage {
     zeroed = true,
   ) {
     this.byteLength = length * DTYPES[dtype].bytes;
-    this.ptr = arena().alloc(this.byteLength);
+    this.ptr = arena().alloc(this.byteLength, category === 'activation' || category === 'workspace' ? 'short' : 'long');
     if (zeroed) new Uint8Array(arena().buffer, this.ptr, this.byteLength).fill(0);
     this.booked = category;
     ledger.add(category, this.byteLength);

@@ -1,3 +1,4 @@
+import { ArenaLimitError } from './arena.js';
 import { DTYPES, type AnyTypedArray, type DType } from './dtype.js';
 import type { Category } from './ledger.js';
 import { contiguousStrides, fmt, numel, type Shape } from './shape.js';
@@ -69,7 +70,14 @@ export class Tensor {
     for (const d of shape) {
       if (!Number.isInteger(d) || d < 0) throw new RangeError(`invalid shape ${fmt(shape)}: dimensions must be non-negative integers`);
     }
-    return new Tensor(new Storage(dtype, numel(shape), category, zeroed), shape);
+    let storage: Storage;
+    try {
+      storage = new Storage(dtype, numel(shape), category, zeroed);
+    } catch (e) {
+      if (e instanceof ArenaLimitError) throw e.describing(`${category} tensor ${dtype} ${fmt(shape)} (${(numel(shape) * DTYPES[dtype].bytes / 2 ** 20).toFixed(1)} MiB)`);
+      throw e;
+    }
+    return new Tensor(storage, shape);
   }
 
   get dtype(): DType {

@@ -11,7 +11,6 @@ import { syntheticShapes } from './synthetic.js';
 const SYNTHETIC_ITEMS = 10000;
 const SYNTHETIC_TRAIN = 8000;
 
-let lastSynthetic: { key: string; all: Dataset } | null = null;
 
 export const DATASET_NAMES = ['synthetic', 'synthetic-rgb', 'mnist', 'cifar10', '<file>.npz'] as const;
 
@@ -38,12 +37,11 @@ export interface LoadDatasetOptions {
 export async function loadDataset(name: string, options: LoadDatasetOptions): Promise<Dataset> {
   const { split, dataDir, seed = 0 } = options;
   if (name === 'synthetic' || name === 'synthetic-rgb') {
-    // The last generated set is kept: train and test (and repeated runs in one process) share it.
-    if (lastSynthetic?.key !== `${name}:${seed}`) {
-      lastSynthetic = { key: `${name}:${seed}`, all: syntheticShapes(name === 'synthetic' ? { n: SYNTHETIC_ITEMS, seed } : { n: SYNTHETIC_ITEMS, seed, size: 32, channels: 3 }) };
-    }
-    const all = lastSynthetic.all;
-    return split === 'train' ? all.subset(0, SYNTHETIC_TRAIN, `${all.name}-train`) : split === 'test' ? all.subset(SYNTHETIC_TRAIN, SYNTHETIC_ITEMS, `${all.name}-test`) : all;
+    // Only the split's items are generated (item i depends only on (seed, i)).
+    const [start, end] = split === 'train' ? [0, SYNTHETIC_TRAIN] : split === 'test' ? [SYNTHETIC_TRAIN, SYNTHETIC_ITEMS] : [0, SYNTHETIC_ITEMS];
+    const geometry = name === 'synthetic' ? {} : { size: 32, channels: 3 as const };
+    const d = syntheticShapes({ n: end - start, start, seed, ...geometry });
+    return split === 'all' ? d : d.subset(0, d.length, `${d.name}-${split}`);
   }
   if (name.endsWith('.npz')) {
     if (split === 'all') throw new DataFormatError(name, "split 'all' is not defined for .npz files: load 'train' and 'test'");

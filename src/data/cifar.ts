@@ -16,7 +16,8 @@ const RECORD = 1 + PIXELS;
 export const CIFAR10_MAX_BATCH_BYTES = 60000 * RECORD;
 
 /**
- * Parses one CIFAR-10 binary batch into a Dataset of [3, 32, 32] items with pixels in [0, 1].
+ * Parses one CIFAR-10 binary batch into a Dataset of [3, 32, 32] items with pixels in [0, 1]
+ * (stored as the file's bytes, divisor 255).
  *
  * @example
  * const test = parseCifarBatch(bytes, 'test_batch.bin'); // 10,000 items
@@ -34,7 +35,7 @@ export function parseCifarBatch(data: Uint8Array | ArrayBuffer, fileName: string
     );
   }
   const n = bytes.length / RECORD;
-  const x = new Float32Array(n * PIXELS);
+  const x = new Uint8Array(n * PIXELS);
   const y = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const label = bytes[i * RECORD]!;
@@ -42,7 +43,7 @@ export function parseCifarBatch(data: Uint8Array | ArrayBuffer, fileName: string
     y[i] = label;
     const src = i * RECORD + 1;
     const dst = i * PIXELS;
-    for (let k = 0; k < PIXELS; k++) x[dst + k] = bytes[src + k]! / 255;
+    x.set(bytes.subarray(src, src + PIXELS), dst);
   }
-  return new Dataset(x, [3, 32, 32], y, CIFAR10_CLASSES.length, fileName);
+  return new Dataset(x, [3, 32, 32], y, CIFAR10_CLASSES.length, fileName, 255);
 }

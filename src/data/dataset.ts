@@ -1,7 +1,13 @@
 /**
  * In-memory classification datasets: N items of one shape (e.g. [1, 28, 28] for MNIST, [3, 32, 32]
- * for CIFAR, [d] for feature vectors) stored back to back in one Float32Array, with int32 labels.
+ * for CIFAR, [d] for feature vectors) stored back to back in one typed array, with int32 labels.
+ * Images keep their file's 8-bit pixels (a Uint8Array with `divisor` 255, a quarter of the float
+ * size) and are converted to float32 one batch at a time (`copyItem`, `values`); feature data is
+ * stored as float32 with divisor 1.
  */
+
+/** What a dataset stores its values in. */
+export type DatasetValues = Float32Array | Uint8Array;
 
 /** Row-major element count of one item. */
 export function itemSizeOf(itemShape: readonly number[]): number {
@@ -20,6 +26,7 @@ export function itemSizeOf(itemShape: readonly number[]): number {
  * const all = await loadMnist('../shared/data/mnist-t10k', { split: 'all' });
  * const [train, test] = all.split(8000);       // first 8,000 / last 2,000
  * train.item(0);                               // { x: Float32Array(784), y: 7 }
+ * train.x;                                     // Uint8Array(6272000): the file's pixels, divisor 255
  */
 export class Dataset {
   /** Number of items. */
@@ -29,14 +36,17 @@ export class Dataset {
   readonly itemShape: readonly number[];
 
   constructor(
-    /** All items back to back, row-major: item i is x[i*itemSize, (i+1)*itemSize). */
-    readonly x: Float32Array,
+    /** All items back to back, row-major: item i is x[i*itemSize, (i+1)*itemSize), stored values. */
+    readonly x: DatasetValues,
     itemShape: readonly number[],
     /** Label of each item, in [0, numClasses). */
     readonly y: Int32Array,
     readonly numClasses: number,
     readonly name: string,
+    /** An item's float32 values are its stored values divided by this (255 for 8-bit pixels). */
+    readonly divisor = 1,
   ) {
+    if (!(divisor > 0)) throw new RangeError(`dataset '${name}': divisor must be positive, got ${divisor}`);
     this.itemShape = Object.freeze([...itemShape]);
     this.itemSize = itemSizeOf(itemShape);
     this.length = y.length;
@@ -57,7 +67,7 @@ export class Dataset {
     if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > this.length || start > end) {
       throw new RangeError(`dataset '${this.name}': subset(${start}, ${end}) is outside [0, ${this.length}]`);
     }
-    return new Dataset(this.x.subarray(start * this.itemSize, end * this.itemSize), this.itemShape, this.y.subarray(start, end), this.numClasses, name);
+    return new Dataset(this.x.subarray(start * this.itemSize, end * this.itemSize), this.itemShape, this.y.subarray(start, end), this.numClasses, name, this.divisor);
   }
 
   /** The first `at` items and the rest, in order (no copy). */
@@ -67,7 +77,7 @@ export class Dataset {
 
   /** The items at `indices`, copied, in that order. */
   select(indices: ArrayLike<number>, name = `${this.name}[selection]`): Dataset {
-    const x = new Float32Array(indices.length * this.itemSize);
+    const x = new (this.x.constructor as new (n: number) => DatasetValues)(indices.length * this.itemSize);
     const y = new Int32Array(indices.length);
     for (let j = 0; j < indices.length; j++) {
       const i = indices[j]!;
@@ -75,13 +85,37 @@ export class Dataset {
       x.set(this.x.subarray(i * this.itemSize, (i + 1) * this.itemSize), j * this.itemSize);
       y[j] = this.y[i]!;
     }
-    return new Dataset(x, this.itemShape, y, this.numClasses, name);
+    return new Dataset(x, this.itemShape, y, this.numClasses, name, this.divisor);
   }
 
-  /** Item i: a view of its values and its label. */
+  /** Item i: its float32 values (a view when stored as float32, else a converted copy) and its label. */
   item(i: number): { x: Float32Array; y: number } {
     if (!Number.isInteger(i) || i < 0 || i >= this.length) throw new RangeError(`dataset '${this.name}': item ${i} is outside [0, ${this.length})`);
-    return { x: this.x.subarray(i * this.itemSize, (i + 1) * this.itemSize), y: this.y[i]! };
+    return { x: this.values(i, i + 1), y: this.y[i]! };
+  }
+
+  /** Whether items are stored as their float32 values (no conversion). */
+  get storesFloats(): boolean {
+    return this.x instanceof Float32Array && this.divisor === 1;
+  }
+
+  /** The float32 values of items [start, end) back to back: a view when stored as float32, else a converted copy. */
+  values(start = 0, end = this.length): Float32Array {
+    if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > this.length || start > end) {
+      throw new RangeError(`dataset '${this.name}': values(${start}, ${end}) is outside [0, ${this.length}]`);
+    }
+    const stored = this.x.subarray(start * this.itemSize, end * this.itemSize);
+    if (this.storesFloats) return stored as Float32Array;
+    const out = new Float32Array(stored.length);
+    for (let k = 0; k < out.length; k++) out[k] = stored[k]! / this.divisor;
+    return out;
+  }
+
+  /** Writes the float32 values of item i into `out` (at least itemSize long). */
+  copyItem(i: number, out: Float32Array): void {
+    const stored = this.x.subarray(i * this.itemSize, (i + 1) * this.itemSize);
+    if (this.storesFloats) out.set(stored);
+    else for (let k = 0; k < stored.length; k++) out[k] = stored[k]! / this.divisor;
   }
 
   /** How many items carry each label. */
@@ -106,7 +140,7 @@ export class Dataset {
         const base = i * this.itemSize + c * plane;
         let s = 0, s2 = 0;
         for (let k = 0; k < plane; k++) {
-          const v = this.x[base + k]!;
+          const v = Math.fround(this.x[base + k]! / this.divisor); // the float32 value an item holds
           s += v;
           s2 += v * v;
         }
@@ -133,13 +167,15 @@ export function concatDatasets(parts: readonly Dataset[], name: string): Dataset
     }
   }
   const total = parts.reduce((n, d) => n + d.length, 0);
-  const x = new Float32Array(total * first.itemSize);
+  // Stored values are kept when every part stores them alike; otherwise all become float32.
+  const same = parts.every((d) => d.x.constructor === first.x.constructor && d.divisor === first.divisor);
+  const x = same ? new (first.x.constructor as new (n: number) => DatasetValues)(total * first.itemSize) : new Float32Array(total * first.itemSize);
   const y = new Int32Array(total);
   let at = 0;
   for (const d of parts) {
-    x.set(d.x, at * first.itemSize);
+    x.set(same ? d.x : d.values(), at * first.itemSize);
     y.set(d.y, at);
     at += d.length;
   }
-  return new Dataset(x, first.itemShape, y, first.numClasses, name);
+  return new Dataset(x, first.itemShape, y, first.numClasses, name, same ? first.divisor : 1);
 }

@@ -132,7 +132,7 @@ function decodeBigEndian(view: DataView, offset: number, count: number, dtype: I
 
 /**
  * Builds a classification dataset from an IDX image file (uint8, shape [N, H, W] or [N, C, H, W])
- * and an IDX label file (uint8, shape [N]). Pixels are scaled to [0, 1]; items get shape
+ * and an IDX label file (uint8, shape [N]). Pixels are kept as bytes (divisor 255: values in [0, 1]); items get shape
  * [1, H, W] (or [C, H, W]) for NCHW convolutions.
  */
 export function datasetFromIdx(
@@ -158,8 +158,7 @@ export function datasetFromIdx(
     if (label >= numClasses) throw new DataFormatError(names.labels, `label ${label} at index ${i} is outside [0, ${numClasses})`);
     y[i] = label;
   }
-  const x = new Float32Array(images.data.length);
-  for (let i = 0; i < x.length; i++) x[i] = images.data[i]! / 255;
+  const x = images.data as Uint8Array; // the file's pixels, not copied
   const itemShape = images.shape.length === 3 ? [1, images.shape[1]!, images.shape[2]!] : images.shape.slice(1);
-  return new Dataset(x, itemShape, y, numClasses, names.dataset);
+  return new Dataset(x, itemShape, y, numClasses, names.dataset, 255);
 }

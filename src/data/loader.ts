@@ -111,7 +111,7 @@ export class DataLoader {
       const i = indices[j]!;
       if (!(i >= 0 && i < this.dataset.length)) throw new RangeError(`DataLoader.fillBatch: index ${i} is outside dataset '${this.dataset.name}' [0, ${this.dataset.length})`);
       const item = x.subarray(j * size, (j + 1) * size);
-      item.set(this.dataset.x.subarray(i * size, (i + 1) * size));
+      this.dataset.copyItem(i, item);
       y[j] = this.dataset.y[i]!;
       if (this.transforms.length === 0) continue;
       this.augmentRandom.reset(epoch, i);

@@ -13,6 +13,8 @@ export const SYNTHETIC_CLASSES = ['disk', 'ring', 'hbar', 'vbar', 'diagonal', 'a
 export interface SyntheticOptions {
   /** Number of items (default 10,000). */
   n?: number;
+  /** Index of the first item (default 0): items [start, start + n) of the endless sequence. */
+  start?: number;
   /** Image height and width (default 28). */
   size?: number;
   /** 1 (grey) or 3 (RGB with a random foreground and background colour per item); default 1. */
@@ -47,27 +49,29 @@ function segmentDistance(px: number, py: number, ax: number, ay: number, bx: num
 }
 
 /**
- * Generates the synthetic shapes dataset: items [channels, size, size] in [0, 1], 10 classes.
+ * Generates the synthetic shapes dataset: items [channels, size, size] in [0, 1], 10 classes,
+ * stored as 8-bit pixels (values k/255, a quarter of the float32 size).
  *
  * @example
  * const data = syntheticShapes({ n: 10000, seed: 1 });
  * const [train, test] = data.split(8000);
  */
 export function syntheticShapes(options: SyntheticOptions = {}): Dataset {
-  const { n = 10000, size = 28, channels = 1, noise = 0.1, seed = 0 } = options;
+  const { n = 10000, start = 0, size = 28, channels = 1, noise = 0.1, seed = 0 } = options;
   if (!Number.isInteger(n) || n < 0) throw new RangeError(`syntheticShapes: n must be a non-negative integer, got ${n}`);
+  if (!Number.isInteger(start) || start < 0) throw new RangeError(`syntheticShapes: start must be a non-negative integer, got ${start}`);
   if (!Number.isInteger(size) || size < 8) throw new RangeError(`syntheticShapes: size must be an integer >= 8, got ${size}`);
   if (channels !== 1 && channels !== 3) throw new RangeError(`syntheticShapes: channels must be 1 or 3, got ${channels}`);
   if (!(noise >= 0)) throw new RangeError(`syntheticShapes: noise must be >= 0, got ${noise}`);
   const numClasses = SYNTHETIC_CLASSES.length;
   const plane = size * size;
-  const x = new Float32Array(n * channels * plane);
+  const x = new Uint8Array(n * channels * plane); // 8-bit pixels, like an image file
   const y = new Int32Array(n);
   const coverage = new Float32Array(plane);
   const rng = new KeyedRandom(seed, RANDOM_DOMAINS.synthetic);
-  for (let i = 0; i < n; i++) {
-    const label = i % numClasses;
-    y[i] = label;
+  for (let j = 0; j < n; j++) {
+    const i = start + j, label = i % numClasses;
+    y[j] = label;
     rng.reset(i, 0);
     const r = size * (0.22 + 0.12 * rng.uniform());
     const t = size * (0.04 + 0.03 * rng.uniform());
@@ -83,15 +87,15 @@ export function syntheticShapes(options: SyntheticOptions = {}): Dataset {
     for (let c = 0; c < channels; c++) {
       const fg = channels === 1 ? 0.6 + 0.4 * rng.uniform() : 0.5 + 0.5 * rng.uniform();
       const bg = channels === 1 ? 0 : 0.3 * rng.uniform();
-      const base = (i * channels + c) * plane;
+      const base = (j * channels + c) * plane;
       // Uniform rather than Gaussian noise: one random word per pixel keeps generation fast.
       const amplitude = 2 * Math.sqrt(3) * noise;
       for (let p = 0; p < plane; p++) {
         const v = bg + (fg - bg) * coverage[p]! + (noise > 0 ? amplitude * (rng.uniform() - 0.5) : 0);
-        x[base + p] = Math.max(0, Math.min(1, v));
+        x[base + p] = Math.round(255 * Math.max(0, Math.min(1, v)));
       }
     }
   }
   const name = `synthetic-shapes-${size}x${size}x${channels}`;
-  return new Dataset(x, [channels, size, size], y, numClasses, name);
+  return new Dataset(x, [channels, size, size], y, numClasses, name, 255);
 }

@@ -123,10 +123,17 @@ const conv2dOp = defineOp<Conv2dOptions>({
     return [out];
   },
   backward(ctx, [gy], o) {
-    const x = ctx.saved('x'), w = ctx.saved('w');
+    const w = ctx.saved('w');
     const needX = ctx.needsInputGrad[0], needW = ctx.needsInputGrad[1], needB = ctx.needsInputGrad[2];
-    const dx = needX ? runOp(conv2dGradInputOp, [gy!, w], { ...o, inputShape: [...x.shape] })[0]! : null;
-    const dw = needW ? runOp(conv2dGradWeightOp, [gy!, x], { ...o, weightShape: [...w.shape] })[0]! : null;
+    // dw first, and the (possibly decompressed) copy of x freed before dx is allocated: the two
+    // input-sized tensors are never live together (the step's peak under compression).
+    let dw: Tensor | null = null;
+    if (needW) {
+      const x = ctx.saved('x');
+      dw = runOp(conv2dGradWeightOp, [gy!, x], { ...o, weightShape: [...w.shape] })[0]!;
+      x.dispose();
+    }
+    const dx = needX ? runOp(conv2dGradInputOp, [gy!, w], { ...o, inputShape: [...ctx.inputShape(0)] })[0]! : null;
     const db = needB ? sumChannels(gy!) : null;
     return [dx, dw, db];
   },

@@ -238,8 +238,8 @@ export function fit(model: Module, train: Dataset, test: Dataset | null, o: FitO
     lastLoss = lossSum / Math.max(1, seen);
     const trainSeconds = (performance.now() - te) / 1000;
     trainTime += trainSeconds;
-    lastEval = test ? evaluate(model, test) : null;
-    const valAccuracy = o.val ? evaluate(model, o.val).accuracy : null;
+    lastEval = test ? evaluate(model, test, o.batchSize) : null; // the training batch: evaluation never needs more memory than a step
+    const valAccuracy = o.val ? evaluate(model, o.val, o.batchSize).accuracy : null;
     if (valAccuracy !== null) {
       if (valAccuracy > bestVal) [bestVal, staleEpochs] = [valAccuracy, 0];
       else staleEpochs++;

@@ -42,7 +42,7 @@ test('journey for every quant preset: train, save, convert, then infer in a fres
       // In process: the trained model as convert rebuilds it, and the deployed model made from it.
       const model = applyQuantPreset(modelName, preset, 0);
       loadModule(model, ckpt);
-      const logits = runDeployed(convert(model, [1, 28, 28]), testSet.x, [testSet.length, 1, 28, 28]);
+      const logits = runDeployed(convert(model, [1, 28, 28]), testSet.values(), [testSet.length, 1, 28, 28]);
       const want = argmaxRows(logits.data, testSet.length, 10);
       const correct = want.filter((p, i) => p === testSet.y[i]).length;
       assert.ok(correct / ITEMS > 0.15, `${name}: accuracy ${correct / ITEMS} after one epoch (chance is 0.1)`);

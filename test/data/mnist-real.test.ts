@@ -17,13 +17,15 @@ test('real MNIST t10k: 10,000 images of 28x28, the published label histogram, 8,
   assert.deepEqual(Array.from(all.classCounts()), T10K_HISTOGRAM);
   assert.deepEqual(Array.from(all.y.subarray(0, 10)), [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]);
   let min = Infinity, max = -Infinity;
-  for (const v of all.x) {
+  const values = all.values();
+  for (const v of values) {
     min = Math.min(min, v);
     max = Math.max(max, v);
   }
   assert.deepEqual([min, max], [0, 1]);
-  // The loader's pixels are the file's bytes / 255, in order.
-  for (const i of [0, 12345, 7839999]) assert.equal(all.x[i], Math.fround(images.data[i]! / 255));
+  // The loader's pixels are the file's bytes (stored as they are) / 255, in order.
+  for (const i of [0, 12345, 7839999]) assert.equal(values[i], Math.fround(images.data[i]! / 255));
+  assert.ok(all.x instanceof Uint8Array && all.divisor === 255);
 
   const train = await loadMnist(DIR, { split: 'train' });
   const test_ = await loadMnist(DIR, { split: 'test' });

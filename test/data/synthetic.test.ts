@@ -23,7 +23,7 @@ test('syntheticShapes is class-balanced, in [0, 1], with the requested geometry'
     assert.deepEqual(Array.from(d.classCounts()), new Array(10).fill(20));
     assert.deepEqual(Array.from(d.subset(0, 100).classCounts()), new Array(10).fill(10));
     let min = Infinity, max = -Infinity;
-    for (const v of d.x) {
+    for (const v of d.values()) {
       min = Math.min(min, v);
       max = Math.max(max, v);
     }
@@ -70,4 +70,12 @@ test('syntheticShapes is learnable: even a linear classifier beats 90 % after 3 
   const [train, test_] = syntheticShapes({ n: 2500, seed: 11 }).split(2000);
   const accuracy = softmaxRegressionAccuracy(train, test_, 3, 0.05);
   assert.ok(accuracy > 0.9, `accuracy ${accuracy}`);
+});
+
+test('syntheticShapes({ start }) generates items [start, start + n) of the same sequence', () => {
+  const all = syntheticShapes({ n: 30, seed: 6, size: 8, channels: 3 });
+  const tail = syntheticShapes({ n: 12, start: 18, seed: 6, size: 8, channels: 3 });
+  assert.deepEqual(tail.x, all.x.subarray(18 * 192));
+  assert.deepEqual(tail.y, all.y.subarray(18));
+  assert.throws(() => syntheticShapes({ start: -1 }), /start must be a non-negative integer/);
 });

@@ -51,7 +51,7 @@ test('normalize gives zero mean and unit std per channel with the dataset statis
   const d = syntheticShapes({ n: 50, size: 8, channels: 3, seed: 2 });
   const { mean, std } = d.channelStats();
   const t = normalize(mean, std);
-  const x = d.x.slice();
+  const x = d.values().slice();
   const random = augmentation(0);
   for (let i = 0; i < d.length; i++) t.apply(x.subarray(i * d.itemSize, (i + 1) * d.itemSize), d.itemShape, random);
   for (let c = 0; c < 3; c++) {

@@ -46,7 +46,7 @@ export const infer = defineCommand(inferSpec, async (o) => {
   let correct = 0, ms = 0;
   for (let start = 0; start < n; start += batch) {
     const count = Math.min(batch, n - start);
-    const x = testSet.x.subarray(start * testSet.itemSize, (start + count) * testSet.itemSize);
+    const x = testSet.values(start, start + count);
     const t0 = performance.now();
     const out = runDeployed(model, x, [count, ...testSet.itemShape]);
     ms += performance.now() - t0;

@@ -8,7 +8,8 @@ import type { Module } from '../../nn/module.js';
 import { Adam, AdamW, SGD, type Optimizer } from '../../optim/optimizer.js';
 import { cosineLr, type Schedule } from '../../optim/schedule.js';
 import { fit, type Progress, type TrainPosition } from '../../train/trainer.js';
-import { ACT_MODES, Compression, parseMode } from '../../compress/index.js';
+import { ACT_MODES, Compression, parseMode, type ActMode } from '../../compress/index.js';
+import { arena, ArenaLimitError, parseByteSize, setMemoryLimit } from '../../core/arena.js';
 import { applyQuantPreset, quantPresets, withConstraints } from '../../quant/models.js';
 import { printJson, UsageError } from '../command.js';
 import { DATA_DIR_OPTION, defineCommand, FORCE_OPTION, JSON_OPTION, THREADS_OPTION, type CommandSpec } from '../options.js';
@@ -48,7 +49,18 @@ const MiB = 1024 * 1024;
 /** One line of progress, redrawn in place on a terminal. */
 function progressLine(p: Progress): string {
   const width = 24, done = Math.round((p.batch / p.batches) * width);
-  return `epoch ${p.epoch + 1}/${p.epochs} [${'#'.repeat(done)}${'.'.repeat(width - done)}] ${p.batch}/${p.batches} loss ${p.loss.toFixed(4)} ${p.samplesPerSec.toFixed(0)} samples/s mem ${(p.liveBytes / MiB).toFixed(1)} MiB saved ${(p.savedBytes / MiB).toFixed(1)} MiB`;
+  return `epoch ${p.epoch + 1}/${p.epochs} [${'#'.repeat(done)}${'.'.repeat(width - done)}] ${p.batch}/${p.batches} loss ${p.loss.toFixed(4)} ${p.samplesPerSec.toFixed(0)} samples/s process ${(process.memoryUsage.rss() / MiB).toFixed(0)} MiB (tensors ${(p.liveBytes / MiB).toFixed(1)}, saved ${(p.savedBytes / MiB).toFixed(1)})`;
+}
+
+/** Runs training; an allocation over --memory-limit or past 4 GiB becomes one line naming the batch and mode. */
+function runFit<T>(batchSize: number, mode: ActMode, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (!(e instanceof ArenaLimitError)) throw e;
+    const smaller = mode === 'int2' ? 'a smaller --batch-size' : `a smaller --batch-size or --act ${mode === 'off' || mode === 'fp16' || mode === 'int8' ? 'int4 or int2' : 'int2'} (compressed activations)`;
+    throw new UsageError(`${e.message} at --batch-size ${batchSize} with --act ${mode}; ${smaller} needs less`);
+  }
 }
 
 /** Flags that define a run: on --resume they come from the checkpoint and may not be given. */
@@ -73,6 +85,7 @@ export const trainSpec: CommandSpec = {
     { name: 'val-split', type: 'number', min: 0, max: 1, belowMax: true, default: 0, help: 'fraction of the train split held out (from its end) for per-epoch validation; the test split is untouched' },
     { name: 'patience', type: 'int', min: 1, help: 'stop when validation accuracy has not improved for N epochs (needs --val-split)' },
     { name: 'act', type: 'choice', choices: ACT_MODES, default: 'off', help: 'activation compression of the values saved for backward' },
+    { name: 'memory-limit', type: 'string', help: 'cap the tensor arena (bytes, or with a unit: 256MiB, 1GiB); an allocation past it stops training with one line naming the tensor' },
     { name: 'quant', type: 'choice', choices: quantPresets, help: 'train a quantized preset (binary/ternary/int8) of --model mlp or lenet' },
     { name: 'save', type: 'file', help: 'write the trained model (.safetensors); checked before training starts' },
     FORCE_OPTION,
@@ -137,6 +150,14 @@ export const train = defineCommand(trainSpec, async (o) => {
   // Output paths first: a run must not be lost to a path that cannot be written.
   if (save) checkOutputPath(save, { overwrite: o.bool('force') || (resumeFile !== undefined && resolve(resumeFile) === resolve(save)), what: '--save' });
 
+  const memoryLimit = o.string('memory-limit');
+  if (memoryLimit !== undefined) {
+    try {
+      setMemoryLimit(parseByteSize(memoryLimit, '--memory-limit'));
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
   const { train: trainSet, val, test: testSet } = await dataSplits(cfg.data, cfg.dataDir ?? undefined, cfg.seed, cfg.limit ?? undefined, cfg.valSplit);
   const model = buildModel(cfg.model, cfg.quant ?? undefined, trainSet.itemShape, trainSet.numClasses, cfg.seed);
   const actMode = parseMode(cfg.act, 'train --act');
@@ -160,7 +181,8 @@ export const train = defineCommand(trainSpec, async (o) => {
   const log = json ? () => {} : (line: string) => console.log(line);
   log(`training ${cfg.model}${cfg.quant ? ` (--quant ${cfg.quant})` : ''} (${model.parameterCount()} parameters) on ${cfg.data}: ${trainSet.length} train${val ? ` / ${val.length} validation` : ''} / ${testSet.length} test items, backend ${getBackend()}, activation compression ${actMode}`);
   if (saved) log(`resuming ${resumeFile} at epoch ${saved.position.epoch + 1}, batch ${saved.position.batch} (step ${saved.position.steps})`);
-  const report = fit(model, trainSet, testSet, {
+  const baseRssBytes = process.memoryUsage.rss(); // after import, data load and model build
+  const report = runFit(cfg.batchSize, actMode, () => fit(model, trainSet, testSet, {
     epochs: cfg.epochs, batchSize: cfg.batchSize, optimizer, seed: cfg.seed,
     wrapForward: (fn) => act.run(fn),
     schedule: makeSchedule(cfg.schedule, cfg.lr, steps),
@@ -174,7 +196,10 @@ export const train = defineCommand(trainSpec, async (o) => {
       if (tty) process.stderr.write('\n');
       console.log(`epoch ${e.epoch + 1}: train loss ${e.trainLoss.toFixed(4)}, ${e.valAccuracy !== null ? `validation accuracy ${(e.valAccuracy * 100).toFixed(2)}%, ` : ''}test accuracy ${((e.testAccuracy ?? 0) * 100).toFixed(2)}%, ${e.seconds.toFixed(1)} s`);
     },
-  });
+  }));
+  // Memory as the user sees it: the process's peak resident set (what /usr/bin/time reports),
+  // its resident set before the first step, and the arena's high-water next to the ledger.
+  const peakRssBytes = process.resourceUsage().maxRSS * 1024, arenaHighWaterBytes = arena().highWaterBytes;
   if (save) {
     // A resumable run stays resumable: its final file holds the training state too.
     if (every || resumeFile) saveTrainingCheckpoint(save, model, optimizer, metadata(report.position), { overwrite: true, what: '--save' });
@@ -187,12 +212,13 @@ export const train = defineCommand(trainSpec, async (o) => {
     testAccuracy: report.testAccuracy, testLoss: report.testLoss, trainLoss: report.trainLoss,
     valAccuracy: report.epochs.at(-1)?.valAccuracy ?? null, stopped: report.stopped,
     samplesPerSec: report.samplesPerSec, peakSavedBytes: report.peakSavedBytes, peakBytes: report.peakBytes,
+    arenaHighWaterBytes, peakRssBytes, baseRssBytes, memoryLimitBytes: Number.isFinite(arena().limitBytes) ? arena().limitBytes : null,
     seconds: report.seconds, steps: report.steps, saved: save ?? null,
   };
   if (json) printJson(out);
   else {
     console.log(`test accuracy ${((report.testAccuracy ?? 0) * 100).toFixed(2)}%  train loss ${report.trainLoss.toFixed(4)}  ${report.samplesPerSec.toFixed(0)} samples/s`);
-    console.log(`peak saved-for-backward ${(report.peakSavedBytes / MiB).toFixed(2)} MiB, peak tracked memory ${(report.peakBytes / MiB).toFixed(2)} MiB${save ? `, saved model to ${save}` : ''}`);
+    console.log(`peak saved-for-backward ${(report.peakSavedBytes / MiB).toFixed(2)} MiB, peak tracked memory ${(report.peakBytes / MiB).toFixed(2)} MiB, arena high-water ${(arenaHighWaterBytes / MiB).toFixed(1)} MiB, process peak ${(peakRssBytes / MiB).toFixed(0)} MiB (${(baseRssBytes / MiB).toFixed(0)} MiB before training)${save ? `, saved model to ${save}` : ''}`);
   }
   model.dispose();
   optimizer.dispose();
