@@ -110,7 +110,7 @@ export function decodeDeployed(data: Uint8Array | ArrayBuffer, source = 'deploye
       if (!isObject(v) || !('$array' in v)) continue;
       const field = `stages[${i}].${key}`;
       const kind = v.$array as ArrayKind;
-      if (typeof kind !== 'string' || !(kind in ctors)) fail(field, `unknown array type ${JSON.stringify(v.$array)} (expected ${Object.keys(ctors).join(', ')})`);
+      if (typeof kind !== 'string' || !Object.hasOwn(ctors, kind)) fail(field, `unknown array type ${JSON.stringify(v.$array)} (expected ${Object.keys(ctors).join(', ')})`);
       const { offset, length } = v;
       if (!Number.isSafeInteger(length) || (length as number) < 0) fail(`${field}.length`, `expected a non-negative integer, got ${JSON.stringify(length)}`);
       if (offset !== next) fail(`${field}.offset`, `expected ${next} (arrays are stored back to back), got ${JSON.stringify(offset)}`);

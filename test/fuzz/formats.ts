@@ -25,6 +25,8 @@ import {
   type TabularDataset,
 } from '../../src/data/index.js';
 import { decodeSafetensors, type StoredTensor } from '../../src/io/safetensors.js';
+import { decodeDeployed } from '../../src/io/deployed-format.js';
+import type { DeployedModel } from '../../src/quant/runtime.js';
 import { deflatedZipDeclaring, encodeCifarBatch, encodeIdx, encodeNpy, encodeZip } from '../data/fixtures.js';
 import { concat, mutateInner, rng, sameNumbers, sameShape, type Field, type FuzzFormat } from './harness.js';
 
@@ -681,5 +683,122 @@ const safetensors: FuzzFormat<StModel, ReturnType<typeof decodeSafetensors>> = {
   ],
 };
 
+
+// ---------------------------------------------------------------- .sgq deployed models
+
+const SGQ_KINDS = { u32: [4, 'getUint32', 'setUint32'], i32: [4, 'getInt32', 'setInt32'], i8: [1, 'getInt8', 'setInt8'], f32: [4, 'getFloat32', 'setFloat32'] } as const;
+type SgqKind = keyof typeof SGQ_KINDS;
+interface SgqArray {
+  kind: SgqKind;
+  values: number[];
+}
+interface SgqModel {
+  inputShape: number[];
+  stages: { op: string; outC: number; arrays: Record<string, SgqArray> }[];
+}
+const sgqArray: fc.Arbitrary<SgqArray> = fc.constantFrom<SgqKind>('u32', 'i32', 'i8', 'f32').chain((kind) =>
+  fc.record({ kind: fc.constant(kind), values: fc.array(kind === 'u32' ? fc.integer({ min: 0, max: 2 ** 32 - 1 }) : elementOf({ i32: 'int32', i8: 'int8', f32: 'float32' }[kind]), { maxLength: 12 }) }));
+const sgqModel: fc.Arbitrary<SgqModel> = fc.record({
+  inputShape: fc.array(fc.integer({ min: 1, max: 32 }), { minLength: 1, maxLength: 3 }),
+  stages: fc.array(fc.record({ op: fc.constantFrom('dense', 'conv', 'maxpool', 'relu'), outC: fc.integer({ min: 1, max: 64 }), arrays: fc.dictionary(fc.constantFrom('weights', 'mul', 'bias', 'threshold', 'direction'), sgqArray, { maxKeys: 3 }) }), { minLength: 1, maxLength: 3 }),
+});
+
+/** SGQM v2 from its description: magic, version 2, JSON length, JSON padded to 4, arrays padded to 4, CRC-32 of all before it. */
+function encodeSgq(m: SgqModel, edit: (header: any) => unknown = (h) => h): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  const stages = m.stages.map((s) => {
+    const refs: Record<string, unknown> = {};
+    for (const [key, a] of Object.entries(s.arrays)) {
+      const [size, , set] = SGQ_KINDS[a.kind];
+      const data = new Uint8Array(Math.ceil((a.values.length * size) / 4) * 4);
+      const dv = new DataView(data.buffer);
+      a.values.forEach((v, i) => (dv[set] as (o: number, v: number, le: boolean) => void).call(dv, i * size, v, true));
+      refs[key] = { $array: a.kind, offset, length: a.values.length };
+      chunks.push(data);
+      offset += data.length;
+    }
+    return { op: s.op, outC: s.outC, ...refs };
+  });
+  const json = new TextEncoder().encode(JSON.stringify(edit({ inputShape: m.inputShape, stages })));
+  const prefix = new Uint8Array(12 + Math.ceil(json.length / 4) * 4);
+  const dv = new DataView(prefix.buffer);
+  dv.setUint32(0, 0x4d514753, true);
+  dv.setUint32(4, 2, true);
+  dv.setUint32(8, json.length, true);
+  prefix.set(json, 12);
+  const body = concat(prefix, ...chunks);
+  const crc = new Uint8Array(4);
+  new DataView(crc.buffer).setUint32(0, zlibCrc32(body), true);
+  return concat(body, crc);
+}
+
+function sgqReference(b: Uint8Array): SgqModel | undefined {
+  if (b.length < 16) return undefined;
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  if (dv.getUint32(0, true) !== 0x4d514753 || dv.getUint32(4, true) !== 2) return undefined;
+  const n = dv.getUint32(8, true), head = 12 + Math.ceil(n / 4) * 4, end = b.length - 4;
+  if (head > end || zlibCrc32(b.subarray(0, end)) !== dv.getUint32(end, true)) return undefined;
+  let h: any;
+  try {
+    h = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(b.subarray(12, 12 + n)));
+  } catch {
+    return undefined;
+  }
+  if (typeof h !== 'object' || h === null || Array.isArray(h) || !Array.isArray(h.inputShape) || h.inputShape.length === 0 || !h.inputShape.every((d: unknown) => Number.isInteger(d) && (d as number) >= 1)) return undefined;
+  if (!Array.isArray(h.stages) || h.stages.length === 0) return undefined;
+  let at = 0;
+  const stages: SgqModel['stages'] = [];
+  for (const s of h.stages) {
+    if (typeof s !== 'object' || s === null || Array.isArray(s) || typeof s.op !== 'string') return undefined;
+    const arrays: Record<string, SgqArray> = {};
+    for (const [key, v] of Object.entries<any>(s)) {
+      if (typeof v !== 'object' || v === null || Array.isArray(v) || !('$array' in v)) continue;
+      if (!Object.hasOwn(SGQ_KINDS, v.$array) || !Number.isSafeInteger(v.length) || v.length < 0 || v.offset !== at) return undefined;
+      const [size, get] = SGQ_KINDS[v.$array as SgqKind];
+      if (head + at + v.length * size > end) return undefined;
+      const view = new DataView(b.buffer, b.byteOffset + head + at, v.length * size);
+      arrays[key] = { kind: v.$array, values: Array.from({ length: v.length }, (_, i) => (view[get] as (o: number, le: boolean) => number).call(view, i * size, true)) };
+      at += Math.ceil((v.length * size) / 4) * 4;
+    }
+    stages.push({ op: s.op, outC: s.outC, arrays });
+  }
+  return head + at === end ? { inputShape: h.inputShape, stages } : undefined;
+}
+
+const SGQ_CTORS = { u32: Uint32Array, i32: Int32Array, i8: Int8Array, f32: Float32Array } as const;
+const sgqEqual = (r: DeployedModel, m: SgqModel) =>
+  sameShape(r.inputShape, m.inputShape) &&
+  r.stages.length === m.stages.length &&
+  m.stages.every((s, i) => {
+    const got = r.stages[i] as unknown as Record<string, unknown>;
+    return got.op === s.op && got.outC === s.outC && Object.entries(s.arrays).every(([k, a]) => got[k] instanceof SGQ_CTORS[a.kind] && sameNumbers(got[k] as ArrayLike<number>, a.values));
+  });
+
+const SGQ_EDITS: ((h: any, r: (n: number) => number) => unknown)[] = [
+  (h, r) => ({ ...h, stages: h.stages.map((s: any) => Object.fromEntries(Object.entries<any>(s).map(([k, v]) => [k, v?.$array ? { ...v, length: [v.length + 1, 2 ** 40, -1, 0.5, '3'][r(5)] } : v]))) }),
+  (h, r) => ({ ...h, stages: h.stages.map((s: any) => Object.fromEntries(Object.entries<any>(s).map(([k, v]) => [k, v?.$array ? { ...v, offset: [v.offset + 4, -4, null][r(3)] } : v]))) }),
+  (h, r) => ({ ...h, stages: h.stages.map((s: any) => Object.fromEntries(Object.entries<any>(s).map(([k, v]) => [k, v?.$array ? { ...v, $array: ['constructor', 'toString', 'f64', 7][r(4)] } : v]))) }),
+  (h, r) => ({ ...h, inputShape: [[], [0], [-1], 'x', [2.5]][r(5)] }),
+  (h, r) => ({ ...h, stages: [[], null, 'x', [1]][r(4)] }),
+  (_h, r) => [[], null, 1, 'x'][r(4)],
+];
+
+const sgq: FuzzFormat<SgqModel, DeployedModel> = {
+  name: 'sgq',
+  file: 'fuzz.sgq',
+  valid: sgqModel,
+  encode: (m) => encodeSgq(m),
+  load: (b, f) => decodeDeployed(b, f),
+  equal: sgqEqual,
+  reference: sgqReference,
+  isError: (e) => e instanceof Error && /^fuzz\.sgq: /.test(e.message),
+  fields: () => [{ offset: 4, width: 4, littleEndian: true }, { offset: 8, width: 4, littleEndian: true }],
+  specials: [
+    // A rewritten header with a valid checksum: the field checks, not the CRC, must catch it.
+    { name: 'header rewritten, checksum recomputed', make: (m, seed) => { const r = rng(seed); return encodeSgq(m, (h) => SGQ_EDITS[r(SGQ_EDITS.length)]!(h, r)); } },
+  ],
+};
+
 /** Every format under fuzz. Plug new formats in here. */
-export const FORMATS: FuzzFormat[] = [idx, idxGz, npy, npz, csv, cifar, safetensors];
+export const FORMATS: FuzzFormat[] = [idx, idxGz, npy, npz, csv, cifar, safetensors, sgq];
