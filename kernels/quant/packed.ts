@@ -1,0 +1,115 @@
+// Packed-activation kernels of the deploy runtime (src/quant/packed.ts): activations stay sign
+// packed (bit 1 = −1, NHWC, cw = ceil(C/32) u32 words per pixel, padding bits 0) from one binary
+// layer to the next. Pointers are byte offsets into the imported arena memory.
+
+// @ts-ignore: decorator
+@inline function popcountSpan(x: usize, w: usize, words: i32): i32 {
+  let s: i32 = 0, t = 0;
+  for (; t + 2 <= words; t += 2) s += <i32>popcnt<i64>(load<i64>(x + (<usize>t << 2)) ^ load<i64>(w + (<usize>t << 2)));
+  if (t < words) s += popcnt<i32>(load<i32>(x + (<usize>t << 2)) ^ load<i32>(w + (<usize>t << 2)));
+  return s;
+}
+
+// @ts-ignore: decorator
+@inline function isPlusI32(v: i32, t: usize, d: usize, c: i32): bool {
+  const th = load<i32>(t + (<usize>c << 2)), dir = load<i8>(d + <usize>c);
+  return dir > 0 ? v >= th : dir < 0 ? v <= th : th >= 0;
+}
+
+// @ts-ignore: decorator
+@inline function isPlusF32(v: f32, t: usize, d: usize, c: i32): bool {
+  const th = load<f32>(t + (<usize>c << 2)), dir = load<i8>(d + <usize>c);
+  return dir > 0 ? v >= th : dir < 0 ? v <= th : th >= 0;
+}
+
+/**
+ * Binary conv of packed NHWC input x [n, h, w, cw] with packed OHWI weights [o, k, k, cw] over
+ * output pixels [p0, p1) of the n·oh·ow pixels. Taps outside the image are skipped (zero
+ * padding): acc = C·(inside taps) − 2·popcount over inside taps. Each row of taps is one
+ * contiguous span in both x and w. thr = 0: int32 accumulators out [pixels, o]; else packed signs
+ * out [pixels, ceil(o/32)] with +1 iff (dir > 0 ? acc ≥ thr : dir < 0 ? acc ≤ thr : thr ≥ 0).
+ */
+export function binaryConvPacked(
+  x: usize, wts: usize, thr: usize, dir: usize, out: usize,
+  h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, p0: i32, p1: i32,
+): void {
+  const cw = (c + 31) >>> 5, tapRow = <usize>(k * cw) << 2, wRow = <usize>(k * k * cw) << 2;
+  const ow32 = (o + 31) >>> 5;
+  for (let p = p0; p < p1; p++) {
+    const xo = p % ow, y = (p / ow) % oh, b = p / (ow * oh);
+    const y0 = y * stride - pad, x0 = xo * stride - pad;
+    const i0 = max(0, -y0), i1 = min(k, h - y0), j0 = max(0, -x0), j1 = min(k, w - x0);
+    const span = (j1 - j0) * cw, valid = (i1 - i0) * (j1 - j0) * c;
+    const xBase = x + ((<usize>((b * h + y0 + i0) * w + x0 + j0) * cw) << 2), xStep = <usize>(w * cw) << 2;
+    const wBase = wts + ((<usize>(i0 * k + j0) * cw) << 2);
+    let word: u32 = 0;
+    for (let ch = 0; ch < o; ch++) {
+      let pc: i32 = 0;
+      let xr = xBase, wr = wBase + <usize>ch * wRow;
+      for (let i = i0; i < i1; i++) {
+        pc += popcountSpan(xr, wr, span);
+        xr += xStep;
+        wr += tapRow;
+      }
+      const acc = valid - 2 * pc;
+      if (thr == 0) {
+        store<i32>(out + ((<usize>p * o + ch) << 2), acc);
+        continue;
+      }
+      if (!isPlusI32(acc, thr, dir, ch)) word |= (<u32>1) << (ch & 31);
+      if ((ch & 31) == 31 || ch == o - 1) {
+        store<u32>(out + ((<usize>(p * ow32 + (ch >>> 5))) << 2), word);
+        word = 0;
+      }
+    }
+  }
+}
+
+/**
+ * Sign packing of [n, c, p] (channelsLast = 0) or [n, p, c] (channelsLast = 1) values, f32 (kind
+ * 0) or i32 (kind 1), into packed [n·p, ceil(c/32)] for images [b0, b1); thr = 0: +1 iff v ≥ 0,
+ * else the per-channel compare of binaryConvPacked (thresholds of the values' type).
+ */
+export function packSignsPacked(x: usize, thr: usize, dir: usize, out: usize, kind: i32, c: i32, p: i32, channelsLast: i32, b0: i32, b1: i32): void {
+  const cw = (c + 31) >>> 5;
+  memory.fill(out + ((<usize>b0 * p * cw) << 2), 0, (<usize>(b1 - b0) * p * cw) << 2);
+  for (let b = b0; b < b1; b++) {
+    for (let ch = 0; ch < c; ch++) {
+      const bit: u32 = (<u32>1) << (ch & 31);
+      for (let q = 0; q < p; q++) {
+        const at = <usize>(channelsLast ? (b * p + q) * c + ch : (b * c + ch) * p + q) << 2;
+        let plus: bool;
+        if (kind == 0) {
+          const v = load<f32>(x + at);
+          plus = thr == 0 ? v >= 0 : isPlusF32(v, thr, dir, ch);
+        } else {
+          const v = load<i32>(x + at);
+          plus = thr == 0 ? v >= 0 : isPlusI32(v, thr, dir, ch);
+        }
+        if (!plus) {
+          const o = out + ((<usize>((b * p + q) * cw + (ch >>> 5))) << 2);
+          store<u32>(o, load<u32>(o) | bit);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * k x k max-pooling (stride k, no padding) of packed signs x [n, h, w, cw] into [n, h/k, w/k, cw]
+ * for output pixels [p0, p1). With bit 1 = −1 the max of ±1 values is +1 (bit 0) as soon as one
+ * is +1: the AND of the sign bits.
+ */
+export function maxPoolPacked(x: usize, out: usize, h: i32, w: i32, cw: i32, k: i32, p0: i32, p1: i32): void {
+  const oh = h / k, ow = w / k;
+  for (let p = p0; p < p1; p++) {
+    const xo = p % ow, y = (p / ow) % oh, b = p / (ow * oh);
+    for (let t = 0; t < cw; t++) {
+      let m: u32 = 0xffffffff;
+      for (let i = 0; i < k; i++) {
+        for (let j = 0; j < k; j++) m &= load<u32>(x + ((<usize>(((b * h + y * k + i) * w + xo * k + j) * cw + t)) << 2));
+      }
+      store<u32>(out + ((<usize>(p * cw + t)) << 2), m);
+    }
+  }
+}
