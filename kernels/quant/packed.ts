@@ -16,12 +16,6 @@
   return dir > 0 ? v >= th : dir < 0 ? v <= th : th >= 0;
 }
 
-// @ts-ignore: decorator
-@inline function isPlusF32(v: f32, t: usize, d: usize, c: i32): bool {
-  const th = load<f32>(t + (<usize>c << 2)), dir = load<i8>(d + <usize>c);
-  return dir > 0 ? v >= th : dir < 0 ? v <= th : th >= 0;
-}
-
 /**
  * Binary conv of packed NHWC input x [n, h, w, cw] with packed OHWI weights [o, k, k, cw] over
  * output pixels [p0, p1) of the n·oh·ow pixels. Taps outside the image are skipped (zero
@@ -65,6 +59,29 @@ export function binaryConvPacked(
   }
 }
 
+// @ts-ignore: decorator
+@inline function packChannels<T>(x: usize, thr: usize, dir: usize, out: usize, c: i32, p: i32, channelsLast: i32, b0: i32, b1: i32): void {
+  const cw = (c + 31) >>> 5, outStep = <usize>cw << 2;
+  for (let ch = 0; ch < c; ch++) {
+    // Plain sign: +1 iff v >= 0, the compare with threshold 0, direction +1.
+    const th: T = thr == 0 ? <T>0 : load<T>(thr + (<usize>ch << 2));
+    const d: i32 = thr == 0 ? 1 : <i32>load<i8>(dir + <usize>ch);
+    const bit: u32 = (<u32>1) << (ch & 31);
+    for (let b = b0; b < b1; b++) {
+      let src = x + ((<usize>(channelsLast ? b * p * c + ch : (b * c + ch) * p)) << 2);
+      const srcStep: usize = channelsLast ? <usize>c << 2 : 4;
+      let o = out + ((<usize>(b * p * cw + (ch >>> 5))) << 2);
+      if (d == 0) {
+        if (th < <T>0) for (let q = 0; q < p; q++, o += outStep) store<u32>(o, load<u32>(o) | bit);
+      } else if (d > 0) {
+        for (let q = 0; q < p; q++, o += outStep, src += srcStep) if (load<T>(src) < th) store<u32>(o, load<u32>(o) | bit);
+      } else {
+        for (let q = 0; q < p; q++, o += outStep, src += srcStep) if (load<T>(src) > th) store<u32>(o, load<u32>(o) | bit);
+      }
+    }
+  }
+}
+
 /**
  * Sign packing of [n, c, p] (channelsLast = 0) or [n, p, c] (channelsLast = 1) values, f32 (kind
  * 0) or i32 (kind 1), into packed [n·p, ceil(c/32)] for images [b0, b1); thr = 0: +1 iff v ≥ 0,
@@ -73,26 +90,8 @@ export function binaryConvPacked(
 export function packSignsPacked(x: usize, thr: usize, dir: usize, out: usize, kind: i32, c: i32, p: i32, channelsLast: i32, b0: i32, b1: i32): void {
   const cw = (c + 31) >>> 5;
   memory.fill(out + ((<usize>b0 * p * cw) << 2), 0, (<usize>(b1 - b0) * p * cw) << 2);
-  for (let b = b0; b < b1; b++) {
-    for (let ch = 0; ch < c; ch++) {
-      const bit: u32 = (<u32>1) << (ch & 31);
-      for (let q = 0; q < p; q++) {
-        const at = <usize>(channelsLast ? (b * p + q) * c + ch : (b * c + ch) * p + q) << 2;
-        let plus: bool;
-        if (kind == 0) {
-          const v = load<f32>(x + at);
-          plus = thr == 0 ? v >= 0 : isPlusF32(v, thr, dir, ch);
-        } else {
-          const v = load<i32>(x + at);
-          plus = thr == 0 ? v >= 0 : isPlusI32(v, thr, dir, ch);
-        }
-        if (!plus) {
-          const o = out + ((<usize>((b * p + q) * cw + (ch >>> 5))) << 2);
-          store<u32>(o, load<u32>(o) | bit);
-        }
-      }
-    }
-  }
+  if (kind == 0) packChannels<f32>(x, thr, dir, out, c, p, channelsLast, b0, b1);
+  else packChannels<i32>(x, thr, dir, out, c, p, channelsLast, b0, b1);
 }
 
 /**

@@ -79,6 +79,24 @@ function quantLenet5(q: QuantOptions, seed: number, classes: number, floatEnds =
 }
 
 /**
+ * Binary LeNet-5: LeNet-5's shapes with BatchNorm + sign in place of ReLU, the middle conv and the
+ * two hidden dense layers 1-bit in weights and activations (`q`), the first conv and the
+ * classifier float (as IR-Net keeps its first and last layers). Deploys as binary layers with
+ * packed activations between them.
+ */
+export function binaryLenet5(seed = 0, classes = 10, q: QuantOptions = binary): Sequential {
+  const rng = new Rng(seed, 14);
+  return new Sequential(
+    new Conv2d(1, 6, 5, { padding: 2, bias: false, rng }), new BatchNorm(6), new MaxPool2dLayer(2),
+    new QuantConv2d(6, 16, 5, { ...q, bias: false, rng }), new MaxPool2dLayer(2), new BatchNorm(16),
+    Flatten(),
+    new QuantLinear(400, 120, { ...q, bias: false, rng }), new BatchNorm(120),
+    new QuantLinear(120, 84, { ...q, bias: false, rng }), new BatchNorm(84),
+    new Linear(84, classes, { rng }),
+  );
+}
+
+/**
  * Binary-weight LeNet-5 (BWN): weights alpha_c·sign(W), alpha_c = mean|W| per output channel;
  * float activations; first conv and classifier float.
  */
