@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { loadDeployed, loadQuantKernelsFromBuild } from '../../io/quant.js';
-import { runDeployed } from '../../quant/runtime.js';
+import { runPacked } from '../../quant/packed.js';
 import { printJson, UsageError, type Command } from '../command.js';
 import { loadData } from './train.js';
 
@@ -41,7 +41,7 @@ export const infer: Command = {
       const n = Math.min(batch, limit - start);
       const x = testSet.x.subarray(start * testSet.itemSize, (start + n) * testSet.itemSize);
       const t0 = performance.now();
-      const out = runDeployed(model, x, [n, ...testSet.itemShape]);
+      const out = runPacked(model, x, [n, ...testSet.itemShape]);
       ms += performance.now() - t0;
       const classes = out.shape[1]!;
       for (let i = 0; i < n; i++) {
