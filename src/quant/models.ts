@@ -15,6 +15,10 @@ import type { QuantizerConfig } from './quantizers.js';
 
 const binary: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip' };
 const binaryWeightsOnly: QuantOptions = { kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip' };
+/** IR-Net: Libra-PB weights (balanced, standardized, power-of-two scale) and EDE sign activations. */
+const irnet: QuantOptions = { inputQuantizer: 'ede_sign', kernelQuantizer: 'irnet_weight' };
+/** FDA-BNN: Fourier-series sign gradients; weights scaled by mean|W| per filter. */
+const fda: QuantOptions = { inputQuantizer: 'fda_sign', kernelQuantizer: { name: 'fda_sign', scaled: true }, kernelConstraint: 'weight_clip' };
 const xnor: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'magnitude_aware_sign', kernelConstraint: 'weight_clip' };
 
 /**
@@ -123,7 +127,7 @@ function quantMlp(q: QuantOptions, sizes: number[], seed: number): Sequential {
 }
 
 /** Presets of `slimgrad train --quant`. */
-export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8'] as const;
+export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8', 'binary', 'irnet', 'fda'] as const;
 export type QuantPreset = (typeof quantPresets)[number];
 
 /** MLP sizes of the bwn/twn/w8a8 presets on 'mlp': the float twin is createModel('mlp') on MNIST. */
@@ -142,13 +146,18 @@ const builders: Record<string, Partial<Record<QuantPreset, (seed: number) => Seq
     bwn: bwnLenet5,
     twn: twnLenet5,
     w8a8: w8a8Lenet5,
+    binary: (s) => binaryLenet5(s),
+    irnet: (s) => binaryLenet5(s, 10, irnet),
+    fda: (s) => binaryLenet5(s, 10, fda),
   },
 };
 
 /**
  * The quantized model for `slimgrad train --model <modelName> --quant <preset>` (MNIST shapes).
  * 'mlp': bnn = BinaryNet MLP 784-1024-1024-10, bwn/twn/w8a8 = MLP 784-512-512-10 quantized.
- * 'lenet' (alias 'lenet5'): bnn = the Larq MNIST BNN, xnor = XNOR-Net CNN, bwn/twn/w8a8 = LeNet-5 quantized.
+ * 'lenet' (alias 'lenet5'): bnn = the Larq MNIST BNN, xnor = XNOR-Net CNN, bwn/twn/w8a8 = LeNet-5 quantized,
+ * binary/irnet/fda = binary LeNet-5 (binaryLenet5) with straight-through sign, IR-Net or FDA-BNN
+ * binarizers (train irnet/fda with setQuantProgress once per epoch).
  * Train it with `withConstraints(optimizer, model)` (kernel constraints after every step).
  */
 export function applyQuantPreset(modelName: string, preset: string, seed = 0): Sequential {
