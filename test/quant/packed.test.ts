@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { Rng } from '../../src/util/rng.js';
 import {
-  binaryConv, binaryConvSigns, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
+  applyQuantPreset, binaryConv, binaryConvSigns, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
   packWeightsOHWI, QuantWasmKernels, quantWasmFile, runDeployed, runPacked, twnLenet5, useQuantKernels, w8a8Lenet5, wordsFor, xnorNet,
   type QuantWasmExports,
 } from '../../src/quant/index.js';
@@ -87,7 +87,7 @@ function withStats(model: Sequential): Sequential {
 test('runPacked matches runDeployed (TypeScript runtime) on every deployable network, wasm and reference kernels', () => {
   const n = 3, x = Float32Array.from({ length: n * 784 }, () => rng.uniform() * 2 - 0.5), shape = [n, 1, 28, 28];
   const models: [string, Sequential][] = [
-    ['larq-bnn', withStats(larqMnistBnn(2))], ['binary-lenet5', withStats(binaryLenet5(2))], ['xnor', withStats(xnorNet(2))],
+    ['larq-bnn', withStats(larqMnistBnn(2))], ['binary-lenet5', withStats(binaryLenet5(2))], ['irnet', withStats(applyQuantPreset('lenet', 'irnet', 2))], ['fda', withStats(applyQuantPreset('lenet', 'fda', 2))], ['xnor', withStats(xnorNet(2))],
     ['bwn', bwnLenet5(2).eval()], ['twn', twnLenet5(2).eval()], ['w8a8', w8a8Lenet5(2)],
   ];
   for (const [name, model] of models) {
