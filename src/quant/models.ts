@@ -16,7 +16,7 @@ import type { QuantizerConfig } from './quantizers.js';
 const binary: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip' };
 const binaryWeightsOnly: QuantOptions = { kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip' };
 /** IR-Net: Libra-PB weights (balanced, standardized, power-of-two scale) and EDE sign activations. */
-const irnet: QuantOptions = { inputQuantizer: 'ede_sign', kernelQuantizer: 'irnet_weight' };
+const irnet: QuantOptions = { inputQuantizer: 'ede_sign', kernelQuantizer: 'irnet_weight', kernelConstraint: 'weight_clip' };
 /** FDA-BNN: Fourier-series sign gradients; weights scaled by mean|W| per filter. */
 const fda: QuantOptions = { inputQuantizer: 'fda_sign', kernelQuantizer: { name: 'fda_sign', scaled: true }, kernelConstraint: 'weight_clip' };
 const xnor: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'magnitude_aware_sign', kernelConstraint: 'weight_clip' };
