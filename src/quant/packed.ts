@@ -16,8 +16,8 @@ import { noGrad } from '../autograd/mode.js';
 import { keep, scope } from '../core/scope.js';
 import { fromValues, type Tensor } from '../core/tensor.js';
 import { add, conv2d, matmul, maxPool2d, mul, relu, reshape } from '../ops/index.js';
-import { convOut, unpackRows, wordsFor, type ConvShape } from './kernels.js';
-import { accumulate, epilogue, quantizeInput, rowLength, type Activation, type DeployedModel, type MatStage } from './runtime.js';
+import { convOut, wordsFor, type ConvShape } from './kernels.js';
+import { accumulate, epilogue, floatWeights, quantizeInput, type Activation, type DeployedModel, type MatStage } from './runtime.js';
 
 /** Sign-packed activations: [n, h, w, wordsFor(c)] (a dense layer's output has h = w = 1). */
 interface Packed {
@@ -59,10 +59,7 @@ const weightTensors = new WeakMap<MatStage, { w: Tensor; mul?: Tensor; bias?: Te
 function engineWeights(s: MatStage): { w: Tensor; mul?: Tensor; bias?: Tensor } {
   let e = weightTensors.get(s);
   if (!e) {
-    const K = rowLength(s);
-    const data = s.kernel === 'binary_weights' ? unpackRows(s.weights as Uint32Array, s.outC, K, 'binary')
-      : s.kernel === 'ternary_weights' ? unpackRows(s.weights as Uint32Array, s.outC, K, 'ternary')
-      : (s.weights as Float32Array);
+    const data = floatWeights(s);
     const shape = s.op === 'conv' ? [s.outC, s.inC, s.k, s.k] : [s.outC, s.inC];
     const channel = s.op === 'conv' ? [1, s.outC, 1, 1] : [1, s.outC];
     e = {

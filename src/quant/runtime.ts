@@ -71,7 +71,8 @@ export interface Activation {
 /** Decoded float weights of the fallback kernels, cached per stage. */
 const decoded = new WeakMap<MatStage, Float32Array>();
 
-function floatWeights(s: MatStage): Float32Array {
+/** The float32 weight rows of a float-input stage (binary/ternary weights decoded, cached). */
+export function floatWeights(s: MatStage): Float32Array {
   let w = decoded.get(s);
   if (!w) {
     const K = rowLength(s);
