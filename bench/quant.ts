@@ -29,7 +29,7 @@ import { printJson, printTable, UsageError } from '../src/cli/command.js';
 import { loadData } from '../src/cli/commands/train.js';
 import { loadQuantKernelsFromBuild } from '../src/io/quant.js';
 import {
-  applyQuantPreset, binaryLenet5, setQuantProgress, convert, encodeDeployed, larqMnistBnn, quantPresets, runDeployed, runPacked, summary, unpackRows, useQuantKernels, withConstraints, wordsFor,
+  applyQuantPreset, binaryLenet5, convert, encodeDeployed, larqMnistBnn, quantPresets, runDeployed, runPacked, summary, unpackRows, useQuantKernels, withConstraints, wordsFor,
   type DeployedModel, type MatStage, type QuantWasmExports, type Stage,
 } from '../src/quant/index.js';
 
@@ -190,11 +190,9 @@ function accuracy(d: DeployedModel, data: Dataset): number {
 }
 
 function train(model: Module, trainSet: Dataset, testSet: Dataset, epochs: number, seed: number, lr: number): number {
-  const optimizer = withConstraints(new Adam(model.parameters(), { lr }), model);
   const steps = epochs * Math.ceil(trainSet.length / 64);
-  setQuantProgress(model, 0);
-  const onEpoch = (e: { epoch: number }) => setQuantProgress(model, (e.epoch + 1) / Math.max(1, epochs - 1));
-  const r = fit(model, trainSet, testSet, { epochs, batchSize: 64, optimizer, seed, schedule: cosineLr(lr, steps), onEpoch });
+  const optimizer = withConstraints(new Adam(model.parameters(), { lr }), model, steps);
+  const r = fit(model, trainSet, testSet, { epochs, batchSize: 64, optimizer, seed, schedule: cosineLr(lr, steps) });
   optimizer.dispose();
   return r.testAccuracy ?? NaN;
 }

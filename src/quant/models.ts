@@ -10,7 +10,7 @@ import { BatchNorm, Conv2d, Flatten, Linear, ReLU, Sequential } from '../nn/laye
 import { Module } from '../nn/module.js';
 import { Rng } from '../util/rng.js';
 import type { Optimizer } from '../optim/optimizer.js';
-import { constrainWeights, MaxPool2dLayer, QuantConv2d, QuantLinear, type QuantOptions } from './layers.js';
+import { constrainWeights, setQuantProgress, MaxPool2dLayer, QuantConv2d, QuantLinear, type QuantOptions } from './layers.js';
 import type { QuantizerConfig } from './quantizers.js';
 
 const binary: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip' };
@@ -172,16 +172,21 @@ export function applyQuantPreset(modelName: string, preset: string, seed = 0): S
 
 /**
  * The optimizer with the model's kernel constraints (weight clip) applied after every step, so
- * any training loop that calls `optimizer.step()` keeps binary latent weights in range.
+ * any training loop that calls `optimizer.step()` keeps binary latent weights in range. With
+ * `totalSteps`, scheduled quantizers (IR-Net's EDE, FDA's series length) also follow training
+ * progress: setQuantProgress(model, step / (totalSteps - 1)) after each step.
  *
  * @example
- * const opt = withConstraints(new Adam(model.parameters(), { lr: 1e-3 }), model);
+ * const opt = withConstraints(new Adam(model.parameters(), { lr: 1e-3 }), model, epochs * stepsPerEpoch);
  */
-export function withConstraints<O extends Optimizer>(optimizer: O, model: Module): O {
+export function withConstraints<O extends Optimizer>(optimizer: O, model: Module, totalSteps?: number): O {
   const step = optimizer.step.bind(optimizer);
+  let done = 0;
+  if (totalSteps) setQuantProgress(model, 0);
   optimizer.step = () => {
     step();
     constrainWeights(model);
+    if (totalSteps) setQuantProgress(model, ++done / Math.max(1, totalSteps - 1));
   };
   return optimizer;
 }

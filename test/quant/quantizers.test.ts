@@ -216,3 +216,19 @@ test('fake_quant is flagged straight-through so finite differences skip it expli
   assert.equal(getOp('fake_quant_grad').backward, undefined);
 });
 
+
+test('withConstraints(…, totalSteps) moves scheduled quantizers from progress 0 to 1 over training', async () => {
+  const { applyQuantPreset, withConstraints } = await import('../../src/quant/models.js');
+  const { Adam } = await import('../../src/optim/optimizer.js');
+  const { isQuantLayer } = await import('../../src/quant/layers.js');
+  const model = applyQuantPreset('lenet', 'irnet', 0);
+  const optimizer = withConstraints(new Adam(model.parameters(), { lr: 1e-3 }), model, 3);
+  const progress = () => [...model.namedModules()].flatMap(([, m]) => (isQuantLayer(m) ? [(m.inputQuantizer as EdeSign).progress] : []));
+  assert.deepEqual(new Set(progress()), new Set([0]));
+  optimizer.step();
+  assert.deepEqual(new Set(progress()), new Set([0.5]));
+  optimizer.step();
+  assert.deepEqual(new Set(progress()), new Set([1]));
+  optimizer.dispose();
+  model.dispose();
+});

@@ -100,9 +100,9 @@ export const train: Command = {
     // One compression session for the whole run: its step counter keys the stochastic rounding.
     const act = new Compression({ mode: actMode, model, seed });
     const optimizer = makeOptimizer(values.optimizer!, model.parameters(), lr, wd);
-    // Binary/ternary presets clip their latent weights after every step (the kernel constraint).
-    if (values.quant) withConstraints(optimizer, model);
     const steps = epochs * Math.ceil(trainSet.length / batchSize);
+    // Binary/ternary presets clip their latent weights after every step (the kernel constraint).
+    if (values.quant) withConstraints(optimizer, model, steps);
     const tty = process.stderr.isTTY && !values.json;
     if (!values.json) {
       console.log(`training ${values.model} (${model.parameterCount()} parameters) on ${values.data}: ${trainSet.length} train / ${testSet.length} test items, backend ${getBackend()}, activation compression ${actMode}`);
