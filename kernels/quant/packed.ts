@@ -37,26 +37,67 @@ export function binaryConvPacked(
     const xBase = x + ((<usize>((b * h + y0 + i0) * w + x0 + j0) * cw) << 2), xStep = <usize>(w * cw) << 2;
     const wBase = wts + ((<usize>(i0 * k + j0) * cw) << 2);
     let word: u32 = 0;
-    for (let ch = 0; ch < o; ch++) {
-      let pc: i32 = 0;
-      let xr = xBase, wr = wBase + <usize>ch * wRow;
+    let ch = 0;
+    // Four output channels per pass share each input word load.
+    for (; ch < o; ch += 4) {
+      const w0 = wBase + <usize>ch * wRow;
+      let p0 = 0, p1 = 0, p2 = 0, p3 = 0;
+      let xr = xBase, wr = w0;
+      const four = ch + 4 <= o;
       for (let i = i0; i < i1; i++) {
-        pc += popcountSpan(xr, wr, span);
+        for (let t = 0; t < span; t++) {
+          const off = <usize>t << 2, xv = load<u32>(xr + off);
+          p0 += popcnt<u32>(xv ^ load<u32>(wr + off));
+          if (four) {
+            p1 += popcnt<u32>(xv ^ load<u32>(wr + wRow + off));
+            p2 += popcnt<u32>(xv ^ load<u32>(wr + 2 * wRow + off));
+            p3 += popcnt<u32>(xv ^ load<u32>(wr + 3 * wRow + off));
+          }
+        }
         xr += xStep;
         wr += tapRow;
       }
-      const acc = valid - 2 * pc;
-      if (thr == 0) {
-        store<i32>(out + ((<usize>p * o + ch) << 2), acc);
-        continue;
+      if (!four) {
+        // Tail channels one at a time (p0 holds channel ch).
+        for (let c2 = ch; c2 < o; c2++) {
+          let pc: i32 = 0;
+          if (c2 == ch) pc = <i32>p0;
+          else {
+            let xr2 = xBase, wr2 = wBase + <usize>c2 * wRow;
+            for (let i = i0; i < i1; i++) {
+              pc += popcountSpan(xr2, wr2, span);
+              xr2 += xStep;
+              wr2 += tapRow;
+            }
+          }
+          word = emit(valid - 2 * pc, c2, o, p, ow32, thr, dir, out, word);
+        }
+        break;
       }
-      if (!isPlusI32(acc, thr, dir, ch)) word |= (<u32>1) << (ch & 31);
-      if ((ch & 31) == 31 || ch == o - 1) {
-        store<u32>(out + ((<usize>(p * ow32 + (ch >>> 5))) << 2), word);
-        word = 0;
-      }
+      word = emit(valid - 2 * <i32>p0, ch, o, p, ow32, thr, dir, out, word);
+      word = emit(valid - 2 * <i32>p1, ch + 1, o, p, ow32, thr, dir, out, word);
+      word = emit(valid - 2 * <i32>p2, ch + 2, o, p, ow32, thr, dir, out, word);
+      word = emit(valid - 2 * <i32>p3, ch + 3, o, p, ow32, thr, dir, out, word);
     }
   }
+}
+
+/**
+ * Writes accumulator `acc` of channel ch at pixel p: as int32 (thr = 0), or as a sign bit of the
+ * pending word, stored every 32 channels and at the last; returns the pending word.
+ */
+// @ts-ignore: decorator
+@inline function emit(acc: i32, ch: i32, o: i32, p: i32, ow32: i32, thr: usize, dir: usize, out: usize, word: u32): u32 {
+  if (thr == 0) {
+    store<i32>(out + ((<usize>p * o + ch) << 2), acc);
+    return 0;
+  }
+  if (!isPlusI32(acc, thr, dir, ch)) word |= (<u32>1) << (ch & 31);
+  if ((ch & 31) == 31 || ch == o - 1) {
+    store<u32>(out + ((<usize>(p * ow32 + (ch >>> 5))) << 2), word);
+    return 0;
+  }
+  return word;
 }
 
 // @ts-ignore: decorator
