@@ -1,5 +1,5 @@
 /**
- * `slimgrad bench quant [--json] [--accuracy --epochs N] [--presets bnn,xnor,...] [--data-dir DIR]`:
+ * `slimgrad bench quant [--json] [--accuracy --epochs N --seeds S] [--presets bnn,xnor,...] [--data-dir DIR]`:
  * quantized networks. Always: binary and int8 GEMM speed-ups over f32 GEMM (single thread), packed
  * model bytes vs float, inference latency of the packed model vs the same network in f32. With
  * --accuracy: trains each preset and its float twin (float LeNet-5, same seed and schedule) on
@@ -20,6 +20,7 @@ import { setThreads, useFastestBackend } from '../src/backends/index.js';
 import { matmul } from '../src/ops/index.js';
 import { createModel } from '../src/nn/models.js';
 import type { Module } from '../src/nn/module.js';
+import type { Sequential } from '../src/nn/layers.js';
 import { Adam } from '../src/optim/optimizer.js';
 import { cosineLr } from '../src/optim/schedule.js';
 import { fit } from '../src/train/trainer.js';
@@ -28,8 +29,8 @@ import { printJson, printTable, UsageError } from '../src/cli/command.js';
 import { loadSplits } from '../src/data/splits.js';
 import { loadQuantKernelsFromBuild } from '../src/io/quant.js';
 import {
-  applyQuantPreset, convert, encodeDeployed, quantPresets, runDeployed, summary, unpackRows, useQuantKernels, withConstraints, wordsFor,
-  type DeployedModel, type MatStage, type QuantWasmExports,
+  applyQuantPreset, binaryLenet5, convert, encodeDeployed, larqMnistBnn, quantPresets, runDeployed, runPacked, summary, unpackRows, useQuantKernels, withConstraints, wordsFor,
+  type DeployedModel, type MatStage, type QuantWasmExports, type Stage,
 } from '../src/quant/index.js';
 
 const INPUT = [1, 28, 28];
@@ -115,23 +116,71 @@ function floatWeightsOIHW(s: MatStage): Float32Array {
   return out;
 }
 
-/** The same network with every conv/dense on float32 weights and the f32 GEMM (same epilogue). */
+/**
+ * The float twin of a deployed network: every conv/dense on float32 weights (the engine's wasm
+ * conv/GEMM under runPacked), float activations throughout. A BN + sign threshold becomes the float
+ * epilogue direction·(acc − threshold), whose sign is the binarized value, so the twin does the
+ * float work of the same network (a binary layer after it sees float input it would binarize).
+ */
 function floatEquivalent(d: DeployedModel): DeployedModel {
   return {
     inputShape: d.inputShape,
-    stages: d.stages.map((s) => {
+    stages: d.stages.map((s): Stage => {
       if (s.op !== 'conv' && s.op !== 'dense') return s;
-      const mul = s.mul && s.kernel === 'int8' ? s.mul.map((v) => v / s.inputStep) : s.mul;
-      return { ...s, kernel: 'float', weights: floatWeightsOIHW(s), mul };
+      const { threshold, direction, ...rest } = s;
+      let mul = s.mul && s.kernel === 'int8' ? s.mul.map((v) => v / s.inputStep) : s.mul, bias = s.bias;
+      if (threshold) {
+        mul = Float32Array.from(direction!);
+        bias = Float32Array.from(threshold, (t, c) => (direction![c] ? -t * direction![c]! : t >= 0 ? 1 : -1));
+      }
+      return { ...rest, kernel: 'float', weights: floatWeightsOIHW(s), mul, bias, inputQuantizer: undefined };
     }),
   };
+}
+
+/** Networks of the latency rows: [model label, preset, builder]. */
+const LATENCY_MODELS: [string, string, (seed: number) => Sequential][] = [
+  ['larq-bnn', 'bnn', (seed) => larqMnistBnn(seed)],
+  ['binary-lenet5', 'bnn', (seed) => binaryLenet5(seed)],
+  ['xnor-net', 'xnor', (seed) => applyQuantPreset(MODEL, 'xnor', seed)],
+  ['lenet5', 'bwn', (seed) => applyQuantPreset(MODEL, 'bwn', seed)],
+  ['lenet5', 'twn', (seed) => applyQuantPreset(MODEL, 'twn', seed)],
+  ['lenet5', 'w8a8', (seed) => applyQuantPreset(MODEL, 'w8a8', seed)],
+];
+
+type LatencyRow = { model: string; preset: string; batch: number; packedMs: number; floatMs: number; typescriptMs: number; speedup: number };
+
+/**
+ * Per-item latency at batch 1 and 32: the packed runtime (runPacked), the float twin on the same
+ * runtime (engine wasm kernels), and the TypeScript deploy runtime (runDeployed), interleaved.
+ * BatchNorm statistics come from one training-mode forward on real images (realistic thresholds).
+ */
+function latencyRows(images: Float32Array, seed: number): LatencyRow[] {
+  const rows: LatencyRow[] = [];
+  for (const [name, preset, build] of LATENCY_MODELS) {
+    const model = build(seed);
+    noGrad(() => scope(() => void model.call(fromValues(images.subarray(0, 32 * 784), [32, ...INPUT]))));
+    model.eval();
+    const deployed = convert(model, INPUT), twin = floatEquivalent(deployed);
+    model.dispose();
+    for (const batch of [1, 32]) {
+      const x = images.subarray(0, batch * 784), shape = [batch, ...INPUT];
+      const [packedMs, floatMs, typescriptMs] = timeAll([
+        () => void runPacked(deployed, x, shape),
+        () => void runPacked(twin, x, shape),
+        () => void runDeployed(deployed, x, shape),
+      ], 5, 60).map((ms) => ms / batch) as [number, number, number];
+      rows.push({ model: name, preset, batch, packedMs, floatMs, typescriptMs, speedup: floatMs / packedMs });
+    }
+  }
+  return rows;
 }
 
 function accuracy(d: DeployedModel, data: Dataset): number {
   let correct = 0;
   for (let start = 0; start < data.length; start += 200) {
     const n = Math.min(200, data.length - start);
-    const out = runDeployed(d, data.values(start, start + n), [n, ...data.itemShape]);
+    const out = runPacked(d, data.values(start, start + n), [n, ...data.itemShape]);
     for (let i = 0; i < n; i++) {
       const row = out.data.subarray(i * 10, i * 10 + 10);
       if (row.indexOf(Math.max(...row)) === data.y[start + i]) correct++;
@@ -141,8 +190,8 @@ function accuracy(d: DeployedModel, data: Dataset): number {
 }
 
 function train(model: Module, trainSet: Dataset, testSet: Dataset, epochs: number, seed: number, lr: number): number {
-  const optimizer = withConstraints(new Adam(model.parameters(), { lr }), model);
   const steps = epochs * Math.ceil(trainSet.length / 64);
+  const optimizer = withConstraints(new Adam(model.parameters(), { lr }), model, steps);
   const r = fit(model, trainSet, testSet, { epochs, batchSize: 64, optimizer, seed, schedule: cosineLr(lr, steps) });
   optimizer.dispose();
   return r.testAccuracy ?? NaN;
@@ -157,6 +206,7 @@ export async function run(args: string[]): Promise<number> {
       epochs: { type: 'string', default: '5' },
       presets: { type: 'string', default: quantPresets.join(',') },
       seed: { type: 'string', default: '1' },
+      seeds: { type: 'string', default: '1' },
       lr: { type: 'string', default: '2e-3' },
       'data-dir': { type: 'string', default: '../shared/data/mnist-t10k' },
     },
@@ -174,42 +224,47 @@ export async function run(args: string[]): Promise<number> {
 
   const gemm = gemmRows(w);
   const { train: trainSet, test: testSet } = await loadSplits('mnist', { dataDir: values['data-dir'], seed });
-  const floatTwin = createModel(MODEL, INPUT, 10, seed);
-  const floatAcc = values.accuracy ? train(floatTwin, trainSet, testSet, epochs, seed, lr) : null;
+  const seeds = Number(values.seeds);
+  if (!Number.isInteger(seeds) || seeds < 1) throw new UsageError(`--seeds must be a positive integer, got '${values.seeds}'`);
 
-  const accuracyRows: { model: string; preset: string; testAccuracy: number; fakeQuantAccuracy: number; floatTestAccuracy: number }[] = [];
+  const accuracyRows: { model: string; preset: string; seed: number; testAccuracy: number; fakeQuantAccuracy: number; floatTestAccuracy: number }[] = [];
+  // Accuracy: every preset and its float twin (float LeNet-5), seeds seed, seed+1, ...; the packed model is what is scored.
+  for (let r = 0; values.accuracy && r < seeds; r++) {
+    const runSeed = seed + r;
+    const { train: trainR, test: testR } = await loadSplits('mnist', { dataDir: values['data-dir'], seed: runSeed });
+    const floatTestAccuracy = train(createModel(MODEL, INPUT, 10, runSeed), trainR, testR, epochs, runSeed, lr);
+    for (const preset of presets) {
+      const model = applyQuantPreset(MODEL, preset, runSeed);
+      noGrad(() => scope(() => void model.call(fromValues(testR.values(0, 32), [32, ...INPUT]))));
+      const fakeQuantAccuracy = train(model, trainR, testR, epochs, runSeed, lr);
+      model.eval();
+      accuracyRows.push({ model: MODEL, preset, seed: runSeed, testAccuracy: accuracy(convert(model, INPUT), testR), fakeQuantAccuracy, floatTestAccuracy });
+      model.dispose();
+    }
+  }
   const sizeRows: { model: string; preset: string; packedBytes: number; floatBytes: number; summaryBytes: number; ratio: number }[] = [];
-  const latencyRows: { model: string; preset: string; packedMs: number; floatMs: number; fakeQuantMs: number; speedup: number }[] = [];
   const batch = 32;
   const x = testSet.values(0, batch);
   for (const preset of presets) {
     const model = applyQuantPreset(MODEL, preset, seed);
     // One forward initialises data-dependent quantizer state (LSQ steps) before conversion.
     noGrad(() => scope(() => void model.call(fromValues(x, [batch, ...INPUT]))));
-    const fakeQuantAccuracy = values.accuracy ? train(model, trainSet, testSet, epochs, seed, lr) : NaN;
     model.eval();
     const deployed = convert(model, INPUT);
     const s = summary(model, INPUT);
     sizeRows.push({ model: MODEL, preset, packedBytes: encodeDeployed(deployed).length, floatBytes: Math.round(s.floatKiB * 1024), summaryBytes: s.memoryBits / 8, ratio: s.floatKiB * 1024 / encodeDeployed(deployed).length });
-    if (values.accuracy) accuracyRows.push({ model: MODEL, preset, testAccuracy: accuracy(deployed, testSet), fakeQuantAccuracy, floatTestAccuracy: floatAcc! });
-    const reference = floatEquivalent(deployed);
-    const [packedMs, floatMs, fakeQuantMs] = timeAll([
-      () => void runDeployed(deployed, x, [batch, ...INPUT]),
-      () => void runDeployed(reference, x, [batch, ...INPUT]),
-      () => noGrad(() => scope(() => void model.call(fromValues(x, [batch, ...INPUT])))),
-    ], 5, 100).map((ms) => ms / batch) as [number, number, number];
-    latencyRows.push({ model: MODEL, preset, packedMs, floatMs, fakeQuantMs, speedup: floatMs / packedMs });
     model.dispose();
   }
+  const latency = latencyRows(testSet.values(), seed);
   useQuantKernels(null);
 
   if (!values.json) {
-    console.log(`bench quant on ${machine}; GEMM M = N = 64; latency per item at batch ${batch}`);
+    console.log(`bench quant on ${machine}; GEMM M = N = 64; latency in ms per item (packed: runPacked; float: the float twin on the engine's wasm kernels; typescript: runDeployed)`);
     printTable(gemm.map((r) => ({ k: r.k, kind: r.kind, 'x vs f32': r.speedup, 'x vs f32-dot': r.speedupVsDot, 'GMAC/s': r.gmacs, 'f32 GMAC/s': r.f32Gmacs, kernel: r.variant })));
     console.log('');
     printTable(sizeRows);
     console.log('');
-    printTable(latencyRows);
+    printTable(latency);
     if (values.accuracy) {
       console.log(`\naccuracy after ${epochs} epochs (Adam lr ${lr}, cosine, batch 64; float twin: float LeNet-5):`);
       printTable(accuracyRows);
@@ -217,7 +272,7 @@ export async function run(args: string[]): Promise<number> {
   }
   printJson({
     suite: 'quant', machine, epochs: values.accuracy ? epochs : 0,
-    accuracy: accuracyRows, size: sizeRows, latency: latencyRows,
+    accuracy: accuracyRows, size: sizeRows, latency,
     gemm: gemm.map((r) => ({ k: r.k, kind: r.kind, speedup: r.speedup, speedupVsDot: r.speedupVsDot, gmacs: r.gmacs })),
   });
   return 0;

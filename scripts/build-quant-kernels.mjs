@@ -3,7 +3,7 @@
 // build/quant-unshared.wasm (SIMD, unshared memory), both importing the arena's memory and never
 // allocating. Engines without wasm SIMD use the TypeScript kernels (src/quant/kernels.ts).
 // Same flags as scripts/build-kernels.mjs; kept separate so the two kernel sets build independently.
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import asc from 'assemblyscript/asc';
@@ -23,7 +23,8 @@ const mtime = (p) => {
     return -Infinity;
   }
 };
-const newest = Math.max(mtime(source), mtime(fileURLToPath(import.meta.url)));
+const sources = readdirSync(dirname(source)).filter((f) => f.endsWith('.ts')).map((f) => join(dirname(source), f));
+const newest = Math.max(...sources.map(mtime), mtime(fileURLToPath(import.meta.url)));
 mkdirSync(outDir, { recursive: true });
 for (const b of builds) {
   const out = join(outDir, b.file);

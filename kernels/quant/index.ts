@@ -198,3 +198,4 @@ export function f32Gemm(a: usize, b: usize, out: usize, m: i32, n: i32, rowFloat
   for (let t: usize = 0; t < row; t += 16) s = f32x4.add(s, f32x4.mul(v128.load(a + t), v128.load(b + t)));
   store<f32>(out, fsum(s));
 }
+export * from "./packed";

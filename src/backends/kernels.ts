@@ -7,6 +7,7 @@
  */
 import type { Tensor } from '../core/tensor.js';
 import type { CodeBits, GroupLayout, NoiseKey } from '../compress/quantize.js';
+import type { ConvShape } from '../quant/kernels.js';
 
 /**
  * Batched GEMM: for each b < batch,
@@ -206,6 +207,42 @@ export interface Kernels {
   int8Gemm(a: Int8Array, b: Int8Array, m: number, n: number, k: number): Int32Array;
   /** out[i, j] = sum_t a[i, t] b[j, t] in float32 (b given by rows). */
   floatGemm(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array;
+  /**
+   * Binary conv on sign-packed NHWC input x [n, h, w, wordsFor(c)] and packed OHWI weights
+   * [o, k, k, wordsFor(c)], zero padding (taps outside the image skipped): int32 accumulators
+   * [n, outH, outW, o].
+   */
+  binaryConv(x: Uint32Array, w: Uint32Array, s: ConvShape): Int32Array;
+  /** binaryConv followed by packSigns of its accumulators: packed signs [n, outH, outW, wordsFor(o)]. */
+  binaryConvSigns(x: Uint32Array, w: Uint32Array, s: ConvShape, t: SignThresholds): Uint32Array;
+  /**
+   * Signs of x (layout l) packed per pixel: [n, p, wordsFor(c)], bit 1 = −1, padding bits 0. With
+   * `t` the sign is the per-channel compare of SignThresholds, else +1 iff v ≥ 0.
+   */
+  packSigns(x: Float32Array | Int32Array, l: SignLayout, t: SignThresholds | null): Uint32Array;
+  /**
+   * k x k max-pooling (stride k, no padding, floor) of packed signs x [n, h, w, words] into
+   * [n, floor(h/k), floor(w/k), words]: with bit 1 = −1, the max of ±1 is the AND of the bits.
+   */
+  maxPoolSigns(x: Uint32Array, n: number, h: number, w: number, words: number, k: number): Uint32Array;
+}
+
+/**
+ * Per-channel sign decision of packed activations: channel c is +1 iff (direction[c] > 0 ?
+ * v ≥ threshold[c] : direction[c] < 0 ? v ≤ threshold[c] : threshold[c] ≥ 0), else −1 (bit 1).
+ * Integer values take Int32 thresholds, float values Float32 ones.
+ */
+export interface SignThresholds {
+  threshold: Int32Array | Float32Array;
+  direction: Int8Array;
+}
+
+/** Values to sign-pack: n images of c channels x p pixels, as [n, c, p] (NCHW) or [n, p, c] (channelsLast). */
+export interface SignLayout {
+  n: number;
+  c: number;
+  p: number;
+  channelsLast: boolean;
 }
 
 export type KernelName = keyof Kernels;

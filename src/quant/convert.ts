@@ -34,7 +34,6 @@ function bnAffine(bn: BatchNorm): { g: Float64Array; h: Float64Array } {
 /** Weights and epilogue of one conv/dense layer (before BatchNorm folding). */
 function convertLayer(layer: Linear | Conv2d): MatStage {
   const plan = layerPlan(layer)!;
-  const w = layer.weight.values() as FloatArray;
   const outC = layer.weight.shape[0]!;
   const inC = layer.weight.shape[1]!;
   const isConv = layer instanceof Conv2d;
@@ -60,6 +59,8 @@ function convertLayer(layer: Linear | Conv2d): MatStage {
   let weights: MatStage['weights'];
   let inputStep = 0;
   const kd = kq?.deployment(), xd = iq?.deployment();
+  // The values to pack: the latent weight, or what the quantizer binarizes (IR-Net: balanced weights).
+  const w = (kd?.latent ? noGrad(() => scope(() => Float32Array.from(kd.latent!(layer.weight).values()))) : layer.weight.values()) as FloatArray;
   const scale = noGrad(() =>
     scope(() => {
       const s = plan.channelScale ? kd?.channelScale?.(layer.weight) : null;

@@ -7,6 +7,7 @@ export * from './plan.js';
 export * from './summary.js';
 export * from './convert.js';
 export { runDeployed } from './runtime.js';
+export { runPacked } from './packed.js';
 export * from '../io/deployed-format.js';
 export * from './kernels.js';
 export { loadQuantKernels, quantKernels, quantWasmFile, useQuantKernels, QuantWasmKernels, type QuantWasmExports } from '../backends/index.js';

@@ -8,6 +8,7 @@
  * const a = packSignRows([1, -1, -1, 1], 1, 4), b = packSignRows([1, 1, -1, -1], 1, 4);
  * binaryGemm(a, b, 1, 1, 4)[0]; // 0 = 1·1 + (−1)·1 + (−1)(−1) + 1·(−1)
  */
+import type { SignLayout, SignThresholds } from '../backends/kernels.js';
 
 /** Bits set in a 32-bit word (SWAR). */
 export function popcount32(v: number): number {
@@ -113,6 +114,46 @@ export function binaryConv(x: Uint32Array, wts: Uint32Array, s: ConvShape, out?:
     }
   }
   return acc;
+}
+
+/** Whether channel c of value v is +1 under thresholds t (SignThresholds in backends/kernels.ts), or v ≥ 0 without. */
+function isPlus(v: number, c: number, t: SignThresholds | null): boolean {
+  if (!t) return v >= 0;
+  const th = t.threshold[c]!, d = t.direction[c]!;
+  return d > 0 ? v >= th : d < 0 ? v <= th : th >= 0;
+}
+
+/** Sign packing of [n, c, p] or [n, p, c] values into [n, p, wordsFor(c)] (bit 1 = −1). */
+export function packSigns(x: Float32Array | Int32Array, l: SignLayout, t: SignThresholds | null): Uint32Array {
+  const cw = wordsFor(l.c), out = new Uint32Array(l.n * l.p * cw);
+  for (let b = 0; b < l.n; b++) {
+    for (let c = 0; c < l.c; c++) {
+      for (let q = 0; q < l.p; q++) {
+        const v = x[l.channelsLast ? (b * l.p + q) * l.c + c : (b * l.c + c) * l.p + q]!;
+        if (!isPlus(v, c, t)) out[(b * l.p + q) * cw + (c >>> 5)] |= 1 << (c & 31);
+      }
+    }
+  }
+  return out;
+}
+
+/** binaryConv whose accumulators are sign-packed by `t`: [N, OH, OW, wordsFor(O)]. */
+export function binaryConvSigns(x: Uint32Array, wts: Uint32Array, s: ConvShape, t: SignThresholds): Uint32Array {
+  const [oh, ow] = convOut(s);
+  return packSigns(binaryConv(x, wts, s), { n: s.n, c: s.o, p: oh * ow, channelsLast: true }, t);
+}
+
+/** k x k max-pooling (stride k) of packed signs [n, h, w, words]: the AND of the bits (bit 1 = −1, so max = +1 when any is +1). */
+export function maxPoolSigns(x: Uint32Array, n: number, h: number, w: number, words: number, k: number): Uint32Array {
+  const oh = Math.floor(h / k), ow = Math.floor(w / k), out = new Uint32Array(n * oh * ow * words);
+  for (let b = 0; b < n; b++) for (let y = 0; y < oh; y++) for (let xo = 0; xo < ow; xo++) {
+    for (let t = 0; t < words; t++) {
+      let m = 0xffffffff;
+      for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) m &= x[((b * h + y * k + i) * w + xo * k + j) * words + t]!;
+      out[((b * oh + y) * ow + xo) * words + t] = m >>> 0;
+    }
+  }
+  return out;
 }
 
 /** OIHW ±1 weights (signs of `w`) packed OHWI per tap: [O, k, k, wordsFor(C)]. */

@@ -15,7 +15,7 @@ import { Tensor } from '../core/tensor.js';
 import { add, conv2d, matmul, maxPool2d, type Conv2dOptions } from '../ops/index.js';
 import { Conv2d, Linear, type InitOptions } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
-import { quantizer, Quantizer, type QuantizerConfig } from './quantizers.js';
+import { isScheduled, quantizer, Quantizer, type QuantizerConfig } from './quantizers.js';
 
 /** A constraint applied in place to latent weights after each optimizer step. */
 export interface KernelConstraint {
@@ -157,5 +157,19 @@ export function isQuantLayer(m: Module): m is Module & QuantLayer & (QuantLinear
 export function constrainWeights(model: Module): void {
   for (const [, m] of model.namedModules()) {
     if (isQuantLayer(m) && m.kernelConstraint) m.kernelConstraint.apply(m.weight);
+  }
+}
+
+/**
+ * Sets training progress p in [0, 1] on every scheduled quantizer of the model (IR-Net's EDE, the
+ * FDA series length); call it once per epoch (e.g. fit's onEpoch) with (epoch + 1) / epochs.
+ *
+ * @example
+ * fit(model, train, test, { ..., onEpoch: (e) => setQuantProgress(model, (e.epoch + 1) / epochs) });
+ */
+export function setQuantProgress(model: Module, p: number): void {
+  for (const [, m] of model.namedModules()) {
+    if (!isQuantLayer(m)) continue;
+    for (const q of [m.inputQuantizer, m.kernelQuantizer]) if (isScheduled(q)) q.setProgress(p);
   }
 }

@@ -10,11 +10,15 @@ import { BatchNorm, Conv2d, Flatten, Linear, ReLU, Sequential } from '../nn/laye
 import { Module } from '../nn/module.js';
 import { Rng } from '../util/rng.js';
 import type { Optimizer } from '../optim/optimizer.js';
-import { constrainWeights, MaxPool2dLayer, QuantConv2d, QuantLinear, type QuantOptions } from './layers.js';
+import { constrainWeights, setQuantProgress, MaxPool2dLayer, QuantConv2d, QuantLinear, type QuantOptions } from './layers.js';
 import type { QuantizerConfig } from './quantizers.js';
 
 const binary: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip' };
 const binaryWeightsOnly: QuantOptions = { kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip' };
+/** IR-Net: Libra-PB weights (balanced, standardized, power-of-two scale) and EDE sign activations. */
+const irnet: QuantOptions = { inputQuantizer: 'ede_sign', kernelQuantizer: 'irnet_weight', kernelConstraint: 'weight_clip' };
+/** FDA-BNN: Fourier-series sign gradients; weights scaled by mean|W| per filter. */
+const fda: QuantOptions = { inputQuantizer: 'fda_sign', kernelQuantizer: { name: 'fda_sign', scaled: true }, kernelConstraint: 'weight_clip' };
 const xnor: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'magnitude_aware_sign', kernelConstraint: 'weight_clip' };
 
 /**
@@ -82,6 +86,25 @@ function quantLenet5(preset: string, q: QuantOptions, seed: number, classes: num
 }
 
 /**
+ * Binary LeNet-5: LeNet-5's shapes with BatchNorm + sign in place of ReLU, the middle conv and the
+ * two hidden dense layers 1-bit in weights and activations (`q`), the first conv and the
+ * classifier float (as IR-Net keeps its first and last layers). Deploys as binary layers with
+ * packed activations between them.
+ */
+export function binaryLenet5(seed = 0, classes = 10, q: QuantOptions = binary, inputShape: readonly number[] = [1, 28, 28], preset = 'binary'): Sequential {
+  const rng = new Rng(seed, 14);
+  const [c, h, w] = imageShape(preset, 'lenet', inputShape, (s) => Math.floor((Math.floor(s / 2) - 4) / 2), 12);
+  return new Sequential(
+    new Conv2d(c, 6, 5, { padding: 2, bias: false, rng }), new BatchNorm(6), new MaxPool2dLayer(2),
+    new QuantConv2d(6, 16, 5, { ...q, bias: false, rng }), new MaxPool2dLayer(2), new BatchNorm(16),
+    Flatten(),
+    new QuantLinear(16 * h * w, 120, { ...q, bias: false, rng }), new BatchNorm(120),
+    new QuantLinear(120, 84, { ...q, bias: false, rng }), new BatchNorm(84),
+    new Linear(84, classes, { rng }),
+  );
+}
+
+/**
  * Binary-weight LeNet-5 (BWN): weights alpha_c·sign(W), alpha_c = mean|W| per output channel;
  * float activations; first conv and classifier float.
  */
@@ -121,7 +144,7 @@ function quantMlp(q: QuantOptions, sizes: number[], seed: number): Sequential {
 }
 
 /** Presets of `slimgrad train --quant`. */
-export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8'] as const;
+export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8', 'binary', 'irnet', 'fda'] as const;
 export type QuantPreset = (typeof quantPresets)[number];
 
 /** MLP sizes of the bwn/twn/w8a8 presets on 'mlp': the float twin is createModel('mlp') on MNIST. */
@@ -138,7 +161,16 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     twn: (s, k, shape) => quantMlp({ kernelQuantizer: twnKernel }, mlpSizes(shape, k), s),
     w8a8: (s, k, shape) => quantMlp({ kernelQuantizer: { name: 'lsq', bits: 8 }, inputQuantizer: { name: 'lsq', bits: 8 } }, mlpSizes(shape, k), s),
   },
-  lenet: { bnn: larqMnistBnn, xnor: xnorNet, bwn: bwnLenet5, twn: twnLenet5, w8a8: w8a8Lenet5 },
+  lenet: {
+    bnn: larqMnistBnn,
+    xnor: xnorNet,
+    bwn: bwnLenet5,
+    twn: twnLenet5,
+    w8a8: w8a8Lenet5,
+    binary: (s, k, shape) => binaryLenet5(s, k, binary, shape, 'binary'),
+    irnet: (s, k, shape) => binaryLenet5(s, k, irnet, shape, 'irnet'),
+    fda: (s, k, shape) => binaryLenet5(s, k, fda, shape, 'fda'),
+  },
 };
 
 /**
@@ -147,6 +179,8 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
  * 'mlp': bnn = BinaryNet MLP in-1024-1024-classes, bwn/twn/w8a8 = MLP in-512-512-classes quantized.
  * 'lenet' (alias 'lenet5'): bnn = the Larq MNIST BNN, xnor = XNOR-Net CNN, bwn/twn/w8a8 = LeNet-5
  * quantized; these need images [C, H, W] (and refuse others with a message naming the shapes they take).
+ * binary/irnet/fda = binary LeNet-5 (binaryLenet5) with straight-through sign, IR-Net or FDA-BNN
+ * binarizers (their schedules follow `withConstraints(optimizer, model, totalSteps)`).
  * Train it with `withConstraints(optimizer, model)` (kernel constraints after every step).
  */
 export function applyQuantPreset(modelName: string, preset: string, seed = 0, inputShape: readonly number[] = [1, 28, 28], classes = 10): Sequential {
@@ -161,16 +195,22 @@ export function applyQuantPreset(modelName: string, preset: string, seed = 0, in
 
 /**
  * The optimizer with the model's kernel constraints (weight clip) applied after every step, so
- * any training loop that calls `optimizer.step()` keeps binary latent weights in range.
+ * any training loop that calls `optimizer.step()` keeps binary latent weights in range. With
+ * `totalSteps`, scheduled quantizers (IR-Net's EDE, FDA's series length) also follow training
+ * progress: setQuantProgress(model, step / (totalSteps - 1)) after each step (`stepsDone` when
+ * a run resumes).
  *
  * @example
- * const opt = withConstraints(new Adam(model.parameters(), { lr: 1e-3 }), model);
+ * const opt = withConstraints(new Adam(model.parameters(), { lr: 1e-3 }), model, epochs * stepsPerEpoch);
  */
-export function withConstraints<O extends Optimizer>(optimizer: O, model: Module): O {
+export function withConstraints<O extends Optimizer>(optimizer: O, model: Module, totalSteps?: number, stepsDone = 0): O {
   const step = optimizer.step.bind(optimizer);
+  let done = stepsDone;
+  if (totalSteps) setQuantProgress(model, done / Math.max(1, totalSteps - 1));
   optimizer.step = () => {
     step();
     constrainWeights(model);
+    if (totalSteps) setQuantProgress(model, ++done / Math.max(1, totalSteps - 1));
   };
   return optimizer;
 }

@@ -30,7 +30,11 @@ export type FakeQuantAttrs =
   | { kind: 'dorefa_act'; levels: number }
   | { kind: 'dorefa_weight'; levels: number; maxTanh: number }
   | { kind: 'pact'; levels: number }
-  | { kind: 'lsq'; qn: number; qp: number; gradScale: number };
+  | { kind: 'lsq'; qn: number; qp: number; gradScale: number }
+  /** IR-Net error-decay estimator: sign forward, gradient k·t·(1 − tanh²(t·x)). */
+  | { kind: 'ede'; t: number; k: number }
+  /** FDA-BNN: sign forward, gradient of the n-term Fourier series (4ω/π)·Σ cos((2i+1)ωx) for |x| ≤ 1, else 0. */
+  | { kind: 'fourier'; omega: number; terms: number };
 
 interface Elementwise {
   forward(x: number, a: any, p: number): number;
@@ -68,6 +72,16 @@ const maps: Record<FakeQuantAttrs['kind'], Elementwise> = {
     forward: (x, a, alpha) => (roundHalfAway((Math.min(alpha, Math.max(0, x)) * a.levels) / alpha) * alpha) / a.levels,
     dx: (x, _a, alpha) => (x >= 0 && x < alpha ? 1 : 0),
     dp: (x, _a, alpha) => (x >= alpha ? 1 : 0),
+  },
+  ede: { forward: sign, dx: (x, a) => a.k * a.t * (1 - Math.tanh(a.t * x) ** 2) },
+  fourier: {
+    forward: sign,
+    dx: (x, a) => {
+      if (Math.abs(x) > 1) return 0;
+      let s = 0;
+      for (let i = 0; i < a.terms; i++) s += Math.cos((2 * i + 1) * a.omega * x);
+      return (4 * a.omega / Math.PI) * s;
+    },
   },
   lsq: {
     forward: (v, a, s) => roundHalfAway(Math.min(a.qp, Math.max(-a.qn, v / s))) * s,

@@ -11,7 +11,7 @@
 import type { FloatArray } from '../core/dtype.js';
 import { fromValues, Tensor } from '../core/tensor.js';
 import { noGrad } from '../autograd/mode.js';
-import { mul } from '../ops/elementwise.js';
+import { div, mul, onesLike, sub } from '../ops/elementwise.js';
 import { parameter } from '../nn/module.js';
 import { fakeQuant, fakeQuantGrad, type FakeQuantAttrs } from './ops.js';
 
@@ -35,6 +35,8 @@ export interface QuantDeployment {
   threshold?(w: Tensor): number;
   /** int8: the quantization step (value = code · step). */
   step?(): number;
+  /** The tensor whose signs/values are packed, when it is not the latent weight itself (IR-Net: balanced weights). */
+  latent?(w: Tensor): Tensor;
 }
 
 export abstract class Quantizer {
@@ -398,7 +400,162 @@ export class Lsq extends Quantizer {
   }
 }
 
+/**
+ * A quantizer whose surrogate gradient follows training progress (0 at the start, 1 at the end);
+ * `setQuantProgress(model, p)` (layers.ts) sets it on every layer, e.g. once per epoch.
+ */
+export interface Scheduled {
+  setProgress(p: number): void;
+}
+
+export const isScheduled = (q: unknown): q is Scheduled => typeof (q as Scheduled | null)?.setProgress === 'function';
+
+/**
+ * IR-Net's error-decay estimator (EDE) on sign: forward sign(x); backward k·t·(1 − tanh²(t·x)),
+ * t = tMin·10^(p·log10(tMax/tMin)) at training progress p, k = max(1/t, 1): near identity early
+ * (updating ability), near sign late (accuracy). Activations of IR-Net; Libra-PB weights use it
+ * through `irnet_weight`.
+ */
+export class EdeSign extends ElementwiseQuantizer implements Scheduled {
+  readonly name: string = 'ede_sign';
+  readonly precision = 1;
+  readonly tMin: number;
+  readonly tMax: number;
+  progress = 0;
+  constructor(o: { tMin?: number; tMax?: number } = {}) {
+    super();
+    this.tMin = o.tMin ?? 0.1;
+    this.tMax = o.tMax ?? 10;
+  }
+  setProgress(p: number): void {
+    this.progress = Math.min(1, Math.max(0, p));
+  }
+  /** (t, k) at the current progress. */
+  schedule(): { t: number; k: number } {
+    const t = this.tMin * 10 ** (this.progress * Math.log10(this.tMax / this.tMin));
+    return { t, k: Math.max(1 / t, 1) };
+  }
+  protected attrs(): FakeQuantAttrs {
+    return { kind: 'ede', ...this.schedule() };
+  }
+  override deployment(): QuantDeployment {
+    return { values: 'sign' };
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, tMin: this.tMin, tMax: this.tMax };
+  }
+}
+
+/**
+ * Per-output-channel mean and standard deviation of w along axis 0, as stop-gradient constants
+ * shaped [outC, 1, ...].
+ */
+function channelMoments(w: Tensor): { mean: Tensor; std: Tensor } {
+  const v = w.values() as FloatArray, c = w.shape[0]!, inner = v.length / c;
+  const mean = new Float64Array(c), std = new Float64Array(c);
+  for (let o = 0; o < c; o++) {
+    let s = 0, s2 = 0;
+    for (let i = o * inner; i < (o + 1) * inner; i++) s += v[i]!;
+    const m = s / inner;
+    for (let i = o * inner; i < (o + 1) * inner; i++) s2 += (v[i]! - m) ** 2;
+    mean[o] = m;
+    std[o] = Math.sqrt(s2 / Math.max(1, inner - 1)) || 1;
+  }
+  const shape = w.shape.map((d, i) => (i === 0 ? d : 1));
+  return { mean: fromValues(mean, shape, w.dtype), std: fromValues(std, shape, w.dtype) };
+}
+
+/**
+ * IR-Net Libra-PB weights: per output filter, balance and standardize (ŵ = (w − mean)/std, mean
+ * and std stop-gradient), binarize with the EDE surrogate, scale by 2^round(log2(mean|ŵ|)) (a
+ * shift at inference, no gradient). Forward s_c·sign(ŵ); backward s_c·k·t·(1 − tanh²(t·ŵ))/std_c.
+ * Deploys as the signs of w − mean (packed) with the scale s_c per channel.
+ */
+export class IrNetWeight extends EdeSign {
+  override readonly name = 'irnet_weight';
+  /** ŵ, the per-channel power-of-two scale and 1/std (the chain-rule factor). */
+  private parts(w: Tensor): { standardized: Tensor; scale: Tensor; invStd: Tensor } {
+    return noGrad(() => {
+      const { mean, std } = channelMoments(w);
+      const standardized = div(sub(w, mean), std);
+      const a = channelMeanAbs(standardized, 0);
+      const scale = fromValues(Array.from(a.values(), (m) => 2 ** Math.round(Math.log2(m || 1))), a.shape, w.dtype);
+      return { standardized, scale, invStd: div(onesLike(std), std) };
+    });
+  }
+  override forward(w: Tensor): Tensor {
+    const { mean, std } = noGrad(() => channelMoments(w));
+    const { scale } = this.parts(w);
+    return mul(fakeQuant(div(sub(w, mean), std), this.attrs()), scale);
+  }
+  override pseudoGradient(w: Tensor): Tensor {
+    return noGrad(() => {
+      const { standardized, scale, invStd } = this.parts(w);
+      return mul(mul(fakeQuantGrad(standardized, null, this.attrs()), scale), invStd);
+    });
+  }
+  override deployment(): QuantDeployment {
+    return { values: 'sign', latent: (w) => this.parts(w).standardized, channelScale: (w) => this.parts(w).scale };
+  }
+}
+
+/**
+ * FDA-BNN sign: forward sign(x) (times alpha_c = mean|x| per output channel with `scaled`, for
+ * weights); backward the derivative of the n-term Fourier series of sign,
+ * (4ω/π)·Σ_{i<n} cos((2i+1)ωx) for |x| ≤ 1 (else 0), n growing linearly from nMin to nMax over
+ * training. The noise-adaptation module of the paper is not included.
+ */
+export class FourierSign extends Quantizer implements Scheduled {
+  readonly name = 'fda_sign';
+  readonly precision = 1;
+  readonly omega: number;
+  readonly nMin: number;
+  readonly nMax: number;
+  readonly scaled: boolean;
+  progress = 0;
+  constructor(o: { omega?: number; nMin?: number; nMax?: number; scaled?: boolean } = {}) {
+    super();
+    this.omega = o.omega ?? 0.1;
+    this.nMin = o.nMin ?? 9;
+    this.nMax = o.nMax ?? 18;
+    this.scaled = o.scaled ?? false;
+  }
+  setProgress(p: number): void {
+    this.progress = Math.min(1, Math.max(0, p));
+  }
+  /** Fourier terms at the current progress. */
+  terms(): number {
+    return Math.round(this.nMin + (this.nMax - this.nMin) * this.progress);
+  }
+  private attrs(): FakeQuantAttrs {
+    return { kind: 'fourier', omega: this.omega, terms: this.terms() };
+  }
+  forward(x: Tensor): Tensor {
+    const q = fakeQuant(x, this.attrs());
+    if (!this.scaled) return q;
+    const s = channelMeanAbs(x, 0), out = mul(q, s);
+    s.dispose();
+    q.dispose();
+    return out;
+  }
+  pseudoGradient(x: Tensor): Tensor {
+    return noGrad(() => {
+      const d = fakeQuantGrad(x, null, this.attrs());
+      return this.scaled ? mul(d, channelMeanAbs(x, 0)) : d;
+    });
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, omega: this.omega, nMin: this.nMin, nMax: this.nMax, scaled: this.scaled };
+  }
+  override deployment(): QuantDeployment {
+    return this.scaled ? { values: 'sign', channelScale: (w) => channelMeanAbs(w, 0) } : { values: 'sign' };
+  }
+}
+
 const constructors: Record<string, (o: any) => Quantizer> = {
+  ede_sign: (o) => new EdeSign(o),
+  irnet_weight: (o) => new IrNetWeight(o),
+  fda_sign: (o) => new FourierSign(o),
   ste_sign: (o) => new SteSign(o),
   approx_sign: () => new ApproxSign(),
   swish_sign: (o) => new SwishSign(o),

@@ -71,7 +71,8 @@ export interface Activation {
 /** Decoded float weights of the fallback kernels, cached per stage. */
 const decoded = new WeakMap<MatStage, Float32Array>();
 
-function floatWeights(s: MatStage): Float32Array {
+/** The float32 weight rows of a float-input stage (binary/ternary weights decoded, cached). */
+export function floatWeights(s: MatStage): Float32Array {
   let w = decoded.get(s);
   if (!w) {
     const K = rowLength(s);
@@ -84,7 +85,7 @@ function floatWeights(s: MatStage): Float32Array {
 }
 
 /** The float-fallback input quantizer applied to an activation. */
-function quantizeInput(s: MatStage, x: Activation): Activation {
+export function quantizeInput(s: MatStage, x: Activation): Activation {
   if (!s.inputQuantizer) return x;
   const q = quantizer(s.inputQuantizer);
   return { data: noGrad(() => scope(() => Float32Array.from(q.forward(fromValues(x.data, x.shape)).values()))), shape: x.shape };
@@ -153,7 +154,7 @@ function binaryConvGemm(s: MatStage, x: Uint32Array, cs: ConvShape): Int32Array 
   return acc;
 }
 
-interface Accumulators {
+export interface Accumulators {
   acc: Int32Array | Float32Array;
   shape: number[];
   /** [outC, N·P] (GEMMs with the weights on the left) rather than [N·P, outC]. */
@@ -161,7 +162,7 @@ interface Accumulators {
 }
 
 /** Accumulators of a conv/dense stage on its input (P = OH·OW output pixels, 1 for dense). */
-function accumulate(s: MatStage, input: Activation): Accumulators {
+export function accumulate(s: MatStage, input: Activation): Accumulators {
   const x = quantizeInput(s, input);
   const n = x.shape[0]!;
   if (s.op === 'dense') {
@@ -199,7 +200,7 @@ function quantizeInt8(x: Float32Array, step: number): Int8Array {
 }
 
 /** Applies the epilogue, writing NCHW (or [N, O]) from channel-major or pixel-major accumulators. */
-function epilogue(s: MatStage, { acc, shape, channelMajor }: Accumulators): Activation {
+export function epilogue(s: MatStage, { acc, shape, channelMajor }: Accumulators): Activation {
   const n = shape[0]!, o = s.outC, p = shape.length === 4 ? shape[2]! * shape[3]! : 1;
   const out = new Float32Array(n * o * p);
   // Element q of (image b, channel c) is acc[src + q·step].

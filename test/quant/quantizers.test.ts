@@ -8,7 +8,7 @@ import { grad } from '../../src/autograd/backward.js';
 import { mul, sum } from '../../src/ops/index.js';
 import { Rng } from '../../src/util/rng.js';
 import { getOp } from '../../src/ops/registry.js';
-import { quantizer, quantizerNames, Quantizer, Pact, Lsq } from '../../src/quant/quantizers.js';
+import { quantizer, quantizerNames, Quantizer, Pact, Lsq, EdeSign, FourierSign } from '../../src/quant/quantizers.js';
 
 const rng = new Rng(5, 1);
 // Includes exact zeros and exact clip points, where conventions matter.
@@ -92,6 +92,62 @@ test('magnitude_aware_sign: alpha_c·sign(W), alpha_c = mean|W| per output chann
   close(r.gx, w.map((x, i) => gs[i]! * alpha[Math.floor(i / 8)]! * (Math.abs(x) <= 1 ? 1 : 0)), 'gradient');
 });
 
+test('ede_sign (IR-Net EDE): gradient k·t·(1 − tanh²(t·x)), t from 0.1 to 10 in log steps, k = max(1/t, 1)', () => {
+  for (const [p, t] of [[0, 0.1], [0.5, 1], [1, 10]] as const) {
+    const q = new EdeSign();
+    q.setProgress(p);
+    const k = Math.max(1 / t, 1);
+    checkElementwise(q, sgn, (x) => k * t * (1 - Math.tanh(t * x) ** 2));
+  }
+});
+
+test('irnet_weight (Libra-PB): per-filter balance + standardize, 2^round(log2 mean|ŵ|) scale, EDE gradient / std', () => {
+  const w = xs.slice(10, 34), inner = 8; // [3, 2, 4]
+  const q = quantizer('irnet_weight') as EdeSign;
+  q.setProgress(0.5); // t = 1, k = 1
+  const stats = [0, 1, 2].map((c) => {
+    const v = w.slice(c * inner, (c + 1) * inner), m = v.reduce((a, b) => a + b, 0) / inner;
+    const sd = Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / (inner - 1));
+    const scale = 2 ** Math.round(Math.log2(v.reduce((a, b) => a + Math.abs((b - m) / sd), 0) / inner));
+    return { m, sd, scale };
+  });
+  const r = run(q, w, [3, 2, 4]);
+  const at = (i: number) => stats[Math.floor(i / inner)]!;
+  close(r.y, w.map((x, i) => at(i).scale * sgn((x - at(i).m) / at(i).sd)), 'forward');
+  const d = (x: number, i: number) => at(i).scale * (1 - Math.tanh((x - at(i).m) / at(i).sd) ** 2) / at(i).sd;
+  close(r.pg, w.map(d), 'pseudo-gradient');
+  close(r.gx, w.map((x, i) => gs[i]! * d(x, i)), 'gradient');
+  // Deployment packs the signs of the balanced weights with the power-of-two scale.
+  const dep = q.deployment();
+  scope(() => {
+    const wt = fromValues(w, [3, 2, 4], 'float64');
+    assert.deepEqual(Array.from(dep.latent!(wt).values(), sgn), w.map((x, i) => sgn(x - at(i).m)));
+    assert.deepEqual(Array.from(dep.channelScale!(wt)!.values()), stats.map((s) => s.scale));
+  });
+});
+
+test('fda_sign (FDA-BNN): gradient (4ω/π)·Σ_{i<n} cos((2i+1)ωx) inside |x| ≤ 1, n from 9 to 18', () => {
+  const fourier = (x: number, n: number) => {
+    if (Math.abs(x) > 1) return 0;
+    let s = 0;
+    for (let i = 0; i < n; i++) s += Math.cos((2 * i + 1) * 0.1 * x);
+    return (0.4 / Math.PI) * s;
+  };
+  for (const [p, n] of [[0, 9], [1, 18]] as const) {
+    const q = new FourierSign();
+    q.setProgress(p);
+    checkElementwise(q, sgn, (x) => fourier(x, n));
+  }
+  // The truncated series is the derivative of the truncated sine series of sign (central difference).
+  const series = (x: number) => (4 / Math.PI) * Array.from({ length: 9 }, (_, i) => Math.sin((2 * i + 1) * 0.1 * x) / (2 * i + 1)).reduce((a, b) => a + b, 0);
+  for (const x of [0, 0.3, -0.7]) assert.ok(Math.abs((series(x + 1e-6) - series(x - 1e-6)) / 2e-6 - fourier(x, 9)) < 1e-6);
+  const w = xs.slice(10, 34);
+  const alpha = [0, 1, 2].map((c) => w.slice(c * 8, c * 8 + 8).reduce((s, v) => s + Math.abs(v), 0) / 8);
+  const r = run(new FourierSign({ scaled: true }), w, [3, 2, 4]);
+  close(r.y, w.map((x, i) => alpha[Math.floor(i / 8)]! * sgn(x)), 'scaled forward');
+  close(r.gx, w.map((x, i) => gs[i]! * alpha[Math.floor(i / 8)]! * fourier(x, 9)), 'scaled gradient');
+});
+
 test('dorefa: activations and weights (k = 2, 3)', () => {
   for (const k of [2, 3]) {
     const n = 2 ** k - 1;
@@ -144,7 +200,7 @@ test('lsq: signed 4-bit, gradient to v and to the step with scale 1/sqrt(N·Q_P)
 });
 
 test('quantizers are addressable by name and round-trip through JSON config', () => {
-  assert.deepEqual(quantizerNames.sort(), ['approx_sign', 'dorefa', 'lsq', 'magnitude_aware_sign', 'pact', 'ste_heaviside', 'ste_sign', 'ste_tern', 'swish_sign']);
+  assert.deepEqual(quantizerNames.sort(), ['approx_sign', 'dorefa', 'ede_sign', 'fda_sign', 'irnet_weight', 'lsq', 'magnitude_aware_sign', 'pact', 'ste_heaviside', 'ste_sign', 'ste_tern', 'swish_sign']);
   for (const name of quantizerNames) {
     const q = quantizer(name);
     const again = quantizer(JSON.parse(JSON.stringify(q.config())));
@@ -160,3 +216,19 @@ test('fake_quant is flagged straight-through so finite differences skip it expli
   assert.equal(getOp('fake_quant_grad').backward, undefined);
 });
 
+
+test('withConstraints(…, totalSteps) moves scheduled quantizers from progress 0 to 1 over training', async () => {
+  const { applyQuantPreset, withConstraints } = await import('../../src/quant/models.js');
+  const { Adam } = await import('../../src/optim/optimizer.js');
+  const { isQuantLayer } = await import('../../src/quant/layers.js');
+  const model = applyQuantPreset('lenet', 'irnet', 0);
+  const optimizer = withConstraints(new Adam(model.parameters(), { lr: 1e-3 }), model, 3);
+  const progress = () => [...model.namedModules()].flatMap(([, m]) => (isQuantLayer(m) ? [(m.inputQuantizer as EdeSign).progress] : []));
+  assert.deepEqual(new Set(progress()), new Set([0]));
+  optimizer.step();
+  assert.deepEqual(new Set(progress()), new Set([0.5]));
+  optimizer.step();
+  assert.deepEqual(new Set(progress()), new Set([1]));
+  optimizer.dispose();
+  model.dispose();
+});

@@ -8,7 +8,7 @@ import {
   dequantizeGroups as dequantizeArrays, groupRanges as rangesOf, packInts, quantizeGroups as quantizeArrays, unpackInts,
   type CodeBits, type GroupLayout, type NoiseKey,
 } from '../../compress/quantize.js';
-export { binaryGemm, floatGemm, int8Gemm } from '../../quant/kernels.js';
+export { binaryConv, binaryConvSigns, binaryGemm, floatGemm, int8Gemm, maxPoolSigns, packSigns } from '../../quant/kernels.js';
 
 export function groupRanges(x: Tensor, ranges: Tensor, layout: GroupLayout): void {
   rangesOf(x.data() as FloatArray, layout, ranges.data() as Float64Array);

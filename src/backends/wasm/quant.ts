@@ -10,13 +10,20 @@
  */
 import { arena } from '../../core/arena.js';
 import { wordsFor } from '../../quant/kernels.js';
-import type { Kernels } from '../kernels.js';
+import type { Kernels, SignLayout, SignThresholds } from '../kernels.js';
+import { convOut, type ConvShape } from '../../quant/kernels.js';
 
 export interface QuantWasmExports {
   binaryGemmScalar(a: number, b: number, out: number, m: number, n: number, words64: number, k: number): void;
   binaryGemmSimd(a: number, b: number, out: number, m: number, n: number, words64: number, k: number): void;
   int8Gemm(a: number, b: number, out: number, m: number, n: number, rowBytes: number): void;
   f32Gemm(a: number, b: number, out: number, m: number, n: number, rowFloats: number): void;
+  binaryConvPacked(
+    x: number, w: number, thr: number, dir: number, out: number,
+    h: number, wd: number, c: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, p0: number, p1: number,
+  ): void;
+  packSignsPacked(x: number, thr: number, dir: number, out: number, kind: number, c: number, p: number, channelsLast: number, b0: number, b1: number): void;
+  maxPoolPacked(x: number, out: number, h: number, w: number, cw: number, k: number, p0: number, p1: number): void;
 }
 
 let loaded: QuantWasmExports | null = null;
@@ -66,6 +73,14 @@ class Scratch {
     this.blocks.push([ptr, bytes]);
     return ptr;
   }
+  /** The arena address of `src`: itself when it is a view of arena memory, else a copy (0 for null). */
+  copy(src: Uint32Array | Int32Array | Float32Array | Int8Array | null): number {
+    if (!src) return 0;
+    if (src.buffer === arena().buffer) return src.byteOffset;
+    const ptr = this.alloc(Math.max(4, src.byteLength));
+    new Uint8Array(arena().buffer, ptr, src.byteLength).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength));
+    return ptr;
+  }
   release(): void {
     for (const [p, b] of this.blocks) arena().free(p, b);
     this.blocks = [];
@@ -88,6 +103,19 @@ function stage<T extends Uint32Array | Int8Array | Float32Array>(s: Scratch, src
  * Stages A (m rows) and B (n rows) of `rowLen` elements at `stride` in the arena, runs `kernel`
  * on (a, b, out) pointers and copies the m x n result out as `Out`.
  */
+type Out<R> = new (buffer: ArrayBufferLike, offset: number, length: number) => R;
+
+/** Runs `kernel` with `length` elements of output in the arena (pointer passed), copied out as `Ctor`. */
+function withOutput<R extends Uint32Array | Int32Array>(s: Scratch, Ctor: Out<R>, length: number, kernel: (out: number) => void): R {
+  try {
+    const out = s.alloc(Math.max(4, length * 4));
+    kernel(out);
+    return new Ctor(arena().buffer, out, length).slice() as R;
+  } finally {
+    s.release();
+  }
+}
+
 function stagedGemm<T extends Uint32Array | Int8Array | Float32Array, R extends Int32Array | Float32Array>(
   a: T, b: T, m: number, n: number, rowLen: number, stride: number,
   Out: new (buffer: ArrayBufferLike, offset: number, length: number) => R,
@@ -121,5 +149,34 @@ export class QuantWasmKernels implements Partial<Kernels> {
   floatGemm(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
     const stride = roundUp(k, 4);
     return stagedGemm(a, b, m, n, k, stride, Float32Array, (pa, pb, po) => this.exports.f32Gemm(pa, pb, po, m, n, stride));
+  }
+
+  binaryConv(x: Uint32Array, w: Uint32Array, cs: ConvShape): Int32Array {
+    return this.conv(x, w, cs, null, Int32Array);
+  }
+
+  binaryConvSigns(x: Uint32Array, w: Uint32Array, cs: ConvShape, t: SignThresholds): Uint32Array {
+    if (!(t.threshold instanceof Int32Array)) throw new TypeError('binaryConvSigns: integer accumulators need Int32 thresholds');
+    return this.conv(x, w, cs, t, Uint32Array);
+  }
+
+  private conv<R extends Uint32Array | Int32Array>(x: Uint32Array, w: Uint32Array, cs: ConvShape, t: SignThresholds | null, Ctor: Out<R>): R {
+    const [oh, ow] = convOut(cs), pixels = cs.n * oh * ow, s = new Scratch();
+    const px = s.copy(x), pw = s.copy(w), pt = s.copy(t?.threshold ?? null), pd = s.copy(t?.direction ?? null);
+    return withOutput(s, Ctor, pixels * (t ? wordsFor(cs.o) : cs.o), (out) =>
+      this.exports.binaryConvPacked(px, pw, pt, pd, out, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, 0, pixels));
+  }
+
+  packSigns(x: Float32Array | Int32Array, l: SignLayout, t: SignThresholds | null): Uint32Array {
+    if (t && (t.threshold instanceof Int32Array) !== (x instanceof Int32Array)) throw new TypeError('packSigns: thresholds must have the values\' type (Int32 or Float32)');
+    const s = new Scratch();
+    const px = s.copy(x), pt = s.copy(t?.threshold ?? null), pd = s.copy(t?.direction ?? null);
+    return withOutput(s, Uint32Array, l.n * l.p * wordsFor(l.c), (out) =>
+      this.exports.packSignsPacked(px, pt, pd, out, x instanceof Int32Array ? 1 : 0, l.c, l.p, l.channelsLast ? 1 : 0, 0, l.n));
+  }
+
+  maxPoolSigns(x: Uint32Array, n: number, h: number, w: number, words: number, k: number): Uint32Array {
+    const pixels = n * Math.floor(h / k) * Math.floor(w / k), s = new Scratch(), px = s.copy(x);
+    return withOutput(s, Uint32Array, pixels * words, (out) => this.exports.maxPoolPacked(px, out, h, w, words, k, 0, pixels));
   }
 }

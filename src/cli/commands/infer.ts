@@ -1,6 +1,6 @@
 import { loadDeployed, loadQuantKernelsFromBuild } from '../../io/quant.js';
 import { checkOutputPath, writeFileAtomic } from '../../io/write.js';
-import { runDeployed } from '../../quant/runtime.js';
+import { runPacked } from '../../quant/packed.js';
 import { printJson, UsageError } from '../command.js';
 import { DATA_DIR_OPTION, defineCommand, FORCE_OPTION, JSON_OPTION, THREADS_OPTION, type CommandSpec } from '../options.js';
 import { applyThreads, dataSplits } from '../shared.js';
@@ -48,7 +48,7 @@ export const infer = defineCommand(inferSpec, async (o) => {
     const count = Math.min(batch, n - start);
     const x = testSet.values(start, start + count);
     const t0 = performance.now();
-    const out = runDeployed(model, x, [count, ...testSet.itemShape]);
+    const out = runPacked(model, x, [count, ...testSet.itemShape]);
     ms += performance.now() - t0;
     const classes = out.shape[1]!;
     for (let i = 0; i < count; i++) {

@@ -164,13 +164,14 @@ export const train = defineCommand(trainSpec, async (o) => {
   // One compression session for the whole run: its step counter keys the stochastic rounding.
   const act = new Compression({ mode: actMode, model, seed: cfg.seed });
   const optimizer = makeOptimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weightDecay);
-  // Binary/ternary presets clip their latent weights after every step (the kernel constraint).
-  if (cfg.quant) withConstraints(optimizer, model);
+  const steps = cfg.epochs * Math.ceil(trainSet.length / cfg.batchSize);
+  // Binary/ternary presets clip their latent weights after every step (the kernel constraint);
+  // scheduled quantizers (IR-Net, FDA) follow the run's progress.
+  if (cfg.quant) withConstraints(optimizer, model, steps, saved?.position.steps ?? 0);
   if (saved) {
     loadTrainingCheckpoint(resumeFile!, model, optimizer);
     act.step = saved.actStep;
   }
-  const steps = cfg.epochs * Math.ceil(trainSet.length / cfg.batchSize);
   const config: RunConfig = { ...cfg, itemShape: [...trainSet.itemShape], classes: trainSet.numClasses };
   const metadata = (position?: TrainPosition): Record<string, string> => ({
     model: cfg.model, data: cfg.data, ...(cfg.quant ? { quant: cfg.quant } : {}), itemShape: JSON.stringify(config.itemShape), classes: String(config.classes), seed: String(cfg.seed),

@@ -1,0 +1,155 @@
+// Packed-activation kernels of the deploy runtime (src/quant/packed.ts): activations stay sign
+// packed (bit 1 = −1, NHWC, cw = ceil(C/32) u32 words per pixel, padding bits 0) from one binary
+// layer to the next. Pointers are byte offsets into the imported arena memory.
+
+// @ts-ignore: decorator
+@inline function popcountSpan(x: usize, w: usize, words: i32): i32 {
+  let s: i32 = 0, t = 0;
+  for (; t + 2 <= words; t += 2) s += <i32>popcnt<i64>(load<i64>(x + (<usize>t << 2)) ^ load<i64>(w + (<usize>t << 2)));
+  if (t < words) s += popcnt<i32>(load<i32>(x + (<usize>t << 2)) ^ load<i32>(w + (<usize>t << 2)));
+  return s;
+}
+
+// @ts-ignore: decorator
+@inline function isPlusI32(v: i32, t: usize, d: usize, c: i32): bool {
+  const th = load<i32>(t + (<usize>c << 2)), dir = load<i8>(d + <usize>c);
+  return dir > 0 ? v >= th : dir < 0 ? v <= th : th >= 0;
+}
+
+/**
+ * Binary conv of packed NHWC input x [n, h, w, cw] with packed OHWI weights [o, k, k, cw] over
+ * output pixels [p0, p1) of the n·oh·ow pixels. Taps outside the image are skipped (zero
+ * padding): acc = C·(inside taps) − 2·popcount over inside taps. Each row of taps is one
+ * contiguous span in both x and w. thr = 0: int32 accumulators out [pixels, o]; else packed signs
+ * out [pixels, ceil(o/32)] with +1 iff (dir > 0 ? acc ≥ thr : dir < 0 ? acc ≤ thr : thr ≥ 0).
+ */
+export function binaryConvPacked(
+  x: usize, wts: usize, thr: usize, dir: usize, out: usize,
+  h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, p0: i32, p1: i32,
+): void {
+  const cw = (c + 31) >>> 5, tapRow = <usize>(k * cw) << 2, wRow = <usize>(k * k * cw) << 2;
+  const ow32 = (o + 31) >>> 5;
+  for (let p = p0; p < p1; p++) {
+    const xo = p % ow, y = (p / ow) % oh, b = p / (ow * oh);
+    const y0 = y * stride - pad, x0 = xo * stride - pad;
+    const i0 = max(0, -y0), i1 = min(k, h - y0), j0 = max(0, -x0), j1 = min(k, w - x0);
+    const span = (j1 - j0) * cw, valid = (i1 - i0) * (j1 - j0) * c;
+    const xBase = x + ((<usize>((b * h + y0 + i0) * w + x0 + j0) * cw) << 2), xStep = <usize>(w * cw) << 2;
+    const wBase = wts + ((<usize>(i0 * k + j0) * cw) << 2);
+    let word: u32 = 0;
+    let ch = 0;
+    // Four output channels per pass share each input word load.
+    for (; ch < o; ch += 4) {
+      const w0 = wBase + <usize>ch * wRow;
+      let p0 = 0, p1 = 0, p2 = 0, p3 = 0;
+      let xr = xBase, wr = w0;
+      const four = ch + 4 <= o;
+      for (let i = i0; i < i1; i++) {
+        for (let t = 0; t < span; t++) {
+          const off = <usize>t << 2, xv = load<u32>(xr + off);
+          p0 += popcnt<u32>(xv ^ load<u32>(wr + off));
+          if (four) {
+            p1 += popcnt<u32>(xv ^ load<u32>(wr + wRow + off));
+            p2 += popcnt<u32>(xv ^ load<u32>(wr + 2 * wRow + off));
+            p3 += popcnt<u32>(xv ^ load<u32>(wr + 3 * wRow + off));
+          }
+        }
+        xr += xStep;
+        wr += tapRow;
+      }
+      if (!four) {
+        // Tail channels one at a time (p0 holds channel ch).
+        for (let c2 = ch; c2 < o; c2++) {
+          let pc: i32 = 0;
+          if (c2 == ch) pc = <i32>p0;
+          else {
+            let xr2 = xBase, wr2 = wBase + <usize>c2 * wRow;
+            for (let i = i0; i < i1; i++) {
+              pc += popcountSpan(xr2, wr2, span);
+              xr2 += xStep;
+              wr2 += tapRow;
+            }
+          }
+          word = emit(valid - 2 * pc, c2, o, p, ow32, thr, dir, out, word);
+        }
+        break;
+      }
+      word = emit(valid - 2 * <i32>p0, ch, o, p, ow32, thr, dir, out, word);
+      word = emit(valid - 2 * <i32>p1, ch + 1, o, p, ow32, thr, dir, out, word);
+      word = emit(valid - 2 * <i32>p2, ch + 2, o, p, ow32, thr, dir, out, word);
+      word = emit(valid - 2 * <i32>p3, ch + 3, o, p, ow32, thr, dir, out, word);
+    }
+  }
+}
+
+/**
+ * Writes accumulator `acc` of channel ch at pixel p: as int32 (thr = 0), or as a sign bit of the
+ * pending word, stored every 32 channels and at the last; returns the pending word.
+ */
+// @ts-ignore: decorator
+@inline function emit(acc: i32, ch: i32, o: i32, p: i32, ow32: i32, thr: usize, dir: usize, out: usize, word: u32): u32 {
+  if (thr == 0) {
+    store<i32>(out + ((<usize>p * o + ch) << 2), acc);
+    return 0;
+  }
+  if (!isPlusI32(acc, thr, dir, ch)) word |= (<u32>1) << (ch & 31);
+  if ((ch & 31) == 31 || ch == o - 1) {
+    store<u32>(out + ((<usize>(p * ow32 + (ch >>> 5))) << 2), word);
+    return 0;
+  }
+  return word;
+}
+
+// @ts-ignore: decorator
+@inline function packChannels<T>(x: usize, thr: usize, dir: usize, out: usize, c: i32, p: i32, channelsLast: i32, b0: i32, b1: i32): void {
+  const cw = (c + 31) >>> 5, outStep = <usize>cw << 2;
+  for (let ch = 0; ch < c; ch++) {
+    // Plain sign: +1 iff v >= 0, the compare with threshold 0, direction +1.
+    const th: T = thr == 0 ? <T>0 : load<T>(thr + (<usize>ch << 2));
+    const d: i32 = thr == 0 ? 1 : <i32>load<i8>(dir + <usize>ch);
+    const bit: u32 = (<u32>1) << (ch & 31);
+    for (let b = b0; b < b1; b++) {
+      let src = x + ((<usize>(channelsLast ? b * p * c + ch : (b * c + ch) * p)) << 2);
+      const srcStep: usize = channelsLast ? <usize>c << 2 : 4;
+      let o = out + ((<usize>(b * p * cw + (ch >>> 5))) << 2);
+      if (d == 0) {
+        if (th < <T>0) for (let q = 0; q < p; q++, o += outStep) store<u32>(o, load<u32>(o) | bit);
+      } else if (d > 0) {
+        for (let q = 0; q < p; q++, o += outStep, src += srcStep) if (load<T>(src) < th) store<u32>(o, load<u32>(o) | bit);
+      } else {
+        for (let q = 0; q < p; q++, o += outStep, src += srcStep) if (load<T>(src) > th) store<u32>(o, load<u32>(o) | bit);
+      }
+    }
+  }
+}
+
+/**
+ * Sign packing of [n, c, p] (channelsLast = 0) or [n, p, c] (channelsLast = 1) values, f32 (kind
+ * 0) or i32 (kind 1), into packed [n·p, ceil(c/32)] for images [b0, b1); thr = 0: +1 iff v ≥ 0,
+ * else the per-channel compare of binaryConvPacked (thresholds of the values' type).
+ */
+export function packSignsPacked(x: usize, thr: usize, dir: usize, out: usize, kind: i32, c: i32, p: i32, channelsLast: i32, b0: i32, b1: i32): void {
+  const cw = (c + 31) >>> 5;
+  memory.fill(out + ((<usize>b0 * p * cw) << 2), 0, (<usize>(b1 - b0) * p * cw) << 2);
+  if (kind == 0) packChannels<f32>(x, thr, dir, out, c, p, channelsLast, b0, b1);
+  else packChannels<i32>(x, thr, dir, out, c, p, channelsLast, b0, b1);
+}
+
+/**
+ * k x k max-pooling (stride k, no padding) of packed signs x [n, h, w, cw] into [n, h/k, w/k, cw]
+ * for output pixels [p0, p1). With bit 1 = −1 the max of ±1 values is +1 (bit 0) as soon as one
+ * is +1: the AND of the sign bits.
+ */
+export function maxPoolPacked(x: usize, out: usize, h: i32, w: i32, cw: i32, k: i32, p0: i32, p1: i32): void {
+  const oh = h / k, ow = w / k;
+  for (let p = p0; p < p1; p++) {
+    const xo = p % ow, y = (p / ow) % oh, b = p / (ow * oh);
+    for (let t = 0; t < cw; t++) {
+      let m: u32 = 0xffffffff;
+      for (let i = 0; i < k; i++) {
+        for (let j = 0; j < k; j++) m &= load<u32>(x + ((<usize>(((b * h + y * k + i) * w + xo * k + j) * cw + t)) << 2));
+      }
+      store<u32>(out + ((<usize>(p * cw + t)) << 2), m);
+    }
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * The packed deploy runtime: runs a DeployedModel with activations kept sign-packed (NHWC, one
+ * bit per channel) from one binary layer to the next. Binary convs read packed input directly
+ * (no im2col), BN + sign are integer thresholds applied inside the conv kernel, max-pooling on
+ * packed signs is an AND of sign bits (bit 1 = −1), and float layers (the first conv, a float
+ * classifier, BWN/TWN layers on float input) run on the engine's wasm conv/GEMM kernels. All
+ * packed work goes through the backend contract (binaryConv, binaryConvSigns, packSigns,
+ * maxPoolSigns, binaryGemm); runtime.ts (`runDeployed`) is the plain TypeScript oracle it is
+ * tested against. Results: integers identical, floats within float32 rounding.
+ *
+ * @example
+ * const logits = runPacked(convert(model, [1, 28, 28]), images, [n, 1, 28, 28]);
+ */
+import { kernels } from '../backends/index.js';
+import { noGrad } from '../autograd/mode.js';
+import { keep, scope } from '../core/scope.js';
+import { fromValues, type Tensor } from '../core/tensor.js';
+import { add, conv2d, matmul, maxPool2d, mul, relu, reshape } from '../ops/index.js';
+import { convOut, wordsFor, type ConvShape } from './kernels.js';
+import { accumulate, epilogue, floatWeights, quantizeInput, type Activation, type DeployedModel, type MatStage } from './runtime.js';
+
+/** Sign-packed activations: [n, h, w, wordsFor(c)] (a dense layer's output has h = w = 1). */
+interface Packed {
+  bits: Uint32Array;
+  n: number;
+  h: number;
+  w: number;
+  c: number;
+  /** Rows rather than an image: a dense layer's output, or a flatten (read as [n, h·w·c] in (c, h, w) order). */
+  flat: boolean;
+}
+
+type Value = { float: Tensor } | { packed: Packed };
+
+const k32 = () => kernels('float32');
+
+/** Float NCHW (or [n, K]) tensor of packed signs. */
+function unpack(p: Packed): Tensor {
+  const cw = wordsFor(p.c), hw = p.h * p.w, out = new Float32Array(p.n * p.c * hw);
+  for (let b = 0; b < p.n; b++) for (let c = 0; c < p.c; c++) for (let q = 0; q < hw; q++) {
+    out[(b * p.c + c) * hw + q] = (p.bits[(b * hw + q) * cw + (c >>> 5)]! >>> (c & 31)) & 1 ? -1 : 1;
+  }
+  return fromValues(out, p.flat ? [p.n, p.c * hw] : [p.n, p.c, p.h, p.w]);
+}
+
+const asFloat = (v: Value): Tensor => ('float' in v ? v.float : unpack(v.packed));
+
+/** Packed signs of a float NCHW / [n, K] tensor. */
+function packFloat(t: Tensor, th: MatStage | null): Packed {
+  const [n, c] = t.shape as [number, number], h = t.shape[2] ?? 1, w = t.shape[3] ?? 1;
+  const signs = th?.threshold ? { threshold: th.threshold, direction: th.direction! } : null;
+  const bits = k32().packSigns(t.data() as Float32Array, { n, c, p: h * w, channelsLast: false }, signs);
+  return { bits, n, h, w, c, flat: t.shape.length === 2 };
+}
+
+/** Decoded float weights of non-binary stages as engine tensors, cached per stage (kept out of scopes). */
+const weightTensors = new WeakMap<MatStage, { w: Tensor; mul?: Tensor; bias?: Tensor }>();
+
+function engineWeights(s: MatStage): { w: Tensor; mul?: Tensor; bias?: Tensor } {
+  let e = weightTensors.get(s);
+  if (!e) {
+    const data = floatWeights(s);
+    const shape = s.op === 'conv' ? [s.outC, s.inC, s.k, s.k] : [s.outC, s.inC];
+    const channel = s.op === 'conv' ? [1, s.outC, 1, 1] : [1, s.outC];
+    e = {
+      w: keep(fromValues(data, shape, 'float32', 'parameter')),
+      mul: s.mul && keep(fromValues(s.mul, channel, 'float32', 'parameter')),
+      bias: s.bias && keep(fromValues(s.bias, channel, 'float32', 'parameter')),
+    };
+    weightTensors.set(s, e);
+  }
+  return e;
+}
+
+/** A float-input stage (float, binary_weights, ternary_weights) on the engine's kernels. */
+function floatStage(s: MatStage, input: Value): Value {
+  let x = asFloat(input);
+  if (s.inputQuantizer) {
+    const q = quantizeInput(s, { data: x.data() as Float32Array, shape: [...x.shape] });
+    x = fromValues(q.data, q.shape);
+  }
+  if (s.op === 'dense' && x.shape.length !== 2) throw new Error(`runPacked: dense stage expects [N, ${s.inC}], got [${x.shape}]`);
+  const e = engineWeights(s);
+  const y = s.op === 'conv' ? conv2d(x, e.w, null, { stride: s.stride, padding: s.pad }) : matmul(x, e.w, { transB: true });
+  if (s.threshold) return { packed: packFloat(y, s) };
+  return { float: add(mul(y, e.mul!), e.bias!) };
+}
+
+/** Dense binary weights re-laid for a packed [h, w, c] input: per pixel wordsFor(c) words over its channels. */
+const pixelMajor = new WeakMap<MatStage, { key: string; w: Uint32Array }>();
+
+function denseWeightsFor(s: MatStage, p: Packed): Uint32Array {
+  const hw = p.h * p.w;
+  if (hw === 1) return s.weights as Uint32Array;
+  const key = `${p.c}x${hw}`, hit = pixelMajor.get(s);
+  if (hit?.key === key) return hit.w;
+  const cw = wordsFor(p.c), src = s.weights as Uint32Array, kw = wordsFor(s.inC), out = new Uint32Array(s.outC * hw * cw);
+  for (let o = 0; o < s.outC; o++) for (let c = 0; c < p.c; c++) for (let q = 0; q < hw; q++) {
+    const i = c * hw + q; // (c, h, w) flatten order
+    if ((src[o * kw + (i >>> 5)]! >>> (i & 31)) & 1) out[(o * hw + q) * cw + (c >>> 5)] |= 1 << (c & 31);
+  }
+  pixelMajor.set(s, { key, w: out });
+  return out;
+}
+
+/** Float output of integer accumulators [n, pixels, o] (pixel-major): acc·mul + bias as NCHW / [n, o]. */
+function floatEpilogue(s: MatStage, acc: Int32Array, n: number, oh: number, ow: number): Tensor {
+  const o = s.outC, p = oh * ow, out = new Float32Array(n * o * p), m = s.mul!, t = s.bias!;
+  for (let b = 0; b < n; b++) for (let q = 0; q < p; q++) for (let c = 0; c < o; c++) {
+    out[(b * o + c) * p + q] = acc[(b * p + q) * o + c]! * m[c]! + t[c]!;
+  }
+  return fromValues(out, s.op === 'conv' ? [n, o, oh, ow] : [n, o]);
+}
+
+function binaryStage(s: MatStage, input: Value): Value {
+  const signs = s.threshold ? { threshold: s.threshold as Int32Array, direction: s.direction! } : null;
+  if (s.op === 'conv') {
+    const x = 'packed' in input ? input.packed : packFloat(input.float, null);
+    if (x.flat || x.c !== s.inC) throw new Error(`runPacked: conv stage expects ${s.inC} channels, got [${x.n}, ${x.c}, ${x.h}, ${x.w}]`);
+    const cs: ConvShape = { n: x.n, c: s.inC, h: x.h, w: x.w, o: s.outC, k: s.k, stride: s.stride, pad: s.pad };
+    const [oh, ow] = convOut(cs);
+    if (signs) return { packed: { bits: k32().binaryConvSigns(x.bits, s.weights as Uint32Array, cs, signs), n: x.n, h: oh, w: ow, c: s.outC, flat: false } };
+    return { float: floatEpilogue(s, k32().binaryConv(x.bits, s.weights as Uint32Array, cs), x.n, oh, ow) };
+  }
+  const x = 'packed' in input ? input.packed : packFloat(input.float, null);
+  const hw = x.h * x.w, n = x.n;
+  if (x.c * hw !== s.inC || !x.flat) throw new Error(`runPacked: dense stage expects [N, ${s.inC}], got [${x.n}, ${x.c}, ${x.h}, ${x.w}]`);
+  // Rows of hw·wordsFor(c) words; padding bits are 0 in both operands and count +1 each in k − 2·popcount.
+  const bits = hw * wordsFor(x.c) * 32;
+  const acc = k32().binaryGemm(x.bits, denseWeightsFor(s, x), n, s.outC, bits);
+  if (bits !== s.inC) for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! - (bits - s.inC);
+  if (signs) return { packed: { bits: k32().packSigns(acc, { n, c: s.outC, p: 1, channelsLast: true }, signs), n, h: 1, w: 1, c: s.outC, flat: true } };
+  return { float: floatEpilogue(s, acc, n, 1, 1) };
+}
+
+/** An int8 stage on the contract's int8 GEMM (runtime.ts does the quantize/im2col/epilogue). */
+function int8Stage(s: MatStage, input: Value): Value {
+  const x = asFloat(input);
+  const out: Activation = epilogue(s, accumulate(s, { data: x.data() as Float32Array, shape: [...x.shape] }));
+  return { float: fromValues(out.data, out.shape) };
+}
+
+/**
+ * Runs a deployed model on a batch `x` of shape [N, ...inputShape] with packed activations
+ * between binary layers; returns the output and its shape (as runDeployed).
+ */
+export function runPacked(model: DeployedModel, x: Float32Array, shape: number[]): Activation {
+  if (shape.slice(1).join() !== model.inputShape.join()) throw new Error(`runPacked: input shape [${shape}] does not match the model's [N, ${model.inputShape}]`);
+  return noGrad(() => scope(() => {
+    let v: Value = { float: fromValues(x, shape) };
+    for (const s of model.stages) {
+      switch (s.op) {
+        case 'conv':
+        case 'dense':
+          v = s.kernel === 'binary' ? binaryStage(s, v) : s.kernel === 'int8' ? int8Stage(s, v) : floatStage(s, v);
+          break;
+        case 'maxpool':
+          if ('packed' in v && !v.packed.flat) {
+            const p: Packed = v.packed;
+            v = { packed: { ...p, bits: k32().maxPoolSigns(p.bits, p.n, p.h, p.w, wordsFor(p.c), s.k), h: Math.floor(p.h / s.k), w: Math.floor(p.w / s.k) } };
+          } else v = { float: maxPool2d(asFloat(v), { kernel: s.k }) };
+          break;
+        case 'relu':
+          v = { float: relu(asFloat(v)) };
+          break;
+        case 'flatten':
+          if ('packed' in v) {
+            const p: Packed = v.packed;
+            v = { packed: { ...p, flat: true } };
+          } else v = { float: reshape(v.float, [v.float.shape[0]!, v.float.size / v.float.shape[0]!]) };
+          break;
+        case 'affine': {
+          const t = asFloat(v), channel = t.shape.map((d, i) => (i === 1 ? d : 1));
+          v = { float: add(mul(t, fromValues(s.mul, channel)), fromValues(s.bias, channel)) };
+          break;
+        }
+      }
+    }
+    const t = asFloat(v);
+    return { data: Float32Array.from(t.data() as Float32Array), shape: [...t.shape] };
+  }));
+}

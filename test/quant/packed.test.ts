@@ -1,0 +1,116 @@
+// The packed runtime's kernels (kernels/quant/packed.ts) against the reference kernels, and
+// runPacked against the TypeScript deploy runtime (runDeployed) on whole networks.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import fc from 'fast-check';
+import { Rng } from '../../src/util/rng.js';
+import {
+  applyQuantPreset, binaryConv, binaryConvSigns, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
+  packWeightsOHWI, QuantWasmKernels, quantWasmFile, runDeployed, runPacked, twnLenet5, useQuantKernels, w8a8Lenet5, wordsFor, xnorNet,
+  type QuantWasmExports,
+} from '../../src/quant/index.js';
+import { kernels, useFastestBackend } from '../../src/backends/index.js';
+import { BatchNorm, type Sequential } from '../../src/nn/index.js';
+import { fromValues } from '../../src/core/tensor.js';
+import { noGrad } from '../../src/autograd/mode.js';
+import { scope } from '../../src/core/scope.js';
+
+let wasm: QuantWasmKernels;
+const rng = new Rng(33, 1);
+
+before(async () => {
+  const r = spawnSync(process.execPath, ['scripts/build-quant-kernels.mjs'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const w: QuantWasmExports = await loadQuantKernels(readFileSync(`build/${quantWasmFile()}`));
+  wasm = new QuantWasmKernels(w);
+  assert.equal(useFastestBackend(), 'wasm');
+});
+after(() => useQuantKernels(null));
+
+const normals = (n: number) => Float32Array.from({ length: n }, () => rng.normal());
+const thresholds = (c: number, integer: boolean) => ({
+  threshold: integer ? Int32Array.from({ length: c }, () => rng.int(21) - 10) : normals(c),
+  direction: Int8Array.from({ length: c }, () => rng.int(3) - 1),
+});
+
+test('max of ±1 under bit 1 = -1 is the AND of the sign bits', () => {
+  // One +1 (bit 0) in a window makes the max +1: AND, not OR.
+  const x = packSignsNHWC([-1, 1, -1, -1], 1, 1, 2, 2);
+  assert.deepEqual(Array.from(maxPoolSigns(x, 1, 2, 2, 1, 2)), [0]);
+  assert.deepEqual(Array.from(maxPoolSigns(packSignsNHWC([-1, -1, -1, -1], 1, 1, 2, 2), 1, 2, 2, 1, 2)), [1]);
+});
+
+test('wasm binaryConv / binaryConvSigns equal the reference (stride, zero padding, channel word edges)', () => {
+  fc.assert(fc.property(
+    fc.record({ n: fc.integer({ min: 1, max: 2 }), c: fc.constantFrom(1, 5, 32, 33, 64, 70), h: fc.integer({ min: 3, max: 9 }), w: fc.integer({ min: 3, max: 9 }),
+      o: fc.constantFrom(1, 7, 32, 40), k: fc.constantFrom(1, 3, 5), stride: fc.integer({ min: 1, max: 2 }), pad: fc.integer({ min: 0, max: 2 }) }),
+    (s) => {
+      if (s.k > s.h + 2 * s.pad || s.k > s.w + 2 * s.pad) return;
+      const x = packSignsNHWC(normals(s.n * s.c * s.h * s.w), s.n, s.c, s.h, s.w), w = packWeightsOHWI(normals(s.o * s.c * s.k * s.k), s.o, s.c, s.k);
+      assert.deepEqual(Array.from(wasm.binaryConv(x, w, s)), Array.from(binaryConv(x, w, s)));
+      const t = thresholds(s.o, true);
+      assert.deepEqual(Array.from(wasm.binaryConvSigns(x, w, s, t)), Array.from(binaryConvSigns(x, w, s, t)));
+    }), { numRuns: 40 });
+});
+
+test('wasm packSigns equals the reference for float/int values, both layouts, with and without thresholds', () => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 3 }), fc.constantFrom(1, 6, 32, 45, 64), fc.integer({ min: 1, max: 30 }), fc.boolean(), fc.boolean(), fc.boolean(),
+    (n, c, p, channelsLast, integer, withThresholds) => {
+      const x = integer ? Int32Array.from({ length: n * c * p }, () => rng.int(41) - 20) : normals(n * c * p);
+      const t = withThresholds ? thresholds(c, integer) : null, l = { n, c, p, channelsLast };
+      assert.deepEqual(Array.from(wasm.packSigns(x, l, t)), Array.from(packSigns(x, l, t)));
+    }), { numRuns: 60 });
+});
+
+test('wasm maxPoolSigns equals the reference', () => {
+  for (const [n, h, w, c, k] of [[1, 4, 4, 1, 2], [2, 13, 11, 64, 2], [3, 9, 9, 70, 3]] as const) {
+    const x = packSignsNHWC(normals(n * c * h * w), n, c, h, w);
+    assert.deepEqual(Array.from(wasm.maxPoolSigns(x, n, h, w, wordsFor(c), k)), Array.from(maxPoolSigns(x, n, h, w, wordsFor(c), k)));
+  }
+});
+
+/** Random BatchNorm statistics and affine parameters (both signs of gamma), eval mode. */
+function withStats(model: Sequential): Sequential {
+  for (const [, m] of model.namedModules()) {
+    if (m instanceof BatchNorm) {
+      m.runningMean.data().set(Float32Array.from({ length: m.channels }, () => rng.normal() * 3));
+      m.runningVar.data().set(Float32Array.from({ length: m.channels }, () => 1 + rng.uniform() * 10));
+      m.gamma.data().set(Float32Array.from({ length: m.channels }, () => (rng.uniform() < 0.1 ? -1 : 1) * (0.5 + rng.uniform())));
+      m.beta.data().set(Float32Array.from({ length: m.channels }, () => rng.normal()));
+    }
+  }
+  return model.eval();
+}
+
+test('runPacked matches runDeployed (TypeScript runtime) on every deployable network, wasm and reference kernels', () => {
+  const n = 3, x = Float32Array.from({ length: n * 784 }, () => rng.uniform() * 2 - 0.5), shape = [n, 1, 28, 28];
+  const models: [string, Sequential][] = [
+    ['larq-bnn', withStats(larqMnistBnn(2))], ['binary-lenet5', withStats(binaryLenet5(2))], ['irnet', withStats(applyQuantPreset('lenet', 'irnet', 2))], ['fda', withStats(applyQuantPreset('lenet', 'fda', 2))], ['xnor', withStats(xnorNet(2))],
+    ['bwn', bwnLenet5(2).eval()], ['twn', twnLenet5(2).eval()], ['w8a8', w8a8Lenet5(2)],
+  ];
+  for (const [name, model] of models) {
+    noGrad(() => scope(() => model.call(fromValues(x, shape)))); // calibrates LSQ steps
+    model.eval();
+    const d = convert(model, [1, 28, 28]);
+    const want = runDeployed(d, x, shape);
+    assert.equal(kernels('float32').binaryConvSigns.name, 'bound binaryConvSigns', 'the wasm backend binds the packed kernels');
+    for (const got of [runPacked(d, x, shape), noWasm(() => runPacked(d, x, shape))]) {
+      assert.deepEqual(got.shape, want.shape, name);
+      const scale = Math.max(1, ...Array.from(want.data, Math.abs));
+      want.data.forEach((v, i) => assert.ok(Math.abs(v - got.data[i]!) <= 1e-4 * scale, `${name}[${i}]: ${got.data[i]} vs ${v}`));
+    }
+    model.dispose();
+  }
+});
+
+function noWasm<T>(f: () => T): T {
+  const w = wasm.exports;
+  useQuantKernels(null);
+  try {
+    return f();
+  } finally {
+    useQuantKernels(w);
+  }
+}
