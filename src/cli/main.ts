@@ -6,10 +6,11 @@ import { convert } from './commands/convert.js';
 import { data } from './commands/data.js';
 import { explain } from './commands/explain.js';
 import { infer } from './commands/infer.js';
+import { pipeline, stage } from './commands/pipeline.js';
 import { summary } from './commands/summary.js';
 import { train } from './commands/train.js';
 
-const commands: Command[] = [train, summary, convert, infer, data, explain, bench];
+const commands: Command[] = [train, summary, convert, infer, data, explain, bench, pipeline, stage];
 
 function usage(): string {
   return ['usage: slimgrad <command> [options]', '', ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`)].join('\n');
