@@ -67,6 +67,8 @@ export interface StageResult {
   firstStep: number;
   steps: number;
   losses: number[];
+  /** Seconds from the start of the first step to the end of the last. */
+  trainSeconds: number;
   /** Bytes sent by this stage, per link. */
   sent: { prev: LinkStats; next: LinkStats; ring: LinkStats };
   /** This stage's parameters, in layer order (still alive: dispose with `disposeStage`). */
@@ -196,14 +198,21 @@ export async function runStage(c: StageConfig): Promise<StageResult> {
   const gradIn = !last ? new TensorDecoder(c.backward) : null;
   const feedback = c.dpBits ? new ErrorFeedback(params.reduce((n, p) => n + p.size, 0)) : undefined;
   const losses: number[] = [];
-  let firstStep = 0;
+  let firstStep = 0, trainStart = 0;
   try {
     if (c.resume) firstStep = loadCheckpoint(c, layers, opt);
+    trainStart = performance.now();
     for (let step = firstStep; step < c.steps; step++) {
       const t0 = performance.now();
       if (c.failAfter !== undefined && step - firstStep >= c.failAfter) throw new Error(`${label}: stopping after ${c.failAfter} steps as asked (--fail-after)`);
       const ids = batchIds(c.task.examples, c.batch, c.replicas ?? 1, c.replica ?? 0, step, c.seed ?? 0);
       const inputs: Tensor[] = [], outputs: Tensor[] = [];
+      // Sends are not awaited one by one: micro-batch m's transfer overlaps the compute of m + 1.
+      const sending: Promise<void>[] = [];
+      const send = (p: Promise<void>) => {
+        p.catch(() => {}); // surfaced by the Promise.all below, or superseded by the error that ends the step
+        sending.push(p);
+      };
       let loss = 0;
       try {
         // Forward: every micro-batch.
@@ -228,7 +237,7 @@ export async function runStage(c: StageConfig): Promise<StageResult> {
           if (last) loss += out.item();
           else {
             const e = actOut!.encode(floatValues(out), out.shape, mids);
-            await c.next!.send({ kind: 'act', step, micro: m, boundary: c.stage, ids: mids, codec: e.codec, bits: e.bits, shape: [...out.shape], hash: e.hash }, e.payload);
+            send(c.next!.send({ kind: 'act', step, micro: m, boundary: c.stage, ids: mids, codec: e.codec, bits: e.bits, shape: [...out.shape], hash: e.hash }, e.payload));
           }
         }
         // Backward: micro-batches in the same order, so gradients accumulate as in one process.
@@ -248,9 +257,10 @@ export async function runStage(c: StageConfig): Promise<StageResult> {
             const x = inputs[m]!;
             if (!x.grad) throw new Error(`${label}: the stage's output does not depend on its input`);
             const e = gradOut!.encode(floatValues(x.grad), x.shape, mids);
-            await c.prev!.send({ kind: 'grad', step, micro: m, boundary: c.stage - 1, ids: mids, codec: e.codec, bits: e.bits, shape: [...x.shape] }, e.payload);
+            send(c.prev!.send({ kind: 'grad', step, micro: m, boundary: c.stage - 1, ids: mids, codec: e.codec, bits: e.bits, shape: [...x.shape] }, e.payload));
           }
         }
+        await Promise.all(sending);
       } finally {
         for (const t of [...inputs, ...outputs]) t.dispose();
       }
@@ -286,6 +296,7 @@ export async function runStage(c: StageConfig): Promise<StageResult> {
   } finally {
     for (const k of caches) k.close();
   }
+  const trainSeconds = (performance.now() - trainStart) / 1000;
   opt.dispose();
   const stats = (l?: Link) => (l ? { ...l.stats } : emptyStats());
   const ringStats = emptyStats();
@@ -295,5 +306,5 @@ export async function runStage(c: StageConfig): Promise<StageResult> {
     ringStats.payloadBytes += l.stats.payloadBytes;
     ringStats.framingBytes += l.stats.framingBytes;
   }
-  return { stage: c.stage, replica: c.replica ?? 0, firstStep, steps: c.steps - firstStep, losses, sent: { prev: stats(c.prev), next: stats(c.next), ring: ringStats }, params, layers };
+  return { stage: c.stage, replica: c.replica ?? 0, firstStep, steps: c.steps - firstStep, losses, trainSeconds, sent: { prev: stats(c.prev), next: stats(c.next), ring: ringStats }, params, layers };
 }

@@ -42,8 +42,12 @@ export abstract class Link {
     this.stats.framesSent++;
     this.stats.payloadBytes += payload.length;
     this.stats.framingBytes += head + this.framingOverhead;
-    await this.transmit(header, payload);
+    // One transmit at a time, in call order (ZeroMQ sockets allow a single pending send).
+    const run = this.sendQueue.then(() => this.transmit(header, payload));
+    this.sendQueue = run.catch(() => {});
+    await run;
   }
+  private sendQueue: Promise<void> = Promise.resolve();
 
   /** Next frame from the peer, in order. An 'abort' frame from the peer becomes an error. */
   recv(): Promise<Frame> {
@@ -346,6 +350,9 @@ class ZmqLink extends Link {
   }
 }
 
+/** After a ZeroMQ peer disconnects, how long its last frames may still arrive (ms). */
+const ZMQ_CLOSE_GRACE_MS = 1000;
+
 async function connectZmq(o: MeshOptions): Promise<Map<number, Link>> {
   const zmq = await loadZmq();
   const name = o.name ?? defaultName(o.peers);
@@ -363,15 +370,17 @@ async function connectZmq(o: MeshOptions): Promise<Map<number, Link>> {
   const wake: { fn: (() => void) | null } = { fn: null };
   for (const r of o.neighbours) {
     const { host, port: p } = parseAddress(o.peers[r]!, `address of rank ${r}`);
-    const dealer = new zmq.Dealer({ linger: 0, routingId: `r${o.rank}`, sendHighWaterMark: 64 });
+    // linger: a finished stage's last frames are still delivered after it closes.
+    const dealer = new zmq.Dealer({ linger: 2000, routingId: `r${o.rank}`, sendHighWaterMark: 64 });
     const link = new ZmqLink(name(r), dealer, closeOne);
     let connected = false;
     dealer.events.on('handshake', () => {
       connected = true;
     });
-    // ZeroMQ reconnects silently; for training a lost peer is fatal.
+    // ZeroMQ reconnects silently; for training a lost peer is fatal. The peer's last frames come
+    // over its own connection to our ROUTER, which may lag this one: they get a moment to arrive.
     dealer.events.on('disconnect', () => {
-      if (connected) link.fail(new Error(`${name(r)} closed the connection`));
+      if (connected) setTimeout(() => link.fail(new Error(`${name(r)} closed the connection`)), ZMQ_CLOSE_GRACE_MS).unref();
     });
     dealer.connect(`tcp://${host}:${p}`);
     links.set(r, link);

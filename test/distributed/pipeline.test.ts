@@ -202,12 +202,12 @@ for (const transport of ['tcp', 'zmq']) {
   });
 }
 
-test('killing one stage process ends every stage within 10 s with an error naming it', async () => {
+for (const transport of ['tcp', 'zmq']) test(`killing one stage process (${transport}) ends every stage within 10 s with an error naming it`, async () => {
   const entry = new URL('../../src/cli/commands/stage-entry.ts', import.meta.url).pathname;
-  const ports = [0, 1, 2].map((i) => 20000 + ((process.pid * 3 + i) % 20000));
+  const ports = [0, 1, 2].map((i) => 20000 + ((process.pid * 7 + (transport === 'zmq' ? 3 : 0) + i) % 20000));
   const peers = ports.map((p) => `127.0.0.1:${p}`).join(',');
   const procs = [0, 1, 2].map((rank) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', entry, '--model', 'mlp', '--stages', '3', '--steps', '100000', '--batch', '8', '--micro', '2', '--rank', String(rank), '--peers', peers], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, ['--import', 'tsx', entry, '--model', 'mlp', '--stages', '3', '--steps', '100000', '--batch', '8', '--micro', '2', '--transport', transport, '--rank', String(rank), '--peers', peers], { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<{ code: number | null; err: string; at: number }>((resolve) => p.on('exit', (code) => resolve({ code, err, at: performance.now() })));

@@ -99,7 +99,7 @@ function configFrom(v: Values): InProcessConfig & { transport: string; recvTimeo
 }
 
 /** Summary of a finished stage: what `--json` prints and the launcher aggregates. */
-interface StageSummary {
+export interface StageSummary {
   rank: number;
   stage: number;
   replica: number;
@@ -109,13 +109,15 @@ interface StageSummary {
   /** Bytes this stage sent (payload + framing), per link kind. */
   sentBytes: { prev: number; next: number; ring: number };
   payloadBytes: number;
+  /** Seconds including connecting, and training only. */
   seconds: number;
+  trainSeconds: number;
 }
 
 function summarize(rank: number, r: StageResult, seconds: number): StageSummary {
   const total = (s: { payloadBytes: number; framingBytes: number }) => s.payloadBytes + s.framingBytes;
   return {
-    rank, stage: r.stage, replica: r.replica, firstStep: r.firstStep, steps: r.steps, losses: r.losses, seconds,
+    rank, stage: r.stage, replica: r.replica, firstStep: r.firstStep, steps: r.steps, losses: r.losses, seconds, trainSeconds: r.trainSeconds,
     sentBytes: { prev: total(r.sent.prev), next: total(r.sent.next), ring: total(r.sent.ring) },
     payloadBytes: r.sent.prev.payloadBytes + r.sent.next.payloadBytes + r.sent.ring.payloadBytes,
   };
@@ -199,6 +201,71 @@ interface ChildExit {
 /** Seconds the launcher waits for the other stages after one fails, before killing them. */
 export const STOP_GRACE_S = 10;
 
+export interface LaunchOptions {
+  /** Stage options shared by every rank (no --rank/--peers/--json). */
+  args: string[];
+  peers: string[];
+  stages: number;
+  replicas: number;
+  /** Command prefix per rank (e.g. `ip netns exec ns0`). */
+  wrap?: (rank: number) => string[];
+  /** Make one rank stop with an error after some steps. */
+  fail?: { rank: number; after: string };
+  onStart?: (pids: (number | undefined)[]) => void;
+}
+
+/**
+ * Starts one stage process per rank and waits for all. When one fails, the others stop by
+ * themselves (their links fail); any still running after STOP_GRACE_S are killed. Throws an error
+ * naming the first stage that failed, then the others.
+ */
+export async function launchStages(o: LaunchOptions): Promise<StageSummary[]> {
+  const { peers, stages: S, replicas: R } = o;
+  const [node, prefix] = stageCommand();
+  const children: ChildProcess[] = [];
+  const exits: ChildExit[] = [];
+  const outputs: string[] = Array.from({ length: S * R }, () => '');
+  await new Promise<void>((resolve) => {
+    let finished = 0;
+    let killTimer: NodeJS.Timeout | undefined;
+    for (let rank = 0; rank < S * R; rank++) {
+      const extra = o.fail?.rank === rank ? ['--fail-after', o.fail.after] : [];
+      const cmd = [...(o.wrap?.(rank) ?? []), node, ...prefix, ...o.args, '--rank', String(rank), '--peers', peers.join(','), '--json', ...extra];
+      const child = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+      children.push(child);
+      let err = '';
+      child.stdout!.on('data', (d: Buffer) => (outputs[rank] += d.toString()));
+      child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+      child.on('exit', (code, signal) => {
+        exits.push({ rank, code, signal, error: err.trim().split('\n').pop() ?? '', at: performance.now() });
+        if ((code !== 0 || signal) && !killTimer) {
+          // One stage failed: the others stop on their own (their links fail); kill stragglers after the grace period.
+          killTimer = setTimeout(() => children.forEach((ch) => ch.exitCode === null && ch.signalCode === null && ch.kill('SIGKILL')), STOP_GRACE_S * 1000);
+        }
+        if (++finished === S * R) {
+          clearTimeout(killTimer);
+          resolve();
+        }
+      });
+    }
+    o.onStart?.(children.map((ch) => ch.pid));
+  });
+  const failures = exits.filter((e) => e.code !== 0 || e.signal).sort((x, y) => x.at - y.at);
+  if (failures.length) {
+    const first = failures[0]!;
+    const why = (e: ChildExit) => `${rankName(e.rank, S, R, peers[e.rank])} ${e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`}${e.error ? `: ${e.error.replace(/^slimgrad stage: /, '')}` : ''}`;
+    const spread = ((exits.reduce((m, e) => Math.max(m, e.at), 0) - first.at) / 1000).toFixed(1);
+    throw new Error(`pipeline stopped: ${why(first)}\n${failures.slice(1).map((e) => `  then ${why(e)}`).join('\n')}\nall ${S * R} stage processes ended within ${spread} s of the first failure`);
+  }
+  return outputs.map((out, rank) => {
+    try {
+      return JSON.parse(out.trim().split('\n').pop()!) as StageSummary;
+    } catch {
+      throw new Error(`${rankName(rank, S, R, peers[rank])} finished without a summary`);
+    }
+  });
+}
+
 export const pipeline: Command = {
   name: 'pipeline',
   summary: 'train a model split into pipeline stages, one process per stage, on this machine (--stages N --model charlm|resnet20|mlp)',
@@ -217,68 +284,34 @@ export const pipeline: Command = {
     const peers: string[] = [];
     for (let r = 0; r < S * R; r++) peers.push(`${v.host}:${await freePort(v.host)}`);
     const passThrough = args.filter((a, i) => !['--fail-rank', '--fail-after', '--host', '--json'].includes(a) && !['--fail-rank', '--fail-after', '--host'].includes(args[i - 1]!)).filter((a) => !/^--(fail-rank|fail-after|host|json)=/.test(a));
-    const [node, prefix] = stageCommand();
-    const children: ChildProcess[] = [];
-    const exits: ChildExit[] = [];
-    const outputs: string[] = Array.from({ length: S * R }, () => '');
     if (!v.json) console.log(`${c.task.name}: ${S} stages (layers ${c.ranges.map(([a, b]) => `${a}-${b - 1}`).join(' | ')}) x ${R} replica(s), ${c.transport}, forward ${v.forward}, backward ${v.backward}`);
-    const done = new Promise<void>((resolve) => {
-      let finished = 0;
-      let killTimer: NodeJS.Timeout | undefined;
-      for (let rank = 0; rank < S * R; rank++) {
-        const extra = v['fail-rank'] !== undefined && Number(v['fail-rank']) === rank && v['fail-after'] !== undefined ? ['--fail-after', v['fail-after']] : [];
-        const child = spawn(node, [...prefix, ...passThrough, '--rank', String(rank), '--peers', peers.join(','), '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-        children.push(child);
-        let err = '';
-        child.stdout!.on('data', (d: Buffer) => (outputs[rank] += d.toString()));
-        child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-        child.on('exit', (code, signal) => {
-          exits.push({ rank, code, signal, error: err.trim().split('\n').pop() ?? '', at: performance.now() });
-          if ((code !== 0 || signal) && !killTimer) {
-            // One stage failed: the others stop on their own (their links fail); kill stragglers after the grace period.
-            killTimer = setTimeout(() => children.forEach((ch) => ch.exitCode === null && ch.signalCode === null && ch.kill('SIGKILL')), STOP_GRACE_S * 1000);
-          }
-          if (++finished === S * R) {
-            clearTimeout(killTimer);
-            resolve();
-          }
-        });
-      }
-      if (!v.json) console.log(`stage processes: ${children.map((ch, r) => `${rankName(r, S, R, peers[r])} pid ${ch.pid}`).join(', ')}`);
-    });
-    await done;
-    const failures = exits.filter((e) => e.code !== 0 || e.signal).sort((x, y) => x.at - y.at);
-    if (failures.length) {
-      const first = failures[0]!;
-      const why = (e: ChildExit) => `${rankName(e.rank, S, R, peers[e.rank])} ${e.signal ? `was killed by ${e.signal}` : `exited with code ${e.code}`}${e.error ? `: ${e.error.replace(/^slimgrad stage: /, '')}` : ''}`;
-      const spread = ((exits.reduce((m, e) => Math.max(m, e.at), 0) - first.at) / 1000).toFixed(1);
-      throw new Error(`pipeline stopped: ${why(first)}\n${failures.slice(1).map((e) => `  then ${why(e)}`).join('\n')}\nall ${S * R} stage processes ended within ${spread} s of the first failure`);
-    }
-    const summaries = outputs.map((o, rank) => {
-      try {
-        return JSON.parse(o.trim().split('\n').pop()!) as StageSummary;
-      } catch {
-        throw new Error(`${rankName(rank, S, R, peers[rank])} finished without a summary`);
-      }
+    const fail = v['fail-rank'] !== undefined && v['fail-after'] !== undefined ? { rank: Number(v['fail-rank']), after: v['fail-after'] } : undefined;
+    const summaries = await launchStages({
+      args: passThrough, peers, stages: S, replicas: R, fail,
+      onStart: v.json ? undefined : (pids) => console.log(`stage processes: ${pids.map((pid, r) => `${rankName(r, S, R, peers[r])} pid ${pid}`).join(', ')}`),
     });
     return report(summaries, c, v.json);
   },
 };
 
-function report(summaries: StageSummary[], c: { steps: number; batch: number; replicas?: number; ranges: unknown[] }, json: boolean): number {
-  const last = summaries.find((s) => s.stage === c.ranges.length - 1 && s.replica === 0)!;
+/** Whole-pipeline numbers from the stage summaries: throughput over the training time, wire bytes per step. */
+export function aggregate(summaries: StageSummary[], batch: number, replicas: number, stages: number) {
+  const last = summaries.find((s) => s.stage === stages - 1 && s.replica === 0)!;
   const steps = last.steps;
-  const seconds = Math.max(...summaries.map((s) => s.seconds));
+  const seconds = Math.max(...summaries.map((s) => s.trainSeconds));
   const wireBytes = summaries.reduce((n, s) => n + s.sentBytes.prev + s.sentBytes.next + s.sentBytes.ring, 0);
-  const out = {
+  return {
     steps, firstStep: last.firstStep, losses: last.losses, lossAfterSteps: last.losses[last.losses.length - 1],
-    samplesPerSec: (steps * c.batch * (c.replicas ?? 1)) / seconds, wireBytesPerStep: wireBytes / steps, seconds,
-    stages: summaries,
+    samplesPerSec: (steps * batch * replicas) / seconds, wireBytesPerStep: wireBytes / steps, seconds,
   };
+}
+
+function report(summaries: StageSummary[], c: { steps: number; batch: number; replicas?: number; ranges: unknown[] }, json: boolean): number {
+  const out = { ...aggregate(summaries, c.batch, c.replicas ?? 1, c.ranges.length), stages: summaries };
   if (json) printJson(out);
   else {
-    for (const [i, l] of last.losses.entries()) console.log(`step ${last.firstStep + i + 1}/${c.steps} loss ${l.toFixed(4)}`);
-    console.log(`${steps} steps in ${seconds.toFixed(2)} s: ${out.samplesPerSec.toFixed(1)} samples/s, ${(out.wireBytesPerStep / 1024).toFixed(1)} KiB on the wire per step`);
+    for (const [i, l] of out.losses.entries()) console.log(`step ${out.firstStep + i + 1}/${c.steps} loss ${l.toFixed(4)}`);
+    console.log(`${out.steps} steps in ${out.seconds.toFixed(2)} s: ${out.samplesPerSec.toFixed(1)} samples/s, ${(out.wireBytesPerStep / 1024).toFixed(1)} KiB on the wire per step`);
   }
   return 0;
 }
