@@ -61,20 +61,42 @@ export function fixpointBytes(n: number, layout: ChannelLayout, bits: number): n
   return 2 * layout.channels + codeBytes(n, bits);
 }
 
+/** Packs codes < 2^bits LSB-first (the layout of `packInts`), with fast paths for 1, 2, 4 and 8 bits. */
+function packCodes(codes: Uint8Array, bits: number, out: Uint8Array): void {
+  if (bits === 8) out.set(codes);
+  else if (8 % bits === 0) {
+    const per = 8 / bits;
+    for (let j = 0, i = 0; i < codes.length; j++) {
+      let b = 0;
+      for (let k = 0; k < per && i < codes.length; k++, i++) b |= codes[i]! << (k * bits);
+      out[j] = b;
+    }
+  } else packInts(codes, bits, out);
+}
+
+function unpackCodes(src: Uint8Array, bits: number, codes: Uint8Array): void {
+  if (bits === 8) codes.set(src.subarray(0, codes.length));
+  else if (8 % bits === 0) {
+    const per = 8 / bits, mask = (1 << bits) - 1;
+    for (let j = 0, i = 0; i < codes.length; j++) {
+      const b = src[j]!;
+      for (let k = 0; k < per && i < codes.length; k++, i++) codes[i] = (b >>> (k * bits)) & mask;
+    }
+  } else unpackInts(src, bits, codes);
+}
+
 /** Quantizes `x` (n values in `layout`) to a fixpoint payload. */
 export function fixpointEncode(x: Float32Array, layout: ChannelLayout, bits: number): Uint8Array {
-  const { outer, channels: C, inner } = layout;
+  const { channels: C, inner } = layout;
   const n = x.length;
   const maxAbs = new Float32Array(C);
-  for (let o = 0, i = 0; o < outer; o++) {
-    for (let c = 0; c < C; c++) {
-      let m = maxAbs[c]!;
-      const end = Math.min(i + inner, n);
-      for (; i < end; i++) {
-        const a = Math.abs(x[i]!);
-        if (a > m) m = a;
-      }
-      maxAbs[c] = m;
+  // One pass with a running channel index (c advances every `inner` values, wraps every C).
+  for (let i = 0, c = 0, k = 0; i < n; i++) {
+    const a = Math.abs(x[i]!);
+    if (a > maxAbs[c]!) maxAbs[c] = a;
+    if (++k === inner) {
+      k = 0;
+      if (++c === C) c = 0;
     }
   }
   const out = new Uint8Array(fixpointBytes(n, layout, bits));
@@ -84,25 +106,23 @@ export function fixpointEncode(x: Float32Array, layout: ChannelLayout, bits: num
   const scales = new Float32Array(C);
   decodeFloat16(scales16, scales); // encode with the scale the receiver will see
   const h = 2 ** (bits - 1);
+  const mult = scales.map((s) => (s > 0 && Number.isFinite(s) ? h / s : 0));
   const codes = new Uint8Array(n);
-  for (let o = 0, i = 0; o < outer; o++) {
-    for (let c = 0; c < C; c++) {
-      const s = scales[c]!;
-      const k = s > 0 && Number.isFinite(s) ? h / s : 0;
-      const end = Math.min(i + inner, n);
-      for (; i < end; i++) {
-        const q = Math.round(x[i]! * k);
-        codes[i] = (q < -h ? -h : q > h - 1 ? h - 1 : q) + h;
-      }
+  for (let i = 0, c = 0, k = 0; i < n; i++) {
+    const q = Math.round(x[i]! * mult[c]!);
+    codes[i] = (q < -h ? -h : q > h - 1 ? h - 1 : q) + h;
+    if (++k === inner) {
+      k = 0;
+      if (++c === C) c = 0;
     }
   }
-  packInts(codes, bits, out.subarray(2 * C));
+  packCodes(codes, bits, out.subarray(2 * C));
   return out;
 }
 
 /** Decodes a fixpoint payload into `out` (n values). */
 export function fixpointDecode(payload: Uint8Array, layout: ChannelLayout, bits: number, out: Float32Array): void {
-  const { outer, channels: C, inner } = layout;
+  const { channels: C, inner } = layout;
   const n = out.length;
   if (payload.length !== fixpointBytes(n, layout, bits)) {
     throw new Error(`fixpoint payload has ${payload.length} bytes, expected ${fixpointBytes(n, layout, bits)} for ${n} values at ${bits} bits`);
@@ -111,13 +131,14 @@ export function fixpointDecode(payload: Uint8Array, layout: ChannelLayout, bits:
   const scales = new Float32Array(C);
   decodeFloat16(scales16, scales);
   const codes = new Uint8Array(n);
-  unpackInts(payload.subarray(2 * C), bits, codes);
+  unpackCodes(payload.subarray(2 * C), bits, codes);
   const h = 2 ** (bits - 1);
-  for (let o = 0, i = 0; o < outer; o++) {
-    for (let c = 0; c < C; c++) {
-      const k = Number.isFinite(scales[c]!) ? scales[c]! / h : 0;
-      const end = Math.min(i + inner, n);
-      for (; i < end; i++) out[i] = (codes[i]! - h) * k;
+  const step = scales.map((s) => (Number.isFinite(s) ? s / h : 0));
+  for (let i = 0, c = 0, k = 0; i < n; i++) {
+    out[i] = (codes[i]! - h) * step[c]!;
+    if (++k === inner) {
+      k = 0;
+      if (++c === C) c = 0;
     }
   }
 }

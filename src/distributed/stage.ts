@@ -69,6 +69,8 @@ export interface StageResult {
   losses: number[];
   /** Seconds from the start of the first step to the end of the last. */
   trainSeconds: number;
+  /** Bytes (payload + framing) this stage sent during each step. */
+  sentPerStep: number[];
   /** Bytes sent by this stage, per link. */
   sent: { prev: LinkStats; next: LinkStats; ring: LinkStats };
   /** This stage's parameters, in layer order (still alive: dispose with `disposeStage`). */
@@ -197,8 +199,9 @@ export async function runStage(c: StageConfig): Promise<StageResult> {
   const gradOut = !first ? new TensorEncoder(c.backward) : null;
   const gradIn = !last ? new TensorDecoder(c.backward) : null;
   const feedback = c.dpBits ? new ErrorFeedback(params.reduce((n, p) => n + p.size, 0)) : undefined;
-  const losses: number[] = [];
-  let firstStep = 0, trainStart = 0;
+  const losses: number[] = [], sentPerStep: number[] = [];
+  const sentSoFar = () => [...new Set(links)].reduce((n, l) => n + l.stats.payloadBytes + l.stats.framingBytes, 0);
+  let firstStep = 0, trainStart = 0, sentBefore = 0;
   try {
     if (c.resume) firstStep = loadCheckpoint(c, layers, opt);
     trainStart = performance.now();
@@ -283,6 +286,8 @@ export async function runStage(c: StageConfig): Promise<StageResult> {
       opt.step();
       opt.zeroGrad();
       if (last) losses.push(loss);
+      sentPerStep.push(sentSoFar() - sentBefore);
+      sentBefore = sentSoFar();
       if (c.checkpointDir && (step + 1 === c.steps || (c.checkpointEvery && (step + 1) % c.checkpointEvery === 0))) saveCheckpoint(c, layers, opt, step + 1);
       c.onStep?.({ step, loss: last ? loss : undefined, ms: performance.now() - t0 });
     }
@@ -306,5 +311,5 @@ export async function runStage(c: StageConfig): Promise<StageResult> {
     ringStats.payloadBytes += l.stats.payloadBytes;
     ringStats.framingBytes += l.stats.framingBytes;
   }
-  return { stage: c.stage, replica: c.replica ?? 0, firstStep, steps: c.steps - firstStep, losses, trainSeconds, sent: { prev: stats(c.prev), next: stats(c.next), ring: ringStats }, params, layers };
+  return { stage: c.stage, replica: c.replica ?? 0, firstStep, steps: c.steps - firstStep, losses, trainSeconds, sentPerStep, sent: { prev: stats(c.prev), next: stats(c.next), ring: ringStats }, params, layers };
 }

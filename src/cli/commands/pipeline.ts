@@ -109,6 +109,7 @@ export interface StageSummary {
   /** Bytes this stage sent (payload + framing), per link kind. */
   sentBytes: { prev: number; next: number; ring: number };
   payloadBytes: number;
+  sentPerStep: number[];
   /** Seconds including connecting, and training only. */
   seconds: number;
   trainSeconds: number;
@@ -117,7 +118,7 @@ export interface StageSummary {
 function summarize(rank: number, r: StageResult, seconds: number): StageSummary {
   const total = (s: { payloadBytes: number; framingBytes: number }) => s.payloadBytes + s.framingBytes;
   return {
-    rank, stage: r.stage, replica: r.replica, firstStep: r.firstStep, steps: r.steps, losses: r.losses, seconds, trainSeconds: r.trainSeconds,
+    rank, stage: r.stage, replica: r.replica, firstStep: r.firstStep, steps: r.steps, losses: r.losses, seconds, trainSeconds: r.trainSeconds, sentPerStep: r.sentPerStep,
     sentBytes: { prev: total(r.sent.prev), next: total(r.sent.next), ring: total(r.sent.ring) },
     payloadBytes: r.sent.prev.payloadBytes + r.sent.next.payloadBytes + r.sent.ring.payloadBytes,
   };
@@ -300,9 +301,13 @@ export function aggregate(summaries: StageSummary[], batch: number, replicas: nu
   const steps = last.steps;
   const seconds = Math.max(...summaries.map((s) => s.trainSeconds));
   const wireBytes = summaries.reduce((n, s) => n + s.sentBytes.prev + s.sentBytes.next + s.sentBytes.ring, 0);
+  const perStep = last.sentPerStep.map((_, i) => summaries.reduce((n, s) => n + (s.sentPerStep[i] ?? 0), 0));
+  const tail = perStep.slice(-4);
   return {
     steps, firstStep: last.firstStep, losses: last.losses, lossAfterSteps: last.losses[last.losses.length - 1],
-    samplesPerSec: (steps * batch * replicas) / seconds, wireBytesPerStep: wireBytes / steps, seconds,
+    samplesPerSec: (steps * batch * replicas) / seconds, wireBytesPerStep: wireBytes / steps,
+    /** Mean over the last 4 steps (after the delta codec's fp32 warm-up epoch). */
+    lastWireBytesPerStep: tail.reduce((a, b) => a + b, 0) / tail.length, seconds,
   };
 }
 
