@@ -44,38 +44,26 @@ export interface PipelineTask {
 
 export const DEFAULT_TEXT = '../shared/data/text/tinyshakespeare.txt';
 
-/** Token + position embedding of a Transformer LM (its first layer in a pipeline). */
-class LmEmbedding extends Module {
-  constructor(private readonly tf: Transformer) {
+/** Consecutive sub-modules of a model run by `fn` as one pipeline layer (the children hold its parameters). */
+class Part extends Module {
+  constructor(children: Record<string, Module>, private readonly fn: (x: Tensor) => Tensor) {
     super();
-    this.registerModule('tok', tf.tokenEmbedding);
-    this.registerModule('pos', tf.positionEmbedding);
+    for (const [name, m] of Object.entries(children)) this.registerModule(name, m);
   }
-  forward(ids: Tensor): Tensor {
-    const T = ids.shape[1]!;
-    return add(this.tf.tokenEmbedding.call(ids), this.tf.positionEmbedding.call(reshape(this.tf.positions, [1, T])));
-  }
-}
-
-/** Final layer norm + vocabulary head of a Transformer LM: [B, T, D] -> logits [B*T, V]. */
-class LmHead extends Module {
-  constructor(private readonly tf: Transformer) {
-    super();
-    this.registerModule('ln', tf.lnFinal);
-    this.registerModule('head', tf.head);
-  }
-  forward(h: Tensor): Tensor {
-    const [B, T] = h.shape as [number, number];
-    return reshape(this.tf.head.call(this.tf.lnFinal.call(h)), [B * T, -1]);
+  forward(x: Tensor): Tensor {
+    return this.fn(x);
   }
 }
 
 /**
- * The layers of a causal Transformer LM: embedding, each block, head. Running them in order is
- * exactly `tf.call` (same ops, same order).
+ * The layers of a causal Transformer LM: token + position embedding, each block, final norm +
+ * head ([B, T, D] -> logits [B*T, V]). Running them in order is exactly `tf.call` (same ops, same order).
  */
 export function transformerLayers(tf: Transformer): Module[] {
-  return [new LmEmbedding(tf), ...tf.blocks.layers, new LmHead(tf)];
+  const embed = new Part({ tok: tf.tokenEmbedding, pos: tf.positionEmbedding }, (ids) =>
+    add(tf.tokenEmbedding.call(ids), tf.positionEmbedding.call(reshape(tf.positions, [1, ids.shape[1]!]))));
+  const head = new Part({ ln: tf.lnFinal, head: tf.head }, (h) => reshape(tf.head.call(tf.lnFinal.call(h)), [h.shape[0]! * h.shape[1]!, -1]));
+  return [embed, ...tf.blocks.layers, head];
 }
 
 function checkCount(n: number | undefined, what: string, fallback: number, max = Infinity): number {
