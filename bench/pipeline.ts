@@ -8,7 +8,8 @@
  *     ('sim:100mbit', ...) and a line says so.
  *   - codecs: fp32; fixpoint4 (direct 4-bit forward, 8-bit backward); delta4 (AC-SGD: 4-bit
  *     activation deltas against per-example caches after a first fp32 epoch, 8-bit backward).
- *   - samplesPerSec over the training time of the slowest stage; wireBytesPerStep = payload +
+ *   - samplesPerSec = batch / median step time (the machine is shared: the median resists load
+ *     bursts; meanSamplesPerSec = all steps over the training time); wireBytesPerStep = payload +
  *     framing sent by all stages per step (lastWireBytesPerStep: mean of the last 4 steps, after the
  *     delta codec's fp32 warm-up epoch); lossAfterSteps = mean macro-batch loss of the last 4 steps.
  * quality rows: the char LM trained longer in one process (links do not change the numbers):
@@ -64,6 +65,8 @@ class NetnsChain {
   constructor(readonly stages: number) {
     const tag = `sg${process.pid % 100000}`;
     this.ns = Array.from({ length: stages }, (_, k) => `${tag}s${k}`);
+    process.once('exit', this.cleanup);
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, this.onSignal);
     try {
       for (const n of this.ns) {
         sh(['ip', 'netns', 'add', n]);
@@ -107,7 +110,14 @@ class NetnsChain {
       }
     });
   }
+  private readonly cleanup = () => this.close();
+  private readonly onSignal = (sig: NodeJS.Signals) => {
+    this.close();
+    process.kill(process.pid, sig);
+  };
   close(): void {
+    process.off('exit', this.cleanup);
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.off(sig, this.onSignal);
     for (const n of this.ns) {
       try {
         sh(['ip', 'netns', 'del', n]); // deleting a namespace deletes its veth ends
@@ -139,7 +149,7 @@ const lastLoss = (losses: number[]) => mean(losses.slice(-4));
 
 function inProcessRow(results: StageResult[], batch: number, replicas: number) {
   const summaries = results.map((r, rank) => ({
-    rank, stage: r.stage, replica: r.replica, firstStep: r.firstStep, steps: r.steps, losses: r.losses, seconds: r.trainSeconds, trainSeconds: r.trainSeconds, payloadBytes: 0, sentPerStep: r.sentPerStep,
+    rank, stage: r.stage, replica: r.replica, firstStep: r.firstStep, steps: r.steps, losses: r.losses, seconds: r.trainSeconds, trainSeconds: r.trainSeconds, payloadBytes: 0, sentPerStep: r.sentPerStep, stepSeconds: r.stepSeconds,
     sentBytes: { prev: r.sent.prev.payloadBytes + r.sent.prev.framingBytes, next: r.sent.next.payloadBytes + r.sent.next.framingBytes, ring: r.sent.ring.payloadBytes + r.sent.ring.framingBytes },
   }) satisfies StageSummary);
   results.forEach(disposeStage);
@@ -203,7 +213,7 @@ export async function run(args: string[]): Promise<number> {
               }, { bitsPerSecond: LINKS[link]! || undefined });
               out = inProcessRow(results, m.batch, 1);
             }
-            const row = { model, stages, codec, link: chain ? link : `sim:${link}`, samplesPerSec: out.samplesPerSec, wireBytesPerStep: Math.round(out.wireBytesPerStep), lastWireBytesPerStep: Math.round(out.lastWireBytesPerStep), lossAfterSteps: lastLoss(out.losses), steps: out.steps };
+            const row = { model, stages, codec, link: chain ? link : `sim:${link}`, samplesPerSec: out.medianSamplesPerSec, meanSamplesPerSec: out.samplesPerSec, wireBytesPerStep: Math.round(out.wireBytesPerStep), lastWireBytesPerStep: Math.round(out.lastWireBytesPerStep), lossAfterSteps: lastLoss(out.losses), steps: out.steps };
             rows.push(row);
             log(`${model} ${stages} stages ${codec} ${row.link}: ${row.samplesPerSec.toFixed(2)} samples/s, ${(row.wireBytesPerStep / 1024).toFixed(0)} KiB/step, loss ${row.lossAfterSteps.toFixed(4)}`);
           }
@@ -239,7 +249,7 @@ export async function run(args: string[]): Promise<number> {
   if (values.json) printJson({ suite: 'pipeline', transport, shaped: !why, rows, quality });
   else {
     console.log('');
-    printTable(rows, ['model', 'stages', 'codec', 'link', 'samplesPerSec', 'wireBytesPerStep', 'lastWireBytesPerStep', 'lossAfterSteps', 'steps']);
+    printTable(rows, ['model', 'stages', 'codec', 'link', 'samplesPerSec', 'meanSamplesPerSec', 'wireBytesPerStep', 'lastWireBytesPerStep', 'lossAfterSteps', 'steps']);
     if (quality.length) {
       console.log('');
       printTable(quality);

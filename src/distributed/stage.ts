@@ -71,6 +71,8 @@ export interface StageResult {
   trainSeconds: number;
   /** Bytes (payload + framing) this stage sent during each step. */
   sentPerStep: number[];
+  /** Wall-clock seconds of each step. */
+  stepSeconds: number[];
   /** Bytes sent by this stage, per link. */
   sent: { prev: LinkStats; next: LinkStats; ring: LinkStats };
   /** This stage's parameters, in layer order (still alive: dispose with `disposeStage`). */
@@ -199,7 +201,7 @@ export async function runStage(c: StageConfig): Promise<StageResult> {
   const gradOut = !first ? new TensorEncoder(c.backward) : null;
   const gradIn = !last ? new TensorDecoder(c.backward) : null;
   const feedback = c.dpBits ? new ErrorFeedback(params.reduce((n, p) => n + p.size, 0)) : undefined;
-  const losses: number[] = [], sentPerStep: number[] = [];
+  const losses: number[] = [], sentPerStep: number[] = [], stepSeconds: number[] = [];
   const sentSoFar = () => [...new Set(links)].reduce((n, l) => n + l.stats.payloadBytes + l.stats.framingBytes, 0);
   let firstStep = 0, trainStart = 0, sentBefore = 0;
   try {
@@ -287,6 +289,7 @@ export async function runStage(c: StageConfig): Promise<StageResult> {
       opt.zeroGrad();
       if (last) losses.push(loss);
       sentPerStep.push(sentSoFar() - sentBefore);
+      stepSeconds.push((performance.now() - t0) / 1000);
       sentBefore = sentSoFar();
       if (c.checkpointDir && (step + 1 === c.steps || (c.checkpointEvery && (step + 1) % c.checkpointEvery === 0))) saveCheckpoint(c, layers, opt, step + 1);
       c.onStep?.({ step, loss: last ? loss : undefined, ms: performance.now() - t0 });
@@ -311,5 +314,5 @@ export async function runStage(c: StageConfig): Promise<StageResult> {
     ringStats.payloadBytes += l.stats.payloadBytes;
     ringStats.framingBytes += l.stats.framingBytes;
   }
-  return { stage: c.stage, replica: c.replica ?? 0, firstStep, steps: c.steps - firstStep, losses, trainSeconds, sentPerStep, sent: { prev: stats(c.prev), next: stats(c.next), ring: ringStats }, params, layers };
+  return { stage: c.stage, replica: c.replica ?? 0, firstStep, steps: c.steps - firstStep, losses, trainSeconds, sentPerStep, stepSeconds, sent: { prev: stats(c.prev), next: stats(c.next), ring: ringStats }, params, layers };
 }

@@ -110,6 +110,7 @@ export interface StageSummary {
   sentBytes: { prev: number; next: number; ring: number };
   payloadBytes: number;
   sentPerStep: number[];
+  stepSeconds: number[];
   /** Seconds including connecting, and training only. */
   seconds: number;
   trainSeconds: number;
@@ -118,7 +119,7 @@ export interface StageSummary {
 function summarize(rank: number, r: StageResult, seconds: number): StageSummary {
   const total = (s: { payloadBytes: number; framingBytes: number }) => s.payloadBytes + s.framingBytes;
   return {
-    rank, stage: r.stage, replica: r.replica, firstStep: r.firstStep, steps: r.steps, losses: r.losses, seconds, trainSeconds: r.trainSeconds, sentPerStep: r.sentPerStep,
+    rank, stage: r.stage, replica: r.replica, firstStep: r.firstStep, steps: r.steps, losses: r.losses, seconds, trainSeconds: r.trainSeconds, sentPerStep: r.sentPerStep, stepSeconds: r.stepSeconds,
     sentBytes: { prev: total(r.sent.prev), next: total(r.sent.next), ring: total(r.sent.ring) },
     payloadBytes: r.sent.prev.payloadBytes + r.sent.next.payloadBytes + r.sent.ring.payloadBytes,
   };
@@ -303,9 +304,15 @@ export function aggregate(summaries: StageSummary[], batch: number, replicas: nu
   const wireBytes = summaries.reduce((n, s) => n + s.sentBytes.prev + s.sentBytes.next + s.sentBytes.ring, 0);
   const perStep = last.sentPerStep.map((_, i) => summaries.reduce((n, s) => n + (s.sentPerStep[i] ?? 0), 0));
   const tail = perStep.slice(-4);
+  // Every stage waits for the others each step, so the last stage's step time is the pipeline's.
+  const sorted = [...last.stepSeconds].sort((a, b) => a - b);
+  const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
   return {
     steps, firstStep: last.firstStep, losses: last.losses, lossAfterSteps: last.losses[last.losses.length - 1],
-    samplesPerSec: (steps * batch * replicas) / seconds, wireBytesPerStep: wireBytes / steps,
+    samplesPerSec: (steps * batch * replicas) / seconds,
+    /** At the median step time: robust to load bursts on a shared machine. */
+    medianSamplesPerSec: (batch * replicas) / median,
+    wireBytesPerStep: wireBytes / steps,
     /** Mean over the last 4 steps (after the delta codec's fp32 warm-up epoch). */
     lastWireBytesPerStep: tail.reduce((a, b) => a + b, 0) / tail.length, seconds,
   };
