@@ -88,6 +88,7 @@ function configFrom(v: Values): InProcessConfig & { transport: string; recvTimeo
   const cache = v.cache as CacheMode;
   if (cache !== 'memory' && cache !== 'file') throw new UsageError(`--cache must be memory or file, got '${v.cache}'`);
   if (!['tcp', 'zmq', 'inproc'].includes(v.transport!)) throw new UsageError(`--transport must be tcp, zmq or inproc, got '${v.transport}'`);
+  if (int(v, 'batch', 1) % int(v, 'micro', 1) !== 0) throw new UsageError(`--batch ${v.batch} does not split into --micro ${v.micro} equal micro-batches`);
   if (v.resume && !v['checkpoint-dir']) throw new UsageError('--resume needs --checkpoint-dir');
   return {
     task, ranges, replicas: int(v, 'replicas', 1), batch: int(v, 'batch', 1), micro: int(v, 'micro', 1), steps: int(v, 'steps', 1), seed: int(v, 'seed'),
@@ -132,10 +133,10 @@ export const stage: Command = {
     const { values } = parseArgs({ args, options: { ...shared, rank: { type: 'string' }, peers: { type: 'string' }, 'fail-after': { type: 'string' } } });
     const v = values as Values & { rank?: string; peers?: string; 'fail-after'?: string };
     const c = configFrom(v);
-    if (c.transport === 'inproc') throw new UsageError('stage: --transport must be tcp or zmq');
+    if (c.transport === 'inproc') throw new UsageError('--transport must be tcp or zmq');
     const peers = (v.peers ?? '').split(',').filter(Boolean);
     const S = c.ranges.length, R = c.replicas ?? 1;
-    if (peers.length !== S * R) throw new UsageError(`stage: --peers needs ${S * R} host:port entries (${S} stages x ${R} replicas), got ${peers.length}`);
+    if (peers.length !== S * R) throw new UsageError(`--peers needs ${S * R} host:port entries (${S} stages x ${R} replicas), got ${peers.length}`);
     peers.forEach((p, i) => {
       try {
         parseAddress(p, `--peers entry ${i}`);
@@ -144,7 +145,7 @@ export const stage: Command = {
       }
     });
     const rank = Number(v.rank);
-    if (!Number.isInteger(rank) || rank < 0 || rank >= peers.length) throw new UsageError(`stage: --rank must be an integer in [0, ${peers.length}), got '${v.rank}'`);
+    if (!Number.isInteger(rank) || rank < 0 || rank >= peers.length) throw new UsageError(`--rank must be an integer in [0, ${peers.length}), got '${v.rank}'`);
     const t0 = performance.now();
     const links = await connectMesh({ rank, peers, neighbours: neighboursOf(rank, S, R), transport: c.transport as TransportKind, name: (r) => rankName(r, S, R, peers[r]) });
     for (const l of links.values()) l.recvTimeoutMs = c.recvTimeoutMs;
