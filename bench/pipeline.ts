@@ -17,7 +17,9 @@
  *   4-bit gradient all-reduce with error feedback.
  *
  * Models: charlm = causal transformer on Tiny Shakespeare (d 64, 2 blocks, 4 heads, 64 tokens,
- * first `--examples` windows); resnet20 = ResNet-20 on synthetic 3x32x32 shapes.
+ * first 64 windows); resnet20 = ResNet-20 on synthetic 3x32x32 shapes; wide = a link-bound probe
+ * (linear 32->2048, three activations, linear 2048->4, random-teacher data): on a CPU the real
+ * models compute for far longer than even a 100 Mbit link takes, the probe shows the opposite regime.
  *
  * Options: --json, --quick (charlm, 2 stages, unshaped + 100mbit), --models, --stages 2,4,
  * --codecs fp32,fixpoint4,delta4, --links unshaped,1gbit,500mbit,300mbit,100mbit,
@@ -48,6 +50,8 @@ const MODELS: Record<string, ModelSetup> = {
   // 64 examples at batch 16: 4 steps per epoch, 12 steps = 1 warm-up epoch + 2 delta epochs.
   charlm: { task: { model: 'charlm', dim: 64, layers: 2, heads: 4, tokens: 64, examples: 64 }, batch: 16, micro: 4, steps: 12, lr: 0.1 },
   resnet20: { task: { model: 'resnet20', examples: 16 }, batch: 8, micro: 2, steps: 6, lr: 0.05 },
+  // Link-bound probe: 2048 values per example cross every boundary for very little compute.
+  wide: { task: { model: 'wide', examples: 64 }, batch: 32, micro: 4, steps: 12, lr: 0.05 },
 };
 
 function taskArgs(t: TaskOptions): string[] {

@@ -6,12 +6,13 @@
 import { Tensor, fromValues } from '../core/tensor.js';
 import { charExample, charExampleCount, loadCharText } from '../data/text.js';
 import { syntheticShapes } from '../data/synthetic.js';
+import { Linear, ReLU, Tanh } from '../nn/layers.js';
 import { mlp, resnet20, transformer, type Transformer } from '../nn/models.js';
 import { Module } from '../nn/module.js';
 import { add, crossEntropy, reshape } from '../ops/index.js';
 import { Rng } from '../util/rng.js';
 
-export const TASK_MODELS = ['charlm', 'resnet20', 'mlp'] as const;
+export const TASK_MODELS = ['charlm', 'resnet20', 'mlp', 'wide'] as const;
 export type TaskModel = (typeof TASK_MODELS)[number];
 
 export interface TaskOptions {
@@ -127,26 +128,40 @@ export function createTask(o: TaskOptions): PipelineTask {
       return imageTask('resnet20 (synthetic shapes 3x32x32)', data.x, data.y, [3, 32, 32], () => resnet20(10, seed).layers);
     }
     case 'mlp': {
-      // A random teacher labels Gaussian inputs: small, fast, learnable.
       const n = checkCount(o.examples, 'examples', 256, 1 << 20);
-      const rng = new Rng(seed, 77);
-      const d = 16, k = 4;
-      const x = Float32Array.from({ length: n * d }, () => rng.normal());
-      const w = Float32Array.from({ length: d * k }, () => rng.normal());
-      const y = Int32Array.from({ length: n }, (_, i) => {
-        let best = 0, bestV = -Infinity;
-        for (let c = 0; c < k; c++) {
-          let v = 0;
-          for (let j = 0; j < d; j++) v += x[i * d + j]! * w[j * k + c]!;
-          if (v > bestV) [best, bestV] = [c, v];
-        }
-        return best;
-      });
-      return imageTask('mlp 16-32-32-32-4 (random teacher)', x, y, [d], () => mlp([d, 32, 32, 32, k], seed).layers);
+      const { x, y } = teacherData(n, 16, 4, seed);
+      return imageTask('mlp 16-32-32-32-4 (random teacher)', x, y, [16], () => mlp([16, 32, 32, 32, 4], seed).layers);
+    }
+    case 'wide': {
+      // Little compute per byte between stages: every boundary carries 2048 values per example.
+      const n = checkCount(o.examples, 'examples', 256, 1 << 20);
+      const { x, y } = teacherData(n, 32, 4, seed);
+      const layers = () => {
+        const rng = new Rng(seed, 78);
+        return [new Linear(32, 2048, { rng }), ReLU(), Tanh(), ReLU(), new Linear(2048, 4, { rng })];
+      };
+      return imageTask('wide 32-2048-4 (link-bound probe, random teacher)', x, y, [32], layers);
     }
     default:
       throw new Error(`unknown pipeline model '${String(o.model)}' (available: ${TASK_MODELS.join(', ')})`);
   }
+}
+
+/** Gaussian inputs [n, d] labelled by a random linear teacher with k classes: small, fast, learnable. */
+function teacherData(n: number, d: number, k: number, seed: number): { x: Float32Array; y: Int32Array } {
+  const rng = new Rng(seed, 77);
+  const x = Float32Array.from({ length: n * d }, () => rng.normal());
+  const w = Float32Array.from({ length: d * k }, () => rng.normal());
+  const y = Int32Array.from({ length: n }, (_, i) => {
+    let best = 0, bestV = -Infinity;
+    for (let c = 0; c < k; c++) {
+      let v = 0;
+      for (let j = 0; j < d; j++) v += x[i * d + j]! * w[j * k + c]!;
+      if (v > bestV) [best, bestV] = [c, v];
+    }
+    return best;
+  });
+  return { x, y };
 }
 
 /** Example ids of step `step` for one replica: epochs walk a seeded permutation, global batch = batch x replicas. */
