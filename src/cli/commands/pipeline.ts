@@ -300,6 +300,9 @@ export const pipeline: Command = {
 /** Whole-pipeline numbers from the stage summaries: throughput over the training time, wire bytes per step. */
 export function aggregate(summaries: StageSummary[], batch: number, replicas: number, stages: number) {
   const last = summaries.find((s) => s.stage === stages - 1 && s.replica === 0)!;
+  // Each replica's last stage knows the loss of its share of the batch; the step's loss is their mean.
+  const lastStages = summaries.filter((s) => s.stage === stages - 1);
+  const losses = last.losses.map((_, i) => lastStages.reduce((a, s) => a + s.losses[i]!, 0) / lastStages.length);
   const steps = last.steps;
   const seconds = Math.max(...summaries.map((s) => s.trainSeconds));
   const wireBytes = summaries.reduce((n, s) => n + s.sentBytes.prev + s.sentBytes.next + s.sentBytes.ring, 0);
@@ -309,7 +312,7 @@ export function aggregate(summaries: StageSummary[], batch: number, replicas: nu
   const sorted = [...last.stepSeconds].sort((a, b) => a - b);
   const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
   return {
-    steps, firstStep: last.firstStep, losses: last.losses, lossAfterSteps: last.losses[last.losses.length - 1],
+    steps, firstStep: last.firstStep, losses, lossAfterSteps: losses[losses.length - 1],
     samplesPerSec: (steps * batch * replicas) / seconds,
     /** At the median step time: robust to load bursts on a shared machine. */
     medianSamplesPerSec: (batch * replicas) / median,
