@@ -167,8 +167,32 @@ export interface ExampleCache {
   has(id: number): boolean;
   /** Copies entry `id` into `out`. */
   read(id: number, out: Float32Array): void;
-  write(id: number, values: Float32Array): void;
+  /** Stores entry `id`; `layout` is the example's channel layout (used by low-bit caches). */
+  write(id: number, values: Float32Array, layout?: ChannelLayout): void;
   close(): void;
+}
+
+/**
+ * Entries stored at `bits` bits with one fp16 max-abs scale per (example, channel), as AC-SGD's
+ * `delta-lowbits` (8x less memory than fp32 at 4 bits). Both ends store and read back the same
+ * bits, so they stay identical; deltas are taken against the value read back.
+ */
+export class LowBitCache implements ExampleCache {
+  private readonly entries = new Map<number, { payload: Uint8Array; layout: ChannelLayout }>();
+  constructor(readonly bits = 4) {}
+  has(id: number): boolean {
+    return this.entries.has(id);
+  }
+  read(id: number, out: Float32Array): void {
+    const e = this.entries.get(id)!;
+    fixpointDecode(e.payload, e.layout, this.bits, out);
+  }
+  write(id: number, values: Float32Array, layout: ChannelLayout = channelLayout([values.length])): void {
+    this.entries.set(id, { payload: fixpointEncode(values, layout, this.bits), layout });
+  }
+  close(): void {
+    this.entries.clear();
+  }
 }
 
 export class MemoryCache implements ExampleCache {
@@ -239,8 +263,10 @@ function gather(cache: ExampleCache, ids: readonly number[], per: number, where:
   return m;
 }
 
-function scatter(cache: ExampleCache, ids: readonly number[], per: number, m: Float32Array): void {
-  ids.forEach((id, j) => cache.write(id, m.subarray(j * per, (j + 1) * per)));
+function scatter(cache: ExampleCache, ids: readonly number[], shape: readonly number[], m: Float32Array): void {
+  const per = m.length / ids.length;
+  const layout = channelLayout([1, ...shape.slice(1)]); // one example: scales per channel over its positions
+  ids.forEach((id, j) => cache.write(id, m.subarray(j * per, (j + 1) * per), layout));
 }
 
 /** Sender side. `cache` is required for delta codecs (`makeCache`). */
@@ -257,7 +283,7 @@ export class TensorEncoder {
     const per = x.length / ids.length;
     if (!ids.every((id) => cache.has(id))) {
       // Warm-up (first sight of these examples): exact values fill both caches.
-      scatter(cache, ids, per, x);
+      scatter(cache, ids, shape, x);
       return { codec: 'fp32', bits: 32, payload: rawBytes(x), hash: hashFloats(x) };
     }
     const m = gather(cache, ids, per, 'delta encoder');
@@ -266,7 +292,7 @@ export class TensorEncoder {
     const payload = fixpointEncode(d, layout, bits);
     fixpointDecode(payload, layout, bits, d); // what the receiver will add
     for (let i = 0; i < m.length; i++) m[i] = m[i]! + d[i]!;
-    scatter(cache, ids, per, m);
+    scatter(cache, ids, shape, m);
     return { codec: 'delta', bits, payload, hash: hashFloats(m) };
   }
 }
@@ -292,7 +318,7 @@ export class TensorDecoder {
     if (h.codec === 'fp32') {
       const x = rawValues(payload, n, where);
       if (expectDelta) {
-        scatter(this.cache!, ids, n / ids.length, x);
+        scatter(this.cache!, ids, shape, x);
         this.check(h.hash, x, where);
       }
       return x;
@@ -307,7 +333,7 @@ export class TensorDecoder {
     const per = n / ids.length;
     const m = gather(this.cache!, ids, per, where);
     for (let i = 0; i < m.length; i++) m[i] = m[i]! + d[i]!;
-    scatter(this.cache!, ids, per, m);
+    scatter(this.cache!, ids, shape, m);
     this.check(h.hash, m, where);
     return m;
   }
@@ -319,9 +345,10 @@ export class TensorDecoder {
   }
 }
 
-export type CacheMode = 'memory' | 'file';
+export type CacheMode = 'memory' | 'file' | 'lowbit';
 
-/** A cache for one end of one boundary: in memory, or in a file under `dir`. */
+/** A cache for one end of one boundary: fp32 in memory, fp32 in a file under `dir`, or 4-bit in memory. */
 export function makeCache(mode: CacheMode, dir: string, name: string): ExampleCache {
+  if (mode === 'lowbit') return new LowBitCache(4);
   return mode === 'file' ? new FileCache(`${dir}/${name}.cache`) : new MemoryCache();
 }

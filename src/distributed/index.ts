@@ -21,7 +21,7 @@ export { runInProcess, neighboursOf, rankOf, rankName, stageLinks, type InProces
 export { createTask, partition, batchIds, transformerLayers, TASK_MODELS, type PipelineTask, type TaskOptions, type TaskModel } from './tasks.js';
 export {
   parseCodec, codecName, fixpointEncode, fixpointDecode, fixpointBytes, channelLayout, blockLayout, hashFloats,
-  TensorEncoder, TensorDecoder, MemoryCache, FileCache, makeCache,
+  TensorEncoder, TensorDecoder, MemoryCache, FileCache, LowBitCache, makeCache,
   type CodecSpec, type CodecKind, type ExampleCache, type CacheMode, type ChannelLayout,
 } from './codec.js';
 export { ringAllReduce, ErrorFeedback, REDUCE_BLOCK, type Ring, type ReduceOptions } from './allreduce.js';

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import {
-  channelLayout, FileCache, fixpointBytes, fixpointDecode, fixpointEncode, hashFloats, MemoryCache, parseCodec, TensorDecoder, TensorEncoder,
+  channelLayout, FileCache, LowBitCache, fixpointBytes, fixpointDecode, fixpointEncode, hashFloats, MemoryCache, parseCodec, TensorDecoder, TensorEncoder,
 } from '../../src/distributed/codec.js';
 import { charTextFrom } from '../../src/data/text.js';
 import { Rng } from '../../src/util/rng.js';
@@ -42,12 +42,12 @@ test('channels: dim 1 of [N, C, H, W], the last dim otherwise', () => {
   assert.deepEqual(channelLayout([2, 7, 8]), { outer: 14, channels: 8, inner: 1 });
 });
 
-for (const kind of ['memory', 'file'] as const) {
+for (const kind of ['memory', 'file', 'lowbit'] as const) {
   test(`delta codec (${kind} caches): warm-up sends fp32, later epochs deltas; both caches stay identical and the receiver tracks the activation`, () => {
     const dir = mkdtempSync(join(tmpdir(), 'slimgrad-cache-'));
     try {
       const spec = parseCodec('delta:4', 'test');
-      const mk = (n: string) => (kind === 'file' ? new FileCache(join(dir, n)) : new MemoryCache());
+      const mk = (n: string) => (kind === 'file' ? new FileCache(join(dir, n)) : kind === 'lowbit' ? new LowBitCache(4) : new MemoryCache());
       const sendCache = mk('s'), recvCache = mk('r');
       const enc = new TensorEncoder(spec, sendCache), dec = new TensorDecoder(spec, recvCache);
       const ids = [5, 2, 9], shape = [3, 4, 8];

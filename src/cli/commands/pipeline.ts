@@ -86,7 +86,7 @@ function configFrom(v: Values): InProcessConfig & { transport: string; recvTimeo
   const dpBits = int(v, 'dp-bits');
   if (![0, 4, 8].includes(dpBits)) throw new UsageError(`--dp-bits must be 0 (fp32), 8 or 4, got ${dpBits}`);
   const cache = v.cache as CacheMode;
-  if (cache !== 'memory' && cache !== 'file') throw new UsageError(`--cache must be memory or file, got '${v.cache}'`);
+  if (!['memory', 'file', 'lowbit'].includes(cache)) throw new UsageError(`--cache must be memory, file or lowbit, got '${v.cache}'`);
   if (!['tcp', 'zmq', 'inproc'].includes(v.transport!)) throw new UsageError(`--transport must be tcp, zmq or inproc, got '${v.transport}'`);
   if (int(v, 'batch', 1) % int(v, 'micro', 1) !== 0) throw new UsageError(`--batch ${v.batch} does not split into --micro ${v.micro} equal micro-batches`);
   if (v.resume && !v['checkpoint-dir']) throw new UsageError('--resume needs --checkpoint-dir');
