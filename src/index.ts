@@ -49,6 +49,7 @@ export {
 } from './compress/index.js';
 export * as quant from './quant/index.js';
 export { saveDeployed, loadDeployed, loadQuantKernelsFromBuild } from './io/quant.js';
+export * as distributed from './distributed/index.js';
 
 export { setBackend, getBackend, listBackends, registerBackend } from './backends/index.js';
 export { useFastestBackend, setThreads, getThreads, shutdownThreads, wasmVariant } from './backends/index.js';

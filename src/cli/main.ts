@@ -6,13 +6,14 @@ import { data } from './commands/data.js';
 import { evaluateCommand } from './commands/eval.js';
 import { explain } from './commands/explain.js';
 import { infer } from './commands/infer.js';
+import { pipeline, stage } from './commands/pipeline.js';
 import { summary } from './commands/summary.js';
 import { train } from './commands/train.js';
 import { didYouMean, formatHelp } from './options.js';
 import { applyEnvironment } from './shared.js';
 
 /** Every command, in the order `slimgrad --help` lists them. */
-export const commands: Command[] = [train, evaluateCommand, summary, convert, infer, data, explain, bench];
+export const commands: Command[] = [train, evaluateCommand, summary, convert, infer, data, explain, pipeline, stage, bench];
 
 /** The package version (package.json next to src/ or dist/). */
 export function version(): string {

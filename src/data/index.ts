@@ -10,6 +10,7 @@ export { listZip, readZip, extractEntry, crc32, type ZipEntry, type InflateRaw }
 export { parseNpz, datasetFromArrays, type ArrayDatasetOptions } from './npz.js';
 export { parseCifarBatch, CIFAR10_CLASSES, CIFAR10_MAX_BATCH_BYTES } from './cifar.js';
 export { syntheticShapes, SYNTHETIC_CLASSES, type SyntheticOptions } from './synthetic.js';
+export { loadCharText, charTextFrom, charExample, charExampleCount, type CharText } from './text.js';
 export {
   flipHorizontal,
   shiftImage,
