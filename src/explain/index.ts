@@ -2,7 +2,7 @@
 export { ModelGame, FunctionGame, normalizeGroups, type BatchedModel, type CooperativeGame, type ModelGameOptions, type PlayerGroup } from './game.js';
 export {
   BudgetError, MAX_EXACT_PLAYERS, exactShapley, permutationShapley, permutationsForBudget, kernelShapley, shearShapley,
-  shearCooperators, selectCooperators, randomCooperators, finiteDifferenceEta, hessianEta, playerDirections, shapleyWeights, solveLinear,
+  shearCooperators, selectCooperators, randomCooperators, finiteDifferenceEta, hessianEta, playerDirections, shapleyWeights, solveLinear, shearAntitheticShapley,
 } from './estimators.js';
 export { absError, rankAccuracy, argsort, pearson, faithfulnessCurve, type FaithfulnessCurve } from './metrics.js';
 export { Explainer, METHODS, type Method, type ExplainableModel, type ExplainOptions, type Explanation } from './explainer.js';
