@@ -4,10 +4,14 @@ export {
   BudgetError, MAX_EXACT_PLAYERS, exactShapley, permutationShapley, permutationsForBudget, kernelShapley, shearShapley,
   shearCooperators, selectCooperators, randomCooperators, finiteDifferenceEta, hessianEta, playerDirections, shapleyWeights, solveLinear, shearAntitheticShapley,
 } from './estimators.js';
-export { absError, rankAccuracy, argsort, pearson, faithfulnessCurve, type FaithfulnessCurve } from './metrics.js';
+export { absError, rankAccuracy, argsort, pearson, faithfulnessCurve, deletionCurve, type FaithfulnessCurve, type DeletionCurve } from './metrics.js';
 export { Explainer, METHODS, type Method, type ExplainableModel, type ExplainOptions, type Explanation } from './explainer.js';
 export { evaluateMethod, exactValues, type MethodScore } from './evaluate.js';
 export {
   createTabularMlp, trainTabularMlp, explainableMlp, classOneLogits, classOneHvp, mlpAccuracy,
   type TabularMlp, type TabularMlpOptions, type TrainOptions, type LabelledRows, type HvpMethod, type HvpSource,
 } from './tabular-mlp.js';
+export {
+  imagePatches, imageExplainer, maskerImage, boxBlur, moduleOutput, deployedOutput, gradientTimesInput, MASKERS,
+  type ImageShape, type Masker, type ImagePatches, type ImageExplainer, type ImageExplainerOptions,
+} from './images.js';
