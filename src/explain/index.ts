@@ -15,3 +15,7 @@ export {
   imagePatches, imageExplainer, maskerImage, boxBlur, moduleOutput, deployedOutput, gradientTimesInput, MASKERS,
   type ImageShape, type Masker, type ImagePatches, type ImageExplainer, type ImageExplainerOptions,
 } from './images.js';
+export {
+  barPlot, waterfallPlot, beeswarmPlot, imageHeatmap,
+  type RowExplanation, type WaterfallRow, type ManyRows, type PlotOptions, type HeatmapPanel, type HeatmapOptions,
+} from './plots.js';
