@@ -1,19 +1,40 @@
 /**
  * `slimgrad explain --data adult|bank|FILE.csv [--label NAME] [--drop a,b] [--method M] [--budget N]
  *   [--rows R] [--background B] [--cross-contribution auto|hessian|finite-difference] [--epochs E]
- *   [--seed S] [--model FILE.safetensors] [--data-dir DIR] [--backend wasm|reference] [--no-exact] [--json]`
+ *   [--seed S] [--model FILE.safetensors] [--data-dir DIR] [--backend wasm|reference] [--no-exact] [--json]
+ *   [--plot FILE.svg [--plot-kind bar|waterfall|beeswarm]]`
+ * `slimgrad explain --data mnist ...`: image explanations (see cli/explain-images.ts).
  *
  * Trains (or loads, with --model) the softplus MLP, explains the class-1 logit of the first R test
  * rows, draws a per-feature bar chart for the first row, and reports aggregate metrics (error and
  * ranking accuracy against exact values when M ≤ 16, monotonicity, faithfulness, throughput).
  */
+import { writeFileSync } from 'node:fs';
 import { printJson, printTable, UsageError, type Command } from '../command.js';
+import { explainMnist } from '../explain-images.js';
 import { chooseBackend, DEFAULT_TABULAR_DIR, Flags, loadTabularData, meanRow, prepareModel } from '../tabular-setup.js';
-import { BudgetError, Explainer, METHODS, evaluateMethod, exactValues, type Method } from '../../explain/index.js';
+import { BudgetError, Explainer, METHODS, barPlot, beeswarmPlot, evaluateMethod, exactValues, waterfallPlot, type Method } from '../../explain/index.js';
+import type { TabularDataset } from '../../data/tabular.js';
 import { classOneLogits, explainableMlp } from '../../explain/tabular-mlp.js';
 
 /** Largest player count for which the command computes exact values to score against. */
 const EXACT_SCORING_LIMIT = 16;
+
+const PLOT_KINDS = ['bar', 'waterfall', 'beeswarm'];
+
+/** One number per player for beeswarm colours: the column value, or the active level's index of a one-hot block. */
+function playerFeatureValues(dataset: TabularDataset, xs: Float64Array, rows: number): Float64Array {
+  const width = dataset.columns.length, m = dataset.groups.length;
+  const out = new Float64Array(rows * m);
+  for (let r = 0; r < rows; r++) {
+    dataset.groups.forEach((g, i) => {
+      let best = g.start;
+      for (let c = g.start; c < g.end; c++) if (xs[r * width + c]! > xs[r * width + best]!) best = c;
+      out[r * m + i] = g.end - g.start === 1 ? xs[r * width + g.start]! : best - g.start;
+    });
+  }
+  return out;
+}
 
 /** One text bar per player, longest |φ| first. */
 function barChart(players: string[], values: Float64Array, width = 40): string[] {
@@ -29,7 +50,7 @@ function barChart(players: string[], values: Float64Array, width = 40): string[]
 
 export const explain: Command = {
   name: 'explain',
-  summary: 'Shapley explanations of a tabular MLP: --data adult|bank|CSV --method shear|... --budget N [--json]',
+  summary: 'Shapley explanations of a tabular MLP (--data adult|bank|CSV) or of MNIST LeNet-5 and its packed binary twin (--data mnist): --method shear|... --budget N [--plot FILE.svg] [--json]',
   async run(args) {
     const flags = new Flags(args, 'explain', ['json', 'no-exact']);
     const data = flags.string('data');
@@ -44,6 +65,10 @@ export const explain: Command = {
     const cross = flags.string('cross-contribution') ?? 'auto';
     if (!['auto', 'hessian', 'finite-difference'].includes(cross)) throw new UsageError(`explain: --cross-contribution must be auto, hessian or finite-difference, got '${cross}'`);
     const json = flags.bool('json');
+    const plot = flags.string('plot');
+    if (data === 'mnist') return explainMnist(flags, method, budget, seed, flags.int('epochs', 1), plot, json);
+    const plotKind = flags.string('plot-kind') ?? 'bar';
+    if (!PLOT_KINDS.includes(plotKind)) throw new UsageError(`explain: --plot-kind must be one of ${PLOT_KINDS.join(', ')}, got '${plotKind}'`);
     const noExact = flags.bool('no-exact');
     const dataset = loadTabularData('explain', data, flags.string('label'), flags.list('drop'), flags.string('data-dir') ?? DEFAULT_TABULAR_DIR);
     const modelPath = flags.string('model');
@@ -79,6 +104,15 @@ export const explain: Command = {
     const [base] = game.values(new Uint8Array(dataset.groups.length), 1);
     log(`\nrow 0 (label ${dataset.classes[dataset.test.y[0]!]}): class-1 logit ${fx.toFixed(4)}, ${background ? `background mean (${background.length / width} rows)` : 'reference'} ${base!.toFixed(4)}; ${method} at ${budget} evaluations/feature${first.crossContribution ? `, cooperators by ${first.crossContribution}` : ''}:`);
     if (!json) for (const line of barChart(first.players, first.values)) console.log(`  ${line}`);
+
+    if (plot) {
+      const title = `${data}: ${method} at ${budget} evaluations/feature`;
+      writeFileSync(plot, plotKind === 'beeswarm'
+        ? beeswarmPlot({ players: first.players, values: Float64Array.from(explainer.explainMany(xs, n, opts).flatMap((e) => Array.from(e.values))), features: playerFeatureValues(dataset, xs, n) }, { title: `${title}, ${n} rows` })
+        : plotKind === 'waterfall' ? waterfallPlot({ players: first.players, values: first.values, base: base!, output: fx }, { title: `${title}, row 0` })
+          : barPlot({ players: first.players, values: first.values }, { title: `${title}, row 0` }));
+      log(`plot: ${plotKind} written to ${plot}`);
+    }
 
     const scoreExact = !noExact && dataset.groups.length <= EXACT_SCORING_LIMIT;
     const exact = scoreExact ? exactValues(explainer, xs, n) : null;
