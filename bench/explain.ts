@@ -77,13 +77,13 @@ export async function run(args: string[]): Promise<number> {
     if (!json) console.log(`\n${name} (${backend} kernels): ${info.players} players (${width} columns), MLP test accuracy ${info.testAccuracy} after ${epochs} epochs (${info.trainSeconds}s); explaining the first ${n} test rows; exact values in ${info.exactSeconds}s; mean Σ|φ| ${info.meanSumAbsPhi}`);
     const table: Record<string, unknown>[] = [];
     for (const budget of budgets) {
-      for (const [label, method, crossContribution, hvp] of variants) {
-        const opts = { method, budget, seed, crossContribution };
-        const chosen = hvp === 'gradient-difference' ? gradientDifference : explainer;
-        // Two identical (seeded) runs; the faster one's throughput counts, so neither JIT warm-up nor
-        // a burst of load from other processes is billed to a method.
-        const first = evaluateMethod(chosen, xs, n, exact.values, opts);
-        const second = evaluateMethod(chosen, xs, n, exact.values, opts);
+      // Two identical (seeded) rounds over all variants, interleaved so that a burst of load from
+      // other processes hits every method alike; the faster round's throughput counts (no JIT
+      // warm-up billed either).
+      const rounds = [0, 1].map(() => variants.map(([, method, crossContribution, hvp]) =>
+        evaluateMethod(hvp === 'gradient-difference' ? gradientDifference : explainer, xs, n, exact.values, { method, budget, seed, crossContribution })));
+      variants.forEach(([label], v) => {
+        const [first, second] = [rounds[0]![v]!, rounds[1]![v]!];
         const score = {
           ...second, method: label,
           instancesPerSec: Math.max(first.instancesPerSec, second.instancesPerSec),
@@ -94,7 +94,7 @@ export async function run(args: string[]): Promise<number> {
           method: label, budget, absError: score.absError, rankAcc: score.rankAccuracy, 'inst/s': score.instancesPerSec, 'inst/s(median)': score.medianInstancesPerSec,
           'evals/row': score.evaluationsPerRow, note: score.error ? 'budget too small' : (score.crossContribution ?? ''),
         });
-      }
+      });
     }
     printTable(table);
   }

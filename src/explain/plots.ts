@@ -217,7 +217,7 @@ export function beeswarmPlot(data: ManyRows, options: PlotOptions = {}): string 
       bins.set(bin, c + 1);
       const offset = Math.min(rowH / 2 - dot, Math.ceil(c / 2) * dot * 1.6) * (c % 2 ? -1 : 1);
       const fill = data.features && fHi > fLo ? valueColour((data.features[r * m + i]! - fLo) / (fHi - fLo)) : '#7f7f7f';
-      s += `<circle class="dot" data-row="${r}" data-value="${v}" cx="${px(cx)}" cy="${px(yMid + offset)}" r="${dot}" fill="${fill}" fill-opacity="0.85"/>`;
+      s += `<circle class="dot" data-row="${r}" data-value="${+v.toPrecision(6)}" cx="${px(cx)}" cy="${px(yMid + offset)}" r="${dot}" fill="${fill}" fill-opacity="0.85"/>`;
     }
     s += '</g>';
   });
