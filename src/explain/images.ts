@@ -87,7 +87,10 @@ export function imagePatches(shape: ImageShape, patch: number): ImagePatches {
   return { shape, patch, cols, rows, pixels, offsets, groups };
 }
 
-/** Box blur (side `size`, clamped at the borders) of each channel of an image. */
+/**
+ * Box blur (side `size`, clamped at the borders) of each channel of an image.
+ * @example boxBlur(image, { channels: 1, height: 28, width: 28 }, 15) // the 'blur' masker of 7x7 patches
+ */
 export function boxBlur(image: ArrayLike<number>, shape: ImageShape, size: number): Float64Array {
   checkShape(shape);
   if (!Number.isInteger(size) || size < 1 || size % 2 === 0) throw new RangeError(`image explain: blur size must be a positive odd integer, got ${size}`);
@@ -107,7 +110,10 @@ export function boxBlur(image: ArrayLike<number>, shape: ImageShape, size: numbe
   return out;
 }
 
-/** The masker image of `image`: what absent patches show. */
+/**
+ * The masker image of `image`: what absent patches show.
+ * @example maskerImage(image, shape, { masker: 'mean', meanImage }) // a copy of meanImage
+ */
 export function maskerImage(image: ArrayLike<number>, shape: ImageShape, options: ImageExplainerOptions = {}): Float64Array {
   const size = checkShape(shape);
   if (image.length !== size) throw new RangeError(`image explain: image has ${image.length} values, shape [${shape.channels}, ${shape.height}, ${shape.width}] needs ${size}`);
@@ -182,6 +188,7 @@ export function imageExplainer(model: BatchedModel, image: ArrayLike<number>, sh
 /**
  * Output `output` (e.g. the predicted class's logit) of an engine classifier, as a batched model
  * over [C, H, W] rows; runs in evaluation mode without a graph, in chunks of 512 rows.
+ * @example imageExplainer(moduleOutput(lenet, { channels: 1, height: 28, width: 28 }, label), image, shape)
  */
 export function moduleOutput(module: Module, shape: ImageShape, output: number): BatchedModel {
   const size = checkShape(shape);
@@ -200,7 +207,10 @@ export function moduleOutput(module: Module, shape: ImageShape, output: number):
   });
 }
 
-/** Output `output` of a packed model run by the deploy runtime (a black box to the explainers). */
+/**
+ * Output `output` of a packed model run by the deploy runtime (a black box to the explainers).
+ * @example imageExplainer(deployedOutput(convert(bwnLenet, [1, 28, 28]), label), image, shape)
+ */
 export function deployedOutput(model: DeployedModel, output: number): BatchedModel {
   const size = model.inputShape.reduce((a, b) => a * b, 1);
   return (batch, rows) => {
@@ -214,6 +224,7 @@ export function deployedOutput(model: DeployedModel, output: number): BatchedMod
 /**
  * Gradient × input per patch, Σ_{pixels of p} (x − masker)·∂f/∂x (the first-order Taylor estimate of
  * each patch's contribution, the classic saliency baseline), from one backward pass of `module`.
+ * @example deletionCurve(setup.explainer.game(setup.x), gradientTimesInput(lenet, image, setup, label)).deletionAuc
  */
 export function gradientTimesInput(module: Module, image: ArrayLike<number>, setup: ImageExplainer, output: number): Float64Array {
   const { shape, pixels, groups } = setup.patches;

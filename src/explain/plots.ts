@@ -288,7 +288,7 @@ export function imageHeatmap(panels: readonly HeatmapPanel[], options: HeatmapOp
         let x1 = x0 + 1;
         while (x1 < width && p.map[y * width + x1] === v) x1++;
         if (v !== 0) {
-          s += `<rect class="cell ${v > 0 ? 'positive' : 'negative'}" data-value="${v}" x="${ox + x0 * k}" y="${oy + y * k}" width="${(x1 - x0) * k}" height="${k}" fill="${v > 0 ? POSITIVE : NEGATIVE}" fill-opacity="${(Math.round((alpha * Math.min(1, Math.abs(v) / maxAbs)) * 1000) / 1000)}"/>`;
+          s += `<rect class="cell ${v > 0 ? 'positive' : 'negative'}" data-value="${+v.toPrecision(6)}" x="${ox + x0 * k}" y="${oy + y * k}" width="${(x1 - x0) * k}" height="${k}" fill="${v > 0 ? POSITIVE : NEGATIVE}" fill-opacity="${(Math.round((alpha * Math.min(1, Math.abs(v) / maxAbs)) * 1000) / 1000)}"/>`;
         }
         x0 = x1;
       }
