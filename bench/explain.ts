@@ -1,8 +1,8 @@
 /**
  * `slimgrad bench explain [--json] [--rows N] [--budgets 8,16,...] [--datasets adult,bank,mnist-patches] [--epochs E]
- *   [--seed S] [--data-dir DIR] [--model-dir DIR] [--backend wasm|reference]
+ *   [--seed S] [--data-dir DIR] [--model-dir DIR] [--backend wasm|reference] [--rounds R]
  *   [--images N] [--patch P] [--image-seeds S] [--image-budgets 8] [--image-epochs E] [--train-images N] [--masker blur|mean|zero] [--mnist-dir DIR]`
- *   (--model-dir caches the trained models between runs)
+ *   (--model-dir caches the trained models between runs; --rounds: interleaved timing rounds, default 2)
  *
  * SHEAR protocol (spec §2.2) on Adult and Bank: train the softplus MLP with the engine, explain the
  * class-1 logit of the first N test rows against the test-mean reference, with every method at every
@@ -34,6 +34,7 @@ export async function run(args: string[]): Promise<number> {
   const datasets = flags.list('datasets') ?? ['adult', 'bank', 'mnist-patches'];
   const dataDir = flags.string('data-dir') ?? DEFAULT_TABULAR_DIR;
   const modelDir = flags.string('model-dir');
+  const timingRounds = flags.int('rounds', 2);
   const image = {
     patch: flags.int('patch', 7), count: flags.int('images', 2), seeds: flags.int('image-seeds', 10), epochs: flags.int('image-epochs', 1), trainImages: flags.int('train-images', 8000),
     budgets: (flags.list('image-budgets') ?? ['8']).map(Number), masker: (flags.string('masker') ?? 'blur') as Masker, dir: flags.string('mnist-dir') ?? DEFAULT_MNIST_DIR,
@@ -77,17 +78,17 @@ export async function run(args: string[]): Promise<number> {
     if (!json) console.log(`\n${name} (${backend} kernels): ${info.players} players (${width} columns), MLP test accuracy ${info.testAccuracy} after ${epochs} epochs (${info.trainSeconds}s); explaining the first ${n} test rows; exact values in ${info.exactSeconds}s; mean Σ|φ| ${info.meanSumAbsPhi}`);
     const table: Record<string, unknown>[] = [];
     for (const budget of budgets) {
-      // Two identical (seeded) rounds over all variants, interleaved so that a burst of load from
-      // other processes hits every method alike; the faster round's throughput counts (no JIT
-      // warm-up billed either).
-      const rounds = [0, 1].map(() => variants.map(([, method, crossContribution, hvp]) =>
+      // `timingRounds` identical (seeded) rounds over all variants, interleaved so that a burst of
+      // load from other processes hits every method alike; the fastest round's throughput counts
+      // (no JIT warm-up billed either).
+      const rounds = Array.from({ length: timingRounds }, () => variants.map(([, method, crossContribution, hvp]) =>
         evaluateMethod(hvp === 'gradient-difference' ? gradientDifference : explainer, xs, n, exact.values, { method, budget, seed, crossContribution })));
       variants.forEach(([label], v) => {
-        const [first, second] = [rounds[0]![v]!, rounds[1]![v]!];
+        const runs = rounds.map((r) => r[v]!);
         const score = {
-          ...second, method: label,
-          instancesPerSec: Math.max(first.instancesPerSec, second.instancesPerSec),
-          medianInstancesPerSec: Math.max(first.medianInstancesPerSec, second.medianInstancesPerSec),
+          ...runs.at(-1)!, method: label,
+          instancesPerSec: Math.max(...runs.map((r) => r.instancesPerSec)),
+          medianInstancesPerSec: Math.max(...runs.map((r) => r.medianInstancesPerSec)),
         };
         rows.push({ dataset: name, ...score });
         table.push({
