@@ -1,7 +1,7 @@
 /**
  * `slimgrad bench explain [--json] [--rows N] [--budgets 8,16,...] [--datasets adult,bank,mnist-patches] [--epochs E]
  *   [--seed S] [--data-dir DIR] [--model-dir DIR] [--backend wasm|reference] [--rounds R]
- *   [--images N] [--patch P] [--image-seeds S] [--image-budgets 8] [--image-epochs E] [--train-images N] [--masker blur|mean|zero] [--mnist-dir DIR]`
+ *   [--images N] [--image-models lenet5,bwn-lenet5-packed] [--patch P] [--image-seeds S] [--image-budgets 8] [--image-epochs E] [--train-images N] [--masker blur|mean|zero] [--mnist-dir DIR]`
  *   (--model-dir caches the trained models between runs; --rounds: interleaved timing rounds, default 2)
  *
  * SHEAR protocol (spec §2.2) on Adult and Bank: train the softplus MLP with the engine, explain the
@@ -36,9 +36,11 @@ export async function run(args: string[]): Promise<number> {
   const modelDir = flags.string('model-dir');
   const timingRounds = flags.int('rounds', 2);
   const image = {
-    patch: flags.int('patch', 7), count: flags.int('images', 2), seeds: flags.int('image-seeds', 10), epochs: flags.int('image-epochs', 1), trainImages: flags.int('train-images', 8000),
+    models: flags.list('image-models') ?? ['lenet5', 'bwn-lenet5-packed'], patch: flags.int('patch', 7), count: flags.int('images', 2), seeds: flags.int('image-seeds', 10), epochs: flags.int('image-epochs', 1), trainImages: flags.int('train-images', 8000),
     budgets: (flags.list('image-budgets') ?? ['8']).map(Number), masker: (flags.string('masker') ?? 'blur') as Masker, dir: flags.string('mnist-dir') ?? DEFAULT_MNIST_DIR,
   };
+  const unknownModel = image.models.find((m) => m !== 'lenet5' && m !== 'bwn-lenet5-packed');
+  if (unknownModel) throw new UsageError(`bench explain: --image-models takes lenet5 and/or bwn-lenet5-packed, got '${unknownModel}'`);
   if (!MASKERS.includes(image.masker)) throw new UsageError(`bench explain: --masker must be one of ${MASKERS.join(', ')}, got '${image.masker}'`);
   const backend = chooseBackend(flags);
   flags.checkUnused();
@@ -113,7 +115,7 @@ export async function run(args: string[]): Promise<number> {
   return 0;
 }
 
-interface ImageBenchOptions { patch: number; count: number; seeds: number; epochs: number; trainImages: number; budgets: number[]; masker: Masker; dir: string }
+interface ImageBenchOptions { models: string[]; patch: number; count: number; seeds: number; epochs: number; trainImages: number; budgets: number[]; masker: Masker; dir: string }
 
 /**
  * The `mnist-patches` rows: per model (float LeNet-5 through the engine, the packed binary twin
@@ -126,10 +128,10 @@ async function benchImages(o: ImageBenchOptions, seed: number, modelDir: string 
   const models = await prepareMnistModels('bench explain', o.dir, o.epochs, o.trainImages, seed, modelDir, log);
   const count = Math.min(o.count, models.test.length);
   const size = models.test.itemSize;
-  const twins: [string, (cls: number) => BatchedModel][] = [
+  const twins = ([
     ['lenet5', (cls) => moduleOutput(models.float, MNIST_SHAPE, cls)],
     ['bwn-lenet5-packed', (cls) => deployedOutput(models.deployed, cls)],
-  ];
+  ] as [string, (cls: number) => BatchedModel][]).filter(([name]) => o.models.includes(name));
   const rows: Record<string, unknown>[] = [];
   const exactMaps = new Map<string, Float64Array[]>();
   const info: Record<string, unknown> = {
@@ -188,8 +190,8 @@ async function benchImages(o: ImageBenchOptions, seed: number, modelDir: string 
     printTable(table);
   }
   // What the packed binary model looks at compared with its float twin: correlation of the exact maps.
-  const f = exactMaps.get('lenet5')!, b = exactMaps.get('bwn-lenet5-packed')!;
-  info['floatBinaryMapCorrelation'] = +(f.reduce((s, m, i) => s + pearson(m, b[i]!), 0) / f.length).toFixed(4);
+  const f = exactMaps.get('lenet5'), b = exactMaps.get('bwn-lenet5-packed');
+  if (f && b) info['floatBinaryMapCorrelation'] = +(f.reduce((s, m, i) => s + pearson(m, b[i]!), 0) / f.length).toFixed(4);
   summary.push(info);
   return rows;
 }
