@@ -85,3 +85,19 @@ test('slimgrad explain --plot writes bar, waterfall and beeswarm SVGs of the exp
   assert.deepEqual(counts, { bar: 3, waterfall: 3, beeswarm: 5 * 3 });
   await assert.rejects(explain.run([...base, '--plot', join(dir, 'x.svg'), '--plot-kind', 'pie']), /--plot-kind must be one of bar, waterfall, beeswarm, got 'pie'/);
 });
+
+const mnistDir = join('..', 'shared', 'data', 'mnist-t10k');
+test('slimgrad explain --data mnist: LeNet-5 and its packed binary twin, patch maps and a heat-map pair', { skip: !existsSync(mnistDir) && 'no MNIST files' }, async () => {
+  const { parseSvg, findAll } = await import('../explain/svg-check.js');
+  const { readFileSync } = await import('node:fs');
+  const plot = join(dir, 'maps.svg');
+  const { code, json } = await runCaptured(['--data', 'mnist', '--mnist-dir', mnistDir, '--train-images', '300', '--patch', '14', '--method', 'antithetic', '--budget', '4', '--plot', plot, '--json']);
+  assert.equal(code, 0);
+  assert.deepEqual(json['models'].map((m: { model: string }) => m.model), ['LeNet-5', 'binary LeNet-5 (packed)']);
+  for (const m of json['models']) assert.equal(m.values.length, 4);
+  assert.ok(json['models'].every((m: { deletionAuc: number }) => Number.isFinite(m.deletionAuc)));
+  const panels = findAll(parseSvg(readFileSync(plot, 'utf8')), 'g', 'panel');
+  assert.equal(panels.length, 2);
+  assert.ok(findAll(panels[0]!, 'rect', 'cell').length >= 28, 'one overlay run per patch row at least');
+  await assert.rejects(explain.run(['--data', 'mnist', '--mnist-dir', mnistDir, '--masker', 'sepia']), /--masker must be one of zero, mean, blur, got 'sepia'/);
+});
