@@ -1,15 +1,15 @@
 /**
- * `slimgrad explain --data mnist [--image I] [--patch P] [--masker blur|mean|zero] [--method M] [--budget N]
+ * `slimgrad explain --data mnist [--image I] [--patch P | --superpixels N] [--masker blur|mean|zero] [--method M] [--budget N]
  *   [--epochs E] [--train-images N] [--model-dir DIR] [--mnist-dir DIR] [--seed S] [--plot FILE.svg] [--json]`
  *
  * Explains test image I's true-class logit for LeNet-5 and for its binary-weight twin packed by
- * quant's convert (run by the deploy runtime as a black box), with patch players and a masker;
- * prints the patch grid of both, their deletion AUC (and gradient x input's for the float model), and
+ * quant's convert (run by the deploy runtime as a black box), with patch (or SLIC superpixel) players and a masker;
+ * prints the players' values of both (as a grid for patches), their deletion AUC (and gradient x input's for the float model), and
  * with --plot writes both heat maps side by side.
  */
 import { writeFileSync } from 'node:fs';
 import {
-  BudgetError, METHODS, MASKERS, deletionCurve, deployedOutput, gradientTimesInput, imageExplainer, imageHeatmap, moduleOutput, pearson,
+  BudgetError, METHODS, MASKERS, superpixels, deletionCurve, deployedOutput, gradientTimesInput, imageExplainer, imageHeatmap, moduleOutput, pearson,
   type Masker, type Method,
 } from '../explain/index.js';
 import { printJson, UsageError } from './command.js';
@@ -19,6 +19,7 @@ import { chooseBackend, type Flags } from './tabular-setup.js';
 export async function explainMnist(flags: Flags, method: Method, budget: number, seed: number, epochs: number, plot: string | undefined, json: boolean): Promise<number> {
   const index = flags.int('image', 0, 0);
   const patch = flags.int('patch', 7);
+  const segmentCount = flags.int('superpixels', 0, 0);
   const masker = (flags.string('masker') ?? 'blur') as Masker;
   if (!MASKERS.includes(masker)) throw new UsageError(`explain: --masker must be one of ${MASKERS.join(', ')}, got '${masker}'`);
   if (patch > 28) throw new UsageError(`explain: --patch must be at most 28 (MNIST images are 28x28), got ${patch}`);
@@ -36,9 +37,10 @@ export async function explainMnist(flags: Flags, method: Method, budget: number,
   const size = models.test.itemSize;
   const image = models.test.x.subarray(index * size, (index + 1) * size);
   const cls = models.test.y[index]!;
+  const segments = segmentCount > 0 ? superpixels(image, MNIST_SHAPE, segmentCount) : undefined;
   const results = [];
   for (const [name, model] of [['LeNet-5', moduleOutput(models.float, MNIST_SHAPE, cls)], ['binary LeNet-5 (packed)', deployedOutput(models.deployed, cls)]] as const) {
-    const setup = imageExplainer(model, image, MNIST_SHAPE, { patch, masker, meanImage: models.meanImage });
+    const setup = imageExplainer(model, image, MNIST_SHAPE, { patch, masker, meanImage: models.meanImage, ...(segments ? { segments } : {}) });
     let e;
     try {
       e = setup.explainer.explain(setup.x, { method, budget, seed });
@@ -54,8 +56,8 @@ export async function explainMnist(flags: Flags, method: Method, budget: number,
       map: setup.toMap(e.values),
     };
     results.push(result);
-    log(`\n${name}, image ${index} (label ${cls}): ${method} at ${budget} evaluations/patch (${e.evaluations} evaluations, ${e.seconds.toFixed(2)}s), ${masker} masker; deletion AUC ${result.deletionAuc.toFixed(3)}${gxi ? ` (gradient x input: ${result.gradientTimesInputDeletionAuc!.toFixed(3)})` : ''}`);
-    const { rows, cols } = setup.patches;
+    log(`\n${name}, image ${index} (label ${cls}): ${method} at ${budget} evaluations/player, ${e.values.length} ${segments ? 'superpixels' : 'patches'} (${e.evaluations} evaluations, ${e.seconds.toFixed(2)}s), ${masker} masker; deletion AUC ${result.deletionAuc.toFixed(3)}${gxi ? ` (gradient x input: ${result.gradientTimesInputDeletionAuc!.toFixed(3)})` : ''}`);
+    const { rows, cols } = setup.players.grid ?? { rows: 1, cols: e.values.length };
     for (let r = 0; r < rows; r++) log(`  ${Array.from(e.values.subarray(r * cols, (r + 1) * cols), (v) => (v >= 0 ? '+' : '') + v.toFixed(3)).map((s) => s.padStart(8)).join(' ')}`);
   }
   const correlation = pearson(results[0]!.values, results[1]!.values);

@@ -30,6 +30,8 @@ export interface ImageExplainerOptions {
   patch?: number;
   /** Default 'blur'. */
   masker?: Masker;
+  /** Players from a segmentation (height × width labels, e.g. {@link superpixels}) instead of patches. */
+  segments?: ArrayLike<number>;
   /** Side of the blur box (odd, default 2·patch + 1). */
   blurSize?: number;
   /** The mean image for the 'mean' masker (length channels·height·width). */
@@ -37,20 +39,18 @@ export interface ImageExplainerOptions {
 }
 
 /**
- * Players of an image: patch p covers the pixels `pixels[offsets[p]..offsets[p+1])` (indices into
- * the [C, H, W] layout; a patch holds its pixels in every channel), patches in row-major order.
+ * Players of an image: player p covers the pixels `pixels[offsets[p]..offsets[p+1])` (indices into
+ * the [C, H, W] layout; a player holds its pixels in every channel).
  */
-export interface ImagePatches {
+export interface ImagePlayers {
   shape: ImageShape;
-  patch: number;
-  /** Patches per row and per column. */
-  cols: number;
-  rows: number;
-  /** Pixel indices grouped by patch (a permutation of 0..C·H·W−1). */
+  /** Pixel indices grouped by player (a permutation of 0..C·H·W−1). */
   pixels: Int32Array;
   offsets: Int32Array;
-  /** The patches as contiguous column blocks of the patch-major layout (for {@link Explainer}). */
+  /** The players as contiguous column blocks of the player-major layout (for {@link Explainer}). */
   groups: PlayerGroup[];
+  /** Square patches only: the patch side and the grid (players in row-major order). */
+  grid?: { patch: number; rows: number; cols: number };
 }
 
 function checkShape(shape: ImageShape): number {
@@ -60,31 +60,77 @@ function checkShape(shape: ImageShape): number {
 }
 
 /**
+ * Players from a segmentation: `labels` (height × width, any integers, e.g. from {@link superpixels})
+ * gives each pixel its player; players are the distinct labels in ascending order.
+ * @example imageSegments(shape, superpixels(image, shape, 16)).groups.length // about 16
+ */
+export function imageSegments(shape: ImageShape, labels: ArrayLike<number>, name = (label: number) => `segment ${label}`): ImagePlayers {
+  const size = checkShape(shape);
+  const { channels, height, width } = shape, plane = height * width;
+  if (labels.length !== plane) throw new RangeError(`image explain: ${labels.length} segment labels for a ${height} x ${width} image`);
+  const distinct = [...new Set(Array.from(labels))].sort((a, b) => a - b);
+  if (!distinct.every(Number.isInteger)) throw new RangeError('image explain: segment labels must be integers');
+  const index = new Map(distinct.map((l, p) => [l, p]));
+  const counts = new Int32Array(distinct.length + 1);
+  for (let i = 0; i < plane; i++) counts[index.get(labels[i]!)! + 1]! += channels;
+  const offsets = new Int32Array(distinct.length + 1);
+  for (let p = 0; p < distinct.length; p++) offsets[p + 1] = offsets[p]! + counts[p + 1]!;
+  const pixels = new Int32Array(size), fill = offsets.slice(0, distinct.length);
+  for (let c = 0; c < channels; c++) for (let i = 0; i < plane; i++) pixels[fill[index.get(labels[i]!)!]!++] = c * plane + i;
+  const groups = distinct.map((l, p) => ({ name: name(l), start: offsets[p]!, end: offsets[p + 1]! }));
+  return { shape, pixels, offsets, groups };
+}
+
+/**
  * Square patches of side `patch` tiling the image (the last row/column of patches is cut to fit).
  * @example imagePatches({ channels: 1, height: 28, width: 28 }, 7).groups.length // 16
  */
-export function imagePatches(shape: ImageShape, patch: number): ImagePatches {
-  const size = checkShape(shape);
-  const { channels, height, width } = shape;
+export function imagePatches(shape: ImageShape, patch: number): ImagePlayers {
+  checkShape(shape);
+  const { height, width } = shape;
   if (!Number.isInteger(patch) || patch < 1 || patch > Math.max(height, width)) throw new RangeError(`image explain: patch side must be an integer in 1..${Math.max(height, width)}, got ${patch}`);
   const cols = Math.ceil(width / patch), rows = Math.ceil(height / patch);
-  const pixels = new Int32Array(size), offsets = new Int32Array(rows * cols + 1);
-  const groups: PlayerGroup[] = [];
-  let k = 0;
-  for (let pr = 0; pr < rows; pr++) {
-    for (let pc = 0; pc < cols; pc++) {
-      const p = pr * cols + pc;
-      offsets[p] = k;
-      for (let c = 0; c < channels; c++) {
-        for (let y = pr * patch; y < Math.min(height, (pr + 1) * patch); y++) {
-          for (let x = pc * patch; x < Math.min(width, (pc + 1) * patch); x++) pixels[k++] = (c * height + y) * width + x;
+  const labels = Int32Array.from({ length: height * width }, (_, i) => Math.floor(Math.floor(i / width) / patch) * cols + Math.floor((i % width) / patch));
+  return { ...imageSegments(shape, labels, (p) => `patch(${Math.floor(p / cols)},${p % cols})`), grid: { patch, rows, cols } };
+}
+
+/**
+ * Superpixels by simple linear iterative clustering (SLIC, Achanta et al. 2012) on the channel-mean
+ * intensity: about `count` compact regions that follow edges. `compactness` weighs spatial distance
+ * against intensity (in intensity units per grid step; default 0.1 for images in [0, 1]).
+ * Returns a label per pixel (height × width), labels 0..k−1.
+ * @example imageExplainer(model, image, shape, { segments: superpixels(image, shape, 16) })
+ */
+export function superpixels(image: ArrayLike<number>, shape: ImageShape, count: number, compactness = 0.1, iterations = 8): Int32Array {
+  const size = checkShape(shape);
+  if (image.length !== size) throw new RangeError(`image explain: image has ${image.length} values, shape needs ${size}`);
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`image explain: superpixel count must be a positive integer, got ${count}`);
+  const { channels, height, width } = shape, plane = height * width;
+  const grey = new Float64Array(plane);
+  for (let c = 0; c < channels; c++) for (let i = 0; i < plane; i++) grey[i]! += image[c * plane + i]! / channels;
+  const step = Math.max(1, Math.sqrt(plane / count));
+  const centres: number[][] = []; // [y, x, intensity]
+  for (let y = step / 2; y < height; y += step) for (let x = step / 2; x < width; x += step) centres.push([y, x, grey[Math.floor(y) * width + Math.floor(x)]!]);
+  const labels = new Int32Array(plane);
+  const best = new Float64Array(plane);
+  const w = 1 / (step * step), wi = 1 / (compactness * compactness);
+  for (let it = 0; it < iterations; it++) {
+    best.fill(Infinity);
+    centres.forEach(([cy, cx, ci], k) => {
+      for (let y = Math.max(0, Math.floor(cy! - 2 * step)); y < Math.min(height, Math.ceil(cy! + 2 * step)); y++) {
+        for (let x = Math.max(0, Math.floor(cx! - 2 * step)); x < Math.min(width, Math.ceil(cx! + 2 * step)); x++) {
+          const d = ((y - cy!) ** 2 + (x - cx!) ** 2) * w + (grey[y * width + x]! - ci!) ** 2 * wi;
+          if (d < best[y * width + x]!) { best[y * width + x] = d; labels[y * width + x] = k; }
         }
       }
-      groups.push({ name: `patch(${pr},${pc})`, start: offsets[p]!, end: k });
-    }
+    });
+    const sums = centres.map(() => [0, 0, 0, 0]);
+    for (let i = 0; i < plane; i++) { const t = sums[labels[i]!]!; t[0]! += Math.floor(i / width); t[1]! += i % width; t[2]! += grey[i]!; t[3]!++; }
+    sums.forEach((t, k) => { if (t[3]) centres[k] = [t[0]! / t[3]!, t[1]! / t[3]!, t[2]! / t[3]!]; });
   }
-  offsets[rows * cols] = k;
-  return { shape, patch, cols, rows, pixels, offsets, groups };
+  // Compact labels 0..k−1 in order of first appearance.
+  const remap = new Map<number, number>();
+  return labels.map((l) => { if (!remap.has(l)) remap.set(l, remap.size); return remap.get(l)!; });
 }
 
 /**
@@ -144,12 +190,12 @@ function permuteRows(src: ArrayLike<number>, rows: number, pixels: Int32Array, i
 /** An {@link Explainer} for one image plus the maps back to pixels. */
 export interface ImageExplainer {
   explainer: Explainer;
-  patches: ImagePatches;
+  players: ImagePlayers;
   /** The explained image in the explainer's (patch-major) layout: pass it to explainer.explain. */
   x: Float64Array;
   /** The masker image in pixel layout. */
   masker: Float64Array;
-  /** Per-pixel map of per-patch values (each pixel of a patch gets the patch's value), [C, H, W]. */
+  /** Per-pixel map of per-player values (each pixel of a player gets its value), [C, H, W]. */
   toMap(values: ArrayLike<number>): Float64Array;
 }
 
@@ -161,7 +207,7 @@ export interface ImageExplainer {
  * const heat = toMap(e.values); // 28x28
  */
 export function imageExplainer(model: BatchedModel, image: ArrayLike<number>, shape: ImageShape, options: ImageExplainerOptions = {}): ImageExplainer {
-  const patches = imagePatches(shape, options.patch ?? 7);
+  const patches = options.segments ? imageSegments(shape, options.segments) : imagePatches(shape, options.patch ?? 7);
   const masker = maskerImage(image, shape, options);
   const size = patches.pixels.length;
   let scratch = new Float64Array(0);
@@ -182,7 +228,7 @@ export function imageExplainer(model: BatchedModel, image: ArrayLike<number>, sh
     patches.groups.forEach((g, p) => { for (let k = g.start; k < g.end; k++) map[patches.pixels[k]!] = values[p]!; });
     return map;
   };
-  return { explainer, patches, x, masker, toMap };
+  return { explainer, players: patches, x, masker, toMap };
 }
 
 /**
@@ -227,7 +273,7 @@ export function deployedOutput(model: DeployedModel, output: number): BatchedMod
  * @example deletionCurve(setup.explainer.game(setup.x), gradientTimesInput(lenet, image, setup, label)).deletionAuc
  */
 export function gradientTimesInput(module: Module, image: ArrayLike<number>, setup: ImageExplainer, output: number): Float64Array {
-  const { shape, pixels, groups } = setup.patches;
+  const { shape, pixels, groups } = setup.players;
   const g = scope(() => {
     const X = fromValues(Float32Array.from(image), [1, shape.channels, shape.height, shape.width], 'float32');
     X.requiresGrad = true;

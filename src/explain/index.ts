@@ -12,8 +12,8 @@ export {
   type TabularMlp, type TabularMlpOptions, type TrainOptions, type LabelledRows, type HvpMethod, type HvpSource,
 } from './tabular-mlp.js';
 export {
-  imagePatches, imageExplainer, maskerImage, boxBlur, moduleOutput, deployedOutput, gradientTimesInput, MASKERS,
-  type ImageShape, type Masker, type ImagePatches, type ImageExplainer, type ImageExplainerOptions,
+  imagePatches, imageSegments, superpixels, imageExplainer, maskerImage, boxBlur, moduleOutput, deployedOutput, gradientTimesInput, MASKERS,
+  type ImageShape, type Masker, type ImagePlayers, type ImageExplainer, type ImageExplainerOptions,
 } from './images.js';
 export {
   barPlot, waterfallPlot, beeswarmPlot, imageHeatmap,

@@ -5,7 +5,7 @@ import { Flatten, Linear, Sequential } from '../../src/nn/layers.js';
 import { bwnLenet5, convert } from '../../src/quant/index.js';
 import {
   FunctionGame, METHODS, absError, boxBlur, deletionCurve, deployedOutput, exactShapley, gradientTimesInput, imageExplainer, imagePatches,
-  maskerImage, moduleOutput, type BatchedModel,
+  maskerImage, moduleOutput, superpixels, type BatchedModel,
 } from '../../src/explain/index.js';
 
 test('patches tile the image: 16 of 7x7 on 28x28; cut patches at the edges of 5x5 with side 2', () => {
@@ -100,4 +100,21 @@ test('deletion and insertion curves: exact values order an additive game best; a
   const worst = deletionCurve(game, phi.map((v) => -v));
   assert.ok(best.deletionAuc < worst.deletionAuc && best.insertionAuc > worst.insertionAuc);
   assert.throws(() => deletionCurve(game, [1]), /estimate has 1 values, game has 4 players/);
+});
+
+test('superpixels follow edges; segment players explain a linear model exactly', () => {
+  const sh = { channels: 1, height: 6, width: 8 };
+  const halves = Float64Array.from({ length: 48 }, (_, i) => ((i % 8) < 3 ? 0 : 1)); // edge between columns 2 and 3
+  const labels = superpixels(halves, sh, 2);
+  for (let i = 0; i < 48; i++) assert.equal(labels[i], (i % 8) < 3 ? labels[0] : labels[3], `pixel ${i}`);
+  assert.notEqual(labels[0], labels[3]);
+  assert.throws(() => superpixels(halves, sh, 0), /superpixel count must be a positive integer/);
+  // Segments as players: 3 irregular regions on the 8x8 linear model.
+  const seg = Int32Array.from({ length: 64 }, (_, i) => (i % 3 === 0 ? 5 : i < 20 ? 2 : 9));
+  const setup = imageExplainer(linearPixels, image, shape, { segments: seg, masker: 'zero' });
+  assert.deepEqual(setup.explainer.explain(setup.x, { method: 'exact' }).players, ['segment 2', 'segment 5', 'segment 9']);
+  const truth = [2, 5, 9].map((l) => { let s = 0; for (let i = 0; i < 64; i++) if (seg[i] === l) s += weights[i]! * image[i]!; return s; });
+  const e = setup.explainer.explain(setup.x, { method: 'shear-antithetic', budget: 8 });
+  assert.ok(absError(e.values, truth) < 1e-9, `${Array.from(e.values)} vs ${truth}`);
+  assert.throws(() => imageExplainer(linearPixels, image, shape, { segments: seg.subarray(1) }), /63 segment labels for a 8 x 8 image/);
 });
