@@ -16,7 +16,8 @@ async function runCaptured(args: string[]): Promise<{ code: number; json: Record
   console.log = (...a: unknown[]) => { lines.push(a.join(' ') + '\n'); };
   try {
     const code = await explain.run(args);
-    const last = lines.join('').trim().split('\n').at(-1)!;
+    // The last JSON line (the test runner's own event stream may share stdout during long tests).
+    const last = lines.join('').trim().split('\n').filter((l) => l.startsWith('{')).at(-1)!;
     return { code, json: JSON.parse(last) };
   } finally {
     process.stdout.write = write;
