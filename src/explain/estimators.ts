@@ -365,3 +365,97 @@ export function hessianEta(hv: ArrayLike<number>, x: Float64Array, r: Float64Arr
   }
   return eta;
 }
+
+/**
+ * P(r | s) for the non-cooperators of a player: in a uniformly random order of all M players, given
+ * that exactly s of the player's K cooperators precede it, the probability that exactly r of its
+ * n = M − 1 − K non-cooperators do: ∝ C(n, r)·w_M(s + r). Returns the CDF over r = 0..n.
+ */
+function nonCooperatorSizeCdf(m: number, k: number, s: number): Float64Array {
+  const n = m - 1 - k;
+  const w = shapleyWeights(m);
+  const cdf = new Float64Array(n + 1);
+  let binom = 1, acc = 0; // C(n, r)
+  for (let r = 0; r <= n; r++) {
+    acc += binom * w[s + r]!;
+    cdf[r] = acc;
+    binom = (binom * (n - r)) / (r + 1);
+  }
+  for (let r = 0; r <= n; r++) cdf[r]! /= acc;
+  return cdf;
+}
+
+/**
+ * SHEAR with Shapley-distributed, fully antithetic non-cooperators (`shear-antithetic`). As in
+ * {@link shearShapley}, every subset S of player i's K cooperators is enumerated with the exact
+ * (K+1)-player weight w_{K+1}(|S|), and i is evaluated with and without. The other players R are not
+ * a fair coin each (which weights their higher-order interactions as Banzhaf would, a bias) but are
+ * drawn from their exact conditional law in a random order given S: |R| = r with probability
+ * ∝ C(n, r)·w_M(|S| + r), members uniform. Every draw (S, R) is paired with its reverse-order twin
+ * (C_i∖S, N_i∖R) (same law, by the symmetry w_M(t) = w_M(M − 1 − t)); with K = 0 the twin is the
+ * next round's draw. Hence: unbiased for every game and every cooperator choice; exact for games
+ * with at most pairwise interactions (each pair of terms sums to the pairwise halves); exact for
+ * interactions confined to {i} ∪ C_i. `rounds` repeats the draw (evaluations: M·rounds·2^{K+1};
+ * rounds must be even when K = 0).
+ * @example const phi = shearAntitheticShapley(game, selectCooperators(eta, m, 2), new Rng(0));
+ */
+export function shearAntitheticShapley(game: CooperativeGame, cooperators: readonly Int32Array[], rng: Rng, rounds = 1): Float64Array {
+  const m = game.players;
+  if (cooperators.length !== m) throw new RangeError(`shear-antithetic: need cooperators for ${m} players, got ${cooperators.length}`);
+  const k = cooperators[0]!.length;
+  if (cooperators.some((c) => c.length !== k)) throw new RangeError('shear-antithetic: every player needs the same number of cooperators');
+  if (!Number.isInteger(rounds) || rounds < 1 || (k === 0 && rounds % 2 !== 0)) throw new RangeError(`shear-antithetic: rounds must be a positive integer, even without cooperators; got ${rounds}`);
+  const subsets = 2 ** k;
+  const perPlayer = rounds * subsets * 2; // rows: (round, subset, without/with i)
+  const masks = new Uint8Array(m * perPlayer * m);
+  const cdfs = Array.from({ length: k + 1 }, (_, s) => nonCooperatorSizeCdf(m, k, s));
+  const isCooperator = new Uint8Array(m);
+  const others = new Int32Array(m);
+  for (let i = 0; i < m; i++) {
+    const coop = cooperators[i]!;
+    isCooperator.fill(0);
+    for (const c of coop) {
+      if (c === i || c < 0 || c >= m || isCooperator[c]) throw new RangeError(`shear-antithetic: invalid or repeated cooperator ${c} for player ${i}`);
+      isCooperator[c] = 1;
+    }
+    let n = 0;
+    for (let j = 0; j < m; j++) if (j !== i && !isCooperator[j]) others[n++] = j;
+    for (let round = 0; round < rounds; round++) {
+      for (let s = 0; s < subsets; s++) {
+        const without = (i * perPlayer + (round * subsets + s) * 2) * m, withI = without + m;
+        // Twin: mirrored subset in the same round, or (K = 0) the previous round's draw.
+        const twin = k > 0 ? (s >= subsets / 2 ? round * subsets + (subsets - 1 - s) : -1) : (round % 2 === 1 ? round - 1 : -1);
+        if (twin >= 0) {
+          const t = (i * perPlayer + twin * 2) * m;
+          for (let q = 0; q < n; q++) masks[without + others[q]!] = 1 - masks[t + others[q]!]!;
+        } else {
+          const cdf = cdfs[popcount(s)]!;
+          const u = rng.uniform();
+          let r = 0;
+          while (r < n && cdf[r]! <= u) r++;
+          // Uniform r-subset of the non-cooperators (partial Fisher–Yates).
+          for (let q = 0; q < r; q++) {
+            const pick = q + rng.int(n - q);
+            const tmp = others[q]!; others[q] = others[pick]!; others[pick] = tmp;
+            masks[without + others[q]!] = 1;
+          }
+        }
+        for (let b = 0; b < k; b++) if ((s >>> b) & 1) masks[without + coop[b]!] = 1;
+        masks.copyWithin(withI, without, without + m);
+        masks[withI + i] = 1;
+      }
+    }
+  }
+  const v = game.values(masks, m * rounds * subsets * 2);
+  const w = shapleyWeights(k + 1);
+  const phi = new Float64Array(m);
+  for (let i = 0; i < m; i++) {
+    let sum = 0;
+    for (let row = 0; row < rounds * subsets; row++) {
+      const base = i * perPlayer + row * 2;
+      sum += w[popcount(row % subsets)]! * (v[base + 1]! - v[base]!);
+    }
+    phi[i] = sum / rounds;
+  }
+  return phi;
+}

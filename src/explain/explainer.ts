@@ -5,12 +5,12 @@
 import { Rng } from '../util/rng.js';
 import {
   BudgetError, exactShapley, finiteDifferenceEta, hessianEta, kernelShapley, permutationShapley, playerDirections,
-  randomCooperators, selectCooperators, shearCooperators, shearShapley, MAX_EXACT_PLAYERS,
+  randomCooperators, selectCooperators, shearAntitheticShapley, shearCooperators, shearShapley, MAX_EXACT_PLAYERS,
 } from './estimators.js';
 import { ModelGame, type BatchedModel, type ModelGameOptions } from './game.js';
 
 /** Every estimator, by name. */
-export const METHODS = ['exact', 'permutation', 'antithetic', 'kernel', 'kernel-paired', 'shear', 'shear-random'] as const;
+export const METHODS = ['exact', 'permutation', 'antithetic', 'kernel', 'kernel-paired', 'shear', 'shear-random', 'shear-antithetic'] as const;
 export type Method = (typeof METHODS)[number];
 
 /** A model with optional second derivatives (for SHEAR's Hessian cross-contribution). */
@@ -105,9 +105,13 @@ export class Explainer {
       case 'kernel': values = kernelShapley(game, budget, rng); break;
       case 'kernel-paired': values = kernelShapley(game, budget, rng, true); break;
       case 'shear':
-      case 'shear-random': {
-        if (!Number.isInteger(budget) || budget < 2) throw new BudgetError(`${method}: budget must be an integer ≥ 2 (2^(K+1) evaluations per feature), got ${budget}`);
+      case 'shear-random':
+      case 'shear-antithetic': {
+        const least = method === 'shear-antithetic' ? 4 : 2;
+        if (!Number.isInteger(budget) || budget < least) throw new BudgetError(`${method}: budget must be an integer ≥ ${least} (2^(K+1) evaluations per feature${least === 4 ? ', an antithetic pair at least' : ''}), got ${budget}`);
         const k = shearCooperators(game.players, budget);
+        // shear-antithetic without cooperators (one player) pairs two rounds instead of two subsets.
+        const rounds = k === 0 ? 2 * Math.floor(budget / 4) : Math.floor(budget / 2 ** (k + 1));
         if (method === 'shear-random') {
           cooperators = randomCooperators(game.players, k, rng);
           crossContribution = 'random';
@@ -126,7 +130,9 @@ export class Explainer {
           }
           cooperators = selectCooperators(eta, game.players, k);
         }
-        values = shearShapley(game, cooperators, rng);
+        values = method === 'shear-antithetic'
+          ? shearAntitheticShapley(game, cooperators, rng, rounds)
+          : shearShapley(game, cooperators, rng);
         break;
       }
     }

@@ -16,7 +16,8 @@ async function runCaptured(args: string[]): Promise<{ code: number; json: Record
   console.log = (...a: unknown[]) => { lines.push(a.join(' ') + '\n'); };
   try {
     const code = await explain.run(args);
-    const last = lines.join('').trim().split('\n').at(-1)!;
+    // The last JSON line (the test runner's own event stream may share stdout during long tests).
+    const last = lines.join('').trim().split('\n').filter((l) => l.startsWith('{')).at(-1)!;
     return { code, json: JSON.parse(last) };
   } finally {
     process.stdout.write = write;
@@ -61,4 +62,43 @@ test('slimgrad explain: bad options are usage errors', async () => {
   await assert.rejects(explain.run(['--data', join(dir, 'nope.csv'), '--label', 'y']), /neither a preset .* nor an existing file/);
   await assert.rejects(explain.run(['--data', csv, '--label', 'nope', '--epochs', '1']), /unknown label column 'nope'/);
   await assert.rejects(explain.run(['--data', csv, '--label', 'target', '--method', 'antithetic', '--budget', '1', '--epochs', '1', '--rows', '2', '--no-exact']), (e: Error) => e instanceof UsageError && /antithetic: budget 1 per feature/.test(e.message));
+});
+
+test('slimgrad explain --plot writes bar, waterfall and beeswarm SVGs of the explained rows', async () => {
+  const { parseSvg, findAll } = await import('../explain/svg-check.js');
+  const { readFileSync } = await import('node:fs');
+  const model = join(dir, 'toy-plot.safetensors');
+  const base = ['--data', csv, '--label', 'target', '--method', 'shear-antithetic', '--budget', '4', '--rows', '5', '--epochs', '2', '--model', model, '--no-exact', '--json'];
+  const counts: Record<string, number> = {};
+  for (const [kind, element, cls] of [['bar', 'rect', 'bar'], ['waterfall', 'polygon', 'step'], ['beeswarm', 'circle', 'dot']] as const) {
+    const file = join(dir, `${kind}.svg`);
+    const { json } = await runCaptured([...base, '--plot', file, '--plot-kind', kind]);
+    const svg = parseSvg(readFileSync(file, 'utf8'));
+    counts[kind] = findAll(svg, element, cls).length;
+    if (kind === 'bar') assert.deepEqual(findAll(svg, 'rect', 'bar').map((b) => Number(b.attrs['data-value'])).sort(), [...json['row0'].values].sort());
+    if (kind === 'waterfall') {
+      // Steps run from the base (v of the reference) to the model's logit, an estimation-gap step included if needed.
+      const total = findAll(svg, 'polygon', 'step').reduce((a, p) => a + Number(p.attrs['data-value']), 0);
+      assert.ok(Math.abs(json['row0'].base + total - json['row0'].logit) < 1e-6, `base ${json['row0'].base} + ${total} vs logit ${json['row0'].logit}`);
+      counts[kind] = Math.min(counts[kind]!, 3);
+    }
+  }
+  assert.deepEqual(counts, { bar: 3, waterfall: 3, beeswarm: 5 * 3 });
+  await assert.rejects(explain.run([...base, '--plot', join(dir, 'x.svg'), '--plot-kind', 'pie']), /--plot-kind must be one of bar, waterfall, beeswarm, got 'pie'/);
+});
+
+const mnistDir = join('..', 'shared', 'data', 'mnist-t10k');
+test('slimgrad explain --data mnist: LeNet-5 and its packed binary twin, patch maps and a heat-map pair', { skip: !existsSync(mnistDir) && 'no MNIST files' }, async () => {
+  const { parseSvg, findAll } = await import('../explain/svg-check.js');
+  const { readFileSync } = await import('node:fs');
+  const plot = join(dir, 'maps.svg');
+  const { code, json } = await runCaptured(['--data', 'mnist', '--mnist-dir', mnistDir, '--train-images', '300', '--patch', '14', '--method', 'antithetic', '--budget', '4', '--plot', plot, '--json']);
+  assert.equal(code, 0);
+  assert.deepEqual(json['models'].map((m: { model: string }) => m.model), ['LeNet-5', 'binary LeNet-5 (packed)']);
+  for (const m of json['models']) assert.equal(m.values.length, 4);
+  assert.ok(json['models'].every((m: { deletionAuc: number }) => Number.isFinite(m.deletionAuc)));
+  const panels = findAll(parseSvg(readFileSync(plot, 'utf8')), 'g', 'panel');
+  assert.equal(panels.length, 2);
+  assert.ok(findAll(panels[0]!, 'rect', 'cell').length >= 28, 'one overlay run per patch row at least');
+  await assert.rejects(explain.run(['--data', 'mnist', '--mnist-dir', mnistDir, '--masker', 'sepia']), /--masker must be one of zero, mean, blur, got 'sepia'/);
 });

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { Rng } from '../../src/util/rng.js';
 import {
   BudgetError, Explainer, FunctionGame, METHODS, ModelGame, absError, exactShapley, faithfulnessCurve, finiteDifferenceEta,
-  hessianEta, kernelShapley, permutationShapley, playerDirections, rankAccuracy, selectCooperators, shearShapley, type BatchedModel,
+  hessianEta, kernelShapley, permutationShapley, playerDirections, randomCooperators, rankAccuracy, selectCooperators, shearAntitheticShapley,
+  shearShapley, type BatchedModel,
 } from '../../src/explain/index.js';
 
 const maskKey = (mask: Uint8Array): number => mask.reduce((k, b, p) => k | (b << p), 0);
@@ -75,7 +76,7 @@ test('linear model: every method gives phi = w (x - r) per block exactly, at eve
   for (const method of METHODS) {
     for (const budget of [2, 4, 8, 64]) {
       // 2 per feature = 6 kernel samples for 4 players: the regression may be singular by chance (a BudgetError).
-      if (method.startsWith('kernel') && budget < 4) continue;
+      if ((method.startsWith('kernel') || method === 'shear-antithetic') && budget < 4) continue;
       const e = explainer.explain(x, { method, budget, seed: 3 });
       assert.deepEqual(e.players, ['a', 'b', 'c', 'd']);
       for (let i = 0; i < 4; i++) assert.ok(Math.abs(e.values[i]! - linearPhi[i]!) < 1e-9, `${method} budget ${budget} player ${i}: ${e.values[i]} vs ${linearPhi[i]}`);
@@ -144,6 +145,50 @@ test('permutation and antithetic are unbiased (mean over 3000 seeds within 5 sta
       assert.ok(Math.abs(mean[i]! - exact[i]!) < 5 * se[i]! + 1e-12, `${antithetic ? 'antithetic' : 'permutation'} player ${i}: mean ${mean[i]} exact ${exact[i]} se ${se[i]}`);
     }
   }
+});
+
+test('shear-antithetic is unbiased for any cooperators (mean over 3000 seeds within 5 standard errors), where SHEAR is not', () => {
+  const m = 6;
+  const game = randomTableGame(m, 21);
+  const exact = exactShapley(game);
+  const coop = randomCooperators(m, 2, new Rng(3));
+  for (const rounds of [1, 2]) {
+    const { mean, se } = overSeeds(3000, m, (rng) => shearAntitheticShapley(game, coop, rng, rounds));
+    for (let i = 0; i < m; i++) {
+      assert.ok(se[i]! > 0, 'the estimator varies (the test can fail)');
+      assert.ok(Math.abs(mean[i]! - exact[i]!) < 5 * se[i]! + 1e-12, `rounds ${rounds} player ${i}: mean ${mean[i]} exact ${exact[i]} se ${se[i]}`);
+    }
+  }
+  // No cooperators: rounds pair up (R, complement of R); still unbiased.
+  const none = Array.from({ length: m }, () => new Int32Array(0));
+  const { mean, se } = overSeeds(3000, m, (rng) => shearAntitheticShapley(game, none, rng, 2));
+  for (let i = 0; i < m; i++) assert.ok(Math.abs(mean[i]! - exact[i]!) < 5 * se[i]! + 1e-12, `K = 0 player ${i}`);
+  // SHEAR's fair-coin non-cooperators are biased on this game (a control: the check above can tell).
+  const shear = overSeeds(3000, m, (rng) => shearShapley(game, coop, rng));
+  assert.ok(shear.mean.some((v, i) => Math.abs(v - exact[i]!) > 5 * shear.se[i]! + 1e-12), 'SHEAR detected as biased');
+  assert.throws(() => shearAntitheticShapley(game, none, new Rng(0), 1), /rounds must be a positive integer, even without cooperators/);
+});
+
+test('shear-antithetic is exact on pairwise games for any cooperators and on interactions inside {i} and its cooperators', () => {
+  const m = 7;
+  const pairwise = ringGame(m, 9);
+  const exact = exactShapley(pairwise);
+  for (let seed = 0; seed < 5; seed++) {
+    const coop = randomCooperators(m, 2, new Rng(seed, 5));
+    assert.ok(absError(shearAntitheticShapley(pairwise, coop, new Rng(seed)), exact) < 1e-9, `pairwise, seed ${seed}`);
+  }
+  // A triple interaction among {0,1,2}: exact once 0, 1, 2 cooperate with each other, not otherwise.
+  const triple = new FunctionGame(m, (mk) => mk[0]! * mk[1]! * mk[2]! + 0.5 * mk[3]! * mk[4]!);
+  const exactTriple = exactShapley(triple);
+  const coop = Array.from({ length: m }, (_, i) => Int32Array.from(i < 3 ? [0, 1, 2].filter((j) => j !== i) : [(i + 1) % m, (i + 2) % m]));
+  let misses = 0;
+  for (let seed = 0; seed < 5; seed++) {
+    const phi = shearAntitheticShapley(triple, coop, new Rng(seed));
+    for (let i = 0; i < 3; i++) assert.ok(Math.abs(phi[i]! - exactTriple[i]!) < 1e-12, `triple member ${i}, seed ${seed}`);
+    const far = shearAntitheticShapley(triple, Array.from({ length: m }, (_, i) => Int32Array.from([(i + 3) % m, (i + 4) % m])), new Rng(seed));
+    if (Math.abs(far[0]! - exactTriple[0]!) > 1e-6) misses++;
+  }
+  assert.ok(misses > 0, 'without the right cooperators the triple is sampled, not exact');
 });
 
 test('KernelSHAP (plain and paired) is consistent: error shrinks with budget, efficiency holds exactly', () => {
