@@ -47,15 +47,38 @@ const EXP_LO: f32 = -87.3365448; // ln(FLT_MIN): below, the result is flushed to
   return v128.bitselect(small, signed, f32x4.lt(ax, f32x4.splat(0.3)));
 }
 
-/** e^x: the lanes' formula on one value (identical results in the SIMD tails), f64 without SIMD. */
+/** e^x: expv's formula on one value (the same operations, so SIMD tails match the lanes). */
 function expf(x: f32): f32 {
-  if (ASC_FEATURE_SIMD) return f32x4.extract_lane(expv(f32x4.splat(x)), 0);
-  return <f32>Math.exp(<f64>x);
+  if (x != x) return x;
+  if (x > EXP_HI) return Infinity;
+  if (x < EXP_LO) return 0;
+  const fx = nearest<f32>(x * <f32>1.44269504088896341);
+  let r = x - fx * <f32>0.693359375;
+  r = r + fx * <f32>2.12194440e-4;
+  let y: f32 = 1.9875691500e-4;
+  y = y * r + <f32>1.3981999507e-3;
+  y = y * r + <f32>8.3334519073e-3;
+  y = y * r + <f32>4.1665795894e-2;
+  y = y * r + <f32>1.6666665459e-1;
+  y = y * r + <f32>5.0000001201e-1;
+  y = y * r * r + r + 1;
+  const n = <i32>fx, n1 = n >> 1, n2 = n - n1;
+  return y * reinterpret<f32>((n1 + 127) << 23) * reinterpret<f32>((n2 + 127) << 23);
 }
 
+/** tanh: tanhv's formula on one value. */
 function tanhf(x: f32): f32 {
-  if (ASC_FEATURE_SIMD) return f32x4.extract_lane(tanhv(f32x4.splat(x)), 0);
-  return <f32>Math.tanh(<f64>x);
+  const ax = abs<f32>(x);
+  if (ax < 0.3) {
+    const x2 = x * x;
+    let p: f32 = <f32>(62.0 / 2835.0);
+    p = p * x2 + <f32>(-17.0 / 315.0);
+    p = p * x2 + <f32>(2.0 / 15.0);
+    p = p * x2 + <f32>(-1.0 / 3.0);
+    return x + p * x2 * x;
+  }
+  const e = expf(ax * -2);
+  return copysign<f32>((1 - e) / (1 + e), x);
 }
 
 /**
@@ -107,7 +130,9 @@ const NEG = 0, EXP = 1, SQRT = 3, TANH = 4, SIGMOID = 5, GELU = 7, MUL_S = 9, AD
   const t = tanhv(f32x4.mul(c, f32x4.add(x, f32x4.mul(a, f32x4.mul(x2, x)))));
   if (op == GELU) return f32x4.mul(f32x4.mul(half, x), f32x4.add(one, t));
   // GELU_GRAD: 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)
-  const d = f32x4.mul(f32x4.mul(f32x4.mul(half, x), f32x4.sub(one, f32x4.mul(t, t))), f32x4.mul(c, f32x4.add(one, f32x4.mul(f32x4.splat(3 * GELU_A), x2))));
+  // x^2 of the last factor clamped (|x| > 10 saturates t, so 1 - t^2 = 0; an infinite x^2 would make it NaN).
+  const xc = f32x4.min(f32x4.max(x, f32x4.splat(-10)), f32x4.splat(10));
+  const d = f32x4.mul(f32x4.mul(f32x4.mul(half, x), f32x4.sub(one, f32x4.mul(t, t))), f32x4.mul(c, f32x4.add(one, f32x4.mul(f32x4.splat(3 * GELU_A), f32x4.mul(xc, xc)))));
   return f32x4.add(f32x4.mul(half, f32x4.add(one, t)), d);
 }
 
@@ -121,7 +146,8 @@ function unaryScalar(op: i32, x: f32, s: f32): f32 {
   if (op == ADD_S) return x + s;
   const t = tanhf(GELU_C * (x + GELU_A * x * x * x));
   if (op == GELU) return 0.5 * x * (1 + t);
-  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * GELU_C * (1 + 3 * GELU_A * x * x);
+  const xc = min<f32>(max<f32>(x, -10), 10);
+  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * (GELU_C * (1 + 3 * GELU_A * xc * xc));
 }
 
 /**
