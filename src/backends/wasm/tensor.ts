@@ -34,7 +34,7 @@ const UNARY_CODES: readonly UnaryOp[] = ['neg', 'exp', 'log', 'sqrt', 'tanh', 's
 const TABLE_MATH = new Set<UnaryOp>(['log', 'softplus', 'pow_scalar']);
 /** Elements below which these kernels stay on one thread. */
 const PARALLEL_ELEMENTS = 1 << 16;
-/** Axes the wasm copy iterates (after merging); more run the reference. */
+/** Axes the wasm copy kernel iterates (after merging); the wrapper loops over any more. */
 const COPY_AXES = 4;
 
 const f32Bits = (() => {
@@ -152,7 +152,25 @@ export class TensorWasmKernels implements Partial<Kernels> {
     src.assertAlive('copy');
     dst.assertAlive('copy');
     if (dst.size === 0) return;
-    this.x.copy(src.ptr, dst.ptr, ...axes);
+    // The kernel iterates the last COPY_AXES axes; any leading ones are iterated here.
+    const lead = axes.slice(0, -COPY_AXES), tail = axes.slice(-COPY_AXES);
+    const shape = tail.map((a) => a[0]), strides = [...tail.map((a) => a[1]), ...tail.map((a) => a[2])];
+    const index = lead.map(() => 0);
+    let so = src.ptr, d = dst.ptr;
+    for (;;) {
+      this.x.copy(so, d, ...shape, ...strides);
+      let i = lead.length - 1;
+      for (; i >= 0; i--) {
+        const [n, si, di] = lead[i]!;
+        so += si * 4;
+        d += di * 4;
+        if (++index[i]! < n) break;
+        so -= n * si * 4;
+        d -= n * di * 4;
+        index[i] = 0;
+      }
+      if (i < 0) return;
+    }
   }
 
   channelAdd(x: Tensor, bias: Tensor, out: Tensor, l: ChannelLayout): void {
@@ -188,11 +206,11 @@ export class TensorWasmKernels implements Partial<Kernels> {
 }
 
 /**
- * The (shape, source strides, destination strides) of copy as COPY_AXES axes (size-1 axes dropped,
- * axes contiguous in both merged, leading 1s padded), or null when more axes remain or a stride is
- * negative. Source strides are 0 along broadcast axes.
+ * The axes of copy as [size, source stride, destination stride] (size-1 axes dropped, axes
+ * contiguous in both merged, leading [1, 0, 0] axes padded up to COPY_AXES), or null when a
+ * stride is negative. Source strides are 0 along broadcast axes.
  */
-export function copyAxes(src: Tensor, dst: Tensor): number[] | null {
+export function copyAxes(src: Tensor, dst: Tensor): [number, number, number][] | null {
   const shape = dst.shape, off = shape.length - src.rank;
   const axes: [number, number, number][] = [];
   for (let d = 0; d < shape.length; d++) {
@@ -207,7 +225,6 @@ export function copyAxes(src: Tensor, dst: Tensor): number[] | null {
       last[2] = di;
     } else axes.push([n, si, di]);
   }
-  if (axes.length > COPY_AXES) return null;
   while (axes.length < COPY_AXES) axes.unshift([1, 0, 0]);
-  return [...axes.map((a) => a[0]), ...axes.map((a) => a[1]), ...axes.map((a) => a[2])];
+  return axes;
 }
