@@ -406,6 +406,16 @@ export function copy(
   }
 }
 
+/** y = min(max(x, lo), hi) over n elements; mask (u8, when hasMask) = lo < x < hi. */
+export function hardtanhMask(x: usize, y: usize, mask: usize, n: i32, loBits: i32, hiBits: i32, hasMask: i32): void {
+  const lo = reinterpret<f32>(loBits), hi = reinterpret<f32>(hiBits);
+  for (let i = 0; i < n; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    store<f32>(y + (<usize>i << 2), min<f32>(hi, max<f32>(lo, v)));
+    if (hasMask) store<u8>(mask + <usize>i, <u8>(v > lo && v < hi));
+  }
+}
+
 /** out = x + bias[c] over [outer, C, inner], channels [c0, c1). */
 export function channelAdd(x: usize, bias: usize, out: usize, outer: i32, C: i32, inner: i32, c0: i32, c1: i32): void {
   for (let o = 0; o < outer; o++) {

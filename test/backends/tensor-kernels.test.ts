@@ -79,6 +79,24 @@ for (const variant of ['simd', 'scalar'] as const) {
         );
       });
 
+      test('hardtanhMask: clamp and the strictly-inside mask, with and without a mask', () => {
+        fc.assert(
+          fc.property(fc.integer({ min: 0, max: 70 }), fc.nat(), fc.float({ min: -2, max: 0, noNaN: true }), fc.float({ min: 0, max: 2, noNaN: true }), (n, seed, lo, hi) => {
+            const v = values(n + big, seed, 3);
+            v.set([lo, hi, -Infinity, Infinity, NaN].slice(0, v.length));
+            const x = fromValues(v, [v.length]);
+            const yg = Tensor.empty([v.length]), yw = Tensor.empty([v.length]), mg = Tensor.empty([v.length], 'uint8'), mw = Tensor.empty([v.length], 'uint8');
+            k.hardtanhMask(x, yg, mg, lo, hi);
+            referenceKernels.hardtanhMask(x, yw, mw, lo, hi);
+            close(yg.values(), yw.values(), 0, 'y');
+            assert.deepEqual(mg.toArray(), mw.toArray(), 'mask');
+            k.hardtanhMask(x, yg, null, lo, hi);
+            close(yg.values(), yw.values(), 0, 'y without mask');
+          }),
+          { numRuns: threads > 1 ? 8 : 40 },
+        );
+      });
+
       test('reduce: sum and max (with the first-maximum mask) over [outer, reduced, inner]', () => {
         fc.assert(
           fc.property(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 40 }), fc.integer({ min: 1, max: 11 }), fc.nat(), fc.boolean(), (outer, reduced, inner, seed, ties) => {

@@ -22,6 +22,7 @@ export interface TensorKernelExports {
   scatterAddRows(g: number, ids: number, out: number, count: number, D: number, rows: number): number;
   copy(src: number, dst: number, ...shapeAndStrides: number[]): void;
   channelAdd(x: number, bias: number, out: number, outer: number, C: number, inner: number, c0: number, c1: number): void;
+  hardtanhMask(x: number, y: number, mask: number, n: number, loBits: number, hiBits: number, hasMask: number): void;
   avgPool2d(
     x: number, out: number, p0: number, p1: number, h: number, w: number, kh: number, kw: number,
     sh: number, sw: number, ph: number, pw: number, outH: number, outW: number, grad: number,
@@ -171,6 +172,15 @@ export class TensorWasmKernels implements Partial<Kernels> {
       }
       if (i < 0) return;
     }
+  }
+
+  hardtanhMask(x: Tensor, y: Tensor, mask: Tensor | null, min: number, max: number): void {
+    if (!allFloat32(x, y)) return referenceKernels.hardtanhMask(x, y, mask, min, max);
+    const n = x.size;
+    need('hardtanhMask', 'y', y, n);
+    if (mask) need('hardtanhMask', 'mask', mask, n, 'uint8');
+    const lo = f32Bits(min), hi = f32Bits(max);
+    this.engine.split('hardtanhMask', n, PARALLEL_ELEMENTS, 16, (a, b) => [x.ptr + a * 4, y.ptr + a * 4, mask ? mask.ptr + a : 0, b - a, lo, hi, mask ? 1 : 0]);
   }
 
   channelAdd(x: Tensor, bias: Tensor, out: Tensor, l: ChannelLayout): void {
