@@ -22,7 +22,7 @@ import { defaultThreads, kernels, registerBackend, setBackend, setThreads, useFa
 import { Rng } from '../src/util/rng.js';
 
 /** The kernels src/backends/wasm/tensor.ts adds: the 'before' mode runs them on the reference. */
-export const TENSOR_KERNELS = ['unary', 'reduce', 'softmax', 'crossEntropy', 'crossEntropyGrad', 'gatherRows', 'scatterAddRows', 'copy', 'channelAdd', 'hardtanhMask', 'avgPool2d', 'avgPool2dGrad'] as const;
+export const TENSOR_KERNELS = ['unary', 'reduce', 'softmax', 'crossEntropy', 'crossEntropyGrad', 'gatherRows', 'scatterAddRows', 'copy', 'channelAdd', 'hardtanhMask', 'dropout', 'avgPool2d', 'avgPool2dGrad'] as const;
 
 export interface TransformerRow {
   mode: 'wasm tensor kernels' | 'reference tensor kernels';

@@ -406,6 +406,36 @@ export function copy(
   }
 }
 
+/**
+ * Dropout of elements [lo, hi) (pointers at element 0): out = x / (1 - p) where the uniform of
+ * element i is >= p, else 0. The uniform is src/util/rng.ts uniformAt's, bit for bit: word (i & 3)
+ * of the Philox4x32-10 block for counter (i >> 2, 0, 0, 0) and key (seed, 0x0d0d), times 2^-32.
+ */
+export function dropout(x: usize, out: usize, lo: i32, hi: i32, pLow: i32, pHigh: i32, seed: i32): void {
+  const p = reinterpret<f64>((<u64><u32>pHigh << 32) | <u64><u32>pLow); // f64 bits in two i32 words
+  const keep = 1 / (1 - p);
+  for (let b = lo >>> 2; (b << 2) < hi; b++) {
+    let c0 = <u32>b, c1: u32 = 0, c2: u32 = 0, c3: u32 = 0, k0 = <u32>seed, k1: u32 = 0x0d0d;
+    for (let r = 0; r < 10; r++) {
+      const m0 = <u64>0xd2511f53 * <u64>c0, m1 = <u64>0xcd9e8d57 * <u64>c2;
+      const n0 = <u32>(m1 >> 32) ^ c1 ^ k0, n2 = <u32>(m0 >> 32) ^ c3 ^ k1;
+      c1 = <u32>m1;
+      c3 = <u32>m0;
+      c0 = n0;
+      c2 = n2;
+      k0 += 0x9e3779b9;
+      k1 += 0xbb67ae85;
+    }
+    for (let w = 0; w < 4; w++) {
+      const i = (b << 2) + w;
+      if (i < lo || i >= hi) continue;
+      const word = w == 0 ? c0 : w == 1 ? c1 : w == 2 ? c2 : c3;
+      const k = <usize>i << 2;
+      store<f32>(out + k, <f64>word * 2.3283064365386963e-10 >= p ? <f32>(<f64>load<f32>(x + k) * keep) : 0);
+    }
+  }
+}
+
 /** y = min(max(x, lo), hi) over n elements; mask (u8, when hasMask) = lo < x < hi. */
 export function hardtanhMask(x: usize, y: usize, mask: usize, n: i32, loBits: i32, hiBits: i32, hasMask: i32): void {
   const lo = reinterpret<f32>(loBits), hi = reinterpret<f32>(hiBits);

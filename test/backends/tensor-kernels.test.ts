@@ -97,6 +97,19 @@ for (const variant of ['simd', 'scalar'] as const) {
         );
       });
 
+      test('dropout: the same mask and scale as the reference (Philox stream of uniformAt), bit for bit', () => {
+        fc.assert(
+          fc.property(fc.integer({ min: 0, max: 70 }), fc.nat(), fc.double({ min: 0, max: 0.95, noNaN: true }), fc.nat(), (n, seed, p, key) => {
+            const x = fromValues(values(n + big, seed), [n + big]);
+            const got = Tensor.empty([n + big]), want = Tensor.empty([n + big]);
+            k.dropout(x, got, p, key);
+            referenceKernels.dropout(x, want, p, key);
+            assert.deepEqual(got.toArray(), want.toArray(), `p ${p} seed ${key}`);
+          }),
+          { numRuns: threads > 1 ? 6 : 40 },
+        );
+      });
+
       test('reduce: sum and max (with the first-maximum mask) over [outer, reduced, inner]', () => {
         fc.assert(
           fc.property(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 40 }), fc.integer({ min: 1, max: 11 }), fc.nat(), fc.boolean(), (outer, reduced, inner, seed, ties) => {

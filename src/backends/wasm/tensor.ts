@@ -23,6 +23,7 @@ export interface TensorKernelExports {
   copy(src: number, dst: number, ...shapeAndStrides: number[]): void;
   channelAdd(x: number, bias: number, out: number, outer: number, C: number, inner: number, c0: number, c1: number): void;
   hardtanhMask(x: number, y: number, mask: number, n: number, loBits: number, hiBits: number, hasMask: number): void;
+  dropout(x: number, out: number, lo: number, hi: number, pLow: number, pHigh: number, seed: number): void;
   avgPool2d(
     x: number, out: number, p0: number, p1: number, h: number, w: number, kh: number, kw: number,
     sh: number, sw: number, ph: number, pw: number, outH: number, outW: number, grad: number,
@@ -172,6 +173,15 @@ export class TensorWasmKernels implements Partial<Kernels> {
       }
       if (i < 0) return;
     }
+  }
+
+  dropout(x: Tensor, out: Tensor, p: number, seed: number): void {
+    if (!allFloat32(x, out)) return referenceKernels.dropout(x, out, p, seed);
+    const n = out.size;
+    need('dropout', 'x', x, n);
+    // p travels as its f64 bits (two i32 words): the keep test compares the uniform with p exactly.
+    const words = new Int32Array(new Float64Array([p]).buffer);
+    this.engine.split('dropout', n, PARALLEL_ELEMENTS, 4, (lo, hi) => [x.ptr, out.ptr, lo, hi, words[0]!, words[1]!, seed >>> 0 | 0]);
   }
 
   hardtanhMask(x: Tensor, y: Tensor, mask: Tensor | null, min: number, max: number): void {
