@@ -24,7 +24,8 @@ export interface TrainCase {
   seconds: number;
 }
 
-export interface TrainRow extends Omit<TrainCase, 'seconds'> {
+export interface TrainRow extends Omit<TrainCase, 'seconds' | 'engine'> {
+  engine: TrainCase['engine'] | 'pytorch';
   batch: number;
   samplesPerSec: number | null;
   peakRssBytes: number | null;

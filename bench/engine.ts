@@ -1,12 +1,16 @@
 /**
  * `slimgrad bench engine [--json]`: (a) f32 GEMM GFLOP/s of the wasm kernels per size, transpose
- * variant and thread count, with tfjs-wasm and tfjs-cpu matMul for comparison; (b) training
- * throughput (samples/s, peak RSS) of an MLP, a CNN (LeNet-5) and ResNet-20 on slimgrad, tfjs-cpu
- * and tfjs-wasm, each case in its own process so that peak RSS belongs to that case alone.
+ * variant and thread count, with tfjs-wasm and tfjs-cpu matMul and PyTorch CPU torch.mm (NN, same
+ * thread counts) for comparison; (b) training throughput (samples/s, peak RSS) of an MLP, a CNN
+ * and ResNet-20 on slimgrad, tfjs-cpu, tfjs-wasm and PyTorch CPU (at slimgrad's thread counts),
+ * each case in its own process so that peak RSS belongs to that case alone. PyTorch runs when
+ * `/usr/bin/python3 -c 'import torch'` works (bench/engine-pytorch.ts); otherwise its rows carry
+ * `error: 'PyTorch not installed'`.
  *
  * Options: --json, --part gemm|train|all (default all), --sizes 256,512,1024, --threads N (the
  * multi-thread count; default: the wasm default), --models mlp,cnn,resnet20, --seconds S (time per
- * case), --case-timeout S (kill a training case after S seconds; default 180), --no-tfjs.
+ * case), --case-timeout S (kill a training case after S seconds; default 180), --no-tfjs,
+ * --no-pytorch.
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -18,13 +22,16 @@ import type { GemmArgs } from '../src/backends/kernels.js';
 import { defaultThreads, setThreads, useFastestBackend, wasmVariant } from '../src/backends/index.js';
 import { Rng } from '../src/util/rng.js';
 import { TRAIN_MODELS, TRAIN_SPECS, type TrainCase, type TrainRow } from './engine-train.js';
+import { NOT_INSTALLED, pytorchAvailable, runPytorchCase, type PytorchLibraries } from './engine-pytorch.js';
 
 export interface GemmRow {
-  engine: 'slimgrad' | 'tfjs-wasm' | 'tfjs-cpu';
+  engine: 'slimgrad' | 'tfjs-wasm' | 'tfjs-cpu' | 'pytorch';
   size: number;
   variant: 'NN' | 'NT' | 'TN' | 'TT';
   threads: number;
-  gflops: number;
+  /** null when the engine could not run the case (see error). */
+  gflops: number | null;
+  error?: string | null;
 }
 
 const VARIANTS = { NN: [false, false], NT: [false, true], TN: [true, false], TT: [true, true] } as const;
@@ -140,6 +147,7 @@ export async function run(args: string[]): Promise<number> {
       seconds: { type: 'string', default: '2' },
       'case-timeout': { type: 'string', default: '180' },
       'no-tfjs': { type: 'boolean', default: false },
+      'no-pytorch': { type: 'boolean', default: false },
     },
   });
   if (!['gemm', 'train', 'all'].includes(values.part!)) throw new UsageError(`bench engine: --part must be gemm, train or all, got '${values.part}'`);
@@ -157,11 +165,24 @@ export async function run(args: string[]): Promise<number> {
   const threadCounts = many > 1 ? [1, many] : [1];
   const backend = useFastestBackend();
 
-  const report: { backend: string; kernels: string | null; gemm: GemmRow[]; train: TrainRow[] } = { backend, kernels: wasmVariant() ?? null, gemm: [], train: [] };
+  const torch = !values['no-pytorch'] ? pytorchAvailable() : false;
+  const report: { backend: string; kernels: string | null; pytorch: PytorchLibraries | null; gemm: GemmRow[]; train: TrainRow[] } = {
+    backend, kernels: wasmVariant() ?? null, pytorch: null, gemm: [], train: [],
+  };
+  const noteLibraries = (l: PytorchLibraries | null): void => void (report.pytorch ??= l);
   if (values.part !== 'train') {
     report.gemm = gemmSlimgrad(sizes, threadCounts, seconds * 150);
     if (!values['no-tfjs']) report.gemm.push(...(await gemmTfjs(sizes, seconds * 150)));
-    printTable(report.gemm.map((r) => ({ ...r, gflops: Number(r.gflops.toFixed(2)) })));
+    if (!values['no-pytorch']) {
+      for (const size of sizes) {
+        for (const threads of threadCounts) {
+          const r = torch ? runPytorchCase({ kind: 'gemm', size, threads, seconds: seconds / 2 }, caseTimeout) : NOT_INSTALLED;
+          noteLibraries(r.libraries);
+          report.gemm.push({ engine: 'pytorch', size, variant: 'NN', threads, gflops: r.gflops ?? null, error: r.error });
+        }
+      }
+    }
+    printTable(report.gemm.map((r) => ({ ...r, gflops: r.gflops === null ? null : Number(r.gflops.toFixed(2)) })));
   }
   if (values.part !== 'gemm') {
     const engines = values['no-tfjs'] ? (['slimgrad'] as const) : (['slimgrad', 'tfjs-cpu', 'tfjs-wasm'] as const);
@@ -171,7 +192,15 @@ export async function run(args: string[]): Promise<number> {
           report.train.push(await trainInChild({ model, engine, threads, seconds }, caseTimeout));
         }
       }
+      if (values['no-pytorch']) continue;
+      for (const threads of threadCounts) {
+        const batch = TRAIN_SPECS[model].batch;
+        const r = torch ? runPytorchCase({ kind: 'train', model, batch, threads, seconds }, caseTimeout) : NOT_INSTALLED;
+        noteLibraries(r.libraries);
+        report.train.push({ model, engine: 'pytorch', threads, batch, samplesPerSec: r.samplesPerSec ?? null, peakRssBytes: r.peakRssBytes, error: r.error });
+      }
     }
+    if (report.pytorch) console.log(`PyTorch ${report.pytorch.torch}: BLAS ${report.pytorch.blas?.join(', ') ?? 'none mapped'}; oneDNN ${report.pytorch.onednn ?? 'absent'}${report.pytorch.onednnConvolutions ? ' (convolutions)' : ''}`);
     console.log();
     printTable(report.train.map((r) => ({ ...r, samplesPerSec: r.samplesPerSec === null ? null : Number(r.samplesPerSec.toFixed(1)) })));
   }
@@ -189,25 +218,39 @@ export interface RatioRow {
   /** Model for training rows, `size variant` for GEMM rows. */
   case: string;
   peer: string;
-  /** slimgrad (single thread for GEMM, best thread count for training) over the peer; null when the peer could not run. */
+  /**
+   * PyTorch pairs: the thread count both ran at (slimgrad over PyTorch at the same count).
+   * Others: null (slimgrad single-threaded for GEMM, its best thread count for training; tfjs one thread).
+   */
+  threads: number | null;
+  /** slimgrad's figure over the peer's; null when either could not run. */
   ratio: number | null;
 }
 
 /** slimgrad's figure over each peer's, for every case both ran in this run. */
 export function peerRatios(gemm: GemmRow[], train: TrainRow[]): RatioRow[] {
   const rows: RatioRow[] = [];
+  const over = (a: number | null, b: number | null): number | null => (a && b ? a / b : null);
   for (const g of gemm.filter((r) => r.engine === 'slimgrad' && r.threads === 1)) {
-    for (const peer of gemm.filter((r) => r.engine !== 'slimgrad' && r.size === g.size && r.variant === g.variant)) {
-      rows.push({ kind: 'gemm', case: `${g.size} ${g.variant}`, peer: peer.engine, ratio: g.gflops / peer.gflops });
+    for (const peer of gemm.filter((r) => r.engine !== 'slimgrad' && r.engine !== 'pytorch' && r.size === g.size && r.variant === g.variant)) {
+      rows.push({ kind: 'gemm', case: `${g.size} ${g.variant}`, peer: peer.engine, threads: null, ratio: over(g.gflops, peer.gflops) });
     }
+  }
+  for (const peer of gemm.filter((r) => r.engine === 'pytorch')) {
+    const g = gemm.find((r) => r.engine === 'slimgrad' && r.size === peer.size && r.variant === peer.variant && r.threads === peer.threads);
+    if (g) rows.push({ kind: 'gemm', case: `${g.size} ${g.variant}`, peer: 'pytorch', threads: peer.threads, ratio: over(g.gflops, peer.gflops) });
   }
   const models = [...new Set(train.map((r) => r.model))];
   for (const model of models) {
     const ours = train.filter((r) => r.model === model && r.engine === 'slimgrad' && r.samplesPerSec !== null);
     if (!ours.length) continue;
     const best = Math.max(...ours.map((r) => r.samplesPerSec!));
-    for (const peer of train.filter((r) => r.model === model && r.engine !== 'slimgrad')) {
-      rows.push({ kind: 'train', case: model, peer: peer.engine, ratio: peer.samplesPerSec ? best / peer.samplesPerSec : null });
+    for (const peer of train.filter((r) => r.model === model && r.engine !== 'slimgrad' && r.engine !== 'pytorch')) {
+      rows.push({ kind: 'train', case: model, peer: peer.engine, threads: null, ratio: over(best, peer.samplesPerSec) });
+    }
+    for (const peer of train.filter((r) => r.model === model && r.engine === 'pytorch')) {
+      const same = ours.find((r) => r.threads === peer.threads);
+      if (same) rows.push({ kind: 'train', case: model, peer: 'pytorch', threads: peer.threads, ratio: over(same.samplesPerSec, peer.samplesPerSec) });
     }
   }
   return rows;

@@ -13,6 +13,7 @@ const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number
   act: () => import('./act.js'),
   quant: () => import('./quant.js'),
   pipeline: () => import('./pipeline.js'),
+  transformer: () => import('./transformer.js'),
 };
 
 export async function main(args: string[]): Promise<number> {

@@ -154,7 +154,8 @@ const concatOp = defineOp<{ axis: number; count: number }>({
   },
   forward(_ctx, [a, b], attrs) {
     const ax = normAxis('concat', attrs.axis, a!.rank);
-    const out = Tensor.empty(a!.shape.map((d, i) => (i === ax ? d + b!.shape[i]! : d)), a!.dtype);
+    // Every element is written by one of the two blocks: no zero-fill pass.
+    const out = Tensor.uninitialized(a!.shape.map((d, i) => (i === ax ? d + b!.shape[i]! : d)), a!.dtype);
     writeBlock(out, a!, a!.shape.map(() => 0));
     writeBlock(out, b!, a!.shape.map((d, i) => (i === ax ? d : 0)));
     return [out];

@@ -15,6 +15,7 @@ import { KERNEL_NAMES } from '../reference/index.js';
 import { loadBestKernelModule, loadKernelModule, type KernelVariant } from './loader.js';
 import { node } from './node.js';
 import { WasmKernels } from './kernels.js';
+import { TensorWasmKernels } from './tensor.js';
 import { onQuantKernelsChange, quantWasmKernels } from './quant.js';
 
 export { WasmKernels } from './kernels.js';
@@ -98,7 +99,7 @@ export function bindKernels(engine: WasmKernels | undefined, ...impls: (object |
 function bindWasmBackend(): void {
   const quant = quantWasmKernels();
   if (!wasm && !quant) return;
-  registerBackend({ name: 'wasm', kernels: bindKernels(wasm, quant) });
+  registerBackend({ name: 'wasm', kernels: bindKernels(wasm, wasm && new TensorWasmKernels(wasm), quant) });
   if (getBackend() === 'wasm') setBackend('wasm'); // pick up a replaced build
 }
 onQuantKernelsChange(bindWasmBackend);

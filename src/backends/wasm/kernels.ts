@@ -372,10 +372,18 @@ export class WasmKernels implements Partial<Kernels> {
     this.run(op, splitRange(layout.channels, this.partsFor(total, ELEMENTWISE_PARALLEL_ELEMENTS), 1).map(([c0, c1]) => args(c0, c1)));
   }
 
+  /**
+   * Runs `op` over [0, total) split into ranges (multiples of `align`) across threads when total
+   * reaches `threshold`; `args(lo, hi)` gives one part's arguments (the tensor kernels use it).
+   */
+  split(op: PoolOp, total: number, threshold: number, align: number, args: (lo: number, hi: number) => number[]): void {
+    if (total === 0) return;
+    this.run(op, splitRange(total, this.partsFor(total, threshold), align).map(([lo, hi]) => args(lo, hi)));
+  }
+
   /** Splits n elements into ranges (multiples of 16) across threads when n is large enough. */
   private runElements(op: PoolOp, n: number, args: (lo: number, hi: number) => number[]): void {
-    if (n === 0) return;
-    this.run(op, splitRange(n, this.partsFor(n, ELEMENTWISE_PARALLEL_ELEMENTS), 16).map(([lo, hi]) => args(lo, hi)));
+    this.split(op, n, ELEMENTWISE_PARALLEL_ELEMENTS, 16, args);
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import { arena } from '../../core/arena.js';
 import { node } from './node.js';
+import type { TensorKernelExports } from './tensor.js';
 
 /** The three builds: SIMD on shared memory, scalar on shared memory, SIMD on unshared memory. */
 export type KernelVariant = 'simd' | 'scalar' | 'simd-unshared';
@@ -16,7 +17,7 @@ const FILES: Record<KernelVariant, string> = {
 };
 
 /** The exports of kernels/index.ts. Pointers are byte offsets into the arena. */
-export interface KernelExports {
+export interface KernelExports extends TensorKernelExports {
   gemm(
     a: number, b: number, c: number, m: number, n: number, k: number, aStride: number, bStride: number, flags: number,
     b0: number, b1: number, i0: number, i1: number, j0: number, j1: number, scratch: number,
