@@ -25,6 +25,7 @@ import { layerPlan, type LayerKernel } from './plan.js';
 import { channelMeanAbs, Lsq, quantizer, SteTern, type QuantizerConfig } from './quantizers.js';
 import { fromValues } from '../core/tensor.js';
 import { binaryGemmWasm, floatGemmWasm, int8GemmWasm, quantKernels, type QuantWasmExports } from './wasm.js';
+import { quantizeActivation } from './ptq/activation.js';
 
 /** A convolution (k > 0) or dense layer (k = 0) in deployable form. */
 export interface MatStage {
@@ -44,6 +45,9 @@ export interface MatStage {
   weights: Uint32Array | Int8Array | Float32Array;
   /** int8 only: input step (q = clamp(round(x / step), −128, 127)). */
   inputStep: number;
+  /** int8 only (post-training quantization): input code range [lo, hi] when narrower than int8, and per-channel rounding borders (AQuant). */
+  inputRange?: [number, number];
+  inputBorder?: Float32Array;
   /** float fallback only: the layer's input quantizer, applied in float. */
   inputQuantizer?: QuantizerConfig;
   /** Epilogue per output channel: y = acc·mul + bias (scales and a following BatchNorm folded in). Absent after threshold folding. */
@@ -350,7 +354,7 @@ function accumulate(s: MatStage, input: Activation): Accumulators {
       case 'binary':
         return { acc: gemm.binary(packSignRows(x.data, n, K), s.weights as Uint32Array, n, s.outC, K), shape, channelMajor: false };
       case 'int8':
-        return { acc: gemm.int8(quantizeInt8(x.data, s.inputStep), s.weights as Int8Array, n, s.outC, K), shape, channelMajor: false };
+        return { acc: gemm.int8(quantizeInt8(s, x), s.weights as Int8Array, n, s.outC, K), shape, channelMajor: false };
       default:
         return { acc: gemm.float(x.data, floatWeights(s), n, s.outC, K), shape, channelMajor: false };
     }
@@ -366,15 +370,16 @@ function accumulate(s: MatStage, input: Activation): Accumulators {
     return w ? { acc: binaryConvGemm(w, s, packed, cs), shape, channelMajor: true } : { acc: binaryConv(packed, s.weights as Uint32Array, cs), shape, channelMajor: false };
   }
   if (s.kernel === 'int8') {
-    const cols = im2col(quantizeInt8(x.data, s.inputStep), cs, new Int8Array(rows * K));
+    const cols = im2col(quantizeInt8(s, x), cs, new Int8Array(rows * K));
     return { acc: gemm.int8(s.weights as Int8Array, cols, s.outC, rows, K), shape, channelMajor: true };
   }
   const cols = im2col(x.data, cs, new Float32Array(rows * K));
   return { acc: gemm.float(floatWeights(s), cols, s.outC, rows, K), shape, channelMajor: true };
 }
 
-function quantizeInt8(x: Float32Array, step: number): Int8Array {
-  return Int8Array.from(x, (v) => Math.min(127, Math.max(-128, roundHalfAway(v / step))));
+function quantizeInt8(s: MatStage, x: Activation): Int8Array {
+  const [lo, hi] = s.inputRange ?? [-128, 127];
+  return quantizeActivation(x.data, x.shape, { step: s.inputStep, lo, hi, border: s.inputBorder });
 }
 
 /** Applies the epilogue, writing NCHW (or [N, O]) from channel-major or pixel-major accumulators. */
