@@ -8,8 +8,9 @@ import { explain } from './commands/explain.js';
 import { infer } from './commands/infer.js';
 import { summary } from './commands/summary.js';
 import { train } from './commands/train.js';
+import { quantize } from './commands/quantize.js';
 
-const commands: Command[] = [train, summary, convert, infer, data, explain, bench];
+const commands: Command[] = [train, summary, convert, infer, data, explain, bench, quantize];
 
 function usage(): string {
   return ['usage: slimgrad <command> [options]', '', ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`)].join('\n');

@@ -69,7 +69,8 @@ export function decodeDeployed(bytes: Uint8Array, source = 'deployed model'): De
       const C = ctors[ref.$array];
       const start = head + ref.offset, end = start + ref.length * C.BYTES_PER_ELEMENT;
       if (end > bytes.length) throw new Error(`${source}: array '${key}' runs past the end of the file (truncated?)`);
-      return [key, new C(bytes.slice(start, end).buffer)];
+      // Uint8Array's slice copies (a Node Buffer's slice is a view of the whole file).
+      return [key, new C(Uint8Array.prototype.slice.call(bytes, start, end).buffer)];
     })),
   ) as unknown as Stage[];
   return { inputShape: meta.inputShape, stages };
