@@ -30,5 +30,5 @@ test('allocateBits: within the budget, more bits where the trace is larger', () 
     const hot = traces.indexOf(1000);
     assert.ok(bits.every((b) => b <= bits[hot]!), `bits ${bits} for traces ${traces}`);
   }
-  assert.throws(() => allocateBits(m, sens([1, 1, 1]), { avgBits: 1 }), /below the narrowest/);
+  assert.throws(() => allocateBits(m, sens([1, 1, 1]), { avgBits: 2 }), /below the narrowest/);
 });

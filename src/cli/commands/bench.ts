@@ -7,6 +7,7 @@ const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number
   explain: () => import('../../../bench/explain.js'),
   act: () => import('../../../bench/act.js'),
   quant: () => import('../../../bench/quant.js'),
+  ptq: () => import('../../../bench/ptq.js'),
 };
 
 export const bench: Command = {

@@ -124,7 +124,7 @@ export interface BitBudget {
   avgBits?: number;
   /** Budget on the packed weight codes, in KB (1000 bytes). */
   sizeKB?: number;
-  /** Candidate bit-widths (default 2, 3, 4, 5, 6, 8). */
+  /** Candidate bit-widths (default 3, 4, 5, 6, 8: 2-bit weights cost more accuracy than the trace predicts). */
   candidates?: number[];
 }
 
@@ -135,7 +135,7 @@ export interface BitBudget {
  */
 export function allocateBits(model: Module, sens: LayerSensitivity[], budget: BitBudget): number[] {
   const layers = quantizableLayers(model);
-  const cands = [...(budget.candidates ?? [2, 3, 4, 5, 6, 8])].sort((a, b) => b - a);
+  const cands = [...(budget.candidates ?? [3, 4, 5, 6, 8])].sort((a, b) => b - a);
   const total = layers.reduce((s, l) => s + l.weight.size, 0);
   const limit = budget.sizeKB !== undefined ? budget.sizeKB * 8000 : budget.avgBits !== undefined ? budget.avgBits * total : NaN;
   if (!(limit > 0)) throw new RangeError('allocateBits: give a positive avgBits or sizeKB');
