@@ -38,6 +38,7 @@ import { deployedInputCodes, maxCodeDiff } from '../src/quant/ptq/validate.js';
 import { Rng } from '../src/util/rng.js';
 import { printJson, printTable, UsageError } from '../src/cli/command.js';
 import { loadData } from '../src/cli/commands/train.js';
+import { timeAll } from './quant.js';
 
 const INPUT = [1, 28, 28];
 const EPOCHS: Record<string, number> = { lenet: 4, resnet20: 2 };
@@ -56,23 +57,6 @@ const SETTINGS: { method: PtqMethod; wBits: number; aBits: number; mixed?: boole
   { method: 'adaround', wBits: 2, aBits: 4 },
   { method: 'aquant', wBits: 2, aBits: 4 },
 ];
-
-function timeAll(fns: (() => unknown)[], runs = 5, minMs = 100): number[] {
-  fns.forEach((f) => f());
-  const best = fns.map(() => Infinity);
-  for (let r = 0; r < runs; r++) {
-    fns.forEach((fn, i) => {
-      let reps = 0;
-      const t0 = performance.now();
-      do {
-        fn();
-        reps++;
-      } while (performance.now() - t0 < minMs);
-      best[i] = Math.min(best[i]!, (performance.now() - t0) / reps);
-    });
-  }
-  return best;
-}
 
 async function floatModel(name: string, trainSet: Dataset, testSet: Dataset, dir: string | undefined): Promise<Module> {
   if (name === 'torch') return importOnnx(readFileSync(new URL('../test/fixtures/onnx/torch_cnn.onnx', import.meta.url)), 'torch_cnn.onnx').model;
@@ -199,9 +183,9 @@ export async function run(args: string[]): Promise<number> {
         }
         ortTimes.push(best);
       }
-      const fns: (() => unknown)[] = [() => noGrad(() => scope(() => void model.call(fromValues(xb, sb))))];
-      if (deployed) fns.push(() => runDeployed(deployed, xb, sb));
-      const [floatMs, int8Ms] = timeAll(fns);
+      const fns: (() => void)[] = [() => noGrad(() => scope(() => void model.call(fromValues(xb, sb))))];
+      if (deployed) fns.push(() => void runDeployed(deployed, xb, sb));
+      const [floatMs, int8Ms] = timeAll(fns, 5, 100);
       latencyRows.push({ model: name, engine: 'slimgrad', kind: 'float', batch, ms: floatMs });
       if (deployed) latencyRows.push({ model: name, engine: 'slimgrad', kind: 'int8', batch, ms: int8Ms });
       latencyRows.push({ model: name, engine: 'ort', kind: 'float', batch, ms: ortTimes[0] }, { model: name, engine: 'ort', kind: 'qdq', batch, ms: ortTimes[1] });

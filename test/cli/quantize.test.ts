@@ -2,42 +2,27 @@
 // .sgq reloads and scores like the command's own report, bad options are usage errors.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { quantize } from '../../src/cli/commands/quantize.js';
 import { UsageError } from '../../src/cli/command.js';
+import { runJson } from '../helpers.js';
 import { loadDeployed } from '../../src/io/quant.js';
 import { importOnnx } from '../../src/io/onnx/import.js';
-import { readFileSync } from 'node:fs';
 import { runDeployed } from '../../src/quant/convert.js';
 import { loadDataset } from '../../src/data/catalog.js';
 
 const MODEL = fileURLToPath(new URL('../fixtures/onnx/torch_cnn.onnx', import.meta.url));
 
-async function runJson(args: string[]): Promise<any> {
-  const lines: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
-    if (typeof chunk !== 'string') return write(chunk, ...rest);
-    lines.push(chunk);
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    assert.equal(await quantize.run(args), 0);
-    const out = lines.join('').trim().split('\n');
-    return JSON.parse(out[out.length - 1]!);
-  } finally {
-    process.stdout.write = write;
-  }
-}
 
 test('slimgrad quantize writes a deployed .sgq and a QDQ .onnx that score as reported', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sg-quantize-'));
   try {
     const sgq = join(dir, 'm.sgq'), onnx = join(dir, 'm.qdq.onnx');
-    const r = await runJson([MODEL, '--method', 'rtn', '--w-bits', '8', '--a-bits', '8', '--calib-items', '32', '--eval-items', '300', '--out', sgq, '--onnx-out', onnx, '--json']);
+    const { code, json: r } = await runJson(quantize, [MODEL, '--method', 'rtn', '--w-bits', '8', '--a-bits', '8', '--calib-items', '32', '--eval-items', '300', '--out', sgq, '--onnx-out', onnx, '--json']);
+    assert.equal(code, 0);
     assert.equal(r.layers.length, 4);
     assert.deepEqual(r.written.map((w: { file: string }) => w.file), [sgq, onnx]);
     assert.ok(r.testAccuracy >= r.floatTestAccuracy - 0.01, `W8A8 ${r.testAccuracy} vs float ${r.floatTestAccuracy}`);
