@@ -37,6 +37,9 @@ export * from './optim/index.js';
 export * from './data/index.js';
 export { encodeSafetensors, decodeSafetensors } from './io/safetensors.js';
 export { saveModule, loadModule } from './io/checkpoint.js';
+export { importOnnx, type ImportedModel } from './io/onnx/import.js';
+export { exportOnnx, type ExportOptions } from './io/onnx/export.js';
+export { GraphModule, Merge, type GraphNode } from './io/onnx/graph.js';
 export * from './train/index.js';
 export * from './explain/index.js';
 export {

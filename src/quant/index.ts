@@ -9,3 +9,8 @@ export * from './convert.js';
 export * from '../io/deployed-format.js';
 export * from './kernels.js';
 export * from './wasm.js';
+export * from './ptq/ptq.js';
+export * from './ptq/observers.js';
+export * from './ptq/mixed.js';
+export { quantizeActivation, type ActivationGrid } from './ptq/activation.js';
+export { deployedInputCodes, maxCodeDiff } from './ptq/validate.js';
