@@ -1,6 +1,7 @@
 /**
- * `slimgrad bench ptq [--json] [--models lenet,resnet20,torch] [--seeds 3] [--iters 200]
- * [--calib-items 256] [--checkpoints DIR] [--data-dir DIR]`: post-training quantization.
+ * `slimgrad bench ptq [--json] [--models lenet,resnet20,torch] [--methods rtn,adaround,aquant]
+ * [--seeds 3] [--iters 200] [--calib-items 256] [--epochs N] [--checkpoints DIR] [--data-dir DIR]`:
+ * post-training quantization.
  *
  * Float LeNet-5 and ResNet-20 are trained on MNIST (t10k: first 8,000 train, last 2,000 test;
  * Adam, cosine, batch 64; cached in --checkpoints when given); `torch` is the PyTorch-trained CNN
@@ -88,6 +89,8 @@ export async function run(args: string[]): Promise<number> {
       seeds: { type: 'string', default: '3' },
       iters: { type: 'string', default: '200' },
       'calib-items': { type: 'string', default: '256' },
+      methods: { type: 'string', default: 'rtn,adaround,aquant' },
+      epochs: { type: 'string' },
       checkpoints: { type: 'string' },
       'data-dir': { type: 'string', default: '../shared/data/mnist-t10k' },
     },
@@ -95,8 +98,11 @@ export async function run(args: string[]): Promise<number> {
   });
   const models = values.models!.split(',');
   for (const m of models) if (!['lenet', 'resnet20', 'torch'].includes(m)) throw new UsageError(`unknown model '${m}' (available: lenet, resnet20, torch)`);
+  const methods = values.methods!.split(',');
+  for (const m of methods) if (!SETTINGS.some((s) => s.method === m)) throw new UsageError(`unknown method '${m}' (available: rtn, adaround, aquant)`);
+  if (values.epochs !== undefined) for (const m of Object.keys(EPOCHS)) EPOCHS[m] = Number(values.epochs);
   const seeds = Number(values.seeds), iters = Number(values.iters), calibN = Number(values['calib-items']);
-  if (![seeds, iters, calibN].every((v) => Number.isInteger(v) && v > 0)) throw new UsageError('--seeds, --iters and --calib-items must be positive integers');
+  if (![seeds, iters, calibN, ...Object.values(EPOCHS)].every((v) => Number.isInteger(v) && v > 0)) throw new UsageError('--seeds, --iters, --calib-items and --epochs must be positive integers');
   let ort: typeof import('onnxruntime-node');
   try {
     ort = await import('onnxruntime-node');
@@ -120,7 +126,7 @@ export async function run(args: string[]): Promise<number> {
       return trainSet.select(idx).x;
     };
     let w8a8: PtqResult | null = null;
-    for (const s of SETTINGS) {
+    for (const s of SETTINGS.filter((x) => methods.includes(x.method))) {
       const accs: number[] = [];
       let bytes = 0, bits: number[] | number = s.wBits;
       for (let seed = 1; seed <= seeds; seed++) {
@@ -142,20 +148,21 @@ export async function run(args: string[]): Promise<number> {
     }
 
     // ONNX: float export and QDQ (W8A8 RTN, seed 1) in onnxruntime-node vs slimgrad.
+    w8a8 ??= ptq(model, calibFor(1), [calibN, ...INPUT], { method: 'rtn', wBits: 8, aBits: 8 });
     const n = 64, x = testSet.x.subarray(0, n * 784), shape = [n, ...INPUT];
     const yFloat = noGrad(() => scope(() => model.call(fromValues(x, shape)).values()));
     const floatBytes = exportOnnx(model, INPUT);
     const floatSession = await session(floatBytes);
     const feed = { input: new ort.Tensor('float32', Float32Array.from(x), shape) };
     onnxRows.push({ model: name, kind: 'float', maxAbsDiff: maxAbs((await floatSession.run(feed)).output!.data as Float32Array, yFloat), maxLsbDiff: null });
-    const qdqSession = await session(exportOnnx(model, INPUT, { ptq: w8a8!, exposeCodes: true }));
+    const qdqSession = await session(exportOnnx(model, INPUT, { ptq: w8a8, exposeCodes: true }));
     const out = await qdqSession.run(feed);
     const deployable = model instanceof Sequential;
-    const deployed = deployable ? deployPtq(model, w8a8!, INPUT) : null;
+    const deployed = deployable ? deployPtq(model, w8a8, INPUT) : null;
     let ref: ArrayLike<number>;
     if (deployed) ref = runDeployed(deployed, x, shape).data;
     else {
-      const restore = simulate(model, w8a8!);
+      const restore = simulate(model, w8a8);
       ref = noGrad(() => scope(() => model.call(fromValues(x, shape)).values()));
       restore();
     }
@@ -164,7 +171,7 @@ export async function run(args: string[]): Promise<number> {
     onnxRows.push({ model: name, kind: 'qdq', maxAbsDiff: maxAbs(out.output!.data as Float32Array, ref), maxLsbDiff: lsb, against: deployed ? 'deployed int8' : 'simulation' });
 
     // Latency at batch 1 and 32: slimgrad float engine, slimgrad deployed int8, ORT float, ORT QDQ.
-    const qdqPlain = await session(exportOnnx(model, INPUT, { ptq: w8a8! }));
+    const qdqPlain = await session(exportOnnx(model, INPUT, { ptq: w8a8 }));
     for (const batch of [1, 32]) {
       const xb = testSet.x.subarray(0, batch * 784), sb = [batch, ...INPUT];
       const t = new ort.Tensor('float32', Float32Array.from(xb), sb);
