@@ -1,5 +1,5 @@
 /**
- * `slimgrad bench ptq [--json] [--models lenet,resnet20,torch] [--methods rtn,adaround,aquant]
+ * `slimgrad bench ptq [--json] [--models lenet,resnet20,torch] [--methods rtn,adaround,aquant,mixed]
  * [--seeds 3] [--iters 200] [--calib-items 256] [--epochs N] [--checkpoints DIR] [--data-dir DIR]`:
  * post-training quantization.
  *
@@ -89,7 +89,7 @@ export async function run(args: string[]): Promise<number> {
       seeds: { type: 'string', default: '3' },
       iters: { type: 'string', default: '200' },
       'calib-items': { type: 'string', default: '256' },
-      methods: { type: 'string', default: 'rtn,adaround,aquant' },
+      methods: { type: 'string', default: 'rtn,adaround,aquant,mixed' },
       epochs: { type: 'string' },
       checkpoints: { type: 'string' },
       'data-dir': { type: 'string', default: '../shared/data/mnist-t10k' },
@@ -99,7 +99,8 @@ export async function run(args: string[]): Promise<number> {
   const models = values.models!.split(',');
   for (const m of models) if (!['lenet', 'resnet20', 'torch'].includes(m)) throw new UsageError(`unknown model '${m}' (available: lenet, resnet20, torch)`);
   const methods = values.methods!.split(',');
-  for (const m of methods) if (!SETTINGS.some((s) => s.method === m)) throw new UsageError(`unknown method '${m}' (available: rtn, adaround, aquant)`);
+  const key = (s: (typeof SETTINGS)[number]) => (s.mixed ? 'mixed' : s.method);
+  for (const m of methods) if (!SETTINGS.some((s) => key(s) === m)) throw new UsageError(`unknown method '${m}' (available: rtn, adaround, aquant, mixed)`);
   if (values.epochs !== undefined) for (const m of Object.keys(EPOCHS)) EPOCHS[m] = Number(values.epochs);
   const seeds = Number(values.seeds), iters = Number(values.iters), calibN = Number(values['calib-items']);
   if (![seeds, iters, calibN, ...Object.values(EPOCHS)].every((v) => Number.isInteger(v) && v > 0)) throw new UsageError('--seeds, --iters, --calib-items and --epochs must be positive integers');
@@ -126,7 +127,7 @@ export async function run(args: string[]): Promise<number> {
       return trainSet.select(idx).x;
     };
     let w8a8: PtqResult | null = null;
-    for (const s of SETTINGS.filter((x) => methods.includes(x.method))) {
+    for (const s of SETTINGS.filter((x) => methods.includes(key(x)))) {
       const accs: number[] = [];
       let bytes = 0, bits: number[] | number = s.wBits;
       for (let seed = 1; seed <= seeds; seed++) {

@@ -131,7 +131,7 @@ export interface BitBudget {
 /**
  * Bits per layer minimizing Σ Tr(H_l)/n_l·‖Q_b(W_l) − W_l‖² with Σ n_l·b_l within the budget:
  * greedy from the widest candidate, each step lowering the layer whose next-lower width adds the
- * least sensitivity per bit saved.
+ * least sensitivity per bit saved, then raising layers again while the budget allows.
  */
 export function allocateBits(model: Module, sens: LayerSensitivity[], budget: BitBudget): number[] {
   const layers = quantizableLayers(model);
@@ -162,6 +162,19 @@ export function allocateBits(model: Module, sens: LayerSensitivity[], budget: Bi
     });
     used -= (cands[choice[best]!]! - cands[choice[best]! + 1]!) * layers[best]!.weight.size;
     choice[best]!++;
+  }
+  // Spend what the last step left: raise the layers whose wider width removes the most sensitivity per bit.
+  for (;;) {
+    let best = -1, bestGain = 0;
+    layers.forEach((l, i) => {
+      const c = choice[i]!;
+      if (c === 0 || used + (cands[c - 1]! - cands[c]!) * l.weight.size > limit) return;
+      const gain = (omega[i]![c]! - omega[i]![c - 1]!) / ((cands[c - 1]! - cands[c]!) * l.weight.size);
+      if (gain > bestGain) [best, bestGain] = [i, gain];
+    });
+    if (best < 0) break;
+    used += (cands[choice[best]! - 1]! - cands[choice[best]!]!) * layers[best]!.weight.size;
+    choice[best]!--;
   }
   return choice.map((c) => cands[c]!);
 }
