@@ -12,6 +12,7 @@ const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number
   explain: () => import('./explain.js'),
   act: () => import('./act.js'),
   quant: () => import('./quant.js'),
+  ptq: () => import('./ptq.js'),
   pipeline: () => import('./pipeline.js'),
   transformer: () => import('./transformer.js'),
 };

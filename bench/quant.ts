@@ -41,7 +41,7 @@ const MODEL = 'lenet';
  * ≥ minMs; the functions are interleaved run by run so that load from other processes on a
  * shared machine hits all of them alike, and the minimum is the least disturbed run.
  */
-function timeAll(fns: (() => void)[], runs = 7, minMs = 50): number[] {
+export function timeAll(fns: (() => void)[], runs = 7, minMs = 50): number[] {
   fns.forEach((f) => f());
   const best = fns.map(() => Infinity);
   for (let r = 0; r < runs; r++) {

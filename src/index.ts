@@ -40,6 +40,9 @@ export * from './data/index.js';
 export { encodeSafetensors, decodeSafetensors } from './io/safetensors.js';
 export { saveModule, loadModule, saveTrainingCheckpoint, loadTrainingCheckpoint } from './io/checkpoint.js';
 export { writeFileAtomic, checkOutputPath, OutputPathError } from './io/write.js';
+export { importOnnx, type ImportedModel } from './io/onnx/import.js';
+export { exportOnnx, type ExportOptions } from './io/onnx/export.js';
+export { GraphModule, Merge, type GraphNode } from './io/onnx/graph.js';
 export * from './train/index.js';
 export * from './explain/index.js';
 export {

@@ -15,3 +15,22 @@ export function makeInput(spec: InputSpec, rng: Rng, dtype: 'float32' | 'float64
   });
   return fromValues(vals, spec.shape, spec.dtype ?? dtype);
 }
+
+/** Runs a command, returning its exit code and the JSON object on its last stdout line. */
+export async function runJson(cmd: { run(args: string[]): Promise<number> }, args: string[]): Promise<{ code: number; json: any }> {
+  const lines: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  // Only the command's text; the test runner's own (binary) reporter writes pass through.
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+    if (typeof chunk !== 'string') return write(chunk, ...rest);
+    lines.push(chunk);
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    const code = await cmd.run(args);
+    const out = lines.join('').trim().split('\n');
+    return { code, json: JSON.parse(out[out.length - 1]!) };
+  } finally {
+    process.stdout.write = write;
+  }
+}

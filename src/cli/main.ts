@@ -11,9 +11,10 @@ import { summary } from './commands/summary.js';
 import { train } from './commands/train.js';
 import { didYouMean, formatHelp } from './options.js';
 import { applyEnvironment } from './shared.js';
+import { quantize } from './commands/quantize.js';
 
 /** Every command, in the order `slimgrad --help` lists them. */
-export const commands: Command[] = [train, evaluateCommand, summary, convert, infer, data, explain, pipeline, stage, bench];
+export const commands: Command[] = [train, evaluateCommand, summary, convert, infer, data, explain, quantize, pipeline, stage, bench];
 
 /** The package version (package.json next to src/ or dist/). */
 export function version(): string {

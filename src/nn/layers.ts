@@ -107,9 +107,9 @@ export class Embedding extends Module {
   }
 }
 
-/** Wraps a parameter-free function as a module (activations, pooling, reshapes). */
+/** Wraps a parameter-free function as a module (activations, pooling, reshapes); `attrs` are its options (read by exporters). */
 export class Lambda extends Module {
-  constructor(readonly label: string, private readonly fn: (x: Tensor) => Tensor) {
+  constructor(readonly label: string, private readonly fn: (x: Tensor) => Tensor, readonly attrs: Readonly<Record<string, unknown>> = {}) {
     super();
   }
   forward(x: Tensor): Tensor {
@@ -118,13 +118,13 @@ export class Lambda extends Module {
 }
 
 export const ReLU = () => new Lambda('relu', relu);
-export const LeakyReLU = (slope = 0.01) => new Lambda('leaky_relu', (x) => leakyRelu(x, slope));
+export const LeakyReLU = (slope = 0.01) => new Lambda('leaky_relu', (x) => leakyRelu(x, slope), { slope });
 export const GELU = () => new Lambda('gelu', gelu);
 export const Tanh = () => new Lambda('tanh', tanh);
 export const Sigmoid = () => new Lambda('sigmoid', sigmoid);
-export const Hardtanh = (min = -1, max = 1) => new Lambda('hardtanh', (x) => hardtanh(x, min, max));
-export const MaxPool2d = (o: Pool2dOptions) => new Lambda('maxpool2d', (x) => maxPool2d(x, o));
-export const AvgPool2d = (o: Pool2dOptions) => new Lambda('avgpool2d', (x) => avgPool2d(x, o));
+export const Hardtanh = (min = -1, max = 1) => new Lambda('hardtanh', (x) => hardtanh(x, min, max), { min, max });
+export const MaxPool2d = (o: Pool2dOptions) => new Lambda('maxpool2d', (x) => maxPool2d(x, o), { ...o });
+export const AvgPool2d = (o: Pool2dOptions) => new Lambda('avgpool2d', (x) => avgPool2d(x, o), { ...o });
 export const GlobalAvgPool2d = () => new Lambda('global_avgpool2d', globalAvgPool2d);
 /** [N, ...] -> [N, prod(...)]. */
 export const Flatten = () => new Lambda('flatten', (x) => reshape(x, [x.shape[0]!, -1]));

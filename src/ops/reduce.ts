@@ -44,7 +44,8 @@ function reduceInput(x: Tensor, perm: number[] | null): Tensor {
   if (!perm) return contiguous(x);
   const p = permute(x, perm);
   const c = contiguous(p);
-  p.dispose();
+  // contiguous() returns its input when the permuted view is already dense (size-1 axes moved).
+  if (c !== p) p.dispose();
   return c;
 }
 
@@ -52,6 +53,8 @@ const reduceSamples = (): OpSample[] => [
   { inputs: [{ shape: [3, 4, 5] }], attrs: {}, label: 'all' },
   { inputs: [{ shape: [3, 4, 5] }], attrs: { axes: [1] }, label: 'middle' },
   { inputs: [{ shape: [3, 4, 5] }], attrs: { axes: [0, -1], keepDims: true }, label: 'outer+inner keep' },
+  // Reducing around a size-1 leading axis permutes into a view that is already dense.
+  { inputs: [{ shape: [1, 3, 2, 2] }], attrs: { axes: [0, 2, 3], keepDims: true }, label: 'per channel, batch 1' },
 ];
 
 const sumOp = defineOp<ReduceAttrs>({
@@ -104,7 +107,7 @@ const maxOp = defineOp<ReduceAttrs>({
       const view = permute(mask, inverse);
       mask.dispose();
       mask = contiguous(view);
-      view.dispose();
+      if (mask !== view) view.dispose();
     }
     if (mask) {
       ctx.save('mask', mask);

@@ -11,3 +11,8 @@ export { runPacked } from './packed.js';
 export * from '../io/deployed-format.js';
 export * from './kernels.js';
 export { loadQuantKernels, quantKernels, quantWasmFile, useQuantKernels, QuantWasmKernels, type QuantWasmExports } from '../backends/index.js';
+export * from './ptq/ptq.js';
+export * from './ptq/observers.js';
+export * from './ptq/mixed.js';
+export { quantizeActivation, type ActivationGrid } from './ptq/activation.js';
+export { deployedInputCodes, maxCodeDiff } from './ptq/validate.js';

@@ -6,12 +6,12 @@
  * @example
  * const logits = runDeployed(convert(model, [1, 28, 28]), images, [n, 1, 28, 28]);
  */
+import { quantizeActivation } from './ptq/activation.js';
 import { kernels } from '../backends/index.js';
 import { scope } from '../core/scope.js';
 import { fromValues } from '../core/tensor.js';
 import { noGrad } from '../autograd/mode.js';
 import { convOut, im2col, packSignRows, packSignsNHWC, popcount32, unpackRows, wordsFor, type ConvShape } from './kernels.js';
-import { roundHalfAway } from './ops.js';
 import type { LayerKernel } from './plan.js';
 import { quantizer, type QuantizerConfig } from './quantizers.js';
 
@@ -33,6 +33,9 @@ export interface MatStage {
   weights: Uint32Array | Int8Array | Float32Array;
   /** int8 only: input step (q = clamp(round(x / step), −128, 127)). */
   inputStep: number;
+  /** int8 only (post-training quantization): input code range [lo, hi] when narrower than int8, and per-channel rounding borders (AQuant). */
+  inputRange?: [number, number];
+  inputBorder?: Float32Array;
   /** float fallback only: the layer's input quantizer, applied in float. */
   inputQuantizer?: QuantizerConfig;
   /** Epilogue per output channel: y = acc·mul + bias (scales and a following BatchNorm folded in). Absent after threshold folding. */
@@ -173,7 +176,7 @@ export function accumulate(s: MatStage, input: Activation): Accumulators {
       case 'binary':
         return { acc: kernels('float32').binaryGemm(packSignRows(x.data, n, K), s.weights as Uint32Array, n, s.outC, K), shape, channelMajor: false };
       case 'int8':
-        return { acc: kernels('float32').int8Gemm(quantizeInt8(x.data, s.inputStep), s.weights as Int8Array, n, s.outC, K), shape, channelMajor: false };
+        return { acc: kernels('float32').int8Gemm(quantizeInt8(s, x), s.weights as Int8Array, n, s.outC, K), shape, channelMajor: false };
       default:
         return { acc: kernels('float32').floatGemm(x.data, floatWeights(s), n, s.outC, K), shape, channelMajor: false };
     }
@@ -188,15 +191,16 @@ export function accumulate(s: MatStage, input: Activation): Accumulators {
     return { acc: binaryConvGemm(s, packed, cs), shape, channelMajor: true };
   }
   if (s.kernel === 'int8') {
-    const cols = im2col(quantizeInt8(x.data, s.inputStep), cs, new Int8Array(rows * K));
+    const cols = im2col(quantizeInt8(s, x), cs, new Int8Array(rows * K));
     return { acc: kernels('float32').int8Gemm(s.weights as Int8Array, cols, s.outC, rows, K), shape, channelMajor: true };
   }
   const cols = im2col(x.data, cs, new Float32Array(rows * K));
   return { acc: kernels('float32').floatGemm(floatWeights(s), cols, s.outC, rows, K), shape, channelMajor: true };
 }
 
-function quantizeInt8(x: Float32Array, step: number): Int8Array {
-  return Int8Array.from(x, (v) => Math.min(127, Math.max(-128, roundHalfAway(v / step))));
+function quantizeInt8(s: MatStage, x: Activation): Int8Array {
+  const [lo, hi] = s.inputRange ?? [-128, 127];
+  return quantizeActivation(x.data, x.shape, { step: s.inputStep, lo, hi, border: s.inputBorder });
 }
 
 /** Applies the epilogue, writing NCHW (or [N, O]) from channel-major or pixel-major accumulators. */

@@ -7,28 +7,10 @@ import { join } from 'node:path';
 import { convert } from '../../src/cli/commands/convert.js';
 import { infer } from '../../src/cli/commands/infer.js';
 import { UsageError } from '../../src/cli/command.js';
+import { runJson } from '../helpers.js';
 import { useQuantKernels } from '../../src/quant/index.js';
 
 const MNIST = '../shared/data/mnist-t10k';
-
-/** Runs a command, returning its exit code and the JSON object on its last stdout line. */
-async function runJson(cmd: { run(args: string[]): Promise<number> }, args: string[]): Promise<{ code: number; json: any }> {
-  const lines: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  // Only the command's text; the test runner's own (binary) reporter writes pass through.
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
-    if (typeof chunk !== 'string') return write(chunk, ...rest);
-    lines.push(chunk);
-    return true;
-  }) as typeof process.stdout.write;
-  try {
-    const code = await cmd.run(args);
-    const out = lines.join('').trim().split('\n');
-    return { code, json: JSON.parse(out[out.length - 1]!) };
-  } finally {
-    process.stdout.write = write;
-  }
-}
 
 test('convert writes a packed file whose size matches the summary; infer runs it', { skip: !existsSync(MNIST) && 'MNIST data not present' }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'slimgrad-quant-'));

@@ -1,0 +1,29 @@
+/**
+ * Checks of an exported quantized model against slimgrad's deployed one: the int8 input codes
+ * each deployed int8 stage computes (to compare with an ONNX runtime's QuantizeLinear outputs).
+ *
+ * @example
+ * const codes = deployedInputCodes(deployed, x, [n, 1, 28, 28]);  // one Int8Array per int8 stage
+ */
+import { runDeployed, type DeployedModel, type MatStage } from '../runtime.js';
+import { quantizeActivation } from './activation.js';
+
+export function deployedInputCodes(model: DeployedModel, x: Float32Array, shape: number[]): Int8Array[] {
+  const codes: Int8Array[] = [];
+  model.stages.forEach((s, i) => {
+    if ((s.op !== 'conv' && s.op !== 'dense') || s.kernel !== 'int8') return;
+    const m = s as MatStage;
+    const h = runDeployed({ inputShape: model.inputShape, stages: model.stages.slice(0, i) }, x, shape);
+    const [lo, hi] = m.inputRange ?? [-128, 127];
+    codes.push(quantizeActivation(h.data, h.shape, { step: m.inputStep, lo, hi, border: m.inputBorder }));
+  });
+  return codes;
+}
+
+/** Largest |a − b| over two code arrays (LSBs). */
+export function maxCodeDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`maxCodeDiff: ${a.length} vs ${b.length} codes`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
