@@ -8,7 +8,7 @@ import type { Module } from '../../nn/module.js';
 import { Adam, AdamW, SGD, type Optimizer } from '../../optim/optimizer.js';
 import { cosineLr, type Schedule } from '../../optim/schedule.js';
 import { fit, type Progress, type TrainPosition } from '../../train/trainer.js';
-import { ACT_MODES, Compression, parseMode } from '../../compress/index.js';
+import { ACT_MODES, Compression, parseActSpec } from '../../compress/index.js';
 import { applyQuantPreset, quantPresets, withConstraints } from '../../quant/models.js';
 import { printJson, UsageError } from '../command.js';
 import { DATA_DIR_OPTION, defineCommand, FORCE_OPTION, JSON_OPTION, THREADS_OPTION, type CommandSpec } from '../options.js';
@@ -72,7 +72,7 @@ export const trainSpec: CommandSpec = {
     { name: 'limit', type: 'int', min: 1, help: 'use only the first N items of the train and of the test split (quick runs)' },
     { name: 'val-split', type: 'number', min: 0, max: 1, belowMax: true, default: 0, help: 'fraction of the train split held out (from its end) for per-epoch validation; the test split is untouched' },
     { name: 'patience', type: 'int', min: 1, help: 'stop when validation accuracy has not improved for N epochs (needs --val-split)' },
-    { name: 'act', type: 'choice', choices: ACT_MODES, default: 'off', help: 'activation compression of the values saved for backward' },
+    { name: 'act', type: 'string', default: 'off', help: `activation compression of the values saved for backward: ${ACT_MODES.join(', ')}; auto:B (average bits B), comet:EB (relative error bound)` },
     { name: 'quant', type: 'choice', choices: quantPresets, help: 'train a quantized preset (binary/ternary/int8) of --model mlp or lenet' },
     { name: 'save', type: 'file', help: 'write the trained model (.safetensors); checked before training starts' },
     FORCE_OPTION,
@@ -139,9 +139,15 @@ export const train = defineCommand(trainSpec, async (o) => {
 
   const { train: trainSet, val, test: testSet } = await dataSplits(cfg.data, cfg.dataDir ?? undefined, cfg.seed, cfg.limit ?? undefined, cfg.valSplit);
   const model = buildModel(cfg.model, cfg.quant ?? undefined, trainSet.itemShape, trainSet.numClasses, cfg.seed);
-  const actMode = parseMode(cfg.act, 'train --act');
+  let actSpec: ReturnType<typeof parseActSpec>;
+  try {
+    actSpec = parseActSpec(cfg.act, 'train --act');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const actMode = cfg.act;
   // One compression session for the whole run: its step counter keys the stochastic rounding.
-  const act = new Compression({ mode: actMode, model, seed: cfg.seed });
+  const act = new Compression({ ...actSpec, model, seed: cfg.seed });
   const optimizer = makeOptimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weightDecay);
   // Binary/ternary presets clip their latent weights after every step (the kernel constraint).
   if (cfg.quant) withConstraints(optimizer, model);
@@ -188,6 +194,8 @@ export const train = defineCommand(trainSpec, async (o) => {
     valAccuracy: report.epochs.at(-1)?.valAccuracy ?? null, stopped: report.stopped,
     samplesPerSec: report.samplesPerSec, peakSavedBytes: report.peakSavedBytes, peakBytes: report.peakBytes,
     seconds: report.seconds, steps: report.steps, saved: save ?? null,
+    // auto:B: the allocation in force at the end (bits per controlled save, module path = layer).
+    ...(act.allocation() ? { actAllocation: act.allocation() } : {}),
   };
   if (json) printJson(out);
   else {
