@@ -32,26 +32,33 @@ const noise = (b: number) => 1 / ((2 ** b - 1) ** 2);
 /**
  * Greedy marginal-gain allocation (GACT's calc_precision over the ladder 8 → 4 → 2 → 1): start
  * every tensor at 8 bits and repeatedly take the step with the smallest variance increase per bit
- * saved until Σ b·n ≤ avgBits·Σ n. A non-finite or negative sensitivity counts as 1e10 (GACT's clamp).
+ * saved until Σ b·n ≤ avgBits·Σ n; then give back the bits the last steps overshot (largest
+ * variance decrease per bit first), and never return worse than uniform bits under the budget.
+ * A non-finite or negative sensitivity counts as 1e10 (GACT's clamp).
  *
  * @example
- * allocateBits([{ sensitivity: 100, numel: 10 }, { sensitivity: 1, numel: 10 }], 4.5); // [4, 2]
+ * allocateBits([{ sensitivity: 100, numel: 10 }, { sensitivity: 1, numel: 10 }], 4.5); // [4, 4]
  */
 export function allocateBits(items: readonly AllocationItem[], avgBits: number): CodeBits[] {
   if (!(avgBits >= 1 && avgBits <= 8)) throw new RangeError(`allocateBits: average bits must be in [1, 8], got ${avgBits}`);
   const bits: CodeBits[] = items.map(() => 8);
-  const c = items.map((it) => (Number.isFinite(it.sensitivity) && it.sensitivity >= 0 ? Math.min(it.sensitivity, 1e10) : 1e10));
+  const raw = items.map((it) => (Number.isFinite(it.sensitivity) && it.sensitivity >= 0 ? Math.min(it.sensitivity, 1e10) : 1e10));
+  // Relative to the largest, so tiny sensitivities do not underflow the step costs.
+  const top = Math.max(0, ...raw);
+  const c = raw.map((v) => (top > 0 ? v / top : 0));
   const total = items.reduce((s, it) => s + it.numel, 0);
   let used = 8 * total;
   const budget = avgBits * total;
   const next = (b: CodeBits) => LADDER[LADDER.indexOf(b) + 1];
+  const stepCost = (i: number, from: CodeBits, to: CodeBits) => (c[i]! * (noise(to) - noise(from))) / (items[i]!.numel * (from - to));
   while (used > budget + 1e-9) {
     let best = -1, bestCost = Infinity;
     for (let i = 0; i < items.length; i++) {
       const nb = next(bits[i]!);
       if (nb === undefined || items[i]!.numel === 0) continue;
-      const cost = (c[i]! * (noise(nb) - noise(bits[i]!))) / (items[i]!.numel * (bits[i]! - nb));
-      if (cost < bestCost) {
+      const cost = stepCost(i, bits[i]!, nb);
+      // Ties (e.g. zero sensitivities) go to the least sensitive per element.
+      if (cost < bestCost || (cost === bestCost && best >= 0 && c[i]! / items[i]!.numel < c[best]! / items[best]!.numel)) {
         bestCost = cost;
         best = i;
       }
@@ -61,6 +68,27 @@ export function allocateBits(items: readonly AllocationItem[], avgBits: number):
     used -= (bits[best]! - nb) * items[best]!.numel;
     bits[best] = nb;
   }
+  // The last step may overshoot the budget: give bits back where they reduce the variance most per bit.
+  for (;;) {
+    let best = -1, bestGain = 0;
+    for (let i = 0; i < items.length; i++) {
+      const up = LADDER[LADDER.indexOf(bits[i]!) - 1];
+      if (up === undefined || used + (up - bits[i]!) * items[i]!.numel > budget + 1e-9) continue;
+      const gain = stepCost(i, up, bits[i]!);
+      if (gain > bestGain) {
+        bestGain = gain;
+        best = i;
+      }
+    }
+    if (best < 0) break;
+    const up = LADDER[LADDER.indexOf(bits[best]!) - 1]!;
+    used += (up - bits[best]!) * items[best]!.numel;
+    bits[best] = up;
+  }
+  // Greedy steps of unequal size are not optimal: never do worse than uniform bits under the budget.
+  const uniform = LADDER.find((b) => b <= avgBits)!;
+  const variance = (bs: readonly number[]) => bs.reduce((s, b, i) => s + c[i]! * noise(b), 0);
+  if (variance(items.map(() => uniform)) < variance(bits)) return items.map(() => uniform);
   return bits;
 }
 
