@@ -5,7 +5,7 @@ import { loadTrainingCheckpoint, readCheckpoint, saveModule, saveTrainingCheckpo
 import { checkOutputPath } from '../../io/write.js';
 import { createModel, MODEL_NAMES } from '../../nn/models.js';
 import type { Module } from '../../nn/module.js';
-import { Adam, AdamW, SGD, type Optimizer } from '../../optim/optimizer.js';
+import { Adam, AdamW, LAMB, LARS, SGD, type Optimizer } from '../../optim/optimizer.js';
 import { cosineLr, type Schedule } from '../../optim/schedule.js';
 import { fit, type Progress, type TrainPosition } from '../../train/trainer.js';
 import { ACT_MODES, Compression, parseActSpec } from '../../compress/index.js';
@@ -14,7 +14,7 @@ import { printJson, UsageError } from '../command.js';
 import { DATA_DIR_OPTION, defineCommand, FORCE_OPTION, JSON_OPTION, THREADS_OPTION, type CommandSpec } from '../options.js';
 import { applyThreads, dataSplits, DATA_OPTION } from '../shared.js';
 
-export const OPTIMIZERS = ['adam', 'adamw', 'sgd'] as const;
+export const OPTIMIZERS = ['adam', 'adamw', 'sgd', 'lars', 'lamb'] as const;
 export const SCHEDULES = ['cosine', 'constant'] as const;
 
 export function makeOptimizer(name: string, params: ReturnType<Module['parameters']>, lr: number, weightDecay: number): Optimizer {
@@ -25,6 +25,10 @@ export function makeOptimizer(name: string, params: ReturnType<Module['parameter
       return new AdamW(params, { lr, weightDecay });
     case 'sgd':
       return new SGD(params, { lr, momentum: 0.9, weightDecay });
+    case 'lars':
+      return new LARS(params, { lr, momentum: 0.9, weightDecay });
+    case 'lamb':
+      return new LAMB(params, { lr, weightDecay });
     default:
       throw new UsageError(`unknown --optimizer '${name}' (available: ${OPTIMIZERS.join(', ')})`);
   }
@@ -65,7 +69,7 @@ export const trainSpec: CommandSpec = {
     { name: 'epochs', type: 'int', min: 1, default: 3, help: 'passes over the training data' },
     { name: 'batch-size', type: 'int', min: 1, default: 64, help: 'items per optimizer step' },
     { name: 'lr', type: 'number', above: 0, default: 1e-3, help: 'learning rate' },
-    { name: 'optimizer', type: 'choice', choices: OPTIMIZERS, default: 'adam', help: 'optimizer (sgd uses momentum 0.9)' },
+    { name: 'optimizer', type: 'choice', choices: OPTIMIZERS, default: 'adam', help: 'optimizer (sgd and lars use momentum 0.9; lars/lamb: large-batch layer-wise trust ratios)' },
     { name: 'weight-decay', type: 'number', min: 0, default: 0, help: 'L2 weight decay (decoupled for adamw)' },
     { name: 'schedule', type: 'choice', choices: SCHEDULES, default: 'cosine', help: 'learning-rate schedule over all steps' },
     { name: 'seed', type: 'int', min: 0, default: 1, help: 'seed of the weights, the data order and the synthetic sets' },
