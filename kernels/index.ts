@@ -7,3 +7,4 @@ export * from './im2col';
 export * from './quantize';
 export * from './pool';
 export * from './elementwise';
+export * from './half';

@@ -228,8 +228,10 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
   requireFloat(t, e);
   if (e.kind === 'fp16') {
     const l = layoutOf(e, t.shape, 0);
-    const payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
-    encodeFloat16(source(), views(payload, l).lfc);
+    const payload = keep(Tensor.uninitialized([l.total], 'uint8', 'saved')); // halfEncode writes every value
+    const x = copy === null ? t : workspaceCopy(t, copy);
+    kernels(x.dtype).halfEncode(x, payload, 'fp16');
+    if (x !== t) x.dispose();
     return { ...base, payload, kept: null, bytes: l.total };
   }
   if (e.kind === 'comet') {
@@ -357,9 +359,12 @@ export function unpackTensor(p: PackedTensor): Tensor {
     decodeFloat16(rawMeta, m);
     meta = m;
   }
+  if (e.kind === 'fp16') {
+    kernels(out.dtype).halfDecode(p.payload, out, 'fp16');
+    return out;
+  }
   const dst = out.data();
   switch (e.kind) {
-    case 'fp16': decodeFloat16(lfc, dst as FloatArray); break;
     case 'index': unpackInts(codes, p.indexBits, dst); break;
     case 'division': divisionDecode(lfc, codes, meta, divisionGeometry(p.shape, e.block), e.hfcBits, dst as FloatArray); break;
   }

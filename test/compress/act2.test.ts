@@ -5,6 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { backward } from '../../src/autograd/backward.js';
+import { getBackend, kernels, registerWasmBackend, setBackend } from '../../src/backends/index.js';
+import { referenceKernels } from '../../src/backends/reference/index.js';
 import { scope } from '../../src/core/scope.js';
 import { fromValues, Tensor } from '../../src/core/tensor.js';
 import { allocateBits, predictedVariance } from '../../src/compress/auto.js';
@@ -127,4 +129,30 @@ test('comet: every decoded element lies within the absolute bound; truncation is
     for (let i = 0; i < x.length; i++) assert.ok(Math.abs(back[i]! - x[i]!) <= 0.01 * 2 * 1.0001);
     releasePacked(p);
   });
+});
+
+test('halfEncode/halfDecode: wasm bit-identical to the TypeScript oracle (fp16 and bf16, special values, random bit patterns)', () => {
+  assert.ok(registerWasmBackend(), 'wasm kernels not built (npm run build:kernels)');
+  const previous = getBackend();
+  setBackend('wasm');
+  const wasm = kernels('float32');
+  setBackend(previous);
+  const rng = new Rng(9);
+  const special = [0, -0, 1, -1, 65504, 65520, -65536, 1e-8, 5.96e-8, 2.98e-8, 6.1e-5, Infinity, -Infinity, NaN, 3.4e38, 1.17549435e-38];
+  const bits = new Uint32Array(20000 + special.length).map(() => (rng.int(65536) << 16) | rng.int(65536));
+  const x = fromValues(new Float32Array(bits.buffer).map((v, i) => (i < special.length ? special[i]! : v)), [bits.length]);
+  scope(() => {
+    for (const format of ['fp16', 'bf16'] as const) {
+      const a = Tensor.uninitialized([2 * x.size], 'uint8', 'workspace'), b = Tensor.uninitialized([2 * x.size], 'uint8', 'workspace');
+      referenceKernels.halfEncode(x, a, format);
+      wasm.halfEncode(x, b, format);
+      assert.deepEqual(b.values(), a.values(), `${format} encode`);
+      const da = Tensor.uninitialized([x.size], 'float32', 'workspace'), db = Tensor.uninitialized([x.size], 'float32', 'workspace');
+      referenceKernels.halfDecode(a, da, format);
+      wasm.halfDecode(a, db, format);
+      // Compare bit patterns (NaN payloads included).
+      assert.deepEqual(new Uint32Array(Float32Array.from(db.values()).buffer), new Uint32Array(Float32Array.from(da.values()).buffer), `${format} decode`);
+    }
+  });
+  x.dispose();
 });
