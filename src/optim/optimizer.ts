@@ -213,37 +213,31 @@ export interface LarsOptions {
 }
 
 /**
- * LARS (You, Gitman & Ginsburg 2017, Algorithm 1): per parameter tensor, d = g + β·w scaled by
- * the local rate λ = η·‖w‖/‖d‖ (1 when either norm is 0); v ← m·v + lr·λ·d; w ← w − v.
+ * LARS (You, Gitman & Ginsburg 2017): per parameter tensor, d = g + β·w scaled by the local rate
+ * λ = η·‖w‖/‖d‖ (1 when either norm is 0), then the SGD momentum step on λ·d (v ← m·v + λ·d;
+ * w ← w − lr·v: Algorithm 1 for a constant lr, with lr applied after the momentum as in PyTorch).
  *
  * @example
  * const opt = new LARS(model.parameters(), { lr: 1, momentum: 0.9, weightDecay: 5e-4 });
  */
-export class LARS extends Optimizer {
-  protected get slots(): number {
-    return this.momentum === 0 ? 0 : 1;
-  }
-  readonly momentum: number;
-  readonly weightDecay: number;
+export class LARS extends SGD {
+  /** β, applied before the trust ratio (the SGD step itself runs without decay). */
+  readonly decay: number;
   readonly trust: number;
   constructor(params: Tensor[], o: LarsOptions) {
-    super(params, o.lr);
-    this.momentum = o.momentum ?? 0.9;
-    this.weightDecay = o.weightDecay ?? 0;
+    super(params, { lr: o.lr, momentum: o.momentum ?? 0.9 });
+    this.decay = o.weightDecay ?? 0;
     this.trust = o.trust ?? 0.001;
     if (!(this.trust > 0)) throw new RangeError(`LARS: trust coefficient must be > 0, got ${o.trust}`);
   }
-  protected update(p: Tensor, g: Tensor): void {
-    // d = g + β·w, scaled into a workspace gradient; the SGD kernel then does v ← m·v + d', w ← w − v.
+  protected override update(p: Tensor, g: Tensor): void {
     const d = Tensor.uninitialized(p.shape, p.dtype, 'workspace');
     const dv = d.data() as FloatArray, gv = g.data() as FloatArray, wv = p.data() as FloatArray;
-    for (let i = 0; i < dv.length; i++) dv[i] = gv[i]! + this.weightDecay * wv[i]!;
+    for (let i = 0; i < dv.length; i++) dv[i] = gv[i]! + this.decay * wv[i]!;
     const wn = Math.sqrt(sumSquares(p)), dn = Math.sqrt(sumSquares(d));
     const local = wn > 0 && dn > 0 ? (this.trust * wn) / dn : 1;
-    for (let i = 0; i < dv.length; i++) dv[i]! *= this.lr * local;
-    const buf = this.momentum === 0 ? null : this.stateOf(p, 1)[0]!;
-    kernels(p.dtype).sgdUpdate(p, d, buf, { lr: 1, momentum: this.momentum, weightDecay: 0, nesterov: false, first: this.stepCount === 1 });
-    buf?.bumpVersion();
+    for (let i = 0; i < dv.length; i++) dv[i]! *= local;
+    super.update(p, d);
     d.dispose();
   }
 }
