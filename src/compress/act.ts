@@ -18,7 +18,7 @@ import type { Tensor } from '../core/tensor.js';
 import { encodingName, packTensor, releasePacked, unpackTensor, type Encoding, type PackedTensor } from './codecs.js';
 import { ActPolicy, contextOf, type ActConfig, type ActMode } from './policy.js';
 import { AutoPrecision, type AutoSave } from './auto.js';
-import { mesaHeads } from './codecs.js';
+import { mesaBatchRanges, mesaHeads } from './codecs.js';
 
 /** Mesa's running-range decay λ (act.md §6.1). */
 const MESA_DECAY = 0.9;
@@ -168,14 +168,7 @@ export class Compression {
    * is clamped (Mesa's uint8 wrap-around and bias defects, act.md §6.1).
    */
   private mesaRange(key: string, t: Tensor): number[] {
-    const heads = mesaHeads(t.shape), v = t.isContiguous() ? t.data() : t.values();
-    const per = t.size / Math.max(1, t.shape.length === 4 ? t.shape[0]! * heads : 1);
-    const batch = new Array<number>(2 * heads).fill(0).map((_, i) => (i % 2 ? -Infinity : Infinity));
-    for (let i = 0; i < v.length; i++) {
-      const h = 2 * (Math.floor(i / per) % heads), x = v[i]!;
-      if (x < batch[h]!) batch[h] = x;
-      if (x > batch[h + 1]!) batch[h + 1] = x;
-    }
+    const heads = mesaHeads(t.shape), batch = mesaBatchRanges(t);
     let run = this.mesaRanges.get(key); // (β, α) per head
     if (!run) this.mesaRanges.set(key, (run = batch.map((x, i) => (i % 2 ? x - batch[i - 1]! : x))));
     const out: number[] = [];

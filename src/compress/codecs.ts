@@ -108,6 +108,24 @@ function mesaLayout(shape: readonly number[]): GroupLayout {
   return { rows, rowLength, groupSize: Math.max(1, rowLength) };
 }
 
+/** This batch's (min, max) per Mesa head, from the groupRanges kernel over (sample, head) groups. */
+export function mesaBatchRanges(t: Tensor): number[] {
+  const heads = mesaHeads(t.shape), layout = mesaLayout(t.shape);
+  const x = t.isContiguous() ? t : workspaceCopy(t, t.values());
+  const ranges = Tensor.uninitialized([2 * layout.rows], 'float64', 'workspace'); // groupRanges writes every pair
+  kernels(x.dtype).groupRanges(x, ranges, layout);
+  const r = ranges.data() as Float64Array;
+  const out = Array.from({ length: 2 * heads }, (_, i) => (i % 2 ? -Infinity : Infinity));
+  for (let g = 0; g < layout.rows; g++) {
+    const h = 2 * (g % heads);
+    out[h] = Math.min(out[h]!, r[2 * g]!);
+    out[h + 1] = Math.max(out[h + 1]!, r[2 * g + 1]!);
+  }
+  ranges.dispose();
+  if (x !== t) x.dispose();
+  return out;
+}
+
 function layoutOf(e: Encoding, shape: readonly number[], indexBits: number, metaPrecision: MetaPrecision = requestedMeta(e)): Layout {
   const n = numel(shape);
   let metaFloats = 0, lfcValues = 0, codes = 0;
