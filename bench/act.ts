@@ -10,7 +10,8 @@
  *   step allocates, from the ledger) fits the cap (default 512 MiB), per mode, by binary search
  *   on an affine fit of two real steps (`--fit-batches`).
  * - kernels: quantize+pack and unpack throughput (GB/s of fp32), TypeScript and wasm kernel.
- * - accuracy (`--accuracy`): MLP (and/or LeNet-5, `--accuracy-models mlp,lenet`) on MNIST
+ * - accuracy (`--accuracy`): MLP (and/or LeNet-5, `--accuracy-models mlp,lenet`) on MNIST, for
+ *   off/int4/int2/division and the extra modes requested
  *   (../shared/data/mnist-t10k: first 8,000 train, last 2,000 test) for fp32/int4/int2/division,
  *   SGD lr 0.05 (cosine decay) momentum 0.9, batch 64, `--epochs` (1), `--seeds` (1).
  *
@@ -107,7 +108,7 @@ export interface MaxBatchRow {
 
 export interface AccuracyRow {
   model: string;
-  mode: ActMode;
+  mode: string;
   seed: number;
   epochs: number;
   testAccuracy: number;
@@ -282,13 +283,13 @@ const ACCURACY_MODELS: Record<string, (seed: number) => Module> = {
   lenet: (seed) => lenet5(10, seed),
 };
 
-async function accuracyRows(models: string[], modes: ActMode[], epochs: number, seeds: number, dataDir: string): Promise<AccuracyRow[]> {
+async function accuracyRows(models: string[], modes: string[], epochs: number, seeds: number, dataDir: string): Promise<AccuracyRow[]> {
   const [train, test] = await Promise.all([loadMnist(dataDir, { split: 'train' }), loadMnist(dataDir, { split: 'test' })]);
   const rows: AccuracyRow[] = [];
   for (const name of models) for (const mode of modes) {
     for (let seed = 1; seed <= seeds; seed++) {
       const model = ACCURACY_MODELS[name]!(seed);
-      const act = new Compression({ mode, model, seed });
+      const act = new Compression({ ...parseActSpec(mode, 'bench act --modes'), model, seed });
       // Cosine decay to 0: the final weights, not a noisy last iterate, are compared.
       const report = fit(model, train, test, {
         epochs, batchSize: 64, seed, optimizer: new SGD(model.parameters(), { lr: 0.05, momentum: 0.9 }),
@@ -386,7 +387,7 @@ export async function run(args: string[]): Promise<number> {
 
   let accuracy: AccuracyRow[] = [];
   if (values.accuracy) {
-    const accModes = modes.filter((m) => m === 'off' || m === 'int4' || m === 'int2' || m === 'division');
+    const accModes = [...modes.filter((m) => m === 'off' || m === 'int4' || m === 'int2' || m === 'division'), ...extraModes];
     const accModels = list(values['accuracy-models'], Object.keys(ACCURACY_MODELS), 'accuracy model');
     accuracy = await accuracyRows(accModels, accModes, positive(values.epochs, 1, '--epochs'), positive(values.seeds, 1, '--seeds'), values.data!);
     console.log('');
