@@ -10,10 +10,9 @@
  *   step allocates, from the ledger) fits the cap (default 512 MiB), per mode, by binary search
  *   on an affine fit of two real steps (`--fit-batches`).
  * - kernels: quantize+pack and unpack throughput (GB/s of fp32), TypeScript and wasm kernel.
- * - accuracy (`--accuracy`): MLP (and/or LeNet-5, `--accuracy-models mlp,lenet`) on MNIST, for
- *   off/int4/int2/division and the extra modes requested
- *   (../shared/data/mnist-t10k: first 8,000 train, last 2,000 test) for fp32/int4/int2/division,
- *   SGD lr 0.05 (cosine decay) momentum 0.9, batch 64, `--epochs` (1), `--seeds` (1).
+ * - accuracy (`--accuracy`): MLP (and/or LeNet-5, `--accuracy-models mlp,lenet`) on MNIST
+ *   (../shared/data/mnist-t10k: first 8,000 train, last 2,000 test) for fp32/int4/int2/division
+ *   and the extra modes requested (auto:B, mesa, comet), SGD lr 0.05 (cosine decay) momentum 0.9, batch 64, `--epochs` (1), `--seeds` (1).
  *
  * - memory rows of issue 12's modes (auto:2, auto:4, mesa, comet; `comet:EB`, `auto:B` on request)
  *   with `meanBits` (32 / ratio) and, for auto:B, the allocation's mean bits.
