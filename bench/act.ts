@@ -16,11 +16,14 @@
  *   two in-process steps (`--fit-batches`) is only the first guess.
  * - kernels: quantize+pack and unpack throughput (GB/s of fp32), TypeScript and wasm kernel.
  * - accuracy (`--accuracy`): MLP (and/or LeNet-5, `--accuracy-models mlp,lenet`) on MNIST
- *   (../shared/data/mnist-t10k: first 8,000 train, last 2,000 test) for fp32/int4/int2/division,
- *   SGD lr 0.05 (cosine decay) momentum 0.9, batch 64, `--epochs` (1), `--seeds` (1).
+ *   (../shared/data/mnist-t10k: first 8,000 train, last 2,000 test) for fp32/int4/int2/division
+ *   and the extra modes requested (auto:B, mesa, comet), SGD lr 0.05 (cosine decay) momentum 0.9, batch 64, `--epochs` (1), `--seeds` (1).
+ *
+ * - memory rows of issue 12's modes (auto:2, auto:4, mesa, comet; `comet:EB`, `auto:B` on request)
+ *   with `meanBits` (32 / ratio) and, for auto:B, the allocation's mean bits.
  *
  * Options: --json, --quick (small batches), --models mlp,lenet,resnet20,transformer,
- * --modes off,fp16,int8,int4,int2,division, --steps N (5; quick 2), --rounds N (3; quick 2),
+ * --modes off,fp16,int8,int4,int2,division,auto:2,auto:4,mesa,comet, --steps N (5; quick 2), --rounds N (3; quick 2),
  * --child-steps N (3), --memory-limit 256MiB, --fit-batches 16,32, --no-max-batch, --accuracy,
  * --accuracy-models mlp,lenet, --epochs N, --seeds N, --data DIR.
  */
@@ -42,7 +45,7 @@ import { cosineLr } from '../src/optim/schedule.js';
 import { fit } from '../src/train/trainer.js';
 import { Rng } from '../src/util/rng.js';
 import { Compression } from '../src/compress/act.js';
-import { ACT_MODES, parseMode, type ActMode } from '../src/compress/policy.js';
+import { ACT_MODES, parseActSpec, parseMode, type ActMode } from '../src/compress/policy.js';
 import { findMaxBatch, fitPeakModel, measureStep, planSavedBytes, recordSaves, type ForwardFn } from '../src/compress/planner.js';
 import { packTensor, releasePacked, unpackTensor } from '../src/compress/codecs.js';
 import { getBackend, setBackend } from '../src/backends/index.js';
@@ -121,7 +124,7 @@ export interface MaxBatchRow {
 
 export interface AccuracyRow {
   model: string;
-  mode: ActMode;
+  mode: string;
   seed: number;
   epochs: number;
   testAccuracy: number;
@@ -277,6 +280,71 @@ function memoryRows(spec: ModelSpec, modes: ActMode[], batch: number, o: { steps
   return rows;
 }
 
+/** Issue 12's modes (GACT auto precision, Mesa, COMET), run by `extraMemoryRows`. */
+const EXTRA_MODES = ['auto:2', 'auto:4', 'mesa', 'comet'];
+const isExtra = (spec: string) => ['auto', 'mesa', 'comet'].includes(spec.split(':')[0]!);
+
+/** In-process rows (ledger bytes, step time, gradient error); the per-process RSS/arena columns are the main table's. */
+export interface ExtraMemoryRow extends Omit<MemoryRow, 'mode' | 'predictedSavedBytes' | 'peakRssBytes' | 'arenaHighWaterBytes' | 'baseRssBytes' | 'peakTotalBytes'> {
+  mode: string;
+  /** Bits per saved element, all saves (32 / ratio); for auto:B also the allocation's mean over the saves it controls. */
+  meanBits: number;
+  allocatedBits: number | null;
+}
+
+/**
+ * Memory rows of the extra modes against an fp32 step of the same batch. auto:B runs one
+ * estimation step first (its allocation is then in force); that step's extra time, spread over
+ * the re-estimation interval, is added to the reported step time.
+ */
+function extraMemoryRows(spec: ModelSpec, specs: string[], batch: number, repeat: number): ExtraMemoryRow[] {
+  const model = spec.build();
+  const forward = spec.forward(model);
+  const fastest = (session: () => Compression) => {
+    let best: ReturnType<typeof measureStep> | null = null;
+    let g: Float32Array[] = [];
+    for (let r = 0; r < Math.max(1, repeat); r++) {
+      const step = measureStep(forward, batch, session());
+      if (r === 0) g = grads(model);
+      model.zeroGrad();
+      if (!best || step.stepMs < best.stepMs) best = step;
+    }
+    return { step: best!, grads: g };
+  };
+  measureStep(forward, 2, new Compression({ mode: 'int4', model })); // JIT warm-up
+  model.zeroGrad();
+  const ref = fastest(() => new Compression({ mode: 'off', model }));
+  const rows = specs.map((modeSpec) => {
+    const config = { ...parseActSpec(modeSpec, 'bench act --modes'), model, seed: 1 };
+    let session: Compression | null = null;
+    let amortizedMs = 0;
+    if (config.mode === 'auto') {
+      const interval = 100;
+      const estimator = new Compression({ ...config, autoInterval: interval });
+      const estimate = measureStep(forward, batch, estimator);
+      model.zeroGrad();
+      const plain = measureStep(forward, batch, estimator);
+      model.zeroGrad();
+      amortizedMs = Math.max(0, estimate.stepMs - plain.stepMs) / interval;
+      session = estimator;
+    }
+    const auto = session;
+    const measured = fastest(() => {
+      if (!auto) return new Compression(config);
+      auto.step = 1; // same rounding noise each repeat, allocation kept
+      return auto;
+    });
+    const stepMs = measured.step.stepMs + amortizedMs;
+    const ratio = ref.step.savedBytes / measured.step.savedBytes;
+    return {
+      model: spec.name, mode: modeSpec, batch, savedBytes: measured.step.savedBytes, ratio, stepMs, overhead: stepMs / ref.step.stepMs - 1,
+      gradRelError: relError(measured.grads, ref.grads), meanBits: 32 / ratio, allocatedBits: session?.allocation()?.meanBits ?? null,
+    };
+  });
+  model.dispose();
+  return rows;
+}
+
 /**
  * ResNet-20's largest batch per mode whose two real training steps complete in a child process
  * whose arena is capped at `limitBytes`. The affine fit of two in-process steps gives the first
@@ -359,13 +427,13 @@ const ACCURACY_MODELS: Record<string, (seed: number) => Module> = {
   lenet: (seed) => lenet5(10, seed),
 };
 
-async function accuracyRows(models: string[], modes: ActMode[], epochs: number, seeds: number, dataDir: string): Promise<AccuracyRow[]> {
+async function accuracyRows(models: string[], modes: string[], epochs: number, seeds: number, dataDir: string): Promise<AccuracyRow[]> {
   const [train, test] = await Promise.all([loadMnist(dataDir, { split: 'train' }), loadMnist(dataDir, { split: 'test' })]);
   const rows: AccuracyRow[] = [];
   for (const name of models) for (const mode of modes) {
     for (let seed = 1; seed <= seeds; seed++) {
       const model = ACCURACY_MODELS[name]!(seed);
-      const act = new Compression({ mode, model, seed });
+      const act = new Compression({ ...parseActSpec(mode, 'bench act --modes'), model, seed });
       // Cosine decay to 0: the final weights, not a noisy last iterate, are compared.
       const report = fit(model, train, test, {
         epochs, batchSize: 64, seed, optimizer: new SGD(model.parameters(), { lr: 0.05, momentum: 0.9 }),
@@ -427,13 +495,17 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   const modelNames = list(values.models, MODELS.map((m) => m.name), 'model');
-  const modes = list(values.modes, ACT_MODES, 'mode', (s) => {
+  const requested = values.modes ? values.modes.split(',').map((s) => s.trim()).filter(Boolean) : [...ACT_MODES.filter((m) => !isExtra(m)), ...EXTRA_MODES];
+  const usage = <T>(f: () => T): T => {
     try {
-      return parseMode(s, 'bench act --modes');
+      return f();
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
-  });
+  };
+  const modes = requested.filter((m) => !isExtra(m)).map((m) => usage(() => parseMode(m, 'bench act --modes')));
+  const extraModes = requested.filter(isExtra);
+  for (const m of extraModes) usage(() => parseActSpec(m, 'bench act --modes'));
   let limitBytes: number;
   try {
     limitBytes = parseByteSize(values['memory-limit']!, 'bench act --memory-limit');
@@ -456,6 +528,14 @@ export async function run(args: string[]): Promise<number> {
     ...r, savedMiB: r.savedBytes / MiB, predictedMiB: r.predictedSavedBytes / MiB, peakTotalMiB: r.peakTotalBytes / MiB,
     arenaMiB: r.arenaHighWaterBytes / MiB, rssMiB: r.peakRssBytes / MiB, trainRssMiB: (r.peakRssBytes - r.baseRssBytes) / MiB,
   })), ['model', 'mode', 'batch', 'savedMiB', 'predictedMiB', 'ratio', 'peakTotalMiB', 'arenaMiB', 'rssMiB', 'trainRssMiB', 'stepMs', 'overhead', 'gradRelError']);
+  const extraMemory: ExtraMemoryRow[] = [];
+  for (const spec of MODELS.filter((m) => modelNames.includes(m.name) && extraModes.length)) {
+    extraMemory.push(...extraMemoryRows(spec, extraModes, values.quick ? spec.quickBatch : spec.batch, loop.rounds));
+  }
+  if (extraMemory.length) {
+    console.log('');
+    printTable(extraMemory.map((r) => ({ ...r, savedMiB: r.savedBytes / MiB })), ['model', 'mode', 'batch', 'savedMiB', 'ratio', 'meanBits', 'allocatedBits', 'stepMs', 'overhead', 'gradRelError']);
+  }
 
   const maxBatch = values['no-max-batch'] ? [] : maxBatchRows(modes, limitBytes, fitBatches as [number, number]);
   if (maxBatch.length) {
@@ -469,19 +549,19 @@ export async function run(args: string[]): Promise<number> {
 
   let accuracy: AccuracyRow[] = [];
   if (values.accuracy) {
-    const accModes = modes.filter((m) => m === 'off' || m === 'int4' || m === 'int2' || m === 'division');
+    const accModes = [...modes.filter((m) => m === 'off' || m === 'int4' || m === 'int2' || m === 'division'), ...extraModes];
     const accModels = list(values['accuracy-models'], Object.keys(ACCURACY_MODELS), 'accuracy model');
     accuracy = await accuracyRows(accModels, accModes, positive(values.epochs, 1, '--epochs'), positive(values.seeds, 1, '--seeds'), values.data!);
     console.log('');
     printTable(accuracy.map((r) => ({ ...r })));
   }
 
-  const row = (model: string, mode: ActMode) => memory.find((r) => r.model === model && r.mode === mode);
+  const row = (model: string, mode: string) => memory.find((r) => r.model === model && r.mode === mode) ?? extraMemory.find((r) => r.model === model && r.mode === mode);
   const maxOf = (mode: ActMode) => maxBatch.find((r) => r.mode === mode)?.maxBatch;
   const check = (name: string, value: number | undefined, holds: (v: number) => boolean) => ({ target: name, value: value ?? null, holds: value === undefined ? null : holds(value) });
   const fp32Resnet = row('resnet20', 'off');
   const trainRss = (mode: ActMode) => {
-    const r = row('resnet20', mode);
+    const r = memory.find((m) => m.model === 'resnet20' && m.mode === mode);
     return r ? r.peakRssBytes - r.baseRssBytes : undefined;
   };
   const targets = [
@@ -499,11 +579,15 @@ export async function run(args: string[]): Promise<number> {
     check('arena high-water <= 1.15x ledger peak total (all rows)', memory.length ? Math.max(...memory.map((r) => r.arenaHighWaterBytes / r.peakTotalBytes)) : undefined, (v) => v <= 1.15),
     check('resnet20 training RSS off / int2 >= 3.5', trainRss('off') && trainRss('int2') ? trainRss('off')! / trainRss('int2')! : undefined, (v) => v >= 3.5),
     check('resnet20 training RSS off / int4 >= 3', trainRss('off') && trainRss('int4') ? trainRss('off')! / trainRss('int4')! : undefined, (v) => v >= 3),
+    check('resnet20 auto:2 ratio >= 11', row('resnet20', 'auto:2')?.ratio, (v) => v >= 11),
+    check('resnet20 auto:2 grad error <= 0.7x int2', row('resnet20', 'auto:2') && row('resnet20', 'int2') ? row('resnet20', 'auto:2')!.gradRelError / row('resnet20', 'int2')!.gradRelError : undefined, (v) => v <= 0.7),
+    check('resnet20 comet ratio >= 12', row('resnet20', 'comet')?.ratio, (v) => v >= 12),
+    check('resnet20 comet step overhead <= 30 %', row('resnet20', 'comet')?.overhead, (v) => v <= 0.3),
     check('planner within 2 % of the ledger (all rows)', memory.length ? Math.max(...memory.map((r) => Math.abs(r.predictedSavedBytes / r.savedBytes - 1))) : undefined, (v) => v <= 0.02),
     check(`quantize+pack >= 1 GB/s (4-bit, ${backend})`, kernels.find((k) => k.bits === 4 && k.backend === backend)!.packGBps, (v) => v >= 1),
   ];
   console.log('');
   printTable(targets.map((t) => ({ ...t, holds: t.holds === null ? 'not run' : t.holds ? 'yes' : 'NO' })));
-  if (values.json) printJson({ suite: 'act', backend, quick: values.quick, memory, maxBatch, kernels, accuracy, targets });
+  if (values.json) printJson({ suite: 'act', backend, quick: values.quick, memory: [...memory, ...extraMemory], maxBatch, kernels, accuracy, targets });
   return 0;
 }

@@ -8,3 +8,4 @@ export * from './quantize';
 export * from './pool';
 export * from './elementwise';
 export * from './tensor';
+export * from './half';

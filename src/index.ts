@@ -47,7 +47,7 @@ export * from './train/index.js';
 export * from './explain/index.js';
 export {
   Compression, withCompression, ActPolicy, ACT_MODES, planSavedBytes, recordSaves, measureStep, findMaxBatch, fitPeakModel,
-  packTensor, unpackTensor, releasePacked, packedByteLength,
+  packTensor, unpackTensor, releasePacked, packedByteLength, parseActSpec, allocateBits, cometEncode, cometDecode,
   type ActConfig, type ActMode, type Encoding, type PackedTensor, type SavedBytesPlan, type CompressionStats,
 } from './compress/index.js';
 export * as quant from './quant/index.js';

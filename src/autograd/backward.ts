@@ -83,6 +83,7 @@ function traverse(roots: Tensor[], seeds: Tensor[], retain: boolean, createGraph
     const grads = pending.get(node) ?? node.outputMeta.map(() => null);
     pending.delete(node);
     const needs = node.inputs.map((e) => e !== null);
+    for (const slot of node.slots.values()) slot.observe(grads);
     const run = () =>
       scope(() => {
         const ctx = new BackwardContext(node, needs);

@@ -81,6 +81,8 @@ export interface SavedTensorHooks<P = unknown> {
   packedBytes?(packed: P, info: SaveInfo): number;
   /** Called when the slot is released; frees whatever `pack` allocated. */
   release?(packed: P, info: SaveInfo): void;
+  /** Called just before the saving node's backward runs, with its output gradients (null: none arrived). */
+  observe?(packed: P, info: SaveInfo, gradOutputs: readonly (Tensor | null)[]): void;
 }
 
 const hookStack: SavedTensorHooks[] = [];
@@ -192,6 +194,11 @@ export class SavedSlot {
       out.gradFn = this.gradFn && { node: this.gradFn.node, index: this.gradFn.index, borrowed: true };
     }
     return out;
+  }
+
+  /** Shows the node's output gradients to the hook (activation compression measures sensitivity with them). */
+  observe(gradOutputs: readonly (Tensor | null)[]): void {
+    if (!this.released) this.hooks?.observe?.(this.packed, this.info, gradOutputs);
   }
 
   /** Links a saved output to the node that produced it (known only after the op's forward). */

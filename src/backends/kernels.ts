@@ -79,6 +79,9 @@ export interface ReduceLayout {
   inner: number;
 }
 
+/** A 16-bit float format of the half codecs. */
+export type HalfFormat = 'fp16' | 'bf16';
+
 /** One SGD step's settings (see sgdUpdate). */
 export interface SgdStep {
   lr: number;
@@ -196,6 +199,10 @@ export interface Kernels {
   packMask(mask: Tensor, bits: Tensor): number;
   /** Inverse of packMask: mask.size bits into mask. */
   unpackMask(bits: Tensor, mask: Tensor): void;
+  /** float32 x -> 16-bit patterns (fp16 or bf16, nearest even; compress/float16.ts) in bytes (uint8, 2 per value). */
+  halfEncode(x: Tensor, bytes: Tensor, format: HalfFormat): void;
+  /** Inverse of halfEncode: out.size 16-bit patterns from bytes into float32 out. */
+  halfDecode(bytes: Tensor, out: Tensor, format: HalfFormat): void;
 
   // Packed inference kernels (the deploy runtime, src/quant/runtime.ts; on the JS heap).
   /**

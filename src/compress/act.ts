@@ -17,6 +17,11 @@ import { bookSaved, unbookSaved, withSavedTensorHooks, type SaveInfo, type Saved
 import type { Tensor } from '../core/tensor.js';
 import { encodingName, packTensor, releasePacked, unpackTensor, type Encoding, type PackedTensor } from './codecs.js';
 import { ActPolicy, contextOf, type ActConfig, type ActMode } from './policy.js';
+import { AutoPrecision, type AutoSave } from './auto.js';
+import { mesaBatchRanges, mesaHeads } from './codecs.js';
+
+/** Mesa's running-range decay λ (act.md §6.1). */
+const MESA_DECAY = 0.9;
 
 interface Entry {
   readonly key: string;
@@ -30,6 +35,8 @@ interface Handle {
   /** Bytes booked for this slot (a deduplicated consumer books 0). */
   readonly bytes: number;
   readonly keptStorage: boolean;
+  /** An 'auto' save being measured on this (estimation) step. */
+  readonly measure?: AutoSave;
 }
 
 /** Counts of the last `run`, for reports and tests. */
@@ -54,16 +61,40 @@ export class Compression {
   private stats: CompressionStats = { saves: 0, dedupHits: 0, byEncoding: {} };
   /** The saved-tensor hooks this session installs (for composing with other hooks). */
   readonly hooks: SavedTensorHooks<Handle>;
+  /** Mode 'auto': the per-save allocation (GACT). */
+  readonly auto: AutoPrecision | null;
+  /** Mode 'mesa': running (lo, hi) per head, per save key. */
+  private readonly mesaRanges = new Map<string, number[]>();
+  private measured = false;
+  private readonly groupSize: number;
 
   constructor(config: ActMode | ActConfig, step = 0) {
     this.policy = new ActPolicy(config);
     this.step = step;
+    const c = typeof config === 'string' ? { mode: config } : config;
+    this.groupSize = c.groupSize ?? 256;
+    this.auto = this.policy.mode === 'auto' ? new AutoPrecision(c.autoBits ?? 4, c.autoInterval ?? 100) : null;
     this.hooks = {
       pack: (t, info) => this.pack(t, info),
       unpack: (h) => unpackTensor(h.entry.packed),
       packedBytes: (h) => h.bytes,
       release: (h) => this.release(h),
+      observe: (h, _info, grads) => {
+        if (!h.measure) return;
+        let e = 0;
+        for (const g of grads) if (g) for (const v of g.values()) e += v * v;
+        h.measure.gradEnergy += e;
+        this.measured = true;
+      },
     };
+  }
+
+  /**
+   * Mode 'auto': the current allocation (bits per controlled save, in save order) and its
+   * element-weighted mean; null in other modes.
+   */
+  allocation(): { meanBits: number; saves: ReturnType<AutoPrecision['report']> } | null {
+    return this.auto && { meanBits: this.auto.meanBits(), saves: this.auto.report() };
   }
 
   get mode(): ActMode {
@@ -72,6 +103,11 @@ export class Compression {
 
   /** Runs `fn` (typically forward + loss) with its saves compressed; then advances the step. */
   run<T>(fn: () => T): T {
+    // An estimation step's backward has run: allocate from its measurements.
+    if (this.auto && this.measured) {
+      this.auto.reallocate();
+      this.measured = false;
+    }
     this.ordinal = 0;
     this.stats = { saves: 0, dedupHits: 0, byEncoding: {} };
     try {
@@ -92,9 +128,22 @@ export class Compression {
   }
 
   private pack(t: Tensor, info: SaveInfo): Handle {
-    const encoding = this.policy.resolve(contextOf(info, t));
-    const name = encodingName(encoding);
     const ordinal = this.ordinal++;
+    // Saves are identified across steps by their place in the step (the model runs the same ops each step).
+    const saveKey = `${ordinal}:${info.module}:${info.op}:${info.name}`;
+    const resolved = this.policy.resolveWith(contextOf(info, t), this.auto?.bitsFor(saveKey));
+    let encoding = resolved.encoding;
+    let measure: AutoSave | undefined;
+    if (this.auto && resolved.auto) {
+      const rec = this.auto.record(saveKey, info.module, info.op, info.name, t.size, t.shape[0] ?? 1);
+      if (this.auto.estimating(this.step)) {
+        rec.energy = rangeEnergy(t.isContiguous() ? t.data() : t.values(), this.groupSize);
+        rec.gradEnergy = 0;
+        measure = rec;
+      }
+    }
+    if (encoding.kind === 'mesa') encoding = { kind: 'mesa', ranges: this.mesaRange(saveKey, t) };
+    const name = encodingName(encoding);
     this.stats.saves++;
     this.stats.byEncoding[name] = (this.stats.byEncoding[name] ?? 0) + 1;
     if (encoding.kind === 'keep') return this.keepSave(t, info, encoding);
@@ -105,12 +154,31 @@ export class Compression {
     if (hit) {
       hit.refs++;
       this.stats.dedupHits++;
-      return { entry: hit, bytes: 0, keptStorage: false };
+      return { entry: hit, bytes: 0, keptStorage: false, measure };
     }
     const packed = packTensor(t, encoding, { seed: this.policy.seed, step: this.step, stream: ordinal });
     const entry: Entry = { key, packed, refs: 1 };
     this.cache.set(key, entry);
-    return { entry, bytes: packed.bytes, keptStorage: false };
+    return { entry, bytes: packed.bytes, keptStorage: false, measure };
+  }
+
+  /**
+   * Mesa's per-head range for this save: running estimates α ← λα + (1 − λ)r, β ← λβ + (1 − λ)m
+   * of the batch range r and minimum m; widened to this batch's range where it lags, so no value
+   * is clamped (Mesa's uint8 wrap-around and bias defects, act.md §6.1).
+   */
+  private mesaRange(key: string, t: Tensor): number[] {
+    const heads = mesaHeads(t.shape), batch = mesaBatchRanges(t);
+    let run = this.mesaRanges.get(key); // (β, α) per head
+    if (!run) this.mesaRanges.set(key, (run = batch.map((x, i) => (i % 2 ? x - batch[i - 1]! : x))));
+    const out: number[] = [];
+    for (let h = 0; h < 2 * heads; h += 2) {
+      const m = batch[h]!, r = batch[h + 1]! - m;
+      run[h] = MESA_DECAY * run[h]! + (1 - MESA_DECAY) * m;
+      run[h + 1] = MESA_DECAY * run[h + 1]! + (1 - MESA_DECAY) * r;
+      out.push(Math.min(run[h]!, m), Math.max(run[h]! + run[h + 1]!, m + r));
+    }
+    return out;
   }
 
   /** Keeps a reference, booking the storage as 'saved' once however many slots share it (as without hooks). */
@@ -142,4 +210,20 @@ export class Compression {
 export function withCompression<T>(config: ActMode | ActConfig | Compression, fn: () => T): T {
   const session = config instanceof Compression ? config : new Compression(config);
   return session.run(fn);
+}
+
+/** Σ_groups n_g·range_g²/4 over consecutive groups of `groupSize`: the 1-bit stochastic-rounding noise energy bound. */
+function rangeEnergy(v: ArrayLike<number>, groupSize: number): number {
+  let e = 0;
+  for (let start = 0; start < v.length; start += groupSize) {
+    const end = Math.min(start + groupSize, v.length);
+    let lo = Infinity, hi = -Infinity;
+    for (let i = start; i < end; i++) {
+      const x = v[i]!;
+      if (x < lo) lo = x;
+      if (x > hi) hi = x;
+    }
+    e += ((end - start) * (hi - lo) ** 2) / 4;
+  }
+  return e;
 }

@@ -16,6 +16,7 @@ import { keep } from '../core/scope.js';
 import { fmt, numel } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { divisionDecode, divisionSplit, hfcLayout, lfcLength, type DivisionGeometry } from './division.js';
+import { cometDecode, cometEncode } from './comet.js';
 import { decodeFloat16, encodeFloat16 } from './float16.js';
 import {
   assertCodeBits, bitsFor, codeBytes, groupCount, metaBytes, metaFromRanges, packInts, unpackInts,
@@ -35,13 +36,21 @@ export type Encoding =
   /** Non-negative integers at ceil(log2(max + 1)) bits each (max-pool window positions, labels, ids). */
   | { kind: 'index' }
   /** DIVISION: bf16 block-average LFC + per-(sample, channel) quantized HFC, for [N, C, H, W] maps. */
-  | { kind: 'division'; block: number; hfcBits: CodeBits; metadata?: MetaPrecision };
+  | { kind: 'division'; block: number; hfcBits: CodeBits; metadata?: MetaPrecision }
+  /**
+   * Mesa: 8 bits, one (lo, hi) range per head (dim 1 of a 4-D tensor; one range otherwise) given
+   * by the session's running estimates, stochastic rounding clamped to [0, 255].
+   */
+  | { kind: 'mesa'; ranges: readonly number[] }
+  /** COMET/SZ error-bounded (comet.ts): |x − x̂| ≤ bound × the tensor's value range, variable size. */
+  | { kind: 'comet'; bound: number };
 
 /** A stable name for an encoding (the dedup key and reports use it). */
 export function encodingName(e: Encoding): string {
   switch (e.kind) {
     case 'quant': return `int${e.bits}/g${e.groupSize}${e.stochastic === false ? '/nearest' : ''}${e.metadata === 'fp32' ? '/m32' : ''}`;
     case 'division': return `division/p${e.block}/hfc${e.hfcBits}${e.metadata === 'fp32' ? '/m32' : ''}`;
+    case 'comet': return `comet/${e.bound}`;
     default: return e.kind;
   }
 }
@@ -87,6 +96,36 @@ function divisionGeometry(shape: readonly number[], block: number): DivisionGeom
   return { n, c, h, w, block: Math.min(block, h, w) || 1 };
 }
 
+/** Mesa's range count: the heads (dim 1) of a 4-D tensor, else one. */
+export function mesaHeads(shape: readonly number[]): number {
+  return shape.length === 4 ? shape[1]! : 1;
+}
+
+/** Mesa's quantization groups: one per (sample, head) of a 4-D tensor, one in all otherwise. */
+function mesaLayout(shape: readonly number[]): GroupLayout {
+  const n = numel(shape), rows = shape.length === 4 ? shape[0]! * shape[1]! : 1;
+  const rowLength = rows === 0 ? 0 : n / rows;
+  return { rows, rowLength, groupSize: Math.max(1, rowLength) };
+}
+
+/** This batch's (min, max) per Mesa head, from the groupRanges kernel over (sample, head) groups. */
+export function mesaBatchRanges(t: Tensor): number[] {
+  const heads = mesaHeads(t.shape), layout = mesaLayout(t.shape);
+  const x = t.isContiguous() ? t : workspaceCopy(t, t.values());
+  const ranges = Tensor.uninitialized([2 * layout.rows], 'float64', 'workspace'); // groupRanges writes every pair
+  kernels(x.dtype).groupRanges(x, ranges, layout);
+  const r = ranges.data() as Float64Array;
+  const out = Array.from({ length: 2 * heads }, (_, i) => (i % 2 ? -Infinity : Infinity));
+  for (let g = 0; g < layout.rows; g++) {
+    const h = 2 * (g % heads);
+    out[h] = Math.min(out[h]!, r[2 * g]!);
+    out[h + 1] = Math.max(out[h + 1]!, r[2 * g + 1]!);
+  }
+  ranges.dispose();
+  if (x !== t) x.dispose();
+  return out;
+}
+
 function layoutOf(e: Encoding, shape: readonly number[], indexBits: number, metaPrecision: MetaPrecision = requestedMeta(e)): Layout {
   const n = numel(shape);
   let metaFloats = 0, lfcValues = 0, codes = 0;
@@ -96,6 +135,8 @@ function layoutOf(e: Encoding, shape: readonly number[], indexBits: number, meta
     case 'quant': metaFloats = 2 * groupCount(quantLayout(shape, e.groupSize)); codes = codeBytes(n, e.bits); break;
     case 'mask': codes = codeBytes(n, 1); break;
     case 'index': codes = codeBytes(n, indexBits); break;
+    case 'mesa': metaFloats = 2 * mesaHeads(shape); codes = n; metaPrecision = 'fp32'; break;
+    case 'comet': codes = Math.ceil(n / 8); break; // a lower bound: the size depends on the data
     case 'division': {
       const g = divisionGeometry(shape, e.block);
       lfcValues = lfcLength(g);
@@ -114,7 +155,8 @@ function requestedMeta(e: Encoding): MetaPrecision {
 }
 
 /**
- * Payload bytes `packTensor` allocates for this shape (for 'index', pass the bits per value).
+ * Payload bytes `packTensor` allocates for this shape (for 'index', pass the bits per value;
+ * for 'comet', whose size depends on the data, a lower bound of 1 bit per element).
  * Exact unless fp16 metadata falls back to fp32 (values beyond ±65504, or a constant group whose
  * value is not an fp16 number): then 4 more bytes per group.
  */
@@ -126,6 +168,10 @@ export function packedByteLength(e: Encoding, shape: readonly number[], indexBit
 export function validateEncoding(e: Encoding, where: string): void {
   switch (e.kind) {
     case 'keep': case 'fp16': case 'mask': case 'index': return;
+    case 'mesa': return;
+    case 'comet':
+      if (!(e.bound > 0 && e.bound < 1)) throw new RangeError(`${where}: comet bound must be in (0, 1), got ${e.bound}`);
+      return;
     case 'quant':
       assertCodeBits(e.bits, where);
       if (e.metadata !== undefined && e.metadata !== 'fp16' && e.metadata !== 'fp32') throw new RangeError(`${where}: metadata must be 'fp16' or 'fp32', got ${JSON.stringify(e.metadata)}`);
@@ -136,7 +182,7 @@ export function validateEncoding(e: Encoding, where: string): void {
       if (!Number.isInteger(e.block) || e.block < 1) throw new RangeError(`${where}: division block must be a positive integer, got ${e.block}`);
       return;
     default:
-      throw new RangeError(`${where}: unknown encoding kind '${(e as { kind: string }).kind}' (expected keep, fp16, quant, mask, index, division)`);
+      throw new RangeError(`${where}: unknown encoding kind '${(e as { kind: string }).kind}' (expected keep, fp16, quant, mask, index, division, mesa, comet)`);
   }
 }
 
@@ -200,10 +246,25 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
   requireFloat(t, e);
   if (e.kind === 'fp16') {
     const l = layoutOf(e, t.shape, 0);
-    const payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
-    encodeFloat16(source(), views(payload, l).lfc);
+    const payload = keep(Tensor.uninitialized([l.total], 'uint8', 'saved')); // halfEncode writes every value
+    const x = copy === null ? t : workspaceCopy(t, copy);
+    kernels(x.dtype).halfEncode(x, payload, 'fp16');
+    if (x !== t) x.dispose();
     return { ...base, payload, kept: null, bytes: l.total };
   }
+  if (e.kind === 'comet') {
+    const v = source();
+    let lo = Infinity, hi = -Infinity;
+    for (let i = 0; i < v.length; i++) {
+      if (v[i]! < lo) lo = v[i]!;
+      if (v[i]! > hi) hi = v[i]!;
+    }
+    const bytes = cometEncode(v, v.length && Number.isFinite(hi - lo) ? e.bound * (hi - lo) : 0);
+    const payload = keep(Tensor.empty([bytes.length], 'uint8', 'saved'));
+    (payload.data() as Uint8Array).set(bytes);
+    return { ...base, payload, kept: null, bytes: bytes.length };
+  }
+  if (e.kind === 'mesa') return packMesa(t, e, noise, copy, base);
   // Group quantization, of x itself or of DIVISION's high-frequency residual.
   let bits: CodeBits, groups: GroupLayout, residual: Tensor | null = null, lfc: Uint16Array | null = null;
   if (e.kind === 'division') {
@@ -241,6 +302,31 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
   return { ...base, metaPrecision: precision, payload, kept: null, bytes: l(precision).total };
 }
 
+/** Mesa's pack: 8-bit codes against the given per-head ranges (never clamping a value: see act.ts). */
+function packMesa(t: Tensor, e: Extract<Encoding, { kind: 'mesa' }>, noise: NoiseKey | null, copy: ArrayLike<number> | null, base: Omit<PackedTensor, 'payload' | 'kept' | 'bytes'>): PackedTensor {
+  const heads = mesaHeads(t.shape);
+  if (e.ranges.length !== 2 * heads) throw new RangeError(`mesa encoding: ${e.ranges.length / 2} ranges for ${heads} heads (tensor ${fmt(t.shape)})`);
+  const layout = mesaLayout(t.shape);
+  const l = layoutOf(e, t.shape, 0);
+  const meta = Tensor.uninitialized([2 * layout.rows], 'float64', 'workspace');
+  const m = meta.data() as Float64Array;
+  for (let g = 0; g < layout.rows; g++) {
+    const lo = Math.fround(e.ranges[2 * (g % heads)]!), hi = e.ranges[2 * (g % heads) + 1]!;
+    m[2 * g] = lo;
+    m[2 * g + 1] = Math.fround((hi - lo) / 255);
+  }
+  const x = copy === null ? t : workspaceCopy(t, copy);
+  const payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
+  const codes = payload.view([l.codeBytes], [1], payload.offset + l.codeOffset);
+  kernels(x.dtype).quantizeGroups(x, meta, codes, layout, 8, noise);
+  codes.dispose();
+  if (x !== t) x.dispose();
+  const stored = views(payload, l).meta as Float32Array;
+  for (let h = 0; h < heads; h++) stored.set([m[2 * h]!, m[2 * h + 1]!], 2 * h);
+  meta.dispose();
+  return { ...base, metaPrecision: 'fp32', payload, kept: null, bytes: l.total };
+}
+
 /** Rebuilds the tensor (a new contiguous 'workspace' tensor owned by the caller; a view for 'keep'). */
 export function unpackTensor(p: PackedTensor): Tensor {
   if (p.kept) return p.kept.view(p.kept.shape, p.kept.strides, p.kept.offset);
@@ -268,6 +354,22 @@ export function unpackTensor(p: PackedTensor): Tensor {
     meta.dispose();
     return out;
   }
+  if (e.kind === 'mesa') {
+    const perHead = views(p.payload, l).meta as Float32Array, heads = perHead.length / 2;
+    const layout = mesaLayout(p.shape);
+    const meta = Tensor.uninitialized([2 * layout.rows], 'float32', 'workspace');
+    const m = meta.data() as Float32Array;
+    for (let g = 0; g < layout.rows; g++) m.set(perHead.subarray(2 * (g % heads), 2 * (g % heads) + 2), 2 * g);
+    const codes = codesOf();
+    kernels(out.dtype).dequantizeGroups(codes, meta, out, layout, 8);
+    codes.dispose();
+    meta.dispose();
+    return out;
+  }
+  if (e.kind === 'comet') {
+    cometDecode(p.payload.data() as Uint8Array, out.data() as FloatArray);
+    return out;
+  }
   const { meta: rawMeta, lfc, codes } = views(p.payload, l);
   let meta: ArrayLike<number> = rawMeta;
   if (rawMeta instanceof Uint16Array) {
@@ -275,9 +377,12 @@ export function unpackTensor(p: PackedTensor): Tensor {
     decodeFloat16(rawMeta, m);
     meta = m;
   }
+  if (e.kind === 'fp16') {
+    kernels(out.dtype).halfDecode(p.payload, out, 'fp16');
+    return out;
+  }
   const dst = out.data();
   switch (e.kind) {
-    case 'fp16': decodeFloat16(lfc, dst as FloatArray); break;
     case 'index': unpackInts(codes, p.indexBits, dst); break;
     case 'division': divisionDecode(lfc, codes, meta, divisionGeometry(p.shape, e.block), e.hfcBits, dst as FloatArray); break;
   }

@@ -70,3 +70,13 @@ export function decodeFloat16(src: Uint16Array, dst: Float32Array | Float64Array
   const t = table;
   for (let i = 0; i < src.length; i++) dst[i] = t[src[i]!]!;
 }
+
+/** Converts a whole array to bf16 bits. */
+export function encodeBFloat16(src: ArrayLike<number>, dst: Uint16Array): void {
+  for (let i = 0; i < src.length; i++) dst[i] = toBFloat16Bits(src[i]!);
+}
+
+/** Decodes bf16 bits. */
+export function decodeBFloat16(src: Uint16Array, dst: Float32Array | Float64Array): void {
+  for (let i = 0; i < src.length; i++) dst[i] = fromBFloat16Bits(src[i]!);
+}

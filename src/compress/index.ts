@@ -13,7 +13,7 @@ export {
   encodingName, packTensor, packedByteLength, releasePacked, unpackTensor, validateEncoding,
   type Encoding, type PackedTensor,
 } from './codecs.js';
-export { ACT_MODES, ActPolicy, lastLinearPath, parseMode, type ActConfig, type ActMode, type SaveContext } from './policy.js';
+export { ACT_MODES, ActPolicy, lastLinearPath, parseActSpec, parseMode, type ActConfig, type ActMode, type SaveContext } from './policy.js';
 export {
   findMaxBatch, fitPeakModel, measureStep, planSavedBytes, recordSaves, releaseGraph,
   type ForwardFn, type SaveRecording, type PeakModel, type PeakProbe, type PlannedSave, type SavedBytesPlan, type StepMeasurement,
@@ -22,4 +22,6 @@ export {
   codeBytes, dequantizeGroups, groupMeta, packInts, quantizeGroups, unpackInts,
   type CodeBits, type GroupLayout, type MetaPrecision, type NoiseKey,
 } from './quantize.js';
+export { allocateBits, predictedVariance, type AllocationItem } from './auto.js';
+export { cometBound, cometDecode, cometEncode } from './comet.js';
 export { fromBFloat16Bits, fromFloat16Bits, toBFloat16Bits, toFloat16Bits } from './float16.js';

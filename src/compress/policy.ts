@@ -20,8 +20,25 @@ import type { Module } from '../nn/module.js';
 import { Linear } from '../nn/layers.js';
 import { validateEncoding, type Encoding } from './codecs.js';
 
-export const ACT_MODES = ['off', 'fp16', 'int8', 'int4', 'int2', 'division'] as const;
+export const ACT_MODES = ['off', 'fp16', 'int8', 'int4', 'int2', 'division', 'auto', 'mesa', 'comet'] as const;
 export type ActMode = (typeof ACT_MODES)[number];
+
+/**
+ * A mode as the CLI spells it: a mode name, `auto:B` (GACT auto precision at B average bits,
+ * 1 <= B <= 8) or `comet:EB` (error bound EB relative to each tensor's value range, 0 < EB < 1).
+ *
+ * @example
+ * parseActSpec('auto:2'); // { mode: 'auto', autoBits: 2 }
+ */
+export function parseActSpec(spec: string, where = 'withCompression'): Pick<ActConfig, 'mode' | 'autoBits' | 'cometBound'> {
+  const [name, arg, ...rest] = spec.split(':');
+  const mode = parseMode(name, where);
+  if (arg === undefined) return { mode };
+  const v = Number(arg);
+  if (rest.length === 0 && mode === 'auto' && arg !== '' && v >= 1 && v <= 8) return { mode, autoBits: v };
+  if (rest.length === 0 && mode === 'comet' && arg !== '' && v > 0 && v < 1) return { mode, cometBound: v };
+  throw new RangeError(`${where}: bad mode ${JSON.stringify(spec)} (auto:B takes average bits 1..8, comet:EB a relative error bound in (0, 1); other modes take no argument)`);
+}
 
 export interface ActConfig {
   mode: ActMode;
@@ -52,9 +69,14 @@ export interface ActConfig {
   ops?: Record<string, ActMode | Encoding>;
   /** One packed copy per (storage, version, view, encoding) (default true). */
   dedup?: boolean;
+  /** Mode 'auto': average bits (default 4) and steps between sensitivity estimates (default 100). */
+  autoBits?: number;
+  autoInterval?: number;
+  /** Mode 'comet': error bound relative to each tensor's value range (default 0.05). */
+  cometBound?: number;
 }
 
-const CONFIG_KEYS = new Set(['mode', 'groupSize', 'metadata', 'stochastic', 'seed', 'divisionBlock', 'hfcBits', 'divisionFallbackBits', 'minElements', 'edgeBits', 'lastLayer', 'model', 'layers', 'ops', 'dedup']);
+const CONFIG_KEYS = new Set(['mode', 'groupSize', 'metadata', 'stochastic', 'seed', 'divisionBlock', 'hfcBits', 'divisionFallbackBits', 'minElements', 'edgeBits', 'lastLayer', 'model', 'layers', 'ops', 'dedup', 'autoBits', 'autoInterval', 'cometBound']);
 
 /** What the policy looks at for one save. */
 export interface SaveContext {
@@ -122,6 +144,7 @@ export class ActPolicy {
   private readonly lastLayer: string;
   private readonly layers: [string, Encoding][];
   private readonly ops: Map<string, Encoding>;
+  private readonly cometBound: number;
 
   constructor(config: ActMode | ActConfig) {
     const c: ActConfig = typeof config === 'string' ? { mode: parseMode(config) } : config;
@@ -141,6 +164,8 @@ export class ActPolicy {
     this.divisionFallback = this.quant(bitsOption(c.divisionFallbackBits ?? 8, 'divisionFallbackBits'));
     this.lastLayer = c.lastLayer ?? (c.model ? lastLinearPath(c.model) : '');
     this.dedup = c.dedup ?? true;
+    this.cometBound = c.cometBound ?? 0.05;
+    if (!(this.cometBound > 0 && this.cometBound < 1)) throw new RangeError(`withCompression: cometBound must be in (0, 1), got ${c.cometBound}`);
     const toEncoding = (v: ActMode | Encoding, where: string): Encoding => {
       if (typeof v === 'string') return this.modeEncoding(parseMode(v, where));
       validateEncoding(v, where);
@@ -160,9 +185,12 @@ export class ActPolicy {
     return { kind: 'quant', bits, groupSize: this.groupSize, stochastic: this.stochastic, metadata: this.metadata };
   }
 
-  /** The encoding a mode gives an ordinary float save (DIVISION: for 4-D maps). */
-  private modeEncoding(mode: ActMode): Encoding {
+  /** The encoding a mode gives an ordinary float save (DIVISION: for 4-D maps; auto: at `autoBits`). */
+  private modeEncoding(mode: ActMode, autoBits: 1 | 2 | 4 | 8 = 4): Encoding {
     switch (mode) {
+      case 'auto': return this.quant(autoBits);
+      case 'mesa': return { kind: 'mesa', ranges: [] };
+      case 'comet': return { kind: 'comet', bound: this.cometBound };
       case 'off': return KEEP;
       case 'fp16': return { kind: 'fp16' };
       case 'int8': return this.quant(8);
@@ -188,19 +216,30 @@ export class ActPolicy {
 
   /** The encoding for one save. */
   resolve(s: SaveContext): Encoding {
-    if (s.isParameter || s.role === 'stats') return KEEP;
+    return this.resolveWith(s).encoding;
+  }
+
+  /**
+   * The encoding for one save with the bits an 'auto' session allocated to it; `auto` is true
+   * when the save's bits are the mode's to choose (not kept, overridden or raised at an edge).
+   */
+  resolveWith(s: SaveContext, autoBits?: 1 | 2 | 4 | 8): { encoding: Encoding; auto: boolean } {
+    const fixed = (encoding: Encoding) => ({ encoding, auto: false });
+    if (s.isParameter || s.role === 'stats') return fixed(KEEP);
     const size = s.shape.reduce((a, b) => a * b, 1);
-    if (s.role === 'mask') return this.mode === 'off' && !this.override(s) ? KEEP : MASK;
-    if (s.role === 'index') return this.mode === 'off' && !this.override(s) ? KEEP : INDEX;
-    if (!isFloat(s.dtype) || s.exact) return KEEP;
-    let e = this.override(s) ?? this.modeEncoding(this.mode);
-    if (e.kind === 'mask' || e.kind === 'index') return KEEP; // not meaningful for float values
-    if (size < this.minElements) return KEEP;
+    if (s.role === 'mask') return fixed(this.mode === 'off' && !this.override(s) ? KEEP : MASK);
+    if (s.role === 'index') return fixed(this.mode === 'off' && !this.override(s) ? KEEP : INDEX);
+    if (!isFloat(s.dtype) || s.exact) return fixed(KEEP);
+    const override = this.override(s);
+    let e = override ?? this.modeEncoding(this.mode, autoBits);
+    if (e.kind === 'mask' || e.kind === 'index') return fixed(KEEP); // not meaningful for float values
+    if (size < this.minElements) return fixed(KEEP);
     if (e.kind === 'division' && !(s.shape.length === 4 && s.shape[2]! > 1)) e = this.divisionFallback;
     // The last linear layer's only non-parameter save is its input.
-    if (s.isNetworkInput || (this.lastLayer !== '' && s.module === this.lastLayer && s.role === 'input')) e = this.atLeast(e, this.edgeBits);
+    const edge = s.isNetworkInput || (this.lastLayer !== '' && s.module === this.lastLayer && s.role === 'input');
+    if (edge) e = this.atLeast(e, this.edgeBits);
     const row = s.shape[s.shape.length - 1] ?? 1;
     if (s.group === 'row' && e.kind === 'quant' && row < e.groupSize) e = { ...e, groupSize: row };
-    return e;
+    return { encoding: e, auto: this.mode === 'auto' && !override && !edge };
   }
 }

@@ -92,7 +92,7 @@ export class BasicBlock extends Module {
   }
 }
 
-/** ResNet-20 for 32x32 input (He et al. 2016, CIFAR variant): 3 stages of 3 blocks, 16/32/64 channels. */
+/** ResNet-20 (He et al. 2016, CIFAR variant): 3 stages of 3 blocks, 16/32/64 channels; any channel count and size (global pooling). */
 export function resnet20(classes = 10, seed = 0, inChannels = 3): Sequential {
   const rng = new Rng(seed, 4);
   const layers: Module[] = [new Conv2d(inChannels, 16, 3, { padding: 1, bias: false, rng }), new BatchNorm(16), ReLU()];
@@ -185,6 +185,7 @@ export function createModel(name: string, inputShape: readonly number[], classes
       return smallCnn(classes, seed, c, h);
     case 'vgg-small':
       needImage();
+      if (h < 8 || w < 8) throw new Error(`model 'vgg-small' needs images of at least 8x8 (three 2x2 max-pools), got ${h}x${w}`);
       return vggSmall(classes, seed, c);
     case 'resnet20':
       needImage();

@@ -196,3 +196,88 @@ export function clipGradValue(params: Tensor[], value: number): void {
     p.grad.bumpVersion();
   }
 }
+
+/** Sum of squares of a float tensor's values (contiguous). */
+function sumSquares(t: Tensor): number {
+  let s = 0;
+  for (const v of t.data() as FloatArray) s += v * v;
+  return s;
+}
+
+export interface LarsOptions {
+  lr: number;
+  momentum?: number;
+  weightDecay?: number;
+  /** Trust coefficient η (default 0.001). */
+  trust?: number;
+}
+
+/**
+ * LARS (You, Gitman & Ginsburg 2017): per parameter tensor, d = g + β·w scaled by the local rate
+ * λ = η·‖w‖/‖d‖ (1 when either norm is 0), then the SGD momentum step on λ·d (v ← m·v + λ·d;
+ * w ← w − lr·v: Algorithm 1 for a constant lr, with lr applied after the momentum as in PyTorch).
+ *
+ * @example
+ * const opt = new LARS(model.parameters(), { lr: 1, momentum: 0.9, weightDecay: 5e-4 });
+ */
+export class LARS extends SGD {
+  /** β, applied before the trust ratio (the SGD step itself runs without decay). */
+  readonly decay: number;
+  readonly trust: number;
+  constructor(params: Tensor[], o: LarsOptions) {
+    super(params, { lr: o.lr, momentum: o.momentum ?? 0.9 });
+    this.decay = o.weightDecay ?? 0;
+    this.trust = o.trust ?? 0.001;
+    if (!(this.trust > 0)) throw new RangeError(`LARS: trust coefficient must be > 0, got ${o.trust}`);
+  }
+  protected override update(p: Tensor, g: Tensor): void {
+    const d = Tensor.uninitialized(p.shape, p.dtype, 'workspace');
+    const dv = d.data() as FloatArray, gv = g.data() as FloatArray, wv = p.data() as FloatArray;
+    for (let i = 0; i < dv.length; i++) dv[i] = gv[i]! + this.decay * wv[i]!;
+    const wn = Math.sqrt(sumSquares(p)), dn = Math.sqrt(sumSquares(d));
+    const local = wn > 0 && dn > 0 ? (this.trust * wn) / dn : 1;
+    for (let i = 0; i < dv.length; i++) dv[i]! *= local;
+    super.update(p, d);
+    d.dispose();
+  }
+}
+
+/**
+ * LAMB (You et al. 2019): Adam moments with bias correction, r = m̂/(√v̂ + ε) + λ·w, and a
+ * per-tensor trust ratio: w ← w − lr·(‖w‖/‖r‖)·r (ratio 1 when either norm is 0).
+ *
+ * @example
+ * const opt = new LAMB(model.parameters(), { lr: 0.01, weightDecay: 0.01 });
+ */
+export class LAMB extends Optimizer {
+  protected readonly slots = 2;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  readonly weightDecay: number;
+  constructor(params: Tensor[], o: AdamOptions = {}) {
+    super(params, o.lr ?? 1e-3);
+    this.beta1 = o.beta1 ?? 0.9;
+    this.beta2 = o.beta2 ?? 0.999;
+    this.eps = o.eps ?? 1e-6;
+    this.weightDecay = o.weightDecay ?? 0;
+  }
+  protected update(p: Tensor, g: Tensor): void {
+    const [m, v] = this.stateOf(p, 2) as [Tensor, Tensor];
+    const mv = m.data() as FloatArray, vv = v.data() as FloatArray, gv = g.data() as FloatArray, wv = p.data() as FloatArray;
+    const c1 = 1 - this.beta1 ** this.stepCount, c2 = 1 - this.beta2 ** this.stepCount;
+    const r = new Float64Array(wv.length);
+    let rn = 0, wn = 0;
+    for (let i = 0; i < wv.length; i++) {
+      mv[i] = this.beta1 * mv[i]! + (1 - this.beta1) * gv[i]!;
+      vv[i] = this.beta2 * vv[i]! + (1 - this.beta2) * gv[i]! * gv[i]!;
+      r[i] = mv[i]! / c1 / (Math.sqrt(vv[i]! / c2) + this.eps) + this.weightDecay * wv[i]!;
+      rn += r[i]! * r[i]!;
+      wn += wv[i]! * wv[i]!;
+    }
+    const ratio = wn > 0 && rn > 0 ? Math.sqrt(wn) / Math.sqrt(rn) : 1;
+    for (let i = 0; i < wv.length; i++) wv[i]! -= this.lr * ratio * r[i]!;
+    m.bumpVersion();
+    v.bumpVersion();
+  }
+}

@@ -67,3 +67,16 @@ test('quant presets build for the data: RGB 32x32 trains and converts; flat or t
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('train --act auto:2 --json reports the allocation (bits per layer); --optimizer lamb and --act comet:0.02 train', async () => {
+  const r = await cli('train', '--model', 'lenet', '--data', 'synthetic', '--limit', '128', '--batch-size', '32', '--epochs', '1', '--act', 'auto:2', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const j = lastJson(r);
+  assert.equal(j.act, 'auto:2');
+  assert.ok(j.actAllocation.meanBits <= 2 && j.actAllocation.meanBits >= 1, JSON.stringify(j.actAllocation));
+  assert.ok(j.actAllocation.saves.length >= 1);
+  for (const s of j.actAllocation.saves) assert.ok([1, 2, 4, 8].includes(s.bits) && typeof s.module === 'string' && s.numel > 0, JSON.stringify(s));
+  const c = await cli('train', '--model', 'mlp', '--data', 'synthetic', '--limit', '64', '--epochs', '1', '--act', 'comet:0.02', '--optimizer', 'lamb', '--json');
+  assert.equal(c.code, 0, c.stderr);
+  assert.ok(Number.isFinite(lastJson(c).trainLoss) && lastJson(c).actAllocation === undefined);
+});

@@ -138,7 +138,7 @@ test('withCompression accepts a mode, a config or a session; errors are clear', 
   const f = classifierForward(model, [64]);
   scope(() => backward(withCompression({ mode: 'int4', model }, () => f(4))));
   model.zeroGrad();
-  assert.throws(() => withCompression('int3' as never, () => 0), /unknown mode "int3" \(expected one of off, fp16, int8, int4, int2, division\)/);
+  assert.throws(() => withCompression('int3' as never, () => 0), /unknown mode "int3" \(expected one of off, fp16, int8, int4, int2, division, auto, mesa, comet\)/);
   assert.throws(() => withCompression({ mode: 'int4', groupsize: 3 } as never, () => 0), /unknown option 'groupsize'/);
   assert.throws(() => withCompression({ mode: 'int4', groupSize: 0 }, () => 0), /groupSize must be a positive integer/);
   assert.throws(() => withCompression({ mode: 'int4', hfcBits: 3 as never }, () => 0), /hfcBits must be 1, 2, 4 or 8/);

@@ -42,7 +42,9 @@ test('batch norm keeps running statistics and switches to them in eval mode', ()
 });
 
 test('every named model builds, runs forward, and summary() reports its layers and saved bytes', () => {
-  for (const [name, shape] of [['mlp', [1, 28, 28]], ['lenet', [1, 28, 28]], ['cnn', [1, 28, 28]], ['vgg-small', [3, 32, 32]], ['resnet20', [3, 32, 32]], ['transformer', [1, 28, 28]]] as const) {
+  for (const [name, shape] of [['mlp', [1, 28, 28]], ['lenet', [1, 28, 28]], ['cnn', [1, 28, 28]], ['vgg-small', [3, 32, 32]], ['resnet20', [3, 32, 32]], ['transformer', [1, 28, 28]],
+    // The CIFAR nets on MNIST-shaped (and odd-sized, many-channel) input.
+    ['vgg-small', [1, 28, 28]], ['resnet20', [1, 28, 28]], ['resnet20', [5, 9, 13]], ['vgg-small', [2, 8, 11]]] as const) {
     const m = createModel(name, shape, 10, 0);
     const s = describe(m, [2, ...shape]);
     assert.deepEqual(s.layers[s.layers.length - 1]!.outputShape, [2, 10], name);
@@ -51,6 +53,7 @@ test('every named model builds, runs forward, and summary() reports its layers a
   }
   assert.throws(() => createModel('lenet', [784], 10), /model 'lenet' needs image input/);
   assert.throws(() => createModel('nope', [1, 28, 28], 10), /unknown model 'nope'/);
+  assert.throws(() => createModel('vgg-small', [1, 7, 32], 10), /model 'vgg-small' needs images of at least 8x8 \(three 2x2 max-pools\), got 7x32/);
 });
 
 void Tensor;

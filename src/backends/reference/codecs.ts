@@ -8,6 +8,8 @@ import {
   dequantizeGroups as dequantizeArrays, groupRanges as rangesOf, packInts, quantizeGroups as quantizeArrays, unpackInts,
   type CodeBits, type GroupLayout, type NoiseKey,
 } from '../../compress/quantize.js';
+import { decodeBFloat16, decodeFloat16, encodeBFloat16, encodeFloat16 } from '../../compress/float16.js';
+import type { HalfFormat } from '../kernels.js';
 export { binaryConv, binaryConvSigns, binaryGemm, floatGemm, int8Gemm, maxPoolSigns, packSigns } from '../../quant/kernels.js';
 
 export function groupRanges(x: Tensor, ranges: Tensor, layout: GroupLayout): void {
@@ -33,4 +35,18 @@ export function packMask(mask: Tensor, bits: Tensor): number {
 
 export function unpackMask(bits: Tensor, mask: Tensor): void {
   unpackInts(bits.data() as Uint8Array, 1, mask.data());
+}
+
+/** The 16-bit patterns of a uint8 tensor (2 bytes per value, 2-byte aligned in the arena). */
+function halves(bytes: Tensor, n: number): Uint16Array {
+  const b = bytes.data() as Uint8Array;
+  return new Uint16Array(b.buffer, b.byteOffset, n);
+}
+
+export function halfEncode(x: Tensor, bytes: Tensor, format: HalfFormat): void {
+  (format === 'fp16' ? encodeFloat16 : encodeBFloat16)(x.data(), halves(bytes, x.size));
+}
+
+export function halfDecode(bytes: Tensor, out: Tensor, format: HalfFormat): void {
+  (format === 'fp16' ? decodeFloat16 : decodeBFloat16)(halves(bytes, out.size), out.data() as FloatArray);
 }

@@ -9,7 +9,7 @@ import type { DType } from '../../core/dtype.js';
 import { fmt } from '../../core/shape.js';
 import { Tensor } from '../../core/tensor.js';
 import { referenceKernels } from '../reference/index.js';
-import { BINARY_OPS, type AdamStep, type BinaryOp, type SgdStep, type ChannelAffineArgs, type ChannelLayout, type Conv2dGeometry, type GemmArgs, type Kernels } from '../kernels.js';
+import { BINARY_OPS, type AdamStep, type BinaryOp, type SgdStep, type ChannelAffineArgs, type ChannelLayout, type Conv2dGeometry, type GemmArgs, type HalfFormat, type Kernels } from '../kernels.js';
 import type { KernelModule } from './loader.js';
 import { ThreadPool, type PoolOp } from './pool.js';
 
@@ -171,6 +171,20 @@ export class WasmKernels implements Partial<Kernels> {
     checkTyped('unpackMask', 'mask', mask, 'uint8', mask.size);
     checkTyped('unpackMask', 'bits', bits, 'uint8', codeBytes(mask.size, 1));
     this.module.exports.unpackMask(bits.ptr, mask.size, mask.ptr);
+  }
+
+  halfEncode(x: Tensor, bytes: Tensor, format: HalfFormat): void {
+    checkTensor('halfEncode', 'x', x, x.size);
+    checkTyped('halfEncode', 'bytes', bytes, 'uint8', 2 * x.size);
+    const parts = splitRange(x.size, this.partsFor(x.size, ELEMENTWISE_PARALLEL_ELEMENTS), 1);
+    this.run('halfEncode', parts.map(([lo, hi]) => [x.ptr, x.size, bytes.ptr, format === 'fp16' ? 0 : 1, lo, hi]));
+  }
+
+  halfDecode(bytes: Tensor, out: Tensor, format: HalfFormat): void {
+    checkTensor('halfDecode', 'out', out, out.size);
+    checkTyped('halfDecode', 'bytes', bytes, 'uint8', 2 * out.size);
+    const parts = splitRange(out.size, this.partsFor(out.size, ELEMENTWISE_PARALLEL_ELEMENTS), 1);
+    this.run('halfDecode', parts.map(([lo, hi]) => [bytes.ptr, out.size, out.ptr, format === 'fp16' ? 0 : 1, lo, hi]));
   }
 
   gemm(a: Tensor, b: Tensor, c: Tensor, p: GemmArgs): void {

@@ -45,6 +45,9 @@ export interface KernelExports extends TensorKernelExports {
   packMask(mask: number, n: number, bits: number): number;
   /** Inverse of packMask. */
   unpackMask(bits: number, n: number, mask: number): void;
+  /** float32 -> fp16 (format 0) / bf16 (1) patterns and back, values [from, to) (kernels/half.ts). */
+  halfEncode(x: number, n: number, out: number, format: number, from: number, to: number): void;
+  halfDecode(src: number, n: number, out: number, format: number, from: number, to: number): void;
   maxPool2d(
     x: number, out: number, index: number, planes: number, h: number, w: number, kh: number, kw: number,
     sh: number, sw: number, ph: number, pw: number, outH: number, outW: number,

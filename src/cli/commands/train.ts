@@ -5,17 +5,17 @@ import { loadTrainingCheckpoint, readCheckpoint, saveModule, saveTrainingCheckpo
 import { checkOutputPath } from '../../io/write.js';
 import { createModel, MODEL_NAMES } from '../../nn/models.js';
 import type { Module } from '../../nn/module.js';
-import { Adam, AdamW, SGD, type Optimizer } from '../../optim/optimizer.js';
+import { Adam, AdamW, LAMB, LARS, SGD, type Optimizer } from '../../optim/optimizer.js';
 import { cosineLr, type Schedule } from '../../optim/schedule.js';
 import { fit, type Progress, type TrainPosition } from '../../train/trainer.js';
-import { ACT_MODES, Compression, parseMode, type ActMode } from '../../compress/index.js';
+import { ACT_MODES, Compression, parseActSpec } from '../../compress/index.js';
 import { arena, ArenaLimitError, parseByteSize, setMemoryLimit } from '../../core/arena.js';
 import { applyQuantPreset, quantPresets, withConstraints } from '../../quant/models.js';
 import { printJson, UsageError } from '../command.js';
 import { DATA_DIR_OPTION, defineCommand, FORCE_OPTION, JSON_OPTION, THREADS_OPTION, type CommandSpec } from '../options.js';
 import { applyThreads, dataSplits, DATA_OPTION } from '../shared.js';
 
-export const OPTIMIZERS = ['adam', 'adamw', 'sgd'] as const;
+export const OPTIMIZERS = ['adam', 'adamw', 'sgd', 'lars', 'lamb'] as const;
 export const SCHEDULES = ['cosine', 'constant'] as const;
 
 export function makeOptimizer(name: string, params: ReturnType<Module['parameters']>, lr: number, weightDecay: number): Optimizer {
@@ -26,6 +26,10 @@ export function makeOptimizer(name: string, params: ReturnType<Module['parameter
       return new AdamW(params, { lr, weightDecay });
     case 'sgd':
       return new SGD(params, { lr, momentum: 0.9, weightDecay });
+    case 'lars':
+      return new LARS(params, { lr, momentum: 0.9, weightDecay });
+    case 'lamb':
+      return new LAMB(params, { lr, weightDecay });
     default:
       throw new UsageError(`unknown --optimizer '${name}' (available: ${OPTIMIZERS.join(', ')})`);
   }
@@ -53,7 +57,7 @@ function progressLine(p: Progress): string {
 }
 
 /** Runs training; an allocation over --memory-limit or past 4 GiB becomes one line naming the batch and mode. */
-function runFit<T>(batchSize: number, mode: ActMode, fn: () => T): T {
+function runFit<T>(batchSize: number, mode: string, fn: () => T): T {
   try {
     return fn();
   } catch (e) {
@@ -77,14 +81,14 @@ export const trainSpec: CommandSpec = {
     { name: 'epochs', type: 'int', min: 1, default: 3, help: 'passes over the training data' },
     { name: 'batch-size', type: 'int', min: 1, default: 64, help: 'items per optimizer step' },
     { name: 'lr', type: 'number', above: 0, default: 1e-3, help: 'learning rate' },
-    { name: 'optimizer', type: 'choice', choices: OPTIMIZERS, default: 'adam', help: 'optimizer (sgd uses momentum 0.9)' },
+    { name: 'optimizer', type: 'choice', choices: OPTIMIZERS, default: 'adam', help: 'optimizer (sgd and lars use momentum 0.9; lars/lamb: large-batch layer-wise trust ratios)' },
     { name: 'weight-decay', type: 'number', min: 0, default: 0, help: 'L2 weight decay (decoupled for adamw)' },
     { name: 'schedule', type: 'choice', choices: SCHEDULES, default: 'cosine', help: 'learning-rate schedule over all steps' },
     { name: 'seed', type: 'int', min: 0, default: 1, help: 'seed of the weights, the data order and the synthetic sets' },
     { name: 'limit', type: 'int', min: 1, help: 'use only the first N items of the train and of the test split (quick runs)' },
     { name: 'val-split', type: 'number', min: 0, max: 1, belowMax: true, default: 0, help: 'fraction of the train split held out (from its end) for per-epoch validation; the test split is untouched' },
     { name: 'patience', type: 'int', min: 1, help: 'stop when validation accuracy has not improved for N epochs (needs --val-split)' },
-    { name: 'act', type: 'choice', choices: ACT_MODES, default: 'off', help: 'activation compression of the values saved for backward' },
+    { name: 'act', type: 'string', default: 'off', help: `activation compression of the values saved for backward: ${ACT_MODES.join(', ')}; auto:B (average bits B), comet:EB (relative error bound)` },
     { name: 'memory-limit', type: 'string', help: 'cap the tensor arena (bytes, or with a unit: 256MiB, 1GiB); an allocation past it stops training with one line naming the tensor' },
     { name: 'quant', type: 'choice', choices: quantPresets, help: 'train a quantized preset (binary/ternary/int8) of --model mlp or lenet' },
     { name: 'save', type: 'file', help: 'write the trained model (.safetensors); checked before training starts' },
@@ -160,9 +164,15 @@ export const train = defineCommand(trainSpec, async (o) => {
   }
   const { train: trainSet, val, test: testSet } = await dataSplits(cfg.data, cfg.dataDir ?? undefined, cfg.seed, cfg.limit ?? undefined, cfg.valSplit);
   const model = buildModel(cfg.model, cfg.quant ?? undefined, trainSet.itemShape, trainSet.numClasses, cfg.seed);
-  const actMode = parseMode(cfg.act, 'train --act');
+  let actSpec: ReturnType<typeof parseActSpec>;
+  try {
+    actSpec = parseActSpec(cfg.act, 'train --act');
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const actMode = cfg.act;
   // One compression session for the whole run: its step counter keys the stochastic rounding.
-  const act = new Compression({ mode: actMode, model, seed: cfg.seed });
+  const act = new Compression({ ...actSpec, model, seed: cfg.seed });
   const optimizer = makeOptimizer(cfg.optimizer, model.parameters(), cfg.lr, cfg.weightDecay);
   const steps = cfg.epochs * Math.ceil(trainSet.length / cfg.batchSize);
   // Binary/ternary presets clip their latent weights after every step (the kernel constraint);
@@ -215,6 +225,8 @@ export const train = defineCommand(trainSpec, async (o) => {
     samplesPerSec: report.samplesPerSec, peakSavedBytes: report.peakSavedBytes, peakBytes: report.peakBytes,
     arenaHighWaterBytes, peakRssBytes, baseRssBytes, memoryLimitBytes: Number.isFinite(arena().limitBytes) ? arena().limitBytes : null,
     seconds: report.seconds, steps: report.steps, saved: save ?? null,
+    // auto:B: the allocation in force at the end (bits per controlled save, module path = layer).
+    ...(act.allocation() ? { actAllocation: act.allocation() } : {}),
   };
   if (json) printJson(out);
   else {
