@@ -28,6 +28,7 @@
  * --accuracy-models mlp,lenet, --epochs N, --seeds N, --data DIR.
  */
 import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { backward } from '../src/autograd/backward.js';
 import { arena, ArenaLimitError, parseByteSize, setMemoryLimit } from '../src/core/arena.js';
@@ -205,9 +206,10 @@ function childSteps(spec: ChildSpec): ChildReport {
   return report(true);
 }
 
-/** Runs `childSteps(spec)` in a fresh process of this CLI (same Node flags) and parses its report. */
+/** Runs `childSteps(spec)` in a fresh process of the bench entry (same Node flags: tsx) and parses its report. */
 function inChild(spec: ChildSpec): ChildReport {
-  const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, 'bench', 'act', '--child', JSON.stringify(spec)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const entry = fileURLToPath(new URL('./main.ts', import.meta.url));
+  const r = spawnSync(process.execPath, [...process.execArgv, entry, 'act', '--child', JSON.stringify(spec)], { encoding: 'utf8', maxBuffer: 1 << 24 });
   const last = r.stdout.trim().split('\n').pop() ?? '';
   if (r.status !== 0 || !last.startsWith('{')) throw new Error(`bench act: child process for ${spec.model} ${spec.mode} batch ${spec.batch} failed (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   return JSON.parse(last) as ChildReport;
