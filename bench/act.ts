@@ -202,9 +202,9 @@ function childSteps(spec: ChildSpec): ChildReport {
   return report(true);
 }
 
-/** Runs `childSteps(spec)` in a fresh process of this CLI (same Node flags) and parses its report. */
+/** Runs `childSteps(spec)` in a fresh process of the bench runner (bench/main.ts, same Node flags) and parses its report. */
 function inChild(spec: ChildSpec): ChildReport {
-  const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, 'bench', 'act', '--child', JSON.stringify(spec)], { encoding: 'utf8', maxBuffer: 1 << 24 });
+  const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, 'act', '--child', JSON.stringify(spec)], { encoding: 'utf8', maxBuffer: 1 << 24 });
   const last = r.stdout.trim().split('\n').pop() ?? '';
   if (r.status !== 0 || !last.startsWith('{')) throw new Error(`bench act: child process for ${spec.model} ${spec.mode} batch ${spec.batch} failed (exit ${r.status}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   return JSON.parse(last) as ChildReport;
