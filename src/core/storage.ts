@@ -4,6 +4,11 @@ import { ledger, type Category } from './ledger.js';
 
 let nextStorageId = 1;
 
+/** The arena's placement hint per category (see Arena.alloc). */
+const LIFETIME: Record<Category, 'short' | 'long' | 'fixed'> = {
+  activation: 'short', workspace: 'short', saved: 'long', gradient: 'long', parameter: 'fixed', optimizer: 'fixed',
+};
+
 /**
  * A reference-counted block of arena memory holding `length` elements of one dtype, zero-filled
  * unless created with `zeroed = false` (for outputs a kernel overwrites entirely: freed blocks are
@@ -30,7 +35,7 @@ export class Storage {
     zeroed = true,
   ) {
     this.byteLength = length * DTYPES[dtype].bytes;
-    this.ptr = arena().alloc(this.byteLength, category === 'activation' || category === 'workspace' ? 'short' : 'long');
+    this.ptr = arena().alloc(this.byteLength, LIFETIME[category]);
     if (zeroed) new Uint8Array(arena().buffer, this.ptr, this.byteLength).fill(0);
     this.booked = category;
     ledger.add(category, this.byteLength);

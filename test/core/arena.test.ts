@@ -12,7 +12,7 @@ import { fit } from '../../src/train/index.js';
 /** A random program: allocate (size, lifetime) or free the k-th live block. */
 const program = fc.array(
   fc.oneof(
-    fc.record({ op: fc.constant('alloc' as const), bytes: fc.integer({ min: 0, max: 300_000 }), long: fc.boolean() }),
+    fc.record({ op: fc.constant('alloc' as const), bytes: fc.integer({ min: 0, max: 300_000 }), lifetime: fc.constantFrom('short' as const, 'long' as const, 'fixed' as const) }),
     fc.record({ op: fc.constant('free' as const), k: fc.nat() }),
   ),
   { maxLength: 200 },
@@ -26,7 +26,7 @@ test('arena: random alloc/free sequences never overlap, coalesce back to one blo
       let peakLive = 0;
       for (const o of ops) {
         if (o.op === 'alloc') {
-          const ptr = a.alloc(o.bytes, o.long ? 'long' : 'short');
+          const ptr = a.alloc(o.bytes, o.lifetime);
           assert.equal(ptr % 64, 0, 'aligned');
           const end = ptr + Arena.blockSize(o.bytes);
           for (const b of live) assert.ok(end <= b.ptr || ptr >= b.ptr + Arena.blockSize(b.bytes), `block [${ptr}, ${end}) overlaps a live block at ${b.ptr}`);

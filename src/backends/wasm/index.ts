@@ -106,10 +106,15 @@ onQuantKernelsChange(bindWasmBackend);
 
 /**
  * Selects the fastest backend this engine runs ('wasm' with SIMD or scalar kernels, else
- * 'reference') and returns its name. Call once at startup.
+ * 'reference') and returns its name. Call once at startup: it also starts the kernel worker
+ * threads (when there is more than one thread), so their fixed memory is taken before training.
  */
 export function useFastestBackend(): string {
-  if (registerWasmBackend()) setBackend('wasm');
+  const k = registerWasmBackend();
+  if (k) {
+    setBackend('wasm');
+    k.startPool();
+  }
   return getBackend();
 }
 
@@ -129,6 +134,7 @@ export function setThreads(n: number): void {
     return; // reference backend: always one thread
   }
   k.setThreads(n);
+  if (getBackend() === 'wasm') k.startPool();
 }
 
 /** Threads wasm kernels use (1 when the wasm backend is unavailable). */

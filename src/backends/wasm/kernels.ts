@@ -6,6 +6,7 @@
 import { codeBytes, groupCount, type CodeBits, type GroupLayout, type NoiseKey } from '../../compress/quantize.js';
 import { arena } from '../../core/arena.js';
 import type { DType } from '../../core/dtype.js';
+import { ledger } from '../../core/ledger.js';
 import { fmt } from '../../core/shape.js';
 import { Tensor } from '../../core/tensor.js';
 import { referenceKernels } from '../reference/index.js';
@@ -66,12 +67,16 @@ export class WasmKernels implements Partial<Kernels> {
   private pool: ThreadPool | undefined;
   /** Set when the pool could not start: stay single-threaded rather than retry on every call. */
   private poolFailed = false;
-  /** One GEMM packing scratch block per thread, allocated on first use. */
+  /**
+   * One GEMM packing scratch block per thread, allocated when the thread count is set (so it sits
+   * at the bottom of the arena, not in a hole a step left) and booked in the ledger as workspace.
+   */
   private scratch: number[] = [];
   private readonly scratchBytes: number;
 
   constructor(readonly module: KernelModule) {
     this.scratchBytes = module.exports.gemmScratchBytes();
+    this.sizeScratch();
   }
 
   get threads(): number {
@@ -85,6 +90,18 @@ export class WasmKernels implements Partial<Kernels> {
     this.shutdown();
     this.threadCount = n;
     this.poolFailed = false;
+    this.sizeScratch();
+  }
+
+  /**
+   * Starts the worker threads now rather than on the first job that needs them (no-op with one
+   * thread, or when they are running or could not start). `useFastestBackend` calls it, so that
+   * the workers' fixed memory (a V8 isolate each) is part of the process before training starts.
+   */
+  startPool(): void {
+    if (this.pool || this.poolFailed || this.threadCount < 2) return;
+    this.pool = ThreadPool.start(this.module, this.threadCount);
+    this.poolFailed = !this.pool;
   }
 
   /** Terminates the worker threads (they restart on the next job that needs them). */
@@ -93,7 +110,7 @@ export class WasmKernels implements Partial<Kernels> {
     this.pool = undefined;
   }
 
-  /** Bytes of arena memory held for GEMM packing (one block per thread that has run a GEMM). */
+  /** Bytes of arena memory held for GEMM packing (one block per thread, booked as workspace). */
   get workspaceBytes(): number {
     return this.scratch.length * this.scratchBytes;
   }
@@ -103,17 +120,21 @@ export class WasmKernels implements Partial<Kernels> {
     return this.pool !== undefined;
   }
 
-  private scratchFor(part: number): number {
-    while (this.scratch.length <= part) this.scratch.push(arena().alloc(this.scratchBytes));
-    return this.scratch[part]!;
+  /** One scratch block per thread: allocates the missing ones, frees the extra ones. */
+  private sizeScratch(): void {
+    while (this.scratch.length < this.threadCount) {
+      this.scratch.push(arena().alloc(this.scratchBytes));
+      ledger.add('workspace', this.scratchBytes);
+    }
+    while (this.scratch.length > this.threadCount) {
+      arena().free(this.scratch.pop()!, this.scratchBytes);
+      ledger.remove('workspace', this.scratchBytes);
+    }
   }
 
   /** Runs the parts on the pool when there is more than one, else inline. */
   private run(op: PoolOp, parts: number[][]): void {
-    if (parts.length > 1 && !this.pool && !this.poolFailed) {
-      this.pool = ThreadPool.start(this.module, this.threadCount);
-      this.poolFailed = !this.pool;
-    }
+    if (parts.length > 1) this.startPool();
     if (parts.length === 1 || !this.pool) {
       const fn = this.module.exports[op] as (...args: number[]) => void;
       for (const args of parts) fn(...args);
@@ -206,7 +227,7 @@ export class WasmKernels implements Partial<Kernels> {
     } else {
       ranges = splitRange(n, want, NR).map(([j0, j1]) => [0, batch, 0, m, j0, j1]);
     }
-    const parts = ranges.map((r, part) => [a.ptr, b.ptr, c.ptr, m, n, k, p.aStride, p.bStride, flags, ...r, this.scratchFor(part)]);
+    const parts = ranges.map((r, part) => [a.ptr, b.ptr, c.ptr, m, n, k, p.aStride, p.bStride, flags, ...r, this.scratch[part]!]);
     this.run('gemm', parts);
   }
 
