@@ -12,7 +12,9 @@ async function runCaptured(args: string[]): Promise<{ code: number; json: Record
   const lines: string[] = [];
   const write = process.stdout.write.bind(process.stdout);
   const log = console.log;
-  process.stdout.write = ((chunk: string) => { lines.push(String(chunk)); return true; }) as typeof process.stdout.write;
+  // Text writes are the command's; the test runner's event stream writes binary chunks, passed through
+  // (capturing those too could glue runner bytes to the front of the JSON line).
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => (typeof chunk === 'string' ? (lines.push(chunk), true) : write(chunk, ...rest))) as typeof process.stdout.write;
   console.log = (...a: unknown[]) => { lines.push(a.join(' ') + '\n'); };
   try {
     const code = await explain.run(args);

@@ -24,7 +24,8 @@ async function trainJson(args: string[]): Promise<Record<string, any>> {
   const lines: string[] = [];
   const log = console.log, write = process.stdout.write.bind(process.stdout);
   console.log = (...a: unknown[]) => void lines.push(a.join(' '));
-  process.stdout.write = ((chunk: string) => lines.push(...String(chunk).trim().split('\n')) > 0) as typeof process.stdout.write;
+  // Text writes are the command's; the test runner's event stream writes binary chunks, passed through.
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => (typeof chunk === 'string' ? lines.push(...chunk.trim().split('\n')) > 0 : write(chunk, ...rest))) as typeof process.stdout.write;
   try {
     assert.equal(await train.run(args), 0);
     return JSON.parse(lines.at(-1)!);
