@@ -6,26 +6,7 @@ import { join } from 'node:path';
 import { explain } from '../../src/cli/commands/explain.js';
 import { UsageError } from '../../src/cli/command.js';
 import { Rng } from '../../src/util/rng.js';
-
-/** Runs the command with stdout captured; returns the exit code and the parsed last JSON line. */
-async function runCaptured(args: string[]): Promise<{ code: number; json: Record<string, any> }> {
-  const lines: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  const log = console.log;
-  // Text writes are the command's; the test runner's event stream writes binary chunks, passed through
-  // (capturing those too could glue runner bytes to the front of the JSON line).
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => (typeof chunk === 'string' ? (lines.push(chunk), true) : write(chunk, ...rest))) as typeof process.stdout.write;
-  console.log = (...a: unknown[]) => { lines.push(a.join(' ') + '\n'); };
-  try {
-    const code = await explain.run(args);
-    // The last JSON line (the test runner's own event stream may share stdout during long tests).
-    const last = lines.join('').trim().split('\n').filter((l) => l.startsWith('{')).at(-1)!;
-    return { code, json: JSON.parse(last) };
-  } finally {
-    process.stdout.write = write;
-    console.log = log;
-  }
-}
+import { runJson } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'slimgrad-explain-'));
 const csv = join(dir, 'toy.csv');
@@ -42,16 +23,16 @@ const csv = join(dir, 'toy.csv');
 test('slimgrad explain on a CSV: trains, saves, reloads the same model, scores against exact values, JSON last line', async () => {
   const model = join(dir, 'toy.safetensors');
   const args = ['--data', csv, '--label', 'target', '--method', 'shear', '--budget', '4', '--rows', '4', '--epochs', '3', '--model', model, '--json'];
-  const first = await runCaptured(args);
+  const first = await runJson(explain, args);
   assert.equal(first.code, 0);
   assert.ok(existsSync(model));
   assert.deepEqual(first.json['players'], ['a', 'b', 'color']);
   assert.equal(first.json['rows'], 4);
   assert.ok(first.json['absError'] >= 0 && first.json['rankAccuracy'] >= 0 && first.json['rankAccuracy'] <= 1);
   assert.match(first.json['crossContribution'], /^hessian/);
-  const second = await runCaptured(args);
+  const second = await runJson(explain, args);
   assert.deepEqual(second.json['row0'], first.json['row0'], 'reloaded model explains identically');
-  const fd = await runCaptured([...args, '--cross-contribution', 'finite-difference', '--background', '10']);
+  const fd = await runJson(explain, [...args, '--cross-contribution', 'finite-difference', '--background', '10']);
   assert.match(fd.json['crossContribution'], /^finite-difference/);
 });
 
@@ -74,7 +55,7 @@ test('slimgrad explain --plot writes bar, waterfall and beeswarm SVGs of the exp
   const counts: Record<string, number> = {};
   for (const [kind, element, cls] of [['bar', 'rect', 'bar'], ['waterfall', 'polygon', 'step'], ['beeswarm', 'circle', 'dot']] as const) {
     const file = join(dir, `${kind}.svg`);
-    const { json } = await runCaptured([...base, '--plot', file, '--plot-kind', kind]);
+    const { json } = await runJson(explain, [...base, '--plot', file, '--plot-kind', kind]);
     const svg = parseSvg(readFileSync(file, 'utf8'));
     counts[kind] = findAll(svg, element, cls).length;
     if (kind === 'bar') assert.deepEqual(findAll(svg, 'rect', 'bar').map((b) => Number(b.attrs['data-value'])).sort(), [...json['row0'].values].sort());
@@ -94,7 +75,7 @@ test('slimgrad explain --data mnist: LeNet-5 and its packed binary twin, patch m
   const { parseSvg, findAll } = await import('../explain/svg-check.js');
   const { readFileSync } = await import('node:fs');
   const plot = join(dir, 'maps.svg');
-  const { code, json } = await runCaptured(['--data', 'mnist', '--mnist-dir', mnistDir, '--train-images', '300', '--patch', '14', '--method', 'antithetic', '--budget', '4', '--plot', plot, '--json']);
+  const { code, json } = await runJson(explain, ['--data', 'mnist', '--mnist-dir', mnistDir, '--train-images', '300', '--patch', '14', '--method', 'antithetic', '--budget', '4', '--plot', plot, '--json']);
   assert.equal(code, 0);
   assert.deepEqual(json['models'].map((m: { model: string }) => m.model), ['LeNet-5', 'binary LeNet-5 (packed)']);
   for (const m of json['models']) assert.equal(m.values.length, 4);

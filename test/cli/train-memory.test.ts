@@ -7,6 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeNpy, encodeZip } from '../data/fixtures.js';
+import { runJson } from '../helpers.js';
 
 // A tiny .npz (300 train / 100 test 8x8 images) keeps these CLI runs to a second.
 const file = join(mkdtempSync(join(tmpdir(), 'slimgrad-mem-')), 'tiny.npz');
@@ -19,19 +20,13 @@ const file = join(mkdtempSync(join(tmpdir(), 'slimgrad-mem-')), 'tiny.npz');
   ]));
 }
 
-/** Runs `train` with console output captured; returns the parsed last JSON line. */
+/** Runs `train` in this process (on the default backend, as before any CLI setup); returns its JSON report. */
 async function trainJson(args: string[]): Promise<Record<string, any>> {
-  const lines: string[] = [];
-  const log = console.log, write = process.stdout.write.bind(process.stdout);
-  console.log = (...a: unknown[]) => void lines.push(a.join(' '));
-  // Text writes are the command's; the test runner's event stream writes binary chunks, passed through.
-  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => (typeof chunk === 'string' ? lines.push(...chunk.trim().split('\n')) > 0 : write(chunk, ...rest))) as typeof process.stdout.write;
   try {
-    assert.equal(await train.run(args), 0);
-    return JSON.parse(lines.at(-1)!);
+    const { code, json } = await runJson(train, args);
+    assert.equal(code, 0);
+    return json;
   } finally {
-    console.log = log;
-    process.stdout.write = write;
     arena().limitBytes = Infinity;
   }
 }
