@@ -69,6 +69,12 @@ function configFrom(o: ParsedOptions): InProcessConfig & { transport: string; re
       throw new UsageError((e as Error).message);
     }
   };
+  // Flag checks first: building the task loads data.
+  const batch = o.int('batch')!, micro = o.int('micro')!;
+  if (batch % micro !== 0) throw new UsageError(`--batch ${batch} does not split into --micro ${micro} equal micro-batches`);
+  if (o.bool('resume') && !o.string('checkpoint-dir')) throw new UsageError('--resume needs --checkpoint-dir');
+  const dpBits = o.int('dp-bits')!;
+  if (![0, 4, 8].includes(dpBits)) throw new UsageError(`--dp-bits must be 0 (fp32), 8 or 4, got ${dpBits}`);
   const task = wrap(() => createTask({
     model: o.string('model') as TaskModel, seed: o.int('seed')!, examples: o.int('examples'), data: o.string('data'),
     dim: o.int('dim'), layers: o.int('layers'), heads: o.int('heads'), tokens: o.int('tokens'),
@@ -81,11 +87,6 @@ function configFrom(o: ParsedOptions): InProcessConfig & { transport: string; re
   const layers = task.layers();
   const ranges = wrap(() => partition(layers, o.int('stages')!, boundaries));
   for (const l of layers) l.dispose();
-  const dpBits = o.int('dp-bits')!;
-  if (![0, 4, 8].includes(dpBits)) throw new UsageError(`--dp-bits must be 0 (fp32), 8 or 4, got ${dpBits}`);
-  const batch = o.int('batch')!, micro = o.int('micro')!;
-  if (batch % micro !== 0) throw new UsageError(`--batch ${batch} does not split into --micro ${micro} equal micro-batches`);
-  if (o.bool('resume') && !o.string('checkpoint-dir')) throw new UsageError('--resume needs --checkpoint-dir');
   return {
     task, ranges, replicas: o.int('replicas')!, batch, micro, steps: o.int('steps')!, seed: o.int('seed')!,
     sgd: { lr: o.number('lr')!, momentum: o.number('momentum')! },
