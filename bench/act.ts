@@ -34,6 +34,7 @@ import { backward } from '../src/autograd/backward.js';
 import { arena, ArenaLimitError, parseByteSize, setMemoryLimit } from '../src/core/arena.js';
 import { memory as ledgerMemory, resetPeakMemory } from '../src/core/ledger.js';
 import { scope } from '../src/core/scope.js';
+import { StepPlan } from '../src/core/plan.js';
 import { printJson, printTable, UsageError } from '../src/cli/command.js';
 import { useFastestBackend } from '../src/backends/index.js';
 import { fromValues } from '../src/core/tensor.js';
@@ -178,6 +179,7 @@ function childSteps(spec: ChildSpec): ChildReport {
   const forward = MODELS.find((m) => m.name === spec.model)!.forward(model);
   const optimizer = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
   const session = new Compression({ mode: spec.mode, model, seed: 1 });
+  const plan = new StepPlan();
   const baseRssBytes = process.memoryUsage.rss();
   resetPeakMemory();
   const times: number[] = [];
@@ -189,14 +191,14 @@ function childSteps(spec: ChildSpec): ChildReport {
   try {
     for (let s = 0; s < spec.steps; s++) {
       const t0 = performance.now();
-      scope(() => {
+      plan.run(() => scope(() => {
         const before = ledgerMemory().current.saved;
         const loss = session.run(() => forward(spec.batch));
         savedBytes = ledgerMemory().current.saved - before;
         backward(loss);
         optimizer.step();
         optimizer.zeroGrad();
-      });
+      }));
       times.push(performance.now() - t0);
     }
   } catch (e) {
@@ -223,17 +225,17 @@ function inChild(spec: ChildSpec): ChildReport {
 function loopStepMs(spec: ModelSpec, modes: ActMode[], batch: number, steps: number, rounds: number): Map<ActMode, number> {
   const runs = modes.map((mode) => {
     const model = spec.build();
-    return { mode, model, forward: spec.forward(model), optimizer: new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 }), session: new Compression({ mode, model, seed: 1 }), times: [] as number[] };
+    return { mode, model, forward: spec.forward(model), optimizer: new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 }), session: new Compression({ mode, model, seed: 1 }), plan: new StepPlan(), times: [] as number[] };
   });
   for (let round = 0; round <= rounds; round++) {
     for (const r of runs) {
       for (let s = 0; s < steps; s++) {
         const t0 = performance.now();
-        scope(() => {
+        r.plan.run(() => scope(() => {
           backward(r.session.run(() => r.forward(batch)));
           r.optimizer.step();
           r.optimizer.zeroGrad();
-        });
+        }));
         if (round > 0) r.times.push(performance.now() - t0);
       }
     }

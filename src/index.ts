@@ -18,6 +18,7 @@ export type { DType } from './core/dtype.js';
 export { scope, scopeAsync, keep } from './core/scope.js';
 export { memory, resetPeakMemory, type MemoryReport, type Category } from './core/ledger.js';
 export { arena, setMemoryLimit, parseByteSize, ArenaLimitError, ARENA_MAX_BYTES } from './core/arena.js';
+export { StepPlan } from './core/plan.js';
 export { ShapeError } from './core/shape.js';
 export { Rng } from './util/rng.js';
 

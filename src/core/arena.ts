@@ -51,6 +51,17 @@ export class ArenaLimitError extends RangeError {
   }
 }
 
+/** Placement hint of a block (see Arena.alloc). */
+export type Lifetime = 'short' | 'long' | 'fixed';
+
+/** What a step plan implements to take over placement during a step (see core/plan.ts). */
+export interface AllocationInterceptor {
+  /** Returns the offset of a block of `size` (aligned) bytes, planned or from `allocBlock`. */
+  alloc(size: number, lifetime: Lifetime): number;
+  /** Takes back a block, planned or not (then `freeBlock`). */
+  free(ptr: number, size: number): void;
+}
+
 export class Arena {
   readonly memory: WebAssembly.Memory;
   readonly shared: boolean;
@@ -63,6 +74,8 @@ export class Arena {
   reservedBytes = 0;
   /** Cap on the used address space in bytes (`Infinity`: up to the 4 GiB wasm32 limit). */
   limitBytes = Infinity;
+  /** While a step plan runs (core/plan.ts): places the step's non-fixed blocks and sees their frees. */
+  interceptor: AllocationInterceptor | null = null;
 
   constructor(initialPages = 256) {
     let memory: WebAssembly.Memory;
@@ -99,9 +112,14 @@ export class Arena {
    * batch 128, 'fixed' lowers the int4 high-water from 71.5 to 59.8 MiB: lazily created momentum
    * buffers had landed in holes mid-arena and fragmented every later step.
    */
-  alloc(bytes: number, lifetime: 'short' | 'long' | 'fixed' = 'long'): number {
+  alloc(bytes: number, lifetime: Lifetime = 'long'): number {
     if (!Number.isFinite(bytes) || bytes < 0) throw new RangeError(`arena: cannot allocate ${bytes} bytes`);
     const size = Arena.blockSize(bytes);
+    return this.interceptor && lifetime !== 'fixed' ? this.interceptor.alloc(size, lifetime) : this.allocBlock(size, lifetime);
+  }
+
+  /** `alloc` without the step plan: places a block of `size` (already aligned) by the online policy. */
+  allocBlock(size: number, lifetime: Lifetime): number {
     const at = lifetime === 'long' ? this.bestFit(size) : this.firstFit(size);
     this.reservedBytes += size;
     if (at >= 0) {
@@ -147,7 +165,14 @@ export class Arena {
   }
 
   free(ptr: number, bytes: number): void {
-    let start = ptr, size = Arena.blockSize(bytes);
+    const size = Arena.blockSize(bytes);
+    if (this.interceptor) this.interceptor.free(ptr, size);
+    else this.freeBlock(ptr, size);
+  }
+
+  /** `free` without the step plan: returns `[ptr, ptr + size)` to the free list (coalescing). */
+  freeBlock(ptr: number, blockBytes: number): void {
+    let start = ptr, size = blockBytes;
     this.reservedBytes -= size;
     // Insertion point: the first free block above ptr.
     let lo = 0, hi = this.freeStart.length;
@@ -163,7 +188,7 @@ export class Arena {
       size += this.freeSize[at]!;
       remove++;
     }
-    if (lo < this.freeStart.length && ptr + Arena.blockSize(bytes) === this.freeStart[lo]!) {
+    if (lo < this.freeStart.length && ptr + blockBytes === this.freeStart[lo]!) {
       size += this.freeSize[lo]!; // merge with the block above
       remove++;
     }

@@ -1,11 +1,11 @@
-import { arena } from './arena.js';
+import { arena, type Lifetime } from './arena.js';
 import { DTYPES, type AnyTypedArray, type DType } from './dtype.js';
 import { ledger, type Category } from './ledger.js';
 
 let nextStorageId = 1;
 
 /** The arena's placement hint per category (see Arena.alloc). */
-const LIFETIME: Record<Category, 'short' | 'long' | 'fixed'> = {
+const LIFETIME: Record<Category, Lifetime> = {
   activation: 'short', workspace: 'short', saved: 'long', gradient: 'long', parameter: 'fixed', optimizer: 'fixed',
 };
 

@@ -4,6 +4,7 @@
  */
 import type { FloatArray } from '../core/dtype.js';
 import { memory, resetPeakMemory } from '../core/ledger.js';
+import { StepPlan } from '../core/plan.js';
 import { scope } from '../core/scope.js';
 import { backward } from '../autograd/backward.js';
 import { noGrad } from '../autograd/mode.js';
@@ -191,13 +192,14 @@ export function fit(model: Module, train: Dataset, test: Dataset | null, o: FitO
   let lastLoss = NaN, trainTime = 0;
   let lastEval: { accuracy: number; loss: number } | null = null;
   let position: TrainPosition = { ...start };
+  const plan = new StepPlan(); // every step allocates alike: replay one planned arena layout
   for (let epoch = start.epoch; epoch < o.epochs && !stopped; epoch++) {
     const te = performance.now();
     const resuming = epoch === start.epoch;
     let lossSum = resuming ? start.lossSum : 0, seen = resuming ? start.seen : 0, batch = resuming ? start.batch : 0;
     for (const { x, y } of loader.epoch(epoch, batch)) {
       if (o.schedule) applySchedule(o.schedule, o.optimizer, steps);
-      const loss = scope(() => {
+      const loss = plan.run(() => scope(() => {
         const l = wrap(() => crossEntropy(model.call(x), y));
         peakSaved = Math.max(peakSaved, memory().current.saved);
         backward(l);
@@ -205,7 +207,7 @@ export function fit(model: Module, train: Dataset, test: Dataset | null, o: FitO
         o.optimizer.step();
         o.optimizer.zeroGrad();
         return l.item();
-      });
+      }));
       if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at epoch ${epoch + 1}, batch ${batch + 1} (try a lower --lr)`);
       lossSum += loss * y.size;
       seen += y.size;
