@@ -63,22 +63,36 @@ interface ModelSpec {
   quickBatch: number;
 }
 
+/**
+ * The same random batch every step, generated once per batch size: the harness should not add
+ * per-step JS garbage of its own to the process memory it measures (a data loader hands out
+ * ready typed arrays too).
+ */
+function cachedBatch(gen: (batch: number) => { x: Float32Array | Int32Array; y: Int32Array }): (batch: number) => { x: Float32Array | Int32Array; y: Int32Array } {
+  const cache = new Map<number, { x: Float32Array | Int32Array; y: Int32Array }>();
+  return (batch) => cache.get(batch) ?? cache.set(batch, gen(batch)).get(batch)!;
+}
+
 function images(m: Module, shape: number[]): ForwardFn {
-  return (batch) => {
+  const data = cachedBatch((batch) => {
     const r = new Rng(7, batch);
     const n = batch * shape.reduce((a, b) => a * b, 1);
-    const x = fromValues(Float32Array.from({ length: n }, () => r.normal()), [batch, ...shape]);
-    const y = fromValues(Int32Array.from({ length: batch }, () => r.int(10)), [batch], 'int32');
-    return crossEntropy(m.call(x), y);
+    return { x: Float32Array.from({ length: n }, () => r.normal()), y: Int32Array.from({ length: batch }, () => r.int(10)) };
+  });
+  return (batch) => {
+    const { x, y } = data(batch);
+    return crossEntropy(m.call(fromValues(x, [batch, ...shape])), fromValues(y, [batch], 'int32'));
   };
 }
 
 function tokens(m: Module, t: number, vocab: number): ForwardFn {
-  return (batch) => {
+  const data = cachedBatch((batch) => {
     const r = new Rng(7, batch);
-    const ids = fromValues(Int32Array.from({ length: batch * t }, () => r.int(vocab)), [batch, t], 'int32');
-    const y = fromValues(Int32Array.from({ length: batch }, () => r.int(10)), [batch], 'int32');
-    return crossEntropy(m.call(ids), y);
+    return { x: Int32Array.from({ length: batch * t }, () => r.int(vocab)), y: Int32Array.from({ length: batch }, () => r.int(10)) };
+  });
+  return (batch) => {
+    const { x, y } = data(batch);
+    return crossEntropy(m.call(fromValues(x, [batch, t], 'int32')), fromValues(y, [batch], 'int32'));
   };
 }
 

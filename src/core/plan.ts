@@ -77,6 +77,7 @@ class StepRun implements AllocationInterceptor {
   diverged = false;
 
   constructor(private readonly a: Arena, private readonly layout: Layout | null) {
+    a.resetSizeClasses();
     if (!layout || layout.regionBytes === 0) {
       this.diverged = layout !== null;
       return;

@@ -46,6 +46,11 @@ export class Storage {
     return this.refs > 0;
   }
 
+  /** Whether exactly one view references these bytes and no saved-for-backward slot does. */
+  get exclusive(): boolean {
+    return this.refs === 1 && this.savedRefs === 0;
+  }
+
   /** A typed-array view over the whole storage. Valid until the next allocation may grow memory. */
   view(): AnyTypedArray {
     if (this.refs <= 0) throw new Error(`storage #${this.id} was already freed`);

@@ -196,6 +196,30 @@ export class Tensor {
 }
 
 /** Allocates a contiguous tensor and fills it from `values` (copied). */
+/** Tensors whose values their owner gave to the op they are passed to (see `donate`). */
+const donated = new WeakSet<Tensor>();
+
+/**
+ * Gives `t`'s values to the op it is passed to: the caller never reads `t` again, so an op may
+ * write an elementwise output over it instead of allocating (see `reuseDonated`). Returns `t`.
+ */
+export function donate(t: Tensor): Tensor {
+  donated.add(t);
+  return t;
+}
+
+/**
+ * For an op writing an output of `t`'s shape and `dtype` elementwise from `t`: a view of `t`'s
+ * storage to write it into, when `t` was donated and no other view or saved slot shares those
+ * bytes; null otherwise (then allocate). The output is booked as an activation.
+ */
+export function reuseDonated(t: Tensor, dtype: DType): Tensor | null {
+  const s = t.storage;
+  if (!donated.has(t) || !s.exclusive || t.dtype !== dtype || t.offset !== 0 || s.length !== t.size || !t.isContiguous()) return null;
+  s.rebook('activation');
+  return t.view();
+}
+
 export function fromValues(values: ArrayLike<number>, shape: Shape, dtype: DType = 'float32', category: Category = 'activation'): Tensor {
   if (values.length !== numel(shape)) {
     throw new RangeError(`tensor: ${values.length} values do not fill shape ${fmt(shape)} (${numel(shape)} elements)`);

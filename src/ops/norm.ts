@@ -9,7 +9,8 @@
  */
 import type { FloatArray } from '../core/dtype.js';
 import { fmt, ShapeError } from '../core/shape.js';
-import { Tensor } from '../core/tensor.js';
+import { donate, reuseDonated, Tensor } from '../core/tensor.js';
+import { isGradEnabled } from '../autograd/mode.js';
 import { kernels } from '../backends/index.js';
 import type { ChannelLayout } from '../backends/kernels.js';
 import { contiguous } from './elementwise.js';
@@ -122,7 +123,9 @@ const batchNormOp = defineOp<BatchNormAttrs>({
   },
   backward(ctx, [gy], a) {
     const gamma = ctx.node.slots.has('gamma') ? ctx.saved('gamma') : null;
-    return runOp(batchNormGradOp, [gy!, ctx.saved('x'), ctx.saved('mean'), ctx.saved('invStd'), gamma], { training: a.training });
+    // x is read back for this op alone: an unpacked (decompressed) copy can take dx in place.
+    const x = ctx.saved('x');
+    return runOp(batchNormGradOp, [gy!, isGradEnabled() ? x : donate(x), ctx.saved('mean'), ctx.saved('invStd'), gamma], { training: a.training });
   },
   samples: () => [
     { inputs: [{ shape: [4, 3, 2, 2] }, { shape: [3] }, { shape: [3] }], attrs: { training: true, momentum: 0.1, eps: 1e-5 }, label: 'train NCHW' },
@@ -201,7 +204,7 @@ function defineNormGrad(name: string, params: (x: TensorMeta) => number, grad: (
  * the M values of each statistic, with a = invStd * gamma (gamma per statistic, or null):
  * dx = g * a + (x - mean) * (-a * invStd * S2 / M) - a * S1 / M (training; else only the first term).
  */
-function normDx(g: Tensor, x: Tensor, mean: Tensor, invStd: Tensor, gamma: Tensor | null, s1: Tensor, s2: Tensor, layout: ChannelLayout, training: boolean): Tensor {
+function normDx(g: Tensor, x: Tensor, mean: Tensor, invStd: Tensor, gamma: Tensor | null, s1: Tensor, s2: Tensor, layout: ChannelLayout, training: boolean, out: Tensor | null = null): Tensor {
   const C = layout.channels, M = layout.outer * layout.inner, dtype = g.dtype;
   const uScale = Tensor.uninitialized([C], dtype, 'workspace'), scale = Tensor.uninitialized([C], dtype, 'workspace'), shift = Tensor.uninitialized([C], dtype, 'workspace');
   const iv = invStd.data() as FloatArray, gm = floats(gamma), sv1 = s1.data() as FloatArray, sv2 = s2.data() as FloatArray;
@@ -212,7 +215,7 @@ function normDx(g: Tensor, x: Tensor, mean: Tensor, invStd: Tensor, gamma: Tenso
     sv[c] = training ? (-a * iv[c]! * sv2[c]!) / M : 0;
     hv[c] = training ? (-a * sv1[c]!) / M : 0;
   }
-  const dx = Tensor.uninitialized(x.shape, dtype);
+  const dx = out ?? Tensor.uninitialized(x.shape, dtype);
   kernels(dtype).channelAffine(x, dx, { mean, scale, shift, u: g, uScale }, layout);
   for (const t of [uScale, scale, shift]) t.dispose();
   return dx;
@@ -224,7 +227,8 @@ const batchNormGradOp = defineNormGrad('batchnorm_grad', (x) => x.shape[1]!, (gy
   const gc = contiguous(gy), xc = contiguous(x);
   const dgamma = Tensor.uninitialized([C], dtype), dbeta = Tensor.uninitialized([C], dtype);
   kernels(dtype).channelGradSums(gc, xc, mean, invStd, dbeta, dgamma, layout);
-  const dx = normDx(gc, xc, mean, invStd, gamma, dbeta, dgamma, layout, training);
+  // channelAffine is elementwise, so dx may overwrite a donated x (the last read of x).
+  const dx = normDx(gc, xc, mean, invStd, gamma, dbeta, dgamma, layout, training, reuseDonated(xc, dtype));
   if (gc !== gy) gc.dispose();
   if (xc !== x) xc.dispose();
   return [dx, dgamma, dbeta];
