@@ -137,8 +137,9 @@ export class DataLoader {
    */
   *epoch(epoch: number, startBatch = 0): Generator<TensorBatch> {
     for (const indices of this.batchIndices(epoch, startBatch)) {
-      const x = Tensor.empty(this.batchShape(indices.length), 'float32');
-      const y = Tensor.empty([indices.length], 'int32');
+      // fillBatch writes every value and label: no zero-fill first.
+      const x = Tensor.uninitialized(this.batchShape(indices.length), 'float32');
+      const y = Tensor.uninitialized([indices.length], 'int32');
       // Views taken after both allocations: an allocation may grow (and move) arena memory.
       this.fillBatch(indices, epoch, x.data() as Float32Array, y.data() as Int32Array);
       yield { x, y, indices };
