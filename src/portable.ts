@@ -31,6 +31,7 @@ export * from './nn/index.js';
 export * from './optim/index.js';
 export * from './data/portable.js';
 export { encodeSafetensors, decodeSafetensors } from './io/safetensors.js';
+export { encodeModule, decodeModuleInto } from './io/state.js';
 export * from './train/index.js';
 export * from './explain/index.js';
 export {

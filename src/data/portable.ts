@@ -8,7 +8,7 @@ export { DataFormatError, formatShape } from './errors.js';
 export { parseIdx, decodeIdx, idxDeclaredSize, datasetFromIdx, type IdxArray, type IdxDType } from './idx.js';
 export { parseNpy, type NpyArray, type NpyDType } from './npy.js';
 export { listZip, readZip, extractEntry, crc32, type ZipEntry, type InflateRaw } from './zip.js';
-export { parseNpz, datasetFromArrays, type ArrayDatasetOptions } from './npz.js';
+export { parseNpz, datasetFromArrays, datasetFromNpz, type ArrayDatasetOptions } from './npz.js';
 export { parseCifarBatch, CIFAR10_CLASSES, CIFAR10_MAX_BATCH_BYTES } from './cifar.js';
 export { syntheticShapes, SYNTHETIC_CLASSES, type SyntheticOptions } from './synthetic.js';
 export {
