@@ -50,17 +50,17 @@ export async function readSource(source: ByteSource, options: SourceOptions = {}
     return readSource(response, { ...options, name: options.name ?? String(source) });
   }
   const name = options.name ?? ((source as { name?: string }).name || (source as { url?: string }).url || 'data');
-  const tooBig = (bytes: number) => new DataFormatError(name, `${formatBytes(bytes)} is over the limit of ${formatBytes(cap)} (raise it with the maxBytes option if the data is trusted)`);
+  const tooBig = (size: string) => new DataFormatError(name, `${size} is over the limit of ${formatBytes(cap)} (raise it with the maxBytes option if the data is trusted)`);
   if (source instanceof Blob) {
-    if (source.size > cap) throw tooBig(source.size);
+    if (source.size > cap) throw tooBig(formatBytes(source.size));
     return { bytes: new Uint8Array(await source.arrayBuffer()), name };
   }
   if (!source.ok) throw new DataFormatError(name, `fetch failed: HTTP ${source.status} ${source.statusText}`);
   const declared = Number(source.headers.get('content-length') ?? NaN);
-  if (declared > cap) throw tooBig(declared);
+  if (declared > cap) throw tooBig(formatBytes(declared));
   if (!source.body) return { bytes: new Uint8Array(await source.arrayBuffer()), name };
   const chunks = await readBounded(source.body, cap);
-  if (!chunks) throw tooBig(cap + 1);
+  if (!chunks) throw tooBig('the response');
   return { bytes: chunks, name };
 }
 
