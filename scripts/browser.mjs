@@ -71,6 +71,22 @@ export function serve(dir, port = 0) {
   });
 }
 
+/** The system Chromium the tests and `bench browser` drive (SLIMGRAD_CHROMIUM overrides). */
+export const CHROMIUM = process.env.SLIMGRAD_CHROMIUM || '/usr/bin/chromium';
+
+/**
+ * Headless Chromium through playwright-core (no browser download): flags that keep it off the
+ * network (the machine may have none: without them it hangs on connection attempts); playwright
+ * gives it a fresh profile directory.
+ */
+export async function launchChromium() {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const sizes = await buildBrowser();
   for (const [f, bytes] of Object.entries(sizes)) console.log(`build/browser/${f}: ${(bytes / 1024).toFixed(1)} KiB`);
