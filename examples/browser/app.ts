@@ -18,7 +18,7 @@ const runs: Series[] = [];
 let classes: string[] = [];
 let mnistFiles: { images?: File; labels?: File } = {};
 
-function plot(canvas: HTMLCanvasElement, title: string, unit: string, pick: (s: Series) => [number, number][]): void {
+function plot(canvas: HTMLCanvasElement, title: string, unit: string, pick: (s: Series) => [number, number][], zoom = false): void {
   const g = canvas.getContext('2d')!;
   const { width: w, height: h } = canvas;
   g.clearRect(0, 0, w, h);
@@ -30,26 +30,31 @@ function plot(canvas: HTMLCanvasElement, title: string, unit: string, pick: (s: 
   if (points.length === 0) return;
   const xMax = Math.max(...points.map((p) => p[0]), 1);
   const yMax = Math.max(...points.map((p) => p[1])) * 1.05 || 1;
+  // zoom: the y axis spans the data (accuracies close to each other), else it starts at 0.
+  const yMin = zoom ? Math.max(0, Math.min(...points.map((p) => p[1])) - 0.02) : 0;
   const X = (x: number) => pad.l + (x / xMax) * (w - pad.l - pad.r);
-  const Y = (y: number) => h - pad.b - (y / yMax) * (h - pad.t - pad.b);
+  const Y = (y: number) => h - pad.b - ((y - yMin) / (yMax - yMin || 1)) * (h - pad.t - pad.b);
   g.strokeStyle = '#ccc';
   g.strokeRect(pad.l, pad.t, w - pad.l - pad.r, h - pad.t - pad.b);
   g.fillStyle = '#555';
-  for (const f of [0, 0.5, 1]) g.fillText(`${(yMax * f).toPrecision(3)}${unit}`, 2, Y(yMax * f) + 4);
-  runs.forEach((s, i) => {
+  for (const f of [0, 0.5, 1]) {
+    const y = yMin + (yMax - yMin) * f;
+    g.fillText(`${y.toPrecision(3)}${unit}`, 2, Y(y) + 4);
+  }
+  for (const s of runs) {
     const data = pick(s);
     g.strokeStyle = g.fillStyle = s.color;
     g.beginPath();
     data.forEach(([x, y], j) => (j ? g.lineTo(X(x), Y(y)) : g.moveTo(X(x), Y(y))));
     g.stroke();
     if (data.length === 1) g.fillRect(X(data[0]![0]) - 2, Y(data[0]![1]) - 2, 4, 4);
-    g.fillText(s.label, w - pad.r - 150, pad.t + 14 * (i + 1));
-  });
+  }
 }
 
 function redraw(): void {
+  $('legend').innerHTML = runs.map((s) => `<span style="color:${s.color}">&#9632; ${s.label}</span>`).join(' &nbsp; ');
   plot($('loss'), 'training loss per step', '', (s) => s.loss);
-  plot($('accuracy'), 'test accuracy per epoch', '', (s) => s.accuracy);
+  plot($('accuracy'), 'test accuracy per epoch', '', (s) => s.accuracy, true);
   plot($('saved'), 'saved for backward per step', ' MiB', (s) => s.saved);
 }
 
@@ -184,14 +189,18 @@ drop.ondragover = (e) => {
   drop.classList.add('over');
 };
 drop.ondragleave = () => drop.classList.remove('over');
+function useFiles(files: File[]): void {
+  files.sort((a, b) => a.size - b.size);
+  mnistFiles = { labels: files.find((f) => /label/i.test(f.name)) ?? files[0], images: files.find((f) => /image/i.test(f.name)) ?? files[1] };
+  $('drop').firstChild!.textContent = `images: ${mnistFiles.images?.name ?? '?'}, labels: ${mnistFiles.labels?.name ?? '?'} `;
+  $<HTMLSelectElement>('data').value = 'mnist';
+}
 drop.ondrop = (e) => {
   e.preventDefault();
   drop.classList.remove('over');
-  const files = Array.from(e.dataTransfer?.files ?? []).sort((a, b) => a.size - b.size);
-  mnistFiles = { labels: files.find((f) => /label/i.test(f.name)) ?? files[0], images: files.find((f) => /image/i.test(f.name)) ?? files[1] };
-  drop.textContent = `images: ${mnistFiles.images?.name ?? '?'}, labels: ${mnistFiles.labels?.name ?? '?'}`;
-  $<HTMLSelectElement>('data').value = 'mnist';
+  useFiles(Array.from(e.dataTransfer?.files ?? []));
 };
+$<HTMLInputElement>('files').onchange = () => useFiles(Array.from($<HTMLInputElement>('files').files ?? []));
 
 $('train').onclick = () => void train();
 $('convert').onclick = () => void convert();
