@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { setThreads, quant } from '../../src/index.js';
+import { loadMnist, setThreads, quant } from '../../src/index.js';
 import { buildBrowser, CHROMIUM, launchChromium, serve } from '../../scripts/browser.mjs';
 import { predictDeployed, savedBytesByMode, syntheticSplits, trainModel, type TrainSpec } from '../../examples/browser/tasks.js';
 import type { TrainerClient } from '../../examples/browser/client.js';
@@ -15,6 +15,7 @@ import type { Commands } from '../../examples/browser/protocol.js';
 
 const LENET: TrainSpec = { model: 'lenet', act: 'off', epochs: 1, batchSize: 32, seed: 1, lr: 1e-3, trainItems: 2000, testItems: 500 };
 const SCREENSHOT = join('build', 'test-output', 'browser-page.png');
+const MNIST = join('..', 'shared', 'data', 'mnist-t10k');
 
 type Page = Awaited<ReturnType<Awaited<ReturnType<typeof launchChromium>>['newPage']>>;
 
@@ -82,6 +83,20 @@ test('slimgrad in headless Chromium', { skip: existsSync(CHROMIUM) ? false : `no
       mkdirSync(join('build', 'test-output'), { recursive: true });
       await page.screenshot({ path: SCREENSHOT, fullPage: true });
       t.diagnostic(`screenshot: ${SCREENSHOT}`);
+    });
+
+    await t.test('MNIST IDX files picked in the page (gzipped, inflated by DecompressionStream) train to the weights of loadMnist in Node', async () => {
+      const spec: TrainSpec = { ...LENET, model: 'mlp', trainItems: 1000, testItems: 200 };
+      const [train, rest] = (await loadMnist(MNIST, { split: 'all' })).split(spec.trainItems);
+      const reference = await trainModel(spec, [train, rest.subset(0, spec.testItems)]);
+      await page.setInputFiles('#files', [join(MNIST, 't10k-images-idx3-ubyte.gz'), join(MNIST, 't10k-labels-idx1-ubyte.gz')]);
+      const r = await page.evaluate((spec) => {
+        const [labels, images] = Array.from((document.getElementById('files') as HTMLInputElement).files!).sort((a, b) => a.size - b.size);
+        return (window as unknown as { trainer: TrainerClient }).trainer.call('train', { spec, mnist: { images: images!, labels: labels!, trainItems: spec.trainItems, testItems: spec.testItems } });
+      }, spec);
+      assert.deepEqual([r.trainItems, r.testItems, r.classes[7]], [1000, 200, '7']);
+      assert.equal(r.weightsSha256, reference.result.weightsSha256);
+      assert.equal(r.testAccuracy, reference.result.testAccuracy);
     });
 
     await t.test('a page that is not cross-origin isolated runs one thread on unshared memory, same weights', async () => {
