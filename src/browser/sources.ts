@@ -17,7 +17,7 @@ import { datasetFromIdx, decodeIdx, type IdxArray } from '../data/idx.js';
 import { maxBytesOf, type DataLimits, type Decompress, type Decompressors } from '../data/inflate.js';
 import type { NpyArray } from '../data/npy.js';
 import { datasetFromNpz, parseNpz, type ArrayDatasetOptions } from '../data/npz.js';
-import { loadTabular, type TabularDataset, type TabularOptions } from '../data/tabular.js';
+import { parseTabularFile, type TabularDataset, type TabularOptions } from '../data/tabular.js';
 import type { Module } from '../nn/module.js';
 import { decodeModuleInto, encodeModule } from '../io/state.js';
 import { decodeDeployed, encodeDeployed } from '../io/deployed-format.js';
@@ -189,25 +189,14 @@ export async function loadNpzDatasetFrom(source: ByteSource, options: SourceOpti
 }
 
 /**
- * A tabular CSV dataset (UTF-8 text), encoded as `loadTabular` does.
+ * A tabular CSV dataset (UTF-8 text), encoded as `readTabularFile` does in Node.
  *
  * @example
  * const data = await loadCsvFrom(csvFile, { label: 'class' });
  */
 export async function loadCsvFrom(source: ByteSource, options: SourceOptions & TabularOptions): Promise<TabularDataset> {
   const { bytes, name } = await readSource(source, options);
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new DataFormatError(name, 'is not UTF-8 text');
-  }
-  try {
-    return loadTabular(text, options);
-  } catch (e) {
-    if (e instanceof DataFormatError) throw e;
-    throw new DataFormatError(name, (e as Error).message);
-  }
+  return parseTabularFile(bytes, name, options);
 }
 
 /**

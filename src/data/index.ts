@@ -18,4 +18,4 @@ export {
 } from './files.js';
 export { loadDataset, DATASET_NAMES, type LoadDatasetOptions } from './catalog.js';
 export { loadSplits, type SplitOptions, type Splits } from './splits.js';
-export { readTabularFile, parseTabularFile } from './tabular-file.js';
+export { readTabularFile } from './tabular-file.js';

@@ -22,4 +22,4 @@ export {
 export { KeyedRandom, RANDOM_DOMAINS } from './random.js';
 export { DataLoader, type DataLoaderOptions, type ArrayBatch, type TensorBatch } from './loader.js';
 export { isGzip, gunzipBounded, DEFAULT_MAX_DATA_BYTES, INFLATE_SLACK, type DataLimits, type Decompress, type Decompressors, type DeclaredSize, type GunzipOptions } from './inflate.js';
-export { parseCsv, encodeTabular, loadTabular, sniffDelimiter, MISSING_LEVEL, type CsvTable, type TabularOptions, type FeatureGroup, type TabularSplit, type TabularDataset } from './tabular.js';
+export { parseCsv, encodeTabular, loadTabular, parseTabularFile, sniffDelimiter, MISSING_LEVEL, type CsvTable, type TabularOptions, type FeatureGroup, type TabularSplit, type TabularDataset } from './tabular.js';

@@ -84,7 +84,7 @@ test('CSV from a Blob encodes as loadTabular; non-UTF-8 bytes are refused', asyn
   const csv = 'a,b,class\n1,x,yes\n2,y,no\n3,x,yes\n';
   const data = await loadCsvFrom(new Blob([csv]), { label: 'class' });
   assert.deepEqual(data, loadTabular(csv, { label: 'class' }));
-  await assert.rejects(loadCsvFrom(new Uint8Array([0xff, 0xfe, 0x00]), { label: 'class', name: 'bad.csv' }), /bad\.csv: is not UTF-8 text/);
+  await assert.rejects(loadCsvFrom(new Uint8Array([0xff, 0xfe, 0x00]), { label: 'class', name: 'bad.csv' }), /bad\.csv: not UTF-8 text/);
 });
 
 test('moduleBlob / deployedBlob hold the bytes saveModule / saveDeployed write, and load back', async () => {
