@@ -63,12 +63,21 @@ async function fetchBytes(url: URL): Promise<Uint8Array<ArrayBuffer> | undefined
 export async function initBrowser(options: BrowserOptions = {}): Promise<BrowserSetup> {
   const base = new URL(options.kernelsUrl ?? './', import.meta.url);
   const shared = arena().shared;
+  let found = false;
   for (const variant of shared ? (['simd', 'scalar'] as const) : (['simd-unshared'] as const)) {
     const bytes = options.kernels ?? (await fetchBytes(new URL(kernelFile(variant), base)));
-    if (bytes && registerWasmBackend({ variant, bytes })) {
+    try {
+      found = bytes !== undefined && registerWasmBackend({ variant, bytes }) !== undefined;
+    } catch {
+      // a build for the other memory kind does not link: try the next one
+    }
+    if (found) {
       setBackend('wasm');
       break;
     }
+  }
+  if (options.kernels && !found) {
+    throw new Error(`initBrowser: the kernels given do not run on this page's ${shared ? 'shared' : 'unshared'} memory (pass ${kernelFile(shared ? 'simd' : 'simd-unshared')}${shared ? '' : ': the page is not cross-origin isolated'})`);
   }
   let quant = false;
   const quantBytes = options.quantKernels ?? (await fetchBytes(new URL(quantWasmFile(), base)));

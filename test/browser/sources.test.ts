@@ -113,3 +113,10 @@ test('moduleBlob / deployedBlob hold the bytes saveModule / saveDeployed write, 
     cleanup();
   }
 });
+
+test('initBrowser refuses kernel bytes built for the other memory kind, naming the build to pass', async () => {
+  const { initBrowser } = await import('../../src/browser.js');
+  const unshared = new Uint8Array(readFileSync(join('build', 'kernels-unshared.wasm')));
+  // Node's arena is shared (as in a cross-origin-isolated page).
+  await assert.rejects(initBrowser({ kernels: unshared, quantKernels: new Uint8Array(readFileSync(join('build', 'quant.wasm'))) }), /initBrowser: the kernels given do not run on this page's shared memory \(pass kernels\.wasm\)/);
+});
