@@ -38,6 +38,18 @@ test('the check finds the Node built-ins of the Node entry (it can fail)', async
   for (const b of ['node:fs', 'node:zlib', 'node:net']) assert.ok(builtins.some((x) => x.startsWith(`${b} `)), `${b} not reported: ${builtins.join(', ')}`);
 });
 
+test("the README's browser example bundles against the browser entry (every name it uses exists)", async () => {
+  const readme = readFileSync('README.md', 'utf8');
+  const section = readme.slice(readme.indexOf('## In the browser'));
+  const example = /```ts\n([\s\S]*?)```/.exec(section)?.[1];
+  assert.ok(example?.includes("from 'slimgrad/browser'"), 'no browser example in the README');
+  const result = await build({
+    stdin: { contents: example!, loader: 'ts', resolveDir: process.cwd() }, bundle: true, platform: 'browser', format: 'esm', write: false, logLevel: 'silent',
+    alias: { 'slimgrad/browser': './src/browser.ts' },
+  });
+  assert.equal(result.errors.length, 0);
+});
+
 test('package.json sends browsers and slimgrad/browser to the browser entry', () => {
   const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
   assert.equal(pkg.exports['.'].browser, './dist/src/browser.js');
