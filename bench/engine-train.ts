@@ -14,7 +14,8 @@ import { useFastestBackend } from '../src/backends/index.js';
 import { Rng } from '../src/util/rng.js';
 
 export const TRAIN_MODELS = ['mlp', 'cnn', 'resnet20'] as const;
-export type TrainModel = (typeof TRAIN_MODELS)[number];
+/** The models `bench engine` trains; `bench browser` also times LeNet-5 with the same steps. */
+export type TrainModel = (typeof TRAIN_MODELS)[number] | 'lenet';
 
 export interface TrainCase {
   model: TrainModel;
@@ -38,6 +39,7 @@ export const TRAIN_SPECS: Record<TrainModel, { shape: [number, number, number]; 
   mlp: { shape: [1, 28, 28], batch: 64, slimgrad: 'mlp' },
   cnn: { shape: [1, 28, 28], batch: 64, slimgrad: 'cnn' },
   resnet20: { shape: [3, 32, 32], batch: 64, slimgrad: 'resnet20' },
+  lenet: { shape: [1, 28, 28], batch: 64, slimgrad: 'lenet' },
 };
 const CLASSES = 10;
 const LR = 0.01;
@@ -54,7 +56,7 @@ function randomBatch(model: TrainModel): { x: Float32Array; y: Int32Array } {
 }
 
 /** Seconds per call of `step` after one warm-up call, over at least `seconds` (>= 1 timed call). */
-async function timeSteps(step: () => void | Promise<void>, seconds: number): Promise<number> {
+export async function timeSteps(step: () => void | Promise<void>, seconds: number): Promise<number> {
   await step();
   let reps = 0;
   const t0 = performance.now();
@@ -65,7 +67,8 @@ async function timeSteps(step: () => void | Promise<void>, seconds: number): Pro
   return (performance.now() - t0) / 1000 / reps;
 }
 
-function slimgradStep(model: TrainModel): () => void {
+/** One SGD step of slimgrad's `model` on a fixed random batch (the backend selected by the caller). */
+export function slimgradStep(model: TrainModel): () => void {
   const { shape, batch, slimgrad } = TRAIN_SPECS[model];
   const net = createModel(slimgrad, shape, CLASSES, 0);
   net.train();
@@ -97,6 +100,12 @@ function tfjsModel(tf: Tf, model: TrainModel): import('@tensorflow/tfjs').Layers
     t = tf.layers.flatten().apply(input) as typeof t;
     t = relu(tf.layers.dense({ units: 512 }).apply(t) as typeof t);
     t = relu(tf.layers.dense({ units: 512 }).apply(t) as typeof t);
+  } else if (model === 'lenet') {
+    t = tf.layers.maxPooling2d({ poolSize: 2 }).apply(relu(conv(input, 6, 5, 1, 'same'))) as typeof t;
+    t = tf.layers.maxPooling2d({ poolSize: 2 }).apply(relu(conv(t, 16, 5, 1, 'valid'))) as typeof t;
+    t = tf.layers.flatten().apply(t) as typeof t;
+    t = relu(tf.layers.dense({ units: 120 }).apply(t) as typeof t);
+    t = relu(tf.layers.dense({ units: 84 }).apply(t) as typeof t);
   } else if (model === 'cnn') {
     t = tf.layers.maxPooling2d({ poolSize: 2 }).apply(relu(conv(input, 32, 3, 1, 'valid'))) as typeof t;
     t = tf.layers.maxPooling2d({ poolSize: 2 }).apply(relu(conv(t, 64, 3, 1, 'valid'))) as typeof t;
@@ -120,7 +129,8 @@ function tfjsModel(tf: Tf, model: TrainModel): import('@tensorflow/tfjs').Layers
   return tf.model({ inputs: input, outputs: logits });
 }
 
-async function tfjsStep(model: TrainModel, backend: 'cpu' | 'wasm'): Promise<() => void> {
+/** The same step in tfjs (NHWC); in a page, the wasm backend's binaries must sit next to the script. */
+export async function tfjsStep(model: TrainModel, backend: 'cpu' | 'wasm'): Promise<() => void> {
   const tf = await import('@tensorflow/tfjs');
   if (backend === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
   if (!(await tf.setBackend(backend))) throw new Error(`tfjs backend '${backend}' failed to initialize`);
@@ -156,7 +166,8 @@ export async function runTrainCase(c: TrainCase): Promise<TrainRow> {
   }
 }
 
-const requested = process.env.SLIMGRAD_BENCH_CASE;
+// Bundled into `bench browser`'s page too, where there is no process.
+const requested = typeof process !== 'undefined' ? process.env.SLIMGRAD_BENCH_CASE : undefined;
 if (requested && process.send) {
   const row = await runTrainCase(JSON.parse(requested) as TrainCase);
   process.send(row, () => process.exit(0));

@@ -15,6 +15,7 @@ const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number
   ptq: () => import('./ptq.js'),
   pipeline: () => import('./pipeline.js'),
   transformer: () => import('./transformer.js'),
+  browser: () => import('./browser.js'),
 };
 
 export async function main(args: string[]): Promise<number> {

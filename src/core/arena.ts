@@ -83,6 +83,9 @@ export class Arena {
     let memory: WebAssembly.Memory;
     let shared = true;
     try {
+      // A page that is not cross-origin isolated may create shared memory (Chromium does) but
+      // cannot send it to a Web Worker: unshared there, as where it cannot be created.
+      if ((globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false) throw new Error('not cross-origin isolated');
       memory = new WebAssembly.Memory({ initial: initialPages, maximum: MAX_PAGES, shared: true });
     } catch {
       // Browsers without cross-origin isolation have no SharedArrayBuffer: single-threaded then.

@@ -7,7 +7,7 @@ import { concatDatasets, type Dataset } from './dataset.js';
 import { DataFormatError } from './errors.js';
 import { datasetFromIdx, decodeIdx, type IdxArray } from './idx.js';
 import { gunzipBounded, isGzip, type DataLimits, type Decompress, type Decompressors, type GunzipOptions } from './inflate.js';
-import { datasetFromArrays, parseNpz, type ArrayDatasetOptions } from './npz.js';
+import { datasetFromNpz, parseNpz, type ArrayDatasetOptions } from './npz.js';
 import type { NpyArray } from './npy.js';
 import { CIFAR10_MAX_BATCH_BYTES, parseCifarBatch } from './cifar.js';
 
@@ -161,15 +161,7 @@ export async function loadNpzDataset(
   file: string,
   options: { x?: string; y?: string } & Partial<ArrayDatasetOptions> & DataLimits = {},
 ): Promise<Dataset> {
-  const arrays = await loadNpz(file, options);
-  const xKey = options.x ?? 'x';
-  const yKey = options.y ?? 'y';
-  const available = [...arrays.keys()].join(', ') || 'none';
-  const x = arrays.get(xKey);
-  const y = arrays.get(yKey);
-  if (!x) throw new DataFormatError(file, `no array '${xKey}' (arrays: ${available})`);
-  if (!y) throw new DataFormatError(file, `no array '${yKey}' (arrays: ${available})`);
-  return datasetFromArrays(x, y, { ...options, name: options.name ?? `${file}:${xKey}`, xSource: `${file}:${xKey}.npy`, ySource: `${file}:${yKey}.npy` });
+  return datasetFromNpz(await loadNpz(file, options), file, options);
 }
 
 /**

@@ -87,3 +87,21 @@ export function datasetFromArrays(xArray: NpyArray, yArray: NpyArray, options: A
   }
   return new Dataset(x, itemShape, y, numClasses, options.name);
 }
+
+/**
+ * The dataset of arrays `x` and `y` (names set by options.x / options.y) of a parsed .npz; errors
+ * name `file` and list the arrays it has.
+ *
+ * @example
+ * const train = datasetFromNpz(parseNpz(bytes, 'mnist.npz', inflateRaw), 'mnist.npz', { x: 'x_train', y: 'y_train' });
+ */
+export function datasetFromNpz(arrays: Map<string, NpyArray>, file: string, options: { x?: string; y?: string } & Partial<ArrayDatasetOptions> = {}): Dataset {
+  const xKey = options.x ?? 'x';
+  const yKey = options.y ?? 'y';
+  const available = [...arrays.keys()].join(', ') || 'none';
+  const x = arrays.get(xKey);
+  const y = arrays.get(yKey);
+  if (!x) throw new DataFormatError(file, `no array '${xKey}' (arrays: ${available})`);
+  if (!y) throw new DataFormatError(file, `no array '${yKey}' (arrays: ${available})`);
+  return datasetFromArrays(x, y, { ...options, name: options.name ?? `${file}:${xKey}`, xSource: `${file}:${xKey}.npy`, ySource: `${file}:${yKey}.npy` });
+}

@@ -6,12 +6,9 @@ import type { Tensor } from '../core/tensor.js';
 import { Rng } from '../util/rng.js';
 import { decodeSafetensors, encodeSafetensors, type StoredTensor } from './safetensors.js';
 import { writeFileAtomic, type OutputOptions } from './write.js';
+import { decodeModuleInto, encodeModule, OPTIMIZER_STEPS_KEY, RNG_KEY, TRAINING_STATE_PREFIX } from './state.js';
 
-/**
- * Entries of a training checkpoint that are not the model's (optimizer state) carry this prefix;
- * loadModule skips them, so a training checkpoint loads into a model for eval or convert.
- */
-export const TRAINING_STATE_PREFIX = 'optimizer/';
+export { TRAINING_STATE_PREFIX };
 
 /**
  * Writes `m`'s state dict (with a checksum) to `path` through a temporary file; returns the bytes
@@ -21,18 +18,20 @@ export const TRAINING_STATE_PREFIX = 'optimizer/';
  * saveModule(model, 'lenet.safetensors', { model: 'lenet' });
  */
 export function saveModule(m: Module, path: string, metadata: Record<string, string> = {}, options: OutputOptions = {}): number {
-  return writeFileAtomic(path, encodeSafetensors(m.stateDict(), metadata), options);
+  return writeFileAtomic(path, encodeModule(m, metadata), options);
+}
+
+function readBytes(path: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new Error(`cannot read model file ${path}: ${fsReason(e)}`);
+  }
 }
 
 /** Reads a checkpoint written by slimgrad (checksum required); errors name the file and the field. */
 export function readCheckpoint(path: string): { tensors: Map<string, StoredTensor>; metadata: Record<string, string> } {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (e) {
-    throw new Error(`cannot read model file ${path}: ${fsReason(e)}`);
-  }
-  return decodeSafetensors(bytes, path, { requireChecksum: true });
+  return decodeSafetensors(readBytes(path), path, { requireChecksum: true });
 }
 
 /**
@@ -43,19 +42,8 @@ export function readCheckpoint(path: string): { tensors: Map<string, StoredTenso
  * const meta = loadModule(createModel('lenet', [1, 28, 28], 10), 'lenet.safetensors');
  */
 export function loadModule(m: Module, path: string): Record<string, string> {
-  const { tensors, metadata: { [OPTIMIZER_STEPS_KEY]: _, [RNG_KEY]: __, ...metadata } } = readCheckpoint(path);
-  for (const k of [...tensors.keys()]) if (k.startsWith(TRAINING_STATE_PREFIX)) tensors.delete(k);
-  try {
-    m.loadStateDict(tensors);
-  } catch (e) {
-    throw new Error(`${path}: ${(e as Error).message}`);
-  }
-  return metadata;
+  return decodeModuleInto(m, readBytes(path), path);
 }
-
-/** Metadata keys of a training checkpoint's optimizer step count and module random streams. */
-const OPTIMIZER_STEPS_KEY = 'slimgrad.optimizer-steps';
-const RNG_KEY = 'slimgrad.rng';
 
 /** Positions of the random streams modules draw from while training (Dropout masks), by module path. */
 function rngPositions(m: Module): Record<string, number> {

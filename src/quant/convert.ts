@@ -100,7 +100,7 @@ function convertLayer(layer: Linear | Conv2d): MatStage {
 function nextBinarizes(layers: Module[], from: number): boolean {
   for (let i = from; i < layers.length; i++) {
     const l = layers[i]!;
-    if (l instanceof MaxPool2dLayer || (l instanceof Lambda && l.label === 'flatten')) continue;
+    if (maxPoolKernel(l) !== undefined || (l instanceof Lambda && l.label === 'flatten')) continue;
     return (l instanceof Linear || l instanceof Conv2d) && layerPlan(l)!.kernel === 'binary';
   }
   return false;
@@ -122,7 +122,7 @@ export function convert(model: Module, inputShape: number[]): DeployedModel {
       // Fold the BatchNorm that follows, directly or across max-pools when the combined scale is
       // positive everywhere (max commutes with an increasing affine map).
       let j = i + 1;
-      while (layers[j] instanceof MaxPool2dLayer) j++;
+      while (maxPoolKernel(layers[j]) !== undefined) j++;
       const pools = layers.slice(i + 1, j), bn = layers[j];
       let last = i;
       if (bn instanceof BatchNorm) {
@@ -147,14 +147,27 @@ export function convert(model: Module, inputShape: number[]): DeployedModel {
   return { inputShape: [...inputShape], stages };
 }
 
+/**
+ * The window of a max-pool the runtime runs (square, stride = window, no padding): a
+ * MaxPool2dLayer, or nn's MaxPool2d({ kernel: k }) (float models such as LeNet-5); else undefined.
+ */
+function maxPoolKernel(l: Module | undefined): number | undefined {
+  if (l instanceof MaxPool2dLayer) return l.kernel;
+  if (!(l instanceof Lambda) || l.label !== 'maxpool2d') return undefined;
+  const { kernel, stride, padding } = l.attrs as { kernel?: unknown; stride?: unknown; padding?: unknown };
+  const plain = typeof kernel === 'number' && (stride === undefined || stride === kernel) && (padding === undefined || padding === 0);
+  return plain ? kernel : undefined;
+}
+
 function convertSimple(l: Module): Stage[] {
-  if (l instanceof MaxPool2dLayer) return [{ op: 'maxpool', k: l.kernel }];
+  const k = maxPoolKernel(l);
+  if (k !== undefined) return [{ op: 'maxpool', k }];
   if (l instanceof BatchNorm) {
     const { g, h } = bnAffine(l);
     return [{ op: 'affine', mul: Float32Array.from(g), bias: Float32Array.from(h) }];
   }
   if (l instanceof Lambda && (l.label === 'relu' || l.label === 'flatten')) return [{ op: l.label }];
-  throw new Error(`convert: layer ${l.path} (${l instanceof Lambda ? l.label : l.constructor.name}) is not supported (supported: conv/linear, BatchNorm, MaxPool2dLayer, relu, flatten)`);
+  throw new Error(`convert: layer ${l.path} (${l instanceof Lambda ? l.label : l.constructor.name}) is not supported (supported: conv/linear, BatchNorm, MaxPool2dLayer or MaxPool2d with stride = window and no padding, relu, flatten)`);
 }
 
 /**

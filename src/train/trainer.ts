@@ -26,6 +26,7 @@ export interface Progress {
   samplesPerSec: number;
   /** Live bytes tracked by the ledger right after the step. */
   liveBytes: number;
+  /** Saved-for-backward bytes of this step (alive after its forward pass). */
   savedBytes: number;
 }
 
@@ -199,9 +200,11 @@ export function fit(model: Module, train: Dataset, test: Dataset | null, o: FitO
     let lossSum = resuming ? start.lossSum : 0, seen = resuming ? start.seen : 0, batch = resuming ? start.batch : 0;
     for (const { x, y } of loader.epoch(epoch, batch)) {
       if (o.schedule) applySchedule(o.schedule, o.optimizer, steps);
+      let stepSaved = 0;
       const loss = plan.run(() => scope(() => {
         const l = wrap(() => crossEntropy(model.call(x), y));
-        peakSaved = Math.max(peakSaved, memory().current.saved);
+        stepSaved = memory().current.saved;
+        peakSaved = Math.max(peakSaved, stepSaved);
         backward(l);
         if (o.clipNorm) clipGradNorm(params, o.clipNorm);
         o.optimizer.step();
@@ -220,7 +223,7 @@ export function fit(model: Module, train: Dataset, test: Dataset | null, o: FitO
         const m = memory();
         o.onProgress({
           epoch, epochs: o.epochs, batch, batches: loader.numBatches, loss,
-          samplesPerSec: samples / ((performance.now() - t0) / 1000), liveBytes: m.totalBytes, savedBytes: m.current.saved,
+          samplesPerSec: samples / ((performance.now() - t0) / 1000), liveBytes: m.totalBytes, savedBytes: stepSaved,
         });
       }
       position = batch === loader.numBatches

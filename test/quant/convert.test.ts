@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { fromValues } from '../../src/core/tensor.js';
 import { scope } from '../../src/core/scope.js';
 import { noGrad } from '../../src/autograd/mode.js';
-import { BatchNorm, Conv2d, Linear, Sequential, lenet5, mlp } from '../../src/nn/index.js';
+import { BatchNorm, Conv2d, Linear, MaxPool2d, Sequential, lenet5, mlp } from '../../src/nn/index.js';
 import { Rng } from '../../src/util/rng.js';
 import {
   applyQuantPreset, binaryNetMlp, bwnLenet5, constrainWeights, convert, decodeDeployed, encodeDeployed, larqMnistBnn,
@@ -127,6 +127,12 @@ test('BNN (Larq MNIST): deployed integer model reproduces the float ±1 model; f
 
 test('XNOR-Net (zero-padded binary convs, alpha per filter) converts faithfully', () => {
   checkDeployed('xnor', xnorNet(2), { exactFraction: 0.99, tol: 1e-4 });
+});
+
+test('float LeNet-5 (nn MaxPool2d layers) converts to float stages faithfully; a strided or padded pool is refused', () => {
+  checkDeployed('lenet', lenet5(10, 3), { exactFraction: 0.99, tol: 1e-4 });
+  const odd = new Sequential(new Conv2d(1, 2, 3, { rng: new Rng(1, 0) }), MaxPool2d({ kernel: 2, stride: 1 }));
+  assert.throws(() => convert(odd, [1, 28, 28]), /convert: layer 1 \(maxpool2d\) is not supported .*MaxPool2d with stride = window and no padding/);
 });
 
 test('BinaryNet MLP converts faithfully', () => {

@@ -19,7 +19,7 @@ import { TensorWasmKernels } from './tensor.js';
 import { onQuantKernelsChange, quantWasmKernels } from './quant.js';
 
 export { WasmKernels } from './kernels.js';
-export { loadKernelModule, type KernelVariant } from './loader.js';
+export { loadKernelModule, kernelFile, type KernelVariant } from './loader.js';
 export { loadQuantKernels, quantKernels, quantWasmFile, useQuantKernels, QuantWasmKernels, type QuantWasmExports } from './quant.js';
 
 let wasm: WasmKernels | undefined;
@@ -135,6 +135,24 @@ export function setThreads(n: number): void {
   }
   k.setThreads(n);
   if (getBackend() === 'wasm') k.startPool();
+}
+
+/**
+ * Sets the thread count and starts the worker threads, waiting for them: the way to start threads
+ * in a browser (Web Workers over the shared memory of a cross-origin-isolated page; they can only
+ * come up once this thread yields). Resolves to the threads kernels will use: 1 where no worker
+ * can start (no cross-origin isolation, no wasm backend), the work then runs on this thread alone.
+ *
+ * @example
+ * const threads = await startThreads(navigator.hardwareConcurrency); // inside a Web Worker
+ */
+export async function startThreads(n: number): Promise<number> {
+  setThreads(n);
+  const k = registerWasmBackend();
+  if (!k) return 1;
+  const running = await k.startPoolAsync();
+  if (running === 1) k.setThreads(1);
+  return running;
 }
 
 /** Threads wasm kernels use (1 when the wasm backend is unavailable). */

@@ -104,6 +104,19 @@ export class WasmKernels implements Partial<Kernels> {
     this.poolFailed = !this.pool;
   }
 
+  /**
+   * Starts the worker threads where they can only start asynchronously (Web Workers: a page's
+   * threads begin once the creating thread yields); `startPool` elsewhere. Resolves to the
+   * threads running (1 when no pool could start).
+   */
+  async startPoolAsync(): Promise<number> {
+    if (!this.pool && this.threadCount > 1) {
+      this.pool = (await ThreadPool.startAsync(this.module, this.threadCount)) ?? ThreadPool.start(this.module, this.threadCount);
+      this.poolFailed = !this.pool;
+    }
+    return this.pool ? this.threadCount : 1;
+  }
+
   /** Terminates the worker threads (they restart on the next job that needs them). */
   shutdown(): void {
     this.pool?.close();

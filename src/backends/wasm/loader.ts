@@ -17,6 +17,11 @@ const FILES: Record<KernelVariant, string> = {
 };
 
 /** The exports of kernels/index.ts. Pointers are byte offsets into the arena. */
+/** The file name of a build (in build/, and next to a browser bundle). */
+export function kernelFile(variant: KernelVariant): string {
+  return FILES[variant];
+}
+
 export interface KernelExports extends TensorKernelExports {
   gemm(
     a: number, b: number, c: number, m: number, n: number, k: number, aStride: number, bStride: number, flags: number,

@@ -1,12 +1,15 @@
 /**
- * A persistent pool of worker threads running the kernel module on the arena's shared memory.
+ * A persistent pool of worker threads running the kernel module on the arena's shared memory:
+ * Node worker_threads, or Web Workers in a cross-origin-isolated page.
  *
  * The module is compiled once and sent with the memory to every worker, which instantiates it.
  * Work is described in a control block in the arena (one 64-byte line per hot word): the caller
  * writes an op code and one argument row per part, bumps the generation word and notifies; each
  * worker runs part (its index + 1) if there is one, adds to the done counter and notifies; the
- * calling thread runs part 0 itself and then waits on the done counter (Node lets the main thread
- * Atomics.wait). Workers are unref'd, so a parked pool never keeps the process alive.
+ * calling thread runs part 0 itself and then waits on the done counter (Atomics.wait where the
+ * thread may block: Node, a Web Worker; a browser's main thread spins). Node workers are unref'd,
+ * so a parked pool never keeps the process alive. Web Workers only start once the creating
+ * thread yields, so the browser pool starts asynchronously (`ThreadPool.startAsync`).
  */
 import { arena } from '../../core/arena.js';
 import type { KernelExports, KernelModule } from './loader.js';
@@ -30,10 +33,11 @@ const FAILED = 50; // workers whose part threw
 const ARGS = 64; // part p's arguments at ARGS + p * ARG_WORDS
 const ARG_WORDS = 32;
 
-/** Body of each worker (CommonJS, evaluated from a string so that no file needs resolving). */
-const WORKER_SOURCE = `
-const { workerData } = require('node:worker_threads');
-const { module, memory, ctl, index, ops, words } = workerData;
+/**
+ * Body of each worker, as source (evaluated in the worker so that no file needs resolving): runs
+ * parts until the exit op; `exit` ends the worker when instantiation failed.
+ */
+const WORKER_BODY = `(module, memory, ctl, index, ops, words, exit) => {
 const w = new Int32Array(memory.buffer, ctl, words);
 let fns;
 try {
@@ -46,7 +50,7 @@ try {
 }
 Atomics.add(w, ${READY}, 1);
 Atomics.notify(w, ${READY});
-if (!fns) process.exit(1);
+if (!fns) return exit();
 let seen = 0;
 for (;;) {
   Atomics.wait(w, ${GEN}, seen);
@@ -67,7 +71,59 @@ for (;;) {
   Atomics.add(w, ${DONE}, 1);
   Atomics.notify(w, ${DONE});
 }
-`;
+exit();
+}`;
+
+/** What every worker receives. */
+interface WorkerData {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  ctl: number;
+  index: number;
+  ops: string[];
+  words: number;
+}
+
+/** A started worker, Node's or the browser's. */
+interface PoolWorker {
+  terminate(): unknown;
+}
+
+/** Node: a worker_threads Worker evaluating the body on its workerData. */
+function spawnNodeWorker(data: WorkerData): PoolWorker {
+  const { Worker } = node!.workerThreads;
+  const worker = new Worker(
+    `const d = require('node:worker_threads').workerData;\n(${WORKER_BODY})(d.module, d.memory, d.ctl, d.index, d.ops, d.words, () => process.exit(1));`,
+    { eval: true, workerData: data },
+  );
+  worker.unref();
+  // Failures are reported through the control block; without a listener an 'error' event
+  // would crash the process.
+  worker.on('error', () => {});
+  return worker;
+}
+
+/** The browser's Worker constructor, where there is one. */
+type WebWorkerCtor = new (url: string) => PoolWorker & { postMessage(data: unknown): void };
+const WebWorker = (globalThis as { Worker?: WebWorkerCtor }).Worker;
+
+let webWorkerUrl: string | undefined;
+
+/** Browser: a Web Worker from a blob: URL, running the body on the first message. */
+function spawnWebWorker(data: WorkerData): PoolWorker {
+  webWorkerUrl ??= URL.createObjectURL(
+    new Blob([`onmessage = (e) => { onmessage = null; const d = e.data; (${WORKER_BODY})(d.module, d.memory, d.ctl, d.index, d.ops, d.words, () => close()); };`], { type: 'text/javascript' }),
+  );
+  const worker = new WebWorker!(webWorkerUrl);
+  worker.postMessage(data);
+  return worker;
+}
+
+/**
+ * Whether this thread may block in Atomics.wait: Node, and browser workers; not a page's main
+ * thread (there the caller spins on the done counter).
+ */
+const canBlock = node !== undefined || typeof (globalThis as { WorkerGlobalScope?: unknown }).WorkerGlobalScope !== 'undefined';
 
 /** How long startup may take before the pool gives up and the backend stays single-threaded. */
 const STARTUP_TIMEOUT_MS = 10_000;
@@ -75,7 +131,7 @@ const STARTUP_TIMEOUT_MS = 10_000;
 export class ThreadPool {
   /** Threads a job can use: the workers plus the calling thread. */
   readonly threads: number;
-  private readonly workers: import('node:worker_threads').Worker[] = [];
+  private readonly workers: PoolWorker[] = [];
   private readonly ctl: number;
   private readonly words: number;
   private readonly ops: string[];
@@ -84,24 +140,22 @@ export class ThreadPool {
   private constructor(
     private readonly kernels: KernelModule,
     workerCount: number,
+    spawn: (data: WorkerData) => PoolWorker,
   ) {
     this.threads = workerCount + 1;
     this.words = ARGS + this.threads * ARG_WORDS;
     this.ops = opsOf(kernels.module);
     this.ctl = arena().alloc(this.words * 4);
     this.view().fill(0);
-    const { Worker } = node!.workerThreads;
     for (let index = 0; index < workerCount; index++) {
-      const worker = new Worker(WORKER_SOURCE, {
-        eval: true,
-        workerData: { module: kernels.module, memory: arena().memory, ctl: this.ctl, index, ops: this.ops, words: this.words },
-      });
-      worker.unref();
-      // Failures are reported through the control block; without a listener an 'error' event
-      // would crash the process.
-      worker.on('error', () => {});
-      this.workers.push(worker);
+      this.workers.push(spawn({ module: kernels.module, memory: arena().memory, ctl: this.ctl, index, ops: this.ops, words: this.words }));
     }
+  }
+
+  /** Workers that came up, or -1 when one failed to instantiate the module. */
+  private readyCount(): number {
+    const w = this.view();
+    return w[FAILED]! > 0 ? -1 : Atomics.load(w, READY);
   }
 
   /**
@@ -110,7 +164,7 @@ export class ThreadPool {
    */
   static start(kernels: KernelModule, threads: number): ThreadPool | undefined {
     if (!node || threads < 2 || !arena().shared) return undefined;
-    const pool = new ThreadPool(kernels, threads - 1);
+    const pool = new ThreadPool(kernels, threads - 1, spawnNodeWorker);
     const w = pool.view();
     const deadline = performance.now() + STARTUP_TIMEOUT_MS;
     let ready: number;
@@ -123,6 +177,26 @@ export class ThreadPool {
       Atomics.wait(w, READY, ready, left);
     }
     if (w[FAILED]! > 0) {
+      pool.close();
+      return undefined;
+    }
+    return pool;
+  }
+
+  /**
+   * The browser's pool: `threads - 1` Web Workers, resolved once all have instantiated the
+   * module; undefined without Web Workers or shared memory (a page that is not cross-origin
+   * isolated), or when the workers do not come up.
+   */
+  static async startAsync(kernels: KernelModule, threads: number): Promise<ThreadPool | undefined> {
+    if (node || !WebWorker || threads < 2 || !arena().shared) return undefined;
+    const pool = new ThreadPool(kernels, threads - 1, spawnWebWorker);
+    const deadline = performance.now() + STARTUP_TIMEOUT_MS;
+    let ready: number;
+    while ((ready = pool.readyCount()) >= 0 && ready < threads - 1 && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    if (ready !== threads - 1) {
       pool.close();
       return undefined;
     }
@@ -157,7 +231,7 @@ export class ThreadPool {
     }
     const workers = this.workers.length;
     let done: number;
-    while ((done = Atomics.load(w, DONE)) < workers) Atomics.wait(w, DONE, done);
+    while ((done = Atomics.load(w, DONE)) < workers) if (canBlock) Atomics.wait(w, DONE, done);
     if (mainError) throw mainError;
     if (w[FAILED]! > 0) throw new Error(`thread pool: ${op} failed in ${w[FAILED]} worker thread(s)`);
   }
