@@ -17,7 +17,7 @@ import { BatchNorm, Conv2d, Lambda, Linear, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { packSignRows, packTernaryRows, packWeightsOHWI } from './kernels.js';
 import { isQuantLayer, MaxPool2dLayer } from './layers.js';
-import { roundHalfAway } from './ops.js';
+import { nestedCode, roundHalfAway } from './ops.js';
 import { layerPlan } from './plan.js';
 import type { DeployedModel, MatStage, Stage } from './runtime.js';
 
@@ -80,6 +80,10 @@ function convertLayer(layer: Linear | Conv2d): MatStage {
       weights = packTernaryRows(Array.from(w, (v) => (v >= delta ? 1 : v <= -delta ? -1 : 0)), rows, K);
       break;
     }
+    case 'nested_weights':
+      // The same float32 division as the fake-quantized forward, so the codes are the trained ones.
+      weights = Int8Array.from(w, (v, i) => nestedCode(Math.fround(v / scale![Math.floor(i / K)]!), 0));
+      return { op: isConv ? 'conv' : 'dense', kernel: plan.kernel, outC, inC, k, stride, pad, weights, inputStep, mul, bias, bits: plan.readBits };
     case 'int8': {
       const ws = kd!.step!(), xs = xd!.step!();
       weights = Int8Array.from(w, (v) => Math.min(127, Math.max(-128, roundHalfAway(v / ws))));

@@ -15,6 +15,17 @@ import { div, mul, onesLike, sub } from '../ops/elementwise.js';
 import { parameter } from '../nn/module.js';
 import { fakeQuant, fakeQuantGrad, type FakeQuantAttrs } from './ops.js';
 
+/** Widths a nested-precision weight can be read at (bits). */
+export const NESTED_WIDTHS = [8, 7, 6, 5, 4, 3, 2] as const;
+/** The widths once-QAT trains together by default (vertical-layered representation). */
+export const ONCE_QAT_WIDTHS = [8, 6, 4, 3, 2];
+
+/** Throws a RangeError naming `what` unless bits is an integer in 2..8. */
+export function checkNestedBits(bits: unknown, what: string): number {
+  if (!Number.isInteger(bits) || (bits as number) < 2 || (bits as number) > 8) throw new RangeError(`${what}: nested bits must be an integer in 2..8, got ${JSON.stringify(bits)}`);
+  return bits as number;
+}
+
 /** A quantizer's serialisable description: `name` is the alias, the rest its options. */
 export interface QuantizerConfig {
   name: string;
@@ -25,10 +36,12 @@ export interface QuantizerConfig {
  * How conversion (convert.ts) deploys a quantizer's values; plan.ts picks the layer's kernel from
  * the pair (input quantizer, kernel quantizer) of these, never from quantizer names.
  * - sign: ±1 (bit-packed); ternary: {−1, 0, +1} at |w| ≥ threshold(w) (two bit planes);
- *   int8: round(w / step()) in int8; float: the fake-quantized values stored as float32.
+ *   int8: round(w / step()) in int8; nested: the 8-bit codes round(w / channelScale(w)) in int8,
+ *   read at any width 2..8 by dropping low bits (NestedWeight); float: the fake-quantized values
+ *   stored as float32.
  */
 export interface QuantDeployment {
-  values: 'sign' | 'ternary' | 'int8' | 'float';
+  values: 'sign' | 'ternary' | 'int8' | 'nested' | 'float';
   /** A per-output-channel float scale stored with packed weights ([outC, 1, ...]), when there is one. */
   channelScale?(w: Tensor): Tensor | null;
   /** ternary: the magnitude at and above which a weight is ±1. */
@@ -552,7 +565,59 @@ export class FourierSign extends Quantizer implements Scheduled {
   }
 }
 
+/**
+ * Nested-precision weights (vertical-layered representation, Wu et al. TPAMI 2023): one 8-bit
+ * code per weight, q8 = clamp(round(w / s_c), −128, 127) with the per-output-channel step
+ * s_c = clip·rms(w_c)/128 (stop-gradient; rms over the channel's weights), from which every
+ * width b in 2..8 is read by dropping 8 − b low bits (step s_c·2^(8−b); see nestedCode). `bits`
+ * is the width the forward pass reads now (setNestedBits); once-QAT trains the shared latent
+ * weights through several widths at once (onceQatLoss). Backward: g·1[|w / s_c| ≤ 128].
+ */
+export class NestedWeight extends Quantizer {
+  readonly name = 'nested';
+  bits: number;
+  readonly clip: number;
+  constructor(o: { bits?: number; clip?: number } = {}) {
+    super();
+    this.bits = checkNestedBits(o.bits ?? 8, 'nested');
+    this.clip = o.clip ?? 2.5;
+    if (!(this.clip > 0)) throw new RangeError(`nested: clip must be positive, got ${o.clip}`);
+  }
+  get precision(): number {
+    return this.bits;
+  }
+  /** s_c per output channel (axis 0), shaped [outC, 1, ...]. */
+  step(w: Tensor): Tensor {
+    const v = w.values() as FloatArray, c = w.shape[0]!, inner = v.length / c, out = new Float64Array(c);
+    for (let o = 0; o < c; o++) {
+      let s2 = 0;
+      for (let i = o * inner; i < (o + 1) * inner; i++) s2 += v[i]! * v[i]!;
+      out[o] = (this.clip * Math.sqrt(s2 / inner)) / 128 || 1;
+    }
+    return fromValues(out, w.shape.map((d, i) => (i === 0 ? d : 1)), w.dtype);
+  }
+  private attrs(): FakeQuantAttrs {
+    return { kind: 'nested', drop: 8 - this.bits };
+  }
+  forward(w: Tensor): Tensor {
+    const s = noGrad(() => this.step(w));
+    const u = div(w, s), codes = fakeQuant(u, this.attrs()), out = mul(codes, s);
+    [s, u, codes].forEach((t) => t.dispose());
+    return out;
+  }
+  pseudoGradient(w: Tensor): Tensor {
+    return noGrad(() => fakeQuantGrad(div(w, this.step(w)), null, this.attrs()));
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, bits: this.bits, clip: this.clip };
+  }
+  override deployment(): QuantDeployment {
+    return { values: 'nested', channelScale: (w) => this.step(w) };
+  }
+}
+
 const constructors: Record<string, (o: any) => Quantizer> = {
+  nested: (o) => new NestedWeight(o),
   ede_sign: (o) => new EdeSign(o),
   irnet_weight: (o) => new IrNetWeight(o),
   fda_sign: (o) => new FourierSign(o),

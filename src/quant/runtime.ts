@@ -13,7 +13,8 @@ import { fromValues } from '../core/tensor.js';
 import { noGrad } from '../autograd/mode.js';
 import { convOut, im2col, packSignRows, packSignsNHWC, popcount32, unpackRows, wordsFor, type ConvShape } from './kernels.js';
 import type { LayerKernel } from './plan.js';
-import { quantizer, type QuantizerConfig } from './quantizers.js';
+import { nestedCode } from './ops.js';
+import { checkNestedBits, quantizer, type QuantizerConfig } from './quantizers.js';
 
 /** A convolution (k > 0) or dense layer (k = 0) in deployable form. */
 export interface MatStage {
@@ -28,9 +29,11 @@ export interface MatStage {
   /**
    * binary: packed ±1 (conv: OHWI, wordsFor(inC) words per tap; dense: wordsFor(inC) per row);
    * binary_weights: packed ±1 rows over OIHW order; ternary_weights: 2 planes per row;
-   * int8: Int8Array rows; float: Float32Array rows.
+   * int8 and nested_weights: Int8Array rows; float: Float32Array rows.
    */
   weights: Uint32Array | Int8Array | Float32Array;
+  /** nested_weights only: the width (2..8 bits) read from the stored 8-bit codes (withBits changes it). */
+  bits?: number;
   /** int8 only: input step (q = clamp(round(x / step), −128, 127)). */
   inputStep: number;
   /** int8 only (post-training quantization): input code range [lo, hi] when narrower than int8, and per-channel rounding borders (AQuant). */
@@ -81,10 +84,34 @@ export function floatWeights(s: MatStage): Float32Array {
     const K = rowLength(s);
     w = s.kernel === 'binary_weights' ? unpackRows(s.weights as Uint32Array, s.outC, K, 'binary')
       : s.kernel === 'ternary_weights' ? unpackRows(s.weights as Uint32Array, s.outC, K, 'ternary')
+      : s.kernel === 'nested_weights' ? nestedWeights(s)
       : (s.weights as Float32Array);
     decoded.set(s, w);
   }
   return w;
+}
+
+/** The codes of a nested_weights stage at its width: q8 with 8 − bits low bits dropped. */
+function nestedWeights(s: MatStage): Float32Array {
+  const drop = 8 - checkNestedBits(s.bits, 'deployed nested_weights stage');
+  return Float32Array.from(s.weights as Int8Array, (q) => nestedCode(q, drop));
+}
+
+/** Whether a deployed model has nested-precision stages (readable at any width 2..8). */
+export const isNested = (model: DeployedModel): boolean => model.stages.some((s) => (s.op === 'conv' || s.op === 'dense') && s.kernel === 'nested_weights');
+
+/**
+ * The deployed model read at `bits` (2..8): every nested_weights stage reads its 8-bit codes with
+ * 8 − bits low bits dropped; other stages are shared. One file, every width, chosen at load time.
+ *
+ * @example
+ * const m4 = withBits(loadDeployed('nested.sgq'), 4);   // the 4-bit model
+ * const logits = runPacked(m4, images, [n, 1, 28, 28]);
+ */
+export function withBits(model: DeployedModel, bits: number): DeployedModel {
+  checkNestedBits(bits, 'withBits');
+  if (!isNested(model)) throw new Error('withBits: the model has no nested-precision layers (train it with --quant nested)');
+  return { ...model, stages: model.stages.map((s) => ((s.op === 'conv' || s.op === 'dense') && s.kernel === 'nested_weights' ? { ...s, bits } : s)) };
 }
 
 /** The float-fallback input quantizer applied to an activation. */

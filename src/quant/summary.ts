@@ -29,6 +29,8 @@ export interface LayerSummary {
   macBits: number;
   kernel: LayerKernel | null;
   packedCompute: boolean;
+  /** nested_weights: the width read now (its weights are stored at 8 bits). */
+  readBits?: number;
   note?: string;
 }
 
@@ -114,7 +116,7 @@ function layerSummary(layer: Module, path: string, outShape: number[]): LayerSum
     return {
       ...base, inputBits: plan.inputBits, params, memoryBits: weights * plan.weightBits + extras * 32,
       macs: weights * outputPixels, macBits: Math.max(plan.inputBits, plan.weightBits),
-      kernel: plan.kernel, packedCompute: plan.packedCompute, note: plan.note,
+      kernel: plan.kernel, packedCompute: plan.packedCompute, ...(plan.readBits !== undefined ? { readBits: plan.readBits } : {}), note: plan.note,
     };
   }
   if (layer instanceof BatchNorm) {
