@@ -19,6 +19,7 @@ import { packSignRows, packTernaryRows, packWeightsOHWI } from './kernels.js';
 import { isQuantLayer, MaxPool2dLayer } from './layers.js';
 import { nestedCode, roundHalfAway } from './ops.js';
 import { layerPlan } from './plan.js';
+import { packFactors } from './smartdeal.js';
 import type { DeployedModel, MatStage, Stage } from './runtime.js';
 
 export type { DeployedModel, MatStage, Stage } from './runtime.js';
@@ -84,6 +85,10 @@ function convertLayer(layer: Linear | Conv2d): MatStage {
       // The same float32 division as the fake-quantized forward, so the codes are the trained ones.
       weights = Int8Array.from(w, (v, i) => nestedCode(Math.fround(v / scale![Math.floor(i / K)]!), 0));
       return { op: isConv ? 'conv' : 'dense', kernel: plan.kernel, outC, inC, k, stride, pad, weights, inputStep, mul, bias, bits: plan.readBits };
+    case 'smartdeal': {
+      const f = kd!.factors!(layer.weight), { weights: codes, rowMask } = packFactors(f);
+      return { op: isConv ? 'conv' : 'dense', kernel: plan.kernel, outC, inC, k, stride, pad, weights: codes, inputStep, mul, bias, rowMask, basis: f.basis, segment: f.segment, rank: f.rank, emax: f.emax };
+    }
     case 'int8': {
       const ws = kd!.step!(), xs = xd!.step!();
       weights = Int8Array.from(w, (v) => Math.min(127, Math.max(-128, roundHalfAway(v / ws))));

@@ -131,6 +131,16 @@ export const nestedLenet5 = (seed = 0, classes = 10, inputShape: readonly number
   quantLenet5('nested', { kernelQuantizer: 'nested' }, seed, classes, inputShape);
 
 /**
+ * SmartDeal LeNet-5: the middle conv and the two hidden dense layers as basis × power-of-two
+ * vector-sparse coefficients (SmartDealWeight, 4-value segments, rank 4, half the segments zero);
+ * first conv and classifier float, as in the TWN/BWN presets. The architecture (and parameter
+ * names) of nn.lenet5, so a trained float LeNet-5 checkpoint loads into it: decomposition of
+ * trained weights is `convert --checkpoint float.safetensors --quant smartdeal`.
+ */
+export const smartdealLenet5 = (seed = 0, classes = 10, inputShape: readonly number[] = [1, 28, 28]): Sequential =>
+  quantLenet5('smartdeal', { kernelQuantizer: 'smartdeal' }, seed, classes, inputShape, true);
+
+/**
  * Once-QAT (Wu et al., TPAMI 2023): the training loss Σ_b λ_b·L(f(x; Q_b(W)))/Σ_b λ_b over the
  * nested widths `widths` (default 8/6/4/3/2, λ_b = 1), with straight-through gradients through
  * every width into the shared latent weights. Pass it as fit's `loss`; the model reads its
@@ -189,7 +199,7 @@ function quantMlp(q: QuantOptions, sizes: number[], seed: number): Sequential {
 }
 
 /** Presets of `slimgrad train --quant`. */
-export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8', 'binary', 'irnet', 'fda', 'nested'] as const;
+export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8', 'binary', 'irnet', 'fda', 'nested', 'smartdeal'] as const;
 export type QuantPreset = (typeof quantPresets)[number];
 
 /** MLP sizes of the bwn/twn/w8a8 presets on 'mlp': the float twin is createModel('mlp') on MNIST. */
@@ -206,6 +216,7 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     twn: (s, k, shape) => quantMlp({ kernelQuantizer: twnKernel }, mlpSizes(shape, k), s),
     w8a8: (s, k, shape) => quantMlp({ kernelQuantizer: { name: 'lsq', bits: 8 }, inputQuantizer: { name: 'lsq', bits: 8 } }, mlpSizes(shape, k), s),
     nested: (s, k, shape) => quantMlp({ kernelQuantizer: 'nested' }, mlpSizes(shape, k), s),
+    smartdeal: (s, k, shape) => quantMlp({ kernelQuantizer: 'smartdeal' }, mlpSizes(shape, k), s),
   },
   lenet: {
     bnn: larqMnistBnn,
@@ -217,6 +228,7 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     irnet: (s, k, shape) => binaryLenet5(s, k, irnet, shape, 'irnet'),
     fda: (s, k, shape) => binaryLenet5(s, k, fda, shape, 'fda'),
     nested: nestedLenet5,
+    smartdeal: smartdealLenet5,
   },
 };
 

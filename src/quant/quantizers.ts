@@ -11,9 +11,10 @@
 import type { FloatArray } from '../core/dtype.js';
 import { fromValues, Tensor } from '../core/tensor.js';
 import { noGrad } from '../autograd/mode.js';
-import { div, mul, onesLike, sub } from '../ops/elementwise.js';
+import { add, div, mul, onesLike, sub } from '../ops/elementwise.js';
 import { parameter } from '../nn/module.js';
 import { fakeQuant, fakeQuantGrad, type FakeQuantAttrs } from './ops.js';
+import { decompose, keptRows, reconstruct, smartdealOptions, storageBits, type SmartDealFactors, type SmartDealOptions } from './smartdeal.js';
 
 /** Widths a nested-precision weight can be read at (bits). */
 export const NESTED_WIDTHS = [8, 7, 6, 5, 4, 3, 2] as const;
@@ -41,13 +42,21 @@ export interface QuantizerConfig {
  *   stored as float32.
  */
 export interface QuantDeployment {
-  values: 'sign' | 'ternary' | 'int8' | 'nested' | 'float';
+  values: 'sign' | 'ternary' | 'int8' | 'nested' | 'smartdeal' | 'float';
   /** A per-output-channel float scale stored with packed weights ([outC, 1, ...]), when there is one. */
   channelScale?(w: Tensor): Tensor | null;
   /** ternary: the magnitude at and above which a weight is ±1. */
   threshold?(w: Tensor): number;
   /** int8: the quantization step (value = code · step). */
   step?(): number;
+  /** smartdeal: the factors of the latent weight (what the model computes with is reconstruct(factors)). */
+  factors?(w: Tensor): SmartDealFactors;
+  /** Stored bits per weight when it is not a fixed width (smartdeal: codes, row mask and basis over the weight count). */
+  bitsPerWeight?(w: Tensor): number;
+  /** Multiply-accumulates per output value when the kernel does not run a dense product (smartdeal: r·(K + kept segments)). */
+  macsPerOutput?(w: Tensor): number;
+  /** Fraction of the weights stored as structural zeros (smartdeal: segments with a zero coefficient row). */
+  sparsity?(w: Tensor): number;
   /** The tensor whose signs/values are packed, when it is not the latent weight itself (IR-Net: balanced weights). */
   latent?(w: Tensor): Tensor;
 }
@@ -616,7 +625,60 @@ export class NestedWeight extends Quantizer {
   }
 }
 
+/**
+ * SmartDeal weights (smartdeal.ts): forward Ce·B, the factors of the latent weight W [outC, ...]
+ * (rows flattened) by alternating projection — a float basis times a vector-wise sparse matrix of
+ * power-of-two coefficients; backward straight through (g), so training (SmartDeal QAT) moves the
+ * latent weights the factors are recomputed from, and a trained float model is decomposed by
+ * loading its weights (convert --quant smartdeal on a float checkpoint).
+ */
+export class SmartDealWeight extends Quantizer {
+  readonly name = 'smartdeal';
+  /** Bits of one stored coefficient code. */
+  readonly precision = 4;
+  readonly options: Required<SmartDealOptions>;
+  constructor(o: SmartDealOptions = {}) {
+    super();
+    this.options = smartdealOptions(o);
+  }
+  factors(w: Tensor): SmartDealFactors {
+    const outC = w.shape[0]!;
+    return decompose(w.values() as FloatArray, outC, w.size / outC, this.options);
+  }
+  forward(w: Tensor): Tensor {
+    // Ce·B + (W − W): exactly the reconstruction, with gradient 1 to W.
+    const sd = fromValues(reconstruct(this.factors(w)), w.shape, w.dtype), frozen = fromValues(w.values(), w.shape, w.dtype);
+    const zero = sub(w, frozen), out = add(sd, zero);
+    [sd, frozen, zero].forEach((t) => t.dispose());
+    return out;
+  }
+  pseudoGradient(w: Tensor): Tensor {
+    return noGrad(() => onesLike(w));
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, ...this.options };
+  }
+  override deployment(): QuantDeployment {
+    const dims = (w: Tensor): [number, number] => [w.shape[0]!, w.size / w.shape[0]!];
+    const { segment, rank } = this.options;
+    return {
+      values: 'smartdeal',
+      factors: (w) => this.factors(w),
+      bitsPerWeight: (w) => storageBits(...dims(w), this.options) / w.size,
+      macsPerOutput: (w) => {
+        const [outC, K] = dims(w);
+        return (rank * (K + keptRows(outC, K, this.options))) / outC;
+      },
+      sparsity: (w) => {
+        const [outC, K] = dims(w), segments = outC * Math.ceil(K / segment);
+        return 1 - keptRows(outC, K, this.options) / segments;
+      },
+    };
+  }
+}
+
 const constructors: Record<string, (o: any) => Quantizer> = {
+  smartdeal: (o) => new SmartDealWeight(o),
   nested: (o) => new NestedWeight(o),
   ede_sign: (o) => new EdeSign(o),
   irnet_weight: (o) => new IrNetWeight(o),

@@ -14,6 +14,7 @@ import { noGrad } from '../autograd/mode.js';
 import { convOut, im2col, packSignRows, packSignsNHWC, popcount32, unpackRows, wordsFor, type ConvShape } from './kernels.js';
 import type { LayerKernel } from './plan.js';
 import { nestedCode } from './ops.js';
+import { reconstruct, smartdealGemm, unpackFactors, type SmartDealFactors } from './smartdeal.js';
 import { checkNestedBits, quantizer, type QuantizerConfig } from './quantizers.js';
 
 /** A convolution (k > 0) or dense layer (k = 0) in deployable form. */
@@ -29,9 +30,15 @@ export interface MatStage {
   /**
    * binary: packed ±1 (conv: OHWI, wordsFor(inC) words per tap; dense: wordsFor(inC) per row);
    * binary_weights: packed ±1 rows over OIHW order; ternary_weights: 2 planes per row;
-   * int8 and nested_weights: Int8Array rows; float: Float32Array rows.
+   * int8 and nested_weights: Int8Array rows; smartdeal: 4-bit coefficient codes; float: Float32Array rows.
    */
   weights: Uint32Array | Int8Array | Float32Array;
+  /** smartdeal only: the row mask (1 bit per segment), the basis [rank, segment] and the largest coefficient exponent; `weights` holds the 4-bit codes of the kept rows. */
+  rowMask?: Uint32Array;
+  basis?: Float32Array;
+  segment?: number;
+  rank?: number;
+  emax?: number;
   /** nested_weights only: the width (2..8 bits) read from the stored 8-bit codes (withBits changes it). */
   bits?: number;
   /** int8 only: input step (q = clamp(round(x / step), −128, 127)). */
@@ -85,10 +92,23 @@ export function floatWeights(s: MatStage): Float32Array {
     w = s.kernel === 'binary_weights' ? unpackRows(s.weights as Uint32Array, s.outC, K, 'binary')
       : s.kernel === 'ternary_weights' ? unpackRows(s.weights as Uint32Array, s.outC, K, 'ternary')
       : s.kernel === 'nested_weights' ? nestedWeights(s)
+      : s.kernel === 'smartdeal' ? reconstruct(smartdealFactors(s))
       : (s.weights as Float32Array);
     decoded.set(s, w);
   }
   return w;
+}
+
+const factorCache = new WeakMap<MatStage, SmartDealFactors>();
+
+/** The SmartDeal factors of a smartdeal stage (checked against its shape, cached). */
+export function smartdealFactors(s: MatStage): SmartDealFactors {
+  let f = factorCache.get(s);
+  if (!f) {
+    f = unpackFactors({ ...s, K: rowLength(s) } as Parameters<typeof unpackFactors>[0], `deployed smartdeal stage (${s.outC} x ${rowLength(s)})`);
+    factorCache.set(s, f);
+  }
+  return f;
 }
 
 /** The codes of a nested_weights stage at its width: q8 with 8 − bits low bits dropped. */
@@ -204,6 +224,8 @@ export function accumulate(s: MatStage, input: Activation): Accumulators {
         return { acc: kernels('float32').binaryGemm(packSignRows(x.data, n, K), s.weights as Uint32Array, n, s.outC, K), shape, channelMajor: false };
       case 'int8':
         return { acc: kernels('float32').int8Gemm(quantizeInt8(s, x), s.weights as Int8Array, n, s.outC, K), shape, channelMajor: false };
+      case 'smartdeal':
+        return { acc: smartdealGemm(smartdealFactors(s), x.data, n), shape, channelMajor: false };
       default:
         return { acc: kernels('float32').floatGemm(x.data, floatWeights(s), n, s.outC, K), shape, channelMajor: false };
     }
@@ -222,6 +244,7 @@ export function accumulate(s: MatStage, input: Activation): Accumulators {
     return { acc: kernels('float32').int8Gemm(s.weights as Int8Array, cols, s.outC, rows, K), shape, channelMajor: true };
   }
   const cols = im2col(x.data, cs, new Float32Array(rows * K));
+  if (s.kernel === 'smartdeal') return { acc: smartdealGemm(smartdealFactors(s), cols, rows), shape, channelMajor: false };
   return { acc: kernels('float32').floatGemm(floatWeights(s), cols, s.outC, rows, K), shape, channelMajor: true };
 }
 
