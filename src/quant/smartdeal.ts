@@ -246,32 +246,43 @@ export function unpackFactors(stored: { weights: Uint32Array; rowMask: Uint32Arr
  */
 export function smartdealGemm(f: SmartDealFactors, x: Float32Array, rows: number): Float32Array {
   const { outC, K, segment: S, rank: r } = f, G = Math.ceil(K / S), out = new Float32Array(rows * outC);
-  const z = new Float64Array(G * r);
-  // Kept rows as (output, segment, coefficients) lists.
-  const keptO: number[] = [], keptG: number[] = [], coeffs: number[] = [];
-  for (let i = 0; i < outC * G; i++) {
-    if (!f.rowMask[i]) continue;
-    keptO.push(Math.floor(i / G));
-    keptG.push(i % G);
-    for (let t = 0; t < r; t++) coeffs.push(coeffValue(f.codes[i * r + t]!, f.emax));
-  }
+  const { keptO, keptG, coeffs } = keptLists(f), kept = keptO.length;
+  const z = new Float64Array(G * r), acc = new Float64Array(outC), basis = f.basis;
   for (let n = 0; n < rows; n++) {
     const xo = n * K;
     for (let g = 0; g < G; g++) {
+      const len = Math.min(S, K - g * S), xs = xo + g * S;
       for (let t = 0; t < r; t++) {
         let s = 0;
-        for (let j = 0; j < S && g * S + j < K; j++) s += f.basis[t * S + j]! * x[xo + g * S + j]!;
+        for (let j = 0; j < len; j++) s += basis[t * S + j]! * x[xs + j]!;
         z[g * r + t] = s;
       }
     }
-    const yo = n * outC, acc = new Float64Array(outC);
-    for (let e = 0; e < keptO.length; e++) {
-      const zg = keptG[e]! * r;
+    acc.fill(0);
+    for (let e = 0; e < kept; e++) {
+      const zg = keptG[e]! * r, ce = e * r;
       let s = 0;
-      for (let t = 0; t < r; t++) s += coeffs[e * r + t]! * z[zg + t]!;
+      for (let t = 0; t < r; t++) s += coeffs[ce + t]! * z[zg + t]!;
       acc[keptO[e]!] += s;
     }
-    for (let o = 0; o < outC; o++) out[yo + o] = acc[o]!;
+    out.set(acc, n * outC);
   }
   return out;
+}
+
+const keptCache = new WeakMap<SmartDealFactors, { keptO: Int32Array; keptG: Int32Array; coeffs: Float64Array }>();
+
+/** The kept rows of a decomposition as (output channel, segment, coefficient values) lists, cached. */
+function keptLists(f: SmartDealFactors): { keptO: Int32Array; keptG: Int32Array; coeffs: Float64Array } {
+  let k = keptCache.get(f);
+  if (!k) {
+    const G = Math.ceil(f.K / f.segment), r = f.rank, rows = [...f.rowMask.keys()].filter((i) => f.rowMask[i]);
+    k = {
+      keptO: Int32Array.from(rows, (i) => Math.floor(i / G)),
+      keptG: Int32Array.from(rows, (i) => i % G),
+      coeffs: Float64Array.from({ length: rows.length * r }, (_, j) => coeffValue(f.codes[rows[Math.floor(j / r)]! * r + (j % r)]!, f.emax)),
+    };
+    keptCache.set(f, k);
+  }
+  return k;
 }
