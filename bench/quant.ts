@@ -212,7 +212,7 @@ function train(model: Module, trainSet: Dataset, testSet: Dataset, epochs: numbe
  * (`nested-separate:N` and `smartdeal-ptq` at the size of the form they deploy as), and the float
  * twin at its float32 weight bytes.
  */
-function plotPoints(
+export function plotPoints(
   acc: { preset: string; testAccuracy: number; floatTestAccuracy: number; seed: number }[],
   size: { preset: string; packedBytes: number }[],
   floatBytes: number,
