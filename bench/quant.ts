@@ -14,6 +14,7 @@
  * packed panels; kernels/gemm.ts), run single-threaded; `f32-dot` = the quant module's f32x4
  * kernel with the same 2x4 dot-product tiling as the binary/int8 kernels.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { arena } from '../src/core/arena.js';
 import { scope } from '../src/core/scope.js';
@@ -229,6 +230,60 @@ export function plotPoints(
   return points;
 }
 
+type AccuracyRow = { model: string; preset: string; seed: number; testAccuracy: number; fakeQuantAccuracy: number; floatTestAccuracy: number };
+type SizeRow = { model: string; preset: string; packedBytes: number; floatBytes: number; summaryBytes: number; ratio: number; weightRatio: number };
+
+function writePlot(file: string, acc: AccuracyRow[], size: SizeRow[], schedule: string, json: boolean): void {
+  const seeds = new Set(acc.map((r) => r.seed)).size;
+  const points = plotPoints(acc, size, 4 * createModel(MODEL, INPUT, 10, 0).parameterCount());
+  writeFileAtomic(file, new TextEncoder().encode(sizeAccuracyPlot(points, `MNIST 8k/2k, LeNet-5 variants, ${schedule}, mean of ${seeds} seed(s)`)), { overwrite: true, what: '--plot' });
+  if (!json) console.log(`\nwrote ${file}`);
+}
+
+/**
+ * `--from a.json,b.json`: the rows of earlier `--json` runs (e.g. one process per preset or seed)
+ * as one table, one mean per preset and one plot; nothing is trained or timed.
+ */
+function merge(files: string[], plot: string | undefined, json: boolean): number {
+  const runs = files.map((f) => {
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (e) {
+      throw new UsageError(`--from: cannot read ${f}: ${(e as Error).message}`);
+    }
+    const last = text.trim().split('\n').pop() ?? '';
+    let r: { suite?: string; epochs?: number; accuracy?: AccuracyRow[]; size?: SizeRow[]; latency?: unknown[]; gemm?: unknown[] };
+    try {
+      r = JSON.parse(last);
+    } catch {
+      throw new UsageError(`--from: ${f} does not end with the JSON line of a \`bench quant --json\` run`);
+    }
+    if (r.suite !== 'quant' || !Array.isArray(r.accuracy) || !Array.isArray(r.size)) throw new UsageError(`--from: ${f} is not the output of \`bench quant --json\``);
+    return r;
+  });
+  const epochs = [...new Set(runs.map((r) => r.epochs))];
+  const accuracy = runs.flatMap((r) => r.accuracy!);
+  const size = [...new Map(runs.flatMap((r) => r.size!).map((row) => [row.preset, row])).values()];
+  const labels = [...new Set(accuracy.map((r) => r.preset))];
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  const summaryRows = labels.map((preset) => {
+    const rows = accuracy.filter((r) => r.preset === preset);
+    return { preset, seeds: rows.map((r) => r.seed).join('/'), testAccuracy: mean(rows.map((r) => r.testAccuracy)), floatTestAccuracy: mean(rows.map((r) => r.floatTestAccuracy)), difference: mean(rows.map((r) => r.testAccuracy - r.floatTestAccuracy)) };
+  });
+  if (!json) {
+    printTable(size);
+    console.log(`\naccuracy, mean over seeds (${epochs.join(', ')} epochs):`);
+    printTable(summaryRows);
+  }
+  if (plot) writePlot(plot, accuracy, size, `${epochs.join('/')} epochs`, json);
+  printJson({
+    suite: 'quant', machine: runs.map((r) => (r as { machine?: string }).machine).find(Boolean) ?? null, epochs: epochs.length === 1 ? epochs[0] : epochs,
+    accuracy, size, latency: runs.flatMap((r) => r.latency ?? []), gemm: runs.flatMap((r) => r.gemm ?? []), means: summaryRows,
+  });
+  return 0;
+}
+
 export async function run(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -241,6 +296,9 @@ export async function run(args: string[]): Promise<number> {
       seeds: { type: 'string', default: '1' },
       lr: { type: 'string', default: '2e-3' },
       plot: { type: 'string' },
+      nested: { type: 'string', default: 'both' },
+      'skip-speed': { type: 'boolean', default: false },
+      from: { type: 'string' },
       'data-dir': { type: 'string', default: '../shared/data/mnist-t10k' },
     },
     strict: true,
@@ -249,6 +307,8 @@ export async function run(args: string[]): Promise<number> {
   for (const p of presets) if (!quantPresets.includes(p as never)) throw new UsageError(`unknown preset '${p}' (available: ${quantPresets.join(', ')})`);
   const epochs = Number(values.epochs), seed = Number(values.seed), lr = Number(values.lr);
   if (!Number.isInteger(epochs) || epochs < 1) throw new UsageError(`--epochs must be a positive integer, got '${values.epochs}'`);
+  if (!['once', 'separate', 'both'].includes(values.nested!)) throw new UsageError(`--nested must be once, separate or both, got '${values.nested}'`);
+  if (values.from !== undefined) return merge(values.from.split(','), values.plot, values.json!);
   if (values.plot !== undefined && !values.accuracy) throw new UsageError('--plot FILE.svg needs --accuracy (the plot shows accuracy against size)');
   if (values.plot !== undefined && !values.plot.endsWith('.svg')) throw new UsageError(`--plot: expects a FILE.svg path, got '${values.plot}'`);
   useFastestBackend();
@@ -257,12 +317,12 @@ export async function run(args: string[]): Promise<number> {
   if (!w) throw new Error('bench quant: build/quant.wasm is missing or cannot run here: run `npm run build:kernels` first');
   const machine = `${process.platform} ${process.arch}, Node ${process.versions.node}, backend ${getBackend()} (1 thread)`;
 
-  const gemm = gemmRows(w);
+  const gemm = values['skip-speed'] ? [] : gemmRows(w);
   const { train: trainSet, test: testSet } = await loadSplits('mnist', { dataDir: values['data-dir'], seed });
   const seeds = Number(values.seeds);
   if (!Number.isInteger(seeds) || seeds < 1) throw new UsageError(`--seeds must be a positive integer, got '${values.seeds}'`);
 
-  const accuracyRows: { model: string; preset: string; seed: number; testAccuracy: number; fakeQuantAccuracy: number; floatTestAccuracy: number }[] = [];
+  const accuracyRows: AccuracyRow[] = [];
   // Accuracy: every preset and its float twin (float LeNet-5), seeds seed, seed+1, ...; the packed model is what is scored.
   for (let r = 0; values.accuracy && r < seeds; r++) {
     const runSeed = seed + r;
@@ -280,15 +340,16 @@ export async function run(args: string[]): Promise<number> {
     };
     for (const preset of presets) {
       const model = build(preset);
-      const fakeQuantAccuracy = train(model, trainR, testR, epochs, runSeed, lr);
+      const separateOnly = preset === 'nested' && values.nested === 'separate';
+      const fakeQuantAccuracy = separateOnly ? NaN : train(model, trainR, testR, epochs, runSeed, lr);
       if (preset !== 'nested') score(preset, model, fakeQuantAccuracy);
       else {
         // One once-QAT model read at every width, then the same recipe trained at each width alone.
-        for (const b of ONCE_QAT_WIDTHS) {
+        for (const b of separateOnly ? [] : ONCE_QAT_WIDTHS) {
           setNestedBits(model, b);
           score(`nested:${b}`, model, evaluate(model, testR).accuracy);
         }
-        for (const b of ONCE_QAT_WIDTHS) {
+        for (const b of values.nested === 'once' ? [] : ONCE_QAT_WIDTHS) {
           const single = build(preset);
           setNestedBits(single, b);
           score(`nested-separate:${b}`, single, train(single, trainR, testR, epochs, runSeed, lr, true));
@@ -306,7 +367,7 @@ export async function run(args: string[]): Promise<number> {
     }
     floatModel.dispose();
   }
-  const sizeRows: { model: string; preset: string; packedBytes: number; floatBytes: number; summaryBytes: number; ratio: number; weightRatio: number }[] = [];
+  const sizeRows: SizeRow[] = [];
   const batch = 32;
   const x = testSet.values(0, batch);
   for (const preset of presets) {
@@ -327,7 +388,7 @@ export async function run(args: string[]): Promise<number> {
     }
     model.dispose();
   }
-  const latency = latencyRows(testSet.values(), seed);
+  const latency = values['skip-speed'] ? [] : latencyRows(testSet.values(), seed);
   useQuantKernels(null);
 
   if (!values.json) {
@@ -342,10 +403,7 @@ export async function run(args: string[]): Promise<number> {
       printTable(accuracyRows);
     }
   }
-  if (values.plot) {
-    writeFileAtomic(values.plot, new TextEncoder().encode(sizeAccuracyPlot(plotPoints(accuracyRows, sizeRows, 4 * createModel(MODEL, INPUT, 10, seed).parameterCount()), `MNIST 8k/2k, LeNet-5 variants, ${epochs} epochs, mean of ${seeds} seed(s)`)), { overwrite: true, what: '--plot' });
-    if (!values.json) console.log(`\nwrote ${values.plot}`);
-  }
+  if (values.plot) writePlot(values.plot, accuracyRows, sizeRows, `${epochs} epochs`, values.json!);
   printJson({
     suite: 'quant', machine, epochs: values.accuracy ? epochs : 0,
     accuracy: accuracyRows, size: sizeRows, latency,
