@@ -174,7 +174,12 @@ export function setQuantProgress(model: Module, p: number): void {
   }
 }
 
-/** The nested-precision weight quantizers of a model (empty when it has none). */
+/**
+ * The nested-precision weight quantizers of a model (empty when it has none).
+ *
+ * @example
+ * const widths = nestedQuantizers(model).map((q) => q.bits);
+ */
 export function nestedQuantizers(model: Module): NestedWeight[] {
   const out: NestedWeight[] = [];
   for (const [, m] of model.namedModules()) if (isQuantLayer(m) && m.kernelQuantizer instanceof NestedWeight) out.push(m.kernelQuantizer);

@@ -171,7 +171,12 @@ export function onceQatLoss(widths: readonly number[] = ONCE_QAT_WIDTHS, lambdas
   };
 }
 
-/** The training loss a quantized model needs beyond cross-entropy: once-QAT for nested models, else undefined. */
+/**
+ * The training loss a quantized model needs beyond cross-entropy: once-QAT for nested models, else undefined.
+ *
+ * @example
+ * fit(model, train, test, { epochs, batchSize: 64, optimizer, loss: quantTrainingLoss(model) });
+ */
 export const quantTrainingLoss = (model: Module): ((model: Module, x: Tensor, y: Tensor) => Tensor) | undefined =>
   nestedQuantizers(model).length ? onceQatLoss() : undefined;
 

@@ -21,7 +21,12 @@ export const NESTED_WIDTHS = [8, 7, 6, 5, 4, 3, 2] as const;
 /** The widths once-QAT trains together by default (vertical-layered representation). */
 export const ONCE_QAT_WIDTHS = [8, 6, 4, 3, 2];
 
-/** Throws a RangeError naming `what` unless bits is an integer in 2..8. */
+/**
+ * Throws a RangeError naming `what` unless bits is an integer in 2..8.
+ *
+ * @example
+ * checkNestedBits(4, '--bits');   // 4
+ */
 export function checkNestedBits(bits: unknown, what: string): number {
   if (!Number.isInteger(bits) || (bits as number) < 2 || (bits as number) > 8) throw new RangeError(`${what}: nested bits must be an integer in 2..8, got ${JSON.stringify(bits)}`);
   return bits as number;
@@ -581,6 +586,9 @@ export class FourierSign extends Quantizer implements Scheduled {
  * width b in 2..8 is read by dropping 8 − b low bits (step s_c·2^(8−b); see nestedCode). `bits`
  * is the width the forward pass reads now (setNestedBits); once-QAT trains the shared latent
  * weights through several widths at once (onceQatLoss). Backward: g·1[|w / s_c| ≤ 128].
+ *
+ * @example
+ * const layer = new QuantLinear(784, 10, { kernelQuantizer: { name: 'nested', clip: 2.5 } });
  */
 export class NestedWeight extends Quantizer {
   readonly name = 'nested';
@@ -631,6 +639,9 @@ export class NestedWeight extends Quantizer {
  * power-of-two coefficients; backward straight through (g), so training (SmartDeal QAT) moves the
  * latent weights the factors are recomputed from, and a trained float model is decomposed by
  * loading its weights (convert --quant smartdeal on a float checkpoint).
+ *
+ * @example
+ * const layer = new QuantLinear(400, 120, { kernelQuantizer: { name: 'smartdeal', segment: 4, rank: 4, sparsity: 0.5 } });
  */
 export class SmartDealWeight extends Quantizer {
   readonly name = 'smartdeal';

@@ -101,7 +101,12 @@ export function floatWeights(s: MatStage): Float32Array {
 
 const factorCache = new WeakMap<MatStage, SmartDealFactors>();
 
-/** The SmartDeal factors of a smartdeal stage (checked against its shape, cached). */
+/**
+ * The SmartDeal factors of a smartdeal stage (checked against its shape, cached).
+ *
+ * @example
+ * const w = reconstruct(smartdealFactors(stage));   // the stage's weights as float32 [outC, K]
+ */
 export function smartdealFactors(s: MatStage): SmartDealFactors {
   let f = factorCache.get(s);
   if (!f) {
@@ -117,7 +122,12 @@ function nestedWeights(s: MatStage): Float32Array {
   return Float32Array.from(s.weights as Int8Array, (q) => nestedCode(q, drop));
 }
 
-/** Whether a deployed model has nested-precision stages (readable at any width 2..8). */
+/**
+ * Whether a deployed model has nested-precision stages (readable at any width 2..8).
+ *
+ * @example
+ * if (isNested(model)) model = withBits(model, 4);
+ */
 export const isNested = (model: DeployedModel): boolean => model.stages.some((s) => (s.op === 'conv' || s.op === 'dense') && s.kernel === 'nested_weights');
 
 /**
