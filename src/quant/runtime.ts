@@ -14,7 +14,7 @@ import { noGrad } from '../autograd/mode.js';
 import { convOut, im2col, packSignRows, packSignsNHWC, popcount32, unpackRows, wordsFor, type ConvShape } from './kernels.js';
 import type { LayerKernel } from './plan.js';
 import { nestedCode } from './ops.js';
-import { reconstruct, smartdealGemm, unpackFactors, type SmartDealFactors } from './smartdeal.js';
+import { reconstruct, unpackFactors, type SmartDealFactors } from './smartdeal.js';
 import { checkNestedBits, quantizer, type QuantizerConfig } from './quantizers.js';
 
 /** A convolution (k > 0) or dense layer (k = 0) in deployable form. */
@@ -235,7 +235,7 @@ export function accumulate(s: MatStage, input: Activation): Accumulators {
       case 'int8':
         return { acc: kernels('float32').int8Gemm(quantizeInt8(s, x), s.weights as Int8Array, n, s.outC, K), shape, channelMajor: false };
       case 'smartdeal':
-        return { acc: smartdealGemm(smartdealFactors(s), x.data, n), shape, channelMajor: false };
+        return { acc: kernels('float32').smartdealGemm(smartdealFactors(s), x.data, n), shape, channelMajor: false };
       default:
         return { acc: kernels('float32').floatGemm(x.data, floatWeights(s), n, s.outC, K), shape, channelMajor: false };
     }
@@ -254,7 +254,7 @@ export function accumulate(s: MatStage, input: Activation): Accumulators {
     return { acc: kernels('float32').int8Gemm(s.weights as Int8Array, cols, s.outC, rows, K), shape, channelMajor: true };
   }
   const cols = im2col(x.data, cs, new Float32Array(rows * K));
-  if (s.kernel === 'smartdeal') return { acc: smartdealGemm(smartdealFactors(s), cols, rows), shape, channelMajor: false };
+  if (s.kernel === 'smartdeal') return { acc: kernels('float32').smartdealGemm(smartdealFactors(s), cols, rows), shape, channelMajor: false };
   return { acc: kernels('float32').floatGemm(floatWeights(s), cols, s.outC, rows, K), shape, channelMajor: true };
 }
 

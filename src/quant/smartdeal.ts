@@ -242,7 +242,8 @@ export function unpackFactors(stored: { weights: Uint32Array; rowMask: Uint32Arr
  * y [rows, outC] = x [rows, K] · (Ce·B)ᵀ computed on the factors: z = B·x_segment for each of
  * the ⌈K/S⌉ input segments (shared by every output channel), then y_o = Σ over o's kept segments
  * of Σ_t Ce[seg, t]·z[seg, t] (powers of two: a shift-and-add in fixed point). MACs: rows·(K·r +
- * kept·r) instead of rows·outC·K.
+ * kept·r) instead of rows·outC·K. The reference of the contract's smartdealGemm (the wasm one
+ * runs segment = rank = 4 with f32x4).
  */
 export function smartdealGemm(f: SmartDealFactors, x: Float32Array, rows: number): Float32Array {
   const { outC, K, segment: S, rank: r } = f, G = Math.ceil(K / S), out = new Float32Array(rows * outC);
@@ -270,17 +271,24 @@ export function smartdealGemm(f: SmartDealFactors, x: Float32Array, rows: number
   return out;
 }
 
-const keptCache = new WeakMap<SmartDealFactors, { keptO: Int32Array; keptG: Int32Array; coeffs: Float64Array }>();
+const keptCache = new WeakMap<SmartDealFactors, KeptRows>();
+
+/** Kept rows of a decomposition: output channel (ascending) and segment of each, and its coefficient values [kept, rank]. */
+export interface KeptRows {
+  keptO: Int32Array;
+  keptG: Int32Array;
+  coeffs: Float32Array;
+}
 
 /** The kept rows of a decomposition as (output channel, segment, coefficient values) lists, cached. */
-function keptLists(f: SmartDealFactors): { keptO: Int32Array; keptG: Int32Array; coeffs: Float64Array } {
+export function keptLists(f: SmartDealFactors): KeptRows {
   let k = keptCache.get(f);
   if (!k) {
     const G = Math.ceil(f.K / f.segment), r = f.rank, rows = [...f.rowMask.keys()].filter((i) => f.rowMask[i]);
     k = {
       keptO: Int32Array.from(rows, (i) => Math.floor(i / G)),
       keptG: Int32Array.from(rows, (i) => i % G),
-      coeffs: Float64Array.from({ length: rows.length * r }, (_, j) => coeffValue(f.codes[rows[Math.floor(j / r)]! * r + (j % r)]!, f.emax)),
+      coeffs: Float32Array.from({ length: rows.length * r }, (_, j) => coeffValue(f.codes[rows[Math.floor(j / r)]! * r + (j % r)]!, f.emax)),
     };
     keptCache.set(f, k);
   }

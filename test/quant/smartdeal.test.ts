@@ -10,8 +10,9 @@ import { fromValues } from '../../src/core/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 import {
   applyQuantPreset, coeffValue, convert, decodeDeployed, decompose, encodeDeployed, packFactors, payloadBytes, reconstruct, runDeployed, runPacked,
-  smartdealFactors, storageBits, summary, unpackFactors, type MatStage,
+  smartdealFactors, smartdealGemm, storageBits, summary, unpackFactors, useQuantKernels, QuantWasmKernels, type MatStage,
 } from '../../src/quant/index.js';
+import { loadQuantKernelsFromBuild } from '../../src/io/quant.js';
 
 const rng = new Rng(5, 3);
 const gaussian = (n: number) => Float32Array.from({ length: n }, () => rng.normal() * 0.1);
@@ -99,4 +100,24 @@ test('a tampered smartdeal stage is refused by name', () => {
   const d = convert(applyQuantPreset('mlp', 'smartdeal', 0, [1, 4, 4], 3), [1, 4, 4]);
   const bad = { ...d, stages: d.stages.map((s) => ('kernel' in s && s.kernel === 'smartdeal' ? { ...s, rowMask: new Uint32Array(1) } : s)) };
   assert.throws(() => runDeployed(decodeDeployed(encodeDeployed(bad)), new Float32Array(16), [1, 1, 4, 4]), /deployed smartdeal stage \(512 x 16\): rowMask must hold 64 u32 words/);
+});
+
+test('the wasm SmartDeal kernel (segment = rank = 4, f32x4) equals the reference on the factors', async () => {
+  const exports = await loadQuantKernelsFromBuild();
+  assert.ok(exports, 'build/quant.wasm is built (npm run build:kernels)');
+  try {
+    const wasm = new QuantWasmKernels(exports);
+    for (const [outC, K, rows, sparsity] of [[16, 150, 37, 0.5], [5, 7, 3, 0], [120, 400, 4, 0.9]] as const) {
+      const f = decompose(gaussian(outC * K), outC, K, { sparsity });
+      const x = gaussian(rows * K);
+      const want = smartdealGemm(f, x, rows), got = wasm.smartdealGemm(f, x, rows);
+      assert.equal(got.length, rows * outC);
+      want.forEach((v, i) => assert.ok(Math.abs(v - got[i]!) <= 1e-5 * (1 + Math.abs(v)), `[${outC} x ${K}] output ${i}: ${got[i]} vs ${v}`));
+    }
+    // Other shapes run the reference.
+    const f3 = decompose(gaussian(6 * 10), 6, 10, { segment: 3, rank: 2 }), x3 = gaussian(2 * 10);
+    assert.deepEqual(Array.from(wasm.smartdealGemm(f3, x3, 2)), Array.from(smartdealGemm(f3, x3, 2)));
+  } finally {
+    useQuantKernels(null);
+  }
 });
