@@ -32,10 +32,17 @@ function logTicks(lo: number, hi: number): number[] {
 
 const bytesLabel = (b: number): string => (b >= 1024 * 1024 ? `${fmt(b / 1024 / 1024)} MiB` : b >= 1024 ? `${fmt(b / 1024)} KiB` : `${b} B`);
 
-/** A standalone SVG scatter plot of model size (log x) against accuracy (y, percent). */
-export function sizeAccuracyPlot(points: readonly SizeAccuracyPoint[], title: string): string {
+/**
+ * A standalone SVG scatter plot of model size (log x) against accuracy (y, percent); points more
+ * than `dropBelow` under the best are named in a note under the plot instead of flattening it.
+ */
+export function sizeAccuracyPlot(points: readonly SizeAccuracyPoint[], title: string, dropBelow = 0.1): string {
   if (!points.length) throw new RangeError('sizeAccuracyPlot: no points (run with --accuracy and at least one preset)');
   for (const p of points) if (!(p.bytes > 0) || !Number.isFinite(p.accuracy)) throw new RangeError(`sizeAccuracyPlot: point '${p.label}' has bytes ${p.bytes}, accuracy ${p.accuracy}`);
+  // Points more than `dropBelow` under the best would flatten the rest: listed under the plot instead.
+  const best = Math.max(...points.map((p) => p.accuracy));
+  const offScale = points.filter((p) => p.accuracy < best - dropBelow);
+  points = points.filter((p) => p.accuracy >= best - dropBelow);
   const width = 760, height = 480, left = 70, right = 190, top = 40, bottom = 60;
   const lx = points.map((p) => Math.log10(p.bytes));
   const xLo = Math.min(...lx) - 0.15, xHi = Math.max(...lx) + 0.15;
@@ -60,11 +67,25 @@ export function sizeAccuracyPlot(points: readonly SizeAccuracyPoint[], title: st
       + `<text x="${px(left - 8)}" y="${px(y(t) + 4)}" text-anchor="end" fill="#333333">${esc(fmt(t))}</text>`;
   }
   s += `<text transform="translate(18 ${px((top + height - bottom) / 2)}) rotate(-90)" text-anchor="middle" fill="#333333">test accuracy (%)</text></g>`;
+  // Labels right of their points, pushed down where they would overlap a label near the same x.
+  const placed: { x: number; y: number }[] = [];
+  const labelY = new Map<SizeAccuracyPoint, number>();
+  for (const p of [...points].sort((a, b) => b.accuracy - a.accuracy)) {
+    const cx = x(Math.log10(p.bytes));
+    let ly = y(100 * p.accuracy) - 6;
+    for (const q of placed.filter((l) => Math.abs(l.x - cx) < 110).sort((a, b) => a.y - b.y)) if (Math.abs(q.y - ly) < 11) ly = q.y + 11;
+    placed.push({ x: cx, y: ly });
+    labelY.set(p, ly);
+  }
   for (const p of points) {
-    const cx = x(Math.log10(p.bytes)), cy = y(100 * p.accuracy);
+    const cx = x(Math.log10(p.bytes)), cy = y(100 * p.accuracy), ly = labelY.get(p)!;
     s += `<g class="point" data-label="${esc(p.label)}" data-bytes="${p.bytes}" data-accuracy="${p.accuracy}" data-seeds="${p.seeds}">`
       + `<circle cx="${px(cx)}" cy="${px(cy)}" r="4.5" fill="${colour(p.group)}"/>`
-      + `<text x="${px(cx + 7)}" y="${px(cy - 6)}" font-size="10" fill="#222222">${esc(p.label)}</text></g>`;
+      + (Math.abs(ly - (cy - 6)) > 1 ? `<line x1="${px(cx + 4)}" y1="${px(cy)}" x2="${px(cx + 7)}" y2="${px(ly - 3)}" stroke="#999999"/>` : '')
+      + `<text x="${px(cx + 7)}" y="${px(ly)}" font-size="10" fill="#222222">${esc(p.label)}</text></g>`;
+  }
+  if (offScale.length) {
+    s += `<text class="off-scale" x="${px(left)}" y="${px(height - 4)}" font-size="10" fill="#555555">not shown (more than ${fmt(100 * dropBelow)} pt below the best): ${esc(offScale.map((p) => `${p.label} ${(100 * p.accuracy).toFixed(2)} % at ${bytesLabel(p.bytes)}`).join(', '))}</text>`;
   }
   groups.forEach((g, i) => {
     const ly = top + 10 + i * 18;

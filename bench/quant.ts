@@ -262,7 +262,7 @@ function merge(files: string[], plot: string | undefined, json: boolean): number
     if (r.suite !== 'quant' || !Array.isArray(r.accuracy) || !Array.isArray(r.size)) throw new UsageError(`--from: ${f} is not the output of \`bench quant --json\``);
     return r;
   });
-  const epochs = [...new Set(runs.map((r) => r.epochs))];
+  const epochs = [...new Set(runs.filter((r) => r.accuracy!.length).map((r) => r.epochs))];
   const accuracy = runs.flatMap((r) => r.accuracy!);
   const size = [...new Map(runs.flatMap((r) => r.size!).map((row) => [row.preset, row])).values()];
   const labels = [...new Set(accuracy.map((r) => r.preset))];

@@ -43,6 +43,10 @@ test('size/accuracy SVG: one labelled point per method, x grows with log size, y
   assert.ok(cx[1]! - cx[2]! > cx[0]! - cx[1]!);
   assert.ok(cy[0]! < cy[1]! && cy[1]! < cy[2]!, `higher accuracy is higher up: ${cy}`);
   assert.equal(findAll(svg, 'g', 'legend').length, 3);
+  // A point far below the rest is named under the plot, not drawn.
+  const off = parseSvg(sizeAccuracyPlot([...points, { label: 'smartdeal-ptq', group: 'smartdeal-ptq', bytes: 25000, accuracy: 0.686, seeds: 1 }], 't'));
+  assert.equal(findAll(off, 'g', 'point').length, 3);
+  assert.match(findAll(off, 'text', 'off-scale')[0]!.text, /smartdeal-ptq 68\.60 % at 24\.41 KiB/);
   assert.throws(() => sizeAccuracyPlot([], 't'), /no points/);
   assert.throws(() => sizeAccuracyPlot([{ ...points[0]!, bytes: 0 }], 't'), /point 'float' has bytes 0/);
 });
