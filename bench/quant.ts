@@ -1,15 +1,20 @@
 /**
- * `slimgrad bench quant [--json] [--accuracy --epochs N --seeds S] [--presets bnn,xnor,...] [--data-dir DIR]`:
+ * `slimgrad bench quant [--json] [--accuracy --epochs N --seeds S [--plot FILE.svg]] [--presets bnn,xnor,...] [--data-dir DIR]`:
  * quantized networks. Always: binary and int8 GEMM speed-ups over f32 GEMM (single thread), packed
  * model bytes vs float, inference latency of the packed model vs the same network in f32. With
  * --accuracy: trains each preset and its float twin (float LeNet-5, same seed and schedule) on
  * MNIST (t10k: first 8,000 train, last 2,000 test) and reports test accuracy of the *packed*
  * model (conversion included). Without --accuracy the accuracy rows are omitted (no training).
+ * `nested` (once-QAT) gives one row per width, `nested:N`, all read from one file, and the same
+ * recipe trained separately at each width, `nested-separate:N`; `smartdeal` (SmartDeal QAT) adds
+ * `smartdeal-ptq`, the trained float twin decomposed without fine-tuning. --plot writes model
+ * size vs accuracy of every row (and the float twin) as SVG.
  *
  * Baselines: `f32` = slimgrad's wasm backend GEMM (register-blocked 4x8 f32x4 microkernel,
  * packed panels; kernels/gemm.ts), run single-threaded; `f32-dot` = the quant module's f32x4
  * kernel with the same 2x4 dot-product tiling as the binary/int8 kernels.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { arena } from '../src/core/arena.js';
 import { scope } from '../src/core/scope.js';
@@ -26,11 +31,15 @@ import { cosineLr } from '../src/optim/schedule.js';
 import { fit } from '../src/train/trainer.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { printJson, printTable, UsageError } from '../src/cli/command.js';
+import { writeFileAtomic } from '../src/io/write.js';
+import { evaluate } from '../src/train/trainer.js';
+import { floatWeights } from '../src/quant/runtime.js';
+import { sizeAccuracyPlot, type SizeAccuracyPoint } from './quant-plot.js';
 import { loadSplits } from '../src/data/splits.js';
 import { loadQuantKernelsFromBuild } from '../src/io/quant.js';
 import {
-  applyQuantPreset, binaryLenet5, convert, encodeDeployed, larqMnistBnn, quantPresets, runDeployed, runPacked, summary, unpackRows, useQuantKernels, withConstraints, wordsFor,
-  type DeployedModel, type MatStage, type QuantWasmExports, type Stage,
+  applyQuantPreset, binaryLenet5, convert, encodeDeployed, larqMnistBnn, layerPlan, ONCE_QAT_WIDTHS, quantPresets, quantTrainingLoss, runDeployed, runPacked, setNestedBits,
+  summary, unpackRows, useQuantKernels, withConstraints, wordsFor, type DeployedModel, type MatStage, type QuantWasmExports, type Stage,
 } from '../src/quant/index.js';
 
 const INPUT = [1, 28, 28];
@@ -100,13 +109,11 @@ function gemmRows(w: QuantWasmExports): GemmRow[] {
   return rows;
 }
 
-/** OIHW float weights of a packed stage (±1, ternary codes, or int8 codes). */
+/** OIHW float weights of a packed stage (±1, ternary, int8 or nested codes, SmartDeal reconstruction). */
 function floatWeightsOIHW(s: MatStage): Float32Array {
   const K = s.op === 'conv' ? s.inC * s.k * s.k : s.inC;
-  if (s.kernel === 'binary_weights') return unpackRows(s.weights as Uint32Array, s.outC, K, 'binary');
-  if (s.kernel === 'ternary_weights') return unpackRows(s.weights as Uint32Array, s.outC, K, 'ternary');
   if (s.kernel === 'int8') return Float32Array.from(s.weights as Int8Array);
-  if (s.kernel === 'float') return s.weights as Float32Array;
+  if (s.kernel !== 'binary') return floatWeights(s);
   if (s.op === 'dense') return unpackRows(s.weights as Uint32Array, s.outC, K, 'binary');
   // Binary conv weights are OHWI with per-tap channel words.
   const kk = s.k * s.k, cw = wordsFor(s.inC), packed = s.weights as Uint32Array, out = new Float32Array(s.outC * K);
@@ -146,6 +153,8 @@ const LATENCY_MODELS: [string, string, (seed: number) => Sequential][] = [
   ['lenet5', 'bwn', (seed) => applyQuantPreset(MODEL, 'bwn', seed)],
   ['lenet5', 'twn', (seed) => applyQuantPreset(MODEL, 'twn', seed)],
   ['lenet5', 'w8a8', (seed) => applyQuantPreset(MODEL, 'w8a8', seed)],
+  ['lenet5', 'nested', (seed) => applyQuantPreset(MODEL, 'nested', seed)],
+  ['lenet5', 'smartdeal', (seed) => applyQuantPreset(MODEL, 'smartdeal', seed)],
 ];
 
 type LatencyRow = { model: string; preset: string; batch: number; packedMs: number; floatMs: number; typescriptMs: number; speedup: number };
@@ -189,12 +198,90 @@ function accuracy(d: DeployedModel, data: Dataset): number {
   return correct / data.length;
 }
 
-function train(model: Module, trainSet: Dataset, testSet: Dataset, epochs: number, seed: number, lr: number): number {
+/** Trains with the preset's constraints and loss (once-QAT for nested models unless `single`); returns the test accuracy. */
+function train(model: Module, trainSet: Dataset, testSet: Dataset, epochs: number, seed: number, lr: number, single = false): number {
   const steps = epochs * Math.ceil(trainSet.length / 64);
   const optimizer = withConstraints(new Adam(model.parameters(), { lr }), model, steps);
-  const r = fit(model, trainSet, testSet, { epochs, batchSize: 64, optimizer, seed, schedule: cosineLr(lr, steps) });
+  const loss = single ? undefined : quantTrainingLoss(model);
+  const r = fit(model, trainSet, testSet, { epochs, batchSize: 64, optimizer, seed, schedule: cosineLr(lr, steps), loss });
   optimizer.dispose();
   return r.testAccuracy ?? NaN;
+}
+
+/**
+ * Plot points: the mean accuracy of each accuracy row label over seeds at its file size
+ * (`nested-separate:N` and `smartdeal-ptq` at the size of the form they deploy as), and the float
+ * twin at its float32 weight bytes.
+ */
+export function plotPoints(
+  acc: { preset: string; testAccuracy: number; floatTestAccuracy: number; seed: number }[],
+  size: { preset: string; packedBytes: number }[],
+  floatBytes: number,
+): SizeAccuracyPoint[] {
+  const bytesOf = (label: string) => size.find((r) => r.preset === label.replace('nested-separate:', 'nested:').replace('smartdeal-ptq', 'smartdeal'))?.packedBytes;
+  const labels = [...new Set(acc.map((r) => r.preset))];
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  const floatRuns = [...new Map(acc.map((r) => [r.seed, r.floatTestAccuracy])).values()];
+  const points: SizeAccuracyPoint[] = [{ label: 'float', group: 'float', bytes: floatBytes, accuracy: mean(floatRuns), seeds: floatRuns.length }];
+  for (const label of labels) {
+    const runs = acc.filter((r) => r.preset === label), bytes = bytesOf(label);
+    if (bytes !== undefined) points.push({ label, group: label.split(':')[0]!, bytes, accuracy: mean(runs.map((r) => r.testAccuracy)), seeds: runs.length });
+  }
+  return points;
+}
+
+type AccuracyRow = { model: string; preset: string; seed: number; testAccuracy: number; fakeQuantAccuracy: number; floatTestAccuracy: number };
+type SizeRow = { model: string; preset: string; packedBytes: number; floatBytes: number; summaryBytes: number; ratio: number; weightRatio: number };
+
+function writePlot(file: string, acc: AccuracyRow[], size: SizeRow[], schedule: string, json: boolean): void {
+  const seeds = new Set(acc.map((r) => r.seed)).size;
+  const points = plotPoints(acc, size, 4 * createModel(MODEL, INPUT, 10, 0).parameterCount());
+  writeFileAtomic(file, new TextEncoder().encode(sizeAccuracyPlot(points, `MNIST 8k/2k, LeNet-5 variants, ${schedule}, mean of ${seeds} seed(s)`)), { overwrite: true, what: '--plot' });
+  if (!json) console.log(`\nwrote ${file}`);
+}
+
+/**
+ * `--from a.json,b.json`: the rows of earlier `--json` runs (e.g. one process per preset or seed)
+ * as one table, one mean per preset and one plot; nothing is trained or timed.
+ */
+function merge(files: string[], plot: string | undefined, json: boolean): number {
+  const runs = files.map((f) => {
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (e) {
+      throw new UsageError(`--from: cannot read ${f}: ${(e as Error).message}`);
+    }
+    const last = text.trim().split('\n').pop() ?? '';
+    let r: { suite?: string; epochs?: number; accuracy?: AccuracyRow[]; size?: SizeRow[]; latency?: unknown[]; gemm?: unknown[] };
+    try {
+      r = JSON.parse(last);
+    } catch {
+      throw new UsageError(`--from: ${f} does not end with the JSON line of a \`bench quant --json\` run`);
+    }
+    if (r.suite !== 'quant' || !Array.isArray(r.accuracy) || !Array.isArray(r.size)) throw new UsageError(`--from: ${f} is not the output of \`bench quant --json\``);
+    return r;
+  });
+  const epochs = [...new Set(runs.filter((r) => r.accuracy!.length).map((r) => r.epochs))];
+  const accuracy = runs.flatMap((r) => r.accuracy!);
+  const size = [...new Map(runs.flatMap((r) => r.size!).map((row) => [row.preset, row])).values()];
+  const labels = [...new Set(accuracy.map((r) => r.preset))];
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  const summaryRows = labels.map((preset) => {
+    const rows = accuracy.filter((r) => r.preset === preset);
+    return { preset, seeds: rows.map((r) => r.seed).join('/'), testAccuracy: mean(rows.map((r) => r.testAccuracy)), floatTestAccuracy: mean(rows.map((r) => r.floatTestAccuracy)), difference: mean(rows.map((r) => r.testAccuracy - r.floatTestAccuracy)) };
+  });
+  if (!json) {
+    printTable(size);
+    console.log(`\naccuracy, mean over seeds (${epochs.join(', ')} epochs):`);
+    printTable(summaryRows);
+  }
+  if (plot) writePlot(plot, accuracy, size, `${epochs.join('/')} epochs`, json);
+  printJson({
+    suite: 'quant', machine: runs.map((r) => (r as { machine?: string }).machine).find(Boolean) ?? null, epochs: epochs.length === 1 ? epochs[0] : epochs,
+    accuracy, size, latency: runs.flatMap((r) => r.latency ?? []), gemm: runs.flatMap((r) => r.gemm ?? []), means: summaryRows,
+  });
+  return 0;
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -208,6 +295,10 @@ export async function run(args: string[]): Promise<number> {
       seed: { type: 'string', default: '1' },
       seeds: { type: 'string', default: '1' },
       lr: { type: 'string', default: '2e-3' },
+      plot: { type: 'string' },
+      nested: { type: 'string', default: 'both' },
+      'skip-speed': { type: 'boolean', default: false },
+      from: { type: 'string' },
       'data-dir': { type: 'string', default: '../shared/data/mnist-t10k' },
     },
     strict: true,
@@ -216,33 +307,67 @@ export async function run(args: string[]): Promise<number> {
   for (const p of presets) if (!quantPresets.includes(p as never)) throw new UsageError(`unknown preset '${p}' (available: ${quantPresets.join(', ')})`);
   const epochs = Number(values.epochs), seed = Number(values.seed), lr = Number(values.lr);
   if (!Number.isInteger(epochs) || epochs < 1) throw new UsageError(`--epochs must be a positive integer, got '${values.epochs}'`);
+  if (!['once', 'separate', 'both'].includes(values.nested!)) throw new UsageError(`--nested must be once, separate or both, got '${values.nested}'`);
+  if (values.from !== undefined) return merge(values.from.split(','), values.plot, values.json!);
+  if (values.plot !== undefined && !values.accuracy) throw new UsageError('--plot FILE.svg needs --accuracy (the plot shows accuracy against size)');
+  if (values.plot !== undefined && !values.plot.endsWith('.svg')) throw new UsageError(`--plot: expects a FILE.svg path, got '${values.plot}'`);
   useFastestBackend();
   setThreads(1);
   const w = await loadQuantKernelsFromBuild();
   if (!w) throw new Error('bench quant: build/quant.wasm is missing or cannot run here: run `npm run build:kernels` first');
   const machine = `${process.platform} ${process.arch}, Node ${process.versions.node}, backend ${getBackend()} (1 thread)`;
 
-  const gemm = gemmRows(w);
+  const gemm = values['skip-speed'] ? [] : gemmRows(w);
   const { train: trainSet, test: testSet } = await loadSplits('mnist', { dataDir: values['data-dir'], seed });
   const seeds = Number(values.seeds);
   if (!Number.isInteger(seeds) || seeds < 1) throw new UsageError(`--seeds must be a positive integer, got '${values.seeds}'`);
 
-  const accuracyRows: { model: string; preset: string; seed: number; testAccuracy: number; fakeQuantAccuracy: number; floatTestAccuracy: number }[] = [];
+  const accuracyRows: AccuracyRow[] = [];
   // Accuracy: every preset and its float twin (float LeNet-5), seeds seed, seed+1, ...; the packed model is what is scored.
   for (let r = 0; values.accuracy && r < seeds; r++) {
     const runSeed = seed + r;
     const { train: trainR, test: testR } = await loadSplits('mnist', { dataDir: values['data-dir'], seed: runSeed });
-    const floatTestAccuracy = train(createModel(MODEL, INPUT, 10, runSeed), trainR, testR, epochs, runSeed, lr);
-    for (const preset of presets) {
-      const model = applyQuantPreset(MODEL, preset, runSeed);
-      noGrad(() => scope(() => void model.call(fromValues(testR.values(0, 32), [32, ...INPUT]))));
-      const fakeQuantAccuracy = train(model, trainR, testR, epochs, runSeed, lr);
+    const floatModel = createModel(MODEL, INPUT, 10, runSeed);
+    const floatTestAccuracy = train(floatModel, trainR, testR, epochs, runSeed, lr);
+    const score = (preset: string, model: Module, fakeQuantAccuracy: number) => {
       model.eval();
       accuracyRows.push({ model: MODEL, preset, seed: runSeed, testAccuracy: accuracy(convert(model, INPUT), testR), fakeQuantAccuracy, floatTestAccuracy });
+    };
+    const build = (preset: string) => {
+      const model = applyQuantPreset(MODEL, preset, runSeed);
+      noGrad(() => scope(() => void model.call(fromValues(testR.values(0, 32), [32, ...INPUT]))));
+      return model;
+    };
+    for (const preset of presets) {
+      const model = build(preset);
+      const separateOnly = preset === 'nested' && values.nested === 'separate';
+      const fakeQuantAccuracy = separateOnly ? NaN : train(model, trainR, testR, epochs, runSeed, lr);
+      if (preset !== 'nested') score(preset, model, fakeQuantAccuracy);
+      else {
+        // One once-QAT model read at every width, then the same recipe trained at each width alone.
+        for (const b of separateOnly ? [] : ONCE_QAT_WIDTHS) {
+          setNestedBits(model, b);
+          score(`nested:${b}`, model, evaluate(model, testR).accuracy);
+        }
+        for (const b of values.nested === 'once' ? [] : ONCE_QAT_WIDTHS) {
+          const single = build(preset);
+          setNestedBits(single, b);
+          score(`nested-separate:${b}`, single, train(single, trainR, testR, epochs, runSeed, lr, true));
+          single.dispose();
+        }
+      }
+      if (preset === 'smartdeal') {
+        // Decomposition of the trained float twin alone (no fine-tuning): same architecture and parameter names.
+        const ptq = build(preset);
+        ptq.loadStateDict(new Map([...floatModel.stateDict()].map(([k, t]) => [k, { shape: t.shape, values: t.values() }])));
+        score('smartdeal-ptq', ptq, evaluate(ptq, testR).accuracy);
+        ptq.dispose();
+      }
       model.dispose();
     }
+    floatModel.dispose();
   }
-  const sizeRows: { model: string; preset: string; packedBytes: number; floatBytes: number; summaryBytes: number; ratio: number }[] = [];
+  const sizeRows: SizeRow[] = [];
   const batch = 32;
   const x = testSet.values(0, batch);
   for (const preset of presets) {
@@ -250,12 +375,20 @@ export async function run(args: string[]): Promise<number> {
     // One forward initialises data-dependent quantizer state (LSQ steps) before conversion.
     noGrad(() => scope(() => void model.call(fromValues(x, [batch, ...INPUT]))));
     model.eval();
-    const deployed = convert(model, INPUT);
-    const s = summary(model, INPUT);
-    sizeRows.push({ model: MODEL, preset, packedBytes: encodeDeployed(deployed).length, floatBytes: Math.round(s.floatKiB * 1024), summaryBytes: s.memoryBits / 8, ratio: s.floatKiB * 1024 / encodeDeployed(deployed).length });
+    for (const label of preset === 'nested' ? ONCE_QAT_WIDTHS.map((b) => `nested:${b}`) : [preset]) {
+      if (preset === 'nested') setNestedBits(model, Number(label.slice(7)));
+      const s = summary(model, INPUT), packedBytes = encodeDeployed(convert(model, INPUT)).length;
+      // Weight storage alone: conv/dense weights at their stored bits vs float32.
+      const layers = [...model.namedModules()].flatMap(([, m]) => {
+        const plan = layerPlan(m);
+        return plan ? [{ n: (m as unknown as { weight: { size: number } }).weight.size, bits: plan.weightBits }] : [];
+      });
+      const weightRatio = layers.reduce((a, l) => a + 32 * l.n, 0) / layers.reduce((a, l) => a + l.bits * l.n, 0);
+      sizeRows.push({ model: MODEL, preset: label, packedBytes, floatBytes: Math.round(s.floatKiB * 1024), summaryBytes: Math.round(s.memoryBits / 8), ratio: s.floatKiB * 1024 / packedBytes, weightRatio });
+    }
     model.dispose();
   }
-  const latency = latencyRows(testSet.values(), seed);
+  const latency = values['skip-speed'] ? [] : latencyRows(testSet.values(), seed);
   useQuantKernels(null);
 
   if (!values.json) {
@@ -270,6 +403,7 @@ export async function run(args: string[]): Promise<number> {
       printTable(accuracyRows);
     }
   }
+  if (values.plot) writePlot(values.plot, accuracyRows, sizeRows, `${epochs} epochs`, values.json!);
   printJson({
     suite: 'quant', machine, epochs: values.accuracy ? epochs : 0,
     accuracy: accuracyRows, size: sizeRows, latency,

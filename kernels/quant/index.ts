@@ -199,3 +199,40 @@ export function f32Gemm(a: usize, b: usize, out: usize, m: i32, n: i32, rowFloat
   store<f32>(out, fsum(s));
 }
 export * from "./packed";
+
+// ---------------------------------------------------------------------------------------------
+// SmartDeal (src/quant/smartdeal.ts), segment = rank = 4: the product on the factors.
+
+/**
+ * out[n, o] = Σ over o's kept segments e of dot(coef_e, z[kg_e]), z[g] = Σ_j x[n, 4g + j]·bc_j:
+ * x rows [rows, G·4] zero-padded, bc the basis columns (bc_j = B[:, j], 4 x v128), coef [kept, 4]
+ * f32 (powers of two), ko / kg the output channel (ascending) and segment of each kept row (i32),
+ * z scratch [G x v128], out [rows, outC] f32 (channels without kept rows get 0).
+ */
+export function smartdealGemm4(x: usize, rows: i32, G: i32, bc: usize, coef: usize, ko: usize, kg: usize, kept: i32, z: usize, out: usize, outC: i32): void {
+  const b0 = v128.load(bc), b1 = v128.load(bc, 16), b2 = v128.load(bc, 32), b3 = v128.load(bc, 48);
+  const rowBytes = <usize>G << 4;
+  for (let n = 0; n < rows; n++) {
+    const xr = x + <usize>n * rowBytes;
+    for (let g: usize = 0; g < <usize>G; g++) {
+      const xs = v128.load(xr + (g << 4));
+      let zz = f32x4.mul(b0, f32x4.splat(f32x4.extract_lane(xs, 0)));
+      zz = f32x4.add(zz, f32x4.mul(b1, f32x4.splat(f32x4.extract_lane(xs, 1))));
+      zz = f32x4.add(zz, f32x4.mul(b2, f32x4.splat(f32x4.extract_lane(xs, 2))));
+      zz = f32x4.add(zz, f32x4.mul(b3, f32x4.splat(f32x4.extract_lane(xs, 3))));
+      v128.store(z + (g << 4), zz);
+    }
+    const orow = out + ((<usize>n * <usize>outC) << 2);
+    memory.fill(orow, 0, <usize>outC << 2);
+    let e = 0;
+    while (e < kept) {
+      const o = load<i32>(ko + (<usize>e << 2));
+      let acc = f32x4.splat(0);
+      while (e < kept && load<i32>(ko + (<usize>e << 2)) == o) {
+        acc = f32x4.add(acc, f32x4.mul(v128.load(coef + (<usize>e << 4)), v128.load(z + (<usize>load<i32>(kg + (<usize>e << 2)) << 4))));
+        e++;
+      }
+      store<f32>(orow + (<usize>o << 2), fsum(acc));
+    }
+  }
+}

@@ -5,6 +5,7 @@
  * implements every kernel and is the oracle; a faster backend implements any subset for float32
  * and falls back to the reference for the rest (and for float64, used by gradient checks).
  */
+import type { SmartDealFactors } from '../quant/smartdeal.js';
 import type { Tensor } from '../core/tensor.js';
 import type { CodeBits, GroupLayout, NoiseKey } from '../compress/quantize.js';
 import type { ConvShape } from '../quant/kernels.js';
@@ -232,6 +233,11 @@ export interface Kernels {
    * [n, floor(h/k), floor(w/k), words]: with bit 1 = −1, the max of ±1 is the AND of the bits.
    */
   maxPoolSigns(x: Uint32Array, n: number, h: number, w: number, words: number, k: number): Uint32Array;
+  /**
+   * SmartDeal product on the factors (quant/smartdeal.ts): y [rows, outC] = x [rows, K]·(Ce·B)ᵀ
+   * as z = B·x per input segment, then the kept power-of-two coefficients, never forming Ce·B.
+   */
+  smartdealGemm(f: SmartDealFactors, x: Float32Array, rows: number): Float32Array;
 }
 
 /**

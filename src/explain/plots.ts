@@ -10,32 +10,32 @@ const NEGATIVE = '#008bfb';
 const FONT = 'font-family="Helvetica, Arial, sans-serif"';
 
 /** Escapes text for XML content and attribute values. */
-function esc(text: string): string {
+export function esc(text: string): string {
   return text.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
 }
 
 /** Fixed-precision number for coordinates (keeps files small). */
-const px = (v: number): string => (Math.round(v * 10) / 10).toString();
+export const px = (v: number): string => (Math.round(v * 10) / 10).toString();
 
 /** Compact value label: 4 significant digits. */
-function fmt(v: number): string {
+export function fmt(v: number): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
   return a >= 1e4 || a < 1e-3 ? v.toExponential(2) : (+v.toPrecision(4)).toString();
 }
 
-function svgOpen(width: number, height: number, title: string): string {
+export function svgOpen(width: number, height: number, title: string): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${px(width)}" height="${px(height)}" viewBox="0 0 ${px(width)} ${px(height)}" ${FONT} font-size="12">`
     + `<title>${esc(title)}</title><rect class="background" x="0" y="0" width="${px(width)}" height="${px(height)}" fill="#ffffff"/>`;
 }
 
 /** Linear map from [lo, hi] to [a, b]; a degenerate domain maps to the middle. */
-function scale(lo: number, hi: number, a: number, b: number): (v: number) => number {
+export function scale(lo: number, hi: number, a: number, b: number): (v: number) => number {
   return hi > lo ? (v) => a + ((v - lo) / (hi - lo)) * (b - a) : () => (a + b) / 2;
 }
 
 /** ~5 round tick values covering [lo, hi]. */
-function ticks(lo: number, hi: number): number[] {
+export function ticks(lo: number, hi: number): number[] {
   if (!(hi > lo)) return [lo];
   const raw = (hi - lo) / 5, mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((f) => f * mag).find((s) => s >= raw)!;

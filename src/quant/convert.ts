@@ -17,8 +17,9 @@ import { BatchNorm, Conv2d, Lambda, Linear, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { packSignRows, packTernaryRows, packWeightsOHWI } from './kernels.js';
 import { isQuantLayer, MaxPool2dLayer } from './layers.js';
-import { roundHalfAway } from './ops.js';
+import { nestedCode, roundHalfAway } from './ops.js';
 import { layerPlan } from './plan.js';
+import { packFactors } from './smartdeal.js';
 import type { DeployedModel, MatStage, Stage } from './runtime.js';
 
 export type { DeployedModel, MatStage, Stage } from './runtime.js';
@@ -79,6 +80,14 @@ function convertLayer(layer: Linear | Conv2d): MatStage {
       const delta = kd!.threshold!(layer.weight);
       weights = packTernaryRows(Array.from(w, (v) => (v >= delta ? 1 : v <= -delta ? -1 : 0)), rows, K);
       break;
+    }
+    case 'nested_weights':
+      // The same float32 division as the fake-quantized forward, so the codes are the trained ones.
+      weights = Int8Array.from(w, (v, i) => nestedCode(Math.fround(v / scale![Math.floor(i / K)]!), 0));
+      return { op: isConv ? 'conv' : 'dense', kernel: plan.kernel, outC, inC, k, stride, pad, weights, inputStep, mul, bias, bits: plan.readBits };
+    case 'smartdeal': {
+      const f = kd!.factors!(layer.weight), { weights: codes, rowMask } = packFactors(f);
+      return { op: isConv ? 'conv' : 'dense', kernel: plan.kernel, outC, inC, k, stride, pad, weights: codes, inputStep, mul, bias, rowMask, basis: f.basis, segment: f.segment, rank: f.rank, emax: f.emax };
     }
     case 'int8': {
       const ws = kd!.step!(), xs = xd!.step!();

@@ -1,12 +1,13 @@
 /** Quantized, binary and ternary networks: quantizers, layers, models, summary, conversion, packed kernels. */
 export * from './quantizers.js';
-export { fakeQuant, fakeQuantGrad, roundHalfAway, type FakeQuantAttrs } from './ops.js';
+export { fakeQuant, fakeQuantGrad, nestedCode, roundHalfAway, type FakeQuantAttrs } from './ops.js';
 export * from './layers.js';
 export * from './models.js';
 export * from './plan.js';
 export * from './summary.js';
 export * from './convert.js';
-export { runDeployed } from './runtime.js';
+export { isNested, runDeployed, smartdealFactors, withBits } from './runtime.js';
+export * from './smartdeal.js';
 export { runPacked } from './packed.js';
 export * from '../io/deployed-format.js';
 export * from './kernels.js';

@@ -15,7 +15,7 @@ import { Tensor } from '../core/tensor.js';
 import { add, conv2d, matmul, maxPool2d, type Conv2dOptions } from '../ops/index.js';
 import { Conv2d, Linear, type InitOptions } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
-import { isScheduled, quantizer, Quantizer, type QuantizerConfig } from './quantizers.js';
+import { checkNestedBits, isScheduled, NestedWeight, quantizer, Quantizer, type QuantizerConfig } from './quantizers.js';
 
 /** A constraint applied in place to latent weights after each optimizer step. */
 export interface KernelConstraint {
@@ -172,4 +172,33 @@ export function setQuantProgress(model: Module, p: number): void {
     if (!isQuantLayer(m)) continue;
     for (const q of [m.inputQuantizer, m.kernelQuantizer]) if (isScheduled(q)) q.setProgress(p);
   }
+}
+
+/**
+ * The nested-precision weight quantizers of a model (empty when it has none).
+ *
+ * @example
+ * const widths = nestedQuantizers(model).map((q) => q.bits);
+ */
+export function nestedQuantizers(model: Module): NestedWeight[] {
+  const out: NestedWeight[] = [];
+  for (const [, m] of model.namedModules()) if (isQuantLayer(m) && m.kernelQuantizer instanceof NestedWeight) out.push(m.kernelQuantizer);
+  return out;
+}
+
+/**
+ * Makes every nested-precision layer of the model read `bits` (2..8) of its 8-bit weights from
+ * now on (forward, summary and convert). Returns the previous width.
+ *
+ * @example
+ * setNestedBits(model, 4);   // evaluate the 4-bit model
+ * const deployed4 = convert(model, [1, 28, 28]);
+ */
+export function setNestedBits(model: Module, bits: number): number {
+  checkNestedBits(bits, 'setNestedBits');
+  const qs = nestedQuantizers(model);
+  if (!qs.length) throw new Error('setNestedBits: the model has no nested-precision layers (build it with --quant nested / kernelQuantizer: \'nested\')');
+  const prev = qs[0]!.bits;
+  for (const q of qs) q.bits = bits;
+  return prev;
 }

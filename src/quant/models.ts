@@ -10,8 +10,10 @@ import { BatchNorm, Conv2d, Flatten, Linear, ReLU, Sequential } from '../nn/laye
 import { Module } from '../nn/module.js';
 import { Rng } from '../util/rng.js';
 import type { Optimizer } from '../optim/optimizer.js';
-import { constrainWeights, setQuantProgress, MaxPool2dLayer, QuantConv2d, QuantLinear, type QuantOptions } from './layers.js';
-import type { QuantizerConfig } from './quantizers.js';
+import { constrainWeights, nestedQuantizers, setQuantProgress, MaxPool2dLayer, QuantConv2d, QuantLinear, type QuantOptions } from './layers.js';
+import { ONCE_QAT_WIDTHS, checkNestedBits, type QuantizerConfig } from './quantizers.js';
+import type { Tensor } from '../core/tensor.js';
+import { add, crossEntropy, mulScalar } from '../ops/index.js';
 
 const binary: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip' };
 const binaryWeightsOnly: QuantOptions = { kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip' };
@@ -121,6 +123,64 @@ export const w8a8Lenet5 = (seed = 0, classes = 10, inputShape: readonly number[]
   quantLenet5('w8a8', { kernelQuantizer: { name: 'lsq', bits: 8 }, inputQuantizer: { name: 'lsq', bits: 8 } }, seed, classes, inputShape);
 
 /**
+ * Nested-precision LeNet-5: every conv/linear (first and last included) holds 8-bit weights
+ * whose top 2..8 bits are each a model (vertical-layered representation); float activations.
+ * Train it with onceQatLoss (as `train --quant nested` does) so every width works.
+ */
+export const nestedLenet5 = (seed = 0, classes = 10, inputShape: readonly number[] = [1, 28, 28]): Sequential =>
+  quantLenet5('nested', { kernelQuantizer: 'nested' }, seed, classes, inputShape);
+
+/**
+ * SmartDeal LeNet-5: the middle conv and the two hidden dense layers as basis × power-of-two
+ * vector-sparse coefficients (SmartDealWeight, 4-value segments, rank 4, half the segments zero);
+ * first conv and classifier float, as in the TWN/BWN presets. The architecture (and parameter
+ * names) of nn.lenet5, so a trained float LeNet-5 checkpoint loads into it: decomposition of
+ * trained weights is `convert --checkpoint float.safetensors --quant smartdeal`.
+ */
+export const smartdealLenet5 = (seed = 0, classes = 10, inputShape: readonly number[] = [1, 28, 28]): Sequential =>
+  quantLenet5('smartdeal', { kernelQuantizer: 'smartdeal' }, seed, classes, inputShape, true);
+
+/**
+ * Once-QAT (Wu et al., TPAMI 2023): the training loss Σ_b λ_b·L(f(x; Q_b(W)))/Σ_b λ_b over the
+ * nested widths `widths` (default 8/6/4/3/2, λ_b = 1), with straight-through gradients through
+ * every width into the shared latent weights. Pass it as fit's `loss`; the model reads its
+ * previous width again afterwards.
+ *
+ * @example
+ * fit(model, train, test, { epochs: 10, batchSize: 64, optimizer, loss: onceQatLoss() });
+ */
+export function onceQatLoss(widths: readonly number[] = ONCE_QAT_WIDTHS, lambdas: readonly number[] = widths.map(() => 1)): (model: Module, x: Tensor, y: Tensor) => Tensor {
+  if (!widths.length || lambdas.length !== widths.length) throw new RangeError(`onceQatLoss: expects one lambda per width, got ${widths.length} widths and ${lambdas.length} lambdas`);
+  widths.forEach((b) => checkNestedBits(b, 'onceQatLoss'));
+  const total = lambdas.reduce((a, b) => a + b, 0);
+  return (model, x, y) => {
+    const qs = nestedQuantizers(model);
+    if (!qs.length) throw new Error('onceQatLoss: the model has no nested-precision layers');
+    const prev = qs.map((q) => q.bits);
+    try {
+      let loss: Tensor | null = null;
+      widths.forEach((b, i) => {
+        for (const q of qs) q.bits = b;
+        const term = mulScalar(crossEntropy(model.call(x), y), lambdas[i]! / total);
+        loss = loss ? add(loss, term) : term;
+      });
+      return loss!;
+    } finally {
+      qs.forEach((q, i) => (q.bits = prev[i]!));
+    }
+  };
+}
+
+/**
+ * The training loss a quantized model needs beyond cross-entropy: once-QAT for nested models, else undefined.
+ *
+ * @example
+ * fit(model, train, test, { epochs, batchSize: 64, optimizer, loss: quantTrainingLoss(model) });
+ */
+export const quantTrainingLoss = (model: Module): ((model: Module, x: Tensor, y: Tensor) => Tensor) | undefined =>
+  nestedQuantizers(model).length ? onceQatLoss() : undefined;
+
+/**
  * [C, H', W'] for an image preset: H' and W' are the feature map sizes before the classifier
  * (`final`); refuses inputs that are not images of at least `minSide` pixels, naming what fits.
  */
@@ -144,7 +204,7 @@ function quantMlp(q: QuantOptions, sizes: number[], seed: number): Sequential {
 }
 
 /** Presets of `slimgrad train --quant`. */
-export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8', 'binary', 'irnet', 'fda'] as const;
+export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8', 'binary', 'irnet', 'fda', 'nested', 'smartdeal'] as const;
 export type QuantPreset = (typeof quantPresets)[number];
 
 /** MLP sizes of the bwn/twn/w8a8 presets on 'mlp': the float twin is createModel('mlp') on MNIST. */
@@ -160,6 +220,8 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     bwn: (s, k, shape) => quantMlp({ kernelQuantizer: 'magnitude_aware_sign', kernelConstraint: 'weight_clip' }, mlpSizes(shape, k), s),
     twn: (s, k, shape) => quantMlp({ kernelQuantizer: twnKernel }, mlpSizes(shape, k), s),
     w8a8: (s, k, shape) => quantMlp({ kernelQuantizer: { name: 'lsq', bits: 8 }, inputQuantizer: { name: 'lsq', bits: 8 } }, mlpSizes(shape, k), s),
+    nested: (s, k, shape) => quantMlp({ kernelQuantizer: 'nested' }, mlpSizes(shape, k), s),
+    smartdeal: (s, k, shape) => quantMlp({ kernelQuantizer: 'smartdeal' }, mlpSizes(shape, k), s),
   },
   lenet: {
     bnn: larqMnistBnn,
@@ -170,6 +232,8 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     binary: (s, k, shape) => binaryLenet5(s, k, binary, shape, 'binary'),
     irnet: (s, k, shape) => binaryLenet5(s, k, irnet, shape, 'irnet'),
     fda: (s, k, shape) => binaryLenet5(s, k, fda, shape, 'fda'),
+    nested: nestedLenet5,
+    smartdeal: smartdealLenet5,
   },
 };
 

@@ -34,7 +34,9 @@ export type FakeQuantAttrs =
   /** IR-Net error-decay estimator: sign forward, gradient k·t·(1 − tanh²(t·x)). */
   | { kind: 'ede'; t: number; k: number }
   /** FDA-BNN: sign forward, gradient of the n-term Fourier series (4ω/π)·Σ cos((2i+1)ωx) for |x| ≤ 1, else 0. */
-  | { kind: 'fourier'; omega: number; terms: number };
+  | { kind: 'fourier'; omega: number; terms: number }
+  /** Nested precision (vertical layers): the 8-bit code of x (x already divided by the step), `drop` low bits dropped. */
+  | { kind: 'nested'; drop: number };
 
 interface Elementwise {
   forward(x: number, a: any, p: number): number;
@@ -42,6 +44,23 @@ interface Elementwise {
   dx(x: number, a: any, p: number): number;
   /** ∂q/∂p for the learned scalar. */
   dp?(x: number, a: any, p: number): number;
+}
+
+/**
+ * The nested-precision code of u (a weight divided by its 8-bit step): q8 = clamp(round(u), −128,
+ * 127); reading b bits drops d = 8 − b low bits, q_b = ⌊q8 / 2^d⌋ (cascade downsampling), and the
+ * code stands for the centre of the 2^d codes it covers, 2^d·q_b + 2^(d−1) (d ≥ 1), so the levels
+ * stay symmetric. d = 0 gives q8 itself. Every result fits in int8.
+ *
+ * @example
+ * nestedCode(100.4, 0);   // 100 (the stored 8-bit code)
+ * nestedCode(100, 6);     // 96 = 64·⌊100/64⌋ + 32 (the 2-bit read)
+ */
+export function nestedCode(u: number, drop: number): number {
+  const q = Math.min(127, Math.max(-128, roundHalfAway(u))) + 0; // + 0: no −0 codes
+  if (drop === 0) return q;
+  const step = 2 ** drop;
+  return Math.floor(q / step) * step + step / 2;
 }
 
 const inClip = (x: number, clip: number | null): number => (clip === null || Math.abs(x) <= clip ? 1 : 0);
@@ -83,6 +102,7 @@ const maps: Record<FakeQuantAttrs['kind'], Elementwise> = {
       return (4 * a.omega / Math.PI) * s;
     },
   },
+  nested: { forward: (u, a) => nestedCode(u, a.drop), dx: (u) => (Math.abs(u) <= 128 ? 1 : 0) },
   lsq: {
     forward: (v, a, s) => roundHalfAway(Math.min(a.qp, Math.max(-a.qn, v / s))) * s,
     dx: (v, a, s) => (v / s > -a.qn && v / s < a.qp ? 1 : 0),
@@ -164,6 +184,7 @@ const fakeQuantOp = defineOp<FakeQuantAttrs>({
   // skip this op (straightThrough), test/quant/quantizers.test.ts checks the closed forms.
   samples: () => [
     sample({ kind: 'sign', clip: 1 }),
+    sample({ kind: 'nested', drop: 5 }),
     sample({ kind: 'pact', levels: 15 }, 2),
     sample({ kind: 'lsq', qn: 128, qp: 127, gradScale: 1 }, 0.05),
   ],

@@ -133,8 +133,8 @@ function binaryStage(s: MatStage, input: Value): Value {
   return { float: floatEpilogue(s, acc, n, 1, 1) };
 }
 
-/** An int8 stage on the contract's int8 GEMM (runtime.ts does the quantize/im2col/epilogue). */
-function int8Stage(s: MatStage, input: Value): Value {
+/** An int8 stage on the contract's int8 GEMM, or a smartdeal stage on its factors (runtime.ts does the quantize/im2col/epilogue). */
+function runtimeStage(s: MatStage, input: Value): Value {
   const x = asFloat(input);
   const out: Activation = epilogue(s, accumulate(s, { data: x.data() as Float32Array, shape: [...x.shape] }));
   return { float: fromValues(out.data, out.shape) };
@@ -152,7 +152,7 @@ export function runPacked(model: DeployedModel, x: Float32Array, shape: number[]
       switch (s.op) {
         case 'conv':
         case 'dense':
-          v = s.kernel === 'binary' ? binaryStage(s, v) : s.kernel === 'int8' ? int8Stage(s, v) : floatStage(s, v);
+          v = s.kernel === 'binary' ? binaryStage(s, v) : s.kernel === 'int8' || s.kernel === 'smartdeal' ? runtimeStage(s, v) : floatStage(s, v);
           break;
         case 'maxpool':
           if ('packed' in v && !v.packed.flat) {

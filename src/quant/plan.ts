@@ -15,14 +15,18 @@ import { isQuantLayer } from './layers.js';
  * - binary_weights: ±1 weights (packed, 1 bit) × float input, float accumulation
  * - ternary_weights: {−1, 0, +1} weights (2 bits) × float input, float accumulation
  * - int8: int8 weights × int8 inputs, int32 accumulation
+ * - nested_weights: 8-bit nested codes (int8) read at `bits` (2..8) by dropping low bits × float
+ *   input, float accumulation
+ * - smartdeal: a float basis × vector-sparse power-of-two coefficients (SmartDeal), computed on
+ *   the factors (z = B·x per input segment, then shift-and-add of the kept coefficients)
  * - float: float32 weights (plain layers, and quantizers the converter cannot pack: fake-quantized
  *   weights are stored dequantized in float32)
  */
-export type LayerKernel = 'binary' | 'binary_weights' | 'ternary_weights' | 'int8' | 'float';
+export type LayerKernel = 'binary' | 'binary_weights' | 'ternary_weights' | 'int8' | 'nested_weights' | 'smartdeal' | 'float';
 
 export interface LayerPlan {
   kernel: LayerKernel;
-  /** Bits per stored weight. */
+  /** Bits per stored weight (smartdeal: the layer's stored bits over its weight count, fractional). */
   weightBits: number;
   /** Input precision as the layer sees it (32 = float). */
   inputBits: number;
@@ -30,6 +34,12 @@ export interface LayerPlan {
   packedCompute: boolean;
   /** Per-output-channel float scale stored with the weights (alpha of XNOR/BWN/TWN). */
   channelScale: boolean;
+  /** MACs per output value when the kernel does not run the dense product outC·K (smartdeal). */
+  macsPerOutput?: number;
+  /** Fraction of the weights that are structural zeros (not stored). */
+  sparsity?: number;
+  /** nested_weights: the width the layer reads now (its stored codes are weightBits = 8 wide). */
+  readBits?: number;
   /** Why a quantized layer falls back to float (for the deployment report). */
   note?: string;
 }
@@ -49,6 +59,15 @@ export function layerPlan(m: Module): LayerPlan | null {
     }
     if (k?.values === 'ternary' && !iq) {
       return { kernel: 'ternary_weights', weightBits: 2, inputBits, packedCompute: false, channelScale, note: 'float input: 2-bit weights, float accumulation' };
+    }
+    if (k?.values === 'nested' && !iq) {
+      return { kernel: 'nested_weights', weightBits: 8, readBits: kq!.precision, inputBits, packedCompute: false, channelScale, note: `float input: 8-bit nested weights read at ${kq!.precision} bits, float accumulation` };
+    }
+    if (k?.values === 'smartdeal' && !iq) {
+      return {
+        kernel: 'smartdeal', weightBits: k.bitsPerWeight!(m.weight), inputBits, packedCompute: true, channelScale: false,
+        macsPerOutput: k.macsPerOutput!(m.weight), sparsity: k.sparsity!(m.weight),
+      };
     }
     if (k?.values === 'int8' && x?.values === 'int8') return { kernel: 'int8', weightBits: 8, inputBits: 8, packedCompute: true, channelScale: false };
     if (!iq && !kq) return { kernel: 'float', weightBits: 32, inputBits, packedCompute: false, channelScale: false };

@@ -11,9 +11,26 @@
 import type { FloatArray } from '../core/dtype.js';
 import { fromValues, Tensor } from '../core/tensor.js';
 import { noGrad } from '../autograd/mode.js';
-import { div, mul, onesLike, sub } from '../ops/elementwise.js';
+import { add, div, mul, onesLike, sub } from '../ops/elementwise.js';
 import { parameter } from '../nn/module.js';
 import { fakeQuant, fakeQuantGrad, type FakeQuantAttrs } from './ops.js';
+import { decompose, keptRows, reconstruct, smartdealOptions, storageBits, type SmartDealFactors, type SmartDealOptions } from './smartdeal.js';
+
+/** Widths a nested-precision weight can be read at (bits). */
+export const NESTED_WIDTHS = [8, 7, 6, 5, 4, 3, 2] as const;
+/** The widths once-QAT trains together by default (vertical-layered representation). */
+export const ONCE_QAT_WIDTHS = [8, 6, 4, 3, 2];
+
+/**
+ * Throws a RangeError naming `what` unless bits is an integer in 2..8.
+ *
+ * @example
+ * checkNestedBits(4, '--bits');   // 4
+ */
+export function checkNestedBits(bits: unknown, what: string): number {
+  if (!Number.isInteger(bits) || (bits as number) < 2 || (bits as number) > 8) throw new RangeError(`${what}: nested bits must be an integer in 2..8, got ${JSON.stringify(bits)}`);
+  return bits as number;
+}
 
 /** A quantizer's serialisable description: `name` is the alias, the rest its options. */
 export interface QuantizerConfig {
@@ -25,16 +42,26 @@ export interface QuantizerConfig {
  * How conversion (convert.ts) deploys a quantizer's values; plan.ts picks the layer's kernel from
  * the pair (input quantizer, kernel quantizer) of these, never from quantizer names.
  * - sign: ±1 (bit-packed); ternary: {−1, 0, +1} at |w| ≥ threshold(w) (two bit planes);
- *   int8: round(w / step()) in int8; float: the fake-quantized values stored as float32.
+ *   int8: round(w / step()) in int8; nested: the 8-bit codes round(w / channelScale(w)) in int8,
+ *   read at any width 2..8 by dropping low bits (NestedWeight); float: the fake-quantized values
+ *   stored as float32.
  */
 export interface QuantDeployment {
-  values: 'sign' | 'ternary' | 'int8' | 'float';
+  values: 'sign' | 'ternary' | 'int8' | 'nested' | 'smartdeal' | 'float';
   /** A per-output-channel float scale stored with packed weights ([outC, 1, ...]), when there is one. */
   channelScale?(w: Tensor): Tensor | null;
   /** ternary: the magnitude at and above which a weight is ±1. */
   threshold?(w: Tensor): number;
   /** int8: the quantization step (value = code · step). */
   step?(): number;
+  /** smartdeal: the factors of the latent weight (what the model computes with is reconstruct(factors)). */
+  factors?(w: Tensor): SmartDealFactors;
+  /** Stored bits per weight when it is not a fixed width (smartdeal: codes, row mask and basis over the weight count). */
+  bitsPerWeight?(w: Tensor): number;
+  /** Multiply-accumulates per output value when the kernel does not run a dense product (smartdeal: r·(K + kept segments)). */
+  macsPerOutput?(w: Tensor): number;
+  /** Fraction of the weights stored as structural zeros (smartdeal: segments with a zero coefficient row). */
+  sparsity?(w: Tensor): number;
   /** The tensor whose signs/values are packed, when it is not the latent weight itself (IR-Net: balanced weights). */
   latent?(w: Tensor): Tensor;
 }
@@ -552,7 +579,118 @@ export class FourierSign extends Quantizer implements Scheduled {
   }
 }
 
+/**
+ * Nested-precision weights (vertical-layered representation, Wu et al. TPAMI 2023): one 8-bit
+ * code per weight, q8 = clamp(round(w / s_c), −128, 127) with the per-output-channel step
+ * s_c = clip·rms(w_c)/128 (stop-gradient; rms over the channel's weights), from which every
+ * width b in 2..8 is read by dropping 8 − b low bits (step s_c·2^(8−b); see nestedCode). `bits`
+ * is the width the forward pass reads now (setNestedBits); once-QAT trains the shared latent
+ * weights through several widths at once (onceQatLoss). Backward: g·1[|w / s_c| ≤ 128].
+ *
+ * @example
+ * const layer = new QuantLinear(784, 10, { kernelQuantizer: { name: 'nested', clip: 2.5 } });
+ */
+export class NestedWeight extends Quantizer {
+  readonly name = 'nested';
+  bits: number;
+  readonly clip: number;
+  constructor(o: { bits?: number; clip?: number } = {}) {
+    super();
+    this.bits = checkNestedBits(o.bits ?? 8, 'nested');
+    this.clip = o.clip ?? 2.5;
+    if (!(this.clip > 0)) throw new RangeError(`nested: clip must be positive, got ${o.clip}`);
+  }
+  get precision(): number {
+    return this.bits;
+  }
+  /** s_c per output channel (axis 0), shaped [outC, 1, ...]. */
+  step(w: Tensor): Tensor {
+    const v = w.values() as FloatArray, c = w.shape[0]!, inner = v.length / c, out = new Float64Array(c);
+    for (let o = 0; o < c; o++) {
+      let s2 = 0;
+      for (let i = o * inner; i < (o + 1) * inner; i++) s2 += v[i]! * v[i]!;
+      out[o] = (this.clip * Math.sqrt(s2 / inner)) / 128 || 1;
+    }
+    return fromValues(out, w.shape.map((d, i) => (i === 0 ? d : 1)), w.dtype);
+  }
+  private attrs(): FakeQuantAttrs {
+    return { kind: 'nested', drop: 8 - this.bits };
+  }
+  forward(w: Tensor): Tensor {
+    const s = noGrad(() => this.step(w));
+    const u = div(w, s), codes = fakeQuant(u, this.attrs()), out = mul(codes, s);
+    [s, u, codes].forEach((t) => t.dispose());
+    return out;
+  }
+  pseudoGradient(w: Tensor): Tensor {
+    return noGrad(() => fakeQuantGrad(div(w, this.step(w)), null, this.attrs()));
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, bits: this.bits, clip: this.clip };
+  }
+  override deployment(): QuantDeployment {
+    return { values: 'nested', channelScale: (w) => this.step(w) };
+  }
+}
+
+/**
+ * SmartDeal weights (smartdeal.ts): forward Ce·B, the factors of the latent weight W [outC, ...]
+ * (rows flattened) by alternating projection — a float basis times a vector-wise sparse matrix of
+ * power-of-two coefficients; backward straight through (g), so training (SmartDeal QAT) moves the
+ * latent weights the factors are recomputed from, and a trained float model is decomposed by
+ * loading its weights (convert --quant smartdeal on a float checkpoint).
+ *
+ * @example
+ * const layer = new QuantLinear(400, 120, { kernelQuantizer: { name: 'smartdeal', segment: 4, rank: 4, sparsity: 0.5 } });
+ */
+export class SmartDealWeight extends Quantizer {
+  readonly name = 'smartdeal';
+  /** Bits of one stored coefficient code. */
+  readonly precision = 4;
+  readonly options: Required<SmartDealOptions>;
+  constructor(o: SmartDealOptions = {}) {
+    super();
+    this.options = smartdealOptions(o);
+  }
+  factors(w: Tensor): SmartDealFactors {
+    const outC = w.shape[0]!;
+    return decompose(w.values() as FloatArray, outC, w.size / outC, this.options);
+  }
+  forward(w: Tensor): Tensor {
+    // Ce·B + (W − W): exactly the reconstruction, with gradient 1 to W.
+    const sd = fromValues(reconstruct(this.factors(w)), w.shape, w.dtype), frozen = fromValues(w.values(), w.shape, w.dtype);
+    const zero = sub(w, frozen), out = add(sd, zero);
+    [sd, frozen, zero].forEach((t) => t.dispose());
+    return out;
+  }
+  pseudoGradient(w: Tensor): Tensor {
+    return noGrad(() => onesLike(w));
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, ...this.options };
+  }
+  override deployment(): QuantDeployment {
+    const dims = (w: Tensor): [number, number] => [w.shape[0]!, w.size / w.shape[0]!];
+    const { segment, rank } = this.options;
+    return {
+      values: 'smartdeal',
+      factors: (w) => this.factors(w),
+      bitsPerWeight: (w) => storageBits(...dims(w), this.options) / w.size,
+      macsPerOutput: (w) => {
+        const [outC, K] = dims(w);
+        return (rank * (K + keptRows(outC, K, this.options))) / outC;
+      },
+      sparsity: (w) => {
+        const [outC, K] = dims(w), segments = outC * Math.ceil(K / segment);
+        return 1 - keptRows(outC, K, this.options) / segments;
+      },
+    };
+  }
+}
+
 const constructors: Record<string, (o: any) => Quantizer> = {
+  smartdeal: (o) => new SmartDealWeight(o),
+  nested: (o) => new NestedWeight(o),
   ede_sign: (o) => new EdeSign(o),
   irnet_weight: (o) => new IrNetWeight(o),
   fda_sign: (o) => new FourierSign(o),

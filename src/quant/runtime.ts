@@ -13,7 +13,9 @@ import { fromValues } from '../core/tensor.js';
 import { noGrad } from '../autograd/mode.js';
 import { convOut, im2col, packSignRows, packSignsNHWC, popcount32, unpackRows, wordsFor, type ConvShape } from './kernels.js';
 import type { LayerKernel } from './plan.js';
-import { quantizer, type QuantizerConfig } from './quantizers.js';
+import { nestedCode } from './ops.js';
+import { reconstruct, unpackFactors, type SmartDealFactors } from './smartdeal.js';
+import { checkNestedBits, quantizer, type QuantizerConfig } from './quantizers.js';
 
 /** A convolution (k > 0) or dense layer (k = 0) in deployable form. */
 export interface MatStage {
@@ -28,9 +30,17 @@ export interface MatStage {
   /**
    * binary: packed ±1 (conv: OHWI, wordsFor(inC) words per tap; dense: wordsFor(inC) per row);
    * binary_weights: packed ±1 rows over OIHW order; ternary_weights: 2 planes per row;
-   * int8: Int8Array rows; float: Float32Array rows.
+   * int8 and nested_weights: Int8Array rows; smartdeal: 4-bit coefficient codes; float: Float32Array rows.
    */
   weights: Uint32Array | Int8Array | Float32Array;
+  /** smartdeal only: the row mask (1 bit per segment), the basis [rank, segment] and the largest coefficient exponent; `weights` holds the 4-bit codes of the kept rows. */
+  rowMask?: Uint32Array;
+  basis?: Float32Array;
+  segment?: number;
+  rank?: number;
+  emax?: number;
+  /** nested_weights only: the width (2..8 bits) read from the stored 8-bit codes (withBits changes it). */
+  bits?: number;
   /** int8 only: input step (q = clamp(round(x / step), −128, 127)). */
   inputStep: number;
   /** int8 only (post-training quantization): input code range [lo, hi] when narrower than int8, and per-channel rounding borders (AQuant). */
@@ -81,10 +91,57 @@ export function floatWeights(s: MatStage): Float32Array {
     const K = rowLength(s);
     w = s.kernel === 'binary_weights' ? unpackRows(s.weights as Uint32Array, s.outC, K, 'binary')
       : s.kernel === 'ternary_weights' ? unpackRows(s.weights as Uint32Array, s.outC, K, 'ternary')
+      : s.kernel === 'nested_weights' ? nestedWeights(s)
+      : s.kernel === 'smartdeal' ? reconstruct(smartdealFactors(s))
       : (s.weights as Float32Array);
     decoded.set(s, w);
   }
   return w;
+}
+
+const factorCache = new WeakMap<MatStage, SmartDealFactors>();
+
+/**
+ * The SmartDeal factors of a smartdeal stage (checked against its shape, cached).
+ *
+ * @example
+ * const w = reconstruct(smartdealFactors(stage));   // the stage's weights as float32 [outC, K]
+ */
+export function smartdealFactors(s: MatStage): SmartDealFactors {
+  let f = factorCache.get(s);
+  if (!f) {
+    f = unpackFactors({ ...s, K: rowLength(s) } as Parameters<typeof unpackFactors>[0], `deployed smartdeal stage (${s.outC} x ${rowLength(s)})`);
+    factorCache.set(s, f);
+  }
+  return f;
+}
+
+/** The codes of a nested_weights stage at its width: q8 with 8 − bits low bits dropped. */
+function nestedWeights(s: MatStage): Float32Array {
+  const drop = 8 - checkNestedBits(s.bits, 'deployed nested_weights stage');
+  return Float32Array.from(s.weights as Int8Array, (q) => nestedCode(q, drop));
+}
+
+/**
+ * Whether a deployed model has nested-precision stages (readable at any width 2..8).
+ *
+ * @example
+ * if (isNested(model)) model = withBits(model, 4);
+ */
+export const isNested = (model: DeployedModel): boolean => model.stages.some((s) => (s.op === 'conv' || s.op === 'dense') && s.kernel === 'nested_weights');
+
+/**
+ * The deployed model read at `bits` (2..8): every nested_weights stage reads its 8-bit codes with
+ * 8 − bits low bits dropped; other stages are shared. One file, every width, chosen at load time.
+ *
+ * @example
+ * const m4 = withBits(loadDeployed('nested.sgq'), 4);   // the 4-bit model
+ * const logits = runPacked(m4, images, [n, 1, 28, 28]);
+ */
+export function withBits(model: DeployedModel, bits: number): DeployedModel {
+  checkNestedBits(bits, 'withBits');
+  if (!isNested(model)) throw new Error('withBits: the model has no nested-precision layers (train it with --quant nested)');
+  return { ...model, stages: model.stages.map((s) => ((s.op === 'conv' || s.op === 'dense') && s.kernel === 'nested_weights' ? { ...s, bits } : s)) };
 }
 
 /** The float-fallback input quantizer applied to an activation. */
@@ -177,6 +234,8 @@ export function accumulate(s: MatStage, input: Activation): Accumulators {
         return { acc: kernels('float32').binaryGemm(packSignRows(x.data, n, K), s.weights as Uint32Array, n, s.outC, K), shape, channelMajor: false };
       case 'int8':
         return { acc: kernels('float32').int8Gemm(quantizeInt8(s, x), s.weights as Int8Array, n, s.outC, K), shape, channelMajor: false };
+      case 'smartdeal':
+        return { acc: kernels('float32').smartdealGemm(smartdealFactors(s), x.data, n), shape, channelMajor: false };
       default:
         return { acc: kernels('float32').floatGemm(x.data, floatWeights(s), n, s.outC, K), shape, channelMajor: false };
     }
@@ -195,6 +254,7 @@ export function accumulate(s: MatStage, input: Activation): Accumulators {
     return { acc: kernels('float32').int8Gemm(s.weights as Int8Array, cols, s.outC, rows, K), shape, channelMajor: true };
   }
   const cols = im2col(x.data, cs, new Float32Array(rows * K));
+  if (s.kernel === 'smartdeal') return { acc: kernels('float32').smartdealGemm(smartdealFactors(s), cols, rows), shape, channelMajor: false };
   return { acc: kernels('float32').floatGemm(floatWeights(s), cols, s.outC, rows, K), shape, channelMajor: true };
 }
 

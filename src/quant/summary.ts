@@ -29,6 +29,10 @@ export interface LayerSummary {
   macBits: number;
   kernel: LayerKernel | null;
   packedCompute: boolean;
+  /** nested_weights: the width read now (its weights are stored at 8 bits). */
+  readBits?: number;
+  /** Fraction of the weights that are structural zeros (smartdeal: pruned segments). */
+  sparsity?: number;
   note?: string;
 }
 
@@ -42,6 +46,8 @@ export interface ModelSummary {
   floatKiB: number;
   compressionRatio: number;
   macsByBits: Record<number, number>;
+  /** Multiply-accumulates per example by deployed kernel (binary, int8, smartdeal, float, ...). */
+  macsByKernel: Partial<Record<LayerKernel, number>>;
   /** Fraction of MACs at 1 bit. */
   binaryMacFraction: number;
   /** Paths of conv/dense layers on packed or integer kernels, and on float fallback. */
@@ -74,10 +80,11 @@ export function summary(model: Module, inputShape: number[]): ModelSummary {
     model.train(wasTraining);
   }
   const layers = model.layers.map((layer, i) => layerSummary(layer, String(i), shapes[i]!));
-  const paramsByBits: Record<number, number> = {}, macsByBits: Record<number, number> = {};
+  const paramsByBits: Record<number, number> = {}, macsByBits: Record<number, number> = {}, macsByKernel: Partial<Record<LayerKernel, number>> = {};
   for (const l of layers) {
     for (const [b, n] of Object.entries(l.params)) addTo(paramsByBits, Number(b), n);
     addTo(macsByBits, l.macBits, l.macs);
+    if (l.kernel && l.macs) macsByKernel[l.kernel] = (macsByKernel[l.kernel] ?? 0) + l.macs;
   }
   const totalParams = Object.values(paramsByBits).reduce((a, b) => a + b, 0);
   const memoryBits = layers.reduce((a, l) => a + l.memoryBits, 0);
@@ -92,6 +99,7 @@ export function summary(model: Module, inputShape: number[]): ModelSummary {
     floatKiB: (totalParams * 32) / KIB_BITS,
     compressionRatio: memoryBits ? (totalParams * 32) / memoryBits : 1,
     macsByBits,
+    macsByKernel,
     binaryMacFraction: totalMacs ? (macsByBits[1] ?? 0) / totalMacs : 0,
     packedLayers: convOrDense.filter((l) => l.packedCompute).map((l) => l.path),
     fallbackLayers: convOrDense.filter((l) => !l.packedCompute).map((l) => l.path),
@@ -111,10 +119,12 @@ function layerSummary(layer: Module, path: string, outShape: number[]): LayerSum
       (isQuantLayer(layer) ? [layer.inputQuantizer, layer.kernelQuantizer].reduce((n, q) => n + (q?.parameters().reduce((a, p) => a + p.size, 0) ?? 0), 0) : 0);
     addTo(params, 32, extras);
     const outputPixels = layer instanceof Conv2d ? outShape[1]! * outShape[2]! : 1;
+    const macs = plan.macsPerOutput === undefined ? weights * outputPixels : Math.round(plan.macsPerOutput * out * outputPixels);
     return {
-      ...base, inputBits: plan.inputBits, params, memoryBits: weights * plan.weightBits + extras * 32,
-      macs: weights * outputPixels, macBits: Math.max(plan.inputBits, plan.weightBits),
-      kernel: plan.kernel, packedCompute: plan.packedCompute, note: plan.note,
+      ...base, inputBits: plan.inputBits, params, memoryBits: Math.round(weights * plan.weightBits) + extras * 32,
+      macs, macBits: Math.max(plan.inputBits, Math.ceil(plan.readBits ?? plan.weightBits)),
+      kernel: plan.kernel, packedCompute: plan.packedCompute,
+      ...(plan.readBits !== undefined ? { readBits: plan.readBits } : {}), ...(plan.sparsity !== undefined ? { sparsity: plan.sparsity } : {}), note: plan.note,
     };
   }
   if (layer instanceof BatchNorm) {
@@ -131,17 +141,18 @@ const fmtNum = (n: number): string => n.toLocaleString('en-US');
 export function formatSummary(s: ModelSummary): string {
   const rows = s.layers.map((l) => [
     l.path, l.type, String(l.inputBits), `[${l.outputShape.join(', ')}]`,
-    Object.entries(l.params).map(([b, n]) => `${fmtNum(n)}@${b}b`).join(' ') || '-',
+    Object.entries(l.params).map(([b, n]) => `${fmtNum(n)}@${Number(Number(b).toFixed(2))}b`).join(' ') || '-',
     (l.memoryBits / KIB_BITS).toFixed(2), l.macs ? `${fmtNum(l.macs)}@${l.macBits}b` : '-',
-    l.kernel === null ? '-' : l.packedCompute || (l.kernel === 'float' && !l.note) ? l.kernel : `${l.kernel} (float fallback)`,
+    (l.kernel === null ? '-' : l.packedCompute || (l.kernel === 'float' && !l.note) ? l.kernel : `${l.kernel} (float fallback)`) +
+      (l.readBits !== undefined ? ` read at ${l.readBits} bit` : '') + (l.sparsity ? `, ${(100 * l.sparsity).toFixed(0)} % sparse` : ''),
   ]);
   const head = ['layer', 'type', 'in bits', 'output', 'params', 'KiB', 'MACs', 'deployed kernel'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ');
   const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line), ''];
-  out.push(`params: ${fmtNum(s.totalParams)} (${Object.entries(s.paramsByBits).map(([b, n]) => `${fmtNum(n)} at ${b} bit`).join(', ')})`);
+  out.push(`params: ${fmtNum(s.totalParams)} (${Object.entries(s.paramsByBits).map(([b, n]) => `${fmtNum(n)} at ${Number(Number(b).toFixed(2))} bit`).join(', ')})`);
   out.push(`model size ${s.memoryKiB.toFixed(2)} KiB (float-32 equivalent ${s.floatKiB.toFixed(2)} KiB), compression ${s.compressionRatio.toFixed(2)}x`);
-  out.push(`MACs: ${Object.entries(s.macsByBits).map(([b, n]) => `${fmtNum(n)} at ${b} bit`).join(', ')}; ${(100 * s.binaryMacFraction).toFixed(1)} % binary`);
+  out.push(`MACs: ${Object.entries(s.macsByBits).map(([b, n]) => `${fmtNum(n)} at ${b} bit`).join(', ')}; ${(100 * s.binaryMacFraction).toFixed(1)} % binary; by kernel: ${Object.entries(s.macsByKernel).map(([k, n]) => `${k} ${fmtNum(n)}`).join(', ')}`);
   out.push(`packed/integer kernels: ${s.packedLayers.join(', ') || 'none'}; float fallback: ${s.fallbackLayers.join(', ') || 'none'}`);
   for (const l of s.layers) if (l.note) out.push(`  layer ${l.path}: ${l.note}`);
   return out.join('\n');

@@ -12,6 +12,7 @@ import { arena } from '../../core/arena.js';
 import { wordsFor } from '../../quant/kernels.js';
 import type { Kernels, SignLayout, SignThresholds } from '../kernels.js';
 import { convOut, type ConvShape } from '../../quant/kernels.js';
+import { keptLists, smartdealGemm, type SmartDealFactors } from '../../quant/smartdeal.js';
 
 export interface QuantWasmExports {
   binaryGemmScalar(a: number, b: number, out: number, m: number, n: number, words64: number, k: number): void;
@@ -24,6 +25,7 @@ export interface QuantWasmExports {
   ): void;
   packSignsPacked(x: number, thr: number, dir: number, out: number, kind: number, c: number, p: number, channelsLast: number, b0: number, b1: number): void;
   maxPoolPacked(x: number, out: number, h: number, w: number, cw: number, k: number, p0: number, p1: number): void;
+  smartdealGemm4(x: number, rows: number, G: number, bc: number, coef: number, ko: number, kg: number, kept: number, z: number, out: number, outC: number): void;
 }
 
 let loaded: QuantWasmExports | null = null;
@@ -173,6 +175,21 @@ export class QuantWasmKernels implements Partial<Kernels> {
     const px = s.copy(x), pt = s.copy(t?.threshold ?? null), pd = s.copy(t?.direction ?? null);
     return withOutput(s, Uint32Array, l.n * l.p * wordsFor(l.c), (out) =>
       this.exports.packSignsPacked(px, pt, pd, out, x instanceof Int32Array ? 1 : 0, l.c, l.p, l.channelsLast ? 1 : 0, 0, l.n));
+  }
+
+  /** segment = rank = 4 on f32x4 (float32 accumulation); other shapes run the reference. */
+  smartdealGemm(f: SmartDealFactors, x: Float32Array, rows: number): Float32Array {
+    if (f.segment !== 4 || f.rank !== 4) return smartdealGemm(f, x, rows);
+    const G = Math.ceil(f.K / 4), { keptO, keptG, coeffs } = keptLists(f), s = new Scratch();
+    // Basis columns: bc[4j + t] = B[t, j].
+    const bc = Float32Array.from({ length: 16 }, (_, i) => f.basis[(i % 4) * 4 + Math.floor(i / 4)]!);
+    try {
+      const px = stage(s, x, rows, f.K, G * 4), pz = s.alloc(G * 16), out = s.alloc(Math.max(4, rows * f.outC * 4));
+      this.exports.smartdealGemm4(px, rows, G, s.copy(bc), s.copy(coeffs), s.copy(keptO), s.copy(keptG), keptO.length, pz, out, f.outC);
+      return new Float32Array(arena().buffer, out, rows * f.outC).slice();
+    } finally {
+      s.release();
+    }
   }
 
   maxPoolSigns(x: Uint32Array, n: number, h: number, w: number, words: number, k: number): Uint32Array {

@@ -1,6 +1,7 @@
 import { loadDeployed, loadQuantKernelsFromBuild } from '../../io/quant.js';
 import { checkOutputPath, writeFileAtomic } from '../../io/write.js';
 import { runPacked } from '../../quant/packed.js';
+import { isNested, withBits } from '../../quant/runtime.js';
 import { printJson, UsageError } from '../command.js';
 import { DATA_DIR_OPTION, defineCommand, FORCE_OPTION, JSON_OPTION, THREADS_OPTION, type CommandSpec } from '../options.js';
 import { applyThreads, dataSplits } from '../shared.js';
@@ -15,12 +16,13 @@ export const inferSpec: CommandSpec = {
     { name: 'seed', type: 'int', min: 0, default: 1, help: 'seed of the synthetic sets (as given to train)' },
     { name: 'limit', type: 'int', min: 1, help: 'run only the first N test items' },
     { name: 'batch-size', type: 'int', min: 1, default: 100, help: 'items per kernel call' },
+    { name: 'bits', type: 'int', min: 2, max: 8, help: 'nested-precision model (train --quant nested): read its weights at N bits (2..8; default: the width it was converted at)' },
     { name: 'predictions', type: 'file', help: 'write the predicted class of each item, one per line' },
     FORCE_OPTION,
     THREADS_OPTION,
     JSON_OPTION,
   ],
-  examples: ['slimgrad infer bnn.sgq --data mnist --data-dir ../shared/data/mnist-t10k'],
+  examples: ['slimgrad infer bnn.sgq --data mnist --data-dir ../shared/data/mnist-t10k', 'slimgrad infer nested.sgq --bits 4 --data mnist --data-dir ../shared/data/mnist-t10k'],
 };
 
 /**
@@ -34,7 +36,9 @@ export const infer = defineCommand(inferSpec, async (o) => {
   const predictionsFile = o.string('predictions');
   if (predictionsFile) checkOutputPath(predictionsFile, { overwrite: o.bool('force'), what: '--predictions' });
   if (file.endsWith('.safetensors')) throw new UsageError(`${file} is a checkpoint: evaluate it with \`slimgrad eval ${file}\`, or pack it with \`slimgrad convert --checkpoint ${file} --out FILE.sgq\``);
-  const model = loadDeployed(file);
+  const loaded = loadDeployed(file), bits = o.int('bits');
+  if (bits !== undefined && !isNested(loaded)) throw new UsageError(`--bits ${bits}: ${file} is not a nested-precision model (only models trained with --quant nested choose their width at load time)`);
+  const model = bits === undefined ? loaded : withBits(loaded, bits);
   const kernels = (await loadQuantKernelsFromBuild()) ? 'wasm' : 'typescript';
   const data = o.string('data')!;
   const { test: testSet } = await dataSplits(data, o.string('data-dir'), o.int('seed')!, o.int('limit'));
@@ -60,7 +64,7 @@ export const infer = defineCommand(inferSpec, async (o) => {
     }
   }
   if (predictionsFile) writeFileAtomic(predictionsFile, new TextEncoder().encode(predicted.join('\n') + '\n'), { overwrite: o.bool('force'), what: '--predictions' });
-  const result = { file, data, items: n, kernels, testAccuracy: correct / n, msPerItem: ms / n };
+  const result = { file, data, items: n, kernels, ...(bits !== undefined ? { bits } : {}), testAccuracy: correct / n, msPerItem: ms / n };
   if (o.bool('json')) printJson(result);
   else console.log(`${file}: accuracy ${(100 * result.testAccuracy).toFixed(2)}% on ${n} ${data} test items, ${result.msPerItem.toFixed(3)} ms/item (${kernels} kernels)`);
   return 0;

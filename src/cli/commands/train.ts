@@ -10,7 +10,7 @@ import { cosineLr, type Schedule } from '../../optim/schedule.js';
 import { fit, type Progress, type TrainPosition } from '../../train/trainer.js';
 import { ACT_MODES, Compression, parseActSpec } from '../../compress/index.js';
 import { arena, ArenaLimitError, parseByteSize, setMemoryLimit } from '../../core/arena.js';
-import { applyQuantPreset, quantPresets, withConstraints } from '../../quant/models.js';
+import { applyQuantPreset, quantPresets, quantTrainingLoss, withConstraints } from '../../quant/models.js';
 import { printJson, UsageError } from '../command.js';
 import { DATA_DIR_OPTION, defineCommand, FORCE_OPTION, JSON_OPTION, THREADS_OPTION, type CommandSpec } from '../options.js';
 import { applyThreads, dataSplits, DATA_OPTION } from '../shared.js';
@@ -196,6 +196,8 @@ export const train = defineCommand(trainSpec, async (o) => {
   const report = runFit(cfg.batchSize, actMode, () => fit(model, trainSet, testSet, {
     epochs: cfg.epochs, batchSize: cfg.batchSize, optimizer, seed: cfg.seed,
     wrapForward: (fn) => act.run(fn),
+    // Nested-precision presets train every width at once (once-QAT).
+    loss: quantTrainingLoss(model),
     schedule: makeSchedule(cfg.schedule, cfg.lr, steps),
     val, patience,
     resume: saved?.position,

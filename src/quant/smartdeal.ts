@@ -1,0 +1,296 @@
+/**
+ * SmartDeal (Chen et al., TNNLS; after SmartExchange, ISCA 2020): a weight matrix W [outC, K] is
+ * cut into row segments of S values (the last one of each row zero-padded), W' [M, S] with
+ * M = outC·⌈K/S⌉, and stored as W' ≈ Ce·B: a small float basis B [r, S] and a coefficient matrix
+ * Ce [M, r] that is vector-wise sparse (whole rows zero: the `sparsity` fraction of segments with
+ * the smallest norms) and whose non-zeros are powers of two ±2^e, e in [emax − levels + 1, emax]
+ * (rebuilt by shift-and-add). The factors come from alternating projection: Ce by least squares
+ * on B, then projected (rows pruned, entries rounded to powers of two); B by least squares on Ce.
+ *
+ * Stored form (deployed `smartdeal` stage): `weights` = 4-bit codes of the kept rows' entries, 8
+ * per u32 word (0: zero; sign·8 + j + 1: ±2^(emax − j)), `rowMask` = 1 bit per segment, `basis` =
+ * B as float32, and the numbers segment, rank, emax. Inference runs on that form (smartdealGemm):
+ * z = B·x per input segment, shared by every output, then Σ Ce·z over the kept rows.
+ *
+ * @example
+ * const f = decompose(w, outC, K);              // w: Float32Array [outC·K]
+ * const w2 = reconstruct(f);                     // Ce·B as float32, what the model computes with
+ * const bits = storageBits(outC, K);             // what the deployed file spends on it
+ */
+
+export interface SmartDealOptions {
+  /** Values per segment (columns of the basis). */
+  segment?: number;
+  /** Rows of the basis (≤ segment). */
+  rank?: number;
+  /** Fraction of segments whose coefficient row is zero (vector-wise sparsity). */
+  sparsity?: number;
+  /** Alternating-projection rounds. */
+  iterations?: number;
+}
+
+export const SMARTDEAL_DEFAULTS: Required<SmartDealOptions> = { segment: 4, rank: 4, sparsity: 0.5, iterations: 4 };
+/** Power-of-two magnitudes a coefficient can take (4-bit codes: zero, sign, 7 exponents). */
+export const SMARTDEAL_LEVELS = 7;
+
+export interface SmartDealFactors {
+  outC: number;
+  K: number;
+  segment: number;
+  rank: number;
+  /** Exponent of the largest coefficient magnitude. */
+  emax: number;
+  /** Per segment row: kept (1) or zero (0). */
+  rowMask: Uint8Array;
+  /** Ce codes [M, rank]: 0 = zero, else sign·8 + j + 1 for ±2^(emax − j). */
+  codes: Uint8Array;
+  /** B [rank, segment], float32 values. */
+  basis: Float32Array;
+}
+
+/** Options with defaults, checked (RangeError naming the option). */
+export function smartdealOptions(o: SmartDealOptions = {}): Required<SmartDealOptions> {
+  const r = { ...SMARTDEAL_DEFAULTS, ...o };
+  if (!Number.isInteger(r.segment) || r.segment < 1 || r.segment > 64) throw new RangeError(`smartdeal: segment must be an integer in 1..64, got ${o.segment}`);
+  if (!Number.isInteger(r.rank) || r.rank < 1 || r.rank > r.segment) throw new RangeError(`smartdeal: rank must be an integer in 1..segment (${r.segment}), got ${o.rank}`);
+  if (!(r.sparsity >= 0 && r.sparsity < 1)) throw new RangeError(`smartdeal: sparsity must be in [0, 1), got ${o.sparsity}`);
+  if (!Number.isInteger(r.iterations) || r.iterations < 0) throw new RangeError(`smartdeal: iterations must be a non-negative integer, got ${o.iterations}`);
+  return r;
+}
+
+/** Value of a coefficient code. */
+export const coeffValue = (code: number, emax: number): number => (code === 0 ? 0 : (code & 8 ? -1 : 1) * 2 ** (emax - ((code & 7) - 1)));
+
+/** Solves A·X = Y for X (A [n, n] symmetric positive semi-definite, Y [n, m]), with a small ridge. */
+function solve(a: Float64Array, y: Float64Array, n: number, m: number): Float64Array {
+  let trace = 0;
+  for (let i = 0; i < n; i++) trace += a[i * n + i]!;
+  const A = Float64Array.from(a), X = Float64Array.from(y);
+  for (let i = 0; i < n; i++) A[i * n + i] += 1e-9 * (trace || 1) + 1e-30;
+  for (let c = 0; c < n; c++) {
+    let p = c;
+    for (let r = c + 1; r < n; r++) if (Math.abs(A[r * n + c]!) > Math.abs(A[p * n + c]!)) p = r;
+    if (p !== c) {
+      for (let j = 0; j < n; j++) [A[c * n + j], A[p * n + j]] = [A[p * n + j]!, A[c * n + j]!];
+      for (let j = 0; j < m; j++) [X[c * m + j], X[p * m + j]] = [X[p * m + j]!, X[c * m + j]!];
+    }
+    const d = A[c * n + c]!;
+    for (let r = 0; r < n; r++) {
+      if (r === c) continue;
+      const f = A[r * n + c]! / d;
+      if (f === 0) continue;
+      for (let j = c; j < n; j++) A[r * n + j] -= f * A[c * n + j]!;
+      for (let j = 0; j < m; j++) X[r * m + j] -= f * X[c * m + j]!;
+    }
+  }
+  for (let r = 0; r < n; r++) for (let j = 0; j < m; j++) X[r * m + j] /= A[r * n + r]!;
+  return X;
+}
+
+/** The power-of-two code of c given the largest exponent emax (nearest level, 0 below half the smallest). */
+function pow2Code(c: number, emax: number): number {
+  const a = Math.abs(c), emin = emax - SMARTDEAL_LEVELS + 1;
+  if (a < 2 ** emin / 2) return 0;
+  let e = Math.floor(Math.log2(a));
+  if (a >= 1.5 * 2 ** e) e++;
+  e = Math.min(emax, Math.max(emin, e));
+  return (c < 0 ? 8 : 0) + emax - e + 1;
+}
+
+/**
+ * The SmartDeal factors of w [outC, K] (row-major): deterministic (the same weights give the same
+ * factors), so training forwards, conversion and summary agree.
+ */
+export function decompose(w: ArrayLike<number>, outC: number, K: number, options: SmartDealOptions = {}): SmartDealFactors {
+  const { segment: S, rank: r, sparsity, iterations } = smartdealOptions(options);
+  const G = Math.ceil(K / S), M = outC * G;
+  const wp = new Float64Array(M * S);
+  for (let o = 0; o < outC; o++) for (let k = 0; k < K; k++) wp[(o * G + Math.floor(k / S)) * S + (k % S)] = w[o * K + k]!;
+  // Vector-wise sparsity: the segments with the smallest norms get zero coefficient rows.
+  const norms = Array.from({ length: M }, (_, i) => {
+    let s = 0;
+    for (let j = 0; j < S; j++) s += wp[i * S + j]! ** 2;
+    return s;
+  });
+  const order = norms.map((_, i) => i).sort((a, b) => norms[a]! - norms[b]! || a - b);
+  const rowMask = new Uint8Array(M).fill(1);
+  for (let i = 0; i < Math.floor(sparsity * M); i++) rowMask[order[i]!] = 0;
+  // B starts as the first r unit vectors.
+  let basis = new Float64Array(r * S);
+  for (let t = 0; t < r; t++) basis[t * S + t] = 1;
+  const codes = new Uint8Array(M * r);
+  let emax = 0;
+  const ceStep = (): void => {
+    // Least squares Ce = W'·Bᵀ(B·Bᵀ)⁻¹, then projected.
+    const bbt = new Float64Array(r * r);
+    for (let a = 0; a < r; a++) for (let b = 0; b < r; b++) {
+      let s = 0;
+      for (let j = 0; j < S; j++) s += basis[a * S + j]! * basis[b * S + j]!;
+      bbt[a * r + b] = s;
+    }
+    // (B·Bᵀ)⁻¹·B [r, S], so that Ce_row = W'_row·((B·Bᵀ)⁻¹·B)ᵀ.
+    const p = solve(bbt, basis, r, S);
+    const ce = new Float64Array(M * r);
+    let maxAbs = 0;
+    for (let i = 0; i < M; i++) {
+      if (!rowMask[i]) continue;
+      for (let t = 0; t < r; t++) {
+        let s = 0;
+        for (let j = 0; j < S; j++) s += wp[i * S + j]! * p[t * S + j]!;
+        ce[i * r + t] = s;
+        maxAbs = Math.max(maxAbs, Math.abs(s));
+      }
+    }
+    emax = maxAbs > 0 ? Math.round(Math.log2(maxAbs)) : 0;
+    for (let i = 0; i < M * r; i++) codes[i] = rowMask[Math.floor(i / r)] ? pow2Code(ce[i]!, emax) : 0;
+  };
+  for (let it = 0; it <= iterations; it++) {
+    ceStep();
+    if (it === iterations) break;
+    // B = (CeᵀCe)⁻¹·CeᵀW'.
+    const ctc = new Float64Array(r * r), ctw = new Float64Array(r * S);
+    for (let i = 0; i < M; i++) {
+      if (!rowMask[i]) continue;
+      for (let a = 0; a < r; a++) {
+        const ca = coeffValue(codes[i * r + a]!, emax);
+        if (ca === 0) continue;
+        for (let b = 0; b < r; b++) ctc[a * r + b] += ca * coeffValue(codes[i * r + b]!, emax);
+        for (let j = 0; j < S; j++) ctw[a * S + j] += ca * wp[i * S + j]!;
+      }
+    }
+    // Rows of Ce that are all zero leave B's row undetermined: keep it.
+    for (let a = 0; a < r; a++) if (ctc[a * r + a] === 0) {
+      ctc[a * r + a] = 1;
+      for (let j = 0; j < S; j++) ctw[a * S + j] = basis[a * S + j]!;
+    }
+    basis = Float64Array.from(Float32Array.from(solve(ctc, ctw, r, S)));
+  }
+  return { outC, K, segment: S, rank: r, emax, rowMask, codes, basis: Float32Array.from(basis) };
+}
+
+/** Ce·B as float32 [outC, K] (the padding of each row's last segment dropped). */
+export function reconstruct(f: SmartDealFactors): Float32Array {
+  const { outC, K, segment: S, rank: r } = f, G = Math.ceil(K / S), out = new Float32Array(outC * K);
+  for (let o = 0; o < outC; o++) {
+    for (let g = 0; g < G; g++) {
+      const row = o * G + g;
+      if (!f.rowMask[row]) continue;
+      for (let j = 0; j < S && g * S + j < K; j++) {
+        let s = 0;
+        for (let t = 0; t < r; t++) s += coeffValue(f.codes[row * r + t]!, f.emax) * f.basis[t * S + j]!;
+        out[o * K + g * S + j] = s;
+      }
+    }
+  }
+  return out;
+}
+
+/** Kept segment rows of a decomposition (the rows whose codes are stored). */
+export const keptRows = (outC: number, K: number, options: SmartDealOptions = {}): number => {
+  const { segment, sparsity } = smartdealOptions(options);
+  const M = outC * Math.ceil(K / segment);
+  return M - Math.floor(sparsity * M);
+};
+
+/** Bits the deployed form spends on a [outC, K] weight: codes of the kept rows, the row mask, the basis (u32 words, float32). */
+export function storageBits(outC: number, K: number, options: SmartDealOptions = {}): number {
+  const { segment, rank } = smartdealOptions(options);
+  const M = outC * Math.ceil(K / segment);
+  return 32 * (Math.ceil((keptRows(outC, K, options) * rank) / 8) + Math.ceil(M / 32) + rank * segment);
+}
+
+/** The stored arrays of a decomposition: nibble codes of kept rows (8 per word) and the row mask bits. */
+export function packFactors(f: SmartDealFactors): { weights: Uint32Array; rowMask: Uint32Array } {
+  const M = f.rowMask.length, r = f.rank;
+  const rowMask = new Uint32Array(Math.ceil(M / 32));
+  let kept = 0;
+  for (let i = 0; i < M; i++) if (f.rowMask[i]) {
+    rowMask[i >>> 5] |= 1 << (i & 31);
+    kept++;
+  }
+  const weights = new Uint32Array(Math.ceil((kept * r) / 8));
+  let n = 0;
+  for (let i = 0; i < M; i++) {
+    if (!f.rowMask[i]) continue;
+    for (let t = 0; t < r; t++, n++) weights[n >>> 3] |= f.codes[i * r + t]! << ((n & 7) * 4);
+  }
+  return { weights, rowMask };
+}
+
+/** The factors of stored arrays (inverse of packFactors); sizes are checked, naming `what`. */
+export function unpackFactors(stored: { weights: Uint32Array; rowMask: Uint32Array; basis: Float32Array; outC: number; K: number; segment: number; rank: number; emax: number }, what: string): SmartDealFactors {
+  const { outC, K, segment: S, rank: r, emax } = stored;
+  if (!Number.isInteger(S) || S < 1 || S > 64 || !Number.isInteger(r) || r < 1 || r > S) throw new Error(`${what}: segment ${S} / rank ${r} out of range (1 <= rank <= segment <= 64)`);
+  if (!Number.isInteger(emax) || Math.abs(emax) > 126) throw new Error(`${what}: emax ${emax} is not an integer exponent in -126..126`);
+  const M = outC * Math.ceil(K / S);
+  if (!(stored.rowMask instanceof Uint32Array) || stored.rowMask.length !== Math.ceil(M / 32)) throw new Error(`${what}: rowMask must hold ${Math.ceil(M / 32)} u32 words for ${M} segments`);
+  if (!(stored.basis instanceof Float32Array) || stored.basis.length !== r * S) throw new Error(`${what}: basis must hold ${r * S} float32 values`);
+  const rowMask = new Uint8Array(M);
+  let kept = 0;
+  for (let i = 0; i < M; i++) kept += rowMask[i] = (stored.rowMask[i >>> 5]! >>> (i & 31)) & 1;
+  if (!(stored.weights instanceof Uint32Array) || stored.weights.length !== Math.ceil((kept * r) / 8)) throw new Error(`${what}: weights must hold ${Math.ceil((kept * r) / 8)} u32 words of 4-bit codes for ${kept} kept segments`);
+  const codes = new Uint8Array(M * r);
+  let n = 0;
+  for (let i = 0; i < M; i++) {
+    if (!rowMask[i]) continue;
+    for (let t = 0; t < r; t++, n++) codes[i * r + t] = (stored.weights[n >>> 3]! >>> ((n & 7) * 4)) & 15;
+  }
+  return { outC, K, segment: S, rank: r, emax, rowMask, codes, basis: stored.basis };
+}
+
+/**
+ * y [rows, outC] = x [rows, K] · (Ce·B)ᵀ computed on the factors: z = B·x_segment for each of
+ * the ⌈K/S⌉ input segments (shared by every output channel), then y_o = Σ over o's kept segments
+ * of Σ_t Ce[seg, t]·z[seg, t] (powers of two: a shift-and-add in fixed point). MACs: rows·(K·r +
+ * kept·r) instead of rows·outC·K. The reference of the contract's smartdealGemm (the wasm one
+ * runs segment = rank = 4 with f32x4).
+ */
+export function smartdealGemm(f: SmartDealFactors, x: Float32Array, rows: number): Float32Array {
+  const { outC, K, segment: S, rank: r } = f, G = Math.ceil(K / S), out = new Float32Array(rows * outC);
+  const { keptO, keptG, coeffs } = keptLists(f), kept = keptO.length;
+  const z = new Float64Array(G * r), acc = new Float64Array(outC), basis = f.basis;
+  for (let n = 0; n < rows; n++) {
+    const xo = n * K;
+    for (let g = 0; g < G; g++) {
+      const len = Math.min(S, K - g * S), xs = xo + g * S;
+      for (let t = 0; t < r; t++) {
+        let s = 0;
+        for (let j = 0; j < len; j++) s += basis[t * S + j]! * x[xs + j]!;
+        z[g * r + t] = s;
+      }
+    }
+    acc.fill(0);
+    for (let e = 0; e < kept; e++) {
+      const zg = keptG[e]! * r, ce = e * r;
+      let s = 0;
+      for (let t = 0; t < r; t++) s += coeffs[ce + t]! * z[zg + t]!;
+      acc[keptO[e]!] += s;
+    }
+    out.set(acc, n * outC);
+  }
+  return out;
+}
+
+const keptCache = new WeakMap<SmartDealFactors, KeptRows>();
+
+/** Kept rows of a decomposition: output channel (ascending) and segment of each, and its coefficient values [kept, rank]. */
+export interface KeptRows {
+  keptO: Int32Array;
+  keptG: Int32Array;
+  coeffs: Float32Array;
+}
+
+/** The kept rows of a decomposition as (output channel, segment, coefficient values) lists, cached. */
+export function keptLists(f: SmartDealFactors): KeptRows {
+  let k = keptCache.get(f);
+  if (!k) {
+    const G = Math.ceil(f.K / f.segment), r = f.rank, rows = [...f.rowMask.keys()].filter((i) => f.rowMask[i]);
+    k = {
+      keptO: Int32Array.from(rows, (i) => Math.floor(i / G)),
+      keptG: Int32Array.from(rows, (i) => i % G),
+      coeffs: Float32Array.from({ length: rows.length * r }, (_, j) => coeffValue(f.codes[rows[Math.floor(j / r)]! * r + (j % r)]!, f.emax)),
+    };
+    keptCache.set(f, k);
+  }
+  return k;
+}
