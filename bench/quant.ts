@@ -29,7 +29,7 @@ import { printJson, printTable, UsageError } from '../src/cli/command.js';
 import { loadSplits } from '../src/data/splits.js';
 import { loadQuantKernelsFromBuild } from '../src/io/quant.js';
 import {
-  applyQuantPreset, binaryLenet5, convert, encodeDeployed, larqMnistBnn, quantPresets, runDeployed, runPacked, summary, unpackRows, useQuantKernels, withConstraints, wordsFor,
+  applyQuantPreset, binaryLenet5, convert, encodeDeployed, floatWeights, larqMnistBnn, quantPresets, runDeployed, runPacked, summary, unpackRows, useQuantKernels, withConstraints, wordsFor,
   type DeployedModel, type MatStage, type QuantWasmExports, type Stage,
 } from '../src/quant/index.js';
 
@@ -103,10 +103,8 @@ function gemmRows(w: QuantWasmExports): GemmRow[] {
 /** OIHW float weights of a packed stage (±1, ternary codes, or int8 codes). */
 function floatWeightsOIHW(s: MatStage): Float32Array {
   const K = s.op === 'conv' ? s.inC * s.k * s.k : s.inC;
-  if (s.kernel === 'binary_weights') return unpackRows(s.weights as Uint32Array, s.outC, K, 'binary');
-  if (s.kernel === 'ternary_weights') return unpackRows(s.weights as Uint32Array, s.outC, K, 'ternary');
+  if (s.kernel === 'binary_weights' || s.kernel === 'ternary_weights' || s.kernel === 'float') return floatWeights(s);
   if (s.kernel === 'int8') return Float32Array.from(s.weights as Int8Array);
-  if (s.kernel === 'float') return s.weights as Float32Array;
   if (s.op === 'dense') return unpackRows(s.weights as Uint32Array, s.outC, K, 'binary');
   // Binary conv weights are OHWI with per-tap channel words.
   const kk = s.k * s.k, cw = wordsFor(s.inC), packed = s.weights as Uint32Array, out = new Float32Array(s.outC * K);

@@ -199,3 +199,4 @@ export function f32Gemm(a: usize, b: usize, out: usize, m: i32, n: i32, rowFloat
   store<f32>(out, fsum(s));
 }
 export * from "./packed";
+export * from "./sparse";

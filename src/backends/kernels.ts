@@ -232,6 +232,12 @@ export interface Kernels {
    * [n, floor(h/k), floor(w/k), words]: with bit 1 = −1, the max of ±1 is the AND of the bits.
    */
   maxPoolSigns(x: Uint32Array, n: number, h: number, w: number, words: number, k: number): Uint32Array;
+  /**
+   * Sparse (CSR) weight rows times dense x [batch, k, p] (p contiguous): out[b, o, q] =
+   * Σ_{j in row o} values[j]·x[b, cols[j], q], each product and sum rounded to float32 in order
+   * of j; out [batch, rows, p]. Pruned layers (src/quant/sparse.ts).
+   */
+  sparseGemm(rowPtr: Int32Array, cols: Int32Array, values: Float32Array, x: Float32Array, rows: number, k: number, p: number, batch: number): Float32Array;
 }
 
 /**

@@ -15,7 +15,9 @@ import { scope } from '../core/scope.js';
 import { noGrad } from '../autograd/mode.js';
 import { BatchNorm, Conv2d, Lambda, Linear, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
-import { packSignRows, packTernaryRows, packWeightsOHWI } from './kernels.js';
+import { BasicBlock } from '../nn/models.js';
+import { packSignRows, packWeightsOHWI } from './kernels.js';
+import { encodeFloat, encodeTernary } from './sparse.js';
 import { isQuantLayer, MaxPool2dLayer } from './layers.js';
 import { roundHalfAway } from './ops.js';
 import { layerPlan } from './plan.js';
@@ -23,19 +25,39 @@ import type { DeployedModel, MatStage, Stage } from './runtime.js';
 
 export type { DeployedModel, MatStage, Stage } from './runtime.js';
 
-/** Per-channel scale and shift of a BatchNorm in eval mode: y·g + h. */
-function bnAffine(bn: BatchNorm): { g: Float64Array; h: Float64Array } {
+/** Per-channel scale and shift of a BatchNorm in eval mode: y·g + h (channels `keep` only, when given). */
+function bnAffine(bn: BatchNorm, keep: Keep = null): { g: Float64Array; h: Float64Array } {
   const gamma = bn.gamma.values(), beta = bn.beta.values(), mean = bn.runningMean.values(), variance = bn.runningVar.values();
   const g = Float64Array.from(gamma, (v, c) => v / Math.sqrt(variance[c]! + bn.eps));
   const h = Float64Array.from(beta, (v, c) => v - mean[c]! * g[c]!);
-  return { g, h };
+  return keep ? { g: Float64Array.from(keep, (c) => g[c]!), h: Float64Array.from(keep, (c) => h[c]!) } : { g, h };
 }
 
-/** Weights and epilogue of one conv/dense layer (before BatchNorm folding). */
-function convertLayer(layer: Linear | Conv2d): MatStage {
+/** Indices kept along an axis (null: all). */
+type Keep = number[] | null;
+
+/** Rows `keepOut` and columns `keepIn` of a [rows, K] matrix. */
+function sliceMatrix(v: ArrayLike<number>, rows: number, K: number, keepOut: Keep, keepIn: Keep): Float32Array {
+  const ro = keepOut ?? Array.from({ length: rows }, (_, i) => i), ci = keepIn ?? Array.from({ length: K }, (_, i) => i);
+  const out = new Float32Array(ro.length * ci.length);
+  ro.forEach((r, i) => ci.forEach((c, j) => (out[i * ci.length + j] = v[r * K + c]!)));
+  return out;
+}
+
+/** Weight columns of input channels `keep` (conv: k·k taps each, OIHW; dense: one feature each, or `perChannel` features after a flatten). */
+function inputColumns(keep: Keep, perChannel: number): Keep {
+  return keep && keep.flatMap((c) => Array.from({ length: perChannel }, (_, t) => c * perChannel + t));
+}
+
+/**
+ * Weights and epilogue of one conv/dense layer (before BatchNorm folding). `keepOut`/`keepIn`:
+ * the output channels and input features that survive structured pruning (float and ternary
+ * kernels only); ternary and float weights take the sparse encoding when it is smaller.
+ */
+function convertLayer(layer: Linear | Conv2d, keepOut: Keep = null, keepIn: Keep = null): MatStage {
   const plan = layerPlan(layer)!;
-  const outC = layer.weight.shape[0]!;
-  const inC = layer.weight.shape[1]!;
+  const fullOut = layer.weight.shape[0]!;
+  const fullIn = layer.weight.shape[1]!;
   const isConv = layer instanceof Conv2d;
   let k = 0, stride = 1, pad = 0;
   if (isConv) {
@@ -51,12 +73,19 @@ function convertLayer(layer: Linear | Conv2d): MatStage {
     stride = one(o.stride, 1, 'stride');
     pad = one(o.padding, 0, 'padding');
   }
+  if ((keepOut || keepIn) && plan.kernel !== 'float' && plan.kernel !== 'ternary_weights') throw new Error(`convert: layer ${layer.path}: channels can be removed from float and ternary layers only`);
+  const cols = inputColumns(keepIn, isConv ? k * k : 1);
+  const outC = keepOut?.length ?? fullOut;
+  const inC = keepIn?.length ?? fullIn;
+  const fullK = isConv ? fullIn * k * k : fullIn;
   const rows = outC, K = isConv ? inC * k * k : inC;
+  const pick = (v: ArrayLike<number>) => Float32Array.from(keepOut ? keepOut.map((c) => v[c]!) : v);
   const mul = new Float32Array(outC).fill(1);
-  const bias = layer.bias ? Float32Array.from(layer.bias.values()) : new Float32Array(outC);
+  const bias = layer.bias ? pick(layer.bias.values()) : new Float32Array(outC);
   const kq = isQuantLayer(layer) ? layer.kernelQuantizer : null;
   const iq = isQuantLayer(layer) ? layer.inputQuantizer : null;
   let weights: MatStage['weights'];
+  let mask: Uint32Array | undefined, negRatio: number | undefined;
   let inputStep = 0;
   const kd = kq?.deployment(), xd = iq?.deployment();
   // The values to pack: the latent weight, or what the quantizer binarizes (IR-Net: balanced weights).
@@ -64,7 +93,7 @@ function convertLayer(layer: Linear | Conv2d): MatStage {
   const scale = noGrad(() =>
     scope(() => {
       const s = plan.channelScale ? kd?.channelScale?.(layer.weight) : null;
-      return s ? Float32Array.from(s.values()) : null;
+      return s ? pick(s.values()) : null;
     }),
   );
   if (scale) mul.set(scale);
@@ -77,7 +106,9 @@ function convertLayer(layer: Linear | Conv2d): MatStage {
       break;
     case 'ternary_weights': {
       const delta = kd!.threshold!(layer.weight);
-      weights = packTernaryRows(Array.from(w, (v) => (v >= delta ? 1 : v <= -delta ? -1 : 0)), rows, K);
+      const codes = sliceMatrix(Array.from(w, (v) => (v >= delta ? 1 : v <= -delta ? -1 : 0)), fullOut, fullK, keepOut, cols);
+      ({ weights, mask } = encodeTernary(codes, rows, K));
+      if (kd!.negativeRatio) negRatio = kd!.negativeRatio();
       break;
     }
     case 'int8': {
@@ -87,46 +118,103 @@ function convertLayer(layer: Linear | Conv2d): MatStage {
       mul.fill(ws * xs);
       break;
     }
-    case 'float':
+    case 'float': {
       // Plain layers keep their weights; unsupported fake quantizers are applied once here.
-      weights = kq ? noGrad(() => scope(() => Float32Array.from(kq.forward(layer.weight).values()))) : Float32Array.from(w);
-      if (iq) return { op: isConv ? 'conv' : 'dense', kernel: plan.kernel, outC, inC, k, stride, pad, weights, inputStep, mul, bias, inputQuantizer: iq.config() };
+      const values = kq ? noGrad(() => scope(() => Float32Array.from(kq.forward(layer.weight).values()))) : w;
+      ({ weights, mask } = encodeFloat(sliceMatrix(values, fullOut, fullK, keepOut, cols)));
       break;
+    }
   }
-  return { op: isConv ? 'conv' : 'dense', kernel: plan.kernel, outC, inC, k, stride, pad, weights, inputStep, mul, bias };
+  return {
+    op: isConv ? 'conv' : 'dense', kernel: plan.kernel, outC, inC, k, stride, pad, weights, ...(mask ? { mask } : {}), ...(negRatio !== undefined ? { negRatio } : {}),
+    inputStep, mul, bias, ...(plan.kernel === 'float' && iq ? { inputQuantizer: iq.config() } : {}),
+  };
 }
+
+/** The window of a max-pool layer (MaxPool2dLayer, or nn's MaxPool2d with stride = window and no padding), else null. */
+function poolKernel(l: Module | undefined): number | null {
+  if (l instanceof MaxPool2dLayer) return l.kernel;
+  const o = l instanceof Lambda && l.label === 'maxpool2d' ? (l.attrs as { kernel: unknown; stride?: unknown; padding?: unknown }) : null;
+  return o && typeof o.kernel === 'number' && (o.stride ?? o.kernel) === o.kernel && !o.padding ? o.kernel : null;
+}
+
+const isShapeOnly = (l: Module): boolean => l instanceof Lambda && (l.label === 'relu' || l.label === 'flatten');
 
 /** Whether `layers[from...]` reaches a layer that binarizes its input through shape-only/monotone stages. */
 function nextBinarizes(layers: Module[], from: number): boolean {
   for (let i = from; i < layers.length; i++) {
     const l = layers[i]!;
-    if (l instanceof MaxPool2dLayer || (l instanceof Lambda && l.label === 'flatten')) continue;
+    if (poolKernel(l) !== null || (l instanceof Lambda && l.label === 'flatten')) continue;
     return (l instanceof Linear || l instanceof Conv2d) && layerPlan(l)!.kernel === 'binary';
   }
   return false;
 }
 
 /**
+ * The output channels of conv/dense layer `layers[i]` that survive structured pruning, or null for
+ * all. A channel is removed when its weights and bias are exactly 0 and the BatchNorm before the
+ * next layer (if any) has gamma = beta = 0 there: its output is then exactly 0 through ReLU,
+ * max-pool and flatten, so the next conv/dense (float input; float or ternary weights) loses the
+ * matching input channel without changing any result.
+ */
+function survivingChannels(layers: Module[], i: number): Keep {
+  const l = layers[i] as Linear | Conv2d;
+  const removable = (m: Linear | Conv2d) => ['float', 'ternary_weights'].includes(layerPlan(m)!.kernel);
+  if (!removable(l)) return null;
+  let bn: BatchNorm | null = null, j = i + 1;
+  for (; j < layers.length; j++) {
+    const m = layers[j]!;
+    if (m instanceof BatchNorm && !bn) bn = m;
+    else if (poolKernel(m) === null && !isShapeOnly(m)) break;
+  }
+  const next = layers[j];
+  if (!(next instanceof Linear || next instanceof Conv2d) || layerPlan(next)!.inputBits !== 32 || !removable(next)) return null;
+  const w = l.weight.values(), outC = l.weight.shape[0]!, inner = w.length / outC, b = l.bias?.values();
+  const gamma = bn?.gamma.values(), beta = bn?.beta.values();
+  const keep: number[] = [];
+  for (let c = 0; c < outC; c++) {
+    let dead = (!b || b[c] === 0) && (!bn || (gamma![c] === 0 && beta![c] === 0));
+    for (let t = c * inner; dead && t < (c + 1) * inner; t++) dead = w[t] === 0;
+    if (!dead) keep.push(c);
+  }
+  if (keep.length === outC) return null;
+  return keep.length ? keep : [0];
+}
+
+/**
  * The deployable form of a trained Sequential (eval-mode semantics: BatchNorm uses running
- * statistics). Supported layers: QuantConv2d/QuantLinear/Conv2d/Linear, BatchNorm, MaxPool2dLayer,
- * ReLU and Flatten (nn Lambdas).
+ * statistics). Supported layers: QuantConv2d/QuantLinear/Conv2d/Linear, BatchNorm, max-pooling
+ * (MaxPool2dLayer or nn's MaxPool2d with stride = window), global average pooling, ReLU and
+ * Flatten (nn Lambdas), and ResNet BasicBlocks (residual adds through saved activations).
+ * Channels removed by structured pruning are left out of the deployed layers.
  */
 export function convert(model: Module, inputShape: number[]): DeployedModel {
   if (!(model instanceof Sequential)) throw new Error(`convert: expects a Sequential model, got ${model.constructor.name}`);
-  const layers = model.layers;
+  return { inputShape: [...inputShape], stages: convertLayers(model.layers) };
+}
+
+function convertLayers(layers: Module[]): Stage[] {
   const stages: Stage[] = [];
+  // Channels kept by the last conv/dense (null: all), and its full output channel count.
+  let keep: Keep = null, keptOf = 0;
   for (let i = 0; i < layers.length; i++) {
     const l = layers[i]!;
     if (l instanceof Linear || l instanceof Conv2d) {
-      const s = convertLayer(l);
+      const inC = l.weight.shape[1]!;
+      // Input features of the surviving channels: a dense layer after a flatten reads inC / keptOf features per channel.
+      const keepIn = keep && (l instanceof Conv2d ? keep : inputColumns(keep, inC / keptOf));
+      const keepOut = survivingChannels(layers, i);
+      const s = convertLayer(l, keepOut, keepIn);
+      keep = keepOut;
+      keptOf = l.weight.shape[0]!;
       // Fold the BatchNorm that follows, directly or across max-pools when the combined scale is
       // positive everywhere (max commutes with an increasing affine map).
       let j = i + 1;
-      while (layers[j] instanceof MaxPool2dLayer) j++;
+      while (poolKernel(layers[j]) !== null) j++;
       const pools = layers.slice(i + 1, j), bn = layers[j];
       let last = i;
       if (bn instanceof BatchNorm) {
-        const { g, h } = bnAffine(bn);
+        const { g, h } = bnAffine(bn, keep);
         if (pools.length === 0 || s.mul!.every((m, c) => m * g[c]! > 0)) {
           for (let c = 0; c < s.outC; c++) {
             s.bias![c] = s.bias![c]! * g[c]! + h[c]!;
@@ -138,23 +226,34 @@ export function convert(model: Module, inputShape: number[]): DeployedModel {
       // sign(max(z)) = max(sign(z)): thresholds may precede the pools.
       if (nextBinarizes(layers, last + 1)) toThresholds(s);
       stages.push(s);
-      if (last === j) pools.forEach((p) => stages.push(...convertSimple(p)));
+      if (last === j) pools.forEach((p) => stages.push(...convertSimple(p, keep)));
       i = last;
       continue;
     }
-    stages.push(...convertSimple(l));
+    if (l instanceof BasicBlock) {
+      // relu(body(x) + shortcut(x)), x kept in slot 0 (the body's output in slot 1 when the shortcut has layers).
+      stages.push({ op: 'save', slot: 0 }, ...convertLayers(l.body.layers));
+      if (l.shortcut) stages.push({ op: 'save', slot: 1 }, { op: 'load', slot: 0 }, ...convertLayers(l.shortcut.layers), { op: 'add', slot: 1 });
+      else stages.push({ op: 'add', slot: 0 });
+      stages.push({ op: 'relu' });
+      keep = null;
+      continue;
+    }
+    stages.push(...convertSimple(l, keep));
   }
-  return { inputShape: [...inputShape], stages };
+  return stages;
 }
 
-function convertSimple(l: Module): Stage[] {
-  if (l instanceof MaxPool2dLayer) return [{ op: 'maxpool', k: l.kernel }];
+function convertSimple(l: Module, keep: Keep): Stage[] {
+  const k = poolKernel(l);
+  if (k !== null) return [{ op: 'maxpool', k }];
   if (l instanceof BatchNorm) {
-    const { g, h } = bnAffine(l);
+    const { g, h } = bnAffine(l, keep);
     return [{ op: 'affine', mul: Float32Array.from(g), bias: Float32Array.from(h) }];
   }
   if (l instanceof Lambda && (l.label === 'relu' || l.label === 'flatten')) return [{ op: l.label }];
-  throw new Error(`convert: layer ${l.path} (${l instanceof Lambda ? l.label : l.constructor.name}) is not supported (supported: conv/linear, BatchNorm, MaxPool2dLayer, relu, flatten)`);
+  if (l instanceof Lambda && l.label === 'global_avgpool2d') return [{ op: 'gavgpool' }];
+  throw new Error(`convert: layer ${l.path} (${l instanceof Lambda ? l.label : l.constructor.name}) is not supported (supported: conv/linear, BatchNorm, max-pooling, global average pooling, relu, flatten, ResNet BasicBlock)`);
 }
 
 /**

@@ -11,7 +11,8 @@ import { kernels } from '../backends/index.js';
 import { scope } from '../core/scope.js';
 import { fromValues } from '../core/tensor.js';
 import { noGrad } from '../autograd/mode.js';
-import { convOut, im2col, packSignRows, packSignsNHWC, popcount32, unpackRows, wordsFor, type ConvShape } from './kernels.js';
+import { convOut, im2col, packSignRows, packSignsNHWC, popcount32, wordsFor, type ConvShape } from './kernels.js';
+import { denseWeights } from './sparse.js';
 import type { LayerKernel } from './plan.js';
 import { quantizer, type QuantizerConfig } from './quantizers.js';
 
@@ -31,6 +32,13 @@ export interface MatStage {
    * int8: Int8Array rows; float: Float32Array rows.
    */
   weights: Uint32Array | Int8Array | Float32Array;
+  /**
+   * Sparse encoding (sparse.ts; float and ternary stages): bitmap of the non-zero weights, row-major;
+   * `weights` then holds only the non-zeros (float32 values, or one sign bit each for ternary).
+   */
+  mask?: Uint32Array;
+  /** ternary only: negative codes weigh −negRatio (TTQ's W_n / W_p; the positive scale is in mul). */
+  negRatio?: number;
   /** int8 only: input step (q = clamp(round(x / step), −128, 127)). */
   inputStep: number;
   /** int8 only (post-training quantization): input code range [lo, hi] when narrower than int8, and per-channel rounding borders (AQuant). */
@@ -55,7 +63,13 @@ export type Stage =
   | { op: 'maxpool'; k: number }
   | { op: 'relu' }
   | { op: 'flatten' }
-  | { op: 'affine'; mul: Float32Array; bias: Float32Array };
+  | { op: 'affine'; mul: Float32Array; bias: Float32Array }
+  /** Global average pooling: [N, C, H, W] -> [N, C]. */
+  | { op: 'gavgpool' }
+  /** Residual connections: keep the current activation in a slot, continue from a slot, add a slot to the current activation. */
+  | { op: 'save'; slot: number }
+  | { op: 'load'; slot: number }
+  | { op: 'add'; slot: number };
 
 export interface DeployedModel {
   /** Input shape without the batch axis. */
@@ -74,14 +88,11 @@ export interface Activation {
 /** Decoded float weights of the fallback kernels, cached per stage. */
 const decoded = new WeakMap<MatStage, Float32Array>();
 
-/** The float32 weight rows of a float-input stage (binary/ternary weights decoded, cached). */
+/** The float32 weight rows of a float-input stage (binary/ternary/sparse weights decoded, cached). */
 export function floatWeights(s: MatStage): Float32Array {
   let w = decoded.get(s);
   if (!w) {
-    const K = rowLength(s);
-    w = s.kernel === 'binary_weights' ? unpackRows(s.weights as Uint32Array, s.outC, K, 'binary')
-      : s.kernel === 'ternary_weights' ? unpackRows(s.weights as Uint32Array, s.outC, K, 'ternary')
-      : (s.weights as Float32Array);
+    w = denseWeights(s);
     decoded.set(s, w);
   }
   return w;
@@ -269,12 +280,46 @@ function relu(x: Activation): Activation {
   return { data: out, shape: x.shape };
 }
 
+/** Global average pooling of [N, C, H, W] (the mean of each plane, summed in order). */
+function globalAvgPool(x: Activation): Activation {
+  const [n, c] = x.shape as [number, number], p = x.data.length / (n * c), out = new Float32Array(n * c);
+  for (let i = 0; i < n * c; i++) {
+    let s = 0;
+    for (let q = i * p; q < (i + 1) * p; q++) s += x.data[q]!;
+    out[i] = s / p;
+  }
+  return { data: out, shape: [n, c] };
+}
+
+/** The activation kept in a residual slot, or a clear error for a file that reads an empty one. */
+export function slotValue<T>(slots: Map<number, T>, slot: number, op: string): T {
+  const v = slots.get(slot);
+  if (v === undefined) throw new Error(`deployed model: stage '${op}' reads residual slot ${slot} before any 'save' wrote it`);
+  return v;
+}
+
 /** Runs a deployed model on a batch `x` of shape [N, ...inputShape]; returns the output and its shape. */
 export function runDeployed(model: DeployedModel, x: Float32Array, shape: number[]): Activation {
   if (shape.slice(1).join() !== model.inputShape.join()) throw new Error(`runDeployed: input shape [${shape}] does not match the model's [N, ${model.inputShape}]`);
   let h: Activation = { data: x, shape: [...shape] };
+  const slots = new Map<number, Activation>();
   for (const s of model.stages) {
     switch (s.op) {
+      case 'gavgpool':
+        h = globalAvgPool(h);
+        break;
+      case 'save':
+        slots.set(s.slot, h);
+        break;
+      case 'load':
+        h = slotValue(slots, s.slot, s.op);
+        break;
+      case 'add': {
+        const o = slotValue(slots, s.slot, s.op);
+        if (o.shape.join() !== h.shape.join()) throw new Error(`runDeployed: residual add of [${h.shape}] and [${o.shape}]`);
+        h = { data: Float32Array.from(h.data, (v, i) => v + o.data[i]!), shape: h.shape };
+        break;
+      }
       case 'conv':
       case 'dense': {
         h = epilogue(s, accumulate(s, h));

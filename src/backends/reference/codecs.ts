@@ -11,6 +11,7 @@ import {
 import { decodeBFloat16, decodeFloat16, encodeBFloat16, encodeFloat16 } from '../../compress/float16.js';
 import type { HalfFormat } from '../kernels.js';
 export { binaryConv, binaryConvSigns, binaryGemm, floatGemm, int8Gemm, maxPoolSigns, packSigns } from '../../quant/kernels.js';
+export { sparseGemm } from '../../quant/sparse.js';
 
 export function groupRanges(x: Tensor, ranges: Tensor, layout: GroupLayout): void {
   rangesOf(x.data() as FloatArray, layout, ranges.data() as Float64Array);
