@@ -26,6 +26,7 @@ import { cosineLr } from '../src/optim/schedule.js';
 import { fit } from '../src/train/trainer.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { printJson, printTable, UsageError } from '../src/cli/command.js';
+import { compressedVariant, isCompressedPreset, sparseVsDense, type CompressedVariant } from './quant-compress.js';
 import { loadSplits } from '../src/data/splits.js';
 import { loadQuantKernelsFromBuild } from '../src/io/quant.js';
 import {
@@ -144,17 +145,38 @@ const LATENCY_MODELS: [string, string, (seed: number) => Sequential][] = [
   ['lenet5', 'bwn', (seed) => applyQuantPreset(MODEL, 'bwn', seed)],
   ['lenet5', 'twn', (seed) => applyQuantPreset(MODEL, 'twn', seed)],
   ['lenet5', 'w8a8', (seed) => applyQuantPreset(MODEL, 'w8a8', seed)],
+  ['lenet5', 'ttq', (seed) => applyQuantPreset(MODEL, 'ttq', seed)],
+  ['lenet5', 'pternary', (seed) => applyQuantPreset(MODEL, 'pternary', seed)],
+  ['lenet5', 'hq', (seed) => applyQuantPreset(MODEL, 'hq', seed)],
 ];
 
-type LatencyRow = { model: string; preset: string; batch: number; packedMs: number; floatMs: number; typescriptMs: number; speedup: number };
+type LatencyRow = { model: string; preset: string; batch: number; packedMs: number; floatMs: number; typescriptMs: number; speedup: number; sparseMs?: number; denseMs?: number };
 
 /**
  * Per-item latency at batch 1 and 32: the packed runtime (runPacked), the float twin on the same
  * runtime (engine wasm kernels), and the TypeScript deploy runtime (runDeployed), interleaved.
  * BatchNorm statistics come from one training-mode forward on real images (realistic thresholds).
  */
-function latencyRows(images: Float32Array, seed: number): LatencyRow[] {
+function latencyRows(images: Float32Array, seed: number, presets: string[]): LatencyRow[] {
   const rows: LatencyRow[] = [];
+  // Compressed float networks: the deployed (pruned) model vs the unpruned float LeNet-5, and the
+  // pruned model on the sparse GEMM vs the dense path.
+  for (const preset of presets) {
+    const variant = compressedVariant(preset, MODEL, INPUT);
+    if (!variant) continue;
+    const model = variant.build(seed), twin = convert(variant.build(seed) as Sequential, INPUT);
+    variant.finalize(model);
+    const deployed = convert(model as Sequential, INPUT);
+    for (const batch of [1, 32]) {
+      const x = images.subarray(0, batch * 784), shape = [batch, ...INPUT];
+      const [packedMs, floatMs, typescriptMs] = timeAll([
+        () => void runPacked(deployed, x, shape),
+        () => void runPacked(twin, x, shape),
+        () => void runDeployed(deployed, x, shape),
+      ], 5, 60).map((ms) => ms / batch) as [number, number, number];
+      rows.push({ model: 'lenet5', preset, batch, packedMs, floatMs, typescriptMs, speedup: floatMs / packedMs, ...sparseVsDense(deployed, x, shape, (fns) => timeAll(fns, 5, 60)) });
+    }
+  }
   for (const [name, preset, build] of LATENCY_MODELS) {
     const model = build(seed);
     noGrad(() => scope(() => void model.call(fromValues(images.subarray(0, 32 * 784), [32, ...INPUT]))));
@@ -187,9 +209,10 @@ function accuracy(d: DeployedModel, data: Dataset): number {
   return correct / data.length;
 }
 
-function train(model: Module, trainSet: Dataset, testSet: Dataset, epochs: number, seed: number, lr: number): number {
+function train(model: Module, trainSet: Dataset, testSet: Dataset, epochs: number, seed: number, lr: number, variant: CompressedVariant | null = null): number {
   const steps = epochs * Math.ceil(trainSet.length / 64);
   const optimizer = withConstraints(new Adam(model.parameters(), { lr }), model, steps);
+  variant?.train(optimizer, model, steps);
   const r = fit(model, trainSet, testSet, { epochs, batchSize: 64, optimizer, seed, schedule: cosineLr(lr, steps) });
   optimizer.dispose();
   return r.testAccuracy ?? NaN;
@@ -202,7 +225,7 @@ export async function run(args: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       accuracy: { type: 'boolean', default: false },
       epochs: { type: 'string', default: '5' },
-      presets: { type: 'string', default: quantPresets.join(',') },
+      presets: { type: 'string', default: [...quantPresets, 'prune:0.9', 'prune-ch:0.5'].join(',') },
       seed: { type: 'string', default: '1' },
       seeds: { type: 'string', default: '1' },
       lr: { type: 'string', default: '2e-3' },
@@ -211,7 +234,7 @@ export async function run(args: string[]): Promise<number> {
     strict: true,
   });
   const presets = values.presets!.split(',');
-  for (const p of presets) if (!quantPresets.includes(p as never)) throw new UsageError(`unknown preset '${p}' (available: ${quantPresets.join(', ')})`);
+  for (const p of presets) if (!quantPresets.includes(p as never) && !isCompressedPreset(p)) throw new UsageError(`unknown preset '${p}' (available: ${quantPresets.join(', ')}, prune:S, prune-ch:S with S in [0, 1))`);
   const epochs = Number(values.epochs), seed = Number(values.seed), lr = Number(values.lr);
   if (!Number.isInteger(epochs) || epochs < 1) throw new UsageError(`--epochs must be a positive integer, got '${values.epochs}'`);
   useFastestBackend();
@@ -232,9 +255,10 @@ export async function run(args: string[]): Promise<number> {
     const { train: trainR, test: testR } = await loadSplits('mnist', { dataDir: values['data-dir'], seed: runSeed });
     const floatTestAccuracy = train(createModel(MODEL, INPUT, 10, runSeed), trainR, testR, epochs, runSeed, lr);
     for (const preset of presets) {
-      const model = applyQuantPreset(MODEL, preset, runSeed);
+      const variant = compressedVariant(preset, MODEL, INPUT);
+      const model = (variant ? variant.build(runSeed) : applyQuantPreset(MODEL, preset, runSeed)) as Sequential;
       noGrad(() => scope(() => void model.call(fromValues(testR.values(0, 32), [32, ...INPUT]))));
-      const fakeQuantAccuracy = train(model, trainR, testR, epochs, runSeed, lr);
+      const fakeQuantAccuracy = train(model, trainR, testR, epochs, runSeed, lr, variant);
       model.eval();
       accuracyRows.push({ model: MODEL, preset, seed: runSeed, testAccuracy: accuracy(convert(model, INPUT), testR), fakeQuantAccuracy, floatTestAccuracy });
       model.dispose();
@@ -244,7 +268,9 @@ export async function run(args: string[]): Promise<number> {
   const batch = 32;
   const x = testSet.values(0, batch);
   for (const preset of presets) {
-    const model = applyQuantPreset(MODEL, preset, seed);
+    const variant = compressedVariant(preset, MODEL, INPUT);
+    const model = (variant ? variant.build(seed) : applyQuantPreset(MODEL, preset, seed)) as Sequential;
+    variant?.finalize(model);
     // One forward initialises data-dependent quantizer state (LSQ steps) before conversion.
     noGrad(() => scope(() => void model.call(fromValues(x, [batch, ...INPUT]))));
     model.eval();
@@ -253,7 +279,7 @@ export async function run(args: string[]): Promise<number> {
     sizeRows.push({ model: MODEL, preset, packedBytes: encodeDeployed(deployed).length, floatBytes: Math.round(s.floatKiB * 1024), summaryBytes: s.memoryBits / 8, ratio: s.floatKiB * 1024 / encodeDeployed(deployed).length });
     model.dispose();
   }
-  const latency = latencyRows(testSet.values(), seed);
+  const latency = latencyRows(testSet.values(), seed, presets);
   useQuantKernels(null);
 
   if (!values.json) {

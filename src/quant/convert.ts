@@ -21,6 +21,7 @@ import { encodeFloat, encodeTernary } from './sparse.js';
 import { isQuantLayer, MaxPool2dLayer } from './layers.js';
 import { roundHalfAway } from './ops.js';
 import { layerPlan } from './plan.js';
+import { channelGroups, deadChannels } from './prune.js';
 import type { DeployedModel, MatStage, Stage } from './runtime.js';
 
 export type { DeployedModel, MatStage, Stage } from './runtime.js';
@@ -138,8 +139,6 @@ function poolKernel(l: Module | undefined): number | null {
   return o && typeof o.kernel === 'number' && (o.stride ?? o.kernel) === o.kernel && !o.padding ? o.kernel : null;
 }
 
-const isShapeOnly = (l: Module): boolean => l instanceof Lambda && (l.label === 'relu' || l.label === 'flatten');
-
 /** Whether `layers[from...]` reaches a layer that binarizes its input through shape-only/monotone stages. */
 function nextBinarizes(layers: Module[], from: number): boolean {
   for (let i = from; i < layers.length; i++) {
@@ -151,49 +150,22 @@ function nextBinarizes(layers: Module[], from: number): boolean {
 }
 
 /**
- * The output channels of conv/dense layer `layers[i]` that survive structured pruning, or null for
- * all. A channel is removed when its weights and bias are exactly 0 and the BatchNorm before the
- * next layer (if any) has gamma = beta = 0 there: its output is then exactly 0 through ReLU,
- * max-pool and flatten, so the next conv/dense (float input; float or ternary weights) loses the
- * matching input channel without changing any result.
- */
-function survivingChannels(layers: Module[], i: number): Keep {
-  const l = layers[i] as Linear | Conv2d;
-  const removable = (m: Linear | Conv2d) => ['float', 'ternary_weights'].includes(layerPlan(m)!.kernel);
-  if (!removable(l)) return null;
-  let bn: BatchNorm | null = null, j = i + 1;
-  for (; j < layers.length; j++) {
-    const m = layers[j]!;
-    if (m instanceof BatchNorm && !bn) bn = m;
-    else if (poolKernel(m) === null && !isShapeOnly(m)) break;
-  }
-  const next = layers[j];
-  if (!(next instanceof Linear || next instanceof Conv2d) || layerPlan(next)!.inputBits !== 32 || !removable(next)) return null;
-  const w = l.weight.values(), outC = l.weight.shape[0]!, inner = w.length / outC, b = l.bias?.values();
-  const gamma = bn?.gamma.values(), beta = bn?.beta.values();
-  const keep: number[] = [];
-  for (let c = 0; c < outC; c++) {
-    let dead = (!b || b[c] === 0) && (!bn || (gamma![c] === 0 && beta![c] === 0));
-    for (let t = c * inner; dead && t < (c + 1) * inner; t++) dead = w[t] === 0;
-    if (!dead) keep.push(c);
-  }
-  if (keep.length === outC) return null;
-  return keep.length ? keep : [0];
-}
-
-/**
  * The deployable form of a trained Sequential (eval-mode semantics: BatchNorm uses running
  * statistics). Supported layers: QuantConv2d/QuantLinear/Conv2d/Linear, BatchNorm, max-pooling
  * (MaxPool2dLayer or nn's MaxPool2d with stride = window), global average pooling, ReLU and
  * Flatten (nn Lambdas), and ResNet BasicBlocks (residual adds through saved activations).
- * Channels removed by structured pruning are left out of the deployed layers.
+ * Channels removed by structured pruning (weights, bias, BatchNorm gamma and beta 0: exactly 0
+ * through ReLU, max-pool and flatten) are left out of the deployed layers, with the next layer's
+ * matching inputs.
  */
 export function convert(model: Module, inputShape: number[]): DeployedModel {
   if (!(model instanceof Sequential)) throw new Error(`convert: expects a Sequential model, got ${model.constructor.name}`);
-  return { inputShape: [...inputShape], stages: convertLayers(model.layers) };
+  // Channels structured pruning removed (prune.ts): exactly 0 through to the next layer, left out.
+  const removed = new Map(channelGroups(model).map((g) => [g.layer as Module, deadChannels(g)]));
+  return { inputShape: [...inputShape], stages: convertLayers(model.layers, removed) };
 }
 
-function convertLayers(layers: Module[]): Stage[] {
+function convertLayers(layers: Module[], removed: Map<Module, number[]>): Stage[] {
   const stages: Stage[] = [];
   // Channels kept by the last conv/dense (null: all), and its full output channel count.
   let keep: Keep = null, keptOf = 0;
@@ -203,7 +175,8 @@ function convertLayers(layers: Module[]): Stage[] {
       const inC = l.weight.shape[1]!;
       // Input features of the surviving channels: a dense layer after a flatten reads inC / keptOf features per channel.
       const keepIn = keep && (l instanceof Conv2d ? keep : inputColumns(keep, inC / keptOf));
-      const keepOut = survivingChannels(layers, i);
+      const dead = new Set(removed.get(l) ?? []);
+      const keepOut = dead.size ? Array.from({ length: l.weight.shape[0]! }, (_, c) => c).filter((c) => !dead.has(c)) : null;
       const s = convertLayer(l, keepOut, keepIn);
       keep = keepOut;
       keptOf = l.weight.shape[0]!;
@@ -232,8 +205,8 @@ function convertLayers(layers: Module[]): Stage[] {
     }
     if (l instanceof BasicBlock) {
       // relu(body(x) + shortcut(x)), x kept in slot 0 (the body's output in slot 1 when the shortcut has layers).
-      stages.push({ op: 'save', slot: 0 }, ...convertLayers(l.body.layers));
-      if (l.shortcut) stages.push({ op: 'save', slot: 1 }, { op: 'load', slot: 0 }, ...convertLayers(l.shortcut.layers), { op: 'add', slot: 1 });
+      stages.push({ op: 'save', slot: 0 }, ...convertLayers(l.body.layers, removed));
+      if (l.shortcut) stages.push({ op: 'save', slot: 1 }, { op: 'load', slot: 0 }, ...convertLayers(l.shortcut.layers, removed), { op: 'add', slot: 1 });
       else stages.push({ op: 'add', slot: 0 });
       stages.push({ op: 'relu' });
       keep = null;

@@ -80,7 +80,18 @@ function engineWeights(s: MatStage): { w: Tensor; mul?: Tensor; bias?: Tensor } 
  * non-zero (no SIMD), so they need sparser weights to win than convs, whose non-zeros each update
  * a row of output pixels with f32x4.
  */
-export const SPARSE_MAX_DENSITY = { conv: 0.3, dense: 0.15 } as const;
+export const SPARSE_MAX_DENSITY: Readonly<Record<'conv' | 'dense', number>> = { conv: 0.3, dense: 0.15 };
+let sparseLimits = SPARSE_MAX_DENSITY;
+
+/**
+ * Replaces the density limits of the sparse path (benchmarks: 0 forces dense, 1 sparse) for stages
+ * run from now on (the choice is cached per stage); returns the previous limits.
+ */
+export function setSparseLimits(limits: Readonly<Record<'conv' | 'dense', number>>): Readonly<Record<'conv' | 'dense', number>> {
+  const prev = sparseLimits;
+  sparseLimits = limits;
+  return prev;
+}
 
 /** CSR weights of a stage when it runs sparse (null: dense), cached per stage. */
 const sparseWeights = new WeakMap<MatStage, Csr | null>();
@@ -88,7 +99,7 @@ const sparseWeights = new WeakMap<MatStage, Csr | null>();
 function sparseOperator(s: MatStage): Csr | null {
   let csr = sparseWeights.get(s);
   if (csr === undefined) {
-    csr = s.kernel !== 'binary_weights' && density(s) <= SPARSE_MAX_DENSITY[s.op] ? toCsr(floatWeights(s), s.outC, rowLength(s)) : null;
+    csr = s.kernel !== 'binary_weights' && density(s) <= sparseLimits[s.op] ? toCsr(floatWeights(s), s.outC, rowLength(s)) : null;
     sparseWeights.set(s, csr);
   }
   return csr;

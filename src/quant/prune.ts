@@ -37,6 +37,8 @@ export interface PruneOptions {
 export interface ChannelGroup {
   layer: Linear | Conv2d;
   bn: BatchNorm | null;
+  /** The conv/dense layer reading its output. */
+  next: Linear | Conv2d;
 }
 
 const passesZero = (m: Module): boolean =>
@@ -58,10 +60,23 @@ export function channelGroups(model: Module): ChannelGroup[] {
         else if (!passesZero(m)) break;
       }
       const next = layers[j];
-      if ((next instanceof Linear || next instanceof Conv2d) && removable(next) && layerPlan(next)!.inputBits === 32) groups.push({ layer: l, bn });
+      if ((next instanceof Linear || next instanceof Conv2d) && removable(next) && layerPlan(next)!.inputBits === 32) groups.push({ layer: l, bn, next });
     });
   }
   return groups;
+}
+
+/** Output channels of a group's layer that are pruned (weights, bias, BatchNorm gamma and beta all 0): what convert removes. */
+export function deadChannels({ layer, bn }: ChannelGroup): number[] {
+  const w = layer.weight.values() as FloatArray, outC = layer.weight.shape[0]!, inner = w.length / outC;
+  const b = layer.bias?.values(), gamma = bn?.gamma.values(), beta = bn?.beta.values();
+  const dead: number[] = [];
+  for (let c = 0; c < outC; c++) {
+    let zero = (!b || b[c] === 0) && (!bn || (gamma![c] === 0 && beta![c] === 0));
+    for (let i = c * inner; zero && i < (c + 1) * inner; i++) zero = w[i] === 0;
+    if (zero) dead.push(c);
+  }
+  return dead.length === outC ? dead.slice(1) : dead;
 }
 
 /** Every conv/dense layer of the model (unstructured pruning's targets). */
@@ -157,16 +172,8 @@ export class Pruner {
   /** Fraction of zeros among the pruned tensors' weights (unstructured) or of removed channels (structured). */
   achieved(): number {
     if (this.structured) {
-      let dead = 0, total = 0;
-      for (const { layer } of this.groups) {
-        const w = layer.weight.values() as FloatArray, outC = layer.weight.shape[0]!, inner = w.length / outC;
-        for (let c = 0; c < outC; c++) {
-          total++;
-          let zero = true;
-          for (let i = c * inner; zero && i < (c + 1) * inner; i++) zero = w[i] === 0;
-          if (zero) dead++;
-        }
-      }
+      const dead = this.groups.reduce((n, g) => n + deadChannels(g).length, 0);
+      const total = this.groups.reduce((n, g) => n + g.layer.weight.shape[0]!, 0);
       return total ? dead / total : 0;
     }
     let zeros = 0, total = 0;
