@@ -8,7 +8,7 @@
 import { createModel } from '../src/nn/models.js';
 import type { Module } from '../src/nn/module.js';
 import type { Optimizer } from '../src/optim/optimizer.js';
-import { decodeDeployed, encodeDeployed, Pruner, runPacked, setSparseLimits, withPruning, type DeployedModel } from '../src/quant/index.js';
+import { decodeDeployed, encodeDeployed, Pruner, runPacked, setSparseLimits, SPARSE_MAX_DENSITY, withPruning, type DeployedModel } from '../src/quant/index.js';
 
 export interface CompressedVariant {
   /** The untrained model (same seed as the float twin). */
@@ -35,8 +35,9 @@ export function compressedVariant(preset: string, model: string, input: number[]
 export const isCompressedPreset = (preset: string): boolean => compressedVariant(preset, 'lenet', [1, 28, 28]) !== null;
 
 /**
- * The same pruned deployed model timed on the sparse GEMM and on the dense path (each a fresh copy,
- * since the choice is cached per stage): ms per item at each batch, interleaved by `time`.
+ * The same pruned deployed model timed with the sparse GEMM where SPARSE_MAX_DENSITY picks it
+ * (sparseMs) and with every layer on the dense path (denseMs); each a fresh copy, since the choice
+ * is cached per stage. ms per item, interleaved by `time`.
  */
 export function sparseVsDense(d: DeployedModel, x: Float32Array, shape: number[], time: (fns: (() => void)[]) => number[]): { sparseMs: number; denseMs: number } {
   const bytes = encodeDeployed(d);
@@ -47,7 +48,7 @@ export function sparseVsDense(d: DeployedModel, x: Float32Array, shape: number[]
     setSparseLimits(prev);
     return c;
   };
-  const sparse = copy({ conv: 1, dense: 1 }), dense = copy({ conv: 0, dense: 0 });
+  const sparse = copy(SPARSE_MAX_DENSITY), dense = copy({ conv: 0, dense: 0 });
   const [sparseMs, denseMs] = time([() => void runPacked(sparse, x, shape), () => void runPacked(dense, x, shape)]).map((ms) => ms / shape[0]!) as [number, number];
   return { sparseMs, denseMs };
 }

@@ -30,7 +30,7 @@ import { compressedVariant, isCompressedPreset, sparseVsDense, type CompressedVa
 import { loadSplits } from '../src/data/splits.js';
 import { loadQuantKernelsFromBuild } from '../src/io/quant.js';
 import {
-  applyQuantPreset, binaryLenet5, convert, encodeDeployed, floatWeights, larqMnistBnn, quantPresets, runDeployed, runPacked, summary, unpackRows, useQuantKernels, withConstraints, wordsFor,
+  applyQuantPreset, binaryLenet5, convert, setQuantProgress, encodeDeployed, floatWeights, larqMnistBnn, quantPresets, runDeployed, runPacked, summary, unpackRows, useQuantKernels, withConstraints, wordsFor,
   type DeployedModel, type MatStage, type QuantWasmExports, type Stage,
 } from '../src/quant/index.js';
 
@@ -126,7 +126,8 @@ function floatEquivalent(d: DeployedModel): DeployedModel {
     inputShape: d.inputShape,
     stages: d.stages.map((s): Stage => {
       if (s.op !== 'conv' && s.op !== 'dense') return s;
-      const { threshold, direction, ...rest } = s;
+      // Dense float32 weights: the sparse mask and TTQ's negative ratio are decoded into them.
+      const { threshold, direction, mask: _mask, negRatio: _negRatio, ...rest } = s;
       let mul = s.mul && s.kernel === 'int8' ? s.mul.map((v) => v / s.inputStep) : s.mul, bias = s.bias;
       if (threshold) {
         mul = Float32Array.from(direction!);
@@ -271,6 +272,8 @@ export async function run(args: string[]): Promise<number> {
     const variant = compressedVariant(preset, MODEL, INPUT);
     const model = (variant ? variant.build(seed) : applyQuantPreset(MODEL, preset, seed)) as Sequential;
     variant?.finalize(model);
+    // Scheduled quantizers at the end of training (hyperspherical pruning reaches its sparsity).
+    setQuantProgress(model, 1);
     // One forward initialises data-dependent quantizer state (LSQ steps) before conversion.
     noGrad(() => scope(() => void model.call(fromValues(x, [batch, ...INPUT]))));
     model.eval();
