@@ -689,9 +689,15 @@ export class PrunedTernary extends Quantizer {
   currentSparsity(): number {
     return this.sparsity;
   }
+  /** The last threshold computed, by tensor, storage version and sparsity (forward, backward and scale share it). */
+  private last: { x: Tensor; version: number; sparsity: number; delta: number } | null = null;
   /** Δ: the currentSparsity() quantile of |w| over the layer. */
   threshold(x: Tensor): number {
-    return magnitudeThreshold(x.values() as FloatArray, this.currentSparsity());
+    const sparsity = this.currentSparsity(), l = this.last;
+    if (l && l.x === x && l.version === x.storage.version && l.sparsity === sparsity) return l.delta;
+    const delta = magnitudeThreshold(x.values() as FloatArray, sparsity);
+    this.last = { x, version: x.storage.version, sparsity, delta };
+    return delta;
   }
   /** alpha_c = RMS of the surviving weights of each output filter (0 for a fully pruned one). */
   scale(x: Tensor): Tensor {
