@@ -128,8 +128,19 @@ const ternaryKernels = {
 } satisfies Record<string, QuantOptions>;
 type TernaryPreset = keyof typeof ternaryKernels;
 
+/**
+ * A ternary preset's model as `build` makes it; hq models start at the end of their pruning
+ * schedule (the trained state convert, eval and infer see): training sets the schedule from its
+ * first step through withConstraints(optimizer, model, totalSteps).
+ */
+const ternary = (preset: TernaryPreset, build: (q: QuantOptions) => Sequential): Sequential => {
+  const model = build(ternaryKernels[preset]);
+  if (preset === 'hq') setQuantProgress(model, 1);
+  return model;
+};
+
 /** A ternary LeNet-5 (first conv and classifier float, as TWN). */
-const ternaryLenet5 = (preset: TernaryPreset): Builder => (seed, classes, inputShape) => quantLenet5(preset, ternaryKernels[preset], seed, classes, inputShape, true);
+const ternaryLenet5 = (preset: TernaryPreset): Builder => (seed, classes, inputShape) => ternary(preset, (q) => quantLenet5(preset, q, seed, classes, inputShape, true));
 
 /**
  * ResNet-20 whose block convolutions (body and shortcut) are quantized by `q`; the stem conv and
@@ -184,9 +195,9 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     bwn: (s, k, shape) => quantMlp({ kernelQuantizer: 'magnitude_aware_sign', kernelConstraint: 'weight_clip' }, mlpSizes(shape, k), s),
     twn: (s, k, shape) => quantMlp({ kernelQuantizer: twnKernel }, mlpSizes(shape, k), s),
     w8a8: (s, k, shape) => quantMlp({ kernelQuantizer: { name: 'lsq', bits: 8 }, inputQuantizer: { name: 'lsq', bits: 8 } }, mlpSizes(shape, k), s),
-    ttq: (s, k, shape) => quantMlp(ternaryKernels.ttq, mlpSizes(shape, k), s),
-    pternary: (s, k, shape) => quantMlp(ternaryKernels.pternary, mlpSizes(shape, k), s),
-    hq: (s, k, shape) => quantMlp(ternaryKernels.hq, mlpSizes(shape, k), s),
+    ttq: (s, k, shape) => ternary('ttq', (q) => quantMlp(q, mlpSizes(shape, k), s)),
+    pternary: (s, k, shape) => ternary('pternary', (q) => quantMlp(q, mlpSizes(shape, k), s)),
+    hq: (s, k, shape) => ternary('hq', (q) => quantMlp(q, mlpSizes(shape, k), s)),
   },
   lenet: {
     bnn: larqMnistBnn,
@@ -202,9 +213,9 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     hq: ternaryLenet5('hq'),
   },
   resnet20: {
-    ttq: (s, k, shape) => quantResnet20(ternaryKernels.ttq, s, k, shape),
-    pternary: (s, k, shape) => quantResnet20(ternaryKernels.pternary, s, k, shape),
-    hq: (s, k, shape) => quantResnet20(ternaryKernels.hq, s, k, shape),
+    ttq: (s, k, shape) => ternary('ttq', (q) => quantResnet20(q, s, k, shape)),
+    pternary: (s, k, shape) => ternary('pternary', (q) => quantResnet20(q, s, k, shape)),
+    hq: (s, k, shape) => ternary('hq', (q) => quantResnet20(q, s, k, shape)),
   },
 };
 
