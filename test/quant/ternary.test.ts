@@ -5,7 +5,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadSplits } from '../../src/data/splits.js';
+import { loadModule } from '../../src/io/checkpoint.js';
+import { cli, cliFreshBatch, lastJson } from '../cli/helpers.js';
 import { fromValues } from '../../src/core/tensor.js';
 import { scope } from '../../src/core/scope.js';
 import { grad } from '../../src/autograd/backward.js';
@@ -22,6 +27,7 @@ import {
 import { useFastestBackend } from '../../src/backends/index.js';
 
 const rng = new Rng(41, 1);
+const MNIST = '../shared/data/mnist-t10k';
 let wasm: QuantWasmKernels;
 
 before(async () => {
@@ -250,5 +256,36 @@ test('channel pruning zeroes whole channels; convert removes them (and the input
     assert.ok(s.layers.some((l) => l.removedChannels > 0));
     const payload = payloadBytes(deployed), predicted = s.memoryBits / 8;
     assert.ok(Math.abs(payload - predicted) / predicted <= 0.05, `${name}: payload ${payload} B vs summary ${predicted} B`);
+  }
+});
+
+test('train --prune / --prune-channels, convert, then infer in a fresh process predicts item for item as the deployed model in process', { skip: !existsSync(MNIST) && 'MNIST data not present' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'slimgrad-prune-'));
+  try {
+    const items = 200;
+    const { test: testSet } = await loadSplits('mnist', { dataDir: MNIST, limit: items });
+    const runs: { preds: string; want: number[]; sgq: string }[] = [];
+    for (const [flag, value] of [['--prune', '0.9'], ['--prune-channels', '0.5']] as const) {
+      const ckpt = join(dir, `${flag}.safetensors`), sgq = join(dir, `${flag}.sgq`), preds = join(dir, `${flag}.txt`);
+      const t = await cli('train', '--model', 'lenet', flag, value, '--data', 'mnist', '--data-dir', MNIST, '--epochs', '1', '--limit', String(items), '--lr', '3e-3', '--save', ckpt, '--json');
+      assert.equal(t.code, 0, t.stderr);
+      const achieved = lastJson(t).sparsity[flag === '--prune' ? 'weights' : 'channels'];
+      assert.ok(Math.abs(achieved - Number(value)) < 0.05, `${flag}: sparsity ${achieved}`);
+      const c = await cli('convert', '--checkpoint', ckpt, '--out', sgq, '--json');
+      assert.equal(c.code, 0, c.stderr);
+      const model = createModel('lenet', [1, 28, 28], 10, 1) as Sequential;
+      loadModule(model, ckpt);
+      const out = runDeployed(convert(model, [1, 28, 28]), testSet.values(), [testSet.length, 1, 28, 28]);
+      const want = Array.from({ length: items }, (_, i) => {
+        const row = Array.from(out.data.subarray(i * 10, i * 10 + 10));
+        return row.indexOf(Math.max(...row));
+      });
+      runs.push({ preds, want, sgq });
+    }
+    const r = cliFreshBatch(runs.map((e) => ['infer', e.sgq, '--data', 'mnist', '--data-dir', MNIST, '--limit', String(items), '--predictions', e.preds, '--json']));
+    assert.equal(r.code, 0, r.stderr);
+    for (const e of runs) assert.deepEqual(readFileSync(e.preds, 'utf8').trim().split('\n').map(Number), e.want, e.sgq);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
