@@ -26,7 +26,7 @@ import { cosineLr } from '../src/optim/schedule.js';
 import { fit } from '../src/train/trainer.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { printJson, printTable, UsageError } from '../src/cli/command.js';
-import { compressedVariant, isCompressedPreset, sparseVsDense, type CompressedVariant } from './quant-compress.js';
+import { compressedVariant, isCompressedPreset, sparseCrossoverRows, sparseVsDense, type CompressedVariant } from './quant-compress.js';
 import { loadSplits } from '../src/data/splits.js';
 import { loadQuantKernelsFromBuild } from '../src/io/quant.js';
 import {
@@ -283,6 +283,7 @@ export async function run(args: string[]): Promise<number> {
     model.dispose();
   }
   const latency = latencyRows(testSet.values(), seed, presets);
+  const sparse = sparseCrossoverRows((fns) => timeAll(fns, 5, 40), seed);
   useQuantKernels(null);
 
   if (!values.json) {
@@ -292,6 +293,8 @@ export async function run(args: string[]): Promise<number> {
     printTable(sizeRows);
     console.log('');
     printTable(latency);
+    console.log('\nsparse GEMM vs dense path, one pruned layer (ms per item):');
+    printTable(sparse as unknown as Record<string, unknown>[]);
     if (values.accuracy) {
       console.log(`\naccuracy after ${epochs} epochs (Adam lr ${lr}, cosine, batch 64; float twin: float LeNet-5):`);
       printTable(accuracyRows);
@@ -299,7 +302,7 @@ export async function run(args: string[]): Promise<number> {
   }
   printJson({
     suite: 'quant', machine, epochs: values.accuracy ? epochs : 0,
-    accuracy: accuracyRows, size: sizeRows, latency,
+    accuracy: accuracyRows, size: sizeRows, latency, sparse,
     gemm: gemm.map((r) => ({ k: r.k, kind: r.kind, speedup: r.speedup, speedupVsDot: r.speedupVsDot, gmacs: r.gmacs })),
   });
   return 0;

@@ -76,11 +76,12 @@ function engineWeights(s: MatStage): { w: Tensor; mul?: Tensor; bias?: Tensor } 
 /**
  * Densities at and below which a pruned float/ternary layer runs on the sparse GEMM rather than the
  * engine's dense conv/GEMM: where the sparse kernel was faster in `slimgrad bench quant`'s sparse
- * rows (LeNet-5 shapes, batch 1 and 32, one thread). Dense layers read one input value per
- * non-zero (no SIMD), so they need sparser weights to win than convs, whose non-zeros each update
- * a row of output pixels with f32x4.
+ * rows (LeNet-5 shapes, batch 1 and 32, one thread: convs up to 30 % non-zeros, dense layers at
+ * 5 % but not at 10 % with batch 32). Dense layers read one input value per non-zero (no SIMD),
+ * so they need sparser weights to win than convs, whose non-zeros each update a row of output
+ * pixels with f32x4.
  */
-export const SPARSE_MAX_DENSITY: Readonly<Record<'conv' | 'dense', number>> = { conv: 0.3, dense: 0.15 };
+export const SPARSE_MAX_DENSITY: Readonly<Record<'conv' | 'dense', number>> = { conv: 0.3, dense: 0.07 };
 let sparseLimits = SPARSE_MAX_DENSITY;
 
 /**
@@ -111,7 +112,7 @@ function sparseStage(s: MatStage, csr: Csr, x: Tensor): Tensor {
   if (s.op === 'dense') return fromValues(k32().sparseGemm(csr.rowPtr, csr.cols, csr.values, x.data() as Float32Array, s.outC, K, 1, n), [n, s.outC]);
   const [h, w] = [x.shape[2]!, x.shape[3]!];
   const [oh, ow] = convOut({ n, c: s.inC, h, w, o: s.outC, k: s.k, stride: s.stride, pad: s.pad });
-  const cols = Tensor.empty([n, K, oh * ow]);
+  const cols = Tensor.uninitialized([n, K, oh * ow]); // im2col writes every element
   k32().im2col(x, cols, { n, c: s.inC, h, w, kh: s.k, kw: s.k, strideH: s.stride, strideW: s.stride, padH: s.pad, padW: s.pad, dilationH: 1, dilationW: 1, outH: oh, outW: ow }, 0, 0, s.inC, n);
   return fromValues(k32().sparseGemm(csr.rowPtr, csr.cols, csr.values, cols.data() as Float32Array, s.outC, K, oh * ow, n), [n, s.outC, oh, ow]);
 }
