@@ -170,12 +170,7 @@ function latencyRows(images: Float32Array, seed: number, presets: string[]): Lat
     const deployed = convert(model as Sequential, INPUT);
     for (const batch of [1, 32]) {
       const x = images.subarray(0, batch * 784), shape = [batch, ...INPUT];
-      const [packedMs, floatMs, typescriptMs] = timeAll([
-        () => void runPacked(deployed, x, shape),
-        () => void runPacked(twin, x, shape),
-        () => void runDeployed(deployed, x, shape),
-      ], 5, 60).map((ms) => ms / batch) as [number, number, number];
-      rows.push({ model: 'lenet5', preset, batch, packedMs, floatMs, typescriptMs, speedup: floatMs / packedMs, ...sparseVsDense(deployed, x, shape, (fns) => timeAll(fns, 5, 60)) });
+      rows.push({ model: 'lenet5', preset, ...timeDeployed(deployed, twin, images, batch), ...sparseVsDense(deployed, x, shape, (fns) => timeAll(fns, 5, 60)) });
     }
   }
   for (const [name, preset, build] of LATENCY_MODELS) {
@@ -184,17 +179,20 @@ function latencyRows(images: Float32Array, seed: number, presets: string[]): Lat
     model.eval();
     const deployed = convert(model, INPUT), twin = floatEquivalent(deployed);
     model.dispose();
-    for (const batch of [1, 32]) {
-      const x = images.subarray(0, batch * 784), shape = [batch, ...INPUT];
-      const [packedMs, floatMs, typescriptMs] = timeAll([
-        () => void runPacked(deployed, x, shape),
-        () => void runPacked(twin, x, shape),
-        () => void runDeployed(deployed, x, shape),
-      ], 5, 60).map((ms) => ms / batch) as [number, number, number];
-      rows.push({ model: name, preset, batch, packedMs, floatMs, typescriptMs, speedup: floatMs / packedMs });
-    }
+    for (const batch of [1, 32]) rows.push({ model: name, preset, ...timeDeployed(deployed, twin, images, batch) });
   }
   return rows;
+}
+
+/** ms per item of the packed runtime, the float twin and the TypeScript runtime at one batch size, interleaved. */
+function timeDeployed(deployed: DeployedModel, twin: DeployedModel, images: Float32Array, batch: number) {
+  const x = images.subarray(0, batch * 784), shape = [batch, ...INPUT];
+  const [packedMs, floatMs, typescriptMs] = timeAll([
+    () => void runPacked(deployed, x, shape),
+    () => void runPacked(twin, x, shape),
+    () => void runDeployed(deployed, x, shape),
+  ], 5, 60).map((ms) => ms / batch) as [number, number, number];
+  return { batch, packedMs, floatMs, typescriptMs, speedup: floatMs / packedMs };
 }
 
 function accuracy(d: DeployedModel, data: Dataset): number {

@@ -17,7 +17,7 @@ import { keep, scope } from '../core/scope.js';
 import { fromValues, Tensor } from '../core/tensor.js';
 import { add, contiguous, conv2d, globalAvgPool2d, matmul, maxPool2d, mul, relu, reshape } from '../ops/index.js';
 import { convOut, wordsFor, type ConvShape } from './kernels.js';
-import { accumulate, epilogue, floatWeights, quantizeInput, rowLength, slotValue, type Activation, type DeployedModel, type MatStage } from './runtime.js';
+import { accumulate, epilogue, floatWeights, quantizeInput, residualStage, rowLength, type Activation, type DeployedModel, type MatStage } from './runtime.js';
 import { density, toCsr, type Csr } from './sparse.js';
 
 /** Sign-packed activations: [n, h, w, wordsFor(c)] (a dense layer's output has h = w = 1). */
@@ -194,24 +194,17 @@ export function runPacked(model: DeployedModel, x: Float32Array, shape: number[]
   if (shape.slice(1).join() !== model.inputShape.join()) throw new Error(`runPacked: input shape [${shape}] does not match the model's [N, ${model.inputShape}]`);
   return noGrad(() => scope(() => {
     let v: Value = { float: fromValues(x, shape) };
-    const slots = new Map<number, Value>();
+    const slots = new Map<number, Tensor>();
     for (const s of model.stages) {
       switch (s.op) {
         case 'gavgpool':
           v = { float: globalAvgPool2d(asFloat(v)) };
           break;
         case 'save':
-          slots.set(s.slot, v);
-          break;
         case 'load':
-          v = slotValue(slots, s.slot, s.op);
+        case 'add':
+          v = { float: residualStage(s, slots, asFloat(v), add, 'runPacked') };
           break;
-        case 'add': {
-          const a = asFloat(v), b = asFloat(slotValue(slots, s.slot, s.op));
-          if (a.shape.join() !== b.shape.join()) throw new Error(`runPacked: residual add of [${a.shape}] and [${b.shape}]`);
-          v = { float: add(a, b) };
-          break;
-        }
         case 'conv':
         case 'dense':
           v = s.kernel === 'binary' ? binaryStage(s, v) : s.kernel === 'int8' ? int8Stage(s, v) : floatStage(s, v);

@@ -291,11 +291,22 @@ function globalAvgPool(x: Activation): Activation {
   return { data: out, shape: [n, c] };
 }
 
-/** The activation kept in a residual slot, or a clear error for a file that reads an empty one. */
-export function slotValue<T>(slots: Map<number, T>, slot: number, op: string): T {
-  const v = slots.get(slot);
-  if (v === undefined) throw new Error(`deployed model: stage '${op}' reads residual slot ${slot} before any 'save' wrote it`);
-  return v;
+/**
+ * One residual stage (save / load / add) over the runtime's value type: returns the new current
+ * value; `add` sums two values of equal shape. A file that reads an empty slot is a clear error.
+ */
+export function residualStage<T extends { shape: readonly number[] }>(
+  s: { op: 'save' | 'load' | 'add'; slot: number }, slots: Map<number, T>, current: T, add: (a: T, b: T) => T, runtime: string,
+): T {
+  if (s.op === 'save') {
+    slots.set(s.slot, current);
+    return current;
+  }
+  const v = slots.get(s.slot);
+  if (v === undefined) throw new Error(`${runtime}: stage '${s.op}' reads residual slot ${s.slot} before any 'save' wrote it`);
+  if (s.op === 'load') return v;
+  if (v.shape.join() !== current.shape.join()) throw new Error(`${runtime}: residual add of [${current.shape}] and [${v.shape}]`);
+  return add(current, v);
 }
 
 /** Runs a deployed model on a batch `x` of shape [N, ...inputShape]; returns the output and its shape. */
@@ -309,17 +320,10 @@ export function runDeployed(model: DeployedModel, x: Float32Array, shape: number
         h = globalAvgPool(h);
         break;
       case 'save':
-        slots.set(s.slot, h);
-        break;
       case 'load':
-        h = slotValue(slots, s.slot, s.op);
+      case 'add':
+        h = residualStage(s, slots, h, (a, b) => ({ data: Float32Array.from(a.data, (v, i) => v + b.data[i]!), shape: a.shape }), 'runDeployed');
         break;
-      case 'add': {
-        const o = slotValue(slots, s.slot, s.op);
-        if (o.shape.join() !== h.shape.join()) throw new Error(`runDeployed: residual add of [${h.shape}] and [${o.shape}]`);
-        h = { data: Float32Array.from(h.data, (v, i) => v + o.data[i]!), shape: h.shape };
-        break;
-      }
       case 'conv':
       case 'dense': {
         h = epilogue(s, accumulate(s, h));

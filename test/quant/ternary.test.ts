@@ -4,7 +4,6 @@
 // structured pruning removing channels without changing any output.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,25 +16,21 @@ import { grad } from '../../src/autograd/backward.js';
 import { noGrad } from '../../src/autograd/mode.js';
 import { mul, sum } from '../../src/ops/index.js';
 import { Rng } from '../../src/util/rng.js';
+import { loadQuantWasm } from './wasm-setup.js';
 import { lenet5, type Sequential } from '../../src/nn/index.js';
 import { createModel } from '../../src/nn/models.js';
 import {
-  applyQuantPreset, convert, decodeDeployed, denseWeights, encodeDeployed, encodeFloat, encodeTernary, Hyperspherical, loadQuantKernels,
-  magnitudeThreshold, payloadBytes, Pruner, PrunedTernary, QuantWasmKernels, quantWasmFile, runDeployed, runPacked, setQuantProgress,
-  sparseGemm, summary, toCsr, Ttq, useQuantKernels, type MatStage, type QuantWasmExports,
+  applyQuantPreset, convert, decodeDeployed, denseWeights, encodeDeployed, encodeFloat, encodeTernary, Hyperspherical,
+  magnitudeThreshold, payloadBytes, Pruner, PrunedTernary, QuantWasmKernels, runDeployed, runPacked, setQuantProgress,
+  sparseGemm, summary, toCsr, Ttq, useQuantKernels, type MatStage,
 } from '../../src/quant/index.js';
-import { useFastestBackend } from '../../src/backends/index.js';
 
 const rng = new Rng(41, 1);
 const MNIST = '../shared/data/mnist-t10k';
 let wasm: QuantWasmKernels;
 
 before(async () => {
-  const r = spawnSync(process.execPath, ['scripts/build-quant-kernels.mjs'], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  const w: QuantWasmExports = await loadQuantKernels(readFileSync(`build/${quantWasmFile()}`));
-  wasm = new QuantWasmKernels(w);
-  assert.equal(useFastestBackend(), 'wasm');
+  wasm = await loadQuantWasm();
 });
 after(() => useQuantKernels(null));
 
