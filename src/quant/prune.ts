@@ -1,6 +1,9 @@
 /**
- * Pruning during training. Unstructured: global magnitude pruning of every conv/dense weight (one
- * threshold across layers, so the large dense layers give up the most). Structured: whole output
+ * Pruning during training. Unstructured: magnitude pruning of every conv/dense layer but the
+ * first (which keeps its few, most sensitive weights), each layer at the same rate, raised so that
+ * the fraction S of all conv/dense weights is 0 (one global threshold instead sent almost all of
+ * LeNet-5's pruning into its 400 -> 120 layer, whose fan-in-scaled weights are smallest, leaving it
+ * under 1 % dense). Structured: whole output
  * channels (filters / units) with the smallest L1 norm, per layer, for every conv/dense layer whose
  * output feeds another float- or ternary-weight conv/dense only through BatchNorm, ReLU, max-pool
  * or flatten; a pruned channel's weights, bias and BatchNorm gamma and beta are 0, so `convert`
@@ -94,7 +97,10 @@ export class Pruner {
   /** Per weight tensor: 1 = kept. */
   private masks = new Map<Tensor, Uint8Array>();
   private readonly groups: ChannelGroup[];
+  /** Every conv/dense layer, and those pruned (all but the first) at `rate` times the overall sparsity. */
+  private readonly all: (Linear | Conv2d)[];
   private readonly layers: (Linear | Conv2d)[];
+  private readonly rate: number;
 
   constructor(readonly model: Module, readonly totalSteps: number, o: PruneOptions) {
     if (!(o.sparsity >= 0 && o.sparsity < 1)) throw new RangeError(`prune: sparsity must be in [0, 1), got ${o.sparsity}`);
@@ -106,7 +112,11 @@ export class Pruner {
     this.t1 = Math.max(this.t0, Math.floor(end * totalSteps));
     this.every = o.every ?? Math.max(1, Math.round((this.t1 - this.t0) / 20));
     this.groups = this.structured ? channelGroups(model) : [];
-    this.layers = this.structured ? [] : weightLayers(model);
+    this.all = this.structured ? [] : weightLayers(model);
+    this.layers = this.all.slice(1);
+    const total = this.all.reduce((n, l) => n + l.weight.size, 0), pruned = this.layers.reduce((n, l) => n + l.weight.size, 0);
+    this.rate = pruned ? total / pruned : 1;
+    if (!this.structured && this.sparsity * this.rate >= 1) throw new RangeError(`prune: sparsity ${this.sparsity} of all weights needs more than every weight outside the first layer`);
     if (this.structured && !this.groups.length) throw new Error('prune: the model has no channels that structured pruning can remove (needs a float or ternary conv/dense layer feeding another one)');
   }
 
@@ -154,10 +164,10 @@ export class Pruner {
       }
       return;
     }
-    const all: number[] = [];
-    for (const l of this.layers) for (const v of l.weight.values() as FloatArray) all.push(v);
-    const cut = magnitudeThreshold(all, s);
-    for (const l of this.layers) this.masks.set(l.weight, Uint8Array.from(l.weight.values() as FloatArray, (v) => (Math.abs(v) >= cut ? 1 : 0)));
+    for (const l of this.layers) {
+      const v = l.weight.values() as FloatArray, cut = magnitudeThreshold(v, s * this.rate);
+      this.masks.set(l.weight, Uint8Array.from(v, (x) => (Math.abs(x) >= cut ? 1 : 0)));
+    }
   }
 
   /** Zeroes every pruned value. */
@@ -169,7 +179,7 @@ export class Pruner {
     }
   }
 
-  /** Fraction of zeros among the pruned tensors' weights (unstructured) or of removed channels (structured). */
+  /** Fraction of zeros among all conv/dense weights (unstructured) or of removed channels (structured). */
   achieved(): number {
     if (this.structured) {
       const dead = this.groups.reduce((n, g) => n + deadChannels(g).length, 0);
@@ -177,7 +187,7 @@ export class Pruner {
       return total ? dead / total : 0;
     }
     let zeros = 0, total = 0;
-    for (const l of this.layers) for (const v of l.weight.values() as FloatArray) (total++, v === 0 && zeros++);
+    for (const l of this.all) for (const v of l.weight.values() as FloatArray) (total++, v === 0 && zeros++);
     return total ? zeros / total : 0;
   }
 }
