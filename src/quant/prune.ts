@@ -1,9 +1,9 @@
 /**
  * Pruning during training. Unstructured: magnitude pruning of every conv/dense layer but the
- * first (which keeps its few, most sensitive weights), each layer at the same rate, raised so that
- * the fraction S of all conv/dense weights is 0 (one global threshold instead sent almost all of
- * LeNet-5's pruning into its 400 -> 120 layer, whose fan-in-scaled weights are smallest, leaving it
- * under 1 % dense). Structured: whole output
+ * first and the last (which keep their few, most sensitive weights, the policy of the ternary
+ * presets), each layer at the same rate, raised so that the fraction S of all conv/dense weights
+ * is 0 (one global threshold instead sent almost all of LeNet-5's pruning into its 400 -> 120
+ * layer, whose fan-in-scaled weights are smallest, leaving it under 1 % dense). Structured: whole output
  * channels (filters / units) with the smallest L1 norm, per layer, for every conv/dense layer whose
  * output feeds another float- or ternary-weight conv/dense only through BatchNorm, ReLU, max-pool
  * or flatten; a pruned channel's weights, bias and BatchNorm gamma and beta are 0, so `convert`
@@ -97,7 +97,7 @@ export class Pruner {
   /** Per weight tensor: 1 = kept. */
   private masks = new Map<Tensor, Uint8Array>();
   private readonly groups: ChannelGroup[];
-  /** Every conv/dense layer, and those pruned (all but the first) at `rate` times the overall sparsity. */
+  /** Every conv/dense layer, and those pruned (all but the first and the last) at `rate` times the overall sparsity. */
   private readonly all: (Linear | Conv2d)[];
   private readonly layers: (Linear | Conv2d)[];
   private readonly rate: number;
@@ -113,10 +113,10 @@ export class Pruner {
     this.every = o.every ?? Math.max(1, Math.round((this.t1 - this.t0) / 20));
     this.groups = this.structured ? channelGroups(model) : [];
     this.all = this.structured ? [] : weightLayers(model);
-    this.layers = this.all.slice(1);
+    this.layers = this.all.length > 2 ? this.all.slice(1, -1) : this.all.slice(1);
     const total = this.all.reduce((n, l) => n + l.weight.size, 0), pruned = this.layers.reduce((n, l) => n + l.weight.size, 0);
     this.rate = pruned ? total / pruned : 1;
-    if (!this.structured && this.sparsity * this.rate >= 1) throw new RangeError(`prune: sparsity ${this.sparsity} of all weights needs more than every weight outside the first layer`);
+    if (!this.structured && this.sparsity * this.rate >= 1) throw new RangeError(`prune: sparsity ${this.sparsity} of all weights needs more than every weight outside the first and last layers`);
     if (this.structured && !this.groups.length) throw new Error('prune: the model has no channels that structured pruning can remove (needs a float or ternary conv/dense layer feeding another one)');
   }
 
