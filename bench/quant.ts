@@ -35,10 +35,11 @@ import { writeFileAtomic } from '../src/io/write.js';
 import { evaluate } from '../src/train/trainer.js';
 import { floatWeights } from '../src/quant/runtime.js';
 import { sizeAccuracyPlot, type SizeAccuracyPoint } from './quant-plot.js';
+import { compressedVariant, isCompressedPreset, sparseCrossoverRows, sparseVsDense, type CompressedVariant } from './quant-compress.js';
 import { loadSplits } from '../src/data/splits.js';
 import { loadQuantKernelsFromBuild } from '../src/io/quant.js';
 import {
-  applyQuantPreset, binaryLenet5, convert, encodeDeployed, larqMnistBnn, layerPlan, ONCE_QAT_WIDTHS, quantPresets, quantTrainingLoss, runDeployed, runPacked, setNestedBits,
+  applyQuantPreset, binaryLenet5, convert, encodeDeployed, larqMnistBnn, layerPlan, ONCE_QAT_WIDTHS, quantPresets, quantTrainingLoss, runDeployed, runPacked, setNestedBits, setQuantProgress,
   summary, unpackRows, useQuantKernels, withConstraints, wordsFor, type DeployedModel, type MatStage, type QuantWasmExports, type Stage,
 } from '../src/quant/index.js';
 
@@ -134,7 +135,8 @@ function floatEquivalent(d: DeployedModel): DeployedModel {
     inputShape: d.inputShape,
     stages: d.stages.map((s): Stage => {
       if (s.op !== 'conv' && s.op !== 'dense') return s;
-      const { threshold, direction, ...rest } = s;
+      // Dense float32 weights: the sparse mask and TTQ's negative ratio are decoded into them.
+      const { threshold, direction, mask: _mask, negRatio: _negRatio, ...rest } = s;
       let mul = s.mul && s.kernel === 'int8' ? s.mul.map((v) => v / s.inputStep) : s.mul, bias = s.bias;
       if (threshold) {
         mul = Float32Array.from(direction!);
@@ -155,34 +157,53 @@ const LATENCY_MODELS: [string, string, (seed: number) => Sequential][] = [
   ['lenet5', 'w8a8', (seed) => applyQuantPreset(MODEL, 'w8a8', seed)],
   ['lenet5', 'nested', (seed) => applyQuantPreset(MODEL, 'nested', seed)],
   ['lenet5', 'smartdeal', (seed) => applyQuantPreset(MODEL, 'smartdeal', seed)],
+  ['lenet5', 'ttq', (seed) => applyQuantPreset(MODEL, 'ttq', seed)],
+  ['lenet5', 'pternary', (seed) => applyQuantPreset(MODEL, 'pternary', seed)],
+  ['lenet5', 'hq', (seed) => applyQuantPreset(MODEL, 'hq', seed)],
 ];
 
-type LatencyRow = { model: string; preset: string; batch: number; packedMs: number; floatMs: number; typescriptMs: number; speedup: number };
+type LatencyRow = { model: string; preset: string; batch: number; packedMs: number; floatMs: number; typescriptMs: number; speedup: number; sparseMs?: number; denseMs?: number };
 
 /**
  * Per-item latency at batch 1 and 32: the packed runtime (runPacked), the float twin on the same
  * runtime (engine wasm kernels), and the TypeScript deploy runtime (runDeployed), interleaved.
  * BatchNorm statistics come from one training-mode forward on real images (realistic thresholds).
  */
-function latencyRows(images: Float32Array, seed: number): LatencyRow[] {
+function latencyRows(images: Float32Array, seed: number, presets: string[]): LatencyRow[] {
   const rows: LatencyRow[] = [];
+  // Compressed float networks: the deployed (pruned) model vs the unpruned float LeNet-5, and the
+  // pruned model on the sparse GEMM vs the dense path.
+  for (const preset of presets) {
+    const variant = compressedVariant(preset, MODEL, INPUT);
+    if (!variant) continue;
+    const model = variant.build(seed), twin = convert(variant.build(seed) as Sequential, INPUT);
+    variant.finalize(model);
+    const deployed = convert(model as Sequential, INPUT);
+    for (const batch of [1, 32]) {
+      const x = images.subarray(0, batch * 784), shape = [batch, ...INPUT];
+      rows.push({ model: 'lenet5', preset, ...timeDeployed(deployed, twin, images, batch), ...sparseVsDense(deployed, x, shape, (fns) => timeAll(fns, 5, 60)) });
+    }
+  }
   for (const [name, preset, build] of LATENCY_MODELS) {
     const model = build(seed);
     noGrad(() => scope(() => void model.call(fromValues(images.subarray(0, 32 * 784), [32, ...INPUT]))));
     model.eval();
     const deployed = convert(model, INPUT), twin = floatEquivalent(deployed);
     model.dispose();
-    for (const batch of [1, 32]) {
-      const x = images.subarray(0, batch * 784), shape = [batch, ...INPUT];
-      const [packedMs, floatMs, typescriptMs] = timeAll([
-        () => void runPacked(deployed, x, shape),
-        () => void runPacked(twin, x, shape),
-        () => void runDeployed(deployed, x, shape),
-      ], 5, 60).map((ms) => ms / batch) as [number, number, number];
-      rows.push({ model: name, preset, batch, packedMs, floatMs, typescriptMs, speedup: floatMs / packedMs });
-    }
+    for (const batch of [1, 32]) rows.push({ model: name, preset, ...timeDeployed(deployed, twin, images, batch) });
   }
   return rows;
+}
+
+/** ms per item of the packed runtime, the float twin and the TypeScript runtime at one batch size, interleaved. */
+function timeDeployed(deployed: DeployedModel, twin: DeployedModel, images: Float32Array, batch: number) {
+  const x = images.subarray(0, batch * 784), shape = [batch, ...INPUT];
+  const [packedMs, floatMs, typescriptMs] = timeAll([
+    () => void runPacked(deployed, x, shape),
+    () => void runPacked(twin, x, shape),
+    () => void runDeployed(deployed, x, shape),
+  ], 5, 60).map((ms) => ms / batch) as [number, number, number];
+  return { batch, packedMs, floatMs, typescriptMs, speedup: floatMs / packedMs };
 }
 
 function accuracy(d: DeployedModel, data: Dataset): number {
@@ -198,10 +219,14 @@ function accuracy(d: DeployedModel, data: Dataset): number {
   return correct / data.length;
 }
 
-/** Trains with the preset's constraints and loss (once-QAT for nested models unless `single`); returns the test accuracy. */
-function train(model: Module, trainSet: Dataset, testSet: Dataset, epochs: number, seed: number, lr: number, single = false): number {
+/**
+ * Trains with the preset's constraints and loss (once-QAT for nested models unless `single`; a
+ * compressed variant's pruning schedule); returns the test accuracy.
+ */
+function train(model: Module, trainSet: Dataset, testSet: Dataset, epochs: number, seed: number, lr: number, single = false, variant: CompressedVariant | null = null): number {
   const steps = epochs * Math.ceil(trainSet.length / 64);
   const optimizer = withConstraints(new Adam(model.parameters(), { lr }), model, steps);
+  variant?.train(optimizer, model, steps);
   const loss = single ? undefined : quantTrainingLoss(model);
   const r = fit(model, trainSet, testSet, { epochs, batchSize: 64, optimizer, seed, schedule: cosineLr(lr, steps), loss });
   optimizer.dispose();
@@ -291,7 +316,7 @@ export async function run(args: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       accuracy: { type: 'boolean', default: false },
       epochs: { type: 'string', default: '5' },
-      presets: { type: 'string', default: quantPresets.join(',') },
+      presets: { type: 'string', default: [...quantPresets, 'prune:0.9', 'prune-ch:0.5'].join(',') },
       seed: { type: 'string', default: '1' },
       seeds: { type: 'string', default: '1' },
       lr: { type: 'string', default: '2e-3' },
@@ -304,7 +329,7 @@ export async function run(args: string[]): Promise<number> {
     strict: true,
   });
   const presets = values.presets!.split(',');
-  for (const p of presets) if (!quantPresets.includes(p as never)) throw new UsageError(`unknown preset '${p}' (available: ${quantPresets.join(', ')})`);
+  for (const p of presets) if (!quantPresets.includes(p as never) && !isCompressedPreset(p)) throw new UsageError(`unknown preset '${p}' (available: ${quantPresets.join(', ')}, prune:S, prune-ch:S with S in [0, 1))`);
   const epochs = Number(values.epochs), seed = Number(values.seed), lr = Number(values.lr);
   if (!Number.isInteger(epochs) || epochs < 1) throw new UsageError(`--epochs must be a positive integer, got '${values.epochs}'`);
   if (!['once', 'separate', 'both'].includes(values.nested!)) throw new UsageError(`--nested must be once, separate or both, got '${values.nested}'`);
@@ -333,15 +358,16 @@ export async function run(args: string[]): Promise<number> {
       model.eval();
       accuracyRows.push({ model: MODEL, preset, seed: runSeed, testAccuracy: accuracy(convert(model, INPUT), testR), fakeQuantAccuracy, floatTestAccuracy });
     };
-    const build = (preset: string) => {
-      const model = applyQuantPreset(MODEL, preset, runSeed);
+    const build = (preset: string, variant: CompressedVariant | null = null) => {
+      const model = variant ? variant.build(runSeed) : applyQuantPreset(MODEL, preset, runSeed);
       noGrad(() => scope(() => void model.call(fromValues(testR.values(0, 32), [32, ...INPUT]))));
       return model;
     };
     for (const preset of presets) {
-      const model = build(preset);
+      const variant = compressedVariant(preset, MODEL, INPUT);
+      const model = build(preset, variant);
       const separateOnly = preset === 'nested' && values.nested === 'separate';
-      const fakeQuantAccuracy = separateOnly ? NaN : train(model, trainR, testR, epochs, runSeed, lr);
+      const fakeQuantAccuracy = separateOnly ? NaN : train(model, trainR, testR, epochs, runSeed, lr, false, variant);
       if (preset !== 'nested') score(preset, model, fakeQuantAccuracy);
       else {
         // One once-QAT model read at every width, then the same recipe trained at each width alone.
@@ -371,7 +397,11 @@ export async function run(args: string[]): Promise<number> {
   const batch = 32;
   const x = testSet.values(0, batch);
   for (const preset of presets) {
-    const model = applyQuantPreset(MODEL, preset, seed);
+    const variant = compressedVariant(preset, MODEL, INPUT);
+    const model = (variant ? variant.build(seed) : applyQuantPreset(MODEL, preset, seed)) as Sequential;
+    variant?.finalize(model);
+    // Scheduled quantizers at the end of training (hyperspherical pruning reaches its sparsity).
+    setQuantProgress(model, 1);
     // One forward initialises data-dependent quantizer state (LSQ steps) before conversion.
     noGrad(() => scope(() => void model.call(fromValues(x, [batch, ...INPUT]))));
     model.eval();
@@ -388,7 +418,8 @@ export async function run(args: string[]): Promise<number> {
     }
     model.dispose();
   }
-  const latency = values['skip-speed'] ? [] : latencyRows(testSet.values(), seed);
+  const latency = values['skip-speed'] ? [] : latencyRows(testSet.values(), seed, presets);
+  const sparse = values['skip-speed'] ? [] : sparseCrossoverRows((fns) => timeAll(fns, 5, 40), seed);
   useQuantKernels(null);
 
   if (!values.json) {
@@ -398,6 +429,8 @@ export async function run(args: string[]): Promise<number> {
     printTable(sizeRows);
     console.log('');
     printTable(latency);
+    console.log('\nsparse GEMM vs dense path, one pruned layer (ms per item):');
+    printTable(sparse as unknown as Record<string, unknown>[]);
     if (values.accuracy) {
       console.log(`\naccuracy after ${epochs} epochs (Adam lr ${lr}, cosine, batch 64; float twin: float LeNet-5):`);
       printTable(accuracyRows);
@@ -406,7 +439,7 @@ export async function run(args: string[]): Promise<number> {
   if (values.plot) writePlot(values.plot, accuracyRows, sizeRows, `${epochs} epochs`, values.json!);
   printJson({
     suite: 'quant', machine, epochs: values.accuracy ? epochs : 0,
-    accuracy: accuracyRows, size: sizeRows, latency,
+    accuracy: accuracyRows, size: sizeRows, latency, sparse,
     gemm: gemm.map((r) => ({ k: r.k, kind: r.kind, speedup: r.speedup, speedupVsDot: r.speedupVsDot, gmacs: r.gmacs })),
   });
   return 0;

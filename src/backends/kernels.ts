@@ -238,6 +238,12 @@ export interface Kernels {
    * as z = B·x per input segment, then the kept power-of-two coefficients, never forming Ce·B.
    */
   smartdealGemm(f: SmartDealFactors, x: Float32Array, rows: number): Float32Array;
+  /**
+   * Sparse (CSR) weight rows times dense x [batch, k, p] (p contiguous): out[b, o, q] =
+   * Σ_{j in row o} values[j]·x[b, cols[j], q], each product and sum rounded to float32 in order
+   * of j; out [batch, rows, p]. Pruned layers (src/quant/sparse.ts).
+   */
+  sparseGemm(rowPtr: Int32Array, cols: Int32Array, values: Float32Array, x: Float32Array, rows: number, k: number, p: number, batch: number): Float32Array;
 }
 
 /**

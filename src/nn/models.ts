@@ -64,18 +64,22 @@ export function vggSmall(classes = 10, seed = 0, inChannels = 3): Sequential {
   return new Sequential(...layers);
 }
 
+/** Builds a block's convolutions (a quantized ResNet passes its quantized conv). */
+export type ConvFactory = (inC: number, outC: number, kernel: number, o: { stride?: number; padding?: number; bias: boolean; rng: Rng }) => Conv2d;
+const plainConv: ConvFactory = (i, o, k, opts) => new Conv2d(i, o, k, opts);
+
 /** CIFAR-style basic residual block; the shortcut is a strided 1x1 conv + BN when shapes change. */
 export class BasicBlock extends Module {
   readonly body: Sequential;
   readonly shortcut: Sequential | null;
-  constructor(inC: number, outC: number, stride: number, rng: Rng) {
+  constructor(inC: number, outC: number, stride: number, rng: Rng, conv: ConvFactory = plainConv) {
     super();
     this.body = this.registerModule('body', new Sequential(
-      new Conv2d(inC, outC, 3, { stride, padding: 1, bias: false, rng }), new BatchNorm(outC), ReLU(),
-      new Conv2d(outC, outC, 3, { padding: 1, bias: false, rng }), new BatchNorm(outC),
+      conv(inC, outC, 3, { stride, padding: 1, bias: false, rng }), new BatchNorm(outC), ReLU(),
+      conv(outC, outC, 3, { padding: 1, bias: false, rng }), new BatchNorm(outC),
     ));
     this.shortcut = stride !== 1 || inC !== outC
-      ? this.registerModule('shortcut', new Sequential(new Conv2d(inC, outC, 1, { stride, bias: false, rng }), new BatchNorm(outC)))
+      ? this.registerModule('shortcut', new Sequential(conv(inC, outC, 1, { stride, bias: false, rng }), new BatchNorm(outC)))
       : null;
     this.finalize();
   }
@@ -92,14 +96,18 @@ export class BasicBlock extends Module {
   }
 }
 
-/** ResNet-20 (He et al. 2016, CIFAR variant): 3 stages of 3 blocks, 16/32/64 channels; any channel count and size (global pooling). */
-export function resnet20(classes = 10, seed = 0, inChannels = 3): Sequential {
+/**
+ * ResNet-20 (He et al. 2016, CIFAR variant): 3 stages of 3 blocks, 16/32/64 channels; any channel
+ * count and size (global pooling). `conv` builds the blocks' convolutions (the stem and the
+ * classifier stay plain).
+ */
+export function resnet20(classes = 10, seed = 0, inChannels = 3, conv: ConvFactory = plainConv): Sequential {
   const rng = new Rng(seed, 4);
   const layers: Module[] = [new Conv2d(inChannels, 16, 3, { padding: 1, bias: false, rng }), new BatchNorm(16), ReLU()];
   let c = 16;
   for (const [width, stride] of [[16, 1], [32, 2], [64, 2]] as const) {
     for (let i = 0; i < 3; i++) {
-      layers.push(new BasicBlock(c, width, i === 0 ? stride : 1, rng));
+      layers.push(new BasicBlock(c, width, i === 0 ? stride : 1, rng, conv));
       c = width;
     }
   }

@@ -15,28 +15,51 @@ import { scope } from '../core/scope.js';
 import { noGrad } from '../autograd/mode.js';
 import { BatchNorm, Conv2d, Lambda, Linear, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
-import { packSignRows, packTernaryRows, packWeightsOHWI } from './kernels.js';
+import { BasicBlock } from '../nn/models.js';
+import { packSignRows, packWeightsOHWI } from './kernels.js';
+import { encodeFloat, encodeTernary } from './sparse.js';
 import { isQuantLayer, MaxPool2dLayer } from './layers.js';
 import { nestedCode, roundHalfAway } from './ops.js';
 import { layerPlan } from './plan.js';
 import { packFactors } from './smartdeal.js';
+import { channelGroups, deadChannels } from './prune.js';
 import type { DeployedModel, MatStage, Stage } from './runtime.js';
 
 export type { DeployedModel, MatStage, Stage } from './runtime.js';
 
-/** Per-channel scale and shift of a BatchNorm in eval mode: y·g + h. */
-function bnAffine(bn: BatchNorm): { g: Float64Array; h: Float64Array } {
+/** Per-channel scale and shift of a BatchNorm in eval mode: y·g + h (channels `keep` only, when given). */
+function bnAffine(bn: BatchNorm, keep: Keep = null): { g: Float64Array; h: Float64Array } {
   const gamma = bn.gamma.values(), beta = bn.beta.values(), mean = bn.runningMean.values(), variance = bn.runningVar.values();
   const g = Float64Array.from(gamma, (v, c) => v / Math.sqrt(variance[c]! + bn.eps));
   const h = Float64Array.from(beta, (v, c) => v - mean[c]! * g[c]!);
-  return { g, h };
+  return keep ? { g: Float64Array.from(keep, (c) => g[c]!), h: Float64Array.from(keep, (c) => h[c]!) } : { g, h };
 }
 
-/** Weights and epilogue of one conv/dense layer (before BatchNorm folding). */
-function convertLayer(layer: Linear | Conv2d): MatStage {
+/** Indices kept along an axis (null: all). */
+type Keep = number[] | null;
+
+/** Rows `keepOut` and columns `keepIn` of a [rows, K] matrix. */
+function sliceMatrix(v: ArrayLike<number>, rows: number, K: number, keepOut: Keep, keepIn: Keep): Float32Array {
+  const ro = keepOut ?? Array.from({ length: rows }, (_, i) => i), ci = keepIn ?? Array.from({ length: K }, (_, i) => i);
+  const out = new Float32Array(ro.length * ci.length);
+  ro.forEach((r, i) => ci.forEach((c, j) => (out[i * ci.length + j] = v[r * K + c]!)));
+  return out;
+}
+
+/** Weight columns of input channels `keep` (conv: k·k taps each, OIHW; dense: one feature each, or `perChannel` features after a flatten). */
+function inputColumns(keep: Keep, perChannel: number): Keep {
+  return keep && keep.flatMap((c) => Array.from({ length: perChannel }, (_, t) => c * perChannel + t));
+}
+
+/**
+ * Weights and epilogue of one conv/dense layer (before BatchNorm folding). `keepOut`/`keepIn`:
+ * the output channels and input features that survive structured pruning (float and ternary
+ * kernels only); ternary and float weights take the sparse encoding when it is smaller.
+ */
+function convertLayer(layer: Linear | Conv2d, keepOut: Keep = null, keepIn: Keep = null): MatStage {
   const plan = layerPlan(layer)!;
-  const outC = layer.weight.shape[0]!;
-  const inC = layer.weight.shape[1]!;
+  const fullOut = layer.weight.shape[0]!;
+  const fullIn = layer.weight.shape[1]!;
   const isConv = layer instanceof Conv2d;
   let k = 0, stride = 1, pad = 0;
   if (isConv) {
@@ -52,12 +75,19 @@ function convertLayer(layer: Linear | Conv2d): MatStage {
     stride = one(o.stride, 1, 'stride');
     pad = one(o.padding, 0, 'padding');
   }
+  if ((keepOut || keepIn) && plan.kernel !== 'float' && plan.kernel !== 'ternary_weights') throw new Error(`convert: layer ${layer.path}: channels can be removed from float and ternary layers only`);
+  const cols = inputColumns(keepIn, isConv ? k * k : 1);
+  const outC = keepOut?.length ?? fullOut;
+  const inC = keepIn?.length ?? fullIn;
+  const fullK = isConv ? fullIn * k * k : fullIn;
   const rows = outC, K = isConv ? inC * k * k : inC;
+  const pick = (v: ArrayLike<number>) => Float32Array.from(keepOut ? keepOut.map((c) => v[c]!) : v);
   const mul = new Float32Array(outC).fill(1);
-  const bias = layer.bias ? Float32Array.from(layer.bias.values()) : new Float32Array(outC);
+  const bias = layer.bias ? pick(layer.bias.values()) : new Float32Array(outC);
   const kq = isQuantLayer(layer) ? layer.kernelQuantizer : null;
   const iq = isQuantLayer(layer) ? layer.inputQuantizer : null;
   let weights: MatStage['weights'];
+  let mask: Uint32Array | undefined, negRatio: number | undefined;
   let inputStep = 0;
   const kd = kq?.deployment(), xd = iq?.deployment();
   // The values to pack: the latent weight, or what the quantizer binarizes (IR-Net: balanced weights).
@@ -65,7 +95,7 @@ function convertLayer(layer: Linear | Conv2d): MatStage {
   const scale = noGrad(() =>
     scope(() => {
       const s = plan.channelScale ? kd?.channelScale?.(layer.weight) : null;
-      return s ? Float32Array.from(s.values()) : null;
+      return s ? pick(s.values()) : null;
     }),
   );
   if (scale) mul.set(scale);
@@ -78,7 +108,9 @@ function convertLayer(layer: Linear | Conv2d): MatStage {
       break;
     case 'ternary_weights': {
       const delta = kd!.threshold!(layer.weight);
-      weights = packTernaryRows(Array.from(w, (v) => (v >= delta ? 1 : v <= -delta ? -1 : 0)), rows, K);
+      const codes = sliceMatrix(Array.from(w, (v) => (v >= delta ? 1 : v <= -delta ? -1 : 0)), fullOut, fullK, keepOut, cols);
+      ({ weights, mask } = encodeTernary(codes, rows, K));
+      if (kd!.negativeRatio) negRatio = kd!.negativeRatio();
       break;
     }
     case 'nested_weights':
@@ -96,13 +128,17 @@ function convertLayer(layer: Linear | Conv2d): MatStage {
       mul.fill(ws * xs);
       break;
     }
-    case 'float':
+    case 'float': {
       // Plain layers keep their weights; unsupported fake quantizers are applied once here.
-      weights = kq ? noGrad(() => scope(() => Float32Array.from(kq.forward(layer.weight).values()))) : Float32Array.from(w);
-      if (iq) return { op: isConv ? 'conv' : 'dense', kernel: plan.kernel, outC, inC, k, stride, pad, weights, inputStep, mul, bias, inputQuantizer: iq.config() };
+      const values = kq ? noGrad(() => scope(() => Float32Array.from(kq.forward(layer.weight).values()))) : w;
+      ({ weights, mask } = encodeFloat(sliceMatrix(values, fullOut, fullK, keepOut, cols)));
       break;
+    }
   }
-  return { op: isConv ? 'conv' : 'dense', kernel: plan.kernel, outC, inC, k, stride, pad, weights, inputStep, mul, bias };
+  return {
+    op: isConv ? 'conv' : 'dense', kernel: plan.kernel, outC, inC, k, stride, pad, weights, ...(mask ? { mask } : {}), ...(negRatio !== undefined ? { negRatio } : {}),
+    inputStep, mul, bias, ...(plan.kernel === 'float' && iq ? { inputQuantizer: iq.config() } : {}),
+  };
 }
 
 /** Whether `layers[from...]` reaches a layer that binarizes its input through shape-only/monotone stages. */
@@ -117,17 +153,35 @@ function nextBinarizes(layers: Module[], from: number): boolean {
 
 /**
  * The deployable form of a trained Sequential (eval-mode semantics: BatchNorm uses running
- * statistics). Supported layers: QuantConv2d/QuantLinear/Conv2d/Linear, BatchNorm, MaxPool2dLayer,
- * ReLU and Flatten (nn Lambdas).
+ * statistics). Supported layers: QuantConv2d/QuantLinear/Conv2d/Linear, BatchNorm, max-pooling
+ * (MaxPool2dLayer or nn's MaxPool2d with stride = window), global average pooling, ReLU and
+ * Flatten (nn Lambdas), and ResNet BasicBlocks (residual adds through saved activations).
+ * Channels removed by structured pruning (weights, bias, BatchNorm gamma and beta 0: exactly 0
+ * through ReLU, max-pool and flatten) are left out of the deployed layers, with the next layer's
+ * matching inputs.
  */
 export function convert(model: Module, inputShape: number[]): DeployedModel {
   if (!(model instanceof Sequential)) throw new Error(`convert: expects a Sequential model, got ${model.constructor.name}`);
-  const layers = model.layers;
+  // Channels structured pruning removed (prune.ts): exactly 0 through to the next layer, left out.
+  const removed = new Map(channelGroups(model).map((g) => [g.layer as Module, deadChannels(g)]));
+  return { inputShape: [...inputShape], stages: convertLayers(model.layers, removed) };
+}
+
+function convertLayers(layers: Module[], removed: Map<Module, number[]>): Stage[] {
   const stages: Stage[] = [];
+  // Channels kept by the last conv/dense (null: all), and its full output channel count.
+  let keep: Keep = null, keptOf = 0;
   for (let i = 0; i < layers.length; i++) {
     const l = layers[i]!;
     if (l instanceof Linear || l instanceof Conv2d) {
-      const s = convertLayer(l);
+      const inC = l.weight.shape[1]!;
+      // Input features of the surviving channels: a dense layer after a flatten reads inC / keptOf features per channel.
+      const keepIn = keep && (l instanceof Conv2d ? keep : inputColumns(keep, inC / keptOf));
+      const dead = new Set(removed.get(l) ?? []);
+      const keepOut = dead.size ? Array.from({ length: l.weight.shape[0]! }, (_, c) => c).filter((c) => !dead.has(c)) : null;
+      const s = convertLayer(l, keepOut, keepIn);
+      keep = keepOut;
+      keptOf = l.weight.shape[0]!;
       // Fold the BatchNorm that follows, directly or across max-pools when the combined scale is
       // positive everywhere (max commutes with an increasing affine map).
       let j = i + 1;
@@ -135,7 +189,7 @@ export function convert(model: Module, inputShape: number[]): DeployedModel {
       const pools = layers.slice(i + 1, j), bn = layers[j];
       let last = i;
       if (bn instanceof BatchNorm) {
-        const { g, h } = bnAffine(bn);
+        const { g, h } = bnAffine(bn, keep);
         if (pools.length === 0 || s.mul!.every((m, c) => m * g[c]! > 0)) {
           for (let c = 0; c < s.outC; c++) {
             s.bias![c] = s.bias![c]! * g[c]! + h[c]!;
@@ -147,13 +201,22 @@ export function convert(model: Module, inputShape: number[]): DeployedModel {
       // sign(max(z)) = max(sign(z)): thresholds may precede the pools.
       if (nextBinarizes(layers, last + 1)) toThresholds(s);
       stages.push(s);
-      if (last === j) pools.forEach((p) => stages.push(...convertSimple(p)));
+      if (last === j) pools.forEach((p) => stages.push(...convertSimple(p, keep)));
       i = last;
       continue;
     }
-    stages.push(...convertSimple(l));
+    if (l instanceof BasicBlock) {
+      // relu(body(x) + shortcut(x)), x kept in slot 0 (the body's output in slot 1 when the shortcut has layers).
+      stages.push({ op: 'save', slot: 0 }, ...convertLayers(l.body.layers, removed));
+      if (l.shortcut) stages.push({ op: 'save', slot: 1 }, { op: 'load', slot: 0 }, ...convertLayers(l.shortcut.layers, removed), { op: 'add', slot: 1 });
+      else stages.push({ op: 'add', slot: 0 });
+      stages.push({ op: 'relu' });
+      keep = null;
+      continue;
+    }
+    stages.push(...convertSimple(l, keep));
   }
-  return { inputShape: [...inputShape], stages };
+  return stages;
 }
 
 /**
@@ -168,15 +231,16 @@ function maxPoolKernel(l: Module | undefined): number | undefined {
   return plain ? kernel : undefined;
 }
 
-function convertSimple(l: Module): Stage[] {
+function convertSimple(l: Module, keep: Keep): Stage[] {
   const k = maxPoolKernel(l);
   if (k !== undefined) return [{ op: 'maxpool', k }];
   if (l instanceof BatchNorm) {
-    const { g, h } = bnAffine(l);
+    const { g, h } = bnAffine(l, keep);
     return [{ op: 'affine', mul: Float32Array.from(g), bias: Float32Array.from(h) }];
   }
   if (l instanceof Lambda && (l.label === 'relu' || l.label === 'flatten')) return [{ op: l.label }];
-  throw new Error(`convert: layer ${l.path} (${l instanceof Lambda ? l.label : l.constructor.name}) is not supported (supported: conv/linear, BatchNorm, MaxPool2dLayer or MaxPool2d with stride = window and no padding, relu, flatten)`);
+  if (l instanceof Lambda && l.label === 'global_avgpool2d') return [{ op: 'gavgpool' }];
+  throw new Error(`convert: layer ${l.path} (${l instanceof Lambda ? l.label : l.constructor.name}) is not supported (supported: conv/linear, BatchNorm, max-pooling, global average pooling, relu, flatten, ResNet BasicBlock)`);
 }
 
 /**

@@ -153,10 +153,15 @@ export function isQuantLayer(m: Module): m is Module & QuantLayer & (QuantLinear
   return m instanceof QuantLinear || m instanceof QuantConv2d;
 }
 
-/** Applies every quantized layer's kernel constraint to its latent weights; call after each optimizer step. */
+/**
+ * Applies every quantized layer's kernel constraint, then its kernel quantizer's latent-weight
+ * maintenance (Quantizer.afterStep), to its latent weights; call after each optimizer step.
+ */
 export function constrainWeights(model: Module): void {
   for (const [, m] of model.namedModules()) {
-    if (isQuantLayer(m) && m.kernelConstraint) m.kernelConstraint.apply(m.weight);
+    if (!isQuantLayer(m)) continue;
+    m.kernelConstraint?.apply(m.weight);
+    m.kernelQuantizer?.afterStep(m.weight);
   }
 }
 

@@ -7,6 +7,7 @@
  * const bnn = larqMnistBnn(0);                          // 93k binary weights, ≈13 KiB packed
  */
 import { BatchNorm, Conv2d, Flatten, Linear, ReLU, Sequential } from '../nn/layers.js';
+import { resnet20 } from '../nn/models.js';
 import { Module } from '../nn/module.js';
 import { Rng } from '../util/rng.js';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -118,6 +119,40 @@ const twnKernel: QuantizerConfig = { name: 'ste_tern', ternaryWeightNetworks: tr
 export const twnLenet5 = (seed = 0, classes = 10, inputShape: readonly number[] = [1, 28, 28]): Sequential =>
   quantLenet5('twn', { kernelQuantizer: twnKernel }, seed, classes, inputShape, true);
 
+/** Kernel quantizers of the ternary presets beyond TWN (each trains on mlp, lenet and resnet20). */
+const ternaryKernels = {
+  /** TTQ: learned W_p / W_n per layer, Δ = 0.05·max|W|. */
+  ttq: { kernelQuantizer: 'ttq' },
+  /** Pruning ternary: 50 % of each layer pruned by magnitude, ±RMS of survivors per filter, decay of pruned weights. */
+  pternary: { kernelQuantizer: { name: 'pruned_tern', sparsity: 0.5 } },
+  /** Hyperspherical: filters on spheres, pruning to 50 % over the first half of training, then re-initialised survivors. */
+  hq: { kernelQuantizer: { name: 'hq_tern', sparsity: 0.5 } },
+} satisfies Record<string, QuantOptions>;
+type TernaryPreset = keyof typeof ternaryKernels;
+
+/**
+ * A ternary preset's model as `build` makes it; hq models start at the end of their pruning
+ * schedule (the trained state convert, eval and infer see): training sets the schedule from its
+ * first step through withConstraints(optimizer, model, totalSteps).
+ */
+const ternary = (preset: TernaryPreset, build: (q: QuantOptions) => Sequential): Sequential => {
+  const model = build(ternaryKernels[preset]);
+  if (preset === 'hq') setQuantProgress(model, 1);
+  return model;
+};
+
+/** A ternary LeNet-5 (first conv and classifier float, as TWN). */
+const ternaryLenet5 = (preset: TernaryPreset): Builder => (seed, classes, inputShape) => ternary(preset, (q) => quantLenet5(preset, q, seed, classes, inputShape, true));
+
+/**
+ * ResNet-20 whose block convolutions (body and shortcut) are quantized by `q`; the stem conv and
+ * the classifier stay float. The float twin is nn.resnet20 with the same seed (same latent weights).
+ */
+export function quantResnet20(q: QuantOptions, seed = 0, classes = 10, inputShape: readonly number[] = [3, 32, 32]): Sequential {
+  if (inputShape.length !== 3) throw new Error(`--model resnet20 needs image input [C, H, W]; this data has [${inputShape.join(', ')}]`);
+  return resnet20(classes, seed, inputShape[0]!, (i, o, k, opts) => new QuantConv2d(i, o, k, { ...opts, ...q }));
+}
+
 /** LeNet-5 with 8-bit LSQ weights and inputs on every layer (W8A8). */
 export const w8a8Lenet5 = (seed = 0, classes = 10, inputShape: readonly number[] = [1, 28, 28]): Sequential =>
   quantLenet5('w8a8', { kernelQuantizer: { name: 'lsq', bits: 8 }, inputQuantizer: { name: 'lsq', bits: 8 } }, seed, classes, inputShape);
@@ -204,7 +239,7 @@ function quantMlp(q: QuantOptions, sizes: number[], seed: number): Sequential {
 }
 
 /** Presets of `slimgrad train --quant`. */
-export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8', 'binary', 'irnet', 'fda', 'nested', 'smartdeal'] as const;
+export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8', 'binary', 'irnet', 'fda', 'nested', 'smartdeal', 'ttq', 'pternary', 'hq'] as const;
 export type QuantPreset = (typeof quantPresets)[number];
 
 /** MLP sizes of the bwn/twn/w8a8 presets on 'mlp': the float twin is createModel('mlp') on MNIST. */
@@ -222,6 +257,9 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     w8a8: (s, k, shape) => quantMlp({ kernelQuantizer: { name: 'lsq', bits: 8 }, inputQuantizer: { name: 'lsq', bits: 8 } }, mlpSizes(shape, k), s),
     nested: (s, k, shape) => quantMlp({ kernelQuantizer: 'nested' }, mlpSizes(shape, k), s),
     smartdeal: (s, k, shape) => quantMlp({ kernelQuantizer: 'smartdeal' }, mlpSizes(shape, k), s),
+    ttq: (s, k, shape) => ternary('ttq', (q) => quantMlp(q, mlpSizes(shape, k), s)),
+    pternary: (s, k, shape) => ternary('pternary', (q) => quantMlp(q, mlpSizes(shape, k), s)),
+    hq: (s, k, shape) => ternary('hq', (q) => quantMlp(q, mlpSizes(shape, k), s)),
   },
   lenet: {
     bnn: larqMnistBnn,
@@ -234,6 +272,14 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     fda: (s, k, shape) => binaryLenet5(s, k, fda, shape, 'fda'),
     nested: nestedLenet5,
     smartdeal: smartdealLenet5,
+    ttq: ternaryLenet5('ttq'),
+    pternary: ternaryLenet5('pternary'),
+    hq: ternaryLenet5('hq'),
+  },
+  resnet20: {
+    ttq: (s, k, shape) => ternary('ttq', (q) => quantResnet20(q, s, k, shape)),
+    pternary: (s, k, shape) => ternary('pternary', (q) => quantResnet20(q, s, k, shape)),
+    hq: (s, k, shape) => ternary('hq', (q) => quantResnet20(q, s, k, shape)),
   },
 };
 
@@ -245,6 +291,8 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
  * quantized; these need images [C, H, W] (and refuse others with a message naming the shapes they take).
  * binary/irnet/fda = binary LeNet-5 (binaryLenet5) with straight-through sign, IR-Net or FDA-BNN
  * binarizers (their schedules follow `withConstraints(optimizer, model, totalSteps)`).
+ * ttq/pternary/hq (TTQ, pruning ternary, hyperspherical) exist on 'mlp' (every layer), 'lenet'
+ * (first conv and classifier float) and 'resnet20' (block convs ternary, stem and classifier float).
  * Train it with `withConstraints(optimizer, model)` (kernel constraints after every step).
  */
 export function applyQuantPreset(modelName: string, preset: string, seed = 0, inputShape: readonly number[] = [1, 28, 28], classes = 10): Sequential {

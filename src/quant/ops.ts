@@ -36,7 +36,19 @@ export type FakeQuantAttrs =
   /** FDA-BNN: sign forward, gradient of the n-term Fourier series (4ω/π)·Σ cos((2i+1)ωx) for |x| ≤ 1, else 0. */
   | { kind: 'fourier'; omega: number; terms: number }
   /** Nested precision (vertical layers): the 8-bit code of x (x already divided by the step), `drop` low bits dropped. */
-  | { kind: 'nested'; drop: number };
+  | { kind: 'nested'; drop: number }
+  /**
+   * TTQ, one half each (q = ttq_pos(x; W_p) + ttq_neg(x; W_n)): ttq_pos is W_p where x ≥ Δ (else 0),
+   * gradient W_p there, 1 where |x| < Δ (the zero region's straight-through), 0 below; ttq_neg is
+   * −W_n where x ≤ −Δ, gradient W_n there. ∂/∂W_p = 1[x ≥ Δ], ∂/∂W_n = −1[x ≤ −Δ].
+   */
+  | { kind: 'ttq_pos'; threshold: number }
+  | { kind: 'ttq_neg'; threshold: number }
+  /**
+   * Pruned ternary codes: sign(x) where |x| ≥ Δ, else 0; the refined straight-through gradient is 1
+   * on survivors and |x|/Δ on pruned weights (continuous at Δ, fading toward 0).
+   */
+  | { kind: 'pruned_tern'; threshold: number };
 
 interface Elementwise {
   forward(x: number, a: any, p: number): number;
@@ -103,6 +115,20 @@ const maps: Record<FakeQuantAttrs['kind'], Elementwise> = {
     },
   },
   nested: { forward: (u, a) => nestedCode(u, a.drop), dx: (u) => (Math.abs(u) <= 128 ? 1 : 0) },
+  ttq_pos: {
+    forward: (x, a, wp) => (x >= a.threshold ? wp : 0),
+    dx: (x, a, wp) => (x >= a.threshold ? wp : x > -a.threshold ? 1 : 0),
+    dp: (x, a) => (x >= a.threshold ? 1 : 0),
+  },
+  ttq_neg: {
+    forward: (x, a, wn) => (x <= -a.threshold ? -wn : 0),
+    dx: (x, a, wn) => (x <= -a.threshold ? wn : 0),
+    dp: (x, a) => (x <= -a.threshold ? -1 : 0),
+  },
+  pruned_tern: {
+    forward: (x, a) => (Math.abs(x) >= a.threshold ? sign(x) : 0),
+    dx: (x, a) => (Math.abs(x) >= a.threshold ? 1 : Math.abs(x) / a.threshold),
+  },
   lsq: {
     forward: (v, a, s) => roundHalfAway(Math.min(a.qp, Math.max(-a.qn, v / s))) * s,
     dx: (v, a, s) => (v / s > -a.qn && v / s < a.qp ? 1 : 0),

@@ -14,10 +14,11 @@
 import { kernels } from '../backends/index.js';
 import { noGrad } from '../autograd/mode.js';
 import { keep, scope } from '../core/scope.js';
-import { fromValues, type Tensor } from '../core/tensor.js';
-import { add, conv2d, matmul, maxPool2d, mul, relu, reshape } from '../ops/index.js';
+import { fromValues, Tensor } from '../core/tensor.js';
+import { add, contiguous, conv2d, globalAvgPool2d, matmul, maxPool2d, mul, relu, reshape } from '../ops/index.js';
 import { convOut, wordsFor, type ConvShape } from './kernels.js';
-import { accumulate, epilogue, floatWeights, quantizeInput, type Activation, type DeployedModel, type MatStage } from './runtime.js';
+import { accumulate, epilogue, floatWeights, quantizeInput, residualStage, rowLength, type Activation, type DeployedModel, type MatStage } from './runtime.js';
+import { density, toCsr, type Csr } from './sparse.js';
 
 /** Sign-packed activations: [n, h, w, wordsFor(c)] (a dense layer's output has h = w = 1). */
 interface Packed {
@@ -72,7 +73,51 @@ function engineWeights(s: MatStage): { w: Tensor; mul?: Tensor; bias?: Tensor } 
   return e;
 }
 
-/** A float-input stage (float, binary_weights, ternary_weights) on the engine's kernels. */
+/**
+ * Densities at and below which a pruned float/ternary layer runs on the sparse GEMM rather than the
+ * engine's dense conv/GEMM: where the sparse kernel was faster in `slimgrad bench quant`'s sparse
+ * rows (LeNet-5 shapes, batch 1 and 32, one thread: convs up to 30 % non-zeros, dense layers at
+ * 5 % but not at 10 % with batch 32). Dense layers read one input value per non-zero (no SIMD),
+ * so they need sparser weights to win than convs, whose non-zeros each update a row of output
+ * pixels with f32x4.
+ */
+export const SPARSE_MAX_DENSITY: Readonly<Record<'conv' | 'dense', number>> = { conv: 0.3, dense: 0.07 };
+let sparseLimits = SPARSE_MAX_DENSITY;
+
+/**
+ * Replaces the density limits of the sparse path (benchmarks: 0 forces dense, 1 sparse) for stages
+ * run from now on (the choice is cached per stage); returns the previous limits.
+ */
+export function setSparseLimits(limits: Readonly<Record<'conv' | 'dense', number>>): Readonly<Record<'conv' | 'dense', number>> {
+  const prev = sparseLimits;
+  sparseLimits = limits;
+  return prev;
+}
+
+/** CSR weights of a stage when it runs sparse (null: dense), cached per stage. */
+const sparseWeights = new WeakMap<MatStage, Csr | null>();
+
+function sparseOperator(s: MatStage): Csr | null {
+  let csr = sparseWeights.get(s);
+  if (csr === undefined) {
+    csr = s.kernel !== 'binary_weights' && density(s) <= sparseLimits[s.op] ? toCsr(floatWeights(s), s.outC, rowLength(s)) : null;
+    sparseWeights.set(s, csr);
+  }
+  return csr;
+}
+
+/** A pruned layer on the contract's sparse GEMM: conv as the engine's im2col per image [K, OH·OW], dense as [N, K, 1]. */
+function sparseStage(s: MatStage, csr: Csr, x: Tensor): Tensor {
+  const n = x.shape[0]!, K = rowLength(s);
+  if (s.op === 'dense') return fromValues(k32().sparseGemm(csr.rowPtr, csr.cols, csr.values, x.data() as Float32Array, s.outC, K, 1, n), [n, s.outC]);
+  const [h, w] = [x.shape[2]!, x.shape[3]!];
+  const [oh, ow] = convOut({ n, c: s.inC, h, w, o: s.outC, k: s.k, stride: s.stride, pad: s.pad });
+  const cols = Tensor.uninitialized([n, K, oh * ow]); // im2col writes every element
+  k32().im2col(x, cols, { n, c: s.inC, h, w, kh: s.k, kw: s.k, strideH: s.stride, strideW: s.stride, padH: s.pad, padW: s.pad, dilationH: 1, dilationW: 1, outH: oh, outW: ow }, 0, 0, s.inC, n);
+  return fromValues(k32().sparseGemm(csr.rowPtr, csr.cols, csr.values, cols.data() as Float32Array, s.outC, K, oh * ow, n), [n, s.outC, oh, ow]);
+}
+
+/** A float-input stage (float, binary_weights, ternary_weights) on the engine's kernels, or the sparse GEMM when pruned enough. */
 function floatStage(s: MatStage, input: Value): Value {
   let x = asFloat(input);
   if (s.inputQuantizer) {
@@ -80,8 +125,9 @@ function floatStage(s: MatStage, input: Value): Value {
     x = fromValues(q.data, q.shape);
   }
   if (s.op === 'dense' && x.shape.length !== 2) throw new Error(`runPacked: dense stage expects [N, ${s.inC}], got [${x.shape}]`);
-  const e = engineWeights(s);
-  const y = s.op === 'conv' ? conv2d(x, e.w, null, { stride: s.stride, padding: s.pad }) : matmul(x, e.w, { transB: true });
+  if (s.op === 'conv' && (x.shape.length !== 4 || x.shape[1] !== s.inC)) throw new Error(`runPacked: conv stage expects [N, ${s.inC}, H, W], got [${x.shape}]`);
+  const e = engineWeights(s), csr = sparseOperator(s);
+  const y = csr ? sparseStage(s, csr, contiguous(x)) : s.op === 'conv' ? conv2d(x, e.w, null, { stride: s.stride, padding: s.pad }) : matmul(x, e.w, { transB: true });
   if (s.threshold) return { packed: packFloat(y, s) };
   return { float: add(mul(y, e.mul!), e.bias!) };
 }
@@ -148,8 +194,17 @@ export function runPacked(model: DeployedModel, x: Float32Array, shape: number[]
   if (shape.slice(1).join() !== model.inputShape.join()) throw new Error(`runPacked: input shape [${shape}] does not match the model's [N, ${model.inputShape}]`);
   return noGrad(() => scope(() => {
     let v: Value = { float: fromValues(x, shape) };
+    const slots = new Map<number, Tensor>();
     for (const s of model.stages) {
       switch (s.op) {
+        case 'gavgpool':
+          v = { float: globalAvgPool2d(asFloat(v)) };
+          break;
+        case 'save':
+        case 'load':
+        case 'add':
+          v = { float: residualStage(s, slots, asFloat(v), add, 'runPacked') };
+          break;
         case 'conv':
         case 'dense':
           v = s.kernel === 'binary' ? binaryStage(s, v) : s.kernel === 'int8' || s.kernel === 'smartdeal' ? runtimeStage(s, v) : floatStage(s, v);

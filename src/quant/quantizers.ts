@@ -64,6 +64,8 @@ export interface QuantDeployment {
   sparsity?(w: Tensor): number;
   /** The tensor whose signs/values are packed, when it is not the latent weight itself (IR-Net: balanced weights). */
   latent?(w: Tensor): Tensor;
+  /** ternary: negative codes weigh −ratio (TTQ: W_n / W_p; the positive scale W_p is the channel scale); absent: −1. */
+  negativeRatio?(): number;
 }
 
 export abstract class Quantizer {
@@ -84,6 +86,11 @@ export abstract class Quantizer {
   deployment(): QuantDeployment {
     return { values: 'float' };
   }
+  /**
+   * Maintenance of the latent weights after each optimizer step (`constrainWeights` calls it after
+   * the kernel constraint): pruning ternary's weight decay, hyperspherical projection. Default none.
+   */
+  afterStep(_w: Tensor): void {}
 }
 
 /**
@@ -688,6 +695,240 @@ export class SmartDealWeight extends Quantizer {
   }
 }
 
+/** The scalar parameter `p` in x's dtype (float64 gradient checks run the same code). */
+function scalarFor(p: Tensor, x: Tensor): Tensor {
+  return x.dtype === p.dtype ? p : fromValues(p.values(), [1], x.dtype);
+}
+
+/** max|x| over the tensor. */
+function maxAbs(x: Tensor): number {
+  const v = x.values() as FloatArray;
+  let m = 0;
+  for (let i = 0; i < v.length; i++) m = Math.max(m, Math.abs(v[i]!));
+  return m;
+}
+
+/**
+ * TTQ (trained ternary quantization, Zhu et al. 2017): +W_p where w ≥ Δ, −W_n where w ≤ −Δ, else 0;
+ * Δ = t·max|w| (t = 0.05, stop-gradient), W_p and W_n learned per layer (initialised from the first
+ * weights seen: the mean of w over w ≥ Δ and of |w| over w ≤ −Δ). Backward: latent weights get
+ * g·W_p / g / g·W_n in the positive / zero / negative region; ∂L/∂W_p = Σ_{w ≥ Δ} g and
+ * ∂L/∂W_n = −Σ_{w ≤ −Δ} g (the chain rule of −W_n). Deploys as ternary codes with the positive
+ * scale W_p and negative codes weighing −W_n/W_p.
+ */
+export class Ttq extends Quantizer {
+  readonly name = 'ttq';
+  readonly precision = 2;
+  readonly thresholdFactor: number;
+  readonly wp: Tensor;
+  readonly wn: Tensor;
+  private readonly createdVersion: number;
+  constructor(o: { thresholdFactor?: number; wp?: number; wn?: number } = {}) {
+    super();
+    this.thresholdFactor = o.thresholdFactor ?? 0.05;
+    if (!(this.thresholdFactor >= 0 && this.thresholdFactor < 1)) throw new RangeError(`ttq: thresholdFactor must be in [0, 1), got ${o.thresholdFactor}`);
+    this.wp = parameter([o.wp ?? 1], [1], 'wp');
+    this.wn = parameter([o.wn ?? 1], [1], 'wn');
+    this.createdVersion = o.wp === undefined && o.wn === undefined ? this.wp.storage.version + this.wn.storage.version : -1;
+  }
+  /** False until the scales were set (option, first forward, optimizer or a loaded state). */
+  get initialized(): boolean {
+    return this.wp.storage.version + this.wn.storage.version !== this.createdVersion;
+  }
+  /** Δ = t·max|w|. */
+  threshold(x: Tensor): number {
+    return this.thresholdFactor * maxAbs(x);
+  }
+  private scales(x: Tensor): [Tensor, Tensor] {
+    if (!this.initialized) {
+      const delta = this.threshold(x), v = x.values() as FloatArray;
+      let sp = 0, np = 0, sn = 0, nn = 0;
+      for (let i = 0; i < v.length; i++) {
+        if (v[i]! >= delta) (sp += v[i]!), np++;
+        else if (v[i]! <= -delta) (sn -= v[i]!), nn++;
+      }
+      this.wp.data().set([np ? sp / np : 1]);
+      this.wn.data().set([nn ? sn / nn : 1]);
+      this.wp.bumpVersion();
+      this.wn.bumpVersion();
+    }
+    return [scalarFor(this.wp, x), scalarFor(this.wn, x)];
+  }
+  private attrs(x: Tensor): [FakeQuantAttrs, FakeQuantAttrs] {
+    const threshold = this.threshold(x);
+    return [{ kind: 'ttq_pos', threshold }, { kind: 'ttq_neg', threshold }];
+  }
+  forward(x: Tensor): Tensor {
+    const [pos, neg] = this.attrs(x), [wp, wn] = this.scales(x);
+    const a = fakeQuant(x, pos, wp), b = fakeQuant(x, neg, wn), out = add(a, b);
+    a.dispose();
+    b.dispose();
+    return out;
+  }
+  pseudoGradient(x: Tensor): Tensor {
+    return noGrad(() => {
+      const [pos, neg] = this.attrs(x), [wp, wn] = this.scales(x);
+      return add(fakeQuantGrad(x, wp, pos), fakeQuantGrad(x, wn, neg));
+    });
+  }
+  override parameters(): Tensor[] {
+    return [this.wp, this.wn];
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, thresholdFactor: this.thresholdFactor, wp: this.initialized ? this.wp.item() : undefined, wn: this.initialized ? this.wn.item() : undefined };
+  }
+  override deployment(): QuantDeployment {
+    return {
+      values: 'ternary',
+      threshold: (w) => this.threshold(w),
+      channelScale: (w) => fromValues(new Array<number>(w.shape[0]!).fill(this.wp.item()), w.shape.map((d, i) => (i === 0 ? d : 1)), w.dtype),
+      negativeRatio: () => this.wn.item() / this.wp.item(),
+    };
+  }
+}
+
+/**
+ * The pruning threshold Δ for a `sparsity` fraction of |x|: the floor(sparsity·n)-th smallest
+ * magnitude (sorted ascending, 0-based); survivors are |x| ≥ Δ (ties at Δ survive). 0 keeps
+ * everything; exact zeros are always pruned when sparsity > 0.
+ */
+export function magnitudeThreshold(values: ArrayLike<number>, sparsity: number): number {
+  const n = values.length, cut = Math.floor(sparsity * n);
+  if (cut <= 0 || n === 0) return 0;
+  if (cut >= n) return Infinity;
+  const abs = Float64Array.from(values, Math.abs).sort();
+  return abs[cut]! || Number.MIN_VALUE;
+}
+
+/**
+ * Pruning ternary quantization (after Liu et al. 2021; mechanics are our reading): per layer, the
+ * `sparsity` fraction of smallest |w| is pruned (Δ = that magnitude quantile, stop-gradient); each
+ * output filter's survivors become their signs times alpha_c = ||w_c ⊙ m_c||₂/√nnz_c, i.e. the
+ * ternary orthonormal basis ±1/√nnz of the L2-normalized pruned filter scaled back to its norm.
+ * Refined straight-through gradient: g·alpha_c on survivors, g·alpha_c·|w|/Δ on pruned weights.
+ * After each step the pruned latent weights decay by (1 − decay) (the weight-decay term that
+ * drives them to 0, shrinking the latent-to-ternary discrepancy).
+ */
+export class PrunedTernary extends Quantizer {
+  readonly name: string = 'pruned_tern';
+  readonly precision = 2;
+  readonly sparsity: number;
+  readonly decay: number;
+  constructor(o: { sparsity?: number; decay?: number } = {}) {
+    super();
+    this.sparsity = o.sparsity ?? 0.5;
+    this.decay = o.decay ?? 1e-3;
+    if (!(this.sparsity >= 0 && this.sparsity < 1)) throw new RangeError(`${this.name}: sparsity must be in [0, 1), got ${o.sparsity}`);
+    if (!(this.decay >= 0 && this.decay < 1)) throw new RangeError(`${this.name}: decay must be in [0, 1), got ${o.decay}`);
+  }
+  /** The pruning ratio in force (constant here; scheduled for hyperspherical quantization). */
+  currentSparsity(): number {
+    return this.sparsity;
+  }
+  /** The last threshold computed, by tensor, storage version and sparsity (forward, backward and scale share it). */
+  private last: { x: Tensor; version: number; sparsity: number; delta: number } | null = null;
+  /** Δ: the currentSparsity() quantile of |w| over the layer. */
+  threshold(x: Tensor): number {
+    const sparsity = this.currentSparsity(), l = this.last;
+    if (l && l.x === x && l.version === x.storage.version && l.sparsity === sparsity) return l.delta;
+    const delta = magnitudeThreshold(x.values() as FloatArray, sparsity);
+    this.last = { x, version: x.storage.version, sparsity, delta };
+    return delta;
+  }
+  /** alpha_c = RMS of the surviving weights of each output filter (0 for a fully pruned one). */
+  scale(x: Tensor): Tensor {
+    const delta = this.threshold(x), v = x.values() as FloatArray, c = x.shape[0]!, inner = v.length / c;
+    const out = new Float64Array(c);
+    for (let o = 0; o < c; o++) {
+      let s = 0, n = 0;
+      for (let i = o * inner; i < (o + 1) * inner; i++) if (Math.abs(v[i]!) >= delta) (s += v[i]! * v[i]!), n++;
+      out[o] = n ? Math.sqrt(s / n) : 0;
+    }
+    return fromValues(out, x.shape.map((d, i) => (i === 0 ? d : 1)), x.dtype);
+  }
+  protected attrs(x: Tensor): FakeQuantAttrs {
+    return { kind: 'pruned_tern', threshold: this.threshold(x) };
+  }
+  forward(x: Tensor): Tensor {
+    const t = fakeQuant(x, this.attrs(x)), s = this.scale(x), out = mul(t, s);
+    t.dispose();
+    s.dispose();
+    return out;
+  }
+  pseudoGradient(x: Tensor): Tensor {
+    return noGrad(() => mul(fakeQuantGrad(x, null, this.attrs(x)), this.scale(x)));
+  }
+  override afterStep(w: Tensor): void {
+    if (!this.decay) return;
+    const delta = this.threshold(w), d = w.data() as FloatArray, f = 1 - this.decay;
+    for (let i = 0; i < d.length; i++) if (Math.abs(d[i]!) < delta) d[i] = d[i]! * f;
+    w.bumpVersion();
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, sparsity: this.sparsity, decay: this.decay };
+  }
+  override deployment(): QuantDeployment {
+    return { values: 'ternary', threshold: (w) => this.threshold(w), channelScale: (w) => this.scale(w) };
+  }
+}
+
+/**
+ * Hyperspherical quantization (after Liu et al. 2022; mechanics are our reading): each latent
+ * filter lives on a sphere (after every step it is projected back to the radius it had at the
+ * first step: hyperspherical learning); pruning grows gradually, s(p) = sparsity·(1 − (1 −
+ * min(1, p/pruneUntil))³) over training progress p; when s reaches its final value the surviving
+ * weights are re-initialised to their ternary direction on the sphere (r_c·t_c/√nnz_c), so float
+ * and ternary weights start the last phase at cosine distance 0. Forward as pruned ternary
+ * (alpha_c = RMS of survivors); backward the plain straight-through g·alpha_c.
+ */
+export class Hyperspherical extends PrunedTernary implements Scheduled {
+  override readonly name = 'hq_tern';
+  readonly pruneUntil: number;
+  progress = 0;
+  private radii: Float64Array | null = null;
+  private lastStep: number | null = null;
+  constructor(o: { sparsity?: number; pruneUntil?: number } = {}) {
+    super({ sparsity: o.sparsity, decay: 0 });
+    this.pruneUntil = o.pruneUntil ?? 0.5;
+    if (!(this.pruneUntil > 0 && this.pruneUntil <= 1)) throw new RangeError(`hq_tern: pruneUntil must be in (0, 1], got ${o.pruneUntil}`);
+  }
+  setProgress(p: number): void {
+    this.progress = Math.min(1, Math.max(0, p));
+  }
+  override currentSparsity(): number {
+    return this.sparsity * (1 - (1 - Math.min(1, this.progress / this.pruneUntil)) ** 3);
+  }
+  protected override attrs(x: Tensor): FakeQuantAttrs {
+    return { kind: 'tern', threshold: this.threshold(x), clip: null };
+  }
+  override afterStep(w: Tensor): void {
+    const d = w.data() as FloatArray, c = w.shape[0]!, inner = d.length / c;
+    const norm = (o: number) => {
+      let s = 0;
+      for (let i = o * inner; i < (o + 1) * inner; i++) s += d[i]! * d[i]!;
+      return Math.sqrt(s);
+    };
+    this.radii ??= Float64Array.from({ length: c }, (_, o) => norm(o));
+    const crossed = this.lastStep !== null && this.lastStep < this.pruneUntil && this.progress >= this.pruneUntil;
+    this.lastStep = this.progress;
+    const delta = crossed ? this.threshold(w) : 0;
+    for (let o = 0; o < c; o++) {
+      const a = o * inner, b = a + inner;
+      if (crossed) {
+        let nnz = 0;
+        for (let i = a; i < b; i++) if (Math.abs(d[i]!) >= delta) nnz++;
+        for (let i = a; i < b; i++) d[i] = Math.abs(d[i]!) >= delta ? (d[i]! >= 0 ? 1 : -1) / Math.sqrt(nnz) : 0;
+      }
+      const r = norm(o), f = r > 0 ? this.radii[o]! / r : 1;
+      for (let i = a; i < b; i++) d[i] = d[i]! * f;
+    }
+    w.bumpVersion();
+  }
+  override config(): QuantizerConfig {
+    return { name: this.name, sparsity: this.sparsity, pruneUntil: this.pruneUntil };
+  }
+}
+
 const constructors: Record<string, (o: any) => Quantizer> = {
   smartdeal: (o) => new SmartDealWeight(o),
   nested: (o) => new NestedWeight(o),
@@ -703,6 +944,9 @@ const constructors: Record<string, (o: any) => Quantizer> = {
   dorefa: (o) => new DoReFa(o),
   pact: (o) => new Pact(o),
   lsq: (o) => new Lsq(o),
+  ttq: (o) => new Ttq(o),
+  pruned_tern: (o) => new PrunedTernary(o),
+  hq_tern: (o) => new Hyperspherical(o),
 };
 
 /** Every quantizer alias. */

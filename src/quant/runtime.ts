@@ -11,7 +11,8 @@ import { kernels } from '../backends/index.js';
 import { scope } from '../core/scope.js';
 import { fromValues } from '../core/tensor.js';
 import { noGrad } from '../autograd/mode.js';
-import { convOut, im2col, packSignRows, packSignsNHWC, popcount32, unpackRows, wordsFor, type ConvShape } from './kernels.js';
+import { convOut, im2col, packSignRows, packSignsNHWC, popcount32, wordsFor, type ConvShape } from './kernels.js';
+import { denseWeights } from './sparse.js';
 import type { LayerKernel } from './plan.js';
 import { nestedCode } from './ops.js';
 import { reconstruct, unpackFactors, type SmartDealFactors } from './smartdeal.js';
@@ -41,6 +42,13 @@ export interface MatStage {
   emax?: number;
   /** nested_weights only: the width (2..8 bits) read from the stored 8-bit codes (withBits changes it). */
   bits?: number;
+  /**
+   * Sparse encoding (sparse.ts; float and ternary stages): bitmap of the non-zero weights, row-major;
+   * `weights` then holds only the non-zeros (float32 values, or one sign bit each for ternary).
+   */
+  mask?: Uint32Array;
+  /** ternary only: negative codes weigh −negRatio (TTQ's W_n / W_p; the positive scale is in mul). */
+  negRatio?: number;
   /** int8 only: input step (q = clamp(round(x / step), −128, 127)). */
   inputStep: number;
   /** int8 only (post-training quantization): input code range [lo, hi] when narrower than int8, and per-channel rounding borders (AQuant). */
@@ -65,7 +73,13 @@ export type Stage =
   | { op: 'maxpool'; k: number }
   | { op: 'relu' }
   | { op: 'flatten' }
-  | { op: 'affine'; mul: Float32Array; bias: Float32Array };
+  | { op: 'affine'; mul: Float32Array; bias: Float32Array }
+  /** Global average pooling: [N, C, H, W] -> [N, C]. */
+  | { op: 'gavgpool' }
+  /** Residual connections: keep the current activation in a slot, continue from a slot, add a slot to the current activation. */
+  | { op: 'save'; slot: number }
+  | { op: 'load'; slot: number }
+  | { op: 'add'; slot: number };
 
 export interface DeployedModel {
   /** Input shape without the batch axis. */
@@ -84,16 +98,13 @@ export interface Activation {
 /** Decoded float weights of the fallback kernels, cached per stage. */
 const decoded = new WeakMap<MatStage, Float32Array>();
 
-/** The float32 weight rows of a float-input stage (binary/ternary weights decoded, cached). */
+/** The float32 weight rows of a float-input stage (binary/ternary/sparse weights decoded, cached). */
 export function floatWeights(s: MatStage): Float32Array {
   let w = decoded.get(s);
   if (!w) {
-    const K = rowLength(s);
-    w = s.kernel === 'binary_weights' ? unpackRows(s.weights as Uint32Array, s.outC, K, 'binary')
-      : s.kernel === 'ternary_weights' ? unpackRows(s.weights as Uint32Array, s.outC, K, 'ternary')
-      : s.kernel === 'nested_weights' ? nestedWeights(s)
+    w = s.kernel === 'nested_weights' ? nestedWeights(s)
       : s.kernel === 'smartdeal' ? reconstruct(smartdealFactors(s))
-      : (s.weights as Float32Array);
+      : denseWeights(s);
     decoded.set(s, w);
   }
   return w;
@@ -329,12 +340,50 @@ function relu(x: Activation): Activation {
   return { data: out, shape: x.shape };
 }
 
+/** Global average pooling of [N, C, H, W] (the mean of each plane, summed in order). */
+function globalAvgPool(x: Activation): Activation {
+  const [n, c] = x.shape as [number, number], p = x.data.length / (n * c), out = new Float32Array(n * c);
+  for (let i = 0; i < n * c; i++) {
+    let s = 0;
+    for (let q = i * p; q < (i + 1) * p; q++) s += x.data[q]!;
+    out[i] = s / p;
+  }
+  return { data: out, shape: [n, c] };
+}
+
+/**
+ * One residual stage (save / load / add) over the runtime's value type: returns the new current
+ * value; `add` sums two values of equal shape. A file that reads an empty slot is a clear error.
+ */
+export function residualStage<T extends { shape: readonly number[] }>(
+  s: { op: 'save' | 'load' | 'add'; slot: number }, slots: Map<number, T>, current: T, add: (a: T, b: T) => T, runtime: string,
+): T {
+  if (s.op === 'save') {
+    slots.set(s.slot, current);
+    return current;
+  }
+  const v = slots.get(s.slot);
+  if (v === undefined) throw new Error(`${runtime}: stage '${s.op}' reads residual slot ${s.slot} before any 'save' wrote it`);
+  if (s.op === 'load') return v;
+  if (v.shape.join() !== current.shape.join()) throw new Error(`${runtime}: residual add of [${current.shape}] and [${v.shape}]`);
+  return add(current, v);
+}
+
 /** Runs a deployed model on a batch `x` of shape [N, ...inputShape]; returns the output and its shape. */
 export function runDeployed(model: DeployedModel, x: Float32Array, shape: number[]): Activation {
   if (shape.slice(1).join() !== model.inputShape.join()) throw new Error(`runDeployed: input shape [${shape}] does not match the model's [N, ${model.inputShape}]`);
   let h: Activation = { data: x, shape: [...shape] };
+  const slots = new Map<number, Activation>();
   for (const s of model.stages) {
     switch (s.op) {
+      case 'gavgpool':
+        h = globalAvgPool(h);
+        break;
+      case 'save':
+      case 'load':
+      case 'add':
+        h = residualStage(s, slots, h, (a, b) => ({ data: Float32Array.from(a.data, (v, i) => v + b.data[i]!), shape: a.shape }), 'runDeployed');
+        break;
       case 'conv':
       case 'dense': {
         h = epilogue(s, accumulate(s, h));

@@ -2,16 +2,14 @@
 // runPacked against the TypeScript deploy runtime (runDeployed) on whole networks.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { Rng } from '../../src/util/rng.js';
+import { loadQuantWasm } from './wasm-setup.js';
 import {
-  applyQuantPreset, binaryConv, binaryConvSigns, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
-  packWeightsOHWI, QuantWasmKernels, quantWasmFile, runDeployed, runPacked, twnLenet5, useQuantKernels, w8a8Lenet5, wordsFor, xnorNet,
-  type QuantWasmExports,
+  applyQuantPreset, binaryConv, binaryConvSigns, binaryLenet5, bwnLenet5, convert, larqMnistBnn, maxPoolSigns, packSigns, packSignsNHWC,
+  packWeightsOHWI, QuantWasmKernels, runDeployed, runPacked, twnLenet5, useQuantKernels, w8a8Lenet5, wordsFor, xnorNet,
 } from '../../src/quant/index.js';
-import { kernels, useFastestBackend } from '../../src/backends/index.js';
+import { kernels } from '../../src/backends/index.js';
 import { BatchNorm, type Sequential } from '../../src/nn/index.js';
 import { fromValues } from '../../src/core/tensor.js';
 import { noGrad } from '../../src/autograd/mode.js';
@@ -21,11 +19,7 @@ let wasm: QuantWasmKernels;
 const rng = new Rng(33, 1);
 
 before(async () => {
-  const r = spawnSync(process.execPath, ['scripts/build-quant-kernels.mjs'], { encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
-  const w: QuantWasmExports = await loadQuantKernels(readFileSync(`build/${quantWasmFile()}`));
-  wasm = new QuantWasmKernels(w);
-  assert.equal(useFastestBackend(), 'wasm');
+  wasm = await loadQuantWasm();
 });
 after(() => useQuantKernels(null));
 

@@ -93,7 +93,7 @@ test('SmartDeal LeNet-5: the deployed file stores the factors and inference on t
   assert.equal(s.layers[7]!.macs, 4 * (400 + 6000));
   // Fewer MACs than the dense products of the same layers (conv 3: 2,400 weights at 10x10 pixels).
   const dense = 2400 * 100 + 48000 + 10080;
-  assert.ok(s.macsByKernel.smartdeal! < 0.75 * dense, `${s.macsByKernel.smartdeal} MACs vs ${dense} dense`);
+  assert.ok(s.macsByKind.smartdeal! < 0.75 * dense, `${s.macsByKind.smartdeal} MACs vs ${dense} dense`);
 });
 
 test('a tampered smartdeal stage is refused by name', () => {

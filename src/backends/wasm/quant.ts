@@ -26,6 +26,7 @@ export interface QuantWasmExports {
   packSignsPacked(x: number, thr: number, dir: number, out: number, kind: number, c: number, p: number, channelsLast: number, b0: number, b1: number): void;
   maxPoolPacked(x: number, out: number, h: number, w: number, cw: number, k: number, p0: number, p1: number): void;
   smartdealGemm4(x: number, rows: number, G: number, bc: number, coef: number, ko: number, kg: number, kept: number, z: number, out: number, outC: number): void;
+  sparseGemmF32(rowPtr: number, cols: number, vals: number, x: number, out: number, rows: number, k: number, p: number, b0: number, b1: number): void;
 }
 
 let loaded: QuantWasmExports | null = null;
@@ -108,7 +109,7 @@ function stage<T extends Uint32Array | Int8Array | Float32Array>(s: Scratch, src
 type Out<R> = new (buffer: ArrayBufferLike, offset: number, length: number) => R;
 
 /** Runs `kernel` with `length` elements of output in the arena (pointer passed), copied out as `Ctor`. */
-function withOutput<R extends Uint32Array | Int32Array>(s: Scratch, Ctor: Out<R>, length: number, kernel: (out: number) => void): R {
+function withOutput<R extends Uint32Array | Int32Array | Float32Array>(s: Scratch, Ctor: Out<R>, length: number, kernel: (out: number) => void): R {
   try {
     const out = s.alloc(Math.max(4, length * 4));
     kernel(out);
@@ -195,5 +196,12 @@ export class QuantWasmKernels implements Partial<Kernels> {
   maxPoolSigns(x: Uint32Array, n: number, h: number, w: number, words: number, k: number): Uint32Array {
     const pixels = n * Math.floor(h / k) * Math.floor(w / k), s = new Scratch(), px = s.copy(x);
     return withOutput(s, Uint32Array, pixels * words, (out) => this.exports.maxPoolPacked(px, out, h, w, words, k, 0, pixels));
+  }
+
+  sparseGemm(rowPtr: Int32Array, cols: Int32Array, values: Float32Array, x: Float32Array, rows: number, k: number, p: number, batch: number): Float32Array {
+    if (rowPtr.length !== rows + 1 || x.length < batch * k * p) throw new RangeError(`sparseGemm: ${rows} rows need ${rows + 1} row pointers (got ${rowPtr.length}) and x of ${batch}x${k}x${p} (got ${x.length})`);
+    const s = new Scratch();
+    const pr = s.copy(rowPtr), pc = s.copy(cols), pv = s.copy(values), px = s.copy(x);
+    return withOutput(s, Float32Array, batch * rows * p, (out) => this.exports.sparseGemmF32(pr, pc, pv, px, out, rows, k, p, 0, batch));
   }
 }

@@ -19,7 +19,7 @@ export const convertSpec: CommandSpec = {
   options: [
     { name: 'checkpoint', type: 'file', help: 'trained model from `slimgrad train --quant PRESET --save FILE`' },
     { name: 'out', type: 'file', required: true, help: 'deployable model to write (.sgq)' },
-    { name: 'model', type: 'choice', choices: ['mlp', 'lenet'], help: 'architecture (default: the checkpoint\'s, else lenet)' },
+    { name: 'model', type: 'choice', choices: ['mlp', 'lenet', 'resnet20'], help: 'architecture (default: the checkpoint\'s, else lenet)' },
     { name: 'quant', type: 'choice', choices: quantPresets, help: 'quantization preset (default: the checkpoint\'s)' },
     { name: 'untrained', type: 'boolean', default: false, help: 'pack the initial weights of --model/--quant for MNIST shapes (no checkpoint)' },
     { name: 'seed', type: 'int', min: 0, default: 1, help: 'seed of the initial weights with --untrained' },
@@ -41,17 +41,19 @@ export const convert = defineCommand(convertSpec, async (o) => {
   const meta = file ? readCheckpoint(file).metadata : {};
   const modelName = o.string('model') ?? meta['model'] ?? 'lenet';
   const quant = o.string('quant') ?? meta['quant'];
-  if (!quant) throw new UsageError(`--quant is required (${quantPresets.join(', ')})${file ? `: ${file} does not name a preset (was it trained with --quant?)` : ''}`);
+  // A float model trained with --prune/--prune-channels deploys as float (sparse / fewer channels).
+  const pruned = !quant && (meta['prune'] !== undefined || meta['pruneChannels'] !== undefined);
+  if (!quant && !pruned) throw new UsageError(`--quant is required (${quantPresets.join(', ')})${file ? `: ${file} does not name a preset (was it trained with --quant?)` : ''}`);
   const itemShape = meta['itemShape'] ? (JSON.parse(meta['itemShape']) as number[]) : MNIST_SHAPE;
   const classes = meta['classes'] ? Number(meta['classes']) : 10;
-  const model = buildModel(modelName, quant, itemShape, classes, o.int('seed')!);
+  const model = buildModel(modelName, quant ?? undefined, itemShape, classes, o.int('seed')!);
   if (file) loadModule(model, file);
   const s = summary(model, itemShape);
   const deployed = convertModel(model, itemShape);
   const fileBytes = saveDeployed(deployed, out, { overwrite: o.bool('force'), what: '--out' });
   const payload = payloadBytes(deployed);
   const result = {
-    model: modelName, quant, out, fileBytes, payloadBytes: payload, headerBytes: fileBytes - payload,
+    model: modelName, quant: quant ?? null, out, fileBytes, payloadBytes: payload, headerBytes: fileBytes - payload,
     summaryBytes: s.memoryBits / 8, floatBytes: (s.floatKiB * 1024), compressionRatio: s.compressionRatio,
     packedLayers: s.packedLayers, fallbackLayers: s.fallbackLayers,
   };

@@ -11,6 +11,7 @@ import { fit, type Progress, type TrainPosition } from '../../train/trainer.js';
 import { ACT_MODES, Compression, parseActSpec } from '../../compress/index.js';
 import { arena, ArenaLimitError, parseByteSize, setMemoryLimit } from '../../core/arena.js';
 import { applyQuantPreset, quantPresets, quantTrainingLoss, withConstraints } from '../../quant/models.js';
+import { withPruning } from '../../quant/prune.js';
 import { printJson, UsageError } from '../command.js';
 import { DATA_DIR_OPTION, defineCommand, FORCE_OPTION, JSON_OPTION, THREADS_OPTION, type CommandSpec } from '../options.js';
 import { applyThreads, dataSplits, DATA_OPTION } from '../shared.js';
@@ -68,7 +69,7 @@ function runFit<T>(batchSize: number, mode: string, fn: () => T): T {
 }
 
 /** Flags that define a run: on --resume they come from the checkpoint and may not be given. */
-const RUN_FLAGS = ['model', 'data', 'seed', 'quant', 'act', 'optimizer', 'lr', 'weight-decay', 'schedule', 'batch-size', 'limit', 'val-split'] as const;
+const RUN_FLAGS = ['model', 'data', 'seed', 'quant', 'prune', 'prune-channels', 'act', 'optimizer', 'lr', 'weight-decay', 'schedule', 'batch-size', 'limit', 'val-split'] as const;
 
 export const trainSpec: CommandSpec = {
   name: 'train',
@@ -90,7 +91,9 @@ export const trainSpec: CommandSpec = {
     { name: 'patience', type: 'int', min: 1, help: 'stop when validation accuracy has not improved for N epochs (needs --val-split)' },
     { name: 'act', type: 'string', default: 'off', help: `activation compression of the values saved for backward: ${ACT_MODES.join(', ')}; auto:B (average bits B), comet:EB (relative error bound)` },
     { name: 'memory-limit', type: 'string', help: 'cap the tensor arena (bytes, or with a unit: 256MiB, 1GiB); an allocation past it stops training with one line naming the tensor' },
-    { name: 'quant', type: 'choice', choices: quantPresets, help: 'train a quantized preset (binary/ternary/int8) of --model mlp or lenet' },
+    { name: 'quant', type: 'choice', choices: quantPresets, help: 'train a quantized preset (binary/ternary/int8) of --model mlp or lenet (ttq, pternary, hq also resnet20)' },
+    { name: 'prune', type: 'number', min: 0, max: 1, belowMax: true, help: 'magnitude-prune this fraction of all conv/dense weights (each layer but the first and last at the same rate), gradually over 10-60 % of the steps (convert stores them sparse)' },
+    { name: 'prune-channels', type: 'number', min: 0, max: 1, belowMax: true, help: 'remove this fraction of the output channels of each prunable conv/dense layer (smallest L1 norm, gradually); convert drops them from the deployed model' },
     { name: 'save', type: 'file', help: 'write the trained model (.safetensors); checked before training starts' },
     FORCE_OPTION,
     { name: 'checkpoint-every', type: 'int', min: 1, help: 'also write the resumable training state to --save every N steps' },
@@ -102,6 +105,7 @@ export const trainSpec: CommandSpec = {
   examples: [
     'slimgrad train --model lenet --data mnist --data-dir ../shared/data/mnist-t10k --epochs 1 --save lenet.safetensors',
     'slimgrad train --model lenet --quant bnn --data mnist --data-dir ../shared/data/mnist-t10k --epochs 1 --save bnn.safetensors',
+    'slimgrad train --model lenet --prune 0.9 --data mnist --data-dir ../shared/data/mnist-t10k --epochs 10 --save pruned.safetensors',
     'slimgrad train --data synthetic --epochs 4 --val-split 0.1 --patience 2 --save run.safetensors --checkpoint-every 100',
   ],
 };
@@ -111,6 +115,9 @@ interface RunConfig {
   model: string;
   data: string;
   quant: string | null;
+  /** Unstructured (--prune) and channel (--prune-channels) sparsity, null when off. */
+  prune?: number | null;
+  pruneChannels?: number | null;
   act: string;
   optimizer: string;
   lr: number;
@@ -141,7 +148,7 @@ export const train = defineCommand(trainSpec, async (o) => {
     saved = JSON.parse(meta['slimgrad.run']) as { config: RunConfig; position: TrainPosition; actStep: number };
   }
   const cfg: Omit<RunConfig, 'itemShape' | 'classes'> = saved?.config ?? {
-    model: o.string('model')!, data: o.string('data')!, quant: o.string('quant') ?? null, act: o.string('act')!, optimizer: o.string('optimizer')!,
+    model: o.string('model')!, data: o.string('data')!, quant: o.string('quant') ?? null, prune: o.number('prune') ?? null, pruneChannels: o.number('prune-channels') ?? null, act: o.string('act')!, optimizer: o.string('optimizer')!,
     lr: o.number('lr')!, weightDecay: o.number('weight-decay')!, schedule: o.string('schedule')!, seed: o.int('seed')!, batchSize: o.int('batch-size')!,
     epochs: o.int('epochs')!, limit: o.int('limit') ?? null, valSplit: o.number('val-split')!, dataDir: o.string('data-dir') ?? null,
   };
@@ -178,13 +185,23 @@ export const train = defineCommand(trainSpec, async (o) => {
   // Binary/ternary presets clip their latent weights after every step (the kernel constraint);
   // scheduled quantizers (IR-Net, FDA) follow the run's progress.
   if (cfg.quant) withConstraints(optimizer, model, steps, saved?.position.steps ?? 0);
+  // Pruning masks follow the same step count (applied after the constraints).
+  const pruners = [[cfg.prune, false], [cfg.pruneChannels, true]].flatMap(([s, structured]) => {
+    if (s === null || s === undefined) return [];
+    try {
+      return [withPruning(optimizer, model, steps, { sparsity: s as number, structured: structured as boolean }, saved?.position.steps ?? 0).pruner];
+    } catch (e) {
+      throw new UsageError(`--prune${structured ? '-channels' : ''}: ${(e as Error).message}`);
+    }
+  });
   if (saved) {
     loadTrainingCheckpoint(resumeFile!, model, optimizer);
     act.step = saved.actStep;
   }
   const config: RunConfig = { ...cfg, itemShape: [...trainSet.itemShape], classes: trainSet.numClasses };
   const metadata = (position?: TrainPosition): Record<string, string> => ({
-    model: cfg.model, data: cfg.data, ...(cfg.quant ? { quant: cfg.quant } : {}), itemShape: JSON.stringify(config.itemShape), classes: String(config.classes), seed: String(cfg.seed),
+    model: cfg.model, data: cfg.data, ...(cfg.quant ? { quant: cfg.quant } : {}),
+    ...(cfg.prune != null ? { prune: String(cfg.prune) } : {}), ...(cfg.pruneChannels != null ? { pruneChannels: String(cfg.pruneChannels) } : {}), itemShape: JSON.stringify(config.itemShape), classes: String(config.classes), seed: String(cfg.seed),
     ...(cfg.dataDir ? { dataDir: cfg.dataDir } : {}),
     ...(position ? { 'slimgrad.run': JSON.stringify({ config, position, actStep: act.step }) } : {}),
   });
@@ -227,6 +244,7 @@ export const train = defineCommand(trainSpec, async (o) => {
     samplesPerSec: report.samplesPerSec, peakSavedBytes: report.peakSavedBytes, peakBytes: report.peakBytes,
     arenaHighWaterBytes, peakRssBytes, baseRssBytes, memoryLimitBytes: Number.isFinite(arena().limitBytes) ? arena().limitBytes : null,
     seconds: report.seconds, steps: report.steps, saved: save ?? null,
+    ...(pruners.length ? { sparsity: Object.fromEntries(pruners.map((p) => [p.structured ? 'channels' : 'weights', p.achieved()])) } : {}),
     // auto:B: the allocation in force at the end (bits per controlled save, module path = layer).
     ...(act.allocation() ? { actAllocation: act.allocation() } : {}),
   };
