@@ -240,7 +240,7 @@ function convertSimple(l: Module, keep: Keep): Stage[] {
   }
   if (l instanceof Lambda && (l.label === 'relu' || l.label === 'flatten')) return [{ op: l.label }];
   if (l instanceof Lambda && l.label === 'global_avgpool2d') return [{ op: 'gavgpool' }];
-  throw new Error(`convert: layer ${l.path} (${l instanceof Lambda ? l.label : l.constructor.name}) is not supported (supported: conv/linear, BatchNorm, max-pooling, global average pooling, relu, flatten, ResNet BasicBlock)`);
+  throw new Error(`convert: layer ${l.path} (${l instanceof Lambda ? l.label : l.constructor.name}) is not supported (supported: conv/linear, BatchNorm, MaxPool2dLayer or MaxPool2d with stride = window and no padding, global average pooling, relu, flatten, ResNet BasicBlock)`);
 }
 
 /**
