@@ -527,6 +527,8 @@ export async function run(args: string[]): Promise<number> {
   if (values['lm-only']) {
     useFastestBackend();
     const lm = await lmSection(values);
+    console.log('');
+    printTable(lm.targets.map((t) => ({ ...t, holds: t.holds === null ? 'not run' : t.holds ? 'yes' : 'NO' })));
     if (values.json) printJson({ suite: 'act', backend: getBackend(), lm: lm.rows, targets: lm.targets });
     return 0;
   }
@@ -643,7 +645,5 @@ async function lmSection(values: Parameters<typeof lmOptionsFrom>[0]): Promise<{
   const targets = lmTargets(rows);
   console.log('');
   printTable(rows.map((r) => ({ ...r, savedMiB: r.savedBytes / MiB })), ['mode', 'seed', 'steps', 'valLoss', 'deltaVsOff', 'savedMiB', 'ratio', 'allocatedBits', 'stepMs']);
-  console.log('');
-  printTable(targets.map((t) => ({ ...t, holds: t.holds === null ? 'not run' : t.holds ? 'yes' : 'NO' })));
   return { rows, targets };
 }
