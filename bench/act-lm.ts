@@ -60,7 +60,7 @@ export interface LmRow {
 }
 
 export const LM_DEFAULTS: Omit<LmOptions, 'modes'> = {
-  seeds: 1, steps: 600, batch: 32, tokens: 64, dim: 128, heads: 4, layers: 4, lr: 3e-3, valWindows: 512,
+  seeds: 1, steps: 900, batch: 16, tokens: 64, dim: 128, heads: 4, layers: 4, lr: 4e-3, valWindows: 512,
   dataFile: '../shared/data/text/tinyshakespeare.txt',
 };
 

@@ -27,9 +27,9 @@
  * --child-steps N (3), --memory-limit 256MiB, --fit-batches 16,32, --no-max-batch, --accuracy,
  * --accuracy-models mlp,lenet, --epochs N, --seeds N, --data DIR.
  * - lm (`--lm`, or `--lm-only` for that table alone): the Tiny Shakespeare char LM per mode
- *   (bench/act-lm.ts): --lm-modes off,int8,mesa,auto:4,auto:2,int4,int2, --lm-steps N (600),
- *   --lm-seeds N (1), --lm-batch N (32), --lm-tokens N (64), --lm-dim N (128), --lm-heads N (4),
- *   --lm-layers N (4), --lm-lr X (0.003), --lm-val N (512 windows), --lm-jobs N (1: in process;
+ *   (bench/act-lm.ts): --lm-modes off,int8,mesa,auto:4,auto:2,int4,int2, --lm-steps N (900),
+ *   --lm-seeds N (1), --lm-batch N (16), --lm-tokens N (64), --lm-dim N (128), --lm-heads N (4),
+ *   --lm-layers N (4), --lm-lr X (0.004), --lm-val N (512 windows), --lm-jobs N (1: in process;
  *   N: child processes N at a time), --lm-data FILE.
  */
 import { spawnSync } from 'node:child_process';
