@@ -26,6 +26,11 @@
  * --modes off,fp16,int8,int4,int2,division,auto:2,auto:4,mesa,comet, --steps N (5; quick 2), --rounds N (3; quick 2),
  * --child-steps N (3), --memory-limit 256MiB, --fit-batches 16,32, --no-max-batch, --accuracy,
  * --accuracy-models mlp,lenet, --epochs N, --seeds N, --data DIR.
+ * - lm (`--lm`, or `--lm-only` for that table alone): the Tiny Shakespeare char LM per mode
+ *   (bench/act-lm.ts): --lm-modes off,int8,mesa,auto:4,auto:2,int4,int2, --lm-steps N (900),
+ *   --lm-seeds N (1), --lm-batch N (16), --lm-tokens N (64), --lm-dim N (128), --lm-heads N (4),
+ *   --lm-layers N (4), --lm-lr X (0.004), --lm-val N (512 windows), --lm-jobs N (1: in process;
+ *   N: child processes N at a time), --lm-data FILE.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -51,6 +56,7 @@ import { ACT_MODES, parseActSpec, parseMode, type ActMode } from '../src/compres
 import { findMaxBatch, fitPeakModel, measureStep, planSavedBytes, recordSaves, type ForwardFn } from '../src/compress/planner.js';
 import { packTensor, releasePacked, unpackTensor } from '../src/compress/codecs.js';
 import { getBackend, setBackend } from '../src/backends/index.js';
+import { LM_FLAGS, lmChild, lmOptionsFrom, lmRows, lmTargets, type LmRow } from './act-lm.js';
 
 const MiB = 2 ** 20;
 
@@ -513,6 +519,7 @@ export async function run(args: string[]): Promise<number> {
         epochs: { type: 'string' },
         seeds: { type: 'string' },
         data: { type: 'string', default: '../shared/data/mnist-t10k' },
+        ...LM_FLAGS,
       },
     }));
   } catch (e) {
@@ -522,6 +529,19 @@ export async function run(args: string[]): Promise<number> {
     // The child side of a memory row or a max-batch probe: one JSON line.
     useFastestBackend();
     printJson(childSteps(JSON.parse(values.child) as ChildSpec));
+    return 0;
+  }
+  if (values['lm-child']) {
+    useFastestBackend();
+    printJson(lmChild(JSON.parse(values['lm-child'])));
+    return 0;
+  }
+  if (values['lm-only']) {
+    useFastestBackend();
+    const lm = await lmSection(values);
+    console.log('');
+    printTable(lm.targets.map((t) => ({ ...t, holds: t.holds === null ? 'not run' : t.holds ? 'yes' : 'NO' })));
+    if (values.json) printJson({ suite: 'act', backend: getBackend(), lm: lm.rows, targets: lm.targets });
     return 0;
   }
   const modelNames = list(values.models, MODELS.map((m) => m.name), 'model');
@@ -586,6 +606,8 @@ export async function run(args: string[]): Promise<number> {
     printTable(accuracy.map((r) => ({ ...r })));
   }
 
+  const lm = values.lm ? await lmSection(values) : { rows: [], targets: [] };
+
   const row = (model: string, mode: string) => memory.find((r) => r.model === model && r.mode === mode) ?? extraMemory.find((r) => r.model === model && r.mode === mode);
   const maxOf = (mode: ActMode) => maxBatch.find((r) => r.mode === mode)?.maxBatch;
   const check = (name: string, value: number | undefined, holds: (v: number) => boolean) => ({ target: name, value: value ?? null, holds: value === undefined ? null : holds(value) });
@@ -617,9 +639,25 @@ export async function run(args: string[]): Promise<number> {
     check('resnet20 comet step overhead <= 30 %', row('resnet20', 'comet')?.overhead, (v) => v <= 0.3),
     check('planner within 2 % of the ledger (all rows)', memory.length ? Math.max(...memory.map((r) => Math.abs(r.predictedSavedBytes / r.savedBytes - 1))) : undefined, (v) => v <= 0.02),
     check(`quantize+pack >= 1 GB/s (4-bit, ${backend})`, kernels.find((k) => k.bits === 4 && k.backend === backend)!.packGBps, (v) => v >= 1),
+    ...lm.targets,
   ];
   console.log('');
   printTable(targets.map((t) => ({ ...t, holds: t.holds === null ? 'not run' : t.holds ? 'yes' : 'NO' })));
-  if (values.json) printJson({ suite: 'act', backend, quick: values.quick, memory: [...memory, ...extraMemory], maxBatch, kernels, accuracy, targets });
+  if (values.json) printJson({ suite: 'act', backend, quick: values.quick, memory: [...memory, ...extraMemory], maxBatch, kernels, accuracy, lm: lm.rows, targets });
   return 0;
+}
+
+/** The LM campaign's table (printed) and targets. */
+async function lmSection(values: Parameters<typeof lmOptionsFrom>[0]): Promise<{ rows: LmRow[]; targets: ReturnType<typeof lmTargets> }> {
+  let parsed;
+  try {
+    parsed = lmOptionsFrom(values);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const rows = await lmRows(parsed.options, parsed.jobs);
+  const targets = lmTargets(rows);
+  console.log('');
+  printTable(rows.map((r) => ({ ...r, savedMiB: r.savedBytes / MiB })), ['mode', 'seed', 'steps', 'valLoss', 'deltaVsOff', 'savedMiB', 'ratio', 'allocatedBits', 'stepMs']);
+  return { rows, targets };
 }
