@@ -195,7 +195,16 @@ function stageCommand(): [string, string[]] {
   return [process.execPath, [...flags, entry]];
 }
 
-/** Exit of one child: code, or the signal that killed it, and the last line it printed to stderr. */
+/**
+ * The line of a child's stderr that says what went wrong: its last line, or for an uncaught
+ * exception (stack frames, then Node's version banner) the error line above the stack.
+ */
+function lastMessage(stderr: string): string {
+  const lines = stderr.trim().split('\n').filter((l) => l.trim() && !/^\s+at /.test(l) && !/^Node\.js v\d/.test(l));
+  return lines.pop() ?? '';
+}
+
+/** Exit of one child: code, or the signal that killed it, and the last message it printed to stderr. */
 interface ChildExit {
   rank: number;
   code: number | null;
@@ -243,7 +252,7 @@ export async function launchStages(o: LaunchOptions): Promise<StageSummary[]> {
       child.stdout!.on('data', (d: Buffer) => (outputs[rank] += d.toString()));
       child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
       child.on('exit', (code, signal) => {
-        exits.push({ rank, code, signal, error: err.trim().split('\n').pop() ?? '', at: performance.now() });
+        exits.push({ rank, code, signal, error: lastMessage(err), at: performance.now() });
         if ((code !== 0 || signal) && !killTimer) {
           // One stage failed: the others stop on their own (their links fail); kill stragglers after the grace period.
           killTimer = setTimeout(() => children.forEach((ch) => ch.exitCode === null && ch.signalCode === null && ch.kill('SIGKILL')), STOP_GRACE_S * 1000);
