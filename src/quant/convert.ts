@@ -15,6 +15,7 @@ import { scope } from '../core/scope.js';
 import { noGrad } from '../autograd/mode.js';
 import { BatchNorm, Conv2d, Lambda, Linear, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
+import { BasicBlock } from '../nn/models.js';
 import { packSignRows, packTernaryRows, packWeightsOHWI } from './kernels.js';
 import { isQuantLayer, MaxPool2dLayer } from './layers.js';
 import { roundHalfAway } from './ops.js';
@@ -96,11 +97,18 @@ function convertLayer(layer: Linear | Conv2d): MatStage {
   return { op: isConv ? 'conv' : 'dense', kernel: plan.kernel, outC, inC, k, stride, pad, weights, inputStep, mul, bias };
 }
 
+/** The window of a max-pool the runtime's pool stage runs (stride = window, no padding), else null. */
+function poolKernel(l: Module | undefined): number | null {
+  if (l instanceof MaxPool2dLayer) return l.kernel;
+  const o = l instanceof Lambda && l.label === 'maxpool2d' ? (l.attrs as { kernel: unknown; stride?: unknown; padding?: unknown }) : null;
+  return o && typeof o.kernel === 'number' && (o.stride ?? o.kernel) === o.kernel && !o.padding ? o.kernel : null;
+}
+
 /** Whether `layers[from...]` reaches a layer that binarizes its input through shape-only/monotone stages. */
-function nextBinarizes(layers: Module[], from: number): boolean {
+function nextBinarizes(layers: readonly Module[], from: number): boolean {
   for (let i = from; i < layers.length; i++) {
     const l = layers[i]!;
-    if (l instanceof MaxPool2dLayer || (l instanceof Lambda && l.label === 'flatten')) continue;
+    if (poolKernel(l) !== null || (l instanceof Lambda && l.label === 'flatten')) continue;
     return (l instanceof Linear || l instanceof Conv2d) && layerPlan(l)!.kernel === 'binary';
   }
   return false;
@@ -108,12 +116,16 @@ function nextBinarizes(layers: Module[], from: number): boolean {
 
 /**
  * The deployable form of a trained Sequential (eval-mode semantics: BatchNorm uses running
- * statistics). Supported layers: QuantConv2d/QuantLinear/Conv2d/Linear, BatchNorm, MaxPool2dLayer,
- * ReLU and Flatten (nn Lambdas).
+ * statistics). Supported layers: QuantConv2d/QuantLinear/Conv2d/Linear, BatchNorm, max-pooling with
+ * stride = window (MaxPool2dLayer, nn MaxPool2d), ReLU, Flatten and global average pooling (nn Lambdas), and ResNet BasicBlocks (a residual stage
+ * holding the converted body and shortcut, then a ReLU stage).
  */
 export function convert(model: Module, inputShape: number[]): DeployedModel {
   if (!(model instanceof Sequential)) throw new Error(`convert: expects a Sequential model, got ${model.constructor.name}`);
-  const layers = model.layers;
+  return { inputShape: [...inputShape], stages: convertLayers(model.layers) };
+}
+
+function convertLayers(layers: readonly Module[]): Stage[] {
   const stages: Stage[] = [];
   for (let i = 0; i < layers.length; i++) {
     const l = layers[i]!;
@@ -122,7 +134,7 @@ export function convert(model: Module, inputShape: number[]): DeployedModel {
       // Fold the BatchNorm that follows, directly or across max-pools when the combined scale is
       // positive everywhere (max commutes with an increasing affine map).
       let j = i + 1;
-      while (layers[j] instanceof MaxPool2dLayer) j++;
+      while (poolKernel(layers[j]) !== null) j++;
       const pools = layers.slice(i + 1, j), bn = layers[j];
       let last = i;
       if (bn instanceof BatchNorm) {
@@ -142,19 +154,25 @@ export function convert(model: Module, inputShape: number[]): DeployedModel {
       i = last;
       continue;
     }
+    if (l instanceof BasicBlock) {
+      stages.push({ op: 'residual', body: convertLayers(l.body.layers), shortcut: l.shortcut ? convertLayers(l.shortcut.layers) : [] }, { op: 'relu' });
+      continue;
+    }
     stages.push(...convertSimple(l));
   }
-  return { inputShape: [...inputShape], stages };
+  return stages;
 }
 
 function convertSimple(l: Module): Stage[] {
-  if (l instanceof MaxPool2dLayer) return [{ op: 'maxpool', k: l.kernel }];
+  const k = poolKernel(l);
+  if (k !== null) return [{ op: 'maxpool', k }];
   if (l instanceof BatchNorm) {
     const { g, h } = bnAffine(l);
     return [{ op: 'affine', mul: Float32Array.from(g), bias: Float32Array.from(h) }];
   }
   if (l instanceof Lambda && (l.label === 'relu' || l.label === 'flatten')) return [{ op: l.label }];
-  throw new Error(`convert: layer ${l.path} (${l instanceof Lambda ? l.label : l.constructor.name}) is not supported (supported: conv/linear, BatchNorm, MaxPool2dLayer, relu, flatten)`);
+  if (l instanceof Lambda && l.label === 'global_avgpool2d') return [{ op: 'gap' }];
+  throw new Error(`convert: layer ${l.path} (${l instanceof Lambda ? l.label : l.constructor.name}) is not supported (supported: conv/linear, BatchNorm, max-pooling with stride = window, relu, flatten, global average pooling, ResNet BasicBlock)`);
 }
 
 /**

@@ -50,17 +50,32 @@ export interface MatStage {
   direction?: Int8Array;
 }
 
+/** A residual block: body(x) + shortcut(x), the shortcut the identity when it has no stages. */
+export interface ResidualStage {
+  op: 'residual';
+  body: Stage[];
+  shortcut: Stage[];
+}
+
 export type Stage =
   | MatStage
+  | ResidualStage
   | { op: 'maxpool'; k: number }
   | { op: 'relu' }
   | { op: 'flatten' }
+  /** Global average pooling: [N, C, H, W] -> [N, C]. */
+  | { op: 'gap' }
   | { op: 'affine'; mul: Float32Array; bias: Float32Array };
 
 export interface DeployedModel {
   /** Input shape without the batch axis. */
   inputShape: number[];
   stages: Stage[];
+}
+
+/** The conv/dense stages of a stage list in execution order (a residual block's body, then its shortcut). */
+export function matStages(stages: readonly Stage[]): MatStage[] {
+  return stages.flatMap((s) => (s.op === 'conv' || s.op === 'dense' ? [s] : s.op === 'residual' ? [...matStages(s.body), ...matStages(s.shortcut)] : []));
 }
 
 /** Values per weight row: inC·k·k for conv, inC for dense. */
@@ -269,19 +284,48 @@ function relu(x: Activation): Activation {
   return { data: out, shape: x.shape };
 }
 
-/** Runs a deployed model on a batch `x` of shape [N, ...inputShape]; returns the output and its shape. */
-export function runDeployed(model: DeployedModel, x: Float32Array, shape: number[]): Activation {
-  if (shape.slice(1).join() !== model.inputShape.join()) throw new Error(`runDeployed: input shape [${shape}] does not match the model's [N, ${model.inputShape}]`);
-  let h: Activation = { data: x, shape: [...shape] };
-  for (const s of model.stages) {
+/** Mean over each [H, W] plane: [N, C, H, W] -> [N, C]. */
+function globalAvgPool(x: Activation): Activation {
+  const [n, c, h, w] = x.shape as [number, number, number, number];
+  const p = h * w, out = new Float32Array(n * c), src = x.data;
+  for (let pl = 0; pl < n * c; pl++) {
+    let sum = 0;
+    for (let q = pl * p, end = q + p; q < end; q++) sum += src[q]!;
+    out[pl] = sum / p;
+  }
+  return { data: out, shape: [n, c] };
+}
+
+function addActivations(a: Activation, b: Activation): Activation {
+  if (a.shape.join() !== b.shape.join()) throw new Error(`runDeployed: residual body gives [${a.shape}], shortcut [${b.shape}]`);
+  const out = new Float32Array(a.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = a.data[i]! + b.data[i]!;
+  return { data: out, shape: a.shape };
+}
+
+/** Called with each conv/dense stage and the activation it receives (validation: the int8 codes of every stage). */
+export type StageObserver = (s: MatStage, input: Activation) => void;
+
+function runStages(stages: readonly Stage[], x: Activation, observe?: StageObserver): Activation {
+  let h = x;
+  for (const s of stages) {
     switch (s.op) {
       case 'conv':
       case 'dense': {
+        observe?.(s, h);
         h = epilogue(s, accumulate(s, h));
+        break;
+      }
+      case 'residual': {
+        const body = runStages(s.body, h, observe);
+        h = addActivations(body, s.shortcut.length ? runStages(s.shortcut, h, observe) : h);
         break;
       }
       case 'maxpool':
         h = maxPool(h, s.k);
+        break;
+      case 'gap':
+        h = globalAvgPool(h);
         break;
       case 'relu':
         h = relu(h);
@@ -295,4 +339,10 @@ export function runDeployed(model: DeployedModel, x: Float32Array, shape: number
     }
   }
   return h;
+}
+
+/** Runs a deployed model on a batch `x` of shape [N, ...inputShape]; returns the output and its shape. */
+export function runDeployed(model: DeployedModel, x: Float32Array, shape: number[], observe?: StageObserver): Activation {
+  if (shape.slice(1).join() !== model.inputShape.join()) throw new Error(`runDeployed: input shape [${shape}] does not match the model's [N, ${model.inputShape}]`);
+  return runStages(model.stages, { data: x, shape: [...shape] }, observe);
 }

@@ -12,6 +12,7 @@ import { scope } from '../core/scope.js';
 import { Tensor } from '../core/tensor.js';
 import { BatchNorm, Conv2d, Linear, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
+import { BasicBlock } from '../nn/models.js';
 import { isQuantLayer } from './layers.js';
 import { layerPlan, type LayerKernel } from './plan.js';
 
@@ -59,21 +60,12 @@ export function summary(model: Module, inputShape: number[]): ModelSummary {
   if (!(model instanceof Sequential)) throw new Error(`summary: expects a Sequential model, got ${model.constructor.name}`);
   const wasTraining = model.training;
   model.eval();
-  const shapes: number[][] = [];
+  const layers: LayerSummary[] = [];
   try {
-    noGrad(() =>
-      scope(() => {
-        let h = Tensor.empty([1, ...inputShape]);
-        for (const layer of model.layers) {
-          h = layer.call(h);
-          shapes.push(h.shape.slice(1));
-        }
-      }),
-    );
+    noGrad(() => scope(() => void summarize(model.layers, '', Tensor.empty([1, ...inputShape]), layers)));
   } finally {
     model.train(wasTraining);
   }
-  const layers = model.layers.map((layer, i) => layerSummary(layer, String(i), shapes[i]!));
   const paramsByBits: Record<number, number> = {}, macsByBits: Record<number, number> = {};
   for (const l of layers) {
     for (const [b, n] of Object.entries(l.params)) addTo(paramsByBits, Number(b), n);
@@ -96,6 +88,20 @@ export function summary(model: Module, inputShape: number[]): ModelSummary {
     packedLayers: convOrDense.filter((l) => l.packedCompute).map((l) => l.path),
     fallbackLayers: convOrDense.filter((l) => !l.packedCompute).map((l) => l.path),
   };
+}
+
+/** Rows of `layers` run on `h` (a ResNet BasicBlock: the rows of its body and shortcut); returns the output. */
+function summarize(layers: readonly Module[], prefix: string, h: Tensor, out: LayerSummary[]): Tensor {
+  layers.forEach((layer, i) => {
+    const path = `${prefix}${i}`;
+    if (layer instanceof BasicBlock) {
+      summarize(layer.body.layers, `${path}.body.`, h, out);
+      if (layer.shortcut) summarize(layer.shortcut.layers, `${path}.shortcut.`, h, out);
+    }
+    h = layer.call(h);
+    if (!(layer instanceof BasicBlock)) out.push(layerSummary(layer, path, h.shape.slice(1)));
+  });
+  return h;
 }
 
 function layerSummary(layer: Module, path: string, outShape: number[]): LayerSummary {
