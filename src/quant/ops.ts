@@ -12,13 +12,8 @@ import { reshape } from '../ops/movement.js';
 import { sum } from '../ops/reduce.js';
 import { defineOp, runOp, type OpSample, type TensorMeta } from '../ops/registry.js';
 
-/**
- * Rounding used by every integer quantizer and by the integer kernels that must reproduce them:
- * half away from zero (symmetric, unlike Math.round's half up).
- */
-export function roundHalfAway(x: number): number {
-  return x < 0 ? -Math.round(-x) : Math.round(x);
-}
+export { roundHalfAway } from './kernels.js';
+import { roundHalfAway } from './kernels.js';
 
 /** The elementwise maps; `p` is the learned scalar (PACT alpha, LSQ step) where there is one. */
 export type FakeQuantAttrs =

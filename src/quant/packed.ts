@@ -17,7 +17,7 @@ import { keep, scope } from '../core/scope.js';
 import { fromValues, type Tensor } from '../core/tensor.js';
 import { add, conv2d, globalAvgPool2d, matmul, maxPool2d, mul, relu, reshape } from '../ops/index.js';
 import { convOut, wordsFor, type ConvShape } from './kernels.js';
-import { accumulate, epilogue, floatWeights, quantizeInput, type Activation, type DeployedModel, type MatStage, type Stage } from './runtime.js';
+import { floatWeights, quantizeInput, runMatStage, type Activation, type DeployedModel, type MatStage, type Stage } from './runtime.js';
 
 /** Sign-packed activations: [n, h, w, wordsFor(c)] (a dense layer's output has h = w = 1). */
 interface Packed {
@@ -133,10 +133,10 @@ function binaryStage(s: MatStage, input: Value): Value {
   return { float: floatEpilogue(s, acc, n, 1, 1) };
 }
 
-/** An int8 stage on the contract's int8 GEMM (runtime.ts does the quantize/im2col/epilogue). */
+/** An int8 stage (runtime.ts: the fused int8Conv kernel, else its quantize/im2col/GEMM/epilogue). */
 function int8Stage(s: MatStage, input: Value): Value {
   const x = asFloat(input);
-  const out: Activation = epilogue(s, accumulate(s, { data: x.data() as Float32Array, shape: [...x.shape] }));
+  const out: Activation = runMatStage(s, { data: x.data() as Float32Array, shape: [...x.shape] });
   return { float: fromValues(out.data, out.shape) };
 }
 

@@ -306,14 +306,41 @@ function addActivations(a: Activation, b: Activation): Activation {
 /** Called with each conv/dense stage and the activation it receives (validation: the int8 codes of every stage). */
 export type StageObserver = (s: MatStage, input: Activation) => void;
 
+/**
+ * Whether a conv/dense stage runs as one int8Conv kernel (quantize, im2col, int8 GEMM and epilogue
+ * in one call): int8 stages with a float epilogue and round-to-nearest input codes.
+ */
+const fusedInt8 = (s: MatStage): boolean => s.kernel === 'int8' && !s.threshold && !s.inputBorder;
+
+/** Output of a conv/dense stage on `x`; `relu`: a following ReLU stage applied too (fused int8 stages only). */
+export function runMatStage(s: MatStage, x: Activation, relu = false): Activation {
+  if (!fusedInt8(s)) {
+    if (relu) throw new Error('runMatStage: only fused int8 stages apply a ReLU');
+    return epilogue(s, accumulate(s, x));
+  }
+  const n = x.shape[0]!, [lo, hi] = s.inputRange ?? [-128, 127];
+  const image = s.op === 'conv';
+  if (image ? x.shape.length !== 4 || x.shape[1] !== s.inC : x.shape.length !== 2 || x.shape[1] !== s.inC) {
+    throw new Error(`runDeployed: ${s.op} stage expects [N, ${s.inC}${image ? ', H, W' : ''}], got [${x.shape}]`);
+  }
+  const cs: ConvShape = image
+    ? { n, c: s.inC, h: x.shape[2]!, w: x.shape[3]!, o: s.outC, k: s.k, stride: s.stride, pad: s.pad }
+    : { n, c: s.inC, h: 1, w: 1, o: s.outC, k: 1, stride: 1, pad: 0 };
+  const data = kernels('float32').int8Conv(x.data, s.weights as Int8Array, cs, { step: s.inputStep, lo, hi }, s.mul!, s.bias!, relu);
+  return { data, shape: image ? [n, s.outC, ...convOut(cs)] : [n, s.outC] };
+}
+
 function runStages(stages: readonly Stage[], x: Activation, observe?: StageObserver): Activation {
   let h = x;
-  for (const s of stages) {
+  for (let i = 0; i < stages.length; i++) {
+    const s = stages[i]!;
     switch (s.op) {
       case 'conv':
       case 'dense': {
         observe?.(s, h);
-        h = epilogue(s, accumulate(s, h));
+        const relu = fusedInt8(s) && stages[i + 1]?.op === 'relu';
+        h = runMatStage(s, h, relu);
+        if (relu) i++;
         break;
       }
       case 'residual': {
