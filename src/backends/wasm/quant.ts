@@ -136,6 +136,18 @@ function stagedGemm<T extends Uint32Array | Int8Array | Float32Array, R extends 
   }
 }
 
+/** OHWI rows padded to `stride` bytes of OIHW int8 weights (the kernel's im2col copies NHWC spans of k·c codes), cached per weight array. */
+const ohwiCache = new WeakMap<Int8Array, { key: string; rows: Int8Array }>();
+
+function ohwiRows(w: Int8Array, cs: ConvShape, stride: number): Int8Array {
+  const key = `${cs.o}x${cs.c}x${cs.k}:${stride}`, hit = ohwiCache.get(w);
+  if (hit?.key === key) return hit.rows;
+  const kk = cs.k * cs.k, K = cs.c * kk, rows = new Int8Array(cs.o * stride);
+  for (let o = 0; o < cs.o; o++) for (let ch = 0; ch < cs.c; ch++) for (let t = 0; t < kk; t++) rows[o * stride + t * cs.c + ch] = w[o * K + ch * kk + t]!;
+  ohwiCache.set(w, { key, rows });
+  return rows;
+}
+
 /** The packed GEMMs of the contract (kernels.ts) on a loaded kernels/quant module. */
 export class QuantWasmKernels implements Partial<Kernels> {
   /** `simdBinary`: the 128-bit binary GEMM instead of the scalar one (identical results). */
@@ -157,10 +169,7 @@ export class QuantWasmKernels implements Partial<Kernels> {
       throw new RangeError(`int8Conv: x [${x.length}], w [${w.length}], mul/bias [${mul.length}, ${bias.length}] do not fit ${JSON.stringify(cs)}`);
     }
     try {
-      // OIHW rows to OHWI (the kernel's im2col copies NHWC spans of k·c codes).
-      const kk = cs.k * cs.k, ohwi = new Int8Array(w.length);
-      for (let o = 0; o < cs.o; o++) for (let ch = 0; ch < cs.c; ch++) for (let t = 0; t < kk; t++) ohwi[o * K + t * cs.c + ch] = w[o * K + ch * kk + t]!;
-      const px = s.copy(x), pw = stage(s, ohwi, cs.o, K, stride), pm = s.copy(mul), pb = s.copy(bias);
+      const px = s.copy(x), pw = s.copy(ohwiRows(w, cs, stride)), pm = s.copy(mul), pb = s.copy(bias);
       const codes = s.alloc(x.length + 16), cols = s.alloc(rows * stride + 16), acc = s.alloc(Math.max(16, rows * cs.o * 4)), out = s.alloc(Math.max(16, size * 4));
       this.exports.int8ConvF32(px, pw, pm, pb, codes, cols, acc, out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, stride, g.step, g.lo, g.hi, relu ? 1 : 0);
       return new Float32Array(arena().buffer, out, size).slice();
