@@ -155,7 +155,7 @@ function convertLayers(layers: readonly Module[]): Stage[] {
       continue;
     }
     if (l instanceof BasicBlock) {
-      stages.push({ op: 'residual', body: convertLayers(l.body.layers), shortcut: l.shortcut ? convertLayers(l.shortcut.layers) : [] }, { op: 'relu' });
+      stages.push({ op: 'residual', body: convertLayers(l.body.layers), shortcut: l.shortcut ? convertLayers(l.shortcut.layers) : [] }, ...(l.relu ? [{ op: 'relu' } as const] : []));
       continue;
     }
     stages.push(...convertSimple(l));

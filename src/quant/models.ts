@@ -7,6 +7,7 @@
  * const bnn = larqMnistBnn(0);                          // 93k binary weights, ≈13 KiB packed
  */
 import { BatchNorm, Conv2d, Flatten, Linear, ReLU, Sequential } from '../nn/layers.js';
+import { resnet20 } from '../nn/models.js';
 import { Module } from '../nn/module.js';
 import { Rng } from '../util/rng.js';
 import type { Optimizer } from '../optim/optimizer.js';
@@ -105,6 +106,18 @@ export function binaryLenet5(seed = 0, classes = 10, q: QuantOptions = binary, i
 }
 
 /**
+ * Binary ResNet-20 (as IR-Net trains it on CIFAR): the float stem conv and classifier, every 3x3
+ * conv of the blocks 1-bit in weights and activations (`q`), BatchNorm after each, no ReLU (the next
+ * conv's sign is the nonlinearity), float residual sums and float 1x1 downsampling shortcuts.
+ * Deploys with packed activations inside each block and float sums between blocks.
+ */
+export function binaryResnet20(seed = 0, classes = 10, q: QuantOptions = binary, inputShape: readonly number[] = [3, 32, 32], preset = 'binary'): Sequential {
+  const [c] = imageShape(preset, 'resnet20', inputShape, (s) => Math.ceil(Math.ceil(s / 2) / 2), 8);
+  const conv = (inC: number, outC: number, stride: number, rng: Rng) => new QuantConv2d(inC, outC, 3, { ...q, stride, padding: 1, bias: false, rng });
+  return resnet20(classes, seed, c, { conv, relu: false });
+}
+
+/**
  * Binary-weight LeNet-5 (BWN): weights alpha_c·sign(W), alpha_c = mean|W| per output channel;
  * float activations; first conv and classifier float.
  */
@@ -171,6 +184,11 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     irnet: (s, k, shape) => binaryLenet5(s, k, irnet, shape, 'irnet'),
     fda: (s, k, shape) => binaryLenet5(s, k, fda, shape, 'fda'),
   },
+  resnet20: {
+    binary: (s, k, shape) => binaryResnet20(s, k, binary, shape, 'binary'),
+    irnet: (s, k, shape) => binaryResnet20(s, k, irnet, shape, 'irnet'),
+    fda: (s, k, shape) => binaryResnet20(s, k, fda, shape, 'fda'),
+  },
 };
 
 /**
@@ -180,7 +198,7 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
  * 'lenet' (alias 'lenet5'): bnn = the Larq MNIST BNN, xnor = XNOR-Net CNN, bwn/twn/w8a8 = LeNet-5
  * quantized; these need images [C, H, W] (and refuse others with a message naming the shapes they take).
  * binary/irnet/fda = binary LeNet-5 (binaryLenet5) with straight-through sign, IR-Net or FDA-BNN
- * binarizers (their schedules follow `withConstraints(optimizer, model, totalSteps)`).
+ * binarizers; on 'resnet20' the binary ResNet-20 (binaryResnet20) with the same binarizers (their schedules follow `withConstraints(optimizer, model, totalSteps)`).
  * Train it with `withConstraints(optimizer, model)` (kernel constraints after every step).
  */
 export function applyQuantPreset(modelName: string, preset: string, seed = 0, inputShape: readonly number[] = [1, 28, 28], classes = 10): Sequential {

@@ -18,6 +18,7 @@ import { BatchNorm } from '../../src/nn/layers.js';
 import { resnet20 } from '../../src/nn/models.js';
 import type { Sequential } from '../../src/nn/layers.js';
 import { convert } from '../../src/quant/convert.js';
+import { applyQuantPreset } from '../../src/quant/models.js';
 import { checkDeployed } from '../../src/quant/check.js';
 import { runPacked } from '../../src/quant/packed.js';
 import { deployPtq, ptq, quantizableLayers, simulate } from '../../src/quant/ptq/ptq.js';
@@ -30,10 +31,8 @@ import { cliFreshBatch } from '../cli/helpers.js';
 useFastestBackend();
 const SHAPE = [1, 28, 28];
 
-/** ResNet-20 on MNIST-shaped items with BatchNorm statistics away from the defaults. */
-function trainedLike(seed: number): Sequential {
-  const rng = new Rng(seed, 7);
-  const m = resnet20(10, seed, 1);
+/** BatchNorm statistics away from the defaults, some negative scales. */
+function randomizeBatchNorms(m: Sequential, rng: Rng): void {
   for (const [, l] of m.namedModules()) {
     if (!(l instanceof BatchNorm)) continue;
     const c = l.channels;
@@ -42,6 +41,12 @@ function trainedLike(seed: number): Sequential {
     l.runningMean.data().set(Float32Array.from({ length: c }, () => rng.normal() * 0.2));
     l.runningVar.data().set(Float32Array.from({ length: c }, () => 0.5 + rng.uniform() * 2));
   }
+}
+
+/** ResNet-20 on MNIST-shaped items with trained-like BatchNorm statistics. */
+function trainedLike(seed: number): Sequential {
+  const m = resnet20(10, seed, 1);
+  randomizeBatchNorms(m, new Rng(seed, 7));
   return m.eval() as Sequential;
 }
 
@@ -163,5 +168,25 @@ test('slimgrad convert/quantize + infer on a ResNet-20 checkpoint: predictions i
     m.dispose();
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('binary ResNet-20 (float stem, shortcuts and classifier; 1-bit block convs) deploys with packed activations inside its blocks', () => {
+  for (const preset of ['binary', 'irnet']) {
+    const m = applyQuantPreset('resnet20', preset, 2, SHAPE, 10);
+    randomizeBatchNorms(m, new Rng(11, 7));
+    m.eval();
+    const n = 6, rng = new Rng(12, 1), x = Float32Array.from({ length: n * 784 }, () => rng.uniform());
+    const expected = forward(m, x, n);
+    const deployed = decodeDeployed(encodeDeployed(convert(m, SHAPE)));
+    const mats = matStages(deployed.stages);
+    assert.equal(mats.filter((s) => s.kernel === 'binary').length, 18, `${preset}: 18 binary convs`);
+    assert.equal(mats.filter((s) => s.kernel === 'binary' && s.threshold).length, 9, `${preset}: each block's first conv ends in sign thresholds`);
+    assert.ok(!deployed.stages.some((s) => s.op === 'relu'), 'no ReLU after the sums');
+    for (const run of [runDeployed, runPacked]) {
+      const got = run(deployed, x, [n, ...SHAPE]).data;
+      assert.ok(maxRel(got, expected) < 1e-3, `${preset} ${run.name}: ${maxRel(got, expected)}`);
+    }
+    m.dispose();
   }
 });
