@@ -18,6 +18,8 @@ const binary: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'ste
 const binaryWeightsOnly: QuantOptions = { kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip' };
 /** IR-Net: Libra-PB weights (balanced, standardized, power-of-two scale) and EDE sign activations. */
 const irnet: QuantOptions = { inputQuantizer: 'ede_sign', kernelQuantizer: 'irnet_weight', kernelConstraint: 'weight_clip' };
+/** DIR-Net: IMB weights (here Libra-PB: balanced, standardized, power-of-two scale) and DTE sign activations. */
+const dirnet: QuantOptions = { inputQuantizer: 'dte_sign', kernelQuantizer: 'irnet_weight', kernelConstraint: 'weight_clip' };
 /** FDA-BNN: Fourier-series sign gradients; weights scaled by mean|W| per filter. */
 const fda: QuantOptions = { inputQuantizer: 'fda_sign', kernelQuantizer: { name: 'fda_sign', scaled: true }, kernelConstraint: 'weight_clip' };
 const xnor: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'magnitude_aware_sign', kernelConstraint: 'weight_clip' };
@@ -157,7 +159,7 @@ function quantMlp(q: QuantOptions, sizes: number[], seed: number): Sequential {
 }
 
 /** Presets of `slimgrad train --quant`. */
-export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8', 'binary', 'irnet', 'fda'] as const;
+export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8', 'binary', 'irnet', 'fda', 'dirnet'] as const;
 export type QuantPreset = (typeof quantPresets)[number];
 
 /** MLP sizes of the bwn/twn/w8a8 presets on 'mlp': the float twin is createModel('mlp') on MNIST. */
@@ -183,11 +185,13 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     binary: (s, k, shape) => binaryLenet5(s, k, binary, shape, 'binary'),
     irnet: (s, k, shape) => binaryLenet5(s, k, irnet, shape, 'irnet'),
     fda: (s, k, shape) => binaryLenet5(s, k, fda, shape, 'fda'),
+    dirnet: (s, k, shape) => binaryLenet5(s, k, dirnet, shape, 'dirnet'),
   },
   resnet20: {
     binary: (s, k, shape) => binaryResnet20(s, k, binary, shape, 'binary'),
     irnet: (s, k, shape) => binaryResnet20(s, k, irnet, shape, 'irnet'),
     fda: (s, k, shape) => binaryResnet20(s, k, fda, shape, 'fda'),
+    dirnet: (s, k, shape) => binaryResnet20(s, k, dirnet, shape, 'dirnet'),
   },
 };
 

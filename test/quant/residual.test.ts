@@ -172,7 +172,7 @@ test('slimgrad convert/quantize + infer on a ResNet-20 checkpoint: predictions i
 });
 
 test('binary ResNet-20 (float stem, shortcuts and classifier; 1-bit block convs) deploys with packed activations inside its blocks', () => {
-  for (const preset of ['binary', 'irnet']) {
+  for (const preset of ['binary', 'irnet', 'dirnet']) {
     const m = applyQuantPreset('resnet20', preset, 2, SHAPE, 10);
     randomizeBatchNorms(m, new Rng(11, 7));
     m.eval();
