@@ -11,6 +11,7 @@ import { DataLoader } from '../data/loader.js';
 import type { Dataset } from '../data/dataset.js';
 import type { Transform } from '../data/transforms.js';
 import type { Module } from '../nn/module.js';
+import type { Tensor } from '../core/tensor.js';
 import { crossEntropy } from '../ops/index.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { applySchedule, type Schedule } from '../optim/schedule.js';
@@ -41,6 +42,8 @@ export interface FitOptions {
    * compression installs its hooks here.
    */
   wrapForward?: <T>(fn: () => T) => T;
+  /** The training loss of a batch (default: cross-entropy of model(x) and y); distillation adds its terms here. */
+  loss?: (model: Module, x: Tensor, y: Tensor) => Tensor;
   onProgress?: (p: Progress) => void;
   onEpoch?: (e: EpochReport) => void;
   /** Continue a run from where a checkpoint's TrainPosition says it stopped (optimizer state restored by the caller). */
@@ -198,7 +201,7 @@ export function fit(model: Module, train: Dataset, test: Dataset | null, o: FitO
     for (const { x, y } of loader.epoch(epoch, batch)) {
       if (o.schedule) applySchedule(o.schedule, o.optimizer, steps);
       const loss = scope(() => {
-        const l = wrap(() => crossEntropy(model.call(x), y));
+        const l = wrap(() => (o.loss ? o.loss(model, x, y) : crossEntropy(model.call(x), y)));
         peakSaved = Math.max(peakSaved, memory().current.saved);
         backward(l);
         if (o.clipNorm) clipGradNorm(params, o.clipNorm);

@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import { getBackend } from '../../backends/index.js';
 import { loadSplits } from '../../data/splits.js';
-import { loadTrainingCheckpoint, readCheckpoint, saveModule, saveTrainingCheckpoint } from '../../io/checkpoint.js';
+import { loadModule, loadTrainingCheckpoint, readCheckpoint, saveModule, saveTrainingCheckpoint } from '../../io/checkpoint.js';
+import { distillation } from '../../quant/distill.js';
 import { checkOutputPath } from '../../io/write.js';
 import { createModel, MODEL_NAMES } from '../../nn/models.js';
 import type { Module } from '../../nn/module.js';
@@ -68,7 +69,7 @@ function runFit<T>(batchSize: number, mode: string, fn: () => T): T {
 }
 
 /** Flags that define a run: on --resume they come from the checkpoint and may not be given. */
-const RUN_FLAGS = ['model', 'data', 'seed', 'quant', 'act', 'optimizer', 'lr', 'weight-decay', 'schedule', 'batch-size', 'limit', 'val-split'] as const;
+const RUN_FLAGS = ['model', 'data', 'seed', 'quant', 'teacher', 'distill-weight', 'act', 'optimizer', 'lr', 'weight-decay', 'schedule', 'batch-size', 'limit', 'val-split'] as const;
 
 export const trainSpec: CommandSpec = {
   name: 'train',
@@ -90,7 +91,9 @@ export const trainSpec: CommandSpec = {
     { name: 'patience', type: 'int', min: 1, help: 'stop when validation accuracy has not improved for N epochs (needs --val-split)' },
     { name: 'act', type: 'string', default: 'off', help: `activation compression of the values saved for backward: ${ACT_MODES.join(', ')}; auto:B (average bits B), comet:EB (relative error bound)` },
     { name: 'memory-limit', type: 'string', help: 'cap the tensor arena (bytes, or with a unit: 256MiB, 1GiB); an allocation past it stops training with one line naming the tensor' },
-    { name: 'quant', type: 'choice', choices: quantPresets, help: 'train a quantized preset (binary/ternary/int8) of --model mlp or lenet' },
+    { name: 'quant', type: 'choice', choices: quantPresets, help: 'train a quantized preset (binary/ternary/int8) of --model mlp, lenet or resnet20' },
+    { name: 'teacher', type: 'file', help: 'distil from this float checkpoint of --model (e.g. for --quant dirnet): cross-entropy plus aligned unit-norm block (or classifier-input) representations' },
+    { name: 'distill-weight', type: 'number', min: 0, default: 1, help: 'weight of the --teacher representation terms' },
     { name: 'save', type: 'file', help: 'write the trained model (.safetensors); checked before training starts' },
     FORCE_OPTION,
     { name: 'checkpoint-every', type: 'int', min: 1, help: 'also write the resumable training state to --save every N steps' },
@@ -111,6 +114,9 @@ interface RunConfig {
   model: string;
   data: string;
   quant: string | null;
+  /** --teacher checkpoint and --distill-weight (null: no distillation). */
+  teacher?: string | null;
+  distillWeight?: number;
   act: string;
   optimizer: string;
   lr: number;
@@ -141,7 +147,8 @@ export const train = defineCommand(trainSpec, async (o) => {
     saved = JSON.parse(meta['slimgrad.run']) as { config: RunConfig; position: TrainPosition; actStep: number };
   }
   const cfg: Omit<RunConfig, 'itemShape' | 'classes'> = saved?.config ?? {
-    model: o.string('model')!, data: o.string('data')!, quant: o.string('quant') ?? null, act: o.string('act')!, optimizer: o.string('optimizer')!,
+    model: o.string('model')!, data: o.string('data')!, quant: o.string('quant') ?? null, teacher: o.string('teacher') ?? null, distillWeight: o.number('distill-weight')!,
+    act: o.string('act')!, optimizer: o.string('optimizer')!,
     lr: o.number('lr')!, weightDecay: o.number('weight-decay')!, schedule: o.string('schedule')!, seed: o.int('seed')!, batchSize: o.int('batch-size')!,
     epochs: o.int('epochs')!, limit: o.int('limit') ?? null, valSplit: o.number('val-split')!, dataDir: o.string('data-dir') ?? null,
   };
@@ -164,6 +171,16 @@ export const train = defineCommand(trainSpec, async (o) => {
   }
   const { train: trainSet, val, test: testSet } = await dataSplits(cfg.data, cfg.dataDir ?? undefined, cfg.seed, cfg.limit ?? undefined, cfg.valSplit);
   const model = buildModel(cfg.model, cfg.quant ?? undefined, trainSet.itemShape, trainSet.numClasses, cfg.seed);
+  let distill: ReturnType<typeof distillation> | null = null;
+  if (cfg.teacher) {
+    const teacher = buildModel(cfg.model, undefined, trainSet.itemShape, trainSet.numClasses, cfg.seed);
+    loadModule(teacher, cfg.teacher);
+    try {
+      distill = distillation(model, teacher, { weight: cfg.distillWeight ?? 1 });
+    } catch (e) {
+      throw new UsageError(`--teacher ${cfg.teacher}: ${(e as Error).message}`);
+    }
+  }
   let actSpec: ReturnType<typeof parseActSpec>;
   try {
     actSpec = parseActSpec(cfg.act, 'train --act');
@@ -196,6 +213,7 @@ export const train = defineCommand(trainSpec, async (o) => {
   const report = runFit(cfg.batchSize, actMode, () => fit(model, trainSet, testSet, {
     epochs: cfg.epochs, batchSize: cfg.batchSize, optimizer, seed: cfg.seed,
     wrapForward: (fn) => act.run(fn),
+    loss: distill?.loss,
     schedule: makeSchedule(cfg.schedule, cfg.lr, steps),
     val, patience,
     resume: saved?.position,
