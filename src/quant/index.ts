@@ -8,6 +8,8 @@ export * from './summary.js';
 export * from './convert.js';
 export { runDeployed } from './runtime.js';
 export { runPacked } from './packed.js';
+export { distillation, type DistillOptions } from './distill.js';
+export { checkDeployed, DeployedModelError } from './check.js';
 export * from '../io/deployed-format.js';
 export * from './kernels.js';
 export { loadQuantKernels, quantKernels, quantWasmFile, useQuantKernels, QuantWasmKernels, type QuantWasmExports } from '../backends/index.js';
