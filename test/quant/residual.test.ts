@@ -50,7 +50,7 @@ function trainedLike(seed: number): Sequential {
   return m.eval() as Sequential;
 }
 
-const forward = (m: Sequential, x: Float32Array, n: number) => noGrad(() => scope(() => Float32Array.from(m.call(fromValues(x, [n, ...SHAPE])).values())));
+const forward = (m: Sequential, x: Float32Array, n: number, shape = SHAPE) => noGrad(() => scope(() => Float32Array.from(m.call(fromValues(x, [n, ...shape])).values())));
 const argmaxes = (v: Float32Array) => Array.from({ length: v.length / 10 }, (_, r) => {
   const row = v.subarray(r * 10, r * 10 + 10);
   return row.indexOf(Math.max(...row));
@@ -76,22 +76,23 @@ test('ResNet-20 deploys as residual stages (downsampling shortcuts included): TS
 });
 
 test('PTQ W8A8 ResNet-20 deploys on the int8 kernels and agrees with its simulation', () => {
-  const m = trainedLike(3), n = 8, rng = new Rng(4, 1);
-  const x = Float32Array.from({ length: n * 784 }, () => rng.uniform());
-  const r = ptq(m, x, [n, ...SHAPE], { method: 'rtn', wBits: 8, aBits: 8, weightObserver: 'minmax', actObserver: 'minmax' });
+  // 12x12 items keep the test fast (ResNet-20 takes any size).
+  const S = [1, 12, 12], m = trainedLike(3), n = 8, rng = new Rng(4, 1);
+  const x = Float32Array.from({ length: n * 144 }, () => rng.uniform());
+  const r = ptq(m, x, [n, ...S], { method: 'rtn', wBits: 8, aBits: 8, weightObserver: 'minmax', actObserver: 'minmax' });
   // The simulation's input codes of every layer, captured in front of its fake-quantized forward.
   const restore = simulate(m, r), simCodes: Int8Array[] = [];
   quantizableLayers(m).forEach((l, i) => {
     const f = l.forward;
     l.forward = (t) => (simCodes.push(quantizeActivation(t.values() as Float32Array, t.shape, r.layers[i]!.act)), f(t));
   });
-  const sim = forward(m, x, n);
+  const sim = forward(m, x, n, S);
   restore();
-  const deployed = decodeDeployed(encodeDeployed(deployPtq(m, r, SHAPE)));
+  const deployed = decodeDeployed(encodeDeployed(deployPtq(m, r, S)));
   assert.ok(matStages(deployed.stages).every((s) => s.kernel === 'int8'));
-  const codes = deployedInputCodes(deployed, x, [n, ...SHAPE]);
+  const codes = deployedInputCodes(deployed, x, [n, ...S]);
   assert.equal(codes.length, 22);
-  const ts = runDeployed(deployed, x, [n, ...SHAPE]).data, packed = runPacked(deployed, x, [n, ...SHAPE]).data;
+  const ts = runDeployed(deployed, x, [n, ...S]).data, packed = runPacked(deployed, x, [n, ...S]).data;
   assert.deepEqual(Array.from(packed), Array.from(ts), 'the packed runtime runs the same int8 stages');
   // Folding BatchNorm into the epilogue moves values by float rounding, which can flip a code at a
   // rounding tie, and 20 layers of random weights amplify such flips (measured: first flip at layer
@@ -152,18 +153,18 @@ test('slimgrad convert/quantize + infer on a ResNet-20 checkpoint: predictions i
     const m = trainedLike(7);
     const ckpt = join(dir, 'resnet20.safetensors');
     saveModule(m, ckpt, { model: 'resnet20', itemShape: JSON.stringify(SHAPE), classes: '10' });
-    const limit = 16, items = testSet.subset(0, limit);
+    const limit = 8, items = testSet.subset(0, limit);
     const r = cliFreshBatch([
       ['convert', '--checkpoint', ckpt, '--out', join(dir, 'float.sgq'), '--json'],
       ['infer', join(dir, 'float.sgq'), '--data', 'synthetic', '--seed', '1', '--limit', String(limit), '--predictions', join(dir, 'float.txt'), '--json'],
-      ['quantize', ckpt, '--arch', 'resnet20', '--data', 'synthetic', '--seed', '1', '--calib-items', '16', '--eval-items', '0', '--observer', 'minmax', '--weight-observer', 'minmax', '--out', join(dir, 'int8.sgq'), '--json'],
+      ['quantize', ckpt, '--arch', 'resnet20', '--data', 'synthetic', '--seed', '1', '--calib-items', '8', '--eval-items', '0', '--observer', 'minmax', '--weight-observer', 'minmax', '--out', join(dir, 'int8.sgq'), '--json'],
       ['infer', join(dir, 'int8.sgq'), '--data', 'synthetic', '--seed', '1', '--limit', String(limit), '--predictions', join(dir, 'int8.txt'), '--json'],
     ]);
     assert.equal(r.code, 0, r.stderr);
     const read = (f: string) => readFileSync(join(dir, f), 'utf8').trim().split('\n').map(Number);
     const x = items.values();
     assert.deepEqual(read('float.txt'), argmaxes(forward(m, x, limit)));
-    const q = ptq(m, train.values(0, 16), [16, ...SHAPE], { method: 'rtn', wBits: 8, aBits: 8, weightObserver: 'minmax', actObserver: 'minmax', seed: 1 });
+    const q = ptq(m, train.values(0, 8), [8, ...SHAPE], { method: 'rtn', wBits: 8, aBits: 8, weightObserver: 'minmax', actObserver: 'minmax', seed: 1 });
     assert.deepEqual(read('int8.txt'), argmaxes(runPacked(deployPtq(m, q, SHAPE), x, [limit, ...SHAPE]).data));
     m.dispose();
   } finally {
