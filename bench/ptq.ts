@@ -1,7 +1,7 @@
 /**
  * `slimgrad bench ptq [--json] [--models lenet,resnet20,torch] [--methods rtn,adaround,aquant,mixed]
- * [--seeds 3] [--iters 200] [--calib-items 256] [--epochs N] [--checkpoints DIR] [--data-dir DIR]`:
- * post-training quantization.
+ * [--seeds 3] [--iters 200] [--calib-items 256] [--epochs N] [--checkpoints DIR] [--data-dir DIR]
+ * [--latency-only]`: post-training quantization (--latency-only: the ONNX and latency rows alone).
  *
  * Float LeNet-5 and ResNet-20 are trained on MNIST (t10k: first 8,000 train, last 2,000 test;
  * Adam, cosine, batch 64; cached in --checkpoints when given); `torch` is the PyTorch-trained CNN
@@ -93,6 +93,7 @@ export async function run(args: string[]): Promise<number> {
       epochs: { type: 'string' },
       checkpoints: { type: 'string' },
       'data-dir': { type: 'string', default: '../shared/data/mnist-t10k' },
+      'latency-only': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -127,7 +128,7 @@ export async function run(args: string[]): Promise<number> {
       return trainSet.select(idx).values();
     };
     let w8a8: PtqResult | null = null;
-    for (const s of SETTINGS.filter((x) => methods.includes(key(x)))) {
+    for (const s of values['latency-only'] ? [] : SETTINGS.filter((x) => methods.includes(key(x)))) {
       const accs: number[] = [];
       let bytes = 0, bits: number[] | number = s.wBits;
       for (let seed = 1; seed <= seeds; seed++) {

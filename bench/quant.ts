@@ -15,6 +15,7 @@
  * kernel with the same 2x4 dot-product tiling as the binary/int8 kernels.
  */
 import { readFileSync } from 'node:fs';
+import { Rng } from '../src/util/rng.js';
 import { parseArgs } from 'node:util';
 import { arena } from '../src/core/arena.js';
 import { scope } from '../src/core/scope.js';
@@ -131,9 +132,12 @@ function floatWeightsOIHW(s: MatStage): Float32Array {
  * float work of the same network (a binary layer after it sees float input it would binarize).
  */
 function floatEquivalent(d: DeployedModel): DeployedModel {
-  return {
-    inputShape: d.inputShape,
-    stages: d.stages.map((s): Stage => {
+  return { inputShape: d.inputShape, stages: floatStages(d.stages) };
+}
+
+function floatStages(stages: Stage[]): Stage[] {
+  return stages.map((s): Stage => {
+      if (s.op === 'residual') return { ...s, body: floatStages(s.body), shortcut: floatStages(s.shortcut) };
       if (s.op !== 'conv' && s.op !== 'dense') return s;
       // Dense float32 weights: the sparse mask and TTQ's negative ratio are decoded into them.
       const { threshold, direction, mask: _mask, negRatio: _negRatio, ...rest } = s;
@@ -143,12 +147,11 @@ function floatEquivalent(d: DeployedModel): DeployedModel {
         bias = Float32Array.from(threshold, (t, c) => (direction![c] ? -t * direction![c]! : t >= 0 ? 1 : -1));
       }
       return { ...rest, kernel: 'float', weights: floatWeightsOIHW(s), mul, bias, inputQuantizer: undefined };
-    }),
-  };
+  });
 }
 
-/** Networks of the latency rows: [model label, preset, builder]. */
-const LATENCY_MODELS: [string, string, (seed: number) => Sequential][] = [
+/** Networks of the latency rows: [model label, preset, builder, input shape (default MNIST; others get seeded uniform images)]. */
+const LATENCY_MODELS: [string, string, (seed: number) => Sequential, number[]?][] = [
   ['larq-bnn', 'bnn', (seed) => larqMnistBnn(seed)],
   ['binary-lenet5', 'bnn', (seed) => binaryLenet5(seed)],
   ['xnor-net', 'xnor', (seed) => applyQuantPreset(MODEL, 'xnor', seed)],
@@ -160,6 +163,7 @@ const LATENCY_MODELS: [string, string, (seed: number) => Sequential][] = [
   ['lenet5', 'ttq', (seed) => applyQuantPreset(MODEL, 'ttq', seed)],
   ['lenet5', 'pternary', (seed) => applyQuantPreset(MODEL, 'pternary', seed)],
   ['lenet5', 'hq', (seed) => applyQuantPreset(MODEL, 'hq', seed)],
+  ['binary-resnet20', 'binary', (seed) => applyQuantPreset('resnet20', 'binary', seed, [3, 32, 32]), [3, 32, 32]],
 ];
 
 type LatencyRow = { model: string; preset: string; batch: number; packedMs: number; floatMs: number; typescriptMs: number; speedup: number; sparseMs?: number; denseMs?: number };
@@ -184,13 +188,23 @@ function latencyRows(images: Float32Array, seed: number, presets: string[]): Lat
       rows.push({ model: 'lenet5', preset, ...timeDeployed(deployed, twin, images, batch), ...sparseVsDense(deployed, x, shape, (fns) => timeAll(fns, 5, 60)) });
     }
   }
-  for (const [name, preset, build] of LATENCY_MODELS) {
+  for (const [name, preset, build, shape = INPUT] of LATENCY_MODELS) {
+    const size = shape.reduce((a, b) => a * b, 1), rng = new Rng(seed, 0x1a7);
+    const data = shape.join() === INPUT.join() ? images : Float32Array.from({ length: 32 * size }, () => rng.uniform());
     const model = build(seed);
-    noGrad(() => scope(() => void model.call(fromValues(images.subarray(0, 32 * 784), [32, ...INPUT]))));
+    noGrad(() => scope(() => void model.call(fromValues(data.subarray(0, 32 * size), [32, ...shape]))));
     model.eval();
-    const deployed = convert(model, INPUT), twin = floatEquivalent(deployed);
+    const deployed = convert(model, shape), twin = floatEquivalent(deployed);
     model.dispose();
-    for (const batch of [1, 32]) rows.push({ model: name, preset, ...timeDeployed(deployed, twin, images, batch) });
+    for (const batch of [1, 32]) {
+      const x = data.subarray(0, batch * size), xShape = [batch, ...shape];
+      const [packedMs, floatMs, typescriptMs] = timeAll([
+        () => void runPacked(deployed, x, xShape),
+        () => void runPacked(twin, x, xShape),
+        () => void runDeployed(deployed, x, xShape),
+      ], 5, 60).map((ms) => ms / batch) as [number, number, number];
+      rows.push({ model: name, preset, batch, packedMs, floatMs, typescriptMs, speedup: floatMs / packedMs });
+    }
   }
   return rows;
 }

@@ -2,6 +2,8 @@
 // packed (bit 1 = −1, NHWC, cw = ceil(C/32) u32 words per pixel, padding bits 0) from one binary
 // layer to the next. Pointers are byte offsets into the imported arena memory.
 
+import { int8Gemm } from "./index";
+
 // @ts-ignore: decorator
 @inline function popcountSpan(x: usize, w: usize, words: i32): i32 {
   let s: i32 = 0, t = 0;
@@ -150,6 +152,83 @@ export function maxPoolPacked(x: usize, out: usize, h: i32, w: i32, cw: i32, k: 
         for (let j = 0; j < k; j++) m &= load<u32>(x + ((<usize>(((b * h + y * k + i) * w + xo * k + j) * cw + t)) << 2));
       }
       store<u32>(out + ((<usize>(p * cw + t)) << 2), m);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// int8 conv stage of the deploy runtime (src/quant/runtime.ts; reference: int8Conv in
+// src/quant/kernels.ts, identical bits): quantize the float NCHW input, im2col the codes into
+// 16-byte padded rows, int8 GEMM, float epilogue (+ ReLU) into NCHW.
+
+/** q = clamp(roundHalfAway(v / step), lo, hi), NaN -> 0: the TypeScript rounding (floor + frac ≥ 0.5 on |v|). */
+// @ts-ignore: decorator
+@inline function code(v: f64, step: f64, lo: i32, hi: i32): i32 {
+  const r = v / step;
+  if (isNaN(r)) return 0;
+  const a = Math.abs(r), f = Math.floor(a), m = a - f >= 0.5 ? f + 1 : f, s = r < 0 ? -m : m;
+  return s <= <f64>lo ? lo : s >= <f64>hi ? hi : <i32>s;
+}
+
+/**
+ * x: float NCHW [n, c, h, w]; wts: int8 OHWI rows [o, rowBytes] ((i, j, c) order, as the codes'
+ * NHWC layout makes every tap row one contiguous span); codes: scratch n·h·w·c + 16 bytes (NHWC);
+ * cols: scratch [n·oh·ow, rowBytes] + 16 bytes; acc: scratch [o, n·oh·ow] i32; out: float NCHW [n, o, oh, ow].
+ */
+export function int8ConvF32(
+  x: usize, wts: usize, mul: usize, bias: usize, codes: usize, cols: usize, acc: usize, out: usize,
+  n: i32, c: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, rowBytes: i32,
+  step: f64, lo: i32, hi: i32, relu: i32,
+): void {
+  const hw = h * w;
+  for (let b = 0; b < n; b++) {
+    for (let ch = 0; ch < c; ch++) {
+      const src = x + (<usize>((b * c + ch) * hw) << 2), dst = codes + <usize>(b * hw * c + ch);
+      for (let q = 0; q < hw; q++) store<i8>(dst + <usize>(q * c), <i8>code(<f64>load<f32>(src + (<usize>q << 2)), step, lo, hi));
+    }
+  }
+  const p = oh * ow, rows = n * p, row = <usize>rowBytes, span = <usize>(k * c), cc = <usize>c;
+  for (let b = 0; b < n; b++) {
+    for (let y = 0; y < oh; y++) {
+      for (let xo = 0; xo < ow; xo++) {
+        const dst = cols + <usize>((b * oh + y) * ow + xo) * row;
+        const y0 = y * stride - pad, x0 = xo * stride - pad;
+        if (x0 >= 0 && x0 + k <= w && y0 >= 0 && y0 + k <= h) {
+          // Every tap inside: k spans of k·c codes, copied 16 bytes at a time. A copy may run up to
+          // 15 bytes past its span: into the next span (written next), the row's padding (times
+          // the weights' zero padding) or the next row (written after this one); the scratch
+          // buffers have 16 bytes of slack.
+          for (let i = 0; i < k; i++) {
+            const src = codes + (<usize>((b * h + y0 + i) * w + x0)) * cc, d = dst + <usize>i * span;
+            for (let t: usize = 0; t < span; t += 16) v128.store(d + t, v128.load(src + t));
+          }
+          continue;
+        }
+        // Taps outside the image are code 0: exact copies into a zeroed row.
+        memory.fill(dst, 0, row);
+        for (let i = 0; i < k; i++) {
+          const yy = y0 + i;
+          if (yy < 0 || yy >= h) continue;
+          const src = codes + <usize>((b * h + yy) * w) * cc, d = dst + <usize>i * span;
+          for (let j = 0; j < k; j++) {
+            const xx = x0 + j;
+            if (xx < 0 || xx >= w) continue;
+            const from = src + <usize>xx * cc, to = d + <usize>j * cc;
+            for (let t: usize = 0; t < cc; t++) store<i8>(to + t, load<i8>(from + t));
+          }
+        }
+      }
+    }
+  }
+  int8Gemm(wts, cols, acc, o, rows, rowBytes);
+  for (let b = 0; b < n; b++) {
+    for (let ch = 0; ch < o; ch++) {
+      const m = <f64>load<f32>(mul + (<usize>ch << 2)), t = <f64>load<f32>(bias + (<usize>ch << 2));
+      const src = acc + (<usize>(ch * rows + b * p) << 2), dst = out + (<usize>((b * o + ch) * p) << 2);
+      for (let q = 0; q < p; q++) {
+        const v = <f32>(<f64>load<i32>(src + (<usize>q << 2)) * m + t);
+        store<f32>(dst + (<usize>q << 2), relu && !(v > 0) ? 0 : v);
+      }
     }
   }
 }

@@ -213,6 +213,13 @@ export interface Kernels {
   binaryGemm(a: Uint32Array, b: Uint32Array, m: number, n: number, k: number): Int32Array;
   /** out[i, j] = sum_t a[i, t] b[j, t] with int32 accumulation (b given by rows). */
   int8Gemm(a: Int8Array, b: Int8Array, m: number, n: number, k: number): Int32Array;
+  /**
+   * An int8 conv stage on float NCHW input x (a dense layer: a 1x1 conv on [n, c, 1, 1]): codes
+   * q = clamp(roundHalfAway(x / step), lo, hi) (NaN: 0), zero padding (code 0), OIHW int8 weight
+   * rows w [o, c·k·k], int32 accumulation, y = acc·mul[o] + bias[o] computed in float64 and
+   * rounded to float32 (then max(y, 0) with relu): float32 NCHW [n, o, outH, outW].
+   */
+  int8Conv(x: Float32Array, w: Int8Array, s: ConvShape, g: Int8Grid, mul: Float32Array, bias: Float32Array, relu: boolean): Float32Array;
   /** out[i, j] = sum_t a[i, t] b[j, t] in float32 (b given by rows). */
   floatGemm(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array;
   /**
@@ -254,6 +261,13 @@ export interface Kernels {
 export interface SignThresholds {
   threshold: Int32Array | Float32Array;
   direction: Int8Array;
+}
+
+/** The int8 grid of a layer input: codes clamp(roundHalfAway(x / step), lo, hi), lo..hi within −128..127. */
+export interface Int8Grid {
+  step: number;
+  lo: number;
+  hi: number;
 }
 
 /** Values to sign-pack: n images of c channels x p pixels, as [n, c, p] (NCHW) or [n, p, c] (channelsLast). */

@@ -7,17 +7,21 @@
  * const bytes = encodeDeployed(convert(model, [1, 28, 28]));
  * const back = decodeDeployed(bytes, 'model.sgq');   // a Buffer, a Uint8Array view or an ArrayBuffer
  */
+import { ArrayInfo, checkDeployed, DeployedModelError, MAX_DEPTH } from '../quant/check.js';
 import type { DeployedModel, Stage } from '../quant/runtime.js';
 import { asBytes } from '../util/bytes.js';
 import { crc32, crcHex } from '../util/crc32.js';
 
-// Version 2: "SGQM", u32 version, u32 JSON length, JSON (stages with array references), zero
+// Version 3: "SGQM", u32 version, u32 JSON length, JSON (stages with array references), zero
 // padding to 4 bytes, the arrays back to back (each padded to 4 bytes), u32 CRC-32 of all the
 // bytes before it; little-endian. Every array reference {$array, offset, length} must start where
-// the previous one ended, and the last must end where the checksum starts.
+// the previous one ended (in file order: a stage's keys in order, a residual stage's `body` and
+// `shortcut` stage lists where they appear), and the last must end where the checksum starts.
+// Version 3 added the `residual` and `gap` stages; version 2 files (without them) still load.
 
 const MAGIC = 0x4d514753; // "SGQM"
-const VERSION = 2;
+const VERSION = 3;
+const READS = [2, 3];
 const PREFIX = 12;
 const TRAILER = 4;
 type StoredArray = Uint32Array | Int32Array | Int8Array | Float32Array;
@@ -26,19 +30,32 @@ type ArrayKind = keyof typeof ctors;
 const kindOf = (a: StoredArray): ArrayKind => (a instanceof Uint32Array ? 'u32' : a instanceof Int32Array ? 'i32' : a instanceof Int8Array ? 'i8' : 'f32');
 const pad4 = (n: number): number => (n + 3) & ~3;
 
+/** Keys of a stage that hold nested stage lists (a residual block's body and shortcut). */
+const NESTED = ['body', 'shortcut'];
+
+/** Every stage of a model, nested ones included, in file order. */
+function* allStages(stages: readonly Stage[]): Generator<Stage> {
+  for (const s of stages) {
+    yield s;
+    for (const key of NESTED) if (key in s) yield* allStages((s as unknown as Record<string, Stage[]>)[key]!);
+  }
+}
+
 /** Bytes of array payload of a deployed model (what summary() predicts). */
 export function payloadBytes(model: DeployedModel): number {
   let n = 0;
-  for (const s of model.stages) for (const v of Object.values(s)) if (ArrayBuffer.isView(v)) n += pad4(v.byteLength);
+  for (const s of allStages(model.stages)) for (const v of Object.values(s)) if (ArrayBuffer.isView(v)) n += pad4(v.byteLength);
   return n;
 }
 
-/** Serializes a deployed model; the result is header (12 bytes + JSON) + payloadBytes(model) + 4-byte checksum. */
+/** Serializes a deployed model (checked first: see checkDeployed); the result is header (12 bytes + JSON) + payloadBytes(model) + 4-byte checksum. */
 export function encodeDeployed(model: DeployedModel): Uint8Array {
+  checkDeployed(model);
   const arrays: StoredArray[] = [];
   let offset = 0;
-  const stages = model.stages.map((s) =>
+  const refs = (list: readonly Stage[]): unknown[] => list.map((s) =>
     Object.fromEntries(Object.entries(s).map(([key, v]) => {
+      if (NESTED.includes(key)) return [key, refs(v as Stage[])];
       if (!ArrayBuffer.isView(v)) return [key, v];
       const a = v as StoredArray;
       arrays.push(a);
@@ -47,6 +64,7 @@ export function encodeDeployed(model: DeployedModel): Uint8Array {
       return [key, ref];
     })),
   );
+  const stages = refs(model.stages);
   const json = new TextEncoder().encode(JSON.stringify({ inputShape: model.inputShape, stages }));
   const head = PREFIX + pad4(json.length);
   const bytes = new Uint8Array(head + offset + TRAILER);
@@ -79,7 +97,7 @@ export function decodeDeployed(data: Uint8Array | ArrayBuffer, source = 'deploye
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < PREFIX + TRAILER || dv.getUint32(0, true) !== MAGIC) throw new Error(`${source}: not a slimgrad quantized model (missing "SGQM" magic)`);
   const version = dv.getUint32(4, true);
-  if (version !== VERSION) fail('version', `format version ${version} is not supported (expected ${VERSION}; convert the checkpoint again with this slimgrad)`);
+  if (!READS.includes(version)) fail('version', `format version ${version} is not supported (expected ${READS.join(' or ')}; convert the checkpoint again with this slimgrad)`);
   const jsonLength = dv.getUint32(8, true);
   const head = PREFIX + pad4(jsonLength);
   if (head + TRAILER > bytes.length) fail('header length', `${jsonLength} bytes of header do not fit in the file's ${bytes.length} bytes (truncated?)`);
@@ -96,40 +114,61 @@ export function decodeDeployed(data: Uint8Array | ArrayBuffer, source = 'deploye
   if (!isObject(meta)) return fail('header', 'expected a JSON object');
   const { inputShape, stages } = meta;
   if (!Array.isArray(inputShape) || inputShape.length === 0 || !inputShape.every((d) => Number.isInteger(d) && (d as number) >= 1)) {
-    fail('inputShape', `expected a list of positive integers, got ${JSON.stringify(inputShape)}`);
+    fail('inputShape', `expected a list of positive integers, got ${JSON.stringify(inputShape)?.slice(0, 80)}`);
   }
   if (!Array.isArray(stages) || stages.length === 0) fail('stages', 'expected a non-empty list');
 
-  // First pass: every array reference must lie back to back inside the payload.
+  // First pass: every array reference must lie back to back inside the payload. Stages are copied
+  // with an ArrayInfo in place of each array, so the shapes are checked before any array is built.
   const payload = end - head;
   let next = 0;
-  const refs: { stage: number; key: string; kind: ArrayKind; offset: number; length: number }[] = [];
-  (stages as Json[]).forEach((s, i) => {
-    if (!isObject(s) || typeof s.op !== 'string') fail(`stages[${i}]`, 'expected an object with a string "op"');
+  const refs: { stage: Record<string, unknown>; key: string; kind: ArrayKind; offset: number; length: number }[] = [];
+  const walk = (list: Json[], at: string, depth: number): Record<string, unknown>[] => list.map((s, i) => {
+    const field = `${at}[${i}]`;
+    if (!isObject(s) || typeof s.op !== 'string') fail(field, 'expected an object with a string "op"');
+    const copy: Record<string, unknown> = {};
     for (const [key, v] of Object.entries(s as Record<string, Json>)) {
+      if (NESTED.includes(key)) {
+        if (!Array.isArray(v)) fail(`${field}.${key}`, 'expected a list of stages');
+        if (depth >= MAX_DEPTH) fail(`${field}.${key}`, `residual blocks nested deeper than ${MAX_DEPTH}`);
+        copy[key] = walk(v as Json[], `${field}.${key}`, depth + 1);
+        continue;
+      }
+      copy[key] = v;
       if (!isObject(v) || !('$array' in v)) continue;
-      const field = `stages[${i}].${key}`;
       const kind = v.$array as ArrayKind;
-      if (typeof kind !== 'string' || !Object.hasOwn(ctors, kind)) fail(field, `unknown array type ${JSON.stringify(v.$array)} (expected ${Object.keys(ctors).join(', ')})`);
+      if (typeof kind !== 'string' || !Object.hasOwn(ctors, kind)) fail(`${field}.${key}`, `unknown array type ${JSON.stringify(v.$array)} (expected ${Object.keys(ctors).join(', ')})`);
       const { offset, length } = v;
-      if (!Number.isSafeInteger(length) || (length as number) < 0) fail(`${field}.length`, `expected a non-negative integer, got ${JSON.stringify(length)}`);
-      if (offset !== next) fail(`${field}.offset`, `expected ${next} (arrays are stored back to back), got ${JSON.stringify(offset)}`);
+      if (!Number.isSafeInteger(length) || (length as number) < 0) fail(`${field}.${key}.length`, `expected a non-negative integer, got ${JSON.stringify(length)}`);
+      if (offset !== next) fail(`${field}.${key}.offset`, `expected ${next} (arrays are stored back to back), got ${JSON.stringify(offset)}`);
       const bytesNeeded = (length as number) * ctors[kind].BYTES_PER_ELEMENT;
-      if (next + bytesNeeded > payload) fail(`${field}.length`, `${length} ${kind} values need bytes ${head + next}..${head + next + bytesNeeded}, past the payload's end at ${end}`);
-      refs.push({ stage: i, key, kind, offset: next, length: length as number });
+      if (next + bytesNeeded > payload) fail(`${field}.${key}.length`, `${length} ${kind} values need bytes ${head + next}..${head + next + bytesNeeded}, past the payload's end at ${end}`);
+      copy[key] = new ArrayInfo(kind, length as number);
+      refs.push({ stage: copy, key, kind, offset: next, length: length as number });
       next += pad4(bytesNeeded);
     }
+    return copy;
   });
+  const out = walk(stages as Json[], 'stages', 0);
   if (next !== payload) fail('payload', `the header describes ${next} bytes of arrays, the file holds ${payload}`);
-
-  const out = (stages as Record<string, Json>[]).map((s) => ({ ...s }) as Record<string, unknown>);
+  const model = { inputShape: inputShape as number[], stages: out as unknown as Stage[] };
+  const check = () => {
+    try {
+      checkDeployed(model);
+    } catch (e) {
+      if (!(e instanceof DeployedModelError)) throw e;
+      fail(e.field, e.message.slice(e.field.length + 2));
+    }
+  };
+  check();
   for (const r of refs) {
     const start = head + r.offset;
     // A copy (the Uint8Array constructor copies a view's bytes): an aligned buffer of its own.
     const copy = new Uint8Array(bytes.subarray(start, start + r.length * ctors[r.kind].BYTES_PER_ELEMENT));
-    out[r.stage]![r.key] = new ctors[r.kind](copy.buffer, 0, r.length);
+    r.stage[r.key] = new ctors[r.kind](copy.buffer, 0, r.length);
   }
-  return { inputShape: inputShape as number[], stages: out as unknown as Stage[] };
+  check();
+  return model;
 }
 
 function isObject(v: Json | undefined): v is { [k: string]: Json } {

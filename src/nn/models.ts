@@ -64,22 +64,32 @@ export function vggSmall(classes = 10, seed = 0, inChannels = 3): Sequential {
   return new Sequential(...layers);
 }
 
-/** Builds a block's convolutions (a quantized ResNet passes its quantized conv). */
-export type ConvFactory = (inC: number, outC: number, kernel: number, o: { stride?: number; padding?: number; bias: boolean; rng: Rng }) => Conv2d;
-const plainConv: ConvFactory = (i, o, k, opts) => new Conv2d(i, o, k, opts);
+/** Builds a block's 3x3 body convolutions (binary networks pass quantized ones). */
+export type BlockConv = (inC: number, outC: number, stride: number, rng: Rng) => Module;
+
+export interface BlockOptions {
+  /** The body's 3x3 convolutions (default: float Conv2d, no bias). */
+  conv?: BlockConv;
+  /** ReLU inside the body and after the sum (default true; binary blocks feed a sign instead). */
+  relu?: boolean;
+}
 
 /** CIFAR-style basic residual block; the shortcut is a strided 1x1 conv + BN when shapes change. */
 export class BasicBlock extends Module {
   readonly body: Sequential;
   readonly shortcut: Sequential | null;
-  constructor(inC: number, outC: number, stride: number, rng: Rng, conv: ConvFactory = plainConv) {
+  /** Whether a ReLU follows the sum. */
+  readonly relu: boolean;
+  constructor(inC: number, outC: number, stride: number, rng: Rng, o: BlockOptions = {}) {
     super();
+    const conv = o.conv ?? ((i: number, out: number, st: number, r: Rng) => new Conv2d(i, out, 3, { stride: st, padding: 1, bias: false, rng: r }));
+    this.relu = o.relu ?? true;
     this.body = this.registerModule('body', new Sequential(
-      conv(inC, outC, 3, { stride, padding: 1, bias: false, rng }), new BatchNorm(outC), ReLU(),
-      conv(outC, outC, 3, { padding: 1, bias: false, rng }), new BatchNorm(outC),
+      conv(inC, outC, stride, rng), new BatchNorm(outC), ...(this.relu ? [ReLU()] : []),
+      conv(outC, outC, 1, rng), new BatchNorm(outC),
     ));
     this.shortcut = stride !== 1 || inC !== outC
-      ? this.registerModule('shortcut', new Sequential(conv(inC, outC, 1, { stride, bias: false, rng }), new BatchNorm(outC)))
+      ? this.registerModule('shortcut', new Sequential(new Conv2d(inC, outC, 1, { stride, bias: false, rng }), new BatchNorm(outC)))
       : null;
     this.finalize();
   }
@@ -90,6 +100,7 @@ export class BasicBlock extends Module {
     const sum = add(y, s);
     y.dispose();
     if (s !== x) s.dispose();
+    if (!this.relu) return sum;
     const out = relu(sum);
     sum.dispose();
     return out;
@@ -98,16 +109,16 @@ export class BasicBlock extends Module {
 
 /**
  * ResNet-20 (He et al. 2016, CIFAR variant): 3 stages of 3 blocks, 16/32/64 channels; any channel
- * count and size (global pooling). `conv` builds the blocks' convolutions (the stem and the
- * classifier stay plain).
+ * count and size (global pooling). `block` options give the blocks' convolutions and ReLUs (the
+ * binary ResNet-20 of quant/models.ts).
  */
-export function resnet20(classes = 10, seed = 0, inChannels = 3, conv: ConvFactory = plainConv): Sequential {
+export function resnet20(classes = 10, seed = 0, inChannels = 3, block: BlockOptions = {}): Sequential {
   const rng = new Rng(seed, 4);
-  const layers: Module[] = [new Conv2d(inChannels, 16, 3, { padding: 1, bias: false, rng }), new BatchNorm(16), ReLU()];
+  const layers: Module[] = [new Conv2d(inChannels, 16, 3, { padding: 1, bias: false, rng }), new BatchNorm(16), ...(block.relu ?? true ? [ReLU()] : [])];
   let c = 16;
   for (const [width, stride] of [[16, 1], [32, 2], [64, 2]] as const) {
     for (let i = 0; i < 3; i++) {
-      layers.push(new BasicBlock(c, width, i === 0 ? stride : 1, rng, conv));
+      layers.push(new BasicBlock(c, width, i === 0 ? stride : 1, rng, block));
       c = width;
     }
   }

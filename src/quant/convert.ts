@@ -16,7 +16,7 @@ import { noGrad } from '../autograd/mode.js';
 import { BatchNorm, Conv2d, Lambda, Linear, Sequential } from '../nn/layers.js';
 import type { Module } from '../nn/module.js';
 import { BasicBlock } from '../nn/models.js';
-import { packSignRows, packWeightsOHWI } from './kernels.js';
+import { packSignRows, packTernaryRows, packWeightsOHWI } from './kernels.js';
 import { encodeFloat, encodeTernary } from './sparse.js';
 import { isQuantLayer, MaxPool2dLayer } from './layers.js';
 import { nestedCode, roundHalfAway } from './ops.js';
@@ -142,7 +142,7 @@ function convertLayer(layer: Linear | Conv2d, keepOut: Keep = null, keepIn: Keep
 }
 
 /** Whether `layers[from...]` reaches a layer that binarizes its input through shape-only/monotone stages. */
-function nextBinarizes(layers: Module[], from: number): boolean {
+function nextBinarizes(layers: readonly Module[], from: number): boolean {
   for (let i = from; i < layers.length; i++) {
     const l = layers[i]!;
     if (maxPoolKernel(l) !== undefined || (l instanceof Lambda && l.label === 'flatten')) continue;
@@ -155,7 +155,8 @@ function nextBinarizes(layers: Module[], from: number): boolean {
  * The deployable form of a trained Sequential (eval-mode semantics: BatchNorm uses running
  * statistics). Supported layers: QuantConv2d/QuantLinear/Conv2d/Linear, BatchNorm, max-pooling
  * (MaxPool2dLayer or nn's MaxPool2d with stride = window), global average pooling, ReLU and
- * Flatten (nn Lambdas), and ResNet BasicBlocks (residual adds through saved activations).
+ * Flatten (nn Lambdas), and ResNet BasicBlocks (a residual stage holding the converted body and
+ * shortcut, then a ReLU stage).
  * Channels removed by structured pruning (weights, bias, BatchNorm gamma and beta 0: exactly 0
  * through ReLU, max-pool and flatten) are left out of the deployed layers, with the next layer's
  * matching inputs.
@@ -206,11 +207,7 @@ function convertLayers(layers: Module[], removed: Map<Module, number[]>): Stage[
       continue;
     }
     if (l instanceof BasicBlock) {
-      // relu(body(x) + shortcut(x)), x kept in slot 0 (the body's output in slot 1 when the shortcut has layers).
-      stages.push({ op: 'save', slot: 0 }, ...convertLayers(l.body.layers, removed));
-      if (l.shortcut) stages.push({ op: 'save', slot: 1 }, { op: 'load', slot: 0 }, ...convertLayers(l.shortcut.layers, removed), { op: 'add', slot: 1 });
-      else stages.push({ op: 'add', slot: 0 });
-      stages.push({ op: 'relu' });
+      stages.push({ op: 'residual', body: convertLayers(l.body.layers, removed), shortcut: l.shortcut ? convertLayers(l.shortcut.layers, removed) : [] }, ...(l.relu ? [{ op: 'relu' } as const] : []));
       keep = null;
       continue;
     }
@@ -239,7 +236,7 @@ function convertSimple(l: Module, keep: Keep): Stage[] {
     return [{ op: 'affine', mul: Float32Array.from(g), bias: Float32Array.from(h) }];
   }
   if (l instanceof Lambda && (l.label === 'relu' || l.label === 'flatten')) return [{ op: l.label }];
-  if (l instanceof Lambda && l.label === 'global_avgpool2d') return [{ op: 'gavgpool' }];
+  if (l instanceof Lambda && l.label === 'global_avgpool2d') return [{ op: 'gap' }];
   throw new Error(`convert: layer ${l.path} (${l instanceof Lambda ? l.label : l.constructor.name}) is not supported (supported: conv/linear, BatchNorm, MaxPool2dLayer or MaxPool2d with stride = window and no padding, global average pooling, relu, flatten, ResNet BasicBlock)`);
 }
 

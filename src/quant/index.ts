@@ -11,6 +11,8 @@ export * from './smartdeal.js';
 export { runPacked, setSparseLimits, SPARSE_MAX_DENSITY } from './packed.js';
 export * from './prune.js';
 export { denseWeights, density, encodeFloat, encodeTernary, sparseGemm, toCsr, type Csr } from './sparse.js';
+export { distillation, type DistillOptions } from './distill.js';
+export { checkDeployed, DeployedModelError } from './check.js';
 export * from '../io/deployed-format.js';
 export * from './kernels.js';
 export { loadQuantKernels, quantKernels, quantWasmFile, useQuantKernels, QuantWasmKernels, type QuantWasmExports } from '../backends/index.js';

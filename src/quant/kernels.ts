@@ -8,13 +8,21 @@
  * const a = packSignRows([1, -1, -1, 1], 1, 4), b = packSignRows([1, 1, -1, -1], 1, 4);
  * binaryGemm(a, b, 1, 1, 4)[0]; // 0 = 1·1 + (−1)·1 + (−1)(−1) + 1·(−1)
  */
-import type { SignLayout, SignThresholds } from '../backends/kernels.js';
+import type { Int8Grid, SignLayout, SignThresholds } from '../backends/kernels.js';
 
 /** Bits set in a 32-bit word (SWAR). */
 export function popcount32(v: number): number {
   v = v - ((v >>> 1) & 0x55555555);
   v = (v & 0x33333333) + ((v >>> 2) & 0x33333333);
   return (Math.imul((v + (v >>> 4)) & 0x0f0f0f0f, 0x01010101) >>> 24);
+}
+
+/**
+ * Rounding used by every integer quantizer and by the integer kernels that must reproduce them:
+ * half away from zero (symmetric, unlike Math.round's half up).
+ */
+export function roundHalfAway(x: number): number {
+  return x < 0 ? -Math.round(-x) : Math.round(x);
 }
 
 /** Words per row of `bits` bits. */
@@ -258,6 +266,34 @@ export function im2col<T extends Float32Array | Int8Array>(x: T, s: ConvShape, o
             }
           }
         }
+      }
+    }
+  }
+  return out;
+}
+
+/** Codes q = clamp(roundHalfAway(x / step), lo, hi) of float values (NaN: 0), as the int8 kernels quantize their input. */
+export function quantizeCodes(x: ArrayLike<number>, g: Int8Grid, out = new Int8Array(x.length)): Int8Array {
+  for (let i = 0; i < x.length; i++) out[i] = Math.min(g.hi, Math.max(g.lo, roundHalfAway(x[i]! / g.step)));
+  return out;
+}
+
+/**
+ * An int8 conv on float NCHW input (a dense layer is a 1x1 conv on [n, c, 1, 1]): input codes
+ * from `quantizeCodes`, zero padding (code 0), OIHW int8 weight rows, int32 accumulation, then
+ * y = acc·mul[o] + bias[o] (max(y, 0) with relu) as float32 NCHW [n, o, outH, outW].
+ */
+export function int8Conv(x: Float32Array, w: Int8Array, s: ConvShape, g: Int8Grid, mul: Float32Array, bias: Float32Array, relu: boolean): Float32Array {
+  const [oh, ow] = convOut(s), p = oh * ow, rows = s.n * p, K = s.c * s.k * s.k;
+  const cols = im2col(quantizeCodes(x, g), s, new Int8Array(rows * K));
+  const acc = int8Gemm(w, cols, s.o, rows, K);
+  const out = new Float32Array(s.n * s.o * p);
+  for (let b = 0; b < s.n; b++) {
+    for (let c = 0; c < s.o; c++) {
+      const m = mul[c]!, t = bias[c]!, src = c * rows + b * p, dst = (b * s.o + c) * p;
+      for (let q = 0; q < p; q++) {
+        const v = acc[src + q]! * m + t;
+        out[dst + q] = relu ? (v > 0 ? v : 0) : v;
       }
     }
   }

@@ -20,6 +20,8 @@ const binary: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'ste
 const binaryWeightsOnly: QuantOptions = { kernelQuantizer: 'ste_sign', kernelConstraint: 'weight_clip' };
 /** IR-Net: Libra-PB weights (balanced, standardized, power-of-two scale) and EDE sign activations. */
 const irnet: QuantOptions = { inputQuantizer: 'ede_sign', kernelQuantizer: 'irnet_weight', kernelConstraint: 'weight_clip' };
+/** DIR-Net: IMB weights (here Libra-PB: balanced, standardized, power-of-two scale) and DTE sign activations. */
+const dirnet: QuantOptions = { inputQuantizer: 'dte_sign', kernelQuantizer: 'irnet_weight', kernelConstraint: 'weight_clip' };
 /** FDA-BNN: Fourier-series sign gradients; weights scaled by mean|W| per filter. */
 const fda: QuantOptions = { inputQuantizer: 'fda_sign', kernelQuantizer: { name: 'fda_sign', scaled: true }, kernelConstraint: 'weight_clip' };
 const xnor: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'magnitude_aware_sign', kernelConstraint: 'weight_clip' };
@@ -108,6 +110,18 @@ export function binaryLenet5(seed = 0, classes = 10, q: QuantOptions = binary, i
 }
 
 /**
+ * Binary ResNet-20 (as IR-Net trains it on CIFAR): the float stem conv and classifier, every 3x3
+ * conv of the blocks 1-bit in weights and activations (`q`), BatchNorm after each, no ReLU (the next
+ * conv's sign is the nonlinearity), float residual sums and float 1x1 downsampling shortcuts.
+ * Deploys with packed activations inside each block and float sums between blocks.
+ */
+export function binaryResnet20(seed = 0, classes = 10, q: QuantOptions = binary, inputShape: readonly number[] = [3, 32, 32], preset = 'binary'): Sequential {
+  const [c] = imageShape(preset, 'resnet20', inputShape, (s) => Math.ceil(Math.ceil(s / 2) / 2), 8);
+  const conv = (inC: number, outC: number, stride: number, rng: Rng) => new QuantConv2d(inC, outC, 3, { ...q, stride, padding: 1, bias: false, rng });
+  return resnet20(classes, seed, c, { conv, relu: false });
+}
+
+/**
  * Binary-weight LeNet-5 (BWN): weights alpha_c·sign(W), alpha_c = mean|W| per output channel;
  * float activations; first conv and classifier float.
  */
@@ -150,7 +164,7 @@ const ternaryLenet5 = (preset: TernaryPreset): Builder => (seed, classes, inputS
  */
 export function quantResnet20(q: QuantOptions, seed = 0, classes = 10, inputShape: readonly number[] = [3, 32, 32]): Sequential {
   if (inputShape.length !== 3) throw new Error(`--model resnet20 needs image input [C, H, W]; this data has [${inputShape.join(', ')}]`);
-  return resnet20(classes, seed, inputShape[0]!, (i, o, k, opts) => new QuantConv2d(i, o, k, { ...opts, ...q }));
+  return resnet20(classes, seed, inputShape[0]!, { conv: (i, o, stride, rng) => new QuantConv2d(i, o, 3, { stride, padding: 1, bias: false, rng, ...q }) });
 }
 
 /** LeNet-5 with 8-bit LSQ weights and inputs on every layer (W8A8). */
@@ -239,7 +253,7 @@ function quantMlp(q: QuantOptions, sizes: number[], seed: number): Sequential {
 }
 
 /** Presets of `slimgrad train --quant`. */
-export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8', 'binary', 'irnet', 'fda', 'nested', 'smartdeal', 'ttq', 'pternary', 'hq'] as const;
+export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8', 'binary', 'irnet', 'fda', 'dirnet', 'nested', 'smartdeal', 'ttq', 'pternary', 'hq'] as const;
 export type QuantPreset = (typeof quantPresets)[number];
 
 /** MLP sizes of the bwn/twn/w8a8 presets on 'mlp': the float twin is createModel('mlp') on MNIST. */
@@ -275,11 +289,16 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     ttq: ternaryLenet5('ttq'),
     pternary: ternaryLenet5('pternary'),
     hq: ternaryLenet5('hq'),
+    dirnet: (s, k, shape) => binaryLenet5(s, k, dirnet, shape, 'dirnet'),
   },
   resnet20: {
     ttq: (s, k, shape) => ternary('ttq', (q) => quantResnet20(q, s, k, shape)),
     pternary: (s, k, shape) => ternary('pternary', (q) => quantResnet20(q, s, k, shape)),
     hq: (s, k, shape) => ternary('hq', (q) => quantResnet20(q, s, k, shape)),
+    binary: (s, k, shape) => binaryResnet20(s, k, binary, shape, 'binary'),
+    irnet: (s, k, shape) => binaryResnet20(s, k, irnet, shape, 'irnet'),
+    fda: (s, k, shape) => binaryResnet20(s, k, fda, shape, 'fda'),
+    dirnet: (s, k, shape) => binaryResnet20(s, k, dirnet, shape, 'dirnet'),
   },
 };
 
@@ -290,7 +309,8 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
  * 'lenet' (alias 'lenet5'): bnn = the Larq MNIST BNN, xnor = XNOR-Net CNN, bwn/twn/w8a8 = LeNet-5
  * quantized; these need images [C, H, W] (and refuse others with a message naming the shapes they take).
  * binary/irnet/fda = binary LeNet-5 (binaryLenet5) with straight-through sign, IR-Net or FDA-BNN
- * binarizers (their schedules follow `withConstraints(optimizer, model, totalSteps)`).
+ * binarizers (their schedules follow `withConstraints(optimizer, model, totalSteps)`); on 'resnet20' the binary ResNet-20
+ * (binaryResnet20) with the same binarizers.
  * ttq/pternary/hq (TTQ, pruning ternary, hyperspherical) exist on 'mlp' (every layer), 'lenet'
  * (first conv and classifier float) and 'resnet20' (block convs ternary, stem and classifier float).
  * Train it with `withConstraints(optimizer, model)` (kernel constraints after every step).

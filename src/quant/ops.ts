@@ -12,13 +12,8 @@ import { reshape } from '../ops/movement.js';
 import { sum } from '../ops/reduce.js';
 import { defineOp, runOp, type OpSample, type TensorMeta } from '../ops/registry.js';
 
-/**
- * Rounding used by every integer quantizer and by the integer kernels that must reproduce them:
- * half away from zero (symmetric, unlike Math.round's half up).
- */
-export function roundHalfAway(x: number): number {
-  return x < 0 ? -Math.round(-x) : Math.round(x);
-}
+export { roundHalfAway } from './kernels.js';
+import { roundHalfAway } from './kernels.js';
 
 /** The elementwise maps; `p` is the learned scalar (PACT alpha, LSQ step) where there is one. */
 export type FakeQuantAttrs =
@@ -33,6 +28,12 @@ export type FakeQuantAttrs =
   | { kind: 'lsq'; qn: number; qp: number; gradScale: number }
   /** IR-Net error-decay estimator: sign forward, gradient k·t·(1 − tanh²(t·x)). */
   | { kind: 'ede'; t: number; k: number }
+  /**
+   * DIR-Net's distribution-sensitive two-stage estimator (our re-implementation): sign forward;
+   * stage 1 gradient 1[|x| ≤ width·σ] (identity-like), stage 2 k·t·(1 − tanh²(t·x/σ)), σ the
+   * tensor's standard deviation.
+   */
+  | { kind: 'dte'; stage: 1 | 2; width: number; t: number; k: number; sigma: number }
   /** FDA-BNN: sign forward, gradient of the n-term Fourier series (4ω/π)·Σ cos((2i+1)ωx) for |x| ≤ 1, else 0. */
   | { kind: 'fourier'; omega: number; terms: number }
   /** Nested precision (vertical layers): the 8-bit code of x (x already divided by the step), `drop` low bits dropped. */
@@ -105,6 +106,7 @@ const maps: Record<FakeQuantAttrs['kind'], Elementwise> = {
     dp: (x, _a, alpha) => (x >= alpha ? 1 : 0),
   },
   ede: { forward: sign, dx: (x, a) => a.k * a.t * (1 - Math.tanh(a.t * x) ** 2) },
+  dte: { forward: sign, dx: (x, a) => (a.stage === 1 ? (Math.abs(x) <= a.width * a.sigma ? 1 : 0) : a.k * a.t * (1 - Math.tanh((a.t * x) / a.sigma) ** 2)) },
   fourier: {
     forward: sign,
     dx: (x, a) => {

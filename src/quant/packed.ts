@@ -17,7 +17,7 @@ import { keep, scope } from '../core/scope.js';
 import { fromValues, Tensor } from '../core/tensor.js';
 import { add, contiguous, conv2d, globalAvgPool2d, matmul, maxPool2d, mul, relu, reshape } from '../ops/index.js';
 import { convOut, wordsFor, type ConvShape } from './kernels.js';
-import { accumulate, epilogue, floatWeights, quantizeInput, residualStage, rowLength, type Activation, type DeployedModel, type MatStage } from './runtime.js';
+import { accumulate, epilogue, floatWeights, quantizeInput, rowLength, runMatStage, type Activation, type DeployedModel, type MatStage, type Stage } from './runtime.js';
 import { density, toCsr, type Csr } from './sparse.js';
 
 /** Sign-packed activations: [n, h, w, wordsFor(c)] (a dense layer's output has h = w = 1). */
@@ -182,8 +182,49 @@ function binaryStage(s: MatStage, input: Value): Value {
 /** An int8 stage on the contract's int8 GEMM, or a smartdeal stage on its factors (runtime.ts does the quantize/im2col/epilogue). */
 function runtimeStage(s: MatStage, input: Value): Value {
   const x = asFloat(input);
-  const out: Activation = epilogue(s, accumulate(s, { data: x.data() as Float32Array, shape: [...x.shape] }));
+  const out: Activation = runMatStage(s, { data: x.data() as Float32Array, shape: [...x.shape] });
   return { float: fromValues(out.data, out.shape) };
+}
+
+function runStages(stages: readonly Stage[], input: Value): Value {
+  let v = input;
+  for (const s of stages) {
+    switch (s.op) {
+      case 'conv':
+      case 'dense':
+        v = s.kernel === 'binary' ? binaryStage(s, v) : s.kernel === 'int8' || s.kernel === 'smartdeal' ? runtimeStage(s, v) : floatStage(s, v);
+        break;
+      case 'residual': {
+        const body = asFloat(runStages(s.body, v));
+        v = { float: add(body, s.shortcut.length ? asFloat(runStages(s.shortcut, v)) : asFloat(v)) };
+        break;
+      }
+      case 'maxpool':
+        if ('packed' in v && !v.packed.flat) {
+          const p: Packed = v.packed;
+          v = { packed: { ...p, bits: k32().maxPoolSigns(p.bits, p.n, p.h, p.w, wordsFor(p.c), s.k), h: Math.floor(p.h / s.k), w: Math.floor(p.w / s.k) } };
+        } else v = { float: maxPool2d(asFloat(v), { kernel: s.k }) };
+        break;
+      case 'gap':
+        v = { float: globalAvgPool2d(asFloat(v)) };
+        break;
+      case 'relu':
+        v = { float: relu(asFloat(v)) };
+        break;
+      case 'flatten':
+        if ('packed' in v) {
+          const p: Packed = v.packed;
+          v = { packed: { ...p, flat: true } };
+        } else v = { float: reshape(v.float, [v.float.shape[0]!, v.float.size / v.float.shape[0]!]) };
+        break;
+      case 'affine': {
+        const t = asFloat(v), channel = t.shape.map((d, i) => (i === 1 ? d : 1));
+        v = { float: add(mul(t, fromValues(s.mul, channel)), fromValues(s.bias, channel)) };
+        break;
+      }
+    }
+  }
+  return v;
 }
 
 /**
@@ -193,45 +234,7 @@ function runtimeStage(s: MatStage, input: Value): Value {
 export function runPacked(model: DeployedModel, x: Float32Array, shape: number[]): Activation {
   if (shape.slice(1).join() !== model.inputShape.join()) throw new Error(`runPacked: input shape [${shape}] does not match the model's [N, ${model.inputShape}]`);
   return noGrad(() => scope(() => {
-    let v: Value = { float: fromValues(x, shape) };
-    const slots = new Map<number, Tensor>();
-    for (const s of model.stages) {
-      switch (s.op) {
-        case 'gavgpool':
-          v = { float: globalAvgPool2d(asFloat(v)) };
-          break;
-        case 'save':
-        case 'load':
-        case 'add':
-          v = { float: residualStage(s, slots, asFloat(v), add, 'runPacked') };
-          break;
-        case 'conv':
-        case 'dense':
-          v = s.kernel === 'binary' ? binaryStage(s, v) : s.kernel === 'int8' || s.kernel === 'smartdeal' ? runtimeStage(s, v) : floatStage(s, v);
-          break;
-        case 'maxpool':
-          if ('packed' in v && !v.packed.flat) {
-            const p: Packed = v.packed;
-            v = { packed: { ...p, bits: k32().maxPoolSigns(p.bits, p.n, p.h, p.w, wordsFor(p.c), s.k), h: Math.floor(p.h / s.k), w: Math.floor(p.w / s.k) } };
-          } else v = { float: maxPool2d(asFloat(v), { kernel: s.k }) };
-          break;
-        case 'relu':
-          v = { float: relu(asFloat(v)) };
-          break;
-        case 'flatten':
-          if ('packed' in v) {
-            const p: Packed = v.packed;
-            v = { packed: { ...p, flat: true } };
-          } else v = { float: reshape(v.float, [v.float.shape[0]!, v.float.size / v.float.shape[0]!]) };
-          break;
-        case 'affine': {
-          const t = asFloat(v), channel = t.shape.map((d, i) => (i === 1 ? d : 1));
-          v = { float: add(mul(t, fromValues(s.mul, channel)), fromValues(s.bias, channel)) };
-          break;
-        }
-      }
-    }
-    const t = asFloat(v);
+    const t = asFloat(runStages(model.stages, { float: fromValues(x, shape) }));
     return { data: Float32Array.from(t.data() as Float32Array), shape: [...t.shape] };
   }));
 }

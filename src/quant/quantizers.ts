@@ -481,6 +481,49 @@ export class EdeSign extends ElementwiseQuantizer implements Scheduled {
 }
 
 /**
+ * DIR-Net's distribution-sensitive two-stage estimator (DTE) on sign, as re-implemented here from
+ * the paper's description (no official code): forward sign(x); σ = the standard deviation of x
+ * (per call, stop-gradient). Stage 1 (progress p < switchAt): the identity-like clipped gradient
+ * 1[|x| ≤ w·σ], the width w shrinking linearly from 3 to 1 (updating ability). Stage 2: the EDE
+ * shape on the standardized input, k·t·(1 − tanh²(t·x/σ)), t = tMax^((p − switchAt)/(1 − switchAt))
+ * from 1 to tMax, k = max(1/t, 1): towards the sign's gradient (accuracy). At the switch both
+ * give gradient 1 over about one σ.
+ */
+export class DteSign extends ElementwiseQuantizer implements Scheduled {
+  readonly name = 'dte_sign';
+  readonly precision = 1;
+  readonly tMax: number;
+  readonly switchAt: number;
+  progress = 0;
+  constructor(o: { tMax?: number; switchAt?: number } = {}) {
+    super();
+    this.tMax = o.tMax ?? 10;
+    this.switchAt = o.switchAt ?? 0.5;
+    if (!(this.switchAt > 0 && this.switchAt < 1)) throw new RangeError(`dte_sign: switchAt must be in (0, 1), got ${this.switchAt}`);
+  }
+  setProgress(p: number): void {
+    this.progress = Math.min(1, Math.max(0, p));
+  }
+  protected attrs(x: Tensor): FakeQuantAttrs {
+    const v = x.values() as FloatArray;
+    let m = 0, s2 = 0;
+    for (let i = 0; i < v.length; i++) m += v[i]!;
+    m /= Math.max(1, v.length);
+    for (let i = 0; i < v.length; i++) s2 += (v[i]! - m) ** 2;
+    const sigma = Math.sqrt(s2 / Math.max(1, v.length)) || 1, p = this.progress, s = this.switchAt;
+    if (p < s) return { kind: 'dte', stage: 1, width: 3 - (2 * p) / s, t: 1, k: 1, sigma };
+    const t = this.tMax ** ((p - s) / (1 - s));
+    return { kind: 'dte', stage: 2, width: 1, t, k: Math.max(1 / t, 1), sigma };
+  }
+  override deployment(): QuantDeployment {
+    return { values: 'sign' };
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, tMax: this.tMax, switchAt: this.switchAt };
+  }
+}
+
+/**
  * Per-output-channel mean and standard deviation of w along axis 0, as stop-gradient constants
  * shaped [outC, 1, ...].
  */
@@ -935,6 +978,7 @@ const constructors: Record<string, (o: any) => Quantizer> = {
   ede_sign: (o) => new EdeSign(o),
   irnet_weight: (o) => new IrNetWeight(o),
   fda_sign: (o) => new FourierSign(o),
+  dte_sign: (o) => new DteSign(o),
   ste_sign: (o) => new SteSign(o),
   approx_sign: () => new ApproxSign(),
   swish_sign: (o) => new SwishSign(o),

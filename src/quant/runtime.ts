@@ -68,23 +68,32 @@ export interface MatStage {
   direction?: Int8Array;
 }
 
+/** A residual block: body(x) + shortcut(x), the shortcut the identity when it has no stages. */
+export interface ResidualStage {
+  op: 'residual';
+  body: Stage[];
+  shortcut: Stage[];
+}
+
 export type Stage =
   | MatStage
+  | ResidualStage
   | { op: 'maxpool'; k: number }
   | { op: 'relu' }
   | { op: 'flatten' }
-  | { op: 'affine'; mul: Float32Array; bias: Float32Array }
   /** Global average pooling: [N, C, H, W] -> [N, C]. */
-  | { op: 'gavgpool' }
-  /** Residual connections: keep the current activation in a slot, continue from a slot, add a slot to the current activation. */
-  | { op: 'save'; slot: number }
-  | { op: 'load'; slot: number }
-  | { op: 'add'; slot: number };
+  | { op: 'gap' }
+  | { op: 'affine'; mul: Float32Array; bias: Float32Array };
 
 export interface DeployedModel {
   /** Input shape without the batch axis. */
   inputShape: number[];
   stages: Stage[];
+}
+
+/** The conv/dense stages of a stage list in execution order (a residual block's body, then its shortcut). */
+export function matStages(stages: readonly Stage[]): MatStage[] {
+  return stages.flatMap((s) => (s.op === 'conv' || s.op === 'dense' ? [s] : s.op === 'residual' ? [...matStages(s.body), ...matStages(s.shortcut)] : []));
 }
 
 /** Values per weight row: inC·k·k for conv, inC for dense. */
@@ -340,57 +349,75 @@ function relu(x: Activation): Activation {
   return { data: out, shape: x.shape };
 }
 
-/** Global average pooling of [N, C, H, W] (the mean of each plane, summed in order). */
+/** Mean over each [H, W] plane: [N, C, H, W] -> [N, C]. */
 function globalAvgPool(x: Activation): Activation {
-  const [n, c] = x.shape as [number, number], p = x.data.length / (n * c), out = new Float32Array(n * c);
-  for (let i = 0; i < n * c; i++) {
-    let s = 0;
-    for (let q = i * p; q < (i + 1) * p; q++) s += x.data[q]!;
-    out[i] = s / p;
+  const [n, c, h, w] = x.shape as [number, number, number, number];
+  const p = h * w, out = new Float32Array(n * c), src = x.data;
+  for (let pl = 0; pl < n * c; pl++) {
+    let sum = 0;
+    for (let q = pl * p, end = q + p; q < end; q++) sum += src[q]!;
+    out[pl] = sum / p;
   }
   return { data: out, shape: [n, c] };
 }
 
-/**
- * One residual stage (save / load / add) over the runtime's value type: returns the new current
- * value; `add` sums two values of equal shape. A file that reads an empty slot is a clear error.
- */
-export function residualStage<T extends { shape: readonly number[] }>(
-  s: { op: 'save' | 'load' | 'add'; slot: number }, slots: Map<number, T>, current: T, add: (a: T, b: T) => T, runtime: string,
-): T {
-  if (s.op === 'save') {
-    slots.set(s.slot, current);
-    return current;
-  }
-  const v = slots.get(s.slot);
-  if (v === undefined) throw new Error(`${runtime}: stage '${s.op}' reads residual slot ${s.slot} before any 'save' wrote it`);
-  if (s.op === 'load') return v;
-  if (v.shape.join() !== current.shape.join()) throw new Error(`${runtime}: residual add of [${current.shape}] and [${v.shape}]`);
-  return add(current, v);
+function addActivations(a: Activation, b: Activation): Activation {
+  if (a.shape.join() !== b.shape.join()) throw new Error(`runDeployed: residual body gives [${a.shape}], shortcut [${b.shape}]`);
+  const out = new Float32Array(a.data.length);
+  for (let i = 0; i < out.length; i++) out[i] = a.data[i]! + b.data[i]!;
+  return { data: out, shape: a.shape };
 }
 
-/** Runs a deployed model on a batch `x` of shape [N, ...inputShape]; returns the output and its shape. */
-export function runDeployed(model: DeployedModel, x: Float32Array, shape: number[]): Activation {
-  if (shape.slice(1).join() !== model.inputShape.join()) throw new Error(`runDeployed: input shape [${shape}] does not match the model's [N, ${model.inputShape}]`);
-  let h: Activation = { data: x, shape: [...shape] };
-  const slots = new Map<number, Activation>();
-  for (const s of model.stages) {
+/** Called with each conv/dense stage and the activation it receives (validation: the int8 codes of every stage). */
+export type StageObserver = (s: MatStage, input: Activation) => void;
+
+/**
+ * Whether a conv/dense stage runs as one int8Conv kernel (quantize, im2col, int8 GEMM and epilogue
+ * in one call): int8 stages with a float epilogue and round-to-nearest input codes.
+ */
+const fusedInt8 = (s: MatStage): boolean => s.kernel === 'int8' && !s.threshold && !s.inputBorder;
+
+/** Output of a conv/dense stage on `x`; `relu`: a following ReLU stage applied too (fused int8 stages only). */
+export function runMatStage(s: MatStage, x: Activation, relu = false): Activation {
+  if (!fusedInt8(s)) {
+    if (relu) throw new Error('runMatStage: only fused int8 stages apply a ReLU');
+    return epilogue(s, accumulate(s, x));
+  }
+  const n = x.shape[0]!, [lo, hi] = s.inputRange ?? [-128, 127];
+  const image = s.op === 'conv';
+  if (image ? x.shape.length !== 4 || x.shape[1] !== s.inC : x.shape.length !== 2 || x.shape[1] !== s.inC) {
+    throw new Error(`runDeployed: ${s.op} stage expects [N, ${s.inC}${image ? ', H, W' : ''}], got [${x.shape}]`);
+  }
+  const cs: ConvShape = image
+    ? { n, c: s.inC, h: x.shape[2]!, w: x.shape[3]!, o: s.outC, k: s.k, stride: s.stride, pad: s.pad }
+    : { n, c: s.inC, h: 1, w: 1, o: s.outC, k: 1, stride: 1, pad: 0 };
+  const data = kernels('float32').int8Conv(x.data, s.weights as Int8Array, cs, { step: s.inputStep, lo, hi }, s.mul!, s.bias!, relu);
+  return { data, shape: image ? [n, s.outC, ...convOut(cs)] : [n, s.outC] };
+}
+
+function runStages(stages: readonly Stage[], x: Activation, observe?: StageObserver): Activation {
+  let h = x;
+  for (let i = 0; i < stages.length; i++) {
+    const s = stages[i]!;
     switch (s.op) {
-      case 'gavgpool':
-        h = globalAvgPool(h);
-        break;
-      case 'save':
-      case 'load':
-      case 'add':
-        h = residualStage(s, slots, h, (a, b) => ({ data: Float32Array.from(a.data, (v, i) => v + b.data[i]!), shape: a.shape }), 'runDeployed');
-        break;
       case 'conv':
       case 'dense': {
-        h = epilogue(s, accumulate(s, h));
+        observe?.(s, h);
+        const relu = fusedInt8(s) && stages[i + 1]?.op === 'relu';
+        h = runMatStage(s, h, relu);
+        if (relu) i++;
+        break;
+      }
+      case 'residual': {
+        const body = runStages(s.body, h, observe);
+        h = addActivations(body, s.shortcut.length ? runStages(s.shortcut, h, observe) : h);
         break;
       }
       case 'maxpool':
         h = maxPool(h, s.k);
+        break;
+      case 'gap':
+        h = globalAvgPool(h);
         break;
       case 'relu':
         h = relu(h);
@@ -404,4 +431,10 @@ export function runDeployed(model: DeployedModel, x: Float32Array, shape: number
     }
   }
   return h;
+}
+
+/** Runs a deployed model on a batch `x` of shape [N, ...inputShape]; returns the output and its shape. */
+export function runDeployed(model: DeployedModel, x: Float32Array, shape: number[], observe?: StageObserver): Activation {
+  if (shape.slice(1).join() !== model.inputShape.join()) throw new Error(`runDeployed: input shape [${shape}] does not match the model's [N, ${model.inputShape}]`);
+  return runStages(model.stages, { data: x, shape: [...shape] }, observe);
 }

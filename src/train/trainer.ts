@@ -44,7 +44,7 @@ export interface FitOptions {
    * compression installs its hooks here.
    */
   wrapForward?: <T>(fn: () => T) => T;
-  /** The training loss of a batch (default: crossEntropy(model.call(x), y)); once-QAT sums several widths here. */
+  /** The training loss of a batch (default: crossEntropy(model.call(x), y)); once-QAT sums several widths here, distillation adds its terms. */
   loss?: (model: Module, x: Tensor, y: Tensor) => Tensor;
   onProgress?: (p: Progress) => void;
   onEpoch?: (e: EpochReport) => void;

@@ -692,22 +692,76 @@ interface SgqArray {
   kind: SgqKind;
   values: number[];
 }
+/** A stage: its plain fields, its arrays, and (residual blocks) its nested stage lists; stored in that key order. */
+interface SgqStage {
+  fields: Record<string, unknown>;
+  arrays: Record<string, SgqArray>;
+  body?: SgqStage[];
+  shortcut?: SgqStage[];
+}
 interface SgqModel {
   inputShape: number[];
-  stages: { op: string; outC: number; arrays: Record<string, SgqArray> }[];
+  stages: SgqStage[];
 }
-const sgqArray: fc.Arbitrary<SgqArray> = fc.constantFrom<SgqKind>('u32', 'i32', 'i8', 'f32').chain((kind) =>
-  fc.record({ kind: fc.constant(kind), values: fc.array(kind === 'u32' ? fc.integer({ min: 0, max: 2 ** 32 - 1 }) : elementOf({ i32: 'int32', i8: 'int8', f32: 'float32' }[kind]), { maxLength: 12 }) }));
-const sgqModel: fc.Arbitrary<SgqModel> = fc.record({
-  inputShape: fc.array(fc.integer({ min: 1, max: 32 }), { minLength: 1, maxLength: 3 }),
-  stages: fc.array(fc.record({ op: fc.constantFrom('dense', 'conv', 'maxpool', 'relu'), outC: fc.integer({ min: 1, max: 64 }), arrays: fc.dictionary(fc.constantFrom('weights', 'mul', 'bias', 'threshold', 'direction'), sgqArray, { maxKeys: 3 }) }), { minLength: 1, maxLength: 3 }),
-});
+const SGQ_NESTED = ['body', 'shortcut'] as const;
 
-/** SGQM v2 from its description: magic, version 2, JSON length, JSON padded to 4, arrays padded to 4, CRC-32 of all before it. */
+/**
+ * A small valid deployed model from a seed, written from the format's rules (not with the
+ * library): convs (float, int8 or binary kernels, epilogue or sign thresholds), ReLU, max-pool,
+ * affine, residual blocks (identity or a strided 1x1 shortcut), then global pooling or a flatten
+ * and a dense classifier.
+ */
+function sgqBuild(seed: number): SgqModel {
+  const r = rng(seed);
+  const words = (c: number) => Math.ceil(c / 32);
+  const value = (kind: SgqKind) => (kind === 'u32' ? r(2 ** 32) : kind === 'i32' ? r(2001) - 1000 : kind === 'i8' ? r(256) - 128 : Math.fround((r(4001) - 2000) / 100));
+  const arr = (kind: SgqKind, n: number): SgqArray => ({ kind, values: Array.from({ length: n }, () => value(kind)) });
+  const out = (h: number, k: number, stride: number, pad: number) => Math.floor((h + 2 * pad - k) / stride) + 1;
+  const mat = (op: 'conv' | 'dense', inC: number, outC: number, k: number, stride: number, pad: number): SgqStage => {
+    const kernel = (['float', 'int8', 'binary'] as const)[r(3)]!, K = inC * k * k;
+    const [wk, wl]: [SgqKind, number] = kernel === 'binary' ? ['u32', op === 'conv' ? outC * k * k * words(inC) : outC * words(inC)] : kernel === 'int8' ? ['i8', outC * K] : ['f32', outC * K];
+    const fields = { op, kernel, outC, inC, k: op === 'conv' ? k : 0, stride, pad, inputStep: kernel === 'int8' ? 0.25 : 0 };
+    const thresholds = r(4) === 0;
+    const arrays: Record<string, SgqArray> = thresholds
+      ? { weights: arr(wk, wl), threshold: arr(kernel === 'float' ? 'f32' : 'i32', outC), direction: { kind: 'i8', values: Array.from({ length: outC }, () => r(3) - 1) } }
+      : { weights: arr(wk, wl), mul: arr('f32', outC), bias: arr('f32', outC) };
+    return { fields, arrays };
+  };
+  let [c, h, w] = [1 + r(3), 3 + r(5), 3 + r(5)];
+  const inputShape = [c, h, w], stages: SgqStage[] = [];
+  for (let i = r(4); i > 0; i--) {
+    const pick = r(5);
+    if (pick === 0) {
+      const o = 1 + r(4), k = 1 + 2 * r(2), pad = r(k), stride = 1 + r(2);
+      if (out(h, k, stride, pad) < 1 || out(w, k, stride, pad) < 1) continue;
+      stages.push(mat('conv', c, o, k, stride, pad));
+      [c, h, w] = [o, out(h, k, stride, pad), out(w, k, stride, pad)];
+    } else if (pick === 1) stages.push({ fields: { op: 'relu' }, arrays: {} });
+    else if (pick === 2 && h >= 2 && w >= 2) {
+      stages.push({ fields: { op: 'maxpool', k: 2 }, arrays: {} });
+      [h, w] = [Math.floor(h / 2), Math.floor(w / 2)];
+    } else if (pick === 3) stages.push({ fields: { op: 'affine' }, arrays: { mul: arr('f32', c), bias: arr('f32', c) } });
+    else if (r(2) === 0) stages.push({ fields: { op: 'residual' }, arrays: {}, body: [mat('conv', c, c, 3, 1, 1), { fields: { op: 'relu' }, arrays: {} }], shortcut: [] });
+    else {
+      const o = 1 + r(4);
+      stages.push({ fields: { op: 'residual' }, arrays: {}, body: [mat('conv', c, o, 3, 2, 1)], shortcut: [mat('conv', c, o, 1, 2, 0)] });
+      [c, h, w] = [o, out(h, 3, 2, 1), out(w, 3, 2, 1)];
+    }
+  }
+  const flat = r(2) === 0 ? c : c * h * w;
+  stages.push({ fields: { op: r(2) === 0 || flat !== c ? 'flatten' : 'gap' }, arrays: {} });
+  if (stages[stages.length - 1]!.fields.op === 'flatten' && flat === c && (h > 1 || w > 1)) stages.pop(), stages.push({ fields: { op: 'gap' }, arrays: {} });
+  const inputs = stages[stages.length - 1]!.fields.op === 'gap' ? c : c * h * w;
+  stages.push(mat('dense', inputs, 1 + r(5), 1, 1, 0));
+  return { inputShape, stages };
+}
+const sgqModel: fc.Arbitrary<SgqModel> = fc.nat().map(sgqBuild);
+
+/** SGQM v3 from its description: magic, version 3, JSON length, JSON padded to 4, arrays padded to 4 (in file order), CRC-32 of all before it. */
 function encodeSgq(m: SgqModel, edit: (header: any) => unknown = (h) => h): Uint8Array {
   const chunks: Uint8Array[] = [];
   let offset = 0;
-  const stages = m.stages.map((s) => {
+  const json = (list: SgqStage[]): unknown[] => list.map((s) => {
     const refs: Record<string, unknown> = {};
     for (const [key, a] of Object.entries(s.arrays)) {
       const [size, , set] = SGQ_KINDS[a.kind];
@@ -718,25 +772,28 @@ function encodeSgq(m: SgqModel, edit: (header: any) => unknown = (h) => h): Uint
       chunks.push(data);
       offset += data.length;
     }
-    return { op: s.op, outC: s.outC, ...refs };
+    const nested: Record<string, unknown> = {};
+    for (const key of SGQ_NESTED) if (s[key]) nested[key] = json(s[key]);
+    return { ...s.fields, ...refs, ...nested };
   });
-  const json = new TextEncoder().encode(JSON.stringify(edit({ inputShape: m.inputShape, stages })));
-  const prefix = new Uint8Array(12 + Math.ceil(json.length / 4) * 4);
+  const header = new TextEncoder().encode(JSON.stringify(edit({ inputShape: m.inputShape, stages: json(m.stages) })));
+  const prefix = new Uint8Array(12 + Math.ceil(header.length / 4) * 4);
   const dv = new DataView(prefix.buffer);
   dv.setUint32(0, 0x4d514753, true);
-  dv.setUint32(4, 2, true);
-  dv.setUint32(8, json.length, true);
-  prefix.set(json, 12);
+  dv.setUint32(4, 3, true);
+  dv.setUint32(8, header.length, true);
+  prefix.set(header, 12);
   const body = concat(prefix, ...chunks);
   const crc = new Uint8Array(4);
   new DataView(crc.buffer).setUint32(0, zlibCrc32(body), true);
   return concat(body, crc);
 }
 
+/** Structure only (magic, version, checksum, JSON, array references back to back): what the bytes say, not whether the shapes fit. */
 function sgqReference(b: Uint8Array): SgqModel | undefined {
   if (b.length < 16) return undefined;
   const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  if (dv.getUint32(0, true) !== 0x4d514753 || dv.getUint32(4, true) !== 2) return undefined;
+  if (dv.getUint32(0, true) !== 0x4d514753 || ![2, 3].includes(dv.getUint32(4, true))) return undefined;
   const n = dv.getUint32(8, true), head = 12 + Math.ceil(n / 4) * 4, end = b.length - 4;
   if (head > end || zlibCrc32(b.subarray(0, end)) !== dv.getUint32(end, true)) return undefined;
   let h: any;
@@ -748,40 +805,89 @@ function sgqReference(b: Uint8Array): SgqModel | undefined {
   if (typeof h !== 'object' || h === null || Array.isArray(h) || !Array.isArray(h.inputShape) || h.inputShape.length === 0 || !h.inputShape.every((d: unknown) => Number.isInteger(d) && (d as number) >= 1)) return undefined;
   if (!Array.isArray(h.stages) || h.stages.length === 0) return undefined;
   let at = 0;
-  const stages: SgqModel['stages'] = [];
-  for (const s of h.stages) {
-    if (typeof s !== 'object' || s === null || Array.isArray(s) || typeof s.op !== 'string') return undefined;
-    const arrays: Record<string, SgqArray> = {};
-    for (const [key, v] of Object.entries<any>(s)) {
-      if (typeof v !== 'object' || v === null || Array.isArray(v) || !('$array' in v)) continue;
-      if (!Object.hasOwn(SGQ_KINDS, v.$array) || !Number.isSafeInteger(v.length) || v.length < 0 || v.offset !== at) return undefined;
-      const [size, get] = SGQ_KINDS[v.$array as SgqKind];
-      if (head + at + v.length * size > end) return undefined;
-      const view = new DataView(b.buffer, b.byteOffset + head + at, v.length * size);
-      arrays[key] = { kind: v.$array, values: Array.from({ length: v.length }, (_, i) => (view[get] as (o: number, le: boolean) => number).call(view, i * size, true)) };
-      at += Math.ceil((v.length * size) / 4) * 4;
+  const walk = (list: unknown[]): SgqStage[] | undefined => {
+    const stages: SgqStage[] = [];
+    for (const s of list as any[]) {
+      if (typeof s !== 'object' || s === null || Array.isArray(s) || typeof s.op !== 'string') return undefined;
+      const stage: SgqStage = { fields: {}, arrays: {} };
+      for (const [key, v] of Object.entries<any>(s)) {
+        if ((SGQ_NESTED as readonly string[]).includes(key)) {
+          if (!Array.isArray(v)) return undefined;
+          const inner = walk(v);
+          if (!inner) return undefined;
+          stage[key as (typeof SGQ_NESTED)[number]] = inner;
+          continue;
+        }
+        if (typeof v !== 'object' || v === null || Array.isArray(v) || !('$array' in v)) {
+          stage.fields[key] = v;
+          continue;
+        }
+        if (!Object.hasOwn(SGQ_KINDS, v.$array) || !Number.isSafeInteger(v.length) || v.length < 0 || v.offset !== at) return undefined;
+        const [size, get] = SGQ_KINDS[v.$array as SgqKind];
+        if (head + at + v.length * size > end) return undefined;
+        const view = new DataView(b.buffer, b.byteOffset + head + at, v.length * size);
+        stage.arrays[key] = { kind: v.$array, values: Array.from({ length: v.length }, (_, i) => (view[get] as (o: number, le: boolean) => number).call(view, i * size, true)) };
+        at += Math.ceil((v.length * size) / 4) * 4;
+      }
+      stages.push(stage);
     }
-    stages.push({ op: s.op, outC: s.outC, arrays });
-  }
-  return head + at === end ? { inputShape: h.inputShape, stages } : undefined;
+    return stages;
+  };
+  const stages = walk(h.stages);
+  return stages && head + at === end ? { inputShape: h.inputShape, stages } : undefined;
 }
 
 const SGQ_CTORS = { u32: Uint32Array, i32: Int32Array, i8: Int8Array, f32: Float32Array } as const;
-const sgqEqual = (r: DeployedModel, m: SgqModel) =>
-  sameShape(r.inputShape, m.inputShape) &&
-  r.stages.length === m.stages.length &&
-  m.stages.every((s, i) => {
-    const got = r.stages[i] as unknown as Record<string, unknown>;
-    return got.op === s.op && got.outC === s.outC && Object.entries(s.arrays).every(([k, a]) => got[k] instanceof SGQ_CTORS[a.kind] && sameNumbers(got[k] as ArrayLike<number>, a.values));
+const sgqStagesEqual = (got: unknown[], want: SgqStage[]): boolean =>
+  got.length === want.length &&
+  want.every((s, i) => {
+    const g = got[i] as Record<string, unknown>;
+    const keys = [...Object.keys(s.fields), ...Object.keys(s.arrays), ...SGQ_NESTED.filter((k) => s[k])];
+    return Object.keys(g).length === keys.length &&
+      Object.entries(s.fields).every(([k, v]) => isDeepStrictEqual(g[k], v)) &&
+      Object.entries(s.arrays).every(([k, a]) => g[k] instanceof SGQ_CTORS[a.kind] && sameNumbers(g[k] as ArrayLike<number>, a.values)) &&
+      SGQ_NESTED.every((k) => !s[k] || (Array.isArray(g[k]) && sgqStagesEqual(g[k] as unknown[], s[k]!)));
   });
+const sgqEqual = (r: DeployedModel, m: SgqModel) => sameShape(r.inputShape, m.inputShape) && sgqStagesEqual(r.stages, m.stages);
+
+/** Every stage object of a header, nested ones included. */
+const sgqHeaderStages = (list: any): any[] => (Array.isArray(list) ? list.flatMap((s) => [s, ...SGQ_NESTED.flatMap((k) => sgqHeaderStages(s?.[k]))]) : []);
+const SGQ_FIELD_VALUES = [0, 1, 2, 3, 5, 64, 65, -1, 2 ** 31, 1e12, 2.5, '3', null, [1], NaN];
 
 const SGQ_EDITS: ((h: any, r: (n: number) => number) => unknown)[] = [
   (h, r) => ({ ...h, stages: h.stages.map((s: any) => Object.fromEntries(Object.entries<any>(s).map(([k, v]) => [k, v?.$array ? { ...v, length: [v.length + 1, 2 ** 40, -1, 0.5, '3'][r(5)] } : v]))) }),
   (h, r) => ({ ...h, stages: h.stages.map((s: any) => Object.fromEntries(Object.entries<any>(s).map(([k, v]) => [k, v?.$array ? { ...v, offset: [v.offset + 4, -4, null][r(3)] } : v]))) }),
-  (h, r) => ({ ...h, stages: h.stages.map((s: any) => Object.fromEntries(Object.entries<any>(s).map(([k, v]) => [k, v?.$array ? { ...v, $array: ['constructor', 'toString', 'f64', 7][r(4)] } : v]))) }),
-  (h, r) => ({ ...h, inputShape: [[], [0], [-1], 'x', [2.5]][r(5)] }),
+  (h, r) => ({ ...h, stages: h.stages.map((s: any) => Object.fromEntries(Object.entries<any>(s).map(([k, v]) => [k, v?.$array ? { ...v, $array: ['constructor', 'toString', 'f64', 7, 'i8', 'f32'][r(6)] } : v]))) }),
+  (h, r) => ({ ...h, inputShape: [[], [0], [-1], 'x', [2.5], [1, 2 ** 30, 2 ** 30], [h.inputShape[0] + 1, ...h.inputShape.slice(1)]][r(7)] }),
   (h, r) => ({ ...h, stages: [[], null, 'x', [1]][r(4)] }),
   (_h, r) => [[], null, 1, 'x'][r(4)],
+  // Shape fields of any stage (nested too): channel counts, kernel, stride, padding, pool window.
+  (h, r) => {
+    const all = sgqHeaderStages(h.stages), s = all[r(all.length)];
+    s[['outC', 'inC', 'k', 'stride', 'pad', 'kernel', 'inputStep', 'inputRange'][r(8)]!] = SGQ_FIELD_VALUES[r(SGQ_FIELD_VALUES.length)];
+    return h;
+  },
+  // Stage kinds and block structure: another op, a shortcut or body removed or of the wrong type, deep nesting.
+  (h, r) => {
+    const all = sgqHeaderStages(h.stages), s = all[r(all.length)];
+    switch (r(4)) {
+      case 0:
+        s.op = ['conv', 'dense', 'relu', 'gap', 'flatten', 'maxpool', 'affine', 'residual', 'softmax', 7][r(10)];
+        break;
+      case 1:
+        s[SGQ_NESTED[r(2)]!] = [[], 'x', null, [{ op: 'relu' }], [{ op: 'gap' }]][r(5)];
+        break;
+      case 2:
+        delete s[SGQ_NESTED[r(2)]!];
+        break;
+      default: {
+        let block: any = { op: 'residual', body: [{ op: 'relu' }], shortcut: [] };
+        for (let i = r(8); i > 0; i--) block = { op: 'residual', body: [block], shortcut: [] };
+        h.stages.splice(r(h.stages.length), 0, block);
+      }
+    }
+    return h;
+  },
 ];
 
 const sgq: FuzzFormat<SgqModel, DeployedModel> = {
@@ -795,7 +901,7 @@ const sgq: FuzzFormat<SgqModel, DeployedModel> = {
   isError: (e) => e instanceof Error && /^fuzz\.sgq: /.test(e.message),
   fields: () => [{ offset: 4, width: 4, littleEndian: true }, { offset: 8, width: 4, littleEndian: true }],
   specials: [
-    // A rewritten header with a valid checksum: the field checks, not the CRC, must catch it.
+    // A rewritten header with a valid checksum: the field and shape checks, not the CRC, must catch it.
     { name: 'header rewritten, checksum recomputed', make: (m, seed) => { const r = rng(seed); return encodeSgq(m, (h) => SGQ_EDITS[r(SGQ_EDITS.length)]!(h, r)); } },
   ],
 };

@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { FAILURES, planArbitrary, runCase, type FuzzFormat } from './harness.js';
+import { applyPlan, FAILURES, planArbitrary, runCase, type FuzzFormat } from './harness.js';
 import { FORMATS } from './formats.js';
 import { parseIdx } from '../../src/data/index.js';
 
@@ -42,4 +42,23 @@ test('the harness fails loaders that drop data, throw engine errors or write lon
   assert.ok(outcomes(lenient).has('silent-change'));
   assert.ok(outcomes(broken(() => { throw new RangeError('Invalid typed array length: 4294967295'); })).has('wrong-error'));
   assert.ok(outcomes(broken((b, f) => { const r = parseIdx(b, f); r.data.fill(0); return r; })).has('silent-change'));
+});
+
+test('every .sgq variant the loader accepts runs in both deploy runtimes (the shape checks cover what the kernels assume)', async () => {
+  const { runDeployed } = await import('../../src/quant/runtime.js');
+  const { runPacked } = await import('../../src/quant/packed.js');
+  const sgq = FORMATS.find((f) => f.name === 'sgq')!;
+  let accepted = 0;
+  for (const [value, plan] of fc.sample(fc.tuple(sgq.valid, planArbitrary(sgq)), { numRuns: 600, seed: 0x5c9 })) {
+    let model;
+    try {
+      model = sgq.load(applyPlan(sgq, value, sgq.encode(value), plan), sgq.file);
+    } catch {
+      continue;
+    }
+    accepted++;
+    const x = new Float32Array(2 * model.inputShape.reduce((a: number, b: number) => a * b, 1)).fill(0.5);
+    for (const run of [runDeployed, runPacked]) assert.equal(run(model, x, [2, ...model.inputShape]).shape[0], 2);
+  }
+  assert.ok(accepted >= 20, `${accepted} accepted variants`);
 });

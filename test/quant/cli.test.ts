@@ -34,7 +34,8 @@ test('convert writes a packed file whose size matches the summary; infer runs it
 test('convert and infer reject bad options with usage errors', async () => {
   await assert.rejects(convert.run(['--model', 'lenet', '--untrained', '--out', 'x.sgq']), (e: Error) => e instanceof UsageError && /--quant is required/.test(e.message));
   await assert.rejects(convert.run(['--model', 'lenet', '--quant', 'bnn', '--out', 'x.sgq']), /--checkpoint FILE/);
-  await assert.rejects(convert.run(['--model', 'vgg-small', '--quant', 'bnn', '--untrained', '--out', 'x.sgq']), /--model must be one of mlp, lenet, resnet20, got 'vgg-small'/);
+  await assert.rejects(convert.run(['--model', 'vgg-small', '--quant', 'bnn', '--untrained', '--out', 'x.sgq']), /no quantized presets for model 'vgg-small'/);
+  await assert.rejects(convert.run(['--model', 'transformer', '--quant', 'bnn', '--untrained', '--out', 'x.sgq']), /--model must be one of mlp, lenet, cnn, vgg-small, resnet20, got 'transformer'/);
   await assert.rejects(infer.run([]), /exactly one model file/);
   await assert.rejects(infer.run(['/nonexistent/model.sgq']), /cannot read deployed model \/nonexistent\/model.sgq/);
 });

@@ -6,8 +6,9 @@ import fc from 'fast-check';
 import { Rng } from '../../src/util/rng.js';
 import { loadQuantWasm } from './wasm-setup.js';
 import {
-  applyQuantPreset, binaryConv, binaryConvSigns, binaryLenet5, bwnLenet5, convert, larqMnistBnn, maxPoolSigns, packSigns, packSignsNHWC,
-  packWeightsOHWI, QuantWasmKernels, runDeployed, runPacked, twnLenet5, useQuantKernels, w8a8Lenet5, wordsFor, xnorNet,
+  applyQuantPreset, binaryConv, binaryConvSigns, int8Conv, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
+  packWeightsOHWI, QuantWasmKernels, quantWasmFile, runDeployed, runPacked, twnLenet5, useQuantKernels, w8a8Lenet5, wordsFor, xnorNet,
+  type QuantWasmExports,
 } from '../../src/quant/index.js';
 import { kernels } from '../../src/backends/index.js';
 import { BatchNorm, type Sequential } from '../../src/nn/index.js';
@@ -108,3 +109,23 @@ function noWasm<T>(f: () => T): T {
     useQuantKernels(w);
   }
 }
+
+test('wasm int8Conv (fused quantize, NHWC im2col, int8 GEMM, epilogue, ReLU) equals the reference bit for bit', () => {
+  fc.assert(fc.property(
+    fc.record({ n: fc.integer({ min: 1, max: 3 }), c: fc.integer({ min: 1, max: 20 }), h: fc.integer({ min: 1, max: 9 }), w: fc.integer({ min: 1, max: 9 }), o: fc.integer({ min: 1, max: 9 }), k: fc.integer({ min: 1, max: 5 }), stride: fc.integer({ min: 1, max: 3 }), pad: fc.nat(4), seed: fc.nat(), relu: fc.boolean(), unsigned: fc.boolean() }),
+    (p) => {
+      const pad = Math.min(p.pad, p.k - 1), h = Math.max(p.h, p.k - 2 * pad), w = Math.max(p.w, p.k - 2 * pad);
+      const cs = { n: p.n, c: p.c, h, w, o: p.o, k: p.k, stride: p.stride, pad };
+      const r = new Rng(p.seed, 2), K = cs.c * cs.k * cs.k;
+      // Exact rounding ties (half steps of a power-of-two step), values beyond the range, NaN/±Infinity.
+      const x = Float32Array.from({ length: cs.n * cs.c * h * w }, () => {
+        const u = r.int(20);
+        return u === 0 ? NaN : u === 1 ? (r.int(2) ? Infinity : -Infinity) : u < 6 ? (r.int(600) - 300) * 0.03125 : r.normal() * 4;
+      });
+      const wt = Int8Array.from({ length: cs.o * K }, () => r.int(256) - 128);
+      const mul = normals(cs.o), bias = normals(cs.o), g = p.unsigned ? { step: 0.0625, lo: 0, hi: 127 } : { step: 0.0625, lo: -128, hi: 127 };
+      const a = wasm.int8Conv(x, wt, cs, g, mul, bias, p.relu), b = int8Conv(x, wt, cs, g, mul, bias, p.relu);
+      assert.equal(a.length, b.length);
+      for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.fail(`${JSON.stringify(cs)}: output ${i}: wasm ${a[i]} vs reference ${b[i]}`);
+    }), { numRuns: 150, seed: 0x18c });
+});

@@ -8,7 +8,7 @@ import { grad } from '../../src/autograd/backward.js';
 import { mul, sum } from '../../src/ops/index.js';
 import { Rng } from '../../src/util/rng.js';
 import { getOp } from '../../src/ops/registry.js';
-import { quantizer, quantizerNames, Quantizer, Pact, Lsq, EdeSign, FourierSign } from '../../src/quant/quantizers.js';
+import { quantizer, quantizerNames, Quantizer, Pact, Lsq, EdeSign, DteSign, FourierSign } from '../../src/quant/quantizers.js';
 
 const rng = new Rng(5, 1);
 // Includes exact zeros and exact clip points, where conventions matter.
@@ -99,6 +99,21 @@ test('ede_sign (IR-Net EDE): gradient k·t·(1 − tanh²(t·x)), t from 0.1 to 
     const k = Math.max(1 / t, 1);
     checkElementwise(q, sgn, (x) => k * t * (1 - Math.tanh(t * x) ** 2));
   }
+});
+
+test('dte_sign (DIR-Net DTE): stage 1 gradient 1[|x| ≤ w·σ] with w 3 → 1, stage 2 k·t·(1 − tanh²(t·x/σ)) with t 1 → 10', () => {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const sigma = Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / xs.length);
+  for (const [p, stage, w, t] of [[0, 1, 3, 1], [0.25, 1, 2, 1], [0.5, 2, 1, 1], [0.75, 2, 1, Math.sqrt(10)], [1, 2, 1, 10]] as const) {
+    const q = new DteSign();
+    q.setProgress(p);
+    const k = Math.max(1 / t, 1);
+    checkElementwise(q, sgn, stage === 1 ? (x) => (Math.abs(x) <= w * sigma ? 1 : 0) : (x) => k * t * (1 - Math.tanh((t * x) / sigma) ** 2));
+  }
+  // σ follows the tensor: the same values scaled by 4 keep the same gradient pattern (stage 1).
+  const q = new DteSign();
+  checkElementwise(q, sgn, (x) => (Math.abs(x) <= 3 * 4 * sigma ? 1 : 0), xs.map((x) => 4 * x));
+  assert.throws(() => new DteSign({ switchAt: 1 }), /switchAt must be in \(0, 1\)/);
 });
 
 test('irnet_weight (Libra-PB): per-filter balance + standardize, 2^round(log2 mean|ŵ|) scale, EDE gradient / std', () => {
@@ -200,7 +215,7 @@ test('lsq: signed 4-bit, gradient to v and to the step with scale 1/sqrt(N·Q_P)
 });
 
 test('quantizers are addressable by name and round-trip through JSON config', () => {
-  assert.deepEqual(quantizerNames.sort(), ['approx_sign', 'dorefa', 'ede_sign', 'fda_sign', 'hq_tern', 'irnet_weight', 'lsq', 'magnitude_aware_sign', 'nested', 'pact', 'pruned_tern', 'smartdeal', 'ste_heaviside', 'ste_sign', 'ste_tern', 'swish_sign', 'ttq']);
+  assert.deepEqual(quantizerNames.sort(), ['approx_sign', 'dorefa', 'dte_sign', 'ede_sign', 'fda_sign', 'hq_tern', 'irnet_weight', 'lsq', 'magnitude_aware_sign', 'nested', 'pact', 'pruned_tern', 'smartdeal', 'ste_heaviside', 'ste_sign', 'ste_tern', 'swish_sign', 'ttq']);
   for (const name of quantizerNames) {
     const q = quantizer(name);
     const again = quantizer(JSON.parse(JSON.stringify(q.config())));

@@ -10,7 +10,7 @@
  */
 import { arena } from '../../core/arena.js';
 import { wordsFor } from '../../quant/kernels.js';
-import type { Kernels, SignLayout, SignThresholds } from '../kernels.js';
+import type { Int8Grid, Kernels, SignLayout, SignThresholds } from '../kernels.js';
 import { convOut, type ConvShape } from '../../quant/kernels.js';
 import { keptLists, smartdealGemm, type SmartDealFactors } from '../../quant/smartdeal.js';
 
@@ -27,6 +27,11 @@ export interface QuantWasmExports {
   maxPoolPacked(x: number, out: number, h: number, w: number, cw: number, k: number, p0: number, p1: number): void;
   smartdealGemm4(x: number, rows: number, G: number, bc: number, coef: number, ko: number, kg: number, kept: number, z: number, out: number, outC: number): void;
   sparseGemmF32(rowPtr: number, cols: number, vals: number, x: number, out: number, rows: number, k: number, p: number, b0: number, b1: number): void;
+  int8ConvF32(
+    x: number, w: number, mul: number, bias: number, codes: number, cols: number, acc: number, out: number,
+    n: number, c: number, h: number, wd: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, rowBytes: number,
+    step: number, lo: number, hi: number, relu: number,
+  ): void;
 }
 
 let loaded: QuantWasmExports | null = null;
@@ -134,6 +139,18 @@ function stagedGemm<T extends Uint32Array | Int8Array | Float32Array, R extends 
   }
 }
 
+/** OHWI rows padded to `stride` bytes of OIHW int8 weights (the kernel's im2col copies NHWC spans of k·c codes), cached per weight array. */
+const ohwiCache = new WeakMap<Int8Array, { key: string; rows: Int8Array }>();
+
+function ohwiRows(w: Int8Array, cs: ConvShape, stride: number): Int8Array {
+  const key = `${cs.o}x${cs.c}x${cs.k}:${stride}`, hit = ohwiCache.get(w);
+  if (hit?.key === key) return hit.rows;
+  const kk = cs.k * cs.k, K = cs.c * kk, rows = new Int8Array(cs.o * stride);
+  for (let o = 0; o < cs.o; o++) for (let ch = 0; ch < cs.c; ch++) for (let t = 0; t < kk; t++) rows[o * stride + t * cs.c + ch] = w[o * K + ch * kk + t]!;
+  ohwiCache.set(w, { key, rows });
+  return rows;
+}
+
 /** The packed GEMMs of the contract (kernels.ts) on a loaded kernels/quant module. */
 export class QuantWasmKernels implements Partial<Kernels> {
   /** `simdBinary`: the 128-bit binary GEMM instead of the scalar one (identical results). */
@@ -147,6 +164,21 @@ export class QuantWasmKernels implements Partial<Kernels> {
   int8Gemm(a: Int8Array, b: Int8Array, m: number, n: number, k: number): Int32Array {
     const stride = roundUp(k, 16);
     return stagedGemm(a, b, m, n, k, stride, Int32Array, (pa, pb, po) => this.exports.int8Gemm(pa, pb, po, m, n, stride));
+  }
+
+  int8Conv(x: Float32Array, w: Int8Array, cs: ConvShape, g: Int8Grid, mul: Float32Array, bias: Float32Array, relu: boolean): Float32Array {
+    const [oh, ow] = convOut(cs), rows = cs.n * oh * ow, K = cs.c * cs.k * cs.k, stride = roundUp(K, 16), size = cs.n * cs.o * oh * ow, s = new Scratch();
+    if (x.length !== cs.n * cs.c * cs.h * cs.w || w.length !== cs.o * K || mul.length !== cs.o || bias.length !== cs.o) {
+      throw new RangeError(`int8Conv: x [${x.length}], w [${w.length}], mul/bias [${mul.length}, ${bias.length}] do not fit ${JSON.stringify(cs)}`);
+    }
+    try {
+      const px = s.copy(x), pw = s.copy(ohwiRows(w, cs, stride)), pm = s.copy(mul), pb = s.copy(bias);
+      const codes = s.alloc(x.length + 16), cols = s.alloc(rows * stride + 16), acc = s.alloc(Math.max(16, rows * cs.o * 4)), out = s.alloc(Math.max(16, size * 4));
+      this.exports.int8ConvF32(px, pw, pm, pb, codes, cols, acc, out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, stride, g.step, g.lo, g.hi, relu ? 1 : 0);
+      return new Float32Array(arena().buffer, out, size).slice();
+    } finally {
+      s.release();
+    }
   }
 
   floatGemm(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {

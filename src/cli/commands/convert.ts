@@ -14,19 +14,19 @@ const MNIST_SHAPE = [1, 28, 28];
 
 export const convertSpec: CommandSpec = {
   name: 'convert',
-  summary: 'pack a trained quantized model (from train --quant ... --save) into a deployable .sgq file',
-  description: 'The model, preset, input shape and class count come from the checkpoint\'s metadata; --model/--quant are needed only for --untrained or checkpoints without them.',
+  summary: 'pack a trained model (from train [--quant ...] --save) into a deployable .sgq file',
+  description: 'The model, preset, input shape and class count come from the checkpoint\'s metadata; --model/--quant are needed only for --untrained or checkpoints without them. A checkpoint trained without --quant deploys as a float model (ResNet-20 included: residual blocks are stages of the file).',
   options: [
-    { name: 'checkpoint', type: 'file', help: 'trained model from `slimgrad train --quant PRESET --save FILE`' },
+    { name: 'checkpoint', type: 'file', help: 'trained model from `slimgrad train [--quant PRESET] --save FILE`' },
     { name: 'out', type: 'file', required: true, help: 'deployable model to write (.sgq)' },
-    { name: 'model', type: 'choice', choices: ['mlp', 'lenet', 'resnet20'], help: 'architecture (default: the checkpoint\'s, else lenet)' },
-    { name: 'quant', type: 'choice', choices: quantPresets, help: 'quantization preset (default: the checkpoint\'s)' },
+    { name: 'model', type: 'choice', choices: ['mlp', 'lenet', 'cnn', 'vgg-small', 'resnet20'], help: 'architecture (default: the checkpoint\'s, else lenet)' },
+    { name: 'quant', type: 'choice', choices: quantPresets, help: 'quantization preset (default: the checkpoint\'s; none: a float model)' },
     { name: 'untrained', type: 'boolean', default: false, help: 'pack the initial weights of --model/--quant for MNIST shapes (no checkpoint)' },
     { name: 'seed', type: 'int', min: 0, default: 1, help: 'seed of the initial weights with --untrained' },
     FORCE_OPTION,
     JSON_OPTION,
   ],
-  examples: ['slimgrad convert --checkpoint bnn.safetensors --out bnn.sgq'],
+  examples: ['slimgrad convert --checkpoint bnn.safetensors --out bnn.sgq', 'slimgrad convert --checkpoint resnet20.safetensors --out resnet20.sgq'],
 };
 
 /**
@@ -41,9 +41,7 @@ export const convert = defineCommand(convertSpec, async (o) => {
   const meta = file ? readCheckpoint(file).metadata : {};
   const modelName = o.string('model') ?? meta['model'] ?? 'lenet';
   const quant = o.string('quant') ?? meta['quant'];
-  // A float model trained with --prune/--prune-channels deploys as float (sparse / fewer channels).
-  const pruned = !quant && (meta['prune'] !== undefined || meta['pruneChannels'] !== undefined);
-  if (!quant && !pruned) throw new UsageError(`--quant is required (${quantPresets.join(', ')})${file ? `: ${file} does not name a preset (was it trained with --quant?)` : ''}`);
+  if (!quant && !file) throw new UsageError(`--quant is required with --untrained (${quantPresets.join(', ')})`);
   const itemShape = meta['itemShape'] ? (JSON.parse(meta['itemShape']) as number[]) : MNIST_SHAPE;
   const classes = meta['classes'] ? Number(meta['classes']) : 10;
   const model = buildModel(modelName, quant ?? undefined, itemShape, classes, o.int('seed')!);

@@ -1,7 +1,8 @@
 import { resolve } from 'node:path';
 import { getBackend } from '../../backends/index.js';
 import { loadSplits } from '../../data/splits.js';
-import { loadTrainingCheckpoint, readCheckpoint, saveModule, saveTrainingCheckpoint } from '../../io/checkpoint.js';
+import { loadModule, loadTrainingCheckpoint, readCheckpoint, saveModule, saveTrainingCheckpoint } from '../../io/checkpoint.js';
+import { distillation } from '../../quant/distill.js';
 import { checkOutputPath } from '../../io/write.js';
 import { createModel, MODEL_NAMES } from '../../nn/models.js';
 import type { Module } from '../../nn/module.js';
@@ -69,7 +70,7 @@ function runFit<T>(batchSize: number, mode: string, fn: () => T): T {
 }
 
 /** Flags that define a run: on --resume they come from the checkpoint and may not be given. */
-const RUN_FLAGS = ['model', 'data', 'seed', 'quant', 'prune', 'prune-channels', 'act', 'optimizer', 'lr', 'weight-decay', 'schedule', 'batch-size', 'limit', 'val-split'] as const;
+const RUN_FLAGS = ['model', 'data', 'seed', 'quant', 'prune', 'prune-channels', 'teacher', 'distill-weight', 'act', 'optimizer', 'lr', 'weight-decay', 'schedule', 'batch-size', 'limit', 'val-split'] as const;
 
 export const trainSpec: CommandSpec = {
   name: 'train',
@@ -91,9 +92,11 @@ export const trainSpec: CommandSpec = {
     { name: 'patience', type: 'int', min: 1, help: 'stop when validation accuracy has not improved for N epochs (needs --val-split)' },
     { name: 'act', type: 'string', default: 'off', help: `activation compression of the values saved for backward: ${ACT_MODES.join(', ')}; auto:B (average bits B), comet:EB (relative error bound)` },
     { name: 'memory-limit', type: 'string', help: 'cap the tensor arena (bytes, or with a unit: 256MiB, 1GiB); an allocation past it stops training with one line naming the tensor' },
-    { name: 'quant', type: 'choice', choices: quantPresets, help: 'train a quantized preset (binary/ternary/int8) of --model mlp or lenet (ttq, pternary, hq also resnet20)' },
+    { name: 'quant', type: 'choice', choices: quantPresets, help: 'train a quantized preset (binary/ternary/int8) of --model mlp, lenet or resnet20 (binary, irnet, fda, dirnet, ttq, pternary, hq)' },
     { name: 'prune', type: 'number', min: 0, max: 1, belowMax: true, help: 'magnitude-prune this fraction of all conv/dense weights (each layer but the first and last at the same rate), gradually over 10-60 % of the steps (convert stores them sparse)' },
     { name: 'prune-channels', type: 'number', min: 0, max: 1, belowMax: true, help: 'remove this fraction of the output channels of each prunable conv/dense layer (smallest L1 norm, gradually); convert drops them from the deployed model' },
+    { name: 'teacher', type: 'file', help: 'distil from this float checkpoint of --model (e.g. for --quant dirnet): cross-entropy plus aligned unit-norm block (or classifier-input) representations' },
+    { name: 'distill-weight', type: 'number', min: 0, default: 1, help: 'weight of the --teacher representation terms' },
     { name: 'save', type: 'file', help: 'write the trained model (.safetensors); checked before training starts' },
     FORCE_OPTION,
     { name: 'checkpoint-every', type: 'int', min: 1, help: 'also write the resumable training state to --save every N steps' },
@@ -118,6 +121,9 @@ interface RunConfig {
   /** Unstructured (--prune) and channel (--prune-channels) sparsity, null when off. */
   prune?: number | null;
   pruneChannels?: number | null;
+  /** --teacher checkpoint and --distill-weight (null: no distillation). */
+  teacher?: string | null;
+  distillWeight?: number;
   act: string;
   optimizer: string;
   lr: number;
@@ -148,7 +154,8 @@ export const train = defineCommand(trainSpec, async (o) => {
     saved = JSON.parse(meta['slimgrad.run']) as { config: RunConfig; position: TrainPosition; actStep: number };
   }
   const cfg: Omit<RunConfig, 'itemShape' | 'classes'> = saved?.config ?? {
-    model: o.string('model')!, data: o.string('data')!, quant: o.string('quant') ?? null, prune: o.number('prune') ?? null, pruneChannels: o.number('prune-channels') ?? null, act: o.string('act')!, optimizer: o.string('optimizer')!,
+    model: o.string('model')!, data: o.string('data')!, quant: o.string('quant') ?? null, prune: o.number('prune') ?? null, pruneChannels: o.number('prune-channels') ?? null, teacher: o.string('teacher') ?? null, distillWeight: o.number('distill-weight')!,
+    act: o.string('act')!, optimizer: o.string('optimizer')!,
     lr: o.number('lr')!, weightDecay: o.number('weight-decay')!, schedule: o.string('schedule')!, seed: o.int('seed')!, batchSize: o.int('batch-size')!,
     epochs: o.int('epochs')!, limit: o.int('limit') ?? null, valSplit: o.number('val-split')!, dataDir: o.string('data-dir') ?? null,
   };
@@ -171,6 +178,16 @@ export const train = defineCommand(trainSpec, async (o) => {
   }
   const { train: trainSet, val, test: testSet } = await dataSplits(cfg.data, cfg.dataDir ?? undefined, cfg.seed, cfg.limit ?? undefined, cfg.valSplit);
   const model = buildModel(cfg.model, cfg.quant ?? undefined, trainSet.itemShape, trainSet.numClasses, cfg.seed);
+  let distill: ReturnType<typeof distillation> | null = null;
+  if (cfg.teacher) {
+    const teacher = buildModel(cfg.model, undefined, trainSet.itemShape, trainSet.numClasses, cfg.seed);
+    loadModule(teacher, cfg.teacher);
+    try {
+      distill = distillation(model, teacher, { weight: cfg.distillWeight ?? 1 });
+    } catch (e) {
+      throw new UsageError(`--teacher ${cfg.teacher}: ${(e as Error).message}`);
+    }
+  }
   let actSpec: ReturnType<typeof parseActSpec>;
   try {
     actSpec = parseActSpec(cfg.act, 'train --act');
@@ -213,8 +230,8 @@ export const train = defineCommand(trainSpec, async (o) => {
   const report = runFit(cfg.batchSize, actMode, () => fit(model, trainSet, testSet, {
     epochs: cfg.epochs, batchSize: cfg.batchSize, optimizer, seed: cfg.seed,
     wrapForward: (fn) => act.run(fn),
-    // Nested-precision presets train every width at once (once-QAT).
-    loss: quantTrainingLoss(model),
+    // Distillation adds its terms; nested-precision presets train every width at once (once-QAT).
+    loss: distill?.loss ?? quantTrainingLoss(model),
     schedule: makeSchedule(cfg.schedule, cfg.lr, steps),
     val, patience,
     resume: saved?.position,

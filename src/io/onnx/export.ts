@@ -134,7 +134,8 @@ function emit(b: Builder, m: Module, xs: string[], quant: Map<Module, LayerQuant
   if (m instanceof Sequential) return m.layers.reduce((h, l) => emit(b, l, [h], quant, expose), x);
   if (m instanceof BasicBlock) {
     const y = emit(b, m.body, [x], quant, expose), s = m.shortcut ? emit(b, m.shortcut, [x], quant, expose) : x;
-    return b.node('Relu', [b.node('Add', [y, s])]);
+    const sum = b.node('Add', [y, s]);
+    return m.relu ? b.node('Relu', [sum]) : sum;
   }
   if (m instanceof Conv2d || m instanceof Linear) {
     const lq = quant.get(m);

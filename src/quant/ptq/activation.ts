@@ -6,7 +6,7 @@
  * @example
  * const q = quantizeActivation(x, [n, c, h, w], { step: 0.02, lo: 0, hi: 15 });
  */
-import { roundHalfAway } from '../ops.js';
+import { quantizeCodes } from '../kernels.js';
 
 export interface ActivationGrid {
   step: number;
@@ -19,10 +19,7 @@ export interface ActivationGrid {
 export function quantizeActivation(x: Float32Array, shape: readonly number[], a: ActivationGrid): Int8Array {
   const out = new Int8Array(x.length);
   const { step, lo, hi, border } = a;
-  if (!border) {
-    for (let i = 0; i < x.length; i++) out[i] = Math.min(hi, Math.max(lo, roundHalfAway(x[i]! / step)));
-    return out;
-  }
+  if (!border) return quantizeCodes(x, a, out);
   const c = shape[1]!, inner = shape.slice(2).reduce((p, d) => p * d, 1);
   if (border.length !== c) throw new Error(`quantizeActivation: ${border.length} rounding borders for ${c} channels`);
   for (let i = 0; i < x.length; i++) {

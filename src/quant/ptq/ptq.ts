@@ -26,12 +26,13 @@ import { noGrad } from '../../autograd/mode.js';
 import {
   add, addScalar, conv2d, hardtanh, matmul, mul, mulScalar, powScalar, reshape, sigmoid, sub, sum,
 } from '../../ops/index.js';
-import { Conv2d, Lambda, Linear, Sequential } from '../../nn/layers.js';
+import { Conv2d, Linear, Sequential } from '../../nn/layers.js';
 import { parameter, type Module } from '../../nn/module.js';
 import { Adam } from '../../optim/optimizer.js';
 import { Rng } from '../../util/rng.js';
-import { isQuantLayer, MaxPool2dLayer } from '../layers.js';
-import { convert, type DeployedModel, type MatStage } from '../convert.js';
+import { isQuantLayer } from '../layers.js';
+import { convert, type DeployedModel } from '../convert.js';
+import { matStages } from '../runtime.js';
 import { quantizeActivation, type ActivationGrid } from './activation.js';
 import { gridFor, observeRange, quantizeWeights, type ObserverKind } from './observers.js';
 
@@ -305,16 +306,8 @@ export function simulate(model: Module, result: PtqResult): () => void {
  */
 export function deployPtq(model: Module, result: PtqResult, inputShape: number[]): DeployedModel {
   if (!(model instanceof Sequential)) throw new Error(`deployPtq: the deployed runtime runs Sequential models (got ${model.constructor.name}); evaluate other graphs with simulate()`);
-  // Max-pools with stride = window are the runtime's pool stage.
-  const layers = model.layers.map((l) => {
-    const o = l instanceof Lambda && l.label === 'maxpool2d' ? (l.attrs as { kernel: unknown; stride?: unknown; padding?: unknown }) : null;
-    return o && typeof o.kernel === 'number' && (o.stride ?? o.kernel) === o.kernel && !o.padding ? new MaxPool2dLayer(o.kernel) : l;
-  });
-  const flat = new Sequential(...layers);
-  const deployed = convert(flat, inputShape);
-  // The wrapper reassigned the shared layers' paths: restore the model's own.
-  (model as unknown as { finalize(): void }).finalize();
-  const stages = deployed.stages.filter((s): s is MatStage => s.op === 'conv' || s.op === 'dense');
+  const deployed = convert(model, inputShape);
+  const stages = matStages(deployed.stages);
   if (stages.length !== result.layers.length) throw new Error(`deployPtq: ${stages.length} conv/dense stages for ${result.layers.length} quantized layers`);
   stages.forEach((s, i) => {
     const lq = result.layers[i]!;

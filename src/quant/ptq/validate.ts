@@ -5,17 +5,15 @@
  * @example
  * const codes = deployedInputCodes(deployed, x, [n, 1, 28, 28]);  // one Int8Array per int8 stage
  */
-import { runDeployed, type DeployedModel, type MatStage } from '../runtime.js';
+import { runDeployed, type DeployedModel } from '../runtime.js';
 import { quantizeActivation } from './activation.js';
 
 export function deployedInputCodes(model: DeployedModel, x: Float32Array, shape: number[]): Int8Array[] {
   const codes: Int8Array[] = [];
-  model.stages.forEach((s, i) => {
-    if ((s.op !== 'conv' && s.op !== 'dense') || s.kernel !== 'int8') return;
-    const m = s as MatStage;
-    const h = runDeployed({ inputShape: model.inputShape, stages: model.stages.slice(0, i) }, x, shape);
-    const [lo, hi] = m.inputRange ?? [-128, 127];
-    codes.push(quantizeActivation(h.data, h.shape, { step: m.inputStep, lo, hi, border: m.inputBorder }));
+  runDeployed(model, x, shape, (s, h) => {
+    if (s.kernel !== 'int8') return;
+    const [lo, hi] = s.inputRange ?? [-128, 127];
+    codes.push(quantizeActivation(h.data, h.shape, { step: s.inputStep, lo, hi, border: s.inputBorder }));
   });
   return codes;
 }
