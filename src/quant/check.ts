@@ -22,7 +22,7 @@ export class ArrayInfo {
 export const MAX_ITEM_ELEMENTS = 1 << 26;
 /** Deepest nesting of residual blocks accepted. */
 export const MAX_DEPTH = 4;
-const KERNELS = ['binary', 'binary_weights', 'ternary_weights', 'int8', 'float'] as const;
+const KERNELS = ['binary', 'binary_weights', 'ternary_weights', 'int8', 'float', 'nested_weights', 'smartdeal'] as const;
 
 export class DeployedModelError extends Error {
   constructor(readonly field: string, why: string) {
@@ -98,9 +98,19 @@ export function checkStages(inputShape: readonly number[], stages: readonly unkn
           ternary_weights: ['u32', outC * 2 * wordsFor(K)],
           int8: ['i8', outC * K],
           float: ['f32', outC * K],
+          nested_weights: ['i8', outC * K],
         };
-        const [wk, wl] = weightKinds[kernel]!;
-        array('weights', [wk], wl);
+        if (kernel === 'smartdeal') {
+          // Factors (codes of the kept rows, row mask, basis): checked against the shape when they are unpacked (smartdeal.ts).
+        } else if (s.mask !== undefined) {
+          // Sparse encoding (sparse.ts): a bitmap of the non-zeros, then only their values (float) or
+          // signs (ternary), whose count the sparse decoder checks against the bitmap.
+          if (kernel !== 'float' && kernel !== 'ternary_weights') fail(`${field}.mask`, `a sparse encoding is defined for float and ternary_weights stages, not ${kernel}`);
+          array('mask', ['u32'], wordsFor(outC * K));
+        } else {
+          const [wk, wl] = weightKinds[kernel]!;
+          array('weights', [wk], wl);
+        }
         if (kernel === 'int8') {
           const step = s.inputStep;
           if (typeof step !== 'number' || !(step > 0) || !Number.isFinite(step)) fail(`${field}.inputStep`, `expected a positive step, got ${JSON.stringify(step)}`);

@@ -24,6 +24,7 @@ import {
   magnitudeThreshold, payloadBytes, Pruner, PrunedTernary, QuantWasmKernels, runDeployed, runPacked, setQuantProgress,
   sparseGemm, summary, toCsr, Ttq, useQuantKernels, type MatStage,
 } from '../../src/quant/index.js';
+import { matStages } from '../../src/quant/runtime.js';
 
 const rng = new Rng(41, 1);
 const MNIST = '../shared/data/mnist-t10k';
@@ -166,7 +167,7 @@ test('ttq, pternary and hq deploy faithfully on LeNet-5 and ResNet-20 (2-bit or 
     const scale = Math.max(...expected.map(Math.abs));
     assert.ok(maxDiff(got.data, expected) <= 1e-4 * scale, `${modelName} ${preset}: deployed vs float ${maxDiff(got.data, expected)}`);
     assert.ok(maxDiff(packed.data, got.data) <= 1e-4 * scale, `${modelName} ${preset}: packed vs TypeScript runtime ${maxDiff(packed.data, got.data)}`);
-    const mats = deployed.stages.filter((s): s is MatStage => s.op === 'conv' || s.op === 'dense');
+    const mats = matStages(deployed.stages);
     assert.ok(mats.some((s) => s.kernel === 'ternary_weights'), `${modelName} ${preset}: ternary stages`);
     // Half of each pternary/hq layer is pruned: one mask bit + one sign bit per non-zero beats two planes.
     if (preset !== 'ttq') assert.ok(mats.filter((s) => s.kernel === 'ternary_weights').every((s) => s.mask), `${modelName} ${preset}: sparse ternary encoding`);
@@ -244,7 +245,7 @@ test('channel pruning zeroes whole channels; convert removes them (and the input
     const deployed = convert(model, item);
     const got = runPacked(deployed, x, shape);
     assert.ok(maxDiff(got.data, expected) < 1e-4 * Math.max(...expected.map(Math.abs)), `${name}: deployed vs float ${maxDiff(got.data, expected)}`);
-    const outs = (d: typeof deployed) => d.stages.filter((s): s is MatStage => s.op === 'conv' || s.op === 'dense').map((s) => s.outC);
+    const outs = (d: typeof deployed) => matStages(d.stages).map((s) => s.outC);
     const full = outs(convert(build(), item));
     assert.ok(outs(deployed).reduce((a, b) => a + b, 0) < full.reduce((a, b) => a + b, 0), `${name}: ${outs(deployed)} vs ${full}`);
     const s = summary(model, item);
