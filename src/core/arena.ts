@@ -124,9 +124,10 @@ export class Arena {
    * Large activations then pack at the bottom, next to each other, and the small and long-lived
    * blocks that fill holes do not split the low end where the next large block goes. Parameters
    * gather at the very bottom, so momentum buffers created by the first step do not pin a hole
-   * mid-arena. (Compared on recorded ResNet-20 steps, fp32 to int2 at batch 64 and 128: the first
-   * step's high-water is at most 15% above its live peak, from up to 38% with best fit for long
-   * blocks and first fit for all short ones. Later steps replay a plan: see core/plan.ts.)
+   * mid-arena. (In a one-off simulation over recorded ResNet-20 steps, fp32 to int8 at batch 64 and
+   * 128, see BENCHMARKS.md: the first step's high-water at most 15% above its live peak, from up to
+   * 38% with best fit for long blocks and first fit for all short ones. Later steps replay a plan:
+   * see core/plan.ts.)
    */
   allocBlock(size: number, lifetime: Lifetime): number {
     if (lifetime === 'short' && size > this.largestShort) this.largestShort = size;
