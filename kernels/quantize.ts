@@ -40,9 +40,6 @@ export function quantizeGroups(
   seedLo: u32, seedHi: u32, step: u32, stream: u32, meta: usize, codes: usize,
 ): void {
   const Q = (1 << bits) - 1;
-  const logBits = bits == 1 ? 0 : bits == 2 ? 1 : bits == 4 ? 2 : 3;
-  const shift = 3 - logBits, lane = (8 >> logBits) - 1;
-  const fq = <f64>Q;
   let g = rowFrom * ((rowLength + groupSize - 1) / groupSize);
   for (let r = rowFrom; r < rowTo; r++) {
     const rowStart = r * rowLength;
@@ -51,38 +48,142 @@ export function quantizeGroups(
       const m = load<f64>(meta + (<usize>(2 * g) << 3));
       const stepSize = load<f64>(meta + (<usize>(2 * g + 1) << 3));
       const inv = stepSize > 0 ? 1 / stepSize : 0.0;
-      if (!noise) {
-        for (let i = start; i < end; i++) put(codes, i, code(x, i, m, inv, 0.5, Q, fq), lane, shift, logBits);
-        continue;
-      }
-      // Element pairs (2j, 2j + 1) share one 32-bit mix: high half for the even element.
-      let chunkKey = philoxWord0(<u32>start >>> 8, step, stream, 0, seedLo, seedHi);
-      let i = start;
-      if (i & 1) {
-        const h = mix32(chunkKey + (<u32>(i & 255) >>> 1) * 0x9e3779b9);
-        put(codes, i, code(x, i, m, inv, noiseOf(h & 0xffff), Q, fq), lane, shift, logBits);
-        i++;
-      }
-      for (; i + 1 < end; i += 2) {
-        if ((i & 255) == 0) chunkKey = philoxWord0(<u32>i >>> 8, step, stream, 0, seedLo, seedHi);
-        const h = mix32(chunkKey + (<u32>(i & 255) >>> 1) * 0x9e3779b9);
-        const q0 = code(x, i, m, inv, noiseOf(h >>> 16), Q, fq);
-        const q1 = code(x, i + 1, m, inv, noiseOf(h & 0xffff), Q, fq);
-        // At 4 and 8 bits an even-aligned pair owns its bytes: store without reading them back.
-        if (bits == 4) store<u8>(codes + (<usize>i >>> 1), <u8>(q0 | (q1 << 4)));
-        else if (bits == 8) store<u16>(codes + <usize>i, <u16>(q0 | (q1 << 8)));
-        else {
-          put(codes, i, q0, lane, shift, logBits);
-          put(codes, i + 1, q1, lane, shift, logBits);
-        }
-      }
-      if (i < end) {
-        if ((i & 255) == 0) chunkKey = philoxWord0(<u32>i >>> 8, step, stream, 0, seedLo, seedHi);
-        const h = mix32(chunkKey + (<u32>(i & 255) >>> 1) * 0x9e3779b9);
-        put(codes, i, code(x, i, m, inv, noiseOf(h >>> 16), Q, fq), lane, shift, logBits);
-      }
+      if (ASC_FEATURE_SIMD) {
+        // Scalar up to a 16-element boundary, 16 at a time (whole code bytes), scalar tail.
+        let i = min((start + 15) & ~15, end);
+        quantizeRun(x, start, i, m, inv, bits, noise, seedLo, seedHi, step, stream, codes);
+        if (i + 16 <= end) i = quantize16(x, i, end, m, inv, bits, noise, seedLo, seedHi, step, stream, codes);
+        quantizeRun(x, i, end, m, inv, bits, noise, seedLo, seedHi, step, stream, codes);
+      } else quantizeRun(x, start, end, m, inv, bits, noise, seedLo, seedHi, step, stream, codes);
     }
   }
+}
+
+/** Elements [from, to) of one group, one at a time (codes ORed into zero-filled bytes). */
+function quantizeRun(
+  x: usize, from: i32, to: i32, m: f64, inv: f64, bits: i32, noise: i32,
+  seedLo: u32, seedHi: u32, step: u32, stream: u32, codes: usize,
+): void {
+  if (from >= to) return;
+  const Q = (1 << bits) - 1;
+  const logBits = bits == 1 ? 0 : bits == 2 ? 1 : bits == 4 ? 2 : 3;
+  const shift = 3 - logBits, lane = (8 >> logBits) - 1;
+  const fq = <f64>Q;
+  if (!noise) {
+    for (let i = from; i < to; i++) put(codes, i, code(x, i, m, inv, 0.5, Q, fq), lane, shift, logBits);
+    return;
+  }
+  // Element pairs (2j, 2j + 1) share one 32-bit mix: high half for the even element.
+  let chunkKey = philoxWord0(<u32>from >>> 8, step, stream, 0, seedLo, seedHi);
+  let i = from;
+  if (i & 1) {
+    const h = mix32(chunkKey + (<u32>(i & 255) >>> 1) * 0x9e3779b9);
+    put(codes, i, code(x, i, m, inv, noiseOf(h & 0xffff), Q, fq), lane, shift, logBits);
+    i++;
+  }
+  for (; i + 1 < to; i += 2) {
+    if ((i & 255) == 0) chunkKey = philoxWord0(<u32>i >>> 8, step, stream, 0, seedLo, seedHi);
+    const h = mix32(chunkKey + (<u32>(i & 255) >>> 1) * 0x9e3779b9);
+    const q0 = code(x, i, m, inv, noiseOf(h >>> 16), Q, fq);
+    const q1 = code(x, i + 1, m, inv, noiseOf(h & 0xffff), Q, fq);
+    // At 4 and 8 bits an even-aligned pair owns its bytes: store without reading them back.
+    if (bits == 4) store<u8>(codes + (<usize>i >>> 1), <u8>(q0 | (q1 << 4)));
+    else if (bits == 8) store<u16>(codes + <usize>i, <u16>(q0 | (q1 << 8)));
+    else {
+      put(codes, i, q0, lane, shift, logBits);
+      put(codes, i + 1, q1, lane, shift, logBits);
+    }
+  }
+  if (i < to) {
+    if ((i & 255) == 0) chunkKey = philoxWord0(<u32>i >>> 8, step, stream, 0, seedLo, seedHi);
+    const h = mix32(chunkKey + (<u32>(i & 255) >>> 1) * 0x9e3779b9);
+    put(codes, i, code(x, i, m, inv, noiseOf(h >>> 16), Q, fq), lane, shift, logBits);
+  }
+}
+
+/**
+ * SIMD body of quantizeGroups from a 16-aligned element i while 16 elements remain before `end`:
+ * the same f64 arithmetic and noise per element as `code`/`quantizeRun`, two lanes at a time, and
+ * whole code bytes stored (16 elements never share a byte with a neighbour). Returns where it stopped.
+ */
+function quantize16(
+  x: usize, i: i32, end: i32, m: f64, inv: f64, bits: i32, noise: i32,
+  seedLo: u32, seedHi: u32, step: u32, stream: u32, codes: usize,
+): i32 {
+  const mv = f64x2.splat(m), invv = f64x2.splat(inv), qv = i32x4.splat((1 << bits) - 1);
+  const half = f64x2.splat(0.5), scale = f64x2.splat(1.0 / 65536);
+  const pairLanes = i32x4(0, 1, 2, 3), golden = i32x4.splat(0x9e3779b9);
+  let chunkKey: u32 = 0;
+  if (noise) chunkKey = philoxWord0(<u32>i >>> 8, step, stream, 0, seedLo, seedHi);
+  for (; i + 16 <= end; i += 16) {
+    let u0 = half, u1 = half, u2 = half, u3 = half, u4 = half, u5 = half, u6 = half, u7 = half;
+    if (noise) {
+      if ((i & 255) == 0) chunkKey = philoxWord0(<u32>i >>> 8, step, stream, 0, seedLo, seedHi);
+      // Pairs p..p+7 (elements i..i+15): mix32 of chunkKey + pair * golden, rotated by 16 bits so
+      // that the 16-bit halves fall in element order (even element: high half).
+      const p = i32x4.add(i32x4.splat((i & 255) >>> 1), pairLanes);
+      const h0 = rot16(mix32x4(i32x4.add(i32x4.splat(chunkKey), i32x4.mul(p, golden))));
+      const h1 = rot16(mix32x4(i32x4.add(i32x4.splat(chunkKey), i32x4.mul(i32x4.add(p, i32x4.splat(4)), golden))));
+      const r0 = i32x4.extend_low_i16x8_u(h0), r1 = i32x4.extend_high_i16x8_u(h0);
+      const r2 = i32x4.extend_low_i16x8_u(h1), r3 = i32x4.extend_high_i16x8_u(h1);
+      u0 = noise2(r0, half, scale); u1 = noise2(hi64(r0), half, scale);
+      u2 = noise2(r1, half, scale); u3 = noise2(hi64(r1), half, scale);
+      u4 = noise2(r2, half, scale); u5 = noise2(hi64(r2), half, scale);
+      u6 = noise2(r3, half, scale); u7 = noise2(hi64(r3), half, scale);
+    }
+    const at = x + (<usize>i << 2);
+    const c0 = codes4(v128.load(at), mv, invv, u0, u1, qv);
+    const c1 = codes4(v128.load(at, 16), mv, invv, u2, u3, qv);
+    const c2 = codes4(v128.load(at, 32), mv, invv, u4, u5, qv);
+    const c3 = codes4(v128.load(at, 48), mv, invv, u6, u7, qv);
+    // 16 codes as bytes in element order, then packed LSB-first.
+    const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(c0, c1), i16x8.narrow_i32x4_s(c2, c3));
+    if (bits == 8) v128.store(codes + <usize>i, b);
+    else if (bits == 4) {
+      const w = v128.or(b, i16x8.shr_u(b, 4));
+      v128.store64_lane(codes + (<usize>i >>> 1), i8x16.shuffle(w, w, 0, 2, 4, 6, 8, 10, 12, 14, 0, 0, 0, 0, 0, 0, 0, 0), 0);
+    } else if (bits == 2) {
+      const w = v128.or(v128.or(b, i32x4.shr_u(b, 6)), v128.or(i32x4.shr_u(b, 12), i32x4.shr_u(b, 18)));
+      v128.store32_lane(codes + (<usize>i >>> 2), i8x16.shuffle(w, w, 0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), 0);
+    } else store<u16>(codes + (<usize>i >>> 3), <u16>i8x16.bitmask(i8x16.shl(b, 7)));
+  }
+  return i;
+}
+
+// @ts-ignore: decorator
+@inline function mix32x4(v: v128): v128 {
+  v = v128.xor(v, i32x4.shr_u(v, 16));
+  v = i32x4.mul(v, i32x4.splat(0x85ebca6b));
+  v = v128.xor(v, i32x4.shr_u(v, 13));
+  v = i32x4.mul(v, i32x4.splat(0xc2b2ae35));
+  return v128.xor(v, i32x4.shr_u(v, 16));
+}
+
+// @ts-ignore: decorator
+@inline function rot16(v: v128): v128 {
+  return v128.or(i32x4.shl(v, 16), i32x4.shr_u(v, 16));
+}
+
+/** Lanes 2 and 3 of an i32x4 moved to lanes 0 and 1. */
+// @ts-ignore: decorator
+@inline function hi64(v: v128): v128 {
+  return i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
+}
+
+/** noiseOf on the two low u32 lanes, as f64x2. */
+// @ts-ignore: decorator
+@inline function noise2(r: v128, half: v128, scale: v128): v128 {
+  return f64x2.mul(f64x2.add(f64x2.convert_low_i32x4_u(r), half), scale);
+}
+
+/** `code` on four float32 lanes with noise (ul for lanes 0-1, uh for 2-3): clamp(trunc((x − m)·inv + u), 0, Q). */
+// @ts-ignore: decorator
+@inline function codes4(v: v128, mv: v128, invv: v128, ul: v128, uh: v128, qv: v128): v128 {
+  const tl = f64x2.add(f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(v), mv), invv), ul);
+  const th = f64x2.add(f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(hi64(v)), mv), invv), uh);
+  // trunc_sat: NaN -> 0, out of range saturates; the clamp then matches `code`.
+  const q = i8x16.shuffle(i32x4.trunc_sat_f64x2_s_zero(tl), i32x4.trunc_sat_f64x2_s_zero(th), 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+  return i32x4.min_s(i32x4.max_s(q, i32x4.splat(0)), qv);
 }
 
 // @ts-ignore: decorator
@@ -102,21 +203,36 @@ export function quantizeGroups(
   store<u8>(at, load<u8>(at) | <u8>(q << ((i & lane) << logBits)));
 }
 
-/** The min/max pass: (min, max) of every group as float64 pairs in `ranges` (groupRanges in quantize.ts). */
+/**
+ * The min/max pass: (min, max) of every group as float64 pairs in `ranges` (groupRanges in
+ * quantize.ts). NaN is skipped; a zero result is stored as +0 (lanes may meet ±0 in another order).
+ */
 export function groupRanges(x: usize, rowFrom: i32, rowTo: i32, rowLength: i32, groupSize: i32, ranges: usize): void {
   let g = rowFrom * ((rowLength + groupSize - 1) / groupSize);
   for (let r = rowFrom; r < rowTo; r++) {
     const rowStart = r * rowLength;
     for (let start = rowStart; start < rowStart + rowLength; start += groupSize, g++) {
       const end = min(start + groupSize, rowStart + rowLength);
-      let mn = Infinity, mx = -Infinity;
-      for (let i = start; i < end; i++) {
-        const v = <f64>load<f32>(x + (<usize>i << 2));
+      let mn: f32 = Infinity, mx: f32 = -Infinity;
+      let i = start;
+      if (ASC_FEATURE_SIMD && i + 4 <= end) {
+        // pmin/pmax keep the accumulator on NaN, as the scalar comparisons do.
+        let vmn = f32x4.splat(Infinity), vmx = f32x4.splat(-Infinity);
+        for (; i + 4 <= end; i += 4) {
+          const v = v128.load(x + (<usize>i << 2));
+          vmn = f32x4.pmin(vmn, v);
+          vmx = f32x4.pmax(vmx, v);
+        }
+        mn = min(min(f32x4.extract_lane(vmn, 0), f32x4.extract_lane(vmn, 1)), min(f32x4.extract_lane(vmn, 2), f32x4.extract_lane(vmn, 3)));
+        mx = max(max(f32x4.extract_lane(vmx, 0), f32x4.extract_lane(vmx, 1)), max(f32x4.extract_lane(vmx, 2), f32x4.extract_lane(vmx, 3)));
+      }
+      for (; i < end; i++) {
+        const v = load<f32>(x + (<usize>i << 2));
         if (v < mn) mn = v;
         if (v > mx) mx = v;
       }
-      store<f64>(ranges + (<usize>(2 * g) << 3), mn);
-      store<f64>(ranges + (<usize>(2 * g + 1) << 3), mx);
+      store<f64>(ranges + (<usize>(2 * g) << 3), <f64>mn + 0.0);
+      store<f64>(ranges + (<usize>(2 * g + 1) << 3), <f64>mx + 0.0);
     }
   }
 }
@@ -126,9 +242,6 @@ export function groupRanges(x: usize, rowFrom: i32, rowTo: i32, rowLength: i32, 
  * f32(f64(min) + f64(q) * f64(step)). meta: float32 (min, step) per group; out: float32.
  */
 export function dequantizeGroups(codes: usize, meta: usize, rowFrom: i32, rowTo: i32, rowLength: i32, groupSize: i32, bits: i32, out: usize): void {
-  const Q = (1 << bits) - 1;
-  const logBits = bits == 1 ? 0 : bits == 2 ? 1 : bits == 4 ? 2 : 3;
-  const shift = 3 - logBits, lane = (8 >> logBits) - 1;
   let g = rowFrom * ((rowLength + groupSize - 1) / groupSize);
   for (let r = rowFrom; r < rowTo; r++) {
     const rowStart = r * rowLength;
@@ -136,26 +249,92 @@ export function dequantizeGroups(codes: usize, meta: usize, rowFrom: i32, rowTo:
       const end = min(start + groupSize, rowStart + rowLength);
       const mn = <f64>load<f32>(meta + (<usize>(2 * g) << 2));
       const stepSize = <f64>load<f32>(meta + (<usize>(2 * g + 1) << 2));
-      let i = start;
-      // Whole bytes at 4 bits (the common case): two codes per load.
-      if (bits == 4) {
-        if (i & 1) {
-          store<f32>(out + (<usize>i << 2), <f32>(mn + <f64>(load<u8>(codes + (<usize>i >>> 1)) >> 4) * stepSize));
-          i++;
-        }
-        for (; i + 1 < end; i += 2) {
-          const b = <i32>load<u8>(codes + (<usize>i >>> 1));
-          store<f32>(out + (<usize>i << 2), <f32>(mn + <f64>(b & 15) * stepSize));
-          store<f32>(out + (<usize>(i + 1) << 2), <f32>(mn + <f64>(b >> 4) * stepSize));
-        }
-      }
-      for (; i < end; i++) {
-        const q = (<i32>load<u8>(codes + (<usize>i >>> shift)) >> ((i & lane) << logBits)) & Q;
-        store<f32>(out + (<usize>i << 2), <f32>(mn + <f64>q * stepSize));
-      }
+      if (ASC_FEATURE_SIMD && bits != 1) {
+        let i = min((start + 15) & ~15, end);
+        dequantizeRun(codes, start, i, mn, stepSize, bits, out);
+        if (i + 16 <= end) i = dequantize16(codes, i, end, mn, stepSize, bits, out);
+        dequantizeRun(codes, i, end, mn, stepSize, bits, out);
+      } else dequantizeRun(codes, start, end, mn, stepSize, bits, out);
     }
   }
 }
+
+function dequantizeRun(codes: usize, from: i32, to: i32, mn: f64, stepSize: f64, bits: i32, out: usize): void {
+  const Q = (1 << bits) - 1;
+  const logBits = bits == 1 ? 0 : bits == 2 ? 1 : bits == 4 ? 2 : 3;
+  const shift = 3 - logBits, lane = (8 >> logBits) - 1;
+  for (let i = from; i < to; i++) {
+    const q = (<i32>load<u8>(codes + (<usize>i >>> shift)) >> ((i & lane) << logBits)) & Q;
+    store<f32>(out + (<usize>i << 2), <f32>(mn + <f64>q * stepSize));
+  }
+}
+
+/**
+ * SIMD body of dequantizeGroups from a 16-aligned i: at 2 and 4 bits the group's 2^b decoded
+ * values are computed once (the same f64 expression) and looked up with swizzles; at 8 bits the
+ * f64 expression runs two lanes at a time. Returns where it stopped.
+ */
+function dequantize16(codes: usize, i: i32, end: i32, mn: f64, stepSize: f64, bits: i32, out: usize): i32 {
+  if (bits == 2) {
+    // One table of 4 float32 values; element e of a code byte indexes bytes 4q_e .. 4q_e + 3.
+    let table = f32x4.splat(0);
+    table = f32x4.replace_lane(table, 0, <f32>mn);
+    table = f32x4.replace_lane(table, 1, <f32>(mn + stepSize));
+    table = f32x4.replace_lane(table, 2, <f32>(mn + 2.0 * stepSize));
+    table = f32x4.replace_lane(table, 3, <f32>(mn + 3.0 * stepSize));
+    const fields = i32x4(3, 12, 48, 192), toBit8 = i32x4(256, 64, 16, 4);
+    const spread = i32x4.splat(0x01010101), byteOfValue = i8x16(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
+    for (; i + 16 <= end; i += 16) {
+      const src = codes + (<usize>i >>> 2), dst = out + (<usize>i << 2);
+      for (let k = 0; k < 4; k++) {
+        // Lane e: (byte & (3 << 2e)) * 2^(8 - 2e) >> 6 = 4 q_e, then copied to the lane's 4 bytes.
+        const q4 = i32x4.shr_u(i32x4.mul(v128.and(i32x4.splat(<i32>load<u8>(src + k)), fields), toBit8), 6);
+        v128.store(dst + (<usize>k << 4), i8x16.swizzle(table, i8x16.add(i32x4.mul(q4, spread), byteOfValue)));
+      }
+    }
+    return i;
+  }
+  if (bits == 4) {
+    // 16 decoded values staged in the first 16 outputs (64 bytes, overwritten below), split into
+    // four byte planes: plane j holds byte j of every value, indexed by the code.
+    const dst0 = out + (<usize>i << 2);
+    for (let q = 0; q < 16; q++) store<f32>(dst0 + (<usize>q << 2), <f32>(mn + <f64>q * stepSize));
+    const v0 = v128.load(dst0), v1 = v128.load(dst0, 16), v2 = v128.load(dst0, 32), v3 = v128.load(dst0, 48);
+    // Bytes grouped by position within each vector, then a 4x4 transpose of the 32-bit groups.
+    const byPos = i8x16(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    const t0 = i8x16.swizzle(v0, byPos), t1 = i8x16.swizzle(v1, byPos), t2 = i8x16.swizzle(v2, byPos), t3 = i8x16.swizzle(v3, byPos);
+    const a01 = v128.shuffle<i32>(t0, t1, 0, 4, 1, 5), a23 = v128.shuffle<i32>(t2, t3, 0, 4, 1, 5);
+    const c01 = v128.shuffle<i32>(t0, t1, 2, 6, 3, 7), c23 = v128.shuffle<i32>(t2, t3, 2, 6, 3, 7);
+    const p0 = v128.shuffle<i64>(a01, a23, 0, 2), p1 = v128.shuffle<i64>(a01, a23, 1, 3);
+    const p2 = v128.shuffle<i64>(c01, c23, 0, 2), p3 = v128.shuffle<i64>(c01, c23, 1, 3);
+    const low = i8x16.splat(15);
+    for (; i + 16 <= end; i += 16) {
+      const packed = v128.load64_zero(codes + (<usize>i >>> 1));
+      const c = i8x16.shuffle(v128.and(packed, low), i8x16.shr_u(packed, 4), 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      const b0 = i8x16.swizzle(p0, c), b1 = i8x16.swizzle(p1, c), b2 = i8x16.swizzle(p2, c), b3 = i8x16.swizzle(p3, c);
+      const lo01 = i8x16.shuffle(b0, b1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      const hi01 = i8x16.shuffle(b0, b1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+      const lo23 = i8x16.shuffle(b2, b3, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      const hi23 = i8x16.shuffle(b2, b3, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+      const dst = out + (<usize>i << 2);
+      v128.store(dst, i8x16.shuffle(lo01, lo23, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23));
+      v128.store(dst, i8x16.shuffle(lo01, lo23, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 16);
+      v128.store(dst, i8x16.shuffle(hi01, hi23, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23), 32);
+      v128.store(dst, i8x16.shuffle(hi01, hi23, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 48);
+    }
+    return i;
+  }
+  // 8 bits.
+  const mv = f64x2.splat(mn), sv = f64x2.splat(stepSize);
+  for (; i + 4 <= end; i += 4) {
+    const q = i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(codes + <usize>i)));
+    const lo = f32x4.demote_f64x2_zero(f64x2.add(mv, f64x2.mul(f64x2.convert_low_i32x4_u(q), sv)));
+    const hi = f32x4.demote_f64x2_zero(f64x2.add(mv, f64x2.mul(f64x2.convert_low_i32x4_u(hi64(q)), sv)));
+    v128.store(out + (<usize>i << 2), i8x16.shuffle(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23));
+  }
+  return i;
+}
+
 
 /** Packs a 0/1 uint8 mask into bits, LSB-first (every byte of `bits` written); returns the index of the first value that is not 0 or 1, or -1. */
 export function packMask(mask: usize, n: i32, bits: usize): i32 {

@@ -32,8 +32,12 @@ export function toFloat16Bits(x: number): number {
   return h;
 }
 
-/** The number an fp16 bit pattern stands for. */
+/** The number an fp16 bit pattern stands for (a table lookup: the codecs call this per group). */
 export function fromFloat16Bits(h: number): number {
+  return (table ??= buildTable())[h & 0xffff]!;
+}
+
+function halfValue(h: number): number {
   const sign = h & 0x8000 ? -1 : 1;
   const exp = (h >>> 10) & 0x1f;
   const mant = h & 0x3ff;
@@ -60,14 +64,17 @@ export function encodeFloat16(src: ArrayLike<number>, dst: Uint16Array): void {
   for (let i = 0; i < src.length; i++) dst[i] = toFloat16Bits(src[i]!);
 }
 
-/** Decodes fp16 bits through a 65536-entry table (built on first use). */
+/** Every fp16 value by bit pattern (256 KiB, built on first use). */
 let table: Float32Array | null = null;
+function buildTable(): Float32Array {
+  const t = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) t[h] = halfValue(h);
+  return t;
+}
+
+/** Decodes fp16 bits through the table. */
 export function decodeFloat16(src: Uint16Array, dst: Float32Array | Float64Array): void {
-  if (!table) {
-    table = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) table[h] = fromFloat16Bits(h);
-  }
-  const t = table;
+  const t = (table ??= buildTable());
   for (let i = 0; i < src.length; i++) dst[i] = t[src[i]!]!;
 }
 

@@ -115,8 +115,9 @@ export function groupRanges(x: FloatArray, layout: GroupLayout, ranges: Float64A
         if (v < mn) mn = v;
         if (v > mx) mx = v;
       }
-      ranges[2 * g] = mn;
-      ranges[2 * g + 1] = mx;
+      // +0 for a zero bound: the wasm kernel's SIMD lanes may meet ±0 in another order.
+      ranges[2 * g] = mn + 0;
+      ranges[2 * g + 1] = mx + 0;
     }
   }
 }

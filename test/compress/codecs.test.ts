@@ -99,10 +99,22 @@ test('wasm quantize kernel is bit-identical to the TypeScript quantizer', () => 
         // Large enough for the worker pool: split by rows, and kept whole when rows end mid-byte.
         [[4, 40000], { kind: 'quant', bits: 4, groupSize: 256 }],
         [[3, 50001], { kind: 'quant', bits: 2, groupSize: 100 }],
+        // The SIMD bodies at every width, stochastic and nearest, from 16-aligned and unaligned starts.
+        [[3, 515], { kind: 'quant', bits: 8, groupSize: 256 }],
+        [[2, 999], { kind: 'quant', bits: 2, groupSize: 64, stochastic: false }],
+        [[2, 1200], { kind: 'quant', bits: 4, groupSize: 96, stochastic: false }],
+        [[2, 1024], { kind: 'quant', bits: 1, groupSize: 256 }],
       ];
       for (const [shape, e] of cases) {
         const x = randomTensor(shape, shape.length);
-        x.data().fill(0.1, 0, 300); // constant groups that force the fp32 metadata fallback
+        const v = x.data();
+        v.fill(0.1, 0, 300); // constant groups that force the fp32 metadata fallback
+        // ±0 bounds in either order (stored as +0), and a NaN that the range pass skips.
+        v.fill(0, 300, 340);
+        v[305] = -0;
+        v[333] = -0;
+        v[350] = NaN;
+        v[v.length - 1] = -0;
         const bytes = (backend: string) => {
           setBackend(backend);
           const p = packTensor(x, e, noise);
@@ -136,6 +148,9 @@ test('wasm dequantize and mask kernels are bit-identical to the TypeScript codec
         [[3, 1000], { kind: 'quant', bits: 1, groupSize: 32 }],
         [[2, 600], { kind: 'quant', bits: 4, groupSize: 256, metadata: 'fp32' }],
         [[4, 40000], { kind: 'quant', bits: 4, groupSize: 256 }], // split across the worker pool
+        [[3, 1001], { kind: 'quant', bits: 2, groupSize: 100 }],
+        [[2, 515], { kind: 'quant', bits: 8, groupSize: 256 }],
+        [[2, 1024], { kind: 'quant', bits: 2, groupSize: 256 }],
       ];
       for (const [shape, e] of quantCases) {
         const x = randomTensor(shape, shape.length + 7);
