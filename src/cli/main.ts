@@ -1,20 +1,30 @@
 import { readFileSync } from 'node:fs';
 import { UsageError, type Command } from './command.js';
-import { bench } from './commands/bench.js';
-import { convert } from './commands/convert.js';
-import { data } from './commands/data.js';
-import { evaluateCommand } from './commands/eval.js';
-import { explain } from './commands/explain.js';
-import { infer } from './commands/infer.js';
-import { pipeline, stage } from './commands/pipeline.js';
-import { summary } from './commands/summary.js';
-import { train } from './commands/train.js';
 import { didYouMean, formatHelp } from './options.js';
 import { applyEnvironment } from './shared.js';
-import { quantize } from './commands/quantize.js';
 
-/** Every command, in the order `slimgrad --help` lists them. */
-export const commands: Command[] = [train, evaluateCommand, summary, convert, infer, data, explain, quantize, pipeline, stage, bench];
+/**
+ * Every command by name, in the order `slimgrad --help` lists them, each module imported only when
+ * it runs: a training run does not hold the explain, ONNX, pipeline and bench code (~7 MiB).
+ */
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  train: async () => (await import('./commands/train.js')).train,
+  eval: async () => (await import('./commands/eval.js')).evaluateCommand,
+  summary: async () => (await import('./commands/summary.js')).summary,
+  convert: async () => (await import('./commands/convert.js')).convert,
+  infer: async () => (await import('./commands/infer.js')).infer,
+  data: async () => (await import('./commands/data.js')).data,
+  explain: async () => (await import('./commands/explain.js')).explain,
+  quantize: async () => (await import('./commands/quantize.js')).quantize,
+  pipeline: async () => (await import('./commands/pipeline.js')).pipeline,
+  stage: async () => (await import('./commands/pipeline.js')).stage,
+  bench: async () => (await import('./commands/bench.js')).bench,
+};
+
+/** Every command (all modules imported), in help order. */
+export async function loadCommands(): Promise<Command[]> {
+  return Promise.all(Object.values(COMMANDS).map((load) => load()));
+}
 
 /** The package version (package.json next to src/ or dist/). */
 export function version(): string {
@@ -28,11 +38,11 @@ export function version(): string {
   return 'unknown';
 }
 
-function usage(): string {
+async function usage(): Promise<string> {
   return [
     'usage: slimgrad <command> [options]',
     '',
-    ...commands.map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
+    ...(await loadCommands()).map((c) => `  ${c.name.padEnd(10)} ${c.summary}`),
     '',
     'slimgrad <command> --help (or slimgrad help <command>) lists its options with an example; slimgrad --version prints the version.',
     'environment: SLIMGRAD_THREADS=N kernel threads, SLIMGRAD_BACKEND=wasm|reference kernels, SLIMGRAD_DEBUG=1 stack traces on errors',
@@ -47,21 +57,21 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (!name || name === '--help' || name === '-h') {
-    (name ? console.log : console.error)(usage());
+    (name ? console.log : console.error)(await usage());
     return name ? 0 : 2;
   }
-  const find = (n: string) => commands.find((c) => c.name === n);
+  const find = (n: string) => (Object.hasOwn(COMMANDS, n) ? COMMANDS[n]!() : null);
   if (name === 'help') {
     if (!rest[0]) {
-      console.log(usage());
+      console.log(await usage());
       return 0;
     }
-    const c = find(rest[0]);
+    const c = await find(rest[0]);
     if (!c) return unknownCommand(rest[0]);
     console.log(formatHelp(c.spec));
     return 0;
   }
-  const cmd = find(name);
+  const cmd = await find(name);
   if (!cmd) return unknownCommand(name);
   const envProblem = applyEnvironment();
   if (envProblem) {
@@ -79,6 +89,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function unknownCommand(name: string): number {
-  console.error(`slimgrad: unknown command '${name}'${didYouMean(name, commands.map((c) => c.name))} (commands: ${commands.map((c) => c.name).join(', ')}; see slimgrad --help)`);
+  const names = Object.keys(COMMANDS);
+  console.error(`slimgrad: unknown command '${name}'${didYouMean(name, names)} (commands: ${names.join(', ')}; see slimgrad --help)`);
   return 2;
 }

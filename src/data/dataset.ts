@@ -1,13 +1,31 @@
 /**
- * In-memory classification datasets: N items of one shape (e.g. [1, 28, 28] for MNIST, [3, 32, 32]
- * for CIFAR, [d] for feature vectors) stored back to back in one typed array, with int32 labels.
+ * Classification datasets: N items of one shape (e.g. [1, 28, 28] for MNIST, [3, 32, 32] for
+ * CIFAR, [d] for feature vectors) stored back to back in one typed array, with int32 labels.
  * Images keep their file's 8-bit pixels (a Uint8Array with `divisor` 255, a quarter of the float
  * size) and are converted to float32 one batch at a time (`copyItem`, `values`); feature data is
- * stored as float32 with divisor 1.
+ * stored as float32 with divisor 1. Procedural sets (the synthetic shapes) instead compute each
+ * item when it is read (`ItemGenerator`), so they hold no pixels at all.
  */
 
 /** What a dataset stores its values in. */
 export type DatasetValues = Float32Array | Uint8Array;
+
+/**
+ * Items computed on demand: `render(i, out)` writes the stored values of item `i` (a pure
+ * function of i) into `out`, an array of `storage`'s type and the item's size.
+ */
+export interface ItemGenerator {
+  readonly storage: 'uint8' | 'float32';
+  render(i: number, out: DatasetValues): void;
+}
+
+/** A generator's items [offset, offset + length). */
+interface GeneratedItems {
+  generator: ItemGenerator;
+  offset: number;
+  /** One item's stored values (reused by every read). */
+  scratch: DatasetValues;
+}
 
 /** Row-major element count of one item. */
 export function itemSizeOf(itemShape: readonly number[]): number {
@@ -34,10 +52,12 @@ export class Dataset {
   /** Elements per item (product of itemShape). */
   readonly itemSize: number;
   readonly itemShape: readonly number[];
+  private stored: DatasetValues | null;
+  private readonly generated: GeneratedItems | null;
 
   constructor(
-    /** All items back to back, row-major: item i is x[i*itemSize, (i+1)*itemSize), stored values. */
-    readonly x: DatasetValues,
+    /** All items back to back, row-major (item i is x[i*itemSize, (i+1)*itemSize)), or their generator. */
+    x: DatasetValues | ItemGenerator,
     itemShape: readonly number[],
     /** Label of each item, in [0, numClasses). */
     readonly y: Int32Array,
@@ -50,9 +70,17 @@ export class Dataset {
     this.itemShape = Object.freeze([...itemShape]);
     this.itemSize = itemSizeOf(itemShape);
     this.length = y.length;
-    if (x.length !== this.length * this.itemSize) {
+    if (!ArrayBuffer.isView(x)) {
+      this.stored = null;
+      const scratch = x.storage === 'uint8' ? new Uint8Array(this.itemSize) : new Float32Array(this.itemSize);
+      this.generated = { generator: x, offset: 0, scratch };
+    } else {
+      this.stored = x;
+      this.generated = null;
+    }
+    if (this.stored && this.stored.length !== this.length * this.itemSize) {
       throw new RangeError(
-        `dataset '${name}': ${x.length} values do not hold ${this.length} items of shape [${itemShape.join(', ')}] (${this.length * this.itemSize} values)`,
+        `dataset '${name}': ${this.stored.length} values do not hold ${this.length} items of shape [${itemShape.join(', ')}] (${this.length * this.itemSize} values)`,
       );
     }
     if (!Number.isInteger(numClasses) || numClasses < 1) throw new RangeError(`dataset '${name}': numClasses must be a positive integer, got ${numClasses}`);
@@ -67,7 +95,38 @@ export class Dataset {
     if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > this.length || start > end) {
       throw new RangeError(`dataset '${this.name}': subset(${start}, ${end}) is outside [0, ${this.length}]`);
     }
-    return new Dataset(this.x.subarray(start * this.itemSize, end * this.itemSize), this.itemShape, this.y.subarray(start, end), this.numClasses, name, this.divisor);
+    if (this.generated) {
+      const { generator, offset } = this.generated;
+      const part = new Dataset(generator, this.itemShape, this.y.subarray(start, end), this.numClasses, name, this.divisor);
+      part.generated!.offset = offset + start;
+      return part;
+    }
+    return new Dataset(this.stored!.subarray(start * this.itemSize, end * this.itemSize), this.itemShape, this.y.subarray(start, end), this.numClasses, name, this.divisor);
+  }
+
+  /**
+   * All items' stored values back to back. A generated dataset computes them here, once (kept
+   * afterwards): prefer `copyItem`/`values`, which never hold more than they return.
+   */
+  get x(): DatasetValues {
+    if (!this.stored) {
+      const out = this.storageType() === 'uint8' ? new Uint8Array(this.length * this.itemSize) : new Float32Array(this.length * this.itemSize);
+      for (let i = 0; i < this.length; i++) out.set(this.storedItem(i), i * this.itemSize);
+      this.stored = out;
+    }
+    return this.stored;
+  }
+
+  private storageType(): 'uint8' | 'float32' {
+    return this.generated ? this.generated.generator.storage : this.stored instanceof Uint8Array ? 'uint8' : 'float32';
+  }
+
+  /** Item i's stored values: a view of the array, or the generator's output (valid until the next read). */
+  private storedItem(i: number): DatasetValues {
+    if (this.stored) return this.stored.subarray(i * this.itemSize, (i + 1) * this.itemSize);
+    const g = this.generated!;
+    g.generator.render(g.offset + i, g.scratch);
+    return g.scratch;
   }
 
   /** The first `at` items and the rest, in order (no copy). */
@@ -77,12 +136,12 @@ export class Dataset {
 
   /** The items at `indices`, copied, in that order. */
   select(indices: ArrayLike<number>, name = `${this.name}[selection]`): Dataset {
-    const x = new (this.x.constructor as new (n: number) => DatasetValues)(indices.length * this.itemSize);
+    const x = this.storageType() === 'uint8' ? new Uint8Array(indices.length * this.itemSize) : new Float32Array(indices.length * this.itemSize);
     const y = new Int32Array(indices.length);
     for (let j = 0; j < indices.length; j++) {
       const i = indices[j]!;
       if (!Number.isInteger(i) || i < 0 || i >= this.length) throw new RangeError(`dataset '${this.name}': index ${i} is outside [0, ${this.length})`);
-      x.set(this.x.subarray(i * this.itemSize, (i + 1) * this.itemSize), j * this.itemSize);
+      x.set(this.storedItem(i), j * this.itemSize);
       y[j] = this.y[i]!;
     }
     return new Dataset(x, this.itemShape, y, this.numClasses, name, this.divisor);
@@ -96,7 +155,7 @@ export class Dataset {
 
   /** Whether items are stored as their float32 values (no conversion). */
   get storesFloats(): boolean {
-    return this.x instanceof Float32Array && this.divisor === 1;
+    return this.storageType() === 'float32' && this.divisor === 1;
   }
 
   /** The float32 values of items [start, end) back to back: a view when stored as float32, else a converted copy. */
@@ -104,16 +163,21 @@ export class Dataset {
     if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > this.length || start > end) {
       throw new RangeError(`dataset '${this.name}': values(${start}, ${end}) is outside [0, ${this.length}]`);
     }
-    const stored = this.x.subarray(start * this.itemSize, end * this.itemSize);
-    if (this.storesFloats) return stored as Float32Array;
-    const out = new Float32Array(stored.length);
-    for (let k = 0; k < out.length; k++) out[k] = stored[k]! / this.divisor;
+    if (this.stored) {
+      const stored = this.stored.subarray(start * this.itemSize, end * this.itemSize);
+      if (this.storesFloats) return stored as Float32Array;
+      const out = new Float32Array(stored.length);
+      for (let k = 0; k < out.length; k++) out[k] = stored[k]! / this.divisor;
+      return out;
+    }
+    const out = new Float32Array((end - start) * this.itemSize);
+    for (let i = start; i < end; i++) this.copyItem(i, out.subarray((i - start) * this.itemSize));
     return out;
   }
 
   /** Writes the float32 values of item i into `out` (at least itemSize long). */
   copyItem(i: number, out: Float32Array): void {
-    const stored = this.x.subarray(i * this.itemSize, (i + 1) * this.itemSize);
+    const stored = this.storedItem(i);
     if (this.storesFloats) out.set(stored);
     else for (let k = 0; k < stored.length; k++) out[k] = stored[k]! / this.divisor;
   }
@@ -136,11 +200,12 @@ export class Dataset {
     const sum = new Float64Array(channels);
     const sumSq = new Float64Array(channels);
     for (let i = 0; i < this.length; i++) {
+      const item = this.storedItem(i);
       for (let c = 0; c < channels; c++) {
-        const base = i * this.itemSize + c * plane;
+        const base = c * plane;
         let s = 0, s2 = 0;
         for (let k = 0; k < plane; k++) {
-          const v = Math.fround(this.x[base + k]! / this.divisor); // the float32 value an item holds
+          const v = Math.fround(item[base + k]! / this.divisor); // the float32 value an item holds
           s += v;
           s2 += v * v;
         }

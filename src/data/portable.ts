@@ -3,7 +3,7 @@
  * CIFAR-10, CSV), bounded decompression around caller-supplied decompressors, the synthetic sets,
  * transforms and the loader. data/index.ts adds the Node file loaders.
  */
-export { Dataset, concatDatasets, itemSizeOf } from './dataset.js';
+export { Dataset, concatDatasets, itemSizeOf, type DatasetValues, type ItemGenerator } from './dataset.js';
 export { DataFormatError, formatShape } from './errors.js';
 export { parseIdx, decodeIdx, idxDeclaredSize, datasetFromIdx, type IdxArray, type IdxDType } from './idx.js';
 export { parseNpy, type NpyArray, type NpyDType } from './npy.js';

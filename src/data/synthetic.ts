@@ -5,7 +5,7 @@
  * uniform pixel noise. Item i depends only on (seed, i), so a larger dataset extends a smaller
  * one, and labels cycle 0..9 so every prefix of a multiple of ten items is exactly balanced.
  */
-import { Dataset } from './dataset.js';
+import { Dataset, type ItemGenerator } from './dataset.js';
 import { KeyedRandom, RANDOM_DOMAINS } from './random.js';
 
 export const SYNTHETIC_CLASSES = ['disk', 'ring', 'hbar', 'vbar', 'diagonal', 'antidiagonal', 'plus', 'cross', 'square', 'doublebar'] as const;
@@ -49,8 +49,8 @@ function segmentDistance(px: number, py: number, ax: number, ay: number, bx: num
 }
 
 /**
- * Generates the synthetic shapes dataset: items [channels, size, size] in [0, 1], 10 classes,
- * stored as 8-bit pixels (values k/255, a quarter of the float32 size).
+ * The synthetic shapes dataset: items [channels, size, size] in [0, 1], 10 classes, 8-bit
+ * pixel values k/255, each drawn when it is read (no memory held for the pixels).
  *
  * @example
  * const data = syntheticShapes({ n: 10000, seed: 1 });
@@ -65,13 +65,13 @@ export function syntheticShapes(options: SyntheticOptions = {}): Dataset {
   if (!(noise >= 0)) throw new RangeError(`syntheticShapes: noise must be >= 0, got ${noise}`);
   const numClasses = SYNTHETIC_CLASSES.length;
   const plane = size * size;
-  const x = new Uint8Array(n * channels * plane); // 8-bit pixels, like an image file
   const y = new Int32Array(n);
+  for (let j = 0; j < n; j++) y[j] = (start + j) % numClasses;
   const coverage = new Float32Array(plane);
   const rng = new KeyedRandom(seed, RANDOM_DOMAINS.synthetic);
-  for (let j = 0; j < n; j++) {
-    const i = start + j, label = i % numClasses;
-    y[j] = label;
+  // Items are drawn when read (8-bit pixels, like an image file): the set holds no pixels.
+  const render = (i: number, x: Uint8Array): void => {
+    const label = i % numClasses;
     rng.reset(i, 0);
     const r = size * (0.22 + 0.12 * rng.uniform());
     const t = size * (0.04 + 0.03 * rng.uniform());
@@ -87,7 +87,7 @@ export function syntheticShapes(options: SyntheticOptions = {}): Dataset {
     for (let c = 0; c < channels; c++) {
       const fg = channels === 1 ? 0.6 + 0.4 * rng.uniform() : 0.5 + 0.5 * rng.uniform();
       const bg = channels === 1 ? 0 : 0.3 * rng.uniform();
-      const base = (j * channels + c) * plane;
+      const base = c * plane;
       // Uniform rather than Gaussian noise: one random word per pixel keeps generation fast.
       const amplitude = 2 * Math.sqrt(3) * noise;
       for (let p = 0; p < plane; p++) {
@@ -95,7 +95,8 @@ export function syntheticShapes(options: SyntheticOptions = {}): Dataset {
         x[base + p] = Math.round(255 * Math.max(0, Math.min(1, v)));
       }
     }
-  }
+  };
+  const generator: ItemGenerator = { storage: 'uint8', render: (i, out) => render(start + i, out as Uint8Array) };
   const name = `synthetic-shapes-${size}x${size}x${channels}`;
-  return new Dataset(x, [channels, size, size], y, numClasses, name, 255);
+  return new Dataset(generator, [channels, size, size], y, numClasses, name, 255);
 }

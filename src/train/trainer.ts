@@ -240,6 +240,9 @@ export function fit(model: Module, train: Dataset, test: Dataset | null, o: FitO
       if (o.checkpointEvery && steps % o.checkpointEvery === 0 && batch < loader.numBatches) o.onCheckpoint?.(position);
     }
     if (stopped === 'max-steps' && batch < loader.numBatches) {
+      // Interrupted mid-epoch: report that epoch's loss and speed so far (no evaluation ran).
+      lastLoss = lossSum / Math.max(1, seen);
+      trainTime += (performance.now() - te) / 1000;
       if (o.checkpointEvery) o.onCheckpoint?.(position);
       break;
     }

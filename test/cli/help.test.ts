@@ -4,7 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { commands } from '../../src/cli/main.js';
+import { loadCommands } from '../../src/cli/main.js';
+
+const commands = await loadCommands();
 import { parseOptions, type CommandSpec } from '../../src/cli/options.js';
 import { MODEL_NAMES } from '../../src/nn/models.js';
 import { cli } from './helpers.js';

@@ -79,3 +79,23 @@ test('syntheticShapes({ start }) generates items [start, start + n) of the same 
   assert.deepEqual(tail.y, all.y.subarray(18));
   assert.throws(() => syntheticShapes({ start: -1 }), /start must be a non-negative integer/);
 });
+
+test('a generated dataset reads like the same items stored: subset, select, values, copyItem, channelStats', async () => {
+  const { Dataset } = await import('../../src/data/index.js');
+  const options = { n: 30, start: 5, seed: 2, size: 12, channels: 3 as const };
+  const generated = syntheticShapes(options);
+  // The stored twin: another instance's items materialized once through `x`, then read from the array.
+  const stored = new Dataset(Uint8Array.from(syntheticShapes(options).x), generated.itemShape, generated.y, generated.numClasses, 'stored', generated.divisor);
+  for (const [g, s] of [[generated, stored], [generated.subset(7, 19), stored.subset(7, 19)]] as const) {
+    assert.deepEqual(g.values(), s.values());
+    assert.deepEqual(g.values(3, 6), s.values(3, 6));
+    const a = new Float32Array(g.itemSize), b = new Float32Array(g.itemSize);
+    g.copyItem(4, a);
+    s.copyItem(4, b);
+    assert.deepEqual(a, b);
+    assert.deepEqual(g.channelStats(), s.channelStats());
+    assert.deepEqual(g.select([2, 0, 2]).values(), s.select([2, 0, 2]).values());
+  }
+  // A subset of a generated set is the generator's items at the shifted index, not item 0 again.
+  assert.deepEqual(generated.subset(7, 8).values(), syntheticShapes({ n: 1, start: 12, seed: 2, size: 12, channels: 3 }).values());
+});

@@ -125,3 +125,13 @@ test('Rng.seek continues a stream at any word', () => {
     assert.deepEqual([r.nextU32(), r.nextU32(), r.nextU32()], words.slice(p, p + 3));
   }
 });
+
+test('a run stopped within its first epoch reports that epoch so far: no test accuracy, a finite loss and speed', async () => {
+  const r = await cli('train', '--data', 'synthetic', '--limit', '128', '--batch-size', '32', '--max-steps', '2', '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const j = lastJson(r);
+  assert.equal(j.testAccuracy, null);
+  assert.ok(Number.isFinite(j.trainLoss) && j.trainLoss > 0, `trainLoss ${j.trainLoss}`);
+  assert.ok(Number.isFinite(j.samplesPerSec) && j.samplesPerSec > 0 && j.samplesPerSec < 1e8, `samplesPerSec ${j.samplesPerSec}`);
+  assert.match((await cli('train', '--data', 'synthetic', '--limit', '128', '--batch-size', '32', '--max-steps', '2')).stdout, /test accuracy - \(not evaluated: stopped mid-epoch\)/);
+});

@@ -267,7 +267,8 @@ export const train = defineCommand(trainSpec, async (o) => {
   };
   if (json) printJson(out);
   else {
-    console.log(`test accuracy ${((report.testAccuracy ?? 0) * 100).toFixed(2)}%  train loss ${report.trainLoss.toFixed(4)}  ${report.samplesPerSec.toFixed(0)} samples/s`);
+    const tested = report.testAccuracy === null ? 'test accuracy - (not evaluated: stopped mid-epoch)' : `test accuracy ${(report.testAccuracy * 100).toFixed(2)}%`;
+    console.log(`${tested}  train loss ${report.trainLoss.toFixed(4)}  ${report.samplesPerSec.toFixed(0)} samples/s`);
     console.log(`peak saved-for-backward ${(report.peakSavedBytes / MiB).toFixed(2)} MiB, peak tracked memory ${(report.peakBytes / MiB).toFixed(2)} MiB, arena high-water ${(arenaHighWaterBytes / MiB).toFixed(1)} MiB, process peak ${(peakRssBytes / MiB).toFixed(0)} MiB (${(baseRssBytes / MiB).toFixed(0)} MiB before training)${save ? `, saved model to ${save}` : ''}`);
   }
   model.dispose();
