@@ -17,8 +17,8 @@ import { keep, scope } from '../core/scope.js';
 import { fromValues, Tensor } from '../core/tensor.js';
 import { add, contiguous, conv2d, globalAvgPool2d, matmul, maxPool2d, mul, relu, reshape } from '../ops/index.js';
 import { convOut, wordsFor, type ConvShape } from './kernels.js';
-import { accumulate, epilogue, floatWeights, quantizeInput, rowLength, runMatStage, type Activation, type DeployedModel, type MatStage, type Stage } from './runtime.js';
-import { density, toCsr, type Csr } from './sparse.js';
+import { accumulate, epilogue, floatWeights, quantizeInput, runMatStage, type Activation, type DeployedModel, type MatStage, type Stage } from './runtime.js';
+import { density, rowLength, toCsr, type Csr } from './sparse.js';
 
 /** Sign-packed activations: [n, h, w, wordsFor(c)] (a dense layer's output has h = w = 1). */
 interface Packed {

@@ -12,7 +12,7 @@ import { scope } from '../core/scope.js';
 import { fromValues } from '../core/tensor.js';
 import { noGrad } from '../autograd/mode.js';
 import { convOut, im2col, packSignRows, packSignsNHWC, popcount32, wordsFor, type ConvShape } from './kernels.js';
-import { denseWeights } from './sparse.js';
+import { denseWeights, rowLength } from './sparse.js';
 import type { LayerKernel } from './plan.js';
 import { nestedCode } from './ops.js';
 import { reconstruct, unpackFactors, type SmartDealFactors } from './smartdeal.js';
@@ -96,8 +96,6 @@ export function matStages(stages: readonly Stage[]): MatStage[] {
   return stages.flatMap((s) => (s.op === 'conv' || s.op === 'dense' ? [s] : s.op === 'residual' ? [...matStages(s.body), ...matStages(s.shortcut)] : []));
 }
 
-/** Values per weight row: inC·k·k for conv, inC for dense. */
-export const rowLength = (s: MatStage): number => (s.op === 'conv' ? s.inC * s.k * s.k : s.inC);
 
 export interface Activation {
   data: Float32Array;

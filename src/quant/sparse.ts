@@ -14,7 +14,7 @@ import { packTernaryRows, popcount32, unpackRows, wordsFor } from './kernels.js'
 import type { MatStage } from './runtime.js';
 
 /** Values per weight row of a stage: inC·k·k for conv, inC for dense. */
-const rowLen = (s: Pick<MatStage, 'op' | 'inC' | 'k'>): number => (s.op === 'conv' ? s.inC * s.k * s.k : s.inC);
+export const rowLength = (s: Pick<MatStage, 'op' | 'inC' | 'k'>): number => (s.op === 'conv' ? s.inC * s.k * s.k : s.inC);
 
 /** The bitmap of the non-zeros of `v` (bit i of word i >> 5). */
 function nonzeroMask(v: ArrayLike<number>): { mask: Uint32Array; nnz: number } {
@@ -56,9 +56,9 @@ export function encodeTernary(codes: ArrayLike<number>, rows: number, k: number)
 
 /** The non-zero count of a sparse stage, after checking its arrays against its shape (a file may lie). */
 function checkedNnz(s: MatStage): number {
-  const n = s.outC * rowLen(s), mask = s.mask!;
+  const n = s.outC * rowLength(s), mask = s.mask!;
   const fail = (why: string): never => {
-    throw new Error(`deployed ${s.op} stage (${s.outC}x${rowLen(s)}, ${s.kernel}): sparse weights: ${why}`);
+    throw new Error(`deployed ${s.op} stage (${s.outC}x${rowLength(s)}, ${s.kernel}): sparse weights: ${why}`);
   };
   if (!(mask instanceof Uint32Array) || mask.length !== wordsFor(n)) fail(`mask has ${mask.length} words, expected ${wordsFor(n)}`);
   let nnz = 0;
@@ -75,10 +75,10 @@ const ternaryValue = (s: MatStage, negative: boolean): number => (negative ? -(s
 
 /** Dense float32 weight rows [outC, rowLen] of a float or ternary stage, in either encoding. */
 export function denseWeights(s: MatStage): Float32Array {
-  const n = s.outC * rowLen(s);
+  const n = s.outC * rowLength(s);
   if (!s.mask) {
     if (s.kernel === 'float') return s.weights as Float32Array;
-    const w = unpackRows(s.weights as Uint32Array, s.outC, rowLen(s), s.kernel === 'ternary_weights' ? 'ternary' : 'binary');
+    const w = unpackRows(s.weights as Uint32Array, s.outC, rowLength(s), s.kernel === 'ternary_weights' ? 'ternary' : 'binary');
     if (s.kernel === 'ternary_weights' && s.negRatio !== undefined) for (let i = 0; i < w.length; i++) if (w[i]! < 0) w[i] = -s.negRatio;
     return w;
   }
@@ -117,7 +117,7 @@ export function toCsr(w: Float32Array, rows: number, k: number): Csr {
 
 /** Fraction of non-zero weights of a stage. */
 export function density(s: MatStage): number {
-  const n = s.outC * rowLen(s);
+  const n = s.outC * rowLength(s);
   if (s.mask) return checkedNnz(s) / n;
   const w = denseWeights(s);
   let nnz = 0;
