@@ -19,7 +19,7 @@ import { printJson, printTable, UsageError } from '../src/cli/command.js';
 import { chooseBackend, DEFAULT_TABULAR_DIR, Flags, loadTabularData, meanRow, prepareModel } from '../src/cli/tabular-setup.js';
 import { MNIST_SHAPE, DEFAULT_MNIST_DIR, prepareMnistModels } from '../src/cli/image-setup.js';
 import {
-  BudgetError, Explainer, METHODS, MASKERS, absError, deletionCurve, deployedOutput, evaluateMethod, exactValues, gradientTimesInput, imageExplainer,
+  BudgetError, Explainer, METHODS, MASKERS, methodSupported, absError, deletionCurve, deployedOutput, evaluateMethod, exactValues, gradientTimesInput, imageExplainer,
   moduleOutput, pearson, rankAccuracy, type BatchedModel, type Masker, type Method, type MethodScore,
 } from '../src/explain/index.js';
 import { explainableMlp, type HvpMethod } from '../src/explain/tabular-mlp.js';
@@ -160,7 +160,7 @@ async function benchImages(o: ImageBenchOptions, seed: number, modelDir: string 
         add('gradient-x-input|0', absError(gxi, exact.values), rankAccuracy(gxi, exact.values), deletionCurve(game(), gxi).deletionAuc, (performance.now() - start) / 1000, 0);
       }
       for (const budget of o.budgets) {
-        for (const method of METHODS.filter((m) => m !== 'exact')) {
+        for (const method of METHODS.filter((m) => m !== 'exact' && methodSupported(setup.explainer.model, m))) {
           for (let s = 0; s < o.seeds; s++) {
             try {
               const e = setup.explainer.explain(setup.x, { method, budget, seed: seed + s, stream: r });
