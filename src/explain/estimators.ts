@@ -173,7 +173,11 @@ export function controlVariateShapley(game: CooperativeGame, budget: number, rng
   if (triples.length !== tripleCount(m)) throw new RangeError(`shear-cv: ${m} players have ${tripleCount(m)} triples, got ${triples.length} interaction values`);
   const bad = triples.findIndex((d) => !Number.isFinite(d));
   if (bad >= 0) throw new RangeError(`shear-cv: third-order interaction ${bad} is not finite (${triples[bad]})`);
-  if (m < 3) return permutationShapley(game, budget, rng, true);
+  if (m === 1) {
+    checkBudget('shear-cv', budget);
+    const [v0, v1] = endpoints(game);
+    return Float64Array.of(v1 - v0);
+  }
   const orders = permutationOrders('shear-cv', m, budget, rng, true);
   const phi = chainShapley(game, orders);
   // − chain estimate of g (each order gives D_ijk to whichever of i, j, k comes last) + exact φ(g).
