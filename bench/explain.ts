@@ -1,8 +1,9 @@
 /**
  * `slimgrad bench explain [--json] [--rows N] [--budgets 8,16,...] [--datasets adult,bank,mnist-patches] [--epochs E]
- *   [--seed S] [--data-dir DIR] [--model-dir DIR] [--backend wasm|reference] [--rounds R]
+ *   [--seed S] [--seeds K] [--data-dir DIR] [--model-dir DIR] [--backend wasm|reference] [--rounds R]
  *   [--images N] [--image-models lenet5,bwn-lenet5-packed] [--patch P] [--image-seeds S] [--image-budgets 8] [--image-epochs E] [--train-images N] [--masker blur|mean|zero] [--mnist-dir DIR]`
- *   (--model-dir caches the trained models between runs; --rounds: interleaved timing rounds, default 2)
+ *   (--model-dir caches the trained models between runs; --rounds: interleaved timing rounds, default 2;
+ *   --seeds: estimator seeds S..S+K−1 whose errors are averaged, default 1; the model is trained with seed S)
  *
  * SHEAR protocol (spec §2.2) on Adult and Bank: train the softplus MLP with the engine, explain the
  * class-1 logit of the first N test rows against the test-mean reference, with every method at every
@@ -19,7 +20,7 @@ import { printJson, printTable, UsageError } from '../src/cli/command.js';
 import { chooseBackend, DEFAULT_TABULAR_DIR, Flags, loadTabularData, meanRow, prepareModel } from '../src/cli/tabular-setup.js';
 import { MNIST_SHAPE, DEFAULT_MNIST_DIR, prepareMnistModels } from '../src/cli/image-setup.js';
 import {
-  BudgetError, Explainer, METHODS, MASKERS, absError, deletionCurve, deployedOutput, evaluateMethod, exactValues, gradientTimesInput, imageExplainer,
+  BudgetError, Explainer, METHODS, MASKERS, methodSupported, absError, deletionCurve, deployedOutput, evaluateMethod, exactValues, gradientTimesInput, imageExplainer,
   moduleOutput, pearson, rankAccuracy, type BatchedModel, type Masker, type Method, type MethodScore,
 } from '../src/explain/index.js';
 import { explainableMlp, type HvpMethod } from '../src/explain/tabular-mlp.js';
@@ -35,6 +36,7 @@ export async function run(args: string[]): Promise<number> {
   const dataDir = flags.string('data-dir') ?? DEFAULT_TABULAR_DIR;
   const modelDir = flags.string('model-dir');
   const timingRounds = flags.int('rounds', 2);
+  const errorSeeds = flags.int('seeds', 1);
   const image = {
     models: flags.list('image-models') ?? ['lenet5', 'bwn-lenet5-packed'], patch: flags.int('patch', 7), count: flags.int('images', 2), seeds: flags.int('image-seeds', 10), epochs: flags.int('image-epochs', 1), trainImages: flags.int('train-images', 8000),
     budgets: (flags.list('image-budgets') ?? ['8']).map(Number), masker: (flags.string('masker') ?? 'blur') as Masker, dir: flags.string('mnist-dir') ?? DEFAULT_MNIST_DIR,
@@ -52,7 +54,7 @@ export async function run(args: string[]): Promise<number> {
     ['shear-gd', 'shear', 'auto', 'gradient-difference'],
     ['shear-fd', 'shear', 'finite-difference', 'auto'],
   ];
-  const rows: (MethodScore & { dataset: string })[] = [];
+  const rows: (MethodScore & { dataset: string; absErrorSeedStd: number })[] = [];
   const summary: Record<string, unknown>[] = [];
   const imageRows: Record<string, unknown>[] = [];
   for (const name of datasets) {
@@ -85,10 +87,16 @@ export async function run(args: string[]): Promise<number> {
       // (no JIT warm-up billed either).
       const rounds = Array.from({ length: timingRounds }, () => variants.map(([, method, crossContribution, hvp]) =>
         evaluateMethod(hvp === 'gradient-difference' ? gradientDifference : explainer, xs, n, exact.values, { method, budget, seed, crossContribution })));
-      variants.forEach(([label], v) => {
+      variants.forEach(([label, method, crossContribution, hvp], v) => {
         const runs = rounds.map((r) => r[v]!);
+        // Errors over `errorSeeds` estimator seeds (the timed rounds use `seed`; the others are untimed).
+        const bySeed = [runs.at(-1)!, ...Array.from({ length: errorSeeds - 1 }, (_, s) =>
+          evaluateMethod(hvp === 'gradient-difference' ? gradientDifference : explainer, xs, n, exact.values, { method, budget, seed: seed + 1 + s, crossContribution }))];
+        const meanOf = (key: 'absError' | 'rankAccuracy') => bySeed.reduce((a, r) => a + r[key], 0) / errorSeeds;
+        const absError = meanOf('absError');
         const score = {
-          ...runs.at(-1)!, method: label,
+          ...runs.at(-1)!, method: label, absError, rankAccuracy: meanOf('rankAccuracy'),
+          absErrorSeedStd: Math.sqrt(bySeed.reduce((a, r) => a + (r.absError - absError) ** 2, 0) / Math.max(1, errorSeeds - 1)),
           instancesPerSec: Math.max(...runs.map((r) => r.instancesPerSec)),
           medianInstancesPerSec: Math.max(...runs.map((r) => r.medianInstancesPerSec)),
         };
@@ -107,7 +115,7 @@ export async function run(args: string[]): Promise<number> {
     models: summary,
     rows: rows.map((r) => ({
       dataset: r.dataset, method: r.method, budget: r.budget,
-      absError: r.absError, rankAccuracy: r.rankAccuracy, instancesPerSec: r.instancesPerSec, instancesPerSecMedian: r.medianInstancesPerSec,
+      absError: r.absError, ...(errorSeeds > 1 ? { seeds: errorSeeds, absErrorSeedStd: r.absErrorSeedStd } : {}), rankAccuracy: r.rankAccuracy, instancesPerSec: r.instancesPerSec, instancesPerSecMedian: r.medianInstancesPerSec,
       evaluationsPerRow: r.evaluationsPerRow, ...(r.crossContribution ? { crossContribution: r.crossContribution } : {}),
       ...(r.error ? { error: r.error } : {}),
     })).concat(imageRows as never[]),
@@ -160,7 +168,7 @@ async function benchImages(o: ImageBenchOptions, seed: number, modelDir: string 
         add('gradient-x-input|0', absError(gxi, exact.values), rankAccuracy(gxi, exact.values), deletionCurve(game(), gxi).deletionAuc, (performance.now() - start) / 1000, 0);
       }
       for (const budget of o.budgets) {
-        for (const method of METHODS.filter((m) => m !== 'exact')) {
+        for (const method of METHODS.filter((m) => m !== 'exact' && methodSupported(setup.explainer.model, m))) {
           for (let s = 0; s < o.seeds; s++) {
             try {
               const e = setup.explainer.explain(setup.x, { method, budget, seed: seed + s, stream: r });

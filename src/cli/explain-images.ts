@@ -26,6 +26,8 @@ export async function explainMnist(flags: ParsedOptions, method: Method, budget:
   const trainImages = flags.int('train-images')!;
   const modelDir = flags.string('model-dir');
   const dir = flags.string('mnist-dir')!;
+  // LeNet-5 (ReLU) and its packed twin (a black box) have no third derivatives.
+  if (method === 'shear-cv') throw new UsageError('explain: --method shear-cv needs a smooth model with third derivatives (the tabular MLP); for mnist use shear-antithetic or antithetic');
   const backend = chooseBackend(flags);
   const log = json ? () => {} : (line: string) => console.log(line);
   log(`backend: ${backend}`);

@@ -4,14 +4,22 @@
  */
 import { Rng } from '../util/rng.js';
 import {
-  BudgetError, exactShapley, finiteDifferenceEta, hessianEta, kernelShapley, permutationShapley, playerDirections,
+  BudgetError, controlVariateShapley, exactShapley, finiteDifferenceEta, hessianEta, kernelShapley, permutationShapley, playerDirections,
   randomCooperators, selectCooperators, shearAntitheticShapley, shearCooperators, shearShapley, MAX_EXACT_PLAYERS,
 } from './estimators.js';
 import { ModelGame, type BatchedModel, type ModelGameOptions } from './game.js';
 
 /** Every estimator, by name. */
-export const METHODS = ['exact', 'permutation', 'antithetic', 'kernel', 'kernel-paired', 'shear', 'shear-random', 'shear-antithetic'] as const;
+export const METHODS = ['exact', 'permutation', 'antithetic', 'kernel', 'kernel-paired', 'shear', 'shear-random', 'shear-antithetic', 'shear-cv'] as const;
 export type Method = (typeof METHODS)[number];
+
+/** Methods that need no derivatives of the model (black-box, ReLU or packed models). */
+const THIRD_ORDER_FREE_METHODS = 'antithetic or shear-antithetic';
+
+/** Whether `method` can explain `model` ('shear-cv' needs third derivatives). */
+export function methodSupported(model: ExplainableModel, method: Method): boolean {
+  return method !== 'shear-cv' || model.thirdOrderInteractions !== undefined;
+}
 
 /** A model with optional second derivatives (for SHEAR's Hessian cross-contribution). */
 export interface ExplainableModel {
@@ -25,6 +33,14 @@ export interface ExplainableModel {
   hessianVectorProducts?(x: Float64Array, directions: Float64Array, count: number): Float64Array;
   /** How the products are computed (reported in explanations), e.g. 'autograd double backward'. */
   hessianSource?: string;
+  /**
+   * Third-order directional derivatives D³f(point)[v_i, v_j, v_k] of the scalar output for every
+   * triple i < j < k of the `count` directions (count × inputSize), packed lexicographically
+   * (tripleCount(count) values). Smooth models only; used by 'shear-cv'.
+   */
+  thirdOrderInteractions?(point: Float64Array, directions: Float64Array, count: number): Float64Array;
+  /** How the third-order values are computed (reported in explanations). */
+  thirdOrderSource?: string;
 }
 
 /** Per-call options of {@link Explainer.explain}. */
@@ -104,6 +120,18 @@ export class Explainer {
       case 'antithetic': values = permutationShapley(game, budget, rng, true); break;
       case 'kernel': values = kernelShapley(game, budget, rng); break;
       case 'kernel-paired': values = kernelShapley(game, budget, rng, true); break;
+      case 'shear-cv': {
+        // SHEAR's cross-contribution step taken to third order: the Taylor interaction of every triple
+        // of players at the midpoint of reference and row, whose surrogate game is solved exactly and
+        // serves as a control variate for fully antithetic permutation sampling.
+        if (!this.model.thirdOrderInteractions) throw new RangeError(`shear-cv: the model has no thirdOrderInteractions (smooth tabular MLPs have; use ${THIRD_ORDER_FREE_METHODS} for black-box or ReLU models)`);
+        const r = game.referenceRow();
+        const mid = x.map((v, c) => (v + r[c]!) / 2);
+        const triples = this.model.thirdOrderInteractions(mid, playerDirections(x, r, game.groups), game.players);
+        crossContribution = `third-order (${this.model.thirdOrderSource ?? 'model-supplied'}, at the midpoint)`;
+        values = controlVariateShapley(game, budget, rng, triples);
+        break;
+      }
       case 'shear':
       case 'shear-random':
       case 'shear-antithetic': {

@@ -36,6 +36,18 @@ test('slimgrad explain on a CSV: trains, saves, reloads the same model, scores a
   assert.match(fd.json['crossContribution'], /^finite-difference/);
 });
 
+test('slimgrad explain --method shear-cv: third-order control variate on the MLP, same evaluations as antithetic', async () => {
+  const model = join(dir, 'toy.safetensors');
+  const base = ['--data', csv, '--label', 'target', '--budget', '8', '--rows', '4', '--epochs', '3', '--model', model, '--json'];
+  const cv = await runJson(explain, [...base, '--method', 'shear-cv']);
+  const anti = await runJson(explain, [...base, '--method', 'antithetic']);
+  assert.equal(cv.code, 0);
+  assert.equal(cv.json['crossContribution'], 'third-order (analytic third derivatives of the MLP, at the midpoint)');
+  assert.equal(cv.json['evaluationsPerRow'], anti.json['evaluationsPerRow']);
+  assert.ok(cv.json['absError'] >= 0 && cv.json['absError'] <= anti.json['absError'], `shear-cv ${cv.json['absError']} vs antithetic ${anti.json['absError']}`);
+  await assert.rejects(explain.run(['--data', 'mnist', '--method', 'shear-cv']), (e: Error) => e instanceof UsageError && /shear-cv needs a smooth model with third derivatives/.test(e.message));
+});
+
 test('slimgrad explain: bad options are usage errors', async () => {
   await assert.rejects(explain.run([]), (e: Error) => e instanceof UsageError && /--data .* is required/.test(e.message));
   await assert.rejects(explain.run(['--data', csv]), /--label NAME is required for a CSV file/);

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Rng } from '../../src/util/rng.js';
 import {
-  BudgetError, Explainer, FunctionGame, METHODS, ModelGame, absError, exactShapley, faithfulnessCurve, finiteDifferenceEta,
+  BudgetError, Explainer, FunctionGame, METHODS, controlVariateShapley, methodSupported, tripleCount, ModelGame, absError, exactShapley, faithfulnessCurve, finiteDifferenceEta,
   hessianEta, kernelShapley, permutationShapley, playerDirections, randomCooperators, rankAccuracy, selectCooperators, shearAntitheticShapley,
   shearShapley, type BatchedModel,
 } from '../../src/explain/index.js';
@@ -73,7 +73,8 @@ const linearPhi = groups.map((g) => { let s = 0; for (let c = g.start; c < g.end
 
 test('linear model: every method gives phi = w (x - r) per block exactly, at every budget', () => {
   const explainer = new Explainer(linear, { reference: ref, groups });
-  for (const method of METHODS) {
+  // A plain function has no derivatives: shear-cv refuses it with a clear error (tested below).
+  for (const method of METHODS.filter((mt) => methodSupported(explainer.model, mt))) {
     for (const budget of [2, 4, 8, 64]) {
       // 2 per feature = 6 kernel samples for 4 players: the regression may be singular by chance (a BudgetError).
       if ((method.startsWith('kernel') || method === 'shear-antithetic') && budget < 4) continue;
@@ -191,6 +192,68 @@ test('shear-antithetic is exact on pairwise games for any cooperators and on int
   assert.ok(misses > 0, 'without the right cooperators the triple is sampled, not exact');
 });
 
+/** Third-order Harsanyi dividends d_ijk = Σ_{U ⊆ ijk} (−1)^{3−|U|} v(U) of a game, packed i < j < k. */
+function thirdOrderDividends(game: FunctionGame): Float64Array {
+  const m = game.players;
+  const v = (set: number[]) => { const mask = new Uint8Array(m); for (const p of set) mask[p] = 1; return game.values(mask, 1)[0]!; };
+  const out = new Float64Array(tripleCount(m));
+  let t = 0;
+  for (let i = 0; i < m; i++) for (let j = i + 1; j < m; j++) for (let k = j + 1; k < m; k++, t++) {
+    out[t] = v([i, j, k]) - v([i, j]) - v([i, k]) - v([j, k]) + v([i]) + v([j]) + v([k]) - v([]);
+  }
+  return out;
+}
+
+test('shear-cv: exact on games of interaction order <= 3 given their third-order dividends; with any coefficients unbiased and efficient', () => {
+  // Game with random additive, pairwise and third-order terms (dividends), 7 players.
+  const m = 7, rng = new Rng(21);
+  const d1 = Float64Array.from({ length: m }, () => rng.normal());
+  const d2 = Float64Array.from({ length: m * m }, () => rng.normal());
+  const d3 = Float64Array.from({ length: m * m * m }, () => rng.normal());
+  const cubic = new FunctionGame(m, (mk) => {
+    let s = 0;
+    for (let i = 0; i < m; i++) {
+      if (!mk[i]) continue;
+      s += d1[i]!;
+      for (let j = i + 1; j < m; j++) {
+        if (!mk[j]) continue;
+        s += d2[i * m + j]!;
+        for (let k = j + 1; k < m; k++) if (mk[k]) s += d3[(i * m + j) * m + k]!;
+      }
+    }
+    return s;
+  });
+  const exact = exactShapley(cubic);
+  const dividends = thirdOrderDividends(cubic);
+  for (let seed = 0; seed < 5; seed++) {
+    // Budget 2 with 7 players: one forward/reverse pair. Plain antithetic is not exact here; with the
+    // dividends as control variate every seed is.
+    const anti = permutationShapley(cubic, 2, new Rng(seed), true);
+    assert.ok(absError(anti, exact) > 1e-3, `antithetic alone is not exact on a cubic game (seed ${seed})`);
+    const cv = controlVariateShapley(cubic, 2, new Rng(seed), dividends);
+    assert.ok(absError(cv, exact) < 1e-9, `shear-cv exact on a cubic game, seed ${seed}: ${absError(cv, exact)}`);
+  }
+  // Zero coefficients: the antithetic estimate on the same orders, bit for bit.
+  assert.deepEqual(controlVariateShapley(cubic, 8, new Rng(4), new Float64Array(tripleCount(m))), permutationShapley(cubic, 8, new Rng(4), true));
+  // Arbitrary (wrong) coefficients on an all-order random game: unbiased, and Σφ̂ = v(F) − v(∅) per draw.
+  const game = randomTableGame(5, 7);
+  const exact5 = exactShapley(game);
+  const wrong = Float64Array.from({ length: tripleCount(5) }, () => 3 * rng.normal());
+  const span = game.values(full(5), 1)[0]! - game.values(new Uint8Array(5), 1)[0]!;
+  const { mean, se } = overSeeds(3000, 5, (r) => {
+    const phi = controlVariateShapley(game, 2, r, wrong);
+    assert.ok(Math.abs(phi.reduce((a, b) => a + b, 0) - span) < 1e-9, 'efficiency');
+    return phi;
+  });
+  for (let i = 0; i < 5; i++) {
+    assert.ok(se[i]! > 0, 'the estimator varies (the test can fail)');
+    assert.ok(Math.abs(mean[i]! - exact5[i]!) < 5 * se[i]! + 1e-12, `shear-cv player ${i}: mean ${mean[i]} exact ${exact5[i]} se ${se[i]}`);
+  }
+  assert.throws(() => controlVariateShapley(game, 2, new Rng(0), new Float64Array(3)), /shear-cv: 5 players have 10 triples, got 3 interaction values/);
+  assert.throws(() => controlVariateShapley(game, 2, new Rng(0), new Float64Array(10).fill(NaN)), /third-order interaction 0 is not finite/);
+  assert.throws(() => new Explainer(linear, { reference: ref, groups }).explain(x, { method: 'shear-cv', budget: 8 }), /shear-cv: the model has no thirdOrderInteractions/);
+});
+
 test('KernelSHAP (plain and paired) is consistent: error shrinks with budget, efficiency holds exactly', () => {
   const game = randomTableGame(6, 11);
   const exact = exactShapley(game);
@@ -291,7 +354,7 @@ test('same seed gives identical estimates; different seeds differ', () => {
   const game = randomTableGame(6, 3);
   const explainer = new Explainer((batch, rows) => game.values(Uint8Array.from(batch, (v) => v), rows), { reference: new Float64Array(6) });
   const ones = new Float64Array(6).fill(1);
-  for (const method of METHODS.filter((mt) => mt !== 'exact')) {
+  for (const method of METHODS.filter((mt) => mt !== 'exact' && methodSupported(explainer.model, mt))) {
     const a = explainer.explain(ones, { method, budget: 8, seed: 1 }).values;
     assert.deepEqual(explainer.explain(ones, { method, budget: 8, seed: 1 }).values, a, method);
     assert.notDeepEqual(explainer.explain(ones, { method, budget: 8, seed: 2 }).values, a, method);
