@@ -3,6 +3,7 @@
 // baselines); they are not compiled into dist and not shipped.
 import { UsageError } from '../src/cli/command.js';
 import { didYouMean } from '../src/cli/options.js';
+import { applyEnvironment } from '../src/cli/shared.js';
 
 /** Each suite lives in bench/<suite>.ts and exports `run`. */
 const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number> }>> = {
@@ -23,6 +24,9 @@ export async function main(args: string[]): Promise<number> {
   const names = Object.keys(suites);
   if (!suite) throw new UsageError(`slimgrad bench: give a suite: ${names.join(', ')}`);
   if (!(suite in suites)) throw new UsageError(`slimgrad bench: unknown suite '${suite}'${didYouMean(suite, names)} (available: ${names.join(', ')})`);
+  // As for every CLI command: SLIMGRAD_THREADS / SLIMGRAD_BACKEND checked, else the fastest backend.
+  const problem = applyEnvironment();
+  if (problem) throw new UsageError(`slimgrad bench: ${problem}`);
   const mod = await suites[suite]!();
   return mod.run(rest);
 }
