@@ -13,6 +13,11 @@ export type DatasetValues = Float32Array | Uint8Array;
 /**
  * Items computed on demand: `render(i, out)` writes the stored values of item `i` (a pure
  * function of i) into `out`, an array of `storage`'s type and the item's size.
+ *
+ * @example
+ * // 1,000 items of 4 features, drawn when read: the dataset stores only the labels.
+ * const waves: ItemGenerator = { storage: 'float32', render: (i, out) => { for (let k = 0; k < 4; k++) out[k] = Math.sin(i + k); } };
+ * const data = new Dataset(waves, [4], Int32Array.from({ length: 1000 }, (_, i) => i % 2), 2, 'waves');
  */
 export interface ItemGenerator {
   readonly storage: 'uint8' | 'float32';
