@@ -13,6 +13,7 @@ import { referenceKernels } from '../../src/backends/reference/index.js';
 import { loadKernelModule, useFastestBackend, wasmVariant, WasmKernels, type KernelVariant } from '../../src/backends/wasm/index.js';
 import { kernelBinary, kernelImports, type KernelExports } from '../../src/backends/wasm/loader.js';
 import { splitRange } from '../../src/backends/wasm/kernels.js';
+import { codeBytes, groupCount, metaFromRanges, type CodeBits } from '../../src/compress/quantize.js';
 
 const VARIANTS: KernelVariant[] = ['simd', 'scalar'];
 const pools: WasmKernels[] = [];
@@ -178,6 +179,46 @@ for (const variant of VARIANTS) {
           assert.ok(maxDiff(got, want) <= gemmTolerance(k), `${JSON.stringify(p)}`);
         }
       }
+    });
+
+    test('codec kernels: ranges, quantize (stochastic and nearest) and dequantize bit for bit, ragged groups, ±0 and NaN', () => {
+      fc.assert(
+        fc.property(
+          fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 300 }), fc.constantFrom(1, 7, 16, 33, 64, 256),
+          fc.constantFrom<CodeBits>(1, 2, 4, 8), fc.boolean(), fc.integer({ min: 0, max: 1e6 }),
+          (rows, rowLength, groupSize, bits, stochastic, seed) => {
+            const l = { rows, rowLength, groupSize }, n = rows * rowLength;
+            const x = random(n, seed), v = x.data();
+            v[seed % n] = -0;
+            if (n > 3) v[(seed >> 3) % n] = 0;
+            if (n > 5) v[(seed >> 5) % n] = NaN;
+            const both = <T>(f: (k: typeof k1 | typeof referenceKernels) => T): [T, T] => [f(k1), f(referenceKernels)];
+            const [rg, rr] = both((k) => {
+              const r = Tensor.empty([2 * groupCount(l)], 'float64');
+              k.groupRanges(x, r, l);
+              return r;
+            });
+            assert.deepEqual(rg.values(), rr.values());
+            metaFromRanges(rg.data() as Float64Array, bits, 'fp32');
+            const noise = stochastic ? { seed: seed + 1, stream: 3, step: 7 } : null;
+            const [cg, cr] = both((k) => {
+              const c = Tensor.empty([codeBytes(n, bits)], 'uint8');
+              k.quantizeGroups(x, rg, c, l, bits, noise);
+              return c;
+            });
+            assert.deepEqual(cg.values(), cr.values(), `codes ${JSON.stringify({ l, bits, stochastic })}`);
+            const meta32 = fromValues(Float32Array.from(rg.values()), [2 * groupCount(l)]);
+            const [dg, dr] = both((k) => {
+              const out = Tensor.empty([n], 'float32');
+              k.dequantizeGroups(cg, meta32, out, l, bits);
+              return out;
+            });
+            const bitsOf = (t: Tensor) => new Uint32Array(Float32Array.from(t.values()).buffer);
+            assert.deepEqual(bitsOf(dg), bitsOf(dr), `decoded ${JSON.stringify({ l, bits })}`);
+          },
+        ),
+        { numRuns: 120 },
+      );
     });
 
     test('im2col and col2im: random geometries', () => {
