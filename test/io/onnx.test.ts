@@ -9,8 +9,8 @@ import { fromValues } from '../../src/core/tensor.js';
 import { noGrad } from '../../src/autograd/mode.js';
 import { scope } from '../../src/core/scope.js';
 import type { Module } from '../../src/nn/module.js';
-import { Sequential } from '../../src/nn/layers.js';
-import { lenet5, resnet20 } from '../../src/nn/models.js';
+import { BatchNorm, Conv2d, GlobalAvgPool2d, Linear, MaxPool2d, ReLU, Sequential } from '../../src/nn/layers.js';
+import { BasicBlock, lenet5, resnet20 } from '../../src/nn/models.js';
 import { importOnnx } from '../../src/io/onnx/import.js';
 import { exportOnnx } from '../../src/io/onnx/export.js';
 import { GraphModule } from '../../src/io/onnx/graph.js';
@@ -96,5 +96,38 @@ test('QDQ export in onnxruntime-node is within 1 LSB of the deployed int8 model 
       const y = runDeployed(deployed, x, shape).data;
       assert.ok(maxDiff(out.output!.data as Float32Array, y) <= 1e-3, `logits differ by ${maxDiff(out.output!.data as Float32Array, y)}`);
     }
+  }
+});
+
+/** A small residual CNN (stem conv + BatchNorm across a max-pool, an identity and a downsampling block, global pool) with BatchNorm statistics away from the defaults. */
+function smallResidual(seed: number): Sequential {
+  const rng = new Rng(seed, 3);
+  const m = new Sequential(
+    new Conv2d(1, 8, 3, { padding: 1, bias: false, rng }), MaxPool2d({ kernel: 2 }), new BatchNorm(8), ReLU(),
+    new BasicBlock(8, 8, 1, rng), new BasicBlock(8, 16, 2, rng), GlobalAvgPool2d(), new Linear(16, 10, { rng }),
+  );
+  for (const [, l] of m.namedModules()) {
+    if (!(l instanceof BatchNorm)) continue;
+    const c = l.channels;
+    l.gamma.data().set(Float32Array.from({ length: c }, () => 0.5 + rng.uniform()));
+    l.beta.data().set(Float32Array.from({ length: c }, () => rng.normal() * 0.3));
+    l.runningMean.data().set(Float32Array.from({ length: c }, () => rng.normal() * 0.2));
+    l.runningVar.data().set(Float32Array.from({ length: c }, () => 0.5 + rng.uniform() * 2));
+  }
+  return m.eval() as Sequential;
+}
+
+test('QDQ export of a residual CNN in onnxruntime-node computes the deployed int8 model (BatchNorm folded, residual adds): identical codes and logits', async () => {
+  const model = smallResidual(5), inputShape = [1, 28, 28];
+  const calib = images(32, 9), x = images(16, 11), shape = [16, 1, 28, 28];
+  for (const o of [{ method: 'rtn', wBits: 8, aBits: 8 }, { method: 'rtn', wBits: 4, aBits: 4 }] as const) {
+    const r = ptq(model, calib, [32, 1, 28, 28], o);
+    const deployed = deployPtq(model, r, inputShape);
+    const out = await ortRun(exportOnnx(model, inputShape, { ptq: r, exposeCodes: true }), x, shape);
+    const codes = deployedInputCodes(deployed, x, shape);
+    const names = Object.keys(out).filter((k) => k !== 'output');
+    assert.equal(names.length, codes.length);
+    names.forEach((k, i) => assert.equal(maxCodeDiff(out[k]!.data as Int8Array, codes[i]!), 0, `W${o.wBits}A${o.aBits}: int8 stage ${i} codes differ`));
+    assert.deepEqual(Array.from(out.output!.data as Float32Array), Array.from(runDeployed(deployed, x, shape).data), `W${o.wBits}A${o.aBits}: logits differ`);
   }
 });
