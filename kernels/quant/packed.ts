@@ -172,63 +172,105 @@ export function maxPoolPacked(x: usize, out: usize, h: i32, w: i32, cw: i32, k: 
 
 /**
  * x: float NCHW [n, c, h, w]; wts: int8 OHWI rows [o, rowBytes] ((i, j, c) order, as the codes'
- * NHWC layout makes every tap row one contiguous span); codes: scratch n·h·w·c + 16 bytes (NHWC);
- * cols: scratch [n·oh·ow, rowBytes] + 16 bytes; acc: scratch [o, n·oh·ow] i32; out: float NCHW [n, o, oh, ow].
+ * NHWC layout makes every tap row one contiguous span); codes: scratch n·(h + 2·pad)·(w + 2·pad)·c
+ * + 16 bytes (NHWC, zero-padded: every tap reads a code, 0 outside the image); cols: scratch
+ * [n·oh·ow, rowBytes] + 16 bytes; acc: scratch [o, n·oh·ow] i32; out: float NCHW [n, o, oh, ow]
+ * (pool > 0: max-pooled, [n, o, ⌊oh/pool⌋, ⌊ow/pool⌋]).
  */
 export function int8ConvF32(
   x: usize, wts: usize, mul: usize, bias: usize, codes: usize, cols: usize, acc: usize, out: usize,
   n: i32, c: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, rowBytes: i32,
-  step: f64, lo: i32, hi: i32, relu: i32,
+  step: f64, lo: i32, hi: i32, relu: i32, pool: i32,
 ): void {
-  const hw = h * w;
+  const hw = h * w, hp = h + 2 * pad, wp = w + 2 * pad, cc = <usize>c;
+  if (pad > 0) {
+    const bytes = <usize>(n * hp * wp) * cc;
+    for (let t: usize = 0; t < bytes; t += 16) v128.store(codes + t, i32x4.splat(0));
+  }
   for (let b = 0; b < n; b++) {
     for (let ch = 0; ch < c; ch++) {
-      const src = x + (<usize>((b * c + ch) * hw) << 2), dst = codes + <usize>(b * hw * c + ch);
-      for (let q = 0; q < hw; q++) store<i8>(dst + <usize>(q * c), <i8>code(<f64>load<f32>(src + (<usize>q << 2)), step, lo, hi));
+      const src = x + (<usize>((b * c + ch) * hw) << 2), dst = codes + <usize>((b * hp + pad) * wp + pad) * cc + <usize>ch;
+      for (let y = 0; y < h; y++) {
+        const s = src + (<usize>(y * w) << 2), d = dst + <usize>(y * wp) * cc;
+        for (let q = 0; q < w; q++) store<i8>(d + <usize>q * cc, <i8>code(<f64>load<f32>(s + (<usize>q << 2)), step, lo, hi));
+      }
     }
   }
-  const p = oh * ow, rows = n * p, row = <usize>rowBytes, span = <usize>(k * c), cc = <usize>c;
+  // Every tap row is one span of k·c codes, copied 8 or 16 bytes at a time. A copy may run up to
+  // 15 bytes past its span: into the next span (written next), the row's padding (times the
+  // weights' zero padding) or the next row (written after this one); the scratch buffers have
+  // 16 bytes of slack.
+  const p = oh * ow, rows = n * p, row = <usize>rowBytes, span = <usize>k * cc, tapStep = <usize>wp * cc;
   for (let b = 0; b < n; b++) {
     for (let y = 0; y < oh; y++) {
-      for (let xo = 0; xo < ow; xo++) {
-        const dst = cols + <usize>((b * oh + y) * ow + xo) * row;
-        const y0 = y * stride - pad, x0 = xo * stride - pad;
-        if (x0 >= 0 && x0 + k <= w && y0 >= 0 && y0 + k <= h) {
-          // Every tap inside: k spans of k·c codes, copied 16 bytes at a time. A copy may run up to
-          // 15 bytes past its span: into the next span (written next), the row's padding (times
-          // the weights' zero padding) or the next row (written after this one); the scratch
-          // buffers have 16 bytes of slack.
-          for (let i = 0; i < k; i++) {
-            const src = codes + (<usize>((b * h + y0 + i) * w + x0)) * cc, d = dst + <usize>i * span;
-            for (let t: usize = 0; t < span; t += 16) v128.store(d + t, v128.load(src + t));
-          }
-          continue;
-        }
-        // Taps outside the image are code 0: exact copies into a zeroed row.
-        memory.fill(dst, 0, row);
-        for (let i = 0; i < k; i++) {
-          const yy = y0 + i;
-          if (yy < 0 || yy >= h) continue;
-          const src = codes + <usize>((b * h + yy) * w) * cc, d = dst + <usize>i * span;
-          for (let j = 0; j < k; j++) {
-            const xx = x0 + j;
-            if (xx < 0 || xx >= w) continue;
-            const from = src + <usize>xx * cc, to = d + <usize>j * cc;
-            for (let t: usize = 0; t < cc; t++) store<i8>(to + t, load<i8>(from + t));
+      let src = codes + <usize>((b * hp + y * stride) * wp) * cc, dst = cols + <usize>((b * oh + y) * ow) * row;
+      const xStep = <usize>stride * cc;
+      for (let xo = 0; xo < ow; xo++, src += xStep, dst += row) {
+        if (span <= 8) {
+          for (let i: usize = 0; i < <usize>k; i++) store<u64>(dst + i * span, load<u64>(src + i * tapStep));
+        } else {
+          for (let i: usize = 0; i < <usize>k; i++) {
+            const from = src + i * tapStep, to = dst + i * span;
+            for (let t: usize = 0; t < span; t += 16) v128.store(to + t, v128.load(from + t));
           }
         }
       }
     }
   }
   int8Gemm(wts, cols, acc, o, rows, rowBytes);
+  if (pool > 0) {
+    int8PoolEpilogue(acc, mul, bias, out, n, o, oh, ow, pool, relu);
+    return;
+  }
   for (let b = 0; b < n; b++) {
     for (let ch = 0; ch < o; ch++) {
       const m = <f64>load<f32>(mul + (<usize>ch << 2)), t = <f64>load<f32>(bias + (<usize>ch << 2));
       const src = acc + (<usize>(ch * rows + b * p) << 2), dst = out + (<usize>((b * o + ch) * p) << 2);
-      for (let q = 0; q < p; q++) {
-        const v = <f32>(<f64>load<i32>(src + (<usize>q << 2)) * m + t);
-        store<f32>(dst + (<usize>q << 2), relu && !(v > 0) ? 0 : v);
+      for (let q = 0; q < p; q++) store<f32>(dst + (<usize>q << 2), epi(load<i32>(src + (<usize>q << 2)), m, t, relu));
+    }
+  }
+}
+
+/** y = f32(acc·m + t) in float64, then max(y, 0) with relu (NaN -> 0), as the reference. */
+// @ts-ignore: decorator
+@inline function epi(a: i32, m: f64, t: f64, relu: i32): f32 {
+  const v = <f32>(<f64>a * m + t);
+  return relu && !(v > 0) ? 0 : v;
+}
+
+/**
+ * The epilogue of int8ConvF32 followed by a pool x pool max-pool with stride = window (the
+ * runtime's maxPoolPlanes: 2 x 2 takes f32.max of each row pair, then the larger; else the first
+ * value and every larger one): out float NCHW [n, o, ⌊oh/pool⌋, ⌊ow/pool⌋].
+ */
+function int8PoolEpilogue(acc: usize, mul: usize, bias: usize, out: usize, n: i32, o: i32, oh: i32, ow: i32, pool: i32, relu: i32): void {
+  const p = oh * ow, rows = n * p, ph = oh / pool, pw = ow / pool;
+  for (let b = 0; b < n; b++) {
+    for (let ch = 0; ch < o; ch++) {
+      const m = <f64>load<f32>(mul + (<usize>ch << 2)), t = <f64>load<f32>(bias + (<usize>ch << 2));
+      const src = acc + (<usize>(ch * rows + b * p) << 2), dst = out + (<usize>((b * o + ch) * ph * pw) << 2);
+      for (let y = 0; y < ph; y++) {
+        for (let xo = 0; xo < pw; xo++) {
+          const base = src + (<usize>(y * pool * ow + xo * pool) << 2);
+          let r: f32;
+          if (pool == 2) {
+            const row = <usize>ow << 2;
+            const a = max<f32>(epi(load<i32>(base), m, t, relu), epi(load<i32>(base, 4), m, t, relu));
+            const c = max<f32>(epi(load<i32>(base + row), m, t, relu), epi(load<i32>(base + row, 4), m, t, relu));
+            r = a > c ? a : c;
+          } else {
+            r = epi(load<i32>(base), m, t, relu);
+            for (let i = 0; i < pool; i++) {
+              for (let j = 0; j < pool; j++) {
+                const v = epi(load<i32>(base + (<usize>(i * ow + j) << 2)), m, t, relu);
+                if (v > r) r = v;
+              }
+            }
+          }
+          store<f32>(dst + (<usize>(y * pw + xo) << 2), r);
+        }
       }
     }
   }
 }
+
