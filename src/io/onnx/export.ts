@@ -82,24 +82,32 @@ interface IntLayer {
 }
 
 /**
- * The input codes of an int8 layer: QuantizeLinear (scale = the input step, zero point 0; a Clip
- * first when the code range is narrower than int8, and for AQuant a per-channel shift s·(0.5 − b_c)
- * so that ONNX's round-half-to-even reproduces the border rounding), then DequantizeLinear with
- * scale 1: the codes themselves as floats.
+ * The input codes of an int8 layer, rounded exactly as the runtime rounds (quantizeActivation):
+ * v = x / step in float64; q = sign(v)·(⌊|v|⌋ + [frac(|v|) ≥ ½]) (half away from zero), or with
+ * AQuant borders q = ⌊v⌋ + [frac(v) ≥ b_c]; clamped to [lo, hi]. The integer q then goes through
+ * QuantizeLinear (scale 1, int8; exact) and DequantizeLinear (scale 1): the codes as floats.
+ * (QuantizeLinear on x with scale = step would divide in float32 and round half to even, which
+ * differs from the runtime at ties and near-ties, and a 1-LSB flip grows over a deep network.)
  */
 function emitQuantInput(b: Builder, x: string, path: string, a: ActivationGrid, conv: boolean, expose: boolean): string {
-  const prefix = `${path}.input`;
-  let h = x;
+  const prefix = `${path}.input`, d = (name: string, dims: number[], v: ArrayLike<number>) => b.init(`${prefix}.${name}`, dims, Float64Array.from(v), DataType.DOUBLE);
+  const v = b.node('Div', [b.node('Cast', [x], { to: DataType.DOUBLE }, `${prefix}.x64`), d('step', [], [a.step])], {}, `${prefix}.scaled`);
+  let q: string;
   if (a.border) {
-    const c = a.border.length;
-    const shift = b.init(`${prefix}.border_shift`, conv ? [c, 1, 1] : [c], Float32Array.from(a.border, (v) => a.step * (0.5 - v)));
-    h = b.node('Add', [h, shift], {}, `${prefix}.border`);
+    const c = a.border.length, f = b.node('Floor', [v], {}, `${prefix}.floor`);
+    const up = b.node('GreaterOrEqual', [b.node('Sub', [v, f], {}, `${prefix}.frac`), d('border', conv ? [c, 1, 1] : [c], a.border)], {}, `${prefix}.up`);
+    q = b.node('Add', [f, b.node('Cast', [up], { to: DataType.DOUBLE })], {}, `${prefix}.round`);
+  } else {
+    const m = b.node('Abs', [v], {}, `${prefix}.abs`), f = b.node('Floor', [m], {}, `${prefix}.floor`);
+    const up = b.node('GreaterOrEqual', [b.node('Sub', [m, f], {}, `${prefix}.frac`), d('half', [], [0.5])], {}, `${prefix}.up`);
+    const r = b.node('Add', [f, b.node('Cast', [up], { to: DataType.DOUBLE })], {}, `${prefix}.round`);
+    q = b.node('Mul', [r, b.node('Sign', [v], {}, `${prefix}.sign`)], {}, `${prefix}.signed`);
   }
-  if (a.lo !== -128 || a.hi !== 127) h = b.node('Clip', [h, b.init(`${prefix}.min`, [], [a.lo * a.step]), b.init(`${prefix}.max`, [], [a.hi * a.step])], {}, `${prefix}.clip`);
-  const zp = b.init(`${prefix}.zero_point`, [], new Int8Array(1), DataType.INT8);
-  const q = b.node('QuantizeLinear', [h, b.init(`${prefix}.scale`, [], [a.step]), zp], {}, `${prefix}.q`);
-  if (expose) b.extraOutputs.push(q);
-  return b.node('DequantizeLinear', [q, b.init(`${prefix}.unit_scale`, [], [1]), zp], {}, `${prefix}.dq`);
+  q = b.node('Cast', [b.node('Clip', [q, d('min', [], [a.lo]), d('max', [], [a.hi])], {}, `${prefix}.clip`)], { to: DataType.FLOAT });
+  const unit = b.init(`${prefix}.unit_scale`, [], [1]), zp = b.init(`${prefix}.zero_point`, [], new Int8Array(1), DataType.INT8);
+  const codes = b.node('QuantizeLinear', [q, unit, zp], {}, `${prefix}.q`);
+  if (expose) b.extraOutputs.push(codes);
+  return b.node('DequantizeLinear', [codes, unit, zp], {}, `${prefix}.dq`);
 }
 
 /** Float32 values y·mul[c] + bias[c] computed in float64 and rounded once (the runtime's epilogue), per channel of axis 1. */
