@@ -58,6 +58,14 @@ export function binaryGemmScalar(a: usize, b: usize, out: usize, m: i32, n: i32,
   return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
 }
 
+/** [hsum(a), hsum(b), hsum(c), hsum(d)] by two rounds of shuffles and adds (wrapping i32 adds: exact in any order). */
+// @ts-ignore: decorator
+@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7));
+  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
+  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
+}
+
 /**
  * Binary GEMM with v128.xor + i8x16.popcnt: per-byte counts (≤ 8) accumulate in u8 lanes for at
  * most 31 vectors (31·8 = 248 < 256), then widen pairwise to i32 (no u8/u16 overflow at any K).
@@ -132,8 +140,8 @@ export function int8Gemm(a: usize, b: usize, out: usize, m: i32, n: i32, rowByte
         s13 = i32x4.add(s13, i32x4.add(i32x4.dot_i16x8_s(xl1, yl), i32x4.dot_i16x8_s(xh1, yh)));
       }
       const o0 = out + ((<usize>i * n + j) << 2), o1 = o0 + (<usize>n << 2);
-      store<i32>(o0, hsum(s00)); store<i32>(o0, hsum(s01), 4); store<i32>(o0, hsum(s02), 8); store<i32>(o0, hsum(s03), 12);
-      store<i32>(o1, hsum(s10)); store<i32>(o1, hsum(s11), 4); store<i32>(o1, hsum(s12), 8); store<i32>(o1, hsum(s13), 12);
+      v128.store(o0, hsum4(s00, s01, s02, s03));
+      v128.store(o1, hsum4(s10, s11, s12, s13));
     }
     for (; j < n; j++) {
       int8Dot1(a0, b + <usize>j * row, row, out + ((<usize>i * n + j) << 2));

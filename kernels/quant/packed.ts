@@ -224,11 +224,23 @@ export function int8ConvF32(
   }
   for (let b = 0; b < n; b++) {
     for (let ch = 0; ch < o; ch++) {
-      const m = <f64>load<f32>(mul + (<usize>ch << 2)), t = <f64>load<f32>(bias + (<usize>ch << 2));
+      const m = <f64>load<f32>(mul + (<usize>ch << 2)), t = <f64>load<f32>(bias + (<usize>ch << 2)), mv = f64x2.splat(m), tv = f64x2.splat(t);
       const src = acc + (<usize>(ch * rows + b * p) << 2), dst = out + (<usize>((b * o + ch) * p) << 2);
-      for (let q = 0; q < p; q++) store<f32>(dst + (<usize>q << 2), epi(load<i32>(src + (<usize>q << 2)), m, t, relu));
+      let q = 0;
+      for (; q + 4 <= p; q += 4) v128.store(dst + (<usize>q << 2), epi4(src + (<usize>q << 2), mv, tv, relu));
+      for (; q < p; q++) store<f32>(dst + (<usize>q << 2), epi(load<i32>(src + (<usize>q << 2)), m, t, relu));
     }
   }
+}
+
+/** epi on 4 consecutive accumulators at p (f64x2 lanes: the same roundings as the scalar path); ReLU as pmax(0, v): NaN and −0 give +0. */
+// @ts-ignore: decorator
+@inline function epi4(p: usize, m: v128, t: v128, relu: i32): v128 {
+  const a = v128.load(p);
+  const lo = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(a), m), t);
+  const hi = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(v128.shuffle<i32>(a, a, 2, 3, 2, 3)), m), t);
+  const v = v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+  return relu ? f32x4.pmax(f32x4.splat(0), v) : v;
 }
 
 /** y = f32(acc·m + t) in float64, then max(y, 0) with relu (NaN -> 0), as the reference. */
@@ -249,8 +261,21 @@ function int8PoolEpilogue(acc: usize, mul: usize, bias: usize, out: usize, n: i3
     for (let ch = 0; ch < o; ch++) {
       const m = <f64>load<f32>(mul + (<usize>ch << 2)), t = <f64>load<f32>(bias + (<usize>ch << 2));
       const src = acc + (<usize>(ch * rows + b * p) << 2), dst = out + (<usize>((b * o + ch) * ph * pw) << 2);
+      const mv = f64x2.splat(m), tv = f64x2.splat(t);
       for (let y = 0; y < ph; y++) {
-        for (let xo = 0; xo < pw; xo++) {
+        let xo = 0;
+        if (pool == 2) {
+          // Two outputs per step: f32x4.max of each row's column pairs (lanes 0 and 2), then the larger row.
+          const r0 = src + (<usize>(y * 2 * ow) << 2), r1 = r0 + (<usize>ow << 2), d = dst + (<usize>(y * pw) << 2);
+          for (; xo + 2 <= pw; xo += 2) {
+            const u = epi4(r0 + (<usize>xo << 3), mv, tv, relu), v = epi4(r1 + (<usize>xo << 3), mv, tv, relu);
+            const a = f32x4.max(u, v128.shuffle<f32>(u, u, 1, 0, 3, 2)), c = f32x4.max(v, v128.shuffle<f32>(v, v, 1, 0, 3, 2));
+            const r = v128.bitselect(a, c, f32x4.gt(a, c));
+            store<f32>(d + (<usize>xo << 2), f32x4.extract_lane(r, 0));
+            store<f32>(d + (<usize>xo << 2), f32x4.extract_lane(r, 2), 4);
+          }
+        }
+        for (; xo < pw; xo++) {
           const base = src + (<usize>(y * pool * ow + xo * pool) << 2);
           let r: f32;
           if (pool == 2) {
