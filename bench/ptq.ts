@@ -9,7 +9,8 @@
  * is calibrated on --calib-items random training items per seed (seeds 1..N) and scored on the
  * 2,000 test items (fake-quantized simulation, identical to the deployed int8 runtime: see
  * test/quant/ptq.test.ts); accuracy is the mean over seeds. `mixed` rows choose bits per layer
- * from Hutchinson Hessian traces at the size of uniform 4-bit weights. ONNX rows compare
+ * at the size of uniform 4-bit weights: candidates from Hutchinson Hessian traces (greedy,
+ * Lagrangian, uniform), the one closest to the float model on the calibration items chosen. ONNX rows compare
  * onnxruntime-node with slimgrad (float export; QDQ W8A8 export vs the deployed model, codes in
  * LSBs). Latency: per batch, single thread, best of rounds that interleave slimgrad and ORT; the
  * `ratios` rows divide the deployed int8 time by ORT's float and QDQ times from those rounds.
@@ -34,7 +35,7 @@ import { Adam } from '../src/optim/optimizer.js';
 import { cosineLr } from '../src/optim/schedule.js';
 import { evaluate, fit } from '../src/train/trainer.js';
 import { runDeployed } from '../src/quant/runtime.js';
-import { allocateBits, hessianTraces } from '../src/quant/ptq/mixed.js';
+import { candidateAllocations, hessianTraces, selectBits } from '../src/quant/ptq/mixed.js';
 import { deployPtq, ptq, ptqBytes, simulate, type PtqMethod, type PtqResult } from '../src/quant/ptq/ptq.js';
 import { deployedInputCodes, maxCodeDiff } from '../src/quant/ptq/validate.js';
 import { Rng } from '../src/util/rng.js';
@@ -155,7 +156,10 @@ export async function run(args: string[]): Promise<number> {
       let bytes = 0, bits: number[] | number = s.wBits;
       for (let seed = 1; seed <= seeds; seed++) {
         const calib = calibFor(seed);
-        if (s.mixed) bits = allocateBits(model, hessianTraces(model, calib.subarray(0, 64 * 784), [64, ...INPUT], { seed }), { avgBits: s.wBits });
+        if (s.mixed) {
+          const sens = hessianTraces(model, calib.subarray(0, 64 * 784), [64, ...INPUT], { seed });
+          bits = selectBits(model, calib, [calibN, ...INPUT], candidateAllocations(model, sens, { avgBits: s.wBits }), s.aBits).bits;
+        }
         const r = ptq(model, calib, [calibN, ...INPUT], { method: s.method, wBits: bits, aBits: s.aBits, iters, seed });
         if (s.method === 'rtn' && s.wBits === 8 && seed === 1) w8a8 = r;
         const restore = simulate(model, r);

@@ -15,11 +15,12 @@
 import { keep, scope } from '../../core/scope.js';
 import { fromValues, type Tensor } from '../../core/tensor.js';
 import { grad } from '../../autograd/backward.js';
-import { add, logSoftmax, mul, mulScalar, sum } from '../../ops/index.js';
+import { add, logSoftmax, mul, mulScalar, softmax, sum } from '../../ops/index.js';
+import { noGrad } from '../../autograd/mode.js';
 import type { Module } from '../../nn/module.js';
 import { Rng } from '../../util/rng.js';
 import { observeRange, quantizeWeights } from './observers.js';
-import { quantizableLayers } from './ptq.js';
+import { ptq, quantizableLayers, simulate } from './ptq.js';
 
 export interface LayerSensitivity {
   path: string;
@@ -128,12 +129,15 @@ export interface BitBudget {
   candidates?: number[];
 }
 
-/**
- * Bits per layer minimizing Σ Tr(H_l)/n_l·‖Q_b(W_l) − W_l‖² with Σ n_l·b_l within the budget:
- * greedy from the widest candidate, each step lowering the layer whose next-lower width adds the
- * least sensitivity per bit saved, then raising layers again while the budget allows.
- */
-export function allocateBits(model: Module, sens: LayerSensitivity[], budget: BitBudget): number[] {
+/** Candidate widths (widest first), each layer's Ω_l(b) per candidate, and the budget in bits. */
+interface Table {
+  layers: ReturnType<typeof quantizableLayers>;
+  cands: number[];
+  omega: number[][];
+  limit: number;
+}
+
+function sensitivityTable(model: Module, sens: LayerSensitivity[], budget: BitBudget): Table {
   const layers = quantizableLayers(model);
   const cands = [...(budget.candidates ?? [3, 4, 5, 6, 8])].sort((a, b) => b - a);
   const total = layers.reduce((s, l) => s + l.weight.size, 0);
@@ -150,31 +154,123 @@ export function allocateBits(model: Module, sens: LayerSensitivity[], budget: Bi
       return (Math.max(0, sens[i]!.trace) / l.weight.size) * e;
     });
   });
-  const choice = layers.map(() => 0);
-  let used = cands[0]! * total;
-  while (used > limit) {
-    let best = -1, bestCost = Infinity;
-    layers.forEach((l, i) => {
-      const c = choice[i]!;
-      if (c + 1 >= cands.length) return;
-      const cost = (omega[i]![c + 1]! - omega[i]![c]!) / ((cands[c]! - cands[c + 1]!) * l.weight.size);
-      if (cost < bestCost) [best, bestCost] = [i, cost];
-    });
-    used -= (cands[choice[best]!]! - cands[choice[best]! + 1]!) * layers[best]!.weight.size;
-    choice[best]!++;
-  }
-  // Spend what the last step left: raise the layers whose wider width removes the most sensitivity per bit.
+  return { layers, cands, omega, limit };
+}
+
+const usedBits = (t: Table, choice: number[]) => t.layers.reduce((s, l, i) => s + t.cands[choice[i]!]! * l.weight.size, 0);
+
+/** Raises layers (choice: candidate indices) while the budget allows, the largest sensitivity removed per bit first. */
+function fillBudget(t: Table, choice: number[]): number[] {
+  let used = usedBits(t, choice);
   for (;;) {
     let best = -1, bestGain = 0;
-    layers.forEach((l, i) => {
+    t.layers.forEach((l, i) => {
       const c = choice[i]!;
-      if (c === 0 || used + (cands[c - 1]! - cands[c]!) * l.weight.size > limit) return;
-      const gain = (omega[i]![c]! - omega[i]![c - 1]!) / ((cands[c - 1]! - cands[c]!) * l.weight.size);
+      if (c === 0 || used + (t.cands[c - 1]! - t.cands[c]!) * l.weight.size > t.limit) return;
+      const gain = (t.omega[i]![c]! - t.omega[i]![c - 1]!) / ((t.cands[c - 1]! - t.cands[c]!) * l.weight.size);
       if (gain > bestGain) [best, bestGain] = [i, gain];
     });
-    if (best < 0) break;
-    used += (cands[choice[best]! - 1]! - cands[choice[best]!]!) * layers[best]!.weight.size;
+    if (best < 0) return choice;
+    used += (t.cands[choice[best]! - 1]! - t.cands[choice[best]!]!) * t.layers[best]!.weight.size;
     choice[best]!--;
   }
-  return choice.map((c) => cands[c]!);
+}
+
+/**
+ * Bits per layer minimizing Σ Tr(H_l)/n_l·‖Q_b(W_l) − W_l‖² with Σ n_l·b_l within the budget:
+ * greedy from the widest candidate, each step lowering the layer whose next-lower width adds the
+ * least sensitivity per bit saved, then raising layers again while the budget allows.
+ */
+export function allocateBits(model: Module, sens: LayerSensitivity[], budget: BitBudget): number[] {
+  const t = sensitivityTable(model, sens, budget);
+  const choice = t.layers.map(() => 0);
+  let used = usedBits(t, choice);
+  while (used > t.limit) {
+    let best = -1, bestCost = Infinity;
+    t.layers.forEach((l, i) => {
+      const c = choice[i]!;
+      if (c + 1 >= t.cands.length) return;
+      const cost = (t.omega[i]![c + 1]! - t.omega[i]![c]!) / ((t.cands[c]! - t.cands[c + 1]!) * l.weight.size);
+      if (cost < bestCost) [best, bestCost] = [i, cost];
+    });
+    used -= (t.cands[choice[best]!]! - t.cands[choice[best]! + 1]!) * t.layers[best]!.weight.size;
+    choice[best]!++;
+  }
+  return fillBudget(t, choice).map((c) => t.cands[c]!);
+}
+
+/**
+ * Allocations within the budget to choose from (distinct): the greedy one (`allocateBits`), the
+ * per-layer optima of the Lagrangian Ω_l(b) + λ·n_l·b over a grid of λ (each raised while the
+ * budget allows; the points of the sensitivity/size trade-off the greedy walk can step over), and
+ * every width applied uniformly that fits; at most `max` (the greedy and uniform ones first, then
+ * the least predicted ΣΩ).
+ *
+ * @example
+ * const options = candidateAllocations(model, sens, { avgBits: 4 });   // [[8, 3, 3, 8, 8], [4, 4, 4, 4, 4], ...]
+ */
+export function candidateAllocations(model: Module, sens: LayerSensitivity[], budget: BitBudget, max = 6): number[][] {
+  const t = sensitivityTable(model, sens, budget);
+  const out = new Map<string, number[]>();
+  const add = (bits: number[]) => out.set(bits.join('/'), bits);
+  add(allocateBits(model, sens, budget));
+  for (const c of t.cands) if (usedBits(t, t.layers.map(() => t.cands.indexOf(c))) <= t.limit) add(t.layers.map(() => c));
+  const slopes = t.layers.flatMap((l, i) => t.cands.slice(1).map((_, c) => (t.omega[i]![c + 1]! - t.omega[i]![c]!) / ((t.cands[c]! - t.cands[c + 1]!) * l.weight.size))).filter((v) => v > 0);
+  for (const lambda of [...new Set(slopes)].sort((a, b) => a - b)) {
+    const choice = t.layers.map((l, i) => {
+      let best = 0;
+      t.cands.forEach((b, c) => {
+        if (t.omega[i]![c]! + lambda * l.weight.size * b < t.omega[i]![best]! + lambda * l.weight.size * t.cands[best]!) best = c;
+      });
+      return best;
+    });
+    if (usedBits(t, choice) <= t.limit) add(fillBudget(t, choice).map((c) => t.cands[c]!));
+  }
+  // The greedy and uniform allocations, then the Lagrangian ones of least predicted ΣΩ, `max` in all.
+  const predicted = (bits: number[]) => bits.reduce((s, b, i) => s + t.omega[i]![t.cands.indexOf(b)]!, 0);
+  const [first, ...rest] = [...out.values()];
+  const uniform = rest.filter((b) => b.every((v) => v === b[0]));
+  const others = rest.filter((b) => !uniform.includes(b)).sort((a, b) => predicted(a) - predicted(b));
+  return [first!, ...uniform, ...others].slice(0, Math.max(max, 1 + uniform.length));
+}
+
+export interface BitChoice {
+  bits: number[];
+  /** Every candidate with its calibration score (mean KL divergence from the float model's outputs; lower is better). */
+  scores: { bits: number[]; kl: number }[];
+}
+
+/**
+ * The candidate allocation whose round-to-nearest quantized model (`ptq` with `aBits` inputs)
+ * stays closest to the float model on the calibration items: mean KL(softmax(float) ‖
+ * softmax(quantized)). The Hessian traces rank allocations by a second-order estimate; this checks
+ * the few best ones on data, where the estimate can misjudge a large layer's narrowest widths.
+ *
+ * @example
+ * const { bits } = selectBits(model, calib, [128, 1, 28, 28], candidateAllocations(model, sens, { avgBits: 4 }), 8);
+ */
+export function selectBits(model: Module, calib: Float32Array, shape: number[], candidates: number[][], aBits: number): BitChoice {
+  if (candidates.length === 0) throw new RangeError('selectBits: no candidate allocations');
+  const wasTraining = model.training;
+  model.eval();
+  const probs = (): Float32Array => noGrad(() => scope(() => Float32Array.from(softmax(model.call(fromValues(calib, shape)), 1).values())));
+  try {
+    const p = probs(), classes = p.length / shape[0]!;
+    const scores = candidates.map((bits) => {
+      const restore = simulate(model, ptq(model, calib, shape, { method: 'rtn', wBits: bits, aBits }));
+      let q: Float32Array;
+      try {
+        q = probs();
+      } finally {
+        restore();
+      }
+      let kl = 0;
+      for (let i = 0; i < p.length; i++) if (p[i]! > 0) kl += p[i]! * (Math.log(p[i]!) - Math.log(Math.max(q[i]!, 1e-12)));
+      return { bits, kl: kl / (p.length / classes) };
+    });
+    const best = scores.reduce((a, b) => (b.kl < a.kl ? b : a));
+    return { bits: best.bits, scores };
+  } finally {
+    model.train(wasTraining);
+  }
 }
