@@ -160,13 +160,13 @@ function sensitivityTable(model: Module, sens: LayerSensitivity[], budget: BitBu
 const usedBits = (t: Table, choice: number[]) => t.layers.reduce((s, l, i) => s + t.cands[choice[i]!]! * l.weight.size, 0);
 
 /** Raises layers (choice: candidate indices) while the budget allows, the largest sensitivity removed per bit first. */
-function fillBudget(t: Table, choice: number[]): number[] {
+function fillBudget(t: Table, choice: number[], pinned = -1): number[] {
   let used = usedBits(t, choice);
   for (;;) {
     let best = -1, bestGain = 0;
     t.layers.forEach((l, i) => {
       const c = choice[i]!;
-      if (c === 0 || used + (t.cands[c - 1]! - t.cands[c]!) * l.weight.size > t.limit) return;
+      if (c === 0 || i === pinned || used + (t.cands[c - 1]! - t.cands[c]!) * l.weight.size > t.limit) return;
       const gain = (t.omega[i]![c]! - t.omega[i]![c - 1]!) / ((t.cands[c - 1]! - t.cands[c]!) * l.weight.size);
       if (gain > bestGain) [best, bestGain] = [i, gain];
     });
@@ -183,55 +183,49 @@ function fillBudget(t: Table, choice: number[]): number[] {
  */
 export function allocateBits(model: Module, sens: LayerSensitivity[], budget: BitBudget): number[] {
   const t = sensitivityTable(model, sens, budget);
-  const choice = t.layers.map(() => 0);
+  return greedy(t)!.map((c) => t.cands[c]!);
+}
+
+/** The greedy walk (candidate indices), with layer `pin[0]` held at candidate `pin[1]`; null when the budget cannot be met so. */
+function greedy(t: Table, pin?: [number, number]): number[] | null {
+  const choice = t.layers.map((_, i) => (pin && pin[0] === i ? pin[1] : 0));
   let used = usedBits(t, choice);
   while (used > t.limit) {
     let best = -1, bestCost = Infinity;
     t.layers.forEach((l, i) => {
       const c = choice[i]!;
-      if (c + 1 >= t.cands.length) return;
+      if (c + 1 >= t.cands.length || (pin && pin[0] === i)) return;
       const cost = (t.omega[i]![c + 1]! - t.omega[i]![c]!) / ((t.cands[c]! - t.cands[c + 1]!) * l.weight.size);
       if (cost < bestCost) [best, bestCost] = [i, cost];
     });
+    if (best < 0) return null;
     used -= (t.cands[choice[best]!]! - t.cands[choice[best]! + 1]!) * t.layers[best]!.weight.size;
     choice[best]!++;
   }
-  return fillBudget(t, choice).map((c) => t.cands[c]!);
+  return fillBudget(t, choice, pin?.[0]);
 }
 
 /**
- * Allocations within the budget to choose from (distinct): the greedy one (`allocateBits`), the
- * per-layer optima of the Lagrangian Ω_l(b) + λ·n_l·b over a grid of λ (each raised while the
- * budget allows; the points of the sensitivity/size trade-off the greedy walk can step over), and
- * every width applied uniformly that fits; at most `max` (the greedy and uniform ones first, then
- * the least predicted ΣΩ).
+ * Allocations within the budget to choose from (distinct), at most `max`: the greedy one
+ * (`allocateBits`), every width applied uniformly that fits, then for each layer the greedy walk
+ * with that layer held one width above its greedy width (what a layer the traces misjudge would
+ * call for), then the greedy walk with any layer held at any width, least predicted ΣΩ first.
  *
  * @example
- * const options = candidateAllocations(model, sens, { avgBits: 4 });   // [[8, 3, 3, 8, 8], [4, 4, 4, 4, 4], ...]
+ * const options = candidateAllocations(model, sens, { avgBits: 4 });   // [[8, 8, 3, 6, 8], [4, 4, 4, 4, 4], [8, 6, 4, 3, 8], ...]
  */
-export function candidateAllocations(model: Module, sens: LayerSensitivity[], budget: BitBudget, max = 6): number[][] {
+export function candidateAllocations(model: Module, sens: LayerSensitivity[], budget: BitBudget, max = 8): number[][] {
   const t = sensitivityTable(model, sens, budget);
+  const bits = (choice: number[] | null) => choice && choice.map((c) => t.cands[c]!);
+  const base = greedy(t)!, key = (b: number[]) => b.join('/');
+  const predicted = (b: number[]) => b.reduce((s, v, i) => s + t.omega[i]![t.cands.indexOf(v)]!, 0);
+  const byPrediction = (list: (number[] | null)[]) => list.filter((b): b is number[] => b !== null).sort((x, y) => predicted(x) - predicted(y));
+  const uniform = t.cands.map((_, c) => t.layers.map(() => c)).filter((ch) => usedBits(t, ch) <= t.limit).map((ch) => bits(ch)!);
+  const raised = byPrediction(t.layers.map((_, i) => (base[i]! > 0 ? bits(greedy(t, [i, base[i]! - 1])) : null)));
+  const pinned = byPrediction(t.layers.flatMap((_, i) => t.cands.map((_, c) => bits(greedy(t, [i, c])))));
   const out = new Map<string, number[]>();
-  const add = (bits: number[]) => out.set(bits.join('/'), bits);
-  add(allocateBits(model, sens, budget));
-  for (const c of t.cands) if (usedBits(t, t.layers.map(() => t.cands.indexOf(c))) <= t.limit) add(t.layers.map(() => c));
-  const slopes = t.layers.flatMap((l, i) => t.cands.slice(1).map((_, c) => (t.omega[i]![c + 1]! - t.omega[i]![c]!) / ((t.cands[c]! - t.cands[c + 1]!) * l.weight.size))).filter((v) => v > 0);
-  for (const lambda of [...new Set(slopes)].sort((a, b) => a - b)) {
-    const choice = t.layers.map((l, i) => {
-      let best = 0;
-      t.cands.forEach((b, c) => {
-        if (t.omega[i]![c]! + lambda * l.weight.size * b < t.omega[i]![best]! + lambda * l.weight.size * t.cands[best]!) best = c;
-      });
-      return best;
-    });
-    if (usedBits(t, choice) <= t.limit) add(fillBudget(t, choice).map((c) => t.cands[c]!));
-  }
-  // The greedy and uniform allocations, then the Lagrangian ones of least predicted ΣΩ, `max` in all.
-  const predicted = (bits: number[]) => bits.reduce((s, b, i) => s + t.omega[i]![t.cands.indexOf(b)]!, 0);
-  const [first, ...rest] = [...out.values()];
-  const uniform = rest.filter((b) => b.every((v) => v === b[0]));
-  const others = rest.filter((b) => !uniform.includes(b)).sort((a, b) => predicted(a) - predicted(b));
-  return [first!, ...uniform, ...others].slice(0, Math.max(max, 1 + uniform.length));
+  for (const b of [bits(base)!, ...uniform, ...raised, ...pinned]) if (!out.has(key(b))) out.set(key(b), b);
+  return [...out.values()].slice(0, Math.max(max, 1 + uniform.length));
 }
 
 export interface BitChoice {
