@@ -139,6 +139,31 @@ function stagedGemm<T extends Uint32Array | Int8Array | Float32Array, R extends 
   }
 }
 
+const pad16 = (bytes: number): number => Math.ceil(Math.max(bytes, 16) / 16) * 16;
+
+/**
+ * The int8Conv scratch: one arena block kept between calls when at most KEEP bytes (a deployed
+ * model at small batches then allocates nothing per layer), else taken and freed per call.
+ */
+const KEEP = 1 << 20;
+const scratch = {
+  ptr: 0,
+  bytes: 0,
+  /** A block of at least `bytes` bytes. */
+  take(bytes: number): number {
+    if (bytes <= this.bytes) return this.ptr;
+    if (bytes > KEEP) return arena().alloc(bytes, 'short');
+    if (this.bytes) arena().free(this.ptr, this.bytes);
+    this.ptr = arena().alloc(bytes, 'fixed');
+    this.bytes = bytes;
+    return this.ptr;
+  },
+  /** Returns a block from `take(bytes)`. */
+  give(ptr: number, bytes: number): void {
+    if (bytes > KEEP) arena().free(ptr, bytes);
+  },
+};
+
 /** OHWI rows of an int8 weight array in the arena (padded to `stride` bytes): built once per weight array, freed when it is collected. */
 interface ArenaRows {
   o: number;
@@ -192,21 +217,18 @@ export class QuantWasmKernels implements Partial<Kernels> {
     }
     const pw = ohwiRows(w, cs, stride);
     // One scratch block: input, mul, bias, zero-padded codes, im2col rows, accumulators, output (16-byte aligned parts).
-    const codeBytes = cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * cs.c + 16;
-    const parts = [x.byteLength, mul.byteLength, bias.byteLength, codeBytes, rows * stride + 16, rows * cs.o * 4, size * 4].map((b) => roundUp(Math.max(b, 16), 16));
-    const a = arena(), total = parts.reduce((p, b) => p + b, 0), base = a.alloc(total, 'short');
+    const px = 0, pm = px + pad16(x.byteLength), pb = pm + pad16(mul.byteLength), codes = pb + pad16(bias.byteLength);
+    const cols = codes + pad16(cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * cs.c + 16), acc = cols + pad16(rows * stride + 16), out = acc + pad16(rows * cs.o * 4);
+    const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
     try {
-      const at: number[] = [];
-      parts.reduce((p, b) => (at.push(p), p + b), base);
-      const [px, pm, pb, codes, cols, acc, out] = at as [number, number, number, number, number, number, number];
       const f32 = new Float32Array(a.buffer);
-      f32.set(x, px >> 2);
-      f32.set(mul, pm >> 2);
-      f32.set(bias, pb >> 2);
-      this.exports.int8ConvF32(px, pw, pm, pb, codes, cols, acc, out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, stride, g.step, g.lo, g.hi, post.relu ? 1 : 0, pool);
-      return f32.slice(out >> 2, (out >> 2) + size);
+      f32.set(x, (base + px) >> 2);
+      f32.set(mul, (base + pm) >> 2);
+      f32.set(bias, (base + pb) >> 2);
+      this.exports.int8ConvF32(base + px, pw, base + pm, base + pb, base + codes, base + cols, base + acc, base + out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, stride, g.step, g.lo, g.hi, post.relu ? 1 : 0, pool);
+      return f32.slice((base + out) >> 2, ((base + out) >> 2) + size);
     } finally {
-      a.free(base, total);
+      scratch.give(base, total);
     }
   }
 
