@@ -9,8 +9,8 @@
  * is calibrated on --calib-items random training items per seed (seeds 1..N) and scored on the
  * 2,000 test items (fake-quantized simulation, identical to the deployed int8 runtime: see
  * test/quant/ptq.test.ts); accuracy is the mean over seeds. `mixed` rows choose bits per layer
- * at the size of uniform 4-bit weights: candidates from Hutchinson Hessian traces (greedy,
- * Lagrangian, uniform), the one closest to the float model on the calibration items chosen. ONNX rows compare
+ * at the size of uniform 4-bit weights: candidates from Hutchinson Hessian traces, the one closest
+ * to the float model on the calibration items chosen (RTN for all, then AdaRound for the finalists). ONNX rows compare
  * onnxruntime-node with slimgrad (float export; QDQ W8A8 export vs the deployed model, codes in
  * LSBs). Latency: per batch, single thread, best of rounds that interleave slimgrad and ORT; the
  * `ratios` rows divide the deployed int8 time by ORT's float and QDQ times from those rounds.
@@ -158,7 +158,7 @@ export async function run(args: string[]): Promise<number> {
         const calib = calibFor(seed);
         if (s.mixed) {
           const sens = hessianTraces(model, calib.subarray(0, 64 * 784), [64, ...INPUT], { seed });
-          bits = selectBits(model, calib, [calibN, ...INPUT], candidateAllocations(model, sens, { avgBits: s.wBits }), s.aBits).bits;
+          bits = selectBits(model, calib, [calibN, ...INPUT], candidateAllocations(model, sens, { avgBits: s.wBits }), s.aBits, { method: s.method, iters, seed }).bits;
         }
         const r = ptq(model, calib, [calibN, ...INPUT], { method: s.method, wBits: bits, aBits: s.aBits, iters, seed });
         if (s.method === 'rtn' && s.wBits === 8 && seed === 1) w8a8 = r;

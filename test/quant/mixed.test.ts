@@ -65,4 +65,10 @@ test('candidateAllocations fit the budget (greedy first, uniform 4 included); se
   assert.notDeepEqual(choice.bits, [3, 3, 3]);
   assert.ok(Math.abs(kl(choice.bits) - best.kl) <= 1e-6 + 1e-3 * best.kl, `KL ${kl(choice.bits)} vs reported ${best.kl}`);
   assert.ok(kl([3, 3, 3]) > best.kl);
+  // With AdaRound finalists: the uniform candidates and the 2 best under RTN are scored again, the least of those chosen.
+  const ada = selectBits(m, x, shape, [[3, 3, 3], ...cands], 8, { method: 'adaround', iters: 5 });
+  const rescored = ada.scores.filter((c) => c.klMethod !== undefined);
+  assert.ok(rescored.some((c) => c.bits.join() === '4,4,4') && rescored.some((c) => c.bits.join() === '3,3,3'));
+  assert.equal(rescored.length, new Set([...rescored.map((c) => c.bits.join())]).size);
+  assert.deepEqual(ada.bits, rescored.reduce((a, b) => (b.klMethod! < a.klMethod! ? b : a)).bits);
 });

@@ -94,14 +94,14 @@ export const quantize = defineCommand(quantizeSpec, async (o) => {
 
     let bits: number | number[] = wBits;
     let sensitivity: { layer: string; params: number; trace: number; bits: number }[] = [];
-    let allocations: { bits: string; calibKL: number }[] = [];
+    let allocations: Record<string, string | number | null>[] = [];
     if (avgBits !== undefined || sizeKB !== undefined) {
       const m = Math.min(n, 64);
       const sens = hessianTraces(model, calib.subarray(0, m * trainSet.itemSize), [m, ...inputShape], { seed });
-      const choice = selectBits(model, calib, shape, candidateAllocations(model, sens, { avgBits, sizeKB }), aBits);
+      const choice = selectBits(model, calib, shape, candidateAllocations(model, sens, { avgBits, sizeKB }), aBits, { method, iters, seed });
       bits = choice.bits;
       sensitivity = sens.map((s, i) => ({ layer: s.path, params: s.params, trace: s.trace, bits: choice.bits[i]! }));
-      allocations = choice.scores.map((c) => ({ bits: c.bits.join('/'), calibKL: c.kl }));
+      allocations = choice.scores.map((c) => ({ bits: c.bits.join('/'), calibKL: c.kl, [`calibKL_${method}`]: c.klMethod ?? null }));
     }
     const result = ptq(model, calib, shape, { method, wBits: bits, aBits, actObserver: values.observer as ObserverKind, weightObserver: values['weight-observer'] as ObserverKind, iters, seed });
     const testSlice = testSet.subset(0, Math.min(evalN, testSet.length));
@@ -133,7 +133,7 @@ export const quantize = defineCommand(quantizeSpec, async (o) => {
       if (sensitivity.length) {
         console.log('mixed precision (Hutchinson Hessian traces):');
         printTable(sensitivity);
-        console.log('\ncandidate allocations (round-to-nearest, KL from the float model on the calibration items; lowest chosen):');
+        console.log(`\ncandidate allocations (KL from the float model on the calibration items, round-to-nearest${method === 'rtn' ? '' : ` and ${method} for the finalists`}; lowest chosen):`);
         printTable(allocations);
         console.log('');
       }

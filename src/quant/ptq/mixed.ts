@@ -20,7 +20,7 @@ import { noGrad } from '../../autograd/mode.js';
 import type { Module } from '../../nn/module.js';
 import { Rng } from '../../util/rng.js';
 import { observeRange, quantizeWeights } from './observers.js';
-import { ptq, quantizableLayers, simulate } from './ptq.js';
+import { ptq, quantizableLayers, simulate, type PtqOptions } from './ptq.js';
 
 export interface LayerSensitivity {
   path: string;
@@ -230,28 +230,39 @@ export function candidateAllocations(model: Module, sens: LayerSensitivity[], bu
 
 export interface BitChoice {
   bits: number[];
-  /** Every candidate with its calibration score (mean KL divergence from the float model's outputs; lower is better). */
-  scores: { bits: number[]; kl: number }[];
+  /**
+   * Every distinct candidate with its calibration score (mean KL divergence from the float model's outputs,
+   * lower is better) under round-to-nearest, and `klMethod` under the final method where it was run.
+   */
+  scores: { bits: number[]; kl: number; klMethod?: number }[];
+}
+
+export interface SelectOptions extends Pick<PtqOptions, 'method' | 'iters' | 'seed'> {
+  /** With a method other than rtn: how many of the best candidates under RTN are scored again with it (default 2; uniform candidates always are). */
+  finalists?: number;
 }
 
 /**
- * The candidate allocation whose round-to-nearest quantized model (`ptq` with `aBits` inputs)
- * stays closest to the float model on the calibration items: mean KL(softmax(float) ‖
- * softmax(quantized)). The Hessian traces rank allocations by a second-order estimate; this checks
- * the few best ones on data, where the estimate can misjudge a large layer's narrowest widths.
+ * The candidate allocation whose quantized model stays closest to the float model on the
+ * calibration items: mean KL(softmax(float) ‖ softmax(quantized)), first with round-to-nearest
+ * weights for every candidate, then (options.method adaround or aquant) with that method for the
+ * best `finalists` and the uniform candidates, the least of those chosen. The Hessian traces rank
+ * allocations by a second-order estimate; this checks them on data, where the estimate can
+ * misjudge what a large layer's narrowest width costs, and where AdaRound recovers more at some
+ * widths than at others.
  *
  * @example
  * const { bits } = selectBits(model, calib, [128, 1, 28, 28], candidateAllocations(model, sens, { avgBits: 4 }), 8);
  */
-export function selectBits(model: Module, calib: Float32Array, shape: number[], candidates: number[][], aBits: number): BitChoice {
+export function selectBits(model: Module, calib: Float32Array, shape: number[], candidates: number[][], aBits: number, options: SelectOptions = {}): BitChoice {
   if (candidates.length === 0) throw new RangeError('selectBits: no candidate allocations');
   const wasTraining = model.training;
   model.eval();
   const probs = (): Float32Array => noGrad(() => scope(() => Float32Array.from(softmax(model.call(fromValues(calib, shape)), 1).values())));
   try {
-    const p = probs(), classes = p.length / shape[0]!;
-    const scores = candidates.map((bits) => {
-      const restore = simulate(model, ptq(model, calib, shape, { method: 'rtn', wBits: bits, aBits }));
+    const p = probs(), items = shape[0]!;
+    const klOf = (bits: number[], o: PtqOptions): number => {
+      const restore = simulate(model, ptq(model, calib, shape, { ...o, wBits: bits, aBits }));
       let q: Float32Array;
       try {
         q = probs();
@@ -260,10 +271,16 @@ export function selectBits(model: Module, calib: Float32Array, shape: number[], 
       }
       let kl = 0;
       for (let i = 0; i < p.length; i++) if (p[i]! > 0) kl += p[i]! * (Math.log(p[i]!) - Math.log(Math.max(q[i]!, 1e-12)));
-      return { bits, kl: kl / (p.length / classes) };
-    });
-    const best = scores.reduce((a, b) => (b.kl < a.kl ? b : a));
-    return { bits: best.bits, scores };
+      return kl / items;
+    };
+    const distinct = [...new Map(candidates.map((b) => [b.join('/'), b])).values()];
+    const scores: BitChoice['scores'] = distinct.map((bits) => ({ bits, kl: klOf(bits, { method: 'rtn' }) }));
+    const method = options.method ?? 'rtn';
+    if (method === 'rtn') return { bits: scores.reduce((a, b) => (b.kl < a.kl ? b : a)).bits, scores };
+    const ranked = [...scores].sort((a, b) => a.kl - b.kl);
+    const final = new Set([...ranked.slice(0, options.finalists ?? 2), ...scores.filter((c) => c.bits.every((v) => v === c.bits[0]))]);
+    for (const c of final) c.klMethod = klOf(c.bits, { method, iters: options.iters, seed: options.seed });
+    return { bits: [...final].reduce((a, b) => (b.klMethod! < a.klMethod! ? b : a)).bits, scores };
   } finally {
     model.train(wasTraining);
   }
