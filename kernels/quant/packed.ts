@@ -267,6 +267,13 @@ export function int8ConvF32(
   }
 }
 
+/** epi on the accumulators in lanes 0 and 1 of a (results in f32 lanes 0 and 1). */
+// @ts-ignore: decorator
+@inline function epi2(a: v128, m: v128, t: v128, relu: i32): v128 {
+  const v = f32x4.demote_f64x2_zero(f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(a), m), t));
+  return relu ? f32x4.pmax(f32x4.splat(0), v) : v;
+}
+
 /** epi on 4 consecutive accumulators at p (f64x2 lanes: the same roundings as the scalar path); ReLU as pmax(0, v): NaN and −0 give +0. */
 // @ts-ignore: decorator
 @inline function epi4(p: usize, m: v128, t: v128, relu: i32): v128 {
@@ -295,10 +302,24 @@ function int8PoolEpilogue(acc: usize, mul: usize, bias: usize, out: usize, n: i3
     for (let ch = 0; ch < o; ch++) {
       const m = <f64>load<f32>(mul + (<usize>ch << 2)), t = <f64>load<f32>(bias + (<usize>ch << 2));
       const src = acc + (<usize>(ch * rows + b * p) << 2), dst = out + (<usize>((b * o + ch) * ph * pw) << 2);
-      const mv = f64x2.splat(m), tv = f64x2.splat(t);
+      const mv = f64x2.splat(m), tv = f64x2.splat(t), monotone = m != 0 && m - m == 0, up = m > 0;
       for (let y = 0; y < ph; y++) {
         let xo = 0;
-        if (pool == 2) {
+        if (pool == 2 && monotone) {
+          // y = relu(f32(acc·m + t)) is monotone in acc for a finite m ≠ 0 (each step rounds
+          // monotonically): the window's largest y is y of its largest acc (m > 0) or smallest (m < 0).
+          const r0 = src + (<usize>(y * 2 * ow) << 2), r1 = r0 + (<usize>ow << 2), d = dst + (<usize>(y * pw) << 2);
+          for (; xo + 2 <= pw; xo += 2) {
+            const u = v128.load(r0 + (<usize>xo << 3)), v = v128.load(r1 + (<usize>xo << 3));
+            let w = up ? i32x4.max_s(u, v) : i32x4.min_s(u, v);
+            const sw = v128.shuffle<i32>(w, w, 1, 0, 3, 2);
+            w = up ? i32x4.max_s(w, sw) : i32x4.min_s(w, sw);
+            // Lanes 0 and 2 hold the two windows' accumulators.
+            const r = epi2(v128.shuffle<i32>(w, w, 0, 2, 0, 2), mv, tv, relu);
+            store<f32>(d + (<usize>xo << 2), f32x4.extract_lane(r, 0));
+            store<f32>(d + (<usize>xo << 2), f32x4.extract_lane(r, 1), 4);
+          }
+        } else if (pool == 2) {
           // Two outputs per step: f32x4.max of each row's column pairs (lanes 0 and 2), then the larger row.
           const r0 = src + (<usize>(y * 2 * ow) << 2), r1 = r0 + (<usize>ow << 2), d = dst + (<usize>(y * pw) << 2);
           for (; xo + 2 <= pw; xo += 2) {
