@@ -10,7 +10,8 @@
  * 2,000 test items (fake-quantized simulation, identical to the deployed int8 runtime: see
  * test/quant/ptq.test.ts); accuracy is the mean over seeds. `mixed` rows choose bits per layer
  * at the size of uniform 4-bit weights: candidates from Hutchinson Hessian traces, the one closest
- * to the float model on the calibration items chosen (RTN for all, then AdaRound for the finalists). ONNX rows compare
+ * to the float model on other unlabeled training items chosen (RTN for all, then AdaRound for the
+ * finalists). ONNX rows compare
  * onnxruntime-node with slimgrad (float export; QDQ W8A8 export vs the deployed model, codes in
  * LSBs). Latency: per batch, single thread, best of rounds that interleave slimgrad and ORT; the
  * `ratios` rows divide the deployed int8 time by ORT's float and QDQ times from those rounds.
@@ -158,7 +159,8 @@ export async function run(args: string[]): Promise<number> {
         const calib = calibFor(seed);
         if (s.mixed) {
           const sens = hessianTraces(model, calib.subarray(0, 64 * 784), [64, ...INPUT], { seed });
-          bits = selectBits(model, calib, [calibN, ...INPUT], candidateAllocations(model, sens, { avgBits: s.wBits }), s.aBits, { method: s.method, iters, seed }).bits;
+          const heldOut = { data: calibFor(seed + 1000), shape: [calibN, ...INPUT] };
+          bits = selectBits(model, calib, [calibN, ...INPUT], candidateAllocations(model, sens, { avgBits: s.wBits }), s.aBits, { method: s.method, iters, seed, heldOut }).bits;
         }
         const r = ptq(model, calib, [calibN, ...INPUT], { method: s.method, wBits: bits, aBits: s.aBits, iters, seed });
         if (s.method === 'rtn' && s.wBits === 8 && seed === 1) w8a8 = r;

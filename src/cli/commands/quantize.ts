@@ -95,10 +95,15 @@ export const quantize = defineCommand(quantizeSpec, async (o) => {
     let bits: number | number[] = wBits;
     let sensitivity: { layer: string; params: number; trace: number; bits: number }[] = [];
     let allocations: Record<string, string | number | null>[] = [];
+    let scoredOn = '';
     if (avgBits !== undefined || sizeKB !== undefined) {
       const m = Math.min(n, 64);
       const sens = hessianTraces(model, calib.subarray(0, m * trainSet.itemSize), [m, ...inputShape], { seed });
-      const choice = selectBits(model, calib, shape, candidateAllocations(model, sens, { avgBits, sizeKB }), aBits, { method, iters, seed });
+      // Scored on the next training items when there are enough (AdaRound fits the calibration items).
+      const rest = Math.min(n, trainSet.length - n);
+      const heldOut = rest >= 32 ? { data: trainSet.values(n, n + rest), shape: [rest, ...inputShape] } : undefined;
+      scoredOn = heldOut ? `${rest} held-out training items` : 'the calibration items';
+      const choice = selectBits(model, calib, shape, candidateAllocations(model, sens, { avgBits, sizeKB }), aBits, { method, iters, seed, heldOut });
       bits = choice.bits;
       sensitivity = sens.map((s, i) => ({ layer: s.path, params: s.params, trace: s.trace, bits: choice.bits[i]! }));
       allocations = choice.scores.map((c) => ({ bits: c.bits.join('/'), calibKL: c.kl, [`calibKL_${method}`]: c.klMethod ?? null }));
@@ -133,7 +138,7 @@ export const quantize = defineCommand(quantizeSpec, async (o) => {
       if (sensitivity.length) {
         console.log('mixed precision (Hutchinson Hessian traces):');
         printTable(sensitivity);
-        console.log(`\ncandidate allocations (KL from the float model on the calibration items, round-to-nearest${method === 'rtn' ? '' : ` and ${method} for the finalists`}; lowest chosen):`);
+        console.log(`\ncandidate allocations (KL from the float model on ${scoredOn}, round-to-nearest${method === 'rtn' ? '' : ` and ${method} for the finalists`}; lowest chosen):`);
         printTable(allocations);
         console.log('');
       }

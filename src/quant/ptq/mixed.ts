@@ -240,11 +240,14 @@ export interface BitChoice {
 export interface SelectOptions extends Pick<PtqOptions, 'method' | 'iters' | 'seed'> {
   /** With a method other than rtn: how many of the best candidates under RTN are scored again with it (default 2; uniform candidates always are). */
   finalists?: number;
+  /** Unlabeled items to score on, other than the calibration items that AdaRound fits (default: the calibration items). */
+  heldOut?: { data: Float32Array; shape: number[] };
 }
 
 /**
- * The candidate allocation whose quantized model stays closest to the float model on the
- * calibration items: mean KL(softmax(float) ‖ softmax(quantized)), first with round-to-nearest
+ * The candidate allocation whose quantized model (calibrated on `calib`) stays closest to the float
+ * model on the calibration items, or on `options.heldOut` items (better: AdaRound fits the
+ * calibration items): mean KL(softmax(float) ‖ softmax(quantized)), first with round-to-nearest
  * weights for every candidate, then (options.method adaround or aquant) with that method for the
  * best `finalists` and the uniform candidates, the least of those chosen. The Hessian traces rank
  * allocations by a second-order estimate; this checks them on data, where the estimate can
@@ -258,9 +261,10 @@ export function selectBits(model: Module, calib: Float32Array, shape: number[], 
   if (candidates.length === 0) throw new RangeError('selectBits: no candidate allocations');
   const wasTraining = model.training;
   model.eval();
-  const probs = (): Float32Array => noGrad(() => scope(() => Float32Array.from(softmax(model.call(fromValues(calib, shape)), 1).values())));
+  const score = options.heldOut ?? { data: calib, shape };
+  const probs = (): Float32Array => noGrad(() => scope(() => Float32Array.from(softmax(model.call(fromValues(score.data, score.shape)), 1).values())));
   try {
-    const p = probs(), items = shape[0]!;
+    const p = probs(), items = score.shape[0]!;
     const klOf = (bits: number[], o: PtqOptions): number => {
       const restore = simulate(model, ptq(model, calib, shape, { ...o, wBits: bits, aBits }));
       let q: Float32Array;
