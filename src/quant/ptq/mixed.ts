@@ -5,7 +5,9 @@
  * Hessian-vector products come from double backward, `grad(..., { createGraph: true })`, when
  * every op of the model has a second-order backward; otherwise (slimgrad's conv2d, pools and
  * batch norm are first-order only) from central differences of first-order gradients,
- * Hv ≈ (∇L(w + εv) − ∇L(w − εv))/2ε. Bits per layer then minimize ΣΩ_l under a weight-size budget.
+ * Hv ≈ (∇L(w + εv) − ∇L(w − εv))/2ε. Bits per layer then minimize ΣΩ_l under a weight-size budget
+ * (`allocateBits`, greedy); `candidateAllocations` lists that allocation with its neighbours and the
+ * uniform ones, and `selectBits` picks among them on data (KL from the float model).
  *
  * @example
  * const sens = hessianTraces(model, calib, [64, 1, 28, 28]);
