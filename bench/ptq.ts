@@ -9,9 +9,12 @@
  * is calibrated on --calib-items random training items per seed (seeds 1..N) and scored on the
  * 2,000 test items (fake-quantized simulation, identical to the deployed int8 runtime: see
  * test/quant/ptq.test.ts); accuracy is the mean over seeds. `mixed` rows choose bits per layer
- * from Hutchinson Hessian traces at the size of uniform 4-bit weights. ONNX rows compare
+ * at the size of uniform 4-bit weights: candidates from Hutchinson Hessian traces, the one closest
+ * to the float model on other unlabeled training items chosen (RTN for all, then AdaRound for the
+ * finalists). ONNX rows compare
  * onnxruntime-node with slimgrad (float export; QDQ W8A8 export vs the deployed model, codes in
- * LSBs). Latency: per batch, single thread, best of interleaved runs.
+ * LSBs). Latency: per batch, single thread, best of rounds that interleave slimgrad and ORT; the
+ * `ratios` rows divide the deployed int8 time by ORT's float and QDQ times from those rounds.
  */
 import { parseArgs } from 'node:util';
 import { existsSync, readFileSync } from 'node:fs';
@@ -33,13 +36,12 @@ import { Adam } from '../src/optim/optimizer.js';
 import { cosineLr } from '../src/optim/schedule.js';
 import { evaluate, fit } from '../src/train/trainer.js';
 import { runDeployed } from '../src/quant/runtime.js';
-import { allocateBits, hessianTraces } from '../src/quant/ptq/mixed.js';
+import { candidateAllocations, hessianTraces, selectBits } from '../src/quant/ptq/mixed.js';
 import { deployPtq, ptq, ptqBytes, simulate, type PtqMethod, type PtqResult } from '../src/quant/ptq/ptq.js';
 import { deployedInputCodes, maxCodeDiff } from '../src/quant/ptq/validate.js';
 import { Rng } from '../src/util/rng.js';
 import { printJson, printTable, UsageError } from '../src/cli/command.js';
 import { loadSplits } from '../src/data/splits.js';
-import { timeAll } from './quant.js';
 
 const INPUT = [1, 28, 28];
 const EPOCHS: Record<string, number> = { lenet: 4, resnet20: 2 };
@@ -72,6 +74,28 @@ async function floatModel(name: string, trainSet: Dataset, testSet: Dataset, dir
     if (file) saveModule(model, file);
   }
   return model.eval();
+}
+
+/**
+ * Best ms per call of each of `fns` (sync or async), timed in `runs` interleaved rounds of at
+ * least `minMs` each, after one warm-up call each.
+ */
+async function timeInterleaved(fns: (() => unknown)[], runs: number, minMs: number): Promise<number[]> {
+  for (const f of fns) await f();
+  const best = fns.map(() => Infinity);
+  for (let r = 0; r < runs; r++) {
+    for (let i = 0; i < fns.length; i++) {
+      let reps = 0;
+      const t0 = performance.now();
+      do {
+        const p = fns[i]!();
+        if (p instanceof Promise) await p;
+        reps++;
+      } while (performance.now() - t0 < minMs);
+      best[i] = Math.min(best[i]!, (performance.now() - t0) / reps);
+    }
+  }
+  return best;
 }
 
 const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
@@ -118,7 +142,7 @@ export async function run(args: string[]): Promise<number> {
   const { train: trainSet, test: testSet } = await loadSplits('mnist', { dataDir: values['data-dir'], seed: 1 });
   const session = (bytes: Uint8Array) => ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1 });
 
-  const ptqRows: Record<string, unknown>[] = [], onnxRows: Record<string, unknown>[] = [], latencyRows: Record<string, unknown>[] = [];
+  const ptqRows: Record<string, unknown>[] = [], onnxRows: Record<string, unknown>[] = [], latencyRows: Record<string, unknown>[] = [], ratioRows: Record<string, unknown>[] = [];
   for (const name of models) {
     const model = await floatModel(name, trainSet, testSet, values.checkpoints);
     const floatAcc = evaluate(model, testSet).accuracy;
@@ -133,7 +157,11 @@ export async function run(args: string[]): Promise<number> {
       let bytes = 0, bits: number[] | number = s.wBits;
       for (let seed = 1; seed <= seeds; seed++) {
         const calib = calibFor(seed);
-        if (s.mixed) bits = allocateBits(model, hessianTraces(model, calib.subarray(0, 64 * 784), [64, ...INPUT], { seed }), { avgBits: s.wBits });
+        if (s.mixed) {
+          const sens = hessianTraces(model, calib.subarray(0, 64 * 784), [64, ...INPUT], { seed });
+          const heldOut = { data: calibFor(seed + 1000), shape: [calibN, ...INPUT] };
+          bits = selectBits(model, calib, [calibN, ...INPUT], candidateAllocations(model, sens, { avgBits: s.wBits }), s.aBits, { method: s.method, iters, seed, heldOut }).bits;
+        }
         const r = ptq(model, calib, [calibN, ...INPUT], { method: s.method, wBits: bits, aBits: s.aBits, iters, seed });
         if (s.method === 'rtn' && s.wBits === 8 && seed === 1) w8a8 = r;
         const restore = simulate(model, r);
@@ -172,32 +200,21 @@ export async function run(args: string[]): Promise<number> {
     const lsb = codes ? Math.max(...qdqSession.outputNames.slice(1).map((k, i) => maxCodeDiff(out[k]!.data as Int8Array, codes[i]!))) : null;
     onnxRows.push({ model: name, kind: 'qdq', maxAbsDiff: maxAbs(out.output!.data as Float32Array, ref), maxLsbDiff: lsb, against: deployed ? 'deployed int8' : 'simulation' });
 
-    // Latency at batch 1 and 32: slimgrad float engine, slimgrad deployed int8, ORT float, ORT QDQ.
+    // Latency at batch 1 and 32: slimgrad float engine, slimgrad deployed int8, ORT float, ORT QDQ,
+    // interleaved round by round (best of each), so their ratios come from the same load.
     const qdqPlain = await session(exportOnnx(model, INPUT, { ptq: w8a8 }));
     for (const batch of [1, 32]) {
       const xb = testSet.values(0, batch), sb = [batch, ...INPUT];
       const t = new ort.Tensor('float32', Float32Array.from(xb), sb);
-      const ortTimes: number[] = [];
-      for (const s of [floatSession, qdqPlain]) {
-        await s.run({ input: t });
-        let best = Infinity;
-        for (let r = 0; r < 5; r++) {
-          let reps = 0;
-          const t0 = performance.now();
-          do {
-            await s.run({ input: t });
-            reps++;
-          } while (performance.now() - t0 < 100);
-          best = Math.min(best, (performance.now() - t0) / reps);
-        }
-        ortTimes.push(best);
-      }
-      const fns: (() => void)[] = [() => noGrad(() => scope(() => void model.call(fromValues(xb, sb))))];
+      const fns: (() => unknown)[] = [() => floatSession.run({ input: t }), () => qdqPlain.run({ input: t }), () => noGrad(() => scope(() => void model.call(fromValues(xb, sb))))];
       if (deployed) fns.push(() => void runDeployed(deployed, xb, sb));
-      const [floatMs, int8Ms] = timeAll(fns, 5, 100);
+      const [ortFloat, ortQdq, floatMs, int8Ms] = await timeInterleaved(fns, 7, 100);
       latencyRows.push({ model: name, engine: 'slimgrad', kind: 'float', batch, ms: floatMs });
-      if (deployed) latencyRows.push({ model: name, engine: 'slimgrad', kind: 'int8', batch, ms: int8Ms });
-      latencyRows.push({ model: name, engine: 'ort', kind: 'float', batch, ms: ortTimes[0] }, { model: name, engine: 'ort', kind: 'qdq', batch, ms: ortTimes[1] });
+      if (deployed) {
+        latencyRows.push({ model: name, engine: 'slimgrad', kind: 'int8', batch, ms: int8Ms });
+        ratioRows.push({ model: name, batch, int8VsOrtFloat: int8Ms! / ortFloat!, int8VsOrtQdq: int8Ms! / ortQdq! });
+      }
+      latencyRows.push({ model: name, engine: 'ort', kind: 'float', batch, ms: ortFloat }, { model: name, engine: 'ort', kind: 'qdq', batch, ms: ortQdq });
     }
     model.dispose();
   }
@@ -208,7 +225,10 @@ export async function run(args: string[]): Promise<number> {
     printTable(onnxRows);
     console.log('');
     printTable(latencyRows);
+    console.log('');
+    console.log('deployed int8 time / onnxruntime-node time (same interleaved rounds; < 1: slimgrad faster):');
+    printTable(ratioRows);
   }
-  printJson({ suite: 'ptq', machine, calibItems: calibN, seeds, iters, ptq: ptqRows, onnx: onnxRows, latency: latencyRows });
+  printJson({ suite: 'ptq', machine, calibItems: calibN, seeds, iters, ptq: ptqRows, onnx: onnxRows, latency: latencyRows, ratios: ratioRows });
   return 0;
 }

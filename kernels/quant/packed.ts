@@ -170,65 +170,187 @@ export function maxPoolPacked(x: usize, out: usize, h: i32, w: i32, cw: i32, k: 
   return s <= <f64>lo ? lo : s >= <f64>hi ? hi : <i32>s;
 }
 
+/** code() of `count` consecutive floats at src into bytes dst, dst + stride, ...: four at a time in f64x2 lanes (the same operations), then the rest. */
+function quantizeRun(src: usize, dst: usize, count: i32, stride: usize, step: f64, lo: i32, hi: i32): void {
+  const sv = f64x2.splat(step), half = f64x2.splat(0.5), one = f64x2.splat(1), zero = f64x2.splat(0);
+  const lov = f64x2.splat(<f64>lo), hiv = f64x2.splat(<f64>hi);
+  let q = 0;
+  for (; q + 4 <= count; q += 4) {
+    const xs = v128.load(src + (<usize>q << 2));
+    const a = codes2(f64x2.div(f64x2.promote_low_f32x4(xs), sv), half, one, zero, lov, hiv);
+    const b = codes2(f64x2.div(f64x2.promote_low_f32x4(v128.shuffle<i32>(xs, xs, 2, 3, 2, 3)), sv), half, one, zero, lov, hiv);
+    const i = v128.shuffle<i32>(i32x4.trunc_sat_f64x2_s_zero(a), i32x4.trunc_sat_f64x2_s_zero(b), 0, 1, 4, 5);
+    const bytes = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i, i), i16x8.splat(0));
+    const d = dst + <usize>q * stride;
+    if (stride == 1) v128.store32_lane(d, bytes, 0);
+    else {
+      store<i8>(d, i8x16.extract_lane_s(bytes, 0));
+      store<i8>(d + stride, i8x16.extract_lane_s(bytes, 1));
+      store<i8>(d + 2 * stride, i8x16.extract_lane_s(bytes, 2));
+      store<i8>(d + 3 * stride, i8x16.extract_lane_s(bytes, 3));
+    }
+  }
+  for (; q < count; q++) store<i8>(dst + <usize>q * stride, <i8>code(<f64>load<f32>(src + (<usize>q << 2)), step, lo, hi));
+}
+
+/** code() on two f64 lanes r = v / step: half away from zero, clamped to [lo, hi], NaN -> 0 (as floats; truncation is exact). */
+// @ts-ignore: decorator
+@inline function codes2(r: v128, half: v128, one: v128, zero: v128, lov: v128, hiv: v128): v128 {
+  const a = f64x2.abs(r), f = f64x2.floor(a);
+  const m = f64x2.add(f, v128.and(f64x2.ge(f64x2.sub(a, f), half), one));
+  let s = v128.bitselect(f64x2.neg(m), m, f64x2.lt(r, zero));
+  s = v128.bitselect(lov, s, f64x2.le(s, lov));
+  s = v128.bitselect(hiv, s, f64x2.ge(s, hiv));
+  return v128.and(s, f64x2.eq(r, r));
+}
+
 /**
  * x: float NCHW [n, c, h, w]; wts: int8 OHWI rows [o, rowBytes] ((i, j, c) order, as the codes'
- * NHWC layout makes every tap row one contiguous span); codes: scratch n·h·w·c + 16 bytes (NHWC);
- * cols: scratch [n·oh·ow, rowBytes] + 16 bytes; acc: scratch [o, n·oh·ow] i32; out: float NCHW [n, o, oh, ow].
+ * NHWC layout makes every tap row one contiguous span); codes: scratch n·(h + 2·pad)·(w + 2·pad)·c
+ * + 16 bytes (NHWC, zero-padded: every tap reads a code, 0 outside the image); cols: scratch
+ * [n·oh·ow, rowBytes] + 16 bytes; acc: scratch [o, n·oh·ow] i32; out: float NCHW [n, o, oh, ow]
+ * (pool > 0: max-pooled, [n, o, ⌊oh/pool⌋, ⌊ow/pool⌋]).
  */
 export function int8ConvF32(
   x: usize, wts: usize, mul: usize, bias: usize, codes: usize, cols: usize, acc: usize, out: usize,
   n: i32, c: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, rowBytes: i32,
-  step: f64, lo: i32, hi: i32, relu: i32,
+  step: f64, lo: i32, hi: i32, relu: i32, pool: i32,
 ): void {
-  const hw = h * w;
-  for (let b = 0; b < n; b++) {
-    for (let ch = 0; ch < c; ch++) {
-      const src = x + (<usize>((b * c + ch) * hw) << 2), dst = codes + <usize>(b * hw * c + ch);
-      for (let q = 0; q < hw; q++) store<i8>(dst + <usize>(q * c), <i8>code(<f64>load<f32>(src + (<usize>q << 2)), step, lo, hi));
+  const hw = h * w, hp = h + 2 * pad, wp = w + 2 * pad, cc = <usize>c;
+  if (pad > 0) {
+    const bytes = <usize>(n * hp * wp) * cc;
+    for (let t: usize = 0; t < bytes; t += 16) v128.store(codes + t, i32x4.splat(0));
+  }
+  if (hw == 1) quantizeRun(x, codes, n * c, 1, step, lo, hi); // [n, c, 1, 1]: NHWC is NCHW
+  else {
+    for (let b = 0; b < n; b++) {
+      for (let ch = 0; ch < c; ch++) {
+        const src = x + (<usize>((b * c + ch) * hw) << 2), dst = codes + <usize>((b * hp + pad) * wp + pad) * cc + <usize>ch;
+        for (let y = 0; y < h; y++) quantizeRun(src + (<usize>(y * w) << 2), dst + <usize>(y * wp) * cc, w, cc, step, lo, hi);
+      }
     }
   }
-  const p = oh * ow, rows = n * p, row = <usize>rowBytes, span = <usize>(k * c), cc = <usize>c;
+  // Every tap row is one span of k·c codes, copied 8 or 16 bytes at a time. A copy may run up to
+  // 15 bytes past its span: into the next span (written next), the row's padding (times the
+  // weights' zero padding) or the next row (written after this one); the scratch buffers have
+  // 16 bytes of slack.
+  const p = oh * ow, rows = n * p, row = <usize>rowBytes, span = <usize>k * cc, tapStep = <usize>wp * cc;
   for (let b = 0; b < n; b++) {
     for (let y = 0; y < oh; y++) {
-      for (let xo = 0; xo < ow; xo++) {
-        const dst = cols + <usize>((b * oh + y) * ow + xo) * row;
-        const y0 = y * stride - pad, x0 = xo * stride - pad;
-        if (x0 >= 0 && x0 + k <= w && y0 >= 0 && y0 + k <= h) {
-          // Every tap inside: k spans of k·c codes, copied 16 bytes at a time. A copy may run up to
-          // 15 bytes past its span: into the next span (written next), the row's padding (times
-          // the weights' zero padding) or the next row (written after this one); the scratch
-          // buffers have 16 bytes of slack.
-          for (let i = 0; i < k; i++) {
-            const src = codes + (<usize>((b * h + y0 + i) * w + x0)) * cc, d = dst + <usize>i * span;
-            for (let t: usize = 0; t < span; t += 16) v128.store(d + t, v128.load(src + t));
-          }
-          continue;
-        }
-        // Taps outside the image are code 0: exact copies into a zeroed row.
-        memory.fill(dst, 0, row);
-        for (let i = 0; i < k; i++) {
-          const yy = y0 + i;
-          if (yy < 0 || yy >= h) continue;
-          const src = codes + <usize>((b * h + yy) * w) * cc, d = dst + <usize>i * span;
-          for (let j = 0; j < k; j++) {
-            const xx = x0 + j;
-            if (xx < 0 || xx >= w) continue;
-            const from = src + <usize>xx * cc, to = d + <usize>j * cc;
-            for (let t: usize = 0; t < cc; t++) store<i8>(to + t, load<i8>(from + t));
+      let src = codes + <usize>((b * hp + y * stride) * wp) * cc, dst = cols + <usize>((b * oh + y) * ow) * row;
+      const xStep = <usize>stride * cc;
+      for (let xo = 0; xo < ow; xo++, src += xStep, dst += row) {
+        if (span <= 8) {
+          for (let i: usize = 0; i < <usize>k; i++) store<u64>(dst + i * span, load<u64>(src + i * tapStep));
+        } else {
+          for (let i: usize = 0; i < <usize>k; i++) {
+            const from = src + i * tapStep, to = dst + i * span;
+            for (let t: usize = 0; t < span; t += 16) v128.store(to + t, v128.load(from + t));
           }
         }
       }
     }
   }
   int8Gemm(wts, cols, acc, o, rows, rowBytes);
+  if (pool > 0) {
+    int8PoolEpilogue(acc, mul, bias, out, n, o, oh, ow, pool, relu);
+    return;
+  }
+  for (let b = 0; b < n; b++) {
+    for (let ch = 0; ch < o; ch++) {
+      const m = <f64>load<f32>(mul + (<usize>ch << 2)), t = <f64>load<f32>(bias + (<usize>ch << 2)), mv = f64x2.splat(m), tv = f64x2.splat(t);
+      const src = acc + (<usize>(ch * rows + b * p) << 2), dst = out + (<usize>((b * o + ch) * p) << 2);
+      let q = 0;
+      for (; q + 4 <= p; q += 4) v128.store(dst + (<usize>q << 2), epi4(src + (<usize>q << 2), mv, tv, relu));
+      for (; q < p; q++) store<f32>(dst + (<usize>q << 2), epi(load<i32>(src + (<usize>q << 2)), m, t, relu));
+    }
+  }
+}
+
+/** epi on the accumulators in lanes 0 and 1 of a (results in f32 lanes 0 and 1). */
+// @ts-ignore: decorator
+@inline function epi2(a: v128, m: v128, t: v128, relu: i32): v128 {
+  const v = f32x4.demote_f64x2_zero(f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(a), m), t));
+  return relu ? f32x4.pmax(f32x4.splat(0), v) : v;
+}
+
+/** epi on 4 consecutive accumulators at p (f64x2 lanes: the same roundings as the scalar path); ReLU as pmax(0, v): NaN and −0 give +0. */
+// @ts-ignore: decorator
+@inline function epi4(p: usize, m: v128, t: v128, relu: i32): v128 {
+  const a = v128.load(p);
+  const lo = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(a), m), t);
+  const hi = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(v128.shuffle<i32>(a, a, 2, 3, 2, 3)), m), t);
+  const v = v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+  return relu ? f32x4.pmax(f32x4.splat(0), v) : v;
+}
+
+/** y = f32(acc·m + t) in float64, then max(y, 0) with relu (NaN -> 0), as the reference. */
+// @ts-ignore: decorator
+@inline function epi(a: i32, m: f64, t: f64, relu: i32): f32 {
+  const v = <f32>(<f64>a * m + t);
+  return relu && !(v > 0) ? 0 : v;
+}
+
+/**
+ * The epilogue of int8ConvF32 followed by a pool x pool max-pool with stride = window (the
+ * runtime's maxPoolPlanes: 2 x 2 takes f32.max of each row pair, then the larger; else the first
+ * value and every larger one): out float NCHW [n, o, ⌊oh/pool⌋, ⌊ow/pool⌋].
+ */
+function int8PoolEpilogue(acc: usize, mul: usize, bias: usize, out: usize, n: i32, o: i32, oh: i32, ow: i32, pool: i32, relu: i32): void {
+  const p = oh * ow, rows = n * p, ph = oh / pool, pw = ow / pool;
   for (let b = 0; b < n; b++) {
     for (let ch = 0; ch < o; ch++) {
       const m = <f64>load<f32>(mul + (<usize>ch << 2)), t = <f64>load<f32>(bias + (<usize>ch << 2));
-      const src = acc + (<usize>(ch * rows + b * p) << 2), dst = out + (<usize>((b * o + ch) * p) << 2);
-      for (let q = 0; q < p; q++) {
-        const v = <f32>(<f64>load<i32>(src + (<usize>q << 2)) * m + t);
-        store<f32>(dst + (<usize>q << 2), relu && !(v > 0) ? 0 : v);
+      const src = acc + (<usize>(ch * rows + b * p) << 2), dst = out + (<usize>((b * o + ch) * ph * pw) << 2);
+      const mv = f64x2.splat(m), tv = f64x2.splat(t), monotone = m != 0 && m - m == 0, up = m > 0;
+      for (let y = 0; y < ph; y++) {
+        let xo = 0;
+        if (pool == 2 && monotone) {
+          // y = relu(f32(acc·m + t)) is monotone in acc for a finite m ≠ 0 (each step rounds
+          // monotonically): the window's largest y is y of its largest acc (m > 0) or smallest (m < 0).
+          const r0 = src + (<usize>(y * 2 * ow) << 2), r1 = r0 + (<usize>ow << 2), d = dst + (<usize>(y * pw) << 2);
+          for (; xo + 2 <= pw; xo += 2) {
+            const u = v128.load(r0 + (<usize>xo << 3)), v = v128.load(r1 + (<usize>xo << 3));
+            let w = up ? i32x4.max_s(u, v) : i32x4.min_s(u, v);
+            const sw = v128.shuffle<i32>(w, w, 1, 0, 3, 2);
+            w = up ? i32x4.max_s(w, sw) : i32x4.min_s(w, sw);
+            // Lanes 0 and 2 hold the two windows' accumulators.
+            const r = epi2(v128.shuffle<i32>(w, w, 0, 2, 0, 2), mv, tv, relu);
+            store<f32>(d + (<usize>xo << 2), f32x4.extract_lane(r, 0));
+            store<f32>(d + (<usize>xo << 2), f32x4.extract_lane(r, 1), 4);
+          }
+        } else if (pool == 2) {
+          // Two outputs per step: f32x4.max of each row's column pairs (lanes 0 and 2), then the larger row.
+          const r0 = src + (<usize>(y * 2 * ow) << 2), r1 = r0 + (<usize>ow << 2), d = dst + (<usize>(y * pw) << 2);
+          for (; xo + 2 <= pw; xo += 2) {
+            const u = epi4(r0 + (<usize>xo << 3), mv, tv, relu), v = epi4(r1 + (<usize>xo << 3), mv, tv, relu);
+            const a = f32x4.max(u, v128.shuffle<f32>(u, u, 1, 0, 3, 2)), c = f32x4.max(v, v128.shuffle<f32>(v, v, 1, 0, 3, 2));
+            const r = v128.bitselect(a, c, f32x4.gt(a, c));
+            store<f32>(d + (<usize>xo << 2), f32x4.extract_lane(r, 0));
+            store<f32>(d + (<usize>xo << 2), f32x4.extract_lane(r, 2), 4);
+          }
+        }
+        for (; xo < pw; xo++) {
+          const base = src + (<usize>(y * pool * ow + xo * pool) << 2);
+          let r: f32;
+          if (pool == 2) {
+            const row = <usize>ow << 2;
+            const a = max<f32>(epi(load<i32>(base), m, t, relu), epi(load<i32>(base, 4), m, t, relu));
+            const c = max<f32>(epi(load<i32>(base + row), m, t, relu), epi(load<i32>(base + row, 4), m, t, relu));
+            r = a > c ? a : c;
+          } else {
+            r = epi(load<i32>(base), m, t, relu);
+            for (let i = 0; i < pool; i++) {
+              for (let j = 0; j < pool; j++) {
+                const v = epi(load<i32>(base + (<usize>(i * ow + j) << 2)), m, t, relu);
+                if (v > r) r = v;
+              }
+            }
+          }
+          store<f32>(dst + (<usize>(y * pw + xo) << 2), r);
+        }
       }
     }
   }
 }
+

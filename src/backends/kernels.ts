@@ -217,9 +217,10 @@ export interface Kernels {
    * An int8 conv stage on float NCHW input x (a dense layer: a 1x1 conv on [n, c, 1, 1]): codes
    * q = clamp(roundHalfAway(x / step), lo, hi) (NaN: 0), zero padding (code 0), OIHW int8 weight
    * rows w [o, c·k·k], int32 accumulation, y = acc·mul[o] + bias[o] computed in float64 and
-   * rounded to float32 (then max(y, 0) with relu): float32 NCHW [n, o, outH, outW].
+   * rounded to float32 (then max(y, 0) with post.relu, then a post.pool x post.pool max-pool with
+   * stride = window, as maxPoolPlanes): float32 NCHW [n, o, outH, outW] (pooled: ⌊outH/pool⌋, ⌊outW/pool⌋).
    */
-  int8Conv(x: Float32Array, w: Int8Array, s: ConvShape, g: Int8Grid, mul: Float32Array, bias: Float32Array, relu: boolean): Float32Array;
+  int8Conv(x: Float32Array, w: Int8Array, s: ConvShape, g: Int8Grid, mul: Float32Array, bias: Float32Array, post?: Int8Post): Float32Array;
   /** out[i, j] = sum_t a[i, t] b[j, t] in float32 (b given by rows). */
   floatGemm(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array;
   /**
@@ -268,6 +269,12 @@ export interface Int8Grid {
   step: number;
   lo: number;
   hi: number;
+}
+
+/** What an int8Conv applies after its epilogue: a ReLU, then a max-pool of this window (stride = window; 0 or absent: none). */
+export interface Int8Post {
+  relu?: boolean;
+  pool?: number;
 }
 
 /** Values to sign-pack: n images of c channels x p pixels, as [n, c, p] (NCHW) or [n, p, c] (channelsLast). */

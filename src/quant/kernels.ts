@@ -8,7 +8,7 @@
  * const a = packSignRows([1, -1, -1, 1], 1, 4), b = packSignRows([1, 1, -1, -1], 1, 4);
  * binaryGemm(a, b, 1, 1, 4)[0]; // 0 = 1·1 + (−1)·1 + (−1)(−1) + 1·(−1)
  */
-import type { Int8Grid, SignLayout, SignThresholds } from '../backends/kernels.js';
+import type { Int8Grid, Int8Post, SignLayout, SignThresholds } from '../backends/kernels.js';
 
 /** Bits set in a 32-bit word (SWAR). */
 export function popcount32(v: number): number {
@@ -279,11 +279,42 @@ export function quantizeCodes(x: ArrayLike<number>, g: Int8Grid, out = new Int8A
 }
 
 /**
+ * Max-pool of `planes` planes of h x w values with a k x k window, stride k (⌊h/k⌋ x ⌊w/k⌋ out):
+ * the deploy runtime's pooling (2 x 2: Math.max of each row pair, then the larger).
+ */
+export function maxPoolPlanes(src: Float32Array, planes: number, h: number, w: number, k: number): Float32Array {
+  const oh = Math.floor(h / k), ow = Math.floor(w / k);
+  const out = new Float32Array(planes * oh * ow);
+  for (let pl = 0; pl < planes; pl++) {
+    for (let y = 0; y < oh; y++) {
+      for (let xo = 0; xo < ow; xo++) {
+        const base = pl * h * w + y * k * w + xo * k;
+        if (k === 2) {
+          const a = Math.max(src[base]!, src[base + 1]!), b = Math.max(src[base + w]!, src[base + w + 1]!);
+          out[(pl * oh + y) * ow + xo] = a > b ? a : b;
+          continue;
+        }
+        let m = src[base]!;
+        for (let i = 0; i < k; i++) {
+          for (let j = 0; j < k; j++) {
+            const v = src[base + i * w + j]!;
+            if (v > m) m = v;
+          }
+        }
+        out[(pl * oh + y) * ow + xo] = m;
+      }
+    }
+  }
+  return out;
+}
+
+/**
  * An int8 conv on float NCHW input (a dense layer is a 1x1 conv on [n, c, 1, 1]): input codes
  * from `quantizeCodes`, zero padding (code 0), OIHW int8 weight rows, int32 accumulation, then
- * y = acc·mul[o] + bias[o] (max(y, 0) with relu) as float32 NCHW [n, o, outH, outW].
+ * y = acc·mul[o] + bias[o] (max(y, 0) with post.relu; then max-pooled by post.pool) as float32
+ * NCHW [n, o, outH, outW].
  */
-export function int8Conv(x: Float32Array, w: Int8Array, s: ConvShape, g: Int8Grid, mul: Float32Array, bias: Float32Array, relu: boolean): Float32Array {
+export function int8Conv(x: Float32Array, w: Int8Array, s: ConvShape, g: Int8Grid, mul: Float32Array, bias: Float32Array, post: Int8Post = {}): Float32Array {
   const [oh, ow] = convOut(s), p = oh * ow, rows = s.n * p, K = s.c * s.k * s.k;
   const cols = im2col(quantizeCodes(x, g), s, new Int8Array(rows * K));
   const acc = int8Gemm(w, cols, s.o, rows, K);
@@ -293,9 +324,9 @@ export function int8Conv(x: Float32Array, w: Int8Array, s: ConvShape, g: Int8Gri
       const m = mul[c]!, t = bias[c]!, src = c * rows + b * p, dst = (b * s.o + c) * p;
       for (let q = 0; q < p; q++) {
         const v = acc[src + q]! * m + t;
-        out[dst + q] = relu ? (v > 0 ? v : 0) : v;
+        out[dst + q] = post.relu ? (v > 0 ? v : 0) : v;
       }
     }
   }
-  return out;
+  return post.pool ? maxPoolPlanes(out, s.n * s.o, oh, ow, post.pool) : out;
 }

@@ -8,10 +8,11 @@
  */
 import { quantizeActivation } from './ptq/activation.js';
 import { kernels } from '../backends/index.js';
+import type { Int8Post } from '../backends/kernels.js';
 import { scope } from '../core/scope.js';
 import { fromValues } from '../core/tensor.js';
 import { noGrad } from '../autograd/mode.js';
-import { convOut, im2col, packSignRows, packSignsNHWC, popcount32, wordsFor, type ConvShape } from './kernels.js';
+import { convOut, im2col, maxPoolPlanes, packSignRows, packSignsNHWC, popcount32, wordsFor, type ConvShape } from './kernels.js';
 import { denseWeights, rowLength } from './sparse.js';
 import type { LayerKernel } from './plan.js';
 import { nestedCode } from './ops.js';
@@ -306,29 +307,7 @@ export function epilogue(s: MatStage, { acc, shape, channelMajor }: Accumulators
 
 function maxPool(x: Activation, k: number): Activation {
   const [n, c, h, w] = x.shape as [number, number, number, number];
-  const oh = Math.floor(h / k), ow = Math.floor(w / k);
-  const out = new Float32Array(n * c * oh * ow), src = x.data;
-  for (let pl = 0; pl < n * c; pl++) {
-    for (let y = 0; y < oh; y++) {
-      for (let xo = 0; xo < ow; xo++) {
-        const base = pl * h * w + y * k * w + xo * k;
-        if (k === 2) {
-          const a = Math.max(src[base]!, src[base + 1]!), b = Math.max(src[base + w]!, src[base + w + 1]!);
-          out[(pl * oh + y) * ow + xo] = a > b ? a : b;
-          continue;
-        }
-        let m = src[base]!;
-        for (let i = 0; i < k; i++) {
-          for (let j = 0; j < k; j++) {
-            const v = src[base + i * w + j]!;
-            if (v > m) m = v;
-          }
-        }
-        out[(pl * oh + y) * ow + xo] = m;
-      }
-    }
-  }
-  return { data: out, shape: [n, c, oh, ow] };
+  return { data: maxPoolPlanes(x.data, n * c, h, w, k), shape: [n, c, Math.floor(h / k), Math.floor(w / k)] };
 }
 
 /** y·mul[c] + bias[c] per channel of [N, C, ...]. */
@@ -375,10 +354,10 @@ export type StageObserver = (s: MatStage, input: Activation) => void;
  */
 const fusedInt8 = (s: MatStage): boolean => s.kernel === 'int8' && !s.threshold && !s.inputBorder;
 
-/** Output of a conv/dense stage on `x`; `relu`: a following ReLU stage applied too (fused int8 stages only). */
-export function runMatStage(s: MatStage, x: Activation, relu = false): Activation {
+/** Output of a conv/dense stage on `x`; `post`: a following ReLU and/or max-pool applied too (fused int8 stages only). */
+export function runMatStage(s: MatStage, x: Activation, post: Int8Post = {}): Activation {
   if (!fusedInt8(s)) {
-    if (relu) throw new Error('runMatStage: only fused int8 stages apply a ReLU');
+    if (post.relu || post.pool) throw new Error('runMatStage: only fused int8 stages apply a ReLU or max-pool');
     return epilogue(s, accumulate(s, x));
   }
   const n = x.shape[0]!, [lo, hi] = s.inputRange ?? [-128, 127];
@@ -389,8 +368,26 @@ export function runMatStage(s: MatStage, x: Activation, relu = false): Activatio
   const cs: ConvShape = image
     ? { n, c: s.inC, h: x.shape[2]!, w: x.shape[3]!, o: s.outC, k: s.k, stride: s.stride, pad: s.pad }
     : { n, c: s.inC, h: 1, w: 1, o: s.outC, k: 1, stride: 1, pad: 0 };
-  const data = kernels('float32').int8Conv(x.data, s.weights as Int8Array, cs, { step: s.inputStep, lo, hi }, s.mul!, s.bias!, relu);
-  return { data, shape: image ? [n, s.outC, ...convOut(cs)] : [n, s.outC] };
+  const data = kernels('float32').int8Conv(x.data, s.weights as Int8Array, cs, { step: s.inputStep, lo, hi }, s.mul!, s.bias!, post);
+  if (!image) return { data, shape: [n, s.outC] };
+  const [oh, ow] = convOut(cs), k = post.pool || 1;
+  return { data, shape: [n, s.outC, Math.floor(oh / k), Math.floor(ow / k)] };
+}
+
+/**
+ * The ReLU and max-pool stages that follow stage i and fold into a fused int8 stage: a ReLU, then
+ * a max-pool (conv only), in this order (the runtime's own order, so the values are the same).
+ */
+function fusedPost(stages: readonly Stage[], i: number): { post: Int8Post; skip: number } {
+  const s = stages[i] as MatStage;
+  if (!fusedInt8(s)) return { post: {}, skip: 0 };
+  let j = i + 1;
+  const relu = stages[j]?.op === 'relu';
+  if (relu) j++;
+  const next = stages[j];
+  const pool = s.op === 'conv' && next?.op === 'maxpool' ? next.k : 0;
+  if (pool) j++;
+  return { post: { relu, pool }, skip: j - i - 1 };
 }
 
 function runStages(stages: readonly Stage[], x: Activation, observe?: StageObserver): Activation {
@@ -401,9 +398,9 @@ function runStages(stages: readonly Stage[], x: Activation, observe?: StageObser
       case 'conv':
       case 'dense': {
         observe?.(s, h);
-        const relu = fusedInt8(s) && stages[i + 1]?.op === 'relu';
-        h = runMatStage(s, h, relu);
-        if (relu) i++;
+        const { post, skip } = fusedPost(stages, i);
+        h = runMatStage(s, h, post);
+        i += skip;
         break;
       }
       case 'residual': {

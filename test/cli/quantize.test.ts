@@ -35,7 +35,7 @@ test('slimgrad quantize writes a deployed .sgq and a QDQ .onnx that score as rep
       if (row.indexOf(Math.max(...row)) === test.y[i]) correct++;
     }
     assert.equal(correct / 300, r.testAccuracy);
-    assert.throws(() => importOnnx(readFileSync(onnx), onnx), /unsupported ONNX ops: QuantizeLinear/);
+    assert.throws(() => importOnnx(readFileSync(onnx), onnx), /unsupported ONNX ops: .*QuantizeLinear \(node/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,10 +1,16 @@
 // Hessian-guided mixed precision: Hutchinson traces by double backward agree with central
-// differences of first-order gradients, and the bit allocation honours the budget and the sensitivities.
+// differences of first-order gradients, the bit allocation honours the budget and the sensitivities,
+// and the calibration check picks the candidate whose quantized model is closest to the float one.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useFastestBackend } from '../../src/backends/wasm/index.js';
 import { mlp } from '../../src/nn/models.js';
-import { allocateBits, hessianTraces } from '../../src/quant/ptq/mixed.js';
+import { allocateBits, candidateAllocations, hessianTraces, selectBits } from '../../src/quant/ptq/mixed.js';
+import { ptq, simulate } from '../../src/quant/ptq/ptq.js';
+import { noGrad } from '../../src/autograd/mode.js';
+import { scope } from '../../src/core/scope.js';
+import { fromValues } from '../../src/core/tensor.js';
+import { softmax } from '../../src/ops/index.js';
 import { Rng } from '../../src/util/rng.js';
 
 useFastestBackend();
@@ -31,4 +37,38 @@ test('allocateBits: within the budget, more bits where the trace is larger', () 
     assert.ok(bits.every((b) => b <= bits[hot]!), `bits ${bits} for traces ${traces}`);
   }
   assert.throws(() => allocateBits(m, sens([1, 1, 1]), { avgBits: 2 }), /below the narrowest/);
+});
+
+test('candidateAllocations fit the budget (greedy first, uniform 4 included); selectBits picks the least KL, recomputed here', () => {
+  const rng = new Rng(4);
+  const m = mlp([64, 32, 32, 10], 6);
+  const x = Float32Array.from({ length: 32 * 64 }, () => rng.uniform()), shape = [32, 64];
+  const sizes = [64 * 32, 32 * 32, 32 * 10], total = sizes.reduce((s, v) => s + v, 0);
+  const sens = hessianTraces(m, x, shape, { samples: 2 });
+  const cands = candidateAllocations(m, sens, { avgBits: 4 });
+  assert.deepEqual(cands[0], allocateBits(m, sens, { avgBits: 4 }));
+  assert.ok(cands.some((b) => b.join() === '4,4,4'), `uniform 4-bit among ${JSON.stringify(cands)}`);
+  for (const b of cands) assert.ok(b.reduce((s, v, i) => s + v * sizes[i]!, 0) <= 4 * total, `${b} over budget`);
+  // A deliberately poor candidate (3 bits everywhere) next to them: never the choice.
+  const choice = selectBits(m, x, shape, [[3, 3, 3], ...cands], 8);
+  const kl = (bits: number[]) => {
+    const probs = () => noGrad(() => scope(() => Float32Array.from(softmax(m.call(fromValues(x, shape)), 1).values())));
+    const p = probs(), restore = simulate(m, ptq(m, x, shape, { wBits: bits, aBits: 8 }));
+    const q = probs();
+    restore();
+    let s = 0;
+    for (let i = 0; i < p.length; i++) s += p[i]! * (Math.log(p[i]!) - Math.log(q[i]!));
+    return s / 32;
+  };
+  const best = choice.scores.reduce((a, b) => (b.kl < a.kl ? b : a));
+  assert.deepEqual(choice.bits, best.bits);
+  assert.notDeepEqual(choice.bits, [3, 3, 3]);
+  assert.ok(Math.abs(kl(choice.bits) - best.kl) <= 1e-6 + 1e-3 * best.kl, `KL ${kl(choice.bits)} vs reported ${best.kl}`);
+  assert.ok(kl([3, 3, 3]) > best.kl);
+  // With AdaRound finalists: the uniform candidates and the 2 best under RTN are scored again, the least of those chosen.
+  const ada = selectBits(m, x, shape, [[3, 3, 3], ...cands], 8, { method: 'adaround', iters: 5 });
+  const rescored = ada.scores.filter((c) => c.klMethod !== undefined);
+  assert.ok(rescored.some((c) => c.bits.join() === '4,4,4') && rescored.some((c) => c.bits.join() === '3,3,3'));
+  assert.equal(rescored.length, new Set([...rescored.map((c) => c.bits.join())]).size);
+  assert.deepEqual(ada.bits, rescored.reduce((a, b) => (b.klMethod! < a.klMethod! ? b : a)).bits);
 });

@@ -110,9 +110,9 @@ function noWasm<T>(f: () => T): T {
   }
 }
 
-test('wasm int8Conv (fused quantize, NHWC im2col, int8 GEMM, epilogue, ReLU) equals the reference bit for bit', () => {
+test('wasm int8Conv (fused quantize, NHWC im2col, int8 GEMM, epilogue, ReLU, max-pool) equals the reference bit for bit', () => {
   fc.assert(fc.property(
-    fc.record({ n: fc.integer({ min: 1, max: 3 }), c: fc.integer({ min: 1, max: 20 }), h: fc.integer({ min: 1, max: 9 }), w: fc.integer({ min: 1, max: 9 }), o: fc.integer({ min: 1, max: 9 }), k: fc.integer({ min: 1, max: 5 }), stride: fc.integer({ min: 1, max: 3 }), pad: fc.nat(4), seed: fc.nat(), relu: fc.boolean(), unsigned: fc.boolean() }),
+    fc.record({ n: fc.integer({ min: 1, max: 3 }), c: fc.integer({ min: 1, max: 20 }), h: fc.integer({ min: 1, max: 9 }), w: fc.integer({ min: 1, max: 9 }), o: fc.integer({ min: 1, max: 9 }), k: fc.integer({ min: 1, max: 5 }), stride: fc.integer({ min: 1, max: 3 }), pad: fc.nat(4), seed: fc.nat(), relu: fc.boolean(), pool: fc.constantFrom(0, 0, 2, 3), unsigned: fc.boolean() }),
     (p) => {
       const pad = Math.min(p.pad, p.k - 1), h = Math.max(p.h, p.k - 2 * pad), w = Math.max(p.w, p.k - 2 * pad);
       const cs = { n: p.n, c: p.c, h, w, o: p.o, k: p.k, stride: p.stride, pad };
@@ -124,7 +124,8 @@ test('wasm int8Conv (fused quantize, NHWC im2col, int8 GEMM, epilogue, ReLU) equ
       });
       const wt = Int8Array.from({ length: cs.o * K }, () => r.int(256) - 128);
       const mul = normals(cs.o), bias = normals(cs.o), g = p.unsigned ? { step: 0.0625, lo: 0, hi: 127 } : { step: 0.0625, lo: -128, hi: 127 };
-      const a = wasm.int8Conv(x, wt, cs, g, mul, bias, p.relu), b = int8Conv(x, wt, cs, g, mul, bias, p.relu);
+      const post = { relu: p.relu, pool: p.pool };
+      const a = wasm.int8Conv(x, wt, cs, g, mul, bias, post), b = int8Conv(x, wt, cs, g, mul, bias, post);
       assert.equal(a.length, b.length);
       for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.fail(`${JSON.stringify(cs)}: output ${i}: wasm ${a[i]} vs reference ${b[i]}`);
     }), { numRuns: 150, seed: 0x18c });

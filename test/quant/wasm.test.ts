@@ -38,7 +38,7 @@ test('wasm binary GEMM (i64.popcnt and i8x16.popcnt) equals the TypeScript kerne
 });
 
 test('wasm int8 GEMM (i32x4.dot_i16x8_s) equals exact int32 accumulation', () => {
-  for (const [m, n, k] of [[1, 1, 1], [3, 5, 17], [4, 8, 512], [5, 3, 1000]] as const) {
+  for (const [m, n, k] of [[1, 1, 1], [3, 5, 17], [4, 8, 512], [5, 3, 1000], [9, 1, 400], [8, 2, 33]] as const) {
     const a = Int8Array.from({ length: m * k }, () => rng.int(256) - 128), b = Int8Array.from({ length: n * k }, () => rng.int(256) - 128);
     assert.deepEqual(Array.from(new QuantWasmKernels(w).int8Gemm(a, b, m, n, k)), Array.from(int8Gemm(a, b, m, n, k)), `${m}x${n}x${k}`);
   }

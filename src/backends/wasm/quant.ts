@@ -10,7 +10,7 @@
  */
 import { arena } from '../../core/arena.js';
 import { wordsFor } from '../../quant/kernels.js';
-import type { Int8Grid, Kernels, SignLayout, SignThresholds } from '../kernels.js';
+import type { Int8Grid, Int8Post, Kernels, SignLayout, SignThresholds } from '../kernels.js';
 import { convOut, type ConvShape } from '../../quant/kernels.js';
 import { keptLists, smartdealGemm, type SmartDealFactors } from '../../quant/smartdeal.js';
 
@@ -30,7 +30,7 @@ export interface QuantWasmExports {
   int8ConvF32(
     x: number, w: number, mul: number, bias: number, codes: number, cols: number, acc: number, out: number,
     n: number, c: number, h: number, wd: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, rowBytes: number,
-    step: number, lo: number, hi: number, relu: number,
+    step: number, lo: number, hi: number, relu: number, pool: number,
   ): void;
 }
 
@@ -139,16 +139,59 @@ function stagedGemm<T extends Uint32Array | Int8Array | Float32Array, R extends 
   }
 }
 
-/** OHWI rows padded to `stride` bytes of OIHW int8 weights (the kernel's im2col copies NHWC spans of k·c codes), cached per weight array. */
-const ohwiCache = new WeakMap<Int8Array, { key: string; rows: Int8Array }>();
+const pad16 = (bytes: number): number => Math.ceil(Math.max(bytes, 16) / 16) * 16;
 
-function ohwiRows(w: Int8Array, cs: ConvShape, stride: number): Int8Array {
-  const key = `${cs.o}x${cs.c}x${cs.k}:${stride}`, hit = ohwiCache.get(w);
-  if (hit?.key === key) return hit.rows;
-  const kk = cs.k * cs.k, K = cs.c * kk, rows = new Int8Array(cs.o * stride);
+/**
+ * The int8Conv scratch: one arena block kept between calls when at most KEEP bytes (a deployed
+ * model at small batches then allocates nothing per layer), else taken and freed per call.
+ */
+const KEEP = 1 << 20;
+const scratch = {
+  ptr: 0,
+  bytes: 0,
+  /** A block of at least `bytes` bytes. */
+  take(bytes: number): number {
+    if (bytes <= this.bytes) return this.ptr;
+    if (bytes > KEEP) return arena().alloc(bytes, 'short');
+    if (this.bytes) arena().free(this.ptr, this.bytes);
+    this.ptr = arena().alloc(bytes, 'fixed');
+    this.bytes = bytes;
+    return this.ptr;
+  },
+  /** Returns a block from `take(bytes)`. */
+  give(ptr: number, bytes: number): void {
+    if (bytes > KEEP) arena().free(ptr, bytes);
+  },
+};
+
+/** OHWI rows of an int8 weight array in the arena (padded to `stride` bytes): built once per weight array, freed when it is collected. */
+interface ArenaRows {
+  o: number;
+  c: number;
+  k: number;
+  stride: number;
+  ptr: number;
+  bytes: number;
+}
+const ohwiCache = new WeakMap<Int8Array, ArenaRows>();
+const freeRows = new FinalizationRegistry<{ ptr: number; bytes: number }>(({ ptr, bytes }) => arena().free(ptr, bytes));
+
+/** The arena address of OIHW int8 weights `w` as OHWI rows padded to `stride` bytes (the kernel's im2col copies NHWC spans of k·c codes). */
+function ohwiRows(w: Int8Array, cs: ConvShape, stride: number): number {
+  const hit = ohwiCache.get(w);
+  if (hit && hit.o === cs.o && hit.c === cs.c && hit.k === cs.k && hit.stride === stride) return hit.ptr;
+  if (hit) {
+    freeRows.unregister(hit);
+    arena().free(hit.ptr, hit.bytes);
+  }
+  const kk = cs.k * cs.k, K = cs.c * kk, bytes = cs.o * stride, ptr = arena().alloc(bytes, 'fixed');
+  const rows = new Int8Array(arena().buffer, ptr, bytes);
+  rows.fill(0);
   for (let o = 0; o < cs.o; o++) for (let ch = 0; ch < cs.c; ch++) for (let t = 0; t < kk; t++) rows[o * stride + t * cs.c + ch] = w[o * K + ch * kk + t]!;
-  ohwiCache.set(w, { key, rows });
-  return rows;
+  const entry = { o: cs.o, c: cs.c, k: cs.k, stride, ptr, bytes };
+  ohwiCache.set(w, entry);
+  freeRows.register(w, { ptr, bytes }, entry);
+  return ptr;
 }
 
 /** The packed GEMMs of the contract (kernels.ts) on a loaded kernels/quant module. */
@@ -166,18 +209,26 @@ export class QuantWasmKernels implements Partial<Kernels> {
     return stagedGemm(a, b, m, n, k, stride, Int32Array, (pa, pb, po) => this.exports.int8Gemm(pa, pb, po, m, n, stride));
   }
 
-  int8Conv(x: Float32Array, w: Int8Array, cs: ConvShape, g: Int8Grid, mul: Float32Array, bias: Float32Array, relu: boolean): Float32Array {
-    const [oh, ow] = convOut(cs), rows = cs.n * oh * ow, K = cs.c * cs.k * cs.k, stride = roundUp(K, 16), size = cs.n * cs.o * oh * ow, s = new Scratch();
+  int8Conv(x: Float32Array, w: Int8Array, cs: ConvShape, g: Int8Grid, mul: Float32Array, bias: Float32Array, post: Int8Post = {}): Float32Array {
+    const [oh, ow] = convOut(cs), rows = cs.n * oh * ow, K = cs.c * cs.k * cs.k, stride = roundUp(K, 16), pool = post.pool ?? 0;
+    const size = cs.n * cs.o * (pool ? Math.floor(oh / pool) * Math.floor(ow / pool) : oh * ow);
     if (x.length !== cs.n * cs.c * cs.h * cs.w || w.length !== cs.o * K || mul.length !== cs.o || bias.length !== cs.o) {
       throw new RangeError(`int8Conv: x [${x.length}], w [${w.length}], mul/bias [${mul.length}, ${bias.length}] do not fit ${JSON.stringify(cs)}`);
     }
+    const pw = ohwiRows(w, cs, stride);
+    // One scratch block: input, mul, bias, zero-padded codes, im2col rows, accumulators, output (16-byte aligned parts).
+    const px = 0, pm = px + pad16(x.byteLength), pb = pm + pad16(mul.byteLength), codes = pb + pad16(bias.byteLength);
+    const cols = codes + pad16(cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * cs.c + 16), acc = cols + pad16(rows * stride + 16), out = acc + pad16(rows * cs.o * 4);
+    const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
     try {
-      const px = s.copy(x), pw = s.copy(ohwiRows(w, cs, stride)), pm = s.copy(mul), pb = s.copy(bias);
-      const codes = s.alloc(x.length + 16), cols = s.alloc(rows * stride + 16), acc = s.alloc(Math.max(16, rows * cs.o * 4)), out = s.alloc(Math.max(16, size * 4));
-      this.exports.int8ConvF32(px, pw, pm, pb, codes, cols, acc, out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, stride, g.step, g.lo, g.hi, relu ? 1 : 0);
-      return new Float32Array(arena().buffer, out, size).slice();
+      const f32 = new Float32Array(a.buffer);
+      f32.set(x, (base + px) >> 2);
+      f32.set(mul, (base + pm) >> 2);
+      f32.set(bias, (base + pb) >> 2);
+      this.exports.int8ConvF32(base + px, pw, base + pm, base + pb, base + codes, base + cols, base + acc, base + out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, stride, g.step, g.lo, g.hi, post.relu ? 1 : 0, pool);
+      return f32.slice((base + out) >> 2, ((base + out) >> 2) + size);
     } finally {
-      s.release();
+      scratch.give(base, total);
     }
   }
 

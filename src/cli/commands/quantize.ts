@@ -8,7 +8,7 @@ import type { Module } from '../../nn/module.js';
 import { evaluate } from '../../train/trainer.js';
 import { deployPtq, ptq, ptqBytes, PTQ_METHODS, quantizableLayers, simulate, type PtqMethod } from '../../quant/ptq/ptq.js';
 import { OBSERVERS, type ObserverKind } from '../../quant/ptq/observers.js';
-import { allocateBits, hessianTraces } from '../../quant/ptq/mixed.js';
+import { candidateAllocations, hessianTraces, selectBits } from '../../quant/ptq/mixed.js';
 import { printJson, printTable, UsageError } from '../command.js';
 import { checkOutputPath, writeFileAtomic } from '../../io/write.js';
 import { defineCommand, FORCE_OPTION, JSON_OPTION, type CommandSpec } from '../options.js';
@@ -41,7 +41,7 @@ function loadModel(path: string, arch: string | undefined, itemShape: readonly n
 export const quantizeSpec: CommandSpec = {
   name: 'quantize',
   summary: 'post-training quantization of a trained float model (ONNX or safetensors) into a deployed .sgq and/or a QDQ ONNX file',
-  description: 'Calibrates on unlabeled training items; --avg-bits or --size-budget choose bits per layer from Hutchinson Hessian traces.',
+  description: 'Calibrates on unlabeled training items; --avg-bits or --size-budget choose bits per layer: candidates from Hutchinson Hessian traces, the one closest to the float model on the calibration items.',
   positionals: [{ name: 'MODEL', help: 'MODEL.onnx (e.g. exported by PyTorch) or MODEL.safetensors (with --arch)' }],
   options: [
     { name: 'method', type: 'choice', choices: PTQ_METHODS, default: 'rtn', help: 'round to nearest, AdaRound (learned weight rounding) or AQuant (AdaRound + learned activation borders)' },
@@ -94,11 +94,19 @@ export const quantize = defineCommand(quantizeSpec, async (o) => {
 
     let bits: number | number[] = wBits;
     let sensitivity: { layer: string; params: number; trace: number; bits: number }[] = [];
+    let allocations: Record<string, string | number | null>[] = [];
+    let scoredOn = '';
     if (avgBits !== undefined || sizeKB !== undefined) {
       const m = Math.min(n, 64);
       const sens = hessianTraces(model, calib.subarray(0, m * trainSet.itemSize), [m, ...inputShape], { seed });
-      bits = allocateBits(model, sens, { avgBits, sizeKB });
-      sensitivity = sens.map((s, i) => ({ layer: s.path, params: s.params, trace: s.trace, bits: (bits as number[])[i]! }));
+      // Scored on the next training items when there are enough (AdaRound fits the calibration items).
+      const rest = Math.min(n, trainSet.length - n);
+      const heldOut = rest >= 32 ? { data: trainSet.values(n, n + rest), shape: [rest, ...inputShape] } : undefined;
+      scoredOn = heldOut ? `${rest} held-out training items` : 'the calibration items';
+      const choice = selectBits(model, calib, shape, candidateAllocations(model, sens, { avgBits, sizeKB }), aBits, { method, iters, seed, heldOut });
+      bits = choice.bits;
+      sensitivity = sens.map((s, i) => ({ layer: s.path, params: s.params, trace: s.trace, bits: choice.bits[i]! }));
+      allocations = choice.scores.map((c) => ({ bits: c.bits.join('/'), calibKL: c.kl, [`calibKL_${method}`]: c.klMethod ?? null }));
     }
     const result = ptq(model, calib, shape, { method, wBits: bits, aBits, actObserver: values.observer as ObserverKind, weightObserver: values['weight-observer'] as ObserverKind, iters, seed });
     const testSlice = testSet.subset(0, Math.min(evalN, testSet.length));
@@ -123,13 +131,15 @@ export const quantize = defineCommand(quantizeSpec, async (o) => {
     });
     const report = {
       model: positionals[0], method, wBits: bits, aBits, calibItems: n, evalItems: testSlice.length,
-      floatTestAccuracy: floatAcc, testAccuracy: quantAcc, packedBytes: ptqBytes(model, result), written, layers, sensitivity,
+      floatTestAccuracy: floatAcc, testAccuracy: quantAcc, packedBytes: ptqBytes(model, result), written, layers, sensitivity, allocations,
     };
     if (values.json) printJson(report);
     else {
       if (sensitivity.length) {
         console.log('mixed precision (Hutchinson Hessian traces):');
         printTable(sensitivity);
+        console.log(`\ncandidate allocations (KL from the float model on ${scoredOn}, round-to-nearest${method === 'rtn' ? '' : ` and ${method} for the finalists`}; lowest chosen):`);
+        printTable(allocations);
         console.log('');
       }
       printTable(layers);

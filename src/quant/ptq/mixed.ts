@@ -5,7 +5,9 @@
  * Hessian-vector products come from double backward, `grad(..., { createGraph: true })`, when
  * every op of the model has a second-order backward; otherwise (slimgrad's conv2d, pools and
  * batch norm are first-order only) from central differences of first-order gradients,
- * Hv ≈ (∇L(w + εv) − ∇L(w − εv))/2ε. Bits per layer then minimize ΣΩ_l under a weight-size budget.
+ * Hv ≈ (∇L(w + εv) − ∇L(w − εv))/2ε. Bits per layer then minimize ΣΩ_l under a weight-size budget
+ * (`allocateBits`, greedy); `candidateAllocations` lists that allocation with its neighbours and the
+ * uniform ones, and `selectBits` picks among them on data (KL from the float model).
  *
  * @example
  * const sens = hessianTraces(model, calib, [64, 1, 28, 28]);
@@ -15,11 +17,12 @@
 import { keep, scope } from '../../core/scope.js';
 import { fromValues, type Tensor } from '../../core/tensor.js';
 import { grad } from '../../autograd/backward.js';
-import { add, logSoftmax, mul, mulScalar, sum } from '../../ops/index.js';
+import { add, logSoftmax, mul, mulScalar, softmax, sum } from '../../ops/index.js';
+import { noGrad } from '../../autograd/mode.js';
 import type { Module } from '../../nn/module.js';
 import { Rng } from '../../util/rng.js';
 import { observeRange, quantizeWeights } from './observers.js';
-import { quantizableLayers } from './ptq.js';
+import { ptq, quantizableLayers, simulate, type PtqOptions } from './ptq.js';
 
 export interface LayerSensitivity {
   path: string;
@@ -128,12 +131,15 @@ export interface BitBudget {
   candidates?: number[];
 }
 
-/**
- * Bits per layer minimizing Σ Tr(H_l)/n_l·‖Q_b(W_l) − W_l‖² with Σ n_l·b_l within the budget:
- * greedy from the widest candidate, each step lowering the layer whose next-lower width adds the
- * least sensitivity per bit saved, then raising layers again while the budget allows.
- */
-export function allocateBits(model: Module, sens: LayerSensitivity[], budget: BitBudget): number[] {
+/** Candidate widths (widest first), each layer's Ω_l(b) per candidate, and the budget in bits. */
+interface Table {
+  layers: ReturnType<typeof quantizableLayers>;
+  cands: number[];
+  omega: number[][];
+  limit: number;
+}
+
+function sensitivityTable(model: Module, sens: LayerSensitivity[], budget: BitBudget): Table {
   const layers = quantizableLayers(model);
   const cands = [...(budget.candidates ?? [3, 4, 5, 6, 8])].sort((a, b) => b - a);
   const total = layers.reduce((s, l) => s + l.weight.size, 0);
@@ -150,31 +156,138 @@ export function allocateBits(model: Module, sens: LayerSensitivity[], budget: Bi
       return (Math.max(0, sens[i]!.trace) / l.weight.size) * e;
     });
   });
-  const choice = layers.map(() => 0);
-  let used = cands[0]! * total;
-  while (used > limit) {
-    let best = -1, bestCost = Infinity;
-    layers.forEach((l, i) => {
-      const c = choice[i]!;
-      if (c + 1 >= cands.length) return;
-      const cost = (omega[i]![c + 1]! - omega[i]![c]!) / ((cands[c]! - cands[c + 1]!) * l.weight.size);
-      if (cost < bestCost) [best, bestCost] = [i, cost];
-    });
-    used -= (cands[choice[best]!]! - cands[choice[best]! + 1]!) * layers[best]!.weight.size;
-    choice[best]!++;
-  }
-  // Spend what the last step left: raise the layers whose wider width removes the most sensitivity per bit.
+  return { layers, cands, omega, limit };
+}
+
+const usedBits = (t: Table, choice: number[]) => t.layers.reduce((s, l, i) => s + t.cands[choice[i]!]! * l.weight.size, 0);
+
+/** Raises layers (choice: candidate indices) while the budget allows, the largest sensitivity removed per bit first. */
+function fillBudget(t: Table, choice: number[], pinned = -1): number[] {
+  let used = usedBits(t, choice);
   for (;;) {
     let best = -1, bestGain = 0;
-    layers.forEach((l, i) => {
+    t.layers.forEach((l, i) => {
       const c = choice[i]!;
-      if (c === 0 || used + (cands[c - 1]! - cands[c]!) * l.weight.size > limit) return;
-      const gain = (omega[i]![c]! - omega[i]![c - 1]!) / ((cands[c - 1]! - cands[c]!) * l.weight.size);
+      if (c === 0 || i === pinned || used + (t.cands[c - 1]! - t.cands[c]!) * l.weight.size > t.limit) return;
+      const gain = (t.omega[i]![c]! - t.omega[i]![c - 1]!) / ((t.cands[c - 1]! - t.cands[c]!) * l.weight.size);
       if (gain > bestGain) [best, bestGain] = [i, gain];
     });
-    if (best < 0) break;
-    used += (cands[choice[best]! - 1]! - cands[choice[best]!]!) * layers[best]!.weight.size;
+    if (best < 0) return choice;
+    used += (t.cands[choice[best]! - 1]! - t.cands[choice[best]!]!) * t.layers[best]!.weight.size;
     choice[best]!--;
   }
-  return choice.map((c) => cands[c]!);
+}
+
+/**
+ * Bits per layer minimizing Σ Tr(H_l)/n_l·‖Q_b(W_l) − W_l‖² with Σ n_l·b_l within the budget:
+ * greedy from the widest candidate, each step lowering the layer whose next-lower width adds the
+ * least sensitivity per bit saved, then raising layers again while the budget allows.
+ */
+export function allocateBits(model: Module, sens: LayerSensitivity[], budget: BitBudget): number[] {
+  const t = sensitivityTable(model, sens, budget);
+  return greedy(t)!.map((c) => t.cands[c]!);
+}
+
+/** The greedy walk (candidate indices), with layer `pin[0]` held at candidate `pin[1]`; null when the budget cannot be met so. */
+function greedy(t: Table, pin?: [number, number]): number[] | null {
+  const choice = t.layers.map((_, i) => (pin && pin[0] === i ? pin[1] : 0));
+  let used = usedBits(t, choice);
+  while (used > t.limit) {
+    let best = -1, bestCost = Infinity;
+    t.layers.forEach((l, i) => {
+      const c = choice[i]!;
+      if (c + 1 >= t.cands.length || (pin && pin[0] === i)) return;
+      const cost = (t.omega[i]![c + 1]! - t.omega[i]![c]!) / ((t.cands[c]! - t.cands[c + 1]!) * l.weight.size);
+      if (cost < bestCost) [best, bestCost] = [i, cost];
+    });
+    if (best < 0) return null;
+    used -= (t.cands[choice[best]!]! - t.cands[choice[best]! + 1]!) * t.layers[best]!.weight.size;
+    choice[best]!++;
+  }
+  return fillBudget(t, choice, pin?.[0]);
+}
+
+/**
+ * Allocations within the budget to choose from (distinct), at most `max`: the greedy one
+ * (`allocateBits`), every width applied uniformly that fits, then for each layer the greedy walk
+ * with that layer held one width above its greedy width (what a layer the traces misjudge would
+ * call for), then the greedy walk with any layer held at any width, least predicted ΣΩ first.
+ *
+ * @example
+ * const options = candidateAllocations(model, sens, { avgBits: 4 });   // [[8, 8, 3, 6, 8], [4, 4, 4, 4, 4], [8, 6, 4, 3, 8], ...]
+ */
+export function candidateAllocations(model: Module, sens: LayerSensitivity[], budget: BitBudget, max = 8): number[][] {
+  const t = sensitivityTable(model, sens, budget);
+  const bits = (choice: number[] | null) => choice && choice.map((c) => t.cands[c]!);
+  const base = greedy(t)!, key = (b: number[]) => b.join('/');
+  const predicted = (b: number[]) => b.reduce((s, v, i) => s + t.omega[i]![t.cands.indexOf(v)]!, 0);
+  const byPrediction = (list: (number[] | null)[]) => list.filter((b): b is number[] => b !== null).sort((x, y) => predicted(x) - predicted(y));
+  const uniform = t.cands.map((_, c) => t.layers.map(() => c)).filter((ch) => usedBits(t, ch) <= t.limit).map((ch) => bits(ch)!);
+  const raised = byPrediction(t.layers.map((_, i) => (base[i]! > 0 ? bits(greedy(t, [i, base[i]! - 1])) : null)));
+  const pinned = byPrediction(t.layers.flatMap((_, i) => t.cands.map((_, c) => bits(greedy(t, [i, c])))));
+  const out = new Map<string, number[]>();
+  for (const b of [bits(base)!, ...uniform, ...raised, ...pinned]) if (!out.has(key(b))) out.set(key(b), b);
+  return [...out.values()].slice(0, Math.max(max, 1 + uniform.length));
+}
+
+export interface BitChoice {
+  bits: number[];
+  /**
+   * Every distinct candidate with its calibration score (mean KL divergence from the float model's outputs,
+   * lower is better) under round-to-nearest, and `klMethod` under the final method where it was run.
+   */
+  scores: { bits: number[]; kl: number; klMethod?: number }[];
+}
+
+export interface SelectOptions extends Pick<PtqOptions, 'method' | 'iters' | 'seed'> {
+  /** With a method other than rtn: how many of the best candidates under RTN are scored again with it (default 2; uniform candidates always are). */
+  finalists?: number;
+  /** Unlabeled items to score on, other than the calibration items that AdaRound fits (default: the calibration items). */
+  heldOut?: { data: Float32Array; shape: number[] };
+}
+
+/**
+ * The candidate allocation whose quantized model (calibrated on `calib`) stays closest to the float
+ * model on the calibration items, or on `options.heldOut` items (better: AdaRound fits the
+ * calibration items): mean KL(softmax(float) ‖ softmax(quantized)), first with round-to-nearest
+ * weights for every candidate, then (options.method adaround or aquant) with that method for the
+ * best `finalists` and the uniform candidates, the least of those chosen. The Hessian traces rank
+ * allocations by a second-order estimate; this checks them on data, where the estimate can
+ * misjudge what a large layer's narrowest width costs, and where AdaRound recovers more at some
+ * widths than at others.
+ *
+ * @example
+ * const { bits } = selectBits(model, calib, [128, 1, 28, 28], candidateAllocations(model, sens, { avgBits: 4 }), 8);
+ */
+export function selectBits(model: Module, calib: Float32Array, shape: number[], candidates: number[][], aBits: number, options: SelectOptions = {}): BitChoice {
+  if (candidates.length === 0) throw new RangeError('selectBits: no candidate allocations');
+  const wasTraining = model.training;
+  model.eval();
+  const score = options.heldOut ?? { data: calib, shape };
+  const probs = (): Float32Array => noGrad(() => scope(() => Float32Array.from(softmax(model.call(fromValues(score.data, score.shape)), 1).values())));
+  try {
+    const p = probs(), items = score.shape[0]!;
+    const klOf = (bits: number[], o: PtqOptions): number => {
+      const restore = simulate(model, ptq(model, calib, shape, { ...o, wBits: bits, aBits }));
+      let q: Float32Array;
+      try {
+        q = probs();
+      } finally {
+        restore();
+      }
+      let kl = 0;
+      for (let i = 0; i < p.length; i++) if (p[i]! > 0) kl += p[i]! * (Math.log(p[i]!) - Math.log(Math.max(q[i]!, 1e-12)));
+      return kl / items;
+    };
+    const distinct = [...new Map(candidates.map((b) => [b.join('/'), b])).values()];
+    const scores: BitChoice['scores'] = distinct.map((bits) => ({ bits, kl: klOf(bits, { method: 'rtn' }) }));
+    const method = options.method ?? 'rtn';
+    if (method === 'rtn') return { bits: scores.reduce((a, b) => (b.kl < a.kl ? b : a)).bits, scores };
+    const ranked = [...scores].sort((a, b) => a.kl - b.kl);
+    const final = new Set([...ranked.slice(0, options.finalists ?? 2), ...scores.filter((c) => c.bits.every((v) => v === c.bits[0]))]);
+    for (const c of final) c.klMethod = klOf(c.bits, { method, iters: options.iters, seed: options.seed });
+    return { bits: [...final].reduce((a, b) => (b.klMethod! < a.klMethod! ? b : a)).bits, scores };
+  } finally {
+    model.train(wasTraining);
+  }
 }
