@@ -112,7 +112,11 @@ export class Compression {
     return this.policy.mode;
   }
 
-  /** Runs `fn` (typically forward + loss) with its saves compressed; then advances the step. */
+  /**
+   * Runs `fn` (typically forward + loss) with its saves compressed; then advances the step. On an
+   * 'auto' calibration step (with `model` given) the controlled saves are kept exact and, when
+   * `fn` returns the scalar loss, the sensitivity probes run here, before the caller's backward.
+   */
   run<T>(fn: () => T): T {
     // An estimation step's backward has run: allocate from its measurements.
     if (this.auto && this.measured) {
