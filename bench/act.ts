@@ -52,6 +52,7 @@ import { cosineLr } from '../src/optim/schedule.js';
 import { fit } from '../src/train/trainer.js';
 import { Rng } from '../src/util/rng.js';
 import { Compression } from '../src/compress/act.js';
+import { DEFAULT_AUTO_CALIBRATE, DEFAULT_AUTO_INTERVAL } from '../src/compress/auto.js';
 import { ACT_MODES, parseActSpec, parseMode, type ActMode } from '../src/compress/policy.js';
 import { findMaxBatch, fitPeakModel, measureStep, planSavedBytes, recordSaves, type ForwardFn } from '../src/compress/planner.js';
 import { packTensor, releasePacked, unpackTensor } from '../src/compress/codecs.js';
@@ -332,7 +333,7 @@ export interface ExtraMemoryRow extends Omit<MemoryRow, 'mode' | 'predictedSaved
 /**
  * Memory rows of the extra modes against an fp32 step of the same batch. auto:B runs its
  * calibration step and a plain estimation step first (the allocation is then in force); their
- * extra time, spread over the default schedule (an estimation every 100 steps, every 10th a
+ * extra time, spread over the default schedule (an estimation every 100 steps, every 3rd a
  * calibration), is added to the reported step time.
  */
 function extraMemoryRows(spec: ModelSpec, specs: string[], batch: number, repeat: number): ExtraMemoryRow[] {
@@ -357,8 +358,8 @@ function extraMemoryRows(spec: ModelSpec, specs: string[], batch: number, repeat
     let session: Compression | null = null;
     let amortizedMs = 0;
     if (config.mode === 'auto') {
-      // The defaults: an estimation every 100 steps, every 10th of them a calibration (step 0 is one).
-      const interval = 100, every = 10;
+      // The default schedule (step 0 calibrates).
+      const interval = DEFAULT_AUTO_INTERVAL, every = DEFAULT_AUTO_CALIBRATE;
       const estimator = new Compression({ ...config, autoInterval: interval, autoCalibrate: every });
       const calibration = measureStep(forward, batch, estimator);
       model.zeroGrad();

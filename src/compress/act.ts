@@ -82,7 +82,7 @@ export class Compression {
     this.policy = new ActPolicy(config);
     this.step = step;
     const c = typeof config === 'string' ? { mode: config } : config;
-    this.auto = this.policy.mode === 'auto' ? new AutoPrecision(c.autoBits ?? 4, c.autoInterval ?? 100, c.autoCalibrate ?? 10) : null;
+    this.auto = this.policy.mode === 'auto' ? new AutoPrecision(c.autoBits ?? 4, c.autoInterval, c.autoCalibrate) : null;
     this.model = c.model ?? null;
     this.hooks = {
       pack: (t, info) => this.pack(t, info),

@@ -38,6 +38,13 @@ export interface AllocationItem {
 
 export const LADDER: readonly CodeBits[] = [8, 4, 2, 1];
 const BITS_UP: readonly CodeBits[] = [1, 2, 4, 8];
+/**
+ * Default schedule: a sensitivity estimate every 100 steps, every 3rd of them (step 0, 300, 600,
+ * ...) a calibration. Calibrating only once goes stale: on the char LM, auto:2 calibrated at step 0
+ * alone ended 1.29 nats above fp32 after 900 steps, every 300 steps 0.26 (uniform int2: 0.47).
+ */
+export const DEFAULT_AUTO_INTERVAL = 100;
+export const DEFAULT_AUTO_CALIBRATE = 3;
 /** The bits at which calibration probes each tensor. */
 export const PROBE_BITS: CodeBits = 2;
 const noise = (b: number) => 1 / ((2 ** b - 1) ** 2);
@@ -199,7 +206,7 @@ export class AutoPrecision {
    * `calibrateEvery`: every how many estimations one is a calibration (the first always is);
    * 0 never calibrates (the analytic proxy alone).
    */
-  constructor(readonly avgBits: number, readonly interval: number, readonly calibrateEvery = 10) {
+  constructor(readonly avgBits: number, readonly interval = DEFAULT_AUTO_INTERVAL, readonly calibrateEvery = DEFAULT_AUTO_CALIBRATE) {
     if (!(avgBits >= 1 && avgBits <= 8)) throw new RangeError(`withCompression: auto bits must be in [1, 8], got ${avgBits}`);
     if (!Number.isInteger(interval) || interval < 1) throw new RangeError(`withCompression: autoInterval must be a positive integer, got ${interval}`);
     if (!Number.isInteger(calibrateEvery) || calibrateEvery < 0) throw new RangeError(`withCompression: autoCalibrate must be a non-negative integer, got ${calibrateEvery}`);

@@ -75,7 +75,7 @@ export interface ActConfig {
   /**
    * Mode 'auto': every how many estimations one calibrates the sensitivities by probing (one
    * extra backward per controlled tensor, needs `model`; the first estimation always does);
-   * 0 = never, the analytic proxy alone (default 10).
+   * 0 = never, the analytic proxy alone (default 3: with the default interval, steps 0, 300, 600, ...).
    */
   autoCalibrate?: number;
   /** Mode 'comet': error bound relative to each tensor's value range (default 0.05). */
