@@ -7,10 +7,7 @@
  * (float rounding, huge residuals) is stored verbatim as float32 (SZ's "unpredictable" list).
  *
  * Stream: eb (float32 bits, 32), then per block: k (5 bits), then per element either
- * unary(q >> k) + 0 + the k low bits of q, or ESCAPE ones + the 32 float32 bits of x. k = 31
- * (never a Rice parameter) marks a block whose indices are all 0 (every value within eb of the
- * previous reconstruction: dead ReLU channels, flat regions) and has no element bits at all:
- * Golomb-Rice spends at least one bit per element.
+ * unary(q >> k) + 0 + the k low bits of q, or ESCAPE ones + the 32 float32 bits of x.
  *
  * @example
  * const bytes = cometEncode(Float32Array.of(0, 0.1, 0.25), 0.01);
@@ -19,8 +16,6 @@
  */
 const BLOCK = 256;
 const ESCAPE = 24;
-/** The 5-bit block header of an all-zero block. */
-const ZERO_BLOCK = 31;
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
@@ -98,16 +93,8 @@ export function cometEncode(x: ArrayLike<number>, eb: number): Uint8Array {
       rec[i - start] = p;
     }
     // The Rice parameter with the fewest bits, searched around log2 of the mean index.
-    let sum = 0, zero = true;
-    for (let i = 0; i < end - start; i++) {
-      sum += Math.max(q[i]!, 0);
-      if (q[i] !== 0) zero = false;
-    }
-    if (zero) {
-      w.bits(ZERO_BLOCK, 5);
-      prev = rec[end - start - 1]!;
-      continue;
-    }
+    let sum = 0;
+    for (let i = 0; i < end - start; i++) sum += Math.max(q[i]!, 0);
     const k0 = Math.max(0, Math.min(29, Math.floor(Math.log2(sum / (end - start) + 1))));
     let bestK = 0, bestBits = Infinity;
     for (let k = Math.max(0, k0 - 1); k <= k0 + 1; k++) {
@@ -156,10 +143,6 @@ export function cometDecode(bytes: Uint8Array, out: Float32Array | Float64Array)
   for (let start = 0; start < out.length; start += BLOCK) {
     const end = Math.min(start + BLOCK, out.length);
     const k = r.bits(5);
-    if (k === ZERO_BLOCK) {
-      out.fill(prev, start, end);
-      continue;
-    }
     for (let i = start; i < end; i++) {
       let m = 0;
       while (m < ESCAPE && r.bit()) m++;

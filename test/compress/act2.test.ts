@@ -119,15 +119,6 @@ test('comet: every decoded element lies within the absolute bound; truncation is
   const x = Float32Array.from({ length: 1000 }, (_, i) => Math.sin(i / 7));
   const bytes = cometEncode(x, 1e-3);
   assert.throws(() => cometDecode(bytes.subarray(0, bytes.length >> 1), new Float32Array(1000)), /stream ends/);
-  // All-zero blocks (within eb of the previous value) cost their 5-bit header only, and decode within the bound.
-  const flat = Float32Array.from({ length: 1024 }, (_, i) => (i >= 256 && i < 768 ? 0.5 + 1e-4 * Math.sin(i) : 0));
-  const flatBytes = cometEncode(flat, 1e-3);
-  const back = new Float32Array(flat.length);
-  cometDecode(flatBytes, back);
-  for (let i = 0; i < flat.length; i++) assert.ok(Math.abs(back[i]! - flat[i]!) <= Math.fround(1e-3), `${i}`);
-  // 32 (eb) + 5 (zero block) + [5 + 24 + 32 (escape: the jump to 0.5) + 255·1 (Rice k = 0)] + 5 (zero block) + the same jump back = 674 bits
-  // (without zero blocks: 1186).
-  assert.equal(flatBytes.length, Math.ceil(674 / 8));
   // Smooth data compresses well below 32 bits per element at a 1e-3 bound.
   assert.ok(bytes.length * 8 / x.length < 12, String(bytes.length * 8 / x.length));
   // In the codec: relative bound × the tensor's range.
