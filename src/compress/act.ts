@@ -125,6 +125,7 @@ export class Compression {
     }
     this.ordinal = 0;
     this.views.clear();
+    this.probes.clear();
     this.calibrated = false;
     this.stats = { saves: 0, dedupHits: 0, byEncoding: {} };
     try {
@@ -180,7 +181,6 @@ export class Compression {
       save.kappa = save.noise[k]! > 0 ? err / save.noise[k]! : 0;
       save.kappaGradEnergy = save.gradEnergy;
     }
-    this.probes.clear();
     this.calibrated = true;
   }
 

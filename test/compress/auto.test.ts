@@ -177,3 +177,29 @@ test('auto: a tensor saved by two consumers is one allocation item, one packed c
   assert.equal(act.lastStats().dedupHits, 1);
   x.dispose(); y.dispose(); m.dispose();
 });
+
+test('auto with calibration: equal seeds train bit-identically, another seed differently', () => {
+  const rng = new Rng(10);
+  const xs = Float32Array.from({ length: 64 * 32 }, () => rng.normal());
+  const train = (seed: number): Float32Array[] => {
+    const m = model();
+    const x = fromValues(xs, [64, 32]);
+    const y = fromValues(Int32Array.from({ length: 64 }, (_, i) => i % 4), [64], 'int32');
+    // Estimations every 2 steps, every 2nd a calibration: steps 0 and 4 calibrate, 2 only estimates.
+    const act = new Compression({ mode: 'auto', autoBits: 2, autoInterval: 2, autoCalibrate: 2, model: m, seed });
+    for (let s = 0; s < 6; s++) {
+      scope(() => backward(act.run(() => crossEntropy(m.call(x), y))));
+      for (const p of m.parameters()) {
+        const w = p.data() as Float32Array, g = p.grad!.data() as Float32Array;
+        for (let i = 0; i < w.length; i++) w[i]! -= 0.01 * g[i]!;
+      }
+      m.zeroGrad();
+    }
+    const out = m.parameters().map((p) => Float32Array.from(p.data() as Float32Array));
+    x.dispose(); y.dispose(); m.dispose();
+    return out;
+  };
+  const [a, b, c] = [train(1), train(1), train(2)];
+  assert.deepEqual(a, b);
+  assert.notDeepEqual(a, c);
+});
