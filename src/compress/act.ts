@@ -93,7 +93,11 @@ export class Compression {
         // Calibration probes re-run backward: only the reference pass measures.
         if (!h.measure || this.calibrated || (this.probing && this.probing.save !== null)) return;
         let e = 0;
-        for (const g of grads) if (g) for (const v of g.values()) e += v * v;
+        for (const g of grads) {
+          if (!g) continue;
+          const v = g.isContiguous() ? g.data() : g.values();
+          for (let i = 0; i < v.length; i++) e += (v[i] as number) * (v[i] as number);
+        }
         h.measure.gradEnergy += e;
         this.measured = true;
       },
@@ -233,7 +237,7 @@ export class Compression {
       if (this.auto.estimating(this.step)) {
         if (first) {
           const quant = encoding as Extract<Encoding, { kind: 'quant' }>;
-          rec.noise = ([1, 2, 4, 8] as const).map((bits) => quantNoiseEnergy(t, { ...quant, bits }));
+          rec.noise = quantNoiseEnergy(t, quant, [1, 2, 4, 8]);
           rec.gradEnergy = 0;
         }
         measure = rec;

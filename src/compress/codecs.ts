@@ -329,12 +329,12 @@ function packMesa(t: Tensor, e: Extract<Encoding, { kind: 'mesa' }>, noise: Nois
 }
 
 /**
- * The expected squared reconstruction error Σ E(x̂ − x)² of packing `t` with a quant encoding
- * (same groups and metadata precision as `packTensor`; `roundingNoiseEnergy`).
+ * The expected squared reconstruction error Σ E(x̂ − x)² of packing `t` with a quant encoding at
+ * each of `widths` bits (same groups and metadata precision as `packTensor`; `roundingNoiseEnergy`).
  */
-export function quantNoiseEnergy(t: Tensor, e: Extract<Encoding, { kind: 'quant' }>): number {
+export function quantNoiseEnergy(t: Tensor, e: Extract<Encoding, { kind: 'quant' }>, widths: readonly CodeBits[] = [e.bits]): number[] {
   const x = (t.isContiguous() ? t.data() : t.values()) as FloatArray;
-  return roundingNoiseEnergy(x, quantLayout(t.shape, e.groupSize), e.bits, requestedMeta(e), e.stochastic !== false);
+  return roundingNoiseEnergy(x, quantLayout(t.shape, e.groupSize), widths, requestedMeta(e), e.stochastic !== false);
 }
 
 /** Rebuilds the tensor (a new contiguous 'workspace' tensor owned by the caller; a view for 'keep'). */
