@@ -555,7 +555,7 @@ export async function run(args: string[]): Promise<number> {
     const bits = positive(values['sensitivity-bits'], 2, '--sensitivity-bits');
     const pretrain = Number(values['sensitivity-pretrain']);
     if (!Number.isInteger(pretrain) || pretrain < 0) throw new UsageError(`bench act: --sensitivity-pretrain must be a non-negative integer, got '${values['sensitivity-pretrain']}'`);
-    if (bits > 8) throw new UsageError(`bench act: --sensitivity-bits must be at most 8, got ${bits}`);
+    if (bits < 1 || bits > 8) throw new UsageError(`bench act: --sensitivity-bits must be in [1, 8], got ${bits}`);
     const r = sensitivityRows(which, bits, Math.round(positive(values['sensitivity-draws'], 3, '--sensitivity-draws')), (values['lm-data'] as string | undefined) ?? LM_DEFAULTS.dataFile, pretrain);
     printTable(r.tensors.map((t) => ({ ...t, ratio: t.measured / t.proxy })), ['model', 'tensor', 'consumers', 'numel', 'proxy', 'measured', 'ratio', 'proxyBits', 'calibratedBits']);
     console.log('');
