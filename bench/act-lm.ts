@@ -37,6 +37,8 @@ export interface LmOptions {
   lr: number;
   /** Validation windows evaluated (at most the split's). */
   valWindows: number;
+  /** auto:B modes: every how many sensitivity estimations (one per 100 steps) one calibrates (`autoCalibrate`). */
+  autoCalibrate?: number;
   dataFile: string;
 }
 
@@ -70,7 +72,7 @@ function trainLm(mode: string, seed: number, o: Omit<LmOptions, 'modes' | 'seeds
   const model = transformer({ dim: o.dim, heads: o.heads, layers: o.layers, tokens, vocab: text.vocab.length, seed });
   const optimizer = new Adam(model.parameters(), { lr: o.lr });
   const schedule = warmup(cosineLr(o.lr, Math.max(1, o.steps - Math.ceil(o.steps / 20))), Math.ceil(o.steps / 20));
-  const act = new Compression({ ...parseActSpec(mode, 'bench act --lm-modes'), model, seed });
+  const act = new Compression({ ...parseActSpec(mode, 'bench act --lm-modes'), model, seed, ...(o.autoCalibrate !== undefined ? { autoCalibrate: o.autoCalibrate } : {}) });
   const plan = new StepPlan();
   // The same windows in the same order for every mode of a seed.
   const order = new Rng(seed, 11);
@@ -206,6 +208,7 @@ export const LM_FLAGS = {
   'lm-val': { type: 'string' },
   'lm-jobs': { type: 'string', default: '1' },
   'lm-data': { type: 'string' },
+  'lm-auto-calibrate': { type: 'string' },
 } as const;
 
 /** The campaign's options from parsed `LM_FLAGS` values; a bad value names its flag. */
@@ -227,6 +230,12 @@ export function lmOptionsFrom(values: Record<string, string | boolean | undefine
     dim: num('lm-dim', d.dim), heads: num('lm-heads', d.heads), layers: num('lm-layers', d.layers), lr: num('lm-lr', d.lr, false),
     valWindows: num('lm-val', d.valWindows), dataFile: (values['lm-data'] as string | undefined) ?? d.dataFile,
   };
+  const calibrate = values['lm-auto-calibrate'];
+  if (calibrate !== undefined) {
+    const n = Number(calibrate);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`bench act: --lm-auto-calibrate must be a non-negative integer, got '${calibrate}'`);
+    options.autoCalibrate = n;
+  }
   if (options.dim % options.heads !== 0) throw new Error(`bench act: --lm-dim ${options.dim} is not a multiple of --lm-heads ${options.heads}`);
   const text = loadCharText(options.dataFile);
   for (const [split, ids] of [['training', text.train], ['validation', text.validation]] as const) {

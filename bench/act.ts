@@ -52,11 +52,13 @@ import { cosineLr } from '../src/optim/schedule.js';
 import { fit } from '../src/train/trainer.js';
 import { Rng } from '../src/util/rng.js';
 import { Compression } from '../src/compress/act.js';
+import { DEFAULT_AUTO_CALIBRATE, DEFAULT_AUTO_INTERVAL } from '../src/compress/auto.js';
 import { ACT_MODES, parseActSpec, parseMode, type ActMode } from '../src/compress/policy.js';
 import { findMaxBatch, fitPeakModel, measureStep, planSavedBytes, recordSaves, type ForwardFn } from '../src/compress/planner.js';
 import { packTensor, releasePacked, unpackTensor } from '../src/compress/codecs.js';
 import { getBackend, setBackend } from '../src/backends/index.js';
-import { LM_FLAGS, lmChild, lmOptionsFrom, lmRows, lmTargets, type LmRow } from './act-lm.js';
+import { LM_DEFAULTS, LM_FLAGS, lmChild, lmOptionsFrom, lmRows, lmTargets, type LmRow } from './act-lm.js';
+import { sensitivityRows } from './act-sensitivity.js';
 
 const MiB = 2 ** 20;
 
@@ -329,9 +331,10 @@ export interface ExtraMemoryRow extends Omit<MemoryRow, 'mode' | 'predictedSaved
 }
 
 /**
- * Memory rows of the extra modes against an fp32 step of the same batch. auto:B runs one
- * estimation step first (its allocation is then in force); that step's extra time, spread over
- * the re-estimation interval, is added to the reported step time.
+ * Memory rows of the extra modes against an fp32 step of the same batch. auto:B runs its
+ * calibration step and a plain estimation step first (the allocation is then in force); their
+ * extra time, spread over the default schedule (an estimation every 100 steps, every 3rd a
+ * calibration), is added to the reported step time.
  */
 function extraMemoryRows(spec: ModelSpec, specs: string[], batch: number, repeat: number): ExtraMemoryRow[] {
   const model = spec.build();
@@ -355,13 +358,18 @@ function extraMemoryRows(spec: ModelSpec, specs: string[], batch: number, repeat
     let session: Compression | null = null;
     let amortizedMs = 0;
     if (config.mode === 'auto') {
-      const interval = 100;
-      const estimator = new Compression({ ...config, autoInterval: interval });
-      const estimate = measureStep(forward, batch, estimator);
+      // The default schedule (step 0 calibrates).
+      const interval = DEFAULT_AUTO_INTERVAL, every = DEFAULT_AUTO_CALIBRATE;
+      const estimator = new Compression({ ...config, autoInterval: interval, autoCalibrate: every });
+      const calibration = measureStep(forward, batch, estimator);
       model.zeroGrad();
       const plain = measureStep(forward, batch, estimator);
       model.zeroGrad();
-      amortizedMs = Math.max(0, estimate.stepMs - plain.stepMs) / interval;
+      estimator.step = interval; // an estimation step that does not calibrate
+      const estimate = measureStep(forward, batch, estimator);
+      model.zeroGrad();
+      const extra = (m: { stepMs: number }) => Math.max(0, m.stepMs - plain.stepMs);
+      amortizedMs = (extra(calibration) + (every - 1) * extra(estimate)) / (interval * every);
       session = estimator;
     }
     const auto = session;
@@ -519,6 +527,11 @@ export async function run(args: string[]): Promise<number> {
         epochs: { type: 'string' },
         seeds: { type: 'string' },
         data: { type: 'string', default: '../shared/data/mnist-t10k' },
+        sensitivity: { type: 'boolean', default: false },
+        'sensitivity-models': { type: 'string', default: 'resnet20,charlm' },
+        'sensitivity-bits': { type: 'string', default: '2' },
+        'sensitivity-draws': { type: 'string', default: '3' },
+        'sensitivity-pretrain': { type: 'string', default: '0' },
         ...LM_FLAGS,
       },
     }));
@@ -534,6 +547,20 @@ export async function run(args: string[]): Promise<number> {
   if (values['lm-child']) {
     useFastestBackend();
     printJson(lmChild(JSON.parse(values['lm-child'])));
+    return 0;
+  }
+  if (values.sensitivity) {
+    useFastestBackend();
+    const which = list(values['sensitivity-models'], ['resnet20', 'charlm'], 'sensitivity model');
+    const bits = positive(values['sensitivity-bits'], 2, '--sensitivity-bits');
+    const pretrain = Number(values['sensitivity-pretrain']);
+    if (!Number.isInteger(pretrain) || pretrain < 0) throw new UsageError(`bench act: --sensitivity-pretrain must be a non-negative integer, got '${values['sensitivity-pretrain']}'`);
+    if (bits < 1 || bits > 8) throw new UsageError(`bench act: --sensitivity-bits must be in [1, 8], got ${bits}`);
+    const r = sensitivityRows(which, bits, Math.round(positive(values['sensitivity-draws'], 3, '--sensitivity-draws')), (values['lm-data'] as string | undefined) ?? LM_DEFAULTS.dataFile, pretrain);
+    printTable(r.tensors.map((t) => ({ ...t, ratio: t.measured / t.proxy })), ['model', 'tensor', 'consumers', 'numel', 'proxy', 'measured', 'ratio', 'proxyBits', 'calibratedBits']);
+    console.log('');
+    printTable(r.errors.map((e) => ({ ...e })));
+    if (values.json) printJson({ suite: 'act', sensitivity: r });
     return 0;
   }
   if (values['lm-only']) {

@@ -13,11 +13,13 @@
  * }
  * // one-off: withCompression('int2', () => ...)
  */
+import { grad } from '../autograd/backward.js';
 import { bookSaved, unbookSaved, withSavedTensorHooks, type SaveInfo, type SavedTensorHooks } from '../autograd/saved.js';
-import type { Tensor } from '../core/tensor.js';
-import { encodingName, packTensor, releasePacked, unpackTensor, type Encoding, type PackedTensor } from './codecs.js';
+import { Tensor } from '../core/tensor.js';
+import type { Module } from '../nn/module.js';
+import { encodingName, packTensor, quantNoiseEnergy, releasePacked, unpackTensor, type Encoding, type PackedTensor } from './codecs.js';
 import { ActPolicy, contextOf, type ActConfig, type ActMode } from './policy.js';
-import { AutoPrecision, type AutoSave } from './auto.js';
+import { AutoPrecision, PROBE_BITS, type AutoSave } from './auto.js';
 import { mesaBatchRanges, mesaHeads } from './codecs.js';
 
 /** Mesa's running-range decay λ (act.md §6.1). */
@@ -37,6 +39,8 @@ interface Handle {
   readonly keptStorage: boolean;
   /** An 'auto' save being measured on this (estimation) step. */
   readonly measure?: AutoSave;
+  /** On a calibration step: the quant encoding a probe of this tensor uses (the save itself is kept exact). */
+  readonly probe?: Extract<Encoding, { kind: 'quant' }>;
 }
 
 /** Counts of the last `run`, for reports and tests. */
@@ -66,23 +70,34 @@ export class Compression {
   /** Mode 'mesa': running (lo, hi) per head, per save key. */
   private readonly mesaRanges = new Map<string, number[]>();
   private measured = false;
-  private readonly groupSize: number;
+  private readonly model: Module | null;
+  /** Mode 'auto': this step's stored views (storage, version, view, row grouping) -> the tensor's record key. */
+  private readonly views = new Map<string, string>();
+  /** During a calibration pass: the tensor probed, and its packed probe copy (shared by its consumers). */
+  private probing: { save: AutoSave | null; packed: PackedTensor | null } | null = null;
+  /** This step's calibration has run (the caller's own backward measures nothing more). */
+  private calibrated = false;
 
   constructor(config: ActMode | ActConfig, step = 0) {
     this.policy = new ActPolicy(config);
     this.step = step;
     const c = typeof config === 'string' ? { mode: config } : config;
-    this.groupSize = c.groupSize ?? 256;
-    this.auto = this.policy.mode === 'auto' ? new AutoPrecision(c.autoBits ?? 4, c.autoInterval ?? 100) : null;
+    this.auto = this.policy.mode === 'auto' ? new AutoPrecision(c.autoBits ?? 4, c.autoInterval, c.autoCalibrate) : null;
+    this.model = c.model ?? null;
     this.hooks = {
       pack: (t, info) => this.pack(t, info),
-      unpack: (h) => unpackTensor(h.entry.packed),
+      unpack: (h) => this.unpack(h),
       packedBytes: (h) => h.bytes,
       release: (h) => this.release(h),
       observe: (h, _info, grads) => {
-        if (!h.measure) return;
+        // Calibration probes re-run backward: only the reference pass measures.
+        if (!h.measure || this.calibrated || (this.probing && this.probing.save !== null)) return;
         let e = 0;
-        for (const g of grads) if (g) for (const v of g.values()) e += v * v;
+        for (const g of grads) {
+          if (!g) continue;
+          const v = g.isContiguous() ? g.data() : g.values();
+          for (let i = 0; i < v.length; i++) e += (v[i] as number) * (v[i] as number);
+        }
         h.measure.gradEnergy += e;
         this.measured = true;
       },
@@ -101,7 +116,11 @@ export class Compression {
     return this.policy.mode;
   }
 
-  /** Runs `fn` (typically forward + loss) with its saves compressed; then advances the step. */
+  /**
+   * Runs `fn` (typically forward + loss) with its saves compressed; then advances the step. On an
+   * 'auto' calibration step (with `model` given) the controlled saves are kept exact and, when
+   * `fn` returns the scalar loss, the sensitivity probes run here, before the caller's backward.
+   */
   run<T>(fn: () => T): T {
     // An estimation step's backward has run: allocate from its measurements.
     if (this.auto && this.measured) {
@@ -109,12 +128,79 @@ export class Compression {
       this.measured = false;
     }
     this.ordinal = 0;
+    this.views.clear();
+    this.probes.clear();
+    this.calibrated = false;
     this.stats = { saves: 0, dedupHits: 0, byEncoding: {} };
     try {
-      return this.policy.isOff ? fn() : withSavedTensorHooks(this.hooks, fn);
+      if (this.policy.isOff) return fn();
+      const out = withSavedTensorHooks(this.hooks, fn);
+      if (this.calibratingNow()) this.calibrate(out);
+      return out;
     } finally {
       this.step++;
     }
+  }
+
+  /** True on an 'auto' calibration step that can probe (the model's parameters are known). */
+  private calibratingNow(): boolean {
+    return this.auto !== null && this.model !== null && this.auto.calibrating(this.step);
+  }
+
+  /**
+   * Calibration (act.md §14 lesson 5): the controlled saves of this step were kept exact. Backward
+   * runs once for reference and once per controlled tensor with only that tensor quantized at
+   * PROBE_BITS (its consumers sharing one quantized copy, as they share one packed copy in
+   * training); κ_t = ‖g_t − g‖² / E_t(PROBE_BITS). The graph is retained for the caller's own
+   * backward, which then trains this step on exact saves.
+   */
+  private calibrate(loss: unknown): void {
+    if (!(loss instanceof Tensor) || !loss.requiresGrad || loss.size !== 1) return; // not a loss: the proxy stands
+    const params = this.model!.parameters().filter((p) => p.requiresGrad);
+    const pass = (save: AutoSave | null): Float32Array[] => {
+      this.probing = { save, packed: null };
+      try {
+        const gs = grad(loss, params, { retainGraph: true, allowUnused: true });
+        return gs.map((g, i) => {
+          const v = g ? Float32Array.from(g.data() as Float32Array) : new Float32Array(params[i]!.size);
+          g?.dispose();
+          return v;
+        });
+      } finally {
+        if (this.probing.packed) releasePacked(this.probing.packed);
+        this.probing = null;
+      }
+    };
+    const ref = pass(null);
+    const k = [1, 2, 4, 8].indexOf(PROBE_BITS);
+    for (const save of this.auto!.saves.values()) {
+      if (!this.probes.has(save)) continue;
+      const g = pass(save);
+      let err = 0;
+      g.forEach((v, i) => {
+        const r = ref[i]!;
+        for (let j = 0; j < v.length; j++) err += (v[j]! - r[j]!) ** 2;
+      });
+      save.probeError = err;
+      save.kappa = save.noise[k]! > 0 ? err / save.noise[k]! : 0;
+      save.kappaGradEnergy = save.gradEnergy;
+    }
+    this.calibrated = true;
+  }
+
+  /** Tensors kept exact for probing on this calibration step. */
+  private readonly probes = new Set<AutoSave>();
+
+  private unpack(h: Handle): Tensor {
+    const p = this.probing;
+    if (!h.probe || !p || p.save !== h.measure) return unpackTensor(h.entry.packed);
+    // The probed tensor: one stochastic quantization shared by its consumers for this pass.
+    if (!p.packed) {
+      const exact = unpackTensor(h.entry.packed);
+      p.packed = packTensor(exact, h.probe, { seed: this.policy.seed, step: this.step, stream: 1 << 20 });
+      exact.dispose();
+    }
+    return unpackTensor(p.packed);
   }
 
   /** Counts from the last `run`. */
@@ -129,24 +215,44 @@ export class Compression {
 
   private pack(t: Tensor, info: SaveInfo): Handle {
     const ordinal = this.ordinal++;
-    // Saves are identified across steps by their place in the step (the model runs the same ops each step).
+    // Saves are identified across steps by their place in the step (the model runs the same ops
+    // each step); 'auto' allocates per stored view, keyed by its first consumer's save.
     const saveKey = `${ordinal}:${info.module}:${info.op}:${info.name}`;
-    const resolved = this.policy.resolveWith(contextOf(info, t), this.auto?.bitsFor(saveKey));
+    const viewKey = `${info.storageId}:${info.version}:${t.offset}:${t.shape.join('x')}:${t.strides.join(',')}:${info.group ?? ''}`;
+    const tensorKey = this.views.get(viewKey) ?? saveKey;
+    const resolved = this.policy.resolveWith(contextOf(info, t), this.auto?.bitsFor(tensorKey));
     let encoding = resolved.encoding;
     let measure: AutoSave | undefined;
+    let probe: Handle['probe'];
     if (this.auto && resolved.auto) {
-      const rec = this.auto.record(saveKey, info.module, info.op, info.name, t.size, t.shape[0] ?? 1);
+      const first = tensorKey === saveKey;
+      let rec: AutoSave;
+      if (first) {
+        this.views.set(viewKey, saveKey);
+        rec = this.auto.record(saveKey, info.module, info.op, info.name, t.size, t.shape[0] ?? 1);
+      } else {
+        rec = this.auto.saves.get(tensorKey)!;
+        rec.consumers.push(`${info.op}:${info.name}`);
+      }
       if (this.auto.estimating(this.step)) {
-        rec.energy = rangeEnergy(t.isContiguous() ? t.data() : t.values(), this.groupSize);
-        rec.gradEnergy = 0;
+        if (first) {
+          const quant = encoding as Extract<Encoding, { kind: 'quant' }>;
+          rec.noise = quantNoiseEnergy(t, quant, [1, 2, 4, 8]);
+          rec.gradEnergy = 0;
+        }
         measure = rec;
+      }
+      if (this.calibratingNow()) {
+        probe = { ...(encoding as Extract<Encoding, { kind: 'quant' }>), bits: PROBE_BITS };
+        encoding = { kind: 'keep' };
+        this.probes.add(rec);
       }
     }
     if (encoding.kind === 'mesa') encoding = { kind: 'mesa', ranges: this.mesaRange(saveKey, t) };
     const name = encodingName(encoding);
     this.stats.saves++;
     this.stats.byEncoding[name] = (this.stats.byEncoding[name] ?? 0) + 1;
-    if (encoding.kind === 'keep') return this.keepSave(t, info, encoding);
+    if (encoding.kind === 'keep') return { ...this.keepSave(t, info, encoding), measure, probe };
     const key = this.policy.dedup
       ? `${info.storageId}:${info.version}:${t.offset}:${t.shape.join('x')}:${t.strides.join(',')}:${name}`
       : `#${this.step}:${ordinal}`;
@@ -210,20 +316,4 @@ export class Compression {
 export function withCompression<T>(config: ActMode | ActConfig | Compression, fn: () => T): T {
   const session = config instanceof Compression ? config : new Compression(config);
   return session.run(fn);
-}
-
-/** Σ_groups n_g·range_g²/4 over consecutive groups of `groupSize`: the 1-bit stochastic-rounding noise energy bound. */
-function rangeEnergy(v: ArrayLike<number>, groupSize: number): number {
-  let e = 0;
-  for (let start = 0; start < v.length; start += groupSize) {
-    const end = Math.min(start + groupSize, v.length);
-    let lo = Infinity, hi = -Infinity;
-    for (let i = start; i < end; i++) {
-      const x = v[i]!;
-      if (x < lo) lo = x;
-      if (x > hi) hi = x;
-    }
-    e += ((end - start) * (hi - lo) ** 2) / 4;
-  }
-  return e;
 }

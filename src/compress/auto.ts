@@ -1,65 +1,100 @@
 /**
- * GACT-style automatic precision (act.md §4.2-4.3, with lesson 5 of §14: a cheap sensitivity, not
- * 3 extra passes per tensor). Each saved tensor t the mode controls gets bits b_t ∈ {1, 2, 4, 8}
- * minimising the predicted extra gradient variance Σ_t C_t / (2^b_t − 1)² subject to
- * Σ_t b_t·n_t ≤ B·Σ_t n_t (B: the average bits of `auto:B`).
+ * GACT-style automatic precision (act.md §4.2-4.3 and lesson 5 of §14). Each stored tensor t the
+ * mode controls gets bits b_t ∈ {1, 2, 4, 8} minimising the predicted extra gradient variance
+ * Σ_t V_t(b_t) subject to Σ_t b_t·n_t ≤ B·Σ_t n_t (B: the average bits of `auto:B`).
  *
- * Sensitivity (the ActNN proxy, zero extra passes): stochastic rounding at b bits adds noise of
- * variance ≤ step²/4, step = range/(2^b − 1), to every element of a group, so the noise energy of
- * t is E_t/(2^b − 1)² with E_t = Σ_groups n_g·range_g²/4. A weight gradient that reads t sums
- * noise × output gradient over the batch: its error energy ≈ E_t·‖∂L/∂y‖²/N (N: the batch rows).
- * So C_t = E_t·‖∂L/∂y‖²/N, measured on the estimation steps (ranges at pack time, the output
- * gradients when the saving node runs its backward) and re-estimated every `interval` steps; the
- * allocation is recomputed once the estimation step's backward has run.
+ * The unit of allocation is a stored tensor, not a save: a tensor saved by several ops (a
+ * layer-norm output read by the query, key and value projections) is one packed copy, so its
+ * consumers share one width, its elements count once against the budget and its sensitivity is
+ * the sum of theirs.
+ *
+ * Model: V_t(b) = κ_t·E_t(b). E_t(b) is the expected squared quantization error of t at b bits,
+ * computed from its values with the codec's own groups (step²·f(1 − f) per element: values bunched
+ * near a code, as post-ReLU zeros and softmax probabilities are, cost far less than the step²/4
+ * bound, and 1 bit is not 9x worse than 2 there). κ_t, how much of that error reaches the
+ * parameter gradients, is measured (`calibrate`): on a calibration step the saves are kept exact
+ * and backward runs once more per tensor with only that tensor quantized at 2 bits; κ_t =
+ * ‖g_t − g‖²/E_t(2). The ActNN/GACT analytic proxy κ_t ≈ ‖∂L/∂y_t‖²/N (used between calibrations
+ * as a rescaling, κ_t·‖∂L/∂y_t‖²/‖∂L/∂y_t‖²_cal, and alone when no calibration can run) misses
+ * the kernel area of convolutions and every path by which a saved value reaches the weights
+ * through input gradients (softmax, layer norm, GELU, batch norm): on the char LM it ranked the
+ * tensors so badly that auto:2 lost 1.1 nats where uniform 2 bits lost 0.47 (BENCHMARKS.md).
  *
  * @example
  * const act = new Compression({ mode: 'auto', autoBits: 2, model }); // or parseActSpec('auto:2')
  * // ... train with act.run(...) ...
- * act.allocation(); // { meanBits, saves: [{ module, op, name, numel, bits, sensitivity }] }
+ * act.allocation(); // { meanBits, saves: [{ module, op, name, consumers, numel, bits, sensitivity, ... }] }
  */
 import type { CodeBits } from './quantize.js';
 
 export interface AllocationItem {
-  /** C_t: the gradient variance the tensor adds at 1 bit times (2^1 − 1)². */
+  /** C_t: the predicted gradient variance at 1 bit; with no `costs`, V_t(b) = C_t/(2^b − 1)². */
   readonly sensitivity: number;
   /** Elements of the tensor. */
   readonly numel: number;
+  /** Predicted gradient variance at 1, 2, 4 and 8 bits (overrides the 1/(2^b − 1)² law). */
+  readonly costs?: readonly number[];
 }
 
-const LADDER: readonly CodeBits[] = [8, 4, 2, 1];
+export const LADDER: readonly CodeBits[] = [8, 4, 2, 1];
+const BITS_UP: readonly CodeBits[] = [1, 2, 4, 8];
+/**
+ * Default schedule: a sensitivity estimate every 100 steps, every 3rd of them (step 0, 300, 600,
+ * ...) a calibration. Calibrating only once goes stale: on the char LM, auto:2 calibrated at step 0
+ * alone ended 1.29 nats above fp32 after 900 steps, every 300 steps 0.26 (uniform int2: 0.47).
+ */
+export const DEFAULT_AUTO_INTERVAL = 100;
+export const DEFAULT_AUTO_CALIBRATE = 3;
+/** The bits at which calibration probes each tensor. */
+export const PROBE_BITS: CodeBits = 2;
 const noise = (b: number) => 1 / ((2 ** b - 1) ** 2);
+const clampCost = (v: number) => (Number.isFinite(v) && v >= 0 ? Math.min(v, 1e10) : 1e10);
 
 /**
- * Greedy marginal-gain allocation (GACT's calc_precision over the ladder 8 → 4 → 2 → 1): start
- * every tensor at 8 bits and repeatedly take the step with the smallest variance increase per bit
- * saved until Σ b·n ≤ avgBits·Σ n; then give back the bits the last steps overshot (largest
- * variance decrease per bit first), and never return worse than uniform bits under the budget.
- * A non-finite or negative sensitivity counts as 1e10 (GACT's clamp).
+ * Minimises Σ_t V_t(b_t) under Σ_t b_t·n_t ≤ avgBits·Σ_t n_t. Three candidates, the best feasible
+ * one wins: GACT's greedy (start at 8 bits, repeatedly take the step with the smallest variance
+ * increase per bit saved until the budget holds, then give back bits where they reduce the
+ * variance most per bit); the Lagrangian solutions (each tensor alone minimises V_t(b) + λ·b·n_t,
+ * λ bisected to the budget, then topped up greedily); and uniform bits (never worse than the
+ * uniform mode of the same budget). A non-finite or negative cost counts as 1e10 (GACT's clamp).
  *
  * @example
  * allocateBits([{ sensitivity: 100, numel: 10 }, { sensitivity: 1, numel: 10 }], 4.5); // [4, 4]
  */
 export function allocateBits(items: readonly AllocationItem[], avgBits: number): CodeBits[] {
   if (!(avgBits >= 1 && avgBits <= 8)) throw new RangeError(`allocateBits: average bits must be in [1, 8], got ${avgBits}`);
-  const bits: CodeBits[] = items.map(() => 8);
-  const raw = items.map((it) => (Number.isFinite(it.sensitivity) && it.sensitivity >= 0 ? Math.min(it.sensitivity, 1e10) : 1e10));
-  // Relative to the largest, so tiny sensitivities do not underflow the step costs.
-  const top = Math.max(0, ...raw);
-  const c = raw.map((v) => (top > 0 ? v / top : 0));
+  const raw = items.map((it) => BITS_UP.map((b, k) => clampCost(it.costs ? it.costs[k]! : it.sensitivity * noise(b))));
+  // Relative to the largest, so tiny variances do not underflow the step costs.
+  const top = Math.max(0, ...raw.flat());
+  const cost = raw.map((r) => r.map((v) => (top > 0 ? v / top : 0)));
+  const at = (i: number, b: CodeBits) => cost[i]![BITS_UP.indexOf(b)]!;
   const total = items.reduce((s, it) => s + it.numel, 0);
-  let used = 8 * total;
-  const budget = avgBits * total;
+  const budget = avgBits * total + 1e-9 * Math.max(1, total);
+  const used = (bs: readonly CodeBits[]) => bs.reduce((s, b, i) => s + b * items[i]!.numel, 0);
+  const variance = (bs: readonly CodeBits[]) => bs.reduce((s, b, i) => s + at(i, b), 0);
+  const candidates = [greedy(items, cost, at, budget), ...lagrangian(items, at, budget, used), items.map(() => LADDER.find((b) => b <= avgBits)!)];
+  let best: CodeBits[] | null = null;
+  for (const c of candidates) if (used(c) <= budget && (best === null || variance(c) < variance(best))) best = c;
+  return best!;
+}
+
+type Cost = (i: number, b: CodeBits) => number;
+
+/** GACT's marginal greedy from 8 bits down, then bits given back while the budget allows. */
+function greedy(items: readonly AllocationItem[], cost: number[][], at: Cost, budget: number): CodeBits[] {
+  const bits: CodeBits[] = items.map(() => 8);
+  let used = 8 * items.reduce((s, it) => s + it.numel, 0);
   const next = (b: CodeBits) => LADDER[LADDER.indexOf(b) + 1];
-  const stepCost = (i: number, from: CodeBits, to: CodeBits) => (c[i]! * (noise(to) - noise(from))) / (items[i]!.numel * (from - to));
-  while (used > budget + 1e-9) {
+  const stepCost = (i: number, from: CodeBits, to: CodeBits) => (at(i, to) - at(i, from)) / (items[i]!.numel * (from - to));
+  while (used > budget) {
     let best = -1, bestCost = Infinity;
     for (let i = 0; i < items.length; i++) {
       const nb = next(bits[i]!);
       if (nb === undefined || items[i]!.numel === 0) continue;
-      const cost = stepCost(i, bits[i]!, nb);
-      // Ties (e.g. zero sensitivities) go to the least sensitive per element.
-      if (cost < bestCost || (cost === bestCost && best >= 0 && c[i]! / items[i]!.numel < c[best]! / items[best]!.numel)) {
-        bestCost = cost;
+      const c = stepCost(i, bits[i]!, nb);
+      // Ties (e.g. zero costs) go to the least sensitive per element.
+      if (c < bestCost || (c === bestCost && best >= 0 && cost[i]![0]! / items[i]!.numel < cost[best]![0]! / items[best]!.numel)) {
+        bestCost = c;
         best = i;
       }
     }
@@ -68,58 +103,113 @@ export function allocateBits(items: readonly AllocationItem[], avgBits: number):
     used -= (bits[best]! - nb) * items[best]!.numel;
     bits[best] = nb;
   }
-  // The last step may overshoot the budget: give bits back where they reduce the variance most per bit.
+  return topUp(items, at, bits, used, budget);
+}
+
+/** Raises bits one ladder step at a time, largest variance decrease per bit first, while the budget allows. */
+function topUp(items: readonly AllocationItem[], at: Cost, bits: CodeBits[], used: number, budget: number): CodeBits[] {
   for (;;) {
     let best = -1, bestGain = 0;
     for (let i = 0; i < items.length; i++) {
       const up = LADDER[LADDER.indexOf(bits[i]!) - 1];
-      if (up === undefined || used + (up - bits[i]!) * items[i]!.numel > budget + 1e-9) continue;
-      const gain = stepCost(i, up, bits[i]!);
+      if (up === undefined || used + (up - bits[i]!) * items[i]!.numel > budget) continue;
+      const gain = (at(i, bits[i]!) - at(i, up)) / ((up - bits[i]!) * items[i]!.numel);
       if (gain > bestGain) {
         bestGain = gain;
         best = i;
       }
     }
-    if (best < 0) break;
+    if (best < 0) return bits;
     const up = LADDER[LADDER.indexOf(bits[best]!) - 1]!;
     used += (up - bits[best]!) * items[best]!.numel;
     bits[best] = up;
   }
-  // Greedy steps of unequal size are not optimal: never do worse than uniform bits under the budget.
-  const uniform = LADDER.find((b) => b <= avgBits)!;
-  const variance = (bs: readonly number[]) => bs.reduce((s, b, i) => s + c[i]! * noise(b), 0);
-  if (variance(items.map(() => uniform)) < variance(bits)) return items.map(() => uniform);
-  return bits;
 }
 
-/** The predicted extra gradient variance of an allocation, Σ C_t/(2^b_t − 1)². */
+/** The per-tensor minimisers of V_t(b) + λ·b·n_t at the λ that meets the budget, topped up (two candidates). */
+function lagrangian(items: readonly AllocationItem[], at: Cost, budget: number, used: (bs: readonly CodeBits[]) => number): CodeBits[][] {
+  const pick = (lambda: number) => items.map((it, i) => {
+    let best: CodeBits = 8, v = Infinity;
+    for (const b of BITS_UP) {
+      const f = at(i, b) + lambda * b * it.numel;
+      if (f < v) {
+        v = f;
+        best = b;
+      }
+    }
+    return best;
+  });
+  let lo = 0, hi = 1;
+  while (used(pick(hi)) > budget && hi < 1e30) hi *= 4;
+  if (used(pick(hi)) > budget) return [];
+  for (let k = 0; k < 100; k++) {
+    const mid = (lo + hi) / 2;
+    if (used(pick(mid)) > budget) lo = mid;
+    else hi = mid;
+  }
+  const feasible = pick(hi);
+  return [topUp(items, at, feasible, used(feasible), budget)];
+}
+
+/** The predicted extra gradient variance of an allocation, Σ V_t(b_t). */
 export function predictedVariance(items: readonly AllocationItem[], bits: readonly number[]): number {
-  return items.reduce((s, it, i) => s + it.sensitivity * noise(bits[i]!), 0);
+  return items.reduce((s, it, i) => s + (it.costs ? it.costs[BITS_UP.indexOf(bits[i]! as CodeBits)]! : it.sensitivity * noise(bits[i]!)), 0);
 }
 
-/** One controlled save, as the session sees it across steps. */
+/** One controlled stored tensor (one or more saves of the same view), as the session sees it across steps. */
 export interface AutoSave {
+  /** The first consumer's save key. */
   readonly key: string;
   readonly module: string;
   readonly op: string;
   readonly name: string;
+  /** Saves (op:name) that share this tensor. */
+  consumers: string[];
   numel: number;
-  /** Noise energy at 1 bit, E_t (estimation steps). */
-  energy: number;
+  /** Expected squared quantization error at 1, 2, 4 and 8 bits (estimation steps). */
+  noise: number[];
   /** Rows of the batch (N). */
   rows: number;
-  /** ‖∂L/∂y‖² of the saving node's outputs (estimation steps). */
+  /** Σ over consumers of ‖∂L/∂y‖² of the saving node's outputs (estimation steps). */
   gradEnergy: number;
+  /** Calibrated κ_t (measured gradient error per unit of quantization error), null before any calibration. */
+  kappa: number | null;
+  /** gradEnergy on the calibration step (to rescale κ_t between calibrations). */
+  kappaGradEnergy: number;
+  /** ‖g_t − g‖² measured on the last calibration with only this tensor at PROBE_BITS. */
+  probeError: number | null;
   bits: CodeBits;
+}
+
+/** κ_t in force: calibrated and rescaled by the output-gradient energy, or the analytic proxy ‖∂L/∂y‖²/N. */
+export function kappaOf(s: AutoSave): number {
+  if (s.kappa === null) return proxyKappa(s);
+  return s.kappaGradEnergy > 0 && s.gradEnergy > 0 ? (s.kappa * s.gradEnergy) / s.kappaGradEnergy : s.kappa;
+}
+
+/** The analytic proxy κ_t = ‖∂L/∂y_t‖²/N (ActNN/GACT's zero-pass estimate). */
+export function proxyKappa(s: AutoSave): number {
+  return s.gradEnergy / Math.max(1, s.rows);
+}
+
+/** Predicted gradient variance of a tensor at 1, 2, 4, 8 bits. */
+export function costsOf(s: AutoSave): number[] {
+  const k = kappaOf(s);
+  return s.noise.map((e) => k * e);
 }
 
 /** The allocation state of an `auto:B` session. */
 export class AutoPrecision {
   readonly saves = new Map<string, AutoSave>();
   private allocated = false;
-  constructor(readonly avgBits: number, readonly interval: number) {
+  /**
+   * `calibrateEvery`: every how many estimations one is a calibration (the first always is);
+   * 0 never calibrates (the analytic proxy alone).
+   */
+  constructor(readonly avgBits: number, readonly interval = DEFAULT_AUTO_INTERVAL, readonly calibrateEvery = DEFAULT_AUTO_CALIBRATE) {
     if (!(avgBits >= 1 && avgBits <= 8)) throw new RangeError(`withCompression: auto bits must be in [1, 8], got ${avgBits}`);
     if (!Number.isInteger(interval) || interval < 1) throw new RangeError(`withCompression: autoInterval must be a positive integer, got ${interval}`);
+    if (!Number.isInteger(calibrateEvery) || calibrateEvery < 0) throw new RangeError(`withCompression: autoCalibrate must be a non-negative integer, got ${calibrateEvery}`);
   }
 
   /** Bits before the first allocation: the largest ladder value at or below the average. */
@@ -132,14 +222,23 @@ export class AutoPrecision {
     return step % this.interval === 0;
   }
 
+  /** True when `step` is an estimation step that also calibrates κ (the first, then every `calibrateEvery`-th). */
+  calibrating(step: number): boolean {
+    return this.calibrateEvery > 0 && this.estimating(step) && (step / this.interval) % this.calibrateEvery === 0;
+  }
+
   bitsFor(key: string): CodeBits {
     return this.saves.get(key)?.bits ?? this.initialBits;
   }
 
-  /** Registers a save of this step (creating its record), returning it. */
+  /** Registers the first save of a tensor this step (creating its record), returning it. */
   record(key: string, module: string, op: string, name: string, numel: number, rows: number): AutoSave {
     let s = this.saves.get(key);
-    if (!s) this.saves.set(key, (s = { key, module, op, name, numel, energy: 0, rows, gradEnergy: 0, bits: this.initialBits }));
+    if (!s) {
+      s = { key, module, op, name, consumers: [], numel, noise: [0, 0, 0, 0], rows, gradEnergy: 0, kappa: null, kappaGradEnergy: 0, probeError: null, bits: this.initialBits };
+      this.saves.set(key, s);
+    }
+    s.consumers = [`${op}:${name}`];
     s.numel = numel;
     s.rows = rows;
     return s;
@@ -148,7 +247,7 @@ export class AutoPrecision {
   /** Re-allocates from the measured sensitivities (after an estimation step's backward). */
   reallocate(): void {
     const list = [...this.saves.values()];
-    const bits = allocateBits(list.map((s) => ({ sensitivity: sensitivity(s), numel: s.numel })), this.avgBits);
+    const bits = allocateBits(list.map((s) => ({ sensitivity: costsOf(s)[0]!, numel: s.numel, costs: costsOf(s) })), this.avgBits);
     list.forEach((s, i) => (s.bits = bits[i]!));
     this.allocated = true;
   }
@@ -158,7 +257,7 @@ export class AutoPrecision {
     return this.allocated;
   }
 
-  /** Element-weighted mean bits of the controlled saves. */
+  /** Element-weighted mean bits of the controlled tensors (each stored tensor once). */
   meanBits(): number {
     let n = 0, b = 0;
     for (const s of this.saves.values()) {
@@ -168,13 +267,15 @@ export class AutoPrecision {
     return n === 0 ? 0 : b / n;
   }
 
-  /** The allocation, one row per controlled save, in save order. */
-  report(): { module: string; op: string; name: string; numel: number; bits: number; sensitivity: number }[] {
-    return [...this.saves.values()].map((s) => ({ module: s.module, op: s.op, name: s.name, numel: s.numel, bits: s.bits, sensitivity: sensitivity(s) }));
+  /**
+   * The allocation, one row per controlled tensor, in save order: `sensitivity` is the predicted
+   * gradient variance at 1 bit, `proxy` the analytic proxy's at 1 bit, `probeError` the measured
+   * ‖g_t − g‖² at PROBE_BITS on the last calibration (null before one).
+   */
+  report(): { module: string; op: string; name: string; consumers: string[]; numel: number; bits: number; sensitivity: number; proxy: number; probeError: number | null }[] {
+    return [...this.saves.values()].map((s) => ({
+      module: s.module, op: s.op, name: s.name, consumers: [...s.consumers], numel: s.numel, bits: s.bits,
+      sensitivity: costsOf(s)[0]!, proxy: proxyKappa(s) * s.noise[0]!, probeError: s.probeError,
+    }));
   }
-}
-
-/** C_t = E_t·‖∂L/∂y‖²/N. */
-export function sensitivity(s: AutoSave): number {
-  return (s.energy * s.gradEnergy) / Math.max(1, s.rows);
 }

@@ -19,7 +19,7 @@ import { divisionDecode, divisionSplit, hfcLayout, lfcLength, type DivisionGeome
 import { cometDecode, cometEncode } from './comet.js';
 import { decodeFloat16, encodeFloat16 } from './float16.js';
 import {
-  assertCodeBits, bitsFor, codeBytes, groupCount, metaBytes, metaFromRanges, packInts, unpackInts,
+  assertCodeBits, bitsFor, codeBytes, groupCount, metaBytes, metaFromRanges, packInts, roundingNoiseEnergy, unpackInts,
   type CodeBits, type FloatArray, type GroupLayout, type MetaPrecision, type NoiseKey,
 } from './quantize.js';
 
@@ -326,6 +326,15 @@ function packMesa(t: Tensor, e: Extract<Encoding, { kind: 'mesa' }>, noise: Nois
   for (let h = 0; h < heads; h++) stored.set([m[2 * h]!, m[2 * h + 1]!], 2 * h);
   meta.dispose();
   return { ...base, metaPrecision: 'fp32', payload, kept: null, bytes: l.total };
+}
+
+/**
+ * The expected squared reconstruction error Σ E(x̂ − x)² of packing `t` with a quant encoding at
+ * each of `widths` bits (same groups and metadata precision as `packTensor`; `roundingNoiseEnergy`).
+ */
+export function quantNoiseEnergy(t: Tensor, e: Extract<Encoding, { kind: 'quant' }>, widths: readonly CodeBits[] = [e.bits]): number[] {
+  const x = (t.isContiguous() ? t.data() : t.values()) as FloatArray;
+  return roundingNoiseEnergy(x, quantLayout(t.shape, e.groupSize), widths, requestedMeta(e), e.stochastic !== false);
 }
 
 /** Rebuilds the tensor (a new contiguous 'workspace' tensor owned by the caller; a view for 'keep'). */

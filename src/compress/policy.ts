@@ -72,11 +72,17 @@ export interface ActConfig {
   /** Mode 'auto': average bits (default 4) and steps between sensitivity estimates (default 100). */
   autoBits?: number;
   autoInterval?: number;
+  /**
+   * Mode 'auto': every how many estimations one calibrates the sensitivities by probing (one
+   * extra backward per controlled tensor, needs `model`; the first estimation always does);
+   * 0 = never, the analytic proxy alone (default 3: with the default interval, steps 0, 300, 600, ...).
+   */
+  autoCalibrate?: number;
   /** Mode 'comet': error bound relative to each tensor's value range (default 0.05). */
   cometBound?: number;
 }
 
-const CONFIG_KEYS = new Set(['mode', 'groupSize', 'metadata', 'stochastic', 'seed', 'divisionBlock', 'hfcBits', 'divisionFallbackBits', 'minElements', 'edgeBits', 'lastLayer', 'model', 'layers', 'ops', 'dedup', 'autoBits', 'autoInterval', 'cometBound']);
+const CONFIG_KEYS = new Set(['mode', 'groupSize', 'metadata', 'stochastic', 'seed', 'divisionBlock', 'hfcBits', 'divisionFallbackBits', 'minElements', 'edgeBits', 'lastLayer', 'model', 'layers', 'ops', 'dedup', 'autoBits', 'autoInterval', 'autoCalibrate', 'cometBound']);
 
 /** What the policy looks at for one save. */
 export interface SaveContext {

@@ -292,3 +292,50 @@ export function unpackInts(src: Uint8Array, bits: number, out: { length: number;
     out[i] = v;
   }
 }
+
+/**
+ * The expected squared error Σ_i E(x̂_i − x_i)² of quantizing `x` at each of `widths` with the
+ * codec's own (min, step) per group: step²·f(1 − f) per element under stochastic rounding (f: the
+ * fractional position of x between its two codes), the squared rounding error to the nearest code
+ * otherwise. Data bunched near a code (post-ReLU zeros, softmax probabilities) cost far less than
+ * the step²/4 bound, and not in proportion to 1/(2^b − 1)²: auto precision costs each width with
+ * this. One range pass and one element pass serve every width.
+ */
+export function roundingNoiseEnergy(x: FloatArray, layout: GroupLayout, widths: readonly CodeBits[], precision: MetaPrecision, stochastic = true): number[] {
+  const { rows, rowLength, groupSize } = layout;
+  const ranges = new Float64Array(2 * groupCount(layout));
+  groupRanges(x, layout, ranges);
+  const metas = widths.map((bits) => {
+    const m = Float64Array.from(ranges);
+    metaFromRanges(m, bits, precision);
+    return m;
+  });
+  const W = widths.length, Q = widths.map((b) => (1 << b) - 1);
+  const e = new Array<number>(W).fill(0), mins = new Float64Array(W), invs = new Float64Array(W), sums = new Float64Array(W);
+  let g = 0;
+  for (let r = 0; r < rows; r++) {
+    const rowStart = r * rowLength;
+    for (let start = rowStart; start < rowStart + rowLength; start += groupSize, g++) {
+      const end = Math.min(start + groupSize, rowStart + rowLength);
+      for (let w = 0; w < W; w++) {
+        const step = metas[w]![2 * g + 1]!;
+        mins[w] = metas[w]![2 * g]!;
+        invs[w] = step > 0 ? 1 / step : 0;
+        sums[w] = 0;
+      }
+      for (let i = start; i < end; i++) {
+        const v = x[i]!;
+        for (let w = 0; w < W; w++) {
+          const t = Math.min(Q[w]!, Math.max(0, (v - mins[w]!) * invs[w]!));
+          const f = t - Math.floor(t);
+          sums[w]! += stochastic ? f * (1 - f) : Math.min(f, 1 - f) ** 2;
+        }
+      }
+      for (let w = 0; w < W; w++) {
+        const step = metas[w]![2 * g + 1]!;
+        e[w]! += sums[w]! * step * step;
+      }
+    }
+  }
+  return e;
+}

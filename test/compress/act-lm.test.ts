@@ -53,4 +53,8 @@ test('bench act --lm: bad options are usage errors naming the flag', async () =>
   await assert.rejects(act.run(['--lm-only', '--lm-modes', 'off,int3']), (e: Error) => e instanceof UsageError && /--lm-modes/.test(e.message));
   await assert.rejects(act.run(['--lm-only', '--lm-dim', '10', '--lm-heads', '4']), (e: Error) => e instanceof UsageError && /--lm-dim/.test(e.message));
   await assert.rejects(act.run(['--lm-only', '--lm-data', '/nonexistent/text.txt']), (e: Error) => e instanceof UsageError && /nonexistent/.test(e.message));
+  await assert.rejects(act.run(['--lm-only', '--lm-auto-calibrate', '-1']), (e: Error) => e instanceof UsageError && /--lm-auto-calibrate/.test(e.message));
+  await assert.rejects(act.run(['--sensitivity', '--sensitivity-pretrain', '1.5']), (e: Error) => e instanceof UsageError && /--sensitivity-pretrain/.test(e.message));
+  await assert.rejects(act.run(['--sensitivity', '--sensitivity-bits', '9']), (e: Error) => e instanceof UsageError && /--sensitivity-bits/.test(e.message));
+  await assert.rejects(act.run(['--sensitivity', '--sensitivity-models', 'vgg']), (e: Error) => e instanceof UsageError && /vgg/.test(e.message));
 });
