@@ -12,7 +12,7 @@ import { Tensor } from '../../core/tensor.js';
 import { referenceKernels } from '../reference/index.js';
 import { BINARY_OPS, type AdamStep, type BinaryOp, type SgdStep, type ChannelAffineArgs, type ChannelLayout, type Conv2dGeometry, type GemmArgs, type HalfFormat, type Kernels } from '../kernels.js';
 import type { KernelModule } from './loader.js';
-import { ThreadPool, type PoolOp } from './pool.js';
+import { ThreadPool, type PoolCall, type PoolOp } from './pool.js';
 
 /** GEMM tile sizes of kernels/gemm.ts: parts split rows at MR and columns at NR boundaries. */
 const MR = 4;
@@ -73,6 +73,8 @@ export class WasmKernels implements Partial<Kernels> {
    */
   private scratch: number[] = [];
   private readonly scratchBytes: number;
+  /** While parallelFor records its bodies: one call list per part; `part` is the one being recorded. */
+  private recording: { calls: PoolCall[][]; part: number } | null = null;
 
   constructor(readonly module: KernelModule) {
     this.scratchBytes = module.exports.gemmScratchBytes();
@@ -145,8 +147,13 @@ export class WasmKernels implements Partial<Kernels> {
     }
   }
 
-  /** Runs the parts on the pool when there is more than one, else inline. */
+  /** Runs the parts on the pool when there is more than one, else inline; while recording, appends them to the part being recorded. */
   private run(op: PoolOp, parts: number[][]): void {
+    if (this.recording) {
+      const { calls, part } = this.recording;
+      for (const args of parts) calls[part]!.push({ op, args });
+      return;
+    }
     if (parts.length > 1) this.startPool();
     if (parts.length === 1 || !this.pool) {
       const fn = this.module.exports[op] as (...args: number[]) => void;
@@ -156,9 +163,45 @@ export class WasmKernels implements Partial<Kernels> {
     this.pool.run(op, parts);
   }
 
-  /** How many parts a job of `work` units should use, given the parallel threshold. */
+  /** How many parts a job of `work` units should use, given the parallel threshold (1 while recording: the part is the thread's share). */
   private partsFor(work: number, threshold: number): number {
-    return work >= threshold ? this.threadCount : 1;
+    return work >= threshold && !this.recording ? this.threadCount : 1;
+  }
+
+  parallelSlots(count: number): number {
+    checkCounts('parallelFor', { count });
+    return this.recording ? 1 : Math.max(1, Math.min(this.threadCount, count));
+  }
+
+  /**
+   * Records the kernel calls of each thread's block of indices (contiguous, `splitRange`), then
+   * runs each block's calls as one part of one pool job. With one slot (one thread, or inside
+   * another parallelFor) the bodies run directly.
+   */
+  parallelFor(count: number, body: (i: number, slot: number) => void): void {
+    const slots = this.parallelSlots(count);
+    if (slots === 1) {
+      for (let i = 0; i < count; i++) body(i, 0);
+      return;
+    }
+    const recording = { calls: [] as PoolCall[][], part: 0 };
+    try {
+      this.recording = recording;
+      for (const [lo, hi] of splitRange(count, slots, 1)) {
+        recording.part = recording.calls.push([]) - 1;
+        for (let i = lo; i < hi; i++) body(i, recording.part);
+      }
+    } finally {
+      this.recording = null;
+    }
+    this.startPool();
+    if (this.pool) this.pool.runPrograms(recording.calls);
+    else for (const calls of recording.calls) for (const { op, args } of calls) (this.module.exports[op] as (...a: number[]) => void)(...args);
+  }
+
+  /** Throws while parallelFor records: kernel `op` would run now or return a value, so it cannot be deferred to a thread. */
+  assertNotRecording(op: string): void {
+    if (this.recording) throw new Error(`parallelFor: kernel ${op} cannot run inside a parallel body here (it runs in JavaScript or returns a value)`);
   }
 
   /**
@@ -196,12 +239,14 @@ export class WasmKernels implements Partial<Kernels> {
   }
 
   packMask(mask: Tensor, bits: Tensor): number {
+    this.assertNotRecording('packMask');
     checkTyped('packMask', 'mask', mask, 'uint8', mask.size);
     checkTyped('packMask', 'bits', bits, 'uint8', codeBytes(mask.size, 1));
     return this.module.exports.packMask(mask.ptr, mask.size, bits.ptr);
   }
 
   unpackMask(bits: Tensor, mask: Tensor): void {
+    this.assertNotRecording('unpackMask');
     checkTyped('unpackMask', 'mask', mask, 'uint8', mask.size);
     checkTyped('unpackMask', 'bits', bits, 'uint8', codeBytes(mask.size, 1));
     this.module.exports.unpackMask(bits.ptr, mask.size, mask.ptr);
@@ -240,7 +285,7 @@ export class WasmKernels implements Partial<Kernels> {
     } else {
       ranges = splitRange(n, want, NR).map(([j0, j1]) => [0, batch, 0, m, j0, j1]);
     }
-    const parts = ranges.map((r, part) => [a.ptr, b.ptr, c.ptr, m, n, k, p.aStride, p.bStride, flags, ...r, this.scratch[part]!]);
+    const parts = ranges.map((r, part) => [a.ptr, b.ptr, c.ptr, m, n, k, p.aStride, p.bStride, flags, ...r, this.scratch[this.recording ? this.recording.part : part]!]);
     this.run('gemm', parts);
   }
 
@@ -388,6 +433,7 @@ export class WasmKernels implements Partial<Kernels> {
     if (typeof fn !== 'function') return undefined;
     const reference = referenceKernels[name] as (...a: unknown[]) => unknown;
     const bound = (...args: unknown[]): unknown => {
+      this.assertNotRecording(name);
       const flat: number[] = [];
       for (const a of args) {
         if (a instanceof Tensor) {

@@ -80,10 +80,16 @@ export class TensorWasmKernels implements Partial<Kernels> {
     this.x = engine.module.exports as unknown as TensorKernelExports;
   }
 
+  /** The reference, for a call this module hands over: it runs now, so not while parallelFor records. */
+  private reference(op: string): typeof referenceKernels {
+    this.engine.assertNotRecording(op);
+    return referenceKernels;
+  }
+
   unary(op: UnaryOp, x: Tensor, out: Tensor, s: number): void {
     const code = UNARY_CODES.indexOf(op);
     if (code < 0) throw new RangeError(`unary: unknown op '${op}'`);
-    if (TABLE_MATH.has(op) || !allFloat32(x, out)) return referenceKernels.unary(op, x, out, s);
+    if (TABLE_MATH.has(op) || !allFloat32(x, out)) return this.reference('unary').unary(op, x, out, s);
     const n = out.size;
     need('unary', 'x', x, n);
     const bits = f32Bits(s);
@@ -92,7 +98,7 @@ export class TensorWasmKernels implements Partial<Kernels> {
 
   reduce(op: 'sum' | 'max', x: Tensor, y: Tensor, l: ReduceLayout, mask: Tensor | null): void {
     if (op !== 'sum' && op !== 'max') throw new RangeError(`reduce: unknown op '${op}'`);
-    if (!allFloat32(x, y)) return referenceKernels.reduce(op, x, y, l, mask);
+    if (!allFloat32(x, y)) return this.reference('reduce').reduce(op, x, y, l, mask);
     const total = l.outer * l.reduced * l.inner;
     need('reduce', 'x', x, total);
     need('reduce', 'y', y, l.outer * l.inner);
@@ -105,27 +111,29 @@ export class TensorWasmKernels implements Partial<Kernels> {
   }
 
   softmax(x: Tensor, y: Tensor, rows: number, n: number, log: boolean): void {
-    if (!allFloat32(x, y)) return referenceKernels.softmax(x, y, rows, n, log);
+    if (!allFloat32(x, y)) return this.reference('softmax').softmax(x, y, rows, n, log);
     need('softmax', 'x', x, rows * n);
     need('softmax', 'y', y, rows * n);
     this.engine.split('softmax', rows, PARALLEL_ELEMENTS / Math.max(1, n), 1, (r0, r1) => [x.ptr, y.ptr, r0, r1, n, log ? 1 : 0]);
   }
 
   crossEntropy(logits: Tensor, labels: Tensor, probs: Tensor): number {
-    if (!allFloat32(logits, probs) || labels.dtype !== 'int32') return referenceKernels.crossEntropy(logits, labels, probs);
+    if (!allFloat32(logits, probs) || labels.dtype !== 'int32') return this.reference('crossEntropy').crossEntropy(logits, labels, probs);
     const rows = labels.size, n = rows === 0 ? 0 : logits.size / rows;
     need('crossEntropy', 'probs', probs, logits.size);
     need('crossEntropy', 'labels', labels, rows, 'int32');
     checkIndices('crossEntropy', 'labels', labels, n);
+    this.engine.assertNotRecording('crossEntropy');
     return this.x.crossEntropy(logits.ptr, labels.ptr, probs.ptr, rows, n) / rows;
   }
 
   crossEntropyGrad(probs: Tensor, labels: Tensor, out: Tensor, scale: number): void {
-    if (!allFloat32(probs, out) || labels.dtype !== 'int32') return referenceKernels.crossEntropyGrad(probs, labels, out, scale);
+    if (!allFloat32(probs, out) || labels.dtype !== 'int32') return this.reference('crossEntropyGrad').crossEntropyGrad(probs, labels, out, scale);
     const rows = labels.size, n = rows === 0 ? 0 : probs.size / rows;
     need('crossEntropyGrad', 'out', out, probs.size);
     need('crossEntropyGrad', 'labels', labels, rows, 'int32');
     checkIndices('crossEntropyGrad', 'labels', labels, n);
+    this.engine.assertNotRecording('crossEntropyGrad');
     this.x.crossEntropyGrad(probs.ptr, labels.ptr, out.ptr, rows, n, scale);
   }
 
@@ -139,18 +147,20 @@ export class TensorWasmKernels implements Partial<Kernels> {
 
   /** gatherRows/scatterAddRows: the table is [V, D]; the kernel refuses ids outside [0, V) before writing. */
   private rows(op: 'gatherRows' | 'scatterAddRows', src: Tensor, ids: Tensor, out: Tensor, table: Tensor): void {
-    if (!allFloat32(src, out) || ids.dtype !== 'int32' || !ids.isContiguous()) return referenceKernels[op](src, ids, out);
+    if (!allFloat32(src, out) || ids.dtype !== 'int32' || !ids.isContiguous()) return this.reference(op)[op](src, ids, out);
     const V = table.shape[0]!, D = table.shape[1]!, count = ids.size;
     need(op, 'table', table, V * D);
     need(op, op === 'gatherRows' ? 'out' : 'g', op === 'gatherRows' ? out : src, count * D);
     ids.assertAlive(op);
+    this.engine.assertNotRecording(op);
     const bad = this.x[op](src.ptr, ids.ptr, out.ptr, count, D, V);
     if (bad >= 0) throw new RangeError(`${op}: ids[${bad}] = ${ids.data()[bad]} outside [0, ${V})`);
   }
 
   copy(src: Tensor, dst: Tensor): void {
     const axes = src.dtype === dst.dtype && (src.dtype === 'float32' || src.dtype === 'int32') ? copyAxes(src, dst) : null;
-    if (!axes) return referenceKernels.copy(src, dst);
+    if (!axes) return this.reference('copy').copy(src, dst);
+    this.engine.assertNotRecording('copy');
     src.assertAlive('copy');
     dst.assertAlive('copy');
     if (dst.size === 0) return;
@@ -176,7 +186,7 @@ export class TensorWasmKernels implements Partial<Kernels> {
   }
 
   dropout(x: Tensor, out: Tensor, p: number, seed: number): void {
-    if (!allFloat32(x, out)) return referenceKernels.dropout(x, out, p, seed);
+    if (!allFloat32(x, out)) return this.reference('dropout').dropout(x, out, p, seed);
     const n = out.size;
     need('dropout', 'x', x, n);
     // p travels as its f64 bits (two i32 words): the keep test compares the uniform with p exactly.
@@ -185,7 +195,7 @@ export class TensorWasmKernels implements Partial<Kernels> {
   }
 
   hardtanhMask(x: Tensor, y: Tensor, mask: Tensor | null, min: number, max: number): void {
-    if (!allFloat32(x, y)) return referenceKernels.hardtanhMask(x, y, mask, min, max);
+    if (!allFloat32(x, y)) return this.reference('hardtanhMask').hardtanhMask(x, y, mask, min, max);
     const n = x.size;
     need('hardtanhMask', 'y', y, n);
     if (mask) need('hardtanhMask', 'mask', mask, n, 'uint8');
@@ -194,7 +204,7 @@ export class TensorWasmKernels implements Partial<Kernels> {
   }
 
   channelAdd(x: Tensor, bias: Tensor, out: Tensor, l: ChannelLayout): void {
-    if (!allFloat32(x, bias, out)) return referenceKernels.channelAdd(x, bias, out, l);
+    if (!allFloat32(x, bias, out)) return this.reference('channelAdd').channelAdd(x, bias, out, l);
     const total = l.outer * l.channels * l.inner;
     need('channelAdd', 'x', x, total);
     need('channelAdd', 'out', out, total);
@@ -203,12 +213,12 @@ export class TensorWasmKernels implements Partial<Kernels> {
   }
 
   avgPool2d(x: Tensor, out: Tensor, g: Conv2dGeometry): void {
-    if (!allFloat32(x, out)) return referenceKernels.avgPool2d(x, out, g);
+    if (!allFloat32(x, out)) return this.reference('avgPool2d').avgPool2d(x, out, g);
     this.pool(x, out, g, 0);
   }
 
   avgPool2dGrad(gy: Tensor, dx: Tensor, g: Conv2dGeometry): void {
-    if (!allFloat32(gy, dx)) return referenceKernels.avgPool2dGrad(gy, dx, g);
+    if (!allFloat32(gy, dx)) return this.reference('avgPool2dGrad').avgPool2dGrad(gy, dx, g);
     this.pool(dx, gy, g, 1);
   }
 
