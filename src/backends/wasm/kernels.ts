@@ -19,8 +19,13 @@ const MR = 4;
 const NR = 8;
 /** Multiply-adds below which a GEMM stays on one thread (a dispatch costs ~10-20 us). */
 const GEMM_PARALLEL_MACS = 1 << 20;
-/** Elements of cols (window reads for pooling) below which im2col/col2im/pooling stay on one thread. */
+/** Elements of cols below which im2col/col2im stay on one thread (~0.5 ns each: ~130 us). */
 const IM2COL_PARALLEL_ELEMENTS = 1 << 18;
+/**
+ * Window reads below which max pooling stays on one thread: a read costs ~3 ns (compare and index
+ * bookkeeping), so this is ~100 us of work, several times a pool job's wake-up and join.
+ */
+const POOL_PARALLEL_READS = 1 << 15;
 /** Elements below which elementwise and per-channel kernels stay on one thread. */
 const ELEMENTWISE_PARALLEL_ELEMENTS = 1 << 17;
 
@@ -343,7 +348,7 @@ export class WasmKernels implements Partial<Kernels> {
     if (planes === 0 || outPlane === 0) return;
     const spatial = [g.h, g.w];
     const window = [g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW];
-    const parts = splitRange(planes, this.partsFor(planes * outPlane * g.kh * g.kw, IM2COL_PARALLEL_ELEMENTS), 1).map(([lo, hi]) => {
+    const parts = splitRange(planes, this.partsFor(planes * outPlane * g.kh * g.kw, POOL_PARALLEL_READS), 1).map(([lo, hi]) => {
       const imagePtr = image.ptr + lo * g.h * g.w * 4, pooledPtr = pooled.ptr + lo * outPlane * 4, indexPtr = index.ptr + lo * outPlane;
       return op === 'maxPool2d'
         ? [imagePtr, pooledPtr, indexPtr, hi - lo, ...spatial, g.kh, g.kw, ...window]
