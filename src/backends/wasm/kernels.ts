@@ -17,17 +17,20 @@ import { ThreadPool, type PoolCall, type PoolOp } from './pool.js';
 /** GEMM tile sizes of kernels/gemm.ts: parts split rows at MR and columns at NR boundaries. */
 const MR = 4;
 const NR = 8;
-/** Multiply-adds below which a GEMM stays on one thread (a dispatch costs ~10-20 us). */
-const GEMM_PARALLEL_MACS = 1 << 20;
+/*
+ * Split thresholds. A pool job costs ~50-100 us more than its work on a quiet 2-vCPU VM (waking a
+ * parked worker and joining it: measured as 1- vs 2-thread kernel times in LeNet-5 steps), so a
+ * kernel splits only when half its work is worth more than that: ~250 us and up of single-thread
+ * work. Whole layers run as one job per thread through parallelFor instead (conv2d).
+ */
+/** Multiply-adds below which a GEMM stays on one thread (~40 ps each at one thread: ~170 us). */
+export const GEMM_PARALLEL_MACS = 1 << 22;
 /** Elements of cols below which im2col/col2im stay on one thread (~0.5 ns each: ~130 us). */
 const IM2COL_PARALLEL_ELEMENTS = 1 << 18;
-/**
- * Window reads below which max pooling stays on one thread: a read costs ~3 ns (compare and index
- * bookkeeping), so this is ~100 us of work, several times a pool job's wake-up and join.
- */
-const POOL_PARALLEL_READS = 1 << 15;
-/** Elements below which elementwise and per-channel kernels stay on one thread. */
-const ELEMENTWISE_PARALLEL_ELEMENTS = 1 << 17;
+/** Window reads below which max pooling stays on one thread (~3 ns each: ~400 us). */
+export const POOL_PARALLEL_READS = 1 << 17;
+/** Elements below which elementwise and per-channel kernels stay on one thread (0.2-1 ns each: 100-500 us). */
+export const ELEMENTWISE_PARALLEL_ELEMENTS = 1 << 19;
 
 /** The bits of float32 `v` as an int32 (the pool passes i32 arguments only). */
 const f32Bits = (() => {
