@@ -81,8 +81,12 @@ export class WasmKernels implements Partial<Kernels> {
    */
   private scratch: number[] = [];
   private readonly scratchBytes: number;
-  /** While parallelFor records its bodies: one call list per part; `part` is the one being recorded. */
-  private recording: { calls: PoolCall[][]; part: number } | null = null;
+  /**
+   * Inside a parallelFor block: the part (thread) it runs on, and its call list while the block is
+   * recorded for a worker (null while the calling thread runs its own block directly). Kernels
+   * called in a block never split further, and GEMMs pack into the part's scratch.
+   */
+  private block: { part: number; calls: PoolCall[] | null } | null = null;
 
   constructor(readonly module: KernelModule) {
     this.scratchBytes = module.exports.gemmScratchBytes();
@@ -155,11 +159,10 @@ export class WasmKernels implements Partial<Kernels> {
     }
   }
 
-  /** Runs the parts on the pool when there is more than one, else inline; while recording, appends them to the part being recorded. */
+  /** Runs the parts on the pool when there is more than one, else inline; while a block is recorded, appends them to its calls. */
   private run(op: PoolOp, parts: number[][]): void {
-    if (this.recording) {
-      const { calls, part } = this.recording;
-      for (const args of parts) calls[part]!.push({ op, args });
+    if (this.block?.calls) {
+      for (const args of parts) this.block.calls.push({ op, args });
       return;
     }
     if (parts.length > 1) this.startPool();
@@ -171,19 +174,25 @@ export class WasmKernels implements Partial<Kernels> {
     this.pool.run(op, parts);
   }
 
-  /** How many parts a job of `work` units should use, given the parallel threshold (1 while recording: the part is the thread's share). */
+  /** How many parts a job of `work` units should use, given the parallel threshold (1 inside a parallelFor block: the block is the thread's share). */
   private partsFor(work: number, threshold: number): number {
-    return work >= threshold && !this.recording ? this.threadCount : 1;
+    return work >= threshold && !this.block ? this.threadCount : 1;
+  }
+
+  /** The GEMM packing scratch of part `part` of a split call (inside a block: the block's thread's). */
+  private scratchOf(part: number): number {
+    return this.scratch[this.block ? this.block.part : part]!;
   }
 
   parallelSlots(count: number): number {
     checkCounts('parallelFor', { count });
-    return this.recording ? 1 : Math.max(1, Math.min(this.threadCount, count));
+    return this.block ? 1 : Math.max(1, Math.min(this.threadCount, count));
   }
 
   /**
-   * Records the kernel calls of each thread's block of indices (contiguous, `splitRange`), then
-   * runs each block's calls as one part of one pool job. With one slot (one thread, or inside
+   * Splits [0, count) into one contiguous block per slot (`splitRange`): the workers' blocks are
+   * recorded (each body's kernel calls, in order) and started as one pool job, then this thread
+   * runs block 0 directly while they work, and joins them. With one slot (one thread, or inside
    * another parallelFor) the bodies run directly.
    */
   parallelFor(count: number, body: (i: number, slot: number) => void): void {
@@ -192,24 +201,31 @@ export class WasmKernels implements Partial<Kernels> {
       for (let i = 0; i < count; i++) body(i, 0);
       return;
     }
-    const recording = { calls: [] as PoolCall[][], part: 0 };
-    try {
-      this.recording = recording;
-      for (const [lo, hi] of splitRange(count, slots, 1)) {
-        recording.part = recording.calls.push([]) - 1;
-        for (let i = lo; i < hi; i++) body(i, recording.part);
+    const ranges = splitRange(count, slots, 1);
+    const runBlock = (part: number, calls: PoolCall[] | null): void => {
+      this.block = { part, calls };
+      try {
+        for (let i = ranges[part]![0]; i < ranges[part]![1]; i++) body(i, part);
+      } finally {
+        this.block = null;
       }
-    } finally {
-      this.recording = null;
-    }
+    };
+    const programs: PoolCall[][] = [[]];
+    for (let part = 1; part < ranges.length; part++) runBlock(part, programs[part] = []);
     this.startPool();
-    if (this.pool) this.pool.runPrograms(recording.calls);
-    else for (const calls of recording.calls) for (const { op, args } of calls) (this.module.exports[op] as (...a: number[]) => void)(...args);
+    if (this.pool && programs.every((calls) => this.pool!.fits(calls))) {
+      this.pool.runJob(programs, () => runBlock(0, null));
+      return;
+    }
+    // No pool, or blocks longer than one job carries: record block 0 too and run the calls in rounds.
+    runBlock(0, programs[0]!);
+    if (this.pool) this.pool.runPrograms(programs);
+    else for (const calls of programs) for (const { op, args } of calls) (this.module.exports[op] as (...a: number[]) => void)(...args);
   }
 
   /** Throws while parallelFor records: kernel `op` would run now or return a value, so it cannot be deferred to a thread. */
   assertNotRecording(op: string): void {
-    if (this.recording) throw new Error(`parallelFor: kernel ${op} cannot run inside a parallel body here (it runs in JavaScript or returns a value)`);
+    if (this.block?.calls) throw new Error(`parallelFor: kernel ${op} cannot run inside a parallel body here (it runs in JavaScript or returns a value)`);
   }
 
   /**
@@ -293,7 +309,7 @@ export class WasmKernels implements Partial<Kernels> {
     } else {
       ranges = splitRange(n, want, NR).map(([j0, j1]) => [0, batch, 0, m, j0, j1]);
     }
-    const parts = ranges.map((r, part) => [a.ptr, b.ptr, c.ptr, m, n, k, p.aStride, p.bStride, flags, ...r, this.scratch[this.recording ? this.recording.part : part]!]);
+    const parts = ranges.map((r, part) => [a.ptr, b.ptr, c.ptr, m, n, k, p.aStride, p.bStride, flags, ...r, this.scratchOf(part)]);
     this.run('gemm', parts);
   }
 

@@ -234,8 +234,6 @@ export class ThreadPool {
    * (each part's calls stay in order; parts must not depend on one another).
    */
   runPrograms(programs: readonly (readonly PoolCall[])[]): void {
-    if (this.closed) throw new Error('thread pool: run() after close()');
-    if (programs.length > this.threads) throw new RangeError(`thread pool: ${programs.length} parts for ${this.threads} threads`);
     const next = programs.map(() => 0);
     do {
       const round = programs.map((calls, p) => {
@@ -246,13 +244,30 @@ export class ThreadPool {
         next[p] = end;
         return slice;
       });
-      this.runRound(round);
+      this.runJob(round, () => {
+        for (const { op, args } of round[0]!) (this.kernels.exports[op] as (...args: number[]) => void)(...args);
+      });
     } while (programs.some((calls, p) => next[p]! < calls.length));
   }
 
-  private runRound(programs: readonly (readonly PoolCall[])[]): void {
+  /** Whether `calls` fit one part's program slot (so that they can run as one job). */
+  fits(calls: readonly PoolCall[]): boolean {
+    let words = 1;
+    for (const c of calls) words += 2 + c.args.length;
+    return words <= PROGRAM_WORDS;
+  }
+
+  /**
+   * One job: programs[p] on worker p - 1 for p >= 1 (each must fit its slot) while `part0` runs
+   * on the calling thread (programs[0] is not read); returns when all are done, rethrowing
+   * part0's error or reporting a worker's after the join.
+   */
+  runJob(programs: readonly (readonly PoolCall[])[], part0: () => void): void {
+    if (this.closed) throw new Error('thread pool: run() after close()');
+    if (programs.length > this.threads) throw new RangeError(`thread pool: ${programs.length} parts for ${this.threads} threads`);
     const w = this.view();
     for (let p = 1; p < programs.length; p++) {
+      if (!this.fits(programs[p]!)) throw new RangeError(`thread pool: part ${p}'s program does not fit one job`);
       let at = PROGRAMS + p * PROGRAM_WORDS;
       w[at++] = programs[p]!.length;
       for (const { op, args } of programs[p]!) {
@@ -270,7 +285,7 @@ export class ThreadPool {
     Atomics.notify(w, GEN);
     let mainError: unknown;
     try {
-      for (const { op, args } of programs[0]!) (this.kernels.exports[op] as (...args: number[]) => void)(...args);
+      part0();
     } catch (e) {
       mainError = e;
     }
@@ -278,7 +293,7 @@ export class ThreadPool {
     let done: number;
     while ((done = Atomics.load(w, DONE)) < workers) if (canBlock) Atomics.wait(w, DONE, done);
     if (mainError) throw mainError;
-    if (w[FAILED]! > 0) throw new Error(`thread pool: ${programs.map((calls) => calls.map((c) => c.op).join('+')).join(', ')} failed in ${w[FAILED]} worker thread(s)`);
+    if (w[FAILED]! > 0) throw new Error(`thread pool: ${programs.slice(1).map((calls) => calls.map((c) => c.op).join('+')).join(', ')} failed in ${w[FAILED]} worker thread(s)`);
   }
 
   /** Stops and terminates the workers and frees the control block. Idempotent. */
