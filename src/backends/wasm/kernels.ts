@@ -17,20 +17,22 @@ import { ThreadPool, type PoolCall, type PoolOp } from './pool.js';
 /** GEMM tile sizes of kernels/gemm.ts: parts split rows at MR and columns at NR boundaries. */
 const MR = 4;
 const NR = 8;
-/*
- * Split thresholds. A pool job costs ~50-100 us more than its work on a quiet 2-vCPU VM (waking a
- * parked worker and joining it: measured as 1- vs 2-thread kernel times in LeNet-5 steps), so a
- * kernel splits only when half its work is worth more than that: ~250 us and up of single-thread
- * work. Whole layers run as one job per thread through parallelFor instead (conv2d).
+/**
+ * Single-thread cost of one unit of each kernel's work in ns (units: GEMM multiply-adds, im2col
+ * columns elements, max-pool window reads, elements otherwise), measured on the 2-vCPU Zen 4 VM
+ * (1 thread, best of 30 calls; the codecs estimated). With MIN_SPLIT_NS they set each kernel's
+ * split threshold.
  */
-/** Multiply-adds below which a GEMM stays on one thread (~40 ps each at one thread: ~170 us). */
-export const GEMM_PARALLEL_MACS = 1 << 22;
-/** Elements of cols below which im2col/col2im stay on one thread (~0.5 ns each: ~130 us). */
-const IM2COL_PARALLEL_ELEMENTS = 1 << 18;
-/** Window reads below which max pooling stays on one thread (~3 ns each: ~400 us). */
-export const POOL_PARALLEL_READS = 1 << 17;
-/** Elements below which elementwise and per-channel kernels stay on one thread (0.2-1 ns each: 100-500 us). */
-export const ELEMENTWISE_PARALLEL_ELEMENTS = 1 << 19;
+export const UNIT_NS = { gemm: 0.04, im2col: 0.5, pool: 3, elementwise: 0.2, channel: 0.3, sgd: 1.5, adam: 6.5, codec: 1 } as const;
+/**
+ * Single-thread work from which a kernel splits across threads (200 us): a pool job costs ~50-100
+ * us more than its work on the 2-vCPU VM (waking a parked worker and joining it; LeNet-5's small
+ * kernels ran slower split), so half the work must be worth more than that. Whole layers run as
+ * one job per thread through parallelFor instead (conv2d).
+ */
+export const MIN_SPLIT_NS = 200_000;
+/** Units of `kind` from which a kernel splits. */
+export const splitUnits = (kind: keyof typeof UNIT_NS): number => Math.ceil(MIN_SPLIT_NS / UNIT_NS[kind]);
 
 /** The bits of float32 `v` as an int32 (the pool passes i32 arguments only). */
 const f32Bits = (() => {
@@ -234,7 +236,7 @@ export class WasmKernels implements Partial<Kernels> {
    * split happens only when every row ends on a byte boundary (parts must not share a code byte).
    */
   private quantRows(op: 'groupRanges' | 'quantizeGroups' | 'dequantizeGroups', rows: number, rowLength: number, bitsPerElement: number, args: (rowFrom: number, rowTo: number) => number[]): void {
-    const want = (rowLength * bitsPerElement) % 8 === 0 ? this.partsFor(rows * rowLength, ELEMENTWISE_PARALLEL_ELEMENTS) : 1;
+    const want = (rowLength * bitsPerElement) % 8 === 0 ? this.partsFor(rows * rowLength, splitUnits('codec')) : 1;
     this.run(op, splitRange(rows, want, 1).map(([lo, hi]) => args(lo, hi)));
   }
 
@@ -279,14 +281,14 @@ export class WasmKernels implements Partial<Kernels> {
   halfEncode(x: Tensor, bytes: Tensor, format: HalfFormat): void {
     checkTensor('halfEncode', 'x', x, x.size);
     checkTyped('halfEncode', 'bytes', bytes, 'uint8', 2 * x.size);
-    const parts = splitRange(x.size, this.partsFor(x.size, ELEMENTWISE_PARALLEL_ELEMENTS), 1);
+    const parts = splitRange(x.size, this.partsFor(x.size, splitUnits('codec')), 1);
     this.run('halfEncode', parts.map(([lo, hi]) => [x.ptr, x.size, bytes.ptr, format === 'fp16' ? 0 : 1, lo, hi]));
   }
 
   halfDecode(bytes: Tensor, out: Tensor, format: HalfFormat): void {
     checkTensor('halfDecode', 'out', out, out.size);
     checkTyped('halfDecode', 'bytes', bytes, 'uint8', 2 * out.size);
-    const parts = splitRange(out.size, this.partsFor(out.size, ELEMENTWISE_PARALLEL_ELEMENTS), 1);
+    const parts = splitRange(out.size, this.partsFor(out.size, splitUnits('codec')), 1);
     this.run('halfDecode', parts.map(([lo, hi]) => [bytes.ptr, out.size, out.ptr, format === 'fp16' ? 0 : 1, lo, hi]));
   }
 
@@ -298,7 +300,7 @@ export class WasmKernels implements Partial<Kernels> {
     checkTensor('gemm', 'B', b, (batch - 1) * p.bStride + k * n);
     checkTensor('gemm', 'C', c, batch * m * n);
     const flags = (p.transA ? 1 : 0) | (p.transB ? 2 : 0) | (p.accumulate ? 4 : 0);
-    const want = this.partsFor(batch * m * n * k, GEMM_PARALLEL_MACS);
+    const want = this.partsFor(batch * m * n * k, splitUnits('gemm'));
     // Split batches when there are enough of them, else the longer of rows and columns (each part
     // packs its own share of one operand and all of the other, so both choices duplicate a packing).
     let ranges: [number, number, number, number, number, number][];
@@ -337,7 +339,7 @@ export class WasmKernels implements Partial<Kernels> {
     checkTensor(op, 'cols', cols, images * cg * rowsPerChannel);
     if (cg === 0 || rowsPerChannel === 0 || images === 0) return;
     const imageStride = cg * rowsPerChannel * 4;
-    const parts = splitRange(cg, this.partsFor(images * cg * rowsPerChannel, IM2COL_PARALLEL_ELEMENTS), 1).map(([lo, hi]) => {
+    const parts = splitRange(cg, this.partsFor(images * cg * rowsPerChannel, splitUnits('im2col')), 1).map(([lo, hi]) => {
       const colsPtr = cols.ptr + lo * rowsPerChannel * 4;
       const geometry = [g.c, g.h, g.w, g.kh, g.kw, g.strideH, g.strideW, g.padH, g.padW, g.dilationH, g.dilationW, g.outH, g.outW];
       const range = [img, c0 + lo, hi - lo, images, imageStride];
@@ -367,7 +369,7 @@ export class WasmKernels implements Partial<Kernels> {
     if (planes === 0 || outPlane === 0) return;
     const spatial = [g.h, g.w];
     const window = [g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW];
-    const parts = splitRange(planes, this.partsFor(planes * outPlane * g.kh * g.kw, POOL_PARALLEL_READS), 1).map(([lo, hi]) => {
+    const parts = splitRange(planes, this.partsFor(planes * outPlane * g.kh * g.kw, splitUnits('pool')), 1).map(([lo, hi]) => {
       const imagePtr = image.ptr + lo * g.h * g.w * 4, pooledPtr = pooled.ptr + lo * outPlane * 4, indexPtr = index.ptr + lo * outPlane;
       return op === 'maxPool2d'
         ? [imagePtr, pooledPtr, indexPtr, hi - lo, ...spatial, g.kh, g.kw, ...window]
@@ -401,7 +403,7 @@ export class WasmKernels implements Partial<Kernels> {
     checkTensor('reluMask', 'y', y, n);
     if (mask) checkTyped('reluMask', 'mask', mask, 'uint8', n);
     const bits = f32Bits(slope);
-    this.runElements('reluMask', n, (lo, hi) => [x.ptr + lo * 4, y.ptr + lo * 4, mask ? mask.ptr + lo : 0, hi - lo, bits, mask ? 1 : 0]);
+    this.runElements('reluMask', 'elementwise', n, (lo, hi) => [x.ptr + lo * 4, y.ptr + lo * 4, mask ? mask.ptr + lo : 0, hi - lo, bits, mask ? 1 : 0]);
   }
 
   maskMul(g: Tensor, mask: Tensor, out: Tensor, scaleOff: number): void {
@@ -410,7 +412,7 @@ export class WasmKernels implements Partial<Kernels> {
     checkTensor('maskMul', 'out', out, n);
     checkTyped('maskMul', 'mask', mask, 'uint8', n);
     const bits = f32Bits(scaleOff);
-    this.runElements('maskMul', n, (lo, hi) => [g.ptr + lo * 4, mask.ptr + lo, out.ptr + lo * 4, hi - lo, bits]);
+    this.runElements('maskMul', 'elementwise', n, (lo, hi) => [g.ptr + lo * 4, mask.ptr + lo, out.ptr + lo * 4, hi - lo, bits]);
   }
 
   binary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor): void {
@@ -422,7 +424,7 @@ export class WasmKernels implements Partial<Kernels> {
     checkTensor('binary', 'out', out, n);
     if (n === 0) return;
     if (m === 0 || n % m !== 0) throw new RangeError(`binary: out has ${n} elements, not a multiple of b's ${m}`);
-    this.runElements('binary', n, (lo, hi) => [code, a.ptr, b.ptr, out.ptr, lo, hi, m]);
+    this.runElements('binary', 'elementwise', n, (lo, hi) => [code, a.ptr, b.ptr, out.ptr, lo, hi, m]);
   }
 
   sgdUpdate(w: Tensor, g: Tensor, buf: Tensor | null, s: SgdStep): void {
@@ -436,14 +438,14 @@ export class WasmKernels implements Partial<Kernels> {
     const flags = (s.nesterov ? 1 : 0) | (s.first ? 2 : 0);
     const bits = [f32Bits(s.lr), f32Bits(s.momentum), f32Bits(s.weightDecay), flags];
     const bufPtr = s.momentum !== 0 ? buf!.ptr : 0;
-    this.runElements('sgdUpdate', n, (lo, hi) => [w.ptr + lo * 4, g.ptr + lo * 4, bufPtr && bufPtr + lo * 4, hi - lo, ...bits]);
+    this.runElements('sgdUpdate', 'sgd', n, (lo, hi) => [w.ptr + lo * 4, g.ptr + lo * 4, bufPtr && bufPtr + lo * 4, hi - lo, ...bits]);
   }
 
   adamUpdate(w: Tensor, g: Tensor, m: Tensor, v: Tensor, s: AdamStep): void {
     const n = w.size;
     for (const [role, t] of [['w', w], ['g', g], ['m', m], ['v', v]] as const) checkTensor('adamUpdate', role, t, n);
     const bits = [s.beta1, s.beta2, s.eps, s.stepSize, s.invC2, s.weightDecay, s.decoupled ? s.lr * s.weightDecay : 0].map(f32Bits);
-    this.runElements('adamUpdate', n, (lo, hi) => [w.ptr + lo * 4, g.ptr + lo * 4, m.ptr + lo * 4, v.ptr + lo * 4, hi - lo, ...bits, s.decoupled ? 1 : 0]);
+    this.runElements('adamUpdate', 'adam', n, (lo, hi) => [w.ptr + lo * 4, g.ptr + lo * 4, m.ptr + lo * 4, v.ptr + lo * 4, hi - lo, ...bits, s.decoupled ? 1 : 0]);
   }
 
   /**
@@ -487,7 +489,7 @@ export class WasmKernels implements Partial<Kernels> {
   private runChannels(op: PoolOp, layout: ChannelLayout, args: (c0: number, c1: number) => number[]): void {
     const total = layout.outer * layout.channels * layout.inner;
     if (total === 0) return;
-    this.run(op, splitRange(layout.channels, this.partsFor(total, ELEMENTWISE_PARALLEL_ELEMENTS), 1).map(([c0, c1]) => args(c0, c1)));
+    this.run(op, splitRange(layout.channels, this.partsFor(total, splitUnits('channel')), 1).map(([c0, c1]) => args(c0, c1)));
   }
 
   /**
@@ -499,9 +501,9 @@ export class WasmKernels implements Partial<Kernels> {
     this.run(op, splitRange(total, this.partsFor(total, threshold), align).map(([lo, hi]) => args(lo, hi)));
   }
 
-  /** Splits n elements into ranges (multiples of 16) across threads when n is large enough. */
-  private runElements(op: PoolOp, n: number, args: (lo: number, hi: number) => number[]): void {
-    this.split(op, n, ELEMENTWISE_PARALLEL_ELEMENTS, 16, args);
+  /** Splits n elements into ranges (multiples of 16) across threads when n elements of `kind` are enough work. */
+  private runElements(op: PoolOp, kind: keyof typeof UNIT_NS, n: number, args: (lo: number, hi: number) => number[]): void {
+    this.split(op, n, splitUnits(kind), 16, args);
   }
 }
 
