@@ -12,7 +12,7 @@ import { BINARY_OPS, type ChannelLayout, type Conv2dGeometry, type GemmArgs } fr
 import { referenceKernels } from '../../src/backends/reference/index.js';
 import { loadKernelModule, useFastestBackend, wasmVariant, WasmKernels, type KernelVariant } from '../../src/backends/wasm/index.js';
 import { kernelBinary, kernelImports, type KernelExports } from '../../src/backends/wasm/loader.js';
-import { splitRange, splitUnits } from '../../src/backends/wasm/kernels.js';
+import { splitRange } from '../../src/backends/wasm/kernels.js';
 
 const VARIANTS: KernelVariant[] = ['simd', 'scalar'];
 const pools: WasmKernels[] = [];
@@ -295,7 +295,7 @@ describe('wasm kernels: threads', () => {
       { batch: 5, m: 64, n: 60, k: 280, transA: false, transB: true, accumulate: false, aStride: 64 * 280, bStride: 0 },
     ];
     for (const p of cases) {
-      assert.ok(p.batch * p.m * p.n * p.k >= splitUnits('gemm'), `${JSON.stringify(p)} is below the split threshold`);
+      assert.ok(p.batch * p.m * p.n * p.k >= multi.splitAt('gemm'), `${JSON.stringify(p)} is below the split threshold`);
       const { got, want } = gemmBoth(multi, p, 7);
       assert.ok(maxDiff(got, want) <= gemmTolerance(p.k), `threads vs reference: ${JSON.stringify(p)}`);
       const again = fromValues(new Float32Array(got.size), got.shape);
@@ -345,14 +345,14 @@ describe('wasm kernels: threads', () => {
   });
 
   test('multi-threaded per-channel and ReLU/mask kernels equal single-threaded', () => {
-    const layout: ChannelLayout = { outer: 8, channels: 16, inner: Math.ceil(splitUnits('elementwise') / 128) + 33 };
+    const layout: ChannelLayout = { outer: 8, channels: 16, inner: Math.ceil(multi.splitAt('elementwise') / 128) + 33 };
     const a = elementwiseKernelsBoth(single, layout, 11), b = elementwiseKernelsBoth(multi, layout, 11);
     for (const name of Object.keys(a)) assert.deepEqual(b[name]!.got.values(), a[name]!.got.values(), name);
   });
 
   test('multi-threaded max pooling equals single-threaded', () => {
     const g: Conv2dGeometry = { n: 8, c: 16, h: 32, w: 32, kh: 3, kw: 3, strideH: 2, strideW: 2, padH: 1, padW: 1, dilationH: 1, dilationW: 1, outH: 16, outW: 16 };
-    assert.ok(8 * 16 * 16 * 16 * 9 >= splitUnits('pool'), 'below the split threshold');
+    assert.ok(8 * 16 * 16 * 16 * 9 >= multi.splitAt('pool'), 'below the split threshold');
     const x = random(8 * 16 * 32 * 32, 5);
     const outLen = 8 * 16 * 16 * 16;
     const o1 = Tensor.empty([outLen]), o2 = Tensor.empty([outLen]);

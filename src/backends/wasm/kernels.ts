@@ -19,20 +19,22 @@ const MR = 4;
 const NR = 8;
 /**
  * Single-thread cost of one unit of each kernel's work in ns (units: GEMM multiply-adds, im2col
- * columns elements, max-pool window reads, elements otherwise), measured on the 2-vCPU Zen 4 VM
- * (1 thread, best of 30 calls; the codecs estimated). With MIN_SPLIT_NS they set each kernel's
- * split threshold.
+ * columns elements, pooling window reads, elements otherwise; `unary` is a transcendental map,
+ * `elementwise` a cheap one), measured on the 2-vCPU Zen 4 VM (1 thread, best of 30 calls; the
+ * codecs estimated). With `minSplitNs` they set each kernel's split threshold.
  */
-export const UNIT_NS = { gemm: 0.04, im2col: 0.5, pool: 3, elementwise: 0.2, channel: 0.3, sgd: 1.5, adam: 6.5, codec: 1 } as const;
+export const UNIT_NS = {
+  gemm: 0.04, im2col: 0.5, pool: 3, avgPool: 2.2, elementwise: 0.2, hardtanh: 1.4, unary: 4, reduce: 0.25,
+  softmax: 8, dropout: 12, channel: 0.3, sgd: 1.5, adam: 6.5, codec: 1,
+} as const;
+export type WorkKind = keyof typeof UNIT_NS;
 /**
- * Single-thread work from which a kernel splits across threads (200 us): a pool job costs ~50-100
- * us more than its work on the 2-vCPU VM (waking a parked worker and joining it; LeNet-5's small
- * kernels ran slower split), so half the work must be worth more than that. Whole layers run as
- * one job per thread through parallelFor instead (conv2d).
+ * Default single-thread work from which a kernel splits across threads (200 us): a pool job costs
+ * ~50-100 us more than its work on the 2-vCPU VM (waking a parked worker and joining it; LeNet-5's
+ * small kernels ran slower split), so half the work must be worth more than that. Whole layers
+ * run as one job per thread through parallelFor instead (conv2d).
  */
 export const MIN_SPLIT_NS = 200_000;
-/** Units of `kind` from which a kernel splits. */
-export const splitUnits = (kind: keyof typeof UNIT_NS): number => Math.ceil(MIN_SPLIT_NS / UNIT_NS[kind]);
 
 /** The bits of float32 `v` as an int32 (the pool passes i32 arguments only). */
 const f32Bits = (() => {
@@ -93,6 +95,18 @@ export class WasmKernels implements Partial<Kernels> {
   constructor(readonly module: KernelModule) {
     this.scratchBytes = module.exports.gemmScratchBytes();
     this.sizeScratch();
+  }
+
+  /**
+   * Single-thread work (ns) from which a kernel splits across threads (MIN_SPLIT_NS). Lower it
+   * where waking a thread is cheap (bare-metal cores); 0 splits every kernel (the tests do, to run
+   * the split paths on small inputs). Results do not depend on it.
+   */
+  minSplitNs = MIN_SPLIT_NS;
+
+  /** Units of work of `kind` (UNIT_NS) from which a kernel splits across threads. */
+  splitAt(kind: WorkKind): number {
+    return Math.ceil(this.minSplitNs / UNIT_NS[kind]);
   }
 
   get threads(): number {
@@ -236,7 +250,7 @@ export class WasmKernels implements Partial<Kernels> {
    * split happens only when every row ends on a byte boundary (parts must not share a code byte).
    */
   private quantRows(op: 'groupRanges' | 'quantizeGroups' | 'dequantizeGroups', rows: number, rowLength: number, bitsPerElement: number, args: (rowFrom: number, rowTo: number) => number[]): void {
-    const want = (rowLength * bitsPerElement) % 8 === 0 ? this.partsFor(rows * rowLength, splitUnits('codec')) : 1;
+    const want = (rowLength * bitsPerElement) % 8 === 0 ? this.partsFor(rows * rowLength, this.splitAt('codec')) : 1;
     this.run(op, splitRange(rows, want, 1).map(([lo, hi]) => args(lo, hi)));
   }
 
@@ -281,14 +295,14 @@ export class WasmKernels implements Partial<Kernels> {
   halfEncode(x: Tensor, bytes: Tensor, format: HalfFormat): void {
     checkTensor('halfEncode', 'x', x, x.size);
     checkTyped('halfEncode', 'bytes', bytes, 'uint8', 2 * x.size);
-    const parts = splitRange(x.size, this.partsFor(x.size, splitUnits('codec')), 1);
+    const parts = splitRange(x.size, this.partsFor(x.size, this.splitAt('codec')), 1);
     this.run('halfEncode', parts.map(([lo, hi]) => [x.ptr, x.size, bytes.ptr, format === 'fp16' ? 0 : 1, lo, hi]));
   }
 
   halfDecode(bytes: Tensor, out: Tensor, format: HalfFormat): void {
     checkTensor('halfDecode', 'out', out, out.size);
     checkTyped('halfDecode', 'bytes', bytes, 'uint8', 2 * out.size);
-    const parts = splitRange(out.size, this.partsFor(out.size, splitUnits('codec')), 1);
+    const parts = splitRange(out.size, this.partsFor(out.size, this.splitAt('codec')), 1);
     this.run('halfDecode', parts.map(([lo, hi]) => [bytes.ptr, out.size, out.ptr, format === 'fp16' ? 0 : 1, lo, hi]));
   }
 
@@ -300,7 +314,7 @@ export class WasmKernels implements Partial<Kernels> {
     checkTensor('gemm', 'B', b, (batch - 1) * p.bStride + k * n);
     checkTensor('gemm', 'C', c, batch * m * n);
     const flags = (p.transA ? 1 : 0) | (p.transB ? 2 : 0) | (p.accumulate ? 4 : 0);
-    const want = this.partsFor(batch * m * n * k, splitUnits('gemm'));
+    const want = this.partsFor(batch * m * n * k, this.splitAt('gemm'));
     // Split batches when there are enough of them, else the longer of rows and columns (each part
     // packs its own share of one operand and all of the other, so both choices duplicate a packing).
     let ranges: [number, number, number, number, number, number][];
@@ -339,7 +353,7 @@ export class WasmKernels implements Partial<Kernels> {
     checkTensor(op, 'cols', cols, images * cg * rowsPerChannel);
     if (cg === 0 || rowsPerChannel === 0 || images === 0) return;
     const imageStride = cg * rowsPerChannel * 4;
-    const parts = splitRange(cg, this.partsFor(images * cg * rowsPerChannel, splitUnits('im2col')), 1).map(([lo, hi]) => {
+    const parts = splitRange(cg, this.partsFor(images * cg * rowsPerChannel, this.splitAt('im2col')), 1).map(([lo, hi]) => {
       const colsPtr = cols.ptr + lo * rowsPerChannel * 4;
       const geometry = [g.c, g.h, g.w, g.kh, g.kw, g.strideH, g.strideW, g.padH, g.padW, g.dilationH, g.dilationW, g.outH, g.outW];
       const range = [img, c0 + lo, hi - lo, images, imageStride];
@@ -369,7 +383,7 @@ export class WasmKernels implements Partial<Kernels> {
     if (planes === 0 || outPlane === 0) return;
     const spatial = [g.h, g.w];
     const window = [g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW];
-    const parts = splitRange(planes, this.partsFor(planes * outPlane * g.kh * g.kw, splitUnits('pool')), 1).map(([lo, hi]) => {
+    const parts = splitRange(planes, this.partsFor(planes * outPlane * g.kh * g.kw, this.splitAt('pool')), 1).map(([lo, hi]) => {
       const imagePtr = image.ptr + lo * g.h * g.w * 4, pooledPtr = pooled.ptr + lo * outPlane * 4, indexPtr = index.ptr + lo * outPlane;
       return op === 'maxPool2d'
         ? [imagePtr, pooledPtr, indexPtr, hi - lo, ...spatial, g.kh, g.kw, ...window]
@@ -489,7 +503,7 @@ export class WasmKernels implements Partial<Kernels> {
   private runChannels(op: PoolOp, layout: ChannelLayout, args: (c0: number, c1: number) => number[]): void {
     const total = layout.outer * layout.channels * layout.inner;
     if (total === 0) return;
-    this.run(op, splitRange(layout.channels, this.partsFor(total, splitUnits('channel')), 1).map(([c0, c1]) => args(c0, c1)));
+    this.run(op, splitRange(layout.channels, this.partsFor(total, this.splitAt('channel')), 1).map(([c0, c1]) => args(c0, c1)));
   }
 
   /**
@@ -502,8 +516,8 @@ export class WasmKernels implements Partial<Kernels> {
   }
 
   /** Splits n elements into ranges (multiples of 16) across threads when n elements of `kind` are enough work. */
-  private runElements(op: PoolOp, kind: keyof typeof UNIT_NS, n: number, args: (lo: number, hi: number) => number[]): void {
-    this.split(op, n, splitUnits(kind), 16, args);
+  private runElements(op: PoolOp, kind: WorkKind, n: number, args: (lo: number, hi: number) => number[]): void {
+    this.split(op, n, this.splitAt(kind), 16, args);
   }
 }
 

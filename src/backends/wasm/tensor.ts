@@ -34,8 +34,8 @@ export interface TensorKernelExports {
 const UNARY_CODES: readonly UnaryOp[] = ['neg', 'exp', 'log', 'sqrt', 'tanh', 'sigmoid', 'softplus', 'gelu', 'gelu_grad', 'mul_scalar', 'add_scalar', 'pow_scalar'];
 /** Maps kernels/tensor.ts leaves to the reference (they would need table-driven math in wasm). */
 const TABLE_MATH = new Set<UnaryOp>(['log', 'softplus', 'pow_scalar']);
-/** Elements below which these kernels stay on one thread. */
-const PARALLEL_ELEMENTS = 1 << 16;
+/** Maps costing about as much as a copy (the rest are transcendental: UNIT_NS.unary). */
+const CHEAP_UNARY = new Set<UnaryOp>(['neg', 'mul_scalar', 'add_scalar']);
 /** Axes the wasm copy kernel iterates (after merging); the wrapper loops over any more. */
 const COPY_AXES = 4;
 
@@ -93,7 +93,7 @@ export class TensorWasmKernels implements Partial<Kernels> {
     const n = out.size;
     need('unary', 'x', x, n);
     const bits = f32Bits(s);
-    this.engine.split('unary', n, PARALLEL_ELEMENTS, 4, (lo, hi) => [code, x.ptr + lo * 4, out.ptr + lo * 4, hi - lo, bits]);
+    this.engine.split('unary', n, this.engine.splitAt(CHEAP_UNARY.has(op) ? 'elementwise' : 'unary'), 4, (lo, hi) => [code, x.ptr + lo * 4, out.ptr + lo * 4, hi - lo, bits]);
   }
 
   reduce(op: 'sum' | 'max', x: Tensor, y: Tensor, l: ReduceLayout, mask: Tensor | null): void {
@@ -105,7 +105,7 @@ export class TensorWasmKernels implements Partial<Kernels> {
     if (mask) need('reduce', 'mask', mask, total, 'uint8');
     const m = op === 'max' && mask ? mask : null;
     if (mask && !m) mask.data().fill(0);
-    this.engine.split('reduce', l.outer, PARALLEL_ELEMENTS / Math.max(1, l.reduced * l.inner), 1, (o0, o1) => [
+    this.engine.split('reduce', l.outer, this.engine.splitAt('reduce') / Math.max(1, l.reduced * l.inner), 1, (o0, o1) => [
       op === 'sum' ? 0 : 1, x.ptr, y.ptr, m ? m.ptr : 0, o0, o1, l.reduced, l.inner, m ? 1 : 0,
     ]);
   }
@@ -114,7 +114,7 @@ export class TensorWasmKernels implements Partial<Kernels> {
     if (!allFloat32(x, y)) return this.reference('softmax').softmax(x, y, rows, n, log);
     need('softmax', 'x', x, rows * n);
     need('softmax', 'y', y, rows * n);
-    this.engine.split('softmax', rows, PARALLEL_ELEMENTS / Math.max(1, n), 1, (r0, r1) => [x.ptr, y.ptr, r0, r1, n, log ? 1 : 0]);
+    this.engine.split('softmax', rows, this.engine.splitAt('softmax') / Math.max(1, n), 1, (r0, r1) => [x.ptr, y.ptr, r0, r1, n, log ? 1 : 0]);
   }
 
   crossEntropy(logits: Tensor, labels: Tensor, probs: Tensor): number {
@@ -191,7 +191,7 @@ export class TensorWasmKernels implements Partial<Kernels> {
     need('dropout', 'x', x, n);
     // p travels as its f64 bits (two i32 words): the keep test compares the uniform with p exactly.
     const words = new Int32Array(new Float64Array([p]).buffer);
-    this.engine.split('dropout', n, PARALLEL_ELEMENTS, 4, (lo, hi) => [x.ptr, out.ptr, lo, hi, words[0]!, words[1]!, seed >>> 0 | 0]);
+    this.engine.split('dropout', n, this.engine.splitAt('dropout'), 4, (lo, hi) => [x.ptr, out.ptr, lo, hi, words[0]!, words[1]!, seed >>> 0 | 0]);
   }
 
   hardtanhMask(x: Tensor, y: Tensor, mask: Tensor | null, min: number, max: number): void {
@@ -200,7 +200,7 @@ export class TensorWasmKernels implements Partial<Kernels> {
     need('hardtanhMask', 'y', y, n);
     if (mask) need('hardtanhMask', 'mask', mask, n, 'uint8');
     const lo = f32Bits(min), hi = f32Bits(max);
-    this.engine.split('hardtanhMask', n, PARALLEL_ELEMENTS, 16, (a, b) => [x.ptr + a * 4, y.ptr + a * 4, mask ? mask.ptr + a : 0, b - a, lo, hi, mask ? 1 : 0]);
+    this.engine.split('hardtanhMask', n, this.engine.splitAt('hardtanh'), 16, (a, b) => [x.ptr + a * 4, y.ptr + a * 4, mask ? mask.ptr + a : 0, b - a, lo, hi, mask ? 1 : 0]);
   }
 
   channelAdd(x: Tensor, bias: Tensor, out: Tensor, l: ChannelLayout): void {
@@ -209,7 +209,7 @@ export class TensorWasmKernels implements Partial<Kernels> {
     need('channelAdd', 'x', x, total);
     need('channelAdd', 'out', out, total);
     need('channelAdd', 'bias', bias, l.channels);
-    this.engine.split('channelAdd', l.channels, PARALLEL_ELEMENTS / Math.max(1, l.outer * l.inner), 1, (c0, c1) => [x.ptr, bias.ptr, out.ptr, l.outer, l.channels, l.inner, c0, c1]);
+    this.engine.split('channelAdd', l.channels, this.engine.splitAt('elementwise') / Math.max(1, l.outer * l.inner), 1, (c0, c1) => [x.ptr, bias.ptr, out.ptr, l.outer, l.channels, l.inner, c0, c1]);
   }
 
   avgPool2d(x: Tensor, out: Tensor, g: Conv2dGeometry): void {
@@ -229,7 +229,7 @@ export class TensorWasmKernels implements Partial<Kernels> {
     need(op, grad ? 'dx' : 'x', image, planes * g.h * g.w);
     need(op, grad ? 'gy' : 'out', pooled, planes * outPlane);
     const work = planes * outPlane * g.kh * g.kw;
-    this.engine.split('avgPool2d', planes, PARALLEL_ELEMENTS / Math.max(1, work / Math.max(1, planes)), 1, (p0, p1) => [
+    this.engine.split('avgPool2d', planes, this.engine.splitAt('avgPool') / Math.max(1, work / Math.max(1, planes)), 1, (p0, p1) => [
       image.ptr, pooled.ptr, p0, p1, g.h, g.w, g.kh, g.kw, g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW, grad,
     ]);
   }
