@@ -222,30 +222,28 @@ const conv2dGradWeightOp = defineOp<GradWeightAttrs>({
     const g = convGeometry('conv2d_grad_weight', x!.shape, kh, kw, a);
     const og = o / groups, kk = (g.c / groups) * kh * kw, hw = g.outH * g.outW;
     const gc = contiguous(gy!), xc = contiguous(x!);
-    // Each run of chunks adds its images' products gy_i cols_iᵀ (one batched GEMM per chunk), in
-    // image order, into its own zeroed partial sum; dw is the sum of the partials in run order.
-    // The runs are fixed by the batch, not the thread count, so any number of threads gives the
-    // same bits.
+    // Each run of chunks adds its chunks' sums of products gy_i cols_iᵀ (one batched GEMM per
+    // chunk, then its images summed in order) into its own zeroed partial sum; dw is the sum of
+    // the partials in run order. The runs are fixed by the batch, not the thread count, so any
+    // number of threads gives the same bits.
     const size = imagesPerChunk(g, groups), runs = Math.min(PARTIAL_SUMS, Math.ceil(g.n / size));
     const dw = Tensor.empty(a.weightShape, gy!.dtype);
     const partials = runs > 1 ? Tensor.empty([runs, o * kk], gy!.dtype, 'workspace') : dw;
     const k = kernels(gy!.dtype);
-    const products = Tensor.uninitialized([k.parallelSlots(runs) * size * og, kk], gy!.dtype, 'workspace');
+    const slots = k.parallelSlots(runs);
+    // Per slot: the chunk's products [size, og, kk], then their sum [og, kk].
+    const scratch = Tensor.uninitialized([slots * (size + 1) * og, kk], gy!.dtype, 'workspace');
     withColumns(xc, g, groups, PARTIAL_SUMS, (img0, count, grp, cols, blk, slot) => {
+      const base = slot * (size + 1) * og * kk;
       const gv = block(gc, (img0 * o + grp * og) * hw, count * og, hw);
-      const mine = block(products, slot * size * og * kk, count * og, kk);
-      k.gemm(gv, cols, mine, { batch: count, m: og, n: kk, k: hw, transA: false, transB: true, aStride: o * hw, bStride: kk * hw, accumulate: false });
-      mine.dispose();
+      const products = block(scratch, base, count * og, kk), sum = block(scratch, base + size * og * kk, og, kk);
+      k.gemm(gv, cols, products, { batch: count, m: og, n: kk, k: hw, transA: false, transB: true, aStride: o * hw, bStride: kk * hw, accumulate: false });
+      k.reduce('sum', products, sum, { outer: 1, reduced: count, inner: og * kk }, null);
       const pv = block(partials, blk * o * kk + grp * og * kk, og, kk);
-      for (let i = 0; i < count; i++) {
-        const product = block(products, (slot * size + i) * og * kk, og, kk);
-        k.binary('add', pv, product, pv);
-        product.dispose();
-      }
-      pv.dispose();
-      gv.dispose();
+      k.binary('add', pv, sum, pv);
+      for (const t of [gv, products, sum, pv]) t.dispose();
     });
-    products.dispose();
+    scratch.dispose();
     if (partials !== dw) {
       k.reduce('sum', partials, dw, { outer: 1, reduced: runs, inner: o * kk }, null);
       partials.dispose();
