@@ -6,7 +6,7 @@
  * on one fixed random batch of 64 (bench/engine-train.ts, as `bench engine` does) for S seconds
  * after a warm-up step; slimgrad's Node and page cases alternate R times per thread count (each
  * row keeps its best round) so that load on a shared machine hits both alike. Ratios: page / Node at the same threads, page / tfjs-cpu
- * (page at its best thread count), 2 threads / 1 in the page.
+ * (page at its best thread count), 2 threads / 1 in the page and in Node.
  * JSON (last line): { suite: 'browser', chromium, train: [{ model, engine, threads, samplesPerSec, error }], ratios: [...] }.
  */
 import { existsSync, mkdtempSync, copyFileSync, rmSync } from 'node:fs';
@@ -52,8 +52,10 @@ export function browserRatios(rows: BrowserTrainRow[]): BrowserRatio[] {
     for (const peer of ['tfjs-cpu', 'tfjs-wasm'] as const) {
       if (rows.some((r) => r.model === model && r.engine === peer)) out.push({ model, ratio: `slimgrad-browser (best) / ${peer}`, threads: null, value: over(best, sps(model, peer)) });
     }
-    const two = sps(model, 'slimgrad-browser', 2), one = sps(model, 'slimgrad-browser', 1);
-    if (two !== null || one !== null) out.push({ model, ratio: 'slimgrad-browser 2 threads / 1', threads: null, value: over(two, one) });
+    for (const engine of ['slimgrad-browser', 'slimgrad-node'] as const) {
+      const two = sps(model, engine, 2), one = sps(model, engine, 1);
+      if (two !== null || one !== null) out.push({ model, ratio: `${engine} 2 threads / 1`, threads: null, value: over(two, one) });
+    }
   }
   return out;
 }

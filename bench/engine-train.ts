@@ -30,6 +30,12 @@ export interface TrainRow extends Omit<TrainCase, 'seconds' | 'engine'> {
   batch: number;
   samplesPerSec: number | null;
   peakRssBytes: number | null;
+  /**
+   * CPU time of the whole process per step (all threads: the caller, kernel workers, GC), in ms;
+   * null where not measured (PyTorch). With 2 threads, CPU time over wall time shows how much of a
+   * second core the step used.
+   */
+  cpuMsPerStep: number | null;
   /** Why the case could not run (e.g. a kernel tfjs lacks), else null. */
   error: string | null;
 }
@@ -159,10 +165,17 @@ export async function runTrainCase(c: TrainCase): Promise<TrainRow> {
     } else {
       step = await tfjsStep(c.model, c.engine === 'tfjs-cpu' ? 'cpu' : 'wasm');
     }
-    const sec = await timeSteps(step, c.seconds);
-    return { ...base, samplesPerSec: base.batch / sec, peakRssBytes: process.resourceUsage().maxRSS * 1024, error: null };
+    await step(); // warm-up outside the CPU window (timeSteps warms up once more)
+    const cpu0 = process.cpuUsage();
+    let steps = 0;
+    const sec = await timeSteps(() => {
+      steps++;
+      return step();
+    }, c.seconds);
+    const cpu = process.cpuUsage(cpu0);
+    return { ...base, samplesPerSec: base.batch / sec, peakRssBytes: process.resourceUsage().maxRSS * 1024, cpuMsPerStep: (cpu.user + cpu.system) / 1000 / steps, error: null };
   } catch (e) {
-    return { ...base, samplesPerSec: null, peakRssBytes: null, error: (e as Error).message.split('\n')[0]! };
+    return { ...base, samplesPerSec: null, peakRssBytes: null, cpuMsPerStep: null, error: (e as Error).message.split('\n')[0]! };
   }
 }
 

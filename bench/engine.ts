@@ -114,7 +114,7 @@ async function gemmTfjs(sizes: number[], ms: number): Promise<GemmRow[]> {
 function trainInChild(c: TrainCase, timeoutSec: number): Promise<TrainRow> {
   return new Promise((resolve) => {
     const fail = (error: string): void =>
-      resolve({ model: c.model, engine: c.engine, threads: c.threads, batch: TRAIN_SPECS[c.model].batch, samplesPerSec: null, peakRssBytes: null, error });
+      resolve({ model: c.model, engine: c.engine, threads: c.threads, batch: TRAIN_SPECS[c.model].batch, samplesPerSec: null, peakRssBytes: null, cpuMsPerStep: null, error });
     // engine-train.ts under tsx, engine-train.js when compiled: the same extension as this file.
     const entry = new URL(`./engine-train${import.meta.url.slice(import.meta.url.lastIndexOf('.'))}`, import.meta.url);
     const child = fork(fileURLToPath(entry), [], {
@@ -197,12 +197,12 @@ export async function run(args: string[]): Promise<number> {
         const batch = TRAIN_SPECS[model].batch;
         const r = torch ? runPytorchCase({ kind: 'train', model, batch, threads, seconds }, caseTimeout) : NOT_INSTALLED;
         noteLibraries(r.libraries);
-        report.train.push({ model, engine: 'pytorch', threads, batch, samplesPerSec: r.samplesPerSec ?? null, peakRssBytes: r.peakRssBytes, error: r.error });
+        report.train.push({ model, engine: 'pytorch', threads, batch, samplesPerSec: r.samplesPerSec ?? null, peakRssBytes: r.peakRssBytes, cpuMsPerStep: null, error: r.error });
       }
     }
     if (report.pytorch) console.log(`PyTorch ${report.pytorch.torch}: BLAS ${report.pytorch.blas?.join(', ') ?? 'none mapped'}; oneDNN ${report.pytorch.onednn ?? 'absent'}${report.pytorch.onednnConvolutions ? ' (convolutions)' : ''}`);
     console.log();
-    printTable(report.train.map((r) => ({ ...r, samplesPerSec: r.samplesPerSec === null ? null : Number(r.samplesPerSec.toFixed(1)) })));
+    printTable(report.train.map((r) => ({ ...r, samplesPerSec: r.samplesPerSec === null ? null : Number(r.samplesPerSec.toFixed(1)), cpuMsPerStep: r.cpuMsPerStep === null ? null : Number(r.cpuMsPerStep.toFixed(2)) })));
   }
   const ratios = peerRatios(report.gemm, report.train);
   if (ratios.length) {
@@ -220,6 +220,7 @@ export interface RatioRow {
   peer: string;
   /**
    * PyTorch pairs: the thread count both ran at (slimgrad over PyTorch at the same count).
+   * Thread scaling (peer 'slimgrad 1 thread'): slimgrad's thread count, over itself at 1 thread.
    * Others: null (slimgrad single-threaded for GEMM, its best thread count for training; tfjs one thread).
    */
   threads: number | null;
@@ -227,7 +228,13 @@ export interface RatioRow {
   ratio: number | null;
 }
 
-/** slimgrad's figure over each peer's, for every case both ran in this run. */
+/** The peer of thread-scaling rows: slimgrad at N threads over slimgrad at 1. */
+const SELF = 'slimgrad 1 thread';
+
+/**
+ * slimgrad's figure over each peer's, for every case both ran in this run; and each engine's
+ * scaling: slimgrad at N threads over 1 (GEMM and training), PyTorch's training at N over 1.
+ */
 export function peerRatios(gemm: GemmRow[], train: TrainRow[]): RatioRow[] {
   const rows: RatioRow[] = [];
   const over = (a: number | null, b: number | null): number | null => (a && b ? a / b : null);
@@ -235,6 +242,10 @@ export function peerRatios(gemm: GemmRow[], train: TrainRow[]): RatioRow[] {
     for (const peer of gemm.filter((r) => r.engine !== 'slimgrad' && r.engine !== 'pytorch' && r.size === g.size && r.variant === g.variant)) {
       rows.push({ kind: 'gemm', case: `${g.size} ${g.variant}`, peer: peer.engine, threads: null, ratio: over(g.gflops, peer.gflops) });
     }
+  }
+  for (const g of gemm.filter((r) => r.engine === 'slimgrad' && r.threads > 1)) {
+    const one = gemm.find((r) => r.engine === 'slimgrad' && r.size === g.size && r.variant === g.variant && r.threads === 1);
+    if (one) rows.push({ kind: 'gemm', case: `${g.size} ${g.variant}`, peer: SELF, threads: g.threads, ratio: over(g.gflops, one.gflops) });
   }
   for (const peer of gemm.filter((r) => r.engine === 'pytorch')) {
     const g = gemm.find((r) => r.engine === 'slimgrad' && r.size === peer.size && r.variant === peer.variant && r.threads === peer.threads);
@@ -248,9 +259,17 @@ export function peerRatios(gemm: GemmRow[], train: TrainRow[]): RatioRow[] {
     for (const peer of train.filter((r) => r.model === model && r.engine !== 'slimgrad' && r.engine !== 'pytorch')) {
       rows.push({ kind: 'train', case: model, peer: peer.engine, threads: null, ratio: over(best, peer.samplesPerSec) });
     }
+    const one = ours.find((r) => r.threads === 1);
+    for (const r of ours.filter((r) => r.threads > 1)) {
+      if (one) rows.push({ kind: 'train', case: model, peer: SELF, threads: r.threads, ratio: over(r.samplesPerSec, one.samplesPerSec) });
+    }
     for (const peer of train.filter((r) => r.model === model && r.engine === 'pytorch')) {
       const same = ours.find((r) => r.threads === peer.threads);
       if (same) rows.push({ kind: 'train', case: model, peer: 'pytorch', threads: peer.threads, ratio: over(same.samplesPerSec, peer.samplesPerSec) });
+    }
+    for (const peer of train.filter((r) => r.model === model && r.engine === 'pytorch' && r.threads > 1)) {
+      const onePeer = train.find((r) => r.model === model && r.engine === 'pytorch' && r.threads === 1);
+      if (onePeer) rows.push({ kind: 'train', case: model, peer: 'pytorch 1 thread', threads: peer.threads, ratio: over(peer.samplesPerSec, onePeer.samplesPerSec) });
     }
   }
   return rows;

@@ -107,6 +107,19 @@ export interface AdamStep {
 }
 
 export interface Kernels {
+  /**
+   * Runs body(i, slot) for every i in [0, count). The bodies of different indices must write
+   * disjoint memory and call only kernels that return nothing (no value back to the caller; no
+   * kernel that reads tensor values in JavaScript), each with the same arguments whatever the slot,
+   * so that results do not depend on how indices are spread. A backend with threads gives each
+   * thread a contiguous block of indices, `slot` the thread's number (< parallelSlots(count), for
+   * per-thread scratch), and runs each block's kernel calls as one job (one wake-up and one join
+   * for, say, a conv layer's im2col, GEMM and bias over a block of images); the reference runs
+   * them in order in slot 0.
+   */
+  parallelFor(count: number, body: (i: number, slot: number) => void): void;
+  /** The slots parallelFor(count, ...) passes its bodies: scratch to allocate per slot. */
+  parallelSlots(count: number): number;
   /** C = op(A) op(B) (+ C). See GemmArgs. */
   gemm(a: Tensor, b: Tensor, c: Tensor, args: GemmArgs): void;
   /**

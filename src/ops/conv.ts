@@ -1,13 +1,14 @@
 /**
  * 2-D convolution (NCHW, OIHW weights) with stride, padding, dilation and groups, by
- * im2col + GEMM (batched over chunks of images when there is one group). Backward recomputes the columns from the saved input, so
+ * im2col + GEMM (batched over chunks of images when there is one group); the chunks run through
+ * kernels().parallelFor, one block of them per thread. Backward recomputes the columns from the saved input, so
  * the op saves only its input (and its weight, a parameter), as the ACT save policy requires.
  */
 import { fmt, ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { kernels } from '../backends/index.js';
 import type { Conv2dGeometry } from '../backends/kernels.js';
-import { contiguous, copyTo } from './elementwise.js';
+import { contiguous } from './elementwise.js';
 import { defineOp, runOp, type TensorMeta } from './registry.js';
 
 export interface Conv2dOptions {
@@ -54,6 +55,11 @@ function inferConv(x: TensorMeta, w: TensorMeta, b: TensorMeta | null, o: Conv2d
  */
 const IMAGES_PER_CHUNK = 8;
 const COLS_BUDGET = 1 << 21;
+/**
+ * Partial sums of the weight gradient (runs of chunks): the most threads conv2d_grad_weight can
+ * use, and the bound on its extra workspace (this many weight-sized buffers).
+ */
+const PARTIAL_SUMS = 8;
 
 /** Images per chunk; 1 with groups (a batched GEMM's outputs would not be evenly spaced in NCHW). */
 function imagesPerChunk(g: Conv2dGeometry, groups: number): number {
@@ -63,34 +69,41 @@ function imagesPerChunk(g: Conv2dGeometry, groups: number): number {
 }
 
 /**
- * Runs `body(img0, count, grp, cols)` for chunks of images and every group, with cols
- * [count, cg*kh*kw, outH*outW] holding the im2col columns of images [img0, img0 + count).
+ * Runs `body(img0, count, grp, cols, blk, slot)` for every chunk of images and every group, with cols
+ * [count, cg*kh*kw, outH*outW] holding the im2col columns of images [img0, img0 + count). The
+ * chunks are cut into `blocks` contiguous runs (at most; `blk` is the run's number) that run
+ * through kernels().parallelFor: a thread does a whole run (im2col and whatever the body adds)
+ * behind one wake-up, in its own columns buffer (`slot`: the thread's, for the body's own scratch).
  */
-function withColumns(x: Tensor, g: Conv2dGeometry, groups: number, body: (img0: number, count: number, grp: number, cols: Tensor) => void): void {
-  const cg = g.c / groups, kk = cg * g.kh * g.kw, hw = g.outH * g.outW;
-  const chunk = imagesPerChunk(g, groups);
-  const cols = Tensor.uninitialized([chunk * kk, hw], x.dtype, 'workspace');
+function withColumns(x: Tensor, g: Conv2dGeometry, groups: number, blocks: number, body: (img0: number, count: number, grp: number, cols: Tensor, blk: number, slot: number) => void): void {
   const k = kernels(x.dtype);
-  for (let img0 = 0; img0 < g.n; img0 += chunk) {
-    const count = Math.min(chunk, g.n - img0);
+  forChunks(x.dtype, g, groups, blocks, (img0, count, cols, blk, slot) => {
     for (let grp = 0; grp < groups; grp++) {
-      k.im2col(x, cols, g, img0, grp * cg, cg, count);
-      body(img0, count, grp, cols);
+      k.im2col(x, cols, g, img0, grp * (g.c / groups), g.c / groups, count);
+      body(img0, count, grp, cols, blk, slot);
     }
-  }
+  });
+}
+
+/** The chunks of images split into at most `blocks` runs, each run's chunks in order on one slot's columns buffer. */
+function forChunks(dtype: Tensor['dtype'], g: Conv2dGeometry, groups: number, blocks: number, body: (img0: number, count: number, cols: Tensor, blk: number, slot: number) => void): void {
+  const kk = (g.c / groups) * g.kh * g.kw, hw = g.outH * g.outW;
+  const size = imagesPerChunk(g, groups), chunks = Math.ceil(g.n / size), runs = Math.min(blocks, chunks);
+  const k = kernels(dtype);
+  const cols = Tensor.uninitialized([k.parallelSlots(runs) * size * kk, hw], dtype, 'workspace');
+  k.parallelFor(runs, (blk, slot) => {
+    const mine = block(cols, slot * size * kk * hw, size * kk, hw);
+    for (let c = Math.floor((chunks * blk) / runs); c < Math.floor((chunks * (blk + 1)) / runs); c++) {
+      const img0 = c * size;
+      body(img0, Math.min(size, g.n - img0), mine, blk, slot);
+    }
+    mine.dispose();
+  });
   cols.dispose();
 }
 
 /** A [rows, cols] view at element `offset` of contiguous `t` (a GEMM operand). */
 const block = (t: Tensor, offset: number, rows: number, cols: number): Tensor => t.view([rows, cols], undefined, t.offset + offset);
-
-/** out += b per channel, in place. */
-function addBias(out: Tensor, b: Tensor): void {
-  const [n, c, h, w] = out.shape as [number, number, number, number];
-  const bc = contiguous(b);
-  kernels(out.dtype).channelAdd(out, bc, out, { outer: n, channels: c, inner: h * w });
-  if (bc !== b) bc.dispose();
-}
 
 const conv2dOp = defineOp<Conv2dOptions>({
   name: 'conv2d',
@@ -109,15 +122,22 @@ const conv2dOp = defineOp<Conv2dOptions>({
     const xc = contiguous(x!), wc = contiguous(w!);
     const out = Tensor.uninitialized([g.n, g.o, g.outH, g.outW], x!.dtype);
     const og = g.o / groups, kk = (g.c / groups) * g.kh * g.kw, hw = g.outH * g.outW;
-    const gemm = kernels(x!.dtype).gemm;
-    withColumns(xc, g, groups, (img0, count, grp, cols) => {
+    const k = kernels(x!.dtype);
+    const bc = b ? contiguous(b) : null;
+    withColumns(xc, g, groups, Infinity, (img0, count, grp, cols) => {
       const wv = block(wc, grp * og * kk, og, kk);
       const ov = block(out, (img0 * g.o + grp * og) * hw, count * og, hw);
-      gemm(wv, cols, ov, { batch: count, m: og, n: hw, k: kk, transA: false, transB: false, aStride: 0, bStride: kk * hw, accumulate: false });
+      k.gemm(wv, cols, ov, { batch: count, m: og, n: hw, k: kk, transA: false, transB: false, aStride: 0, bStride: kk * hw, accumulate: false });
       wv.dispose();
       ov.dispose();
+      if (bc && grp === groups - 1) {
+        // The bias of these images' channels, in the same job (channelAdd is elementwise: the same bits as over the whole output).
+        const chunk = block(out, img0 * g.o * hw, count * g.o, hw);
+        k.channelAdd(chunk, bc, chunk, { outer: count, channels: g.o, inner: hw });
+        chunk.dispose();
+      }
     });
-    if (b) addBias(out, b);
+    if (bc && bc !== b) bc.dispose();
     if (xc !== x) xc.dispose();
     if (wc !== w) wc.dispose();
     return [out];
@@ -173,11 +193,8 @@ const conv2dGradInputOp = defineOp<GradInputAttrs>({
     const o = w!.shape[0]!, og = o / groups, cg = g.c / groups, kk = cg * g.kh * g.kw, hw = g.outH * g.outW;
     const gc = contiguous(gy!), wc = contiguous(w!);
     const dx = Tensor.empty(a.inputShape, gy!.dtype);
-    const chunk = imagesPerChunk(g, groups);
-    const cols = Tensor.uninitialized([chunk * kk, hw], gy!.dtype, 'workspace');
     const k = kernels(gy!.dtype);
-    for (let img0 = 0; img0 < g.n; img0 += chunk) {
-      const count = Math.min(chunk, g.n - img0);
+    forChunks(gy!.dtype, g, groups, Infinity, (img0, count, cols) => {
       for (let grp = 0; grp < groups; grp++) {
         const wv = block(wc, grp * og * kk, og, kk);
         const gv = block(gc, (img0 * o + grp * og) * hw, count * og, hw);
@@ -186,8 +203,7 @@ const conv2dGradInputOp = defineOp<GradInputAttrs>({
         wv.dispose();
         gv.dispose();
       }
-    }
-    cols.dispose();
+    });
     if (gc !== gy) gc.dispose();
     if (wc !== w) wc.dispose();
     return [dx];
@@ -206,25 +222,32 @@ const conv2dGradWeightOp = defineOp<GradWeightAttrs>({
     const g = convGeometry('conv2d_grad_weight', x!.shape, kh, kw, a);
     const og = o / groups, kk = (g.c / groups) * kh * kw, hw = g.outH * g.outW;
     const gc = contiguous(gy!), xc = contiguous(x!);
-    // The first image's product overwrites dw (later ones add to it); with no images it stays zero.
-    const dw = g.n > 0 ? Tensor.uninitialized(a.weightShape, gy!.dtype) : Tensor.empty(a.weightShape, gy!.dtype);
-    // One batched GEMM per chunk into per-image products, then summed into dw.
+    // Each run of chunks adds its chunks' sums of products gy_i cols_iᵀ (one batched GEMM per
+    // chunk, then its images summed in order) into its own zeroed partial sum; dw is the sum of
+    // the partials in run order. The runs are fixed by the batch, not the thread count, so any
+    // number of threads gives the same bits.
+    const size = imagesPerChunk(g, groups), runs = Math.min(PARTIAL_SUMS, Math.ceil(g.n / size));
+    const dw = Tensor.empty(a.weightShape, gy!.dtype);
+    const partials = runs > 1 ? Tensor.empty([runs, o * kk], gy!.dtype, 'workspace') : dw;
     const k = kernels(gy!.dtype);
-    const products = Tensor.uninitialized([imagesPerChunk(g, groups) * og, kk], gy!.dtype, 'workspace');
-    withColumns(xc, g, groups, (img0, count, grp, cols) => {
+    const slots = k.parallelSlots(runs);
+    // Per slot: the chunk's products [size, og, kk], then their sum [og, kk].
+    const scratch = Tensor.uninitialized([slots * (size + 1) * og, kk], gy!.dtype, 'workspace');
+    withColumns(xc, g, groups, PARTIAL_SUMS, (img0, count, grp, cols, blk, slot) => {
+      const base = slot * (size + 1) * og * kk;
       const gv = block(gc, (img0 * o + grp * og) * hw, count * og, hw);
+      const products = block(scratch, base, count * og, kk), sum = block(scratch, base + size * og * kk, og, kk);
       k.gemm(gv, cols, products, { batch: count, m: og, n: kk, k: hw, transA: false, transB: true, aStride: o * hw, bStride: kk * hw, accumulate: false });
-      const dv = block(dw, grp * og * kk, og, kk);
-      for (let i = 0; i < count; i++) {
-        const pv = block(products, i * og * kk, og, kk);
-        if (img0 + i === 0) copyTo(pv, dv);
-        else k.binary('add', dv, pv, dv);
-        pv.dispose();
-      }
-      dv.dispose();
-      gv.dispose();
+      k.reduce('sum', products, sum, { outer: 1, reduced: count, inner: og * kk }, null);
+      const pv = block(partials, blk * o * kk + grp * og * kk, og, kk);
+      k.binary('add', pv, sum, pv);
+      for (const t of [gv, products, sum, pv]) t.dispose();
     });
-    products.dispose();
+    scratch.dispose();
+    if (partials !== dw) {
+      k.reduce('sum', partials, dw, { outer: 1, reduced: runs, inner: o * kk }, null);
+      partials.dispose();
+    }
     if (gc !== gy) gc.dispose();
     if (xc !== x) xc.dispose();
     return [dw];

@@ -19,6 +19,7 @@ function make(variant: KernelVariant, threads: number): TensorWasmKernels {
   assert.ok(module, `build/${variant} kernels missing: run npm run build:kernels`);
   const engine = new WasmKernels(module);
   engine.setThreads(threads);
+  engine.minSplitNs = 0;
   engines.push(engine);
   return new TensorWasmKernels(engine);
 }
@@ -57,7 +58,7 @@ for (const variant of ['simd', 'scalar'] as const) {
   for (const threads of [1, 2]) {
     describe(`wasm tensor kernels (${variant}, ${threads} thread${threads > 1 ? 's' : ''})`, () => {
       const k = make(variant, threads);
-      // Multi-threaded runs need sizes past the split threshold (64 Ki elements).
+      // Multi-threaded runs split every kernel (minSplitNs 0, set in make) and use larger sizes too.
       const big = threads > 1 ? 70_000 : 0;
 
       test('unary: every map matches the reference on random values and edge cases', () => {

@@ -331,11 +331,12 @@ describe('wasm kernels: threads', () => {
 
   test('multi-threaded GEMM is bit-identical to single-threaded (row, column and batch splits)', () => {
     const cases: GemmArgs[] = [
-      { batch: 1, m: 300, n: 70, k: 90, transA: false, transB: false, accumulate: false, aStride: 0, bStride: 0 },
-      { batch: 1, m: 37, n: 520, k: 100, transA: true, transB: true, accumulate: true, aStride: 0, bStride: 0 },
-      { batch: 5, m: 64, n: 60, k: 70, transA: false, transB: true, accumulate: false, aStride: 64 * 70, bStride: 0 },
+      { batch: 1, m: 300, n: 70, k: 256, transA: false, transB: false, accumulate: false, aStride: 0, bStride: 0 },
+      { batch: 1, m: 37, n: 520, k: 280, transA: true, transB: true, accumulate: true, aStride: 0, bStride: 0 },
+      { batch: 5, m: 64, n: 60, k: 280, transA: false, transB: true, accumulate: false, aStride: 64 * 280, bStride: 0 },
     ];
     for (const p of cases) {
+      assert.ok(p.batch * p.m * p.n * p.k >= multi.splitAt('gemm'), `${JSON.stringify(p)} is below the split threshold`);
       const { got, want } = gemmBoth(multi, p, 7);
       assert.ok(maxDiff(got, want) <= gemmTolerance(p.k), `threads vs reference: ${JSON.stringify(p)}`);
       const again = fromValues(new Float32Array(got.size), got.shape);
@@ -385,13 +386,14 @@ describe('wasm kernels: threads', () => {
   });
 
   test('multi-threaded per-channel and ReLU/mask kernels equal single-threaded', () => {
-    const layout: ChannelLayout = { outer: 8, channels: 16, inner: 33 * 33 };
+    const layout: ChannelLayout = { outer: 8, channels: 16, inner: Math.ceil(multi.splitAt('elementwise') / 128) + 33 };
     const a = elementwiseKernelsBoth(single, layout, 11), b = elementwiseKernelsBoth(multi, layout, 11);
     for (const name of Object.keys(a)) assert.deepEqual(b[name]!.got.values(), a[name]!.got.values(), name);
   });
 
   test('multi-threaded max pooling equals single-threaded', () => {
     const g: Conv2dGeometry = { n: 8, c: 16, h: 32, w: 32, kh: 3, kw: 3, strideH: 2, strideW: 2, padH: 1, padW: 1, dilationH: 1, dilationW: 1, outH: 16, outW: 16 };
+    assert.ok(8 * 16 * 16 * 16 * 9 >= multi.splitAt('pool'), 'below the split threshold');
     const x = random(8 * 16 * 32 * 32, 5);
     const outLen = 8 * 16 * 16 * 16;
     const o1 = Tensor.empty([outLen]), o2 = Tensor.empty([outLen]);
@@ -409,7 +411,7 @@ describe('wasm kernels: threads', () => {
   test('shutdown stops the pool and the next large job restarts it', () => {
     multi.shutdown();
     assert.equal(multi.poolRunning, false);
-    const p: GemmArgs = { batch: 1, m: 128, n: 128, k: 128, transA: false, transB: false, accumulate: false, aStride: 0, bStride: 0 };
+    const p: GemmArgs = { batch: 1, m: 128, n: 128, k: 320, transA: false, transB: false, accumulate: false, aStride: 0, bStride: 0 };
     const { got, want } = gemmBoth(multi, p, 11);
     assert.ok(maxDiff(got, want) <= gemmTolerance(p.k), 'GEMM after a pool restart differs from the reference');
     assert.ok(multi.poolRunning, 'the pool should have restarted');

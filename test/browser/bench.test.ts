@@ -7,7 +7,7 @@ import { CHROMIUM } from '../../scripts/browser.mjs';
 import * as bench from '../../bench/browser.js';
 import type { BrowserTrainRow } from '../../bench/browser.js';
 
-test('browserRatios: page over Node at equal threads, page best over tfjs, 2 threads over 1', () => {
+test('browserRatios: page over Node at equal threads, page best over tfjs, 2 threads over 1 (page and Node)', () => {
   const row = (engine: BrowserTrainRow['engine'], threads: number, samplesPerSec: number | null): BrowserTrainRow => ({ model: 'lenet', engine, threads, samplesPerSec, error: samplesPerSec === null ? 'x' : null });
   const ratios = bench.browserRatios([
     row('slimgrad-node', 1, 100), row('slimgrad-browser', 1, 90), row('slimgrad-node', 2, 200), row('slimgrad-browser', 2, 160),
@@ -19,6 +19,7 @@ test('browserRatios: page over Node at equal threads, page best over tfjs, 2 thr
   assert.equal(value('slimgrad-browser (best) / tfjs-cpu'), 80);
   assert.equal(value('slimgrad-browser (best) / tfjs-wasm'), null);
   assert.equal(value('slimgrad-browser 2 threads / 1'), 160 / 90);
+  assert.equal(value('slimgrad-node 2 threads / 1'), 2);
 });
 
 test('bench browser --json ends with the train rows of every engine', { skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM}: skipped` }, async () => {

@@ -125,7 +125,8 @@ export function wasmVariant(): KernelVariant | undefined {
 
 /**
  * Sets how many threads wasm kernels use (the calling thread plus n - 1 workers); 1 = no workers.
- * Large GEMMs and im2col/col2im are split across them; results are identical for any count.
+ * Conv layers run one block of images per thread, and kernels with enough work (large GEMMs,
+ * pooling, elementwise maps) split across them; results are identical for any count.
  */
 export function setThreads(n: number): void {
   const k = registerWasmBackend();

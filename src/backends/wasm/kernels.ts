@@ -12,17 +12,29 @@ import { Tensor } from '../../core/tensor.js';
 import { referenceKernels } from '../reference/index.js';
 import { BINARY_OPS, type AdamStep, type BinaryOp, type SgdStep, type ChannelAffineArgs, type ChannelLayout, type Conv2dGeometry, type GemmArgs, type HalfFormat, type Kernels } from '../kernels.js';
 import type { KernelModule } from './loader.js';
-import { ThreadPool, type PoolOp } from './pool.js';
+import { ThreadPool, type PoolCall, type PoolOp } from './pool.js';
 
 /** GEMM tile sizes of kernels/gemm.ts: parts split rows at MR and columns at NR boundaries. */
 const MR = 4;
 const NR = 8;
-/** Multiply-adds below which a GEMM stays on one thread (a dispatch costs ~10-20 us). */
-const GEMM_PARALLEL_MACS = 1 << 20;
-/** Elements of cols (window reads for pooling) below which im2col/col2im/pooling stay on one thread. */
-const IM2COL_PARALLEL_ELEMENTS = 1 << 18;
-/** Elements below which elementwise and per-channel kernels stay on one thread. */
-const ELEMENTWISE_PARALLEL_ELEMENTS = 1 << 17;
+/**
+ * Single-thread cost of one unit of each kernel's work in ns (units: GEMM multiply-adds, im2col
+ * columns elements, pooling window reads, elements otherwise; `unary` is a transcendental map,
+ * `elementwise` a cheap one), measured on the 2-vCPU Zen 4 VM (1 thread, best of 30 calls; the
+ * codecs estimated). With `minSplitNs` they set each kernel's split threshold.
+ */
+export const UNIT_NS = {
+  gemm: 0.04, im2col: 0.5, pool: 3, avgPool: 2.2, elementwise: 0.2, hardtanh: 1.4, unary: 4, reduce: 0.25,
+  softmax: 8, dropout: 12, channel: 0.3, sgd: 1.5, adam: 6.5, codec: 1,
+} as const;
+export type WorkKind = keyof typeof UNIT_NS;
+/**
+ * Default single-thread work from which a kernel splits across threads (200 us): a pool job costs
+ * ~50-100 us more than its work on the 2-vCPU VM (waking a parked worker and joining it; LeNet-5's
+ * small kernels ran slower split), so half the work must be worth more than that. Whole layers
+ * run as one job per thread through parallelFor instead (conv2d).
+ */
+export const MIN_SPLIT_NS = 200_000;
 
 /** The bits of float32 `v` as an int32 (the pool passes i32 arguments only). */
 const f32Bits = (() => {
@@ -73,10 +85,28 @@ export class WasmKernels implements Partial<Kernels> {
    */
   private scratch: number[] = [];
   private readonly scratchBytes: number;
+  /**
+   * Inside a parallelFor block: the part (thread) it runs on, and its call list while the block is
+   * recorded for a worker (null while the calling thread runs its own block directly). Kernels
+   * called in a block never split further, and GEMMs pack into the part's scratch.
+   */
+  private block: { part: number; calls: PoolCall[] | null } | null = null;
 
   constructor(readonly module: KernelModule) {
     this.scratchBytes = module.exports.gemmScratchBytes();
     this.sizeScratch();
+  }
+
+  /**
+   * Single-thread work (ns) from which a kernel splits across threads (MIN_SPLIT_NS). Lower it
+   * where waking a thread is cheap (bare-metal cores); 0 splits every kernel (the tests do, to run
+   * the split paths on small inputs). Results do not depend on it.
+   */
+  minSplitNs = MIN_SPLIT_NS;
+
+  /** Units of work of `kind` (UNIT_NS) from which a kernel splits across threads. */
+  splitAt(kind: WorkKind): number {
+    return Math.ceil(this.minSplitNs / UNIT_NS[kind]);
   }
 
   get threads(): number {
@@ -145,8 +175,12 @@ export class WasmKernels implements Partial<Kernels> {
     }
   }
 
-  /** Runs the parts on the pool when there is more than one, else inline. */
+  /** Runs the parts on the pool when there is more than one, else inline; while a block is recorded, appends them to its calls. */
   private run(op: PoolOp, parts: number[][]): void {
+    if (this.block?.calls) {
+      for (const args of parts) this.block.calls.push({ op, args });
+      return;
+    }
     if (parts.length > 1) this.startPool();
     if (parts.length === 1 || !this.pool) {
       const fn = this.module.exports[op] as (...args: number[]) => void;
@@ -156,9 +190,58 @@ export class WasmKernels implements Partial<Kernels> {
     this.pool.run(op, parts);
   }
 
-  /** How many parts a job of `work` units should use, given the parallel threshold. */
+  /** How many parts a job of `work` units should use, given the parallel threshold (1 inside a parallelFor block: the block is the thread's share). */
   private partsFor(work: number, threshold: number): number {
-    return work >= threshold ? this.threadCount : 1;
+    return work >= threshold && !this.block ? this.threadCount : 1;
+  }
+
+  /** The GEMM packing scratch of part `part` of a split call (inside a block: the block's thread's). */
+  private scratchOf(part: number): number {
+    return this.scratch[this.block ? this.block.part : part]!;
+  }
+
+  parallelSlots(count: number): number {
+    checkCounts('parallelFor', { count });
+    return this.block ? 1 : Math.max(1, Math.min(this.threadCount, count));
+  }
+
+  /**
+   * Splits [0, count) into one contiguous block per slot (`splitRange`): the workers' blocks are
+   * recorded (each body's kernel calls, in order) and started as one pool job, then this thread
+   * runs block 0 directly while they work, and joins them. With one slot (one thread, or inside
+   * another parallelFor) the bodies run directly.
+   */
+  parallelFor(count: number, body: (i: number, slot: number) => void): void {
+    const slots = this.parallelSlots(count);
+    if (slots === 1) {
+      for (let i = 0; i < count; i++) body(i, 0);
+      return;
+    }
+    const ranges = splitRange(count, slots, 1);
+    const runBlock = (part: number, calls: PoolCall[] | null): void => {
+      this.block = { part, calls };
+      try {
+        for (let i = ranges[part]![0]; i < ranges[part]![1]; i++) body(i, part);
+      } finally {
+        this.block = null;
+      }
+    };
+    const programs: PoolCall[][] = [[]];
+    for (let part = 1; part < ranges.length; part++) runBlock(part, programs[part] = []);
+    this.startPool();
+    if (this.pool && programs.every((calls) => this.pool!.fits(calls))) {
+      this.pool.runJob(programs, () => runBlock(0, null));
+      return;
+    }
+    // No pool, or blocks longer than one job carries: record block 0 too and run the calls in rounds.
+    runBlock(0, programs[0]!);
+    if (this.pool) this.pool.runPrograms(programs);
+    else for (const calls of programs) for (const { op, args } of calls) (this.module.exports[op] as (...a: number[]) => void)(...args);
+  }
+
+  /** Throws while parallelFor records: kernel `op` would run now or return a value, so it cannot be deferred to a thread. */
+  assertNotRecording(op: string): void {
+    if (this.block?.calls) throw new Error(`parallelFor: kernel ${op} cannot run inside a parallel body here (it runs in JavaScript or returns a value)`);
   }
 
   /**
@@ -167,7 +250,7 @@ export class WasmKernels implements Partial<Kernels> {
    * split happens only when every row ends on a byte boundary (parts must not share a code byte).
    */
   private quantRows(op: 'groupRanges' | 'quantizeGroups' | 'dequantizeGroups', rows: number, rowLength: number, bitsPerElement: number, args: (rowFrom: number, rowTo: number) => number[]): void {
-    const want = (rowLength * bitsPerElement) % 8 === 0 ? this.partsFor(rows * rowLength, ELEMENTWISE_PARALLEL_ELEMENTS) : 1;
+    const want = (rowLength * bitsPerElement) % 8 === 0 ? this.partsFor(rows * rowLength, this.splitAt('codec')) : 1;
     this.run(op, splitRange(rows, want, 1).map(([lo, hi]) => args(lo, hi)));
   }
 
@@ -196,12 +279,14 @@ export class WasmKernels implements Partial<Kernels> {
   }
 
   packMask(mask: Tensor, bits: Tensor): number {
+    this.assertNotRecording('packMask');
     checkTyped('packMask', 'mask', mask, 'uint8', mask.size);
     checkTyped('packMask', 'bits', bits, 'uint8', codeBytes(mask.size, 1));
     return this.module.exports.packMask(mask.ptr, mask.size, bits.ptr);
   }
 
   unpackMask(bits: Tensor, mask: Tensor): void {
+    this.assertNotRecording('unpackMask');
     checkTyped('unpackMask', 'mask', mask, 'uint8', mask.size);
     checkTyped('unpackMask', 'bits', bits, 'uint8', codeBytes(mask.size, 1));
     this.module.exports.unpackMask(bits.ptr, mask.size, mask.ptr);
@@ -210,14 +295,14 @@ export class WasmKernels implements Partial<Kernels> {
   halfEncode(x: Tensor, bytes: Tensor, format: HalfFormat): void {
     checkTensor('halfEncode', 'x', x, x.size);
     checkTyped('halfEncode', 'bytes', bytes, 'uint8', 2 * x.size);
-    const parts = splitRange(x.size, this.partsFor(x.size, ELEMENTWISE_PARALLEL_ELEMENTS), 1);
+    const parts = splitRange(x.size, this.partsFor(x.size, this.splitAt('codec')), 1);
     this.run('halfEncode', parts.map(([lo, hi]) => [x.ptr, x.size, bytes.ptr, format === 'fp16' ? 0 : 1, lo, hi]));
   }
 
   halfDecode(bytes: Tensor, out: Tensor, format: HalfFormat): void {
     checkTensor('halfDecode', 'out', out, out.size);
     checkTyped('halfDecode', 'bytes', bytes, 'uint8', 2 * out.size);
-    const parts = splitRange(out.size, this.partsFor(out.size, ELEMENTWISE_PARALLEL_ELEMENTS), 1);
+    const parts = splitRange(out.size, this.partsFor(out.size, this.splitAt('codec')), 1);
     this.run('halfDecode', parts.map(([lo, hi]) => [bytes.ptr, out.size, out.ptr, format === 'fp16' ? 0 : 1, lo, hi]));
   }
 
@@ -229,7 +314,7 @@ export class WasmKernels implements Partial<Kernels> {
     checkTensor('gemm', 'B', b, (batch - 1) * p.bStride + k * n);
     checkTensor('gemm', 'C', c, batch * m * n);
     const flags = (p.transA ? 1 : 0) | (p.transB ? 2 : 0) | (p.accumulate ? 4 : 0);
-    const want = this.partsFor(batch * m * n * k, GEMM_PARALLEL_MACS);
+    const want = this.partsFor(batch * m * n * k, this.splitAt('gemm'));
     // Split batches when there are enough of them, else the longer of rows and columns (each part
     // packs its own share of one operand and all of the other, so both choices duplicate a packing).
     let ranges: [number, number, number, number, number, number][];
@@ -240,7 +325,7 @@ export class WasmKernels implements Partial<Kernels> {
     } else {
       ranges = splitRange(n, want, NR).map(([j0, j1]) => [0, batch, 0, m, j0, j1]);
     }
-    const parts = ranges.map((r, part) => [a.ptr, b.ptr, c.ptr, m, n, k, p.aStride, p.bStride, flags, ...r, this.scratch[part]!]);
+    const parts = ranges.map((r, part) => [a.ptr, b.ptr, c.ptr, m, n, k, p.aStride, p.bStride, flags, ...r, this.scratchOf(part)]);
     this.run('gemm', parts);
   }
 
@@ -268,7 +353,7 @@ export class WasmKernels implements Partial<Kernels> {
     checkTensor(op, 'cols', cols, images * cg * rowsPerChannel);
     if (cg === 0 || rowsPerChannel === 0 || images === 0) return;
     const imageStride = cg * rowsPerChannel * 4;
-    const parts = splitRange(cg, this.partsFor(images * cg * rowsPerChannel, IM2COL_PARALLEL_ELEMENTS), 1).map(([lo, hi]) => {
+    const parts = splitRange(cg, this.partsFor(images * cg * rowsPerChannel, this.splitAt('im2col')), 1).map(([lo, hi]) => {
       const colsPtr = cols.ptr + lo * rowsPerChannel * 4;
       const geometry = [g.c, g.h, g.w, g.kh, g.kw, g.strideH, g.strideW, g.padH, g.padW, g.dilationH, g.dilationW, g.outH, g.outW];
       const range = [img, c0 + lo, hi - lo, images, imageStride];
@@ -298,7 +383,7 @@ export class WasmKernels implements Partial<Kernels> {
     if (planes === 0 || outPlane === 0) return;
     const spatial = [g.h, g.w];
     const window = [g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW];
-    const parts = splitRange(planes, this.partsFor(planes * outPlane * g.kh * g.kw, IM2COL_PARALLEL_ELEMENTS), 1).map(([lo, hi]) => {
+    const parts = splitRange(planes, this.partsFor(planes * outPlane * g.kh * g.kw, this.splitAt('pool')), 1).map(([lo, hi]) => {
       const imagePtr = image.ptr + lo * g.h * g.w * 4, pooledPtr = pooled.ptr + lo * outPlane * 4, indexPtr = index.ptr + lo * outPlane;
       return op === 'maxPool2d'
         ? [imagePtr, pooledPtr, indexPtr, hi - lo, ...spatial, g.kh, g.kw, ...window]
@@ -332,7 +417,7 @@ export class WasmKernels implements Partial<Kernels> {
     checkTensor('reluMask', 'y', y, n);
     if (mask) checkTyped('reluMask', 'mask', mask, 'uint8', n);
     const bits = f32Bits(slope);
-    this.runElements('reluMask', n, (lo, hi) => [x.ptr + lo * 4, y.ptr + lo * 4, mask ? mask.ptr + lo : 0, hi - lo, bits, mask ? 1 : 0]);
+    this.runElements('reluMask', 'elementwise', n, (lo, hi) => [x.ptr + lo * 4, y.ptr + lo * 4, mask ? mask.ptr + lo : 0, hi - lo, bits, mask ? 1 : 0]);
   }
 
   maskMul(g: Tensor, mask: Tensor, out: Tensor, scaleOff: number): void {
@@ -341,7 +426,7 @@ export class WasmKernels implements Partial<Kernels> {
     checkTensor('maskMul', 'out', out, n);
     checkTyped('maskMul', 'mask', mask, 'uint8', n);
     const bits = f32Bits(scaleOff);
-    this.runElements('maskMul', n, (lo, hi) => [g.ptr + lo * 4, mask.ptr + lo, out.ptr + lo * 4, hi - lo, bits]);
+    this.runElements('maskMul', 'elementwise', n, (lo, hi) => [g.ptr + lo * 4, mask.ptr + lo, out.ptr + lo * 4, hi - lo, bits]);
   }
 
   binary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor): void {
@@ -353,7 +438,7 @@ export class WasmKernels implements Partial<Kernels> {
     checkTensor('binary', 'out', out, n);
     if (n === 0) return;
     if (m === 0 || n % m !== 0) throw new RangeError(`binary: out has ${n} elements, not a multiple of b's ${m}`);
-    this.runElements('binary', n, (lo, hi) => [code, a.ptr, b.ptr, out.ptr, lo, hi, m]);
+    this.runElements('binary', 'elementwise', n, (lo, hi) => [code, a.ptr, b.ptr, out.ptr, lo, hi, m]);
   }
 
   sgdUpdate(w: Tensor, g: Tensor, buf: Tensor | null, s: SgdStep): void {
@@ -367,14 +452,14 @@ export class WasmKernels implements Partial<Kernels> {
     const flags = (s.nesterov ? 1 : 0) | (s.first ? 2 : 0);
     const bits = [f32Bits(s.lr), f32Bits(s.momentum), f32Bits(s.weightDecay), flags];
     const bufPtr = s.momentum !== 0 ? buf!.ptr : 0;
-    this.runElements('sgdUpdate', n, (lo, hi) => [w.ptr + lo * 4, g.ptr + lo * 4, bufPtr && bufPtr + lo * 4, hi - lo, ...bits]);
+    this.runElements('sgdUpdate', 'sgd', n, (lo, hi) => [w.ptr + lo * 4, g.ptr + lo * 4, bufPtr && bufPtr + lo * 4, hi - lo, ...bits]);
   }
 
   adamUpdate(w: Tensor, g: Tensor, m: Tensor, v: Tensor, s: AdamStep): void {
     const n = w.size;
     for (const [role, t] of [['w', w], ['g', g], ['m', m], ['v', v]] as const) checkTensor('adamUpdate', role, t, n);
     const bits = [s.beta1, s.beta2, s.eps, s.stepSize, s.invC2, s.weightDecay, s.decoupled ? s.lr * s.weightDecay : 0].map(f32Bits);
-    this.runElements('adamUpdate', n, (lo, hi) => [w.ptr + lo * 4, g.ptr + lo * 4, m.ptr + lo * 4, v.ptr + lo * 4, hi - lo, ...bits, s.decoupled ? 1 : 0]);
+    this.runElements('adamUpdate', 'adam', n, (lo, hi) => [w.ptr + lo * 4, g.ptr + lo * 4, m.ptr + lo * 4, v.ptr + lo * 4, hi - lo, ...bits, s.decoupled ? 1 : 0]);
   }
 
   /**
@@ -388,6 +473,7 @@ export class WasmKernels implements Partial<Kernels> {
     if (typeof fn !== 'function') return undefined;
     const reference = referenceKernels[name] as (...a: unknown[]) => unknown;
     const bound = (...args: unknown[]): unknown => {
+      this.assertNotRecording(name);
       const flat: number[] = [];
       for (const a of args) {
         if (a instanceof Tensor) {
@@ -417,7 +503,7 @@ export class WasmKernels implements Partial<Kernels> {
   private runChannels(op: PoolOp, layout: ChannelLayout, args: (c0: number, c1: number) => number[]): void {
     const total = layout.outer * layout.channels * layout.inner;
     if (total === 0) return;
-    this.run(op, splitRange(layout.channels, this.partsFor(total, ELEMENTWISE_PARALLEL_ELEMENTS), 1).map(([c0, c1]) => args(c0, c1)));
+    this.run(op, splitRange(layout.channels, this.partsFor(total, this.splitAt('channel')), 1).map(([c0, c1]) => args(c0, c1)));
   }
 
   /**
@@ -429,9 +515,9 @@ export class WasmKernels implements Partial<Kernels> {
     this.run(op, splitRange(total, this.partsFor(total, threshold), align).map(([lo, hi]) => args(lo, hi)));
   }
 
-  /** Splits n elements into ranges (multiples of 16) across threads when n is large enough. */
-  private runElements(op: PoolOp, n: number, args: (lo: number, hi: number) => number[]): void {
-    this.split(op, n, ELEMENTWISE_PARALLEL_ELEMENTS, 16, args);
+  /** Splits n elements into ranges (multiples of 16) across threads when n elements of `kind` are enough work. */
+  private runElements(op: PoolOp, kind: WorkKind, n: number, args: (lo: number, hi: number) => number[]): void {
+    this.split(op, n, this.splitAt(kind), 16, args);
   }
 }
 

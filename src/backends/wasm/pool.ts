@@ -4,10 +4,12 @@
  *
  * The module is compiled once and sent with the memory to every worker, which instantiates it.
  * Work is described in a control block in the arena (one 64-byte line per hot word): the caller
- * writes an op code and one argument row per part, bumps the generation word and notifies; each
- * worker runs part (its index + 1) if there is one, adds to the done counter and notifies; the
- * calling thread runs part 0 itself and then waits on the done counter (Atomics.wait where the
- * thread may block: Node, a Web Worker; a browser's main thread spins). Node workers are unref'd,
+ * writes one program per part (a list of kernel calls: op code, argument count, arguments), bumps
+ * the generation word and notifies; each worker runs part (its index + 1) if there is one, adds to
+ * the done counter and notifies; the calling thread runs part 0 itself and then waits on the done
+ * counter (Atomics.wait where the thread may block: Node, a Web Worker; a browser's main thread
+ * spins). A program of several calls is how a job does a layer's whole share of work (say im2col,
+ * GEMM and bias for a block of images) behind one wake-up and one join. Node workers are unref'd,
  * so a parked pool never keeps the process alive. Web Workers only start once the creating
  * thread yields, so the browser pool starts asynchronously (`ThreadPool.startAsync`).
  */
@@ -27,11 +29,17 @@ function opsOf(module: WebAssembly.Module): string[] {
 const GEN = 0; // generation: bumped once per job
 const DONE = 16; // workers finished with the current job
 const READY = 32; // workers instantiated (startup handshake)
-const OP = 48; // op code of the current job, -1 = exit
+const OP = 48; // 0 = run the programs, -1 = exit
 const NPARTS = 49;
 const FAILED = 50; // workers whose part threw
-const ARGS = 64; // part p's arguments at ARGS + p * ARG_WORDS
-const ARG_WORDS = 32;
+const PROGRAMS = 64; // part p's program at PROGRAMS + p * PROGRAM_WORDS: [calls, (op, argc, args...)*]
+const PROGRAM_WORDS = 1024;
+
+/** One kernel call of a part's program. */
+export interface PoolCall {
+  op: PoolOp;
+  args: readonly number[];
+}
 
 /**
  * Body of each worker, as source (evaluated in the worker so that no file needs resolving): runs
@@ -57,13 +65,17 @@ for (;;) {
   const gen = Atomics.load(w, ${GEN});
   if (gen === seen) continue;
   seen = gen;
-  const op = w[${OP}];
-  if (op < 0) break;
+  if (w[${OP}] < 0) break;
   const part = index + 1;
   if (part < w[${NPARTS}]) {
     try {
-      const base = ${ARGS} + part * ${ARG_WORDS};
-      fns[op].apply(null, w.subarray(base, base + ${ARG_WORDS}));
+      let at = ${PROGRAMS} + part * ${PROGRAM_WORDS};
+      const calls = w[at++];
+      for (let c = 0; c < calls; c++) {
+        const argc = w[at + 1];
+        fns[w[at]].apply(null, w.subarray(at + 2, at + 2 + argc));
+        at += 2 + argc;
+      }
     } catch {
       Atomics.add(w, ${FAILED}, 1);
     }
@@ -143,7 +155,7 @@ export class ThreadPool {
     spawn: (data: WorkerData) => PoolWorker,
   ) {
     this.threads = workerCount + 1;
-    this.words = ARGS + this.threads * ARG_WORDS;
+    this.words = PROGRAMS + this.threads * PROGRAM_WORDS;
     this.ops = opsOf(kernels.module);
     this.ctl = arena().alloc(this.words * 4);
     this.view().fill(0);
@@ -213,19 +225,67 @@ export class ThreadPool {
    * and returns when all are done. At most `threads` rows.
    */
   run(op: PoolOp, parts: readonly (readonly number[])[]): void {
+    this.runPrograms(parts.map((args) => [{ op, args }]));
+  }
+
+  /**
+   * Runs one program (kernel calls in order) per part, part 0 on the calling thread, and returns
+   * when all are done. At most `threads` parts. Programs longer than a part's slot run in rounds
+   * (each part's calls stay in order; parts must not depend on one another).
+   */
+  runPrograms(programs: readonly (readonly PoolCall[])[]): void {
+    const next = programs.map(() => 0);
+    do {
+      const round = programs.map((calls, p) => {
+        let words = 1, end = next[p]!;
+        while (end < calls.length && words + 2 + calls[end]!.args.length <= PROGRAM_WORDS) words += 2 + calls[end++]!.args.length;
+        if (end === next[p] && end < calls.length) throw new RangeError(`thread pool: a ${calls[end]!.op} call has too many arguments`);
+        const slice = calls.slice(next[p], end);
+        next[p] = end;
+        return slice;
+      });
+      this.runJob(round, () => {
+        for (const { op, args } of round[0]!) (this.kernels.exports[op] as (...args: number[]) => void)(...args);
+      });
+    } while (programs.some((calls, p) => next[p]! < calls.length));
+  }
+
+  /** Whether `calls` fit one part's program slot (so that they can run as one job). */
+  fits(calls: readonly PoolCall[]): boolean {
+    let words = 1;
+    for (const c of calls) words += 2 + c.args.length;
+    return words <= PROGRAM_WORDS;
+  }
+
+  /**
+   * One job: programs[p] on worker p - 1 for p >= 1 (each must fit its slot) while `part0` runs
+   * on the calling thread (programs[0] is not read); returns when all are done, rethrowing
+   * part0's error or reporting a worker's after the join.
+   */
+  runJob(programs: readonly (readonly PoolCall[])[], part0: () => void): void {
     if (this.closed) throw new Error('thread pool: run() after close()');
-    if (parts.length > this.threads) throw new RangeError(`thread pool: ${parts.length} parts for ${this.threads} threads`);
+    if (programs.length > this.threads) throw new RangeError(`thread pool: ${programs.length} parts for ${this.threads} threads`);
     const w = this.view();
-    parts.forEach((args, p) => w.set(args, ARGS + p * ARG_WORDS));
-    w[OP] = this.ops.indexOf(op);
-    w[NPARTS] = parts.length;
+    for (let p = 1; p < programs.length; p++) {
+      if (!this.fits(programs[p]!)) throw new RangeError(`thread pool: part ${p}'s program does not fit one job`);
+      let at = PROGRAMS + p * PROGRAM_WORDS;
+      w[at++] = programs[p]!.length;
+      for (const { op, args } of programs[p]!) {
+        w[at] = this.ops.indexOf(op);
+        w[at + 1] = args.length;
+        w.set(args, at + 2);
+        at += 2 + args.length;
+      }
+    }
+    w[OP] = 0;
+    w[NPARTS] = programs.length;
     w[FAILED] = 0;
     Atomics.store(w, DONE, 0);
     Atomics.add(w, GEN, 1);
     Atomics.notify(w, GEN);
     let mainError: unknown;
     try {
-      (this.kernels.exports[op] as (...args: number[]) => void)(...parts[0]!);
+      part0();
     } catch (e) {
       mainError = e;
     }
@@ -233,7 +293,7 @@ export class ThreadPool {
     let done: number;
     while ((done = Atomics.load(w, DONE)) < workers) if (canBlock) Atomics.wait(w, DONE, done);
     if (mainError) throw mainError;
-    if (w[FAILED]! > 0) throw new Error(`thread pool: ${op} failed in ${w[FAILED]} worker thread(s)`);
+    if (w[FAILED]! > 0) throw new Error(`thread pool: ${programs.slice(1).map((calls) => calls.map((c) => c.op).join('+')).join(', ')} failed in ${w[FAILED]} worker thread(s)`);
   }
 
   /** Stops and terminates the workers and frees the control block. Idempotent. */

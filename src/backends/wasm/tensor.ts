@@ -34,8 +34,8 @@ export interface TensorKernelExports {
 const UNARY_CODES: readonly UnaryOp[] = ['neg', 'exp', 'log', 'sqrt', 'tanh', 'sigmoid', 'softplus', 'gelu', 'gelu_grad', 'mul_scalar', 'add_scalar', 'pow_scalar'];
 /** Maps kernels/tensor.ts leaves to the reference (they would need table-driven math in wasm). */
 const TABLE_MATH = new Set<UnaryOp>(['log', 'softplus', 'pow_scalar']);
-/** Elements below which these kernels stay on one thread. */
-const PARALLEL_ELEMENTS = 1 << 16;
+/** Maps costing about as much as a copy (the rest are transcendental: UNIT_NS.unary). */
+const CHEAP_UNARY = new Set<UnaryOp>(['neg', 'mul_scalar', 'add_scalar']);
 /** Axes the wasm copy kernel iterates (after merging); the wrapper loops over any more. */
 const COPY_AXES = 4;
 
@@ -80,52 +80,60 @@ export class TensorWasmKernels implements Partial<Kernels> {
     this.x = engine.module.exports as unknown as TensorKernelExports;
   }
 
+  /** The reference, for a call this module hands over: it runs now, so not while parallelFor records. */
+  private reference(op: string): typeof referenceKernels {
+    this.engine.assertNotRecording(op);
+    return referenceKernels;
+  }
+
   unary(op: UnaryOp, x: Tensor, out: Tensor, s: number): void {
     const code = UNARY_CODES.indexOf(op);
     if (code < 0) throw new RangeError(`unary: unknown op '${op}'`);
-    if (TABLE_MATH.has(op) || !allFloat32(x, out)) return referenceKernels.unary(op, x, out, s);
+    if (TABLE_MATH.has(op) || !allFloat32(x, out)) return this.reference('unary').unary(op, x, out, s);
     const n = out.size;
     need('unary', 'x', x, n);
     const bits = f32Bits(s);
-    this.engine.split('unary', n, PARALLEL_ELEMENTS, 4, (lo, hi) => [code, x.ptr + lo * 4, out.ptr + lo * 4, hi - lo, bits]);
+    this.engine.split('unary', n, this.engine.splitAt(CHEAP_UNARY.has(op) ? 'elementwise' : 'unary'), 4, (lo, hi) => [code, x.ptr + lo * 4, out.ptr + lo * 4, hi - lo, bits]);
   }
 
   reduce(op: 'sum' | 'max', x: Tensor, y: Tensor, l: ReduceLayout, mask: Tensor | null): void {
     if (op !== 'sum' && op !== 'max') throw new RangeError(`reduce: unknown op '${op}'`);
-    if (!allFloat32(x, y)) return referenceKernels.reduce(op, x, y, l, mask);
+    if (!allFloat32(x, y)) return this.reference('reduce').reduce(op, x, y, l, mask);
     const total = l.outer * l.reduced * l.inner;
     need('reduce', 'x', x, total);
     need('reduce', 'y', y, l.outer * l.inner);
     if (mask) need('reduce', 'mask', mask, total, 'uint8');
     const m = op === 'max' && mask ? mask : null;
     if (mask && !m) mask.data().fill(0);
-    this.engine.split('reduce', l.outer, PARALLEL_ELEMENTS / Math.max(1, l.reduced * l.inner), 1, (o0, o1) => [
+    this.engine.split('reduce', l.outer, this.engine.splitAt('reduce') / Math.max(1, l.reduced * l.inner), 1, (o0, o1) => [
       op === 'sum' ? 0 : 1, x.ptr, y.ptr, m ? m.ptr : 0, o0, o1, l.reduced, l.inner, m ? 1 : 0,
     ]);
   }
 
   softmax(x: Tensor, y: Tensor, rows: number, n: number, log: boolean): void {
-    if (!allFloat32(x, y)) return referenceKernels.softmax(x, y, rows, n, log);
+    if (!allFloat32(x, y)) return this.reference('softmax').softmax(x, y, rows, n, log);
     need('softmax', 'x', x, rows * n);
     need('softmax', 'y', y, rows * n);
-    this.engine.split('softmax', rows, PARALLEL_ELEMENTS / Math.max(1, n), 1, (r0, r1) => [x.ptr, y.ptr, r0, r1, n, log ? 1 : 0]);
+    this.engine.split('softmax', rows, this.engine.splitAt('softmax') / Math.max(1, n), 1, (r0, r1) => [x.ptr, y.ptr, r0, r1, n, log ? 1 : 0]);
   }
 
   crossEntropy(logits: Tensor, labels: Tensor, probs: Tensor): number {
-    if (!allFloat32(logits, probs) || labels.dtype !== 'int32') return referenceKernels.crossEntropy(logits, labels, probs);
+    if (!allFloat32(logits, probs) || labels.dtype !== 'int32') return this.reference('crossEntropy').crossEntropy(logits, labels, probs);
     const rows = labels.size, n = rows === 0 ? 0 : logits.size / rows;
     need('crossEntropy', 'probs', probs, logits.size);
     need('crossEntropy', 'labels', labels, rows, 'int32');
     checkIndices('crossEntropy', 'labels', labels, n);
+    this.engine.assertNotRecording('crossEntropy');
     return this.x.crossEntropy(logits.ptr, labels.ptr, probs.ptr, rows, n) / rows;
   }
 
   crossEntropyGrad(probs: Tensor, labels: Tensor, out: Tensor, scale: number): void {
-    if (!allFloat32(probs, out) || labels.dtype !== 'int32') return referenceKernels.crossEntropyGrad(probs, labels, out, scale);
+    if (!allFloat32(probs, out) || labels.dtype !== 'int32') return this.reference('crossEntropyGrad').crossEntropyGrad(probs, labels, out, scale);
     const rows = labels.size, n = rows === 0 ? 0 : probs.size / rows;
     need('crossEntropyGrad', 'out', out, probs.size);
     need('crossEntropyGrad', 'labels', labels, rows, 'int32');
     checkIndices('crossEntropyGrad', 'labels', labels, n);
+    this.engine.assertNotRecording('crossEntropyGrad');
     this.x.crossEntropyGrad(probs.ptr, labels.ptr, out.ptr, rows, n, scale);
   }
 
@@ -139,18 +147,20 @@ export class TensorWasmKernels implements Partial<Kernels> {
 
   /** gatherRows/scatterAddRows: the table is [V, D]; the kernel refuses ids outside [0, V) before writing. */
   private rows(op: 'gatherRows' | 'scatterAddRows', src: Tensor, ids: Tensor, out: Tensor, table: Tensor): void {
-    if (!allFloat32(src, out) || ids.dtype !== 'int32' || !ids.isContiguous()) return referenceKernels[op](src, ids, out);
+    if (!allFloat32(src, out) || ids.dtype !== 'int32' || !ids.isContiguous()) return this.reference(op)[op](src, ids, out);
     const V = table.shape[0]!, D = table.shape[1]!, count = ids.size;
     need(op, 'table', table, V * D);
     need(op, op === 'gatherRows' ? 'out' : 'g', op === 'gatherRows' ? out : src, count * D);
     ids.assertAlive(op);
+    this.engine.assertNotRecording(op);
     const bad = this.x[op](src.ptr, ids.ptr, out.ptr, count, D, V);
     if (bad >= 0) throw new RangeError(`${op}: ids[${bad}] = ${ids.data()[bad]} outside [0, ${V})`);
   }
 
   copy(src: Tensor, dst: Tensor): void {
     const axes = src.dtype === dst.dtype && (src.dtype === 'float32' || src.dtype === 'int32') ? copyAxes(src, dst) : null;
-    if (!axes) return referenceKernels.copy(src, dst);
+    if (!axes) return this.reference('copy').copy(src, dst);
+    this.engine.assertNotRecording('copy');
     src.assertAlive('copy');
     dst.assertAlive('copy');
     if (dst.size === 0) return;
@@ -176,39 +186,39 @@ export class TensorWasmKernels implements Partial<Kernels> {
   }
 
   dropout(x: Tensor, out: Tensor, p: number, seed: number): void {
-    if (!allFloat32(x, out)) return referenceKernels.dropout(x, out, p, seed);
+    if (!allFloat32(x, out)) return this.reference('dropout').dropout(x, out, p, seed);
     const n = out.size;
     need('dropout', 'x', x, n);
     // p travels as its f64 bits (two i32 words): the keep test compares the uniform with p exactly.
     const words = new Int32Array(new Float64Array([p]).buffer);
-    this.engine.split('dropout', n, PARALLEL_ELEMENTS, 4, (lo, hi) => [x.ptr, out.ptr, lo, hi, words[0]!, words[1]!, seed >>> 0 | 0]);
+    this.engine.split('dropout', n, this.engine.splitAt('dropout'), 4, (lo, hi) => [x.ptr, out.ptr, lo, hi, words[0]!, words[1]!, seed >>> 0 | 0]);
   }
 
   hardtanhMask(x: Tensor, y: Tensor, mask: Tensor | null, min: number, max: number): void {
-    if (!allFloat32(x, y)) return referenceKernels.hardtanhMask(x, y, mask, min, max);
+    if (!allFloat32(x, y)) return this.reference('hardtanhMask').hardtanhMask(x, y, mask, min, max);
     const n = x.size;
     need('hardtanhMask', 'y', y, n);
     if (mask) need('hardtanhMask', 'mask', mask, n, 'uint8');
     const lo = f32Bits(min), hi = f32Bits(max);
-    this.engine.split('hardtanhMask', n, PARALLEL_ELEMENTS, 16, (a, b) => [x.ptr + a * 4, y.ptr + a * 4, mask ? mask.ptr + a : 0, b - a, lo, hi, mask ? 1 : 0]);
+    this.engine.split('hardtanhMask', n, this.engine.splitAt('hardtanh'), 16, (a, b) => [x.ptr + a * 4, y.ptr + a * 4, mask ? mask.ptr + a : 0, b - a, lo, hi, mask ? 1 : 0]);
   }
 
   channelAdd(x: Tensor, bias: Tensor, out: Tensor, l: ChannelLayout): void {
-    if (!allFloat32(x, bias, out)) return referenceKernels.channelAdd(x, bias, out, l);
+    if (!allFloat32(x, bias, out)) return this.reference('channelAdd').channelAdd(x, bias, out, l);
     const total = l.outer * l.channels * l.inner;
     need('channelAdd', 'x', x, total);
     need('channelAdd', 'out', out, total);
     need('channelAdd', 'bias', bias, l.channels);
-    this.engine.split('channelAdd', l.channels, PARALLEL_ELEMENTS / Math.max(1, l.outer * l.inner), 1, (c0, c1) => [x.ptr, bias.ptr, out.ptr, l.outer, l.channels, l.inner, c0, c1]);
+    this.engine.split('channelAdd', l.channels, this.engine.splitAt('elementwise') / Math.max(1, l.outer * l.inner), 1, (c0, c1) => [x.ptr, bias.ptr, out.ptr, l.outer, l.channels, l.inner, c0, c1]);
   }
 
   avgPool2d(x: Tensor, out: Tensor, g: Conv2dGeometry): void {
-    if (!allFloat32(x, out)) return referenceKernels.avgPool2d(x, out, g);
+    if (!allFloat32(x, out)) return this.reference('avgPool2d').avgPool2d(x, out, g);
     this.pool(x, out, g, 0);
   }
 
   avgPool2dGrad(gy: Tensor, dx: Tensor, g: Conv2dGeometry): void {
-    if (!allFloat32(gy, dx)) return referenceKernels.avgPool2dGrad(gy, dx, g);
+    if (!allFloat32(gy, dx)) return this.reference('avgPool2dGrad').avgPool2dGrad(gy, dx, g);
     this.pool(dx, gy, g, 1);
   }
 
@@ -219,7 +229,7 @@ export class TensorWasmKernels implements Partial<Kernels> {
     need(op, grad ? 'dx' : 'x', image, planes * g.h * g.w);
     need(op, grad ? 'gy' : 'out', pooled, planes * outPlane);
     const work = planes * outPlane * g.kh * g.kw;
-    this.engine.split('avgPool2d', planes, PARALLEL_ELEMENTS / Math.max(1, work / Math.max(1, planes)), 1, (p0, p1) => [
+    this.engine.split('avgPool2d', planes, this.engine.splitAt('avgPool') / Math.max(1, work / Math.max(1, planes)), 1, (p0, p1) => [
       image.ptr, pooled.ptr, p0, p1, g.h, g.w, g.kh, g.kw, g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW, grad,
     ]);
   }

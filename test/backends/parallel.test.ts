@@ -1,0 +1,108 @@
+// parallelFor, the kernel calls of a block of work recorded and run as one job per thread: conv2d
+// (forward, input and weight gradients, bias) gives the same bits at 1 and 3 threads and matches the
+// reference backend; bodies that cannot be deferred are refused; long programs run in rounds.
+// Every assert.ok has a message (see wasm.test.ts).
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { grad } from '../../src/autograd/backward.js';
+import { getBackend, kernels, setBackend, setThreads, getThreads, useFastestBackend } from '../../src/backends/index.js';
+import { scope } from '../../src/core/scope.js';
+import { fromValues, Tensor } from '../../src/core/tensor.js';
+import { conv2d, type Conv2dOptions } from '../../src/ops/conv.js';
+import { mul, sum } from '../../src/ops/index.js';
+import { Rng } from '../../src/util/rng.js';
+import { loadKernelModule, WasmKernels } from '../../src/backends/wasm/index.js';
+
+useFastestBackend();
+const initialThreads = getThreads();
+after(() => setThreads(initialThreads));
+
+function randomTensor(shape: number[], seed: number): Tensor {
+  const rng = new Rng(seed, 3);
+  const n = shape.reduce((a, b) => a * b, 1);
+  return fromValues(Float32Array.from({ length: n }, () => rng.normal()), shape);
+}
+
+/** conv2d's output and the gradients of sum(out * r) with respect to x, w and b, as arrays. */
+function convAll(xShape: number[], wShape: number[], o: Conv2dOptions): Float32Array[] {
+  return scope(() => {
+    const x = randomTensor(xShape, 1), w = randomTensor(wShape, 2), b = randomTensor([wShape[0]!], 3);
+    for (const t of [x, w, b]) t.requiresGrad = true;
+    const out = conv2d(x, w, b, o);
+    const r = randomTensor([...out.shape], 4);
+    const grads = grad(sum(mul(out, r)), [x, w, b]);
+    return [out, ...grads].map((t) => Float32Array.from(t!.values()));
+  });
+}
+
+const CASES: { label: string; x: number[]; w: number[]; o: Conv2dOptions }[] = [
+  // 20 images: chunks of 8, 8 and 4 (an uneven last block); LeNet-5's first layer.
+  { label: 'lenet conv1, batch 20', x: [20, 1, 28, 28], w: [6, 1, 5, 5], o: { padding: 2 } },
+  { label: 'stride 2 + padding, batch 11', x: [11, 3, 9, 9], w: [4, 3, 3, 3], o: { stride: 2, padding: 1 } },
+  { label: 'groups 2, batch 5', x: [5, 4, 7, 7], w: [6, 2, 3, 3], o: { groups: 2, padding: 1 } },
+];
+
+test('conv2d forward and gradients: 1 and 3 threads bit-identical, both within tolerance of the reference', () => {
+  const previous = getBackend();
+  try {
+    for (const c of CASES) {
+      setBackend('wasm');
+      setThreads(1);
+      const one = convAll(c.x, c.w, c.o);
+      setThreads(3);
+      const three = convAll(c.x, c.w, c.o);
+      setBackend('reference');
+      const want = convAll(c.x, c.w, c.o);
+      ['out', 'dx', 'dw', 'db'].forEach((name, i) => {
+        assert.deepEqual(three[i], one[i], `${c.label}: ${name} differs between 1 and 3 threads`);
+        let worst = 0;
+        for (let j = 0; j < want[i]!.length; j++) worst = Math.max(worst, Math.abs(one[i]![j]! - want[i]![j]!) / (1 + Math.abs(want[i]![j]!)));
+        assert.ok(worst < 1e-4, `${c.label}: ${name} off the reference by ${worst}`);
+      });
+    }
+  } finally {
+    setBackend(previous);
+  }
+});
+
+test('parallelFor refuses a kernel that cannot be deferred (and recovers); the reference runs every index in slot 0', () => {
+  const previous = getBackend();
+  try {
+    setBackend('wasm');
+    setThreads(2);
+    const k = kernels('float32');
+    const t = Tensor.empty([4]);
+    assert.equal(k.parallelSlots(5), 2);
+    assert.throws(() => k.parallelFor(2, () => k.fill(t, 1)), /parallelFor: kernel fill cannot run inside a parallel body/);
+    k.fill(t, 2); // not recording any more: runs now
+    assert.deepEqual(t.toArray(), [2, 2, 2, 2]);
+    setBackend('reference');
+    const seen: [number, number][] = [];
+    kernels('float32').parallelFor(3, (i, slot) => seen.push([i, slot]));
+    assert.deepEqual(seen, [[0, 0], [1, 0], [2, 0]]);
+    assert.equal(kernels('float32').parallelSlots(3), 1);
+  } finally {
+    setBackend(previous);
+  }
+});
+
+test('a parallelFor whose blocks hold more calls than a job carries runs them in rounds, in order', () => {
+  const module = loadKernelModule('simd');
+  assert.ok(module, 'build/simd kernels missing: run npm run build:kernels');
+  const k = new WasmKernels(module);
+  k.setThreads(2);
+  try {
+    // 600 dependent adds per block (acc += ones, one element at a time... over 16 lanes): far more
+    // arguments than one job's program slot, so the pool runs each block's calls over several rounds.
+    const acc = Tensor.empty([2, 16]), ones = fromValues(new Float32Array(16).fill(1), [16]);
+    k.parallelFor(2, (i) => {
+      const row = acc.view([16], undefined, i * 16);
+      for (let r = 0; r < 600; r++) k.binary('add', row, ones, row);
+      row.dispose();
+    });
+    assert.ok(k.poolRunning, 'the pool should have run the blocks');
+    assert.deepEqual(acc.toArray(), new Array(32).fill(600));
+  } finally {
+    k.shutdown();
+  }
+});
