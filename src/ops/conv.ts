@@ -51,9 +51,11 @@ function inferConv(x: TensorMeta, w: TensorMeta, b: TensorMeta | null, o: Conv2d
  * GEMMs split across threads by image: a 16-channel layer's per-image GEMM has only 16 rows).
  * A fixed count, not a share of the batch, so the workspace does not grow with the batch size
  * (step memory stays affine in the batch, as the activation-memory planner models it); capped
- * at COLS_BUDGET elements for large images.
+ * at COLS_BUDGET elements for large images. Each thread has its own chunk's columns, so this is
+ * per thread: 4 keeps two threads' columns (ResNet-20's first stage: 2 x 2.25 MiB) within what
+ * one thread used with 8, at the same step time.
  */
-const IMAGES_PER_CHUNK = 8;
+const IMAGES_PER_CHUNK = 4;
 const COLS_BUDGET = 1 << 21;
 /**
  * Partial sums of the weight gradient (runs of chunks): the most threads conv2d_grad_weight can
