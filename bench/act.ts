@@ -246,12 +246,25 @@ function inChild(spec: ChildSpec): ChildReport {
   return JSON.parse(last) as ChildReport;
 }
 
+interface LoopTimes {
+  /** Median step of all rounds, ms (wall, and CPU of all threads). */
+  wall: number;
+  cpu: number;
+  /**
+   * Overhead against the first mode (off): the median over rounds of this mode's median step in
+   * the round over off's in the same round, minus 1. Paired by round, so that a slow stretch of a
+   * shared VM (minutes long) cancels instead of landing on whichever mode ran then.
+   */
+  overhead: number;
+  cpuOverhead: number;
+}
+
 /**
  * Step time the way users train: one model, optimizer and compression session per mode, `steps`
  * steps per mode per round, modes interleaved round by round (load on a shared machine hits all
- * of them alike); the median step of all rounds, the first round a warm-up.
+ * of them alike), the first round a warm-up; see LoopTimes.
  */
-function loopStepMs(spec: ModelSpec, modes: ActMode[], batch: number, steps: number, rounds: number): Map<ActMode, { wall: number; cpu: number }> {
+function loopStepMs(spec: ModelSpec, modes: ActMode[], batch: number, steps: number, rounds: number): Map<ActMode, LoopTimes> {
   const runs = modes.map((mode) => {
     const model = spec.build();
     return { mode, model, forward: spec.forward(model), optimizer: new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 }), session: new Compression({ mode, model, seed: 1 }), plan: new StepPlan(), times: [] as number[], cpu: [] as number[] };
@@ -273,7 +286,11 @@ function loopStepMs(spec: ModelSpec, modes: ActMode[], batch: number, steps: num
       }
     }
   }
-  const out = new Map(runs.map((r) => [r.mode, { wall: median(r.times), cpu: median(r.cpu) }]));
+  // Per round: each mode's median step; then the paired ratio to the first mode's, per round.
+  const perRound = (xs: number[]) => Array.from({ length: rounds }, (_, i) => median(xs.slice(i * steps, (i + 1) * steps)));
+  const paired = (xs: number[], ref: number[]) => median(perRound(xs).map((v, i) => v / perRound(ref)[i]!)) - 1;
+  const base = runs[0]!;
+  const out = new Map(runs.map((r) => [r.mode, { wall: median(r.times), cpu: median(r.cpu), overhead: paired(r.times, base.times), cpuOverhead: paired(r.cpu, base.cpu) }]));
   for (const r of runs) {
     r.optimizer.dispose();
     r.model.dispose();
@@ -310,8 +327,8 @@ function memoryRows(spec: ModelSpec, modes: ActMode[], batch: number, o: { steps
     const child = inChild({ model: spec.name, mode, batch, steps: o.childSteps });
     rows.push({
       model: spec.name, mode, batch, savedBytes: saved, predictedSavedBytes: predicted, ratio: ref!.saved / saved,
-      stepMs: stepMs.get(mode)!.wall, overhead: stepMs.get(mode)!.wall / stepMs.get('off')!.wall - 1,
-      cpuStepMs: stepMs.get(mode)!.cpu, cpuOverhead: stepMs.get(mode)!.cpu / stepMs.get('off')!.cpu - 1, gradRelError: relError(g, ref!.grads),
+      stepMs: stepMs.get(mode)!.wall, overhead: stepMs.get(mode)!.overhead,
+      cpuStepMs: stepMs.get(mode)!.cpu, cpuOverhead: stepMs.get(mode)!.cpuOverhead, gradRelError: relError(g, ref!.grads),
       peakTotalBytes: child.peakTotalBytes, arenaHighWaterBytes: child.arenaHighWaterBytes, peakRssBytes: child.peakRssBytes, baseRssBytes: child.baseRssBytes,
     });
   }
