@@ -288,7 +288,10 @@ function loopStepMs(spec: ModelSpec, modes: ActMode[], batch: number, steps: num
   }
   // Per round: each mode's median step; then the paired ratio to the first mode's, per round.
   const perRound = (xs: number[]) => Array.from({ length: rounds }, (_, i) => median(xs.slice(i * steps, (i + 1) * steps)));
-  const paired = (xs: number[], ref: number[]) => median(perRound(xs).map((v, i) => v / perRound(ref)[i]!)) - 1;
+  const paired = (xs: number[], ref: number[]) => {
+    const refRounds = perRound(ref);
+    return median(perRound(xs).map((v, i) => v / refRounds[i]!)) - 1;
+  };
   const base = runs[0]!;
   const out = new Map(runs.map((r) => [r.mode, { wall: median(r.times), cpu: median(r.cpu), overhead: paired(r.times, base.times), cpuOverhead: paired(r.cpu, base.cpu) }]));
   for (const r of runs) {

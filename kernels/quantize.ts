@@ -39,7 +39,6 @@ export function quantizeGroups(
   x: usize, rowFrom: i32, rowTo: i32, rowLength: i32, groupSize: i32, bits: i32, noise: i32,
   seedLo: u32, seedHi: u32, step: u32, stream: u32, meta: usize, codes: usize,
 ): void {
-  const Q = (1 << bits) - 1;
   let g = rowFrom * ((rowLength + groupSize - 1) / groupSize);
   for (let r = rowFrom; r < rowTo; r++) {
     const rowStart = r * rowLength;

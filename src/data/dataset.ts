@@ -24,10 +24,8 @@ export interface ItemGenerator {
   render(i: number, out: DatasetValues): void;
 }
 
-/** A generator's items [offset, offset + length). */
 interface GeneratedItems {
   generator: ItemGenerator;
-  offset: number;
   /** One item's stored values (reused by every read). */
   scratch: DatasetValues;
 }
@@ -78,7 +76,7 @@ export class Dataset {
     if (!ArrayBuffer.isView(x)) {
       this.stored = null;
       const scratch = x.storage === 'uint8' ? new Uint8Array(this.itemSize) : new Float32Array(this.itemSize);
-      this.generated = { generator: x, offset: 0, scratch };
+      this.generated = { generator: x, scratch };
     } else {
       this.stored = x;
       this.generated = null;
@@ -101,10 +99,9 @@ export class Dataset {
       throw new RangeError(`dataset '${this.name}': subset(${start}, ${end}) is outside [0, ${this.length}]`);
     }
     if (this.generated) {
-      const { generator, offset } = this.generated;
-      const part = new Dataset(generator, this.itemShape, this.y.subarray(start, end), this.numClasses, name, this.divisor);
-      part.generated!.offset = offset + start;
-      return part;
+      const { generator } = this.generated;
+      const shifted: ItemGenerator = { storage: generator.storage, render: (i, out) => generator.render(start + i, out) };
+      return new Dataset(shifted, this.itemShape, this.y.subarray(start, end), this.numClasses, name, this.divisor);
     }
     return new Dataset(this.stored!.subarray(start * this.itemSize, end * this.itemSize), this.itemShape, this.y.subarray(start, end), this.numClasses, name, this.divisor);
   }
@@ -130,7 +127,7 @@ export class Dataset {
   private storedItem(i: number): DatasetValues {
     if (this.stored) return this.stored.subarray(i * this.itemSize, (i + 1) * this.itemSize);
     const g = this.generated!;
-    g.generator.render(g.offset + i, g.scratch);
+    g.generator.render(i, g.scratch);
     return g.scratch;
   }
 

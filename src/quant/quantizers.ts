@@ -444,25 +444,32 @@ export interface Scheduled {
 
 export const isScheduled = (q: unknown): q is Scheduled => typeof (q as Scheduled | null)?.setProgress === 'function';
 
+/** A 1-bit sign whose pseudo-gradient follows the training progress p in [0, 1] (EDE, DTE). */
+abstract class ScheduledSign extends ElementwiseQuantizer implements Scheduled {
+  readonly precision = 1;
+  progress = 0;
+  setProgress(p: number): void {
+    this.progress = Math.min(1, Math.max(0, p));
+  }
+  override deployment(): QuantDeployment {
+    return { values: 'sign' };
+  }
+}
+
 /**
  * IR-Net's error-decay estimator (EDE) on sign: forward sign(x); backward k·t·(1 − tanh²(t·x)),
  * t = tMin·10^(p·log10(tMax/tMin)) at training progress p, k = max(1/t, 1): near identity early
  * (updating ability), near sign late (accuracy). Activations of IR-Net; Libra-PB weights use it
  * through `irnet_weight`.
  */
-export class EdeSign extends ElementwiseQuantizer implements Scheduled {
+export class EdeSign extends ScheduledSign {
   readonly name: string = 'ede_sign';
-  readonly precision = 1;
   readonly tMin: number;
   readonly tMax: number;
-  progress = 0;
   constructor(o: { tMin?: number; tMax?: number } = {}) {
     super();
     this.tMin = o.tMin ?? 0.1;
     this.tMax = o.tMax ?? 10;
-  }
-  setProgress(p: number): void {
-    this.progress = Math.min(1, Math.max(0, p));
   }
   /** (t, k) at the current progress. */
   schedule(): { t: number; k: number } {
@@ -471,9 +478,6 @@ export class EdeSign extends ElementwiseQuantizer implements Scheduled {
   }
   protected attrs(): FakeQuantAttrs {
     return { kind: 'ede', ...this.schedule() };
-  }
-  override deployment(): QuantDeployment {
-    return { values: 'sign' };
   }
   config(): QuantizerConfig {
     return { name: this.name, tMin: this.tMin, tMax: this.tMax };
@@ -489,20 +493,15 @@ export class EdeSign extends ElementwiseQuantizer implements Scheduled {
  * from 1 to tMax, k = max(1/t, 1): towards the sign's gradient (accuracy). At the switch both
  * give gradient 1 over about one σ.
  */
-export class DteSign extends ElementwiseQuantizer implements Scheduled {
+export class DteSign extends ScheduledSign {
   readonly name = 'dte_sign';
-  readonly precision = 1;
   readonly tMax: number;
   readonly switchAt: number;
-  progress = 0;
   constructor(o: { tMax?: number; switchAt?: number } = {}) {
     super();
     this.tMax = o.tMax ?? 10;
     this.switchAt = o.switchAt ?? 0.5;
     if (!(this.switchAt > 0 && this.switchAt < 1)) throw new RangeError(`dte_sign: switchAt must be in (0, 1), got ${this.switchAt}`);
-  }
-  setProgress(p: number): void {
-    this.progress = Math.min(1, Math.max(0, p));
   }
   protected attrs(x: Tensor): FakeQuantAttrs {
     const v = x.values() as FloatArray;
@@ -514,9 +513,6 @@ export class DteSign extends ElementwiseQuantizer implements Scheduled {
     if (p < s) return { kind: 'dte', stage: 1, width: 3 - (2 * p) / s, t: 1, k: 1, sigma };
     const t = this.tMax ** ((p - s) / (1 - s));
     return { kind: 'dte', stage: 2, width: 1, t, k: Math.max(1 / t, 1), sigma };
-  }
-  override deployment(): QuantDeployment {
-    return { values: 'sign' };
   }
   config(): QuantizerConfig {
     return { name: this.name, tMax: this.tMax, switchAt: this.switchAt };
