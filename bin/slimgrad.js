@@ -7,5 +7,5 @@ if (!existsSync(fileURLToPath(entry))) {
   console.error('slimgrad: not built yet; run `npm install` (or `npm run build`) in the package folder first');
   process.exit(1);
 }
-const { main } = await import(entry.href);
-process.exitCode = await main(process.argv.slice(2));
+const { runProcess } = await import(entry.href);
+process.exitCode = await runProcess(process.argv.slice(2));

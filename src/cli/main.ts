@@ -88,6 +88,18 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
+/**
+ * The process entry (bin/slimgrad.js, src/cli/run.ts): `main`, with a closed stdout pipe
+ * (`slimgrad data mnist | head`) ending the process quietly instead of with an EPIPE stack.
+ */
+export async function runProcess(argv: string[]): Promise<number> {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(process.exitCode ?? 0);
+  });
+  return main(argv);
+}
+
 function unknownCommand(name: string): number {
   const names = Object.keys(COMMANDS);
   console.error(`slimgrad: unknown command '${name}'${didYouMean(name, names)} (commands: ${names.join(', ')}; see slimgrad --help)`);

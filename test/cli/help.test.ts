@@ -56,3 +56,14 @@ test('slimgrad --help lists every command; train --help lists every model (cnn i
   assert.equal(none.code, 2);
   assert.match(none.stderr, /usage: slimgrad <command>/);
 });
+
+test('a closed stdout pipe (slimgrad ... | head) ends the process quietly, exit 0, no EPIPE stack', async () => {
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'data', 'synthetic', '--split', 'test'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout.destroy(); // the reader is gone before the first write
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const code = await new Promise<number | null>((done) => child.on('close', done));
+  assert.equal(code, 0, stderr);
+  assert.doesNotMatch(stderr, /EPIPE|at /);
+});
