@@ -132,11 +132,11 @@ export function groupRanges(x: FloatArray, layout: GroupLayout, ranges: Float64A
 export function metaFromRanges(ranges: Float64Array, bits: CodeBits, precision: MetaPrecision): MetaPrecision {
   const Q = (1 << bits) - 1;
   // fp16: a pass that only checks every group first, so that the fallback needs no copy of the ranges.
-  if (precision === 'fp16' && fillMeta(ranges, Q, floorF16, ceilF16, true, false)) {
-    fillMeta(ranges, Q, floorF16, ceilF16, true, true);
+  if (precision === 'fp16' && fillMeta(ranges, Q, true, false)) {
+    fillMeta(ranges, Q, true, true);
     return 'fp16';
   }
-  fillMeta(ranges, Q, floorF32, ceilF32, false, true);
+  fillMeta(ranges, Q, false, true);
   return 'fp32';
 }
 
@@ -144,14 +144,15 @@ export function metaFromRanges(ranges: Float64Array, bits: CodeBits, precision: 
  * (min, max) -> (min, step) per group, written back when `write`; false when a half-precision
  * group cannot be represented (each group's result depends on its own range only).
  */
-function fillMeta(meta: Float64Array, Q: number, floor: (x: number) => number, ceil: (x: number) => number, half: boolean, write: boolean): boolean {
+function fillMeta(meta: Float64Array, Q: number, half: boolean, write: boolean): boolean {
   for (let g = 0; g < meta.length; g += 2) {
     const mn = meta[g]!, mx = meta[g + 1]!;
-    const m = floor(mn);
+    // Direct calls (not floor/ceil parameters): V8 inlines them, so no float is boxed per group.
+    const m = half ? floorF16(mn) : floorF32(mn);
     let step = 0;
     if (mx > m) {
-      step = ceil((mx - m) / Q);
-      if (m + step * Q < mx) step = ceil(step * (1 + 2 ** -10));
+      step = half ? ceilF16((mx - m) / Q) : ceilF32((mx - m) / Q);
+      if (m + step * Q < mx) step = half ? ceilF16(step * (1 + 2 ** -10)) : ceilF32(step * (1 + 2 ** -10));
     }
     if (half && Number.isFinite(mn) && Number.isFinite(mx) && (!Number.isFinite(m) || !Number.isFinite(step) || (mx === mn && m !== mn))) return false;
     if (!write) continue;
