@@ -9,7 +9,7 @@ import { getBackend, kernels, setBackend, setThreads, getThreads, useFastestBack
 import { scope } from '../../src/core/scope.js';
 import { fromValues, Tensor } from '../../src/core/tensor.js';
 import { conv2d, type Conv2dOptions } from '../../src/ops/conv.js';
-import { mul, sum } from '../../src/ops/index.js';
+import { matmul, mul, sum, type MatmulAttrs } from '../../src/ops/index.js';
 import { Rng } from '../../src/util/rng.js';
 import { loadKernelModule, WasmKernels } from '../../src/backends/wasm/index.js';
 
@@ -104,5 +104,49 @@ test('a parallelFor whose blocks hold more calls than a job carries runs them in
     assert.deepEqual(acc.toArray(), new Array(32).fill(600));
   } finally {
     k.shutdown();
+  }
+});
+
+/** The gradients of sum(matmul(a, b, t) * r) for a and b, with or without a recorded backward graph. */
+function matmulGrads(sa: number[], sb: number[], t: MatmulAttrs, createGraph: boolean): Float32Array[] {
+  return scope(() => {
+    const a = randomTensor(sa, 5), b = randomTensor(sb, 6);
+    a.requiresGrad = b.requiresGrad = true;
+    const out = matmul(a, b, t);
+    const r = randomTensor([...out.shape], 7);
+    return grad(sum(mul(out, r)), [a, b], { createGraph }).map((g) => Float32Array.from(g!.values()));
+  });
+}
+
+test('matmul backward runs dA and dB as one two-index parallelFor: the same bits as the two matmul ops, at 1 and 3 threads', () => {
+  const previous = getBackend();
+  try {
+    // 2 x 64*300*200 multiply-adds: above the GEMM split threshold, so the pair is one job at 3 threads.
+    const cases: [number[], number[], MatmulAttrs][] = [
+      [[64, 300], [200, 300], { transB: true }], // a Linear layer: x Wᵀ
+      [[64, 300], [300, 200], {}],
+      [[300, 64], [300, 200], { transA: true }],
+      [[300, 64], [200, 300], { transA: true, transB: true }],
+    ];
+    setBackend('wasm');
+    setThreads(3);
+    const k = kernels('float32');
+    assert.equal(k.parallelSlots(2, { kind: 'gemm', units: 2 * 64 * 300 * 200 }), 2, 'the pair should get two threads');
+    assert.equal(k.parallelSlots(2, { kind: 'gemm', units: 1000 }), 1, 'a small pair should stay on the calling thread');
+    for (const [sa, sb, t] of cases) {
+      const label = JSON.stringify(t);
+      setThreads(3);
+      const paired = matmulGrads(sa, sb, t, false);
+      // createGraph records the backward: the two matmul ops run instead of the pair.
+      const ops = matmulGrads(sa, sb, t, true);
+      setThreads(1);
+      const one = matmulGrads(sa, sb, t, false);
+      ['dA', 'dB'].forEach((name, i) => {
+        assert.deepEqual(paired[i], ops[i], `${label}: ${name} of the paired GEMMs differs from the matmul ops'`);
+        assert.deepEqual(paired[i], one[i], `${label}: ${name} differs between 3 threads and 1`);
+      });
+    }
+  } finally {
+    setBackend(previous);
   }
 });

@@ -10,7 +10,7 @@ import { ledger } from '../../core/ledger.js';
 import { fmt } from '../../core/shape.js';
 import { Tensor } from '../../core/tensor.js';
 import { referenceKernels } from '../reference/index.js';
-import { BINARY_OPS, type AdamStep, type BinaryOp, type SgdStep, type ChannelAffineArgs, type ChannelLayout, type Conv2dGeometry, type GemmArgs, type HalfFormat, type Kernels } from '../kernels.js';
+import { BINARY_OPS, type AdamStep, type ParallelWork, type WorkKind, type BinaryOp, type SgdStep, type ChannelAffineArgs, type ChannelLayout, type Conv2dGeometry, type GemmArgs, type HalfFormat, type Kernels } from '../kernels.js';
 import type { KernelModule } from './loader.js';
 import { ThreadPool, type PoolCall, type PoolOp } from './pool.js';
 
@@ -23,11 +23,10 @@ const NR = 8;
  * `elementwise` a cheap one), measured on the 2-vCPU Zen 4 VM (1 thread, best of 30 calls; the
  * codecs estimated). With `minSplitNs` they set each kernel's split threshold.
  */
-export const UNIT_NS = {
+export const UNIT_NS: Readonly<Record<WorkKind, number>> = {
   gemm: 0.04, im2col: 0.5, pool: 3, avgPool: 2.2, elementwise: 0.2, hardtanh: 1.4, unary: 4, reduce: 0.25,
   softmax: 8, dropout: 12, channel: 0.3, sgd: 1.5, adam: 6.5, codec: 1,
-} as const;
-export type WorkKind = keyof typeof UNIT_NS;
+};
 /**
  * Default single-thread work from which a kernel splits across threads (200 us): a pool job costs
  * ~50-100 us more than its work on the 2-vCPU VM (waking a parked worker and joining it; LeNet-5's
@@ -200,9 +199,10 @@ export class WasmKernels implements Partial<Kernels> {
     return this.scratch[this.block ? this.block.part : part]!;
   }
 
-  parallelSlots(count: number): number {
+  parallelSlots(count: number, work?: ParallelWork): number {
     checkCounts('parallelFor', { count });
-    return this.block ? 1 : Math.max(1, Math.min(this.threadCount, count));
+    if (this.block || (work && work.units < this.splitAt(work.kind))) return 1;
+    return Math.max(1, Math.min(this.threadCount, count));
   }
 
   /**
@@ -211,8 +211,8 @@ export class WasmKernels implements Partial<Kernels> {
    * runs block 0 directly while they work, and joins them. With one slot (one thread, or inside
    * another parallelFor) the bodies run directly.
    */
-  parallelFor(count: number, body: (i: number, slot: number) => void): void {
-    const slots = this.parallelSlots(count);
+  parallelFor(count: number, body: (i: number, slot: number) => void, work?: ParallelWork): void {
+    const slots = this.parallelSlots(count, work);
     if (slots === 1) {
       for (let i = 0; i < count; i++) body(i, 0);
       return;
