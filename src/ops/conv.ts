@@ -149,14 +149,15 @@ const conv2dOp = defineOp<Conv2dOptions>({
     const needX = ctx.needsInputGrad[0], needW = ctx.needsInputGrad[1], needB = ctx.needsInputGrad[2];
     // dw first, and the (possibly decompressed) copy of x freed before dx is allocated: the two
     // input-sized tensors are never live together (the step's peak under compression).
-    let dw: Tensor | null = null;
+    // The bias gradient comes with dw when both are needed (its per-image sums in the same job).
+    let dw: Tensor | null = null, db: Tensor | null = null;
     if (needW) {
       const x = ctx.saved('x');
-      dw = runOp(conv2dGradWeightOp, [gy!, x], { ...o, weightShape: [...w.shape] })[0]!;
+      [dw, db = null] = runOp(conv2dGradWeightOp, [gy!, x], { ...o, weightShape: [...w.shape], bias: needB });
       x.dispose();
     }
     const dx = needX ? runOp(conv2dGradInputOp, [gy!, w], { ...o, inputShape: [...ctx.inputShape(0)] })[0]! : null;
-    const db = needB ? sumChannels(gy!) : null;
+    if (needB && !db) db = sumChannels(gy!);
     return [dx, dw, db];
   },
   samples: () => [
@@ -170,18 +171,25 @@ const conv2dOp = defineOp<Conv2dOptions>({
 /** Sum of gy over N, H, W: the bias gradient (over H·W, then over N). */
 function sumChannels(gy: Tensor): Tensor {
   const [n, c, h, w] = gy.shape as [number, number, number, number];
-  const k = kernels(gy.dtype);
   const gc = contiguous(gy);
-  const perImage = Tensor.uninitialized([n, c], gy.dtype, 'workspace'), out = Tensor.uninitialized([c], gy.dtype);
-  k.reduce('sum', gc, perImage, { outer: n * c, reduced: h * w, inner: 1 }, null);
-  k.reduce('sum', perImage, out, { outer: 1, reduced: n, inner: c }, null);
-  perImage.dispose();
+  const perImage = Tensor.uninitialized([n, c], gy.dtype, 'workspace');
+  kernels(gy.dtype).reduce('sum', gc, perImage, { outer: n * c, reduced: h * w, inner: 1 }, null);
   if (gc !== gy) gc.dispose();
+  return channelTotals(perImage);
+}
+
+/** The bias gradient from gy's per-image channel sums [N, C] (summed over N; frees them). */
+function channelTotals(perImage: Tensor): Tensor {
+  const [n, c] = perImage.shape as [number, number];
+  const out = Tensor.uninitialized([c], perImage.dtype);
+  kernels(perImage.dtype).reduce('sum', perImage, out, { outer: 1, reduced: n, inner: c }, null);
+  perImage.dispose();
   return out;
 }
 
 type GradInputAttrs = Conv2dOptions & { inputShape: number[] };
-type GradWeightAttrs = Conv2dOptions & { weightShape: number[] };
+/** With `bias`, the op also returns the bias gradient (sumChannels of gy, its per-image sums computed in dw's job). */
+type GradWeightAttrs = Conv2dOptions & { weightShape: number[]; bias?: boolean };
 
 /** dx = col2im(Wᵀ gy), per image and group. Not itself differentiable. */
 const conv2dGradInputOp = defineOp<GradInputAttrs>({
@@ -217,7 +225,7 @@ const conv2dGradWeightOp = defineOp<GradWeightAttrs>({
   name: 'conv2d_grad_weight',
   inputs: ['gy', 'x'],
   saves: {},
-  infer: ([gy], a) => [{ shape: a.weightShape, dtype: gy!.dtype }],
+  infer: ([gy], a) => [{ shape: a.weightShape, dtype: gy!.dtype }, ...(a.bias ? [{ shape: [a.weightShape[0]!], dtype: gy!.dtype }] : [])],
   forward(_ctx, [gy, x], a) {
     const groups = a.groups ?? 1;
     const [o, , kh, kw] = a.weightShape as [number, number, number, number];
@@ -235,7 +243,15 @@ const conv2dGradWeightOp = defineOp<GradWeightAttrs>({
     const slots = k.parallelSlots(runs);
     // Per slot: the chunk's products [size, og, kk], then their sum [og, kk].
     const scratch = Tensor.uninitialized([slots * (size + 1) * og, kk], gy!.dtype, 'workspace');
+    const perImage = a.bias ? Tensor.uninitialized([g.n, o], gy!.dtype, 'workspace') : null;
     withColumns(xc, g, groups, PARTIAL_SUMS, (img0, count, grp, cols, blk, slot) => {
+      if (perImage && grp === 0) {
+        // These images' rows of sumChannels' first reduce (each row's sum is the same whoever computes it).
+        const rows = block(gc, img0 * o * hw, count * o, hw), sums = block(perImage, img0 * o, count * o, 1);
+        k.reduce('sum', rows, sums, { outer: count * o, reduced: hw, inner: 1 }, null);
+        rows.dispose();
+        sums.dispose();
+      }
       const base = slot * (size + 1) * og * kk;
       const gv = block(gc, (img0 * o + grp * og) * hw, count * og, hw);
       const products = block(scratch, base, count * og, kk), sum = block(scratch, base + size * og * kk, og, kk);
@@ -252,7 +268,7 @@ const conv2dGradWeightOp = defineOp<GradWeightAttrs>({
     }
     if (gc !== gy) gc.dispose();
     if (xc !== x) xc.dispose();
-    return [dw];
+    return perImage ? [dw, channelTotals(perImage)] : [dw];
   },
 });
 

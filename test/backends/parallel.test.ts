@@ -150,3 +150,25 @@ test('matmul backward runs dA and dB as one two-index parallelFor: the same bits
     setBackend(previous);
   }
 });
+
+test('conv2d bias gradient: computed in the weight-gradient job (w needs a gradient) or on its own (it does not), the same bits', () => {
+  const previous = getBackend();
+  try {
+    setBackend('wasm');
+    for (const threads of [1, 3]) {
+      setThreads(threads);
+      for (const c of CASES) {
+        const dbOf = (wantW: boolean) => scope(() => {
+          const x = randomTensor(c.x, 1), w = randomTensor(c.w, 2), b = randomTensor([c.w[0]!], 3);
+          b.requiresGrad = true;
+          w.requiresGrad = wantW;
+          const out = conv2d(x, w, b, c.o);
+          return Float32Array.from(grad(sum(mul(out, randomTensor([...out.shape], 4))), [b])[0]!.values());
+        });
+        assert.deepEqual(dbOf(true), dbOf(false), `${c.label}, ${threads} thread(s): db with dw differs from db alone`);
+      }
+    }
+  } finally {
+    setBackend(previous);
+  }
+});
