@@ -107,7 +107,7 @@ export interface AdamStep {
 }
 
 /** What one unit of a kernel's work is, for cost estimates: a GEMM multiply-add, an element, ... */
-export type WorkKind = 'gemm' | 'im2col' | 'pool' | 'avgPool' | 'elementwise' | 'hardtanh' | 'unary' | 'reduce' | 'softmax' | 'dropout' | 'channel' | 'sgd' | 'adam' | 'codec';
+export type WorkKind = 'gemm' | 'im2col' | 'pool' | 'pool2x2' | 'avgPool' | 'elementwise' | 'hardtanh' | 'unary' | 'reduce' | 'softmax' | 'dropout' | 'channel' | 'sgd' | 'adam' | 'codec';
 
 /** A parallelFor's whole work on one thread, in units of one kind (say GEMM multiply-adds). */
 export interface ParallelWork {
@@ -146,7 +146,10 @@ export interface Kernels {
    * 0 when no element beats -Infinity).
    */
   maxPool2d(x: Tensor, out: Tensor, index: Tensor, g: Conv2dGeometry): void;
-  /** Adjoint of maxPool2d: adds each gy element into dx at its window's recorded position (if not padding). */
+  /**
+   * Adjoint of maxPool2d: writes every element of dx (n*c planes): zero, plus each gy element
+   * added at its window's recorded position (if not padding), so dx needs no zero fill.
+   */
   maxPool2dGrad(gy: Tensor, index: Tensor, dx: Tensor, g: Conv2dGeometry): void;
   /** Per-channel mean and biased variance of x over (outer, inner) into mean/variance ([channels]). */
   channelMoments(x: Tensor, mean: Tensor, variance: Tensor, layout: ChannelLayout): void;

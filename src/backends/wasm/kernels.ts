@@ -20,11 +20,12 @@ const NR = 8;
 /**
  * Single-thread cost of one unit of each kernel's work in ns (units: GEMM multiply-adds, im2col
  * columns elements, pooling window reads, elements otherwise; `unary` is a transcendental map,
- * `elementwise` a cheap one), measured on the 2-vCPU Zen 4 VM (1 thread, best of 30 calls; the
- * codecs estimated). With `minSplitNs` they set each kernel's split threshold.
+ * `elementwise` a cheap one; `pool2x2` the 2x2 stride-2 max-pooling paths, forward and gradient,
+ * per window element), measured on the 2-vCPU Zen 4 VM (1 thread, best of 30 calls; the codecs
+ * estimated). With `minSplitNs` they set each kernel's split threshold.
  */
 export const UNIT_NS: Readonly<Record<WorkKind, number>> = {
-  gemm: 0.04, im2col: 0.5, pool: 3, avgPool: 2.2, elementwise: 0.2, hardtanh: 1.4, unary: 4, reduce: 0.25,
+  gemm: 0.04, im2col: 0.5, pool: 3, pool2x2: 0.5, avgPool: 2.2, elementwise: 0.2, hardtanh: 1.4, unary: 4, reduce: 0.25,
   softmax: 8, dropout: 12, channel: 0.3, sgd: 1.5, adam: 6.5, codec: 1,
 };
 /**
@@ -383,11 +384,12 @@ export class WasmKernels implements Partial<Kernels> {
     if (planes === 0 || outPlane === 0) return;
     const spatial = [g.h, g.w];
     const window = [g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW];
-    const parts = splitRange(planes, this.partsFor(planes * outPlane * g.kh * g.kw, this.splitAt('pool')), 1).map(([lo, hi]) => {
+    const fast = g.kh === 2 && g.kw === 2 && g.strideH === 2 && g.strideW === 2 && g.padH === 0 && g.padW === 0; // the kernels' 2x2 paths
+    const parts = splitRange(planes, this.partsFor(planes * outPlane * g.kh * g.kw, this.splitAt(fast ? 'pool2x2' : 'pool')), 1).map(([lo, hi]) => {
       const imagePtr = image.ptr + lo * g.h * g.w * 4, pooledPtr = pooled.ptr + lo * outPlane * 4, indexPtr = index.ptr + lo * outPlane;
       return op === 'maxPool2d'
         ? [imagePtr, pooledPtr, indexPtr, hi - lo, ...spatial, g.kh, g.kw, ...window]
-        : [pooledPtr, indexPtr, imagePtr, hi - lo, ...spatial, g.kw, ...window];
+        : [pooledPtr, indexPtr, imagePtr, hi - lo, ...spatial, g.kh, g.kw, ...window];
     });
     this.run(op, parts);
   }
