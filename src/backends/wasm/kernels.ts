@@ -227,9 +227,10 @@ export class WasmKernels implements Partial<Kernels> {
         this.block = null;
       }
     };
+    this.startPool();
+    this.pool?.prepare();
     const programs: PoolCall[][] = [[]];
     for (let part = 1; part < ranges.length; part++) runBlock(part, programs[part] = []);
-    this.startPool();
     if (this.pool && programs.every((calls) => this.pool!.fits(calls))) {
       this.pool.runJob(programs, () => runBlock(0, null));
       return;
