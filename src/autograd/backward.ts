@@ -30,10 +30,12 @@ function seedFor(root: Tensor, grad: Tensor | undefined): Tensor {
 }
 
 /**
- * Core traversal. `deliver(leaf, g)` receives each leaf's gradient contributions; `g` belongs to
- * the callee only for the duration of the call unless `createGraph` is on.
+ * Core traversal. `deliver(leaf, g, owned)` receives each leaf's gradient contributions; `g`
+ * belongs to the callee only for the duration of the call unless `createGraph` is on, or the
+ * callee returns true for an `owned` g (one a backward step made and nothing else holds): then it
+ * keeps g itself instead of copying it.
  */
-function traverse(roots: Tensor[], seeds: Tensor[], retain: boolean, createGraph: boolean, deliver: (leaf: Tensor, g: Tensor) => void): void {
+function traverse(roots: Tensor[], seeds: Tensor[], retain: boolean, createGraph: boolean, deliver: (leaf: Tensor, g: Tensor, owned: boolean) => boolean): void {
   const pending = new Map<AutogradNode, (Tensor | null)[]>();
   const deps = new Map<AutogradNode, number>();
   // Count, for every reachable node, how many recorded consumers will send it a gradient.
@@ -73,7 +75,7 @@ function traverse(roots: Tensor[], seeds: Tensor[], retain: boolean, createGraph
   roots.forEach((r, i) => {
     const s = seeds[i]!;
     if (r.gradFn) accumulate(r.gradFn.node as AutogradNode, r.gradFn.index, keep(s));
-    else if (r.requiresGrad) deliver(r, s);
+    else if (r.requiresGrad) deliver(r, s, false);
   });
   // Ready nodes, highest id (latest created) first.
   const ready = [...deps].filter(([, d]) => d === 0).map(([n]) => n);
@@ -108,8 +110,7 @@ function traverse(roots: Tensor[], seeds: Tensor[], retain: boolean, createGraph
         }
         keep(g);
         if ('leaf' in e) {
-          deliver(e.leaf, g);
-          if (!createGraph) g.dispose();
+          if (!deliver(e.leaf, g, !createGraph) && !createGraph) g.dispose();
         } else accumulate(e.node, e.index, g);
       }
       if ('node' in e) {
@@ -130,18 +131,30 @@ export function backward(root: Tensor, opts: BackwardOptions = {}): void {
   if (!root.requiresGrad) throw new Error('backward: the tensor does not require grad (no input of its computation requires grad)');
   const createGraph = opts.createGraph ?? false;
   const seed = seedFor(root, opts.grad);
-  traverse([root], [seed], opts.retainGraph ?? createGraph, createGraph, (leaf, g) => {
+  traverse([root], [seed], opts.retainGraph ?? createGraph, createGraph, (leaf, g, owned) => {
     if (createGraph) {
       const prev = leaf.grad;
       leaf.grad = keep(prev ? add(prev, g) : g);
     } else if (!leaf.grad) {
+      if (owned && adoptable(g, leaf)) {
+        // The first contribution becomes the gradient itself (no copy): rebooked as gradient memory.
+        g.storage.rebook('gradient');
+        leaf.grad = g;
+        return true;
+      }
       leaf.grad = keep(Tensor.uninitialized(leaf.shape, leaf.dtype, 'gradient')); // copyTo writes every element
       copyTo(g, leaf.grad);
     } else {
       addInPlace(leaf.grad, g);
     }
+    return false;
   });
   if (!opts.grad && seed !== root) seed.dispose();
+}
+
+/** Whether `g` can serve as `leaf`'s gradient as it is: a whole contiguous storage of leaf's dtype that nothing else references. */
+function adoptable(g: Tensor, leaf: Tensor): boolean {
+  return g.dtype === leaf.dtype && g.storage.exclusive && g.offset === 0 && g.storage.length === g.size && g.isContiguous() && !g.gradFn;
 }
 
 export interface GradOptions {
@@ -161,7 +174,7 @@ export function grad(outputs: Tensor | Tensor[], inputs: Tensor[], opts: GradOpt
   const wanted = new Set(inputs);
   for (const t of inputs) if (!t.requiresGrad) throw new Error(`grad: input tensor #${t.id} ${fmt(t.shape)} does not require grad`);
   traverse(outs, seeds, opts.retainGraph ?? createGraph, createGraph, (leaf, g) => {
-    if (!wanted.has(leaf)) return;
+    if (!wanted.has(leaf)) return false;
     const prev = found.get(leaf);
     if (createGraph) found.set(leaf, keep(prev ? add(prev, g) : g));
     else if (!prev) {
@@ -169,6 +182,7 @@ export function grad(outputs: Tensor | Tensor[], inputs: Tensor[], opts: GradOpt
       copyTo(g, copy);
       found.set(leaf, copy);
     } else addInPlace(prev, g);
+    return false;
   });
   seeds.forEach((s, i) => {
     if (!opts.gradOutputs?.[i]) s.dispose();

@@ -106,6 +106,15 @@ export interface AdamStep {
   invC2: number;
 }
 
+/** What one unit of a kernel's work is, for cost estimates: a GEMM multiply-add, an element, ... */
+export type WorkKind = 'gemm' | 'im2col' | 'pool' | 'pool2x2' | 'avgPool' | 'elementwise' | 'hardtanh' | 'unary' | 'reduce' | 'softmax' | 'dropout' | 'channel' | 'sgd' | 'adam' | 'codec';
+
+/** A parallelFor's whole work on one thread, in units of one kind (say GEMM multiply-adds). */
+export interface ParallelWork {
+  kind: WorkKind;
+  units: number;
+}
+
 export interface Kernels {
   /**
    * Runs body(i, slot) for every i in [0, count). The bodies of different indices must write
@@ -115,11 +124,12 @@ export interface Kernels {
    * thread a contiguous block of indices, `slot` the thread's number (< parallelSlots(count), for
    * per-thread scratch), and runs each block's kernel calls as one job (one wake-up and one join
    * for, say, a conv layer's im2col, GEMM and bias over a block of images); the reference runs
-   * them in order in slot 0.
+   * them in order in slot 0. With `work`, a backend runs all indices on the calling thread when
+   * that much work does not pay for waking another (then its kernels may still split themselves).
    */
-  parallelFor(count: number, body: (i: number, slot: number) => void): void;
-  /** The slots parallelFor(count, ...) passes its bodies: scratch to allocate per slot. */
-  parallelSlots(count: number): number;
+  parallelFor(count: number, body: (i: number, slot: number) => void, work?: ParallelWork): void;
+  /** The slots parallelFor(count, ..., work) passes its bodies: scratch to allocate per slot. */
+  parallelSlots(count: number, work?: ParallelWork): number;
   /** C = op(A) op(B) (+ C). See GemmArgs. */
   gemm(a: Tensor, b: Tensor, c: Tensor, args: GemmArgs): void;
   /**
@@ -136,7 +146,10 @@ export interface Kernels {
    * 0 when no element beats -Infinity).
    */
   maxPool2d(x: Tensor, out: Tensor, index: Tensor, g: Conv2dGeometry): void;
-  /** Adjoint of maxPool2d: adds each gy element into dx at its window's recorded position (if not padding). */
+  /**
+   * Adjoint of maxPool2d: writes every element of dx (n*c planes): zero, plus each gy element
+   * added at its window's recorded position (if not padding), so dx needs no zero fill.
+   */
   maxPool2dGrad(gy: Tensor, index: Tensor, dx: Tensor, g: Conv2dGeometry): void;
   /** Per-channel mean and biased variance of x over (outer, inner) into mean/variance ([channels]). */
   channelMoments(x: Tensor, mean: Tensor, variance: Tensor, layout: ChannelLayout): void;

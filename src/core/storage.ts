@@ -36,7 +36,7 @@ export class Storage {
   ) {
     this.byteLength = length * DTYPES[dtype].bytes;
     this.ptr = arena().alloc(this.byteLength, LIFETIME[category]);
-    if (zeroed) new Uint8Array(arena().buffer, this.ptr, this.byteLength).fill(0);
+    if (zeroed) arena().zero(this.ptr, this.byteLength);
     this.booked = category;
     ledger.add(category, this.byteLength);
     ledger.storages++;

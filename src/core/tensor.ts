@@ -41,8 +41,9 @@ export class Tensor {
     strides?: Shape,
     readonly offset = 0,
   ) {
-    this.shape = Object.freeze([...shape]);
-    this.strides = Object.freeze(strides ? [...strides] : contiguousStrides(shape));
+    // Another tensor's shape or strides (frozen) are shared as they are; anything else is copied.
+    this.shape = Object.isFrozen(shape) ? shape : Object.freeze([...shape]);
+    this.strides = strides ? (Object.isFrozen(strides) ? strides : Object.freeze([...strides])) : Object.freeze(contiguousStrides(shape));
     this.size = numel(shape);
     trackTensor(this);
   }
@@ -101,13 +102,18 @@ export class Tensor {
   }
 
   isContiguous(): boolean {
-    let expect = 1;
-    for (let i = this.shape.length - 1; i >= 0; i--) {
-      if (this.shape[i] !== 1 && this.strides[i] !== expect) return false;
-      expect *= this.shape[i]!;
+    if (this.contiguous === undefined) {
+      let expect = 1;
+      this.contiguous = true;
+      for (let i = this.shape.length - 1; i >= 0; i--) {
+        if (this.shape[i] !== 1 && this.strides[i] !== expect) this.contiguous = false;
+        expect *= this.shape[i]!;
+      }
     }
-    return true;
+    return this.contiguous;
   }
+  /** isContiguous(), computed on first use (shape and strides never change). */
+  private contiguous: boolean | undefined;
 
   /**
    * The elements as a typed array over arena memory, without a copy. Only for contiguous tensors;

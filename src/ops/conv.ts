@@ -58,6 +58,12 @@ function inferConv(x: TensorMeta, w: TensorMeta, b: TensorMeta | null, o: Conv2d
 const IMAGES_PER_CHUNK = 4;
 const COLS_BUDGET = 1 << 21;
 /**
+ * Small images get chunks of 8, 16, ... images while their columns stay within this many
+ * elements (640 KB: within a core's L2 next to the GEMM's packing): LeNet-5's layers then run in
+ * 8 chunks instead of 16, half the kernel calls that the calling thread issues and records.
+ */
+const SMALL_CHUNK_COLS = 160_000;
+/**
  * Partial sums of the weight gradient (runs of chunks): the most threads conv2d_grad_weight can
  * use, and the bound on its extra workspace (this many weight-sized buffers).
  */
@@ -67,7 +73,9 @@ const PARTIAL_SUMS = 8;
 function imagesPerChunk(g: Conv2dGeometry, groups: number): number {
   if (groups !== 1) return 1;
   const perImage = Math.max(1, g.c * g.kh * g.kw * g.outH * g.outW);
-  return Math.max(1, Math.min(g.n, IMAGES_PER_CHUNK, Math.floor(COLS_BUDGET / perImage)));
+  let images = IMAGES_PER_CHUNK;
+  while (2 * images * perImage <= SMALL_CHUNK_COLS) images *= 2;
+  return Math.max(1, Math.min(g.n, images, Math.floor(COLS_BUDGET / perImage)));
 }
 
 /**
@@ -149,14 +157,15 @@ const conv2dOp = defineOp<Conv2dOptions>({
     const needX = ctx.needsInputGrad[0], needW = ctx.needsInputGrad[1], needB = ctx.needsInputGrad[2];
     // dw first, and the (possibly decompressed) copy of x freed before dx is allocated: the two
     // input-sized tensors are never live together (the step's peak under compression).
-    let dw: Tensor | null = null;
+    // The bias gradient comes with dw when both are needed (its per-image sums in the same job).
+    let dw: Tensor | null = null, db: Tensor | null = null;
     if (needW) {
       const x = ctx.saved('x');
-      dw = runOp(conv2dGradWeightOp, [gy!, x], { ...o, weightShape: [...w.shape] })[0]!;
+      [dw, db = null] = runOp(conv2dGradWeightOp, [gy!, x], { ...o, weightShape: [...w.shape], bias: needB });
       x.dispose();
     }
     const dx = needX ? runOp(conv2dGradInputOp, [gy!, w], { ...o, inputShape: [...ctx.inputShape(0)] })[0]! : null;
-    const db = needB ? sumChannels(gy!) : null;
+    if (needB && !db) db = sumChannels(gy!);
     return [dx, dw, db];
   },
   samples: () => [
@@ -170,18 +179,25 @@ const conv2dOp = defineOp<Conv2dOptions>({
 /** Sum of gy over N, H, W: the bias gradient (over H·W, then over N). */
 function sumChannels(gy: Tensor): Tensor {
   const [n, c, h, w] = gy.shape as [number, number, number, number];
-  const k = kernels(gy.dtype);
   const gc = contiguous(gy);
-  const perImage = Tensor.uninitialized([n, c], gy.dtype, 'workspace'), out = Tensor.uninitialized([c], gy.dtype);
-  k.reduce('sum', gc, perImage, { outer: n * c, reduced: h * w, inner: 1 }, null);
-  k.reduce('sum', perImage, out, { outer: 1, reduced: n, inner: c }, null);
-  perImage.dispose();
+  const perImage = Tensor.uninitialized([n, c], gy.dtype, 'workspace');
+  kernels(gy.dtype).reduce('sum', gc, perImage, { outer: n * c, reduced: h * w, inner: 1 }, null);
   if (gc !== gy) gc.dispose();
+  return channelTotals(perImage);
+}
+
+/** The bias gradient from gy's per-image channel sums [N, C] (summed over N; frees them). */
+function channelTotals(perImage: Tensor): Tensor {
+  const [n, c] = perImage.shape as [number, number];
+  const out = Tensor.uninitialized([c], perImage.dtype);
+  kernels(perImage.dtype).reduce('sum', perImage, out, { outer: 1, reduced: n, inner: c }, null);
+  perImage.dispose();
   return out;
 }
 
 type GradInputAttrs = Conv2dOptions & { inputShape: number[] };
-type GradWeightAttrs = Conv2dOptions & { weightShape: number[] };
+/** With `bias`, the op also returns the bias gradient (sumChannels of gy, its per-image sums computed in dw's job). */
+type GradWeightAttrs = Conv2dOptions & { weightShape: number[]; bias?: boolean };
 
 /** dx = col2im(Wᵀ gy), per image and group. Not itself differentiable. */
 const conv2dGradInputOp = defineOp<GradInputAttrs>({
@@ -217,7 +233,7 @@ const conv2dGradWeightOp = defineOp<GradWeightAttrs>({
   name: 'conv2d_grad_weight',
   inputs: ['gy', 'x'],
   saves: {},
-  infer: ([gy], a) => [{ shape: a.weightShape, dtype: gy!.dtype }],
+  infer: ([gy], a) => [{ shape: a.weightShape, dtype: gy!.dtype }, ...(a.bias ? [{ shape: [a.weightShape[0]!], dtype: gy!.dtype }] : [])],
   forward(_ctx, [gy, x], a) {
     const groups = a.groups ?? 1;
     const [o, , kh, kw] = a.weightShape as [number, number, number, number];
@@ -235,7 +251,15 @@ const conv2dGradWeightOp = defineOp<GradWeightAttrs>({
     const slots = k.parallelSlots(runs);
     // Per slot: the chunk's products [size, og, kk], then their sum [og, kk].
     const scratch = Tensor.uninitialized([slots * (size + 1) * og, kk], gy!.dtype, 'workspace');
+    const perImage = a.bias ? Tensor.uninitialized([g.n, o], gy!.dtype, 'workspace') : null;
     withColumns(xc, g, groups, PARTIAL_SUMS, (img0, count, grp, cols, blk, slot) => {
+      if (perImage && grp === 0) {
+        // These images' rows of sumChannels' first reduce (each row's sum is the same whoever computes it).
+        const rows = block(gc, img0 * o * hw, count * o, hw), sums = block(perImage, img0 * o, count * o, 1);
+        k.reduce('sum', rows, sums, { outer: count * o, reduced: hw, inner: 1 }, null);
+        rows.dispose();
+        sums.dispose();
+      }
       const base = slot * (size + 1) * og * kk;
       const gv = block(gc, (img0 * o + grp * og) * hw, count * og, hw);
       const products = block(scratch, base, count * og, kk), sum = block(scratch, base + size * og * kk, og, kk);
@@ -252,7 +276,7 @@ const conv2dGradWeightOp = defineOp<GradWeightAttrs>({
     }
     if (gc !== gy) gc.dispose();
     if (xc !== x) xc.dispose();
-    return [dw];
+    return perImage ? [dw, channelTotals(perImage)] : [dw];
   },
 });
 

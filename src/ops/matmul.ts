@@ -6,6 +6,8 @@
 import { fmt, ShapeError, type Shape } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { kernels } from '../backends/index.js';
+import type { GemmArgs } from '../backends/kernels.js';
+import { isGradEnabled } from '../autograd/mode.js';
 import { contiguous } from './elementwise.js';
 import { reshape } from './movement.js';
 import { defineOp, runOp, type TensorMeta } from './registry.js';
@@ -56,30 +58,20 @@ const matmulOp = defineOp<MatmulAttrs>({
     return [{ shape: plan(a!.shape, b!.shape, t).out, dtype: a!.dtype } satisfies TensorMeta];
   },
   forward(ctx, [a, b], t) {
-    const p = plan(a!.shape, b!.shape, t);
     ctx.save('a', a!);
     ctx.save('b', b!);
     const ac = contiguous(a!), bc = contiguous(b!);
-    const out = Tensor.uninitialized(p.out, a!.dtype);
-    // A shared right operand with an untransposed left one is one tall GEMM: fold the batch into rows.
-    const fold = p.batchB === 1 && p.batchA > 1 && !t.transA;
-    kernels(a!.dtype).gemm(ac, bc, out, {
-      batch: fold ? 1 : p.batch,
-      m: fold ? p.m * p.batchA : p.m,
-      n: p.n,
-      k: p.k,
-      transA: !!t.transA,
-      transB: !!t.transB,
-      aStride: p.batchA === 1 ? 0 : p.m * p.k,
-      bStride: p.batchB === 1 ? 0 : p.k * p.n,
-      accumulate: false,
-    });
+    const [out, args] = product(ac, bc, t);
+    kernels(a!.dtype).gemm(ac, bc, out, args);
     if (ac !== a) ac.dispose();
     if (bc !== b) bc.dispose();
     return [out];
   },
   backward(ctx, [g], t) {
     const sa = ctx.inputShape(0), sb = ctx.inputShape(1);
+    if (ctx.needsInputGrad[0] && ctx.needsInputGrad[1] && sa.length === 2 && sb.length === 2 && !isGradEnabled()) {
+      return pairedGrads(g!, ctx.saved('a'), ctx.saved('b'), t);
+    }
     let ga: Tensor | null = null, gb: Tensor | null = null;
     if (ctx.needsInputGrad[0]) {
       const b = ctx.saved('b');
@@ -113,6 +105,44 @@ const matmulOp = defineOp<MatmulAttrs>({
     { inputs: [{ shape: [2, 3, 4] }, { shape: [5, 4] }], attrs: { transB: true }, label: 'shared weight' },
   ],
 });
+
+/** The output of op(a) op(b) for contiguous a and b (uninitialized) and the GEMM that fills it. */
+function product(a: Tensor, b: Tensor, t: MatmulAttrs): [Tensor, GemmArgs] {
+  const p = plan(a.shape, b.shape, t);
+  // A shared right operand with an untransposed left one is one tall GEMM: fold the batch into rows.
+  const fold = p.batchB === 1 && p.batchA > 1 && !t.transA;
+  return [Tensor.uninitialized(p.out, a.dtype), {
+    batch: fold ? 1 : p.batch,
+    m: fold ? p.m * p.batchA : p.m,
+    n: p.n,
+    k: p.k,
+    transA: !!t.transA,
+    transB: !!t.transB,
+    aStride: p.batchA === 1 ? 0 : p.m * p.k,
+    bStride: p.batchB === 1 ? 0 : p.k * p.n,
+    accumulate: false,
+  }];
+}
+
+/**
+ * Both input gradients of a 2-D product when no graph is recorded: the two GEMMs the backward's
+ * matmul calls would run (the same operands, flags and shapes, so the same bits), as the two
+ * indices of one parallelFor: with threads, each runs whole on its own thread in one job (a
+ * Linear layer's dX and dW) instead of each splitting into its own job.
+ */
+function pairedGrads(g: Tensor, a: Tensor, b: Tensor, t: MatmulAttrs): [Tensor, Tensor] {
+  const gc = contiguous(g), ac = contiguous(a), bc = contiguous(b);
+  const ops: [Tensor, Tensor, MatmulAttrs][] = [
+    t.transA ? [bc, gc, { transA: !!t.transB, transB: true }] : [gc, bc, { transB: !t.transB }],
+    t.transB ? [gc, ac, { transA: true, transB: !!t.transA }] : [ac, gc, { transA: !t.transA }],
+  ];
+  const products = ops.map(([x, y, attrs]) => product(x, y, attrs));
+  const k = kernels(g.dtype);
+  const macs = products.reduce((sum, [, p]) => sum + p.m * p.n * p.k, 0);
+  k.parallelFor(2, (i) => k.gemm(ops[i]![0], ops[i]![1], products[i]![0], products[i]![1]), { kind: 'gemm', units: macs });
+  for (const [c, x] of [[gc, g], [ac, a], [bc, b]] as const) if (c !== x) c.dispose();
+  return [products[0]![0], products[1]![0]];
+}
 
 /** Matrix product of the last two axes, batched over the leading ones; optional transposes. */
 export const matmul = (a: Tensor, b: Tensor, t: MatmulAttrs = {}): Tensor => runOp(matmulOp, [a, b], t)[0]!;

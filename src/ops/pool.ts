@@ -62,7 +62,7 @@ const maxPoolGradOp = defineOp<Pool2dOptions & { inputShape: number[] }>({
   forward(_ctx, [gy, index], a) {
     const g = geometry('maxpool2d_grad', a.inputShape, a);
     const gc = contiguous(gy!);
-    const dx = Tensor.empty(a.inputShape, gy!.dtype);
+    const dx = Tensor.uninitialized(a.inputShape, gy!.dtype); // the kernel writes every element
     kernels(gy!.dtype).maxPool2dGrad(gc, index!, dx, g);
     if (gc !== gy) gc.dispose();
     return [dx];

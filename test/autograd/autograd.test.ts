@@ -4,6 +4,7 @@ import { backward, grad } from '../../src/autograd/backward.js';
 import { noGrad } from '../../src/autograd/mode.js';
 import { liveSavedSlots, withSavedTensorHooks, type SaveInfo } from '../../src/autograd/saved.js';
 import { scope } from '../../src/core/scope.js';
+import { memory } from '../../src/core/ledger.js';
 import { fromValues, Tensor } from '../../src/core/tensor.js';
 import { Linear, Sequential, ReLU } from '../../src/nn/index.js';
 import { add, addInPlace, mul, powScalar, relu, sum, matmul, softplus, tanh } from '../../src/ops/index.js';
@@ -21,6 +22,22 @@ test('backward accumulates gradients across calls until they are cleared', () =>
     assert.deepEqual(x.grad!.toArray(), [2, 4, 6]);
     backward(sum(mul(x, x)));
     assert.deepEqual(x.grad!.toArray(), [4, 8, 12]);
+  });
+});
+
+test('a first gradient contribution that nothing else holds becomes .grad without a copy: the same values as grad(), booked as gradient memory', () => {
+  scope(() => {
+    const net = new Sequential(new Linear(5, 4), ReLU(), new Linear(4, 3));
+    const x = fromValues(Float32Array.from({ length: 10 }, (_, i) => Math.sin(i)), [2, 5]);
+    const params = net.parameters();
+    const want = grad(sum(mul(net.call(x), net.call(x))), params).map((g) => g!.toArray());
+    const before = memory().current.gradient;
+    backward(sum(mul(net.call(x), net.call(x)))); // each weight gets two contributions: the first adopted, the second added
+    params.forEach((p, i) => assert.deepEqual(p.grad!.toArray(), want[i], `parameter ${i}'s gradient`));
+    const bytes = params.reduce((n, p) => n + p.byteLength, 0);
+    assert.equal(memory().current.gradient - before, bytes, 'the parameters\' gradients are booked as gradient memory, exactly once');
+    for (const p of params) p.grad!.dispose();
+    assert.equal(memory().current.gradient, before, 'disposing them gives the bytes back');
   });
 });
 

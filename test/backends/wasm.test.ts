@@ -268,8 +268,8 @@ for (const variant of VARIANTS) {
       );
     });
 
-    test('maxPool2d 2x2 stride 2 (the fast path): ties, -Infinity, NaN and odd sizes', () => {
-      for (const [h, w] of [[8, 8], [7, 9], [2, 2]] as const) {
+    test('maxPool2d 2x2 stride 2 and its gradient (the fast paths; four windows per SIMD step plus a tail): ties, -Infinity, NaN, -0 and odd sizes', () => {
+      for (const [h, w] of [[8, 8], [7, 9], [2, 2], [6, 22], [28, 28], [10, 10]] as const) {
         const g: Conv2dGeometry = { n: 2, c: 3, h, w, kh: 2, kw: 2, strideH: 2, strideW: 2, padH: 0, padW: 0, dilationH: 1, dilationW: 1, outH: Math.floor(h / 2), outW: Math.floor(w / 2) };
         const rng = new Rng(h * 31 + w);
         const xv = Float32Array.from({ length: 2 * 3 * h * w }, () => [-Infinity, -1, 0, 0.5, 2, NaN][rng.int(6)]!);
@@ -281,6 +281,12 @@ for (const variant of VARIANTS) {
         referenceKernels.maxPool2d(x, want, wantIdx, g);
         assert.deepEqual(got.values(), want.values(), `values ${h}x${w}`);
         assert.deepEqual(gotIdx.values(), wantIdx.values(), `indices ${h}x${w}`);
+        // The gradient writes every element of dx (odd last rows/columns too) over whatever it held; -0 lands as +0.
+        const gy = fromValues(Float32Array.from({ length: outLen }, () => [-0, 1.5, -2, 0][rng.int(4)]!), [outLen]);
+        const dxGot = fromValues(new Float32Array(xv.length).fill(NaN), [xv.length]), dxWant = fromValues(new Float32Array(xv.length).fill(7), [xv.length]);
+        k1.maxPool2dGrad(gy, gotIdx, dxGot, g);
+        referenceKernels.maxPool2dGrad(gy, wantIdx, dxWant, g);
+        assert.deepEqual(dxGot.values(), dxWant.values(), `gradient ${h}x${w}`);
       }
     });
 

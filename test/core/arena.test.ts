@@ -130,3 +130,23 @@ test('training reads no stale arena bytes: freed memory poisoned with NaN gives 
     clean.forEach((w, i) => assert.deepEqual(poisoned[i], w, `${mode}: parameter ${i} differs when freed memory holds NaN`));
   }
 });
+
+test('arena.zero clears exactly [ptr, ptr + bytes) on shared memory (wasm memory.fill), also after growing', () => {
+  const a = new Arena(1);
+  assert.equal(a.shared, true, 'Node gives the arena shared memory');
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: 200_000 }), fc.integer({ min: 0, max: 63 }), fc.integer({ min: 0, max: 70_000 }), (before, skew, bytes) => {
+      const ptr = a.alloc(before + skew + bytes + 64) + skew; // may grow the memory between calls
+      const view = new Uint8Array(a.buffer, ptr - skew, skew + bytes + 64);
+      for (let i = 0; i < view.length; i++) view[i] = 1 + (i % 250);
+      a.zero(ptr, bytes);
+      const after = new Uint8Array(a.buffer, ptr - skew, skew + bytes + 64);
+      for (let i = 0; i < after.length; i++) {
+        const inside = i >= skew && i < skew + bytes;
+        if (inside ? after[i] !== 0 : after[i] !== 1 + (i % 250)) assert.fail(`byte ${i - skew} relative to ptr is ${after[i]} (zeroed ${bytes} bytes)`);
+      }
+      a.free(ptr - skew, before + skew + bytes + 64);
+    }),
+    { numRuns: 40 },
+  );
+});

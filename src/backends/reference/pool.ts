@@ -30,6 +30,7 @@ export function maxPool2d(xt: Tensor, outT: Tensor, indexT: Tensor, g: Conv2dGeo
 
 export function maxPool2dGrad(gyT: Tensor, indexT: Tensor, dxT: Tensor, g: Conv2dGeometry): void {
   const gy = gyT.data() as FloatArray, index = indexT.data(), dx = dxT.data() as FloatArray;
+  dx.fill(0, 0, g.n * g.c * g.h * g.w);
   let oi = 0;
   for (let plane = 0; plane < g.n * g.c; plane++) {
     const base = plane * g.h * g.w;

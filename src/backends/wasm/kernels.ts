@@ -10,7 +10,7 @@ import { ledger } from '../../core/ledger.js';
 import { fmt } from '../../core/shape.js';
 import { Tensor } from '../../core/tensor.js';
 import { referenceKernels } from '../reference/index.js';
-import { BINARY_OPS, type AdamStep, type BinaryOp, type SgdStep, type ChannelAffineArgs, type ChannelLayout, type Conv2dGeometry, type GemmArgs, type HalfFormat, type Kernels } from '../kernels.js';
+import { BINARY_OPS, type AdamStep, type ParallelWork, type WorkKind, type BinaryOp, type SgdStep, type ChannelAffineArgs, type ChannelLayout, type Conv2dGeometry, type GemmArgs, type HalfFormat, type Kernels } from '../kernels.js';
 import type { KernelModule } from './loader.js';
 import { ThreadPool, type PoolCall, type PoolOp } from './pool.js';
 
@@ -20,14 +20,14 @@ const NR = 8;
 /**
  * Single-thread cost of one unit of each kernel's work in ns (units: GEMM multiply-adds, im2col
  * columns elements, pooling window reads, elements otherwise; `unary` is a transcendental map,
- * `elementwise` a cheap one), measured on the 2-vCPU Zen 4 VM (1 thread, best of 30 calls; the
- * codecs estimated). With `minSplitNs` they set each kernel's split threshold.
+ * `elementwise` a cheap one; `pool2x2` the 2x2 stride-2 max-pooling paths, forward and gradient,
+ * per window element), measured on the 2-vCPU Zen 4 VM (1 thread, best of 30 calls; the codecs
+ * estimated). With `minSplitNs` they set each kernel's split threshold.
  */
-export const UNIT_NS = {
-  gemm: 0.04, im2col: 0.5, pool: 3, avgPool: 2.2, elementwise: 0.2, hardtanh: 1.4, unary: 4, reduce: 0.25,
+export const UNIT_NS: Readonly<Record<WorkKind, number>> = {
+  gemm: 0.04, im2col: 0.5, pool: 3, pool2x2: 0.5, avgPool: 2.2, elementwise: 0.2, hardtanh: 1.4, unary: 4, reduce: 0.25,
   softmax: 8, dropout: 12, channel: 0.3, sgd: 1.5, adam: 6.5, codec: 1,
-} as const;
-export type WorkKind = keyof typeof UNIT_NS;
+};
 /**
  * Default single-thread work from which a kernel splits across threads (200 us): a pool job costs
  * ~50-100 us more than its work on the 2-vCPU VM (waking a parked worker and joining it; LeNet-5's
@@ -200,9 +200,10 @@ export class WasmKernels implements Partial<Kernels> {
     return this.scratch[this.block ? this.block.part : part]!;
   }
 
-  parallelSlots(count: number): number {
+  parallelSlots(count: number, work?: ParallelWork): number {
     checkCounts('parallelFor', { count });
-    return this.block ? 1 : Math.max(1, Math.min(this.threadCount, count));
+    if (this.block || (work && work.units < this.splitAt(work.kind))) return 1;
+    return Math.max(1, Math.min(this.threadCount, count));
   }
 
   /**
@@ -211,8 +212,8 @@ export class WasmKernels implements Partial<Kernels> {
    * runs block 0 directly while they work, and joins them. With one slot (one thread, or inside
    * another parallelFor) the bodies run directly.
    */
-  parallelFor(count: number, body: (i: number, slot: number) => void): void {
-    const slots = this.parallelSlots(count);
+  parallelFor(count: number, body: (i: number, slot: number) => void, work?: ParallelWork): void {
+    const slots = this.parallelSlots(count, work);
     if (slots === 1) {
       for (let i = 0; i < count; i++) body(i, 0);
       return;
@@ -226,9 +227,10 @@ export class WasmKernels implements Partial<Kernels> {
         this.block = null;
       }
     };
+    this.startPool();
+    this.pool?.prepare();
     const programs: PoolCall[][] = [[]];
     for (let part = 1; part < ranges.length; part++) runBlock(part, programs[part] = []);
-    this.startPool();
     if (this.pool && programs.every((calls) => this.pool!.fits(calls))) {
       this.pool.runJob(programs, () => runBlock(0, null));
       return;
@@ -383,11 +385,12 @@ export class WasmKernels implements Partial<Kernels> {
     if (planes === 0 || outPlane === 0) return;
     const spatial = [g.h, g.w];
     const window = [g.strideH, g.strideW, g.padH, g.padW, g.outH, g.outW];
-    const parts = splitRange(planes, this.partsFor(planes * outPlane * g.kh * g.kw, this.splitAt('pool')), 1).map(([lo, hi]) => {
+    const fast = g.kh === 2 && g.kw === 2 && g.strideH === 2 && g.strideW === 2 && g.padH === 0 && g.padW === 0; // the kernels' 2x2 paths
+    const parts = splitRange(planes, this.partsFor(planes * outPlane * g.kh * g.kw, this.splitAt(fast ? 'pool2x2' : 'pool')), 1).map(([lo, hi]) => {
       const imagePtr = image.ptr + lo * g.h * g.w * 4, pooledPtr = pooled.ptr + lo * outPlane * 4, indexPtr = index.ptr + lo * outPlane;
       return op === 'maxPool2d'
         ? [imagePtr, pooledPtr, indexPtr, hi - lo, ...spatial, g.kh, g.kw, ...window]
-        : [pooledPtr, indexPtr, imagePtr, hi - lo, ...spatial, g.kw, ...window];
+        : [pooledPtr, indexPtr, imagePtr, hi - lo, ...spatial, g.kh, g.kw, ...window];
     });
     this.run(op, parts);
   }

@@ -58,7 +58,7 @@ export interface KernelExports extends TensorKernelExports {
     sh: number, sw: number, ph: number, pw: number, outH: number, outW: number,
   ): void;
   maxPool2dGrad(
-    gy: number, index: number, dx: number, planes: number, h: number, w: number, kw: number,
+    gy: number, index: number, dx: number, planes: number, h: number, w: number, kh: number, kw: number,
     sh: number, sw: number, ph: number, pw: number, outH: number, outW: number,
   ): void;
   /** kernels/elementwise.ts: per-channel kernels over channels [c0, c1); float arguments as f32 bits. */

@@ -250,6 +250,16 @@ export class ThreadPool {
     } while (programs.some((calls, p) => next[p]! < calls.length));
   }
 
+  /**
+   * Wakes the parked workers without a job (the generation is unchanged, so they park again at
+   * once), ahead of a job the caller is about to record (parallelFor): the slow part of waking a
+   * thread whose CPU has gone idle overlaps the recording, and the job's own wake-up finds the CPU
+   * still polling (the guest's or host's halt polling) or the worker not yet parked.
+   */
+  prepare(): void {
+    if (!this.closed) Atomics.notify(this.view(), GEN);
+  }
+
   /** Whether `calls` fit one part's program slot (so that they can run as one job). */
   fits(calls: readonly PoolCall[]): boolean {
     let words = 1;
