@@ -7,13 +7,24 @@ import type { Tensor } from './tensor.js';
 
 const stack: Set<Tensor>[] = [];
 
+/**
+ * Puts a new tensor in the innermost scope. The tensor remembers its scope (`ownerScope`) so that
+ * `dispose` takes it out again at once: a scope that only held on to its disposed views until it
+ * closes kept thousands of dead tensors reachable through a training step, and V8 promoted every
+ * one of them to the old generation.
+ */
 export function trackTensor(t: Tensor): void {
-  stack[stack.length - 1]?.add(t);
+  const s = stack[stack.length - 1];
+  if (s) {
+    s.add(t);
+    t.ownerScope = s;
+  }
 }
 
 /** Removes `t` from every scope so that no scope disposes it. Returns `t`. */
 export function keep<T extends Tensor>(t: T): T {
-  for (const s of stack) s.delete(t);
+  t.ownerScope?.delete(t);
+  t.ownerScope = null;
   return t;
 }
 
@@ -35,8 +46,12 @@ function close(mine: Set<Tensor>, result: unknown): void {
   const escaping = new Set<Tensor>();
   collect(result, escaping);
   for (const t of mine) if (!escaping.has(t) && !t.disposed) t.dispose();
-  const parent = stack[stack.length - 1];
-  if (parent) for (const t of escaping) if (mine.has(t)) parent.add(t);
+  const parent = stack[stack.length - 1] ?? null;
+  for (const t of escaping) {
+    if (!mine.has(t)) continue;
+    parent?.add(t);
+    t.ownerScope = parent;
+  }
 }
 
 export function scope<T>(fn: () => T): T {

@@ -33,6 +33,8 @@ export class Tensor {
   autogradLeaf: Tensor | null = null;
   /** Optional name (parameters get their state-dict path): appears in error messages and reports. */
   name = '';
+  /** The scope that disposes this tensor when it closes (set by core/scope.ts), null outside scopes or once kept. */
+  ownerScope: Set<Tensor> | null = null;
   private _disposed = false;
 
   constructor(
@@ -182,6 +184,8 @@ export class Tensor {
   dispose(): void {
     if (this._disposed) return;
     this._disposed = true;
+    this.ownerScope?.delete(this);
+    this.ownerScope = null;
     this.storage.release();
     if (this.grad) {
       this.grad.dispose();

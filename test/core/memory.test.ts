@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { backward } from '../../src/autograd/backward.js';
 import { memory } from '../../src/core/ledger.js';
-import { scope } from '../../src/core/scope.js';
+import { keep, scope } from '../../src/core/scope.js';
 import { fromValues, Tensor } from '../../src/core/tensor.js';
 import { syntheticShapes } from '../../src/data/index.js';
 import { Linear, createModel } from '../../src/nn/index.js';
@@ -67,6 +67,32 @@ test('scope frees everything but its result; peaks are tracked per category', ()
   kept.dispose();
   assert.equal(memory().totalBytes, before);
   assert.ok(memory().peak.activation >= 4400);
+});
+
+test('a tensor disposed inside a scope leaves it at once; returned tensors move to the enclosing scope, kept ones to none', () => {
+  const before = memory().totalBytes;
+  let outerHeld = 0;
+  scope(() => {
+    const escaped = scope(() => {
+      const base = Tensor.empty([64]);
+      for (let i = 0; i < 1000; i++) {
+        const v = base.view([8], undefined, i % 8);
+        assert.equal(v.ownerScope?.has(v), true);
+        v.dispose();
+        // The scope holds no reference to a dead view (it would keep it alive to the end of a training step).
+        assert.equal(v.ownerScope, null);
+      }
+      assert.equal(base.ownerScope?.size, 1);
+      return base;
+    });
+    assert.equal(escaped.ownerScope?.has(escaped), true, 'the returned tensor belongs to the enclosing scope');
+    outerHeld = escaped.ownerScope!.size;
+    const kept = keep(Tensor.empty([4]));
+    assert.equal(kept.ownerScope, null);
+    kept.dispose();
+  });
+  assert.equal(outerHeld, 1);
+  assert.equal(memory().totalBytes, before, 'the enclosing scope disposed the escaped tensor');
 });
 
 test('cross-entropy rejects labels outside the class range, naming the row', () => {
