@@ -270,3 +270,4 @@ export function smartdealGemm4(x: usize, rows: i32, G: i32, bc: usize, coef: usi
   }
 }
 export * from "./sparse";
+export * from "./float";

@@ -315,15 +315,34 @@ export function maxPoolPlanes(src: Float32Array, planes: number, h: number, w: n
  * NCHW [n, o, outH, outW].
  */
 export function int8Conv(x: Float32Array, w: Int8Array, s: ConvShape, g: Int8Grid, mul: Float32Array, bias: Float32Array, post: Int8Post = {}): Float32Array {
-  const [oh, ow] = convOut(s), p = oh * ow, rows = s.n * p, K = s.c * s.k * s.k;
+  const [oh, ow] = convOut(s), rows = s.n * oh * ow, K = s.c * s.k * s.k;
   const cols = im2col(quantizeCodes(x, g), s, new Int8Array(rows * K));
-  const acc = int8Gemm(w, cols, s.o, rows, K);
+  return convEpilogue(int8Gemm(w, cols, s.o, rows, K), s, (a, c) => a * mul[c]! + bias[c]!, post);
+}
+
+/**
+ * A float conv on float NCHW input (a dense layer is a 1x1 conv on [n, c, 1, 1]): im2col, float32
+ * GEMM on OIHW weight rows, y = f32(f32(acc·mul[o]) + bias[o]) (mul null: the sums), then
+ * post.relu / post.pool as int8Conv: float32 NCHW [n, o, outH, outW].
+ */
+export function floatConv(x: Float32Array, w: Float32Array, s: ConvShape, mul: Float32Array | null, bias: Float32Array | null, post: Int8Post = {}): Float32Array {
+  const [oh, ow] = convOut(s), rows = s.n * oh * ow, K = s.c * s.k * s.k;
+  const acc = floatGemm(w, im2col(x, s, new Float32Array(rows * K)), s.o, rows, K);
+  return convEpilogue(acc, s, mul ? (a, c) => Math.fround(Math.fround(a * mul[c]!) + bias![c]!) : (a) => a, post);
+}
+
+/**
+ * Channel-major accumulators [o, n·outH·outW] through y(acc, channel), then max(y, 0) with
+ * post.relu and a post.pool max-pool: float32 NCHW.
+ */
+function convEpilogue(acc: Int32Array | Float32Array, s: ConvShape, y: (a: number, c: number) => number, post: Int8Post): Float32Array {
+  const [oh, ow] = convOut(s), p = oh * ow, rows = s.n * p;
   const out = new Float32Array(s.n * s.o * p);
   for (let b = 0; b < s.n; b++) {
     for (let c = 0; c < s.o; c++) {
-      const m = mul[c]!, t = bias[c]!, src = c * rows + b * p, dst = (b * s.o + c) * p;
+      const src = c * rows + b * p, dst = (b * s.o + c) * p;
       for (let q = 0; q < p; q++) {
-        const v = acc[src + q]! * m + t;
+        const v = y(acc[src + q]!, c);
         out[dst + q] = post.relu ? (v > 0 ? v : 0) : v;
       }
     }

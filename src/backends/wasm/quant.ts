@@ -32,6 +32,11 @@ export interface QuantWasmExports {
     n: number, c: number, h: number, wd: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, rowBytes: number,
     step: number, lo: number, hi: number, relu: number, pool: number,
   ): void;
+  floatConvF32(
+    x: number, wt: number, mul: number, bias: number, cols: number, acc: number, out: number,
+    n: number, c: number, h: number, wd: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, relu: number, pool: number,
+  ): void;
+  floatDenseF32(x: number, wr: number, mul: number, bias: number, out: number, n: number, o: number, kr: number, relu: number): void;
 }
 
 let loaded: QuantWasmExports | null = null;
@@ -164,34 +169,52 @@ const scratch = {
   },
 };
 
-/** OHWI rows of an int8 weight array in the arena (padded to `stride` bytes): built once per weight array, freed when it is collected. */
-interface ArenaRows {
-  o: number;
-  c: number;
-  k: number;
-  stride: number;
+/** A weight array re-laid in the arena for a kernel: built once per weight array and layout, freed when the array is collected. */
+interface ArenaLayout {
+  key: string;
   ptr: number;
   bytes: number;
 }
-const ohwiCache = new WeakMap<Int8Array, ArenaRows>();
-const freeRows = new FinalizationRegistry<{ ptr: number; bytes: number }>(({ ptr, bytes }) => arena().free(ptr, bytes));
+const layoutCache = new WeakMap<Int8Array | Float32Array, ArenaLayout>();
+const freeLayout = new FinalizationRegistry<{ ptr: number; bytes: number }>(({ ptr, bytes }) => arena().free(ptr, bytes));
+
+/**
+ * The arena address of `w` in the layout named `key`: `bytes` zeroed bytes that `fill` writes
+ * (given the arena buffer and the address), cached per weight array (one layout per array).
+ */
+function weightLayout(w: Int8Array | Float32Array, key: string, bytes: number, fill: (buffer: ArrayBufferLike, ptr: number) => void): number {
+  const hit = layoutCache.get(w);
+  if (hit?.key === key) return hit.ptr;
+  if (hit) {
+    freeLayout.unregister(hit);
+    arena().free(hit.ptr, hit.bytes);
+  }
+  const ptr = arena().alloc(bytes, 'fixed');
+  new Uint8Array(arena().buffer, ptr, bytes).fill(0);
+  fill(arena().buffer, ptr);
+  const entry = { key, ptr, bytes };
+  layoutCache.set(w, entry);
+  freeLayout.register(w, { ptr, bytes }, entry);
+  return ptr;
+}
 
 /** The arena address of OIHW int8 weights `w` as OHWI rows padded to `stride` bytes (the kernel's im2col copies NHWC spans of k·c codes). */
 function ohwiRows(w: Int8Array, cs: ConvShape, stride: number): number {
-  const hit = ohwiCache.get(w);
-  if (hit && hit.o === cs.o && hit.c === cs.c && hit.k === cs.k && hit.stride === stride) return hit.ptr;
-  if (hit) {
-    freeRows.unregister(hit);
-    arena().free(hit.ptr, hit.bytes);
-  }
-  const kk = cs.k * cs.k, K = cs.c * kk, bytes = cs.o * stride, ptr = arena().alloc(bytes, 'fixed');
-  const rows = new Int8Array(arena().buffer, ptr, bytes);
-  rows.fill(0);
-  for (let o = 0; o < cs.o; o++) for (let ch = 0; ch < cs.c; ch++) for (let t = 0; t < kk; t++) rows[o * stride + t * cs.c + ch] = w[o * K + ch * kk + t]!;
-  const entry = { o: cs.o, c: cs.c, k: cs.k, stride, ptr, bytes };
-  ohwiCache.set(w, entry);
-  freeRows.register(w, { ptr, bytes }, entry);
-  return ptr;
+  const kk = cs.k * cs.k, K = cs.c * kk;
+  return weightLayout(w, `ohwi ${cs.o} ${cs.c} ${cs.k} ${stride}`, cs.o * stride, (buffer, ptr) => {
+    const rows = new Int8Array(buffer, ptr, cs.o * stride);
+    for (let o = 0; o < cs.o; o++) for (let ch = 0; ch < cs.c; ch++) for (let t = 0; t < kk; t++) rows[o * stride + t * cs.c + ch] = w[o * K + ch * kk + t]!;
+  });
+}
+
+/** Float weight rows [o, K] as floatConvF32's [K, ⌈o/4⌉·4] (transposed, zero channels) or floatDenseF32's [o, ⌈K/4⌉·4] rows. */
+function floatLayout(w: Float32Array, o: number, K: number, dense: boolean): number {
+  const o4 = roundUp(o, 4), kr = roundUp(K, 4);
+  return weightLayout(w, `${dense ? 'rows' : 'cols'} ${o} ${K}`, (dense ? o * kr : K * o4) * 4, (buffer, ptr) => {
+    const f = new Float32Array(buffer, ptr, dense ? o * kr : K * o4);
+    if (dense) for (let r = 0; r < o; r++) f.set(w.subarray(r * K, (r + 1) * K), r * kr);
+    else for (let r = 0; r < o; r++) for (let t = 0; t < K; t++) f[t * o4 + r] = w[r * K + t]!;
+  });
 }
 
 /** The packed GEMMs of the contract (kernels.ts) on a loaded kernels/quant module. */
@@ -226,6 +249,39 @@ export class QuantWasmKernels implements Partial<Kernels> {
       f32.set(mul, (base + pm) >> 2);
       f32.set(bias, (base + pb) >> 2);
       this.exports.int8ConvF32(base + px, pw, base + pm, base + pb, base + codes, base + cols, base + acc, base + out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, stride, g.step, g.lo, g.hi, post.relu ? 1 : 0, pool);
+      return f32.slice((base + out) >> 2, ((base + out) >> 2) + size);
+    } finally {
+      scratch.give(base, total);
+    }
+  }
+
+  floatConv(x: Float32Array, w: Float32Array, cs: ConvShape, mul: Float32Array | null, bias: Float32Array | null, post: Int8Post = {}): Float32Array {
+    const [oh, ow] = convOut(cs), K = cs.c * cs.k * cs.k, pool = post.pool ?? 0, relu = post.relu ? 1 : 0;
+    const size = cs.n * cs.o * (pool ? Math.floor(oh / pool) * Math.floor(ow / pool) : oh * ow);
+    if (x.length !== cs.n * cs.c * cs.h * cs.w || w.length !== cs.o * K || (mul && (mul.length !== cs.o || bias?.length !== cs.o))) {
+      throw new RangeError(`floatConv: x [${x.length}], w [${w.length}], mul/bias [${mul?.length}, ${bias?.length}] do not fit ${JSON.stringify(cs)}`);
+    }
+    // A dense layer (1x1 conv on 1x1 images): rows of x times weight rows, K padded to 4 floats.
+    const dense = oh === 1 && ow === 1 && cs.h === 1 && cs.w === 1 && cs.k === 1 && !pool;
+    const kr = roundUp(K, 4), p8 = roundUp(oh * ow, 8), pw = floatLayout(w, cs.o, K, dense);
+    // One scratch block: input (dense: padded rows), mul, bias, im2col columns, accumulators, output.
+    const px = 0, pm = px + pad16((dense ? cs.n * kr : x.length) * 4), pb = pm + pad16(cs.o * 4), cols = pb + pad16(cs.o * 4);
+    const acc = cols + (dense ? 0 : pad16(K * p8 * 4)), out = acc + (dense ? 0 : pad16(roundUp(cs.o, 4) * p8 * 4));
+    const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
+    try {
+      const f32 = new Float32Array(a.buffer);
+      if (!dense || kr === K) f32.set(x, (base + px) >> 2);
+      else {
+        f32.fill(0, (base + px) >> 2, ((base + px) >> 2) + cs.n * kr);
+        for (let r = 0; r < cs.n; r++) f32.set(x.subarray(r * K, (r + 1) * K), ((base + px) >> 2) + r * kr);
+      }
+      if (mul) {
+        f32.set(mul, (base + pm) >> 2);
+        f32.set(bias!, (base + pb) >> 2);
+      }
+      const m = mul ? base + pm : 0, b = mul ? base + pb : 0;
+      if (dense) this.exports.floatDenseF32(base + px, pw, m, b, base + out, cs.n, cs.o, kr, relu);
+      else this.exports.floatConvF32(base + px, pw, m, b, base + cols, base + acc, base + out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, relu, pool);
       return f32.slice((base + out) >> 2, ((base + out) >> 2) + size);
     } finally {
       scratch.give(base, total);

@@ -1,0 +1,227 @@
+// Float conv and dense stages of the deploy runtime (src/quant/packed.ts; reference: floatConv in
+// src/quant/kernels.ts): weights cached in the arena once per weight array (src/backends/wasm/
+// quant.ts), im2col in wasm, f32 GEMM, epilogue y = f32(f32(acc·mul) + bias), ReLU and max-pool,
+// written float NCHW. Pointers are byte offsets into the imported arena memory.
+
+// @ts-ignore: decorator
+@inline function lane(v: v128, i: i32): v128 {
+  return i == 0 ? v128.shuffle<f32>(v, v, 0, 0, 0, 0) : i == 1 ? v128.shuffle<f32>(v, v, 1, 1, 1, 1) : i == 2 ? v128.shuffle<f32>(v, v, 2, 2, 2, 2) : v128.shuffle<f32>(v, v, 3, 3, 3, 3);
+}
+
+/** max(v, 0) with NaN and −0 giving +0 (the runtime's ReLU: v > 0 ? v : 0). */
+// @ts-ignore: decorator
+@inline function relu4(v: v128): v128 {
+  return f32x4.pmax(f32x4.splat(0), v);
+}
+
+/**
+ * im2col of image b of NCHW x [n, c, h, w] into cols [K, p8] (K = c·k·k rows in (c, i, j) order,
+ * one output pixel per column, p8 = oh·ow rounded up to 8; zeros outside the image and in the
+ * padding columns). Stride 1 copies each output row's inside span with memory.copy.
+ */
+function im2colF32(x: usize, cols: usize, b: i32, c: i32, h: i32, w: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, p8: i32): void {
+  const p = oh * ow, rowBytes = <usize>p8 << 2;
+  let dst = cols;
+  for (let ch = 0; ch < c; ch++) {
+    const plane = x + (<usize>((b * c + ch) * h * w) << 2);
+    for (let i = 0; i < k; i++) {
+      for (let j = 0; j < k; j++, dst += rowBytes) {
+        // Output columns xo with 0 <= xo·stride − pad + j < w: [x0, x1).
+        const lo = pad - j, x0 = lo <= 0 ? 0 : (lo + stride - 1) / stride;
+        const hi = w + pad - j, x1 = hi <= 0 ? 0 : min(ow, (hi + stride - 1) / stride);
+        for (let y = 0; y < oh; y++) {
+          const yy = y * stride - pad + i, d = dst + (<usize>(y * ow) << 2);
+          if (yy < 0 || yy >= h || x1 <= x0) {
+            memory.fill(d, 0, <usize>ow << 2);
+            continue;
+          }
+          if (x0 > 0) memory.fill(d, 0, <usize>x0 << 2);
+          const src = plane + (<usize>(yy * w + x0 * stride - pad + j) << 2);
+          if (stride == 1) memory.copy(d + (<usize>x0 << 2), src, <usize>(x1 - x0) << 2);
+          else for (let xo = x0; xo < x1; xo++) store<f32>(d + (<usize>xo << 2), load<f32>(src + (<usize>((xo - x0) * stride) << 2)));
+          if (x1 < ow) memory.fill(d + (<usize>x1 << 2), 0, <usize>(ow - x1) << 2);
+        }
+        if (p8 > p) memory.fill(dst + (<usize>p << 2), 0, <usize>(p8 - p) << 2);
+      }
+    }
+  }
+}
+
+/**
+ * acc [o4, p8] = wt [K, o4]ᵀ · cols [K, p8]: tiles of 4 channels x 8 pixels, one f32x4 weight
+ * load per tap broadcast to each channel (o4 and p8 multiples of 4 and 8; zero padding computes zeros).
+ */
+function gemmF32(wt: usize, cols: usize, acc: usize, K: i32, o4: i32, p8: i32): void {
+  const wStep = <usize>o4 << 2, cStep = <usize>p8 << 2;
+  for (let oc = 0; oc < o4; oc += 4) {
+    for (let q = 0; q < p8; q += 8) {
+      let a00 = f32x4.splat(0), a01 = f32x4.splat(0), a10 = f32x4.splat(0), a11 = f32x4.splat(0);
+      let a20 = f32x4.splat(0), a21 = f32x4.splat(0), a30 = f32x4.splat(0), a31 = f32x4.splat(0);
+      let wp = wt + (<usize>oc << 2), cp = cols + (<usize>q << 2);
+      for (let t = 0; t < K; t++, wp += wStep, cp += cStep) {
+        const wv = v128.load(wp), x0 = v128.load(cp), x1 = v128.load(cp, 16);
+        let s = lane(wv, 0);
+        a00 = f32x4.add(a00, f32x4.mul(s, x0)); a01 = f32x4.add(a01, f32x4.mul(s, x1));
+        s = lane(wv, 1);
+        a10 = f32x4.add(a10, f32x4.mul(s, x0)); a11 = f32x4.add(a11, f32x4.mul(s, x1));
+        s = lane(wv, 2);
+        a20 = f32x4.add(a20, f32x4.mul(s, x0)); a21 = f32x4.add(a21, f32x4.mul(s, x1));
+        s = lane(wv, 3);
+        a30 = f32x4.add(a30, f32x4.mul(s, x0)); a31 = f32x4.add(a31, f32x4.mul(s, x1));
+      }
+      const o = acc + ((<usize>oc * <usize>p8 + <usize>q) << 2);
+      v128.store(o, a00); v128.store(o, a01, 16);
+      v128.store(o + cStep, a10); v128.store(o + cStep, a11, 16);
+      v128.store(o + 2 * cStep, a20); v128.store(o + 2 * cStep, a21, 16);
+      v128.store(o + 3 * cStep, a30); v128.store(o + 3 * cStep, a31, 16);
+    }
+  }
+}
+
+/**
+ * Epilogue of `count` channels of accumulator rows acc [*, p8] into NCHW planes out (plane stride
+ * `planeOut` floats): y = acc·mul + bias (mul = 0: y = acc), ReLU, then a pool x pool max-pool
+ * (stride = window; 2 x 2: f32.max of each row pair, then the larger; else the first value and
+ * every larger one, as maxPoolPlanes). The rows are rewritten in place before pooling.
+ */
+function epilogueF32(acc: usize, mul: usize, bias: usize, out: usize, o: i32, oh: i32, ow: i32, p8: i32, relu: i32, pool: i32): void {
+  const p = oh * ow;
+  for (let ch = 0; ch < o; ch++) {
+    const row = acc + (<usize>(ch * p8) << 2);
+    const dst = pool ? row : out + (<usize>(ch * p) << 2);
+    const m = mul ? load<f32>(mul + (<usize>ch << 2)) : <f32>1, t = mul ? load<f32>(bias + (<usize>ch << 2)) : <f32>0;
+    const mv = f32x4.splat(m), tv = f32x4.splat(t);
+    let q = 0;
+    for (; q + 4 <= p; q += 4) {
+      let v = v128.load(row + (<usize>q << 2));
+      if (mul) v = f32x4.add(f32x4.mul(v, mv), tv);
+      if (relu) v = relu4(v);
+      v128.store(dst + (<usize>q << 2), v);
+    }
+    for (; q < p; q++) {
+      let v = load<f32>(row + (<usize>q << 2));
+      if (mul) v = v * m + t;
+      if (relu) v = v > 0 ? v : 0;
+      store<f32>(dst + (<usize>q << 2), v);
+    }
+    if (!pool) continue;
+    const ph = oh / pool, pw = ow / pool, po = out + (<usize>(ch * ph * pw) << 2);
+    for (let y = 0; y < ph; y++) {
+      for (let xo = 0; xo < pw; xo++) {
+        const base = row + (<usize>(y * pool * ow + xo * pool) << 2);
+        let r: f32;
+        if (pool == 2) {
+          const a = max<f32>(load<f32>(base), load<f32>(base, 4)), b = max<f32>(load<f32>(base + (<usize>ow << 2)), load<f32>(base + (<usize>ow << 2), 4));
+          r = a > b ? a : b;
+        } else {
+          r = load<f32>(base);
+          for (let i = 0; i < pool; i++) {
+            for (let j = 0; j < pool; j++) {
+              const v = load<f32>(base + (<usize>(i * ow + j) << 2));
+              if (v > r) r = v;
+            }
+          }
+        }
+        store<f32>(po + (<usize>(y * pw + xo) << 2), r);
+      }
+    }
+  }
+}
+
+/**
+ * A float conv stage: x float NCHW [n, c, h, w]; wt cached weights [K, o4] (K = c·k·k, OIHW
+ * order transposed, channels padded with zeros to o4 = ⌈o/4⌉·4); cols scratch [K, p8], acc
+ * scratch [o4, p8] (p8 = ⌈oh·ow/8⌉·8); out float NCHW [n, o, oh, ow] (pool > 0: max-pooled,
+ * [n, o, ⌊oh/pool⌋, ⌊ow/pool⌋]). mul = 0: raw sums (no epilogue).
+ */
+export function floatConvF32(
+  x: usize, wt: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize,
+  n: i32, c: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, relu: i32, pool: i32,
+): void {
+  const K = c * k * k, o4 = (o + 3) & ~3, p8 = (oh * ow + 7) & ~7;
+  const image = <usize>(o * (pool ? (oh / pool) * (ow / pool) : oh * ow)) << 2;
+  for (let b = 0; b < n; b++) {
+    im2colF32(x, cols, b, c, h, w, k, stride, pad, oh, ow, p8);
+    gemmF32(wt, cols, acc, K, o4, p8);
+    epilogueF32(acc, mul, bias, out + <usize>b * image, o, oh, ow, p8, relu, pool);
+  }
+}
+
+/**
+ * A float dense stage: x [n, kr] rows and wr [o, kr] cached weight rows, both zero-padded to kr
+ * floats (a multiple of 4); out [n, o] = x·wrᵀ with the epilogue of floatConvF32 (no pooling).
+ * Tiles of 2 rows x 4 weight rows, then 1 x 4, then 1 x 1.
+ */
+export function floatDenseF32(x: usize, wr: usize, mul: usize, bias: usize, out: usize, n: i32, o: i32, kr: i32, relu: i32): void {
+  const row = <usize>kr << 2;
+  let i = 0;
+  for (; i + 2 <= n; i += 2) {
+    const x0 = x + <usize>i * row, x1 = x0 + row;
+    let j = 0;
+    for (; j + 4 <= o; j += 4) {
+      const w0 = wr + <usize>j * row, w1 = w0 + row, w2 = w1 + row, w3 = w2 + row;
+      let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s02 = f32x4.splat(0), s03 = f32x4.splat(0);
+      let s10 = f32x4.splat(0), s11 = f32x4.splat(0), s12 = f32x4.splat(0), s13 = f32x4.splat(0);
+      for (let t: usize = 0; t < row; t += 16) {
+        const a = v128.load(x0 + t), b = v128.load(x1 + t);
+        let y = v128.load(w0 + t);
+        s00 = f32x4.add(s00, f32x4.mul(a, y)); s10 = f32x4.add(s10, f32x4.mul(b, y));
+        y = v128.load(w1 + t);
+        s01 = f32x4.add(s01, f32x4.mul(a, y)); s11 = f32x4.add(s11, f32x4.mul(b, y));
+        y = v128.load(w2 + t);
+        s02 = f32x4.add(s02, f32x4.mul(a, y)); s12 = f32x4.add(s12, f32x4.mul(b, y));
+        y = v128.load(w3 + t);
+        s03 = f32x4.add(s03, f32x4.mul(a, y)); s13 = f32x4.add(s13, f32x4.mul(b, y));
+      }
+      store4(out + ((<usize>i * o + j) << 2), sums4(s00, s01, s02, s03), mul, bias, j, relu);
+      store4(out + ((<usize>(i + 1) * o + j) << 2), sums4(s10, s11, s12, s13), mul, bias, j, relu);
+    }
+    for (; j < o; j++) {
+      dense1(x0, wr + <usize>j * row, row, out + ((<usize>i * o + j) << 2), mul, bias, j, relu);
+      dense1(x1, wr + <usize>j * row, row, out + ((<usize>(i + 1) * o + j) << 2), mul, bias, j, relu);
+    }
+  }
+  for (; i < n; i++) {
+    const x0 = x + <usize>i * row;
+    let j = 0;
+    for (; j + 4 <= o; j += 4) {
+      const w0 = wr + <usize>j * row, w1 = w0 + row, w2 = w1 + row, w3 = w2 + row;
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      for (let t: usize = 0; t < row; t += 16) {
+        const a = v128.load(x0 + t);
+        s0 = f32x4.add(s0, f32x4.mul(a, v128.load(w0 + t)));
+        s1 = f32x4.add(s1, f32x4.mul(a, v128.load(w1 + t)));
+        s2 = f32x4.add(s2, f32x4.mul(a, v128.load(w2 + t)));
+        s3 = f32x4.add(s3, f32x4.mul(a, v128.load(w3 + t)));
+      }
+      store4(out + ((<usize>i * o + j) << 2), sums4(s0, s1, s2, s3), mul, bias, j, relu);
+    }
+    for (; j < o; j++) dense1(x0, wr + <usize>j * row, row, out + ((<usize>i * o + j) << 2), mul, bias, j, relu);
+  }
+}
+
+/** [hsum(a), hsum(b), hsum(c), hsum(d)] (f32 lane sums, pairwise). */
+// @ts-ignore: decorator
+@inline function sums4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7));
+  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
+  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
+}
+
+// @ts-ignore: decorator
+@inline function store4(dst: usize, v: v128, mul: usize, bias: usize, j: i32, relu: i32): void {
+  let y = v;
+  if (mul) y = f32x4.add(f32x4.mul(y, v128.load(mul + (<usize>j << 2))), v128.load(bias + (<usize>j << 2)));
+  if (relu) y = relu4(y);
+  v128.store(dst, y);
+}
+
+// @ts-ignore: decorator
+@inline function dense1(x: usize, w: usize, row: usize, dst: usize, mul: usize, bias: usize, j: i32, relu: i32): void {
+  let s = f32x4.splat(0);
+  for (let t: usize = 0; t < row; t += 16) s = f32x4.add(s, f32x4.mul(v128.load(x + t), v128.load(w + t)));
+  let v = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
+  if (mul) v = v * load<f32>(mul + (<usize>j << 2)) + load<f32>(bias + (<usize>j << 2));
+  if (relu) v = v > 0 ? v : 0;
+  store<f32>(dst, v);
+}
