@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { Rng } from '../../src/util/rng.js';
 import { loadQuantWasm } from './wasm-setup.js';
 import {
-  applyQuantPreset, binaryConv, binaryConvSigns, int8Conv, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
+  applyQuantPreset, binaryConv, binaryConvSigns, convOut, floatConv, int8Conv, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
   packWeightsOHWI, QuantWasmKernels, quantWasmFile, runDeployed, runPacked, twnLenet5, useQuantKernels, w8a8Lenet5, wordsFor, xnorNet,
   type QuantWasmExports,
 } from '../../src/quant/index.js';
@@ -129,4 +129,29 @@ test('wasm int8Conv (fused quantize, NHWC im2col, int8 GEMM, epilogue, ReLU, max
       assert.equal(a.length, b.length);
       for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.fail(`${JSON.stringify(cs)}: output ${i}: wasm ${a[i]} vs reference ${b[i]}`);
     }), { numRuns: 150, seed: 0x18c });
+});
+
+/** |a − b| within float32 sums of `terms` products of magnitude ≤ `scale` each (the wasm kernels sum in another order). */
+function assertClose(a: Float32Array, b: Float32Array, bound: number, what: string): void {
+  assert.equal(a.length, b.length, what);
+  for (let i = 0; i < a.length; i++) if (!(Math.abs(a[i]! - b[i]!) <= bound)) assert.fail(`${what}: output ${i}: wasm ${a[i]} vs reference ${b[i]}`);
+}
+
+test('wasm floatConv (cached weight layouts, im2col, GEMM, epilogue, ReLU, max-pool; dense as 1x1) equals the reference on ragged shapes', () => {
+  fc.assert(fc.property(
+    fc.record({ n: fc.integer({ min: 1, max: 3 }), c: fc.integer({ min: 1, max: 9 }), h: fc.integer({ min: 1, max: 11 }), w: fc.integer({ min: 1, max: 11 }), o: fc.integer({ min: 1, max: 11 }), k: fc.integer({ min: 1, max: 5 }), stride: fc.integer({ min: 1, max: 3 }), pad: fc.nat(3), seed: fc.nat(), relu: fc.boolean(), pool: fc.constantFrom(0, 0, 2, 3), raw: fc.boolean(), dense: fc.boolean() }),
+    (p) => {
+      const pad = Math.min(p.pad, p.k - 1), h = Math.max(p.h, p.k - 2 * pad), w = Math.max(p.w, p.k - 2 * pad);
+      // A dense layer is a 1x1 conv on 1x1 images (K = c up to 70: row tails of the 4-float padding).
+      const cs = p.dense ? { n: p.n, c: p.c * 7 + p.k, h: 1, w: 1, o: p.o, k: 1, stride: 1, pad: 0 } : { n: p.n, c: p.c, h, w, o: p.o, k: p.k, stride: p.stride, pad };
+      const [oh, ow] = convOut(cs), pool = p.dense || Math.min(oh, ow) < p.pool ? 0 : p.pool;
+      const r = new Rng(p.seed, 3), K = cs.c * cs.k * cs.k;
+      const x = Float32Array.from({ length: cs.n * cs.c * cs.h * cs.w }, () => r.normal());
+      const wt = Float32Array.from({ length: cs.o * K }, () => r.normal());
+      const mul = p.raw ? null : normals(cs.o), bias = p.raw ? null : normals(cs.o), post = { relu: p.relu, pool };
+      const want = floatConv(x, wt, cs, mul, bias, post);
+      assertClose(wasm.floatConv(x, wt, cs, mul, bias, post), want, 1e-5 * K * 8, JSON.stringify({ ...cs, post }));
+      // Second call: the weights come from the arena cache.
+      assertClose(wasm.floatConv(x, wt, cs, mul, bias, post), want, 1e-5 * K * 8, 'cached weights');
+    }), { numRuns: 200, seed: 0x2f1 });
 });
