@@ -14,10 +14,25 @@
   return f32x4.pmax(f32x4.splat(0), v);
 }
 
+// @ts-ignore: decorator
+@inline function copyF32(dst: usize, src: usize, count: i32): void {
+  let q = 0;
+  for (; q + 4 <= count; q += 4) v128.store(dst + (<usize>q << 2), v128.load(src + (<usize>q << 2)));
+  for (; q < count; q++) store<f32>(dst + (<usize>q << 2), load<f32>(src + (<usize>q << 2)));
+}
+
+// @ts-ignore: decorator
+@inline function zeroF32(dst: usize, count: i32): void {
+  let q = 0;
+  for (; q + 4 <= count; q += 4) v128.store(dst + (<usize>q << 2), i32x4.splat(0));
+  for (; q < count; q++) store<f32>(dst + (<usize>q << 2), 0);
+}
+
 /**
  * im2col of image b of NCHW x [n, c, h, w] into cols [K, p8] (K = c·k·k rows in (c, i, j) order,
  * one output pixel per column, p8 = oh·ow rounded up to 8; zeros outside the image and in the
- * padding columns). Stride 1 copies each output row's inside span with memory.copy.
+ * padding columns). Stride 1 copies each output row's inside span 4 floats at a time (rows are
+ * short: memory.copy/fill calls cost more than the copy).
  */
 function im2colF32(x: usize, cols: usize, b: i32, c: i32, h: i32, w: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, p8: i32): void {
   const p = oh * ow, rowBytes = <usize>p8 << 2;
@@ -32,16 +47,16 @@ function im2colF32(x: usize, cols: usize, b: i32, c: i32, h: i32, w: i32, k: i32
         for (let y = 0; y < oh; y++) {
           const yy = y * stride - pad + i, d = dst + (<usize>(y * ow) << 2);
           if (yy < 0 || yy >= h || x1 <= x0) {
-            memory.fill(d, 0, <usize>ow << 2);
+            zeroF32(d, ow);
             continue;
           }
-          if (x0 > 0) memory.fill(d, 0, <usize>x0 << 2);
+          zeroF32(d, x0);
           const src = plane + (<usize>(yy * w + x0 * stride - pad + j) << 2);
-          if (stride == 1) memory.copy(d + (<usize>x0 << 2), src, <usize>(x1 - x0) << 2);
+          if (stride == 1) copyF32(d + (<usize>x0 << 2), src, x1 - x0);
           else for (let xo = x0; xo < x1; xo++) store<f32>(d + (<usize>xo << 2), load<f32>(src + (<usize>((xo - x0) * stride) << 2)));
-          if (x1 < ow) memory.fill(d + (<usize>x1 << 2), 0, <usize>(ow - x1) << 2);
+          zeroF32(d + (<usize>x1 << 2), ow - x1);
         }
-        if (p8 > p) memory.fill(dst + (<usize>p << 2), 0, <usize>(p8 - p) << 2);
+        zeroF32(dst + (<usize>p << 2), p8 - p);
       }
     }
   }

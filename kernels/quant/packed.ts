@@ -2,15 +2,7 @@
 // packed (bit 1 = −1, NHWC, cw = ceil(C/32) u32 words per pixel, padding bits 0) from one binary
 // layer to the next. Pointers are byte offsets into the imported arena memory.
 
-import { int8Gemm } from "./index";
-
-// @ts-ignore: decorator
-@inline function popcountSpan(x: usize, w: usize, words: i32): i32 {
-  let s: i32 = 0, t = 0;
-  for (; t + 2 <= words; t += 2) s += <i32>popcnt<i64>(load<i64>(x + (<usize>t << 2)) ^ load<i64>(w + (<usize>t << 2)));
-  if (t < words) s += popcnt<i32>(load<i32>(x + (<usize>t << 2)) ^ load<i32>(w + (<usize>t << 2)));
-  return s;
-}
+import { binaryGemmScalar, int8Gemm } from "./index";
 
 // @ts-ignore: decorator
 @inline function isPlusI32(v: i32, t: usize, d: usize, c: i32): bool {
@@ -18,68 +10,66 @@ import { int8Gemm } from "./index";
   return dir > 0 ? v >= th : dir < 0 ? v <= th : th >= 0;
 }
 
+// @ts-ignore: decorator
+@inline function copyWords(dst: usize, src: usize, words: i32): void {
+  for (let t = 0; t < words; t++) store<u32>(dst + (<usize>t << 2), load<u32>(src + (<usize>t << 2)));
+}
+
+// @ts-ignore: decorator
+@inline function zeroWords(dst: usize, words: i32): void {
+  for (let t = 0; t < words; t++) store<u32>(dst + (<usize>t << 2), 0);
+}
+
 /**
- * Binary conv of packed NHWC input x [n, h, w, cw] with packed OHWI weights [o, k, k, cw] over
- * output pixels [p0, p1) of the n·oh·ow pixels. Taps outside the image are skipped (zero
- * padding): acc = C·(inside taps) − 2·popcount over inside taps. Each row of taps is one
- * contiguous span in both x and w. thr = 0: int32 accumulators out [pixels, o]; else packed signs
- * out [pixels, ceil(o/32)] with +1 iff (dir > 0 ? acc ≥ thr : dir < 0 ? acc ≤ thr : thr ≥ 0).
+ * Binary conv of packed NHWC input x [n, h, w, cw] as packed im2col + binary GEMM: every output
+ * pixel gets a row of its k·k taps' words (cw = ceil(c/32) words each, (i, j) order, zero words
+ * outside the image, zero padded to rw words, a multiple of 4) in cols [pixels, rw], times the
+ * weight rows wr [o, rw] (packed OHWI, the same padding) by binaryGemmScalar into acc [pixels, o]
+ * (−2·popcount). Padding bits are 0 in both operands (no contribution); a tap outside the image
+ * XORs a zero word with the weights, so its popcount tapPop [o, k·k] is subtracted: acc =
+ * c·(inside taps) − 2·popcount over inside taps, exactly the zero-padded conv. thr = 0: int32
+ * accumulators out [pixels, o] (out may be acc); else packed signs out [pixels, ceil(o/32)] with
+ * +1 iff (dir > 0 ? acc ≥ thr : dir < 0 ? acc ≤ thr : thr ≥ 0).
  */
-export function binaryConvPacked(
-  x: usize, wts: usize, thr: usize, dir: usize, out: usize,
-  h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, p0: i32, p1: i32,
+export function binaryConvGemm(
+  x: usize, wr: usize, tapPop: usize, thr: usize, dir: usize, cols: usize, acc: usize, out: usize,
+  n: i32, h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32,
 ): void {
-  const cw = (c + 31) >>> 5, tapRow = <usize>(k * cw) << 2, wRow = <usize>(k * k * cw) << 2;
-  const ow32 = (o + 31) >>> 5;
-  for (let p = p0; p < p1; p++) {
+  const cw = (c + 31) >>> 5, kk = k * k, rw = (kk * cw + 3) & ~3, rowBytes = <usize>rw << 2, pixels = n * oh * ow;
+  const tapBytes = <usize>cw << 2, spanBytes = <usize>(k * cw) << 2, used = <usize>(kk * cw) << 2;
+  // Spans are a few words: word loops (memory.copy/fill calls cost more than the copy here).
+  const tapWords = cw, spanWords = k * cw, usedWords = kk * cw;
+  for (let p = 0; p < pixels; p++) {
     const xo = p % ow, y = (p / ow) % oh, b = p / (ow * oh);
+    const y0 = y * stride - pad, x0 = xo * stride - pad, dst = cols + <usize>p * rowBytes;
+    if (y0 >= 0 && x0 >= 0 && y0 + k <= h && x0 + k <= w) {
+      for (let i = 0; i < k; i++) copyWords(dst + <usize>i * spanBytes, x + (<usize>((b * h + y0 + i) * w + x0) * tapBytes), spanWords);
+    } else {
+      zeroWords(dst, usedWords);
+      const j0 = max(0, -x0), j1 = min(k, w - x0);
+      for (let i = max(0, -y0); i < min(k, h - y0); i++) {
+        if (j1 > j0) copyWords(dst + <usize>(i * k + j0) * tapBytes, x + (<usize>((b * h + y0 + i) * w + x0 + j0) * tapBytes), (j1 - j0) * tapWords);
+      }
+    }
+    zeroWords(dst + used, rw - usedWords);
+  }
+  binaryGemmScalar(cols, wr, acc, pixels, o, rw >> 1, 0);
+  const ow32 = (o + 31) >>> 5;
+  for (let p = 0; p < pixels; p++) {
+    const xo = p % ow, y = (p / ow) % oh;
     const y0 = y * stride - pad, x0 = xo * stride - pad;
     const i0 = max(0, -y0), i1 = min(k, h - y0), j0 = max(0, -x0), j1 = min(k, w - x0);
-    const span = (j1 - j0) * cw, valid = (i1 - i0) * (j1 - j0) * c;
-    const xBase = x + ((<usize>((b * h + y0 + i0) * w + x0 + j0) * cw) << 2), xStep = <usize>(w * cw) << 2;
-    const wBase = wts + ((<usize>(i0 * k + j0) * cw) << 2);
+    const inside = max(0, i1 - i0) * max(0, j1 - j0), row = acc + (<usize>(p * o) << 2);
     let word: u32 = 0;
-    let ch = 0;
-    // Four output channels per pass share each input word load.
-    for (; ch < o; ch += 4) {
-      const w0 = wBase + <usize>ch * wRow;
-      let p0 = 0, p1 = 0, p2 = 0, p3 = 0;
-      let xr = xBase, wr = w0;
-      const four = ch + 4 <= o;
-      for (let i = i0; i < i1; i++) {
-        for (let t = 0; t < span; t++) {
-          const off = <usize>t << 2, xv = load<u32>(xr + off);
-          p0 += popcnt<u32>(xv ^ load<u32>(wr + off));
-          if (four) {
-            p1 += popcnt<u32>(xv ^ load<u32>(wr + wRow + off));
-            p2 += popcnt<u32>(xv ^ load<u32>(wr + 2 * wRow + off));
-            p3 += popcnt<u32>(xv ^ load<u32>(wr + 3 * wRow + off));
-          }
+    for (let ch = 0; ch < o; ch++) {
+      let pc = -load<i32>(row + (<usize>ch << 2)) >> 1;
+      if (inside < kk) {
+        const tp = tapPop + (<usize>(ch * kk) << 2);
+        for (let i = 0; i < k; i++) {
+          for (let j = 0; j < k; j++) if (i < i0 || i >= i1 || j < j0 || j >= j1) pc -= load<i32>(tp + (<usize>(i * k + j) << 2));
         }
-        xr += xStep;
-        wr += tapRow;
       }
-      if (!four) {
-        // Tail channels one at a time (p0 holds channel ch).
-        for (let c2 = ch; c2 < o; c2++) {
-          let pc: i32 = 0;
-          if (c2 == ch) pc = <i32>p0;
-          else {
-            let xr2 = xBase, wr2 = wBase + <usize>c2 * wRow;
-            for (let i = i0; i < i1; i++) {
-              pc += popcountSpan(xr2, wr2, span);
-              xr2 += xStep;
-              wr2 += tapRow;
-            }
-          }
-          word = emit(valid - 2 * pc, c2, o, p, ow32, thr, dir, out, word);
-        }
-        break;
-      }
-      word = emit(valid - 2 * <i32>p0, ch, o, p, ow32, thr, dir, out, word);
-      word = emit(valid - 2 * <i32>p1, ch + 1, o, p, ow32, thr, dir, out, word);
-      word = emit(valid - 2 * <i32>p2, ch + 2, o, p, ow32, thr, dir, out, word);
-      word = emit(valid - 2 * <i32>p3, ch + 3, o, p, ow32, thr, dir, out, word);
+      word = emit(inside * c - 2 * pc, ch, o, p, ow32, thr, dir, out, word);
     }
   }
 }

@@ -106,7 +106,7 @@ export function binaryConv(x: Uint32Array, wts: Uint32Array, s: ConvShape, out?:
         const base = ((b * oh + y) * ow + xo) * s.o;
         const y0 = y * s.stride - s.pad, x0 = xo * s.stride - s.pad;
         const i0 = Math.max(0, -y0), i1 = Math.min(s.k, s.h - y0), j0 = Math.max(0, -x0), j1 = Math.min(s.k, s.w - x0);
-        const valid = (i1 - i0) * (j1 - j0) * s.c;
+        const valid = Math.max(0, i1 - i0) * Math.max(0, j1 - j0) * s.c; // 0 for a pixel entirely in the padding (pad ≥ k)
         for (let o = 0; o < s.o; o++) {
           let pc = 0;
           for (let i = i0; i < i1; i++) {

@@ -9,7 +9,7 @@
  * await loadQuantKernels(readFileSync(`build/${quantWasmFile()}`));  // Node; fetch() in a browser
  */
 import { arena } from '../../core/arena.js';
-import { wordsFor } from '../../quant/kernels.js';
+import { popcount32, wordsFor } from '../../quant/kernels.js';
 import type { Int8Grid, Int8Post, Kernels, SignLayout, SignThresholds } from '../kernels.js';
 import { convOut, type ConvShape } from '../../quant/kernels.js';
 import { keptLists, smartdealGemm, type SmartDealFactors } from '../../quant/smartdeal.js';
@@ -19,9 +19,9 @@ export interface QuantWasmExports {
   binaryGemmSimd(a: number, b: number, out: number, m: number, n: number, words64: number, k: number): void;
   int8Gemm(a: number, b: number, out: number, m: number, n: number, rowBytes: number): void;
   f32Gemm(a: number, b: number, out: number, m: number, n: number, rowFloats: number): void;
-  binaryConvPacked(
-    x: number, w: number, thr: number, dir: number, out: number,
-    h: number, wd: number, c: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, p0: number, p1: number,
+  binaryConvGemm(
+    x: number, wr: number, tapPop: number, thr: number, dir: number, cols: number, acc: number, out: number,
+    n: number, h: number, wd: number, c: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number,
   ): void;
   packSignsPacked(x: number, thr: number, dir: number, out: number, kind: number, c: number, p: number, channelsLast: number, b0: number, b1: number): void;
   maxPoolPacked(x: number, out: number, h: number, w: number, cw: number, k: number, p0: number, p1: number): void;
@@ -175,14 +175,14 @@ interface ArenaLayout {
   ptr: number;
   bytes: number;
 }
-const layoutCache = new WeakMap<Int8Array | Float32Array, ArenaLayout>();
+const layoutCache = new WeakMap<Int8Array | Float32Array | Uint32Array, ArenaLayout>();
 const freeLayout = new FinalizationRegistry<{ ptr: number; bytes: number }>(({ ptr, bytes }) => arena().free(ptr, bytes));
 
 /**
  * The arena address of `w` in the layout named `key`: `bytes` zeroed bytes that `fill` writes
  * (given the arena buffer and the address), cached per weight array (one layout per array).
  */
-function weightLayout(w: Int8Array | Float32Array, key: string, bytes: number, fill: (buffer: ArrayBufferLike, ptr: number) => void): number {
+function weightLayout(w: Int8Array | Float32Array | Uint32Array, key: string, bytes: number, fill: (buffer: ArrayBufferLike, ptr: number) => void): number {
   const hit = layoutCache.get(w);
   if (hit?.key === key) return hit.ptr;
   if (hit) {
@@ -205,6 +205,22 @@ function ohwiRows(w: Int8Array, cs: ConvShape, stride: number): number {
     const rows = new Int8Array(buffer, ptr, cs.o * stride);
     for (let o = 0; o < cs.o; o++) for (let ch = 0; ch < cs.c; ch++) for (let t = 0; t < kk; t++) rows[o * stride + t * cs.c + ch] = w[o * K + ch * kk + t]!;
   });
+}
+
+/**
+ * Packed OHWI binary weights [o, k·k·cw] as binaryConvGemm's rows [o, rw] (rw = k·k·cw rounded up
+ * to 4 words, zero padded), followed by the popcount of every (channel, tap) word group [o, k·k].
+ */
+function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; tapPop: number } {
+  const cw = wordsFor(cs.c), kk = cs.k * cs.k, used = kk * cw, rw = roundUp(used, 4);
+  const rows = weightLayout(w, `binconv ${cs.o} ${cs.c} ${cs.k}`, (cs.o * rw + cs.o * kk) * 4, (buffer, ptr) => {
+    const u = new Uint32Array(buffer, ptr, cs.o * rw), pop = new Int32Array(buffer, ptr + cs.o * rw * 4, cs.o * kk);
+    for (let o = 0; o < cs.o; o++) {
+      u.set(w.subarray(o * used, (o + 1) * used), o * rw);
+      for (let t = 0; t < kk; t++) for (let v = 0; v < cw; v++) pop[o * kk + t] += popcount32(w[o * used + t * cw + v]!);
+    }
+  });
+  return { rows, tapPop: rows + cs.o * rw * 4 };
 }
 
 /** Float weight rows [o, K] as floatConvF32's [K, ⌈o/4⌉·4] (transposed, zero channels) or floatDenseF32's [o, ⌈K/4⌉·4] rows. */
@@ -303,10 +319,26 @@ export class QuantWasmKernels implements Partial<Kernels> {
   }
 
   private conv<R extends Uint32Array | Int32Array>(x: Uint32Array, w: Uint32Array, cs: ConvShape, t: SignThresholds | null, Ctor: Out<R>): R {
-    const [oh, ow] = convOut(cs), pixels = cs.n * oh * ow, s = new Scratch();
-    const px = s.copy(x), pw = s.copy(w), pt = s.copy(t?.threshold ?? null), pd = s.copy(t?.direction ?? null);
-    return withOutput(s, Ctor, pixels * (t ? wordsFor(cs.o) : cs.o), (out) =>
-      this.exports.binaryConvPacked(px, pw, pt, pd, out, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, 0, pixels));
+    const [oh, ow] = convOut(cs), pixels = cs.n * oh * ow, cw = wordsFor(cs.c), kk = cs.k * cs.k;
+    if (x.length !== cs.n * cs.h * cs.w * cw || w.length !== cs.o * kk * cw || (t && (t.threshold.length !== cs.o || t.direction.length !== cs.o))) {
+      throw new RangeError(`binaryConv: x [${x.length}], w [${w.length}], thresholds [${t?.threshold.length}] do not fit ${JSON.stringify(cs)}`);
+    }
+    const { rows, tapPop } = binaryConvLayout(w, cs), size = pixels * (t ? wordsFor(cs.o) : cs.o);
+    // One scratch block: input, thresholds, directions, im2col rows, accumulators (the int32 output without thresholds), packed output.
+    const px = 0, pt = px + pad16(x.byteLength), pd = pt + pad16(cs.o * 4), cols = pd + pad16(cs.o);
+    const acc = cols + pad16(pixels * roundUp(kk * cw, 4) * 4), out = t ? acc + pad16(pixels * cs.o * 4) : acc;
+    const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
+    try {
+      new Uint32Array(a.buffer).set(x, (base + px) >> 2);
+      if (t) {
+        new Int32Array(a.buffer).set(t.threshold as Int32Array, (base + pt) >> 2);
+        new Int8Array(a.buffer).set(t.direction, base + pd);
+      }
+      this.exports.binaryConvGemm(base + px, rows, tapPop, t ? base + pt : 0, base + pd, base + cols, base + acc, base + out, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow);
+      return new Ctor(a.buffer, base + out, size).slice() as R;
+    } finally {
+      scratch.give(base, total);
+    }
   }
 
   packSigns(x: Float32Array | Int32Array, l: SignLayout, t: SignThresholds | null): Uint32Array {
