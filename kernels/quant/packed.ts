@@ -5,12 +5,6 @@
 import { binaryGemmScalar, int8Gemm } from "./index";
 
 // @ts-ignore: decorator
-@inline function isPlusI32(v: i32, t: usize, d: usize, c: i32): bool {
-  const th = load<i32>(t + (<usize>c << 2)), dir = load<i8>(d + <usize>c);
-  return dir > 0 ? v >= th : dir < 0 ? v <= th : th >= 0;
-}
-
-// @ts-ignore: decorator
 @inline function copyWords(dst: usize, src: usize, words: i32): void {
   for (let t = 0; t < words; t++) store<u32>(dst + (<usize>t << 2), load<u32>(src + (<usize>t << 2)));
 }
@@ -27,69 +21,78 @@ import { binaryGemmScalar, int8Gemm } from "./index";
  * weight rows wr [o, rw] (packed OHWI, the same padding) by binaryGemmScalar into acc [pixels, o]
  * (−2·popcount). Padding bits are 0 in both operands (no contribution); a tap outside the image
  * XORs a zero word with the weights, so its popcount tapPop [o, k·k] is subtracted: acc =
- * c·(inside taps) − 2·popcount over inside taps, exactly the zero-padded conv. thr = 0: int32
- * accumulators out [pixels, o] (out may be acc); else packed signs out [pixels, ceil(o/32)] with
- * +1 iff (dir > 0 ? acc ≥ thr : dir < 0 ? acc ≤ thr : thr ≥ 0).
+ * c·(inside taps) − 2·popcount over inside taps, exactly the zero-padded conv, left in acc.
+ * sgn = 0: done (int32 [pixels, o]); else packed signs out [pixels, ceil(o/32)], channel ch −1
+ * (bit 1) iff acc·sgn[ch] − tq[ch] < 0 (sgn, tq: int32 [⌈o/4⌉·4], the thresholds folded by the caller).
  */
 export function binaryConvGemm(
-  x: usize, wr: usize, tapPop: usize, thr: usize, dir: usize, cols: usize, acc: usize, out: usize,
+  x: usize, wr: usize, tapPop: usize, sgn: usize, tq: usize, cols: usize, acc: usize, out: usize,
   n: i32, h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32,
 ): void {
   const cw = (c + 31) >>> 5, kk = k * k, rw = (kk * cw + 3) & ~3, rowBytes = <usize>rw << 2, pixels = n * oh * ow;
   const tapBytes = <usize>cw << 2, spanBytes = <usize>(k * cw) << 2, used = <usize>(kk * cw) << 2;
   // Spans are a few words: word loops (memory.copy/fill calls cost more than the copy here).
-  const tapWords = cw, spanWords = k * cw, usedWords = kk * cw;
-  for (let p = 0; p < pixels; p++) {
-    const xo = p % ow, y = (p / ow) % oh, b = p / (ow * oh);
-    const y0 = y * stride - pad, x0 = xo * stride - pad, dst = cols + <usize>p * rowBytes;
-    if (y0 >= 0 && x0 >= 0 && y0 + k <= h && x0 + k <= w) {
-      for (let i = 0; i < k; i++) copyWords(dst + <usize>i * spanBytes, x + (<usize>((b * h + y0 + i) * w + x0) * tapBytes), spanWords);
-    } else {
-      zeroWords(dst, usedWords);
-      const j0 = max(0, -x0), j1 = min(k, w - x0);
-      for (let i = max(0, -y0); i < min(k, h - y0); i++) {
-        if (j1 > j0) copyWords(dst + <usize>(i * k + j0) * tapBytes, x + (<usize>((b * h + y0 + i) * w + x0 + j0) * tapBytes), (j1 - j0) * tapWords);
+  const spanWords = k * cw, usedWords = kk * cw;
+  let dst = cols;
+  for (let b = 0; b < n; b++) {
+    for (let y = 0; y < oh; y++) {
+      const y0 = y * stride - pad, i0 = max(0, -y0), i1 = min(k, h - y0);
+      for (let xo = 0; xo < ow; xo++, dst += rowBytes) {
+        const x0 = xo * stride - pad;
+        if (i0 == 0 && i1 == k && x0 >= 0 && x0 + k <= w) {
+          for (let i = 0; i < k; i++) copyWords(dst + <usize>i * spanBytes, x + (<usize>((b * h + y0 + i) * w + x0) * tapBytes), spanWords);
+        } else {
+          zeroWords(dst, usedWords);
+          const j0 = max(0, -x0), j1 = min(k, w - x0);
+          for (let i = i0; i < i1; i++) {
+            if (j1 > j0) copyWords(dst + <usize>(i * k + j0) * tapBytes, x + (<usize>((b * h + y0 + i) * w + x0 + j0) * tapBytes), (j1 - j0) * cw);
+          }
+        }
+        zeroWords(dst + used, rw - usedWords);
       }
     }
-    zeroWords(dst + used, rw - usedWords);
   }
   binaryGemmScalar(cols, wr, acc, pixels, o, rw >> 1, 0);
-  const ow32 = (o + 31) >>> 5;
-  for (let p = 0; p < pixels; p++) {
-    const xo = p % ow, y = (p / ow) % oh;
-    const y0 = y * stride - pad, x0 = xo * stride - pad;
-    const i0 = max(0, -y0), i1 = min(k, h - y0), j0 = max(0, -x0), j1 = min(k, w - x0);
-    const inside = max(0, i1 - i0) * max(0, j1 - j0), row = acc + (<usize>(p * o) << 2);
-    let word: u32 = 0;
-    for (let ch = 0; ch < o; ch++) {
-      let pc = -load<i32>(row + (<usize>ch << 2)) >> 1;
-      if (inside < kk) {
-        const tp = tapPop + (<usize>(ch * kk) << 2);
-        for (let i = 0; i < k; i++) {
-          for (let j = 0; j < k; j++) if (i < i0 || i >= i1 || j < j0 || j >= j1) pc -= load<i32>(tp + (<usize>(i * k + j) << 2));
+  const kkc = kk * c, o4 = o & ~3, ow32 = (o + 31) >>> 5, kkcv = i32x4.splat(kkc);
+  let row = acc, dstWords = out;
+  for (let b = 0; b < n; b++) {
+    for (let y = 0; y < oh; y++) {
+      const y0 = y * stride - pad, i0 = max(0, -y0), i1 = min(k, h - y0);
+      for (let xo = 0; xo < ow; xo++, row += <usize>o << 2, dstWords += <usize>ow32 << 2) {
+        const x0 = xo * stride - pad, j0 = max(0, -x0), j1 = min(k, w - x0);
+        const inside = max(0, i1 - i0) * max(0, j1 - j0);
+        if (inside == kk) {
+          // acc = −2·popcount over all taps: + c·k·k.
+          let ch = 0;
+          for (; ch < o4; ch += 4) v128.store(row + (<usize>ch << 2), i32x4.add(v128.load(row + (<usize>ch << 2)), kkcv));
+          for (; ch < o; ch++) store<i32>(row + (<usize>ch << 2), load<i32>(row + (<usize>ch << 2)) + kkc);
+        } else {
+          for (let ch = 0; ch < o; ch++) {
+            let pc = -load<i32>(row + (<usize>ch << 2)) >> 1;
+            const tp = tapPop + (<usize>(ch * kk) << 2);
+            for (let i = 0; i < k; i++) {
+              for (let j = 0; j < k; j++) if (i < i0 || i >= i1 || j < j0 || j >= j1) pc -= load<i32>(tp + (<usize>(i * k + j) << 2));
+            }
+            store<i32>(row + (<usize>ch << 2), inside * c - 2 * pc);
+          }
         }
+        if (sgn == 0) continue;
+        let word: u32 = 0, ch = 0;
+        for (; ch < o4; ch += 4) {
+          const m = i32x4.sub(i32x4.mul(v128.load(row + (<usize>ch << 2)), v128.load(sgn + (<usize>ch << 2))), v128.load(tq + (<usize>ch << 2)));
+          word |= (<u32>i32x4.bitmask(m)) << (ch & 31);
+          if (((ch + 4) & 31) == 0) {
+            store<u32>(dstWords + (<usize>(ch >>> 5) << 2), word);
+            word = 0;
+          }
+        }
+        for (; ch < o; ch++) {
+          if (load<i32>(row + (<usize>ch << 2)) * load<i32>(sgn + (<usize>ch << 2)) - load<i32>(tq + (<usize>ch << 2)) < 0) word |= (<u32>1) << (ch & 31);
+        }
+        if (o & 31) store<u32>(dstWords + (<usize>((o - 1) >>> 5) << 2), word);
       }
-      word = emit(inside * c - 2 * pc, ch, o, p, ow32, thr, dir, out, word);
     }
   }
-}
-
-/**
- * Writes accumulator `acc` of channel ch at pixel p: as int32 (thr = 0), or as a sign bit of the
- * pending word, stored every 32 channels and at the last; returns the pending word.
- */
-// @ts-ignore: decorator
-@inline function emit(acc: i32, ch: i32, o: i32, p: i32, ow32: i32, thr: usize, dir: usize, out: usize, word: u32): u32 {
-  if (thr == 0) {
-    store<i32>(out + ((<usize>p * o + ch) << 2), acc);
-    return 0;
-  }
-  if (!isPlusI32(acc, thr, dir, ch)) word |= (<u32>1) << (ch & 31);
-  if ((ch & 31) == 31 || ch == o - 1) {
-    store<u32>(out + ((<usize>(p * ow32 + (ch >>> 5))) << 2), word);
-    return 0;
-  }
-  return word;
 }
 
 // @ts-ignore: decorator

@@ -20,7 +20,7 @@ export interface QuantWasmExports {
   int8Gemm(a: number, b: number, out: number, m: number, n: number, rowBytes: number): void;
   f32Gemm(a: number, b: number, out: number, m: number, n: number, rowFloats: number): void;
   binaryConvGemm(
-    x: number, wr: number, tapPop: number, thr: number, dir: number, cols: number, acc: number, out: number,
+    x: number, wr: number, tapPop: number, sgn: number, tq: number, cols: number, acc: number, out: number,
     n: number, h: number, wd: number, c: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number,
   ): void;
   packSignsPacked(x: number, thr: number, dir: number, out: number, kind: number, c: number, p: number, channelsLast: number, b0: number, b1: number): void;
@@ -324,17 +324,22 @@ export class QuantWasmKernels implements Partial<Kernels> {
       throw new RangeError(`binaryConv: x [${x.length}], w [${w.length}], thresholds [${t?.threshold.length}] do not fit ${JSON.stringify(cs)}`);
     }
     const { rows, tapPop } = binaryConvLayout(w, cs), size = pixels * (t ? wordsFor(cs.o) : cs.o);
-    // One scratch block: input, thresholds, directions, im2col rows, accumulators (the int32 output without thresholds), packed output.
-    const px = 0, pt = px + pad16(x.byteLength), pd = pt + pad16(cs.o * 4), cols = pd + pad16(cs.o);
+    // One scratch block: input, folded thresholds (sgn, tq), im2col rows, accumulators (the int32 output without thresholds), packed output.
+    const o4 = roundUp(cs.o, 4), px = 0, ps = px + pad16(x.byteLength), pq = ps + pad16(o4 * 4), cols = pq + pad16(o4 * 4);
     const acc = cols + pad16(pixels * roundUp(kk * cw, 4) * 4), out = t ? acc + pad16(pixels * cs.o * 4) : acc;
     const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
     try {
       new Uint32Array(a.buffer).set(x, (base + px) >> 2);
       if (t) {
-        new Int32Array(a.buffer).set(t.threshold as Int32Array, (base + pt) >> 2);
-        new Int8Array(a.buffer).set(t.direction, base + pd);
+        // −1 iff acc·sgn − tq < 0: direction +1: acc < thr; −1: acc > thr; 0: thr < 0 (constant).
+        const i32 = new Int32Array(a.buffer), s0 = (base + ps) >> 2, q0 = (base + pq) >> 2;
+        for (let c = 0; c < o4; c++) {
+          const d = c < cs.o ? t.direction[c]! : 0, th = c < cs.o ? t.threshold[c]! : 0;
+          i32[s0 + c] = d;
+          i32[q0 + c] = d ? d * th : th >= 0 ? 0 : 1;
+        }
       }
-      this.exports.binaryConvGemm(base + px, rows, tapPop, t ? base + pt : 0, base + pd, base + cols, base + acc, base + out, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow);
+      this.exports.binaryConvGemm(base + px, rows, tapPop, t ? base + ps : 0, base + pq, base + cols, base + acc, base + out, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow);
       return new Ctor(a.buffer, base + out, size).slice() as R;
     } finally {
       scratch.give(base, total);
