@@ -144,21 +144,56 @@ function epilogueF32(acc: usize, mul: usize, bias: usize, out: usize, o: i32, oh
 }
 
 /**
+ * Sign packing of accumulator rows acc [o, p8] (raw sums of one image) into packed NHWC words
+ * out [p, cw] (zeroed here): channel ch is −1 (bit 1) unless (dir > 0 ? v ≥ thr : dir < 0 ?
+ * v ≤ thr : thr ≥ 0), the compare of packSigns with float thresholds (NaN: −1 for dir ≠ 0).
+ */
+function signsF32(acc: usize, thr: usize, dir: usize, out: usize, o: i32, p: i32, p8: i32): void {
+  const cw = (o + 31) >>> 5, wordStep = <usize>cw << 2;
+  for (let t: usize = 0; t < <usize>(p * cw); t++) store<u32>(out + (t << 2), 0);
+  for (let ch = 0; ch < o; ch++) {
+    const row = acc + (<usize>(ch * p8) << 2), th = load<f32>(thr + (<usize>ch << 2)), d = load<i8>(dir + <usize>ch);
+    const bit: u32 = (<u32>1) << (ch & 31), bits = i32x4.splat(bit), thv = f32x4.splat(th);
+    let dst = out + (<usize>(ch >>> 5) << 2);
+    if (d == 0) {
+      if (th >= 0) continue;
+      for (let q = 0; q < p; q++, dst += wordStep) store<u32>(dst, load<u32>(dst) | bit);
+      continue;
+    }
+    let q = 0;
+    if (cw == 1) {
+      // One word per pixel: four pixels' words per vector.
+      for (; q + 4 <= p; q += 4, dst += 16) {
+        const v = v128.load(row + (<usize>q << 2));
+        const minus = v128.not(d > 0 ? f32x4.ge(v, thv) : f32x4.le(v, thv));
+        v128.store(dst, v128.or(v128.load(dst), v128.and(minus, bits)));
+      }
+    }
+    for (; q < p; q++, dst += wordStep) {
+      const v = load<f32>(row + (<usize>q << 2));
+      if (!(d > 0 ? v >= th : v <= th)) store<u32>(dst, load<u32>(dst) | bit);
+    }
+  }
+}
+
+/**
  * A float conv stage: x float NCHW [n, c, h, w]; wt cached weights [K, o4] (K = c·k·k, OIHW
  * order transposed, channels padded with zeros to o4 = ⌈o/4⌉·4); cols scratch [K, p8], acc
  * scratch [o4, p8] (p8 = ⌈oh·ow/8⌉·8); out float NCHW [n, o, oh, ow] (pool > 0: max-pooled,
- * [n, o, ⌊oh/pool⌋, ⌊ow/pool⌋]). mul = 0: raw sums (no epilogue).
+ * [n, o, ⌊oh/pool⌋, ⌊ow/pool⌋]). mul = 0: raw sums (no epilogue). thr ≠ 0: the raw sums' signs
+ * under float thresholds thr [o] / directions dir [o] (int8) packed as [n, oh, ow, ⌈o/32⌉] words instead.
  */
 export function floatConvF32(
-  x: usize, wt: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize,
+  x: usize, wt: usize, mul: usize, bias: usize, thr: usize, dir: usize, cols: usize, acc: usize, out: usize,
   n: i32, c: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, relu: i32, pool: i32,
 ): void {
-  const K = c * k * k, o4 = (o + 3) & ~3, p8 = (oh * ow + 7) & ~7;
-  const image = <usize>(o * (pool ? (oh / pool) * (ow / pool) : oh * ow)) << 2;
+  const K = c * k * k, o4 = (o + 3) & ~3, p = oh * ow, p8 = (p + 7) & ~7;
+  const image = thr ? <usize>(p * ((o + 31) >>> 5)) << 2 : <usize>(o * (pool ? (oh / pool) * (ow / pool) : p)) << 2;
   for (let b = 0; b < n; b++) {
     im2colF32(x, cols, b, c, h, w, k, stride, pad, oh, ow, p8);
     gemmF32(wt, cols, acc, K, o4, p8);
-    epilogueF32(acc, mul, bias, out + <usize>b * image, o, oh, ow, p8, relu, pool);
+    if (thr) signsF32(acc, thr, dir, out + <usize>b * image, o, p, p8);
+    else epilogueF32(acc, mul, bias, out + <usize>b * image, o, oh, ow, p8, relu, pool);
   }
 }
 

@@ -242,6 +242,8 @@ export interface Kernels {
    * stages of the packed runtime.
    */
   floatConv(x: Float32Array, w: Float32Array, s: ConvShape, mul: Float32Array | null, bias: Float32Array | null, post?: Int8Post): Float32Array;
+  /** floatConv's raw sums (no epilogue) sign-packed under float thresholds `t` (packSigns): [n, outH, outW, wordsFor(o)]. */
+  floatConvSigns(x: Float32Array, w: Float32Array, s: ConvShape, t: SignThresholds): Uint32Array;
   /** out[i, j] = sum_t a[i, t] b[j, t] in float32 (b given by rows). */
   floatGemm(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array;
   /**

@@ -331,6 +331,12 @@ export function floatConv(x: Float32Array, w: Float32Array, s: ConvShape, mul: F
   return convEpilogue(acc, s, mul ? (a, c) => Math.fround(Math.fround(a * mul[c]!) + bias![c]!) : (a) => a, post);
 }
 
+/** floatConv's raw sums sign-packed under float thresholds (packSigns of NCHW values): [n, outH, outW, wordsFor(o)]. */
+export function floatConvSigns(x: Float32Array, w: Float32Array, s: ConvShape, t: SignThresholds): Uint32Array {
+  const [oh, ow] = convOut(s);
+  return packSigns(floatConv(x, w, s, null, null), { n: s.n, c: s.o, p: oh * ow, channelsLast: false }, t);
+}
+
 /**
  * Channel-major accumulators [o, n·outH·outW] through y(acc, channel), then max(y, 0) with
  * post.relu and a post.pool max-pool: float32 NCHW.

@@ -128,10 +128,13 @@ function floatStage(s: MatStage, input: Value, post: Int8Post): Value {
       : { n, c: s.inC, h: 1, w: 1, o: s.outC, k: 1, stride: 1, pad: 0 };
     if (s.op === 'dense' && x.shape[1] !== s.inC) throw new Error(`runPacked: dense stage expects [N, ${s.inC}], got [${x.shape}]`);
     const [oh, ow] = convOut(cs), k = post.pool || 1;
-    const data = k32().floatConv(x.data, floatWeights(s), cs, s.threshold ? null : s.mul!, s.threshold ? null : s.bias!, post);
-    const shape = s.op === 'conv' ? [n, s.outC, Math.floor(oh / k), Math.floor(ow / k)] : [n, s.outC];
-    if (!s.threshold) return { float: { data, shape } };
-    y = { data, shape };
+    if (s.threshold) {
+      // The next layer binarizes: the raw sums' signs come out packed (NHWC; a dense layer's as rows).
+      const bits = k32().floatConvSigns(x.data, floatWeights(s), cs, { threshold: s.threshold, direction: s.direction! });
+      return { packed: { bits, n, h: oh, w: ow, c: s.outC, flat: s.op === 'dense' } };
+    }
+    const data = k32().floatConv(x.data, floatWeights(s), cs, s.mul!, s.bias!, post);
+    return { float: { data, shape: s.op === 'conv' ? [n, s.outC, Math.floor(oh / k), Math.floor(ow / k)] : [n, s.outC] } };
   }
   if (s.threshold) return { packed: packFloat(y, s) };
   return { float: affine(y, s.mul!, s.bias!) };

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { Rng } from '../../src/util/rng.js';
 import { loadQuantWasm } from './wasm-setup.js';
 import {
-  applyQuantPreset, binaryConv, binaryConvSigns, convOut, floatConv, int8Conv, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
+  applyQuantPreset, binaryConv, binaryConvSigns, convOut, floatConv, floatConvSigns, int8Conv, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
   packWeightsOHWI, QuantWasmKernels, quantWasmFile, runDeployed, runPacked, twnLenet5, useQuantKernels, w8a8Lenet5, wordsFor, xnorNet,
   type QuantWasmExports,
 } from '../../src/quant/index.js';
@@ -137,7 +137,7 @@ function assertClose(a: Float32Array, b: Float32Array, bound: number, what: stri
   for (let i = 0; i < a.length; i++) if (!(Math.abs(a[i]! - b[i]!) <= bound)) assert.fail(`${what}: output ${i}: wasm ${a[i]} vs reference ${b[i]}`);
 }
 
-test('wasm floatConv (cached weight layouts, im2col, GEMM, epilogue, ReLU, max-pool; dense as 1x1) equals the reference on ragged shapes', () => {
+test('wasm floatConv / floatConvSigns (cached weight layouts, im2col, GEMM, epilogue, ReLU, max-pool, sign packing; dense as 1x1) equal the reference on ragged shapes', () => {
   fc.assert(fc.property(
     fc.record({ n: fc.integer({ min: 1, max: 3 }), c: fc.integer({ min: 1, max: 9 }), h: fc.integer({ min: 1, max: 11 }), w: fc.integer({ min: 1, max: 11 }), o: fc.integer({ min: 1, max: 11 }), k: fc.integer({ min: 1, max: 5 }), stride: fc.integer({ min: 1, max: 3 }), pad: fc.nat(3), seed: fc.nat(), relu: fc.boolean(), pool: fc.constantFrom(0, 0, 2, 3), raw: fc.boolean(), dense: fc.boolean() }),
     (p) => {
@@ -153,5 +153,10 @@ test('wasm floatConv (cached weight layouts, im2col, GEMM, epilogue, ReLU, max-p
       assertClose(wasm.floatConv(x, wt, cs, mul, bias, post), want, 1e-5 * K * 8, JSON.stringify({ ...cs, post }));
       // Second call: the weights come from the arena cache.
       assertClose(wasm.floatConv(x, wt, cs, mul, bias, post), want, 1e-5 * K * 8, 'cached weights');
+      // Signs of the raw sums under float thresholds (all three directions), thresholds far enough from the sums that order of summation cannot flip them.
+      const sums = floatConv(x, wt, cs, null, null), p1 = oh * ow;
+      const t = thresholds(cs.o, false);
+      for (let c = 0; c < cs.o; c++) for (let b = 0; b < cs.n; b++) for (let q = 0; q < p1; q++) if (Math.abs(sums[(b * cs.o + c) * p1 + q]! - t.threshold[c]!) < 1e-3) t.threshold[c] = t.threshold[c]! + 0.01;
+      assert.deepEqual(Array.from(wasm.floatConvSigns(x, wt, cs, t)), Array.from(floatConvSigns(x, wt, cs, t)), 'floatConvSigns');
     }), { numRuns: 200, seed: 0x2f1 });
 });

@@ -33,7 +33,7 @@ export interface QuantWasmExports {
     step: number, lo: number, hi: number, relu: number, pool: number,
   ): void;
   floatConvF32(
-    x: number, wt: number, mul: number, bias: number, cols: number, acc: number, out: number,
+    x: number, wt: number, mul: number, bias: number, thr: number, dir: number, cols: number, acc: number, out: number,
     n: number, c: number, h: number, wd: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, relu: number, pool: number,
   ): void;
   floatDenseF32(x: number, wr: number, mul: number, bias: number, out: number, n: number, o: number, kr: number, relu: number): void;
@@ -272,15 +272,27 @@ export class QuantWasmKernels implements Partial<Kernels> {
   }
 
   floatConv(x: Float32Array, w: Float32Array, cs: ConvShape, mul: Float32Array | null, bias: Float32Array | null, post: Int8Post = {}): Float32Array {
+    return this.runFloatConv(x, w, cs, mul, bias, post, null, Float32Array);
+  }
+
+  floatConvSigns(x: Float32Array, w: Float32Array, cs: ConvShape, t: SignThresholds): Uint32Array {
+    if (!(t.threshold instanceof Float32Array) || t.threshold.length !== cs.o || t.direction.length !== cs.o) throw new TypeError(`floatConvSigns: float sums need ${cs.o} Float32 thresholds and directions`);
+    return this.runFloatConv(x, w, cs, null, null, {}, t, Uint32Array);
+  }
+
+  /** floatConv (t null: float NCHW) or floatConvSigns (packed signs) in one kernel call. */
+  private runFloatConv<R extends Float32Array | Uint32Array>(
+    x: Float32Array, w: Float32Array, cs: ConvShape, mul: Float32Array | null, bias: Float32Array | null, post: Int8Post, t: SignThresholds | null, Ctor: Out<R>,
+  ): R {
     const [oh, ow] = convOut(cs), K = cs.c * cs.k * cs.k, pool = post.pool ?? 0, relu = post.relu ? 1 : 0;
-    const size = cs.n * cs.o * (pool ? Math.floor(oh / pool) * Math.floor(ow / pool) : oh * ow);
+    const size = t ? cs.n * oh * ow * wordsFor(cs.o) : cs.n * cs.o * (pool ? Math.floor(oh / pool) * Math.floor(ow / pool) : oh * ow);
     if (x.length !== cs.n * cs.c * cs.h * cs.w || w.length !== cs.o * K || (mul && (mul.length !== cs.o || bias?.length !== cs.o))) {
       throw new RangeError(`floatConv: x [${x.length}], w [${w.length}], mul/bias [${mul?.length}, ${bias?.length}] do not fit ${JSON.stringify(cs)}`);
     }
     // A dense layer (1x1 conv on 1x1 images): rows of x times weight rows, K padded to 4 floats.
-    const dense = oh === 1 && ow === 1 && cs.h === 1 && cs.w === 1 && cs.k === 1 && !pool;
+    const dense = oh === 1 && ow === 1 && cs.h === 1 && cs.w === 1 && cs.k === 1 && !pool && !t;
     const kr = roundUp(K, 4), p8 = roundUp(oh * ow, 8), pw = floatLayout(w, cs.o, K, dense);
-    // One scratch block: input (dense: padded rows), mul, bias, im2col columns, accumulators, output.
+    // One scratch block: input (dense: padded rows), mul, bias (or thresholds, directions), im2col columns, accumulators, output.
     const px = 0, pm = px + pad16((dense ? cs.n * kr : x.length) * 4), pb = pm + pad16(cs.o * 4), cols = pb + pad16(cs.o * 4);
     const acc = cols + (dense ? 0 : pad16(K * p8 * 4)), out = acc + (dense ? 0 : pad16(roundUp(cs.o, 4) * p8 * 4));
     const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
@@ -291,14 +303,15 @@ export class QuantWasmKernels implements Partial<Kernels> {
         f32.fill(0, (base + px) >> 2, ((base + px) >> 2) + cs.n * kr);
         for (let r = 0; r < cs.n; r++) f32.set(x.subarray(r * K, (r + 1) * K), ((base + px) >> 2) + r * kr);
       }
-      if (mul) {
-        f32.set(mul, (base + pm) >> 2);
-        f32.set(bias!, (base + pb) >> 2);
+      if (mul || t) {
+        f32.set(mul ?? t!.threshold, (base + pm) >> 2);
+        if (t) new Int8Array(a.buffer).set(t.direction, base + pb);
+        else f32.set(bias!, (base + pb) >> 2);
       }
       const m = mul ? base + pm : 0, b = mul ? base + pb : 0;
       if (dense) this.exports.floatDenseF32(base + px, pw, m, b, base + out, cs.n, cs.o, kr, relu);
-      else this.exports.floatConvF32(base + px, pw, m, b, base + cols, base + acc, base + out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, relu, pool);
-      return f32.slice((base + out) >> 2, ((base + out) >> 2) + size);
+      else this.exports.floatConvF32(base + px, pw, m, b, t ? base + pm : 0, base + pb, base + cols, base + acc, base + out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, relu, pool);
+      return new Ctor(a.buffer, base + out, size).slice() as R;
     } finally {
       scratch.give(base, total);
     }
