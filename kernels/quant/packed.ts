@@ -22,11 +22,12 @@ import { binaryGemmScalar, int8Gemm } from "./index";
  * (−2·popcount). Padding bits are 0 in both operands (no contribution); a tap outside the image
  * XORs a zero word with the weights, so its popcount tapPop [o, k·k] is subtracted: acc =
  * c·(inside taps) − 2·popcount over inside taps, exactly the zero-padded conv, left in acc.
- * sgn = 0: done (int32 [pixels, o]); else packed signs out [pixels, ceil(o/32)], channel ch −1
- * (bit 1) iff acc·sgn[ch] − tq[ch] < 0 (sgn, tq: int32 [⌈o/4⌉·4], the thresholds folded by the caller).
+ * sgn = 0 and mul = 0: done (int32 [pixels, o]); sgn ≠ 0: packed signs out [pixels, ceil(o/32)],
+ * channel ch −1 (bit 1) iff acc·sgn[ch] − tq[ch] < 0 (sgn, tq: int32 [⌈o/4⌉·4], the thresholds
+ * folded by the caller); mul ≠ 0: float NCHW out [n, o, oh, ow] = f32(acc·mul[ch] + bias[ch]) (in float64).
  */
 export function binaryConvGemm(
-  x: usize, wr: usize, tapPop: usize, sgn: usize, tq: usize, cols: usize, acc: usize, out: usize,
+  x: usize, wr: usize, tapPop: usize, sgn: usize, tq: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize,
   n: i32, h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32,
 ): void {
   const cw = (c + 31) >>> 5, kk = k * k, rw = (kk * cw + 3) & ~3, rowBytes = <usize>rw << 2, pixels = n * oh * ow;
@@ -53,7 +54,7 @@ export function binaryConvGemm(
     }
   }
   binaryGemmScalar(cols, wr, acc, pixels, o, rw >> 1, 0);
-  const kkc = kk * c, o4 = o & ~3, ow32 = (o + 31) >>> 5, kkcv = i32x4.splat(kkc);
+  const kkc = kk * c, o4 = o & ~3, ow32 = (o + 31) >>> 5, kkcv = i32x4.splat(kkc), p = oh * ow;
   let row = acc, dstWords = out;
   for (let b = 0; b < n; b++) {
     for (let y = 0; y < oh; y++) {
@@ -74,6 +75,13 @@ export function binaryConvGemm(
               for (let j = 0; j < k; j++) if (i < i0 || i >= i1 || j < j0 || j >= j1) pc -= load<i32>(tp + (<usize>(i * k + j) << 2));
             }
             store<i32>(row + (<usize>ch << 2), inside * c - 2 * pc);
+          }
+        }
+        if (mul) {
+          const dst = out + (<usize>((b * o) * p + y * ow + xo) << 2), plane = <usize>p << 2;
+          for (let ch = 0; ch < o; ch++) {
+            const v = <f64>load<i32>(row + (<usize>ch << 2)) * <f64>load<f32>(mul + (<usize>ch << 2)) + <f64>load<f32>(bias + (<usize>ch << 2));
+            store<f32>(dst + <usize>ch * plane, <f32>v);
           }
         }
         if (sgn == 0) continue;

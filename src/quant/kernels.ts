@@ -124,6 +124,22 @@ export function binaryConv(x: Uint32Array, wts: Uint32Array, s: ConvShape, out?:
   return acc;
 }
 
+/**
+ * Pixel-major integer accumulators [n, p, o] as float NCHW [n, o, p]: y = acc·mul[c] + bias[c]
+ * computed in float64, rounded to float32.
+ */
+export function pixelMajorEpilogue(acc: Int32Array, n: number, p: number, o: number, mul: Float32Array, bias: Float32Array): Float32Array {
+  const out = new Float32Array(n * o * p);
+  for (let b = 0; b < n; b++) for (let q = 0; q < p; q++) for (let c = 0; c < o; c++) out[(b * o + c) * p + q] = acc[(b * p + q) * o + c]! * mul[c]! + bias[c]!;
+  return out;
+}
+
+/** binaryConv with a float epilogue: float NCHW [n, o, outH, outW] = acc·mul + bias. */
+export function binaryConvFloat(x: Uint32Array, wts: Uint32Array, s: ConvShape, mul: Float32Array, bias: Float32Array): Float32Array {
+  const [oh, ow] = convOut(s);
+  return pixelMajorEpilogue(binaryConv(x, wts, s), s.n, oh * ow, s.o, mul, bias);
+}
+
 /** Whether channel c of value v is +1 under thresholds t (SignThresholds in backends/kernels.ts), or v ≥ 0 without. */
 function isPlus(v: number, c: number, t: SignThresholds | null): boolean {
   if (!t) return v >= 0;

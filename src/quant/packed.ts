@@ -15,7 +15,7 @@ import { kernels } from '../backends/index.js';
 import type { Int8Post } from '../backends/kernels.js';
 import { scope } from '../core/scope.js';
 import { fromValues, Tensor } from '../core/tensor.js';
-import { convOut, wordsFor, type ConvShape } from './kernels.js';
+import { convOut, pixelMajorEpilogue, wordsFor, type ConvShape } from './kernels.js';
 import {
   addActivations, affine, floatWeights, fusedInt8, fusedPost, globalAvgPool, maxPool, quantizeInput, relu, runMatStage,
   type Activation, type DeployedModel, type MatStage, type Stage,
@@ -157,15 +157,6 @@ function denseWeightsFor(s: MatStage, p: Packed): Uint32Array {
   return out;
 }
 
-/** Float output of integer accumulators [n, pixels, o] (pixel-major): acc·mul + bias as NCHW / [n, o]. */
-function floatEpilogue(s: MatStage, acc: Int32Array, n: number, oh: number, ow: number): Activation {
-  const o = s.outC, p = oh * ow, out = new Float32Array(n * o * p), m = s.mul!, t = s.bias!;
-  for (let b = 0; b < n; b++) for (let q = 0; q < p; q++) for (let c = 0; c < o; c++) {
-    out[(b * o + c) * p + q] = acc[(b * p + q) * o + c]! * m[c]! + t[c]!;
-  }
-  return { data: out, shape: s.op === 'conv' ? [n, o, oh, ow] : [n, o] };
-}
-
 function binaryStage(s: MatStage, input: Value): Value {
   const signs = s.threshold ? { threshold: s.threshold as Int32Array, direction: s.direction! } : null;
   if (s.op === 'conv') {
@@ -174,7 +165,7 @@ function binaryStage(s: MatStage, input: Value): Value {
     const cs: ConvShape = { n: x.n, c: s.inC, h: x.h, w: x.w, o: s.outC, k: s.k, stride: s.stride, pad: s.pad };
     const [oh, ow] = convOut(cs);
     if (signs) return { packed: { bits: k32().binaryConvSigns(x.bits, s.weights as Uint32Array, cs, signs), n: x.n, h: oh, w: ow, c: s.outC, flat: false } };
-    return { float: floatEpilogue(s, k32().binaryConv(x.bits, s.weights as Uint32Array, cs), x.n, oh, ow) };
+    return { float: { data: k32().binaryConvFloat(x.bits, s.weights as Uint32Array, cs, s.mul!, s.bias!), shape: [x.n, s.outC, oh, ow] } };
   }
   const x = 'packed' in input ? input.packed : packFloat(input.float, null);
   const hw = x.h * x.w, n = x.n;
@@ -184,7 +175,7 @@ function binaryStage(s: MatStage, input: Value): Value {
   const acc = k32().binaryGemm(x.bits, denseWeightsFor(s, x), n, s.outC, bits);
   if (bits !== s.inC) for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! - (bits - s.inC);
   if (signs) return { packed: { bits: k32().packSigns(acc, { n, c: s.outC, p: 1, channelsLast: true }, signs), n, h: 1, w: 1, c: s.outC, flat: true } };
-  return { float: floatEpilogue(s, acc, n, 1, 1) };
+  return { float: { data: pixelMajorEpilogue(acc, n, 1, s.outC, s.mul!, s.bias!), shape: [n, s.outC] } };
 }
 
 /** An int8 stage on the contract's int8 GEMM (with the fused `post`), or a smartdeal stage on its factors (runtime.ts does the quantize/im2col/epilogue). */

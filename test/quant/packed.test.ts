@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { Rng } from '../../src/util/rng.js';
 import { loadQuantWasm } from './wasm-setup.js';
 import {
-  applyQuantPreset, binaryConv, binaryConvSigns, convOut, floatConv, floatConvSigns, int8Conv, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
+  applyQuantPreset, binaryConv, binaryConvFloat, binaryConvSigns, convOut, floatConv, floatConvSigns, int8Conv, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
   packWeightsOHWI, QuantWasmKernels, quantWasmFile, runDeployed, runPacked, twnLenet5, useQuantKernels, w8a8Lenet5, wordsFor, xnorNet,
   type QuantWasmExports,
 } from '../../src/quant/index.js';
@@ -30,6 +30,17 @@ const thresholds = (c: number, integer: boolean) => ({
   direction: Int8Array.from({ length: c }, () => rng.int(3) - 1),
 });
 
+test('a binary conv output pixel entirely in the zero padding (pad >= k) is 0', () => {
+  const x = packSignsNHWC([1, -1, -1, 1], 1, 1, 2, 2), w = packWeightsOHWI([-1], 1, 1, 1), s = { n: 1, c: 1, h: 2, w: 2, o: 1, k: 1, stride: 1, pad: 2 };
+  // 6 x 6 output: two rings read only padding (the corners two taps beyond both edges).
+  const want = Array.from({ length: 36 }, (_, i) => {
+    const y = Math.floor(i / 6) - 2, xo = (i % 6) - 2;
+    return y >= 0 && y < 2 && xo >= 0 && xo < 2 ? -[1, -1, -1, 1][y * 2 + xo]! : 0;
+  });
+  assert.deepEqual(Array.from(binaryConv(x, w, s)), want);
+  assert.deepEqual(Array.from(wasm.binaryConv(x, w, s)), want);
+});
+
 test('max of ±1 under bit 1 = -1 is the AND of the sign bits', () => {
   // One +1 (bit 0) in a window makes the max +1: AND, not OR.
   const x = packSignsNHWC([-1, 1, -1, -1], 1, 1, 2, 2);
@@ -37,7 +48,7 @@ test('max of ±1 under bit 1 = -1 is the AND of the sign bits', () => {
   assert.deepEqual(Array.from(maxPoolSigns(packSignsNHWC([-1, -1, -1, -1], 1, 1, 2, 2), 1, 2, 2, 1, 2)), [1]);
 });
 
-test('wasm binaryConv / binaryConvSigns equal the reference (stride, zero padding, channel word edges)', () => {
+test('wasm binaryConv / binaryConvSigns / binaryConvFloat equal the reference (stride, zero padding, channel word edges)', () => {
   fc.assert(fc.property(
     fc.record({ n: fc.integer({ min: 1, max: 2 }), c: fc.constantFrom(1, 5, 32, 33, 64, 70), h: fc.integer({ min: 3, max: 9 }), w: fc.integer({ min: 3, max: 9 }),
       o: fc.constantFrom(1, 7, 32, 40), k: fc.constantFrom(1, 3, 5), stride: fc.integer({ min: 1, max: 2 }), pad: fc.integer({ min: 0, max: 2 }) }),
@@ -47,6 +58,8 @@ test('wasm binaryConv / binaryConvSigns equal the reference (stride, zero paddin
       assert.deepEqual(Array.from(wasm.binaryConv(x, w, s)), Array.from(binaryConv(x, w, s)));
       const t = thresholds(s.o, true);
       assert.deepEqual(Array.from(wasm.binaryConvSigns(x, w, s, t)), Array.from(binaryConvSigns(x, w, s, t)));
+      const mul = normals(s.o), bias = normals(s.o);
+      assert.deepEqual(Array.from(wasm.binaryConvFloat(x, w, s, mul, bias)), Array.from(binaryConvFloat(x, w, s, mul, bias)), 'float epilogue');
     }), { numRuns: 40 });
 });
 

@@ -20,7 +20,7 @@ export interface QuantWasmExports {
   int8Gemm(a: number, b: number, out: number, m: number, n: number, rowBytes: number): void;
   f32Gemm(a: number, b: number, out: number, m: number, n: number, rowFloats: number): void;
   binaryConvGemm(
-    x: number, wr: number, tapPop: number, sgn: number, tq: number, cols: number, acc: number, out: number,
+    x: number, wr: number, tapPop: number, sgn: number, tq: number, mul: number, bias: number, cols: number, acc: number, out: number,
     n: number, h: number, wd: number, c: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number,
   ): void;
   packSignsPacked(x: number, thr: number, dir: number, out: number, kind: number, c: number, p: number, channelsLast: number, b0: number, b1: number): void;
@@ -323,23 +323,31 @@ export class QuantWasmKernels implements Partial<Kernels> {
   }
 
   binaryConv(x: Uint32Array, w: Uint32Array, cs: ConvShape): Int32Array {
-    return this.conv(x, w, cs, null, Int32Array);
+    return this.conv(x, w, cs, null, null, Int32Array);
+  }
+
+  binaryConvFloat(x: Uint32Array, w: Uint32Array, cs: ConvShape, mul: Float32Array, bias: Float32Array): Float32Array {
+    if (mul.length !== cs.o || bias.length !== cs.o) throw new RangeError(`binaryConvFloat: mul/bias [${mul.length}, ${bias.length}] do not fit ${cs.o} channels`);
+    return this.conv(x, w, cs, null, { mul, bias }, Float32Array);
   }
 
   binaryConvSigns(x: Uint32Array, w: Uint32Array, cs: ConvShape, t: SignThresholds): Uint32Array {
     if (!(t.threshold instanceof Int32Array)) throw new TypeError('binaryConvSigns: integer accumulators need Int32 thresholds');
-    return this.conv(x, w, cs, t, Uint32Array);
+    return this.conv(x, w, cs, t, null, Uint32Array);
   }
 
-  private conv<R extends Uint32Array | Int32Array>(x: Uint32Array, w: Uint32Array, cs: ConvShape, t: SignThresholds | null, Ctor: Out<R>): R {
+  /** Binary conv in one kernel call: int32 accumulators, packed signs under `t`, or float NCHW through `epi`. */
+  private conv<R extends Uint32Array | Int32Array | Float32Array>(
+    x: Uint32Array, w: Uint32Array, cs: ConvShape, t: SignThresholds | null, epi: { mul: Float32Array; bias: Float32Array } | null, Ctor: Out<R>,
+  ): R {
     const [oh, ow] = convOut(cs), pixels = cs.n * oh * ow, cw = wordsFor(cs.c), kk = cs.k * cs.k;
     if (x.length !== cs.n * cs.h * cs.w * cw || w.length !== cs.o * kk * cw || (t && (t.threshold.length !== cs.o || t.direction.length !== cs.o))) {
       throw new RangeError(`binaryConv: x [${x.length}], w [${w.length}], thresholds [${t?.threshold.length}] do not fit ${JSON.stringify(cs)}`);
     }
     const { rows, tapPop } = binaryConvLayout(w, cs), size = pixels * (t ? wordsFor(cs.o) : cs.o);
-    // One scratch block: input, folded thresholds (sgn, tq), im2col rows, accumulators (the int32 output without thresholds), packed output.
+    // One scratch block: input, folded thresholds (sgn, tq) or mul, bias, im2col rows, accumulators (the int32 output), packed or float output.
     const o4 = roundUp(cs.o, 4), px = 0, ps = px + pad16(x.byteLength), pq = ps + pad16(o4 * 4), cols = pq + pad16(o4 * 4);
-    const acc = cols + pad16(pixels * roundUp(kk * cw, 4) * 4), out = t ? acc + pad16(pixels * cs.o * 4) : acc;
+    const acc = cols + pad16(pixels * roundUp(kk * cw, 4) * 4), out = t || epi ? acc + pad16(pixels * cs.o * 4) : acc;
     const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
     try {
       new Uint32Array(a.buffer).set(x, (base + px) >> 2);
@@ -352,7 +360,11 @@ export class QuantWasmKernels implements Partial<Kernels> {
           i32[q0 + c] = d ? d * th : th >= 0 ? 0 : 1;
         }
       }
-      this.exports.binaryConvGemm(base + px, rows, tapPop, t ? base + ps : 0, base + pq, base + cols, base + acc, base + out, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow);
+      if (epi) {
+        new Float32Array(a.buffer).set(epi.mul, (base + ps) >> 2);
+        new Float32Array(a.buffer).set(epi.bias, (base + pq) >> 2);
+      }
+      this.exports.binaryConvGemm(base + px, rows, tapPop, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, base + out, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow);
       return new Ctor(a.buffer, base + out, size).slice() as R;
     } finally {
       scratch.give(base, total);
