@@ -103,11 +103,58 @@ export function binaryConvGemm(
   }
 }
 
+/** Whether float v of channel ch is −1 (bit 1): not (dir > 0 ? v ≥ thr : dir < 0 ? v ≤ thr : thr ≥ 0); thr = 0: not v ≥ 0. */
+// @ts-ignore: decorator
+@inline function minusF32(v: f32, th: f32, d: i32): bool {
+  return d > 0 ? !(v >= th) : d < 0 ? !(v <= th) : th < 0;
+}
+
+/**
+ * Sign packing of float NCHW planes [n, c, p] (images [b0, b1)): four pixels per step, each
+ * output word built in a register over its 32 channels (one load of 4 values per channel), then
+ * stored; no read-modify-write per channel.
+ */
+function packPlanesF32(x: usize, thr: usize, dir: usize, out: usize, c: i32, p: i32, b0: i32, b1: i32): void {
+  const cw = (c + 31) >>> 5, wordStep = <usize>cw << 2;
+  for (let b = b0; b < b1; b++) {
+    const xb = x + (<usize>(b * c * p) << 2), ob = out + (<usize>(b * p * cw) << 2);
+    for (let wd = 0; wd < cw; wd++) {
+      const c0 = wd << 5, c1 = min(c, c0 + 32);
+      let q = 0;
+      for (; q + 4 <= p; q += 4) {
+        let word = i32x4.splat(0);
+        for (let ch = c0; ch < c1; ch++) {
+          const th = thr == 0 ? <f32>0 : load<f32>(thr + (<usize>ch << 2)), d = thr == 0 ? 1 : <i32>load<i8>(dir + <usize>ch);
+          const v = v128.load(xb + (<usize>(ch * p + q) << 2)), tv = f32x4.splat(th);
+          const minus = d > 0 ? v128.not(f32x4.ge(v, tv)) : d < 0 ? v128.not(f32x4.le(v, tv)) : th < 0 ? i32x4.splat(-1) : i32x4.splat(0);
+          word = v128.or(word, v128.and(minus, i32x4.splat(1 << (ch & 31))));
+        }
+        const dst = ob + (<usize>(q * cw + wd) << 2);
+        if (cw == 1) v128.store(dst, word);
+        else {
+          store<u32>(dst, i32x4.extract_lane(word, 0));
+          store<u32>(dst + wordStep, i32x4.extract_lane(word, 1));
+          store<u32>(dst + 2 * wordStep, i32x4.extract_lane(word, 2));
+          store<u32>(dst + 3 * wordStep, i32x4.extract_lane(word, 3));
+        }
+      }
+      for (; q < p; q++) {
+        let word: u32 = 0;
+        for (let ch = c0; ch < c1; ch++) {
+          const th = thr == 0 ? <f32>0 : load<f32>(thr + (<usize>ch << 2)), d = thr == 0 ? 1 : <i32>load<i8>(dir + <usize>ch);
+          if (minusF32(load<f32>(xb + (<usize>(ch * p + q) << 2)), th, d)) word |= (<u32>1) << (ch & 31);
+        }
+        store<u32>(ob + (<usize>(q * cw + wd) << 2), word);
+      }
+    }
+  }
+}
+
 // @ts-ignore: decorator
 @inline function packChannels<T>(x: usize, thr: usize, dir: usize, out: usize, c: i32, p: i32, channelsLast: i32, b0: i32, b1: i32): void {
   const cw = (c + 31) >>> 5, outStep = <usize>cw << 2;
   for (let ch = 0; ch < c; ch++) {
-    // Plain sign: +1 iff v >= 0, the compare with threshold 0, direction +1.
+    // Plain sign: +1 iff v >= 0, the compare with threshold 0, direction +1 (NaN: −1, as the reference).
     const th: T = thr == 0 ? <T>0 : load<T>(thr + (<usize>ch << 2));
     const d: i32 = thr == 0 ? 1 : <i32>load<i8>(dir + <usize>ch);
     const bit: u32 = (<u32>1) << (ch & 31);
@@ -118,9 +165,9 @@ export function binaryConvGemm(
       if (d == 0) {
         if (th < <T>0) for (let q = 0; q < p; q++, o += outStep) store<u32>(o, load<u32>(o) | bit);
       } else if (d > 0) {
-        for (let q = 0; q < p; q++, o += outStep, src += srcStep) if (load<T>(src) < th) store<u32>(o, load<u32>(o) | bit);
+        for (let q = 0; q < p; q++, o += outStep, src += srcStep) if (!(load<T>(src) >= th)) store<u32>(o, load<u32>(o) | bit);
       } else {
-        for (let q = 0; q < p; q++, o += outStep, src += srcStep) if (load<T>(src) > th) store<u32>(o, load<u32>(o) | bit);
+        for (let q = 0; q < p; q++, o += outStep, src += srcStep) if (!(load<T>(src) <= th)) store<u32>(o, load<u32>(o) | bit);
       }
     }
   }
@@ -133,6 +180,10 @@ export function binaryConvGemm(
  */
 export function packSignsPacked(x: usize, thr: usize, dir: usize, out: usize, kind: i32, c: i32, p: i32, channelsLast: i32, b0: i32, b1: i32): void {
   const cw = (c + 31) >>> 5;
+  if (kind == 0 && !channelsLast) {
+    packPlanesF32(x, thr, dir, out, c, p, b0, b1);
+    return;
+  }
   memory.fill(out + ((<usize>b0 * p * cw) << 2), 0, (<usize>(b1 - b0) * p * cw) << 2);
   if (kind == 0) packChannels<f32>(x, thr, dir, out, c, p, channelsLast, b0, b1);
   else packChannels<i32>(x, thr, dir, out, c, p, channelsLast, b0, b1);

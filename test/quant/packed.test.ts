@@ -63,10 +63,10 @@ test('wasm binaryConv / binaryConvSigns / binaryConvFloat equal the reference (s
     }), { numRuns: 40 });
 });
 
-test('wasm packSigns equals the reference for float/int values, both layouts, with and without thresholds', () => {
+test('wasm packSigns equals the reference for float (NaN included)/int values, both layouts, with and without thresholds', () => {
   fc.assert(fc.property(fc.integer({ min: 1, max: 3 }), fc.constantFrom(1, 6, 32, 45, 64), fc.integer({ min: 1, max: 30 }), fc.boolean(), fc.boolean(), fc.boolean(),
     (n, c, p, channelsLast, integer, withThresholds) => {
-      const x = integer ? Int32Array.from({ length: n * c * p }, () => rng.int(41) - 20) : normals(n * c * p);
+      const x = integer ? Int32Array.from({ length: n * c * p }, () => rng.int(41) - 20) : normals(n * c * p).map((v) => (rng.int(20) ? v : NaN));
       const t = withThresholds ? thresholds(c, integer) : null, l = { n, c, p, channelsLast };
       assert.deepEqual(Array.from(wasm.packSigns(x, l, t)), Array.from(packSigns(x, l, t)));
     }), { numRuns: 60 });
