@@ -17,10 +17,10 @@ import { binaryGemmScalar, int8Gemm } from "./index";
 /**
  * Binary conv of packed NHWC input x [n, h, w, cw] as packed im2col + binary GEMM: every output
  * pixel gets a row of its k·k taps' words (cw = ceil(c/32) words each, (i, j) order, zero words
- * outside the image, zero padded to rw words, a multiple of 4) in cols [pixels, rw], times the
+ * outside the image, zero padded to rw words, a multiple of 2) in cols [pixels, rw], times the
  * weight rows wr [o, rw] (packed OHWI, the same padding) by binaryGemmScalar into acc [pixels, o]
  * (−2·popcount). Padding bits are 0 in both operands (no contribution); a tap outside the image
- * XORs a zero word with the weights, so its popcount tapPop [o, k·k] is subtracted: acc =
+ * XORs a zero word with the weights, so its popcount (tapPop [k·k, ⌈o/4⌉·4], tap-major) is subtracted: acc =
  * c·(inside taps) − 2·popcount over inside taps, exactly the zero-padded conv, left in acc.
  * sgn = 0 and mul = 0: done (int32 [pixels, o]); sgn ≠ 0: packed signs out [pixels, ceil(o/32)],
  * channel ch −1 (bit 1) iff acc·sgn[ch] − tq[ch] < 0 (sgn, tq: int32 [⌈o/4⌉·4], the thresholds
@@ -30,7 +30,7 @@ export function binaryConvGemm(
   x: usize, wr: usize, tapPop: usize, sgn: usize, tq: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize,
   n: i32, h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32,
 ): void {
-  const cw = (c + 31) >>> 5, kk = k * k, rw = (kk * cw + 3) & ~3, rowBytes = <usize>rw << 2, pixels = n * oh * ow;
+  const cw = (c + 31) >>> 5, kk = k * k, rw = (kk * cw + 1) & ~1, rowBytes = <usize>rw << 2, pixels = n * oh * ow;
   const tapBytes = <usize>cw << 2, spanBytes = <usize>(k * cw) << 2, used = <usize>(kk * cw) << 2;
   // Spans are a few words: word loops (memory.copy/fill calls cost more than the copy here).
   const spanWords = k * cw, usedWords = kk * cw;
@@ -54,7 +54,7 @@ export function binaryConvGemm(
     }
   }
   binaryGemmScalar(cols, wr, acc, pixels, o, rw >> 1, 0);
-  const kkc = kk * c, o4 = o & ~3, ow32 = (o + 31) >>> 5, kkcv = i32x4.splat(kkc), p = oh * ow;
+  const kkc = kk * c, o4 = o & ~3, o4r = (o + 3) & ~3, ow32 = (o + 31) >>> 5, kkcv = i32x4.splat(kkc), p = oh * ow;
   let row = acc, dstWords = out;
   for (let b = 0; b < n; b++) {
     for (let y = 0; y < oh; y++) {
@@ -68,13 +68,24 @@ export function binaryConvGemm(
           for (; ch < o4; ch += 4) v128.store(row + (<usize>ch << 2), i32x4.add(v128.load(row + (<usize>ch << 2)), kkcv));
           for (; ch < o; ch++) store<i32>(row + (<usize>ch << 2), load<i32>(row + (<usize>ch << 2)) + kkc);
         } else {
-          for (let ch = 0; ch < o; ch++) {
-            let pc = -load<i32>(row + (<usize>ch << 2)) >> 1;
-            const tp = tapPop + (<usize>(ch * kk) << 2);
+          // acc = −2·popcount over all taps; + c·(inside taps) + 2·popcount of the weights of each outside tap.
+          const base = i32x4.splat(inside * c);
+          let ch = 0;
+          for (; ch < o4; ch += 4) {
+            let v = i32x4.add(v128.load(row + (<usize>ch << 2)), base);
             for (let i = 0; i < k; i++) {
-              for (let j = 0; j < k; j++) if (i < i0 || i >= i1 || j < j0 || j >= j1) pc -= load<i32>(tp + (<usize>(i * k + j) << 2));
+              for (let j = 0; j < k; j++) {
+                if (i < i0 || i >= i1 || j < j0 || j >= j1) v = i32x4.add(v, i32x4.shl(v128.load(tapPop + (<usize>((i * k + j) * o4r + ch) << 2)), 1));
+              }
             }
-            store<i32>(row + (<usize>ch << 2), inside * c - 2 * pc);
+            v128.store(row + (<usize>ch << 2), v);
+          }
+          for (; ch < o; ch++) {
+            let v = load<i32>(row + (<usize>ch << 2)) + inside * c;
+            for (let i = 0; i < k; i++) {
+              for (let j = 0; j < k; j++) if (i < i0 || i >= i1 || j < j0 || j >= j1) v += 2 * load<i32>(tapPop + (<usize>((i * k + j) * o4r + ch) << 2));
+            }
+            store<i32>(row + (<usize>ch << 2), v);
           }
         }
         if (mul) {

@@ -209,15 +209,16 @@ function ohwiRows(w: Int8Array, cs: ConvShape, stride: number): number {
 
 /**
  * Packed OHWI binary weights [o, k·k·cw] as binaryConvGemm's rows [o, rw] (rw = k·k·cw rounded up
- * to 4 words, zero padded), followed by the popcount of every (channel, tap) word group [o, k·k].
+ * to 2 words, zero padded), followed by the popcount of every (channel, tap) word group, tap-major
+ * [k·k, ⌈o/4⌉·4].
  */
 function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; tapPop: number } {
-  const cw = wordsFor(cs.c), kk = cs.k * cs.k, used = kk * cw, rw = roundUp(used, 4);
-  const rows = weightLayout(w, `binconv ${cs.o} ${cs.c} ${cs.k}`, (cs.o * rw + cs.o * kk) * 4, (buffer, ptr) => {
-    const u = new Uint32Array(buffer, ptr, cs.o * rw), pop = new Int32Array(buffer, ptr + cs.o * rw * 4, cs.o * kk);
+  const cw = wordsFor(cs.c), kk = cs.k * cs.k, used = kk * cw, rw = roundUp(used, 2), o4 = roundUp(cs.o, 4);
+  const rows = weightLayout(w, `binconv ${cs.o} ${cs.c} ${cs.k}`, (cs.o * rw + kk * o4) * 4, (buffer, ptr) => {
+    const u = new Uint32Array(buffer, ptr, cs.o * rw), pop = new Int32Array(buffer, ptr + cs.o * rw * 4, kk * o4);
     for (let o = 0; o < cs.o; o++) {
       u.set(w.subarray(o * used, (o + 1) * used), o * rw);
-      for (let t = 0; t < kk; t++) for (let v = 0; v < cw; v++) pop[o * kk + t] += popcount32(w[o * used + t * cw + v]!);
+      for (let t = 0; t < kk; t++) for (let v = 0; v < cw; v++) pop[t * o4 + o] += popcount32(w[o * used + t * cw + v]!);
     }
   });
   return { rows, tapPop: rows + cs.o * rw * 4 };
@@ -347,7 +348,7 @@ export class QuantWasmKernels implements Partial<Kernels> {
     const { rows, tapPop } = binaryConvLayout(w, cs), size = pixels * (t ? wordsFor(cs.o) : cs.o);
     // One scratch block: input, folded thresholds (sgn, tq) or mul, bias, im2col rows, accumulators (the int32 output), packed or float output.
     const o4 = roundUp(cs.o, 4), px = 0, ps = px + pad16(x.byteLength), pq = ps + pad16(o4 * 4), cols = pq + pad16(o4 * 4);
-    const acc = cols + pad16(pixels * roundUp(kk * cw, 4) * 4), out = t || epi ? acc + pad16(pixels * cs.o * 4) : acc;
+    const acc = cols + pad16(pixels * roundUp(kk * cw, 2) * 4), out = t || epi ? acc + pad16(pixels * cs.o * 4) : acc;
     const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
     try {
       new Uint32Array(a.buffer).set(x, (base + px) >> 2);
