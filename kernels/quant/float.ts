@@ -275,3 +275,78 @@ export function floatDenseF32(x: usize, wr: usize, mul: usize, bias: usize, out:
   if (relu) v = v > 0 ? v : 0;
   store<f32>(dst, v);
 }
+
+/**
+ * A binary- or ternary-weight conv stage (weights in {−1, 0, +1}; the scales are in mul): every
+ * output value is a sum and difference of im2col rows, no multiplies, zero weights skipped. table
+ * [o, 4] i32 per channel: (mode, n1, n2, start) over the row indices at lists + 4·start: the first
+ * n1 rows are added (A), the next n2 subtracted (B); mode 0: v = A − B; mode 1 (no zeros, fewer
+ * +1s): v = 2A − S; mode 2 (no zeros, fewer −1s): v = S − 2B, S the sum of all K rows. Pixels in
+ * blocks of 8 (the block's rows stay in cache across channels), two rows per step (four independent
+ * sums). Then the epilogue of floatConvF32; cols scratch [K + 1, p8] (the last row holds S), acc [o, p8].
+ */
+export function signConvF32(
+  x: usize, table: usize, lists: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize,
+  n: i32, c: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, relu: i32, pool: i32,
+): void {
+  const K = c * k * k, p = oh * ow, p8 = (p + 7) & ~7, rowBytes = <usize>p8 << 2, tot = cols + <usize>K * rowBytes;
+  const image = <usize>(o * (pool ? (oh / pool) * (ow / pool) : p)) << 2;
+  let totals = false;
+  for (let ch = 0; ch < o; ch++) if (load<i32>(table + (<usize>(ch * 4) << 2)) != 0) totals = true;
+  for (let b = 0; b < n; b++) {
+    im2colF32(x, cols, b, c, h, w, k, stride, pad, oh, ow, p8);
+    if (totals) {
+      for (let q = 0; q < p8; q += 4) {
+        let s = f32x4.splat(0);
+        for (let r = 0; r < K; r++) s = f32x4.add(s, v128.load(cols + <usize>r * rowBytes + (<usize>q << 2)));
+        v128.store(tot + (<usize>q << 2), s);
+      }
+    }
+    for (let q = 0; q < p8; q += 8) {
+      const block = cols + (<usize>q << 2);
+      for (let ch = 0; ch < o; ch++) {
+        const e = table + (<usize>(ch * 4) << 2), mode = load<i32>(e), n1 = load<i32>(e, 4), n2 = load<i32>(e, 8);
+        const l = lists + (<usize>load<i32>(e, 12) << 2);
+        // A − B over the block's 8 pixels (two f32x4 lanes), rows in pairs: four independent sums.
+        let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s10 = f32x4.splat(0), s11 = f32x4.splat(0), j = 0;
+        for (; j + 2 <= n1; j += 2) {
+          const r0 = block + <usize>load<i32>(l + (<usize>j << 2)) * rowBytes, r1 = block + <usize>load<i32>(l + (<usize>j << 2), 4) * rowBytes;
+          s00 = f32x4.add(s00, v128.load(r0)); s01 = f32x4.add(s01, v128.load(r0, 16));
+          s10 = f32x4.add(s10, v128.load(r1)); s11 = f32x4.add(s11, v128.load(r1, 16));
+        }
+        if (j < n1) {
+          const r0 = block + <usize>load<i32>(l + (<usize>j << 2)) * rowBytes;
+          s00 = f32x4.add(s00, v128.load(r0)); s01 = f32x4.add(s01, v128.load(r0, 16));
+        }
+        const m = l + (<usize>n1 << 2);
+        j = 0;
+        for (; j + 2 <= n2; j += 2) {
+          const r0 = block + <usize>load<i32>(m + (<usize>j << 2)) * rowBytes, r1 = block + <usize>load<i32>(m + (<usize>j << 2), 4) * rowBytes;
+          s00 = f32x4.sub(s00, v128.load(r0)); s01 = f32x4.sub(s01, v128.load(r0, 16));
+          s10 = f32x4.sub(s10, v128.load(r1)); s11 = f32x4.sub(s11, v128.load(r1, 16));
+        }
+        if (j < n2) {
+          const r0 = block + <usize>load<i32>(m + (<usize>j << 2)) * rowBytes;
+          s00 = f32x4.sub(s00, v128.load(r0)); s01 = f32x4.sub(s01, v128.load(r0, 16));
+        }
+        let v0 = f32x4.add(s00, s10), v1 = f32x4.add(s01, s11);
+        if (mode != 0) {
+          const t0 = v128.load(tot + (<usize>q << 2)), t1 = v128.load(tot + (<usize>q << 2), 16);
+          v0 = f32x4.add(v0, v0);
+          v1 = f32x4.add(v1, v1);
+          if (mode == 1) {
+            v0 = f32x4.sub(v0, t0);
+            v1 = f32x4.sub(v1, t1);
+          } else {
+            v0 = f32x4.add(v0, t0);
+            v1 = f32x4.add(v1, t1);
+          }
+        }
+        const d = acc + ((<usize>ch * <usize>p8 + <usize>q) << 2);
+        v128.store(d, v0);
+        v128.store(d, v1, 16);
+      }
+    }
+    epilogueF32(acc, mul, bias, out + <usize>b * image, o, oh, ow, p8, relu, pool);
+  }
+}

@@ -58,13 +58,13 @@ function packFloat(t: Activation, th: MatStage | null): Packed {
 
 /**
  * Densities at and below which a pruned float/ternary layer runs on the sparse GEMM rather than the
- * engine's dense conv/GEMM: where the sparse kernel was faster in `slimgrad bench quant`'s sparse
- * rows (LeNet-5 shapes, batch 1 and 32, one thread: convs up to 30 % non-zeros, dense layers at
- * 5 % but not at 10 % with batch 32). Dense layers read one input value per non-zero (no SIMD),
- * so they need sparser weights to win than convs, whose non-zeros each update a row of output
- * pixels with f32x4.
+ * dense floatConv: where the sparse kernel was faster in `slimgrad bench quant`'s sparse rows
+ * (LeNet-5 shapes, batch 1 and 32, one thread: convs at 5-10 % non-zeros but not at 20 % since
+ * floatConv keeps its weights and im2col in wasm; dense layers at 5 % but not at 10 %). Dense
+ * layers read one input value per non-zero (no SIMD), so they need sparser weights to win than
+ * convs, whose non-zeros each update a row of output pixels with f32x4.
  */
-export const SPARSE_MAX_DENSITY: Readonly<Record<'conv' | 'dense', number>> = { conv: 0.3, dense: 0.07 };
+export const SPARSE_MAX_DENSITY: Readonly<Record<'conv' | 'dense', number>> = { conv: 0.1, dense: 0.07 };
 let sparseLimits = SPARSE_MAX_DENSITY;
 
 /**
@@ -109,8 +109,11 @@ const floatInput = (s: MatStage): boolean => s.kernel !== 'binary' && s.kernel !
 /** Whether a following ReLU / max-pool folds into stage s: int8Conv and floatConv stages with a float epilogue. */
 const fuses = (s: MatStage): boolean => fusedInt8(s) || (floatInput(s) && !s.threshold && !sparseOperator(s));
 
+/** Binary- and ternary-weight convs with weights ±1 / 0 (not TTQ's −negRatio) run on signConv: adds and subtracts, no multiplies. */
+const onSigns = (s: MatStage): boolean => s.op === 'conv' && (s.kernel === 'binary_weights' || (s.kernel === 'ternary_weights' && s.negRatio === undefined));
+
 /**
- * A float-input stage on the contract's floatConv (weights decoded once and, on wasm, cached in
+ * A float-input stage on the contract's floatConv (signConv for ±1 / 0 weights) (weights decoded once and, on wasm, cached in
  * the arena; im2col, GEMM, epilogue and the fused `post` in one call), or on the sparse GEMM when
  * pruned enough. A following binary layer's threshold packs the raw sums.
  */
@@ -133,7 +136,7 @@ function floatStage(s: MatStage, input: Value, post: Int8Post): Value {
       const bits = k32().floatConvSigns(x.data, floatWeights(s), cs, { threshold: s.threshold, direction: s.direction! });
       return { packed: { bits, n, h: oh, w: ow, c: s.outC, flat: s.op === 'dense' } };
     }
-    const data = k32().floatConv(x.data, floatWeights(s), cs, s.mul!, s.bias!, post);
+    const data = onSigns(s) ? k32().signConv(x.data, floatWeights(s), cs, s.mul!, s.bias!, post) : k32().floatConv(x.data, floatWeights(s), cs, s.mul!, s.bias!, post);
     return { float: { data, shape: s.op === 'conv' ? [n, s.outC, Math.floor(oh / k), Math.floor(ow / k)] : [n, s.outC] } };
   }
   if (s.threshold) return { packed: packFloat(y, s) };
