@@ -242,12 +242,6 @@ export interface Kernels {
    * stages of the packed runtime.
    */
   floatConv(x: Float32Array, w: Float32Array, s: ConvShape, mul: Float32Array | null, bias: Float32Array | null, post?: Int8Post): Float32Array;
-  /**
-   * floatConv for weights in {−1, 0, +1} (binary- and ternary-weight layers, their scales in mul):
-   * sums and differences of inputs, zero weights skipped, no multiplies before the epilogue. Other
-   * weight values: a RangeError.
-   */
-  signConv(x: Float32Array, w: Float32Array, s: ConvShape, mul: Float32Array, bias: Float32Array, post?: Int8Post): Float32Array;
   /** floatConv's raw sums (no epilogue) sign-packed under float thresholds `t` (packSigns): [n, outH, outW, wordsFor(o)]. */
   floatConvSigns(x: Float32Array, w: Float32Array, s: ConvShape, t: SignThresholds): Uint32Array;
   /** out[i, j] = sum_t a[i, t] b[j, t] in float32 (b given by rows). */

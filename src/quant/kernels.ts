@@ -347,16 +347,6 @@ export function floatConv(x: Float32Array, w: Float32Array, s: ConvShape, mul: F
   return convEpilogue(acc, s, mul ? (a, c) => Math.fround(Math.fround(a * mul[c]!) + bias![c]!) : (a) => a, post);
 }
 
-/** The index of the first weight not in {−1, 0, +1}, or −1. */
-export const firstNonSign = (w: Float32Array): number => w.findIndex((v) => v !== 1 && v !== -1 && v !== 0);
-
-/** floatConv for weights in {−1, 0, +1} (the reference of the contract's signConv: the same sums). */
-export function signConv(x: Float32Array, w: Float32Array, s: ConvShape, mul: Float32Array, bias: Float32Array, post: Int8Post = {}): Float32Array {
-  const bad = firstNonSign(w);
-  if (bad >= 0) throw new RangeError(`signConv: weight ${bad} is ${w[bad]}, not -1, 0 or +1`);
-  return floatConv(x, w, s, mul, bias, post);
-}
-
 /** floatConv's raw sums sign-packed under float thresholds (packSigns of NCHW values): [n, outH, outW, wordsFor(o)]. */
 export function floatConvSigns(x: Float32Array, w: Float32Array, s: ConvShape, t: SignThresholds): Uint32Array {
   const [oh, ow] = convOut(s);

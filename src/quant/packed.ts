@@ -109,11 +109,8 @@ const floatInput = (s: MatStage): boolean => s.kernel !== 'binary' && s.kernel !
 /** Whether a following ReLU / max-pool folds into stage s: int8Conv and floatConv stages with a float epilogue. */
 const fuses = (s: MatStage): boolean => fusedInt8(s) || (floatInput(s) && !s.threshold && !sparseOperator(s));
 
-/** Binary- and ternary-weight convs with weights ±1 / 0 (not TTQ's −negRatio) run on signConv: adds and subtracts, no multiplies. */
-const onSigns = (s: MatStage): boolean => s.op === 'conv' && (s.kernel === 'binary_weights' || (s.kernel === 'ternary_weights' && s.negRatio === undefined));
-
 /**
- * A float-input stage on the contract's floatConv (signConv for ±1 / 0 weights) (weights decoded once and, on wasm, cached in
+ * A float-input stage on the contract's floatConv (weights decoded once and, on wasm, cached in
  * the arena; im2col, GEMM, epilogue and the fused `post` in one call), or on the sparse GEMM when
  * pruned enough. A following binary layer's threshold packs the raw sums.
  */
@@ -136,7 +133,7 @@ function floatStage(s: MatStage, input: Value, post: Int8Post): Value {
       const bits = k32().floatConvSigns(x.data, floatWeights(s), cs, { threshold: s.threshold, direction: s.direction! });
       return { packed: { bits, n, h: oh, w: ow, c: s.outC, flat: s.op === 'dense' } };
     }
-    const data = onSigns(s) ? k32().signConv(x.data, floatWeights(s), cs, s.mul!, s.bias!, post) : k32().floatConv(x.data, floatWeights(s), cs, s.mul!, s.bias!, post);
+    const data = k32().floatConv(x.data, floatWeights(s), cs, s.mul!, s.bias!, post);
     return { float: { data, shape: s.op === 'conv' ? [n, s.outC, Math.floor(oh / k), Math.floor(ow / k)] : [n, s.outC] } };
   }
   if (s.threshold) return { packed: packFloat(y, s) };

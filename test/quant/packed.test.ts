@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { Rng } from '../../src/util/rng.js';
 import { loadQuantWasm } from './wasm-setup.js';
 import {
-  applyQuantPreset, binaryConv, binaryConvFloat, binaryConvSigns, convOut, floatConv, floatConvSigns, int8Conv, signConv, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
+  applyQuantPreset, binaryConv, binaryConvFloat, binaryConvSigns, convOut, floatConv, floatConvSigns, int8Conv, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
   packWeightsOHWI, QuantWasmKernels, quantWasmFile, runDeployed, runPacked, twnLenet5, useQuantKernels, w8a8Lenet5, wordsFor, xnorNet,
   type QuantWasmExports,
 } from '../../src/quant/index.js';
@@ -150,8 +150,7 @@ function assertClose(a: Float32Array, b: Float32Array, bound: number, what: stri
   for (let i = 0; i < a.length; i++) if (!(Math.abs(a[i]! - b[i]!) <= bound)) assert.fail(`${what}: output ${i}: wasm ${a[i]} vs reference ${b[i]}`);
 }
 
-test('wasm floatConv / floatConvSigns / signConv (cached weight layouts, im2col, GEMM, epilogue, ReLU, max-pool, sign packing, ±1 / 0 weights; dense as 1x1) equal the reference on ragged shapes', () => {
-  assert.throws(() => wasm.signConv(new Float32Array(4), new Float32Array([1, 0.5, -1, 0]), { n: 1, c: 1, h: 2, w: 2, o: 1, k: 2, stride: 1, pad: 0 }, new Float32Array(1), new Float32Array(1)), /weight 1 is 0.5/);
+test('wasm floatConv / floatConvSigns (cached weight layouts, im2col, GEMM, epilogue, ReLU, max-pool, sign packing; dense as 1x1) equal the reference on ragged shapes', () => {
   fc.assert(fc.property(
     fc.record({ n: fc.integer({ min: 1, max: 3 }), c: fc.integer({ min: 1, max: 9 }), h: fc.integer({ min: 1, max: 11 }), w: fc.integer({ min: 1, max: 11 }), o: fc.integer({ min: 1, max: 11 }), k: fc.integer({ min: 1, max: 5 }), stride: fc.integer({ min: 1, max: 3 }), pad: fc.nat(3), seed: fc.nat(), relu: fc.boolean(), pool: fc.constantFrom(0, 0, 2, 3), raw: fc.boolean(), dense: fc.boolean() }),
     (p) => {
@@ -167,11 +166,6 @@ test('wasm floatConv / floatConvSigns / signConv (cached weight layouts, im2col,
       assertClose(wasm.floatConv(x, wt, cs, mul, bias, post), want, 1e-5 * K * 8, JSON.stringify({ ...cs, post }));
       // Second call: the weights come from the arena cache.
       assertClose(wasm.floatConv(x, wt, cs, mul, bias, post), want, 1e-5 * K * 8, 'cached weights');
-      // ±1 / 0 weights on signConv: rows without zeros (BWN: the smaller sign set and the total) and with zeros (TWN).
-      if (mul) {
-        const dense = r.int(2) === 1, cut = r.int(2) ? 0.3 : -0.3, sw = Float32Array.from(wt, (v) => (dense ? (v < cut ? -1 : 1) : v < -0.4 ? -1 : v > 0.4 ? 1 : 0));
-        if (!p.dense) assertClose(wasm.signConv(x, sw, cs, mul, bias!, post), signConv(x, sw, cs, mul, bias!, post), 1e-5 * K * 8, `signConv ${JSON.stringify(cs)}`);
-      }
       // Signs of the raw sums under float thresholds (all three directions), thresholds far enough from the sums that order of summation cannot flip them.
       const sums = floatConv(x, wt, cs, null, null), p1 = oh * ow;
       const t = thresholds(cs.o, false);

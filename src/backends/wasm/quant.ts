@@ -9,7 +9,7 @@
  * await loadQuantKernels(readFileSync(`build/${quantWasmFile()}`));  // Node; fetch() in a browser
  */
 import { arena } from '../../core/arena.js';
-import { firstNonSign, popcount32, wordsFor } from '../../quant/kernels.js';
+import { popcount32, wordsFor } from '../../quant/kernels.js';
 import type { Int8Grid, Int8Post, Kernels, SignLayout, SignThresholds } from '../kernels.js';
 import { convOut, type ConvShape } from '../../quant/kernels.js';
 import { keptLists, smartdealGemm, type SmartDealFactors } from '../../quant/smartdeal.js';
@@ -34,10 +34,6 @@ export interface QuantWasmExports {
   ): void;
   floatConvF32(
     x: number, wt: number, mul: number, bias: number, thr: number, dir: number, cols: number, acc: number, out: number,
-    n: number, c: number, h: number, wd: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, relu: number, pool: number,
-  ): void;
-  signConvF32(
-    x: number, table: number, lists: number, mul: number, bias: number, cols: number, acc: number, out: number,
     n: number, c: number, h: number, wd: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, relu: number, pool: number,
   ): void;
   floatDenseF32(x: number, wr: number, mul: number, bias: number, out: number, n: number, o: number, kr: number, relu: number): void;
@@ -228,32 +224,6 @@ function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; tapPop
   return { rows, tapPop: rows + cs.o * rw * 4 };
 }
 
-/**
- * Weights [o, K] in {−1, 0, +1} as signConvF32's per-channel table [o, 4] (mode, n1, n2, start)
- * followed by the row lists: +1 rows then −1 rows (mode 0, when the channel has zeros), else only
- * the smaller of the two (mode 1: the +1 rows, mode 2: the −1 rows; the kernel uses the total).
- */
-function signLayout(w: Float32Array, o: number, K: number): number {
-  const key = `signs ${o} ${K}`, hit = layoutCache.get(w);
-  if (hit?.key === key) return hit.ptr;
-  const bad = firstNonSign(w);
-  if (bad >= 0) throw new RangeError(`signConv: weight ${bad} is ${w[bad]}, not -1, 0 or +1`);
-  const table = new Int32Array(o * 4), lists: number[] = [];
-  for (let c = 0; c < o; c++) {
-    const row = w.subarray(c * K, (c + 1) * K), pos: number[] = [], neg: number[] = [];
-    row.forEach((v, r) => (v > 0 ? pos.push(r) : v < 0 ? neg.push(r) : 0));
-    const dense = pos.length + neg.length === K, mode = !dense ? 0 : pos.length <= neg.length ? 1 : 2;
-    const first = mode === 2 ? [] : pos, second = mode === 1 ? [] : neg;
-    table.set([mode, first.length, second.length, lists.length], c * 4);
-    lists.push(...first, ...second);
-  }
-  return weightLayout(w, key, (table.length + lists.length) * 4, (buffer, ptr) => {
-    const i32 = new Int32Array(buffer, ptr, table.length + lists.length);
-    i32.set(table);
-    i32.set(lists, table.length);
-  });
-}
-
 /** Float weight rows [o, K] as floatConvF32's [K, ⌈o/4⌉·4] (transposed, zero channels) or floatDenseF32's [o, ⌈K/4⌉·4] rows. */
 function floatLayout(w: Float32Array, o: number, K: number, dense: boolean): number {
   const o4 = roundUp(o, 4), kr = roundUp(K, 4);
@@ -304,28 +274,6 @@ export class QuantWasmKernels implements Partial<Kernels> {
 
   floatConv(x: Float32Array, w: Float32Array, cs: ConvShape, mul: Float32Array | null, bias: Float32Array | null, post: Int8Post = {}): Float32Array {
     return this.runFloatConv(x, w, cs, mul, bias, post, null, Float32Array);
-  }
-
-  signConv(x: Float32Array, w: Float32Array, cs: ConvShape, mul: Float32Array, bias: Float32Array, post: Int8Post = {}): Float32Array {
-    const [oh, ow] = convOut(cs), K = cs.c * cs.k * cs.k, pool = post.pool ?? 0, p8 = roundUp(oh * ow, 8);
-    const size = cs.n * cs.o * (pool ? Math.floor(oh / pool) * Math.floor(ow / pool) : oh * ow);
-    if (x.length !== cs.n * cs.c * cs.h * cs.w || w.length !== cs.o * K || mul.length !== cs.o || bias.length !== cs.o) {
-      throw new RangeError(`signConv: x [${x.length}], w [${w.length}], mul/bias [${mul.length}, ${bias.length}] do not fit ${JSON.stringify(cs)}`);
-    }
-    const table = signLayout(w, cs.o, K);
-    // One scratch block: input, mul, bias, im2col columns plus their total row, sums, output.
-    const px = 0, pm = px + pad16(x.byteLength), pb = pm + pad16(cs.o * 4), cols = pb + pad16(cs.o * 4);
-    const acc = cols + pad16((K + 1) * p8 * 4), out = acc + pad16(cs.o * p8 * 4), total = out + pad16(size * 4);
-    const base = scratch.take(total), f32 = new Float32Array(arena().buffer);
-    try {
-      f32.set(x, (base + px) >> 2);
-      f32.set(mul, (base + pm) >> 2);
-      f32.set(bias, (base + pb) >> 2);
-      this.exports.signConvF32(base + px, table, table + cs.o * 16, base + pm, base + pb, base + cols, base + acc, base + out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, post.relu ? 1 : 0, pool);
-      return f32.slice((base + out) >> 2, ((base + out) >> 2) + size);
-    } finally {
-      scratch.give(base, total);
-    }
   }
 
   floatConvSigns(x: Float32Array, w: Float32Array, cs: ConvShape, t: SignThresholds): Uint32Array {
