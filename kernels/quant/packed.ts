@@ -24,11 +24,12 @@ import { binaryGemmScalar, int8Gemm } from "./index";
  * c·(inside taps) − 2·popcount over inside taps, exactly the zero-padded conv, left in acc.
  * sgn = 0 and mul = 0: done (int32 [pixels, o]); sgn ≠ 0: packed signs out [pixels, ceil(o/32)],
  * channel ch −1 (bit 1) iff acc·sgn[ch] − tq[ch] < 0 (sgn, tq: int32 [⌈o/4⌉·4], the thresholds
- * folded by the caller); mul ≠ 0: float NCHW out [n, o, oh, ow] = f32(acc·mul[ch] + bias[ch]) (in float64).
+ * folded by the caller); mul ≠ 0: float NCHW out [n, o, oh, ow] = f32(acc·mul[ch] + bias[ch]) (in
+ * float64), added in float32 to the values already in out when `residual` ≠ 0 (a residual sum).
  */
 export function binaryConvGemm(
   x: usize, wr: usize, tapPop: usize, sgn: usize, tq: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize,
-  n: i32, h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32,
+  n: i32, h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, residual: i32,
 ): void {
   const cw = (c + 31) >>> 5, kk = k * k, rw = (kk * cw + 1) & ~1, rowBytes = <usize>rw << 2, pixels = n * oh * ow;
   const tapBytes = <usize>cw << 2, spanBytes = <usize>(k * cw) << 2, used = <usize>(kk * cw) << 2;
@@ -92,7 +93,8 @@ export function binaryConvGemm(
           const dst = out + (<usize>((b * o) * p + y * ow + xo) << 2), plane = <usize>p << 2;
           for (let ch = 0; ch < o; ch++) {
             const v = <f64>load<i32>(row + (<usize>ch << 2)) * <f64>load<f32>(mul + (<usize>ch << 2)) + <f64>load<f32>(bias + (<usize>ch << 2));
-            store<f32>(dst + <usize>ch * plane, <f32>v);
+            const d = dst + <usize>ch * plane;
+            store<f32>(d, residual ? load<f32>(d) + <f32>v : <f32>v);
           }
         }
         if (sgn == 0) continue;

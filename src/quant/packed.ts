@@ -157,7 +157,8 @@ function denseWeightsFor(s: MatStage, p: Packed): Uint32Array {
   return out;
 }
 
-function binaryStage(s: MatStage, input: Value): Value {
+/** A binary conv/dense stage on packed input; `residual`: the shortcut a float-output conv's result is added to (in its kernel). */
+function binaryStage(s: MatStage, input: Value, residual?: Activation): Value {
   const signs = s.threshold ? { threshold: s.threshold as Int32Array, direction: s.direction! } : null;
   if (s.op === 'conv') {
     const x = 'packed' in input ? input.packed : packFloat(input.float, null);
@@ -165,7 +166,9 @@ function binaryStage(s: MatStage, input: Value): Value {
     const cs: ConvShape = { n: x.n, c: s.inC, h: x.h, w: x.w, o: s.outC, k: s.k, stride: s.stride, pad: s.pad };
     const [oh, ow] = convOut(cs);
     if (signs) return { packed: { bits: k32().binaryConvSigns(x.bits, s.weights as Uint32Array, cs, signs), n: x.n, h: oh, w: ow, c: s.outC, flat: false } };
-    return { float: { data: k32().binaryConvFloat(x.bits, s.weights as Uint32Array, cs, s.mul!, s.bias!), shape: [x.n, s.outC, oh, ow] } };
+    const shape = [x.n, s.outC, oh, ow];
+    if (residual && residual.shape.join() !== shape.join()) throw new Error(`runPacked: residual body gives [${shape}], shortcut [${residual.shape}]`);
+    return { float: { data: k32().binaryConvFloat(x.bits, s.weights as Uint32Array, cs, s.mul!, s.bias!, residual?.data), shape } };
   }
   const x = 'packed' in input ? input.packed : packFloat(input.float, null);
   const hw = x.h * x.w, n = x.n;
@@ -196,8 +199,11 @@ function runStages(stages: readonly Stage[], input: Value): Value {
         break;
       }
       case 'residual': {
-        const body = asFloat(runStages(s.body, v));
-        v = { float: addActivations(body, s.shortcut.length ? asFloat(runStages(s.shortcut, v)) : asFloat(v)) };
+        const shortcut = s.shortcut.length ? asFloat(runStages(s.shortcut, v)) : asFloat(v), last = s.body[s.body.length - 1];
+        if (last?.op === 'conv' && last.kernel === 'binary' && !last.threshold) {
+          // A binary ResNet block: the second conv's kernel applies its epilogue and adds the shortcut.
+          v = binaryStage(last, runStages(s.body.slice(0, -1), v), shortcut);
+        } else v = { float: addActivations(asFloat(runStages(s.body, v)), shortcut) };
         break;
       }
       case 'maxpool':

@@ -58,8 +58,9 @@ test('wasm binaryConv / binaryConvSigns / binaryConvFloat equal the reference (s
       assert.deepEqual(Array.from(wasm.binaryConv(x, w, s)), Array.from(binaryConv(x, w, s)));
       const t = thresholds(s.o, true);
       assert.deepEqual(Array.from(wasm.binaryConvSigns(x, w, s, t)), Array.from(binaryConvSigns(x, w, s, t)));
-      const mul = normals(s.o), bias = normals(s.o);
+      const mul = normals(s.o), bias = normals(s.o), [oh, ow] = convOut(s), residual = normals(s.n * s.o * oh * ow);
       assert.deepEqual(Array.from(wasm.binaryConvFloat(x, w, s, mul, bias)), Array.from(binaryConvFloat(x, w, s, mul, bias)), 'float epilogue');
+      assert.deepEqual(Array.from(wasm.binaryConvFloat(x, w, s, mul, bias, residual)), Array.from(binaryConvFloat(x, w, s, mul, bias, residual)), 'float epilogue + residual');
     }), { numRuns: 40 });
 });
 

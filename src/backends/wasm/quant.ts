@@ -21,7 +21,7 @@ export interface QuantWasmExports {
   f32Gemm(a: number, b: number, out: number, m: number, n: number, rowFloats: number): void;
   binaryConvGemm(
     x: number, wr: number, tapPop: number, sgn: number, tq: number, mul: number, bias: number, cols: number, acc: number, out: number,
-    n: number, h: number, wd: number, c: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number,
+    n: number, h: number, wd: number, c: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, residual: number,
   ): void;
   packSignsPacked(x: number, thr: number, dir: number, out: number, kind: number, c: number, p: number, channelsLast: number, b0: number, b1: number): void;
   maxPoolPacked(x: number, out: number, h: number, w: number, cw: number, k: number, p0: number, p1: number): void;
@@ -327,9 +327,12 @@ export class QuantWasmKernels implements Partial<Kernels> {
     return this.conv(x, w, cs, null, null, Int32Array);
   }
 
-  binaryConvFloat(x: Uint32Array, w: Uint32Array, cs: ConvShape, mul: Float32Array, bias: Float32Array): Float32Array {
-    if (mul.length !== cs.o || bias.length !== cs.o) throw new RangeError(`binaryConvFloat: mul/bias [${mul.length}, ${bias.length}] do not fit ${cs.o} channels`);
-    return this.conv(x, w, cs, null, { mul, bias }, Float32Array);
+  binaryConvFloat(x: Uint32Array, w: Uint32Array, cs: ConvShape, mul: Float32Array, bias: Float32Array, residual?: Float32Array): Float32Array {
+    const [oh, ow] = convOut(cs);
+    if (mul.length !== cs.o || bias.length !== cs.o || (residual && residual.length !== cs.n * cs.o * oh * ow)) {
+      throw new RangeError(`binaryConvFloat: mul/bias [${mul.length}, ${bias.length}], residual [${residual?.length}] do not fit ${JSON.stringify(cs)}`);
+    }
+    return this.conv(x, w, cs, null, { mul, bias, residual }, Float32Array);
   }
 
   binaryConvSigns(x: Uint32Array, w: Uint32Array, cs: ConvShape, t: SignThresholds): Uint32Array {
@@ -339,7 +342,7 @@ export class QuantWasmKernels implements Partial<Kernels> {
 
   /** Binary conv in one kernel call: int32 accumulators, packed signs under `t`, or float NCHW through `epi`. */
   private conv<R extends Uint32Array | Int32Array | Float32Array>(
-    x: Uint32Array, w: Uint32Array, cs: ConvShape, t: SignThresholds | null, epi: { mul: Float32Array; bias: Float32Array } | null, Ctor: Out<R>,
+    x: Uint32Array, w: Uint32Array, cs: ConvShape, t: SignThresholds | null, epi: { mul: Float32Array; bias: Float32Array; residual?: Float32Array } | null, Ctor: Out<R>,
   ): R {
     const [oh, ow] = convOut(cs), pixels = cs.n * oh * ow, cw = wordsFor(cs.c), kk = cs.k * cs.k;
     if (x.length !== cs.n * cs.h * cs.w * cw || w.length !== cs.o * kk * cw || (t && (t.threshold.length !== cs.o || t.direction.length !== cs.o))) {
@@ -364,8 +367,9 @@ export class QuantWasmKernels implements Partial<Kernels> {
       if (epi) {
         new Float32Array(a.buffer).set(epi.mul, (base + ps) >> 2);
         new Float32Array(a.buffer).set(epi.bias, (base + pq) >> 2);
+        if (epi.residual) new Float32Array(a.buffer).set(epi.residual, (base + out) >> 2);
       }
-      this.exports.binaryConvGemm(base + px, rows, tapPop, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, base + out, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow);
+      this.exports.binaryConvGemm(base + px, rows, tapPop, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, base + out, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, epi?.residual ? 1 : 0);
       return new Ctor(a.buffer, base + out, size).slice() as R;
     } finally {
       scratch.give(base, total);
