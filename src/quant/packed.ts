@@ -1,12 +1,15 @@
 /**
  * The packed deploy runtime: runs a DeployedModel with activations kept sign-packed (NHWC, one
- * bit per channel) from one binary layer to the next. Binary convs read packed input directly
- * (no im2col), BN + sign are integer thresholds applied inside the conv kernel, max-pooling on
- * packed signs is an AND of sign bits (bit 1 = −1), and float layers (the first conv, a float
- * classifier, BWN/TWN layers on float input) run on the engine's wasm conv/GEMM kernels. All
- * packed work goes through the backend contract (binaryConv, binaryConvSigns, packSigns,
- * maxPoolSigns, binaryGemm); runtime.ts (`runDeployed`) is the plain TypeScript oracle it is
- * tested against. Results: integers identical, floats within float32 rounding.
+ * bit per channel) from one binary layer to the next. Binary convs are a packed im2col + popcount
+ * GEMM in one wasm call (binaryConv*), BN + sign are integer thresholds applied inside it,
+ * max-pooling on packed signs is an AND of sign bits (bit 1 = −1), and float-input layers (the
+ * first conv, a float classifier, BWN/TWN/nested/pruned layers) run as one floatConv call each:
+ * weights re-laid in the arena once, im2col, GEMM, epilogue and a following ReLU / max-pool fused,
+ * or the signs packed directly when a binary layer follows (floatConvSigns). A binary ResNet
+ * block's second conv adds the shortcut in its kernel (binaryConvFloat). Float activations between
+ * stages are plain arrays. All of it goes through the backend contract; runtime.ts (`runDeployed`)
+ * is the plain TypeScript oracle it is tested against. Results: integers identical, floats within
+ * float32 rounding (sums in another order).
  *
  * @example
  * const logits = runPacked(convert(model, [1, 28, 28]), images, [n, 1, 28, 28]);
