@@ -62,12 +62,12 @@ function packFloat(t: Activation, th: MatStage | null): Packed {
 /**
  * Densities at and below which a pruned float/ternary layer runs on the sparse GEMM rather than the
  * dense floatConv: where the sparse kernel was faster in `slimgrad bench quant`'s sparse rows
- * (LeNet-5 shapes, batch 1 and 32, one thread: convs at 5-10 % non-zeros but not at 20 % since
- * floatConv keeps its weights and im2col in wasm; dense layers at 5 % but not at 10 %). Dense
- * layers read one input value per non-zero (no SIMD), so they need sparser weights to win than
- * convs, whose non-zeros each update a row of output pixels with f32x4.
+ * (LeNet-5 shapes, one thread, fastest of interleaved calls): convs up to 10 % non-zeros (1.04-1.37x
+ * at batch 1 and 32; 0.89-1.04x at 20 %), dense layers at 5 % (0.87x at batch 1, 1.11x at 32;
+ * 0.60-0.68x at 10 %). Dense layers read one input value per non-zero (no SIMD), so they need
+ * sparser weights to win than convs, whose non-zeros each update a row of output pixels with f32x4.
  */
-export const SPARSE_MAX_DENSITY: Readonly<Record<'conv' | 'dense', number>> = { conv: 0.1, dense: 0.07 };
+export const SPARSE_MAX_DENSITY: Readonly<Record<'conv' | 'dense', number>> = { conv: 0.1, dense: 0.05 };
 let sparseLimits = SPARSE_MAX_DENSITY;
 
 /**
