@@ -3,6 +3,8 @@
 // quant.ts), im2col in wasm, f32 GEMM, epilogue y = f32(f32(acc·mul) + bias), ReLU and max-pool,
 // written float NCHW. Pointers are byte offsets into the imported arena memory.
 
+import { f32Gemm } from "./index";
+
 // @ts-ignore: decorator
 @inline function lane(v: v128, i: i32): v128 {
   return i == 0 ? v128.shuffle<f32>(v, v, 0, 0, 0, 0) : i == 1 ? v128.shuffle<f32>(v, v, 1, 1, 1, 1) : i == 2 ? v128.shuffle<f32>(v, v, 2, 2, 2, 2) : v128.shuffle<f32>(v, v, 3, 3, 3, 3);
@@ -199,79 +201,25 @@ export function floatConvF32(
 
 /**
  * A float dense stage: x [n, kr] rows and wr [o, kr] cached weight rows, both zero-padded to kr
- * floats (a multiple of 4); out [n, o] = x·wrᵀ with the epilogue of floatConvF32 (no pooling).
- * Tiles of 2 rows x 4 weight rows, then 1 x 4, then 1 x 1.
+ * floats (a multiple of 4); out [n, o] = x·wrᵀ (f32Gemm) with the epilogue of floatConvF32 (no pooling).
  */
 export function floatDenseF32(x: usize, wr: usize, mul: usize, bias: usize, out: usize, n: i32, o: i32, kr: i32, relu: i32): void {
-  const row = <usize>kr << 2;
-  let i = 0;
-  for (; i + 2 <= n; i += 2) {
-    const x0 = x + <usize>i * row, x1 = x0 + row;
+  f32Gemm(x, wr, out, n, o, kr);
+  if (!mul && !relu) return;
+  for (let i = 0; i < n; i++) {
+    const row = out + (<usize>(i * o) << 2);
     let j = 0;
     for (; j + 4 <= o; j += 4) {
-      const w0 = wr + <usize>j * row, w1 = w0 + row, w2 = w1 + row, w3 = w2 + row;
-      let s00 = f32x4.splat(0), s01 = f32x4.splat(0), s02 = f32x4.splat(0), s03 = f32x4.splat(0);
-      let s10 = f32x4.splat(0), s11 = f32x4.splat(0), s12 = f32x4.splat(0), s13 = f32x4.splat(0);
-      for (let t: usize = 0; t < row; t += 16) {
-        const a = v128.load(x0 + t), b = v128.load(x1 + t);
-        let y = v128.load(w0 + t);
-        s00 = f32x4.add(s00, f32x4.mul(a, y)); s10 = f32x4.add(s10, f32x4.mul(b, y));
-        y = v128.load(w1 + t);
-        s01 = f32x4.add(s01, f32x4.mul(a, y)); s11 = f32x4.add(s11, f32x4.mul(b, y));
-        y = v128.load(w2 + t);
-        s02 = f32x4.add(s02, f32x4.mul(a, y)); s12 = f32x4.add(s12, f32x4.mul(b, y));
-        y = v128.load(w3 + t);
-        s03 = f32x4.add(s03, f32x4.mul(a, y)); s13 = f32x4.add(s13, f32x4.mul(b, y));
-      }
-      store4(out + ((<usize>i * o + j) << 2), sums4(s00, s01, s02, s03), mul, bias, j, relu);
-      store4(out + ((<usize>(i + 1) * o + j) << 2), sums4(s10, s11, s12, s13), mul, bias, j, relu);
+      let v = v128.load(row + (<usize>j << 2));
+      if (mul) v = f32x4.add(f32x4.mul(v, v128.load(mul + (<usize>j << 2))), v128.load(bias + (<usize>j << 2)));
+      if (relu) v = relu4(v);
+      v128.store(row + (<usize>j << 2), v);
     }
     for (; j < o; j++) {
-      dense1(x0, wr + <usize>j * row, row, out + ((<usize>i * o + j) << 2), mul, bias, j, relu);
-      dense1(x1, wr + <usize>j * row, row, out + ((<usize>(i + 1) * o + j) << 2), mul, bias, j, relu);
+      let v = load<f32>(row + (<usize>j << 2));
+      if (mul) v = v * load<f32>(mul + (<usize>j << 2)) + load<f32>(bias + (<usize>j << 2));
+      if (relu) v = v > 0 ? v : 0;
+      store<f32>(row + (<usize>j << 2), v);
     }
   }
-  for (; i < n; i++) {
-    const x0 = x + <usize>i * row;
-    let j = 0;
-    for (; j + 4 <= o; j += 4) {
-      const w0 = wr + <usize>j * row, w1 = w0 + row, w2 = w1 + row, w3 = w2 + row;
-      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
-      for (let t: usize = 0; t < row; t += 16) {
-        const a = v128.load(x0 + t);
-        s0 = f32x4.add(s0, f32x4.mul(a, v128.load(w0 + t)));
-        s1 = f32x4.add(s1, f32x4.mul(a, v128.load(w1 + t)));
-        s2 = f32x4.add(s2, f32x4.mul(a, v128.load(w2 + t)));
-        s3 = f32x4.add(s3, f32x4.mul(a, v128.load(w3 + t)));
-      }
-      store4(out + ((<usize>i * o + j) << 2), sums4(s0, s1, s2, s3), mul, bias, j, relu);
-    }
-    for (; j < o; j++) dense1(x0, wr + <usize>j * row, row, out + ((<usize>i * o + j) << 2), mul, bias, j, relu);
-  }
-}
-
-/** [hsum(a), hsum(b), hsum(c), hsum(d)] (f32 lane sums, pairwise). */
-// @ts-ignore: decorator
-@inline function sums4(a: v128, b: v128, c: v128, d: v128): v128 {
-  const ab = f32x4.add(v128.shuffle<f32>(a, b, 0, 4, 1, 5), v128.shuffle<f32>(a, b, 2, 6, 3, 7));
-  const cd = f32x4.add(v128.shuffle<f32>(c, d, 0, 4, 1, 5), v128.shuffle<f32>(c, d, 2, 6, 3, 7));
-  return f32x4.add(v128.shuffle<f32>(ab, cd, 0, 1, 4, 5), v128.shuffle<f32>(ab, cd, 2, 3, 6, 7));
-}
-
-// @ts-ignore: decorator
-@inline function store4(dst: usize, v: v128, mul: usize, bias: usize, j: i32, relu: i32): void {
-  let y = v;
-  if (mul) y = f32x4.add(f32x4.mul(y, v128.load(mul + (<usize>j << 2))), v128.load(bias + (<usize>j << 2)));
-  if (relu) y = relu4(y);
-  v128.store(dst, y);
-}
-
-// @ts-ignore: decorator
-@inline function dense1(x: usize, w: usize, row: usize, dst: usize, mul: usize, bias: usize, j: i32, relu: i32): void {
-  let s = f32x4.splat(0);
-  for (let t: usize = 0; t < row; t += 16) s = f32x4.add(s, f32x4.mul(v128.load(x + t), v128.load(w + t)));
-  let v = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
-  if (mul) v = v * load<f32>(mul + (<usize>j << 2)) + load<f32>(bias + (<usize>j << 2));
-  if (relu) v = v > 0 ? v : 0;
-  store<f32>(dst, v);
 }
