@@ -16,36 +16,54 @@ import { binaryGemmScalar, int8Gemm } from "./index";
 
 /**
  * Binary conv of packed NHWC input x [n, h, w, cw] as packed im2col + binary GEMM: every output
- * pixel gets a row of its k·k taps' words (cw = ceil(c/32) words each, (i, j) order, zero words
- * outside the image, zero padded to rw words, a multiple of 2) in cols [pixels, rw], times the
- * weight rows wr [o, rw] (packed OHWI, the same padding) by binaryGemmScalar into acc [pixels, o]
- * (−2·popcount). Padding bits are 0 in both operands (no contribution); a tap outside the image
- * XORs a zero word with the weights, so its popcount (tapPop [k·k, ⌈o/4⌉·4], tap-major) is subtracted: acc =
- * c·(inside taps) − 2·popcount over inside taps, exactly the zero-padded conv, left in acc.
- * sgn = 0 and mul = 0: done (int32 [pixels, o]); sgn ≠ 0: packed signs out [pixels, ceil(o/32)],
- * channel ch −1 (bit 1) iff acc·sgn[ch] − tq[ch] < 0 (sgn, tq: int32 [⌈o/4⌉·4], the thresholds
- * folded by the caller); mul ≠ 0: float NCHW out [n, o, oh, ow] = f32(acc·mul[ch] + bias[ch]) (in
- * float64), added in float32 to the values already in out when `residual` ≠ 0 (a residual sum).
+ * pixel gets a row of its k·k taps (in (i, j) order, zero outside the image) in cols [pixels, rw]:
+ * for c > 16, cw = ceil(c/32) words per tap; for c ≤ 16 (c ≤ 8), two (four) taps share a word in
+ * 16-bit (8-bit) slots, so fewer words meet the popcounts; rows zero padded to rw words, a
+ * multiple of 2. Times the weight rows wr [o, rw] (packed OHWI in the same layout) by
+ * binaryGemmScalar into acc [pixels, o] (−2·popcount). Padding bits are 0 in both operands (no
+ * contribution); a tap outside the image XORs zero bits with the weights, so its popcount (tapPop
+ * [k·k, ⌈o/4⌉·4], tap-major) is subtracted: acc = c·(inside taps) − 2·popcount over inside taps,
+ * exactly the zero-padded conv, left in acc. sgn = 0 and mul = 0: done (int32 [pixels, o]);
+ * sgn ≠ 0: packed signs out [pixels, ceil(o/32)], channel ch −1 (bit 1) iff acc·sgn[ch] − tq[ch] < 0
+ * (sgn, tq: int32 [⌈o/4⌉·4], the thresholds folded by the caller); mul ≠ 0: float NCHW out
+ * [n, o, oh, ow] = f32(acc·mul[ch] + bias[ch]) (in float64), added in float32 to the values already
+ * in out when `residual` ≠ 0 (a residual sum).
  */
 export function binaryConvGemm(
   x: usize, wr: usize, tapPop: usize, sgn: usize, tq: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize,
   n: i32, h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, residual: i32,
 ): void {
-  const cw = (c + 31) >>> 5, kk = k * k, rw = (kk * cw + 1) & ~1, rowBytes = <usize>rw << 2, pixels = n * oh * ow;
-  const tapBytes = <usize>cw << 2, spanBytes = <usize>(k * cw) << 2, used = <usize>(kk * cw) << 2;
+  const cw = (c + 31) >>> 5, kk = k * k, slot = c <= 8 ? 8 : c <= 16 ? 16 : 0, tapsPerWord = slot ? 32 / slot : 0;
+  const usedWords = slot ? (kk + tapsPerWord - 1) / tapsPerWord : kk * cw, rw = (usedWords + 1) & ~1, last = tapsPerWord - 1;
+  const rowBytes = <usize>rw << 2, pixels = n * oh * ow;
+  const tapBytes = <usize>cw << 2, spanBytes = <usize>(k * cw) << 2, used = <usize>usedWords << 2;
   // Spans are a few words: word loops (memory.copy/fill calls cost more than the copy here).
-  const spanWords = k * cw, usedWords = kk * cw;
+  const spanWords = k * cw;
   let dst = cols;
   for (let b = 0; b < n; b++) {
     for (let y = 0; y < oh; y++) {
       const y0 = y * stride - pad, i0 = max(0, -y0), i1 = min(k, h - y0);
       for (let xo = 0; xo < ow; xo++, dst += rowBytes) {
-        const x0 = xo * stride - pad;
-        if (i0 == 0 && i1 == k && x0 >= 0 && x0 + k <= w) {
+        const x0 = xo * stride - pad, j0 = max(0, -x0), j1 = min(k, w - x0);
+        if (slot) {
+          // Taps packed into slots, each word built in a register.
+          let word: u32 = 0, t = 0, d = dst;
+          for (let i = 0; i < k; i++) {
+            const inRow = i >= i0 && i < i1, src = x + (<usize>((b * h + y0 + i) * w + x0) << 2);
+            for (let j = 0; j < k; j++, t++) {
+              if (inRow && j >= j0 && j < j1) word |= load<u32>(src + (<usize>j << 2)) << (<u32>((t & last) * slot));
+              if ((t & last) == last) {
+                store<u32>(d, word);
+                d += 4;
+                word = 0;
+              }
+            }
+          }
+          if (kk & last) store<u32>(d, word);
+        } else if (i0 == 0 && i1 == k && x0 >= 0 && x0 + k <= w) {
           for (let i = 0; i < k; i++) copyWords(dst + <usize>i * spanBytes, x + (<usize>((b * h + y0 + i) * w + x0) * tapBytes), spanWords);
         } else {
           zeroWords(dst, usedWords);
-          const j0 = max(0, -x0), j1 = min(k, w - x0);
           for (let i = i0; i < i1; i++) {
             if (j1 > j0) copyWords(dst + <usize>(i * k + j0) * tapBytes, x + (<usize>((b * h + y0 + i) * w + x0 + j0) * tapBytes), (j1 - j0) * cw);
           }

@@ -207,17 +207,27 @@ function ohwiRows(w: Int8Array, cs: ConvShape, stride: number): number {
   });
 }
 
+/** Taps per 32-bit word in binaryConvGemm's rows (c ≤ 8: four 8-bit slots, c ≤ 16: two 16-bit slots), 0: cw words per tap. */
+const tapsPerWord = (c: number): number => (c <= 8 ? 4 : c <= 16 ? 2 : 0);
+
+/** Words per binaryConvGemm row (im2col and weights): the taps' words, rounded up to 2 (the i64 GEMM). */
+function binaryRowWords(c: number, k: number): number {
+  const per = tapsPerWord(c);
+  return roundUp(per ? Math.ceil((k * k) / per) : k * k * wordsFor(c), 2);
+}
+
 /**
- * Packed OHWI binary weights [o, k·k·cw] as binaryConvGemm's rows [o, rw] (rw = k·k·cw rounded up
- * to 2 words, zero padded), followed by the popcount of every (channel, tap) word group, tap-major
- * [k·k, ⌈o/4⌉·4].
+ * Packed OHWI binary weights [o, k·k·cw] as binaryConvGemm's rows [o, rw] (the taps in 8/16-bit
+ * slots for c ≤ 16, else cw words each; zero padded), followed by the popcount of every (channel,
+ * tap) word group, tap-major [k·k, ⌈o/4⌉·4].
  */
 function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; tapPop: number } {
-  const cw = wordsFor(cs.c), kk = cs.k * cs.k, used = kk * cw, rw = roundUp(used, 2), o4 = roundUp(cs.o, 4);
+  const cw = wordsFor(cs.c), kk = cs.k * cs.k, used = kk * cw, rw = binaryRowWords(cs.c, cs.k), o4 = roundUp(cs.o, 4), per = tapsPerWord(cs.c);
   const rows = weightLayout(w, `binconv ${cs.o} ${cs.c} ${cs.k}`, (cs.o * rw + kk * o4) * 4, (buffer, ptr) => {
     const u = new Uint32Array(buffer, ptr, cs.o * rw), pop = new Int32Array(buffer, ptr + cs.o * rw * 4, kk * o4);
     for (let o = 0; o < cs.o; o++) {
-      u.set(w.subarray(o * used, (o + 1) * used), o * rw);
+      if (per) for (let t = 0; t < kk; t++) u[o * rw + Math.floor(t / per)] |= w[o * kk + t]! << ((t % per) * (32 / per));
+      else u.set(w.subarray(o * used, (o + 1) * used), o * rw);
       for (let t = 0; t < kk; t++) for (let v = 0; v < cw; v++) pop[t * o4 + o] += popcount32(w[o * used + t * cw + v]!);
     }
   });
@@ -351,7 +361,7 @@ export class QuantWasmKernels implements Partial<Kernels> {
     const { rows, tapPop } = binaryConvLayout(w, cs), size = pixels * (t ? wordsFor(cs.o) : cs.o);
     // One scratch block: input, folded thresholds (sgn, tq) or mul, bias, im2col rows, accumulators (the int32 output), packed or float output.
     const o4 = roundUp(cs.o, 4), px = 0, ps = px + pad16(x.byteLength), pq = ps + pad16(o4 * 4), cols = pq + pad16(o4 * 4);
-    const acc = cols + pad16(pixels * roundUp(kk * cw, 2) * 4), out = t || epi ? acc + pad16(pixels * cs.o * 4) : acc;
+    const acc = cols + pad16(pixels * binaryRowWords(cs.c, cs.k) * 4), out = t || epi ? acc + pad16(pixels * cs.o * 4) : acc;
     const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
     try {
       new Uint32Array(a.buffer).set(x, (base + px) >> 2);
