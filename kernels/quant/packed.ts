@@ -107,14 +107,6 @@ export function binaryConvGemm(
             store<i32>(row + (<usize>ch << 2), v);
           }
         }
-        if (mul) {
-          const dst = out + (<usize>((b * o) * p + y * ow + xo) << 2), plane = <usize>p << 2;
-          for (let ch = 0; ch < o; ch++) {
-            const v = <f64>load<i32>(row + (<usize>ch << 2)) * <f64>load<f32>(mul + (<usize>ch << 2)) + <f64>load<f32>(bias + (<usize>ch << 2));
-            const d = dst + <usize>ch * plane;
-            store<f32>(d, residual ? load<f32>(d) + <f32>v : <f32>v);
-          }
-        }
         if (sgn == 0) continue;
         let word: u32 = 0, ch = 0;
         for (; ch < o4; ch += 4) {
@@ -132,6 +124,52 @@ export function binaryConvGemm(
       }
     }
   }
+  if (mul) floatEpilogueNCHW(acc, mul, bias, out, n, o, oh * ow, residual);
+}
+
+/**
+ * Pixel-major int32 accumulators acc [n, p, o] to float NCHW out [n, o, p]: y = f32(acc·mul + bias)
+ * in float64 (added in float32 to out's values when `residual` ≠ 0). Blocks of 4 pixels x 4
+ * channels are transposed in registers, so every plane gets 4 pixels per store.
+ */
+function floatEpilogueNCHW(acc: usize, mul: usize, bias: usize, out: usize, n: i32, o: i32, p: i32, residual: i32): void {
+  const o4 = o & ~3, p4 = p & ~3, plane = <usize>p << 2;
+  for (let b = 0; b < n; b++) {
+    const ab = acc + (<usize>(b * p * o) << 2), ob = out + (<usize>(b * o * p) << 2);
+    for (let ch = 0; ch < o4; ch += 4) {
+      for (let q = 0; q < p4; q += 4) {
+        // Rows: 4 channels of pixels q..q+3; transposed: 4 pixels of channels ch..ch+3.
+        const r0 = v128.load(ab + (<usize>(q * o + ch) << 2)), r1 = v128.load(ab + (<usize>((q + 1) * o + ch) << 2));
+        const r2 = v128.load(ab + (<usize>((q + 2) * o + ch) << 2)), r3 = v128.load(ab + (<usize>((q + 3) * o + ch) << 2));
+        const t0 = v128.shuffle<i32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<i32>(r2, r3, 0, 4, 1, 5);
+        const t2 = v128.shuffle<i32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<i32>(r2, r3, 2, 6, 3, 7);
+        const d = ob + (<usize>(ch * p + q) << 2);
+        epilogue4(v128.shuffle<i32>(t0, t1, 0, 1, 4, 5), mul, bias, ch, d, residual);
+        epilogue4(v128.shuffle<i32>(t0, t1, 2, 3, 6, 7), mul, bias, ch + 1, d + plane, residual);
+        epilogue4(v128.shuffle<i32>(t2, t3, 0, 1, 4, 5), mul, bias, ch + 2, d + 2 * plane, residual);
+        epilogue4(v128.shuffle<i32>(t2, t3, 2, 3, 6, 7), mul, bias, ch + 3, d + 3 * plane, residual);
+      }
+    }
+    // Tails: pixels p4..p of the full channel groups, then the last o mod 4 channels.
+    for (let ch = 0; ch < o; ch++) {
+      for (let q = ch < o4 ? p4 : 0; q < p; q++) {
+        const v = <f64>load<i32>(ab + (<usize>(q * o + ch) << 2)) * <f64>load<f32>(mul + (<usize>ch << 2)) + <f64>load<f32>(bias + (<usize>ch << 2));
+        const d = ob + (<usize>(ch * p + q) << 2);
+        store<f32>(d, residual ? load<f32>(d) + <f32>v : <f32>v);
+      }
+    }
+  }
+}
+
+/** f32(a·mul[ch] + bias[ch]) of 4 int32 lanes in float64 (two f64x2 halves), stored at d (plus d's values with residual). */
+// @ts-ignore: decorator
+@inline function epilogue4(a: v128, mul: usize, bias: usize, ch: i32, d: usize, residual: i32): void {
+  const m = f64x2.splat(<f64>load<f32>(mul + (<usize>ch << 2))), t = f64x2.splat(<f64>load<f32>(bias + (<usize>ch << 2)));
+  const lo = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(a), m), t);
+  const hi = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(v128.shuffle<i32>(a, a, 2, 3, 2, 3)), m), t);
+  let v = v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+  if (residual) v = f32x4.add(v128.load(d), v);
+  v128.store(d, v);
 }
 
 /** Whether float v of channel ch is −1 (bit 1): not (dir > 0 ? v ≥ thr : dir < 0 ? v ≤ thr : thr ≥ 0); thr = 0: not v ≥ 0. */
