@@ -45,8 +45,23 @@ export function binaryConvGemm(
       const y0 = y * stride - pad, i0 = max(0, -y0), i1 = min(k, h - y0);
       for (let xo = 0; xo < ow; xo++, dst += rowBytes) {
         const x0 = xo * stride - pad, j0 = max(0, -x0), j1 = min(k, w - x0);
-        if (slot) {
-          // Taps packed into slots, each word built in a register.
+        if (slot && i0 == 0 && i1 == k && j0 == 0 && j1 == k) {
+          // Interior: every tap inside; slots filled in order, each word built in a register.
+          let word: u32 = 0, t = 0, d = dst;
+          for (let i = 0; i < k; i++) {
+            const src = x + (<usize>((b * h + y0 + i) * w + x0) << 2);
+            for (let j = 0; j < k; j++, t++) {
+              word |= load<u32>(src + (<usize>j << 2)) << (<u32>((t & last) * slot));
+              if ((t & last) == last) {
+                store<u32>(d, word);
+                d += 4;
+                word = 0;
+              }
+            }
+          }
+          if (kk & last) store<u32>(d, word);
+        } else if (slot) {
+          // Taps packed into slots, each word built in a register; zero outside the image.
           let word: u32 = 0, t = 0, d = dst;
           for (let i = 0; i < k; i++) {
             const inRow = i >= i0 && i < i1, src = x + (<usize>((b * h + y0 + i) * w + x0) << 2);
