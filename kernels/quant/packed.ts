@@ -27,10 +27,11 @@ import { binaryGemmScalar, int8Gemm } from "./index";
  * sgn ≠ 0: packed signs out [pixels, ceil(o/32)], channel ch −1 (bit 1) iff acc·sgn[ch] − tq[ch] < 0
  * (sgn, tq: int32 [⌈o/4⌉·4], the thresholds folded by the caller); mul ≠ 0: float NCHW out
  * [n, o, oh, ow] = f32(acc·mul[ch] + bias[ch]) (in float64), added in float32 to the values already
- * in out when `residual` ≠ 0 (a residual sum).
+ * in out when `residual` ≠ 0 (a residual sum), and with signs ≠ 0 those values' plain signs (−1 iff
+ * not v ≥ 0) packed NHWC into signs [n, oh, ow, ⌈o/32⌉] (the next binary layer's input).
  */
 export function binaryConvGemm(
-  x: usize, wr: usize, tapPop: usize, sgn: usize, tq: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize,
+  x: usize, wr: usize, tapPop: usize, sgn: usize, tq: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize, signs: usize,
   n: i32, h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, residual: i32,
 ): void {
   const cw = (c + 31) >>> 5, kk = k * k, slot = c <= 8 ? 8 : c <= 16 ? 16 : 0, tapsPerWord = slot ? 32 / slot : 0;
@@ -139,18 +140,20 @@ export function binaryConvGemm(
       }
     }
   }
-  if (mul) floatEpilogueNCHW(acc, mul, bias, out, n, o, oh * ow, residual);
+  if (mul) floatEpilogueNCHW(acc, mul, bias, out, signs, n, o, oh * ow, residual);
 }
 
 /**
  * Pixel-major int32 accumulators acc [n, p, o] to float NCHW out [n, o, p]: y = f32(acc·mul + bias)
- * in float64 (added in float32 to out's values when `residual` ≠ 0). Blocks of 4 pixels x 4
- * channels are transposed in registers, so every plane gets 4 pixels per store.
+ * in float64 (added in float32 to out's values when `residual` ≠ 0); signs ≠ 0: also the plain
+ * signs of y packed as [n, p, ⌈o/32⌉] words. Blocks of 4 pixels x 4 channels are transposed in
+ * registers, so every plane gets 4 pixels per store.
  */
-function floatEpilogueNCHW(acc: usize, mul: usize, bias: usize, out: usize, n: i32, o: i32, p: i32, residual: i32): void {
-  const o4 = o & ~3, p4 = p & ~3, plane = <usize>p << 2;
+function floatEpilogueNCHW(acc: usize, mul: usize, bias: usize, out: usize, signs: usize, n: i32, o: i32, p: i32, residual: i32): void {
+  const o4 = o & ~3, p4 = p & ~3, plane = <usize>p << 2, cw = (o + 31) >>> 5;
+  if (signs) memory.fill(signs, 0, <usize>(n * p * cw) << 2);
   for (let b = 0; b < n; b++) {
-    const ab = acc + (<usize>(b * p * o) << 2), ob = out + (<usize>(b * o * p) << 2);
+    const ab = acc + (<usize>(b * p * o) << 2), ob = out + (<usize>(b * o * p) << 2), sb = signs + (<usize>(b * p * cw) << 2);
     for (let ch = 0; ch < o4; ch += 4) {
       for (let q = 0; q < p4; q += 4) {
         // Rows: 4 channels of pixels q..q+3; transposed: 4 pixels of channels ch..ch+3.
@@ -159,32 +162,54 @@ function floatEpilogueNCHW(acc: usize, mul: usize, bias: usize, out: usize, n: i
         const t0 = v128.shuffle<i32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<i32>(r2, r3, 0, 4, 1, 5);
         const t2 = v128.shuffle<i32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<i32>(r2, r3, 2, 6, 3, 7);
         const d = ob + (<usize>(ch * p + q) << 2);
-        epilogue4(v128.shuffle<i32>(t0, t1, 0, 1, 4, 5), mul, bias, ch, d, residual);
-        epilogue4(v128.shuffle<i32>(t0, t1, 2, 3, 6, 7), mul, bias, ch + 1, d + plane, residual);
-        epilogue4(v128.shuffle<i32>(t2, t3, 0, 1, 4, 5), mul, bias, ch + 2, d + 2 * plane, residual);
-        epilogue4(v128.shuffle<i32>(t2, t3, 2, 3, 6, 7), mul, bias, ch + 3, d + 3 * plane, residual);
+        const v0 = epilogue4(v128.shuffle<i32>(t0, t1, 0, 1, 4, 5), mul, bias, ch, d, residual);
+        const v1 = epilogue4(v128.shuffle<i32>(t0, t1, 2, 3, 6, 7), mul, bias, ch + 1, d + plane, residual);
+        const v2 = epilogue4(v128.shuffle<i32>(t2, t3, 0, 1, 4, 5), mul, bias, ch + 2, d + 2 * plane, residual);
+        const v3 = epilogue4(v128.shuffle<i32>(t2, t3, 2, 3, 6, 7), mul, bias, ch + 3, d + 3 * plane, residual);
+        if (signs) {
+          // Bits of channels ch..ch+3 for the 4 pixels (one lane each), ORed into their words.
+          const zero = f32x4.splat(0), sh = ch & 31;
+          let bits = v128.and(v128.not(f32x4.ge(v0, zero)), i32x4.splat(1 << sh));
+          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v1, zero)), i32x4.splat(1 << (sh + 1))));
+          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v2, zero)), i32x4.splat(1 << (sh + 2))));
+          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v3, zero)), i32x4.splat(1 << (sh + 3))));
+          const sw = sb + (<usize>(q * cw + (ch >>> 5)) << 2);
+          if (cw == 1) v128.store(sw, v128.or(v128.load(sw), bits));
+          else {
+            const step = <usize>cw << 2;
+            store<u32>(sw, load<u32>(sw) | i32x4.extract_lane(bits, 0));
+            store<u32>(sw + step, load<u32>(sw + step) | i32x4.extract_lane(bits, 1));
+            store<u32>(sw + 2 * step, load<u32>(sw + 2 * step) | i32x4.extract_lane(bits, 2));
+            store<u32>(sw + 3 * step, load<u32>(sw + 3 * step) | i32x4.extract_lane(bits, 3));
+          }
+        }
       }
     }
     // Tails: pixels p4..p of the full channel groups, then the last o mod 4 channels.
     for (let ch = 0; ch < o; ch++) {
       for (let q = ch < o4 ? p4 : 0; q < p; q++) {
         const v = <f64>load<i32>(ab + (<usize>(q * o + ch) << 2)) * <f64>load<f32>(mul + (<usize>ch << 2)) + <f64>load<f32>(bias + (<usize>ch << 2));
-        const d = ob + (<usize>(ch * p + q) << 2);
-        store<f32>(d, residual ? load<f32>(d) + <f32>v : <f32>v);
+        const d = ob + (<usize>(ch * p + q) << 2), y = residual ? load<f32>(d) + <f32>v : <f32>v;
+        store<f32>(d, y);
+        if (signs && !(y >= 0)) {
+          const sw = sb + (<usize>(q * cw + (ch >>> 5)) << 2);
+          store<u32>(sw, load<u32>(sw) | ((<u32>1) << (ch & 31)));
+        }
       }
     }
   }
 }
 
-/** f32(a·mul[ch] + bias[ch]) of 4 int32 lanes in float64 (two f64x2 halves), stored at d (plus d's values with residual). */
+/** f32(a·mul[ch] + bias[ch]) of 4 int32 lanes in float64 (two f64x2 halves), stored at d (plus d's values with residual); returns the stored values. */
 // @ts-ignore: decorator
-@inline function epilogue4(a: v128, mul: usize, bias: usize, ch: i32, d: usize, residual: i32): void {
+@inline function epilogue4(a: v128, mul: usize, bias: usize, ch: i32, d: usize, residual: i32): v128 {
   const m = f64x2.splat(<f64>load<f32>(mul + (<usize>ch << 2))), t = f64x2.splat(<f64>load<f32>(bias + (<usize>ch << 2)));
   const lo = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(a), m), t);
   const hi = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(v128.shuffle<i32>(a, a, 2, 3, 2, 3)), m), t);
   let v = v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
   if (residual) v = f32x4.add(v128.load(d), v);
   v128.store(d, v);
+  return v;
 }
 
 /** Whether float v of channel ch is −1 (bit 1): not (dir > 0 ? v ≥ thr : dir < 0 ? v ≤ thr : thr ≥ 0); thr = 0: not v ≥ 0. */

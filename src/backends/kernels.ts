@@ -254,9 +254,10 @@ export interface Kernels {
   binaryConv(x: Uint32Array, w: Uint32Array, s: ConvShape): Int32Array;
   /**
    * binaryConv followed by y = acc·mul[o] + bias[o] (float64, rounded to float32): float NCHW
-   * [n, o, outH, outW]; plus `residual` (the same shape, float32 addition) when given.
+   * values [n, o, outH, outW], plus `residual` (the same shape, float32 addition) when given; and
+   * their plain signs packed as packSigns does ([n, outH, outW, wordsFor(o)]: a next binary layer's input).
    */
-  binaryConvFloat(x: Uint32Array, w: Uint32Array, s: ConvShape, mul: Float32Array, bias: Float32Array, residual?: Float32Array): Float32Array;
+  binaryConvFloat(x: Uint32Array, w: Uint32Array, s: ConvShape, mul: Float32Array, bias: Float32Array, residual?: Float32Array): { values: Float32Array; signs: Uint32Array };
   /** binaryConv followed by packSigns of its accumulators: packed signs [n, outH, outW, wordsFor(o)]. */
   binaryConvSigns(x: Uint32Array, w: Uint32Array, s: ConvShape, t: SignThresholds): Uint32Array;
   /**

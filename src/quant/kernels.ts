@@ -134,12 +134,15 @@ export function pixelMajorEpilogue(acc: Int32Array, n: number, p: number, o: num
   return out;
 }
 
-/** binaryConv with a float epilogue: float NCHW [n, o, outH, outW] = acc·mul + bias (+ residual, float32 addition). */
-export function binaryConvFloat(x: Uint32Array, wts: Uint32Array, s: ConvShape, mul: Float32Array, bias: Float32Array, residual?: Float32Array): Float32Array {
+/**
+ * binaryConv with a float epilogue: float NCHW values [n, o, outH, outW] = acc·mul + bias (+ residual,
+ * float32 addition) and their plain signs, packed.
+ */
+export function binaryConvFloat(x: Uint32Array, wts: Uint32Array, s: ConvShape, mul: Float32Array, bias: Float32Array, residual?: Float32Array): { values: Float32Array; signs: Uint32Array } {
   const [oh, ow] = convOut(s);
   const y = pixelMajorEpilogue(binaryConv(x, wts, s), s.n, oh * ow, s.o, mul, bias);
   if (residual) for (let i = 0; i < y.length; i++) y[i] = y[i]! + residual[i]!;
-  return y;
+  return { values: y, signs: packSigns(y, { n: s.n, c: s.o, p: oh * ow, channelsLast: false }, null) };
 }
 
 /** Whether channel c of value v is +1 under thresholds t (SignThresholds in backends/kernels.ts), or v ≥ 0 without. */

@@ -36,7 +36,8 @@ interface Packed {
   flat: boolean;
 }
 
-type Value = { float: Activation } | { packed: Packed };
+/** A float value may carry its plain signs, packed (a binary conv's float output computes both). */
+type Value = { float: Activation; signs?: Packed } | { packed: Packed };
 
 const k32 = () => kernels('float32');
 
@@ -164,14 +165,15 @@ function denseWeightsFor(s: MatStage, p: Packed): Uint32Array {
 function binaryStage(s: MatStage, input: Value, residual?: Activation): Value {
   const signs = s.threshold ? { threshold: s.threshold as Int32Array, direction: s.direction! } : null;
   if (s.op === 'conv') {
-    const x = 'packed' in input ? input.packed : packFloat(input.float, null);
+    const x = 'packed' in input ? input.packed : input.signs ?? packFloat(input.float, null);
     if (x.flat || x.c !== s.inC) throw new Error(`runPacked: conv stage expects ${s.inC} channels, got [${x.n}, ${x.c}, ${x.h}, ${x.w}]`);
     const cs: ConvShape = { n: x.n, c: s.inC, h: x.h, w: x.w, o: s.outC, k: s.k, stride: s.stride, pad: s.pad };
     const [oh, ow] = convOut(cs);
     if (signs) return { packed: { bits: k32().binaryConvSigns(x.bits, s.weights as Uint32Array, cs, signs), n: x.n, h: oh, w: ow, c: s.outC, flat: false } };
     const shape = [x.n, s.outC, oh, ow];
     if (residual && residual.shape.join() !== shape.join()) throw new Error(`runPacked: residual body gives [${shape}], shortcut [${residual.shape}]`);
-    return { float: { data: k32().binaryConvFloat(x.bits, s.weights as Uint32Array, cs, s.mul!, s.bias!, residual?.data), shape } };
+    const out = k32().binaryConvFloat(x.bits, s.weights as Uint32Array, cs, s.mul!, s.bias!, residual?.data);
+    return { float: { data: out.values, shape }, signs: { bits: out.signs, n: x.n, h: oh, w: ow, c: s.outC, flat: false } };
   }
   const x = 'packed' in input ? input.packed : packFloat(input.float, null);
   const hw = x.h * x.w, n = x.n;

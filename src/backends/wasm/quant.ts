@@ -20,7 +20,7 @@ export interface QuantWasmExports {
   int8Gemm(a: number, b: number, out: number, m: number, n: number, rowBytes: number): void;
   f32Gemm(a: number, b: number, out: number, m: number, n: number, rowFloats: number): void;
   binaryConvGemm(
-    x: number, wr: number, tapPop: number, sgn: number, tq: number, mul: number, bias: number, cols: number, acc: number, out: number,
+    x: number, wr: number, tapPop: number, sgn: number, tq: number, mul: number, bias: number, cols: number, acc: number, out: number, signs: number,
     n: number, h: number, wd: number, c: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, residual: number,
   ): void;
   packSignsPacked(x: number, thr: number, dir: number, out: number, kind: number, c: number, p: number, channelsLast: number, b0: number, b1: number): void;
@@ -337,12 +337,14 @@ export class QuantWasmKernels implements Partial<Kernels> {
     return this.conv(x, w, cs, null, null, Int32Array);
   }
 
-  binaryConvFloat(x: Uint32Array, w: Uint32Array, cs: ConvShape, mul: Float32Array, bias: Float32Array, residual?: Float32Array): Float32Array {
+  binaryConvFloat(x: Uint32Array, w: Uint32Array, cs: ConvShape, mul: Float32Array, bias: Float32Array, residual?: Float32Array): { values: Float32Array; signs: Uint32Array } {
     const [oh, ow] = convOut(cs);
     if (mul.length !== cs.o || bias.length !== cs.o || (residual && residual.length !== cs.n * cs.o * oh * ow)) {
       throw new RangeError(`binaryConvFloat: mul/bias [${mul.length}, ${bias.length}], residual [${residual?.length}] do not fit ${JSON.stringify(cs)}`);
     }
-    return this.conv(x, w, cs, null, { mul, bias, residual }, Float32Array);
+    let signs: Uint32Array = new Uint32Array(0);
+    const values = this.conv(x, w, cs, null, { mul, bias, residual, onSigns: (bits) => (signs = bits) }, Float32Array);
+    return { values, signs };
   }
 
   binaryConvSigns(x: Uint32Array, w: Uint32Array, cs: ConvShape, t: SignThresholds): Uint32Array {
@@ -350,9 +352,10 @@ export class QuantWasmKernels implements Partial<Kernels> {
     return this.conv(x, w, cs, t, null, Uint32Array);
   }
 
-  /** Binary conv in one kernel call: int32 accumulators, packed signs under `t`, or float NCHW through `epi`. */
+  /** Binary conv in one kernel call: int32 accumulators, packed signs under `t`, or float NCHW through `epi` (and its plain signs to epi.onSigns). */
   private conv<R extends Uint32Array | Int32Array | Float32Array>(
-    x: Uint32Array, w: Uint32Array, cs: ConvShape, t: SignThresholds | null, epi: { mul: Float32Array; bias: Float32Array; residual?: Float32Array } | null, Ctor: Out<R>,
+    x: Uint32Array, w: Uint32Array, cs: ConvShape, t: SignThresholds | null,
+    epi: { mul: Float32Array; bias: Float32Array; residual?: Float32Array; onSigns: (bits: Uint32Array) => void } | null, Ctor: Out<R>,
   ): R {
     const [oh, ow] = convOut(cs), pixels = cs.n * oh * ow, cw = wordsFor(cs.c), kk = cs.k * cs.k;
     if (x.length !== cs.n * cs.h * cs.w * cw || w.length !== cs.o * kk * cw || (t && (t.threshold.length !== cs.o || t.direction.length !== cs.o))) {
@@ -362,7 +365,8 @@ export class QuantWasmKernels implements Partial<Kernels> {
     // One scratch block: input, folded thresholds (sgn, tq) or mul, bias, im2col rows, accumulators (the int32 output), packed or float output.
     const o4 = roundUp(cs.o, 4), px = 0, ps = px + pad16(x.byteLength), pq = ps + pad16(o4 * 4), cols = pq + pad16(o4 * 4);
     const acc = cols + pad16(pixels * binaryRowWords(cs.c, cs.k) * 4), out = t || epi ? acc + pad16(pixels * cs.o * 4) : acc;
-    const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
+    const signWords = epi ? pixels * wordsFor(cs.o) : 0, ps2 = out + pad16(size * 4);
+    const total = ps2 + pad16(signWords * 4), base = scratch.take(total), a = arena();
     try {
       new Uint32Array(a.buffer).set(x, (base + px) >> 2);
       if (t) {
@@ -379,7 +383,8 @@ export class QuantWasmKernels implements Partial<Kernels> {
         new Float32Array(a.buffer).set(epi.bias, (base + pq) >> 2);
         if (epi.residual) new Float32Array(a.buffer).set(epi.residual, (base + out) >> 2);
       }
-      this.exports.binaryConvGemm(base + px, rows, tapPop, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, base + out, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, epi?.residual ? 1 : 0);
+      this.exports.binaryConvGemm(base + px, rows, tapPop, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, base + out, epi ? base + ps2 : 0, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, epi?.residual ? 1 : 0);
+      epi?.onSigns(new Uint32Array(a.buffer, base + ps2, signWords).slice());
       return new Ctor(a.buffer, base + out, size).slice() as R;
     } finally {
       scratch.give(base, total);
