@@ -70,14 +70,15 @@ export function timeAll(fns: (() => void)[], runs = 7, minMs = 50): number[] {
 }
 
 /**
- * The fastest single call (ms) of each function, the functions called in turn for `seconds`: on a
- * shared machine preemption only lengthens calls, so the minimum over many interleaved calls is
- * the undisturbed time of each (the latency and sparse rows; one call is 0.02-20 ms here).
+ * The fastest single call (ms) of each function, the functions called in turn for `seconds` and
+ * at least `calls` times: on a shared machine preemption only lengthens calls, so the minimum over
+ * many interleaved calls is the undisturbed time of each (the latency and sparse rows; one call
+ * is 0.02-300 ms here).
  */
-export function fastestCall(fns: (() => void)[], seconds = 1.5): number[] {
+export function fastestCall(fns: (() => void)[], seconds = 1.5, calls = 20): number[] {
   fns.forEach((f) => f());
   const best = fns.map(() => Infinity), end = performance.now() + seconds * 1000;
-  while (performance.now() < end) {
+  for (let n = 0; n < calls || performance.now() < end; n++) {
     fns.forEach((f, i) => {
       const t0 = performance.now();
       f();
