@@ -37,7 +37,7 @@ export const isCompressedPreset = (preset: string): boolean => compressedVariant
 /**
  * The same pruned deployed model timed with the sparse GEMM where SPARSE_MAX_DENSITY picks it
  * (sparseMs) and with every layer on the dense path (denseMs); each a fresh copy, since the choice
- * is cached per stage. ms per item, interleaved by `time`.
+ * is cached per stage. ms per item, interleaved by `time` (fastest call).
  */
 export function sparseVsDense(d: DeployedModel, x: Float32Array, shape: number[], time: (fns: (() => void)[]) => number[], limits: Readonly<Record<'conv' | 'dense', number>> = SPARSE_MAX_DENSITY): { sparseMs: number; denseMs: number } {
   const bytes = encodeDeployed(d);

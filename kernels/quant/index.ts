@@ -222,7 +222,25 @@ export function f32Gemm(a: usize, b: usize, out: usize, m: i32, n: i32, rowFloat
       f32Dot1(a1, b + <usize>j * row, row, out + ((<usize>(i + 1) * n + j) << 2));
     }
   }
-  for (; i < m; i++) for (let j = 0; j < n; j++) f32Dot1(a + <usize>i * row, b + <usize>j * row, row, out + ((<usize>i * n + j) << 2));
+  for (; i < m; i++) {
+    // A last row (a dense layer at batch 1): 1 x 4 tiles share each load of A.
+    const a0 = a + <usize>i * row;
+    let j = 0;
+    for (; j + 4 <= n; j += 4) {
+      const b0 = b + <usize>j * row, b1 = b0 + row, b2 = b1 + row, b3 = b2 + row;
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
+      for (let t: usize = 0; t < row; t += 16) {
+        const x = v128.load(a0 + t);
+        s0 = f32x4.add(s0, f32x4.mul(x, v128.load(b0 + t)));
+        s1 = f32x4.add(s1, f32x4.mul(x, v128.load(b1 + t)));
+        s2 = f32x4.add(s2, f32x4.mul(x, v128.load(b2 + t)));
+        s3 = f32x4.add(s3, f32x4.mul(x, v128.load(b3 + t)));
+      }
+      const o = out + ((<usize>i * n + j) << 2);
+      store<f32>(o, fsum(s0)); store<f32>(o, fsum(s1), 4); store<f32>(o, fsum(s2), 8); store<f32>(o, fsum(s3), 12);
+    }
+    for (; j < n; j++) f32Dot1(a0, b + <usize>j * row, row, out + ((<usize>i * n + j) << 2));
+  }
 }
 
 // @ts-ignore: decorator
@@ -270,3 +288,4 @@ export function smartdealGemm4(x: usize, rows: i32, G: i32, bc: usize, coef: usi
   }
 }
 export * from "./sparse";
+export * from "./float";

@@ -2,111 +2,268 @@
 // packed (bit 1 = −1, NHWC, cw = ceil(C/32) u32 words per pixel, padding bits 0) from one binary
 // layer to the next. Pointers are byte offsets into the imported arena memory.
 
-import { int8Gemm } from "./index";
+import { binaryGemmScalar, int8Gemm } from "./index";
 
 // @ts-ignore: decorator
-@inline function popcountSpan(x: usize, w: usize, words: i32): i32 {
-  let s: i32 = 0, t = 0;
-  for (; t + 2 <= words; t += 2) s += <i32>popcnt<i64>(load<i64>(x + (<usize>t << 2)) ^ load<i64>(w + (<usize>t << 2)));
-  if (t < words) s += popcnt<i32>(load<i32>(x + (<usize>t << 2)) ^ load<i32>(w + (<usize>t << 2)));
-  return s;
+@inline function copyWords(dst: usize, src: usize, words: i32): void {
+  for (let t = 0; t < words; t++) store<u32>(dst + (<usize>t << 2), load<u32>(src + (<usize>t << 2)));
 }
 
 // @ts-ignore: decorator
-@inline function isPlusI32(v: i32, t: usize, d: usize, c: i32): bool {
-  const th = load<i32>(t + (<usize>c << 2)), dir = load<i8>(d + <usize>c);
-  return dir > 0 ? v >= th : dir < 0 ? v <= th : th >= 0;
+@inline function zeroWords(dst: usize, words: i32): void {
+  for (let t = 0; t < words; t++) store<u32>(dst + (<usize>t << 2), 0);
 }
 
 /**
- * Binary conv of packed NHWC input x [n, h, w, cw] with packed OHWI weights [o, k, k, cw] over
- * output pixels [p0, p1) of the n·oh·ow pixels. Taps outside the image are skipped (zero
- * padding): acc = C·(inside taps) − 2·popcount over inside taps. Each row of taps is one
- * contiguous span in both x and w. thr = 0: int32 accumulators out [pixels, o]; else packed signs
- * out [pixels, ceil(o/32)] with +1 iff (dir > 0 ? acc ≥ thr : dir < 0 ? acc ≤ thr : thr ≥ 0).
+ * Binary conv of packed NHWC input x [n, h, w, cw] as packed im2col + binary GEMM: every output
+ * pixel gets a row of its k·k taps (in (i, j) order, zero outside the image) in cols [pixels, rw]:
+ * for c > 16, cw = ceil(c/32) words per tap; for c ≤ 16 (c ≤ 8), two (four) taps share a word in
+ * 16-bit (8-bit) slots, so fewer words meet the popcounts; rows zero padded to rw words, a
+ * multiple of 2. Times the weight rows wr [o, rw] (packed OHWI in the same layout) by
+ * binaryGemmScalar into acc [pixels, o] (−2·popcount). Padding bits are 0 in both operands (no
+ * contribution); a tap outside the image XORs zero bits with the weights, so its popcount (tapPop
+ * [k·k, ⌈o/4⌉·4], tap-major) is subtracted: acc = c·(inside taps) − 2·popcount over inside taps,
+ * exactly the zero-padded conv, left in acc. sgn = 0 and mul = 0: done (int32 [pixels, o]);
+ * sgn ≠ 0: packed signs out [pixels, ceil(o/32)], channel ch −1 (bit 1) iff acc·sgn[ch] − tq[ch] < 0
+ * (sgn, tq: int32 [⌈o/4⌉·4], the thresholds folded by the caller); mul ≠ 0: float NCHW out
+ * [n, o, oh, ow] = f32(acc·mul[ch] + bias[ch]) (in float64), added in float32 to the values already
+ * in out when `residual` ≠ 0 (a residual sum), and with signs ≠ 0 those values' plain signs (−1 iff
+ * not v ≥ 0) packed NHWC into signs [n, oh, ow, ⌈o/32⌉] (the next binary layer's input).
  */
-export function binaryConvPacked(
-  x: usize, wts: usize, thr: usize, dir: usize, out: usize,
-  h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, p0: i32, p1: i32,
+export function binaryConvGemm(
+  x: usize, wr: usize, tapPop: usize, sgn: usize, tq: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize, signs: usize,
+  n: i32, h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, residual: i32,
 ): void {
-  const cw = (c + 31) >>> 5, tapRow = <usize>(k * cw) << 2, wRow = <usize>(k * k * cw) << 2;
-  const ow32 = (o + 31) >>> 5;
-  for (let p = p0; p < p1; p++) {
-    const xo = p % ow, y = (p / ow) % oh, b = p / (ow * oh);
-    const y0 = y * stride - pad, x0 = xo * stride - pad;
-    const i0 = max(0, -y0), i1 = min(k, h - y0), j0 = max(0, -x0), j1 = min(k, w - x0);
-    const span = (j1 - j0) * cw, valid = (i1 - i0) * (j1 - j0) * c;
-    const xBase = x + ((<usize>((b * h + y0 + i0) * w + x0 + j0) * cw) << 2), xStep = <usize>(w * cw) << 2;
-    const wBase = wts + ((<usize>(i0 * k + j0) * cw) << 2);
-    let word: u32 = 0;
-    let ch = 0;
-    // Four output channels per pass share each input word load.
-    for (; ch < o; ch += 4) {
-      const w0 = wBase + <usize>ch * wRow;
-      let p0 = 0, p1 = 0, p2 = 0, p3 = 0;
-      let xr = xBase, wr = w0;
-      const four = ch + 4 <= o;
-      for (let i = i0; i < i1; i++) {
-        for (let t = 0; t < span; t++) {
-          const off = <usize>t << 2, xv = load<u32>(xr + off);
-          p0 += popcnt<u32>(xv ^ load<u32>(wr + off));
-          if (four) {
-            p1 += popcnt<u32>(xv ^ load<u32>(wr + wRow + off));
-            p2 += popcnt<u32>(xv ^ load<u32>(wr + 2 * wRow + off));
-            p3 += popcnt<u32>(xv ^ load<u32>(wr + 3 * wRow + off));
-          }
-        }
-        xr += xStep;
-        wr += tapRow;
-      }
-      if (!four) {
-        // Tail channels one at a time (p0 holds channel ch).
-        for (let c2 = ch; c2 < o; c2++) {
-          let pc: i32 = 0;
-          if (c2 == ch) pc = <i32>p0;
-          else {
-            let xr2 = xBase, wr2 = wBase + <usize>c2 * wRow;
-            for (let i = i0; i < i1; i++) {
-              pc += popcountSpan(xr2, wr2, span);
-              xr2 += xStep;
-              wr2 += tapRow;
+  const cw = (c + 31) >>> 5, kk = k * k, slot = c <= 8 ? 8 : c <= 16 ? 16 : 0, tapsPerWord = slot ? 32 / slot : 0;
+  const usedWords = slot ? (kk + tapsPerWord - 1) / tapsPerWord : kk * cw, rw = (usedWords + 1) & ~1, last = tapsPerWord - 1;
+  const rowBytes = <usize>rw << 2, pixels = n * oh * ow;
+  const tapBytes = <usize>cw << 2, spanBytes = <usize>(k * cw) << 2, used = <usize>usedWords << 2;
+  // Spans are a few words: word loops (memory.copy/fill calls cost more than the copy here).
+  const spanWords = k * cw;
+  let dst = cols;
+  for (let b = 0; b < n; b++) {
+    for (let y = 0; y < oh; y++) {
+      const y0 = y * stride - pad, i0 = max(0, -y0), i1 = min(k, h - y0);
+      for (let xo = 0; xo < ow; xo++, dst += rowBytes) {
+        const x0 = xo * stride - pad, j0 = max(0, -x0), j1 = min(k, w - x0);
+        if (slot && i0 == 0 && i1 == k && j0 == 0 && j1 == k) {
+          // Interior: every tap inside; slots filled in order, each word built in a register.
+          let word: u32 = 0, t = 0, d = dst;
+          for (let i = 0; i < k; i++) {
+            const src = x + (<usize>((b * h + y0 + i) * w + x0) << 2);
+            for (let j = 0; j < k; j++, t++) {
+              word |= load<u32>(src + (<usize>j << 2)) << (<u32>((t & last) * slot));
+              if ((t & last) == last) {
+                store<u32>(d, word);
+                d += 4;
+                word = 0;
+              }
             }
           }
-          word = emit(valid - 2 * pc, c2, o, p, ow32, thr, dir, out, word);
+          if (kk & last) store<u32>(d, word);
+        } else if (slot) {
+          // Taps packed into slots, each word built in a register; zero outside the image.
+          let word: u32 = 0, t = 0, d = dst;
+          for (let i = 0; i < k; i++) {
+            const inRow = i >= i0 && i < i1, src = x + (<usize>((b * h + y0 + i) * w + x0) << 2);
+            for (let j = 0; j < k; j++, t++) {
+              if (inRow && j >= j0 && j < j1) word |= load<u32>(src + (<usize>j << 2)) << (<u32>((t & last) * slot));
+              if ((t & last) == last) {
+                store<u32>(d, word);
+                d += 4;
+                word = 0;
+              }
+            }
+          }
+          if (kk & last) store<u32>(d, word);
+        } else if (i0 == 0 && i1 == k && x0 >= 0 && x0 + k <= w) {
+          for (let i = 0; i < k; i++) copyWords(dst + <usize>i * spanBytes, x + (<usize>((b * h + y0 + i) * w + x0) * tapBytes), spanWords);
+        } else {
+          zeroWords(dst, usedWords);
+          for (let i = i0; i < i1; i++) {
+            if (j1 > j0) copyWords(dst + <usize>(i * k + j0) * tapBytes, x + (<usize>((b * h + y0 + i) * w + x0 + j0) * tapBytes), (j1 - j0) * cw);
+          }
         }
-        break;
+        zeroWords(dst + used, rw - usedWords);
       }
-      word = emit(valid - 2 * <i32>p0, ch, o, p, ow32, thr, dir, out, word);
-      word = emit(valid - 2 * <i32>p1, ch + 1, o, p, ow32, thr, dir, out, word);
-      word = emit(valid - 2 * <i32>p2, ch + 2, o, p, ow32, thr, dir, out, word);
-      word = emit(valid - 2 * <i32>p3, ch + 3, o, p, ow32, thr, dir, out, word);
+    }
+  }
+  binaryGemmScalar(cols, wr, acc, pixels, o, rw >> 1, 0);
+  const kkc = kk * c, o4 = o & ~3, o4r = (o + 3) & ~3, ow32 = (o + 31) >>> 5, kkcv = i32x4.splat(kkc), p = oh * ow;
+  let row = acc, dstWords = out;
+  for (let b = 0; b < n; b++) {
+    for (let y = 0; y < oh; y++) {
+      const y0 = y * stride - pad, i0 = max(0, -y0), i1 = min(k, h - y0);
+      for (let xo = 0; xo < ow; xo++, row += <usize>o << 2, dstWords += <usize>ow32 << 2) {
+        const x0 = xo * stride - pad, j0 = max(0, -x0), j1 = min(k, w - x0);
+        const inside = max(0, i1 - i0) * max(0, j1 - j0);
+        if (inside == kk) {
+          // acc = −2·popcount over all taps: + c·k·k.
+          let ch = 0;
+          for (; ch < o4; ch += 4) v128.store(row + (<usize>ch << 2), i32x4.add(v128.load(row + (<usize>ch << 2)), kkcv));
+          for (; ch < o; ch++) store<i32>(row + (<usize>ch << 2), load<i32>(row + (<usize>ch << 2)) + kkc);
+        } else {
+          // acc = −2·popcount over all taps; + c·(inside taps) + 2·popcount of the weights of each outside tap.
+          const base = i32x4.splat(inside * c);
+          let ch = 0;
+          for (; ch < o4; ch += 4) {
+            let v = i32x4.add(v128.load(row + (<usize>ch << 2)), base);
+            for (let i = 0; i < k; i++) {
+              for (let j = 0; j < k; j++) {
+                if (i < i0 || i >= i1 || j < j0 || j >= j1) v = i32x4.add(v, i32x4.shl(v128.load(tapPop + (<usize>((i * k + j) * o4r + ch) << 2)), 1));
+              }
+            }
+            v128.store(row + (<usize>ch << 2), v);
+          }
+          for (; ch < o; ch++) {
+            let v = load<i32>(row + (<usize>ch << 2)) + inside * c;
+            for (let i = 0; i < k; i++) {
+              for (let j = 0; j < k; j++) if (i < i0 || i >= i1 || j < j0 || j >= j1) v += 2 * load<i32>(tapPop + (<usize>((i * k + j) * o4r + ch) << 2));
+            }
+            store<i32>(row + (<usize>ch << 2), v);
+          }
+        }
+        if (sgn == 0) continue;
+        let word: u32 = 0, ch = 0;
+        for (; ch < o4; ch += 4) {
+          const m = i32x4.sub(i32x4.mul(v128.load(row + (<usize>ch << 2)), v128.load(sgn + (<usize>ch << 2))), v128.load(tq + (<usize>ch << 2)));
+          word |= (<u32>i32x4.bitmask(m)) << (ch & 31);
+          if (((ch + 4) & 31) == 0) {
+            store<u32>(dstWords + (<usize>(ch >>> 5) << 2), word);
+            word = 0;
+          }
+        }
+        for (; ch < o; ch++) {
+          if (load<i32>(row + (<usize>ch << 2)) * load<i32>(sgn + (<usize>ch << 2)) - load<i32>(tq + (<usize>ch << 2)) < 0) word |= (<u32>1) << (ch & 31);
+        }
+        if (o & 31) store<u32>(dstWords + (<usize>((o - 1) >>> 5) << 2), word);
+      }
+    }
+  }
+  if (mul) floatEpilogueNCHW(acc, mul, bias, out, signs, n, o, oh * ow, residual);
+}
+
+/**
+ * Pixel-major int32 accumulators acc [n, p, o] to float NCHW out [n, o, p]: y = f32(acc·mul + bias)
+ * in float64 (added in float32 to out's values when `residual` ≠ 0); signs ≠ 0: also the plain
+ * signs of y packed as [n, p, ⌈o/32⌉] words. Blocks of 4 pixels x 4 channels are transposed in
+ * registers, so every plane gets 4 pixels per store.
+ */
+function floatEpilogueNCHW(acc: usize, mul: usize, bias: usize, out: usize, signs: usize, n: i32, o: i32, p: i32, residual: i32): void {
+  const o4 = o & ~3, p4 = p & ~3, plane = <usize>p << 2, cw = (o + 31) >>> 5;
+  if (signs) memory.fill(signs, 0, <usize>(n * p * cw) << 2);
+  for (let b = 0; b < n; b++) {
+    const ab = acc + (<usize>(b * p * o) << 2), ob = out + (<usize>(b * o * p) << 2), sb = signs + (<usize>(b * p * cw) << 2);
+    for (let ch = 0; ch < o4; ch += 4) {
+      for (let q = 0; q < p4; q += 4) {
+        // Rows: 4 channels of pixels q..q+3; transposed: 4 pixels of channels ch..ch+3.
+        const r0 = v128.load(ab + (<usize>(q * o + ch) << 2)), r1 = v128.load(ab + (<usize>((q + 1) * o + ch) << 2));
+        const r2 = v128.load(ab + (<usize>((q + 2) * o + ch) << 2)), r3 = v128.load(ab + (<usize>((q + 3) * o + ch) << 2));
+        const t0 = v128.shuffle<i32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<i32>(r2, r3, 0, 4, 1, 5);
+        const t2 = v128.shuffle<i32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<i32>(r2, r3, 2, 6, 3, 7);
+        const d = ob + (<usize>(ch * p + q) << 2);
+        const v0 = epilogue4(v128.shuffle<i32>(t0, t1, 0, 1, 4, 5), mul, bias, ch, d, residual);
+        const v1 = epilogue4(v128.shuffle<i32>(t0, t1, 2, 3, 6, 7), mul, bias, ch + 1, d + plane, residual);
+        const v2 = epilogue4(v128.shuffle<i32>(t2, t3, 0, 1, 4, 5), mul, bias, ch + 2, d + 2 * plane, residual);
+        const v3 = epilogue4(v128.shuffle<i32>(t2, t3, 2, 3, 6, 7), mul, bias, ch + 3, d + 3 * plane, residual);
+        if (signs) {
+          // Bits of channels ch..ch+3 for the 4 pixels (one lane each), ORed into their words.
+          const zero = f32x4.splat(0), sh = ch & 31;
+          let bits = v128.and(v128.not(f32x4.ge(v0, zero)), i32x4.splat(1 << sh));
+          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v1, zero)), i32x4.splat(1 << (sh + 1))));
+          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v2, zero)), i32x4.splat(1 << (sh + 2))));
+          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v3, zero)), i32x4.splat(1 << (sh + 3))));
+          const sw = sb + (<usize>(q * cw + (ch >>> 5)) << 2);
+          if (cw == 1) v128.store(sw, v128.or(v128.load(sw), bits));
+          else {
+            const step = <usize>cw << 2;
+            store<u32>(sw, load<u32>(sw) | i32x4.extract_lane(bits, 0));
+            store<u32>(sw + step, load<u32>(sw + step) | i32x4.extract_lane(bits, 1));
+            store<u32>(sw + 2 * step, load<u32>(sw + 2 * step) | i32x4.extract_lane(bits, 2));
+            store<u32>(sw + 3 * step, load<u32>(sw + 3 * step) | i32x4.extract_lane(bits, 3));
+          }
+        }
+      }
+    }
+    // Tails: pixels p4..p of the full channel groups, then the last o mod 4 channels.
+    for (let ch = 0; ch < o; ch++) {
+      for (let q = ch < o4 ? p4 : 0; q < p; q++) {
+        const v = <f64>load<i32>(ab + (<usize>(q * o + ch) << 2)) * <f64>load<f32>(mul + (<usize>ch << 2)) + <f64>load<f32>(bias + (<usize>ch << 2));
+        const d = ob + (<usize>(ch * p + q) << 2), y = residual ? load<f32>(d) + <f32>v : <f32>v;
+        store<f32>(d, y);
+        if (signs && !(y >= 0)) {
+          const sw = sb + (<usize>(q * cw + (ch >>> 5)) << 2);
+          store<u32>(sw, load<u32>(sw) | ((<u32>1) << (ch & 31)));
+        }
+      }
     }
   }
 }
 
-/**
- * Writes accumulator `acc` of channel ch at pixel p: as int32 (thr = 0), or as a sign bit of the
- * pending word, stored every 32 channels and at the last; returns the pending word.
- */
+/** f32(a·mul[ch] + bias[ch]) of 4 int32 lanes in float64 (two f64x2 halves), stored at d (plus d's values with residual); returns the stored values. */
 // @ts-ignore: decorator
-@inline function emit(acc: i32, ch: i32, o: i32, p: i32, ow32: i32, thr: usize, dir: usize, out: usize, word: u32): u32 {
-  if (thr == 0) {
-    store<i32>(out + ((<usize>p * o + ch) << 2), acc);
-    return 0;
+@inline function epilogue4(a: v128, mul: usize, bias: usize, ch: i32, d: usize, residual: i32): v128 {
+  const m = f64x2.splat(<f64>load<f32>(mul + (<usize>ch << 2))), t = f64x2.splat(<f64>load<f32>(bias + (<usize>ch << 2)));
+  const lo = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(a), m), t);
+  const hi = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(v128.shuffle<i32>(a, a, 2, 3, 2, 3)), m), t);
+  let v = v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+  if (residual) v = f32x4.add(v128.load(d), v);
+  v128.store(d, v);
+  return v;
+}
+
+/** Whether float v of channel ch is −1 (bit 1): not (dir > 0 ? v ≥ thr : dir < 0 ? v ≤ thr : thr ≥ 0); thr = 0: not v ≥ 0. */
+// @ts-ignore: decorator
+@inline function minusF32(v: f32, th: f32, d: i32): bool {
+  return d > 0 ? !(v >= th) : d < 0 ? !(v <= th) : th < 0;
+}
+
+/**
+ * Sign packing of float NCHW planes [n, c, p] (images [b0, b1)): four pixels per step, each
+ * output word built in a register over its 32 channels (one load of 4 values per channel), then
+ * stored; no read-modify-write per channel.
+ */
+function packPlanesF32(x: usize, thr: usize, dir: usize, out: usize, c: i32, p: i32, b0: i32, b1: i32): void {
+  const cw = (c + 31) >>> 5, wordStep = <usize>cw << 2;
+  for (let b = b0; b < b1; b++) {
+    const xb = x + (<usize>(b * c * p) << 2), ob = out + (<usize>(b * p * cw) << 2);
+    for (let wd = 0; wd < cw; wd++) {
+      const c0 = wd << 5, c1 = min(c, c0 + 32);
+      let q = 0;
+      for (; q + 4 <= p; q += 4) {
+        let word = i32x4.splat(0);
+        for (let ch = c0; ch < c1; ch++) {
+          const th = thr == 0 ? <f32>0 : load<f32>(thr + (<usize>ch << 2)), d = thr == 0 ? 1 : <i32>load<i8>(dir + <usize>ch);
+          const v = v128.load(xb + (<usize>(ch * p + q) << 2)), tv = f32x4.splat(th);
+          const minus = d > 0 ? v128.not(f32x4.ge(v, tv)) : d < 0 ? v128.not(f32x4.le(v, tv)) : th < 0 ? i32x4.splat(-1) : i32x4.splat(0);
+          word = v128.or(word, v128.and(minus, i32x4.splat(1 << (ch & 31))));
+        }
+        const dst = ob + (<usize>(q * cw + wd) << 2);
+        if (cw == 1) v128.store(dst, word);
+        else {
+          store<u32>(dst, i32x4.extract_lane(word, 0));
+          store<u32>(dst + wordStep, i32x4.extract_lane(word, 1));
+          store<u32>(dst + 2 * wordStep, i32x4.extract_lane(word, 2));
+          store<u32>(dst + 3 * wordStep, i32x4.extract_lane(word, 3));
+        }
+      }
+      for (; q < p; q++) {
+        let word: u32 = 0;
+        for (let ch = c0; ch < c1; ch++) {
+          const th = thr == 0 ? <f32>0 : load<f32>(thr + (<usize>ch << 2)), d = thr == 0 ? 1 : <i32>load<i8>(dir + <usize>ch);
+          if (minusF32(load<f32>(xb + (<usize>(ch * p + q) << 2)), th, d)) word |= (<u32>1) << (ch & 31);
+        }
+        store<u32>(ob + (<usize>(q * cw + wd) << 2), word);
+      }
+    }
   }
-  if (!isPlusI32(acc, thr, dir, ch)) word |= (<u32>1) << (ch & 31);
-  if ((ch & 31) == 31 || ch == o - 1) {
-    store<u32>(out + ((<usize>(p * ow32 + (ch >>> 5))) << 2), word);
-    return 0;
-  }
-  return word;
 }
 
 // @ts-ignore: decorator
 @inline function packChannels<T>(x: usize, thr: usize, dir: usize, out: usize, c: i32, p: i32, channelsLast: i32, b0: i32, b1: i32): void {
   const cw = (c + 31) >>> 5, outStep = <usize>cw << 2;
   for (let ch = 0; ch < c; ch++) {
-    // Plain sign: +1 iff v >= 0, the compare with threshold 0, direction +1.
+    // Plain sign: +1 iff v >= 0, the compare with threshold 0, direction +1 (NaN: −1, as the reference).
     const th: T = thr == 0 ? <T>0 : load<T>(thr + (<usize>ch << 2));
     const d: i32 = thr == 0 ? 1 : <i32>load<i8>(dir + <usize>ch);
     const bit: u32 = (<u32>1) << (ch & 31);
@@ -117,9 +274,9 @@ export function binaryConvPacked(
       if (d == 0) {
         if (th < <T>0) for (let q = 0; q < p; q++, o += outStep) store<u32>(o, load<u32>(o) | bit);
       } else if (d > 0) {
-        for (let q = 0; q < p; q++, o += outStep, src += srcStep) if (load<T>(src) < th) store<u32>(o, load<u32>(o) | bit);
+        for (let q = 0; q < p; q++, o += outStep, src += srcStep) if (!(load<T>(src) >= th)) store<u32>(o, load<u32>(o) | bit);
       } else {
-        for (let q = 0; q < p; q++, o += outStep, src += srcStep) if (load<T>(src) > th) store<u32>(o, load<u32>(o) | bit);
+        for (let q = 0; q < p; q++, o += outStep, src += srcStep) if (!(load<T>(src) <= th)) store<u32>(o, load<u32>(o) | bit);
       }
     }
   }
@@ -132,6 +289,10 @@ export function binaryConvPacked(
  */
 export function packSignsPacked(x: usize, thr: usize, dir: usize, out: usize, kind: i32, c: i32, p: i32, channelsLast: i32, b0: i32, b1: i32): void {
   const cw = (c + 31) >>> 5;
+  if (kind == 0 && !channelsLast) {
+    packPlanesF32(x, thr, dir, out, c, p, b0, b1);
+    return;
+  }
   memory.fill(out + ((<usize>b0 * p * cw) << 2), 0, (<usize>(b1 - b0) * p * cw) << 2);
   if (kind == 0) packChannels<f32>(x, thr, dir, out, c, p, channelsLast, b0, b1);
   else packChannels<i32>(x, thr, dir, out, c, p, channelsLast, b0, b1);

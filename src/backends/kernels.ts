@@ -247,6 +247,16 @@ export interface Kernels {
    * stride = window, as maxPoolPlanes): float32 NCHW [n, o, outH, outW] (pooled: ⌊outH/pool⌋, ⌊outW/pool⌋).
    */
   int8Conv(x: Float32Array, w: Int8Array, s: ConvShape, g: Int8Grid, mul: Float32Array, bias: Float32Array, post?: Int8Post): Float32Array;
+  /**
+   * A float conv stage on float NCHW input x (a dense layer: a 1x1 conv on [n, c, 1, 1]): OIHW
+   * weight rows w [o, c·k·k], zero padding, float32 sums (in any order), y = f32(f32(acc·mul[o]) +
+   * bias[o]) (mul null: y = acc), then post.relu and post.pool as int8Conv: float32 NCHW
+   * [n, o, outH, outW] (pooled: ⌊outH/pool⌋, ⌊outW/pool⌋). Float, BWN/TWN, nested and pruned
+   * stages of the packed runtime.
+   */
+  floatConv(x: Float32Array, w: Float32Array, s: ConvShape, mul: Float32Array | null, bias: Float32Array | null, post?: Int8Post): Float32Array;
+  /** floatConv's raw sums (no epilogue) sign-packed under float thresholds `t` (packSigns): [n, outH, outW, wordsFor(o)]. */
+  floatConvSigns(x: Float32Array, w: Float32Array, s: ConvShape, t: SignThresholds): Uint32Array;
   /** out[i, j] = sum_t a[i, t] b[j, t] in float32 (b given by rows). */
   floatGemm(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array;
   /**
@@ -255,6 +265,12 @@ export interface Kernels {
    * [n, outH, outW, o].
    */
   binaryConv(x: Uint32Array, w: Uint32Array, s: ConvShape): Int32Array;
+  /**
+   * binaryConv followed by y = acc·mul[o] + bias[o] (float64, rounded to float32): float NCHW
+   * values [n, o, outH, outW], plus `residual` (the same shape, float32 addition) when given; and
+   * their plain signs packed as packSigns does ([n, outH, outW, wordsFor(o)]: a next binary layer's input).
+   */
+  binaryConvFloat(x: Uint32Array, w: Uint32Array, s: ConvShape, mul: Float32Array, bias: Float32Array, residual?: Float32Array): { values: Float32Array; signs: Uint32Array };
   /** binaryConv followed by packSigns of its accumulators: packed signs [n, outH, outW, wordsFor(o)]. */
   binaryConvSigns(x: Uint32Array, w: Uint32Array, s: ConvShape, t: SignThresholds): Uint32Array;
   /**
@@ -297,7 +313,7 @@ export interface Int8Grid {
   hi: number;
 }
 
-/** What an int8Conv applies after its epilogue: a ReLU, then a max-pool of this window (stride = window; 0 or absent: none). */
+/** What an int8Conv or floatConv applies after its epilogue: a ReLU, then a max-pool of this window (stride = window; 0 or absent: none). */
 export interface Int8Post {
   relu?: boolean;
   pool?: number;

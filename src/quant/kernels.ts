@@ -106,7 +106,7 @@ export function binaryConv(x: Uint32Array, wts: Uint32Array, s: ConvShape, out?:
         const base = ((b * oh + y) * ow + xo) * s.o;
         const y0 = y * s.stride - s.pad, x0 = xo * s.stride - s.pad;
         const i0 = Math.max(0, -y0), i1 = Math.min(s.k, s.h - y0), j0 = Math.max(0, -x0), j1 = Math.min(s.k, s.w - x0);
-        const valid = (i1 - i0) * (j1 - j0) * s.c;
+        const valid = Math.max(0, i1 - i0) * Math.max(0, j1 - j0) * s.c; // 0 for a pixel entirely in the padding (pad ≥ k)
         for (let o = 0; o < s.o; o++) {
           let pc = 0;
           for (let i = i0; i < i1; i++) {
@@ -122,6 +122,27 @@ export function binaryConv(x: Uint32Array, wts: Uint32Array, s: ConvShape, out?:
     }
   }
   return acc;
+}
+
+/**
+ * Pixel-major integer accumulators [n, p, o] as float NCHW [n, o, p]: y = acc·mul[c] + bias[c]
+ * computed in float64, rounded to float32.
+ */
+export function pixelMajorEpilogue(acc: Int32Array, n: number, p: number, o: number, mul: Float32Array, bias: Float32Array): Float32Array {
+  const out = new Float32Array(n * o * p);
+  for (let b = 0; b < n; b++) for (let q = 0; q < p; q++) for (let c = 0; c < o; c++) out[(b * o + c) * p + q] = acc[(b * p + q) * o + c]! * mul[c]! + bias[c]!;
+  return out;
+}
+
+/**
+ * binaryConv with a float epilogue: float NCHW values [n, o, outH, outW] = acc·mul + bias (+ residual,
+ * float32 addition) and their plain signs, packed.
+ */
+export function binaryConvFloat(x: Uint32Array, wts: Uint32Array, s: ConvShape, mul: Float32Array, bias: Float32Array, residual?: Float32Array): { values: Float32Array; signs: Uint32Array } {
+  const [oh, ow] = convOut(s);
+  const y = pixelMajorEpilogue(binaryConv(x, wts, s), s.n, oh * ow, s.o, mul, bias);
+  if (residual) for (let i = 0; i < y.length; i++) y[i] = y[i]! + residual[i]!;
+  return { values: y, signs: packSigns(y, { n: s.n, c: s.o, p: oh * ow, channelsLast: false }, null) };
 }
 
 /** Whether channel c of value v is +1 under thresholds t (SignThresholds in backends/kernels.ts), or v ≥ 0 without. */
@@ -315,15 +336,40 @@ export function maxPoolPlanes(src: Float32Array, planes: number, h: number, w: n
  * NCHW [n, o, outH, outW].
  */
 export function int8Conv(x: Float32Array, w: Int8Array, s: ConvShape, g: Int8Grid, mul: Float32Array, bias: Float32Array, post: Int8Post = {}): Float32Array {
-  const [oh, ow] = convOut(s), p = oh * ow, rows = s.n * p, K = s.c * s.k * s.k;
+  const [oh, ow] = convOut(s), rows = s.n * oh * ow, K = s.c * s.k * s.k;
   const cols = im2col(quantizeCodes(x, g), s, new Int8Array(rows * K));
-  const acc = int8Gemm(w, cols, s.o, rows, K);
+  return convEpilogue(int8Gemm(w, cols, s.o, rows, K), s, (a, c) => a * mul[c]! + bias[c]!, post);
+}
+
+/**
+ * A float conv on float NCHW input (a dense layer is a 1x1 conv on [n, c, 1, 1]): im2col, float32
+ * GEMM on OIHW weight rows, y = f32(f32(acc·mul[o]) + bias[o]) (mul null: the sums), then
+ * post.relu / post.pool as int8Conv: float32 NCHW [n, o, outH, outW].
+ */
+export function floatConv(x: Float32Array, w: Float32Array, s: ConvShape, mul: Float32Array | null, bias: Float32Array | null, post: Int8Post = {}): Float32Array {
+  const [oh, ow] = convOut(s), rows = s.n * oh * ow, K = s.c * s.k * s.k;
+  const acc = floatGemm(w, im2col(x, s, new Float32Array(rows * K)), s.o, rows, K);
+  return convEpilogue(acc, s, mul ? (a, c) => Math.fround(Math.fround(a * mul[c]!) + bias![c]!) : (a) => a, post);
+}
+
+/** floatConv's raw sums sign-packed under float thresholds (packSigns of NCHW values): [n, outH, outW, wordsFor(o)]. */
+export function floatConvSigns(x: Float32Array, w: Float32Array, s: ConvShape, t: SignThresholds): Uint32Array {
+  const [oh, ow] = convOut(s);
+  return packSigns(floatConv(x, w, s, null, null), { n: s.n, c: s.o, p: oh * ow, channelsLast: false }, t);
+}
+
+/**
+ * Channel-major accumulators [o, n·outH·outW] through y(acc, channel), then max(y, 0) with
+ * post.relu and a post.pool max-pool: float32 NCHW.
+ */
+function convEpilogue(acc: Int32Array | Float32Array, s: ConvShape, y: (a: number, c: number) => number, post: Int8Post): Float32Array {
+  const [oh, ow] = convOut(s), p = oh * ow, rows = s.n * p;
   const out = new Float32Array(s.n * s.o * p);
   for (let b = 0; b < s.n; b++) {
     for (let c = 0; c < s.o; c++) {
-      const m = mul[c]!, t = bias[c]!, src = c * rows + b * p, dst = (b * s.o + c) * p;
+      const src = c * rows + b * p, dst = (b * s.o + c) * p;
       for (let q = 0; q < p; q++) {
-        const v = acc[src + q]! * m + t;
+        const v = y(acc[src + q]!, c);
         out[dst + q] = post.relu ? (v > 0 ? v : 0) : v;
       }
     }

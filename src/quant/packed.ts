@@ -1,23 +1,28 @@
 /**
  * The packed deploy runtime: runs a DeployedModel with activations kept sign-packed (NHWC, one
- * bit per channel) from one binary layer to the next. Binary convs read packed input directly
- * (no im2col), BN + sign are integer thresholds applied inside the conv kernel, max-pooling on
- * packed signs is an AND of sign bits (bit 1 = −1), and float layers (the first conv, a float
- * classifier, BWN/TWN layers on float input) run on the engine's wasm conv/GEMM kernels. All
- * packed work goes through the backend contract (binaryConv, binaryConvSigns, packSigns,
- * maxPoolSigns, binaryGemm); runtime.ts (`runDeployed`) is the plain TypeScript oracle it is
- * tested against. Results: integers identical, floats within float32 rounding.
+ * bit per channel) from one binary layer to the next. Binary convs are a packed im2col + popcount
+ * GEMM in one wasm call (binaryConv*), BN + sign are integer thresholds applied inside it,
+ * max-pooling on packed signs is an AND of sign bits (bit 1 = −1), and float-input layers (the
+ * first conv, a float classifier, BWN/TWN/nested/pruned layers) run as one floatConv call each:
+ * weights re-laid in the arena once, im2col, GEMM, epilogue and a following ReLU / max-pool fused,
+ * or the signs packed directly when a binary layer follows (floatConvSigns). A binary ResNet
+ * block's second conv adds the shortcut in its kernel (binaryConvFloat). Float activations between
+ * stages are plain arrays. All of it goes through the backend contract; runtime.ts (`runDeployed`)
+ * is the plain TypeScript oracle it is tested against. Results: integers identical, floats within
+ * float32 rounding (sums in another order).
  *
  * @example
  * const logits = runPacked(convert(model, [1, 28, 28]), images, [n, 1, 28, 28]);
  */
 import { kernels } from '../backends/index.js';
-import { noGrad } from '../autograd/mode.js';
-import { keep, scope } from '../core/scope.js';
+import type { Int8Post } from '../backends/kernels.js';
+import { scope } from '../core/scope.js';
 import { fromValues, Tensor } from '../core/tensor.js';
-import { add, contiguous, conv2d, globalAvgPool2d, matmul, maxPool2d, mul, relu, reshape } from '../ops/index.js';
-import { convOut, wordsFor, type ConvShape } from './kernels.js';
-import { accumulate, epilogue, floatWeights, quantizeInput, runMatStage, type Activation, type DeployedModel, type MatStage, type Stage } from './runtime.js';
+import { convOut, pixelMajorEpilogue, wordsFor, type ConvShape } from './kernels.js';
+import {
+  addActivations, affine, floatWeights, fusedInt8, fusedPost, globalAvgPool, maxPool, quantizeInput, relu, runMatStage,
+  type Activation, type DeployedModel, type MatStage, type Stage,
+} from './runtime.js';
 import { density, rowLength, toCsr, type Csr } from './sparse.js';
 
 /** Sign-packed activations: [n, h, w, wordsFor(c)] (a dense layer's output has h = w = 1). */
@@ -31,57 +36,39 @@ interface Packed {
   flat: boolean;
 }
 
-type Value = { float: Tensor } | { packed: Packed };
+/** A float value may carry its plain signs, packed (a binary conv's float output computes both). */
+type Value = { float: Activation; signs?: Packed } | { packed: Packed };
 
 const k32 = () => kernels('float32');
 
-/** Float NCHW (or [n, K]) tensor of packed signs. */
-function unpack(p: Packed): Tensor {
+/** Float NCHW (or [n, K]) values of packed signs. */
+function unpack(p: Packed): Activation {
   const cw = wordsFor(p.c), hw = p.h * p.w, out = new Float32Array(p.n * p.c * hw);
   for (let b = 0; b < p.n; b++) for (let c = 0; c < p.c; c++) for (let q = 0; q < hw; q++) {
     out[(b * p.c + c) * hw + q] = (p.bits[(b * hw + q) * cw + (c >>> 5)]! >>> (c & 31)) & 1 ? -1 : 1;
   }
-  return fromValues(out, p.flat ? [p.n, p.c * hw] : [p.n, p.c, p.h, p.w]);
+  return { data: out, shape: p.flat ? [p.n, p.c * hw] : [p.n, p.c, p.h, p.w] };
 }
 
-const asFloat = (v: Value): Tensor => ('float' in v ? v.float : unpack(v.packed));
+const asFloat = (v: Value): Activation => ('float' in v ? v.float : unpack(v.packed));
 
-/** Packed signs of a float NCHW / [n, K] tensor. */
-function packFloat(t: Tensor, th: MatStage | null): Packed {
+/** Packed signs of float NCHW / [n, K] values. */
+function packFloat(t: Activation, th: MatStage | null): Packed {
   const [n, c] = t.shape as [number, number], h = t.shape[2] ?? 1, w = t.shape[3] ?? 1;
   const signs = th?.threshold ? { threshold: th.threshold, direction: th.direction! } : null;
-  const bits = k32().packSigns(t.data() as Float32Array, { n, c, p: h * w, channelsLast: false }, signs);
+  const bits = k32().packSigns(t.data, { n, c, p: h * w, channelsLast: false }, signs);
   return { bits, n, h, w, c, flat: t.shape.length === 2 };
-}
-
-/** Decoded float weights of non-binary stages as engine tensors, cached per stage (kept out of scopes). */
-const weightTensors = new WeakMap<MatStage, { w: Tensor; mul?: Tensor; bias?: Tensor }>();
-
-function engineWeights(s: MatStage): { w: Tensor; mul?: Tensor; bias?: Tensor } {
-  let e = weightTensors.get(s);
-  if (!e) {
-    const data = floatWeights(s);
-    const shape = s.op === 'conv' ? [s.outC, s.inC, s.k, s.k] : [s.outC, s.inC];
-    const channel = s.op === 'conv' ? [1, s.outC, 1, 1] : [1, s.outC];
-    e = {
-      w: keep(fromValues(data, shape, 'float32', 'parameter')),
-      mul: s.mul && keep(fromValues(s.mul, channel, 'float32', 'parameter')),
-      bias: s.bias && keep(fromValues(s.bias, channel, 'float32', 'parameter')),
-    };
-    weightTensors.set(s, e);
-  }
-  return e;
 }
 
 /**
  * Densities at and below which a pruned float/ternary layer runs on the sparse GEMM rather than the
- * engine's dense conv/GEMM: where the sparse kernel was faster in `slimgrad bench quant`'s sparse
- * rows (LeNet-5 shapes, batch 1 and 32, one thread: convs up to 30 % non-zeros, dense layers at
- * 5 % but not at 10 % with batch 32). Dense layers read one input value per non-zero (no SIMD),
- * so they need sparser weights to win than convs, whose non-zeros each update a row of output
- * pixels with f32x4.
+ * dense floatConv: where the sparse kernel was faster in `slimgrad bench quant`'s sparse rows
+ * (LeNet-5 shapes, one thread, fastest of interleaved calls): convs up to 10 % non-zeros (1.04-1.37x
+ * at batch 1 and 32; 0.89-1.04x at 20 %), dense layers at 5 % (0.87x at batch 1, 1.11x at 32;
+ * 0.60-0.68x at 10 %). Dense layers read one input value per non-zero (no SIMD), so they need
+ * sparser weights to win than convs, whose non-zeros each update a row of output pixels with f32x4.
  */
-export const SPARSE_MAX_DENSITY: Readonly<Record<'conv' | 'dense', number>> = { conv: 0.3, dense: 0.07 };
+export const SPARSE_MAX_DENSITY: Readonly<Record<'conv' | 'dense', number>> = { conv: 0.1, dense: 0.05 };
 let sparseLimits = SPARSE_MAX_DENSITY;
 
 /**
@@ -107,29 +94,54 @@ function sparseOperator(s: MatStage): Csr | null {
 }
 
 /** A pruned layer on the contract's sparse GEMM: conv as the engine's im2col per image [K, OH·OW], dense as [N, K, 1]. */
-function sparseStage(s: MatStage, csr: Csr, x: Tensor): Tensor {
+function sparseStage(s: MatStage, csr: Csr, x: Activation): Activation {
   const n = x.shape[0]!, K = rowLength(s);
-  if (s.op === 'dense') return fromValues(k32().sparseGemm(csr.rowPtr, csr.cols, csr.values, x.data() as Float32Array, s.outC, K, 1, n), [n, s.outC]);
+  if (s.op === 'dense') return { data: k32().sparseGemm(csr.rowPtr, csr.cols, csr.values, x.data, s.outC, K, 1, n), shape: [n, s.outC] };
   const [h, w] = [x.shape[2]!, x.shape[3]!];
   const [oh, ow] = convOut({ n, c: s.inC, h, w, o: s.outC, k: s.k, stride: s.stride, pad: s.pad });
-  const cols = Tensor.uninitialized([n, K, oh * ow]); // im2col writes every element
-  k32().im2col(x, cols, { n, c: s.inC, h, w, kh: s.k, kw: s.k, strideH: s.stride, strideW: s.stride, padH: s.pad, padW: s.pad, dilationH: 1, dilationW: 1, outH: oh, outW: ow }, 0, 0, s.inC, n);
-  return fromValues(k32().sparseGemm(csr.rowPtr, csr.cols, csr.values, cols.data() as Float32Array, s.outC, K, oh * ow, n), [n, s.outC, oh, ow]);
+  const data = scope(() => {
+    const cols = Tensor.uninitialized([n, K, oh * ow]); // im2col writes every element
+    k32().im2col(fromValues(x.data, x.shape), cols, { n, c: s.inC, h, w, kh: s.k, kw: s.k, strideH: s.stride, strideW: s.stride, padH: s.pad, padW: s.pad, dilationH: 1, dilationW: 1, outH: oh, outW: ow }, 0, 0, s.inC, n);
+    return k32().sparseGemm(csr.rowPtr, csr.cols, csr.values, cols.data() as Float32Array, s.outC, K, oh * ow, n);
+  });
+  return { data, shape: [n, s.outC, oh, ow] };
 }
 
-/** A float-input stage (float, binary_weights, ternary_weights) on the engine's kernels, or the sparse GEMM when pruned enough. */
-function floatStage(s: MatStage, input: Value): Value {
+/** Stages whose input is float (float, binary_weights, ternary_weights, nested_weights: weights decoded to float once). */
+const floatInput = (s: MatStage): boolean => s.kernel !== 'binary' && s.kernel !== 'int8' && s.kernel !== 'smartdeal';
+
+/** Whether a following ReLU / max-pool folds into stage s: int8Conv and floatConv stages with a float epilogue. */
+const fuses = (s: MatStage): boolean => fusedInt8(s) || (floatInput(s) && !s.threshold && !sparseOperator(s));
+
+/**
+ * A float-input stage on the contract's floatConv (weights decoded once and, on wasm, cached in
+ * the arena; im2col, GEMM, epilogue and the fused `post` in one call), or on the sparse GEMM when
+ * pruned enough. A following binary layer's threshold packs the raw sums.
+ */
+function floatStage(s: MatStage, input: Value, post: Int8Post): Value {
   let x = asFloat(input);
-  if (s.inputQuantizer) {
-    const q = quantizeInput(s, { data: x.data() as Float32Array, shape: [...x.shape] });
-    x = fromValues(q.data, q.shape);
-  }
+  if (s.inputQuantizer) x = quantizeInput(s, x);
   if (s.op === 'dense' && x.shape.length !== 2) throw new Error(`runPacked: dense stage expects [N, ${s.inC}], got [${x.shape}]`);
   if (s.op === 'conv' && (x.shape.length !== 4 || x.shape[1] !== s.inC)) throw new Error(`runPacked: conv stage expects [N, ${s.inC}, H, W], got [${x.shape}]`);
-  const e = engineWeights(s), csr = sparseOperator(s);
-  const y = csr ? sparseStage(s, csr, contiguous(x)) : s.op === 'conv' ? conv2d(x, e.w, null, { stride: s.stride, padding: s.pad }) : matmul(x, e.w, { transB: true });
+  const n = x.shape[0]!, csr = sparseOperator(s);
+  let y: Activation;
+  if (csr) y = sparseStage(s, csr, x);
+  else {
+    const cs: ConvShape = s.op === 'conv'
+      ? { n, c: s.inC, h: x.shape[2]!, w: x.shape[3]!, o: s.outC, k: s.k, stride: s.stride, pad: s.pad }
+      : { n, c: s.inC, h: 1, w: 1, o: s.outC, k: 1, stride: 1, pad: 0 };
+    if (s.op === 'dense' && x.shape[1] !== s.inC) throw new Error(`runPacked: dense stage expects [N, ${s.inC}], got [${x.shape}]`);
+    const [oh, ow] = convOut(cs), k = post.pool || 1;
+    if (s.threshold) {
+      // The next layer binarizes: the raw sums' signs come out packed (NHWC; a dense layer's as rows).
+      const bits = k32().floatConvSigns(x.data, floatWeights(s), cs, { threshold: s.threshold, direction: s.direction! });
+      return { packed: { bits, n, h: oh, w: ow, c: s.outC, flat: s.op === 'dense' } };
+    }
+    const data = k32().floatConv(x.data, floatWeights(s), cs, s.mul!, s.bias!, post);
+    return { float: { data, shape: s.op === 'conv' ? [n, s.outC, Math.floor(oh / k), Math.floor(ow / k)] : [n, s.outC] } };
+  }
   if (s.threshold) return { packed: packFloat(y, s) };
-  return { float: add(mul(y, e.mul!), e.bias!) };
+  return { float: affine(y, s.mul!, s.bias!) };
 }
 
 /** Dense binary weights re-laid for a packed [h, w, c] input: per pixel wordsFor(c) words over its channels. */
@@ -149,24 +161,19 @@ function denseWeightsFor(s: MatStage, p: Packed): Uint32Array {
   return out;
 }
 
-/** Float output of integer accumulators [n, pixels, o] (pixel-major): acc·mul + bias as NCHW / [n, o]. */
-function floatEpilogue(s: MatStage, acc: Int32Array, n: number, oh: number, ow: number): Tensor {
-  const o = s.outC, p = oh * ow, out = new Float32Array(n * o * p), m = s.mul!, t = s.bias!;
-  for (let b = 0; b < n; b++) for (let q = 0; q < p; q++) for (let c = 0; c < o; c++) {
-    out[(b * o + c) * p + q] = acc[(b * p + q) * o + c]! * m[c]! + t[c]!;
-  }
-  return fromValues(out, s.op === 'conv' ? [n, o, oh, ow] : [n, o]);
-}
-
-function binaryStage(s: MatStage, input: Value): Value {
+/** A binary conv/dense stage on packed input; `residual`: the shortcut a float-output conv's result is added to (in its kernel). */
+function binaryStage(s: MatStage, input: Value, residual?: Activation): Value {
   const signs = s.threshold ? { threshold: s.threshold as Int32Array, direction: s.direction! } : null;
   if (s.op === 'conv') {
-    const x = 'packed' in input ? input.packed : packFloat(input.float, null);
+    const x = 'packed' in input ? input.packed : input.signs ?? packFloat(input.float, null);
     if (x.flat || x.c !== s.inC) throw new Error(`runPacked: conv stage expects ${s.inC} channels, got [${x.n}, ${x.c}, ${x.h}, ${x.w}]`);
     const cs: ConvShape = { n: x.n, c: s.inC, h: x.h, w: x.w, o: s.outC, k: s.k, stride: s.stride, pad: s.pad };
     const [oh, ow] = convOut(cs);
     if (signs) return { packed: { bits: k32().binaryConvSigns(x.bits, s.weights as Uint32Array, cs, signs), n: x.n, h: oh, w: ow, c: s.outC, flat: false } };
-    return { float: floatEpilogue(s, k32().binaryConv(x.bits, s.weights as Uint32Array, cs), x.n, oh, ow) };
+    const shape = [x.n, s.outC, oh, ow];
+    if (residual && residual.shape.join() !== shape.join()) throw new Error(`runPacked: residual body gives [${shape}], shortcut [${residual.shape}]`);
+    const out = k32().binaryConvFloat(x.bits, s.weights as Uint32Array, cs, s.mul!, s.bias!, residual?.data);
+    return { float: { data: out.values, shape }, signs: { bits: out.signs, n: x.n, h: oh, w: ow, c: s.outC, flat: false } };
   }
   const x = 'packed' in input ? input.packed : packFloat(input.float, null);
   const hw = x.h * x.w, n = x.n;
@@ -176,37 +183,42 @@ function binaryStage(s: MatStage, input: Value): Value {
   const acc = k32().binaryGemm(x.bits, denseWeightsFor(s, x), n, s.outC, bits);
   if (bits !== s.inC) for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! - (bits - s.inC);
   if (signs) return { packed: { bits: k32().packSigns(acc, { n, c: s.outC, p: 1, channelsLast: true }, signs), n, h: 1, w: 1, c: s.outC, flat: true } };
-  return { float: floatEpilogue(s, acc, n, 1, 1) };
+  return { float: { data: pixelMajorEpilogue(acc, n, 1, s.outC, s.mul!, s.bias!), shape: [n, s.outC] } };
 }
 
-/** An int8 stage on the contract's int8 GEMM, or a smartdeal stage on its factors (runtime.ts does the quantize/im2col/epilogue). */
-function runtimeStage(s: MatStage, input: Value): Value {
-  const x = asFloat(input);
-  const out: Activation = runMatStage(s, { data: x.data() as Float32Array, shape: [...x.shape] });
-  return { float: fromValues(out.data, out.shape) };
+/** An int8 stage on the contract's int8 GEMM (with the fused `post`), or a smartdeal stage on its factors (runtime.ts does the quantize/im2col/epilogue). */
+function runtimeStage(s: MatStage, input: Value, post: Int8Post): Value {
+  return { float: runMatStage(s, asFloat(input), post) };
 }
 
 function runStages(stages: readonly Stage[], input: Value): Value {
   let v = input;
-  for (const s of stages) {
+  for (let i = 0; i < stages.length; i++) {
+    const s = stages[i]!;
     switch (s.op) {
       case 'conv':
-      case 'dense':
-        v = s.kernel === 'binary' ? binaryStage(s, v) : s.kernel === 'int8' || s.kernel === 'smartdeal' ? runtimeStage(s, v) : floatStage(s, v);
+      case 'dense': {
+        const { post, skip } = fusedPost(stages, i, fuses);
+        v = s.kernel === 'binary' ? binaryStage(s, v) : floatInput(s) ? floatStage(s, v, post) : runtimeStage(s, v, post);
+        i += skip;
         break;
+      }
       case 'residual': {
-        const body = asFloat(runStages(s.body, v));
-        v = { float: add(body, s.shortcut.length ? asFloat(runStages(s.shortcut, v)) : asFloat(v)) };
+        const shortcut = s.shortcut.length ? asFloat(runStages(s.shortcut, v)) : asFloat(v), last = s.body[s.body.length - 1];
+        if (last?.op === 'conv' && last.kernel === 'binary' && !last.threshold) {
+          // A binary ResNet block: the second conv's kernel applies its epilogue and adds the shortcut.
+          v = binaryStage(last, runStages(s.body.slice(0, -1), v), shortcut);
+        } else v = { float: addActivations(asFloat(runStages(s.body, v)), shortcut) };
         break;
       }
       case 'maxpool':
         if ('packed' in v && !v.packed.flat) {
           const p: Packed = v.packed;
           v = { packed: { ...p, bits: k32().maxPoolSigns(p.bits, p.n, p.h, p.w, wordsFor(p.c), s.k), h: Math.floor(p.h / s.k), w: Math.floor(p.w / s.k) } };
-        } else v = { float: maxPool2d(asFloat(v), { kernel: s.k }) };
+        } else v = { float: maxPool(asFloat(v), s.k) };
         break;
       case 'gap':
-        v = { float: globalAvgPool2d(asFloat(v)) };
+        v = { float: globalAvgPool(asFloat(v)) };
         break;
       case 'relu':
         v = { float: relu(asFloat(v)) };
@@ -215,13 +227,11 @@ function runStages(stages: readonly Stage[], input: Value): Value {
         if ('packed' in v) {
           const p: Packed = v.packed;
           v = { packed: { ...p, flat: true } };
-        } else v = { float: reshape(v.float, [v.float.shape[0]!, v.float.size / v.float.shape[0]!]) };
+        } else v = { float: { data: v.float.data, shape: [v.float.shape[0]!, v.float.data.length / v.float.shape[0]!] } };
         break;
-      case 'affine': {
-        const t = asFloat(v), channel = t.shape.map((d, i) => (i === 1 ? d : 1));
-        v = { float: add(mul(t, fromValues(s.mul, channel)), fromValues(s.bias, channel)) };
+      case 'affine':
+        v = { float: affine(asFloat(v), s.mul, s.bias) };
         break;
-      }
     }
   }
   return v;
@@ -233,8 +243,6 @@ function runStages(stages: readonly Stage[], input: Value): Value {
  */
 export function runPacked(model: DeployedModel, x: Float32Array, shape: number[]): Activation {
   if (shape.slice(1).join() !== model.inputShape.join()) throw new Error(`runPacked: input shape [${shape}] does not match the model's [N, ${model.inputShape}]`);
-  return noGrad(() => scope(() => {
-    const t = asFloat(runStages(model.stages, { float: fromValues(x, shape) }));
-    return { data: Float32Array.from(t.data() as Float32Array), shape: [...t.shape] };
-  }));
+  const out = asFloat(runStages(model.stages, { float: { data: x, shape: [...shape] } }));
+  return { data: out.data === x ? x.slice() : out.data, shape: out.shape };
 }

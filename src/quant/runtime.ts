@@ -305,13 +305,13 @@ export function epilogue(s: MatStage, { acc, shape, channelMajor }: Accumulators
   return { data: out, shape };
 }
 
-function maxPool(x: Activation, k: number): Activation {
+export function maxPool(x: Activation, k: number): Activation {
   const [n, c, h, w] = x.shape as [number, number, number, number];
   return { data: maxPoolPlanes(x.data, n * c, h, w, k), shape: [n, c, Math.floor(h / k), Math.floor(w / k)] };
 }
 
 /** y·mul[c] + bias[c] per channel of [N, C, ...]. */
-function affine(x: Activation, mul: Float32Array, bias: Float32Array): Activation {
+export function affine(x: Activation, mul: Float32Array, bias: Float32Array): Activation {
   const c = x.shape[1]!, p = x.shape.slice(2).reduce((a, b) => a * b, 1), out = new Float32Array(x.data.length), src = x.data;
   for (let plane = 0; plane < out.length / p; plane++) {
     const m = mul[plane % c]!, t = bias[plane % c]!;
@@ -320,14 +320,14 @@ function affine(x: Activation, mul: Float32Array, bias: Float32Array): Activatio
   return { data: out, shape: x.shape };
 }
 
-function relu(x: Activation): Activation {
+export function relu(x: Activation): Activation {
   const out = new Float32Array(x.data.length), src = x.data;
   for (let i = 0; i < out.length; i++) out[i] = src[i]! > 0 ? src[i]! : 0;
   return { data: out, shape: x.shape };
 }
 
 /** Mean over each [H, W] plane: [N, C, H, W] -> [N, C]. */
-function globalAvgPool(x: Activation): Activation {
+export function globalAvgPool(x: Activation): Activation {
   const [n, c, h, w] = x.shape as [number, number, number, number];
   const p = h * w, out = new Float32Array(n * c), src = x.data;
   for (let pl = 0; pl < n * c; pl++) {
@@ -338,7 +338,7 @@ function globalAvgPool(x: Activation): Activation {
   return { data: out, shape: [n, c] };
 }
 
-function addActivations(a: Activation, b: Activation): Activation {
+export function addActivations(a: Activation, b: Activation): Activation {
   if (a.shape.join() !== b.shape.join()) throw new Error(`runDeployed: residual body gives [${a.shape}], shortcut [${b.shape}]`);
   const out = new Float32Array(a.data.length);
   for (let i = 0; i < out.length; i++) out[i] = a.data[i]! + b.data[i]!;
@@ -352,7 +352,7 @@ export type StageObserver = (s: MatStage, input: Activation) => void;
  * Whether a conv/dense stage runs as one int8Conv kernel (quantize, im2col, int8 GEMM and epilogue
  * in one call): int8 stages with a float epilogue and round-to-nearest input codes.
  */
-const fusedInt8 = (s: MatStage): boolean => s.kernel === 'int8' && !s.threshold && !s.inputBorder;
+export const fusedInt8 = (s: MatStage): boolean => s.kernel === 'int8' && !s.threshold && !s.inputBorder;
 
 /** Output of a conv/dense stage on `x`; `post`: a following ReLU and/or max-pool applied too (fused int8 stages only). */
 export function runMatStage(s: MatStage, x: Activation, post: Int8Post = {}): Activation {
@@ -375,12 +375,12 @@ export function runMatStage(s: MatStage, x: Activation, post: Int8Post = {}): Ac
 }
 
 /**
- * The ReLU and max-pool stages that follow stage i and fold into a fused int8 stage: a ReLU, then
- * a max-pool (conv only), in this order (the runtime's own order, so the values are the same).
+ * The ReLU and max-pool stages that follow stage i and fold into it when `fuses(stage)`: a ReLU,
+ * then a max-pool (conv only), in this order (the runtime's own order, so the values are the same).
  */
-function fusedPost(stages: readonly Stage[], i: number): { post: Int8Post; skip: number } {
+export function fusedPost(stages: readonly Stage[], i: number, fuses: (s: MatStage) => boolean = fusedInt8): { post: Int8Post; skip: number } {
   const s = stages[i] as MatStage;
-  if (!fusedInt8(s)) return { post: {}, skip: 0 };
+  if (!fuses(s)) return { post: {}, skip: 0 };
   let j = i + 1;
   const relu = stages[j]?.op === 'relu';
   if (relu) j++;

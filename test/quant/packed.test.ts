@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { Rng } from '../../src/util/rng.js';
 import { loadQuantWasm } from './wasm-setup.js';
 import {
-  applyQuantPreset, binaryConv, binaryConvSigns, int8Conv, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
+  applyQuantPreset, binaryConv, binaryConvFloat, binaryConvSigns, convOut, floatConv, floatConvSigns, int8Conv, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
   packWeightsOHWI, QuantWasmKernels, quantWasmFile, runDeployed, runPacked, twnLenet5, useQuantKernels, w8a8Lenet5, wordsFor, xnorNet,
   type QuantWasmExports,
 } from '../../src/quant/index.js';
@@ -30,6 +30,17 @@ const thresholds = (c: number, integer: boolean) => ({
   direction: Int8Array.from({ length: c }, () => rng.int(3) - 1),
 });
 
+test('a binary conv output pixel entirely in the zero padding (pad >= k) is 0', () => {
+  const x = packSignsNHWC([1, -1, -1, 1], 1, 1, 2, 2), w = packWeightsOHWI([-1], 1, 1, 1), s = { n: 1, c: 1, h: 2, w: 2, o: 1, k: 1, stride: 1, pad: 2 };
+  // 6 x 6 output: two rings read only padding (the corners two taps beyond both edges).
+  const want = Array.from({ length: 36 }, (_, i) => {
+    const y = Math.floor(i / 6) - 2, xo = (i % 6) - 2;
+    return y >= 0 && y < 2 && xo >= 0 && xo < 2 ? -[1, -1, -1, 1][y * 2 + xo]! : 0;
+  });
+  assert.deepEqual(Array.from(binaryConv(x, w, s)), want);
+  assert.deepEqual(Array.from(wasm.binaryConv(x, w, s)), want);
+});
+
 test('max of ±1 under bit 1 = -1 is the AND of the sign bits', () => {
   // One +1 (bit 0) in a window makes the max +1: AND, not OR.
   const x = packSignsNHWC([-1, 1, -1, -1], 1, 1, 2, 2);
@@ -37,9 +48,9 @@ test('max of ±1 under bit 1 = -1 is the AND of the sign bits', () => {
   assert.deepEqual(Array.from(maxPoolSigns(packSignsNHWC([-1, -1, -1, -1], 1, 1, 2, 2), 1, 2, 2, 1, 2)), [1]);
 });
 
-test('wasm binaryConv / binaryConvSigns equal the reference (stride, zero padding, channel word edges)', () => {
+test('wasm binaryConv / binaryConvSigns / binaryConvFloat equal the reference (stride, zero padding, 8/16-bit tap slots, channel word edges)', () => {
   fc.assert(fc.property(
-    fc.record({ n: fc.integer({ min: 1, max: 2 }), c: fc.constantFrom(1, 5, 32, 33, 64, 70), h: fc.integer({ min: 3, max: 9 }), w: fc.integer({ min: 3, max: 9 }),
+    fc.record({ n: fc.integer({ min: 1, max: 2 }), c: fc.constantFrom(1, 5, 8, 12, 16, 32, 33, 64, 70), h: fc.integer({ min: 3, max: 9 }), w: fc.integer({ min: 3, max: 9 }),
       o: fc.constantFrom(1, 7, 32, 40), k: fc.constantFrom(1, 3, 5), stride: fc.integer({ min: 1, max: 2 }), pad: fc.integer({ min: 0, max: 2 }) }),
     (s) => {
       if (s.k > s.h + 2 * s.pad || s.k > s.w + 2 * s.pad) return;
@@ -47,13 +58,19 @@ test('wasm binaryConv / binaryConvSigns equal the reference (stride, zero paddin
       assert.deepEqual(Array.from(wasm.binaryConv(x, w, s)), Array.from(binaryConv(x, w, s)));
       const t = thresholds(s.o, true);
       assert.deepEqual(Array.from(wasm.binaryConvSigns(x, w, s, t)), Array.from(binaryConvSigns(x, w, s, t)));
+      const mul = normals(s.o), bias = normals(s.o), [oh, ow] = convOut(s), residual = normals(s.n * s.o * oh * ow);
+      for (const r of [undefined, residual]) {
+        const got = wasm.binaryConvFloat(x, w, s, mul, bias, r), want = binaryConvFloat(x, w, s, mul, bias, r);
+        assert.deepEqual(Array.from(got.values), Array.from(want.values), `float epilogue${r ? ' + residual' : ''}`);
+        assert.deepEqual(Array.from(got.signs), Array.from(want.signs), `signs of the float output${r ? ' + residual' : ''}`);
+      }
     }), { numRuns: 40 });
 });
 
-test('wasm packSigns equals the reference for float/int values, both layouts, with and without thresholds', () => {
+test('wasm packSigns equals the reference for float (NaN included)/int values, both layouts, with and without thresholds', () => {
   fc.assert(fc.property(fc.integer({ min: 1, max: 3 }), fc.constantFrom(1, 6, 32, 45, 64), fc.integer({ min: 1, max: 30 }), fc.boolean(), fc.boolean(), fc.boolean(),
     (n, c, p, channelsLast, integer, withThresholds) => {
-      const x = integer ? Int32Array.from({ length: n * c * p }, () => rng.int(41) - 20) : normals(n * c * p);
+      const x = integer ? Int32Array.from({ length: n * c * p }, () => rng.int(41) - 20) : normals(n * c * p).map((v) => (rng.int(20) ? v : NaN));
       const t = withThresholds ? thresholds(c, integer) : null, l = { n, c, p, channelsLast };
       assert.deepEqual(Array.from(wasm.packSigns(x, l, t)), Array.from(packSigns(x, l, t)));
     }), { numRuns: 60 });
@@ -129,4 +146,34 @@ test('wasm int8Conv (fused quantize, NHWC im2col, int8 GEMM, epilogue, ReLU, max
       assert.equal(a.length, b.length);
       for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.fail(`${JSON.stringify(cs)}: output ${i}: wasm ${a[i]} vs reference ${b[i]}`);
     }), { numRuns: 150, seed: 0x18c });
+});
+
+/** |a − b| within float32 sums of `terms` products of magnitude ≤ `scale` each (the wasm kernels sum in another order). */
+function assertClose(a: Float32Array, b: Float32Array, bound: number, what: string): void {
+  assert.equal(a.length, b.length, what);
+  for (let i = 0; i < a.length; i++) if (!(Math.abs(a[i]! - b[i]!) <= bound)) assert.fail(`${what}: output ${i}: wasm ${a[i]} vs reference ${b[i]}`);
+}
+
+test('wasm floatConv / floatConvSigns (cached weight layouts, im2col, GEMM, epilogue, ReLU, max-pool, sign packing; dense as 1x1) equal the reference on ragged shapes', () => {
+  fc.assert(fc.property(
+    fc.record({ n: fc.integer({ min: 1, max: 3 }), c: fc.integer({ min: 1, max: 9 }), h: fc.integer({ min: 1, max: 11 }), w: fc.integer({ min: 1, max: 11 }), o: fc.integer({ min: 1, max: 11 }), k: fc.integer({ min: 1, max: 5 }), stride: fc.integer({ min: 1, max: 3 }), pad: fc.nat(3), seed: fc.nat(), relu: fc.boolean(), pool: fc.constantFrom(0, 0, 2, 3), raw: fc.boolean(), dense: fc.boolean() }),
+    (p) => {
+      const pad = Math.min(p.pad, p.k - 1), h = Math.max(p.h, p.k - 2 * pad), w = Math.max(p.w, p.k - 2 * pad);
+      // A dense layer is a 1x1 conv on 1x1 images (K = c up to 70: row tails of the 4-float padding).
+      const cs = p.dense ? { n: p.n, c: p.c * 7 + p.k, h: 1, w: 1, o: p.o, k: 1, stride: 1, pad: 0 } : { n: p.n, c: p.c, h, w, o: p.o, k: p.k, stride: p.stride, pad };
+      const [oh, ow] = convOut(cs), pool = p.dense || Math.min(oh, ow) < p.pool ? 0 : p.pool;
+      const r = new Rng(p.seed, 3), K = cs.c * cs.k * cs.k;
+      const x = Float32Array.from({ length: cs.n * cs.c * cs.h * cs.w }, () => r.normal());
+      const wt = Float32Array.from({ length: cs.o * K }, () => r.normal());
+      const mul = p.raw ? null : normals(cs.o), bias = p.raw ? null : normals(cs.o), post = { relu: p.relu, pool };
+      const want = floatConv(x, wt, cs, mul, bias, post);
+      assertClose(wasm.floatConv(x, wt, cs, mul, bias, post), want, 1e-5 * K * 8, JSON.stringify({ ...cs, post }));
+      // Second call: the weights come from the arena cache.
+      assertClose(wasm.floatConv(x, wt, cs, mul, bias, post), want, 1e-5 * K * 8, 'cached weights');
+      // Signs of the raw sums under float thresholds (all three directions), thresholds far enough from the sums that order of summation cannot flip them.
+      const sums = floatConv(x, wt, cs, null, null), p1 = oh * ow;
+      const t = thresholds(cs.o, false);
+      for (let c = 0; c < cs.o; c++) for (let b = 0; b < cs.n; b++) for (let q = 0; q < p1; q++) if (Math.abs(sums[(b * cs.o + c) * p1 + q]! - t.threshold[c]!) < 1e-3) t.threshold[c] = t.threshold[c]! + 0.01;
+      assert.deepEqual(Array.from(wasm.floatConvSigns(x, wt, cs, t)), Array.from(floatConvSigns(x, wt, cs, t)), 'floatConvSigns');
+    }), { numRuns: 200, seed: 0x2f1 });
 });

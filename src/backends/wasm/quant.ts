@@ -9,7 +9,7 @@
  * await loadQuantKernels(readFileSync(`build/${quantWasmFile()}`));  // Node; fetch() in a browser
  */
 import { arena } from '../../core/arena.js';
-import { wordsFor } from '../../quant/kernels.js';
+import { popcount32, wordsFor } from '../../quant/kernels.js';
 import type { Int8Grid, Int8Post, Kernels, SignLayout, SignThresholds } from '../kernels.js';
 import { convOut, type ConvShape } from '../../quant/kernels.js';
 import { keptLists, smartdealGemm, type SmartDealFactors } from '../../quant/smartdeal.js';
@@ -19,9 +19,9 @@ export interface QuantWasmExports {
   binaryGemmSimd(a: number, b: number, out: number, m: number, n: number, words64: number, k: number): void;
   int8Gemm(a: number, b: number, out: number, m: number, n: number, rowBytes: number): void;
   f32Gemm(a: number, b: number, out: number, m: number, n: number, rowFloats: number): void;
-  binaryConvPacked(
-    x: number, w: number, thr: number, dir: number, out: number,
-    h: number, wd: number, c: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, p0: number, p1: number,
+  binaryConvGemm(
+    x: number, wr: number, tapPop: number, sgn: number, tq: number, mul: number, bias: number, cols: number, acc: number, out: number, signs: number,
+    n: number, h: number, wd: number, c: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, residual: number,
   ): void;
   packSignsPacked(x: number, thr: number, dir: number, out: number, kind: number, c: number, p: number, channelsLast: number, b0: number, b1: number): void;
   maxPoolPacked(x: number, out: number, h: number, w: number, cw: number, k: number, p0: number, p1: number): void;
@@ -32,6 +32,11 @@ export interface QuantWasmExports {
     n: number, c: number, h: number, wd: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, rowBytes: number,
     step: number, lo: number, hi: number, relu: number, pool: number,
   ): void;
+  floatConvF32(
+    x: number, wt: number, mul: number, bias: number, thr: number, dir: number, cols: number, acc: number, out: number,
+    n: number, c: number, h: number, wd: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, relu: number, pool: number,
+  ): void;
+  floatDenseF32(x: number, wr: number, mul: number, bias: number, out: number, n: number, o: number, kr: number, relu: number): void;
 }
 
 let loaded: QuantWasmExports | null = null;
@@ -164,34 +169,79 @@ const scratch = {
   },
 };
 
-/** OHWI rows of an int8 weight array in the arena (padded to `stride` bytes): built once per weight array, freed when it is collected. */
-interface ArenaRows {
-  o: number;
-  c: number;
-  k: number;
-  stride: number;
+/** A weight array re-laid in the arena for a kernel: built once per weight array and layout, freed when the array is collected. */
+interface ArenaLayout {
+  key: string;
   ptr: number;
   bytes: number;
 }
-const ohwiCache = new WeakMap<Int8Array, ArenaRows>();
-const freeRows = new FinalizationRegistry<{ ptr: number; bytes: number }>(({ ptr, bytes }) => arena().free(ptr, bytes));
+const layoutCache = new WeakMap<Int8Array | Float32Array | Uint32Array, ArenaLayout>();
+const freeLayout = new FinalizationRegistry<{ ptr: number; bytes: number }>(({ ptr, bytes }) => arena().free(ptr, bytes));
+
+/**
+ * The arena address of `w` in the layout named `key`: `bytes` zeroed bytes that `fill` writes
+ * (given the arena buffer and the address), cached per weight array (one layout per array).
+ */
+function weightLayout(w: Int8Array | Float32Array | Uint32Array, key: string, bytes: number, fill: (buffer: ArrayBufferLike, ptr: number) => void): number {
+  const hit = layoutCache.get(w);
+  if (hit?.key === key) return hit.ptr;
+  if (hit) {
+    freeLayout.unregister(hit);
+    arena().free(hit.ptr, hit.bytes);
+  }
+  const ptr = arena().alloc(bytes, 'fixed');
+  new Uint8Array(arena().buffer, ptr, bytes).fill(0);
+  fill(arena().buffer, ptr);
+  const entry = { key, ptr, bytes };
+  layoutCache.set(w, entry);
+  freeLayout.register(w, { ptr, bytes }, entry);
+  return ptr;
+}
 
 /** The arena address of OIHW int8 weights `w` as OHWI rows padded to `stride` bytes (the kernel's im2col copies NHWC spans of k·c codes). */
 function ohwiRows(w: Int8Array, cs: ConvShape, stride: number): number {
-  const hit = ohwiCache.get(w);
-  if (hit && hit.o === cs.o && hit.c === cs.c && hit.k === cs.k && hit.stride === stride) return hit.ptr;
-  if (hit) {
-    freeRows.unregister(hit);
-    arena().free(hit.ptr, hit.bytes);
-  }
-  const kk = cs.k * cs.k, K = cs.c * kk, bytes = cs.o * stride, ptr = arena().alloc(bytes, 'fixed');
-  const rows = new Int8Array(arena().buffer, ptr, bytes);
-  rows.fill(0);
-  for (let o = 0; o < cs.o; o++) for (let ch = 0; ch < cs.c; ch++) for (let t = 0; t < kk; t++) rows[o * stride + t * cs.c + ch] = w[o * K + ch * kk + t]!;
-  const entry = { o: cs.o, c: cs.c, k: cs.k, stride, ptr, bytes };
-  ohwiCache.set(w, entry);
-  freeRows.register(w, { ptr, bytes }, entry);
-  return ptr;
+  const kk = cs.k * cs.k, K = cs.c * kk;
+  return weightLayout(w, `ohwi ${cs.o} ${cs.c} ${cs.k} ${stride}`, cs.o * stride, (buffer, ptr) => {
+    const rows = new Int8Array(buffer, ptr, cs.o * stride);
+    for (let o = 0; o < cs.o; o++) for (let ch = 0; ch < cs.c; ch++) for (let t = 0; t < kk; t++) rows[o * stride + t * cs.c + ch] = w[o * K + ch * kk + t]!;
+  });
+}
+
+/** Taps per 32-bit word in binaryConvGemm's rows (c ≤ 8: four 8-bit slots, c ≤ 16: two 16-bit slots), 0: cw words per tap. */
+const tapsPerWord = (c: number): number => (c <= 8 ? 4 : c <= 16 ? 2 : 0);
+
+/** Words per binaryConvGemm row (im2col and weights): the taps' words, rounded up to 2 (the i64 GEMM). */
+function binaryRowWords(c: number, k: number): number {
+  const per = tapsPerWord(c);
+  return roundUp(per ? Math.ceil((k * k) / per) : k * k * wordsFor(c), 2);
+}
+
+/**
+ * Packed OHWI binary weights [o, k·k·cw] as binaryConvGemm's rows [o, rw] (the taps in 8/16-bit
+ * slots for c ≤ 16, else cw words each; zero padded), followed by the popcount of every (channel,
+ * tap) word group, tap-major [k·k, ⌈o/4⌉·4].
+ */
+function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; tapPop: number } {
+  const cw = wordsFor(cs.c), kk = cs.k * cs.k, used = kk * cw, rw = binaryRowWords(cs.c, cs.k), o4 = roundUp(cs.o, 4), per = tapsPerWord(cs.c);
+  const rows = weightLayout(w, `binconv ${cs.o} ${cs.c} ${cs.k}`, (cs.o * rw + kk * o4) * 4, (buffer, ptr) => {
+    const u = new Uint32Array(buffer, ptr, cs.o * rw), pop = new Int32Array(buffer, ptr + cs.o * rw * 4, kk * o4);
+    for (let o = 0; o < cs.o; o++) {
+      if (per) for (let t = 0; t < kk; t++) u[o * rw + Math.floor(t / per)] |= w[o * kk + t]! << ((t % per) * (32 / per));
+      else u.set(w.subarray(o * used, (o + 1) * used), o * rw);
+      for (let t = 0; t < kk; t++) for (let v = 0; v < cw; v++) pop[t * o4 + o] += popcount32(w[o * used + t * cw + v]!);
+    }
+  });
+  return { rows, tapPop: rows + cs.o * rw * 4 };
+}
+
+/** Float weight rows [o, K] as floatConvF32's [K, ⌈o/4⌉·4] (transposed, zero channels) or floatDenseF32's [o, ⌈K/4⌉·4] rows. */
+function floatLayout(w: Float32Array, o: number, K: number, dense: boolean): number {
+  const o4 = roundUp(o, 4), kr = roundUp(K, 4);
+  return weightLayout(w, `${dense ? 'rows' : 'cols'} ${o} ${K}`, (dense ? o * kr : K * o4) * 4, (buffer, ptr) => {
+    const f = new Float32Array(buffer, ptr, dense ? o * kr : K * o4);
+    if (dense) for (let r = 0; r < o; r++) f.set(w.subarray(r * K, (r + 1) * K), r * kr);
+    else for (let r = 0; r < o; r++) for (let t = 0; t < K; t++) f[t * o4 + r] = w[r * K + t]!;
+  });
 }
 
 /** The packed GEMMs of the contract (kernels.ts) on a loaded kernels/quant module. */
@@ -232,25 +282,113 @@ export class QuantWasmKernels implements Partial<Kernels> {
     }
   }
 
+  floatConv(x: Float32Array, w: Float32Array, cs: ConvShape, mul: Float32Array | null, bias: Float32Array | null, post: Int8Post = {}): Float32Array {
+    return this.runFloatConv(x, w, cs, mul, bias, post, null, Float32Array);
+  }
+
+  floatConvSigns(x: Float32Array, w: Float32Array, cs: ConvShape, t: SignThresholds): Uint32Array {
+    if (!(t.threshold instanceof Float32Array) || t.threshold.length !== cs.o || t.direction.length !== cs.o) throw new TypeError(`floatConvSigns: float sums need ${cs.o} Float32 thresholds and directions`);
+    return this.runFloatConv(x, w, cs, null, null, {}, t, Uint32Array);
+  }
+
+  /** floatConv (t null: float NCHW) or floatConvSigns (packed signs) in one kernel call. */
+  private runFloatConv<R extends Float32Array | Uint32Array>(
+    x: Float32Array, w: Float32Array, cs: ConvShape, mul: Float32Array | null, bias: Float32Array | null, post: Int8Post, t: SignThresholds | null, Ctor: Out<R>,
+  ): R {
+    const [oh, ow] = convOut(cs), K = cs.c * cs.k * cs.k, pool = post.pool ?? 0, relu = post.relu ? 1 : 0;
+    const size = t ? cs.n * oh * ow * wordsFor(cs.o) : cs.n * cs.o * (pool ? Math.floor(oh / pool) * Math.floor(ow / pool) : oh * ow);
+    if (x.length !== cs.n * cs.c * cs.h * cs.w || w.length !== cs.o * K || (mul && (mul.length !== cs.o || bias?.length !== cs.o))) {
+      throw new RangeError(`floatConv: x [${x.length}], w [${w.length}], mul/bias [${mul?.length}, ${bias?.length}] do not fit ${JSON.stringify(cs)}`);
+    }
+    // A dense layer (1x1 conv on 1x1 images): rows of x times weight rows, K padded to 4 floats.
+    const dense = oh === 1 && ow === 1 && cs.h === 1 && cs.w === 1 && cs.k === 1 && !pool && !t;
+    const kr = roundUp(K, 4), p8 = roundUp(oh * ow, 8), pw = floatLayout(w, cs.o, K, dense);
+    // One scratch block: input (dense: padded rows), mul, bias (or thresholds, directions), im2col columns, accumulators, output.
+    const px = 0, pm = px + pad16((dense ? cs.n * kr : x.length) * 4), pb = pm + pad16(cs.o * 4), cols = pb + pad16(cs.o * 4);
+    const acc = cols + (dense ? 0 : pad16(K * p8 * 4)), out = acc + (dense ? 0 : pad16(roundUp(cs.o, 4) * p8 * 4));
+    const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
+    try {
+      const f32 = new Float32Array(a.buffer);
+      if (!dense || kr === K) f32.set(x, (base + px) >> 2);
+      else {
+        f32.fill(0, (base + px) >> 2, ((base + px) >> 2) + cs.n * kr);
+        for (let r = 0; r < cs.n; r++) f32.set(x.subarray(r * K, (r + 1) * K), ((base + px) >> 2) + r * kr);
+      }
+      if (mul || t) {
+        f32.set(mul ?? t!.threshold, (base + pm) >> 2);
+        if (t) new Int8Array(a.buffer).set(t.direction, base + pb);
+        else f32.set(bias!, (base + pb) >> 2);
+      }
+      const m = mul ? base + pm : 0, b = mul ? base + pb : 0;
+      if (dense) this.exports.floatDenseF32(base + px, pw, m, b, base + out, cs.n, cs.o, kr, relu);
+      else this.exports.floatConvF32(base + px, pw, m, b, t ? base + pm : 0, base + pb, base + cols, base + acc, base + out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, relu, pool);
+      return new Ctor(a.buffer, base + out, size).slice() as R;
+    } finally {
+      scratch.give(base, total);
+    }
+  }
+
   floatGemm(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array {
     const stride = roundUp(k, 4);
     return stagedGemm(a, b, m, n, k, stride, Float32Array, (pa, pb, po) => this.exports.f32Gemm(pa, pb, po, m, n, stride));
   }
 
   binaryConv(x: Uint32Array, w: Uint32Array, cs: ConvShape): Int32Array {
-    return this.conv(x, w, cs, null, Int32Array);
+    return this.conv(x, w, cs, null, null, Int32Array);
+  }
+
+  binaryConvFloat(x: Uint32Array, w: Uint32Array, cs: ConvShape, mul: Float32Array, bias: Float32Array, residual?: Float32Array): { values: Float32Array; signs: Uint32Array } {
+    const [oh, ow] = convOut(cs);
+    if (mul.length !== cs.o || bias.length !== cs.o || (residual && residual.length !== cs.n * cs.o * oh * ow)) {
+      throw new RangeError(`binaryConvFloat: mul/bias [${mul.length}, ${bias.length}], residual [${residual?.length}] do not fit ${JSON.stringify(cs)}`);
+    }
+    let signs: Uint32Array = new Uint32Array(0);
+    const values = this.conv(x, w, cs, null, { mul, bias, residual, onSigns: (bits) => (signs = bits) }, Float32Array);
+    return { values, signs };
   }
 
   binaryConvSigns(x: Uint32Array, w: Uint32Array, cs: ConvShape, t: SignThresholds): Uint32Array {
     if (!(t.threshold instanceof Int32Array)) throw new TypeError('binaryConvSigns: integer accumulators need Int32 thresholds');
-    return this.conv(x, w, cs, t, Uint32Array);
+    return this.conv(x, w, cs, t, null, Uint32Array);
   }
 
-  private conv<R extends Uint32Array | Int32Array>(x: Uint32Array, w: Uint32Array, cs: ConvShape, t: SignThresholds | null, Ctor: Out<R>): R {
-    const [oh, ow] = convOut(cs), pixels = cs.n * oh * ow, s = new Scratch();
-    const px = s.copy(x), pw = s.copy(w), pt = s.copy(t?.threshold ?? null), pd = s.copy(t?.direction ?? null);
-    return withOutput(s, Ctor, pixels * (t ? wordsFor(cs.o) : cs.o), (out) =>
-      this.exports.binaryConvPacked(px, pw, pt, pd, out, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, 0, pixels));
+  /** Binary conv in one kernel call: int32 accumulators, packed signs under `t`, or float NCHW through `epi` (and its plain signs to epi.onSigns). */
+  private conv<R extends Uint32Array | Int32Array | Float32Array>(
+    x: Uint32Array, w: Uint32Array, cs: ConvShape, t: SignThresholds | null,
+    epi: { mul: Float32Array; bias: Float32Array; residual?: Float32Array; onSigns: (bits: Uint32Array) => void } | null, Ctor: Out<R>,
+  ): R {
+    const [oh, ow] = convOut(cs), pixels = cs.n * oh * ow, cw = wordsFor(cs.c), kk = cs.k * cs.k;
+    if (x.length !== cs.n * cs.h * cs.w * cw || w.length !== cs.o * kk * cw || (t && (t.threshold.length !== cs.o || t.direction.length !== cs.o))) {
+      throw new RangeError(`binaryConv: x [${x.length}], w [${w.length}], thresholds [${t?.threshold.length}] do not fit ${JSON.stringify(cs)}`);
+    }
+    const { rows, tapPop } = binaryConvLayout(w, cs), size = pixels * (t ? wordsFor(cs.o) : cs.o);
+    // One scratch block: input, folded thresholds (sgn, tq) or mul, bias, im2col rows, accumulators (the int32 output), packed or float output.
+    const o4 = roundUp(cs.o, 4), px = 0, ps = px + pad16(x.byteLength), pq = ps + pad16(o4 * 4), cols = pq + pad16(o4 * 4);
+    const acc = cols + pad16(pixels * binaryRowWords(cs.c, cs.k) * 4), out = t || epi ? acc + pad16(pixels * cs.o * 4) : acc;
+    const signWords = epi ? pixels * wordsFor(cs.o) : 0, ps2 = out + pad16(size * 4);
+    const total = ps2 + pad16(signWords * 4), base = scratch.take(total), a = arena();
+    try {
+      new Uint32Array(a.buffer).set(x, (base + px) >> 2);
+      if (t) {
+        // −1 iff acc·sgn − tq < 0: direction +1: acc < thr; −1: acc > thr; 0: thr < 0 (constant).
+        const i32 = new Int32Array(a.buffer), s0 = (base + ps) >> 2, q0 = (base + pq) >> 2;
+        for (let c = 0; c < o4; c++) {
+          const d = c < cs.o ? t.direction[c]! : 0, th = c < cs.o ? t.threshold[c]! : 0;
+          i32[s0 + c] = d;
+          i32[q0 + c] = d ? d * th : th >= 0 ? 0 : 1;
+        }
+      }
+      if (epi) {
+        new Float32Array(a.buffer).set(epi.mul, (base + ps) >> 2);
+        new Float32Array(a.buffer).set(epi.bias, (base + pq) >> 2);
+        if (epi.residual) new Float32Array(a.buffer).set(epi.residual, (base + out) >> 2);
+      }
+      this.exports.binaryConvGemm(base + px, rows, tapPop, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, base + out, epi ? base + ps2 : 0, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, epi?.residual ? 1 : 0);
+      epi?.onSigns(new Uint32Array(a.buffer, base + ps2, signWords).slice());
+      return new Ctor(a.buffer, base + out, size).slice() as R;
+    } finally {
+      scratch.give(base, total);
+    }
   }
 
   packSigns(x: Float32Array | Int32Array, l: SignLayout, t: SignThresholds | null): Uint32Array {
