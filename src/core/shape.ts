@@ -1,10 +1,19 @@
 /** Shape arithmetic shared by every op. */
 export type Shape = readonly number[];
 
+// Indexed loops, not for-of or spread, in the helpers every tensor runs through: V8 iterates a
+// frozen array (every tensor's shape) through the generic protocol, one garbage object per element.
 export function numel(shape: Shape): number {
   let n = 1;
-  for (const d of shape) n *= d;
+  for (let i = 0; i < shape.length; i++) n *= shape[i]!;
   return n;
+}
+
+/** A plain-array copy of a shape or strides (any array-like of numbers). */
+export function copyShape(shape: Shape): number[] {
+  const out = new Array<number>(shape.length);
+  for (let i = 0; i < shape.length; i++) out[i] = shape[i]!;
+  return out;
 }
 
 export function contiguousStrides(shape: Shape): number[] {

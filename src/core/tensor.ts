@@ -1,7 +1,7 @@
 import { ArenaLimitError } from './arena.js';
 import { DTYPES, type AnyTypedArray, type DType } from './dtype.js';
 import type { Category } from './ledger.js';
-import { contiguousStrides, fmt, numel, type Shape } from './shape.js';
+import { contiguousStrides, copyShape, fmt, numel, type Shape } from './shape.js';
 import { trackTensor } from './scope.js';
 import { Storage } from './storage.js';
 
@@ -44,8 +44,8 @@ export class Tensor {
     readonly offset = 0,
   ) {
     // Another tensor's shape or strides (frozen) are shared as they are; anything else is copied.
-    this.shape = Object.isFrozen(shape) ? shape : Object.freeze([...shape]);
-    this.strides = strides ? (Object.isFrozen(strides) ? strides : Object.freeze([...strides])) : Object.freeze(contiguousStrides(shape));
+    this.shape = Object.isFrozen(shape) ? shape : Object.freeze(copyShape(shape));
+    this.strides = strides ? (Object.isFrozen(strides) ? strides : Object.freeze(copyShape(strides))) : Object.freeze(contiguousStrides(shape));
     this.size = numel(shape);
     trackTensor(this);
   }
@@ -70,7 +70,8 @@ export class Tensor {
   }
 
   private static allocate(shape: Shape, dtype: DType, category: Category, zeroed: boolean): Tensor {
-    for (const d of shape) {
+    for (let i = 0; i < shape.length; i++) {
+      const d = shape[i]!;
       if (!Number.isInteger(d) || d < 0) throw new RangeError(`invalid shape ${fmt(shape)}: dimensions must be non-negative integers`);
     }
     let storage: Storage;

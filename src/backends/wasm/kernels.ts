@@ -357,9 +357,11 @@ export class WasmKernels implements Partial<Kernels> {
     const imageStride = cg * rowsPerChannel * 4;
     const parts = splitRange(cg, this.partsFor(images * cg * rowsPerChannel, this.splitAt('im2col')), 1).map(([lo, hi]) => {
       const colsPtr = cols.ptr + lo * rowsPerChannel * 4;
-      const geometry = [g.c, g.h, g.w, g.kh, g.kw, g.strideH, g.strideW, g.padH, g.padW, g.dilationH, g.dilationW, g.outH, g.outW];
-      const range = [img, c0 + lo, hi - lo, images, imageStride];
-      return op === 'im2col' ? [image.ptr, colsPtr, ...geometry, ...range] : [colsPtr, image.ptr, ...geometry, ...range];
+      return [
+        op === 'im2col' ? image.ptr : colsPtr, op === 'im2col' ? colsPtr : image.ptr,
+        g.c, g.h, g.w, g.kh, g.kw, g.strideH, g.strideW, g.padH, g.padW, g.dilationH, g.dilationW, g.outH, g.outW,
+        img, c0 + lo, hi - lo, images, imageStride,
+      ];
     });
     this.run(op, parts);
   }
