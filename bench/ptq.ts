@@ -1,7 +1,8 @@
 /**
  * `slimgrad bench ptq [--json] [--models lenet,resnet20,torch] [--methods rtn,adaround,aquant,mixed]
- * [--seeds 3] [--iters 200] [--calib-items 256] [--epochs N] [--checkpoints DIR] [--data-dir DIR]
- * [--latency-only]`: post-training quantization (--latency-only: the ONNX and latency rows alone).
+ * [--bits W/A,...] [--seeds 3] [--iters 200] [--calib-items 256] [--epochs N] [--checkpoints DIR]
+ * [--data-dir DIR] [--latency-only]`: post-training quantization (--latency-only: the ONNX and
+ * latency rows alone; --bits: only the settings with these weight/activation widths, e.g. 8/8,4/8).
  *
  * Float LeNet-5 and ResNet-20 are trained on MNIST (t10k: first 8,000 train, last 2,000 test;
  * Adam, cosine, batch 64; cached in --checkpoints when given); `torch` is the PyTorch-trained CNN
@@ -114,6 +115,7 @@ export async function run(args: string[]): Promise<number> {
       iters: { type: 'string', default: '200' },
       'calib-items': { type: 'string', default: '256' },
       methods: { type: 'string', default: 'rtn,adaround,aquant,mixed' },
+      bits: { type: 'string' },
       epochs: { type: 'string' },
       checkpoints: { type: 'string' },
       'data-dir': { type: 'string', default: '../shared/data/mnist-t10k' },
@@ -126,6 +128,9 @@ export async function run(args: string[]): Promise<number> {
   const methods = values.methods!.split(',');
   const key = (s: (typeof SETTINGS)[number]) => (s.mixed ? 'mixed' : s.method);
   for (const m of methods) if (!SETTINGS.some((s) => key(s) === m)) throw new UsageError(`unknown method '${m}' (available: rtn, adaround, aquant, mixed)`);
+  const bitsKey = (s: (typeof SETTINGS)[number]) => `${s.wBits}/${s.aBits}`;
+  const bitSettings = values.bits?.split(',') ?? SETTINGS.map(bitsKey);
+  for (const b of bitSettings) if (!SETTINGS.some((s) => bitsKey(s) === b)) throw new UsageError(`unknown --bits '${b}' (available: ${[...new Set(SETTINGS.map(bitsKey))].join(', ')})`);
   if (values.epochs !== undefined) for (const m of Object.keys(EPOCHS)) EPOCHS[m] = Number(values.epochs);
   const seeds = Number(values.seeds), iters = Number(values.iters), calibN = Number(values['calib-items']);
   if (![seeds, iters, calibN, ...Object.values(EPOCHS)].every((v) => Number.isInteger(v) && v > 0)) throw new UsageError('--seeds, --iters, --calib-items and --epochs must be positive integers');
@@ -152,7 +157,7 @@ export async function run(args: string[]): Promise<number> {
       return trainSet.select(idx).values();
     };
     let w8a8: PtqResult | null = null;
-    for (const s of values['latency-only'] ? [] : SETTINGS.filter((x) => methods.includes(key(x)))) {
+    for (const s of values['latency-only'] ? [] : SETTINGS.filter((x) => methods.includes(key(x)) && bitSettings.includes(bitsKey(x)))) {
       const accs: number[] = [];
       let bytes = 0, bits: number[] | number = s.wBits;
       for (let seed = 1; seed <= seeds; seed++) {
