@@ -2,7 +2,8 @@
 // packed (bit 1 = −1, NHWC, cw = ceil(C/32) u32 words per pixel, padding bits 0) from one binary
 // layer to the next. Pointers are byte offsets into the imported arena memory.
 
-import { int8Gemm } from "./index";
+import { int16Gemm } from "./index";
+
 
 // @ts-ignore: decorator
 @inline function popcountSpan(x: usize, w: usize, words: i32): i32 {
@@ -158,8 +159,13 @@ export function maxPoolPacked(x: usize, out: usize, h: i32, w: i32, cw: i32, k: 
 
 // ---------------------------------------------------------------------------------------------
 // int8 conv stage of the deploy runtime (src/quant/runtime.ts; reference: int8Conv in
-// src/quant/kernels.ts, identical bits): quantize the float NCHW input, im2col the codes into
-// 16-byte padded rows, int8 GEMM, float epilogue (+ ReLU) into NCHW.
+// src/quant/kernels.ts, identical bits): quantize the float NCHW input into int8-range codes held
+// as i16, im2col the codes into 16-byte padded rows, i16 GEMM against the weights' i16 rows (built
+// once per weight array), float epilogue (+ ReLU, max-pool) into NCHW. Holding the codes as i16
+// feeds i32x4.dot_i16x8_s directly: the int8 GEMM's sign extensions (two per 16 codes of each
+// operand, more instructions than the dot products) drop out of the inner loop. The dot products
+// are the same integers: |code · weight| ≤ 2^14, so each pair sum fits in i32 and the i32 sums
+// wrap exactly as the int8 GEMM's.
 
 /** q = clamp(roundHalfAway(v / step), lo, hi), NaN -> 0: the TypeScript rounding (floor + frac ≥ 0.5 on |v|). */
 // @ts-ignore: decorator
@@ -170,7 +176,7 @@ export function maxPoolPacked(x: usize, out: usize, h: i32, w: i32, cw: i32, k: 
   return s <= <f64>lo ? lo : s >= <f64>hi ? hi : <i32>s;
 }
 
-/** code() of `count` consecutive floats at src into bytes dst, dst + stride, ...: four at a time in f64x2 lanes (the same operations), then the rest. */
+/** code() of `count` consecutive floats at src into i16 at dst, dst + stride, ... (stride in bytes): four at a time in f64x2 lanes (the same operations), then the rest. */
 function quantizeRun(src: usize, dst: usize, count: i32, stride: usize, step: f64, lo: i32, hi: i32): void {
   const sv = f64x2.splat(step), half = f64x2.splat(0.5), one = f64x2.splat(1), zero = f64x2.splat(0);
   const lov = f64x2.splat(<f64>lo), hiv = f64x2.splat(<f64>hi);
@@ -180,17 +186,17 @@ function quantizeRun(src: usize, dst: usize, count: i32, stride: usize, step: f6
     const a = codes2(f64x2.div(f64x2.promote_low_f32x4(xs), sv), half, one, zero, lov, hiv);
     const b = codes2(f64x2.div(f64x2.promote_low_f32x4(v128.shuffle<i32>(xs, xs, 2, 3, 2, 3)), sv), half, one, zero, lov, hiv);
     const i = v128.shuffle<i32>(i32x4.trunc_sat_f64x2_s_zero(a), i32x4.trunc_sat_f64x2_s_zero(b), 0, 1, 4, 5);
-    const bytes = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i, i), i16x8.splat(0));
+    const words = i16x8.narrow_i32x4_s(i, i);
     const d = dst + <usize>q * stride;
-    if (stride == 1) v128.store32_lane(d, bytes, 0);
+    if (stride == 2) v128.store64_lane(d, words, 0);
     else {
-      store<i8>(d, i8x16.extract_lane_s(bytes, 0));
-      store<i8>(d + stride, i8x16.extract_lane_s(bytes, 1));
-      store<i8>(d + 2 * stride, i8x16.extract_lane_s(bytes, 2));
-      store<i8>(d + 3 * stride, i8x16.extract_lane_s(bytes, 3));
+      store<i16>(d, i16x8.extract_lane_s(words, 0));
+      store<i16>(d + stride, i16x8.extract_lane_s(words, 1));
+      store<i16>(d + 2 * stride, i16x8.extract_lane_s(words, 2));
+      store<i16>(d + 3 * stride, i16x8.extract_lane_s(words, 3));
     }
   }
-  for (; q < count; q++) store<i8>(dst + <usize>q * stride, <i8>code(<f64>load<f32>(src + (<usize>q << 2)), step, lo, hi));
+  for (; q < count; q++) store<i16>(dst + <usize>q * stride, <i16>code(<f64>load<f32>(src + (<usize>q << 2)), step, lo, hi));
 }
 
 /** code() on two f64 lanes r = v / step: half away from zero, clamped to [lo, hi], NaN -> 0 (as floats; truncation is exact). */
@@ -205,53 +211,56 @@ function quantizeRun(src: usize, dst: usize, count: i32, stride: usize, step: f6
 }
 
 /**
- * x: float NCHW [n, c, h, w]; wts: int8 OHWI rows [o, rowBytes] ((i, j, c) order, as the codes'
- * NHWC layout makes every tap row one contiguous span); codes: scratch n·(h + 2·pad)·(w + 2·pad)·c
- * + 16 bytes (NHWC, zero-padded: every tap reads a code, 0 outside the image); cols: scratch
- * [n·oh·ow, rowBytes] + 16 bytes; acc: scratch [o, n·oh·ow] i32; out: float NCHW [n, o, oh, ow]
- * (pool > 0: max-pooled, [n, o, ⌊oh/pool⌋, ⌊ow/pool⌋]).
+ * x: float NCHW [n, c, h, w]; wts: i16 OHWI rows [o, rowBytes] of int8 weights ((i, j, c) order,
+ * as the codes' NHWC layout makes every tap row one contiguous span); codes: scratch
+ * 2·n·(h + 2·pad)·(w + 2·pad)·c + 16 bytes (i16 NHWC, zero-padded: every tap reads a code, 0
+ * outside the image); cols: scratch [n·oh·ow, rowBytes] + 16 bytes; acc: scratch [o, n·oh·ow]
+ * i32; out: float NCHW [n, o, oh, ow] (pool > 0: max-pooled, [n, o, ⌊oh/pool⌋, ⌊ow/pool⌋]).
  */
 export function int8ConvF32(
   x: usize, wts: usize, mul: usize, bias: usize, codes: usize, cols: usize, acc: usize, out: usize,
   n: i32, c: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, rowBytes: i32,
   step: f64, lo: i32, hi: i32, relu: i32, pool: i32,
 ): void {
-  const hw = h * w, hp = h + 2 * pad, wp = w + 2 * pad, cc = <usize>c;
-  if (pad > 0) {
-    const bytes = <usize>(n * hp * wp) * cc;
-    for (let t: usize = 0; t < bytes; t += 16) v128.store(codes + t, i32x4.splat(0));
-  }
-  if (hw == 1) quantizeRun(x, codes, n * c, 1, step, lo, hi); // [n, c, 1, 1]: NHWC is NCHW
-  else {
+  const hw = h * w, hp = h + 2 * pad, wp = w + 2 * pad, cc = <usize>c << 1, p = oh * ow, rows = n * p, row = <usize>rowBytes;
+  if (hw == 1 && k == 1 && pad == 0) {
+    // [n, c, 1, 1] (a dense layer): NCHW is NHWC and each image is its own im2col row.
+    for (let b = 0; b < n; b++) quantizeRun(x + (<usize>(b * c) << 2), cols + <usize>b * row, c, 2, step, lo, hi);
+  } else {
+    if (pad > 0) {
+      const bytes = <usize>(n * hp * wp) * cc;
+      for (let t: usize = 0; t < bytes; t += 16) v128.store(codes + t, i32x4.splat(0));
+    }
     for (let b = 0; b < n; b++) {
       for (let ch = 0; ch < c; ch++) {
-        const src = x + (<usize>((b * c + ch) * hw) << 2), dst = codes + <usize>((b * hp + pad) * wp + pad) * cc + <usize>ch;
+        const src = x + (<usize>((b * c + ch) * hw) << 2), dst = codes + <usize>((b * hp + pad) * wp + pad) * cc + (<usize>ch << 1);
         for (let y = 0; y < h; y++) quantizeRun(src + (<usize>(y * w) << 2), dst + <usize>(y * wp) * cc, w, cc, step, lo, hi);
       }
     }
-  }
-  // Every tap row is one span of k·c codes, copied 8 or 16 bytes at a time. A copy may run up to
-  // 15 bytes past its span: into the next span (written next), the row's padding (times the
-  // weights' zero padding) or the next row (written after this one); the scratch buffers have
-  // 16 bytes of slack.
-  const p = oh * ow, rows = n * p, row = <usize>rowBytes, span = <usize>k * cc, tapStep = <usize>wp * cc;
-  for (let b = 0; b < n; b++) {
-    for (let y = 0; y < oh; y++) {
-      let src = codes + <usize>((b * hp + y * stride) * wp) * cc, dst = cols + <usize>((b * oh + y) * ow) * row;
-      const xStep = <usize>stride * cc;
-      for (let xo = 0; xo < ow; xo++, src += xStep, dst += row) {
-        if (span <= 8) {
-          for (let i: usize = 0; i < <usize>k; i++) store<u64>(dst + i * span, load<u64>(src + i * tapStep));
-        } else {
-          for (let i: usize = 0; i < <usize>k; i++) {
-            const from = src + i * tapStep, to = dst + i * span;
-            for (let t: usize = 0; t < span; t += 16) v128.store(to + t, v128.load(from + t));
+    // Every tap row is one span of k·c codes, copied 8 or 16 bytes at a time. A copy may run up to
+    // 15 bytes past its span: into the next span (written next), the row's padding (times the
+    // weights' zero padding) or the next row (written after this one); the scratch buffers have
+    // 16 bytes of slack.
+    const span = <usize>k * cc, tapStep = <usize>wp * cc, xStep = <usize>stride * cc;
+    for (let b = 0; b < n; b++) {
+      for (let y = 0; y < oh; y++) {
+        let src = codes + <usize>((b * hp + y * stride) * wp) * cc, dst = cols + <usize>((b * oh + y) * ow) * row;
+        for (let xo = 0; xo < ow; xo++, src += xStep, dst += row) {
+          if (span <= 8) {
+            for (let i: usize = 0; i < <usize>k; i++) store<u64>(dst + i * span, load<u64>(src + i * tapStep));
+          } else if (span <= 16) {
+            for (let i: usize = 0; i < <usize>k; i++) v128.store(dst + i * span, v128.load(src + i * tapStep));
+          } else {
+            for (let i: usize = 0; i < <usize>k; i++) {
+              const from = src + i * tapStep, to = dst + i * span;
+              for (let t: usize = 0; t < span; t += 16) v128.store(to + t, v128.load(from + t));
+            }
           }
         }
       }
     }
   }
-  int8Gemm(wts, cols, acc, o, rows, rowBytes);
+  int16Gemm(wts, cols, acc, o, rows, rowBytes);
   if (pool > 0) {
     int8PoolEpilogue(acc, mul, bias, out, n, o, oh, ow, pool, relu);
     return;

@@ -164,7 +164,10 @@ const scratch = {
   },
 };
 
-/** OHWI rows of an int8 weight array in the arena (padded to `stride` bytes): built once per weight array, freed when it is collected. */
+/**
+ * OHWI rows of an int8 weight array in the arena as i16 (the int8 conv kernel's i16 GEMM), padded
+ * with zeros to `stride` elements: built once per weight array, freed when it is collected.
+ */
 interface ArenaRows {
   o: number;
   c: number;
@@ -176,7 +179,7 @@ interface ArenaRows {
 const ohwiCache = new WeakMap<Int8Array, ArenaRows>();
 const freeRows = new FinalizationRegistry<{ ptr: number; bytes: number }>(({ ptr, bytes }) => arena().free(ptr, bytes));
 
-/** The arena address of OIHW int8 weights `w` as OHWI rows padded to `stride` bytes (the kernel's im2col copies NHWC spans of k·c codes). */
+/** The arena address of OIHW int8 weights `w` as i16 OHWI rows of `stride` elements (the kernel's im2col copies NHWC spans of k·c codes). */
 function ohwiRows(w: Int8Array, cs: ConvShape, stride: number): number {
   const hit = ohwiCache.get(w);
   if (hit && hit.o === cs.o && hit.c === cs.c && hit.k === cs.k && hit.stride === stride) return hit.ptr;
@@ -184,8 +187,8 @@ function ohwiRows(w: Int8Array, cs: ConvShape, stride: number): number {
     freeRows.unregister(hit);
     arena().free(hit.ptr, hit.bytes);
   }
-  const kk = cs.k * cs.k, K = cs.c * kk, bytes = cs.o * stride, ptr = arena().alloc(bytes, 'fixed');
-  const rows = new Int8Array(arena().buffer, ptr, bytes);
+  const kk = cs.k * cs.k, K = cs.c * kk, bytes = cs.o * stride * 2, ptr = arena().alloc(bytes, 'fixed');
+  const rows = new Int16Array(arena().buffer, ptr, cs.o * stride);
   rows.fill(0);
   for (let o = 0; o < cs.o; o++) for (let ch = 0; ch < cs.c; ch++) for (let t = 0; t < kk; t++) rows[o * stride + t * cs.c + ch] = w[o * K + ch * kk + t]!;
   const entry = { o: cs.o, c: cs.c, k: cs.k, stride, ptr, bytes };
@@ -210,22 +213,22 @@ export class QuantWasmKernels implements Partial<Kernels> {
   }
 
   int8Conv(x: Float32Array, w: Int8Array, cs: ConvShape, g: Int8Grid, mul: Float32Array, bias: Float32Array, post: Int8Post = {}): Float32Array {
-    const [oh, ow] = convOut(cs), rows = cs.n * oh * ow, K = cs.c * cs.k * cs.k, stride = roundUp(K, 16), pool = post.pool ?? 0;
+    const [oh, ow] = convOut(cs), rows = cs.n * oh * ow, K = cs.c * cs.k * cs.k, stride = roundUp(K, 8), pool = post.pool ?? 0;
     const size = cs.n * cs.o * (pool ? Math.floor(oh / pool) * Math.floor(ow / pool) : oh * ow);
     if (x.length !== cs.n * cs.c * cs.h * cs.w || w.length !== cs.o * K || mul.length !== cs.o || bias.length !== cs.o) {
       throw new RangeError(`int8Conv: x [${x.length}], w [${w.length}], mul/bias [${mul.length}, ${bias.length}] do not fit ${JSON.stringify(cs)}`);
     }
     const pw = ohwiRows(w, cs, stride);
-    // One scratch block: input, mul, bias, zero-padded codes, im2col rows, accumulators, output (16-byte aligned parts).
+    // One scratch block: input, mul, bias, zero-padded i16 codes, i16 im2col rows, accumulators, output (16-byte aligned parts).
     const px = 0, pm = px + pad16(x.byteLength), pb = pm + pad16(mul.byteLength), codes = pb + pad16(bias.byteLength);
-    const cols = codes + pad16(cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * cs.c + 16), acc = cols + pad16(rows * stride + 16), out = acc + pad16(rows * cs.o * 4);
+    const cols = codes + pad16(2 * cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * cs.c + 16), acc = cols + pad16(rows * stride * 2 + 16), out = acc + pad16(rows * cs.o * 4);
     const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
     try {
       const f32 = new Float32Array(a.buffer);
       f32.set(x, (base + px) >> 2);
       f32.set(mul, (base + pm) >> 2);
       f32.set(bias, (base + pb) >> 2);
-      this.exports.int8ConvF32(base + px, pw, base + pm, base + pb, base + codes, base + cols, base + acc, base + out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, stride, g.step, g.lo, g.hi, post.relu ? 1 : 0, pool);
+      this.exports.int8ConvF32(base + px, pw, base + pm, base + pb, base + codes, base + cols, base + acc, base + out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, stride * 2, g.step, g.lo, g.hi, post.relu ? 1 : 0, pool);
       return f32.slice((base + out) >> 2, ((base + out) >> 2) + size);
     } finally {
       scratch.give(base, total);
