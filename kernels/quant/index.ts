@@ -4,6 +4,8 @@
 // zeros to 128 bits (binary: 4 u32 words; int8: 16 bytes; f32: 4 floats) so every kernel reads
 // whole vectors. Register blocking: 2 rows of A x 4 rows of B per tile; edges fall back to 1 x 1.
 
+import { hsum4 } from "./simd";
+
 // ---------------------------------------------------------------------------------------------
 // Binary: ±1 packed, bit 1 = −1; dot = k − 2·popcount(a XOR b). Padding bits are 0 in both.
 
@@ -56,14 +58,6 @@ export function binaryGemmScalar(a: usize, b: usize, out: usize, m: i32, n: i32,
 // @ts-ignore: decorator
 @inline function hsum(v: v128): i32 {
   return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
-}
-
-/** [hsum(a), hsum(b), hsum(c), hsum(d)] by two rounds of shuffles and adds (wrapping i32 adds: exact in any order). */
-// @ts-ignore: decorator
-@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
-  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7));
-  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
-  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
 }
 
 /**
@@ -181,78 +175,6 @@ export function int8Gemm(a: usize, b: usize, out: usize, m: i32, n: i32, rowByte
   let s = i32x4.splat(0);
   for (let t: usize = 0; t < row; t += 16) s = dot16(s, v128.load(a + t), v128.load(b + t));
   store<i32>(out, hsum(s));
-}
-
-// i16: int8-range codes held as i16 (the deploy runtime's int8 conv stage, kernels/quant/packed.ts),
-// straight into i32x4.dot_i16x8_s, no sign extension in the inner loop.
-
-/** acc + the dot product of 8 i16 lanes (i32x4.dot_i16x8_s: exact pair sums, wrapping i32 adds). */
-// @ts-ignore: decorator
-@inline function dot8(acc: v128, x: v128, y: v128): v128 {
-  return i32x4.add(acc, i32x4.dot_i16x8_s(x, y));
-}
-
-/** out[i, j] = dot(row i of a, row j of b) over i16 rows of rowBytes (a multiple of 16) bytes. */
-export function int16Gemm(a: usize, b: usize, out: usize, m: i32, n: i32, rowBytes: i32): void {
-  const row = <usize>rowBytes;
-  let i = 0;
-  if (n < 4) {
-    // Few B rows (a dense layer at batch 1..3): four A rows share each B load.
-    for (; i + 4 <= m; i += 4) {
-      const a0 = a + <usize>i * row, a1 = a0 + row, a2 = a1 + row, a3 = a2 + row;
-      for (let j = 0; j < n; j++) {
-        const b0 = b + <usize>j * row;
-        let s0 = i32x4.splat(0), s1 = i32x4.splat(0), s2 = i32x4.splat(0), s3 = i32x4.splat(0);
-        for (let t: usize = 0; t < row; t += 16) {
-          const y = v128.load(b0 + t);
-          s0 = dot8(s0, v128.load(a0 + t), y);
-          s1 = dot8(s1, v128.load(a1 + t), y);
-          s2 = dot8(s2, v128.load(a2 + t), y);
-          s3 = dot8(s3, v128.load(a3 + t), y);
-        }
-        const sums = hsum4(s0, s1, s2, s3), o = out + ((<usize>i * n + j) << 2), step = <usize>n << 2;
-        store<i32>(o, i32x4.extract_lane(sums, 0));
-        store<i32>(o + step, i32x4.extract_lane(sums, 1));
-        store<i32>(o + 2 * step, i32x4.extract_lane(sums, 2));
-        store<i32>(o + 3 * step, i32x4.extract_lane(sums, 3));
-      }
-    }
-  }
-  for (; i + 2 <= m; i += 2) {
-    const a0 = a + <usize>i * row, a1 = a0 + row;
-    let j = 0;
-    for (; j + 4 <= n; j += 4) {
-      const b0 = b + <usize>j * row, b1 = b0 + row, b2 = b1 + row, b3 = b2 + row;
-      let s00 = i32x4.splat(0), s01 = i32x4.splat(0), s02 = i32x4.splat(0), s03 = i32x4.splat(0);
-      let s10 = i32x4.splat(0), s11 = i32x4.splat(0), s12 = i32x4.splat(0), s13 = i32x4.splat(0);
-      for (let t: usize = 0; t < row; t += 16) {
-        const x0 = v128.load(a0 + t), x1 = v128.load(a1 + t);
-        let y = v128.load(b0 + t);
-        s00 = dot8(s00, x0, y); s10 = dot8(s10, x1, y);
-        y = v128.load(b1 + t);
-        s01 = dot8(s01, x0, y); s11 = dot8(s11, x1, y);
-        y = v128.load(b2 + t);
-        s02 = dot8(s02, x0, y); s12 = dot8(s12, x1, y);
-        y = v128.load(b3 + t);
-        s03 = dot8(s03, x0, y); s13 = dot8(s13, x1, y);
-      }
-      const o0 = out + ((<usize>i * n + j) << 2), o1 = o0 + (<usize>n << 2);
-      v128.store(o0, hsum4(s00, s01, s02, s03));
-      v128.store(o1, hsum4(s10, s11, s12, s13));
-    }
-    for (; j < n; j++) {
-      int16Dot1(a0, b + <usize>j * row, row, out + ((<usize>i * n + j) << 2));
-      int16Dot1(a1, b + <usize>j * row, row, out + ((<usize>(i + 1) * n + j) << 2));
-    }
-  }
-  for (; i < m; i++) for (let j = 0; j < n; j++) int16Dot1(a + <usize>i * row, b + <usize>j * row, row, out + ((<usize>i * n + j) << 2));
-}
-
-// @ts-ignore: decorator
-@inline function int16Dot1(a: usize, b: usize, row: usize, out: usize): void {
-  let s = i32x4.splat(0);
-  for (let t: usize = 0; t < row; t += 16) s = dot8(s, v128.load(a + t), v128.load(b + t));
-  store<i32>(out, i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3));
 }
 
 // ---------------------------------------------------------------------------------------------

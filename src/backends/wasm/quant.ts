@@ -28,8 +28,8 @@ export interface QuantWasmExports {
   smartdealGemm4(x: number, rows: number, G: number, bc: number, coef: number, ko: number, kg: number, kept: number, z: number, out: number, outC: number): void;
   sparseGemmF32(rowPtr: number, cols: number, vals: number, x: number, out: number, rows: number, k: number, p: number, b0: number, b1: number): void;
   int8ConvF32(
-    x: number, w: number, mul: number, bias: number, codes: number, cols: number, acc: number, out: number,
-    n: number, c: number, h: number, wd: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, rowBytes: number,
+    x: number, w: number, mul: number, bias: number, codes: number, bases: number, acc: number, out: number,
+    n: number, c: number, h: number, wd: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, tapBytes: number,
     step: number, lo: number, hi: number, relu: number, pool: number,
   ): void;
 }
@@ -165,34 +165,35 @@ const scratch = {
 };
 
 /**
- * OHWI rows of an int8 weight array in the arena as i16 (the int8 conv kernel's i16 GEMM), padded
- * with zeros to `stride` elements: built once per weight array, freed when it is collected.
+ * An int8 conv weight array in the arena as the int8 conv kernel's i16 rows: per output channel, k
+ * tap rows of `tap` elements, tap row i holding kernel row i's (j, c) weights (the codes' NHWC
+ * order) and zeros after them. Built once per weight array, freed when it is collected.
  */
 interface ArenaRows {
   o: number;
   c: number;
   k: number;
-  stride: number;
+  tap: number;
   ptr: number;
   bytes: number;
 }
-const ohwiCache = new WeakMap<Int8Array, ArenaRows>();
+const rowCache = new WeakMap<Int8Array, ArenaRows>();
 const freeRows = new FinalizationRegistry<{ ptr: number; bytes: number }>(({ ptr, bytes }) => arena().free(ptr, bytes));
 
-/** The arena address of OIHW int8 weights `w` as i16 OHWI rows of `stride` elements (the kernel's im2col copies NHWC spans of k·c codes). */
-function ohwiRows(w: Int8Array, cs: ConvShape, stride: number): number {
-  const hit = ohwiCache.get(w);
-  if (hit && hit.o === cs.o && hit.c === cs.c && hit.k === cs.k && hit.stride === stride) return hit.ptr;
+/** The arena address of OIHW int8 weights `w` as i16 tap rows of `tap` elements (see ArenaRows). */
+function tapRows(w: Int8Array, cs: ConvShape, tap: number): number {
+  const hit = rowCache.get(w);
+  if (hit && hit.o === cs.o && hit.c === cs.c && hit.k === cs.k && hit.tap === tap) return hit.ptr;
   if (hit) {
     freeRows.unregister(hit);
     arena().free(hit.ptr, hit.bytes);
   }
-  const kk = cs.k * cs.k, K = cs.c * kk, bytes = cs.o * stride * 2, ptr = arena().alloc(bytes, 'fixed');
-  const rows = new Int16Array(arena().buffer, ptr, cs.o * stride);
+  const { o, c, k } = cs, kk = k * k, K = c * kk, row = k * tap, bytes = o * row * 2, ptr = arena().alloc(bytes, 'fixed');
+  const rows = new Int16Array(arena().buffer, ptr, o * row);
   rows.fill(0);
-  for (let o = 0; o < cs.o; o++) for (let ch = 0; ch < cs.c; ch++) for (let t = 0; t < kk; t++) rows[o * stride + t * cs.c + ch] = w[o * K + ch * kk + t]!;
-  const entry = { o: cs.o, c: cs.c, k: cs.k, stride, ptr, bytes };
-  ohwiCache.set(w, entry);
+  for (let q = 0; q < o; q++) for (let ch = 0; ch < c; ch++) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) rows[q * row + i * tap + j * c + ch] = w[q * K + ch * kk + i * k + j]!;
+  const entry = { o, c, k, tap, ptr, bytes };
+  rowCache.set(w, entry);
   freeRows.register(w, { ptr, bytes }, entry);
   return ptr;
 }
@@ -213,22 +214,22 @@ export class QuantWasmKernels implements Partial<Kernels> {
   }
 
   int8Conv(x: Float32Array, w: Int8Array, cs: ConvShape, g: Int8Grid, mul: Float32Array, bias: Float32Array, post: Int8Post = {}): Float32Array {
-    const [oh, ow] = convOut(cs), rows = cs.n * oh * ow, K = cs.c * cs.k * cs.k, stride = roundUp(K, 8), pool = post.pool ?? 0;
+    const [oh, ow] = convOut(cs), rows = cs.n * oh * ow, K = cs.c * cs.k * cs.k, tap = roundUp(cs.k * cs.c, 8), pool = post.pool ?? 0;
     const size = cs.n * cs.o * (pool ? Math.floor(oh / pool) * Math.floor(ow / pool) : oh * ow);
     if (x.length !== cs.n * cs.c * cs.h * cs.w || w.length !== cs.o * K || mul.length !== cs.o || bias.length !== cs.o) {
       throw new RangeError(`int8Conv: x [${x.length}], w [${w.length}], mul/bias [${mul.length}, ${bias.length}] do not fit ${JSON.stringify(cs)}`);
     }
-    const pw = ohwiRows(w, cs, stride);
-    // One scratch block: input, mul, bias, zero-padded i16 codes, i16 im2col rows, accumulators, output (16-byte aligned parts).
+    const pw = tapRows(w, cs, tap);
+    // One scratch block: input, mul, bias, zero-padded i16 codes, pixel bases and chunk offsets, accumulators, output (16-byte aligned parts).
     const px = 0, pm = px + pad16(x.byteLength), pb = pm + pad16(mul.byteLength), codes = pb + pad16(bias.byteLength);
-    const cols = codes + pad16(2 * cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * cs.c + 16), acc = cols + pad16(rows * stride * 2 + 16), out = acc + pad16(rows * cs.o * 4);
+    const bases = codes + pad16(2 * cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * cs.c + 16), acc = bases + pad16(rows * 4 + cs.k * tap / 2), out = acc + pad16(rows * cs.o * 4);
     const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
     try {
       const f32 = new Float32Array(a.buffer);
       f32.set(x, (base + px) >> 2);
       f32.set(mul, (base + pm) >> 2);
       f32.set(bias, (base + pb) >> 2);
-      this.exports.int8ConvF32(base + px, pw, base + pm, base + pb, base + codes, base + cols, base + acc, base + out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, stride * 2, g.step, g.lo, g.hi, post.relu ? 1 : 0, pool);
+      this.exports.int8ConvF32(base + px, pw, base + pm, base + pb, base + codes, base + bases, base + acc, base + out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, tap * 2, g.step, g.lo, g.hi, post.relu ? 1 : 0, pool);
       return f32.slice((base + out) >> 2, ((base + out) >> 2) + size);
     } finally {
       scratch.give(base, total);
