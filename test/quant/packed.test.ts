@@ -110,23 +110,30 @@ function noWasm<T>(f: () => T): T {
   }
 }
 
-test('wasm int8Conv (fused quantize, NHWC im2col, int8 GEMM, epilogue, ReLU, max-pool) equals the reference bit for bit', () => {
+test('wasm int8Conv (fused quantize, i16 implicit GEMM on the NHWC code image, epilogue, ReLU, max-pool) equals the reference bit for bit', () => {
   fc.assert(fc.property(
-    fc.record({ n: fc.integer({ min: 1, max: 3 }), c: fc.integer({ min: 1, max: 20 }), h: fc.integer({ min: 1, max: 9 }), w: fc.integer({ min: 1, max: 9 }), o: fc.integer({ min: 1, max: 9 }), k: fc.integer({ min: 1, max: 5 }), stride: fc.integer({ min: 1, max: 3 }), pad: fc.nat(4), seed: fc.nat(), relu: fc.boolean(), pool: fc.constantFrom(0, 0, 2, 3), unsigned: fc.boolean() }),
+    fc.record({ n: fc.integer({ min: 1, max: 3 }), c: fc.integer({ min: 1, max: 20 }), h: fc.integer({ min: 1, max: 9 }), w: fc.integer({ min: 1, max: 9 }), o: fc.integer({ min: 1, max: 13 }), k: fc.integer({ min: 1, max: 5 }), stride: fc.integer({ min: 1, max: 3 }), pad: fc.nat(4), seed: fc.nat(), relu: fc.boolean(), pool: fc.constantFrom(0, 0, 2, 3), unsigned: fc.boolean() }),
     (p) => {
       const pad = Math.min(p.pad, p.k - 1), h = Math.max(p.h, p.k - 2 * pad), w = Math.max(p.w, p.k - 2 * pad);
-      const cs = { n: p.n, c: p.c, h, w, o: p.o, k: p.k, stride: p.stride, pad };
-      const r = new Rng(p.seed, 2), K = cs.c * cs.k * cs.k;
-      // Exact rounding ties (half steps of a power-of-two step), values beyond the range, NaN/±Infinity.
-      const x = Float32Array.from({ length: cs.n * cs.c * h * w }, () => {
-        const u = r.int(20);
-        return u === 0 ? NaN : u === 1 ? (r.int(2) ? Infinity : -Infinity) : u < 6 ? (r.int(600) - 300) * 0.03125 : r.normal() * 4;
-      });
-      const wt = Int8Array.from({ length: cs.o * K }, () => r.int(256) - 128);
-      const mul = normals(cs.o), bias = normals(cs.o), g = p.unsigned ? { step: 0.0625, lo: 0, hi: 127 } : { step: 0.0625, lo: -128, hi: 127 };
-      const post = { relu: p.relu, pool: p.pool };
-      const a = wasm.int8Conv(x, wt, cs, g, mul, bias, post), b = int8Conv(x, wt, cs, g, mul, bias, post);
-      assert.equal(a.length, b.length);
-      for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.fail(`${JSON.stringify(cs)}: output ${i}: wasm ${a[i]} vs reference ${b[i]}`);
+      checkInt8Conv({ n: p.n, c: p.c, h, w, o: p.o, k: p.k, stride: p.stride, pad }, p.seed, { relu: p.relu, pool: p.pool }, p.unsigned);
     }), { numRuns: 150, seed: 0x18c });
+  // Fixed shapes: dense stages at batch 1-5 (fewer than 4 pixels: 4 channels share each load), LeNet-5's convs, a long tap row.
+  for (const n of [1, 2, 3, 4, 5]) for (const [c, o] of [[400, 120], [84, 10], [13, 7]] as const) checkInt8Conv({ n, c, h: 1, w: 1, o, k: 1, stride: 1, pad: 0 }, n * o, {}, false);
+  checkInt8Conv({ n: 1, c: 1, h: 28, w: 28, o: 6, k: 5, stride: 1, pad: 2 }, 1, { relu: true, pool: 2 }, false);
+  checkInt8Conv({ n: 2, c: 6, h: 14, w: 14, o: 16, k: 5, stride: 1, pad: 0 }, 2, { relu: true, pool: 2 }, true);
+  checkInt8Conv({ n: 1, c: 37, h: 3, w: 4, o: 5, k: 3, stride: 1, pad: 1 }, 3, { relu: false, pool: 0 }, false);
 });
+
+/** wasm int8Conv vs the reference on random inputs with exact rounding ties, values beyond the range and NaN/±Infinity. */
+function checkInt8Conv(cs: { n: number; c: number; h: number; w: number; o: number; k: number; stride: number; pad: number }, seed: number, post: { relu?: boolean; pool?: number }, unsigned: boolean): void {
+  const r = new Rng(seed, 2), K = cs.c * cs.k * cs.k;
+  const x = Float32Array.from({ length: cs.n * cs.c * cs.h * cs.w }, () => {
+    const u = r.int(20);
+    return u === 0 ? NaN : u === 1 ? (r.int(2) ? Infinity : -Infinity) : u < 6 ? (r.int(600) - 300) * 0.03125 : r.normal() * 4;
+  });
+  const wt = Int8Array.from({ length: cs.o * K }, () => r.int(256) - 128);
+  const mul = normals(cs.o), bias = normals(cs.o), g = unsigned ? { step: 0.0625, lo: 0, hi: 127 } : { step: 0.0625, lo: -128, hi: 127 };
+  const a = wasm.int8Conv(x, wt, cs, g, mul, bias, post), b = int8Conv(x, wt, cs, g, mul, bias, post);
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.fail(`${JSON.stringify(cs)}: output ${i}: wasm ${a[i]} vs reference ${b[i]}`);
+}
