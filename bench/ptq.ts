@@ -11,8 +11,8 @@
  * 2,000 test items (fake-quantized simulation, identical to the deployed int8 runtime: see
  * test/quant/ptq.test.ts); accuracy is the mean over seeds. `mixed` rows choose bits per layer
  * at the size of uniform 4-bit weights: candidates from Hutchinson Hessian traces, the one closest
- * to the float model on other unlabeled training items chosen (RTN for all, then AdaRound for the
- * finalists). ONNX rows compare
+ * to the float model on 512 other unlabeled training items chosen (RTN for all, then AdaRound for
+ * the finalists; a mixed one only when it beats the best uniform one beyond the items' noise). ONNX rows compare
  * onnxruntime-node with slimgrad (float export; QDQ W8A8 export vs the deployed model, codes in
  * LSBs). Latency: per batch, single thread, best of 25 short (20 ms) rounds that interleave
  * slimgrad and ORT (on a shared machine some short rounds run unpreempted); the `ratios` rows
@@ -47,6 +47,8 @@ import { loadSplits } from '../src/data/splits.js';
 
 const INPUT = [1, 28, 28];
 const EPOCHS: Record<string, number> = { lenet: 4, resnet20: 2 };
+/** Unlabeled training items the mixed-precision selection scores candidates on (other than the calibration items). */
+const HELD_OUT = 512;
 
 /** Method x bits settings; `mixed` = Hessian-guided bits at the size of uniform 4-bit weights. */
 const SETTINGS: { method: PtqMethod; wBits: number; aBits: number; mixed?: boolean }[] = [
@@ -152,9 +154,9 @@ export async function run(args: string[]): Promise<number> {
   for (const name of models) {
     const model = await floatModel(name, trainSet, testSet, values.checkpoints);
     const floatAcc = evaluate(model, testSet).accuracy;
-    const calibFor = (seed: number) => {
+    const calibFor = (seed: number, items = calibN) => {
       const rng = new Rng(seed, 0xca1);
-      const idx = Array.from({ length: calibN }, () => Math.floor(rng.uniform() * trainSet.length));
+      const idx = Array.from({ length: items }, () => Math.floor(rng.uniform() * trainSet.length));
       return trainSet.select(idx).values();
     };
     let w8a8: PtqResult | null = null;
@@ -165,7 +167,7 @@ export async function run(args: string[]): Promise<number> {
         const calib = calibFor(seed);
         if (s.mixed) {
           const sens = hessianTraces(model, calib.subarray(0, 64 * 784), [64, ...INPUT], { seed });
-          const heldOut = { data: calibFor(seed + 1000), shape: [calibN, ...INPUT] };
+          const heldOut = { data: calibFor(seed + 1000, HELD_OUT), shape: [HELD_OUT, ...INPUT] };
           bits = selectBits(model, calib, [calibN, ...INPUT], candidateAllocations(model, sens, { avgBits: s.wBits }), s.aBits, { method: s.method, iters, seed, heldOut }).bits;
         }
         const r = ptq(model, calib, [calibN, ...INPUT], { method: s.method, wBits: bits, aBits: s.aBits, iters, seed });
