@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { Rng } from '../../src/util/rng.js';
 import { loadQuantWasm } from './wasm-setup.js';
 import {
-  applyQuantPreset, binaryConv, binaryConvSigns, int8Conv, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
+  applyQuantPreset, binaryConv, binaryConvSigns, int8Conv, int8Convs, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
   packWeightsOHWI, QuantWasmKernels, quantWasmFile, runDeployed, runPacked, twnLenet5, useQuantKernels, w8a8Lenet5, wordsFor, xnorNet,
   type QuantWasmExports,
 } from '../../src/quant/index.js';
@@ -137,3 +137,22 @@ function checkInt8Conv(cs: { n: number; c: number; h: number; w: number; o: numb
   assert.equal(a.length, b.length);
   for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.fail(`${JSON.stringify(cs)}: output ${i}: wasm ${a[i]} vs reference ${b[i]}`);
 }
+
+test('wasm int8Convs (activations kept in the arena between steps) equals the reference chain; a step that does not fit is refused naming it', () => {
+  const r = new Rng(77, 3);
+  const step = (n: number, c: number, h: number, o: number, k: number, pad: number, post: { relu?: boolean; pool?: number }, lo = -128) => ({
+    w: Int8Array.from({ length: o * c * k * k }, () => r.int(256) - 128), s: { n, c, h, w: h, o, k, stride: 1, pad },
+    g: { step: 0.03125 + r.uniform(), lo, hi: 127 }, mul: Float32Array.from({ length: o }, () => r.normal() * 0.01), bias: normals(o), post,
+  });
+  for (const n of [1, 3]) {
+    // LeNet-5's shape: conv-ReLU-pool twice, then three dense layers (the flatten is a reshape).
+    const steps = [step(n, 1, 28, 6, 5, 2, { relu: true, pool: 2 }), step(n, 6, 14, 16, 5, 0, { relu: true, pool: 2 }, 0), step(n, 400, 1, 120, 1, 0, { relu: true }, 0), step(n, 120, 1, 84, 1, 0, { relu: true }, 0), step(n, 84, 1, 10, 1, 0, {}, 0)];
+    const x = Float32Array.from({ length: n * 784 }, () => (r.int(10) === 0 ? (r.int(300) - 150) * 0.03125 : r.normal() * 3));
+    const a = wasm.int8Convs(x, steps), b = int8Convs(x, steps);
+    assert.equal(a.length, n * 10);
+    for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.fail(`batch ${n}: output ${i}: wasm ${a[i]} vs reference ${b[i]}`);
+  }
+  const bad = [step(1, 1, 8, 4, 3, 1, {}), step(1, 5, 8, 2, 3, 1, {})];
+  assert.throws(() => wasm.int8Convs(new Float32Array(64), bad), /int8Convs step 1: x \[256\].*do not fit/);
+});
+

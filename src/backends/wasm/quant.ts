@@ -10,7 +10,7 @@
  */
 import { arena } from '../../core/arena.js';
 import { wordsFor } from '../../quant/kernels.js';
-import type { Int8Grid, Int8Post, Kernels, SignLayout, SignThresholds } from '../kernels.js';
+import type { Int8Grid, Int8Post, Int8Step, Kernels, SignLayout, SignThresholds } from '../kernels.js';
 import { convOut, type ConvShape } from '../../quant/kernels.js';
 import { keptLists, smartdealGemm, type SmartDealFactors } from '../../quant/smartdeal.js';
 
@@ -214,23 +214,45 @@ export class QuantWasmKernels implements Partial<Kernels> {
   }
 
   int8Conv(x: Float32Array, w: Int8Array, cs: ConvShape, g: Int8Grid, mul: Float32Array, bias: Float32Array, post: Int8Post = {}): Float32Array {
-    const [oh, ow] = convOut(cs), rows = cs.n * oh * ow, K = cs.c * cs.k * cs.k, tap = roundUp(cs.k * cs.c, 8), pool = post.pool ?? 0;
-    const size = cs.n * cs.o * (pool ? Math.floor(oh / pool) * Math.floor(ow / pool) : oh * ow);
-    if (x.length !== cs.n * cs.c * cs.h * cs.w || w.length !== cs.o * K || mul.length !== cs.o || bias.length !== cs.o) {
-      throw new RangeError(`int8Conv: x [${x.length}], w [${w.length}], mul/bias [${mul.length}, ${bias.length}] do not fit ${JSON.stringify(cs)}`);
-    }
-    const pw = tapRows(w, cs, tap);
-    // One scratch block: input, mul, bias, zero-padded i16 codes, pixel bases and chunk offsets, accumulators, output (16-byte aligned parts).
-    const px = 0, pm = px + pad16(x.byteLength), pb = pm + pad16(mul.byteLength), codes = pb + pad16(bias.byteLength);
-    const bases = codes + pad16(2 * cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * cs.c + 16), acc = bases + pad16(rows * 4 + cs.k * tap / 2), out = acc + pad16(rows * cs.o * 4);
-    const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
+    return this.int8Convs(x, [{ w, s: cs, g, mul, bias, post }]);
+  }
+
+  /**
+   * The steps in one scratch block: the activations alternate between two buffers in the arena
+   * (copied in once, the last one copied out), each step's codes, pixel bases and accumulators in
+   * a shared work area, mul and bias of every step after them (16-byte aligned parts).
+   */
+  int8Convs(x: Float32Array, steps: readonly Int8Step[]): Float32Array {
+    let inLen = x.length, act = x.length, work = 0, params = 0;
+    const plan = steps.map(({ w, s: cs, mul, bias, post }, i) => {
+      const [oh, ow] = convOut(cs), rows = cs.n * oh * ow, K = cs.c * cs.k * cs.k, tap = roundUp(cs.k * cs.c, 8), pool = post?.pool ?? 0;
+      const size = cs.n * cs.o * (pool ? Math.floor(oh / pool) * Math.floor(ow / pool) : oh * ow);
+      if (inLen !== cs.n * cs.c * cs.h * cs.w || w.length !== cs.o * K || mul.length !== cs.o || bias.length !== cs.o) {
+        throw new RangeError(`int8Conv${steps.length > 1 ? `s step ${i}` : ''}: x [${inLen}], w [${w.length}], mul/bias [${mul.length}, ${bias.length}] do not fit ${JSON.stringify(cs)}`);
+      }
+      const codes = pad16(2 * cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * cs.c + 16), bases = pad16(rows * 4 + cs.k * tap / 2);
+      work = Math.max(work, codes + bases + pad16(rows * cs.o * 4));
+      params += 2 * pad16(cs.o * 4);
+      inLen = size;
+      act = Math.max(act, size);
+      // Weight rows first: building them may grow the arena, which replaces its buffer.
+      return { oh, ow, tap, pool, size, codes, pw: tapRows(w, cs, tap) };
+    });
+    if (!plan.length) return x;
+    const actBytes = pad16(act * 4), total = 2 * actBytes + params + work, base = scratch.take(total), f32 = new Float32Array(arena().buffer);
     try {
-      const f32 = new Float32Array(a.buffer);
-      f32.set(x, (base + px) >> 2);
-      f32.set(mul, (base + pm) >> 2);
-      f32.set(bias, (base + pb) >> 2);
-      this.exports.int8ConvF32(base + px, pw, base + pm, base + pb, base + codes, base + bases, base + acc, base + out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, tap * 2, g.step, g.lo, g.hi, post.relu ? 1 : 0, pool);
-      return f32.slice((base + out) >> 2, ((base + out) >> 2) + size);
+      let src = base, dst = base + actBytes, pp = base + 2 * actBytes;
+      const codes = pp + params;
+      f32.set(x, src >> 2);
+      steps.forEach(({ s: cs, g, mul, bias, post }, i) => {
+        const p = plan[i]!, pm = pp, pb = pp + pad16(cs.o * 4), bases = codes + p.codes;
+        pp = pb + pad16(cs.o * 4);
+        f32.set(mul, pm >> 2);
+        f32.set(bias, pb >> 2);
+        this.exports.int8ConvF32(src, p.pw, pm, pb, codes, bases, bases + pad16(cs.n * p.oh * p.ow * 4 + cs.k * p.tap / 2), dst, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, p.oh, p.ow, p.tap * 2, g.step, g.lo, g.hi, post?.relu ? 1 : 0, p.pool);
+        [src, dst] = [dst, src];
+      });
+      return f32.slice(src >> 2, (src >> 2) + plan.at(-1)!.size);
     } finally {
       scratch.give(base, total);
     }
