@@ -14,7 +14,7 @@
  * to the float model on 512 other unlabeled training items chosen (RTN for all, then AdaRound for
  * the finalists; a mixed one only when it beats the best uniform one beyond the items' noise). ONNX rows compare
  * onnxruntime-node with slimgrad (float export; QDQ W8A8 export vs the deployed model, codes in
- * LSBs). Latency: per batch, single thread, best of 25 short (20 ms) rounds that interleave
+ * LSBs). Latency: per batch, single thread, best of 60 short (5 ms) rounds that interleave
  * slimgrad and ORT (on a shared machine some short rounds run unpreempted); the `ratios` rows
  * divide the deployed int8 time by ORT's float and QDQ times from those rounds.
  */
@@ -216,7 +216,7 @@ export async function run(args: string[]): Promise<number> {
       const t = new ort.Tensor('float32', Float32Array.from(xb), sb);
       const fns: (() => unknown)[] = [() => floatSession.run({ input: t }), () => qdqPlain.run({ input: t }), () => noGrad(() => scope(() => void model.call(fromValues(xb, sb))))];
       if (deployed) fns.push(() => void runDeployed(deployed, xb, sb));
-      const [ortFloat, ortQdq, floatMs, int8Ms] = await timeInterleaved(fns, 25, 20);
+      const [ortFloat, ortQdq, floatMs, int8Ms] = await timeInterleaved(fns, 60, 5);
       latencyRows.push({ model: name, engine: 'slimgrad', kind: 'float', batch, ms: floatMs });
       if (deployed) {
         latencyRows.push({ model: name, engine: 'slimgrad', kind: 'int8', batch, ms: int8Ms });
