@@ -163,6 +163,7 @@ export async function run(args: string[]): Promise<number> {
     for (const s of values['latency-only'] ? [] : SETTINGS.filter((x) => methods.includes(key(x)) && bitSettings.includes(bitsKey(x)))) {
       const accs: number[] = [];
       let bytes = 0, bits: number[] | number = s.wBits;
+      const chosen: string[] = [];
       for (let seed = 1; seed <= seeds; seed++) {
         const calib = calibFor(seed);
         if (s.mixed) {
@@ -170,6 +171,7 @@ export async function run(args: string[]): Promise<number> {
           const heldOut = { data: calibFor(seed + 1000, HELD_OUT), shape: [HELD_OUT, ...INPUT] };
           bits = selectBits(model, calib, [calibN, ...INPUT], candidateAllocations(model, sens, { avgBits: s.wBits }), s.aBits, { method: s.method, iters, seed, heldOut }).bits;
         }
+        if (s.mixed) chosen.push((bits as number[]).join('/'));
         const r = ptq(model, calib, [calibN, ...INPUT], { method: s.method, wBits: bits, aBits: s.aBits, iters, seed });
         if (s.method === 'rtn' && s.wBits === 8 && seed === 1) w8a8 = r;
         const restore = simulate(model, r);
@@ -180,9 +182,10 @@ export async function run(args: string[]): Promise<number> {
       const row = {
         model: name, method: s.method, wBits: s.mixed ? `mixed ${Array.isArray(bits) ? bits.join('/') : bits}` : s.wBits, aBits: s.aBits, mixed: !!s.mixed,
         testAccuracy: accs.reduce((a, b) => a + b, 0) / accs.length, floatTestAccuracy: floatAcc, bytes, seeds: accs,
+        ...(s.mixed ? { bitsPerSeed: chosen } : {}),
       };
       ptqRows.push(row);
-      if (!values.json) console.error(`${name} ${s.method} W${row.wBits}A${s.aBits}: ${(row.testAccuracy * 100).toFixed(2)}% (float ${(floatAcc * 100).toFixed(2)}%)`);
+      if (!values.json) console.error(`${name} ${s.method} W${row.wBits}A${s.aBits}: ${(row.testAccuracy * 100).toFixed(2)}% (float ${(floatAcc * 100).toFixed(2)}%; seeds ${accs.map((a) => (a * 100).toFixed(2)).join(' ')}${s.mixed ? `; bits ${chosen.join(' ')}` : ''})`);
     }
 
     // ONNX: float export and QDQ (W8A8 RTN, seed 1) in onnxruntime-node vs slimgrad.
@@ -228,7 +231,7 @@ export async function run(args: string[]): Promise<number> {
   }
   if (!values.json) {
     console.log(`bench ptq on ${machine}; MNIST t10k 8k/2k; ${calibN} calibration items, ${seeds} seeds, ${iters} AdaRound/AQuant iterations per layer`);
-    printTable(ptqRows.map(({ seeds: _s, ...r }) => r));
+    printTable(ptqRows.map(({ seeds: _s, bitsPerSeed: _b, ...r }) => r));
     console.log('');
     printTable(onnxRows);
     console.log('');
