@@ -269,9 +269,12 @@ function convGemm(wts: usize, bases: usize, offs: usize, acc: usize, o: i32, row
       const b0 = <usize>load<u32>(pb), b1 = <usize>load<u32>(pb, 4), b2 = <usize>load<u32>(pb, 8), b3 = <usize>load<u32>(pb, 12);
       let s00 = i32x4.splat(0), s01 = i32x4.splat(0), s02 = i32x4.splat(0), s03 = i32x4.splat(0);
       let s10 = i32x4.splat(0), s11 = i32x4.splat(0), s12 = i32x4.splat(0), s13 = i32x4.splat(0);
-      for (let q = 0; q < chunks; q++) {
-        const t = <usize>q << 4, f = <usize>load<u32>(offs + (<usize>q << 2));
-        const x0 = v128.load(a0 + t), x1 = v128.load(a1 + t);
+      // Pointer steps, one chunk per pass (chunks ≥ 1; unrolling by two measured slower: register spills).
+      let w0 = a0, w1 = a1, po = offs;
+      const end = offs + (<usize>chunks << 2);
+      do {
+        const f = <usize>load<u32>(po);
+        const x0 = v128.load(w0), x1 = v128.load(w1);
         let y = v128.load(b0 + f);
         s00 = dot8(s00, x0, y); s10 = dot8(s10, x1, y);
         y = v128.load(b1 + f);
@@ -280,7 +283,10 @@ function convGemm(wts: usize, bases: usize, offs: usize, acc: usize, o: i32, row
         s02 = dot8(s02, x0, y); s12 = dot8(s12, x1, y);
         y = v128.load(b3 + f);
         s03 = dot8(s03, x0, y); s13 = dot8(s13, x1, y);
-      }
+        w0 += 16;
+        w1 += 16;
+        po += 4;
+      } while (po < end);
       const o0 = acc + ((<usize>ch * rows + j) << 2), o1 = o0 + (<usize>rows << 2);
       v128.store(o0, hsum4(s00, s01, s02, s03));
       v128.store(o1, hsum4(s10, s11, s12, s13));
