@@ -230,13 +230,14 @@ export class QuantWasmKernels implements Partial<Kernels> {
       if (inLen !== cs.n * cs.c * cs.h * cs.w || w.length !== cs.o * K || mul.length !== cs.o || bias.length !== cs.o) {
         throw new RangeError(`int8Conv${steps.length > 1 ? `s step ${i}` : ''}: x [${inLen}], w [${w.length}], mul/bias [${mul.length}, ${bias.length}] do not fit ${JSON.stringify(cs)}`);
       }
-      const codes = pad16(2 * cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * cs.c + 16), bases = pad16(rows * 4 + cs.k * tap / 2);
-      work = Math.max(work, codes + bases + pad16(rows * cs.o * 4));
+      // Work area: codes, then pixel bases and chunk offsets (from `bases`), then accumulators (from `acc`).
+      const bases = pad16(2 * cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * cs.c + 16), acc = bases + pad16(rows * 4 + cs.k * tap / 2);
+      work = Math.max(work, acc + pad16(rows * cs.o * 4));
       params += 2 * pad16(cs.o * 4);
       inLen = size;
       act = Math.max(act, size);
       // Weight rows first: building them may grow the arena, which replaces its buffer.
-      return { oh, ow, tap, pool, size, codes, pw: tapRows(w, cs, tap) };
+      return { oh, ow, tap, pool, size, bases, acc, pw: tapRows(w, cs, tap) };
     });
     if (!plan.length) return x;
     const actBytes = pad16(act * 4), total = 2 * actBytes + params + work, base = scratch.take(total), f32 = new Float32Array(arena().buffer);
@@ -245,11 +246,11 @@ export class QuantWasmKernels implements Partial<Kernels> {
       const codes = pp + params;
       f32.set(x, src >> 2);
       steps.forEach(({ s: cs, g, mul, bias, post }, i) => {
-        const p = plan[i]!, pm = pp, pb = pp + pad16(cs.o * 4), bases = codes + p.codes;
+        const p = plan[i]!, pm = pp, pb = pp + pad16(cs.o * 4);
         pp = pb + pad16(cs.o * 4);
         f32.set(mul, pm >> 2);
         f32.set(bias, pb >> 2);
-        this.exports.int8ConvF32(src, p.pw, pm, pb, codes, bases, bases + pad16(cs.n * p.oh * p.ow * 4 + cs.k * p.tap / 2), dst, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, p.oh, p.ow, p.tap * 2, g.step, g.lo, g.hi, post?.relu ? 1 : 0, p.pool);
+        this.exports.int8ConvF32(src, p.pw, pm, pb, codes, codes + p.bases, codes + p.acc, dst, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, p.oh, p.ow, p.tap * 2, g.step, g.lo, g.hi, post?.relu ? 1 : 0, p.pool);
         [src, dst] = [dst, src];
       });
       return f32.slice(src >> 2, (src >> 2) + plan.at(-1)!.size);
