@@ -1,7 +1,8 @@
 /**
  * `slimgrad bench ptq [--json] [--models lenet,resnet20,torch] [--methods rtn,adaround,aquant,mixed]
- * [--seeds 3] [--iters 200] [--calib-items 256] [--epochs N] [--checkpoints DIR] [--data-dir DIR]
- * [--latency-only]`: post-training quantization (--latency-only: the ONNX and latency rows alone).
+ * [--bits W/A,...] [--seeds 3] [--iters 200] [--calib-items 256] [--epochs N] [--checkpoints DIR]
+ * [--data-dir DIR] [--latency-only]`: post-training quantization (--latency-only: the ONNX and
+ * latency rows alone; --bits: only the settings with these weight/activation widths, e.g. 8/8,4/8).
  *
  * Float LeNet-5 and ResNet-20 are trained on MNIST (t10k: first 8,000 train, last 2,000 test;
  * Adam, cosine, batch 64; cached in --checkpoints when given); `torch` is the PyTorch-trained CNN
@@ -10,11 +11,12 @@
  * 2,000 test items (fake-quantized simulation, identical to the deployed int8 runtime: see
  * test/quant/ptq.test.ts); accuracy is the mean over seeds. `mixed` rows choose bits per layer
  * at the size of uniform 4-bit weights: candidates from Hutchinson Hessian traces, the one closest
- * to the float model on other unlabeled training items chosen (RTN for all, then AdaRound for the
- * finalists). ONNX rows compare
+ * to the float model on 512 other unlabeled training items chosen (RTN for all, then AdaRound for
+ * the finalists; a mixed one only when it beats the best uniform one beyond the items' noise). ONNX rows compare
  * onnxruntime-node with slimgrad (float export; QDQ W8A8 export vs the deployed model, codes in
- * LSBs). Latency: per batch, single thread, best of rounds that interleave slimgrad and ORT; the
- * `ratios` rows divide the deployed int8 time by ORT's float and QDQ times from those rounds.
+ * LSBs). Latency: per batch, single thread, best of 60 short (5 ms) rounds that interleave
+ * slimgrad and ORT (on a shared machine some short rounds run unpreempted); the `ratios` rows
+ * divide the deployed int8 time by ORT's float and QDQ times from those rounds.
  */
 import { parseArgs } from 'node:util';
 import { existsSync, readFileSync } from 'node:fs';
@@ -45,6 +47,8 @@ import { loadSplits } from '../src/data/splits.js';
 
 const INPUT = [1, 28, 28];
 const EPOCHS: Record<string, number> = { lenet: 4, resnet20: 2 };
+/** Unlabeled training items the mixed-precision selection scores candidates on (other than the calibration items). */
+const HELD_OUT = 512;
 
 /** Method x bits settings; `mixed` = Hessian-guided bits at the size of uniform 4-bit weights. */
 const SETTINGS: { method: PtqMethod; wBits: number; aBits: number; mixed?: boolean }[] = [
@@ -114,6 +118,7 @@ export async function run(args: string[]): Promise<number> {
       iters: { type: 'string', default: '200' },
       'calib-items': { type: 'string', default: '256' },
       methods: { type: 'string', default: 'rtn,adaround,aquant,mixed' },
+      bits: { type: 'string' },
       epochs: { type: 'string' },
       checkpoints: { type: 'string' },
       'data-dir': { type: 'string', default: '../shared/data/mnist-t10k' },
@@ -126,6 +131,9 @@ export async function run(args: string[]): Promise<number> {
   const methods = values.methods!.split(',');
   const key = (s: (typeof SETTINGS)[number]) => (s.mixed ? 'mixed' : s.method);
   for (const m of methods) if (!SETTINGS.some((s) => key(s) === m)) throw new UsageError(`unknown method '${m}' (available: rtn, adaround, aquant, mixed)`);
+  const bitsKey = (s: (typeof SETTINGS)[number]) => `${s.wBits}/${s.aBits}`;
+  const bitSettings = values.bits?.split(',') ?? SETTINGS.map(bitsKey);
+  for (const b of bitSettings) if (!SETTINGS.some((s) => bitsKey(s) === b)) throw new UsageError(`unknown --bits '${b}' (available: ${[...new Set(SETTINGS.map(bitsKey))].join(', ')})`);
   if (values.epochs !== undefined) for (const m of Object.keys(EPOCHS)) EPOCHS[m] = Number(values.epochs);
   const seeds = Number(values.seeds), iters = Number(values.iters), calibN = Number(values['calib-items']);
   if (![seeds, iters, calibN, ...Object.values(EPOCHS)].every((v) => Number.isInteger(v) && v > 0)) throw new UsageError('--seeds, --iters, --calib-items and --epochs must be positive integers');
@@ -146,22 +154,24 @@ export async function run(args: string[]): Promise<number> {
   for (const name of models) {
     const model = await floatModel(name, trainSet, testSet, values.checkpoints);
     const floatAcc = evaluate(model, testSet).accuracy;
-    const calibFor = (seed: number) => {
+    const calibFor = (seed: number, items = calibN) => {
       const rng = new Rng(seed, 0xca1);
-      const idx = Array.from({ length: calibN }, () => Math.floor(rng.uniform() * trainSet.length));
+      const idx = Array.from({ length: items }, () => Math.floor(rng.uniform() * trainSet.length));
       return trainSet.select(idx).values();
     };
     let w8a8: PtqResult | null = null;
-    for (const s of values['latency-only'] ? [] : SETTINGS.filter((x) => methods.includes(key(x)))) {
+    for (const s of values['latency-only'] ? [] : SETTINGS.filter((x) => methods.includes(key(x)) && bitSettings.includes(bitsKey(x)))) {
       const accs: number[] = [];
       let bytes = 0, bits: number[] | number = s.wBits;
+      const chosen: string[] = [];
       for (let seed = 1; seed <= seeds; seed++) {
         const calib = calibFor(seed);
         if (s.mixed) {
           const sens = hessianTraces(model, calib.subarray(0, 64 * 784), [64, ...INPUT], { seed });
-          const heldOut = { data: calibFor(seed + 1000), shape: [calibN, ...INPUT] };
+          const heldOut = { data: calibFor(seed + 1000, HELD_OUT), shape: [HELD_OUT, ...INPUT] };
           bits = selectBits(model, calib, [calibN, ...INPUT], candidateAllocations(model, sens, { avgBits: s.wBits }), s.aBits, { method: s.method, iters, seed, heldOut }).bits;
         }
+        if (s.mixed) chosen.push((bits as number[]).join('/'));
         const r = ptq(model, calib, [calibN, ...INPUT], { method: s.method, wBits: bits, aBits: s.aBits, iters, seed });
         if (s.method === 'rtn' && s.wBits === 8 && seed === 1) w8a8 = r;
         const restore = simulate(model, r);
@@ -172,9 +182,10 @@ export async function run(args: string[]): Promise<number> {
       const row = {
         model: name, method: s.method, wBits: s.mixed ? `mixed ${Array.isArray(bits) ? bits.join('/') : bits}` : s.wBits, aBits: s.aBits, mixed: !!s.mixed,
         testAccuracy: accs.reduce((a, b) => a + b, 0) / accs.length, floatTestAccuracy: floatAcc, bytes, seeds: accs,
+        ...(s.mixed ? { bitsPerSeed: chosen } : {}),
       };
       ptqRows.push(row);
-      if (!values.json) console.error(`${name} ${s.method} W${row.wBits}A${s.aBits}: ${(row.testAccuracy * 100).toFixed(2)}% (float ${(floatAcc * 100).toFixed(2)}%)`);
+      if (!values.json) console.error(`${name} ${s.method} W${row.wBits}A${s.aBits}: ${(row.testAccuracy * 100).toFixed(2)}% (float ${(floatAcc * 100).toFixed(2)}%; seeds ${accs.map((a) => (a * 100).toFixed(2)).join(' ')}${s.mixed ? `; bits ${chosen.join(' ')}` : ''})`);
     }
 
     // ONNX: float export and QDQ (W8A8 RTN, seed 1) in onnxruntime-node vs slimgrad.
@@ -208,7 +219,7 @@ export async function run(args: string[]): Promise<number> {
       const t = new ort.Tensor('float32', Float32Array.from(xb), sb);
       const fns: (() => unknown)[] = [() => floatSession.run({ input: t }), () => qdqPlain.run({ input: t }), () => noGrad(() => scope(() => void model.call(fromValues(xb, sb))))];
       if (deployed) fns.push(() => void runDeployed(deployed, xb, sb));
-      const [ortFloat, ortQdq, floatMs, int8Ms] = await timeInterleaved(fns, 7, 100);
+      const [ortFloat, ortQdq, floatMs, int8Ms] = await timeInterleaved(fns, 60, 5);
       latencyRows.push({ model: name, engine: 'slimgrad', kind: 'float', batch, ms: floatMs });
       if (deployed) {
         latencyRows.push({ model: name, engine: 'slimgrad', kind: 'int8', batch, ms: int8Ms });
@@ -220,7 +231,7 @@ export async function run(args: string[]): Promise<number> {
   }
   if (!values.json) {
     console.log(`bench ptq on ${machine}; MNIST t10k 8k/2k; ${calibN} calibration items, ${seeds} seeds, ${iters} AdaRound/AQuant iterations per layer`);
-    printTable(ptqRows.map(({ seeds: _s, ...r }) => r));
+    printTable(ptqRows.map(({ seeds: _s, bitsPerSeed: _b, ...r }) => r));
     console.log('');
     printTable(onnxRows);
     console.log('');

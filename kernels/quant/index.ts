@@ -4,6 +4,8 @@
 // zeros to 128 bits (binary: 4 u32 words; int8: 16 bytes; f32: 4 floats) so every kernel reads
 // whole vectors. Register blocking: 2 rows of A x 4 rows of B per tile; edges fall back to 1 x 1.
 
+import { hsum4 } from "./simd";
+
 // ---------------------------------------------------------------------------------------------
 // Binary: ±1 packed, bit 1 = −1; dot = k − 2·popcount(a XOR b). Padding bits are 0 in both.
 
@@ -58,14 +60,6 @@ export function binaryGemmScalar(a: usize, b: usize, out: usize, m: i32, n: i32,
   return i32x4.extract_lane(v, 0) + i32x4.extract_lane(v, 1) + i32x4.extract_lane(v, 2) + i32x4.extract_lane(v, 3);
 }
 
-/** [hsum(a), hsum(b), hsum(c), hsum(d)] by two rounds of shuffles and adds (wrapping i32 adds: exact in any order). */
-// @ts-ignore: decorator
-@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
-  const ab = i32x4.add(v128.shuffle<i32>(a, b, 0, 4, 1, 5), v128.shuffle<i32>(a, b, 2, 6, 3, 7));
-  const cd = i32x4.add(v128.shuffle<i32>(c, d, 0, 4, 1, 5), v128.shuffle<i32>(c, d, 2, 6, 3, 7));
-  return i32x4.add(v128.shuffle<i32>(ab, cd, 0, 1, 4, 5), v128.shuffle<i32>(ab, cd, 2, 3, 6, 7));
-}
-
 /**
  * Binary GEMM with v128.xor + i8x16.popcnt: per-byte counts (≤ 8) accumulate in u8 lanes for at
  * most 31 vectors (31·8 = 248 < 256), then widen pairwise to i32 (no u8/u16 overflow at any K).
@@ -103,43 +97,17 @@ export function binaryGemmSimd(a: usize, b: usize, out: usize, m: i32, n: i32, w
 // ---------------------------------------------------------------------------------------------
 // int8: sign-extend to i16 and i32x4.dot_i16x8_s (8 MACs per instruction), exact i32 accumulation.
 
-/** acc + x·y over 16 int8 lanes, y given sign-extended as its low and high i16 halves. */
-// @ts-ignore: decorator
-@inline function dotSplit(acc: v128, x: v128, yl: v128, yh: v128): v128 {
-  return i32x4.add(i32x4.add(acc, i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(x), yl)), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(x), yh));
-}
-
+/** acc + x·y over 16 int8 lanes (sign-extended to i16 halves). */
 // @ts-ignore: decorator
 @inline function dot16(acc: v128, x: v128, y: v128): v128 {
-  return dotSplit(acc, x, i16x8.extend_low_i8x16_s(y), i16x8.extend_high_i8x16_s(y));
+  const lo = i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_s(x), i16x8.extend_low_i8x16_s(y));
+  return i32x4.add(i32x4.add(acc, lo), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_s(x), i16x8.extend_high_i8x16_s(y)));
 }
 
 /** int8 GEMM: rowBytes = padded row length (multiple of 16). */
 export function int8Gemm(a: usize, b: usize, out: usize, m: i32, n: i32, rowBytes: i32): void {
   const row = <usize>rowBytes;
   let i = 0;
-  if (n < 4) {
-    // Few B rows (a dense layer at batch 1..3): four A rows share each B load.
-    for (; i + 4 <= m; i += 4) {
-      const a0 = a + <usize>i * row, a1 = a0 + row, a2 = a1 + row, a3 = a2 + row;
-      for (let j = 0; j < n; j++) {
-        const b0 = b + <usize>j * row;
-        let s0 = i32x4.splat(0), s1 = i32x4.splat(0), s2 = i32x4.splat(0), s3 = i32x4.splat(0);
-        for (let t: usize = 0; t < row; t += 16) {
-          const y = v128.load(b0 + t), yl = i16x8.extend_low_i8x16_s(y), yh = i16x8.extend_high_i8x16_s(y);
-          s0 = dotSplit(s0, v128.load(a0 + t), yl, yh);
-          s1 = dotSplit(s1, v128.load(a1 + t), yl, yh);
-          s2 = dotSplit(s2, v128.load(a2 + t), yl, yh);
-          s3 = dotSplit(s3, v128.load(a3 + t), yl, yh);
-        }
-        const sums = hsum4(s0, s1, s2, s3), o = out + ((<usize>i * n + j) << 2), step = <usize>n << 2;
-        store<i32>(o, i32x4.extract_lane(sums, 0));
-        store<i32>(o + step, i32x4.extract_lane(sums, 1));
-        store<i32>(o + 2 * step, i32x4.extract_lane(sums, 2));
-        store<i32>(o + 3 * step, i32x4.extract_lane(sums, 3));
-      }
-    }
-  }
   for (; i + 2 <= m; i += 2) {
     const a0 = a + <usize>i * row, a1 = a0 + row;
     let j = 0;

@@ -3,6 +3,8 @@
 // layer to the next. Pointers are byte offsets into the imported arena memory.
 
 import { binaryGemmScalar, int8Gemm } from "./index";
+import { hsum4 } from "./simd";
+
 
 // @ts-ignore: decorator
 @inline function copyWords(dst: usize, src: usize, words: i32): void {
@@ -319,8 +321,13 @@ export function maxPoolPacked(x: usize, out: usize, h: i32, w: i32, cw: i32, k: 
 
 // ---------------------------------------------------------------------------------------------
 // int8 conv stage of the deploy runtime (src/quant/runtime.ts; reference: int8Conv in
-// src/quant/kernels.ts, identical bits): quantize the float NCHW input, im2col the codes into
-// 16-byte padded rows, int8 GEMM, float epilogue (+ ReLU) into NCHW.
+// src/quant/kernels.ts, identical bits): quantize the float NCHW input into a zero-padded NHWC
+// image of int8-range codes held as i16, run the conv as an implicit GEMM straight on that image
+// (no im2col: each tap row of each output pixel is one contiguous span of k·c codes) against the
+// weights' i16 rows (built once per weight array), float epilogue (+ ReLU, max-pool) into NCHW.
+// Holding codes and weights as i16 feeds i32x4.dot_i16x8_s directly (the int8 GEMM's sign
+// extensions outnumber its dot products); the sums are the same integers: |code · weight| ≤ 2^14,
+// each pair sum fits in i32 and the i32 sums wrap exactly as the reference's.
 
 /** q = clamp(roundHalfAway(v / step), lo, hi), NaN -> 0: the TypeScript rounding (floor + frac ≥ 0.5 on |v|). */
 // @ts-ignore: decorator
@@ -331,88 +338,170 @@ export function maxPoolPacked(x: usize, out: usize, h: i32, w: i32, cw: i32, k: 
   return s <= <f64>lo ? lo : s >= <f64>hi ? hi : <i32>s;
 }
 
-/** code() of `count` consecutive floats at src into bytes dst, dst + stride, ...: four at a time in f64x2 lanes (the same operations), then the rest. */
+/** code() of `count` consecutive floats at src into i16 at dst, dst + stride, ... (stride in bytes): four at a time in f64x2 lanes (the same operations), then the rest. */
 function quantizeRun(src: usize, dst: usize, count: i32, stride: usize, step: f64, lo: i32, hi: i32): void {
   const sv = f64x2.splat(step), half = f64x2.splat(0.5), one = f64x2.splat(1), zero = f64x2.splat(0);
-  const lov = f64x2.splat(<f64>lo), hiv = f64x2.splat(<f64>hi);
+  const lov = f64x2.splat(<f64>lo), hiv = f64x2.splat(<f64>hi), magic = f64x2.splat(MAGIC);
   let q = 0;
   for (; q + 4 <= count; q += 4) {
     const xs = v128.load(src + (<usize>q << 2));
-    const a = codes2(f64x2.div(f64x2.promote_low_f32x4(xs), sv), half, one, zero, lov, hiv);
-    const b = codes2(f64x2.div(f64x2.promote_low_f32x4(v128.shuffle<i32>(xs, xs, 2, 3, 2, 3)), sv), half, one, zero, lov, hiv);
-    const i = v128.shuffle<i32>(i32x4.trunc_sat_f64x2_s_zero(a), i32x4.trunc_sat_f64x2_s_zero(b), 0, 1, 4, 5);
-    const bytes = i8x16.narrow_i16x8_s(i16x8.narrow_i32x4_s(i, i), i16x8.splat(0));
+    const a = codes2(f64x2.div(f64x2.promote_low_f32x4(xs), sv), half, one, zero, lov, hiv, magic);
+    const b = codes2(f64x2.div(f64x2.promote_low_f32x4(v128.shuffle<i32>(xs, xs, 2, 3, 2, 3)), sv), half, one, zero, lov, hiv, magic);
+    // The low 32 bits of each lane are the codes.
+    const i = v128.shuffle<i32>(a, b, 0, 2, 4, 6);
+    const words = i16x8.narrow_i32x4_s(i, i);
     const d = dst + <usize>q * stride;
-    if (stride == 1) v128.store32_lane(d, bytes, 0);
+    if (stride == 2) v128.store64_lane(d, words, 0);
     else {
-      store<i8>(d, i8x16.extract_lane_s(bytes, 0));
-      store<i8>(d + stride, i8x16.extract_lane_s(bytes, 1));
-      store<i8>(d + 2 * stride, i8x16.extract_lane_s(bytes, 2));
-      store<i8>(d + 3 * stride, i8x16.extract_lane_s(bytes, 3));
+      store<i16>(d, i16x8.extract_lane_s(words, 0));
+      store<i16>(d + stride, i16x8.extract_lane_s(words, 1));
+      store<i16>(d + 2 * stride, i16x8.extract_lane_s(words, 2));
+      store<i16>(d + 3 * stride, i16x8.extract_lane_s(words, 3));
     }
   }
-  for (; q < count; q++) store<i8>(dst + <usize>q * stride, <i8>code(<f64>load<f32>(src + (<usize>q << 2)), step, lo, hi));
+  for (; q < count; q++) store<i16>(dst + <usize>q * stride, <i16>code(<f64>load<f32>(src + (<usize>q << 2)), step, lo, hi));
 }
 
-/** code() on two f64 lanes r = v / step: half away from zero, clamped to [lo, hi], NaN -> 0 (as floats; truncation is exact). */
+/** 1.5·2^52: an integer s with |s| ≤ 2^31 plus MAGIC is exact, with s (two's complement) in the low 32 bits. */
+const MAGIC: f64 = 6755399441055744.0;
+
+/**
+ * code() on two f64 lanes r = v / step: half away from zero, clamped to [lo, hi] (pmax/pmin: a NaN
+ * lane becomes lo, then 0 by the NaN mask), as f64 lanes s + MAGIC (low 32 bits: the code).
+ */
 // @ts-ignore: decorator
-@inline function codes2(r: v128, half: v128, one: v128, zero: v128, lov: v128, hiv: v128): v128 {
+@inline function codes2(r: v128, half: v128, one: v128, zero: v128, lov: v128, hiv: v128, magic: v128): v128 {
   const a = f64x2.abs(r), f = f64x2.floor(a);
   const m = f64x2.add(f, v128.and(f64x2.ge(f64x2.sub(a, f), half), one));
-  let s = v128.bitselect(f64x2.neg(m), m, f64x2.lt(r, zero));
-  s = v128.bitselect(lov, s, f64x2.le(s, lov));
-  s = v128.bitselect(hiv, s, f64x2.ge(s, hiv));
-  return v128.and(s, f64x2.eq(r, r));
+  const s = f64x2.pmin(hiv, f64x2.pmax(lov, v128.bitselect(f64x2.neg(m), m, f64x2.lt(r, zero))));
+  return f64x2.add(v128.and(s, f64x2.eq(r, r)), magic);
+}
+
+/** acc + the dot product of 8 i16 lanes (i32x4.dot_i16x8_s: exact pair sums, wrapping i32 adds). */
+// @ts-ignore: decorator
+@inline function dot8(acc: v128, x: v128, y: v128): v128 {
+  return i32x4.add(acc, i32x4.dot_i16x8_s(x, y));
+}
+
+/** Σ over the chunks of dot(weights row at a, the pixel's codes at b + offs[q]). */
+// @ts-ignore: decorator
+@inline function convDot1(a: usize, b: usize, offs: usize, chunks: i32): i32 {
+  let s = i32x4.splat(0);
+  for (let q = 0; q < chunks; q++) s = dot8(s, v128.load(a + (<usize>q << 4)), v128.load(b + <usize>load<u32>(offs + (<usize>q << 2))));
+  return i32x4.extract_lane(s, 0) + i32x4.extract_lane(s, 1) + i32x4.extract_lane(s, 2) + i32x4.extract_lane(s, 3);
 }
 
 /**
- * x: float NCHW [n, c, h, w]; wts: int8 OHWI rows [o, rowBytes] ((i, j, c) order, as the codes'
- * NHWC layout makes every tap row one contiguous span); codes: scratch n·(h + 2·pad)·(w + 2·pad)·c
- * + 16 bytes (NHWC, zero-padded: every tap reads a code, 0 outside the image); cols: scratch
- * [n·oh·ow, rowBytes] + 16 bytes; acc: scratch [o, n·oh·ow] i32; out: float NCHW [n, o, oh, ow]
- * (pool > 0: max-pooled, [n, o, ⌊oh/pool⌋, ⌊ow/pool⌋]).
+ * Implicit-GEMM conv on i16 codes: acc[ch, j] = Σ_q dot(chunk q of weights row ch, the 8 codes at
+ * bases[j] + offs[q]) for o channels and `rows` pixels; bases: u32 [rows], each pixel's first code
+ * in the image; offs: u32 [chunks], where each 16-byte chunk of a weights row reads (tap row i,
+ * part t: i·tapStep + 16·t). Weights are zero past each tap row's k·c codes, so whatever a read
+ * picks up beyond the span counts 0. Tiles: 2 channels x 4 pixels; with fewer than 4 pixels (a
+ * dense layer at batch 1..3), 4 channels share each pixel load.
+ */
+function convGemm(wts: usize, bases: usize, offs: usize, acc: usize, o: i32, rows: i32, chunks: i32): void {
+  const row = <usize>chunks << 4;
+  let ch = 0;
+  if (rows < 4) {
+    for (; ch + 4 <= o; ch += 4) {
+      const a0 = wts + <usize>ch * row, a1 = a0 + row, a2 = a1 + row, a3 = a2 + row;
+      for (let j = 0; j < rows; j++) {
+        let s0 = i32x4.splat(0), s1 = i32x4.splat(0), s2 = i32x4.splat(0), s3 = i32x4.splat(0);
+        const b = <usize>load<u32>(bases + (<usize>j << 2));
+        for (let q = 0; q < chunks; q++) {
+          const t = <usize>q << 4, y = v128.load(b + <usize>load<u32>(offs + (<usize>q << 2)));
+          s0 = dot8(s0, v128.load(a0 + t), y);
+          s1 = dot8(s1, v128.load(a1 + t), y);
+          s2 = dot8(s2, v128.load(a2 + t), y);
+          s3 = dot8(s3, v128.load(a3 + t), y);
+        }
+        const sums = hsum4(s0, s1, s2, s3), out = acc + ((<usize>ch * rows + j) << 2), step = <usize>rows << 2;
+        store<i32>(out, i32x4.extract_lane(sums, 0));
+        store<i32>(out + step, i32x4.extract_lane(sums, 1));
+        store<i32>(out + 2 * step, i32x4.extract_lane(sums, 2));
+        store<i32>(out + 3 * step, i32x4.extract_lane(sums, 3));
+      }
+    }
+  }
+  for (; ch + 2 <= o; ch += 2) {
+    const a0 = wts + <usize>ch * row, a1 = a0 + row;
+    let j = 0;
+    for (; j + 4 <= rows; j += 4) {
+      const pb = bases + (<usize>j << 2);
+      const b0 = <usize>load<u32>(pb), b1 = <usize>load<u32>(pb, 4), b2 = <usize>load<u32>(pb, 8), b3 = <usize>load<u32>(pb, 12);
+      let s00 = i32x4.splat(0), s01 = i32x4.splat(0), s02 = i32x4.splat(0), s03 = i32x4.splat(0);
+      let s10 = i32x4.splat(0), s11 = i32x4.splat(0), s12 = i32x4.splat(0), s13 = i32x4.splat(0);
+      // Pointer steps, one chunk per pass (chunks ≥ 1; unrolling by two measured slower: register spills).
+      let w0 = a0, w1 = a1, po = offs;
+      const end = offs + (<usize>chunks << 2);
+      do {
+        const f = <usize>load<u32>(po);
+        const x0 = v128.load(w0), x1 = v128.load(w1);
+        let y = v128.load(b0 + f);
+        s00 = dot8(s00, x0, y); s10 = dot8(s10, x1, y);
+        y = v128.load(b1 + f);
+        s01 = dot8(s01, x0, y); s11 = dot8(s11, x1, y);
+        y = v128.load(b2 + f);
+        s02 = dot8(s02, x0, y); s12 = dot8(s12, x1, y);
+        y = v128.load(b3 + f);
+        s03 = dot8(s03, x0, y); s13 = dot8(s13, x1, y);
+        w0 += 16;
+        w1 += 16;
+        po += 4;
+      } while (po < end);
+      const o0 = acc + ((<usize>ch * rows + j) << 2), o1 = o0 + (<usize>rows << 2);
+      v128.store(o0, hsum4(s00, s01, s02, s03));
+      v128.store(o1, hsum4(s10, s11, s12, s13));
+    }
+    for (; j < rows; j++) {
+      const b = <usize>load<u32>(bases + (<usize>j << 2));
+      store<i32>(acc + ((<usize>ch * rows + j) << 2), convDot1(a0, b, offs, chunks));
+      store<i32>(acc + ((<usize>(ch + 1) * rows + j) << 2), convDot1(a1, b, offs, chunks));
+    }
+  }
+  for (; ch < o; ch++) {
+    for (let j = 0; j < rows; j++) store<i32>(acc + ((<usize>ch * rows + j) << 2), convDot1(wts + <usize>ch * row, <usize>load<u32>(bases + (<usize>j << 2)), offs, chunks));
+  }
+}
+
+/**
+ * x: float NCHW [n, c, h, w]; wts: i16 weight rows [o, k, tapBytes] (tap row i holds the (j, c)
+ * codes of kernel row i, zero-padded to tapBytes, a multiple of 16 and ≥ 2·k·c); codes: scratch
+ * 2·n·(h + 2·pad)·(w + 2·pad)·c + 16 bytes (i16 NHWC, zero-padded: every tap reads a code,
+ * 0 outside the image; the slack covers the reads past the last span); bases: scratch u32
+ * [n·oh·ow]; acc: scratch i32 [o, n·oh·ow]; out: float NCHW [n, o, oh, ow] (pool > 0: max-pooled,
+ * [n, o, ⌊oh/pool⌋, ⌊ow/pool⌋]); bases is followed by k·tapBytes/16 u32 of scratch (the chunk offsets).
  */
 export function int8ConvF32(
-  x: usize, wts: usize, mul: usize, bias: usize, codes: usize, cols: usize, acc: usize, out: usize,
-  n: i32, c: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, rowBytes: i32,
+  x: usize, wts: usize, mul: usize, bias: usize, codes: usize, bases: usize, acc: usize, out: usize,
+  n: i32, c: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, tapBytes: i32,
   step: f64, lo: i32, hi: i32, relu: i32, pool: i32,
 ): void {
-  const hw = h * w, hp = h + 2 * pad, wp = w + 2 * pad, cc = <usize>c;
+  const hw = h * w, hp = h + 2 * pad, wp = w + 2 * pad, cc = <usize>c << 1, p = oh * ow, rows = n * p;
   if (pad > 0) {
     const bytes = <usize>(n * hp * wp) * cc;
     for (let t: usize = 0; t < bytes; t += 16) v128.store(codes + t, i32x4.splat(0));
   }
-  if (hw == 1) quantizeRun(x, codes, n * c, 1, step, lo, hi); // [n, c, 1, 1]: NHWC is NCHW
+  if (hw == 1 && pad == 0) quantizeRun(x, codes, n * c, 2, step, lo, hi); // [n, c, 1, 1]: NHWC is NCHW
   else {
     for (let b = 0; b < n; b++) {
       for (let ch = 0; ch < c; ch++) {
-        const src = x + (<usize>((b * c + ch) * hw) << 2), dst = codes + <usize>((b * hp + pad) * wp + pad) * cc + <usize>ch;
+        const src = x + (<usize>((b * c + ch) * hw) << 2), dst = codes + <usize>((b * hp + pad) * wp + pad) * cc + (<usize>ch << 1);
         for (let y = 0; y < h; y++) quantizeRun(src + (<usize>(y * w) << 2), dst + <usize>(y * wp) * cc, w, cc, step, lo, hi);
       }
     }
   }
-  // Every tap row is one span of k·c codes, copied 8 or 16 bytes at a time. A copy may run up to
-  // 15 bytes past its span: into the next span (written next), the row's padding (times the
-  // weights' zero padding) or the next row (written after this one); the scratch buffers have
-  // 16 bytes of slack.
-  const p = oh * ow, rows = n * p, row = <usize>rowBytes, span = <usize>k * cc, tapStep = <usize>wp * cc;
+  const xStep = <usize>stride * cc;
+  let j: usize = bases;
   for (let b = 0; b < n; b++) {
     for (let y = 0; y < oh; y++) {
-      let src = codes + <usize>((b * hp + y * stride) * wp) * cc, dst = cols + <usize>((b * oh + y) * ow) * row;
-      const xStep = <usize>stride * cc;
-      for (let xo = 0; xo < ow; xo++, src += xStep, dst += row) {
-        if (span <= 8) {
-          for (let i: usize = 0; i < <usize>k; i++) store<u64>(dst + i * span, load<u64>(src + i * tapStep));
-        } else {
-          for (let i: usize = 0; i < <usize>k; i++) {
-            const from = src + i * tapStep, to = dst + i * span;
-            for (let t: usize = 0; t < span; t += 16) v128.store(to + t, v128.load(from + t));
-          }
-        }
-      }
+      let src = codes + <usize>((b * hp + y * stride) * wp) * cc;
+      for (let xo = 0; xo < ow; xo++, src += xStep, j += 4) store<u32>(j, <u32>src);
     }
   }
-  int8Gemm(wts, cols, acc, o, rows, rowBytes);
+  const chunks = k * (tapBytes >> 4), offs = j, tapStep = <usize>wp * cc;
+  for (let q = 0; q < chunks; q++) store<u32>(offs + (<usize>q << 2), <u32>(<usize>(q / (tapBytes >> 4)) * tapStep + (<usize>(q % (tapBytes >> 4)) << 4)));
+  convGemm(wts, bases, offs, acc, o, rows, chunks);
   if (pool > 0) {
     int8PoolEpilogue(acc, mul, bias, out, n, o, oh, ow, pool, relu);
     return;

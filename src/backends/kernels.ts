@@ -257,6 +257,12 @@ export interface Kernels {
   floatConv(x: Float32Array, w: Float32Array, s: ConvShape, mul: Float32Array | null, bias: Float32Array | null, post?: Int8Post): Float32Array;
   /** floatConv's raw sums (no epilogue) sign-packed under float thresholds `t` (packSigns): [n, outH, outW, wordsFor(o)]. */
   floatConvSigns(x: Float32Array, w: Float32Array, s: ConvShape, t: SignThresholds): Uint32Array;
+  /**
+   * int8Conv steps in sequence, each step's output the next step's input (its ConvShape must fit
+   * that output: n·c·h·w values); returns the last output. A backend may keep the intermediate
+   * activations in its own memory (no copy out and back in between steps).
+   */
+  int8Convs(x: Float32Array, steps: readonly Int8Step[]): Float32Array;
   /** out[i, j] = sum_t a[i, t] b[j, t] in float32 (b given by rows). */
   floatGemm(a: Float32Array, b: Float32Array, m: number, n: number, k: number): Float32Array;
   /**
@@ -317,6 +323,16 @@ export interface Int8Grid {
 export interface Int8Post {
   relu?: boolean;
   pool?: number;
+}
+
+/** One int8Conv of an int8Convs chain: its arguments after x. */
+export interface Int8Step {
+  w: Int8Array;
+  s: ConvShape;
+  g: Int8Grid;
+  mul: Float32Array;
+  bias: Float32Array;
+  post?: Int8Post;
 }
 
 /** Values to sign-pack: n images of c channels x p pixels, as [n, c, p] (NCHW) or [n, p, c] (channelsLast). */

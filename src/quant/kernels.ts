@@ -8,7 +8,7 @@
  * const a = packSignRows([1, -1, -1, 1], 1, 4), b = packSignRows([1, 1, -1, -1], 1, 4);
  * binaryGemm(a, b, 1, 1, 4)[0]; // 0 = 1·1 + (−1)·1 + (−1)(−1) + 1·(−1)
  */
-import type { Int8Grid, Int8Post, SignLayout, SignThresholds } from '../backends/kernels.js';
+import type { Int8Grid, Int8Post, Int8Step, SignLayout, SignThresholds } from '../backends/kernels.js';
 
 /** Bits set in a 32-bit word (SWAR). */
 export function popcount32(v: number): number {
@@ -375,4 +375,9 @@ function convEpilogue(acc: Int32Array | Float32Array, s: ConvShape, y: (a: numbe
     }
   }
   return post.pool ? maxPoolPlanes(out, s.n * s.o, oh, ow, post.pool) : out;
+}
+
+/** int8Conv steps in sequence, each on the previous step's output. */
+export function int8Convs(x: Float32Array, steps: readonly Int8Step[]): Float32Array {
+  return steps.reduce((h, t) => int8Conv(h, t.w, t.s, t.g, t.mul, t.bias, t.post), x);
 }

@@ -8,7 +8,7 @@
  */
 import { quantizeActivation } from './ptq/activation.js';
 import { kernels } from '../backends/index.js';
-import type { Int8Post } from '../backends/kernels.js';
+import type { Int8Post, Int8Step } from '../backends/kernels.js';
 import { scope } from '../core/scope.js';
 import { fromValues } from '../core/tensor.js';
 import { noGrad } from '../autograd/mode.js';
@@ -360,18 +360,46 @@ export function runMatStage(s: MatStage, x: Activation, post: Int8Post = {}): Ac
     if (post.relu || post.pool) throw new Error('runMatStage: only fused int8 stages apply a ReLU or max-pool');
     return epilogue(s, accumulate(s, x));
   }
-  const n = x.shape[0]!, [lo, hi] = s.inputRange ?? [-128, 127];
+  const { step, shape } = int8Step(s, x.shape, post);
+  return { data: kernels('float32').int8Conv(x.data, step.w, step.s, step.g, step.mul, step.bias, step.post), shape };
+}
+
+/** The int8Conv arguments of fused int8 stage s on input of `shape` with `post`, and its output shape. */
+function int8Step(s: MatStage, shape: readonly number[], post: Int8Post): { step: Int8Step; shape: number[] } {
+  const n = shape[0]!, [lo, hi] = s.inputRange ?? [-128, 127];
   const image = s.op === 'conv';
-  if (image ? x.shape.length !== 4 || x.shape[1] !== s.inC : x.shape.length !== 2 || x.shape[1] !== s.inC) {
-    throw new Error(`runDeployed: ${s.op} stage expects [N, ${s.inC}${image ? ', H, W' : ''}], got [${x.shape}]`);
+  if (image ? shape.length !== 4 || shape[1] !== s.inC : shape.length !== 2 || shape[1] !== s.inC) {
+    throw new Error(`runDeployed: ${s.op} stage expects [N, ${s.inC}${image ? ', H, W' : ''}], got [${shape}]`);
   }
   const cs: ConvShape = image
-    ? { n, c: s.inC, h: x.shape[2]!, w: x.shape[3]!, o: s.outC, k: s.k, stride: s.stride, pad: s.pad }
+    ? { n, c: s.inC, h: shape[2]!, w: shape[3]!, o: s.outC, k: s.k, stride: s.stride, pad: s.pad }
     : { n, c: s.inC, h: 1, w: 1, o: s.outC, k: 1, stride: 1, pad: 0 };
-  const data = kernels('float32').int8Conv(x.data, s.weights as Int8Array, cs, { step: s.inputStep, lo, hi }, s.mul!, s.bias!, post);
-  if (!image) return { data, shape: [n, s.outC] };
+  const step = { w: s.weights as Int8Array, s: cs, g: { step: s.inputStep, lo, hi }, mul: s.mul!, bias: s.bias!, post };
+  if (!image) return { step, shape: [n, s.outC] };
   const [oh, ow] = convOut(cs), k = post.pool || 1;
-  return { data, shape: [n, s.outC, Math.floor(oh / k), Math.floor(ow / k)] };
+  return { step, shape: [n, s.outC, Math.floor(oh / k), Math.floor(ow / k)] };
+}
+
+/**
+ * The fused int8 stages from stage i on, with the ReLUs and max-pools they fold and the flattens
+ * between them, as one int8Convs chain on input of `shape`: its steps, output shape and the index
+ * after its last stage (no steps when stage i is not a fused int8 stage).
+ */
+function int8Chain(stages: readonly Stage[], i: number, shape: number[]): { steps: Int8Step[]; shape: number[]; end: number } {
+  const steps: Int8Step[] = [];
+  let j = i;
+  for (;;) {
+    const s = stages[j];
+    if (s?.op === 'flatten' && steps.length) {
+      shape = [shape[0]!, shape.slice(1).reduce((a, b) => a * b, 1)];
+      j++;
+    } else if ((s?.op === 'conv' || s?.op === 'dense') && fusedInt8(s)) {
+      const { post, skip } = fusedPost(stages, j), r = int8Step(s, shape, post);
+      steps.push(r.step);
+      shape = r.shape;
+      j += skip + 1;
+    } else return { steps, shape, end: j };
+  }
 }
 
 /**
@@ -397,6 +425,14 @@ function runStages(stages: readonly Stage[], x: Activation, observe?: StageObser
     switch (s.op) {
       case 'conv':
       case 'dense': {
+        // Without an observer, a run of fused int8 stages is one int8Convs call (the backend keeps
+        // the activations between them); an observer sees every stage's input.
+        const chain = observe ? null : int8Chain(stages, i, h.shape);
+        if (chain?.steps.length) {
+          h = { data: kernels('float32').int8Convs(h.data, chain.steps), shape: chain.shape };
+          i = chain.end - 1;
+          break;
+        }
         observe?.(s, h);
         const { post, skip } = fusedPost(stages, i);
         h = runMatStage(s, h, post);

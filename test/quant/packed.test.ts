@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { Rng } from '../../src/util/rng.js';
 import { loadQuantWasm } from './wasm-setup.js';
 import {
-  applyQuantPreset, binaryConv, binaryConvFloat, binaryConvSigns, convOut, floatConv, floatConvSigns, int8Conv, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
+  applyQuantPreset, binaryConv, binaryConvFloat, binaryConvSigns, convOut, floatConv, floatConvSigns, int8Conv, int8Convs, binaryLenet5, bwnLenet5, convert, larqMnistBnn, loadQuantKernels, maxPoolSigns, packSigns, packSignsNHWC,
   packWeightsOHWI, QuantWasmKernels, quantWasmFile, runDeployed, runPacked, twnLenet5, useQuantKernels, w8a8Lenet5, wordsFor, xnorNet,
   type QuantWasmExports,
 } from '../../src/quant/index.js';
@@ -127,25 +127,18 @@ function noWasm<T>(f: () => T): T {
   }
 }
 
-test('wasm int8Conv (fused quantize, NHWC im2col, int8 GEMM, epilogue, ReLU, max-pool) equals the reference bit for bit', () => {
+test('wasm int8Conv (fused quantize, i16 implicit GEMM on the NHWC code image, epilogue, ReLU, max-pool) equals the reference bit for bit', () => {
   fc.assert(fc.property(
-    fc.record({ n: fc.integer({ min: 1, max: 3 }), c: fc.integer({ min: 1, max: 20 }), h: fc.integer({ min: 1, max: 9 }), w: fc.integer({ min: 1, max: 9 }), o: fc.integer({ min: 1, max: 9 }), k: fc.integer({ min: 1, max: 5 }), stride: fc.integer({ min: 1, max: 3 }), pad: fc.nat(4), seed: fc.nat(), relu: fc.boolean(), pool: fc.constantFrom(0, 0, 2, 3), unsigned: fc.boolean() }),
+    fc.record({ n: fc.integer({ min: 1, max: 3 }), c: fc.integer({ min: 1, max: 20 }), h: fc.integer({ min: 1, max: 9 }), w: fc.integer({ min: 1, max: 9 }), o: fc.integer({ min: 1, max: 13 }), k: fc.integer({ min: 1, max: 5 }), stride: fc.integer({ min: 1, max: 3 }), pad: fc.nat(4), seed: fc.nat(), relu: fc.boolean(), pool: fc.constantFrom(0, 0, 2, 3), unsigned: fc.boolean() }),
     (p) => {
       const pad = Math.min(p.pad, p.k - 1), h = Math.max(p.h, p.k - 2 * pad), w = Math.max(p.w, p.k - 2 * pad);
-      const cs = { n: p.n, c: p.c, h, w, o: p.o, k: p.k, stride: p.stride, pad };
-      const r = new Rng(p.seed, 2), K = cs.c * cs.k * cs.k;
-      // Exact rounding ties (half steps of a power-of-two step), values beyond the range, NaN/±Infinity.
-      const x = Float32Array.from({ length: cs.n * cs.c * h * w }, () => {
-        const u = r.int(20);
-        return u === 0 ? NaN : u === 1 ? (r.int(2) ? Infinity : -Infinity) : u < 6 ? (r.int(600) - 300) * 0.03125 : r.normal() * 4;
-      });
-      const wt = Int8Array.from({ length: cs.o * K }, () => r.int(256) - 128);
-      const mul = normals(cs.o), bias = normals(cs.o), g = p.unsigned ? { step: 0.0625, lo: 0, hi: 127 } : { step: 0.0625, lo: -128, hi: 127 };
-      const post = { relu: p.relu, pool: p.pool };
-      const a = wasm.int8Conv(x, wt, cs, g, mul, bias, post), b = int8Conv(x, wt, cs, g, mul, bias, post);
-      assert.equal(a.length, b.length);
-      for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.fail(`${JSON.stringify(cs)}: output ${i}: wasm ${a[i]} vs reference ${b[i]}`);
+      checkInt8Conv({ n: p.n, c: p.c, h, w, o: p.o, k: p.k, stride: p.stride, pad }, p.seed, { relu: p.relu, pool: p.pool }, p.unsigned);
     }), { numRuns: 150, seed: 0x18c });
+  // Fixed shapes: dense stages at batch 1-5 (fewer than 4 pixels: 4 channels share each load), LeNet-5's convs, a long tap row.
+  for (const n of [1, 2, 3, 4, 5]) for (const [c, o] of [[400, 120], [84, 10], [13, 7]] as const) checkInt8Conv({ n, c, h: 1, w: 1, o, k: 1, stride: 1, pad: 0 }, n * o, {}, false);
+  checkInt8Conv({ n: 1, c: 1, h: 28, w: 28, o: 6, k: 5, stride: 1, pad: 2 }, 1, { relu: true, pool: 2 }, false);
+  checkInt8Conv({ n: 2, c: 6, h: 14, w: 14, o: 16, k: 5, stride: 1, pad: 0 }, 2, { relu: true, pool: 2 }, true);
+  checkInt8Conv({ n: 1, c: 37, h: 3, w: 4, o: 5, k: 3, stride: 1, pad: 1 }, 3, { relu: false, pool: 0 }, false);
 });
 
 /** |a − b| within float32 sums of `terms` products of magnitude ≤ `scale` each (the wasm kernels sum in another order). */
@@ -177,3 +170,36 @@ test('wasm floatConv / floatConvSigns (cached weight layouts, im2col, GEMM, epil
       assert.deepEqual(Array.from(wasm.floatConvSigns(x, wt, cs, t)), Array.from(floatConvSigns(x, wt, cs, t)), 'floatConvSigns');
     }), { numRuns: 200, seed: 0x2f1 });
 });
+
+/** wasm int8Conv vs the reference on random inputs with exact rounding ties, values beyond the range and NaN/±Infinity. */
+function checkInt8Conv(cs: { n: number; c: number; h: number; w: number; o: number; k: number; stride: number; pad: number }, seed: number, post: { relu?: boolean; pool?: number }, unsigned: boolean): void {
+  const r = new Rng(seed, 2), K = cs.c * cs.k * cs.k;
+  const x = Float32Array.from({ length: cs.n * cs.c * cs.h * cs.w }, () => {
+    const u = r.int(20);
+    return u === 0 ? NaN : u === 1 ? (r.int(2) ? Infinity : -Infinity) : u < 6 ? (r.int(600) - 300) * 0.03125 : r.normal() * 4;
+  });
+  const wt = Int8Array.from({ length: cs.o * K }, () => r.int(256) - 128);
+  const mul = normals(cs.o), bias = normals(cs.o), g = unsigned ? { step: 0.0625, lo: 0, hi: 127 } : { step: 0.0625, lo: -128, hi: 127 };
+  const a = wasm.int8Conv(x, wt, cs, g, mul, bias, post), b = int8Conv(x, wt, cs, g, mul, bias, post);
+  assert.equal(a.length, b.length);
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.fail(`${JSON.stringify(cs)}: output ${i}: wasm ${a[i]} vs reference ${b[i]}`);
+}
+
+test('wasm int8Convs (activations kept in the arena between steps) equals the reference chain; a step that does not fit is refused naming it', () => {
+  const r = new Rng(77, 3);
+  const step = (n: number, c: number, h: number, o: number, k: number, pad: number, post: { relu?: boolean; pool?: number }, lo = -128) => ({
+    w: Int8Array.from({ length: o * c * k * k }, () => r.int(256) - 128), s: { n, c, h, w: h, o, k, stride: 1, pad },
+    g: { step: 0.03125 + r.uniform(), lo, hi: 127 }, mul: Float32Array.from({ length: o }, () => r.normal() * 0.01), bias: normals(o), post,
+  });
+  for (const n of [1, 3]) {
+    // LeNet-5's shape: conv-ReLU-pool twice, then three dense layers (the flatten is a reshape).
+    const steps = [step(n, 1, 28, 6, 5, 2, { relu: true, pool: 2 }), step(n, 6, 14, 16, 5, 0, { relu: true, pool: 2 }, 0), step(n, 400, 1, 120, 1, 0, { relu: true }, 0), step(n, 120, 1, 84, 1, 0, { relu: true }, 0), step(n, 84, 1, 10, 1, 0, {}, 0)];
+    const x = Float32Array.from({ length: n * 784 }, () => (r.int(10) === 0 ? (r.int(300) - 150) * 0.03125 : r.normal() * 3));
+    const a = wasm.int8Convs(x, steps), b = int8Convs(x, steps);
+    assert.equal(a.length, n * 10);
+    for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) assert.fail(`batch ${n}: output ${i}: wasm ${a[i]} vs reference ${b[i]}`);
+  }
+  const bad = [step(1, 1, 8, 4, 3, 1, {}), step(1, 5, 8, 2, 3, 1, {})];
+  assert.throws(() => wasm.int8Convs(new Float32Array(64), bad), /int8Convs step 1: x \[256\].*do not fit/);
+});
+

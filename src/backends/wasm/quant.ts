@@ -10,7 +10,7 @@
  */
 import { arena } from '../../core/arena.js';
 import { popcount32, wordsFor } from '../../quant/kernels.js';
-import type { Int8Grid, Int8Post, Kernels, SignLayout, SignThresholds } from '../kernels.js';
+import type { Int8Grid, Int8Post, Int8Step, Kernels, SignLayout, SignThresholds } from '../kernels.js';
 import { convOut, type ConvShape } from '../../quant/kernels.js';
 import { keptLists, smartdealGemm, type SmartDealFactors } from '../../quant/smartdeal.js';
 
@@ -28,8 +28,8 @@ export interface QuantWasmExports {
   smartdealGemm4(x: number, rows: number, G: number, bc: number, coef: number, ko: number, kg: number, kept: number, z: number, out: number, outC: number): void;
   sparseGemmF32(rowPtr: number, cols: number, vals: number, x: number, out: number, rows: number, k: number, p: number, b0: number, b1: number): void;
   int8ConvF32(
-    x: number, w: number, mul: number, bias: number, codes: number, cols: number, acc: number, out: number,
-    n: number, c: number, h: number, wd: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, rowBytes: number,
+    x: number, w: number, mul: number, bias: number, codes: number, bases: number, acc: number, out: number,
+    n: number, c: number, h: number, wd: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, tapBytes: number,
     step: number, lo: number, hi: number, relu: number, pool: number,
   ): void;
   floatConvF32(
@@ -198,15 +198,6 @@ function weightLayout(w: Int8Array | Float32Array | Uint32Array, key: string, by
   return ptr;
 }
 
-/** The arena address of OIHW int8 weights `w` as OHWI rows padded to `stride` bytes (the kernel's im2col copies NHWC spans of k·c codes). */
-function ohwiRows(w: Int8Array, cs: ConvShape, stride: number): number {
-  const kk = cs.k * cs.k, K = cs.c * kk;
-  return weightLayout(w, `ohwi ${cs.o} ${cs.c} ${cs.k} ${stride}`, cs.o * stride, (buffer, ptr) => {
-    const rows = new Int8Array(buffer, ptr, cs.o * stride);
-    for (let o = 0; o < cs.o; o++) for (let ch = 0; ch < cs.c; ch++) for (let t = 0; t < kk; t++) rows[o * stride + t * cs.c + ch] = w[o * K + ch * kk + t]!;
-  });
-}
-
 /** Taps per 32-bit word in binaryConvGemm's rows (c ≤ 8: four 8-bit slots, c ≤ 16: two 16-bit slots), 0: cw words per tap. */
 const tapsPerWord = (c: number): number => (c <= 8 ? 4 : c <= 16 ? 2 : 0);
 
@@ -244,6 +235,19 @@ function floatLayout(w: Float32Array, o: number, K: number, dense: boolean): num
   });
 }
 
+/**
+ * The arena address of OIHW int8 weights `w` as the int8 conv kernel's i16 rows: per output
+ * channel, k tap rows of `tap` elements, tap row i holding kernel row i's (j, c) weights (the
+ * codes' NHWC order) and zeros after them.
+ */
+function tapRows(w: Int8Array, cs: ConvShape, tap: number): number {
+  const { o, c, k } = cs, kk = k * k, K = c * kk, row = k * tap;
+  return weightLayout(w, `taps ${o} ${c} ${k} ${tap}`, o * row * 2, (buffer, ptr) => {
+    const rows = new Int16Array(buffer, ptr, o * row);
+    for (let q = 0; q < o; q++) for (let ch = 0; ch < c; ch++) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) rows[q * row + i * tap + j * c + ch] = w[q * K + ch * kk + i * k + j]!;
+  });
+}
+
 /** The packed GEMMs of the contract (kernels.ts) on a loaded kernels/quant module. */
 export class QuantWasmKernels implements Partial<Kernels> {
   /** `simdBinary`: the 128-bit binary GEMM instead of the scalar one (identical results). */
@@ -260,23 +264,46 @@ export class QuantWasmKernels implements Partial<Kernels> {
   }
 
   int8Conv(x: Float32Array, w: Int8Array, cs: ConvShape, g: Int8Grid, mul: Float32Array, bias: Float32Array, post: Int8Post = {}): Float32Array {
-    const [oh, ow] = convOut(cs), rows = cs.n * oh * ow, K = cs.c * cs.k * cs.k, stride = roundUp(K, 16), pool = post.pool ?? 0;
-    const size = cs.n * cs.o * (pool ? Math.floor(oh / pool) * Math.floor(ow / pool) : oh * ow);
-    if (x.length !== cs.n * cs.c * cs.h * cs.w || w.length !== cs.o * K || mul.length !== cs.o || bias.length !== cs.o) {
-      throw new RangeError(`int8Conv: x [${x.length}], w [${w.length}], mul/bias [${mul.length}, ${bias.length}] do not fit ${JSON.stringify(cs)}`);
-    }
-    const pw = ohwiRows(w, cs, stride);
-    // One scratch block: input, mul, bias, zero-padded codes, im2col rows, accumulators, output (16-byte aligned parts).
-    const px = 0, pm = px + pad16(x.byteLength), pb = pm + pad16(mul.byteLength), codes = pb + pad16(bias.byteLength);
-    const cols = codes + pad16(cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * cs.c + 16), acc = cols + pad16(rows * stride + 16), out = acc + pad16(rows * cs.o * 4);
-    const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
+    return this.int8Convs(x, [{ w, s: cs, g, mul, bias, post }]);
+  }
+
+  /**
+   * The steps in one scratch block: the activations alternate between two buffers in the arena
+   * (copied in once, the last one copied out), each step's codes, pixel bases and accumulators in
+   * a shared work area, mul and bias of every step after them (16-byte aligned parts).
+   */
+  int8Convs(x: Float32Array, steps: readonly Int8Step[]): Float32Array {
+    let inLen = x.length, act = x.length, work = 0, params = 0;
+    const plan = steps.map(({ w, s: cs, mul, bias, post }, i) => {
+      const [oh, ow] = convOut(cs), rows = cs.n * oh * ow, K = cs.c * cs.k * cs.k, tap = roundUp(cs.k * cs.c, 8), pool = post?.pool ?? 0;
+      const size = cs.n * cs.o * (pool ? Math.floor(oh / pool) * Math.floor(ow / pool) : oh * ow);
+      if (inLen !== cs.n * cs.c * cs.h * cs.w || w.length !== cs.o * K || mul.length !== cs.o || bias.length !== cs.o) {
+        throw new RangeError(`int8Conv${steps.length > 1 ? `s step ${i}` : ''}: x [${inLen}], w [${w.length}], mul/bias [${mul.length}, ${bias.length}] do not fit ${JSON.stringify(cs)}`);
+      }
+      // Work area: codes, then pixel bases and chunk offsets (from `bases`), then accumulators (from `acc`).
+      const bases = pad16(2 * cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * cs.c + 16), acc = bases + pad16(rows * 4 + cs.k * tap / 2);
+      work = Math.max(work, acc + pad16(rows * cs.o * 4));
+      params += 2 * pad16(cs.o * 4);
+      inLen = size;
+      act = Math.max(act, size);
+      // Weight rows first: building them may grow the arena, which replaces its buffer.
+      return { oh, ow, tap, pool, size, bases, acc, pw: tapRows(w, cs, tap) };
+    });
+    if (!plan.length) return x;
+    const actBytes = pad16(act * 4), total = 2 * actBytes + params + work, base = scratch.take(total), f32 = new Float32Array(arena().buffer);
     try {
-      const f32 = new Float32Array(a.buffer);
-      f32.set(x, (base + px) >> 2);
-      f32.set(mul, (base + pm) >> 2);
-      f32.set(bias, (base + pb) >> 2);
-      this.exports.int8ConvF32(base + px, pw, base + pm, base + pb, base + codes, base + cols, base + acc, base + out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, stride, g.step, g.lo, g.hi, post.relu ? 1 : 0, pool);
-      return f32.slice((base + out) >> 2, ((base + out) >> 2) + size);
+      let src = base, dst = base + actBytes, pp = base + 2 * actBytes;
+      const codes = pp + params;
+      f32.set(x, src >> 2);
+      steps.forEach(({ s: cs, g, mul, bias, post }, i) => {
+        const p = plan[i]!, pm = pp, pb = pp + pad16(cs.o * 4);
+        pp = pb + pad16(cs.o * 4);
+        f32.set(mul, pm >> 2);
+        f32.set(bias, pb >> 2);
+        this.exports.int8ConvF32(src, p.pw, pm, pb, codes, codes + p.bases, codes + p.acc, dst, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, p.oh, p.ow, p.tap * 2, g.step, g.lo, g.hi, post?.relu ? 1 : 0, p.pool);
+        [src, dst] = [dst, src];
+      });
+      return f32.slice(src >> 2, (src >> 2) + plan.at(-1)!.size);
     } finally {
       scratch.give(base, total);
     }

@@ -237,6 +237,11 @@ export interface BitChoice {
    * lower is better) under round-to-nearest, and `klMethod` under the final method where it was run.
    */
   scores: { bits: number[]; kl: number; klMethod?: number }[];
+  /**
+   * The best uniform candidate (null when there is none): the choice unless a mixed one beats it
+   * on the scored items by more than `margin` standard errors of the paired KL difference.
+   */
+  uniform: number[] | null;
 }
 
 export interface SelectOptions extends Pick<PtqOptions, 'method' | 'iters' | 'seed'> {
@@ -244,17 +249,24 @@ export interface SelectOptions extends Pick<PtqOptions, 'method' | 'iters' | 'se
   finalists?: number;
   /** Unlabeled items to score on, other than the calibration items that AdaRound fits (default: the calibration items). */
   heldOut?: { data: Float32Array; shape: number[] };
+  /**
+   * How many standard errors of the per-item KL difference a mixed candidate must beat the best
+   * uniform one by to be chosen instead (default 2; 0: the least mean KL wins).
+   */
+  margin?: number;
 }
 
 /**
  * The candidate allocation whose quantized model (calibrated on `calib`) stays closest to the float
  * model on the calibration items, or on `options.heldOut` items (better: AdaRound fits the
- * calibration items): mean KL(softmax(float) ‖ softmax(quantized)), first with round-to-nearest
+ * calibration items): KL(softmax(float) ‖ softmax(quantized)) per item, first with round-to-nearest
  * weights for every candidate, then (options.method adaround or aquant) with that method for the
- * best `finalists` and the uniform candidates, the least of those chosen. The Hessian traces rank
- * allocations by a second-order estimate; this checks them on data, where the estimate can
- * misjudge what a large layer's narrowest width costs, and where AdaRound recovers more at some
- * widths than at others.
+ * best `finalists` and the uniform candidates. The Hessian traces rank allocations by a
+ * second-order estimate; this checks them on data, where the estimate can misjudge what a large
+ * layer's narrowest width costs, and where AdaRound recovers more at some widths than at others.
+ * A mixed allocation replaces the best uniform one only when it is better by more than the noise
+ * of the scored items (mean paired KL difference below −margin standard errors): a choice the
+ * data cannot tell from uniform stays uniform.
  *
  * @example
  * const { bits } = selectBits(model, calib, [128, 1, 28, 28], candidateAllocations(model, sens, { avgBits: 4 }), 8);
@@ -266,8 +278,9 @@ export function selectBits(model: Module, calib: Float32Array, shape: number[], 
   const score = options.heldOut ?? { data: calib, shape };
   const probs = (): Float32Array => noGrad(() => scope(() => Float32Array.from(softmax(model.call(fromValues(score.data, score.shape)), 1).values())));
   try {
-    const p = probs(), items = score.shape[0]!;
-    const klOf = (bits: number[], o: PtqOptions): number => {
+    const p = probs(), items = score.shape[0]!, classes = p.length / items;
+    /** KL(p ‖ q) of each scored item. */
+    const klOf = (bits: number[], o: PtqOptions): Float64Array => {
       const restore = simulate(model, ptq(model, calib, shape, { ...o, wBits: bits, aBits }));
       let q: Float32Array;
       try {
@@ -275,19 +288,46 @@ export function selectBits(model: Module, calib: Float32Array, shape: number[], 
       } finally {
         restore();
       }
-      let kl = 0;
-      for (let i = 0; i < p.length; i++) if (p[i]! > 0) kl += p[i]! * (Math.log(p[i]!) - Math.log(Math.max(q[i]!, 1e-12)));
-      return kl / items;
+      const kl = new Float64Array(items);
+      for (let i = 0; i < p.length; i++) if (p[i]! > 0) kl[Math.floor(i / classes)] += p[i]! * (Math.log(p[i]!) - Math.log(Math.max(q[i]!, 1e-12)));
+      return kl;
     };
     const distinct = [...new Map(candidates.map((b) => [b.join('/'), b])).values()];
-    const scores: BitChoice['scores'] = distinct.map((bits) => ({ bits, kl: klOf(bits, { method: 'rtn' }) }));
+    const perItem = new Map<number[], Float64Array>(distinct.map((bits) => [bits, klOf(bits, { method: 'rtn' })]));
+    const scores: BitChoice['scores'] = distinct.map((bits) => ({ bits, kl: mean(perItem.get(bits)!) }));
+    const isUniform = (b: number[]) => b.every((v) => v === b[0]);
     const method = options.method ?? 'rtn';
-    if (method === 'rtn') return { bits: scores.reduce((a, b) => (b.kl < a.kl ? b : a)).bits, scores };
-    const ranked = [...scores].sort((a, b) => a.kl - b.kl);
-    const final = new Set([...ranked.slice(0, options.finalists ?? 2), ...scores.filter((c) => c.bits.every((v) => v === c.bits[0]))]);
-    for (const c of final) c.klMethod = klOf(c.bits, { method, iters: options.iters, seed: options.seed });
-    return { bits: [...final].reduce((a, b) => (b.klMethod! < a.klMethod! ? b : a)).bits, scores };
+    let final = scores, value = (c: BitChoice['scores'][number]) => c.kl;
+    if (method !== 'rtn') {
+      const ranked = [...scores].sort((a, b) => a.kl - b.kl);
+      final = [...new Set([...ranked.slice(0, options.finalists ?? 2), ...scores.filter((c) => isUniform(c.bits))])];
+      for (const c of final) {
+        perItem.set(c.bits, klOf(c.bits, { method, iters: options.iters, seed: options.seed }));
+        c.klMethod = mean(perItem.get(c.bits)!);
+      }
+      value = (c) => c.klMethod!;
+    }
+    const least = (list: typeof scores) => list.reduce((a, b) => (value(b) < value(a) ? b : a));
+    const uniforms = final.filter((c) => isUniform(c.bits));
+    if (uniforms.length === 0) return { bits: least(final).bits, scores, uniform: null };
+    const u = least(uniforms), z = options.margin ?? 2;
+    const beats = final.filter((c) => !isUniform(c.bits) && pairedUpper(perItem.get(c.bits)!, perItem.get(u.bits)!, z) < 0);
+    return { bits: beats.length ? least(beats).bits : u.bits, scores, uniform: u.bits };
   } finally {
     model.train(wasTraining);
   }
+}
+
+const mean = (v: ArrayLike<number>): number => {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i]!;
+  return s / v.length;
+};
+
+/** mean(a − b) + z·(standard error of the mean of a − b), over paired items. */
+function pairedUpper(a: Float64Array, b: Float64Array, z: number): number {
+  const d = Float64Array.from(a, (v, i) => v - b[i]!), m = mean(d);
+  let ss = 0;
+  for (const v of d) ss += (v - m) ** 2;
+  return m + z * Math.sqrt(ss / Math.max(1, d.length - 1) / d.length);
 }
