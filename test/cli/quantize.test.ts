@@ -13,6 +13,8 @@ import { loadDeployed } from '../../src/io/quant.js';
 import { importOnnx } from '../../src/io/onnx/import.js';
 import { runDeployed } from '../../src/quant/runtime.js';
 import { loadDataset } from '../../src/data/catalog.js';
+import { saveModule } from '../../src/io/checkpoint.js';
+import { createModel } from '../../src/nn/models.js';
 
 const MODEL = fileURLToPath(new URL('../fixtures/onnx/torch_cnn.onnx', import.meta.url));
 
@@ -46,4 +48,19 @@ test('slimgrad quantize: bad options are usage errors', async () => {
   await assert.rejects(quantize.run([MODEL, '--w-bits', '9', '--out', 'x.sgq']), UsageError);
   await assert.rejects(quantize.run([MODEL]), /--out/);
   await assert.rejects(quantize.run(['model.pt', '--out', 'x.sgq']), /\.onnx or \.safetensors/);
+});
+
+test('slimgrad quantize: a QAT checkpoint is refused (convert deploys it); a checkpoint without model metadata needs --arch', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sg-quantize-meta-'));
+  try {
+    const m = createModel('lenet', [1, 28, 28], 10);
+    const bare = join(dir, 'bare.safetensors'), qat = join(dir, 'qat.safetensors');
+    saveModule(m, bare);
+    saveModule(m, qat, { model: 'lenet', quant: 'twn' });
+    m.dispose();
+    await assert.rejects(quantize.run([qat, '--eval-items', '0', '--out', join(dir, 'x.sgq')]), (e) => e instanceof UsageError && /--quant twn.*slimgrad convert --checkpoint/.test(e.message));
+    await assert.rejects(quantize.run([bare, '--eval-items', '0', '--out', join(dir, 'x.sgq')]), (e) => e instanceof UsageError && /does not name its model: pass --arch/.test(e.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

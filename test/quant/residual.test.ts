@@ -157,7 +157,7 @@ test('slimgrad convert/quantize + infer on a ResNet-20 checkpoint: predictions i
     const r = cliFreshBatch([
       ['convert', '--checkpoint', ckpt, '--out', join(dir, 'float.sgq'), '--json'],
       ['infer', join(dir, 'float.sgq'), '--data', 'synthetic', '--seed', '1', '--limit', String(limit), '--predictions', join(dir, 'float.txt'), '--json'],
-      ['quantize', ckpt, '--arch', 'resnet20', '--data', 'synthetic', '--seed', '1', '--calib-items', '8', '--eval-items', '0', '--observer', 'minmax', '--weight-observer', 'minmax', '--out', join(dir, 'int8.sgq'), '--json'],
+      ['quantize', ckpt, '--data', 'synthetic', '--seed', '1', '--calib-items', '8', '--eval-items', '0', '--observer', 'minmax', '--weight-observer', 'minmax', '--out', join(dir, 'int8.sgq'), '--json'],
       ['infer', join(dir, 'int8.sgq'), '--data', 'synthetic', '--seed', '1', '--limit', String(limit), '--predictions', join(dir, 'int8.txt'), '--json'],
     ]);
     assert.equal(r.code, 0, r.stderr);

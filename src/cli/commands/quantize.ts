@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { loadModule } from '../../io/checkpoint.js';
+import { loadModule, readCheckpoint } from '../../io/checkpoint.js';
 import { saveDeployed } from '../../io/quant.js';
 import { importOnnx } from '../../io/onnx/import.js';
 import { exportOnnx } from '../../io/onnx/export.js';
@@ -26,8 +26,12 @@ function loadModel(path: string, arch: string | undefined, itemShape: readonly n
     return { model, inputShape };
   }
   if (!path.endsWith('.safetensors')) throw new UsageError(`MODEL must be a .onnx or .safetensors file, got '${path}'`);
-  if (!arch) throw new UsageError('a .safetensors checkpoint needs --arch (the model it was trained as, e.g. lenet or resnet20)');
-  const model = createModel(arch, itemShape, classes);
+  // `slimgrad train --save` records the model (and a QAT preset) in the checkpoint, as convert reads them.
+  const meta = readCheckpoint(path).metadata;
+  if (meta['quant']) throw new UsageError(`${path} was trained with --quant ${meta['quant']} (quantization-aware): deploy it with \`slimgrad convert --checkpoint ${path}\`; quantize takes float checkpoints`);
+  const name = arch ?? meta['model'];
+  if (!name) throw new UsageError(`${path} does not name its model: pass --arch (the model it was trained as, e.g. lenet or resnet20)`);
+  const model = createModel(name, itemShape, classes);
   loadModule(model, path);
   return { model, inputShape: [...itemShape] };
 }
@@ -42,7 +46,7 @@ export const quantizeSpec: CommandSpec = {
   name: 'quantize',
   summary: 'post-training quantization of a trained float model (ONNX or safetensors) into a deployed .sgq and/or a QDQ ONNX file',
   description: 'Calibrates on unlabeled training items; --avg-bits or --size-budget choose bits per layer: candidates from Hutchinson Hessian traces, the one closest to the float model on the calibration items.',
-  positionals: [{ name: 'MODEL', help: 'MODEL.onnx (e.g. exported by PyTorch) or MODEL.safetensors (with --arch)' }],
+  positionals: [{ name: 'MODEL', help: 'MODEL.onnx (e.g. exported by PyTorch) or MODEL.safetensors (a float checkpoint from `slimgrad train --save`)' }],
   options: [
     { name: 'method', type: 'choice', choices: PTQ_METHODS, default: 'rtn', help: 'round to nearest, AdaRound (learned weight rounding) or AQuant (AdaRound + learned activation borders)' },
     { name: 'w-bits', type: 'int', min: 2, max: 8, default: 8, help: 'weight bits (per output channel)' },
@@ -54,7 +58,7 @@ export const quantizeSpec: CommandSpec = {
     { name: 'iters', type: 'int', min: 1, default: 400, help: 'AdaRound/AQuant iterations per layer' },
     { name: 'avg-bits', type: 'number', above: 0, help: 'mixed precision: average weight bits' },
     { name: 'size-budget', type: 'number', above: 0, help: 'mixed precision: weight size budget in KB' },
-    { name: 'arch', type: 'string', help: 'architecture of a .safetensors checkpoint (e.g. lenet, resnet20)' },
+    { name: 'arch', type: 'string', help: 'architecture of a .safetensors checkpoint that does not record it (e.g. lenet, resnet20)' },
     { name: 'data', type: 'string', default: 'mnist', help: 'dataset for calibration (train split) and scoring (test split)' },
     { name: 'data-dir', type: 'file', default: '../shared/data/mnist-t10k', help: 'folder of the dataset files' },
     { name: 'seed', type: 'int', min: 0, default: 1, help: 'seed of the calibration and the synthetic sets' },
