@@ -21,7 +21,7 @@ export function trackTensor(t: Tensor): void {
   }
 }
 
-/** Removes `t` from every scope so that no scope disposes it. Returns `t`. */
+/** Takes `t` out of its scope (a tensor is in at most one) so that no scope disposes it. Returns `t`. */
 export function keep<T extends Tensor>(t: T): T {
   t.ownerScope?.delete(t);
   t.ownerScope = null;
