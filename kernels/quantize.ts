@@ -1,8 +1,10 @@
 // Stochastic-rounding group quantizer (src/compress/quantize.ts `quantizeGroups`), bit for bit:
-// same Philox4x32-10 chunk keys, same SplitMix-style finalizer per element pair, same f64
+// same Philox4x32-10 chunk keys, same SplitMix-style finalizer per element pair, same float32
 // arithmetic, same clamping. x: float32 [rows * rowLength]; meta: float64 (min, step) per group;
 // codes: zero-filled, LSB-first, bits in {1, 2, 4, 8}. Every kernel here covers rows [rowFrom, rowTo)
 // of the array (element indices stay global), so the pool can split the rows.
+
+import { fromF16, toF16 } from './f16';
 
 const M0: u32 = 0xd2511f53;
 const M1: u32 = 0xcd9e8d57;
@@ -46,28 +48,107 @@ export function quantizeGroups(
       const end = min(start + groupSize, rowStart + rowLength);
       const m = load<f64>(meta + (<usize>(2 * g) << 3));
       const stepSize = load<f64>(meta + (<usize>(2 * g + 1) << 3));
-      const inv = stepSize > 0 ? 1 / stepSize : 0.0;
-      if (ASC_FEATURE_SIMD) {
-        // Scalar up to a 16-element boundary, 16 at a time (whole code bytes), scalar tail.
-        let i = min((start + 15) & ~15, end);
-        quantizeRun(x, start, i, m, inv, bits, noise, seedLo, seedHi, step, stream, codes);
-        if (i + 16 <= end) i = quantize16(x, i, end, m, inv, bits, noise, seedLo, seedHi, step, stream, codes);
-        quantizeRun(x, i, end, m, inv, bits, noise, seedLo, seedHi, step, stream, codes);
-      } else quantizeRun(x, start, end, m, inv, bits, noise, seedLo, seedHi, step, stream, codes);
+      quantizeGroup(x, start, end, m, stepSize, bits, noise, seedLo, seedHi, step, stream, codes);
     }
   }
 }
 
+/**
+ * groupRanges, metaFromRanges and quantizeGroups of src/compress/quantize.ts in one pass per group
+ * (the group is read from memory once, then from cache), bit for bit: its (min, step) in fp16
+ * (half != 0) or fp32, stored to meta as float64 pairs, and its codes. With half, a group that fp16
+ * cannot represent stores 1 at `status` and the call stops: the caller redoes the whole array in
+ * fp32, as metaFromRanges falls back for the whole array.
+ */
+export function groupQuantize(
+  x: usize, rowFrom: i32, rowTo: i32, rowLength: i32, groupSize: i32, bits: i32, noise: i32,
+  seedLo: u32, seedHi: u32, step: u32, stream: u32, half: i32, meta: usize, codes: usize, status: usize,
+): void {
+  const Q = <f64>((1 << bits) - 1);
+  let g = rowFrom * ((rowLength + groupSize - 1) / groupSize);
+  for (let r = rowFrom; r < rowTo; r++) {
+    const rowStart = r * rowLength;
+    for (let start = rowStart; start < rowStart + rowLength; start += groupSize, g++) {
+      const end = min(start + groupSize, rowStart + rowLength);
+      minMax(x, start, end);
+      const mn = <f64>rangeMin + 0.0, mx = <f64>rangeMax + 0.0;
+      // fillMeta of quantize.ts for one group.
+      const m = half ? floorF16(mn) : floorF32(mn);
+      let stepSize = 0.0;
+      if (mx > m) {
+        stepSize = half ? ceilF16((mx - m) / Q) : ceilF32((mx - m) / Q);
+        if (m + stepSize * Q < mx) stepSize = half ? ceilF16(stepSize * (1 + 1.0 / 1024)) : ceilF32(stepSize * (1 + 1.0 / 1024));
+      }
+      if (half && isFinite(mn) && isFinite(mx) && (!isFinite(m) || !isFinite(stepSize) || (mx == mn && m != mn))) {
+        store<i32>(status, 1);
+        return;
+      }
+      store<f64>(meta + (<usize>(2 * g) << 3), m);
+      store<f64>(meta + (<usize>(2 * g + 1) << 3), stepSize);
+      quantizeGroup(x, start, end, m, stepSize, bits, noise, seedLo, seedHi, step, stream, codes);
+    }
+  }
+}
+
+/** Codes of elements [start, end) of one group with its (min, step). */
+function quantizeGroup(
+  x: usize, start: i32, end: i32, mf: f64, stepSize: f64, bits: i32, noise: i32,
+  seedLo: u32, seedHi: u32, step: u32, stream: u32, codes: usize,
+): void {
+  // float32 arithmetic (four lanes per SIMD step): min and step are float32 numbers (fp16 or fp32 metadata).
+  const m = <f32>mf, inv: f32 = stepSize > 0 ? <f32>1 / <f32>stepSize : 0;
+  if (ASC_FEATURE_SIMD) {
+    // Scalar up to a 16-element boundary, 16 at a time (whole code bytes), scalar tail.
+    let i = min((start + 15) & ~15, end);
+    quantizeRun(x, start, i, m, inv, bits, noise, seedLo, seedHi, step, stream, codes);
+    if (i + 16 <= end) i = quantize16(x, i, end, m, inv, bits, noise, seedLo, seedHi, step, stream, codes);
+    quantizeRun(x, i, end, m, inv, bits, noise, seedLo, seedHi, step, stream, codes);
+  } else quantizeRun(x, start, end, m, inv, bits, noise, seedLo, seedHi, step, stream, codes);
+}
+
+/** The largest float32 at or below x (floorF32 in quantize.ts). */
+function floorF32(x: f64): f64 {
+  const r = <f32>x;
+  if (<f64>r <= x) return r;
+  if (r > 0) return reinterpret<f32>(reinterpret<u32>(r) - 1);
+  if (r == 0) return -1.401298464324817e-45;
+  return reinterpret<f32>(reinterpret<u32>(r) + 1);
+}
+
+/** The smallest float32 at or above a non-negative x (ceilF32 in quantize.ts). */
+function ceilF32(x: f64): f64 {
+  const r = <f32>x;
+  if (<f64>r >= x) return r;
+  return reinterpret<f32>(reinterpret<u32>(r) + 1);
+}
+
+/** The largest fp16 value at or below x (floorF16 in quantize.ts; -Infinity below the fp16 range). */
+function floorF16(x: f64): f64 {
+  let h = toF16(reinterpret<u32>(<f32>x));
+  const v = <f64>fromF16(h);
+  if (v <= x) return v;
+  if (h == 0) h = 0x8001; // +0 -> the negative subnormal nearest to 0
+  else h = h & 0x8000 ? h + 1 : h - 1;
+  return fromF16(h);
+}
+
+/** The smallest fp16 value at or above a non-negative x (ceilF16 in quantize.ts; Infinity above the range). */
+function ceilF16(x: f64): f64 {
+  const h = toF16(reinterpret<u32>(<f32>x));
+  const v = <f64>fromF16(h);
+  return v >= x ? v : <f64>fromF16(h + 1);
+}
+
 /** Elements [from, to) of one group, one at a time (codes ORed into zero-filled bytes). */
 function quantizeRun(
-  x: usize, from: i32, to: i32, m: f64, inv: f64, bits: i32, noise: i32,
+  x: usize, from: i32, to: i32, m: f32, inv: f32, bits: i32, noise: i32,
   seedLo: u32, seedHi: u32, step: u32, stream: u32, codes: usize,
 ): void {
   if (from >= to) return;
   const Q = (1 << bits) - 1;
   const logBits = bits == 1 ? 0 : bits == 2 ? 1 : bits == 4 ? 2 : 3;
   const shift = 3 - logBits, lane = (8 >> logBits) - 1;
-  const fq = <f64>Q;
+  const fq = <f32>Q;
   if (!noise) {
     for (let i = from; i < to; i++) put(codes, i, code(x, i, m, inv, 0.5, Q, fq), lane, shift, logBits);
     return;
@@ -102,20 +183,20 @@ function quantizeRun(
 
 /**
  * SIMD body of quantizeGroups from a 16-aligned element i while 16 elements remain before `end`:
- * the same f64 arithmetic and noise per element as `code`/`quantizeRun`, two lanes at a time, and
+ * the same float32 arithmetic and noise per element as `code`/`quantizeRun`, four lanes at a time, and
  * whole code bytes stored (16 elements never share a byte with a neighbour). Returns where it stopped.
  */
 function quantize16(
-  x: usize, i: i32, end: i32, m: f64, inv: f64, bits: i32, noise: i32,
+  x: usize, i: i32, end: i32, m: f32, inv: f32, bits: i32, noise: i32,
   seedLo: u32, seedHi: u32, step: u32, stream: u32, codes: usize,
 ): i32 {
-  const mv = f64x2.splat(m), invv = f64x2.splat(inv), qv = i32x4.splat((1 << bits) - 1);
-  const half = f64x2.splat(0.5), scale = f64x2.splat(1.0 / 65536);
+  const mv = f32x4.splat(m), invv = f32x4.splat(inv), qv = i32x4.splat((1 << bits) - 1);
+  const half = f32x4.splat(0.5), scale = f32x4.splat(1.0 / 65536);
   const pairLanes = i32x4(0, 1, 2, 3), golden = i32x4.splat(0x9e3779b9);
   let chunkKey: u32 = 0;
   if (noise) chunkKey = philoxWord0(<u32>i >>> 8, step, stream, 0, seedLo, seedHi);
   for (; i + 16 <= end; i += 16) {
-    let u0 = half, u1 = half, u2 = half, u3 = half, u4 = half, u5 = half, u6 = half, u7 = half;
+    let u0 = half, u1 = half, u2 = half, u3 = half;
     if (noise) {
       if ((i & 255) == 0) chunkKey = philoxWord0(<u32>i >>> 8, step, stream, 0, seedLo, seedHi);
       // Pairs p..p+7 (elements i..i+15): mix32 of chunkKey + pair * golden, rotated by 16 bits so
@@ -123,18 +204,17 @@ function quantize16(
       const p = i32x4.add(i32x4.splat((i & 255) >>> 1), pairLanes);
       const h0 = rot16(mix32x4(i32x4.add(i32x4.splat(chunkKey), i32x4.mul(p, golden))));
       const h1 = rot16(mix32x4(i32x4.add(i32x4.splat(chunkKey), i32x4.mul(i32x4.add(p, i32x4.splat(4)), golden))));
-      const r0 = i32x4.extend_low_i16x8_u(h0), r1 = i32x4.extend_high_i16x8_u(h0);
-      const r2 = i32x4.extend_low_i16x8_u(h1), r3 = i32x4.extend_high_i16x8_u(h1);
-      u0 = noise2(r0, half, scale); u1 = noise2(hi64(r0), half, scale);
-      u2 = noise2(r1, half, scale); u3 = noise2(hi64(r1), half, scale);
-      u4 = noise2(r2, half, scale); u5 = noise2(hi64(r2), half, scale);
-      u6 = noise2(r3, half, scale); u7 = noise2(hi64(r3), half, scale);
+      // (r + ½) / 65536 is exact in float32 (17 significant bits).
+      u0 = noise4(i32x4.extend_low_i16x8_u(h0), half, scale);
+      u1 = noise4(i32x4.extend_high_i16x8_u(h0), half, scale);
+      u2 = noise4(i32x4.extend_low_i16x8_u(h1), half, scale);
+      u3 = noise4(i32x4.extend_high_i16x8_u(h1), half, scale);
     }
     const at = x + (<usize>i << 2);
-    const c0 = codes4(v128.load(at), mv, invv, u0, u1, qv);
-    const c1 = codes4(v128.load(at, 16), mv, invv, u2, u3, qv);
-    const c2 = codes4(v128.load(at, 32), mv, invv, u4, u5, qv);
-    const c3 = codes4(v128.load(at, 48), mv, invv, u6, u7, qv);
+    const c0 = codes4(v128.load(at), mv, invv, u0, qv);
+    const c1 = codes4(v128.load(at, 16), mv, invv, u1, qv);
+    const c2 = codes4(v128.load(at, 32), mv, invv, u2, qv);
+    const c3 = codes4(v128.load(at, 48), mv, invv, u3, qv);
     // 16 codes as bytes in element order, then packed LSB-first.
     const b = i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_s(c0, c1), i16x8.narrow_i32x4_s(c2, c3));
     if (bits == 8) v128.store(codes + <usize>i, b);
@@ -169,30 +249,28 @@ function quantize16(
   return i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7);
 }
 
-/** noiseOf on the two low u32 lanes, as f64x2. */
+/** noiseOf on four u16 lanes (as i32), as f32x4. */
 // @ts-ignore: decorator
-@inline function noise2(r: v128, half: v128, scale: v128): v128 {
-  return f64x2.mul(f64x2.add(f64x2.convert_low_i32x4_u(r), half), scale);
+@inline function noise4(r: v128, half: v128, scale: v128): v128 {
+  return f32x4.mul(f32x4.add(f32x4.convert_i32x4_s(r), half), scale);
 }
 
-/** `code` on four float32 lanes with noise (ul for lanes 0-1, uh for 2-3): clamp(trunc((x − m)·inv + u), 0, Q). */
+/** `code` on four float32 lanes with noise u: clamp(trunc((x − m)·inv + u), 0, Q) in float32. */
 // @ts-ignore: decorator
-@inline function codes4(v: v128, mv: v128, invv: v128, ul: v128, uh: v128, qv: v128): v128 {
-  const tl = f64x2.add(f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(v), mv), invv), ul);
-  const th = f64x2.add(f64x2.mul(f64x2.sub(f64x2.promote_low_f32x4(hi64(v)), mv), invv), uh);
+@inline function codes4(v: v128, mv: v128, invv: v128, u: v128, qv: v128): v128 {
+  const t = f32x4.add(f32x4.mul(f32x4.sub(v, mv), invv), u);
   // trunc_sat: NaN -> 0, out of range saturates; the clamp then matches `code`.
-  const q = i8x16.shuffle(i32x4.trunc_sat_f64x2_s_zero(tl), i32x4.trunc_sat_f64x2_s_zero(th), 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
-  return i32x4.min_s(i32x4.max_s(q, i32x4.splat(0)), qv);
+  return i32x4.min_s(i32x4.max_s(i32x4.trunc_sat_f32x4_s(t), i32x4.splat(0)), qv);
 }
 
 // @ts-ignore: decorator
-@inline function noiseOf(r: u32): f64 {
-  return (<f64>r + 0.5) * (1.0 / 65536);
+@inline function noiseOf(r: u32): f32 {
+  return (<f32>r + 0.5) * (1.0 / 65536);
 }
 
 // @ts-ignore: decorator
-@inline function code(x: usize, i: i32, m: f64, inv: f64, u: f64, Q: i32, fq: f64): i32 {
-  const t = (<f64>load<f32>(x + (<usize>i << 2)) - m) * inv + u;
+@inline function code(x: usize, i: i32, m: f32, inv: f32, u: f32, Q: i32, fq: f32): i32 {
+  const t = (load<f32>(x + (<usize>i << 2)) - m) * inv + u;
   return t >= fq ? Q : t >= 0 ? <i32>t : 0; // NaN -> 0
 }
 
@@ -211,29 +289,39 @@ export function groupRanges(x: usize, rowFrom: i32, rowTo: i32, rowLength: i32, 
   for (let r = rowFrom; r < rowTo; r++) {
     const rowStart = r * rowLength;
     for (let start = rowStart; start < rowStart + rowLength; start += groupSize, g++) {
-      const end = min(start + groupSize, rowStart + rowLength);
-      let mn: f32 = Infinity, mx: f32 = -Infinity;
-      let i = start;
-      if (ASC_FEATURE_SIMD && i + 4 <= end) {
-        // pmin/pmax keep the accumulator on NaN, as the scalar comparisons do.
-        let vmn = f32x4.splat(Infinity), vmx = f32x4.splat(-Infinity);
-        for (; i + 4 <= end; i += 4) {
-          const v = v128.load(x + (<usize>i << 2));
-          vmn = f32x4.pmin(vmn, v);
-          vmx = f32x4.pmax(vmx, v);
-        }
-        mn = min(min(f32x4.extract_lane(vmn, 0), f32x4.extract_lane(vmn, 1)), min(f32x4.extract_lane(vmn, 2), f32x4.extract_lane(vmn, 3)));
-        mx = max(max(f32x4.extract_lane(vmx, 0), f32x4.extract_lane(vmx, 1)), max(f32x4.extract_lane(vmx, 2), f32x4.extract_lane(vmx, 3)));
-      }
-      for (; i < end; i++) {
-        const v = load<f32>(x + (<usize>i << 2));
-        if (v < mn) mn = v;
-        if (v > mx) mx = v;
-      }
-      store<f64>(ranges + (<usize>(2 * g) << 3), <f64>mn + 0.0);
-      store<f64>(ranges + (<usize>(2 * g + 1) << 3), <f64>mx + 0.0);
+      minMax(x, start, min(start + groupSize, rowStart + rowLength));
+      store<f64>(ranges + (<usize>(2 * g) << 3), <f64>rangeMin + 0.0);
+      store<f64>(ranges + (<usize>(2 * g + 1) << 3), <f64>rangeMax + 0.0);
     }
   }
+}
+
+// minMax's results (an instance's globals: every pool thread has its own instance).
+let rangeMin: f32 = 0;
+let rangeMax: f32 = 0;
+
+/** (min, max) of elements [start, end) into rangeMin, rangeMax; NaN is skipped (±Infinity when all are). */
+function minMax(x: usize, start: i32, end: i32): void {
+  let mn: f32 = Infinity, mx: f32 = -Infinity;
+  let i = start;
+  if (ASC_FEATURE_SIMD && i + 4 <= end) {
+    // pmin/pmax keep the accumulator on NaN, as the scalar comparisons do.
+    let vmn = f32x4.splat(Infinity), vmx = f32x4.splat(-Infinity);
+    for (; i + 4 <= end; i += 4) {
+      const v = v128.load(x + (<usize>i << 2));
+      vmn = f32x4.pmin(vmn, v);
+      vmx = f32x4.pmax(vmx, v);
+    }
+    mn = min(min(f32x4.extract_lane(vmn, 0), f32x4.extract_lane(vmn, 1)), min(f32x4.extract_lane(vmn, 2), f32x4.extract_lane(vmn, 3)));
+    mx = max(max(f32x4.extract_lane(vmx, 0), f32x4.extract_lane(vmx, 1)), max(f32x4.extract_lane(vmx, 2), f32x4.extract_lane(vmx, 3)));
+  }
+  for (; i < end; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    if (v < mn) mn = v;
+    if (v > mx) mx = v;
+  }
+  rangeMin = mn;
+  rangeMax = mx;
 }
 
 /**

@@ -7,7 +7,7 @@
  */
 import type { SmartDealFactors } from '../quant/smartdeal.js';
 import type { Tensor } from '../core/tensor.js';
-import type { CodeBits, GroupLayout, NoiseKey } from '../compress/quantize.js';
+import type { CodeBits, GroupLayout, MetaPrecision, NoiseKey } from '../compress/quantize.js';
 import type { ConvShape } from '../quant/kernels.js';
 
 /**
@@ -220,6 +220,13 @@ export interface Kernels {
    * zero-filled, LSB-first); `noise` keys stochastic rounding (null: round to nearest).
    */
   quantizeGroups(x: Tensor, meta: Tensor, codes: Tensor, layout: GroupLayout, bits: CodeBits, noise: NoiseKey | null): void;
+  /**
+   * groupRanges, the (min, step) of every group in `precision` (compress/quantize.ts
+   * metaFromRanges) and quantizeGroups in one call, into meta (float64 pairs) and codes
+   * (zero-filled). False when precision is fp16 and some group cannot be represented in it: meta
+   * and codes are then incomplete and the caller redoes the call in fp32.
+   */
+  groupQuantize(x: Tensor, meta: Tensor, codes: Tensor, layout: GroupLayout, bits: CodeBits, noise: NoiseKey | null, precision: MetaPrecision): boolean;
   /** Inverse of quantizeGroups with float32 (min, step) pairs: out[i] = min + code * step. */
   dequantizeGroups(codes: Tensor, meta: Tensor, out: Tensor, layout: GroupLayout, bits: CodeBits): void;
   /** 0/1 values of mask (integer dtype) -> LSB-first bits (every byte written); the index of the first value not 0 or 1, or -1. */

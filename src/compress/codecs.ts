@@ -19,7 +19,7 @@ import { divisionDecode, divisionSplit, hfcLayout, lfcLength, type DivisionGeome
 import { cometDecode, cometEncode } from './comet.js';
 import { decodeFloat16, encodeFloat16 } from './float16.js';
 import {
-  assertCodeBits, bitsFor, codeBytes, groupCount, metaBytes, metaFromRanges, packInts, roundingNoiseEnergy, unpackInts,
+  assertCodeBits, bitsFor, codeBytes, groupCount, metaBytes, packInts, roundingNoiseEnergy, unpackInts,
   type CodeBits, type FloatArray, type GroupLayout, type MetaPrecision, type NoiseKey,
 } from './quantize.js';
 
@@ -282,25 +282,30 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
   const x = residual ?? (copy === null ? t : workspaceCopy(t, copy));
   const k = kernels(x.dtype);
   const stochastic = e.kind === 'division' || e.stochastic !== false;
-  const metaInArena = Tensor.uninitialized([2 * groupCount(groups)], 'float64', 'workspace'); // groupRanges writes every pair
-  k.groupRanges(x, metaInArena, groups);
-  // (min, max) -> (min, step) in place in the arena: no JS-heap copy of the metadata (a copy per
-  // packed tensor was external memory that lingered until a GC, ~1 MiB per ResNet-20 layer).
-  const precision = metaFromRanges(metaInArena.data() as Float64Array, bits, requestedMeta(e));
-  const l = (p: MetaPrecision) => layoutOf(e, t.shape, 0, p);
-  const payload = keep(Tensor.empty([l(precision).total], 'uint8', 'saved'));
-  const codes = payload.view([l(precision).codeBytes], [1], payload.offset + l(precision).codeOffset);
-  k.quantizeGroups(x, metaInArena, codes, groups, bits, stochastic ? noise : null);
-  codes.dispose();
+  const metaInArena = Tensor.uninitialized([2 * groupCount(groups)], 'float64', 'workspace'); // written for every group
+  // Ranges, (min, step) and codes in one kernel call; fp16 metadata falls back to fp32 for the
+  // whole array when a group needs it (then the codes move: the layout starts with the metadata).
+  let precision = requestedMeta(e), payload: Tensor;
+  for (;;) {
+    const l = layoutOf(e, t.shape, 0, precision);
+    payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
+    const codes = payload.view([l.codeBytes], [1], payload.offset + l.codeOffset);
+    const done = k.groupQuantize(x, metaInArena, codes, groups, bits, stochastic ? noise : null, precision);
+    codes.dispose();
+    if (done) break;
+    payload.dispose();
+    precision = 'fp32';
+  }
   if (x !== t && x !== residual) x.dispose();
-  const v = views(payload, l(precision));
+  const l = layoutOf(e, t.shape, 0, precision);
+  const v = views(payload, l);
   const meta = metaInArena.data() as Float64Array; // re-read: allocating the payload may have grown memory
   if (precision === 'fp16') encodeFloat16(meta, v.meta as Uint16Array);
   else (v.meta as Float32Array).set(meta);
   metaInArena.dispose();
   if (lfc) v.lfc.set(lfc);
   residual?.dispose();
-  return { ...base, metaPrecision: precision, payload, kept: null, bytes: l(precision).total };
+  return { ...base, metaPrecision: precision, payload, kept: null, bytes: l.total };
 }
 
 /** Mesa's pack: 8-bit codes against the given per-head ranges (never clamping a value: see act.ts). */

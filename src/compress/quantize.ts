@@ -8,9 +8,11 @@
  * codes q ∈ [0, 2^b − 1] are packed LSB-first, b ∈ {1, 2, 4, 8}, into one byte stream for the
  * whole array. Metadata costs 32/groupSize (fp16) or 64/groupSize (fp32) bits per element.
  *
- * Encode: q = clamp(floor((x − min)/step + u), 0, 2^b − 1), u ~ U(0,1) (stochastic, unbiased:
- * E[min + q·step] = x) or u = ½ (nearest). Decode: x̂ = min + q·step. A constant group has
- * step 0, codes 0 and decodes to its value exactly.
+ * Encode: q = clamp(floor((x − min)·(1/step) + u), 0, 2^b − 1), u ~ U(0,1) (stochastic, unbiased:
+ * E[min + q·step] = x) or u = ½ (nearest), every operation rounded to float32 (min and step are
+ * float32 numbers; the wasm kernel runs four lanes per SIMD step): that moves t by < 2^-14, so
+ * E[q] by less than 2^-14 of a step and |x̂ − x| stays below step·(1 + 2^-14).
+ * Decode: x̂ = min + q·step. A constant group has step 0, codes 0 and decodes to its value exactly.
  *
  * Noise: counter-based, so reproducible and independent of how the work is split. Element e of
  * a call keyed by (seed, stream, step) takes its chunk key from Philox4x32-10 (counter =
@@ -172,7 +174,7 @@ const block = new Uint32Array(4);
 
 /**
  * Quantizes `x` into `codes` (zero-filled, codeBytes(n, bits) long) with the metadata from
- * `groupMeta`. With `noise` null, rounds to nearest.
+ * `groupMeta` (any (min, step) pairs of float32 numbers). With `noise` null, rounds to nearest.
  */
 export function quantizeGroups(x: FloatArray, layout: GroupLayout, bits: CodeBits, noise: NoiseKey | null, meta: ArrayLike<number>, codes: Uint8Array): void {
   const { rows, rowLength, groupSize } = layout;
@@ -186,11 +188,12 @@ export function quantizeGroups(x: FloatArray, layout: GroupLayout, bits: CodeBit
     const rowStart = r * rowLength;
     for (let start = rowStart; start < rowStart + rowLength; start += groupSize, g++) {
       const end = Math.min(start + groupSize, rowStart + rowLength);
-      const m = meta[2 * g]!, step = meta[2 * g + 1]!;
-      const inv = step > 0 ? 1 / step : 0;
+      // float32 arithmetic: each f64 operation on float32 operands rounded once is the float32 result.
+      const m = Math.fround(meta[2 * g]!), step = Math.fround(meta[2 * g + 1]!);
+      const inv = step > 0 ? Math.fround(1 / step) : 0;
       if (!noise) {
         for (let i = start; i < end; i++) {
-          const t = (x[i]! - m) * inv + 0.5;
+          const t = Math.fround(Math.fround(Math.fround(x[i]! - m) * inv) + 0.5);
           const q = t >= Q ? Q : t >= 0 ? t | 0 : 0; // NaN -> 0
           codes[i >>> shift]! |= q << ((i & lane) << logBits);
         }
@@ -205,7 +208,7 @@ export function quantizeGroups(x: FloatArray, layout: GroupLayout, bits: CodeBit
         // One 32-bit mix serves an even/odd pair of elements (16 bits each).
         if ((i & 1) === 0 || i === start) h = mix32((chunkKey + Math.imul((i & 255) >>> 1, 0x9e3779b9)) | 0);
         const u = (((i & 1 ? h : h >>> 16) & 0xffff) + 0.5) * (1 / 65536);
-        const t = (x[i]! - m) * inv + u;
+        const t = Math.fround(Math.fround(Math.fround(x[i]! - m) * inv) + u);
         const q = t >= Q ? Q : t >= 0 ? t | 0 : 0; // NaN -> 0 (kernels/quantize.ts does the same)
         codes[i >>> shift]! |= q << ((i & lane) << logBits);
       }

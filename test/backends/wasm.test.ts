@@ -192,6 +192,7 @@ for (const variant of VARIANTS) {
             v[seed % n] = -0;
             if (n > 3) v[(seed >> 3) % n] = 0;
             if (n > 5) v[(seed >> 5) % n] = NaN;
+            if (seed % 5 === 0) v[(seed >> 7) % n] = 1e6; // beyond fp16: groupQuantize's fp16 call fails
             const both = <T>(f: (k: typeof k1 | typeof referenceKernels) => T): [T, T] => [f(k1), f(referenceKernels)];
             const [rg, rr] = both((k) => {
               const r = Tensor.empty([2 * groupCount(l)], 'float64');
@@ -215,6 +216,18 @@ for (const variant of VARIANTS) {
             });
             const bitsOf = (t: Tensor) => new Uint32Array(Float32Array.from(t.values()).buffer);
             assert.deepEqual(bitsOf(dg), bitsOf(dr), `decoded ${JSON.stringify({ l, bits })}`);
+            // The one-pass kernel: the same metadata (fp16 and fp32) and codes as ranges + metaFromRanges + quantize.
+            for (const precision of ['fp16', 'fp32'] as const) {
+              const [[okg, mg, qg], [okr, mr, qr]] = both((k) => {
+                const m = Tensor.empty([2 * groupCount(l)], 'float64'), c = Tensor.empty([codeBytes(n, bits)], 'uint8');
+                return [k.groupQuantize(x, m, c, l, bits, noise, precision), m, c] as const;
+              });
+              assert.equal(okg, okr, `fp16 fallback ${JSON.stringify({ l, precision })}`);
+              if (!okr) continue;
+              assert.deepEqual(mg.values(), mr.values(), `groupQuantize meta ${JSON.stringify({ l, bits, precision })}`);
+              assert.deepEqual(qg.values(), qr.values(), `groupQuantize codes ${JSON.stringify({ l, bits, precision, stochastic })}`);
+              if (precision === 'fp32') assert.deepEqual(qg.values(), cg.values(), 'fp32 groupQuantize = quantizeGroups on the fp32 metadata');
+            }
           },
         ),
         { numRuns: 120 },

@@ -80,7 +80,7 @@ test('the wasm backend binds every codec kernel', () => {
   setBackend('wasm');
   const k = kernels('float32');
   setBackend(previous);
-  for (const name of ['groupRanges', 'quantizeGroups', 'dequantizeGroups', 'packMask', 'unpackMask'] as const) {
+  for (const name of ['groupRanges', 'quantizeGroups', 'groupQuantize', 'dequantizeGroups', 'packMask', 'unpackMask'] as const) {
     assert.notEqual(k[name], referenceKernels[name], `${name} runs on the reference on the wasm backend`);
   }
 });
@@ -105,10 +105,10 @@ test('wasm quantize kernel is bit-identical to the TypeScript quantizer', () => 
         [[2, 1200], { kind: 'quant', bits: 4, groupSize: 96, stochastic: false }],
         [[2, 1024], { kind: 'quant', bits: 1, groupSize: 256 }],
       ];
-      for (const [shape, e] of cases) {
+      for (const [[shape, e], fallback] of cases.flatMap((c) => [[c, true], [c, false]] as const)) {
         const x = randomTensor(shape, shape.length);
         const v = x.data();
-        v.fill(0.1, 0, 300); // constant groups that force the fp32 metadata fallback
+        if (fallback) v.fill(0.1, 0, 300); // constant groups that force the fp32 metadata fallback
         // ±0 bounds in either order (stored as +0), and a NaN that the range pass skips.
         v.fill(0, 300, 340);
         v[305] = -0;
@@ -122,7 +122,7 @@ test('wasm quantize kernel is bit-identical to the TypeScript quantizer', () => 
           releasePacked(p);
           return out;
         };
-        assert.deepEqual(bytes('wasm'), bytes('reference'), `${JSON.stringify(e)} ${shape}`);
+        assert.deepEqual(bytes('wasm'), bytes('reference'), `${JSON.stringify(e)} ${shape} fallback ${fallback}`);
       }
     });
   } finally {

@@ -5,8 +5,8 @@
 import type { FloatArray } from '../../core/dtype.js';
 import type { Tensor } from '../../core/tensor.js';
 import {
-  dequantizeGroups as dequantizeArrays, groupRanges as rangesOf, packInts, quantizeGroups as quantizeArrays, unpackInts,
-  type CodeBits, type GroupLayout, type NoiseKey,
+  dequantizeGroups as dequantizeArrays, groupRanges as rangesOf, metaFromRanges, packInts, quantizeGroups as quantizeArrays, unpackInts,
+  type CodeBits, type GroupLayout, type MetaPrecision, type NoiseKey,
 } from '../../compress/quantize.js';
 import { decodeBFloat16, decodeFloat16, encodeBFloat16, encodeFloat16 } from '../../compress/float16.js';
 import type { HalfFormat } from '../kernels.js';
@@ -20,6 +20,14 @@ export function groupRanges(x: Tensor, ranges: Tensor, layout: GroupLayout): voi
 
 export function quantizeGroups(x: Tensor, meta: Tensor, codes: Tensor, layout: GroupLayout, bits: CodeBits, noise: NoiseKey | null): void {
   quantizeArrays(x.data() as FloatArray, layout, bits, noise, meta.data(), codes.data() as Uint8Array);
+}
+
+export function groupQuantize(x: Tensor, meta: Tensor, codes: Tensor, layout: GroupLayout, bits: CodeBits, noise: NoiseKey | null, precision: MetaPrecision): boolean {
+  const m = meta.data() as Float64Array;
+  rangesOf(x.data() as FloatArray, layout, m);
+  if (metaFromRanges(m, bits, precision) !== precision) return false;
+  quantizeArrays(x.data() as FloatArray, layout, bits, noise, m, codes.data() as Uint8Array);
+  return true;
 }
 
 export function dequantizeGroups(codes: Tensor, meta: Tensor, out: Tensor, layout: GroupLayout, bits: CodeBits): void {

@@ -3,7 +3,7 @@
  * kernel writing past a tensor would silently corrupt other tensors in the arena), splitting work
  * into per-thread parts, and the per-thread GEMM packing scratch.
  */
-import { codeBytes, groupCount, type CodeBits, type GroupLayout, type NoiseKey } from '../../compress/quantize.js';
+import { codeBytes, groupCount, type CodeBits, type GroupLayout, type MetaPrecision, type NoiseKey } from '../../compress/quantize.js';
 import { arena } from '../../core/arena.js';
 import type { DType } from '../../core/dtype.js';
 import { ledger } from '../../core/ledger.js';
@@ -251,7 +251,7 @@ export class WasmKernels implements Partial<Kernels> {
    * by rows; `args(rowFrom, rowTo)` gives one part's arguments. With `bitsPerElement` < 8 the
    * split happens only when every row ends on a byte boundary (parts must not share a code byte).
    */
-  private quantRows(op: 'groupRanges' | 'quantizeGroups' | 'dequantizeGroups', rows: number, rowLength: number, bitsPerElement: number, args: (rowFrom: number, rowTo: number) => number[]): void {
+  private quantRows(op: 'groupRanges' | 'quantizeGroups' | 'groupQuantize' | 'dequantizeGroups', rows: number, rowLength: number, bitsPerElement: number, args: (rowFrom: number, rowTo: number) => number[]): void {
     const want = (rowLength * bitsPerElement) % 8 === 0 ? this.partsFor(rows * rowLength, this.splitAt('codec')) : 1;
     this.run(op, splitRange(rows, want, 1).map(([lo, hi]) => args(lo, hi)));
   }
@@ -268,8 +268,22 @@ export class WasmKernels implements Partial<Kernels> {
     checkTensor('quantizeGroups', 'x', x, l.rows * l.rowLength);
     checkTyped('quantizeGroups', 'meta', meta, 'float64', 2 * groupCount(l));
     checkTyped('quantizeGroups', 'codes', codes, 'uint8', codeBytes(l.rows * l.rowLength, bits));
-    const noise = [key ? 1 : 0, key ? key.seed >>> 0 : 0, key ? Math.floor(key.seed / 4294967296) >>> 0 : 0, key ? key.step >>> 0 : 0, key ? key.stream >>> 0 : 0];
+    const noise = noiseArgs(key);
     this.quantRows('quantizeGroups', l.rows, l.rowLength, bits, (r0, r1) => [x.ptr, r0, r1, l.rowLength, l.groupSize, bits, ...noise, meta.ptr, codes.ptr]);
+  }
+
+  groupQuantize(x: Tensor, meta: Tensor, codes: Tensor, l: GroupLayout, bits: CodeBits, key: NoiseKey | null, precision: MetaPrecision): boolean {
+    this.assertNotRecording('groupQuantize');
+    checkGroups('groupQuantize', l);
+    checkTensor('groupQuantize', 'x', x, l.rows * l.rowLength);
+    checkTyped('groupQuantize', 'meta', meta, 'float64', 2 * groupCount(l));
+    checkTyped('groupQuantize', 'codes', codes, 'uint8', codeBytes(l.rows * l.rowLength, bits));
+    const noise = noiseArgs(key), half = precision === 'fp16' ? 1 : 0;
+    const status = Tensor.empty([1], 'int32', 'workspace'); // a part that meets a group fp16 cannot hold stores 1
+    this.quantRows('groupQuantize', l.rows, l.rowLength, bits, (r0, r1) => [x.ptr, r0, r1, l.rowLength, l.groupSize, bits, ...noise, half, meta.ptr, codes.ptr, status.ptr]);
+    const ok = status.data()[0] === 0;
+    status.dispose();
+    return ok;
   }
 
   dequantizeGroups(codes: Tensor, meta: Tensor, out: Tensor, l: GroupLayout, bits: CodeBits): void {
@@ -532,6 +546,11 @@ function checkTyped(op: string, role: string, t: Tensor, dtype: DType, n: number
     throw new TypeError(`${op}: ${role} must be a contiguous ${dtype} tensor of ${n} elements, got ${t.dtype} ${fmt(t.shape)}`);
   }
   t.assertAlive(op);
+}
+
+/** A noise key as the quantize kernels' (noise, seedLo, seedHi, step, stream) arguments. */
+function noiseArgs(key: NoiseKey | null): number[] {
+  return key ? [1, key.seed >>> 0, Math.floor(key.seed / 4294967296) >>> 0, key.step >>> 0, key.stream >>> 0] : [0, 0, 0, 0, 0];
 }
 
 function checkGroups(op: string, l: GroupLayout): void {

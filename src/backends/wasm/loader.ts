@@ -44,6 +44,11 @@ export interface KernelExports extends TensorKernelExports {
     x: number, rowFrom: number, rowTo: number, rowLength: number, groupSize: number, bits: number, noise: number,
     seedLo: number, seedHi: number, step: number, stream: number, meta: number, codes: number,
   ): void;
+  /** groupRanges + metaFromRanges + quantizeGroups per group (half: fp16 metadata); stores 1 at status and stops when fp16 cannot hold a group. */
+  groupQuantize(
+    x: number, rowFrom: number, rowTo: number, rowLength: number, groupSize: number, bits: number, noise: number,
+    seedLo: number, seedHi: number, step: number, stream: number, half: number, meta: number, codes: number, status: number,
+  ): void;
   /** Inverse of quantizeGroups on float32 meta and output, bit for bit with dequantizeGroups in quantize.ts. */
   dequantizeGroups(codes: number, meta: number, rowFrom: number, rowTo: number, rowLength: number, groupSize: number, bits: number, out: number): void;
   /** 0/1 uint8 mask -> LSB-first bits (every byte written); the index of the first value not 0 or 1, or -1. */
