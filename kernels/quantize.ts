@@ -362,30 +362,16 @@ function dequantizeRun(codes: usize, from: i32, to: i32, mn: f64, stepSize: f64,
  * f64 expression runs two lanes at a time. Returns where it stopped.
  */
 function dequantize16(codes: usize, i: i32, end: i32, mn: f64, stepSize: f64, bits: i32, out: usize): i32 {
-  if (bits == 2) {
-    // One table of 4 float32 values; element e of a code byte indexes bytes 4q_e .. 4q_e + 3.
-    let table = f32x4.splat(0);
-    table = f32x4.replace_lane(table, 0, <f32>mn);
-    table = f32x4.replace_lane(table, 1, <f32>(mn + stepSize));
-    table = f32x4.replace_lane(table, 2, <f32>(mn + 2.0 * stepSize));
-    table = f32x4.replace_lane(table, 3, <f32>(mn + 3.0 * stepSize));
-    const fields = i32x4(3, 12, 48, 192), toBit8 = i32x4(256, 64, 16, 4);
-    const spread = i32x4.splat(0x01010101), byteOfValue = i8x16(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3);
-    for (; i + 16 <= end; i += 16) {
-      const src = codes + (<usize>i >>> 2), dst = out + (<usize>i << 2);
-      for (let k = 0; k < 4; k++) {
-        // Lane e: (byte & (3 << 2e)) * 2^(8 - 2e) >> 6 = 4 q_e, then copied to the lane's 4 bytes.
-        const q4 = i32x4.shr_u(i32x4.mul(v128.and(i32x4.splat(<i32>load<u8>(src + k)), fields), toBit8), 6);
-        v128.store(dst + (<usize>k << 4), i8x16.swizzle(table, i8x16.add(i32x4.mul(q4, spread), byteOfValue)));
-      }
-    }
-    return i;
-  }
-  if (bits == 4) {
-    // 16 decoded values staged in the first 16 outputs (64 bytes, overwritten below), split into
-    // four byte planes: plane j holds byte j of every value, indexed by the code.
+  if (bits == 2 || bits == 4) {
+    // A 16-entry table indexed by t, staged in the first 16 outputs (64 bytes, overwritten below):
+    // at 4 bits t is the code; at 2 bits t is q (even lanes of a code byte's 4 fields) or 4q (odd
+    // lanes), so entries 0-3 and 4, 8, 12 hold the 4 values. Split into four byte planes: plane j
+    // holds byte j of every entry.
     const dst0 = out + (<usize>i << 2);
-    for (let q = 0; q < 16; q++) store<f32>(dst0 + (<usize>q << 2), <f32>(mn + <f64>q * stepSize));
+    for (let t = 0; t < 16; t++) {
+      const q = bits == 4 || t < 4 ? t : t >> 2;
+      store<f32>(dst0 + (<usize>t << 2), <f32>(mn + <f64>q * stepSize));
+    }
     const v0 = v128.load(dst0), v1 = v128.load(dst0, 16), v2 = v128.load(dst0, 32), v3 = v128.load(dst0, 48);
     // Bytes grouped by position within each vector, then a 4x4 transpose of the 32-bit groups.
     const byPos = i8x16(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -395,9 +381,18 @@ function dequantize16(codes: usize, i: i32, end: i32, mn: f64, stepSize: f64, bi
     const p0 = v128.shuffle<i64>(a01, a23, 0, 2), p1 = v128.shuffle<i64>(a01, a23, 1, 3);
     const p2 = v128.shuffle<i64>(c01, c23, 0, 2), p3 = v128.shuffle<i64>(c01, c23, 1, 3);
     const low = i8x16.splat(15);
+    // 2 bits: each code byte copied to 4 lanes; fields 0 and 1 masked in place (q, 4q), fields 2 and 3 after a shift by 4.
+    const byteOfLane = i8x16(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const fields01 = i8x16(3, 12, 0, 0, 3, 12, 0, 0, 3, 12, 0, 0, 3, 12, 0, 0), fields23 = i8x16(0, 0, 3, 12, 0, 0, 3, 12, 0, 0, 3, 12, 0, 0, 3, 12);
     for (; i + 16 <= end; i += 16) {
-      const packed = v128.load64_zero(codes + (<usize>i >>> 1));
-      const c = i8x16.shuffle(v128.and(packed, low), i8x16.shr_u(packed, 4), 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      let c: v128;
+      if (bits == 4) {
+        const packed = v128.load64_zero(codes + (<usize>i >>> 1));
+        c = i8x16.shuffle(v128.and(packed, low), i8x16.shr_u(packed, 4), 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+      } else {
+        const each = i8x16.swizzle(v128.load32_zero(codes + (<usize>i >>> 2)), byteOfLane);
+        c = v128.or(v128.and(each, fields01), v128.and(i8x16.shr_u(each, 4), fields23));
+      }
       const b0 = i8x16.swizzle(p0, c), b1 = i8x16.swizzle(p1, c), b2 = i8x16.swizzle(p2, c), b3 = i8x16.swizzle(p3, c);
       const lo01 = i8x16.shuffle(b0, b1, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
       const hi01 = i8x16.shuffle(b0, b1, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
