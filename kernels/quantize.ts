@@ -150,7 +150,7 @@ function quantizeRun(
   const shift = 3 - logBits, lane = (8 >> logBits) - 1;
   const fq = <f32>Q;
   if (!noise) {
-    for (let i = from; i < to; i++) put(codes, i, code(x, i, m, inv, 0.5, Q, fq), lane, shift, logBits);
+    for (let i = from; i < to; i++) put(codes, i, code(x, i, m, inv, 0, fq), lane, shift, logBits);
     return;
   }
   // Element pairs (2j, 2j + 1) share one 32-bit mix: high half for the even element.
@@ -158,14 +158,14 @@ function quantizeRun(
   let i = from;
   if (i & 1) {
     const h = mix32(chunkKey + (<u32>(i & 255) >>> 1) * 0x9e3779b9);
-    put(codes, i, code(x, i, m, inv, noiseOf(h & 0xffff), Q, fq), lane, shift, logBits);
+    put(codes, i, code(x, i, m, inv, noiseOf(h & 0xffff), fq), lane, shift, logBits);
     i++;
   }
   for (; i + 1 < to; i += 2) {
     if ((i & 255) == 0) chunkKey = philoxWord0(<u32>i >>> 8, step, stream, 0, seedLo, seedHi);
     const h = mix32(chunkKey + (<u32>(i & 255) >>> 1) * 0x9e3779b9);
-    const q0 = code(x, i, m, inv, noiseOf(h >>> 16), Q, fq);
-    const q1 = code(x, i + 1, m, inv, noiseOf(h & 0xffff), Q, fq);
+    const q0 = code(x, i, m, inv, noiseOf(h >>> 16), fq);
+    const q1 = code(x, i + 1, m, inv, noiseOf(h & 0xffff), fq);
     // At 4 and 8 bits an even-aligned pair owns its bytes: store without reading them back.
     if (bits == 4) store<u8>(codes + (<usize>i >>> 1), <u8>(q0 | (q1 << 4)));
     else if (bits == 8) store<u16>(codes + <usize>i, <u16>(q0 | (q1 << 8)));
@@ -177,7 +177,7 @@ function quantizeRun(
   if (i < to) {
     if ((i & 255) == 0) chunkKey = philoxWord0(<u32>i >>> 8, step, stream, 0, seedLo, seedHi);
     const h = mix32(chunkKey + (<u32>(i & 255) >>> 1) * 0x9e3779b9);
-    put(codes, i, code(x, i, m, inv, noiseOf(h >>> 16), Q, fq), lane, shift, logBits);
+    put(codes, i, code(x, i, m, inv, noiseOf(h >>> 16), fq), lane, shift, logBits);
   }
 }
 
@@ -190,13 +190,13 @@ function quantize16(
   x: usize, i: i32, end: i32, m: f32, inv: f32, bits: i32, noise: i32,
   seedLo: u32, seedHi: u32, step: u32, stream: u32, codes: usize,
 ): i32 {
-  const mv = f32x4.splat(m), invv = f32x4.splat(inv), qv = i32x4.splat((1 << bits) - 1);
-  const half = f32x4.splat(0.5), scale = f32x4.splat(1.0 / 65536);
+  const mv = f32x4.splat(m), invv = f32x4.splat(inv), qv = f32x4.splat(<f32>((1 << bits) - 1));
+  const center = f32x4.splat(32767.5), scale = f32x4.splat(1.0 / 65536), zero = f32x4.splat(0);
   const pairLanes = i32x4(0, 1, 2, 3), golden = i32x4.splat(0x9e3779b9);
   let chunkKey: u32 = 0;
-  if (noise) chunkKey = philoxWord0(<u32>i >>> 8, step, stream, 0, seedLo, seedHi);
+  if (noise && (i & 255) != 0) chunkKey = philoxWord0(<u32>i >>> 8, step, stream, 0, seedLo, seedHi); // else the loop's first step does
   for (; i + 16 <= end; i += 16) {
-    let u0 = half, u1 = half, u2 = half, u3 = half;
+    let u0 = zero, u1 = zero, u2 = zero, u3 = zero;
     if (noise) {
       if ((i & 255) == 0) chunkKey = philoxWord0(<u32>i >>> 8, step, stream, 0, seedLo, seedHi);
       // Pairs p..p+7 (elements i..i+15): mix32 of chunkKey + pair * golden, rotated by 16 bits so
@@ -204,11 +204,11 @@ function quantize16(
       const p = i32x4.add(i32x4.splat((i & 255) >>> 1), pairLanes);
       const h0 = rot16(mix32x4(i32x4.add(i32x4.splat(chunkKey), i32x4.mul(p, golden))));
       const h1 = rot16(mix32x4(i32x4.add(i32x4.splat(chunkKey), i32x4.mul(i32x4.add(p, i32x4.splat(4)), golden))));
-      // (r + ½) / 65536 is exact in float32 (17 significant bits).
-      u0 = noise4(i32x4.extend_low_i16x8_u(h0), half, scale);
-      u1 = noise4(i32x4.extend_high_i16x8_u(h0), half, scale);
-      u2 = noise4(i32x4.extend_low_i16x8_u(h1), half, scale);
-      u3 = noise4(i32x4.extend_high_i16x8_u(h1), half, scale);
+      // (r − 32767.5) / 65536 is exact in float32 (17 significant bits).
+      u0 = noise4(i32x4.extend_low_i16x8_u(h0), center, scale);
+      u1 = noise4(i32x4.extend_high_i16x8_u(h0), center, scale);
+      u2 = noise4(i32x4.extend_low_i16x8_u(h1), center, scale);
+      u3 = noise4(i32x4.extend_high_i16x8_u(h1), center, scale);
     }
     const at = x + (<usize>i << 2);
     const c0 = codes4(v128.load(at), mv, invv, u0, qv);
@@ -251,27 +251,38 @@ function quantize16(
 
 /** noiseOf on four u16 lanes (as i32), as f32x4. */
 // @ts-ignore: decorator
-@inline function noise4(r: v128, half: v128, scale: v128): v128 {
-  return f32x4.mul(f32x4.add(f32x4.convert_i32x4_s(r), half), scale);
+@inline function noise4(r: v128, center: v128, scale: v128): v128 {
+  return f32x4.mul(f32x4.sub(f32x4.convert_i32x4_s(r), center), scale);
 }
 
-/** `code` on four float32 lanes with noise u: clamp(trunc((x − m)·inv + u), 0, Q) in float32. */
+/** `code` on four float32 lanes with noise u. */
 // @ts-ignore: decorator
 @inline function codes4(v: v128, mv: v128, invv: v128, u: v128, qv: v128): v128 {
   const t = f32x4.add(f32x4.mul(f32x4.sub(v, mv), invv), u);
-  // trunc_sat: NaN -> 0, out of range saturates; the clamp then matches `code`.
-  return i32x4.min_s(i32x4.max_s(i32x4.trunc_sat_f32x4_s(t), i32x4.splat(0)), qv);
+  // pmax(lo, t) = lo < t ? t : lo (NaN -> lo), pmin(q, t) = t < q ? t : q: the clamp of `code`.
+  const c = f32x4.pmin(qv, f32x4.pmax(f32x4.splat(-0.5), t));
+  return i32x4.sub(f32x4.add(c, f32x4.splat(ROUNDER)), i32x4.splat(ROUNDER_BITS));
 }
 
+// 1.5·2^23: a float32 in [−½, 2^22) plus this is rounded to an integer k, with bits ROUNDER_BITS + k.
+const ROUNDER: f32 = 12582912;
+const ROUNDER_BITS: i32 = 0x4b400000;
+
+/** u = (r + ½)/65536 − ½: the noise of element rounding, centred (see `code`). */
 // @ts-ignore: decorator
 @inline function noiseOf(r: u32): f32 {
-  return (<f32>r + 0.5) * (1.0 / 65536);
+  return (<f32>r - 32767.5) * (1.0 / 65536);
 }
 
+/**
+ * The nearest integer (ties to even) to (x − m)·inv + u, clamped to [0, Q] (NaN -> 0), in float32:
+ * with u ∈ (−½, ½) that is floor((x − m)·inv + u + ½) (roundCode in quantize.ts).
+ */
 // @ts-ignore: decorator
-@inline function code(x: usize, i: i32, m: f32, inv: f32, u: f32, Q: i32, fq: f32): i32 {
+@inline function code(x: usize, i: i32, m: f32, inv: f32, u: f32, fq: f32): i32 {
   const t = (load<f32>(x + (<usize>i << 2)) - m) * inv + u;
-  return t >= fq ? Q : t >= 0 ? <i32>t : 0; // NaN -> 0
+  const c = t > -0.5 ? (t < fq ? t : fq) : <f32>-0.5;
+  return <i32>((c + ROUNDER) - ROUNDER);
 }
 
 // @ts-ignore: decorator

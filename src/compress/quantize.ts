@@ -9,9 +9,10 @@
  * whole array. Metadata costs 32/groupSize (fp16) or 64/groupSize (fp32) bits per element.
  *
  * Encode: q = clamp(floor((x − min)·(1/step) + u), 0, 2^b − 1), u ~ U(0,1) (stochastic, unbiased:
- * E[min + q·step] = x) or u = ½ (nearest), every operation rounded to float32 (min and step are
- * float32 numbers; the wasm kernel runs four lanes per SIMD step): that moves t by < 2^-14, so
- * E[q] by less than 2^-14 of a step and |x̂ − x| stays below step·(1 + 2^-14).
+ * E[min + q·step] = x) or u = ½ (nearest), computed as the nearest integer to (x − min)·(1/step)
+ * + (u − ½) with every operation rounded to float32 (min and step are float32 numbers; the wasm
+ * kernel runs four lanes per SIMD step and rounds by adding 1.5·2^23): that moves the argument by
+ * < 2^-14, so E[q] by less than 2^-14 of a step, and |x̂ − x| stays below step·(1 + 2^-14).
  * Decode: x̂ = min + q·step. A constant group has step 0, codes 0 and decodes to its value exactly.
  *
  * Noise: counter-based, so reproducible and independent of how the work is split. Element e of
@@ -192,11 +193,7 @@ export function quantizeGroups(x: FloatArray, layout: GroupLayout, bits: CodeBit
       const m = Math.fround(meta[2 * g]!), step = Math.fround(meta[2 * g + 1]!);
       const inv = step > 0 ? Math.fround(1 / step) : 0;
       if (!noise) {
-        for (let i = start; i < end; i++) {
-          const t = Math.fround(Math.fround(Math.fround(x[i]! - m) * inv) + 0.5);
-          const q = t >= Q ? Q : t >= 0 ? t | 0 : 0; // NaN -> 0
-          codes[i >>> shift]! |= q << ((i & lane) << logBits);
-        }
+        for (let i = start; i < end; i++) codes[i >>> shift]! |= roundCode(x[i]!, m, inv, 0, Q) << ((i & lane) << logBits);
         continue;
       }
       let h = 0;
@@ -207,13 +204,22 @@ export function quantizeGroups(x: FloatArray, layout: GroupLayout, bits: CodeBit
         }
         // One 32-bit mix serves an even/odd pair of elements (16 bits each).
         if ((i & 1) === 0 || i === start) h = mix32((chunkKey + Math.imul((i & 255) >>> 1, 0x9e3779b9)) | 0);
-        const u = (((i & 1 ? h : h >>> 16) & 0xffff) + 0.5) * (1 / 65536);
-        const t = Math.fround(Math.fround(Math.fround(x[i]! - m) * inv) + u);
-        const q = t >= Q ? Q : t >= 0 ? t | 0 : 0; // NaN -> 0 (kernels/quantize.ts does the same)
-        codes[i >>> shift]! |= q << ((i & lane) << logBits);
+        const u = (((i & 1 ? h : h >>> 16) & 0xffff) - 32767.5) * (1 / 65536);
+        codes[i >>> shift]! |= roundCode(x[i]!, m, inv, u, Q) << ((i & lane) << logBits);
       }
     }
   }
+}
+
+/**
+ * The code of x: the nearest integer (ties to even) to (x − m)·inv + u, u ∈ (−½, ½) (so floor of
+ * (x − m)·inv + u + ½), clamped to [0, Q] before rounding (NaN -> 0), every operation in float32 as
+ * the wasm kernel does it: adding 1.5·2^23 rounds a float32 in [−½, 2^22) to an integer.
+ */
+function roundCode(x: number, m: number, inv: number, u: number, Q: number): number {
+  const t = Math.fround(Math.fround(Math.fround(x - m) * inv) + u);
+  const c = t > -0.5 ? (t < Q ? t : Q) : -0.5;
+  return Math.fround(c + 12582912) - 12582912;
 }
 
 /** SplitMix/murmur3 32-bit finalizer: a bijective mix of a counter. */
