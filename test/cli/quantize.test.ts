@@ -23,7 +23,7 @@ test('slimgrad quantize writes a deployed .sgq and a QDQ .onnx that score as rep
   const dir = mkdtempSync(join(tmpdir(), 'sg-quantize-'));
   try {
     const sgq = join(dir, 'm.sgq'), onnx = join(dir, 'm.qdq.onnx');
-    const { code, json: r } = await runJson(quantize, [MODEL, '--method', 'rtn', '--w-bits', '8', '--a-bits', '8', '--calib-items', '32', '--eval-items', '300', '--out', sgq, '--onnx-out', onnx, '--json']);
+    const { code, json: r } = await runJson(quantize, [MODEL, '--method', 'rtn', '--w-bits', '8', '--a-bits', '8', '--calib-items', '32', '--eval-items', '300', '--data-dir', '../shared/data/mnist-t10k', '--out', sgq, '--onnx-out', onnx, '--json']);
     assert.equal(code, 0);
     assert.equal(r.layers.length, 4);
     assert.deepEqual(r.written.map((w: { file: string }) => w.file), [sgq, onnx]);
@@ -60,6 +60,23 @@ test('slimgrad quantize: a QAT checkpoint is refused (convert deploys it); a che
     m.dispose();
     await assert.rejects(quantize.run([qat, '--eval-items', '0', '--out', join(dir, 'x.sgq')]), (e) => e instanceof UsageError && /--quant twn.*slimgrad convert --checkpoint/.test(e.message));
     await assert.rejects(quantize.run([bare, '--eval-items', '0', '--out', join(dir, 'x.sgq')]), (e) => e instanceof UsageError && /does not name its model: pass --arch/.test(e.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('slimgrad quantize reads the dataset a train --save checkpoint records; --data with other items is a usage error', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sg-quantize-data-'));
+  try {
+    const m = createModel('lenet', [1, 28, 28], 10);
+    const ckpt = join(dir, 'lenet.safetensors');
+    saveModule(m, ckpt, { model: 'lenet', data: 'synthetic', itemShape: '[1,28,28]', classes: '10', seed: '1' });
+    m.dispose();
+    // No --data / --data-dir: the recorded 'synthetic' set (mnist would need a folder).
+    const { code, json: r } = await runJson(quantize, [ckpt, '--calib-items', '8', '--eval-items', '20', '--out', join(dir, 'x.sgq'), '--json']);
+    assert.equal(code, 0);
+    assert.deepEqual([(r as { data: string }).data, (r as { evalItems: number }).evalItems], ['synthetic', 20]);
+    await assert.rejects(quantize.run([ckpt, '--data', 'synthetic-rgb', '--eval-items', '0', '--out', join(dir, 'y.sgq')]), (e) => e instanceof UsageError && /trained on items \[1,28,28\] with 10 classes; --data synthetic-rgb has \[3,32,32\]/.test(e.message));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -14,7 +14,20 @@ import { checkOutputPath, writeFileAtomic } from '../../io/write.js';
 import { defineCommand, FORCE_OPTION, JSON_OPTION, type CommandSpec } from '../options.js';
 import { dataSplits } from '../shared.js';
 
-function loadModel(path: string, arch: string | undefined, itemShape: readonly number[], classes: number): { model: Module; inputShape: number[] } {
+/**
+ * The architecture of a .safetensors MODEL (--arch, else what `train --save` recorded), checked
+ * against its metadata before any data is read; null for ONNX (the file holds its graph).
+ */
+function checkpointArch(path: string, meta: Record<string, string>, arch: string | undefined): string | null {
+  if (path.endsWith('.onnx')) return null;
+  if (!path.endsWith('.safetensors')) throw new UsageError(`MODEL must be a .onnx or .safetensors file, got '${path}'`);
+  if (meta['quant']) throw new UsageError(`${path} was trained with --quant ${meta['quant']} (quantization-aware): deploy it with \`slimgrad convert --checkpoint ${path}\`; quantize takes float checkpoints`);
+  const name = arch ?? meta['model'];
+  if (!name) throw new UsageError(`${path} does not name its model: pass --arch (the model it was trained as, e.g. lenet or resnet20)`);
+  return name;
+}
+
+function loadModel(path: string, arch: string | null, itemShape: readonly number[], classes: number): { model: Module; inputShape: number[] } {
   if (path.endsWith('.onnx')) {
     let bytes: Uint8Array;
     try {
@@ -25,13 +38,7 @@ function loadModel(path: string, arch: string | undefined, itemShape: readonly n
     const { model, inputShape } = importOnnx(bytes, path);
     return { model, inputShape };
   }
-  if (!path.endsWith('.safetensors')) throw new UsageError(`MODEL must be a .onnx or .safetensors file, got '${path}'`);
-  // `slimgrad train --save` records the model (and a QAT preset) in the checkpoint, as convert reads them.
-  const meta = readCheckpoint(path).metadata;
-  if (meta['quant']) throw new UsageError(`${path} was trained with --quant ${meta['quant']} (quantization-aware): deploy it with \`slimgrad convert --checkpoint ${path}\`; quantize takes float checkpoints`);
-  const name = arch ?? meta['model'];
-  if (!name) throw new UsageError(`${path} does not name its model: pass --arch (the model it was trained as, e.g. lenet or resnet20)`);
-  const model = createModel(name, itemShape, classes);
+  const model = createModel(arch!, itemShape, classes);
   loadModule(model, path);
   return { model, inputShape: [...itemShape] };
 }
@@ -59,15 +66,18 @@ export const quantizeSpec: CommandSpec = {
     { name: 'avg-bits', type: 'number', above: 0, help: 'mixed precision: average weight bits' },
     { name: 'size-budget', type: 'number', above: 0, help: 'mixed precision: weight size budget in KB' },
     { name: 'arch', type: 'string', help: 'architecture of a .safetensors checkpoint that does not record it (e.g. lenet, resnet20)' },
-    { name: 'data', type: 'string', default: 'mnist', help: 'dataset for calibration (train split) and scoring (test split)' },
-    { name: 'data-dir', type: 'file', default: '../shared/data/mnist-t10k', help: 'folder of the dataset files' },
+    { name: 'data', type: 'string', help: 'dataset for calibration (train split) and scoring (test split); default: the one a train --save checkpoint records, else mnist' },
+    { name: 'data-dir', type: 'file', help: 'folder of the dataset files; default: the one a train --save checkpoint records (unless --data is given)' },
     { name: 'seed', type: 'int', min: 0, default: 1, help: 'seed of the calibration and the synthetic sets' },
     { name: 'out', type: 'file', help: 'output: FILE.sgq (deployed int8 model) or FILE.onnx (QDQ graph)' },
     { name: 'onnx-out', type: 'file', help: 'also write the QDQ ONNX graph here' },
     FORCE_OPTION,
     JSON_OPTION,
   ],
-  examples: ['slimgrad quantize test/fixtures/onnx/torch_cnn.onnx --method adaround --w-bits 4 --a-bits 8 --out torch_cnn.sgq --onnx-out torch_cnn.qdq.onnx'],
+  examples: [
+    'slimgrad quantize test/fixtures/onnx/torch_cnn.onnx --method adaround --w-bits 4 --a-bits 8 --data mnist --data-dir ../shared/data/mnist-t10k --out torch_cnn.sgq --onnx-out torch_cnn.qdq.onnx',
+    'slimgrad quantize lenet.safetensors --method adaround --w-bits 4 --out lenet.w4.sgq',
+  ],
 };
 
 /**
@@ -90,8 +100,16 @@ export const quantize = defineCommand(quantizeSpec, async (o) => {
     const values = { out, 'onnx-out': onnxOutFlag, json: o.bool('json'), arch: o.string('arch'), observer: o.string('observer')!, 'weight-observer': o.string('weight-observer')! };
     const positionals = o.positionals;
 
-    const { train: trainSet, test: testSet } = await dataSplits(o.string('data')!, o.string('data-dir'), seed);
-    const { model, inputShape } = loadModel(positionals[0]!, values.arch, trainSet.itemShape, trainSet.numClasses);
+    // `train --save` records the model (and a QAT preset), the dataset and its folder in the checkpoint, as convert and eval read them.
+    const file = positionals[0]!;
+    const meta: Record<string, string> = file.endsWith('.safetensors') ? readCheckpoint(file).metadata : {};
+    const arch = checkpointArch(file, meta, values.arch);
+    const data = o.string('data') ?? meta['data'] ?? 'mnist';
+    const { train: trainSet, test: testSet } = await dataSplits(data, o.string('data-dir') ?? (o.given('data') ? undefined : meta['dataDir']), seed);
+    if (meta['itemShape'] && ((JSON.parse(meta['itemShape']) as number[]).join() !== trainSet.itemShape.join() || Number(meta['classes']) !== trainSet.numClasses)) {
+      throw new UsageError(`${file} was trained on items ${meta['itemShape']} with ${meta['classes']} classes; --data ${data} has [${trainSet.itemShape}] with ${trainSet.numClasses}`);
+    }
+    const { model, inputShape } = loadModel(file, arch, trainSet.itemShape, trainSet.numClasses);
     if (inputShape.join() !== trainSet.itemShape.join()) throw new Error(`${positionals[0]}: model input [${inputShape}] does not match the data items [${trainSet.itemShape}]`);
     const n = Math.min(calibN, trainSet.length);
     const calib = trainSet.values(0, n), shape = [n, ...inputShape];
@@ -134,7 +152,7 @@ export const quantize = defineCommand(quantizeSpec, async (o) => {
       return { layer: lq.path, kind: l.constructor.name, params: l.weight.size, wBits: lq.wBits, aBits: lq.aBits, actStep: lq.act.step, actRange: `${lq.act.lo}..${lq.act.hi}` };
     });
     const report = {
-      model: positionals[0], method, wBits: bits, aBits, calibItems: n, evalItems: testSlice.length,
+      model: positionals[0], data, method, wBits: bits, aBits, calibItems: n, evalItems: testSlice.length,
       floatTestAccuracy: floatAcc, testAccuracy: quantAcc, packedBytes: ptqBytes(model, result), written, layers, sensitivity, allocations,
     };
     if (values.json) printJson(report);
