@@ -455,8 +455,8 @@ function maxBatchRows(modes: ActMode[], limitBytes: number, fitBatches: [number,
 
 /**
  * Tensor-level quantize+pack (`packTensor`: min/max pass, metadata, codes) and unpack throughput,
- * GB/s of float32, on the reference backend (TypeScript quantizer) and the wasm backend (wasm
- * quantize kernel; metadata and unpack stay in TypeScript).
+ * GB/s of float32, on the reference backend (TypeScript quantizer) and the wasm backend (one
+ * groupQuantize call for ranges, metadata and codes; the dequantize kernel).
  */
 function kernelRows(backends: string[]): { backend: string; bits: number; packGBps: number; unpackGBps: number }[] {
   const n = 1 << 22;
@@ -468,7 +468,7 @@ function kernelRows(backends: string[]): { backend: string; bits: number; packGB
     setBackend(backend);
     for (const bits of [2, 4, 8] as const) {
       let pack = Infinity, unpack = Infinity;
-      for (let rep = 0; rep < 5; rep++) {
+      for (let rep = 0; rep < 9; rep++) {
         let t0 = performance.now();
         const p = packTensor(x, { kind: 'quant', bits, groupSize: 256 }, { seed: 1, stream: 0, step: rep });
         pack = Math.min(pack, performance.now() - t0);
