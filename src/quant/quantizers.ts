@@ -832,7 +832,12 @@ export class Ttq extends Quantizer {
  * everything; exact zeros are always pruned when sparsity > 0.
  */
 export function magnitudeThreshold(values: ArrayLike<number>, sparsity: number): number {
-  const n = values.length, cut = Math.floor(sparsity * n);
+  return countThreshold(values, Math.floor(sparsity * values.length));
+}
+
+/** The threshold that prunes the `cut` smallest magnitudes (as magnitudeThreshold, by count). */
+export function countThreshold(values: ArrayLike<number>, cut: number): number {
+  const n = values.length;
   if (cut <= 0 || n === 0) return 0;
   if (cut >= n) return Infinity;
   const abs = Float64Array.from(values, Math.abs).sort();
