@@ -79,6 +79,25 @@ test('ttq: +W_p / 0 / −W_n with Δ = 0.05·max|w|; latent gradient g·W_p | g 
 
 test('pruned_tern: layer quantile Δ, alpha_c = RMS of survivors (the L2-normalized pruned filter\'s ternary basis ±1/√nnz at its norm), refined STE |w|/Δ below Δ, decay of pruned latents', () => {
   const q = new PrunedTernary({ sparsity: 0.5, decay: 0.1 });
+  // Without pruneUntil the ratio is the final one from the first step; with it, the cubic schedule.
+  const ramp = new PrunedTernary({ sparsity: 0.5, pruneUntil: 0.4 });
+  for (const p of [0, 0.3, 1]) {
+    q.setProgress(p);
+    ramp.setProgress(p);
+    assert.equal(q.currentSparsity(), 0.5, `constant s(${p})`);
+    assert.ok(Math.abs(ramp.currentSparsity() - 0.5 * (1 - (1 - Math.min(1, p / 0.4)) ** 3)) < 1e-12, `scheduled s(${p})`);
+  }
+  // The decay of the pruned latents waits for the schedule to end (the mask means something then).
+  scope(() => {
+    const late = new PrunedTernary({ sparsity: 0.5, decay: 0.5, pruneUntil: 0.4 }), w = fromValues(W, SHAPE, 'float64');
+    late.setProgress(0.3);
+    late.afterStep(w);
+    close(Array.from(w.values()), W, 'no decay while pruning grows');
+    late.setProgress(0.4);
+    const cut = late.threshold(w);
+    late.afterStep(w);
+    close(Array.from(w.values()), W.map((v) => (Math.abs(v) < cut ? v * 0.5 : v)), 'decay once the ratio is final');
+  });
   const sorted = W.map(Math.abs).sort((a, b) => a - b), delta = sorted[12]!;
   assert.equal(q.threshold(fromValues(W, SHAPE)), Math.fround(delta) === delta ? delta : q.threshold(fromValues(W, SHAPE)));
   const alpha = [0, 1, 2, 3].map((c) => {
