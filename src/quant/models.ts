@@ -137,21 +137,21 @@ export const twnLenet5 = (seed = 0, classes = 10, inputShape: readonly number[] 
 const ternaryKernels = {
   /** TTQ: learned W_p / W_n per layer, Δ = 0.05·max|W|. */
   ttq: { kernelQuantizer: 'ttq' },
-  /** Pruning ternary: 50 % of each layer pruned by magnitude, ±RMS of survivors per filter, decay of pruned weights. */
-  pternary: { kernelQuantizer: { name: 'pruned_tern', sparsity: 0.5 } },
+  /** Pruning ternary: pruning by magnitude growing to 50 % of each layer by half of training, ±RMS of survivors per filter, then decay of pruned weights. */
+  pternary: { kernelQuantizer: { name: 'pruned_tern', sparsity: 0.5, pruneUntil: 0.5 } },
   /** Hyperspherical: filters on spheres, pruning to 50 % over the first half of training, then re-initialised survivors. */
   hq: { kernelQuantizer: { name: 'hq_tern', sparsity: 0.5 } },
 } satisfies Record<string, QuantOptions>;
 type TernaryPreset = keyof typeof ternaryKernels;
 
 /**
- * A ternary preset's model as `build` makes it; hq models start at the end of their pruning
- * schedule (the trained state convert, eval and infer see): training sets the schedule from its
- * first step through withConstraints(optimizer, model, totalSteps).
+ * A ternary preset's model as `build` makes it; pternary and hq models start at the end of their
+ * pruning schedule (the trained state convert, eval and infer see): training sets the schedule
+ * from its first step through withConstraints(optimizer, model, totalSteps).
  */
 const ternary = (preset: TernaryPreset, build: (q: QuantOptions) => Sequential): Sequential => {
   const model = build(ternaryKernels[preset]);
-  if (preset === 'hq') setQuantProgress(model, 1);
+  setQuantProgress(model, 1);
   return model;
 };
 

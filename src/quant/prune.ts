@@ -1,15 +1,19 @@
 /**
  * Pruning during training. Unstructured: magnitude pruning of every conv/dense layer but the
  * first and the last (which keep their few, most sensitive weights, the policy of the ternary
- * presets), each layer at the same rate, raised so that the fraction S of all conv/dense weights
- * is 0 (one global threshold instead sent almost all of LeNet-5's pruning into its 400 -> 120
- * layer, whose fan-in-scaled weights are smallest, leaving it under 1 % dense). Structured: whole output
+ * presets) so that the fraction S of all conv/dense weights is 0, spread over the layers by LAMP
+ * (layer-adaptive magnitude pruning, Lee et al. 2021: one global threshold on w² over the sum of
+ * the squares of the layer's weights at least as large), which keeps LeNet-5's small conv denser
+ * than its 400 -> 120 layer; `allocation: 'uniform'` prunes each layer at the same rate instead
+ * (one global magnitude threshold sent almost all the pruning into the 400 -> 120 layer, whose
+ * fan-in-scaled weights are smallest, leaving it under 1 % dense). Structured: whole output
  * channels (filters / units) with the smallest L1 norm, per layer, for every conv/dense layer whose
  * output feeds another float- or ternary-weight conv/dense only through BatchNorm, ReLU, max-pool
  * or flatten; a pruned channel's weights, bias and BatchNorm gamma and beta are 0, so `convert`
  * removes it (and the next layer's matching inputs) from the deployed model. Both follow the
  * gradual schedule of Zhu & Gupta (2017): s(t) = S·(1 − (1 − (t − t0)/(t1 − t0))³) between steps
- * t0 = begin·T and t1 = end·T, masks recomputed every `every` steps and applied after every step.
+ * t0 = begin·T and t1 = end·T, masks recomputed every `every` steps; the pruned values are 0 in
+ * the weights after every step, in the gradients before it and in the optimizer's state.
  *
  * @example
  * const opt = withPruning(new Adam(model.parameters(), { lr: 1e-3 }), model, steps, { sparsity: 0.9 });
@@ -22,7 +26,7 @@ import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { MaxPool2dLayer } from './layers.js';
 import { layerPlan } from './plan.js';
-import { magnitudeThreshold } from './quantizers.js';
+import { countThreshold, magnitudeThreshold } from './quantizers.js';
 
 export interface PruneOptions {
   /** Final fraction of weights (unstructured) or of output channels per layer (structured) set to 0, in [0, 1). */
@@ -34,6 +38,14 @@ export interface PruneOptions {
   end?: number;
   /** Steps between mask updates (default: 20 updates over [begin, end]). */
   every?: number;
+  /**
+   * Unstructured only: how the pruned weights are spread over the layers (the first and last
+   * layers stay dense either way). 'uniform': every pruned layer at the same rate. 'lamp'
+   * (default): one global threshold on LAMP scores (Lee et al., ICLR 2021), w_u² over the sum of
+   * the squares of the layer's weights at least as large; it keeps small layers (the convs)
+   * denser than large ones.
+   */
+  allocation?: 'uniform' | 'lamp';
 }
 
 /** A layer whose output channels structured pruning may remove, with the BatchNorm that follows it (if any). */
@@ -82,6 +94,27 @@ export function deadChannels({ layer, bn }: ChannelGroup): number[] {
   return dead.length === outC ? dead.slice(1) : dead;
 }
 
+/**
+ * How many weights of each layer LAMP prunes when `total` weights go: the `total` smallest LAMP
+ * scores over all layers, a weight's score being w² over the sum of w'² for the weights of its
+ * layer at least as large (at least the largest weight of each layer survives: its score is 1).
+ */
+export function lampCounts(layers: readonly ArrayLike<number>[], total: number): number[] {
+  const scores: { score: number; layer: number }[] = [];
+  layers.forEach((v, layer) => {
+    const sq = Float64Array.from(v, (x) => x * x).sort();
+    let tail = 0;
+    for (let u = sq.length - 1; u >= 0; u--) {
+      tail += sq[u]!;
+      scores.push({ score: tail > 0 ? sq[u]! / tail : 0, layer });
+    }
+  });
+  scores.sort((a, b) => a.score - b.score);
+  const counts = layers.map(() => 0);
+  for (let i = 0; i < Math.min(total, scores.length); i++) counts[scores[i]!.layer]!++;
+  return counts;
+}
+
 /** Every conv/dense layer of the model (unstructured pruning's targets). */
 function weightLayers(model: Module): (Linear | Conv2d)[] {
   return model.namedModules().map(([, m]) => m).filter((m): m is Linear | Conv2d => m instanceof Linear || m instanceof Conv2d);
@@ -101,6 +134,7 @@ export class Pruner {
   private readonly all: (Linear | Conv2d)[];
   private readonly layers: (Linear | Conv2d)[];
   private readonly rate: number;
+  readonly allocation: 'uniform' | 'lamp';
 
   constructor(readonly model: Module, readonly totalSteps: number, o: PruneOptions) {
     if (!(o.sparsity >= 0 && o.sparsity < 1)) throw new RangeError(`prune: sparsity must be in [0, 1), got ${o.sparsity}`);
@@ -108,6 +142,8 @@ export class Pruner {
     if (!(begin >= 0 && begin <= end && end <= 1)) throw new RangeError(`prune: need 0 <= begin <= end <= 1, got begin ${begin}, end ${end}`);
     this.sparsity = o.sparsity;
     this.structured = o.structured ?? false;
+    this.allocation = o.allocation ?? 'lamp';
+    if (!['uniform', 'lamp'].includes(this.allocation)) throw new RangeError(`prune: allocation must be 'uniform' or 'lamp', got '${o.allocation}'`);
     this.t0 = Math.floor(begin * totalSteps);
     this.t1 = Math.max(this.t0, Math.floor(end * totalSteps));
     this.every = o.every ?? Math.max(1, Math.round((this.t1 - this.t0) / 20));
@@ -134,13 +170,40 @@ export class Pruner {
   }
 
   /**
-   * After optimizer step number `step` (1-based): recompute masks when due, then zero the pruned
-   * weights. Without masks yet (a resumed run) the masks of the last due update are rebuilt first.
+   * After optimizer step number `step` (1-based): recompute masks when due (and zero the
+   * `optimizer`'s state of the pruned values), then zero the pruned weights. Without masks yet (a
+   * resumed run) the masks of the last due update are rebuilt first.
    */
-  update(step: number): void {
+  update(step: number, optimizer?: Optimizer): void {
     const last = this.lastUpdate(step);
-    if (last >= 0 && (last === step || this.masks.size === 0)) this.recompute(this.sparsityAt(last));
+    if (last >= 0 && (last === step || this.masks.size === 0)) {
+      this.recompute(this.sparsityAt(last));
+      if (optimizer) this.maskState(optimizer);
+    }
     this.apply();
+  }
+
+  /** Zeroes the gradients of the pruned values (before an optimizer step, so that momentum and Adam moments stay 0 there). */
+  maskGradients(): void {
+    for (const [t, m] of this.masks) {
+      if (!t.grad) continue;
+      const g = t.grad.data() as FloatArray;
+      for (let i = 0; i < g.length; i++) if (!m[i]) g[i] = 0;
+      t.grad.bumpVersion();
+    }
+  }
+
+  /** Zeroes the optimizer's state (momentum, moments) of the pruned values: a pruned weight carries no update history. */
+  maskState(optimizer: Optimizer): void {
+    const { tensors } = optimizer.stateDict();
+    for (const [t, m] of this.masks) {
+      const i = optimizer.params.indexOf(t);
+      for (let slot = 0; i >= 0 && tensors.has(`${i}.${slot}`); slot++) {
+        const st = tensors.get(`${i}.${slot}`)!, d = st.data() as FloatArray;
+        for (let j = 0; j < d.length; j++) if (!m[j]) d[j] = 0;
+        st.bumpVersion();
+      }
+    }
   }
 
   private recompute(s: number): void {
@@ -164,10 +227,12 @@ export class Pruner {
       }
       return;
     }
-    for (const l of this.layers) {
-      const v = l.weight.values() as FloatArray, cut = magnitudeThreshold(v, s * this.rate);
+    const values = this.layers.map((l) => l.weight.values() as FloatArray);
+    const counts = this.allocation === 'lamp' ? lampCounts(values, Math.floor(s * this.rate * values.reduce((n, v) => n + v.length, 0))) : null;
+    this.layers.forEach((l, i) => {
+      const v = values[i]!, cut = counts ? countThreshold(v, counts[i]!) : magnitudeThreshold(v, s * this.rate);
       this.masks.set(l.weight, Uint8Array.from(v, (x) => (Math.abs(x) >= cut ? 1 : 0)));
-    }
+    });
   }
 
   /** Zeroes every pruned value. */
@@ -193,17 +258,21 @@ export class Pruner {
 }
 
 /**
- * The optimizer with `pruner.update(step)` after every step (as withConstraints does for kernel
- * constraints); `stepsDone` when a run resumes. Returns the optimizer and its pruner.
+ * The optimizer with pruning around every step (as withConstraints does for kernel constraints):
+ * the pruned values' gradients are zeroed before it, `pruner.update(step)` runs after it, and each
+ * mask update also zeroes the optimizer state of the newly pruned values, so a pruned weight is
+ * 0 in the weights, the gradients and the momentum/Adam moments. `stepsDone` when a run resumes.
+ * Returns the optimizer and its pruner.
  */
 export function withPruning<O extends Optimizer>(optimizer: O, model: Module, totalSteps: number, o: PruneOptions, stepsDone = 0): { optimizer: O; pruner: Pruner } {
   const pruner = new Pruner(model, totalSteps, o);
   const step = optimizer.step.bind(optimizer);
   let done = stepsDone;
-  if (done > 0) pruner.update(done);
+  if (done > 0) pruner.update(done, optimizer);
   optimizer.step = () => {
+    pruner.maskGradients();
     step();
-    pruner.update(++done);
+    pruner.update(++done, optimizer);
   };
   return { optimizer, pruner };
 }

@@ -15,13 +15,15 @@ import { scope } from '../../src/core/scope.js';
 import { grad } from '../../src/autograd/backward.js';
 import { noGrad } from '../../src/autograd/mode.js';
 import { mul, sum } from '../../src/ops/index.js';
+import fc from 'fast-check';
+import { Adam } from '../../src/optim/optimizer.js';
 import { Rng } from '../../src/util/rng.js';
 import { loadQuantWasm } from './wasm-setup.js';
 import { lenet5, type Sequential } from '../../src/nn/index.js';
 import { createModel } from '../../src/nn/models.js';
 import {
   applyQuantPreset, convert, decodeDeployed, denseWeights, encodeDeployed, encodeFloat, encodeTernary, Hyperspherical,
-  magnitudeThreshold, payloadBytes, Pruner, PrunedTernary, QuantWasmKernels, runDeployed, runPacked, setQuantProgress,
+  lampCounts, magnitudeThreshold, payloadBytes, Pruner, withPruning, PrunedTernary, QuantWasmKernels, runDeployed, runPacked, setQuantProgress,
   sparseGemm, summary, toCsr, Ttq, useQuantKernels, type MatStage,
 } from '../../src/quant/index.js';
 import { matStages } from '../../src/quant/runtime.js';
@@ -77,6 +79,25 @@ test('ttq: +W_p / 0 / −W_n with Δ = 0.05·max|w|; latent gradient g·W_p | g 
 
 test('pruned_tern: layer quantile Δ, alpha_c = RMS of survivors (the L2-normalized pruned filter\'s ternary basis ±1/√nnz at its norm), refined STE |w|/Δ below Δ, decay of pruned latents', () => {
   const q = new PrunedTernary({ sparsity: 0.5, decay: 0.1 });
+  // Without pruneUntil the ratio is the final one from the first step; with it, the cubic schedule.
+  const ramp = new PrunedTernary({ sparsity: 0.5, pruneUntil: 0.4 });
+  for (const p of [0, 0.3, 1]) {
+    q.setProgress(p);
+    ramp.setProgress(p);
+    assert.equal(q.currentSparsity(), 0.5, `constant s(${p})`);
+    assert.ok(Math.abs(ramp.currentSparsity() - 0.5 * (1 - (1 - Math.min(1, p / 0.4)) ** 3)) < 1e-12, `scheduled s(${p})`);
+  }
+  // The decay of the pruned latents waits for the schedule to end (the mask means something then).
+  scope(() => {
+    const late = new PrunedTernary({ sparsity: 0.5, decay: 0.5, pruneUntil: 0.4 }), w = fromValues(W, SHAPE, 'float64');
+    late.setProgress(0.3);
+    late.afterStep(w);
+    close(Array.from(w.values()), W, 'no decay while pruning grows');
+    late.setProgress(0.4);
+    const cut = late.threshold(w);
+    late.afterStep(w);
+    close(Array.from(w.values()), W.map((v) => (Math.abs(v) < cut ? v * 0.5 : v)), 'decay once the ratio is final');
+  });
   const sorted = W.map(Math.abs).sort((a, b) => a - b), delta = sorted[12]!;
   assert.equal(q.threshold(fromValues(W, SHAPE)), Math.fround(delta) === delta ? delta : q.threshold(fromValues(W, SHAPE)));
   const alpha = [0, 1, 2, 3].map((c) => {
@@ -228,6 +249,58 @@ test('magnitude pruning follows the cubic schedule to exactly S; the pruned LeNe
   assert.ok(maxDiff(runPacked(deployed, x, shape).data, expected) < 1e-4, 'sparse path vs float model');
   const floatBytes = encodeDeployed(convert(lenet5(10, 4), [1, 28, 28])).length;
   assert.ok(encodeDeployed(deployed).length <= 0.15 * floatBytes, `90 % pruned file ${encodeDeployed(deployed).length} B vs float ${floatBytes} B`);
+});
+
+test('LAMP allocation equals the scores computed from their definition; every layer keeps its largest weight', () => {
+  fc.assert(fc.property(
+    fc.array(fc.uniqueArray(fc.integer({ min: 1, max: 10_000 }), { minLength: 1, maxLength: 40 }), { minLength: 1, maxLength: 4 }),
+    fc.double({ min: 0, max: 1, noNaN: true }),
+    (layers, frac) => {
+      const values = layers.map((l) => l.map((v, i) => (i % 2 ? -v : v) / 1000));
+      const n = values.reduce((a, l) => a + l.length, 0), total = Math.floor(frac * n);
+      // Reference: score = w² / Σ w'² over the layer's w' with |w'| ≥ |w| (magnitudes are distinct here).
+      const all = values.flatMap((l, layer) => l.map((w) => ({ layer, score: (w * w) / l.filter((u) => Math.abs(u) >= Math.abs(w)).reduce((a, u) => a + u * u, 0) })));
+      all.sort((a, b) => a.score - b.score);
+      const want = values.map((_, layer) => all.slice(0, total).filter((e) => e.layer === layer).length);
+      const got = lampCounts(values, total);
+      assert.deepEqual(got, want);
+      if (total <= n - values.length) got.forEach((c, i) => assert.ok(c < values[i]!.length, `layer ${i} keeps a weight`));
+    },
+  ), { numRuns: 60 });
+});
+
+test('withPruning: pruned weights stay 0 through Adam steps, with zero gradients and zero moments; LAMP and uniform reach S', () => {
+  for (const allocation of ['lamp', 'uniform'] as const) {
+    const model = lenet5(10, 6), params = model.parameters();
+    const opt = new Adam(params, { lr: 1e-2 }), steps = 8;
+    const { pruner } = withPruning(opt, model, steps, { sparsity: 0.9, begin: 0, end: 0.5, every: 1, allocation });
+    const r = new Rng(7, allocation.length);
+    const weights = params.filter((p) => p.rank >= 2).slice(1, -1);   // the pruned layers (first and last stay dense)
+    let wasZero = weights.map((w) => Array.from(w.values(), (x) => x === 0));
+    for (let step = 1; step <= steps; step++) {
+      for (const p of params) {
+        p.grad?.dispose();
+        p.grad = fromValues(Array.from({ length: p.size }, () => r.normal()), p.shape, p.dtype, 'gradient');
+      }
+      opt.step();
+      const { tensors } = opt.stateDict();
+      for (const [k, w] of weights.entries()) {
+        const i = params.indexOf(w), v = w.values(), m = tensors.get(`${i}.0`)!.values(), s2 = tensors.get(`${i}.1`)!.values();
+        const zeros = Array.from(v).filter((x) => x === 0).length;
+        assert.ok(zeros > 0, `${allocation}: step ${step} prunes`);
+        v.forEach((x, j) => x === 0 && assert.ok(m[j] === 0 && s2[j] === 0, `${allocation}: step ${step}: pruned weight ${j} has moments ${m[j]}, ${s2[j]}`));
+        // The gradients of the weights pruned before this step were masked (zeroed in place) before it.
+        const g = w.grad!.values();
+        wasZero[k]!.forEach((z, j) => z && assert.equal(g[j], 0, `${allocation}: gradient of pruned weight ${j}`));
+      }
+      wasZero = weights.map((w) => Array.from(w.values(), (x) => x === 0));
+    }
+    assert.ok(Math.abs(pruner.achieved() - 0.9) < 2e-3, `${allocation}: achieved ${pruner.achieved()}`);
+    const density = (w: (typeof weights)[number]) => Array.from(w.values()).filter((x) => x !== 0).length / w.size;
+    const [conv2, fc1] = weights.map(density);
+    if (allocation === 'uniform') assert.ok(Math.abs(conv2! - fc1!) < 2e-3, `uniform: conv2 ${conv2} vs fc1 ${fc1}`);
+    else assert.ok(conv2! > 1.5 * fc1!, `lamp keeps the small conv denser: conv2 ${conv2} vs fc1 ${fc1}`);
+  }
 });
 
 test('channel pruning zeroes whole channels; convert removes them (and the inputs reading them) without changing any output', () => {

@@ -93,7 +93,7 @@ export const trainSpec: CommandSpec = {
     { name: 'act', type: 'string', default: 'off', help: `activation compression of the values saved for backward: ${ACT_MODES.join(', ')}; auto:B (average bits B), comet:EB (relative error bound)` },
     { name: 'memory-limit', type: 'string', help: 'cap the tensor arena (bytes, or with a unit: 256MiB, 1GiB); an allocation past it stops training with one line naming the tensor' },
     { name: 'quant', type: 'choice', choices: quantPresets, help: 'train a quantized preset (binary/ternary/int8) of --model mlp, lenet or resnet20 (binary, irnet, fda, dirnet, ttq, pternary, hq)' },
-    { name: 'prune', type: 'number', min: 0, max: 1, belowMax: true, help: 'magnitude-prune this fraction of all conv/dense weights (each layer but the first and last at the same rate), gradually over 10-60 % of the steps (convert stores them sparse)' },
+    { name: 'prune', type: 'number', min: 0, max: 1, belowMax: true, help: 'magnitude-prune this fraction of all conv/dense weights (every layer but the first and last, spread by LAMP scores), gradually over 10-60 % of the steps (convert stores them sparse)' },
     { name: 'prune-channels', type: 'number', min: 0, max: 1, belowMax: true, help: 'remove this fraction of the output channels of each prunable conv/dense layer (smallest L1 norm, gradually); convert drops them from the deployed model' },
     { name: 'teacher', type: 'file', help: 'distil from this float checkpoint of --model (e.g. for --quant dirnet): cross-entropy plus aligned unit-norm block (or classifier-input) representations' },
     { name: 'distill-weight', type: 'number', min: 0, default: 1, help: 'weight of the --teacher representation terms' },
