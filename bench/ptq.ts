@@ -39,6 +39,7 @@ import { cosineLr } from '../src/optim/schedule.js';
 import { evaluate, fit } from '../src/train/trainer.js';
 import { runDeployed } from '../src/quant/runtime.js';
 import { candidateAllocations, hessianTraces, selectBits } from '../src/quant/ptq/mixed.js';
+import { mean, outputGap } from '../src/quant/ptq/error.js';
 import { deployPtq, ptq, ptqBytes, simulate, type PtqMethod, type PtqResult } from '../src/quant/ptq/ptq.js';
 import { deployedInputCodes, maxCodeDiff } from '../src/quant/ptq/validate.js';
 import { Rng } from '../src/util/rng.js';
@@ -47,8 +48,13 @@ import { loadSplits } from '../src/data/splits.js';
 
 const INPUT = [1, 28, 28];
 const EPOCHS: Record<string, number> = { lenet: 4, resnet20: 2 };
-/** Unlabeled training items the mixed-precision selection scores candidates on (other than the calibration items). */
-const HELD_OUT = 512;
+/**
+ * Unlabeled training items (none of them a calibration item) the mixed-precision selection ranks
+ * candidates on, then as many again on which it confirms the best mixed one against uniform.
+ */
+const HELD_OUT = 1024;
+/** Further held-out training items on which every row's output error (vs the float model) is measured. */
+const ERROR_ITEMS = 1024;
 
 /** Method x bits settings; `mixed` = Hessian-guided bits at the size of uniform 4-bit weights. */
 const SETTINGS: { method: PtqMethod; wBits: number; aBits: number; mixed?: boolean }[] = [
@@ -154,38 +160,50 @@ export async function run(args: string[]): Promise<number> {
   for (const name of models) {
     const model = await floatModel(name, trainSet, testSet, values.checkpoints);
     const floatAcc = evaluate(model, testSet).accuracy;
-    const calibFor = (seed: number, items = calibN) => {
+    const calibIndices = (seed: number) => {
       const rng = new Rng(seed, 0xca1);
-      const idx = Array.from({ length: items }, () => Math.floor(rng.uniform() * trainSet.length));
-      return trainSet.select(idx).values();
+      return Array.from({ length: calibN }, () => Math.floor(rng.uniform() * trainSet.length));
+    };
+    const calibFor = (seed: number) => trainSet.select(calibIndices(seed)).values();
+    /** Training items other than seed's calibration items: the selection's ranking and confirmation items, then the error items. */
+    const heldOutFor = (seed: number) => {
+      const used = new Set(calibIndices(seed));
+      const rest = Array.from(new Rng(seed, 0x4e1d).permutation(trainSet.length)).filter((i) => !used.has(i));
+      const part = (from: number, n: number) => ({ data: trainSet.select(rest.slice(from, from + n)).values(), shape: [n, ...INPUT] });
+      return { rank: part(0, HELD_OUT), confirm: part(HELD_OUT, HELD_OUT), error: part(2 * HELD_OUT, ERROR_ITEMS) };
     };
     let w8a8: PtqResult | null = null;
     for (const s of values['latency-only'] ? [] : SETTINGS.filter((x) => methods.includes(key(x)) && bitSettings.includes(bitsKey(x)))) {
-      const accs: number[] = [];
+      const accs: number[] = [], mse: number[] = [], kl: number[] = [], agree: number[] = [];
       let bytes = 0, bits: number[] | number = s.wBits;
       const chosen: string[] = [];
       for (let seed = 1; seed <= seeds; seed++) {
-        const calib = calibFor(seed);
+        const calib = calibFor(seed), held = heldOutFor(seed);
         if (s.mixed) {
           const sens = hessianTraces(model, calib.subarray(0, 64 * 784), [64, ...INPUT], { seed });
-          const heldOut = { data: calibFor(seed + 1000, HELD_OUT), shape: [HELD_OUT, ...INPUT] };
-          bits = selectBits(model, calib, [calibN, ...INPUT], candidateAllocations(model, sens, { avgBits: s.wBits }), s.aBits, { method: s.method, iters, seed, heldOut }).bits;
+          bits = selectBits(model, calib, [calibN, ...INPUT], candidateAllocations(model, sens, { avgBits: s.wBits }), s.aBits, { method: s.method, iters, seed, heldOut: held.rank, confirm: held.confirm }).bits;
         }
         if (s.mixed) chosen.push((bits as number[]).join('/'));
         const r = ptq(model, calib, [calibN, ...INPUT], { method: s.method, wBits: bits, aBits: s.aBits, iters, seed });
         if (s.method === 'rtn' && s.wBits === 8 && seed === 1) w8a8 = r;
+        const gap = outputGap(model, r, held.error.data, held.error.shape);
+        mse.push(mean(gap.sq) / 10);
+        kl.push(mean(gap.kl));
+        agree.push(mean(gap.agree));
         const restore = simulate(model, r);
         accs.push(evaluate(model, testSet).accuracy);
         restore();
         bytes = ptqBytes(model, r);
       }
+      const avg = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
       const row = {
         model: name, method: s.method, wBits: s.mixed ? `mixed ${Array.isArray(bits) ? bits.join('/') : bits}` : s.wBits, aBits: s.aBits, mixed: !!s.mixed,
-        testAccuracy: accs.reduce((a, b) => a + b, 0) / accs.length, floatTestAccuracy: floatAcc, bytes, seeds: accs,
-        ...(s.mixed ? { bitsPerSeed: chosen } : {}),
+        testAccuracy: avg(accs), floatTestAccuracy: floatAcc, bytes, logitMse: avg(mse), kl: avg(kl), floatAgreement: avg(agree),
+        seeds: accs, logitMsePerSeed: mse, klPerSeed: kl, ...(s.mixed ? { bitsPerSeed: chosen } : {}),
       };
       ptqRows.push(row);
-      if (!values.json) console.error(`${name} ${s.method} W${row.wBits}A${s.aBits}: ${(row.testAccuracy * 100).toFixed(2)}% (float ${(floatAcc * 100).toFixed(2)}%; seeds ${accs.map((a) => (a * 100).toFixed(2)).join(' ')}${s.mixed ? `; bits ${chosen.join(' ')}` : ''})`);
+      const f = (v: number[], d: number, k = 1) => v.map((a) => (a * k).toPrecision(d)).join(' ');
+      if (!values.json) console.error(`${name} ${s.method} W${row.wBits}A${s.aBits}: ${(row.testAccuracy * 100).toFixed(2)}% (float ${(floatAcc * 100).toFixed(2)}%; seeds ${f(accs, 4, 100)}; logit MSE ${f(mse, 3)}; KL ${f(kl, 3)}; top-1 agreement ${f(agree, 4, 100)}${s.mixed ? `; bits ${chosen.join(' ')}` : ''})`);
     }
 
     // ONNX: float export and QDQ (W8A8 RTN, seed 1) in onnxruntime-node vs slimgrad.
@@ -231,7 +249,7 @@ export async function run(args: string[]): Promise<number> {
   }
   if (!values.json) {
     console.log(`bench ptq on ${machine}; MNIST t10k 8k/2k; ${calibN} calibration items, ${seeds} seeds, ${iters} AdaRound/AQuant iterations per layer`);
-    printTable(ptqRows.map(({ seeds: _s, bitsPerSeed: _b, ...r }) => r));
+    printTable(ptqRows.map(({ seeds: _s, bitsPerSeed: _b, logitMsePerSeed: _m, klPerSeed: _k, ...r }) => r));
     console.log('');
     printTable(onnxRows);
     console.log('');
