@@ -10,9 +10,12 @@
  * is calibrated on --calib-items random training items per seed (seeds 1..N) and scored on the
  * 2,000 test items (fake-quantized simulation, identical to the deployed int8 runtime: see
  * test/quant/ptq.test.ts); accuracy is the mean over seeds. `mixed` rows choose bits per layer
- * at the size of uniform 4-bit weights: candidates from Hutchinson Hessian traces, the one closest
- * to the float model on 512 other unlabeled training items chosen (RTN for all, then AdaRound for
- * the finalists; a mixed one only when it beats the best uniform one beyond the items' noise). ONNX rows compare
+ * at the size of uniform 4-bit weights: candidates from Hutchinson Hessian traces, ranked by KL
+ * from the float model on 1,024 unlabeled training items other than the calibration items (RTN for
+ * all, then AdaRound for the finalists); the best mixed one replaces the best uniform one only when
+ * it passes a paired test on 1,024 further items (KL lower beyond 2 standard errors, no fewer items
+ * agreeing with the float model's class). Every row also reports the logit MSE, KL and top-1
+ * agreement with the float model on 1,024 other held-out training items. ONNX rows compare
  * onnxruntime-node with slimgrad (float export; QDQ W8A8 export vs the deployed model, codes in
  * LSBs). Latency: per batch, single thread, best of 60 short (5 ms) rounds that interleave
  * slimgrad and ORT (on a shared machine some short rounds run unpreempted); the `ratios` rows
@@ -38,7 +41,7 @@ import { Adam } from '../src/optim/optimizer.js';
 import { cosineLr } from '../src/optim/schedule.js';
 import { evaluate, fit } from '../src/train/trainer.js';
 import { runDeployed } from '../src/quant/runtime.js';
-import { candidateAllocations, hessianTraces, selectBits } from '../src/quant/ptq/mixed.js';
+import { candidateAllocations, hessianTraces, selectBits, type BitChoice } from '../src/quant/ptq/mixed.js';
 import { mean, outputGap } from '../src/quant/ptq/error.js';
 import { deployPtq, ptq, ptqBytes, simulate, type PtqMethod, type PtqResult } from '../src/quant/ptq/ptq.js';
 import { deployedInputCodes, maxCodeDiff } from '../src/quant/ptq/validate.js';
@@ -108,6 +111,10 @@ async function timeInterleaved(fns: (() => unknown)[], runs: number, minMs: numb
   return best;
 }
 
+/** The selection's paired test, for the progress line. */
+const confirmation = (c: BitChoice['confirmation']) =>
+  c ? ` (best mix ${c.bits.join('/')} vs uniform on ${c.items} items: KL diff upper bound ${c.klUpper.toPrecision(2)}, top-1 agreeing only mix/uniform ${c.onlyMixed}/${c.onlyUniform}${c.passed ? ', chosen' : ''})` : '';
+
 const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
@@ -176,14 +183,16 @@ export async function run(args: string[]): Promise<number> {
     for (const s of values['latency-only'] ? [] : SETTINGS.filter((x) => methods.includes(key(x)) && bitSettings.includes(bitsKey(x)))) {
       const accs: number[] = [], mse: number[] = [], kl: number[] = [], agree: number[] = [];
       let bytes = 0, bits: number[] | number = s.wBits;
-      const chosen: string[] = [];
+      const chosen: string[] = [], confirmations: BitChoice['confirmation'][] = [];
       for (let seed = 1; seed <= seeds; seed++) {
         const calib = calibFor(seed), held = heldOutFor(seed);
         if (s.mixed) {
           const sens = hessianTraces(model, calib.subarray(0, 64 * 784), [64, ...INPUT], { seed });
-          bits = selectBits(model, calib, [calibN, ...INPUT], candidateAllocations(model, sens, { avgBits: s.wBits }), s.aBits, { method: s.method, iters, seed, heldOut: held.rank, confirm: held.confirm }).bits;
+          const choice = selectBits(model, calib, [calibN, ...INPUT], candidateAllocations(model, sens, { avgBits: s.wBits }), s.aBits, { method: s.method, iters, seed, heldOut: held.rank, confirm: held.confirm });
+          bits = choice.bits;
+          chosen.push(bits.join('/'));
+          confirmations.push(choice.confirmation);
         }
-        if (s.mixed) chosen.push((bits as number[]).join('/'));
         const r = ptq(model, calib, [calibN, ...INPUT], { method: s.method, wBits: bits, aBits: s.aBits, iters, seed });
         if (s.method === 'rtn' && s.wBits === 8 && seed === 1) w8a8 = r;
         const gap = outputGap(model, r, held.error.data, held.error.shape);
@@ -199,11 +208,11 @@ export async function run(args: string[]): Promise<number> {
       const row = {
         model: name, method: s.method, wBits: s.mixed ? `mixed ${Array.isArray(bits) ? bits.join('/') : bits}` : s.wBits, aBits: s.aBits, mixed: !!s.mixed,
         testAccuracy: avg(accs), floatTestAccuracy: floatAcc, bytes, logitMse: avg(mse), kl: avg(kl), floatAgreement: avg(agree),
-        seeds: accs, logitMsePerSeed: mse, klPerSeed: kl, ...(s.mixed ? { bitsPerSeed: chosen } : {}),
+        seeds: accs, logitMsePerSeed: mse, klPerSeed: kl, ...(s.mixed ? { bitsPerSeed: chosen, confirmations } : {}),
       };
       ptqRows.push(row);
       const f = (v: number[], d: number, k = 1) => v.map((a) => (a * k).toPrecision(d)).join(' ');
-      if (!values.json) console.error(`${name} ${s.method} W${row.wBits}A${s.aBits}: ${(row.testAccuracy * 100).toFixed(2)}% (float ${(floatAcc * 100).toFixed(2)}%; seeds ${f(accs, 4, 100)}; logit MSE ${f(mse, 3)}; KL ${f(kl, 3)}; top-1 agreement ${f(agree, 4, 100)}${s.mixed ? `; bits ${chosen.join(' ')}` : ''})`);
+      if (!values.json) console.error(`${name} ${s.method} W${row.wBits}A${s.aBits}: ${(row.testAccuracy * 100).toFixed(2)}% (float ${(floatAcc * 100).toFixed(2)}%; seeds ${f(accs, 4, 100)}; logit MSE ${f(mse, 3)}; KL ${f(kl, 3)}; top-1 agreement ${f(agree, 4, 100)}${s.mixed ? `; bits ${chosen.map((b, i) => `${b}${confirmation(confirmations[i]!)}`).join(', ')}` : ''})`);
     }
 
     // ONNX: float export and QDQ (W8A8 RTN, seed 1) in onnxruntime-node vs slimgrad.
@@ -249,7 +258,7 @@ export async function run(args: string[]): Promise<number> {
   }
   if (!values.json) {
     console.log(`bench ptq on ${machine}; MNIST t10k 8k/2k; ${calibN} calibration items, ${seeds} seeds, ${iters} AdaRound/AQuant iterations per layer`);
-    printTable(ptqRows.map(({ seeds: _s, bitsPerSeed: _b, logitMsePerSeed: _m, klPerSeed: _k, ...r }) => r));
+    printTable(ptqRows.map(({ seeds: _s, bitsPerSeed: _b, confirmations: _c, logitMsePerSeed: _m, klPerSeed: _k, ...r }) => r));
     console.log('');
     printTable(onnxRows);
     console.log('');
