@@ -1,8 +1,9 @@
 /**
  * `slimgrad bench ptq [--json] [--models lenet,resnet20,torch] [--methods rtn,adaround,aquant,mixed]
  * [--bits W/A,...] [--seeds 3] [--iters 200] [--calib-items 256] [--epochs N] [--checkpoints DIR]
- * [--data-dir DIR] [--latency-only]`: post-training quantization (--latency-only: the ONNX and
- * latency rows alone; --bits: only the settings with these weight/activation widths, e.g. 8/8,4/8).
+ * [--data-dir DIR] [--latency-only] [--layer-errors]`: post-training quantization (--latency-only: the ONNX and
+ * latency rows alone; --bits: only the settings with these weight/activation widths, e.g. 8/8,4/8;
+ * --layer-errors: each row also measures every layer's output MSE vs the float model on 256 held-out items).
  *
  * Float LeNet-5 and ResNet-20 are trained on MNIST (t10k: first 8,000 train, last 2,000 test;
  * Adam, cosine, batch 64; cached in --checkpoints when given); `torch` is the PyTorch-trained CNN
@@ -43,7 +44,7 @@ import { evaluate, fit } from '../src/train/trainer.js';
 import { runDeployed } from '../src/quant/runtime.js';
 import { candidateAllocations, hessianTraces, selectBits, type BitChoice } from '../src/quant/ptq/mixed.js';
 import { mean, outputGap } from '../src/quant/ptq/error.js';
-import { deployPtq, ptq, ptqBytes, simulate, type PtqMethod, type PtqResult } from '../src/quant/ptq/ptq.js';
+import { deployPtq, layerOutputErrors, ptq, ptqBytes, simulate, type PtqMethod, type PtqResult } from '../src/quant/ptq/ptq.js';
 import { deployedInputCodes, maxCodeDiff } from '../src/quant/ptq/validate.js';
 import { Rng } from '../src/util/rng.js';
 import { printJson, printTable, UsageError } from '../src/cli/command.js';
@@ -136,6 +137,7 @@ export async function run(args: string[]): Promise<number> {
       checkpoints: { type: 'string' },
       'data-dir': { type: 'string', default: '../shared/data/mnist-t10k' },
       'latency-only': { type: 'boolean', default: false },
+      'layer-errors': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -181,7 +183,7 @@ export async function run(args: string[]): Promise<number> {
     };
     let w8a8: PtqResult | null = null;
     for (const s of values['latency-only'] ? [] : SETTINGS.filter((x) => methods.includes(key(x)) && bitSettings.includes(bitsKey(x)))) {
-      const accs: number[] = [], mse: number[] = [], kl: number[] = [], agree: number[] = [];
+      const accs: number[] = [], mse: number[] = [], kl: number[] = [], agree: number[] = [], layerMse: number[][] = [];
       let bytes = 0, bits: number[] | number = s.wBits;
       const chosen: string[] = [], confirmations: BitChoice['confirmation'][] = [];
       for (let seed = 1; seed <= seeds; seed++) {
@@ -196,6 +198,7 @@ export async function run(args: string[]): Promise<number> {
         const r = ptq(model, calib, [calibN, ...INPUT], { method: s.method, wBits: bits, aBits: s.aBits, iters, seed });
         if (s.method === 'rtn' && s.wBits === 8 && seed === 1) w8a8 = r;
         const gap = outputGap(model, r, held.error.data, held.error.shape);
+        if (values['layer-errors']) layerMse.push(layerOutputErrors(model, r, held.error.data.subarray(0, 256 * 784), [256, ...INPUT]).map((e) => e.mse));
         mse.push(mean(gap.sq) / 10);
         kl.push(mean(gap.kl));
         agree.push(mean(gap.agree));
@@ -208,11 +211,12 @@ export async function run(args: string[]): Promise<number> {
       const row = {
         model: name, method: s.method, wBits: s.mixed ? `mixed ${Array.isArray(bits) ? bits.join('/') : bits}` : s.wBits, aBits: s.aBits, mixed: !!s.mixed,
         testAccuracy: avg(accs), floatTestAccuracy: floatAcc, bytes, logitMse: avg(mse), kl: avg(kl), floatAgreement: avg(agree),
-        seeds: accs, logitMsePerSeed: mse, klPerSeed: kl, ...(s.mixed ? { bitsPerSeed: chosen, confirmations } : {}),
+        seeds: accs, logitMsePerSeed: mse, klPerSeed: kl, ...(layerMse.length ? { layerMsePerSeed: layerMse } : {}), ...(s.mixed ? { bitsPerSeed: chosen, confirmations } : {}),
       };
       ptqRows.push(row);
       const f = (v: number[], d: number, k = 1) => v.map((a) => (a * k).toPrecision(d)).join(' ');
       if (!values.json) console.error(`${name} ${s.method} W${row.wBits}A${s.aBits}: ${(row.testAccuracy * 100).toFixed(2)}% (float ${(floatAcc * 100).toFixed(2)}%; seeds ${f(accs, 4, 100)}; logit MSE ${f(mse, 3)}; KL ${f(kl, 3)}; top-1 agreement ${f(agree, 4, 100)}${s.mixed ? `; bits ${chosen.map((b, i) => `${b}${confirmation(confirmations[i]!)}`).join(', ')}` : ''})`);
+      if (!values.json && layerMse.length) console.error(`  layer output MSE vs float per seed: ${layerMse.map((l) => l.map((v) => v.toPrecision(3)).join(' ')).join(' | ')}`);
     }
 
     // ONNX: float export and QDQ (W8A8 RTN, seed 1) in onnxruntime-node vs slimgrad.
@@ -258,7 +262,7 @@ export async function run(args: string[]): Promise<number> {
   }
   if (!values.json) {
     console.log(`bench ptq on ${machine}; MNIST t10k 8k/2k; ${calibN} calibration items, ${seeds} seeds, ${iters} AdaRound/AQuant iterations per layer`);
-    printTable(ptqRows.map(({ seeds: _s, bitsPerSeed: _b, confirmations: _c, logitMsePerSeed: _m, klPerSeed: _k, ...r }) => r));
+    printTable(ptqRows.map(({ seeds: _s, bitsPerSeed: _b, confirmations: _c, logitMsePerSeed: _m, klPerSeed: _k, layerMsePerSeed: _l, ...r }) => r));
     console.log('');
     printTable(onnxRows);
     console.log('');
