@@ -1,8 +1,9 @@
 /**
  * `slimgrad bench ptq [--json] [--models lenet,resnet20,torch] [--methods rtn,adaround,aquant,mixed]
  * [--bits W/A,...] [--seeds 3] [--iters 200] [--calib-items 256] [--epochs N] [--checkpoints DIR]
- * [--data-dir DIR] [--latency-only]`: post-training quantization (--latency-only: the ONNX and
- * latency rows alone; --bits: only the settings with these weight/activation widths, e.g. 8/8,4/8).
+ * [--data-dir DIR] [--latency-only] [--layer-errors]`: post-training quantization (--latency-only: the ONNX and
+ * latency rows alone; --bits: only the settings with these weight/activation widths, e.g. 8/8,4/8;
+ * --layer-errors: each row also measures every layer's output MSE vs the float model on 256 held-out items).
  *
  * Float LeNet-5 and ResNet-20 are trained on MNIST (t10k: first 8,000 train, last 2,000 test;
  * Adam, cosine, batch 64; cached in --checkpoints when given); `torch` is the PyTorch-trained CNN
@@ -10,9 +11,12 @@
  * is calibrated on --calib-items random training items per seed (seeds 1..N) and scored on the
  * 2,000 test items (fake-quantized simulation, identical to the deployed int8 runtime: see
  * test/quant/ptq.test.ts); accuracy is the mean over seeds. `mixed` rows choose bits per layer
- * at the size of uniform 4-bit weights: candidates from Hutchinson Hessian traces, the one closest
- * to the float model on 512 other unlabeled training items chosen (RTN for all, then AdaRound for
- * the finalists; a mixed one only when it beats the best uniform one beyond the items' noise). ONNX rows compare
+ * at the size of uniform 4-bit weights: candidates from Hutchinson Hessian traces, ranked by KL
+ * from the float model on 1,024 unlabeled training items other than the calibration items (RTN for
+ * all, then AdaRound for the finalists); the best mixed one replaces the best uniform one only when
+ * it passes a paired test on 1,024 further items (KL lower beyond 2 standard errors, no fewer items
+ * agreeing with the float model's class). Every row also reports the logit MSE, KL and top-1
+ * agreement with the float model on 1,024 other held-out training items. ONNX rows compare
  * onnxruntime-node with slimgrad (float export; QDQ W8A8 export vs the deployed model, codes in
  * LSBs). Latency: per batch, single thread, best of 60 short (5 ms) rounds that interleave
  * slimgrad and ORT (on a shared machine some short rounds run unpreempted); the `ratios` rows
@@ -38,8 +42,9 @@ import { Adam } from '../src/optim/optimizer.js';
 import { cosineLr } from '../src/optim/schedule.js';
 import { evaluate, fit } from '../src/train/trainer.js';
 import { runDeployed } from '../src/quant/runtime.js';
-import { candidateAllocations, hessianTraces, selectBits } from '../src/quant/ptq/mixed.js';
-import { deployPtq, ptq, ptqBytes, simulate, type PtqMethod, type PtqResult } from '../src/quant/ptq/ptq.js';
+import { candidateAllocations, hessianTraces, selectBits, type BitChoice } from '../src/quant/ptq/mixed.js';
+import { mean, outputGap } from '../src/quant/ptq/error.js';
+import { deployPtq, layerOutputErrors, ptq, ptqBytes, simulate, type PtqMethod, type PtqResult } from '../src/quant/ptq/ptq.js';
 import { deployedInputCodes, maxCodeDiff } from '../src/quant/ptq/validate.js';
 import { Rng } from '../src/util/rng.js';
 import { printJson, printTable, UsageError } from '../src/cli/command.js';
@@ -47,8 +52,13 @@ import { loadSplits } from '../src/data/splits.js';
 
 const INPUT = [1, 28, 28];
 const EPOCHS: Record<string, number> = { lenet: 4, resnet20: 2 };
-/** Unlabeled training items the mixed-precision selection scores candidates on (other than the calibration items). */
-const HELD_OUT = 512;
+/**
+ * Unlabeled training items (none of them a calibration item) the mixed-precision selection ranks
+ * candidates on, then as many again on which it confirms the best mixed one against uniform.
+ */
+const HELD_OUT = 1024;
+/** Further held-out training items on which every row's output error (vs the float model) is measured. */
+const ERROR_ITEMS = 1024;
 
 /** Method x bits settings; `mixed` = Hessian-guided bits at the size of uniform 4-bit weights. */
 const SETTINGS: { method: PtqMethod; wBits: number; aBits: number; mixed?: boolean }[] = [
@@ -102,6 +112,10 @@ async function timeInterleaved(fns: (() => unknown)[], runs: number, minMs: numb
   return best;
 }
 
+/** The selection's paired test, for the progress line. */
+const confirmation = (c: BitChoice['confirmation']) =>
+  c ? ` (best mix ${c.bits.join('/')} vs uniform on ${c.items} items: KL diff upper bound ${c.klUpper.toPrecision(2)}, top-1 agreeing only mix/uniform ${c.onlyMixed}/${c.onlyUniform}${c.passed ? ', chosen' : ''})` : '';
+
 const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
@@ -123,6 +137,7 @@ export async function run(args: string[]): Promise<number> {
       checkpoints: { type: 'string' },
       'data-dir': { type: 'string', default: '../shared/data/mnist-t10k' },
       'latency-only': { type: 'boolean', default: false },
+      'layer-errors': { type: 'boolean', default: false },
     },
     strict: true,
   });
@@ -154,38 +169,54 @@ export async function run(args: string[]): Promise<number> {
   for (const name of models) {
     const model = await floatModel(name, trainSet, testSet, values.checkpoints);
     const floatAcc = evaluate(model, testSet).accuracy;
-    const calibFor = (seed: number, items = calibN) => {
+    const calibIndices = (seed: number) => {
       const rng = new Rng(seed, 0xca1);
-      const idx = Array.from({ length: items }, () => Math.floor(rng.uniform() * trainSet.length));
-      return trainSet.select(idx).values();
+      return Array.from({ length: calibN }, () => Math.floor(rng.uniform() * trainSet.length));
+    };
+    const calibFor = (seed: number) => trainSet.select(calibIndices(seed)).values();
+    /** Training items other than seed's calibration items: the selection's ranking and confirmation items, then the error items. */
+    const heldOutFor = (seed: number) => {
+      const used = new Set(calibIndices(seed));
+      const rest = Array.from(new Rng(seed, 0x4e1d).permutation(trainSet.length)).filter((i) => !used.has(i));
+      const part = (from: number, n: number) => ({ data: trainSet.select(rest.slice(from, from + n)).values(), shape: [n, ...INPUT] });
+      return { rank: part(0, HELD_OUT), confirm: part(HELD_OUT, HELD_OUT), error: part(2 * HELD_OUT, ERROR_ITEMS) };
     };
     let w8a8: PtqResult | null = null;
     for (const s of values['latency-only'] ? [] : SETTINGS.filter((x) => methods.includes(key(x)) && bitSettings.includes(bitsKey(x)))) {
-      const accs: number[] = [];
+      const accs: number[] = [], mse: number[] = [], kl: number[] = [], agree: number[] = [], layerMse: number[][] = [];
       let bytes = 0, bits: number[] | number = s.wBits;
-      const chosen: string[] = [];
+      const chosen: string[] = [], confirmations: BitChoice['confirmation'][] = [];
       for (let seed = 1; seed <= seeds; seed++) {
-        const calib = calibFor(seed);
+        const calib = calibFor(seed), held = heldOutFor(seed);
         if (s.mixed) {
           const sens = hessianTraces(model, calib.subarray(0, 64 * 784), [64, ...INPUT], { seed });
-          const heldOut = { data: calibFor(seed + 1000, HELD_OUT), shape: [HELD_OUT, ...INPUT] };
-          bits = selectBits(model, calib, [calibN, ...INPUT], candidateAllocations(model, sens, { avgBits: s.wBits }), s.aBits, { method: s.method, iters, seed, heldOut }).bits;
+          const choice = selectBits(model, calib, [calibN, ...INPUT], candidateAllocations(model, sens, { avgBits: s.wBits }), s.aBits, { method: s.method, iters, seed, heldOut: held.rank, confirm: held.confirm });
+          bits = choice.bits;
+          chosen.push(bits.join('/'));
+          confirmations.push(choice.confirmation);
         }
-        if (s.mixed) chosen.push((bits as number[]).join('/'));
         const r = ptq(model, calib, [calibN, ...INPUT], { method: s.method, wBits: bits, aBits: s.aBits, iters, seed });
         if (s.method === 'rtn' && s.wBits === 8 && seed === 1) w8a8 = r;
+        const gap = outputGap(model, r, held.error.data, held.error.shape);
+        if (values['layer-errors']) layerMse.push(layerOutputErrors(model, r, held.error.data.subarray(0, 256 * 784), [256, ...INPUT]).map((e) => e.mse));
+        mse.push(mean(gap.sq) / 10);
+        kl.push(mean(gap.kl));
+        agree.push(mean(gap.agree));
         const restore = simulate(model, r);
         accs.push(evaluate(model, testSet).accuracy);
         restore();
         bytes = ptqBytes(model, r);
       }
+      const avg = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
       const row = {
         model: name, method: s.method, wBits: s.mixed ? `mixed ${Array.isArray(bits) ? bits.join('/') : bits}` : s.wBits, aBits: s.aBits, mixed: !!s.mixed,
-        testAccuracy: accs.reduce((a, b) => a + b, 0) / accs.length, floatTestAccuracy: floatAcc, bytes, seeds: accs,
-        ...(s.mixed ? { bitsPerSeed: chosen } : {}),
+        testAccuracy: avg(accs), floatTestAccuracy: floatAcc, bytes, logitMse: avg(mse), kl: avg(kl), floatAgreement: avg(agree),
+        seeds: accs, logitMsePerSeed: mse, klPerSeed: kl, ...(layerMse.length ? { layerMsePerSeed: layerMse } : {}), ...(s.mixed ? { bitsPerSeed: chosen, confirmations } : {}),
       };
       ptqRows.push(row);
-      if (!values.json) console.error(`${name} ${s.method} W${row.wBits}A${s.aBits}: ${(row.testAccuracy * 100).toFixed(2)}% (float ${(floatAcc * 100).toFixed(2)}%; seeds ${accs.map((a) => (a * 100).toFixed(2)).join(' ')}${s.mixed ? `; bits ${chosen.join(' ')}` : ''})`);
+      const f = (v: number[], d: number, k = 1) => v.map((a) => (a * k).toPrecision(d)).join(' ');
+      if (!values.json) console.error(`${name} ${s.method} W${row.wBits}A${s.aBits}: ${(row.testAccuracy * 100).toFixed(2)}% (float ${(floatAcc * 100).toFixed(2)}%; seeds ${f(accs, 4, 100)}; logit MSE ${f(mse, 3)}; KL ${f(kl, 3)}; top-1 agreement ${f(agree, 4, 100)}${s.mixed ? `; bits ${chosen.map((b, i) => `${b}${confirmation(confirmations[i]!)}`).join(', ')}` : ''})`);
+      if (!values.json && layerMse.length) console.error(`  layer output MSE vs float per seed: ${layerMse.map((l) => l.map((v) => v.toPrecision(3)).join(' ')).join(' | ')}`);
     }
 
     // ONNX: float export and QDQ (W8A8 RTN, seed 1) in onnxruntime-node vs slimgrad.
@@ -231,7 +262,7 @@ export async function run(args: string[]): Promise<number> {
   }
   if (!values.json) {
     console.log(`bench ptq on ${machine}; MNIST t10k 8k/2k; ${calibN} calibration items, ${seeds} seeds, ${iters} AdaRound/AQuant iterations per layer`);
-    printTable(ptqRows.map(({ seeds: _s, bitsPerSeed: _b, ...r }) => r));
+    printTable(ptqRows.map(({ seeds: _s, bitsPerSeed: _b, confirmations: _c, logitMsePerSeed: _m, klPerSeed: _k, layerMsePerSeed: _l, ...r }) => r));
     console.log('');
     printTable(onnxRows);
     console.log('');

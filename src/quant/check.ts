@@ -118,7 +118,10 @@ export function checkStages(inputShape: readonly number[], stages: readonly unkn
           if (range !== undefined && !(Array.isArray(range) && range.length === 2 && range.every((v) => Number.isInteger(v) && v >= -128 && v <= 127) && range[0] <= range[1])) {
             fail(`${field}.inputRange`, `expected [lo, hi] within [-128, 127], got ${JSON.stringify(range)}`);
           }
-          array('inputBorder', ['f32'], inC, true);
+          if (s.inputBorder !== undefined) {
+            const [lo, hi] = (range as [number, number] | undefined) ?? [-128, 127], n = arrayInfo(s.inputBorder)?.length;
+            array('inputBorder', ['f32'], n === inC * (hi - lo) && hi > lo ? n : inC);
+          }
         }
         if (s.inputQuantizer !== undefined) {
           const q = s.inputQuantizer as Record<string, unknown> | null;

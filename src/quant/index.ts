@@ -19,5 +19,6 @@ export { loadQuantKernels, quantKernels, quantWasmFile, useQuantKernels, QuantWa
 export * from './ptq/ptq.js';
 export * from './ptq/observers.js';
 export * from './ptq/mixed.js';
+export * from './ptq/error.js';
 export { quantizeActivation, type ActivationGrid } from './ptq/activation.js';
 export { deployedInputCodes, maxCodeDiff } from './ptq/validate.js';

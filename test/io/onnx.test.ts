@@ -15,7 +15,7 @@ import { importOnnx } from '../../src/io/onnx/import.js';
 import { exportOnnx } from '../../src/io/onnx/export.js';
 import { GraphModule } from '../../src/io/onnx/graph.js';
 import { encodeModel } from '../../src/io/onnx/schema.js';
-import { deployPtq, ptq } from '../../src/quant/ptq/ptq.js';
+import { deployPtq, ptq, quantizableLayers } from '../../src/quant/ptq/ptq.js';
 import { runDeployed } from '../../src/quant/runtime.js';
 import { deployedInputCodes, maxCodeDiff } from '../../src/quant/ptq/validate.js';
 import { Rng } from '../../src/util/rng.js';
@@ -126,6 +126,15 @@ test('QDQ export of a residual CNN in onnxruntime-node computes the deployed int
   for (const o of [{ method: 'rtn', wBits: 8, aBits: 8 }, { method: 'rtn', wBits: 4, aBits: 4 }, { method: 'aquant', wBits: 4, aBits: 4, iters: 4, batch: 8 }] as const) {
     const r = ptq(model, calib, [32, 1, 28, 28], o), tag = `${o.method} W${o.wBits}A${o.aBits}`;
     if (o.method === 'rtn') r.layers[0]!.act.step = 1 / 32;
+    else {
+      // Both border layouts, whatever the learning kept: a table per channel and level (Gather in
+      // ONNX) on even layers, one border per channel on odd ones.
+      const rng = new Rng(13, 1);
+      quantizableLayers(model).forEach((l, i) => {
+        const a = r.layers[i]!.act, c = l.weight.shape[1]!;
+        a.border = Float32Array.from({ length: i % 2 ? c : c * (a.hi - a.lo) }, () => 0.1 + 0.8 * rng.uniform());
+      });
+    }
     const deployed = deployPtq(model, r, inputShape);
     const out = await ortRun(exportOnnx(model, inputShape, { ptq: r, exposeCodes: true }), x, shape);
     const codes = deployedInputCodes(deployed, x, shape);

@@ -39,52 +39,56 @@ test('allocateBits: within the budget, more bits where the trace is larger', () 
   assert.throws(() => allocateBits(m, sens([1, 1, 1]), { avgBits: 2 }), /below the narrowest/);
 });
 
-test('candidateAllocations fit the budget (greedy first, uniform 4 included); selectBits picks the least KL (margin 0) or a mixed one only when it beats uniform beyond the noise, recomputed here', () => {
+test('candidateAllocations fit the budget (greedy first, uniform 4 included); selectBits ranks on held-out items and keeps the best uniform candidate unless the best mixed one passes the paired test on other items, recomputed here', () => {
   const rng = new Rng(4);
   const m = mlp([64, 32, 32, 10], 6);
-  const x = Float32Array.from({ length: 32 * 64 }, () => rng.uniform()), shape = [32, 64];
+  const items = (n: number) => Float32Array.from({ length: n * 64 }, () => rng.uniform());
+  const x = items(32), shape = [32, 64];
+  const rank = { data: items(48), shape: [48, 64] }, confirm = { data: items(48), shape: [48, 64] };
   const sizes = [64 * 32, 32 * 32, 32 * 10], total = sizes.reduce((s, v) => s + v, 0);
   const sens = hessianTraces(m, x, shape, { samples: 2 });
   const cands = candidateAllocations(m, sens, { avgBits: 4 });
   assert.deepEqual(cands[0], allocateBits(m, sens, { avgBits: 4 }));
   assert.ok(cands.some((b) => b.join() === '4,4,4'), `uniform 4-bit among ${JSON.stringify(cands)}`);
   for (const b of cands) assert.ok(b.reduce((s, v, i) => s + v * sizes[i]!, 0) <= 4 * total, `${b} over budget`);
-  // A deliberately poor candidate (3 bits everywhere) next to them: never the choice.
-  const choice = selectBits(m, x, shape, [[3, 3, 3], ...cands], 8, { margin: 0 });
-  const kl = (bits: number[]) => klItems(bits).reduce((a, b) => a + b, 0) / 32;
-  const klItems = (bits: number[]) => {
-    const probs = () => noGrad(() => scope(() => Float32Array.from(softmax(m.call(fromValues(x, shape)), 1).values())));
+  // Per-item KL and top-1 agreement with the float model, computed here with the engine's softmax.
+  const gaps = (bits: number[], on: { data: Float32Array; shape: number[] }) => {
+    const probs = () => noGrad(() => scope(() => Float32Array.from(softmax(m.call(fromValues(on.data, on.shape)), 1).values())));
     const p = probs(), restore = simulate(m, ptq(m, x, shape, { wBits: bits, aBits: 8 }));
     const q = probs();
     restore();
-    return Array.from({ length: 32 }, (_, r) => {
-      let s = 0;
-      for (let i = r * 10; i < (r + 1) * 10; i++) s += p[i]! * (Math.log(p[i]!) - Math.log(q[i]!));
-      return s;
+    const top = (v: Float32Array, r: number) => Array.from(v.subarray(r * 10, r * 10 + 10)).reduce((b, y, i, a) => (y > a[b]! ? i : b), 0);
+    return Array.from({ length: on.shape[0]! }, (_, r) => {
+      let kl = 0;
+      for (let i = r * 10; i < (r + 1) * 10; i++) kl += p[i]! * (Math.log(p[i]!) - Math.log(q[i]!));
+      return { kl, agree: top(p, r) === top(q, r) };
     });
   };
-  const best = choice.scores.reduce((a, b) => (b.kl < a.kl ? b : a));
-  assert.deepEqual(choice.bits, best.bits);
-  assert.notDeepEqual(choice.bits, [3, 3, 3]);
-  assert.ok(Math.abs(kl(choice.bits) - best.kl) <= 1e-6 + 1e-3 * best.kl, `KL ${kl(choice.bits)} vs reported ${best.kl}`);
-  assert.ok(kl([3, 3, 3]) > best.kl);
-  // With AdaRound finalists: the uniform candidates and the 2 best under RTN are scored again, the least of those chosen.
-  const ada = selectBits(m, x, shape, [[3, 3, 3], ...cands], 8, { method: 'adaround', iters: 5, margin: 0 });
+  const klMean = (bits: number[]) => gaps(bits, rank).reduce((s, g) => s + g.kl, 0) / 48;
+  const all = [[3, 3, 3], ...cands];
+  const choice = selectBits(m, x, shape, all, 8, { heldOut: rank, confirm });
+  for (const c of choice.scores) assert.ok(Math.abs(klMean(c.bits) - c.kl) <= 1e-6 + 1e-3 * c.kl, `${c.bits}: KL ${klMean(c.bits)} vs reported ${c.kl}`);
+  const uniform = (b: number[]) => b.every((v) => v === b[0]);
+  const least = (list: number[][]) => list.reduce((a, b) => (klMean(b) < klMean(a) ? b : a));
+  const u = least(all.filter(uniform)), mix = least(all.filter((b) => !uniform(b)));
+  assert.deepEqual(choice.uniform, u);
+  assert.deepEqual(choice.confirmation!.bits, mix);
+  // The paired test on the confirmation items: mean KL difference + 2 standard errors below 0, and
+  // no fewer items agreeing with the float model's class than uniform (McNemar's discordant pairs).
+  const gm = gaps(mix, confirm), gu = gaps(u, confirm), d = gm.map((g, i) => g.kl - gu[i]!.kl), md = d.reduce((a, b) => a + b, 0) / d.length;
+  const upper = md + 2 * Math.sqrt(d.reduce((a, v) => a + (v - md) ** 2, 0) / (d.length - 1) / d.length);
+  const onlyMixed = gm.filter((g, i) => g.agree && !gu[i]!.agree).length, onlyUniform = gm.filter((g, i) => !g.agree && gu[i]!.agree).length;
+  assert.ok(Math.abs(choice.confirmation!.klUpper - upper) <= 1e-6 + 1e-3 * Math.abs(upper), `upper ${choice.confirmation!.klUpper} vs ${upper}`);
+  assert.deepEqual([choice.confirmation!.onlyMixed, choice.confirmation!.onlyUniform], [onlyMixed, onlyUniform]);
+  assert.deepEqual(choice.bits, upper < 0 && onlyMixed >= onlyUniform ? mix : u);
+  // A margin no mixed candidate can beat keeps the uniform one; a mixed candidate far better than
+  // the only uniform one is chosen (ranked and confirmed on halves of the held-out items by default).
+  assert.deepEqual(selectBits(m, x, shape, all, 8, { heldOut: rank, confirm, margin: 1e9 }).bits, u);
+  assert.deepEqual(selectBits(m, x, shape, [[2, 2, 2], [8, 8, 6]], 8, { heldOut: rank }).bits, [8, 8, 6]);
+  // With AdaRound finalists: the uniform candidates and the 2 best under RTN are scored again.
+  const ada = selectBits(m, x, shape, all, 8, { method: 'adaround', iters: 5, heldOut: rank, confirm });
   const rescored = ada.scores.filter((c) => c.klMethod !== undefined);
-  assert.ok(rescored.some((c) => c.bits.join() === '4,4,4') && rescored.some((c) => c.bits.join() === '3,3,3'));
-  assert.equal(rescored.length, new Set([...rescored.map((c) => c.bits.join())]).size);
-  assert.deepEqual(ada.bits, rescored.reduce((a, b) => (b.klMethod! < a.klMethod! ? b : a)).bits);
-  // Default margin: a mixed choice beats the best uniform candidate by 2 standard errors of the
-  // per-item KL difference; when none does, the uniform one is the choice.
-  const upper = (bits: number[], u: number[]) => {
-    const a = klItems(bits), b = klItems(u), d = a.map((v, i) => v - b[i]!), md = d.reduce((x, y) => x + y, 0) / d.length;
-    return md + 2 * Math.sqrt(d.reduce((x, v) => x + (v - md) ** 2, 0) / (d.length - 1) / d.length);
-  };
-  const sound = selectBits(m, x, shape, cands, 8), u = sound.uniform!;
-  const bestUniform = cands.filter((b) => b.every((v) => v === b[0])).reduce((a, b) => (kl(b) < kl(a) ? b : a));
-  assert.deepEqual(u, bestUniform);
-  if (sound.bits.join() === u.join()) for (const b of cands.filter((c) => !c.every((v) => v === c[0]))) assert.ok(upper(b, u) >= -1e-9, `${b} beats ${u}`);
-  else assert.ok(upper(sound.bits, u) < 1e-9, `${sound.bits} does not beat ${u} beyond the noise`);
-  // A mixed candidate far better than the only uniform one is chosen.
-  assert.deepEqual(selectBits(m, x, shape, [[2, 2, 2], [8, 8, 6]], 8).bits, [8, 8, 6]);
+  const byRtn = [...ada.scores].sort((a, b) => a.kl - b.kl).slice(0, 2).map((c) => c.bits.join());
+  assert.deepEqual(new Set(rescored.map((c) => c.bits.join())), new Set([...byRtn, '4,4,4', '3,3,3']));
+  assert.deepEqual(ada.uniform, rescored.filter((c) => uniform(c.bits)).reduce((a, b) => (b.klMethod! < a.klMethod! ? b : a)).bits);
 });

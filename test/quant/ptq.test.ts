@@ -14,7 +14,9 @@ import { loadDataset } from '../../src/data/catalog.js';
 import { decodeDeployed, encodeDeployed } from '../../src/io/deployed-format.js';
 import { runDeployed } from '../../src/quant/runtime.js';
 import { gridFor, observeRange, OBSERVERS, quantError } from '../../src/quant/ptq/observers.js';
-import { deployPtq, ptq, ptqBytes, simulate } from '../../src/quant/ptq/ptq.js';
+import { deployPtq, layerOutputErrors, ptq, ptqBytes, quantizableLayers, simulate } from '../../src/quant/ptq/ptq.js';
+import { quantizeActivation } from '../../src/quant/ptq/activation.js';
+import { Rng } from '../../src/util/rng.js';
 
 useFastestBackend();
 const torchBytes = readFileSync(new URL('../fixtures/onnx/torch_cnn.onnx', import.meta.url));
@@ -82,4 +84,52 @@ test('AdaRound reconstructs the float outputs better than round-to-nearest at 3-
   };
   const rtn = err('rtn'), ada = err('adaround');
   assert.ok(ada < rtn, `AdaRound output error ${ada} not below RTN's ${rtn}`);
+});
+
+test('AQuant border tables: per-level table with equal levels = one border per channel; all-½ table = round to nearest; bad table sizes named', () => {
+  fc.assert(fc.property(fc.integer({ min: 1, max: 3 }), fc.integer({ min: 2, max: 8 }), fc.boolean(), fc.integer({ min: 0, max: 1000 }), (c, bits, signed, seed) => {
+    const rng = new Rng(seed, 7), g = gridFor(bits, signed), levels = g.hi - g.lo, shape = [2, c, 3, 2];
+    const x = Float32Array.from({ length: 2 * c * 6 }, () => (signed ? rng.normal() : Math.abs(rng.normal())) * g.hi * 0.4);
+    const step = 0.4, b = Float32Array.from({ length: c }, () => 0.05 + 0.9 * rng.uniform());
+    const perChannel = quantizeActivation(x, shape, { step, lo: g.lo, hi: g.hi, border: b });
+    const table = Float32Array.from({ length: c * levels }, (_, i) => b[Math.floor(i / levels)]!);
+    assert.deepEqual(quantizeActivation(x, shape, { step, lo: g.lo, hi: g.hi, border: table }), perChannel);
+    // The reference: round up iff the fraction reaches the channel's border.
+    perChannel.forEach((q, i) => {
+      const v = x[i]! / step, f = Math.floor(v);
+      assert.equal(q, Math.min(g.hi, Math.max(g.lo, f + (v - f >= b[Math.floor(i / 6) % c]! ? 1 : 0))));
+    });
+    if (!signed) assert.deepEqual(quantizeActivation(x, shape, { step, lo: g.lo, hi: g.hi, border: new Float32Array(c * levels).fill(0.5) }), quantizeActivation(x, shape, { step, lo: g.lo, hi: g.hi }));
+  }), { numRuns: 40 });
+  assert.throws(() => quantizeActivation(new Float32Array(8), [1, 2, 2, 2], { step: 1, lo: 0, hi: 15, border: new Float32Array(7) }), /7 rounding borders for 2 channels/);
+});
+
+test('AQuant W4A4 on the PyTorch CNN: borders are per-level tables, each kept only where it lowers the layer output error on the calibration items; simulation = deployed .sgq', async () => {
+  const { model, inputShape } = importOnnx(torchBytes);
+  const calib = await calibItems(32), shape = [32, 1, 28, 28];
+  const r = ptq(model, calib, shape, { method: 'aquant', wBits: 4, aBits: 4, iters: 30, seed: 2 });
+  const layers = quantizableLayers(model), borders = r.layers.map((l) => l.act.border);
+  assert.ok(borders.some(Boolean), 'no layer kept its learned borders');
+  const errors = layerOutputErrors(model, r, calib, shape).map((e) => e.mse);
+  r.layers.forEach((l, i) => {
+    const b = borders[i];
+    if (!b) return;
+    assert.equal(b.length, layers[i]!.weight.shape[1]! * (l.act.hi - l.act.lo), `layer ${i}: a border per input channel and level`);
+    delete l.act.border;
+    const without = layerOutputErrors(model, r, calib, shape)[i]!.mse;
+    l.act.border = b;
+    assert.ok(errors[i]! < without, `layer ${i}: output error ${errors[i]} with its borders, ${without} without`);
+  });
+  const x = (await test500()).x.subarray(0, 64 * 784);
+  const restore = simulate(model, r);
+  const sim = logits(model, x);
+  restore();
+  const dep = runDeployed(decodeDeployed(encodeDeployed(deployPtq(model, r, inputShape))), x, [64, 1, 28, 28]).data;
+  let worst = 0;
+  for (let i = 0; i < sim.length; i++) worst = Math.max(worst, Math.abs(sim[i]! - dep[i]!) / (1 + Math.abs(sim[i]!)));
+  assert.ok(worst < 1e-4, `simulated and deployed logits differ by ${worst}`);
+  // A table of a size that fits neither layout is refused when the file is written.
+  const bad = deployPtq(model, r, inputShape), stage = bad.stages.find((s) => 'inputBorder' in s && s.inputBorder) as { inputBorder: Float32Array };
+  stage.inputBorder = stage.inputBorder.subarray(1);
+  assert.throws(() => encodeDeployed(bad), /inputBorder/);
 });

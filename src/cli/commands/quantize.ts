@@ -8,7 +8,7 @@ import type { Module } from '../../nn/module.js';
 import { evaluate } from '../../train/trainer.js';
 import { deployPtq, ptq, ptqBytes, PTQ_METHODS, quantizableLayers, simulate, type PtqMethod } from '../../quant/ptq/ptq.js';
 import { OBSERVERS, type ObserverKind } from '../../quant/ptq/observers.js';
-import { candidateAllocations, hessianTraces, selectBits } from '../../quant/ptq/mixed.js';
+import { candidateAllocations, hessianTraces, selectBits, type BitChoice } from '../../quant/ptq/mixed.js';
 import { printJson, printTable, UsageError } from '../command.js';
 import { checkOutputPath, writeFileAtomic } from '../../io/write.js';
 import { defineCommand, FORCE_OPTION, JSON_OPTION, type CommandSpec } from '../options.js';
@@ -118,17 +118,19 @@ export const quantize = defineCommand(quantizeSpec, async (o) => {
     let sensitivity: { layer: string; params: number; trace: number; bits: number }[] = [];
     let allocations: Record<string, string | number | null>[] = [];
     let scoredOn = '';
+    let selection: BitChoice['confirmation'] = null;
     if (avgBits !== undefined || sizeKB !== undefined) {
       const m = Math.min(n, 64);
       const sens = hessianTraces(model, calib.subarray(0, m * trainSet.itemSize), [m, ...inputShape], { seed });
       // Scored on the next training items when there are enough (AdaRound fits the calibration items).
       const rest = Math.min(n, trainSet.length - n);
       const heldOut = rest >= 32 ? { data: trainSet.values(n, n + rest), shape: [rest, ...inputShape] } : undefined;
-      scoredOn = heldOut ? `${rest} held-out training items` : 'the calibration items';
+      scoredOn = heldOut ? `the first ${rest >> 1} of ${rest} held-out training items` : 'the first half of the calibration items';
       const choice = selectBits(model, calib, shape, candidateAllocations(model, sens, { avgBits, sizeKB }), aBits, { method, iters, seed, heldOut });
       bits = choice.bits;
       sensitivity = sens.map((s, i) => ({ layer: s.path, params: s.params, trace: s.trace, bits: choice.bits[i]! }));
       allocations = choice.scores.map((c) => ({ bits: c.bits.join('/'), calibKL: c.kl, [`calibKL_${method}`]: c.klMethod ?? null }));
+      selection = choice.confirmation;
     }
     const result = ptq(model, calib, shape, { method, wBits: bits, aBits, actObserver: values.observer as ObserverKind, weightObserver: values['weight-observer'] as ObserverKind, iters, seed });
     const testSlice = testSet.subset(0, Math.min(evalN, testSet.length));
@@ -153,15 +155,17 @@ export const quantize = defineCommand(quantizeSpec, async (o) => {
     });
     const report = {
       model: positionals[0], data, method, wBits: bits, aBits, calibItems: n, evalItems: testSlice.length,
-      floatTestAccuracy: floatAcc, testAccuracy: quantAcc, packedBytes: ptqBytes(model, result), written, layers, sensitivity, allocations,
+      floatTestAccuracy: floatAcc, testAccuracy: quantAcc, packedBytes: ptqBytes(model, result), written, layers, sensitivity, allocations, selection,
     };
     if (values.json) printJson(report);
     else {
       if (sensitivity.length) {
         console.log('mixed precision (Hutchinson Hessian traces):');
         printTable(sensitivity);
-        console.log(`\ncandidate allocations (KL from the float model on ${scoredOn}, round-to-nearest${method === 'rtn' ? '' : ` and ${method} for the finalists`}; lowest chosen):`);
+        console.log(`\ncandidate allocations (KL from the float model on ${scoredOn}, round-to-nearest${method === 'rtn' ? '' : ` and ${method} for the finalists`}):`);
         printTable(allocations);
+        const c = selection;
+        if (c) console.log(`best mix ${c.bits.join('/')} vs best uniform on ${c.items} other items: mean KL difference + 2 SE = ${c.klUpper.toPrecision(3)}, top-1 agreeing with float only for the mix ${c.onlyMixed}, only for uniform ${c.onlyUniform}: ${c.passed ? 'mix chosen' : 'uniform kept'}`);
         console.log('');
       }
       printTable(layers);

@@ -24,7 +24,7 @@ import { BasicBlock } from '../../nn/models.js';
 import type { Module } from '../../nn/module.js';
 import { MaxPool2dLayer } from '../../quant/layers.js';
 import { deployPtq, quantizableLayers, type LayerQuant, type PtqResult } from '../../quant/ptq/ptq.js';
-import type { ActivationGrid } from '../../quant/ptq/activation.js';
+import { bordersPerChannel, type ActivationGrid } from '../../quant/ptq/activation.js';
 import { convOut } from '../../quant/kernels.js';
 import type { Stage } from '../../quant/runtime.js';
 import { AttrType, DataType, encodeModel, type OnnxAttribute, type OnnxNode, type OnnxTensorProto } from './schema.js';
@@ -84,18 +84,27 @@ interface IntLayer {
 /**
  * The input codes of an int8 layer, rounded exactly as the runtime rounds (quantizeActivation):
  * v = x / step in float64; q = sign(v)·(⌊|v|⌋ + [frac(|v|) ≥ ½]) (half away from zero), or with
- * AQuant borders q = ⌊v⌋ + [frac(v) ≥ b_c]; clamped to [lo, hi]. The integer q then goes through
+ * AQuant borders q = ⌊v⌋ + [frac(v) ≥ b] (b per channel, or looked up per channel and level ⌊v⌋ with
+ * Gather); clamped to [lo, hi]. The integer q then goes through
  * QuantizeLinear (scale 1, int8; exact) and DequantizeLinear (scale 1): the codes as floats.
  * (QuantizeLinear on x with scale = step would divide in float32 and round half to even, which
  * differs from the runtime at ties and near-ties, and a 1-LSB flip grows over a deep network.)
  */
-function emitQuantInput(b: Builder, x: string, path: string, a: ActivationGrid, conv: boolean, expose: boolean): string {
+function emitQuantInput(b: Builder, x: string, path: string, a: ActivationGrid, channels: number, conv: boolean, expose: boolean): string {
   const prefix = `${path}.input`, d = (name: string, dims: number[], v: ArrayLike<number>) => b.init(`${prefix}.${name}`, dims, Float64Array.from(v), DataType.DOUBLE);
   const v = b.node('Div', [b.node('Cast', [x], { to: DataType.DOUBLE }, `${prefix}.x64`), d('step', [], [a.step])], {}, `${prefix}.scaled`);
   let q: string;
   if (a.border) {
-    const c = a.border.length, f = b.node('Floor', [v], {}, `${prefix}.floor`);
-    const up = b.node('GreaterOrEqual', [b.node('Sub', [v, f], {}, `${prefix}.frac`), d('border', conv ? [c, 1, 1] : [c], a.border)], {}, `${prefix}.up`);
+    const levels = bordersPerChannel(a.border, channels, a.lo, a.hi, `export ${path}`), f = b.node('Floor', [v], {}, `${prefix}.floor`), dims = conv ? [channels, 1, 1] : [channels];
+    let border: string;
+    if (levels === 1) border = d('border', dims, a.border);
+    else {
+      // Border table lookup: index c·levels + clamp(f, lo, hi − 1) − lo.
+      const level = b.node('Clip', [f, d('level_min', [], [a.lo]), d('level_max', [], [a.hi - 1])], {}, `${prefix}.level`);
+      const at = b.node('Add', [level, d('row', dims, Array.from({ length: channels }, (_, c) => c * levels - a.lo))], {}, `${prefix}.border_at`);
+      border = b.node('Gather', [d('border', [a.border.length], a.border), b.node('Cast', [at], { to: DataType.INT64 }, `${prefix}.border_index`)], { axis: 0 }, `${prefix}.border`);
+    }
+    const up = b.node('GreaterOrEqual', [b.node('Sub', [v, f], {}, `${prefix}.frac`), border], {}, `${prefix}.up`);
     q = b.node('Add', [f, b.node('Cast', [up], { to: DataType.DOUBLE })], {}, `${prefix}.round`);
   } else {
     const m = b.node('Abs', [v], {}, `${prefix}.abs`), f = b.node('Floor', [m], {}, `${prefix}.floor`);
@@ -127,7 +136,7 @@ function emitAffine64(b: Builder, x: string, path: string, mul: ArrayLike<number
  * epilogue (weight and input steps, folded BatchNorm, bias) follows in float64 as in the runtime.
  */
 function emitIntLayer(b: Builder, x: string, l: IntLayer, expose: boolean): string {
-  const input = emitQuantInput(b, x, l.path, l.act, !!l.conv, expose);
+  const input = emitQuantInput(b, x, l.path, l.act, l.wShape[1]!, !!l.conv, expose);
   const name = `${l.path}.weight`;
   const q = b.init(`${name}_quantized`, [...l.wShape], l.codes, DataType.INT8);
   const w = b.node('DequantizeLinear', [q, b.init(`${name}_scale`, [], [1]), b.init(`${name}_zero_point`, [], new Int8Array(1), DataType.INT8)], {}, `${name}.dq`);

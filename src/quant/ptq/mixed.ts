@@ -17,12 +17,12 @@
 import { keep, scope } from '../../core/scope.js';
 import { fromValues, type Tensor } from '../../core/tensor.js';
 import { grad } from '../../autograd/backward.js';
-import { add, logSoftmax, mul, mulScalar, softmax, sum } from '../../ops/index.js';
-import { noGrad } from '../../autograd/mode.js';
+import { add, logSoftmax, mul, mulScalar, sum } from '../../ops/index.js';
 import type { Module } from '../../nn/module.js';
 import { Rng } from '../../util/rng.js';
 import { observeRange, quantizeWeights } from './observers.js';
-import { ptq, quantizableLayers, simulate, type PtqOptions } from './ptq.js';
+import { ptq, quantizableLayers, type PtqOptions, type PtqResult } from './ptq.js';
+import { disagreements, logitsOf, mean, outputGap, pairedUpper, type OutputGap } from './error.js';
 
 export interface LayerSensitivity {
   path: string;
@@ -233,101 +233,96 @@ export function candidateAllocations(model: Module, sens: LayerSensitivity[], bu
 export interface BitChoice {
   bits: number[];
   /**
-   * Every distinct candidate with its calibration score (mean KL divergence from the float model's outputs,
-   * lower is better) under round-to-nearest, and `klMethod` under the final method where it was run.
+   * Every distinct candidate with its score on the ranking items (mean KL divergence from the float
+   * model's outputs, lower is better) under round-to-nearest, and `klMethod` under the final method where it was run.
    */
   scores: { bits: number[]; kl: number; klMethod?: number }[];
-  /**
-   * The best uniform candidate (null when there is none): the choice unless a mixed one beats it
-   * on the scored items by more than `margin` standard errors of the paired KL difference.
-   */
+  /** The best uniform candidate on the ranking items (null when there is none): the choice unless the best mixed one passes the confirmation. */
   uniform: number[] | null;
+  /**
+   * The paired comparison of the best mixed candidate (`bits`) with `uniform` on the confirmation
+   * items (null when there was nothing to compare): the upper bound mean(KL_mixed − KL_uniform) +
+   * margin·SE, and McNemar's discordant counts of top-1 agreement with the float model.
+   */
+  confirmation: { bits: number[]; klUpper: number; onlyMixed: number; onlyUniform: number; items: number; passed: boolean } | null;
 }
 
 export interface SelectOptions extends Pick<PtqOptions, 'method' | 'iters' | 'seed'> {
   /** With a method other than rtn: how many of the best candidates under RTN are scored again with it (default 2; uniform candidates always are). */
   finalists?: number;
-  /** Unlabeled items to score on, other than the calibration items that AdaRound fits (default: the calibration items). */
+  /** Unlabeled items to rank candidates on, other than the calibration items that AdaRound fits (default: the calibration items). */
   heldOut?: { data: Float32Array; shape: number[] };
   /**
-   * How many standard errors of the per-item KL difference a mixed candidate must beat the best
-   * uniform one by to be chosen instead (default 2; 0: the least mean KL wins).
+   * Other unlabeled items on which the best mixed candidate is compared with the best uniform one
+   * (default: the second half of `heldOut`, which then ranks on its first half).
+   */
+  confirm?: { data: Float32Array; shape: number[] };
+  /**
+   * How many standard errors of the per-item KL difference the mixed candidate must beat the best
+   * uniform one by on the confirmation items (default 2).
    */
   margin?: number;
 }
 
 /**
  * The candidate allocation whose quantized model (calibrated on `calib`) stays closest to the float
- * model on the calibration items, or on `options.heldOut` items (better: AdaRound fits the
- * calibration items): KL(softmax(float) ‖ softmax(quantized)) per item, first with round-to-nearest
- * weights for every candidate, then (options.method adaround or aquant) with that method for the
- * best `finalists` and the uniform candidates. The Hessian traces rank allocations by a
- * second-order estimate; this checks them on data, where the estimate can misjudge what a large
- * layer's narrowest width costs, and where AdaRound recovers more at some widths than at others.
- * A mixed allocation replaces the best uniform one only when it is better by more than the noise
- * of the scored items (mean paired KL difference below −margin standard errors): a choice the
- * data cannot tell from uniform stays uniform.
+ * model. Candidates are ranked by KL(softmax(float) ‖ softmax(quantized)) per item on the ranking
+ * items (`options.heldOut`; AdaRound fits the calibration items, so other items are better), first
+ * with round-to-nearest weights for every candidate, then (options.method adaround or aquant) with
+ * that method for the best `finalists` and the uniform candidates. The Hessian traces rank
+ * allocations by a second-order estimate; this checks them on data, where the estimate can misjudge
+ * what a large layer's narrowest width costs, and where AdaRound recovers more at some widths than
+ * at others.
+ *
+ * The choice stays the best uniform candidate unless the best mixed one (on the ranking items)
+ * passes one paired comparison with it on separate confirmation items: its mean per-item KL lower
+ * by more than `margin` standard errors, and no fewer confirmation items on which its top-1 class
+ * agrees with the float model's (McNemar's discordant pairs: only-mixed ≥ only-uniform). Ranking
+ * and testing on the same items would favour whichever candidate the ranking items happen to
+ * flatter (the winner of several noisy scores looks better than it is); on fresh items the one
+ * test is unbiased. KL measures closeness of the whole output distribution, accuracy only the
+ * top-1 class, hence the agreement condition.
  *
  * @example
- * const { bits } = selectBits(model, calib, [128, 1, 28, 28], candidateAllocations(model, sens, { avgBits: 4 }), 8);
+ * const { bits } = selectBits(model, calib, [128, 1, 28, 28], candidateAllocations(model, sens, { avgBits: 4 }), 8, { heldOut });
  */
 export function selectBits(model: Module, calib: Float32Array, shape: number[], candidates: number[][], aBits: number, options: SelectOptions = {}): BitChoice {
   if (candidates.length === 0) throw new RangeError('selectBits: no candidate allocations');
-  const wasTraining = model.training;
-  model.eval();
-  const score = options.heldOut ?? { data: calib, shape };
-  const probs = (): Float32Array => noGrad(() => scope(() => Float32Array.from(softmax(model.call(fromValues(score.data, score.shape)), 1).values())));
-  try {
-    const p = probs(), items = score.shape[0]!, classes = p.length / items;
-    /** KL(p ‖ q) of each scored item. */
-    const klOf = (bits: number[], o: PtqOptions): Float64Array => {
-      const restore = simulate(model, ptq(model, calib, shape, { ...o, wBits: bits, aBits }));
-      let q: Float32Array;
-      try {
-        q = probs();
-      } finally {
-        restore();
-      }
-      const kl = new Float64Array(items);
-      for (let i = 0; i < p.length; i++) if (p[i]! > 0) kl[Math.floor(i / classes)] += p[i]! * (Math.log(p[i]!) - Math.log(Math.max(q[i]!, 1e-12)));
-      return kl;
-    };
-    const distinct = [...new Map(candidates.map((b) => [b.join('/'), b])).values()];
-    const perItem = new Map<number[], Float64Array>(distinct.map((bits) => [bits, klOf(bits, { method: 'rtn' })]));
-    const scores: BitChoice['scores'] = distinct.map((bits) => ({ bits, kl: mean(perItem.get(bits)!) }));
-    const isUniform = (b: number[]) => b.every((v) => v === b[0]);
-    const method = options.method ?? 'rtn';
-    let final = scores, value = (c: BitChoice['scores'][number]) => c.kl;
-    if (method !== 'rtn') {
-      const ranked = [...scores].sort((a, b) => a.kl - b.kl);
-      final = [...new Set([...ranked.slice(0, options.finalists ?? 2), ...scores.filter((c) => isUniform(c.bits))])];
-      for (const c of final) {
-        perItem.set(c.bits, klOf(c.bits, { method, iters: options.iters, seed: options.seed }));
-        c.klMethod = mean(perItem.get(c.bits)!);
-      }
-      value = (c) => c.klMethod!;
-    }
-    const least = (list: typeof scores) => list.reduce((a, b) => (value(b) < value(a) ? b : a));
-    const uniforms = final.filter((c) => isUniform(c.bits));
-    if (uniforms.length === 0) return { bits: least(final).bits, scores, uniform: null };
-    const u = least(uniforms), z = options.margin ?? 2;
-    const beats = final.filter((c) => !isUniform(c.bits) && pairedUpper(perItem.get(c.bits)!, perItem.get(u.bits)!, z) < 0);
-    return { bits: beats.length ? least(beats).bits : u.bits, scores, uniform: u.bits };
-  } finally {
-    model.train(wasTraining);
+  const scored = options.heldOut ?? { data: calib, shape };
+  let rank = scored, confirm = options.confirm;
+  if (!confirm) {
+    const n = scored.shape[0]!, half = Math.floor(n / 2), per = scored.data.length / n;
+    if (half < 1) throw new RangeError(`selectBits: ${n} scored item(s) cannot be split into ranking and confirmation items`);
+    rank = { data: scored.data.subarray(0, half * per), shape: [half, ...scored.shape.slice(1)] };
+    confirm = { data: scored.data.subarray(half * per), shape: [n - half, ...scored.shape.slice(1)] };
   }
-}
-
-const mean = (v: ArrayLike<number>): number => {
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i]!;
-  return s / v.length;
-};
-
-/** mean(a − b) + z·(standard error of the mean of a − b), over paired items. */
-function pairedUpper(a: Float64Array, b: Float64Array, z: number): number {
-  const d = Float64Array.from(a, (v, i) => v - b[i]!), m = mean(d);
-  let ss = 0;
-  for (const v of d) ss += (v - m) ** 2;
-  return m + z * Math.sqrt(ss / Math.max(1, d.length - 1) / d.length);
+  const refRank = logitsOf(model, rank.data, rank.shape), refConfirm = logitsOf(model, confirm.data, confirm.shape);
+  const results = new Map<number[], PtqResult>();
+  /** Per-item gaps on the ranking items; the PTQ result is kept for the confirmation. */
+  const gapOf = (bits: number[], o: PtqOptions): OutputGap => {
+    const r = ptq(model, calib, shape, { ...o, wBits: bits, aBits });
+    results.set(bits, r);
+    return outputGap(model, r, rank.data, rank.shape, refRank);
+  };
+  const distinct = [...new Map(candidates.map((b) => [b.join('/'), b])).values()];
+  const scores: BitChoice['scores'] = distinct.map((bits) => ({ bits, kl: mean(gapOf(bits, { method: 'rtn' }).kl) }));
+  const isUniform = (b: number[]) => b.every((v) => v === b[0]);
+  const method = options.method ?? 'rtn';
+  let final = scores, value = (c: BitChoice['scores'][number]) => c.kl;
+  if (method !== 'rtn') {
+    const ranked = [...scores].sort((a, b) => a.kl - b.kl);
+    final = [...new Set([...ranked.slice(0, options.finalists ?? 2), ...scores.filter((c) => isUniform(c.bits))])];
+    for (const c of final) c.klMethod = mean(gapOf(c.bits, { method, iters: options.iters, seed: options.seed }).kl);
+    value = (c) => c.klMethod!;
+  }
+  const least = (list: typeof scores) => list.reduce((a, b) => (value(b) < value(a) ? b : a));
+  const uniforms = final.filter((c) => isUniform(c.bits)), mixed = final.filter((c) => !isUniform(c.bits));
+  if (uniforms.length === 0) return { bits: least(final).bits, scores, uniform: null, confirmation: null };
+  const u = least(uniforms).bits;
+  if (mixed.length === 0) return { bits: u, scores, uniform: u, confirmation: null };
+  const m = least(mixed).bits;
+  const gm = outputGap(model, results.get(m)!, confirm.data, confirm.shape, refConfirm), gu = outputGap(model, results.get(u)!, confirm.data, confirm.shape, refConfirm);
+  const klUpper = pairedUpper(gm.kl, gu.kl, options.margin ?? 2), { onlyA: onlyMixed, onlyB: onlyUniform } = disagreements(gm, gu);
+  const passed = klUpper < 0 && onlyMixed >= onlyUniform;
+  return { bits: passed ? m : u, scores, uniform: u, confirmation: { bits: m, klUpper, onlyMixed, onlyUniform, items: confirm.shape[0]!, passed } };
 }

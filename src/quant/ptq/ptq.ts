@@ -10,9 +10,14 @@
  *   ‖W̃x̃ − Wx‖² + λ·Σ(1 − |2h(V) − 1|^β) with h the rectified sigmoid (ζ = 1.1, γ = −0.1), β
  *   annealed 20 → 2 after a 20 % warm-up, x̃ the quantized model's input and Wx the float
  *   layer's output on the float model's input.
- * - aquant (Li et al. 2022): AdaRound weights learned jointly with a rounding border per input
- *   channel for the activations: round up iff frac(x/s) ≥ b_c (soft sigmoid border while
- *   learning, temperature annealed 0.2 → 0.02; hard compare when deployed).
+ * - aquant (Li et al. 2022): AdaRound weights learned jointly with a rounding border for the
+ *   activations that is a function of the activation value: round up iff frac(x/s) ≥ b_c(f),
+ *   f = ⌊x/s⌋, b_c(f) = σ(Σ_d θ_{c,d}·t^d) with t = (f − lo)/(hi − lo − 1), a polynomial of degree
+ *   `borderDegree` (default 2) per input channel (degree 0: one border per channel). Soft sigmoid
+ *   rounding while learning (temperature annealed 0.2 → 0.02); deployed as a table of one border
+ *   per channel and integer level (the coarse-grained border function: one lookup and compare per
+ *   element, integer GEMM unchanged). A layer keeps its learned borders only when they lower its
+ *   output error on the calibration items (with the learned weights) below round-to-nearest's.
  *
  * @example
  * const result = ptq(model, calib, [256, 1, 28, 28], { method: 'adaround', wBits: 4, aBits: 8 });
@@ -55,6 +60,8 @@ export interface PtqOptions {
   lr?: number;
   lambda?: number;
   seed?: number;
+  /** AQuant: degree of the border polynomial in the activation level per input channel (default 2; 0: one border per channel). */
+  borderDegree?: number;
 }
 
 /** The quantization of one Conv2d/Linear. */
@@ -175,10 +182,10 @@ const ZETA = 1.1, GAMMA = -0.1;
 
 /**
  * AdaRound (and AQuant's joint border) for one layer: learns the rounding of `w` (fixed per-channel
- * steps) and, with `border`, the activation rounding border per input channel.
+ * steps) and, with `border`, the activation rounding border function per input channel.
  */
 function learnRounding(
-  layer: MatLayer, lq: LayerQuant, xq: { data: Float32Array; shape: number[] }, target: { data: Float32Array; shape: number[] }, border: boolean, o: Required<Pick<PtqOptions, 'iters' | 'batch' | 'lr' | 'lambda' | 'seed'>>,
+  layer: MatLayer, lq: LayerQuant, xq: { data: Float32Array; shape: number[] }, target: { data: Float32Array; shape: number[] }, border: boolean, o: Required<Pick<PtqOptions, 'iters' | 'batch' | 'lr' | 'lambda' | 'seed' | 'borderDegree'>>,
 ): void {
   const wShape = [...layer.weight.shape], w = layer.weight.values() as Float32Array, outC = wShape[0]!;
   const per = w.length / outC, g = gridFor(lq.wBits, true);
@@ -192,14 +199,17 @@ function learnRounding(
   }
   const V = parameter(v0, wShape, 'adaround.V');
   const c = xq.shape[1]!, n = xq.shape[0]!, perItem = xq.data.length / n, outPer = target.data.length / n;
-  const theta = border ? parameter(new Float32Array(c), [c], 'aquant.border') : null;
-  const opt = new Adam(theta ? [V, theta] : [V], { lr: o.lr });
+  // AQuant border b_c(f) = σ(Σ_d θ_d[c]·t^d), t = (f − lo)/(levels − 1): θ_d zero = round to nearest.
+  const a = lq.act, levels = a.hi - a.lo, degree = border && levels > 1 ? o.borderDegree : 0;
+  const theta = border ? Array.from({ length: degree + 1 }, (_, d) => parameter(new Float32Array(c), [c], `aquant.border${d}`)) : [];
+  const levelT = (f: number) => Math.min(levels - 1, Math.max(0, f - a.lo)) / Math.max(1, levels - 1);
+  const opt = new Adam([V, ...theta], { lr: o.lr });
   const stepShape = wShape.map((d, i) => (i === 0 ? d : 1));
   const stepT = keep(fromValues(lq.wStep, stepShape)), floorT = keep(fromValues(floorW, wShape));
   const bias = layer.bias ? keep(fromValues(layer.bias.values(), layer.bias.shape)) : null;
   const bShape = xq.shape.map((d, i) => (i === 1 ? d : 1));
   const rng = new Rng(o.seed, 0x5a);
-  const warm = Math.floor(o.iters * 0.2), a = lq.act;
+  const warm = Math.floor(o.iters * 0.2);
   const hOf = () => hardtanh(addScalar(mulScalar(sigmoid(V), ZETA - GAMMA), GAMMA), 0, 1);
   for (let it = 0; it < o.iters; it++) {
     scope(() => {
@@ -212,16 +222,19 @@ function learnRounding(
       }
       const shape = [b, ...xq.shape.slice(1)];
       let x: Tensor;
-      if (theta) {
-        // Soft border rounding: ⌊x/s⌋ + σ((frac − b_c)/T), b_c = σ(θ_c).
-        const fl = new Float32Array(xb.length), fr = new Float32Array(xb.length);
+      if (border) {
+        // Soft border rounding: ⌊x/s⌋ + σ((frac − b_c(f))/T).
+        const fl = new Float32Array(xb.length), fr = new Float32Array(xb.length), t = new Float32Array(degree > 0 ? xb.length : 0);
         for (let i = 0; i < xb.length; i++) {
           const v = xb[i]! / a.step;
           fl[i] = Math.floor(v);
           fr[i] = v - fl[i]!;
+          if (degree > 0) t[i] = levelT(fl[i]!);
         }
+        let logit = reshape(theta[0]!, bShape);
+        for (let d = 1; d <= degree; d++) logit = add(logit, mul(reshape(theta[d]!, bShape), fromValues(Float32Array.from(t, (v) => v ** d), shape)));
         const temp = 0.2 * 0.1 ** (it / o.iters);
-        const soft = sigmoid(mulScalar(sub(fromValues(fr, shape), reshape(sigmoid(theta), bShape)), 1 / temp));
+        const soft = sigmoid(mulScalar(sub(fromValues(fr, shape), sigmoid(logit)), 1 / temp));
         x = mulScalar(hardtanh(add(fromValues(fl, shape), soft), a.lo, a.hi), a.step);
       } else {
         x = fromValues(dequantize(quantizeActivation(xb, shape, a), a.step), shape);
@@ -242,9 +255,34 @@ function learnRounding(
   }
   const h = noGrad(() => scope(() => hOf().values()));
   for (let i = 0; i < w.length; i++) lq.codes[i] = Math.min(g.hi, Math.max(g.lo, floorW[i]! + (h[i]! >= 0.5 ? 1 : 0)));
-  if (theta) lq.act.border = Float32Array.from(theta.values(), (t) => 1 / (1 + Math.exp(-t)));
-  for (const t of [V, stepT, floorT, ...(bias ? [bias] : []), ...(theta ? [theta] : [])]) t.dispose();
+  if (border) {
+    const th = theta.map((p) => p.values()), table = degree > 0 ? levels : 1;
+    lq.act.border = Float32Array.from({ length: c * table }, (_, i) => {
+      const ch = Math.floor(i / table), tk = degree > 0 ? levelT(a.lo + (i % table)) : 0;
+      let z = 0;
+      for (let d = 0; d <= degree; d++) z += th[d]![ch]! * tk ** d;
+      return 1 / (1 + Math.exp(-z));
+    });
+    // Keep the learned borders only where they lower the layer's (hard) reconstruction error on the
+    // calibration items, with the weights just learned: the border parameters follow noisy
+    // mini-batch gradients of a relaxed (soft-rounding) objective.
+    const learned = lq.act.border, withBorder = reconstructionError(layer, lq, xq, target);
+    delete lq.act.border;
+    if (withBorder < reconstructionError(layer, lq, xq, target)) lq.act.border = learned;
+  }
+  for (const t of [V, stepT, floorT, ...(bias ? [bias] : []), ...theta]) t.dispose();
   opt.dispose();
+}
+
+/** Σ(y_q − y)² / N of a quantized layer on quantized-model inputs `xq` against the float outputs `target` (N items). */
+function reconstructionError(layer: MatLayer, lq: LayerQuant, xq: { data: Float32Array; shape: number[] }, target: { data: Float32Array; shape: number[] }): number {
+  return noGrad(() => scope(() => {
+    const x = fromValues(dequantize(quantizeActivation(xq.data, xq.shape, lq.act), lq.act.step), xq.shape);
+    const y = layerOp(layer, x, fromValues(weightValues(lq, layer.weight.shape), layer.weight.shape), layer.bias).values();
+    let e = 0;
+    for (let k = 0; k < y.length; k++) e += (y[k]! - target.data[k]!) ** 2;
+    return e / xq.shape[0]!;
+  }));
 }
 
 /**
@@ -259,7 +297,8 @@ export function ptq(model: Module, calib: Float32Array, shape: number[], options
   const wBits = typeof options.wBits === 'object' ? options.wBits : layers.map(() => (options.wBits as number | undefined) ?? 8);
   if (wBits.length !== layers.length) throw new RangeError(`ptq: ${wBits.length} weight bit-widths for ${layers.length} layers`);
   const aBits = options.aBits ?? 8;
-  const learn = { iters: options.iters ?? 400, batch: options.batch ?? 32, lr: options.lr ?? 1e-2, lambda: options.lambda ?? 0.01, seed: options.seed ?? 0 };
+  const learn = { iters: options.iters ?? 400, batch: options.batch ?? 32, lr: options.lr ?? 1e-2, lambda: options.lambda ?? 0.01, seed: options.seed ?? 0, borderDegree: options.borderDegree ?? 2 };
+  if (!(Number.isInteger(learn.borderDegree) && learn.borderDegree >= 0 && learn.borderDegree <= 4)) throw new RangeError(`ptq: borderDegree must be an integer in 0..4, got ${learn.borderDegree}`);
   const wasTraining = model.training;
   model.eval();
   const sim = new Simulation(layers);
@@ -289,6 +328,40 @@ export function ptq(model: Module, calib: Float32Array, shape: number[], options
     model.train(wasTraining);
   }
   return result;
+}
+
+/**
+ * Per quantized layer, the mean squared error of its output in the fake-quantized model (its
+ * quantized input from the quantized layers before it, its quantized weights) against the float
+ * layer's output in the float model, on items `x` of shape [N, ...]: the reconstruction error
+ * AdaRound and AQuant minimize, measured on items of the caller's choice.
+ */
+export function layerOutputErrors(model: Module, result: PtqResult, x: Float32Array, shape: number[]): { path: string; mse: number }[] {
+  const layers = quantizableLayers(model);
+  if (layers.length !== result.layers.length) throw new Error(`layerOutputErrors: the model has ${layers.length} quantizable layers, the PTQ result ${result.layers.length}`);
+  const wasTraining = model.training;
+  model.eval();
+  const sim = new Simulation(layers);
+  try {
+    layers.forEach((l, i) => sim.set(l, result.layers[i]!));
+    return layers.map((layer) => {
+      const xq = sim.inputsOf(model, layer, x, shape);
+      sim.enabled = false;
+      const xf = sim.inputsOf(model, layer, x, shape);
+      sim.enabled = true;
+      const { lq, w } = sim.quant.get(layer)!;
+      return noGrad(() => scope(() => {
+        const yq = layerOp(layer, fromValues(dequantize(quantizeActivation(xq.data, xq.shape, lq.act), lq.act.step), xq.shape), w, layer.bias).values();
+        const yf = layerOp(layer, fromValues(xf.data, xf.shape), layer.weight, layer.bias).values();
+        let e = 0;
+        for (let k = 0; k < yf.length; k++) e += (yq[k]! - yf[k]!) ** 2;
+        return { path: layer.path, mse: e / yf.length };
+      }));
+    });
+  } finally {
+    sim.remove();
+    model.train(wasTraining);
+  }
 }
 
 /** Installs the fake-quantized forward of `result` on `model`; returns a function that restores the float model. */
