@@ -5,6 +5,8 @@
  * --accuracy: trains each preset and its float twin (float LeNet-5, same seed and schedule) on
  * MNIST (t10k: first 8,000 train, last 2,000 test) and reports test accuracy of the *packed*
  * model (conversion included). Without --accuracy the accuracy rows are omitted (no training).
+ * --validation scores on the last 1,500 of the 8,000 training items instead (training on the other
+ * 6,500), for tuning recipes without reading the test split.
  * `nested` (once-QAT) gives one row per width, `nested:N`, all read from one file, and the same
  * recipe trained separately at each width, `nested-separate:N`; `smartdeal` (SmartDeal QAT) adds
  * `smartdeal-ptq`, the trained float twin decomposed without fine-tuning. --plot writes model
@@ -40,7 +42,7 @@ import { compressedVariant, isCompressedPreset, sparseCrossoverRows, sparseVsDen
 import { loadSplits } from '../src/data/splits.js';
 import { loadQuantKernelsFromBuild } from '../src/io/quant.js';
 import {
-  applyQuantPreset, binaryLenet5, convert, encodeDeployed, larqMnistBnn, layerPlan, ONCE_QAT_WIDTHS, quantPresets, quantTrainingLoss, runDeployed, runPacked, setNestedBits, setQuantProgress,
+  applyQuantPreset, binaryLenet5, convert, parseQuantPreset, encodeDeployed, larqMnistBnn, layerPlan, ONCE_QAT_WIDTHS, quantPresets, quantTrainingLoss, runDeployed, runPacked, setNestedBits, setQuantProgress,
   summary, unpackRows, useQuantKernels, withConstraints, wordsFor, type DeployedModel, type MatStage, type QuantWasmExports, type Stage,
 } from '../src/quant/index.js';
 
@@ -357,13 +359,22 @@ export async function run(args: string[]): Promise<number> {
       plot: { type: 'string' },
       nested: { type: 'string', default: 'both' },
       'skip-speed': { type: 'boolean', default: false },
+      validation: { type: 'boolean', default: false },
       from: { type: 'string' },
       'data-dir': { type: 'string', default: '../shared/data/mnist-t10k' },
     },
     strict: true,
   });
   const presets = values.presets!.split(',');
-  for (const p of presets) if (!quantPresets.includes(p as never) && !isCompressedPreset(p)) throw new UsageError(`unknown preset '${p}' (available: ${quantPresets.join(', ')}, prune:S, prune-ch:S with S in [0, 1))`);
+  for (const p of presets) {
+    let known: boolean;
+    try {
+      known = quantPresets.includes(parseQuantPreset(p).preset as never);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    if (!known && !isCompressedPreset(p)) throw new UsageError(`unknown preset '${p}' (available: ${quantPresets.join(', ')}, sbnn:S and bnn-sbnn:S with S in [0.5, 1), prune:S, prune-ch:S with S in [0, 1))`);
+  }
   const epochs = Number(values.epochs), seed = Number(values.seed), lr = Number(values.lr);
   if (!Number.isInteger(epochs) || epochs < 1) throw new UsageError(`--epochs must be a positive integer, got '${values.epochs}'`);
   if (!['once', 'separate', 'both'].includes(values.nested!)) throw new UsageError(`--nested must be once, separate or both, got '${values.nested}'`);
@@ -385,7 +396,9 @@ export async function run(args: string[]): Promise<number> {
   // Accuracy: every preset and its float twin (float LeNet-5), seeds seed, seed+1, ...; the packed model is what is scored.
   for (let r = 0; values.accuracy && r < seeds; r++) {
     const runSeed = seed + r;
-    const { train: trainR, test: testR } = await loadSplits('mnist', { dataDir: values['data-dir'], seed: runSeed });
+    const splits = await loadSplits('mnist', { dataDir: values['data-dir'], seed: runSeed });
+    // --validation (for tuning recipes): train on the first 6,500 training items, score on the other 1,500; the test split is not read.
+    const [trainR, testR] = values.validation ? splits.train.split(6500) : [splits.train, splits.test];
     const floatModel = createModel(MODEL, INPUT, 10, runSeed);
     const floatTestAccuracy = train(floatModel, trainR, testR, epochs, runSeed, lr);
     const score = (preset: string, model: Module, fakeQuantAccuracy: number) => {

@@ -11,7 +11,7 @@
 import type { FloatArray } from '../core/dtype.js';
 import { fromValues, Tensor } from '../core/tensor.js';
 import { noGrad } from '../autograd/mode.js';
-import { add, div, mul, onesLike, sub } from '../ops/elementwise.js';
+import { add, addScalar, div, mul, onesLike, sub } from '../ops/elementwise.js';
 import { parameter } from '../nn/module.js';
 import { fakeQuant, fakeQuantGrad, type FakeQuantAttrs } from './ops.js';
 import { decompose, keptRows, reconstruct, smartdealOptions, storageBits, type SmartDealFactors, type SmartDealOptions } from './smartdeal.js';
@@ -968,6 +968,79 @@ export class Hyperspherical extends PrunedTernary implements Scheduled {
   }
 }
 
+/**
+ * SBNN sparse binary weights (after Schiavone & Zuluaga, spec §4.7), in the {α, β} = {−τ_c, +τ_c}
+ * domain: a fraction `sparsity` of each layer's weights takes the code 0 (−τ_c) and only the
+ * minority, the largest latent weights, takes the code 1 (+τ_c). The split is the layer's
+ * s-quantile θ of the latent weights, b = 1[w ≥ θ]; s follows training progress p from 0.5 (a
+ * balanced binary layer) to `sparsity` along s(p) = 0.5 + (sparsity − 0.5)·(1 − (1 − min(1,
+ * p/rampUntil))³), so the code is as sparse as asked when the ramp ends (the paper pushes the
+ * fraction of ones below its target with an adaptive penalty; the quantile reaches it exactly).
+ * τ_c = mean|w − θ| per output filter (stop-gradient, BWN's closed form). Forward τ_c·sign(w − θ);
+ * backward g·τ_c·1[|w − θ| ≤ clipValue]. The paper's offset φ (α = φ − τ, β = φ + τ) is fixed at
+ * 0 so the layer runs on the XOR-popcount kernel; the file stores the sparse code compactly
+ * (deployed-format: gaps between minority bits, Rice-coded).
+ *
+ * @example
+ * const layer = new QuantLinear(400, 120, { inputQuantizer: 'ede_sign', kernelQuantizer: { name: 'sbnn_weight', sparsity: 0.9 }, kernelConstraint: 'weight_clip' });
+ */
+export class SparseBinaryWeight extends Quantizer implements Scheduled {
+  readonly name = 'sbnn_weight';
+  readonly precision = 1;
+  readonly sparsity: number;
+  readonly rampUntil: number;
+  readonly clipValue: number;
+  progress = 0;
+  constructor(o: { sparsity?: number; rampUntil?: number; clipValue?: number } = {}) {
+    super();
+    this.sparsity = o.sparsity ?? 0.9;
+    this.rampUntil = o.rampUntil ?? 0.5;
+    this.clipValue = o.clipValue ?? 1;
+    if (!(this.sparsity >= 0.5 && this.sparsity < 1)) throw new RangeError(`sbnn_weight: sparsity must be in [0.5, 1) (the fraction of weights at the majority code), got ${o.sparsity}`);
+    if (!(this.rampUntil > 0 && this.rampUntil <= 1)) throw new RangeError(`sbnn_weight: rampUntil must be in (0, 1], got ${o.rampUntil}`);
+  }
+  setProgress(p: number): void {
+    this.progress = Math.min(1, Math.max(0, p));
+  }
+  /** The fraction of weights at code 0 (−τ) the forward pass uses now. */
+  currentSparsity(): number {
+    return 0.5 + (this.sparsity - 0.5) * (1 - (1 - Math.min(1, this.progress / this.rampUntil)) ** 3);
+  }
+  /** θ: the latent weights at and above it (a fraction 1 − currentSparsity()) are +τ. */
+  threshold(w: Tensor): number {
+    const sorted = Float64Array.from(w.values() as FloatArray).sort();
+    return sorted[Math.min(sorted.length - 1, Math.floor(this.currentSparsity() * sorted.length))] ?? 0;
+  }
+  /** w − θ as a stop-gradient-free tensor (the sign is taken of it). */
+  private shifted(w: Tensor): Tensor {
+    return addScalar(w, -this.threshold(w));
+  }
+  forward(w: Tensor): Tensor {
+    const x = this.shifted(w);
+    const q = fakeQuant(x, { kind: 'sign', clip: this.clipValue });
+    const scale = noGrad(() => channelMeanAbs(x, 0));
+    const out = mul(q, scale);
+    for (const t of [x, q, scale]) t.dispose();
+    return out;
+  }
+  pseudoGradient(w: Tensor): Tensor {
+    return noGrad(() => {
+      const x = this.shifted(w);
+      return mul(fakeQuantGrad(x, null, { kind: 'sign', clip: this.clipValue }), channelMeanAbs(x, 0));
+    });
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, sparsity: this.sparsity, rampUntil: this.rampUntil, clipValue: this.clipValue };
+  }
+  override deployment(): QuantDeployment {
+    return {
+      values: 'sign',
+      latent: (w) => noGrad(() => this.shifted(w)),
+      channelScale: (w) => noGrad(() => channelMeanAbs(this.shifted(w), 0)),
+    };
+  }
+}
+
 const constructors: Record<string, (o: any) => Quantizer> = {
   smartdeal: (o) => new SmartDealWeight(o),
   nested: (o) => new NestedWeight(o),
@@ -987,6 +1060,7 @@ const constructors: Record<string, (o: any) => Quantizer> = {
   ttq: (o) => new Ttq(o),
   pruned_tern: (o) => new PrunedTernary(o),
   hq_tern: (o) => new Hyperspherical(o),
+  sbnn_weight: (o) => new SparseBinaryWeight(o),
 };
 
 /** Every quantizer alias. */

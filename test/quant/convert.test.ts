@@ -94,7 +94,7 @@ test('presets build the documented models, and float twins share latent initial 
   assert.deepEqual(Array.from((applyQuantPreset('lenet5', 'twn', 3).layers[0] as QuantConv2d).weight.values()), Array.from((lenet5(10, 3).layers[0] as Conv2d).weight.values()));
   assert.equal((applyQuantPreset('mlp', 'w8a8', 1).layers[1] as QuantLinear).weight.values()[5], (mlp([784, 512, 512, 10], 1).layers[1] as Linear).weight.values()[5]);
   assert.throws(() => applyQuantPreset('mlp', 'xnor'), /unknown preset 'xnor' for model 'mlp'/);
-  assert.throws(() => applyQuantPreset('resnet20', 'bnn'), /unknown preset 'bnn' for model 'resnet20' \(available: ttq, pternary, hq, binary, irnet, fda, dirnet\)/);
+  assert.throws(() => applyQuantPreset('resnet20', 'bnn'), /unknown preset 'bnn' for model 'resnet20' \(available: ttq, pternary, hq, binary, irnet, fda, dirnet, sbnn\)/);
   assert.throws(() => applyQuantPreset('vgg-small', 'twn'), /no quantized presets for model 'vgg-small'/);
 });
 

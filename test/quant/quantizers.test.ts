@@ -215,7 +215,7 @@ test('lsq: signed 4-bit, gradient to v and to the step with scale 1/sqrt(N·Q_P)
 });
 
 test('quantizers are addressable by name and round-trip through JSON config', () => {
-  assert.deepEqual(quantizerNames.sort(), ['approx_sign', 'dorefa', 'dte_sign', 'ede_sign', 'fda_sign', 'hq_tern', 'irnet_weight', 'lsq', 'magnitude_aware_sign', 'nested', 'pact', 'pruned_tern', 'smartdeal', 'ste_heaviside', 'ste_sign', 'ste_tern', 'swish_sign', 'ttq']);
+  assert.deepEqual(quantizerNames.sort(), ['approx_sign', 'dorefa', 'dte_sign', 'ede_sign', 'fda_sign', 'hq_tern', 'irnet_weight', 'lsq', 'magnitude_aware_sign', 'nested', 'pact', 'pruned_tern', 'sbnn_weight', 'smartdeal', 'ste_heaviside', 'ste_sign', 'ste_tern', 'swish_sign', 'ttq']);
   for (const name of quantizerNames) {
     const q = quantizer(name);
     const again = quantizer(JSON.parse(JSON.stringify(q.config())));
