@@ -43,7 +43,7 @@ import { loadSplits } from '../src/data/splits.js';
 import { loadQuantKernelsFromBuild } from '../src/io/quant.js';
 import {
   applyQuantPreset, binaryLenet5, convert, parseQuantPreset, encodeDeployed, larqMnistBnn, layerPlan, ONCE_QAT_WIDTHS, quantPresets, quantTrainingLoss, runDeployed, runPacked, setNestedBits, setQuantProgress,
-  summary, unpackRows, useQuantKernels, withConstraints, wordsFor, type DeployedModel, type MatStage, type QuantWasmExports, type Stage,
+  distillation, summary, unpackRows, useQuantKernels, withConstraints, wordsFor, type DeployedModel, type MatStage, type QuantWasmExports, type Stage,
 } from '../src/quant/index.js';
 
 const INPUT = [1, 28, 28];
@@ -259,12 +259,14 @@ function accuracy(d: DeployedModel, data: Dataset): number {
  * Trains with the preset's constraints and loss (once-QAT for nested models unless `single`; a
  * compressed variant's pruning schedule); returns the test accuracy.
  */
-function train(model: Module, trainSet: Dataset, testSet: Dataset, epochs: number, seed: number, lr: number, single = false, variant: CompressedVariant | null = null): number {
+function train(model: Module, trainSet: Dataset, testSet: Dataset, epochs: number, seed: number, lr: number, single = false, variant: CompressedVariant | null = null, teacher: Module | null = null): number {
   const steps = epochs * Math.ceil(trainSet.length / 64);
   const optimizer = withConstraints(new Adam(model.parameters(), { lr }), model, steps);
   variant?.train(optimizer, model, steps);
-  const loss = single ? undefined : quantTrainingLoss(model);
+  const distill = teacher ? distillation(model, teacher) : null;
+  const loss = distill?.loss ?? (single ? undefined : quantTrainingLoss(model));
   const r = fit(model, trainSet, testSet, { epochs, batchSize: 64, optimizer, seed, schedule: cosineLr(lr, steps), loss });
+  distill?.remove();
   optimizer.dispose();
   return r.testAccuracy ?? NaN;
 }
@@ -414,7 +416,9 @@ export async function run(args: string[]): Promise<number> {
       const variant = compressedVariant(preset, MODEL, INPUT);
       const model = build(preset, variant);
       const separateOnly = preset === 'nested' && values.nested === 'separate';
-      const fakeQuantAccuracy = separateOnly ? NaN : train(model, trainR, testR, epochs, runSeed, lr, false, variant);
+      // DIR-Net on LeNet-5 distils from the float twin (representation-aligned, its classifier input; the Larq BNN's has other dimensions).
+      const teacher = preset === 'dirnet' ? floatModel : null;
+      const fakeQuantAccuracy = separateOnly ? NaN : train(model, trainR, testR, epochs, runSeed, lr, false, variant, teacher);
       if (preset !== 'nested') score(preset, model, fakeQuantAccuracy);
       else {
         // One once-QAT model read at every width, then the same recipe trained at each width alone.

@@ -22,8 +22,8 @@ const binaryWeightsOnly: QuantOptions = { kernelQuantizer: 'ste_sign', kernelCon
 const irnet: QuantOptions = { inputQuantizer: 'ede_sign', kernelQuantizer: 'irnet_weight', kernelConstraint: 'weight_clip' };
 /** DIR-Net: IMB weights (here Libra-PB: balanced, standardized, power-of-two scale) and DTE sign activations. */
 const dirnet: QuantOptions = { inputQuantizer: 'dte_sign', kernelQuantizer: 'irnet_weight', kernelConstraint: 'weight_clip' };
-/** FDA-BNN: Fourier-series sign gradients; weights scaled by mean|W| per filter. */
-const fda: QuantOptions = { inputQuantizer: 'fda_sign', kernelQuantizer: { name: 'fda_sign', scaled: true }, kernelConstraint: 'weight_clip' };
+/** FDA-BNN: Fourier-series sign gradients with the noise-adaptation module (weights and activations); weights scaled by mean|W| per filter. */
+const fda: QuantOptions = { inputQuantizer: { name: 'fda_sign', noise: true }, kernelQuantizer: { name: 'fda_sign', scaled: true, noise: true }, kernelConstraint: 'weight_clip' };
 const xnor: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'magnitude_aware_sign', kernelConstraint: 'weight_clip' };
 /** SBNN: sparse binary weights (a fraction `sparsity` at the majority code) and IR-Net's EDE sign activations. */
 const sbnn = (sparsity: number): QuantOptions => ({ inputQuantizer: 'ede_sign', kernelQuantizer: { name: 'sbnn_weight', sparsity }, kernelConstraint: 'weight_clip' });

@@ -11,9 +11,12 @@
 import type { FloatArray } from '../core/dtype.js';
 import { fromValues, Tensor } from '../core/tensor.js';
 import { noGrad } from '../autograd/mode.js';
-import { add, addScalar, div, mul, onesLike, sub } from '../ops/elementwise.js';
+import { add, addScalar, div, mul, mulScalar, onesLike, relu, sub } from '../ops/elementwise.js';
+import { conv2d, matmul, reshape } from '../ops/index.js';
+import { fmt, ShapeError } from '../core/shape.js';
+import { Rng } from '../util/rng.js';
 import { parameter } from '../nn/module.js';
-import { fakeQuant, fakeQuantGrad, type FakeQuantAttrs } from './ops.js';
+import { fakeQuant, fakeQuantGrad, sin, type FakeQuantAttrs } from './ops.js';
 import { decompose, keptRows, reconstruct, smartdealOptions, storageBits, type SmartDealFactors, type SmartDealOptions } from './smartdeal.js';
 
 /** Widths a nested-precision weight can be read at (bits). */
@@ -91,6 +94,13 @@ export abstract class Quantizer {
    * the kernel constraint): pruning ternary's weight decay, hyperspherical projection. Default none.
    */
   afterStep(_w: Tensor): void {}
+  /**
+   * Called once by the layer before it registers parameters(): `features` = values per filter
+   * (kernel: inC·k·k or inFeatures) or per position (input: channels or features); `next` draws
+   * seeds from the layer's initializer. Quantizers with shape-dependent parameters (FDA's noise
+   * adaptation) create them here. Default none.
+   */
+  bind(_role: 'kernel' | 'input', _features: number, _next: () => number): void {}
 }
 
 /**
@@ -576,7 +586,12 @@ export class IrNetWeight extends EdeSign {
  * FDA-BNN sign: forward sign(x) (times alpha_c = mean|x| per output channel with `scaled`, for
  * weights); backward the derivative of the n-term Fourier series of sign,
  * (4ω/π)·Σ_{i<n} cos((2i+1)ωx) for |x| ≤ 1 (else 0), n growing linearly from nMin to nMax over
- * training. The noise-adaptation module of the paper is not included.
+ * training. With `noise` (the paper's noise-adaptation module), the forward adds c(p)·e(x) to the
+ * signs before scaling: e(x) = W₂·relu(W₁·x) + 0.1·sin(x), a learned bottleneck d → max(1, ⌊d/64⌋)
+ * → d (no bias) applied per filter (weights, d = values per filter) or per position across
+ * channels (activations, d = channels), c(p) = 0.05·(1 + cos(π·p)) decaying from 0.1 to 0 over
+ * training, so the trained network (p = 1) is purely binary. pseudoGradient is the sign part; the
+ * e(x) term is differentiated exactly by autograd.
  */
 export class FourierSign extends Quantizer implements Scheduled {
   readonly name = 'fda_sign';
@@ -585,13 +600,50 @@ export class FourierSign extends Quantizer implements Scheduled {
   readonly nMin: number;
   readonly nMax: number;
   readonly scaled: boolean;
+  readonly noise: boolean;
   progress = 0;
-  constructor(o: { omega?: number; nMin?: number; nMax?: number; scaled?: boolean } = {}) {
+  /** Noise-adaptation weights W₁ [h, d] and W₂ [d, h] once bound, and what they are applied to. */
+  private adapt: { w1: Tensor; w2: Tensor; role: 'kernel' | 'input' } | null = null;
+  constructor(o: { omega?: number; nMin?: number; nMax?: number; scaled?: boolean; noise?: boolean } = {}) {
     super();
     this.omega = o.omega ?? 0.1;
     this.nMin = o.nMin ?? 9;
     this.nMax = o.nMax ?? 18;
     this.scaled = o.scaled ?? false;
+    this.noise = o.noise ?? false;
+  }
+  override bind(role: 'kernel' | 'input', d: number, next: () => number): void {
+    if (!this.noise || this.adapt) return;
+    const h = Math.max(1, Math.floor(d / 64)), rng = new Rng(next(), 17);
+    // PyTorch's Linear default: U(±1/√fan_in).
+    const init = (rows: number, cols: number, name: string) => parameter(Array.from({ length: rows * cols }, () => (2 * rng.uniform() - 1) / Math.sqrt(cols)), [rows, cols], name);
+    this.adapt = { w1: init(h, d, 'noise_w1'), w2: init(d, h, 'noise_w2'), role };
+  }
+  override parameters(): Tensor[] {
+    return this.adapt ? [this.adapt.w1, this.adapt.w2] : [];
+  }
+  /** c(p), the weight of the noise-adaptation term (0 without `noise`). */
+  noiseWeight(): number {
+    return this.noise ? 0.05 * (1 + Math.cos(Math.PI * this.progress)) : 0;
+  }
+  /** e(x) = W₂·relu(W₁·x) + 0.1·sin(x) per filter (kernel) or per position across channels (input). */
+  noiseTerm(x: Tensor): Tensor {
+    const a = this.adapt;
+    if (!a) throw new Error('fda_sign: the noise-adaptation module is not bound to a layer (build the quantizer through QuantConv2d/QuantLinear)');
+    const [h, d] = a.w1.shape as [number, number];
+    // Float64 checks run the same code on constant copies of the weights (as Pact's alpha).
+    const [w1, w2] = [a.w1, a.w2].map((t) => (t.dtype === x.dtype ? t : fromValues(t.values(), t.shape, x.dtype))) as [Tensor, Tensor];
+    const skip = mulScalar(sin(x), 0.1);
+    let mlp: Tensor;
+    if (a.role === 'input' && x.rank === 4) {
+      // Per position across channels: 1x1 convolutions.
+      mlp = conv2d(relu(conv2d(x, reshape(w1, [h, d, 1, 1]))), reshape(w2, [d, h, 1, 1]));
+    } else {
+      const rows = reshape(x, [x.shape[0]!, -1]);
+      if (rows.shape[1] !== d) throw new ShapeError('fda_sign', `noise adaptation bound to ${d} values per ${a.role === 'kernel' ? 'filter' : 'position'}, got ${fmt(x.shape)}`);
+      mlp = reshape(matmul(relu(matmul(rows, w1, { transB: true })), w2, { transB: true }), x.shape);
+    }
+    return add(mlp, skip);
   }
   setProgress(p: number): void {
     this.progress = Math.min(1, Math.max(0, p));
@@ -604,7 +656,9 @@ export class FourierSign extends Quantizer implements Scheduled {
     return { kind: 'fourier', omega: this.omega, terms: this.terms() };
   }
   forward(x: Tensor): Tensor {
-    const q = fakeQuant(x, this.attrs());
+    let q = fakeQuant(x, this.attrs());
+    const c = this.adapt ? this.noiseWeight() : 0;
+    if (c > 0) q = add(q, mulScalar(this.noiseTerm(x), c));
     if (!this.scaled) return q;
     const s = channelMeanAbs(x, 0), out = mul(q, s);
     s.dispose();
@@ -618,7 +672,7 @@ export class FourierSign extends Quantizer implements Scheduled {
     });
   }
   config(): QuantizerConfig {
-    return { name: this.name, omega: this.omega, nMin: this.nMin, nMax: this.nMax, scaled: this.scaled };
+    return { name: this.name, omega: this.omega, nMin: this.nMin, nMax: this.nMax, scaled: this.scaled, noise: this.noise };
   }
   override deployment(): QuantDeployment {
     return this.scaled ? { values: 'sign', channelScale: (w) => channelMeanAbs(w, 0) } : { values: 'sign' };
