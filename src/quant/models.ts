@@ -269,7 +269,11 @@ export const MLP_SIZES = [784, 512, 512, 10];
 /** `sparsity`: the sbnn presets' fraction of weights at the majority code (from `sbnn:S`). */
 type Builder = (seed: number, classes: number, inputShape: readonly number[], sparsity: number) => Sequential;
 
-/** An SBNN model starts at the end of its sparsity ramp (what convert, eval and infer of a trained model see); training sets the ramp from its first step. */
+/**
+ * A model whose forward pass follows training progress (SBNN's sparsity ramp, FDA's noise
+ * adaptation) starts at the end of training (what convert, eval and infer of a trained model see);
+ * training sets the schedule from its first step (withConstraints with totalSteps).
+ */
 const atEnd = (model: Sequential): Sequential => {
   setQuantProgress(model, 1);
   return model;
@@ -297,7 +301,7 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     w8a8: w8a8Lenet5,
     binary: (s, k, shape) => binaryLenet5(s, k, binary, shape, 'binary'),
     irnet: (s, k, shape) => binaryLenet5(s, k, irnet, shape, 'irnet'),
-    fda: (s, k, shape) => binaryLenet5(s, k, fda, shape, 'fda'),
+    fda: (s, k, shape) => atEnd(binaryLenet5(s, k, fda, shape, 'fda')),
     nested: nestedLenet5,
     smartdeal: smartdealLenet5,
     ttq: ternaryLenet5('ttq'),
@@ -307,7 +311,7 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     sbnn: (s, k, shape, sp) => atEnd(binaryLenet5(s, k, sbnn(sp), shape, 'sbnn')),
     'bnn-irnet': (s, k, shape) => larqMnistBnn(s, k, shape, irnet, 'bnn-irnet'),
     'bnn-dirnet': (s, k, shape) => larqMnistBnn(s, k, shape, dirnet, 'bnn-dirnet'),
-    'bnn-fda': (s, k, shape) => larqMnistBnn(s, k, shape, fda, 'bnn-fda'),
+    'bnn-fda': (s, k, shape) => atEnd(larqMnistBnn(s, k, shape, fda, 'bnn-fda')),
     'bnn-sbnn': (s, k, shape, sp) => atEnd(larqMnistBnn(s, k, shape, sbnn(sp), 'bnn-sbnn')),
   },
   resnet20: {
@@ -316,7 +320,7 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     hq: (s, k, shape) => ternary('hq', (q) => quantResnet20(q, s, k, shape)),
     binary: (s, k, shape) => binaryResnet20(s, k, binary, shape, 'binary'),
     irnet: (s, k, shape) => binaryResnet20(s, k, irnet, shape, 'irnet'),
-    fda: (s, k, shape) => binaryResnet20(s, k, fda, shape, 'fda'),
+    fda: (s, k, shape) => atEnd(binaryResnet20(s, k, fda, shape, 'fda')),
     dirnet: (s, k, shape) => binaryResnet20(s, k, dirnet, shape, 'dirnet'),
     sbnn: (s, k, shape, sp) => atEnd(binaryResnet20(s, k, sbnn(sp), shape, 'sbnn')),
   },

@@ -113,3 +113,24 @@ test('SBNN LeNet-5 and Larq BNN at 90 %: the file holds Rice-coded signs, reads 
     assert.ok(bytes.length < denseBytes, `${sparse}: ${bytes.length} B vs ${dense} ${denseBytes} B`);
   }
 });
+
+test('train --quant sbnn --sparsity S stores sbnn:S with the model; convert rebuilds it; --sparsity needs an sbnn preset', async () => {
+  const { cli, lastJson } = await import('../cli/helpers.js');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'slimgrad-sbnn-'));
+  try {
+    const ckpt = join(dir, 'm.safetensors');
+    const t = await cli('train', '--model', 'lenet', '--quant', 'sbnn', '--sparsity', '0.75', '--data', 'synthetic', '--limit', '32', '--epochs', '1', '--save', ckpt, '--json');
+    assert.equal(t.code, 0, t.stderr);
+    const c = await cli('convert', '--checkpoint', ckpt, '--out', join(dir, 'm.sgq'), '--json');
+    assert.equal(c.code, 0, c.stderr);
+    assert.equal(lastJson(c).quant, 'sbnn:0.75');
+    const bad = await cli('train', '--model', 'lenet', '--quant', 'binary', '--sparsity', '0.75', '--data', 'synthetic', '--limit', '8', '--epochs', '1');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--sparsity applies to --quant sbnn or bnn-sbnn, got --quant binary/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
