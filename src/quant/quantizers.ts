@@ -17,6 +17,8 @@ import { fmt, ShapeError } from '../core/shape.js';
 import { Rng } from '../util/rng.js';
 import { parameter } from '../nn/module.js';
 import { fakeQuant, fakeQuantGrad, sin, type FakeQuantAttrs } from './ops.js';
+import { riceEncodeBits } from './bitcode.js';
+import { packSignRows } from './kernels.js';
 import { decompose, keptRows, reconstruct, smartdealOptions, storageBits, type SmartDealFactors, type SmartDealOptions } from './smartdeal.js';
 
 /** Widths a nested-precision weight can be read at (bits). */
@@ -1091,6 +1093,12 @@ export class SparseBinaryWeight extends Quantizer implements Scheduled {
       values: 'sign',
       latent: (w) => noGrad(() => this.shifted(w)),
       channelScale: (w) => noGrad(() => channelMeanAbs(this.shifted(w), 0)),
+      // The Rice-coded size of the filters' sign rows (what the file stores where it is smaller than 1 bit).
+      bitsPerWeight: (w) => {
+        const rows = w.shape[0]!, k = w.size / rows;
+        const coded = riceEncodeBits(packSignRows(noGrad(() => this.shifted(w)).values(), rows, k), rows, k);
+        return coded ? (32 * coded.stream.length) / w.size : 1;
+      },
     };
   }
 }

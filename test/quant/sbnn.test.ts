@@ -13,7 +13,7 @@ import { BatchNorm, type Sequential } from '../../src/nn/index.js';
 import { Rng } from '../../src/util/rng.js';
 import { riceDecodeBits, riceEncodeBits } from '../../src/quant/bitcode.js';
 import {
-  applyQuantPreset, convert, decodeDeployed, encodeDeployed, isQuantLayer, packSignRows, parseQuantPreset, payloadBytes, runDeployed, SparseBinaryWeight,
+  applyQuantPreset, convert, decodeDeployed, encodeDeployed, isQuantLayer, packSignRows, parseQuantPreset, payloadBytes, runDeployed, SparseBinaryWeight, QuantLinear, layerPlan,
 } from '../../src/quant/index.js';
 
 const rng = new Rng(13, 1);
@@ -104,6 +104,15 @@ test('SBNN LeNet-5 and Larq BNN at 90 %: the file holds Rice-coded signs, reads 
     const header = new TextDecoder().decode(bytes.subarray(12, 12 + new DataView(bytes.buffer, bytes.byteOffset).getUint32(8, true)));
     assert.match(header, /"\$array":"rice"/);
     assert.equal(bytes.length - payloadBytes(deployed) > 0 && bytes.length - payloadBytes(deployed) < 4096, true);
+    // The plan (what summary() reports) predicts the coded size: exactly for dense layers (the same rows).
+    const linears = model.layers.filter((l) => l instanceof QuantLinear) as QuantLinear[];
+    const stages = deployed.stages.filter((st) => st.op === 'dense' && 'kernel' in st && st.kernel === 'binary') as { outC: number; inC: number; weights: Uint32Array }[];
+    assert.equal(stages.length, linears.length);
+    linears.forEach((l, i) => {
+      const coded = riceEncodeBits(stages[i]!.weights, stages[i]!.outC, stages[i]!.inC)!;
+      assert.equal(layerPlan(l)!.weightBits * l.weight.size, 32 * coded.stream.length, `${sparse}: ${l.path}`);
+      assert.ok(layerPlan(l)!.weightBits < 0.65, `${sparse}: ${l.path} at ${layerPlan(l)!.weightBits} bits per weight`);
+    });
     const back = decodeDeployed(bytes, sparse);
     const packed = (d: typeof deployed) => d.stages.flatMap((s) => ('weights' in s && s.kernel === 'binary' ? [Array.from(s.weights as Uint32Array)] : []));
     assert.deepEqual(packed(back), packed(deployed));
