@@ -294,7 +294,7 @@ export function plotPoints(
 }
 
 type AccuracyRow = { model: string; preset: string; seed: number; testAccuracy: number; fakeQuantAccuracy: number; floatTestAccuracy: number };
-type SizeRow = { model: string; preset: string; packedBytes: number; floatBytes: number; summaryBytes: number; ratio: number; weightRatio: number };
+type SizeRow = { model: string; preset: string; packedBytes: number; floatBytes: number; summaryBytes: number; ratio: number; weightRatio: number; sparsity?: number };
 
 function writePlot(file: string, acc: AccuracyRow[], size: SizeRow[], schedule: string, json: boolean): void {
   const seeds = new Set(acc.map((r) => r.seed)).size;
@@ -465,7 +465,9 @@ export async function run(args: string[]): Promise<number> {
         return plan ? [{ n: (m as unknown as { weight: { size: number } }).weight.size, bits: plan.weightBits }] : [];
       });
       const weightRatio = layers.reduce((a, l) => a + 32 * l.n, 0) / layers.reduce((a, l) => a + l.bits * l.n, 0);
-      sizeRows.push({ model: MODEL, preset: label, packedBytes, floatBytes: Math.round(s.floatKiB * 1024), summaryBytes: Math.round(s.memoryBits / 8), ratio: s.floatKiB * 1024 / packedBytes, weightRatio });
+      // SBNN rows carry their sparsity (the fraction of binary weights at the majority code).
+      const sparsity = /sbnn/.test(preset) ? { sparsity: parseQuantPreset(preset).sparsity } : {};
+      sizeRows.push({ model: MODEL, preset: label, packedBytes, floatBytes: Math.round(s.floatKiB * 1024), summaryBytes: Math.round(s.memoryBits / 8), ratio: s.floatKiB * 1024 / packedBytes, weightRatio, ...sparsity });
     }
     model.dispose();
   }
