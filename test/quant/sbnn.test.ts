@@ -9,7 +9,7 @@ import { scope } from '../../src/core/scope.js';
 import { grad } from '../../src/autograd/backward.js';
 import { noGrad } from '../../src/autograd/mode.js';
 import { mul, sum } from '../../src/ops/index.js';
-import { BatchNorm, type Sequential } from '../../src/nn/index.js';
+import { randomizeBatchNorms } from '../helpers.js';
 import { Rng } from '../../src/util/rng.js';
 import { riceDecodeBits, riceEncodeBits } from '../../src/quant/bitcode.js';
 import {
@@ -74,23 +74,11 @@ test('Rice code of sign bits: decodes to the packed rows it was made from; only 
   assert.throws(() => riceDecodeBits(coded.stream, 40, 100, { ...coded, shift: 40 }), /shift must be an integer in 0\.\.16/);
 });
 
-/** Trained-like BatchNorm statistics. */
-function randomizeBatchNorms(model: Sequential): void {
-  for (const [, m] of model.namedModules()) {
-    if (!(m instanceof BatchNorm)) continue;
-    const c = m.channels;
-    m.gamma.data().set(Float32Array.from({ length: c }, () => 0.5 + rng.uniform()));
-    m.beta.data().set(Float32Array.from({ length: c }, () => rng.normal() * 0.3));
-    m.runningMean.data().set(Float32Array.from({ length: c }, () => rng.normal() * 2));
-    m.runningVar.data().set(Float32Array.from({ length: c }, () => 0.5 + rng.uniform() * 20));
-  }
-}
-
 test('SBNN LeNet-5 and Larq BNN at 90 %: the file holds Rice-coded signs, reads back to the same model and runs like the float model', () => {
   const n = 8, x = Float32Array.from({ length: n * 784 }, () => (rng.uniform() < 0.6 ? 0 : rng.uniform()));
   for (const [sparse, dense] of [['sbnn:0.9', 'binary'], ['bnn-sbnn:0.9', 'bnn']]) {
     const model = applyQuantPreset('lenet', sparse!, 3);
-    randomizeBatchNorms(model);
+    randomizeBatchNorms(model, rng);
     model.eval();
     const expected = noGrad(() => scope(() => Float32Array.from(model.call(fromValues(x, [n, 1, 28, 28])).values())));
     // The built model is at the end of its ramp: 90 % of every binary layer's codes are −1.
