@@ -12,6 +12,7 @@ import { mul, sum } from '../../src/ops/index.js';
 import { randomizeBatchNorms } from '../helpers.js';
 import { Rng } from '../../src/util/rng.js';
 import { riceDecodeBits, riceEncodeBits } from '../../src/quant/bitcode.js';
+import { crc32 } from '../../src/util/crc32.js';
 import {
   applyQuantPreset, convert, decodeDeployed, encodeDeployed, isQuantLayer, packSignRows, parseQuantPreset, payloadBytes, runDeployed, SparseBinaryWeight, QuantLinear, layerPlan,
 } from '../../src/quant/index.js';
@@ -131,3 +132,30 @@ test('train --quant sbnn --sparsity S stores sbnn:S with the model; convert rebu
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a file whose Rice-coded weights would stand for far more than they hold, or lie about their code, is refused by name', () => {
+  const bytes = encodeDeployed(convert(applyQuantPreset('lenet', 'sbnn:0.9', 4).eval(), [1, 28, 28]));
+  const dv = new DataView(bytes.buffer, bytes.byteOffset);
+  const jsonLength = dv.getUint32(8, true), head = 12 + ((jsonLength + 3) & ~3);
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + jsonLength)));
+  const payload = bytes.subarray(head, bytes.length - 4);
+  /** The file with its header changed by `edit` (offsets unchanged), checksum recomputed. */
+  const rewrite = (edit: (stages: Record<string, any>[]) => void): Uint8Array => {
+    const h = structuredClone(header);
+    edit(h.stages);
+    const json = new TextEncoder().encode(JSON.stringify(h)), at = 12 + ((json.length + 3) & ~3);
+    const out = new Uint8Array(at + payload.length + 4), v = new DataView(out.buffer);
+    out.set(bytes.subarray(0, 8));
+    v.setUint32(8, json.length, true);
+    out.set(json, 12);
+    out.set(payload, at);
+    v.setUint32(at + payload.length, crc32(out.subarray(0, at + payload.length)), true);
+    return out;
+  };
+  const rice = (stages: Record<string, any>[]) => stages.find((st) => st.weights?.$array === 'rice')!;
+  assert.doesNotThrow(() => decodeDeployed(rewrite(() => {}), 'same.sgq'));
+  assert.throws(() => decodeDeployed(rewrite((st) => void (rice(st).outC = 1 << 20)), 'big.sgq'), /big\.sgq: stages\[\d+\]\.weights\.length: \d+ coded words cannot stand for \d+ packed words/);
+  assert.throws(() => decodeDeployed(rewrite((st) => void (rice(st).weights.count += 1000)), 'count.sgq'), /count\.sgq: stages\[\d+\]\.weights: sparse sign code: /);
+  assert.throws(() => decodeDeployed(rewrite((st) => void (rice(st).kernel = 'float')), 'kind.sgq'), /kind\.sgq: stages\[\d+\]\.weights: a 'rice' array holds the weights of a binary conv\/dense stage only/);
+});
+
