@@ -5,6 +5,8 @@
  * --accuracy: trains each preset and its float twin (float LeNet-5, same seed and schedule) on
  * MNIST (t10k: first 8,000 train, last 2,000 test) and reports test accuracy of the *packed*
  * model (conversion included). Without --accuracy the accuracy rows are omitted (no training).
+ * --validation scores on the last 1,500 of the 8,000 training items instead (training on the other
+ * 6,500), for tuning recipes without reading the test split.
  * `nested` (once-QAT) gives one row per width, `nested:N`, all read from one file, and the same
  * recipe trained separately at each width, `nested-separate:N`; `smartdeal` (SmartDeal QAT) adds
  * `smartdeal-ptq`, the trained float twin decomposed without fine-tuning. --plot writes model
@@ -40,8 +42,8 @@ import { compressedVariant, isCompressedPreset, sparseCrossoverRows, sparseVsDen
 import { loadSplits } from '../src/data/splits.js';
 import { loadQuantKernelsFromBuild } from '../src/io/quant.js';
 import {
-  applyQuantPreset, binaryLenet5, convert, encodeDeployed, larqMnistBnn, layerPlan, ONCE_QAT_WIDTHS, quantPresets, quantTrainingLoss, runDeployed, runPacked, setNestedBits, setQuantProgress,
-  summary, unpackRows, useQuantKernels, withConstraints, wordsFor, type DeployedModel, type MatStage, type QuantWasmExports, type Stage,
+  applyQuantPreset, binaryLenet5, convert, parseQuantPreset, encodeDeployed, larqMnistBnn, layerPlan, ONCE_QAT_WIDTHS, quantPresets, quantTrainingLoss, runDeployed, runPacked, setNestedBits, setQuantProgress,
+  distillation, summary, unpackRows, useQuantKernels, withConstraints, wordsFor, type DeployedModel, type MatStage, type QuantWasmExports, type Stage,
 } from '../src/quant/index.js';
 
 const INPUT = [1, 28, 28];
@@ -257,12 +259,14 @@ function accuracy(d: DeployedModel, data: Dataset): number {
  * Trains with the preset's constraints and loss (once-QAT for nested models unless `single`; a
  * compressed variant's pruning schedule); returns the test accuracy.
  */
-function train(model: Module, trainSet: Dataset, testSet: Dataset, epochs: number, seed: number, lr: number, single = false, variant: CompressedVariant | null = null): number {
+function train(model: Module, trainSet: Dataset, testSet: Dataset, epochs: number, seed: number, lr: number, single = false, variant: CompressedVariant | null = null, teacher: Module | null = null): number {
   const steps = epochs * Math.ceil(trainSet.length / 64);
   const optimizer = withConstraints(new Adam(model.parameters(), { lr }), model, steps);
   variant?.train(optimizer, model, steps);
-  const loss = single ? undefined : quantTrainingLoss(model);
+  const distill = teacher ? distillation(model, teacher) : null;
+  const loss = distill?.loss ?? (single ? undefined : quantTrainingLoss(model));
   const r = fit(model, trainSet, testSet, { epochs, batchSize: 64, optimizer, seed, schedule: cosineLr(lr, steps), loss });
+  distill?.remove();
   optimizer.dispose();
   return r.testAccuracy ?? NaN;
 }
@@ -290,7 +294,7 @@ export function plotPoints(
 }
 
 type AccuracyRow = { model: string; preset: string; seed: number; testAccuracy: number; fakeQuantAccuracy: number; floatTestAccuracy: number };
-type SizeRow = { model: string; preset: string; packedBytes: number; floatBytes: number; summaryBytes: number; ratio: number; weightRatio: number };
+type SizeRow = { model: string; preset: string; packedBytes: number; floatBytes: number; summaryBytes: number; ratio: number; weightRatio: number; sparsity?: number };
 
 function writePlot(file: string, acc: AccuracyRow[], size: SizeRow[], schedule: string, json: boolean): void {
   const seeds = new Set(acc.map((r) => r.seed)).size;
@@ -357,13 +361,22 @@ export async function run(args: string[]): Promise<number> {
       plot: { type: 'string' },
       nested: { type: 'string', default: 'both' },
       'skip-speed': { type: 'boolean', default: false },
+      validation: { type: 'boolean', default: false },
       from: { type: 'string' },
       'data-dir': { type: 'string', default: '../shared/data/mnist-t10k' },
     },
     strict: true,
   });
   const presets = values.presets!.split(',');
-  for (const p of presets) if (!quantPresets.includes(p as never) && !isCompressedPreset(p)) throw new UsageError(`unknown preset '${p}' (available: ${quantPresets.join(', ')}, prune:S, prune-ch:S with S in [0, 1))`);
+  for (const p of presets) {
+    let known: boolean;
+    try {
+      known = quantPresets.includes(parseQuantPreset(p).preset as never);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+    if (!known && !isCompressedPreset(p)) throw new UsageError(`unknown preset '${p}' (available: ${quantPresets.join(', ')}, sbnn:S and bnn-sbnn:S with S in [0.5, 1), prune:S, prune-ch:S with S in [0, 1))`);
+  }
   const epochs = Number(values.epochs), seed = Number(values.seed), lr = Number(values.lr);
   if (!Number.isInteger(epochs) || epochs < 1) throw new UsageError(`--epochs must be a positive integer, got '${values.epochs}'`);
   if (!['once', 'separate', 'both'].includes(values.nested!)) throw new UsageError(`--nested must be once, separate or both, got '${values.nested}'`);
@@ -385,7 +398,9 @@ export async function run(args: string[]): Promise<number> {
   // Accuracy: every preset and its float twin (float LeNet-5), seeds seed, seed+1, ...; the packed model is what is scored.
   for (let r = 0; values.accuracy && r < seeds; r++) {
     const runSeed = seed + r;
-    const { train: trainR, test: testR } = await loadSplits('mnist', { dataDir: values['data-dir'], seed: runSeed });
+    const splits = await loadSplits('mnist', { dataDir: values['data-dir'], seed: runSeed });
+    // --validation (for tuning recipes): train on the first 6,500 training items, score on the other 1,500; the test split is not read.
+    const [trainR, testR] = values.validation ? splits.train.split(6500) : [splits.train, splits.test];
     const floatModel = createModel(MODEL, INPUT, 10, runSeed);
     const floatTestAccuracy = train(floatModel, trainR, testR, epochs, runSeed, lr);
     const score = (preset: string, model: Module, fakeQuantAccuracy: number) => {
@@ -401,7 +416,9 @@ export async function run(args: string[]): Promise<number> {
       const variant = compressedVariant(preset, MODEL, INPUT);
       const model = build(preset, variant);
       const separateOnly = preset === 'nested' && values.nested === 'separate';
-      const fakeQuantAccuracy = separateOnly ? NaN : train(model, trainR, testR, epochs, runSeed, lr, false, variant);
+      // DIR-Net on LeNet-5 distils from the float twin (representation-aligned, its classifier input; the Larq BNN's has other dimensions).
+      const teacher = preset === 'dirnet' ? floatModel : null;
+      const fakeQuantAccuracy = separateOnly ? NaN : train(model, trainR, testR, epochs, runSeed, lr, false, variant, teacher);
       if (preset !== 'nested') score(preset, model, fakeQuantAccuracy);
       else {
         // One once-QAT model read at every width, then the same recipe trained at each width alone.
@@ -448,7 +465,9 @@ export async function run(args: string[]): Promise<number> {
         return plan ? [{ n: (m as unknown as { weight: { size: number } }).weight.size, bits: plan.weightBits }] : [];
       });
       const weightRatio = layers.reduce((a, l) => a + 32 * l.n, 0) / layers.reduce((a, l) => a + l.bits * l.n, 0);
-      sizeRows.push({ model: MODEL, preset: label, packedBytes, floatBytes: Math.round(s.floatKiB * 1024), summaryBytes: Math.round(s.memoryBits / 8), ratio: s.floatKiB * 1024 / packedBytes, weightRatio });
+      // SBNN rows carry their sparsity (the fraction of binary weights at the majority code).
+      const sparsity = /sbnn/.test(preset) ? { sparsity: parseQuantPreset(preset).sparsity } : {};
+      sizeRows.push({ model: MODEL, preset: label, packedBytes, floatBytes: Math.round(s.floatKiB * 1024), summaryBytes: Math.round(s.memoryBits / 8), ratio: s.floatKiB * 1024 / packedBytes, weightRatio, ...sparsity });
     }
     model.dispose();
   }

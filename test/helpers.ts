@@ -2,6 +2,8 @@
 import { fromValues, type Tensor } from '../src/core/tensor.js';
 import type { InputSpec } from '../src/ops/index.js';
 import type { Rng } from '../src/util/rng.js';
+import { BatchNorm } from '../src/nn/layers.js';
+import type { Module } from '../src/nn/module.js';
 
 /** A tensor for an op sample's input spec: given values, or normals shaped by the spec. */
 export function makeInput(spec: InputSpec, rng: Rng, dtype: 'float32' | 'float64'): Tensor {
@@ -32,5 +34,17 @@ export async function runJson(cmd: { run(args: string[]): Promise<number> }, arg
     return { code, json: JSON.parse(out[out.length - 1]!) };
   } finally {
     process.stdout.write = write;
+  }
+}
+
+/** Trained-like BatchNorm state (statistics away from the defaults; every 5th gamma negative with `negativeGamma`), for conversion tests. */
+export function randomizeBatchNorms(model: Module, rng: Rng, negativeGamma = false): void {
+  for (const [, m] of model.namedModules()) {
+    if (!(m instanceof BatchNorm)) continue;
+    const c = m.channels;
+    m.gamma.data().set(Float32Array.from({ length: c }, (_, i) => (negativeGamma && i % 5 === 0 ? -1 : 1) * (0.5 + rng.uniform())));
+    m.beta.data().set(Float32Array.from({ length: c }, () => rng.normal() * 0.3));
+    m.runningMean.data().set(Float32Array.from({ length: c }, () => rng.normal() * 2));
+    m.runningVar.data().set(Float32Array.from({ length: c }, () => 0.5 + rng.uniform() * 20));
   }
 }

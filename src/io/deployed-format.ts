@@ -11,6 +11,7 @@ import { ArrayInfo, checkDeployed, DeployedModelError, MAX_DEPTH } from '../quan
 import type { DeployedModel, Stage } from '../quant/runtime.js';
 import { asBytes } from '../util/bytes.js';
 import { crc32, crcHex } from '../util/crc32.js';
+import { riceDecodeBits, riceEncodeBits, type RiceCoding } from '../quant/bitcode.js';
 
 // Version 3: "SGQM", u32 version, u32 JSON length, JSON (stages with array references), zero
 // padding to 4 bytes, the arrays back to back (each padded to 4 bytes), u32 CRC-32 of all the
@@ -18,6 +19,10 @@ import { crc32, crcHex } from '../util/crc32.js';
 // the previous one ended (in file order: a stage's keys in order, a residual stage's `body` and
 // `shortcut` stage lists where they appear), and the last must end where the checksum starts.
 // Version 3 added the `residual` and `gap` stages; version 2 files (without them) still load.
+// A binary stage's `weights` may be stored as {$array: 'rice', offset, length, minority, count,
+// shift}: `length` u32 words of Rice-coded sign positions (quant/bitcode.ts) standing for the
+// packed rows, written where that is smaller (SBNN's sparse codes); older readers refuse the
+// unknown array type by name.
 
 const MAGIC = 0x4d514753; // "SGQM"
 const VERSION = 3;
@@ -41,10 +46,36 @@ function* allStages(stages: readonly Stage[]): Generator<Stage> {
   }
 }
 
-/** Bytes of array payload of a deployed model (what summary() predicts). */
+/** Most dense words a Rice-coded array may stand for per stored word (bounds what a file can make us allocate). */
+const MAX_RICE_EXPANSION = 64;
+
+/**
+ * [rows, bits per row] of a binary stage's packed sign weights: a binary conv holds one row per
+ * filter tap over the input channels (packWeightsOHWI), other binary layers one row per output
+ * over the row length (packSignRows); null for other stages or fields that are not positive integers.
+ */
+function signRows(s: Record<string, unknown>): [number, number] | null {
+  const { op, kernel, outC, inC, k } = s;
+  const ok = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 1 && (v as number) <= 1 << 24;
+  if ((kernel !== 'binary' && kernel !== 'binary_weights') || !ok(outC) || !ok(inC) || (op !== 'conv' && op !== 'dense') || (op === 'conv' && !ok(k))) return null;
+  if (op === 'dense') return [outC, inC];
+  const kk = (k as number) * (k as number);
+  return kernel === 'binary' ? [outC * kk, inC] : [outC, inC * kk];
+}
+
+/** How one array of a stage is stored: as is, or (binary weights) Rice-coded where that is smaller. */
+function stored(stage: Stage, key: string, a: StoredArray): { array: StoredArray; coding?: RiceCoding } {
+  const rows = key === 'weights' && a instanceof Uint32Array ? signRows(stage as unknown as Record<string, unknown>) : null;
+  const coded = rows && riceEncodeBits(a as Uint32Array, rows[0], rows[1]);
+  if (!coded) return { array: a };
+  const { stream, ...coding } = coded;
+  return { array: stream, coding };
+}
+
+/** Bytes of array payload of a deployed model (what summary() predicts; sparse sign codes at their coded size). */
 export function payloadBytes(model: DeployedModel): number {
   let n = 0;
-  for (const s of allStages(model.stages)) for (const v of Object.values(s)) if (ArrayBuffer.isView(v)) n += pad4(v.byteLength);
+  for (const s of allStages(model.stages)) for (const [key, v] of Object.entries(s)) if (ArrayBuffer.isView(v)) n += pad4(stored(s, key, v as StoredArray).array.byteLength);
   return n;
 }
 
@@ -57,9 +88,9 @@ export function encodeDeployed(model: DeployedModel): Uint8Array {
     Object.fromEntries(Object.entries(s).map(([key, v]) => {
       if (NESTED.includes(key)) return [key, refs(v as Stage[])];
       if (!ArrayBuffer.isView(v)) return [key, v];
-      const a = v as StoredArray;
+      const { array: a, coding } = stored(s, key, v as StoredArray);
       arrays.push(a);
-      const ref = { $array: kindOf(a), offset, length: a.length };
+      const ref = { $array: coding ? 'rice' : kindOf(a), offset, length: a.length, ...coding };
       offset += pad4(a.byteLength);
       return [key, ref];
     })),
@@ -122,7 +153,7 @@ export function decodeDeployed(data: Uint8Array | ArrayBuffer, source = 'deploye
   // with an ArrayInfo in place of each array, so the shapes are checked before any array is built.
   const payload = end - head;
   let next = 0;
-  const refs: { stage: Record<string, unknown>; key: string; kind: ArrayKind; offset: number; length: number }[] = [];
+  const refs: { stage: Record<string, unknown>; key: string; kind: ArrayKind; offset: number; length: number; rice?: { rows: [number, number]; coding: RiceCoding; field: string } }[] = [];
   const walk = (list: Json[], at: string, depth: number): Record<string, unknown>[] => list.map((s, i) => {
     const field = `${at}[${i}]`;
     if (!isObject(s) || typeof s.op !== 'string') fail(field, 'expected an object with a string "op"');
@@ -136,15 +167,24 @@ export function decodeDeployed(data: Uint8Array | ArrayBuffer, source = 'deploye
       }
       copy[key] = v;
       if (!isObject(v) || !('$array' in v)) continue;
-      const kind = v.$array as ArrayKind;
-      if (typeof kind !== 'string' || !Object.hasOwn(ctors, kind)) fail(`${field}.${key}`, `unknown array type ${JSON.stringify(v.$array)} (expected ${Object.keys(ctors).join(', ')})`);
+      const isRice = v.$array === 'rice';
+      const kind = (isRice ? 'u32' : v.$array) as ArrayKind;
+      if (typeof kind !== 'string' || !Object.hasOwn(ctors, kind)) fail(`${field}.${key}`, `unknown array type ${JSON.stringify(v.$array)} (expected ${Object.keys(ctors).join(', ')}, rice)`);
       const { offset, length } = v;
       if (!Number.isSafeInteger(length) || (length as number) < 0) fail(`${field}.${key}.length`, `expected a non-negative integer, got ${JSON.stringify(length)}`);
       if (offset !== next) fail(`${field}.${key}.offset`, `expected ${next} (arrays are stored back to back), got ${JSON.stringify(offset)}`);
       const bytesNeeded = (length as number) * ctors[kind].BYTES_PER_ELEMENT;
       if (next + bytesNeeded > payload) fail(`${field}.${key}.length`, `${length} ${kind} values need bytes ${head + next}..${head + next + bytesNeeded}, past the payload's end at ${end}`);
-      copy[key] = new ArrayInfo(kind, length as number);
-      refs.push({ stage: copy, key, kind, offset: next, length: length as number });
+      let rice: { rows: [number, number]; coding: RiceCoding; field: string } | undefined;
+      if (isRice) {
+        const rows = key === 'weights' ? signRows(s as Record<string, unknown>) : null;
+        if (!rows) fail(`${field}.${key}`, "a 'rice' array holds the weights of a binary conv/dense stage only");
+        const dense = rows![0] * Math.ceil(rows![1] / 32);
+        if (dense > MAX_RICE_EXPANSION * ((length as number) + 1)) fail(`${field}.${key}.length`, `${length} coded words cannot stand for ${dense} packed words (at most ${MAX_RICE_EXPANSION}x)`);
+        rice = { rows: rows!, coding: { minority: v.minority as 0 | 1, count: v.count as number, shift: v.shift as number }, field: `${field}.${key}` };
+        copy[key] = new ArrayInfo('u32', dense);
+      } else copy[key] = new ArrayInfo(kind, length as number);
+      refs.push({ stage: copy, key, kind, offset: next, length: length as number, rice });
       next += pad4(bytesNeeded);
     }
     return copy;
@@ -165,7 +205,15 @@ export function decodeDeployed(data: Uint8Array | ArrayBuffer, source = 'deploye
     const start = head + r.offset;
     // A copy (the Uint8Array constructor copies a view's bytes): an aligned buffer of its own.
     const copy = new Uint8Array(bytes.subarray(start, start + r.length * ctors[r.kind].BYTES_PER_ELEMENT));
-    r.stage[r.key] = new ctors[r.kind](copy.buffer, 0, r.length);
+    const a = new ctors[r.kind](copy.buffer, 0, r.length);
+    if (!r.rice) r.stage[r.key] = a;
+    else {
+      try {
+        r.stage[r.key] = riceDecodeBits(a as Uint32Array, r.rice.rows[0], r.rice.rows[1], r.rice.coding);
+      } catch (e) {
+        fail(r.rice.field, (e as Error).message);
+      }
+    }
   }
   check();
   return model;

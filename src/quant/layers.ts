@@ -15,6 +15,7 @@ import { Tensor } from '../core/tensor.js';
 import { add, conv2d, matmul, maxPool2d, type Conv2dOptions } from '../ops/index.js';
 import { Conv2d, Linear, type InitOptions } from '../nn/layers.js';
 import { Module } from '../nn/module.js';
+import { Rng } from '../util/rng.js';
 import { checkNestedBits, isScheduled, NestedWeight, quantizer, Quantizer, type QuantizerConfig } from './quantizers.js';
 
 /** A constraint applied in place to latent weights after each optimizer step. */
@@ -77,11 +78,19 @@ export interface QuantLayer {
   readonly bias: Tensor | null;
 }
 
-/** Shared setup: resolves the quantizers, registers their learned parameters, warns on unclipped binary kernels. */
-function setupQuant(register: (name: string, t: Tensor) => void, o: QuantOptions, label: string) {
+/**
+ * Shared setup: resolves the quantizers, binds them to the layer's shapes (`features`: values per
+ * filter and per input position; Quantizer.bind), registers their learned parameters, warns on
+ * unclipped binary kernels.
+ */
+function setupQuant(register: (name: string, t: Tensor) => void, o: QuantOptions & InitOptions, label: string, features: { kernel: number; input: number }) {
   const inputQuantizer = quantizer(o.inputQuantizer);
   const kernelQuantizer = quantizer(o.kernelQuantizer);
   const kernelConstraint = constraint(o.kernelConstraint);
+  const rng = o.rng ?? new Rng(0, 17);
+  const next = () => Math.floor(rng.uniform() * 2 ** 31);
+  kernelQuantizer?.bind('kernel', features.kernel, next);
+  inputQuantizer?.bind('input', features.input, next);
   inputQuantizer?.parameters().forEach((p, i) => register(`input_quantizer_${i}`, p));
   kernelQuantizer?.parameters().forEach((p, i) => register(`kernel_quantizer_${i}`, p));
   if (kernelQuantizer?.precision === 1 && !kernelConstraint) {
@@ -108,7 +117,7 @@ export class QuantLinear extends Linear implements QuantLayer {
   constructor(inFeatures: number, outFeatures: number, o: QuantOptions & InitOptions = {}) {
     super(inFeatures, outFeatures, o);
     ({ inputQuantizer: this.inputQuantizer, kernelQuantizer: this.kernelQuantizer, kernelConstraint: this.kernelConstraint } =
-      setupQuant((n, t) => this.registerParameter(n, t), o, `QuantLinear(${inFeatures} -> ${outFeatures})`));
+      setupQuant((n, t) => this.registerParameter(n, t), o, `QuantLinear(${inFeatures} -> ${outFeatures})`, { kernel: inFeatures, input: inFeatures }));
   }
   override forward(x: Tensor): Tensor {
     if (!this.inputQuantizer && !this.kernelQuantizer) return super.forward(x);
@@ -131,7 +140,8 @@ export class QuantConv2d extends Conv2d implements QuantLayer {
     const { inputQuantizer, kernelQuantizer, kernelConstraint, ...convOptions } = o;
     super(inChannels, outChannels, kernel, convOptions);
     ({ inputQuantizer: this.inputQuantizer, kernelQuantizer: this.kernelQuantizer, kernelConstraint: this.kernelConstraint } =
-      setupQuant((n, t) => this.registerParameter(n, t), { inputQuantizer, kernelQuantizer, kernelConstraint }, `QuantConv2d(${inChannels} -> ${outChannels}, ${kernel}x${kernel})`));
+      setupQuant((n, t) => this.registerParameter(n, t), { inputQuantizer, kernelQuantizer, kernelConstraint, rng: o.rng }, `QuantConv2d(${inChannels} -> ${outChannels}, ${kernel}x${kernel})`,
+        { kernel: this.weight.size / outChannels, input: inChannels }));
   }
   override forward(x: Tensor): Tensor {
     if (!this.inputQuantizer && !this.kernelQuantizer) return super.forward(x);

@@ -22,9 +22,13 @@ const binaryWeightsOnly: QuantOptions = { kernelQuantizer: 'ste_sign', kernelCon
 const irnet: QuantOptions = { inputQuantizer: 'ede_sign', kernelQuantizer: 'irnet_weight', kernelConstraint: 'weight_clip' };
 /** DIR-Net: IMB weights (here Libra-PB: balanced, standardized, power-of-two scale) and DTE sign activations. */
 const dirnet: QuantOptions = { inputQuantizer: 'dte_sign', kernelQuantizer: 'irnet_weight', kernelConstraint: 'weight_clip' };
-/** FDA-BNN: Fourier-series sign gradients; weights scaled by mean|W| per filter. */
-const fda: QuantOptions = { inputQuantizer: 'fda_sign', kernelQuantizer: { name: 'fda_sign', scaled: true }, kernelConstraint: 'weight_clip' };
+/** FDA-BNN: Fourier-series sign gradients with the noise-adaptation module (weights and activations); weights scaled by mean|W| per filter. */
+const fda: QuantOptions = { inputQuantizer: { name: 'fda_sign', noise: true }, kernelQuantizer: { name: 'fda_sign', scaled: true, noise: true }, kernelConstraint: 'weight_clip' };
 const xnor: QuantOptions = { inputQuantizer: 'ste_sign', kernelQuantizer: 'magnitude_aware_sign', kernelConstraint: 'weight_clip' };
+/** SBNN: sparse binary weights (a fraction `sparsity` at the majority code) and IR-Net's EDE sign activations. */
+const sbnn = (sparsity: number): QuantOptions => ({ inputQuantizer: 'ede_sign', kernelQuantizer: { name: 'sbnn_weight', sparsity }, kernelConstraint: 'weight_clip' });
+/** Default sparsity of the `sbnn` presets (`sbnn:S` picks another). */
+export const SBNN_SPARSITY = 0.9;
 
 /**
  * BinaryNet MLP (Courbariaux et al.): binary weights and activations, BN after every layer; the
@@ -42,17 +46,20 @@ export function binaryNetMlp(sizes: number[] = [784, 4096, 4096, 4096, 10], seed
 /**
  * The Larq MNIST tutorial BNN: binary 3x3 convs 32-64-64 with 2x2 max-pools, binary dense 64 and
  * 10, no biases, BN after each; first layer binary weights on float input. 93,088 binary weights.
+ * `q` picks the binarizers (default straight-through sign; the `bnn-irnet`, `bnn-dirnet`,
+ * `bnn-fda` and `bnn-sbnn` presets pass theirs); the first layer takes q's weights only.
  */
-export function larqMnistBnn(seed = 0, classes = 10, inputShape: readonly number[] = [1, 28, 28]): Sequential {
+export function larqMnistBnn(seed = 0, classes = 10, inputShape: readonly number[] = [1, 28, 28], q: QuantOptions = binary, preset = 'bnn'): Sequential {
   const rng = new Rng(seed, 12);
-  const [c, h, w] = imageShape('bnn', 'lenet', inputShape, (s) => Math.floor((Math.floor((s - 2) / 2) - 2) / 2) - 2, 18);
+  const [c, h, w] = imageShape(preset, 'lenet', inputShape, (s) => Math.floor((Math.floor((s - 2) / 2) - 2) / 2) - 2, 18);
+  const first: QuantOptions = { kernelQuantizer: q.kernelQuantizer, kernelConstraint: q.kernelConstraint };
   return new Sequential(
-    new QuantConv2d(c, 32, 3, { ...binaryWeightsOnly, bias: false, rng }), new MaxPool2dLayer(2), new BatchNorm(32),
-    new QuantConv2d(32, 64, 3, { ...binary, bias: false, rng }), new MaxPool2dLayer(2), new BatchNorm(64),
-    new QuantConv2d(64, 64, 3, { ...binary, bias: false, rng }), new BatchNorm(64),
+    new QuantConv2d(c, 32, 3, { ...first, bias: false, rng }), new MaxPool2dLayer(2), new BatchNorm(32),
+    new QuantConv2d(32, 64, 3, { ...q, bias: false, rng }), new MaxPool2dLayer(2), new BatchNorm(64),
+    new QuantConv2d(64, 64, 3, { ...q, bias: false, rng }), new BatchNorm(64),
     Flatten(),
-    new QuantLinear(64 * h * w, 64, { ...binary, bias: false, rng }), new BatchNorm(64),
-    new QuantLinear(64, classes, { ...binary, bias: false, rng }), new BatchNorm(classes),
+    new QuantLinear(64 * h * w, 64, { ...q, bias: false, rng }), new BatchNorm(64),
+    new QuantLinear(64, classes, { ...q, bias: false, rng }), new BatchNorm(classes),
   );
 }
 
@@ -253,13 +260,24 @@ function quantMlp(q: QuantOptions, sizes: number[], seed: number): Sequential {
 }
 
 /** Presets of `slimgrad train --quant`. */
-export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8', 'binary', 'irnet', 'fda', 'dirnet', 'nested', 'smartdeal', 'ttq', 'pternary', 'hq'] as const;
+export const quantPresets = ['bnn', 'xnor', 'bwn', 'twn', 'w8a8', 'binary', 'irnet', 'fda', 'dirnet', 'nested', 'smartdeal', 'ttq', 'pternary', 'hq', 'sbnn', 'bnn-irnet', 'bnn-dirnet', 'bnn-fda', 'bnn-sbnn'] as const;
 export type QuantPreset = (typeof quantPresets)[number];
 
 /** MLP sizes of the bwn/twn/w8a8 presets on 'mlp': the float twin is createModel('mlp') on MNIST. */
 export const MLP_SIZES = [784, 512, 512, 10];
 
-type Builder = (seed: number, classes: number, inputShape: readonly number[]) => Sequential;
+/** `sparsity`: the sbnn presets' fraction of weights at the majority code (from `sbnn:S`). */
+type Builder = (seed: number, classes: number, inputShape: readonly number[], sparsity: number) => Sequential;
+
+/**
+ * A model whose forward pass follows training progress (SBNN's sparsity ramp, FDA's noise
+ * adaptation) starts at the end of training (what convert, eval and infer of a trained model see);
+ * training sets the schedule from its first step (withConstraints with totalSteps).
+ */
+const atEnd = (model: Sequential): Sequential => {
+  setQuantProgress(model, 1);
+  return model;
+};
 /** MLP_SIZES with the input and class counts of the data. */
 const mlpSizes = (inputShape: readonly number[], classes: number, hidden = MLP_SIZES.slice(1, -1)): number[] => [inputShape.reduce((a, b) => a * b, 1), ...hidden, classes];
 
@@ -276,20 +294,25 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     hq: (s, k, shape) => ternary('hq', (q) => quantMlp(q, mlpSizes(shape, k), s)),
   },
   lenet: {
-    bnn: larqMnistBnn,
+    bnn: (s, k, shape) => larqMnistBnn(s, k, shape),
     xnor: xnorNet,
     bwn: bwnLenet5,
     twn: twnLenet5,
     w8a8: w8a8Lenet5,
     binary: (s, k, shape) => binaryLenet5(s, k, binary, shape, 'binary'),
     irnet: (s, k, shape) => binaryLenet5(s, k, irnet, shape, 'irnet'),
-    fda: (s, k, shape) => binaryLenet5(s, k, fda, shape, 'fda'),
+    fda: (s, k, shape) => atEnd(binaryLenet5(s, k, fda, shape, 'fda')),
     nested: nestedLenet5,
     smartdeal: smartdealLenet5,
     ttq: ternaryLenet5('ttq'),
     pternary: ternaryLenet5('pternary'),
     hq: ternaryLenet5('hq'),
     dirnet: (s, k, shape) => binaryLenet5(s, k, dirnet, shape, 'dirnet'),
+    sbnn: (s, k, shape, sp) => atEnd(binaryLenet5(s, k, sbnn(sp), shape, 'sbnn')),
+    'bnn-irnet': (s, k, shape) => larqMnistBnn(s, k, shape, irnet, 'bnn-irnet'),
+    'bnn-dirnet': (s, k, shape) => larqMnistBnn(s, k, shape, dirnet, 'bnn-dirnet'),
+    'bnn-fda': (s, k, shape) => atEnd(larqMnistBnn(s, k, shape, fda, 'bnn-fda')),
+    'bnn-sbnn': (s, k, shape, sp) => atEnd(larqMnistBnn(s, k, shape, sbnn(sp), 'bnn-sbnn')),
   },
   resnet20: {
     ttq: (s, k, shape) => ternary('ttq', (q) => quantResnet20(q, s, k, shape)),
@@ -297,10 +320,26 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
     hq: (s, k, shape) => ternary('hq', (q) => quantResnet20(q, s, k, shape)),
     binary: (s, k, shape) => binaryResnet20(s, k, binary, shape, 'binary'),
     irnet: (s, k, shape) => binaryResnet20(s, k, irnet, shape, 'irnet'),
-    fda: (s, k, shape) => binaryResnet20(s, k, fda, shape, 'fda'),
+    fda: (s, k, shape) => atEnd(binaryResnet20(s, k, fda, shape, 'fda')),
     dirnet: (s, k, shape) => binaryResnet20(s, k, dirnet, shape, 'dirnet'),
+    sbnn: (s, k, shape, sp) => atEnd(binaryResnet20(s, k, sbnn(sp), shape, 'sbnn')),
   },
 };
+
+/**
+ * A preset name and its sparsity: `sbnn:S` / `bnn-sbnn:S` give S (in [0.5, 1)), other names the
+ * default SBNN_SPARSITY (used by the sbnn presets only).
+ *
+ * @example
+ * parseQuantPreset('sbnn:0.5');   // { preset: 'sbnn', sparsity: 0.5 }
+ */
+export function parseQuantPreset(name: string): { preset: string; sparsity: number } {
+  const m = /^(sbnn|bnn-sbnn):(.*)$/.exec(name);
+  if (!m) return { preset: name, sparsity: SBNN_SPARSITY };
+  const sparsity = Number(m[2]);
+  if (m[2] === '' || !(sparsity >= 0.5 && sparsity < 1)) throw new Error(`--quant ${name}: the sparsity after '${m[1]}:' must be a number in [0.5, 1) (the fraction of binary weights at the majority code), got '${m[2]}'`);
+  return { preset: m[1]!, sparsity };
+}
 
 /**
  * The quantized model for `slimgrad train --model <modelName> --quant <preset>`, built for the
@@ -308,21 +347,25 @@ const builders: Record<string, Partial<Record<QuantPreset, Builder>>> = {
  * 'mlp': bnn = BinaryNet MLP in-1024-1024-classes, bwn/twn/w8a8 = MLP in-512-512-classes quantized.
  * 'lenet' (alias 'lenet5'): bnn = the Larq MNIST BNN, xnor = XNOR-Net CNN, bwn/twn/w8a8 = LeNet-5
  * quantized; these need images [C, H, W] (and refuse others with a message naming the shapes they take).
- * binary/irnet/fda = binary LeNet-5 (binaryLenet5) with straight-through sign, IR-Net or FDA-BNN
- * binarizers (their schedules follow `withConstraints(optimizer, model, totalSteps)`); on 'resnet20' the binary ResNet-20
- * (binaryResnet20) with the same binarizers.
+ * binary/irnet/fda/dirnet = binary LeNet-5 (binaryLenet5) with straight-through sign, IR-Net,
+ * FDA-BNN or DIR-Net binarizers (their schedules follow `withConstraints(optimizer, model,
+ * totalSteps)`); sbnn (or sbnn:S) = binary LeNet-5 with SBNN sparse binary weights (a fraction S,
+ * default 0.9, at the majority code) and EDE activations; bnn-irnet/bnn-dirnet/bnn-fda/bnn-sbnn =
+ * the Larq MNIST BNN with those binarizers; on 'resnet20' the binary ResNet-20 (binaryResnet20)
+ * with the same binarizers.
  * ttq/pternary/hq (TTQ, pruning ternary, hyperspherical) exist on 'mlp' (every layer), 'lenet'
  * (first conv and classifier float) and 'resnet20' (block convs ternary, stem and classifier float).
  * Train it with `withConstraints(optimizer, model)` (kernel constraints after every step).
  */
-export function applyQuantPreset(modelName: string, preset: string, seed = 0, inputShape: readonly number[] = [1, 28, 28], classes = 10): Sequential {
+export function applyQuantPreset(modelName: string, presetName: string, seed = 0, inputShape: readonly number[] = [1, 28, 28], classes = 10): Sequential {
   const forModel = builders[modelName === 'lenet5' ? 'lenet' : modelName];
   if (!forModel) throw new Error(`--quant: no quantized presets for model '${modelName}' (available for: ${Object.keys(builders).join(', ')})`);
+  const { preset, sparsity } = parseQuantPreset(presetName);
   const build = forModel[preset as QuantPreset];
   if (!build) {
     throw new Error(`--quant: unknown preset '${preset}' for model '${modelName}' (available: ${Object.keys(forModel).join(', ')})`);
   }
-  return build(seed, classes, inputShape);
+  return build(seed, classes, inputShape, sparsity);
 }
 
 /**

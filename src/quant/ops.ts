@@ -155,7 +155,7 @@ function inferFakeQuant(op: string, [x, p]: readonly (TensorMeta | null)[], a: F
   return { shape: x!.shape, dtype: x!.dtype };
 }
 
-function mapElements(x: Tensor, p: Tensor | null, f: (x: number, a: any, p: number) => number, a: FakeQuantAttrs): Tensor {
+function mapElements<A>(x: Tensor, p: Tensor | null, f: (x: number, a: A, p: number) => number, a: A): Tensor {
   const xc = contiguous(x);
   const out = Tensor.empty(x.shape, x.dtype);
   const param = p ? p.values()[0]! : 0;
@@ -217,6 +217,33 @@ const fakeQuantOp = defineOp<FakeQuantAttrs>({
     sample({ kind: 'lsq', qn: 128, qp: 127, gradScale: 1 }, 0.05),
   ],
 });
+
+const sinOp: ReturnType<typeof defineOp<{ phase: number }>> = defineOp<{ phase: number }>({
+  name: 'sin',
+  inputs: ['x'],
+  saves: { x: 'input' },
+  infer: ([x]) => {
+    if (x!.dtype !== 'float32' && x!.dtype !== 'float64') throw new ShapeError('sin', `expects a float tensor, got ${x!.dtype}`);
+    return [{ shape: x!.shape, dtype: x!.dtype }];
+  },
+  forward(ctx, [x], a) {
+    ctx.save('x', x!);
+    return [mapElements(x!, null, (v, b) => Math.sin(v + b.phase), a)];
+  },
+  // d/dx sin(x + φ) = sin(x + φ + π/2).
+  backward: (ctx, [g], a) => [mul(g!, sin(ctx.saved('x'), a.phase + Math.PI / 2))],
+  samples: () => [{ inputs: [{ shape: [3, 4] }], attrs: { phase: 0 }, label: 'sin' }, { inputs: [{ shape: [2, 3] }], attrs: { phase: 1 }, label: 'phase 1' }],
+});
+
+/**
+ * sin(x + phase), elementwise and differentiable (FDA-BNN's noise-adaptation skip 0.1·sin(x)).
+ *
+ * @example
+ * sin(fromValues([0, Math.PI / 2], [2]));   // [0, 1]
+ */
+export function sin(x: Tensor, phase = 0): Tensor {
+  return runOp(sinOp, [x], { phase })[0]!;
+}
 
 /** Fake quantization with its pseudo-gradient: `p` is the learned scalar for 'pact' and 'lsq'. */
 export function fakeQuant(x: Tensor, attrs: FakeQuantAttrs, p: Tensor | null = null): Tensor {

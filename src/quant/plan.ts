@@ -53,7 +53,7 @@ export function layerPlan(m: Module): LayerPlan | null {
     const channelScale = !!k?.channelScale;
     // Packed ±1 inputs need unscaled signs.
     const signInput = x?.values === 'sign' && !x.channelScale;
-    if (k?.values === 'sign' && signInput) return { kernel: 'binary', weightBits: 1, inputBits, packedCompute: true, channelScale };
+    if (k?.values === 'sign' && signInput) return { kernel: 'binary', weightBits: k.bitsPerWeight?.(m.weight) ?? 1, inputBits, packedCompute: true, channelScale };
     if (k?.values === 'sign' && !iq) {
       return { kernel: 'binary_weights', weightBits: 1, inputBits, packedCompute: false, channelScale, note: 'float input: 1-bit weights, float accumulation (BWN-style, no XNOR speed-up)' };
     }

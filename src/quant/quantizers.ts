@@ -11,9 +11,14 @@
 import type { FloatArray } from '../core/dtype.js';
 import { fromValues, Tensor } from '../core/tensor.js';
 import { noGrad } from '../autograd/mode.js';
-import { add, div, mul, onesLike, sub } from '../ops/elementwise.js';
+import { add, addScalar, div, mul, mulScalar, onesLike, relu, sub } from '../ops/elementwise.js';
+import { conv2d, matmul, reshape } from '../ops/index.js';
+import { fmt, ShapeError } from '../core/shape.js';
+import { Rng } from '../util/rng.js';
 import { parameter } from '../nn/module.js';
-import { fakeQuant, fakeQuantGrad, type FakeQuantAttrs } from './ops.js';
+import { fakeQuant, fakeQuantGrad, sin, type FakeQuantAttrs } from './ops.js';
+import { riceEncodeBits } from './bitcode.js';
+import { packSignRows } from './kernels.js';
 import { decompose, keptRows, reconstruct, smartdealOptions, storageBits, type SmartDealFactors, type SmartDealOptions } from './smartdeal.js';
 
 /** Widths a nested-precision weight can be read at (bits). */
@@ -91,6 +96,13 @@ export abstract class Quantizer {
    * the kernel constraint): pruning ternary's weight decay, hyperspherical projection. Default none.
    */
   afterStep(_w: Tensor): void {}
+  /**
+   * Called once by the layer before it registers parameters(): `features` = values per filter
+   * (kernel: inC·k·k or inFeatures) or per position (input: channels or features); `next` draws
+   * seeds from the layer's initializer. Quantizers with shape-dependent parameters (FDA's noise
+   * adaptation) create them here. Default none.
+   */
+  bind(_role: 'kernel' | 'input', _features: number, _next: () => number): void {}
 }
 
 /**
@@ -576,7 +588,12 @@ export class IrNetWeight extends EdeSign {
  * FDA-BNN sign: forward sign(x) (times alpha_c = mean|x| per output channel with `scaled`, for
  * weights); backward the derivative of the n-term Fourier series of sign,
  * (4ω/π)·Σ_{i<n} cos((2i+1)ωx) for |x| ≤ 1 (else 0), n growing linearly from nMin to nMax over
- * training. The noise-adaptation module of the paper is not included.
+ * training. With `noise` (the paper's noise-adaptation module), the forward adds c(p)·e(x) to the
+ * signs before scaling: e(x) = W₂·relu(W₁·x) + 0.1·sin(x), a learned bottleneck d → max(1, ⌊d/64⌋)
+ * → d (no bias) applied per filter (weights, d = values per filter) or per position across
+ * channels (activations, d = channels), c(p) = 0.05·(1 + cos(π·p)) decaying from 0.1 to 0 over
+ * training, so the trained network (p = 1) is purely binary. pseudoGradient is the sign part; the
+ * e(x) term is differentiated exactly by autograd.
  */
 export class FourierSign extends Quantizer implements Scheduled {
   readonly name = 'fda_sign';
@@ -585,13 +602,50 @@ export class FourierSign extends Quantizer implements Scheduled {
   readonly nMin: number;
   readonly nMax: number;
   readonly scaled: boolean;
+  readonly noise: boolean;
   progress = 0;
-  constructor(o: { omega?: number; nMin?: number; nMax?: number; scaled?: boolean } = {}) {
+  /** Noise-adaptation weights W₁ [h, d] and W₂ [d, h] once bound, and what they are applied to. */
+  private adapt: { w1: Tensor; w2: Tensor; role: 'kernel' | 'input' } | null = null;
+  constructor(o: { omega?: number; nMin?: number; nMax?: number; scaled?: boolean; noise?: boolean } = {}) {
     super();
     this.omega = o.omega ?? 0.1;
     this.nMin = o.nMin ?? 9;
     this.nMax = o.nMax ?? 18;
     this.scaled = o.scaled ?? false;
+    this.noise = o.noise ?? false;
+  }
+  override bind(role: 'kernel' | 'input', d: number, next: () => number): void {
+    if (!this.noise || this.adapt) return;
+    const h = Math.max(1, Math.floor(d / 64)), rng = new Rng(next(), 17);
+    // PyTorch's Linear default: U(±1/√fan_in).
+    const init = (rows: number, cols: number, name: string) => parameter(Array.from({ length: rows * cols }, () => (2 * rng.uniform() - 1) / Math.sqrt(cols)), [rows, cols], name);
+    this.adapt = { w1: init(h, d, 'noise_w1'), w2: init(d, h, 'noise_w2'), role };
+  }
+  override parameters(): Tensor[] {
+    return this.adapt ? [this.adapt.w1, this.adapt.w2] : [];
+  }
+  /** c(p), the weight of the noise-adaptation term (0 without `noise`). */
+  noiseWeight(): number {
+    return this.noise ? 0.05 * (1 + Math.cos(Math.PI * this.progress)) : 0;
+  }
+  /** e(x) = W₂·relu(W₁·x) + 0.1·sin(x) per filter (kernel) or per position across channels (input). */
+  noiseTerm(x: Tensor): Tensor {
+    const a = this.adapt;
+    if (!a) throw new Error('fda_sign: the noise-adaptation module is not bound to a layer (build the quantizer through QuantConv2d/QuantLinear)');
+    const [h, d] = a.w1.shape as [number, number];
+    // Float64 checks run the same code on constant copies of the weights (as Pact's alpha).
+    const [w1, w2] = [a.w1, a.w2].map((t) => (t.dtype === x.dtype ? t : fromValues(t.values(), t.shape, x.dtype))) as [Tensor, Tensor];
+    const skip = mulScalar(sin(x), 0.1);
+    let mlp: Tensor;
+    if (a.role === 'input' && x.rank === 4) {
+      // Per position across channels: 1x1 convolutions.
+      mlp = conv2d(relu(conv2d(x, reshape(w1, [h, d, 1, 1]))), reshape(w2, [d, h, 1, 1]));
+    } else {
+      const rows = reshape(x, [x.shape[0]!, -1]);
+      if (rows.shape[1] !== d) throw new ShapeError('fda_sign', `noise adaptation bound to ${d} values per ${a.role === 'kernel' ? 'filter' : 'position'}, got ${fmt(x.shape)}`);
+      mlp = reshape(matmul(relu(matmul(rows, w1, { transB: true })), w2, { transB: true }), x.shape);
+    }
+    return add(mlp, skip);
   }
   setProgress(p: number): void {
     this.progress = Math.min(1, Math.max(0, p));
@@ -604,7 +658,9 @@ export class FourierSign extends Quantizer implements Scheduled {
     return { kind: 'fourier', omega: this.omega, terms: this.terms() };
   }
   forward(x: Tensor): Tensor {
-    const q = fakeQuant(x, this.attrs());
+    let q = fakeQuant(x, this.attrs());
+    const c = this.adapt ? this.noiseWeight() : 0;
+    if (c > 0) q = add(q, mulScalar(this.noiseTerm(x), c));
     if (!this.scaled) return q;
     const s = channelMeanAbs(x, 0), out = mul(q, s);
     s.dispose();
@@ -618,7 +674,7 @@ export class FourierSign extends Quantizer implements Scheduled {
     });
   }
   config(): QuantizerConfig {
-    return { name: this.name, omega: this.omega, nMin: this.nMin, nMax: this.nMax, scaled: this.scaled };
+    return { name: this.name, omega: this.omega, nMin: this.nMin, nMax: this.nMax, scaled: this.scaled, noise: this.noise };
   }
   override deployment(): QuantDeployment {
     return this.scaled ? { values: 'sign', channelScale: (w) => channelMeanAbs(w, 0) } : { values: 'sign' };
@@ -980,6 +1036,85 @@ export class Hyperspherical extends PrunedTernary {
   }
 }
 
+/**
+ * SBNN sparse binary weights (after Schiavone & Zuluaga, spec §4.7), in the {α, β} = {−τ_c, +τ_c}
+ * domain: a fraction `sparsity` of each layer's weights takes the code 0 (−τ_c) and only the
+ * minority, the largest latent weights, takes the code 1 (+τ_c). The split is the layer's
+ * s-quantile θ of the latent weights, b = 1[w ≥ θ]; s follows training progress p from 0.5 (a
+ * balanced binary layer) to `sparsity` along s(p) = 0.5 + (sparsity − 0.5)·(1 − (1 − min(1,
+ * p/rampUntil))³), so the code is as sparse as asked when the ramp ends (the paper pushes the
+ * fraction of ones below its target with an adaptive penalty; the quantile reaches it exactly).
+ * τ_c = mean|w − θ| per output filter (stop-gradient, BWN's closed form). Forward τ_c·sign(w − θ);
+ * backward g·τ_c·1[|w − θ| ≤ clipValue]. The paper's offset φ (α = φ − τ, β = φ + τ) is fixed at
+ * 0 so the layer runs on the XOR-popcount kernel; the file stores the sparse code compactly
+ * (deployed-format: gaps between minority bits, Rice-coded).
+ *
+ * @example
+ * const layer = new QuantLinear(400, 120, { inputQuantizer: 'ede_sign', kernelQuantizer: { name: 'sbnn_weight', sparsity: 0.9 }, kernelConstraint: 'weight_clip' });
+ */
+export class SparseBinaryWeight extends Quantizer implements Scheduled {
+  readonly name = 'sbnn_weight';
+  readonly precision = 1;
+  readonly sparsity: number;
+  readonly rampUntil: number;
+  readonly clipValue: number;
+  progress = 0;
+  constructor(o: { sparsity?: number; rampUntil?: number; clipValue?: number } = {}) {
+    super();
+    this.sparsity = o.sparsity ?? 0.9;
+    this.rampUntil = o.rampUntil ?? 0.5;
+    this.clipValue = o.clipValue ?? 1;
+    if (!(this.sparsity >= 0.5 && this.sparsity < 1)) throw new RangeError(`sbnn_weight: sparsity must be in [0.5, 1) (the fraction of weights at the majority code), got ${o.sparsity}`);
+    if (!(this.rampUntil > 0 && this.rampUntil <= 1)) throw new RangeError(`sbnn_weight: rampUntil must be in (0, 1], got ${o.rampUntil}`);
+  }
+  setProgress(p: number): void {
+    this.progress = Math.min(1, Math.max(0, p));
+  }
+  /** The fraction of weights at code 0 (−τ) the forward pass uses now. */
+  currentSparsity(): number {
+    return 0.5 + (this.sparsity - 0.5) * (1 - (1 - Math.min(1, this.progress / this.rampUntil)) ** 3);
+  }
+  /** θ: the latent weights at and above it (a fraction 1 − currentSparsity()) are +τ. */
+  threshold(w: Tensor): number {
+    const sorted = Float64Array.from(w.values() as FloatArray).sort();
+    return sorted[Math.min(sorted.length - 1, Math.floor(this.currentSparsity() * sorted.length))] ?? 0;
+  }
+  /** w − θ as a stop-gradient-free tensor (the sign is taken of it). */
+  private shifted(w: Tensor): Tensor {
+    return addScalar(w, -this.threshold(w));
+  }
+  forward(w: Tensor): Tensor {
+    const x = this.shifted(w);
+    const q = fakeQuant(x, { kind: 'sign', clip: this.clipValue });
+    const scale = noGrad(() => channelMeanAbs(x, 0));
+    const out = mul(q, scale);
+    for (const t of [x, q, scale]) t.dispose();
+    return out;
+  }
+  pseudoGradient(w: Tensor): Tensor {
+    return noGrad(() => {
+      const x = this.shifted(w);
+      return mul(fakeQuantGrad(x, null, { kind: 'sign', clip: this.clipValue }), channelMeanAbs(x, 0));
+    });
+  }
+  config(): QuantizerConfig {
+    return { name: this.name, sparsity: this.sparsity, rampUntil: this.rampUntil, clipValue: this.clipValue };
+  }
+  override deployment(): QuantDeployment {
+    return {
+      values: 'sign',
+      latent: (w) => noGrad(() => this.shifted(w)),
+      channelScale: (w) => noGrad(() => channelMeanAbs(this.shifted(w), 0)),
+      // The Rice-coded size of the filters' sign rows (what the file stores where it is smaller than 1 bit).
+      bitsPerWeight: (w) => {
+        const rows = w.shape[0]!, k = w.size / rows;
+        const coded = riceEncodeBits(packSignRows(noGrad(() => this.shifted(w)).values(), rows, k), rows, k);
+        return coded ? (32 * coded.stream.length) / w.size : 1;
+      },
+    };
+  }
+}
+
 const constructors: Record<string, (o: any) => Quantizer> = {
   smartdeal: (o) => new SmartDealWeight(o),
   nested: (o) => new NestedWeight(o),
@@ -999,6 +1134,7 @@ const constructors: Record<string, (o: any) => Quantizer> = {
   ttq: (o) => new Ttq(o),
   pruned_tern: (o) => new PrunedTernary(o),
   hq_tern: (o) => new Hyperspherical(o),
+  sbnn_weight: (o) => new SparseBinaryWeight(o),
 };
 
 /** Every quantizer alias. */

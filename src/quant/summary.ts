@@ -173,7 +173,8 @@ function layerSummary(layer: Module, path: string, outShape: number[], removedOu
     addTo(params, plan.weightBits, full);
     // Float32 extras: bias, per-channel alpha, learned quantizer steps.
     const extras = (layer.bias ? out : 0) + (plan.channelScale ? out : 0) +
-      (isQuantLayer(layer) ? [layer.inputQuantizer, layer.kernelQuantizer].reduce((n, q) => n + (q?.parameters().reduce((a, p) => a + p.size, 0) ?? 0), 0) : 0);
+      // (Sign quantizers store none: FDA's noise-adaptation weights only train.)
+      (isQuantLayer(layer) ? [layer.inputQuantizer, layer.kernelQuantizer].reduce((n, q) => n + (q && q.deployment().values !== 'sign' ? q.parameters().reduce((a, p) => a + p.size, 0) : 0), 0) : 0);
     addTo(params, 32, (layer.bias?.size ?? 0) + (plan.channelScale ? fullOut : 0) + extras - (layer.bias ? out : 0) - (plan.channelScale ? out : 0));
     const outputPixels = layer instanceof Conv2d ? outShape[1]! * outShape[2]! : 1;
     const op = layer instanceof Conv2d ? 'conv' : 'dense';

@@ -7,6 +7,7 @@ import { scope } from '../../src/core/scope.js';
 import { noGrad } from '../../src/autograd/mode.js';
 import { BatchNorm, Conv2d, Linear, MaxPool2d, Sequential, lenet5, mlp } from '../../src/nn/index.js';
 import { Rng } from '../../src/util/rng.js';
+import { randomizeBatchNorms as randomizeBN } from '../helpers.js';
 import {
   applyQuantPreset, binaryNetMlp, bwnLenet5, constrainWeights, convert, decodeDeployed, encodeDeployed, larqMnistBnn,
   payloadBytes, QuantConv2d, QuantLinear, runDeployed, setQuantWarningHandler, summary, twnLenet5, w8a8Lenet5, xnorNet,
@@ -15,16 +16,7 @@ import {
 const rng = new Rng(9, 1);
 
 /** Realistic trained-like state: BN statistics away from the defaults, some negative gammas. */
-function randomizeBatchNorms(model: Sequential, negativeGamma: boolean): void {
-  for (const [, m] of model.namedModules()) {
-    if (!(m instanceof BatchNorm)) continue;
-    const c = m.channels;
-    m.gamma.data().set(Float32Array.from({ length: c }, (_, i) => (negativeGamma && i % 5 === 0 ? -1 : 1) * (0.5 + rng.uniform())));
-    m.beta.data().set(Float32Array.from({ length: c }, () => rng.normal() * 0.3));
-    m.runningMean.data().set(Float32Array.from({ length: c }, () => rng.normal() * 2));
-    m.runningVar.data().set(Float32Array.from({ length: c }, () => 0.5 + rng.uniform() * 20));
-  }
-}
+const randomizeBatchNorms = (model: Sequential, negativeGamma: boolean) => randomizeBN(model, rng, negativeGamma);
 
 function images(n: number): Float32Array {
   return Float32Array.from({ length: n * 784 }, () => (rng.uniform() < 0.6 ? 0 : rng.uniform()));
@@ -94,7 +86,7 @@ test('presets build the documented models, and float twins share latent initial 
   assert.deepEqual(Array.from((applyQuantPreset('lenet5', 'twn', 3).layers[0] as QuantConv2d).weight.values()), Array.from((lenet5(10, 3).layers[0] as Conv2d).weight.values()));
   assert.equal((applyQuantPreset('mlp', 'w8a8', 1).layers[1] as QuantLinear).weight.values()[5], (mlp([784, 512, 512, 10], 1).layers[1] as Linear).weight.values()[5]);
   assert.throws(() => applyQuantPreset('mlp', 'xnor'), /unknown preset 'xnor' for model 'mlp'/);
-  assert.throws(() => applyQuantPreset('resnet20', 'bnn'), /unknown preset 'bnn' for model 'resnet20' \(available: ttq, pternary, hq, binary, irnet, fda, dirnet\)/);
+  assert.throws(() => applyQuantPreset('resnet20', 'bnn'), /unknown preset 'bnn' for model 'resnet20' \(available: ttq, pternary, hq, binary, irnet, fda, dirnet, sbnn\)/);
   assert.throws(() => applyQuantPreset('vgg-small', 'twn'), /no quantized presets for model 'vgg-small'/);
 });
 

@@ -215,7 +215,7 @@ test('lsq: signed 4-bit, gradient to v and to the step with scale 1/sqrt(N·Q_P)
 });
 
 test('quantizers are addressable by name and round-trip through JSON config', () => {
-  assert.deepEqual(quantizerNames.sort(), ['approx_sign', 'dorefa', 'dte_sign', 'ede_sign', 'fda_sign', 'hq_tern', 'irnet_weight', 'lsq', 'magnitude_aware_sign', 'nested', 'pact', 'pruned_tern', 'smartdeal', 'ste_heaviside', 'ste_sign', 'ste_tern', 'swish_sign', 'ttq']);
+  assert.deepEqual(quantizerNames.sort(), ['approx_sign', 'dorefa', 'dte_sign', 'ede_sign', 'fda_sign', 'hq_tern', 'irnet_weight', 'lsq', 'magnitude_aware_sign', 'nested', 'pact', 'pruned_tern', 'sbnn_weight', 'smartdeal', 'ste_heaviside', 'ste_sign', 'ste_tern', 'swish_sign', 'ttq']);
   for (const name of quantizerNames) {
     const q = quantizer(name);
     const again = quantizer(JSON.parse(JSON.stringify(q.config())));
@@ -246,4 +246,43 @@ test('withConstraints(…, totalSteps) moves scheduled quantizers from progress 
   assert.deepEqual(new Set(progress()), new Set([1]));
   optimizer.dispose();
   model.dispose();
+});
+
+test('fda_sign noise adaptation: (sign(x) + c·e(x))·α with e(x) = W₂·relu(W₁·x) + 0.1·sin(x) per filter, c = 0.05(1 + cos πp); exact gradient; binary at p = 1', () => {
+  const rows = 3, d = 8, w = xs.slice(10, 10 + rows * d), g = gs.slice(0, rows * d);
+  const q = new FourierSign({ scaled: true, noise: true });
+  let seed = 3;
+  q.bind('kernel', d, () => seed++);
+  const [w1, w2] = q.parameters().map((t) => Array.from(t.values()));
+  assert.deepEqual([q.parameters()[0]!.shape, q.parameters()[1]!.shape], [[1, d], [d, 1]]);
+  const fourier = (x: number, n: number) => (Math.abs(x) > 1 ? 0 : (0.4 / Math.PI) * Array.from({ length: n }, (_, i) => Math.cos((2 * i + 1) * 0.1 * x)).reduce((a, b) => a + b, 0));
+  for (const p of [0.5, 1]) {
+    q.setProgress(p);
+    const c = 0.05 * (1 + Math.cos(Math.PI * p)), n = Math.round(9 + 9 * p);
+    const r = run(q, w, [rows, d]);
+    for (let o = 0; o < rows; o++) {
+      const x = w.slice(o * d, o * d + d), gr = g.slice(o * d, o * d + d);
+      const alpha = x.reduce((a, v) => a + Math.abs(v), 0) / d;
+      const z = x.reduce((a, v, j) => a + w1[j]! * v, 0), hidden = Math.max(0, z);
+      // W₂ᵀg through the ReLU, then W₁ᵀ.
+      const back = z > 0 ? gr.reduce((a, gv, j) => a + w2[j]! * gv, 0) : 0;
+      x.forEach((v, j) => {
+        const e = w2[j]! * hidden + 0.1 * Math.sin(v);
+        assert.ok(Math.abs(r.y[o * d + j]! - alpha * (sgn(v) + c * e)) < 1e-9, `forward at p=${p}`);
+        const dx = alpha * (gr[j]! * fourier(v, n) + c * (w1[j]! * back + 0.1 * Math.cos(v) * gr[j]!));
+        assert.ok(Math.abs(r.gx[o * d + j]! - dx) < 1e-9, `gradient at p=${p}: ${r.gx[o * d + j]} vs ${dx}`);
+      });
+    }
+  }
+  // Activations of a conv: per position across the channels (1x1 convolutions), here 2 positions of 3 channels.
+  const qa = new FourierSign({ noise: true });
+  qa.bind('input', 3, () => 11);
+  const [a1, a2] = qa.parameters().map((t) => Array.from(t.values()));
+  const v = [0.3, -0.2, 0.5, 0.1, 0.4, -0.6]; // [1, 3, 1, 2]: channel c at position p is v[2c + p]
+  const e = scope(() => Array.from(qa.noiseTerm(fromValues(v, [1, 3, 1, 2], 'float64')).values()));
+  for (let pos = 0; pos < 2; pos++) {
+    const hidden = Math.max(0, [0, 1, 2].reduce((acc, c) => acc + a1[c]! * v[2 * c + pos]!, 0));
+    for (let c = 0; c < 3; c++) assert.ok(Math.abs(e[2 * c + pos]! - (a2[c]! * hidden + 0.1 * Math.sin(v[2 * c + pos]!))) < 1e-9, `activation noise term [${c}, ${pos}]`);
+  }
+  assert.throws(() => new FourierSign({ noise: true }).noiseTerm(fromValues([1], [1, 1])), /not bound to a layer/);
 });

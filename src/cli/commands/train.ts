@@ -11,7 +11,7 @@ import { cosineLr, type Schedule } from '../../optim/schedule.js';
 import { fit, type Progress, type TrainPosition } from '../../train/trainer.js';
 import { ACT_MODES, Compression, parseActSpec } from '../../compress/index.js';
 import { arena, ArenaLimitError, parseByteSize, setMemoryLimit } from '../../core/arena.js';
-import { applyQuantPreset, quantPresets, quantTrainingLoss, withConstraints } from '../../quant/models.js';
+import { applyQuantPreset, quantPresets, quantTrainingLoss, SBNN_SPARSITY, withConstraints } from '../../quant/models.js';
 import { withPruning } from '../../quant/prune.js';
 import { printJson, UsageError } from '../command.js';
 import { DATA_DIR_OPTION, defineCommand, FORCE_OPTION, JSON_OPTION, THREADS_OPTION, type CommandSpec } from '../options.js';
@@ -39,6 +39,13 @@ export function makeOptimizer(name: string, params: ReturnType<Module['parameter
 
 function makeSchedule(name: string, lr: number, steps: number): Schedule | undefined {
   return name === 'cosine' ? cosineLr(lr, steps) : undefined;
+}
+
+/** The --quant value as stored with the model: `sbnn:S` / `bnn-sbnn:S` with --sparsity S. */
+function sparseQuant(quant: string | undefined, sparsity: number | undefined): string | null {
+  if (sparsity === undefined) return quant ?? null;
+  if (quant !== 'sbnn' && quant !== 'bnn-sbnn') throw new UsageError(`--sparsity applies to --quant sbnn or bnn-sbnn, got ${quant ? `--quant ${quant}` : 'no --quant'}`);
+  return `${quant}:${sparsity}`;
 }
 
 /** Builds the model a run (or a checkpoint's metadata) describes, for the data's item shape and classes. */
@@ -70,7 +77,7 @@ function runFit<T>(batchSize: number, mode: string, fn: () => T): T {
 }
 
 /** Flags that define a run: on --resume they come from the checkpoint and may not be given. */
-const RUN_FLAGS = ['model', 'data', 'seed', 'quant', 'prune', 'prune-channels', 'teacher', 'distill-weight', 'act', 'optimizer', 'lr', 'weight-decay', 'schedule', 'batch-size', 'limit', 'val-split'] as const;
+const RUN_FLAGS = ['model', 'data', 'seed', 'quant', 'sparsity', 'prune', 'prune-channels', 'teacher', 'distill-weight', 'act', 'optimizer', 'lr', 'weight-decay', 'schedule', 'batch-size', 'limit', 'val-split'] as const;
 
 export const trainSpec: CommandSpec = {
   name: 'train',
@@ -92,7 +99,8 @@ export const trainSpec: CommandSpec = {
     { name: 'patience', type: 'int', min: 1, help: 'stop when validation accuracy has not improved for N epochs (needs --val-split)' },
     { name: 'act', type: 'string', default: 'off', help: `activation compression of the values saved for backward: ${ACT_MODES.join(', ')}; auto:B (average bits B), comet:EB (relative error bound)` },
     { name: 'memory-limit', type: 'string', help: 'cap the tensor arena (bytes, or with a unit: 256MiB, 1GiB); an allocation past it stops training with one line naming the tensor' },
-    { name: 'quant', type: 'choice', choices: quantPresets, help: 'train a quantized preset (binary/ternary/int8) of --model mlp, lenet or resnet20 (binary, irnet, fda, dirnet, ttq, pternary, hq)' },
+    { name: 'quant', type: 'choice', choices: quantPresets, help: 'train a quantized preset (binary/ternary/int8) of --model mlp, lenet or resnet20 (binary, irnet, fda, dirnet, sbnn, ttq, pternary, hq; bnn-irnet, bnn-dirnet, bnn-fda, bnn-sbnn: the Larq MNIST BNN with those binarizers)' },
+    { name: 'sparsity', type: 'number', min: 0.5, max: 1, belowMax: true, help: `with --quant sbnn or bnn-sbnn: the fraction of binary weights at the majority code (default ${SBNN_SPARSITY}); stored with the model` },
     { name: 'prune', type: 'number', min: 0, max: 1, belowMax: true, help: 'magnitude-prune this fraction of all conv/dense weights (every layer but the first and last, spread by LAMP scores), gradually over 10-60 % of the steps (convert stores them sparse)' },
     { name: 'prune-channels', type: 'number', min: 0, max: 1, belowMax: true, help: 'remove this fraction of the output channels of each prunable conv/dense layer (smallest L1 norm, gradually); convert drops them from the deployed model' },
     { name: 'teacher', type: 'file', help: 'distil from this float checkpoint of --model (e.g. for --quant dirnet): cross-entropy plus aligned unit-norm block (or classifier-input) representations' },
@@ -154,7 +162,7 @@ export const train = defineCommand(trainSpec, async (o) => {
     saved = JSON.parse(meta['slimgrad.run']) as { config: RunConfig; position: TrainPosition; actStep: number };
   }
   const cfg: Omit<RunConfig, 'itemShape' | 'classes'> = saved?.config ?? {
-    model: o.string('model')!, data: o.string('data')!, quant: o.string('quant') ?? null, prune: o.number('prune') ?? null, pruneChannels: o.number('prune-channels') ?? null, teacher: o.string('teacher') ?? null, distillWeight: o.number('distill-weight')!,
+    model: o.string('model')!, data: o.string('data')!, quant: sparseQuant(o.string('quant'), o.number('sparsity')), prune: o.number('prune') ?? null, pruneChannels: o.number('prune-channels') ?? null, teacher: o.string('teacher') ?? null, distillWeight: o.number('distill-weight')!,
     act: o.string('act')!, optimizer: o.string('optimizer')!,
     lr: o.number('lr')!, weightDecay: o.number('weight-decay')!, schedule: o.string('schedule')!, seed: o.int('seed')!, batchSize: o.int('batch-size')!,
     epochs: o.int('epochs')!, limit: o.int('limit') ?? null, valSplit: o.number('val-split')!, dataDir: o.string('data-dir') ?? null,
