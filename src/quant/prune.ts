@@ -26,7 +26,7 @@ import type { Module } from '../nn/module.js';
 import type { Optimizer } from '../optim/optimizer.js';
 import { MaxPool2dLayer } from './layers.js';
 import { layerPlan } from './plan.js';
-import { countThreshold, magnitudeThreshold } from './quantizers.js';
+import { countThreshold, cubicRamp, magnitudeThreshold } from './quantizers.js';
 
 export interface PruneOptions {
   /** Final fraction of weights (unstructured) or of output channels per layer (structured) set to 0, in [0, 1). */
@@ -160,7 +160,7 @@ export class Pruner {
   sparsityAt(step: number): number {
     if (step < this.t0) return 0;
     if (step >= this.t1) return this.sparsity;
-    return this.sparsity * (1 - (1 - (step - this.t0) / (this.t1 - this.t0)) ** 3);
+    return this.sparsity * cubicRamp((step - this.t0) / (this.t1 - this.t0));
   }
 
   /** The last step at or before `step` whose mask update is due (−1: none yet). */

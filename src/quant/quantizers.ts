@@ -901,6 +901,17 @@ export function countThreshold(values: ArrayLike<number>, cut: number): number {
 }
 
 /**
+ * Zhu & Gupta's cubic ramp: the fraction of a final sparsity reached at progress t of the ramp,
+ * 1 − (1 − t)³ for t clamped to [0, 1] (pruning, pternary and SBNN schedules share it).
+ *
+ * @example
+ * cubicRamp(0.5); // 0.875: half-way through the ramp, 87.5 % of the final sparsity
+ */
+export function cubicRamp(t: number): number {
+  return 1 - (1 - Math.min(1, Math.max(0, t))) ** 3;
+}
+
+/**
  * Pruning ternary quantization (after Liu et al. 2021; mechanics are our reading): per layer, the
  * `sparsity` fraction of smallest |w| is pruned (Δ = that magnitude quantile, stop-gradient); each
  * output filter's survivors become their signs times alpha_c = ||w_c ⊙ m_c||₂/√nnz_c, i.e. the
@@ -936,7 +947,7 @@ export class PrunedTernary extends Quantizer implements Scheduled {
   }
   /** The pruning ratio in force at the current progress. */
   currentSparsity(): number {
-    return this.progress >= this.pruneUntil ? this.sparsity : this.sparsity * (1 - (1 - this.progress / this.pruneUntil) ** 3);
+    return this.progress >= this.pruneUntil ? this.sparsity : this.sparsity * cubicRamp(this.progress / this.pruneUntil);
   }
   /** The last threshold computed, by tensor, storage version and sparsity (forward, backward and scale share it). */
   private last: { x: Tensor; version: number; sparsity: number; delta: number } | null = null;
@@ -1072,7 +1083,7 @@ export class SparseBinaryWeight extends Quantizer implements Scheduled {
   }
   /** The fraction of weights at code 0 (−τ) the forward pass uses now. */
   currentSparsity(): number {
-    return 0.5 + (this.sparsity - 0.5) * (1 - (1 - Math.min(1, this.progress / this.rampUntil)) ** 3);
+    return 0.5 + (this.sparsity - 0.5) * cubicRamp(this.progress / this.rampUntil);
   }
   /** θ: the latent weights at and above it (a fraction 1 − currentSparsity()) are +τ. */
   threshold(w: Tensor): number {
