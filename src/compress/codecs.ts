@@ -285,9 +285,9 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
   const metaInArena = Tensor.uninitialized([2 * groupCount(groups)], 'float64', 'workspace'); // written for every group
   // Ranges, (min, step) and codes in one kernel call; fp16 metadata falls back to fp32 for the
   // whole array when a group needs it (then the codes move: the layout starts with the metadata).
-  let precision = requestedMeta(e), payload: Tensor;
+  let precision = requestedMeta(e), payload: Tensor, l: Layout;
   for (;;) {
-    const l = layoutOf(e, t.shape, 0, precision);
+    l = layoutOf(e, t.shape, 0, precision);
     payload = keep(Tensor.empty([l.total], 'uint8', 'saved'));
     const codes = payload.view([l.codeBytes], [1], payload.offset + l.codeOffset);
     const done = k.groupQuantize(x, metaInArena, codes, groups, bits, stochastic ? noise : null, precision);
@@ -297,7 +297,6 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
     precision = 'fp32';
   }
   if (x !== t && x !== residual) x.dispose();
-  const l = layoutOf(e, t.shape, 0, precision);
   const v = views(payload, l);
   const meta = metaInArena.data() as Float64Array; // re-read: allocating the payload may have grown memory
   if (precision === 'fp16') encodeFloat16(meta, v.meta as Uint16Array);
