@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backward } from '../../src/autograd/backward.js';
 import { useFastestBackend } from '../../src/backends/wasm/index.js';
-import { pipeline } from '../../src/cli/commands/pipeline.js';
+import { freePort, pipeline } from '../../src/cli/commands/pipeline.js';
 import { scope } from '../../src/core/scope.js';
 import type { Tensor } from '../../src/core/tensor.js';
 import { ErrorFeedback, ringAllReduce } from '../../src/distributed/allreduce.js';
@@ -204,19 +204,19 @@ for (const transport of ['tcp', 'zmq']) {
 
 for (const transport of ['tcp', 'zmq']) test(`killing one stage process (${transport}) ends every stage within 10 s with an error naming it`, async () => {
   const entry = new URL('../../src/cli/stage-entry.ts', import.meta.url).pathname;
-  const ports = [0, 1, 2].map((i) => 20000 + ((process.pid * 7 + (transport === 'zmq' ? 3 : 0) + i) % 20000));
-  const peers = ports.map((p) => `127.0.0.1:${p}`).join(',');
+  // Ports the OS reports free (fixed ones derived from the pid could be taken by another process).
+  const peers = (await Promise.all([0, 1, 2].map(() => freePort('127.0.0.1')))).map((p) => `127.0.0.1:${p}`).join(',');
   const procs = [0, 1, 2].map((rank) => {
     const p = spawn(process.execPath, ['--import', 'tsx', entry, '--model', 'mlp', '--stages', '3', '--steps', '100000', '--batch', '8', '--micro', '2', '--transport', transport, '--rank', String(rank), '--peers', peers], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<{ code: number | null; err: string; at: number }>((resolve) => p.on('exit', (code) => resolve({ code, err, at: performance.now() })));
-    return { p, exited };
+    const out = { err: '' };
+    p.stderr.on('data', (d: Buffer) => (out.err += d.toString()));
+    const exited = new Promise<{ code: number | null; err: string; at: number }>((resolve) => p.on('exit', (code) => resolve({ code, err: out.err, at: performance.now() })));
+    return { p, exited, out };
   });
   try {
     // Wait until the last stage reports training steps, then kill the middle one.
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('stages did not start training within 60 s')), 60_000);
+      const timer = setTimeout(() => reject(new Error(`stages did not start training within 60 s (peers ${peers}); stderr: ${procs.map((x, r) => `[${r}] ${x.out.err.trim()}`).join(' ')}`)), 60_000);
       procs[2]!.p.stdout.on('data', (d: Buffer) => {
         if (/step 3\//.test(d.toString())) {
           clearTimeout(timer);

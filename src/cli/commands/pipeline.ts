@@ -171,7 +171,7 @@ export const stage = defineCommand(stageSpec, async (o) => {
 });
 
 /** A free TCP port on this machine (the OS picks; closed again at once). */
-function freePort(host: string): Promise<number> {
+export function freePort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
