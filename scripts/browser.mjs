@@ -13,7 +13,10 @@ import { fileURLToPath } from 'node:url';
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The wasm builds the page loads (made by `npm run build:kernels`). */
-const WASM = ['kernels.wasm', 'kernels-scalar.wasm', 'kernels-unshared.wasm', 'quant.wasm', 'quant-unshared.wasm'];
+const WASM = [
+  'kernels-relaxed.wasm', 'kernels.wasm', 'kernels-scalar.wasm', 'kernels-unshared-relaxed.wasm', 'kernels-unshared.wasm',
+  'quant.wasm', 'quant-unshared.wasm',
+];
 
 /**
  * Bundles the page (app.js), its worker (worker.js) and extra entries into `outdir`, copies the

@@ -1,5 +1,5 @@
 // Compiles the AssemblyScript kernels (kernels/index.ts) to build/*.wasm with the compiler API
-// from node_modules. Three builds, all importing the arena's memory (src/core/arena.ts, at most
+// from node_modules. Five builds, all importing the arena's memory (src/core/arena.ts, at most
 // 65536 pages) and never allocating (--runtime stub):
 //   kernels.wasm           SIMD, shared memory (threads)
 //   kernels-scalar.wasm    no SIMD, shared memory: engines without wasm SIMD
@@ -15,9 +15,13 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const sourceDir = join(root, 'kernels');
 const outDir = join(root, 'build');
 const common = ['-O3', '--noAssert', '--runtime', 'stub', '--importMemory', '--maximumMemory', '65536'];
+const shared = ['--enable', 'threads', '--sharedMemory'];
+const relaxed = ['--enable', 'simd', '--enable', 'relaxed-simd'];
 const builds = [
-  { file: 'kernels.wasm', flags: ['--enable', 'simd', '--enable', 'threads', '--sharedMemory'] },
-  { file: 'kernels-scalar.wasm', flags: ['--enable', 'threads', '--sharedMemory'] },
+  { file: 'kernels-relaxed.wasm', flags: [...relaxed, ...shared] },
+  { file: 'kernels.wasm', flags: ['--enable', 'simd', ...shared] },
+  { file: 'kernels-scalar.wasm', flags: shared },
+  { file: 'kernels-unshared-relaxed.wasm', flags: relaxed },
   { file: 'kernels-unshared.wasm', flags: ['--enable', 'simd'] },
 ];
 

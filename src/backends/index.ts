@@ -43,6 +43,6 @@ export function kernels(dtype: DType): Kernels {
 }
 
 export {
-  useFastestBackend, registerWasmBackend, startThreads, kernelFile, setThreads, getThreads, shutdownThreads, wasmVariant, defaultThreads, envThreads,
+  useFastestBackend, registerWasmBackend, startThreads, kernelFile, kernelVariants, setThreads, getThreads, shutdownThreads, wasmVariant, defaultThreads, envThreads,
   loadQuantKernels, quantKernels, quantWasmFile, useQuantKernels, QuantWasmKernels, type QuantWasmExports,
 } from './wasm/index.js';

@@ -6,13 +6,14 @@
  */
 import { arena } from '../core/arena.js';
 import {
-  getBackend, kernelFile, loadQuantKernels, quantWasmFile, registerWasmBackend, setBackend, startThreads, wasmVariant,
+  getBackend, kernelFile, kernelVariants, loadQuantKernels, quantWasmFile, registerWasmBackend, setBackend, startThreads, wasmVariant,
 } from '../backends/index.js';
 
 export interface BrowserOptions {
   /**
-   * Where the kernel builds are (kernels.wasm, kernels-scalar.wasm, kernels-unshared.wasm,
-   * quant.wasm, quant-unshared.wasm: copies of build/): default, next to the bundle that holds
+   * Where the kernel builds are (kernels-relaxed.wasm, kernels.wasm, kernels-scalar.wasm,
+   * kernels-unshared-relaxed.wasm, kernels-unshared.wasm, quant.wasm, quant-unshared.wasm: copies
+   * of build/): default, next to the bundle that holds
    * this module (`import.meta.url`).
    */
   kernelsUrl?: string | URL;
@@ -32,7 +33,7 @@ export interface BrowserOptions {
 export interface BrowserSetup {
   /** 'wasm', or 'reference' when no kernel build could be instantiated. */
   backend: string;
-  /** The kernel build running ('simd', 'scalar', 'simd-unshared'). */
+  /** The kernel build running ('simd-relaxed', 'simd', 'scalar', 'simd-unshared-relaxed', 'simd-unshared'). */
   variant: string | undefined;
   /** Threads kernels use. */
   threads: number;
@@ -57,14 +58,16 @@ async function fetchBytes(url: URL): Promise<Uint8Array<ArrayBuffer> | undefined
  * @example
  * ```ts
  * import { initBrowser, createModel } from 'slimgrad/browser';
- * const setup = await initBrowser({ threads: 2 }); // { backend: 'wasm', variant: 'simd', threads: 2, ... }
+ * const setup = await initBrowser({ threads: 2 }); // { backend: 'wasm', variant: 'simd-relaxed', threads: 2, ... }
  * ```
  */
 export async function initBrowser(options: BrowserOptions = {}): Promise<BrowserSetup> {
   const base = new URL(options.kernelsUrl ?? './', import.meta.url);
   const shared = arena().shared;
   let found = false;
-  for (const variant of shared ? (['simd', 'scalar'] as const) : (['simd-unshared'] as const)) {
+  // Bytes passed in are named by the memory they need (the relaxed builds are found by file).
+  const variants = options.kernels ? (shared ? (['simd', 'scalar'] as const) : (['simd-unshared'] as const)) : kernelVariants(shared);
+  for (const variant of variants) {
     const bytes = options.kernels ?? (await fetchBytes(new URL(kernelFile(variant), base)));
     try {
       found = bytes !== undefined && registerWasmBackend({ variant, bytes }) !== undefined;

@@ -54,7 +54,7 @@ const geometry = fc
     outH: Math.floor((g.h + 2 * g.pad - g.kh) / g.s) + 1, outW: Math.floor((g.w + 2 * g.pad - g.kw) / g.s) + 1,
   }));
 
-for (const variant of ['simd', 'scalar'] as const) {
+for (const variant of ['simd-relaxed', 'simd', 'scalar'] as const) {
   for (const threads of [1, 2]) {
     describe(`wasm tensor kernels (${variant}, ${threads} thread${threads > 1 ? 's' : ''})`, () => {
       const k = make(variant, threads);

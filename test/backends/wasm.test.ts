@@ -10,12 +10,12 @@ import { Rng } from '../../src/util/rng.js';
 import { getBackend, kernels, setBackend } from '../../src/backends/index.js';
 import { BINARY_OPS, type ChannelLayout, type Conv2dGeometry, type GemmArgs } from '../../src/backends/kernels.js';
 import { referenceKernels } from '../../src/backends/reference/index.js';
-import { loadKernelModule, useFastestBackend, wasmVariant, WasmKernels, type KernelVariant } from '../../src/backends/wasm/index.js';
+import { kernelVariants, loadKernelModule, useFastestBackend, wasmVariant, WasmKernels, type KernelVariant } from '../../src/backends/wasm/index.js';
 import { kernelBinary, kernelImports, type KernelExports } from '../../src/backends/wasm/loader.js';
 import { splitRange } from '../../src/backends/wasm/kernels.js';
 import { codeBytes, groupCount, metaFromRanges, type CodeBits } from '../../src/compress/quantize.js';
 
-const VARIANTS: KernelVariant[] = ['simd', 'scalar'];
+const VARIANTS: KernelVariant[] = ['simd-relaxed', 'simd', 'scalar'];
 const pools: WasmKernels[] = [];
 
 function make(variant: KernelVariant, threads: number): WasmKernels {
@@ -469,7 +469,7 @@ describe('wasm backend: checks and selection', () => {
     const before = getBackend();
     try {
       assert.equal(useFastestBackend(), 'wasm');
-      assert.equal(wasmVariant(), 'simd', 'this engine validates wasm SIMD, so the SIMD build should be chosen');
+      assert.equal(wasmVariant(), 'simd-relaxed', 'this engine validates wasm (relaxed) SIMD, so the relaxed SIMD build should be chosen');
       assert.notEqual(kernels('float32').gemm, referenceKernels.gemm);
       assert.equal(kernels('float64').gemm, referenceKernels.gemm);
       const p: GemmArgs = { batch: 1, m: 5, n: 6, k: 7, transA: false, transB: true, accumulate: false, aStride: 0, bStride: 0 };
@@ -481,6 +481,29 @@ describe('wasm backend: checks and selection', () => {
       setBackend(before);
     }
   });
+});
+
+test('relaxed SIMD: the relaxed build fuses or not (both allowed), the SIMD build rounds twice; SLIMGRAD_RELAXED_SIMD=0 leaves it out', () => {
+  // a·a = 1 + 2^-11 + 2^-24 rounds to 1 + 2^-11; a fused (-a)·a + that keeps the -2^-24 a second rounding loses.
+  const a = 1 + 2 ** -12, fused = -(2 ** -24);
+  const p: GemmArgs = { batch: 1, m: 1, n: 1, k: 2, transA: false, transB: false, accumulate: false, aStride: 0, bStride: 0 };
+  const run = (variant: KernelVariant) => {
+    const c = Tensor.empty([1]);
+    make(variant, 1).gemm(fromValues([a, -a], [2]), fromValues([a, a], [2]), c, p);
+    return c.values()[0];
+  };
+  assert.equal(run('simd'), 0);
+  assert.ok([0, fused].includes(run('simd-relaxed')!), `relaxed GEMM gave ${run('simd-relaxed')}`);
+  const before = process.env.SLIMGRAD_RELAXED_SIMD;
+  try {
+    process.env.SLIMGRAD_RELAXED_SIMD = '0';
+    assert.deepEqual([kernelVariants(true), kernelVariants(false)], [['simd', 'scalar'], ['simd-unshared']]);
+    delete process.env.SLIMGRAD_RELAXED_SIMD;
+    assert.deepEqual(kernelVariants(true)[0], 'simd-relaxed');
+  } finally {
+    if (before === undefined) delete process.env.SLIMGRAD_RELAXED_SIMD;
+    else process.env.SLIMGRAD_RELAXED_SIMD = before;
+  }
 });
 
 test('the unshared-memory build (browsers without cross-origin isolation) runs on a plain memory', () => {

@@ -47,7 +47,7 @@ test('slimgrad in headless Chromium', { skip: existsSync(CHROMIUM) ? false : `no
     await t.test('cross-origin isolated page: wasm SIMD kernels on shared memory, Web Worker threads', async () => {
       await page.goto(`${origin}/`);
       const setup = await page.evaluate(() => (window as unknown as { ready: Promise<Commands['init']['result']> }).ready);
-      assert.deepEqual({ ...setup, threads: undefined }, { backend: 'wasm', variant: 'simd', threads: undefined, sharedMemory: true, quantKernels: true, crossOriginIsolated: true });
+      assert.deepEqual({ ...setup, threads: undefined }, { backend: 'wasm', variant: 'simd-relaxed', threads: undefined, sharedMemory: true, quantKernels: true, crossOriginIsolated: true });
     });
 
     await t.test('LeNet-5, one epoch on the synthetic set: the accuracy and weights of the Node run, 1 and 2 workers bit-identical', async () => {
@@ -103,7 +103,7 @@ test('slimgrad in headless Chromium', { skip: existsSync(CHROMIUM) ? false : `no
       const plain = await browser.newPage();
       await plain.goto(`${origin}/plain/`);
       const setup = await plain.evaluate(() => (window as unknown as { ready: Promise<Commands['init']['result']> }).ready);
-      assert.deepEqual([setup.variant, setup.threads, setup.sharedMemory, setup.crossOriginIsolated], ['simd-unshared', 1, false, false]);
+      assert.deepEqual([setup.variant, setup.threads, setup.sharedMemory, setup.crossOriginIsolated], ['simd-unshared-relaxed', 1, false, false]);
       const r = await call(plain, 'train', { spec: LENET });
       assert.equal(r.weightsSha256, node.result.weightsSha256);
     });

@@ -19,7 +19,7 @@ import { TensorWasmKernels } from './tensor.js';
 import { onQuantKernelsChange, quantWasmKernels } from './quant.js';
 
 export { WasmKernels } from './kernels.js';
-export { loadKernelModule, kernelFile, type KernelVariant } from './loader.js';
+export { loadKernelModule, kernelFile, kernelVariants, type KernelVariant } from './loader.js';
 export { loadQuantKernels, quantKernels, quantWasmFile, useQuantKernels, QuantWasmKernels, type QuantWasmExports } from './quant.js';
 
 let wasm: WasmKernels | undefined;
@@ -118,7 +118,7 @@ export function useFastestBackend(): string {
   return getBackend();
 }
 
-/** Which kernel build the wasm backend runs ('simd', 'scalar', 'simd-unshared'), or undefined. */
+/** Which kernel build the wasm backend runs ('simd-relaxed', 'simd', 'scalar', ...: KernelVariant), or undefined. */
 export function wasmVariant(): KernelVariant | undefined {
   return registerWasmBackend()?.module.variant;
 }

@@ -7,14 +7,43 @@ import { arena } from '../../core/arena.js';
 import { node } from './node.js';
 import type { TensorKernelExports } from './tensor.js';
 
-/** The three builds: SIMD on shared memory, scalar on shared memory, SIMD on unshared memory. */
-export type KernelVariant = 'simd' | 'scalar' | 'simd-unshared';
+/**
+ * The builds: SIMD with relaxed SIMD (fused multiply-add), SIMD and scalar on shared memory; SIMD
+ * with and without relaxed SIMD on unshared memory.
+ */
+export type KernelVariant = 'simd-relaxed' | 'simd' | 'scalar' | 'simd-unshared-relaxed' | 'simd-unshared';
 
 const FILES: Record<KernelVariant, string> = {
+  'simd-relaxed': 'kernels-relaxed.wasm',
   simd: 'kernels.wasm',
   scalar: 'kernels-scalar.wasm',
+  'simd-unshared-relaxed': 'kernels-unshared-relaxed.wasm',
   'simd-unshared': 'kernels-unshared.wasm',
 };
+
+/**
+ * The builds that run on shared (or unshared) memory, fastest first. SLIMGRAD_RELAXED_SIMD=0 leaves
+ * out the relaxed-SIMD builds: their fused multiply-adds round once where the others round twice,
+ * so the plain SIMD build gives the same bits on every x86-64 and ARM machine.
+ */
+export function kernelVariants(shared: boolean): KernelVariant[] {
+  const env = typeof process !== 'undefined' ? process.env?.SLIMGRAD_RELAXED_SIMD : undefined;
+  const relaxed = env !== '0';
+  if (shared) return relaxed ? ['simd-relaxed', 'simd', 'scalar'] : ['simd', 'scalar'];
+  return relaxed ? ['simd-unshared-relaxed', 'simd-unshared'] : ['simd-unshared'];
+}
+
+/**
+ * Whether this engine validates `binary`. Node 20 (V8 11.3) has relaxed SIMD behind
+ * --experimental-wasm-relaxed-simd (on by default from Node 22): a relaxed build that fails to
+ * validate turns that flag on (it only adds instructions) and is checked again.
+ */
+function validates(variant: KernelVariant, binary: Uint8Array<ArrayBuffer>): boolean {
+  if (WebAssembly.validate(binary)) return true;
+  if (!variant.endsWith('-relaxed') || !node) return false;
+  node.v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+  return WebAssembly.validate(binary);
+}
 
 /** The exports of kernels/index.ts. Pointers are byte offsets into the arena. */
 /** The file name of a build (in build/, and next to a browser bundle). */
@@ -129,10 +158,10 @@ const cache = new Map<KernelVariant, KernelModule | null>();
 export function loadKernelModule(variant: KernelVariant, bytes?: Uint8Array<ArrayBuffer>): KernelModule | undefined {
   if (!bytes && cache.has(variant)) return cache.get(variant) ?? undefined;
   const memory = arena().memory;
-  const wantShared = variant !== 'simd-unshared';
+  const wantShared = !variant.startsWith('simd-unshared');
   let result: KernelModule | undefined;
   const binary = bytes ?? kernelBinary(variant);
-  if (binary && wantShared === arena().shared && WebAssembly.validate(binary)) {
+  if (binary && wantShared === arena().shared && validates(variant, binary)) {
     const module = new WebAssembly.Module(binary);
     const instance = new WebAssembly.Instance(module, kernelImports(memory));
     result = { variant, module, exports: instance.exports as unknown as KernelExports };
@@ -141,10 +170,9 @@ export function loadKernelModule(variant: KernelVariant, bytes?: Uint8Array<Arra
   return result;
 }
 
-/** The fastest build this engine runs: SIMD, else scalar; undefined = stay on the reference backend. */
+/** The fastest build this engine runs (kernelVariants' order); undefined = stay on the reference backend. */
 export function loadBestKernelModule(): KernelModule | undefined {
-  const order: KernelVariant[] = arena().shared ? ['simd', 'scalar'] : ['simd-unshared'];
-  for (const v of order) {
+  for (const v of kernelVariants(arena().shared)) {
     const m = loadKernelModule(v);
     if (m) return m;
   }

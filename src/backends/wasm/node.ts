@@ -1,6 +1,6 @@
 /**
  * The Node built-ins the wasm backend uses (reading the compiled kernels, worker threads, core
- * count), obtained without a static `import` so that the library still loads in browsers, where
+ * count, V8 flags), obtained without a static `import` so that the library still loads in browsers, where
  * this is undefined and the backend needs its bytes passed in and runs single-threaded.
  * `process.getBuiltinModule` (Node >= 20.16) is synchronous, which keeps this module free of
  * top-level await (that would break `require()` of the library); older Node runs the reference backend.
@@ -9,6 +9,7 @@ export interface NodeBuiltins {
   fs: typeof import('node:fs');
   workerThreads: typeof import('node:worker_threads');
   os: typeof import('node:os');
+  v8: typeof import('node:v8');
 }
 
 function load(): NodeBuiltins | undefined {
@@ -19,6 +20,7 @@ function load(): NodeBuiltins | undefined {
     fs: get('node:fs') as NodeBuiltins['fs'],
     workerThreads: get('node:worker_threads') as NodeBuiltins['workerThreads'],
     os: get('node:os') as NodeBuiltins['os'],
+    v8: get('node:v8') as NodeBuiltins['v8'],
   };
 }
 
