@@ -31,6 +31,8 @@
  *   --lm-seeds N (1), --lm-batch N (16), --lm-tokens N (64), --lm-dim N (128), --lm-heads N (4),
  *   --lm-layers N (4), --lm-lr X (0.004), --lm-val N (512 windows), --lm-jobs N (1: in process;
  *   N: child processes N at a time), --lm-data FILE.
+ * - lamb (`--lamb`, or `--lamb-only`): LeNet-5, LAMB at batch 1024 with int2 against Adam at
+ *   batch 64 (bench/act-lamb.ts): --lamb-seeds N (3), --lamb-epochs N (5), --lamb-lr X (0.08).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -59,6 +61,7 @@ import { packTensor, releasePacked, unpackTensor } from '../src/compress/codecs.
 import { getBackend, setBackend } from '../src/backends/index.js';
 import { LM_DEFAULTS, LM_FLAGS, lmChild, lmOptionsFrom, lmRows, lmTargets, type LmRow } from './act-lm.js';
 import { sensitivityRows } from './act-sensitivity.js';
+import { LAMB_DEFAULTS, lambRows, lambTargets, type LambMemoryRow, type LambRow } from './act-lamb.js';
 
 const MiB = 2 ** 20;
 
@@ -552,6 +555,11 @@ export async function run(args: string[]): Promise<number> {
         'sensitivity-bits': { type: 'string', default: '2' },
         'sensitivity-draws': { type: 'string', default: '3' },
         'sensitivity-pretrain': { type: 'string', default: '0' },
+        lamb: { type: 'boolean', default: false },
+        'lamb-only': { type: 'boolean', default: false },
+        'lamb-lr': { type: 'string' },
+        'lamb-epochs': { type: 'string' },
+        'lamb-seeds': { type: 'string' },
         ...LM_FLAGS,
       },
     }));
@@ -581,6 +589,11 @@ export async function run(args: string[]): Promise<number> {
     console.log('');
     printTable(r.errors.map((e) => ({ ...e })));
     if (values.json) printJson({ suite: 'act', sensitivity: r });
+    return 0;
+  }
+  if (values['lamb-only']) {
+    const lamb = await lambSection(values);
+    if (values.json) printJson({ suite: 'act', backend: getBackend(), lamb: lamb.runs, lambMemory: lamb.memory, targets: lamb.targets });
     return 0;
   }
   if (values['lm-only']) {
@@ -654,6 +667,7 @@ export async function run(args: string[]): Promise<number> {
   }
 
   const lm = values.lm ? await lmSection(values) : { rows: [], targets: [] };
+  const lamb = values.lamb ? await lambSection(values) : { runs: [], memory: [], targets: [] };
 
   const row = (model: string, mode: string) => memory.find((r) => r.model === model && r.mode === mode) ?? extraMemory.find((r) => r.model === model && r.mode === mode);
   const maxOf = (mode: ActMode) => maxBatch.find((r) => r.mode === mode)?.maxBatch;
@@ -687,11 +701,35 @@ export async function run(args: string[]): Promise<number> {
     check('planner within 2 % of the ledger (all rows)', memory.length ? Math.max(...memory.map((r) => Math.abs(r.predictedSavedBytes / r.savedBytes - 1))) : undefined, (v) => v <= 0.02),
     check(`quantize+pack >= 1 GB/s (4-bit, ${backend})`, kernels.find((k) => k.bits === 4 && k.backend === backend)!.packGBps, (v) => v >= 1),
     ...lm.targets,
+    ...lamb.targets,
   ];
   console.log('');
   printTable(targets.map((t) => ({ ...t, holds: t.holds === null ? 'not run' : t.holds ? 'yes' : 'NO' })));
-  if (values.json) printJson({ suite: 'act', backend, quick: values.quick, memory: [...memory, ...extraMemory], maxBatch, kernels, accuracy, lm: lm.rows, targets });
+  if (values.json) printJson({ suite: 'act', backend, quick: values.quick, memory: [...memory, ...extraMemory], maxBatch, kernels, accuracy, lm: lm.rows, lamb: lamb.runs, lambMemory: lamb.memory, targets });
   return 0;
+}
+
+/** The LAMB campaign's tables (printed) and targets (`--lamb`, `--lamb-only`). */
+async function lambSection(values: { 'lamb-lr'?: string; 'lamb-epochs'?: string; 'lamb-seeds'?: string; data?: string }): Promise<{ runs: LambRow[]; memory: LambMemoryRow[]; targets: ReturnType<typeof lambTargets> }> {
+  const whole = (v: string | undefined, fallback: number, what: string) => {
+    const n = positive(v, fallback, what);
+    if (!Number.isInteger(n)) throw new UsageError(`bench act: ${what} must be a positive integer, got '${v}'`);
+    return n;
+  };
+  const { runs, memory } = await lambRows({
+    seeds: whole(values['lamb-seeds'], LAMB_DEFAULTS.seeds, '--lamb-seeds'),
+    epochs: whole(values['lamb-epochs'], LAMB_DEFAULTS.epochs, '--lamb-epochs'),
+    lambLr: positive(values['lamb-lr'], LAMB_DEFAULTS.lambLr, '--lamb-lr'),
+    dataDir: values.data!,
+  });
+  const targets = lambTargets(runs, memory);
+  console.log('');
+  printTable(runs.map((r) => ({ ...r })));
+  console.log('');
+  printTable(memory.map((r) => ({ ...r, savedMiB: r.savedBytes / MiB })), ['model', 'batch', 'mode', 'savedMiB']);
+  console.log('');
+  printTable(targets.map((t) => ({ ...t, holds: t.holds === null ? 'not run' : t.holds ? 'yes' : 'NO' })));
+  return { runs, memory, targets };
 }
 
 /** The LM campaign's table (printed) and targets. */
