@@ -7,6 +7,8 @@
 // inside the k loop (only the store is masked). All pointers are byte offsets into the imported
 // arena memory; scratch for the packed blocks is owned by the caller (one block per thread).
 
+import { madd } from './madd';
+
 export const MR: i32 = 4;
 export const NR: i32 = 8;
 /** k block: a packed B panel (KC x NR floats, 8 KiB) stays in L1 across a row block. */
@@ -134,17 +136,6 @@ const ACCUMULATE: i32 = 4;
       dst += <usize>kc * (MR << 2);
     }
   }
-}
-
-/**
- * c + a * b per lane. The relaxed-SIMD build (kernels-relaxed.wasm) lets the engine fuse it into
- * one FMA where the CPU has one: ~1.3x the GEMM rate on x86-64 (fewer instructions per tile step)
- * and one rounding instead of two, so results differ from the other builds in the last bits.
- */
-// @ts-ignore: decorator
-@inline function madd(a: v128, b: v128, c: v128): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
-  return f32x4.add(c, f32x4.mul(a, b));
 }
 
 /**

@@ -15,7 +15,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** The wasm builds the page loads (made by `npm run build:kernels`). */
 const WASM = [
   'kernels-relaxed.wasm', 'kernels.wasm', 'kernels-scalar.wasm', 'kernels-unshared-relaxed.wasm', 'kernels-unshared.wasm',
-  'quant.wasm', 'quant-unshared.wasm',
+  'quant-relaxed.wasm', 'quant.wasm', 'quant-unshared-relaxed.wasm', 'quant-unshared.wasm',
 ];
 
 /**

@@ -4,6 +4,7 @@
 // written float NCHW. Pointers are byte offsets into the imported arena memory.
 
 import { f32Gemm } from "./index";
+import { madd } from "../madd";
 
 // @ts-ignore: decorator
 @inline function lane(v: v128, i: i32): v128 {
@@ -78,13 +79,13 @@ function gemmF32(wt: usize, cols: usize, acc: usize, K: i32, o4: i32, p8: i32): 
       for (let t = 0; t < K; t++, wp += wStep, cp += cStep) {
         const wv = v128.load(wp), x0 = v128.load(cp), x1 = v128.load(cp, 16);
         let s = lane(wv, 0);
-        a00 = f32x4.add(a00, f32x4.mul(s, x0)); a01 = f32x4.add(a01, f32x4.mul(s, x1));
+        a00 = madd(s, x0, a00); a01 = madd(s, x1, a01);
         s = lane(wv, 1);
-        a10 = f32x4.add(a10, f32x4.mul(s, x0)); a11 = f32x4.add(a11, f32x4.mul(s, x1));
+        a10 = madd(s, x0, a10); a11 = madd(s, x1, a11);
         s = lane(wv, 2);
-        a20 = f32x4.add(a20, f32x4.mul(s, x0)); a21 = f32x4.add(a21, f32x4.mul(s, x1));
+        a20 = madd(s, x0, a20); a21 = madd(s, x1, a21);
         s = lane(wv, 3);
-        a30 = f32x4.add(a30, f32x4.mul(s, x0)); a31 = f32x4.add(a31, f32x4.mul(s, x1));
+        a30 = madd(s, x0, a30); a31 = madd(s, x1, a31);
       }
       const o = acc + ((<usize>oc * <usize>p8 + <usize>q) << 2);
       v128.store(o, a00); v128.store(o, a01, 16);

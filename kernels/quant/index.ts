@@ -5,6 +5,7 @@
 // whole vectors. Register blocking: 2 rows of A x 4 rows of B per tile; edges fall back to 1 x 1.
 
 import { hsum4 } from "./simd";
+import { madd } from "../madd";
 
 // ---------------------------------------------------------------------------------------------
 // Binary: ±1 packed, bit 1 = −1; dot = k − 2·popcount(a XOR b). Padding bits are 0 in both.
@@ -173,13 +174,13 @@ export function f32Gemm(a: usize, b: usize, out: usize, m: i32, n: i32, rowFloat
       for (let t: usize = 0; t < row; t += 16) {
         const x0 = v128.load(a0 + t), x1 = v128.load(a1 + t);
         let y = v128.load(b0 + t);
-        s00 = f32x4.add(s00, f32x4.mul(x0, y)); s10 = f32x4.add(s10, f32x4.mul(x1, y));
+        s00 = madd(x0, y, s00); s10 = madd(x1, y, s10);
         y = v128.load(b1 + t);
-        s01 = f32x4.add(s01, f32x4.mul(x0, y)); s11 = f32x4.add(s11, f32x4.mul(x1, y));
+        s01 = madd(x0, y, s01); s11 = madd(x1, y, s11);
         y = v128.load(b2 + t);
-        s02 = f32x4.add(s02, f32x4.mul(x0, y)); s12 = f32x4.add(s12, f32x4.mul(x1, y));
+        s02 = madd(x0, y, s02); s12 = madd(x1, y, s12);
         y = v128.load(b3 + t);
-        s03 = f32x4.add(s03, f32x4.mul(x0, y)); s13 = f32x4.add(s13, f32x4.mul(x1, y));
+        s03 = madd(x0, y, s03); s13 = madd(x1, y, s13);
       }
       const o0 = out + ((<usize>i * n + j) << 2), o1 = o0 + (<usize>n << 2);
       store<f32>(o0, fsum(s00)); store<f32>(o0, fsum(s01), 4); store<f32>(o0, fsum(s02), 8); store<f32>(o0, fsum(s03), 12);
@@ -199,10 +200,10 @@ export function f32Gemm(a: usize, b: usize, out: usize, m: i32, n: i32, rowFloat
       let s0 = f32x4.splat(0), s1 = f32x4.splat(0), s2 = f32x4.splat(0), s3 = f32x4.splat(0);
       for (let t: usize = 0; t < row; t += 16) {
         const x = v128.load(a0 + t);
-        s0 = f32x4.add(s0, f32x4.mul(x, v128.load(b0 + t)));
-        s1 = f32x4.add(s1, f32x4.mul(x, v128.load(b1 + t)));
-        s2 = f32x4.add(s2, f32x4.mul(x, v128.load(b2 + t)));
-        s3 = f32x4.add(s3, f32x4.mul(x, v128.load(b3 + t)));
+        s0 = madd(x, v128.load(b0 + t), s0);
+        s1 = madd(x, v128.load(b1 + t), s1);
+        s2 = madd(x, v128.load(b2 + t), s2);
+        s3 = madd(x, v128.load(b3 + t), s3);
       }
       const o = out + ((<usize>i * n + j) << 2);
       store<f32>(o, fsum(s0)); store<f32>(o, fsum(s1), 4); store<f32>(o, fsum(s2), 8); store<f32>(o, fsum(s3), 12);
@@ -214,7 +215,7 @@ export function f32Gemm(a: usize, b: usize, out: usize, m: i32, n: i32, rowFloat
 // @ts-ignore: decorator
 @inline function f32Dot1(a: usize, b: usize, row: usize, out: usize): void {
   let s = f32x4.splat(0);
-  for (let t: usize = 0; t < row; t += 16) s = f32x4.add(s, f32x4.mul(v128.load(a + t), v128.load(b + t)));
+  for (let t: usize = 0; t < row; t += 16) s = madd(v128.load(a + t), v128.load(b + t), s);
   store<f32>(out, fsum(s));
 }
 export * from "./packed";

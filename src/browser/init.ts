@@ -11,9 +11,8 @@ import {
 
 export interface BrowserOptions {
   /**
-   * Where the kernel builds are (kernels-relaxed.wasm, kernels.wasm, kernels-scalar.wasm,
-   * kernels-unshared-relaxed.wasm, kernels-unshared.wasm, quant.wasm, quant-unshared.wasm: copies
-   * of build/): default, next to the bundle that holds
+   * Where the kernel builds are (kernels[-unshared][-relaxed].wasm, kernels-scalar.wasm,
+   * quant[-unshared][-relaxed].wasm: copies of build/): default, next to the bundle that holds
    * this module (`import.meta.url`).
    */
   kernelsUrl?: string | URL;

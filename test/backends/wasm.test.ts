@@ -10,7 +10,7 @@ import { Rng } from '../../src/util/rng.js';
 import { getBackend, kernels, setBackend } from '../../src/backends/index.js';
 import { BINARY_OPS, type ChannelLayout, type Conv2dGeometry, type GemmArgs } from '../../src/backends/kernels.js';
 import { referenceKernels } from '../../src/backends/reference/index.js';
-import { kernelVariants, loadKernelModule, useFastestBackend, wasmVariant, WasmKernels, type KernelVariant } from '../../src/backends/wasm/index.js';
+import { kernelVariants, loadKernelModule, quantWasmFile, useFastestBackend, wasmVariant, WasmKernels, type KernelVariant } from '../../src/backends/wasm/index.js';
 import { kernelBinary, kernelImports, type KernelExports } from '../../src/backends/wasm/loader.js';
 import { splitRange } from '../../src/backends/wasm/kernels.js';
 import { codeBytes, groupCount, metaFromRanges, type CodeBits } from '../../src/compress/quantize.js';
@@ -497,9 +497,9 @@ test('relaxed SIMD: the relaxed build fuses or not (both allowed), the SIMD buil
   const before = process.env.SLIMGRAD_RELAXED_SIMD;
   try {
     process.env.SLIMGRAD_RELAXED_SIMD = '0';
-    assert.deepEqual([kernelVariants(true), kernelVariants(false)], [['simd', 'scalar'], ['simd-unshared']]);
+    assert.deepEqual([kernelVariants(true), kernelVariants(false), quantWasmFile()], [['simd', 'scalar'], ['simd-unshared'], 'quant.wasm']);
     delete process.env.SLIMGRAD_RELAXED_SIMD;
-    assert.deepEqual(kernelVariants(true)[0], 'simd-relaxed');
+    assert.deepEqual([kernelVariants(true)[0], quantWasmFile()], ['simd-relaxed', 'quant-relaxed.wasm']);
   } finally {
     if (before === undefined) delete process.env.SLIMGRAD_RELAXED_SIMD;
     else process.env.SLIMGRAD_RELAXED_SIMD = before;

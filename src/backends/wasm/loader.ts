@@ -21,28 +21,35 @@ const FILES: Record<KernelVariant, string> = {
   'simd-unshared': 'kernels-unshared.wasm',
 };
 
-/**
- * The builds that run on shared (or unshared) memory, fastest first. SLIMGRAD_RELAXED_SIMD=0 leaves
- * out the relaxed-SIMD builds: their fused multiply-adds round once where the others round twice,
- * so the plain SIMD build gives the same bits on every x86-64 and ARM machine.
- */
-export function kernelVariants(shared: boolean): KernelVariant[] {
-  const env = typeof process !== 'undefined' ? process.env?.SLIMGRAD_RELAXED_SIMD : undefined;
-  const relaxed = env !== '0';
-  if (shared) return relaxed ? ['simd-relaxed', 'simd', 'scalar'] : ['simd', 'scalar'];
-  return relaxed ? ['simd-unshared-relaxed', 'simd-unshared'] : ['simd-unshared'];
-}
+/** (module (func (param v128 v128 v128) (result v128) (f32x4.relaxed_madd (local.get 0) (local.get 1) (local.get 2)))) */
+const RELAXED_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 8, 1, 96, 3, 123, 123, 123, 1, 123, 3, 2, 1, 0, 10, 13, 1, 11, 0, 32, 0, 32, 1, 32, 2, 253, 133, 2, 11,
+]);
+let engineRelaxed: boolean | undefined;
 
 /**
- * Whether this engine validates `binary`. Node 20 (V8 11.3) has relaxed SIMD behind
- * --experimental-wasm-relaxed-simd (on by default from Node 22): a relaxed build that fails to
- * validate turns that flag on (it only adds instructions) and is checked again.
+ * Whether the relaxed-SIMD builds are to be used: this engine validates relaxed SIMD and
+ * SLIMGRAD_RELAXED_SIMD is not 0. Node 20 (V8 11.3) has relaxed SIMD behind
+ * --experimental-wasm-relaxed-simd (on by default from Node 22): the first call turns that flag on
+ * (it only adds instructions) when the probe does not validate without it. SLIMGRAD_RELAXED_SIMD=0
+ * keeps the plain builds: their multiply-adds round twice, as on every machine, where the fused
+ * ones round once (results then differ in the last bits between CPUs with and without FMA).
  */
-function validates(variant: KernelVariant, binary: Uint8Array<ArrayBuffer>): boolean {
-  if (WebAssembly.validate(binary)) return true;
-  if (!variant.endsWith('-relaxed') || !node) return false;
-  node.v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
-  return WebAssembly.validate(binary);
+export function relaxedSimd(): boolean {
+  const env = typeof process !== 'undefined' ? process.env?.SLIMGRAD_RELAXED_SIMD : undefined;
+  if (env === '0') return false;
+  if (engineRelaxed === undefined) {
+    if (!WebAssembly.validate(RELAXED_PROBE) && node) node.v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    engineRelaxed = WebAssembly.validate(RELAXED_PROBE);
+  }
+  return engineRelaxed;
+}
+
+/** The builds that run on shared (or unshared) memory, fastest first. */
+export function kernelVariants(shared: boolean): KernelVariant[] {
+  const fused = relaxedSimd();
+  if (shared) return fused ? ['simd-relaxed', 'simd', 'scalar'] : ['simd', 'scalar'];
+  return fused ? ['simd-unshared-relaxed', 'simd-unshared'] : ['simd-unshared'];
 }
 
 /** The exports of kernels/index.ts. Pointers are byte offsets into the arena. */
@@ -161,7 +168,8 @@ export function loadKernelModule(variant: KernelVariant, bytes?: Uint8Array<Arra
   const wantShared = !variant.startsWith('simd-unshared');
   let result: KernelModule | undefined;
   const binary = bytes ?? kernelBinary(variant);
-  if (binary && wantShared === arena().shared && validates(variant, binary)) {
+  if (variant.endsWith('-relaxed')) relaxedSimd(); // turns the engine's flag on where needed
+  if (binary && wantShared === arena().shared && WebAssembly.validate(binary)) {
     const module = new WebAssembly.Module(binary);
     const instance = new WebAssembly.Instance(module, kernelImports(memory));
     result = { variant, module, exports: instance.exports as unknown as KernelExports };

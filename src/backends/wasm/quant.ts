@@ -9,6 +9,7 @@
  * await loadQuantKernels(readFileSync(`build/${quantWasmFile()}`));  // Node; fetch() in a browser
  */
 import { arena } from '../../core/arena.js';
+import { relaxedSimd } from './loader.js';
 import { popcount32, wordsFor } from '../../quant/kernels.js';
 import type { Int8Grid, Int8Post, Int8Step, Kernels, SignLayout, SignThresholds } from '../kernels.js';
 import { convOut, type ConvShape } from '../../quant/kernels.js';
@@ -47,9 +48,9 @@ export function onQuantKernelsChange(f: () => void): void {
   onChange = f;
 }
 
-/** Which build matches the arena's memory. */
+/** Which build matches the arena's memory and the engine (relaxed SIMD where relaxedSimd()). */
 export function quantWasmFile(): string {
-  return arena().shared ? 'quant.wasm' : 'quant-unshared.wasm';
+  return `${arena().shared ? 'quant' : 'quant-unshared'}${relaxedSimd() ? '-relaxed' : ''}.wasm`;
 }
 
 /** Instantiates the kernels over the arena memory and binds them to the 'wasm' backend. */
