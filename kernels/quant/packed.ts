@@ -90,8 +90,9 @@ export function binaryConvGemm(
       }
     }
   }
-  binaryGemmScalar(cols, wr, acc, pixels, o, rw >> 1, 0);
-  const kkc = kk * c, o4 = o & ~3, o4r = (o + 3) & ~3, ow32 = (o + 31) >>> 5, kkcv = i32x4.splat(kkc), p = oh * ow;
+  // acc = c·k·k − 2·popcount over all taps: the whole conv for pixels with every tap inside.
+  const kkc = kk * c, o4 = o & ~3, o4r = (o + 3) & ~3, ow32 = (o + 31) >>> 5;
+  binaryGemmScalar(cols, wr, acc, pixels, o, rw >> 1, kkc);
   let row = acc, dstWords = out;
   for (let b = 0; b < n; b++) {
     for (let y = 0; y < oh; y++) {
@@ -99,14 +100,9 @@ export function binaryConvGemm(
       for (let xo = 0; xo < ow; xo++, row += <usize>o << 2, dstWords += <usize>ow32 << 2) {
         const x0 = xo * stride - pad, j0 = max(0, -x0), j1 = min(k, w - x0);
         const inside = max(0, i1 - i0) * max(0, j1 - j0);
-        if (inside == kk) {
-          // acc = −2·popcount over all taps: + c·k·k.
-          let ch = 0;
-          for (; ch < o4; ch += 4) v128.store(row + (<usize>ch << 2), i32x4.add(v128.load(row + (<usize>ch << 2)), kkcv));
-          for (; ch < o; ch++) store<i32>(row + (<usize>ch << 2), load<i32>(row + (<usize>ch << 2)) + kkc);
-        } else {
-          // acc = −2·popcount over all taps; + c·(inside taps) + 2·popcount of the weights of each outside tap.
-          const base = i32x4.splat(inside * c);
+        if (inside != kk) {
+          // acc = c·k·k − 2·popcount over all taps; − c·(outside taps) + 2·popcount of the weights of each outside tap.
+          const base = i32x4.splat(inside * c - kkc);
           let ch = 0;
           for (; ch < o4; ch += 4) {
             let v = i32x4.add(v128.load(row + (<usize>ch << 2)), base);
@@ -118,7 +114,7 @@ export function binaryConvGemm(
             v128.store(row + (<usize>ch << 2), v);
           }
           for (; ch < o; ch++) {
-            let v = load<i32>(row + (<usize>ch << 2)) + inside * c;
+            let v = load<i32>(row + (<usize>ch << 2)) + inside * c - kkc;
             for (let i = 0; i < k; i++) {
               for (let j = 0; j < k; j++) if (i < i0 || i >= i1 || j < j0 || j >= j1) v += 2 * load<i32>(tapPop + (<usize>((i * k + j) * o4r + ch) << 2));
             }

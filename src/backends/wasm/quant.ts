@@ -89,6 +89,8 @@ class Scratch {
   /** The arena address of `src`: itself when it is a view of arena memory, else a copy (0 for null). */
   copy(src: Uint32Array | Int32Array | Float32Array | Int8Array | null): number {
     if (!src) return 0;
+    const kept = resident.address(src);
+    if (kept) return kept;
     if (src.buffer === arena().buffer) return src.byteOffset;
     const ptr = this.alloc(Math.max(4, src.byteLength));
     new Uint8Array(arena().buffer, ptr, src.byteLength).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength));
@@ -121,9 +123,9 @@ type Out<R> = new (buffer: ArrayBufferLike, offset: number, length: number) => R
 /** Runs `kernel` with `length` elements of output in the arena (pointer passed), copied out as `Ctor`. */
 function withOutput<R extends Uint32Array | Int32Array | Float32Array>(s: Scratch, Ctor: Out<R>, length: number, kernel: (out: number) => void): R {
   try {
-    const out = s.alloc(Math.max(4, length * 4));
+    const kept = resident.take(length * 4), out = kept || s.alloc(Math.max(4, length * 4));
     kernel(out);
-    return new Ctor(arena().buffer, out, length).slice() as R;
+    return output(Ctor, out, length, kept !== 0);
   } finally {
     s.release();
   }
@@ -168,6 +170,67 @@ const scratch = {
     if (bytes > KEEP) arena().free(ptr, bytes);
   },
 };
+
+/**
+ * Stage outputs kept in the arena while a stageScope runs (shared memory only: its views stay
+ * valid when the arena grows): bump-allocated from one block, so a deployed model passes its
+ * activations from kernel to kernel without copies or JavaScript allocations. The block is kept
+ * between scopes when at most RESIDENT_KEEP bytes (sized to the last scope's high-water), else freed.
+ */
+const RESIDENT_KEEP = 4 << 20;
+const resident = {
+  depth: 0,
+  ptr: 0,
+  bytes: 0,
+  used: 0,
+  /** Blocks taken past the pool during this scope (freed at its end). */
+  extra: [] as [number, number][],
+  /** Addresses of the views handed out in this scope. */
+  views: new WeakMap<ArrayBufferView, number>(),
+  /** The pool's address for a `bytes`-byte output, or 0 outside a scope (the caller slices from scratch). */
+  take(bytes: number): number {
+    if (!this.depth) return 0;
+    const size = pad16(bytes);
+    if (this.used + size <= this.bytes) {
+      this.used += size;
+      return this.ptr + this.used - size;
+    }
+    this.used += size;
+    const ptr = arena().alloc(size, 'short');
+    this.extra.push([ptr, size]);
+    return ptr;
+  },
+  /** A view of `length` elements at `ptr`, registered as this scope's. */
+  view<R extends ArrayBufferView>(Ctor: Out<R>, ptr: number, length: number): R {
+    const v = new Ctor(arena().buffer, ptr, length);
+    this.views.set(v, ptr);
+    return v;
+  },
+  /** The arena address of `x` when it is an output of this scope, else 0. */
+  address(x: ArrayBufferView): number {
+    return this.depth ? this.views.get(x) ?? 0 : 0;
+  },
+  end(): void {
+    const want = this.used;
+    for (const [p, b] of this.extra) arena().free(p, b);
+    this.extra = [];
+    this.used = 0;
+    this.views = new WeakMap();
+    if (want > this.bytes || want > RESIDENT_KEEP) {
+      if (this.bytes) arena().free(this.ptr, this.bytes);
+      this.ptr = this.bytes = 0;
+      if (want <= RESIDENT_KEEP) {
+        this.ptr = arena().alloc(want, 'fixed');
+        this.bytes = want;
+      }
+    }
+  },
+};
+
+/** The output of a stage kernel: written at `ptr` (from resident.take, or inside the scratch block), a view of it in a scope, else a copy. */
+function output<R extends Uint32Array | Int32Array | Float32Array>(Ctor: Out<R>, ptr: number, length: number, kept: boolean): R {
+  return kept ? resident.view(Ctor, ptr, length) : (new Ctor(arena().buffer, ptr, length).slice() as R);
+}
 
 /** A weight array re-laid in the arena for a kernel: built once per weight array and layout, freed when the array is collected. */
 interface ArenaLayout {
@@ -330,13 +393,18 @@ export class QuantWasmKernels implements Partial<Kernels> {
     // A dense layer (1x1 conv on 1x1 images): rows of x times weight rows, K padded to 4 floats.
     const dense = oh === 1 && ow === 1 && cs.h === 1 && cs.w === 1 && cs.k === 1 && !pool && !t;
     const kr = roundUp(K, 4), p8 = roundUp(oh * ow, 8), pw = floatLayout(w, cs.o, K, dense);
+    // In a stage scope: an input from the scope is read in place (unless dense rows need padding), the output goes to the resident pool.
+    const xr = !dense || kr === K ? resident.address(x) : 0, outR = resident.take(size * 4);
     // One scratch block: input (dense: padded rows), mul, bias (or thresholds, directions), im2col columns, accumulators, output.
-    const px = 0, pm = px + pad16((dense ? cs.n * kr : x.length) * 4), pb = pm + pad16(cs.o * 4), cols = pb + pad16(cs.o * 4);
+    const px = 0, pm = px + (xr ? 0 : pad16((dense ? cs.n * kr : x.length) * 4)), pb = pm + pad16(cs.o * 4), cols = pb + pad16(cs.o * 4);
     const acc = cols + (dense ? 0 : pad16(K * p8 * 4)), out = acc + (dense ? 0 : pad16(roundUp(cs.o, 4) * p8 * 4));
-    const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
+    const total = out + (outR ? 0 : pad16(size * 4)), base = scratch.take(total), a = arena();
+    const xp = xr || base + px, op = outR || base + out;
     try {
       const f32 = new Float32Array(a.buffer);
-      if (!dense || kr === K) f32.set(x, (base + px) >> 2);
+      if (xr) {
+        // In place.
+      } else if (!dense || kr === K) f32.set(x, (base + px) >> 2);
       else {
         f32.fill(0, (base + px) >> 2, ((base + px) >> 2) + cs.n * kr);
         for (let r = 0; r < cs.n; r++) f32.set(x.subarray(r * K, (r + 1) * K), ((base + px) >> 2) + r * kr);
@@ -347,11 +415,22 @@ export class QuantWasmKernels implements Partial<Kernels> {
         else f32.set(bias!, (base + pb) >> 2);
       }
       const m = mul ? base + pm : 0, b = mul ? base + pb : 0;
-      if (dense) this.exports.floatDenseF32(base + px, pw, m, b, base + out, cs.n, cs.o, kr, relu);
-      else this.exports.floatConvF32(base + px, pw, m, b, t ? base + pm : 0, base + pb, base + cols, base + acc, base + out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, relu, pool);
-      return new Ctor(a.buffer, base + out, size).slice() as R;
+      if (dense) this.exports.floatDenseF32(xp, pw, m, b, op, cs.n, cs.o, kr, relu);
+      else this.exports.floatConvF32(xp, pw, m, b, t ? base + pm : 0, base + pb, base + cols, base + acc, op, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, relu, pool);
+      return output(Ctor, op, size, outR !== 0);
     } finally {
       scratch.give(base, total);
+    }
+  }
+
+  stageScope<T>(f: () => T): T {
+    // Views must outlive arena growth: only shared memory keeps them (unshared memory detaches its old buffer).
+    if (!arena().shared) return f();
+    resident.depth++;
+    try {
+      return f();
+    } finally {
+      if (--resident.depth === 0) resident.end();
     }
   }
 
@@ -388,14 +467,18 @@ export class QuantWasmKernels implements Partial<Kernels> {
     if (x.length !== cs.n * cs.h * cs.w * cw || w.length !== cs.o * kk * cw || (t && (t.threshold.length !== cs.o || t.direction.length !== cs.o))) {
       throw new RangeError(`binaryConv: x [${x.length}], w [${w.length}], thresholds [${t?.threshold.length}] do not fit ${JSON.stringify(cs)}`);
     }
-    const { rows, tapPop } = binaryConvLayout(w, cs), size = pixels * (t ? wordsFor(cs.o) : cs.o);
-    // One scratch block: input, folded thresholds (sgn, tq) or mul, bias, im2col rows, accumulators (the int32 output), packed or float output.
-    const o4 = roundUp(cs.o, 4), px = 0, ps = px + pad16(x.byteLength), pq = ps + pad16(o4 * 4), cols = pq + pad16(o4 * 4);
+    const { rows, tapPop } = binaryConvLayout(w, cs), size = pixels * (t ? wordsFor(cs.o) : cs.o), signWords = epi ? pixels * wordsFor(cs.o) : 0;
+    // In a stage scope: an input from the scope is read in place, the outputs go to the resident pool (a residual from the scope is summed in place).
+    const xr = resident.address(x), rr = epi?.residual ? resident.address(epi.residual) : 0;
+    const outR = t || epi ? rr || resident.take(size * 4) : 0, signsR = epi ? resident.take(signWords * 4) : 0;
+    // One scratch block: input, folded thresholds (sgn, tq) or mul, bias, im2col rows, accumulators (the int32 output), packed or float output, signs.
+    const o4 = roundUp(cs.o, 4), px = 0, ps = px + (xr ? 0 : pad16(x.byteLength)), pq = ps + pad16(o4 * 4), cols = pq + pad16(o4 * 4);
     const acc = cols + pad16(pixels * binaryRowWords(cs.c, cs.k) * 4), out = t || epi ? acc + pad16(pixels * cs.o * 4) : acc;
-    const signWords = epi ? pixels * wordsFor(cs.o) : 0, ps2 = out + pad16(size * 4);
-    const total = ps2 + pad16(signWords * 4), base = scratch.take(total), a = arena();
+    const ps2 = out + (outR ? 0 : pad16(size * 4));
+    const total = ps2 + (signsR ? 0 : pad16(signWords * 4)), base = scratch.take(total), a = arena();
+    const xp = xr || base + px, op = outR || base + out, sp = signsR || base + ps2;
     try {
-      new Uint32Array(a.buffer).set(x, (base + px) >> 2);
+      if (!xr) new Uint32Array(a.buffer).set(x, xp >> 2);
       if (t) {
         // −1 iff acc·sgn − tq < 0: direction +1: acc < thr; −1: acc > thr; 0: thr < 0 (constant).
         const i32 = new Int32Array(a.buffer), s0 = (base + ps) >> 2, q0 = (base + pq) >> 2;
@@ -408,11 +491,11 @@ export class QuantWasmKernels implements Partial<Kernels> {
       if (epi) {
         new Float32Array(a.buffer).set(epi.mul, (base + ps) >> 2);
         new Float32Array(a.buffer).set(epi.bias, (base + pq) >> 2);
-        if (epi.residual) new Float32Array(a.buffer).set(epi.residual, (base + out) >> 2);
+        if (epi.residual && !rr) new Float32Array(a.buffer).set(epi.residual, op >> 2);
       }
-      this.exports.binaryConvGemm(base + px, rows, tapPop, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, base + out, epi ? base + ps2 : 0, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, epi?.residual ? 1 : 0);
-      epi?.onSigns(new Uint32Array(a.buffer, base + ps2, signWords).slice());
-      return new Ctor(a.buffer, base + out, size).slice() as R;
+      this.exports.binaryConvGemm(xp, rows, tapPop, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, op, epi ? sp : 0, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, epi?.residual ? 1 : 0);
+      epi?.onSigns(output(Uint32Array, sp, signWords, signsR !== 0));
+      return output(Ctor, op, size, outR !== 0);
     } finally {
       scratch.give(base, total);
     }
