@@ -264,23 +264,39 @@ function weightLayout(w: Int8Array | Float32Array | Uint32Array, key: string, by
 /** Taps per 32-bit word in binaryConvGemm's rows (c ≤ 8: four 8-bit slots, c ≤ 16: two 16-bit slots), 0: cw words per tap. */
 const tapsPerWord = (c: number): number => (c <= 8 ? 4 : c <= 16 ? 2 : 0);
 
-/** Words per binaryConvGemm row (im2col and weights): the taps' words, rounded up to 2 (the i64 GEMM). */
+/**
+ * Bytes per pixel of binaryConvGemm's direct GEMM (no im2col rows; a kernel row's k taps in one
+ * i64: c ≤ 8 and k ≤ 8, or c ≤ 16 and k ≤ 4), or 0. The same rule as directPitch in kernels/quant/packed.ts.
+ */
+const directPitch = (c: number, k: number): number => (c <= 8 ? (k <= 8 ? 1 : 0) : c <= 16 && k <= 4 ? 2 : 0);
+
+/** Words per binaryConvGemm weight row: direct, one i64 per kernel row; else the im2col row's taps' words, rounded up to 2 (the i64 GEMM). */
 function binaryRowWords(c: number, k: number): number {
+  if (directPitch(c, k)) return 2 * k;
   const per = tapsPerWord(c);
   return roundUp(per ? Math.ceil((k * k) / per) : k * k * wordsFor(c), 2);
 }
 
+/** Bytes of binaryConvGemm's column area: the direct GEMM's zero-bordered image (and 8 bytes of slack), or the im2col rows. */
+function binaryColsBytes(cs: ConvShape, pixels: number): number {
+  const pitch = directPitch(cs.c, cs.k);
+  return pitch ? cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * pitch + 8 : pixels * binaryRowWords(cs.c, cs.k) * 4;
+}
+
 /**
- * Packed OHWI binary weights [o, k·k·cw] as binaryConvGemm's rows [o, rw] (the taps in 8/16-bit
- * slots for c ≤ 16, else cw words each; zero padded), followed by the popcount of every (channel,
- * tap) word group, tap-major [k·k, ⌈o/4⌉·4].
+ * Packed OHWI binary weights [o, k·k·cw] as binaryConvGemm's rows [o, rw] (direct: kernel row i's
+ * taps in the i64 of word pair i, tap j at bit 8·pitch·j; else the taps in 8/16-bit slots for
+ * c ≤ 16, or cw words each; zero padded), followed by the popcount of every (channel, tap) word
+ * group, tap-major [k·k, ⌈o/4⌉·4].
  */
 function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; tapPop: number } {
   const cw = wordsFor(cs.c), kk = cs.k * cs.k, used = kk * cw, rw = binaryRowWords(cs.c, cs.k), o4 = roundUp(cs.o, 4), per = tapsPerWord(cs.c);
+  const slot = 8 * directPitch(cs.c, cs.k);
   const rows = weightLayout(w, `binconv ${cs.o} ${cs.c} ${cs.k}`, (cs.o * rw + kk * o4) * 4, (buffer, ptr) => {
     const u = new Uint32Array(buffer, ptr, cs.o * rw), pop = new Int32Array(buffer, ptr + cs.o * rw * 4, kk * o4);
     for (let o = 0; o < cs.o; o++) {
-      if (per) for (let t = 0; t < kk; t++) u[o * rw + Math.floor(t / per)] |= w[o * kk + t]! << ((t % per) * (32 / per));
+      if (slot) for (let t = 0; t < kk; t++) u[o * rw + 2 * Math.floor(t / cs.k) + Math.floor(((t % cs.k) * slot) / 32)] |= w[o * kk + t]! << (((t % cs.k) * slot) % 32);
+      else if (per) for (let t = 0; t < kk; t++) u[o * rw + Math.floor(t / per)] |= w[o * kk + t]! << ((t % per) * (32 / per));
       else u.set(w.subarray(o * used, (o + 1) * used), o * rw);
       for (let t = 0; t < kk; t++) for (let v = 0; v < cw; v++) pop[t * o4 + o] += popcount32(w[o * used + t * cw + v]!);
     }
@@ -473,7 +489,7 @@ export class QuantWasmKernels implements Partial<Kernels> {
     const outR = t || epi ? rr || resident.take(size * 4) : 0, signsR = epi ? resident.take(signWords * 4) : 0;
     // One scratch block: input, folded thresholds (sgn, tq) or mul, bias, im2col rows, accumulators (the int32 output), packed or float output, signs.
     const o4 = roundUp(cs.o, 4), px = 0, ps = px + (xr ? 0 : pad16(x.byteLength)), pq = ps + pad16(o4 * 4), cols = pq + pad16(o4 * 4);
-    const acc = cols + pad16(pixels * binaryRowWords(cs.c, cs.k) * 4), out = t || epi ? acc + pad16(pixels * cs.o * 4) : acc;
+    const acc = cols + pad16(binaryColsBytes(cs, pixels)), out = t || epi ? acc + pad16(pixels * cs.o * 4) : acc;
     const ps2 = out + (outR ? 0 : pad16(size * 4));
     const total = ps2 + (signsR ? 0 : pad16(signWords * 4)), base = scratch.take(total), a = arena();
     const xp = xr || base + px, op = outR || base + out, sp = signsR || base + ps2;
