@@ -22,9 +22,11 @@ import { hsum4 } from "./simd";
  * for c > 16, cw = ceil(c/32) words per tap; for c ≤ 16 (c ≤ 8), two (four) taps share a word in
  * 16-bit (8-bit) slots, so fewer words meet the popcounts; rows zero padded to rw words, a
  * multiple of 2. Times the weight rows wr [o, rw] (packed OHWI in the same layout) by
- * binaryGemmScalar into acc [pixels, o] (−2·popcount). Padding bits are 0 in both operands (no
- * contribution); a tap outside the image XORs zero bits with the weights, so its popcount (tapPop
- * [k·k, ⌈o/4⌉·4], tap-major) is subtracted: acc = c·(inside taps) − 2·popcount over inside taps,
+ * binaryGemmScalar into acc [pixels, o] (c·k·k − 2·popcount); inputs of few channels (directPitch)
+ * skip the rows (directGemm). Padding bits are 0 in both operands (no
+ * contribution); a tap outside the image XORs zero bits with the weights, so its popcount (from
+ * sat [(k+1)², ⌈o/4⌉·4], the summed-area table of the taps' weight popcounts: sat[i, j, ch] = Σ over
+ * taps i' < i, j' < j) is subtracted: acc = c·(inside taps) − 2·popcount over inside taps,
  * exactly the zero-padded conv, left in acc. sgn = 0 and mul = 0: done (int32 [pixels, o]);
  * sgn ≠ 0: packed signs out [pixels, ceil(o/32)], channel ch −1 (bit 1) iff acc·sgn[ch] − tq[ch] < 0
  * (sgn, tq: int32 [⌈o/4⌉·4], the thresholds folded by the caller); mul ≠ 0: float NCHW out
@@ -33,7 +35,7 @@ import { hsum4 } from "./simd";
  * not v ≥ 0) packed NHWC into signs [n, oh, ow, ⌈o/32⌉] (the next binary layer's input).
  */
 export function binaryConvGemm(
-  x: usize, wr: usize, tapPop: usize, sgn: usize, tq: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize, signs: usize,
+  x: usize, wr: usize, sat: usize, sgn: usize, tq: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize, signs: usize,
   n: i32, h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, residual: i32,
 ): void {
   const cw = (c + 31) >>> 5, kk = k * k, slot = c <= 8 ? 8 : c <= 16 ? 16 : 0, tapsPerWord = slot ? 32 / slot : 0;
@@ -92,7 +94,7 @@ export function binaryConvGemm(
       }
     }
   }
-  const o4 = o & ~3, o4r = (o + 3) & ~3, ow32 = (o + 31) >>> 5;
+  const o4 = o & ~3, o4r = (o + 3) & ~3, ow32 = (o + 31) >>> 5, k1 = k + 1;
   if (!pitch) binaryGemmScalar(cols, wr, acc, pixels, o, rw >> 1, kkc);
   let row = acc, dstWords = out;
   for (let b = 0; b < n; b++) {
@@ -102,24 +104,21 @@ export function binaryConvGemm(
         const x0 = xo * stride - pad, j0 = max(0, -x0), j1 = min(k, w - x0);
         const inside = max(0, i1 - i0) * max(0, j1 - j0);
         if (inside != kk) {
-          // acc = c·k·k − 2·popcount over all taps; − c·(outside taps) + 2·popcount of the weights of each outside tap.
+          // acc = c·k·k − 2·popcount over all taps; − c·(outside taps) + 2·popcount of the weights of the outside taps:
+          // all taps' popcounts minus the inside rectangle's, from the summed-area table (an empty rectangle: 0).
+          const ie = max(i1, i0), je = max(j1, j0);
           const base = i32x4.splat(inside * c - kkc);
+          const sAll = sat + (<usize>((k * k1 + k) * o4r) << 2), s11 = sat + (<usize>((ie * k1 + je) * o4r) << 2);
+          const s01 = sat + (<usize>((i0 * k1 + je) * o4r) << 2), s10 = sat + (<usize>((ie * k1 + j0) * o4r) << 2), s00 = sat + (<usize>((i0 * k1 + j0) * o4r) << 2);
           let ch = 0;
           for (; ch < o4; ch += 4) {
-            let v = i32x4.add(v128.load(row + (<usize>ch << 2)), base);
-            for (let i = 0; i < k; i++) {
-              for (let j = 0; j < k; j++) {
-                if (i < i0 || i >= i1 || j < j0 || j >= j1) v = i32x4.add(v, i32x4.shl(v128.load(tapPop + (<usize>((i * k + j) * o4r + ch) << 2)), 1));
-              }
-            }
-            v128.store(row + (<usize>ch << 2), v);
+            const cb = <usize>ch << 2;
+            const inPop = i32x4.add(i32x4.sub(v128.load(s11 + cb), i32x4.add(v128.load(s01 + cb), v128.load(s10 + cb))), v128.load(s00 + cb));
+            v128.store(row + cb, i32x4.add(i32x4.add(v128.load(row + cb), base), i32x4.shl(i32x4.sub(v128.load(sAll + cb), inPop), 1)));
           }
           for (; ch < o; ch++) {
-            let v = load<i32>(row + (<usize>ch << 2)) + inside * c - kkc;
-            for (let i = 0; i < k; i++) {
-              for (let j = 0; j < k; j++) if (i < i0 || i >= i1 || j < j0 || j >= j1) v += 2 * load<i32>(tapPop + (<usize>((i * k + j) * o4r + ch) << 2));
-            }
-            store<i32>(row + (<usize>ch << 2), v);
+            const cb = <usize>ch << 2, inPop = load<i32>(s11 + cb) - load<i32>(s01 + cb) - load<i32>(s10 + cb) + load<i32>(s00 + cb);
+            store<i32>(row + cb, load<i32>(row + cb) + inside * c - kkc + 2 * (load<i32>(sAll + cb) - inPop));
           }
         }
         if (sgn == 0) continue;

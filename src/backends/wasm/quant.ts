@@ -20,7 +20,7 @@ export interface QuantWasmExports {
   int8Gemm(a: number, b: number, out: number, m: number, n: number, rowBytes: number): void;
   f32Gemm(a: number, b: number, out: number, m: number, n: number, rowFloats: number): void;
   binaryConvGemm(
-    x: number, wr: number, tapPop: number, sgn: number, tq: number, mul: number, bias: number, cols: number, acc: number, out: number, signs: number,
+    x: number, wr: number, sat: number, sgn: number, tq: number, mul: number, bias: number, cols: number, acc: number, out: number, signs: number,
     n: number, h: number, wd: number, c: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, residual: number,
   ): void;
   packSignsPacked(x: number, thr: number, dir: number, out: number, kind: number, c: number, p: number, channelsLast: number, b0: number, b1: number): void;
@@ -286,22 +286,28 @@ function binaryColsBytes(cs: ConvShape, pixels: number): number {
 /**
  * Packed OHWI binary weights [o, k·k·cw] as binaryConvGemm's rows [o, rw] (direct: kernel row i's
  * taps in the i64 of word pair i, tap j at bit 8·pitch·j; else the taps in 8/16-bit slots for
- * c ≤ 16, or cw words each; zero padded), followed by the popcount of every (channel, tap) word
- * group, tap-major [k·k, ⌈o/4⌉·4].
+ * c ≤ 16, or cw words each; zero padded), followed by the summed-area table of the weights' tap
+ * popcounts: sat [(k+1)², ⌈o/4⌉·4], sat[i, j, o] = Σ over taps (i' < i, j' < j) of popcount(w[o, i', j', ·]).
  */
-function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; tapPop: number } {
+function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; sat: number } {
   const cw = wordsFor(cs.c), kk = cs.k * cs.k, used = kk * cw, rw = binaryRowWords(cs.c, cs.k), o4 = roundUp(cs.o, 4), per = tapsPerWord(cs.c);
-  const slot = 8 * directPitch(cs.c, cs.k);
-  const rows = weightLayout(w, `binconv ${cs.o} ${cs.c} ${cs.k}`, (cs.o * rw + kk * o4) * 4, (buffer, ptr) => {
-    const u = new Uint32Array(buffer, ptr, cs.o * rw), pop = new Int32Array(buffer, ptr + cs.o * rw * 4, kk * o4);
+  const slot = 8 * directPitch(cs.c, cs.k), k1 = cs.k + 1;
+  const rows = weightLayout(w, `binconv ${cs.o} ${cs.c} ${cs.k}`, (cs.o * rw + k1 * k1 * o4) * 4, (buffer, ptr) => {
+    const u = new Uint32Array(buffer, ptr, cs.o * rw), sat = new Int32Array(buffer, ptr + cs.o * rw * 4, k1 * k1 * o4);
     for (let o = 0; o < cs.o; o++) {
       if (slot) for (let t = 0; t < kk; t++) u[o * rw + 2 * Math.floor(t / cs.k) + Math.floor(((t % cs.k) * slot) / 32)] |= w[o * kk + t]! << (((t % cs.k) * slot) % 32);
       else if (per) for (let t = 0; t < kk; t++) u[o * rw + Math.floor(t / per)] |= w[o * kk + t]! << ((t % per) * (32 / per));
       else u.set(w.subarray(o * used, (o + 1) * used), o * rw);
-      for (let t = 0; t < kk; t++) for (let v = 0; v < cw; v++) pop[t * o4 + o] += popcount32(w[o * used + t * cw + v]!);
+      for (let i = 1; i <= cs.k; i++) {
+        for (let j = 1; j <= cs.k; j++) {
+          let pop = 0;
+          for (let v = 0; v < cw; v++) pop += popcount32(w[o * used + ((i - 1) * cs.k + j - 1) * cw + v]!);
+          sat[(i * k1 + j) * o4 + o] = pop + sat[((i - 1) * k1 + j) * o4 + o]! + sat[(i * k1 + j - 1) * o4 + o]! - sat[((i - 1) * k1 + j - 1) * o4 + o]!;
+        }
+      }
     }
   });
-  return { rows, tapPop: rows + cs.o * rw * 4 };
+  return { rows, sat: rows + cs.o * rw * 4 };
 }
 
 /** Float weight rows [o, K] as floatConvF32's [K, ⌈o/4⌉·4] (transposed, zero channels) or floatDenseF32's [o, ⌈K/4⌉·4] rows. */
@@ -483,7 +489,7 @@ export class QuantWasmKernels implements Partial<Kernels> {
     if (x.length !== cs.n * cs.h * cs.w * cw || w.length !== cs.o * kk * cw || (t && (t.threshold.length !== cs.o || t.direction.length !== cs.o))) {
       throw new RangeError(`binaryConv: x [${x.length}], w [${w.length}], thresholds [${t?.threshold.length}] do not fit ${JSON.stringify(cs)}`);
     }
-    const { rows, tapPop } = binaryConvLayout(w, cs), size = pixels * (t ? wordsFor(cs.o) : cs.o), signWords = epi ? pixels * wordsFor(cs.o) : 0;
+    const { rows, sat } = binaryConvLayout(w, cs), size = pixels * (t ? wordsFor(cs.o) : cs.o), signWords = epi ? pixels * wordsFor(cs.o) : 0;
     // In a stage scope: an input from the scope is read in place, the outputs go to the resident pool (a residual from the scope is summed in place).
     const xr = resident.address(x), rr = epi?.residual ? resident.address(epi.residual) : 0;
     const outR = t || epi ? rr || resident.take(size * 4) : 0, signsR = epi ? resident.take(signWords * 4) : 0;
@@ -509,7 +515,7 @@ export class QuantWasmKernels implements Partial<Kernels> {
         new Float32Array(a.buffer).set(epi.bias, (base + pq) >> 2);
         if (epi.residual && !rr) new Float32Array(a.buffer).set(epi.residual, op >> 2);
       }
-      this.exports.binaryConvGemm(xp, rows, tapPop, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, op, epi ? sp : 0, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, epi?.residual ? 1 : 0);
+      this.exports.binaryConvGemm(xp, rows, sat, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, op, epi ? sp : 0, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, epi?.residual ? 1 : 0);
       epi?.onSigns(output(Uint32Array, sp, signWords, signsR !== 0));
       return output(Ctor, op, size, outR !== 0);
     } finally {
