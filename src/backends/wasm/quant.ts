@@ -517,7 +517,7 @@ export class QuantWasmKernels implements Partial<Kernels> {
       }
       this.exports.binaryConvGemm(xp, rows, sat, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, op, epi ? sp : 0, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, epi?.residual ? 1 : 0);
       epi?.onSigns(output(Uint32Array, sp, signWords, signsR !== 0));
-      return output(Ctor, op, size, outR !== 0);
+      return rr ? (epi!.residual as R) : output(Ctor, op, size, outR !== 0);
     } finally {
       scratch.give(base, total);
     }
