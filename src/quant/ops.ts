@@ -77,7 +77,8 @@ export function nestedCode(u: number, drop: number): number {
 }
 
 const inClip = (x: number, clip: number | null): number => (clip === null || Math.abs(x) <= clip ? 1 : 0);
-const sign = (x: number): number => (x >= 0 ? 1 : -1);
+/** +1 for x ≥ 0 (−0 included), else −1 (NaN too); branch-free: signs of activations and weights are near random, a branch mispredicts. */
+const sign = (x: number): number => 1 - 2 * +!(x >= 0);
 /** The straight-through gradient of sign, heaviside and tern: 1 within the clip, else 0. */
 const steGrad = (x: number, a: { clip: number | null }): number => inClip(x, a.clip);
 
