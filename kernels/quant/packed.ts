@@ -22,9 +22,11 @@ import { hsum4 } from "./simd";
  * for c > 16, cw = ceil(c/32) words per tap; for c ≤ 16 (c ≤ 8), two (four) taps share a word in
  * 16-bit (8-bit) slots, so fewer words meet the popcounts; rows zero padded to rw words, a
  * multiple of 2. Times the weight rows wr [o, rw] (packed OHWI in the same layout) by
- * binaryGemmScalar into acc [pixels, o] (−2·popcount). Padding bits are 0 in both operands (no
- * contribution); a tap outside the image XORs zero bits with the weights, so its popcount (tapPop
- * [k·k, ⌈o/4⌉·4], tap-major) is subtracted: acc = c·(inside taps) − 2·popcount over inside taps,
+ * binaryGemmScalar into acc [pixels, o] (c·k·k − 2·popcount); inputs of few channels (directPitch)
+ * skip the rows (directGemm). Padding bits are 0 in both operands (no
+ * contribution); a tap outside the image XORs zero bits with the weights, so its popcount (from
+ * sat [(k+1)², ⌈o/4⌉·4], the summed-area table of the taps' weight popcounts: sat[i, j, ch] = Σ over
+ * taps i' < i, j' < j) is subtracted: acc = c·(inside taps) − 2·popcount over inside taps,
  * exactly the zero-padded conv, left in acc. sgn = 0 and mul = 0: done (int32 [pixels, o]);
  * sgn ≠ 0: packed signs out [pixels, ceil(o/32)], channel ch −1 (bit 1) iff acc·sgn[ch] − tq[ch] < 0
  * (sgn, tq: int32 [⌈o/4⌉·4], the thresholds folded by the caller); mul ≠ 0: float NCHW out
@@ -33,7 +35,7 @@ import { hsum4 } from "./simd";
  * not v ≥ 0) packed NHWC into signs [n, oh, ow, ⌈o/32⌉] (the next binary layer's input).
  */
 export function binaryConvGemm(
-  x: usize, wr: usize, tapPop: usize, sgn: usize, tq: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize, signs: usize,
+  x: usize, wr: usize, sat: usize, sgn: usize, tq: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize, signs: usize,
   n: i32, h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, residual: i32,
 ): void {
   const cw = (c + 31) >>> 5, kk = k * k, slot = c <= 8 ? 8 : c <= 16 ? 16 : 0, tapsPerWord = slot ? 32 / slot : 0;
@@ -41,9 +43,11 @@ export function binaryConvGemm(
   const rowBytes = <usize>rw << 2, pixels = n * oh * ow;
   const tapBytes = <usize>cw << 2, spanBytes = <usize>(k * cw) << 2, used = <usize>usedWords << 2;
   // Spans are a few words: word loops (memory.copy/fill calls cost more than the copy here).
-  const spanWords = k * cw;
+  const spanWords = k * cw, kkc = kk * c, pitch = directPitch(c, k);
   let dst = cols;
-  for (let b = 0; b < n; b++) {
+  // acc = c·k·k − 2·popcount over all taps: the whole conv for pixels with every tap inside.
+  if (pitch) directGemm(x, wr, cols, acc, n, h, w, o, k, stride, pad, oh, ow, pitch, kkc);
+  else for (let b = 0; b < n; b++) {
     for (let y = 0; y < oh; y++) {
       const y0 = y * stride - pad, i0 = max(0, -y0), i1 = min(k, h - y0);
       for (let xo = 0; xo < ow; xo++, dst += rowBytes) {
@@ -90,8 +94,8 @@ export function binaryConvGemm(
       }
     }
   }
-  binaryGemmScalar(cols, wr, acc, pixels, o, rw >> 1, 0);
-  const kkc = kk * c, o4 = o & ~3, o4r = (o + 3) & ~3, ow32 = (o + 31) >>> 5, kkcv = i32x4.splat(kkc), p = oh * ow;
+  const o4 = o & ~3, o4r = (o + 3) & ~3, ow32 = (o + 31) >>> 5, k1 = k + 1;
+  if (!pitch) binaryGemmScalar(cols, wr, acc, pixels, o, rw >> 1, kkc);
   let row = acc, dstWords = out;
   for (let b = 0; b < n; b++) {
     for (let y = 0; y < oh; y++) {
@@ -99,30 +103,22 @@ export function binaryConvGemm(
       for (let xo = 0; xo < ow; xo++, row += <usize>o << 2, dstWords += <usize>ow32 << 2) {
         const x0 = xo * stride - pad, j0 = max(0, -x0), j1 = min(k, w - x0);
         const inside = max(0, i1 - i0) * max(0, j1 - j0);
-        if (inside == kk) {
-          // acc = −2·popcount over all taps: + c·k·k.
-          let ch = 0;
-          for (; ch < o4; ch += 4) v128.store(row + (<usize>ch << 2), i32x4.add(v128.load(row + (<usize>ch << 2)), kkcv));
-          for (; ch < o; ch++) store<i32>(row + (<usize>ch << 2), load<i32>(row + (<usize>ch << 2)) + kkc);
-        } else {
-          // acc = −2·popcount over all taps; + c·(inside taps) + 2·popcount of the weights of each outside tap.
-          const base = i32x4.splat(inside * c);
+        if (inside != kk) {
+          // acc = c·k·k − 2·popcount over all taps; − c·(outside taps) + 2·popcount of the weights of the outside taps:
+          // all taps' popcounts minus the inside rectangle's, from the summed-area table (an empty rectangle: 0).
+          const ie = max(i1, i0), je = max(j1, j0);
+          const base = i32x4.splat(inside * c - kkc);
+          const sAll = sat + (<usize>((k * k1 + k) * o4r) << 2), s11 = sat + (<usize>((ie * k1 + je) * o4r) << 2);
+          const s01 = sat + (<usize>((i0 * k1 + je) * o4r) << 2), s10 = sat + (<usize>((ie * k1 + j0) * o4r) << 2), s00 = sat + (<usize>((i0 * k1 + j0) * o4r) << 2);
           let ch = 0;
           for (; ch < o4; ch += 4) {
-            let v = i32x4.add(v128.load(row + (<usize>ch << 2)), base);
-            for (let i = 0; i < k; i++) {
-              for (let j = 0; j < k; j++) {
-                if (i < i0 || i >= i1 || j < j0 || j >= j1) v = i32x4.add(v, i32x4.shl(v128.load(tapPop + (<usize>((i * k + j) * o4r + ch) << 2)), 1));
-              }
-            }
-            v128.store(row + (<usize>ch << 2), v);
+            const cb = <usize>ch << 2;
+            const inPop = i32x4.add(i32x4.sub(v128.load(s11 + cb), i32x4.add(v128.load(s01 + cb), v128.load(s10 + cb))), v128.load(s00 + cb));
+            v128.store(row + cb, i32x4.add(i32x4.add(v128.load(row + cb), base), i32x4.shl(i32x4.sub(v128.load(sAll + cb), inPop), 1)));
           }
           for (; ch < o; ch++) {
-            let v = load<i32>(row + (<usize>ch << 2)) + inside * c;
-            for (let i = 0; i < k; i++) {
-              for (let j = 0; j < k; j++) if (i < i0 || i >= i1 || j < j0 || j >= j1) v += 2 * load<i32>(tapPop + (<usize>((i * k + j) * o4r + ch) << 2));
-            }
-            store<i32>(row + (<usize>ch << 2), v);
+            const cb = <usize>ch << 2, inPop = load<i32>(s11 + cb) - load<i32>(s01 + cb) - load<i32>(s10 + cb) + load<i32>(s00 + cb);
+            store<i32>(row + cb, load<i32>(row + cb) + inside * c - kkc + 2 * (load<i32>(sAll + cb) - inPop));
           }
         }
         if (sgn == 0) continue;
@@ -143,6 +139,83 @@ export function binaryConvGemm(
     }
   }
   if (mul) floatEpilogueNCHW(acc, mul, bias, out, signs, n, o, oh * ow, residual);
+}
+
+/**
+ * Bytes per pixel of directGemm's image for c channels and k x k kernels (a kernel row's k taps
+ * fit one i64: c ≤ 8 and k ≤ 8, or c ≤ 16 and k ≤ 4), or 0 (im2col rows). The same rule as
+ * `directPitch` in src/backends/wasm/quant.ts, which lays out the weights.
+ */
+// @ts-ignore: decorator
+@inline function directPitch(c: i32, k: i32): i32 {
+  return c <= 8 ? (k <= 8 ? 1 : 0) : c <= 16 && k <= 4 ? 2 : 0;
+}
+
+/** The popcount of (the k taps at a, masked) XOR a weight row, over the k kernel rows. */
+// @ts-ignore: decorator
+@inline function directDot1(a: usize, wrow: usize, k: i32, rowPitch: usize, mask: u64): i32 {
+  let s: i64 = 0;
+  for (let t = 0; t < k; t++) s += popcnt<i64>((load<u64>(a + <usize>t * rowPitch) & mask) ^ load<u64>(wrow + (<usize>t << 3)));
+  return <i32>s;
+}
+
+/**
+ * binaryConvGemm's GEMM without im2col rows for inputs of few channels (directPitch ≠ 0): packed
+ * x [n, h, w] (one word per pixel, c bits used) is copied into img as a zero-bordered image
+ * [n, h + 2·pad, w + 2·pad] of `pitch`-byte pixels (8 bytes of slack after it), so a kernel row's
+ * k taps are the low k·8·pitch bits of one unaligned i64 load; the weight rows wr [o, k] i64 hold
+ * kernel row i's taps in the same slots (tap j at bits 8·pitch·j). Outside taps read zero bits, as
+ * im2col's zero words. acc [pixels, o] = kkc − 2·popcount, as binaryGemmScalar (2 pixels x 4
+ * channels per tile).
+ */
+function directGemm(x: usize, wr: usize, img: usize, acc: usize, n: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, pitch: i32, kkc: i32): void {
+  const H2 = h + 2 * pad, W2 = w + 2 * pad, ps = <usize>pitch;
+  memory.fill(img, 0, <usize>(n * H2 * W2) * ps + 8);
+  for (let b = 0; b < n; b++) {
+    for (let y = 0; y < h; y++) {
+      const src = x + (<usize>((b * h + y) * w) << 2), dst = img + <usize>((b * H2 + y + pad) * W2 + pad) * ps;
+      if (pitch == 2) for (let j = 0; j < w; j++) store<u16>(dst + (<usize>j << 1), load<u32>(src + (<usize>j << 2)));
+      else for (let j = 0; j < w; j++) store<u8>(dst + <usize>j, load<u32>(src + (<usize>j << 2)));
+    }
+  }
+  const bits = k * pitch * 8, mask: u64 = bits >= 64 ? <u64>-1 : (<u64>1 << <u64>bits) - 1;
+  const rowPitch = <usize>W2 * ps, wrow = <usize>k << 3, pixels = n * oh * ow, imgStep = <usize>(H2 * W2) * ps;
+  // Walk the output pixels in order, two at a time: (b, y, xo) and the image address of their first tap.
+  let b = 0, y = 0, xo = 0, q = 0;
+  let base = img;
+  while (q < pixels) {
+    const a0 = base + <usize>((y * stride) * W2 + xo * stride) * ps;
+    if (++xo == ow) { xo = 0; if (++y == oh) { y = 0; b++; base += imgStep; } }
+    const out0 = acc + (<usize>(q * o) << 2);
+    if (q + 1 == pixels) {
+      for (let j = 0; j < o; j++) store<i32>(out0 + (<usize>j << 2), kkc - 2 * directDot1(a0, wr + <usize>j * wrow, k, rowPitch, mask));
+      break;
+    }
+    const a1 = base + <usize>((y * stride) * W2 + xo * stride) * ps;
+    if (++xo == ow) { xo = 0; if (++y == oh) { y = 0; b++; base += imgStep; } }
+    const out1 = out0 + (<usize>o << 2);
+    let j = 0;
+    for (; j + 4 <= o; j += 4) {
+      const b0 = wr + <usize>j * wrow, b1 = b0 + wrow, b2 = b1 + wrow, b3 = b2 + wrow;
+      let s00: i64 = 0, s01: i64 = 0, s02: i64 = 0, s03: i64 = 0;
+      let s10: i64 = 0, s11: i64 = 0, s12: i64 = 0, s13: i64 = 0;
+      for (let t = 0; t < k; t++) {
+        const r = <usize>t * rowPitch, tt = <usize>t << 3;
+        const x0 = load<u64>(a0 + r) & mask, x1 = load<u64>(a1 + r) & mask;
+        const y0 = load<u64>(b0 + tt), y1 = load<u64>(b1 + tt), y2 = load<u64>(b2 + tt), y3 = load<u64>(b3 + tt);
+        s00 += popcnt<i64>(x0 ^ y0); s01 += popcnt<i64>(x0 ^ y1); s02 += popcnt<i64>(x0 ^ y2); s03 += popcnt<i64>(x0 ^ y3);
+        s10 += popcnt<i64>(x1 ^ y0); s11 += popcnt<i64>(x1 ^ y1); s12 += popcnt<i64>(x1 ^ y2); s13 += popcnt<i64>(x1 ^ y3);
+      }
+      const o0 = out0 + (<usize>j << 2), o1 = out1 + (<usize>j << 2);
+      store<i32>(o0, kkc - 2 * <i32>s00); store<i32>(o0, kkc - 2 * <i32>s01, 4); store<i32>(o0, kkc - 2 * <i32>s02, 8); store<i32>(o0, kkc - 2 * <i32>s03, 12);
+      store<i32>(o1, kkc - 2 * <i32>s10); store<i32>(o1, kkc - 2 * <i32>s11, 4); store<i32>(o1, kkc - 2 * <i32>s12, 8); store<i32>(o1, kkc - 2 * <i32>s13, 12);
+    }
+    for (; j < o; j++) {
+      store<i32>(out0 + (<usize>j << 2), kkc - 2 * directDot1(a0, wr + <usize>j * wrow, k, rowPitch, mask));
+      store<i32>(out1 + (<usize>j << 2), kkc - 2 * directDot1(a1, wr + <usize>j * wrow, k, rowPitch, mask));
+    }
+    q += 2;
+  }
 }
 
 /**

@@ -284,6 +284,15 @@ export interface Kernels {
    * their plain signs packed as packSigns does ([n, outH, outW, wordsFor(o)]: a next binary layer's input).
    */
   binaryConvFloat(x: Uint32Array, w: Uint32Array, s: ConvShape, mul: Float32Array, bias: Float32Array, residual?: Float32Array): { values: Float32Array; signs: Uint32Array };
+  /**
+   * Runs `f` (a deployed model's stages) as one scope of the stage kernels above (floatConv,
+   * floatConvSigns, binaryConvFloat, binaryConvSigns, packSigns, maxPoolSigns, sparseGemm): a
+   * backend may return their outputs as views of its own memory, valid only until `f` returns, and
+   * read such a view in place when it is passed back as an input; binaryConvFloat may then write
+   * its sum into a `residual` that is such a view (and return it as `values`). The caller copies
+   * out what it keeps. The reference backend just calls `f`.
+   */
+  stageScope<T>(f: () => T): T;
   /** binaryConv followed by packSigns of its accumulators: packed signs [n, outH, outW, wordsFor(o)]. */
   binaryConvSigns(x: Uint32Array, w: Uint32Array, s: ConvShape, t: SignThresholds): Uint32Array;
   /**

@@ -145,6 +145,11 @@ export function binaryConvFloat(x: Uint32Array, wts: Uint32Array, s: ConvShape, 
   return { values: y, signs: packSigns(y, { n: s.n, c: s.o, p: oh * ow, channelsLast: false }, null) };
 }
 
+/** The reference backend's stage scope (backends/kernels.ts): outputs are plain arrays, nothing to keep or free. */
+export function stageScope<T>(f: () => T): T {
+  return f();
+}
+
 /** Whether channel c of value v is +1 under thresholds t (SignThresholds in backends/kernels.ts), or v ≥ 0 without. */
 function isPlus(v: number, c: number, t: SignThresholds | null): boolean {
   if (!t) return v >= 0;

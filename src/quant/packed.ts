@@ -243,6 +243,9 @@ function runStages(stages: readonly Stage[], input: Value): Value {
  */
 export function runPacked(model: DeployedModel, x: Float32Array, shape: number[]): Activation {
   if (shape.slice(1).join() !== model.inputShape.join()) throw new Error(`runPacked: input shape [${shape}] does not match the model's [N, ${model.inputShape}]`);
-  const out = asFloat(runStages(model.stages, { float: { data: x, shape: [...shape] } }));
-  return { data: out.data === x ? x.slice() : out.data, shape: out.shape };
+  // One stage scope: the backend may keep activations in its own memory from stage to stage; the result is copied out.
+  return k32().stageScope(() => {
+    const out = asFloat(runStages(model.stages, { float: { data: x, shape: [...shape] } }));
+    return { data: out.data.slice(), shape: out.shape };
+  });
 }

@@ -12,7 +12,7 @@ import { decodeBFloat16, decodeFloat16, encodeBFloat16, encodeFloat16 } from '..
 import type { HalfFormat } from '../kernels.js';
 export { smartdealGemm } from '../../quant/smartdeal.js';
 export { sparseGemm } from '../../quant/sparse.js';
-export { binaryConv, binaryConvFloat, binaryConvSigns, binaryGemm, floatConv, floatConvSigns, floatGemm, int8Conv, int8Convs, int8Gemm, maxPoolSigns, packSigns } from '../../quant/kernels.js';
+export { binaryConv, binaryConvFloat, binaryConvSigns, binaryGemm, floatConv, floatConvSigns, floatGemm, int8Conv, int8Convs, int8Gemm, maxPoolSigns, packSigns, stageScope } from '../../quant/kernels.js';
 
 export function groupRanges(x: Tensor, ranges: Tensor, layout: GroupLayout): void {
   rangesOf(x.data() as FloatArray, layout, ranges.data() as Float64Array);

@@ -21,7 +21,7 @@ export interface QuantWasmExports {
   int8Gemm(a: number, b: number, out: number, m: number, n: number, rowBytes: number): void;
   f32Gemm(a: number, b: number, out: number, m: number, n: number, rowFloats: number): void;
   binaryConvGemm(
-    x: number, wr: number, tapPop: number, sgn: number, tq: number, mul: number, bias: number, cols: number, acc: number, out: number, signs: number,
+    x: number, wr: number, sat: number, sgn: number, tq: number, mul: number, bias: number, cols: number, acc: number, out: number, signs: number,
     n: number, h: number, wd: number, c: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, residual: number,
   ): void;
   packSignsPacked(x: number, thr: number, dir: number, out: number, kind: number, c: number, p: number, channelsLast: number, b0: number, b1: number): void;
@@ -90,6 +90,8 @@ class Scratch {
   /** The arena address of `src`: itself when it is a view of arena memory, else a copy (0 for null). */
   copy(src: Uint32Array | Int32Array | Float32Array | Int8Array | null): number {
     if (!src) return 0;
+    const kept = resident.address(src);
+    if (kept) return kept;
     if (src.buffer === arena().buffer) return src.byteOffset;
     const ptr = this.alloc(Math.max(4, src.byteLength));
     new Uint8Array(arena().buffer, ptr, src.byteLength).set(new Uint8Array(src.buffer, src.byteOffset, src.byteLength));
@@ -122,9 +124,9 @@ type Out<R> = new (buffer: ArrayBufferLike, offset: number, length: number) => R
 /** Runs `kernel` with `length` elements of output in the arena (pointer passed), copied out as `Ctor`. */
 function withOutput<R extends Uint32Array | Int32Array | Float32Array>(s: Scratch, Ctor: Out<R>, length: number, kernel: (out: number) => void): R {
   try {
-    const out = s.alloc(Math.max(4, length * 4));
+    const kept = resident.take(length * 4), out = kept || s.alloc(Math.max(4, length * 4));
     kernel(out);
-    return new Ctor(arena().buffer, out, length).slice() as R;
+    return output(Ctor, out, length, kept !== 0);
   } finally {
     s.release();
   }
@@ -170,6 +172,67 @@ const scratch = {
   },
 };
 
+/**
+ * Stage outputs kept in the arena while a stageScope runs (shared memory only: its views stay
+ * valid when the arena grows): bump-allocated from one block, so a deployed model passes its
+ * activations from kernel to kernel without copies or JavaScript allocations. The block is kept
+ * between scopes when at most RESIDENT_KEEP bytes (sized to the last scope's high-water), else freed.
+ */
+const RESIDENT_KEEP = 4 << 20;
+const resident = {
+  depth: 0,
+  ptr: 0,
+  bytes: 0,
+  used: 0,
+  /** Blocks taken past the pool during this scope (freed at its end). */
+  extra: [] as [number, number][],
+  /** Addresses of the views handed out in this scope. */
+  views: new WeakMap<ArrayBufferView, number>(),
+  /** The pool's address for a `bytes`-byte output, or 0 outside a scope (the caller slices from scratch). */
+  take(bytes: number): number {
+    if (!this.depth) return 0;
+    const size = pad16(bytes);
+    if (this.used + size <= this.bytes) {
+      this.used += size;
+      return this.ptr + this.used - size;
+    }
+    this.used += size;
+    const ptr = arena().alloc(size, 'short');
+    this.extra.push([ptr, size]);
+    return ptr;
+  },
+  /** A view of `length` elements at `ptr`, registered as this scope's. */
+  view<R extends ArrayBufferView>(Ctor: Out<R>, ptr: number, length: number): R {
+    const v = new Ctor(arena().buffer, ptr, length);
+    this.views.set(v, ptr);
+    return v;
+  },
+  /** The arena address of `x` when it is an output of this scope, else 0. */
+  address(x: ArrayBufferView): number {
+    return this.depth ? this.views.get(x) ?? 0 : 0;
+  },
+  end(): void {
+    const want = this.used;
+    for (const [p, b] of this.extra) arena().free(p, b);
+    this.extra = [];
+    this.used = 0;
+    this.views = new WeakMap();
+    if (want > this.bytes || want > RESIDENT_KEEP) {
+      if (this.bytes) arena().free(this.ptr, this.bytes);
+      this.ptr = this.bytes = 0;
+      if (want <= RESIDENT_KEEP) {
+        this.ptr = arena().alloc(want, 'fixed');
+        this.bytes = want;
+      }
+    }
+  },
+};
+
+/** The output of a stage kernel: written at `ptr` (from resident.take, or inside the scratch block), a view of it in a scope, else a copy. */
+function output<R extends Uint32Array | Int32Array | Float32Array>(Ctor: Out<R>, ptr: number, length: number, kept: boolean): R {
+  return kept ? resident.view(Ctor, ptr, length) : (new Ctor(arena().buffer, ptr, length).slice() as R);
+}
+
 /** A weight array re-laid in the arena for a kernel: built once per weight array and layout, freed when the array is collected. */
 interface ArenaLayout {
   key: string;
@@ -202,28 +265,50 @@ function weightLayout(w: Int8Array | Float32Array | Uint32Array, key: string, by
 /** Taps per 32-bit word in binaryConvGemm's rows (c ≤ 8: four 8-bit slots, c ≤ 16: two 16-bit slots), 0: cw words per tap. */
 const tapsPerWord = (c: number): number => (c <= 8 ? 4 : c <= 16 ? 2 : 0);
 
-/** Words per binaryConvGemm row (im2col and weights): the taps' words, rounded up to 2 (the i64 GEMM). */
+/**
+ * Bytes per pixel of binaryConvGemm's direct GEMM (no im2col rows; a kernel row's k taps in one
+ * i64: c ≤ 8 and k ≤ 8, or c ≤ 16 and k ≤ 4), or 0. The same rule as directPitch in kernels/quant/packed.ts.
+ */
+const directPitch = (c: number, k: number): number => (c <= 8 ? (k <= 8 ? 1 : 0) : c <= 16 && k <= 4 ? 2 : 0);
+
+/** Words per binaryConvGemm weight row: direct, one i64 per kernel row; else the im2col row's taps' words, rounded up to 2 (the i64 GEMM). */
 function binaryRowWords(c: number, k: number): number {
+  if (directPitch(c, k)) return 2 * k;
   const per = tapsPerWord(c);
   return roundUp(per ? Math.ceil((k * k) / per) : k * k * wordsFor(c), 2);
 }
 
+/** Bytes of binaryConvGemm's column area: the direct GEMM's zero-bordered image (and 8 bytes of slack), or the im2col rows. */
+function binaryColsBytes(cs: ConvShape, pixels: number): number {
+  const pitch = directPitch(cs.c, cs.k);
+  return pitch ? cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * pitch + 8 : pixels * binaryRowWords(cs.c, cs.k) * 4;
+}
+
 /**
- * Packed OHWI binary weights [o, k·k·cw] as binaryConvGemm's rows [o, rw] (the taps in 8/16-bit
- * slots for c ≤ 16, else cw words each; zero padded), followed by the popcount of every (channel,
- * tap) word group, tap-major [k·k, ⌈o/4⌉·4].
+ * Packed OHWI binary weights [o, k·k·cw] as binaryConvGemm's rows [o, rw] (direct: kernel row i's
+ * taps in the i64 of word pair i, tap j at bit 8·pitch·j; else the taps in 8/16-bit slots for
+ * c ≤ 16, or cw words each; zero padded), followed by the summed-area table of the weights' tap
+ * popcounts: sat [(k+1)², ⌈o/4⌉·4], sat[i, j, o] = Σ over taps (i' < i, j' < j) of popcount(w[o, i', j', ·]).
  */
-function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; tapPop: number } {
+function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; sat: number } {
   const cw = wordsFor(cs.c), kk = cs.k * cs.k, used = kk * cw, rw = binaryRowWords(cs.c, cs.k), o4 = roundUp(cs.o, 4), per = tapsPerWord(cs.c);
-  const rows = weightLayout(w, `binconv ${cs.o} ${cs.c} ${cs.k}`, (cs.o * rw + kk * o4) * 4, (buffer, ptr) => {
-    const u = new Uint32Array(buffer, ptr, cs.o * rw), pop = new Int32Array(buffer, ptr + cs.o * rw * 4, kk * o4);
+  const slot = 8 * directPitch(cs.c, cs.k), k1 = cs.k + 1;
+  const rows = weightLayout(w, `binconv ${cs.o} ${cs.c} ${cs.k}`, (cs.o * rw + k1 * k1 * o4) * 4, (buffer, ptr) => {
+    const u = new Uint32Array(buffer, ptr, cs.o * rw), sat = new Int32Array(buffer, ptr + cs.o * rw * 4, k1 * k1 * o4);
     for (let o = 0; o < cs.o; o++) {
-      if (per) for (let t = 0; t < kk; t++) u[o * rw + Math.floor(t / per)] |= w[o * kk + t]! << ((t % per) * (32 / per));
+      if (slot) for (let t = 0; t < kk; t++) u[o * rw + 2 * Math.floor(t / cs.k) + Math.floor(((t % cs.k) * slot) / 32)] |= w[o * kk + t]! << (((t % cs.k) * slot) % 32);
+      else if (per) for (let t = 0; t < kk; t++) u[o * rw + Math.floor(t / per)] |= w[o * kk + t]! << ((t % per) * (32 / per));
       else u.set(w.subarray(o * used, (o + 1) * used), o * rw);
-      for (let t = 0; t < kk; t++) for (let v = 0; v < cw; v++) pop[t * o4 + o] += popcount32(w[o * used + t * cw + v]!);
+      for (let i = 1; i <= cs.k; i++) {
+        for (let j = 1; j <= cs.k; j++) {
+          let pop = 0;
+          for (let v = 0; v < cw; v++) pop += popcount32(w[o * used + ((i - 1) * cs.k + j - 1) * cw + v]!);
+          sat[(i * k1 + j) * o4 + o] = pop + sat[((i - 1) * k1 + j) * o4 + o]! + sat[(i * k1 + j - 1) * o4 + o]! - sat[((i - 1) * k1 + j - 1) * o4 + o]!;
+        }
+      }
     }
   });
-  return { rows, tapPop: rows + cs.o * rw * 4 };
+  return { rows, sat: rows + cs.o * rw * 4 };
 }
 
 /** Float weight rows [o, K] as floatConvF32's [K, ⌈o/4⌉·4] (transposed, zero channels) or floatDenseF32's [o, ⌈K/4⌉·4] rows. */
@@ -331,13 +416,18 @@ export class QuantWasmKernels implements Partial<Kernels> {
     // A dense layer (1x1 conv on 1x1 images): rows of x times weight rows, K padded to 4 floats.
     const dense = oh === 1 && ow === 1 && cs.h === 1 && cs.w === 1 && cs.k === 1 && !pool && !t;
     const kr = roundUp(K, 4), p8 = roundUp(oh * ow, 8), pw = floatLayout(w, cs.o, K, dense);
+    // In a stage scope: an input from the scope is read in place (unless dense rows need padding), the output goes to the resident pool.
+    const xr = !dense || kr === K ? resident.address(x) : 0, outR = resident.take(size * 4);
     // One scratch block: input (dense: padded rows), mul, bias (or thresholds, directions), im2col columns, accumulators, output.
-    const px = 0, pm = px + pad16((dense ? cs.n * kr : x.length) * 4), pb = pm + pad16(cs.o * 4), cols = pb + pad16(cs.o * 4);
+    const px = 0, pm = px + (xr ? 0 : pad16((dense ? cs.n * kr : x.length) * 4)), pb = pm + pad16(cs.o * 4), cols = pb + pad16(cs.o * 4);
     const acc = cols + (dense ? 0 : pad16(K * p8 * 4)), out = acc + (dense ? 0 : pad16(roundUp(cs.o, 4) * p8 * 4));
-    const total = out + pad16(size * 4), base = scratch.take(total), a = arena();
+    const total = out + (outR ? 0 : pad16(size * 4)), base = scratch.take(total), a = arena();
+    const xp = xr || base + px, op = outR || base + out;
     try {
       const f32 = new Float32Array(a.buffer);
-      if (!dense || kr === K) f32.set(x, (base + px) >> 2);
+      if (xr) {
+        // In place.
+      } else if (!dense || kr === K) f32.set(x, (base + px) >> 2);
       else {
         f32.fill(0, (base + px) >> 2, ((base + px) >> 2) + cs.n * kr);
         for (let r = 0; r < cs.n; r++) f32.set(x.subarray(r * K, (r + 1) * K), ((base + px) >> 2) + r * kr);
@@ -348,11 +438,22 @@ export class QuantWasmKernels implements Partial<Kernels> {
         else f32.set(bias!, (base + pb) >> 2);
       }
       const m = mul ? base + pm : 0, b = mul ? base + pb : 0;
-      if (dense) this.exports.floatDenseF32(base + px, pw, m, b, base + out, cs.n, cs.o, kr, relu);
-      else this.exports.floatConvF32(base + px, pw, m, b, t ? base + pm : 0, base + pb, base + cols, base + acc, base + out, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, relu, pool);
-      return new Ctor(a.buffer, base + out, size).slice() as R;
+      if (dense) this.exports.floatDenseF32(xp, pw, m, b, op, cs.n, cs.o, kr, relu);
+      else this.exports.floatConvF32(xp, pw, m, b, t ? base + pm : 0, base + pb, base + cols, base + acc, op, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, relu, pool);
+      return output(Ctor, op, size, outR !== 0);
     } finally {
       scratch.give(base, total);
+    }
+  }
+
+  stageScope<T>(f: () => T): T {
+    // Views must outlive arena growth: only shared memory keeps them (unshared memory detaches its old buffer).
+    if (!arena().shared) return f();
+    resident.depth++;
+    try {
+      return f();
+    } finally {
+      if (--resident.depth === 0) resident.end();
     }
   }
 
@@ -389,14 +490,18 @@ export class QuantWasmKernels implements Partial<Kernels> {
     if (x.length !== cs.n * cs.h * cs.w * cw || w.length !== cs.o * kk * cw || (t && (t.threshold.length !== cs.o || t.direction.length !== cs.o))) {
       throw new RangeError(`binaryConv: x [${x.length}], w [${w.length}], thresholds [${t?.threshold.length}] do not fit ${JSON.stringify(cs)}`);
     }
-    const { rows, tapPop } = binaryConvLayout(w, cs), size = pixels * (t ? wordsFor(cs.o) : cs.o);
-    // One scratch block: input, folded thresholds (sgn, tq) or mul, bias, im2col rows, accumulators (the int32 output), packed or float output.
-    const o4 = roundUp(cs.o, 4), px = 0, ps = px + pad16(x.byteLength), pq = ps + pad16(o4 * 4), cols = pq + pad16(o4 * 4);
-    const acc = cols + pad16(pixels * binaryRowWords(cs.c, cs.k) * 4), out = t || epi ? acc + pad16(pixels * cs.o * 4) : acc;
-    const signWords = epi ? pixels * wordsFor(cs.o) : 0, ps2 = out + pad16(size * 4);
-    const total = ps2 + pad16(signWords * 4), base = scratch.take(total), a = arena();
+    const { rows, sat } = binaryConvLayout(w, cs), size = pixels * (t ? wordsFor(cs.o) : cs.o), signWords = epi ? pixels * wordsFor(cs.o) : 0;
+    // In a stage scope: an input from the scope is read in place, the outputs go to the resident pool (a residual from the scope is summed in place).
+    const xr = resident.address(x), rr = epi?.residual ? resident.address(epi.residual) : 0;
+    const outR = t || epi ? rr || resident.take(size * 4) : 0, signsR = epi ? resident.take(signWords * 4) : 0;
+    // One scratch block: input, folded thresholds (sgn, tq) or mul, bias, im2col rows, accumulators (the int32 output), packed or float output, signs.
+    const o4 = roundUp(cs.o, 4), px = 0, ps = px + (xr ? 0 : pad16(x.byteLength)), pq = ps + pad16(o4 * 4), cols = pq + pad16(o4 * 4);
+    const acc = cols + pad16(binaryColsBytes(cs, pixels)), out = t || epi ? acc + pad16(pixels * cs.o * 4) : acc;
+    const ps2 = out + (outR ? 0 : pad16(size * 4));
+    const total = ps2 + (signsR ? 0 : pad16(signWords * 4)), base = scratch.take(total), a = arena();
+    const xp = xr || base + px, op = outR || base + out, sp = signsR || base + ps2;
     try {
-      new Uint32Array(a.buffer).set(x, (base + px) >> 2);
+      if (!xr) new Uint32Array(a.buffer).set(x, xp >> 2);
       if (t) {
         // −1 iff acc·sgn − tq < 0: direction +1: acc < thr; −1: acc > thr; 0: thr < 0 (constant).
         const i32 = new Int32Array(a.buffer), s0 = (base + ps) >> 2, q0 = (base + pq) >> 2;
@@ -409,11 +514,11 @@ export class QuantWasmKernels implements Partial<Kernels> {
       if (epi) {
         new Float32Array(a.buffer).set(epi.mul, (base + ps) >> 2);
         new Float32Array(a.buffer).set(epi.bias, (base + pq) >> 2);
-        if (epi.residual) new Float32Array(a.buffer).set(epi.residual, (base + out) >> 2);
+        if (epi.residual && !rr) new Float32Array(a.buffer).set(epi.residual, op >> 2);
       }
-      this.exports.binaryConvGemm(base + px, rows, tapPop, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, base + out, epi ? base + ps2 : 0, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, epi?.residual ? 1 : 0);
-      epi?.onSigns(new Uint32Array(a.buffer, base + ps2, signWords).slice());
-      return new Ctor(a.buffer, base + out, size).slice() as R;
+      this.exports.binaryConvGemm(xp, rows, sat, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, op, epi ? sp : 0, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, epi?.residual ? 1 : 0);
+      epi?.onSigns(output(Uint32Array, sp, signWords, signsR !== 0));
+      return rr ? (epi!.residual as R) : output(Ctor, op, size, outR !== 0);
     } finally {
       scratch.give(base, total);
     }
