@@ -52,7 +52,7 @@ function loadModel(path: string, arch: string | null, itemShape: readonly number
 export const quantizeSpec: CommandSpec = {
   name: 'quantize',
   summary: 'post-training quantization of a trained float model (ONNX or safetensors) into a deployed .sgq and/or a QDQ ONNX file',
-  description: 'Calibrates on unlabeled training items; --avg-bits or --size-budget choose bits per layer: candidates from Hutchinson Hessian traces, the one closest to the float model on the calibration items.',
+  description: 'Calibrates on unlabeled training items; --avg-bits or --size-budget choose bits per layer: candidates from Hutchinson Hessian traces, ranked by cross-entropy on held-out labeled training items; a mix replaces uniform bits only when clearly better on further items.',
   positionals: [{ name: 'MODEL', help: 'MODEL.onnx (e.g. exported by PyTorch) or MODEL.safetensors (a float checkpoint from `slimgrad train --save`)' }],
   options: [
     { name: 'method', type: 'choice', choices: PTQ_METHODS, default: 'rtn', help: 'round to nearest, AdaRound (learned weight rounding) or AQuant (AdaRound + learned activation borders)' },
