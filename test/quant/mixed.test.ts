@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { useFastestBackend } from '../../src/backends/wasm/index.js';
 import { mlp } from '../../src/nn/models.js';
-import { allocateBits, candidateAllocations, hessianTraces, selectBits } from '../../src/quant/ptq/mixed.js';
+import { allocateBits, candidateAllocations, hessianTraces, selectBits, type BitChoice } from '../../src/quant/ptq/mixed.js';
 import { ptq, simulate } from '../../src/quant/ptq/ptq.js';
 import { noGrad } from '../../src/autograd/mode.js';
 import { scope } from '../../src/core/scope.js';
@@ -14,6 +14,20 @@ import { softmax } from '../../src/ops/index.js';
 import { Rng } from '../../src/util/rng.js';
 
 useFastestBackend();
+
+/**
+ * The paired test recomputed from per-item losses and hits of the mix and the uniform candidate on
+ * the confirmation items: mean loss difference + 2 standard errors below 0, and no fewer hits than
+ * uniform (McNemar's discordant pairs); the choice follows.
+ */
+function checkConfirmation(choice: BitChoice, mix: number[], u: number[], m: { loss: number; hit: boolean }[], un: { loss: number; hit: boolean }[]): void {
+  const d = m.map((g, i) => g.loss - un[i]!.loss), md = d.reduce((a, b) => a + b, 0) / d.length;
+  const upper = md + 2 * Math.sqrt(d.reduce((a, v) => a + (v - md) ** 2, 0) / (d.length - 1) / d.length);
+  const onlyMixed = m.filter((g, i) => g.hit && !un[i]!.hit).length, onlyUniform = m.filter((g, i) => !g.hit && un[i]!.hit).length;
+  assert.ok(Math.abs(choice.confirmation!.upper - upper) <= 1e-5 + 1e-3 * Math.abs(upper), `upper ${choice.confirmation!.upper} vs ${upper}`);
+  assert.deepEqual([choice.confirmation!.onlyMixed, choice.confirmation!.onlyUniform], [onlyMixed, onlyUniform]);
+  assert.deepEqual(choice.bits, upper < 0 && onlyMixed >= onlyUniform ? mix : u);
+}
 
 test('Hutchinson traces: grad(createGraph) Hessian-vector products = finite differences of gradients', () => {
   const rng = new Rng(3);
@@ -75,12 +89,8 @@ test('candidateAllocations fit the budget (greedy first, uniform 4 included); se
   assert.deepEqual(choice.confirmation!.bits, mix);
   // The paired test on the confirmation items: mean KL difference + 2 standard errors below 0, and
   // no fewer items agreeing with the float model's class than uniform (McNemar's discordant pairs).
-  const gm = gaps(mix, confirm), gu = gaps(u, confirm), d = gm.map((g, i) => g.kl - gu[i]!.kl), md = d.reduce((a, b) => a + b, 0) / d.length;
-  const upper = md + 2 * Math.sqrt(d.reduce((a, v) => a + (v - md) ** 2, 0) / (d.length - 1) / d.length);
-  const onlyMixed = gm.filter((g, i) => g.agree && !gu[i]!.agree).length, onlyUniform = gm.filter((g, i) => !g.agree && gu[i]!.agree).length;
-  assert.ok(Math.abs(choice.confirmation!.upper - upper) <= 1e-6 + 1e-3 * Math.abs(upper), `upper ${choice.confirmation!.upper} vs ${upper}`);
-  assert.deepEqual([choice.confirmation!.onlyMixed, choice.confirmation!.onlyUniform], [onlyMixed, onlyUniform]);
-  assert.deepEqual(choice.bits, upper < 0 && onlyMixed >= onlyUniform ? mix : u);
+  const gm = gaps(mix, confirm), gu = gaps(u, confirm);
+  checkConfirmation(choice, mix, u, gm.map((g) => ({ loss: g.kl, hit: g.agree })), gu.map((g) => ({ loss: g.kl, hit: g.agree })));
   // A margin no mixed candidate can beat keeps the uniform one; a mixed candidate far better than
   // the only uniform one is chosen (ranked and confirmed on halves of the held-out items by default).
   assert.deepEqual(selectBits(m, x, shape, all, 8, { heldOut: rank, confirm, margin: 1e9 }).bits, u);
@@ -122,12 +132,7 @@ test('selectBits with labeled held-out items scores the task loss: per-item cros
   const least = (list: number[][]) => list.reduce((a, b) => (ceMean(b) < ceMean(a) ? b : a));
   const u = least(all.filter(uniform)), mix = least(all.filter((b) => !uniform(b)));
   assert.deepEqual([choice.uniform, choice.confirmation!.bits], [u, mix]);
-  const tm = task(mix, confirm), tu = task(u, confirm), d = tm.map((t, i) => t.ce - tu[i]!.ce), md = d.reduce((a, b) => a + b, 0) / d.length;
-  const upper = md + 2 * Math.sqrt(d.reduce((a, v) => a + (v - md) ** 2, 0) / (d.length - 1) / d.length);
-  const onlyMixed = tm.filter((t, i) => t.correct && !tu[i]!.correct).length, onlyUniform = tm.filter((t, i) => !t.correct && tu[i]!.correct).length;
-  assert.ok(Math.abs(choice.confirmation!.upper - upper) <= 1e-5 + 1e-3 * Math.abs(upper), `upper ${choice.confirmation!.upper} vs ${upper}`);
-  assert.deepEqual([choice.confirmation!.onlyMixed, choice.confirmation!.onlyUniform], [onlyMixed, onlyUniform]);
-  assert.deepEqual(choice.bits, upper < 0 && onlyMixed >= onlyUniform ? mix : u);
+  checkConfirmation(choice, mix, u, task(mix, confirm).map((t) => ({ loss: t.ce, hit: t.correct })), task(u, confirm).map((t) => ({ loss: t.ce, hit: t.correct })));
   // Labels split with the items when the confirmation items are the second half of heldOut.
   const both = { data: Float32Array.from([...rank.data, ...confirm.data]), shape: [96, 64], labels: Int32Array.from([...rank.labels, ...confirm.labels]) };
   assert.deepEqual(selectBits(m, x, shape, all, 8, { heldOut: both }).confirmation, choice.confirmation);
