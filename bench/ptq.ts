@@ -11,12 +11,12 @@
  * is calibrated on --calib-items random training items per seed (seeds 1..N) and scored on the
  * 2,000 test items (fake-quantized simulation, identical to the deployed int8 runtime: see
  * test/quant/ptq.test.ts); accuracy is the mean over seeds. `mixed` rows choose bits per layer
- * at the size of uniform 4-bit weights: candidates from Hutchinson Hessian traces, ranked by KL
- * from the float model on 1,024 unlabeled training items other than the calibration items (RTN for
- * all, then AdaRound for the finalists); the best mixed one replaces the best uniform one only when
- * it passes a paired test on 1,024 further items (KL lower beyond 2 standard errors, no fewer items
- * agreeing with the float model's class). Every row also reports the logit MSE, KL and top-1
- * agreement with the float model on 1,024 other held-out training items. ONNX rows compare
+ * at the size of uniform 4-bit weights: candidates from Hutchinson Hessian traces, ranked by
+ * cross-entropy on 1,024 labeled training items other than the calibration items (RTN for all,
+ * then AdaRound for the finalists); the best mixed one replaces the best uniform one only when it
+ * passes a paired test on 1,024 further items (cross-entropy lower beyond 2 standard errors, no
+ * fewer items correct). Every row also reports the logit MSE, KL and top-1 agreement with the
+ * float model, and the cross-entropy and accuracy, on 1,024 other held-out training items. ONNX rows compare
  * onnxruntime-node with slimgrad (float export; QDQ W8A8 export vs the deployed model, codes in
  * LSBs). Latency: per batch, single thread, best of 60 short (5 ms) rounds that interleave
  * slimgrad and ORT (on a shared machine some short rounds run unpreempted); the `ratios` rows
@@ -53,7 +53,7 @@ import { loadSplits } from '../src/data/splits.js';
 const INPUT = [1, 28, 28];
 const EPOCHS: Record<string, number> = { lenet: 4, resnet20: 2 };
 /**
- * Unlabeled training items (none of them a calibration item) the mixed-precision selection ranks
+ * Labeled training items (none of them a calibration item) the mixed-precision selection ranks
  * candidates on, then as many again on which it confirms the best mixed one against uniform.
  */
 const HELD_OUT = 1024;
