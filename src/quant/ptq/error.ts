@@ -1,14 +1,18 @@
 /**
  * How far a quantized model's outputs are from the float model's, item by item, on unlabeled
  * items: KL(softmax(float) ‖ softmax(quantized)), the squared logit error (summed over classes)
- * and whether the top-1 class agrees. Per-item values allow paired comparisons of two quantized
- * models on the same items (`pairedUpper`, `disagreements`), which decide mixed precision and
- * report AdaRound vs AQuant without test labels.
+ * and whether the top-1 class agrees; on labeled items also the task's per-item cross-entropy and
+ * correctness (`taskScore`). Per-item values allow paired comparisons of two quantized models on
+ * the same items (`pairedUpper`, `disagreements`), which decide mixed precision and report
+ * AdaRound vs AQuant without test items.
  *
  * @example
  * const ref = logitsOf(model, x, [512, 1, 28, 28]);
- * const gap = outputGap(model, ptq(model, calib, [128, 1, 28, 28], { wBits: 4 }), x, [512, 1, 28, 28], ref);
+ * const result = ptq(model, calib, [128, 1, 28, 28], { wBits: 4 });
+ * const gap = outputGap(model, result, x, [512, 1, 28, 28], ref);
  * console.log(mean(gap.kl), mean(gap.sq) / 10, mean(gap.agree));   // KL, logit MSE, top-1 agreement
+ * const task = taskScore(quantizedLogits(model, result, x, [512, 1, 28, 28]), labels);
+ * console.log(mean(task.ce), mean(task.correct));                  // cross-entropy, accuracy
  */
 import { noGrad } from '../../autograd/mode.js';
 import { scope } from '../../core/scope.js';
