@@ -11,12 +11,12 @@
  * is calibrated on --calib-items random training items per seed (seeds 1..N) and scored on the
  * 2,000 test items (fake-quantized simulation, identical to the deployed int8 runtime: see
  * test/quant/ptq.test.ts); accuracy is the mean over seeds. `mixed` rows choose bits per layer
- * at the size of uniform 4-bit weights: candidates from Hutchinson Hessian traces, ranked by KL
- * from the float model on 1,024 unlabeled training items other than the calibration items (RTN for
- * all, then AdaRound for the finalists); the best mixed one replaces the best uniform one only when
- * it passes a paired test on 1,024 further items (KL lower beyond 2 standard errors, no fewer items
- * agreeing with the float model's class). Every row also reports the logit MSE, KL and top-1
- * agreement with the float model on 1,024 other held-out training items. ONNX rows compare
+ * at the size of uniform 4-bit weights: candidates from Hutchinson Hessian traces, ranked by
+ * cross-entropy on 1,024 labeled training items other than the calibration items (RTN for all,
+ * then AdaRound for the finalists); the best mixed one replaces the best uniform one only when it
+ * passes a paired test on 1,024 further items (cross-entropy lower beyond 2 standard errors, no
+ * fewer items correct). Every row also reports the logit MSE, KL and top-1 agreement with the
+ * float model, and the cross-entropy and accuracy, on 1,024 other held-out training items. ONNX rows compare
  * onnxruntime-node with slimgrad (float export; QDQ W8A8 export vs the deployed model, codes in
  * LSBs). Latency: per batch, single thread, best of 60 short (5 ms) rounds that interleave
  * slimgrad and ORT (on a shared machine some short rounds run unpreempted); the `ratios` rows
@@ -43,7 +43,7 @@ import { cosineLr } from '../src/optim/schedule.js';
 import { evaluate, fit } from '../src/train/trainer.js';
 import { runDeployed } from '../src/quant/runtime.js';
 import { candidateAllocations, hessianTraces, selectBits, type BitChoice } from '../src/quant/ptq/mixed.js';
-import { mean, outputGap } from '../src/quant/ptq/error.js';
+import { logitGap, logitsOf, mean, quantizedLogits, taskScore } from '../src/quant/ptq/error.js';
 import { deployPtq, layerOutputErrors, ptq, ptqBytes, simulate, type PtqMethod, type PtqResult } from '../src/quant/ptq/ptq.js';
 import { deployedInputCodes, maxCodeDiff } from '../src/quant/ptq/validate.js';
 import { Rng } from '../src/util/rng.js';
@@ -53,7 +53,7 @@ import { loadSplits } from '../src/data/splits.js';
 const INPUT = [1, 28, 28];
 const EPOCHS: Record<string, number> = { lenet: 4, resnet20: 2 };
 /**
- * Unlabeled training items (none of them a calibration item) the mixed-precision selection ranks
+ * Labeled training items (none of them a calibration item) the mixed-precision selection ranks
  * candidates on, then as many again on which it confirms the best mixed one against uniform.
  */
 const HELD_OUT = 1024;
@@ -114,7 +114,7 @@ async function timeInterleaved(fns: (() => unknown)[], runs: number, minMs: numb
 
 /** The selection's paired test, for the progress line. */
 const confirmation = (c: BitChoice['confirmation']) =>
-  c ? ` (best mix ${c.bits.join('/')} vs uniform on ${c.items} items: KL diff upper bound ${c.klUpper.toPrecision(2)}, top-1 agreeing only mix/uniform ${c.onlyMixed}/${c.onlyUniform}${c.passed ? ', chosen' : ''})` : '';
+  c ? ` (best mix ${c.bits.join('/')} vs uniform on ${c.items} items: cross-entropy diff upper bound ${c.upper.toPrecision(2)}, correct only mix/uniform ${c.onlyMixed}/${c.onlyUniform}${c.passed ? ', chosen' : ''})` : '';
 
 const maxAbs = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let m = 0;
@@ -178,12 +178,15 @@ export async function run(args: string[]): Promise<number> {
     const heldOutFor = (seed: number) => {
       const used = new Set(calibIndices(seed));
       const rest = Array.from(new Rng(seed, 0x4e1d).permutation(trainSet.length)).filter((i) => !used.has(i));
-      const part = (from: number, n: number) => ({ data: trainSet.select(rest.slice(from, from + n)).values(), shape: [n, ...INPUT] });
+      const part = (from: number, n: number) => {
+        const items = trainSet.select(rest.slice(from, from + n));
+        return { data: items.values(), shape: [n, ...INPUT], labels: items.y };
+      };
       return { rank: part(0, HELD_OUT), confirm: part(HELD_OUT, HELD_OUT), error: part(2 * HELD_OUT, ERROR_ITEMS) };
     };
     let w8a8: PtqResult | null = null;
     for (const s of values['latency-only'] ? [] : SETTINGS.filter((x) => methods.includes(key(x)) && bitSettings.includes(bitsKey(x)))) {
-      const accs: number[] = [], mse: number[] = [], kl: number[] = [], agree: number[] = [], layerMse: number[][] = [];
+      const accs: number[] = [], mse: number[] = [], kl: number[] = [], agree: number[] = [], heldCe: number[] = [], heldAcc: number[] = [], layerMse: number[][] = [];
       let bytes = 0, bits: number[] | number = s.wBits;
       const chosen: string[] = [], confirmations: BitChoice['confirmation'][] = [];
       for (let seed = 1; seed <= seeds; seed++) {
@@ -197,7 +200,9 @@ export async function run(args: string[]): Promise<number> {
         }
         const r = ptq(model, calib, [calibN, ...INPUT], { method: s.method, wBits: bits, aBits: s.aBits, iters, seed });
         if (s.method === 'rtn' && s.wBits === 8 && seed === 1) w8a8 = r;
-        const gap = outputGap(model, r, held.error.data, held.error.shape);
+        const q = quantizedLogits(model, r, held.error.data, held.error.shape), gap = logitGap(logitsOf(model, held.error.data, held.error.shape), q, ERROR_ITEMS), task = taskScore(q, held.error.labels);
+        heldCe.push(mean(task.ce));
+        heldAcc.push(mean(task.correct));
         if (values['layer-errors']) layerMse.push(layerOutputErrors(model, r, held.error.data.subarray(0, 256 * 784), [256, ...INPUT]).map((e) => e.mse));
         mse.push(mean(gap.sq) / 10);
         kl.push(mean(gap.kl));
@@ -210,12 +215,12 @@ export async function run(args: string[]): Promise<number> {
       const avg = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
       const row = {
         model: name, method: s.method, wBits: s.mixed ? `mixed ${Array.isArray(bits) ? bits.join('/') : bits}` : s.wBits, aBits: s.aBits, mixed: !!s.mixed,
-        testAccuracy: avg(accs), floatTestAccuracy: floatAcc, bytes, logitMse: avg(mse), kl: avg(kl), floatAgreement: avg(agree),
-        seeds: accs, logitMsePerSeed: mse, klPerSeed: kl, ...(layerMse.length ? { layerMsePerSeed: layerMse } : {}), ...(s.mixed ? { bitsPerSeed: chosen, confirmations } : {}),
+        testAccuracy: avg(accs), floatTestAccuracy: floatAcc, bytes, logitMse: avg(mse), kl: avg(kl), floatAgreement: avg(agree), heldOutCe: avg(heldCe), heldOutAccuracy: avg(heldAcc),
+        seeds: accs, logitMsePerSeed: mse, klPerSeed: kl, heldOutCePerSeed: heldCe, heldOutAccuracyPerSeed: heldAcc, ...(layerMse.length ? { layerMsePerSeed: layerMse } : {}), ...(s.mixed ? { bitsPerSeed: chosen, confirmations } : {}),
       };
       ptqRows.push(row);
       const f = (v: number[], d: number, k = 1) => v.map((a) => (a * k).toPrecision(d)).join(' ');
-      if (!values.json) console.error(`${name} ${s.method} W${row.wBits}A${s.aBits}: ${(row.testAccuracy * 100).toFixed(2)}% (float ${(floatAcc * 100).toFixed(2)}%; seeds ${f(accs, 4, 100)}; logit MSE ${f(mse, 3)}; KL ${f(kl, 3)}; top-1 agreement ${f(agree, 4, 100)}${s.mixed ? `; bits ${chosen.map((b, i) => `${b}${confirmation(confirmations[i]!)}`).join(', ')}` : ''})`);
+      if (!values.json) console.error(`${name} ${s.method} W${row.wBits}A${s.aBits}: ${(row.testAccuracy * 100).toFixed(2)}% (float ${(floatAcc * 100).toFixed(2)}%; seeds ${f(accs, 4, 100)}; logit MSE ${f(mse, 3)}; KL ${f(kl, 3)}; top-1 agreement ${f(agree, 4, 100)}; held-out cross-entropy ${f(heldCe, 3)}, accuracy ${f(heldAcc, 4, 100)}${s.mixed ? `; bits ${chosen.map((b, i) => `${b}${confirmation(confirmations[i]!)}`).join(', ')}` : ''})`);
       if (!values.json && layerMse.length) console.error(`  layer output MSE vs float per seed: ${layerMse.map((l) => l.map((v) => v.toPrecision(3)).join(' ')).join(' | ')}`);
     }
 
@@ -262,7 +267,7 @@ export async function run(args: string[]): Promise<number> {
   }
   if (!values.json) {
     console.log(`bench ptq on ${machine}; MNIST t10k 8k/2k; ${calibN} calibration items, ${seeds} seeds, ${iters} AdaRound/AQuant iterations per layer`);
-    printTable(ptqRows.map(({ seeds: _s, bitsPerSeed: _b, confirmations: _c, logitMsePerSeed: _m, klPerSeed: _k, layerMsePerSeed: _l, ...r }) => r));
+    printTable(ptqRows.map(({ seeds: _s, bitsPerSeed: _b, confirmations: _c, logitMsePerSeed: _m, klPerSeed: _k, heldOutCePerSeed: _hc, heldOutAccuracyPerSeed: _ha, layerMsePerSeed: _l, ...r }) => r));
     console.log('');
     printTable(onnxRows);
     console.log('');

@@ -104,7 +104,7 @@ test('AQuant border tables: per-level table with equal levels = one border per c
   assert.throws(() => quantizeActivation(new Float32Array(8), [1, 2, 2, 2], { step: 1, lo: 0, hi: 15, border: new Float32Array(7) }), /7 rounding borders for 2 channels/);
 });
 
-test('AQuant W4A4 on the PyTorch CNN: borders are per-level tables, each kept only where it lowers the layer output error on the calibration items; simulation = deployed .sgq', async () => {
+test('AQuant W4A4 on the PyTorch CNN: borders are per-level tables, each kept only where it lowers the layer output error on the calibration items; simulation = deployed .sgq; AdaRound weights under the default schedule', async () => {
   const { model, inputShape } = importOnnx(torchBytes);
   const calib = await calibItems(32), shape = [32, 1, 28, 28];
   const r = ptq(model, calib, shape, { method: 'aquant', wBits: 4, aBits: 4, iters: 30, seed: 2 });
@@ -132,4 +132,12 @@ test('AQuant W4A4 on the PyTorch CNN: borders are per-level tables, each kept on
   const bad = deployPtq(model, r, inputShape), stage = bad.stages.find((s) => 'inputBorder' in s && s.inputBorder) as { inputBorder: Float32Array };
   stage.inputBorder = stage.inputBorder.subarray(1);
   assert.throws(() => encodeDeployed(bad), /inputBorder/);
+  // The default (sequential) schedule rounds the weights exactly as AdaRound does, then learns the
+  // borders with them fixed: the first layer (same input in both) has AdaRound's codes; learned
+  // jointly with the borders, the weights of some layer differ.
+  const ada = ptq(model, calib, shape, { method: 'adaround', wBits: 4, aBits: 4, iters: 30, seed: 2 });
+  assert.deepEqual(r.layers[0]!.codes, ada.layers[0]!.codes);
+  const joint = ptq(model, calib, shape, { method: 'aquant', wBits: 4, aBits: 4, iters: 30, seed: 2, aquantSchedule: 'joint' });
+  assert.ok(joint.layers.some((l, i) => l.codes.some((q, k) => q !== r.layers[i]!.codes[k])), 'the joint schedule learned the same weights');
+  assert.throws(() => ptq(model, calib, shape, { method: 'aquant', aquantSchedule: 'both' as 'joint' }), /aquantSchedule must be 'sequential' or 'joint'/);
 });

@@ -52,7 +52,7 @@ function loadModel(path: string, arch: string | null, itemShape: readonly number
 export const quantizeSpec: CommandSpec = {
   name: 'quantize',
   summary: 'post-training quantization of a trained float model (ONNX or safetensors) into a deployed .sgq and/or a QDQ ONNX file',
-  description: 'Calibrates on unlabeled training items; --avg-bits or --size-budget choose bits per layer: candidates from Hutchinson Hessian traces, the one closest to the float model on the calibration items.',
+  description: 'Calibrates on unlabeled training items; --avg-bits or --size-budget choose bits per layer: candidates from Hutchinson Hessian traces, ranked by cross-entropy on held-out labeled training items; a mix replaces uniform bits only when clearly better on further items.',
   positionals: [{ name: 'MODEL', help: 'MODEL.onnx (e.g. exported by PyTorch) or MODEL.safetensors (a float checkpoint from `slimgrad train --save`)' }],
   options: [
     { name: 'method', type: 'choice', choices: PTQ_METHODS, default: 'rtn', help: 'round to nearest, AdaRound (learned weight rounding) or AQuant (AdaRound + learned activation borders)' },
@@ -124,12 +124,12 @@ export const quantize = defineCommand(quantizeSpec, async (o) => {
       const sens = hessianTraces(model, calib.subarray(0, m * trainSet.itemSize), [m, ...inputShape], { seed });
       // Scored on the next training items when there are enough (AdaRound fits the calibration items).
       const rest = Math.min(n, trainSet.length - n);
-      const heldOut = rest >= 32 ? { data: trainSet.values(n, n + rest), shape: [rest, ...inputShape] } : undefined;
-      scoredOn = heldOut ? `the first ${rest >> 1} of ${rest} held-out training items` : 'the first half of the calibration items';
+      const heldOut = rest >= 32 ? { data: trainSet.values(n, n + rest), shape: [rest, ...inputShape], labels: trainSet.y.subarray(n, n + rest) } : { data: calib, shape, labels: trainSet.y.subarray(0, n) };
+      scoredOn = rest >= 32 ? `the first ${rest >> 1} of ${rest} held-out training items` : 'the first half of the calibration items';
       const choice = selectBits(model, calib, shape, candidateAllocations(model, sens, { avgBits, sizeKB }), aBits, { method, iters, seed, heldOut });
       bits = choice.bits;
       sensitivity = sens.map((s, i) => ({ layer: s.path, params: s.params, trace: s.trace, bits: choice.bits[i]! }));
-      allocations = choice.scores.map((c) => ({ bits: c.bits.join('/'), calibKL: c.kl, [`calibKL_${method}`]: c.klMethod ?? null }));
+      allocations = choice.scores.map((c) => ({ bits: c.bits.join('/'), [choice.criterion]: c.loss, [`${choice.criterion}_${method}`]: c.lossMethod ?? null }));
       selection = choice.confirmation;
     }
     const result = ptq(model, calib, shape, { method, wBits: bits, aBits, actObserver: values.observer as ObserverKind, weightObserver: values['weight-observer'] as ObserverKind, iters, seed });
@@ -162,10 +162,10 @@ export const quantize = defineCommand(quantizeSpec, async (o) => {
       if (sensitivity.length) {
         console.log('mixed precision (Hutchinson Hessian traces):');
         printTable(sensitivity);
-        console.log(`\ncandidate allocations (KL from the float model on ${scoredOn}, round-to-nearest${method === 'rtn' ? '' : ` and ${method} for the finalists`}):`);
+        console.log(`\ncandidate allocations (cross-entropy on ${scoredOn}, round-to-nearest${method === 'rtn' ? '' : ` and ${method} for the finalists`}):`);
         printTable(allocations);
         const c = selection;
-        if (c) console.log(`best mix ${c.bits.join('/')} vs best uniform on ${c.items} other items: mean KL difference + 2 SE = ${c.klUpper.toPrecision(3)}, top-1 agreeing with float only for the mix ${c.onlyMixed}, only for uniform ${c.onlyUniform}: ${c.passed ? 'mix chosen' : 'uniform kept'}`);
+        if (c) console.log(`best mix ${c.bits.join('/')} vs best uniform on ${c.items} other items: mean cross-entropy difference + 2 SE = ${c.upper.toPrecision(3)}, correct only for the mix ${c.onlyMixed}, only for uniform ${c.onlyUniform}: ${c.passed ? 'mix chosen' : 'uniform kept'}`);
         console.log('');
       }
       printTable(layers);

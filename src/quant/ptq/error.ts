@@ -1,14 +1,18 @@
 /**
  * How far a quantized model's outputs are from the float model's, item by item, on unlabeled
  * items: KL(softmax(float) ‖ softmax(quantized)), the squared logit error (summed over classes)
- * and whether the top-1 class agrees. Per-item values allow paired comparisons of two quantized
- * models on the same items (`pairedUpper`, `disagreements`), which decide mixed precision and
- * report AdaRound vs AQuant without test labels.
+ * and whether the top-1 class agrees; on labeled items also the task's per-item cross-entropy and
+ * correctness (`taskScore`). Per-item values allow paired comparisons of two quantized models on
+ * the same items (`pairedUpper`, `disagreements`), which decide mixed precision and report
+ * AdaRound vs AQuant without test items.
  *
  * @example
  * const ref = logitsOf(model, x, [512, 1, 28, 28]);
- * const gap = outputGap(model, ptq(model, calib, [128, 1, 28, 28], { wBits: 4 }), x, [512, 1, 28, 28], ref);
+ * const result = ptq(model, calib, [128, 1, 28, 28], { wBits: 4 });
+ * const gap = outputGap(model, result, x, [512, 1, 28, 28], ref);
  * console.log(mean(gap.kl), mean(gap.sq) / 10, mean(gap.agree));   // KL, logit MSE, top-1 agreement
+ * const task = taskScore(quantizedLogits(model, result, x, [512, 1, 28, 28]), labels);
+ * console.log(mean(task.ce), mean(task.correct));                  // cross-entropy, accuracy
  */
 import { noGrad } from '../../autograd/mode.js';
 import { scope } from '../../core/scope.js';
@@ -47,23 +51,50 @@ export interface OutputGap {
   agree: Float64Array;
 }
 
+/** log softmax of the row z[at .. at + out.length) into `out`. */
+function logSoftmaxRow(z: Float32Array, at: number, out: Float64Array): void {
+  const c = out.length;
+  let m = -Infinity;
+  for (let j = 0; j < c; j++) m = Math.max(m, z[at + j]!);
+  let s = 0;
+  for (let j = 0; j < c; j++) s += Math.exp(z[at + j]! - m);
+  const lse = m + Math.log(s);
+  for (let j = 0; j < c; j++) out[j] = z[at + j]! - lse;
+}
+
+export interface TaskScore {
+  /** Cross-entropy −log softmax(q)[label] per item (nats). */
+  ce: Float64Array;
+  /** 1 where the top-1 class is the label, else 0. */
+  correct: Float64Array;
+}
+
+/** Per-item cross-entropy and correctness of logits `q` ([items, classes]) against integer `labels`. */
+export function taskScore(q: Float32Array, labels: ArrayLike<number>): TaskScore {
+  const items = labels.length;
+  if (items === 0 || q.length % items !== 0) throw new Error(`taskScore: ${q.length} logits for ${items} labels`);
+  const c = q.length / items, ce = new Float64Array(items), correct = new Float64Array(items), lq = new Float64Array(c);
+  for (let i = 0; i < items; i++) {
+    const y = labels[i]!;
+    if (!Number.isInteger(y) || y < 0 || y >= c) throw new RangeError(`taskScore: label ${y} of item ${i} is outside [0, ${c})`);
+    logSoftmaxRow(q, i * c, lq);
+    ce[i] = -lq[y]!;
+    let top = 0;
+    for (let j = 1; j < c; j++) if (q[i * c + j]! > q[i * c + top]!) top = j;
+    correct[i] = top === y ? 1 : 0;
+  }
+  return { ce, correct };
+}
+
 /** Per-item gaps between logits `q` and reference logits `ref` ([items, classes] each). */
 export function logitGap(ref: Float32Array, q: Float32Array, items: number): OutputGap {
   if (ref.length !== q.length || ref.length % items !== 0) throw new Error(`logitGap: ${ref.length} reference vs ${q.length} logits for ${items} items`);
   const c = ref.length / items, kl = new Float64Array(items), sq = new Float64Array(items), agree = new Float64Array(items);
-  const logSoftmax = (z: Float32Array, at: number, out: Float64Array) => {
-    let m = -Infinity;
-    for (let j = 0; j < c; j++) m = Math.max(m, z[at + j]!);
-    let s = 0;
-    for (let j = 0; j < c; j++) s += Math.exp(z[at + j]! - m);
-    const lse = m + Math.log(s);
-    for (let j = 0; j < c; j++) out[j] = z[at + j]! - lse;
-  };
   const lp = new Float64Array(c), lq = new Float64Array(c);
   for (let i = 0; i < items; i++) {
     const at = i * c;
-    logSoftmax(ref, at, lp);
-    logSoftmax(q, at, lq);
+    logSoftmaxRow(ref, at, lp);
+    logSoftmaxRow(q, at, lq);
     let top = 0, topQ = 0;
     for (let j = 0; j < c; j++) {
       kl[i] += Math.exp(lp[j]!) * (lp[j]! - lq[j]!);
@@ -76,16 +107,19 @@ export function logitGap(ref: Float32Array, q: Float32Array, items: number): Out
   return { kl, sq, agree };
 }
 
-/** The gaps of `result`'s fake-quantized model from the float model (`ref`: its logits on `x`, computed when absent). */
-export function outputGap(model: Module, result: PtqResult, x: Float32Array, shape: number[], ref = logitsOf(model, x, shape)): OutputGap {
+/** The logits of `result`'s fake-quantized model on items `x`. */
+export function quantizedLogits(model: Module, result: PtqResult, x: Float32Array, shape: number[]): Float32Array {
   const restore = simulate(model, result);
-  let q: Float32Array;
   try {
-    q = logitsOf(model, x, shape);
+    return logitsOf(model, x, shape);
   } finally {
     restore();
   }
-  return logitGap(ref, q, shape[0]!);
+}
+
+/** The gaps of `result`'s fake-quantized model from the float model (`ref`: its logits on `x`, computed when absent). */
+export function outputGap(model: Module, result: PtqResult, x: Float32Array, shape: number[], ref = logitsOf(model, x, shape)): OutputGap {
+  return logitGap(ref, quantizedLogits(model, result, x, shape), shape[0]!);
 }
 
 export const mean = (v: ArrayLike<number>): number => {
@@ -104,14 +138,14 @@ export function pairedUpper(a: ArrayLike<number>, b: ArrayLike<number>, z: numbe
 }
 
 /**
- * McNemar's discordant counts of two models' top-1 agreement with the float model on the same
- * items: `onlyA` items where only A agrees, `onlyB` where only B does.
+ * McNemar's discordant counts of two models' per-item hits (0/1: top-1 agreement with the float
+ * model, or correctness) on the same items: `onlyA` items where only A hits, `onlyB` where only B does.
  */
-export function disagreements(a: OutputGap, b: OutputGap): { onlyA: number; onlyB: number } {
+export function disagreements(a: ArrayLike<number>, b: ArrayLike<number>): { onlyA: number; onlyB: number } {
   let onlyA = 0, onlyB = 0;
-  for (let i = 0; i < a.agree.length; i++) {
-    if (a.agree[i]! > b.agree[i]!) onlyA++;
-    else if (b.agree[i]! > a.agree[i]!) onlyB++;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i]! > b[i]!) onlyA++;
+    else if (b[i]! > a[i]!) onlyB++;
   }
   return { onlyA, onlyB };
 }

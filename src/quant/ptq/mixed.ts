@@ -7,7 +7,8 @@
  * batch norm are first-order only) from central differences of first-order gradients,
  * Hv ≈ (∇L(w + εv) − ∇L(w − εv))/2ε. Bits per layer then minimize ΣΩ_l under a weight-size budget
  * (`allocateBits`, greedy); `candidateAllocations` lists that allocation with its neighbours and the
- * uniform ones, and `selectBits` picks among them on data (KL from the float model).
+ * uniform ones, and `selectBits` picks among them on held-out data (task loss where labels are
+ * given, else KL from the float model).
  *
  * @example
  * const sens = hessianTraces(model, calib, [64, 1, 28, 28]);
@@ -22,7 +23,7 @@ import type { Module } from '../../nn/module.js';
 import { Rng } from '../../util/rng.js';
 import { observeRange, quantizeWeights } from './observers.js';
 import { ptq, quantizableLayers, type PtqOptions, type PtqResult } from './ptq.js';
-import { disagreements, logitsOf, mean, outputGap, pairedUpper, type OutputGap } from './error.js';
+import { disagreements, logitsOf, mean, outputGap, pairedUpper, quantizedLogits, taskScore } from './error.js';
 
 export interface LayerSensitivity {
   path: string;
@@ -230,99 +231,135 @@ export function candidateAllocations(model: Module, sens: LayerSensitivity[], bu
   return [...out.values()].slice(0, Math.max(max, 1 + uniform.length));
 }
 
+/** Items a selection scores candidates on, with their true classes when known. */
+export interface ScoringItems {
+  data: Float32Array;
+  shape: number[];
+  /** Integer class per item: candidates are then scored on the task loss (cross-entropy) and correctness instead of on closeness to the float model. */
+  labels?: ArrayLike<number>;
+}
+
 export interface BitChoice {
   bits: number[];
   /**
-   * Every distinct candidate with its score on the ranking items (mean KL divergence from the float
-   * model's outputs, lower is better) under round-to-nearest, and `klMethod` under the final method where it was run.
+   * What the selection minimized per item: `kl`, KL(softmax(float) ‖ softmax(quantized)), on
+   * unlabeled items; `cross-entropy`, the quantized model's loss on the true class, on labeled items.
    */
-  scores: { bits: number[]; kl: number; klMethod?: number }[];
+  criterion: 'kl' | 'cross-entropy';
+  /**
+   * Every distinct candidate with its mean `criterion` on the ranking items (lower is better)
+   * under round-to-nearest, and `lossMethod` under the final method where it was run.
+   */
+  scores: { bits: number[]; loss: number; lossMethod?: number }[];
   /** The best uniform candidate on the ranking items (null when there is none): the choice unless the best mixed one passes the confirmation. */
   uniform: number[] | null;
   /**
    * The paired comparison of the best mixed candidate (`bits`) with `uniform` on the confirmation
-   * items (null when there was nothing to compare): the upper bound mean(KL_mixed − KL_uniform) +
-   * margin·SE, and McNemar's discordant counts of top-1 agreement with the float model.
+   * items (null when there was nothing to compare): the upper bound mean(loss_mixed − loss_uniform) +
+   * margin·SE, and McNemar's discordant counts of hits (top-1 agreement with the float model under
+   * `kl`, the true class under `cross-entropy`).
    */
-  confirmation: { bits: number[]; klUpper: number; onlyMixed: number; onlyUniform: number; items: number; passed: boolean } | null;
+  confirmation: { bits: number[]; upper: number; onlyMixed: number; onlyUniform: number; items: number; passed: boolean } | null;
 }
 
 export interface SelectOptions extends Pick<PtqOptions, 'method' | 'iters' | 'seed'> {
   /** With a method other than rtn: how many of the best candidates under RTN are scored again with it (default 2; uniform candidates always are). */
   finalists?: number;
-  /** Unlabeled items to rank candidates on, other than the calibration items that AdaRound fits (default: the calibration items). */
-  heldOut?: { data: Float32Array; shape: number[] };
+  /** Items to rank candidates on, other than the calibration items that AdaRound fits (default: the calibration items, unlabeled). */
+  heldOut?: ScoringItems;
   /**
-   * Other unlabeled items on which the best mixed candidate is compared with the best uniform one
-   * (default: the second half of `heldOut`, which then ranks on its first half).
+   * Other items on which the best mixed candidate is compared with the best uniform one
+   * (default: the second half of `heldOut`, which then ranks on its first half). Labels must be
+   * given on both or on neither.
    */
-  confirm?: { data: Float32Array; shape: number[] };
+  confirm?: ScoringItems;
   /**
-   * How many standard errors of the per-item KL difference the mixed candidate must beat the best
+   * How many standard errors of the per-item loss difference the mixed candidate must beat the best
    * uniform one by on the confirmation items (default 2).
    */
   margin?: number;
 }
 
 /**
- * The candidate allocation whose quantized model (calibrated on `calib`) stays closest to the float
- * model. Candidates are ranked by KL(softmax(float) ‖ softmax(quantized)) per item on the ranking
- * items (`options.heldOut`; AdaRound fits the calibration items, so other items are better), first
- * with round-to-nearest weights for every candidate, then (options.method adaround or aquant) with
- * that method for the best `finalists` and the uniform candidates. The Hessian traces rank
- * allocations by a second-order estimate; this checks them on data, where the estimate can misjudge
- * what a large layer's narrowest width costs, and where AdaRound recovers more at some widths than
- * at others.
+ * The candidate allocation whose quantized model (calibrated on `calib`) has the lowest loss on
+ * held-out items: with labels (`heldOut.labels`), the task loss (cross-entropy on the true class),
+ * since what a smaller model must keep is its accuracy, which fidelity to the float model only
+ * approximates (a quantized model can be more or less accurate than the float one at the same
+ * distance from it); without, KL(softmax(float) ‖ softmax(quantized)). Candidates are ranked per
+ * item on the ranking items (`options.heldOut`; AdaRound fits the calibration items, so other items
+ * are better), first with round-to-nearest weights for every candidate, then (options.method
+ * adaround or aquant) with that method for the best `finalists` and the uniform candidates. The
+ * Hessian traces rank allocations by a second-order estimate; this checks them on data, where the
+ * estimate can misjudge what a large layer's narrowest width costs, and where AdaRound recovers
+ * more at some widths than at others.
  *
  * The choice stays the best uniform candidate unless the best mixed one (on the ranking items)
- * passes one paired comparison with it on separate confirmation items: its mean per-item KL lower
- * by more than `margin` standard errors, and no fewer confirmation items on which its top-1 class
- * agrees with the float model's (McNemar's discordant pairs: only-mixed ≥ only-uniform). Ranking
- * and testing on the same items would favour whichever candidate the ranking items happen to
- * flatter (the winner of several noisy scores looks better than it is); on fresh items the one
- * test is unbiased. KL measures closeness of the whole output distribution, accuracy only the
- * top-1 class, hence the agreement condition.
+ * passes one paired comparison with it on separate confirmation items: its mean per-item loss lower
+ * by more than `margin` standard errors, and no fewer confirmation items hit (correct with labels,
+ * else agreeing with the float model's top-1 class; McNemar's discordant pairs: only-mixed ≥
+ * only-uniform). Ranking and testing on the same items would favour whichever candidate the
+ * ranking items happen to flatter (the winner of several noisy scores looks better than it is); on
+ * fresh items the one test is unbiased. The loss measures the whole output distribution, the hits
+ * only the top-1 class, hence both conditions.
  *
  * @example
- * const { bits } = selectBits(model, calib, [128, 1, 28, 28], candidateAllocations(model, sens, { avgBits: 4 }), 8, { heldOut });
+ * const { bits } = selectBits(model, calib, [128, 1, 28, 28], candidateAllocations(model, sens, { avgBits: 4 }), 8, { heldOut: { data, shape, labels } });
  */
 export function selectBits(model: Module, calib: Float32Array, shape: number[], candidates: number[][], aBits: number, options: SelectOptions = {}): BitChoice {
   if (candidates.length === 0) throw new RangeError('selectBits: no candidate allocations');
-  const scored = options.heldOut ?? { data: calib, shape };
+  const scored: ScoringItems = options.heldOut ?? { data: calib, shape };
   let rank = scored, confirm = options.confirm;
   if (!confirm) {
     const n = scored.shape[0]!, half = Math.floor(n / 2), per = scored.data.length / n;
     if (half < 1) throw new RangeError(`selectBits: ${n} scored item(s) cannot be split into ranking and confirmation items`);
-    rank = { data: scored.data.subarray(0, half * per), shape: [half, ...scored.shape.slice(1)] };
-    confirm = { data: scored.data.subarray(half * per), shape: [n - half, ...scored.shape.slice(1)] };
+    const part = (from: number, to: number): ScoringItems => ({
+      data: scored.data.subarray(from * per, to * per), shape: [to - from, ...scored.shape.slice(1)], ...(scored.labels ? { labels: Array.from(scored.labels).slice(from, to) } : {}),
+    });
+    rank = part(0, half);
+    confirm = part(half, n);
   }
-  const refRank = logitsOf(model, rank.data, rank.shape), refConfirm = logitsOf(model, confirm.data, confirm.shape);
+  if (!rank.labels !== !confirm.labels) throw new RangeError('selectBits: give labels for both the ranking (heldOut) and the confirmation items, or for neither');
+  for (const it of [rank, confirm]) if (it.labels && it.labels.length !== it.shape[0]) throw new RangeError(`selectBits: ${it.labels.length} labels for ${it.shape[0]} items`);
+  const criterion: BitChoice['criterion'] = rank.labels ? 'cross-entropy' : 'kl';
+  /** Per-item loss and hit of a quantized model on `items` (`ref`: the float model's logits there, for KL). */
+  const scorer = (items: ScoringItems) => {
+    const ref = items.labels ? null : logitsOf(model, items.data, items.shape);
+    return (r: PtqResult): { loss: Float64Array; hit: Float64Array } => {
+      if (!ref) {
+        const t = taskScore(quantizedLogits(model, r, items.data, items.shape), items.labels!);
+        return { loss: t.ce, hit: t.correct };
+      }
+      const g = outputGap(model, r, items.data, items.shape, ref);
+      return { loss: g.kl, hit: g.agree };
+    };
+  };
+  const scoreRank = scorer(rank), scoreConfirm = scorer(confirm);
   const results = new Map<number[], PtqResult>();
-  /** Per-item gaps on the ranking items; the PTQ result is kept for the confirmation. */
-  const gapOf = (bits: number[], o: PtqOptions): OutputGap => {
+  /** Mean loss on the ranking items; the PTQ result is kept for the confirmation. */
+  const lossOf = (bits: number[], o: PtqOptions): number => {
     const r = ptq(model, calib, shape, { ...o, wBits: bits, aBits });
     results.set(bits, r);
-    return outputGap(model, r, rank.data, rank.shape, refRank);
+    return mean(scoreRank(r).loss);
   };
   const distinct = [...new Map(candidates.map((b) => [b.join('/'), b])).values()];
-  const scores: BitChoice['scores'] = distinct.map((bits) => ({ bits, kl: mean(gapOf(bits, { method: 'rtn' }).kl) }));
+  const scores: BitChoice['scores'] = distinct.map((bits) => ({ bits, loss: lossOf(bits, { method: 'rtn' }) }));
   const isUniform = (b: number[]) => b.every((v) => v === b[0]);
   const method = options.method ?? 'rtn';
-  let final = scores, value = (c: BitChoice['scores'][number]) => c.kl;
+  let final = scores, value = (c: BitChoice['scores'][number]) => c.loss;
   if (method !== 'rtn') {
-    const ranked = [...scores].sort((a, b) => a.kl - b.kl);
+    const ranked = [...scores].sort((a, b) => a.loss - b.loss);
     final = [...new Set([...ranked.slice(0, options.finalists ?? 2), ...scores.filter((c) => isUniform(c.bits))])];
-    for (const c of final) c.klMethod = mean(gapOf(c.bits, { method, iters: options.iters, seed: options.seed }).kl);
-    value = (c) => c.klMethod!;
+    for (const c of final) c.lossMethod = lossOf(c.bits, { method, iters: options.iters, seed: options.seed });
+    value = (c) => c.lossMethod!;
   }
   const least = (list: typeof scores) => list.reduce((a, b) => (value(b) < value(a) ? b : a));
   const uniforms = final.filter((c) => isUniform(c.bits)), mixed = final.filter((c) => !isUniform(c.bits));
-  if (uniforms.length === 0) return { bits: least(final).bits, scores, uniform: null, confirmation: null };
+  if (uniforms.length === 0) return { bits: least(final).bits, criterion, scores, uniform: null, confirmation: null };
   const u = least(uniforms).bits;
-  if (mixed.length === 0) return { bits: u, scores, uniform: u, confirmation: null };
+  if (mixed.length === 0) return { bits: u, criterion, scores, uniform: u, confirmation: null };
   const m = least(mixed).bits;
-  const gm = outputGap(model, results.get(m)!, confirm.data, confirm.shape, refConfirm), gu = outputGap(model, results.get(u)!, confirm.data, confirm.shape, refConfirm);
-  const klUpper = pairedUpper(gm.kl, gu.kl, options.margin ?? 2), { onlyA: onlyMixed, onlyB: onlyUniform } = disagreements(gm, gu);
-  const passed = klUpper < 0 && onlyMixed >= onlyUniform;
-  return { bits: passed ? m : u, scores, uniform: u, confirmation: { bits: m, klUpper, onlyMixed, onlyUniform, items: confirm.shape[0]!, passed } };
+  const gm = scoreConfirm(results.get(m)!), gu = scoreConfirm(results.get(u)!);
+  const upper = pairedUpper(gm.loss, gu.loss, options.margin ?? 2), { onlyA: onlyMixed, onlyB: onlyUniform } = disagreements(gm.hit, gu.hit);
+  const passed = upper < 0 && onlyMixed >= onlyUniform;
+  return { bits: passed ? m : u, criterion, scores, uniform: u, confirmation: { bits: m, upper, onlyMixed, onlyUniform, items: confirm.shape[0]!, passed } };
 }

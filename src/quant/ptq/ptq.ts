@@ -10,8 +10,9 @@
  *   ‖W̃x̃ − Wx‖² + λ·Σ(1 − |2h(V) − 1|^β) with h the rectified sigmoid (ζ = 1.1, γ = −0.1), β
  *   annealed 20 → 2 after a 20 % warm-up, x̃ the quantized model's input and Wx the float
  *   layer's output on the float model's input.
- * - aquant (Li et al. 2022): AdaRound weights learned jointly with a rounding border for the
- *   activations that is a function of the activation value: round up iff frac(x/s) ≥ b_c(f),
+ * - aquant (Li et al. 2022): AdaRound weights, then a rounding border for the activations that
+ *   is a function of the activation value, learned with those weights fixed (`aquantSchedule`
+ *   'sequential'; 'joint' learns both together): round up iff frac(x/s) ≥ b_c(f),
  *   f = ⌊x/s⌋, b_c(f) = σ(Σ_d θ_{c,d}·t^d) with t = (f − lo)/(hi − lo − 1), a polynomial of degree
  *   `borderDegree` (default 2) per input channel (degree 0: one border per channel). Soft sigmoid
  *   rounding while learning (temperature annealed 0.2 → 0.02); deployed as a table of one border
@@ -62,6 +63,11 @@ export interface PtqOptions {
   seed?: number;
   /** AQuant: degree of the border polynomial in the activation level per input channel (default 2; 0: one border per channel). */
   borderDegree?: number;
+  /**
+   * AQuant: 'sequential' (default) learns the weight rounding exactly as AdaRound does, then the
+   * borders with those weights fixed (`iters` each); 'joint' learns both together (`iters`).
+   */
+  aquantSchedule?: 'sequential' | 'joint';
 }
 
 /** The quantization of one Conv2d/Linear. */
@@ -181,12 +187,14 @@ function activationGrid(x: Float32Array, bits: number, kind: ObserverKind): Acti
 const ZETA = 1.1, GAMMA = -0.1;
 
 /**
- * AdaRound (and AQuant's joint border) for one layer: learns the rounding of `w` (fixed per-channel
- * steps) and, with `border`, the activation rounding border function per input channel.
+ * AdaRound and AQuant's border for one layer: learns, with `learn.weights`, the rounding of `w`
+ * (fixed per-channel steps; otherwise the weights stay `lq.codes`) and, with `learn.border`, the
+ * activation rounding border function per input channel.
  */
 function learnRounding(
-  layer: MatLayer, lq: LayerQuant, xq: { data: Float32Array; shape: number[] }, target: { data: Float32Array; shape: number[] }, border: boolean, o: Required<Pick<PtqOptions, 'iters' | 'batch' | 'lr' | 'lambda' | 'seed' | 'borderDegree'>>,
+  layer: MatLayer, lq: LayerQuant, xq: { data: Float32Array; shape: number[] }, target: { data: Float32Array; shape: number[] }, learn: { weights: boolean; border: boolean }, o: Required<Pick<PtqOptions, 'iters' | 'batch' | 'lr' | 'lambda' | 'seed' | 'borderDegree'>>,
 ): void {
+  const border = learn.border;
   const wShape = [...layer.weight.shape], w = layer.weight.values() as Float32Array, outC = wShape[0]!;
   const per = w.length / outC, g = gridFor(lq.wBits, true);
   const floorW = new Float32Array(w.length), v0 = new Float32Array(w.length);
@@ -203,7 +211,8 @@ function learnRounding(
   const a = lq.act, levels = a.hi - a.lo, degree = border && levels > 1 ? o.borderDegree : 0;
   const theta = border ? Array.from({ length: degree + 1 }, (_, d) => parameter(new Float32Array(c), [c], `aquant.border${d}`)) : [];
   const levelT = (f: number) => Math.min(levels - 1, Math.max(0, f - a.lo)) / Math.max(1, levels - 1);
-  const opt = new Adam([V, ...theta], { lr: o.lr });
+  const opt = new Adam(learn.weights ? [V, ...theta] : theta, { lr: o.lr });
+  const fixedW = learn.weights ? null : keep(fromValues(weightValues(lq, wShape), wShape));
   const stepShape = wShape.map((d, i) => (i === 0 ? d : 1));
   const stepT = keep(fromValues(lq.wStep, stepShape)), floorT = keep(fromValues(floorW, wShape));
   const bias = layer.bias ? keep(fromValues(layer.bias.values(), layer.bias.shape)) : null;
@@ -239,10 +248,10 @@ function learnRounding(
       } else {
         x = fromValues(dequantize(quantizeActivation(xb, shape, a), a.step), shape);
       }
-      const wq = mul(hardtanh(add(floorT, hOf()), g.lo, g.hi), stepT);
+      const wq = fixedW ?? mul(hardtanh(add(floorT, hOf()), g.lo, g.hi), stepT);
       const d = sub(layerOp(layer, x, wq, bias), fromValues(yb, [b, ...target.shape.slice(1)]));
       let loss = mulScalar(sum(mul(d, d)), 1 / b);
-      if (it >= warm) {
+      if (learn.weights && it >= warm) {
         const beta = 20 - ((it - warm) / Math.max(1, o.iters - warm)) * 18;
         const u = addScalar(mulScalar(hOf(), 2), -1);
         const reg = mulScalar(sum(addScalar(mulScalar(powScalar(mul(u, u), beta / 2), -1), 1)), o.lambda);
@@ -253,8 +262,10 @@ function learnRounding(
       opt.zeroGrad();
     });
   }
-  const h = noGrad(() => scope(() => hOf().values()));
-  for (let i = 0; i < w.length; i++) lq.codes[i] = Math.min(g.hi, Math.max(g.lo, floorW[i]! + (h[i]! >= 0.5 ? 1 : 0)));
+  if (learn.weights) {
+    const h = noGrad(() => scope(() => hOf().values()));
+    for (let i = 0; i < w.length; i++) lq.codes[i] = Math.min(g.hi, Math.max(g.lo, floorW[i]! + (h[i]! >= 0.5 ? 1 : 0)));
+  }
   if (border) {
     const th = theta.map((p) => p.values()), table = degree > 0 ? levels : 1;
     lq.act.border = Float32Array.from({ length: c * table }, (_, i) => {
@@ -270,7 +281,7 @@ function learnRounding(
     delete lq.act.border;
     if (withBorder < reconstructionError(layer, lq, xq, target)) lq.act.border = learned;
   }
-  for (const t of [V, stepT, floorT, ...(bias ? [bias] : []), ...theta]) t.dispose();
+  for (const t of [V, stepT, floorT, ...(bias ? [bias] : []), ...(fixedW ? [fixedW] : []), ...theta]) t.dispose();
   opt.dispose();
 }
 
@@ -299,6 +310,7 @@ export function ptq(model: Module, calib: Float32Array, shape: number[], options
   const aBits = options.aBits ?? 8;
   const learn = { iters: options.iters ?? 400, batch: options.batch ?? 32, lr: options.lr ?? 1e-2, lambda: options.lambda ?? 0.01, seed: options.seed ?? 0, borderDegree: options.borderDegree ?? 2 };
   if (!(Number.isInteger(learn.borderDegree) && learn.borderDegree >= 0 && learn.borderDegree <= 4)) throw new RangeError(`ptq: borderDegree must be an integer in 0..4, got ${learn.borderDegree}`);
+  if (![undefined, 'sequential', 'joint'].includes(options.aquantSchedule)) throw new RangeError(`ptq: aquantSchedule must be 'sequential' or 'joint', got '${String(options.aquantSchedule)}'`);
   const wasTraining = model.training;
   model.eval();
   const sim = new Simulation(layers);
@@ -318,7 +330,12 @@ export function ptq(model: Module, calib: Float32Array, shape: number[], options
           const y = layerOp(layer, fromValues(x.data, x.shape), layer.weight, layer.bias);
           return { data: Float32Array.from(y.values()), shape: [...y.shape] };
         }));
-        learnRounding(layer, lq, xq, target, method === 'aquant', { ...learn, seed: learn.seed + i });
+        const o = { ...learn, seed: learn.seed + i };
+        if (method === 'adaround' || options.aquantSchedule === 'joint') learnRounding(layer, lq, xq, target, { weights: true, border: method === 'aquant' }, o);
+        else {
+          learnRounding(layer, lq, xq, target, { weights: true, border: false }, o);
+          learnRounding(layer, lq, xq, target, { weights: false, border: true }, o);
+        }
       }
       sim.set(layer, lq);
       result.layers.push(lq);
