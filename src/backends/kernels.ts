@@ -237,6 +237,14 @@ export interface Kernels {
   halfEncode(x: Tensor, bytes: Tensor, format: HalfFormat): void;
   /** Inverse of halfEncode: out.size 16-bit patterns from bytes into float32 out. */
   halfDecode(bytes: Tensor, out: Tensor, format: HalfFormat): void;
+  /**
+   * COMET error-bounded encode (compress/comet.ts, its stream format bit for bit): float32 x within
+   * the absolute `bound` into bytes (uint8, at least cometEncodeBytes(x.size), used as scratch
+   * beyond the stream); returns the stream's length.
+   */
+  cometEncode(x: Tensor, bound: number, bytes: Tensor): number;
+  /** Inverse of cometEncode: the stream (bytes.size = its length) into float32 out; a RangeError when it is truncated or corrupt. */
+  cometDecode(bytes: Tensor, out: Tensor): void;
 
   // Packed inference kernels (the deploy runtime, src/quant/runtime.ts; on the JS heap).
   /**

@@ -9,9 +9,12 @@
  * Guarantee: |x − x̂| ≤ eb for every element; a value whose reconstruction would miss the bound
  * (float rounding, huge residuals, NaN) is stored verbatim as float32 (SZ's "unpredictable" list).
  *
- * Stream (bits LSB first): eb (float32 bits, 32), then per block: the predictor (1 bit: 0 =
- * Lorenzo, 1 = zero), k (5 bits), then per element either unary(q >> k) + 0 + the k low bits of
- * q, or ESCAPE ones + the 32 float32 bits of x̂.
+ * Stream: eb (float32, 4 bytes little-endian), the byte length of every chunk of CHUNK values
+ * (uint32 LE each), then the chunks, each a byte-aligned bit stream (LSB first) whose prediction
+ * starts from 0, so that chunks encode and decode independently (the wasm kernels split them over
+ * the worker pool). In a chunk, per block: the predictor (1 bit: 0 = Lorenzo, 1 = zero), k (5
+ * bits), then per element either unary(q >> k) + 0 + the k low bits of q, or ESCAPE ones + the 32
+ * bits of x̂ as float32 (NaN as 0x7fc00000). kernels/comet.ts is the same codec in wasm, bit for bit.
  *
  * @example
  * const bytes = cometEncode(Float32Array.of(0, 0.1, 0.25), 0.01);
@@ -107,7 +110,8 @@ interface Candidate {
 
 /**
  * Quantizes x[start, end) against a predictor (Lorenzo from `prev`, or zero) and prices it with
- * the best Rice parameter, searched around log2 of the mean index.
+ * the best Rice parameter, searched around log2 of the mean index. Only IEEE operations (no
+ * Math.round / Math.log2, whose last bits engines may differ in), so the wasm kernel matches it.
  */
 function quantizeBlock(x: ArrayLike<number>, start: number, end: number, prev: number, lorenzo: boolean, bound: number, c: Candidate): void {
   const width = 2 * bound, inv = bound > 0 ? 1 / width : 0;
@@ -115,7 +119,7 @@ function quantizeBlock(x: ArrayLike<number>, start: number, end: number, prev: n
   for (let i = start; i < end; i++) {
     const v = Math.fround(x[i]!);
     const base = lorenzo ? p : 0;
-    const idx = Math.round((v - base) * inv);
+    const idx = Math.floor((v - base) * inv + 0.5);
     const r = Math.fround(base + width * idx);
     const j = i - start;
     if (Math.abs(v - r) <= bound && Math.abs(idx) < 2 ** 30) {
@@ -128,8 +132,9 @@ function quantizeBlock(x: ArrayLike<number>, start: number, end: number, prev: n
     }
     c.rec[j] = p;
   }
-  const n = end - start;
-  const k0 = Math.max(0, Math.min(MAX_K, Math.floor(Math.log2(sum / n + 1))));
+  const n = end - start, mean1 = sum / n + 1;
+  let k0 = 0;
+  while (k0 < MAX_K && 2 ** (k0 + 1) <= mean1) k0++;
   c.bits = Infinity;
   for (let k = Math.max(0, k0 - 1); k <= Math.min(MAX_K, k0 + 1); k++) {
     let total = 0;
@@ -147,17 +152,49 @@ function quantizeBlock(x: ArrayLike<number>, start: number, end: number, prev: n
 
 const candidate = (): Candidate => ({ q: new Float64Array(BLOCK), rec: new Float32Array(BLOCK), bits: 0, k: 0 });
 
-/** Encodes `x` within the absolute bound `eb` (≥ 0; rounded to float32). */
-export function cometEncode(x: ArrayLike<number>, eb: number): Uint8Array {
-  if (!(eb >= 0) || !Number.isFinite(eb)) throw new RangeError(`comet: error bound must be a finite number >= 0, got ${eb}`);
-  const bound = Math.fround(eb);
-  const w = new BitWriter(x.length >>> 1);
-  f32[0] = bound;
-  w.word(u32[0]!);
-  const lorenzo = candidate(), zero = candidate();
+/** Values per independently coded chunk. */
+export const COMET_CHUNK = 256 * BLOCK;
+
+export const chunkCount = (n: number) => Math.ceil(n / COMET_CHUNK);
+
+/** Bytes of block scratch the wasm encoder keeps at the end of each chunk's region (kernels/comet.ts SCRATCH). */
+export const COMET_SCRATCH = 4 * BLOCK * 4;
+
+const align8 = (n: number) => Math.ceil(n / 8) * 8;
+
+/**
+ * The stride of the wasm encoder's per-chunk output regions for n values: the largest chunk's
+ * worst-case stream (6 header bits per block, ESCAPE + 32 bits per value) and COMET_SCRATCH.
+ */
+export function cometRegionBytes(n: number): number {
+  const m = Math.min(n, COMET_CHUNK);
+  return align8(Math.ceil((6 * Math.ceil(m / BLOCK) + (ESCAPE + 32) * m) / 8) + 8) + COMET_SCRATCH;
+}
+
+/** Where the wasm encoder's regions start in its output (the header and chunk table come first). */
+export const cometRegionsOffset = (n: number) => align8(4 + 4 * chunkCount(n));
+
+/**
+ * Bytes the `cometEncode` kernel needs in its output buffer for n values (at least the largest
+ * stream; the wasm encoder writes each chunk to its own region, then compacts them).
+ */
+export function cometEncodeBytes(n: number): number {
+  return cometRegionsOffset(n) + chunkCount(n) * cometRegionBytes(n);
+}
+
+/** The float32 bits the stream stores for a reconstruction (one NaN pattern). */
+function f32Bits(v: number): number {
+  if (v !== v) return 0x7fc00000;
+  f32[0] = v;
+  return u32[0]!;
+}
+
+/** Encodes x[from, to) (one chunk) from a zero prediction state. */
+function encodeChunk(x: ArrayLike<number>, from: number, to: number, bound: number, lorenzo: Candidate, zero: Candidate): Uint8Array {
+  const w = new BitWriter((to - from) >>> 1);
   let prev = 0;
-  for (let start = 0; start < x.length; start += BLOCK) {
-    const end = Math.min(start + BLOCK, x.length);
+  for (let start = from; start < to; start += BLOCK) {
+    const end = Math.min(start + BLOCK, to);
     quantizeBlock(x, start, end, prev, true, bound, lorenzo);
     quantizeBlock(x, start, end, prev, false, bound, zero);
     const useZero = zero.bits < lorenzo.bits;
@@ -171,8 +208,7 @@ export function cometEncode(x: ArrayLike<number>, eb: number): Uint8Array {
       if (m >= ESCAPE) {
         // Verbatim: the value quantizeBlock reconstructed (x itself, or its in-bound bin), so later predictions agree.
         w.bits((1 << ESCAPE) - 1, ESCAPE);
-        f32[0] = c.rec[i]!;
-        w.word(u32[0]!);
+        w.word(f32Bits(c.rec[i]!));
       } else {
         w.bits((1 << m) - 1, m + 1); // m ones and the terminating zero
         if (k > 0) {
@@ -189,35 +225,72 @@ export function cometEncode(x: ArrayLike<number>, eb: number): Uint8Array {
   return w.finish();
 }
 
-/** The absolute bound a stream was encoded with. */
-export function cometBound(bytes: Uint8Array): number {
-  u32[0] = new BitReader(bytes).word();
-  return f32[0]!;
+/** Encodes `x` within the absolute bound `eb` (≥ 0; rounded to float32). */
+export function cometEncode(x: ArrayLike<number>, eb: number): Uint8Array {
+  if (!(eb >= 0) || !Number.isFinite(eb)) throw new RangeError(`comet: error bound must be a finite number >= 0, got ${eb}`);
+  const bound = Math.fround(eb);
+  const lorenzo = candidate(), zero = candidate();
+  const chunks: Uint8Array[] = [];
+  for (let from = 0; from < x.length; from += COMET_CHUNK) chunks.push(encodeChunk(x, from, Math.min(from + COMET_CHUNK, x.length), bound, lorenzo, zero));
+  const head = 4 + 4 * chunks.length;
+  const out = new Uint8Array(head + chunks.reduce((s, c) => s + c.length, 0));
+  const view = new DataView(out.buffer);
+  view.setFloat32(0, bound, true);
+  let at = head;
+  chunks.forEach((c, i) => {
+    view.setUint32(4 + 4 * i, c.length, true);
+    out.set(c, at);
+    at += c.length;
+  });
+  return out;
 }
 
-/** Decodes `out.length` values (throws a RangeError on a truncated stream). */
+/** The absolute bound a stream was encoded with. */
+export function cometBound(bytes: Uint8Array): number {
+  if (bytes.length < 4) throw new RangeError(`comet decode: stream ends at byte ${bytes.length}`);
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.length).getFloat32(0, true);
+}
+
+/**
+ * Where each chunk of an n-value stream starts, with a final entry at its end; throws a RangeError
+ * when the stream is shorter than its chunk table says.
+ */
+export function cometChunkOffsets(bytes: Uint8Array, n: number): number[] {
+  const chunks = chunkCount(n), head = 4 + 4 * chunks;
+  if (bytes.length < head) throw new RangeError(`comet decode: stream ends at byte ${bytes.length}, its chunk table needs ${head}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const offsets = [head];
+  for (let c = 0; c < chunks; c++) offsets.push(offsets[c]! + view.getUint32(4 + 4 * c, true));
+  if (offsets[chunks]! > bytes.length) throw new RangeError(`comet decode: stream ends at byte ${bytes.length}, its chunks need ${offsets[chunks]}`);
+  return offsets;
+}
+
+/** Decodes `out.length` values (throws a RangeError on a truncated or corrupt stream). */
 export function cometDecode(bytes: Uint8Array, out: Float32Array | Float64Array): void {
-  const r = new BitReader(bytes);
-  u32[0] = r.word();
-  const width = 2 * f32[0]!;
-  let prev = 0;
-  for (let start = 0; start < out.length; start += BLOCK) {
-    const end = Math.min(start + BLOCK, out.length);
-    const zero = r.bits(1) === 1;
-    const k = r.bits(5);
-    if (k > MAX_K) throw new RangeError(`comet decode: Rice parameter ${k} at block ${start / BLOCK} exceeds ${MAX_K}`);
-    for (let i = start; i < end; i++) {
-      const m = r.unary();
-      if (m >= ESCAPE) {
-        u32[0] = r.word();
-        prev = f32[0]!;
-      } else {
-        const low = k > 16 ? r.bits(16) + r.bits(k - 16) * 65536 : r.bits(k);
-        const qi = m * 2 ** k + low;
-        const idx = qi % 2 === 0 ? qi / 2 : -(qi + 1) / 2;
-        prev = Math.fround((zero ? 0 : prev) + width * idx);
+  const width = 2 * cometBound(bytes);
+  const offsets = cometChunkOffsets(bytes, out.length);
+  for (let c = 0; c + 1 < offsets.length; c++) {
+    const r = new BitReader(bytes.subarray(offsets[c]!, offsets[c + 1]!));
+    const to = Math.min(out.length, (c + 1) * COMET_CHUNK);
+    let prev = 0;
+    for (let start = c * COMET_CHUNK; start < to; start += BLOCK) {
+      const end = Math.min(start + BLOCK, to);
+      const zero = r.bits(1) === 1;
+      const k = r.bits(5);
+      if (k > MAX_K) throw new RangeError(`comet decode: Rice parameter ${k} at block ${start / BLOCK} exceeds ${MAX_K}`);
+      for (let i = start; i < end; i++) {
+        const m = r.unary();
+        if (m >= ESCAPE) {
+          u32[0] = r.word();
+          prev = f32[0]!;
+        } else {
+          const low = k > 16 ? r.bits(16) + r.bits(k - 16) * 65536 : r.bits(k);
+          const qi = m * 2 ** k + low;
+          const idx = qi % 2 === 0 ? qi / 2 : -(qi + 1) / 2;
+          prev = Math.fround((zero ? 0 : prev) + width * idx);
+        }
+        out[i] = prev;
       }
-      out[i] = prev;
     }
   }
 }

@@ -3,6 +3,7 @@
  * kernel writing past a tensor would silently corrupt other tensors in the arena), splitting work
  * into per-thread parts, and the per-thread GEMM packing scratch.
  */
+import { chunkCount, cometChunkOffsets, cometEncodeBytes, cometRegionBytes, cometRegionsOffset } from '../../compress/comet.js';
 import { codeBytes, groupCount, type CodeBits, type GroupLayout, type MetaPrecision, type NoiseKey } from '../../compress/quantize.js';
 import { arena } from '../../core/arena.js';
 import type { DType } from '../../core/dtype.js';
@@ -320,6 +321,41 @@ export class WasmKernels implements Partial<Kernels> {
     checkTyped('halfDecode', 'bytes', bytes, 'uint8', 2 * out.size);
     const parts = splitRange(out.size, this.partsFor(out.size, this.splitAt('codec')), 1);
     this.run('halfDecode', parts.map(([lo, hi]) => [bytes.ptr, out.size, out.ptr, format === 'fp16' ? 0 : 1, lo, hi]));
+  }
+
+  cometEncode(x: Tensor, bound: number, bytes: Tensor): number {
+    this.assertNotRecording('cometEncode');
+    checkTensor('cometEncode', 'x', x, x.size);
+    checkTyped('cometEncode', 'bytes', bytes, 'uint8', cometEncodeBytes(x.size));
+    if (!(bound >= 0) || !Number.isFinite(bound)) throw new RangeError(`comet: error bound must be a finite number >= 0, got ${bound}`);
+    const chunks = chunkCount(x.size), region = cometRegionBytes(x.size), regions = bytes.ptr + cometRegionsOffset(x.size);
+    // About 10 ns per value on one thread: a chunk (65,536 values) is worth a pool job.
+    const parts = splitRange(chunks, this.partsFor(10 * x.size, this.splitAt('codec')), 1);
+    if (chunks > 0) this.run('cometEncode', parts.map(([lo, hi]) => [x.ptr, x.size, f32Bits(bound), regions, region, bytes.ptr + 4, lo, hi]));
+    // Header, then the chunks moved down behind the table in order (a chunk never moves onto one not yet moved).
+    const mem = new Uint8Array(arena().buffer);
+    const view = new DataView(arena().buffer);
+    view.setFloat32(bytes.ptr, bound, true);
+    let at = bytes.ptr + 4 + 4 * chunks;
+    for (let c = 0; c < chunks; c++) {
+      const length = view.getUint32(bytes.ptr + 4 + 4 * c, true), from = regions + c * region;
+      mem.copyWithin(at, from, from + length);
+      at += length;
+    }
+    return at - bytes.ptr;
+  }
+
+  cometDecode(bytes: Tensor, out: Tensor): void {
+    this.assertNotRecording('cometDecode');
+    checkTensor('cometDecode', 'out', out, out.size);
+    checkTyped('cometDecode', 'bytes', bytes, 'uint8', bytes.size);
+    cometChunkOffsets(bytes.data() as Uint8Array, out.size); // throws on a short stream or table
+    const status = Tensor.empty([1], 'int32', 'workspace');
+    const parts = splitRange(chunkCount(out.size), this.partsFor(5 * out.size, this.splitAt('codec')), 1);
+    if (out.size > 0) this.run('cometDecode', parts.map(([lo, hi]) => [bytes.ptr, bytes.size, out.size, out.ptr, status.ptr, lo, hi]));
+    const bad = status.data()[0] !== 0;
+    status.dispose();
+    if (bad) throw new RangeError(`comet decode: a chunk of the ${bytes.size}-byte stream reads past its end or holds a bad Rice parameter`);
   }
 
   gemm(a: Tensor, b: Tensor, c: Tensor, p: GemmArgs): void {

@@ -1,0 +1,219 @@
+// COMET / SZ error-bounded codec of activation compression (src/compress/comet.ts), bit for bit:
+// per chunk of CHUNK values (prediction restarting from 0), per block of BLOCK values the Lorenzo
+// or the zero predictor, whichever codes the block in fewer bits, linear quantization into bins of
+// 2·eb, zig-zag, Golomb-Rice with the block's best k; escapes store the float32 bits (NaN as
+// 0x7fc00000). Same IEEE operations as the TypeScript oracle (floor(v + 0.5), no log2), so the
+// streams are identical. Every kernel covers chunks [from, to), so the pool can split them.
+
+const BLOCK: i32 = 256;
+const CHUNK: i32 = 256 * BLOCK;
+const ESCAPE: i32 = 24;
+const MAX_K: i32 = 29;
+const NO_Q: u32 = 0xffffffff; // an escape in a candidate's index list
+/** The block scratch at the end of each chunk's region (src/compress/comet.ts COMET_SCRATCH): q and rec of both predictors. */
+const SCRATCH: i32 = 4 * BLOCK * 4;
+
+/**
+ * Quantizes x[start, end) against a predictor into q (u32 zig-zag indices, NO_Q = escape) and rec
+ * (f32 reconstructions); returns bits * 32 + k for the best Rice parameter k.
+ */
+function quantizeBlock(x: usize, start: i32, end: i32, prev: f32, lorenzo: bool, bound: f32, q: usize, rec: usize): i64 {
+  const width = 2.0 * <f64>bound;
+  const inv = bound > 0 ? 1.0 / width : 0.0;
+  const b = <f64>bound;
+  let p = prev;
+  let sum: u64 = 0;
+  for (let i = start; i < end; i++) {
+    const v = <f64>load<f32>(x + (<usize>i << 2));
+    const base = lorenzo ? <f64>p : 0.0;
+    const idx = Math.floor((v - base) * inv + 0.5);
+    const r = <f32>(base + width * idx);
+    const j = <usize>(i - start) << 2;
+    if (Math.abs(v - <f64>r) <= b && Math.abs(idx) < 1073741824.0) {
+      const qi: u32 = idx >= 0 ? <u32>(2.0 * idx) : <u32>(-2.0 * idx - 1.0);
+      store<u32>(q + j, qi);
+      sum += qi;
+      p = r;
+    } else {
+      store<u32>(q + j, NO_Q);
+      p = <f32>v;
+    }
+    store<f32>(rec + j, p);
+  }
+  const n = end - start;
+  const mean1 = <f64>sum / <f64>n + 1.0;
+  let k0 = 0;
+  while (k0 < MAX_K && <f64>(1 << (k0 + 1)) <= mean1) k0++;
+  let bestBits: i64 = i64.MAX_VALUE, bestK = 0;
+  const kHi = min(MAX_K, k0 + 1);
+  for (let k = max(0, k0 - 1); k <= kHi; k++) {
+    let total: i64 = 0;
+    for (let i = 0; i < n; i++) {
+      const qi = load<u32>(q + (<usize>i << 2));
+      const m = qi == NO_Q ? ESCAPE : <i32>min<u32>(qi >> <u32>k, <u32>ESCAPE);
+      total += m >= ESCAPE ? ESCAPE + 32 : m + 1 + k;
+    }
+    if (total < bestBits) {
+      bestBits = total;
+      bestK = k;
+    }
+  }
+  return bestBits * 32 + bestK;
+}
+
+/** The stored bits of a reconstruction (one NaN pattern). */
+// @ts-ignore: decorator
+@inline function f32Bits(v: f32): u32 {
+  return v != v ? 0x7fc00000 : reinterpret<u32>(v);
+}
+
+/**
+ * Encodes chunks [from, to) of x (n float32 values) within `bound` (float32 bits). Chunk c is
+ * written at out + c * region (src/compress/comet.ts `cometRegionBytes`: its worst-case stream,
+ * then SCRATCH bytes of block scratch) and its byte length stored to lens[c] (u32); the caller
+ * compacts the chunks behind the header.
+ */
+export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region: i32, lens: usize, from: i32, to: i32): void {
+  const bound = reinterpret<f32>(boundBits);
+  for (let c = from; c < to; c++) {
+    const base = out + <usize>c * <usize>region;
+    const scratch = base + <usize>(region - SCRATCH);
+    const qL = scratch, rL = scratch + <usize>(BLOCK << 2), qZ = scratch + <usize>(2 * BLOCK << 2), rZ = scratch + <usize>(3 * BLOCK << 2);
+    const chunkEnd = min(n, (c + 1) * CHUNK);
+    let ptr = base;
+    let acc: u64 = 0, bits: i32 = 0;
+    let prev: f32 = 0;
+    for (let start = c * CHUNK; start < chunkEnd; start += BLOCK) {
+      const end = min(start + BLOCK, chunkEnd);
+      const lor = quantizeBlock(x, start, end, prev, true, bound, qL, rL);
+      const zer = quantizeBlock(x, start, end, prev, false, bound, qZ, rZ);
+      const useZero = (zer >> 5) < (lor >> 5);
+      const k = <i32>((useZero ? zer : lor) & 31);
+      const q = useZero ? qZ : qL, rec = useZero ? rZ : rL;
+      acc |= <u64>((useZero ? 1 : 0) | (k << 1)) << <u64>bits;
+      bits += 6;
+      for (let i = 0; i < end - start; i++) {
+        const qi = load<u32>(q + (<usize>i << 2));
+        const m = qi == NO_Q ? ESCAPE : <i32>min<u32>(qi >> <u32>k, <u32>ESCAPE);
+        if (m >= ESCAPE) {
+          acc |= <u64>((1 << ESCAPE) - 1) << <u64>bits;
+          bits += ESCAPE;
+          if (bits >= 32) {
+            store<u32>(ptr, <u32>acc);
+            ptr += 4;
+            acc >>= 32;
+            bits -= 32;
+          }
+          acc |= <u64>f32Bits(load<f32>(rec + (<usize>i << 2))) << <u64>bits;
+          bits += 32;
+        } else {
+          // m ones, the terminating zero, then the k low bits of q.
+          acc |= <u64>((1 << m) - 1) << <u64>bits;
+          bits += m + 1;
+          if (bits >= 32) {
+            store<u32>(ptr, <u32>acc);
+            ptr += 4;
+            acc >>= 32;
+            bits -= 32;
+          }
+          acc |= <u64>(qi & ((<u32>1 << <u32>k) - 1)) << <u64>bits;
+          bits += k;
+        }
+        if (bits >= 32) {
+          store<u32>(ptr, <u32>acc);
+          ptr += 4;
+          acc >>= 32;
+          bits -= 32;
+        }
+      }
+      prev = load<f32>(rec + (<usize>(end - start - 1) << 2));
+      if (bits >= 32) {
+        store<u32>(ptr, <u32>acc);
+        ptr += 4;
+        acc >>= 32;
+        bits -= 32;
+      }
+    }
+    // The last partial word, as whole bytes.
+    for (; bits > 0; bits -= 8) {
+      store<u8>(ptr, <u8>acc);
+      ptr++;
+      acc >>= 8;
+    }
+    store<u32>(lens + (<usize>c << 2), <u32>(ptr - base));
+  }
+}
+
+/**
+ * Decodes chunks [from, to) of a stream of `size` bytes at src into out (n float32 values), the
+ * chunk table checked by the caller. A chunk that reads past its end or holds a Rice parameter
+ * above MAX_K stores 1 at status (the values decoded are then meaningless).
+ */
+export function cometDecode(src: usize, size: i32, n: i32, out: usize, status: usize, from: i32, to: i32): void {
+  const chunks = (n + CHUNK - 1) / CHUNK;
+  let at = src + <usize>(4 + 4 * chunks);
+  for (let c = 0; c < from; c++) at += <usize>load<u32>(src + <usize>(4 + 4 * c));
+  const width = 2.0 * <f64>reinterpret<f32>(load<u32>(src));
+  for (let c = from; c < to; c++) {
+    const length = load<u32>(src + <usize>(4 + 4 * c));
+    const end = at + <usize>length;
+    let ptr = at;
+    let acc: u64 = 0, bits: i32 = 0;
+    let used: i64 = 0;
+    const chunkEnd = min(n, (c + 1) * CHUNK);
+    let prev: f32 = 0;
+    let bad = false;
+    for (let start = c * CHUNK; start < chunkEnd && !bad; start += BLOCK) {
+      const blockEnd = min(start + BLOCK, chunkEnd);
+      // Refill to at least 57 bits (zeros past the chunk's end; `used` catches a read beyond it).
+      while (bits <= 56) {
+        acc |= <u64>(ptr < end ? load<u8>(ptr) : 0) << <u64>bits;
+        ptr++;
+        bits += 8;
+      }
+      const zero = (acc & 1) != 0;
+      const k = <i32>((acc >> 1) & 31);
+      acc >>= 6;
+      bits -= 6;
+      used += 6;
+      if (k > MAX_K) {
+        bad = true;
+        break;
+      }
+      for (let i = start; i < blockEnd; i++) {
+        while (bits <= 56) {
+          acc |= <u64>(ptr < end ? load<u8>(ptr) : 0) << <u64>bits;
+          ptr++;
+          bits += 8;
+        }
+        const m = min(ESCAPE, <i32>ctz(~acc));
+        if (m >= ESCAPE) {
+          acc >>= <u64>ESCAPE;
+          bits -= ESCAPE;
+          prev = reinterpret<f32>(<u32>acc);
+          acc >>= 32;
+          bits -= 32;
+          used += ESCAPE + 32;
+        } else {
+          acc >>= <u64>(m + 1);
+          bits -= m + 1;
+          const low = <u64>(acc & ((<u64>1 << <u64>k) - 1));
+          acc >>= <u64>k;
+          bits -= k;
+          used += m + 1 + k;
+          const qi = (<u64>m << <u64>k) + low;
+          const idx = (qi & 1) == 0 ? <f64>(qi >> 1) : -<f64>((qi + 1) >> 1);
+          prev = <f32>((zero ? 0.0 : <f64>prev) + width * idx);
+        }
+        store<f32>(out + (<usize>i << 2), prev);
+      }
+      if (used > <i64>length * 8) bad = true;
+    }
+    if (bad) {
+      store<i32>(status, 1);
+      // Leave nothing undefined behind: the rest of the chunk reads as zeros.
+      for (let i = c * CHUNK; i < chunkEnd; i++) store<f32>(out + (<usize>i << 2), 0);
+    }
+    at = end;
+  }
+}
