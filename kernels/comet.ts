@@ -10,8 +10,20 @@ const CHUNK: i32 = 256 * BLOCK;
 const ESCAPE: i32 = 24;
 const MAX_K: i32 = 29;
 const NO_Q: u32 = 0xffffffff; // an escape in a candidate's index list
-/** The block scratch at the end of each chunk's region (src/compress/comet.ts COMET_SCRATCH): q and rec of both predictors. */
-const SCRATCH: i32 = 4 * BLOCK * 4;
+/** The block scratch at the end of each chunk's region (src/compress/comet.ts COMET_SCRATCH): q and rec. */
+const SCRATCH: i32 = 2 * BLOCK * 4;
+
+/** comet.ts `zeroPredicts`: Σ|round(x/2eb)| <= Σ|round((x_i − x_{i−1})/2eb)| over the block. */
+function zeroPredicts(x: usize, start: i32, end: i32, prev: f32, inv: f64): bool {
+  let zero = 0.0, lorenzo = 0.0, last = <f64>prev;
+  for (let i = start; i < end; i++) {
+    const v = <f64>load<f32>(x + (<usize>i << 2));
+    zero += Math.abs(Math.floor(v * inv + 0.5));
+    lorenzo += Math.abs(Math.floor((v - last) * inv + 0.5));
+    last = v;
+  }
+  return zero <= lorenzo;
+}
 
 /**
  * Quantizes x[start, end) against a predictor into q (u32 zig-zag indices, NO_Q = escape) and rec
@@ -44,21 +56,32 @@ function quantizeBlock(x: usize, start: i32, end: i32, prev: f32, lorenzo: bool,
   const mean1 = <f64>sum / <f64>n + 1.0;
   let k0 = 0;
   while (k0 < MAX_K && <f64>(1 << (k0 + 1)) <= mean1) k0++;
-  let bestBits: i64 = i64.MAX_VALUE, bestK = 0;
-  const kHi = min(MAX_K, k0 + 1);
-  for (let k = max(0, k0 - 1); k <= kHi; k++) {
-    let total: i64 = 0;
-    for (let i = 0; i < n; i++) {
-      const qi = load<u32>(q + (<usize>i << 2));
-      const m = qi == NO_Q ? ESCAPE : <i32>min<u32>(qi >> <u32>k, <u32>ESCAPE);
-      total += m >= ESCAPE ? ESCAPE + 32 : m + 1 + k;
-    }
-    if (total < bestBits) {
-      bestBits = total;
-      bestK = k;
-    }
+  // Bits at k0 − 1, k0, k0 + 1 in one pass (the lowest k wins a tie).
+  const kLo = max(0, k0 - 1), kHi = min(MAX_K, k0 + 1);
+  let t0: i64 = 0, t1: i64 = 0, t2: i64 = 0;
+  for (let i = 0; i < n; i++) {
+    const qi = load<u32>(q + (<usize>i << 2));
+    t0 += price(qi, kLo);
+    t1 += price(qi, kLo + 1);
+    t2 += price(qi, kLo + 2);
+  }
+  let bestBits = t0, bestK = kLo;
+  if (kLo + 1 <= kHi && t1 < bestBits) {
+    bestBits = t1;
+    bestK = kLo + 1;
+  }
+  if (kLo + 2 <= kHi && t2 < bestBits) {
+    bestBits = t2;
+    bestK = kLo + 2;
   }
   return bestBits * 32 + bestK;
+}
+
+/** Bits of one index at Rice parameter k (an escape: ESCAPE ones and 32 bits). */
+// @ts-ignore: decorator
+@inline function price(qi: u32, k: i32): i64 {
+  const m = qi == NO_Q ? ESCAPE : <i32>min<u32>(qi >> <u32>k, <u32>ESCAPE);
+  return m >= ESCAPE ? ESCAPE + 32 : m + 1 + k;
 }
 
 /** The stored bits of a reconstruction (one NaN pattern). */
@@ -78,18 +101,16 @@ export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region
   for (let c = from; c < to; c++) {
     const base = out + <usize>c * <usize>region;
     const scratch = base + <usize>(region - SCRATCH);
-    const qL = scratch, rL = scratch + <usize>(BLOCK << 2), qZ = scratch + <usize>(2 * BLOCK << 2), rZ = scratch + <usize>(3 * BLOCK << 2);
+    const q = scratch, rec = scratch + <usize>(BLOCK << 2);
+    const inv = bound > 0 ? 1.0 / (2.0 * <f64>bound) : 0.0;
     const chunkEnd = min(n, (c + 1) * CHUNK);
     let ptr = base;
     let acc: u64 = 0, bits: i32 = 0;
     let prev: f32 = 0;
     for (let start = c * CHUNK; start < chunkEnd; start += BLOCK) {
       const end = min(start + BLOCK, chunkEnd);
-      const lor = quantizeBlock(x, start, end, prev, true, bound, qL, rL);
-      const zer = quantizeBlock(x, start, end, prev, false, bound, qZ, rZ);
-      const useZero = (zer >> 5) < (lor >> 5);
-      const k = <i32>((useZero ? zer : lor) & 31);
-      const q = useZero ? qZ : qL, rec = useZero ? rZ : rL;
+      const useZero = zeroPredicts(x, start, end, prev, inv);
+      const k = <i32>(quantizeBlock(x, start, end, prev, !useZero, bound, q, rec) & 31);
       acc |= <u64>((useZero ? 1 : 0) | (k << 1)) << <u64>bits;
       bits += 6;
       for (let i = 0; i < end - start; i++) {

@@ -2,7 +2,7 @@
  * COMET / SZ-style error-bounded lossy compression (act.md §8.2) on plain arrays: per block of
  * 256 values, prediction — the 1-D Lorenzo predictor (the previous *reconstructed* value) or the
  * zero predictor (plain linear quantization, which keeps exact zeros such as ReLU outputs exact),
- * whichever codes the block in fewer bits, as SZ 2 picks Lorenzo or regression per block —, linear-
+ * whichever has the smaller estimated residuals, as SZ 2 picks Lorenzo or regression per block —, linear-
  * scaling quantization of the residual into bins of width 2·eb, and entropy coding of the bin
  * indices (zig-zag, then Golomb-Rice with the best parameter k per block, the coder FLAC uses for
  * Laplacian residuals).
@@ -100,12 +100,29 @@ class BitReader {
   }
 }
 
-/** Per block: zig-zag indices (-1 = escape) and reconstructions under one predictor. */
+/** Per block: zig-zag indices (-1 = escape) and reconstructions under the chosen predictor, and its price. */
 interface Candidate {
   q: Float64Array;
   rec: Float32Array;
   bits: number;
   k: number;
+}
+
+/**
+ * The predictor for x[start, end): zero when Σ|round(x/2eb)| is at most the Lorenzo estimate
+ * Σ|round((x_i − x_{i−1})/2eb)| (from the original values: no dependency between elements, so it
+ * vectorizes; the block's first difference is taken from `prev`). SZ 2 likewise picks Lorenzo or
+ * regression per block from estimated errors instead of coding both.
+ */
+function zeroPredicts(x: ArrayLike<number>, start: number, end: number, prev: number, inv: number): boolean {
+  let zero = 0, lorenzo = 0, last = prev;
+  for (let i = start; i < end; i++) {
+    const v = Math.fround(x[i]!);
+    zero += Math.abs(Math.floor(v * inv + 0.5));
+    lorenzo += Math.abs(Math.floor((v - last) * inv + 0.5));
+    last = v;
+  }
+  return zero <= lorenzo;
 }
 
 /**
@@ -135,16 +152,20 @@ function quantizeBlock(x: ArrayLike<number>, start: number, end: number, prev: n
   const n = end - start, mean1 = sum / n + 1;
   let k0 = 0;
   while (k0 < MAX_K && 2 ** (k0 + 1) <= mean1) k0++;
-  c.bits = Infinity;
-  for (let k = Math.max(0, k0 - 1); k <= Math.min(MAX_K, k0 + 1); k++) {
-    let total = 0;
-    const scale = 2 ** -k;
-    for (let i = 0; i < n; i++) {
-      const m = c.q[i]! < 0 ? ESCAPE : Math.floor(c.q[i]! * scale);
-      total += m >= ESCAPE ? ESCAPE + 32 : m + 1 + k;
+  // Bits at k0 − 1, k0, k0 + 1 in one pass (the lowest k wins a tie).
+  const kLo = Math.max(0, k0 - 1), kHi = Math.min(MAX_K, k0 + 1);
+  const total = [0, 0, 0];
+  for (let i = 0; i < n; i++) {
+    const qi = c.q[i]!;
+    for (let k = kLo; k <= kHi; k++) {
+      const m = qi < 0 ? ESCAPE : Math.floor(qi * 2 ** -k);
+      total[k - kLo] += m >= ESCAPE ? ESCAPE + 32 : m + 1 + k;
     }
-    if (total < c.bits) {
-      c.bits = total;
+  }
+  c.bits = Infinity;
+  for (let k = kLo; k <= kHi; k++) {
+    if (total[k - kLo]! < c.bits) {
+      c.bits = total[k - kLo]!;
       c.k = k;
     }
   }
@@ -158,7 +179,7 @@ export const COMET_CHUNK = 256 * BLOCK;
 export const chunkCount = (n: number) => Math.ceil(n / COMET_CHUNK);
 
 /** Bytes of block scratch the wasm encoder keeps at the end of each chunk's region (kernels/comet.ts SCRATCH). */
-export const COMET_SCRATCH = 4 * BLOCK * 4;
+export const COMET_SCRATCH = 2 * BLOCK * 4;
 
 const align8 = (n: number) => Math.ceil(n / 8) * 8;
 
@@ -190,15 +211,15 @@ function f32Bits(v: number): number {
 }
 
 /** Encodes x[from, to) (one chunk) from a zero prediction state. */
-function encodeChunk(x: ArrayLike<number>, from: number, to: number, bound: number, lorenzo: Candidate, zero: Candidate): Uint8Array {
+function encodeChunk(x: ArrayLike<number>, from: number, to: number, bound: number, c: Candidate): Uint8Array {
   const w = new BitWriter((to - from) >>> 1);
+  const inv = bound > 0 ? 1 / (2 * bound) : 0;
   let prev = 0;
   for (let start = from; start < to; start += BLOCK) {
     const end = Math.min(start + BLOCK, to);
-    quantizeBlock(x, start, end, prev, true, bound, lorenzo);
-    quantizeBlock(x, start, end, prev, false, bound, zero);
-    const useZero = zero.bits < lorenzo.bits;
-    const c = useZero ? zero : lorenzo, k = c.k;
+    const useZero = zeroPredicts(x, start, end, prev, inv);
+    quantizeBlock(x, start, end, prev, !useZero, bound, c);
+    const k = c.k;
     w.bits(useZero ? 1 : 0, 1);
     w.bits(k, 5);
     const scale = 2 ** -k;
@@ -229,9 +250,9 @@ function encodeChunk(x: ArrayLike<number>, from: number, to: number, bound: numb
 export function cometEncode(x: ArrayLike<number>, eb: number): Uint8Array {
   if (!(eb >= 0) || !Number.isFinite(eb)) throw new RangeError(`comet: error bound must be a finite number >= 0, got ${eb}`);
   const bound = Math.fround(eb);
-  const lorenzo = candidate(), zero = candidate();
+  const c = candidate();
   const chunks: Uint8Array[] = [];
-  for (let from = 0; from < x.length; from += COMET_CHUNK) chunks.push(encodeChunk(x, from, Math.min(from + COMET_CHUNK, x.length), bound, lorenzo, zero));
+  for (let from = 0; from < x.length; from += COMET_CHUNK) chunks.push(encodeChunk(x, from, Math.min(from + COMET_CHUNK, x.length), bound, c));
   const head = 4 + 4 * chunks.length;
   const out = new Uint8Array(head + chunks.reduce((s, c) => s + c.length, 0));
   const view = new DataView(out.buffer);
