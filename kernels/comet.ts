@@ -1,6 +1,6 @@
 // COMET / SZ error-bounded codec of activation compression (src/compress/comet.ts), bit for bit:
 // per chunk of CHUNK values (prediction restarting from 0), per block of BLOCK values the Lorenzo
-// or the zero predictor, whichever codes the block in fewer bits, linear quantization into bins of
+// or the zero predictor, whichever has the smaller estimated residuals, linear quantization into bins of
 // 2·eb, zig-zag, Golomb-Rice with the block's best k; escapes store the float32 bits (NaN as
 // 0x7fc00000). Same IEEE operations as the TypeScript oracle (floor(v + 0.5), no log2), so the
 // streams are identical. Every kernel covers chunks [from, to), so the pool can split them.
@@ -13,23 +13,44 @@ const NO_Q: u32 = 0xffffffff; // an escape in a candidate's index list
 /** The block scratch at the end of each chunk's region (src/compress/comet.ts COMET_SCRATCH): q and rec. */
 const SCRATCH: i32 = 2 * BLOCK * 4;
 
-/** comet.ts `zeroPredicts`: Σ|round(x/2eb)| <= Σ|round((x_i − x_{i−1})/2eb)| over the block. */
-function zeroPredicts(x: usize, start: i32, end: i32, prev: f32, inv: f64): bool {
+// The sum of the last block's indices (an instance's global: every pool thread has its own instance).
+let indexSum: u64 = 0;
+
+/**
+ * comet.ts `zeroPredicts` (Σ|round(x/2eb)| <= Σ|round((x_i − x_{i−1})/2eb)| over the block) fused
+ * with the zero predictor's quantization into q and rec (and indexSum), which the block then keeps
+ * unless Lorenzo wins.
+ */
+function zeroPredicts(x: usize, start: i32, end: i32, prev: f32, bound: f32, q: usize, rec: usize): bool {
+  const width = 2.0 * <f64>bound;
+  const inv = bound > 0 ? 1.0 / width : 0.0;
+  const b = <f64>bound;
   let zero = 0.0, lorenzo = 0.0, last = <f64>prev;
+  let sum: u64 = 0;
   for (let i = start; i < end; i++) {
     const v = <f64>load<f32>(x + (<usize>i << 2));
-    zero += Math.abs(Math.floor(v * inv + 0.5));
+    const idx = Math.floor(v * inv + 0.5);
+    zero += Math.abs(idx);
     lorenzo += Math.abs(Math.floor((v - last) * inv + 0.5));
     last = v;
+    const r = <f32>(width * idx);
+    const j = <usize>(i - start) << 2;
+    if (Math.abs(v - <f64>r) <= b && Math.abs(idx) < 1073741824.0) {
+      const qi: u32 = idx >= 0 ? <u32>(2.0 * idx) : <u32>(-2.0 * idx - 1.0);
+      store<u32>(q + j, qi);
+      sum += qi;
+      store<f32>(rec + j, r);
+    } else {
+      store<u32>(q + j, NO_Q);
+      store<f32>(rec + j, <f32>v);
+    }
   }
+  indexSum = sum;
   return zero <= lorenzo;
 }
 
-/**
- * Quantizes x[start, end) against a predictor into q (u32 zig-zag indices, NO_Q = escape) and rec
- * (f32 reconstructions); returns bits * 32 + k for the best Rice parameter k.
- */
-function quantizeBlock(x: usize, start: i32, end: i32, prev: f32, lorenzo: bool, bound: f32, q: usize, rec: usize): i64 {
+/** Quantizes x[start, end) against the Lorenzo predictor from `prev` into q (u32 zig-zag indices, NO_Q = escape), rec (f32 reconstructions) and indexSum. */
+function lorenzoBlock(x: usize, start: i32, end: i32, prev: f32, bound: f32, q: usize, rec: usize): void {
   const width = 2.0 * <f64>bound;
   const inv = bound > 0 ? 1.0 / width : 0.0;
   const b = <f64>bound;
@@ -37,7 +58,7 @@ function quantizeBlock(x: usize, start: i32, end: i32, prev: f32, lorenzo: bool,
   let sum: u64 = 0;
   for (let i = start; i < end; i++) {
     const v = <f64>load<f32>(x + (<usize>i << 2));
-    const base = lorenzo ? <f64>p : 0.0;
+    const base = <f64>p;
     const idx = Math.floor((v - base) * inv + 0.5);
     const r = <f32>(base + width * idx);
     const j = <usize>(i - start) << 2;
@@ -52,14 +73,33 @@ function quantizeBlock(x: usize, start: i32, end: i32, prev: f32, lorenzo: bool,
     }
     store<f32>(rec + j, p);
   }
-  const n = end - start;
+  indexSum = sum;
+}
+
+/** The best Rice parameter for the n indices at q (sum: indexSum), searched at k0 − 1, k0, k0 + 1 around log2 of the mean; the lowest wins a tie. */
+function riceParameter(q: usize, n: i32, sum: u64): i32 {
   const mean1 = <f64>sum / <f64>n + 1.0;
   let k0 = 0;
   while (k0 < MAX_K && <f64>(1 << (k0 + 1)) <= mean1) k0++;
-  // Bits at k0 − 1, k0, k0 + 1 in one pass (the lowest k wins a tie).
   const kLo = max(0, k0 - 1), kHi = min(MAX_K, k0 + 1);
   let t0: i64 = 0, t1: i64 = 0, t2: i64 = 0;
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  if (ASC_FEATURE_SIMD) {
+    const noQ = i32x4.splat(-1), esc = i32x4.splat(ESCAPE), escBits = i32x4.splat(ESCAPE + 32);
+    let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0);
+    for (; i + 4 <= n; i += 4) {
+      const v = v128.load(q + (<usize>i << 2));
+      const isEsc = i32x4.eq(v, noQ);
+      const m0 = i32x4.min_u(i32x4.shr_u(v, kLo), esc), m1 = i32x4.min_u(i32x4.shr_u(v, kLo + 1), esc), m2 = i32x4.min_u(i32x4.shr_u(v, kLo + 2), esc);
+      a0 = i32x4.add(a0, v128.bitselect(escBits, i32x4.add(m0, i32x4.splat(1 + kLo)), v128.or(isEsc, i32x4.eq(m0, esc))));
+      a1 = i32x4.add(a1, v128.bitselect(escBits, i32x4.add(m1, i32x4.splat(2 + kLo)), v128.or(isEsc, i32x4.eq(m1, esc))));
+      a2 = i32x4.add(a2, v128.bitselect(escBits, i32x4.add(m2, i32x4.splat(3 + kLo)), v128.or(isEsc, i32x4.eq(m2, esc))));
+    }
+    t0 = <i64>(i32x4.extract_lane(a0, 0) + i32x4.extract_lane(a0, 1) + i32x4.extract_lane(a0, 2) + i32x4.extract_lane(a0, 3));
+    t1 = <i64>(i32x4.extract_lane(a1, 0) + i32x4.extract_lane(a1, 1) + i32x4.extract_lane(a1, 2) + i32x4.extract_lane(a1, 3));
+    t2 = <i64>(i32x4.extract_lane(a2, 0) + i32x4.extract_lane(a2, 1) + i32x4.extract_lane(a2, 2) + i32x4.extract_lane(a2, 3));
+  }
+  for (; i < n; i++) {
     const qi = load<u32>(q + (<usize>i << 2));
     t0 += price(qi, kLo);
     t1 += price(qi, kLo + 1);
@@ -70,11 +110,8 @@ function quantizeBlock(x: usize, start: i32, end: i32, prev: f32, lorenzo: bool,
     bestBits = t1;
     bestK = kLo + 1;
   }
-  if (kLo + 2 <= kHi && t2 < bestBits) {
-    bestBits = t2;
-    bestK = kLo + 2;
-  }
-  return bestBits * 32 + bestK;
+  if (kLo + 2 <= kHi && t2 < bestBits) bestK = kLo + 2;
+  return bestK;
 }
 
 /** Bits of one index at Rice parameter k (an escape: ESCAPE ones and 32 bits). */
@@ -102,15 +139,15 @@ export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region
     const base = out + <usize>c * <usize>region;
     const scratch = base + <usize>(region - SCRATCH);
     const q = scratch, rec = scratch + <usize>(BLOCK << 2);
-    const inv = bound > 0 ? 1.0 / (2.0 * <f64>bound) : 0.0;
     const chunkEnd = min(n, (c + 1) * CHUNK);
     let ptr = base;
     let acc: u64 = 0, bits: i32 = 0;
     let prev: f32 = 0;
     for (let start = c * CHUNK; start < chunkEnd; start += BLOCK) {
       const end = min(start + BLOCK, chunkEnd);
-      const useZero = zeroPredicts(x, start, end, prev, inv);
-      const k = <i32>(quantizeBlock(x, start, end, prev, !useZero, bound, q, rec) & 31);
+      const useZero = zeroPredicts(x, start, end, prev, bound, q, rec);
+      if (!useZero) lorenzoBlock(x, start, end, prev, bound, q, rec);
+      const k = riceParameter(q, end - start, indexSum);
       acc |= <u64>((useZero ? 1 : 0) | (k << 1)) << <u64>bits;
       bits += 6;
       for (let i = 0; i < end - start; i++) {
