@@ -121,6 +121,25 @@ function riceParameter(q: usize, n: i32, sum: u64): i32 {
   return m >= ESCAPE ? ESCAPE + 32 : m + 1 + k;
 }
 
+// The encoder's bit writer (an instance's globals, like indexSum): pending bits (fewer than 32
+// between calls) and the next byte to store.
+let wAcc: u64 = 0;
+let wBits: i32 = 0;
+let wPtr: usize = 0;
+
+/** Appends the low n (<= 32) bits of v, LSB first, storing each completed 32-bit word. */
+// @ts-ignore: decorator
+@inline function put(v: u32, n: i32): void {
+  wAcc |= <u64>v << <u64>wBits;
+  wBits += n;
+  if (wBits >= 32) {
+    store<u32>(wPtr, <u32>wAcc);
+    wPtr += 4;
+    wAcc >>= 32;
+    wBits -= 32;
+  }
+}
+
 /** The stored bits of a reconstruction (one NaN pattern). */
 // @ts-ignore: decorator
 @inline function f32Bits(v: f32): u32 {
@@ -140,65 +159,36 @@ export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region
     const scratch = base + <usize>(region - SCRATCH);
     const q = scratch, rec = scratch + <usize>(BLOCK << 2);
     const chunkEnd = min(n, (c + 1) * CHUNK);
-    let ptr = base;
-    let acc: u64 = 0, bits: i32 = 0;
+    wPtr = base;
+    wAcc = 0;
+    wBits = 0;
     let prev: f32 = 0;
     for (let start = c * CHUNK; start < chunkEnd; start += BLOCK) {
       const end = min(start + BLOCK, chunkEnd);
       const useZero = zeroPredicts(x, start, end, prev, bound, q, rec);
       if (!useZero) lorenzoBlock(x, start, end, prev, bound, q, rec);
       const k = riceParameter(q, end - start, indexSum);
-      acc |= <u64>((useZero ? 1 : 0) | (k << 1)) << <u64>bits;
-      bits += 6;
+      put((useZero ? 1 : 0) | (k << 1), 6);
       for (let i = 0; i < end - start; i++) {
         const qi = load<u32>(q + (<usize>i << 2));
         const m = qi == NO_Q ? ESCAPE : <i32>min<u32>(qi >> <u32>k, <u32>ESCAPE);
         if (m >= ESCAPE) {
-          acc |= <u64>((1 << ESCAPE) - 1) << <u64>bits;
-          bits += ESCAPE;
-          if (bits >= 32) {
-            store<u32>(ptr, <u32>acc);
-            ptr += 4;
-            acc >>= 32;
-            bits -= 32;
-          }
-          acc |= <u64>f32Bits(load<f32>(rec + (<usize>i << 2))) << <u64>bits;
-          bits += 32;
+          put((1 << ESCAPE) - 1, ESCAPE);
+          put(f32Bits(load<f32>(rec + (<usize>i << 2))), 32);
         } else {
-          // m ones, the terminating zero, then the k low bits of q.
-          acc |= <u64>((1 << m) - 1) << <u64>bits;
-          bits += m + 1;
-          if (bits >= 32) {
-            store<u32>(ptr, <u32>acc);
-            ptr += 4;
-            acc >>= 32;
-            bits -= 32;
-          }
-          acc |= <u64>(qi & ((<u32>1 << <u32>k) - 1)) << <u64>bits;
-          bits += k;
-        }
-        if (bits >= 32) {
-          store<u32>(ptr, <u32>acc);
-          ptr += 4;
-          acc >>= 32;
-          bits -= 32;
+          put((1 << m) - 1, m + 1); // m ones and the terminating zero
+          put(qi & ((<u32>1 << <u32>k) - 1), k); // the k low bits
         }
       }
       prev = load<f32>(rec + (<usize>(end - start - 1) << 2));
-      if (bits >= 32) {
-        store<u32>(ptr, <u32>acc);
-        ptr += 4;
-        acc >>= 32;
-        bits -= 32;
-      }
     }
     // The last partial word, as whole bytes.
-    for (; bits > 0; bits -= 8) {
-      store<u8>(ptr, <u8>acc);
-      ptr++;
-      acc >>= 8;
+    for (; wBits > 0; wBits -= 8) {
+      store<u8>(wPtr, <u8>wAcc);
+      wPtr++;
+      wAcc >>= 8;
     }
-    store<u32>(lens + (<usize>c << 2), <u32>(ptr - base));
+    store<u32>(lens + (<usize>c << 2), <u32>(wPtr - base));
   }
 }
 
