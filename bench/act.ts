@@ -14,7 +14,8 @@
  * - maxBatch: ResNet-20's largest batch per mode whose two real training steps complete in a
  *   child process with the arena capped at `--memory-limit` (default 256MiB); the affine fit of
  *   two in-process steps (`--fit-batches`) is only the first guess.
- * - kernels: quantize+pack and unpack throughput (GB/s of fp32), TypeScript and wasm kernel.
+ * - kernels: quantize+pack and unpack throughput (GB/s of fp32) at 2, 4 and 8 bits and of the COMET
+ *   codec (comet, 0.05 x the range), TypeScript and wasm kernels, on 4 M random-normal values.
  * - accuracy (`--accuracy`): MLP (and/or LeNet-5, `--accuracy-models mlp,lenet`) on MNIST
  *   (../shared/data/mnist-t10k: first 8,000 train, last 2,000 test) for fp32/int4/int2/division
  *   and the extra modes requested (auto:B, mesa, comet), SGD lr 0.05 (cosine decay) momentum 0.9, batch 64, `--epochs` (1), `--seeds` (1).
@@ -55,7 +56,7 @@ import { Compression } from '../src/compress/act.js';
 import { DEFAULT_AUTO_CALIBRATE, DEFAULT_AUTO_INTERVAL } from '../src/compress/auto.js';
 import { ACT_MODES, parseActSpec, parseMode, type ActMode } from '../src/compress/policy.js';
 import { findMaxBatch, fitPeakModel, measureStep, planSavedBytes, recordSaves, type ForwardFn } from '../src/compress/planner.js';
-import { packTensor, releasePacked, unpackTensor } from '../src/compress/codecs.js';
+import { packTensor, releasePacked, unpackTensor, type Encoding } from '../src/compress/codecs.js';
 import { getBackend, setBackend } from '../src/backends/index.js';
 import { LM_DEFAULTS, LM_FLAGS, lmChild, lmOptionsFrom, lmRows, lmTargets, type LmRow } from './act-lm.js';
 import { sensitivityRows } from './act-sensitivity.js';
@@ -471,19 +472,23 @@ function maxBatchRows(modes: ActMode[], limitBytes: number, fitBatches: [number,
  * GB/s of float32, on the reference backend (TypeScript quantizer) and the wasm backend (one
  * groupQuantize call for ranges, metadata and codes; the dequantize kernel).
  */
-function kernelRows(backends: string[]): { backend: string; bits: number; packGBps: number; unpackGBps: number }[] {
+function kernelRows(backends: string[]): { backend: string; codec: string; bits: number | null; packGBps: number; unpackGBps: number }[] {
   const n = 1 << 22;
   const r = new Rng(3);
   const x = fromValues(Float32Array.from({ length: n }, () => r.normal()), [64, n / 64]);
   const rows = [];
   const previous = getBackend();
+  const codecs: [string, Encoding][] = [
+    ...([2, 4, 8] as const).map((bits): [string, Encoding] => [`int${bits}`, { kind: 'quant', bits, groupSize: 256 }]),
+    ['comet', { kind: 'comet', bound: 0.05 }],
+  ];
   for (const backend of backends) {
     setBackend(backend);
-    for (const bits of [2, 4, 8] as const) {
+    for (const [codec, encoding] of codecs) {
       let pack = Infinity, unpack = Infinity;
       for (let rep = 0; rep < 9; rep++) {
         let t0 = performance.now();
-        const p = packTensor(x, { kind: 'quant', bits, groupSize: 256 }, { seed: 1, stream: 0, step: rep });
+        const p = packTensor(x, encoding, { seed: 1, stream: 0, step: rep });
         pack = Math.min(pack, performance.now() - t0);
         t0 = performance.now();
         const y = unpackTensor(p);
@@ -491,7 +496,7 @@ function kernelRows(backends: string[]): { backend: string; bits: number; packGB
         y.dispose();
         releasePacked(p);
       }
-      rows.push({ backend, bits, packGBps: (4 * n) / pack / 1e6, unpackGBps: (4 * n) / unpack / 1e6 });
+      rows.push({ backend, codec, bits: encoding.kind === 'quant' ? encoding.bits : null, packGBps: (4 * n) / pack / 1e6, unpackGBps: (4 * n) / unpack / 1e6 });
     }
   }
   setBackend(previous);
