@@ -148,14 +148,14 @@ let wPtr: usize = 0;
 
 /**
  * Encodes chunks [from, to) of x (n float32 values) within `bound` (float32 bits). Chunk c is
- * written at out + c * region (src/compress/comet.ts `cometRegionBytes`: its worst-case stream,
- * then SCRATCH bytes of block scratch) and its byte length stored to lens[c] (u32); the caller
- * compacts the chunks behind the header.
+ * written at out + (c − first) * region (src/compress/comet.ts `cometRegionBytes`: its worst-case
+ * stream, then SCRATCH bytes of block scratch) and its byte length stored to lens[c − first]
+ * (u32); the caller assembles the stream.
  */
-export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region: i32, lens: usize, from: i32, to: i32): void {
+export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region: i32, lens: usize, first: i32, from: i32, to: i32): void {
   const bound = reinterpret<f32>(boundBits);
   for (let c = from; c < to; c++) {
-    const base = out + <usize>c * <usize>region;
+    const base = out + <usize>(c - first) * <usize>region;
     const scratch = base + <usize>(region - SCRATCH);
     const q = scratch, rec = scratch + <usize>(BLOCK << 2);
     const chunkEnd = min(n, (c + 1) * CHUNK);
@@ -188,7 +188,7 @@ export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region
       wPtr++;
       wAcc >>= 8;
     }
-    store<u32>(lens + (<usize>c << 2), <u32>(wPtr - base));
+    store<u32>(lens + (<usize>(c - first) << 2), <u32>(wPtr - base));
   }
 }
 

@@ -239,10 +239,10 @@ export interface Kernels {
   halfDecode(bytes: Tensor, out: Tensor, format: HalfFormat): void;
   /**
    * COMET error-bounded encode (compress/comet.ts, its stream format bit for bit): float32 x within
-   * the absolute `bound` into bytes (uint8, at least cometEncodeBytes(x.size), used as scratch
-   * beyond the stream); returns the stream's length.
+   * the absolute `bound`, as a stream on the JS heap (its size depends on the data; the caller
+   * books it where it keeps it).
    */
-  cometEncode(x: Tensor, bound: number, bytes: Tensor): number;
+  cometEncode(x: Tensor, bound: number): Uint8Array;
   /** Inverse of cometEncode: the stream (bytes.size = its length) into float32 out; a RangeError when it is truncated or corrupt. */
   cometDecode(bytes: Tensor, out: Tensor): void;
 

@@ -16,7 +16,6 @@ import { keep } from '../core/scope.js';
 import { fmt, numel } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { divisionDecode, divisionSplit, hfcLayout, lfcLength, type DivisionGeometry } from './division.js';
-import { cometEncodeBytes } from './comet.js';
 import { decodeFloat16, encodeFloat16 } from './float16.js';
 import {
   assertCodeBits, bitsFor, codeBytes, groupCount, metaBytes, packInts, roundingNoiseEnergy, unpackInts,
@@ -266,13 +265,11 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
       hi = Math.max(hi, r[2 * g + 1]!);
     }
     ranges.dispose();
-    const scratch = Tensor.uninitialized([cometEncodeBytes(t.size)], 'uint8', 'workspace');
-    const length = k.cometEncode(x, Number.isFinite(hi - lo) ? e.bound * (hi - lo) : 0, scratch);
-    const payload = keep(Tensor.uninitialized([length], 'uint8', 'saved'));
-    (payload.data() as Uint8Array).set((scratch.data() as Uint8Array).subarray(0, length));
-    scratch.dispose();
+    const stream = k.cometEncode(x, Number.isFinite(hi - lo) ? e.bound * (hi - lo) : 0);
     if (x !== t) x.dispose();
-    return { ...base, payload, kept: null, bytes: length };
+    const payload = keep(Tensor.uninitialized([stream.length], 'uint8', 'saved')); // every byte set below
+    (payload.data() as Uint8Array).set(stream);
+    return { ...base, payload, kept: null, bytes: stream.length };
   }
   if (e.kind === 'mesa') return packMesa(t, e, noise, copy, base);
   // Group quantization, of x itself or of DIVISION's high-frequency residual.

@@ -186,21 +186,11 @@ const align8 = (n: number) => Math.ceil(n / 8) * 8;
 /**
  * The stride of the wasm encoder's per-chunk output regions for n values: the largest chunk's
  * worst-case stream (6 header bits per block, ESCAPE + 32 bits per value) and COMET_SCRATCH.
+ * (Its rounds of regions are the encoder's workspace.)
  */
 export function cometRegionBytes(n: number): number {
   const m = Math.min(n, COMET_CHUNK);
   return align8(Math.ceil((6 * Math.ceil(m / BLOCK) + (ESCAPE + 32) * m) / 8) + 8) + COMET_SCRATCH;
-}
-
-/** Where the wasm encoder's regions start in its output (the header and chunk table come first). */
-export const cometRegionsOffset = (n: number) => align8(4 + 4 * chunkCount(n));
-
-/**
- * Bytes the `cometEncode` kernel needs in its output buffer for n values (at least the largest
- * stream; the wasm encoder writes each chunk to its own region, then compacts them).
- */
-export function cometEncodeBytes(n: number): number {
-  return cometRegionsOffset(n) + chunkCount(n) * cometRegionBytes(n);
 }
 
 /** The float32 bits the stream stores for a reconstruction (one NaN pattern). */
@@ -253,10 +243,15 @@ export function cometEncode(x: ArrayLike<number>, eb: number): Uint8Array {
   const c = candidate();
   const chunks: Uint8Array[] = [];
   for (let from = 0; from < x.length; from += COMET_CHUNK) chunks.push(encodeChunk(x, from, Math.min(from + COMET_CHUNK, x.length), bound, c));
+  return cometAssemble(bound, chunks);
+}
+
+/** The stream of coded chunks: the bound (rounded to float32), the chunk table, the chunks. */
+export function cometAssemble(bound: number, chunks: readonly Uint8Array[]): Uint8Array {
   const head = 4 + 4 * chunks.length;
   const out = new Uint8Array(head + chunks.reduce((s, c) => s + c.length, 0));
   const view = new DataView(out.buffer);
-  view.setFloat32(0, bound, true);
+  view.setFloat32(0, Math.fround(bound), true);
   let at = head;
   chunks.forEach((c, i) => {
     view.setUint32(4 + 4 * i, c.length, true);

@@ -62,11 +62,8 @@ export function halfDecode(bytes: Tensor, out: Tensor, format: HalfFormat): void
   (format === 'fp16' ? decodeFloat16 : decodeBFloat16)(halves(bytes, out.size), out.data() as FloatArray);
 }
 
-export function cometEncode(x: Tensor, bound: number, bytes: Tensor): number {
-  const stream = encodeComet(x.data() as FloatArray, bound);
-  if (stream.length > bytes.size) throw new RangeError(`cometEncode: ${stream.length} bytes do not fit the ${bytes.size}-byte output`);
-  (bytes.data() as Uint8Array).set(stream);
-  return stream.length;
+export function cometEncode(x: Tensor, bound: number): Uint8Array {
+  return encodeComet(x.data() as FloatArray, bound);
 }
 
 export function cometDecode(bytes: Tensor, out: Tensor): void {
