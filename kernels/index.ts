@@ -9,3 +9,4 @@ export * from './pool';
 export * from './elementwise';
 export * from './tensor';
 export * from './half';
+export * from './comet';

@@ -237,6 +237,14 @@ export interface Kernels {
   halfEncode(x: Tensor, bytes: Tensor, format: HalfFormat): void;
   /** Inverse of halfEncode: out.size 16-bit patterns from bytes into float32 out. */
   halfDecode(bytes: Tensor, out: Tensor, format: HalfFormat): void;
+  /**
+   * COMET error-bounded encode (compress/comet.ts, its stream format bit for bit): float32 x within
+   * the absolute `bound`, as a stream on the JS heap (its size depends on the data; the caller
+   * books it where it keeps it).
+   */
+  cometEncode(x: Tensor, bound: number): Uint8Array;
+  /** Inverse of cometEncode: the stream (bytes.size = its length) into float32 out; a RangeError when it is truncated or corrupt. */
+  cometDecode(bytes: Tensor, out: Tensor): void;
 
   // Packed inference kernels (the deploy runtime, src/quant/runtime.ts; on the JS heap).
   /**

@@ -16,7 +16,6 @@ import { keep } from '../core/scope.js';
 import { fmt, numel } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { divisionDecode, divisionSplit, hfcLayout, lfcLength, type DivisionGeometry } from './division.js';
-import { cometDecode, cometEncode } from './comet.js';
 import { decodeFloat16, encodeFloat16 } from './float16.js';
 import {
   assertCodeBits, bitsFor, codeBytes, groupCount, metaBytes, packInts, roundingNoiseEnergy, unpackInts,
@@ -253,16 +252,24 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
     return { ...base, payload, kept: null, bytes: l.total };
   }
   if (e.kind === 'comet') {
-    const v = source();
+    // The bound: e.bound x the tensor's value range (NaN skipped), from per-row (min, max).
+    const x = copy === null ? t : workspaceCopy(t, copy);
+    const k = kernels(x.dtype);
+    const rows = t.shape.length >= 2 ? t.shape[0]! : 1, layout = { rows, rowLength: rows === 0 ? 0 : t.size / rows, groupSize: Math.max(1, rows === 0 ? 1 : t.size / rows) };
+    const ranges = Tensor.uninitialized([2 * rows], 'float64', 'workspace'); // groupRanges writes every pair
+    if (t.size > 0) k.groupRanges(x, ranges, layout);
+    const r = ranges.data() as Float64Array;
     let lo = Infinity, hi = -Infinity;
-    for (let i = 0; i < v.length; i++) {
-      if (v[i]! < lo) lo = v[i]!;
-      if (v[i]! > hi) hi = v[i]!;
+    for (let g = 0; t.size > 0 && g < rows; g++) {
+      lo = Math.min(lo, r[2 * g]!);
+      hi = Math.max(hi, r[2 * g + 1]!);
     }
-    const bytes = cometEncode(v, v.length && Number.isFinite(hi - lo) ? e.bound * (hi - lo) : 0);
-    const payload = keep(Tensor.empty([bytes.length], 'uint8', 'saved'));
-    (payload.data() as Uint8Array).set(bytes);
-    return { ...base, payload, kept: null, bytes: bytes.length };
+    ranges.dispose();
+    const stream = k.cometEncode(x, Number.isFinite(hi - lo) ? e.bound * (hi - lo) : 0);
+    if (x !== t) x.dispose();
+    const payload = keep(Tensor.uninitialized([stream.length], 'uint8', 'saved')); // every byte set below
+    (payload.data() as Uint8Array).set(stream);
+    return { ...base, payload, kept: null, bytes: stream.length };
   }
   if (e.kind === 'mesa') return packMesa(t, e, noise, copy, base);
   // Group quantization, of x itself or of DIVISION's high-frequency residual.
@@ -381,7 +388,7 @@ export function unpackTensor(p: PackedTensor): Tensor {
     return out;
   }
   if (e.kind === 'comet') {
-    cometDecode(p.payload.data() as Uint8Array, out.data() as FloatArray);
+    kernels(out.dtype).cometDecode(p.payload, out);
     return out;
   }
   const { meta: rawMeta, lfc, codes } = views(p.payload, l);

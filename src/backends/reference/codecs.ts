@@ -9,6 +9,7 @@ import {
   type CodeBits, type GroupLayout, type MetaPrecision, type NoiseKey,
 } from '../../compress/quantize.js';
 import { decodeBFloat16, decodeFloat16, encodeBFloat16, encodeFloat16 } from '../../compress/float16.js';
+import { cometDecode as decodeComet, cometEncode as encodeComet } from '../../compress/comet.js';
 import type { HalfFormat } from '../kernels.js';
 export { smartdealGemm } from '../../quant/smartdeal.js';
 export { sparseGemm } from '../../quant/sparse.js';
@@ -59,4 +60,12 @@ export function halfEncode(x: Tensor, bytes: Tensor, format: HalfFormat): void {
 
 export function halfDecode(bytes: Tensor, out: Tensor, format: HalfFormat): void {
   (format === 'fp16' ? decodeFloat16 : decodeBFloat16)(halves(bytes, out.size), out.data() as FloatArray);
+}
+
+export function cometEncode(x: Tensor, bound: number): Uint8Array {
+  return encodeComet(x.data() as FloatArray, bound);
+}
+
+export function cometDecode(bytes: Tensor, out: Tensor): void {
+  decodeComet(bytes.data() as Uint8Array, out.data() as FloatArray);
 }

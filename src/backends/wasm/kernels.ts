@@ -3,6 +3,7 @@
  * kernel writing past a tensor would silently corrupt other tensors in the arena), splitting work
  * into per-thread parts, and the per-thread GEMM packing scratch.
  */
+import { chunkCount, COMET_CHUNK, cometAssemble, cometChunkOffsets, cometRegionBytes } from '../../compress/comet.js';
 import { codeBytes, groupCount, type CodeBits, type GroupLayout, type MetaPrecision, type NoiseKey } from '../../compress/quantize.js';
 import { arena } from '../../core/arena.js';
 import type { DType } from '../../core/dtype.js';
@@ -320,6 +321,42 @@ export class WasmKernels implements Partial<Kernels> {
     checkTyped('halfDecode', 'bytes', bytes, 'uint8', 2 * out.size);
     const parts = splitRange(out.size, this.partsFor(out.size, this.splitAt('codec')), 1);
     this.run('halfDecode', parts.map(([lo, hi]) => [bytes.ptr, out.size, out.ptr, format === 'fp16' ? 0 : 1, lo, hi]));
+  }
+
+  cometEncode(x: Tensor, bound: number): Uint8Array {
+    this.assertNotRecording('cometEncode');
+    checkTensor('cometEncode', 'x', x, x.size);
+    if (!(bound >= 0) || !Number.isFinite(bound)) throw new RangeError(`comet: error bound must be a finite number >= 0, got ${bound}`);
+    const chunks = chunkCount(x.size), region = cometRegionBytes(x.size);
+    // Rounds of up to 4 chunks per thread: the worst-case regions (7 bytes per value) stay a few
+    // MiB of workspace instead of 7x the tensor; each chunk is copied out as its round ends.
+    const round = Math.max(1, Math.min(chunks, 4 * this.threadCount));
+    const scratch = Tensor.uninitialized([round * region + 4 * round], 'uint8', 'workspace');
+    const regions = scratch.ptr, lens = scratch.ptr + round * region;
+    const coded: Uint8Array[] = [];
+    for (let first = 0; first < chunks; first += round) {
+      const count = Math.min(round, chunks - first);
+      // About 10 ns per value on one thread: a chunk (65,536 values) is worth a pool job.
+      const parts = splitRange(count, this.partsFor(10 * count * COMET_CHUNK, this.splitAt('codec')), 1);
+      this.run('cometEncode', parts.map(([lo, hi]) => [x.ptr, x.size, f32Bits(bound), regions, region, lens, first, first + lo, first + hi]));
+      const view = new DataView(arena().buffer);
+      for (let c = 0; c < count; c++) coded.push(new Uint8Array(arena().buffer, regions + c * region, view.getUint32(lens + 4 * c, true)).slice());
+    }
+    scratch.dispose();
+    return cometAssemble(bound, coded);
+  }
+
+  cometDecode(bytes: Tensor, out: Tensor): void {
+    this.assertNotRecording('cometDecode');
+    checkTensor('cometDecode', 'out', out, out.size);
+    checkTyped('cometDecode', 'bytes', bytes, 'uint8', bytes.size);
+    cometChunkOffsets(bytes.data() as Uint8Array, out.size); // throws on a short stream or table
+    const status = Tensor.empty([1], 'int32', 'workspace');
+    const parts = splitRange(chunkCount(out.size), this.partsFor(5 * out.size, this.splitAt('codec')), 1);
+    if (out.size > 0) this.run('cometDecode', parts.map(([lo, hi]) => [bytes.ptr, bytes.size, out.size, out.ptr, status.ptr, lo, hi]));
+    const bad = status.data()[0] !== 0;
+    status.dispose();
+    if (bad) throw new RangeError(`comet decode: a chunk of the ${bytes.size}-byte stream reads past its end or holds a bad Rice parameter`);
   }
 
   gemm(a: Tensor, b: Tensor, c: Tensor, p: GemmArgs): void {
