@@ -12,7 +12,8 @@ const EXP_LO: f32 = -87.3365448; // ln(FLT_MIN): below, the result is flushed to
 /** e^x per lane (Cephes expf: Cody-Waite reduction, degree-5 polynomial; within 2 ulp), inf/0 outside the range. */
 // @ts-ignore: decorator
 @inline function expv(x: v128): v128 {
-  const xc = f32x4.min(f32x4.max(x, f32x4.splat(EXP_LO)), f32x4.splat(EXP_HI));
+  // pmax/pmin: one instruction each (min/max's NaN and -0 rules cost V8 a sequence); NaN in x stays NaN.
+  const xc = f32x4.pmin(f32x4.pmax(x, f32x4.splat(EXP_LO)), f32x4.splat(EXP_HI));
   const fx = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.44269504088896341)));
   let r = f32x4.sub(xc, f32x4.mul(fx, f32x4.splat(0.693359375)));
   r = f32x4.add(r, f32x4.mul(fx, f32x4.splat(2.12194440e-4)));
@@ -125,15 +126,17 @@ const NEG = 0, EXP = 1, SQRT = 3, TANH = 4, SIGMOID = 5, GELU = 7, MUL_S = 9, AD
   if (op == SIGMOID) return f32x4.div(f32x4.splat(1), f32x4.add(f32x4.splat(1), expv(f32x4.neg(x))));
   if (op == MUL_S) return f32x4.mul(x, s);
   if (op == ADD_S) return f32x4.add(x, s);
-  const c = f32x4.splat(GELU_C), a = f32x4.splat(GELU_A), half = f32x4.splat(0.5), one = f32x4.splat(1);
-  const x2 = f32x4.mul(x, x);
-  const t = tanhv(f32x4.mul(c, f32x4.add(x, f32x4.mul(a, f32x4.mul(x2, x)))));
-  if (op == GELU) return f32x4.mul(f32x4.mul(half, x), f32x4.add(one, t));
-  // GELU_GRAD: 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2)
-  // x^2 of the last factor clamped (|x| > 10 saturates t, so 1 - t^2 = 0; an infinite x^2 would make it NaN).
-  const xc = f32x4.min(f32x4.max(x, f32x4.splat(-10)), f32x4.splat(10));
-  const d = f32x4.mul(f32x4.mul(f32x4.mul(half, x), f32x4.sub(one, f32x4.mul(t, t))), f32x4.mul(c, f32x4.add(one, f32x4.mul(f32x4.splat(3 * GELU_A), f32x4.mul(xc, xc)))));
-  return f32x4.add(f32x4.mul(half, f32x4.add(one, t)), d);
+  // GELU through the logistic function: 0.5 (1 + tanh u) = gate = 1 / (1 + e^(-2u)), u = c (x + a x^3):
+  // one exp and one division instead of tanh's two branches, and no cancellation in 1 + tanh u
+  // for large negative x.
+  const one = f32x4.splat(1);
+  const gate = f32x4.div(one, f32x4.add(one, expv(f32x4.mul(f32x4.splat(-2 * GELU_C), f32x4.add(x, f32x4.mul(f32x4.splat(GELU_A), f32x4.mul(f32x4.mul(x, x), x)))))));
+  if (op == GELU) return f32x4.mul(x, gate);
+  // GELU_GRAD: gate + 2 x gate (1 - gate) c (1 + 3 a x^2); x^2 of the last factor clamped (|x| > 10
+  // saturates the gate, so gate (1 - gate) = 0; an infinite x^2 would make it NaN).
+  const xc = f32x4.pmin(f32x4.pmax(x, f32x4.splat(-10)), f32x4.splat(10));
+  const slope = f32x4.mul(f32x4.splat(GELU_C), f32x4.add(one, f32x4.mul(f32x4.splat(3 * GELU_A), f32x4.mul(xc, xc))));
+  return f32x4.add(gate, f32x4.mul(f32x4.mul(f32x4.mul(f32x4.add(x, x), gate), f32x4.sub(one, gate)), slope));
 }
 
 function unaryScalar(op: i32, x: f32, s: f32): f32 {
@@ -144,10 +147,10 @@ function unaryScalar(op: i32, x: f32, s: f32): f32 {
   if (op == SIGMOID) return 1 / (1 + expf(-x));
   if (op == MUL_S) return x * s;
   if (op == ADD_S) return x + s;
-  const t = tanhf(GELU_C * (x + GELU_A * x * x * x));
-  if (op == GELU) return 0.5 * x * (1 + t);
+  const gate: f32 = <f32>1 / (<f32>1 + expf(<f32>(-2 * GELU_C) * (x + GELU_A * (x * x * x))));
+  if (op == GELU) return x * gate;
   const xc = min<f32>(max<f32>(x, -10), 10);
-  return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * (GELU_C * (1 + 3 * GELU_A * xc * xc));
+  return gate + (x + x) * gate * (<f32>1 - gate) * (GELU_C * (<f32>1 + <f32>(3 * GELU_A) * (xc * xc)));
 }
 
 /**
