@@ -2,6 +2,9 @@
 // `slimgrad bench` runs). Benches run from the sources of a clone (dev dependencies: tsx, the tfjs
 // baselines); they are not compiled into dist and not shipped.
 import { UsageError } from '../src/cli/command.js';
+import { DataFormatError } from '../src/data/errors.js';
+import { OutputPathError } from '../src/io/write.js';
+import { DeployedModelError } from '../src/quant/check.js';
 import { didYouMean } from '../src/cli/options.js';
 import { applyEnvironment } from '../src/cli/shared.js';
 
@@ -34,7 +37,11 @@ export async function main(args: string[]): Promise<number> {
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (e) {
-  if (!(e instanceof UsageError)) throw e;
-  console.error(e.message);
-  process.exitCode = 2;
+  // A user's mistake (an option, a data directory, a model or output file) is one line, as in the
+  // CLI; anything else is a bug in the bench and keeps its stack.
+  const file = e instanceof DataFormatError || e instanceof DeployedModelError || e instanceof OutputPathError;
+  if (!(e instanceof UsageError) && !file) throw e;
+  console.error(file ? `slimgrad bench: ${(e as Error).message}` : (e as Error).message);
+  if (process.env.SLIMGRAD_DEBUG) console.error((e as Error).stack);
+  process.exitCode = file ? 1 : 2;
 }
