@@ -1,9 +1,12 @@
 // Compiles the AssemblyScript kernels (kernels/index.ts) to build/*.wasm with the compiler API
 // from node_modules. Five builds, all importing the arena's memory (src/core/arena.ts, at most
 // 65536 pages) and never allocating (--runtime stub):
-//   kernels.wasm           SIMD, shared memory (threads)
-//   kernels-scalar.wasm    no SIMD, shared memory: engines without wasm SIMD
-//   kernels-unshared.wasm  SIMD, unshared memory: browsers without cross-origin isolation
+//   kernels-relaxed.wasm           SIMD + relaxed SIMD (fused multiply-add), shared memory
+//   kernels.wasm                   SIMD, shared memory (threads)
+//   kernels-scalar.wasm            no SIMD, shared memory: engines without wasm SIMD
+//   kernels-unshared-relaxed.wasm  SIMD + relaxed SIMD, unshared memory
+//   kernels-unshared.wasm          SIMD, unshared memory: browsers without cross-origin isolation
+// The relaxed builds are picked where the engine validates relaxed SIMD (src/backends/wasm/loader.ts).
 // Skips the work when every output is newer than every kernel source and this script.
 // `--force` rebuilds anyway; `--wat` also writes the text format next to each module.
 import { mkdirSync, readdirSync, statSync } from 'node:fs';

@@ -1,8 +1,9 @@
 // Compiles the quantized-inference kernels (kernels/quant/index.ts, AssemblyScript) to
 // build/quant.wasm (SIMD, shared memory: Node and cross-origin-isolated browsers) and
 // build/quant-unshared.wasm (SIMD, unshared memory), each also with relaxed SIMD (fused
-// multiply-adds in the float GEMMs: quant-relaxed.wasm, quant-unshared-relaxed.wasm), all importing
-// the arena's memory and never allocating. Engines without wasm SIMD use the TypeScript kernels (src/quant/kernels.ts).
+// multiply-adds in the float GEMMs: quant-relaxed.wasm, quant-unshared-relaxed.wasm), all
+// importing the arena's memory and never allocating. Engines without wasm SIMD use the TypeScript
+// kernels (src/quant/kernels.ts).
 // Same flags as scripts/build-kernels.mjs; kept separate so the two kernel sets build independently.
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
