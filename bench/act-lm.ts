@@ -7,8 +7,7 @@
  * the validation split, its difference to `off` of the same seed, and the bytes saved for
  * backward on the last training step (ledger) with their ratio to `off`.
  */
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { inBenchChild, mapConcurrent } from './children.js';
 import { backward } from '../src/autograd/backward.js';
 import { noGrad } from '../src/autograd/mode.js';
 import { memory as ledgerMemory } from '../src/core/ledger.js';
@@ -127,21 +126,9 @@ export function lmChild(spec: LmChildSpec): Run {
   return trainLm(spec.mode, spec.seed, spec.options, loadCharText(spec.options.dataFile));
 }
 
-/** Runs `spec` in a fresh process of the bench entry (same Node flags: tsx). */
+/** Runs `spec` in a fresh process of the bench entry. */
 function inLmChild(spec: LmChildSpec): Promise<Run> {
-  const entry = fileURLToPath(new URL('./main.ts', import.meta.url));
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...process.execArgv, entry, 'act', '--lm-child', JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '', err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const last = out.trim().split('\n').pop() ?? '';
-      if (code !== 0 || !last.startsWith('{')) reject(new Error(`bench act --lm: child for ${spec.mode} seed ${spec.seed} failed (exit ${code}): ${err.trim().split('\n').slice(-3).join(' | ')}`));
-      else resolve(JSON.parse(last) as Run);
-    });
-  });
+  return inBenchChild<Run>(['act', '--lm-child', JSON.stringify(spec)], `bench act --lm: child for ${spec.mode} seed ${spec.seed}`);
 }
 
 /**
@@ -158,15 +145,7 @@ export async function lmRows(o: LmOptions, jobs = 1): Promise<LmRow[]> {
     const text = loadCharText(o.dataFile);
     runs = specs.map((s) => trainLm(s.mode, s.seed, options, text));
   } else {
-    runs = new Array<Run>(specs.length);
-    let next = 0;
-    const worker = async () => {
-      while (next < specs.length) {
-        const i = next++;
-        runs[i] = await inLmChild(specs[i]!);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(jobs, specs.length) }, worker));
+    runs = await mapConcurrent(specs, jobs, inLmChild);
   }
   return runs.filter((r) => requested.includes(r.mode)).map((r) => {
     const off = runs.find((q) => q.mode === 'off' && q.seed === r.seed)!;

@@ -16,7 +16,7 @@
  *   two in-process steps (`--fit-batches`) is only the first guess.
  * - kernels: quantize+pack and unpack throughput (GB/s of fp32) at 2, 4 and 8 bits and of the COMET
  *   codec (comet, 0.05 x the range), TypeScript and wasm kernels, on 4 M random-normal values.
- * - accuracy (`--accuracy`): MLP (and/or LeNet-5, `--accuracy-models mlp,lenet`) on MNIST
+ * - accuracy (`--accuracy`): MLP (and/or LeNet-5, ResNet-20 on 1x28x28, `--accuracy-models`) on MNIST
  *   (../shared/data/mnist-t10k: first 8,000 train, last 2,000 test) for fp32/int4/int2/division
  *   and the extra modes requested (auto:B, mesa, comet), SGD lr 0.05 (cosine decay) momentum 0.9, batch 64, `--epochs` (1), `--seeds` (1).
  *
@@ -26,7 +26,8 @@
  * Options: --json, --quick (small batches), --models mlp,lenet,resnet20,transformer,
  * --modes off,fp16,int8,int4,int2,division,auto:2,auto:4,mesa,comet, --steps N (5; quick 2), --rounds N (3; quick 2),
  * --child-steps N (3), --memory-limit 256MiB, --fit-batches 16,32, --no-max-batch, --accuracy,
- * --accuracy-models mlp,lenet, --epochs N, --seeds N, --data DIR.
+ * --accuracy-models mlp,lenet,resnet20, --accuracy-jobs N (1: in process; N: child processes N at
+ * a time, one kernel thread each), --epochs N, --seeds N, --data DIR.
  * - lm (`--lm`, or `--lm-only` for that table alone): the Tiny Shakespeare char LM per mode
  *   (bench/act-lm.ts): --lm-modes off,int8,mesa,auto:4,auto:2,int4,int2, --lm-steps N (900),
  *   --lm-seeds N (1), --lm-batch N (16), --lm-tokens N (64), --lm-dim N (128), --lm-heads N (4),
@@ -44,7 +45,7 @@ import { memory as ledgerMemory, resetPeakMemory } from '../src/core/ledger.js';
 import { scope } from '../src/core/scope.js';
 import { StepPlan } from '../src/core/plan.js';
 import { printJson, printTable, UsageError } from '../src/cli/command.js';
-import { useFastestBackend } from '../src/backends/index.js';
+import { setThreads, useFastestBackend } from '../src/backends/index.js';
 import { fromValues } from '../src/core/tensor.js';
 import { loadMnist } from '../src/data/files.js';
 import { lenet5, mlp, resnet20, transformer } from '../src/nn/models.js';
@@ -63,6 +64,7 @@ import { getBackend, setBackend } from '../src/backends/index.js';
 import { LM_DEFAULTS, LM_FLAGS, lmChild, lmOptionsFrom, lmRows, lmTargets, type LmRow } from './act-lm.js';
 import { sensitivityRows } from './act-sensitivity.js';
 import { LAMB_DEFAULTS, lambRows, lambTargets, type LambMemoryRow, type LambRow } from './act-lamb.js';
+import { inBenchChild, mapConcurrent } from './children.js';
 
 const MiB = 2 ** 20;
 
@@ -510,26 +512,46 @@ function kernelRows(backends: string[]): { backend: string; codec: string; bits:
 const ACCURACY_MODELS: Record<string, (seed: number) => Module> = {
   mlp: (seed) => mlp([784, 512, 512, 10], seed),
   lenet: (seed) => lenet5(10, seed),
+  resnet20: (seed) => resnet20(10, seed, 1),
 };
 
-async function accuracyRows(models: string[], modes: string[], epochs: number, seeds: number, dataDir: string): Promise<AccuracyRow[]> {
-  const [train, test] = await Promise.all([loadMnist(dataDir, { split: 'train' }), loadMnist(dataDir, { split: 'test' })]);
-  const rows: AccuracyRow[] = [];
-  for (const name of models) for (const mode of modes) {
-    for (let seed = 1; seed <= seeds; seed++) {
-      const model = ACCURACY_MODELS[name]!(seed);
-      const act = new Compression({ ...parseActSpec(mode, 'bench act --modes'), model, seed });
-      // Cosine decay to 0: the final weights, not a noisy last iterate, are compared.
-      const report = fit(model, train, test, {
-        epochs, batchSize: 64, seed, optimizer: new SGD(model.parameters(), { lr: 0.05, momentum: 0.9 }),
-        schedule: cosineLr(0.05, epochs * Math.ceil(train.length / 64)),
-        wrapForward: (fn) => act.run(fn),
-      });
-      rows.push({ model: name, mode, seed, epochs, testAccuracy: report.testAccuracy ?? NaN });
-      model.dispose();
-    }
+interface AccuracySpec {
+  model: string;
+  mode: string;
+  seed: number;
+  epochs: number;
+  dataDir: string;
+}
+
+/** One accuracy run: `spec.epochs` epochs of MNIST training, then the test split. */
+async function accuracyRun(spec: AccuracySpec): Promise<AccuracyRow> {
+  const [train, test] = await Promise.all([loadMnist(spec.dataDir, { split: 'train' }), loadMnist(spec.dataDir, { split: 'test' })]);
+  const { model: name, mode, seed, epochs } = spec;
+  const model = ACCURACY_MODELS[name]!(seed);
+  const act = new Compression({ ...parseActSpec(mode, 'bench act --modes'), model, seed });
+  // Cosine decay to 0: the final weights, not a noisy last iterate, are compared.
+  const report = fit(model, train, test, {
+    epochs, batchSize: 64, seed, optimizer: new SGD(model.parameters(), { lr: 0.05, momentum: 0.9 }),
+    schedule: cosineLr(0.05, epochs * Math.ceil(train.length / 64)),
+    wrapForward: (fn) => act.run(fn),
+  });
+  model.dispose();
+  return { model: name, mode, seed, epochs, testAccuracy: report.testAccuracy ?? NaN };
+}
+
+/**
+ * Every model, mode and seed 1..seeds. jobs = 1: in this process, one after another; jobs > 1:
+ * a child process per run (one kernel thread each), `jobs` at a time. Runs are seeded and
+ * thread-count independent, so the rows are the same either way.
+ */
+async function accuracyRows(models: string[], modes: string[], epochs: number, seeds: number, dataDir: string, jobs: number): Promise<AccuracyRow[]> {
+  const specs = models.flatMap((model) => modes.flatMap((mode) => Array.from({ length: seeds }, (_, s) => ({ model, mode, seed: s + 1, epochs, dataDir }))));
+  if (jobs <= 1) {
+    const rows: AccuracyRow[] = [];
+    for (const spec of specs) rows.push(await accuracyRun(spec));
+    return rows;
   }
-  return rows;
+  return mapConcurrent(specs, jobs, (spec) => inBenchChild<AccuracyRow>(['act', '--accuracy-child', JSON.stringify(spec)], `bench act --accuracy: child for ${spec.model} ${spec.mode} seed ${spec.seed}`));
 }
 
 function list<T extends string>(value: string | undefined, all: readonly T[], what: string, parse: (s: string) => T = (s) => s as T): T[] {
@@ -565,6 +587,8 @@ export async function run(args: string[]): Promise<number> {
         'no-max-batch': { type: 'boolean', default: false },
         accuracy: { type: 'boolean', default: false },
         'accuracy-models': { type: 'string', default: 'mlp' },
+        'accuracy-jobs': { type: 'string', default: '1' },
+        'accuracy-child': { type: 'string' },
         epochs: { type: 'string' },
         seeds: { type: 'string' },
         data: { type: 'string', default: '../shared/data/mnist-t10k' },
@@ -588,6 +612,12 @@ export async function run(args: string[]): Promise<number> {
     // The child side of a memory row or a max-batch probe: one JSON line.
     useFastestBackend();
     printJson(childSteps(JSON.parse(values.child) as ChildSpec));
+    return 0;
+  }
+  if (values['accuracy-child']) {
+    useFastestBackend();
+    setThreads(1); // children run side by side, one per core
+    printJson(await accuracyRun(JSON.parse(values['accuracy-child']) as AccuracySpec));
     return 0;
   }
   if (values['lm-child']) {
@@ -679,7 +709,7 @@ export async function run(args: string[]): Promise<number> {
   if (values.accuracy) {
     const accModes = [...modes.filter((m) => m === 'off' || m === 'int4' || m === 'int2' || m === 'division'), ...extraModes];
     const accModels = list(values['accuracy-models'], Object.keys(ACCURACY_MODELS), 'accuracy model');
-    accuracy = await accuracyRows(accModels, accModes, positive(values.epochs, 1, '--epochs'), positive(values.seeds, 1, '--seeds'), values.data!);
+    accuracy = await accuracyRows(accModels, accModes, positive(values.epochs, 1, '--epochs'), positive(values.seeds, 1, '--seeds'), values.data!, count(values['accuracy-jobs'], 1, '--accuracy-jobs'));
     console.log('');
     printTable(accuracy.map((r) => ({ ...r })));
   }
