@@ -551,7 +551,12 @@ async function accuracyRows(models: string[], modes: string[], epochs: number, s
     for (const spec of specs) rows.push(await accuracyRun(spec));
     return rows;
   }
-  return mapConcurrent(specs, jobs, (spec) => inBenchChild<AccuracyRow>(['act', '--accuracy-child', JSON.stringify(spec)], `bench act --accuracy: child for ${spec.model} ${spec.mode} seed ${spec.seed}`));
+  return mapConcurrent(specs, jobs, async (spec) => {
+    const row = await inBenchChild<AccuracyRow>(['act', '--accuracy-child', JSON.stringify(spec)], `bench act --accuracy: child for ${spec.model} ${spec.mode} seed ${spec.seed}`);
+    // Progress of a long campaign, off stdout (whose last line is the JSON report).
+    console.error(`bench act --accuracy: ${row.model} ${row.mode} seed ${row.seed}: ${(100 * row.testAccuracy).toFixed(2)}%`);
+    return row;
+  });
 }
 
 function list<T extends string>(value: string | undefined, all: readonly T[], what: string, parse: (s: string) => T = (s) => s as T): T[] {
