@@ -545,7 +545,8 @@ async function accuracyRun(spec: AccuracySpec): Promise<AccuracyRow> {
  * thread-count independent, so the rows are the same either way.
  */
 async function accuracyRows(models: string[], modes: string[], epochs: number, seeds: number, dataDir: string, jobs: number): Promise<AccuracyRow[]> {
-  const specs = models.flatMap((model) => modes.flatMap((mode) => Array.from({ length: seeds }, (_, s) => ({ model, mode, seed: s + 1, epochs, dataDir }))));
+  // Seed-major: a campaign stopped part way has every mode of the seeds it finished.
+  const specs = Array.from({ length: seeds }, (_, s) => models.flatMap((model) => modes.map((mode) => ({ model, mode, seed: s + 1, epochs, dataDir })))).flat();
   if (jobs <= 1) {
     const rows: AccuracyRow[] = [];
     for (const spec of specs) rows.push(await accuracyRun(spec));
