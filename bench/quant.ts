@@ -152,7 +152,7 @@ function floatWeightsOIHW(s: MatStage): Float32Array {
  * epilogue direction·(acc − threshold), whose sign is the binarized value, so the twin does the
  * float work of the same network (a binary layer after it sees float input it would binarize).
  */
-function floatEquivalent(d: DeployedModel): DeployedModel {
+export function floatEquivalent(d: DeployedModel): DeployedModel {
   return { inputShape: d.inputShape, stages: floatStages(d.stages) };
 }
 

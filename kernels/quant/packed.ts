@@ -2,7 +2,7 @@
 // packed (bit 1 = −1, NHWC, cw = ceil(C/32) u32 words per pixel, padding bits 0) from one binary
 // layer to the next. Pointers are byte offsets into the imported arena memory.
 
-import { binaryGemmScalar, int8Gemm } from "./index";
+import { int8Gemm } from "./index";
 import { hsum4 } from "./simd";
 
 
@@ -21,9 +21,9 @@ import { hsum4 } from "./simd";
  * pixel gets a row of its k·k taps (in (i, j) order, zero outside the image) in cols [pixels, rw]:
  * for c > 16, cw = ceil(c/32) words per tap; for c ≤ 16 (c ≤ 8), two (four) taps share a word in
  * 16-bit (8-bit) slots, so fewer words meet the popcounts; rows zero padded to rw words, a
- * multiple of 2. Times the weight rows wr [o, rw] (packed OHWI in the same layout) by
- * binaryGemmScalar into acc [pixels, o] (c·k·k − 2·popcount); inputs of few channels (directPitch)
- * skip the rows (directGemm). Padding bits are 0 in both operands (no
+ * multiple of 2. Times the weight rows wr (packed OHWI in the same layout, in channel quads
+ * [⌈o/4⌉, rw/2, 4] u64) by binaryGemmQuads into acc [pixels, o] (c·k·k − 2·popcount); inputs of few channels (directPitch)
+ * skip the rows (directGemm, or tableGemm when tab ≠ 0: the weights as nibble tables). Padding bits are 0 in both operands (no
  * contribution); a tap outside the image XORs zero bits with the weights, so its popcount (from
  * sat [(k+1)², ⌈o/4⌉·4], the summed-area table of the taps' weight popcounts: sat[i, j, ch] = Σ over
  * taps i' < i, j' < j) is subtracted: acc = c·(inside taps) − 2·popcount over inside taps,
@@ -35,7 +35,7 @@ import { hsum4 } from "./simd";
  * not v ≥ 0) packed NHWC into signs [n, oh, ow, ⌈o/32⌉] (the next binary layer's input).
  */
 export function binaryConvGemm(
-  x: usize, wr: usize, sat: usize, sgn: usize, tq: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize, signs: usize,
+  x: usize, wr: usize, sat: usize, tab: usize, sgn: usize, tq: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize, signs: usize,
   n: i32, h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, residual: i32,
 ): void {
   const cw = (c + 31) >>> 5, kk = k * k, slot = c <= 8 ? 8 : c <= 16 ? 16 : 0, tapsPerWord = slot ? 32 / slot : 0;
@@ -46,7 +46,17 @@ export function binaryConvGemm(
   const spanWords = k * cw, kkc = kk * c, pitch = directPitch(c, k);
   let dst = cols;
   // acc = c·k·k − 2·popcount over all taps: the whole conv for pixels with every tap inside.
-  if (pitch) directGemm(x, wr, cols, acc, n, h, w, o, k, stride, pad, oh, ow, pitch, kkc);
+  if (pitch) {
+    if (tab) {
+      // Scratch after the image: 64 bytes at the first 16-byte boundary past its n·(h + 2·pad)·(w + 2·pad)·2·pitch bytes.
+      nibbleImage(x, cols, n, h, w, pad, 2 * pitch);
+      const tmp = cols + ((<usize>(n * (h + 2 * pad) * (w + 2 * pad) * 2 * pitch) + 15) & ~15);
+      tableGemm(cols, tab, acc, tmp, n, h, w, o, k, stride, pad, oh, ow, 2 * pitch, kkc);
+    } else {
+      borderedImage(x, cols, n, h, w, pad, pitch);
+      directGemm(cols, wr, acc, n, h, w, o, k, stride, pad, oh, ow, pitch, kkc);
+    }
+  }
   else for (let b = 0; b < n; b++) {
     for (let y = 0; y < oh; y++) {
       const y0 = y * stride - pad, i0 = max(0, -y0), i1 = min(k, h - y0);
@@ -95,7 +105,7 @@ export function binaryConvGemm(
     }
   }
   const o4 = o & ~3, o4r = (o + 3) & ~3, ow32 = (o + 31) >>> 5, k1 = k + 1;
-  if (!pitch) binaryGemmScalar(cols, wr, acc, pixels, o, rw >> 1, kkc);
+  if (!pitch) binaryGemmQuads(cols, wr, acc, pixels, o, rw >> 1, kkc);
   let row = acc, dstWords = out;
   for (let b = 0; b < n; b++) {
     for (let y = 0; y < oh; y++) {
@@ -142,6 +152,59 @@ export function binaryConvGemm(
 }
 
 /**
+ * acc [m, o] = k − 2·popcount(row i of a XOR channel j's weights) for rows a [m, words64] u64 and
+ * weights in channel quads wq [⌈o/4⌉, words64, 4] u64 (word t of channels 4q..4q + 3 side by side,
+ * zero past o): tiles of 2 rows x 4 channels read a quad's 4 words at one address (immediate
+ * offsets), which leaves the 8 accumulators in registers.
+ */
+function binaryGemmQuads(a: usize, wq: usize, acc: usize, m: i32, o: i32, words64: i32, k: i32): void {
+  const row = <usize>words64 << 3, quad = row << 2;
+  let i = 0;
+  for (; i + 2 <= m; i += 2) {
+    const a0 = a + <usize>i * row, a1 = a0 + row, o0 = acc + (<usize>(i * o) << 2), o1 = o0 + (<usize>o << 2);
+    let q = wq;
+    for (let j = 0; j < o; j += 4, q += quad) {
+      let s00: i64 = 0, s01: i64 = 0, s02: i64 = 0, s03: i64 = 0;
+      let s10: i64 = 0, s11: i64 = 0, s12: i64 = 0, s13: i64 = 0;
+      let y = q;
+      for (let t: usize = 0; t < row; t += 8, y += 32) {
+        const x0 = load<i64>(a0 + t), x1 = load<i64>(a1 + t);
+        const y0 = load<i64>(y), y1 = load<i64>(y, 8), y2 = load<i64>(y, 16), y3 = load<i64>(y, 24);
+        s00 += popcnt<i64>(x0 ^ y0); s01 += popcnt<i64>(x0 ^ y1); s02 += popcnt<i64>(x0 ^ y2); s03 += popcnt<i64>(x0 ^ y3);
+        s10 += popcnt<i64>(x1 ^ y0); s11 += popcnt<i64>(x1 ^ y1); s12 += popcnt<i64>(x1 ^ y2); s13 += popcnt<i64>(x1 ^ y3);
+      }
+      const d0 = o0 + (<usize>j << 2), d1 = o1 + (<usize>j << 2);
+      if (j + 4 <= o) {
+        store<i32>(d0, k - 2 * <i32>s00); store<i32>(d0, k - 2 * <i32>s01, 4); store<i32>(d0, k - 2 * <i32>s02, 8); store<i32>(d0, k - 2 * <i32>s03, 12);
+        store<i32>(d1, k - 2 * <i32>s10); store<i32>(d1, k - 2 * <i32>s11, 4); store<i32>(d1, k - 2 * <i32>s12, 8); store<i32>(d1, k - 2 * <i32>s13, 12);
+      } else {
+        const r = o - j;
+        store<i32>(d0, k - 2 * <i32>s00); store<i32>(d1, k - 2 * <i32>s10);
+        if (r > 1) { store<i32>(d0, k - 2 * <i32>s01, 4); store<i32>(d1, k - 2 * <i32>s11, 4); }
+        if (r > 2) { store<i32>(d0, k - 2 * <i32>s02, 8); store<i32>(d1, k - 2 * <i32>s12, 8); }
+      }
+    }
+  }
+  if (i < m) {
+    const a0 = a + <usize>i * row, o0 = acc + (<usize>(i * o) << 2);
+    let q = wq;
+    for (let j = 0; j < o; j += 4, q += quad) {
+      let s0: i64 = 0, s1: i64 = 0, s2: i64 = 0, s3: i64 = 0;
+      let y = q;
+      for (let t: usize = 0; t < row; t += 8, y += 32) {
+        const x0 = load<i64>(a0 + t);
+        s0 += popcnt<i64>(x0 ^ load<i64>(y)); s1 += popcnt<i64>(x0 ^ load<i64>(y, 8)); s2 += popcnt<i64>(x0 ^ load<i64>(y, 16)); s3 += popcnt<i64>(x0 ^ load<i64>(y, 24));
+      }
+      const d0 = o0 + (<usize>j << 2), r = o - j;
+      store<i32>(d0, k - 2 * <i32>s0);
+      if (r > 1) store<i32>(d0, k - 2 * <i32>s1, 4);
+      if (r > 2) store<i32>(d0, k - 2 * <i32>s2, 8);
+      if (r > 3) store<i32>(d0, k - 2 * <i32>s3, 12);
+    }
+  }
+}
+
+/**
  * Bytes per pixel of directGemm's image for c channels and k x k kernels (a kernel row's k taps
  * fit one i64: c ≤ 8 and k ≤ 8, or c ≤ 16 and k ≤ 4), or 0 (im2col rows). The same rule as
  * `directPitch` in src/backends/wasm/quant.ts, which lays out the weights.
@@ -160,15 +223,11 @@ export function binaryConvGemm(
 }
 
 /**
- * binaryConvGemm's GEMM without im2col rows for inputs of few channels (directPitch ≠ 0): packed
- * x [n, h, w] (one word per pixel, c bits used) is copied into img as a zero-bordered image
- * [n, h + 2·pad, w + 2·pad] of `pitch`-byte pixels (8 bytes of slack after it), so a kernel row's
- * k taps are the low k·8·pitch bits of one unaligned i64 load; the weight rows wr [o, k] i64 hold
- * kernel row i's taps in the same slots (tap j at bits 8·pitch·j). Outside taps read zero bits, as
- * im2col's zero words. acc [pixels, o] = kkc − 2·popcount, as binaryGemmScalar (2 pixels x 4
- * channels per tile).
+ * Copies packed x [n, h, w] (one word per pixel, c ≤ 16 bits used) into img as a zero-bordered
+ * image [n, h + 2·pad, w + 2·pad] of `pitch`-byte pixels followed by 8 bytes of zeros (a kernel
+ * row's taps are then one unaligned i64 load).
  */
-function directGemm(x: usize, wr: usize, img: usize, acc: usize, n: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, pitch: i32, kkc: i32): void {
+function borderedImage(x: usize, img: usize, n: i32, h: i32, w: i32, pad: i32, pitch: i32): void {
   const H2 = h + 2 * pad, W2 = w + 2 * pad, ps = <usize>pitch;
   memory.fill(img, 0, <usize>(n * H2 * W2) * ps + 8);
   for (let b = 0; b < n; b++) {
@@ -178,6 +237,18 @@ function directGemm(x: usize, wr: usize, img: usize, acc: usize, n: i32, h: i32,
       else for (let j = 0; j < w; j++) store<u8>(dst + <usize>j, load<u32>(src + (<usize>j << 2)));
     }
   }
+}
+
+/**
+ * binaryConvGemm's GEMM without im2col rows for inputs of few channels (directPitch ≠ 0) on the
+ * borderedImage img [n, h + 2·pad, w + 2·pad] of `pitch`-byte pixels: a kernel row's
+ * k taps are the low k·8·pitch bits of one unaligned i64 load; the weight rows wr [o, k] i64 hold
+ * kernel row i's taps in the same slots (tap j at bits 8·pitch·j). Outside taps read zero bits, as
+ * im2col's zero words. acc [pixels, o] = kkc − 2·popcount, as binaryGemmScalar (2 pixels x 4
+ * channels per tile).
+ */
+function directGemm(img: usize, wr: usize, acc: usize, n: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, pitch: i32, kkc: i32): void {
+  const H2 = h + 2 * pad, W2 = w + 2 * pad, ps = <usize>pitch;
   const bits = k * pitch * 8, mask: u64 = bits >= 64 ? <u64>-1 : (<u64>1 << <u64>bits) - 1;
   const rowPitch = <usize>W2 * ps, wrow = <usize>k << 3, pixels = n * oh * ow, imgStep = <usize>(H2 * W2) * ps;
   // Walk the output pixels in order, two at a time: (b, y, xo) and the image address of their first tap.
@@ -215,6 +286,72 @@ function directGemm(x: usize, wr: usize, img: usize, acc: usize, n: i32, h: i32,
       store<i32>(out1 + (<usize>j << 2), kkc - 2 * directDot1(a1, wr + <usize>j * wrow, k, rowPitch, mask));
     }
     q += 2;
+  }
+}
+
+/**
+ * Packed x [n, h, w] (one word per pixel, c ≤ 4·q bits used) as a zero-bordered image of nibble
+ * offsets [n, h + 2·pad, w + 2·pad, q] u8: byte e of a pixel is 16 · (bits 4e..4e + 3 of its word),
+ * the offset of that nibble's entry in a tableGemm table.
+ */
+function nibbleImage(x: usize, img: usize, n: i32, h: i32, w: i32, pad: i32, q: i32): void {
+  const H2 = h + 2 * pad, W2 = w + 2 * pad, qs = <usize>q;
+  memory.fill(img, 0, <usize>(n * H2 * W2) * qs);
+  for (let b = 0; b < n; b++) {
+    for (let y = 0; y < h; y++) {
+      const src = x + (<usize>((b * h + y) * w) << 2), dst = img + <usize>((b * H2 + y + pad) * W2 + pad) * qs;
+      for (let j = 0; j < w; j++) {
+        const v = load<u32>(src + (<usize>j << 2)), d = dst + <usize>j * qs;
+        for (let e = 0; e < q; e++) store<u8>(d + <usize>e, ((v >>> (<u32>e << 2)) & 15) << 4);
+      }
+    }
+  }
+}
+
+/**
+ * directGemm's accumulators from nibble tables (the weights folded in; needs k·k·c ≤ 255, so a
+ * pixel's popcounts fit u8 lanes): img is the nibbleImage of x (q = 2·pitch nibbles per pixel), so a
+ * pixel's taps are P = k·k·q nibble offsets (kernel row i: k·q consecutive bytes), and tab [G, P, 16]
+ * v128 (G = ⌈o/16⌉, 16 KiB for 16 channels of a 3 x 3 x 16 kernel: cache resident) holds in lane l
+ * of entry (g, p, v) popcount(v XOR nibble p of output channel 16g + l's weight taps) (0 past o):
+ * one table load and one i8x16.add per input nibble give 16 channels' popcounts, the same counts as
+ * directGemm's XOR + popcount, outside taps (zero nibbles) included. tmp: 64 bytes of scratch (a
+ * last group of fewer than 16 channels).
+ */
+function tableGemm(img: usize, tab: usize, acc: usize, tmp: usize, n: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, q: i32, kkc: i32): void {
+  const H2 = h + 2 * pad, W2 = w + 2 * pad, kq = k * q, groups = (o + 15) >> 4;
+  const rowPitch = <usize>(W2 * q), imgStep = <usize>(H2 * W2 * q), groupBytes = <usize>(k * kq) << 8, kv = i32x4.splat(kkc);
+  let out = acc;
+  for (let b = 0; b < n; b++) {
+    for (let y = 0; y < oh; y++) {
+      for (let xo = 0; xo < ow; xo++) {
+        const a = img + <usize>b * imgStep + <usize>(y * stride) * rowPitch + <usize>(xo * stride * q);
+        for (let g = 0; g < groups; g++) {
+          // Two accumulators: independent chains of table loads and adds.
+          let s0 = i8x16.splat(0), s1 = i8x16.splat(0), t = tab + <usize>g * groupBytes;
+          for (let i = 0; i < k; i++) {
+            const r = a + <usize>i * rowPitch;
+            let j = 0;
+            for (; j + 2 <= kq; j += 2, t += 512) {
+              s0 = i8x16.add(s0, v128.load(t + <usize>load<u8>(r + <usize>j)));
+              s1 = i8x16.add(s1, v128.load(t + 256 + <usize>load<u8>(r + <usize>j, 1)));
+            }
+            if (j < kq) {
+              s0 = i8x16.add(s0, v128.load(t + <usize>load<u8>(r + <usize>j)));
+              t += 256;
+            }
+          }
+          const s = i8x16.add(s0, s1), lo = i16x8.extend_low_i8x16_u(s), hi = i16x8.extend_high_i8x16_u(s);
+          const full = o - (g << 4) >= 16, d = full ? out + (<usize>(g << 4) << 2) : tmp;
+          v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_low_i16x8_u(lo), 1)));
+          v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_high_i16x8_u(lo), 1)), 16);
+          v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_low_i16x8_u(hi), 1)), 32);
+          v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_high_i16x8_u(hi), 1)), 48);
+          if (!full) for (let l = 0; l < o - (g << 4); l++) store<i32>(out + (<usize>((g << 4) + l) << 2), load<i32>(tmp + (<usize>l << 2)));
+        }
+        out += <usize>o << 2;
+      }
+    }
   }
 }
 

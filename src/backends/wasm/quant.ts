@@ -21,7 +21,7 @@ export interface QuantWasmExports {
   int8Gemm(a: number, b: number, out: number, m: number, n: number, rowBytes: number): void;
   f32Gemm(a: number, b: number, out: number, m: number, n: number, rowFloats: number): void;
   binaryConvGemm(
-    x: number, wr: number, sat: number, sgn: number, tq: number, mul: number, bias: number, cols: number, acc: number, out: number, signs: number,
+    x: number, wr: number, sat: number, tab: number, sgn: number, tq: number, mul: number, bias: number, cols: number, acc: number, out: number, signs: number,
     n: number, h: number, wd: number, c: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, residual: number,
   ): void;
   packSignsPacked(x: number, thr: number, dir: number, out: number, kind: number, c: number, p: number, channelsLast: number, b0: number, b1: number): void;
@@ -278,27 +278,55 @@ function binaryRowWords(c: number, k: number): number {
   return roundUp(per ? Math.ceil((k * k) / per) : k * k * wordsFor(c), 2);
 }
 
-/** Bytes of binaryConvGemm's column area: the direct GEMM's zero-bordered image (and 8 bytes of slack), or the im2col rows. */
+/** Bytes of binaryConvGemm's column area: the direct GEMM's zero-bordered image (8 bytes of slack) or tableGemm's nibble image (2·pitch bytes a pixel, then 64 of scratch), or the im2col rows. */
 function binaryColsBytes(cs: ConvShape, pixels: number): number {
-  const pitch = directPitch(cs.c, cs.k);
-  return pitch ? cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * pitch + 8 : pixels * binaryRowWords(cs.c, cs.k) * 4;
+  const pitch = directPitch(cs.c, cs.k), image = cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad);
+  return !pitch ? pixels * binaryRowWords(cs.c, cs.k) * 4 : tableBytes(cs) ? pad16(image * 2 * pitch) + 64 : image * pitch + 8;
 }
 
+/** Largest nibble tables of tableGemm (kept in the arena per weight array; they should stay in the L1/L2 cache). */
+const TABLE_MAX_BYTES = 64 << 10;
+
 /**
- * Packed OHWI binary weights [o, k·k·cw] as binaryConvGemm's rows [o, rw] (direct: kernel row i's
- * taps in the i64 of word pair i, tap j at bit 8·pitch·j; else the taps in 8/16-bit slots for
- * c ≤ 16, or cw words each; zero padded), followed by the summed-area table of the weights' tap
+ * Bytes of binaryConvGemm's nibble tables for a direct conv (kernels/quant/packed.ts tableGemm: [⌈o/16⌉, k·k·2·pitch, 16] v128),
+ * or 0 where the direct GEMM runs instead: popcounts of k·k·c > 255 bits overflow its u8 lanes, or the tables exceed TABLE_MAX_BYTES.
+ */
+function tableBytes(cs: ConvShape): number {
+  const pitch = directPitch(cs.c, cs.k), bytes = Math.ceil(cs.o / 16) * cs.k * cs.k * 2 * pitch * 256;
+  return pitch && cs.k * cs.k * cs.c <= 255 && bytes <= TABLE_MAX_BYTES ? bytes : 0;
+}
+
+
+/**
+ * Packed OHWI binary weights [o, k·k·cw] as binaryConvGemm's rows (direct: [o, rw] u32, kernel row
+ * i's taps in the i64 of word pair i, tap j at bit 8·pitch·j; else im2col rows of rw words, the
+ * taps in 8/16-bit slots for c ≤ 16 or cw words each, zero padded, in channel quads
+ * [⌈o/4⌉, rw/2, 4] u64 for binaryGemmQuads), followed by the summed-area table of the weights' tap
  * popcounts: sat [(k+1)², ⌈o/4⌉·4], sat[i, j, o] = Σ over taps (i' < i, j' < j) of popcount(w[o, i', j', ·]).
  */
-function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; sat: number } {
+function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; sat: number; tab: number } {
   const cw = wordsFor(cs.c), kk = cs.k * cs.k, used = kk * cw, rw = binaryRowWords(cs.c, cs.k), o4 = roundUp(cs.o, 4), per = tapsPerWord(cs.c);
-  const slot = 8 * directPitch(cs.c, cs.k), k1 = cs.k + 1;
-  const rows = weightLayout(w, `binconv ${cs.o} ${cs.c} ${cs.k}`, (cs.o * rw + k1 * k1 * o4) * 4, (buffer, ptr) => {
-    const u = new Uint32Array(buffer, ptr, cs.o * rw), sat = new Int32Array(buffer, ptr + cs.o * rw * 4, k1 * k1 * o4);
+  const pitch = directPitch(cs.c, cs.k), slot = 8 * pitch, k1 = cs.k + 1, tabAt = pad16((o4 * rw + k1 * k1 * o4) * 4), tab = tableBytes(cs);
+  const rows = weightLayout(w, `binconv ${cs.o} ${cs.c} ${cs.k}`, tabAt + tab, (buffer, ptr) => {
+    const u = new Uint32Array(buffer, ptr, o4 * rw), sat = new Int32Array(buffer, ptr + o4 * rw * 4, k1 * k1 * o4);
+    if (tab) {
+      // Entry (g, p, v), lane l: popcount(v XOR nibble p % q of tap ⌊p / q⌋'s weight word of channel 16g + l), q = 2·pitch nibbles a tap.
+      const t = new Uint8Array(buffer, ptr + tabAt, tab), q = 2 * pitch, P = kk * q;
+      for (let o = 0; o < cs.o; o++) {
+        for (let p = 0; p < P; p++) {
+          const wn = (w[o * kk + Math.floor(p / q)]! >>> (4 * (p % q))) & 15, at = (Math.floor(o / 16) * P + p) * 256 + (o % 16);
+          for (let v = 0; v < 16; v++) t[at + v * 16] = popcount32(v ^ wn);
+        }
+      }
+    }
     for (let o = 0; o < cs.o; o++) {
       if (slot) for (let t = 0; t < kk; t++) u[o * rw + 2 * Math.floor(t / cs.k) + Math.floor(((t % cs.k) * slot) / 32)] |= w[o * kk + t]! << (((t % cs.k) * slot) % 32);
-      else if (per) for (let t = 0; t < kk; t++) u[o * rw + Math.floor(t / per)] |= w[o * kk + t]! << ((t % per) * (32 / per));
-      else u.set(w.subarray(o * used, (o + 1) * used), o * rw);
+      else {
+        // Im2col rows: word t of the row at u64 t >> 1 of the channel quad, channel o % 4's slot.
+        const at = (t: number): number => (Math.floor(o / 4) * rw + (t & ~1)) * 4 + (o % 4) * 2 + (t & 1);
+        if (per) for (let t = 0; t < kk; t++) u[at(Math.floor(t / per))] |= w[o * kk + t]! << ((t % per) * (32 / per));
+        else for (let t = 0; t < used; t++) u[at(t)] = w[o * used + t]!;
+      }
       for (let i = 1; i <= cs.k; i++) {
         for (let j = 1; j <= cs.k; j++) {
           let pop = 0;
@@ -308,7 +336,7 @@ function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; sat: n
       }
     }
   });
-  return { rows, sat: rows + cs.o * rw * 4 };
+  return { rows, sat: rows + o4 * rw * 4, tab: tab ? rows + tabAt : 0 };
 }
 
 /** Float weight rows [o, K] as floatConvF32's [K, ⌈o/4⌉·4] (transposed, zero channels) or floatDenseF32's [o, ⌈K/4⌉·4] rows. */
@@ -490,7 +518,7 @@ export class QuantWasmKernels implements Partial<Kernels> {
     if (x.length !== cs.n * cs.h * cs.w * cw || w.length !== cs.o * kk * cw || (t && (t.threshold.length !== cs.o || t.direction.length !== cs.o))) {
       throw new RangeError(`binaryConv: x [${x.length}], w [${w.length}], thresholds [${t?.threshold.length}] do not fit ${JSON.stringify(cs)}`);
     }
-    const { rows, sat } = binaryConvLayout(w, cs), size = pixels * (t ? wordsFor(cs.o) : cs.o), signWords = epi ? pixels * wordsFor(cs.o) : 0;
+    const { rows, sat, tab } = binaryConvLayout(w, cs), size = pixels * (t ? wordsFor(cs.o) : cs.o), signWords = epi ? pixels * wordsFor(cs.o) : 0;
     // In a stage scope: an input from the scope is read in place, the outputs go to the resident pool (a residual from the scope is summed in place).
     const xr = resident.address(x), rr = epi?.residual ? resident.address(epi.residual) : 0;
     const outR = t || epi ? rr || resident.take(size * 4) : 0, signsR = epi ? resident.take(signWords * 4) : 0;
@@ -516,7 +544,7 @@ export class QuantWasmKernels implements Partial<Kernels> {
         new Float32Array(a.buffer).set(epi.bias, (base + pq) >> 2);
         if (epi.residual && !rr) new Float32Array(a.buffer).set(epi.residual, op >> 2);
       }
-      this.exports.binaryConvGemm(xp, rows, sat, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, op, epi ? sp : 0, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, epi?.residual ? 1 : 0);
+      this.exports.binaryConvGemm(xp, rows, sat, tab, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, op, epi ? sp : 0, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, epi?.residual ? 1 : 0);
       epi?.onSigns(output(Uint32Array, sp, signWords, signsR !== 0));
       return rr ? (epi!.residual as R) : output(Ctor, op, size, outR !== 0);
     } finally {
