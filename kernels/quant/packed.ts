@@ -23,7 +23,7 @@ import { hsum4 } from "./simd";
  * 16-bit (8-bit) slots, so fewer words meet the popcounts; rows zero padded to rw words, a
  * multiple of 2. Times the weight rows wr (packed OHWI in the same layout, in channel quads
  * [⌈o/4⌉, rw/2, 4] u64) by binaryGemmQuads into acc [pixels, o] (c·k·k − 2·popcount); inputs of few channels (directPitch)
- * skip the rows (directGemm, or tableGemm when tab ≠ 0: the weights as nibble tables). Padding bits are 0 in both operands (no
+ * skip the rows (directGemm, or tableGemm when tab ≠ 0: the weights as byte tables). Padding bits are 0 in both operands (no
  * contribution); a tap outside the image XORs zero bits with the weights, so its popcount (from
  * sat [(k+1)², ⌈o/4⌉·4], the summed-area table of the taps' weight popcounts: sat[i, j, ch] = Σ over
  * taps i' < i, j' < j) is subtracted: acc = c·(inside taps) − 2·popcount over inside taps,
@@ -48,10 +48,10 @@ export function binaryConvGemm(
   // acc = c·k·k − 2·popcount over all taps: the whole conv for pixels with every tap inside.
   if (pitch) {
     if (tab) {
-      // Scratch after the image: 64 bytes at the first 16-byte boundary past its n·(h + 2·pad)·(w + 2·pad)·2·pitch bytes.
-      nibbleImage(x, cols, n, h, w, pad, 2 * pitch);
-      const tmp = cols + ((<usize>(n * (h + 2 * pad) * (w + 2 * pad) * 2 * pitch) + 15) & ~15);
-      tableGemm(cols, tab, acc, tmp, n, h, w, o, k, stride, pad, oh, ow, 2 * pitch, kkc);
+      // After the image (n·(h + 2·pad)·(w + 2·pad)·pitch u16, to a 16-byte boundary): the u8 sums [pixels, ⌈o/16⌉] v128, then 64 bytes of scratch.
+      offsetImage(x, cols, n, h, w, pad, pitch);
+      const sums = cols + ((<usize>(n * (h + 2 * pad) * (w + 2 * pad) * pitch * 2) + 15) & ~15);
+      tableGemm(cols, tab, sums, acc, sums + (<usize>(pixels * ((o + 15) >> 4)) << 4), n, h, w, o, k, stride, pad, oh, ow, pitch, kkc);
     } else {
       borderedImage(x, cols, n, h, w, pad, pitch);
       directGemm(cols, wr, acc, n, h, w, o, k, stride, pad, oh, ow, pitch, kkc);
@@ -290,67 +290,79 @@ function directGemm(img: usize, wr: usize, acc: usize, n: i32, h: i32, w: i32, o
 }
 
 /**
- * Packed x [n, h, w] (one word per pixel, c ≤ 4·q bits used) as a zero-bordered image of nibble
- * offsets [n, h + 2·pad, w + 2·pad, q] u8: byte e of a pixel is 16 · (bits 4e..4e + 3 of its word),
- * the offset of that nibble's entry in a tableGemm table.
+ * Packed x [n, h, w] (one word per pixel, c ≤ 8·pitch bits used) as a zero-bordered image of table
+ * offsets [n, h + 2·pad, w + 2·pad, pitch] u16: entry e of a pixel is 16 · (byte e of its word),
+ * the offset of that byte's entry in a tableGemm table.
  */
-function nibbleImage(x: usize, img: usize, n: i32, h: i32, w: i32, pad: i32, q: i32): void {
-  const H2 = h + 2 * pad, W2 = w + 2 * pad, qs = <usize>q;
-  memory.fill(img, 0, <usize>(n * H2 * W2) * qs);
+function offsetImage(x: usize, img: usize, n: i32, h: i32, w: i32, pad: i32, pitch: i32): void {
+  const H2 = h + 2 * pad, W2 = w + 2 * pad, ps = <usize>pitch << 1;
+  memory.fill(img, 0, <usize>(n * H2 * W2) * ps);
   for (let b = 0; b < n; b++) {
     for (let y = 0; y < h; y++) {
-      const src = x + (<usize>((b * h + y) * w) << 2), dst = img + <usize>((b * H2 + y + pad) * W2 + pad) * qs;
+      const src = x + (<usize>((b * h + y) * w) << 2), dst = img + <usize>((b * H2 + y + pad) * W2 + pad) * ps;
       for (let j = 0; j < w; j++) {
-        const v = load<u32>(src + (<usize>j << 2)), d = dst + <usize>j * qs;
-        for (let e = 0; e < q; e++) store<u8>(d + <usize>e, ((v >>> (<u32>e << 2)) & 15) << 4);
+        const v = load<u32>(src + (<usize>j << 2)), d = dst + <usize>j * ps;
+        store<u16>(d, (v & 255) << 4);
+        if (pitch == 2) store<u16>(d, ((v >>> 8) & 255) << 4, 2);
       }
     }
   }
 }
 
 /**
- * directGemm's accumulators from nibble tables (the weights folded in; needs k·k·c ≤ 255, so a
- * pixel's popcounts fit u8 lanes): img is the nibbleImage of x (q = 2·pitch nibbles per pixel), so a
- * pixel's taps are P = k·k·q nibble offsets (kernel row i: k·q consecutive bytes), and tab [G, P, 16]
- * v128 (G = ⌈o/16⌉, 16 KiB for 16 channels of a 3 x 3 x 16 kernel: cache resident) holds in lane l
- * of entry (g, p, v) popcount(v XOR nibble p of output channel 16g + l's weight taps) (0 past o):
- * one table load and one i8x16.add per input nibble give 16 channels' popcounts, the same counts as
- * directGemm's XOR + popcount, outside taps (zero nibbles) included. tmp: 64 bytes of scratch (a
- * last group of fewer than 16 channels).
+ * One pass of tableGemm over every output pixel for input bytes p0 and p1 (two = 0: p0 alone) of
+ * the taps: sums[pixel] (u8 lanes, `step` bytes apart) += t0[byte p0] + t1[byte p1], the bytes read
+ * as offsets from img at f0 / f1 past each pixel's first tap.
  */
-function tableGemm(img: usize, tab: usize, acc: usize, tmp: usize, n: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, q: i32, kkc: i32): void {
-  const H2 = h + 2 * pad, W2 = w + 2 * pad, kq = k * q, groups = (o + 15) >> 4;
-  const rowPitch = <usize>(W2 * q), imgStep = <usize>(H2 * W2 * q), groupBytes = <usize>(k * kq) << 8, kv = i32x4.splat(kkc);
-  let out = acc;
+// @ts-ignore: decorator
+@inline function tableSweep(img: usize, t0: usize, t1: usize, f0: usize, f1: usize, two: bool, sums: usize, step: usize, n: i32, oh: i32, ow: i32, imgStep: usize, rowStep: usize, colStep: usize): void {
+  let d = sums;
   for (let b = 0; b < n; b++) {
     for (let y = 0; y < oh; y++) {
-      for (let xo = 0; xo < ow; xo++) {
-        const a = img + <usize>b * imgStep + <usize>(y * stride) * rowPitch + <usize>(xo * stride * q);
-        for (let g = 0; g < groups; g++) {
-          // Two accumulators: independent chains of table loads and adds.
-          let s0 = i8x16.splat(0), s1 = i8x16.splat(0), t = tab + <usize>g * groupBytes;
-          for (let i = 0; i < k; i++) {
-            const r = a + <usize>i * rowPitch;
-            let j = 0;
-            for (; j + 2 <= kq; j += 2, t += 512) {
-              s0 = i8x16.add(s0, v128.load(t + <usize>load<u8>(r + <usize>j)));
-              s1 = i8x16.add(s1, v128.load(t + 256 + <usize>load<u8>(r + <usize>j, 1)));
-            }
-            if (j < kq) {
-              s0 = i8x16.add(s0, v128.load(t + <usize>load<u8>(r + <usize>j)));
-              t += 256;
-            }
-          }
-          const s = i8x16.add(s0, s1), lo = i16x8.extend_low_i8x16_u(s), hi = i16x8.extend_high_i8x16_u(s);
-          const full = o - (g << 4) >= 16, d = full ? out + (<usize>(g << 4) << 2) : tmp;
-          v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_low_i16x8_u(lo), 1)));
-          v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_high_i16x8_u(lo), 1)), 16);
-          v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_low_i16x8_u(hi), 1)), 32);
-          v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_high_i16x8_u(hi), 1)), 48);
-          if (!full) for (let l = 0; l < o - (g << 4); l++) store<i32>(out + (<usize>((g << 4) + l) << 2), load<i32>(tmp + (<usize>l << 2)));
-        }
-        out += <usize>o << 2;
+      let a = img + <usize>b * imgStep + <usize>y * rowStep;
+      for (let xo = 0; xo < ow; xo++, a += colStep, d += step) {
+        let v = i8x16.add(v128.load(d), v128.load(t0 + <usize>load<u16>(a + f0)));
+        if (two) v = i8x16.add(v, v128.load(t1 + <usize>load<u16>(a + f1)));
+        v128.store(d, v);
       }
+    }
+  }
+}
+
+/**
+ * directGemm's accumulators from byte tables (the weights folded in; needs k·k·c ≤ 255, so a
+ * pixel's popcounts fit u8 lanes): img is the offsetImage of x, so a pixel's taps are P = k·k·pitch
+ * bytes (tap (i, j), byte e: at ((i·(w + 2·pad) + j)·pitch + e) entries past its first), and tab
+ * [G, P, 256] v128 (G = ⌈o/16⌉) holds in lane l of entry (g, p, v) popcount(v XOR byte p of
+ * output channel 16g + l's weight taps) (0 past o): one table load and one i8x16.add per input
+ * byte give 16 channels' popcounts, the same counts as directGemm's XOR + popcount, outside taps
+ * (zero bytes) included. The loops run byte position by byte position (two per pass) over every
+ * pixel, so a pass reads two 4 KiB tables (cache resident) and the u8 sums [pixels, G] v128
+ * (`sums`, scratch); tmp: 64 bytes of scratch (a last group of fewer than 16 channels).
+ */
+function tableGemm(img: usize, tab: usize, sums: usize, acc: usize, tmp: usize, n: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, pitch: i32, kkc: i32): void {
+  const H2 = h + 2 * pad, W2 = w + 2 * pad, kp = k * pitch, P = k * kp, groups = (o + 15) >> 4, pixels = n * oh * ow, step = <usize>groups << 4;
+  const imgStep = <usize>(H2 * W2 * pitch) << 1, rowStep = <usize>(stride * W2 * pitch) << 1, colStep = <usize>(stride * pitch) << 1;
+  memory.fill(sums, 0, <usize>pixels * step);
+  for (let g = 0; g < groups; g++) {
+    for (let p = 0; p < P; p += 2) {
+      const t0 = tab + (<usize>(g * P + p) << 12), i0 = p / kp, i1 = (p + 1) / kp;
+      const f0 = <usize>((i0 * W2 * pitch + p % kp) << 1), f1 = <usize>((i1 * W2 * pitch + (p + 1) % kp) << 1);
+      if (p + 1 < P) tableSweep(img, t0, t0 + 4096, f0, f1, true, sums + (<usize>g << 4), step, n, oh, ow, imgStep, rowStep, colStep);
+      else tableSweep(img, t0, t0, f0, f0, false, sums + (<usize>g << 4), step, n, oh, ow, imgStep, rowStep, colStep);
+    }
+  }
+  const kv = i32x4.splat(kkc);
+  let src = sums, out = acc;
+  for (let q = 0; q < pixels; q++, out += <usize>o << 2) {
+    for (let g = 0; g < groups; g++, src += 16) {
+      const s = v128.load(src), lo = i16x8.extend_low_i8x16_u(s), hi = i16x8.extend_high_i8x16_u(s);
+      const full = o - (g << 4) >= 16, d = full ? out + (<usize>(g << 4) << 2) : tmp;
+      v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_low_i16x8_u(lo), 1)));
+      v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_high_i16x8_u(lo), 1)), 16);
+      v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_low_i16x8_u(hi), 1)), 32);
+      v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_high_i16x8_u(hi), 1)), 48);
+      if (!full) for (let l = 0; l < o - (g << 4); l++) store<i32>(out + (<usize>((g << 4) + l) << 2), load<i32>(tmp + (<usize>l << 2)));
     }
   }
 }

@@ -278,24 +278,31 @@ function binaryRowWords(c: number, k: number): number {
   return roundUp(per ? Math.ceil((k * k) / per) : k * k * wordsFor(c), 2);
 }
 
-/** Bytes of binaryConvGemm's column area: the direct GEMM's zero-bordered image (8 bytes of slack) or tableGemm's nibble image (2·pitch bytes a pixel, then 64 of scratch), or the im2col rows. */
+/**
+ * Bytes of binaryConvGemm's column area: the direct GEMM's zero-bordered image (8 bytes of slack),
+ * or tableGemm's offset image (pitch u16 a pixel), u8 sums (16 bytes a pixel and group of 16
+ * channels) and 64 bytes of scratch, or the im2col rows.
+ */
 function binaryColsBytes(cs: ConvShape, pixels: number): number {
   const pitch = directPitch(cs.c, cs.k), image = cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad);
-  return !pitch ? pixels * binaryRowWords(cs.c, cs.k) * 4 : tableBytes(cs) ? pad16(image * 2 * pitch) + 64 : image * pitch + 8;
+  if (!pitch) return pixels * binaryRowWords(cs.c, cs.k) * 4;
+  return tableBytes(cs) ? pad16(image * pitch * 2) + pixels * Math.ceil(cs.o / 16) * 16 + 64 : image * pitch + 8;
 }
 
-/** Largest nibble tables of tableGemm (kept in the arena per weight array; they should stay in the L1/L2 cache). */
-const TABLE_MAX_BYTES = 64 << 10;
+/** popcount of each byte value. */
+const POPCOUNT8 = Uint8Array.from({ length: 256 }, (_, v) => popcount32(v));
+
+/** Largest byte tables of tableGemm (kept in the arena per weight array; each pass reads two 4 KiB tables of them). */
+const TABLE_MAX_BYTES = 256 << 10;
 
 /**
- * Bytes of binaryConvGemm's nibble tables for a direct conv (kernels/quant/packed.ts tableGemm: [⌈o/16⌉, k·k·2·pitch, 16] v128),
+ * Bytes of binaryConvGemm's byte tables for a direct conv (kernels/quant/packed.ts tableGemm: [⌈o/16⌉, k·k·pitch, 256] v128),
  * or 0 where the direct GEMM runs instead: popcounts of k·k·c > 255 bits overflow its u8 lanes, or the tables exceed TABLE_MAX_BYTES.
  */
 function tableBytes(cs: ConvShape): number {
-  const pitch = directPitch(cs.c, cs.k), bytes = Math.ceil(cs.o / 16) * cs.k * cs.k * 2 * pitch * 256;
+  const pitch = directPitch(cs.c, cs.k), bytes = Math.ceil(cs.o / 16) * cs.k * cs.k * pitch * 4096;
   return pitch && cs.k * cs.k * cs.c <= 255 && bytes <= TABLE_MAX_BYTES ? bytes : 0;
 }
-
 
 /**
  * Packed OHWI binary weights [o, k·k·cw] as binaryConvGemm's rows (direct: [o, rw] u32, kernel row
@@ -310,12 +317,12 @@ function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; sat: n
   const rows = weightLayout(w, `binconv ${cs.o} ${cs.c} ${cs.k}`, tabAt + tab, (buffer, ptr) => {
     const u = new Uint32Array(buffer, ptr, o4 * rw), sat = new Int32Array(buffer, ptr + o4 * rw * 4, k1 * k1 * o4);
     if (tab) {
-      // Entry (g, p, v), lane l: popcount(v XOR nibble p % q of tap ⌊p / q⌋'s weight word of channel 16g + l), q = 2·pitch nibbles a tap.
-      const t = new Uint8Array(buffer, ptr + tabAt, tab), q = 2 * pitch, P = kk * q;
+      // Entry (g, p, v), lane l: popcount(v XOR byte p % pitch of tap ⌊p / pitch⌋'s weight word of channel 16g + l).
+      const t = new Uint8Array(buffer, ptr + tabAt, tab), P = kk * pitch;
       for (let o = 0; o < cs.o; o++) {
         for (let p = 0; p < P; p++) {
-          const wn = (w[o * kk + Math.floor(p / q)]! >>> (4 * (p % q))) & 15, at = (Math.floor(o / 16) * P + p) * 256 + (o % 16);
-          for (let v = 0; v < 16; v++) t[at + v * 16] = popcount32(v ^ wn);
+          const wb = (w[o * kk + Math.floor(p / pitch)]! >>> (8 * (p % pitch))) & 255, at = (Math.floor(o / 16) * P + p) * 4096 + (o % 16);
+          for (let v = 0; v < 256; v++) t[at + v * 16] = POPCOUNT8[v ^ wb]!;
         }
       }
     }
