@@ -51,7 +51,7 @@ export function binaryConvGemm(
       // After the image (n·(h + 2·pad)·(w + 2·pad)·pitch u16, to a 16-byte boundary): the u8 sums [pixels, ⌈o/16⌉] v128, then 64 bytes of scratch.
       offsetImage(x, cols, n, h, w, pad, pitch);
       const sums = cols + ((<usize>(n * (h + 2 * pad) * (w + 2 * pad) * pitch * 2) + 15) & ~15);
-      tableGemm(cols, tab, sums, acc, sums + (<usize>(pixels * ((o + 15) >> 4)) << 4), n, h, w, o, k, stride, pad, oh, ow, pitch, kkc);
+      tableGemm(cols, tab, sums, acc, sums + (<usize>(pixels * ((o + 15) >> 4)) << 4), sgn, tq, out, n, h, w, o, k, stride, pad, oh, ow, pitch, kkc);
     } else {
       borderedImage(x, cols, n, h, w, pad, pitch);
       directGemm(cols, wr, acc, n, h, w, o, k, stride, pad, oh, ow, pitch, kkc);
@@ -113,6 +113,8 @@ export function binaryConvGemm(
       for (let xo = 0; xo < ow; xo++, row += <usize>o << 2, dstWords += <usize>ow32 << 2) {
         const x0 = xo * stride - pad, j0 = max(0, -x0), j1 = min(k, w - x0);
         const inside = max(0, i1 - i0) * max(0, j1 - j0);
+        // tableGemm packed the signs of the pixels with every tap inside.
+        if (tab && sgn && inside == kk) continue;
         if (inside != kk) {
           // acc = c·k·k − 2·popcount over all taps; − c·(outside taps) + 2·popcount of the weights of the outside taps:
           // all taps' popcounts minus the inside rectangle's, from the summed-area table (an empty rectangle: 0).
@@ -330,7 +332,7 @@ function offsetImage(x: usize, img: usize, n: i32, h: i32, w: i32, pad: i32, pit
 }
 
 /**
- * directGemm's accumulators from byte tables (the weights folded in; needs k·k·c ≤ 255, so a
+ * directGemm's accumulators from byte tables (the weights folded in; needs k·k·c < 255, so a
  * pixel's popcounts fit u8 lanes): img is the offsetImage of x, so a pixel's taps are P = k·k·pitch
  * bytes (tap (i, j), byte e: at ((i·(w + 2·pad) + j)·pitch + e) entries past its first), and tab
  * [G, P, 256] v128 (G = ⌈o/16⌉) holds in lane l of entry (g, p, v) popcount(v XOR byte p of
@@ -338,9 +340,15 @@ function offsetImage(x: usize, img: usize, n: i32, h: i32, w: i32, pad: i32, pit
  * byte give 16 channels' popcounts, the same counts as directGemm's XOR + popcount, outside taps
  * (zero bytes) included. The loops run byte position by byte position (two per pass) over every
  * pixel, so a pass reads two 4 KiB tables (cache resident) and the u8 sums [pixels, G] v128
- * (`sums`, scratch); tmp: 64 bytes of scratch (a last group of fewer than 16 channels).
+ * (`sums`, scratch). Then acc [pixels, o] = kkc − 2·popcount; with thresholds (sgn ≠ 0: −1 iff
+ * acc·sgn − tq < 0, binaryConvGemm's compare) a pixel with every tap inside gets its packed signs
+ * in out [pixels, ⌈o/32⌉] instead, from two u8 compares per 16 channels (the compare on popcounts:
+ * −1 iff pc > hi or pc < lo). tmp: 64 + 32·G bytes of scratch.
  */
-function tableGemm(img: usize, tab: usize, sums: usize, acc: usize, tmp: usize, n: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, pitch: i32, kkc: i32): void {
+function tableGemm(
+  img: usize, tab: usize, sums: usize, acc: usize, tmp: usize, sgn: usize, tq: usize, out: usize,
+  n: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, pitch: i32, kkc: i32,
+): void {
   const H2 = h + 2 * pad, W2 = w + 2 * pad, kp = k * pitch, P = k * kp, groups = (o + 15) >> 4, pixels = n * oh * ow, step = <usize>groups << 4;
   const imgStep = <usize>(H2 * W2 * pitch) << 1, rowStep = <usize>(stride * W2 * pitch) << 1, colStep = <usize>(stride * pitch) << 1;
   memory.fill(sums, 0, <usize>pixels * step);
@@ -352,17 +360,54 @@ function tableGemm(img: usize, tab: usize, sums: usize, acc: usize, tmp: usize, 
       else tableSweep(img, t0, t0, f0, f0, false, sums + (<usize>g << 4), step, n, oh, ow, imgStep, rowStep, colStep);
     }
   }
-  const kv = i32x4.splat(kkc);
-  let src = sums, out = acc;
-  for (let q = 0; q < pixels; q++, out += <usize>o << 2) {
-    for (let g = 0; g < groups; g++, src += 16) {
-      const s = v128.load(src), lo = i16x8.extend_low_i8x16_u(s), hi = i16x8.extend_high_i8x16_u(s);
-      const full = o - (g << 4) >= 16, d = full ? out + (<usize>(g << 4) << 2) : tmp;
-      v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_low_i16x8_u(lo), 1)));
-      v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_high_i16x8_u(lo), 1)), 16);
-      v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_low_i16x8_u(hi), 1)), 32);
-      v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_high_i16x8_u(hi), 1)), 48);
-      if (!full) for (let l = 0; l < o - (g << 4); l++) store<i32>(out + (<usize>((g << 4) + l) << 2), load<i32>(tmp + (<usize>l << 2)));
+  // The compare on popcounts, per channel (u8 lanes at tmp + 64: hi of each group, then lo); padding channels never −1.
+  const hiAt = tmp + 64, loAt = hiAt + step;
+  if (sgn) {
+    for (let ch = 0; ch < groups << 4; ch++) {
+      let hi = 255, lo = 0;
+      if (ch < o) {
+        const d = load<i32>(sgn + (<usize>ch << 2)), t = <i64>load<i32>(tq + (<usize>ch << 2));
+        if (d > 0) {
+          // −1 iff kkc − 2pc < t: pc > ⌊(kkc − t) / 2⌋.
+          const v = (<i64>kkc - t) >> 1;
+          if (v < 0) lo = 255;
+          else if (v < 255) hi = <i32>v;
+        } else if (d < 0) {
+          // −1 iff −(kkc − 2pc) < t: pc < ⌈(kkc + t) / 2⌉.
+          const v = (<i64>kkc + t + 1) >> 1;
+          lo = v >= 255 ? 255 : v <= 0 ? 0 : <i32>v;
+        } else if (t > 0) lo = 255;
+      }
+      store<u8>(hiAt + <usize>ch, hi);
+      store<u8>(loAt + <usize>ch, lo);
+    }
+  }
+  const kv = i32x4.splat(kkc), ow32 = (o + 31) >>> 5;
+  let src = sums, dst = acc, words = out;
+  for (let b = 0; b < n; b++) {
+    for (let y = 0; y < oh; y++) {
+      const y0 = y * stride - pad, rowInside = y0 >= 0 && y0 + k <= h;
+      for (let xo = 0; xo < ow; xo++, dst += <usize>o << 2, words += <usize>ow32 << 2) {
+        const x0 = xo * stride - pad;
+        if (sgn && rowInside && x0 >= 0 && x0 + k <= w) {
+          for (let g = 0; g < groups; g++, src += 16) {
+            const s = v128.load(src), gb = <usize>g << 4;
+            const bits = i8x16.bitmask(v128.or(i8x16.gt_u(s, v128.load(hiAt + gb)), i8x16.lt_u(s, v128.load(loAt + gb))));
+            if (g & 1) store<u16>(words + (<usize>(g >> 1) << 2), bits, 2);
+            else store<u32>(words + (<usize>(g >> 1) << 2), bits);
+          }
+          continue;
+        }
+        for (let g = 0; g < groups; g++, src += 16) {
+          const s = v128.load(src), lo = i16x8.extend_low_i8x16_u(s), hi = i16x8.extend_high_i8x16_u(s);
+          const full = o - (g << 4) >= 16, d = full ? dst + (<usize>(g << 4) << 2) : tmp;
+          v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_low_i16x8_u(lo), 1)));
+          v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_high_i16x8_u(lo), 1)), 16);
+          v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_low_i16x8_u(hi), 1)), 32);
+          v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_high_i16x8_u(hi), 1)), 48);
+          if (!full) for (let l = 0; l < o - (g << 4); l++) store<i32>(dst + (<usize>((g << 4) + l) << 2), load<i32>(tmp + (<usize>l << 2)));
+        }
+      }
     }
   }
 }

@@ -281,12 +281,12 @@ function binaryRowWords(c: number, k: number): number {
 /**
  * Bytes of binaryConvGemm's column area: the direct GEMM's zero-bordered image (8 bytes of slack),
  * or tableGemm's offset image (pitch u16 a pixel), u8 sums (16 bytes a pixel and group of 16
- * channels) and 64 bytes of scratch, or the im2col rows.
+ * channels) and 64 + 32 bytes a group of scratch, or the im2col rows.
  */
 function binaryColsBytes(cs: ConvShape, pixels: number): number {
   const pitch = directPitch(cs.c, cs.k), image = cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad);
   if (!pitch) return pixels * binaryRowWords(cs.c, cs.k) * 4;
-  return tableBytes(cs) ? pad16(image * pitch * 2) + pixels * Math.ceil(cs.o / 16) * 16 + 64 : image * pitch + 8;
+  return tableBytes(cs) ? pad16(image * pitch * 2) + pixels * Math.ceil(cs.o / 16) * 16 + 64 + Math.ceil(cs.o / 16) * 32 : image * pitch + 8;
 }
 
 /** popcount of each byte value. */
@@ -297,11 +297,11 @@ const TABLE_MAX_BYTES = 256 << 10;
 
 /**
  * Bytes of binaryConvGemm's byte tables for a direct conv (kernels/quant/packed.ts tableGemm: [⌈o/16⌉, k·k·pitch, 256] v128),
- * or 0 where the direct GEMM runs instead: popcounts of k·k·c > 255 bits overflow its u8 lanes, or the tables exceed TABLE_MAX_BYTES.
+ * or 0 where the direct GEMM runs instead: popcounts of k·k·c ≥ 255 bits overflow its u8 lanes (255 is its 'always' bound), or the tables exceed TABLE_MAX_BYTES.
  */
 function tableBytes(cs: ConvShape): number {
   const pitch = directPitch(cs.c, cs.k), bytes = Math.ceil(cs.o / 16) * cs.k * cs.k * pitch * 4096;
-  return pitch && cs.k * cs.k * cs.c <= 255 && bytes <= TABLE_MAX_BYTES ? bytes : 0;
+  return pitch && cs.k * cs.k * cs.c < 255 && bytes <= TABLE_MAX_BYTES ? bytes : 0;
 }
 
 /**
