@@ -424,6 +424,10 @@ function floatEpilogueNCHW(acc: usize, mul: usize, bias: usize, out: usize, sign
   for (let b = 0; b < n; b++) {
     const ab = acc + (<usize>(b * p * o) << 2), ob = out + (<usize>(b * o * p) << 2), sb = signs + (<usize>(b * p * cw) << 2);
     for (let ch = 0; ch < o4; ch += 4) {
+      // The 4 channels' mul and bias as f64x2 splats, and their sign bits, once per channel group.
+      const m0 = splatF64(mul, ch), m1 = splatF64(mul, ch + 1), m2 = splatF64(mul, ch + 2), m3 = splatF64(mul, ch + 3);
+      const c0 = splatF64(bias, ch), c1 = splatF64(bias, ch + 1), c2 = splatF64(bias, ch + 2), c3 = splatF64(bias, ch + 3);
+      const sh = ch & 31, bit0 = i32x4.splat(1 << sh), bit1 = i32x4.splat(1 << (sh + 1)), bit2 = i32x4.splat(1 << (sh + 2)), bit3 = i32x4.splat(1 << (sh + 3));
       for (let q = 0; q < p4; q += 4) {
         // Rows: 4 channels of pixels q..q+3; transposed: 4 pixels of channels ch..ch+3.
         const r0 = v128.load(ab + (<usize>(q * o + ch) << 2)), r1 = v128.load(ab + (<usize>((q + 1) * o + ch) << 2));
@@ -431,17 +435,17 @@ function floatEpilogueNCHW(acc: usize, mul: usize, bias: usize, out: usize, sign
         const t0 = v128.shuffle<i32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<i32>(r2, r3, 0, 4, 1, 5);
         const t2 = v128.shuffle<i32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<i32>(r2, r3, 2, 6, 3, 7);
         const d = ob + (<usize>(ch * p + q) << 2);
-        const v0 = epilogue4(v128.shuffle<i32>(t0, t1, 0, 1, 4, 5), mul, bias, ch, d, residual);
-        const v1 = epilogue4(v128.shuffle<i32>(t0, t1, 2, 3, 6, 7), mul, bias, ch + 1, d + plane, residual);
-        const v2 = epilogue4(v128.shuffle<i32>(t2, t3, 0, 1, 4, 5), mul, bias, ch + 2, d + 2 * plane, residual);
-        const v3 = epilogue4(v128.shuffle<i32>(t2, t3, 2, 3, 6, 7), mul, bias, ch + 3, d + 3 * plane, residual);
+        const v0 = epilogue4(v128.shuffle<i32>(t0, t1, 0, 1, 4, 5), m0, c0, d, residual);
+        const v1 = epilogue4(v128.shuffle<i32>(t0, t1, 2, 3, 6, 7), m1, c1, d + plane, residual);
+        const v2 = epilogue4(v128.shuffle<i32>(t2, t3, 0, 1, 4, 5), m2, c2, d + 2 * plane, residual);
+        const v3 = epilogue4(v128.shuffle<i32>(t2, t3, 2, 3, 6, 7), m3, c3, d + 3 * plane, residual);
         if (signs) {
           // Bits of channels ch..ch+3 for the 4 pixels (one lane each), ORed into their words.
-          const zero = f32x4.splat(0), sh = ch & 31;
-          let bits = v128.and(v128.not(f32x4.ge(v0, zero)), i32x4.splat(1 << sh));
-          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v1, zero)), i32x4.splat(1 << (sh + 1))));
-          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v2, zero)), i32x4.splat(1 << (sh + 2))));
-          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v3, zero)), i32x4.splat(1 << (sh + 3))));
+          const zero = f32x4.splat(0);
+          let bits = v128.and(v128.not(f32x4.ge(v0, zero)), bit0);
+          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v1, zero)), bit1));
+          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v2, zero)), bit2));
+          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v3, zero)), bit3));
           const sw = sb + (<usize>(q * cw + (ch >>> 5)) << 2);
           if (cw == 1) v128.store(sw, v128.or(v128.load(sw), bits));
           else {
@@ -469,10 +473,15 @@ function floatEpilogueNCHW(acc: usize, mul: usize, bias: usize, out: usize, sign
   }
 }
 
-/** f32(a·mul[ch] + bias[ch]) of 4 int32 lanes in float64 (two f64x2 halves), stored at d (plus d's values with residual); returns the stored values. */
+/** f64x2.splat of float32 v[ch]. */
 // @ts-ignore: decorator
-@inline function epilogue4(a: v128, mul: usize, bias: usize, ch: i32, d: usize, residual: i32): v128 {
-  const m = f64x2.splat(<f64>load<f32>(mul + (<usize>ch << 2))), t = f64x2.splat(<f64>load<f32>(bias + (<usize>ch << 2)));
+@inline function splatF64(v: usize, ch: i32): v128 {
+  return f64x2.splat(<f64>load<f32>(v + (<usize>ch << 2)));
+}
+
+/** f32(a·m + t) of 4 int32 lanes in float64 (two f64x2 halves; m, t: one channel's mul and bias splat), stored at d (plus d's values with residual); returns the stored values. */
+// @ts-ignore: decorator
+@inline function epilogue4(a: v128, m: v128, t: v128, d: usize, residual: i32): v128 {
   const lo = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(a), m), t);
   const hi = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(v128.shuffle<i32>(a, a, 2, 3, 2, 3)), m), t);
   let v = v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
