@@ -319,23 +319,31 @@ function offsetImage(x: usize, img: usize, n: i32, h: i32, w: i32, pad: i32, pit
 }
 
 /**
- * One pass of tableGemm over every output pixel for input bytes p0 and p1 (two = 0: p0 alone) of
- * the taps: sums[pixel] (u8 lanes, `step` bytes apart) += t0[byte p0] + t1[byte p1], the bytes read
- * as offsets from img at f0 / f1 past each pixel's first tap.
+ * One pass of tableGemm over every output pixel for `count` (1..3) input bytes of the taps:
+ * sums[pixel] (u8 lanes, `step` bytes apart) += t0[byte at f0] (+ t1[byte at f1] + t2[byte at f2]),
+ * the bytes read as offsets from img at f0 / f1 / f2 past each pixel's first tap; the tables are
+ * 4 KiB apart.
  */
 // @ts-ignore: decorator
-@inline function tableSweep(img: usize, t0: usize, t1: usize, f0: usize, f1: usize, two: bool, sums: usize, step: usize, n: i32, oh: i32, ow: i32, imgStep: usize, rowStep: usize, colStep: usize): void {
+@inline function tableSweep(img: usize, t0: usize, f0: usize, f1: usize, f2: usize, count: i32, sums: usize, step: usize, n: i32, oh: i32, ow: i32, imgStep: usize, rowStep: usize, colStep: usize): void {
   let d = sums;
   for (let b = 0; b < n; b++) {
     for (let y = 0; y < oh; y++) {
       let a = img + <usize>b * imgStep + <usize>y * rowStep;
       for (let xo = 0; xo < ow; xo++, a += colStep, d += step) {
         let v = i8x16.add(v128.load(d), v128.load(t0 + <usize>load<u16>(a + f0)));
-        if (two) v = i8x16.add(v, v128.load(t1 + <usize>load<u16>(a + f1)));
+        if (count > 1) v = i8x16.add(v, v128.load(t0 + 4096 + <usize>load<u16>(a + f1)));
+        if (count > 2) v = i8x16.add(v, v128.load(t0 + 8192 + <usize>load<u16>(a + f2)));
         v128.store(d, v);
       }
     }
   }
+}
+
+/** Byte offset of tap byte p (kernel row p / kp, byte p % kp of that row's k·pitch) past a pixel's first tap in an offsetImage of row width W2. */
+// @ts-ignore: decorator
+@inline function tapByte(p: i32, kp: i32, W2: i32, pitch: i32): usize {
+  return <usize>(((p / kp) * W2 * pitch + p % kp) << 1);
 }
 
 /**
@@ -345,8 +353,8 @@ function offsetImage(x: usize, img: usize, n: i32, h: i32, w: i32, pad: i32, pit
  * [G, P, 256] v128 (G = ⌈o/16⌉) holds in lane l of entry (g, p, v) popcount(v XOR byte p of
  * output channel 16g + l's weight taps) (0 past o): one table load and one i8x16.add per input
  * byte give 16 channels' popcounts, the same counts as directGemm's XOR + popcount, outside taps
- * (zero bytes) included. The loops run byte position by byte position (two per pass) over every
- * pixel, so a pass reads two 4 KiB tables (cache resident) and the u8 sums [pixels, G] v128
+ * (zero bytes) included. The loops run byte position by byte position (three per pass) over every
+ * pixel, so a pass reads three 4 KiB tables (cache resident) and the u8 sums [pixels, G] v128
  * (`sums`, scratch). Then acc [pixels, o] = kkc − 2·popcount; with thresholds (sgn ≠ 0: −1 iff
  * acc·sgn − tq < 0, binaryConvGemm's compare) a pixel with every tap inside gets its packed signs
  * in out [pixels, ⌈o/32⌉] instead, from two u8 compares per 16 channels (the compare on popcounts:
@@ -360,11 +368,12 @@ function tableGemm(
   const imgStep = <usize>(H2 * W2 * pitch) << 1, rowStep = <usize>(stride * W2 * pitch) << 1, colStep = <usize>(stride * pitch) << 1;
   memory.fill(sums, 0, <usize>pixels * step);
   for (let g = 0; g < groups; g++) {
-    for (let p = 0; p < P; p += 2) {
-      const t0 = tab + (<usize>(g * P + p) << 12), i0 = p / kp, i1 = (p + 1) / kp;
-      const f0 = <usize>((i0 * W2 * pitch + p % kp) << 1), f1 = <usize>((i1 * W2 * pitch + (p + 1) % kp) << 1);
-      if (p + 1 < P) tableSweep(img, t0, t0 + 4096, f0, f1, true, sums + (<usize>g << 4), step, n, oh, ow, imgStep, rowStep, colStep);
-      else tableSweep(img, t0, t0, f0, f0, false, sums + (<usize>g << 4), step, n, oh, ow, imgStep, rowStep, colStep);
+    for (let p = 0; p < P; p += 3) {
+      const t0 = tab + (<usize>(g * P + p) << 12), f0 = tapByte(p, kp, W2, pitch), f1 = tapByte(p + 1, kp, W2, pitch), f2 = tapByte(p + 2, kp, W2, pitch);
+      const sg = sums + (<usize>g << 4), left = P - p;
+      if (left >= 3) tableSweep(img, t0, f0, f1, f2, 3, sg, step, n, oh, ow, imgStep, rowStep, colStep);
+      else if (left == 2) tableSweep(img, t0, f0, f1, f2, 2, sg, step, n, oh, ow, imgStep, rowStep, colStep);
+      else tableSweep(img, t0, f0, f1, f2, 1, sg, step, n, oh, ow, imgStep, rowStep, colStep);
     }
   }
   // The compare on popcounts, per channel (u8 lanes at tmp + 64: hi of each group, then lo); padding channels never −1.
