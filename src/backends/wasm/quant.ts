@@ -201,9 +201,9 @@ const resident = {
     this.extra.push([ptr, size]);
     return ptr;
   },
-  /** A view of `length` elements at `ptr`, registered as this scope's. */
-  view<R extends ArrayBufferView>(Ctor: Out<R>, ptr: number, length: number): R {
-    const v = new Ctor(arena().buffer, ptr, length);
+  /** A view of `length` elements at `ptr` of the arena's `buffer`, registered as this scope's. */
+  view<R extends ArrayBufferView>(Ctor: Out<R>, ptr: number, length: number, buffer: ArrayBufferLike): R {
+    const v = new Ctor(buffer, ptr, length);
     this.views.set(v, ptr);
     return v;
   },
@@ -228,9 +228,12 @@ const resident = {
   },
 };
 
-/** The output of a stage kernel: written at `ptr` (from resident.take, or inside the scratch block), a view of it in a scope, else a copy. */
-function output<R extends Uint32Array | Int32Array | Float32Array>(Ctor: Out<R>, ptr: number, length: number, kept: boolean): R {
-  return kept ? resident.view(Ctor, ptr, length) : (new Ctor(arena().buffer, ptr, length).slice() as R);
+/**
+ * The output of a stage kernel: written at `ptr` (from resident.take, or inside the scratch block), a view of it in a scope, else a copy.
+ * `buffer`: the arena's buffer read after the call's last allocation (on shared memory each read of it costs ~0.25 us).
+ */
+function output<R extends Uint32Array | Int32Array | Float32Array>(Ctor: Out<R>, ptr: number, length: number, kept: boolean, buffer: ArrayBufferLike = arena().buffer): R {
+  return kept ? resident.view(Ctor, ptr, length, buffer) : (new Ctor(buffer, ptr, length).slice() as R);
 }
 
 /** A weight array re-laid in the arena for a kernel: built once per weight array and layout, freed when the array is collected. */
@@ -457,9 +460,9 @@ export class QuantWasmKernels implements Partial<Kernels> {
     const px = 0, pm = px + (xr ? 0 : pad16((dense ? cs.n * kr : x.length) * 4)), pb = pm + pad16(cs.o * 4), cols = pb + pad16(cs.o * 4);
     const acc = cols + (dense ? 0 : pad16(K * p8 * 4)), out = acc + (dense ? 0 : pad16(roundUp(cs.o, 4) * p8 * 4));
     const total = out + (outR ? 0 : pad16(size * 4)), base = scratch.take(total), a = arena();
-    const xp = xr || base + px, op = outR || base + out;
+    const xp = xr || base + px, op = outR || base + out, buffer = a.buffer;
     try {
-      const f32 = new Float32Array(a.buffer);
+      const f32 = new Float32Array(buffer);
       if (xr) {
         // In place.
       } else if (!dense || kr === K) f32.set(x, (base + px) >> 2);
@@ -469,13 +472,13 @@ export class QuantWasmKernels implements Partial<Kernels> {
       }
       if (mul || t) {
         f32.set(mul ?? t!.threshold, (base + pm) >> 2);
-        if (t) new Int8Array(a.buffer).set(t.direction, base + pb);
+        if (t) new Int8Array(buffer).set(t.direction, base + pb);
         else f32.set(bias!, (base + pb) >> 2);
       }
       const m = mul ? base + pm : 0, b = mul ? base + pb : 0;
       if (dense) this.exports.floatDenseF32(xp, pw, m, b, op, cs.n, cs.o, kr, relu);
       else this.exports.floatConvF32(xp, pw, m, b, t ? base + pm : 0, base + pb, base + cols, base + acc, op, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, relu, pool);
-      return output(Ctor, op, size, outR !== 0);
+      return output(Ctor, op, size, outR !== 0, buffer);
     } finally {
       scratch.give(base, total);
     }
@@ -534,12 +537,12 @@ export class QuantWasmKernels implements Partial<Kernels> {
     const acc = cols + pad16(binaryColsBytes(cs, pixels)), out = t || epi ? acc + pad16(pixels * cs.o * 4) : acc;
     const ps2 = out + (outR ? 0 : pad16(size * 4));
     const total = ps2 + (signsR ? 0 : pad16(signWords * 4)), base = scratch.take(total), a = arena();
-    const xp = xr || base + px, op = outR || base + out, sp = signsR || base + ps2;
+    const xp = xr || base + px, op = outR || base + out, sp = signsR || base + ps2, buffer = a.buffer;
     try {
-      if (!xr) new Uint32Array(a.buffer).set(x, xp >> 2);
+      if (!xr) new Uint32Array(buffer).set(x, xp >> 2);
       if (t) {
         // −1 iff acc·sgn − tq < 0: direction +1: acc < thr; −1: acc > thr; 0: thr < 0 (constant).
-        const i32 = new Int32Array(a.buffer), s0 = (base + ps) >> 2, q0 = (base + pq) >> 2;
+        const i32 = new Int32Array(buffer), s0 = (base + ps) >> 2, q0 = (base + pq) >> 2;
         for (let c = 0; c < o4; c++) {
           const d = c < cs.o ? t.direction[c]! : 0, th = c < cs.o ? t.threshold[c]! : 0;
           i32[s0 + c] = d;
@@ -547,13 +550,14 @@ export class QuantWasmKernels implements Partial<Kernels> {
         }
       }
       if (epi) {
-        new Float32Array(a.buffer).set(epi.mul, (base + ps) >> 2);
-        new Float32Array(a.buffer).set(epi.bias, (base + pq) >> 2);
-        if (epi.residual && !rr) new Float32Array(a.buffer).set(epi.residual, op >> 2);
+        const f32 = new Float32Array(buffer);
+        f32.set(epi.mul, (base + ps) >> 2);
+        f32.set(epi.bias, (base + pq) >> 2);
+        if (epi.residual && !rr) f32.set(epi.residual, op >> 2);
       }
       this.exports.binaryConvGemm(xp, rows, sat, tab, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, op, epi ? sp : 0, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, epi?.residual ? 1 : 0);
-      epi?.onSigns(output(Uint32Array, sp, signWords, signsR !== 0));
-      return rr ? (epi!.residual as R) : output(Ctor, op, size, outR !== 0);
+      epi?.onSigns(output(Uint32Array, sp, signWords, signsR !== 0, buffer));
+      return rr ? (epi!.residual as R) : output(Ctor, op, size, outR !== 0, buffer);
     } finally {
       scratch.give(base, total);
     }
