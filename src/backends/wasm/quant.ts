@@ -245,6 +245,12 @@ interface ArenaLayout {
 const layoutCache = new WeakMap<Int8Array | Float32Array | Uint32Array, ArenaLayout>();
 const freeLayout = new FinalizationRegistry<{ ptr: number; bytes: number }>(({ ptr, bytes }) => arena().free(ptr, bytes));
 
+/** The arena address of `w`'s cached layout named `key`, or 0: callers test it first, so a stage call allocates no `fill` closure. */
+const layoutHit = (w: Int8Array | Float32Array | Uint32Array, key: string): number => {
+  const hit = layoutCache.get(w);
+  return hit?.key === key ? hit.ptr : 0;
+};
+
 /**
  * The arena address of `w` in the layout named `key`: `bytes` zeroed bytes that `fill` writes
  * (given the arena buffer and the address), cached per weight array (one layout per array).
@@ -317,7 +323,8 @@ function tableBytes(cs: ConvShape): number {
 function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; sat: number; tab: number } {
   const cw = wordsFor(cs.c), kk = cs.k * cs.k, used = kk * cw, rw = binaryRowWords(cs.c, cs.k), o4 = roundUp(cs.o, 4), per = tapsPerWord(cs.c);
   const pitch = directPitch(cs.c, cs.k), slot = 8 * pitch, k1 = cs.k + 1, tabAt = pad16((o4 * rw + k1 * k1 * o4) * 4), tab = tableBytes(cs);
-  const rows = weightLayout(w, `binconv ${cs.o} ${cs.c} ${cs.k}`, tabAt + tab, (buffer, ptr) => {
+  const key = `binconv ${cs.o} ${cs.c} ${cs.k}`;
+  const rows = layoutHit(w, key) || weightLayout(w, key, tabAt + tab, (buffer, ptr) => {
     const u = new Uint32Array(buffer, ptr, o4 * rw), sat = new Int32Array(buffer, ptr + o4 * rw * 4, k1 * k1 * o4);
     if (tab) {
       // Entry (g, p, v), lane l: popcount(v XOR byte p % pitch of tap ⌊p / pitch⌋'s weight word of channel 16g + l).
@@ -352,7 +359,8 @@ function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; sat: n
 /** Float weight rows [o, K] as floatConvF32's [K, ⌈o/4⌉·4] (transposed, zero channels) or floatDenseF32's [o, ⌈K/4⌉·4] rows. */
 function floatLayout(w: Float32Array, o: number, K: number, dense: boolean): number {
   const o4 = roundUp(o, 4), kr = roundUp(K, 4);
-  return weightLayout(w, `${dense ? 'rows' : 'cols'} ${o} ${K}`, (dense ? o * kr : K * o4) * 4, (buffer, ptr) => {
+  const key = `${dense ? 'rows' : 'cols'} ${o} ${K}`;
+  return layoutHit(w, key) || weightLayout(w, key, (dense ? o * kr : K * o4) * 4, (buffer, ptr) => {
     const f = new Float32Array(buffer, ptr, dense ? o * kr : K * o4);
     if (dense) for (let r = 0; r < o; r++) f.set(w.subarray(r * K, (r + 1) * K), r * kr);
     else for (let r = 0; r < o; r++) for (let t = 0; t < K; t++) f[t * o4 + r] = w[r * K + t]!;
@@ -366,7 +374,8 @@ function floatLayout(w: Float32Array, o: number, K: number, dense: boolean): num
  */
 function tapRows(w: Int8Array, cs: ConvShape, tap: number): number {
   const { o, c, k } = cs, kk = k * k, K = c * kk, row = k * tap;
-  return weightLayout(w, `taps ${o} ${c} ${k} ${tap}`, o * row * 2, (buffer, ptr) => {
+  const key = `taps ${o} ${c} ${k} ${tap}`;
+  return layoutHit(w, key) || weightLayout(w, key, o * row * 2, (buffer, ptr) => {
     const rows = new Int16Array(buffer, ptr, o * row);
     for (let q = 0; q < o; q++) for (let ch = 0; ch < c; ch++) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) rows[q * row + i * tap + j * c + ch] = w[q * K + ch * kk + i * k + j]!;
   });
