@@ -367,6 +367,11 @@ function tableGemm(
   const H2 = h + 2 * pad, W2 = w + 2 * pad, kp = k * pitch, P = k * kp, groups = (o + 15) >> 4, pixels = n * oh * ow, step = <usize>groups << 4;
   const imgStep = <usize>(H2 * W2 * pitch) << 1, rowStep = <usize>(stride * W2 * pitch) << 1, colStep = <usize>(stride * pitch) << 1;
   memory.fill(sums, 0, <usize>pixels * step);
+  // Read the tables in order first (one word a 64-byte line): after other work evicted them, the
+  // hardware prefetcher streams them in, where the sweeps' scattered reads would each wait for a miss.
+  let touch: u32 = 0;
+  for (let t: usize = 0, end = <usize>(groups * P) << 12; t < end; t += 64) touch |= load<u32>(tab + t);
+  store<u32>(tmp, touch);
   for (let g = 0; g < groups; g++) {
     for (let p = 0; p < P; p += 3) {
       const t0 = tab + (<usize>(g * P + p) << 12), f0 = tapByte(p, kp, W2, pitch), f1 = tapByte(p + 1, kp, W2, pitch), f2 = tapByte(p + 2, kp, W2, pitch);
