@@ -2,7 +2,7 @@
 // packed (bit 1 = −1, NHWC, cw = ceil(C/32) u32 words per pixel, padding bits 0) from one binary
 // layer to the next. Pointers are byte offsets into the imported arena memory.
 
-import { binaryGemmScalar, int8Gemm } from "./index";
+import { int8Gemm } from "./index";
 import { hsum4 } from "./simd";
 
 
@@ -21,9 +21,9 @@ import { hsum4 } from "./simd";
  * pixel gets a row of its k·k taps (in (i, j) order, zero outside the image) in cols [pixels, rw]:
  * for c > 16, cw = ceil(c/32) words per tap; for c ≤ 16 (c ≤ 8), two (four) taps share a word in
  * 16-bit (8-bit) slots, so fewer words meet the popcounts; rows zero padded to rw words, a
- * multiple of 2. Times the weight rows wr [o, rw] (packed OHWI in the same layout) by
- * binaryGemmScalar into acc [pixels, o] (c·k·k − 2·popcount); inputs of few channels (directPitch)
- * skip the rows (directGemm). Padding bits are 0 in both operands (no
+ * multiple of 2. Times the weight rows wr (packed OHWI in the same layout, in channel quads
+ * [⌈o/4⌉, rw/2, 4] u64) by binaryGemmQuads into acc [pixels, o] (c·k·k − 2·popcount); inputs of few channels (directPitch)
+ * skip the rows (directGemm, or tableGemm when tab ≠ 0: the weights as byte tables). Padding bits are 0 in both operands (no
  * contribution); a tap outside the image XORs zero bits with the weights, so its popcount (from
  * sat [(k+1)², ⌈o/4⌉·4], the summed-area table of the taps' weight popcounts: sat[i, j, ch] = Σ over
  * taps i' < i, j' < j) is subtracted: acc = c·(inside taps) − 2·popcount over inside taps,
@@ -35,7 +35,7 @@ import { hsum4 } from "./simd";
  * not v ≥ 0) packed NHWC into signs [n, oh, ow, ⌈o/32⌉] (the next binary layer's input).
  */
 export function binaryConvGemm(
-  x: usize, wr: usize, sat: usize, sgn: usize, tq: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize, signs: usize,
+  x: usize, wr: usize, sat: usize, tab: usize, sgn: usize, tq: usize, mul: usize, bias: usize, cols: usize, acc: usize, out: usize, signs: usize,
   n: i32, h: i32, w: i32, c: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, residual: i32,
 ): void {
   const cw = (c + 31) >>> 5, kk = k * k, slot = c <= 8 ? 8 : c <= 16 ? 16 : 0, tapsPerWord = slot ? 32 / slot : 0;
@@ -46,7 +46,17 @@ export function binaryConvGemm(
   const spanWords = k * cw, kkc = kk * c, pitch = directPitch(c, k);
   let dst = cols;
   // acc = c·k·k − 2·popcount over all taps: the whole conv for pixels with every tap inside.
-  if (pitch) directGemm(x, wr, cols, acc, n, h, w, o, k, stride, pad, oh, ow, pitch, kkc);
+  if (pitch) {
+    if (tab) {
+      // After the image (n·(h + 2·pad)·(w + 2·pad)·pitch u16, to a 16-byte boundary): the u8 sums [pixels, ⌈o/16⌉] v128, then 64 bytes of scratch.
+      offsetImage(x, cols, n, h, w, pad, pitch);
+      const sums = cols + ((<usize>(n * (h + 2 * pad) * (w + 2 * pad) * pitch * 2) + 15) & ~15);
+      tableGemm(cols, tab, sums, acc, sums + (<usize>(pixels * ((o + 15) >> 4)) << 4), sgn, tq, out, n, h, w, o, k, stride, pad, oh, ow, pitch, kkc);
+    } else {
+      borderedImage(x, cols, n, h, w, pad, pitch);
+      directGemm(cols, wr, acc, n, h, w, o, k, stride, pad, oh, ow, pitch, kkc);
+    }
+  }
   else for (let b = 0; b < n; b++) {
     for (let y = 0; y < oh; y++) {
       const y0 = y * stride - pad, i0 = max(0, -y0), i1 = min(k, h - y0);
@@ -95,7 +105,7 @@ export function binaryConvGemm(
     }
   }
   const o4 = o & ~3, o4r = (o + 3) & ~3, ow32 = (o + 31) >>> 5, k1 = k + 1;
-  if (!pitch) binaryGemmScalar(cols, wr, acc, pixels, o, rw >> 1, kkc);
+  if (!pitch) binaryGemmQuads(cols, wr, acc, pixels, o, rw >> 1, kkc);
   let row = acc, dstWords = out;
   for (let b = 0; b < n; b++) {
     for (let y = 0; y < oh; y++) {
@@ -103,6 +113,8 @@ export function binaryConvGemm(
       for (let xo = 0; xo < ow; xo++, row += <usize>o << 2, dstWords += <usize>ow32 << 2) {
         const x0 = xo * stride - pad, j0 = max(0, -x0), j1 = min(k, w - x0);
         const inside = max(0, i1 - i0) * max(0, j1 - j0);
+        // tableGemm packed the signs of the pixels with every tap inside.
+        if (tab && sgn && inside == kk) continue;
         if (inside != kk) {
           // acc = c·k·k − 2·popcount over all taps; − c·(outside taps) + 2·popcount of the weights of the outside taps:
           // all taps' popcounts minus the inside rectangle's, from the summed-area table (an empty rectangle: 0).
@@ -142,6 +154,66 @@ export function binaryConvGemm(
 }
 
 /**
+ * acc [m, o] = k − 2·popcount(row i of a XOR channel j's weights) for rows a [m, words64] u64 and
+ * weights in channel quads wq [⌈o/4⌉, words64, 4] u64 (word t of channels 4q..4q + 3 side by side,
+ * zero past o): tiles of 2 rows x 4 channels read a quad's 4 words at one address (immediate
+ * offsets), which leaves the 8 accumulators in registers.
+ */
+function binaryGemmQuads(a: usize, wq: usize, acc: usize, m: i32, o: i32, words64: i32, k: i32): void {
+  const row = <usize>words64 << 3, quad = row << 2;
+  let i = 0;
+  for (; i + 2 <= m; i += 2) {
+    const a0 = a + <usize>i * row, a1 = a0 + row, o0 = acc + (<usize>(i * o) << 2), o1 = o0 + (<usize>o << 2);
+    let q = wq;
+    for (let j = 0; j < o; j += 4, q += quad) {
+      let s00: i64 = 0, s01: i64 = 0, s02: i64 = 0, s03: i64 = 0;
+      let s10: i64 = 0, s11: i64 = 0, s12: i64 = 0, s13: i64 = 0;
+      // Pointer steps (words64 ≥ 1), each weight word loaded where it is used (measured ~10 % faster than loading the quad first).
+      let y = q, x = a0;
+      do {
+        const x0 = load<i64>(x), x1 = load<i64>(x + row);
+        s00 += popcnt<i64>(x0 ^ load<i64>(y)); s10 += popcnt<i64>(x1 ^ load<i64>(y));
+        s01 += popcnt<i64>(x0 ^ load<i64>(y, 8)); s11 += popcnt<i64>(x1 ^ load<i64>(y, 8));
+        s02 += popcnt<i64>(x0 ^ load<i64>(y, 16)); s12 += popcnt<i64>(x1 ^ load<i64>(y, 16));
+        s03 += popcnt<i64>(x0 ^ load<i64>(y, 24)); s13 += popcnt<i64>(x1 ^ load<i64>(y, 24));
+        x += 8;
+        y += 32;
+      } while (x < a1);
+      const d0 = o0 + (<usize>j << 2), d1 = o1 + (<usize>j << 2);
+      if (j + 4 <= o) {
+        store<i32>(d0, k - 2 * <i32>s00); store<i32>(d0, k - 2 * <i32>s01, 4); store<i32>(d0, k - 2 * <i32>s02, 8); store<i32>(d0, k - 2 * <i32>s03, 12);
+        store<i32>(d1, k - 2 * <i32>s10); store<i32>(d1, k - 2 * <i32>s11, 4); store<i32>(d1, k - 2 * <i32>s12, 8); store<i32>(d1, k - 2 * <i32>s13, 12);
+      } else {
+        const r = o - j;
+        store<i32>(d0, k - 2 * <i32>s00); store<i32>(d1, k - 2 * <i32>s10);
+        if (r > 1) { store<i32>(d0, k - 2 * <i32>s01, 4); store<i32>(d1, k - 2 * <i32>s11, 4); }
+        if (r > 2) { store<i32>(d0, k - 2 * <i32>s02, 8); store<i32>(d1, k - 2 * <i32>s12, 8); }
+      }
+    }
+  }
+  if (i < m) {
+    const a0 = a + <usize>i * row, o0 = acc + (<usize>(i * o) << 2);
+    let q = wq;
+    for (let j = 0; j < o; j += 4, q += quad) {
+      let s0: i64 = 0, s1: i64 = 0, s2: i64 = 0, s3: i64 = 0;
+      let y = q, x = a0;
+      const end = a0 + row;
+      do {
+        const x0 = load<i64>(x);
+        s0 += popcnt<i64>(x0 ^ load<i64>(y)); s1 += popcnt<i64>(x0 ^ load<i64>(y, 8)); s2 += popcnt<i64>(x0 ^ load<i64>(y, 16)); s3 += popcnt<i64>(x0 ^ load<i64>(y, 24));
+        x += 8;
+        y += 32;
+      } while (x < end);
+      const d0 = o0 + (<usize>j << 2), r = o - j;
+      store<i32>(d0, k - 2 * <i32>s0);
+      if (r > 1) store<i32>(d0, k - 2 * <i32>s1, 4);
+      if (r > 2) store<i32>(d0, k - 2 * <i32>s2, 8);
+      if (r > 3) store<i32>(d0, k - 2 * <i32>s3, 12);
+    }
+  }
+}
+
+/**
  * Bytes per pixel of directGemm's image for c channels and k x k kernels (a kernel row's k taps
  * fit one i64: c ≤ 8 and k ≤ 8, or c ≤ 16 and k ≤ 4), or 0 (im2col rows). The same rule as
  * `directPitch` in src/backends/wasm/quant.ts, which lays out the weights.
@@ -160,15 +232,11 @@ export function binaryConvGemm(
 }
 
 /**
- * binaryConvGemm's GEMM without im2col rows for inputs of few channels (directPitch ≠ 0): packed
- * x [n, h, w] (one word per pixel, c bits used) is copied into img as a zero-bordered image
- * [n, h + 2·pad, w + 2·pad] of `pitch`-byte pixels (8 bytes of slack after it), so a kernel row's
- * k taps are the low k·8·pitch bits of one unaligned i64 load; the weight rows wr [o, k] i64 hold
- * kernel row i's taps in the same slots (tap j at bits 8·pitch·j). Outside taps read zero bits, as
- * im2col's zero words. acc [pixels, o] = kkc − 2·popcount, as binaryGemmScalar (2 pixels x 4
- * channels per tile).
+ * Copies packed x [n, h, w] (one word per pixel, c ≤ 16 bits used) into img as a zero-bordered
+ * image [n, h + 2·pad, w + 2·pad] of `pitch`-byte pixels followed by 8 bytes of zeros (a kernel
+ * row's taps are then one unaligned i64 load).
  */
-function directGemm(x: usize, wr: usize, img: usize, acc: usize, n: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, pitch: i32, kkc: i32): void {
+function borderedImage(x: usize, img: usize, n: i32, h: i32, w: i32, pad: i32, pitch: i32): void {
   const H2 = h + 2 * pad, W2 = w + 2 * pad, ps = <usize>pitch;
   memory.fill(img, 0, <usize>(n * H2 * W2) * ps + 8);
   for (let b = 0; b < n; b++) {
@@ -178,6 +246,18 @@ function directGemm(x: usize, wr: usize, img: usize, acc: usize, n: i32, h: i32,
       else for (let j = 0; j < w; j++) store<u8>(dst + <usize>j, load<u32>(src + (<usize>j << 2)));
     }
   }
+}
+
+/**
+ * binaryConvGemm's GEMM without im2col rows for inputs of few channels (directPitch ≠ 0) on the
+ * borderedImage img [n, h + 2·pad, w + 2·pad] of `pitch`-byte pixels: a kernel row's
+ * k taps are the low k·8·pitch bits of one unaligned i64 load; the weight rows wr [o, k] i64 hold
+ * kernel row i's taps in the same slots (tap j at bits 8·pitch·j). Outside taps read zero bits, as
+ * im2col's zero words. acc [pixels, o] = kkc − 2·popcount, as binaryGemmScalar (2 pixels x 4
+ * channels per tile).
+ */
+function directGemm(img: usize, wr: usize, acc: usize, n: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, pitch: i32, kkc: i32): void {
+  const H2 = h + 2 * pad, W2 = w + 2 * pad, ps = <usize>pitch;
   const bits = k * pitch * 8, mask: u64 = bits >= 64 ? <u64>-1 : (<u64>1 << <u64>bits) - 1;
   const rowPitch = <usize>W2 * ps, wrow = <usize>k << 3, pixels = n * oh * ow, imgStep = <usize>(H2 * W2) * ps;
   // Walk the output pixels in order, two at a time: (b, y, xo) and the image address of their first tap.
@@ -219,6 +299,141 @@ function directGemm(x: usize, wr: usize, img: usize, acc: usize, n: i32, h: i32,
 }
 
 /**
+ * Packed x [n, h, w] (one word per pixel, c ≤ 8·pitch bits used) as a zero-bordered image of table
+ * offsets [n, h + 2·pad, w + 2·pad, pitch] u16: entry e of a pixel is 16 · (byte e of its word),
+ * the offset of that byte's entry in a tableGemm table.
+ */
+function offsetImage(x: usize, img: usize, n: i32, h: i32, w: i32, pad: i32, pitch: i32): void {
+  const H2 = h + 2 * pad, W2 = w + 2 * pad, ps = <usize>pitch << 1;
+  memory.fill(img, 0, <usize>(n * H2 * W2) * ps);
+  for (let b = 0; b < n; b++) {
+    for (let y = 0; y < h; y++) {
+      const src = x + (<usize>((b * h + y) * w) << 2), dst = img + <usize>((b * H2 + y + pad) * W2 + pad) * ps;
+      for (let j = 0; j < w; j++) {
+        const v = load<u32>(src + (<usize>j << 2)), d = dst + <usize>j * ps;
+        store<u16>(d, (v & 255) << 4);
+        if (pitch == 2) store<u16>(d, ((v >>> 8) & 255) << 4, 2);
+      }
+    }
+  }
+}
+
+/**
+ * One pass of tableGemm over every output pixel for `count` (1..3) input bytes of the taps:
+ * sums[pixel] (u8 lanes, `step` bytes apart) += t0[byte at f0] (+ t1[byte at f1] + t2[byte at f2]),
+ * the bytes read as offsets from img at f0 / f1 / f2 past each pixel's first tap; the tables are
+ * 4 KiB apart.
+ */
+// @ts-ignore: decorator
+@inline function tableSweep(img: usize, t0: usize, f0: usize, f1: usize, f2: usize, count: i32, sums: usize, step: usize, n: i32, oh: i32, ow: i32, imgStep: usize, rowStep: usize, colStep: usize): void {
+  let d = sums;
+  for (let b = 0; b < n; b++) {
+    for (let y = 0; y < oh; y++) {
+      let a = img + <usize>b * imgStep + <usize>y * rowStep;
+      for (let xo = 0; xo < ow; xo++, a += colStep, d += step) {
+        let v = i8x16.add(v128.load(d), v128.load(t0 + <usize>load<u16>(a + f0)));
+        if (count > 1) v = i8x16.add(v, v128.load(t0 + 4096 + <usize>load<u16>(a + f1)));
+        if (count > 2) v = i8x16.add(v, v128.load(t0 + 8192 + <usize>load<u16>(a + f2)));
+        v128.store(d, v);
+      }
+    }
+  }
+}
+
+/** Byte offset of tap byte p (kernel row p / kp, byte p % kp of that row's k·pitch) past a pixel's first tap in an offsetImage of row width W2. */
+// @ts-ignore: decorator
+@inline function tapByte(p: i32, kp: i32, W2: i32, pitch: i32): usize {
+  return <usize>(((p / kp) * W2 * pitch + p % kp) << 1);
+}
+
+/**
+ * directGemm's accumulators from byte tables (the weights folded in; needs k·k·c < 255, so a
+ * pixel's popcounts fit u8 lanes): img is the offsetImage of x, so a pixel's taps are P = k·k·pitch
+ * bytes (tap (i, j), byte e: at ((i·(w + 2·pad) + j)·pitch + e) entries past its first), and tab
+ * [G, P, 256] v128 (G = ⌈o/16⌉) holds in lane l of entry (g, p, v) popcount(v XOR byte p of
+ * output channel 16g + l's weight taps) (0 past o): one table load and one i8x16.add per input
+ * byte give 16 channels' popcounts, the same counts as directGemm's XOR + popcount, outside taps
+ * (zero bytes) included. The loops run byte position by byte position (three per pass) over every
+ * pixel, so a pass reads three 4 KiB tables (cache resident) and the u8 sums [pixels, G] v128
+ * (`sums`, scratch). Then acc [pixels, o] = kkc − 2·popcount; with thresholds (sgn ≠ 0: −1 iff
+ * acc·sgn − tq < 0, binaryConvGemm's compare) a pixel with every tap inside gets its packed signs
+ * in out [pixels, ⌈o/32⌉] instead, from two u8 compares per 16 channels (the compare on popcounts:
+ * −1 iff pc > hi or pc < lo). tmp: 64 + 32·G bytes of scratch.
+ */
+function tableGemm(
+  img: usize, tab: usize, sums: usize, acc: usize, tmp: usize, sgn: usize, tq: usize, out: usize,
+  n: i32, h: i32, w: i32, o: i32, k: i32, stride: i32, pad: i32, oh: i32, ow: i32, pitch: i32, kkc: i32,
+): void {
+  const H2 = h + 2 * pad, W2 = w + 2 * pad, kp = k * pitch, P = k * kp, groups = (o + 15) >> 4, pixels = n * oh * ow, step = <usize>groups << 4;
+  const imgStep = <usize>(H2 * W2 * pitch) << 1, rowStep = <usize>(stride * W2 * pitch) << 1, colStep = <usize>(stride * pitch) << 1;
+  memory.fill(sums, 0, <usize>pixels * step);
+  // Read the tables in order first (one word a 64-byte line): after other work evicted them, the
+  // hardware prefetcher streams them in, where the sweeps' scattered reads would each wait for a miss.
+  let touch: u32 = 0;
+  for (let t: usize = 0, end = <usize>(groups * P) << 12; t < end; t += 64) touch |= load<u32>(tab + t);
+  store<u32>(tmp, touch);
+  for (let g = 0; g < groups; g++) {
+    for (let p = 0; p < P; p += 3) {
+      const t0 = tab + (<usize>(g * P + p) << 12), f0 = tapByte(p, kp, W2, pitch), f1 = tapByte(p + 1, kp, W2, pitch), f2 = tapByte(p + 2, kp, W2, pitch);
+      const sg = sums + (<usize>g << 4), left = P - p;
+      if (left >= 3) tableSweep(img, t0, f0, f1, f2, 3, sg, step, n, oh, ow, imgStep, rowStep, colStep);
+      else if (left == 2) tableSweep(img, t0, f0, f1, f2, 2, sg, step, n, oh, ow, imgStep, rowStep, colStep);
+      else tableSweep(img, t0, f0, f1, f2, 1, sg, step, n, oh, ow, imgStep, rowStep, colStep);
+    }
+  }
+  // The compare on popcounts, per channel (u8 lanes at tmp + 64: hi of each group, then lo); padding channels never −1.
+  const hiAt = tmp + 64, loAt = hiAt + step;
+  if (sgn) {
+    for (let ch = 0; ch < groups << 4; ch++) {
+      let hi = 255, lo = 0;
+      if (ch < o) {
+        const d = load<i32>(sgn + (<usize>ch << 2)), t = <i64>load<i32>(tq + (<usize>ch << 2));
+        if (d > 0) {
+          // −1 iff kkc − 2pc < t: pc > ⌊(kkc − t) / 2⌋.
+          const v = (<i64>kkc - t) >> 1;
+          if (v < 0) lo = 255;
+          else if (v < 255) hi = <i32>v;
+        } else if (d < 0) {
+          // −1 iff −(kkc − 2pc) < t: pc < ⌈(kkc + t) / 2⌉.
+          const v = (<i64>kkc + t + 1) >> 1;
+          lo = v >= 255 ? 255 : v <= 0 ? 0 : <i32>v;
+        } else if (t > 0) lo = 255;
+      }
+      store<u8>(hiAt + <usize>ch, hi);
+      store<u8>(loAt + <usize>ch, lo);
+    }
+  }
+  const kv = i32x4.splat(kkc), ow32 = (o + 31) >>> 5;
+  let src = sums, dst = acc, words = out;
+  for (let b = 0; b < n; b++) {
+    for (let y = 0; y < oh; y++) {
+      const y0 = y * stride - pad, rowInside = y0 >= 0 && y0 + k <= h;
+      for (let xo = 0; xo < ow; xo++, dst += <usize>o << 2, words += <usize>ow32 << 2) {
+        const x0 = xo * stride - pad;
+        if (sgn && rowInside && x0 >= 0 && x0 + k <= w) {
+          for (let g = 0; g < groups; g++, src += 16) {
+            const s = v128.load(src), gb = <usize>g << 4;
+            const bits = i8x16.bitmask(v128.or(i8x16.gt_u(s, v128.load(hiAt + gb)), i8x16.lt_u(s, v128.load(loAt + gb))));
+            if (g & 1) store<u16>(words + (<usize>(g >> 1) << 2), bits, 2);
+            else store<u32>(words + (<usize>(g >> 1) << 2), bits);
+          }
+          continue;
+        }
+        for (let g = 0; g < groups; g++, src += 16) {
+          const s = v128.load(src), lo = i16x8.extend_low_i8x16_u(s), hi = i16x8.extend_high_i8x16_u(s);
+          const full = o - (g << 4) >= 16, d = full ? dst + (<usize>(g << 4) << 2) : tmp;
+          v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_low_i16x8_u(lo), 1)));
+          v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_high_i16x8_u(lo), 1)), 16);
+          v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_low_i16x8_u(hi), 1)), 32);
+          v128.store(d, i32x4.sub(kv, i32x4.shl(i32x4.extend_high_i16x8_u(hi), 1)), 48);
+          if (!full) for (let l = 0; l < o - (g << 4); l++) store<i32>(dst + (<usize>((g << 4) + l) << 2), load<i32>(tmp + (<usize>l << 2)));
+        }
+      }
+    }
+  }
+}
+
+/**
  * Pixel-major int32 accumulators acc [n, p, o] to float NCHW out [n, o, p]: y = f32(acc·mul + bias)
  * in float64 (added in float32 to out's values when `residual` ≠ 0); signs ≠ 0: also the plain
  * signs of y packed as [n, p, ⌈o/32⌉] words. Blocks of 4 pixels x 4 channels are transposed in
@@ -230,6 +445,10 @@ function floatEpilogueNCHW(acc: usize, mul: usize, bias: usize, out: usize, sign
   for (let b = 0; b < n; b++) {
     const ab = acc + (<usize>(b * p * o) << 2), ob = out + (<usize>(b * o * p) << 2), sb = signs + (<usize>(b * p * cw) << 2);
     for (let ch = 0; ch < o4; ch += 4) {
+      // The 4 channels' mul and bias as f64x2 splats, and their sign bits, once per channel group.
+      const m0 = splatF64(mul, ch), m1 = splatF64(mul, ch + 1), m2 = splatF64(mul, ch + 2), m3 = splatF64(mul, ch + 3);
+      const c0 = splatF64(bias, ch), c1 = splatF64(bias, ch + 1), c2 = splatF64(bias, ch + 2), c3 = splatF64(bias, ch + 3);
+      const sh = ch & 31, bit0 = i32x4.splat(1 << sh), bit1 = i32x4.splat(1 << (sh + 1)), bit2 = i32x4.splat(1 << (sh + 2)), bit3 = i32x4.splat(1 << (sh + 3));
       for (let q = 0; q < p4; q += 4) {
         // Rows: 4 channels of pixels q..q+3; transposed: 4 pixels of channels ch..ch+3.
         const r0 = v128.load(ab + (<usize>(q * o + ch) << 2)), r1 = v128.load(ab + (<usize>((q + 1) * o + ch) << 2));
@@ -237,17 +456,17 @@ function floatEpilogueNCHW(acc: usize, mul: usize, bias: usize, out: usize, sign
         const t0 = v128.shuffle<i32>(r0, r1, 0, 4, 1, 5), t1 = v128.shuffle<i32>(r2, r3, 0, 4, 1, 5);
         const t2 = v128.shuffle<i32>(r0, r1, 2, 6, 3, 7), t3 = v128.shuffle<i32>(r2, r3, 2, 6, 3, 7);
         const d = ob + (<usize>(ch * p + q) << 2);
-        const v0 = epilogue4(v128.shuffle<i32>(t0, t1, 0, 1, 4, 5), mul, bias, ch, d, residual);
-        const v1 = epilogue4(v128.shuffle<i32>(t0, t1, 2, 3, 6, 7), mul, bias, ch + 1, d + plane, residual);
-        const v2 = epilogue4(v128.shuffle<i32>(t2, t3, 0, 1, 4, 5), mul, bias, ch + 2, d + 2 * plane, residual);
-        const v3 = epilogue4(v128.shuffle<i32>(t2, t3, 2, 3, 6, 7), mul, bias, ch + 3, d + 3 * plane, residual);
+        const v0 = epilogue4(v128.shuffle<i32>(t0, t1, 0, 1, 4, 5), m0, c0, d, residual);
+        const v1 = epilogue4(v128.shuffle<i32>(t0, t1, 2, 3, 6, 7), m1, c1, d + plane, residual);
+        const v2 = epilogue4(v128.shuffle<i32>(t2, t3, 0, 1, 4, 5), m2, c2, d + 2 * plane, residual);
+        const v3 = epilogue4(v128.shuffle<i32>(t2, t3, 2, 3, 6, 7), m3, c3, d + 3 * plane, residual);
         if (signs) {
           // Bits of channels ch..ch+3 for the 4 pixels (one lane each), ORed into their words.
-          const zero = f32x4.splat(0), sh = ch & 31;
-          let bits = v128.and(v128.not(f32x4.ge(v0, zero)), i32x4.splat(1 << sh));
-          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v1, zero)), i32x4.splat(1 << (sh + 1))));
-          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v2, zero)), i32x4.splat(1 << (sh + 2))));
-          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v3, zero)), i32x4.splat(1 << (sh + 3))));
+          const zero = f32x4.splat(0);
+          let bits = v128.and(v128.not(f32x4.ge(v0, zero)), bit0);
+          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v1, zero)), bit1));
+          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v2, zero)), bit2));
+          bits = v128.or(bits, v128.and(v128.not(f32x4.ge(v3, zero)), bit3));
           const sw = sb + (<usize>(q * cw + (ch >>> 5)) << 2);
           if (cw == 1) v128.store(sw, v128.or(v128.load(sw), bits));
           else {
@@ -275,10 +494,15 @@ function floatEpilogueNCHW(acc: usize, mul: usize, bias: usize, out: usize, sign
   }
 }
 
-/** f32(a·mul[ch] + bias[ch]) of 4 int32 lanes in float64 (two f64x2 halves), stored at d (plus d's values with residual); returns the stored values. */
+/** f64x2.splat of float32 v[ch]. */
 // @ts-ignore: decorator
-@inline function epilogue4(a: v128, mul: usize, bias: usize, ch: i32, d: usize, residual: i32): v128 {
-  const m = f64x2.splat(<f64>load<f32>(mul + (<usize>ch << 2))), t = f64x2.splat(<f64>load<f32>(bias + (<usize>ch << 2)));
+@inline function splatF64(v: usize, ch: i32): v128 {
+  return f64x2.splat(<f64>load<f32>(v + (<usize>ch << 2)));
+}
+
+/** f32(a·m + t) of 4 int32 lanes in float64 (two f64x2 halves; m, t: one channel's mul and bias splat), stored at d (plus d's values with residual); returns the stored values. */
+// @ts-ignore: decorator
+@inline function epilogue4(a: v128, m: v128, t: v128, d: usize, residual: i32): v128 {
   const lo = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(a), m), t);
   const hi = f64x2.add(f64x2.mul(f64x2.convert_low_i32x4_s(v128.shuffle<i32>(a, a, 2, 3, 2, 3)), m), t);
   let v = v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);

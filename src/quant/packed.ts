@@ -171,7 +171,7 @@ function binaryStage(s: MatStage, input: Value, residual?: Activation): Value {
     const [oh, ow] = convOut(cs);
     if (signs) return { packed: { bits: k32().binaryConvSigns(x.bits, s.weights as Uint32Array, cs, signs), n: x.n, h: oh, w: ow, c: s.outC, flat: false } };
     const shape = [x.n, s.outC, oh, ow];
-    if (residual && residual.shape.join() !== shape.join()) throw new Error(`runPacked: residual body gives [${shape}], shortcut [${residual.shape}]`);
+    if (residual && (residual.shape.length !== 4 || residual.shape.some((d, i) => d !== shape[i]))) throw new Error(`runPacked: residual body gives [${shape}], shortcut [${residual.shape}]`);
     const out = k32().binaryConvFloat(x.bits, s.weights as Uint32Array, cs, s.mul!, s.bias!, residual?.data);
     return { float: { data: out.values, shape }, signs: { bits: out.signs, n: x.n, h: oh, w: ow, c: s.outC, flat: false } };
   }

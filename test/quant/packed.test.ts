@@ -67,6 +67,25 @@ test('wasm binaryConv / binaryConvSigns / binaryConvFloat equal the reference (s
     }), { numRuns: 40 });
 });
 
+test('wasm binary convs of <= 16 input channels (byte tables, signs compared on popcounts) equal the reference for thresholds beyond every count', () => {
+  // k·k·c < 255: the table path; 16 < o: several 16-channel groups, a partial last one; thresholds
+  // from far below −k·k·c to far above it (the compares that are always or never −1), all directions.
+  for (const [c, k, o, h, stride, pad] of [[16, 3, 16, 7, 1, 1], [16, 3, 40, 6, 2, 1], [6, 5, 20, 9, 1, 2], [3, 3, 33, 5, 1, 0]] as const) {
+    const s = { n: 2, c, h, w: h + 1, o, k, stride, pad }, [oh, ow] = convOut(s);
+    const x = packSignsNHWC(normals(s.n * c * h * s.w), s.n, c, h, s.w), w = packWeightsOHWI(normals(o * c * k * k), o, c, k);
+    assert.deepEqual(Array.from(wasm.binaryConv(x, w, s)), Array.from(binaryConv(x, w, s)), JSON.stringify(s));
+    const span = 2 * k * k * c;
+    for (let r = 0; r < 4; r++) {
+      const t = { threshold: Int32Array.from({ length: o }, () => rng.int(2 * span + 1) - span), direction: Int8Array.from({ length: o }, () => rng.int(3) - 1) };
+      assert.deepEqual(Array.from(wasm.binaryConvSigns(x, w, s, t)), Array.from(binaryConvSigns(x, w, s, t)), `${JSON.stringify(s)} thresholds ${t.threshold}`);
+    }
+    const mul = normals(o), bias = normals(o), residual = normals(s.n * o * oh * ow);
+    const got = wasm.binaryConvFloat(x, w, s, mul, bias, residual), want = binaryConvFloat(x, w, s, mul, bias, residual);
+    assert.deepEqual(Array.from(got.values), Array.from(want.values));
+    assert.deepEqual(Array.from(got.signs), Array.from(want.signs));
+  }
+});
+
 test('wasm packSigns equals the reference for float (NaN included)/int values, both layouts, with and without thresholds', () => {
   fc.assert(fc.property(fc.integer({ min: 1, max: 3 }), fc.constantFrom(1, 6, 32, 45, 64), fc.integer({ min: 1, max: 30 }), fc.boolean(), fc.boolean(), fc.boolean(),
     (n, c, p, channelsLast, integer, withThresholds) => {

@@ -21,7 +21,7 @@ export interface QuantWasmExports {
   int8Gemm(a: number, b: number, out: number, m: number, n: number, rowBytes: number): void;
   f32Gemm(a: number, b: number, out: number, m: number, n: number, rowFloats: number): void;
   binaryConvGemm(
-    x: number, wr: number, sat: number, sgn: number, tq: number, mul: number, bias: number, cols: number, acc: number, out: number, signs: number,
+    x: number, wr: number, sat: number, tab: number, sgn: number, tq: number, mul: number, bias: number, cols: number, acc: number, out: number, signs: number,
     n: number, h: number, wd: number, c: number, o: number, k: number, stride: number, pad: number, oh: number, ow: number, residual: number,
   ): void;
   packSignsPacked(x: number, thr: number, dir: number, out: number, kind: number, c: number, p: number, channelsLast: number, b0: number, b1: number): void;
@@ -201,9 +201,9 @@ const resident = {
     this.extra.push([ptr, size]);
     return ptr;
   },
-  /** A view of `length` elements at `ptr`, registered as this scope's. */
-  view<R extends ArrayBufferView>(Ctor: Out<R>, ptr: number, length: number): R {
-    const v = new Ctor(arena().buffer, ptr, length);
+  /** A view of `length` elements at `ptr` of the arena's `buffer`, registered as this scope's. */
+  view<R extends ArrayBufferView>(Ctor: Out<R>, ptr: number, length: number, buffer: ArrayBufferLike): R {
+    const v = new Ctor(buffer, ptr, length);
     this.views.set(v, ptr);
     return v;
   },
@@ -228,9 +228,12 @@ const resident = {
   },
 };
 
-/** The output of a stage kernel: written at `ptr` (from resident.take, or inside the scratch block), a view of it in a scope, else a copy. */
-function output<R extends Uint32Array | Int32Array | Float32Array>(Ctor: Out<R>, ptr: number, length: number, kept: boolean): R {
-  return kept ? resident.view(Ctor, ptr, length) : (new Ctor(arena().buffer, ptr, length).slice() as R);
+/**
+ * The output of a stage kernel: written at `ptr` (from resident.take, or inside the scratch block), a view of it in a scope, else a copy.
+ * `buffer`: the arena's buffer read after the call's last allocation (on shared memory each read of it costs ~0.25 us).
+ */
+function output<R extends Uint32Array | Int32Array | Float32Array>(Ctor: Out<R>, ptr: number, length: number, kept: boolean, buffer: ArrayBufferLike = arena().buffer): R {
+  return kept ? resident.view(Ctor, ptr, length, buffer) : (new Ctor(buffer, ptr, length).slice() as R);
 }
 
 /** A weight array re-laid in the arena for a kernel: built once per weight array and layout, freed when the array is collected. */
@@ -241,6 +244,12 @@ interface ArenaLayout {
 }
 const layoutCache = new WeakMap<Int8Array | Float32Array | Uint32Array, ArenaLayout>();
 const freeLayout = new FinalizationRegistry<{ ptr: number; bytes: number }>(({ ptr, bytes }) => arena().free(ptr, bytes));
+
+/** The arena address of `w`'s cached layout named `key`, or 0: callers test it first, so a stage call allocates no `fill` closure. */
+const layoutHit = (w: Int8Array | Float32Array | Uint32Array, key: string): number => {
+  const hit = layoutCache.get(w);
+  return hit?.key === key ? hit.ptr : 0;
+};
 
 /**
  * The arena address of `w` in the layout named `key`: `bytes` zeroed bytes that `fill` writes
@@ -278,27 +287,63 @@ function binaryRowWords(c: number, k: number): number {
   return roundUp(per ? Math.ceil((k * k) / per) : k * k * wordsFor(c), 2);
 }
 
-/** Bytes of binaryConvGemm's column area: the direct GEMM's zero-bordered image (and 8 bytes of slack), or the im2col rows. */
+/**
+ * Bytes of binaryConvGemm's column area: the direct GEMM's zero-bordered image (8 bytes of slack),
+ * or tableGemm's offset image (pitch u16 a pixel), u8 sums (16 bytes a pixel and group of 16
+ * channels) and 64 + 32 bytes a group of scratch, or the im2col rows.
+ */
 function binaryColsBytes(cs: ConvShape, pixels: number): number {
-  const pitch = directPitch(cs.c, cs.k);
-  return pitch ? cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad) * pitch + 8 : pixels * binaryRowWords(cs.c, cs.k) * 4;
+  const pitch = directPitch(cs.c, cs.k), image = cs.n * (cs.h + 2 * cs.pad) * (cs.w + 2 * cs.pad);
+  if (!pitch) return pixels * binaryRowWords(cs.c, cs.k) * 4;
+  return tableBytes(cs) ? pad16(image * pitch * 2) + pixels * Math.ceil(cs.o / 16) * 16 + 64 + Math.ceil(cs.o / 16) * 32 : image * pitch + 8;
+}
+
+/** popcount of each byte value. */
+const POPCOUNT8 = Uint8Array.from({ length: 256 }, (_, v) => popcount32(v));
+
+/** Largest byte tables of tableGemm (kept in the arena per weight array; each pass reads two 4 KiB tables of them). */
+const TABLE_MAX_BYTES = 256 << 10;
+
+/**
+ * Bytes of binaryConvGemm's byte tables for a direct conv (kernels/quant/packed.ts tableGemm: [⌈o/16⌉, k·k·pitch, 256] v128),
+ * or 0 where the direct GEMM runs instead: popcounts of k·k·c ≥ 255 bits overflow its u8 lanes (255 is its 'always' bound), or the tables exceed TABLE_MAX_BYTES.
+ */
+function tableBytes(cs: ConvShape): number {
+  const pitch = directPitch(cs.c, cs.k), bytes = Math.ceil(cs.o / 16) * cs.k * cs.k * pitch * 4096;
+  return pitch && cs.k * cs.k * cs.c < 255 && bytes <= TABLE_MAX_BYTES ? bytes : 0;
 }
 
 /**
- * Packed OHWI binary weights [o, k·k·cw] as binaryConvGemm's rows [o, rw] (direct: kernel row i's
- * taps in the i64 of word pair i, tap j at bit 8·pitch·j; else the taps in 8/16-bit slots for
- * c ≤ 16, or cw words each; zero padded), followed by the summed-area table of the weights' tap
+ * Packed OHWI binary weights [o, k·k·cw] as binaryConvGemm's rows (direct: [o, rw] u32, kernel row
+ * i's taps in the i64 of word pair i, tap j at bit 8·pitch·j; else im2col rows of rw words, the
+ * taps in 8/16-bit slots for c ≤ 16 or cw words each, zero padded, in channel quads
+ * [⌈o/4⌉, rw/2, 4] u64 for binaryGemmQuads), followed by the summed-area table of the weights' tap
  * popcounts: sat [(k+1)², ⌈o/4⌉·4], sat[i, j, o] = Σ over taps (i' < i, j' < j) of popcount(w[o, i', j', ·]).
  */
-function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; sat: number } {
+function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; sat: number; tab: number } {
   const cw = wordsFor(cs.c), kk = cs.k * cs.k, used = kk * cw, rw = binaryRowWords(cs.c, cs.k), o4 = roundUp(cs.o, 4), per = tapsPerWord(cs.c);
-  const slot = 8 * directPitch(cs.c, cs.k), k1 = cs.k + 1;
-  const rows = weightLayout(w, `binconv ${cs.o} ${cs.c} ${cs.k}`, (cs.o * rw + k1 * k1 * o4) * 4, (buffer, ptr) => {
-    const u = new Uint32Array(buffer, ptr, cs.o * rw), sat = new Int32Array(buffer, ptr + cs.o * rw * 4, k1 * k1 * o4);
+  const pitch = directPitch(cs.c, cs.k), slot = 8 * pitch, k1 = cs.k + 1, tabAt = pad16((o4 * rw + k1 * k1 * o4) * 4), tab = tableBytes(cs);
+  const key = `binconv ${cs.o} ${cs.c} ${cs.k}`;
+  const rows = layoutHit(w, key) || weightLayout(w, key, tabAt + tab, (buffer, ptr) => {
+    const u = new Uint32Array(buffer, ptr, o4 * rw), sat = new Int32Array(buffer, ptr + o4 * rw * 4, k1 * k1 * o4);
+    if (tab) {
+      // Entry (g, p, v), lane l: popcount(v XOR byte p % pitch of tap ⌊p / pitch⌋'s weight word of channel 16g + l).
+      const t = new Uint8Array(buffer, ptr + tabAt, tab), P = kk * pitch;
+      for (let o = 0; o < cs.o; o++) {
+        for (let p = 0; p < P; p++) {
+          const wb = (w[o * kk + Math.floor(p / pitch)]! >>> (8 * (p % pitch))) & 255, at = (Math.floor(o / 16) * P + p) * 4096 + (o % 16);
+          for (let v = 0; v < 256; v++) t[at + v * 16] = POPCOUNT8[v ^ wb]!;
+        }
+      }
+    }
     for (let o = 0; o < cs.o; o++) {
       if (slot) for (let t = 0; t < kk; t++) u[o * rw + 2 * Math.floor(t / cs.k) + Math.floor(((t % cs.k) * slot) / 32)] |= w[o * kk + t]! << (((t % cs.k) * slot) % 32);
-      else if (per) for (let t = 0; t < kk; t++) u[o * rw + Math.floor(t / per)] |= w[o * kk + t]! << ((t % per) * (32 / per));
-      else u.set(w.subarray(o * used, (o + 1) * used), o * rw);
+      else {
+        // Im2col rows: word t of the row at u64 t >> 1 of the channel quad, channel o % 4's slot.
+        const at = (t: number): number => (Math.floor(o / 4) * rw + (t & ~1)) * 4 + (o % 4) * 2 + (t & 1);
+        if (per) for (let t = 0; t < kk; t++) u[at(Math.floor(t / per))] |= w[o * kk + t]! << ((t % per) * (32 / per));
+        else for (let t = 0; t < used; t++) u[at(t)] = w[o * used + t]!;
+      }
       for (let i = 1; i <= cs.k; i++) {
         for (let j = 1; j <= cs.k; j++) {
           let pop = 0;
@@ -308,13 +353,14 @@ function binaryConvLayout(w: Uint32Array, cs: ConvShape): { rows: number; sat: n
       }
     }
   });
-  return { rows, sat: rows + cs.o * rw * 4 };
+  return { rows, sat: rows + o4 * rw * 4, tab: tab ? rows + tabAt : 0 };
 }
 
 /** Float weight rows [o, K] as floatConvF32's [K, ⌈o/4⌉·4] (transposed, zero channels) or floatDenseF32's [o, ⌈K/4⌉·4] rows. */
 function floatLayout(w: Float32Array, o: number, K: number, dense: boolean): number {
   const o4 = roundUp(o, 4), kr = roundUp(K, 4);
-  return weightLayout(w, `${dense ? 'rows' : 'cols'} ${o} ${K}`, (dense ? o * kr : K * o4) * 4, (buffer, ptr) => {
+  const key = `${dense ? 'rows' : 'cols'} ${o} ${K}`;
+  return layoutHit(w, key) || weightLayout(w, key, (dense ? o * kr : K * o4) * 4, (buffer, ptr) => {
     const f = new Float32Array(buffer, ptr, dense ? o * kr : K * o4);
     if (dense) for (let r = 0; r < o; r++) f.set(w.subarray(r * K, (r + 1) * K), r * kr);
     else for (let r = 0; r < o; r++) for (let t = 0; t < K; t++) f[t * o4 + r] = w[r * K + t]!;
@@ -328,7 +374,8 @@ function floatLayout(w: Float32Array, o: number, K: number, dense: boolean): num
  */
 function tapRows(w: Int8Array, cs: ConvShape, tap: number): number {
   const { o, c, k } = cs, kk = k * k, K = c * kk, row = k * tap;
-  return weightLayout(w, `taps ${o} ${c} ${k} ${tap}`, o * row * 2, (buffer, ptr) => {
+  const key = `taps ${o} ${c} ${k} ${tap}`;
+  return layoutHit(w, key) || weightLayout(w, key, o * row * 2, (buffer, ptr) => {
     const rows = new Int16Array(buffer, ptr, o * row);
     for (let q = 0; q < o; q++) for (let ch = 0; ch < c; ch++) for (let i = 0; i < k; i++) for (let j = 0; j < k; j++) rows[q * row + i * tap + j * c + ch] = w[q * K + ch * kk + i * k + j]!;
   });
@@ -422,9 +469,9 @@ export class QuantWasmKernels implements Partial<Kernels> {
     const px = 0, pm = px + (xr ? 0 : pad16((dense ? cs.n * kr : x.length) * 4)), pb = pm + pad16(cs.o * 4), cols = pb + pad16(cs.o * 4);
     const acc = cols + (dense ? 0 : pad16(K * p8 * 4)), out = acc + (dense ? 0 : pad16(roundUp(cs.o, 4) * p8 * 4));
     const total = out + (outR ? 0 : pad16(size * 4)), base = scratch.take(total), a = arena();
-    const xp = xr || base + px, op = outR || base + out;
+    const xp = xr || base + px, op = outR || base + out, buffer = a.buffer;
     try {
-      const f32 = new Float32Array(a.buffer);
+      const f32 = new Float32Array(buffer);
       if (xr) {
         // In place.
       } else if (!dense || kr === K) f32.set(x, (base + px) >> 2);
@@ -434,13 +481,13 @@ export class QuantWasmKernels implements Partial<Kernels> {
       }
       if (mul || t) {
         f32.set(mul ?? t!.threshold, (base + pm) >> 2);
-        if (t) new Int8Array(a.buffer).set(t.direction, base + pb);
+        if (t) new Int8Array(buffer).set(t.direction, base + pb);
         else f32.set(bias!, (base + pb) >> 2);
       }
       const m = mul ? base + pm : 0, b = mul ? base + pb : 0;
       if (dense) this.exports.floatDenseF32(xp, pw, m, b, op, cs.n, cs.o, kr, relu);
       else this.exports.floatConvF32(xp, pw, m, b, t ? base + pm : 0, base + pb, base + cols, base + acc, op, cs.n, cs.c, cs.h, cs.w, cs.o, cs.k, cs.stride, cs.pad, oh, ow, relu, pool);
-      return output(Ctor, op, size, outR !== 0);
+      return output(Ctor, op, size, outR !== 0, buffer);
     } finally {
       scratch.give(base, total);
     }
@@ -490,7 +537,7 @@ export class QuantWasmKernels implements Partial<Kernels> {
     if (x.length !== cs.n * cs.h * cs.w * cw || w.length !== cs.o * kk * cw || (t && (t.threshold.length !== cs.o || t.direction.length !== cs.o))) {
       throw new RangeError(`binaryConv: x [${x.length}], w [${w.length}], thresholds [${t?.threshold.length}] do not fit ${JSON.stringify(cs)}`);
     }
-    const { rows, sat } = binaryConvLayout(w, cs), size = pixels * (t ? wordsFor(cs.o) : cs.o), signWords = epi ? pixels * wordsFor(cs.o) : 0;
+    const { rows, sat, tab } = binaryConvLayout(w, cs), size = pixels * (t ? wordsFor(cs.o) : cs.o), signWords = epi ? pixels * wordsFor(cs.o) : 0;
     // In a stage scope: an input from the scope is read in place, the outputs go to the resident pool (a residual from the scope is summed in place).
     const xr = resident.address(x), rr = epi?.residual ? resident.address(epi.residual) : 0;
     const outR = t || epi ? rr || resident.take(size * 4) : 0, signsR = epi ? resident.take(signWords * 4) : 0;
@@ -499,12 +546,12 @@ export class QuantWasmKernels implements Partial<Kernels> {
     const acc = cols + pad16(binaryColsBytes(cs, pixels)), out = t || epi ? acc + pad16(pixels * cs.o * 4) : acc;
     const ps2 = out + (outR ? 0 : pad16(size * 4));
     const total = ps2 + (signsR ? 0 : pad16(signWords * 4)), base = scratch.take(total), a = arena();
-    const xp = xr || base + px, op = outR || base + out, sp = signsR || base + ps2;
+    const xp = xr || base + px, op = outR || base + out, sp = signsR || base + ps2, buffer = a.buffer;
     try {
-      if (!xr) new Uint32Array(a.buffer).set(x, xp >> 2);
+      if (!xr) new Uint32Array(buffer).set(x, xp >> 2);
       if (t) {
         // −1 iff acc·sgn − tq < 0: direction +1: acc < thr; −1: acc > thr; 0: thr < 0 (constant).
-        const i32 = new Int32Array(a.buffer), s0 = (base + ps) >> 2, q0 = (base + pq) >> 2;
+        const i32 = new Int32Array(buffer), s0 = (base + ps) >> 2, q0 = (base + pq) >> 2;
         for (let c = 0; c < o4; c++) {
           const d = c < cs.o ? t.direction[c]! : 0, th = c < cs.o ? t.threshold[c]! : 0;
           i32[s0 + c] = d;
@@ -512,13 +559,14 @@ export class QuantWasmKernels implements Partial<Kernels> {
         }
       }
       if (epi) {
-        new Float32Array(a.buffer).set(epi.mul, (base + ps) >> 2);
-        new Float32Array(a.buffer).set(epi.bias, (base + pq) >> 2);
-        if (epi.residual && !rr) new Float32Array(a.buffer).set(epi.residual, op >> 2);
+        const f32 = new Float32Array(buffer);
+        f32.set(epi.mul, (base + ps) >> 2);
+        f32.set(epi.bias, (base + pq) >> 2);
+        if (epi.residual && !rr) f32.set(epi.residual, op >> 2);
       }
-      this.exports.binaryConvGemm(xp, rows, sat, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, op, epi ? sp : 0, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, epi?.residual ? 1 : 0);
-      epi?.onSigns(output(Uint32Array, sp, signWords, signsR !== 0));
-      return rr ? (epi!.residual as R) : output(Ctor, op, size, outR !== 0);
+      this.exports.binaryConvGemm(xp, rows, sat, tab, t ? base + ps : 0, base + pq, epi ? base + ps : 0, base + pq, base + cols, base + acc, op, epi ? sp : 0, cs.n, cs.h, cs.w, cs.c, cs.o, cs.k, cs.stride, cs.pad, oh, ow, epi?.residual ? 1 : 0);
+      epi?.onSigns(output(Uint32Array, sp, signWords, signsR !== 0, buffer));
+      return rr ? (epi!.residual as R) : output(Ctor, op, size, outR !== 0, buffer);
     } finally {
       scratch.give(base, total);
     }
