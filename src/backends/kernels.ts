@@ -218,7 +218,7 @@ export interface Kernels {
   fakeQuant(x: Tensor, out: Tensor, a: FakeQuantAttrs, p: number): void;
   /**
    * gx = g·∂q/∂x and gp = g·∂q/∂p elementwise (g null: the derivatives themselves); a null output
-   * is not computed, gp only for maps with a learned scalar. All contiguous, x's size.
+   * is not computed; gp is 0 for maps without a learned scalar. All contiguous, x's size.
    */
   fakeQuantGrad(x: Tensor, g: Tensor | null, gx: Tensor | null, gp: Tensor | null, a: FakeQuantAttrs, p: number): void;
 

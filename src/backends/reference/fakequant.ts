@@ -94,11 +94,10 @@ export function fakeQuant(x: Tensor, out: Tensor, a: FakeQuantAttrs, p: number):
 
 export function fakeQuantGrad(x: Tensor, g: Tensor | null, gx: Tensor | null, gp: Tensor | null, a: FakeQuantAttrs, p: number): void {
   const m = maps[a.kind], xv = floats(x), gv = g ? floats(g) : null;
-  if (gp && !m.dp) throw new Error(`fakeQuantGrad: '${a.kind}' has no learned parameter`);
-  for (const [out, f] of [[gx, m.dx], [gp, m.dp]] as const) {
+  for (const [out, f] of [[gx, m.dx], [gp, m.dp ?? (() => 0)]] as const) {
     if (!out) continue;
     const ov = floats(out);
-    if (gv) for (let i = 0; i < ov.length; i++) ov[i] = gv[i]! * f!(xv[i]!, a, p);
-    else for (let i = 0; i < ov.length; i++) ov[i] = f!(xv[i]!, a, p);
+    if (gv) for (let i = 0; i < ov.length; i++) ov[i] = gv[i]! * f(xv[i]!, a, p);
+    else for (let i = 0; i < ov.length; i++) ov[i] = f(xv[i]!, a, p);
   }
 }

@@ -1,0 +1,210 @@
+// Fake quantization on float32 (mirrors src/backends/reference/fakequant.ts, the oracle): the
+// quantizer maps' forward, pseudo-gradient ∂q/∂x and learned-scalar gradient ∂q/∂p, evaluated in
+// double precision as the reference does, so that every map built from comparisons, +, −, ×, ÷ and
+// rounding gives the reference's bits; the maps through tanh, cosh and sin (ede, dte stage 2, swish,
+// dorefa weights, fourier) agree within a stated tolerance (test/backends/fakequant.test.ts).
+// SIMD paths where the map is a compare (sign, the clipped straight-through gradient, ternary
+// codes) or EDE's tanh surrogate (f32 lanes: within the tolerance). Wrapped by
+// src/backends/wasm/fakequant.ts (kind codes, parameters as f64 word pairs, thread split).
+
+import { expv } from './vmath';
+
+// Kind codes: the order of FAKE_QUANT_KINDS in src/backends/wasm/fakequant.ts.
+const SIGN = 0, APPROX_SIGN = 1, SWISH_SIGN = 2, HEAVISIDE = 3, TERN = 4, DOREFA_ACT = 5, DOREFA_WEIGHT = 6, PACT = 7;
+const LSQ = 8, EDE = 9, DTE = 10, FOURIER = 11, NESTED = 12, TTQ_POS = 13, TTQ_NEG = 14, PRUNED_TERN = 15;
+
+// @ts-ignore: decorator
+@inline function f64From(lo: i32, hi: i32): f64 {
+  return reinterpret<f64>((<u64><u32>hi << 32) | <u64><u32>lo);
+}
+
+/** JavaScript's roundHalfAway (src/quant/kernels.ts): x < 0 ? −Math.round(−x) : Math.round(x), Math.round's ties up included. */
+// @ts-ignore: decorator
+@inline function roundHalfAway(x: f64): f64 {
+  const y = x < 0 ? -x : x;
+  let r = Math.floor(y);
+  if (y - r >= 0.5) r += 1;
+  return x < 0 ? -r : r;
+}
+
+// @ts-ignore: decorator
+@inline function sign(x: f64): f64 {
+  return x >= 0 ? 1 : -1;
+}
+
+// The map's parameters (a0..a4 as the wrapper packs them, p the learned scalar): globals, not an
+// object (the kernels never allocate).
+let a0: f64 = 0, a1: f64 = 0, a2: f64 = 0, a3: f64 = 0, a4: f64 = 0, pv: f64 = 0;
+
+// @ts-ignore: decorator
+@inline function forwardOf(kind: i32, x: f64): f64 {
+  switch (kind) {
+    case HEAVISIDE: return x > 0 ? 1 : 0;
+    case TERN: return x >= a0 ? 1 : x <= -a0 ? -1 : 0;
+    case DOREFA_ACT: return roundHalfAway(min<f64>(1, max<f64>(0, x)) * a0) / a0;
+    case DOREFA_WEIGHT: return (2 * roundHalfAway((Math.tanh(x) / (2 * a1) + 0.5) * a0)) / a0 - 1;
+    case PACT: return (roundHalfAway((min<f64>(pv, max<f64>(0, x)) * a0) / pv) * pv) / a0;
+    case LSQ: return roundHalfAway(min<f64>(a1, max<f64>(-a0, x / pv))) * pv;
+    case NESTED: {
+      const c = min<f64>(127, max<f64>(-128, roundHalfAway(x))) + 0;
+      if (a0 == 0) return c;
+      const step = Math.pow(2, a0);
+      return Math.floor(c / step) * step + step / 2;
+    }
+    case TTQ_POS: return x >= a0 ? pv : 0;
+    case TTQ_NEG: return x <= -a0 ? -pv : 0;
+    case PRUNED_TERN: return Math.abs(x) >= a0 ? sign(x) : 0;
+    default: return sign(x); // sign, approx_sign, swish_sign, ede, dte, fourier
+  }
+}
+
+/** 1 − tanh²(y) as the reference evaluates it. */
+// @ts-ignore: decorator
+@inline function sech2(y: f64): f64 {
+  const t = Math.tanh(y);
+  return 1 - t * t;
+}
+
+/** Σ_{i<n} cos((2i+1)θ) = sin(2nθ) / (2 sin θ) (n·cos θ's sign pattern where sin θ = 0). */
+function fourierSum(theta: f64, n: f64): f64 {
+  const s = Math.sin(theta);
+  if (s == 0) return Math.cos(theta) * n;
+  return Math.sin(2 * n * theta) / (2 * s);
+}
+
+// @ts-ignore: decorator
+@inline function dxOf(kind: i32, x: f64): f64 {
+  switch (kind) {
+    case SIGN: case HEAVISIDE: return a0 == 0 || Math.abs(x) <= a1 ? 1 : 0;
+    case TERN: return a1 == 0 || Math.abs(x) <= a2 ? 1 : 0;
+    case APPROX_SIGN: return Math.abs(x) <= 1 ? 2 - 2 * Math.abs(x) : 0;
+    case SWISH_SIGN: {
+      const bx = a0 * x;
+      return (a0 * (2 - bx * Math.tanh(bx / 2))) / (1 + Math.cosh(bx));
+    }
+    case DOREFA_ACT: return x >= 0 && x <= 1 ? 1 : 0;
+    case DOREFA_WEIGHT: return sech2(x) / a1;
+    case PACT: return x >= 0 && x < pv ? 1 : 0;
+    case LSQ: return x / pv > -a0 && x / pv < a1 ? 1 : 0;
+    case EDE: return a1 * a0 * sech2(a0 * x);
+    case DTE: return a0 == 1 ? (Math.abs(x) <= a1 * a4 ? 1 : 0) : a3 * a2 * sech2((a2 * x) / a4);
+    case FOURIER: return Math.abs(x) > 1 ? 0 : ((4 * a0) / Math.PI) * fourierSum(a0 * x, a1);
+    case NESTED: return Math.abs(x) <= 128 ? 1 : 0;
+    case TTQ_POS: return x >= a0 ? pv : x > -a0 ? 1 : 0;
+    case TTQ_NEG: return x <= -a0 ? pv : 0;
+    case PRUNED_TERN: return Math.abs(x) >= a0 ? 1 : Math.abs(x) / a0;
+    default: return 0;
+  }
+}
+
+// @ts-ignore: decorator
+@inline function dpOf(kind: i32, x: f64): f64 {
+  switch (kind) {
+    case PACT: return x >= pv ? 1 : 0;
+    case LSQ: {
+      const r = x / pv;
+      return (r <= -a0 ? -a0 : r >= a1 ? a1 : roundHalfAway(r) - r) * a2;
+    }
+    case TTQ_POS: return x >= a0 ? 1 : 0;
+    case TTQ_NEG: return x <= -a0 ? -1 : 0;
+    default: return 0;
+  }
+}
+
+function unpack(a0l: i32, a0h: i32, a1l: i32, a1h: i32, a2l: i32, a2h: i32, a3l: i32, a3h: i32, a4l: i32, a4h: i32, pl: i32, ph: i32): void {
+  a0 = f64From(a0l, a0h);
+  a1 = f64From(a1l, a1h);
+  a2 = f64From(a2l, a2h);
+  a3 = f64From(a3l, a3h);
+  a4 = f64From(a4l, a4h);
+  pv = f64From(pl, ph);
+}
+
+/** The largest f32 ≤ v (v not NaN): |x| ≤ v ⇔ |x| ≤ it for every f32 x. */
+function f32AtMost(v: f64): f32 {
+  let c = <f32>v;
+  if (<f64>c > v) c = c > 0 ? reinterpret<f32>(reinterpret<i32>(c) - 1) : c == 0 ? -reinterpret<f32>(1) : reinterpret<f32>(reinterpret<i32>(c) + 1);
+  return c;
+}
+
+/** The smallest f32 ≥ v (v not NaN): x ≥ v ⇔ x ≥ it for every f32 x. */
+function f32AtLeast(v: f64): f32 {
+  return -f32AtMost(-v);
+}
+
+/** Whether a map's forward is sign(x). */
+// @ts-ignore: decorator
+@inline function isSign(kind: i32): bool {
+  return kind == SIGN || kind == APPROX_SIGN || kind == SWISH_SIGN || kind == EDE || kind == DTE || kind == FOURIER;
+}
+
+/** out[i] = q(x[i]) for i < n (the wrapper offsets the pointers of a thread's part). */
+export function fakeQuant(
+  kind: i32, x: usize, out: usize, n: i32,
+  a0l: i32, a0h: i32, a1l: i32, a1h: i32, a2l: i32, a2h: i32, a3l: i32, a3h: i32, a4l: i32, a4h: i32, pl: i32, ph: i32,
+): void {
+  unpack(a0l, a0h, a1l, a1h, a2l, a2h, a3l, a3h, a4l, a4h, pl, ph);
+  let i = 0;
+  if (ASC_FEATURE_SIMD) {
+    if (isSign(kind)) {
+      const one = f32x4.splat(1), minus = f32x4.splat(-1), z = f32x4.splat(0);
+      for (; i + 4 <= n; i += 4) {
+        const k = <usize>i << 2;
+        v128.store(out + k, v128.bitselect(one, minus, f32x4.ge(v128.load(x + k), z)));
+      }
+    } else if (kind == TERN && !isNaN(a0)) {
+      const t = f32x4.splat(f32AtLeast(a0)), nt = f32x4.neg(t), one = f32x4.splat(1);
+      for (; i + 4 <= n; i += 4) {
+        const k = <usize>i << 2, v = v128.load(x + k);
+        const up = v128.and(one, f32x4.ge(v, t)), down = v128.and(f32x4.neg(one), v128.andnot(f32x4.le(v, nt), f32x4.ge(v, t)));
+        v128.store(out + k, v128.or(up, down));
+      }
+    }
+  }
+  for (; i < n; i++) {
+    const k = <usize>i << 2;
+    store<f32>(out + k, <f32>forwardOf(kind, <f64>load<f32>(x + k)));
+  }
+}
+
+/**
+ * gx[i] = g[i]·∂q/∂x and gp[i] = g[i]·∂q/∂p for i < n (flags: 1 g given, 2 gx wanted, 4 gp
+ * wanted; without g the derivatives themselves).
+ */
+export function fakeQuantGrad(
+  kind: i32, x: usize, g: usize, gx: usize, gp: usize, n: i32, flags: i32,
+  a0l: i32, a0h: i32, a1l: i32, a1h: i32, a2l: i32, a2h: i32, a3l: i32, a3h: i32, a4l: i32, a4h: i32, pl: i32, ph: i32,
+): void {
+  unpack(a0l, a0h, a1l, a1h, a2l, a2h, a3l, a3h, a4l, a4h, pl, ph);
+  const hasG = (flags & 1) != 0, wantX = (flags & 2) != 0, wantP = (flags & 4) != 0;
+  let i = 0;
+  if (ASC_FEATURE_SIMD && wantX && !wantP) {
+    // The straight-through gradient: g (or 1) where |x| ≤ clip, else g·0.
+    const ste = kind == SIGN || kind == HEAVISIDE || kind == TERN;
+    const clipped = kind == TERN ? a1 != 0 : a0 != 0, clip = kind == TERN ? a2 : a1;
+    if (ste && !(clipped && isNaN(clip))) {
+      const c = f32x4.splat(clipped ? f32AtMost(clip) : Infinity), one = f32x4.splat(1), z = f32x4.splat(0);
+      for (; i + 4 <= n; i += 4) {
+        const k = <usize>i << 2, v = v128.load(x + k);
+        // NaN x passes only unclipped (the reference's 1 without a clip; |NaN| ≤ clip is false).
+        const pass = clipped ? f32x4.le(f32x4.abs(v), c) : v128.or(f32x4.le(f32x4.abs(v), c), f32x4.ne(v, v));
+        const d = v128.bitselect(one, z, pass);
+        v128.store(gx + k, hasG ? f32x4.mul(v128.load(g + k), d) : d);
+      }
+    } else if (kind == EDE) {
+      // k·t·sech²(t·x) = k·t·4e/(1 + e)², e = exp(−2|t·x|): no cancellation where tanh → 1.
+      const t = f32x4.splat(<f32>a0), kt4 = f32x4.splat(<f32>(4 * a1 * a0)), one = f32x4.splat(1);
+      for (; i + 4 <= n; i += 4) {
+        const k = <usize>i << 2;
+        const e = expv(f32x4.mul(f32x4.splat(-2), f32x4.abs(f32x4.mul(t, v128.load(x + k)))));
+        const s = f32x4.add(one, e), d = f32x4.div(f32x4.mul(kt4, e), f32x4.mul(s, s));
+        v128.store(gx + k, hasG ? f32x4.mul(v128.load(g + k), d) : d);
+      }
+    }
+  }
+  for (; i < n; i++) {
+    const k = <usize>i << 2, v = <f64>load<f32>(x + k), gv: f64 = hasG ? <f64>load<f32>(g + k) : 1;
+    if (wantX) store<f32>(gx + k, <f32>(hasG ? gv * dxOf(kind, v) : dxOf(kind, v)));
+    if (wantP) store<f32>(gp + k, <f32>(hasG ? gv * dpOf(kind, v) : dpOf(kind, v)));
+  }
+}
