@@ -896,8 +896,44 @@ export function countThreshold(values: ArrayLike<number>, cut: number): number {
   const n = values.length;
   if (cut <= 0 || n === 0) return 0;
   if (cut >= n) return Infinity;
-  const abs = Float64Array.from(values, Math.abs).sort();
-  return abs[cut]! || Number.MIN_VALUE;
+  const abs = new Float64Array(n);
+  for (let i = 0; i < n; i++) abs[i] = Math.abs(values[i]!);
+  return kthSmallest(abs, cut) || Number.MIN_VALUE;
+}
+
+/**
+ * The value at index k of `v` sorted ascending as Float64Array.prototype.sort sorts (NaN last;
+ * undefined past the end), found by quickselect in O(n) (v is reordered): a per-step threshold
+ * of pruning, pruned ternary and SBNN without a per-step sort.
+ *
+ * @example
+ * kthSmallest(Float64Array.of(3, NaN, 1, 2), 1); // 2
+ */
+export function kthSmallest(v: Float64Array, k: number): number | undefined {
+  if (!(k >= 0 && k < v.length)) return undefined;
+  let n = 0;
+  for (let i = 0; i < v.length; i++) if (v[i] === v[i]) v[n++] = v[i]!; // NaN sorts last: drop them
+  if (k >= n) return NaN;
+  let lo = 0, hi = n - 1;
+  while (hi > lo) {
+    // Hoare partition around the median of three.
+    const a = v[lo]!, b = v[(lo + hi) >>> 1]!, c = v[hi]!;
+    const pivot = a < b ? (b < c ? b : a < c ? c : a) : a < c ? a : b < c ? c : b;
+    let i = lo, j = hi;
+    while (i <= j) {
+      while (v[i]! < pivot) i++;
+      while (v[j]! > pivot) j--;
+      if (i <= j) {
+        const t = v[i]!;
+        v[i++] = v[j]!;
+        v[j--] = t;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return pivot;
+  }
+  return v[k]!;
 }
 
 /**
@@ -1085,10 +1121,16 @@ export class SparseBinaryWeight extends Quantizer implements Scheduled {
   currentSparsity(): number {
     return 0.5 + (this.sparsity - 0.5) * cubicRamp(this.progress / this.rampUntil);
   }
+  /** The last θ computed, by tensor, storage version and sparsity (forward and pseudoGradient share it). */
+  private last: { w: Tensor; version: number; sparsity: number; theta: number } | null = null;
   /** θ: the latent weights at and above it (a fraction 1 − currentSparsity()) are +τ. */
   threshold(w: Tensor): number {
-    const sorted = Float64Array.from(w.values() as FloatArray).sort();
-    return sorted[Math.min(sorted.length - 1, Math.floor(this.currentSparsity() * sorted.length))] ?? 0;
+    const sparsity = this.currentSparsity(), l = this.last;
+    if (l && l.w === w && l.version === w.storage.version && l.sparsity === sparsity) return l.theta;
+    const v = Float64Array.from(w.values() as FloatArray);
+    const theta = kthSmallest(v, Math.min(v.length - 1, Math.floor(sparsity * v.length))) ?? 0;
+    this.last = { w, version: w.storage.version, sparsity, theta };
+    return theta;
   }
   /** w − θ as a stop-gradient-free tensor (the sign is taken of it). */
   private shifted(w: Tensor): Tensor {
