@@ -138,6 +138,42 @@ function f32AtLeast(v: f64): f32 {
   return kind == SIGN || kind == APPROX_SIGN || kind == SWISH_SIGN || kind == EDE || kind == DTE || kind == FOURIER;
 }
 
+/** roundHalfAway on f64x2 lanes: ⌊|c|⌋ (+1 at a fraction ≥ ½) with c's sign (−0 and NaN kept). */
+// @ts-ignore: decorator
+@inline function roundHalfAwayLanes(c: v128): v128 {
+  const y = f64x2.abs(c);
+  const r = f64x2.floor(y);
+  const up = v128.and(f64x2.ge(f64x2.sub(y, r), f64x2.splat(0.5)), f64x2.splat(1));
+  return v128.or(f64x2.add(r, up), v128.and(c, i64x2.splat(0x8000000000000000)));
+}
+
+/** Lanes 0-1 and 2-3 of f32x4 v as f64x2 (low, high). */
+// @ts-ignore: decorator
+@inline function promoteHigh(v: v128): v128 {
+  return f64x2.promote_low_f32x4(v128.shuffle<f32>(v, v, 2, 3, 2, 3));
+}
+
+/** Two f64x2 back to one f32x4 (each lane rounded once, as the reference's store). */
+// @ts-ignore: decorator
+@inline function demote(lo: v128, hi: v128): v128 {
+  return v128.shuffle<f32>(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
+}
+
+/** LSQ's forward on f64x2 lanes v: roundHalfAway(min(Q_P, max(−Q_N, v/s)))·s (pmax/pmin keep NaN and the −0 of JavaScript's max). */
+// @ts-ignore: decorator
+@inline function lsqLanes(v: v128, s: v128, lo: v128, hi: v128): v128 {
+  return f64x2.mul(roundHalfAwayLanes(f64x2.pmin(f64x2.pmax(f64x2.div(v, s), lo), hi)), s);
+}
+
+/** LSQ's g·∂q/∂x (wantX) or g·∂q/∂p on f64x2 lanes (r = v/s; g null: ones). */
+// @ts-ignore: decorator
+@inline function lsqGradLanes(r: v128, g: v128, lo: v128, hi: v128, gs: v128, wantX: bool): v128 {
+  if (wantX) return f64x2.mul(g, v128.and(v128.and(f64x2.gt(r, lo), f64x2.lt(r, hi)), f64x2.splat(1)));
+  const inner = f64x2.sub(roundHalfAwayLanes(r), r);
+  const t = v128.bitselect(lo, v128.bitselect(hi, inner, f64x2.ge(r, hi)), f64x2.le(r, lo));
+  return f64x2.mul(g, f64x2.mul(t, gs));
+}
+
 /** out[i] = q(x[i]) for i < n (the wrapper offsets the pointers of a thread's part). */
 export function fakeQuant(
   kind: i32, x: usize, out: usize, n: i32,
@@ -151,6 +187,12 @@ export function fakeQuant(
       for (; i + 4 <= n; i += 4) {
         const k = <usize>i << 2;
         v128.store(out + k, v128.bitselect(one, minus, f32x4.ge(v128.load(x + k), z)));
+      }
+    } else if (kind == LSQ) {
+      const sv = f64x2.splat(pv), lo = f64x2.splat(-a0), hi = f64x2.splat(a1);
+      for (; i + 4 <= n; i += 4) {
+        const k = <usize>i << 2, v = v128.load(x + k);
+        v128.store(out + k, demote(lsqLanes(f64x2.promote_low_f32x4(v), sv, lo, hi), lsqLanes(promoteHigh(v), sv, lo, hi)));
       }
     } else if (kind == TERN && !isNaN(a0)) {
       const t = f32x4.splat(f32AtLeast(a0)), nt = f32x4.neg(t), one = f32x4.splat(1);
@@ -178,6 +220,16 @@ export function fakeQuantGrad(
   unpack(a0l, a0h, a1l, a1h, a2l, a2h, a3l, a3h, a4l, a4h, pl, ph);
   const hasG = (flags & 1) != 0, wantX = (flags & 2) != 0, wantP = (flags & 4) != 0;
   let i = 0;
+  if (ASC_FEATURE_SIMD && kind == LSQ) {
+    const sv = f64x2.splat(pv), lo = f64x2.splat(-a0), hi = f64x2.splat(a1), gs = f64x2.splat(a2), one = f64x2.splat(1);
+    for (; i + 4 <= n; i += 4) {
+      const k = <usize>i << 2, v = v128.load(x + k), gv = hasG ? v128.load(g + k) : f32x4.splat(1);
+      const r0 = f64x2.div(f64x2.promote_low_f32x4(v), sv), r1 = f64x2.div(promoteHigh(v), sv);
+      const g0 = hasG ? f64x2.promote_low_f32x4(gv) : one, g1 = hasG ? promoteHigh(gv) : one;
+      if (wantX) v128.store(gx + k, demote(lsqGradLanes(r0, g0, lo, hi, gs, true), lsqGradLanes(r1, g1, lo, hi, gs, true)));
+      if (wantP) v128.store(gp + k, demote(lsqGradLanes(r0, g0, lo, hi, gs, false), lsqGradLanes(r1, g1, lo, hi, gs, false)));
+    }
+  }
   if (ASC_FEATURE_SIMD && wantX && !wantP) {
     // The straight-through gradient: g (or 1) where |x| ≤ clip, else g·0.
     const ste = kind == SIGN || kind == HEAVISIDE || kind == TERN;

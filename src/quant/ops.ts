@@ -85,16 +85,20 @@ function onContiguous<R>(ts: readonly (Tensor | null)[], body: (cs: (Tensor | nu
   }
 }
 
-const quantGradOp = defineOp<FakeQuantAttrs & { wrt: 'x' | 'p' }>({
+const quantGradOp = defineOp<FakeQuantAttrs & { wrt: 'x' | 'p' | 'both' }>({
   name: 'fake_quant_grad',
   inputs: ['x', 'p?', 'g?'],
   saves: {},
-  infer: (metas, a) => [inferFakeQuant('fake_quant_grad', metas, a)],
+  infer: (metas, a) => {
+    const meta = inferFakeQuant('fake_quant_grad', metas, a);
+    return a.wrt === 'both' ? [meta, meta] : [meta];
+  },
   forward(_ctx, [x, p, g], { wrt, ...a }) {
-    const out = Tensor.uninitialized(x!.shape, x!.dtype);
+    const gx = wrt !== 'p' ? Tensor.uninitialized(x!.shape, x!.dtype) : null;
+    const gp = wrt !== 'x' ? Tensor.uninitialized(x!.shape, x!.dtype) : null;
     const param = p ? p.values()[0]! : 0;
-    onContiguous([x, g], ([xc, gc]) => kernels(x!.dtype).fakeQuantGrad(xc!, gc, wrt === 'x' ? out : null, wrt === 'p' ? out : null, a as FakeQuantAttrs, param));
-    return [out];
+    onContiguous([x, g], ([xc, gc]) => kernels(x!.dtype).fakeQuantGrad(xc!, gc, gx, gp, a as FakeQuantAttrs, param));
+    return [gx, gp].filter((t) => t !== null);
   },
 });
 
@@ -131,9 +135,13 @@ const fakeQuantOp = defineOp<FakeQuantAttrs>({
   backward(ctx, [g], a) {
     const x = ctx.saved('x');
     const p = learned(a) ? ctx.saved('p') : null;
-    const gx = ctx.needsInputGrad[0] ? fakeQuantGrad(x, p, a, 'x', g) : null;
-    const gp = p && ctx.needsInputGrad[1] ? reshape(sum(fakeQuantGrad(x, p, a, 'p', g)), [1]) : null;
-    return [gx, gp];
+    const wantX = ctx.needsInputGrad[0], wantP = p !== null && ctx.needsInputGrad[1];
+    if (!wantP) return [wantX ? fakeQuantGrad(x, p, a, 'x', g) : null, null];
+    // One kernel pass for both: g·∂q/∂x, and g·∂q/∂p summed to the scalar's gradient.
+    const [gx, gpElements] = wantX ? runOp(quantGradOp, [x, p, g!], { ...a, wrt: 'both' }) : [null, fakeQuantGrad(x, p, a, 'p', g)];
+    const gp = reshape(sum(gpElements!), [1]);
+    gpElements!.dispose();
+    return [gx ?? null, gp];
   },
   // Used by the registry-wide "every op with a backward has samples" test; finite differences
   // skip this op (straightThrough), test/quant/quantizers.test.ts checks the closed forms.
