@@ -3,6 +3,9 @@
 // double precision as the reference does, so that every map built from comparisons, +, −, ×, ÷ and
 // rounding gives the reference's bits; the maps through tanh, cosh and sin (ede, dte stage 2, swish,
 // dorefa weights, fourier) agree within a stated tolerance (test/backends/fakequant.test.ts).
+// No table-driven Math (exp, pow, log, sin, cos, cosh link lookup tables as data segments, which
+// every instantiation would write into the arena's shared memory): tanh (on expm1), expm1 and the
+// polynomial sinPoly below only.
 // SIMD paths where the map is a compare (sign, the clipped straight-through gradient, ternary
 // codes) or EDE's tanh surrogate (f32 lanes: within the tolerance). Wrapped by
 // src/backends/wasm/fakequant.ts (kind codes, parameters as f64 word pairs, thread split).
@@ -48,7 +51,7 @@ let a0: f64 = 0, a1: f64 = 0, a2: f64 = 0, a3: f64 = 0, a4: f64 = 0, pv: f64 = 0
     case NESTED: {
       const c = min<f64>(127, max<f64>(-128, roundHalfAway(x))) + 0;
       if (a0 == 0) return c;
-      const step = Math.pow(2, a0);
+      const step = reinterpret<f64>(<i64>(<i32>a0 + 1023) << 52); // 2^drop, drop an integer in 0..6
       return Math.floor(c / step) * step + step / 2;
     }
     case TTQ_POS: return x >= a0 ? pv : 0;
@@ -65,11 +68,31 @@ let a0: f64 = 0, a1: f64 = 0, a2: f64 = 0, a3: f64 = 0, a4: f64 = 0, pv: f64 = 0
   return 1 - t * t;
 }
 
-/** Σ_{i<n} cos((2i+1)θ) = sin(2nθ) / (2 sin θ) (n·cos θ's sign pattern where sin θ = 0). */
+/**
+ * sin x for |x| up to ~1e5 (the wrapper sends larger Fourier arguments to the reference): x − kπ
+ * (π in two parts), then the odd Taylor polynomial to x^19 on [−π/2, π/2] (error < 1e-15).
+ */
+function sinPoly(x: f64): f64 {
+  const k = Math.floor(x / Math.PI + 0.5);
+  const r = x - k * 3.141592653589793 - k * 1.2246467991473532e-16, r2 = r * r;
+  let p = -1.0 / 121645100408832000.0;
+  p = p * r2 + 1.0 / 355687428096000.0;
+  p = p * r2 - 1.0 / 1307674368000.0;
+  p = p * r2 + 1.0 / 6227020800.0;
+  p = p * r2 - 1.0 / 39916800.0;
+  p = p * r2 + 1.0 / 362880.0;
+  p = p * r2 - 1.0 / 5040.0;
+  p = p * r2 + 1.0 / 120.0;
+  p = p * r2 - 1.0 / 6.0;
+  const s = r + r * r2 * p;
+  return k - 2 * Math.floor(k / 2) != 0 ? -s : s; // odd k (no integer cast: k may be NaN)
+}
+
+/** Σ_{i<n} cos((2i+1)θ) = sin(2nθ) / (2 sin θ) (n at θ = 0). */
 function fourierSum(theta: f64, n: f64): f64 {
-  const s = Math.sin(theta);
-  if (s == 0) return Math.cos(theta) * n;
-  return Math.sin(2 * n * theta) / (2 * s);
+  const s = sinPoly(theta);
+  if (s == 0) return n;
+  return sinPoly(2 * n * theta) / (2 * s);
 }
 
 // @ts-ignore: decorator
@@ -80,7 +103,9 @@ function fourierSum(theta: f64, n: f64): f64 {
     case APPROX_SIGN: return Math.abs(x) <= 1 ? 2 - 2 * Math.abs(x) : 0;
     case SWISH_SIGN: {
       const bx = a0 * x;
-      return (a0 * (2 - bx * Math.tanh(bx / 2))) / (1 + Math.cosh(bx));
+      // cosh through expm1: e^|bx| = 1 + expm1(|bx|) (Infinity past ~710, where the surrogate is 0).
+      const e = 1 + Math.expm1(Math.abs(bx));
+      return (a0 * (2 - bx * Math.tanh(bx / 2))) / (1 + 0.5 * (e + 1 / e));
     }
     case DOREFA_ACT: return x >= 0 && x <= 1 ? 1 : 0;
     case DOREFA_WEIGHT: return sech2(x) / a1;

@@ -5,6 +5,7 @@
 // compares and rounding arithmetic; the maps through tanh, cosh and sin within TOLERANCE.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
+import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { fromValues, Tensor } from '../../src/core/tensor.js';
 import { Rng } from '../../src/util/rng.js';
@@ -126,4 +127,27 @@ test('float64 and strided inputs run the reference', () => {
   const x = fromValues([-1, 0.5, 2], [3], 'float64'), out = Tensor.empty([3], 'float64');
   k.fakeQuant(x, out, { kind: 'tern', threshold: 0.6, clip: null }, 0);
   assert.deepEqual(out.toArray(), [-1, 0, 1]);
+});
+
+test('the engine builds carry no data segments (table-driven Math would be written over the arena at every instantiation)', () => {
+  const leb = (b: Uint8Array, at: number): [number, number] => {
+    let v = 0, shift = 0, i = at;
+    for (;;) {
+      const byte = b[i++]!;
+      v += (byte & 0x7f) * 2 ** shift;
+      shift += 7;
+      if (byte < 0x80) return [v, i];
+    }
+  };
+  for (const file of ['kernels-relaxed.wasm', 'kernels.wasm', 'kernels-scalar.wasm', 'kernels-unshared.wasm']) {
+    const b = new Uint8Array(readFileSync(new URL(`../../build/${file}`, import.meta.url)));
+    let segments = 0;
+    for (let at = 8; at < b.length; ) {
+      const id = b[at]!;
+      const [size, body] = leb(b, at + 1);
+      if (id === 11) segments += leb(b, body)[0];
+      at = body + size;
+    }
+    assert.equal(segments, 0, `${file}: ${segments} data segments`);
+  }
 });

@@ -92,7 +92,9 @@ export class FakeQuantWasmKernels implements Pick<Kernels, 'fakeQuant' | 'fakeQu
   }
 
   fakeQuantGrad(x: Tensor, g: Tensor | null, gx: Tensor | null, gp: Tensor | null, a: FakeQuantAttrs, p: number): void {
-    if (!usable(x, g, gx, gp)) return referenceKernels.fakeQuantGrad(x, g, gx, gp, a, p);
+    // The kernel's sine covers Fourier arguments 2nωx up to ~1e5 (|x| ≤ 1).
+    const wide = a.kind === 'fourier' && !(2 * a.terms * Math.abs(a.omega) <= 1e5);
+    if (wide || !usable(x, g, gx, gp)) return referenceKernels.fakeQuantGrad(x, g, gx, gp, a, p);
     check('fakeQuantGrad', x, { g, gx, gp });
     if (!gx && !gp) return;
     const kind = this.kind(a), args = packed(a, p), flags = (g ? 1 : 0) | (gx ? 2 : 0) | (gp ? 4 : 0);
