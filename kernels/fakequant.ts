@@ -257,8 +257,9 @@ export function fakeQuantGrad(
   }
   if (ASC_FEATURE_SIMD && wantX && !wantP) {
     // The straight-through gradient: g (or 1) where |x| ≤ clip, else g·0.
-    const ste = kind == SIGN || kind == HEAVISIDE || kind == TERN;
-    const clipped = kind == TERN ? a1 != 0 : a0 != 0, clip = kind == TERN ? a2 : a1;
+    // DTE's first stage is the straight-through gradient clipped at width·σ.
+    const dte1 = kind == DTE && a0 == 1, ste = kind == SIGN || kind == HEAVISIDE || kind == TERN || dte1;
+    const clipped = kind == TERN ? a1 != 0 : dte1 || a0 != 0, clip = kind == TERN ? a2 : dte1 ? a1 * a4 : a1;
     if (ste && !(clipped && isNaN(clip))) {
       const c = f32x4.splat(clipped ? f32AtMost(clip) : Infinity), one = f32x4.splat(1), z = f32x4.splat(0);
       for (; i + 4 <= n; i += 4) {
@@ -268,9 +269,11 @@ export function fakeQuantGrad(
         const d = v128.bitselect(one, z, pass);
         v128.store(gx + k, hasG ? f32x4.mul(v128.load(g + k), d) : d);
       }
-    } else if (kind == EDE) {
-      // k·t·sech²(t·x) = k·t·4e/(1 + e)², e = exp(−2|t·x|): no cancellation where tanh → 1.
-      const t = f32x4.splat(<f32>a0), kt4 = f32x4.splat(<f32>(4 * a1 * a0)), one = f32x4.splat(1);
+    } else if (kind == EDE || (kind == DTE && !dte1)) {
+      // k·t·sech²(c·x) = k·t·4e/(1 + e)², e = exp(−2|c·x|), c = t (EDE) or t/σ (DTE's second
+      // stage): no cancellation where tanh → 1.
+      const ede = kind == EDE, c = ede ? a0 : a2 / a4, kt = ede ? a1 * a0 : a3 * a2;
+      const t = f32x4.splat(<f32>c), kt4 = f32x4.splat(<f32>(4 * kt)), one = f32x4.splat(1);
       for (; i + 4 <= n; i += 4) {
         const k = <usize>i << 2;
         const e = expv(f32x4.mul(f32x4.splat(-2), f32x4.abs(f32x4.mul(t, v128.load(x + k)))));
