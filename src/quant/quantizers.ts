@@ -11,11 +11,12 @@
 import type { FloatArray } from '../core/dtype.js';
 import { fromValues, Tensor } from '../core/tensor.js';
 import { noGrad } from '../autograd/mode.js';
-import { add, addScalar, div, mul, mulScalar, onesLike, relu, sub } from '../ops/elementwise.js';
+import { add, addScalar, contiguous, div, mul, mulScalar, onesLike, relu, sub } from '../ops/elementwise.js';
 import { conv2d, matmul, reshape } from '../ops/index.js';
 import { fmt, ShapeError } from '../core/shape.js';
 import { Rng } from '../util/rng.js';
 import { parameter } from '../nn/module.js';
+import { kernels } from '../backends/index.js';
 import { fakeQuant, fakeQuantGrad, sin, type FakeQuantAttrs } from './ops.js';
 import { riceEncodeBits } from './bitcode.js';
 import { packSignRows } from './kernels.js';
@@ -111,24 +112,48 @@ export abstract class Quantizer {
  */
 export function channelMeanAbs(x: Tensor, axis: number, keep: (absValue: number) => boolean = () => true): Tensor {
   if (axis < 0 || axis >= x.rank) throw new RangeError(`channelMeanAbs: axis ${axis} out of range for rank ${x.rank}`);
-  const v = x.values() as FloatArray;
+  const v = readable(x);
   const channels = x.shape[axis]!;
   const inner = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   const sums = new Float64Array(channels), counts = new Float64Array(channels);
-  for (let i = 0; i < v.length; i++) {
-    const c = Math.floor(i / inner) % channels;
-    const a = Math.abs(v[i]!);
-    if (keep(a)) {
-      sums[c] += a;
-      counts[c]++;
+  // Element i is channel ⌊i / inner⌋ mod channels: walked block by block, in the order of i.
+  for (let start = 0, c = 0; start < v.length; start += inner, c = c + 1 === channels ? 0 : c + 1) {
+    let s = sums[c]!, n = counts[c]!;
+    for (let i = start; i < start + inner; i++) {
+      const a = Math.abs(v[i]!);
+      if (keep(a)) {
+        s += a;
+        n++;
+      }
     }
+    sums[c] = s;
+    counts[c] = n;
   }
   const means = Array.from(sums, (s, c) => (counts[c] ? s / counts[c]! : 0));
   return fromValues(means, x.shape.map((d, i) => (i === axis ? d : 1)), x.dtype);
 }
 
+/** x's elements to read (no copy when x is contiguous; the caller must not keep or write them). */
+function readable(x: Tensor): FloatArray {
+  return (x.isContiguous() ? x.data() : x.values()) as FloatArray;
+}
+
+/**
+ * Mean and biased variance of `channels` runs along x viewed as [outer, channels, inner], on the
+ * backend's channelMoments kernel (float64 sums of row partials), as [channels] float64 arrays.
+ */
+function moments(x: Tensor, outer: number, channels: number, inner: number): { mean: Float64Array; variance: Float64Array } {
+  const xc = noGrad(() => contiguous(x));
+  const mean = Tensor.empty([channels], x.dtype), variance = Tensor.empty([channels], x.dtype);
+  kernels(x.dtype).channelMoments(xc, mean, variance, { outer, channels, inner });
+  const out = { mean: Float64Array.from(mean.data()), variance: Float64Array.from(variance.data()) };
+  for (const t of [mean, variance]) t.dispose();
+  if (xc !== x) xc.dispose();
+  return out;
+}
+
 function meanAbs(x: Tensor): number {
-  const v = x.values() as FloatArray;
+  const v = readable(x);
   let s = 0;
   for (let i = 0; i < v.length; i++) s += Math.abs(v[i]!);
   return v.length ? s / v.length : 0;
@@ -516,12 +541,9 @@ export class DteSign extends ScheduledSign {
     if (!(this.switchAt > 0 && this.switchAt < 1)) throw new RangeError(`dte_sign: switchAt must be in (0, 1), got ${this.switchAt}`);
   }
   protected attrs(x: Tensor): FakeQuantAttrs {
-    const v = x.values() as FloatArray;
-    let m = 0, s2 = 0;
-    for (let i = 0; i < v.length; i++) m += v[i]!;
-    m /= Math.max(1, v.length);
-    for (let i = 0; i < v.length; i++) s2 += (v[i]! - m) ** 2;
-    const sigma = Math.sqrt(s2 / Math.max(1, v.length)) || 1, p = this.progress, s = this.switchAt;
+    // σ over the whole tensor, rows of its last axis summed by the kernel.
+    const inner = x.rank ? x.shape[x.rank - 1]! : 1;
+    const sigma = (x.size ? Math.sqrt(moments(x, x.size / inner, 1, inner).variance[0]!) : 0) || 1, p = this.progress, s = this.switchAt;
     if (p < s) return { kind: 'dte', stage: 1, width: 3 - (2 * p) / s, t: 1, k: 1, sigma };
     const t = this.tMax ** ((p - s) / (1 - s));
     return { kind: 'dte', stage: 2, width: 1, t, k: Math.max(1 / t, 1), sigma };
@@ -536,16 +558,10 @@ export class DteSign extends ScheduledSign {
  * shaped [outC, 1, ...].
  */
 function channelMoments(w: Tensor): { mean: Tensor; std: Tensor } {
-  const v = w.values() as FloatArray, c = w.shape[0]!, inner = v.length / c;
-  const mean = new Float64Array(c), std = new Float64Array(c);
-  for (let o = 0; o < c; o++) {
-    let s = 0, s2 = 0;
-    for (let i = o * inner; i < (o + 1) * inner; i++) s += v[i]!;
-    const m = s / inner;
-    for (let i = o * inner; i < (o + 1) * inner; i++) s2 += (v[i]! - m) ** 2;
-    mean[o] = m;
-    std[o] = Math.sqrt(s2 / Math.max(1, inner - 1)) || 1;
-  }
+  const c = w.shape[0]!, inner = w.size / c;
+  const { mean, variance } = moments(w, 1, c, inner);
+  // The unbiased standard deviation (n − 1).
+  const std = Float64Array.from(variance, (v) => Math.sqrt((v * inner) / Math.max(1, inner - 1)) || 1);
   const shape = w.shape.map((d, i) => (i === 0 ? d : 1));
   return { mean: fromValues(mean, shape, w.dtype), std: fromValues(std, shape, w.dtype) };
 }
