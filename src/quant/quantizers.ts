@@ -574,20 +574,26 @@ function channelMoments(w: Tensor): { mean: Tensor; std: Tensor } {
  */
 export class IrNetWeight extends EdeSign {
   override readonly name = 'irnet_weight';
-  /** ŵ, the per-channel power-of-two scale and 1/std (the chain-rule factor). */
+  /**
+   * ŵ (differentiable when grad mode is on), the per-channel power-of-two scale and 1/std (the
+   * chain-rule factor), from one pass of per-filter statistics.
+   */
   private parts(w: Tensor): { standardized: Tensor; scale: Tensor; invStd: Tensor } {
+    const { mean, std } = noGrad(() => channelMoments(w));
+    const centred = sub(w, mean), standardized = div(centred, std);
     return noGrad(() => {
-      const { mean, std } = channelMoments(w);
-      const standardized = div(sub(w, mean), std);
       const a = channelMeanAbs(standardized, 0);
       const scale = fromValues(Array.from(a.values(), (m) => 2 ** Math.round(Math.log2(m || 1))), a.shape, w.dtype);
-      return { standardized, scale, invStd: div(onesLike(std), std) };
+      const invStd = div(onesLike(std), std);
+      for (const t of [a, mean, std, centred]) t.dispose();
+      return { standardized, scale, invStd };
     });
   }
   override forward(w: Tensor): Tensor {
-    const { mean, std } = noGrad(() => channelMoments(w));
-    const { scale } = this.parts(w);
-    return mul(fakeQuant(div(sub(w, mean), std), this.attrs()), scale);
+    const { standardized, scale, invStd } = this.parts(w);
+    const q = fakeQuant(standardized, this.attrs()), out = mul(q, scale);
+    for (const t of [standardized, scale, invStd, q]) t.dispose();
+    return out;
   }
   override pseudoGradient(w: Tensor): Tensor {
     return noGrad(() => {
