@@ -219,6 +219,20 @@ export function fakeQuant(
         const k = <usize>i << 2, v = v128.load(x + k);
         v128.store(out + k, demote(lsqLanes(f64x2.promote_low_f32x4(v), sv, lo, hi), lsqLanes(promoteHigh(v), sv, lo, hi)));
       }
+    } else if (kind == NESTED) {
+      // 2^drop·⌊q8 / 2^drop⌋ + 2^(drop−1), q8 = clamp(roundHalfAway(u), −128, 127) + 0 (no −0).
+      const lo = f64x2.splat(-128), hi = f64x2.splat(127), z = f64x2.splat(0);
+      const step = reinterpret<f64>(<i64>(<i32>a0 + 1023) << 52), sv = f64x2.splat(step), half = f64x2.splat(step / 2);
+      for (; i + 4 <= n; i += 4) {
+        const k = <usize>i << 2, v = v128.load(x + k);
+        let c0 = f64x2.add(f64x2.pmin(f64x2.pmax(roundHalfAwayLanes(f64x2.promote_low_f32x4(v)), lo), hi), z);
+        let c1 = f64x2.add(f64x2.pmin(f64x2.pmax(roundHalfAwayLanes(promoteHigh(v)), lo), hi), z);
+        if (a0 != 0) {
+          c0 = f64x2.add(f64x2.mul(f64x2.floor(f64x2.div(c0, sv)), sv), half);
+          c1 = f64x2.add(f64x2.mul(f64x2.floor(f64x2.div(c1, sv)), sv), half);
+        }
+        v128.store(out + k, demote(c0, c1));
+      }
     } else if (kind == TERN && !isNaN(a0)) {
       const t = f32x4.splat(f32AtLeast(a0)), nt = f32x4.neg(t), one = f32x4.splat(1);
       for (; i + 4 <= n; i += 4) {
@@ -257,9 +271,10 @@ export function fakeQuantGrad(
   }
   if (ASC_FEATURE_SIMD && wantX && !wantP) {
     // The straight-through gradient: g (or 1) where |x| ≤ clip, else g·0.
-    // DTE's first stage is the straight-through gradient clipped at width·σ.
-    const dte1 = kind == DTE && a0 == 1, ste = kind == SIGN || kind == HEAVISIDE || kind == TERN || dte1;
-    const clipped = kind == TERN ? a1 != 0 : dte1 || a0 != 0, clip = kind == TERN ? a2 : dte1 ? a1 * a4 : a1;
+    // DTE's first stage is the straight-through gradient clipped at width·σ, nested's at 128.
+    const dte1 = kind == DTE && a0 == 1, ste = kind == SIGN || kind == HEAVISIDE || kind == TERN || kind == NESTED || dte1;
+    const clipped = kind == TERN ? a1 != 0 : kind == NESTED || dte1 || a0 != 0;
+    const clip = kind == TERN ? a2 : kind == NESTED ? 128 : dte1 ? a1 * a4 : a1;
     if (ste && !(clipped && isNaN(clip))) {
       const c = f32x4.splat(clipped ? f32AtMost(clip) : Infinity), one = f32x4.splat(1), z = f32x4.splat(0);
       for (; i + 4 <= n; i += 4) {
