@@ -233,6 +233,13 @@ export function fakeQuant(
         }
         v128.store(out + k, demote(c0, c1));
       }
+    } else if (kind == PRUNED_TERN && !isNaN(a0)) {
+      const t = f32x4.splat(f32AtLeast(a0)), one = f32x4.splat(1), minus = f32x4.splat(-1), z = f32x4.splat(0);
+      for (; i + 4 <= n; i += 4) {
+        const k = <usize>i << 2, v = v128.load(x + k);
+        const s = v128.bitselect(one, minus, f32x4.ge(v, z));
+        v128.store(out + k, v128.and(s, f32x4.ge(f32x4.abs(v), t)));
+      }
     } else if (kind == TERN && !isNaN(a0)) {
       const t = f32x4.splat(f32AtLeast(a0)), nt = f32x4.neg(t), one = f32x4.splat(1);
       for (; i + 4 <= n; i += 4) {
@@ -283,6 +290,15 @@ export function fakeQuantGrad(
         const pass = clipped ? f32x4.le(f32x4.abs(v), c) : v128.or(f32x4.le(f32x4.abs(v), c), f32x4.ne(v, v));
         const d = v128.bitselect(one, z, pass);
         v128.store(gx + k, hasG ? f32x4.mul(v128.load(g + k), d) : d);
+      }
+    } else if (kind == PRUNED_TERN) {
+      // g·(|x| ≥ Δ ? 1 : |x|/Δ) on f64x2 lanes (the reference's double division).
+      const t = f64x2.splat(a0), one = f64x2.splat(1);
+      for (; i + 4 <= n; i += 4) {
+        const k = <usize>i << 2, v = v128.load(x + k), gv = hasG ? v128.load(g + k) : f32x4.splat(1);
+        const x0 = f64x2.abs(f64x2.promote_low_f32x4(v)), x1 = f64x2.abs(promoteHigh(v));
+        const d0 = v128.bitselect(one, f64x2.div(x0, t), f64x2.ge(x0, t)), d1 = v128.bitselect(one, f64x2.div(x1, t), f64x2.ge(x1, t));
+        v128.store(gx + k, hasG ? demote(f64x2.mul(f64x2.promote_low_f32x4(gv), d0), f64x2.mul(promoteHigh(gv), d1)) : demote(d0, d1));
       }
     } else if (kind == EDE || (kind == DTE && !dte1)) {
       // k·t·sech²(c·x) = k·t·4e/(1 + e)², e = exp(−2|c·x|), c = t (EDE) or t/σ (DTE's second

@@ -1046,6 +1046,8 @@ export class PrunedTernary extends Quantizer implements Scheduled {
     const delta = this.threshold(w), d = w.data() as FloatArray, f = 1 - this.decay;
     for (let i = 0; i < d.length; i++) if (Math.abs(d[i]!) < delta) d[i] = d[i]! * f;
     w.bumpVersion();
+    // Only magnitudes below Δ shrank: Δ is still the same order statistic of the new weights.
+    if (this.last?.x === w) this.last.version = w.storage.version;
   }
   config(): QuantizerConfig {
     return { name: this.name, sparsity: this.sparsity, decay: this.decay, pruneUntil: this.pruneUntil };
