@@ -69,7 +69,7 @@ let a0: f64 = 0, a1: f64 = 0, a2: f64 = 0, a3: f64 = 0, a4: f64 = 0, pv: f64 = 0
 }
 
 /**
- * sin x for |x| up to ~1e5 (the wrapper sends larger Fourier arguments to the reference): x − kπ
+ * sin x for moderate |x| (the wrapper sends Fourier arguments 2nωx past 100 to the reference): x − kπ
  * (π in two parts), then the odd Taylor polynomial to x^19 on [−π/2, π/2] (error < 1e-15).
  */
 function sinPoly(x: f64): f64 {
@@ -199,6 +199,21 @@ function f32AtLeast(v: f64): f32 {
   return f64x2.mul(g, f64x2.mul(t, gs));
 }
 
+/** sin on f32x4 lanes for moderate arguments: x − kπ (π in two parts), Taylor to x^11, sign flipped for odd k. */
+// @ts-ignore: decorator
+@inline function sinLanes(x: v128): v128 {
+  const k = f32x4.nearest(f32x4.mul(x, f32x4.splat(<f32>(1 / Math.PI))));
+  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(k, f32x4.splat(<f32>3.140625))), f32x4.mul(k, f32x4.splat(<f32>9.676535897932795e-4)));
+  const r2 = f32x4.mul(r, r);
+  let p = f32x4.splat(<f32>(-1.0 / 39916800.0));
+  p = f32x4.add(f32x4.mul(p, r2), f32x4.splat(<f32>(1.0 / 362880.0)));
+  p = f32x4.add(f32x4.mul(p, r2), f32x4.splat(<f32>(-1.0 / 5040.0)));
+  p = f32x4.add(f32x4.mul(p, r2), f32x4.splat(<f32>(1.0 / 120.0)));
+  p = f32x4.add(f32x4.mul(p, r2), f32x4.splat(<f32>(-1.0 / 6.0)));
+  const s = f32x4.add(r, f32x4.mul(f32x4.mul(r, r2), p));
+  return v128.xor(s, i32x4.shl(i32x4.trunc_sat_f32x4_s(k), 31));
+}
+
 /** out[i] = q(x[i]) for i < n (the wrapper offsets the pointers of a thread's part). */
 export function fakeQuant(
   kind: i32, x: usize, out: usize, n: i32,
@@ -299,6 +314,18 @@ export function fakeQuantGrad(
         const x0 = f64x2.abs(f64x2.promote_low_f32x4(v)), x1 = f64x2.abs(promoteHigh(v));
         const d0 = v128.bitselect(one, f64x2.div(x0, t), f64x2.ge(x0, t)), d1 = v128.bitselect(one, f64x2.div(x1, t), f64x2.ge(x1, t));
         v128.store(gx + k, hasG ? demote(f64x2.mul(f64x2.promote_low_f32x4(gv), d0), f64x2.mul(promoteHigh(gv), d1)) : demote(d0, d1));
+      }
+    } else if (kind == FOURIER) {
+      // (4ω/π)·sin(2nθ)/(2 sin θ), θ = ωx, for |x| ≤ 1 (n at θ = 0; f32 lanes: within the tolerance).
+      const w = f32x4.splat(<f32>a0), n2 = f32x4.splat(<f32>(2 * a1)), nv = f32x4.splat(<f32>a1), c = f32x4.splat(<f32>((4 * a0) / Math.PI));
+      const one = f32x4.splat(1), z = f32x4.splat(0);
+      for (; i + 4 <= n; i += 4) {
+        const k = <usize>i << 2, v = v128.load(x + k), theta = f32x4.mul(w, v), st = sinLanes(theta);
+        const ratio = f32x4.div(sinLanes(f32x4.mul(n2, theta)), f32x4.add(st, st));
+        const sum = v128.bitselect(nv, ratio, f32x4.eq(st, z));
+        // |x| > 1 gives 0 (NaN fails the compare and keeps the series' NaN, as the reference).
+        const d = v128.andnot(f32x4.mul(c, sum), f32x4.gt(f32x4.abs(v), one));
+        v128.store(gx + k, hasG ? f32x4.mul(v128.load(g + k), d) : d);
       }
     } else if (kind == EDE || (kind == DTE && !dte1)) {
       // k·t·sech²(c·x) = k·t·4e/(1 + e)², e = exp(−2|c·x|), c = t (EDE) or t/σ (DTE's second
