@@ -4,31 +4,21 @@
 // single- and multi-threaded (every call split). Exact (bit for bit) for the maps built from
 // compares and rounding arithmetic; the maps through tanh, cosh and sin within TOLERANCE.
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { fromValues, Tensor } from '../../src/core/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 import type { FakeQuantAttrs } from '../../src/quant/ops.js';
 import { referenceKernels } from '../../src/backends/reference/index.js';
-import { loadKernelModule, WasmKernels, type KernelVariant } from '../../src/backends/wasm/index.js';
+import type { KernelVariant } from '../../src/backends/wasm/index.js';
+import { splittingEngine } from '../helpers.js';
 import { FakeQuantWasmKernels } from '../../src/backends/wasm/fakequant.js';
 
 /** |got − want| ≤ TOLERANCE·scale for the transcendental maps, scale = the map's largest gradient (k·t, 4ω·n/π, ...). */
 const TOLERANCE = 2e-5;
 
-const engines: WasmKernels[] = [];
-after(() => engines.forEach((e) => e.shutdown()));
-
-function make(variant: KernelVariant, threads: number): FakeQuantWasmKernels {
-  const module = loadKernelModule(variant);
-  assert.ok(module, `build/${variant} kernels missing: run npm run build:kernels`);
-  const engine = new WasmKernels(module);
-  engine.setThreads(threads);
-  engine.minSplitNs = 0;
-  engines.push(engine);
-  return new FakeQuantWasmKernels(engine);
-}
+const make = (variant: KernelVariant, threads: number): FakeQuantWasmKernels => new FakeQuantWasmKernels(splittingEngine(variant, threads));
 
 /** Each map with random parameters, its learned scalar (0: none), the points where it switches, and its gradient scale (0: exact). */
 interface Case {
