@@ -61,7 +61,7 @@ const LEARNED: Record<FakeQuantAttrs['kind'], boolean> = {
 const learned = (a: FakeQuantAttrs): boolean => LEARNED[a.kind];
 
 function inferFakeQuant(op: string, [x, p, g]: readonly (TensorMeta | null)[], a: FakeQuantAttrs): TensorMeta {
-  if (!(a.kind in LEARNED)) throw new ShapeError(op, `unknown quantizer kind '${(a as { kind: string }).kind}'`);
+  if (!Object.hasOwn(LEARNED, a.kind)) throw new ShapeError(op, `unknown quantizer kind '${(a as { kind: string }).kind}'`);
   if (x!.dtype !== 'float32' && x!.dtype !== 'float64') throw new ShapeError(op, `expects a float tensor, got ${x!.dtype}`);
   if (learned(a) !== (p !== null)) {
     throw new ShapeError(op, `'${a.kind}' ${learned(a) ? 'needs' : 'takes no'} learned parameter input`);
