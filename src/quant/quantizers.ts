@@ -541,8 +541,8 @@ export class DteSign extends ScheduledSign {
     if (!(this.switchAt > 0 && this.switchAt < 1)) throw new RangeError(`dte_sign: switchAt must be in (0, 1), got ${this.switchAt}`);
   }
   protected attrs(x: Tensor): FakeQuantAttrs {
-    // σ over the whole tensor, rows of its last axis summed by the kernel.
-    const inner = x.rank ? x.shape[x.rank - 1]! : 1;
+    // σ over the whole tensor, one row per example summed by the kernel (long rows: SIMD, few f64 steps).
+    const inner = x.rank > 1 ? x.size / x.shape[0]! : Math.max(1, x.size);
     const sigma = (x.size ? Math.sqrt(moments(x, x.size / inner, 1, inner).variance[0]!) : 0) || 1, p = this.progress, s = this.switchAt;
     if (p < s) return { kind: 'dte', stage: 1, width: 3 - (2 * p) / s, t: 1, k: 1, sigma };
     const t = this.tMax ** ((p - s) / (1 - s));
