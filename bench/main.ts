@@ -20,6 +20,7 @@ const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number
   pipeline: () => import('./pipeline.js'),
   transformer: () => import('./transformer.js'),
   browser: () => import('./browser.js'),
+  qat: () => import('./qat.js'),
 };
 
 export async function main(args: string[]): Promise<number> {

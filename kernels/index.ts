@@ -10,3 +10,4 @@ export * from './elementwise';
 export * from './tensor';
 export * from './half';
 export * from './comet';
+export * from './fakequant';

@@ -3,6 +3,9 @@ import { fromValues, type Tensor } from '../src/core/tensor.js';
 import type { InputSpec } from '../src/ops/index.js';
 import type { Rng } from '../src/util/rng.js';
 import { BatchNorm } from '../src/nn/layers.js';
+import assert from 'node:assert/strict';
+import { after } from 'node:test';
+import { loadKernelModule, WasmKernels, type KernelVariant } from '../src/backends/wasm/index.js';
 import type { Module } from '../src/nn/module.js';
 
 /** A tensor for an op sample's input spec: given values, or normals shaped by the spec. */
@@ -47,4 +50,24 @@ export function randomizeBatchNorms(model: Module, rng: Rng, negativeGamma = fal
     m.runningMean.data().set(Float32Array.from({ length: c }, () => rng.normal() * 2));
     m.runningVar.data().set(Float32Array.from({ length: c }, () => 0.5 + rng.uniform() * 20));
   }
+}
+
+let engines: WasmKernels[] | null = null;
+
+/**
+ * A fresh wasm engine of `variant` on `threads` threads that splits every kernel (minSplitNs 0, so
+ * small inputs run the split paths), shut down after the calling file's tests.
+ */
+export function splittingEngine(variant: KernelVariant, threads: number): WasmKernels {
+  const module = loadKernelModule(variant);
+  assert.ok(module, `build/${variant} kernels missing: run npm run build:kernels`);
+  const engine = new WasmKernels(module);
+  engine.setThreads(threads);
+  engine.minSplitNs = 0;
+  if (!engines) {
+    const list: WasmKernels[] = (engines = []);
+    after(() => list.forEach((e) => e.shutdown()));
+  }
+  engines.push(engine);
+  return engine;
 }

@@ -9,6 +9,7 @@ import type { SmartDealFactors } from '../quant/smartdeal.js';
 import type { Tensor } from '../core/tensor.js';
 import type { CodeBits, GroupLayout, MetaPrecision, NoiseKey } from '../compress/quantize.js';
 import type { ConvShape } from '../quant/kernels.js';
+import type { FakeQuantAttrs } from '../quant/ops.js';
 
 /**
  * Batched GEMM: for each b < batch,
@@ -211,6 +212,15 @@ export interface Kernels {
   avgPool2d(x: Tensor, out: Tensor, g: Conv2dGeometry): void;
   /** Adjoint of avgPool2d: dx (zero-filled by the caller) += each gy spread over its window. */
   avgPool2dGrad(gy: Tensor, dx: Tensor, g: Conv2dGeometry): void;
+
+  // Fake quantization (src/quant/ops.ts: the maps, their pseudo-gradients, the learned scalar p).
+  /** out = q(x) for the map `a` (x, out contiguous, same size); p is the learned scalar (PACT alpha, LSQ step, TTQ scale), 0 when the map has none. */
+  fakeQuant(x: Tensor, out: Tensor, a: FakeQuantAttrs, p: number): void;
+  /**
+   * gx = g·∂q/∂x and gp = g·∂q/∂p elementwise (g null: the derivatives themselves); a null output
+   * is not computed; gp is 0 for maps without a learned scalar. All contiguous, x's size.
+   */
+  fakeQuantGrad(x: Tensor, g: Tensor | null, gx: Tensor | null, gp: Tensor | null, a: FakeQuantAttrs, p: number): void;
 
   // Activation-compression codecs (src/compress/codecs.ts; layout and rounding in compress/quantize.ts).
   /** Every group's (min, max) of x (rows x rowLength, groups of groupSize within a row) into ranges (float64, 2 per group). */

@@ -11,9 +11,10 @@ import { contiguous, mul } from '../ops/elementwise.js';
 import { reshape } from '../ops/movement.js';
 import { sum } from '../ops/reduce.js';
 import { defineOp, runOp, type OpSample, type TensorMeta } from '../ops/registry.js';
+import { kernels } from '../backends/index.js';
 
 export { roundHalfAway } from './kernels.js';
-import { roundHalfAway } from './kernels.js';
+export { nestedCode } from './nested-code.js';
 
 /** The elementwise maps; `p` is the learned scalar (PACT alpha, LSQ step) where there is one. */
 export type FakeQuantAttrs =
@@ -51,103 +52,16 @@ export type FakeQuantAttrs =
    */
   | { kind: 'pruned_tern'; threshold: number };
 
-interface Elementwise {
-  forward(x: number, a: any, p: number): number;
-  /** ∂q/∂x (the pseudo-gradient). */
-  dx(x: number, a: any, p: number): number;
-  /** ∂q/∂p for the learned scalar. */
-  dp?(x: number, a: any, p: number): number;
-}
-
-/**
- * The nested-precision code of u (a weight divided by its 8-bit step): q8 = clamp(round(u), −128,
- * 127); reading b bits drops d = 8 − b low bits, q_b = ⌊q8 / 2^d⌋ (cascade downsampling), and the
- * code stands for the centre of the 2^d codes it covers, 2^d·q_b + 2^(d−1) (d ≥ 1), so the levels
- * stay symmetric. d = 0 gives q8 itself. Every result fits in int8.
- *
- * @example
- * nestedCode(100.4, 0);   // 100 (the stored 8-bit code)
- * nestedCode(100, 6);     // 96 = 64·⌊100/64⌋ + 32 (the 2-bit read)
- */
-export function nestedCode(u: number, drop: number): number {
-  const q = Math.min(127, Math.max(-128, roundHalfAway(u))) + 0; // + 0: no −0 codes
-  if (drop === 0) return q;
-  const step = 2 ** drop;
-  return Math.floor(q / step) * step + step / 2;
-}
-
-const inClip = (x: number, clip: number | null): number => (clip === null || Math.abs(x) <= clip ? 1 : 0);
-/** +1 for x ≥ 0 (−0 included), else −1 (NaN too); branch-free: signs of activations and weights are near random, a branch mispredicts. */
-const sign = (x: number): number => 1 - 2 * +!(x >= 0);
-/** The straight-through gradient of sign, heaviside and tern: 1 within the clip, else 0. */
-const steGrad = (x: number, a: { clip: number | null }): number => inClip(x, a.clip);
-
-const maps: Record<FakeQuantAttrs['kind'], Elementwise> = {
-  sign: { forward: sign, dx: steGrad },
-  approx_sign: { forward: sign, dx: (x) => (Math.abs(x) <= 1 ? 2 - 2 * Math.abs(x) : 0) },
-  swish_sign: {
-    forward: sign,
-    dx: (x, a) => {
-      const bx = a.beta * x;
-      // cosh overflows to Infinity for |bx| > ~710, where the surrogate is 0 anyway.
-      return (a.beta * (2 - bx * Math.tanh(bx / 2))) / (1 + Math.cosh(bx));
-    },
-  },
-  heaviside: { forward: (x) => (x > 0 ? 1 : 0), dx: steGrad },
-  tern: { forward: (x, a) => (x >= a.threshold ? 1 : x <= -a.threshold ? -1 : 0), dx: steGrad },
-  dorefa_act: {
-    forward: (x, a) => roundHalfAway(Math.min(1, Math.max(0, x)) * a.levels) / a.levels,
-    dx: (x) => (x >= 0 && x <= 1 ? 1 : 0),
-  },
-  dorefa_weight: {
-    forward: (x, a) => (2 * roundHalfAway((Math.tanh(x) / (2 * a.maxTanh) + 0.5) * a.levels)) / a.levels - 1,
-    dx: (x, a) => (1 - Math.tanh(x) ** 2) / a.maxTanh,
-  },
-  pact: {
-    forward: (x, a, alpha) => (roundHalfAway((Math.min(alpha, Math.max(0, x)) * a.levels) / alpha) * alpha) / a.levels,
-    dx: (x, _a, alpha) => (x >= 0 && x < alpha ? 1 : 0),
-    dp: (x, _a, alpha) => (x >= alpha ? 1 : 0),
-  },
-  ede: { forward: sign, dx: (x, a) => a.k * a.t * (1 - Math.tanh(a.t * x) ** 2) },
-  dte: { forward: sign, dx: (x, a) => (a.stage === 1 ? (Math.abs(x) <= a.width * a.sigma ? 1 : 0) : a.k * a.t * (1 - Math.tanh((a.t * x) / a.sigma) ** 2)) },
-  fourier: {
-    forward: sign,
-    dx: (x, a) => {
-      if (Math.abs(x) > 1) return 0;
-      let s = 0;
-      for (let i = 0; i < a.terms; i++) s += Math.cos((2 * i + 1) * a.omega * x);
-      return (4 * a.omega / Math.PI) * s;
-    },
-  },
-  nested: { forward: (u, a) => nestedCode(u, a.drop), dx: (u) => (Math.abs(u) <= 128 ? 1 : 0) },
-  ttq_pos: {
-    forward: (x, a, wp) => (x >= a.threshold ? wp : 0),
-    dx: (x, a, wp) => (x >= a.threshold ? wp : x > -a.threshold ? 1 : 0),
-    dp: (x, a) => (x >= a.threshold ? 1 : 0),
-  },
-  ttq_neg: {
-    forward: (x, a, wn) => (x <= -a.threshold ? -wn : 0),
-    dx: (x, a, wn) => (x <= -a.threshold ? wn : 0),
-    dp: (x, a) => (x <= -a.threshold ? -1 : 0),
-  },
-  pruned_tern: {
-    forward: (x, a) => (Math.abs(x) >= a.threshold ? sign(x) : 0),
-    dx: (x, a) => (Math.abs(x) >= a.threshold ? 1 : Math.abs(x) / a.threshold),
-  },
-  lsq: {
-    forward: (v, a, s) => roundHalfAway(Math.min(a.qp, Math.max(-a.qn, v / s))) * s,
-    dx: (v, a, s) => (v / s > -a.qn && v / s < a.qp ? 1 : 0),
-    dp: (v, a, s) => {
-      const r = v / s;
-      return (r <= -a.qn ? -a.qn : r >= a.qp ? a.qp : roundHalfAway(r) - r) * a.gradScale;
-    },
-  },
+/** Whether each map has a learned scalar input p (PACT alpha, LSQ step, TTQ scale); every kind is listed. */
+const LEARNED: Record<FakeQuantAttrs['kind'], boolean> = {
+  sign: false, approx_sign: false, swish_sign: false, heaviside: false, tern: false, dorefa_act: false, dorefa_weight: false,
+  pact: true, lsq: true, ede: false, dte: false, fourier: false, nested: false, ttq_pos: true, ttq_neg: true, pruned_tern: false,
 };
 
-const learned = (a: FakeQuantAttrs): boolean => maps[a.kind].dp !== undefined;
+const learned = (a: FakeQuantAttrs): boolean => LEARNED[a.kind];
 
-function inferFakeQuant(op: string, [x, p]: readonly (TensorMeta | null)[], a: FakeQuantAttrs): TensorMeta {
-  if (!(a.kind in maps)) throw new ShapeError(op, `unknown quantizer kind '${(a as { kind: string }).kind}'`);
+function inferFakeQuant(op: string, [x, p, g]: readonly (TensorMeta | null)[], a: FakeQuantAttrs): TensorMeta {
+  if (!Object.hasOwn(LEARNED, a.kind)) throw new ShapeError(op, `unknown quantizer kind '${(a as { kind: string }).kind}'`);
   if (x!.dtype !== 'float32' && x!.dtype !== 'float64') throw new ShapeError(op, `expects a float tensor, got ${x!.dtype}`);
   if (learned(a) !== (p !== null)) {
     throw new ShapeError(op, `'${a.kind}' ${learned(a) ? 'needs' : 'takes no'} learned parameter input`);
@@ -155,37 +69,45 @@ function inferFakeQuant(op: string, [x, p]: readonly (TensorMeta | null)[], a: F
   if (p && (p.shape.length !== 1 || p.shape[0] !== 1 || p.dtype !== x!.dtype)) {
     throw new ShapeError(op, `parameter of '${a.kind}' must be a [1] ${x!.dtype} tensor, got ${fmt(p.shape)} ${p.dtype}`);
   }
+  if (g && (g.dtype !== x!.dtype || g.shape.join() !== x!.shape.join())) {
+    throw new ShapeError(op, `gradient must be ${x!.dtype} ${fmt(x!.shape)}, got ${g.dtype} ${fmt(g.shape)}`);
+  }
   return { shape: x!.shape, dtype: x!.dtype };
 }
 
-function mapElements<A>(x: Tensor, p: Tensor | null, f: (x: number, a: A, p: number) => number, a: A): Tensor {
-  const xc = contiguous(x);
-  const out = Tensor.empty(x.shape, x.dtype);
-  const param = p ? p.values()[0]! : 0;
-  const o = out.data() as FloatArray, xv = xc.data() as FloatArray;
-  // The binarizers' shared forward and straight-through gradient get loops of their own: a call
-  // site that sees one function is inlined (~1 ns per element), the shared one is not (~10 ns).
-  if (f === sign) for (let i = 0; i < o.length; i++) o[i] = sign(xv[i]!);
-  else if (f === steGrad) for (let i = 0; i < o.length; i++) o[i] = steGrad(xv[i]!, a as { clip: number | null });
-  else for (let i = 0; i < o.length; i++) o[i] = f(xv[i]!, a, param);
-  if (xc !== x) xc.dispose();
-  return out;
+/** Runs `body` on contiguous copies of the tensors (the kernels' layout), disposing the copies made. */
+function onContiguous<R>(ts: readonly (Tensor | null)[], body: (cs: (Tensor | null)[]) => R): R {
+  const cs = ts.map((t) => (t ? contiguous(t) : null));
+  try {
+    return body(cs);
+  } finally {
+    cs.forEach((c, i) => c !== ts[i] && c?.dispose());
+  }
 }
 
-const quantGradOp = defineOp<FakeQuantAttrs & { wrt: 'x' | 'p' }>({
+const quantGradOp = defineOp<FakeQuantAttrs & { wrt: 'x' | 'p' | 'both' }>({
   name: 'fake_quant_grad',
-  inputs: ['x', 'p?'],
+  inputs: ['x', 'p?', 'g?'],
   saves: {},
-  infer: (metas, a) => [inferFakeQuant('fake_quant_grad', metas, a)],
-  forward(_ctx, [x, p], a) {
-    const m = maps[a.kind];
-    return [mapElements(x!, p, a.wrt === 'x' ? m.dx : m.dp!, a)];
+  infer: (metas, a) => {
+    const meta = inferFakeQuant('fake_quant_grad', metas, a);
+    return a.wrt === 'both' ? [meta, meta] : [meta];
+  },
+  forward(_ctx, [x, p, g], { wrt, ...a }) {
+    const gx = wrt !== 'p' ? Tensor.uninitialized(x!.shape, x!.dtype) : null;
+    const gp = wrt !== 'x' ? Tensor.uninitialized(x!.shape, x!.dtype) : null;
+    const param = p ? p.values()[0]! : 0;
+    onContiguous([x, g], ([xc, gc]) => kernels(x!.dtype).fakeQuantGrad(xc!, gc, gx, gp, a as FakeQuantAttrs, param));
+    return [gx, gp].filter((t) => t !== null);
   },
 });
 
-/** The pseudo-gradient ∂q/∂x (wrt 'x') or ∂q/∂p (wrt 'p'), elementwise; not differentiable. */
-export function fakeQuantGrad(x: Tensor, p: Tensor | null, attrs: FakeQuantAttrs, wrt: 'x' | 'p' = 'x'): Tensor {
-  return runOp(quantGradOp, [x, p], { ...attrs, wrt })[0]!;
+/**
+ * The pseudo-gradient ∂q/∂x (wrt 'x') or ∂q/∂p (wrt 'p'), elementwise, times `g` when given (one
+ * kernel pass: the backward of fakeQuant); not differentiable.
+ */
+export function fakeQuantGrad(x: Tensor, p: Tensor | null, attrs: FakeQuantAttrs, wrt: 'x' | 'p' = 'x', g: Tensor | null = null): Tensor {
+  return runOp(quantGradOp, [x, p, g], { ...attrs, wrt })[0]!;
 }
 
 const sample = (attrs: FakeQuantAttrs, param?: number): OpSample => ({
@@ -206,14 +128,20 @@ const fakeQuantOp = defineOp<FakeQuantAttrs>({
   forward(ctx, [x, p], a) {
     ctx.save('x', x!);
     if (p) ctx.save('p', p);
-    return [mapElements(x!, p, maps[a.kind].forward, a)];
+    const out = Tensor.uninitialized(x!.shape, x!.dtype);
+    onContiguous([x], ([xc]) => kernels(x!.dtype).fakeQuant(xc!, out, a, p ? p.values()[0]! : 0));
+    return [out];
   },
   backward(ctx, [g], a) {
     const x = ctx.saved('x');
     const p = learned(a) ? ctx.saved('p') : null;
-    const gx = ctx.needsInputGrad[0] ? mul(g!, fakeQuantGrad(x, p, a, 'x')) : null;
-    const gp = p && ctx.needsInputGrad[1] ? reshape(sum(mul(g!, fakeQuantGrad(x, p, a, 'p'))), [1]) : null;
-    return [gx, gp];
+    const wantX = ctx.needsInputGrad[0], wantP = p !== null && ctx.needsInputGrad[1];
+    if (!wantP) return [wantX ? fakeQuantGrad(x, p, a, 'x', g) : null, null];
+    // One kernel pass for both: g·∂q/∂x, and g·∂q/∂p summed to the scalar's gradient.
+    const [gx, gpElements] = wantX ? runOp(quantGradOp, [x, p, g!], { ...a, wrt: 'both' }) : [null, fakeQuantGrad(x, p, a, 'p', g)];
+    const gp = reshape(sum(gpElements!), [1]);
+    gpElements!.dispose();
+    return [gx ?? null, gp];
   },
   // Used by the registry-wide "every op with a backward has samples" test; finite differences
   // skip this op (straightThrough), test/quant/quantizers.test.ts checks the closed forms.
@@ -235,7 +163,12 @@ const sinOp: ReturnType<typeof defineOp<{ phase: number }>> = defineOp<{ phase: 
   },
   forward(ctx, [x], a) {
     ctx.save('x', x!);
-    return [mapElements(x!, null, (v, b) => Math.sin(v + b.phase), a)];
+    const out = Tensor.uninitialized(x!.shape, x!.dtype), o = out.data() as FloatArray;
+    onContiguous([x], ([xc]) => {
+      const v = xc!.data() as FloatArray;
+      for (let i = 0; i < o.length; i++) o[i] = Math.sin(v[i]! + a.phase);
+    });
+    return [out];
   },
   // d/dx sin(x + φ) = sin(x + φ + π/2).
   backward: (ctx, [g], a) => [mul(g!, sin(ctx.saved('x'), a.phase + Math.PI / 2))],

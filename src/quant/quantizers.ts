@@ -11,11 +11,12 @@
 import type { FloatArray } from '../core/dtype.js';
 import { fromValues, Tensor } from '../core/tensor.js';
 import { noGrad } from '../autograd/mode.js';
-import { add, addScalar, div, mul, mulScalar, onesLike, relu, sub } from '../ops/elementwise.js';
+import { add, addScalar, contiguous, div, mul, mulScalar, onesLike, relu, sub } from '../ops/elementwise.js';
 import { conv2d, matmul, reshape } from '../ops/index.js';
 import { fmt, ShapeError } from '../core/shape.js';
 import { Rng } from '../util/rng.js';
 import { parameter } from '../nn/module.js';
+import { kernels } from '../backends/index.js';
 import { fakeQuant, fakeQuantGrad, sin, type FakeQuantAttrs } from './ops.js';
 import { riceEncodeBits } from './bitcode.js';
 import { packSignRows } from './kernels.js';
@@ -111,24 +112,48 @@ export abstract class Quantizer {
  */
 export function channelMeanAbs(x: Tensor, axis: number, keep: (absValue: number) => boolean = () => true): Tensor {
   if (axis < 0 || axis >= x.rank) throw new RangeError(`channelMeanAbs: axis ${axis} out of range for rank ${x.rank}`);
-  const v = x.values() as FloatArray;
+  const v = readable(x);
   const channels = x.shape[axis]!;
   const inner = x.shape.slice(axis + 1).reduce((a, b) => a * b, 1);
   const sums = new Float64Array(channels), counts = new Float64Array(channels);
-  for (let i = 0; i < v.length; i++) {
-    const c = Math.floor(i / inner) % channels;
-    const a = Math.abs(v[i]!);
-    if (keep(a)) {
-      sums[c] += a;
-      counts[c]++;
+  // Element i is channel ⌊i / inner⌋ mod channels: walked block by block, in the order of i.
+  for (let start = 0, c = 0; start < v.length; start += inner, c = c + 1 === channels ? 0 : c + 1) {
+    let s = sums[c]!, n = counts[c]!;
+    for (let i = start; i < start + inner; i++) {
+      const a = Math.abs(v[i]!);
+      if (keep(a)) {
+        s += a;
+        n++;
+      }
     }
+    sums[c] = s;
+    counts[c] = n;
   }
   const means = Array.from(sums, (s, c) => (counts[c] ? s / counts[c]! : 0));
   return fromValues(means, x.shape.map((d, i) => (i === axis ? d : 1)), x.dtype);
 }
 
+/** x's elements to read (no copy when x is contiguous; the caller must not keep or write them). */
+function readable(x: Tensor): FloatArray {
+  return (x.isContiguous() ? x.data() : x.values()) as FloatArray;
+}
+
+/**
+ * Mean and biased variance of `channels` runs along x viewed as [outer, channels, inner], on the
+ * backend's channelMoments kernel (float64 sums of row partials), as [channels] float64 arrays.
+ */
+function moments(x: Tensor, outer: number, channels: number, inner: number): { mean: Float64Array; variance: Float64Array } {
+  const xc = noGrad(() => contiguous(x));
+  const mean = Tensor.empty([channels], x.dtype), variance = Tensor.empty([channels], x.dtype);
+  kernels(x.dtype).channelMoments(xc, mean, variance, { outer, channels, inner });
+  const out = { mean: Float64Array.from(mean.data()), variance: Float64Array.from(variance.data()) };
+  for (const t of [mean, variance]) t.dispose();
+  if (xc !== x) xc.dispose();
+  return out;
+}
+
 function meanAbs(x: Tensor): number {
-  const v = x.values() as FloatArray;
+  const v = readable(x);
   let s = 0;
   for (let i = 0; i < v.length; i++) s += Math.abs(v[i]!);
   return v.length ? s / v.length : 0;
@@ -516,12 +541,9 @@ export class DteSign extends ScheduledSign {
     if (!(this.switchAt > 0 && this.switchAt < 1)) throw new RangeError(`dte_sign: switchAt must be in (0, 1), got ${this.switchAt}`);
   }
   protected attrs(x: Tensor): FakeQuantAttrs {
-    const v = x.values() as FloatArray;
-    let m = 0, s2 = 0;
-    for (let i = 0; i < v.length; i++) m += v[i]!;
-    m /= Math.max(1, v.length);
-    for (let i = 0; i < v.length; i++) s2 += (v[i]! - m) ** 2;
-    const sigma = Math.sqrt(s2 / Math.max(1, v.length)) || 1, p = this.progress, s = this.switchAt;
+    // σ over the whole tensor, one row per example summed by the kernel (long rows: SIMD, few f64 steps).
+    const inner = x.rank > 1 ? x.size / x.shape[0]! : Math.max(1, x.size);
+    const sigma = (x.size ? Math.sqrt(moments(x, x.size / inner, 1, inner).variance[0]!) : 0) || 1, p = this.progress, s = this.switchAt;
     if (p < s) return { kind: 'dte', stage: 1, width: 3 - (2 * p) / s, t: 1, k: 1, sigma };
     const t = this.tMax ** ((p - s) / (1 - s));
     return { kind: 'dte', stage: 2, width: 1, t, k: Math.max(1 / t, 1), sigma };
@@ -536,16 +558,10 @@ export class DteSign extends ScheduledSign {
  * shaped [outC, 1, ...].
  */
 function channelMoments(w: Tensor): { mean: Tensor; std: Tensor } {
-  const v = w.values() as FloatArray, c = w.shape[0]!, inner = v.length / c;
-  const mean = new Float64Array(c), std = new Float64Array(c);
-  for (let o = 0; o < c; o++) {
-    let s = 0, s2 = 0;
-    for (let i = o * inner; i < (o + 1) * inner; i++) s += v[i]!;
-    const m = s / inner;
-    for (let i = o * inner; i < (o + 1) * inner; i++) s2 += (v[i]! - m) ** 2;
-    mean[o] = m;
-    std[o] = Math.sqrt(s2 / Math.max(1, inner - 1)) || 1;
-  }
+  const c = w.shape[0]!, inner = w.size / c;
+  const { mean, variance } = moments(w, 1, c, inner);
+  // The unbiased standard deviation (n − 1).
+  const std = Float64Array.from(variance, (v) => Math.sqrt((v * inner) / Math.max(1, inner - 1)) || 1);
   const shape = w.shape.map((d, i) => (i === 0 ? d : 1));
   return { mean: fromValues(mean, shape, w.dtype), std: fromValues(std, shape, w.dtype) };
 }
@@ -558,20 +574,26 @@ function channelMoments(w: Tensor): { mean: Tensor; std: Tensor } {
  */
 export class IrNetWeight extends EdeSign {
   override readonly name = 'irnet_weight';
-  /** ŵ, the per-channel power-of-two scale and 1/std (the chain-rule factor). */
+  /**
+   * ŵ (differentiable when grad mode is on), the per-channel power-of-two scale and 1/std (the
+   * chain-rule factor), from one pass of per-filter statistics.
+   */
   private parts(w: Tensor): { standardized: Tensor; scale: Tensor; invStd: Tensor } {
+    const { mean, std } = noGrad(() => channelMoments(w));
+    const centred = sub(w, mean), standardized = div(centred, std);
     return noGrad(() => {
-      const { mean, std } = channelMoments(w);
-      const standardized = div(sub(w, mean), std);
       const a = channelMeanAbs(standardized, 0);
       const scale = fromValues(Array.from(a.values(), (m) => 2 ** Math.round(Math.log2(m || 1))), a.shape, w.dtype);
-      return { standardized, scale, invStd: div(onesLike(std), std) };
+      const invStd = div(onesLike(std), std);
+      for (const t of [a, mean, std, centred]) t.dispose();
+      return { standardized, scale, invStd };
     });
   }
   override forward(w: Tensor): Tensor {
-    const { mean, std } = noGrad(() => channelMoments(w));
-    const { scale } = this.parts(w);
-    return mul(fakeQuant(div(sub(w, mean), std), this.attrs()), scale);
+    const { standardized, scale, invStd } = this.parts(w);
+    const q = fakeQuant(standardized, this.attrs()), out = mul(q, scale);
+    for (const t of [standardized, scale, invStd, q]) t.dispose();
+    return out;
   }
   override pseudoGradient(w: Tensor): Tensor {
     return noGrad(() => {
@@ -896,8 +918,45 @@ export function countThreshold(values: ArrayLike<number>, cut: number): number {
   const n = values.length;
   if (cut <= 0 || n === 0) return 0;
   if (cut >= n) return Infinity;
-  const abs = Float64Array.from(values, Math.abs).sort();
-  return abs[cut]! || Number.MIN_VALUE;
+  // |float32| is a float32: a float32 copy selects the same value with half the memory traffic.
+  const abs = values instanceof Float32Array ? new Float32Array(n) : new Float64Array(n);
+  for (let i = 0; i < n; i++) abs[i] = Math.abs(values[i]!);
+  return kthSmallest(abs, cut) || Number.MIN_VALUE;
+}
+
+/**
+ * The value at index k of `v` sorted ascending as a typed array's sort sorts (NaN last;
+ * undefined past the end), found by quickselect in O(n) (v is reordered): a per-step threshold
+ * of pruning, pruned ternary and SBNN without a per-step sort.
+ *
+ * @example
+ * kthSmallest(Float64Array.of(3, NaN, 1, 2), 1); // 2
+ */
+export function kthSmallest(v: Float64Array | Float32Array, k: number): number | undefined {
+  if (!(k >= 0 && k < v.length)) return undefined;
+  let n = 0;
+  for (let i = 0; i < v.length; i++) if (v[i] === v[i]) v[n++] = v[i]!; // NaN sorts last: drop them
+  if (k >= n) return NaN;
+  let lo = 0, hi = n - 1;
+  while (hi > lo) {
+    // Hoare partition around the median of three.
+    const a = v[lo]!, b = v[(lo + hi) >>> 1]!, c = v[hi]!;
+    const pivot = a < b ? (b < c ? b : a < c ? c : a) : a < c ? a : b < c ? c : b;
+    let i = lo, j = hi;
+    while (i <= j) {
+      while (v[i]! < pivot) i++;
+      while (v[j]! > pivot) j--;
+      if (i <= j) {
+        const t = v[i]!;
+        v[i++] = v[j]!;
+        v[j--] = t;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return pivot;
+  }
+  return v[k]!;
 }
 
 /**
@@ -955,7 +1014,7 @@ export class PrunedTernary extends Quantizer implements Scheduled {
   threshold(x: Tensor): number {
     const sparsity = this.currentSparsity(), l = this.last;
     if (l && l.x === x && l.version === x.storage.version && l.sparsity === sparsity) return l.delta;
-    const delta = magnitudeThreshold(x.values() as FloatArray, sparsity);
+    const delta = magnitudeThreshold(readable(x), sparsity);
     this.last = { x, version: x.storage.version, sparsity, delta };
     return delta;
   }
@@ -987,6 +1046,8 @@ export class PrunedTernary extends Quantizer implements Scheduled {
     const delta = this.threshold(w), d = w.data() as FloatArray, f = 1 - this.decay;
     for (let i = 0; i < d.length; i++) if (Math.abs(d[i]!) < delta) d[i] = d[i]! * f;
     w.bumpVersion();
+    // Only magnitudes below Δ shrank: Δ is still the same order statistic of the new weights.
+    if (this.last?.x === w) this.last.version = w.storage.version;
   }
   config(): QuantizerConfig {
     return { name: this.name, sparsity: this.sparsity, decay: this.decay, pruneUntil: this.pruneUntil };
@@ -1085,10 +1146,16 @@ export class SparseBinaryWeight extends Quantizer implements Scheduled {
   currentSparsity(): number {
     return 0.5 + (this.sparsity - 0.5) * cubicRamp(this.progress / this.rampUntil);
   }
+  /** The last θ computed, by tensor, storage version and sparsity (forward and pseudoGradient share it). */
+  private last: { w: Tensor; version: number; sparsity: number; theta: number } | null = null;
   /** θ: the latent weights at and above it (a fraction 1 − currentSparsity()) are +τ. */
   threshold(w: Tensor): number {
-    const sorted = Float64Array.from(w.values() as FloatArray).sort();
-    return sorted[Math.min(sorted.length - 1, Math.floor(this.currentSparsity() * sorted.length))] ?? 0;
+    const sparsity = this.currentSparsity(), l = this.last;
+    if (l && l.w === w && l.version === w.storage.version && l.sparsity === sparsity) return l.theta;
+    const v = w.values() as FloatArray; // a copy: quickselect reorders it
+    const theta = kthSmallest(v, Math.min(v.length - 1, Math.floor(sparsity * v.length))) ?? 0;
+    this.last = { w, version: w.storage.version, sparsity, theta };
+    return theta;
   }
   /** w − θ as a stop-gradient-free tensor (the sign is taken of it). */
   private shifted(w: Tensor): Tensor {

@@ -2,27 +2,17 @@
 // reference backend, kernel by kernel on random shapes and values (fast-check), for the SIMD and
 // scalar builds, single- and multi-threaded. Every assert.ok has a message (see wasm.test.ts).
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { fromValues, Tensor } from '../../src/core/tensor.js';
 import { Rng } from '../../src/util/rng.js';
 import type { Conv2dGeometry, UnaryOp } from '../../src/backends/kernels.js';
 import { referenceKernels } from '../../src/backends/reference/index.js';
-import { loadKernelModule, WasmKernels, type KernelVariant } from '../../src/backends/wasm/index.js';
+import type { KernelVariant } from '../../src/backends/wasm/index.js';
+import { splittingEngine } from '../helpers.js';
 import { copyAxes, TensorWasmKernels } from '../../src/backends/wasm/tensor.js';
 
-const engines: WasmKernels[] = [];
-after(() => engines.forEach((e) => e.shutdown()));
-
-function make(variant: KernelVariant, threads: number): TensorWasmKernels {
-  const module = loadKernelModule(variant);
-  assert.ok(module, `build/${variant} kernels missing: run npm run build:kernels`);
-  const engine = new WasmKernels(module);
-  engine.setThreads(threads);
-  engine.minSplitNs = 0;
-  engines.push(engine);
-  return new TensorWasmKernels(engine);
-}
+const make = (variant: KernelVariant, threads: number): TensorWasmKernels => new TensorWasmKernels(splittingEngine(variant, threads));
 
 function values(n: number, seed: number, spread = 4): Float32Array {
   const rng = new Rng(seed);

@@ -8,7 +8,8 @@ import { grad } from '../../src/autograd/backward.js';
 import { mul, sum } from '../../src/ops/index.js';
 import { Rng } from '../../src/util/rng.js';
 import { getOp } from '../../src/ops/registry.js';
-import { quantizer, quantizerNames, Quantizer, Pact, Lsq, EdeSign, DteSign, FourierSign } from '../../src/quant/quantizers.js';
+import fc from 'fast-check';
+import { quantizer, quantizerNames, Quantizer, Pact, Lsq, EdeSign, DteSign, FourierSign, kthSmallest } from '../../src/quant/quantizers.js';
 
 const rng = new Rng(5, 1);
 // Includes exact zeros and exact clip points, where conventions matter.
@@ -285,4 +286,17 @@ test('fda_sign noise adaptation: (sign(x) + c·e(x))·α with e(x) = W₂·relu(
     for (let c = 0; c < 3; c++) assert.ok(Math.abs(e[2 * c + pos]! - (a2[c]! * hidden + 0.1 * Math.sin(v[2 * c + pos]!))) < 1e-9, `activation noise term [${c}, ${pos}]`);
   }
   assert.throws(() => new FourierSign({ noise: true }).noiseTerm(fromValues([1], [1, 1])), /not bound to a layer/);
+});
+
+test('kthSmallest (quickselect) is the sorted array\'s element k, NaN last, ties and ±0 included', () => {
+  const value = fc.oneof(fc.double(), fc.constantFrom(0, -0, 1, -1, NaN, Infinity), fc.integer({ min: -3, max: 3 }));
+  fc.assert(
+    fc.property(fc.array(value, { maxLength: 60 }), fc.nat(), (vs, k) => {
+      const sorted = Float64Array.from(vs).sort();
+      const want = sorted[k % Math.max(1, vs.length)];
+      const got = kthSmallest(Float64Array.from(vs), k % Math.max(1, vs.length));
+      assert.ok(Object.is(got, want) || (got === 0 && want === 0), `k ${k} of ${vs}: got ${got}, want ${want}`);
+    }),
+    { numRuns: 300 },
+  );
 });
