@@ -41,8 +41,10 @@ try {
   // A user's mistake (an option, a data directory, a model or output file) is one line, as in the
   // CLI; anything else is a bug in the bench and keeps its stack.
   const file = e instanceof DataFormatError || e instanceof DeployedModelError || e instanceof OutputPathError;
-  if (!(e instanceof UsageError) && !file) throw e;
-  console.error(file ? `slimgrad bench: ${(e as Error).message}` : (e as Error).message);
+  // node:util parseArgs in a suite: an unknown option or a missing value.
+  const option = String((e as { code?: unknown }).code ?? '').startsWith('ERR_PARSE_ARGS');
+  if (!(e instanceof UsageError) && !file && !option) throw e;
+  console.error(file ? `slimgrad bench: ${(e as Error).message}` : option ? `slimgrad bench ${process.argv[2]}: ${(e as Error).message}` : (e as Error).message);
   if (process.env.SLIMGRAD_DEBUG) console.error((e as Error).stack);
   process.exitCode = file ? 1 : 2;
 }

@@ -74,6 +74,7 @@ test('bad-input table: each mistake gets its own message and exit code, no stack
     for (const [args, code, words] of table) check(args.join(' '), await cli(...args), code, words);
     // bench runs its suites in a child process: its message is checked on a fresh process's stderr.
     check('bench quantt', cliFresh(['bench', 'quantt']), 2, [/unknown suite 'quantt' \(did you mean quant\?\)/]);
+    check('bench qat --stepz', cliFresh(['bench', 'qat', '--stepz', '3']), 2, [/slimgrad bench qat: Unknown option '--stepz'/]);
     check('bench act --data absent', cliFresh(['bench', 'act', '--lamb-only', '--data', join(dir, 'absent')]), 1, [/absent: cannot read the MNIST directory/]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
