@@ -152,6 +152,22 @@ let wPtr: usize = 0;
   wBits &= 7;
 }
 
+/** Writes one residual at Rice parameter k (mask: its k low bits), or an escape (the value at x). */
+// @ts-ignore: decorator
+@inline function code(qi: u32, k: i32, mask: u32, x: usize): void {
+  const m = qi >> <u32>k;
+  if (qi != VERBATIM && m < <u32>ESCAPE) {
+    // m ones, the terminating zero, the k low bits.
+    put(((<u64>(qi & mask)) << (<u64>m + 1)) | ((<u64>1 << <u64>m) - 1), <u64>m + 1 + <u64>k);
+  } else if (qi == VERBATIM) {
+    put((1 << ESCAPE) - 1, ESCAPE + 1); // ESCAPE ones, type 0
+    put(f32Bits(load<f32>(x)), 32);
+  } else {
+    put((2 << ESCAPE) - 1, ESCAPE + 1); // ESCAPE ones, type 1
+    put(qi, RESIDUAL_BITS);
+  }
+}
+
 /** The stored bits of a value (one NaN pattern). */
 // @ts-ignore: decorator
 @inline function f32Bits(v: f32): u32 {
@@ -184,20 +200,26 @@ export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region
       const k = riceParameter(q, count, useZero ? zeroSum : lorenzoSum);
       put(<u64>((useZero ? 1 : 0) | (k << 1)), 6);
       const kk = <u64>k, mask = (<u32>1 << <u32>k) - 1;
-      for (let i = 0; i < count; i++) {
-        const qi = load<u32>(q + (<usize>i << 2));
-        const m = qi >> <u32>k;
-        if (qi != VERBATIM && m < <u32>ESCAPE) {
-          // m ones, the terminating zero, the k low bits.
-          put(((<u64>(qi & mask)) << (<u64>m + 1)) | ((<u64>1 << <u64>m) - 1), <u64>m + 1 + kk);
-        } else if (qi == VERBATIM) {
-          put((1 << ESCAPE) - 1, ESCAPE + 1); // ESCAPE ones, type 0
-          put(f32Bits(load<f32>(xs + (<usize>i << 2))), 32);
+      // Groups of 4 codes in one put when none escapes and they fit in 57 bits (a k = 0 code
+      // takes 2.3 bits on average on ResNet-20's saves); otherwise code by code.
+      const limit = min<u64>(<u64>ESCAPE << kk, 0xffffffff);
+      let i = 0;
+      for (; i + 4 <= count; i += 4) {
+        const at = q + (<usize>i << 2);
+        const q0 = load<u32>(at), q1 = load<u32>(at, 4), q2 = load<u32>(at, 8), q3 = load<u32>(at, 12);
+        const m0 = <u64>(q0 >> <u32>k), m1 = <u64>(q1 >> <u32>k), m2 = <u64>(q2 >> <u32>k), m3 = <u64>(q3 >> <u32>k);
+        const l0 = m0 + 1 + kk, l1 = m1 + 1 + kk, l2 = m2 + 1 + kk, l3 = m3 + 1 + kk;
+        if (<u64>max(max(q0, q1), max(q2, q3)) < limit && l0 + l1 + l2 + l3 <= 57) {
+          const c0 = (<u64>(q0 & mask) << (m0 + 1)) | ((<u64>1 << m0) - 1);
+          const c1 = (<u64>(q1 & mask) << (m1 + 1)) | ((<u64>1 << m1) - 1);
+          const c2 = (<u64>(q2 & mask) << (m2 + 1)) | ((<u64>1 << m2) - 1);
+          const c3 = (<u64>(q3 & mask) << (m3 + 1)) | ((<u64>1 << m3) - 1);
+          put(c0 | (c1 << l0) | (c2 << (l0 + l1)) | (c3 << (l0 + l1 + l2)), l0 + l1 + l2 + l3);
         } else {
-          put((2 << ESCAPE) - 1, ESCAPE + 1); // ESCAPE ones, type 1
-          put(qi, RESIDUAL_BITS);
+          for (let j = 0; j < 4; j++) code(load<u32>(at + (<usize>j << 2)), k, mask, xs + (<usize>(i + j) << 2));
         }
       }
+      for (; i < count; i++) code(load<u32>(q + (<usize>i << 2)), k, mask, xs + (<usize>i << 2));
     }
     // The pending bits are already stored in the last partial byte.
     store<u32>(lens + (<usize>(c - first) << 2), <u32>(wPtr - base) + (wBits > 0 ? 1 : 0));
