@@ -19,17 +19,20 @@ const NO_BIN: i32 = i32.MIN_VALUE; // binIndex's answer for a value stored verba
 /** The block scratch at the end of each chunk's region (src/compress/comet.ts COMET_SCRATCH): both residual lists. */
 const SCRATCH: i32 = 2 * BLOCK * 4;
 
-// The capped residual sums of the last block (an instance's globals: every pool thread has its own instance).
+// The last block's capped residual sums and largest residuals (verbatim values left out), and
+// whether it stores a value verbatim (an instance's globals: every pool thread has its own instance).
 let zeroSum: u32 = 0;
 let lorenzoSum: u32 = 0;
+let zeroMax: u32 = 0;
+let lorenzoMax: u32 = 0;
+let anyVerbatim = false;
 
-/** The bin index of v, or NO_BIN where fround(width·q) misses the bound (strict in float32, or v = x̂ exactly). */
+/** The bin index of v, or NO_BIN where fround(width·q) misses the bound (`below`: the bound, or 2^-149 for bound 0, so that the strict float32 test is exact). */
 // @ts-ignore: decorator
-@inline function binIndex(v: f32, width: f32, inv: f32, bound: f32): i32 {
+@inline function binIndex(v: f32, width: f32, inv: f32, below: f32): i32 {
   const q = Mathf.floor(v * inv + <f32>0.5);
   if (!(Mathf.abs(q) < Q_LIMIT)) return NO_BIN;
-  const r = width * q;
-  return Mathf.abs(v - r) < bound || v == r ? <i32>q : NO_BIN;
+  return Mathf.abs(v - width * q) < below ? <i32>q : NO_BIN;
 }
 
 // @ts-ignore: decorator
@@ -39,41 +42,51 @@ let lorenzoSum: u32 = 0;
 
 /**
  * Residual lists of the n values at x under both predictors (zero at zr, Lorenzo at lr; VERBATIM
- * for a value stored as is), their capped sums in zeroSum / lorenzoSum; returns the last bin index
- * (0 after a verbatim value), the next block's Lorenzo start.
+ * for a value stored as is), their capped sums and maxima in zeroSum / lorenzoSum, zeroMax /
+ * lorenzoMax, anyVerbatim; returns the last bin index (0 after a verbatim value), the next
+ * block's Lorenzo start.
  */
-function residuals(x: usize, n: i32, chain: i32, width: f32, inv: f32, bound: f32, zr: usize, lr: usize): i32 {
+function residuals(x: usize, n: i32, chain: i32, width: f32, inv: f32, below: f32, zr: usize, lr: usize): i32 {
   let i = 0;
-  let s0: u32 = 0, s1: u32 = 0;
+  let s0: u32 = 0, s1: u32 = 0, x0: u32 = 0, x1: u32 = 0;
+  let verbatim = false;
   if (ASC_FEATURE_SIMD) {
-    const vInv = f32x4.splat(inv), vWidth = f32x4.splat(width), vBound = f32x4.splat(bound), half = f32x4.splat(0.5), limit = f32x4.splat(Q_LIMIT);
+    const vInv = f32x4.splat(inv), vWidth = f32x4.splat(width), vBelow = f32x4.splat(below), half = f32x4.splat(0.5), limit = f32x4.splat(Q_LIMIT);
     const cap = i32x4.splat(SUM_CAP);
-    let prev = i32x4.splat(chain), a0 = i32x4.splat(0), a1 = i32x4.splat(0);
+    let prev = i32x4.splat(chain), a0 = i32x4.splat(0), a1 = i32x4.splat(0), m0 = i32x4.splat(0), m1 = i32x4.splat(0), bad = i32x4.splat(0);
     for (; i + 4 <= n; i += 4) {
       const v = v128.load(x + (<usize>i << 2));
       const qf = f32x4.floor(f32x4.add(f32x4.mul(v, vInv), half));
-      const r = f32x4.mul(vWidth, qf);
-      const ok = v128.and(f32x4.lt(f32x4.abs(qf), limit), v128.or(f32x4.lt(f32x4.abs(f32x4.sub(v, r)), vBound), f32x4.eq(v, r)));
+      const ok = v128.and(f32x4.lt(f32x4.abs(qf), limit), f32x4.lt(f32x4.abs(f32x4.sub(v, f32x4.mul(vWidth, qf))), vBelow));
       const q = v128.and(i32x4.trunc_sat_f32x4_s(qf), ok);
       const d = i32x4.sub(q, i32x4.shuffle(prev, q, 3, 4, 5, 6));
+      // Verbatim lanes: q = 0, so their residuals below are 0 (d: a Lorenzo residual against 0) until the or.
       const z0 = v128.xor(i32x4.shl(q, 1), i32x4.shr_s(q, 31));
-      const z1 = v128.xor(i32x4.shl(d, 1), i32x4.shr_s(d, 31));
-      v128.store(zr + (<usize>i << 2), v128.or(z0, v128.not(ok)));
-      v128.store(lr + (<usize>i << 2), v128.or(z1, v128.not(ok)));
-      a0 = i32x4.add(a0, v128.and(i32x4.min_u(z0, cap), ok));
-      a1 = i32x4.add(a1, v128.and(i32x4.min_u(z1, cap), ok));
+      const z1 = v128.and(v128.xor(i32x4.shl(d, 1), i32x4.shr_s(d, 31)), ok);
+      const notOk = v128.not(ok);
+      v128.store(zr + (<usize>i << 2), v128.or(z0, notOk));
+      v128.store(lr + (<usize>i << 2), v128.or(z1, notOk));
+      a0 = i32x4.add(a0, i32x4.min_u(z0, cap));
+      a1 = i32x4.add(a1, i32x4.min_u(z1, cap));
+      m0 = i32x4.max_u(m0, z0);
+      m1 = i32x4.max_u(m1, z1);
+      bad = v128.or(bad, notOk);
       prev = q;
     }
     s0 = <u32>(i32x4.extract_lane(a0, 0) + i32x4.extract_lane(a0, 1) + i32x4.extract_lane(a0, 2) + i32x4.extract_lane(a0, 3));
     s1 = <u32>(i32x4.extract_lane(a1, 0) + i32x4.extract_lane(a1, 1) + i32x4.extract_lane(a1, 2) + i32x4.extract_lane(a1, 3));
+    x0 = max(max(<u32>i32x4.extract_lane(m0, 0), <u32>i32x4.extract_lane(m0, 1)), max(<u32>i32x4.extract_lane(m0, 2), <u32>i32x4.extract_lane(m0, 3)));
+    x1 = max(max(<u32>i32x4.extract_lane(m1, 0), <u32>i32x4.extract_lane(m1, 1)), max(<u32>i32x4.extract_lane(m1, 2), <u32>i32x4.extract_lane(m1, 3)));
+    verbatim = v128.any_true(bad);
     chain = i32x4.extract_lane(prev, 3);
   }
   for (; i < n; i++) {
-    const q = binIndex(load<f32>(x + (<usize>i << 2)), width, inv, bound);
+    const q = binIndex(load<f32>(x + (<usize>i << 2)), width, inv, below);
     const j = <usize>i << 2;
     if (q == NO_BIN) {
       store<u32>(zr + j, VERBATIM);
       store<u32>(lr + j, VERBATIM);
+      verbatim = true;
       chain = 0;
     } else {
       const z0 = zigzag(q), z1 = zigzag(q - chain);
@@ -81,42 +94,76 @@ function residuals(x: usize, n: i32, chain: i32, width: f32, inv: f32, bound: f3
       store<u32>(lr + j, z1);
       s0 += min<u32>(z0, SUM_CAP);
       s1 += min<u32>(z1, SUM_CAP);
+      x0 = max(x0, z0);
+      x1 = max(x1, z1);
       chain = q;
     }
   }
   zeroSum = s0;
   lorenzoSum = s1;
+  zeroMax = x0;
+  lorenzoMax = x1;
+  anyVerbatim = verbatim;
   return chain;
 }
 
-/** The best Rice parameter for the n residuals at q (capped sum `sum`), searched at k0 − 1, k0, k0 + 1 around log2 of the mean; the lowest wins a tie. */
-function riceParameter(q: usize, n: i32, sum: u32): i32 {
+/**
+ * The best Rice parameter for the n residuals at q (capped sum `sum`, largest `largest`),
+ * searched at k0 − 1, k0, k0 + 1 around log2 of the mean; the lowest wins a tie. Without
+ * escapes at any of the three (no verbatim value, largest >> (k0 − 1) < ESCAPE) a block costs
+ * n·(1 + k) + Σ q >> k bits.
+ */
+function riceParameter(q: usize, n: i32, sum: u32, largest: u32): i32 {
   const mean1 = <f64>sum / <f64>n + 1.0;
   let k0 = 0;
   while (k0 < MAX_K && <f64>(1 << (k0 + 1)) <= mean1) k0++;
   const kLo = max(0, k0 - 1), kHi = min(MAX_K, k0 + 1);
   let t0: i64 = 0, t1: i64 = 0, t2: i64 = 0;
   let i = 0;
-  if (ASC_FEATURE_SIMD) {
-    const verbatim = i32x4.splat(-1), esc = i32x4.splat(ESCAPE), escBits = i32x4.splat(ESCAPE + 1 + RESIDUAL_BITS), verbatimBits = i32x4.splat(ESCAPE + 33);
-    let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0);
-    for (; i + 4 <= n; i += 4) {
-      const v = v128.load(q + (<usize>i << 2));
-      const isVerbatim = i32x4.eq(v, verbatim);
-      const m0 = i32x4.min_u(i32x4.shr_u(v, kLo), esc), m1 = i32x4.min_u(i32x4.shr_u(v, kLo + 1), esc), m2 = i32x4.min_u(i32x4.shr_u(v, kLo + 2), esc);
-      a0 = i32x4.add(a0, v128.bitselect(verbatimBits, v128.bitselect(escBits, i32x4.add(m0, i32x4.splat(1 + kLo)), i32x4.eq(m0, esc)), isVerbatim));
-      a1 = i32x4.add(a1, v128.bitselect(verbatimBits, v128.bitselect(escBits, i32x4.add(m1, i32x4.splat(2 + kLo)), i32x4.eq(m1, esc)), isVerbatim));
-      a2 = i32x4.add(a2, v128.bitselect(verbatimBits, v128.bitselect(escBits, i32x4.add(m2, i32x4.splat(3 + kLo)), i32x4.eq(m2, esc)), isVerbatim));
+  if (!anyVerbatim && (largest >> <u32>kLo) < <u32>ESCAPE) {
+    if (ASC_FEATURE_SIMD) {
+      let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0);
+      for (; i + 4 <= n; i += 4) {
+        const v = v128.load(q + (<usize>i << 2));
+        a0 = i32x4.add(a0, i32x4.shr_u(v, kLo));
+        a1 = i32x4.add(a1, i32x4.shr_u(v, kLo + 1));
+        a2 = i32x4.add(a2, i32x4.shr_u(v, kLo + 2));
+      }
+      t0 = <i64>(i32x4.extract_lane(a0, 0) + i32x4.extract_lane(a0, 1) + i32x4.extract_lane(a0, 2) + i32x4.extract_lane(a0, 3));
+      t1 = <i64>(i32x4.extract_lane(a1, 0) + i32x4.extract_lane(a1, 1) + i32x4.extract_lane(a1, 2) + i32x4.extract_lane(a1, 3));
+      t2 = <i64>(i32x4.extract_lane(a2, 0) + i32x4.extract_lane(a2, 1) + i32x4.extract_lane(a2, 2) + i32x4.extract_lane(a2, 3));
     }
-    t0 = <i64>(i32x4.extract_lane(a0, 0) + i32x4.extract_lane(a0, 1) + i32x4.extract_lane(a0, 2) + i32x4.extract_lane(a0, 3));
-    t1 = <i64>(i32x4.extract_lane(a1, 0) + i32x4.extract_lane(a1, 1) + i32x4.extract_lane(a1, 2) + i32x4.extract_lane(a1, 3));
-    t2 = <i64>(i32x4.extract_lane(a2, 0) + i32x4.extract_lane(a2, 1) + i32x4.extract_lane(a2, 2) + i32x4.extract_lane(a2, 3));
-  }
-  for (; i < n; i++) {
-    const qi = load<u32>(q + (<usize>i << 2));
-    t0 += price(qi, kLo);
-    t1 += price(qi, kLo + 1);
-    t2 += price(qi, kLo + 2);
+    for (; i < n; i++) {
+      const qi = load<u32>(q + (<usize>i << 2));
+      t0 += <i64>(qi >> <u32>kLo);
+      t1 += <i64>(qi >> <u32>(kLo + 1));
+      t2 += <i64>(qi >> <u32>(kLo + 2));
+    }
+    t0 += <i64>n * <i64>(1 + kLo);
+    t1 += <i64>n * <i64>(2 + kLo);
+    t2 += <i64>n * <i64>(3 + kLo);
+  } else {
+    if (ASC_FEATURE_SIMD) {
+      const verbatim = i32x4.splat(-1), esc = i32x4.splat(ESCAPE), escBits = i32x4.splat(ESCAPE + 1 + RESIDUAL_BITS), verbatimBits = i32x4.splat(ESCAPE + 33);
+      let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0);
+      for (; i + 4 <= n; i += 4) {
+        const v = v128.load(q + (<usize>i << 2));
+        const isVerbatim = i32x4.eq(v, verbatim);
+        const m0 = i32x4.min_u(i32x4.shr_u(v, kLo), esc), m1 = i32x4.min_u(i32x4.shr_u(v, kLo + 1), esc), m2 = i32x4.min_u(i32x4.shr_u(v, kLo + 2), esc);
+        a0 = i32x4.add(a0, v128.bitselect(verbatimBits, v128.bitselect(escBits, i32x4.add(m0, i32x4.splat(1 + kLo)), i32x4.eq(m0, esc)), isVerbatim));
+        a1 = i32x4.add(a1, v128.bitselect(verbatimBits, v128.bitselect(escBits, i32x4.add(m1, i32x4.splat(2 + kLo)), i32x4.eq(m1, esc)), isVerbatim));
+        a2 = i32x4.add(a2, v128.bitselect(verbatimBits, v128.bitselect(escBits, i32x4.add(m2, i32x4.splat(3 + kLo)), i32x4.eq(m2, esc)), isVerbatim));
+      }
+      t0 = <i64>(i32x4.extract_lane(a0, 0) + i32x4.extract_lane(a0, 1) + i32x4.extract_lane(a0, 2) + i32x4.extract_lane(a0, 3));
+      t1 = <i64>(i32x4.extract_lane(a1, 0) + i32x4.extract_lane(a1, 1) + i32x4.extract_lane(a1, 2) + i32x4.extract_lane(a1, 3));
+      t2 = <i64>(i32x4.extract_lane(a2, 0) + i32x4.extract_lane(a2, 1) + i32x4.extract_lane(a2, 2) + i32x4.extract_lane(a2, 3));
+    }
+    for (; i < n; i++) {
+      const qi = load<u32>(q + (<usize>i << 2));
+      t0 += price(qi, kLo);
+      t1 += price(qi, kLo + 1);
+      t2 += price(qi, kLo + 2);
+    }
   }
   let bestBits = t0, bestK = kLo;
   if (kLo + 1 <= kHi && t1 < bestBits) {
@@ -183,6 +230,7 @@ let wPtr: usize = 0;
 export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region: i32, lens: usize, first: i32, from: i32, to: i32): void {
   const bound = reinterpret<f32>(boundBits);
   const width = <f32>2.0 * bound, inv = bound > 0 ? <f32>1.0 / width : <f32>0.0;
+  const below = bound > 0 ? bound : reinterpret<f32>(1); // |v − x̂| < 2^-149: v = x̂
   for (let c = from; c < to; c++) {
     const base = out + <usize>(c - first) * <usize>region;
     const zr = base + <usize>(region - SCRATCH), lr = zr + <usize>(BLOCK << 2);
@@ -194,16 +242,32 @@ export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region
     for (let start = c * CHUNK; start < chunkEnd; start += BLOCK) {
       const count = min(BLOCK, chunkEnd - start);
       const xs = x + (<usize>start << 2);
-      chain = residuals(xs, count, chain, width, inv, bound, zr, lr);
+      chain = residuals(xs, count, chain, width, inv, below, zr, lr);
       const useZero = zeroSum <= lorenzoSum;
       const q = useZero ? zr : lr;
-      const k = riceParameter(q, count, useZero ? zeroSum : lorenzoSum);
+      const k = riceParameter(q, count, useZero ? zeroSum : lorenzoSum, useZero ? zeroMax : lorenzoMax);
       put(<u64>((useZero ? 1 : 0) | (k << 1)), 6);
       const kk = <u64>k, mask = (<u32>1 << <u32>k) - 1;
       // Groups of 4 codes in one put when none escapes and they fit in 57 bits (a k = 0 code
       // takes 2.3 bits on average on ResNet-20's saves); otherwise code by code.
       const limit = min<u64>(<u64>ESCAPE << kk, 0xffffffff);
       let i = 0;
+      if (k == 0) {
+        // k = 0: eight codes per put where they fit; ones everywhere but at their terminators.
+        for (; i + 8 <= count; i += 8) {
+          const at = q + (<usize>i << 2);
+          const q0 = load<u32>(at), q1 = load<u32>(at, 4), q2 = load<u32>(at, 8), q3 = load<u32>(at, 12);
+          const q4 = load<u32>(at, 16), q5 = load<u32>(at, 20), q6 = load<u32>(at, 24), q7 = load<u32>(at, 28);
+          const t0 = <u64>q0, t1 = t0 + 1 + <u64>q1, t2 = t1 + 1 + <u64>q2, t3 = t2 + 1 + <u64>q3;
+          const t4 = t3 + 1 + <u64>q4, t5 = t4 + 1 + <u64>q5, t6 = t5 + 1 + <u64>q6, t7 = t6 + 1 + <u64>q7;
+          if (max(max(max(q0, q1), max(q2, q3)), max(max(q4, q5), max(q6, q7))) < <u32>ESCAPE && t7 < 57) {
+            const ends = (<u64>1 << t0) | (<u64>1 << t1) | (<u64>1 << t2) | (<u64>1 << t3) | (<u64>1 << t4) | (<u64>1 << t5) | (<u64>1 << t6) | (<u64>1 << t7);
+            put(((<u64>2 << t7) - 1) ^ ends, t7 + 1);
+          } else {
+            for (let j = 0; j < 8; j++) code(load<u32>(at + (<usize>j << 2)), 0, 0, xs + (<usize>(i + j) << 2));
+          }
+        }
+      }
       for (; i + 4 <= count; i += 4) {
         const at = q + (<usize>i << 2);
         const q0 = load<u32>(at), q1 = load<u32>(at, 4), q2 = load<u32>(at, 8), q3 = load<u32>(at, 12);
