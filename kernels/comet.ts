@@ -303,10 +303,116 @@ const ALL: u64 = ~(<u64>0);
   return v >> (pos & 7);
 }
 
+// The decoder's position in the current chunk (bits) and its last bin index.
+let rPos: u64 = 0;
+let rChain: i32 = 0;
+
+/**
+ * Reads the n residuals of a block without escapes (Rice parameter k) from rPos into dst as u32,
+ * every code of a 57-bit window from its terminating zeros; false at the first escape.
+ */
+function readResiduals(src: usize, length: u64, k: i32, dst: usize, n: i32): bool {
+  const kk = <u64>k, mask = (<u64>1 << kk) - 1;
+  let pos = rPos;
+  let i = 0;
+  while (i < n) {
+    const v = peek(src, length, pos);
+    let t = ~v & VALID;
+    let next: u64 = 0; // where the next code starts
+    if (k == 0) {
+      // Codes are the unary parts alone: the next terminator is the lowest set bit left.
+      while (t != 0 && i < n) {
+        const p = ctz(t);
+        const m = p - next;
+        if (m >= <u64>ESCAPE) break;
+        next = p + 1;
+        t &= t - 1;
+        store<u32>(dst + (<usize>i << 2), <u32>m);
+        i++;
+      }
+    } else {
+      while (i < n) {
+        t &= ALL << next;
+        if (t == 0) break;
+        const p = ctz(t);
+        const m = p - next;
+        if (m >= <u64>ESCAPE || p + 1 + kk > 57) break;
+        next = p + 1 + kk;
+        store<u32>(dst + (<usize>i << 2), <u32>(((v >> (p + 1)) & mask) | (m << kk)));
+        i++;
+      }
+    }
+    if (next == 0) return false; // an escape at the window's start
+    pos += next;
+  }
+  rPos = pos;
+  return true;
+}
+
+/** The n residuals at dst (u32, in place) to float32 values: bin indices (from rChain under Lorenzo) times width. */
+function reconstruct(dst: usize, n: i32, zero: bool, width: f32): void {
+  let chain = rChain;
+  let i = 0;
+  if (ASC_FEATURE_SIMD) {
+    const w = f32x4.splat(width), one = i32x4.splat(1), none = i32x4.splat(0);
+    let carry = i32x4.splat(chain);
+    for (; i + 4 <= n; i += 4) {
+      const z = v128.load(dst + (<usize>i << 2));
+      let d = v128.xor(i32x4.shr_u(z, 1), i32x4.neg(v128.and(z, one)));
+      if (!zero) {
+        d = i32x4.add(d, i32x4.shuffle(none, d, 3, 4, 5, 6));
+        d = i32x4.add(d, i32x4.shuffle(none, d, 2, 3, 4, 5));
+        d = i32x4.add(d, carry);
+        carry = i32x4.shuffle(d, d, 3, 3, 3, 3);
+      }
+      v128.store(dst + (<usize>i << 2), f32x4.mul(w, f32x4.convert_i32x4_s(d)));
+      chain = i32x4.extract_lane(d, 3);
+    }
+  }
+  for (; i < n; i++) {
+    const z = load<u32>(dst + (<usize>i << 2));
+    const d = <i32>(z >> 1) ^ -<i32>(z & 1);
+    chain = zero ? d : chain + d;
+    store<f32>(dst + (<usize>i << 2), width * <f32>chain);
+  }
+  rChain = chain;
+}
+
+/** Decodes a block with escapes value by value from rPos and rChain (Rice parameter k). */
+function decodeBlock(src: usize, length: u64, k: i32, zero: bool, width: f32, dst: usize, n: i32): void {
+  const kk = <u64>k, mask = (<u64>1 << kk) - 1;
+  let pos = rPos, chain = rChain;
+  for (let i = 0; i < n; i++) {
+    const v = peek(src, length, pos);
+    const m = ctz(~v);
+    let res: u32;
+    if (m < <u64>ESCAPE) {
+      res = <u32>(((v >> (m + 1)) & mask) | (m << kk));
+      pos += m + 1 + kk;
+    } else if (((v >> <u64>ESCAPE) & 1) == 0) {
+      // ESCAPE ones, type 0: the float32 bits.
+      store<u32>(dst + (<usize>i << 2), <u32>(v >> <u64>(ESCAPE + 1)));
+      pos += ESCAPE + 33;
+      chain = 0;
+      continue;
+    } else {
+      // ESCAPE ones, type 1: a 26-bit residual.
+      res = <u32>((v >> <u64>(ESCAPE + 1)) & ((1 << RESIDUAL_BITS) - 1));
+      pos += ESCAPE + 1 + RESIDUAL_BITS;
+    }
+    const d = <i32>(res >> 1) ^ -<i32>(res & 1);
+    chain = zero ? d : chain + d;
+    store<f32>(dst + (<usize>i << 2), width * <f32>chain);
+  }
+  rPos = pos;
+  rChain = chain;
+}
+
 /**
  * Decodes chunks [from, to) of a stream of `size` bytes at src into out (n float32 values), the
- * chunk table checked by the caller. A chunk that reads past its end or holds a Rice parameter
- * above MAX_K stores 1 at status (the values decoded are then meaningless).
+ * chunk table checked by the caller: per block the residuals first (no escape: the fast reader,
+ * then one SIMD pass to values), else value by value. A chunk that reads past its end or holds a
+ * Rice parameter above MAX_K stores 1 at status (the values decoded are then meaningless).
  */
 export function cometDecode(src: usize, size: i32, n: i32, out: usize, status: usize, from: i32, to: i32): void {
   const chunks = (n + CHUNK - 1) / CHUNK;
@@ -315,72 +421,27 @@ export function cometDecode(src: usize, size: i32, n: i32, out: usize, status: u
   const width = <f32>2.0 * reinterpret<f32>(load<u32>(src));
   for (let c = from; c < to; c++) {
     const length = <u64>load<u32>(src + <usize>(4 + 4 * c));
-    let pos: u64 = 0;
     const chunkEnd = min(n, (c + 1) * CHUNK);
-    let chain: i32 = 0;
+    rPos = 0;
+    rChain = 0;
     let bad = false;
     for (let start = c * CHUNK; start < chunkEnd; start += BLOCK) {
-      const blockEnd = min(start + BLOCK, chunkEnd);
-      const head = peek(at, length, pos);
+      const count = min(BLOCK, chunkEnd - start);
+      const head = peek(at, length, rPos);
       const zero = (head & 1) != 0;
       const k = <i32>((head >> 1) & 31);
-      pos += 6;
+      rPos += 6;
       if (k > MAX_K) {
         bad = true;
         break;
       }
-      const kk = <u64>k, mask = (<u64>1 << kk) - 1;
-      let i = start;
-      while (i < blockEnd) {
-        // Every code in 57 bits: its terminating zero (a set bit of ~v) ends its unary part.
-        const v = peek(at, length, pos);
-        let t = ~v & VALID;
-        let next: u64 = 0; // where the next code starts
-        if (k == 0) {
-          // Codes are the unary parts alone: the next terminator is the lowest set bit left.
-          while (t != 0 && i < blockEnd) {
-            const p = ctz(t);
-            const m = p - next;
-            if (m >= <u64>ESCAPE) break;
-            next = p + 1;
-            t &= t - 1;
-            const d = <i32>(m >> 1) ^ -<i32>(m & 1);
-            chain = zero ? d : chain + d;
-            store<f32>(out + (<usize>i << 2), width * <f32>chain);
-            i++;
-          }
-        } else {
-          while (i < blockEnd) {
-            t &= ALL << next;
-            if (t == 0) break;
-            const p = ctz(t);
-            const m = p - next;
-            if (m >= <u64>ESCAPE || p + 1 + kk > 57) break;
-            next = p + 1 + kk;
-            const res = <u32>(((v >> (p + 1)) & mask) | (m << kk));
-            const d = <i32>(res >> 1) ^ -<i32>(res & 1);
-            chain = zero ? d : chain + d;
-            store<f32>(out + (<usize>i << 2), width * <f32>chain);
-            i++;
-          }
-        }
-        pos += next;
-        if (next > 0 || i >= blockEnd) continue;
-        // An escape: ESCAPE ones, then the float32 bits (type 0) or a 26-bit residual (type 1).
-        if (((v >> <u64>ESCAPE) & 1) == 0) {
-          store<u32>(out + (<usize>i << 2), <u32>(v >> <u64>(ESCAPE + 1)));
-          pos += ESCAPE + 33;
-          chain = 0;
-        } else {
-          const res = <u32>((v >> <u64>(ESCAPE + 1)) & ((1 << RESIDUAL_BITS) - 1));
-          pos += ESCAPE + 1 + RESIDUAL_BITS;
-          const d = <i32>(res >> 1) ^ -<i32>(res & 1);
-          chain = zero ? d : chain + d;
-          store<f32>(out + (<usize>i << 2), width * <f32>chain);
-        }
-        i++;
+      const dst = out + (<usize>start << 2), pos = rPos;
+      if (readResiduals(at, length, k, dst, count)) reconstruct(dst, count, zero, width);
+      else {
+        rPos = pos;
+        decodeBlock(at, length, k, zero, width, dst, count);
       }
-      if (pos > length * 8) {
+      if (rPos > length * 8) {
         bad = true;
         break;
       }
