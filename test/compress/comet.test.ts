@@ -29,11 +29,11 @@ function wasmKernels(): Kernels {
 }
 
 /** Encodes with a backend's kernel; returns the stream. */
-function encodeWith(k: Kernels, x: Float32Array, eb: number): Uint8Array {
+function encodeWith(k: Pick<Kernels, 'cometEncode'>, x: Float32Array, eb: number): Uint8Array {
   return scope(() => k.cometEncode(fromValues(x, [x.length]), eb));
 }
 
-function decodeWith(k: Kernels, stream: Uint8Array, n: number): Float32Array {
+function decodeWith(k: Pick<Kernels, 'cometDecode'>, stream: Uint8Array, n: number): Float32Array {
   return scope(() => {
     const bytes = fromValues(stream, [stream.length], 'uint8');
     const out = Tensor.uninitialized([n], 'float32', 'workspace');
