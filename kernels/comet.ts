@@ -188,7 +188,11 @@ let wAcc: u64 = 0;
 let wBits: u64 = 0;
 let wPtr: usize = 0;
 
-/** Appends the low n (<= 57) bits of v, LSB first: one unaligned 64-bit store, no branch (the region keeps 8 bytes of slack). */
+/**
+ * Appends the low n (<= 56) bits of v, LSB first: one unaligned 64-bit store, no branch (the
+ * region keeps 8 bytes of slack). With at most 7 bits pending the total stays below 64, so that
+ * the shift by its whole bytes is one (a shift by 64 would be one by 0).
+ */
 // @ts-ignore: decorator
 @inline function put(v: u64, n: u64): void {
   wAcc |= v << wBits;
@@ -248,7 +252,7 @@ export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region
       const k = riceParameter(q, count, useZero ? zeroSum : lorenzoSum, useZero ? zeroMax : lorenzoMax);
       put(<u64>((useZero ? 1 : 0) | (k << 1)), 6);
       const kk = <u64>k, mask = (<u32>1 << <u32>k) - 1;
-      // Groups of 4 codes in one put when none escapes and they fit in 57 bits (a k = 0 code
+      // Groups of 4 codes in one put when none escapes and they fit in 56 bits (a k = 0 code
       // takes 2.3 bits on average on ResNet-20's saves); otherwise code by code.
       const limit = min<u64>(<u64>ESCAPE << kk, 0xffffffff);
       let i = 0;
@@ -260,7 +264,7 @@ export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region
           const q4 = load<u32>(at, 16), q5 = load<u32>(at, 20), q6 = load<u32>(at, 24), q7 = load<u32>(at, 28);
           const t0 = <u64>q0, t1 = t0 + 1 + <u64>q1, t2 = t1 + 1 + <u64>q2, t3 = t2 + 1 + <u64>q3;
           const t4 = t3 + 1 + <u64>q4, t5 = t4 + 1 + <u64>q5, t6 = t5 + 1 + <u64>q6, t7 = t6 + 1 + <u64>q7;
-          if (max(max(max(q0, q1), max(q2, q3)), max(max(q4, q5), max(q6, q7))) < <u32>ESCAPE && t7 < 57) {
+          if (max(max(max(q0, q1), max(q2, q3)), max(max(q4, q5), max(q6, q7))) < <u32>ESCAPE && t7 < 56) {
             const ends = (<u64>1 << t0) | (<u64>1 << t1) | (<u64>1 << t2) | (<u64>1 << t3) | (<u64>1 << t4) | (<u64>1 << t5) | (<u64>1 << t6) | (<u64>1 << t7);
             put(((<u64>2 << t7) - 1) ^ ends, t7 + 1);
           } else {
@@ -273,7 +277,7 @@ export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region
         const q0 = load<u32>(at), q1 = load<u32>(at, 4), q2 = load<u32>(at, 8), q3 = load<u32>(at, 12);
         const m0 = <u64>(q0 >> <u32>k), m1 = <u64>(q1 >> <u32>k), m2 = <u64>(q2 >> <u32>k), m3 = <u64>(q3 >> <u32>k);
         const l0 = m0 + 1 + kk, l1 = m1 + 1 + kk, l2 = m2 + 1 + kk, l3 = m3 + 1 + kk;
-        if (<u64>max(max(q0, q1), max(q2, q3)) < limit && l0 + l1 + l2 + l3 <= 57) {
+        if (<u64>max(max(q0, q1), max(q2, q3)) < limit && l0 + l1 + l2 + l3 <= 56) {
           const c0 = (<u64>(q0 & mask) << (m0 + 1)) | ((<u64>1 << m0) - 1);
           const c1 = (<u64>(q1 & mask) << (m1 + 1)) | ((<u64>1 << m1) - 1);
           const c2 = (<u64>(q2 & mask) << (m2 + 1)) | ((<u64>1 << m2) - 1);

@@ -110,6 +110,17 @@ test('comet: activation-like data at relative bounds, SIMD and scalar builds, bi
   }
 });
 
+test('comet: a group of codes filling a 64-bit write (57 bits after 7 pending) is coded like the oracle', () => {
+  // Zero predictor, k = 0, bound 0.5 (bins are the integers): after the 6-bit header, eight codes
+  // of 9 bits leave 7 bits pending, then eight codes of 57 bits (zig-zag 23, 3, 23, 0 x 5).
+  const wasm = wasmKernels();
+  setThreads(1);
+  const x = new Float32Array(512);
+  x.set([0, 0, 0, 0, 0, 0, 0, -1, -12, -2, -12, 0, 0, 0, 0, 0]);
+  x.set([1, 2, 3], 300);
+  checkBoth(wasm, x, 0.5, 'a 57-bit group');
+});
+
 test('comet: several chunks at 1 and 3 threads give the same stream; smooth and ReLU-like data pick their predictors', () => {
   const wasm = wasmKernels();
   const rng = new Rng(11);
