@@ -16,6 +16,9 @@
  *   two in-process steps (`--fit-batches`) is only the first guess.
  * - kernels: quantize+pack and unpack throughput (GB/s of fp32) at 2, 4 and 8 bits and of the COMET
  *   codec (comet, 0.05 x the range), TypeScript and wasm kernels, on 4 M random-normal values.
+ * - cometCodec (wasm, comet among the modes, resnet20 among the models): the COMET codec on every
+ *   float32 save of one ResNet-20 forward, CPU ns per value at 1 thread and the pool's
+ *   (bench/act-comet.ts).
  * - accuracy (`--accuracy`): MLP (and/or LeNet-5, ResNet-20 on 1x28x28, `--accuracy-models`) on MNIST
  *   (../shared/data/mnist-t10k: first 8,000 train, last 2,000 test) for fp32/int4/int2/division
  *   and the extra modes requested (auto:B, mesa, comet), SGD lr 0.05 (cosine decay) momentum 0.9, batch 64, `--epochs` (1), `--seeds` (1).
@@ -45,7 +48,7 @@ import { memory as ledgerMemory, resetPeakMemory } from '../src/core/ledger.js';
 import { scope } from '../src/core/scope.js';
 import { StepPlan } from '../src/core/plan.js';
 import { printJson, printTable, UsageError } from '../src/cli/command.js';
-import { setThreads, useFastestBackend } from '../src/backends/index.js';
+import { getThreads, setThreads, useFastestBackend } from '../src/backends/index.js';
 import { fromValues } from '../src/core/tensor.js';
 import { loadMnist } from '../src/data/files.js';
 import { lenet5, mlp, resnet20, transformer } from '../src/nn/models.js';
@@ -65,6 +68,7 @@ import { LM_DEFAULTS, LM_FLAGS, lmChild, lmOptionsFrom, lmRows, lmTargets, type 
 import { sensitivityRows } from './act-sensitivity.js';
 import { LAMB_DEFAULTS, lambRows, lambTargets, type LambMemoryRow, type LambRow } from './act-lamb.js';
 import { inBenchChild, mapConcurrent } from './children.js';
+import { cometCodecRows } from './act-comet.js';
 
 const MiB = 2 ** 20;
 
@@ -710,6 +714,17 @@ export async function run(args: string[]): Promise<number> {
   const kernels = kernelRows(backend === 'wasm' ? ['reference', 'wasm'] : ['reference']);
   console.log('');
   printTable(kernels);
+  // The COMET codec on ResNet-20's own saves (bench/act-comet.ts), with comet among the modes.
+  let cometCodec: ReturnType<typeof cometCodecRows> = [];
+  if (backend === 'wasm' && modelNames.includes('resnet20') && extraModes.some((m) => m.startsWith('comet'))) {
+    const resnet = MODELS.find((m) => m.name === 'resnet20')!, model = resnet.build();
+    cometCodec = cometCodecRows(resnet.forward(model), values.quick ? resnet.quickBatch : resnet.batch, [1, getThreads()]);
+    model.dispose();
+  }
+  if (cometCodec.length) {
+    console.log('');
+    printTable(cometCodec.map((r) => ({ ...r })));
+  }
 
   let accuracy: AccuracyRow[] = [];
   if (values.accuracy) {
@@ -760,7 +775,7 @@ export async function run(args: string[]): Promise<number> {
   ];
   console.log('');
   printTable(targets.map((t) => ({ ...t, holds: t.holds === null ? 'not run' : t.holds ? 'yes' : 'NO' })));
-  if (values.json) printJson({ suite: 'act', backend, quick: values.quick, memory: [...memory, ...extraMemory], maxBatch, kernels, accuracy, lm: lm.rows, lamb: lamb.runs, lambMemory: lamb.memory, targets });
+  if (values.json) printJson({ suite: 'act', backend, quick: values.quick, memory: [...memory, ...extraMemory], maxBatch, kernels, cometCodec, accuracy, lm: lm.rows, lamb: lamb.runs, lambMemory: lamb.memory, targets });
   return 0;
 }
 

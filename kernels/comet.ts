@@ -1,109 +1,169 @@
 // COMET / SZ error-bounded codec of activation compression (src/compress/comet.ts), bit for bit:
-// per chunk of CHUNK values (prediction restarting from 0), per block of BLOCK values the Lorenzo
-// or the zero predictor, whichever has the smaller estimated residuals, linear quantization into bins of
-// 2·eb, zig-zag, Golomb-Rice with the block's best k; escapes store the float32 bits (NaN as
-// 0x7fc00000). Same IEEE operations as the TypeScript oracle (floor(v + 0.5), no log2), so the
-// streams are identical. Every kernel covers chunks [from, to), so the pool can split them.
+// per chunk of CHUNK values (prediction restarting from bin 0), every value quantized on its own
+// to the bin index q = floor(x·(1/2eb) + 0.5) in float32 (dual quantization, as cuSZ: no value
+// waits for another's reconstruction, so four lanes at a time), per block of BLOCK values the zero
+// predictor (q) or the Lorenzo predictor (q − q_prev) on the indices, whichever has the smaller
+// capped sum of zig-zag residuals, Golomb-Rice with the block's best k through a branch-free
+// 64-bit bit writer; escapes store the float32 bits (NaN as 0x7fc00000) or a 26-bit residual.
+// Every kernel covers chunks [from, to), so the pool can split them.
 
 const BLOCK: i32 = 256;
 const CHUNK: i32 = 256 * BLOCK;
 const ESCAPE: i32 = 24;
 const MAX_K: i32 = 29;
-const NO_Q: u32 = 0xffffffff; // an escape in a candidate's index list
-/** The block scratch at the end of each chunk's region (src/compress/comet.ts COMET_SCRATCH): q and rec. */
+const Q_LIMIT: f32 = 16777216; // |q| < 2^24: exact in float32
+const RESIDUAL_BITS: i32 = 26;
+const SUM_CAP: u32 = 1 << 22; // residuals capped in the block sums
+const VERBATIM: u32 = 0xffffffff; // a residual list entry for a value stored verbatim
+const NO_BIN: i32 = i32.MIN_VALUE; // binIndex's answer for a value stored verbatim
+/** The block scratch at the end of each chunk's region (src/compress/comet.ts COMET_SCRATCH): both residual lists. */
 const SCRATCH: i32 = 2 * BLOCK * 4;
 
-// The sum of the last block's indices (an instance's global: every pool thread has its own instance).
-let indexSum: u64 = 0;
+// The last block's capped residual sums and largest residuals (verbatim values left out), and
+// whether it stores a value verbatim (an instance's globals: every pool thread has its own instance).
+let zeroSum: u32 = 0;
+let lorenzoSum: u32 = 0;
+let zeroMax: u32 = 0;
+let lorenzoMax: u32 = 0;
+let anyVerbatim = false;
+
+/** The bin index of v, or NO_BIN where fround(width·q) misses the bound (`below`: the bound, or 2^-149 for bound 0, so that the strict float32 test is exact). */
+// @ts-ignore: decorator
+@inline function binIndex(v: f32, width: f32, inv: f32, below: f32): i32 {
+  const q = Mathf.floor(v * inv + <f32>0.5);
+  if (!(Mathf.abs(q) < Q_LIMIT)) return NO_BIN;
+  return Mathf.abs(v - width * q) < below ? <i32>q : NO_BIN;
+}
+
+// @ts-ignore: decorator
+@inline function zigzag(v: i32): u32 {
+  return <u32>((v << 1) ^ (v >> 31));
+}
 
 /**
- * comet.ts `zeroPredicts` (Σ|round(x/2eb)| <= Σ|round((x_i − x_{i−1})/2eb)| over the block) fused
- * with the zero predictor's quantization into q and rec (and indexSum), which the block then keeps
- * unless Lorenzo wins.
+ * Residual lists of the n values at x under both predictors (zero at zr, Lorenzo at lr; VERBATIM
+ * for a value stored as is), their capped sums and maxima in zeroSum / lorenzoSum, zeroMax /
+ * lorenzoMax, anyVerbatim; returns the last bin index (0 after a verbatim value), the next
+ * block's Lorenzo start.
  */
-function zeroPredicts(x: usize, start: i32, end: i32, prev: f32, bound: f32, q: usize, rec: usize): bool {
-  const width = 2.0 * <f64>bound;
-  const inv = bound > 0 ? 1.0 / width : 0.0;
-  const b = <f64>bound;
-  let zero = 0.0, lorenzo = 0.0, last = <f64>prev;
-  let sum: u64 = 0;
-  for (let i = start; i < end; i++) {
-    const v = <f64>load<f32>(x + (<usize>i << 2));
-    const idx = Math.floor(v * inv + 0.5);
-    zero += Math.abs(idx);
-    lorenzo += Math.abs(Math.floor((v - last) * inv + 0.5));
-    last = v;
-    const r = <f32>(width * idx);
-    const j = <usize>(i - start) << 2;
-    if (Math.abs(v - <f64>r) <= b && Math.abs(idx) < 1073741824.0) {
-      const qi: u32 = idx >= 0 ? <u32>(2.0 * idx) : <u32>(-2.0 * idx - 1.0);
-      store<u32>(q + j, qi);
-      sum += qi;
-      store<f32>(rec + j, r);
+function residuals(x: usize, n: i32, chain: i32, width: f32, inv: f32, below: f32, zr: usize, lr: usize): i32 {
+  let i = 0;
+  let s0: u32 = 0, s1: u32 = 0, x0: u32 = 0, x1: u32 = 0;
+  let verbatim = false;
+  if (ASC_FEATURE_SIMD) {
+    const vInv = f32x4.splat(inv), vWidth = f32x4.splat(width), vBelow = f32x4.splat(below), half = f32x4.splat(0.5), limit = f32x4.splat(Q_LIMIT);
+    const cap = i32x4.splat(SUM_CAP);
+    let prev = i32x4.splat(chain), a0 = i32x4.splat(0), a1 = i32x4.splat(0), m0 = i32x4.splat(0), m1 = i32x4.splat(0), bad = i32x4.splat(0);
+    for (; i + 4 <= n; i += 4) {
+      const v = v128.load(x + (<usize>i << 2));
+      const qf = f32x4.floor(f32x4.add(f32x4.mul(v, vInv), half));
+      const ok = v128.and(f32x4.lt(f32x4.abs(qf), limit), f32x4.lt(f32x4.abs(f32x4.sub(v, f32x4.mul(vWidth, qf))), vBelow));
+      const q = v128.and(i32x4.trunc_sat_f32x4_s(qf), ok);
+      const d = i32x4.sub(q, i32x4.shuffle(prev, q, 3, 4, 5, 6));
+      // Verbatim lanes: q = 0, so their residuals below are 0 (d: a Lorenzo residual against 0) until the or.
+      const z0 = v128.xor(i32x4.shl(q, 1), i32x4.shr_s(q, 31));
+      const z1 = v128.and(v128.xor(i32x4.shl(d, 1), i32x4.shr_s(d, 31)), ok);
+      const notOk = v128.not(ok);
+      v128.store(zr + (<usize>i << 2), v128.or(z0, notOk));
+      v128.store(lr + (<usize>i << 2), v128.or(z1, notOk));
+      a0 = i32x4.add(a0, i32x4.min_u(z0, cap));
+      a1 = i32x4.add(a1, i32x4.min_u(z1, cap));
+      m0 = i32x4.max_u(m0, z0);
+      m1 = i32x4.max_u(m1, z1);
+      bad = v128.or(bad, notOk);
+      prev = q;
+    }
+    s0 = <u32>(i32x4.extract_lane(a0, 0) + i32x4.extract_lane(a0, 1) + i32x4.extract_lane(a0, 2) + i32x4.extract_lane(a0, 3));
+    s1 = <u32>(i32x4.extract_lane(a1, 0) + i32x4.extract_lane(a1, 1) + i32x4.extract_lane(a1, 2) + i32x4.extract_lane(a1, 3));
+    x0 = max(max(<u32>i32x4.extract_lane(m0, 0), <u32>i32x4.extract_lane(m0, 1)), max(<u32>i32x4.extract_lane(m0, 2), <u32>i32x4.extract_lane(m0, 3)));
+    x1 = max(max(<u32>i32x4.extract_lane(m1, 0), <u32>i32x4.extract_lane(m1, 1)), max(<u32>i32x4.extract_lane(m1, 2), <u32>i32x4.extract_lane(m1, 3)));
+    verbatim = v128.any_true(bad);
+    chain = i32x4.extract_lane(prev, 3);
+  }
+  for (; i < n; i++) {
+    const q = binIndex(load<f32>(x + (<usize>i << 2)), width, inv, below);
+    const j = <usize>i << 2;
+    if (q == NO_BIN) {
+      store<u32>(zr + j, VERBATIM);
+      store<u32>(lr + j, VERBATIM);
+      verbatim = true;
+      chain = 0;
     } else {
-      store<u32>(q + j, NO_Q);
-      store<f32>(rec + j, <f32>v);
+      const z0 = zigzag(q), z1 = zigzag(q - chain);
+      store<u32>(zr + j, z0);
+      store<u32>(lr + j, z1);
+      s0 += min<u32>(z0, SUM_CAP);
+      s1 += min<u32>(z1, SUM_CAP);
+      x0 = max(x0, z0);
+      x1 = max(x1, z1);
+      chain = q;
     }
   }
-  indexSum = sum;
-  return zero <= lorenzo;
+  zeroSum = s0;
+  lorenzoSum = s1;
+  zeroMax = x0;
+  lorenzoMax = x1;
+  anyVerbatim = verbatim;
+  return chain;
 }
 
-/** Quantizes x[start, end) against the Lorenzo predictor from `prev` into q (u32 zig-zag indices, NO_Q = escape), rec (f32 reconstructions) and indexSum. */
-function lorenzoBlock(x: usize, start: i32, end: i32, prev: f32, bound: f32, q: usize, rec: usize): void {
-  const width = 2.0 * <f64>bound;
-  const inv = bound > 0 ? 1.0 / width : 0.0;
-  const b = <f64>bound;
-  let p = prev;
-  let sum: u64 = 0;
-  for (let i = start; i < end; i++) {
-    const v = <f64>load<f32>(x + (<usize>i << 2));
-    const base = <f64>p;
-    const idx = Math.floor((v - base) * inv + 0.5);
-    const r = <f32>(base + width * idx);
-    const j = <usize>(i - start) << 2;
-    if (Math.abs(v - <f64>r) <= b && Math.abs(idx) < 1073741824.0) {
-      const qi: u32 = idx >= 0 ? <u32>(2.0 * idx) : <u32>(-2.0 * idx - 1.0);
-      store<u32>(q + j, qi);
-      sum += qi;
-      p = r;
-    } else {
-      store<u32>(q + j, NO_Q);
-      p = <f32>v;
-    }
-    store<f32>(rec + j, p);
-  }
-  indexSum = sum;
-}
-
-/** The best Rice parameter for the n indices at q (sum: indexSum), searched at k0 − 1, k0, k0 + 1 around log2 of the mean; the lowest wins a tie. */
-function riceParameter(q: usize, n: i32, sum: u64): i32 {
+/**
+ * The best Rice parameter for the n residuals at q (capped sum `sum`, largest `largest`),
+ * searched at k0 − 1, k0, k0 + 1 around log2 of the mean; the lowest wins a tie. Without
+ * escapes at any of the three (no verbatim value, largest >> (k0 − 1) < ESCAPE) a block costs
+ * n·(1 + k) + Σ q >> k bits.
+ */
+function riceParameter(q: usize, n: i32, sum: u32, largest: u32): i32 {
   const mean1 = <f64>sum / <f64>n + 1.0;
   let k0 = 0;
   while (k0 < MAX_K && <f64>(1 << (k0 + 1)) <= mean1) k0++;
   const kLo = max(0, k0 - 1), kHi = min(MAX_K, k0 + 1);
   let t0: i64 = 0, t1: i64 = 0, t2: i64 = 0;
   let i = 0;
-  if (ASC_FEATURE_SIMD) {
-    const noQ = i32x4.splat(-1), esc = i32x4.splat(ESCAPE), escBits = i32x4.splat(ESCAPE + 32);
-    let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0);
-    for (; i + 4 <= n; i += 4) {
-      const v = v128.load(q + (<usize>i << 2));
-      const isEsc = i32x4.eq(v, noQ);
-      const m0 = i32x4.min_u(i32x4.shr_u(v, kLo), esc), m1 = i32x4.min_u(i32x4.shr_u(v, kLo + 1), esc), m2 = i32x4.min_u(i32x4.shr_u(v, kLo + 2), esc);
-      a0 = i32x4.add(a0, v128.bitselect(escBits, i32x4.add(m0, i32x4.splat(1 + kLo)), v128.or(isEsc, i32x4.eq(m0, esc))));
-      a1 = i32x4.add(a1, v128.bitselect(escBits, i32x4.add(m1, i32x4.splat(2 + kLo)), v128.or(isEsc, i32x4.eq(m1, esc))));
-      a2 = i32x4.add(a2, v128.bitselect(escBits, i32x4.add(m2, i32x4.splat(3 + kLo)), v128.or(isEsc, i32x4.eq(m2, esc))));
+  if (!anyVerbatim && (largest >> <u32>kLo) < <u32>ESCAPE) {
+    if (ASC_FEATURE_SIMD) {
+      let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0);
+      for (; i + 4 <= n; i += 4) {
+        const v = v128.load(q + (<usize>i << 2));
+        a0 = i32x4.add(a0, i32x4.shr_u(v, kLo));
+        a1 = i32x4.add(a1, i32x4.shr_u(v, kLo + 1));
+        a2 = i32x4.add(a2, i32x4.shr_u(v, kLo + 2));
+      }
+      t0 = <i64>(i32x4.extract_lane(a0, 0) + i32x4.extract_lane(a0, 1) + i32x4.extract_lane(a0, 2) + i32x4.extract_lane(a0, 3));
+      t1 = <i64>(i32x4.extract_lane(a1, 0) + i32x4.extract_lane(a1, 1) + i32x4.extract_lane(a1, 2) + i32x4.extract_lane(a1, 3));
+      t2 = <i64>(i32x4.extract_lane(a2, 0) + i32x4.extract_lane(a2, 1) + i32x4.extract_lane(a2, 2) + i32x4.extract_lane(a2, 3));
     }
-    t0 = <i64>(i32x4.extract_lane(a0, 0) + i32x4.extract_lane(a0, 1) + i32x4.extract_lane(a0, 2) + i32x4.extract_lane(a0, 3));
-    t1 = <i64>(i32x4.extract_lane(a1, 0) + i32x4.extract_lane(a1, 1) + i32x4.extract_lane(a1, 2) + i32x4.extract_lane(a1, 3));
-    t2 = <i64>(i32x4.extract_lane(a2, 0) + i32x4.extract_lane(a2, 1) + i32x4.extract_lane(a2, 2) + i32x4.extract_lane(a2, 3));
-  }
-  for (; i < n; i++) {
-    const qi = load<u32>(q + (<usize>i << 2));
-    t0 += price(qi, kLo);
-    t1 += price(qi, kLo + 1);
-    t2 += price(qi, kLo + 2);
+    for (; i < n; i++) {
+      const qi = load<u32>(q + (<usize>i << 2));
+      t0 += <i64>(qi >> <u32>kLo);
+      t1 += <i64>(qi >> <u32>(kLo + 1));
+      t2 += <i64>(qi >> <u32>(kLo + 2));
+    }
+    t0 += <i64>n * <i64>(1 + kLo);
+    t1 += <i64>n * <i64>(2 + kLo);
+    t2 += <i64>n * <i64>(3 + kLo);
+  } else {
+    if (ASC_FEATURE_SIMD) {
+      const verbatim = i32x4.splat(-1), esc = i32x4.splat(ESCAPE), escBits = i32x4.splat(ESCAPE + 1 + RESIDUAL_BITS), verbatimBits = i32x4.splat(ESCAPE + 33);
+      let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0);
+      for (; i + 4 <= n; i += 4) {
+        const v = v128.load(q + (<usize>i << 2));
+        const isVerbatim = i32x4.eq(v, verbatim);
+        const m0 = i32x4.min_u(i32x4.shr_u(v, kLo), esc), m1 = i32x4.min_u(i32x4.shr_u(v, kLo + 1), esc), m2 = i32x4.min_u(i32x4.shr_u(v, kLo + 2), esc);
+        a0 = i32x4.add(a0, v128.bitselect(verbatimBits, v128.bitselect(escBits, i32x4.add(m0, i32x4.splat(1 + kLo)), i32x4.eq(m0, esc)), isVerbatim));
+        a1 = i32x4.add(a1, v128.bitselect(verbatimBits, v128.bitselect(escBits, i32x4.add(m1, i32x4.splat(2 + kLo)), i32x4.eq(m1, esc)), isVerbatim));
+        a2 = i32x4.add(a2, v128.bitselect(verbatimBits, v128.bitselect(escBits, i32x4.add(m2, i32x4.splat(3 + kLo)), i32x4.eq(m2, esc)), isVerbatim));
+      }
+      t0 = <i64>(i32x4.extract_lane(a0, 0) + i32x4.extract_lane(a0, 1) + i32x4.extract_lane(a0, 2) + i32x4.extract_lane(a0, 3));
+      t1 = <i64>(i32x4.extract_lane(a1, 0) + i32x4.extract_lane(a1, 1) + i32x4.extract_lane(a1, 2) + i32x4.extract_lane(a1, 3));
+      t2 = <i64>(i32x4.extract_lane(a2, 0) + i32x4.extract_lane(a2, 1) + i32x4.extract_lane(a2, 2) + i32x4.extract_lane(a2, 3));
+    }
+    for (; i < n; i++) {
+      const qi = load<u32>(q + (<usize>i << 2));
+      t0 += price(qi, kLo);
+      t1 += price(qi, kLo + 1);
+      t2 += price(qi, kLo + 2);
+    }
   }
   let bestBits = t0, bestK = kLo;
   if (kLo + 1 <= kHi && t1 < bestBits) {
@@ -114,33 +174,52 @@ function riceParameter(q: usize, n: i32, sum: u64): i32 {
   return bestK;
 }
 
-/** Bits of one index at Rice parameter k (an escape: ESCAPE ones and 32 bits). */
+/** Bits of one residual at Rice parameter k (escapes: ESCAPE ones, a type bit and 32 or 26 bits). */
 // @ts-ignore: decorator
 @inline function price(qi: u32, k: i32): i64 {
-  const m = qi == NO_Q ? ESCAPE : <i32>min<u32>(qi >> <u32>k, <u32>ESCAPE);
-  return m >= ESCAPE ? ESCAPE + 32 : m + 1 + k;
+  if (qi == VERBATIM) return ESCAPE + 33;
+  const m = <i32>min<u32>(qi >> <u32>k, <u32>ESCAPE);
+  return m >= ESCAPE ? ESCAPE + 1 + RESIDUAL_BITS : m + 1 + k;
 }
 
-// The encoder's bit writer (an instance's globals, like indexSum): pending bits (fewer than 32
-// between calls) and the next byte to store.
+// The encoder's bit writer (an instance's globals, like zeroSum): pending bits (fewer than 8
+// between calls, already stored at wPtr) and the byte they belong to.
 let wAcc: u64 = 0;
-let wBits: i32 = 0;
+let wBits: u64 = 0;
 let wPtr: usize = 0;
 
-/** Appends the low n (<= 32) bits of v, LSB first, storing each completed 32-bit word. */
+/**
+ * Appends the low n (<= 56) bits of v, LSB first: one unaligned 64-bit store, no branch (the
+ * region keeps 8 bytes of slack). With at most 7 bits pending the total stays below 64, so that
+ * the shift by its whole bytes is one (a shift by 64 would be one by 0).
+ */
 // @ts-ignore: decorator
-@inline function put(v: u32, n: i32): void {
-  wAcc |= <u64>v << <u64>wBits;
+@inline function put(v: u64, n: u64): void {
+  wAcc |= v << wBits;
   wBits += n;
-  if (wBits >= 32) {
-    store<u32>(wPtr, <u32>wAcc);
-    wPtr += 4;
-    wAcc >>= 32;
-    wBits -= 32;
+  store<u64>(wPtr, wAcc);
+  wPtr += <usize>(wBits >> 3);
+  wAcc >>= wBits & 56;
+  wBits &= 7;
+}
+
+/** Writes one residual at Rice parameter k (mask: its k low bits), or an escape (the value at x). */
+// @ts-ignore: decorator
+@inline function code(qi: u32, k: i32, mask: u32, x: usize): void {
+  const m = qi >> <u32>k;
+  if (qi != VERBATIM && m < <u32>ESCAPE) {
+    // m ones, the terminating zero, the k low bits.
+    put(((<u64>(qi & mask)) << (<u64>m + 1)) | ((<u64>1 << <u64>m) - 1), <u64>m + 1 + <u64>k);
+  } else if (qi == VERBATIM) {
+    put((1 << ESCAPE) - 1, ESCAPE + 1); // ESCAPE ones, type 0
+    put(f32Bits(load<f32>(x)), 32);
+  } else {
+    put((2 << ESCAPE) - 1, ESCAPE + 1); // ESCAPE ones, type 1
+    put(qi, RESIDUAL_BITS);
   }
 }
 
-/** The stored bits of a reconstruction (one NaN pattern). */
+/** The stored bits of a value (one NaN pattern). */
 // @ts-ignore: decorator
 @inline function f32Bits(v: f32): u32 {
   return v != v ? 0x7fc00000 : reinterpret<u32>(v);
@@ -149,119 +228,233 @@ let wPtr: usize = 0;
 /**
  * Encodes chunks [from, to) of x (n float32 values) within `bound` (float32 bits). Chunk c is
  * written at out + (c − first) * region (src/compress/comet.ts `cometRegionBytes`: its worst-case
- * stream, then SCRATCH bytes of block scratch) and its byte length stored to lens[c − first]
- * (u32); the caller assembles the stream.
+ * stream, 8 bytes of slack, then SCRATCH bytes of block scratch) and its byte length stored to
+ * lens[c − first] (u32); the caller assembles the stream.
  */
 export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region: i32, lens: usize, first: i32, from: i32, to: i32): void {
   const bound = reinterpret<f32>(boundBits);
+  const width = <f32>2.0 * bound, inv = bound > 0 ? <f32>1.0 / width : <f32>0.0;
+  const below = bound > 0 ? bound : reinterpret<f32>(1); // |v − x̂| < 2^-149: v = x̂
   for (let c = from; c < to; c++) {
     const base = out + <usize>(c - first) * <usize>region;
-    const scratch = base + <usize>(region - SCRATCH);
-    const q = scratch, rec = scratch + <usize>(BLOCK << 2);
+    const zr = base + <usize>(region - SCRATCH), lr = zr + <usize>(BLOCK << 2);
     const chunkEnd = min(n, (c + 1) * CHUNK);
     wPtr = base;
     wAcc = 0;
     wBits = 0;
-    let prev: f32 = 0;
+    let chain: i32 = 0;
     for (let start = c * CHUNK; start < chunkEnd; start += BLOCK) {
-      const end = min(start + BLOCK, chunkEnd);
-      const useZero = zeroPredicts(x, start, end, prev, bound, q, rec);
-      if (!useZero) lorenzoBlock(x, start, end, prev, bound, q, rec);
-      const k = riceParameter(q, end - start, indexSum);
-      put((useZero ? 1 : 0) | (k << 1), 6);
-      for (let i = 0; i < end - start; i++) {
-        const qi = load<u32>(q + (<usize>i << 2));
-        const m = qi == NO_Q ? ESCAPE : <i32>min<u32>(qi >> <u32>k, <u32>ESCAPE);
-        if (m >= ESCAPE) {
-          put((1 << ESCAPE) - 1, ESCAPE);
-          put(f32Bits(load<f32>(rec + (<usize>i << 2))), 32);
-        } else {
-          put((1 << m) - 1, m + 1); // m ones and the terminating zero
-          put(qi & ((<u32>1 << <u32>k) - 1), k); // the k low bits
+      const count = min(BLOCK, chunkEnd - start);
+      const xs = x + (<usize>start << 2);
+      chain = residuals(xs, count, chain, width, inv, below, zr, lr);
+      const useZero = zeroSum <= lorenzoSum;
+      const q = useZero ? zr : lr;
+      const k = riceParameter(q, count, useZero ? zeroSum : lorenzoSum, useZero ? zeroMax : lorenzoMax);
+      put(<u64>((useZero ? 1 : 0) | (k << 1)), 6);
+      const kk = <u64>k, mask = (<u32>1 << <u32>k) - 1;
+      // Groups of 4 codes in one put when none escapes and they fit in 56 bits (a k = 0 code
+      // takes 2.3 bits on average on ResNet-20's saves); otherwise code by code.
+      const limit = min<u64>(<u64>ESCAPE << kk, 0xffffffff);
+      let i = 0;
+      if (k == 0) {
+        // k = 0: eight codes per put where they fit; ones everywhere but at their terminators.
+        for (; i + 8 <= count; i += 8) {
+          const at = q + (<usize>i << 2);
+          const q0 = load<u32>(at), q1 = load<u32>(at, 4), q2 = load<u32>(at, 8), q3 = load<u32>(at, 12);
+          const q4 = load<u32>(at, 16), q5 = load<u32>(at, 20), q6 = load<u32>(at, 24), q7 = load<u32>(at, 28);
+          const t0 = <u64>q0, t1 = t0 + 1 + <u64>q1, t2 = t1 + 1 + <u64>q2, t3 = t2 + 1 + <u64>q3;
+          const t4 = t3 + 1 + <u64>q4, t5 = t4 + 1 + <u64>q5, t6 = t5 + 1 + <u64>q6, t7 = t6 + 1 + <u64>q7;
+          if (max(max(max(q0, q1), max(q2, q3)), max(max(q4, q5), max(q6, q7))) < <u32>ESCAPE && t7 < 56) {
+            const ends = (<u64>1 << t0) | (<u64>1 << t1) | (<u64>1 << t2) | (<u64>1 << t3) | (<u64>1 << t4) | (<u64>1 << t5) | (<u64>1 << t6) | (<u64>1 << t7);
+            put(((<u64>2 << t7) - 1) ^ ends, t7 + 1);
+          } else {
+            for (let j = 0; j < 8; j++) code(load<u32>(at + (<usize>j << 2)), 0, 0, xs + (<usize>(i + j) << 2));
+          }
         }
       }
-      prev = load<f32>(rec + (<usize>(end - start - 1) << 2));
+      for (; i + 4 <= count; i += 4) {
+        const at = q + (<usize>i << 2);
+        const q0 = load<u32>(at), q1 = load<u32>(at, 4), q2 = load<u32>(at, 8), q3 = load<u32>(at, 12);
+        const m0 = <u64>(q0 >> <u32>k), m1 = <u64>(q1 >> <u32>k), m2 = <u64>(q2 >> <u32>k), m3 = <u64>(q3 >> <u32>k);
+        const l0 = m0 + 1 + kk, l1 = m1 + 1 + kk, l2 = m2 + 1 + kk, l3 = m3 + 1 + kk;
+        if (<u64>max(max(q0, q1), max(q2, q3)) < limit && l0 + l1 + l2 + l3 <= 56) {
+          const c0 = (<u64>(q0 & mask) << (m0 + 1)) | ((<u64>1 << m0) - 1);
+          const c1 = (<u64>(q1 & mask) << (m1 + 1)) | ((<u64>1 << m1) - 1);
+          const c2 = (<u64>(q2 & mask) << (m2 + 1)) | ((<u64>1 << m2) - 1);
+          const c3 = (<u64>(q3 & mask) << (m3 + 1)) | ((<u64>1 << m3) - 1);
+          put(c0 | (c1 << l0) | (c2 << (l0 + l1)) | (c3 << (l0 + l1 + l2)), l0 + l1 + l2 + l3);
+        } else {
+          for (let j = 0; j < 4; j++) code(load<u32>(at + (<usize>j << 2)), k, mask, xs + (<usize>(i + j) << 2));
+        }
+      }
+      for (; i < count; i++) code(load<u32>(q + (<usize>i << 2)), k, mask, xs + (<usize>i << 2));
     }
-    // The last partial word, as whole bytes.
-    for (; wBits > 0; wBits -= 8) {
-      store<u8>(wPtr, <u8>wAcc);
-      wPtr++;
-      wAcc >>= 8;
-    }
-    store<u32>(lens + (<usize>(c - first) << 2), <u32>(wPtr - base));
+    // The pending bits are already stored in the last partial byte.
+    store<u32>(lens + (<usize>(c - first) << 2), <u32>(wPtr - base) + (wBits > 0 ? 1 : 0));
   }
+}
+
+const VALID: u64 = (<u64>1 << 57) - 1; // the bits `peek` guarantees
+const ALL: u64 = ~(<u64>0);
+
+/** 64 stream bits from bit `pos` of the `length`-byte chunk at src, zeros past its end: at least 57 valid. */
+// @ts-ignore: decorator
+@inline function peek(src: usize, length: u64, pos: u64): u64 {
+  const at = pos >> 3;
+  if (at + 8 <= length) return load<u64>(src + <usize>at) >> (pos & 7);
+  let v: u64 = 0;
+  for (let b: u64 = 0; b < 8 && at + b < length; b++) v |= <u64>load<u8>(src + <usize>(at + b)) << (b << 3);
+  return v >> (pos & 7);
+}
+
+// The decoder's position in the current chunk (bits) and its last bin index.
+let rPos: u64 = 0;
+let rChain: i32 = 0;
+
+/**
+ * Reads the n residuals of a block without escapes (Rice parameter k) from rPos into dst as u32,
+ * every code of a 57-bit window from its terminating zeros; false at the first escape.
+ */
+function readResiduals(src: usize, length: u64, k: i32, dst: usize, n: i32): bool {
+  const kk = <u64>k, mask = (<u64>1 << kk) - 1;
+  let pos = rPos;
+  let i = 0;
+  while (i < n) {
+    const v = peek(src, length, pos);
+    let t = ~v & VALID;
+    let next: u64 = 0; // where the next code starts
+    if (k == 0) {
+      // Codes are the unary parts alone: the next terminator is the lowest set bit left.
+      while (t != 0 && i < n) {
+        const p = ctz(t);
+        const m = p - next;
+        if (m >= <u64>ESCAPE) break;
+        next = p + 1;
+        t &= t - 1;
+        store<u32>(dst + (<usize>i << 2), <u32>m);
+        i++;
+      }
+    } else {
+      while (i < n) {
+        t &= ALL << next;
+        if (t == 0) break;
+        const p = ctz(t);
+        const m = p - next;
+        if (m >= <u64>ESCAPE || p + 1 + kk > 57) break;
+        next = p + 1 + kk;
+        store<u32>(dst + (<usize>i << 2), <u32>(((v >> (p + 1)) & mask) | (m << kk)));
+        i++;
+      }
+    }
+    if (next == 0) return false; // an escape at the window's start
+    pos += next;
+  }
+  rPos = pos;
+  return true;
+}
+
+/** The n residuals at dst (u32, in place) to float32 values: bin indices (from rChain under Lorenzo) times width. */
+function reconstruct(dst: usize, n: i32, zero: bool, width: f32): void {
+  let chain = rChain;
+  let i = 0;
+  if (ASC_FEATURE_SIMD) {
+    const w = f32x4.splat(width), one = i32x4.splat(1), none = i32x4.splat(0);
+    let carry = i32x4.splat(chain);
+    for (; i + 4 <= n; i += 4) {
+      const z = v128.load(dst + (<usize>i << 2));
+      let d = v128.xor(i32x4.shr_u(z, 1), i32x4.neg(v128.and(z, one)));
+      if (!zero) {
+        d = i32x4.add(d, i32x4.shuffle(none, d, 3, 4, 5, 6));
+        d = i32x4.add(d, i32x4.shuffle(none, d, 2, 3, 4, 5));
+        d = i32x4.add(d, carry);
+        carry = i32x4.shuffle(d, d, 3, 3, 3, 3);
+      }
+      v128.store(dst + (<usize>i << 2), f32x4.mul(w, f32x4.convert_i32x4_s(d)));
+      chain = i32x4.extract_lane(d, 3);
+    }
+  }
+  for (; i < n; i++) {
+    const z = load<u32>(dst + (<usize>i << 2));
+    const d = <i32>(z >> 1) ^ -<i32>(z & 1);
+    chain = zero ? d : chain + d;
+    store<f32>(dst + (<usize>i << 2), width * <f32>chain);
+  }
+  rChain = chain;
+}
+
+/** Decodes a block with escapes value by value from rPos and rChain (Rice parameter k). */
+function decodeBlock(src: usize, length: u64, k: i32, zero: bool, width: f32, dst: usize, n: i32): void {
+  const kk = <u64>k, mask = (<u64>1 << kk) - 1;
+  let pos = rPos, chain = rChain;
+  for (let i = 0; i < n; i++) {
+    const v = peek(src, length, pos);
+    const m = ctz(~v);
+    let res: u32;
+    if (m < <u64>ESCAPE) {
+      res = <u32>(((v >> (m + 1)) & mask) | (m << kk));
+      pos += m + 1 + kk;
+    } else if (((v >> <u64>ESCAPE) & 1) == 0) {
+      // ESCAPE ones, type 0: the float32 bits.
+      store<u32>(dst + (<usize>i << 2), <u32>(v >> <u64>(ESCAPE + 1)));
+      pos += ESCAPE + 33;
+      chain = 0;
+      continue;
+    } else {
+      // ESCAPE ones, type 1: a 26-bit residual.
+      res = <u32>((v >> <u64>(ESCAPE + 1)) & ((1 << RESIDUAL_BITS) - 1));
+      pos += ESCAPE + 1 + RESIDUAL_BITS;
+    }
+    const d = <i32>(res >> 1) ^ -<i32>(res & 1);
+    chain = zero ? d : chain + d;
+    store<f32>(dst + (<usize>i << 2), width * <f32>chain);
+  }
+  rPos = pos;
+  rChain = chain;
 }
 
 /**
  * Decodes chunks [from, to) of a stream of `size` bytes at src into out (n float32 values), the
- * chunk table checked by the caller. A chunk that reads past its end or holds a Rice parameter
- * above MAX_K stores 1 at status (the values decoded are then meaningless).
+ * chunk table checked by the caller: per block the residuals first (no escape: the fast reader,
+ * then one SIMD pass to values), else value by value. A chunk that reads past its end or holds a
+ * Rice parameter above MAX_K stores 1 at status (the values decoded are then meaningless).
  */
 export function cometDecode(src: usize, size: i32, n: i32, out: usize, status: usize, from: i32, to: i32): void {
   const chunks = (n + CHUNK - 1) / CHUNK;
   let at = src + <usize>(4 + 4 * chunks);
   for (let c = 0; c < from; c++) at += <usize>load<u32>(src + <usize>(4 + 4 * c));
-  const width = 2.0 * <f64>reinterpret<f32>(load<u32>(src));
+  const width = <f32>2.0 * reinterpret<f32>(load<u32>(src));
   for (let c = from; c < to; c++) {
-    const length = load<u32>(src + <usize>(4 + 4 * c));
-    const end = at + <usize>length;
-    let ptr = at;
-    let acc: u64 = 0, bits: i32 = 0;
-    let used: i64 = 0;
+    const length = <u64>load<u32>(src + <usize>(4 + 4 * c));
     const chunkEnd = min(n, (c + 1) * CHUNK);
-    let prev: f32 = 0;
+    rPos = 0;
+    rChain = 0;
     let bad = false;
-    for (let start = c * CHUNK; start < chunkEnd && !bad; start += BLOCK) {
-      const blockEnd = min(start + BLOCK, chunkEnd);
-      // Refill to at least 57 bits (zeros past the chunk's end; `used` catches a read beyond it).
-      while (bits <= 56) {
-        acc |= <u64>(ptr < end ? load<u8>(ptr) : 0) << <u64>bits;
-        ptr++;
-        bits += 8;
-      }
-      const zero = (acc & 1) != 0;
-      const k = <i32>((acc >> 1) & 31);
-      acc >>= 6;
-      bits -= 6;
-      used += 6;
+    for (let start = c * CHUNK; start < chunkEnd; start += BLOCK) {
+      const count = min(BLOCK, chunkEnd - start);
+      const head = peek(at, length, rPos);
+      const zero = (head & 1) != 0;
+      const k = <i32>((head >> 1) & 31);
+      rPos += 6;
       if (k > MAX_K) {
         bad = true;
         break;
       }
-      for (let i = start; i < blockEnd; i++) {
-        while (bits <= 56) {
-          acc |= <u64>(ptr < end ? load<u8>(ptr) : 0) << <u64>bits;
-          ptr++;
-          bits += 8;
-        }
-        const m = min(ESCAPE, <i32>ctz(~acc));
-        if (m >= ESCAPE) {
-          acc >>= <u64>ESCAPE;
-          bits -= ESCAPE;
-          prev = reinterpret<f32>(<u32>acc);
-          acc >>= 32;
-          bits -= 32;
-          used += ESCAPE + 32;
-        } else {
-          acc >>= <u64>(m + 1);
-          bits -= m + 1;
-          const low = <u64>(acc & ((<u64>1 << <u64>k) - 1));
-          acc >>= <u64>k;
-          bits -= k;
-          used += m + 1 + k;
-          const qi = (<u64>m << <u64>k) + low;
-          const idx = (qi & 1) == 0 ? <f64>(qi >> 1) : -<f64>((qi + 1) >> 1);
-          prev = <f32>((zero ? 0.0 : <f64>prev) + width * idx);
-        }
-        store<f32>(out + (<usize>i << 2), prev);
+      const dst = out + (<usize>start << 2), pos = rPos;
+      if (readResiduals(at, length, k, dst, count)) reconstruct(dst, count, zero, width);
+      else {
+        rPos = pos;
+        decodeBlock(at, length, k, zero, width, dst, count);
       }
-      if (used > <i64>length * 8) bad = true;
+      if (rPos > length * 8) {
+        bad = true;
+        break;
+      }
     }
     if (bad) {
       store<i32>(status, 1);
       // Leave nothing undefined behind: the rest of the chunk reads as zeros.
       for (let i = c * CHUNK; i < chunkEnd; i++) store<f32>(out + (<usize>i << 2), 0);
     }
-    at = end;
+    at += <usize>length;
   }
 }

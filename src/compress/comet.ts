@@ -1,20 +1,25 @@
 /**
- * COMET / SZ-style error-bounded lossy compression (act.md §8.2) on plain arrays: per block of
- * 256 values, prediction — the 1-D Lorenzo predictor (the previous *reconstructed* value) or the
- * zero predictor (plain linear quantization, which keeps exact zeros such as ReLU outputs exact),
- * whichever has the smaller estimated residuals, as SZ 2 picks Lorenzo or regression per block —, linear-
- * scaling quantization of the residual into bins of width 2·eb, and entropy coding of the bin
- * indices (zig-zag, then Golomb-Rice with the best parameter k per block, the coder FLAC uses for
+ * COMET / SZ-style error-bounded lossy compression (act.md §8.2) on plain arrays, in the
+ * dual-quantization form of cuSZ: every value is first quantized on its own to the bin index
+ * q = floor(x/2eb + 0.5) (float32 arithmetic), reconstructed as 2eb·q, and the prediction runs on
+ * the integer indices — per block of 256 values, the zero predictor (q itself, which keeps exact
+ * zeros such as ReLU outputs exact) or the 1-D Lorenzo predictor (q − q_prev), whichever has the
+ * smaller sum of zig-zag residuals (SZ 2 picks its predictor per block from estimated errors too).
+ * No value depends on another's reconstruction, so encoding is data-parallel (SIMD in the wasm
+ * kernel) and the reconstruction is the same whichever predictor a block takes. The residuals are
+ * entropy coded with Golomb-Rice (the best parameter k per block, the coder FLAC uses for
  * Laplacian residuals).
  * Guarantee: |x − x̂| ≤ eb for every element; a value whose reconstruction would miss the bound
- * (float rounding, huge residuals, NaN) is stored verbatim as float32 (SZ's "unpredictable" list).
+ * (float rounding, |q| ≥ 2^24, NaN, ±Infinity) is stored verbatim as float32 (SZ's "unpredictable"
+ * list) and counts as q = 0 for the next prediction.
  *
  * Stream: eb (float32, 4 bytes little-endian), the byte length of every chunk of CHUNK values
  * (uint32 LE each), then the chunks, each a byte-aligned bit stream (LSB first) whose prediction
- * starts from 0, so that chunks encode and decode independently (the wasm kernels split them over
- * the worker pool). In a chunk, per block: the predictor (1 bit: 0 = Lorenzo, 1 = zero), k (5
- * bits), then per element either unary(q >> k) + 0 + the k low bits of q, or ESCAPE ones + the 32
- * bits of x̂ as float32 (NaN as 0x7fc00000). kernels/comet.ts is the same codec in wasm, bit for bit.
+ * starts from q = 0, so that chunks encode and decode independently (the wasm kernels split them
+ * over the worker pool). In a chunk, per block: the predictor (1 bit: 0 = Lorenzo, 1 = zero), k
+ * (5 bits), then per element either unary(r >> k) + 0 + the k low bits of the zig-zag residual r,
+ * or ESCAPE ones, then 1 and r in 26 bits (a residual too long for unary), or 0 and the value's
+ * 32 float32 bits (NaN as 0x7fc00000). kernels/comet.ts is the same codec in wasm, bit for bit.
  *
  * @example
  * const bytes = cometEncode(Float32Array.of(0, 0.1, 0.25), 0.01);
@@ -23,8 +28,15 @@
  */
 const BLOCK = 256;
 const ESCAPE = 24;
-/** Rice parameters are 5-bit fields; 29 keeps q >> k within ESCAPE for every index below 2^30. */
+/** Rice parameters are 5-bit fields; 29 is the largest a stream may hold (residuals stay below 2^26). */
 const MAX_K = 29;
+/** Bin indices stay below 2^24 in magnitude (exact in float32), residuals below 2^26. */
+const Q_LIMIT = 2 ** 24;
+const RESIDUAL_BITS = 26;
+/** Residuals are capped at 2^22 in the block sums (predictor choice, mean for k). */
+const SUM_CAP = 2 ** 22;
+/** A residual list entry for a value stored verbatim. */
+const VERBATIM = -1;
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
@@ -51,9 +63,12 @@ class BitWriter {
       this.n -= 8;
     }
   }
-  word(v: number): void {
-    this.bits(v & 0xffff, 16);
-    this.bits(v >>> 16, 16);
+  /** Writes the low `n` (≤ 32) bits of v. */
+  long(v: number, n: number): void {
+    if (n > 16) {
+      this.bits(v & 0xffff, 16);
+      this.bits(Math.floor(v / 65536), n - 16);
+    } else this.bits(v, n);
   }
   finish(): Uint8Array {
     if (this.n > 0) this.bits(0, 8 - this.n);
@@ -87,8 +102,9 @@ class BitReader {
     this.take(n);
     return v;
   }
-  word(): number {
-    return (this.bits(16) | (this.bits(16) << 16)) >>> 0;
+  /** Reads `n` (≤ 32) bits. */
+  long(n: number): number {
+    return n > 16 ? this.bits(16) + this.bits(n - 16) * 65536 : this.bits(n);
   }
   /** Counts leading ones up to ESCAPE and consumes them with the terminating zero (none after ESCAPE ones). */
   unary(): number {
@@ -100,78 +116,43 @@ class BitReader {
   }
 }
 
-/** Per block: zig-zag indices (-1 = escape) and reconstructions under the chosen predictor, and its price. */
-interface Candidate {
-  q: Float64Array;
-  rec: Float32Array;
-  bits: number;
-  k: number;
-}
+const zigzag = (v: number) => (v >= 0 ? 2 * v : -2 * v - 1);
+const unzigzag = (r: number) => (r % 2 === 0 ? r / 2 : -(r + 1) / 2);
 
 /**
- * The predictor for x[start, end): zero when Σ|round(x/2eb)| is at most the Lorenzo estimate
- * Σ|round((x_i − x_{i−1})/2eb)| (from the original values: no dependency between elements, so it
- * vectorizes; the block's first difference is taken from `prev`). SZ 2 likewise picks Lorenzo or
- * regression per block from estimated errors instead of coding both.
+ * The bin index of v, or NaN where its reconstruction fround(width·q) would miss the bound:
+ * float32 operations only (each a rounded JS operation), as the wasm kernel's f32x4 lanes. The
+ * test |v − x̂| < bound in float32 is strict, so that it implies the exact one (rounding is
+ * monotonic and the bound is a float32); v = x̂ passes too (bound 0).
  */
-function zeroPredicts(x: ArrayLike<number>, start: number, end: number, prev: number, inv: number): boolean {
-  let zero = 0, lorenzo = 0, last = prev;
-  for (let i = start; i < end; i++) {
-    const v = Math.fround(x[i]!);
-    zero += Math.abs(Math.floor(v * inv + 0.5));
-    lorenzo += Math.abs(Math.floor((v - last) * inv + 0.5));
-    last = v;
-  }
-  return zero <= lorenzo;
+function binIndex(v: number, width: number, inv: number, bound: number): number {
+  const q = Math.floor(Math.fround(Math.fround(v * inv) + 0.5));
+  if (!(Math.abs(q) < Q_LIMIT)) return NaN;
+  const r = Math.fround(width * q);
+  return Math.abs(Math.fround(v - r)) < bound || v === r ? q : NaN;
 }
 
-/**
- * Quantizes x[start, end) against a predictor (Lorenzo from `prev`, or zero) and prices it with
- * the best Rice parameter, searched around log2 of the mean index. Only IEEE operations (no
- * Math.round / Math.log2, whose last bits engines may differ in), so the wasm kernel matches it.
- */
-function quantizeBlock(x: ArrayLike<number>, start: number, end: number, prev: number, lorenzo: boolean, bound: number, c: Candidate): void {
-  const width = 2 * bound, inv = bound > 0 ? 1 / width : 0;
-  let p = prev, sum = 0;
-  for (let i = start; i < end; i++) {
-    const v = Math.fround(x[i]!);
-    const base = lorenzo ? p : 0;
-    const idx = Math.floor((v - base) * inv + 0.5);
-    const r = Math.fround(base + width * idx);
-    const j = i - start;
-    if (Math.abs(v - r) <= bound && Math.abs(idx) < 2 ** 30) {
-      c.q[j] = idx >= 0 ? 2 * idx : -2 * idx - 1;
-      sum += c.q[j]!;
-      p = r;
-    } else {
-      c.q[j] = -1;
-      p = v;
-    }
-    c.rec[j] = p;
-  }
-  const n = end - start, mean1 = sum / n + 1;
+/** Bits of one residual at Rice parameter k. */
+function price(r: number, k: number): number {
+  if (r === VERBATIM) return ESCAPE + 33;
+  const m = Math.floor(r / 2 ** k);
+  return m >= ESCAPE ? ESCAPE + 1 + RESIDUAL_BITS : m + 1 + k;
+}
+
+/** The best Rice parameter for the residuals (their capped sum given), searched at k0 − 1, k0, k0 + 1 around log2 of the mean; the lowest wins a tie. */
+function riceParameter(res: Float64Array, n: number, sum: number): number {
+  const mean1 = sum / n + 1;
   let k0 = 0;
   while (k0 < MAX_K && 2 ** (k0 + 1) <= mean1) k0++;
-  // Bits at k0 − 1, k0, k0 + 1 in one pass (the lowest k wins a tie).
   const kLo = Math.max(0, k0 - 1), kHi = Math.min(MAX_K, k0 + 1);
-  const total = [0, 0, 0];
-  for (let i = 0; i < n; i++) {
-    const qi = c.q[i]!;
-    for (let k = kLo; k <= kHi; k++) {
-      const m = qi < 0 ? ESCAPE : Math.floor(qi * 2 ** -k);
-      total[k - kLo] += m >= ESCAPE ? ESCAPE + 32 : m + 1 + k;
-    }
-  }
-  c.bits = Infinity;
+  let best = Infinity, bestK = kLo;
   for (let k = kLo; k <= kHi; k++) {
-    if (total[k - kLo]! < c.bits) {
-      c.bits = total[k - kLo]!;
-      c.k = k;
-    }
+    let bits = 0;
+    for (let i = 0; i < n; i++) bits += price(res[i]!, k);
+    if (bits < best) [best, bestK] = [bits, k];
   }
+  return bestK;
 }
-
-const candidate = (): Candidate => ({ q: new Float64Array(BLOCK), rec: new Float32Array(BLOCK), bits: 0, k: 0 });
 
 /** Values per independently coded chunk. */
 export const COMET_CHUNK = 256 * BLOCK;
@@ -185,15 +166,15 @@ const align8 = (n: number) => Math.ceil(n / 8) * 8;
 
 /**
  * The stride of the wasm encoder's per-chunk output regions for n values: the largest chunk's
- * worst-case stream (6 header bits per block, ESCAPE + 32 bits per value) and COMET_SCRATCH.
- * (Its rounds of regions are the encoder's workspace.)
+ * worst-case stream (6 header bits per block, ESCAPE + 33 bits per value), 8 bytes of slack for the
+ * writer's 64-bit stores, and COMET_SCRATCH. (Its rounds of regions are the encoder's workspace.)
  */
 export function cometRegionBytes(n: number): number {
   const m = Math.min(n, COMET_CHUNK);
-  return align8(Math.ceil((6 * Math.ceil(m / BLOCK) + (ESCAPE + 32) * m) / 8) + 8) + COMET_SCRATCH;
+  return align8(Math.ceil((6 * Math.ceil(m / BLOCK) + (ESCAPE + 33) * m) / 8) + 8) + COMET_SCRATCH;
 }
 
-/** The float32 bits the stream stores for a reconstruction (one NaN pattern). */
+/** The float32 bits the stream stores for a value (one NaN pattern). */
 function f32Bits(v: number): number {
   if (v !== v) return 0x7fc00000;
   f32[0] = v;
@@ -201,37 +182,49 @@ function f32Bits(v: number): number {
 }
 
 /** Encodes x[from, to) (one chunk) from a zero prediction state. */
-function encodeChunk(x: ArrayLike<number>, from: number, to: number, bound: number, c: Candidate): Uint8Array {
+function encodeChunk(x: ArrayLike<number>, from: number, to: number, bound: number): Uint8Array {
   const w = new BitWriter((to - from) >>> 1);
-  const inv = bound > 0 ? 1 / (2 * bound) : 0;
-  let prev = 0;
+  const width = Math.fround(2 * bound), inv = bound > 0 ? Math.fround(1 / width) : 0;
+  const zero = new Float64Array(BLOCK), lorenzo = new Float64Array(BLOCK);
+  let chain = 0; // the previous value's bin index (0 after a verbatim value)
   for (let start = from; start < to; start += BLOCK) {
-    const end = Math.min(start + BLOCK, to);
-    const useZero = zeroPredicts(x, start, end, prev, inv);
-    quantizeBlock(x, start, end, prev, !useZero, bound, c);
-    const k = c.k;
-    w.bits(useZero ? 1 : 0, 1);
-    w.bits(k, 5);
-    const scale = 2 ** -k;
-    for (let i = 0; i < end - start; i++) {
-      const qi = c.q[i]!;
-      const m = qi < 0 ? ESCAPE : Math.floor(qi * scale);
-      if (m >= ESCAPE) {
-        // Verbatim: the value quantizeBlock reconstructed (x itself, or its in-bound bin), so later predictions agree.
-        w.bits((1 << ESCAPE) - 1, ESCAPE);
-        w.word(f32Bits(c.rec[i]!));
+    const n = Math.min(start + BLOCK, to) - start;
+    let zeroSum = 0, lorenzoSum = 0;
+    for (let i = 0; i < n; i++) {
+      const q = binIndex(Math.fround(x[start + i]!), width, inv, bound);
+      if (q !== q) {
+        zero[i] = lorenzo[i] = VERBATIM;
+        chain = 0;
       } else {
-        w.bits((1 << m) - 1, m + 1); // m ones and the terminating zero
-        if (k > 0) {
-          const low = qi - m * 2 ** k;
-          if (k > 16) {
-            w.bits(low % 65536, 16);
-            w.bits(Math.floor(low / 65536), k - 16);
-          } else w.bits(low, k);
-        }
+        zero[i] = zigzag(q);
+        lorenzo[i] = zigzag(q - chain);
+        zeroSum += Math.min(zero[i]!, SUM_CAP);
+        lorenzoSum += Math.min(lorenzo[i]!, SUM_CAP);
+        chain = q;
       }
     }
-    prev = c.rec[end - start - 1]!;
+    const useZero = zeroSum <= lorenzoSum;
+    const res = useZero ? zero : lorenzo;
+    const k = riceParameter(res, n, useZero ? zeroSum : lorenzoSum);
+    w.bits(useZero ? 1 : 0, 1);
+    w.bits(k, 5);
+    for (let i = 0; i < n; i++) {
+      const r = res[i]!;
+      const m = r === VERBATIM ? ESCAPE : Math.floor(r / 2 ** k);
+      if (m >= ESCAPE) {
+        w.bits((1 << ESCAPE) - 1, ESCAPE);
+        if (r === VERBATIM) {
+          w.bits(0, 1);
+          w.long(f32Bits(Math.fround(x[start + i]!)), 32);
+        } else {
+          w.bits(1, 1);
+          w.long(r, RESIDUAL_BITS);
+        }
+      } else {
+        w.bits((1 << m) - 1, m + 1); // m ones and the terminating zero
+        if (k > 0) w.long(r - m * 2 ** k, k);
+      }
+    }
   }
   return w.finish();
 }
@@ -240,9 +233,8 @@ function encodeChunk(x: ArrayLike<number>, from: number, to: number, bound: numb
 export function cometEncode(x: ArrayLike<number>, eb: number): Uint8Array {
   if (!(eb >= 0) || !Number.isFinite(eb)) throw new RangeError(`comet: error bound must be a finite number >= 0, got ${eb}`);
   const bound = Math.fround(eb);
-  const c = candidate();
   const chunks: Uint8Array[] = [];
-  for (let from = 0; from < x.length; from += COMET_CHUNK) chunks.push(encodeChunk(x, from, Math.min(from + COMET_CHUNK, x.length), bound, c));
+  for (let from = 0; from < x.length; from += COMET_CHUNK) chunks.push(encodeChunk(x, from, Math.min(from + COMET_CHUNK, x.length), bound));
   return cometAssemble(bound, chunks);
 }
 
@@ -283,12 +275,12 @@ export function cometChunkOffsets(bytes: Uint8Array, n: number): number[] {
 
 /** Decodes `out.length` values (throws a RangeError on a truncated or corrupt stream). */
 export function cometDecode(bytes: Uint8Array, out: Float32Array | Float64Array): void {
-  const width = 2 * cometBound(bytes);
+  const width = Math.fround(2 * cometBound(bytes));
   const offsets = cometChunkOffsets(bytes, out.length);
   for (let c = 0; c + 1 < offsets.length; c++) {
     const r = new BitReader(bytes.subarray(offsets[c]!, offsets[c + 1]!));
     const to = Math.min(out.length, (c + 1) * COMET_CHUNK);
-    let prev = 0;
+    let chain = 0;
     for (let start = c * COMET_CHUNK; start < to; start += BLOCK) {
       const end = Math.min(start + BLOCK, to);
       const zero = r.bits(1) === 1;
@@ -296,16 +288,18 @@ export function cometDecode(bytes: Uint8Array, out: Float32Array | Float64Array)
       if (k > MAX_K) throw new RangeError(`comet decode: Rice parameter ${k} at block ${start / BLOCK} exceeds ${MAX_K}`);
       for (let i = start; i < end; i++) {
         const m = r.unary();
+        let res: number;
         if (m >= ESCAPE) {
-          u32[0] = r.word();
-          prev = f32[0]!;
-        } else {
-          const low = k > 16 ? r.bits(16) + r.bits(k - 16) * 65536 : r.bits(k);
-          const qi = m * 2 ** k + low;
-          const idx = qi % 2 === 0 ? qi / 2 : -(qi + 1) / 2;
-          prev = Math.fround((zero ? 0 : prev) + width * idx);
-        }
-        out[i] = prev;
+          if (r.bits(1) === 0) {
+            u32[0] = r.long(32);
+            out[i] = f32[0]!;
+            chain = 0;
+            continue;
+          }
+          res = r.long(RESIDUAL_BITS);
+        } else res = m * 2 ** k + r.long(k);
+        chain = unzigzag(res) + (zero ? 0 : chain);
+        out[i] = Math.fround(width * chain);
       }
     }
   }

@@ -7,6 +7,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { getBackend, getThreads, kernels, registerWasmBackend, setBackend, setThreads } from '../../src/backends/index.js';
+import { loadKernelModule, WasmKernels } from '../../src/backends/wasm/index.js';
 import { referenceKernels } from '../../src/backends/reference/index.js';
 import type { Kernels } from '../../src/backends/kernels.js';
 import { scope } from '../../src/core/scope.js';
@@ -28,11 +29,11 @@ function wasmKernels(): Kernels {
 }
 
 /** Encodes with a backend's kernel; returns the stream. */
-function encodeWith(k: Kernels, x: Float32Array, eb: number): Uint8Array {
+function encodeWith(k: Pick<Kernels, 'cometEncode'>, x: Float32Array, eb: number): Uint8Array {
   return scope(() => k.cometEncode(fromValues(x, [x.length]), eb));
 }
 
-function decodeWith(k: Kernels, stream: Uint8Array, n: number): Float32Array {
+function decodeWith(k: Pick<Kernels, 'cometDecode'>, stream: Uint8Array, n: number): Float32Array {
   return scope(() => {
     const bytes = fromValues(stream, [stream.length], 'uint8');
     const out = Tensor.uninitialized([n], 'float32', 'workspace');
@@ -74,6 +75,50 @@ test('comet: wasm and TypeScript codecs bit-identical, every finite element with
   fc.assert(fc.property(fc.array(value, { maxLength: 1200 }), fc.oneof(fc.constant(0), fc.double({ min: 1e-6, max: 20, noNaN: true })), (values, eb) => {
     checkBoth(wasm, Float32Array.from(values), eb, `n ${values.length}`);
   }), { numRuns: 120 });
+});
+
+// Activation-like data at the mode's bounds (a fraction of the range): normal, ReLU (exact zeros),
+// smooth runs and mixtures, so that bins of both signs, every predictor and Rice parameters 0..4
+// occur; the scalar build (no SIMD: another code path in kernels/comet.ts) must agree too.
+test('comet: activation-like data at relative bounds, SIMD and scalar builds, bit-identical to the oracle', () => {
+  const wasm = wasmKernels();
+  setThreads(1);
+  const module = loadKernelModule('scalar');
+  assert.ok(module, 'build/kernels-scalar.wasm missing: run npm run build:kernels');
+  const scalar = new WasmKernels(module);
+  scalar.setThreads(1);
+  try {
+    const kind = fc.constantFrom('normal', 'relu', 'smooth', 'mixed');
+    fc.assert(fc.property(kind, fc.integer({ min: 1, max: 2000 }), fc.double({ min: 1e-3, max: 0.3, noNaN: true }), fc.integer({ min: 0, max: 1e6 }), (k, n, rel, seed) => {
+      const rng = new Rng(seed);
+      const x = Float32Array.from({ length: n }, (_, i) => {
+        const g = rng.normal();
+        if (k === 'relu' || (k === 'mixed' && (i >> 6) % 3 === 0)) return Math.max(0, g);
+        if (k === 'smooth' || (k === 'mixed' && (i >> 6) % 3 === 1)) return 3 * Math.sin(i / 50) + 0.01 * g;
+        return g;
+      });
+      let lo = Infinity, hi = -Infinity;
+      for (const v of x) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+      const eb = rel * (hi - lo);
+      const ref = checkBoth(wasm, x, eb, `${k} n ${n} rel ${rel}`);
+      assert.deepEqual(encodeWith(scalar, x, eb), ref, `${k} n ${n}: scalar build's stream`);
+      const want = decodeWith(wasm, ref, n), got = decodeWith(scalar, ref, n);
+      assert.deepEqual(new Uint32Array(got.buffer), new Uint32Array(want.buffer), `${k} n ${n}: scalar build's decode`);
+    }), { numRuns: 60 });
+  } finally {
+    scalar.shutdown();
+  }
+});
+
+test('comet: a group of codes filling a 64-bit write (57 bits after 7 pending) is coded like the oracle', () => {
+  // Zero predictor, k = 0, bound 0.5 (bins are the integers): after the 6-bit header, eight codes
+  // of 9 bits leave 7 bits pending, then eight codes of 57 bits (zig-zag 23, 3, 23, 0 x 5).
+  const wasm = wasmKernels();
+  setThreads(1);
+  const x = new Float32Array(512);
+  x.set([0, 0, 0, 0, 0, 0, 0, -1, -12, -2, -12, 0, 0, 0, 0, 0]);
+  x.set([1, 2, 3], 300);
+  checkBoth(wasm, x, 0.5, 'a 57-bit group');
 });
 
 test('comet: several chunks at 1 and 3 threads give the same stream; smooth and ReLU-like data pick their predictors', () => {

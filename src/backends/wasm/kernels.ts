@@ -336,8 +336,8 @@ export class WasmKernels implements Partial<Kernels> {
     const coded: Uint8Array[] = [];
     for (let first = 0; first < chunks; first += round) {
       const count = Math.min(round, chunks - first);
-      // About 10 ns per value on one thread: a chunk (65,536 values) is worth a pool job.
-      const parts = splitRange(count, this.partsFor(10 * count * COMET_CHUNK, this.splitAt('codec')), 1);
+      // About 3 ns per value on one thread (ResNet-20's saves): a chunk (65,536 values) is worth a pool job.
+      const parts = splitRange(count, this.partsFor(3 * count * COMET_CHUNK, this.splitAt('codec')), 1);
       this.run('cometEncode', parts.map(([lo, hi]) => [x.ptr, x.size, f32Bits(bound), regions, region, lens, first, first + lo, first + hi]));
       const view = new DataView(arena().buffer);
       for (let c = 0; c < count; c++) coded.push(new Uint8Array(arena().buffer, regions + c * region, view.getUint32(lens + 4 * c, true)).slice());
@@ -352,7 +352,7 @@ export class WasmKernels implements Partial<Kernels> {
     checkTyped('cometDecode', 'bytes', bytes, 'uint8', bytes.size);
     cometChunkOffsets(bytes.data() as Uint8Array, out.size); // throws on a short stream or table
     const status = Tensor.empty([1], 'int32', 'workspace');
-    const parts = splitRange(chunkCount(out.size), this.partsFor(5 * out.size, this.splitAt('codec')), 1);
+    const parts = splitRange(chunkCount(out.size), this.partsFor(2 * out.size, this.splitAt('codec')), 1); // about 2 ns per value
     if (out.size > 0) this.run('cometDecode', parts.map(([lo, hi]) => [bytes.ptr, bytes.size, out.size, out.ptr, status.ptr, lo, hi]));
     const bad = status.data()[0] !== 0;
     status.dispose();
