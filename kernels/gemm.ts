@@ -8,6 +8,7 @@
 // arena memory; scratch for the packed blocks is owned by the caller (one block per thread).
 
 import { madd } from './madd';
+import { copyStrided, endInside, firstInside, zeroFloats } from './rows';
 
 export const MR: i32 = 4;
 export const NR: i32 = 8;
@@ -18,14 +19,29 @@ export const MC: i32 = 128;
 /** Column block: a packed B block (KC x NC floats, 1 MiB). */
 export const NC: i32 = 1024;
 
-/** Bytes of scratch one thread needs: packed A block, packed B block, one edge tile. */
+/** Bytes of scratch one thread needs: packed A block, packed B block, one edge tile, NR rows of KC gathered columns (convGemm's weight gradient). */
 export function gemmScratchBytes(): i32 {
-  return (MC * KC + KC * NC + MR * NR) * 4;
+  return (MC * KC + KC * NC + MR * NR + NR * KC) * 4;
 }
 
 const TRANS_A: i32 = 1;
 const TRANS_B: i32 = 2;
 const ACCUMULATE: i32 = 4;
+/** convGemm: the window read backwards (rows (ch, i, j) of the columns read tap (kh-1-i, kw-1-j)). */
+const FLIP: i32 = 8;
+
+// Where gemmBlock's B operand comes from: a matrix, or (convGemm) the im2col columns of one image
+// [cg*kh*kw, outH*outW] (SOURCE_COLUMNS) or their transpose (SOURCE_COLUMNS_T), packed straight
+// from the NCHW image so that the columns are never written out. The image geometry is set per
+// convGemm call (globals are per instance, so per thread).
+const SOURCE_MATRIX: i32 = 0;
+const SOURCE_COLUMNS: i32 = 1;
+const SOURCE_COLUMNS_T: i32 = 2;
+let imgH: i32 = 0, imgW: i32 = 0, winH: i32 = 0, winW: i32 = 0, strideH: i32 = 1, strideW: i32 = 1, outW: i32 = 0;
+/** Input row/column of window tap (i, j) at output (0, 0): offY0 + i*stepY, offX0 + j*stepX. */
+let offY0: i32 = 0, stepY: i32 = 0, offX0: i32 = 0, stepX: i32 = 0;
+/** Byte range of the current image (all its channels): vector loads of packColumns stay inside it. */
+let imgLo: usize = 0, imgHi: usize = 0;
 
 /**
  * Reads a 4x4 block (4 rows of 4 floats, rows `ld` bytes apart, at src) and writes its transpose
@@ -40,6 +56,22 @@ const ACCUMULATE: i32 = 4;
   v128.store(dst + dstStride, i32x4.shuffle(t0, t1, 2, 3, 6, 7));
   v128.store(dst + 2 * dstStride, i32x4.shuffle(t2, t3, 0, 1, 4, 5));
   v128.store(dst + 3 * dstStride, i32x4.shuffle(t2, t3, 2, 3, 6, 7));
+}
+
+/** One B panel (kc x NR at dst) from NR rows of kc floats (rows `ld` bytes apart, at src): 4x4 transposes. */
+// @ts-ignore: decorator
+@inline function packTransposed(src: usize, ld: usize, kc: i32, dst: usize): void {
+  let p = 0;
+  if (ASC_FEATURE_SIMD) {
+    for (; p + 4 <= kc; p += 4) {
+      const d = dst + (<usize>p * NR << 2);
+      transpose4x4(src + (<usize>p << 2), ld, d, NR << 2);
+      transpose4x4(src + 4 * ld + (<usize>p << 2), ld, d + 16, NR << 2);
+    }
+  }
+  for (; p < kc; p++) {
+    for (let t = 0; t < NR; t++) store<f32>(dst + ((<usize>p * NR + t) << 2), load<f32>(src + <usize>t * ld + (<usize>p << 2)));
+  }
 }
 
 // @ts-ignore: decorator
@@ -62,18 +94,8 @@ const ACCUMULATE: i32 = 4;
         dst += NR << 2;
       }
     } else if (ASC_FEATURE_SIMD && transB && cols == NR) {
-      // Columns of op(B) are rows of B, contiguous along k: transpose 4x4 blocks.
-      const ld = <usize>k << 2;
-      const src = b + ((<usize>col * k + pc) << 2);
-      let p = 0;
-      for (; p + 4 <= kc; p += 4) {
-        const d = dst + (<usize>p * NR << 2);
-        transpose4x4(src + (<usize>p << 2), ld, d, NR << 2);
-        transpose4x4(src + 4 * ld + (<usize>p << 2), ld, d + 16, NR << 2);
-      }
-      for (; p < kc; p++) {
-        for (let t = 0; t < NR; t++) store<f32>(dst + ((<usize>p * NR + t) << 2), load<f32>(src + <usize>t * ld + (<usize>p << 2)));
-      }
+      // Columns of op(B) are rows of B, contiguous along k.
+      packTransposed(b + ((<usize>col * k + pc) << 2), <usize>k << 2, kc, dst);
       dst += <usize>kc * NR << 2;
     } else {
       for (let p = 0; p < kc; p++) {
@@ -135,6 +157,123 @@ const ACCUMULATE: i32 = 4;
       }
       dst += <usize>kc * (MR << 2);
     }
+  }
+}
+
+/**
+ * B panels of the columns of one image (SOURCE_COLUMNS): rows [pc, pc+kc) (window taps (ch, i, j)
+ * of the channels at x) by output pixels [jc, jc+nc). Each panel row is NR consecutive pixels of
+ * one tap: with stride 1 or 2 and the pixels in one output row, vector loads straight from the
+ * image row, the lanes over padding masked to 0 (the loads stay inside the image, [imgLo, imgHi));
+ * elsewhere (edges of the image, short rows, other strides) element by element.
+ */
+function packColumns(x: usize, pc: i32, kc: i32, jc: i32, nc: i32, dst: usize): void {
+  const taps = winH * winW, plane = <usize>imgH * imgW << 2, end = jc + nc;
+  const oy0 = jc / outW, ox0 = jc - oy0 * outW;
+  let ch = pc / taps, i = (pc - ch * taps) / winW, j = pc - ch * taps - i * winW;
+  for (let p = 0; p < kc; p++) {
+    const base = x + <usize>ch * plane;
+    const offY = offY0 + i * stepY, offX = offX0 + j * stepX;
+    const lo = min(outW, firstInside(offX, strideW)), hi = max(lo, min(outW, endInside(imgW, offX, strideW)));
+    let oy = oy0, ox = ox0;
+    let d = dst + (<usize>p * NR << 2);
+    for (let q = jc; q < end; q += NR) {
+      const y = oy * strideH + offY;
+      let done = false;
+      if (ASC_FEATURE_SIMD && ox + NR <= outW && q + NR <= end) {
+        if (y < 0 || y >= imgH || ox >= hi || ox + NR <= lo) {
+          v128.store(d, i32x4.splat(0));
+          v128.store(d, i32x4.splat(0), 16);
+          done = true;
+        } else if (strideW <= 2) {
+          const s = <usize>(<isize>base + ((y * imgW + ox * strideW + offX) << 2));
+          if (s >= imgLo && s + (<usize>strideW << 5) <= imgHi) {
+            const at = i32x4.add(i32x4.splat(ox), i32x4(0, 1, 2, 3)), at4 = i32x4.add(at, i32x4.splat(4));
+            const loV = i32x4.splat(lo), hiV = i32x4.splat(hi);
+            const m0 = v128.and(i32x4.ge_s(at, loV), i32x4.lt_s(at, hiV));
+            const m1 = v128.and(i32x4.ge_s(at4, loV), i32x4.lt_s(at4, hiV));
+            let v0 = v128.load(s), v1 = v128.load(s, 16);
+            if (strideW == 2) {
+              const v2 = v128.load(s, 32), v3 = v128.load(s, 48);
+              v0 = i32x4.shuffle(v0, v1, 0, 2, 4, 6);
+              v1 = i32x4.shuffle(v2, v3, 0, 2, 4, 6);
+            }
+            v128.store(d, v128.and(v0, m0));
+            v128.store(d, v128.and(v1, m1), 16);
+            done = true;
+          }
+        }
+      }
+      if (!done) {
+        let yy = oy, xx = ox;
+        for (let t = 0; t < NR; t++) {
+          let v: f32 = 0;
+          const iy = yy * strideH + offY, ix = xx * strideW + offX;
+          if (q + t < end && iy >= 0 && iy < imgH && ix >= 0 && ix < imgW) v = load<f32>(base + ((<usize>iy * imgW + ix) << 2));
+          store<f32>(d + (<usize>t << 2), v);
+          if (++xx == outW) {
+            xx = 0;
+            yy++;
+          }
+        }
+      }
+      ox += NR;
+      while (ox >= outW) {
+        ox -= outW;
+        oy++;
+      }
+      d += <usize>kc * NR << 2;
+    }
+    if (++j == winW) {
+      j = 0;
+      if (++i == winH) {
+        i = 0;
+        ch++;
+      }
+    }
+  }
+}
+
+/**
+ * Row `r` (window tap (ch, i, j)) of one image's columns over output pixels [q0, q0+count),
+ * written contiguously at dst: per output row, zeros over the padding and a copy in between.
+ */
+function gatherColumnRow(x: usize, r: i32, q0: i32, count: i32, dst: usize): void {
+  const taps = winH * winW, ch = r / taps, i = (r - ch * taps) / winW, j = r - ch * taps - i * winW;
+  const base = x + (<usize>ch * imgH * imgW << 2);
+  const offY = offY0 + i * stepY, offX = offX0 + j * stepX;
+  const lo = min(outW, firstInside(offX, strideW)), hi = max(lo, min(outW, endInside(imgW, offX, strideW)));
+  let oy = q0 / outW, ox = q0 - oy * outW, left = count, d = dst;
+  while (left > 0) {
+    const run = min(left, outW - ox), y = oy * strideH + offY;
+    if (y < 0 || y >= imgH) zeroFloats(d, run);
+    else {
+      const a = min(max(lo, ox), ox + run), b = max(a, min(hi, ox + run));
+      zeroFloats(d, a - ox);
+      if (b > a) copyStrided(d + (<usize>(a - ox) << 2), base + ((<usize>y * imgW + a * strideW + offX) << 2), b - a, strideW);
+      zeroFloats(d + (<usize>(b - ox) << 2), ox + run - b);
+    }
+    d += <usize>run << 2;
+    left -= run;
+    ox = 0;
+    oy++;
+  }
+}
+
+/**
+ * B panels of the transposed columns of one image (SOURCE_COLUMNS_T): rows = output pixels
+ * [pc, pc+kc), columns = window taps [jc, jc+nc). Per panel, NR rows of the columns are gathered
+ * into `rows` (NR x KC floats, in L1) and transposed into the panel.
+ */
+function packColumnsT(x: usize, pc: i32, kc: i32, jc: i32, nc: i32, dst: usize, rows: usize): void {
+  for (let jr = 0; jr < nc; jr += NR) {
+    for (let t = 0; t < NR; t++) {
+      const row = rows + (<usize>t * KC << 2);
+      if (jr + t < nc) gatherColumnRow(x, jc + jr + t, pc, kc, row);
+      else zeroFloats(row, kc);
+    }
+    packTransposed(rows, <usize>KC << 2, kc, dst);
+    dst += <usize>kc * NR << 2;
   }
 }
 
@@ -243,12 +382,13 @@ function microkernel(kc: i32, ap: usize, bp: usize, c: usize, ldc: usize, mr: i3
 }
 
 /**
- * One matrix: rows [i0, i1) x columns [j0, j1) of C (m x n at c) from A and B.
+ * One matrix: rows [i0, i1) x columns [j0, j1) of C (m x n at c) from A and B (`source`: B is a
+ * matrix, or b is an image whose columns, or their transpose, are B; see convGemm).
  * `scratch` holds gemmScratchBytes() bytes, used by this call only.
  */
-export function gemmBlock(
+function gemmBlock(
   a: usize, b: usize, c: usize, m: i32, n: i32, k: i32, flags: i32,
-  i0: i32, i1: i32, j0: i32, j1: i32, scratch: usize,
+  i0: i32, i1: i32, j0: i32, j1: i32, scratch: usize, source: i32,
 ): void {
   const transA = (flags & TRANS_A) != 0, transB = (flags & TRANS_B) != 0, accumulate = (flags & ACCUMULATE) != 0;
   const ldc = <usize>n << 2;
@@ -265,7 +405,9 @@ export function gemmBlock(
     const nc = min(NC, j1 - jc);
     for (let pc = 0; pc < k; pc += KC) {
       const kc = min(KC, k - pc);
-      packB(b, transB, k, n, pc, kc, jc, nc, packedB);
+      if (source == SOURCE_MATRIX) packB(b, transB, k, n, pc, kc, jc, nc, packedB);
+      else if (source == SOURCE_COLUMNS) packColumns(b, pc, kc, jc, nc, packedB);
+      else packColumnsT(b, pc, kc, jc, nc, packedB, tile + (<usize>MR * NR << 2));
       const add = accumulate || pc > 0;
       for (let ic = i0; ic < i1; ic += MC) {
         const mc = min(MC, i1 - ic);
@@ -294,7 +436,48 @@ export function gemm(
   for (let bi = b0; bi < b1; bi++) {
     gemmBlock(
       a + (<usize>bi * aStride << 2), b + (<usize>bi * bStride << 2), c + (<usize>bi * m * n << 2),
-      m, n, k, flags, i0, i1, j0, j1, scratch,
+      m, n, k, flags, i0, i1, j0, j1, scratch, SOURCE_MATRIX,
     );
+  }
+}
+
+/**
+ * Implicit-GEMM convolution over images [img0, img0+images) of x (NCHW, `ch` channels of h x w),
+ * channels [c0, c0+cg), window kh x kw (stride sh, sw; padding ph, pw; dilation dh, dw; output
+ * oh x ow). With cols_i image i's im2col columns ((cg*kh*kw) x (oh*ow), rows (channel, i, j);
+ * FLIP: row (channel, i, j) reads tap (kh-1-i, kw-1-j)), and A_i the m-row matrix at a + i*aStride:
+ *   !TRANS_B: C_i = A_i cols_i (+ C_i with ACCUMULATE), C_i at c + i*cStride (elements)
+ *   TRANS_B:  C = (C +) sum_i A_i cols_iᵀ, the images added in order
+ * restricted to rows [i0, i1) x columns [j0, j1) of each C. The columns are packed straight from
+ * the image into the GEMM's B panels, never written out.
+ */
+export function convGemm(
+  a: usize, x: usize, c: usize, m: i32, flags: i32, aStride: i32, cStride: i32, img0: i32, images: i32,
+  i0: i32, i1: i32, j0: i32, j1: i32, scratch: usize,
+  ch: i32, h: i32, w: i32, kh: i32, kw: i32, sh: i32, sw: i32, ph: i32, pw: i32, dh: i32, dw: i32, oh: i32, ow: i32, c0: i32, cg: i32,
+): void {
+  imgH = h;
+  imgW = w;
+  winH = kh;
+  winW = kw;
+  strideH = sh;
+  strideW = sw;
+  outW = ow;
+  const flip = (flags & FLIP) != 0;
+  offY0 = flip ? (kh - 1) * dh - ph : -ph;
+  stepY = flip ? -dh : dh;
+  offX0 = flip ? (kw - 1) * dw - pw : -pw;
+  stepX = flip ? -dw : dw;
+  const kk = cg * kh * kw, hw = oh * ow, imageBytes = <usize>ch * h * w << 2;
+  const weightGrad = (flags & TRANS_B) != 0, accumulate = (flags & ACCUMULATE) != 0;
+  for (let i = 0; i < images; i++) {
+    imgLo = x + <usize>(img0 + i) * imageBytes;
+    imgHi = imgLo + imageBytes;
+    const image = imgLo + (<usize>c0 * h * w << 2), ai = a + (<usize>i * aStride << 2);
+    if (weightGrad) {
+      gemmBlock(ai, image, c, m, kk, hw, accumulate || i > 0 ? ACCUMULATE : 0, i0, i1, j0, j1, scratch, SOURCE_COLUMNS_T);
+    } else {
+      gemmBlock(ai, image, c + (<usize>i * cStride << 2), m, hw, kk, accumulate ? ACCUMULATE : 0, i0, i1, j0, j1, scratch, SOURCE_COLUMNS);
+    }
   }
 }

@@ -1,13 +1,15 @@
 /**
- * 2-D convolution (NCHW, OIHW weights) with stride, padding, dilation and groups, by
- * im2col + GEMM (batched over chunks of images when there is one group); the chunks run through
- * kernels().parallelFor, one block of them per thread. Backward recomputes the columns from the saved input, so
- * the op saves only its input (and its weight, a parameter), as the ACT save policy requires.
+ * 2-D convolution (NCHW, OIHW weights) with stride, padding, dilation and groups, as GEMMs over
+ * the im2col columns: implicit (convGemm packs the columns straight from the image into the GEMM)
+ * or materialized (im2col, then a batched GEMM), chosen per shape by convPlan. Blocks of images
+ * run through kernels().parallelFor, one block per thread. Backward recomputes the columns from
+ * the saved input, so the op saves only its input (and its weight, a parameter), as the ACT save
+ * policy requires.
  */
 import { fmt, ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { kernels } from '../backends/index.js';
-import type { Conv2dGeometry } from '../backends/kernels.js';
+import type { Conv2dGeometry, Kernels } from '../backends/kernels.js';
 import { contiguous } from './elementwise.js';
 import { defineOp, runOp, type TensorMeta } from './registry.js';
 
@@ -69,6 +71,50 @@ const SMALL_CHUNK_COLS = 160_000;
  */
 const PARTIAL_SUMS = 8;
 
+/** How one direction of a conv runs: convGemm on the image, or im2col columns written out (col2im for the data gradient). */
+export type ConvAlgorithm = 'implicit' | 'im2col';
+/** The algorithm of each direction: forward, weight gradient, data gradient. */
+export interface ConvPlan {
+  forward: ConvAlgorithm;
+  weight: ConvAlgorithm;
+  input: ConvAlgorithm;
+}
+
+let planOverride: Partial<ConvPlan> | null = null;
+
+/**
+ * Forces conv2d's algorithms (null: convPlan's choice), for benchmarks that compare them. An
+ * implicit data gradient needs stride 1 and padding <= the window's reach; elsewhere it stays col2im.
+ */
+export function overrideConvPlan(plan: Partial<ConvPlan> | null): void {
+  planOverride = plan;
+}
+
+/** Whether the data gradient can be a stride-1 convolution of gy with the flipped window (its padding dilation*(k-1) - pad must be >= 0). */
+const flipConvFits = (g: Conv2dGeometry): boolean =>
+  g.strideH === 1 && g.strideW === 1 && g.padH <= g.dilationH * (g.kh - 1) && g.padW <= g.dilationW * (g.kw - 1);
+
+/**
+ * The algorithms conv2d uses for geometry g: the one place the choice is made.
+ */
+export function convPlan(g: Conv2dGeometry): ConvPlan {
+  const plan: ConvPlan = { forward: 'implicit', weight: 'implicit', input: flipConvFits(g) ? 'implicit' : 'im2col', ...planOverride };
+  if (!flipConvFits(g)) plan.input = 'im2col';
+  return plan;
+}
+
+/** Splits images [0, n) into `blocks` contiguous runs; block b is [first, first + count). */
+function imageBlock(n: number, blocks: number, b: number): [first: number, count: number] {
+  const first = Math.floor((n * b) / blocks);
+  return [first, Math.floor((n * (b + 1)) / blocks) - first];
+}
+
+/** Runs body(first, count) for one block of images per thread (parallelFor), each block's kernel calls one job. */
+function forImageBlocks(k: Kernels, n: number, body: (first: number, count: number) => void): void {
+  const blocks = k.parallelSlots(n);
+  k.parallelFor(blocks, (b) => body(...imageBlock(n, blocks, b)));
+}
+
 /** Images per chunk; 1 with groups (a batched GEMM's outputs would not be evenly spaced in NCHW). */
 function imagesPerChunk(g: Conv2dGeometry, groups: number): number {
   if (groups !== 1) return 1;
@@ -114,6 +160,8 @@ function forChunks(dtype: Tensor['dtype'], g: Conv2dGeometry, groups: number, bl
 
 /** A [rows, cols] view at element `offset` of contiguous `t` (a GEMM operand). */
 const block = (t: Tensor, offset: number, rows: number, cols: number): Tensor => t.view([rows, cols], undefined, t.offset + offset);
+/** The flat view of contiguous `t` from element `offset` that holds `count` blocks of `size` elements, `stride` apart (a convGemm operand). */
+const strided = (t: Tensor, offset: number, count: number, stride: number, size: number): Tensor => t.view([(count - 1) * stride + size], undefined, t.offset + offset);
 
 const conv2dOp = defineOp<Conv2dOptions>({
   name: 'conv2d',
@@ -134,18 +182,31 @@ const conv2dOp = defineOp<Conv2dOptions>({
     const og = g.o / groups, kk = (g.c / groups) * g.kh * g.kw, hw = g.outH * g.outW;
     const k = kernels(x!.dtype);
     const bc = b ? contiguous(b) : null;
-    withColumns(xc, g, groups, Infinity, (img0, count, grp, cols) => {
+    const addBias = (img0: number, count: number): void => {
+      if (!bc) return;
+      // The bias of these images' channels, in the same job (channelAdd is elementwise: the same bits as over the whole output).
+      const chunk = block(out, img0 * g.o * hw, count * g.o, hw);
+      k.channelAdd(chunk, bc, chunk, { outer: count, channels: g.o, inner: hw });
+      chunk.dispose();
+    };
+    if (convPlan(g).forward === 'implicit') {
+      forImageBlocks(k, g.n, (img0, count) => {
+        if (count === 0) return;
+        for (let grp = 0; grp < groups; grp++) {
+          const wv = block(wc, grp * og * kk, og, kk), ov = strided(out, (img0 * g.o + grp * og) * hw, count, g.o * hw, og * hw);
+          k.convGemm(wv, xc, ov, g, { img: img0, images: count, c0: grp * (g.c / groups), cg: g.c / groups, m: og, aStride: 0, cStride: g.o * hw, weightGrad: false, flip: false, accumulate: false });
+          wv.dispose();
+          ov.dispose();
+        }
+        addBias(img0, count);
+      });
+    } else withColumns(xc, g, groups, Infinity, (img0, count, grp, cols) => {
       const wv = block(wc, grp * og * kk, og, kk);
       const ov = block(out, (img0 * g.o + grp * og) * hw, count * og, hw);
       k.gemm(wv, cols, ov, { batch: count, m: og, n: hw, k: kk, transA: false, transB: false, aStride: 0, bStride: kk * hw, accumulate: false });
       wv.dispose();
       ov.dispose();
-      if (bc && grp === groups - 1) {
-        // The bias of these images' channels, in the same job (channelAdd is elementwise: the same bits as over the whole output).
-        const chunk = block(out, img0 * g.o * hw, count * g.o, hw);
-        k.channelAdd(chunk, bc, chunk, { outer: count, channels: g.o, inner: hw });
-        chunk.dispose();
-      }
+      if (grp === groups - 1) addBias(img0, count);
     });
     if (bc && bc !== b) bc.dispose();
     if (xc !== x) xc.dispose();
@@ -210,8 +271,14 @@ const conv2dGradInputOp = defineOp<GradInputAttrs>({
     const g = convGeometry('conv2d_grad_input', a.inputShape, w!.shape[2]!, w!.shape[3]!, a);
     const o = w!.shape[0]!, og = o / groups, cg = g.c / groups, kk = cg * g.kh * g.kw, hw = g.outH * g.outW;
     const gc = contiguous(gy!), wc = contiguous(w!);
-    const dx = Tensor.empty(a.inputShape, gy!.dtype);
     const k = kernels(gy!.dtype);
+    if (convPlan(g).input === 'implicit') {
+      const dx = flipConvInput(k, gc, wc, g, groups);
+      if (gc !== gy) gc.dispose();
+      if (wc !== w) wc.dispose();
+      return [dx];
+    }
+    const dx = Tensor.empty(a.inputShape, gy!.dtype); // col2im adds into it
     forChunks(gy!.dtype, g, groups, Infinity, (img0, count, cols) => {
       for (let grp = 0; grp < groups; grp++) {
         const wv = block(wc, grp * og * kk, og, kk);
@@ -227,6 +294,39 @@ const conv2dGradInputOp = defineOp<GradInputAttrs>({
     return [dx];
   },
 });
+
+/**
+ * The data gradient of a stride-1 conv as a convolution of gy with the window flipped and the
+ * channel axes of w swapped: dx[c, y, x] = sum over (o, i, j) of w[o, c, i, j] gy[o, y + padH -
+ * i*dilationH, x + padW - j*dilationW], i.e. convGemm over gy (padding dilation*(k-1) - pad, flip)
+ * with A = w as [C/groups, O/groups * kh*kw] per group. Every element of dx is written once: no
+ * zero-fill, no columns, no col2im.
+ */
+function flipConvInput(k: Kernels, gy: Tensor, w: Tensor, g: Conv2dGeometry, groups: number): Tensor {
+  const [o, cg, kh, kw] = w.shape as [number, number, number, number];
+  const og = o / groups, taps = kh * kw, plane = g.h * g.w;
+  const wt = Tensor.uninitialized([groups, cg, og, taps], w.dtype, 'workspace');
+  const swapped = w.view([groups, cg, og, taps], [og * cg * taps, taps, cg * taps, 1]);
+  k.copy(swapped, wt);
+  swapped.dispose();
+  const gyGeometry: Conv2dGeometry = {
+    n: g.n, c: o, h: g.outH, w: g.outW, kh, kw, strideH: 1, strideW: 1,
+    padH: g.dilationH * (kh - 1) - g.padH, padW: g.dilationW * (kw - 1) - g.padW,
+    dilationH: g.dilationH, dilationW: g.dilationW, outH: g.h, outW: g.w,
+  };
+  const dx = Tensor.uninitialized([g.n, g.c, g.h, g.w], gy.dtype);
+  forImageBlocks(k, g.n, (img0, count) => {
+    if (count === 0) return;
+    for (let grp = 0; grp < groups; grp++) {
+      const av = block(wt, grp * cg * og * taps, cg, og * taps), dv = strided(dx, (img0 * g.c + grp * cg) * plane, count, g.c * plane, cg * plane);
+      k.convGemm(av, gy, dv, gyGeometry, { img: img0, images: count, c0: grp * og, cg: og, m: cg, aStride: 0, cStride: g.c * plane, weightGrad: false, flip: true, accumulate: false });
+      av.dispose();
+      dv.dispose();
+    }
+  });
+  wt.dispose();
+  return dx;
+}
 
 /** dW = sum over images of gy colsᵀ (one batched GEMM per chunk of images, then a sum). Not itself differentiable. */
 const conv2dGradWeightOp = defineOp<GradWeightAttrs>({
@@ -244,22 +344,49 @@ const conv2dGradWeightOp = defineOp<GradWeightAttrs>({
     // chunk, then its images summed in order) into its own zeroed partial sum; dw is the sum of
     // the partials in run order. The runs are fixed by the batch, not the thread count, so any
     // number of threads gives the same bits.
+    const k = kernels(gy!.dtype);
+    const perImage = a.bias ? Tensor.uninitialized([g.n, o], gy!.dtype, 'workspace') : null;
+    /** These images' rows of sumChannels' first reduce (each row's sum is the same whoever computes it). */
+    const biasSums = (img0: number, count: number): void => {
+      if (!perImage) return;
+      const rows = block(gc, img0 * o * hw, count * o, hw), sums = block(perImage, img0 * o, count * o, 1);
+      k.reduce('sum', rows, sums, { outer: count * o, reduced: hw, inner: 1 }, null);
+      rows.dispose();
+      sums.dispose();
+    };
+    if (convPlan(g).weight === 'implicit') {
+      // Each run of images sums its products gy_i cols_iᵀ in image order into its own partial
+      // sum (one convGemm per group); dw is the sum of the partials in run order. The runs are
+      // fixed by the batch, not the thread count, so any number of threads gives the same bits.
+      const runs = Math.min(PARTIAL_SUMS, g.n);
+      const dw = Tensor.uninitialized(a.weightShape, gy!.dtype);
+      const partials = runs > 1 ? Tensor.uninitialized([runs, o * kk], gy!.dtype, 'workspace') : dw;
+      k.parallelFor(runs, (run) => {
+        const [img0, count] = imageBlock(g.n, runs, run);
+        biasSums(img0, count);
+        for (let grp = 0; grp < groups; grp++) {
+          const gv = strided(gc, (img0 * o + grp * og) * hw, count, o * hw, og * hw), pv = block(partials, run * o * kk + grp * og * kk, og, kk);
+          k.convGemm(gv, xc, pv, g, { img: img0, images: count, c0: grp * (g.c / groups), cg: g.c / groups, m: og, aStride: o * hw, cStride: 0, weightGrad: true, flip: false, accumulate: false });
+          gv.dispose();
+          pv.dispose();
+        }
+      });
+      if (partials !== dw) {
+        k.reduce('sum', partials, dw, { outer: 1, reduced: runs, inner: o * kk }, null);
+        partials.dispose();
+      }
+      if (gc !== gy) gc.dispose();
+      if (xc !== x) xc.dispose();
+      return perImage ? [dw, channelTotals(perImage)] : [dw];
+    }
     const size = imagesPerChunk(g, groups), runs = Math.min(PARTIAL_SUMS, Math.ceil(g.n / size));
     const dw = Tensor.empty(a.weightShape, gy!.dtype);
     const partials = runs > 1 ? Tensor.empty([runs, o * kk], gy!.dtype, 'workspace') : dw;
-    const k = kernels(gy!.dtype);
     const slots = k.parallelSlots(runs);
     // Per slot: the chunk's products [size, og, kk], then their sum [og, kk].
     const scratch = Tensor.uninitialized([slots * (size + 1) * og, kk], gy!.dtype, 'workspace');
-    const perImage = a.bias ? Tensor.uninitialized([g.n, o], gy!.dtype, 'workspace') : null;
     withColumns(xc, g, groups, PARTIAL_SUMS, (img0, count, grp, cols, blk, slot) => {
-      if (perImage && grp === 0) {
-        // These images' rows of sumChannels' first reduce (each row's sum is the same whoever computes it).
-        const rows = block(gc, img0 * o * hw, count * o, hw), sums = block(perImage, img0 * o, count * o, 1);
-        k.reduce('sum', rows, sums, { outer: count * o, reduced: hw, inner: 1 }, null);
-        rows.dispose();
-        sums.dispose();
-      }
+      if (grp === 0) biasSums(img0, count);
       const base = slot * (size + 1) * og * kk;
       const gv = block(gc, (img0 * o + grp * og) * hw, count * og, hw);
       const products = block(scratch, base, count * og, kk), sum = block(scratch, base + size * og * kk, og, kk);
