@@ -8,7 +8,7 @@
 // arena memory; scratch for the packed blocks is owned by the caller (one block per thread).
 
 import { madd } from './madd';
-import { copyStrided, endInside, firstInside, zeroFloats } from './rows';
+import { copyFloats, copyStrided, endInside, firstInside, zeroFloats } from './rows';
 
 export const MR: i32 = 4;
 export const NR: i32 = 8;
@@ -19,10 +19,18 @@ export const MC: i32 = 128;
 /** Column block: a packed B block (KC x NC floats, 1 MiB). */
 export const NC: i32 = 1024;
 
-/** Bytes of scratch one thread needs: packed A block, packed B block, one edge tile, NR rows of KC gathered columns (convGemm's weight gradient). */
+/**
+ * Bytes of scratch one thread needs: packed A block, packed B block, one edge tile, then for
+ * convGemm NR rows of KC gathered columns (weight gradient) and packColumns' column table.
+ */
 export function gemmScratchBytes(): i32 {
-  return (MC * KC + KC * NC + MR * NR + NR * KC) * 4;
+  return (MC * KC + KC * NC + MR * NR + NR * KC) * 4 + TABLE_BYTES + (TABLE_ROWS + PAD_FLOATS) * 4;
 }
+
+/** Rows of the columns (cg*kh*kw) up to which a forward convGemm can use the padded image (its row table's size). */
+const TABLE_ROWS: i32 = 4096;
+/** Floats of the padded image buffer (256 KiB): cg*(h + pads)*(w + pads) up to this pads the image. */
+const PAD_FLOATS: i32 = 65536;
 
 const TRANS_A: i32 = 1;
 const TRANS_B: i32 = 2;
@@ -42,6 +50,13 @@ let imgH: i32 = 0, imgW: i32 = 0, winH: i32 = 0, winW: i32 = 0, strideH: i32 = 1
 let offY0: i32 = 0, stepY: i32 = 0, offX0: i32 = 0, stepX: i32 = 0;
 /** Byte range of the current image (all its channels): vector loads of packColumns stay inside it. */
 let imgLo: usize = 0, imgHi: usize = 0;
+/**
+ * Forward convGemm with SIMD: each image's channels are first copied into a zero-bordered buffer
+ * in the scratch (`padBase`, rows of `padRow` bytes), so that every tap of every output pixel is
+ * inside it, and row r of the columns at output pixel (oy, ox) is at padBase + oy*strideH*padRow +
+ * ox*strideW*4 + rowTable[r]: a panel row is then one or two vector loads, no bounds, no masks.
+ */
+let padded = false, padBase: usize = 0, padRow: usize = 0, rowTable: usize = 0;
 
 /**
  * Reads a 4x4 block (4 rows of 4 floats, rows `ld` bytes apart, at src) and writes its transpose
@@ -160,76 +175,213 @@ let imgLo: usize = 0, imgHi: usize = 0;
   }
 }
 
+/** Window columns the vector path of packColumns handles (its per-column table in the scratch). */
+const TABLE_COLUMNS: i32 = 64;
+/** Byte offset of the lane masks in the table (after TABLE_COLUMNS [lo, hi) pairs). */
+const MASKS: usize = <usize>TABLE_COLUMNS << 3;
+const TABLE_BYTES: i32 = TABLE_COLUMNS * (8 + 32);
+
+/**
+ * Per window column j: the output columns [lo, hi) whose input column lies inside the image, at
+ * table + 8j (i32 pairs). Set once per convGemm call.
+ */
+function setColumnRanges(table: usize): void {
+  for (let j = 0; j < min(winW, TABLE_COLUMNS); j++) {
+    const offX = offX0 + j * stepX;
+    const lo = min(outW, firstInside(offX, strideW));
+    store<i32>(table + (<usize>j << 3), lo);
+    store<i32>(table + (<usize>j << 3), max(lo, min(outW, endInside(imgW, offX, strideW))), 4);
+  }
+}
+
+/**
+ * NR floats of one tap's column row at d: output pixels q.. (output row oy, column ox on), 0 over
+ * padding and past pixel `end`, element by element.
+ */
+// @ts-ignore: decorator
+@inline function packPixels(base: usize, offY: i32, offX: i32, oy: i32, ox: i32, q: i32, end: i32, d: usize): void {
+  let yy = oy, xx = ox;
+  for (let t = 0; t < NR; t++) {
+    let v: f32 = 0;
+    const iy = yy * strideH + offY, ix = xx * strideW + offX;
+    if (q + t < end && iy >= 0 && iy < imgH && ix >= 0 && ix < imgW) v = load<f32>(base + ((<usize>iy * imgW + ix) << 2));
+    store<f32>(d + (<usize>t << 2), v);
+    if (++xx == outW) {
+      xx = 0;
+      yy++;
+    }
+  }
+}
+
 /**
  * B panels of the columns of one image (SOURCE_COLUMNS): rows [pc, pc+kc) (window taps (ch, i, j)
- * of the channels at x) by output pixels [jc, jc+nc). Each panel row is NR consecutive pixels of
- * one tap: with stride 1 or 2 and the pixels in one output row, vector loads straight from the
- * image row, the lanes over padding masked to 0 (the loads stay inside the image, [imgLo, imgHi));
- * elsewhere (edges of the image, short rows, other strides) element by element.
+ * of the channels at x) by output pixels [jc, jc+nc). A panel is NR consecutive pixels; when they
+ * lie in one output row (and the stride is 1 or 2), each of its rows is one or two vector loads
+ * from the image row, the lanes over padding masked to 0 by per-column masks set up once per panel
+ * (masked loads stay inside the image, [imgLo, imgHi)); panels across output rows, short rows and
+ * other strides go element by element.
  */
-function packColumns(x: usize, pc: i32, kc: i32, jc: i32, nc: i32, dst: usize): void {
+function packColumns(x: usize, pc: i32, kc: i32, jc: i32, nc: i32, dst: usize, table: usize): void {
   const taps = winH * winW, plane = <usize>imgH * imgW << 2, end = jc + nc;
-  const oy0 = jc / outW, ox0 = jc - oy0 * outW;
-  let ch = pc / taps, i = (pc - ch * taps) / winW, j = pc - ch * taps - i * winW;
-  for (let p = 0; p < kc; p++) {
-    const base = x + <usize>ch * plane;
-    const offY = offY0 + i * stepY, offX = offX0 + j * stepX;
-    const lo = min(outW, firstInside(offX, strideW)), hi = max(lo, min(outW, endInside(imgW, offX, strideW)));
-    let oy = oy0, ox = ox0;
-    let d = dst + (<usize>p * NR << 2);
-    for (let q = jc; q < end; q += NR) {
-      const y = oy * strideH + offY;
-      let done = false;
-      if (ASC_FEATURE_SIMD && ox + NR <= outW && q + NR <= end) {
-        if (y < 0 || y >= imgH || ox >= hi || ox + NR <= lo) {
+  const ch0 = pc / taps, i0 = (pc - ch0 * taps) / winW, j0 = pc - ch0 * taps - i0 * winW;
+  const vector = ASC_FEATURE_SIMD && strideW <= 2 && winW <= TABLE_COLUMNS;
+  let oy = jc / outW, ox = jc - oy * outW;
+  for (let q = jc; q < end; q += NR) {
+    let ch = ch0, i = i0, j = j0, d = dst;
+    let base = x + <usize>ch * plane;
+    if (vector && q + NR <= end && ox + NR <= outW) {
+      const at = i32x4.add(i32x4.splat(ox), i32x4(0, 1, 2, 3)), at4 = i32x4.add(at, i32x4.splat(4));
+      let inside = true; // every lane of every tap inside the image's columns
+      for (let jj = 0; jj < winW; jj++) {
+        const lo = load<i32>(table + (<usize>jj << 3)), hi = load<i32>(table + (<usize>jj << 3), 4);
+        inside = inside && ox >= lo && ox + NR <= hi;
+        const loV = i32x4.splat(lo), hiV = i32x4.splat(hi), m = table + MASKS + (<usize>jj << 5);
+        v128.store(m, v128.and(i32x4.ge_s(at, loV), i32x4.lt_s(at, hiV)));
+        v128.store(m, v128.and(i32x4.ge_s(at4, loV), i32x4.lt_s(at4, hiV)), 16);
+      }
+      const col0 = ox * strideW + offX0, y0 = oy * strideH + offY0;
+      let y = y0 + i * stepY;
+      for (let p = 0; p < kc; p++) {
+        if (y < 0 || y >= imgH) {
           v128.store(d, i32x4.splat(0));
           v128.store(d, i32x4.splat(0), 16);
-          done = true;
-        } else if (strideW <= 2) {
-          const s = <usize>(<isize>base + ((y * imgW + ox * strideW + offX) << 2));
-          if (s >= imgLo && s + (<usize>strideW << 5) <= imgHi) {
-            const at = i32x4.add(i32x4.splat(ox), i32x4(0, 1, 2, 3)), at4 = i32x4.add(at, i32x4.splat(4));
-            const loV = i32x4.splat(lo), hiV = i32x4.splat(hi);
-            const m0 = v128.and(i32x4.ge_s(at, loV), i32x4.lt_s(at, hiV));
-            const m1 = v128.and(i32x4.ge_s(at4, loV), i32x4.lt_s(at4, hiV));
+        } else {
+          const col = col0 + j * stepX, s = <usize>(<isize>base + ((y * imgW + col) << 2));
+          if (inside && strideW == 1) {
+            v128.store(d, v128.load(s));
+            v128.store(d, v128.load(s, 16), 16);
+          } else if (s >= imgLo && s + (<usize>strideW << 5) <= imgHi) {
             let v0 = v128.load(s), v1 = v128.load(s, 16);
             if (strideW == 2) {
               const v2 = v128.load(s, 32), v3 = v128.load(s, 48);
               v0 = i32x4.shuffle(v0, v1, 0, 2, 4, 6);
               v1 = i32x4.shuffle(v2, v3, 0, 2, 4, 6);
             }
-            v128.store(d, v128.and(v0, m0));
-            v128.store(d, v128.and(v1, m1), 16);
-            done = true;
+            const m = table + MASKS + (<usize>j << 5);
+            v128.store(d, v128.and(v0, v128.load(m)));
+            v128.store(d, v128.and(v1, v128.load(m, 16)), 16);
+          } else {
+            packPixels(base, offY0 + i * stepY, col - ox * strideW, oy, ox, q, end, d);
+          }
+        }
+        d += NR << 2;
+        if (++j == winW) {
+          j = 0;
+          y += stepY;
+          if (++i == winH) {
+            i = 0;
+            y = y0;
+            ch++;
+            base += plane;
           }
         }
       }
-      if (!done) {
-        let yy = oy, xx = ox;
-        for (let t = 0; t < NR; t++) {
-          let v: f32 = 0;
-          const iy = yy * strideH + offY, ix = xx * strideW + offX;
-          if (q + t < end && iy >= 0 && iy < imgH && ix >= 0 && ix < imgW) v = load<f32>(base + ((<usize>iy * imgW + ix) << 2));
-          store<f32>(d + (<usize>t << 2), v);
-          if (++xx == outW) {
-            xx = 0;
-            yy++;
+    } else {
+      for (let p = 0; p < kc; p++) {
+        packPixels(base, offY0 + i * stepY, offX0 + j * stepX, oy, ox, q, end, d);
+        d += NR << 2;
+        if (++j == winW) {
+          j = 0;
+          if (++i == winH) {
+            i = 0;
+            ch++;
+            base += plane;
           }
         }
       }
-      ox += NR;
-      while (ox >= outW) {
-        ox -= outW;
-        oy++;
-      }
-      d += <usize>kc * NR << 2;
     }
-    if (++j == winW) {
-      j = 0;
-      if (++i == winH) {
-        i = 0;
-        ch++;
+    dst += <usize>kc * NR << 2;
+    ox += NR;
+    while (ox >= outW) {
+      ox -= outW;
+      oy++;
+    }
+  }
+}
+
+/** 4 floats of an image row at s, `stride` (1 or 2) elements apart. */
+// @ts-ignore: decorator
+@inline function lanes4(s: usize, stride: i32): v128 {
+  if (stride == 1) return v128.load(s);
+  return i32x4.shuffle(v128.load(s), v128.load(s, 16), 0, 2, 4, 6);
+}
+
+/**
+ * packColumns on the padded image (see `padded`): a panel within one output row is two vector
+ * loads per row at the panel's base plus the row's table offset; a panel across two output rows
+ * blends the loads at both rows' bases; shorter output rows and the last partial panel go element
+ * by element on the image itself.
+ */
+function packPaddedColumns(x: usize, pc: i32, kc: i32, jc: i32, nc: i32, dst: usize): void {
+  const taps = winH * winW, plane = <usize>imgH * imgW << 2, end = jc + nc;
+  const rowStep = <usize>strideH * padRow, colStep = <usize>strideW << 2, table = rowTable + (<usize>pc << 2);
+  let oy = jc / outW, ox = jc - oy * outW;
+  for (let q = jc; q < end; q += NR) {
+    let d = dst;
+    if (q + NR <= end && ox + NR <= outW) {
+      const pb = padBase + <usize>oy * rowStep + <usize>ox * colStep;
+      for (let p = 0; p < kc; p++) {
+        const s = pb + load<i32>(table + (<usize>p << 2));
+        v128.store(d, lanes4(s, strideW));
+        v128.store(d, lanes4(s + (colStep << 2), strideW), 16);
+        d += NR << 2;
       }
+    } else if (q + NR <= end && outW >= NR) {
+      // lanes [0, r) in output row oy, [r, NR) at the start of row oy + 1
+      const r = outW - ox;
+      const pa = padBase + <usize>oy * rowStep + <usize>ox * colStep, pn = padBase + <usize>(oy + 1) * rowStep - <usize>r * colStep;
+      const at = i32x4(0, 1, 2, 3), rV = i32x4.splat(r);
+      const m0 = i32x4.lt_s(at, rV), m1 = i32x4.lt_s(i32x4.add(at, i32x4.splat(4)), rV);
+      for (let p = 0; p < kc; p++) {
+        const off = <usize>load<i32>(table + (<usize>p << 2));
+        const sa = pa + off, sn = pn + off;
+        v128.store(d, v128.bitselect(lanes4(sa, strideW), lanes4(sn, strideW), m0));
+        v128.store(d, v128.bitselect(lanes4(sa + (colStep << 2), strideW), lanes4(sn + (colStep << 2), strideW), m1), 16);
+        d += NR << 2;
+      }
+    } else {
+      let ch = pc / taps, i = (pc - ch * taps) / winW, j = pc - ch * taps - i * winW;
+      let base = x + <usize>ch * plane;
+      for (let p = 0; p < kc; p++) {
+        packPixels(base, offY0 + i * stepY, offX0 + j * stepX, oy, ox, q, end, d);
+        d += NR << 2;
+        if (++j == winW) {
+          j = 0;
+          if (++i == winH) {
+            i = 0;
+            ch++;
+            base += plane;
+          }
+        }
+      }
+    }
+    dst += <usize>kc * NR << 2;
+    ox += NR;
+    while (ox >= outW) {
+      ox -= outW;
+      oy++;
+    }
+  }
+}
+
+/**
+ * Copies `cg` channel planes at x (h x w) into padBase with `top`/`left` zero rows/columns before
+ * and up to hp x wp in all, zeros after.
+ */
+function padImage(x: usize, cg: i32, h: i32, w: i32, hp: i32, wp: i32, top: i32, left: i32): void {
+  let d = padBase;
+  const rowBytes = <usize>wp << 2;
+  for (let ch = 0; ch < cg; ch++) {
+    const plane = x + (<usize>ch * h * w << 2);
+    for (let yp = 0; yp < hp; yp++) {
+      const y = yp - top;
+      if (y < 0 || y >= h) zeroFloats(d, wp);
+      else {
+        zeroFloats(d, left);
+        copyFloats(d + (<usize>left << 2), plane + (<usize>y * w << 2), w);
+        zeroFloats(d + (<usize>(left + w) << 2), wp - left - w);
+      }
+      d += rowBytes;
     }
   }
 }
@@ -381,6 +533,29 @@ function microkernel(kc: i32, ap: usize, bp: usize, c: usize, ldc: usize, mr: i3
   }
 }
 
+/** packColumnsT's NR gathered rows of KC floats in a thread's scratch (after the edge tile). */
+// @ts-ignore: decorator
+@inline function gatherRows(scratch: usize): usize {
+  return scratch + ((<usize>MC * KC + <usize>KC * NC + MR * NR) << 2);
+}
+
+/** packColumns' column table in a thread's scratch (after the gathered rows of packColumnsT), then the row table and the padded image. */
+// @ts-ignore: decorator
+@inline function columnTable(scratch: usize): usize {
+  return scratch + ((<usize>MC * KC + <usize>KC * NC + MR * NR + NR * KC) << 2);
+}
+
+/** Packs B rows [pc, pc+kc) x columns [jc, jc+nc) into panels at dst, from its `source`. */
+// @ts-ignore: decorator
+@inline function packBlockB(source: i32, b: usize, transB: bool, k: i32, n: i32, pc: i32, kc: i32, jc: i32, nc: i32, dst: usize, scratch: usize): void {
+  if (source == SOURCE_MATRIX) packB(b, transB, k, n, pc, kc, jc, nc, dst);
+  else if (source == SOURCE_COLUMNS) {
+    if (ASC_FEATURE_SIMD && padded) packPaddedColumns(b, pc, kc, jc, nc, dst);
+    else packColumns(b, pc, kc, jc, nc, dst, columnTable(scratch));
+  }
+  else packColumnsT(b, pc, kc, jc, nc, dst, gatherRows(scratch));
+}
+
 /**
  * One matrix: rows [i0, i1) x columns [j0, j1) of C (m x n at c) from A and B (`source`: B is a
  * matrix, or b is an image whose columns, or their transpose, are B; see convGemm).
@@ -401,14 +576,29 @@ function gemmBlock(
   const packedA = scratch;
   const packedB = packedA + (<usize>MC * KC << 2);
   const tile = packedB + (<usize>KC * NC << 2);
+  // One row block (the conv layers' 16-64 rows): A is packed once per k block and each B panel
+  // right before its row slivers use it, so the panel stays in L1 instead of a whole packed B
+  // block going out to L2 and back.
+  const panelwise = i1 - i0 <= MC;
   for (let jc = j0; jc < j1; jc += NC) {
     const nc = min(NC, j1 - jc);
     for (let pc = 0; pc < k; pc += KC) {
       const kc = min(KC, k - pc);
-      if (source == SOURCE_MATRIX) packB(b, transB, k, n, pc, kc, jc, nc, packedB);
-      else if (source == SOURCE_COLUMNS) packColumns(b, pc, kc, jc, nc, packedB);
-      else packColumnsT(b, pc, kc, jc, nc, packedB, tile + (<usize>MR * NR << 2));
       const add = accumulate || pc > 0;
+      if (panelwise) {
+        const mc = i1 - i0;
+        packA(a, transA, m, k, i0, mc, pc, kc, packedA);
+        for (let jr = 0; jr < nc; jr += NR) {
+          const nr = min(NR, nc - jr);
+          packBlockB(source, b, transB, k, n, pc, kc, jc + jr, nr, packedB, scratch);
+          for (let ir = 0; ir < mc; ir += MR) {
+            const cp = c + ((<usize>(i0 + ir) * n + jc + jr) << 2);
+            microkernel(kc, packedA + (<usize>ir * kc << 2), packedB, cp, ldc, min(MR, mc - ir), nr, add, tile);
+          }
+        }
+        continue;
+      }
+      packBlockB(source, b, transB, k, n, pc, kc, jc, nc, packedB, scratch);
       for (let ic = i0; ic < i1; ic += MC) {
         const mc = min(MC, i1 - ic);
         packA(a, transA, m, k, ic, mc, pc, kc, packedA);
@@ -468,12 +658,34 @@ export function convGemm(
   stepY = flip ? -dh : dh;
   offX0 = flip ? (kw - 1) * dw - pw : -pw;
   stepX = flip ? -dw : dw;
+  setColumnRanges(columnTable(scratch));
   const kk = cg * kh * kw, hw = oh * ow, imageBytes = <usize>ch * h * w << 2;
   const weightGrad = (flags & TRANS_B) != 0, accumulate = (flags & ACCUMULATE) != 0;
+  // The zero border the window reaches past the image on each side (offsets of its first and last taps).
+  const yFirst = min(offY0, offY0 + (kh - 1) * stepY), yLast = (oh - 1) * sh + max(offY0, offY0 + (kh - 1) * stepY);
+  const xFirst = min(offX0, offX0 + (kw - 1) * stepX), xLast = (ow - 1) * sw + max(offX0, offX0 + (kw - 1) * stepX);
+  const top = max(0, -yFirst), left = max(0, -xFirst);
+  const hp = top + max(h, yLast + 1), wp = left + max(w, xLast + 1);
+  padded = ASC_FEATURE_SIMD && !weightGrad && sw <= 2 && kk <= TABLE_ROWS && <i64>cg * hp * wp <= <i64>PAD_FLOATS;
+  if (padded) {
+    rowTable = columnTable(scratch) + TABLE_BYTES;
+    padBase = rowTable + (<usize>TABLE_ROWS << 2);
+    padRow = <usize>wp << 2;
+    let r = 0;
+    for (let cc = 0; cc < cg; cc++) {
+      for (let ti = 0; ti < kh; ti++) {
+        for (let tj = 0; tj < kw; tj++) {
+          store<i32>(rowTable + (<usize>r << 2), ((cc * hp + top + offY0 + ti * stepY) * wp + left + offX0 + tj * stepX) << 2);
+          r++;
+        }
+      }
+    }
+  }
   for (let i = 0; i < images; i++) {
     imgLo = x + <usize>(img0 + i) * imageBytes;
     imgHi = imgLo + imageBytes;
     const image = imgLo + (<usize>c0 * h * w << 2), ai = a + (<usize>i * aStride << 2);
+    if (padded) padImage(image, cg, h, w, hp, wp, top, left);
     if (weightGrad) {
       gemmBlock(ai, image, c, m, kk, hw, accumulate || i > 0 ? ACCUMULATE : 0, i0, i1, j0, j1, scratch, SOURCE_COLUMNS_T);
     } else {
