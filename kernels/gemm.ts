@@ -51,7 +51,7 @@ let offY0: i32 = 0, stepY: i32 = 0, offX0: i32 = 0, stepX: i32 = 0;
 /** Byte range of the current image (all its channels): vector loads of packColumns stay inside it. */
 let imgLo: usize = 0, imgHi: usize = 0;
 /**
- * Forward convGemm with SIMD: each image's channels are first copied into a zero-bordered buffer
+ * convGemm with SIMD: each image's channels are first copied into a zero-bordered buffer
  * in the scratch (`padBase`, rows of `padRow` bytes), so that every tap of every output pixel is
  * inside it, and row r of the columns at output pixel (oy, ox) is at padBase + oy*strideH*padRow +
  * ox*strideW*4 + rowTable[r]: a panel row is then one or two vector loads, no bounds, no masks.
@@ -64,7 +64,12 @@ let padded = false, padBase: usize = 0, padRow: usize = 0, rowTable: usize = 0;
  */
 // @ts-ignore: decorator
 @inline function transpose4x4(src: usize, ld: usize, dst: usize, dstStride: usize): void {
-  const r0 = v128.load(src), r1 = v128.load(src + ld), r2 = v128.load(src + 2 * ld), r3 = v128.load(src + 3 * ld);
+  storeTransposed(v128.load(src), v128.load(src + ld), v128.load(src + 2 * ld), v128.load(src + 3 * ld), dst, dstStride);
+}
+
+/** Writes the transpose of the 4x4 block with rows r0..r3 as 4 rows of 4 floats, `dstStride` bytes apart, at dst. */
+// @ts-ignore: decorator
+@inline function storeTransposed(r0: v128, r1: v128, r2: v128, r3: v128, dst: usize, dstStride: usize): void {
   const t0 = i32x4.shuffle(r0, r1, 0, 4, 1, 5), t1 = i32x4.shuffle(r2, r3, 0, 4, 1, 5);
   const t2 = i32x4.shuffle(r0, r1, 2, 6, 3, 7), t3 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
   v128.store(dst, i32x4.shuffle(t0, t1, 0, 1, 4, 5));
@@ -365,6 +370,35 @@ function packPaddedColumns(x: usize, pc: i32, kc: i32, jc: i32, nc: i32, dst: us
 }
 
 /**
+ * packColumnsT on the padded image (see `padded`), for output rows of a multiple of 4 pixels: a
+ * panel's 4 x 4 blocks (4 pixels of one output row, 4 taps) are loaded from the padded image and
+ * transposed into place. A last partial panel goes through packColumnsT.
+ */
+function packPaddedColumnsT(x: usize, pc: i32, kc: i32, jc: i32, nc: i32, dst: usize, rows: usize): void {
+  const rowStep = <usize>strideH * padRow, colStep = <usize>strideW << 2, oy0 = pc / outW, ox0 = pc - oy0 * outW;
+  let jr = 0;
+  for (; jr + NR <= nc; jr += NR) {
+    const t = rowTable + (<usize>(jc + jr) << 2);
+    const o0 = <usize>load<i32>(t), o1 = <usize>load<i32>(t, 4), o2 = <usize>load<i32>(t, 8), o3 = <usize>load<i32>(t, 12);
+    const o4 = <usize>load<i32>(t, 16), o5 = <usize>load<i32>(t, 20), o6 = <usize>load<i32>(t, 24), o7 = <usize>load<i32>(t, 28);
+    let oy = oy0, ox = ox0, d = dst;
+    for (let p = 0; p < kc; p += 4) {
+      const pb = padBase + <usize>oy * rowStep + <usize>ox * colStep;
+      storeTransposed(lanes4(pb + o0, strideW), lanes4(pb + o1, strideW), lanes4(pb + o2, strideW), lanes4(pb + o3, strideW), d, NR << 2);
+      storeTransposed(lanes4(pb + o4, strideW), lanes4(pb + o5, strideW), lanes4(pb + o6, strideW), lanes4(pb + o7, strideW), d + 16, NR << 2);
+      d += NR << 4;
+      ox += 4;
+      if (ox == outW) {
+        ox = 0;
+        oy++;
+      }
+    }
+    dst += <usize>kc * NR << 2;
+  }
+  if (jr < nc) packColumnsT(x, pc, kc, jc + jr, nc - jr, dst, rows);
+}
+
+/**
  * Copies `cg` channel planes at x (h x w) into padBase with `top`/`left` zero rows/columns before
  * and up to hp x wp in all, zeros after.
  */
@@ -553,6 +587,7 @@ function microkernel(kc: i32, ap: usize, bp: usize, c: usize, ldc: usize, mr: i3
     if (ASC_FEATURE_SIMD && padded) packPaddedColumns(b, pc, kc, jc, nc, dst);
     else packColumns(b, pc, kc, jc, nc, dst, columnTable(scratch));
   }
+  else if (ASC_FEATURE_SIMD && padded && (outW & 3) == 0) packPaddedColumnsT(b, pc, kc, jc, nc, dst, gatherRows(scratch));
   else packColumnsT(b, pc, kc, jc, nc, dst, gatherRows(scratch));
 }
 
@@ -666,7 +701,7 @@ export function convGemm(
   const xFirst = min(offX0, offX0 + (kw - 1) * stepX), xLast = (ow - 1) * sw + max(offX0, offX0 + (kw - 1) * stepX);
   const top = max(0, -yFirst), left = max(0, -xFirst);
   const hp = top + max(h, yLast + 1), wp = left + max(w, xLast + 1);
-  padded = ASC_FEATURE_SIMD && !weightGrad && sw <= 2 && kk <= TABLE_ROWS && <i64>cg * hp * wp <= <i64>PAD_FLOATS;
+  padded = ASC_FEATURE_SIMD && sw <= 2 && kk <= TABLE_ROWS && <i64>cg * hp * wp <= <i64>PAD_FLOATS;
   if (padded) {
     rowTable = columnTable(scratch) + TABLE_BYTES;
     padBase = rowTable + (<usize>TABLE_ROWS << 2);
