@@ -425,6 +425,20 @@ function padImage(x: usize, cg: i32, h: i32, w: i32, hp: i32, wp: i32, top: i32,
  * written contiguously at dst: per output row, zeros over the padding and a copy in between.
  */
 function gatherColumnRow(x: usize, r: i32, q0: i32, count: i32, dst: usize): void {
+  if (ASC_FEATURE_SIMD && padded) {
+    // From the padded image: a copy per output row, nothing to zero.
+    const off = <usize>load<i32>(rowTable + (<usize>r << 2)), rowStep = <usize>strideH * padRow;
+    let oy = q0 / outW, ox = q0 - oy * outW, left = count, d = dst;
+    while (left > 0) {
+      const run = min(left, outW - ox);
+      copyStrided(d, padBase + <usize>oy * rowStep + (<usize>(ox * strideW) << 2) + off, run, strideW);
+      d += <usize>run << 2;
+      left -= run;
+      ox = 0;
+      oy++;
+    }
+    return;
+  }
   const taps = winH * winW, ch = r / taps, i = (r - ch * taps) / winW, j = r - ch * taps - i * winW;
   const base = x + (<usize>ch * imgH * imgW << 2);
   const offY = offY0 + i * stepY, offX = offX0 + j * stepX;
