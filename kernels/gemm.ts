@@ -399,22 +399,16 @@ function packPaddedColumnsT(x: usize, pc: i32, kc: i32, jc: i32, nc: i32, dst: u
 }
 
 /**
- * Copies `cg` channel planes at x (h x w) into padBase with `top`/`left` zero rows/columns before
- * and up to hp x wp in all, zeros after.
+ * Copies `cg` channel planes at x (h x w) into the padded buffer (planes of hp x wp, the image at
+ * row `top`, column `left`), whose border convGemm zeroed once for all its images.
  */
 function padImage(x: usize, cg: i32, h: i32, w: i32, hp: i32, wp: i32, top: i32, left: i32): void {
-  let d = padBase;
   const rowBytes = <usize>wp << 2;
   for (let ch = 0; ch < cg; ch++) {
     const plane = x + (<usize>ch * h * w << 2);
-    for (let yp = 0; yp < hp; yp++) {
-      const y = yp - top;
-      if (y < 0 || y >= h) zeroFloats(d, wp);
-      else {
-        zeroFloats(d, left);
-        copyFloats(d + (<usize>left << 2), plane + (<usize>y * w << 2), w);
-        zeroFloats(d + (<usize>(left + w) << 2), wp - left - w);
-      }
+    let d = padBase + ((<usize>(ch * hp + top) * wp + left) << 2);
+    for (let y = 0; y < h; y++) {
+      copyFloats(d, plane + (<usize>y * w << 2), w);
       d += rowBytes;
     }
   }
@@ -720,6 +714,7 @@ export function convGemm(
     rowTable = columnTable(scratch) + TABLE_BYTES;
     padBase = rowTable + (<usize>TABLE_ROWS << 2);
     padRow = <usize>wp << 2;
+    zeroFloats(padBase, cg * hp * wp); // the border; padImage writes the inside of each image
     let r = 0;
     for (let cc = 0; cc < cg; cc++) {
       for (let ti = 0; ti < kh; ti++) {
