@@ -218,6 +218,25 @@ function setColumnRanges(table: usize): void {
   }
 }
 
+/** One panel of rows [pc, pc+kc) (NR pixels from q: output row oy, column ox on) at d, element by element. */
+function packPanelPixels(x: usize, pc: i32, kc: i32, oy: i32, ox: i32, q: i32, end: i32, d: usize): void {
+  const taps = winH * winW, plane = <usize>imgH * imgW << 2;
+  let ch = pc / taps, i = (pc - ch * taps) / winW, j = pc - ch * taps - i * winW;
+  let base = x + <usize>ch * plane;
+  for (let p = 0; p < kc; p++) {
+    packPixels(base, offY0 + i * stepY, offX0 + j * stepX, oy, ox, q, end, d);
+    d += NR << 2;
+    if (++j == winW) {
+      j = 0;
+      if (++i == winH) {
+        i = 0;
+        ch++;
+        base += plane;
+      }
+    }
+  }
+}
+
 /**
  * B panels of the columns of one image (SOURCE_COLUMNS): rows [pc, pc+kc) (window taps (ch, i, j)
  * of the channels at x) by output pixels [jc, jc+nc). A panel is NR consecutive pixels; when they
@@ -230,8 +249,8 @@ function packColumns(x: usize, pc: i32, kc: i32, jc: i32, nc: i32, dst: usize, t
   const taps = winH * winW, plane = <usize>imgH * imgW << 2, end = jc + nc;
   const ch0 = pc / taps, i0 = (pc - ch0 * taps) / winW, j0 = pc - ch0 * taps - i0 * winW;
   const vector = ASC_FEATURE_SIMD && strideW <= 2 && winW <= TABLE_COLUMNS;
-  let oy = jc / outW, ox = jc - oy * outW;
-  for (let q = jc; q < end; q += NR) {
+  for (let q = jc; q < end; q += NR, dst += <usize>kc * NR << 2) {
+    const oy = q / outW, ox = q - oy * outW;
     let ch = ch0, i = i0, j = j0, d = dst;
     let base = x + <usize>ch * plane;
     if (vector && q + NR <= end && ox + NR <= outW) {
@@ -281,26 +300,7 @@ function packColumns(x: usize, pc: i32, kc: i32, jc: i32, nc: i32, dst: usize, t
           }
         }
       }
-    } else {
-      for (let p = 0; p < kc; p++) {
-        packPixels(base, offY0 + i * stepY, offX0 + j * stepX, oy, ox, q, end, d);
-        d += NR << 2;
-        if (++j == winW) {
-          j = 0;
-          if (++i == winH) {
-            i = 0;
-            ch++;
-            base += plane;
-          }
-        }
-      }
-    }
-    dst += <usize>kc * NR << 2;
-    ox += NR;
-    while (ox >= outW) {
-      ox -= outW;
-      oy++;
-    }
+    } else packPanelPixels(x, pc, kc, oy, ox, q, end, dst);
   }
 }
 
@@ -318,10 +318,10 @@ function packColumns(x: usize, pc: i32, kc: i32, jc: i32, nc: i32, dst: usize, t
  * by element on the image itself.
  */
 function packPaddedColumns(x: usize, pc: i32, kc: i32, jc: i32, nc: i32, dst: usize): void {
-  const taps = winH * winW, plane = <usize>imgH * imgW << 2, end = jc + nc;
+  const end = jc + nc;
   const rowStep = <usize>strideH * padRow, colStep = <usize>strideW << 2, table = rowTable + (<usize>pc << 2);
-  let oy = jc / outW, ox = jc - oy * outW;
-  for (let q = jc; q < end; q += NR) {
+  for (let q = jc; q < end; q += NR, dst += <usize>kc * NR << 2) {
+    const oy = q / outW, ox = q - oy * outW;
     let d = dst;
     if (q + NR <= end && ox + NR <= outW) {
       const pb = padBase + <usize>oy * rowStep + <usize>ox * colStep;
@@ -344,28 +344,7 @@ function packPaddedColumns(x: usize, pc: i32, kc: i32, jc: i32, nc: i32, dst: us
         v128.store(d, v128.bitselect(lanes4(sa + (colStep << 2), strideW), lanes4(sn + (colStep << 2), strideW), m1), 16);
         d += NR << 2;
       }
-    } else {
-      let ch = pc / taps, i = (pc - ch * taps) / winW, j = pc - ch * taps - i * winW;
-      let base = x + <usize>ch * plane;
-      for (let p = 0; p < kc; p++) {
-        packPixels(base, offY0 + i * stepY, offX0 + j * stepX, oy, ox, q, end, d);
-        d += NR << 2;
-        if (++j == winW) {
-          j = 0;
-          if (++i == winH) {
-            i = 0;
-            ch++;
-            base += plane;
-          }
-        }
-      }
-    }
-    dst += <usize>kc * NR << 2;
-    ox += NR;
-    while (ox >= outW) {
-      ox -= outW;
-      oy++;
-    }
+    } else packPanelPixels(x, pc, kc, oy, ox, q, end, dst);
   }
 }
 
