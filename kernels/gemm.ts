@@ -52,8 +52,8 @@ let offY0: i32 = 0, stepY: i32 = 0, offX0: i32 = 0, stepX: i32 = 0;
 let imgLo: usize = 0, imgHi: usize = 0;
 /**
  * convGemm with SIMD: each image's channels are first copied into a zero-bordered buffer
- * in the scratch (`padBase`, rows of `padRow` bytes), so that every tap of every output pixel is
- * inside it, and row r of the columns at output pixel (oy, ox) is at padBase + oy*strideH*padRow +
+ * in the scratch (`padBase`, rows of `padRow` bytes; the image itself when the window needs no
+ * border), so that every tap of every output pixel is inside it, and row r of the columns at output pixel (oy, ox) is at padBase + oy*strideH*padRow +
  * ox*strideW*4 + rowTable[r]: a panel row is then one or two vector loads, no bounds, no masks.
  */
 let padded = false, padBase: usize = 0, padRow: usize = 0, rowTable: usize = 0;
@@ -688,12 +688,16 @@ export function convGemm(
   const xFirst = min(offX0, offX0 + (kw - 1) * stepX), xLast = (ow - 1) * sw + max(offX0, offX0 + (kw - 1) * stepX);
   const top = max(0, -yFirst), left = max(0, -xFirst);
   const hp = top + max(h, yLast + 1), wp = left + max(w, xLast + 1);
-  padded = ASC_FEATURE_SIMD && sw <= 2 && kk <= TABLE_ROWS && <i64>cg * hp * wp <= <i64>PAD_FLOATS;
+  // No border (a 'valid' window): the images serve as their own padded buffers, nothing copied.
+  // A stride-2 panel row's last vector load reaches one float past its last pixel: in place only
+  // while that stays inside the memory.
+  const inPlace = top == 0 && left == 0 && hp == h && wp == w && (sw == 1 || x + <usize>(img0 + images) * imageBytes + 64 <= (<usize>memory.size() << 16));
+  padded = ASC_FEATURE_SIMD && sw <= 2 && kk <= TABLE_ROWS && (inPlace || <i64>cg * hp * wp <= <i64>PAD_FLOATS);
   if (padded) {
     rowTable = columnTable(scratch) + TABLE_BYTES;
     padBase = rowTable + (<usize>TABLE_ROWS << 2);
     padRow = <usize>wp << 2;
-    zeroFloats(padBase, cg * hp * wp); // the border; padImage writes the inside of each image
+    if (!inPlace) zeroFloats(padBase, cg * hp * wp); // the border; padImage writes the inside of each image
     let r = 0;
     for (let cc = 0; cc < cg; cc++) {
       for (let ti = 0; ti < kh; ti++) {
@@ -708,7 +712,10 @@ export function convGemm(
     imgLo = x + <usize>(img0 + i) * imageBytes;
     imgHi = imgLo + imageBytes;
     const image = imgLo + (<usize>c0 * h * w << 2), ai = a + (<usize>i * aStride << 2);
-    if (padded) padImage(image, cg, h, w, hp, wp, top, left);
+    if (padded) {
+      if (inPlace) padBase = image;
+      else padImage(image, cg, h, w, hp, wp, top, left);
+    }
     if (weightGrad) {
       gemmBlock(ai, image, c, m, kk, hw, accumulate || i > 0 ? ACCUMULATE : 0, i0, i1, j0, j1, scratch, SOURCE_COLUMNS_T);
     } else {

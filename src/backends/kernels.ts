@@ -48,8 +48,8 @@ export interface Conv2dGeometry {
 }
 
 /**
- * An implicit-GEMM convolution (Kernels.convGemm) over images [img, img+images) of x and channels
- * [c0, c0+cg). cols_i is image i's im2col matrix ((cg*kh*kw) x (outH*outW), as im2col writes it;
+ * An implicit-GEMM convolution (Kernels.convGemm) over images [img, img+images) of x (images >= 1)
+ * and channels [c0, c0+cg). cols_i is image i's im2col matrix ((cg*kh*kw) x (outH*outW), as im2col writes it;
  * with `flip` the window is read backwards: row (channel, i, j) holds tap (kh-1-i, kw-1-j)), and
  * A_i the m-row matrix at element i*aStride of A:
  *   forward (!weightGrad): C_i = A_i cols_i (+ C_i), A_i m x (cg*kh*kw), C_i m x (outH*outW) at element i*cStride of C

@@ -108,6 +108,7 @@ test('convGemm checks its operands: a window outside the images or a short C is 
   const k = make('simd', 1);
   const [a, x, out] = operands(LARGE[0]!, 1);
   assert.throws(() => k.convGemm(a, x, out, LARGE[0]!.g, { ...LARGE[0]!.p, images: 3 }), /convGemm: images \[0, 3\)/);
+  assert.throws(() => k.convGemm(a, x, out, LARGE[0]!.g, { ...LARGE[0]!.p, images: 0 }), /convGemm: images must be >= 1/);
   const short = Tensor.empty([10]);
   assert.throws(() => k.convGemm(a, x, short, LARGE[0]!.g, LARGE[0]!.p), /convGemm: C \[10\] has 10 elements/);
   for (const t of [a, x, out, short]) t.dispose();

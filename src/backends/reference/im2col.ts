@@ -42,6 +42,7 @@ export function im2col(xt: Tensor, colsT: Tensor, g: Conv2dGeometry, img: number
 export function convGemm(at: Tensor, xt: Tensor, ct: Tensor, g: Conv2dGeometry, p: ConvGemmArgs): void {
   const a = at.data() as FloatArray, x = xt.data() as FloatArray, c = ct.data() as FloatArray;
   const kk = p.cg * g.kh * g.kw, hw = g.outH * g.outW, m = p.m;
+  if (p.images < 1) throw new RangeError(`convGemm: images must be >= 1, got ${p.images}`);
   if (!p.accumulate) {
     if (p.weightGrad) c.fill(0, 0, m * kk);
     else for (let i = 0; i < p.images; i++) c.fill(0, i * p.cStride, i * p.cStride + m * hw);

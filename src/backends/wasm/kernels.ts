@@ -394,9 +394,10 @@ export class WasmKernels implements Partial<Kernels> {
     const { img, images, c0, cg, m } = p;
     checkGeometry('convGemm', g);
     checkCounts('convGemm', { img, images, c0, cg, m, aStride: p.aStride, cStride: p.cStride });
+    if (images < 1) throw new RangeError(`convGemm: images must be >= 1, got ${images}`);
     if (img + images > g.n || c0 + cg > g.c) throw new RangeError(`convGemm: images [${img}, ${img + images}) channels [${c0}, ${c0 + cg}) outside n=${g.n}, c=${g.c}`);
     const kk = cg * g.kh * g.kw, hw = g.outH * g.outW;
-    if (images === 0 || m === 0) return;
+    if (m === 0) return;
     const [n, k] = p.weightGrad ? [kk, hw] : [hw, kk];
     checkTensor('convGemm', 'x', x, g.n * g.c * g.h * g.w);
     checkTensor('convGemm', 'A', a, (images - 1) * p.aStride + m * k);
