@@ -3,7 +3,7 @@
  * GEMMs: kernels().convGemm packs the im2col columns straight from the image into the GEMM, so no
  * columns are written out. The forward and the weight gradient always run so; the data gradient
  * is either a convolution of gy with the flipped window (convGemm again) or a GEMM into columns
- * and col2im, chosen per shape by convPlan. Blocks of images run through kernels().parallelFor,
+ * and col2im, chosen per shape by inputGradAlgorithm. Blocks of images run through kernels().parallelFor,
  * one block per thread. Backward recomputes the columns from the saved input, so the op saves
  * only its input (and its weight, a parameter), as the ACT save policy requires.
  */
@@ -77,16 +77,6 @@ const PARTIAL_SUMS = 8;
  */
 export type InputGradAlgorithm = 'implicit' | 'col2im';
 
-let inputGradOverride: InputGradAlgorithm | null = null;
-
-/**
- * Forces the data gradient's algorithm where both apply (null: convPlan's choice), for the
- * benchmark that compares them (bench/conv-plan.ts).
- */
-export function overrideInputGrad(algorithm: InputGradAlgorithm | null): void {
-  inputGradOverride = algorithm;
-}
-
 /** Whether the data gradient can be a stride-1 convolution of gy with the flipped window (its padding dilation*(k-1) - pad must be >= 0). */
 const flipConvFits = (g: Conv2dGeometry): boolean =>
   g.strideH === 1 && g.strideW === 1 && g.padH <= g.dilationH * (g.kh - 1) && g.padW <= g.dilationW * (g.kw - 1);
@@ -101,7 +91,6 @@ const flipConvFits = (g: Conv2dGeometry): boolean =>
  */
 export function inputGradAlgorithm(g: Conv2dGeometry, cg: number): InputGradAlgorithm {
   if (!flipConvFits(g)) return 'col2im';
-  if (inputGradOverride) return inputGradOverride;
   return cg >= 16 && g.h * g.w <= g.outH * g.outW ? 'implicit' : 'col2im';
 }
 
