@@ -3,19 +3,7 @@
 // [oxLo, oxHi): padding outside it is filled with zeros (im2col) or skipped (col2im), and the
 // inside is a contiguous copy when strideW == 1.
 
-/** First ox with ox*stride - pad + off >= 0. */
-// @ts-ignore: decorator
-@inline function firstInside(pad: i32, off: i32, stride: i32): i32 {
-  const need = pad - off; // ox*stride >= need
-  return need <= 0 ? 0 : (need + stride - 1) / stride;
-}
-
-/** One past the last ox with ox*stride - pad + off < size. */
-// @ts-ignore: decorator
-@inline function endInside(size: i32, pad: i32, off: i32, stride: i32): i32 {
-  const lim = size + pad - off; // ox*stride < lim
-  return lim <= 0 ? 0 : (lim + stride - 1) / stride;
-}
+import { copyStrided, endInside, firstInside, zeroFloats } from './rows';
 
 // @ts-ignore: decorator
 @inline function forEachRow(
@@ -28,8 +16,8 @@
     for (let i = 0; i < kh; i++) {
       for (let j = 0; j < kw; j++) {
         const offX = j * dw;
-        const lo = min(outW, firstInside(pw, offX, sw));
-        const hi = max(lo, min(outW, endInside(w, pw, offX, sw)));
+        const lo = min(outW, firstInside(offX - pw, sw));
+        const hi = max(lo, min(outW, endInside(w, offX - pw, sw)));
         for (let oy = 0; oy < outH; oy++) {
           const y = oy * sh - ph + i * dh;
           if (y < 0 || y >= h) {
@@ -43,15 +31,7 @@
               addStrided(pixel, col + (<usize>lo << 2), hi - lo, sw);
             } else {
               zeroFloats(col, lo);
-              if (sw == 1) copyFloats(col + (<usize>lo << 2), pixel, hi - lo);
-              else {
-                let s = pixel, d = col + (<usize>lo << 2);
-                for (let ox = lo; ox < hi; ox++) {
-                  store<f32>(d, load<f32>(s));
-                  s += <usize>sw << 2;
-                  d += 4;
-                }
-              }
+              copyStrided(col + (<usize>lo << 2), pixel, hi - lo, sw);
               zeroFloats(col + (<usize>hi << 2), outW - hi);
             }
           }
@@ -60,25 +40,6 @@
       }
     }
   }
-}
-
-// Rows are short (32 floats in a CIFAR layer): inline loops beat memory.copy/memory.fill, whose
-// per-call cost dominated im2col.
-
-/** dst[0..n) = src[0..n) (non-overlapping). */
-// @ts-ignore: decorator
-@inline function copyFloats(dst: usize, src: usize, n: i32): void {
-  let t = 0;
-  if (ASC_FEATURE_SIMD) for (; t + 4 <= n; t += 4) v128.store(dst + (<usize>t << 2), v128.load(src + (<usize>t << 2)));
-  for (; t < n; t++) store<f32>(dst + (<usize>t << 2), load<f32>(src + (<usize>t << 2)));
-}
-
-/** dst[0..n) = 0. */
-// @ts-ignore: decorator
-@inline function zeroFloats(dst: usize, n: i32): void {
-  let t = 0;
-  if (ASC_FEATURE_SIMD) for (; t + 4 <= n; t += 4) v128.store(dst + (<usize>t << 2), i32x4.splat(0));
-  for (; t < n; t++) store<f32>(dst + (<usize>t << 2), 0);
 }
 
 /** dst[t*stride] += src[t] for t < count. */

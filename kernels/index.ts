@@ -2,7 +2,7 @@
 // (src/backends/wasm), and every exported function must be a kernel of the contract
 // (src/backends/kernels.ts; test/backends/kernels.test.ts checks it). Compiled by
 // scripts/build-kernels.mjs. A kernel added to one of these files is exported as it is.
-export { gemm, gemmScratchBytes } from './gemm';
+export { convGemm, gemm, gemmScratchBytes } from './gemm';
 export * from './im2col';
 export * from './quantize';
 export * from './pool';

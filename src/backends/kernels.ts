@@ -48,6 +48,27 @@ export interface Conv2dGeometry {
   outW: number;
 }
 
+/**
+ * An implicit-GEMM convolution (Kernels.convGemm) over images [img, img+images) of x (images >= 1)
+ * and channels [c0, c0+cg). cols_i is image i's im2col matrix ((cg*kh*kw) x (outH*outW), as im2col writes it;
+ * with `flip` the window is read backwards: row (channel, i, j) holds tap (kh-1-i, kw-1-j)), and
+ * A_i the m-row matrix at element i*aStride of A:
+ *   forward (!weightGrad): C_i = A_i cols_i (+ C_i), A_i m x (cg*kh*kw), C_i m x (outH*outW) at element i*cStride of C
+ *   weightGrad:            C = sum_i A_i cols_iᵀ (+ C), A_i m x (outH*outW), C m x (cg*kh*kw), the images added in order
+ */
+export interface ConvGemmArgs {
+  img: number;
+  images: number;
+  c0: number;
+  cg: number;
+  m: number;
+  aStride: number;
+  cStride: number;
+  weightGrad: boolean;
+  flip: boolean;
+  accumulate: boolean;
+}
+
 /** A tensor viewed as [outer, channels, inner] (e.g. NCHW as [N, C, H*W]); per-channel vectors are [channels]. */
 export interface ChannelLayout {
   outer: number;
@@ -133,6 +154,8 @@ export interface Kernels {
   parallelSlots(count: number, work?: ParallelWork): number;
   /** C = op(A) op(B) (+ C). See GemmArgs. */
   gemm(a: Tensor, b: Tensor, c: Tensor, args: GemmArgs): void;
+  /** Convolution as a GEMM whose B operand is the im2col columns of x, never written out. See ConvGemmArgs. */
+  convGemm(a: Tensor, x: Tensor, c: Tensor, g: Conv2dGeometry, args: ConvGemmArgs): void;
   /**
    * Unfolds channels [c0, c0+cg) of image `img` of x (NCHW) into cols, a (cg*kh*kw) x (outH*outW)
    * row-major matrix; padding reads as 0. With `images` > 1, images img, img+1, ... follow one

@@ -1,13 +1,16 @@
 /**
- * 2-D convolution (NCHW, OIHW weights) with stride, padding, dilation and groups, by
- * im2col + GEMM (batched over chunks of images when there is one group); the chunks run through
- * kernels().parallelFor, one block of them per thread. Backward recomputes the columns from the saved input, so
- * the op saves only its input (and its weight, a parameter), as the ACT save policy requires.
+ * 2-D convolution (NCHW, OIHW weights) with stride, padding, dilation and groups, as implicit
+ * GEMMs: kernels().convGemm packs the im2col columns straight from the image into the GEMM, so no
+ * columns are written out. The forward and the weight gradient always run so; the data gradient
+ * is either a convolution of gy with the flipped window (convGemm again) or a GEMM into columns
+ * and col2im, chosen per shape by inputGradAlgorithm. Blocks of images run through kernels().parallelFor,
+ * one block per thread. Backward recomputes the columns from the saved input, so the op saves
+ * only its input (and its weight, a parameter), as the ACT save policy requires.
  */
 import { fmt, ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { kernels } from '../backends/index.js';
-import type { Conv2dGeometry } from '../backends/kernels.js';
+import type { Conv2dGeometry, Kernels } from '../backends/kernels.js';
 import { contiguous } from './elementwise.js';
 import { defineOp, runOp, type TensorMeta } from './registry.js';
 
@@ -47,13 +50,11 @@ function inferConv(x: TensorMeta, w: TensorMeta, b: TensorMeta | null, o: Conv2d
 }
 
 /**
- * Images whose columns are unfolded together so that one batched GEMM covers them (fewer, larger
- * GEMMs split across threads by image: a 16-channel layer's per-image GEMM has only 16 rows).
- * A fixed count, not a share of the batch, so the workspace does not grow with the batch size
- * (step memory stays affine in the batch, as the activation-memory planner models it); capped
- * at COLS_BUDGET elements for large images. Each thread has its own chunk's columns, so this is
- * per thread: 4 keeps two threads' columns (ResNet-20's first stage: 2 x 2.25 MiB) within what
- * one thread used with 8, at the same step time.
+ * Images whose columns the col2im data gradient computes together (one batched GEMM, split across
+ * threads by image: a 16-channel layer's per-image GEMM has only 16 rows). A fixed count, not a
+ * share of the batch, so the workspace does not grow with the batch size (step memory stays affine
+ * in the batch, as the activation-memory planner models it); capped at COLS_BUDGET elements for
+ * large images. Each thread has its own chunk's columns, so this is per thread.
  */
 const IMAGES_PER_CHUNK = 4;
 const COLS_BUDGET = 1 << 21;
@@ -64,12 +65,51 @@ const COLS_BUDGET = 1 << 21;
  */
 const SMALL_CHUNK_COLS = 160_000;
 /**
- * Partial sums of the weight gradient (runs of chunks): the most threads conv2d_grad_weight can
+ * Partial sums of the weight gradient (runs of images): the most threads conv2d_grad_weight can
  * use, and the bound on its extra workspace (this many weight-sized buffers).
  */
 const PARTIAL_SUMS = 8;
 
-/** Images per chunk; 1 with groups (a batched GEMM's outputs would not be evenly spaced in NCHW). */
+/**
+ * How conv2d's data gradient runs: 'implicit', a stride-1 convolution of gy with the flipped
+ * window (convGemm, every element of dx written once), or 'col2im', a GEMM into columns that
+ * col2im adds into a zeroed dx.
+ */
+export type InputGradAlgorithm = 'implicit' | 'col2im';
+
+/** Whether the data gradient can be a stride-1 convolution of gy with the flipped window (its padding dilation*(k-1) - pad must be >= 0). */
+const flipConvFits = (g: Conv2dGeometry): boolean =>
+  g.strideH === 1 && g.strideW === 1 && g.padH <= g.dilationH * (g.kh - 1) && g.padW <= g.dilationW * (g.kw - 1);
+
+/**
+ * The data gradient's algorithm for geometry g with `cg` input channels per group: the one place
+ * the choice is made. Measured with bench/conv-plan.ts (BENCHMARKS.md, issue 17): the flipped
+ * convolution wins from 16 channels per group when dx has no more pixels than gy ('same'
+ * convolutions: ResNet-20's stride-1 layers, 1x1 layers); with fewer channels its GEMM has fewer
+ * rows than a register tile (LeNet-5's and the CNN's first layers: 1.5-1.8x slower) and with a
+ * 'valid' window it multiplies over gy's zero border too (the CNN's second layer: 1.15x slower).
+ */
+export function inputGradAlgorithm(g: Conv2dGeometry, cg: number): InputGradAlgorithm {
+  if (!flipConvFits(g)) return 'col2im';
+  return cg >= 16 && g.h * g.w <= g.outH * g.outW ? 'implicit' : 'col2im';
+}
+
+/** Splits images [0, n) into `blocks` contiguous runs; block b is [first, first + count). */
+function imageBlock(n: number, blocks: number, b: number): [first: number, count: number] {
+  const first = Math.floor((n * b) / blocks);
+  return [first, Math.floor((n * (b + 1)) / blocks) - first];
+}
+
+/** Runs body(first, count) for one block of images per thread (parallelFor), each block's kernel calls one job. */
+function forImageBlocks(k: Kernels, n: number, body: (first: number, count: number) => void): void {
+  const blocks = k.parallelSlots(n);
+  k.parallelFor(blocks, (b) => {
+    const [first, count] = imageBlock(n, blocks, b);
+    if (count > 0) body(first, count);
+  });
+}
+
+/** Images per chunk of the col2im data gradient; 1 with groups (a batched GEMM's outputs would not be evenly spaced in NCHW). */
 function imagesPerChunk(g: Conv2dGeometry, groups: number): number {
   if (groups !== 1) return 1;
   const perImage = Math.max(1, g.c * g.kh * g.kw * g.outH * g.outW);
@@ -79,34 +119,18 @@ function imagesPerChunk(g: Conv2dGeometry, groups: number): number {
 }
 
 /**
- * Runs `body(img0, count, grp, cols, blk, slot)` for every chunk of images and every group, with cols
- * [count, cg*kh*kw, outH*outW] holding the im2col columns of images [img0, img0 + count). The
- * chunks are cut into `blocks` contiguous runs (at most; `blk` is the run's number) that run
- * through kernels().parallelFor: a thread does a whole run (im2col and whatever the body adds)
- * behind one wake-up, in its own columns buffer (`slot`: the thread's, for the body's own scratch).
+ * Runs `body(img0, count, cols)` for every chunk of images (imagesPerChunk), with cols a
+ * [count * cg*kh*kw, outH*outW] columns buffer of the calling thread: the chunks are cut into one
+ * contiguous run per thread (parallelFor), each run's chunks in order on its thread's buffer.
  */
-function withColumns(x: Tensor, g: Conv2dGeometry, groups: number, blocks: number, body: (img0: number, count: number, grp: number, cols: Tensor, blk: number, slot: number) => void): void {
-  const k = kernels(x.dtype);
-  forChunks(x.dtype, g, groups, blocks, (img0, count, cols, blk, slot) => {
-    for (let grp = 0; grp < groups; grp++) {
-      k.im2col(x, cols, g, img0, grp * (g.c / groups), g.c / groups, count);
-      body(img0, count, grp, cols, blk, slot);
-    }
-  });
-}
-
-/** The chunks of images split into at most `blocks` runs, each run's chunks in order on one slot's columns buffer. */
-function forChunks(dtype: Tensor['dtype'], g: Conv2dGeometry, groups: number, blocks: number, body: (img0: number, count: number, cols: Tensor, blk: number, slot: number) => void): void {
+function forChunks(dtype: Tensor['dtype'], g: Conv2dGeometry, groups: number, body: (img0: number, count: number, cols: Tensor) => void): void {
   const kk = (g.c / groups) * g.kh * g.kw, hw = g.outH * g.outW;
-  const size = imagesPerChunk(g, groups), chunks = Math.ceil(g.n / size), runs = Math.min(blocks, chunks);
+  const size = imagesPerChunk(g, groups), chunks = Math.ceil(g.n / size);
   const k = kernels(dtype);
-  const cols = Tensor.uninitialized([k.parallelSlots(runs) * size * kk, hw], dtype, 'workspace');
-  k.parallelFor(runs, (blk, slot) => {
+  const cols = Tensor.uninitialized([k.parallelSlots(chunks) * size * kk, hw], dtype, 'workspace');
+  k.parallelFor(chunks, (c, slot) => {
     const mine = block(cols, slot * size * kk * hw, size * kk, hw);
-    for (let c = Math.floor((chunks * blk) / runs); c < Math.floor((chunks * (blk + 1)) / runs); c++) {
-      const img0 = c * size;
-      body(img0, Math.min(size, g.n - img0), mine, blk, slot);
-    }
+    body(c * size, Math.min(size, g.n - c * size), mine);
     mine.dispose();
   });
   cols.dispose();
@@ -114,6 +138,8 @@ function forChunks(dtype: Tensor['dtype'], g: Conv2dGeometry, groups: number, bl
 
 /** A [rows, cols] view at element `offset` of contiguous `t` (a GEMM operand). */
 const block = (t: Tensor, offset: number, rows: number, cols: number): Tensor => t.view([rows, cols], undefined, t.offset + offset);
+/** The flat view of contiguous `t` from element `offset` that holds `count` blocks of `size` elements, `stride` apart (a convGemm operand). */
+const strided = (t: Tensor, offset: number, count: number, stride: number, size: number): Tensor => t.view([(count - 1) * stride + size], undefined, t.offset + offset);
 
 const conv2dOp = defineOp<Conv2dOptions>({
   name: 'conv2d',
@@ -134,13 +160,15 @@ const conv2dOp = defineOp<Conv2dOptions>({
     const og = g.o / groups, kk = (g.c / groups) * g.kh * g.kw, hw = g.outH * g.outW;
     const k = kernels(x!.dtype);
     const bc = b ? contiguous(b) : null;
-    withColumns(xc, g, groups, Infinity, (img0, count, grp, cols) => {
-      const wv = block(wc, grp * og * kk, og, kk);
-      const ov = block(out, (img0 * g.o + grp * og) * hw, count * og, hw);
-      k.gemm(wv, cols, ov, { batch: count, m: og, n: hw, k: kk, transA: false, transB: false, aStride: 0, bStride: kk * hw, accumulate: false });
-      wv.dispose();
-      ov.dispose();
-      if (bc && grp === groups - 1) {
+    const cg = g.c / groups;
+    forImageBlocks(k, g.n, (img0, count) => {
+      for (let grp = 0; grp < groups; grp++) {
+        const wv = block(wc, grp * og * kk, og, kk), ov = strided(out, (img0 * g.o + grp * og) * hw, count, g.o * hw, og * hw);
+        k.convGemm(wv, xc, ov, g, { img: img0, images: count, c0: grp * cg, cg, m: og, aStride: 0, cStride: g.o * hw, weightGrad: false, flip: false, accumulate: false });
+        wv.dispose();
+        ov.dispose();
+      }
+      if (bc) {
         // The bias of these images' channels, in the same job (channelAdd is elementwise: the same bits as over the whole output).
         const chunk = block(out, img0 * g.o * hw, count * g.o, hw);
         k.channelAdd(chunk, bc, chunk, { outer: count, channels: g.o, inner: hw });
@@ -199,7 +227,7 @@ type GradInputAttrs = Conv2dOptions & { inputShape: number[] };
 /** With `bias`, the op also returns the bias gradient (sumChannels of gy, its per-image sums computed in dw's job). */
 type GradWeightAttrs = Conv2dOptions & { weightShape: number[]; bias?: boolean };
 
-/** dx = col2im(Wᵀ gy), per image and group. Not itself differentiable. */
+/** dx: a convolution of gy with the flipped window, or col2im(Wᵀ gy) per chunk of images and group (inputGradAlgorithm). Not itself differentiable. */
 const conv2dGradInputOp = defineOp<GradInputAttrs>({
   name: 'conv2d_grad_input',
   inputs: ['gy', 'w'],
@@ -210,9 +238,15 @@ const conv2dGradInputOp = defineOp<GradInputAttrs>({
     const g = convGeometry('conv2d_grad_input', a.inputShape, w!.shape[2]!, w!.shape[3]!, a);
     const o = w!.shape[0]!, og = o / groups, cg = g.c / groups, kk = cg * g.kh * g.kw, hw = g.outH * g.outW;
     const gc = contiguous(gy!), wc = contiguous(w!);
-    const dx = Tensor.empty(a.inputShape, gy!.dtype);
     const k = kernels(gy!.dtype);
-    forChunks(gy!.dtype, g, groups, Infinity, (img0, count, cols) => {
+    if (inputGradAlgorithm(g, cg) === 'implicit') {
+      const dx = flipConvInput(k, gc, wc, g, groups);
+      if (gc !== gy) gc.dispose();
+      if (wc !== w) wc.dispose();
+      return [dx];
+    }
+    const dx = Tensor.empty(a.inputShape, gy!.dtype); // col2im adds into it
+    forChunks(gy!.dtype, g, groups, (img0, count, cols) => {
       for (let grp = 0; grp < groups; grp++) {
         const wv = block(wc, grp * og * kk, og, kk);
         const gv = block(gc, (img0 * o + grp * og) * hw, count * og, hw);
@@ -228,7 +262,39 @@ const conv2dGradInputOp = defineOp<GradInputAttrs>({
   },
 });
 
-/** dW = sum over images of gy colsᵀ (one batched GEMM per chunk of images, then a sum). Not itself differentiable. */
+/**
+ * The data gradient of a stride-1 conv as a convolution of gy with the window flipped and the
+ * channel axes of w swapped: dx[c, y, x] = sum over (o, i, j) of w[o, c, i, j] gy[o, y + padH -
+ * i*dilationH, x + padW - j*dilationW], i.e. convGemm over gy (padding dilation*(k-1) - pad, flip)
+ * with A = w as [C/groups, O/groups * kh*kw] per group. Every element of dx is written once: no
+ * zero-fill, no columns, no col2im.
+ */
+function flipConvInput(k: Kernels, gy: Tensor, w: Tensor, g: Conv2dGeometry, groups: number): Tensor {
+  const [o, cg, kh, kw] = w.shape as [number, number, number, number];
+  const og = o / groups, taps = kh * kw, plane = g.h * g.w;
+  const wt = Tensor.uninitialized([groups, cg, og, taps], w.dtype, 'workspace');
+  const swapped = w.view([groups, cg, og, taps], [og * cg * taps, taps, cg * taps, 1]);
+  k.copy(swapped, wt);
+  swapped.dispose();
+  const gyGeometry: Conv2dGeometry = {
+    n: g.n, c: o, h: g.outH, w: g.outW, kh, kw, strideH: 1, strideW: 1,
+    padH: g.dilationH * (kh - 1) - g.padH, padW: g.dilationW * (kw - 1) - g.padW,
+    dilationH: g.dilationH, dilationW: g.dilationW, outH: g.h, outW: g.w,
+  };
+  const dx = Tensor.uninitialized([g.n, g.c, g.h, g.w], gy.dtype);
+  forImageBlocks(k, g.n, (img0, count) => {
+    for (let grp = 0; grp < groups; grp++) {
+      const av = block(wt, grp * cg * og * taps, cg, og * taps), dv = strided(dx, (img0 * g.c + grp * cg) * plane, count, g.c * plane, cg * plane);
+      k.convGemm(av, gy, dv, gyGeometry, { img: img0, images: count, c0: grp * og, cg: og, m: cg, aStride: 0, cStride: g.c * plane, weightGrad: false, flip: true, accumulate: false });
+      av.dispose();
+      dv.dispose();
+    }
+  });
+  wt.dispose();
+  return dx;
+}
+
+/** dW = sum over images of gy colsᵀ (convGemm per run of images, then a sum over the runs). Not itself differentiable. */
 const conv2dGradWeightOp = defineOp<GradWeightAttrs>({
   name: 'conv2d_grad_weight',
   inputs: ['gy', 'x'],
@@ -240,36 +306,31 @@ const conv2dGradWeightOp = defineOp<GradWeightAttrs>({
     const g = convGeometry('conv2d_grad_weight', x!.shape, kh, kw, a);
     const og = o / groups, kk = (g.c / groups) * kh * kw, hw = g.outH * g.outW;
     const gc = contiguous(gy!), xc = contiguous(x!);
-    // Each run of chunks adds its chunks' sums of products gy_i cols_iᵀ (one batched GEMM per
-    // chunk, then its images summed in order) into its own zeroed partial sum; dw is the sum of
-    // the partials in run order. The runs are fixed by the batch, not the thread count, so any
-    // number of threads gives the same bits.
-    const size = imagesPerChunk(g, groups), runs = Math.min(PARTIAL_SUMS, Math.ceil(g.n / size));
-    const dw = Tensor.empty(a.weightShape, gy!.dtype);
-    const partials = runs > 1 ? Tensor.empty([runs, o * kk], gy!.dtype, 'workspace') : dw;
     const k = kernels(gy!.dtype);
-    const slots = k.parallelSlots(runs);
-    // Per slot: the chunk's products [size, og, kk], then their sum [og, kk].
-    const scratch = Tensor.uninitialized([slots * (size + 1) * og, kk], gy!.dtype, 'workspace');
     const perImage = a.bias ? Tensor.uninitialized([g.n, o], gy!.dtype, 'workspace') : null;
-    withColumns(xc, g, groups, PARTIAL_SUMS, (img0, count, grp, cols, blk, slot) => {
-      if (perImage && grp === 0) {
+    // Each run of images sums its products gy_i cols_iᵀ in image order into its own partial sum
+    // (one convGemm per group, which writes it: no zero-fill); dw is the sum of the partials in
+    // run order. The runs are fixed by the batch, not the thread count, so any number of threads
+    // gives the same bits.
+    const runs = Math.min(PARTIAL_SUMS, g.n);
+    const dw = Tensor.uninitialized(a.weightShape, gy!.dtype);
+    const partials = runs > 1 ? Tensor.uninitialized([runs, o * kk], gy!.dtype, 'workspace') : dw;
+    k.parallelFor(runs, (run) => {
+      const [img0, count] = imageBlock(g.n, runs, run);
+      if (perImage) {
         // These images' rows of sumChannels' first reduce (each row's sum is the same whoever computes it).
         const rows = block(gc, img0 * o * hw, count * o, hw), sums = block(perImage, img0 * o, count * o, 1);
         k.reduce('sum', rows, sums, { outer: count * o, reduced: hw, inner: 1 }, null);
         rows.dispose();
         sums.dispose();
       }
-      const base = slot * (size + 1) * og * kk;
-      const gv = block(gc, (img0 * o + grp * og) * hw, count * og, hw);
-      const products = block(scratch, base, count * og, kk), sum = block(scratch, base + size * og * kk, og, kk);
-      k.gemm(gv, cols, products, { batch: count, m: og, n: kk, k: hw, transA: false, transB: true, aStride: o * hw, bStride: kk * hw, accumulate: false });
-      k.reduce('sum', products, sum, { outer: 1, reduced: count, inner: og * kk }, null);
-      const pv = block(partials, blk * o * kk + grp * og * kk, og, kk);
-      k.binary('add', pv, sum, pv);
-      for (const t of [gv, products, sum, pv]) t.dispose();
+      for (let grp = 0; grp < groups; grp++) {
+        const gv = strided(gc, (img0 * o + grp * og) * hw, count, o * hw, og * hw), pv = block(partials, run * o * kk + grp * og * kk, og, kk);
+        k.convGemm(gv, xc, pv, g, { img: img0, images: count, c0: grp * (g.c / groups), cg: g.c / groups, m: og, aStride: o * hw, cStride: 0, weightGrad: true, flip: false, accumulate: false });
+        gv.dispose();
+        pv.dispose();
+      }
     });
-    scratch.dispose();
     if (partials !== dw) {
       k.reduce('sum', partials, dw, { outer: 1, reduced: runs, inner: o * kk }, null);
       partials.dispose();

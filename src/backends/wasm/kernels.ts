@@ -11,7 +11,7 @@ import { ledger } from '../../core/ledger.js';
 import { fmt } from '../../core/shape.js';
 import { Tensor } from '../../core/tensor.js';
 import { referenceKernels } from '../reference/index.js';
-import { BINARY_OPS, type AdamStep, type ParallelWork, type WorkKind, type BinaryOp, type SgdStep, type ChannelAffineArgs, type ChannelLayout, type Conv2dGeometry, type GemmArgs, type HalfFormat, type Kernels } from '../kernels.js';
+import { BINARY_OPS, type AdamStep, type ParallelWork, type WorkKind, type BinaryOp, type SgdStep, type ChannelAffineArgs, type ChannelLayout, type Conv2dGeometry, type ConvGemmArgs, type GemmArgs, type HalfFormat, type Kernels } from '../kernels.js';
 import type { KernelModule } from './loader.js';
 import { ThreadPool, type PoolCall, type PoolOp } from './pool.js';
 
@@ -51,6 +51,14 @@ function checkTensor(op: string, role: string, t: Tensor, minSize: number): void
   if (!t.isContiguous()) throw new Error(`${op}: ${role} ${fmt(t.shape)} must be contiguous`);
   t.assertAlive(op);
   if (t.size < minSize) throw new RangeError(`${op}: ${role} ${fmt(t.shape)} has ${t.size} elements, needs at least ${minSize}`);
+}
+
+/** Throws unless the window geometry's counts are int32-sized and its strides and dilations >= 1. */
+function checkGeometry(op: string, g: Conv2dGeometry): void {
+  checkCounts(op, g as unknown as Record<string, number>);
+  if (g.strideH < 1 || g.strideW < 1 || g.dilationH < 1 || g.dilationW < 1) {
+    throw new RangeError(`${op}: strides and dilations must be >= 1, got stride ${g.strideH}x${g.strideW}, dilation ${g.dilationH}x${g.dilationW}`);
+  }
 }
 
 /** Throws unless every value is an int32-sized non-negative integer (they become wasm i32 arguments). */
@@ -382,6 +390,38 @@ export class WasmKernels implements Partial<Kernels> {
     this.run('gemm', parts);
   }
 
+  convGemm(a: Tensor, x: Tensor, c: Tensor, g: Conv2dGeometry, p: ConvGemmArgs): void {
+    const { img, images, c0, cg, m } = p;
+    checkGeometry('convGemm', g);
+    checkCounts('convGemm', { img, images, c0, cg, m, aStride: p.aStride, cStride: p.cStride });
+    if (images < 1) throw new RangeError(`convGemm: images must be >= 1, got ${images}`);
+    if (img + images > g.n || c0 + cg > g.c) throw new RangeError(`convGemm: images [${img}, ${img + images}) channels [${c0}, ${c0 + cg}) outside n=${g.n}, c=${g.c}`);
+    const kk = cg * g.kh * g.kw, hw = g.outH * g.outW;
+    if (m === 0) return;
+    const [n, k] = p.weightGrad ? [kk, hw] : [hw, kk];
+    checkTensor('convGemm', 'x', x, g.n * g.c * g.h * g.w);
+    checkTensor('convGemm', 'A', a, (images - 1) * p.aStride + m * k);
+    checkTensor('convGemm', 'C', c, p.weightGrad ? m * n : (images - 1) * p.cStride + m * n);
+    const flags = (p.weightGrad ? 2 : 0) | (p.accumulate ? 4 : 0) | (p.flip ? 8 : 0);
+    const want = this.partsFor(images * m * n * k, this.splitAt('gemm'));
+    // Forward: split images when there are enough; the weight gradient sums over images, so it
+    // (and a forward with few images) splits the longer of rows and columns of C (the same sums
+    // in the same order, whatever the split).
+    let ranges: [number, number, number, number, number, number][];
+    if (!p.weightGrad && images >= want) ranges = splitRange(images, want, 1).map(([i0, i1]) => [img + i0, i1 - i0, 0, m, 0, n]);
+    else if (m >= n) ranges = splitRange(m, want, MR).map(([i0, i1]) => [img, images, i0, i1, 0, n]);
+    else ranges = splitRange(n, want, NR).map(([j0, j1]) => [img, images, 0, m, j0, j1]);
+    const parts = ranges.map(([img0, count, i0, i1, j0, j1], part) => {
+      const skip = img0 - img; // a forward part's first image: its A and C move with it
+      return [
+        a.ptr + 4 * skip * p.aStride, x.ptr, c.ptr + 4 * skip * p.cStride, m, flags, p.aStride, p.cStride, img0, count,
+        i0, i1, j0, j1, this.scratchOf(part),
+        g.c, g.h, g.w, g.kh, g.kw, g.strideH, g.strideW, g.padH, g.padW, g.dilationH, g.dilationW, g.outH, g.outW, c0, cg,
+      ];
+    });
+    this.run('convGemm', parts);
+  }
+
   im2col(x: Tensor, cols: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number, images = 1): void {
     this.unfold('im2col', x, cols, g, img, c0, cg, images);
   }
@@ -395,11 +435,8 @@ export class WasmKernels implements Partial<Kernels> {
    * channels of every image: disjoint rows of cols and planes of the images).
    */
   private unfold(op: 'im2col' | 'col2im', image: Tensor, cols: Tensor, g: Conv2dGeometry, img: number, c0: number, cg: number, images: number): void {
-    checkCounts(op, g as unknown as Record<string, number>);
+    checkGeometry(op, g);
     checkCounts(op, { img, c0, cg, images });
-    if (g.strideH < 1 || g.strideW < 1 || g.dilationH < 1 || g.dilationW < 1) {
-      throw new RangeError(`${op}: strides and dilations must be >= 1, got stride ${g.strideH}x${g.strideW}, dilation ${g.dilationH}x${g.dilationW}`);
-    }
     if (img + images > g.n || c0 + cg > g.c) throw new RangeError(`${op}: images [${img}, ${img + images}) channels [${c0}, ${c0 + cg}) outside n=${g.n}, c=${g.c}`);
     const rowsPerChannel = g.kh * g.kw * g.outH * g.outW;
     checkTensor(op, 'image', image, g.n * g.c * g.h * g.w);

@@ -64,6 +64,12 @@ export interface KernelExports extends TensorKernelExports {
     b0: number, b1: number, i0: number, i1: number, j0: number, j1: number, scratch: number,
   ): void;
   gemmScratchBytes(): number;
+  convGemm(
+    a: number, x: number, c: number, m: number, flags: number, aStride: number, cStride: number, img0: number, images: number,
+    i0: number, i1: number, j0: number, j1: number, scratch: number,
+    ch: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number, ph: number, pw: number, dh: number, dw: number,
+    oh: number, ow: number, c0: number, cg: number,
+  ): void;
   im2col(
     x: number, cols: number, c: number, h: number, w: number, kh: number, kw: number, sh: number, sw: number,
     ph: number, pw: number, dh: number, dw: number, outH: number, outW: number, img: number, c0: number, cg: number,
