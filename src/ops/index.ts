@@ -3,7 +3,8 @@ export * from './elementwise.js';
 export * from './reduce.js';
 export * from './movement.js';
 export * from './matmul.js';
-export * from './conv.js';
+// The conv2d op and its options; the data-gradient plan (inputGradAlgorithm) stays internal.
+export { conv2d, convGeometry, type Conv2dOptions } from './conv.js';
 export * from './pool.js';
 export * from './norm.js';
 export * from './nnops.js';
