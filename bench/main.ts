@@ -21,6 +21,7 @@ const suites: Record<string, () => Promise<{ run(args: string[]): Promise<number
   transformer: () => import('./transformer.js'),
   browser: () => import('./browser.js'),
   qat: () => import('./qat.js'),
+  conv: () => import('./conv.js'),
 };
 
 export async function main(args: string[]): Promise<number> {

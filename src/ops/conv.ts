@@ -83,7 +83,7 @@ const flipConvFits = (g: Conv2dGeometry): boolean =>
 
 /**
  * The data gradient's algorithm for geometry g with `cg` input channels per group: the one place
- * the choice is made. Measured with bench/conv-plan.ts (BENCHMARKS.md, issue 17): the flipped
+ * the choice is made. Measured with `slimgrad bench conv` (bench/conv.ts; BENCHMARKS.md, issue 17): the flipped
  * convolution wins from 16 channels per group when dx has no more pixels than gy ('same'
  * convolutions: ResNet-20's stride-1 layers, 1x1 layers); with fewer channels its GEMM has fewer
  * rows than a register tile (LeNet-5's and the CNN's first layers: 1.5-1.8x slower) and with a

@@ -9,9 +9,10 @@
  * The two alternate within each of ROUNDS rounds; the round with the least CPU time counts (CPU
  * time, not wall: on a shared machine it leaves out the time other processes take). One thread.
  *
- *   node --import tsx bench/conv-plan.ts [--json]
+ *   slimgrad bench conv [--json]   (= node --import tsx bench/main.ts conv)
  *
- * Prints one row per shape and direction: CPU ms per batch for each, their ratio, and what conv2d uses.
+ * A table, one row per shape and direction: CPU ms per batch for each, their ratio, and what
+ * conv2d uses; with --json then one object `{suite: 'conv', rows}`.
  */
 import { parseArgs } from 'node:util';
 import { kernels, setThreads, useFastestBackend } from '../src/backends/index.js';
@@ -19,6 +20,7 @@ import type { Conv2dGeometry } from '../src/backends/kernels.js';
 import { fromValues, Tensor } from '../src/core/tensor.js';
 import { convGeometry, inputGradAlgorithm, type Conv2dOptions } from '../src/ops/conv.js';
 import { Rng } from '../src/util/rng.js';
+import { printJson, printTable, UsageError } from '../src/cli/command.js';
 
 interface Shape {
   label: string;
@@ -49,11 +51,6 @@ const SHAPES: Shape[] = [
 const CHUNK = 4;
 const ROUNDS = 9;
 
-const { values } = parseArgs({ options: { json: { type: 'boolean', default: false } } });
-await useFastestBackend();
-setThreads(1);
-const k = kernels('float32');
-
 const random = (shape: number[], seed: number): Tensor => {
   const rng = new Rng(seed, 1), n = shape.reduce((a, b) => a * b, 1);
   return fromValues(Float32Array.from({ length: n }, () => rng.normal()), shape);
@@ -76,7 +73,7 @@ function compare(a: () => void, b: () => void): [number, number] {
 }
 
 /** The three directions of one layer: [implicit, materialized] CPU ms each (input null where only col2im applies). */
-function layer(s: Shape, g: Conv2dGeometry): Record<'forward' | 'weight' | 'input', [number, number] | null> {
+function layer(k: ReturnType<typeof kernels>, s: Shape, g: Conv2dGeometry): Record<'forward' | 'weight' | 'input', [number, number] | null> {
   const [n, c] = s.x, [o, , kh, kw] = s.w, kk = c * kh * kw, hw = g.outH * g.outW;
   const x = random(s.x, 1), w = random([o, kk], 2), gy = random([n, o, hw], 3);
   const out = Tensor.empty([n, o, hw]), dw = Tensor.empty([o, kk]), dx = Tensor.empty(s.x);
@@ -132,18 +129,28 @@ function layer(s: Shape, g: Conv2dGeometry): Record<'forward' | 'weight' | 'inpu
   return { forward, weight, input };
 }
 
-const rows: Record<string, unknown>[] = [];
-for (const s of SHAPES) {
-  const g = convGeometry('conv2d', s.x, s.w[2], s.w[3], s.o);
-  const t = layer(s, g);
-  for (const d of ['forward', 'weight', 'input'] as const) {
-    const r = t[d];
-    if (!r) continue;
-    const uses = d === 'input' ? inputGradAlgorithm(g, s.x[1]) : 'implicit';
-    const row = { shape: s.label, direction: d, implicitCpuMs: r[0], materializedCpuMs: r[1], ratio: r[1] / r[0], uses };
-    rows.push(row);
-    if (!values.json) console.log(`${s.label.padEnd(27)} ${d.padEnd(8)} implicit ${r[0].toFixed(2).padStart(6)} ms  materialized ${r[1].toFixed(2).padStart(6)} ms  materialized/implicit ${row.ratio.toFixed(2)}  conv2d uses ${uses}`);
+export async function run(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } } }));
+  } catch (e) {
+    throw new UsageError(`bench conv: ${(e as Error).message}`);
   }
+  useFastestBackend();
+  setThreads(1);
+  const k = kernels('float32');
+  const rows = [];
+  for (const s of SHAPES) {
+    const g = convGeometry('conv2d', s.x, s.w[2], s.w[3], s.o);
+    const t = layer(k, s, g);
+    for (const d of ['forward', 'weight', 'input'] as const) {
+      const r = t[d];
+      if (!r) continue;
+      const uses = d === 'input' ? inputGradAlgorithm(g, s.x[1]) : 'implicit';
+      rows.push({ shape: s.label, direction: d, implicitCpuMs: r[0], materializedCpuMs: r[1], ratio: r[1] / r[0], uses });
+    }
+  }
+  printTable(rows.map((r) => ({ ...r, implicitCpuMs: Number(r.implicitCpuMs.toFixed(2)), materializedCpuMs: Number(r.materializedCpuMs.toFixed(2)), ratio: Number(r.ratio.toFixed(2)) })));
+  if (values.json) printJson({ suite: 'conv', threads: 1, rows });
+  return 0;
 }
-if (values.json) console.log(JSON.stringify({ rows }));
-process.exit(0);
