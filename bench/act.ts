@@ -527,9 +527,12 @@ interface AccuracySpec {
   dataDir: string;
 }
 
+type MnistSplits = [Awaited<ReturnType<typeof loadMnist>>, Awaited<ReturnType<typeof loadMnist>>];
+const mnistSplits = (dataDir: string): Promise<MnistSplits> => Promise.all([loadMnist(dataDir, { split: 'train' }), loadMnist(dataDir, { split: 'test' })]);
+
 /** One accuracy run: `spec.epochs` epochs of MNIST training, then the test split. */
-async function accuracyRun(spec: AccuracySpec): Promise<AccuracyRow> {
-  const [train, test] = await Promise.all([loadMnist(spec.dataDir, { split: 'train' }), loadMnist(spec.dataDir, { split: 'test' })]);
+async function accuracyRun(spec: AccuracySpec, splits?: MnistSplits): Promise<AccuracyRow> {
+  const [train, test] = splits ?? (await mnistSplits(spec.dataDir));
   const { model: name, mode, seed, epochs } = spec;
   const model = ACCURACY_MODELS[name]!(seed);
   const act = new Compression({ ...parseActSpec(mode, 'bench act --modes'), model, seed });
@@ -552,8 +555,9 @@ async function accuracyRows(models: string[], modes: string[], epochs: number, s
   // Seed-major: a campaign stopped part way has every mode of the seeds it finished.
   const specs = Array.from({ length: seeds }, (_, s) => models.flatMap((model) => modes.map((mode) => ({ model, mode, seed: s + 1, epochs, dataDir })))).flat();
   if (jobs <= 1) {
+    const splits = await mnistSplits(dataDir);
     const rows: AccuracyRow[] = [];
-    for (const spec of specs) rows.push(await accuracyRun(spec));
+    for (const spec of specs) rows.push(await accuracyRun(spec, splits));
     return rows;
   }
   return mapConcurrent(specs, jobs, async (spec) => {
@@ -686,6 +690,11 @@ export async function run(args: string[]): Promise<number> {
   if (fitBatches.length !== 2 || !fitBatches.every((b) => Number.isInteger(b) && b > 0) || fitBatches[0]! >= fitBatches[1]!) {
     throw new UsageError(`bench act: --fit-batches needs two increasing positive integers, got '${values['fit-batches']}'`);
   }
+  // Checked before any table runs: a typo must not wait for the memory section.
+  const accuracyPlan = values.accuracy ? {
+    models: list(values['accuracy-models'], Object.keys(ACCURACY_MODELS), 'accuracy model'),
+    epochs: positive(values.epochs, 1, '--epochs'), seeds: positive(values.seeds, 1, '--seeds'), jobs: count(values['accuracy-jobs'], 1, '--accuracy-jobs'),
+  } : null;
   const backend = useFastestBackend();
 
   const memory: MemoryRow[] = [];
@@ -727,10 +736,10 @@ export async function run(args: string[]): Promise<number> {
   }
 
   let accuracy: AccuracyRow[] = [];
-  if (values.accuracy) {
+  if (accuracyPlan) {
     const accModes = [...modes.filter((m) => m === 'off' || m === 'int4' || m === 'int2' || m === 'division'), ...extraModes];
-    const accModels = list(values['accuracy-models'], Object.keys(ACCURACY_MODELS), 'accuracy model');
-    accuracy = await accuracyRows(accModels, accModes, positive(values.epochs, 1, '--epochs'), positive(values.seeds, 1, '--seeds'), values.data!, count(values['accuracy-jobs'], 1, '--accuracy-jobs'));
+    const { models: accModels, epochs, seeds, jobs } = accuracyPlan;
+    accuracy = await accuracyRows(accModels, accModes, epochs, seeds, values.data!, jobs);
     console.log('');
     printTable(accuracy.map((r) => ({ ...r })));
   }
