@@ -18,6 +18,8 @@
  * const bits = storageBits(outC, K);             // what the deployed file spends on it
  */
 
+import { kthSmallest } from './quantizers.js';
+
 export interface SmartDealOptions {
   /** Values per segment (columns of the basis). */
   segment?: number;
@@ -87,42 +89,73 @@ function solve(a: Float64Array, y: Float64Array, n: number, m: number): Float64A
   return X;
 }
 
-/** The power-of-two code of c given the largest exponent emax (nearest level, 0 below half the smallest). */
-function pow2Code(c: number, emax: number): number {
-  const a = Math.abs(c), emin = emax - SMARTDEAL_LEVELS + 1;
-  if (a < 2 ** emin / 2) return 0;
-  let e = Math.floor(Math.log2(a));
-  if (a >= 1.5 * 2 ** e) e++;
-  e = Math.min(emax, Math.max(emin, e));
-  return (c < 0 ? 8 : 0) + emax - e + 1;
+/**
+ * Magnitude thresholds of the power-of-two codes given emax: ±2^e is the nearest level (in the
+ * log domain) for |c| in [1.5·2^(e−1), 1.5·2^e), clamped to [emin, emax]; below half the smallest
+ * level, zero. t[0] = 2^emin / 2, t[1 + j] = 1.5·2^(emin + j) (all exact in float64).
+ */
+function pow2Thresholds(emax: number): Float64Array {
+  const emin = emax - SMARTDEAL_LEVELS + 1, t = new Float64Array(SMARTDEAL_LEVELS);
+  t[0] = 2 ** emin / 2;
+  for (let j = 0; j < SMARTDEAL_LEVELS - 1; j++) t[1 + j] = 1.5 * 2 ** (emin + j);
+  return t;
+}
+
+/** The power-of-two code of c (nearest level, 0 below half the smallest; NaN gives 0). */
+function pow2Code(c: number, t: Float64Array): number {
+  const a = Math.abs(c);
+  if (!(a >= t[0]!)) return 0;
+  let j = 0; // levels above emin
+  while (j < SMARTDEAL_LEVELS - 1 && a >= t[1 + j]!) j++;
+  return (c < 0 ? 8 : 0) + SMARTDEAL_LEVELS - j;
+}
+
+/** Values of the 16 codes given emax (indexed by code; 0 for code 0). */
+function codeValues(emax: number): Float64Array {
+  const v = new Float64Array(16);
+  for (let c = 1; c < 16; c++) v[c] = coeffValue(c, emax);
+  return v;
+}
+
+/** Marks the floor(sparsity·M) segments with the smallest norms (ties by index, NaN as +∞) as pruned (0). */
+function segmentMask(wp: Float64Array, M: number, S: number, sparsity: number): Uint8Array {
+  const norms = new Float64Array(M);
+  for (let i = 0; i < M; i++) {
+    let s = 0;
+    for (let j = 0; j < S; j++) s += wp[i * S + j]! ** 2;
+    norms[i] = s === s ? s : Infinity;
+  }
+  const rowMask = new Uint8Array(M).fill(1), prune = Math.floor(sparsity * M);
+  if (prune === 0) return rowMask;
+  const thr = kthSmallest(norms.slice(), prune - 1)!;
+  let n = 0;
+  for (let i = 0; i < M; i++) if (norms[i]! < thr) rowMask[i] = 0, n++;
+  for (let i = 0; i < M && n < prune; i++) if (norms[i] === thr) rowMask[i] = 0, n++;
+  return rowMask;
 }
 
 /**
  * The SmartDeal factors of w [outC, K] (row-major): deterministic (the same weights give the same
- * factors), so training forwards, conversion and summary agree.
+ * factors), so training forwards, conversion and summary agree. The rounds stop early at a fixed
+ * point (the codes and emax of two rounds equal: every later round would repeat them), which gives
+ * the same factors as running all of them.
  */
 export function decompose(w: ArrayLike<number>, outC: number, K: number, options: SmartDealOptions = {}): SmartDealFactors {
   const { segment: S, rank: r, sparsity, iterations } = smartdealOptions(options);
   const G = Math.ceil(K / S), M = outC * G;
   const wp = new Float64Array(M * S);
-  for (let o = 0; o < outC; o++) for (let k = 0; k < K; k++) wp[(o * G + Math.floor(k / S)) * S + (k % S)] = w[o * K + k]!;
+  for (let o = 0; o < outC; o++) for (let k = 0; k < K; k++) wp[o * G * S + k] = w[o * K + k]!;
   // Vector-wise sparsity: the segments with the smallest norms get zero coefficient rows.
-  const norms = Array.from({ length: M }, (_, i) => {
-    let s = 0;
-    for (let j = 0; j < S; j++) s += wp[i * S + j]! ** 2;
-    return s;
-  });
-  const order = norms.map((_, i) => i).sort((a, b) => norms[a]! - norms[b]! || a - b);
-  const rowMask = new Uint8Array(M).fill(1);
-  for (let i = 0; i < Math.floor(sparsity * M); i++) rowMask[order[i]!] = 0;
+  const rowMask = segmentMask(wp, M, S, sparsity);
+  const kept = Int32Array.from(rowMask.keys()).filter((i) => rowMask[i] === 1);
   // B starts as the first r unit vectors.
   let basis = new Float64Array(r * S);
   for (let t = 0; t < r; t++) basis[t * S + t] = 1;
-  const codes = new Uint8Array(M * r);
+  let codes = new Uint8Array(M * r), prev = new Uint8Array(M * r);
   let emax = 0;
-  const ceStep = (): void => {
-    // Least squares Ce = W'·Bᵀ(B·Bᵀ)⁻¹, then projected.
-    const bbt = new Float64Array(r * r);
+  const ce = new Float64Array(M * r), bbt = new Float64Array(r * r), ctc = new Float64Array(r * r), ctw = new Float64Array(r * S);
+  /** Least squares Ce = W'·Bᵀ(B·Bᵀ)⁻¹, then projected; true when codes and emax did not change. */
+  const ceStep = (): boolean => {
     for (let a = 0; a < r; a++) for (let b = 0; b < r; b++) {
       let s = 0;
       for (let j = 0; j < S; j++) s += basis[a * S + j]! * basis[b * S + j]!;
@@ -130,54 +163,68 @@ export function decompose(w: ArrayLike<number>, outC: number, K: number, options
     }
     // (B·Bᵀ)⁻¹·B [r, S], so that Ce_row = W'_row·((B·Bᵀ)⁻¹·B)ᵀ.
     const p = solve(bbt, basis, r, S);
-    const ce = new Float64Array(M * r);
     let maxAbs = 0;
-    for (let i = 0; i < M; i++) {
-      if (!rowMask[i]) continue;
+    for (let e = 0; e < kept.length; e++) {
+      const i = kept[e]!, wo = i * S, co = i * r;
       for (let t = 0; t < r; t++) {
         let s = 0;
-        for (let j = 0; j < S; j++) s += wp[i * S + j]! * p[t * S + j]!;
-        ce[i * r + t] = s;
-        maxAbs = Math.max(maxAbs, Math.abs(s));
+        for (let j = 0; j < S; j++) s += wp[wo + j]! * p[t * S + j]!;
+        ce[co + t] = s;
+        const a = Math.abs(s);
+        if (!(a <= maxAbs)) maxAbs = Math.max(maxAbs, a);
       }
     }
+    const emaxBefore = emax;
     emax = maxAbs > 0 ? Math.round(Math.log2(maxAbs)) : 0;
-    for (let i = 0; i < M * r; i++) codes[i] = rowMask[Math.floor(i / r)] ? pow2Code(ce[i]!, emax) : 0;
+    [prev, codes] = [codes, prev];
+    const th = pow2Thresholds(emax);
+    let same = emax === emaxBefore;
+    for (let e = 0; e < kept.length; e++) {
+      const co = kept[e]! * r;
+      for (let t = 0; t < r; t++) {
+        const c = pow2Code(ce[co + t]!, th);
+        codes[co + t] = c;
+        if (c !== prev[co + t]) same = false;
+      }
+    }
+    return same;
   };
   for (let it = 0; it <= iterations; it++) {
-    ceStep();
+    if (ceStep() && it > 0) break;
     if (it === iterations) break;
     // B = (CeᵀCe)⁻¹·CeᵀW'.
-    const ctc = new Float64Array(r * r), ctw = new Float64Array(r * S);
-    for (let i = 0; i < M; i++) {
-      if (!rowMask[i]) continue;
+    const cv = codeValues(emax);
+    ctc.fill(0);
+    ctw.fill(0);
+    for (let e = 0; e < kept.length; e++) {
+      const i = kept[e]!, co = i * r, wo = i * S;
       for (let a = 0; a < r; a++) {
-        const ca = coeffValue(codes[i * r + a]!, emax);
+        const ca = cv[codes[co + a]!]!;
         if (ca === 0) continue;
-        for (let b = 0; b < r; b++) ctc[a * r + b] += ca * coeffValue(codes[i * r + b]!, emax);
-        for (let j = 0; j < S; j++) ctw[a * S + j] += ca * wp[i * S + j]!;
+        for (let b = 0; b < r; b++) ctc[a * r + b] += ca * cv[codes[co + b]!]!;
+        for (let j = 0; j < S; j++) ctw[a * S + j] += ca * wp[wo + j]!;
       }
     }
-    // Rows of Ce that are all zero leave B's row undetermined: keep it.
-    for (let a = 0; a < r; a++) if (ctc[a * r + a] === 0) {
-      ctc[a * r + a] = 1;
-      for (let j = 0; j < S; j++) ctw[a * S + j] = basis[a * S + j]!;
-    }
-    basis = Float64Array.from(Float32Array.from(solve(ctc, ctw, r, S)));
+    // Rows of Ce that are all zero leave B's row undetermined: keep it (as it is: the solve's ridge would shrink it).
+    const free = Array.from({ length: r }, (_, a) => ctc[a * r + a] === 0);
+    for (let a = 0; a < r; a++) if (free[a]) ctc[a * r + a] = 1;
+    const next = Float64Array.from(Float32Array.from(solve(ctc, ctw, r, S)));
+    for (let a = 0; a < r; a++) if (free[a]) next.set(basis.subarray(a * S, a * S + S), a * S);
+    basis = next;
   }
   return { outC, K, segment: S, rank: r, emax, rowMask, codes, basis: Float32Array.from(basis) };
 }
 
 /** Ce·B as float32 [outC, K] (the padding of each row's last segment dropped). */
 export function reconstruct(f: SmartDealFactors): Float32Array {
-  const { outC, K, segment: S, rank: r } = f, G = Math.ceil(K / S), out = new Float32Array(outC * K);
+  const { outC, K, segment: S, rank: r } = f, G = Math.ceil(K / S), out = new Float32Array(outC * K), cv = codeValues(f.emax);
   for (let o = 0; o < outC; o++) {
     for (let g = 0; g < G; g++) {
       const row = o * G + g;
       if (!f.rowMask[row]) continue;
       for (let j = 0; j < S && g * S + j < K; j++) {
         let s = 0;
-        for (let t = 0; t < r; t++) s += coeffValue(f.codes[row * r + t]!, f.emax) * f.basis[t * S + j]!;
+        for (let t = 0; t < r; t++) s += cv[f.codes[row * r + t]!]! * f.basis[t * S + j]!;
         out[o * K + g * S + j] = s;
       }
     }
