@@ -18,6 +18,9 @@
  * const bits = storageBits(outC, K);             // what the deployed file spends on it
  */
 
+import { kernels } from '../backends/index.js';
+import type { FloatArray } from '../core/dtype.js';
+import { Tensor } from '../core/tensor.js';
 import { kthSmallest } from './quantizers.js';
 
 export interface SmartDealOptions {
@@ -94,14 +97,14 @@ function solve(a: Float64Array, y: Float64Array, n: number, m: number): Float64A
  * log domain) for |c| in [1.5·2^(e−1), 1.5·2^e), clamped to [emin, emax]; below half the smallest
  * level, zero. t[0] = 2^emin / 2, t[1 + j] = 1.5·2^(emin + j) (all exact in float64).
  */
-function pow2Thresholds(emax: number): Float64Array {
+export function pow2Thresholds(emax: number): Float64Array {
   const emin = emax - SMARTDEAL_LEVELS + 1, t = new Float64Array(SMARTDEAL_LEVELS);
   t[0] = 2 ** emin / 2;
   for (let j = 0; j < SMARTDEAL_LEVELS - 1; j++) t[1 + j] = 1.5 * 2 ** (emin + j);
   return t;
 }
 
-/** The power-of-two code of c (nearest level, 0 below half the smallest; NaN gives 0). */
+/** The power-of-two code of c (nearest level, 0 below half the smallest; NaN gives 0) under pow2Thresholds(emax). */
 function pow2Code(c: number, t: Float64Array): number {
   const a = Math.abs(c);
   if (!(a >= t[0]!)) return 0;
@@ -117,13 +120,68 @@ function codeValues(emax: number): Float64Array {
   return v;
 }
 
-/** Marks the floor(sparsity·M) segments with the smallest norms (ties by index, NaN as +∞) as pruned (0). */
-function segmentMask(wp: Float64Array, M: number, S: number, sparsity: number): Uint8Array {
-  const norms = new Float64Array(M);
-  for (let i = 0; i < M; i++) {
-    let s = 0;
-    for (let j = 0; j < S; j++) s += wp[i * S + j]! ** 2;
-    norms[i] = s === s ? s : Infinity;
+/** Rows, segment and rank of the smartdeal kernels' arguments, checked (RangeError naming the op). */
+export function projectionShape(op: string, w: Tensor, p: Tensor, codes?: Tensor, sums?: Tensor | null): [rows: number, S: number, r: number] {
+  for (const t of [w, p, codes, sums]) t?.assertAlive(op);
+  const rows = w.shape[0] ?? 0, S = w.shape[1] ?? 0, r = p.shape[0] ?? 0;
+  if (w.rank !== 2 || p.rank !== 2 || p.shape[1] !== S || p.dtype !== 'float64') throw new RangeError(`${op}: w must be [rows, S] and p float64 [r, S], got ${w.dtype} [${w.shape}] and ${p.dtype} [${p.shape}]`);
+  if (codes && (codes.dtype !== 'int32' || codes.size !== rows * r)) throw new RangeError(`${op}: codes must be int32 [${rows}, ${r}], got ${codes.dtype} [${codes.shape}]`);
+  if (sums && (sums.dtype !== 'float64' || sums.size !== r * r + r * S)) throw new RangeError(`${op}: sums must be float64 of ${r * r + r * S} elements, got ${sums.dtype} [${sums.shape}]`);
+  return [rows, S, r];
+}
+
+/** Reference of the smartdealProject kernel (src/backends/kernels.ts). */
+export function smartdealProject(w: Tensor, p: Tensor): number {
+  const [rows, S, r] = projectionShape('smartdealProject', w, p);
+  const wv = w.values() as FloatArray, pv = p.values() as Float64Array;
+  let maxAbs = 0;
+  for (let i = 0; i < rows; i++) {
+    for (let t = 0; t < r; t++) {
+      let s = 0;
+      for (let j = 0; j < S; j++) s += wv[i * S + j]! * pv[t * S + j]!;
+      maxAbs = Math.max(maxAbs, Math.abs(s));
+    }
+  }
+  return maxAbs;
+}
+
+/** Reference of the smartdealCodes kernel (src/backends/kernels.ts). */
+export function smartdealCodes(w: Tensor, p: Tensor, codes: Tensor, sums: Tensor | null, emax: number): number {
+  const [rows, S, r] = projectionShape('smartdealCodes', w, p, codes, sums);
+  const wv = w.values() as FloatArray, pv = p.values() as Float64Array, cd = codes.data() as Int32Array;
+  const sv = sums?.data() as Float64Array | undefined, th = pow2Thresholds(emax), cv = codeValues(emax);
+  let changed = 0;
+  for (let i = 0; i < rows; i++) {
+    for (let t = 0; t < r; t++) {
+      let s = 0;
+      for (let j = 0; j < S; j++) s += wv[i * S + j]! * pv[t * S + j]!;
+      const c = pow2Code(s, th);
+      if (c !== cd[i * r + t]) changed++;
+      cd[i * r + t] = c;
+    }
+    if (!sv) continue;
+    for (let a = 0; a < r; a++) {
+      const ca = cv[cd[i * r + a]!]!;
+      if (ca === 0) continue;
+      for (let b = 0; b < r; b++) sv[a * r + b] += ca * cv[cd[i * r + b]!]!;
+      for (let j = 0; j < S; j++) sv[r * r + a * S + j] += ca * wv[i * S + j]!;
+    }
+  }
+  return changed;
+}
+
+/**
+ * Row mask of the M segments of w [outC, K] (⌈K/S⌉ per row, the last one zero-padded): the
+ * floor(sparsity·M) with the smallest squared norms (ties by index, NaN as +∞) are pruned (0).
+ */
+function segmentMask(w: ArrayLike<number>, outC: number, K: number, S: number, sparsity: number): Uint8Array {
+  const G = Math.ceil(K / S), M = outC * G, norms = new Float64Array(M);
+  for (let o = 0; o < outC; o++) {
+    for (let g = 0; g < G; g++) {
+      let s = 0;
+      for (let k = o * K + g * S, end = o * K + Math.min(K, g * S + S); k < end; k++) s += w[k]! * w[k]!;
+      norms[o * G + g] = s === s ? s : Infinity;
+    }
   }
   const rowMask = new Uint8Array(M).fill(1), prune = Math.floor(sparsity * M);
   if (prune === 0) return rowMask;
@@ -136,96 +194,82 @@ function segmentMask(wp: Float64Array, M: number, S: number, sparsity: number): 
 
 /**
  * The SmartDeal factors of w [outC, K] (row-major): deterministic (the same weights give the same
- * factors), so training forwards, conversion and summary agree. The rounds stop early at a fixed
- * point (the codes and emax of two rounds equal: every later round would repeat them), which gives
- * the same factors as running all of them.
+ * factors), so training forwards, conversion and summary agree. The rounds run on the backend's
+ * smartdealProject / smartdealCodes kernels (float64 sums: every backend gives the same factors)
+ * and stop early at a fixed point (codes and emax of two rounds equal: every later round would
+ * repeat them), which gives the same factors as running all of them.
  */
 export function decompose(w: ArrayLike<number>, outC: number, K: number, options: SmartDealOptions = {}): SmartDealFactors {
   const { segment: S, rank: r, sparsity, iterations } = smartdealOptions(options);
   const G = Math.ceil(K / S), M = outC * G;
-  const wp = new Float64Array(M * S);
-  for (let o = 0; o < outC; o++) for (let k = 0; k < K; k++) wp[o * G * S + k] = w[o * K + k]!;
   // Vector-wise sparsity: the segments with the smallest norms get zero coefficient rows.
-  const rowMask = segmentMask(wp, M, S, sparsity);
-  const kept = Int32Array.from(rowMask.keys()).filter((i) => rowMask[i] === 1);
-  // B starts as the first r unit vectors.
-  let basis = new Float64Array(r * S);
-  for (let t = 0; t < r; t++) basis[t * S + t] = 1;
-  let codes = new Uint8Array(M * r), prev = new Uint8Array(M * r);
-  let emax = 0;
-  const ce = new Float64Array(M * r), bbt = new Float64Array(r * r), ctc = new Float64Array(r * r), ctw = new Float64Array(r * S);
-  /** Least squares Ce = W'·Bᵀ(B·Bᵀ)⁻¹, then projected; true when codes and emax did not change. */
-  const ceStep = (): boolean => {
-    for (let a = 0; a < r; a++) for (let b = 0; b < r; b++) {
-      let s = 0;
-      for (let j = 0; j < S; j++) s += basis[a * S + j]! * basis[b * S + j]!;
-      bbt[a * r + b] = s;
+  const rowMask = segmentMask(w, outC, K, S, sparsity);
+  let count = 0;
+  for (let i = 0; i < M; i++) count += rowMask[i]!;
+  const kept = new Int32Array(count);
+  for (let i = 0, e = 0; i < M; i++) if (rowMask[i]) kept[e++] = i;
+  // The kept segments W' (zero-padded; exact in float32 when w is), the projection, the codes and the basis step's sums.
+  const dtype = w instanceof Float32Array ? 'float32' : 'float64', k = kernels(dtype);
+  const wk = Tensor.empty([count, S], dtype), pt = Tensor.empty([r, S], 'float64');
+  const codesT = Tensor.empty([count, r], 'int32'), sumsT = Tensor.empty([r * r + r * S], 'float64');
+  try {
+    const wkv = wk.data() as FloatArray;
+    wkv.fill(0);
+    for (let e = 0; e < count; e++) {
+      const o = Math.floor(kept[e]! / G), k0 = (kept[e]! % G) * S, n = Math.min(S, K - k0);
+      for (let j = 0; j < n; j++) wkv[e * S + j] = w[o * K + k0 + j]!;
     }
-    // (B·Bᵀ)⁻¹·B [r, S], so that Ce_row = W'_row·((B·Bᵀ)⁻¹·B)ᵀ.
-    const p = solve(bbt, basis, r, S);
-    let maxAbs = 0;
-    for (let e = 0; e < kept.length; e++) {
-      const i = kept[e]!, wo = i * S, co = i * r;
-      for (let t = 0; t < r; t++) {
+    (codesT.data() as Int32Array).fill(0);
+    // B starts as the first r unit vectors.
+    let basis = new Float64Array(r * S);
+    for (let t = 0; t < r; t++) basis[t * S + t] = 1;
+    let emax = 0;
+    const bbt = new Float64Array(r * r), sums = sumsT.data() as Float64Array;
+    for (let it = 0; it <= iterations; it++) {
+      // Least squares Ce = W'·Bᵀ(B·Bᵀ)⁻¹ (with (B·Bᵀ)⁻¹·B [r, S]: Ce_row = W'_row·((B·Bᵀ)⁻¹·B)ᵀ), then projected.
+      for (let a = 0; a < r; a++) for (let b = 0; b < r; b++) {
         let s = 0;
-        for (let j = 0; j < S; j++) s += wp[wo + j]! * p[t * S + j]!;
-        ce[co + t] = s;
-        const a = Math.abs(s);
-        if (!(a <= maxAbs)) maxAbs = Math.max(maxAbs, a);
+        for (let j = 0; j < S; j++) s += basis[a * S + j]! * basis[b * S + j]!;
+        bbt[a * r + b] = s;
       }
+      pt.data().set(solve(bbt, basis, r, S));
+      const maxAbs = k.smartdealProject(wk, pt), emaxBefore = emax;
+      emax = maxAbs > 0 ? Math.round(Math.log2(maxAbs)) : 0;
+      const last = it === iterations;
+      if (!last) sums.fill(0);
+      const changed = k.smartdealCodes(wk, pt, codesT, last ? null : sumsT, emax);
+      if (last || (it > 0 && changed === 0 && emax === emaxBefore)) break;
+      // B = (CeᵀCe)⁻¹·CeᵀW' from the sums; rows of Ce that are all zero leave B's row undetermined:
+      // keep it (as it is: the solve's ridge would shrink it).
+      const ctc = sums.slice(0, r * r), ctw = sums.slice(r * r);
+      const free = Array.from({ length: r }, (_, a) => ctc[a * r + a] === 0);
+      for (let a = 0; a < r; a++) if (free[a]) ctc[a * r + a] = 1;
+      const next = Float64Array.from(Float32Array.from(solve(ctc, ctw, r, S)));
+      for (let a = 0; a < r; a++) if (free[a]) next.set(basis.subarray(a * S, a * S + S), a * S);
+      basis = next;
     }
-    const emaxBefore = emax;
-    emax = maxAbs > 0 ? Math.round(Math.log2(maxAbs)) : 0;
-    [prev, codes] = [codes, prev];
-    const th = pow2Thresholds(emax);
-    let same = emax === emaxBefore;
-    for (let e = 0; e < kept.length; e++) {
-      const co = kept[e]! * r;
-      for (let t = 0; t < r; t++) {
-        const c = pow2Code(ce[co + t]!, th);
-        codes[co + t] = c;
-        if (c !== prev[co + t]) same = false;
-      }
-    }
-    return same;
-  };
-  for (let it = 0; it <= iterations; it++) {
-    if (ceStep() && it > 0) break;
-    if (it === iterations) break;
-    // B = (CeᵀCe)⁻¹·CeᵀW'.
-    const cv = codeValues(emax);
-    ctc.fill(0);
-    ctw.fill(0);
-    for (let e = 0; e < kept.length; e++) {
-      const i = kept[e]!, co = i * r, wo = i * S;
-      for (let a = 0; a < r; a++) {
-        const ca = cv[codes[co + a]!]!;
-        if (ca === 0) continue;
-        for (let b = 0; b < r; b++) ctc[a * r + b] += ca * cv[codes[co + b]!]!;
-        for (let j = 0; j < S; j++) ctw[a * S + j] += ca * wp[wo + j]!;
-      }
-    }
-    // Rows of Ce that are all zero leave B's row undetermined: keep it (as it is: the solve's ridge would shrink it).
-    const free = Array.from({ length: r }, (_, a) => ctc[a * r + a] === 0);
-    for (let a = 0; a < r; a++) if (free[a]) ctc[a * r + a] = 1;
-    const next = Float64Array.from(Float32Array.from(solve(ctc, ctw, r, S)));
-    for (let a = 0; a < r; a++) if (free[a]) next.set(basis.subarray(a * S, a * S + S), a * S);
-    basis = next;
+    const codes = new Uint8Array(M * r), cd = codesT.data() as Int32Array;
+    for (let e = 0; e < count; e++) codes.set(cd.subarray(e * r, e * r + r), kept[e]! * r);
+    return { outC, K, segment: S, rank: r, emax, rowMask, codes, basis: Float32Array.from(basis) };
+  } finally {
+    for (const t of [wk, pt, codesT, sumsT]) t.dispose();
   }
-  return { outC, K, segment: S, rank: r, emax, rowMask, codes, basis: Float32Array.from(basis) };
 }
 
 /** Ce·B as float32 [outC, K] (the padding of each row's last segment dropped). */
 export function reconstruct(f: SmartDealFactors): Float32Array {
   const { outC, K, segment: S, rank: r } = f, G = Math.ceil(K / S), out = new Float32Array(outC * K), cv = codeValues(f.emax);
+  const basis = Float64Array.from(f.basis), c = new Float64Array(r);
   for (let o = 0; o < outC; o++) {
     for (let g = 0; g < G; g++) {
       const row = o * G + g;
       if (!f.rowMask[row]) continue;
-      for (let j = 0; j < S && g * S + j < K; j++) {
+      for (let t = 0; t < r; t++) c[t] = cv[f.codes[row * r + t]!]!;
+      const n = Math.min(S, K - g * S), at = o * K + g * S;
+      for (let j = 0; j < n; j++) {
         let s = 0;
-        for (let t = 0; t < r; t++) s += cv[f.codes[row * r + t]!]! * f.basis[t * S + j]!;
-        out[o * K + g * S + j] = s;
+        for (let t = 0; t < r; t++) s += c[t]! * basis[t * S + j]!;
+        out[at + j] = s;
       }
     }
   }
