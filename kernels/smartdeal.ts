@@ -1,5 +1,5 @@
 // SmartDeal's decomposition rounds (mirrors smartdealProject / smartdealCodes of
-// src/quant/smartdeal.ts, the oracle): the coefficient fit ce = w·pᵀ of the kept weight segments
+// src/quant/smartdeal-kernels.ts, the oracle): the coefficient fit ce = w·pᵀ of the kept weight segments
 // (float32 [rows, S]) on p (float64 [r, S]), its power-of-two codes and the basis step's normal
 // equations, all in float64 with the reference's order of operations (every sum from 0, in order
 // of j, rows in order): the same bits as the reference. Scalar (the sums' order is the contract);

@@ -1,5 +1,5 @@
 // The wasm SmartDeal decomposition kernels (kernels/smartdeal.ts through
-// src/backends/wasm/smartdeal.ts) against their reference (quant/smartdeal.ts), bit for bit: the
+// src/backends/wasm/smartdeal.ts) against their reference (quant/smartdeal-kernels.ts), bit for bit: the
 // coefficient fit's max |Ce|, the power-of-two codes with their change count, and the basis step's
 // normal equations, on random segments with values at the code thresholds, ±0, ±Inf and NaN, for
 // the SIMD (segment = rank = 4 on f64x2) and scalar builds; and decompose on the wasm backend

@@ -5,7 +5,7 @@
  * part of the contract).
  */
 import type { Tensor } from '../../core/tensor.js';
-import { projectionShape, smartdealCodes, smartdealProject } from '../../quant/smartdeal.js';
+import { projectionShape, smartdealCodes, smartdealProject } from '../../quant/smartdeal-kernels.js';
 import type { Kernels } from '../kernels.js';
 import type { WasmKernels } from './kernels.js';
 
