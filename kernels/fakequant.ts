@@ -88,6 +88,22 @@ function sinPoly(x: f64): f64 {
   return k - 2 * Math.floor(k / 2) != 0 ? -s : s; // odd k (no integer cast: k may be NaN)
 }
 
+/**
+ * out[i] = sin(x[i] + phase) for i < n, x + phase in f64 (sinPoly); stores 1 at status when a
+ * finite argument is past ±1e5, where the reduction loses the stated accuracy (the wrapper then
+ * runs the reference).
+ */
+export function sinPhase(x: usize, out: usize, n: i32, pl: i32, ph: i32, status: usize): void {
+  const phase = f64From(pl, ph);
+  let wide = false;
+  for (let i = 0; i < n; i++) {
+    const k = <usize>i << 2, a = <f64>load<f32>(x + k) + phase;
+    wide = wide || (Math.abs(a) > 1e5 && a - a == 0);
+    store<f32>(out + k, <f32>sinPoly(a));
+  }
+  if (wide) store<i32>(status, 1);
+}
+
 /** Σ_{i<n} cos((2i+1)θ) = sin(2nθ) / (2 sin θ) (n at θ = 0). */
 function fourierSum(theta: f64, n: f64): f64 {
   const s = sinPoly(theta);

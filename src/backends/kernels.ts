@@ -245,6 +245,12 @@ export interface Kernels {
    */
   fakeQuantGrad(x: Tensor, g: Tensor | null, gx: Tensor | null, gp: Tensor | null, a: FakeQuantAttrs, p: number): void;
   /**
+   * out = sin(x + phase), x + phase in float64 (FDA's noise-adaptation skip; phase π/2 gives its
+   * derivative): within 1e-15 of Math.sin before rounding to out's dtype, so a float32 result is
+   * the reference's or one ulp from it.
+   */
+  sin(x: Tensor, out: Tensor, phase: number): void;
+  /**
    * SmartDeal's coefficient fit (quant/smartdeal.ts decompose), in float64: ce [rows, r] = w·pᵀ for
    * segments w [rows, S] and p [r, S] (float64; each sum from 0 in order of j); returns max |ce|
    * (NaN when a sum is NaN).
