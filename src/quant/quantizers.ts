@@ -110,7 +110,7 @@ export abstract class Quantizer {
  * Per-channel statistic of |x| along `axis` (the output-channel axis), as a stop-gradient
  * constant shaped to broadcast against x: mean|x| over the elements passing `keep`.
  */
-export function channelMeanAbs(x: Tensor, axis: number, keep: (absValue: number) => boolean = () => true): Tensor {
+export function channelMeanAbs(x: Tensor, axis: number, keep?: (absValue: number) => boolean): Tensor {
   if (axis < 0 || axis >= x.rank) throw new RangeError(`channelMeanAbs: axis ${axis} out of range for rank ${x.rank}`);
   const v = readable(x);
   const channels = x.shape[axis]!;
@@ -119,11 +119,17 @@ export function channelMeanAbs(x: Tensor, axis: number, keep: (absValue: number)
   // Element i is channel ⌊i / inner⌋ mod channels: walked block by block, in the order of i.
   for (let start = 0, c = 0; start < v.length; start += inner, c = c + 1 === channels ? 0 : c + 1) {
     let s = sums[c]!, n = counts[c]!;
-    for (let i = start; i < start + inner; i++) {
-      const a = Math.abs(v[i]!);
-      if (keep(a)) {
-        s += a;
-        n++;
+    if (!keep) {
+      // Every element (most callers): no call per element.
+      for (let i = start; i < start + inner; i++) s += Math.abs(v[i]!);
+      n += inner;
+    } else {
+      for (let i = start; i < start + inner; i++) {
+        const a = Math.abs(v[i]!);
+        if (keep(a)) {
+          s += a;
+          n++;
+        }
       }
     }
     sums[c] = s;
@@ -575,29 +581,30 @@ function channelMoments(w: Tensor): { mean: Tensor; std: Tensor } {
 export class IrNetWeight extends EdeSign {
   override readonly name = 'irnet_weight';
   /**
-   * ŵ (differentiable when grad mode is on), the per-channel power-of-two scale and 1/std (the
-   * chain-rule factor), from one pass of per-filter statistics.
+   * ŵ (differentiable when grad mode is on), the per-channel power-of-two scale and std (1/std is
+   * pseudoGradient's chain-rule factor; the forward needs no 1/std), from one pass of per-filter
+   * statistics.
    */
-  private parts(w: Tensor): { standardized: Tensor; scale: Tensor; invStd: Tensor } {
+  private parts(w: Tensor): { standardized: Tensor; scale: Tensor; std: Tensor } {
     const { mean, std } = noGrad(() => channelMoments(w));
     const centred = sub(w, mean), standardized = div(centred, std);
     return noGrad(() => {
       const a = channelMeanAbs(standardized, 0);
       const scale = fromValues(Array.from(a.values(), (m) => 2 ** Math.round(Math.log2(m || 1))), a.shape, w.dtype);
-      const invStd = div(onesLike(std), std);
-      for (const t of [a, mean, std, centred]) t.dispose();
-      return { standardized, scale, invStd };
+      for (const t of [a, mean, centred]) t.dispose();
+      return { standardized, scale, std };
     });
   }
   override forward(w: Tensor): Tensor {
-    const { standardized, scale, invStd } = this.parts(w);
+    const { standardized, scale, std } = this.parts(w);
     const q = fakeQuant(standardized, this.attrs()), out = mul(q, scale);
-    for (const t of [standardized, scale, invStd, q]) t.dispose();
+    for (const t of [standardized, scale, std, q]) t.dispose();
     return out;
   }
   override pseudoGradient(w: Tensor): Tensor {
     return noGrad(() => {
-      const { standardized, scale, invStd } = this.parts(w);
+      const { standardized, scale, std } = this.parts(w), invStd = div(onesLike(std), std);
+      std.dispose();
       return mul(mul(fakeQuantGrad(standardized, null, this.attrs()), scale), invStd);
     });
   }
