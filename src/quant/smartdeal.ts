@@ -91,6 +91,9 @@ function solve(a: Float64Array, y: Float64Array, n: number, m: number): Float64A
   return X;
 }
 
+/** segmentMask's last threshold by shape and count (only a guess for the next selection). */
+const lastThreshold = new Map<string, number>();
+
 /**
  * Row mask of the M segments of w [outC, K] (⌈K/S⌉ per row, the last one zero-padded): the
  * floor(sparsity·M) with the smallest squared norms (ties by index, NaN as +∞) are pruned (0).
@@ -106,7 +109,9 @@ function segmentMask(w: ArrayLike<number>, outC: number, K: number, S: number, s
   }
   const rowMask = new Uint8Array(M).fill(1), prune = Math.floor(sparsity * M);
   if (prune === 0) return rowMask;
-  const thr = kthSmallest(norms.slice(), prune - 1)!;
+  // The last threshold of this shape as the selection's guess (weights move little per training step; same value).
+  const key = `${outC}x${K}/${S}/${prune}`, thr = kthSmallest(norms.slice(), prune - 1, lastThreshold.get(key))!;
+  lastThreshold.set(key, thr);
   let n = 0;
   for (let i = 0; i < M; i++) if (norms[i]! < thr) rowMask[i] = 0, n++;
   for (let i = 0; i < M && n < prune; i++) if (norms[i] === thr) rowMask[i] = 0, n++;
