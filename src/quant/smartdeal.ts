@@ -19,7 +19,6 @@
  */
 
 import { kernels } from '../backends/index.js';
-import type { FloatArray } from '../core/dtype.js';
 import { Tensor } from '../core/tensor.js';
 import { kthSmallest } from './quantizers.js';
 import { codeValues } from './smartdeal-kernels.js';
@@ -135,16 +134,17 @@ export function decompose(w: ArrayLike<number>, outC: number, K: number, options
   const kept = new Int32Array(count);
   for (let i = 0, e = 0; i < M; i++) if (rowMask[i]) kept[e++] = i;
   // The kept segments W' (zero-padded; exact in float32 when w is), the projection, the codes and the basis step's sums.
+  // (Read from w before the backend allocates: w may be a view of memory that allocation replaces.)
   const dtype = w instanceof Float32Array ? 'float32' : 'float64', k = kernels(dtype);
+  const segments = dtype === 'float32' ? new Float32Array(count * S) : new Float64Array(count * S);
+  for (let e = 0; e < count; e++) {
+    const o = Math.floor(kept[e]! / G), k0 = (kept[e]! % G) * S, n = Math.min(S, K - k0);
+    for (let j = 0; j < n; j++) segments[e * S + j] = w[o * K + k0 + j]!;
+  }
   const wk = Tensor.empty([count, S], dtype), pt = Tensor.empty([r, S], 'float64');
   const codesT = Tensor.empty([count, r], 'int32'), sumsT = Tensor.empty([r * r + r * S], 'float64');
   try {
-    const wkv = wk.data() as FloatArray;
-    wkv.fill(0);
-    for (let e = 0; e < count; e++) {
-      const o = Math.floor(kept[e]! / G), k0 = (kept[e]! % G) * S, n = Math.min(S, K - k0);
-      for (let j = 0; j < n; j++) wkv[e * S + j] = w[o * K + k0 + j]!;
-    }
+    wk.data().set(segments);
     (codesT.data() as Int32Array).fill(0);
     // B starts as the first r unit vectors.
     let basis = new Float64Array(r * S);
