@@ -93,7 +93,7 @@ function sinPoly(x: f64): f64 {
  * finite argument is past ±1e5, where the reduction loses the stated accuracy (the wrapper then
  * runs the reference).
  */
-export function sinPhase(x: usize, out: usize, n: i32, pl: i32, ph: i32, status: usize): void {
+export function sin(x: usize, out: usize, n: i32, pl: i32, ph: i32, status: usize): void {
   const phase = f64From(pl, ph);
   let wide = false, i = 0;
   if (ASC_FEATURE_SIMD) {

@@ -109,7 +109,7 @@ export class FakeQuantWasmKernels implements Pick<Kernels, 'fakeQuant' | 'fakeQu
     const status = Tensor.empty([1], 'int32');
     try {
       status.data()[0] = 0;
-      this.engine.split('sinPhase' as PoolOp, x.size, this.engine.splitAt('unary'), 16, (lo, hi) => [x.ptr + 4 * lo, out.ptr + 4 * lo, hi - lo, ...words(phase), status.ptr]);
+      this.engine.split('sin' as PoolOp, x.size, this.engine.splitAt('unary'), 16, (lo, hi) => [x.ptr + 4 * lo, out.ptr + 4 * lo, hi - lo, ...words(phase), status.ptr]);
       if (status.data()[0]) referenceKernels.sin(x, out, phase);
     } finally {
       status.dispose();
