@@ -106,13 +106,18 @@ function segmentMask(w: ArrayLike<number>, outC: number, K: number, S: number, s
       norms[o * G + g] = s === s ? s : Infinity;
     }
   }
-  const rowMask = new Uint8Array(M).fill(1), prune = Math.floor(sparsity * M);
-  if (prune === 0) return rowMask;
+  const rowMask = new Uint8Array(M), prune = Math.floor(sparsity * M);
+  if (prune === 0) return rowMask.fill(1);
   // The last threshold of this shape as the selection's guess (weights move little per training step; same value).
   const key = `${outC}x${K}/${S}/${prune}`, thr = kthSmallest(norms.slice(), prune - 1, lastThreshold.get(key))!;
   lastThreshold.set(key, thr);
+  // Below the threshold pruned (branch-free: about half are), then ties at it in index order.
   let n = 0;
-  for (let i = 0; i < M; i++) if (norms[i]! < thr) rowMask[i] = 0, n++;
+  for (let i = 0; i < M; i++) {
+    const keep = +(norms[i]! >= thr);
+    rowMask[i] = keep;
+    n += 1 - keep;
+  }
   for (let i = 0; i < M && n < prune; i++) if (norms[i] === thr) rowMask[i] = 0, n++;
   return rowMask;
 }
@@ -175,7 +180,7 @@ export function decompose(w: ArrayLike<number>, outC: number, K: number, options
       basis = next;
     }
     const codes = new Uint8Array(M * r), cd = codesT.data() as Int32Array;
-    for (let e = 0; e < count; e++) codes.set(cd.subarray(e * r, e * r + r), kept[e]! * r);
+    for (let e = 0; e < count; e++) for (let t = 0; t < r; t++) codes[kept[e]! * r + t] = cd[e * r + t]!;
     return { outC, K, segment: S, rank: r, emax, rowMask, codes, basis: Float32Array.from(basis) };
   } finally {
     for (const t of [wk, pt, codesT, sumsT]) t.dispose();
