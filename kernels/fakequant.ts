@@ -88,6 +88,56 @@ function sinPoly(x: f64): f64 {
   return k - 2 * Math.floor(k / 2) != 0 ? -s : s; // odd k (no integer cast: k may be NaN)
 }
 
+/**
+ * out[i] = sin(x[i] + phase) for i < n, x + phase in f64 (sinPoly); stores 1 at status when a
+ * finite argument is past ±1e5, where the reduction loses the stated accuracy (the wrapper then
+ * runs the reference).
+ */
+export function sin(x: usize, out: usize, n: i32, pl: i32, ph: i32, status: usize): void {
+  const phase = f64From(pl, ph);
+  let wide = false, i = 0;
+  if (ASC_FEATURE_SIMD) {
+    // Four values per step on two f64x2 chains (sinPoly's operations per lane: the same bits).
+    const pv = f64x2.splat(phase), big = f64x2.splat(1e5);
+    let far = f64x2.splat(0);
+    for (; i + 4 <= n; i += 4) {
+      const k = <usize>i << 2, v = v128.load(x + k);
+      const a = f64x2.add(f64x2.promote_low_f32x4(v), pv), b = f64x2.add(promoteHigh(v), pv);
+      // Finite (a − a = 0) and past ±1e5: all ones in `far`.
+      far = v128.or(far, v128.and(f64x2.gt(f64x2.abs(a), big), f64x2.eq(f64x2.sub(a, a), f64x2.splat(0))));
+      far = v128.or(far, v128.and(f64x2.gt(f64x2.abs(b), big), f64x2.eq(f64x2.sub(b, b), f64x2.splat(0))));
+      v128.store(out + k, demote(sinPolyLanes(a), sinPolyLanes(b)));
+    }
+    wide = v128.any_true(far);
+  }
+  for (; i < n; i++) {
+    const k = <usize>i << 2, a = <f64>load<f32>(x + k) + phase;
+    wide = wide || (Math.abs(a) > 1e5 && a - a == 0);
+    store<f32>(out + k, <f32>sinPoly(a));
+  }
+  if (wide) store<i32>(status, 1);
+}
+
+/** sinPoly on f64x2 lanes, the same operations per lane (sinLanes below is the f32x4 one of the Fourier gradient). */
+// @ts-ignore: decorator
+@inline function sinPolyLanes(x: v128): v128 {
+  const k = f64x2.floor(f64x2.add(f64x2.div(x, f64x2.splat(Math.PI)), f64x2.splat(0.5)));
+  const r = f64x2.sub(f64x2.sub(x, f64x2.mul(k, f64x2.splat(3.141592653589793))), f64x2.mul(k, f64x2.splat(1.2246467991473532e-16)));
+  const r2 = f64x2.mul(r, r);
+  let p = f64x2.splat(-1.0 / 121645100408832000.0);
+  p = f64x2.add(f64x2.mul(p, r2), f64x2.splat(1.0 / 355687428096000.0));
+  p = f64x2.sub(f64x2.mul(p, r2), f64x2.splat(1.0 / 1307674368000.0));
+  p = f64x2.add(f64x2.mul(p, r2), f64x2.splat(1.0 / 6227020800.0));
+  p = f64x2.sub(f64x2.mul(p, r2), f64x2.splat(1.0 / 39916800.0));
+  p = f64x2.add(f64x2.mul(p, r2), f64x2.splat(1.0 / 362880.0));
+  p = f64x2.sub(f64x2.mul(p, r2), f64x2.splat(1.0 / 5040.0));
+  p = f64x2.add(f64x2.mul(p, r2), f64x2.splat(1.0 / 120.0));
+  p = f64x2.sub(f64x2.mul(p, r2), f64x2.splat(1.0 / 6.0));
+  const s = f64x2.add(r, f64x2.mul(f64x2.mul(r, r2), p));
+  const odd = f64x2.ne(f64x2.sub(k, f64x2.mul(f64x2.splat(2), f64x2.floor(f64x2.div(k, f64x2.splat(2))))), f64x2.splat(0));
+  return v128.bitselect(f64x2.neg(s), s, odd);
+}
+
 /** Σ_{i<n} cos((2i+1)θ) = sin(2nθ) / (2 sin θ) (n at θ = 0). */
 function fourierSum(theta: f64, n: f64): f64 {
   const s = sinPoly(theta);

@@ -11,3 +11,4 @@ export * from './tensor';
 export * from './half';
 export * from './comet';
 export * from './fakequant';
+export * from './smartdeal';

@@ -244,6 +244,26 @@ export interface Kernels {
    * is not computed; gp is 0 for maps without a learned scalar. All contiguous, x's size.
    */
   fakeQuantGrad(x: Tensor, g: Tensor | null, gx: Tensor | null, gp: Tensor | null, a: FakeQuantAttrs, p: number): void;
+  /**
+   * out = sin(x + phase), x + phase in float64 (FDA's noise-adaptation skip; phase π/2 gives its
+   * derivative): within 1e-15 of Math.sin before rounding to out's dtype, so a float32 result is
+   * the reference's or one ulp from it.
+   */
+  sin(x: Tensor, out: Tensor, phase: number): void;
+  /**
+   * SmartDeal's coefficient fit (quant/smartdeal.ts decompose), in float64: ce [rows, r] = w·pᵀ for
+   * segments w [rows, S] and p [r, S] (float64; each sum from 0 in order of j); returns max |ce|
+   * (NaN when a sum is NaN).
+   */
+  smartdealProject(w: Tensor, p: Tensor): number;
+  /**
+   * The projection's power-of-two codes: codes [rows, r] (int32) = smartdealCode(ce, emax) of
+   * ce = w·pᵀ as smartdealProject sums it; returns how many codes differ from those codes held
+   * before. With `sums` (float64 [r·r + r·S]) it also adds the basis step's normal equations over
+   * the rows in order: ctc[a, b] += c_a·c_b, ctw[a, j] += c_a·w[j] (c the code values, rows with
+   * c_a = 0 skipped for that a).
+   */
+  smartdealCodes(w: Tensor, p: Tensor, codes: Tensor, sums: Tensor | null, emax: number): number;
 
   // Activation-compression codecs (src/compress/codecs.ts; layout and rounding in compress/quantize.ts).
   /** Every group's (min, max) of x (rows x rowLength, groups of groupSize within a row) into ranges (float64, 2 per group). */

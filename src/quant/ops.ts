@@ -4,7 +4,6 @@
  * surrogate), plus the non-differentiable op that evaluates that pseudo-gradient. Per-channel
  * scales (mean|W|, TWN alpha) are stop-gradient constants applied outside, by the quantizers.
  */
-import type { FloatArray } from '../core/dtype.js';
 import { fmt, ShapeError } from '../core/shape.js';
 import { Tensor } from '../core/tensor.js';
 import { contiguous, mul } from '../ops/elementwise.js';
@@ -163,11 +162,8 @@ const sinOp: ReturnType<typeof defineOp<{ phase: number }>> = defineOp<{ phase: 
   },
   forward(ctx, [x], a) {
     ctx.save('x', x!);
-    const out = Tensor.uninitialized(x!.shape, x!.dtype), o = out.data() as FloatArray;
-    onContiguous([x], ([xc]) => {
-      const v = xc!.data() as FloatArray;
-      for (let i = 0; i < o.length; i++) o[i] = Math.sin(v[i]! + a.phase);
-    });
+    const out = Tensor.uninitialized(x!.shape, x!.dtype);
+    onContiguous([x], ([xc]) => kernels(x!.dtype).sin(xc!, out, a.phase));
     return [out];
   },
   // d/dx sin(x + φ) = sin(x + φ + π/2).

@@ -110,7 +110,7 @@ export abstract class Quantizer {
  * Per-channel statistic of |x| along `axis` (the output-channel axis), as a stop-gradient
  * constant shaped to broadcast against x: mean|x| over the elements passing `keep`.
  */
-export function channelMeanAbs(x: Tensor, axis: number, keep: (absValue: number) => boolean = () => true): Tensor {
+export function channelMeanAbs(x: Tensor, axis: number, keep?: (absValue: number) => boolean): Tensor {
   if (axis < 0 || axis >= x.rank) throw new RangeError(`channelMeanAbs: axis ${axis} out of range for rank ${x.rank}`);
   const v = readable(x);
   const channels = x.shape[axis]!;
@@ -119,11 +119,17 @@ export function channelMeanAbs(x: Tensor, axis: number, keep: (absValue: number)
   // Element i is channel ⌊i / inner⌋ mod channels: walked block by block, in the order of i.
   for (let start = 0, c = 0; start < v.length; start += inner, c = c + 1 === channels ? 0 : c + 1) {
     let s = sums[c]!, n = counts[c]!;
-    for (let i = start; i < start + inner; i++) {
-      const a = Math.abs(v[i]!);
-      if (keep(a)) {
-        s += a;
-        n++;
+    if (!keep) {
+      // Every element (most callers): no call per element.
+      for (let i = start; i < start + inner; i++) s += Math.abs(v[i]!);
+      n += inner;
+    } else {
+      for (let i = start; i < start + inner; i++) {
+        const a = Math.abs(v[i]!);
+        if (keep(a)) {
+          s += a;
+          n++;
+        }
       }
     }
     sums[c] = s;
@@ -575,29 +581,30 @@ function channelMoments(w: Tensor): { mean: Tensor; std: Tensor } {
 export class IrNetWeight extends EdeSign {
   override readonly name = 'irnet_weight';
   /**
-   * ŵ (differentiable when grad mode is on), the per-channel power-of-two scale and 1/std (the
-   * chain-rule factor), from one pass of per-filter statistics.
+   * ŵ (differentiable when grad mode is on), the per-channel power-of-two scale and std (1/std is
+   * pseudoGradient's chain-rule factor; the forward needs no 1/std), from one pass of per-filter
+   * statistics.
    */
-  private parts(w: Tensor): { standardized: Tensor; scale: Tensor; invStd: Tensor } {
+  private parts(w: Tensor): { standardized: Tensor; scale: Tensor; std: Tensor } {
     const { mean, std } = noGrad(() => channelMoments(w));
     const centred = sub(w, mean), standardized = div(centred, std);
     return noGrad(() => {
       const a = channelMeanAbs(standardized, 0);
       const scale = fromValues(Array.from(a.values(), (m) => 2 ** Math.round(Math.log2(m || 1))), a.shape, w.dtype);
-      const invStd = div(onesLike(std), std);
-      for (const t of [a, mean, std, centred]) t.dispose();
-      return { standardized, scale, invStd };
+      for (const t of [a, mean, centred]) t.dispose();
+      return { standardized, scale, std };
     });
   }
   override forward(w: Tensor): Tensor {
-    const { standardized, scale, invStd } = this.parts(w);
+    const { standardized, scale, std } = this.parts(w);
     const q = fakeQuant(standardized, this.attrs()), out = mul(q, scale);
-    for (const t of [standardized, scale, invStd, q]) t.dispose();
+    for (const t of [standardized, scale, std, q]) t.dispose();
     return out;
   }
   override pseudoGradient(w: Tensor): Tensor {
     return noGrad(() => {
-      const { standardized, scale, invStd } = this.parts(w);
+      const { standardized, scale, std } = this.parts(w), invStd = div(onesLike(std), std);
+      std.dispose();
       return mul(mul(fakeQuantGrad(standardized, null, this.attrs()), scale), invStd);
     });
   }
@@ -907,37 +914,63 @@ export class Ttq extends Quantizer {
 /**
  * The pruning threshold Δ for a `sparsity` fraction of |x|: the floor(sparsity·n)-th smallest
  * magnitude (sorted ascending, 0-based); survivors are |x| ≥ Δ (ties at Δ survive). 0 keeps
- * everything; exact zeros are always pruned when sparsity > 0.
+ * everything; exact zeros are always pruned when sparsity > 0. `near`: a guess of Δ (kthSmallest).
  */
-export function magnitudeThreshold(values: ArrayLike<number>, sparsity: number): number {
-  return countThreshold(values, Math.floor(sparsity * values.length));
+export function magnitudeThreshold(values: ArrayLike<number>, sparsity: number, near?: number): number {
+  return countThreshold(values, Math.floor(sparsity * values.length), near);
 }
 
 /** The threshold that prunes the `cut` smallest magnitudes (as magnitudeThreshold, by count). */
-export function countThreshold(values: ArrayLike<number>, cut: number): number {
+export function countThreshold(values: ArrayLike<number>, cut: number, near?: number): number {
   const n = values.length;
   if (cut <= 0 || n === 0) return 0;
   if (cut >= n) return Infinity;
   // |float32| is a float32: a float32 copy selects the same value with half the memory traffic.
   const abs = values instanceof Float32Array ? new Float32Array(n) : new Float64Array(n);
   for (let i = 0; i < n; i++) abs[i] = Math.abs(values[i]!);
-  return kthSmallest(abs, cut) || Number.MIN_VALUE;
+  return kthSmallest(abs, cut, near) || Number.MIN_VALUE;
 }
 
 /**
  * The value at index k of `v` sorted ascending as a typed array's sort sorts (NaN last;
  * undefined past the end), found by quickselect in O(n) (v is reordered): a per-step threshold
- * of pruning, pruned ternary and SBNN without a per-step sort.
+ * of pruning, pruned ternary and SBNN without a per-step sort. `near`, a guess of the answer (last
+ * step's threshold), only saves work: one pass counts the values below and within ±1/16 of it, and
+ * when index k falls in that band only the band is searched; the answer is the same.
  *
  * @example
  * kthSmallest(Float64Array.of(3, NaN, 1, 2), 1); // 2
  */
-export function kthSmallest(v: Float64Array | Float32Array, k: number): number | undefined {
+export function kthSmallest(v: Float64Array | Float32Array, k: number, near?: number): number | undefined {
   if (!(k >= 0 && k < v.length)) return undefined;
   let n = 0;
   for (let i = 0; i < v.length; i++) if (v[i] === v[i]) v[n++] = v[i]!; // NaN sorts last: drop them
   if (k >= n) return NaN;
-  let lo = 0, hi = n - 1;
+  if (near !== undefined && near > 0 && near < Infinity) {
+    const lo = near * (1 - 1 / 16), hi = near * (1 + 1 / 16);
+    // Branch-free passes (which side of the band a value falls is data-dependent).
+    let below = 0, upTo = 0;
+    for (let i = 0; i < n; i++) {
+      const x = v[i]!;
+      below += +(x < lo);
+      upTo += +(x <= hi);
+    }
+    if (k >= below && k < upTo) {
+      // The band to the front (its order does not matter): the answer is its (k − below)-th smallest.
+      for (let i = 0, j = 0; i < n; i++) {
+        const x = v[i]!;
+        v[i] = v[j]!;
+        v[j] = x;
+        j += +(x >= lo) & +(x <= hi);
+      }
+      return quickselect(v, 0, upTo - below - 1, k - below);
+    }
+  }
+  return quickselect(v, 0, n - 1, k);
+}
+
+/** The k-th smallest of v[lo..hi] (no NaN), v[lo..hi] reordered. */
+function quickselect(v: Float64Array | Float32Array, lo: number, hi: number, k: number): number {
   while (hi > lo) {
     // Hoare partition around the median of three.
     const a = v[lo]!, b = v[(lo + hi) >>> 1]!, c = v[hi]!;
@@ -1014,17 +1047,28 @@ export class PrunedTernary extends Quantizer implements Scheduled {
   threshold(x: Tensor): number {
     const sparsity = this.currentSparsity(), l = this.last;
     if (l && l.x === x && l.version === x.storage.version && l.sparsity === sparsity) return l.delta;
-    const delta = magnitudeThreshold(readable(x), sparsity);
+    // Last step's Δ as the selection's guess (the weights move little per step).
+    const delta = magnitudeThreshold(readable(x), sparsity, l?.delta);
     this.last = { x, version: x.storage.version, sparsity, delta };
     return delta;
   }
   /** alpha_c = RMS of the surviving weights of each output filter (0 for a fully pruned one). */
   scale(x: Tensor): Tensor {
-    const delta = this.threshold(x), v = x.values() as FloatArray, c = x.shape[0]!, inner = v.length / c;
+    const delta = this.threshold(x), v = readable(x), c = x.shape[0]!, inner = v.length / c;
     const out = new Float64Array(c);
     for (let o = 0; o < c; o++) {
+      // Branch-free (half the weights survive, in no order): a pruned weight adds x²·0 = +0, which
+      // leaves the sum as it is unless x is NaN or ±∞; then the sum is not finite and is redone.
       let s = 0, n = 0;
-      for (let i = o * inner; i < (o + 1) * inner; i++) if (Math.abs(v[i]!) >= delta) (s += v[i]! * v[i]!), n++;
+      for (let i = o * inner; i < (o + 1) * inner; i++) {
+        const x = v[i]!, keep = +(Math.abs(x) >= delta);
+        s += x * x * keep;
+        n += keep;
+      }
+      if (!(s < Infinity)) {
+        s = 0;
+        for (let i = o * inner; i < (o + 1) * inner; i++) if (Math.abs(v[i]!) >= delta) s += v[i]! * v[i]!;
+      }
       out[o] = n ? Math.sqrt(s / n) : 0;
     }
     return fromValues(out, x.shape.map((d, i) => (i === 0 ? d : 1)), x.dtype);

@@ -18,6 +18,13 @@
  * const bits = storageBits(outC, K);             // what the deployed file spends on it
  */
 
+import { kernels } from '../backends/index.js';
+import { Tensor } from '../core/tensor.js';
+import { kthSmallest } from './quantizers.js';
+import { codeValues } from './smartdeal-kernels.js';
+
+export { coeffValue, keptLists, pow2Thresholds, projectionShape, SMARTDEAL_LEVELS, smartdealCodes, smartdealGemm, smartdealProject, type KeptRows } from './smartdeal-kernels.js';
+
 export interface SmartDealOptions {
   /** Values per segment (columns of the basis). */
   segment?: number;
@@ -30,8 +37,6 @@ export interface SmartDealOptions {
 }
 
 export const SMARTDEAL_DEFAULTS: Required<SmartDealOptions> = { segment: 4, rank: 4, sparsity: 0.5, iterations: 4 };
-/** Power-of-two magnitudes a coefficient can take (4-bit codes: zero, sign, 7 exponents). */
-export const SMARTDEAL_LEVELS = 7;
 
 export interface SmartDealFactors {
   outC: number;
@@ -58,8 +63,6 @@ export function smartdealOptions(o: SmartDealOptions = {}): Required<SmartDealOp
   return r;
 }
 
-/** Value of a coefficient code. */
-export const coeffValue = (code: number, emax: number): number => (code === 0 ? 0 : (code & 8 ? -1 : 1) * 2 ** (emax - ((code & 7) - 1)));
 
 /** Solves A·X = Y for X (A [n, n] symmetric positive semi-definite, Y [n, m]), with a small ridge. */
 function solve(a: Float64Array, y: Float64Array, n: number, m: number): Float64Array {
@@ -87,98 +90,117 @@ function solve(a: Float64Array, y: Float64Array, n: number, m: number): Float64A
   return X;
 }
 
-/** The power-of-two code of c given the largest exponent emax (nearest level, 0 below half the smallest). */
-function pow2Code(c: number, emax: number): number {
-  const a = Math.abs(c), emin = emax - SMARTDEAL_LEVELS + 1;
-  if (a < 2 ** emin / 2) return 0;
-  let e = Math.floor(Math.log2(a));
-  if (a >= 1.5 * 2 ** e) e++;
-  e = Math.min(emax, Math.max(emin, e));
-  return (c < 0 ? 8 : 0) + emax - e + 1;
+/** segmentMask's last threshold by shape and count (only a guess for the next selection). */
+const lastThreshold = new Map<string, number>();
+
+/**
+ * Row mask of the M segments of w [outC, K] (⌈K/S⌉ per row, the last one zero-padded): the
+ * floor(sparsity·M) with the smallest squared norms (ties by index, NaN as +∞) are pruned (0).
+ */
+function segmentMask(w: ArrayLike<number>, outC: number, K: number, S: number, sparsity: number): Uint8Array {
+  const G = Math.ceil(K / S), M = outC * G, norms = new Float64Array(M);
+  for (let o = 0; o < outC; o++) {
+    for (let g = 0; g < G; g++) {
+      let s = 0;
+      for (let k = o * K + g * S, end = o * K + Math.min(K, g * S + S); k < end; k++) s += w[k]! * w[k]!;
+      norms[o * G + g] = s === s ? s : Infinity;
+    }
+  }
+  const rowMask = new Uint8Array(M), prune = Math.floor(sparsity * M);
+  if (prune === 0) return rowMask.fill(1);
+  // The last threshold of this shape as the selection's guess (weights move little per training step; same value).
+  const key = `${outC}x${K}/${S}/${prune}`, thr = kthSmallest(norms.slice(), prune - 1, lastThreshold.get(key))!;
+  lastThreshold.set(key, thr);
+  // Below the threshold pruned (branch-free: about half are), then ties at it in index order.
+  let n = 0;
+  for (let i = 0; i < M; i++) {
+    const keep = +(norms[i]! >= thr);
+    rowMask[i] = keep;
+    n += 1 - keep;
+  }
+  for (let i = 0; i < M && n < prune; i++) if (norms[i] === thr) rowMask[i] = 0, n++;
+  return rowMask;
 }
 
 /**
  * The SmartDeal factors of w [outC, K] (row-major): deterministic (the same weights give the same
- * factors), so training forwards, conversion and summary agree.
+ * factors), so training forwards, conversion and summary agree. The rounds run on the backend's
+ * smartdealProject / smartdealCodes kernels (float64 sums: every backend gives the same factors)
+ * and stop early at a fixed point (codes and emax of two rounds equal: every later round would
+ * repeat them), which gives the same factors as running all of them.
  */
 export function decompose(w: ArrayLike<number>, outC: number, K: number, options: SmartDealOptions = {}): SmartDealFactors {
   const { segment: S, rank: r, sparsity, iterations } = smartdealOptions(options);
   const G = Math.ceil(K / S), M = outC * G;
-  const wp = new Float64Array(M * S);
-  for (let o = 0; o < outC; o++) for (let k = 0; k < K; k++) wp[(o * G + Math.floor(k / S)) * S + (k % S)] = w[o * K + k]!;
   // Vector-wise sparsity: the segments with the smallest norms get zero coefficient rows.
-  const norms = Array.from({ length: M }, (_, i) => {
-    let s = 0;
-    for (let j = 0; j < S; j++) s += wp[i * S + j]! ** 2;
-    return s;
-  });
-  const order = norms.map((_, i) => i).sort((a, b) => norms[a]! - norms[b]! || a - b);
-  const rowMask = new Uint8Array(M).fill(1);
-  for (let i = 0; i < Math.floor(sparsity * M); i++) rowMask[order[i]!] = 0;
-  // B starts as the first r unit vectors.
-  let basis = new Float64Array(r * S);
-  for (let t = 0; t < r; t++) basis[t * S + t] = 1;
-  const codes = new Uint8Array(M * r);
-  let emax = 0;
-  const ceStep = (): void => {
-    // Least squares Ce = W'·Bᵀ(B·Bᵀ)⁻¹, then projected.
-    const bbt = new Float64Array(r * r);
-    for (let a = 0; a < r; a++) for (let b = 0; b < r; b++) {
-      let s = 0;
-      for (let j = 0; j < S; j++) s += basis[a * S + j]! * basis[b * S + j]!;
-      bbt[a * r + b] = s;
-    }
-    // (B·Bᵀ)⁻¹·B [r, S], so that Ce_row = W'_row·((B·Bᵀ)⁻¹·B)ᵀ.
-    const p = solve(bbt, basis, r, S);
-    const ce = new Float64Array(M * r);
-    let maxAbs = 0;
-    for (let i = 0; i < M; i++) {
-      if (!rowMask[i]) continue;
-      for (let t = 0; t < r; t++) {
-        let s = 0;
-        for (let j = 0; j < S; j++) s += wp[i * S + j]! * p[t * S + j]!;
-        ce[i * r + t] = s;
-        maxAbs = Math.max(maxAbs, Math.abs(s));
-      }
-    }
-    emax = maxAbs > 0 ? Math.round(Math.log2(maxAbs)) : 0;
-    for (let i = 0; i < M * r; i++) codes[i] = rowMask[Math.floor(i / r)] ? pow2Code(ce[i]!, emax) : 0;
-  };
-  for (let it = 0; it <= iterations; it++) {
-    ceStep();
-    if (it === iterations) break;
-    // B = (CeᵀCe)⁻¹·CeᵀW'.
-    const ctc = new Float64Array(r * r), ctw = new Float64Array(r * S);
-    for (let i = 0; i < M; i++) {
-      if (!rowMask[i]) continue;
-      for (let a = 0; a < r; a++) {
-        const ca = coeffValue(codes[i * r + a]!, emax);
-        if (ca === 0) continue;
-        for (let b = 0; b < r; b++) ctc[a * r + b] += ca * coeffValue(codes[i * r + b]!, emax);
-        for (let j = 0; j < S; j++) ctw[a * S + j] += ca * wp[i * S + j]!;
-      }
-    }
-    // Rows of Ce that are all zero leave B's row undetermined: keep it.
-    for (let a = 0; a < r; a++) if (ctc[a * r + a] === 0) {
-      ctc[a * r + a] = 1;
-      for (let j = 0; j < S; j++) ctw[a * S + j] = basis[a * S + j]!;
-    }
-    basis = Float64Array.from(Float32Array.from(solve(ctc, ctw, r, S)));
+  const rowMask = segmentMask(w, outC, K, S, sparsity);
+  let count = 0;
+  for (let i = 0; i < M; i++) count += rowMask[i]!;
+  const kept = new Int32Array(count);
+  for (let i = 0, e = 0; i < M; i++) if (rowMask[i]) kept[e++] = i;
+  // The kept segments W' (zero-padded; exact in float32 when w is), the projection, the codes and the basis step's sums.
+  // (Read from w before the backend allocates: w may be a view of memory that allocation replaces.)
+  const dtype = w instanceof Float32Array ? 'float32' : 'float64', k = kernels(dtype);
+  const segments = dtype === 'float32' ? new Float32Array(count * S) : new Float64Array(count * S);
+  for (let e = 0; e < count; e++) {
+    const o = Math.floor(kept[e]! / G), k0 = (kept[e]! % G) * S, n = Math.min(S, K - k0);
+    for (let j = 0; j < n; j++) segments[e * S + j] = w[o * K + k0 + j]!;
   }
-  return { outC, K, segment: S, rank: r, emax, rowMask, codes, basis: Float32Array.from(basis) };
+  const wk = Tensor.empty([count, S], dtype), pt = Tensor.empty([r, S], 'float64');
+  const codesT = Tensor.empty([count, r], 'int32'), sumsT = Tensor.empty([r * r + r * S], 'float64');
+  try {
+    wk.data().set(segments);
+    (codesT.data() as Int32Array).fill(0);
+    // B starts as the first r unit vectors.
+    let basis = new Float64Array(r * S);
+    for (let t = 0; t < r; t++) basis[t * S + t] = 1;
+    let emax = 0;
+    const bbt = new Float64Array(r * r), sums = sumsT.data() as Float64Array;
+    for (let it = 0; it <= iterations; it++) {
+      // Least squares Ce = W'·Bᵀ(B·Bᵀ)⁻¹ (with (B·Bᵀ)⁻¹·B [r, S]: Ce_row = W'_row·((B·Bᵀ)⁻¹·B)ᵀ), then projected.
+      for (let a = 0; a < r; a++) for (let b = 0; b < r; b++) {
+        let s = 0;
+        for (let j = 0; j < S; j++) s += basis[a * S + j]! * basis[b * S + j]!;
+        bbt[a * r + b] = s;
+      }
+      pt.data().set(solve(bbt, basis, r, S));
+      const maxAbs = k.smartdealProject(wk, pt), emaxBefore = emax;
+      emax = maxAbs > 0 ? Math.round(Math.log2(maxAbs)) : 0;
+      const last = it === iterations;
+      if (!last) sums.fill(0);
+      const changed = k.smartdealCodes(wk, pt, codesT, last ? null : sumsT, emax);
+      if (last || (it > 0 && changed === 0 && emax === emaxBefore)) break;
+      // B = (CeᵀCe)⁻¹·CeᵀW' from the sums; rows of Ce that are all zero leave B's row undetermined:
+      // keep it (as it is: the solve's ridge would shrink it).
+      const ctc = sums.slice(0, r * r), ctw = sums.slice(r * r);
+      const free = Array.from({ length: r }, (_, a) => ctc[a * r + a] === 0);
+      for (let a = 0; a < r; a++) if (free[a]) ctc[a * r + a] = 1;
+      const next = Float64Array.from(Float32Array.from(solve(ctc, ctw, r, S)));
+      for (let a = 0; a < r; a++) if (free[a]) next.set(basis.subarray(a * S, a * S + S), a * S);
+      basis = next;
+    }
+    const codes = new Uint8Array(M * r), cd = codesT.data() as Int32Array;
+    for (let e = 0; e < count; e++) for (let t = 0; t < r; t++) codes[kept[e]! * r + t] = cd[e * r + t]!;
+    return { outC, K, segment: S, rank: r, emax, rowMask, codes, basis: Float32Array.from(basis) };
+  } finally {
+    for (const t of [wk, pt, codesT, sumsT]) t.dispose();
+  }
 }
 
 /** Ce·B as float32 [outC, K] (the padding of each row's last segment dropped). */
 export function reconstruct(f: SmartDealFactors): Float32Array {
-  const { outC, K, segment: S, rank: r } = f, G = Math.ceil(K / S), out = new Float32Array(outC * K);
+  const { outC, K, segment: S, rank: r } = f, G = Math.ceil(K / S), out = new Float32Array(outC * K), cv = codeValues(f.emax);
+  const basis = Float64Array.from(f.basis), c = new Float64Array(r);
   for (let o = 0; o < outC; o++) {
     for (let g = 0; g < G; g++) {
       const row = o * G + g;
       if (!f.rowMask[row]) continue;
-      for (let j = 0; j < S && g * S + j < K; j++) {
+      for (let t = 0; t < r; t++) c[t] = cv[f.codes[row * r + t]!]!;
+      const n = Math.min(S, K - g * S), at = o * K + g * S;
+      for (let j = 0; j < n; j++) {
         let s = 0;
-        for (let t = 0; t < r; t++) s += coeffValue(f.codes[row * r + t]!, f.emax) * f.basis[t * S + j]!;
-        out[o * K + g * S + j] = s;
+        for (let t = 0; t < r; t++) s += c[t]! * basis[t * S + j]!;
+        out[at + j] = s;
       }
     }
   }
@@ -236,61 +258,4 @@ export function unpackFactors(stored: { weights: Uint32Array; rowMask: Uint32Arr
     for (let t = 0; t < r; t++, n++) codes[i * r + t] = (stored.weights[n >>> 3]! >>> ((n & 7) * 4)) & 15;
   }
   return { outC, K, segment: S, rank: r, emax, rowMask, codes, basis: stored.basis };
-}
-
-/**
- * y [rows, outC] = x [rows, K] · (Ce·B)ᵀ computed on the factors: z = B·x_segment for each of
- * the ⌈K/S⌉ input segments (shared by every output channel), then y_o = Σ over o's kept segments
- * of Σ_t Ce[seg, t]·z[seg, t] (powers of two: a shift-and-add in fixed point). MACs: rows·(K·r +
- * kept·r) instead of rows·outC·K. The reference of the contract's smartdealGemm (the wasm one
- * runs segment = rank = 4 with f32x4).
- */
-export function smartdealGemm(f: SmartDealFactors, x: Float32Array, rows: number): Float32Array {
-  const { outC, K, segment: S, rank: r } = f, G = Math.ceil(K / S), out = new Float32Array(rows * outC);
-  const { keptO, keptG, coeffs } = keptLists(f), kept = keptO.length;
-  const z = new Float64Array(G * r), acc = new Float64Array(outC), basis = f.basis;
-  for (let n = 0; n < rows; n++) {
-    const xo = n * K;
-    for (let g = 0; g < G; g++) {
-      const len = Math.min(S, K - g * S), xs = xo + g * S;
-      for (let t = 0; t < r; t++) {
-        let s = 0;
-        for (let j = 0; j < len; j++) s += basis[t * S + j]! * x[xs + j]!;
-        z[g * r + t] = s;
-      }
-    }
-    acc.fill(0);
-    for (let e = 0; e < kept; e++) {
-      const zg = keptG[e]! * r, ce = e * r;
-      let s = 0;
-      for (let t = 0; t < r; t++) s += coeffs[ce + t]! * z[zg + t]!;
-      acc[keptO[e]!] += s;
-    }
-    out.set(acc, n * outC);
-  }
-  return out;
-}
-
-const keptCache = new WeakMap<SmartDealFactors, KeptRows>();
-
-/** Kept rows of a decomposition: output channel (ascending) and segment of each, and its coefficient values [kept, rank]. */
-export interface KeptRows {
-  keptO: Int32Array;
-  keptG: Int32Array;
-  coeffs: Float32Array;
-}
-
-/** The kept rows of a decomposition as (output channel, segment, coefficient values) lists, cached. */
-export function keptLists(f: SmartDealFactors): KeptRows {
-  let k = keptCache.get(f);
-  if (!k) {
-    const G = Math.ceil(f.K / f.segment), r = f.rank, rows = [...f.rowMask.keys()].filter((i) => f.rowMask[i]);
-    k = {
-      keptO: Int32Array.from(rows, (i) => Math.floor(i / G)),
-      keptG: Int32Array.from(rows, (i) => i % G),
-      coeffs: Float32Array.from({ length: rows.length * r }, (_, j) => coeffValue(f.codes[rows[Math.floor(j / r)]! * r + (j % r)]!, f.emax)),
-    };
-    keptCache.set(f, k);
-  }
-  return k;
 }

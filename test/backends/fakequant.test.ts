@@ -112,6 +112,40 @@ for (const variant of ['simd-relaxed', 'simd', 'scalar'] as const) {
   }
 }
 
+test('sin(x + phase) (FDA noise adaptation) is the reference or one float32 ulp from it on every build; arguments past ±1e5 run the reference', () => {
+  const r = new Rng(21), ulp = (v: number) => Math.max(2 ** -149, 2 ** (Math.floor(Math.log2(Math.abs(v) || 2 ** -126)) - 23));
+  const specials = [0, -0, NaN, Infinity, -Infinity, Math.PI, -Math.PI, f32(Math.PI / 2), 3e-39, 1e-30];
+  const scalarKernels = make('scalar', 1);
+  for (const variant of ['simd-relaxed', 'simd', 'scalar'] as const) {
+    for (const threads of [1, 2]) {
+      const k = make(variant, threads);
+      for (const phase of [0, Math.PI / 2, 1]) {
+        const v = Float32Array.from({ length: 4000 }, (_, i) => (i < specials.length ? specials[i]! : (r.uniform() - 0.5) * [2, 20, 200][i % 3]!));
+        const x = fromValues(v, [v.length]), [got, want] = [Tensor.empty([v.length]), Tensor.empty([v.length])];
+        k.sin(x, got, phase);
+        referenceKernels.sin(x, want, phase);
+        const g = got.values(), w = want.values();
+        let exact = 0;
+        w.forEach((wi, i) => {
+          if (Object.is(g[i], wi)) exact++;
+          else assert.ok(Math.abs(g[i]! - wi) <= ulp(wi), `${variant} x${threads} sin(${v[i]} + ${phase}): ${g[i]} vs ${wi}`);
+        });
+        assert.ok(exact >= 0.99 * w.length, `${variant}: ${exact} of ${w.length} equal`);
+        // The f64x2 lanes run the scalar polynomial's operations: the scalar build's bits.
+        const scalar = Tensor.empty([v.length]);
+        scalarKernels.sin(x, scalar, phase);
+        assert.deepEqual(Array.from(g), Array.from(scalar.values()), `${variant} x${threads}: lanes vs scalar`);
+        // One argument past the kernel's range: the whole call is the reference's.
+        v[7] = 3e5;
+        const xw = fromValues(v, [v.length]);
+        k.sin(xw, got, phase);
+        referenceKernels.sin(xw, want, phase);
+        assert.deepEqual(Array.from(got.values()), Array.from(want.values()));
+      }
+    }
+  }
+});
+
 test('float64 and strided inputs run the reference', () => {
   const k = make('simd', 1);
   const x = fromValues([-1, 0.5, 2], [3], 'float64'), out = Tensor.empty([3], 'float64');

@@ -300,3 +300,17 @@ test('kthSmallest (quickselect) is the sorted array\'s element k, NaN last, ties
     { numRuns: 300 },
   );
 });
+
+test('kthSmallest with a guess (`near`: last step\'s threshold) gives the same value, the guess right, close or wrong', () => {
+  fc.assert(
+    fc.property(fc.array(fc.oneof(fc.double({ min: 0, max: 2, noNaN: true }), fc.constantFrom(0, 1, 0.5, NaN, Infinity)), { minLength: 1, maxLength: 200 }), fc.nat(), fc.double({ min: 0.8, max: 1.25, noNaN: true }), (vs, k0, drift) => {
+      const k = k0 % vs.length, want = Float32Array.from(vs).sort()[k];
+      // The exact answer, one moved a little (the band holds it or not), and guesses that cannot help.
+      for (const near of [want, (want ?? 1) * drift, (want ?? 1) * (1 + 1 / 16), -1, 0, NaN, Infinity, 1e-300]) {
+        const got = kthSmallest(Float32Array.from(vs), k, near);
+        assert.ok(Object.is(got, want), `k ${k} near ${near}: got ${got}, want ${want}`);
+      }
+    }),
+    { numRuns: 300 },
+  );
+});

@@ -11,7 +11,7 @@ import {
 import { decodeBFloat16, decodeFloat16, encodeBFloat16, encodeFloat16 } from '../../compress/float16.js';
 import { cometDecode as decodeComet, cometEncode as encodeComet } from '../../compress/comet.js';
 import type { HalfFormat } from '../kernels.js';
-export { smartdealGemm } from '../../quant/smartdeal.js';
+export { smartdealCodes, smartdealGemm, smartdealProject } from '../../quant/smartdeal-kernels.js';
 export { sparseGemm } from '../../quant/sparse.js';
 export { binaryConv, binaryConvFloat, binaryConvSigns, binaryGemm, floatConv, floatConvSigns, floatGemm, int8Conv, int8Convs, int8Gemm, maxPoolSigns, packSigns, stageScope } from '../../quant/kernels.js';
 

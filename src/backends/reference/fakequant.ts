@@ -101,3 +101,9 @@ export function fakeQuantGrad(x: Tensor, g: Tensor | null, gx: Tensor | null, gp
     else for (let i = 0; i < ov.length; i++) ov[i] = f(xv[i]!, a, p);
   }
 }
+
+/** out = sin(x + phase), x + phase in float64 (FDA's noise-adaptation skip and its derivative). */
+export function sin(x: Tensor, out: Tensor, phase: number): void {
+  const xv = floats(x), ov = floats(out);
+  for (let i = 0; i < ov.length; i++) ov[i] = Math.sin(xv[i]! + phase);
+}

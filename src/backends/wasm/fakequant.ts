@@ -4,7 +4,7 @@
  * the split over threads (elementwise, so results do not depend on the thread count). Float32
  * only; float64 (gradient checks) runs the reference.
  */
-import type { Tensor } from '../../core/tensor.js';
+import { Tensor } from '../../core/tensor.js';
 import type { FakeQuantAttrs } from '../../quant/ops.js';
 import type { Kernels, WorkKind } from '../kernels.js';
 import { referenceKernels } from '../reference/index.js';
@@ -71,7 +71,7 @@ function check(op: string, x: Tensor, ts: Record<string, Tensor | null>): void {
 }
 
 /** The fake-quantization kernels of the engine module, bound by name next to WasmKernels (bindKernels). */
-export class FakeQuantWasmKernels implements Pick<Kernels, 'fakeQuant' | 'fakeQuantGrad'> {
+export class FakeQuantWasmKernels implements Pick<Kernels, 'fakeQuant' | 'fakeQuantGrad' | 'sin'> {
   constructor(private readonly engine: WasmKernels) {}
 
   private kind(a: FakeQuantAttrs): number {
@@ -100,5 +100,19 @@ export class FakeQuantWasmKernels implements Pick<Kernels, 'fakeQuant' | 'fakeQu
     const kind = this.kind(a), args = packed(a, p), flags = (g ? 1 : 0) | (gx ? 2 : 0) | (gp ? 4 : 0);
     const at = (t: Tensor | null, lo: number): number => (t ? t.ptr + 4 * lo : 0);
     this.engine.split('fakeQuantGrad' as PoolOp, x.size, this.engine.splitAt(this.work(a)), 16, (lo, hi) => [kind, x.ptr + 4 * lo, at(g, lo), at(gx, lo), at(gp, lo), hi - lo, flags, ...args]);
+  }
+
+  sin(x: Tensor, out: Tensor, phase: number): void {
+    if (!usable(x, out)) return referenceKernels.sin(x, out, phase);
+    check('sin', x, { out });
+    this.engine.assertNotRecording('sin');
+    const status = Tensor.empty([1], 'int32');
+    try {
+      status.data()[0] = 0;
+      this.engine.split('sin' as PoolOp, x.size, this.engine.splitAt('unary'), 16, (lo, hi) => [x.ptr + 4 * lo, out.ptr + 4 * lo, hi - lo, ...words(phase), status.ptr]);
+      if (status.data()[0]) referenceKernels.sin(x, out, phase);
+    } finally {
+      status.dispose();
+    }
   }
 }

@@ -17,6 +17,7 @@ import { node } from './node.js';
 import { WasmKernels } from './kernels.js';
 import { TensorWasmKernels } from './tensor.js';
 import { FakeQuantWasmKernels } from './fakequant.js';
+import { SmartDealWasmKernels } from './smartdeal.js';
 import { onQuantKernelsChange, quantWasmKernels } from './quant.js';
 
 export { WasmKernels } from './kernels.js';
@@ -100,7 +101,7 @@ export function bindKernels(engine: WasmKernels | undefined, ...impls: (object |
 function bindWasmBackend(): void {
   const quant = quantWasmKernels();
   if (!wasm && !quant) return;
-  registerBackend({ name: 'wasm', kernels: bindKernels(wasm, wasm && new TensorWasmKernels(wasm), wasm && new FakeQuantWasmKernels(wasm), quant) });
+  registerBackend({ name: 'wasm', kernels: bindKernels(wasm, wasm && new TensorWasmKernels(wasm), wasm && new FakeQuantWasmKernels(wasm), wasm && new SmartDealWasmKernels(wasm), quant) });
   if (getBackend() === 'wasm') setBackend('wasm'); // pick up a replaced build
 }
 onQuantKernelsChange(bindWasmBackend);
