@@ -20,31 +20,46 @@ import {
 const rng = new Rng(13, 1);
 const sgn = (x: number) => (x >= 0 ? 1 : -1);
 
-test('sbnn_weight: τ_c·sign(w − θ), θ the s-quantile, s ramping 0.5 → sparsity; gradient τ_c·1[|w − θ| ≤ 1]', () => {
+test('sbnn_weight: τ·sign(w − θ) + φ, θ the s-quantile, s ramping 0.5 → sparsity; τ, φ from the least-squares fit, then learned; gradients in closed form', () => {
   const w = Array.from({ length: 4 * 25 }, () => rng.normal() * 0.7), gs = w.map(() => rng.normal());
+  const sorted = [...w].sort((a, b) => a - b);
+  // Least squares at the final sparsity 0.9: α = mean of the weights below the 0.9-quantile, β = mean of the rest.
+  const t9 = sorted[Math.floor(0.9 * w.length)]!;
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  const a0 = mean(w.filter((v) => v < t9)), b0 = mean(w.filter((v) => v >= t9));
   for (const [p, s] of [[0, 0.5], [0.25, 0.5 + 0.4 * (1 - 0.5 ** 3)], [0.5, 0.9], [1, 0.9]] as const) {
-    const q = new SparseBinaryWeight({ sparsity: 0.9 });
-    q.setProgress(p);
-    assert.ok(Math.abs(q.currentSparsity() - s) < 1e-12, `sparsity at progress ${p}`);
-    const theta = [...w].sort((a, b) => a - b)[Math.floor(s * w.length)]!;
-    const tau = [0, 1, 2, 3].map((c) => w.slice(c * 25, c * 25 + 25).reduce((a, v) => a + Math.abs(v - theta), 0) / 25);
-    const r = scope(() => {
-      const x = fromValues(w, [4, 25], 'float64');
-      x.requiresGrad = true;
-      const y = q.forward(x);
-      const [gx] = grad(sum(mul(y, fromValues(gs, [4, 25], 'float64'))), [x]);
-      return { y: Array.from(y.values()), gx: Array.from(gx!.values()), pg: Array.from(q.pseudoGradient(x).values()) };
-    });
-    const at = (i: number) => tau[Math.floor(i / 25)]!;
-    w.forEach((v, i) => {
-      assert.ok(Math.abs(r.y[i]! - at(i) * sgn(v - theta)) < 1e-9, `forward[${i}]`);
-      const d = Math.abs(v - theta) <= 1 ? at(i) : 0;
-      assert.ok(Math.abs(r.pg[i]! - d) < 1e-9, `pseudo-gradient[${i}]`);
-      assert.ok(Math.abs(r.gx[i]! - gs[i]! * d) < 1e-9, `gradient[${i}]`);
-    });
-    const ones = r.y.filter((v) => v > 0).length;
-    assert.equal(ones, w.length - Math.floor(s * w.length), `+τ codes at progress ${p}`);
+    for (const given of [null, { tau: 0.3, phi: 0.2 }, { tau: -0.4, phi: -0.1 }]) {
+      const q = new SparseBinaryWeight({ sparsity: 0.9, ...given });
+      q.setProgress(p);
+      assert.ok(Math.abs(q.currentSparsity() - s) < 1e-12, `sparsity at progress ${p}`);
+      const theta = sorted[Math.floor(s * w.length)]!;
+      const r = scope(() => {
+        const x = fromValues(w, [4, 25]);
+        x.requiresGrad = true;
+        const y = q.forward(x);
+        const [gx, gt, gp] = grad(sum(mul(y, fromValues(gs, [4, 25]))), [x, q.tau, q.phi]);
+        return { y: Array.from(y.values()), gx: Array.from(gx!.values()), gt: gt!.item(), gp: gp!.item(), pg: Array.from(q.pseudoGradient(x).values()) };
+      });
+      const tau = given?.tau ?? (b0 - a0) / 2, phi = given?.phi ?? (b0 + a0) / 2;
+      const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-5 * (1 + Math.abs(b)), `${what}: ${a} vs ${b} (progress ${p}, ${JSON.stringify(given)})`);
+      close(q.tau.item(), tau, 'τ');
+      close(q.phi.item(), phi, 'φ');
+      w.forEach((v, i) => {
+        close(r.y[i]!, tau * sgn(v - theta) + phi, `forward[${i}]`);
+        const d = Math.abs(v - theta) <= 1 ? tau : 0;
+        close(r.pg[i]!, d, `pseudo-gradient[${i}]`);
+        close(r.gx[i]!, gs[i]! * d, `gradient[${i}]`);
+      });
+      close(r.gt, w.reduce((acc, v, i) => acc + gs[i]! * sgn(v - theta), 0), '∂L/∂τ');
+      close(r.gp, gs.reduce((acc, g) => acc + g, 0), '∂L/∂φ');
+      const ones = w.filter((v) => v >= theta).length;
+      assert.equal(ones, w.length - Math.floor(s * w.length), `code-1 weights at progress ${p}`);
+      assert.deepEqual(q.deployment().levels!(fromValues(w, [4, 25])).map((v) => Math.round(v * 1e5) / 1e5), [phi - tau, phi + tau].map((v) => Math.round(v * 1e5) / 1e5));
+    }
   }
+  // At 90 % the majority code (α) lies near 0, the minority (β) far from it.
+  assert.ok(Math.abs(a0) < 0.25 * Math.abs(b0), `α ${a0}, β ${b0}`);
+  assert.throws(() => new SparseBinaryWeight({ sparsity: 0.9, tau: NaN }), /sbnn_weight: tau must be a finite number/);
   assert.throws(() => new SparseBinaryWeight({ sparsity: 0.3 }), /sbnn_weight: sparsity must be in \[0\.5, 1\)/);
   assert.deepEqual(parseQuantPreset('bnn-sbnn:0.5'), { preset: 'bnn-sbnn', sparsity: 0.5 });
   assert.throws(() => parseQuantPreset('sbnn:1.5'), /--quant sbnn:1\.5: the sparsity after 'sbnn:' must be a number in \[0\.5, 1\)/);
