@@ -17,7 +17,7 @@ import { fmt, ShapeError } from '../core/shape.js';
 import { Rng } from '../util/rng.js';
 import { parameter } from '../nn/module.js';
 import { kernels } from '../backends/index.js';
-import { fakeQuant, fakeQuantGrad, sin, type FakeQuantAttrs } from './ops.js';
+import { fakeQuant, fakeQuantGrad, sbnnWeight, sin, type FakeQuantAttrs } from './ops.js';
 import { riceEncodeBits } from './bitcode.js';
 import { packSignRows } from './kernels.js';
 import { decompose, keptRows, reconstruct, smartdealOptions, storageBits, type SmartDealFactors, type SmartDealOptions } from './smartdeal.js';
@@ -1200,10 +1200,8 @@ export class SparseBinaryWeight extends Quantizer implements Scheduled {
     return addScalar(w, -this.threshold(w));
   }
   forward(w: Tensor): Tensor {
-    const [tau, phi] = this.levels(w), x = this.shifted(w);
-    const q = fakeQuant(x, { kind: 'sign', clip: this.clipValue }), scaled = mul(q, tau), out = add(scaled, phi);
-    for (const t of [x, q, scaled]) t.dispose();
-    return out;
+    const [tau, phi] = this.levels(w);
+    return sbnnWeight(w, tau, phi, { theta: this.threshold(w), clip: this.clipValue });
   }
   pseudoGradient(w: Tensor): Tensor {
     return noGrad(() => mul(fakeQuantGrad(this.shifted(w), null, { kind: 'sign', clip: this.clipValue }), this.levels(w)[0]));
@@ -1220,8 +1218,9 @@ export class SparseBinaryWeight extends Quantizer implements Scheduled {
       values: 'sign',
       latent: (w) => noGrad(() => this.shifted(w)),
       levels: (w) => {
-        const [tau, phi] = noGrad(() => this.levels(w)).map((t) => t.item());
-        return [phi! - tau!, phi! + tau!];
+        // The values the float32 forward computes with (sbnnWeight stores φ ± τ in w's dtype).
+        const [tau, phi] = noGrad(() => this.levels(w)).map((t) => t.item()), r = w.dtype === 'float32' ? Math.fround : (v: number) => v;
+        return [r(phi! - tau!), r(phi! + tau!)];
       },
       // The Rice-coded size of the filters' sign rows (what the file stores where it is smaller than 1 bit).
       bitsPerWeight: (w) => {
