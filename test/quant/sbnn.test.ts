@@ -148,25 +148,27 @@ test('train --quant sbnn --sparsity S stores sbnn:S with the model; convert rebu
   }
 });
 
-test('a file whose Rice-coded weights would stand for far more than they hold, or lie about their code, is refused by name', () => {
-  const bytes = encodeDeployed(convert(applyQuantPreset('lenet', 'sbnn:0.9', 4).eval(), [1, 28, 28]));
+/** `bytes` (a deployed-model file) with its header changed by `edit` and its version set (offsets unchanged), checksum recomputed. */
+function rewriteHeader(bytes: Uint8Array, edit: (stages: Record<string, any>[]) => void, version?: number): Uint8Array {
   const dv = new DataView(bytes.buffer, bytes.byteOffset);
   const jsonLength = dv.getUint32(8, true), head = 12 + ((jsonLength + 3) & ~3);
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + jsonLength)));
   const payload = bytes.subarray(head, bytes.length - 4);
-  /** The file with its header changed by `edit` (offsets unchanged), checksum recomputed. */
-  const rewrite = (edit: (stages: Record<string, any>[]) => void): Uint8Array => {
-    const h = structuredClone(header);
-    edit(h.stages);
-    const json = new TextEncoder().encode(JSON.stringify(h)), at = 12 + ((json.length + 3) & ~3);
-    const out = new Uint8Array(at + payload.length + 4), v = new DataView(out.buffer);
-    out.set(bytes.subarray(0, 8));
-    v.setUint32(8, json.length, true);
-    out.set(json, 12);
-    out.set(payload, at);
-    v.setUint32(at + payload.length, crc32(out.subarray(0, at + payload.length)), true);
-    return out;
-  };
+  edit(header.stages);
+  const json = new TextEncoder().encode(JSON.stringify(header)), at = 12 + ((json.length + 3) & ~3);
+  const out = new Uint8Array(at + payload.length + 4), v = new DataView(out.buffer);
+  out.set(bytes.subarray(0, 8));
+  if (version !== undefined) v.setUint32(4, version, true);
+  v.setUint32(8, json.length, true);
+  out.set(json, 12);
+  out.set(payload, at);
+  v.setUint32(at + payload.length, crc32(out.subarray(0, at + payload.length)), true);
+  return out;
+}
+
+test('a file whose Rice-coded weights would stand for far more than they hold, or lie about their code, is refused by name', () => {
+  const bytes = encodeDeployed(convert(applyQuantPreset('lenet', 'sbnn:0.9', 4).eval(), [1, 28, 28]));
+  const rewrite = (edit: (stages: Record<string, any>[]) => void) => rewriteHeader(bytes, edit);
   const rice = (stages: Record<string, any>[]) => stages.find((st) => st.weights?.$array === 'rice')!;
   assert.doesNotThrow(() => decodeDeployed(rewrite(() => {}), 'same.sgq'));
   assert.throws(() => decodeDeployed(rewrite((st) => void (rice(st).outC = 1 << 20)), 'big.sgq'), /big\.sgq: stages\[\d+\]\.weights\.length: \d+ coded words cannot stand for \d+ packed words/);
@@ -174,3 +176,17 @@ test('a file whose Rice-coded weights would stand for far more than they hold, o
   assert.throws(() => decodeDeployed(rewrite((st) => void (rice(st).kernel = 'float')), 'kind.sgq'), /kind\.sgq: stages\[\d+\]\.weights: a 'rice' array holds the weights of a binary conv\/dense stage only/);
 });
 
+test('SBNN file: version 4; levels are refused in a version 2/3 file, checked as two finite values on binary stages only; a model without them stays version 3', () => {
+  const bytes = encodeDeployed(convert(applyQuantPreset('lenet', 'sbnn:0.9', 4).eval(), [1, 28, 28]));
+  assert.equal(new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true), 4);
+  const levelled = (st: Record<string, any>[]) => st.find((s) => s.levels)!;
+  assert.doesNotThrow(() => decodeDeployed(rewriteHeader(bytes, () => {}, 4), 'same.sgq'));
+  assert.throws(() => decodeDeployed(rewriteHeader(bytes, () => {}, 3), 'old.sgq'), /old\.sgq: stages\[\d+\]\.levels: weight levels need format version 4, the file says 3/);
+  assert.throws(() => decodeDeployed(rewriteHeader(bytes, () => {}, 5), 'new.sgq'), /new\.sgq: version: format version 5 is not supported \(expected 2 or 3 or 4/);
+  assert.throws(() => decodeDeployed(rewriteHeader(bytes, (st) => void (levelled(st).levels = [1, 'x'])), 'bad.sgq'), /bad\.sgq: stages\[\d+\]\.levels: expected two finite weight values \[alpha, beta\]/);
+  assert.throws(() => decodeDeployed(rewriteHeader(bytes, (st) => void (st.find((s) => s.kernel === 'float')!.levels = [0, 1])), 'float.sgq'), /float\.sgq: stages\[\d+\]\.levels: weight levels are defined for binary and binary_weights stages, not float/);
+  const plain = encodeDeployed(convert(applyQuantPreset('lenet', 'binary', 1).eval(), [1, 28, 28]));
+  assert.equal(new DataView(plain.buffer, plain.byteOffset).getUint32(4, true), 3);
+  // A version 3 file written before SBNN had levels still loads.
+  assert.doesNotThrow(() => decodeDeployed(plain, 'v3.sgq'));
+});
