@@ -160,8 +160,8 @@ function floatStages(stages: Stage[]): Stage[] {
   return stages.map((s): Stage => {
       if (s.op === 'residual') return { ...s, body: floatStages(s.body), shortcut: floatStages(s.shortcut) };
       if (s.op !== 'conv' && s.op !== 'dense') return s;
-      // Dense float32 weights: the sparse mask and TTQ's negative ratio are decoded into them.
-      const { threshold, direction, mask: _mask, negRatio: _negRatio, ...rest } = s;
+      // Dense float32 weights: the sparse mask and TTQ's negative ratio are decoded into them (SBNN's levels are dropped: the twin times the float work only).
+      const { threshold, direction, mask: _mask, negRatio: _negRatio, levels: _levels, ...rest } = s;
       let mul = s.mul && s.kernel === 'int8' ? s.mul.map((v) => v / s.inputStep) : s.mul, bias = s.bias;
       if (threshold) {
         mul = Float32Array.from(direction!);

@@ -1118,9 +1118,10 @@ export class Hyperspherical extends PrunedTernary {
  * 1[w ≥ θ]; s follows training progress p from 0.5 (a balanced binary layer) to `sparsity` along
  * s(p) = 0.5 + (sparsity − 0.5)·(1 − (1 − min(1, p/rampUntil))³), so the code is as sparse as asked
  * when the ramp ends (the paper pushes the fraction of ones below its target with an adaptive
- * penalty; the quantile reaches it exactly). τ and φ start at the least-squares fit of the latent
- * weights at the final sparsity (α = mean of the weights below that quantile, β = mean of those at
- * or above it: at 90 % the majority code sits near 0), then learn. Backward: latent weights
+ * penalty; the quantile reaches it exactly). While the split ramps, τ and φ follow the
+ * least-squares fit of the latent weights to the current code (α = mean of the weights below θ,
+ * β = mean of those at or above it: balanced ±τ at 50 %, the majority code near 0 at 90 %); from
+ * the end of the ramp on they are learned. Backward: latent weights
  * g·τ·1[|w − θ| ≤ clipValue]; ∂L/∂τ = Σ g·sign(w − θ); ∂L/∂φ = Σ g. Deployed as packed code bits
  * (code 0 = bit 1) with the levels [α, β]: the runtimes compute α·Σa + (β − α)·(a·w01) from the
  * XOR-popcount accumulator and the window sum of the packed activations; the file stores the
@@ -1178,10 +1179,15 @@ export class SparseBinaryWeight extends Quantizer implements Scheduled {
     this.last = { w, version: w.storage.version, sparsity, theta };
     return theta;
   }
-  /** τ and φ as [1] tensors of x's dtype, set first (least squares at the final sparsity) when not yet initialized. */
+  /**
+   * τ and φ as [1] tensors of w's dtype. While the sparsity ramps (progress < rampUntil), and at
+   * the first call, they are set to the least-squares fit of the latent weights at the current code
+   * split (α = mean of the weights below θ, β = mean of the rest: the closed-form mapping into the
+   * domain); from the end of the ramp on they are learned.
+   */
   private levels(w: Tensor): [Tensor, Tensor] {
-    if (!this.initialized) {
-      const theta = this.quantile(w, this.sparsity), v = w.values() as FloatArray;
+    if (!this.initialized || this.progress < this.rampUntil) {
+      const theta = this.threshold(w), v = w.values() as FloatArray;
       let s0 = 0, n0 = 0, s1 = 0, n1 = 0;
       for (let i = 0; i < v.length; i++) {
         if (v[i]! >= theta) (s1 += v[i]!), n1++;

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Rng } from '../../src/util/rng.js';
 import { loadQuantWasm } from './wasm-setup.js';
 import {
-  applyQuantPreset, convert, decodeDeployed, encodeDeployed, isQuantLayer, QuantConv2d, QuantLinear, runDeployed, runPacked, SparseBinaryWeight, useQuantKernels,
+  applyQuantPreset, convert, decodeDeployed, encodeDeployed, isQuantLayer, QuantConv2d, QuantLinear, runDeployed, runPacked, setQuantProgress, SparseBinaryWeight, useQuantKernels,
   type DeployedModel, type QuantWasmKernels,
 } from '../../src/quant/index.js';
 import { BatchNorm, Conv2d, Flatten, Linear, Sequential } from '../../src/nn/index.js';
@@ -41,6 +41,7 @@ function paddedModel(seed: number): Sequential {
 
 /** Running statistics from the data (so signs split), then τ, φ moved off their fit (negative α and β included) and BN gammas/betas perturbed. */
 function prepare(model: Sequential, x: Float32Array, shape: number[]): void {
+  setQuantProgress(model, 1); // trained: codes at their final sparsity, τ and φ as set below
   model.train();
   for (let i = 0; i < 40; i++) noGrad(() => scope(() => void model.call(fromValues(x, shape))));
   model.eval();

@@ -20,13 +20,16 @@ import {
 const rng = new Rng(13, 1);
 const sgn = (x: number) => (x >= 0 ? 1 : -1);
 
-test('sbnn_weight: τ·sign(w − θ) + φ, θ the s-quantile, s ramping 0.5 → sparsity; τ, φ from the least-squares fit, then learned; gradients in closed form', () => {
+test('sbnn_weight: τ·sign(w − θ) + φ, θ the s-quantile, s ramping 0.5 → sparsity; τ, φ the least-squares fit while s ramps, then learned; gradients in closed form', () => {
   const w = Array.from({ length: 4 * 25 }, () => rng.normal() * 0.7), gs = w.map(() => rng.normal());
   const sorted = [...w].sort((a, b) => a - b);
-  // Least squares at the final sparsity 0.9: α = mean of the weights below the 0.9-quantile, β = mean of the rest.
-  const t9 = sorted[Math.floor(0.9 * w.length)]!;
+  // Least squares at sparsity s: α = mean of the weights below the s-quantile, β = mean of the rest.
   const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-  const a0 = mean(w.filter((v) => v < t9)), b0 = mean(w.filter((v) => v >= t9));
+  const fit = (s: number) => {
+    const t = sorted[Math.floor(s * w.length)]!;
+    return [mean(w.filter((v) => v < t)), mean(w.filter((v) => v >= t))] as const;
+  };
+  const [a0, b0] = fit(0.9);
   for (const [p, s] of [[0, 0.5], [0.25, 0.5 + 0.4 * (1 - 0.5 ** 3)], [0.5, 0.9], [1, 0.9]] as const) {
     for (const given of [null, { tau: 0.3, phi: 0.2 }, { tau: -0.4, phi: -0.1 }]) {
       const q = new SparseBinaryWeight({ sparsity: 0.9, ...given });
@@ -40,7 +43,9 @@ test('sbnn_weight: τ·sign(w − θ) + φ, θ the s-quantile, s ramping 0.5 →
         const [gx, gt, gp] = grad(sum(mul(y, fromValues(gs, [4, 25]))), [x, q.tau, q.phi]);
         return { y: Array.from(y.values()), gx: Array.from(gx!.values()), gt: gt!.item(), gp: gp!.item(), pg: Array.from(q.pseudoGradient(x).values()) };
       });
-      const tau = given?.tau ?? (b0 - a0) / 2, phi = given?.phi ?? (b0 + a0) / 2;
+      // During the ramp (progress < 0.5) the fit replaces any given value; after it, given values stay.
+      const [a, b] = fit(s), ramping = p < 0.5;
+      const tau = (!ramping && given?.tau) || (b - a) / 2, phi = (!ramping && given?.phi) || (b + a) / 2;
       const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-5 * (1 + Math.abs(b)), `${what}: ${a} vs ${b} (progress ${p}, ${JSON.stringify(given)})`);
       close(q.tau.item(), tau, 'τ');
       close(q.phi.item(), phi, 'φ');
