@@ -1121,7 +1121,7 @@ export class Hyperspherical extends PrunedTernary {
  * penalty; the quantile reaches it exactly). While the split ramps, τ and φ follow the
  * least-squares fit of the latent weights to the current code (α = mean of the weights below θ,
  * β = mean of those at or above it: balanced ±τ at 50 %, the majority code near 0 at 90 %); from
- * the end of the ramp on they are learned. Backward: latent weights
+ * the end of the ramp on (at sparsity 0.5: from the start) they are learned. Backward: latent weights
  * g·τ·1[|w − θ| ≤ clipValue]; ∂L/∂τ = Σ g·sign(w − θ); ∂L/∂φ = Σ g. Deployed as packed code bits
  * (code 0 = bit 1) with the levels [α, β]: the runtimes compute α·Σa + (β − α)·(a·w01) from the
  * XOR-popcount accumulator and the window sum of the packed activations; the file stores the
@@ -1179,14 +1179,18 @@ export class SparseBinaryWeight extends Quantizer implements Scheduled {
     this.last = { w, version: w.storage.version, sparsity, theta };
     return theta;
   }
+  /** Whether the code split is still moving (progress before the end of a ramp from 0.5 to a higher sparsity). */
+  private get ramping(): boolean {
+    return this.sparsity > 0.5 && this.progress < this.rampUntil;
+  }
   /**
-   * τ and φ as [1] tensors of w's dtype. While the sparsity ramps (progress < rampUntil), and at
-   * the first call, they are set to the least-squares fit of the latent weights at the current code
-   * split (α = mean of the weights below θ, β = mean of the rest: the closed-form mapping into the
-   * domain); from the end of the ramp on they are learned.
+   * τ and φ as [1] tensors of w's dtype. While the split ramps, and at the first call, they are
+   * set to the least-squares fit of the latent weights at the current code split (α = mean of the
+   * weights below θ, β = mean of the rest: the closed-form mapping into the domain); from then on
+   * they are learned (at sparsity 0.5 nothing ramps: learned from the first step).
    */
   private levels(w: Tensor): [Tensor, Tensor] {
-    if (!this.initialized || this.progress < this.rampUntil) {
+    if (!this.initialized || this.ramping) {
       const theta = this.threshold(w), v = w.values() as FloatArray;
       let s0 = 0, n0 = 0, s1 = 0, n1 = 0;
       for (let i = 0; i < v.length; i++) {

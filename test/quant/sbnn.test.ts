@@ -45,6 +45,13 @@ test('sbnn_weight: τ·sign(w − θ) + φ, θ the s-quantile, s ramping 0.5 →
       });
       // During the ramp (progress < 0.5) the fit replaces any given value; after it, given values stay.
       const [a, b] = fit(s), ramping = p < 0.5;
+      if (ramping && given) {
+        // At sparsity 0.5 nothing ramps: given values are kept from the first step.
+        const flat = new SparseBinaryWeight({ sparsity: 0.5, ...given });
+        flat.setProgress(p);
+        scope(() => void flat.forward(fromValues(w, [4, 25])));
+        assert.deepEqual([flat.tau.item(), flat.phi.item()].map((v) => Math.round(v * 1e6)), [given.tau, given.phi].map((v) => Math.round(v * 1e6)));
+      }
       const tau = (!ramping && given?.tau) || (b - a) / 2, phi = (!ramping && given?.phi) || (b + a) / 2;
       const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-5 * (1 + Math.abs(b)), `${what}: ${a} vs ${b} (progress ${p}, ${JSON.stringify(given)})`);
       close(q.tau.item(), tau, 'τ');
