@@ -1191,7 +1191,7 @@ export class SparseBinaryWeight extends Quantizer implements Scheduled {
    */
   private levels(w: Tensor): [Tensor, Tensor] {
     if (!this.initialized || this.ramping) {
-      const theta = this.threshold(w), v = w.values() as FloatArray;
+      const theta = this.threshold(w), v = readable(w);
       let s0 = 0, n0 = 0, s1 = 0, n1 = 0;
       for (let i = 0; i < v.length; i++) {
         if (v[i]! >= theta) (s1 += v[i]!), n1++;
