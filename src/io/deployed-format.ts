@@ -23,10 +23,15 @@ import { riceDecodeBits, riceEncodeBits, type RiceCoding } from '../quant/bitcod
 // shift}: `length` u32 words of Rice-coded sign positions (quant/bitcode.ts) standing for the
 // packed rows, written where that is smaller (SBNN's sparse codes); older readers refuse the
 // unknown array type by name.
+// Version 4 added a binary stage's `levels` [alpha, beta] (SBNN's two weight values; the
+// accumulator becomes alpha·Σa + (beta − alpha)·(a·w01)); it is written only by models that have
+// one (others stay version 3), so an older reader refuses such a file by its version instead of
+// running it with ±1 weights; a version 2/3 file holding `levels` is refused.
 
 const MAGIC = 0x4d514753; // "SGQM"
 const VERSION = 3;
-const READS = [2, 3];
+const LEVELS_VERSION = 4;
+const READS = [2, 3, 4];
 const PREFIX = 12;
 const TRAILER = 4;
 type StoredArray = Uint32Array | Int32Array | Int8Array | Float32Array;
@@ -101,7 +106,7 @@ export function encodeDeployed(model: DeployedModel): Uint8Array {
   const bytes = new Uint8Array(head + offset + TRAILER);
   const dv = new DataView(bytes.buffer);
   dv.setUint32(0, MAGIC, true);
-  dv.setUint32(4, VERSION, true);
+  dv.setUint32(4, [...allStages(model.stages)].some((s) => 'levels' in s) ? LEVELS_VERSION : VERSION, true);
   dv.setUint32(8, json.length, true);
   bytes.set(json, PREFIX);
   let at = head;
@@ -158,6 +163,7 @@ export function decodeDeployed(data: Uint8Array | ArrayBuffer, source = 'deploye
     const field = `${at}[${i}]`;
     if (!isObject(s) || typeof s.op !== 'string') fail(field, 'expected an object with a string "op"');
     const copy: Record<string, unknown> = {};
+    if ('levels' in (s as Record<string, Json>) && version < LEVELS_VERSION) fail(`${field}.levels`, `weight levels need format version ${LEVELS_VERSION}, the file says ${version}`);
     for (const [key, v] of Object.entries(s as Record<string, Json>)) {
       if (NESTED.includes(key)) {
         if (!Array.isArray(v)) fail(`${field}.${key}`, 'expected a list of stages');

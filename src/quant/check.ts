@@ -127,8 +127,13 @@ export function checkStages(inputShape: readonly number[], stages: readonly unkn
           const q = s.inputQuantizer as Record<string, unknown> | null;
           if (kernel !== 'float' || typeof q !== 'object' || q === null || typeof q.name !== 'string') fail(`${field}.inputQuantizer`, 'expected a quantizer config {name, ...} on a float stage');
         }
+        if (s.levels !== undefined) {
+          const l = s.levels;
+          if (kernel !== 'binary' && kernel !== 'binary_weights') fail(`${field}.levels`, `weight levels are defined for binary and binary_weights stages, not ${kernel}`);
+          if (!(Array.isArray(l) && l.length === 2 && l.every((v) => typeof v === 'number' && Number.isFinite(v)))) fail(`${field}.levels`, `expected two finite weight values [alpha, beta], got ${JSON.stringify(l)?.slice(0, 80)}`);
+        }
         if (s.threshold !== undefined || s.direction !== undefined) {
-          array('threshold', kernel === 'binary' || kernel === 'int8' ? ['i32'] : ['f32'], outC);
+          array('threshold', (kernel === 'binary' && s.levels === undefined) || kernel === 'int8' ? ['i32'] : ['f32'], outC);
           array('direction', ['i8'], outC);
           if (s.mul !== undefined || s.bias !== undefined) fail(`${field}.mul`, 'a stage with sign thresholds has no mul/bias epilogue');
           const d = s.direction;

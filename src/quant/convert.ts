@@ -99,6 +99,8 @@ function convertLayer(layer: Linear | Conv2d, keepOut: Keep = null, keepIn: Keep
     }),
   );
   if (scale) mul.set(scale);
+  // SBNN: the two weight values of code 0 (packed bit 1) and code 1; the epilogue scales their combination.
+  const levels = (plan.kernel === 'binary' || plan.kernel === 'binary_weights') && kd?.levels ? kd.levels(layer.weight) : undefined;
   switch (plan.kernel) {
     case 'binary':
       weights = isConv ? packWeightsOHWI(w, outC, inC, k) : packSignRows(w, rows, K);
@@ -136,7 +138,7 @@ function convertLayer(layer: Linear | Conv2d, keepOut: Keep = null, keepIn: Keep
     }
   }
   return {
-    op: isConv ? 'conv' : 'dense', kernel: plan.kernel, outC, inC, k, stride, pad, weights, ...(mask ? { mask } : {}), ...(negRatio !== undefined ? { negRatio } : {}),
+    op: isConv ? 'conv' : 'dense', kernel: plan.kernel, outC, inC, k, stride, pad, weights, ...(mask ? { mask } : {}), ...(negRatio !== undefined ? { negRatio } : {}), ...(levels ? { levels } : {}),
     inputStep, mul, bias, ...(plan.kernel === 'float' && iq ? { inputQuantizer: iq.config() } : {}),
   };
 }
@@ -243,10 +245,10 @@ function convertSimple(l: Module, keep: Keep): Stage[] {
 /**
  * sign(acc·mul + bias) as a compare on acc. mul > 0: acc ≥ −bias/mul; mul < 0: acc ≤ −bias/mul;
  * mul = 0: constant sign(bias). Integer accumulators (binary, int8) get integer thresholds
- * (ceil / floor), so the compare stays integer-only.
+ * (ceil / floor), so the compare stays integer-only; an SBNN stage's {α, β} sum is float.
  */
 function toThresholds(s: MatStage): void {
-  const integer = s.kernel === 'binary' || s.kernel === 'int8';
+  const integer = (s.kernel === 'binary' && !s.levels) || s.kernel === 'int8';
   const threshold = integer ? new Int32Array(s.outC) : new Float32Array(s.outC);
   const direction = new Int8Array(s.outC);
   for (let c = 0; c < s.outC; c++) {

@@ -128,7 +128,7 @@ export function binaryConv(x: Uint32Array, wts: Uint32Array, s: ConvShape, out?:
  * Pixel-major integer accumulators [n, p, o] as float NCHW [n, o, p]: y = acc·mul[c] + bias[c]
  * computed in float64, rounded to float32.
  */
-export function pixelMajorEpilogue(acc: Int32Array, n: number, p: number, o: number, mul: Float32Array, bias: Float32Array): Float32Array {
+export function pixelMajorEpilogue(acc: Int32Array | Float32Array, n: number, p: number, o: number, mul: Float32Array, bias: Float32Array): Float32Array {
   const out = new Float32Array(n * o * p);
   for (let b = 0; b < n; b++) for (let q = 0; q < p; q++) for (let c = 0; c < o; c++) out[(b * o + c) * p + q] = acc[(b * p + q) * o + c]! * mul[c]! + bias[c]!;
   return out;

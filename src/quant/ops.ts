@@ -5,7 +5,7 @@
  * scales (mean|W|, TWN alpha) are stop-gradient constants applied outside, by the quantizers.
  */
 import { fmt, ShapeError } from '../core/shape.js';
-import { Tensor } from '../core/tensor.js';
+import { fromValues, Tensor } from '../core/tensor.js';
 import { contiguous, mul } from '../ops/elementwise.js';
 import { reshape } from '../ops/movement.js';
 import { sum } from '../ops/reduce.js';
@@ -184,4 +184,67 @@ export function sin(x: Tensor, phase = 0): Tensor {
 /** Fake quantization with its pseudo-gradient: `p` is the learned scalar for 'pact' and 'lsq'. */
 export function fakeQuant(x: Tensor, attrs: FakeQuantAttrs, p: Tensor | null = null): Tensor {
   return runOp(fakeQuantOp, [x, p], attrs)[0]!;
+}
+
+/** SBNN weights: the code threshold θ and the straight-through clip of the latent weights. */
+export interface SbnnAttrs {
+  theta: number;
+  clip: number;
+}
+
+function inferSbnn([w, tau, phi]: readonly (TensorMeta | null)[]): TensorMeta[] {
+  if (w!.dtype !== 'float32' && w!.dtype !== 'float64') throw new ShapeError('sbnn_weight', `expects a float tensor, got ${w!.dtype}`);
+  for (const [name, p] of [['tau', tau], ['phi', phi]] as const) {
+    if (p!.shape.length !== 1 || p!.shape[0] !== 1 || p!.dtype !== w!.dtype) throw new ShapeError('sbnn_weight', `${name} must be a [1] ${w!.dtype} tensor, got ${fmt(p!.shape)} ${p!.dtype}`);
+  }
+  return [{ shape: w!.shape, dtype: w!.dtype }];
+}
+
+const sbnnOp = defineOp<SbnnAttrs>({
+  name: 'sbnn_weight',
+  inputs: ['w', 'tau', 'phi'],
+  saves: { w: 'input', tau: 'input' },
+  straightThrough: true,
+  secondOrder: false,
+  infer: (metas) => inferSbnn(metas),
+  forward(ctx, [w, tau, phi], { theta }) {
+    ctx.save('w', w!);
+    ctx.save('tau', tau!);
+    const out = Tensor.uninitialized(w!.shape, w!.dtype), o = out.data() as FloatArray;
+    const t = tau!.values()[0]!, f = phi!.values()[0]!, hi = t + f, lo = f - t;
+    onContiguous([w], ([wc]) => {
+      const v = wc!.data() as FloatArray;
+      for (let i = 0; i < o.length; i++) o[i] = v[i]! - theta >= 0 ? hi : lo;
+    });
+    return [out];
+  },
+  // One pass: g·τ·1[|w − θ| ≤ clip] for w, Σ g·sign(w − θ) for τ, Σ g for φ.
+  backward(ctx, [g], { theta, clip }) {
+    const w = ctx.saved('w'), t = ctx.saved('tau').values()[0]!, dtype = w.dtype;
+    const gw = ctx.needsInputGrad[0] ? Tensor.uninitialized(w.shape, dtype) : null, o = gw?.data() as FloatArray | undefined;
+    let gt = 0, gp = 0;
+    onContiguous([w, g!], ([wc, gc]) => {
+      const v = wc!.data() as FloatArray, d = gc!.data() as FloatArray;
+      for (let i = 0; i < d.length; i++) {
+        const gi = d[i]!, x = v[i]! - theta;
+        gt += x >= 0 ? gi : -gi;
+        gp += gi;
+        if (o) o[i] = Math.abs(x) <= clip ? gi * t : 0;
+      }
+    });
+    return [gw, ctx.needsInputGrad[1] ? fromValues([gt], [1], dtype) : null, ctx.needsInputGrad[2] ? fromValues([gp], [1], dtype) : null];
+  },
+  samples: () => [{ inputs: [{ shape: [3, 4], awayFromZero: 0.05 }, { shape: [1], values: () => [0.4] }, { shape: [1], values: () => [0.3] }], attrs: { theta: 0, clip: 1 }, label: 'sbnn_weight' }],
+});
+
+/**
+ * SBNN's weights τ·sign(w − θ) + φ (sign(0) = +1) for learned [1] scalars τ and φ, in one pass;
+ * backward (straight-through, one pass): g·τ·1[|w − θ| ≤ clip] for w, Σ g·sign(w − θ) for τ and
+ * Σ g for φ.
+ *
+ * @example
+ * sbnnWeight(fromValues([0.9, -0.2], [2]), fromValues([0.5], [1]), fromValues([0.5], [1]), { theta: 0.5, clip: 1 });   // [1, 0]
+ */
+export function sbnnWeight(w: Tensor, tau: Tensor, phi: Tensor, attrs: SbnnAttrs): Tensor {
+  return runOp(sbnnOp, [w, tau, phi], attrs)[0]!;
 }

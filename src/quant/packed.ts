@@ -20,7 +20,7 @@ import { scope } from '../core/scope.js';
 import { fromValues, Tensor } from '../core/tensor.js';
 import { convOut, pixelMajorEpilogue, wordsFor, type ConvShape } from './kernels.js';
 import {
-  addActivations, affine, floatWeights, fusedInt8, fusedPost, globalAvgPool, maxPool, quantizeInput, relu, runMatStage,
+  addActivations, affine, floatWeights, fusedInt8, fusedPost, globalAvgPool, levelSum, maxPool, quantizeInput, relu, runMatStage,
   type Activation, type DeployedModel, type MatStage, type Stage,
 } from './runtime.js';
 import { density, rowLength, toCsr, type Csr } from './sparse.js';
@@ -161,8 +161,67 @@ function denseWeightsFor(s: MatStage, p: Packed): Uint32Array {
   return out;
 }
 
+/**
+ * An SBNN stage's packed weights with one more output row of all +1 (bits 0; conv: after the
+ * last filter in OHWI order, dense: after the last row of `weights`), cached per stage and layout:
+ * that row's accumulator is Σa of the window, border and pad-bit handling included, from the same kernel.
+ */
+const sumRows = new WeakMap<MatStage, { key: Uint32Array; w: Uint32Array }>();
+
+function withSumRow(s: MatStage, weights: Uint32Array): Uint32Array {
+  const hit = sumRows.get(s);
+  if (hit?.key === weights) return hit.w;
+  const w = new Uint32Array(weights.length + weights.length / s.outC);
+  w.set(weights);
+  sumRows.set(s, { key: weights, w });
+  return w;
+}
+
+/**
+ * An SBNN binary stage (weights {α, β}): the ±1 accumulators a·s and the window sums Σa (the
+ * all-ones row of withSumRow) from one binaryConv / binaryGemm call, then α·Σa + (β − α)·(a·w01)
+ * per output (levelSum), sign-packed under the stage's float thresholds or through its epilogue
+ * (+ `residual`, float32 addition).
+ */
+function levelStage(s: MatStage, x: Packed, residual?: Activation): Value {
+  const o = s.outC + 1, n = x.n;
+  let acc: Int32Array, p: number, shape: number[];
+  if (s.op === 'conv') {
+    const cs: ConvShape = { n, c: s.inC, h: x.h, w: x.w, o, k: s.k, stride: s.stride, pad: s.pad };
+    const [oh, ow] = convOut(cs);
+    acc = k32().binaryConv(x.bits, withSumRow(s, s.weights as Uint32Array), cs);
+    p = oh * ow;
+    shape = [n, s.outC, oh, ow];
+  } else {
+    const bits = x.h * x.w * wordsFor(x.c) * 32;
+    acc = k32().binaryGemm(x.bits, withSumRow(s, denseWeightsFor(s, x)), n, o, bits);
+    if (bits !== s.inC) for (let i = 0; i < acc.length; i++) acc[i] = acc[i]! - (bits - s.inC);
+    p = 1;
+    shape = [n, s.outC];
+  }
+  const v = new Float32Array(n * p * s.outC);
+  for (let r = 0; r < n * p; r++) for (let c = 0; c < s.outC; c++) v[r * s.outC + c] = levelSum(acc[r * o + c]!, acc[r * o + s.outC]!, s.levels!);
+  const [h, w] = s.op === 'conv' ? [shape[2]!, shape[3]!] : [1, 1];
+  if (s.threshold) {
+    const bits = k32().packSigns(v, { n, c: s.outC, p, channelsLast: true }, { threshold: s.threshold, direction: s.direction! });
+    return { packed: { bits, n, h, w, c: s.outC, flat: s.op === 'dense' } };
+  }
+  const y = pixelMajorEpilogue(v, n, p, s.outC, s.mul!, s.bias!);
+  if (residual) {
+    if (residual.shape.join() !== shape.join()) throw new Error(`runPacked: residual body gives [${shape}], shortcut [${residual.shape}]`);
+    for (let i = 0; i < y.length; i++) y[i] = y[i]! + residual.data[i]!;
+  }
+  const float = { data: y, shape };
+  return s.op === 'conv' ? { float, signs: packFloat(float, null) } : { float };
+}
+
 /** A binary conv/dense stage on packed input; `residual`: the shortcut a float-output conv's result is added to (in its kernel). */
 function binaryStage(s: MatStage, input: Value, residual?: Activation): Value {
+  if (s.levels) {
+    const x = 'packed' in input ? input.packed : s.op === 'conv' ? input.signs ?? packFloat(input.float, null) : packFloat(input.float, null);
+    if (s.op === 'conv' ? x.flat || x.c !== s.inC : x.c * x.h * x.w !== s.inC || !x.flat) throw new Error(`runPacked: ${s.op} stage expects ${s.op === 'conv' ? `${s.inC} channels` : `[N, ${s.inC}]`}, got [${x.n}, ${x.c}, ${x.h}, ${x.w}]`);
+    return levelStage(s, x, residual);
+  }
   const signs = s.threshold ? { threshold: s.threshold as Int32Array, direction: s.direction! } : null;
   if (s.op === 'conv') {
     const x = 'packed' in input ? input.packed : input.signs ?? packFloat(input.float, null);

@@ -17,7 +17,7 @@ import { fmt, ShapeError } from '../core/shape.js';
 import { Rng } from '../util/rng.js';
 import { parameter } from '../nn/module.js';
 import { kernels } from '../backends/index.js';
-import { fakeQuant, fakeQuantGrad, sin, type FakeQuantAttrs } from './ops.js';
+import { fakeQuant, fakeQuantGrad, sbnnWeight, sin, type FakeQuantAttrs } from './ops.js';
 import { riceEncodeBits } from './bitcode.js';
 import { packSignRows } from './kernels.js';
 import { decompose, keptRows, reconstruct, smartdealOptions, storageBits, type SmartDealFactors, type SmartDealOptions } from './smartdeal.js';
@@ -72,6 +72,8 @@ export interface QuantDeployment {
   latent?(w: Tensor): Tensor;
   /** ternary: negative codes weigh −ratio (TTQ: W_n / W_p; the positive scale W_p is the channel scale); absent: −1. */
   negativeRatio?(): number;
+  /** sign: the two weight values [α, β] of code 0 (packed bit 1) and code 1 (SBNN), when they are not ∓scale. */
+  levels?(w: Tensor): [number, number];
 }
 
 export abstract class Quantizer {
@@ -1153,17 +1155,21 @@ export class Hyperspherical extends PrunedTernary {
 }
 
 /**
- * SBNN sparse binary weights (after Schiavone & Zuluaga, spec §4.7), in the {α, β} = {−τ_c, +τ_c}
- * domain: a fraction `sparsity` of each layer's weights takes the code 0 (−τ_c) and only the
- * minority, the largest latent weights, takes the code 1 (+τ_c). The split is the layer's
- * s-quantile θ of the latent weights, b = 1[w ≥ θ]; s follows training progress p from 0.5 (a
- * balanced binary layer) to `sparsity` along s(p) = 0.5 + (sparsity − 0.5)·(1 − (1 − min(1,
- * p/rampUntil))³), so the code is as sparse as asked when the ramp ends (the paper pushes the
- * fraction of ones below its target with an adaptive penalty; the quantile reaches it exactly).
- * τ_c = mean|w − θ| per output filter (stop-gradient, BWN's closed form). Forward τ_c·sign(w − θ);
- * backward g·τ_c·1[|w − θ| ≤ clipValue]. The paper's offset φ (α = φ − τ, β = φ + τ) is fixed at
- * 0 so the layer runs on the XOR-popcount kernel; the file stores the sparse code compactly
- * (deployed-format: gaps between minority bits, Rice-coded).
+ * SBNN sparse binary weights (after Schiavone & Zuluaga, spec §4.7) in the paper's {α, β} domain:
+ * w_b = τ·sign(w − θ) + φ with τ and φ learned per layer (α = φ − τ for code 0, β = φ + τ for code
+ * 1). A fraction `sparsity` of each layer's weights takes code 0 and only the minority, the largest
+ * latent weights, takes code 1: the split is the layer's s-quantile θ of the latent weights, code =
+ * 1[w ≥ θ]; s follows training progress p from 0.5 (a balanced binary layer) to `sparsity` along
+ * s(p) = 0.5 + (sparsity − 0.5)·(1 − (1 − min(1, p/rampUntil))³), so the code is as sparse as asked
+ * when the ramp ends (the paper pushes the fraction of ones below its target with an adaptive
+ * penalty; the quantile reaches it exactly). While the split ramps, τ and φ follow the
+ * least-squares fit of the latent weights to the current code (α = mean of the weights below θ,
+ * β = mean of those at or above it: balanced ±τ at 50 %, the majority code near 0 at 90 %); from
+ * the end of the ramp on (at sparsity 0.5: from the start) they are learned. Backward: latent weights
+ * g·τ·1[|w − θ| ≤ clipValue]; ∂L/∂τ = Σ g·sign(w − θ); ∂L/∂φ = Σ g. Deployed as packed code bits
+ * (code 0 = bit 1) with the levels [α, β]: the runtimes compute α·Σa + (β − α)·(a·w01) from the
+ * XOR-popcount accumulator and the window sum of the packed activations; the file stores the
+ * sparse code compactly (deployed-format: gaps between minority bits, Rice-coded).
  *
  * @example
  * const layer = new QuantLinear(400, 120, { inputQuantizer: 'ede_sign', kernelQuantizer: { name: 'sbnn_weight', sparsity: 0.9 }, kernelConstraint: 'weight_clip' });
@@ -1174,59 +1180,102 @@ export class SparseBinaryWeight extends Quantizer implements Scheduled {
   readonly sparsity: number;
   readonly rampUntil: number;
   readonly clipValue: number;
+  /** Learned half-distance τ and midpoint φ of the two weight values (per layer). */
+  readonly tau: Tensor;
+  readonly phi: Tensor;
+  private readonly createdVersion: number;
   progress = 0;
-  constructor(o: { sparsity?: number; rampUntil?: number; clipValue?: number } = {}) {
+  constructor(o: { sparsity?: number; rampUntil?: number; clipValue?: number; tau?: number; phi?: number } = {}) {
     super();
     this.sparsity = o.sparsity ?? 0.9;
     this.rampUntil = o.rampUntil ?? 0.5;
     this.clipValue = o.clipValue ?? 1;
     if (!(this.sparsity >= 0.5 && this.sparsity < 1)) throw new RangeError(`sbnn_weight: sparsity must be in [0.5, 1) (the fraction of weights at the majority code), got ${o.sparsity}`);
     if (!(this.rampUntil > 0 && this.rampUntil <= 1)) throw new RangeError(`sbnn_weight: rampUntil must be in (0, 1], got ${o.rampUntil}`);
+    for (const key of ['tau', 'phi'] as const) if (o[key] !== undefined && !Number.isFinite(o[key])) throw new RangeError(`sbnn_weight: ${key} must be a finite number, got ${o[key]}`);
+    this.tau = parameter([o.tau ?? 1], [1], 'tau');
+    this.phi = parameter([o.phi ?? 0], [1], 'phi');
+    this.createdVersion = o.tau === undefined && o.phi === undefined ? this.tau.storage.version + this.phi.storage.version : -1;
   }
   setProgress(p: number): void {
     this.progress = Math.min(1, Math.max(0, p));
   }
-  /** The fraction of weights at code 0 (−τ) the forward pass uses now. */
+  /** The fraction of weights at code 0 (α) the forward pass uses now. */
   currentSparsity(): number {
     return 0.5 + (this.sparsity - 0.5) * cubicRamp(this.progress / this.rampUntil);
   }
+  /** False until τ and φ were set (options, first forward, optimizer or a loaded state). */
+  get initialized(): boolean {
+    return this.tau.storage.version + this.phi.storage.version !== this.createdVersion;
+  }
   /** The last θ computed, by tensor, storage version and sparsity (forward and pseudoGradient share it). */
   private last: { w: Tensor; version: number; sparsity: number; theta: number } | null = null;
-  /** θ: the latent weights at and above it (a fraction 1 − currentSparsity()) are +τ. */
+  /** The s-quantile of the latent weights: those at and above it (a fraction 1 − s) take code 1. */
+  private quantile(w: Tensor, s: number): number {
+    const v = w.values() as FloatArray; // a copy: quickselect reorders it
+    return kthSmallest(v, Math.min(v.length - 1, Math.floor(s * v.length))) ?? 0;
+  }
+  /** θ at the current sparsity. */
   threshold(w: Tensor): number {
     const sparsity = this.currentSparsity(), l = this.last;
     if (l && l.w === w && l.version === w.storage.version && l.sparsity === sparsity) return l.theta;
-    const v = w.values() as FloatArray; // a copy: quickselect reorders it
-    const theta = kthSmallest(v, Math.min(v.length - 1, Math.floor(sparsity * v.length))) ?? 0;
+    const theta = this.quantile(w, sparsity);
     this.last = { w, version: w.storage.version, sparsity, theta };
     return theta;
   }
-  /** w − θ as a stop-gradient-free tensor (the sign is taken of it). */
+  /** Whether the code split is still moving (progress before the end of a ramp from 0.5 to a higher sparsity). */
+  private get ramping(): boolean {
+    return this.sparsity > 0.5 && this.progress < this.rampUntil;
+  }
+  /**
+   * τ and φ as [1] tensors of w's dtype. While the split ramps, and at the first call, they are
+   * set to the least-squares fit of the latent weights at the current code split (α = mean of the
+   * weights below θ, β = mean of the rest: the closed-form mapping into the domain); from then on
+   * they are learned (at sparsity 0.5 nothing ramps: learned from the first step).
+   */
+  private levels(w: Tensor): [Tensor, Tensor] {
+    if (!this.initialized || this.ramping) {
+      const theta = this.threshold(w), v = readable(w);
+      let s0 = 0, n0 = 0, s1 = 0, n1 = 0;
+      for (let i = 0; i < v.length; i++) {
+        if (v[i]! >= theta) (s1 += v[i]!), n1++;
+        else (s0 += v[i]!), n0++;
+      }
+      const a = n0 ? s0 / n0 : 0, b = n1 ? s1 / n1 : 0;
+      this.tau.data().set([(b - a) / 2 || 1]);
+      this.phi.data().set([(a + b) / 2]);
+      this.tau.bumpVersion();
+      this.phi.bumpVersion();
+    }
+    return [scalarFor(this.tau, w), scalarFor(this.phi, w)];
+  }
+  /** w − θ (the code is 1 where it is ≥ 0). */
   private shifted(w: Tensor): Tensor {
     return addScalar(w, -this.threshold(w));
   }
   forward(w: Tensor): Tensor {
-    const x = this.shifted(w);
-    const q = fakeQuant(x, { kind: 'sign', clip: this.clipValue });
-    const scale = noGrad(() => channelMeanAbs(x, 0));
-    const out = mul(q, scale);
-    for (const t of [x, q, scale]) t.dispose();
-    return out;
+    const [tau, phi] = this.levels(w);
+    return sbnnWeight(w, tau, phi, { theta: this.threshold(w), clip: this.clipValue });
   }
   pseudoGradient(w: Tensor): Tensor {
-    return noGrad(() => {
-      const x = this.shifted(w);
-      return mul(fakeQuantGrad(x, null, { kind: 'sign', clip: this.clipValue }), channelMeanAbs(x, 0));
-    });
+    return noGrad(() => mul(fakeQuantGrad(this.shifted(w), null, { kind: 'sign', clip: this.clipValue }), this.levels(w)[0]));
+  }
+  override parameters(): Tensor[] {
+    return [this.tau, this.phi];
   }
   config(): QuantizerConfig {
-    return { name: this.name, sparsity: this.sparsity, rampUntil: this.rampUntil, clipValue: this.clipValue };
+    const learned = this.initialized ? { tau: this.tau.item(), phi: this.phi.item() } : {};
+    return { name: this.name, sparsity: this.sparsity, rampUntil: this.rampUntil, clipValue: this.clipValue, ...learned };
   }
   override deployment(): QuantDeployment {
     return {
       values: 'sign',
       latent: (w) => noGrad(() => this.shifted(w)),
-      channelScale: (w) => noGrad(() => channelMeanAbs(this.shifted(w), 0)),
+      levels: (w) => {
+        // The values the float32 forward computes with (sbnnWeight stores φ ± τ in w's dtype).
+        const [tau, phi] = noGrad(() => this.levels(w)).map((t) => t.item()), r = w.dtype === 'float32' ? Math.fround : (v: number) => v;
+        return [r(phi! - tau!), r(phi! + tau!)];
+      },
       // The Rice-coded size of the filters' sign rows (what the file stores where it is smaller than 1 bit).
       bitsPerWeight: (w) => {
         const rows = w.shape[0]!, k = w.size / rows;

@@ -50,6 +50,13 @@ export interface MatStage {
   mask?: Uint32Array;
   /** ternary only: negative codes weigh −negRatio (TTQ's W_n / W_p; the positive scale is in mul). */
   negRatio?: number;
+  /**
+   * binary and binary_weights only (SBNN): the weight values [α, β] of code 0 (packed bit 1) and
+   * code 1 (bit 0), instead of −1 and +1. A binary stage's accumulator is then the float
+   * α·Σa + (β − α)·(a·w01) (Σa: the sum of the window's ±1 inputs, zero padding adding 0), which
+   * mul/bias or a float threshold take as usual. Needs file format version 4.
+   */
+  levels?: [number, number];
   /** int8 only: input step (q = clamp(round(x / step), −128, 127)). */
   inputStep: number;
   /** int8 only (post-training quantization): input code range [lo, hi] when narrower than int8, and per-channel rounding borders (AQuant). */
@@ -233,6 +240,41 @@ function binaryConvGemm(s: MatStage, x: Uint32Array, cs: ConvShape): Int32Array 
   return acc;
 }
 
+/**
+ * SBNN's {α, β} sum α·Σa + (β − α)·(a·w01) from the ±1 accumulator a·s (s = 2·w01 − 1, so
+ * a·w01 = (a·s + Σa)/2) and the window sum Σa (both runtimes use it; float64, stored as float32).
+ */
+export const levelSum = (acc: number, sum: number, [alpha, beta]: readonly [number, number]): number => alpha * sum + (beta - alpha) * ((acc + sum) / 2);
+
+/**
+ * Σa of each output window of a conv on the signs of x (+1 for v ≥ 0, −1 below, as packed; taps in
+ * the zero padding add 0): [N·OH·OW], row-major over (image, y, x). Dense: Σa per row (oh = ow = k = 1).
+ */
+function windowSums(x: Float32Array, cs: ConvShape): Int32Array {
+  const [oh, ow] = convOut(cs), hw = cs.h * cs.w, pixel = new Int32Array(cs.n * hw);
+  for (let b = 0; b < cs.n; b++) for (let c = 0; c < cs.c; c++) for (let q = 0; q < hw; q++) pixel[b * hw + q] += x[(b * cs.c + c) * hw + q]! < 0 ? -1 : 1;
+  const out = new Int32Array(cs.n * oh * ow);
+  for (let b = 0; b < cs.n; b++) for (let y = 0; y < oh; y++) for (let xo = 0; xo < ow; xo++) {
+    let sum = 0;
+    for (let i = 0; i < cs.k; i++) for (let j = 0; j < cs.k; j++) {
+      const yy = y * cs.stride - cs.pad + i, xx = xo * cs.stride - cs.pad + j;
+      if (yy >= 0 && yy < cs.h && xx >= 0 && xx < cs.w) sum += pixel[b * hw + yy * cs.w + xx]!;
+    }
+    out[(b * oh + y) * ow + xo] = sum;
+  }
+  return out;
+}
+
+/** An SBNN binary stage's accumulators: levelSum of each ±1 accumulator (rows·outC, channel-major or not) and its row's window sum. */
+function withLevels(s: MatStage, acc: Int32Array, sums: Int32Array, channelMajor: boolean): Float32Array {
+  const rows = sums.length, out = new Float32Array(acc.length);
+  for (let r = 0; r < rows; r++) for (let o = 0; o < s.outC; o++) {
+    const i = channelMajor ? o * rows + r : r * s.outC + o;
+    out[i] = levelSum(acc[i]!, sums[r]!, s.levels!);
+  }
+  return out;
+}
+
 export interface Accumulators {
   acc: Int32Array | Float32Array;
   shape: number[];
@@ -249,8 +291,11 @@ export function accumulate(s: MatStage, input: Activation): Accumulators {
     if (x.shape.length !== 2 || x.shape[1] !== K) throw new Error(`runDeployed: dense stage expects [N, ${K}], got [${x.shape}]`);
     const shape = [n, s.outC];
     switch (s.kernel) {
-      case 'binary':
-        return { acc: kernels('float32').binaryGemm(packSignRows(x.data, n, K), s.weights as Uint32Array, n, s.outC, K), shape, channelMajor: false };
+      case 'binary': {
+        const acc = kernels('float32').binaryGemm(packSignRows(x.data, n, K), s.weights as Uint32Array, n, s.outC, K);
+        if (!s.levels) return { acc, shape, channelMajor: false };
+        return { acc: withLevels(s, acc, windowSums(x.data, { n, c: K, h: 1, w: 1, o: s.outC, k: 1, stride: 1, pad: 0 }), false), shape, channelMajor: false };
+      }
       case 'int8':
         return { acc: kernels('float32').int8Gemm(quantizeInt8(s, x), s.weights as Int8Array, n, s.outC, K), shape, channelMajor: false };
       case 'smartdeal':
@@ -265,8 +310,8 @@ export function accumulate(s: MatStage, input: Activation): Accumulators {
   const shape = [n, s.outC, oh, ow];
   const rows = n * oh * ow, K = rowLength(s);
   if (s.kernel === 'binary') {
-    const packed = packSignsNHWC(x.data, n, s.inC, cs.h, cs.w);
-    return { acc: binaryConvGemm(s, packed, cs), shape, channelMajor: true };
+    const acc = binaryConvGemm(s, packSignsNHWC(x.data, n, s.inC, cs.h, cs.w), cs);
+    return { acc: s.levels ? withLevels(s, acc, windowSums(x.data, cs), true) : acc, shape, channelMajor: true };
   }
   if (s.kernel === 'int8') {
     const cols = im2col(quantizeInt8(s, x), cs, new Int8Array(rows * K));

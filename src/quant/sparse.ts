@@ -73,13 +73,14 @@ function checkedNnz(s: MatStage): number {
 /** The weight value of ternary code `c` (negative codes weigh −negRatio, TTQ). */
 const ternaryValue = (s: MatStage, negative: boolean): number => (negative ? -(s.negRatio ?? 1) : 1);
 
-/** Dense float32 weight rows [outC, rowLen] of a float or ternary stage, in either encoding. */
+/** Dense float32 weight rows [outC, rowLen] of a float, ternary or binary_weights stage (SBNN: its levels), in either encoding. */
 export function denseWeights(s: MatStage): Float32Array {
   const n = s.outC * rowLength(s);
   if (!s.mask) {
     if (s.kernel === 'float') return s.weights as Float32Array;
     const w = unpackRows(s.weights as Uint32Array, s.outC, rowLength(s), s.kernel === 'ternary_weights' ? 'ternary' : 'binary');
     if (s.kernel === 'ternary_weights' && s.negRatio !== undefined) for (let i = 0; i < w.length; i++) if (w[i]! < 0) w[i] = -s.negRatio;
+    if (s.kernel === 'binary_weights' && s.levels) for (let i = 0; i < w.length; i++) w[i] = s.levels[w[i]! < 0 ? 0 : 1]!;
     return w;
   }
   checkedNnz(s);

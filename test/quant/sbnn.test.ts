@@ -20,31 +20,58 @@ import {
 const rng = new Rng(13, 1);
 const sgn = (x: number) => (x >= 0 ? 1 : -1);
 
-test('sbnn_weight: τ_c·sign(w − θ), θ the s-quantile, s ramping 0.5 → sparsity; gradient τ_c·1[|w − θ| ≤ 1]', () => {
+test('sbnn_weight: τ·sign(w − θ) + φ, θ the s-quantile, s ramping 0.5 → sparsity; τ, φ the least-squares fit while s ramps, then learned; gradients in closed form', () => {
   const w = Array.from({ length: 4 * 25 }, () => rng.normal() * 0.7), gs = w.map(() => rng.normal());
+  const sorted = [...w].sort((a, b) => a - b);
+  // Least squares at sparsity s: α = mean of the weights below the s-quantile, β = mean of the rest.
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  const fit = (s: number) => {
+    const t = sorted[Math.floor(s * w.length)]!;
+    return [mean(w.filter((v) => v < t)), mean(w.filter((v) => v >= t))] as const;
+  };
+  const [a0, b0] = fit(0.9);
   for (const [p, s] of [[0, 0.5], [0.25, 0.5 + 0.4 * (1 - 0.5 ** 3)], [0.5, 0.9], [1, 0.9]] as const) {
-    const q = new SparseBinaryWeight({ sparsity: 0.9 });
-    q.setProgress(p);
-    assert.ok(Math.abs(q.currentSparsity() - s) < 1e-12, `sparsity at progress ${p}`);
-    const theta = [...w].sort((a, b) => a - b)[Math.floor(s * w.length)]!;
-    const tau = [0, 1, 2, 3].map((c) => w.slice(c * 25, c * 25 + 25).reduce((a, v) => a + Math.abs(v - theta), 0) / 25);
-    const r = scope(() => {
-      const x = fromValues(w, [4, 25], 'float64');
-      x.requiresGrad = true;
-      const y = q.forward(x);
-      const [gx] = grad(sum(mul(y, fromValues(gs, [4, 25], 'float64'))), [x]);
-      return { y: Array.from(y.values()), gx: Array.from(gx!.values()), pg: Array.from(q.pseudoGradient(x).values()) };
-    });
-    const at = (i: number) => tau[Math.floor(i / 25)]!;
-    w.forEach((v, i) => {
-      assert.ok(Math.abs(r.y[i]! - at(i) * sgn(v - theta)) < 1e-9, `forward[${i}]`);
-      const d = Math.abs(v - theta) <= 1 ? at(i) : 0;
-      assert.ok(Math.abs(r.pg[i]! - d) < 1e-9, `pseudo-gradient[${i}]`);
-      assert.ok(Math.abs(r.gx[i]! - gs[i]! * d) < 1e-9, `gradient[${i}]`);
-    });
-    const ones = r.y.filter((v) => v > 0).length;
-    assert.equal(ones, w.length - Math.floor(s * w.length), `+τ codes at progress ${p}`);
+    for (const given of [null, { tau: 0.3, phi: 0.2 }, { tau: -0.4, phi: -0.1 }]) {
+      const q = new SparseBinaryWeight({ sparsity: 0.9, ...given });
+      q.setProgress(p);
+      assert.ok(Math.abs(q.currentSparsity() - s) < 1e-12, `sparsity at progress ${p}`);
+      const theta = sorted[Math.floor(s * w.length)]!;
+      const r = scope(() => {
+        const x = fromValues(w, [4, 25]);
+        x.requiresGrad = true;
+        const y = q.forward(x);
+        const [gx, gt, gp] = grad(sum(mul(y, fromValues(gs, [4, 25]))), [x, q.tau, q.phi]);
+        return { y: Array.from(y.values()), gx: Array.from(gx!.values()), gt: gt!.item(), gp: gp!.item(), pg: Array.from(q.pseudoGradient(x).values()) };
+      });
+      // During the ramp (progress < 0.5) the fit replaces any given value; after it, given values stay.
+      const [a, b] = fit(s), ramping = p < 0.5;
+      if (ramping && given) {
+        // At sparsity 0.5 nothing ramps: given values are kept from the first step.
+        const flat = new SparseBinaryWeight({ sparsity: 0.5, ...given });
+        flat.setProgress(p);
+        scope(() => void flat.forward(fromValues(w, [4, 25])));
+        assert.deepEqual([flat.tau.item(), flat.phi.item()].map((v) => Math.round(v * 1e6)), [given.tau, given.phi].map((v) => Math.round(v * 1e6)));
+      }
+      const tau = (!ramping && given?.tau) || (b - a) / 2, phi = (!ramping && given?.phi) || (b + a) / 2;
+      const close = (a: number, b: number, what: string) => assert.ok(Math.abs(a - b) <= 1e-5 * (1 + Math.abs(b)), `${what}: ${a} vs ${b} (progress ${p}, ${JSON.stringify(given)})`);
+      close(q.tau.item(), tau, 'τ');
+      close(q.phi.item(), phi, 'φ');
+      w.forEach((v, i) => {
+        close(r.y[i]!, tau * sgn(v - theta) + phi, `forward[${i}]`);
+        const d = Math.abs(v - theta) <= 1 ? tau : 0;
+        close(r.pg[i]!, d, `pseudo-gradient[${i}]`);
+        close(r.gx[i]!, gs[i]! * d, `gradient[${i}]`);
+      });
+      close(r.gt, w.reduce((acc, v, i) => acc + gs[i]! * sgn(v - theta), 0), '∂L/∂τ');
+      close(r.gp, gs.reduce((acc, g) => acc + g, 0), '∂L/∂φ');
+      const ones = w.filter((v) => v >= theta).length;
+      assert.equal(ones, w.length - Math.floor(s * w.length), `code-1 weights at progress ${p}`);
+      assert.deepEqual(q.deployment().levels!(fromValues(w, [4, 25])).map((v) => Math.round(v * 1e5) / 1e5), [phi - tau, phi + tau].map((v) => Math.round(v * 1e5) / 1e5));
+    }
   }
+  // At 90 % the majority code (α) lies near 0, the minority (β) far from it.
+  assert.ok(Math.abs(a0) < 0.25 * Math.abs(b0), `α ${a0}, β ${b0}`);
+  assert.throws(() => new SparseBinaryWeight({ sparsity: 0.9, tau: NaN }), /sbnn_weight: tau must be a finite number/);
   assert.throws(() => new SparseBinaryWeight({ sparsity: 0.3 }), /sbnn_weight: sparsity must be in \[0\.5, 1\)/);
   assert.deepEqual(parseQuantPreset('bnn-sbnn:0.5'), { preset: 'bnn-sbnn', sparsity: 0.5 });
   assert.throws(() => parseQuantPreset('sbnn:1.5'), /--quant sbnn:1\.5: the sparsity after 'sbnn:' must be a number in \[0\.5, 1\)/);
@@ -133,25 +160,27 @@ test('train --quant sbnn --sparsity S stores sbnn:S with the model; convert rebu
   }
 });
 
-test('a file whose Rice-coded weights would stand for far more than they hold, or lie about their code, is refused by name', () => {
-  const bytes = encodeDeployed(convert(applyQuantPreset('lenet', 'sbnn:0.9', 4).eval(), [1, 28, 28]));
+/** `bytes` (a deployed-model file) with its header changed by `edit` and its version set (offsets unchanged), checksum recomputed. */
+function rewriteHeader(bytes: Uint8Array, edit: (stages: Record<string, any>[]) => void, version?: number): Uint8Array {
   const dv = new DataView(bytes.buffer, bytes.byteOffset);
   const jsonLength = dv.getUint32(8, true), head = 12 + ((jsonLength + 3) & ~3);
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + jsonLength)));
   const payload = bytes.subarray(head, bytes.length - 4);
-  /** The file with its header changed by `edit` (offsets unchanged), checksum recomputed. */
-  const rewrite = (edit: (stages: Record<string, any>[]) => void): Uint8Array => {
-    const h = structuredClone(header);
-    edit(h.stages);
-    const json = new TextEncoder().encode(JSON.stringify(h)), at = 12 + ((json.length + 3) & ~3);
-    const out = new Uint8Array(at + payload.length + 4), v = new DataView(out.buffer);
-    out.set(bytes.subarray(0, 8));
-    v.setUint32(8, json.length, true);
-    out.set(json, 12);
-    out.set(payload, at);
-    v.setUint32(at + payload.length, crc32(out.subarray(0, at + payload.length)), true);
-    return out;
-  };
+  edit(header.stages);
+  const json = new TextEncoder().encode(JSON.stringify(header)), at = 12 + ((json.length + 3) & ~3);
+  const out = new Uint8Array(at + payload.length + 4), v = new DataView(out.buffer);
+  out.set(bytes.subarray(0, 8));
+  if (version !== undefined) v.setUint32(4, version, true);
+  v.setUint32(8, json.length, true);
+  out.set(json, 12);
+  out.set(payload, at);
+  v.setUint32(at + payload.length, crc32(out.subarray(0, at + payload.length)), true);
+  return out;
+}
+
+test('a file whose Rice-coded weights would stand for far more than they hold, or lie about their code, is refused by name', () => {
+  const bytes = encodeDeployed(convert(applyQuantPreset('lenet', 'sbnn:0.9', 4).eval(), [1, 28, 28]));
+  const rewrite = (edit: (stages: Record<string, any>[]) => void) => rewriteHeader(bytes, edit);
   const rice = (stages: Record<string, any>[]) => stages.find((st) => st.weights?.$array === 'rice')!;
   assert.doesNotThrow(() => decodeDeployed(rewrite(() => {}), 'same.sgq'));
   assert.throws(() => decodeDeployed(rewrite((st) => void (rice(st).outC = 1 << 20)), 'big.sgq'), /big\.sgq: stages\[\d+\]\.weights\.length: \d+ coded words cannot stand for \d+ packed words/);
@@ -159,3 +188,17 @@ test('a file whose Rice-coded weights would stand for far more than they hold, o
   assert.throws(() => decodeDeployed(rewrite((st) => void (rice(st).kernel = 'float')), 'kind.sgq'), /kind\.sgq: stages\[\d+\]\.weights: a 'rice' array holds the weights of a binary conv\/dense stage only/);
 });
 
+test('SBNN file: version 4; levels are refused in a version 2/3 file, checked as two finite values on binary stages only; a model without them stays version 3', () => {
+  const bytes = encodeDeployed(convert(applyQuantPreset('lenet', 'sbnn:0.9', 4).eval(), [1, 28, 28]));
+  assert.equal(new DataView(bytes.buffer, bytes.byteOffset).getUint32(4, true), 4);
+  const levelled = (st: Record<string, any>[]) => st.find((s) => s.levels)!;
+  assert.doesNotThrow(() => decodeDeployed(rewriteHeader(bytes, () => {}, 4), 'same.sgq'));
+  assert.throws(() => decodeDeployed(rewriteHeader(bytes, () => {}, 3), 'old.sgq'), /old\.sgq: stages\[\d+\]\.levels: weight levels need format version 4, the file says 3/);
+  assert.throws(() => decodeDeployed(rewriteHeader(bytes, () => {}, 5), 'new.sgq'), /new\.sgq: version: format version 5 is not supported \(expected 2 or 3 or 4/);
+  assert.throws(() => decodeDeployed(rewriteHeader(bytes, (st) => void (levelled(st).levels = [1, 'x'])), 'bad.sgq'), /bad\.sgq: stages\[\d+\]\.levels: expected two finite weight values \[alpha, beta\]/);
+  assert.throws(() => decodeDeployed(rewriteHeader(bytes, (st) => void (st.find((s) => s.kernel === 'float')!.levels = [0, 1])), 'float.sgq'), /float\.sgq: stages\[\d+\]\.levels: weight levels are defined for binary and binary_weights stages, not float/);
+  const plain = encodeDeployed(convert(applyQuantPreset('lenet', 'binary', 1).eval(), [1, 28, 28]));
+  assert.equal(new DataView(plain.buffer, plain.byteOffset).getUint32(4, true), 3);
+  // A version 3 file written before SBNN had levels still loads.
+  assert.doesNotThrow(() => decodeDeployed(plain, 'v3.sgq'));
+});
