@@ -4,6 +4,7 @@
  * surrogate), plus the non-differentiable op that evaluates that pseudo-gradient. Per-channel
  * scales (mean|W|, TWN alpha) are stop-gradient constants applied outside, by the quantizers.
  */
+import type { FloatArray } from '../core/dtype.js';
 import { fmt, ShapeError } from '../core/shape.js';
 import { fromValues, Tensor } from '../core/tensor.js';
 import { contiguous, mul } from '../ops/elementwise.js';
