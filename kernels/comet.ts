@@ -311,9 +311,74 @@ const ALL: u64 = ~(<u64>0);
 let rPos: u64 = 0;
 let rChain: i32 = 0;
 
+/** Bytes of the unary table at the start of cometDecode's scratch (src/compress/comet.ts COMET_DECODE_SCRATCH). */
+const TABLE_BYTES: i32 = 256 * 16;
+/** Ones carried over a byte boundary from which the table reader hands its block to decodeBlock: below it, a code ending in the next byte (at most 7 more ones) stays below ESCAPE. */
+const LONG_RUN: u32 = <u32>ESCAPE - 7;
+
 /**
- * Reads the n residuals of a block without escapes (Rice parameter k) from rPos into dst as u32,
- * every code of a 57-bit window from its terminating zeros; false at the first escape.
+ * The unary table at t, per byte value b of the stream (LSB first), 16 bytes: the runs of ones
+ * before each of its zeros (lanes 0..7, the first without the ones carried in from earlier
+ * bytes), then the number of zeros (lane 8) and the ones after the last zero (lane 9).
+ */
+function buildUnaryTable(t: usize): void {
+  for (let b = 0; b < 256; b++) {
+    const e = t + (<usize>b << 4);
+    let run: u32 = 0, c: usize = 0;
+    for (let bit = 0; bit < 8; bit++) {
+      if ((b >> bit) & 1) run++;
+      else {
+        store<u8>(e + c, <u8>run);
+        c++;
+        run = 0;
+      }
+    }
+    for (let l = c; l < 8; l++) store<u8>(e + l, 0);
+    store<u8>(e, <u8>c, 8);
+    store<u8>(e, <u8>run, 9);
+  }
+}
+
+/**
+ * Reads the n codes of a k = 0 block from rPos as u8 residuals at res (n + 16 bytes) a stream
+ * byte at a time through the unary table: every zero ends a code, whose residual is the run of
+ * ones before it. False where a run reaches LONG_RUN ones before the block's last code (a
+ * possible escape; rPos is then left as it was).
+ */
+function readUnary(src: usize, length: u64, table: usize, res: usize, n: i32): bool {
+  let pos = rPos;
+  let i = 0;
+  let carry: u32 = 0;
+  while (true) {
+    const v = peek(src, length, pos);
+    for (let j: u64 = 0; j < 56; j += 8) {
+      const b = <u32>(v >> j) & 255;
+      const e = table + (<usize>b << 4);
+      if (ASC_FEATURE_SIMD) {
+        v128.store(res + <usize>i, i8x16.add(v128.load(e), i8x16.replace_lane(i8x16.splat(0), 0, <i8>carry)));
+      } else {
+        const c = <i32>load<u8>(e, 8);
+        for (let l = 0; l < c; l++) store<u8>(res + <usize>(i + l), load<u8>(e + <usize>l) + <u8>(l == 0 ? carry : 0));
+      }
+      const c = <i32>load<u8>(e, 8), before = i;
+      i += c;
+      if (i >= n) {
+        // The block's last code ends at the (n − before)-th zero of this byte.
+        let z = ~b & 255;
+        for (let r = n - before; r > 1; r--) z &= z - 1;
+        rPos = pos + j + <u64>ctz(z) + 1;
+        return true;
+      }
+      carry = c != 0 ? <u32>load<u8>(e, 9) : carry + 8;
+      if (carry >= LONG_RUN) return false;
+    }
+    pos += 56;
+  }
+}
+
+/**
+ * Reads the n residuals of a block without escapes (Rice parameter k >= 1) from rPos into dst as
+ * u32, every code of a 57-bit window from its terminating zeros; false at the first escape.
  */
 function readResiduals(src: usize, length: u64, k: i32, dst: usize, n: i32): bool {
   const kk = <u64>k, mask = (<u64>1 << kk) - 1;
@@ -323,28 +388,15 @@ function readResiduals(src: usize, length: u64, k: i32, dst: usize, n: i32): boo
     const v = peek(src, length, pos);
     let t = ~v & VALID;
     let next: u64 = 0; // where the next code starts
-    if (k == 0) {
-      // Codes are the unary parts alone: the next terminator is the lowest set bit left.
-      while (t != 0 && i < n) {
-        const p = ctz(t);
-        const m = p - next;
-        if (m >= <u64>ESCAPE) break;
-        next = p + 1;
-        t &= t - 1;
-        store<u32>(dst + (<usize>i << 2), <u32>m);
-        i++;
-      }
-    } else {
-      while (i < n) {
-        t &= ALL << next;
-        if (t == 0) break;
-        const p = ctz(t);
-        const m = p - next;
-        if (m >= <u64>ESCAPE || p + 1 + kk > 57) break;
-        next = p + 1 + kk;
-        store<u32>(dst + (<usize>i << 2), <u32>(((v >> (p + 1)) & mask) | (m << kk)));
-        i++;
-      }
+    while (i < n) {
+      t &= ALL << next;
+      if (t == 0) break;
+      const p = ctz(t);
+      const m = p - next;
+      if (m >= <u64>ESCAPE || p + 1 + kk > 57) break;
+      next = p + 1 + kk;
+      store<u32>(dst + (<usize>i << 2), <u32>(((v >> (p + 1)) & mask) | (m << kk)));
+      i++;
     }
     if (next == 0) return false; // an escape at the window's start
     pos += next;
@@ -353,28 +405,66 @@ function readResiduals(src: usize, length: u64, k: i32, dst: usize, n: i32): boo
   return true;
 }
 
+/**
+ * Four zig-zag-decoded residuals d (i32x4) to float32 values at dst: bin indices (under Lorenzo
+ * the running sum from the carry's lanes) times width; returns the new carry (the last index in
+ * every lane).
+ */
+// @ts-ignore: decorator
+@inline function emit4(d: v128, carry: v128, zero: bool, w: v128, dst: usize): v128 {
+  const none = i32x4.splat(0);
+  if (!zero) {
+    d = i32x4.add(d, i32x4.shuffle(none, d, 3, 4, 5, 6));
+    d = i32x4.add(d, i32x4.shuffle(none, d, 2, 3, 4, 5));
+    d = i32x4.add(d, carry);
+  }
+  v128.store(dst, f32x4.mul(w, f32x4.convert_i32x4_s(d)));
+  return i32x4.shuffle(d, d, 3, 3, 3, 3);
+}
+
 /** The n residuals at dst (u32, in place) to float32 values: bin indices (from rChain under Lorenzo) times width. */
 function reconstruct(dst: usize, n: i32, zero: bool, width: f32): void {
   let chain = rChain;
   let i = 0;
   if (ASC_FEATURE_SIMD) {
-    const w = f32x4.splat(width), one = i32x4.splat(1), none = i32x4.splat(0);
+    const w = f32x4.splat(width), one = i32x4.splat(1);
     let carry = i32x4.splat(chain);
     for (; i + 4 <= n; i += 4) {
       const z = v128.load(dst + (<usize>i << 2));
-      let d = v128.xor(i32x4.shr_u(z, 1), i32x4.neg(v128.and(z, one)));
-      if (!zero) {
-        d = i32x4.add(d, i32x4.shuffle(none, d, 3, 4, 5, 6));
-        d = i32x4.add(d, i32x4.shuffle(none, d, 2, 3, 4, 5));
-        d = i32x4.add(d, carry);
-        carry = i32x4.shuffle(d, d, 3, 3, 3, 3);
-      }
-      v128.store(dst + (<usize>i << 2), f32x4.mul(w, f32x4.convert_i32x4_s(d)));
-      chain = i32x4.extract_lane(d, 3);
+      carry = emit4(v128.xor(i32x4.shr_u(z, 1), i32x4.neg(v128.and(z, one))), carry, zero, w, dst + (<usize>i << 2));
     }
+    if (i > 0) chain = i32x4.extract_lane(carry, 0);
   }
   for (; i < n; i++) {
     const z = load<u32>(dst + (<usize>i << 2));
+    const d = <i32>(z >> 1) ^ -<i32>(z & 1);
+    chain = zero ? d : chain + d;
+    store<f32>(dst + (<usize>i << 2), width * <f32>chain);
+  }
+  rChain = chain;
+}
+
+/** The n u8 residuals at res (a k = 0 block) to float32 values at dst, as reconstruct. */
+function reconstruct8(res: usize, dst: usize, n: i32, zero: bool, width: f32): void {
+  let chain = rChain;
+  let i = 0;
+  if (ASC_FEATURE_SIMD) {
+    const w = f32x4.splat(width), one = i8x16.splat(1);
+    let carry = i32x4.splat(chain);
+    for (; i + 16 <= n; i += 16) {
+      const m = v128.load(res + <usize>i);
+      const d = v128.xor(i8x16.shr_u(m, 1), i8x16.neg(v128.and(m, one))); // |d| <= 12
+      const lo = i16x8.extend_low_i8x16_s(d), hi = i16x8.extend_high_i8x16_s(d);
+      const at = dst + (<usize>i << 2);
+      carry = emit4(i32x4.extend_low_i16x8_s(lo), carry, zero, w, at);
+      carry = emit4(i32x4.extend_high_i16x8_s(lo), carry, zero, w, at + 16);
+      carry = emit4(i32x4.extend_low_i16x8_s(hi), carry, zero, w, at + 32);
+      carry = emit4(i32x4.extend_high_i16x8_s(hi), carry, zero, w, at + 48);
+    }
+    if (i > 0) chain = i32x4.extract_lane(carry, 0);
+  }
+  for (; i < n; i++) {
+    const z = <u32>load<u8>(res + <usize>i);
     const d = <i32>(z >> 1) ^ -<i32>(z & 1);
     chain = zero ? d : chain + d;
     store<f32>(dst + (<usize>i << 2), width * <f32>chain);
@@ -414,15 +504,19 @@ function decodeBlock(src: usize, length: u64, k: i32, zero: bool, width: f32, ds
 
 /**
  * Decodes chunks [from, to) of a stream of `size` bytes at src into out (n float32 values), the
- * chunk table checked by the caller: per block the residuals first (no escape: the fast reader,
- * then one SIMD pass to values), else value by value. A chunk that reads past its end or holds a
- * Rice parameter above MAX_K stores 1 at status (the values decoded are then meaningless).
+ * chunk table checked by the caller, with COMET_DECODE_SCRATCH bytes of scratch: per block the
+ * residuals first (k = 0: a byte at a time through the unary table; k >= 1: from the codes'
+ * terminating zeros), then one SIMD pass to values; blocks with escapes value by value. A chunk
+ * that reads past its end or holds a Rice parameter above MAX_K stores 1 at status (the values
+ * decoded are then meaningless).
  */
-export function cometDecode(src: usize, size: i32, n: i32, out: usize, status: usize, from: i32, to: i32): void {
+export function cometDecode(src: usize, size: i32, n: i32, out: usize, status: usize, scratch: usize, from: i32, to: i32): void {
   const chunks = (n + CHUNK - 1) / CHUNK;
   let at = src + <usize>(4 + 4 * chunks);
   for (let c = 0; c < from; c++) at += <usize>load<u32>(src + <usize>(4 + 4 * c));
   const width = <f32>2.0 * reinterpret<f32>(load<u32>(src));
+  const table = scratch, res = scratch + <usize>TABLE_BYTES;
+  buildUnaryTable(table);
   for (let c = from; c < to; c++) {
     const length = <u64>load<u32>(src + <usize>(4 + 4 * c));
     const chunkEnd = min(n, (c + 1) * CHUNK);
@@ -440,8 +534,15 @@ export function cometDecode(src: usize, size: i32, n: i32, out: usize, status: u
         break;
       }
       const dst = out + (<usize>start << 2), pos = rPos;
-      if (readResiduals(at, length, k, dst, count)) reconstruct(dst, count, zero, width);
-      else {
+      let fast: bool;
+      if (k == 0) {
+        fast = readUnary(at, length, table, res, count);
+        if (fast) reconstruct8(res, dst, count, zero, width);
+      } else {
+        fast = readResiduals(at, length, k, dst, count);
+        if (fast) reconstruct(dst, count, zero, width);
+      }
+      if (!fast) {
         rPos = pos;
         decodeBlock(at, length, k, zero, width, dst, count);
       }

@@ -162,6 +162,9 @@ export const chunkCount = (n: number) => Math.ceil(n / COMET_CHUNK);
 /** Bytes of block scratch the wasm encoder keeps at the end of each chunk's region (kernels/comet.ts SCRATCH). */
 export const COMET_SCRATCH = 2 * BLOCK * 4;
 
+/** Bytes of scratch the wasm decoder needs per thread (kernels/comet.ts): its unary table (16 bytes per byte value) and one block of u8 residuals with 16 bytes of slack. */
+export const COMET_DECODE_SCRATCH = 256 * 16 + BLOCK + 16;
+
 const align8 = (n: number) => Math.ceil(n / 8) * 8;
 
 /**

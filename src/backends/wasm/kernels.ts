@@ -3,7 +3,7 @@
  * kernel writing past a tensor would silently corrupt other tensors in the arena), splitting work
  * into per-thread parts, and the per-thread GEMM packing scratch.
  */
-import { chunkCount, COMET_CHUNK, cometAssemble, cometChunkOffsets, cometRegionBytes } from '../../compress/comet.js';
+import { chunkCount, COMET_CHUNK, COMET_DECODE_SCRATCH, cometAssemble, cometChunkOffsets, cometRegionBytes } from '../../compress/comet.js';
 import { codeBytes, groupCount, type CodeBits, type GroupLayout, type MetaPrecision, type NoiseKey } from '../../compress/quantize.js';
 import { arena } from '../../core/arena.js';
 import type { DType } from '../../core/dtype.js';
@@ -102,7 +102,8 @@ export class WasmKernels implements Partial<Kernels> {
   private block: { part: number; calls: PoolCall[] | null } | null = null;
 
   constructor(readonly module: KernelModule) {
-    this.scratchBytes = module.exports.gemmScratchBytes();
+    // The per-thread scratch also holds the COMET decoder's table and block.
+    this.scratchBytes = Math.max(module.exports.gemmScratchBytes(), COMET_DECODE_SCRATCH);
     this.sizeScratch();
   }
 
@@ -204,7 +205,7 @@ export class WasmKernels implements Partial<Kernels> {
     return work >= threshold && !this.block ? this.threadCount : 1;
   }
 
-  /** The GEMM packing scratch of part `part` of a split call (inside a block: the block's thread's). */
+  /** The scratch (GEMM packing, the COMET decoder's table) of part `part` of a split call (inside a block: the block's thread's). */
   private scratchOf(part: number): number {
     return this.scratch[this.block ? this.block.part : part]!;
   }
@@ -361,7 +362,8 @@ export class WasmKernels implements Partial<Kernels> {
     cometChunkOffsets(bytes.data() as Uint8Array, out.size); // throws on a short stream or table
     const status = Tensor.empty([1], 'int32', 'workspace');
     const parts = splitRange(chunkCount(out.size), this.partsFor(2 * out.size, this.splitAt('codec')), 1); // about 2 ns per value
-    if (out.size > 0) this.run('cometDecode', parts.map(([lo, hi]) => [bytes.ptr, bytes.size, out.size, out.ptr, status.ptr, lo, hi]));
+    // Each part's table and block: its thread's scratch.
+    if (out.size > 0) this.run('cometDecode', parts.map(([lo, hi], part) => [bytes.ptr, bytes.size, out.size, out.ptr, status.ptr, this.scratchOf(part), lo, hi]));
     const bad = status.data()[0] !== 0;
     status.dispose();
     if (bad) throw new RangeError(`comet decode: a chunk of the ${bytes.size}-byte stream reads past its end or holds a bad Rice parameter`);
