@@ -107,6 +107,50 @@ function residuals(x: usize, n: i32, chain: i32, width: f32, inv: f32, below: f3
   return chain;
 }
 
+// The last block's last bin index (residualsFast's answer: the next block's Lorenzo start).
+let lastBin: i32 = 0;
+
+/**
+ * residuals for a block of whole vectors whose values all get a bin and residuals below SUM_CAP
+ * (nearly every block): without the verbatim lanes' masking and the capping; false (the caller
+ * runs residuals) where that does not hold, or without SIMD.
+ */
+function residualsFast(x: usize, n: i32, chain: i32, width: f32, inv: f32, below: f32, zr: usize, lr: usize): bool {
+  if (!ASC_FEATURE_SIMD || (n & 3) != 0) return false;
+  const vInv = f32x4.splat(inv), vWidth = f32x4.splat(width), vBelow = f32x4.splat(below), half = f32x4.splat(0.5), limit = f32x4.splat(Q_LIMIT);
+  let prev = i32x4.splat(chain), a0 = i32x4.splat(0), a1 = i32x4.splat(0), m0 = i32x4.splat(0), m1 = i32x4.splat(0), good = i32x4.splat(-1);
+  for (let i = 0; i < n; i += 4) {
+    const v = v128.load(x + (<usize>i << 2));
+    const qf = f32x4.floor(f32x4.add(f32x4.mul(v, vInv), half));
+    good = v128.and(good, v128.and(f32x4.lt(f32x4.abs(qf), limit), f32x4.lt(f32x4.abs(f32x4.sub(v, f32x4.mul(vWidth, qf))), vBelow)));
+    // Lanes that fail the test above make the whole block take the other path, so the conversion of their (out of range, NaN) bins may be anything.
+    let q: v128;
+    if (ASC_FEATURE_RELAXED_SIMD) q = i32x4.relaxed_trunc_f32x4_s(qf);
+    else q = i32x4.trunc_sat_f32x4_s(qf);
+    const d = i32x4.sub(q, i32x4.shuffle(prev, q, 3, 4, 5, 6));
+    const z0 = v128.xor(i32x4.shl(q, 1), i32x4.shr_s(q, 31));
+    const z1 = v128.xor(i32x4.shl(d, 1), i32x4.shr_s(d, 31));
+    v128.store(zr + (<usize>i << 2), z0);
+    v128.store(lr + (<usize>i << 2), z1);
+    a0 = i32x4.add(a0, z0);
+    a1 = i32x4.add(a1, z1);
+    m0 = i32x4.max_u(m0, z0);
+    m1 = i32x4.max_u(m1, z1);
+    prev = q;
+  }
+  const x0 = max(max(<u32>i32x4.extract_lane(m0, 0), <u32>i32x4.extract_lane(m0, 1)), max(<u32>i32x4.extract_lane(m0, 2), <u32>i32x4.extract_lane(m0, 3)));
+  const x1 = max(max(<u32>i32x4.extract_lane(m1, 0), <u32>i32x4.extract_lane(m1, 1)), max(<u32>i32x4.extract_lane(m1, 2), <u32>i32x4.extract_lane(m1, 3)));
+  // Below SUM_CAP every residual counts in full, and n of them (n <= 256) sum below 2^30.
+  if (!i32x4.all_true(good) || max(x0, x1) >= SUM_CAP) return false;
+  zeroSum = <u32>(i32x4.extract_lane(a0, 0) + i32x4.extract_lane(a0, 1) + i32x4.extract_lane(a0, 2) + i32x4.extract_lane(a0, 3));
+  lorenzoSum = <u32>(i32x4.extract_lane(a1, 0) + i32x4.extract_lane(a1, 1) + i32x4.extract_lane(a1, 2) + i32x4.extract_lane(a1, 3));
+  zeroMax = x0;
+  lorenzoMax = x1;
+  anyVerbatim = false;
+  lastBin = i32x4.extract_lane(prev, 3);
+  return true;
+}
+
 /**
  * The best Rice parameter for the n residuals at q (capped sum `sum`, largest `largest`),
  * searched at k0 − 1, k0, k0 + 1 around log2 of the mean; the lowest wins a tie. Without
@@ -246,7 +290,7 @@ export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region
     for (let start = c * CHUNK; start < chunkEnd; start += BLOCK) {
       const count = min(BLOCK, chunkEnd - start);
       const xs = x + (<usize>start << 2);
-      chain = residuals(xs, count, chain, width, inv, below, zr, lr);
+      chain = residualsFast(xs, count, chain, width, inv, below, zr, lr) ? lastBin : residuals(xs, count, chain, width, inv, below, zr, lr);
       const useZero = zeroSum <= lorenzoSum;
       const q = useZero ? zr : lr;
       const k = riceParameter(q, count, useZero ? zeroSum : lorenzoSum, useZero ? zeroMax : lorenzoMax);
@@ -256,15 +300,15 @@ export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region
       // takes 2.3 bits on average on ResNet-20's saves); otherwise code by code.
       const limit = min<u64>(<u64>ESCAPE << kk, 0xffffffff);
       let i = 0;
-      if (k == 0) {
-        // k = 0: eight codes per put where they fit; ones everywhere but at their terminators.
+      if (k == 0 && !anyVerbatim && (useZero ? zeroMax : lorenzoMax) < <u32>ESCAPE) {
+        // k = 0 without escapes: eight codes per put where they fit; ones everywhere but at their terminators.
         for (; i + 8 <= count; i += 8) {
           const at = q + (<usize>i << 2);
           const q0 = load<u32>(at), q1 = load<u32>(at, 4), q2 = load<u32>(at, 8), q3 = load<u32>(at, 12);
           const q4 = load<u32>(at, 16), q5 = load<u32>(at, 20), q6 = load<u32>(at, 24), q7 = load<u32>(at, 28);
           const t0 = <u64>q0, t1 = t0 + 1 + <u64>q1, t2 = t1 + 1 + <u64>q2, t3 = t2 + 1 + <u64>q3;
           const t4 = t3 + 1 + <u64>q4, t5 = t4 + 1 + <u64>q5, t6 = t5 + 1 + <u64>q6, t7 = t6 + 1 + <u64>q7;
-          if (max(max(max(q0, q1), max(q2, q3)), max(max(q4, q5), max(q6, q7))) < <u32>ESCAPE && t7 < 56) {
+          if (t7 < 56) {
             const ends = (<u64>1 << t0) | (<u64>1 << t1) | (<u64>1 << t2) | (<u64>1 << t3) | (<u64>1 << t4) | (<u64>1 << t5) | (<u64>1 << t6) | (<u64>1 << t7);
             put(((<u64>2 << t7) - 1) ^ ends, t7 + 1);
           } else {
