@@ -165,23 +165,18 @@ function riceParameter(q: usize, n: i32, sum: u32, largest: u32): i32 {
   let t0: i64 = 0, t1: i64 = 0, t2: i64 = 0;
   let i = 0;
   if (!anyVerbatim && (largest >> <u32>kLo) < <u32>ESCAPE) {
-    if (ASC_FEATURE_SIMD) {
-      let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0);
-      for (; i + 4 <= n; i += 4) {
-        const v = v128.load(q + (<usize>i << 2));
-        a0 = i32x4.add(a0, i32x4.shr_u(v, kLo));
-        a1 = i32x4.add(a1, i32x4.shr_u(v, kLo + 1));
-        a2 = i32x4.add(a2, i32x4.shr_u(v, kLo + 2));
-      }
-      t0 = <i64>(i32x4.extract_lane(a0, 0) + i32x4.extract_lane(a0, 1) + i32x4.extract_lane(a0, 2) + i32x4.extract_lane(a0, 3));
-      t1 = <i64>(i32x4.extract_lane(a1, 0) + i32x4.extract_lane(a1, 1) + i32x4.extract_lane(a1, 2) + i32x4.extract_lane(a1, 3));
-      t2 = <i64>(i32x4.extract_lane(a2, 0) + i32x4.extract_lane(a2, 1) + i32x4.extract_lane(a2, 2) + i32x4.extract_lane(a2, 3));
-    }
-    for (; i < n; i++) {
-      const qi = load<u32>(q + (<usize>i << 2));
-      t0 += <i64>(qi >> <u32>kLo);
-      t1 += <i64>(qi >> <u32>(kLo + 1));
-      t2 += <i64>(qi >> <u32>(kLo + 2));
+    if (kLo == 0) {
+      // Σ q is the block's sum (every residual is below ESCAPE here, so the cap never applied).
+      shiftSums(q, n, 1, 2);
+      t0 = <i64>sum;
+      t1 = sumA;
+      t2 = sumB;
+    } else {
+      shiftSums(q, n, kLo, kLo + 1);
+      t0 = sumA;
+      t1 = sumB;
+      shiftSums(q, n, kLo + 2, kLo + 2);
+      t2 = sumA;
     }
     t0 += <i64>n * <i64>(1 + kLo);
     t1 += <i64>n * <i64>(2 + kLo);
@@ -216,6 +211,33 @@ function riceParameter(q: usize, n: i32, sum: u32, largest: u32): i32 {
   }
   if (kLo + 2 <= kHi && t2 < bestBits) bestK = kLo + 2;
   return bestK;
+}
+
+// shiftSums' answers.
+let sumA: i64 = 0;
+let sumB: i64 = 0;
+
+/** Σ q >> a and Σ q >> b over the n residuals at q (below ESCAPE << a each) into sumA and sumB. */
+function shiftSums(q: usize, n: i32, a: i32, b: i32): void {
+  let i = 0;
+  let ta: i64 = 0, tb: i64 = 0;
+  if (ASC_FEATURE_SIMD) {
+    let va = i32x4.splat(0), vb = i32x4.splat(0);
+    for (; i + 4 <= n; i += 4) {
+      const v = v128.load(q + (<usize>i << 2));
+      va = i32x4.add(va, i32x4.shr_u(v, a));
+      vb = i32x4.add(vb, i32x4.shr_u(v, b));
+    }
+    ta = <i64>(i32x4.extract_lane(va, 0) + i32x4.extract_lane(va, 1) + i32x4.extract_lane(va, 2) + i32x4.extract_lane(va, 3));
+    tb = <i64>(i32x4.extract_lane(vb, 0) + i32x4.extract_lane(vb, 1) + i32x4.extract_lane(vb, 2) + i32x4.extract_lane(vb, 3));
+  }
+  for (; i < n; i++) {
+    const qi = load<u32>(q + (<usize>i << 2));
+    ta += <i64>(qi >> <u32>a);
+    tb += <i64>(qi >> <u32>b);
+  }
+  sumA = ta;
+  sumB = tb;
 }
 
 /** Bits of one residual at Rice parameter k (escapes: ESCAPE ones, a type bit and 32 or 26 bits). */
