@@ -242,7 +242,7 @@ export function cometEncode(x: ArrayLike<number>, eb: number): Uint8Array {
 }
 
 /** The stream of coded chunks: the bound (rounded to float32), the chunk table, the chunks. */
-export function cometAssemble(bound: number, chunks: readonly Uint8Array[]): Uint8Array {
+function cometAssemble(bound: number, chunks: readonly Uint8Array[]): Uint8Array {
   const head = 4 + 4 * chunks.length;
   const out = new Uint8Array(head + chunks.reduce((s, c) => s + c.length, 0));
   const view = new DataView(out.buffer);

@@ -30,7 +30,7 @@ function wasmKernels(): Kernels {
 
 /** Encodes with a backend's kernel; returns the stream. */
 function encodeWith(k: Pick<Kernels, 'cometEncode'>, x: Float32Array, eb: number): Uint8Array {
-  return scope(() => k.cometEncode(fromValues(x, [x.length]), eb));
+  return scope(() => Uint8Array.from(k.cometEncode(fromValues(x, [x.length]), eb, 'workspace').data() as Uint8Array));
 }
 
 function decodeWith(k: Pick<Kernels, 'cometDecode'>, stream: Uint8Array, n: number): Float32Array {
