@@ -488,49 +488,40 @@ function readResiduals(src: usize, length: u64, k: i32, dst: usize, n: i32): boo
   return i32x4.shuffle(d, d, 3, 3, 3, 3);
 }
 
-/** The n residuals at dst (u32, in place) to float32 values: bin indices (from rChain under Lorenzo) times width. */
-function reconstruct(dst: usize, n: i32, zero: bool, width: f32): void {
+/**
+ * The n residuals of a block to float32 values at dst: bin indices (from rChain under Lorenzo)
+ * times width. The residuals are u32 at dst itself, or (`bytes`: a k = 0 block read by readUnary)
+ * u8 at src.
+ */
+function reconstruct(src: usize, dst: usize, n: i32, zero: bool, width: f32, bytes: bool): void {
   let chain = rChain;
   let i = 0;
   if (ASC_FEATURE_SIMD) {
-    const w = f32x4.splat(width), one = i32x4.splat(1);
+    const w = f32x4.splat(width);
     let carry = i32x4.splat(chain);
-    for (; i + 4 <= n; i += 4) {
-      const z = v128.load(dst + (<usize>i << 2));
-      carry = emit4(v128.xor(i32x4.shr_u(z, 1), i32x4.neg(v128.and(z, one))), carry, zero, w, dst + (<usize>i << 2));
+    if (bytes) {
+      const one = i8x16.splat(1);
+      for (; i + 16 <= n; i += 16) {
+        const m = v128.load(src + <usize>i);
+        const d = v128.xor(i8x16.shr_u(m, 1), i8x16.neg(v128.and(m, one))); // |d| <= 12
+        const lo = i16x8.extend_low_i8x16_s(d), hi = i16x8.extend_high_i8x16_s(d);
+        const at = dst + (<usize>i << 2);
+        carry = emit4(i32x4.extend_low_i16x8_s(lo), carry, zero, w, at);
+        carry = emit4(i32x4.extend_high_i16x8_s(lo), carry, zero, w, at + 16);
+        carry = emit4(i32x4.extend_low_i16x8_s(hi), carry, zero, w, at + 32);
+        carry = emit4(i32x4.extend_high_i16x8_s(hi), carry, zero, w, at + 48);
+      }
+    } else {
+      const one = i32x4.splat(1);
+      for (; i + 4 <= n; i += 4) {
+        const z = v128.load(dst + (<usize>i << 2));
+        carry = emit4(v128.xor(i32x4.shr_u(z, 1), i32x4.neg(v128.and(z, one))), carry, zero, w, dst + (<usize>i << 2));
+      }
     }
     if (i > 0) chain = i32x4.extract_lane(carry, 0);
   }
   for (; i < n; i++) {
-    const z = load<u32>(dst + (<usize>i << 2));
-    const d = <i32>(z >> 1) ^ -<i32>(z & 1);
-    chain = zero ? d : chain + d;
-    store<f32>(dst + (<usize>i << 2), width * <f32>chain);
-  }
-  rChain = chain;
-}
-
-/** The n u8 residuals at res (a k = 0 block) to float32 values at dst, as reconstruct. */
-function reconstruct8(res: usize, dst: usize, n: i32, zero: bool, width: f32): void {
-  let chain = rChain;
-  let i = 0;
-  if (ASC_FEATURE_SIMD) {
-    const w = f32x4.splat(width), one = i8x16.splat(1);
-    let carry = i32x4.splat(chain);
-    for (; i + 16 <= n; i += 16) {
-      const m = v128.load(res + <usize>i);
-      const d = v128.xor(i8x16.shr_u(m, 1), i8x16.neg(v128.and(m, one))); // |d| <= 12
-      const lo = i16x8.extend_low_i8x16_s(d), hi = i16x8.extend_high_i8x16_s(d);
-      const at = dst + (<usize>i << 2);
-      carry = emit4(i32x4.extend_low_i16x8_s(lo), carry, zero, w, at);
-      carry = emit4(i32x4.extend_high_i16x8_s(lo), carry, zero, w, at + 16);
-      carry = emit4(i32x4.extend_low_i16x8_s(hi), carry, zero, w, at + 32);
-      carry = emit4(i32x4.extend_high_i16x8_s(hi), carry, zero, w, at + 48);
-    }
-    if (i > 0) chain = i32x4.extract_lane(carry, 0);
-  }
-  for (; i < n; i++) {
-    const z = <u32>load<u8>(res + <usize>i);
+    const z = bytes ? <u32>load<u8>(src + <usize>i) : load<u32>(dst + (<usize>i << 2));
     const d = <i32>(z >> 1) ^ -<i32>(z & 1);
     chain = zero ? d : chain + d;
     store<f32>(dst + (<usize>i << 2), width * <f32>chain);
@@ -603,10 +594,10 @@ export function cometDecode(src: usize, size: i32, n: i32, out: usize, status: u
       let fast: bool;
       if (k == 0) {
         fast = readUnary(at, length, table, res, count);
-        if (fast) reconstruct8(res, dst, count, zero, width);
+        if (fast) reconstruct(res, dst, count, zero, width, true);
       } else {
         fast = readResiduals(at, length, k, dst, count);
-        if (fast) reconstruct(dst, count, zero, width);
+        if (fast) reconstruct(dst, dst, count, zero, width, false);
       }
       if (!fast) {
         rPos = pos;
