@@ -5,7 +5,9 @@
 // predictor (q) or the Lorenzo predictor (q − q_prev) on the indices, whichever has the smaller
 // capped sum of zig-zag residuals, Golomb-Rice with the block's best k through a branch-free
 // 64-bit bit writer; escapes store the float32 bits (NaN as 0x7fc00000) or a 26-bit residual.
-// Every kernel covers chunks [from, to), so the pool can split them.
+// The decoder reads k = 0 blocks (nearly all on ReLU networks' saves) a byte at a time through a
+// table of the unary codes each byte ends. Every kernel covers chunks [from, to), so the pool can
+// split them.
 
 const BLOCK: i32 = 256;
 const CHUNK: i32 = 256 * BLOCK;
