@@ -37,7 +37,7 @@
  *   --lm-layers N (4), --lm-lr X (0.004), --lm-val N (512 windows), --lm-jobs N (1: in process;
  *   N: child processes N at a time), --lm-data FILE.
  * - lamb (`--lamb`, or `--lamb-only`): LeNet-5, LAMB at batch 1024 with int2 against Adam at
- *   batch 64 (bench/act-lamb.ts): --lamb-seeds N (3), --lamb-epochs N (5), --lamb-lr X (0.08).
+ *   batch 64 (bench/act-lamb.ts): --lamb-seeds N (3), --lamb-epochs N (5), --lamb-lr X (0.08), --lamb-beta2 X (0.95).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -614,6 +614,7 @@ export async function run(args: string[]): Promise<number> {
         lamb: { type: 'boolean', default: false },
         'lamb-only': { type: 'boolean', default: false },
         'lamb-lr': { type: 'string' },
+        'lamb-beta2': { type: 'string' },
         'lamb-epochs': { type: 'string' },
         'lamb-seeds': { type: 'string' },
         ...LM_FLAGS,
@@ -788,8 +789,16 @@ export async function run(args: string[]): Promise<number> {
   return 0;
 }
 
+/** --lamb-beta2: a decay in [0, 1). */
+function beta2(v: string | undefined, fallback: number): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (v.trim() === '' || !(n >= 0 && n < 1)) throw new UsageError(`bench act: --lamb-beta2 must be a number in [0, 1), got '${v}'`);
+  return n;
+}
+
 /** The LAMB campaign's tables (printed) and targets (`--lamb`, `--lamb-only`). */
-async function lambSection(values: { 'lamb-lr'?: string; 'lamb-epochs'?: string; 'lamb-seeds'?: string; data?: string }): Promise<{ runs: LambRow[]; memory: LambMemoryRow[]; targets: ReturnType<typeof lambTargets> }> {
+async function lambSection(values: { 'lamb-lr'?: string; 'lamb-beta2'?: string; 'lamb-epochs'?: string; 'lamb-seeds'?: string; data?: string }): Promise<{ runs: LambRow[]; memory: LambMemoryRow[]; targets: ReturnType<typeof lambTargets> }> {
   const whole = (v: string | undefined, fallback: number, what: string) => {
     const n = positive(v, fallback, what);
     if (!Number.isInteger(n)) throw new UsageError(`bench act: ${what} must be a positive integer, got '${v}'`);
@@ -799,6 +808,7 @@ async function lambSection(values: { 'lamb-lr'?: string; 'lamb-epochs'?: string;
     seeds: whole(values['lamb-seeds'], LAMB_DEFAULTS.seeds, '--lamb-seeds'),
     epochs: whole(values['lamb-epochs'], LAMB_DEFAULTS.epochs, '--lamb-epochs'),
     lambLr: positive(values['lamb-lr'], LAMB_DEFAULTS.lambLr, '--lamb-lr'),
+    lambBeta2: beta2(values['lamb-beta2'], LAMB_DEFAULTS.lambBeta2),
     dataDir: values.data!,
   });
   const targets = lambTargets(runs, memory);

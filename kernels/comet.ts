@@ -5,7 +5,9 @@
 // predictor (q) or the Lorenzo predictor (q − q_prev) on the indices, whichever has the smaller
 // capped sum of zig-zag residuals, Golomb-Rice with the block's best k through a branch-free
 // 64-bit bit writer; escapes store the float32 bits (NaN as 0x7fc00000) or a 26-bit residual.
-// Every kernel covers chunks [from, to), so the pool can split them.
+// The decoder reads k = 0 blocks (nearly all on ReLU networks' saves) a byte at a time through a
+// table of the unary codes each byte ends. Every kernel covers chunks [from, to), so the pool can
+// split them.
 
 const BLOCK: i32 = 256;
 const CHUNK: i32 = 256 * BLOCK;
@@ -107,6 +109,50 @@ function residuals(x: usize, n: i32, chain: i32, width: f32, inv: f32, below: f3
   return chain;
 }
 
+// The last block's last bin index (residualsFast's answer: the next block's Lorenzo start).
+let lastBin: i32 = 0;
+
+/**
+ * residuals for a block of whole vectors whose values all get a bin and residuals below SUM_CAP
+ * (nearly every block): without the verbatim lanes' masking and the capping; false (the caller
+ * runs residuals) where that does not hold, or without SIMD.
+ */
+function residualsFast(x: usize, n: i32, chain: i32, width: f32, inv: f32, below: f32, zr: usize, lr: usize): bool {
+  if (!ASC_FEATURE_SIMD || (n & 3) != 0) return false;
+  const vInv = f32x4.splat(inv), vWidth = f32x4.splat(width), vBelow = f32x4.splat(below), half = f32x4.splat(0.5), limit = f32x4.splat(Q_LIMIT);
+  let prev = i32x4.splat(chain), a0 = i32x4.splat(0), a1 = i32x4.splat(0), m0 = i32x4.splat(0), m1 = i32x4.splat(0), good = i32x4.splat(-1);
+  for (let i = 0; i < n; i += 4) {
+    const v = v128.load(x + (<usize>i << 2));
+    const qf = f32x4.floor(f32x4.add(f32x4.mul(v, vInv), half));
+    good = v128.and(good, v128.and(f32x4.lt(f32x4.abs(qf), limit), f32x4.lt(f32x4.abs(f32x4.sub(v, f32x4.mul(vWidth, qf))), vBelow)));
+    // Lanes that fail the test above make the whole block take the other path, so the conversion of their (out of range, NaN) bins may be anything.
+    let q: v128;
+    if (ASC_FEATURE_RELAXED_SIMD) q = i32x4.relaxed_trunc_f32x4_s(qf);
+    else q = i32x4.trunc_sat_f32x4_s(qf);
+    const d = i32x4.sub(q, i32x4.shuffle(prev, q, 3, 4, 5, 6));
+    const z0 = v128.xor(i32x4.shl(q, 1), i32x4.shr_s(q, 31));
+    const z1 = v128.xor(i32x4.shl(d, 1), i32x4.shr_s(d, 31));
+    v128.store(zr + (<usize>i << 2), z0);
+    v128.store(lr + (<usize>i << 2), z1);
+    a0 = i32x4.add(a0, z0);
+    a1 = i32x4.add(a1, z1);
+    m0 = i32x4.max_u(m0, z0);
+    m1 = i32x4.max_u(m1, z1);
+    prev = q;
+  }
+  const x0 = max(max(<u32>i32x4.extract_lane(m0, 0), <u32>i32x4.extract_lane(m0, 1)), max(<u32>i32x4.extract_lane(m0, 2), <u32>i32x4.extract_lane(m0, 3)));
+  const x1 = max(max(<u32>i32x4.extract_lane(m1, 0), <u32>i32x4.extract_lane(m1, 1)), max(<u32>i32x4.extract_lane(m1, 2), <u32>i32x4.extract_lane(m1, 3)));
+  // Below SUM_CAP every residual counts in full, and n of them (n <= 256) sum below 2^30.
+  if (!i32x4.all_true(good) || max(x0, x1) >= SUM_CAP) return false;
+  zeroSum = <u32>(i32x4.extract_lane(a0, 0) + i32x4.extract_lane(a0, 1) + i32x4.extract_lane(a0, 2) + i32x4.extract_lane(a0, 3));
+  lorenzoSum = <u32>(i32x4.extract_lane(a1, 0) + i32x4.extract_lane(a1, 1) + i32x4.extract_lane(a1, 2) + i32x4.extract_lane(a1, 3));
+  zeroMax = x0;
+  lorenzoMax = x1;
+  anyVerbatim = false;
+  lastBin = i32x4.extract_lane(prev, 3);
+  return true;
+}
+
 /**
  * The best Rice parameter for the n residuals at q (capped sum `sum`, largest `largest`),
  * searched at k0 − 1, k0, k0 + 1 around log2 of the mean; the lowest wins a tie. Without
@@ -121,23 +167,18 @@ function riceParameter(q: usize, n: i32, sum: u32, largest: u32): i32 {
   let t0: i64 = 0, t1: i64 = 0, t2: i64 = 0;
   let i = 0;
   if (!anyVerbatim && (largest >> <u32>kLo) < <u32>ESCAPE) {
-    if (ASC_FEATURE_SIMD) {
-      let a0 = i32x4.splat(0), a1 = i32x4.splat(0), a2 = i32x4.splat(0);
-      for (; i + 4 <= n; i += 4) {
-        const v = v128.load(q + (<usize>i << 2));
-        a0 = i32x4.add(a0, i32x4.shr_u(v, kLo));
-        a1 = i32x4.add(a1, i32x4.shr_u(v, kLo + 1));
-        a2 = i32x4.add(a2, i32x4.shr_u(v, kLo + 2));
-      }
-      t0 = <i64>(i32x4.extract_lane(a0, 0) + i32x4.extract_lane(a0, 1) + i32x4.extract_lane(a0, 2) + i32x4.extract_lane(a0, 3));
-      t1 = <i64>(i32x4.extract_lane(a1, 0) + i32x4.extract_lane(a1, 1) + i32x4.extract_lane(a1, 2) + i32x4.extract_lane(a1, 3));
-      t2 = <i64>(i32x4.extract_lane(a2, 0) + i32x4.extract_lane(a2, 1) + i32x4.extract_lane(a2, 2) + i32x4.extract_lane(a2, 3));
-    }
-    for (; i < n; i++) {
-      const qi = load<u32>(q + (<usize>i << 2));
-      t0 += <i64>(qi >> <u32>kLo);
-      t1 += <i64>(qi >> <u32>(kLo + 1));
-      t2 += <i64>(qi >> <u32>(kLo + 2));
+    if (kLo == 0) {
+      // Σ q is the block's sum (every residual is below ESCAPE here, so the cap never applied).
+      shiftSums(q, n, 1, 2);
+      t0 = <i64>sum;
+      t1 = sumA;
+      t2 = sumB;
+    } else {
+      shiftSums(q, n, kLo, kLo + 1);
+      t0 = sumA;
+      t1 = sumB;
+      shiftSums(q, n, kLo + 2, kLo + 2);
+      t2 = sumA;
     }
     t0 += <i64>n * <i64>(1 + kLo);
     t1 += <i64>n * <i64>(2 + kLo);
@@ -172,6 +213,33 @@ function riceParameter(q: usize, n: i32, sum: u32, largest: u32): i32 {
   }
   if (kLo + 2 <= kHi && t2 < bestBits) bestK = kLo + 2;
   return bestK;
+}
+
+// shiftSums' answers.
+let sumA: i64 = 0;
+let sumB: i64 = 0;
+
+/** Σ q >> a and Σ q >> b over the n residuals at q (below ESCAPE << a each) into sumA and sumB. */
+function shiftSums(q: usize, n: i32, a: i32, b: i32): void {
+  let i = 0;
+  let ta: i64 = 0, tb: i64 = 0;
+  if (ASC_FEATURE_SIMD) {
+    let va = i32x4.splat(0), vb = i32x4.splat(0);
+    for (; i + 4 <= n; i += 4) {
+      const v = v128.load(q + (<usize>i << 2));
+      va = i32x4.add(va, i32x4.shr_u(v, a));
+      vb = i32x4.add(vb, i32x4.shr_u(v, b));
+    }
+    ta = <i64>(i32x4.extract_lane(va, 0) + i32x4.extract_lane(va, 1) + i32x4.extract_lane(va, 2) + i32x4.extract_lane(va, 3));
+    tb = <i64>(i32x4.extract_lane(vb, 0) + i32x4.extract_lane(vb, 1) + i32x4.extract_lane(vb, 2) + i32x4.extract_lane(vb, 3));
+  }
+  for (; i < n; i++) {
+    const qi = load<u32>(q + (<usize>i << 2));
+    ta += <i64>(qi >> <u32>a);
+    tb += <i64>(qi >> <u32>b);
+  }
+  sumA = ta;
+  sumB = tb;
 }
 
 /** Bits of one residual at Rice parameter k (escapes: ESCAPE ones, a type bit and 32 or 26 bits). */
@@ -246,7 +314,7 @@ export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region
     for (let start = c * CHUNK; start < chunkEnd; start += BLOCK) {
       const count = min(BLOCK, chunkEnd - start);
       const xs = x + (<usize>start << 2);
-      chain = residuals(xs, count, chain, width, inv, below, zr, lr);
+      chain = residualsFast(xs, count, chain, width, inv, below, zr, lr) ? lastBin : residuals(xs, count, chain, width, inv, below, zr, lr);
       const useZero = zeroSum <= lorenzoSum;
       const q = useZero ? zr : lr;
       const k = riceParameter(q, count, useZero ? zeroSum : lorenzoSum, useZero ? zeroMax : lorenzoMax);
@@ -256,15 +324,15 @@ export function cometEncode(x: usize, n: i32, boundBits: u32, out: usize, region
       // takes 2.3 bits on average on ResNet-20's saves); otherwise code by code.
       const limit = min<u64>(<u64>ESCAPE << kk, 0xffffffff);
       let i = 0;
-      if (k == 0) {
-        // k = 0: eight codes per put where they fit; ones everywhere but at their terminators.
+      if (k == 0 && !anyVerbatim && (useZero ? zeroMax : lorenzoMax) < <u32>ESCAPE) {
+        // k = 0 without escapes: eight codes per put where they fit; ones everywhere but at their terminators.
         for (; i + 8 <= count; i += 8) {
           const at = q + (<usize>i << 2);
           const q0 = load<u32>(at), q1 = load<u32>(at, 4), q2 = load<u32>(at, 8), q3 = load<u32>(at, 12);
           const q4 = load<u32>(at, 16), q5 = load<u32>(at, 20), q6 = load<u32>(at, 24), q7 = load<u32>(at, 28);
           const t0 = <u64>q0, t1 = t0 + 1 + <u64>q1, t2 = t1 + 1 + <u64>q2, t3 = t2 + 1 + <u64>q3;
           const t4 = t3 + 1 + <u64>q4, t5 = t4 + 1 + <u64>q5, t6 = t5 + 1 + <u64>q6, t7 = t6 + 1 + <u64>q7;
-          if (max(max(max(q0, q1), max(q2, q3)), max(max(q4, q5), max(q6, q7))) < <u32>ESCAPE && t7 < 56) {
+          if (t7 < 56) {
             const ends = (<u64>1 << t0) | (<u64>1 << t1) | (<u64>1 << t2) | (<u64>1 << t3) | (<u64>1 << t4) | (<u64>1 << t5) | (<u64>1 << t6) | (<u64>1 << t7);
             put(((<u64>2 << t7) - 1) ^ ends, t7 + 1);
           } else {
@@ -311,9 +379,74 @@ const ALL: u64 = ~(<u64>0);
 let rPos: u64 = 0;
 let rChain: i32 = 0;
 
+/** Bytes of the unary table at the start of cometDecode's scratch (src/compress/comet.ts COMET_DECODE_SCRATCH). */
+const TABLE_BYTES: i32 = 256 * 16;
+/** Ones carried over a byte boundary from which the table reader hands its block to decodeBlock: below it, a code ending in the next byte (at most 7 more ones) stays below ESCAPE. */
+const LONG_RUN: u32 = <u32>ESCAPE - 7;
+
 /**
- * Reads the n residuals of a block without escapes (Rice parameter k) from rPos into dst as u32,
- * every code of a 57-bit window from its terminating zeros; false at the first escape.
+ * The unary table at t, per byte value b of the stream (LSB first), 16 bytes: the runs of ones
+ * before each of its zeros (lanes 0..7, the first without the ones carried in from earlier
+ * bytes), then the number of zeros (lane 8) and the ones after the last zero (lane 9).
+ */
+function buildUnaryTable(t: usize): void {
+  for (let b = 0; b < 256; b++) {
+    const e = t + (<usize>b << 4);
+    let run: u32 = 0, c: usize = 0;
+    for (let bit = 0; bit < 8; bit++) {
+      if ((b >> bit) & 1) run++;
+      else {
+        store<u8>(e + c, <u8>run);
+        c++;
+        run = 0;
+      }
+    }
+    for (let l = c; l < 8; l++) store<u8>(e + l, 0);
+    store<u8>(e, <u8>c, 8);
+    store<u8>(e, <u8>run, 9);
+  }
+}
+
+/**
+ * Reads the n codes of a k = 0 block from rPos as u8 residuals at res (n + 16 bytes) a stream
+ * byte at a time through the unary table: every zero ends a code, whose residual is the run of
+ * ones before it. False where a run reaches LONG_RUN ones before the block's last code (a
+ * possible escape; rPos is then left as it was).
+ */
+function readUnary(src: usize, length: u64, table: usize, res: usize, n: i32): bool {
+  let pos = rPos;
+  let i = 0;
+  let carry: u32 = 0;
+  while (true) {
+    const v = peek(src, length, pos);
+    for (let j: u64 = 0; j < 56; j += 8) {
+      const b = <u32>(v >> j) & 255;
+      const e = table + (<usize>b << 4);
+      if (ASC_FEATURE_SIMD) {
+        v128.store(res + <usize>i, i8x16.add(v128.load(e), i8x16.replace_lane(i8x16.splat(0), 0, <i8>carry)));
+      } else {
+        const c = <i32>load<u8>(e, 8);
+        for (let l = 0; l < c; l++) store<u8>(res + <usize>(i + l), load<u8>(e + <usize>l) + <u8>(l == 0 ? carry : 0));
+      }
+      const c = <i32>load<u8>(e, 8), before = i;
+      i += c;
+      if (i >= n) {
+        // The block's last code ends at the (n − before)-th zero of this byte.
+        let z = ~b & 255;
+        for (let r = n - before; r > 1; r--) z &= z - 1;
+        rPos = pos + j + <u64>ctz(z) + 1;
+        return true;
+      }
+      carry = c != 0 ? <u32>load<u8>(e, 9) : carry + 8;
+      if (carry >= LONG_RUN) return false;
+    }
+    pos += 56;
+  }
+}
+
+/**
+ * Reads the n residuals of a block without escapes (Rice parameter k >= 1) from rPos into dst as
+ * u32, every code of a 57-bit window from its terminating zeros; false at the first escape.
  */
 function readResiduals(src: usize, length: u64, k: i32, dst: usize, n: i32): bool {
   const kk = <u64>k, mask = (<u64>1 << kk) - 1;
@@ -323,28 +456,15 @@ function readResiduals(src: usize, length: u64, k: i32, dst: usize, n: i32): boo
     const v = peek(src, length, pos);
     let t = ~v & VALID;
     let next: u64 = 0; // where the next code starts
-    if (k == 0) {
-      // Codes are the unary parts alone: the next terminator is the lowest set bit left.
-      while (t != 0 && i < n) {
-        const p = ctz(t);
-        const m = p - next;
-        if (m >= <u64>ESCAPE) break;
-        next = p + 1;
-        t &= t - 1;
-        store<u32>(dst + (<usize>i << 2), <u32>m);
-        i++;
-      }
-    } else {
-      while (i < n) {
-        t &= ALL << next;
-        if (t == 0) break;
-        const p = ctz(t);
-        const m = p - next;
-        if (m >= <u64>ESCAPE || p + 1 + kk > 57) break;
-        next = p + 1 + kk;
-        store<u32>(dst + (<usize>i << 2), <u32>(((v >> (p + 1)) & mask) | (m << kk)));
-        i++;
-      }
+    while (i < n) {
+      t &= ALL << next;
+      if (t == 0) break;
+      const p = ctz(t);
+      const m = p - next;
+      if (m >= <u64>ESCAPE || p + 1 + kk > 57) break;
+      next = p + 1 + kk;
+      store<u32>(dst + (<usize>i << 2), <u32>(((v >> (p + 1)) & mask) | (m << kk)));
+      i++;
     }
     if (next == 0) return false; // an escape at the window's start
     pos += next;
@@ -353,28 +473,57 @@ function readResiduals(src: usize, length: u64, k: i32, dst: usize, n: i32): boo
   return true;
 }
 
-/** The n residuals at dst (u32, in place) to float32 values: bin indices (from rChain under Lorenzo) times width. */
-function reconstruct(dst: usize, n: i32, zero: bool, width: f32): void {
+/**
+ * Four zig-zag-decoded residuals d (i32x4) to float32 values at dst: bin indices (under Lorenzo
+ * the running sum from the carry's lanes) times width; returns the new carry (the last index in
+ * every lane).
+ */
+// @ts-ignore: decorator
+@inline function emit4(d: v128, carry: v128, zero: bool, w: v128, dst: usize): v128 {
+  const none = i32x4.splat(0);
+  if (!zero) {
+    d = i32x4.add(d, i32x4.shuffle(none, d, 3, 4, 5, 6));
+    d = i32x4.add(d, i32x4.shuffle(none, d, 2, 3, 4, 5));
+    d = i32x4.add(d, carry);
+  }
+  v128.store(dst, f32x4.mul(w, f32x4.convert_i32x4_s(d)));
+  return i32x4.shuffle(d, d, 3, 3, 3, 3);
+}
+
+/**
+ * The n residuals of a block to float32 values at dst: bin indices (from rChain under Lorenzo)
+ * times width. The residuals are u32 at dst itself, or (`bytes`: a k = 0 block read by readUnary)
+ * u8 at src.
+ */
+function reconstruct(src: usize, dst: usize, n: i32, zero: bool, width: f32, bytes: bool): void {
   let chain = rChain;
   let i = 0;
   if (ASC_FEATURE_SIMD) {
-    const w = f32x4.splat(width), one = i32x4.splat(1), none = i32x4.splat(0);
+    const w = f32x4.splat(width);
     let carry = i32x4.splat(chain);
-    for (; i + 4 <= n; i += 4) {
-      const z = v128.load(dst + (<usize>i << 2));
-      let d = v128.xor(i32x4.shr_u(z, 1), i32x4.neg(v128.and(z, one)));
-      if (!zero) {
-        d = i32x4.add(d, i32x4.shuffle(none, d, 3, 4, 5, 6));
-        d = i32x4.add(d, i32x4.shuffle(none, d, 2, 3, 4, 5));
-        d = i32x4.add(d, carry);
-        carry = i32x4.shuffle(d, d, 3, 3, 3, 3);
+    if (bytes) {
+      const one = i8x16.splat(1);
+      for (; i + 16 <= n; i += 16) {
+        const m = v128.load(src + <usize>i);
+        const d = v128.xor(i8x16.shr_u(m, 1), i8x16.neg(v128.and(m, one))); // |d| <= 12
+        const lo = i16x8.extend_low_i8x16_s(d), hi = i16x8.extend_high_i8x16_s(d);
+        const at = dst + (<usize>i << 2);
+        carry = emit4(i32x4.extend_low_i16x8_s(lo), carry, zero, w, at);
+        carry = emit4(i32x4.extend_high_i16x8_s(lo), carry, zero, w, at + 16);
+        carry = emit4(i32x4.extend_low_i16x8_s(hi), carry, zero, w, at + 32);
+        carry = emit4(i32x4.extend_high_i16x8_s(hi), carry, zero, w, at + 48);
       }
-      v128.store(dst + (<usize>i << 2), f32x4.mul(w, f32x4.convert_i32x4_s(d)));
-      chain = i32x4.extract_lane(d, 3);
+    } else {
+      const one = i32x4.splat(1);
+      for (; i + 4 <= n; i += 4) {
+        const z = v128.load(dst + (<usize>i << 2));
+        carry = emit4(v128.xor(i32x4.shr_u(z, 1), i32x4.neg(v128.and(z, one))), carry, zero, w, dst + (<usize>i << 2));
+      }
     }
+    if (i > 0) chain = i32x4.extract_lane(carry, 0);
   }
   for (; i < n; i++) {
-    const z = load<u32>(dst + (<usize>i << 2));
+    const z = bytes ? <u32>load<u8>(src + <usize>i) : load<u32>(dst + (<usize>i << 2));
     const d = <i32>(z >> 1) ^ -<i32>(z & 1);
     chain = zero ? d : chain + d;
     store<f32>(dst + (<usize>i << 2), width * <f32>chain);
@@ -414,15 +563,19 @@ function decodeBlock(src: usize, length: u64, k: i32, zero: bool, width: f32, ds
 
 /**
  * Decodes chunks [from, to) of a stream of `size` bytes at src into out (n float32 values), the
- * chunk table checked by the caller: per block the residuals first (no escape: the fast reader,
- * then one SIMD pass to values), else value by value. A chunk that reads past its end or holds a
- * Rice parameter above MAX_K stores 1 at status (the values decoded are then meaningless).
+ * chunk table checked by the caller, with COMET_DECODE_SCRATCH bytes of scratch: per block the
+ * residuals first (k = 0: a byte at a time through the unary table; k >= 1: from the codes'
+ * terminating zeros), then one SIMD pass to values; blocks with escapes value by value. A chunk
+ * that reads past its end or holds a Rice parameter above MAX_K stores 1 at status (the values
+ * decoded are then meaningless).
  */
-export function cometDecode(src: usize, size: i32, n: i32, out: usize, status: usize, from: i32, to: i32): void {
+export function cometDecode(src: usize, size: i32, n: i32, out: usize, status: usize, scratch: usize, from: i32, to: i32): void {
   const chunks = (n + CHUNK - 1) / CHUNK;
   let at = src + <usize>(4 + 4 * chunks);
   for (let c = 0; c < from; c++) at += <usize>load<u32>(src + <usize>(4 + 4 * c));
   const width = <f32>2.0 * reinterpret<f32>(load<u32>(src));
+  const table = scratch, res = scratch + <usize>TABLE_BYTES;
+  buildUnaryTable(table);
   for (let c = from; c < to; c++) {
     const length = <u64>load<u32>(src + <usize>(4 + 4 * c));
     const chunkEnd = min(n, (c + 1) * CHUNK);
@@ -440,8 +593,15 @@ export function cometDecode(src: usize, size: i32, n: i32, out: usize, status: u
         break;
       }
       const dst = out + (<usize>start << 2), pos = rPos;
-      if (readResiduals(at, length, k, dst, count)) reconstruct(dst, count, zero, width);
-      else {
+      let fast: bool;
+      if (k == 0) {
+        fast = readUnary(at, length, table, res, count);
+        if (fast) reconstruct(res, dst, count, zero, width, true);
+      } else {
+        fast = readResiduals(at, length, k, dst, count);
+        if (fast) reconstruct(dst, dst, count, zero, width, false);
+      }
+      if (!fast) {
         rPos = pos;
         decodeBlock(at, length, k, zero, width, dst, count);
       }

@@ -6,6 +6,7 @@
  * and falls back to the reference for the rest (and for float64, used by gradient checks).
  */
 import type { SmartDealFactors } from '../quant/smartdeal.js';
+import type { Category } from '../core/ledger.js';
 import type { Tensor } from '../core/tensor.js';
 import type { CodeBits, GroupLayout, MetaPrecision, NoiseKey } from '../compress/quantize.js';
 import type { ConvShape } from '../quant/kernels.js';
@@ -292,10 +293,10 @@ export interface Kernels {
   halfDecode(bytes: Tensor, out: Tensor, format: HalfFormat): void;
   /**
    * COMET error-bounded encode (compress/comet.ts, its stream format bit for bit): float32 x within
-   * the absolute `bound`, as a stream on the JS heap (its size depends on the data; the caller
-   * books it where it keeps it).
+   * the absolute `bound`, as a new uint8 tensor of the stream's length (which depends on the data)
+   * booked under `category`.
    */
-  cometEncode(x: Tensor, bound: number): Uint8Array;
+  cometEncode(x: Tensor, bound: number, category: Category): Tensor;
   /** Inverse of cometEncode: the stream (bytes.size = its length) into float32 out; a RangeError when it is truncated or corrupt. */
   cometDecode(bytes: Tensor, out: Tensor): void;
 

@@ -265,11 +265,9 @@ export function packTensor(t: Tensor, e: Encoding, noise: NoiseKey | null): Pack
       hi = Math.max(hi, r[2 * g + 1]!);
     }
     ranges.dispose();
-    const stream = k.cometEncode(x, Number.isFinite(hi - lo) ? e.bound * (hi - lo) : 0);
+    const payload = keep(k.cometEncode(x, Number.isFinite(hi - lo) ? e.bound * (hi - lo) : 0, 'saved'));
     if (x !== t) x.dispose();
-    const payload = keep(Tensor.uninitialized([stream.length], 'uint8', 'saved')); // every byte set below
-    (payload.data() as Uint8Array).set(stream);
-    return { ...base, payload, kept: null, bytes: stream.length };
+    return { ...base, payload, kept: null, bytes: payload.size };
   }
   if (e.kind === 'mesa') return packMesa(t, e, noise, copy, base);
   // Group quantization, of x itself or of DIVISION's high-frequency residual.

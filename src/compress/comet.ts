@@ -162,6 +162,9 @@ export const chunkCount = (n: number) => Math.ceil(n / COMET_CHUNK);
 /** Bytes of block scratch the wasm encoder keeps at the end of each chunk's region (kernels/comet.ts SCRATCH). */
 export const COMET_SCRATCH = 2 * BLOCK * 4;
 
+/** Bytes of scratch the wasm decoder needs per thread (kernels/comet.ts): its unary table (16 bytes per byte value) and one block of u8 residuals with 16 bytes of slack. */
+export const COMET_DECODE_SCRATCH = 256 * 16 + BLOCK + 16;
+
 const align8 = (n: number) => Math.ceil(n / 8) * 8;
 
 /**
@@ -239,7 +242,7 @@ export function cometEncode(x: ArrayLike<number>, eb: number): Uint8Array {
 }
 
 /** The stream of coded chunks: the bound (rounded to float32), the chunk table, the chunks. */
-export function cometAssemble(bound: number, chunks: readonly Uint8Array[]): Uint8Array {
+function cometAssemble(bound: number, chunks: readonly Uint8Array[]): Uint8Array {
   const head = 4 + 4 * chunks.length;
   const out = new Uint8Array(head + chunks.reduce((s, c) => s + c.length, 0));
   const view = new DataView(out.buffer);

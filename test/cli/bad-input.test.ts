@@ -76,6 +76,7 @@ test('bad-input table: each mistake gets its own message and exit code, no stack
     check('bench quantt', cliFresh(['bench', 'quantt']), 2, [/unknown suite 'quantt' \(did you mean quant\?\)/]);
     check('bench qat --stepz', cliFresh(['bench', 'qat', '--stepz', '3']), 2, [/slimgrad bench qat: Unknown option '--stepz'/]);
     check('bench act --data absent', cliFresh(['bench', 'act', '--lamb-only', '--data', join(dir, 'absent')]), 1, [/absent: cannot read the MNIST directory/]);
+    check('bench act --lamb-beta2 1', cliFresh(['bench', 'act', '--lamb-only', '--lamb-beta2', '1']), 2, [/--lamb-beta2 must be a number in \[0, 1\), got '1'/]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

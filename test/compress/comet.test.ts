@@ -30,7 +30,7 @@ function wasmKernels(): Kernels {
 
 /** Encodes with a backend's kernel; returns the stream. */
 function encodeWith(k: Pick<Kernels, 'cometEncode'>, x: Float32Array, eb: number): Uint8Array {
-  return scope(() => k.cometEncode(fromValues(x, [x.length]), eb));
+  return scope(() => Uint8Array.from(k.cometEncode(fromValues(x, [x.length]), eb, 'workspace').data() as Uint8Array));
 }
 
 function decodeWith(k: Pick<Kernels, 'cometDecode'>, stream: Uint8Array, n: number): Float32Array {
@@ -77,17 +77,32 @@ test('comet: wasm and TypeScript codecs bit-identical, every finite element with
   }), { numRuns: 120 });
 });
 
+/**
+ * Runs `fn` with the scalar build's kernels (no SIMD: other code paths in kernels/comet.ts) and the
+ * plain SIMD build's (saturating instead of relaxed truncation where the relaxed build is the
+ * default), each at 1 thread.
+ */
+function withOtherBuilds(fn: (build: string, k: WasmKernels) => void): void {
+  for (const variant of ['scalar', 'simd'] as const) {
+    const module = loadKernelModule(variant);
+    assert.ok(module, `the ${variant} kernel build is missing: run npm run build:kernels`);
+    const k = new WasmKernels(module);
+    k.setThreads(1);
+    try {
+      fn(variant, k);
+    } finally {
+      k.shutdown();
+    }
+  }
+}
+
 // Activation-like data at the mode's bounds (a fraction of the range): normal, ReLU (exact zeros),
 // smooth runs and mixtures, so that bins of both signs, every predictor and Rice parameters 0..4
-// occur; the scalar build (no SIMD: another code path in kernels/comet.ts) must agree too.
-test('comet: activation-like data at relative bounds, SIMD and scalar builds, bit-identical to the oracle', () => {
+// occur; the other builds must agree too.
+test('comet: activation-like data at relative bounds, every kernel build bit-identical to the oracle', () => {
   const wasm = wasmKernels();
   setThreads(1);
-  const module = loadKernelModule('scalar');
-  assert.ok(module, 'build/kernels-scalar.wasm missing: run npm run build:kernels');
-  const scalar = new WasmKernels(module);
-  scalar.setThreads(1);
-  try {
+  withOtherBuilds((build, other) => {
     const kind = fc.constantFrom('normal', 'relu', 'smooth', 'mixed');
     fc.assert(fc.property(kind, fc.integer({ min: 1, max: 2000 }), fc.double({ min: 1e-3, max: 0.3, noNaN: true }), fc.integer({ min: 0, max: 1e6 }), (k, n, rel, seed) => {
       const rng = new Rng(seed);
@@ -101,13 +116,32 @@ test('comet: activation-like data at relative bounds, SIMD and scalar builds, bi
       for (const v of x) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
       const eb = rel * (hi - lo);
       const ref = checkBoth(wasm, x, eb, `${k} n ${n} rel ${rel}`);
-      assert.deepEqual(encodeWith(scalar, x, eb), ref, `${k} n ${n}: scalar build's stream`);
-      const want = decodeWith(wasm, ref, n), got = decodeWith(scalar, ref, n);
-      assert.deepEqual(new Uint32Array(got.buffer), new Uint32Array(want.buffer), `${k} n ${n}: scalar build's decode`);
-    }), { numRuns: 60 });
-  } finally {
-    scalar.shutdown();
-  }
+      assert.deepEqual(encodeWith(other, x, eb), ref, `${k} n ${n}: ${build} build's stream`);
+      const want = decodeWith(wasm, ref, n), got = decodeWith(other, ref, n);
+      assert.deepEqual(new Uint32Array(got.buffer), new Uint32Array(want.buffer), `${k} n ${n}: ${build} build's decode`);
+    }), { numRuns: 40 });
+  });
+});
+
+// The wasm decoder reads k = 0 blocks a byte at a time through a table and hands a block whose run
+// of ones crosses 17 to the value-by-value path (an escape may follow): mostly-zero blocks at bound
+// 0.5 (the bins are the integers) with bins up to ±13 (zig-zag residuals up to 26: long unary
+// codes, escapes) and NaN (verbatim) at random places, so that runs end at every bit offset.
+test('comet: k = 0 blocks with long unary codes and escapes decode like the oracle (every kernel build)', () => {
+  const wasm = wasmKernels();
+  setThreads(1);
+  withOtherBuilds((build, other) => {
+    const spike = fc.record({ at: fc.nat(), v: fc.oneof(fc.integer({ min: -13, max: 13 }), fc.constant(NaN)) });
+    fc.assert(fc.property(fc.integer({ min: 1, max: 1100 }), fc.array(spike, { maxLength: 24 }), fc.integer({ min: 0, max: 1e6 }), (n, spikes, seed) => {
+      const rng = new Rng(seed);
+      const x = Float32Array.from({ length: n }, () => (rng.uniform() < 0.2 ? 1 : 0));
+      for (const { at, v } of spikes) x[at % n] = v;
+      const ref = checkBoth(wasm, x, 0.5, `spikes n ${n}`);
+      assert.deepEqual(encodeWith(other, x, 0.5), ref, `spikes n ${n}: ${build} build's stream`);
+      const want = decodeWith(wasm, ref, n), got = decodeWith(other, ref, n);
+      assert.deepEqual(new Uint32Array(got.buffer), new Uint32Array(want.buffer), `spikes n ${n}: ${build} build's decode`);
+    }), { numRuns: 100 });
+  });
 });
 
 test('comet: a group of codes filling a 64-bit write (57 bits after 7 pending) is coded like the oracle', () => {

@@ -3,7 +3,8 @@
  * algorithms, which live beside their formats (compress/quantize.ts, quant/kernels.ts).
  */
 import type { FloatArray } from '../../core/dtype.js';
-import type { Tensor } from '../../core/tensor.js';
+import type { Category } from '../../core/ledger.js';
+import { Tensor } from '../../core/tensor.js';
 import {
   dequantizeGroups as dequantizeArrays, groupRanges as rangesOf, metaFromRanges, packInts, quantizeGroups as quantizeArrays, unpackInts,
   type CodeBits, type GroupLayout, type MetaPrecision, type NoiseKey,
@@ -62,8 +63,11 @@ export function halfDecode(bytes: Tensor, out: Tensor, format: HalfFormat): void
   (format === 'fp16' ? decodeFloat16 : decodeBFloat16)(halves(bytes, out.size), out.data() as FloatArray);
 }
 
-export function cometEncode(x: Tensor, bound: number): Uint8Array {
-  return encodeComet(x.data() as FloatArray, bound);
+export function cometEncode(x: Tensor, bound: number, category: Category): Tensor {
+  const stream = encodeComet(x.data() as FloatArray, bound);
+  const out = Tensor.uninitialized([stream.length], 'uint8', category); // every byte set below
+  (out.data() as Uint8Array).set(stream);
+  return out;
 }
 
 export function cometDecode(bytes: Tensor, out: Tensor): void {

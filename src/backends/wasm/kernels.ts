@@ -3,11 +3,11 @@
  * kernel writing past a tensor would silently corrupt other tensors in the arena), splitting work
  * into per-thread parts, and the per-thread GEMM packing scratch.
  */
-import { chunkCount, COMET_CHUNK, cometAssemble, cometChunkOffsets, cometRegionBytes } from '../../compress/comet.js';
+import { chunkCount, COMET_CHUNK, COMET_DECODE_SCRATCH, cometChunkOffsets, cometRegionBytes } from '../../compress/comet.js';
 import { codeBytes, groupCount, type CodeBits, type GroupLayout, type MetaPrecision, type NoiseKey } from '../../compress/quantize.js';
 import { arena } from '../../core/arena.js';
 import type { DType } from '../../core/dtype.js';
-import { ledger } from '../../core/ledger.js';
+import { ledger, type Category } from '../../core/ledger.js';
 import { fmt } from '../../core/shape.js';
 import { Tensor } from '../../core/tensor.js';
 import { referenceKernels } from '../reference/index.js';
@@ -102,7 +102,8 @@ export class WasmKernels implements Partial<Kernels> {
   private block: { part: number; calls: PoolCall[] | null } | null = null;
 
   constructor(readonly module: KernelModule) {
-    this.scratchBytes = module.exports.gemmScratchBytes();
+    // The per-thread scratch also holds the COMET decoder's table and block.
+    this.scratchBytes = Math.max(module.exports.gemmScratchBytes(), COMET_DECODE_SCRATCH);
     this.sizeScratch();
   }
 
@@ -204,7 +205,7 @@ export class WasmKernels implements Partial<Kernels> {
     return work >= threshold && !this.block ? this.threadCount : 1;
   }
 
-  /** The GEMM packing scratch of part `part` of a split call (inside a block: the block's thread's). */
+  /** The scratch (GEMM packing, the COMET decoder's table) of part `part` of a split call (inside a block: the block's thread's). */
   private scratchOf(part: number): number {
     return this.scratch[this.block ? this.block.part : part]!;
   }
@@ -331,27 +332,52 @@ export class WasmKernels implements Partial<Kernels> {
     this.run('halfDecode', parts.map(([lo, hi]) => [bytes.ptr, out.size, out.ptr, format === 'fp16' ? 0 : 1, lo, hi]));
   }
 
-  cometEncode(x: Tensor, bound: number): Uint8Array {
+  cometEncode(x: Tensor, bound: number, category: Category): Tensor {
     this.assertNotRecording('cometEncode');
     checkTensor('cometEncode', 'x', x, x.size);
     if (!(bound >= 0) || !Number.isFinite(bound)) throw new RangeError(`comet: error bound must be a finite number >= 0, got ${bound}`);
-    const chunks = chunkCount(x.size), region = cometRegionBytes(x.size);
+    const chunks = chunkCount(x.size), region = cometRegionBytes(x.size), head = 4 + 4 * chunks;
     // Rounds of up to 4 chunks per thread: the worst-case regions (7 bytes per value) stay a few
-    // MiB of workspace instead of 7x the tensor; each chunk is copied out as its round ends.
-    const round = Math.max(1, Math.min(chunks, 4 * this.threadCount));
+    // MiB of workspace instead of 7x the tensor. A single round's chunks are moved straight behind
+    // the stream's header; with several, each round's to a staging tensor (grown as needed), copied
+    // behind the header at the end. Every copy stays in wasm memory (no JS arrays).
+    const round = Math.max(1, Math.min(chunks, 4 * this.threadCount)), single = chunks <= round;
     const scratch = Tensor.uninitialized([round * region + 4 * round], 'uint8', 'workspace');
     const regions = scratch.ptr, lens = scratch.ptr + round * region;
-    const coded: Uint8Array[] = [];
+    const lengths: number[] = [];
+    let dest: Tensor | null = null, at = single ? head : 0;
     for (let first = 0; first < chunks; first += round) {
       const count = Math.min(round, chunks - first);
-      // About 3 ns per value on one thread (ResNet-20's saves): a chunk (65,536 values) is worth a pool job.
-      const parts = splitRange(count, this.partsFor(3 * count * COMET_CHUNK, this.splitAt('codec')), 1);
+      // About 2 ns per value on one thread (ResNet-20's saves): a chunk (65,536 values) is worth a pool job.
+      const parts = splitRange(count, this.partsFor(2 * count * COMET_CHUNK, this.splitAt('codec')), 1);
       this.run('cometEncode', parts.map(([lo, hi]) => [x.ptr, x.size, f32Bits(bound), regions, region, lens, first, first + lo, first + hi]));
-      const view = new DataView(arena().buffer);
-      for (let c = 0; c < count; c++) coded.push(new Uint8Array(arena().buffer, regions + c * region, view.getUint32(lens + 4 * c, true)).slice());
+      const got = Array.from({ length: count }, (_, c) => new DataView(arena().buffer).getUint32(lens + 4 * c, true));
+      const need = at + got.reduce((a, b) => a + b, 0);
+      if (single) dest = Tensor.uninitialized([need], 'uint8', category); // the header is written below
+      else if (!dest || dest.size < need) {
+        const grown = Tensor.uninitialized([Math.max(need, 2 * (dest?.size ?? 0), x.size >> 1)], 'uint8', 'workspace');
+        if (dest) new Uint8Array(arena().buffer).copyWithin(grown.ptr, dest.ptr, dest.ptr + at);
+        dest?.dispose();
+        dest = grown;
+      }
+      const u8 = new Uint8Array(arena().buffer);
+      got.forEach((length, c) => {
+        u8.copyWithin(dest!.ptr + at, regions + c * region, regions + c * region + length);
+        at += length;
+      });
+      lengths.push(...got);
     }
     scratch.dispose();
-    return cometAssemble(bound, coded);
+    let out = dest ?? Tensor.uninitialized([head], 'uint8', category);
+    if (!single) {
+      out = Tensor.uninitialized([head + at], 'uint8', category);
+      new Uint8Array(arena().buffer).copyWithin(out.ptr + head, dest!.ptr, dest!.ptr + at);
+      dest!.dispose();
+    }
+    const view = new DataView(arena().buffer);
+    view.setFloat32(out.ptr, bound, true);
+    lengths.forEach((length, c) => view.setUint32(out.ptr + 4 + 4 * c, length, true));
+    return out;
   }
 
   cometDecode(bytes: Tensor, out: Tensor): void {
@@ -361,7 +387,8 @@ export class WasmKernels implements Partial<Kernels> {
     cometChunkOffsets(bytes.data() as Uint8Array, out.size); // throws on a short stream or table
     const status = Tensor.empty([1], 'int32', 'workspace');
     const parts = splitRange(chunkCount(out.size), this.partsFor(2 * out.size, this.splitAt('codec')), 1); // about 2 ns per value
-    if (out.size > 0) this.run('cometDecode', parts.map(([lo, hi]) => [bytes.ptr, bytes.size, out.size, out.ptr, status.ptr, lo, hi]));
+    // Each part's table and block: its thread's scratch.
+    if (out.size > 0) this.run('cometDecode', parts.map(([lo, hi], part) => [bytes.ptr, bytes.size, out.size, out.ptr, status.ptr, this.scratchOf(part), lo, hi]));
     const bad = status.data()[0] !== 0;
     status.dispose();
     if (bad) throw new RangeError(`comet decode: a chunk of the ${bytes.size}-byte stream reads past its end or holds a bad Rice parameter`);

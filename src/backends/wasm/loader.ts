@@ -102,8 +102,8 @@ export interface KernelExports extends TensorKernelExports {
   halfDecode(src: number, n: number, out: number, format: number, from: number, to: number): void;
   /** COMET chunks [from, to) of x into regions of `region` bytes at out (chunk `first` at out), their lengths (u32) at lens (kernels/comet.ts). */
   cometEncode(x: number, n: number, boundBits: number, out: number, region: number, lens: number, first: number, from: number, to: number): void;
-  /** COMET chunks [from, to) of the size-byte stream at src into out; stores 1 at status on a corrupt chunk. */
-  cometDecode(src: number, size: number, n: number, out: number, status: number, from: number, to: number): void;
+  /** COMET chunks [from, to) of the size-byte stream at src into out, with COMET_DECODE_SCRATCH bytes at scratch; stores 1 at status on a corrupt chunk. */
+  cometDecode(src: number, size: number, n: number, out: number, status: number, scratch: number, from: number, to: number): void;
   maxPool2d(
     x: number, out: number, index: number, planes: number, h: number, w: number, kh: number, kw: number,
     sh: number, sw: number, ph: number, pw: number, outH: number, outW: number,
