@@ -6,7 +6,9 @@
  * MNIST (t10k: first 8,000 train, last 2,000 test) and reports test accuracy of the *packed*
  * model (conversion included). Without --accuracy the accuracy rows are omitted (no training).
  * --validation scores on the last 1,500 of the 8,000 training items instead (training on the other
- * 6,500), for tuning recipes without reading the test split.
+ * 6,500), for tuning recipes without reading the test split. Every preset and the float twin train
+ * on one schedule (`Recipe`): Adam, peak --lr (default 1e-2), linear warm-up over the first --warmup
+ * fraction of the steps (default 0.05), cosine decay to 0, batch 64.
  * `nested` (once-QAT) gives one row per width, `nested:N`, all read from one file, and the same
  * recipe trained separately at each width, `nested-separate:N`; `smartdeal` (SmartDeal QAT) adds
  * `smartdeal-ptq`, the trained float twin decomposed without fine-tuning. --plot writes model
@@ -30,7 +32,7 @@ import { createModel } from '../src/nn/models.js';
 import type { Module } from '../src/nn/module.js';
 import type { Sequential } from '../src/nn/layers.js';
 import { Adam } from '../src/optim/optimizer.js';
-import { cosineLr } from '../src/optim/schedule.js';
+import { cosineLr, warmup, type Schedule } from '../src/optim/schedule.js';
 import { fit } from '../src/train/trainer.js';
 import type { Dataset } from '../src/data/dataset.js';
 import { printJson, printTable, UsageError } from '../src/cli/command.js';
@@ -261,16 +263,29 @@ function accuracy(d: DeployedModel, data: Dataset): number {
 }
 
 /**
+ * The training schedule, the same for every preset and its float twin: Adam (betas 0.9/0.999) at
+ * peak rate `lr`, a linear warm-up over the first `warmup` fraction of the steps, then cosine decay
+ * to 0 over the rest.
+ */
+export type Recipe = { lr: number; warmup: number };
+
+/** The learning rate per step of `recipe` over `steps` optimizer steps. */
+export function recipeSchedule(recipe: Recipe, steps: number): Schedule {
+  const warm = Math.round(recipe.warmup * steps);
+  return warm > 0 ? warmup(cosineLr(recipe.lr, steps - warm), warm) : cosineLr(recipe.lr, steps);
+}
+
+/**
  * Trains with the preset's constraints and loss (once-QAT for nested models unless `single`; a
  * compressed variant's pruning schedule); returns the test accuracy.
  */
-function train(model: Module, trainSet: Dataset, testSet: Dataset, epochs: number, seed: number, lr: number, single = false, variant: CompressedVariant | null = null, teacher: Module | null = null): number {
+function train(model: Module, trainSet: Dataset, testSet: Dataset, epochs: number, seed: number, recipe: Recipe, single = false, variant: CompressedVariant | null = null, teacher: Module | null = null): number {
   const steps = epochs * Math.ceil(trainSet.length / 64);
-  const optimizer = withConstraints(new Adam(model.parameters(), { lr }), model, steps);
+  const optimizer = withConstraints(new Adam(model.parameters(), { lr: recipe.lr }), model, steps);
   variant?.train(optimizer, model, steps);
   const distill = teacher ? distillation(model, teacher) : null;
   const loss = distill?.loss ?? (single ? undefined : quantTrainingLoss(model));
-  const r = fit(model, trainSet, testSet, { epochs, batchSize: 64, optimizer, seed, schedule: cosineLr(lr, steps), loss });
+  const r = fit(model, trainSet, testSet, { epochs, batchSize: 64, optimizer, seed, schedule: recipeSchedule(recipe, steps), loss });
   distill?.remove();
   optimizer.dispose();
   return r.testAccuracy ?? NaN;
@@ -362,7 +377,8 @@ export async function run(args: string[]): Promise<number> {
       presets: { type: 'string', default: [...quantPresets, 'prune:0.9', 'prune-ch:0.5'].join(',') },
       seed: { type: 'string', default: '1' },
       seeds: { type: 'string', default: '1' },
-      lr: { type: 'string', default: '2e-3' },
+      lr: { type: 'string', default: '1e-2' },
+      warmup: { type: 'string', default: '0.05' },
       plot: { type: 'string' },
       nested: { type: 'string', default: 'both' },
       'skip-speed': { type: 'boolean', default: false },
@@ -382,8 +398,10 @@ export async function run(args: string[]): Promise<number> {
     }
     if (!known && !isCompressedPreset(p)) throw new UsageError(`unknown preset '${p}' (available: ${quantPresets.join(', ')}, sbnn:S and bnn-sbnn:S with S in [0.5, 1), prune:S, prune-ch:S with S in [0, 1))`);
   }
-  const epochs = Number(values.epochs), seed = Number(values.seed), lr = Number(values.lr);
+  const epochs = Number(values.epochs), seed = Number(values.seed), recipe: Recipe = { lr: Number(values.lr), warmup: Number(values.warmup) };
   if (!Number.isInteger(epochs) || epochs < 1) throw new UsageError(`--epochs must be a positive integer, got '${values.epochs}'`);
+  if (!(recipe.lr > 0)) throw new UsageError(`--lr must be a positive number, got '${values.lr}'`);
+  if (!(recipe.warmup >= 0 && recipe.warmup < 1)) throw new UsageError(`--warmup must be a fraction of the training steps in [0, 1), got '${values.warmup}'`);
   if (!['once', 'separate', 'both'].includes(values.nested!)) throw new UsageError(`--nested must be once, separate or both, got '${values.nested}'`);
   if (values.from !== undefined) return merge(values.from.split(','), values.plot, values.json!);
   if (values.plot !== undefined && !values.accuracy) throw new UsageError('--plot FILE.svg needs --accuracy (the plot shows accuracy against size)');
@@ -407,7 +425,7 @@ export async function run(args: string[]): Promise<number> {
     // --validation (for tuning recipes): train on the first 6,500 training items, score on the other 1,500; the test split is not read.
     const [trainR, testR] = values.validation ? splits.train.split(6500) : [splits.train, splits.test];
     const floatModel = createModel(MODEL, INPUT, 10, runSeed);
-    const floatTestAccuracy = train(floatModel, trainR, testR, epochs, runSeed, lr);
+    const floatTestAccuracy = train(floatModel, trainR, testR, epochs, runSeed, recipe);
     const score = (preset: string, model: Module, fakeQuantAccuracy: number) => {
       model.eval();
       accuracyRows.push({ model: MODEL, preset, seed: runSeed, testAccuracy: accuracy(convert(model, INPUT), testR), fakeQuantAccuracy, floatTestAccuracy });
@@ -423,7 +441,7 @@ export async function run(args: string[]): Promise<number> {
       const separateOnly = preset === 'nested' && values.nested === 'separate';
       // DIR-Net on LeNet-5 distils from the float twin (representation-aligned, its classifier input; the Larq BNN's has other dimensions).
       const teacher = preset === 'dirnet' ? floatModel : null;
-      const fakeQuantAccuracy = separateOnly ? NaN : train(model, trainR, testR, epochs, runSeed, lr, false, variant, teacher);
+      const fakeQuantAccuracy = separateOnly ? NaN : train(model, trainR, testR, epochs, runSeed, recipe, false, variant, teacher);
       if (preset !== 'nested') score(preset, model, fakeQuantAccuracy);
       else {
         // One once-QAT model read at every width, then the same recipe trained at each width alone.
@@ -434,7 +452,7 @@ export async function run(args: string[]): Promise<number> {
         for (const b of values.nested === 'once' ? [] : ONCE_QAT_WIDTHS) {
           const single = build(preset);
           setNestedBits(single, b);
-          score(`nested-separate:${b}`, single, train(single, trainR, testR, epochs, runSeed, lr, true));
+          score(`nested-separate:${b}`, single, train(single, trainR, testR, epochs, runSeed, recipe, true));
           single.dispose();
         }
       }
@@ -490,13 +508,13 @@ export async function run(args: string[]): Promise<number> {
     console.log('\nsparse GEMM vs dense path, one pruned layer (ms per item):');
     printTable(sparse as unknown as Record<string, unknown>[]);
     if (values.accuracy) {
-      console.log(`\naccuracy after ${epochs} epochs (Adam lr ${lr}, cosine, batch 64; float twin: float LeNet-5):`);
+      console.log(`\naccuracy after ${epochs} epochs (Adam lr ${recipe.lr}, ${recipe.warmup * 100} % warm-up, cosine, batch 64; float twin: float LeNet-5):`);
       printTable(accuracyRows);
     }
   }
   if (values.plot) writePlot(values.plot, accuracyRows, sizeRows, `${epochs} epochs`, values.json!);
   printJson({
-    suite: 'quant', machine, epochs: values.accuracy ? epochs : 0,
+    suite: 'quant', machine, epochs: values.accuracy ? epochs : 0, recipe: values.accuracy ? recipe : null,
     accuracy: accuracyRows, size: sizeRows, latency, sparse,
     gemm: gemm.map((r) => ({ k: r.k, kind: r.kind, speedup: r.speedup, speedupVsDot: r.speedupVsDot, gmacs: r.gmacs })),
   });
