@@ -134,21 +134,24 @@ export class Arena {
   }
 
   /**
-   * `alloc` without the step plan: the online policy, first fit everywhere, from either end of
-   * the hole. 'fixed' blocks and large 'short' ones (at least half the largest short block since
-   * `resetSizeClasses`) take the low end; small short blocks and 'long' ones take the high end.
-   * Large activations then pack at the bottom, next to each other, and the small and long-lived
-   * blocks that fill holes do not split the low end where the next large block goes. Parameters
-   * gather at the very bottom, so momentum buffers created by the first step do not pin a hole
-   * mid-arena. (In a one-off simulation over recorded ResNet-20 steps, fp32 to int8 at batch 64 and
-   * 128, see BENCHMARKS.md: the first step's high-water at most 15% above its live peak, from up to
-   * 38% with best fit for long blocks and first fit for all short ones. Later steps replay a plan:
-   * see core/plan.ts.)
+   * `alloc` without the step plan: the online policy. 'fixed' and 'short' blocks take the first
+   * (lowest) hole that holds them, 'long' blocks the last (highest) one. 'fixed' blocks and large
+   * 'short' ones (at least half the largest short block since `resetSizeClasses`) take the low end
+   * of their hole; small short blocks and 'long' ones take the high end. Large activations then
+   * pack at the bottom, next to each other, and the small and long-lived blocks that fill holes do
+   * not split the low end where the next large block goes. A long block (a packed saved
+   * activation, a gradient) in the lowest hole would split the slot a large activation just left
+   * (ResNet-20 b128 int4: the next 8 MB activation then found 6.3 MB there and went to the top):
+   * it goes to the highest hole instead. Parameters gather at the very bottom, so momentum buffers
+   * created by the first step do not pin a hole mid-arena. (Replaying recorded first steps of
+   * ResNet-20 b64/b128 off..comet, the transformer, LeNet-5 and the MLP through this allocator:
+   * high-water over live peak 1.00-1.32, mean 1.15, against 1.00-1.52, mean 1.18, with first fit
+   * for long blocks too; see BENCHMARKS.md. Later steps replay a plan: see core/plan.ts.)
    */
   allocBlock(size: number, lifetime: Lifetime): number {
     if (lifetime === 'short' && size > this.largestShort) this.largestShort = size;
     const fromHigh = lifetime === 'long' || (lifetime === 'short' && 2 * size < this.largestShort);
-    const at = this.firstFit(size);
+    const at = lifetime === 'long' ? this.lastFit(size) : this.firstFit(size);
     this.reservedBytes += size;
     if (at >= 0) {
       const start = this.freeStart[at]!, rest = this.freeSize[at]! - size;
@@ -176,6 +179,11 @@ export class Arena {
 
   private firstFit(size: number): number {
     for (let i = 0; i < this.freeSize.length; i++) if (this.freeSize[i]! >= size) return i;
+    return -1;
+  }
+
+  private lastFit(size: number): number {
+    for (let i = this.freeSize.length - 1; i >= 0; i--) if (this.freeSize[i]! >= size) return i;
     return -1;
   }
 

@@ -9,14 +9,18 @@
  * the lowest offset free for its whole lifetime), and replays that layout in the next steps
  * inside one region of the arena: the high-water of a planned step is its live peak.
  *
- * Replay is guarded: every allocation and free must match the recorded sequence (same block
- * sizes, same order). At the first mismatch (a smaller last batch, data-dependent sizes) the
- * region is given back at once, except for planned blocks still in use, and the rest of the
- * step is placed online; that step's trace becomes the next plan. Blocks that outlived the
+ * Replay is guarded: every allocation and free must match the recorded sequence (same order, each
+ * block at most its planned size). At the first mismatch in the sequence (a smaller last batch)
+ * the region is given back at once, except for planned blocks still in use, and the rest of the
+ * step is placed online; that step's trace becomes the next plan. A block larger than planned
+ * (data-dependent sizes: COMET's entropy-coded streams vary by a fraction of a percent from step
+ * to step) is placed online and the rest of the step still replays; the next plan keeps each
+ * block at the larger of its planned and traced sizes, with headroom for a size that changed, so
+ * that such steps converge to a replayed layout instead of being placed online every step. Blocks that outlived the
  * recorded step (results the caller kept) are placed online. Parameters and optimizer state
  * ('fixed') are never planned: they outlive every step.
  */
-import { arena, ArenaLimitError, type AllocationInterceptor, type Arena, type Lifetime } from './arena.js';
+import { arena, Arena, ArenaLimitError, type AllocationInterceptor, type Lifetime } from './arena.js';
 
 /** The recorded sequence of one step: allocation k is `k + 1`, a free of allocation k is `-(k + 1)`. */
 interface Trace {
@@ -32,6 +36,19 @@ interface Layout extends Trace {
 
 /** Steps in a row whose replay diverged before planning is given up (sizes that change every step). */
 const MAX_DIVERGED_STEPS = 4;
+
+/** Headroom of a block whose size changed between steps: 1/32 of it (rounded up to 64 bytes). */
+const grown = (size: number) => Arena.blockSize(size + size / 32);
+
+/**
+ * The trace to plan the next step on after `trace` diverged from `layout`: the trace itself, or,
+ * where the two ran the same allocations and frees in the same order, each block at the larger of
+ * its two sizes (a size that changed with headroom, see `grown`).
+ */
+function mergeSizes(layout: Trace | null, trace: Trace): Trace {
+  if (!layout || layout.events.length !== trace.events.length || layout.events.some((e, t) => e !== trace.events[t])) return trace;
+  return { events: trace.events, sizes: trace.sizes.map((size, k) => (size <= layout.sizes[k]! ? layout.sizes[k]! : grown(size))) };
+}
 
 /**
  * Places every block of a trace: largest first, at the lowest offset that no block alive at the
@@ -75,6 +92,8 @@ class StepRun implements AllocationInterceptor {
   private readonly planned = new Set<number>();
   private region = -1;
   diverged = false;
+  /** Whether a block outgrew its planned size (placed online, the rest of the step still replays). */
+  outgrown = false;
 
   constructor(private readonly a: Arena, private readonly layout: Layout | null) {
     a.resetSizeClasses();
@@ -103,11 +122,12 @@ class StepRun implements AllocationInterceptor {
     this.trace.sizes.push(size);
     this.trace.events.push(k + 1);
     let ptr: number;
-    if (this.follows(k + 1) && this.layout!.sizes[k] === size && this.layout!.offsets[k]! >= 0) {
+    const follows = this.follows(k + 1);
+    if (follows && size <= this.layout!.sizes[k]! && this.layout!.offsets[k]! >= 0) {
       ptr = this.region + this.layout!.offsets[k]!;
       this.planned.add(k);
     } else {
-      if (this.region >= 0 && this.layout!.sizes[k] !== size) this.diverge();
+      if (follows && size > this.layout!.sizes[k]!) this.outgrown = true;
       ptr = this.a.allocBlock(size, lifetime);
     }
     this.live.set(ptr, k);
@@ -199,11 +219,12 @@ export class StepPlan {
       a.interceptor = null;
       run.finish();
       if (this.layout && !run.diverged) {
-        this.replayedSteps++;
+        if (run.outgrown) this.layout = planLayout(mergeSizes(this.layout, run.trace));
+        else this.replayedSteps++;
         this.divergedInARow = 0;
       } else {
         if (this.layout) this.divergedInARow++;
-        this.layout = this.divergedInARow >= MAX_DIVERGED_STEPS ? null : planLayout(run.trace);
+        this.layout = this.divergedInARow >= MAX_DIVERGED_STEPS ? null : planLayout(mergeSizes(this.layout, run.trace));
       }
     }
   }

@@ -64,6 +64,22 @@ test('arena: random alloc/free sequences never overlap, coalesce back to one blo
   );
 });
 
+test('arena: a long block takes the highest hole, leaving the slot a large activation left for the next one', () => {
+  const K = 64 * 1024;
+  const a = new Arena(1);
+  const slot = a.alloc(8 * K, 'short'); // a large activation
+  a.alloc(K, 'fixed');
+  const small = a.alloc(2 * K, 'short');
+  a.alloc(K, 'fixed');
+  a.free(slot, 8 * K);
+  a.free(small, 2 * K); // holes: 8K low, 2K high
+  const hw = a.highWaterBytes;
+  const saved = a.alloc(K, 'long'); // e.g. a packed saved activation
+  assert.ok(saved > slot + 8 * K, 'the long block went into the low slot');
+  assert.equal(a.alloc(8 * K, 'short'), slot, 'the next large activation did not get its slot back');
+  assert.equal(a.highWaterBytes, hw);
+});
+
 test('arena: a memory limit is a clear error naming the tensor and the limit; memory below it keeps working', () => {
   const a = arena();
   const cap = a.usedBytes + 3 * 2 ** 20;
