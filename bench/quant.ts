@@ -262,6 +262,9 @@ function accuracy(d: DeployedModel, data: Dataset): number {
   return correct / data.length;
 }
 
+/** A flag's number; NaN for an empty string (which Number() would read as 0). */
+const numberOrNaN = (v: string): number => (v.trim() === '' ? NaN : Number(v));
+
 /**
  * The training schedule, the same for every preset and its float twin: Adam (betas 0.9/0.999) at
  * peak rate `lr`, a linear warm-up over the first `warmup` fraction of the steps, then cosine decay
@@ -398,7 +401,7 @@ export async function run(args: string[]): Promise<number> {
     }
     if (!known && !isCompressedPreset(p)) throw new UsageError(`unknown preset '${p}' (available: ${quantPresets.join(', ')}, sbnn:S and bnn-sbnn:S with S in [0.5, 1), prune:S, prune-ch:S with S in [0, 1))`);
   }
-  const epochs = Number(values.epochs), seed = Number(values.seed), recipe: Recipe = { lr: Number(values.lr), warmup: Number(values.warmup) };
+  const epochs = Number(values.epochs), seed = Number(values.seed), recipe: Recipe = { lr: numberOrNaN(values.lr!), warmup: numberOrNaN(values.warmup!) };
   if (!Number.isInteger(epochs) || epochs < 1) throw new UsageError(`--epochs must be a positive integer, got '${values.epochs}'`);
   if (!(recipe.lr > 0)) throw new UsageError(`--lr must be a positive number, got '${values.lr}'`);
   if (!(recipe.warmup >= 0 && recipe.warmup < 1)) throw new UsageError(`--warmup must be a fraction of the training steps in [0, 1), got '${values.warmup}'`);

@@ -24,4 +24,5 @@ test('bench quant: --lr and --warmup outside their ranges are usage errors namin
   await assert.rejects(run(['--accuracy', '--lr', 'fast']), (e: Error) => e instanceof UsageError && /--lr/.test(e.message));
   await assert.rejects(run(['--accuracy', '--warmup', '1']), (e: Error) => e instanceof UsageError && /--warmup/.test(e.message));
   await assert.rejects(run(['--accuracy', '--warmup=-0.1']), (e: Error) => e instanceof UsageError && /--warmup/.test(e.message));
+  await assert.rejects(run(['--accuracy', '--warmup', '']), (e: Error) => e instanceof UsageError && /--warmup/.test(e.message));
 });
